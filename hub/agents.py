@@ -1,0 +1,101 @@
+"""Agents (people who answer), their queue memberships, and the queues themselves as config declares them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hub.config import QueueSettings
+from hub.history.db import Database, Tx
+from hub.model import Agent, format_time, utcnow
+
+ROLES = ("admin", "supervisor", "agent")
+_hasher = PasswordHasher()
+
+
+class AgentError(ValueError):
+    """An agent operation that cannot be done; the message says why."""
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise AgentError("a password needs at least 8 characters")
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _agent(tx: Tx, row: Mapping[str, object]) -> Agent:
+    queues = [str(r["queue"]) for r in tx.all("SELECT queue FROM agent_queues WHERE agent_id = ? ORDER BY queue",
+                                              (row["id"],))]
+    return Agent(int(str(row["id"])), str(row["name"]), str(row["email"]), row["role"],  # type: ignore[arg-type]
+                 queues, str(row["created_at"]), bool(row["disabled"]))
+
+
+async def add_agent(db: Database, name: str, email: str, password: str, role: str, queues: list[str]) -> Agent:
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}")
+    email = email.strip().lower()
+    if "@" not in email:
+        raise AgentError(f"{email!r} is not an email address")
+    digest = hash_password(password)  # slow on purpose: do it outside the transaction
+    now = format_time(utcnow())
+
+    def write(tx: Tx) -> Agent:
+        known = {str(r["name"]) for r in tx.all("SELECT name FROM queues")}
+        unknown = [q for q in queues if q not in known]
+        if unknown:
+            raise AgentError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}")
+        if tx.one("SELECT id FROM agents WHERE email = ?", (email,)):
+            raise AgentError(f"an agent with email {email} already exists")
+        row = tx.one(
+            "INSERT INTO agents (name, email, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING id, name, email, role, disabled, created_at",
+            (name, email, role, digest, now),
+        )
+        assert row is not None
+        for q in queues:
+            tx.exec("INSERT INTO agent_queues (agent_id, queue) VALUES (?, ?)", (row["id"], q))
+        return _agent(tx, row)
+
+    return await db.write(write)
+
+
+async def list_agents(db: Database) -> list[Agent]:
+    def read(tx: Tx) -> list[Agent]:
+        rows = tx.all("SELECT id, name, email, role, disabled, created_at FROM agents ORDER BY id")
+        return [_agent(tx, r) for r in rows]
+
+    return await db.read(read)
+
+
+async def find_agent(db: Database, ref: str) -> Agent | None:
+    """An agent by id or email."""
+
+    def read(tx: Tx) -> Agent | None:
+        column = "id" if ref.isdigit() else "email"
+        value: object = int(ref) if ref.isdigit() else ref.strip().lower()
+        row = tx.one(f"SELECT id, name, email, role, disabled, created_at FROM agents WHERE {column} = ?", (value,))
+        return _agent(tx, row) if row else None
+
+    return await db.read(read)
+
+
+async def sync_queues(db: Database, queues: Mapping[str, QueueSettings]) -> None:
+    """Make the queues table say what config says (queues referenced by history are kept)."""
+
+    def write(tx: Tx) -> None:
+        for name, q in queues.items():
+            tx.exec(
+                "INSERT INTO queues (name, title) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET title = ?",
+                (name, q.title or name, q.title or name),
+            )
+
+    await db.write(write)

@@ -1,0 +1,90 @@
+"""One error shape for the API and webhooks: `{"error": {"status", "message", "details"?}}`, never a bare 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hub.history.identities import IdentityError
+from hub.history.merge import MergeError
+from hub.history.store import NotFound
+from hub.outbox import ReplyError
+
+log = logging.getLogger("hub.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+
+def error(status: int, message: str, details: Any = None) -> web.Response:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if details is not None:
+        body["details"] = details
+    return web.json_response({"error": body}, status=status)
+
+
+def _field_errors(e: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(body)"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append({"field": where, "message": msg})
+    return out
+
+
+class BadBody(Exception):
+    def __init__(self, status: int, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """The request body as MODEL, or a 4xx that says exactly what is wrong with it."""
+    if request.content_type != "application/json":
+        raise BadBody(415, f"send Content-Type: application/json (got {request.content_type or 'none'})")
+    raw = await request.read()  # raises 413 past server.max_body_bytes
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadBody(400, f"malformed JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadBody(400, "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        fields = _field_errors(e)
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        raise BadBody(422, f"invalid body: {summary}", fields) from None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadBody as e:
+        return error(e.status, e.message, e.details)
+    except NotFound as e:
+        return error(404, str(e))
+    except (IdentityError, ReplyError) as e:
+        return error(422, str(e))
+    except MergeError as e:
+        return error(409, str(e))
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == "application/json":
+            raise
+        message = e.text if e.text and e.text != f"{e.status}: {e.reason}" else e.reason
+        resp = error(e.status, message or e.reason)
+        for k, v in e.headers.items():
+            if k.lower() not in ("content-type", "content-length"):
+                resp.headers[k] = v
+        return resp
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident)
+        return error(500, f"internal error; the server log has the details under incident {incident}")

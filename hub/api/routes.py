@@ -1,0 +1,249 @@
+"""REST API handlers, /api/v1: customers, timelines, conversations, replies. Every route needs a bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hub.api.auth import PRINCIPAL, Principal, require_admin
+from hub.api.errors import read_json
+from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
+from hub.events import Event
+from hub.history import store
+from hub.history.db import Tx
+from hub.history.identities import parse
+from hub.history.merge import merge_customers
+from hub.keys import BUS, DB, OUTBOX, SETTINGS
+from hub.model import format_time, utcnow
+
+STATUSES = ("open", "assigned", "resolved")
+
+
+def _int(request: web.Request, name: str) -> int:
+    return int(request.match_info[name])
+
+
+def _limit(request: web.Request, default: int = 50, most: int = 200) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {most}")
+    return int(raw)
+
+
+def _sees_customer(tx: Tx, p: Principal, customer_id: int) -> bool:
+    if p.is_admin:
+        return True
+    marks = ", ".join("?" for _ in p.queues) or "NULL"
+    row = tx.one(
+        f"SELECT id FROM conversations WHERE customer_id = ? AND (queue IN ({marks}) OR agent_id = ?) LIMIT 1",
+        (customer_id, *p.queues, p.agent_id),
+    )
+    return row is not None
+
+
+def _sees_conversation(p: Principal, queue: str | None, agent_id: int | None) -> bool:
+    return p.is_admin or (queue in p.queues) or (agent_id is not None and agent_id == p.agent_id)
+
+
+def _forbidden(what: str) -> web.HTTPNotFound:
+    # Not 403: an agent should not learn that another queue's customer or conversation exists.
+    return web.HTTPNotFound(text=f"{what} does not exist or is not in your queues")
+
+
+async def list_customers(request: web.Request) -> web.Response:
+    p = request[PRINCIPAL]
+    db = request.app[DB]
+    region = request.app[SETTINGS].identities.default_region
+    ident_q, text_q = request.query.get("identity"), request.query.get("q")
+    if not ident_q and not text_q:
+        raise web.HTTPBadRequest(text="pass ?identity=kind:value or ?q=text")
+    limit = _limit(request)
+
+    def find(tx: Tx) -> list[dict[str, Any]]:
+        if ident_q:
+            cid = store.customer_by_identity(tx, parse(ident_q, region))
+            found = [store.customer(tx, cid)] if cid is not None else []
+        else:
+            found = store.search_customers(tx, text_q or "", limit)
+        return [c.to_json() for c in found if _sees_customer(tx, p, c.id)]
+
+    return web.json_response({"items": await db.read(find)})
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    p, cid = request[PRINCIPAL], _int(request, "id")
+
+    def load(tx: Tx) -> dict[str, Any]:
+        c = store.customer(tx, cid)
+        if not _sees_customer(tx, p, cid):
+            raise _forbidden(f"customer {cid}")
+        out = c.to_json()
+        convs, _ = store.list_conversations(tx, None, None, None, cid, None, None, 20, None)
+        out["conversations"] = [cv.to_json() for cv in convs]
+        return out
+
+    return web.json_response(await request.app[DB].read(load))
+
+
+async def timeline(request: web.Request) -> web.Response:
+    p, cid = request[PRINCIPAL], _int(request, "id")
+    limit, cursor = _limit(request), request.query.get("cursor")
+    order = request.query.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise web.HTTPBadRequest(text="order must be asc (oldest first) or desc (newest first)")
+
+    def load(tx: Tx) -> dict[str, Any]:
+        store.customer(tx, cid)
+        if not _sees_customer(tx, p, cid):
+            raise _forbidden(f"customer {cid}")
+        try:
+            items, nxt = store.timeline(tx, cid, limit, cursor, newest_first=order == "desc")
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+        return {"items": [m.to_json() for m in items], "next": nxt}
+
+    return web.json_response(await request.app[DB].read(load))
+
+
+async def merge(request: web.Request) -> web.Response:
+    p = require_admin(request)
+    survivor = _int(request, "id")
+    body = await read_json(request, MergeBody)
+    now = format_time(utcnow())
+    db = request.app[DB]
+    event_id = await db.write(lambda tx: merge_customers(tx, survivor, body.customer_id, now, p.agent_id))
+    result = await db.read(lambda tx: (store.customer(tx, survivor), store.message(tx, event_id)))
+    await request.app[BUS].publish(
+        Event("customer.merged", {"customer": result[0].to_json(), "merged_customer_id": body.customer_id})
+    )
+    return web.json_response({"customer": result[0].to_json(), "event": result[1].to_json()})
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    p: Principal = request[PRINCIPAL]
+    status = request.query.get("status")
+    if status and status not in STATUSES:
+        raise web.HTTPBadRequest(text=f"status must be one of {', '.join(STATUSES)}")
+    agent = request.query.get("agent")
+    if agent is not None and not agent.isdigit():
+        raise web.HTTPBadRequest(text="agent must be an agent id")
+    customer = request.query.get("customer")
+    if customer is not None and not customer.isdigit():
+        raise web.HTTPBadRequest(text="customer must be a customer id")
+    limit, cursor = _limit(request), request.query.get("cursor")
+
+    def load(tx: Tx) -> dict[str, Any]:
+        try:
+            items, nxt = store.list_conversations(
+                tx, status, request.query.get("queue"), int(agent) if agent else None,
+                int(customer) if customer else None,
+                None if p.is_admin else p.queues, None if p.is_admin else p.agent_id, limit, cursor,
+            )
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from None
+        return {"items": [c.to_json() for c in items], "next": nxt}
+
+    return web.json_response(await request.app[DB].read(load))
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    p, conv_id = request[PRINCIPAL], _int(request, "id")
+
+    def load(tx: Tx) -> dict[str, Any]:
+        c = store.conversation(tx, conv_id)
+        if not _sees_conversation(p, c.queue, c.agent_id):
+            raise _forbidden(f"conversation {conv_id}")
+        out = c.to_json()
+        out["customer"] = store.customer(tx, c.customer_id).to_json()
+        out["messages"] = [m.to_json() for m in store.conversation_messages(tx, conv_id)]
+        return out
+
+    return web.json_response(await request.app[DB].read(load))
+
+
+async def _check_conversation(request: web.Request, conv_id: int) -> None:
+    p = request[PRINCIPAL]
+    c = await request.app[DB].read(lambda tx: store.conversation(tx, conv_id))
+    if not _sees_conversation(p, c.queue, c.agent_id):
+        raise _forbidden(f"conversation {conv_id}")
+
+
+async def post_message(request: web.Request) -> web.Response:
+    conv_id = _int(request, "id")
+    body = await read_json(request, ReplyBody)
+    await _check_conversation(request, conv_id)
+    msg = await request.app[OUTBOX].reply(
+        conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note
+    )
+    return web.json_response(msg.to_json(), status=201)
+
+
+async def resolve(request: web.Request) -> web.Response:
+    conv_id = _int(request, "id")
+    body = await read_json(request, ResolveBody) if request.body_exists else ResolveBody()
+    await _check_conversation(request, conv_id)
+    p = request[PRINCIPAL]
+    now = format_time(utcnow())
+
+    def write(tx: Tx) -> dict[str, Any]:
+        before = store.conversation(tx, conv_id)
+        if before.status == "resolved":
+            raise web.HTTPConflict(text=f"conversation {conv_id} is already resolved")
+        if body.note:
+            store.insert_message(
+                tx, conversation_id=conv_id, customer_id=before.customer_id, channel="hub", direction="out",
+                kind="note", text=body.note, status="internal", agent_id=p.agent_id, now=now,
+            )
+        return store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
+
+    conv = await request.app[DB].write(write)
+    await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))
+    return web.json_response(conv)
+
+
+async def get_message(request: web.Request) -> web.Response:
+    mid = _int(request, "id")
+    msg = await request.app[DB].read(lambda tx: store.message(tx, mid))
+    await _check_conversation(request, msg.conversation_id)
+    return web.json_response(msg.to_json())
+
+
+async def get_attachment(request: web.Request) -> web.Response:
+    p, aid = request[PRINCIPAL], _int(request, "id")
+
+    def load(tx: Tx) -> tuple[Any, bytes]:
+        att, data, customer_id = store.attachment_data(tx, aid)
+        if not _sees_customer(tx, p, customer_id):
+            raise _forbidden(f"attachment {aid}")
+        return att, data
+
+    att, data = await request.app[DB].read(load)
+    if att.status != "stored":
+        raise web.HTTPConflict(text=f"attachment {aid} is {att.status}: {att.error or 'not fetched yet'}")
+    safe_name = "".join(ch for ch in att.filename if ch.isalnum() or ch in "._- ") or "attachment"
+    return web.Response(
+        body=data,
+        content_type=att.content_type if "/" in att.content_type else "application/octet-stream",
+        headers={
+            # Customer files never run as a page of ours: download, no sniffing, sandboxed if opened.
+            "Content-Disposition": f'attachment; filename="{safe_name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v1/customers", list_customers),
+        web.get(r"/api/v1/customers/{id:\d+}", get_customer),
+        web.get(r"/api/v1/customers/{id:\d+}/timeline", timeline),
+        web.post(r"/api/v1/customers/{id:\d+}/merge", merge),
+        web.get("/api/v1/conversations", list_conversations),
+        web.get(r"/api/v1/conversations/{id:\d+}", get_conversation),
+        web.post(r"/api/v1/conversations/{id:\d+}/messages", post_message),
+        web.post(r"/api/v1/conversations/{id:\d+}/resolve", resolve),
+        web.get(r"/api/v1/messages/{id:\d+}", get_message),
+        web.get(r"/api/v1/attachments/{id:\d+}", get_attachment),
+    ]

@@ -1,0 +1,161 @@
+"""Builds the hub's aiohttp application from settings: services under typed AppKeys, every long-lived task
+started and stopped by a cleanup_ctx (closed in reverse order)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from hub.agents import sync_queues
+from hub.api import openapi
+from hub.api.auth import TokenAuth, auth_middleware
+from hub.api.errors import error_middleware
+from hub.api.routes import routes as api_routes
+from hub.channels.api import ApiChannel
+from hub.channels.base import Channel
+from hub.config import Settings
+from hub.events import MemoryBus
+from hub.history.db import open_database, redact
+from hub.history.schema import migrate
+from hub.ingest import Ingest
+from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, SETTINGS
+from hub.metrics import Metrics
+from hub.outbox import Outbox
+
+log = logging.getLogger("hub.app")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _metrics_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        finally:
+            metrics.http_requests.labels(route, request.method, str(status)).inc()
+            metrics.http_latency.labels(route).observe(time.perf_counter() - start)
+
+    return middleware
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if await request.app[DB].ping():
+        return web.json_response({"status": "ready", "database": request.app[DB].dialect})
+    return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def index(request: web.Request) -> web.Response:
+    s = request.app[SETTINGS]
+    configured: dict[str, Channel] = request.app[CHANNELS]
+    channels = ", ".join(sorted(configured))
+    return web.Response(
+        content_type="text/html",
+        text=(
+            "<!doctype html><meta charset=utf-8><title>hub</title>"
+            "<body style='font-family:system-ui;max-width:40em;margin:3em auto'>"
+            "<h1>hub is running</h1>"
+            f"<p>Channels: {channels}. Queues: {', '.join(sorted(s.routing.queues))}.</p>"
+            "<ul><li><a href='/api/v1/openapi.json'>REST API (OpenAPI)</a></li>"
+            "<li><a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a> · <a href='/metrics'>/metrics</a>"
+            "</li></ul></body>"
+        ),
+    )
+
+
+def build_channels(settings: Settings, ingest: Ingest) -> dict[str, Channel]:
+    channels: dict[str, Channel] = {}
+    if settings.channels.api.enabled:
+        channels["api"] = ApiChannel(ingest, settings.channels.api)
+    return channels
+
+
+def _task(name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(make(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def build_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    db = open_database(settings.database.url, settings.database.pool_size, settings.database.sqlite_synchronous)
+    bus = MemoryBus()
+    auth = TokenAuth(db)
+    ingest = Ingest(db, settings, bus, metrics)
+    channels = build_channels(settings, ingest)
+    outbox = Outbox(db, channels, settings.outbox, bus, metrics)
+
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[_metrics_middleware(metrics), error_middleware, auth_middleware(auth)],
+    )
+    app[SETTINGS], app[DB], app[BUS], app[METRICS] = settings, db, bus, metrics
+    app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        log.info("database %s", redact(settings.database.url))
+        applied = await migrate(db)
+        if applied:
+            log.info("schema migrated to version %d", applied[-1])
+        await sync_queues(db, settings.routing.queues)
+        yield
+        await db.close()
+
+    async def channel_tasks(app: web.Application) -> AsyncIterator[None]:
+        started: list[Channel] = []
+        for ch in channels.values():
+            await ch.start()
+            started.append(ch)
+        log.info("channels: %s", ", ".join(channels) or "none")
+        yield
+        for ch in reversed(started):
+            await ch.stop()
+
+    app.cleanup_ctx.extend(
+        [
+            database,
+            channel_tasks,
+            _task("hub-ingest-recovery", ingest.recover_forever),
+            _task("hub-outbox", outbox.run_forever),
+        ]
+    )
+
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if settings.metrics.enabled:
+        app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/api/v1/openapi.json", openapi.serve)
+    app.router.add_routes(api_routes())
+    for ch in channels.values():
+        app.router.add_routes(ch.routes())
+    return app

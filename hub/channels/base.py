@@ -1,0 +1,78 @@
+"""The adapter contract: what every channel provides. Adapters only translate; they own no storage and no routing."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from aiohttp import web
+
+from hub.model import Inbound, Outbound
+
+if TYPE_CHECKING:
+    from hub.ingest import IngestResult
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Facts the rest of the hub reads instead of branching on channel names."""
+
+    max_text_length: int
+    media: bool = False
+    voice: bool = False
+    html: bool = False
+    #: messages per second the provider accepts from us (None: no known limit)
+    rate_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    external_id: str | None
+    status: str = "sent"
+
+
+class SendError(Exception):
+    """A send that did not go through. PERMANENT errors are not retried; RETRY_AFTER honours a provider's hint."""
+
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class InboundSink(Protocol):
+    """The one inbound path, as an adapter sees it."""
+
+    async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult: ...
+
+    async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int: ...
+
+
+class Channel(ABC):
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    #: identity kinds this channel can reach a customer by
+    identity_kinds: ClassVar[tuple[str, ...]]
+
+    def __init__(self, sink: InboundSink) -> None:
+        self.sink = sink
+
+    def routes(self) -> list[web.RouteDef]:
+        """Webhook routes this channel serves (each authenticates its provider)."""
+        return []
+
+    async def start(self) -> None:
+        """Start long-lived tasks (pollers). Called once the store is ready."""
+
+    async def stop(self) -> None:
+        """Stop what start() started; drain in-flight work."""
+
+    @abstractmethod
+    def parse(self, payload: Any) -> Inbound:
+        """Translate one provider payload into an Inbound (raise ValueError with a reason if it cannot)."""
+
+    @abstractmethod
+    async def send(self, outbound: Outbound) -> SendResult:
+        """Deliver one message; raise SendError (permanent or not) when it does not go through."""

@@ -1,0 +1,289 @@
+"""The `hub` command: serve, demo, migrate, tokens, agents, events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.config import ConfigError, Settings, load_settings
+from hub.history.db import Database, open_database, redact
+
+log = logging.getLogger("hub")
+
+
+def _setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]]) -> int:
+    from hub.agents import sync_queues
+    from hub.history.schema import migrate
+
+    db = open_database(settings.database.url, settings.database.pool_size, settings.database.sqlite_synchronous)
+    try:
+        await migrate(db)
+        await sync_queues(db, settings.routing.queues)
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+async def run_server(
+    app: web.Application, host: str, port: int, shutdown_timeout: float,
+    started: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM, then stop taking requests and drain what is in flight."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving on http://%s:%d", host, bound)
+    try:
+        if started is not None:
+            await started(bound)
+        await stop.wait()
+        log.info("shutting down: draining in-flight requests")
+    finally:
+        await runner.cleanup()
+
+
+# -- commands ------------------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hub.app import build_app
+
+    settings = _settings(args)
+    if args.host:
+        settings.server.host = args.host
+    if args.port is not None:
+        settings.server.port = args.port
+    _setup_logging(settings.server.log_level)
+    app = build_app(settings)
+    asyncio.run(run_server(app, settings.server.host, settings.server.port, settings.server.shutdown_timeout_seconds))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from hub.history.schema import LATEST, current_version, migrate
+
+    settings = _settings(args)
+    _setup_logging(settings.server.log_level)
+
+    async def run() -> int:
+        db = open_database(settings.database.url, 1, settings.database.sqlite_synchronous)
+        try:
+            applied = await migrate(db)
+            version = await current_version(db)
+        finally:
+            await db.close()
+        print(f"{redact(settings.database.url)}: schema at version {version} of {LATEST}"
+              + (f" (applied {', '.join(map(str, applied))})" if applied else " (nothing to do)"))
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    from hub.agents import find_agent
+    from hub.api.auth import create_token
+
+    settings = _settings(args)
+
+    async def run(db: Database) -> int:
+        agent_id = None
+        if args.agent:
+            agent = await find_agent(db, args.agent)
+            if agent is None:
+                print(f"error: no agent {args.agent!r} (see `hub agents list`)", file=sys.stderr)
+                return 2
+            agent_id = agent.id
+        try:
+            token = await create_token(db, args.role, agent_id, args.label or "")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"created an {args.role} token; it is shown only once:", file=sys.stderr)
+        print(token)
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def cmd_agents_add(args: argparse.Namespace) -> int:
+    from hub.agents import AgentError, add_agent
+
+    settings = _settings(args)
+    password = args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"password for {args.email}: ")
+
+    async def run(db: Database) -> int:
+        try:
+            agent = await add_agent(db, args.name, args.email, password, args.role, args.queue or [])
+        except AgentError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"added agent {agent.id}: {agent.name} <{agent.email}> {agent.role}, queues: "
+              f"{', '.join(agent.queues) or 'none'}")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def cmd_agents_list(args: argparse.Namespace) -> int:
+    from hub.agents import list_agents
+
+    settings = _settings(args)
+
+    async def run(db: Database) -> int:
+        agents = await list_agents(db)
+        if not agents:
+            print("no agents yet: add one with `hub agents add --name NAME --email EMAIL --queue QUEUE`")
+        for a in agents:
+            state = " (disabled)" if a.disabled else ""
+            print(f"{a.id:>4}  {a.name:<20} {a.email:<30} {a.role:<10} {', '.join(a.queues) or '-'}{state}")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def cmd_events_replay(args: argparse.Namespace) -> int:
+    from hub.events import MemoryBus
+    from hub.ingest import Ingest
+    from hub.metrics import Metrics
+
+    settings = _settings(args)
+    _setup_logging(settings.server.log_level)
+
+    async def run(db: Database) -> int:
+        ingest = Ingest(db, settings, MemoryBus(), Metrics())
+        statuses = tuple(args.status)
+        n = await ingest.process_journal(statuses)
+        left = await db.read(
+            lambda tx: tx.one(
+                f"SELECT COUNT(*) AS n FROM journal WHERE status IN ({', '.join('?' for _ in statuses)})", statuses
+            )
+        )
+        remaining = int(left["n"]) if left else 0
+        print(f"replayed: {n} event(s) stored; {remaining} still {'/'.join(statuses)}")
+        return 0 if remaining == 0 else 1
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    _setup_logging("info")
+    return asyncio.run(run_demo(Path(args.data), args.host, args.port, traffic=not args.no_traffic))
+
+
+# -- parser --------------------------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config", metavar="FILE",
+        help="TOML settings file (default: the embedded default; HUB_<SECTION>__<KEY> env vars override either)",
+    )
+    p = argparse.ArgumentParser(
+        prog="hub", description="An omnichannel contact-center hub: one timeline per customer across every channel."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", parents=[config], help="run the hub", description="Run the hub's HTTP server.")
+    s.add_argument("--host", help="listen address (default: server.host)")
+    s.add_argument("--port", type=int, help="listen port (default: server.port; 0 picks a free one)")
+    s.set_defaults(fn=cmd_serve)
+
+    d = sub.add_parser("demo", help="run a demo hub with sample queues, agents and live traffic",
+                       description="Run the hub on its embedded default (SQLite in --data) with demo queues, agents "
+                                   "and a simulated customer writing in through the real inbound path.")
+    d.add_argument("--data", default="hub-demo", help="data folder (default: ./hub-demo)")
+    d.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    d.add_argument("--port", type=int, default=8080, help="listen port (default: 8080)")
+    d.add_argument("--no-traffic", action="store_true", help="no simulated customers")
+    d.set_defaults(fn=cmd_demo)
+
+    m = sub.add_parser("migrate", parents=[config], help="bring the database schema up to date",
+                       description="Apply schema migrations (the hub also does this at start).")
+    m.set_defaults(fn=cmd_migrate)
+
+    t = sub.add_parser("tokens", help="API tokens", description="Manage API bearer tokens.")
+    tsub = t.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    tc = tsub.add_parser("create", parents=[config], help="create a token (printed alone on the last line)",
+                         description="Create an API token. Only its hash is stored: the token is printed once, "
+                                     "alone on the last line of stdout.")
+    tc.add_argument("--role", required=True, choices=["admin", "agent"])
+    tc.add_argument("--agent", metavar="ID_OR_EMAIL", help="the agent an agent token acts as (required for agent)")
+    tc.add_argument("--label", help="a note on what the token is for")
+    tc.set_defaults(fn=cmd_tokens_create)
+
+    a = sub.add_parser("agents", help="agents", description="Manage agents.")
+    asub = a.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
+    aa = asub.add_parser("add", parents=[config], help="add an agent",
+                         description="Add an agent. The password is read from --password, else stdin or a prompt.")
+    aa.add_argument("--name", required=True)
+    aa.add_argument("--email", required=True)
+    aa.add_argument("--password", help="at least 8 characters (default: prompt, or first line of stdin)")
+    aa.add_argument("--role", default="agent", choices=["agent", "supervisor", "admin"])
+    aa.add_argument("--queue", action="append", metavar="QUEUE", help="a queue the agent works (repeatable)")
+    aa.set_defaults(fn=cmd_agents_add)
+    al = asub.add_parser("list", parents=[config], help="list agents", description="List agents.")
+    al.set_defaults(fn=cmd_agents_list)
+
+    e = sub.add_parser("events", help="the inbound event journal", description="Work with the inbound journal.")
+    esub = e.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    er = esub.add_parser("replay", parents=[config], help="reprocess failed journaled events (idempotent)",
+                         description="Reprocess journaled inbound events that failed (or are pending). "
+                                     "Safe to repeat: an event already stored is never stored twice.")
+    er.add_argument("--status", action="append", choices=["failed", "pending"],
+                    help="which events (repeatable; default: failed and pending)")
+    er.set_defaults(fn=cmd_events_replay)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "status", None) is None and getattr(args, "events_command", None) == "replay":
+        args.status = ["failed", "pending"]
+    try:
+        return int(args.fn(args))
+    except ConfigError as e:
+        print(f"hub: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

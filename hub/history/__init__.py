@@ -1,0 +1,1 @@
+"""History: the store behind every customer's timeline."""

@@ -1,0 +1,231 @@
+"""The database connection: SQLite (embedded default) or PostgreSQL behind one transaction API.
+
+Every unit of work is a plain function of a `Tx`, run whole in a worker thread, so the event loop never blocks and
+a transaction costs one thread hop. SQL is written once with `?` placeholders; the dialect translates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+Params = Sequence[Any]
+
+log = logging.getLogger("hub.db")
+
+
+class Tx(Protocol):
+    """One open transaction. Rows are read-only mappings keyed by column name."""
+
+    dialect: str
+    #: appended to a SELECT to lock the rows it reads until commit (empty where the whole db is locked)
+    for_update: str
+
+    def one(self, sql: str, params: Params = ()) -> Row | None: ...
+    def all(self, sql: str, params: Params = ()) -> list[Row]: ...
+    def exec(self, sql: str, params: Params = ()) -> int: ...
+    def script(self, sql: str) -> None: ...
+
+
+class Database(Protocol):
+    dialect: str
+    url: str
+
+    async def read(self, fn: Callable[[Tx], T]) -> T: ...
+    async def write(self, fn: Callable[[Tx], T]) -> T: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+    for_update = ""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self._c.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(self._c.execute(sql, params).fetchall())
+
+    def exec(self, sql: str, params: Params = ()) -> int:
+        return self._c.execute(sql, params).rowcount
+
+    def script(self, sql: str) -> None:
+        for stmt in _statements(sql):
+            self._c.execute(stmt)
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+class SqliteDatabase:
+    """WAL mode; one writer thread (SQLite allows one writer) and a few reader threads with their own connections."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, readers: int = 4, synchronous: str = "normal") -> None:
+        self.url = url
+        self.path = url.removeprefix("sqlite:///")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._synchronous = synchronous.upper()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="hub-db-write")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="hub-db-read")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _run(self, fn: Callable[[Tx], T], begin: str) -> T:
+        conn = self._conn()
+        conn.execute(begin)
+        try:
+            result = fn(_SqliteTx(conn))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._run, fn, "BEGIN")
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._run, fn, "BEGIN IMMEDIATE")
+
+    async def ping(self) -> bool:
+        try:
+            return await self.read(lambda tx: tx.one("SELECT 1 AS ok") is not None)
+        except sqlite3.Error:
+            return False
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for c in self._conns:
+                c.close()
+            self._conns.clear()
+
+
+class _PgTx:
+    dialect = "postgresql"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, conn: Any) -> None:
+        self._c = conn
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        # Our SQL never contains a literal % or ?, so the placeholder swap is safe.
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self._c.execute(self._sql(sql), params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(self._c.execute(self._sql(sql), params).fetchall())
+
+    def exec(self, sql: str, params: Params = ()) -> int:
+        rc: int = self._c.execute(self._sql(sql), params).rowcount
+        return rc
+
+    def script(self, sql: str) -> None:
+        for stmt in _statements(sql):
+            self._c.execute(stmt)
+
+
+class PostgresDatabase:
+    """A small pool of threads, each with its own psycopg connection, reconnected when broken."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        self.url = url
+        self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="hub-db-pg")
+        self._local = threading.local()
+        self._conns: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(self.url, row_factory=dict_row, autocommit=False, connect_timeout=10)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _run(self, fn: Callable[[Tx], T]) -> T:
+        conn = self._conn()
+        with conn.transaction():
+            return fn(_PgTx(conn))
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
+
+    async def ping(self) -> bool:
+        import psycopg
+
+        try:
+            return await self.read(lambda tx: tx.one("SELECT 1 AS ok") is not None)
+        except psycopg.Error:
+            return False
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for c in self._conns:
+                c.close()
+            self._conns.clear()
+
+
+def open_database(url: str, pool_size: int = 4, sqlite_synchronous: str = "normal") -> Database:
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url, readers=pool_size, synchronous=sqlite_synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url, pool_size=pool_size)
+    raise ValueError(f"unsupported database url {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"

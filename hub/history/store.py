@@ -1,0 +1,372 @@
+"""Customers, identities, conversations and messages: the queries behind the timeline, as functions of a `Tx`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from hub.history.db import Row, Tx
+from hub.model import Attachment, Conversation, Customer, Identity, Message, parse_time
+
+MESSAGE_COLUMNS = (
+    "id, conversation_id, customer_id, channel, direction, kind, text, html, status, status_reason, "
+    "external_id, identity, agent_id, meta, created_at, updated_at"
+)
+ATTACHMENT_COLUMNS = "id, message_id, filename, content_type, size, status, source_url, error"
+
+
+class NotFound(LookupError):
+    """The thing asked for does not exist; the message names it."""
+
+
+# -- cursors ---------------------------------------------------------------------------------------------------
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        raise ValueError("cursor is not one this server issued; pass the `next` value back unchanged") from None
+    if not isinstance(parts, list):
+        raise ValueError("cursor is not one this server issued; pass the `next` value back unchanged")
+    return parts
+
+
+# -- customers and identities ----------------------------------------------------------------------------------
+
+
+def identities_of(tx: Tx, customer_id: int) -> list[Identity]:
+    rows = tx.all("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id", (customer_id,))
+    return [Identity(r["kind"], r["value"]) for r in rows]
+
+
+def customer(tx: Tx, customer_id: int) -> Customer:
+    row = tx.one("SELECT id, name, created_at, merged_into FROM customers WHERE id = ?", (customer_id,))
+    if row is None:
+        raise NotFound(f"customer {customer_id} does not exist")
+    return Customer(row["id"], row["name"], row["created_at"], identities_of(tx, row["id"]), row["merged_into"])
+
+
+def customer_by_identity(tx: Tx, ident: Identity) -> int | None:
+    row = tx.one("SELECT customer_id FROM identities WHERE kind = ? AND value = ?", (ident.kind, ident.value))
+    return int(row["customer_id"]) if row else None
+
+
+def resolve_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tuple[int, bool]:
+    """The customer owning IDENT, created if new. Returns (customer id, created)."""
+    found = customer_by_identity(tx, ident)
+    if found is not None:
+        if name:
+            tx.exec("UPDATE customers SET name = ?, updated_at = ? WHERE id = ? AND name = ''", (name, now, found))
+        return found, False
+    row = tx.one(
+        "INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id", (name or "", now, now)
+    )
+    assert row is not None
+    new_id = int(row["id"])
+    claimed = tx.one(
+        "INSERT INTO identities (customer_id, kind, value, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (kind, value) DO NOTHING RETURNING id",
+        (new_id, ident.kind, ident.value, now),
+    )
+    if claimed is None:
+        # Another process created this identity between our look-up and insert: use theirs.
+        tx.exec("DELETE FROM customers WHERE id = ?", (new_id,))
+        existing = customer_by_identity(tx, ident)
+        assert existing is not None
+        return existing, False
+    return new_id, True
+
+
+def search_customers(tx: Tx, q: str, limit: int) -> list[Customer]:
+    like = f"%{q.strip().lower()}%"
+    rows = tx.all(
+        "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
+        "WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? OR lower(i.value) LIKE ?) ORDER BY c.id LIMIT ?",
+        (like, like, limit),
+    )
+    return [customer(tx, r["id"]) for r in rows]
+
+
+# -- conversations ---------------------------------------------------------------------------------------------
+
+CONVERSATION_COLUMNS = (
+    "id, customer_id, status, channel, queue, agent_id, created_at, updated_at, resolved_at, "
+    "last_inbound_channel, business_line"
+)
+
+
+def _conversation(row: Row) -> Conversation:
+    return Conversation(**{k: row[k] for k in CONVERSATION_COLUMNS.split(", ")})
+
+
+def conversation(tx: Tx, conversation_id: int) -> Conversation:
+    row = tx.one(f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,))
+    if row is None:
+        raise NotFound(f"conversation {conversation_id} does not exist")
+    return _conversation(row)
+
+
+def open_conversation(tx: Tx, customer_id: int) -> Conversation | None:
+    row = tx.one(
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE customer_id = ? AND status <> 'resolved'"
+        + tx.for_update,
+        (customer_id,),
+    )
+    return _conversation(row) if row else None
+
+
+def join_or_open(
+    tx: Tx,
+    customer_id: int,
+    channel: str,
+    queue: str,
+    business_line: str | None,
+    reopen_window_seconds: float,
+    now: str,
+) -> tuple[Conversation, str]:
+    """The customer's open conversation, or one opened (or reopened) for this message.
+
+    Returns (conversation, how) where how is "joined", "opened" or "reopened".
+    """
+    if tx.dialect == "postgresql":
+        # Serialize per customer so two processes never both open a conversation for them.
+        tx.one("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
+    current = open_conversation(tx, customer_id)
+    if current is not None:
+        tx.exec(
+            "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ?",
+            (channel, now, current.id),
+        )
+        return conversation(tx, current.id), "joined"
+    if reopen_window_seconds > 0:
+        last = tx.one(
+            "SELECT id, resolved_at FROM conversations WHERE customer_id = ? AND status = 'resolved' "
+            "ORDER BY resolved_at DESC LIMIT 1",
+            (customer_id,),
+        )
+        if last and last["resolved_at"]:
+            age = parse_time(now) - parse_time(last["resolved_at"])
+            if age <= timedelta(seconds=reopen_window_seconds):
+                tx.exec(
+                    "UPDATE conversations SET status = 'open', resolved_at = NULL, agent_id = NULL, "
+                    "last_inbound_channel = ?, updated_at = ? WHERE id = ?",
+                    (channel, now, last["id"]),
+                )
+                return conversation(tx, last["id"]), "reopened"
+    row = tx.one(
+        "INSERT INTO conversations (customer_id, status, channel, queue, business_line, last_inbound_channel, "
+        "created_at, updated_at) VALUES (?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id",
+        (customer_id, channel, queue, business_line, channel, now, now),
+    )
+    assert row is not None
+    return conversation(tx, row["id"]), "opened"
+
+
+def list_conversations(
+    tx: Tx,
+    status: str | None,
+    queue: str | None,
+    agent_id: int | None,
+    customer_id: int | None,
+    visible_queues: Sequence[str] | None,
+    visible_agent: int | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Conversation], str | None]:
+    """Newest activity first. VISIBLE_QUEUES/VISIBLE_AGENT restrict an agent to their queues and their own work."""
+    where: list[str] = []
+    params: list[Any] = []
+    if status:
+        where.append("status = ?")
+        params.append(status)
+    if queue:
+        where.append("queue = ?")
+        params.append(queue)
+    if agent_id is not None:
+        where.append("agent_id = ?")
+        params.append(agent_id)
+    if customer_id is not None:
+        where.append("customer_id = ?")
+        params.append(customer_id)
+    if visible_queues is not None:
+        marks = ", ".join("?" for _ in visible_queues) or "NULL"
+        where.append(f"(queue IN ({marks}) OR agent_id = ?)")
+        params.extend(visible_queues)
+        params.append(visible_agent)
+    if cursor:
+        updated, cid = decode_cursor(cursor)
+        where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+        params.extend([updated, updated, cid])
+    sql = f"SELECT {CONVERSATION_COLUMNS} FROM conversations"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
+    rows = tx.all(sql, (*params, limit + 1))
+    items = [_conversation(r) for r in rows[:limit]]
+    nxt = encode_cursor(items[-1].updated_at, items[-1].id) if len(rows) > limit else None
+    return items, nxt
+
+
+def set_conversation_status(tx: Tx, conversation_id: int, status: str, now: str) -> Conversation:
+    resolved_at = now if status == "resolved" else None
+    n = tx.exec(
+        "UPDATE conversations SET status = ?, resolved_at = ?, updated_at = ? WHERE id = ?",
+        (status, resolved_at, now, conversation_id),
+    )
+    if n == 0:
+        raise NotFound(f"conversation {conversation_id} does not exist")
+    return conversation(tx, conversation_id)
+
+
+# -- messages --------------------------------------------------------------------------------------------------
+
+
+def insert_message(
+    tx: Tx,
+    *,
+    conversation_id: int,
+    customer_id: int,
+    channel: str,
+    direction: str,
+    kind: str,
+    text: str,
+    status: str,
+    now: str,
+    html: str | None = None,
+    external_id: str | None = None,
+    identity: str | None = None,
+    agent_id: int | None = None,
+    meta: dict[str, Any] | None = None,
+    created_at: str | None = None,
+) -> int:
+    row = tx.one(
+        "INSERT INTO messages (conversation_id, customer_id, channel, direction, kind, text, html, status, "
+        "external_id, identity, agent_id, meta, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            conversation_id,
+            customer_id,
+            channel,
+            direction,
+            kind,
+            text,
+            html,
+            status,
+            external_id,
+            identity,
+            agent_id,
+            json.dumps(meta or {}),
+            created_at or now,
+            now,
+        ),
+    )
+    assert row is not None
+    tx.exec("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+    return int(row["id"])
+
+
+def insert_attachment(
+    tx: Tx,
+    message_id: int,
+    filename: str,
+    content_type: str,
+    data: bytes | None,
+    source_url: str | None,
+    status: str,
+    error: str | None = None,
+) -> int:
+    row = tx.one(
+        "INSERT INTO attachments (message_id, filename, content_type, size, status, source_url, error, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (message_id, filename, content_type, len(data) if data else 0, status, source_url, error, data),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+def attachment_data(tx: Tx, attachment_id: int) -> tuple[Attachment, bytes, int]:
+    """The attachment, its bytes and the customer it belongs to."""
+    row = tx.one(
+        "SELECT a.id, a.message_id, a.filename, a.content_type, a.size, a.status, a.source_url, a.error, a.data, "
+        "m.customer_id FROM attachments a JOIN messages m ON m.id = a.message_id WHERE a.id = ?",
+        (attachment_id,),
+    )
+    if row is None:
+        raise NotFound(f"attachment {attachment_id} does not exist")
+    att = Attachment(**{k: row[k] for k in ATTACHMENT_COLUMNS.split(", ")})
+    return att, bytes(row["data"] or b""), int(row["customer_id"])
+
+
+def _messages(tx: Tx, rows: list[Row]) -> list[Message]:
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    marks = ", ".join("?" for _ in ids)
+    by_message: dict[int, list[Attachment]] = {}
+    for a in tx.all(f"SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id IN ({marks}) ORDER BY id", ids):
+        by_message.setdefault(a["message_id"], []).append(
+            Attachment(**{k: a[k] for k in ATTACHMENT_COLUMNS.split(", ")})
+        )
+    out = []
+    for r in rows:
+        fields = {k: r[k] for k in MESSAGE_COLUMNS.split(", ")}
+        fields["meta"] = json.loads(fields["meta"] or "{}")
+        out.append(Message(**fields, attachments=by_message.get(r["id"], [])))
+    return out
+
+
+def message(tx: Tx, message_id: int) -> Message:
+    rows = tx.all(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,))
+    if not rows:
+        raise NotFound(f"message {message_id} does not exist")
+    return _messages(tx, rows)[0]
+
+
+def timeline(
+    tx: Tx, customer_id: int, limit: int, cursor: str | None, newest_first: bool = False
+) -> tuple[list[Message], str | None]:
+    """A customer's messages across all channels in time order, one page at a time."""
+    op, order = ("<", "DESC") if newest_first else (">", "ASC")
+    params: list[Any] = [customer_id]
+    sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id = ?"
+    if cursor:
+        created, mid = decode_cursor(cursor)
+        sql += f" AND (created_at {op} ? OR (created_at = ? AND id {op} ?))"
+        params.extend([created, created, mid])
+    sql += f" ORDER BY created_at {order}, id {order} LIMIT ?"
+    rows = tx.all(sql, (*params, limit + 1))
+    items = _messages(tx, rows[:limit])
+    nxt = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    return items, nxt
+
+
+def conversation_messages(tx: Tx, conversation_id: int, limit: int = 500) -> list[Message]:
+    rows = tx.all(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY created_at, id LIMIT ?",
+        (conversation_id, limit),
+    )
+    return _messages(tx, rows)
+
+
+def last_inbound_identity(tx: Tx, conversation_id: int, channel: str) -> str | None:
+    row = tx.one(
+        "SELECT identity FROM messages WHERE conversation_id = ? AND channel = ? AND direction = 'in' "
+        "AND identity IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+        (conversation_id, channel),
+    )
+    return str(row["identity"]) if row else None
+
+
+def set_message_status(tx: Tx, message_id: int, status: str, reason: str | None, now: str) -> None:
+    tx.exec(
+        "UPDATE messages SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+        (status, reason, now, message_id),
+    )

@@ -1,0 +1,257 @@
+"""The inbound path, the only one: journal the raw event, resolve the identity, join or open the conversation,
+store the message, publish. The journal write commits before the provider is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from hub.config import Settings
+from hub.events import Event, EventBus
+from hub.history import store
+from hub.history.db import Database, Tx
+from hub.history.identities import normalize
+from hub.metrics import Metrics
+from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
+
+log = logging.getLogger("hub.ingest")
+
+QueueChooser = Callable[[Inbound], str]
+
+
+@dataclass
+class IngestResult:
+    message: Message
+    conversation: Conversation
+    customer: Customer
+    #: True when this event was seen before: nothing new was stored
+    duplicate: bool
+    #: how the conversation came about: "joined", "opened" or "reopened"
+    conversation_how: str
+    journal_id: int
+
+
+class IngestFailed(Exception):
+    """The event is journaled (so nothing is lost) but could not be processed; `hub events replay` retries it."""
+
+    def __init__(self, journal_id: int, reason: str) -> None:
+        super().__init__(reason)
+        self.journal_id = journal_id
+        self.reason = reason
+
+
+@dataclass
+class _Journaled:
+    id: int
+    status: str
+    message_id: int | None
+
+
+def _journal(tx: Tx, channel: str, key: str, payload: str, now: str) -> _Journaled:
+    row = tx.one(
+        "INSERT INTO journal (channel, dedupe_key, payload, status, received_at) VALUES (?, ?, ?, 'pending', ?) "
+        "ON CONFLICT (channel, dedupe_key) DO NOTHING RETURNING id",
+        (channel, key, payload, now),
+    )
+    if row is not None:
+        return _Journaled(int(row["id"]), "pending", None)
+    old = tx.one("SELECT id, status, message_id FROM journal WHERE channel = ? AND dedupe_key = ?", (channel, key))
+    assert old is not None
+    return _Journaled(int(old["id"]), str(old["status"]), old["message_id"])
+
+
+class Ingest:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        bus: EventBus,
+        metrics: Metrics,
+        choose_queue: QueueChooser | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.bus = bus
+        self.metrics = metrics
+        self.choose_queue = choose_queue or (lambda _inbound: settings.routing.default_queue)
+
+    def normalized(self, inbound: Inbound) -> Inbound:
+        """INBOUND with its identity in canonical form (raises IdentityError with a reason)."""
+        region = self.settings.identities.default_region
+        inbound.identity = normalize(inbound.identity.kind, inbound.identity.value, region)
+        return inbound
+
+    async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult:
+        """Store one inbound event exactly once. A retried event returns the stored message and stores nothing new."""
+        inbound = self.normalized(inbound)
+        key = inbound.external_id or f"hub-{uuid.uuid4()}"
+        payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
+        now = format_time(utcnow())
+        journaled = await self.db.write(lambda tx: _journal(tx, inbound.channel, key, payload, now))
+        if journaled.status == "done" and journaled.message_id is not None:
+            self.metrics.inbound.labels(inbound.channel, "duplicate").inc()
+            return await self._result(journaled.id, journaled.message_id, duplicate=True, how="joined")
+        return await self._process(journaled.id, inbound)
+
+    async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int:
+        """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost."""
+        key = dedupe_key or f"hub-{uuid.uuid4()}"
+        payload = json.dumps({"inbound": None, "raw": raw}, default=str)
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> int:
+            j = _journal(tx, channel, key, payload, now)
+            if j.status == "pending":
+                tx.exec("UPDATE journal SET status = 'rejected', error = ? WHERE id = ?", (reason, j.id))
+            return j.id
+
+        jid = await self.db.write(write)
+        self.metrics.inbound.labels(channel, "rejected").inc()
+        log.warning("flagged %s event %d: %s", channel, jid, reason)
+        return jid
+
+    async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
+        queue = self.choose_queue(inbound)
+        reopen = self.settings.conversations.reopen_window_seconds
+        max_bytes = self.settings.ingest.max_attachment_bytes
+
+        def process(tx: Tx) -> tuple[int, str, bool]:
+            row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            assert row is not None
+            if row["status"] == "done":  # another worker got here first
+                return int(row["message_id"]), "joined", True
+            now = format_time(utcnow())
+            customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
+            conv, how = store.join_or_open(
+                tx, customer_id, inbound.channel, queue, inbound.business_line, reopen, now
+            )
+            message_id = store.insert_message(
+                tx,
+                conversation_id=conv.id,
+                customer_id=customer_id,
+                channel=inbound.channel,
+                direction="in",
+                kind=inbound.kind,
+                text=inbound.text,
+                html=inbound.html,
+                status="received",
+                external_id=inbound.external_id,
+                identity=str(inbound.identity),
+                meta=dict(inbound.meta, **({"business_line": inbound.business_line} if inbound.business_line else {})),
+                now=now,
+                created_at=inbound.occurred_at,
+            )
+            for a in inbound.attachments:
+                if a.data is not None and len(a.data) > max_bytes:
+                    reason = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
+                    store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", reason)
+                elif a.data is not None:
+                    store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
+                else:
+                    store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+            tx.exec(
+                "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
+                "error = NULL WHERE id = ?",
+                (message_id, now, journal_id),
+            )
+            return message_id, how, False
+
+        try:
+            message_id, how, duplicate = await self.db.write(process)
+        except Exception as e:
+            reason = f"{type(e).__name__}: {e}"
+            log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
+            await self.db.write(
+                lambda tx: tx.exec(
+                    "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+                    (reason, journal_id),
+                )
+            )
+            self.metrics.inbound.labels(inbound.channel, "failed").inc()
+            raise IngestFailed(journal_id, reason) from e
+        result = await self._result(journal_id, message_id, duplicate=duplicate, how=how)
+        if not duplicate:
+            self.metrics.inbound.labels(inbound.channel, "stored").inc()
+            await self._publish(result)
+        return result
+
+    async def _result(self, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
+        def load(tx: Tx) -> IngestResult:
+            msg = store.message(tx, message_id)
+            conv = store.conversation(tx, msg.conversation_id)
+            cust = store.customer(tx, msg.customer_id)
+            return IngestResult(msg, conv, cust, duplicate, how, journal_id)
+
+        return await self.db.read(load)
+
+    async def _publish(self, r: IngestResult) -> None:
+        if r.conversation_how != "joined":
+            await self.bus.publish(
+                Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})
+            )
+        await self.bus.publish(
+            Event(
+                "message.created",
+                {
+                    "message": r.message.to_json(),
+                    "conversation": r.conversation.to_json(),
+                    "customer": r.customer.to_json(),
+                },
+            )
+        )
+
+    # -- recovery and replay -----------------------------------------------------------------------------------
+
+    async def process_journal(self, statuses: tuple[str, ...] = ("pending",), older_than_seconds: float = 0) -> int:
+        """Process journaled events in STATUSES (oldest first). Returns how many were stored now."""
+        cutoff = format_time(utcnow() - timedelta(seconds=max(0.0, older_than_seconds)))
+        marks = ", ".join("?" for _ in statuses)
+        done = 0
+        last_id = 0
+        while True:
+            rows = await self.db.read(
+                lambda tx, after=last_id: tx.all(  # type: ignore[misc]
+                    f"SELECT id, payload FROM journal WHERE status IN ({marks}) AND id > ? AND received_at <= ? "
+                    "ORDER BY id LIMIT 200",
+                    (*statuses, after, cutoff),
+                )
+            )
+            if not rows:
+                return done
+            for row in rows:
+                last_id = int(row["id"])
+                body = json.loads(row["payload"])
+                if body.get("inbound") is None:
+                    continue  # rejected at parse time: nothing to replay until an adapter can read it
+                try:
+                    result = await self._process(last_id, Inbound.from_json(body["inbound"]))
+                except IngestFailed:
+                    continue
+                if not result.duplicate:
+                    done += 1
+
+    async def count_pending(self) -> int:
+        row = await self.db.read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM journal WHERE status = 'pending'"))
+        return int(row["n"]) if row else 0
+
+    async def recover_forever(self) -> None:
+        """On start, finish what a crash interrupted; then keep sweeping up events another process dropped."""
+        n = await self.process_journal()
+        if n:
+            log.info("recovered %d journaled inbound events that were not processed before the last stop", n)
+        interval = self.settings.ingest.recovery_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.metrics.journal_pending.set(await self.count_pending())
+                n = await self.process_journal(older_than_seconds=max(30.0, interval))
+                if n:
+                    log.info("recovered %d stalled inbound events", n)
+            except Exception:
+                log.exception("journal recovery sweep failed; will retry in %.0fs", interval)

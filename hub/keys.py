@@ -1,0 +1,23 @@
+"""Typed application keys: how handlers reach the hub's services."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.auth import TokenAuth
+from hub.channels.base import Channel
+from hub.config import Settings
+from hub.events import EventBus
+from hub.history.db import Database
+from hub.ingest import Ingest
+from hub.metrics import Metrics
+from hub.outbox import Outbox
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+BUS = web.AppKey("bus", EventBus)
+METRICS = web.AppKey("metrics", Metrics)
+INGEST = web.AppKey("ingest", Ingest)
+OUTBOX = web.AppKey("outbox", Outbox)
+AUTH = web.AppKey("auth", TokenAuth)
+CHANNELS = web.AppKey("channels", dict[str, Channel])

@@ -1,0 +1,299 @@
+"""The outbound path, the only one: a reply is written to the outbox with its message in one transaction, then a
+worker sends it through its channel with capped exponential backoff and jitter. Retries survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from hub.channels.base import Channel, SendError
+from hub.config import OutboxSettings
+from hub.events import Event, EventBus
+from hub.history import store
+from hub.history.db import Database, Tx
+from hub.metrics import Metrics
+from hub.model import CHANNEL_IDENTITY_KIND, Identity, Message, Outbound, format_time
+
+log = logging.getLogger("hub.outbox")
+
+# Provider status callbacks may arrive out of order; a status never moves backwards.
+_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
+
+
+class ReplyError(ValueError):
+    """A reply that cannot be sent as asked; the message says why and what to do instead."""
+
+
+@dataclass
+class _Due:
+    outbox_id: int
+    outbound: Outbound
+
+
+def backoff(attempt: int, settings: OutboxSettings, rng: random.Random) -> float:
+    """Full-jitter exponential backoff, capped: spreads retries so a provider outage does not end in a stampede."""
+    ceiling = min(settings.max_delay_seconds, settings.base_delay_seconds * (2 ** max(0, attempt - 1)))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def _recipient(tx: Tx, conversation_id: int, customer_id: int, channel: str) -> Identity:
+    used = store.last_inbound_identity(tx, conversation_id, channel)
+    if used:
+        kind, _, value = used.partition(":")
+        return Identity(kind, value)
+    wanted = CHANNEL_IDENTITY_KIND.get(channel)
+    for ident in reversed(store.identities_of(tx, customer_id)):
+        if wanted is None or ident.kind == wanted:
+            return ident
+    raise ReplyError(
+        f"customer {customer_id} has no {wanted or 'known'} identity to reach on channel {channel}; "
+        "pick a channel they have an identity for"
+    )
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[str, Channel],
+        settings: OutboxSettings,
+        bus: EventBus,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.channels = channels
+        self.settings = settings
+        self.bus = bus
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._owner = f"{os.uname().nodename}:{os.getpid()}"
+
+    def _now(self, later: float = 0.0) -> str:
+        return format_time(datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=later))
+
+    # -- writing replies -----------------------------------------------------------------------------------------
+
+    async def reply(
+        self,
+        conversation_id: int,
+        text: str,
+        channel: str | None = None,
+        agent_id: int | None = None,
+        note: bool = False,
+    ) -> Message:
+        """Write an agent's reply (or internal note) durably; sending happens in the background."""
+        if not text.strip():
+            raise ReplyError("text is empty")
+
+        def write(tx: Tx) -> int:
+            conv = store.conversation(tx, conversation_id)
+            now = self._now()
+            if note:
+                return store.insert_message(
+                    tx, conversation_id=conv.id, customer_id=conv.customer_id, channel="hub", direction="out",
+                    kind="note", text=text, status="internal", agent_id=agent_id, now=now,
+                )
+            chosen = channel or conv.last_inbound_channel or conv.channel
+            adapter = self.channels.get(chosen)
+            if adapter is None:
+                configured = ", ".join(sorted(self.channels)) or "none"
+                raise ReplyError(f"channel {chosen!r} is not configured on this hub (configured: {configured})")
+            limit = adapter.capabilities.max_text_length
+            if len(text) > limit:
+                raise ReplyError(f"text is {len(text)} characters; channel {chosen} allows at most {limit}")
+            to = _recipient(tx, conv.id, conv.customer_id, chosen)
+            if to.kind not in adapter.identity_kinds:
+                raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
+            message_id = store.insert_message(
+                tx, conversation_id=conv.id, customer_id=conv.customer_id, channel=chosen, direction="out",
+                kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now,
+            )
+            tx.exec(
+                "INSERT INTO outbox (message_id, channel, recipient, status, next_attempt_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                (message_id, chosen, str(to), now, now, now),
+            )
+            return message_id
+
+        message_id = await self.db.write(write)
+        msg = await self.db.read(lambda tx: store.message(tx, message_id))
+        self._wake.set()
+        await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
+        return msg
+
+    # -- sending ---------------------------------------------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> list[_Due]:
+        """Lease due rows so that, with several hub processes, each message is sent by one of them at a time."""
+        now, lease = self._now(), self._now(self.settings.lease_seconds)
+
+        def claim(tx: Tx) -> list[_Due]:
+            rows = tx.all(
+                "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html "
+                "FROM outbox o JOIN messages m ON m.id = o.message_id "
+                "WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
+                "AND (o.lease_until IS NULL OR o.lease_until < ?) "
+                "ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (now, now, limit),
+            )
+            due = []
+            for r in rows:
+                taken = tx.exec(
+                    "UPDATE outbox SET lease_until = ?, attempts = attempts + 1, updated_at = ? "
+                    "WHERE id = ? AND status = 'pending' AND (lease_until IS NULL OR lease_until < ?)",
+                    (lease, now, r["id"], now),
+                )
+                if not taken:
+                    continue
+                kind, _, value = str(r["recipient"]).partition(":")
+                due.append(
+                    _Due(
+                        int(r["id"]),
+                        Outbound(
+                            message_id=int(r["message_id"]), conversation_id=int(r["conversation_id"]),
+                            channel=str(r["channel"]), to=Identity(kind, value), text=str(r["text"]),
+                            html=r["html"], attempt=int(r["attempts"]) + 1,
+                        ),
+                    )
+                )
+            return due
+
+        return await self.db.write(claim)
+
+    async def _finish(
+        self, due: _Due, status: str, reason: str | None, external_id: str | None, retry_in: float | None
+    ) -> None:
+        now = self._now()
+
+        def write(tx: Tx) -> None:
+            if retry_in is not None:
+                tx.exec(
+                    "UPDATE outbox SET lease_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (self._now(retry_in), reason, now, due.outbox_id),
+                )
+                tx.exec(
+                    "UPDATE messages SET status_reason = ?, updated_at = ? WHERE id = ?",
+                    (reason, now, due.outbound.message_id),
+                )
+                return
+            tx.exec(
+                "UPDATE outbox SET status = ?, lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+                ("failed" if status == "failed" else "done", reason, now, due.outbox_id),
+            )
+            tx.exec(
+                "UPDATE messages SET status = ?, status_reason = ?, external_id = COALESCE(?, external_id), "
+                "updated_at = ? WHERE id = ?",
+                (status, reason, external_id, now, due.outbound.message_id),
+            )
+
+        await self.db.write(write)
+        if retry_in is None:
+            await self._announce(due.outbound.message_id)
+
+    async def _announce(self, message_id: int) -> None:
+        msg = await self.db.read(lambda tx: store.message(tx, message_id))
+        await self.bus.publish(
+            Event("message.status", {"message_id": msg.id, "conversation_id": msg.conversation_id,
+                                     "status": msg.status, "reason": msg.status_reason,
+                                     "external_id": msg.external_id})
+        )
+
+    async def send_one(self, due: _Due) -> None:
+        out = due.outbound
+        adapter = self.channels.get(out.channel)
+        if adapter is None:
+            await self._finish(due, "failed", f"channel {out.channel} is no longer configured", None, None)
+            return
+        try:
+            result = await adapter.send(out)
+        except SendError as e:
+            if e.permanent or out.attempt >= self.settings.max_attempts:
+                why = e.reason if e.permanent else f"{e.reason} (gave up after {out.attempt} attempts)"
+                self.metrics.outbound.labels(out.channel, "failed").inc()
+                log.warning("message %d on %s failed: %s", out.message_id, out.channel, why)
+                await self._finish(due, "failed", why, None, None)
+            else:
+                delay = max(e.retry_after or 0.0, backoff(out.attempt, self.settings, self.rng))
+                self.metrics.outbound.labels(out.channel, "retry").inc()
+                log.info("message %d on %s: %s; retry %d in %.1fs", out.message_id, out.channel, e.reason,
+                         out.attempt + 1, delay)
+                await self._finish(due, "queued", f"retrying: {e.reason}", None, delay)
+            return
+        except Exception as e:  # an adapter bug must not kill the worker or lose the message
+            log.exception("channel %s raised while sending message %d", out.channel, out.message_id)
+            delay = backoff(out.attempt, self.settings, self.rng)
+            if out.attempt >= self.settings.max_attempts:
+                await self._finish(due, "failed", f"{type(e).__name__}: {e}", None, None)
+            else:
+                await self._finish(due, "queued", f"retrying: {type(e).__name__}: {e}", None, delay)
+            return
+        self.metrics.outbound.labels(out.channel, "sent").inc()
+        await self._finish(due, result.status, None, result.external_id, None)
+
+    async def drain(self) -> int:
+        """Send everything due now; returns how many were attempted."""
+        total = 0
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def guarded(d: _Due) -> None:
+            async with sem:
+                await self.send_one(d)
+
+        while True:
+            batch = await self._claim(self.settings.concurrency * 4)
+            if not batch:
+                return total
+            total += len(batch)
+            await asyncio.gather(*(guarded(d) for d in batch))
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.drain()
+                self.metrics.outbox_pending.set(await self.pending())
+            except Exception:
+                log.exception("outbox pass failed; retrying in %.1fs", self.settings.poll_interval_seconds)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_seconds)
+            except TimeoutError:
+                pass
+
+    async def pending(self) -> int:
+        row = await self.db.read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'"))
+        return int(row["n"]) if row else 0
+
+    # -- provider status callbacks ---------------------------------------------------------------------------------
+
+    async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool:
+        """Move a sent message forward (delivered, read, failed...). Returns False if no such message is known."""
+        now = self._now()
+
+        def write(tx: Tx) -> int | None:
+            row = tx.one(
+                "SELECT id, status FROM messages WHERE channel = ? AND external_id = ? AND direction = 'out'",
+                (channel, external_id),
+            )
+            if row is None:
+                return None
+            if _RANK.get(status, 0) <= _RANK.get(str(row["status"]), 0):
+                return None
+            store.set_message_status(tx, int(row["id"]), status, reason, now)
+            return int(row["id"])
+
+        message_id = await self.db.write(write)
+        if message_id is None:
+            return False
+        await self._announce(message_id)
+        return True
