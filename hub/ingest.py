@@ -117,11 +117,10 @@ class Ingest:
         return jid
 
     async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
-        queue = self.choose_queue(inbound)
         reopen = self.settings.conversations.reopen_window_seconds
         max_bytes = self.settings.ingest.max_attachment_bytes
 
-        def process(tx: Tx) -> tuple[int, str, bool]:
+        def process(tx: Tx, queue: str) -> tuple[int, str, bool]:
             row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
             assert row is not None
             if row["status"] == "done":  # another worker got here first
@@ -163,7 +162,8 @@ class Ingest:
             return message_id, how, False
 
         try:
-            message_id, how, duplicate = await self.db.write(process)
+            queue = self.choose_queue(inbound)
+            message_id, how, duplicate = await self.db.write(lambda tx: process(tx, queue))
         except Exception as e:
             reason = f"{type(e).__name__}: {e}"
             log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)

@@ -1,0 +1,127 @@
+"""The inbound path: journal first, recovery after a crash, replay of failures, flagging what cannot be parsed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from hub.config import Settings
+from hub.events import MemoryBus
+from hub.history import store
+from hub.history.db import Database, open_database
+from hub.history.schema import migrate
+from hub.ingest import Ingest, IngestFailed, _journal
+from hub.metrics import Metrics
+from hub.model import Identity, Inbound, format_time, utcnow
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = open_database(db_url)
+    await migrate(database)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+def inbound(ext: str, text: str = "hello") -> Inbound:
+    return Inbound(channel="sms", identity=Identity("phone", "+14155550100"), text=text, external_id=ext)
+
+
+async def journal_states(db: Database) -> list[tuple[str, str]]:
+    rows = await db.read(lambda tx: tx.all("SELECT dedupe_key, status FROM journal ORDER BY id"))
+    return [(r["dedupe_key"], r["status"]) for r in rows]
+
+
+async def test_journaled_but_unprocessed_events_are_recovered(db: Database, settings: Settings) -> None:
+    # A crash right after the journal commit (the provider was acknowledged) leaves pending rows behind.
+    now = format_time(utcnow())
+    for ext in ("SM1", "SM2"):
+        payload = json.dumps({"inbound": inbound(ext, f"text {ext}").to_json(), "raw": {"MessageSid": ext}})
+        await db.write(lambda tx, p=payload, e=ext: _journal(tx, "sms", e, p, now))  # type: ignore[misc]
+    assert await journal_states(db) == [("SM1", "pending"), ("SM2", "pending")]
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    assert await ingest.process_journal() == 2
+    assert await journal_states(db) == [("SM1", "done"), ("SM2", "done")]
+    assert await ingest.process_journal() == 0  # idempotent
+    again = await ingest.ingest(inbound("SM1", "text SM1"))
+    assert again.duplicate
+    rows = await db.read(lambda tx: tx.all("SELECT text FROM messages ORDER BY id"))
+    assert [r["text"] for r in rows] == ["text SM1", "text SM2"]
+
+
+async def test_failed_processing_is_kept_and_replayed(db: Database, settings: Settings) -> None:
+    calls = {"n": 0}
+
+    def flaky_queue(_inbound: Inbound) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("routing rules unavailable")
+        return "support"
+
+    ingest = Ingest(db, settings, MemoryBus(), Metrics(), choose_queue=flaky_queue)
+    with pytest.raises(IngestFailed) as e:
+        await ingest.ingest(inbound("SM9"))
+    assert "routing rules unavailable" in e.value.reason
+    rows = await db.read(lambda tx: tx.all("SELECT status, error FROM journal"))
+    assert rows[0]["status"] == "failed" and "routing rules unavailable" in rows[0]["error"]
+    assert await db.read(lambda tx: tx.all("SELECT id FROM messages")) == []
+    assert await ingest.process_journal(("failed",)) == 1
+    assert await journal_states(db) == [("SM9", "done")]
+    assert await ingest.process_journal(("failed",)) == 0
+
+
+async def test_unparseable_events_are_flagged_not_lost(db: Database, settings: Settings) -> None:
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    jid = await ingest.flag("sms", "SMbad", {"Body": "x"}, "missing From")
+    row = await db.read(lambda tx: tx.one("SELECT status, error, payload FROM journal WHERE id = ?", (jid,)))
+    assert row is not None
+    assert row["status"] == "rejected" and row["error"] == "missing From"
+    assert json.loads(row["payload"])["raw"] == {"Body": "x"}
+    assert await ingest.flag("sms", "SMbad", {"Body": "x"}, "missing From") == jid  # retries do not pile up
+
+
+async def test_events_are_published(db: Database, settings: Settings) -> None:
+    bus = MemoryBus()
+    sub = bus.subscribe()
+    ingest = Ingest(db, settings, bus, Metrics())
+    await ingest.ingest(inbound("SM1"))
+    await ingest.ingest(inbound("SM2"))
+    await ingest.ingest(inbound("SM2"))  # duplicate: nothing new to say
+    types = []
+    while not sub.queue.empty():
+        types.append(sub.queue.get_nowait().type)
+    assert types == ["conversation.opened", "message.created", "message.created"]
+
+
+async def test_oversized_attachment_is_flagged_on_the_message(db: Database, make_settings: Callable[..., Settings],
+                                                            db_url: str) -> None:
+    from hub.model import AttachmentIn
+
+    settings = make_settings(db_url, HUB_INGEST__MAX_ATTACHMENT_BYTES="10")
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    item = inbound("SM1")
+    item.attachments = [AttachmentIn("big.bin", "application/octet-stream", b"x" * 11),
+                        AttachmentIn("ok.txt", "text/plain", b"fine")]
+    result = await ingest.ingest(item)
+    big, ok = result.message.attachments
+    assert big.status == "failed" and "over the 10-byte limit" in (big.error or "")
+    assert ok.status == "stored" and ok.size == 4
+    assert result.message.text == "hello"
+
+
+async def test_business_line_is_kept(db: Database, settings: Settings) -> None:
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    item = inbound("SM1")
+    item.business_line = "+18005550199"
+    r = await ingest.ingest(item)
+    assert r.conversation.business_line == "+18005550199"
+    assert r.message.meta["business_line"] == "+18005550199"
+    conv = await db.read(lambda tx: store.conversation(tx, r.conversation.id))
+    assert conv.queue == "support"

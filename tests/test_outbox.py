@@ -1,0 +1,211 @@
+"""The outbound path through the real API channel to a real local webhook server: retries, failures, restarts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from hub.channels.api import ApiChannel
+from hub.config import ApiChannelSettings, OutboxSettings, Settings
+from hub.events import MemoryBus
+from hub.history import store
+from hub.history.db import Database, open_database
+from hub.history.schema import migrate
+from hub.ingest import Ingest
+from hub.metrics import Metrics
+from hub.model import Identity, Inbound
+from hub.outbox import Outbox, ReplyError, backoff
+
+SECRET = "webhook-secret"
+
+
+class Webhook:
+    """A partner system's endpoint: answers from a script of statuses and records what it received."""
+
+    def __init__(self) -> None:
+        self.script: list[int] = []
+        self.received: list[dict[str, Any]] = []
+        self.signatures_ok: list[bool] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        self.signatures_ok.append(hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")))
+        self.received.append(json.loads(body))
+        status = self.script.pop(0) if self.script else 200
+        if status == 200:
+            return web.json_response({"id": f"partner-{len(self.received)}"})
+        return web.Response(status=status, text=f"scripted {status}")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = open_database(db_url)
+    await migrate(database)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def webhook(aiohttp_server: Any) -> tuple[Webhook, str]:
+    hook = Webhook()
+    app = web.Application()
+    app.router.add_post("/hook", hook.handle)
+    server = await aiohttp_server(app)
+    return hook, str(server.make_url("/hook"))
+
+
+@pytest.fixture
+async def world(
+    db: Database, webhook: tuple[Webhook, str], make_settings: Callable[..., Settings], db_url: str
+) -> AsyncIterator[dict[str, Any]]:
+    settings = make_settings(db_url)
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    channel = ApiChannel(ingest, ApiChannelSettings(webhook_url=webhook[1], webhook_secret=SECRET))
+    await channel.start()
+    clock = Clock()
+    outbox_settings = OutboxSettings(max_attempts=4, base_delay_seconds=2, max_delay_seconds=60)
+    bus = MemoryBus()
+
+    def make_outbox() -> Outbox:
+        return Outbox(db, {"api": channel}, outbox_settings, bus, Metrics(), clock=clock, rng=random.Random(7))
+
+    first = await ingest.ingest(
+        Inbound(channel="api", identity=Identity("phone", "+14155550100"), text="hi", external_id="in-1")
+    )
+    yield {"outbox": make_outbox(), "make_outbox": make_outbox, "clock": clock, "hook": webhook[0],
+           "conversation": first.conversation.id, "bus": bus}
+    await channel.stop()
+
+
+async def message(db: Database, mid: int) -> Any:
+    return await db.read(lambda tx: store.message(tx, mid))
+
+
+async def test_reply_is_sent_signed_with_provider_id(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook = world["outbox"], world["hook"]
+    sub = world["bus"].subscribe()
+    msg = await outbox.reply(world["conversation"], "Your order ships today")
+    assert msg.status == "queued" and msg.direction == "out" and msg.channel == "api"
+    assert await outbox.drain() == 1
+    sent = await message(db, msg.id)
+    assert sent.status == "sent" and sent.external_id == "partner-1"
+    assert hook.received[0]["text"] == "Your order ships today"
+    assert hook.received[0]["to"] == "phone:+14155550100"
+    assert hook.signatures_ok == [True]
+    events = [sub.queue.get_nowait().type for _ in range(sub.queue.qsize())]
+    assert events == ["message.created", "message.status"]
+
+
+async def test_transient_errors_back_off_then_succeed(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook, clock = world["outbox"], world["hook"], world["clock"]
+    hook.script = [503, 429]
+    msg = await outbox.reply(world["conversation"], "retry me")
+    await outbox.drain()
+    pending = await message(db, msg.id)
+    assert pending.status == "queued" and "retrying: webhook answered 503" in (pending.status_reason or "")
+    assert await outbox.drain() == 0, "not due again before its backoff"
+    clock.t += 61
+    await outbox.drain()
+    clock.t += 61
+    await outbox.drain()
+    done = await message(db, msg.id)
+    assert done.status == "sent" and done.status_reason is None
+    assert len(hook.received) == 3
+
+
+async def test_permanent_error_fails_with_reason(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook = world["outbox"], world["hook"]
+    hook.script = [400]
+    msg = await outbox.reply(world["conversation"], "bad")
+    await outbox.drain()
+    failed = await message(db, msg.id)
+    assert failed.status == "failed" and "webhook answered 400: scripted 400" in (failed.status_reason or "")
+    assert len(hook.received) == 1, "a permanent error is not retried"
+
+
+async def test_gives_up_after_max_attempts(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook, clock = world["outbox"], world["hook"], world["clock"]
+    hook.script = [500] * 10
+    msg = await outbox.reply(world["conversation"], "doomed")
+    for _ in range(6):
+        await outbox.drain()
+        clock.t += 61
+    failed = await message(db, msg.id)
+    assert failed.status == "failed" and "gave up after 4 attempts" in (failed.status_reason or "")
+    assert len(hook.received) == 4
+
+
+async def test_retries_survive_a_restart(db: Database, world: dict[str, Any]) -> None:
+    hook, clock = world["hook"], world["clock"]
+    hook.script = [502]
+    msg = await world["outbox"].reply(world["conversation"], "survive")
+    await world["outbox"].drain()
+    restarted = world["make_outbox"]()  # a new process: only the database carries over
+    clock.t += 61
+    assert await restarted.drain() == 1
+    assert (await message(db, msg.id)).status == "sent"
+
+
+async def test_a_crashed_sender_lease_expires(db: Database, world: dict[str, Any]) -> None:
+    clock = world["clock"]
+    msg = await world["outbox"].reply(world["conversation"], "claimed then crashed")
+    claimed = await world["outbox"]._claim(10)  # a process claims it and dies before sending
+    assert [d.outbound.message_id for d in claimed] == [msg.id]
+    other = world["make_outbox"]()
+    assert await other.drain() == 0, "still leased to the dead process"
+    clock.t += 61
+    assert await other.drain() == 1
+    assert (await message(db, msg.id)).status == "sent"
+
+
+async def test_reply_refusals_are_clear(world: dict[str, Any]) -> None:
+    outbox = world["outbox"]
+    with pytest.raises(ReplyError, match="channel 'sms' is not configured"):
+        await outbox.reply(world["conversation"], "hi", channel="sms")
+    with pytest.raises(ReplyError, match="allows at most 100000"):
+        await outbox.reply(world["conversation"], "x" * 100_001)
+    with pytest.raises(ReplyError, match="empty"):
+        await outbox.reply(world["conversation"], "   ")
+
+
+async def test_note_is_internal_and_never_sent(db: Database, world: dict[str, Any]) -> None:
+    note = await world["outbox"].reply(world["conversation"], "customer sounds upset", note=True)
+    assert note.kind == "note" and note.status == "internal"
+    assert await world["outbox"].drain() == 0
+    assert world["hook"].received == []
+
+
+async def test_status_callbacks_only_move_forward(db: Database, world: dict[str, Any]) -> None:
+    outbox = world["outbox"]
+    msg = await outbox.reply(world["conversation"], "track me")
+    await outbox.drain()
+    assert await outbox.update_status("api", "partner-1", "delivered")
+    assert not await outbox.update_status("api", "partner-1", "sent"), "late 'sent' must not undo 'delivered'"
+    assert (await message(db, msg.id)).status == "delivered"
+    assert await outbox.update_status("api", "partner-1", "read")
+    assert not await outbox.update_status("api", "unknown-id", "delivered")
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    s = OutboxSettings(base_delay_seconds=1, max_delay_seconds=30)
+    rng = random.Random(1)
+    delays = [backoff(n, s, rng) for n in range(1, 12)]
+    assert all(0.5 <= d <= 30 for d in delays)
+    assert delays[0] <= 1 and max(delays[-3:]) > 15
+    assert len({round(d, 6) for d in delays}) == len(delays), "jittered"
