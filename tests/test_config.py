@@ -69,7 +69,8 @@ def test_env_json_tables() -> None:
     [
         (
             {"HUB_SERVER__PORT": "eighty"},
-            "server.port: Input should be a valid integer, unable to parse string as an integer (from HUB_SERVER__PORT)",
+            "server.port: Input should be a valid integer, unable to parse string as an integer"
+            " (from HUB_SERVER__PORT)",
         ),
         ({"HUB_SERVER__PORTT": "1"}, "server.portt: unknown setting"),
         ({"HUB_DATABASE__URL": "mysql://x"}, "database.url"),
