@@ -1,0 +1,94 @@
+"""The `hub` command as a user runs it (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_for
+
+COMMANDS = [[], ["serve"], ["demo"], ["migrate"], ["tokens"], ["tokens", "create"], ["agents"], ["agents", "add"],
+            ["agents", "list"], ["events"], ["events", "replay"]]
+
+
+def hub(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=cwd, env=full_env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "hub")
+def test_help_everywhere(command: list[str], tmp_path: Path) -> None:
+    out = hub(*command, "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: hub")
+
+
+def test_tokens_agents_migrate(tmp_path: Path) -> None:
+    env = {"HUB_DATABASE__URL": f"sqlite:///{tmp_path / 'h.db'}"}
+    migrated = hub("migrate", cwd=tmp_path, env=env)
+    assert migrated.returncode == 0 and "schema at version 1 of 1 (applied 1)" in migrated.stdout
+    assert "nothing to do" in hub("migrate", cwd=tmp_path, env=env).stdout
+    created = hub("tokens", "create", "--role", "admin", cwd=tmp_path, env=env)
+    assert created.returncode == 0
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("hub_") and len(token) > 30
+    added = hub("agents", "add", "--name", "Alice", "--email", "Alice@Example.com", "--queue", "support",
+                cwd=tmp_path, env=env, stdin="a long password\n")
+    assert added.returncode == 0 and "alice@example.com" in added.stdout
+    dup = hub("agents", "add", "--name", "A", "--email", "alice@example.com", "--password", "another one",
+              cwd=tmp_path, env=env)
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+    short = hub("agents", "add", "--name", "B", "--email", "b@example.com", "--password", "short", cwd=tmp_path,
+                env=env)
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    noq = hub("agents", "add", "--name", "B", "--email", "b@example.com", "--password", "long enough",
+              "--queue", "nope", cwd=tmp_path, env=env)
+    assert noq.returncode == 2 and "unknown queue(s) nope" in noq.stderr
+    listed = hub("agents", "list", cwd=tmp_path, env=env)
+    assert "Alice" in listed.stdout and "support" in listed.stdout
+    agent_token = hub("tokens", "create", "--role", "agent", "--agent", "alice@example.com", cwd=tmp_path, env=env)
+    assert agent_token.returncode == 0 and agent_token.stdout.strip().splitlines()[-1].startswith("hub_")
+    orphan = hub("tokens", "create", "--role", "agent", cwd=tmp_path, env=env)
+    assert orphan.returncode == 2 and "belongs to an agent" in orphan.stderr
+    replay = hub("events", "replay", cwd=tmp_path, env=env)
+    assert replay.returncode == 0 and "replayed: 0 event(s) stored; 0 still failed/pending" in replay.stdout
+
+
+def test_invalid_config_stops_with_the_key(tmp_path: Path) -> None:
+    out = hub("serve", cwd=tmp_path, env={"HUB_SERVER__PORT": "99999"})
+    assert out.returncode == 2
+    assert "server.port" in out.stderr and "HUB_SERVER__PORT" in out.stderr
+    missing = hub("serve", "--config", "nope.toml", cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.toml does not exist" in missing.stderr
+
+
+def test_serve_with_no_config_runs_embedded_default(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    return bool(json.load(r)["database"] == "sqlite")
+            except OSError:
+                return False
+
+        wait_for(up, timeout=30)
+        assert (tmp_path / "hub-data" / "hub.db").exists()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "shutting down" in out
