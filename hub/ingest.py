@@ -66,6 +66,13 @@ def _journal(tx: Tx, channel: str, key: str, payload: str, now: str) -> _Journal
     return _Journaled(int(old["id"]), str(old["status"]), old["message_id"])
 
 
+def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
+    msg = store.message(tx, message_id)
+    conv = store.conversation(tx, msg.conversation_id)
+    cust = store.customer(tx, msg.customer_id)
+    return IngestResult(msg, conv, cust, duplicate, how, journal_id)
+
+
 class Ingest:
     def __init__(
         self,
@@ -92,12 +99,16 @@ class Ingest:
         inbound = self.normalized(inbound)
         key = inbound.external_id or f"hub-{uuid.uuid4()}"
         payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
-        now = format_time(utcnow())
-        journaled = await self.db.write(lambda tx: _journal(tx, inbound.channel, key, payload, now))
-        if journaled.status == "done" and journaled.message_id is not None:
-            self.metrics.inbound.labels(inbound.channel, "duplicate").inc()
-            return await self._result(journaled.id, journaled.message_id, duplicate=True, how="joined")
-        return await self._process(journaled.id, inbound)
+        queue, queue_error = self._queue(inbound)
+        received = format_time(utcnow())
+
+        # One transaction: the raw event and its processing commit together, and a processing failure rolls back
+        # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
+        def run(tx: Tx) -> IngestResult | IngestFailed:
+            journaled = _journal(tx, inbound.channel, key, payload, received)
+            return self._apply(tx, journaled.id, inbound, queue, queue_error)
+
+        return await self._finish(inbound.channel, await self.db.write(run))
 
     async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int:
         """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost."""
@@ -116,79 +127,95 @@ class Ingest:
         log.warning("flagged %s event %d: %s", channel, jid, reason)
         return jid
 
-    async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
-        reopen = self.settings.conversations.reopen_window_seconds
-        max_bytes = self.settings.ingest.max_attachment_bytes
-
-        def process(tx: Tx, queue: str) -> tuple[int, str, bool]:
-            row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
-            assert row is not None
-            if row["status"] == "done":  # another worker got here first
-                return int(row["message_id"]), "joined", True
-            now = format_time(utcnow())
-            customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
-            conv, how = store.join_or_open(
-                tx, customer_id, inbound.channel, queue, inbound.business_line, reopen, now
-            )
-            message_id = store.insert_message(
-                tx,
-                conversation_id=conv.id,
-                customer_id=customer_id,
-                channel=inbound.channel,
-                direction="in",
-                kind=inbound.kind,
-                text=inbound.text,
-                html=inbound.html,
-                status="received",
-                external_id=inbound.external_id,
-                identity=str(inbound.identity),
-                meta=dict(inbound.meta, **({"business_line": inbound.business_line} if inbound.business_line else {})),
-                now=now,
-                created_at=inbound.occurred_at,
-            )
-            for a in inbound.attachments:
-                if a.data is not None and len(a.data) > max_bytes:
-                    reason = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
-                    store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", reason)
-                elif a.data is not None:
-                    store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
-                else:
-                    store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
-            tx.exec(
-                "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
-                "error = NULL WHERE id = ?",
-                (message_id, now, journal_id),
-            )
-            return message_id, how, False
-
+    def _queue(self, inbound: Inbound) -> tuple[str, str | None]:
         try:
-            queue = self.choose_queue(inbound)
-            message_id, how, duplicate = await self.db.write(lambda tx: process(tx, queue))
+            return self.choose_queue(inbound), None
         except Exception as e:
-            reason = f"{type(e).__name__}: {e}"
-            log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
-            await self.db.write(
-                lambda tx: tx.exec(
-                    "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
-                    (reason, journal_id),
-                )
-            )
-            self.metrics.inbound.labels(inbound.channel, "failed").inc()
-            raise IngestFailed(journal_id, reason) from e
-        result = await self._result(journal_id, message_id, duplicate=duplicate, how=how)
-        if not duplicate:
-            self.metrics.inbound.labels(inbound.channel, "stored").inc()
-            await self._publish(result)
-        return result
+            log.exception("choosing a queue failed for a %s event", inbound.channel)
+            return "", f"{type(e).__name__}: {e}"
 
-    async def _result(self, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
-        def load(tx: Tx) -> IngestResult:
-            msg = store.message(tx, message_id)
-            conv = store.conversation(tx, msg.conversation_id)
-            cust = store.customer(tx, msg.customer_id)
-            return IngestResult(msg, conv, cust, duplicate, how, journal_id)
+    def _apply(
+        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None
+    ) -> IngestResult | IngestFailed:
+        row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+        assert row is not None
+        if row["status"] == "done":  # a retry, or another worker got here first
+            return _load(tx, journal_id, int(row["message_id"]), duplicate=True, how="joined")
+        reason = queue_error
+        if reason is None:
+            tx.exec("SAVEPOINT hub_ingest")
+            try:
+                message_id, how = self._store(tx, journal_id, inbound, queue)
+            except Exception as e:
+                tx.exec("ROLLBACK TO SAVEPOINT hub_ingest")
+                reason = f"{type(e).__name__}: {e}"
+                log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
+            else:
+                tx.exec("RELEASE SAVEPOINT hub_ingest")
+                return _load(tx, journal_id, message_id, duplicate=False, how=how)
+        tx.exec(
+            "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+            (reason, journal_id),
+        )
+        return IngestFailed(journal_id, reason)
 
-        return await self.db.read(load)
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str) -> tuple[int, str]:
+        """Identity -> conversation -> message -> attachments; marks the journal row done."""
+        now = format_time(utcnow())
+        customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
+        conv, how = store.join_or_open(
+            tx, customer_id, inbound.channel, queue, inbound.business_line,
+            self.settings.conversations.reopen_window_seconds, now,
+        )
+        meta = dict(inbound.meta)
+        if inbound.business_line:
+            meta["business_line"] = inbound.business_line
+        message_id = store.insert_message(
+            tx,
+            conversation_id=conv.id,
+            customer_id=customer_id,
+            channel=inbound.channel,
+            direction="in",
+            kind=inbound.kind,
+            text=inbound.text,
+            html=inbound.html,
+            status="received",
+            external_id=inbound.external_id,
+            identity=str(inbound.identity),
+            meta=meta,
+            now=now,
+            created_at=inbound.occurred_at,
+        )
+        max_bytes = self.settings.ingest.max_attachment_bytes
+        for a in inbound.attachments:
+            if a.data is not None and len(a.data) > max_bytes:
+                why = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
+                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", why)
+            elif a.data is not None:
+                store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
+            else:
+                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+        tx.exec(
+            "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
+            "error = NULL WHERE id = ?",
+            (message_id, now, journal_id),
+        )
+        return message_id, how
+
+    async def _finish(self, channel: str, outcome: IngestResult | IngestFailed) -> IngestResult:
+        if isinstance(outcome, IngestFailed):
+            self.metrics.inbound.labels(channel, "failed").inc()
+            raise outcome
+        self.metrics.inbound.labels(channel, "duplicate" if outcome.duplicate else "stored").inc()
+        if not outcome.duplicate:
+            await self._publish(outcome)
+        return outcome
+
+    async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
+        """Process an already journaled event (recovery and replay)."""
+        queue, queue_error = self._queue(inbound)
+        outcome = await self.db.write(lambda tx: self._apply(tx, journal_id, inbound, queue, queue_error))
+        return await self._finish(inbound.channel, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
         if r.conversation_how != "joined":

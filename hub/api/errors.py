@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import psycopg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -18,15 +20,18 @@ from hub.outbox import ReplyError
 
 log = logging.getLogger("hub.http")
 
+# The database is down or locked past its timeout: a provider should retry, not give up.
+DATABASE_DOWN: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
 
-def error(status: int, message: str, details: Any = None) -> web.Response:
+def error(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> web.Response:
     body: dict[str, Any] = {"status": status, "message": message}
     if details is not None:
         body["details"] = details
-    return web.json_response({"error": body}, status=status)
+    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 def _field_errors(e: ValidationError) -> list[dict[str, str]]:
@@ -75,6 +80,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error(422, str(e))
     except MergeError as e:
         return error(409, str(e))
+    except DATABASE_DOWN as e:
+        log.error("database unavailable on %s %s: %s", request.method, request.path, e)
+        return error(503, "the store is unavailable; nothing was stored, retry shortly", None, {"Retry-After": "5"})
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == "application/json":
             raise

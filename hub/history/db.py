@@ -191,8 +191,21 @@ class PostgresDatabase:
         with conn.transaction():
             return fn(_PgTx(conn))
 
+    def _run_read(self, fn: Callable[[Tx], T]) -> T:
+        import psycopg
+
+        try:
+            return self._run(fn)
+        except psycopg.OperationalError:
+            # A connection the server dropped (restart, failover, idle kill) shows up on its next use. A read is
+            # safe to repeat on a fresh connection; a write is not (it may have committed), so writes surface it.
+            if not getattr(self._local.conn, "broken", False):
+                raise
+            log.warning("database connection was lost; reconnecting")
+            return self._run(fn)
+
     async def read(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_read, fn)
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
