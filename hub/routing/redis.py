@@ -1,0 +1,721 @@
+"""Routing state in Redis, shared by several hub processes: every decision is one Lua script, so it is atomic.
+
+The scripts implement the same rules as hub/routing/memory.py (its reference); the contract tests run both.
+Keys live under one prefix; the scripts touch keys they compute, so this needs a single Redis, not a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from hub.routing.types import (
+    CAPACITY_CLASS,
+    SCAN_LIMIT,
+    AgentConfig,
+    AgentId,
+    AgentStats,
+    Claim,
+    ConversationId,
+    ConversationView,
+    Escalation,
+    Expiry,
+    Presence,
+    QueueConfig,
+    QueueId,
+    QueueStats,
+    Release,
+    Waiting,
+)
+
+_BATCH = 1000  # conversations one timeout/escalation script handles before handing back
+
+_LIB = r"""
+local P = ARGV[1]
+local CLASSES = {'voice', 'chat', 'email'}
+local CLASS_OF = CLASS_OF_JSON
+local function f(x) return string.format('%.17g', x) end
+local function n(x, d) if x == nil or x == false or x == '' then return d end return tonumber(x) end
+local QC = {}
+local function queue(q)
+  if QC[q] == nil then
+    local raw = redis.call('GET', P .. 'q:' .. q)
+    if raw then QC[q] = cjson.decode(raw) else QC[q] = false end
+  end
+  return QC[q]
+end
+local function hash(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return nil end
+  local t = {}
+  for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+  return t
+end
+local function agent(aid)
+  local a = hash(P .. 'a:' .. aid)
+  if not a then return nil end
+  a.id = tostring(aid)
+  a.cfg = cjson.decode(a.cfg)
+  a.load = cjson.decode(a.load)
+  a.wrapup = tonumber(a.wrapup)
+  a.last = tonumber(a.last)
+  a.missed = tonumber(a.missed)
+  return a
+end
+local function conv(cid)
+  local c = hash(P .. 'c:' .. cid)
+  if not c then return nil end
+  c.id = tostring(cid)
+  c.pri = tonumber(c.pri)
+  c.enq = tonumber(c.enq)
+  c.qat = tonumber(c.qat)
+  c.stage = tonumber(c.stage)
+  c.cls = CLASS_OF[c.ch]
+  return c
+end
+local function can_take(a, cls)
+  if n(a.load[cls], 0) >= n(a.cfg.capacity[cls], 0) then return false end
+  for _, e in ipairs(a.cfg.exclusive) do
+    if e ~= cls and n(a.load[e], 0) > 0 then return false end
+  end
+  return true
+end
+local function meets(skills, mins)
+  for s, m in pairs(mins) do
+    if n(skills[s], 0) < m then return false end
+  end
+  return true
+end
+local function is_ready(a, now)
+  if a.presence ~= 'available' or now < a.wrapup then return false end
+  for cls, _ in pairs(a.cfg.capacity) do
+    if can_take(a, cls) then return true end
+  end
+  return false
+end
+local function score(a, q, qc)
+  local s = qc.strategy
+  if s == 'longest_idle' then return a.last end
+  if s == 'least_occupied' then
+    local load, cap = 0, 0
+    for _, v in pairs(a.load) do load = load + v end
+    for _, v in pairs(a.cfg.capacity) do cap = cap + v end
+    if cap == 0 then return 1.0 end
+    return load / cap
+  end
+  if s == 'round_robin' then return n(a['rr:' .. q], 0) end
+  local match = 0
+  for sk, _ in pairs(qc.skills) do match = match + n(a.cfg.skills[sk], 0) end
+  return -match * 1e10 + a.last
+end
+local function reindex(a, now)
+  local ready = is_ready(a, now)
+  for _, q in ipairs(a.cfg.queues) do
+    local qc = queue(q)
+    if qc then
+      if ready and meets(a.cfg.skills, qc.floor) then
+        redis.call('ZADD', P .. 'r:' .. q, score(a, q, qc), a.id)
+      else
+        redis.call('ZREM', P .. 'r:' .. q, a.id)
+      end
+    end
+  end
+end
+local function eligible(a, c, mins, now)
+  return a.presence == 'available' and now >= a.wrapup and can_take(a, c.cls) and meets(a.cfg.skills, mins)
+end
+local function level(qc, stage)
+  return qc.levels[math.min(stage, #qc.levels - 1) + 1]
+end
+local function wscore(c) return -c.pri * 1e10 + c.enq end
+local function put_waiting(c)
+  c.st = 'waiting'
+  redis.call('HSET', P .. 'c:' .. c.id, 'st', 'waiting', 'ag', '', 'until', '0', 'q', c.q,
+    'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
+  redis.call('ZADD', P .. 'w:' .. c.q .. ':' .. c.cls, wscore(c), c.id)
+  redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id)
+  redis.call('ZADD', P .. 'o:' .. c.q, c.enq, c.id)
+end
+local function park(c, aid, untl)
+  c.st = 'parked'
+  redis.call('HSET', P .. 'c:' .. c.id, 'st', 'parked', 'ag', aid, 'until', f(untl), 'q', c.q,
+    'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
+  redis.call('ZADD', P .. 'p:' .. aid, wscore(c), c.id)
+  redis.call('ZADD', P .. 'pu', untl, c.id)
+  redis.call('ZADD', P .. 'o:' .. c.q, c.enq, c.id)
+end
+local function take_out(c)
+  if c.st == 'waiting' then
+    redis.call('ZREM', P .. 'w:' .. c.q .. ':' .. c.cls, c.id)
+    redis.call('ZREM', P .. 'g:' .. c.q .. ':' .. c.stage, c.id)
+    redis.call('ZREM', P .. 'o:' .. c.q, c.id)
+  elseif c.st == 'parked' then
+    redis.call('ZREM', P .. 'p:' .. c.ag, c.id)
+    redis.call('ZREM', P .. 'pu', c.id)
+    redis.call('ZREM', P .. 'o:' .. c.q, c.id)
+  elseif c.st == 'offered' then
+    redis.call('ZREM', P .. 'offers', c.id)
+  end
+end
+local function set_load(a, cls, delta)
+  a.load[cls] = math.max(0, n(a.load[cls], 0) + delta)
+  redis.call('HSET', P .. 'a:' .. a.id, 'load', cjson.encode(a.load))
+end
+local function answered(c, aid, now, qc)
+  local sk = P .. 's:' .. c.q
+  redis.call('HINCRBY', sk, 'answered', 1)
+  if now - c.enq <= qc.sla_wait then redis.call('HINCRBY', sk, 'answered_in_sla', 1) end
+  if c.cust ~= '' then redis.call('SET', P .. 'last:' .. c.cust, aid) end
+end
+local function claim(c, a, now)
+  local qc = queue(c.q)
+  local akey = P .. 'a:' .. a.id
+  take_out(c)
+  a.last = now
+  redis.call('HSET', akey, 'last', f(now))
+  set_load(a, c.cls, 1)
+  if qc.strategy == 'round_robin' then
+    local r = redis.call('INCR', P .. 'rr:' .. c.q)
+    a['rr:' .. c.q] = r
+    redis.call('HSET', akey, 'rr:' .. c.q, r)
+  end
+  redis.call('HINCRBY', P .. 's:' .. c.q, 'offered', 1)
+  redis.call('HINCRBY', akey, 'n:offered', 1)
+  local dl = ''
+  if qc.direct then
+    redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
+    answered(c, a.id, now, qc)
+  else
+    local d = now + qc.offer_timeout
+    dl = f(d)
+    redis.call('HSET', P .. 'c:' .. c.id, 'st', 'offered', 'ag', a.id, 'until', dl)
+    redis.call('ZADD', P .. 'offers', d, c.id)
+  end
+  reindex(a, now)
+  return {c.id, a.id, c.q, c.ch, qc.direct and 0 or 1, dl, f(c.enq)}
+end
+local function requeue(c, a, now)
+  take_out(c)
+  set_load(a, c.cls, -1)
+  c.skip = c.skip .. a.id .. ','
+  put_waiting(c)
+  reindex(a, now)
+end
+"""
+
+_PUT_QUEUE = r"""
+local q, now = ARGV[2], tonumber(ARGV[4])
+redis.call('SET', P .. 'q:' .. q, ARGV[3])
+redis.call('SADD', P .. 'queues', q)
+redis.call('DEL', P .. 'r:' .. q)
+for _, aid in ipairs(redis.call('SORT', P .. 'm:' .. q)) do reindex(agent(aid), now) end
+return 1
+"""
+
+_PUT_AGENT = r"""
+local aid, cfg, now = ARGV[2], cjson.decode(ARGV[3]), tonumber(ARGV[4])
+local key = P .. 'a:' .. aid
+local old = redis.call('HGET', key, 'cfg')
+if old then
+  local keep = {}
+  for _, q in ipairs(cfg.queues) do keep[q] = true end
+  for _, q in ipairs(cjson.decode(old).queues) do
+    if not keep[q] then
+      redis.call('SREM', P .. 'm:' .. q, aid)
+      redis.call('ZREM', P .. 'r:' .. q, aid)
+    end
+  end
+else
+  redis.call('HSET', key, 'presence', 'offline', 'load', '{}', 'wrapup', '0', 'last', f(now), 'missed', '0')
+end
+redis.call('HSET', key, 'cfg', ARGV[3])
+for _, q in ipairs(cfg.queues) do redis.call('SADD', P .. 'm:' .. q, aid) end
+reindex(agent(aid), now)
+return 1
+"""
+
+_SET_PRESENCE = r"""
+local a, presence, now = agent(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if not a then return 0 end
+local key = P .. 'a:' .. a.id
+if presence == 'available' and a.presence ~= 'available' then
+  a.missed, a.last = 0, now
+  redis.call('HSET', key, 'missed', '0', 'last', f(now))
+end
+a.presence = presence
+redis.call('HSET', key, 'presence', presence)
+reindex(a, now)
+return 1
+"""
+
+_ENQUEUE = r"""
+local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
+local now, sticky = tonumber(ARGV[8]), tonumber(ARGV[9])
+if redis.call('EXISTS', P .. 'c:' .. cid) == 1 then return redis.error_reply('conversation already routed') end
+if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
+local c = {id = cid, q = q, ch = ch, cls = CLASS_OF[ch], pri = tonumber(ARGV[5]), enq = tonumber(ARGV[6]),
+  cust = ARGV[7], qat = now, stage = 0, skip = ','}
+redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7])
+if sticky > 0 and c.cust ~= '' then
+  local last = redis.call('GET', P .. 'last:' .. c.cust)
+  if last then
+    local a = agent(last)
+    if a and a.presence == 'available' then
+      park(c, a.id, now + sticky)
+      return tonumber(a.id)
+    end
+  end
+end
+put_waiting(c)
+return 0
+"""
+
+_DISPATCH_QUEUE = r"""
+local q, now, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local qc = queue(q)
+if not qc then return false end
+local heads = {}
+for _, cls in ipairs(CLASSES) do
+  local h = redis.call('ZRANGE', P .. 'w:' .. q .. ':' .. cls, 0, 0, 'WITHSCORES')
+  if #h > 0 then table.insert(heads, {id = h[1], score = tonumber(h[2])}) end
+end
+table.sort(heads, function(x, y)
+  if x.score ~= y.score then return x.score < y.score end
+  return x.id < y.id
+end)
+for _, h in ipairs(heads) do
+  local c = conv(h.id)
+  local mins = level(qc, c.stage)
+  local declined = nil
+  for _, aid in ipairs(redis.call('ZRANGE', P .. 'r:' .. q, 0, limit - 1)) do
+    local a = agent(aid)
+    if a and eligible(a, c, mins, now) then
+      if not string.find(c.skip, ',' .. a.id .. ',', 1, true) then return claim(c, a, now) end
+      declined = declined or a
+    end
+  end
+  if declined then return claim(c, declined, now) end
+end
+return false
+"""
+
+_DISPATCH_AGENT = r"""
+local a, now, limit = agent(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if not a or a.presence ~= 'available' or now < a.wrapup then return false end
+for _, cid in ipairs(redis.call('ZRANGE', P .. 'p:' .. a.id, 0, limit - 1)) do
+  local c = conv(cid)
+  if can_take(a, c.cls) then return claim(c, a, now) end
+end
+local best, best_score = nil, nil
+for _, q in ipairs(a.cfg.queues) do
+  local qc = queue(q)
+  if qc then
+    for _, cls in ipairs(CLASSES) do
+      if can_take(a, cls) then
+        local h = redis.call('ZRANGE', P .. 'w:' .. q .. ':' .. cls, 0, 0, 'WITHSCORES')
+        if #h > 0 then
+          local c = conv(h[1])
+          local s = tonumber(h[2])
+          if eligible(a, c, level(qc, c.stage), now)
+            and (best == nil or s < best_score or (s == best_score and c.id < best.id)) then
+            best, best_score = c, s
+          end
+        end
+      end
+    end
+  end
+end
+if best then return claim(best, a, now) end
+return false
+"""
+
+_ACCEPT = r"""
+local c, aid, now = conv(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if not c or c.st ~= 'offered' or c.ag ~= aid then return false end
+take_out(c)
+redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'until', '0')
+redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
+redis.call('HINCRBY', P .. 'a:' .. aid, 'n:accepted', 1)
+redis.call('HINCRBY', P .. 's:' .. c.q, 'accepted', 1)
+answered(c, aid, now, queue(c.q))
+return {c.id, aid, c.q, c.ch, 0, '', f(c.enq)}
+"""
+
+_REJECT = r"""
+local c, aid, now = conv(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if not c or c.st ~= 'offered' or c.ag ~= aid then return false end
+local a = agent(aid)
+redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
+redis.call('HINCRBY', P .. 'a:' .. aid, 'n:rejected', 1)
+redis.call('HINCRBY', P .. 's:' .. c.q, 'rejected', 1)
+requeue(c, a, now)
+return {c.id, aid, c.q, c.ch, 1, '', f(c.enq)}
+"""
+
+_EXPIRE = r"""
+local now, limit, max_missed = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for _, cid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'offers', '-inf', ARGV[2], 'LIMIT', 0, limit)) do
+  local c = conv(cid)
+  local a = agent(c.ag)
+  local key = P .. 'a:' .. a.id
+  a.missed = a.missed + 1
+  redis.call('HSET', key, 'missed', a.missed)
+  redis.call('HINCRBY', key, 'n:timed_out', 1)
+  redis.call('HINCRBY', P .. 's:' .. c.q, 'timed_out', 1)
+  local away = 0
+  if a.missed >= max_missed and a.presence == 'available' then
+    a.presence, away = 'away', 1
+    redis.call('HSET', key, 'presence', 'away')
+  end
+  requeue(c, a, now)
+  table.insert(out, {c.id, a.id, c.q, away})
+end
+return out
+"""
+
+_RESOLVE = r"""
+local c, now = conv(ARGV[2]), tonumber(ARGV[3])
+if not c then return false end
+take_out(c)
+redis.call('DEL', P .. 'c:' .. c.id)
+if c.st == 'waiting' or c.st == 'parked' then
+  redis.call('HINCRBY', P .. 's:' .. c.q, 'abandoned', 1)
+  return {c.q, '', ''}
+end
+local a = agent(c.ag)
+set_load(a, c.cls, -1)
+local untl = ''
+if c.st == 'assigned' and n(a.cfg.wrapup, 0) > 0 then
+  a.wrapup = now + a.cfg.wrapup
+  untl = f(a.wrapup)
+  redis.call('HSET', P .. 'a:' .. a.id, 'wrapup', untl)
+  redis.call('ZADD', P .. 'wu', a.wrapup, a.id)
+end
+reindex(a, now)
+return {c.q, a.id, untl}
+"""
+
+_TRANSFER = r"""
+local c, now, to_q, to_a, untl = conv(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+if not c then return false end
+if to_q ~= '' and not queue(to_q) then return redis.error_reply('unknown queue ' .. to_q) end
+if to_a ~= '' and redis.call('EXISTS', P .. 'a:' .. to_a) == 0 then
+  return redis.error_reply('unknown agent ' .. to_a)
+end
+local old_q, old_a = c.q, ''
+take_out(c)
+if c.st == 'offered' or c.st == 'assigned' then
+  old_a = c.ag
+  local a = agent(c.ag)
+  set_load(a, c.cls, -1)
+  reindex(a, now)
+end
+if to_q ~= '' and to_q ~= c.q then c.q, c.stage, c.qat = to_q, 0, now end
+c.skip = ','
+redis.call('HINCRBY', P .. 's:' .. old_q, 'transferred', 1)
+if to_a ~= '' then park(c, to_a, untl) else put_waiting(c) end
+return {old_q, old_a}
+"""
+
+_END_WRAPUPS = r"""
+local now = tonumber(ARGV[2])
+local out = {}
+for _, aid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wu', '-inf', ARGV[2])) do
+  redis.call('ZREM', P .. 'wu', aid)
+  local a = agent(aid)
+  if a then
+    reindex(a, now)
+    table.insert(out, aid)
+  end
+end
+return out
+"""
+
+_RELEASE_PARKED = r"""
+local now = tonumber(ARGV[2])
+local out = {}
+for _, cid in ipairs(redis.call('ZRANGEBYSCORE', P .. 'pu', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local c = conv(cid)
+  take_out(c)
+  put_waiting(c)
+  table.insert(out, {c.id, c.q, c.ch, c.pri, f(c.enq), c.cust})
+end
+return out
+"""
+
+_ESCALATE = r"""
+local q, stage, now, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local step = queue(q).stages[stage]
+local out = {}
+local key = P .. 'g:' .. q .. ':' .. (stage - 1)
+for _, cid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 0, limit)) do
+  local c = conv(cid)
+  take_out(c)
+  c.skip = ','
+  if step.action == 'overflow' then
+    c.q, c.stage, c.qat = step.overflow, 0, now
+    put_waiting(c)
+    table.insert(out, {c.id, 'overflow', step.overflow})
+  elseif step.action == 'callback' and c.cls == 'voice' then
+    redis.call('DEL', P .. 'c:' .. c.id)
+    table.insert(out, {c.id, 'callback', ''})
+  else
+    c.stage = stage
+    put_waiting(c)
+    table.insert(out, {c.id, 'widen', ''})
+  end
+end
+return out
+"""
+
+_QUEUE_STATS = r"""
+local q, now = ARGV[2], tonumber(ARGV[3])
+local oldest = redis.call('ZRANGE', P .. 'o:' .. q, 0, 0, 'WITHSCORES')
+local busy = 0
+for _, aid in ipairs(redis.call('SMEMBERS', P .. 'm:' .. q)) do
+  local load = redis.call('HGET', P .. 'a:' .. aid, 'load')
+  if load then
+    for _, v in pairs(cjson.decode(load)) do
+      if v > 0 then busy = busy + 1; break end
+    end
+  end
+end
+local wait = '0'
+if #oldest > 0 then wait = f(math.max(0, now - tonumber(oldest[2]))) end
+return {redis.call('ZCARD', P .. 'o:' .. q), wait, redis.call('ZCARD', P .. 'r:' .. q), busy,
+  redis.call('HGETALL', P .. 's:' .. q)}
+"""
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _claim(r: Any) -> Claim | None:
+    if not r:
+        return None
+    cid, aid, q, ch, offered, deadline, enq = (_text(x) for x in r)
+    return Claim(int(cid), int(aid), q, ch, offered == "1", float(deadline) if deadline else None, float(enq))
+
+
+def _queue_json(q: QueueConfig) -> str:
+    return json.dumps(
+        {
+            "strategy": q.strategy.value,
+            "skills": q.skills,
+            "levels": q.levels,
+            "floor": q.floor,
+            "offer_timeout": q.offer_timeout,
+            "direct": q.direct,
+            "sla_wait": q.sla_wait,
+            "stages": [{"action": s.action, "overflow": s.overflow or ""} for s in q.stages],
+        }
+    )
+
+
+class RedisState:
+    def __init__(self, client: Redis, prefix: str = "hub:routing:") -> None:
+        self.client = client
+        self.prefix = prefix
+        lib = _LIB.replace("CLASS_OF_JSON", "cjson.decode('" + json.dumps(CAPACITY_CLASS) + "')")
+
+        def script(body: str) -> Any:
+            return client.register_script(lib + body)
+
+        self._put_queue = script(_PUT_QUEUE)
+        self._put_agent = script(_PUT_AGENT)
+        self._set_presence = script(_SET_PRESENCE)
+        self._enqueue = script(_ENQUEUE)
+        self._dispatch_queue = script(_DISPATCH_QUEUE)
+        self._dispatch_agent = script(_DISPATCH_AGENT)
+        self._accept = script(_ACCEPT)
+        self._reject = script(_REJECT)
+        self._expire = script(_EXPIRE)
+        self._resolve = script(_RESOLVE)
+        self._transfer = script(_TRANSFER)
+        self._end_wrapups = script(_END_WRAPUPS)
+        self._release_parked = script(_RELEASE_PARKED)
+        self._escalate = script(_ESCALATE)
+        self._queue_stats = script(_QUEUE_STATS)
+
+    async def _run(self, script: Any, *args: object) -> Any:
+        return await script(keys=[], args=[self.prefix, *(repr(a) if isinstance(a, float) else a for a in args)])
+
+    async def clear(self) -> int:
+        """Delete every key under the prefix (tests, benchmarks, a reset)."""
+        deleted = 0
+        async for batch in self._scan_batches():
+            deleted += await self.client.unlink(*batch)
+        return deleted
+
+    async def _scan_batches(self) -> Any:
+        batch: list[Any] = []
+        async for key in self.client.scan_iter(match=self.prefix + "*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def put_queue(self, queue: QueueConfig, now: float) -> None:
+        await self._run(self._put_queue, queue.id, _queue_json(queue), now)
+
+    async def put_agent(self, agent: AgentConfig, now: float) -> None:
+        cfg = {
+            "queues": list(agent.queues),
+            "capacity": agent.capacity,
+            "skills": agent.skills,
+            "wrapup": agent.wrapup,
+            "exclusive": sorted(agent.exclusive),
+        }
+        await self._run(self._put_agent, agent.id, json.dumps(cfg), now)
+
+    async def set_presence(self, agent: AgentId, presence: Presence, now: float) -> bool:
+        return bool(await self._run(self._set_presence, agent, presence.value, now))
+
+    async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
+        if item.channel not in CAPACITY_CLASS:
+            raise KeyError(f"unknown channel {item.channel!r}")
+        customer = "" if item.customer is None else str(item.customer)
+        try:
+            r = await self._run(
+                self._enqueue,
+                item.id,
+                item.queue,
+                item.channel,
+                item.priority,
+                float(item.enqueued_at),
+                customer,
+                now,
+                float(sticky_for),
+            )
+        except ResponseError as e:
+            raise KeyError(f"conversation {item.id}: {e}") from None
+        return int(r) or None
+
+    async def dispatch_queue(self, queue: QueueId, now: float) -> Claim | None:
+        return _claim(await self._run(self._dispatch_queue, queue, now, SCAN_LIMIT))
+
+    async def dispatch_agent(self, agent: AgentId, now: float) -> Claim | None:
+        return _claim(await self._run(self._dispatch_agent, agent, now, SCAN_LIMIT))
+
+    async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
+        return _claim(await self._run(self._accept, conversation, agent, now))
+
+    async def reject(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
+        return _claim(await self._run(self._reject, conversation, agent, now))
+
+    async def expire_offers(self, now: float, missed_limit: int) -> list[Expiry]:
+        out: list[Expiry] = []
+        while True:
+            rows = await self._run(self._expire, now, _BATCH, missed_limit)
+            for cid, aid, q, away in rows:
+                out.append(Expiry(int(cid), int(aid), _text(q), int(away) == 1))
+            if len(rows) < _BATCH:
+                return out
+
+    async def resolve(self, conversation: ConversationId, now: float) -> Release | None:
+        r = await self._run(self._resolve, conversation, now)
+        if not r:
+            return None
+        q, aid, until = (_text(x) for x in r)
+        return Release(conversation, q, int(aid) if aid else None, float(until) if until else None)
+
+    async def transfer(
+        self,
+        conversation: ConversationId,
+        now: float,
+        *,
+        queue: QueueId | None = None,
+        agent: AgentId | None = None,
+        until: float = 0.0,
+    ) -> Release | None:
+        try:
+            r = await self._run(
+                self._transfer, conversation, now, queue or "", "" if agent is None else agent, float(until)
+            )
+        except ResponseError as e:
+            raise KeyError(str(e)) from None
+        if not r:
+            return None
+        q, aid = (_text(x) for x in r)
+        return Release(conversation, q, int(aid) if aid else None)
+
+    async def end_wrapups(self, now: float) -> list[AgentId]:
+        return [int(a) for a in await self._run(self._end_wrapups, now)]
+
+    async def release_parked(self, now: float) -> list[Waiting]:
+        out: list[Waiting] = []
+        while True:
+            rows = await self._run(self._release_parked, now, _BATCH)
+            for cid, q, ch, pri, enq, cust in rows:
+                c = _text(cust)
+                out.append(Waiting(int(cid), _text(q), _text(ch), int(pri), float(enq), int(c) if c else None))
+            if len(rows) < _BATCH:
+                return out
+
+    async def escalate(self, queue: QueueId, stage: int, older_than: float, now: float) -> list[Escalation]:
+        out: list[Escalation] = []
+        while True:
+            rows = await self._run(self._escalate, queue, stage, older_than, now, _BATCH)
+            for cid, action, target in rows:
+                t = _text(target)
+                out.append(Escalation(int(cid), queue, stage, _text(action), t or None))
+            if len(rows) < _BATCH:
+                return out
+
+    async def conversation(self, conversation: ConversationId) -> ConversationView | None:
+        h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"c:{conversation}")).items()}
+        if not h:
+            return None
+        return ConversationView(
+            id=conversation,
+            queue=h["q"],
+            channel=h["ch"],
+            priority=int(h["pri"]),
+            enqueued_at=float(h["enq"]),
+            state=h["st"],
+            agent=int(h["ag"]) if h.get("ag") else None,
+            stage=int(h["stage"]),
+        )
+
+    async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
+        waiting, wait, available, busy, flat = await self._run(self._queue_stats, queue, now)
+        counts = {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return QueueStats(
+            queue=queue,
+            waiting=int(waiting),
+            longest_wait=float(_text(wait)),
+            available_agents=int(available),
+            busy_agents=int(busy),
+            offered=counts.get("offered", 0),
+            accepted=counts.get("accepted", 0),
+            rejected=counts.get("rejected", 0),
+            timed_out=counts.get("timed_out", 0),
+            answered=counts.get("answered", 0),
+            answered_in_sla=counts.get("answered_in_sla", 0),
+            abandoned=counts.get("abandoned", 0),
+        )
+
+    async def agent_stats(self, agent: AgentId) -> AgentStats | None:
+        h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"a:{agent}")).items()}
+        if not h:
+            return None
+        cfg = json.loads(h["cfg"])
+        return AgentStats(
+            agent=agent,
+            presence=Presence(h["presence"]),
+            load={k: v for k, v in json.loads(h["load"]).items() if v},
+            capacity=cfg["capacity"],
+            wrapup_until=float(h["wrapup"]),
+            missed_in_row=int(h["missed"]),
+            offered=int(h.get("n:offered", 0)),
+            accepted=int(h.get("n:accepted", 0)),
+            rejected=int(h.get("n:rejected", 0)),
+            timed_out=int(h.get("n:timed_out", 0)),
+        )

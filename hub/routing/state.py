@@ -1,0 +1,87 @@
+"""The one interface both routing state backends (memory, Redis) implement.
+
+Each method is atomic: in Redis it is one Lua script, so several hub processes can share one state and never hand a
+conversation to two agents or an agent more than their capacity. `now` always comes from the engine's clock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from hub.routing.types import (
+    AgentConfig,
+    AgentId,
+    AgentStats,
+    Claim,
+    ConversationId,
+    ConversationView,
+    Escalation,
+    Expiry,
+    Presence,
+    QueueConfig,
+    QueueId,
+    QueueStats,
+    Release,
+    Waiting,
+)
+
+
+class RoutingState(Protocol):
+    async def put_queue(self, queue: QueueConfig, now: float) -> None:
+        """Create or replace a queue's settings; conversations already waiting stay."""
+
+    async def put_agent(self, agent: AgentConfig, now: float) -> None:
+        """Create or replace an agent's settings; presence and current load are kept (new agents start offline)."""
+
+    async def set_presence(self, agent: AgentId, presence: Presence, now: float) -> bool:
+        """False if the agent is unknown."""
+
+    async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
+        """Put a conversation in its queue, or park it for the customer's last agent (returned) when sticky.
+
+        Raises KeyError if the conversation is already routed (waiting, offered or assigned).
+        """
+
+    async def dispatch_queue(self, queue: QueueId, now: float) -> Claim | None:
+        """Give the best waiting conversation of the queue to the best ready agent, if any can take it."""
+
+    async def dispatch_agent(self, agent: AgentId, now: float) -> Claim | None:
+        """Give this agent the best conversation parked for them, else the best head of their queues."""
+
+    async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
+        """None unless the conversation is currently offered to this agent."""
+
+    async def reject(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
+        """Put the offered conversation back in its queue (keeping its age); that agent is skipped for it."""
+
+    async def expire_offers(self, now: float, missed_limit: int) -> list[Expiry]:
+        """Requeue every offer past its deadline; an agent reaching `missed_limit` misses in a row is set away."""
+
+    async def resolve(self, conversation: ConversationId, now: float) -> Release | None:
+        """Forget the conversation and free the agent's capacity (wrap-up follows an assigned one)."""
+
+    async def transfer(
+        self,
+        conversation: ConversationId,
+        now: float,
+        *,
+        queue: QueueId | None = None,
+        agent: AgentId | None = None,
+        until: float = 0.0,
+    ) -> Release | None:
+        """Move the conversation to a queue, or park it for an agent until `until`; it keeps its age."""
+
+    async def end_wrapups(self, now: float) -> list[AgentId]:
+        """Agents whose wrap-up ended by `now`, ready again."""
+
+    async def release_parked(self, now: float) -> list[Waiting]:
+        """Parked conversations whose agent did not take them in time, moved into their queue."""
+
+    async def escalate(self, queue: QueueId, stage: int, older_than: float, now: float) -> list[Escalation]:
+        """Apply stage `stage` (1-based) of the queue's plan to conversations in the queue since `older_than`."""
+
+    async def conversation(self, conversation: ConversationId) -> ConversationView | None: ...
+
+    async def queue_stats(self, queue: QueueId, now: float) -> QueueStats: ...
+
+    async def agent_stats(self, agent: AgentId) -> AgentStats | None: ...

@@ -1,0 +1,314 @@
+"""The contract every RoutingState backend keeps; each test runs on memory and on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from hub.routing.redis import RedisState
+from hub.routing.state import RoutingState
+from hub.routing.types import AgentConfig, Presence, QueueConfig, Stage, Strategy, Waiting
+
+T = 1000.0
+
+
+async def setup(
+    state: RoutingState,
+    queue: QueueConfig | None = None,
+    agents: tuple[AgentConfig, ...] = (),
+    available: bool = True,
+) -> None:
+    await state.put_queue(queue or QueueConfig("support", direct=True), T)
+    for a in agents:
+        await state.put_agent(a, T)
+        if available:
+            await state.set_presence(a.id, Presence.AVAILABLE, T)
+
+
+def agent(aid: int, **kw: object) -> AgentConfig:
+    kw.setdefault("queues", ("support",))
+    return AgentConfig(aid, **kw)  # type: ignore[arg-type]
+
+
+async def drain(state: RoutingState, queue: str = "support", now: float = T) -> list[tuple[int, int]]:
+    out = []
+    while (c := await state.dispatch_queue(queue, now)) is not None:
+        out.append((c.conversation, c.agent))
+    return out
+
+
+async def test_priority_first_then_oldest_first(state: RoutingState) -> None:
+    await setup(state)
+    for cid, pri, at in [(1, 0, 5.0), (2, 0, 3.0), (3, 2, 9.0), (4, 0, 4.0), (5, 2, 8.0)]:
+        await state.enqueue(Waiting(cid, "support", "webchat", pri, at), T, 0)
+    await state.put_agent(agent(9, capacity={"chat": 10}), T)
+    await state.set_presence(9, Presence.AVAILABLE, T)
+    assert [c for c, _ in await drain(state)] == [5, 3, 2, 4, 1]
+
+
+async def test_capacity_is_never_exceeded_and_freed_by_resolve(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1, capacity={"chat": 2}),))
+    for cid in (1, 2, 3):
+        await state.enqueue(Waiting(cid, "support", "sms", 0, T + cid), T, 0)
+    assert await drain(state) == [(1, 1), (2, 1)]
+    assert (await state.conversation(3)).state == "waiting"  # type: ignore[union-attr]
+    stats = await state.agent_stats(1)
+    assert stats is not None and stats.load == {"chat": 2}
+    released = await state.resolve(1, T + 10)
+    assert released is not None and released.agent == 1 and released.wrapup_until is None
+    claim = await state.dispatch_agent(1, T + 10)
+    assert claim is not None and claim.conversation == 3
+
+
+async def test_a_call_blocks_other_work_but_chats_do_not_block_a_call(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1, capacity={"voice": 1, "chat": 3}),))
+    await state.enqueue(Waiting(1, "support", "voice", 0, T), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, T + 1), T, 0)
+    assert await drain(state) == [(1, 1)]
+    await state.resolve(1, T)
+    assert await drain(state) == [(2, 1)]
+    await state.enqueue(Waiting(3, "support", "voice", 0, T + 2), T, 0)
+    assert await drain(state) == [(3, 1)]
+
+
+async def test_only_available_agents_get_work(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1), agent(2)), available=False)
+    await state.set_presence(2, Presence.AWAY, T)
+    await state.enqueue(Waiting(1, "support", "email", 0, T), T, 0)
+    assert await drain(state) == []
+    assert await state.dispatch_agent(1, T) is None
+    await state.set_presence(1, Presence.AVAILABLE, T)
+    claim = await state.dispatch_agent(1, T)
+    assert claim is not None and (claim.conversation, claim.agent) == (1, 1)
+
+
+async def test_required_skills_and_widening_stage(state: RoutingState) -> None:
+    queue = QueueConfig("support", direct=True, skills={"es": 5}, stages=(Stage(after=30, skills={"es": 2}),))
+    await setup(state, queue, agents=(agent(1, skills={"es": 3}), agent(2, skills={"fr": 9})))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    assert await drain(state) == []
+    assert await state.escalate("support", 1, T + 29 - 30, T + 29) == []
+    esc = await state.escalate("support", 1, T + 31 - 30, T + 31)
+    assert [(e.conversation, e.action) for e in esc] == [(1, "widen")]
+    assert await drain(state, now=T + 31) == [(1, 1)]
+
+
+async def test_offer_accept_reject_and_timeout(state: RoutingState) -> None:
+    await setup(state, QueueConfig("support", offer_timeout=20), agents=(agent(1), agent(2)))
+    await state.enqueue(Waiting(7, "support", "webchat", 1, 500.0), T, 0)
+    first = await state.dispatch_queue("support", T)
+    assert first is not None and first.offered and first.deadline == T + 20
+    other = 2 if first.agent == 1 else 1
+    assert await state.accept(7, other, T) is None  # not theirs
+    assert await state.reject(7, first.agent, T + 1) is not None
+    view = await state.conversation(7)
+    assert view is not None and view.state == "waiting" and view.enqueued_at == 500.0 and view.priority == 1
+    second = await state.dispatch_queue("support", T + 1)
+    assert second is not None and second.agent == other  # the agent who rejected is skipped
+    assert await state.expire_offers(T + 20.9, 3) == []
+    expired = await state.expire_offers(T + 21, 3)
+    assert [(e.conversation, e.agent, e.set_away) for e in expired] == [(7, other, False)]
+    # Everyone has declined it: it goes back to the first of them rather than block the queue.
+    third = await state.dispatch_queue("support", T + 21)
+    assert third is not None and third.agent == first.agent
+    assert await state.reject(7, first.agent, T + 21) is not None
+    stats = await state.queue_stats("support", T + 21)
+    assert (stats.offered, stats.rejected, stats.timed_out, stats.waiting) == (3, 2, 1, 1)
+    assert stats.longest_wait == T + 21 - 500.0
+
+
+async def test_accept_counts_sla(state: RoutingState) -> None:
+    await setup(state, QueueConfig("support", sla_wait=10), agents=(agent(1, capacity={"chat": 5}),))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, T - 50), T, 0)
+    for c, a in await drain(state):
+        assert await state.accept(c, a, T + 5) is not None
+    assert await state.accept(1, 1, T + 5) is None  # already accepted
+    stats = await state.queue_stats("support", T + 5)
+    assert (stats.answered, stats.answered_in_sla, stats.accepted, stats.busy_agents) == (2, 1, 2, 1)
+    assert stats.sla_attainment == 0.5
+
+
+async def test_missed_offers_in_a_row_set_the_agent_away(state: RoutingState) -> None:
+    await setup(state, QueueConfig("support", offer_timeout=5), agents=(agent(1, capacity={"chat": 1}),))
+    now = T
+    await state.enqueue(Waiting(1, "support", "webchat", 0, now), now, 0)
+    for round_ in (1, 2):
+        claim = await state.dispatch_queue("support", now)
+        assert claim is not None and claim.agent == 1
+        now += 6
+        expired = await state.expire_offers(now, 2)
+        assert [e.set_away for e in expired] == [round_ == 2]
+    assert await state.dispatch_queue("support", now) is None
+    stats = await state.agent_stats(1)
+    assert stats is not None and stats.presence is Presence.AWAY and stats.timed_out == 2
+
+
+async def test_wrapup_after_resolve(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1, wrapup=30.0, capacity={"chat": 1}),))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, T + 1), T, 0)
+    assert await drain(state) == [(1, 1)]
+    released = await state.resolve(1, T + 10)
+    assert released is not None and released.wrapup_until == T + 40
+    assert await state.dispatch_agent(1, T + 20) is None
+    assert await state.end_wrapups(T + 39) == []
+    assert await state.end_wrapups(T + 40) == [1]
+    claim = await state.dispatch_agent(1, T + 40)
+    assert claim is not None and claim.conversation == 2
+
+
+async def test_transfer_keeps_age_and_parks_for_an_agent(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1), agent(2, queues=("billing",))))
+    await state.put_queue(QueueConfig("billing", direct=True), T)
+    await state.set_presence(2, Presence.AWAY, T)
+    await state.enqueue(Waiting(1, "support", "webchat", 0, 100.0), T, 0)
+    assert await drain(state) == [(1, 1)]
+    released = await state.transfer(1, T + 5, queue="billing")
+    assert released is not None and (released.queue, released.agent) == ("support", 1)
+    view = await state.conversation(1)
+    assert view is not None and (view.queue, view.enqueued_at, view.state) == ("billing", 100.0, "waiting")
+    assert (await state.agent_stats(1)).load == {}  # type: ignore[union-attr]
+    await state.transfer(1, T + 6, agent=1, until=T + 66)
+    assert (await state.conversation(1)).state == "parked"  # type: ignore[union-attr]
+    assert await state.dispatch_queue("billing", T + 6) is None
+    assert await state.release_parked(T + 65) == []
+    released_back = await state.release_parked(T + 66)
+    assert [(w.id, w.queue, w.enqueued_at) for w in released_back] == [(1, "billing", 100.0)]
+    await state.set_presence(2, Presence.AVAILABLE, T + 67)
+    assert await drain(state, "billing", T + 67) == [(1, 2)]
+    with pytest.raises(KeyError):
+        await state.transfer(1, T, queue="nowhere")
+
+
+async def test_sticky_parks_for_the_last_agent(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1), agent(2)))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T, customer=42), T, 300)
+    ((c, a),) = await drain(state)
+    await state.resolve(c, T + 1)
+    other = 2 if a == 1 else 1
+    # The other agent is idler now, but the customer's last agent gets first refusal.
+    assert await state.enqueue(Waiting(2, "support", "webchat", 0, T + 2, customer=42), T + 2, 300) == a
+    assert await state.dispatch_queue("support", T + 2) is None
+    claim = await state.dispatch_agent(a, T + 2)
+    assert claim is not None and claim.conversation == 2
+    await state.set_presence(a, Presence.OFFLINE, T + 3)
+    # Last agent offline: straight to the queue.
+    assert await state.enqueue(Waiting(3, "support", "webchat", 0, T + 3, customer=42), T + 3, 300) is None
+    assert await drain(state, now=T + 3) == [(3, other)]
+
+
+async def test_overflow_and_callback(state: RoutingState) -> None:
+    plan = (Stage(after=60, overflow="general"),)
+    await setup(state, QueueConfig("support", direct=True, stages=plan))
+    await state.put_queue(QueueConfig("general", stages=(Stage(after=10, callback=True),)), T)
+    await state.enqueue(Waiting(1, "support", "voice", 0, 50.0), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, 60.0), T, 0)
+    esc = await state.escalate("support", 1, T + 1 - 60, T + 1)
+    assert esc == []
+    esc = await state.escalate("support", 1, T + 60 - 60, T + 60)
+    assert sorted((e.conversation, e.action, e.target) for e in esc) == [
+        (1, "overflow", "general"),
+        (2, "overflow", "general"),
+    ]
+    assert (await state.conversation(1)).enqueued_at == 50.0  # type: ignore[union-attr]
+    esc = await state.escalate("general", 1, T + 70 - 10, T + 70)
+    assert sorted((e.conversation, e.action) for e in esc) == [(1, "callback"), (2, "widen")]
+    assert await state.conversation(1) is None
+    assert (await state.queue_stats("general", T + 70)).waiting == 1
+
+
+async def test_resolve_while_waiting_is_abandoned_and_duplicates_are_refused(state: RoutingState) -> None:
+    await setup(state)
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    with pytest.raises(KeyError):
+        await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    with pytest.raises(KeyError):
+        await state.enqueue(Waiting(2, "nowhere", "webchat", 0, T), T, 0)
+    released = await state.resolve(1, T)
+    assert released is not None and released.agent is None
+    assert await state.resolve(1, T) is None
+    stats = await state.queue_stats("support", T)
+    assert (stats.waiting, stats.abandoned, stats.longest_wait) == (0, 1, 0.0)
+
+
+async def test_agent_leaving_a_queue_gets_no_more_of_its_work(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1),))
+    await state.put_agent(agent(1, queues=()), T)
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    assert await drain(state) == []
+    assert (await state.queue_stats("support", T)).available_agents == 0
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+async def test_both_backends_choose_alike(strategy: Strategy, redis_url: str) -> None:
+    """Same history on memory and Redis gives the same decisions, for every strategy."""
+    from hub.routing.memory import MemoryState
+
+    client = Redis.from_url(redis_url)
+    red = RedisState(client, prefix=f"test:routing:{uuid.uuid4().hex}:")
+    mem = MemoryState()
+    try:
+        logs = []
+        for st in (mem, red):
+            q = QueueConfig("support", strategy=strategy, skills={"x": 1}, offer_timeout=5)
+            await st.put_queue(q, T)
+            for i in range(1, 9):
+                await st.put_agent(agent(i, skills={"x": 1 + i % 4}, capacity={"chat": 1 + i % 3}), T)
+                await st.set_presence(i, Presence.AVAILABLE, T + i % 3)
+            log = []
+            now = T + 10
+            for cid in range(1, 40):
+                now += 1
+                await st.enqueue(Waiting(cid, "support", "webchat", cid % 2, now - cid % 5), now, 0)
+                claim = await st.dispatch_queue("support", now)
+                log.append((claim.conversation, claim.agent) if claim else None)
+                if cid % 3 == 0 and claim:
+                    await st.reject(claim.conversation, claim.agent, now)
+                if cid % 4 == 0:
+                    await st.expire_offers(now, 10)
+                if cid % 5 == 0 and claim:
+                    await st.resolve(claim.conversation, now)
+            logs.append(log)
+        assert logs[0] == logs[1]
+        assert sum(1 for x in logs[0] if x) > 10
+    finally:
+        await red.clear()
+        await client.aclose()
+
+
+async def test_redis_processes_never_double_assign(redis_url: str) -> None:
+    """Several clients (as several hub processes would) race on one state."""
+    prefix = f"test:routing:{uuid.uuid4().hex}:"
+    clients = [Redis.from_url(redis_url) for _ in range(4)]
+    states = [RedisState(c, prefix=prefix) for c in clients]
+    try:
+        await setup(
+            states[0],
+            QueueConfig("support", direct=True),
+            agents=tuple(agent(i, capacity={"chat": 2}) for i in range(1, 11)),
+        )
+        for cid in range(1, 61):
+            await states[0].enqueue(Waiting(cid, "support", "webchat", 0, T + cid), T, 0)
+
+        async def worker(st: RedisState) -> list[tuple[int, int]]:
+            out = []
+            for _ in range(30):
+                c = await st.dispatch_queue("support", T)
+                if c is not None:
+                    out.append((c.conversation, c.agent))
+            return out
+
+        results = [x for r in await asyncio.gather(*(worker(s) for s in states)) for x in r]
+        conversations = [c for c, _ in results]
+        assert len(conversations) == len(set(conversations)) == 20  # 10 agents x 2 chats
+        per_agent = {a: sum(1 for _, b in results if b == a) for a in range(1, 11)}
+        assert set(per_agent.values()) == {2}
+        assert sorted(conversations) == list(range(1, 21))  # FIFO: the oldest twenty
+    finally:
+        await states[0].clear()
+        for c in clients:
+            await c.aclose()
