@@ -18,7 +18,8 @@ from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.errors import error_middleware
 from hub.api.routes import routes as api_routes
 from hub.channels.api import ApiChannel
-from hub.channels.base import Channel
+from hub.channels.base import Channel, InboundSink
+from hub.channels.host import ChannelHost
 from hub.config import Settings
 from hub.events import MemoryBus
 from hub.history.db import open_database, redact
@@ -87,10 +88,11 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
-def build_channels(settings: Settings, ingest: Ingest) -> dict[str, Channel]:
+def build_channels(settings: Settings, host: InboundSink) -> dict[str, Channel]:
+    """The configured channel adapters, by name. Each channel adds its line here."""
     channels: dict[str, Channel] = {}
     if settings.channels.api.enabled:
-        channels["api"] = ApiChannel(ingest, settings.channels.api)
+        channels["api"] = ApiChannel(host, settings.channels.api)
     return channels
 
 
@@ -111,8 +113,9 @@ def build_app(settings: Settings) -> web.Application:
     bus = MemoryBus()
     auth = TokenAuth(db)
     ingest = Ingest(db, settings, bus, metrics)
-    channels = build_channels(settings, ingest)
+    channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
+    channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,

@@ -13,6 +13,8 @@ import pytest
 from aiohttp import web
 
 from hub.channels.api import ApiChannel
+from hub.channels.base import Channel
+from hub.channels.host import ChannelHost
 from hub.config import ApiChannelSettings, OutboxSettings, Settings
 from hub.events import MemoryBus
 from hub.history import store
@@ -76,19 +78,23 @@ async def world(
 ) -> AsyncIterator[dict[str, Any]]:
     settings = make_settings(db_url)
     ingest = Ingest(db, settings, MemoryBus(), Metrics())
-    channel = ApiChannel(ingest, ApiChannelSettings(webhook_url=webhook[1], webhook_secret=SECRET))
-    await channel.start()
     clock = Clock()
     outbox_settings = OutboxSettings(max_attempts=4, base_delay_seconds=2, max_delay_seconds=60)
     bus = MemoryBus()
+    channels: dict[str, Channel] = {}
 
     def make_outbox() -> Outbox:
-        return Outbox(db, {"api": channel}, outbox_settings, bus, Metrics(), clock=clock, rng=random.Random(7))
+        return Outbox(db, channels, outbox_settings, bus, Metrics(), clock=clock, rng=random.Random(7))
+
+    outbox = make_outbox()
+    channel = ApiChannel(ChannelHost(ingest, outbox), ApiChannelSettings(webhook_url=webhook[1], webhook_secret=SECRET))
+    channels["api"] = channel
+    await channel.start()
 
     first = await ingest.ingest(
         Inbound(channel="api", identity=Identity("phone", "+14155550100"), text="hi", external_id="in-1")
     )
-    yield {"outbox": make_outbox(), "make_outbox": make_outbox, "clock": clock, "hook": webhook[0],
+    yield {"outbox": outbox, "make_outbox": make_outbox, "clock": clock, "hook": webhook[0],
            "conversation": first.conversation.id, "bus": bus}
     await channel.stop()
 

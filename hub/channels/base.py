@@ -43,11 +43,13 @@ class SendError(Exception):
 
 
 class InboundSink(Protocol):
-    """The one inbound path, as an adapter sees it."""
+    """The hub as an adapter sees it: the one inbound path, and provider status callbacks for sent messages."""
 
     async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult: ...
 
     async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int: ...
+
+    async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool: ...
 
 
 class Channel(ABC):

@@ -143,13 +143,12 @@ CREATE TABLE api_tokens (
     ),
 ]
 
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(version for version, _, _ in MIGRATIONS)
 
 
-def _applied(tx: Tx) -> int:
+def _applied(tx: Tx) -> set[int]:
     tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-    row = tx.one("SELECT MAX(version) AS v FROM schema_migrations")
-    return int(row["v"]) if row and row["v"] is not None else 0
+    return {int(r["version"]) for r in tx.all("SELECT version FROM schema_migrations")}
 
 
 def _migrate(tx: Tx) -> list[int]:
@@ -160,8 +159,9 @@ def _migrate(tx: Tx) -> list[int]:
         tx.one("SELECT pg_advisory_xact_lock(7246001) AS locked")
     done = _applied(tx)
     ran: list[int] = []
-    for version, title, sql in MIGRATIONS:
-        if version <= done:
+    # A set, not a high-water mark: a migration merged from a parallel branch still runs after a higher one.
+    for version, title, sql in sorted(MIGRATIONS):
+        if version in done:
             continue
         log.info("applying migration %d: %s", version, title)
         tx.script(sql.format(**_TYPES[tx.dialect]))
@@ -176,4 +176,4 @@ async def migrate(db: Database) -> list[int]:
 
 
 async def current_version(db: Database) -> int:
-    return await db.write(_applied)
+    return max(await db.write(_applied), default=0)
