@@ -2,9 +2,13 @@
 
 A decision is one dispatch: an agent frees a slot and gets the best conversation of their queues. Sizes are
 agents = waiting/10 and queues = waiting/100 (10k agents, 1k queues at 100k waiting). Each figure is also printed
-as a ratio to a baseline timed in the same run (a dict operation; a bare Redis EVAL), since the machine is shared.
+as a ratio to a baseline timed in the same run (a dict operation; a bare Redis EVALSHA), since the machine is shared.
 
-    python -m bench.routing [--quick] [--redis URL] [--no-redis]
+Redis is measured twice: one sequential client (the latency of one decision), and `--clients` concurrent connections
+deciding at once, as several hub processes would (aggregate decisions/s). The bare EVALSHA baseline is timed both
+ways too, with the same number of clients, so "x baseline" compares like with like.
+
+    python -m bench.routing [--quick] [--redis URL] [--no-redis] [--clients N]
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: python bench/routing.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,7 +35,7 @@ from hub.routing.types import AgentConfig, Presence, QueueConfig, Waiting
 
 @dataclass
 class Result:
-    backend: str
+    backend: str  # memory | redis (one sequential client) | redis xN (N concurrent clients)
     waiting: int
     agents: int
     queues: int
@@ -45,7 +51,40 @@ async def _gather_batched(coros: list, size: int = 500) -> None:  # type: ignore
         await asyncio.gather(*coros[i : i + size])
 
 
-async def measure(state: RoutingState, backend: str, waiting: int, decisions: int, concurrent: bool) -> Result:
+@dataclass
+class Load:
+    """A state filled to size: every agent holding conversations, `waiting` more in the queues."""
+
+    state: RoutingState
+    waiting: int
+    agents: int
+    queues: list[str]
+    held: dict[int, list[int]]
+    rng: random.Random
+    now: float
+    setup_s: float
+    next_id: int
+
+    def arrival(self, at: float) -> Waiting:
+        self.next_id += 1
+        rng = self.rng
+        return Waiting(self.next_id, rng.choice(self.queues), "webchat", rng.choice((0, 0, 0, 1)), at)
+
+    async def free_a_slot(self, agent: int) -> None:
+        """The untimed part of a decision: the agent resolves one conversation and a new one arrives."""
+        held = self.held[agent]
+        await self.state.resolve(held.pop(self.rng.randrange(len(held))), self.now)
+        await self.state.enqueue(self.arrival(self.now), self.now, 0)
+
+    async def decide(self, agent: int, latencies: list[float]) -> None:
+        start = time.perf_counter()
+        claim = await self.state.dispatch_agent(agent, self.now)
+        latencies.append(time.perf_counter() - start)
+        if claim is not None:
+            self.held[agent].append(claim.conversation)
+
+
+async def load(state: RoutingState, waiting: int, concurrent: bool) -> Load:
     rng = random.Random(7)
     n_agents, n_queues = max(1, waiting // 10), max(1, waiting // 100)
     queues = [f"q{i}" for i in range(n_queues)]
@@ -54,50 +93,71 @@ async def measure(state: RoutingState, backend: str, waiting: int, decisions: in
     for q in queues:
         await state.put_queue(QueueConfig(q, direct=True), now)
     membership = {a: tuple(rng.sample(queues, min(3, n_queues))) for a in range(1, n_agents + 1)}
-    setup = [state.put_agent(AgentConfig(a, qs, capacity={"chat": 3}), now) for a, qs in membership.items()]
-    ids = iter(range(1, 10**9))
-
-    def arrival(at: float) -> Waiting:
-        return Waiting(next(ids), rng.choice(queues), "webchat", rng.choice((0, 0, 0, 1)), at)
-
+    ld = Load(state, waiting, n_agents, queues, {a: [] for a in membership}, rng, now, 0.0, 0)
+    setup: list[Coroutine[Any, Any, object]] = [
+        state.put_agent(AgentConfig(a, qs, capacity={"chat": 3}), now) for a, qs in membership.items()
+    ]
     # Enough to fill every agent (3 chats each) and leave `waiting` conversations in the queues.
-    setup += [state.enqueue(arrival(now + i * 1e-3), now, 0) for i in range(waiting + 3 * n_agents)]
+    setup += [state.enqueue(ld.arrival(now + i * 1e-3), now, 0) for i in range(waiting + 3 * n_agents)]
     if concurrent:
         await _gather_batched(setup)
     else:
         for c in setup:
             await c
-    held: dict[int, list[int]] = {a: [] for a in membership}
     for a in membership:
         await state.set_presence(a, Presence.AVAILABLE, now)
         while (claim := await state.dispatch_agent(a, now)) is not None:
-            held[a].append(claim.conversation)
-    setup_s = time.perf_counter() - t0
-    agents = [a for a in membership if held[a]]
-    latencies: list[float] = []
-    for i in range(decisions):
-        now += 1e-3
-        a = rng.choice(agents)
-        done = held[a].pop(rng.randrange(len(held[a])))
-        await state.resolve(done, now)
-        await state.enqueue(arrival(now + i * 1e-6), now, 0)
-        start = time.perf_counter()
-        claim = await state.dispatch_agent(a, now)
-        latencies.append(time.perf_counter() - start)
-        if claim is not None:
-            held[a].append(claim.conversation)
+            ld.held[a].append(claim.conversation)
+    ld.setup_s = time.perf_counter() - t0
+    return ld
+
+
+def _result(backend: str, ld: Load, latencies: list[float], seconds: float) -> Result:
     latencies.sort()
     return Result(
         backend,
-        waiting,
-        n_agents,
-        n_queues,
-        decisions,
-        decisions / sum(latencies),
+        ld.waiting,
+        ld.agents,
+        len(ld.queues),
+        len(latencies),
+        len(latencies) / seconds,
         statistics.median(latencies) * 1e3,
         latencies[int(0.99 * (len(latencies) - 1))] * 1e3,
-        setup_s,
+        ld.setup_s,
     )
+
+
+async def sequential(ld: Load, backend: str, decisions: int) -> Result:
+    """One caller: decisions/s is 1 / the mean time of one decision."""
+    agents = [a for a in ld.held if ld.held[a]]
+    latencies: list[float] = []
+    for _ in range(decisions):
+        ld.now += 1e-3
+        a = ld.rng.choice(agents)
+        await ld.free_a_slot(a)
+        await ld.decide(a, latencies)
+    return _result(backend, ld, latencies, sum(latencies))
+
+
+async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_client: int = 25) -> Result:
+    """`clients` callers deciding at once, in rounds: free a slot for clients x per_client distinct agents (untimed),
+    then time the wall clock while every client makes its decisions one after another on its own connection."""
+    agents = [a for a in ld.held if ld.held[a]]
+    latencies: list[float] = []
+    wall = 0.0
+    for _ in range(max(1, decisions // (clients * per_client))):
+        ld.now += 1e-3
+        picked = ld.rng.sample(agents, min(len(agents), clients * per_client))
+        await asyncio.gather(*(ld.free_a_slot(a) for a in picked))
+
+        async def client(mine: list[int]) -> None:
+            for a in mine:
+                await ld.decide(a, latencies)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(picked[i::clients]) for i in range(clients)))
+        wall += time.perf_counter() - start
+    return _result(backend, ld, latencies, wall)
 
 
 def memory_baseline(n: int = 200_000) -> float:
@@ -111,41 +171,53 @@ def memory_baseline(n: int = 200_000) -> float:
     return (time.perf_counter() - start) / n
 
 
-async def redis_baseline(url: str, n: int = 2000) -> float:
-    """Seconds per bare EVALSHA of a no-op script: one round trip, the floor for any Redis decision."""
-    from redis.asyncio import Redis
+async def redis_baseline(url: str, n: int = 2000, clients: int = 1) -> float:
+    """Seconds per bare EVALSHA of a no-op script (one round trip, the floor for any Redis decision), as an aggregate
+    over `clients` connections calling at once: with clients=1, the latency of one call."""
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    client = Redis.from_url(url)
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max(32, clients)))
     script = client.register_script("return 1")
-    await script()
+    await asyncio.gather(*(script() for _ in range(clients)))  # load the script, open the connections
+
+    async def caller(calls: int) -> None:
+        for _ in range(calls):
+            await script()
+
     start = time.perf_counter()
-    for _ in range(n):
-        await script()
-    took = (time.perf_counter() - start) / n
+    await asyncio.gather(*(caller(n // clients) for _ in range(clients)))
+    took = (time.perf_counter() - start) / (n // clients * clients)
     await client.aclose()
     return took
 
 
-async def redis_state(url: str) -> tuple[RoutingState, object]:
+async def redis_state(url: str, clients: int) -> tuple[RoutingState, object]:
     from redis.asyncio import BlockingConnectionPool, Redis
 
     from hub.routing.redis import RedisState
 
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=32))
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max(32, clients)))
     await client.ping()
     return RedisState(client, prefix=f"bench:routing:{uuid.uuid4().hex}:"), client
 
 
 def show(results: list[Result], baselines: dict[str, float]) -> None:
     print(
-        f"{'backend':7} {'waiting':>8} {'agents':>7} {'queues':>6} {'decisions/s':>12} {'p50 ms':>7} {'p99 ms':>7}"
-        f" {'p50/baseline':>12} {'p99/baseline':>12} {'setup s':>8}"
+        "cost = 1 / decisions/s (for N clients: wall time per decision, all clients together); cost/base = that in"
+        " units of the baseline call of the same kind; vs 1k = the same figure divided by the 1k row's: 1.00 is flat"
     )
+    print(
+        f"{'backend':9} {'waiting':>7} {'agents':>6} {'queues':>6} {'decisions/s':>11} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'cost/base':>9} {'cost vs 1k':>10} {'p50 vs 1k':>9} {'setup s':>7}"
+    )
+    first: dict[str, Result] = {}
     for r in results:
-        base = baselines[r.backend]
+        small = first.setdefault(r.backend, r)
+        cost = 1 / r.per_second
         print(
-            f"{r.backend:7} {r.waiting:>8} {r.agents:>7} {r.queues:>6} {r.per_second:>12,.0f} {r.p50_ms:>7.3f}"
-            f" {r.p99_ms:>7.3f} {r.p50_ms / 1e3 / base:>11.1f}x {r.p99_ms / 1e3 / base:>11.1f}x {r.setup_s:>8.1f}"
+            f"{r.backend:9} {r.waiting:>7} {r.agents:>6} {r.queues:>6} {r.per_second:>11,.0f} {r.p50_ms:>7.3f}"
+            f" {r.p99_ms:>7.3f} {cost / baselines[r.backend]:>8.1f}x {cost * small.per_second:>9.2f}x"
+            f" {r.p50_ms / small.p50_ms:>8.2f}x {r.setup_s:>7.1f}"
         )
 
 
@@ -154,38 +226,48 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sizes 1k and 10k, fewer decisions (a smoke run)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL (default: %(default)s)")
     parser.add_argument("--no-redis", action="store_true", help="memory backend only")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent Redis clients (default: %(default)s)")
     args = parser.parse_args(argv)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     decisions = {"memory": 2_000 if args.quick else 20_000, "redis": 1_000 if args.quick else 5_000}
+    many = f"redis x{args.clients}"
     baselines = {"memory": memory_baseline()}
-    print(f"baseline memory: {baselines['memory'] * 1e9:.0f} ns per dict set+get+pop")
+    print(f"baseline memory:   {baselines['memory'] * 1e9:.0f} ns per dict set+get+pop")
     use_redis = not args.no_redis
     if use_redis:
         try:
             baselines["redis"] = await redis_baseline(args.redis)
-            print(f"baseline redis:  {baselines['redis'] * 1e6:.1f} us per bare EVALSHA round trip")
+            baselines[many] = await redis_baseline(args.redis, n=8000, clients=args.clients)
+            print(f"baseline redis:    {baselines['redis'] * 1e6:.1f} us per bare EVALSHA round trip, one client")
+            print(
+                f"baseline {many}: {baselines[many] * 1e6:.1f} us per bare EVALSHA with {args.clients} clients at once"
+                f" ({1 / baselines[many]:,.0f} calls/s in all)"
+            )
         except Exception as e:  # any connection failure means: skip Redis, and say why
             print(f"redis: skipped ({e})")
             use_redis = False
     results: list[Result] = []
     for size in sizes:
-        results.append(await measure(MemoryState(), "memory", size, decisions["memory"], concurrent=False))
+        results.append(await sequential(await load(MemoryState(), size, False), "memory", decisions["memory"]))
         if use_redis:
-            state, client = await redis_state(args.redis)
+            state, client = await redis_state(args.redis, args.clients)
             try:
-                results.append(await measure(state, "redis", size, decisions["redis"], concurrent=True))
+                ld = await load(state, size, concurrent=True)
+                results.append(await sequential(ld, "redis", decisions["redis"]))
+                results.append(await concurrent(ld, many, 2 * decisions["redis"], args.clients))
             finally:
                 await state.clear()  # type: ignore[attr-defined]
                 await client.aclose()  # type: ignore[attr-defined]
+    results.sort(key=lambda r: (r.backend, r.waiting))
     show(results, baselines)
-    for backend, target in (("memory", 50_000), ("redis", 10_000)):
+    for backend, target in (("memory", 50_000), ("redis", 10_000), (many, 10_000)):
         rows = [r for r in results if r.backend == backend]
         if rows:
             big, small = rows[-1], rows[0]
             print(
                 f"{backend}: {big.per_second:,.0f} decisions/s at {big.waiting} waiting (target >= {target:,}), "
-                f"p99 {big.p99_ms:.3f} ms (target < 2), cost growth {small.waiting}->{big.waiting}: "
-                f"x{big.p50_ms / small.p50_ms:.2f} at p50"
+                f"p99 {big.p99_ms:.3f} ms (target < 2), cost {small.waiting}->{big.waiting}:"
+                f" x{small.per_second / big.per_second:.2f} (mean), x{big.p50_ms / small.p50_ms:.2f} (p50)"
             )
     return 0
 

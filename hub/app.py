@@ -16,18 +16,25 @@ from hub.agents import sync_queues
 from hub.api import openapi
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.errors import error_middleware
+from hub.api.events_ws import routes as events_routes
 from hub.api.routes import routes as api_routes
+from hub.api.routing_routes import routes as routing_routes
 from hub.channels.api import ApiChannel
-from hub.channels.base import Channel, InboundSink
+from hub.channels.base import Channel
 from hub.channels.host import ChannelHost
+from hub.channels.telegram import TelegramChannel
+from hub.channels.webchat import WebchatChannel
 from hub.config import Settings
+from hub.console.handlers import routes as console_routes
+from hub.console.sessions import SESSIONS, Sessions
 from hub.events import MemoryBus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.ingest import Ingest
-from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, SETTINGS
+from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.router import Router
 
 log = logging.getLogger("hub.app")
 
@@ -88,11 +95,19 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
-def build_channels(settings: Settings, host: InboundSink) -> dict[str, Channel]:
+def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
     """The configured channel adapters, by name. Each channel adds its line here."""
     channels: dict[str, Channel] = {}
     if settings.channels.api.enabled:
         channels["api"] = ApiChannel(host, settings.channels.api)
+    if settings.channels.telegram.enabled:
+        channels["telegram"] = TelegramChannel.from_settings(host, settings)
+    if settings.channels.webchat.enabled:
+        channels["webchat"] = WebchatChannel.from_settings(host, settings)
+    if settings.channels.twilio.enabled:
+        from hub.channels.twilio_channels import twilio_channels
+
+        channels.update(twilio_channels(settings, host))
     return channels
 
 
@@ -112,17 +127,24 @@ def build_app(settings: Settings) -> web.Application:
     db = open_database(settings.database.url, settings.database.pool_size, settings.database.sqlite_synchronous)
     bus = MemoryBus()
     auth = TokenAuth(db)
-    ingest = Ingest(db, settings, bus, metrics)
+    sessions = Sessions(db, settings.console)
+    router = Router(db, settings, bus)
+    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest)
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[_metrics_middleware(metrics), error_middleware, auth_middleware(auth)],
+        middlewares=[
+            _metrics_middleware(metrics), error_middleware,
+            auth_middleware(auth, sessions if settings.console.enabled else None),
+        ],
     )
     app[SETTINGS], app[DB], app[BUS], app[METRICS] = settings, db, bus, metrics
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
+    app[SESSIONS] = sessions
+    app[ROUTER] = router
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         log.info("database %s", redact(settings.database.url))
@@ -143,12 +165,19 @@ def build_app(settings: Settings) -> web.Application:
         for ch in reversed(started):
             await ch.stop()
 
+    async def routing(app: web.Application) -> AsyncIterator[None]:
+        await router.start()
+        yield
+        await router.close()
+
     app.cleanup_ctx.extend(
         [
             database,
+            routing,
             channel_tasks,
             _task("hub-ingest-recovery", ingest.recover_forever),
             _task("hub-outbox", outbox.run_forever),
+            _task("hub-routing-tick", router.tick_forever),
         ]
     )
 
@@ -159,6 +188,10 @@ def build_app(settings: Settings) -> web.Application:
         app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
     app.router.add_routes(api_routes())
+    app.router.add_routes(events_routes())
+    if settings.console.enabled:
+        app.router.add_routes(console_routes())
+    app.router.add_routes(routing_routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     return app

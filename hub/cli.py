@@ -269,8 +269,73 @@ def parser() -> argparse.ArgumentParser:
     er.add_argument("--status", action="append", choices=["failed", "pending"],
                     help="which events (repeatable; default: failed and pending)")
     er.set_defaults(fn=cmd_events_replay)
+
+    tg = sub.add_parser("telegram", help="the Telegram bot", description="Work with the Telegram channel's bot.")
+    tgsub = tg.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")
+    tw = tgsub.add_parser("set-webhook", parents=[config], help="register this hub's webhook with Telegram",
+                          description="Tell Telegram to POST the bot's updates to this hub, with "
+                                      "channels.telegram.webhook_secret as the secret token it must send back.")
+    tw.add_argument("--url", help="the webhook URL (default: <server.public_url>/webhooks/telegram)")
+    tw.set_defaults(fn=cmd_telegram_set_webhook)
+
+    wh = sub.add_parser("webhooks", help="provider webhooks", description="Work with saved provider webhooks.")
+    whsub = wh.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    wr = whsub.add_parser("replay", parents=[config], help="post a saved Twilio webhook to a hub, signed",
+                          description="POST a saved Twilio webhook (form-encoded .txt or JSON .json, e.g. "
+                                      "webhooks/twilio/sms_inbound.txt) to URL with X-Twilio-Signature computed "
+                                      "from channels.twilio.auth_token, as Twilio would. URL must be the address "
+                                      "the hub's server.public_url gives it, or the signature will not match.")
+    wr.add_argument("file", type=Path, metavar="FILE")
+    wr.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8080/webhooks/twilio/sms")
+    wr.add_argument("--fresh", action="store_true",
+                    help="new random MessageSid/CallSid/... so the hub stores it as a new event, not a retry")
+    wr.set_defaults(fn=cmd_webhooks_replay)
     return p
 
+
+def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
+    from telegram.error import TelegramError
+
+    from hub.channels.telegram import WEBHOOK_PATH, set_webhook
+
+    settings = _settings(args)
+    tg = settings.channels.telegram
+    url = args.url or (settings.server.public_url + WEBHOOK_PATH if settings.server.public_url else "")
+    problems = [
+        msg for bad, msg in [
+            (not tg.enabled, "channels.telegram.enabled is false"),
+            (not url, "no URL: pass --url or set server.public_url"),
+            (not tg.webhook_secret, "channels.telegram.webhook_secret is empty: the hub would reject every update"),
+        ] if bad
+    ]
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    if not url.startswith("https://"):
+        print(f"warning: {url} is not https://; Telegram's cloud Bot API only calls https webhooks", file=sys.stderr)
+    try:
+        print(asyncio.run(set_webhook(tg, url)))
+    except TelegramError as e:
+        print(f"error: Telegram refused: {str(e).replace(tg.bot_token, '<bot token>')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_webhooks_replay(args: argparse.Namespace) -> int:
+    from hub.channels.twilio_replay import replay
+
+    token = _settings(args).channels.twilio.auth_token
+    if not token:
+        print("error: channels.twilio.auth_token is empty: set it (HUB_CHANNELS__TWILIO__AUTH_TOKEN) to sign with",
+              file=sys.stderr)
+        return 2
+    try:
+        status, body = asyncio.run(replay(args.file, args.url, token, fresh=args.fresh))
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{status} {body}".rstrip())
+    return 0 if status < 400 else 1
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)

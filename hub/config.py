@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,11 +85,65 @@ class OutboxSettings(Section):
 
 class QueueSettings(Section):
     title: str = ""
+    strategy: Literal["longest_idle", "least_occupied", "round_robin", "skills"] = "longest_idle"
+    skills: dict[str, int] = Field(default_factory=dict)
+    offer_timeout: float = Field(30.0, gt=0)
+    direct: bool = False
+    sticky_for: float = Field(0.0, ge=0)
+    sla_wait: float = Field(60.0, ge=0)
+    stages: list[dict[str, Any]] = Field(default_factory=list)
+
+    def engine_config(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"title"})
+
+
+class AgentRoutingSettings(Section):
+    """Routing facts about one agent (who is identified by email; agents themselves live in the store)."""
+
+    email: str
+    capacity: dict[str, int] | None = None
+    skills: dict[str, int] = Field(default_factory=dict)
+    wrapup: float = Field(0.0, ge=0)
+    exclusive: list[str] = Field(default_factory=lambda: ["voice"])
 
 
 class RoutingSettings(Section):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "hub:routing:"
+    tick_seconds: float = Field(1.0, gt=0)
     default_queue: str = "support"
+    missed_offers: int = Field(3, ge=1)
+    transfer_wait: float = Field(60.0, ge=0)
+    default_capacity: dict[str, int] = Field(default_factory=lambda: {"voice": 1, "chat": 3, "email": 5})
     queues: dict[str, QueueSettings] = Field(default_factory=lambda: {"support": QueueSettings(title="Support")})
+    agents: list[AgentRoutingSettings] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    def engine_config(self, agents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The shape hub.routing.config.RoutingConfig.from_dict reads."""
+        return {
+            "default_queue": self.default_queue,
+            "missed_offers": self.missed_offers,
+            "transfer_wait": self.transfer_wait,
+            "queues": {name: q.engine_config() for name, q in self.queues.items()},
+            "agents": agents or [],
+            "rules": self.rules,
+        }
+
+    @model_validator(mode="after")
+    def _engine_accepts(self) -> RoutingSettings:
+        from hub.routing.config import RoutingConfig, RoutingConfigError, parse_agent
+
+        try:
+            RoutingConfig.from_dict(self.engine_config())
+            for i, a in enumerate(self.agents):
+                raw = {"id": 1, "skills": a.skills, "wrapup": a.wrapup, "exclusive": a.exclusive,
+                       "capacity": a.capacity or self.default_capacity}
+                parse_agent(raw, f"routing.agents[{i}]")
+        except RoutingConfigError as e:
+            raise ValueError(str(e)) from None
+        return self
 
 
 class ApiChannelSettings(Section):
@@ -98,8 +153,206 @@ class ApiChannelSettings(Section):
     timeout_seconds: float = Field(10.0, gt=0)
 
 
+class MailboxSettings(Section):
+    """One IMAP mailbox the email channel reads; `name` keys its sync state, so keep it stable."""
+
+    name: str = Field(min_length=1)
+    host: str = Field(min_length=1)
+    port: int = Field(993, ge=1, le=65535)
+    # aioimaplib speaks IMAP over TLS (993) or plain; it has no STARTTLS.
+    security: Literal["tls", "none"] = "tls"
+    username: str = Field(min_length=1)
+    password: str = ""
+    folder: str = "INBOX"
+    after_processing: Literal["seen", "move"] = "seen"
+    move_to: str = "Processed"
+    poll_interval_seconds: float = Field(60.0, gt=0)
+    use_idle: bool = True
+
+
+class EmailChannelSettings(Section):
+    enabled: bool = False
+    address: str = ""
+    from_name: str = ""
+    reply_to: str = ""
+    message_id_domain: str = ""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
+    allow_remote_images: bool = False
+    idle_renew_seconds: float = Field(1500.0, gt=0, lt=1740)
+    reconnect_max_delay_seconds: float = Field(300.0, gt=0)
+    fetch_batch: int = Field(50, ge=1, le=1000)
+    lease_seconds: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _usable(self) -> EmailChannelSettings:
+        if self.enabled and "@" not in self.address:
+            raise ValueError(
+                "channels.email.address must be the support address replies come from, e.g. help@example.com"
+            )
+        names = [m.name for m in self.mailboxes]
+        if len(set(names)) != len(names):
+            raise ValueError("channels.email.mailboxes: each mailbox needs its own name")
+        return self
+
+
+class TelegramSettings(Section):
+    enabled: bool = False
+    bot_token: str = ""
+    mode: Literal["webhook", "polling"] = "webhook"
+    webhook_secret: str = ""
+    api_url: str = "https://api.telegram.org/bot"
+    file_url: str = "https://api.telegram.org/file/bot"
+    max_file_bytes: int = Field(20_000_000, ge=0)
+    rate_per_second: float = Field(30.0, gt=0)
+    per_chat_interval_seconds: float = Field(1.0, ge=0)
+    poll_timeout_seconds: int = Field(25, ge=0, le=50)
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _usable(self) -> TelegramSettings:
+        if not self.enabled:
+            return self
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", self.bot_token):
+            raise ValueError("bot_token must be the token @BotFather gave you (digits:letters)")
+        if self.mode == "webhook" and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", self.webhook_secret):
+            raise ValueError(
+                "webhook_secret must be 16-256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it back in "
+                "X-Telegram-Bot-Api-Secret-Token); or use mode = \"polling\""
+            )
+        return self
+
+
+class WebchatSettings(Section):
+    enabled: bool = False
+    allowed_origins: list[str] = Field(default_factory=list)
+    identity_secret: str = ""
+    title: str = "Chat with us"
+    welcome: str = "Hi! How can we help you today?"
+    team_name: str = "Support"
+    accent_color: str = "#4f46e5"
+    prechat_form: bool = False
+    max_message_chars: int = Field(4000, ge=1, le=100_000)
+    messages_per_minute: int = Field(20, ge=1)
+    history_limit: int = Field(100, ge=0, le=1000)
+    max_sockets_per_visitor: int = Field(5, ge=1)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for o in v:
+            if o != "*" and not re.fullmatch(r"https?://[^/\s]+", o.rstrip("/")):
+                raise ValueError(f"{o!r} is not an origin: use scheme://host[:port], e.g. https://shop.example.com")
+        return [o.rstrip("/") for o in v]
+
+    @field_validator("accent_color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", v):
+            raise ValueError("must be a #rrggbb color, e.g. #4f46e5")
+        return v
+
+
+class TwilioNumberSettings(Section):
+    """One of the business's Twilio numbers: a business line, with what callers hear on it."""
+
+    line: str = ""
+    greeting: str = "Thank you for calling. Please hold: the next available agent will be with you shortly."
+    menu_prompt: str = ""
+    menu: dict[str, str] = Field(default_factory=dict)
+    max_wait_seconds: float = Field(300.0, gt=0)
+    hours: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    voicemail_prompt: str = "Sorry, nobody can take your call right now. Please leave a message after the tone."
+    closed_prompt: str = "We are closed right now. Please leave a message after the tone and we will call you back."
+    agent_phone: str = ""
+
+    @field_validator("menu")
+    @classmethod
+    def _digits(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(r"[0-9*#]", key):
+                raise ValueError(f"menu key {key!r} must be one keypad key: 0-9, * or #")
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        from hub.channels.twilio_hours import parse_span
+
+        for span in v:
+            parse_span(span)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from hub.channels.twilio_hours import zone
+
+        zone(v)
+        return v
+
+
+class TwilioSettings(Section):
+    enabled: bool = False
+    account_sid: str = ""
+    auth_token: str = ""
+    signature_mode: Literal["enforce", "log-only"] = "enforce"
+    api_base_url: str = ""
+    messaging_service_sid: str = ""
+    sms_from: str = ""
+    whatsapp_from: str = ""
+    max_media_bytes: int = Field(5_000_000, ge=0)
+    media_attempts: int = Field(5, ge=1)
+    timeout_seconds: float = Field(15.0, gt=0)
+    numbers: dict[str, TwilioNumberSettings] = Field(default_factory=dict)
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (empty: Twilio's https://api.twilio.com)")
+        return v.rstrip("/")
+
+    @field_validator("numbers")
+    @classmethod
+    def _e164(cls, v: dict[str, TwilioNumberSettings]) -> dict[str, TwilioNumberSettings]:
+        for number in v:
+            if not re.fullmatch(r"\+[1-9]\d{6,14}", number):
+                raise ValueError(f"number {number!r} must be in E.164 form, e.g. \"+14155550199\"")
+        return v
+
+    @model_validator(mode="after")
+    def _usable(self) -> TwilioSettings:
+        if not self.enabled:
+            return self
+        # Never run with the signature check silently off: a missing token is a start-up error.
+        if not self.auth_token:
+            raise ValueError("auth_token is required when the Twilio channel is enabled (Twilio console > Account)")
+        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", self.account_sid):
+            raise ValueError("account_sid is required when the Twilio channel is enabled: AC followed by 32 hex digits")
+        return self
+
+
 class ChannelSettings(Section):
     api: ApiChannelSettings = Field(default_factory=ApiChannelSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    webchat: WebchatSettings = Field(default_factory=WebchatSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    email: EmailChannelSettings = Field(default_factory=EmailChannelSettings)
+
+
+class ConsoleSettings(Section):
+    enabled: bool = True
+    session_lifetime_seconds: float = Field(43_200.0, gt=0)
+    session_idle_seconds: float = Field(7_200.0, gt=0)
+    lockout_threshold: int = Field(5, ge=1)
+    lockout_window_seconds: float = Field(900.0, gt=0)
 
 
 class MetricsSettings(Section):
@@ -116,6 +369,7 @@ class Settings(Section):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")
     def _default_queue_exists(self) -> Settings:
@@ -172,7 +426,7 @@ def _describe(err: ValidationError, origin: dict[str, str], source: str) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown setting (see config/hub.example.toml for every setting)"
         where = f" (from {origin[key]})" if key in origin else f" (in {source})"

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from hub.model import Conversation, Customer, Inbound, Message, format_time, utc
 log = logging.getLogger("hub.ingest")
 
 QueueChooser = Callable[[Inbound], str]
+StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
 
 
 @dataclass
@@ -81,12 +82,15 @@ class Ingest:
         bus: EventBus,
         metrics: Metrics,
         choose_queue: QueueChooser | None = None,
+        on_stored: StoredHook | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.bus = bus
         self.metrics = metrics
         self.choose_queue = choose_queue or (lambda _inbound: settings.routing.default_queue)
+        # Routing's hook: runs after the message is stored and published; its failure never un-stores anything.
+        self.on_stored = on_stored
 
     def normalized(self, inbound: Inbound) -> Inbound:
         """INBOUND with its identity in canonical form (raises IdentityError with a reason)."""
@@ -108,7 +112,7 @@ class Ingest:
             journaled = _journal(tx, inbound.channel, key, payload, received)
             return self._apply(tx, journaled.id, inbound, queue, queue_error)
 
-        return await self._finish(inbound.channel, await self.db.write(run))
+        return await self._finish(inbound, await self.db.write(run))
 
     async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int:
         """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost."""
@@ -163,10 +167,17 @@ class Ingest:
         """Identity -> conversation -> message -> attachments; marks the journal row done."""
         now = format_time(utcnow())
         customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
-        conv, how = store.join_or_open(
-            tx, customer_id, inbound.channel, queue, inbound.business_line,
-            self.settings.conversations.reopen_window_seconds, now,
-        )
+        # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
+        threaded = None
+        if inbound.thread_conversation_id is not None:
+            threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
+        if threaded is not None:
+            conv, how = threaded, "joined"
+        else:
+            conv, how = store.join_or_open(
+                tx, customer_id, inbound.channel, queue, inbound.business_line,
+                self.settings.conversations.reopen_window_seconds, now,
+            )
         meta = dict(inbound.meta)
         if inbound.business_line:
             meta["business_line"] = inbound.business_line
@@ -202,20 +213,26 @@ class Ingest:
         )
         return message_id, how
 
-    async def _finish(self, channel: str, outcome: IngestResult | IngestFailed) -> IngestResult:
+    async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
-            self.metrics.inbound.labels(channel, "failed").inc()
+            self.metrics.inbound.labels(inbound.channel, "failed").inc()
             raise outcome
-        self.metrics.inbound.labels(channel, "duplicate" if outcome.duplicate else "stored").inc()
+        self.metrics.inbound.labels(inbound.channel, "duplicate" if outcome.duplicate else "stored").inc()
         if not outcome.duplicate:
             await self._publish(outcome)
+            if self.on_stored is not None:
+                try:
+                    await self.on_stored(outcome, inbound)
+                except Exception:
+                    log.exception("after storing message %d: routing failed; the routing sweep will retry",
+                                  outcome.message.id)
         return outcome
 
     async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
         """Process an already journaled event (recovery and replay)."""
         queue, queue_error = self._queue(inbound)
         outcome = await self.db.write(lambda tx: self._apply(tx, journal_id, inbound, queue, queue_error))
-        return await self._finish(inbound.channel, outcome)
+        return await self._finish(inbound, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
         if r.conversation_how != "joined":
@@ -282,3 +299,44 @@ class Ingest:
                     log.info("recovered %d stalled inbound events", n)
             except Exception:
                 log.exception("journal recovery sweep failed; will retry in %.0fs", interval)
+
+    # -- edits -----------------------------------------------------------------------------------------------------
+
+    async def edit(
+        self, channel: str, dedupe_key: str, external_id: str, text: str, edited_at: str, raw: Any = None
+    ) -> Message | None:
+        """Apply a customer's edit of a message they sent earlier, journaled like any event; the old text is kept.
+
+        Returns the updated message, or None when the original is unknown (the event is kept, flagged)."""
+        payload = json.dumps({"inbound": None, "raw": raw, "edit": {"external_id": external_id, "text": text}},
+                             default=str)
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> tuple[int | None, bool]:
+            j = _journal(tx, channel, dedupe_key, payload, now)
+            if j.status != "pending":  # a retry of an edit already applied (or already flagged)
+                return j.message_id, False
+            message_id = store.inbound_by_external_id(tx, channel, external_id)
+            if message_id is None:
+                tx.exec(
+                    "UPDATE journal SET status = 'rejected', error = ?, processed_at = ? WHERE id = ?",
+                    (f"edit of message {external_id}, which the hub never received", now, j.id),
+                )
+                return None, False
+            store.edit_message(tx, message_id, text, edited_at, now)
+            tx.exec(
+                "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1 "
+                "WHERE id = ?",
+                (message_id, now, j.id),
+            )
+            return message_id, True
+
+        message_id, changed = await self.db.write(write)
+        if message_id is None:
+            self.metrics.inbound.labels(channel, "rejected").inc()
+            return None
+        msg = await self.db.read(lambda tx: store.message(tx, message_id))
+        if changed:
+            self.metrics.inbound.labels(channel, "edited").inc()
+            await self.bus.publish(Event("message.updated", {"message": msg.to_json()}))
+        return msg

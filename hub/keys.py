@@ -12,6 +12,7 @@ from hub.history.db import Database
 from hub.ingest import Ingest
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.router import Router
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -21,3 +22,4 @@ INGEST = web.AppKey("ingest", Ingest)
 OUTBOX = web.AppKey("outbox", Outbox)
 AUTH = web.AppKey("auth", TokenAuth)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
+ROUTER = web.AppKey("router", Router)

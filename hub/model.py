@@ -172,6 +172,9 @@ class Inbound:
     occurred_at: str | None = None
     business_line: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: a conversation this event threads into (an email reply): joined while it is open, even when the sender is
+    #: another customer; otherwise ignored and the sender's own conversation is used
+    thread_conversation_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -194,6 +197,7 @@ class Inbound:
             occurred_at=d.get("occurred_at"),
             business_line=d.get("business_line"),
             meta=d.get("meta", {}),
+            thread_conversation_id=d.get("thread_conversation_id"),
         )
 
 

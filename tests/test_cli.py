@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.history.schema import LATEST, MIGRATIONS
 from tests.conftest import free_port, wait_for
 
 COMMANDS = [[], ["serve"], ["demo"], ["migrate"], ["tokens"], ["tokens", "create"], ["agents"], ["agents", "add"],
@@ -36,7 +37,10 @@ def test_help_everywhere(command: list[str], tmp_path: Path) -> None:
 def test_tokens_agents_migrate(tmp_path: Path) -> None:
     env = {"HUB_DATABASE__URL": f"sqlite:///{tmp_path / 'h.db'}"}
     migrated = hub("migrate", cwd=tmp_path, env=env)
-    assert migrated.returncode == 0 and "schema at version 1 of 1 (applied 1)" in migrated.stdout
+    versions = sorted(v for v, _, _ in MIGRATIONS)
+    applied = ", ".join(map(str, versions))
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"schema at version {LATEST} of {LATEST} (applied {applied})" in migrated.stdout
     assert "nothing to do" in hub("migrate", cwd=tmp_path, env=env).stdout
     created = hub("tokens", "create", "--role", "admin", cwd=tmp_path, env=env)
     assert created.returncode == 0

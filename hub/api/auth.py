@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -87,10 +89,24 @@ class TokenAuth:
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# "token" (Authorization: Bearer) or "session" (the console's cookie): the WebSocket checks Origin for the latter.
+AUTH_VIA = web.RequestKey("auth_via", str)
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def auth_middleware(auth: TokenAuth) -> Callable[..., Awaitable[web.StreamResponse]]:
+class CookieAuth(Protocol):
+    """The console's sessions (hub.console.sessions.Sessions), as this middleware sees them."""
+
+    cookie_name: str
+
+    async def verify_cookie(self, token: str) -> tuple[Principal, str] | None: ...
+
+
+def auth_middleware(
+    auth: TokenAuth, sessions: CookieAuth | None = None
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,6 +114,18 @@ def auth_middleware(auth: TokenAuth) -> Callable[..., Awaitable[web.StreamRespon
         if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS:
             return await handler(request)
         header = request.headers.get("Authorization", "")
+        if not header and sessions is not None and sessions.cookie_name in request.cookies:
+            found = await sessions.verify_cookie(request.cookies[sessions.cookie_name])
+            if found is None:
+                raise web.HTTPUnauthorized(text="your console session has ended; sign in again")
+            by_cookie, csrf = found
+            # A cookie rides along on cross-site requests too; only our own page can read the CSRF token.
+            sent = request.headers.get(CSRF_HEADER, "").encode()
+            if request.method not in SAFE_METHODS and not hmac.compare_digest(sent, csrf.encode()):
+                raise web.HTTPForbidden(text=f"missing or wrong {CSRF_HEADER} header: cookie-authenticated writes "
+                                             "must carry the session's CSRF token")
+            request[PRINCIPAL], request[AUTH_VIA] = by_cookie, "session"
+            return await handler(request)
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="hub"'}
         if scheme.lower() != "bearer" or not token.strip():
@@ -106,7 +134,7 @@ def auth_middleware(auth: TokenAuth) -> Callable[..., Awaitable[web.StreamRespon
         principal = await auth.verify(token.strip())
         if principal is None:
             raise web.HTTPUnauthorized(text="the bearer token is not valid or was revoked", headers=challenge)
-        request[PRINCIPAL] = principal
+        request[PRINCIPAL], request[AUTH_VIA] = principal, "token"
         return await handler(request)
 
     return middleware

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from hub.api.schemas import InboundBody, MergeBody, ReplyBody, ResolveBody
+from hub.api.schemas import InboundBody, MergeBody, PresenceBody, ReplyBody, ResolveBody, TransferBody
 
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
@@ -269,6 +269,136 @@ PATHS: dict[str, dict[str, Any]] = {
     },
 }
 
+_OBJ = {"type": "object"}
+_ROUTING_ERRORS = {**_WRITE_ERRORS, "409": _json(_ref("Error"), "Not possible now; the message says why")}
+
+# Routing: presence, offers, transfer, live stats.
+PATHS.update({
+    "/api/v1/agents/me/presence": {
+        "post": {
+            "summary": "Set the signed-in agent's presence; available agents are offered work",
+            "requestBody": _body(PresenceBody),
+            "responses": {"200": _json({"type": "object", "required": ["agent_id", "presence"],
+                                        "properties": {"agent_id": {"type": "integer"},
+                                                       "presence": {"type": "string"}}}),
+                          **_ROUTING_ERRORS},
+        }
+    },
+    "/api/v1/offers": {
+        "get": {
+            "summary": "The signed-in agent's pending offers, soonest deadline first",
+            "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {"items": {
+                "type": "array", "items": {"type": "object",
+                                           "required": ["conversation_id", "queue", "channel", "deadline",
+                                                        "customer", "preview"],
+                                           "properties": {"conversation_id": {"type": "integer"},
+                                                          "queue": {"type": "string"},
+                                                          "channel": {"type": "string"},
+                                                          "deadline": {"type": "number"},
+                                                          "customer": _ref("Customer"),
+                                                          "preview": {"type": "string"}}}}}}),
+                          **_ERRORS},
+        }
+    },
+    "/api/v1/conversations/{id}/accept": {
+        "post": {
+            "summary": "Accept the conversation offered to you: it is assigned to you",
+            "parameters": [_id_param("conversation id")],
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+        }
+    },
+    "/api/v1/conversations/{id}/reject": {
+        "post": {
+            "summary": "Reject the conversation offered to you: it is offered to the next agent",
+            "parameters": [_id_param("conversation id")],
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+        }
+    },
+    "/api/v1/conversations/{id}/transfer": {
+        "post": {
+            "summary": "Transfer to a queue (keeping its age) or to an agent, with an optional note",
+            "parameters": [_id_param("conversation id")],
+            "requestBody": _body(TransferBody),
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+        }
+    },
+    "/api/v1/queues": {
+        "get": {
+            "summary": "Queues with live stats: waiting, longest wait, agents, offers, SLA attainment",
+            "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {"items": {
+                "type": "array", "items": {"type": "object",
+                                           "required": ["name", "title", "waiting", "longest_wait",
+                                                        "available_agents", "busy_agents", "sla_attainment"],
+                                           "properties": {"name": {"type": "string"},
+                                                          "title": {"type": "string"},
+                                                          "waiting": {"type": "integer"},
+                                                          "longest_wait": {"type": "number"},
+                                                          "available_agents": {"type": "integer"},
+                                                          "busy_agents": {"type": "integer"},
+                                                          "sla_attainment": {"type": ["number", "null"]}}}}}}),
+                          **_ERRORS},
+        }
+    },
+    "/api/v1/agents": {
+        "get": {
+            "summary": "Agents with presence and current load",
+            "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {"items": {
+                "type": "array", "items": {"type": "object",
+                                           "required": ["id", "name", "email", "role", "queues", "presence",
+                                                        "load"],
+                                           "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                                                          "email": {"type": "string"}, "role": {"type": "string"},
+                                                          "queues": {"type": "array"},
+                                                          "presence": {"enum": ["available", "away", "offline"]},
+                                                          "load": _OBJ}}}}}),
+                          **_ERRORS},
+        }
+    },
+})
+
+
+# The console's additions: its inbox list and the events WebSocket.
+PATHS.update({
+    "/api/v1/inbox": {
+        "get": {
+            "summary": "Open work the caller may see (their queues and own conversations), most recent first, with "
+                       "each customer's name and the last message: what the console's list shows",
+            "responses": {
+                "200": _json({
+                    "type": "object", "required": ["items", "server_time"],
+                    "properties": {
+                        "server_time": {"type": "number"},
+                        "items": {"type": "array", "items": {
+                            "type": "object", "required": ["conversation", "customer", "last_message"],
+                            "properties": {
+                                "conversation": {"type": "object"},
+                                "customer": {"type": "object", "required": ["id", "name", "identity"],
+                                             "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                                                            "identity": _STR_OR_NULL}},
+                                "last_message": {"type": ["object", "null"]},
+                            },
+                        }},
+                    },
+                }),
+                **_ERRORS,
+            },
+        }
+    },
+    "/api/v1/events": {
+        "get": {
+            "summary": "WebSocket (Upgrade: websocket) of live events the caller may see. First frame: "
+                       '{"type": "hello", "data": {"server_time"}}; then bus events {"type", "at", "data"}; '
+                       '{"type": "lagged"} when events were dropped (re-sync through REST). Authenticated by bearer '
+                       "token, or by the console's session cookie from the hub's own Origin.",
+            "responses": {
+                "101": {"description": "Switching protocols: the event stream"},
+                "400": _json(_ref("Error"), "Not a WebSocket upgrade"),
+                "401": _json(_ref("Error"), "No valid bearer token or session"),
+                "403": _json(_ref("Error"), "Session cookie from another origin"),
+            },
+        }
+    },
+})
 
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
@@ -291,7 +421,7 @@ def document() -> dict[str, Any]:
                            "customer": _ref("Customer"), "duplicate": {"type": "boolean"}},
         },
     }
-    for model in (InboundBody, ReplyBody, MergeBody, ResolveBody):
+    for model in (InboundBody, ReplyBody, MergeBody, ResolveBody, PresenceBody, TransferBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub

@@ -14,7 +14,7 @@ from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import parse
 from hub.history.merge import merge_customers
-from hub.keys import BUS, DB, OUTBOX, SETTINGS
+from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import format_time, utcnow
 
 STATUSES = ("open", "assigned", "resolved")
@@ -162,7 +162,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     return web.json_response(await request.app[DB].read(load))
 
 
-async def _check_conversation(request: web.Request, conv_id: int) -> None:
+async def check_conversation(request: web.Request, conv_id: int) -> None:
     p = request[PRINCIPAL]
     c = await request.app[DB].read(lambda tx: store.conversation(tx, conv_id))
     if not _sees_conversation(p, c.queue, c.agent_id):
@@ -172,7 +172,7 @@ async def _check_conversation(request: web.Request, conv_id: int) -> None:
 async def post_message(request: web.Request) -> web.Response:
     conv_id = _int(request, "id")
     body = await read_json(request, ReplyBody)
-    await _check_conversation(request, conv_id)
+    await check_conversation(request, conv_id)
     msg = await request.app[OUTBOX].reply(
         conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note
     )
@@ -182,7 +182,7 @@ async def post_message(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     conv_id = _int(request, "id")
     body = await read_json(request, ResolveBody) if request.body_exists else ResolveBody()
-    await _check_conversation(request, conv_id)
+    await check_conversation(request, conv_id)
     p = request[PRINCIPAL]
     now = format_time(utcnow())
 
@@ -199,13 +199,14 @@ async def resolve(request: web.Request) -> web.Response:
 
     conv = await request.app[DB].write(write)
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))
+    await request.app[ROUTER].resolve(conv_id)  # frees the agent's capacity (after wrap-up)
     return web.json_response(conv)
 
 
 async def get_message(request: web.Request) -> web.Response:
     mid = _int(request, "id")
     msg = await request.app[DB].read(lambda tx: store.message(tx, mid))
-    await _check_conversation(request, msg.conversation_id)
+    await check_conversation(request, msg.conversation_id)
     return web.json_response(msg.to_json())
 
 

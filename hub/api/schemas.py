@@ -41,6 +41,16 @@ class MergeBody(Body):
     customer_id: int = Field(description="the customer merged INTO the one in the path, which survives")
 
 
+class PresenceBody(Body):
+    presence: Literal["available", "away", "offline"]
+
+
+class TransferBody(Body):
+    queue: str | None = Field(None, description="a queue name; the conversation keeps its age")
+    agent_id: int | None = Field(None, description="an agent, who gets it first for routing.transfer_wait seconds")
+    note: str | None = Field(None, max_length=10_000, description="kept as an internal note on the conversation")
+
+
 class ResolveBody(Body):
     note: str | None = Field(None, max_length=10_000)
 

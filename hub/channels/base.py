@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aiohttp import web
 
-from hub.model import Inbound, Outbound
+from hub.model import Identity, Inbound, Message, Outbound
 
 if TYPE_CHECKING:
     from hub.ingest import IngestResult
@@ -78,3 +78,34 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, outbound: Outbound) -> SendResult:
         """Deliver one message; raise SendError (permanent or not) when it does not go through."""
+
+
+class ChatSink(InboundSink, Protocol):
+    """The hub as a chat channel (Telegram, web chat) sees it: the inbound path plus edits, files fetched in the
+    background, outgoing files, and the customer's own history on the channel. `ChannelHost` implements it."""
+
+    async def edit(
+        self, channel: str, dedupe_key: str, external_id: str, text: str, edited_at: str, raw: Any = None
+    ) -> Message | None: ...
+
+    async def pending_attachments(self, channel: str, limit: int = 20) -> list[tuple[int, str]]: ...
+
+    async def attachment_attempts(self, attachment_id: int) -> int: ...
+
+    async def finish_attachment(
+        self,
+        attachment_id: int,
+        *,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        error: str | None = None,
+        retry_in: float | None = None,
+    ) -> None: ...
+
+    async def outbound_files(self, message_id: int) -> list[tuple[str, str, bytes]]: ...
+
+    async def history(self, identity: Identity, channel: str, limit: int) -> list[tuple[Message, str | None]]: ...
+
+    async def agent_name(self, message_id: int) -> str | None: ...
+
+    async def customer_typing(self, channel: str, identity: Identity, typing: bool) -> None: ...

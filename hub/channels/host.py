@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from hub.events import Event
+from hub.history import store
+from hub.history.db import Tx
 from hub.ingest import Ingest, IngestResult
-from hub.model import Inbound
+from hub.model import Identity, Inbound, Message, format_time, utcnow
 from hub.outbox import Outbox
 
 
@@ -24,3 +28,143 @@ class ChannelHost:
 
     async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool:
         return await self._outbox.update_status(channel, external_id, status, reason)
+
+    # -- what chat channels need beyond the contract: edits, background file fetches, the visitor's own history ----
+
+    async def edit(
+        self, channel: str, dedupe_key: str, external_id: str, text: str, edited_at: str, raw: Any = None
+    ) -> Message | None:
+        return await self._ingest.edit(channel, dedupe_key, external_id, text, edited_at, raw)
+
+    async def pending_attachments(self, channel: str, limit: int = 20) -> list[tuple[int, str]]:
+        now = format_time(utcnow())
+        return await self._ingest.db.read(lambda tx: store.pending_attachments(tx, channel, now, limit))
+
+    async def attachment_attempts(self, attachment_id: int) -> int:
+        return await self._ingest.db.read(lambda tx: store.attachment_attempts(tx, attachment_id))
+
+    async def finish_attachment(
+        self,
+        attachment_id: int,
+        *,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        error: str | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        """Store a fetched file, or record why not (retried after RETRY_IN seconds, else failed for good)."""
+        retry_at = format_time(utcnow() + timedelta(seconds=retry_in)) if retry_in is not None else None
+
+        def write(tx: Tx) -> Message:
+            mid = store.finish_attachment(
+                tx, attachment_id, data=data, content_type=content_type, error=error, retry_at=retry_at
+            )
+            return store.message(tx, mid)
+
+        msg = await self._ingest.db.write(write)
+        if data is not None or retry_at is None:
+            await self._ingest.bus.publish(Event("message.updated", {"message": msg.to_json()}))
+
+    async def history(self, identity: Identity, channel: str, limit: int) -> list[tuple[Message, str | None]]:
+        """What the customer owning IDENTITY sees again on CHANNEL: its messages there, with agents' names."""
+
+        def load(tx: Tx) -> list[tuple[Message, str | None]]:
+            customer_id = store.customer_by_identity(tx, identity)
+            return [] if customer_id is None else store.channel_history(tx, customer_id, channel, limit)
+
+        return await self._ingest.db.read(load)
+
+    async def agent_name(self, message_id: int) -> str | None:
+        def load(tx: Tx) -> str | None:
+            agent_id = store.message(tx, message_id).agent_id
+            return None if agent_id is None else store.agent_names(tx, {agent_id}).get(agent_id)
+
+        return await self._ingest.db.read(load)
+
+    async def customer_typing(self, channel: str, identity: Identity, typing: bool) -> None:
+        """Tell the console the customer is (or stopped) typing in their open conversation."""
+
+        def load(tx: Tx) -> tuple[int, int] | None:
+            row = tx.one(
+                "SELECT c.id, c.customer_id FROM conversations c JOIN identities i ON i.customer_id = c.customer_id "
+                "WHERE i.kind = ? AND i.value = ? AND c.status <> 'resolved'",
+                (identity.kind, identity.value),
+            )
+            return (int(row["id"]), int(row["customer_id"])) if row else None
+
+        found = await self._ingest.db.read(load)
+        if found is not None:
+            await self._ingest.bus.publish(
+                Event("typing", {"conversation_id": found[0], "customer_id": found[1], "channel": channel,
+                                 "who": "customer", "typing": typing})
+            )
+
+    # -- what phone channels need beyond the contract: later facts about a message, opt-outs ---------------------
+
+    async def amend(
+        self, channel: str, external_id: str, *, text: str | None = None, meta: dict[str, Any] | None = None
+    ) -> Message | None:
+        """Add what the provider learned later about an inbound message (a call's outcome, a voicemail's
+        transcript). Idempotent, so a retried callback changes nothing; None if no such message."""
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> Message | None:
+            message_id = store.inbound_by_external_id(tx, channel, external_id)
+            if message_id is None:
+                return None
+            store.amend_message(tx, message_id, text, meta or {}, now)
+            return store.message(tx, message_id)
+
+        msg = await self._ingest.db.write(write)
+        if msg is not None:
+            await self._ingest.bus.publish(Event("message.updated", {"message": msg.to_json()}))
+        return msg
+
+    async def set_opt_out(self, identity: Identity, channel: str, keyword: str | None) -> None:
+        """IDENTITY opted out of CHANNEL with KEYWORD (STOP...), or back in with None (START)."""
+        now = format_time(utcnow())
+        await self._ingest.db.write(lambda tx: store.set_opt_out(tx, str(identity), channel, keyword, now))
+
+    async def opted_out(self, identity: Identity, channel: str) -> tuple[str, str] | None:
+        """(keyword, when) if IDENTITY opted out of CHANNEL."""
+        return await self._ingest.db.read(lambda tx: store.opt_out(tx, str(identity), channel))
+
+    # -- what the email channel needs: thread look-ups, and per-mailbox sync state with a lease ------------------
+
+    async def thread_conversation(self, channel: str, external_ids: list[str]) -> int | None:
+        """The conversation holding the first of EXTERNAL_IDS (Message-IDs, most relevant first) on CHANNEL."""
+        return await self._ingest.db.read(lambda tx: store.conversation_by_external_ids(tx, channel, external_ids))
+
+    async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]:
+        return await self._ingest.db.read(
+            lambda tx: store.recent_channel_messages(tx, conversation_id, channel, limit)
+        )
+
+    async def mailbox_state(self, mailbox: str) -> tuple[int, int] | None:
+        return await self._ingest.db.read(lambda tx: store.mailbox_state(tx, mailbox))
+
+    async def save_mailbox_state(self, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+        now = format_time(utcnow())
+        await self._ingest.db.write(lambda tx: store.save_mailbox_state(tx, mailbox, uidvalidity, last_uid, now))
+
+    async def lease_mailbox(self, mailbox: str, owner: str, seconds: float) -> bool:
+        """Take or renew the right to poll MAILBOX; False while another process holds it."""
+        now = utcnow()
+        until = format_time(now + timedelta(seconds=seconds))
+        return await self._ingest.db.write(lambda tx: store.lease_mailbox(tx, mailbox, owner, until, format_time(now)))
+
+    async def release_mailbox(self, mailbox: str, owner: str) -> None:
+        await self._ingest.db.write(lambda tx: store.release_mailbox(tx, mailbox, owner))
+
+    async def outbound_files(self, message_id: int) -> list[tuple[str, str, bytes]]:
+        """(filename, content type, bytes) of the stored files on an outgoing message, for channels that send media."""
+
+        def load(tx: Tx) -> list[tuple[str, str, bytes]]:
+            out = []
+            for a in store.message(tx, message_id).attachments:
+                if a.status == "stored":
+                    _att, data, _customer = store.attachment_data(tx, a.id)
+                    out.append((a.filename, a.content_type, data))
+            return out
+
+        return await self._ingest.db.read(load)

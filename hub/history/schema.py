@@ -143,6 +143,92 @@ CREATE TABLE api_tokens (
     ),
 ]
 
+# Migration numbers 2-5 are reserved for the channel and console work landing alongside; 6 is routing's.
+MIGRATIONS.append(
+    (
+        6,
+        "routing: the offer a conversation is waiting on, for the console",
+        """
+ALTER TABLE conversations ADD COLUMN offered_to BIGINT;
+ALTER TABLE conversations ADD COLUMN offer_deadline DOUBLE PRECISION;
+CREATE INDEX conversations_offered ON conversations (offered_to)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        5,
+        "console: sign-in sessions and failed sign-ins (for lockout)",
+        """
+CREATE TABLE console_sessions (
+    id {id},
+    token_hash TEXT NOT NULL UNIQUE,
+    agent_id BIGINT NOT NULL REFERENCES agents(id),
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    user_agent TEXT NOT NULL DEFAULT '',
+    ip TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX console_sessions_agent ON console_sessions (agent_id);
+CREATE TABLE login_failures (
+    id {id},
+    email TEXT NOT NULL,
+    ip TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL
+);
+CREATE INDEX login_failures_email ON login_failures (email, at)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        4,
+        "chat channels: attachments fetched in the background keep their attempts and next try",
+        """
+ALTER TABLE attachments ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attachments ADD COLUMN next_attempt_at TEXT;
+CREATE INDEX attachments_pending ON attachments (status, next_attempt_at)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        3,
+        "email: per-mailbox IMAP sync state (UIDVALIDITY, last UID) and the lease that lets one process poll it",
+        """
+CREATE TABLE mailbox_sync (
+    mailbox TEXT PRIMARY KEY,
+    uidvalidity BIGINT,
+    last_uid BIGINT NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until TEXT,
+    updated_at TEXT NOT NULL
+)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        2,
+        "twilio: customers who texted STOP (opted out of a channel until they text START)",
+        """
+CREATE TABLE opt_outs (
+    identity TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    keyword TEXT NOT NULL,
+    opted_out_at TEXT NOT NULL,
+    PRIMARY KEY (identity, channel)
+)
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

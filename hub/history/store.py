@@ -370,3 +370,215 @@ def set_message_status(tx: Tx, message_id: int, status: str, reason: str | None,
         "UPDATE messages SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
         (status, reason, now, message_id),
     )
+
+
+# -- chat channels: edits, attachments fetched in the background, one channel's history for the customer ------
+
+
+def inbound_by_external_id(tx: Tx, channel: str, external_id: str) -> int | None:
+    row = tx.one(
+        "SELECT id FROM messages WHERE channel = ? AND external_id = ? AND direction = 'in' ORDER BY id LIMIT 1",
+        (channel, external_id),
+    )
+    return int(row["id"]) if row else None
+
+
+def edit_message(tx: Tx, message_id: int, text: str, edited_at: str, now: str) -> None:
+    """Replace a message's text, keeping every earlier version in meta["edits"] (oldest first)."""
+    row = tx.one("SELECT text, meta FROM messages WHERE id = ?" + tx.for_update, (message_id,))
+    if row is None:
+        raise NotFound(f"message {message_id} does not exist")
+    meta = json.loads(row["meta"] or "{}")
+    meta.setdefault("edits", []).append({"text": row["text"], "replaced_at": edited_at})
+    meta["edited_at"] = edited_at
+    tx.exec(
+        "UPDATE messages SET text = ?, meta = ?, updated_at = ? WHERE id = ?",
+        (text, json.dumps(meta), now, message_id),
+    )
+
+
+def pending_attachments(tx: Tx, channel: str, now: str, limit: int) -> list[tuple[int, str]]:
+    """(attachment id, source url) of CHANNEL's attachments waiting to be fetched whose next try is due."""
+    rows = tx.all(
+        "SELECT a.id, a.source_url FROM attachments a JOIN messages m ON m.id = a.message_id "
+        "WHERE a.status = 'pending' AND m.channel = ? AND a.source_url IS NOT NULL "
+        "AND (a.next_attempt_at IS NULL OR a.next_attempt_at <= ?) ORDER BY a.id LIMIT ?",
+        (channel, now, limit),
+    )
+    return [(int(r["id"]), str(r["source_url"])) for r in rows]
+
+
+def finish_attachment(
+    tx: Tx,
+    attachment_id: int,
+    *,
+    data: bytes | None = None,
+    content_type: str | None = None,
+    error: str | None = None,
+    retry_at: str | None = None,
+) -> int:
+    """Record a fetch: DATA stores it; an ERROR with RETRY_AT stays pending until then, without fails it.
+    Returns the attachment's message id."""
+    if data is not None:
+        tx.exec(
+            "UPDATE attachments SET data = ?, size = ?, status = 'stored', error = NULL, "
+            "content_type = COALESCE(?, content_type), attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?",
+            (data, len(data), content_type, attachment_id),
+        )
+    else:
+        tx.exec(
+            "UPDATE attachments SET status = ?, error = ?, attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+            ("pending" if retry_at else "failed", error, retry_at, attachment_id),
+        )
+    row = tx.one("SELECT message_id, attempts FROM attachments WHERE id = ?", (attachment_id,))
+    if row is None:
+        raise NotFound(f"attachment {attachment_id} does not exist")
+    return int(row["message_id"])
+
+
+def attachment_attempts(tx: Tx, attachment_id: int) -> int:
+    row = tx.one("SELECT attempts FROM attachments WHERE id = ?", (attachment_id,))
+    return int(row["attempts"]) if row else 0
+
+
+def channel_history(tx: Tx, customer_id: int, channel: str, limit: int) -> list[tuple[Message, str | None]]:
+    """The customer's last LIMIT messages on CHANNEL in time order, with the sending agent's name; never notes."""
+    rows = tx.all(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id = ? AND channel = ? AND kind <> 'note' "
+        "ORDER BY created_at DESC, id DESC LIMIT ?",
+        (customer_id, channel, limit),
+    )
+    msgs = _messages(tx, list(reversed(rows)))
+    names = agent_names(tx, {m.agent_id for m in msgs if m.agent_id is not None})
+    return [(m, names.get(m.agent_id) if m.agent_id is not None else None) for m in msgs]
+
+
+def agent_names(tx: Tx, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    rows = tx.all(f"SELECT id, name FROM agents WHERE id IN ({marks})", list(ids))
+    return {int(r["id"]): str(r["name"]) for r in rows}
+
+
+# -- threads and mailboxes (email) -------------------------------------------------------------------------------
+
+
+def join_thread(tx: Tx, conversation_id: int, channel: str, now: str) -> Conversation | None:
+    """Conversation CONVERSATION_ID if it is still open (a reply in its thread joins it), else None."""
+    row = tx.one("SELECT status FROM conversations WHERE id = ?" + tx.for_update, (conversation_id,))
+    if row is None or row["status"] == "resolved":
+        return None
+    tx.exec(
+        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ?",
+        (channel, now, conversation_id),
+    )
+    return conversation(tx, conversation_id)
+
+
+def conversation_by_external_ids(tx: Tx, channel: str, external_ids: Sequence[str]) -> int | None:
+    """The conversation of the first of EXTERNAL_IDS (in the order given) that is a stored message on CHANNEL."""
+    ids = list(dict.fromkeys(external_ids))[:100]
+    if not ids:
+        return None
+    marks = ", ".join("?" for _ in ids)
+    rows = tx.all(
+        f"SELECT external_id, conversation_id FROM messages WHERE channel = ? AND external_id IN ({marks}) "
+        "ORDER BY id DESC",
+        (channel, *ids),
+    )
+    found: dict[str, int] = {}
+    for r in rows:
+        found.setdefault(str(r["external_id"]), int(r["conversation_id"]))
+    return next((found[i] for i in ids if i in found), None)
+
+
+def recent_channel_messages(tx: Tx, conversation_id: int, channel: str, limit: int = 50) -> list[Message]:
+    """The conversation's last LIMIT messages on CHANNEL, oldest first."""
+    rows = tx.all(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND channel = ? "
+        "ORDER BY created_at DESC, id DESC LIMIT ?",
+        (conversation_id, channel, limit),
+    )
+    return list(reversed(_messages(tx, rows)))
+
+
+def mailbox_state(tx: Tx, mailbox: str) -> tuple[int, int] | None:
+    """(UIDVALIDITY, last UID processed) of MAILBOX, or None before its first import."""
+    row = tx.one("SELECT uidvalidity, last_uid FROM mailbox_sync WHERE mailbox = ?", (mailbox,))
+    if row is None or row["uidvalidity"] is None:
+        return None
+    return int(row["uidvalidity"]), int(row["last_uid"])
+
+
+def save_mailbox_state(tx: Tx, mailbox: str, uidvalidity: int, last_uid: int, now: str) -> None:
+    """Record progress; within one UIDVALIDITY the last UID only moves forward."""
+    tx.exec(
+        "INSERT INTO mailbox_sync (mailbox, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (mailbox) DO UPDATE SET "
+        "last_uid = CASE WHEN mailbox_sync.uidvalidity = excluded.uidvalidity "
+        "AND mailbox_sync.last_uid > excluded.last_uid THEN mailbox_sync.last_uid ELSE excluded.last_uid END, "
+        "uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
+        (mailbox, uidvalidity, last_uid, now),
+    )
+
+
+def lease_mailbox(tx: Tx, mailbox: str, owner: str, until: str, now: str) -> bool:
+    """Take or renew the right to poll MAILBOX until UNTIL; False while another owner's lease is live."""
+    tx.exec(
+        "INSERT INTO mailbox_sync (mailbox, updated_at) VALUES (?, ?) ON CONFLICT (mailbox) DO NOTHING",
+        (mailbox, now),
+    )
+    return bool(
+        tx.exec(
+            "UPDATE mailbox_sync SET owner = ?, lease_until = ? "
+            "WHERE mailbox = ? AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until < ?)",
+            (owner, until, mailbox, owner, now),
+        )
+    )
+
+
+def release_mailbox(tx: Tx, mailbox: str, owner: str) -> None:
+    tx.exec(
+        "UPDATE mailbox_sync SET owner = NULL, lease_until = NULL WHERE mailbox = ? AND owner = ?",
+        (mailbox, owner),
+    )
+
+
+# -- what a provider learns later about an inbound message; opt-outs (Twilio) ------------------------------------
+
+
+def amend_message(tx: Tx, message_id: int, text: str | None, meta: dict[str, Any], now: str) -> None:
+    """Merge META into a message's meta (a key set to None is removed) and replace its text if TEXT is given."""
+    row = tx.one("SELECT text, meta FROM messages WHERE id = ?" + tx.for_update, (message_id,))
+    if row is None:
+        raise NotFound(f"message {message_id} does not exist")
+    merged = json.loads(row["meta"] or "{}")
+    for k, v in meta.items():
+        if v is None:
+            merged.pop(k, None)
+        else:
+            merged[k] = v
+    tx.exec(
+        "UPDATE messages SET text = ?, meta = ?, updated_at = ? WHERE id = ?",
+        (row["text"] if text is None else text, json.dumps(merged), now, message_id),
+    )
+
+
+def set_opt_out(tx: Tx, identity: str, channel: str, keyword: str | None, now: str) -> None:
+    """Record that IDENTITY opted out of CHANNEL (KEYWORD, e.g. STOP), or opted back in (KEYWORD None)."""
+    if keyword is None:
+        tx.exec("DELETE FROM opt_outs WHERE identity = ? AND channel = ?", (identity, channel))
+        return
+    tx.exec(
+        "INSERT INTO opt_outs (identity, channel, keyword, opted_out_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (identity, channel) DO UPDATE SET keyword = excluded.keyword, "
+        "opted_out_at = excluded.opted_out_at",
+        (identity, channel, keyword, now),
+    )
+
+
+def opt_out(tx: Tx, identity: str, channel: str) -> tuple[str, str] | None:
+    """(keyword, when) if IDENTITY has opted out of CHANNEL."""
+    row = tx.one("SELECT keyword, opted_out_at FROM opt_outs WHERE identity = ? AND channel = ?", (identity, channel))
+    return (str(row["keyword"]), str(row["opted_out_at"])) if row else None

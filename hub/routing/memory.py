@@ -1,7 +1,8 @@
 """In-process routing state: the embedded default, and the reference the Redis backend's Lua must agree with.
 
-Every index is a heap with lazy deletion: an entry carries the token its conversation (or score its agent) had when
-it was pushed, and is dropped when popped stale. Each decision touches O(log n) entries, never a whole queue.
+Every index is a heap with lazy deletion: an entry carries the token its conversation had when it was pushed (every
+change of a conversation's state gives it a new token), and is dropped when found stale at the top, or all at once
+when stale entries outnumber live ones. Each decision touches O(log n) entries, never a whole queue.
 """
 
 from __future__ import annotations
@@ -34,11 +35,48 @@ from hub.routing.types import (
     Waiting,
 )
 
-# (score, member as text, token, id): member text breaks ties exactly like a Redis sorted set does.
-_Entry = tuple[float, str, int, int]
+# (score, member as text, token, conversation): member text breaks ties exactly like a Redis sorted set does; the
+# entry holds the conversation itself, so checking it is fresh needs no lookup in the (large) table of all of them.
+_Entry = tuple[float, str, int, "_Conversation"]
+# (score, member as text, 0, agent id): fresh while the score is the agent's current one in that queue.
+_AgentEntry = tuple[float, str, int, AgentId]
+# A waiting line of a queue: (capacity class, stage line). Conversations in one line all need the same skills, so
+# the head of a line is the only one worth trying; lines apart keep a skilled head from blocking a widened one.
+_LineKey = tuple[str, int]
+
+_AVAILABLE = Presence.AVAILABLE
+_heappush = heapq.heappush
+_heappop = heapq.heappop
 
 
-@dataclass
+class _Heap:
+    """A min-heap of entries with lazy deletion, compacted when stale entries pile up (amortized O(1) per push)."""
+
+    __slots__ = ("entries", "limit")
+
+    def __init__(self) -> None:
+        self.entries: list[_Entry] = []
+        self.limit = 64
+
+    def push(self, entry: _Entry, fresh: Callable[[_Entry], bool]) -> None:
+        entries = self.entries
+        _heappush(entries, entry)
+        if len(entries) > self.limit:
+            entries[:] = [e for e in entries if fresh(e)]
+            heapq.heapify(entries)
+            self.limit = 2 * len(entries) + 64
+
+    def head(self, fresh: Callable[[_Entry], bool]) -> _Entry | None:
+        """The first fresh entry, left in place; stale entries above it are dropped."""
+        entries = self.entries
+        while entries:
+            if fresh(entries[0]):
+                return entries[0]
+            _heappop(entries)
+        return None
+
+
+@dataclass(slots=True)
 class _Agent:
     config: AgentConfig
     presence: Presence = Presence.OFFLINE
@@ -50,7 +88,7 @@ class _Agent:
     counts: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Conversation:
     id: ConversationId
     queue: QueueId
@@ -59,29 +97,21 @@ class _Conversation:
     enqueued_at: float
     queued_at: float
     customer: int | None
+    cls: str = ""
+    score: float = 0.0
+    sid: str = ""  # the id as text: the tie-break, as in Redis
     state: str = "waiting"  # waiting | parked | offered | assigned
     agent: AgentId | None = None  # the agent it is parked for, offered to or assigned to
     until: float = 0.0  # parked until, or the offer's deadline
     stage: int = 0
+    line: int = 0  # the stage line it waits in: its stage, capped at the queue's last level
     skip: set[AgentId] = field(default_factory=set)
     token: int = 0
 
-    @property
-    def cls(self) -> str:
-        return CAPACITY_CLASS[self.channel]
-
-    @property
-    def score(self) -> float:
-        return waiting_score(self.priority, self.enqueued_at)
-
-
-def _pop_valid(heap: list[_Entry], valid: Callable[[_Entry], bool]) -> _Entry | None:
-    """The first valid entry, left in place; stale entries above it are dropped."""
-    while heap:
-        if valid(heap[0]):
-            return heap[0]
-        heapq.heappop(heap)
-    return None
+    def __post_init__(self) -> None:
+        self.cls = CAPACITY_CLASS[self.channel]
+        self.score = waiting_score(self.priority, self.enqueued_at)
+        self.sid = str(self.id)
 
 
 class MemoryState:
@@ -89,33 +119,51 @@ class MemoryState:
         self.queues: dict[QueueId, QueueConfig] = {}
         self.agents: dict[AgentId, _Agent] = {}
         self.conversations: dict[ConversationId, _Conversation] = {}
-        self._waiting: dict[tuple[QueueId, str], list[_Entry]] = {}
-        self._age: dict[tuple[QueueId, int], list[_Entry]] = {}
-        self._oldest: dict[QueueId, list[_Entry]] = {}
+        self._lines: dict[QueueId, dict[_LineKey, _Heap]] = {}
+        self._age: dict[tuple[QueueId, int], _Heap] = {}
+        self._oldest: dict[QueueId, _Heap] = {}
         self._waiting_count: Counter[QueueId] = Counter()
-        self._parked: dict[AgentId, list[_Entry]] = {}
-        self._parked_until: list[_Entry] = []
-        self._offers: list[_Entry] = []
-        self._ready: dict[QueueId, list[_Entry]] = {}
+        self._parked: dict[AgentId, _Heap] = {}
+        self._parked_until = _Heap()
+        self._offers = _Heap()
+        self._ready: dict[QueueId, list[_AgentEntry]] = {}
         self._ready_score: dict[QueueId, dict[AgentId, float]] = {}
-        self._wrapups: list[_Entry] = []
+        self._wrapups: list[_AgentEntry] = []
         self._round_robin: Counter[QueueId] = Counter()
         self._last_agent: dict[int, AgentId] = {}
         self._queue_counts: dict[QueueId, Counter[str]] = {}
         self._members: dict[QueueId, set[AgentId]] = {}
         self._tokens = itertools.count(1)
 
+    @staticmethod
+    def _fresh(e: _Entry) -> bool:
+        return e[3].token == e[2]
+
     # settings and presence
 
     async def put_queue(self, queue: QueueConfig, now: float) -> None:
+        old = self.queues.get(queue.id)
         self.queues[queue.id] = queue
         self._queue_counts.setdefault(queue.id, Counter())
         self._members.setdefault(queue.id, set())
+        self._lines.setdefault(queue.id, {})
+        if old is not None and len(old.levels) != len(queue.levels):
+            self._refile(queue.id)
         # Strategy or skills may have changed: rebuild this queue's ready index from its members.
         self._ready[queue.id] = []
         self._ready_score[queue.id] = {}
         for aid in sorted(self._members[queue.id]):
             self._reindex(self.agents[aid], now, only=queue.id)
+
+    def _refile(self, queue: QueueId) -> None:
+        """The plan has another number of stages: put the queue's waiting conversations in their new lines."""
+        fresh = self._fresh
+        waiting = {e[3].id: e[3] for line in self._lines[queue].values() for e in line.entries if fresh(e)}
+        self._lines[queue] = {}
+        for cid in sorted(waiting):
+            c = waiting[cid]
+            self._take_out(c)
+            self._put_waiting(c)
 
     async def put_agent(self, agent: AgentConfig, now: float) -> None:
         a = self.agents.get(agent.id)
@@ -159,12 +207,12 @@ class MemoryState:
                 load=a.load,
                 capacity=cfg.capacity,
                 round_robin=a.round_robin.get(qid, 0.0),
-                match=skill_match(cfg.skills, q.skills),
+                match=skill_match(cfg.skills, q.skills) if q.skills else 0,
             )
             if scores.get(cfg.id) != score:
                 scores[cfg.id] = score
                 heap = self._ready[qid]
-                heapq.heappush(heap, (score, str(cfg.id), 0, cfg.id))
+                _heappush(heap, (score, str(cfg.id), 0, cfg.id))
                 if len(heap) > 4 * len(scores) + 64:
                     self._ready[qid] = [(s, str(i), 0, i) for i, s in scores.items()]
                     heapq.heapify(self._ready[qid])
@@ -181,32 +229,44 @@ class MemoryState:
 
     def _put_waiting(self, c: _Conversation) -> None:
         c.state, c.agent, c.until, c.token = "waiting", None, 0.0, next(self._tokens)
-        sid = str(c.id)
-        heapq.heappush(self._waiting.setdefault((c.queue, c.cls), []), (c.score, sid, c.token, c.id))
-        heapq.heappush(self._age.setdefault((c.queue, c.stage), []), (c.queued_at, sid, c.token, c.id))
-        heapq.heappush(self._oldest.setdefault(c.queue, []), (c.enqueued_at, sid, c.token, c.id))
+        q = self.queues.get(c.queue)
+        stages = len(q.stages) if q is not None else 0
+        c.line = min(c.stage, stages)
+        fresh = self._fresh
+        entry = (c.score, c.sid, c.token, c)
+        lines = self._lines.setdefault(c.queue, {})
+        line = lines.get((c.cls, c.line))
+        if line is None:
+            line = lines[(c.cls, c.line)] = _Heap()
+        line.push(entry, fresh)
+        if c.stage < stages:  # only a conversation with a stage ahead needs its age indexed
+            age = self._age.get((c.queue, c.stage))
+            if age is None:
+                age = self._age[(c.queue, c.stage)] = _Heap()
+            age.push((c.queued_at, c.sid, c.token, c), fresh)
+        self._push_oldest(c)
+
+    def _push_oldest(self, c: _Conversation) -> None:
+        oldest = self._oldest.get(c.queue)
+        if oldest is None:
+            oldest = self._oldest[c.queue] = _Heap()
+        oldest.push((c.enqueued_at, c.sid, c.token, c), self._fresh)
         self._waiting_count[c.queue] += 1
 
     def _park(self, c: _Conversation, agent: AgentId, until: float) -> None:
         c.state, c.agent, c.until, c.token = "parked", agent, until, next(self._tokens)
-        sid = str(c.id)
-        heapq.heappush(self._parked.setdefault(agent, []), (c.score, sid, c.token, c.id))
-        heapq.heappush(self._parked_until, (until, sid, c.token, c.id))
-        heapq.heappush(self._oldest.setdefault(c.queue, []), (c.enqueued_at, sid, c.token, c.id))
-        self._waiting_count[c.queue] += 1
+        parked = self._parked.get(agent)
+        if parked is None:
+            parked = self._parked[agent] = _Heap()
+        parked.push((c.score, c.sid, c.token, c), self._fresh)
+        self._parked_until.push((until, c.sid, c.token, c), self._fresh)
+        self._push_oldest(c)
 
     def _take_out(self, c: _Conversation) -> None:
         """Leave the waiting/parked indexes (their entries go stale with the token)."""
-        if c.state in ("waiting", "parked"):
+        if c.state == "waiting" or c.state == "parked":
             self._waiting_count[c.queue] -= 1
         c.token = next(self._tokens)
-
-    def _valid(self, state: str) -> Callable[[_Entry], bool]:
-        def valid(e: _Entry) -> bool:
-            c = self.conversations.get(e[3])
-            return c is not None and c.token == e[2] and c.state == state
-
-        return valid
 
     def _free(self, a: _Agent, cls: str) -> None:
         a.load[cls] = max(0, a.load.get(cls, 0) - 1)
@@ -214,12 +274,14 @@ class MemoryState:
     def _claim(self, c: _Conversation, a: _Agent, now: float) -> Claim:
         q = self.queues[c.queue]
         self._take_out(c)
-        a.load[c.cls] = a.load.get(c.cls, 0) + 1
+        load = a.load
+        load[c.cls] = load.get(c.cls, 0) + 1
         a.last = now
+        aid = a.config.id
         if q.strategy is Strategy.ROUND_ROBIN:
             self._round_robin[q.id] += 1
             a.round_robin[q.id] = float(self._round_robin[q.id])
-        c.agent = a.config.id
+        c.agent = aid
         self._queue_counts[q.id]["offered"] += 1
         a.counts["offered"] += 1
         if q.direct:
@@ -227,9 +289,9 @@ class MemoryState:
             self._answered(c, a, now)
         else:
             c.state, c.until = "offered", now + q.offer_timeout
-            heapq.heappush(self._offers, (c.until, str(c.id), c.token, c.id))
+            self._offers.push((c.until, c.sid, c.token, c), self._fresh)
         self._reindex(a, now)
-        return Claim(c.id, a.config.id, c.queue, c.channel, not q.direct, None if q.direct else c.until, c.enqueued_at)
+        return Claim(c.id, aid, c.queue, c.channel, not q.direct, None if q.direct else c.until, c.enqueued_at)
 
     def _answered(self, c: _Conversation, a: _Agent, now: float) -> None:
         counts = self._queue_counts[c.queue]
@@ -257,28 +319,37 @@ class MemoryState:
         self._put_waiting(c)
         return None
 
-    def _head(self, queue: QueueId, cls: str) -> _Conversation | None:
-        e = _pop_valid(self._waiting.get((queue, cls), []), self._valid("waiting"))
-        return self.conversations[e[3]] if e is not None else None
+    def _heads(self, queue: QueueId) -> list[tuple[_Entry, _Conversation]]:
+        """The head of each waiting line of the queue, best first."""
+        fresh = self._fresh
+        heads = []
+        for line in self._lines.get(queue, {}).values():
+            e = line.head(fresh)
+            if e is not None:
+                heads.append((e, e[3]))
+        heads.sort(key=lambda h: (h[0][0], h[0][1]))
+        return heads
 
     async def dispatch_queue(self, queue: QueueId, now: float) -> Claim | None:
         q = self.queues.get(queue)
         if q is None:
             return None
-        heads = [h for h in (self._head(queue, cls) for cls in CLASSES) if h is not None]
-        heads.sort(key=lambda c: (c.score, str(c.id)))
         levels = q.levels
-        for c in heads:
-            minimums = levels[min(c.stage, len(levels) - 1)]
+        failed: set[tuple[str, int]] = set()  # (class, level) no ready agent can take: every such head fails alike
+        for _, c in self._heads(queue):
+            level = min(c.stage, len(levels) - 1)
+            if (c.cls, level) in failed:
+                continue
+            minimums = levels[level]
             heap, scores = self._ready[queue], self._ready_score[queue]
-            popped: list[_Entry] = []
+            popped: list[_AgentEntry] = []
             seen: set[AgentId] = set()
             found: _Agent | None = None
             # An agent who declined this conversation gets it again only if no one else can take it, so a
             # declined head never blocks its queue.
             declined: _Agent | None = None
             while heap and len(seen) < SCAN_LIMIT:
-                e = heapq.heappop(heap)
+                e = _heappop(heap)
                 if scores.get(e[3]) != e[0] or e[3] in seen:
                     continue
                 popped.append(e)
@@ -290,49 +361,66 @@ class MemoryState:
                         break
                     declined = declined or a
             for e in popped:
-                heapq.heappush(heap, e)
+                _heappush(heap, e)
             found = found or declined
             if found is not None:
                 return self._claim(c, found, now)
+            failed.add((c.cls, level))
         return None
 
     async def dispatch_agent(self, agent: AgentId, now: float) -> Claim | None:
         a = self.agents.get(agent)
-        if a is None or a.presence is not Presence.AVAILABLE or now < a.wrapup_until:
+        if a is None or a.presence is not _AVAILABLE or now < a.wrapup_until:
             return None
         cfg = a.config
-        heap = self._parked.get(agent, [])
-        valid = self._valid("parked")
-        popped: list[_Entry] = []
-        found: _Conversation | None = None
-        while heap and len(popped) < SCAN_LIMIT:
-            e = heapq.heappop(heap)
-            if not valid(e) or self.conversations[e[3]].agent != agent:
-                continue
-            popped.append(e)
-            parked = self.conversations[e[3]]
-            if can_take(parked.cls, cfg.capacity, a.load, cfg.exclusive):
-                found = parked
-                break
-        for e in popped:
-            heapq.heappush(heap, e)
-        if found is not None:
-            return self._claim(found, a, now)
-        best: _Conversation | None = None
+        capacity, load, exclusive = cfg.capacity, a.load, cfg.exclusive
+        parked = self._parked.get(agent)
+        if parked is not None and parked.entries:
+            heap = parked.entries
+            popped: list[_Entry] = []
+            found: _Conversation | None = None
+            while heap and len(popped) < SCAN_LIMIT:
+                e = _heappop(heap)
+                p = e[3]
+                if p.token != e[2]:
+                    continue
+                popped.append(e)
+                if can_take(p.cls, capacity, load, exclusive):
+                    found = p
+                    break
+            for e in popped:
+                _heappush(heap, e)
+            if found is not None:
+                return self._claim(found, a, now)
+        # The classes this agent has room for, worked out once rather than per queue.
+        open_classes = [cls for cls in CLASSES if can_take(cls, capacity, load, exclusive)]
+        if not open_classes:
+            return None
+        skills = cfg.skills
+        best: _Entry | None = None
         for qid in cfg.queues:
-            q = self.queues.get(qid)
-            if q is None:
+            lines = self._lines.get(qid)
+            if not lines:
                 continue
-            levels = q.levels
-            for cls in CLASSES:
-                if not can_take(cls, cfg.capacity, a.load, cfg.exclusive):
+            levels = self.queues[qid].levels
+            for (cls, line), waiting in lines.items():
+                if cls not in open_classes:
                     continue
-                c = self._head(qid, cls)
-                if c is None or not self._eligible(a, c, levels[min(c.stage, len(levels) - 1)], now):
+                heap = waiting.entries
+                while heap:  # the line's first fresh entry (inlined _Heap.head: this is the hottest loop)
+                    e = heap[0]
+                    if e[3].token == e[2]:
+                        break
+                    _heappop(heap)
+                else:
                     continue
-                if best is None or (c.score, str(c.id)) < (best.score, str(best.id)):
-                    best = c
-        return self._claim(best, a, now) if best is not None else None
+                if best is not None and (e[0], e[1]) >= (best[0], best[1]):
+                    continue
+                minimums = levels[line] if line < len(levels) else levels[-1]
+                if minimums and not meets(skills, minimums):
+                    continue
+                best = e
+        return self._claim(best[3], a, now) if best is not None else None
 
     async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
         c = self.conversations.get(conversation)
@@ -365,11 +453,10 @@ class MemoryState:
 
     async def expire_offers(self, now: float, missed_limit: int) -> list[Expiry]:
         out: list[Expiry] = []
-        valid = self._valid("offered")
-        while (e := _pop_valid(self._offers, valid)) is not None and e[0] <= now:
-            heapq.heappop(self._offers)
-            c = self.conversations[e[3]]
-            assert c.agent is not None
+        while (e := self._offers.head(self._fresh)) is not None and e[0] <= now:
+            _heappop(self._offers.entries)
+            c = e[3]
+            assert c.agent is not None and c.state == "offered"
             a = self.agents[c.agent]
             a.missed += 1
             a.counts["timed_out"] += 1
@@ -385,6 +472,7 @@ class MemoryState:
         c = self.conversations.pop(conversation, None)
         if c is None:
             return None
+        c.token = next(self._tokens)  # gone: every entry it left in an index is stale
         if c.state in ("waiting", "parked"):
             self._take_out(c)
             self._queue_counts[c.queue]["abandoned"] += 1
@@ -395,7 +483,7 @@ class MemoryState:
         until = None
         if c.state == "assigned" and a.config.wrapup > 0:
             until = a.wrapup_until = now + a.config.wrapup
-            heapq.heappush(self._wrapups, (until, str(a.config.id), 0, a.config.id))
+            _heappush(self._wrapups, (until, str(a.config.id), 0, a.config.id))
         self._reindex(a, now)
         return Release(c.id, c.queue, a.config.id, until)
 
@@ -437,7 +525,7 @@ class MemoryState:
     async def end_wrapups(self, now: float) -> list[AgentId]:
         out: list[AgentId] = []
         while self._wrapups and self._wrapups[0][0] <= now:
-            until, _, _, aid = heapq.heappop(self._wrapups)
+            until, _, _, aid = _heappop(self._wrapups)
             a = self.agents.get(aid)
             if a is not None and a.wrapup_until == until:
                 self._reindex(a, now)
@@ -446,10 +534,10 @@ class MemoryState:
 
     async def release_parked(self, now: float) -> list[Waiting]:
         out: list[Waiting] = []
-        valid = self._valid("parked")
-        while (e := _pop_valid(self._parked_until, valid)) is not None and e[0] <= now:
-            heapq.heappop(self._parked_until)
-            c = self.conversations[e[3]]
+        while (e := self._parked_until.head(self._fresh)) is not None and e[0] <= now:
+            _heappop(self._parked_until.entries)
+            c = e[3]
+            assert c.state == "parked"
             self._take_out(c)
             self._put_waiting(c)
             out.append(Waiting(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.customer))
@@ -458,16 +546,14 @@ class MemoryState:
     async def escalate(self, queue: QueueId, stage: int, older_than: float, now: float) -> list[Escalation]:
         q = self.queues[queue]
         step = q.stages[stage - 1]
-        heap = self._age.get((queue, stage - 1), [])
+        heap = self._age.get((queue, stage - 1))
         out: list[Escalation] = []
-
-        def valid(e: _Entry) -> bool:
-            c = self.conversations.get(e[3])
-            return c is not None and c.token == e[2] and c.state == "waiting" and c.stage == stage - 1
-
-        while (e := _pop_valid(heap, valid)) is not None and e[0] <= older_than:
-            heapq.heappop(heap)
-            c = self.conversations[e[3]]
+        if heap is None:
+            return out
+        while (e := heap.head(self._fresh)) is not None and e[0] <= older_than:
+            _heappop(heap.entries)
+            c = e[3]
+            assert c.state == "waiting" and c.stage == stage - 1
             self._take_out(c)
             c.skip.clear()
             if step.overflow is not None:
@@ -492,13 +578,8 @@ class MemoryState:
         return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage)
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
-        heap = self._oldest.get(queue, [])
-
-        def valid(e: _Entry) -> bool:
-            c = self.conversations.get(e[3])
-            return c is not None and c.token == e[2] and c.state in ("waiting", "parked")
-
-        oldest = _pop_valid(heap, valid)
+        heap = self._oldest.get(queue)
+        oldest = heap.head(self._fresh) if heap is not None else None
         counts = self._queue_counts.get(queue, Counter())
         busy = sum(1 for aid in self._members.get(queue, ()) if any(self.agents[aid].load.values()))
         return QueueStats(

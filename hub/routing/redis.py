@@ -73,6 +73,7 @@ local function conv(cid)
   c.enq = tonumber(c.enq)
   c.qat = tonumber(c.qat)
   c.stage = tonumber(c.stage)
+  c.ln = n(c.ln, 0)
   c.cls = CLASS_OF[c.ch]
   return c
 end
@@ -127,16 +128,19 @@ end
 local function eligible(a, c, mins, now)
   return a.presence == 'available' and now >= a.wrapup and can_take(a, c.cls) and meets(a.cfg.skills, mins)
 end
-local function level(qc, stage)
-  return qc.levels[math.min(stage, #qc.levels - 1) + 1]
-end
 local function wscore(c) return -c.pri * 1e10 + c.enq end
+-- A waiting line is (queue, class, stage line): everyone in one line needs the same skills, so only its head is
+-- worth trying, and a skilled head never blocks a widened conversation in another line.
+local function line_key(q, cls, ln) return P .. 'w:' .. q .. ':' .. cls .. ':' .. ln end
 local function put_waiting(c)
   c.st = 'waiting'
+  local qc = queue(c.q)
+  local stages = qc and #qc.stages or 0
+  c.ln = math.min(c.stage, stages)
   redis.call('HSET', P .. 'c:' .. c.id, 'st', 'waiting', 'ag', '', 'until', '0', 'q', c.q,
-    'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
-  redis.call('ZADD', P .. 'w:' .. c.q .. ':' .. c.cls, wscore(c), c.id)
-  redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id)
+    'stage', c.stage, 'ln', c.ln, 'qat', f(c.qat), 'skip', c.skip)
+  redis.call('ZADD', line_key(c.q, c.cls, c.ln), wscore(c), c.id)
+  if c.stage < stages then redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id) end
   redis.call('ZADD', P .. 'o:' .. c.q, c.enq, c.id)
 end
 local function park(c, aid, untl)
@@ -149,7 +153,7 @@ local function park(c, aid, untl)
 end
 local function take_out(c)
   if c.st == 'waiting' then
-    redis.call('ZREM', P .. 'w:' .. c.q .. ':' .. c.cls, c.id)
+    redis.call('ZREM', line_key(c.q, c.cls, c.ln), c.id)
     redis.call('ZREM', P .. 'g:' .. c.q .. ':' .. c.stage, c.id)
     redis.call('ZREM', P .. 'o:' .. c.q, c.id)
   elseif c.st == 'parked' then
@@ -208,7 +212,23 @@ end
 
 _PUT_QUEUE = r"""
 local q, now = ARGV[2], tonumber(ARGV[4])
+local old = queue(q)
+local refile = {}
+if old and #old.levels ~= #cjson.decode(ARGV[3]).levels then
+  -- The plan has another number of stages: take the waiting conversations out of their lines, to put them back.
+  for _, cls in ipairs(CLASSES) do
+    for ln = 0, #old.levels - 1 do
+      for _, cid in ipairs(redis.call('ZRANGE', line_key(q, cls, ln), 0, -1)) do
+        local c = conv(cid)
+        take_out(c)
+        table.insert(refile, c)
+      end
+    end
+  end
+end
 redis.call('SET', P .. 'q:' .. q, ARGV[3])
+QC[q] = nil
+for _, c in ipairs(refile) do put_waiting(c) end
 redis.call('SADD', P .. 'queues', q)
 redis.call('DEL', P .. 'r:' .. q)
 for _, aid in ipairs(redis.call('SORT', P .. 'm:' .. q)) do reindex(agent(aid), now) end
@@ -279,25 +299,35 @@ local qc = queue(q)
 if not qc then return false end
 local heads = {}
 for _, cls in ipairs(CLASSES) do
-  local h = redis.call('ZRANGE', P .. 'w:' .. q .. ':' .. cls, 0, 0, 'WITHSCORES')
-  if #h > 0 then table.insert(heads, {id = h[1], score = tonumber(h[2])}) end
+  for ln = 0, #qc.levels - 1 do
+    local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
+    if #h > 0 then table.insert(heads, {id = h[1], score = tonumber(h[2])}) end
+  end
 end
 table.sort(heads, function(x, y)
   if x.score ~= y.score then return x.score < y.score end
   return x.id < y.id
 end)
+-- (class, level) pairs no ready agent can take: every head needing the same fails alike.
+local failed = {}
+local ready = nil
 for _, h in ipairs(heads) do
   local c = conv(h.id)
-  local mins = level(qc, c.stage)
-  local declined = nil
-  for _, aid in ipairs(redis.call('ZRANGE', P .. 'r:' .. q, 0, limit - 1)) do
-    local a = agent(aid)
-    if a and eligible(a, c, mins, now) then
-      if not string.find(c.skip, ',' .. a.id .. ',', 1, true) then return claim(c, a, now) end
-      declined = declined or a
+  local lv = math.min(c.stage, #qc.levels - 1)
+  if not failed[c.cls .. ':' .. lv] then
+    local mins = qc.levels[lv + 1]
+    local declined = nil
+    ready = ready or redis.call('ZRANGE', P .. 'r:' .. q, 0, limit - 1)
+    for _, aid in ipairs(ready) do
+      local a = agent(aid)
+      if a and eligible(a, c, mins, now) then
+        if not string.find(c.skip, ',' .. a.id .. ',', 1, true) then return claim(c, a, now) end
+        declined = declined or a
+      end
     end
+    if declined then return claim(c, declined, now) end
+    failed[c.cls .. ':' .. lv] = true
   end
-  if declined then return claim(c, declined, now) end
 end
 return false
 """
@@ -309,26 +339,31 @@ for _, cid in ipairs(redis.call('ZRANGE', P .. 'p:' .. a.id, 0, limit - 1)) do
   local c = conv(cid)
   if can_take(a, c.cls) then return claim(c, a, now) end
 end
-local best, best_score = nil, nil
+local open = {}
+for _, cls in ipairs(CLASSES) do
+  if can_take(a, cls) then table.insert(open, cls) end
+end
+if #open == 0 then return false end
+local best_id, best_score = nil, nil
 for _, q in ipairs(a.cfg.queues) do
   local qc = queue(q)
   if qc then
-    for _, cls in ipairs(CLASSES) do
-      if can_take(a, cls) then
-        local h = redis.call('ZRANGE', P .. 'w:' .. q .. ':' .. cls, 0, 0, 'WITHSCORES')
+    for _, cls in ipairs(open) do
+      for ln = 0, #qc.levels - 1 do
+        local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
         if #h > 0 then
-          local c = conv(h[1])
           local s = tonumber(h[2])
-          if eligible(a, c, level(qc, c.stage), now)
-            and (best == nil or s < best_score or (s == best_score and c.id < best.id)) then
-            best, best_score = c, s
+          -- Skills are the same for the whole line, so the conversation is read only if it would be the best.
+          if (best_id == nil or s < best_score or (s == best_score and h[1] < best_id))
+            and meets(a.cfg.skills, qc.levels[ln + 1]) then
+            best_id, best_score = h[1], s
           end
         end
       end
     end
   end
 end
-if best then return claim(best, a, now) end
+if best_id then return claim(conv(best_id), a, now) end
 return false
 """
 

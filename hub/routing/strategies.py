@@ -19,11 +19,18 @@ def can_take(
     """Room for one more conversation of this class; a call (an exclusive class) blocks everything else."""
     if load.get(capacity_class, 0) >= capacity.get(capacity_class, 0):
         return False
-    return not any(e != capacity_class and load.get(e, 0) > 0 for e in exclusive)
+    # Plain loops, not any()/all() over a generator: these run several times in every decision.
+    for e in exclusive:
+        if e != capacity_class and load.get(e, 0) > 0:
+            return False
+    return True
 
 
 def meets(skills: Mapping[str, int], minimums: Mapping[str, int]) -> bool:
-    return all(skills.get(s, 0) >= m for s, m in minimums.items())
+    for s, m in minimums.items():
+        if skills.get(s, 0) < m:
+            return False
+    return True
 
 
 def skill_match(skills: Mapping[str, int], required: Mapping[str, int]) -> int:
@@ -41,7 +48,10 @@ def is_ready(
     """Could take at least one more conversation of some class right now."""
     if presence is not Presence.AVAILABLE or now < wrapup_until:
         return False
-    return any(can_take(c, capacity, load, exclusive) for c in capacity)
+    for c in capacity:
+        if can_take(c, capacity, load, exclusive):
+            return True
+    return False
 
 
 def agent_score(

@@ -96,6 +96,39 @@ async def test_required_skills_and_widening_stage(state: RoutingState) -> None:
     assert await drain(state, now=T + 31) == [(1, 1)]
 
 
+async def test_a_skilled_head_does_not_block_widened_conversations_behind_it(state: RoutingState) -> None:
+    queue = QueueConfig("support", direct=True, skills={"es": 5}, stages=(Stage(after=30, skills={"es": 2}),))
+    await setup(state, queue, agents=(agent(1, skills={"es": 3}),))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, T + 1), T, 0)
+    assert await drain(state) == []
+    assert [e.conversation for e in await state.escalate("support", 1, T + 1, T + 31)] == [1, 2]
+    # More urgent and not widened yet: it heads the queue, and agent 1 is not skilled enough for it.
+    await state.enqueue(Waiting(3, "support", "webchat", 1, T + 31), T + 31, 0)
+    claim = await state.dispatch_agent(1, T + 31)
+    assert claim is not None and claim.conversation == 1
+    assert await drain(state, now=T + 31) == [(2, 1)]  # still oldest first among those agent 1 may take
+    view = await state.conversation(3)
+    assert view is not None and view.state == "waiting"
+
+
+async def test_changing_the_plan_keeps_waiting_conversations_routable(state: RoutingState) -> None:
+    widen = (Stage(after=30, skills={"es": 2}),)
+    await setup(state, QueueConfig("support", direct=True, skills={"es": 5}), agents=(agent(1, skills={"es": 3}),))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, T + 1), T, 0)
+    assert await drain(state) == []
+    # A stage added while they wait applies to them.
+    await state.put_queue(QueueConfig("support", direct=True, skills={"es": 5}, stages=widen), T + 1)
+    assert [e.conversation for e in await state.escalate("support", 1, T + 1, T + 31)] == [1, 2]
+    assert await state.dispatch_agent(1, T + 31) is not None
+    await state.enqueue(Waiting(3, "support", "webchat", 0, T + 31), T + 31, 0)
+    # The stage removed again: conversation 2 stays at the last stage the plan has, and is not lost.
+    await state.put_queue(QueueConfig("support", direct=True, skills={"es": 1}), T + 32)
+    assert await drain(state, now=T + 32) == [(2, 1), (3, 1)]
+    assert (await state.queue_stats("support", T + 32)).waiting == 0
+
+
 async def test_offer_accept_reject_and_timeout(state: RoutingState) -> None:
     await setup(state, QueueConfig("support", offer_timeout=20), agents=(agent(1), agent(2)))
     await state.enqueue(Waiting(7, "support", "webchat", 1, 500.0), T, 0)

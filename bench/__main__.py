@@ -1,0 +1,196 @@
+"""`python -m bench`: inbound throughput and timeline latency of a real `hub serve`, each beside a bare aiohttp
+baseline measured in the same run; a table on stdout, progress on stderr, JSON in bench/results/latest.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.database import fresh_database
+from bench.inbound import InboundResult, run_inbound
+from bench.load import Load, Tool, available_tool, run_load
+from bench.processes import ROOT, Server, bare_server, create_token, hub_server
+from bench.profile import render, sampling, summarize
+from bench.report import table, targets, to_json
+from bench.seed import deep_cursors, seed_customer
+from bench.timeline import TimelineResult, cases, run_timeline
+from hub.config import load_settings
+from hub.history.db import open_database, redact
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def progress(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark a real `hub serve` process: inbound messages per second through HTTP into the store, "
+        "and timeline pages of a customer with a long history; each figure beside a bare aiohttp handler measured "
+        "in the same run. Targets: inbound >= 0.50 x the bare handler's req/s; timeline page p99 < 5 ms.",
+    )
+    p.add_argument("--quick", action="store_true",
+                   help="a short run to try things out (2 s runs, 10,000-message timeline); figures are noisier")
+    p.add_argument("--only", choices=["inbound", "timeline"], help="run one benchmark (default: both)")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="inbound: load time per server, split into rounds (default: 10); timeline: per case "
+                        "(default: 5); --quick: 2 for both")
+    p.add_argument("--rounds", type=int, default=3, metavar="N",
+                   help="inbound: split each server's time into N rounds that take bare, the SQLite reference and "
+                        "hub in turn, so a change in other load on the machine hits all alike (default: 3)")
+    p.add_argument("--concurrency", type=int, default=32, metavar="N",
+                   help="connections for the inbound load (default: 32); timeline pages use one")
+    p.add_argument("--db", default="sqlite", metavar="sqlite|URL",
+                   help="sqlite (default: a fresh file in a temporary folder) or a postgresql:// URL "
+                        "(a fresh database is created on that server and dropped afterwards)")
+    p.add_argument("--messages", type=int, metavar="N", help="timeline length (default: 100,000; --quick: 10,000)")
+    p.add_argument("--identities", type=int, default=5000, metavar="N",
+                   help="distinct customers the inbound messages come from (default: 5,000)")
+    p.add_argument("--loadgen", choices=["wrk", "python"], help="default: wrk when installed, else Python")
+    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default: {RESULTS.relative_to(ROOT)})")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--profile", action="store_true",
+                   help="after measuring, sample `hub serve` with py-spy during one more inbound run and one more "
+                        "deep-page run, and print where its time goes (needs py-spy; figures are not affected)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (database, server logs)")
+    return p
+
+
+def _meta(args: argparse.Namespace, db_url: str, tool: Tool) -> dict[str, Any]:
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip()
+    wrk = ""
+    if tool == "wrk":
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+        wrk = (out.stdout or out.stderr).split(" Copyright")[0].strip()
+    return {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "database": redact(db_url).split("://")[0] + (" (fresh temporary file)" if args.db == "sqlite" else ""),
+        "cpus": os.cpu_count(),
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "aiohttp": importlib.metadata.version("aiohttp"),
+        "commit": commit or "unknown",
+        "loadgen": wrk or tool,
+        "quick": args.quick,
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+
+
+async def _profile(
+    args: argparse.Namespace, hub: Server, token: str, tool: Tool, seconds: float, paths: list[str], run_id: str,
+) -> list[str]:
+    """Summaries of py-spy samples of the hub during one more run of each benchmark."""
+    runs: list[tuple[str, str, Load, int]] = []
+    if args.only != "timeline":
+        inbound = Load(hub.url, "inbound", token=token, tag=f"{run_id}-prof", identities=args.identities)
+        runs.append(("inbound", f"inbound, {args.concurrency} connections", inbound, args.concurrency))
+    if paths:
+        deep = Load(hub.url, "get", token=token, paths=tuple(paths))
+        runs.append(("timeline", "timeline deep pages, one connection", deep, 1))
+    out = []
+    for name, title, load, concurrency in runs:
+        raw = args.output.parent / f"profile-{name}.txt"
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        progress(f"profiling: {title}, {seconds:g}s; collapsed stacks in {raw}")
+        with sampling(hub.proc.pid, seconds, raw):
+            result = await asyncio.to_thread(run_load, load, tool, concurrency, seconds)
+        out.append(render(title, summarize(raw.read_text()), result.seconds, result.responses))
+    return out
+
+
+async def run(args: argparse.Namespace) -> tuple[dict[str, Any], InboundResult | None, TimelineResult | None]:
+    tool = available_tool(args.loadgen)
+    quick = args.quick
+    inbound_secs = args.duration or (2.0 if quick else 10.0)
+    timeline_secs = args.duration or (2.0 if quick else 5.0)
+    warmup = 1.0 if quick else 2.0
+    messages = args.messages or (10_000 if quick else 100_000)
+    store_calls = 200 if quick else 1000
+    run_id = "b" + secrets.token_hex(3)
+    inbound: InboundResult | None = None
+    timeline: TimelineResult | None = None
+    progress(f"load generator: {tool}" + ("" if tool == "wrk" else " (wrk not installed: apt-get install -y wrk)"))
+    busy, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if busy > cpus / 2:
+        progress(f"note: load average {busy:.1f} on {cpus} CPUs: other work competes, figures will be noisy")
+
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+            progress(f"keeping {workdir}")
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-bench-")))
+        url = stack.enter_context(fresh_database(args.db, workdir))
+        meta = _meta(args, url, tool)
+        settings = load_settings(None, environ=dict(os.environ, HUB_DATABASE__URL=url))
+        progress(f"database {redact(url)}; creating an admin token (migrates the schema)")
+        token = await asyncio.to_thread(create_token, url)
+        db = open_database(url, settings.database.pool_size, settings.database.sqlite_synchronous)
+        try:
+            cursors: list[str] = []
+            customer_id = 0
+            if args.only != "inbound":
+                progress(f"timeline: seeding one customer with {messages:,} messages (set-up, not timed)")
+                customer_id = await seed_customer(db, messages, settings.routing.default_queue, progress)
+                cursors = await deep_cursors(db, customer_id, messages)
+            progress("starting `hub serve` and the bare aiohttp server")
+            bare = stack.enter_context(bare_server(workdir))
+            hub = stack.enter_context(hub_server(url, workdir))
+            progress(f"hub on {hub.url} (pid {hub.proc.pid}), bare on {bare.url} (pid {bare.proc.pid})")
+            if args.only != "timeline":
+                inbound = await run_inbound(
+                    bare, hub, token, db, tool, args.concurrency, inbound_secs, args.rounds, warmup, args.identities,
+                    run_id, progress,
+                )
+            if args.only != "inbound":
+                timeline = await run_timeline(
+                    bare, hub, token, db, customer_id, messages, cursors, tool, timeline_secs, store_calls, progress
+                )
+            if args.profile:
+                deep = cases(customer_id, cursors)[1].paths if cursors else []
+                meta["profiles"] = await _profile(args, hub, token, tool, inbound_secs, deep, run_id)
+            progress("stopping the servers")
+        finally:
+            await db.close()
+    return meta, inbound, timeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        meta, inbound, timeline = asyncio.run(run(args))
+    except (RuntimeError, ValueError) as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(table(meta, inbound, timeline), end="", flush=True)
+    for summary in meta.get("profiles", []):
+        print("\n" + summary, flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(to_json(meta, inbound, timeline), indent=2) + "\n")
+    progress(f"results written to {args.output}")
+    if inbound is not None and not inbound.check.ok:
+        return 1
+    if args.check and not all(t["met"] for t in targets(inbound, timeline).values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""GET /api/v1/events: the one WebSocket for live events. Authenticated like the REST API (bearer token, or the
+console's session cookie with an Origin check), it sends a "hello" with the server time, then every bus event the
+principal may see, and "lagged" when events were dropped so the client re-syncs through REST."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hub.api.auth import AUTH_VIA, PRINCIPAL, Principal
+from hub.console.handlers import same_origin
+from hub.console.sessions import SESSIONS
+from hub.events import Event
+from hub.history.db import Database, Tx
+from hub.keys import BUS, DB
+from hub.model import format_time, utcnow
+
+log = logging.getLogger("hub.api.events")
+
+# How often a cookie-authenticated socket re-checks its session, so signing out (or expiry) closes it.
+SESSION_RECHECK_SECONDS = 30.0
+CLOSE_SESSION_ENDED = 4401
+# Routing events that only concern the workforce view, never a particular conversation's readers.
+SUPERVISOR_ONLY = frozenset({"routing.stats"})
+
+
+def _conversation_id(data: dict[str, Any]) -> int | None:
+    conv = data.get("conversation")
+    if isinstance(conv, dict) and isinstance(conv.get("id"), int):
+        return int(conv["id"])
+    if isinstance(conv, int):
+        return conv
+    for key in ("conversation_id",):
+        if isinstance(data.get(key), int):
+            return int(data[key])
+    msg = data.get("message")
+    if isinstance(msg, dict) and isinstance(msg.get("conversation_id"), int):
+        return int(msg["conversation_id"])
+    return None
+
+
+class Visibility:
+    """Decides, per event, whether one principal may see it: the REST API's rules, applied to the stream."""
+
+    def __init__(self, db: Database, principal: Principal) -> None:
+        self.db, self.p = db, principal
+        self._where: dict[int, tuple[str | None, int | None]] = {}  # conversation -> (queue, agent)
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.p.is_admin
+
+    @property
+    def sees_workforce(self) -> bool:
+        return self.p.role in ("admin", "supervisor")
+
+    def _sees(self, queue: str | None, agent_id: int | None) -> bool:
+        return self.sees_everything or queue in self.p.queues or (agent_id is not None and agent_id == self.p.agent_id)
+
+    async def _conversation(self, conv_id: int, fresh: bool) -> tuple[str | None, int | None]:
+        if fresh or conv_id not in self._where:
+            row = await self.db.read(lambda tx: tx.one("SELECT queue, agent_id FROM conversations WHERE id = ?",
+                                                       (conv_id,)))
+            if len(self._where) > 5000:
+                self._where.clear()
+            self._where[conv_id] = (row["queue"], row["agent_id"]) if row else (None, None)
+        return self._where[conv_id]
+
+    async def allows(self, event: Event) -> bool:
+        if self.sees_everything:
+            return True
+        data, kind = event.data, event.type
+        if kind in SUPERVISOR_ONLY:
+            return self.sees_workforce
+        if kind == "routing.presence":
+            return self.sees_workforce or data.get("agent") == self.p.agent_id
+        if kind == "customer.merged":
+            customer = data.get("customer")
+            cid = customer.get("id") if isinstance(customer, dict) else None
+            return isinstance(cid, int) and await self._sees_customer(cid)
+        if kind.startswith("routing.") and self.p.agent_id is not None and self.p.agent_id in (
+            data.get("agent"), data.get("to_agent"), data.get("from_agent")
+        ):
+            return True
+        conv_id = _conversation_id(data)
+        if conv_id is None:
+            return self.sees_workforce and kind.startswith("routing.")
+        conv = data.get("conversation")
+        if isinstance(conv, dict) and "queue" in conv:
+            # The event says where the conversation is now: remember it rather than asking the database.
+            self._where[conv_id] = (conv.get("queue"), conv.get("agent_id"))
+            return self._sees(conv.get("queue"), conv.get("agent_id"))
+        # Routing moves conversations between queues and agents: ask the database after each routing event.
+        queue, agent = await self._conversation(conv_id, fresh=kind.startswith("routing."))
+        return self._sees(queue, agent)
+
+    async def _sees_customer(self, customer_id: int) -> bool:
+        p = self.p
+
+        def check(tx: Tx) -> bool:
+            marks = ", ".join("?" for _ in p.queues) or "NULL"
+            row = tx.one(
+                f"SELECT id FROM conversations WHERE customer_id = ? AND (queue IN ({marks}) OR agent_id = ?) LIMIT 1",
+                (customer_id, *p.queues, p.agent_id),
+            )
+            return row is not None
+
+        return await self.db.read(check)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    p = request[PRINCIPAL]
+    via = request.get(AUTH_VIA, "token")
+    # A cookie is sent by any page the browser opens: only our own console may open a socket with it.
+    if via == "session" and not same_origin(request):
+        raise web.HTTPForbidden(text="WebSocket connections with a session cookie must come from the console's origin")
+    ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="this is a WebSocket endpoint: connect with Upgrade: websocket")
+    await ws.prepare(request)
+    # Subscribe before saying hello: anything after the client's re-sync is then already queued for it.
+    sub = request.app[BUS].subscribe()
+    seen = Visibility(request.app[DB], p)
+    await ws.send_json({"type": "hello", "at": format_time(utcnow()),
+                        "data": {"server_time": time.time(), "agent_id": p.agent_id, "role": p.role}})
+
+    async def pump() -> None:
+        try:
+            await forward()
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("event stream failed; closing it so the client reconnects and re-syncs")
+            await ws.close(code=1011, message=b"internal error")
+
+    async def forward() -> None:
+        async for event in sub:
+            if sub.lagged:
+                sub.lagged = False
+                await ws.send_json({"type": "lagged", "at": format_time(utcnow()), "data": {}})
+            try:
+                allowed = await seen.allows(event)
+            except Exception:  # a store hiccup must not end the stream; the event is withheld, the client re-syncs
+                log.exception("cannot decide visibility of %s", event.type)
+                allowed = False
+            if allowed:
+                await ws.send_json(event.to_json())
+
+    async def recheck() -> None:
+        sessions = request.app[SESSIONS]
+        token = request.cookies.get(sessions.cookie_name, "")
+        while True:
+            await asyncio.sleep(SESSION_RECHECK_SECONDS)
+            if await sessions.verify(token) is None:
+                await ws.close(code=CLOSE_SESSION_ENDED, message=b"session ended")
+                return
+
+    tasks = [asyncio.create_task(pump(), name="hub-ws-pump")]
+    if via == "session":
+        tasks.append(asyncio.create_task(recheck(), name="hub-ws-session"))
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str("pong")
+    finally:
+        sub.close()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                await t
+    return ws
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/v1/events", events)]

@@ -1,0 +1,355 @@
+"""The IMAP side of the email channel: one poller per mailbox, IDLE when offered, incremental by UID.
+
+Progress is `(UIDVALIDITY, last UID)` per mailbox, saved after each batch is durably ingested: a restart neither
+re-imports nor skips, and anything fetched twice (a crash between ingest and save, a UIDVALIDITY change) is
+deduplicated by Message-ID in the journal. One process polls a mailbox at a time (`MailboxLock`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aioimaplib
+
+from hub.config import EmailChannelSettings, MailboxSettings
+
+log = logging.getLogger("hub.channels.email")
+
+#: what the channel does with one fetched email: stores or flags it durably, returns "stored"/"duplicate"/"flagged";
+#: raises only when it could not (database down), and then the email is fetched again later
+Deliver = Callable[[bytes, dict[str, Any]], Awaitable[str]]
+
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_FETCH_UID = re.compile(rb"\bUID (\d+)")
+_LOST = "connection lost"
+
+
+class MailboxStateHost(Protocol):
+    """Where a poller keeps its progress and its lease (the hub's store; see ChannelHost)."""
+
+    async def mailbox_state(self, mailbox: str) -> tuple[int, int] | None: ...
+    async def save_mailbox_state(self, mailbox: str, uidvalidity: int, last_uid: int) -> None: ...
+    async def lease_mailbox(self, mailbox: str, owner: str, seconds: float) -> bool: ...
+    async def release_mailbox(self, mailbox: str, owner: str) -> None: ...
+
+
+class MailboxLock(Protocol):
+    """The right to poll one mailbox, held by one process at a time. Scale-out may swap in a Redis lock."""
+
+    #: how often the holder renews (seconds)
+    renew_every: float
+
+    async def acquire(self, mailbox: str) -> bool:
+        """Take or renew; False while another process holds it."""
+
+    async def release(self, mailbox: str) -> None: ...
+
+
+class LeaseLock:
+    """A lease in the shared database: works across processes on PostgreSQL, and is cheap on SQLite."""
+
+    def __init__(self, host: MailboxStateHost, seconds: float, owner: str | None = None) -> None:
+        self.host = host
+        self.seconds = seconds
+        self.renew_every = seconds / 3
+        self.owner = owner or f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+
+    async def acquire(self, mailbox: str) -> bool:
+        return await self.host.lease_mailbox(mailbox, self.owner, self.seconds)
+
+    async def release(self, mailbox: str) -> None:
+        await self.host.release_mailbox(mailbox, self.owner)
+
+
+class ImapError(Exception):
+    """The server refused something we need (login, select); the session is retried with backoff."""
+
+
+@dataclass
+class SyncStats:
+    fetched: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    flagged: int = 0
+
+
+def backoff_delay(attempt: int, cap: float, rng: random.Random, base: float = 1.0) -> float:
+    """Capped exponential backoff with jitter, so many mailboxes failing together do not reconnect together."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def parse_fetch(lines: list[Any]) -> list[tuple[int, bytes]]:
+    """(UID, message bytes) pairs from a UID FETCH response, whichever order the server put UID and BODY[] in."""
+    out: list[tuple[int, bytes]] = []
+    for i, item in enumerate(lines):
+        if not isinstance(item, bytearray):  # aioimaplib hands literals (the message bodies) over as bytearray
+            continue
+        uid = None
+        before = lines[i - 1] if i > 0 else b""
+        after = lines[i + 1] if i + 1 < len(lines) else b""
+        for around in (before, after):
+            if isinstance(around, bytes) and (m := _FETCH_UID.search(around)):
+                uid = int(m.group(1))
+                break
+        if uid is not None:
+            out.append((uid, bytes(item)))
+    return out
+
+
+class MailboxPoller:
+    """Reads one mailbox forever: sync, then IDLE (or sleep) until something new, then sync again."""
+
+    def __init__(
+        self,
+        mailbox: MailboxSettings,
+        settings: EmailChannelSettings,
+        state: MailboxStateHost,
+        deliver: Deliver,
+        lock: MailboxLock,
+        rng: random.Random | None = None,
+        base_delay: float = 1.0,
+    ) -> None:
+        self.mailbox = mailbox
+        self.settings = settings
+        self.state = state
+        self.deliver = deliver
+        self.lock = lock
+        self.rng = rng or random.Random()
+        self.base_delay = base_delay
+        self.key = mailbox.name
+        self.stats = SyncStats()
+        #: set after each completed sync pass (tests and the demo wait on it)
+        self.synced = asyncio.Event()
+        self.passes = 0
+        self.sessions = 0
+        self._healthy = False
+        self._client: aioimaplib.IMAP4 | None = None
+
+    # -- the outer loop: lock, session, backoff ---------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        attempt = 0
+        waiting_logged = False
+        while True:
+            try:
+                if not await self.lock.acquire(self.key):
+                    if not waiting_logged:
+                        log.info("mailbox %s: another process polls it; standing by", self.key)
+                        waiting_logged = True
+                    await asyncio.sleep(self.lock.renew_every)
+                    continue
+                waiting_logged = False
+                attempt = 0 if await self._hold_and_run() else attempt + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                # A session that worked before dropping starts the backoff over; repeated failures grow it.
+                attempt = 1 if self._healthy else attempt + 1
+                self._healthy = False
+                delay = backoff_delay(attempt, self.settings.reconnect_max_delay_seconds, self.rng, self.base_delay)
+                log.warning("mailbox %s: %s: %s; reconnecting in %.1fs (attempt %d)",
+                            self.key, type(e).__name__, e or "dropped", delay, attempt)
+                await asyncio.sleep(delay)
+            finally:
+                await self._disconnect()
+
+    async def _hold_and_run(self) -> bool:
+        """Run a session while renewing the lock; returns True if the session had connected before it ended."""
+        session = asyncio.create_task(self._session(), name=f"hub-imap-{self.key}")
+        try:
+            while True:
+                done, _ = await asyncio.wait({session}, timeout=self.lock.renew_every)
+                if done:
+                    session.result()
+                    return True
+                if not await self.lock.acquire(self.key):
+                    log.warning("mailbox %s: lost the polling lock to another process; standing by", self.key)
+                    return True
+        finally:
+            if not session.done():
+                session.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await session
+            with contextlib.suppress(Exception):
+                await self.lock.release(self.key)
+
+    async def stop(self) -> None:
+        await self._disconnect()
+
+    # -- one session: connect, sync, wait, sync... --------------------------------------------------------------
+
+    async def _connect(self) -> aioimaplib.IMAP4:
+        mb = self.mailbox
+        loop = asyncio.get_running_loop()
+        lost = loop.create_future()
+
+        def on_lost(exc: Exception | None) -> None:
+            # aioimaplib does not wake an IDLE waiter when the socket drops: do it, so we reconnect at once.
+            if client.protocol is not None:
+                client.protocol.idle_queue.put_nowait(_LOST)
+            if not lost.done():
+                lost.set_result(exc)
+
+        ctx = ssl.create_default_context() if mb.security == "tls" else None
+        client = aioimaplib.IMAP4(
+            host=mb.host, port=mb.port, timeout=30, conn_lost_cb=on_lost, ssl_context=ctx,
+        )
+        self._client = client
+        await client.wait_hello_from_server()
+        resp = await client.login(mb.username, mb.password)
+        if resp.result != "OK":
+            raise ImapError(f"login as {mb.username} refused: {_text(resp.lines)}")
+        return client
+
+    async def _session(self) -> None:
+        client = await self._connect()
+        self.sessions += 1
+        resp = await client.select(self.mailbox.folder)
+        if resp.result != "OK":
+            raise ImapError(f"cannot open folder {self.mailbox.folder!r}: {_text(resp.lines)}")
+        uidvalidity = _uidvalidity(resp.lines)
+        self._healthy = True
+        idle = self.mailbox.use_idle and client.has_capability("IDLE")
+        log.info("mailbox %s: connected to %s:%d/%s (%s)", self.key, self.mailbox.host, self.mailbox.port,
+                 self.mailbox.folder, "IDLE" if idle else f"polling every {self.mailbox.poll_interval_seconds:g}s")
+        while True:
+            await self.sync(client, uidvalidity)
+            self.passes += 1
+            self.synced.set()
+            if idle:
+                await self._idle(client)
+            else:
+                await asyncio.sleep(self.mailbox.poll_interval_seconds)
+                resp = await client.noop()
+                if resp.result != "OK":
+                    raise ImapError(f"NOOP failed: {_text(resp.lines)}")
+
+    async def _idle(self, client: aioimaplib.IMAP4) -> None:
+        """Wait in IDLE until the server reports new mail or it is time to re-issue IDLE (servers drop IDLE
+        after 30 minutes, so we renew before 29)."""
+        renew = self.settings.idle_renew_seconds
+        waiter = await client.idle_start(timeout=renew)
+        try:
+            while client.has_pending_idle():
+                push = await client.wait_server_push(timeout=renew + 60)
+                if push == _LOST:
+                    raise ConnectionError("connection dropped during IDLE")
+                if push == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                    return
+                lines = [ln for ln in push if isinstance(ln, bytes)] if isinstance(push, list) else []
+                if any(ln.startswith(b"BYE") or ln.endswith(b"BYE") or b" BYE " in ln for ln in lines):
+                    raise ConnectionError("server closed the connection during IDLE")
+                if any(ln.endswith(b"EXISTS") or ln.endswith(b"RECENT") for ln in lines):
+                    return
+        finally:
+            if client.has_pending_idle():
+                client.idle_done()
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(waiter, 30)
+
+    async def sync(self, client: aioimaplib.IMAP4, uidvalidity: int) -> None:
+        """Import everything after the last UID seen, in batches, saving progress after each."""
+        saved = await self.state.mailbox_state(self.key)
+        last_uid = 0
+        if saved is not None and saved[0] == uidvalidity:
+            last_uid = saved[1]
+        elif saved is not None:
+            log.warning("mailbox %s: UIDVALIDITY changed (%d -> %d): the server renumbered its mail; re-reading "
+                        "all of it, deduplicated by Message-ID", self.key, saved[0], uidvalidity)
+        resp = await client.uid_search(f"UID {last_uid + 1}:*")
+        if resp.result != "OK":
+            raise ImapError(f"UID SEARCH failed: {_text(resp.lines)}")
+        uids = sorted(
+            {int(u) for ln in resp.lines[:-1] if isinstance(ln, bytes) for u in ln.split() if u.isdigit()}
+        )
+        # "UID n:*" always answers the highest UID, even below n.
+        uids = [u for u in uids if u > last_uid]
+        if not uids:
+            if saved is None or saved[0] != uidvalidity:
+                await self.state.save_mailbox_state(self.key, uidvalidity, last_uid)
+            return
+        total, done, started = len(uids), 0, time.monotonic()
+        big = total > self.settings.fetch_batch * 4
+        if big:
+            log.info("mailbox %s: importing %d emails", self.key, total)
+        for i in range(0, total, self.settings.fetch_batch):
+            batch = uids[i : i + self.settings.fetch_batch]
+            await self._import_batch(client, uidvalidity, batch)
+            done += len(batch)
+            if big:
+                rate = done / max(1e-6, time.monotonic() - started)
+                log.info("mailbox %s: imported %d/%d emails (%.0f/s)", self.key, done, total, rate)
+
+    async def _import_batch(self, client: aioimaplib.IMAP4, uidvalidity: int, batch: list[int]) -> None:
+        uid_set = ",".join(str(u) for u in batch)
+        resp = await client.uid("fetch", uid_set, "(UID BODY.PEEK[])")
+        if resp.result != "OK":
+            raise ImapError(f"UID FETCH failed: {_text(resp.lines)}")
+        fetched = dict(parse_fetch(resp.lines))
+        for uid in batch:
+            raw = fetched.get(uid)
+            if raw is None:
+                continue  # expunged between SEARCH and FETCH
+            self.stats.fetched += 1
+            outcome = await self.deliver(
+                raw, {"mailbox": self.key, "folder": self.mailbox.folder, "uid": uid, "uidvalidity": uidvalidity}
+            )
+            setattr(self.stats, outcome, getattr(self.stats, outcome, 0) + 1)
+        # Only now, with every email in the batch durable, does the server hear that we have it.
+        if self.mailbox.after_processing == "move":
+            await self._move(client, uid_set)
+        else:
+            resp = await client.uid("store", uid_set, "+FLAGS.SILENT (\\Seen)")
+            if resp.result != "OK":
+                log.warning("mailbox %s: could not flag %s \\Seen: %s", self.key, uid_set, _text(resp.lines))
+        await self.state.save_mailbox_state(self.key, uidvalidity, batch[-1])
+
+    async def _move(self, client: aioimaplib.IMAP4, uid_set: str) -> None:
+        target = self.mailbox.move_to
+        if client.has_capability("MOVE"):
+            resp = await client.uid("move", uid_set, target)
+        else:
+            resp = await client.uid("copy", uid_set, target)
+            if resp.result == "OK":
+                await client.uid("store", uid_set, "+FLAGS.SILENT (\\Deleted)")
+                resp = await client.expunge()
+        if resp.result != "OK" and "TRYCREATE" in _text(resp.lines):
+            await client.create(target)
+            return await self._move(client, uid_set)
+        if resp.result != "OK":
+            log.warning("mailbox %s: could not move %s to %s: %s", self.key, uid_set, target, _text(resp.lines))
+        return None
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            if client.has_pending_idle():
+                client.idle_done()
+            await asyncio.wait_for(client.logout(), 5)
+        with contextlib.suppress(Exception):
+            if client.protocol is not None and client.protocol.transport is not None:
+                client.protocol.transport.close()
+
+
+def _uidvalidity(lines: list[Any]) -> int:
+    for line in lines:
+        if isinstance(line, bytes) and (m := _UIDVALIDITY.search(line)):
+            return int(m.group(1))
+    raise ImapError("server did not report UIDVALIDITY on SELECT; cannot sync incrementally")
+
+
+def _text(lines: list[Any]) -> str:
+    return " ".join(ln.decode(errors="replace") for ln in lines if isinstance(ln, bytes))[:300]

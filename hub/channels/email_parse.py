@@ -1,0 +1,465 @@
+"""One email (RFC 5322 bytes, whatever is in them) -> what the hub stores: an Inbound, or a reason to flag it.
+
+Never raises on content: broken charsets, headers and structure degrade to the best readable text, and what was
+wrong is listed in meta so nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any, Literal
+
+from hub.channels.html_safety import sanitize
+from hub.history.identities import IdentityError, normalize
+from hub.model import AttachmentIn, Identity, Inbound, format_time
+
+Verdict = Literal["message", "auto_reply", "bounce", "unreadable"]
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
+_NUL = re.compile("\x00")
+
+
+@dataclass
+class ParsedEmail:
+    """What one email is. `inbound` is None when it must be flagged instead of stored (see `reason`)."""
+
+    message_id: str
+    verdict: Verdict
+    inbound: Inbound | None
+    reason: str | None = None
+    #: Message-IDs this email answers: In-Reply-To first, then References newest first
+    refs: list[str] = field(default_factory=list)
+    #: for a bounce: the Message-IDs of our mail that did not arrive, and the server's words why
+    bounced: list[str] = field(default_factory=list)
+    bounce_permanent: bool = True
+    bounce_reason: str = ""
+
+
+# -- text -----------------------------------------------------------------------------------------------------
+
+
+def _clean(s: str) -> str:
+    """Text safe for any database: surrogate-escaped raw bytes re-read as UTF-8 (else cp1252), no NULs."""
+    if any("\udc80" <= ch <= "\udcff" for ch in s):
+        raw = s.encode("utf-8", "surrogateescape")
+        try:
+            s = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            s = raw.decode("cp1252", "replace")
+    return _NUL.sub("", s)
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    for cs in (charset, "utf-8"):
+        if not cs:
+            continue
+        try:
+            return data.decode(cs)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    # Mostly UTF-8 with a few stray bytes reads better as UTF-8; anything else is most likely cp1252.
+    text = data.decode("utf-8", "replace")
+    if text.count("\ufffd") <= max(1, len(text) // 100):
+        return text
+    return data.decode("cp1252", "replace")
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        text = _decode(payload, part.get_content_charset())
+    else:
+        raw = part.get_payload()
+        text = raw if isinstance(raw, str) else ""
+    return _clean(text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+class _TextOfHtml(HTMLParser):
+    """Readable text of an HTML body (for HTML-only mail and search); blocks become line breaks."""
+
+    BLOCKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "hr", "pre"}
+    SKIP = {"script", "style", "head", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self._skip += 1
+        elif tag in self.BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in self.BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    p = _TextOfHtml()
+    try:
+        p.feed(html)
+        p.close()
+    except Exception:  # html.parser is lenient, but a pathological document must not lose the mail
+        return re.sub(r"<[^>]*>", " ", html)
+    lines = [re.sub(r"[ \t\xa0]+", " ", line).strip() for line in "".join(p.out).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_QUOTE_HEADERS = [
+    re.compile(r"^\s*On .{1,200}wrote:\s*$", re.I),  # Gmail, Apple Mail, Thunderbird
+    re.compile(r"^\s*Le .{1,200}a écrit\s*:\s*$", re.I),
+    re.compile(r"^\s*Am .{1,200}schrieb .{0,200}:\s*$", re.I),
+    re.compile(r"^\s*El .{1,200}escribió:\s*$", re.I),
+    re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}\s*$", re.I),  # Outlook
+    re.compile(r"^\s*-{2,}\s*Forwarded message\s*-{2,}\s*$", re.I),
+    re.compile(r"^_{20,}\s*$"),  # Outlook web: a rule, then From:/Sent:
+]
+_OUTLOOK_BLOCK = re.compile(r"^\s*From:\s.+\n\s*(Sent|Date):\s", re.I | re.M)
+_SIGNATURE = [re.compile(r"^-- ?$"), re.compile(r"^\s*Sent from my \w+", re.I), re.compile(r"^\s*Get Outlook for ", re.I)]
+
+
+def trim_reply(text: str) -> str:
+    """The new part of a reply: quoted history and signature cut off. The full text is kept elsewhere."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    cut = len(lines)
+    for i, line in enumerate(lines):
+        if any(p.match(line) for p in _QUOTE_HEADERS) or any(p.match(line) for p in _SIGNATURE):
+            cut = i
+            break
+        # "On Mon, 3 Jun 2024 at 10:00, Ann <ann@example.com>\nwrote:": clients wrap the attribution line
+        if i + 1 < len(lines) and lines[i + 1].strip().lower() == "wrote:" and line.strip().lower().startswith("on "):
+            cut = i
+            break
+    kept = lines[:cut]
+    m = _OUTLOOK_BLOCK.search("\n".join(kept))
+    if m:
+        kept = "\n".join(kept)[: m.start()].split("\n")
+    # A trailing run of "> quoted" lines (bottom-quoting without an attribution line).
+    while kept and (kept[-1].startswith(">") or not kept[-1].strip()):
+        kept.pop()
+    trimmed = "\n".join(kept).strip()
+    return trimmed or text.strip()
+
+
+# -- headers --------------------------------------------------------------------------------------------------
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    if isinstance(msg, EmailMessage):
+        return next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    value = msg.get(name)
+    return None if value is None else str(value)
+
+
+def _header(msg: Message, name: str) -> str:
+    """A header's decoded value. Raw 8-bit headers (no encoded words, as some mailers send) are read as UTF-8,
+    else cp1252; a header the parser chokes on falls back to its raw text."""
+    raw = _raw_header(msg, name)
+    if raw is None:
+        return ""
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+        return re.sub(r"\s*\r?\n\s+", " ", _clean(raw)).strip()
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = raw
+    return _clean(str(value if value is not None else raw)).strip()
+
+
+def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
+    """(display name, address) pairs; tolerant of the many malformed forms found in the wild."""
+    out: list[tuple[str, str]] = []
+    try:
+        header = msg.get(name)
+        addrs: tuple[Address, ...] = getattr(header, "addresses", ()) if header is not None else ()
+        out = [(_clean(a.display_name), _clean(a.addr_spec)) for a in addrs if _ADDRESS.fullmatch(a.addr_spec)]
+    except Exception:
+        out = []
+    if not out:
+        raw = _header(msg, name)
+        out = [(n, a) for n, a in getaddresses([raw]) if _ADDRESS.fullmatch(a)]
+        if not out:
+            # Unbalanced quotes and brackets defeat both parsers; an address-shaped token is still the sender.
+            out = [("", m.group(0)) for m in _ADDRESS.finditer(raw)][:1]
+    return out
+
+
+def message_ids(value: str) -> list[str]:
+    """Message-IDs in a header value, without angle brackets; tolerates bare ids some clients write."""
+    found = _MSGID.findall(value)
+    if not found and value.strip() and "@" in value and " " not in value.strip():
+        found = [value.strip().strip("<>")]
+    return [_clean(f) for f in found]
+
+
+def _refs(msg: Message) -> list[str]:
+    """In-Reply-To first (the direct parent), then References newest first; a rewritten In-Reply-To still
+    threads through References."""
+    seen: list[str] = []
+    for mid in message_ids(_header(msg, "In-Reply-To")) + list(reversed(message_ids(_header(msg, "References")))):
+        if mid not in seen:
+            seen.append(mid)
+    return seen
+
+
+def auto_reply_reason(msg: Message) -> str | None:
+    """Why this mail was written by a machine (out-of-office, autoresponder, bulk), or None for a person."""
+    auto = _header(msg, "Auto-Submitted").lower()
+    if auto and auto != "no":
+        return f"auto-reply (Auto-Submitted: {auto})"
+    for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
+        if _header(msg, h):
+            return f"auto-reply ({h})"
+    prec = _header(msg, "Precedence").lower()
+    if prec in ("bulk", "auto_reply", "junk"):
+        return f"auto-reply (Precedence: {prec})"
+    if _header(msg, "X-Auto-Response-Suppress").lower() in ("all", "oof") and "out of office" in _header(
+        msg, "Subject"
+    ).lower():
+        return "auto-reply (out-of-office)"
+    return None
+
+
+def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
+    """(original Message-IDs, permanent, reason) when MSG is a delivery status notification."""
+    ctype = msg.get_content_type()
+    report = ctype == "multipart/report" and (msg.get_param("report-type") or "").lower() == "delivery-status"
+    sender = _header(msg, "From").lower()
+    daemon = any(k in sender for k in ("mailer-daemon", "postmaster@")) and (
+        "undeliver" in _header(msg, "Subject").lower() or "failure" in _header(msg, "Subject").lower()
+        or "returned" in _header(msg, "Subject").lower()
+    )
+    if not report and not daemon and not _header(msg, "X-Failed-Recipients"):
+        return None
+    originals: list[str] = []
+    reasons: list[str] = []
+    permanent = True
+    for part in msg.walk():
+        pt = part.get_content_type()
+        if pt in ("message/delivery-status", "message/global-delivery-status"):
+            # Each per-recipient block is a header block; the payload is a list of header blocks.
+            blocks = part.get_payload()
+            for block in blocks if isinstance(blocks, list) else []:
+                action = _header(block, "Action").lower()
+                status = _header(block, "Status")
+                diag = _header(block, "Diagnostic-Code")
+                if action == "delayed" or status.startswith("4"):
+                    permanent = False
+                if action or status or diag:
+                    reasons.append(" ".join(x for x in (status, diag.partition(";")[2].strip() or diag) if x))
+        elif pt in ("message/rfc822", "message/global", "message/rfc822-headers", "text/rfc822-headers"):
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:
+                originals += message_ids(_header(inner[0], "Message-ID"))
+            else:
+                text = _part_text(part)
+                m = re.search(r"^Message-ID:\s*(.+)$", text, re.I | re.M)
+                if m:
+                    originals += message_ids(m.group(1))
+    if not originals:
+        # Bounces without a DSN part: the original headers are often pasted in the text.
+        body = msg.get_body(("plain",)) if isinstance(msg, EmailMessage) else None
+        if body is not None:
+            m = re.search(r"^Message-ID:\s*(.+)$", _part_text(body), re.I | re.M)
+            if m:
+                originals = message_ids(m.group(1))
+    reason = "; ".join(dict.fromkeys(r for r in reasons if r)) or _header(msg, "Subject") or "delivery failed"
+    return originals, permanent, reason
+
+
+# -- body -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Body:
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attachments: list[AttachmentIn] = field(default_factory=list)
+    inline: dict[str, str] = field(default_factory=dict)
+
+
+def _filename(part: Message, n: int) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:
+        name = None
+    if name:
+        return _clean(name).replace("/", "_").replace("\\", "_")[:200]
+    ext = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "application/pdf": ".pdf"}.get(
+        part.get_content_type(), ".bin"
+    )
+    return f"part-{n}{ext}"
+
+
+def _walk(part: Message, body: _Body) -> None:
+    ctype = part.get_content_type()
+    if part.is_multipart() and not ctype.startswith("message/"):
+        subparts = [p for p in part.get_payload() if isinstance(p, Message)]  # type: ignore[union-attr]
+        if ctype == "multipart/alternative":
+            # Alternatives say the same thing: keep the richest plain and HTML ones, walk the rest for files.
+            plains = [p for p in subparts if p.get_content_type() == "text/plain"]
+            htmls = [p for p in subparts if p.get_content_type() == "text/html"]
+            if plains:
+                body.plain.append(_part_text(plains[-1]))
+            if htmls:
+                body.html.append(_part_text(htmls[-1]))
+            for p in subparts:
+                if p not in plains and p not in htmls:
+                    _walk(p, body)
+            return
+        for p in subparts:
+            _walk(p, body)
+        return
+    try:
+        disposition = (part.get_content_disposition() or "").lower()
+    except Exception:
+        disposition = ""
+    if ctype in ("text/plain", "text/html") and disposition != "attachment" and not part.get_filename():
+        (body.plain if ctype == "text/plain" else body.html).append(_part_text(part))
+        return
+    n = len(body.attachments) + 1
+    if ctype in ("message/rfc822", "message/global"):
+        inner = part.get_payload()
+        data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        name = _filename(part, n)
+        if name.startswith("part-"):
+            name = f"message-{n}.eml"
+        body.attachments.append(AttachmentIn(name, "message/rfc822", data))
+        return
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        data = _clean(str(part.get_payload())).encode()
+    name = _filename(part, n)
+    body.attachments.append(AttachmentIn(name, ctype, data))
+    cid = message_ids(_header(part, "Content-ID"))
+    if cid:
+        body.inline[cid[0]] = name
+
+
+# -- the whole email ------------------------------------------------------------------------------------------
+
+
+def parse_email(
+    raw: bytes, *, channel: str = "email", allow_remote_images: bool = False, own_addresses: frozenset[str] = frozenset()
+) -> ParsedEmail:
+    """Read RAW into what the hub stores. Never raises on malformed content."""
+    fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+    except Exception as e:  # the parser is lenient; this is for the truly pathological
+        return ParsedEmail(fallback_id, "unreadable", None, f"not parseable as an email: {type(e).__name__}: {e}")
+
+    ids = message_ids(_header(msg, "Message-ID"))
+    # No Message-ID: a hash of the bytes is stable, so the same mail fetched again still deduplicates.
+    message_id = ids[0] if ids else fallback_id
+    refs = _refs(msg)
+
+    bounce = _bounce(msg)
+    if bounce is not None:
+        originals, permanent, why = bounce
+        return ParsedEmail(
+            message_id, "bounce", None, f"delivery status notification: {why}"[:500], refs,
+            bounced=originals, bounce_permanent=permanent, bounce_reason=why,
+        )
+
+    senders = _addresses(msg, "From") or _addresses(msg, "Sender") or _addresses(msg, "Return-Path")
+    identity: Identity | None = None
+    name = ""
+    for display, addr in senders:
+        try:
+            identity = normalize("email", addr)
+            name = display
+            break
+        except IdentityError:
+            continue
+    if identity is None:
+        raw_from = _header(msg, "From")
+        return ParsedEmail(message_id, "unreadable", None, f"no usable sender address (From: {raw_from[:200]!r})", refs)
+    if identity.value in own_addresses:
+        return ParsedEmail(message_id, "auto_reply", None, f"sent from our own address {identity.value}", refs)
+
+    auto = auto_reply_reason(msg)
+
+    body = _Body()
+    try:
+        _walk(msg, body)
+    except Exception as e:
+        body.plain.append(_clean(raw.decode("utf-8", "replace")))
+        body.plain.append(f"[the hub could not read this email's structure: {type(e).__name__}]")
+
+    html_raw = "\n".join(h for h in body.html if h.strip())
+    safe = sanitize(html_raw, allow_remote_images=allow_remote_images) if html_raw else None
+    full_text = "\n\n".join(p.strip("\n") for p in body.plain if p.strip())
+    if not full_text and html_raw:
+        full_text = html_to_text(html_raw)
+    shown = trim_reply(full_text) if full_text else ""
+    subject = _header(msg, "Subject")
+
+    occurred_at = None
+    try:
+        date = parsedate_to_datetime(_header(msg, "Date"))
+        if date.tzinfo is not None:
+            occurred_at = format_time(date)
+    except (TypeError, ValueError, IndexError):
+        pass
+
+    defects = []
+    for part in msg.walk():
+        defects += [type(d).__name__ for d in getattr(part, "defects", [])]
+
+    meta: dict[str, Any] = {
+        "email": {
+            "message_id": message_id,
+            "subject": subject,
+            "from": [f"{n} <{a}>" if n else a for n, a in senders[:1]],
+            "to": [a for _, a in _addresses(msg, "To")],
+            "cc": [a for _, a in _addresses(msg, "Cc")],
+            "reply_to": [a for _, a in _addresses(msg, "Reply-To")],
+            "refs": refs,
+        }
+    }
+    email_meta = meta["email"]
+    if shown != full_text.strip():
+        email_meta["full_text"] = full_text
+    if safe is not None and safe.blocked_images:
+        email_meta["blocked_images"] = safe.blocked_images
+    if body.inline:
+        email_meta["inline"] = body.inline
+    if defects:
+        email_meta["defects"] = sorted(set(defects))
+    if auto:
+        email_meta["auto_reply"] = auto
+    if subject and not shown:
+        shown = f"({subject})"
+
+    inbound = Inbound(
+        channel=channel,
+        identity=identity,
+        text=shown,
+        external_id=message_id,
+        name=name or None,
+        html=safe.html if safe is not None else None,
+        attachments=body.attachments,
+        occurred_at=occurred_at,
+        meta=meta,
+    )
+    if auto:
+        return ParsedEmail(message_id, "auto_reply", inbound, auto, refs)
+    return ParsedEmail(message_id, "message", inbound, None, refs)

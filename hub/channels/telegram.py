@@ -1,0 +1,508 @@
+"""The Telegram channel: a bot customers write to. Updates come by webhook (or polling), replies go out through the
+library's `Bot`, within Telegram's sending limits. Files are listed at once and fetched in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import random
+import time
+import warnings
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from telegram import Bot, Message, MessageOriginChannel, MessageOriginChat, MessageOriginHiddenUser, Update
+from telegram import MessageOriginUser as OriginUser
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from hub.api.errors import error
+from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
+from hub.config import Settings, TelegramSettings
+from hub.history.identities import IdentityError, normalize_phone
+from hub.ingest import IngestFailed
+from hub.model import AttachmentIn, Identity, Inbound, Outbound, format_time, utcnow
+
+log = logging.getLogger("hub.channels.telegram")
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_PATH = "/webhooks/telegram"
+# Attachments remember the file by id, never by download URL: that URL embeds the bot token.
+FILE_REF = "telegram-file:"
+# Update kinds the hub reads; everything else is journaled as ignored (named so the journal says what it was).
+UPDATE_KINDS = (
+    "message", "edited_message", "channel_post", "edited_channel_post", "business_connection", "business_message",
+    "edited_business_message", "deleted_business_messages", "message_reaction", "message_reaction_count",
+    "inline_query", "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query",
+    "purchased_paid_media", "poll", "poll_answer", "my_chat_member", "chat_member", "chat_join_request",
+    "chat_boost", "removed_chat_boost",
+)
+CAPTION_LIMIT = 1024
+FETCH_ATTEMPTS = 6
+
+
+class Ignored(ValueError):
+    """An update the hub deliberately does not turn into a message; the reason goes to the journal."""
+
+
+def _seconds(obj: object, attribute: str) -> float:
+    """A PTB duration (int or timedelta, depending on PTB_TIMEDELTA) as seconds, without the deprecation noise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = getattr(obj, attribute)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value or 0)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class SendPacer:
+    """Telegram's limits on a bot: about RATE messages a second overall, and one per INTERVAL to any one chat.
+    Each send reserves the next free slot of both, so concurrent senders queue instead of tripping flood control;
+    a chat waiting for its own slot does not hold up other chats."""
+
+    def __init__(self, rate: float, per_chat_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gap = 1.0 / rate
+        self.per_chat = per_chat_interval
+        self.clock = clock
+        self._next_any = 0.0
+        self._next_chat: dict[int, float] = {}
+
+    def reserve(self, chat_id: int) -> float:
+        """Seconds to wait before sending to CHAT_ID (the slot is taken)."""
+        now = self.clock()
+        overall = max(now, self._next_any)
+        self._next_any = overall + self.gap
+        slot = max(overall, self._next_chat.get(chat_id, 0.0))
+        self._next_chat[chat_id] = slot + self.per_chat
+        if len(self._next_chat) > 10_000:  # forget chats whose slot is long past
+            self._next_chat = {c: t for c, t in self._next_chat.items() if t > now}
+        return slot - now
+
+    def hold(self, chat_id: int, seconds: float) -> None:
+        """Telegram said "retry after SECONDS": nothing more to this chat until then."""
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), self.clock() + seconds)
+
+    async def wait(self, chat_id: int) -> None:
+        delay = self.reserve(chat_id)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def make_bot(settings: TelegramSettings) -> tuple[Bot, list[HTTPXRequest]]:
+    """The library's Bot pointed at SETTINGS' Bot API, and the request objects to shut down with it."""
+    requests = [
+        HTTPXRequest(connection_pool_size=16, read_timeout=settings.timeout_seconds,
+                     write_timeout=settings.timeout_seconds, connect_timeout=10.0),
+        # Long polling holds a request open for poll_timeout_seconds: its read timeout must outlast that.
+        HTTPXRequest(read_timeout=settings.poll_timeout_seconds + 15.0, connect_timeout=10.0),
+    ]
+    bot = Bot(settings.bot_token, base_url=settings.api_url, base_file_url=settings.file_url,
+              request=requests[0], get_updates_request=requests[1])
+    return bot, requests
+
+
+class TelegramChannel(Channel):
+    name = "telegram"
+    capabilities = Capabilities(max_text_length=4096, media=True, rate_per_second=30.0)
+    identity_kinds = ("telegram",)
+
+    def __init__(self, sink: ChatSink, settings: TelegramSettings, max_file_bytes: int | None = None,
+                 region: str = "US") -> None:
+        super().__init__(sink)
+        self.chat_sink = sink
+        self.settings = settings
+        self.bot, self._requests = make_bot(settings)
+        # The numeric bot id (the token's public half) keeps ids stable per bot and apart between bots.
+        self.bot_id = settings.bot_token.split(":", 1)[0]
+        self.max_file_bytes = min(settings.max_file_bytes, max_file_bytes or settings.max_file_bytes)
+        self.region = region
+        self.pacer = SendPacer(settings.rate_per_second, settings.per_chat_interval_seconds)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._fetch_wake = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, sink: ChatSink, settings: Settings) -> TelegramChannel:
+        return cls(sink, settings.channels.telegram, settings.ingest.max_attachment_bytes,
+                   settings.identities.default_region)
+
+    def _safe(self, text: str) -> str:
+        """Library errors can quote request URLs, which contain the token: never let it reach a log or the store."""
+        return text.replace(self.settings.bot_token, "<bot token>")
+
+    def external_id(self, chat_id: int, message_id: int) -> str:
+        return f"{self.bot_id}:{chat_id}:{message_id}"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        if self.settings.mode != "webhook":
+            return []  # polling: nobody may push updates to us
+        return [web.post(WEBHOOK_PATH, self.handle_webhook)]
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._fetch_forever(), name="hub-telegram-files"))
+        if self.settings.mode == "polling":
+            self._tasks.append(asyncio.create_task(self._poll_forever(), name="hub-telegram-poll"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        for r in self._requests:
+            await r.shutdown()
+
+    # -- inbound -------------------------------------------------------------------------------------------------
+
+    async def handle_webhook(self, request: web.Request) -> web.Response:
+        got = request.headers.get(SECRET_HEADER)
+        if got is None:
+            return error(401, f"missing {SECRET_HEADER}: register the webhook with `hub telegram set-webhook`")
+        if not hmac.compare_digest(got.encode(), self.settings.webhook_secret.encode()):
+            return error(403, f"{SECRET_HEADER} does not match channels.telegram.webhook_secret")
+        raw = await request.read()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            # Authenticated but unreadable: keep it for a human and answer 200, since a retry would not read better.
+            await self.sink.flag(self.name, None, raw.decode(errors="replace")[:100_000],
+                                 "not a JSON object, so not a Telegram update")
+            return web.json_response({"ok": True, "status": "flagged"})
+        return web.json_response({"ok": True, "status": await self.handle_update(data)})
+
+    async def handle_update(self, data: dict[str, Any]) -> str:
+        """Journal and apply one update (from the webhook or from polling). Returns what became of it."""
+        update_id = data.get("update_id")
+        if not isinstance(update_id, int):
+            await self.sink.flag(self.name, None, data, "no numeric update_id: not a Telegram update")
+            return "flagged"
+        key = f"{self.bot_id}:u{update_id}"
+        try:
+            update = Update.de_json(data, self.bot)
+        except Exception as e:  # the library's own reading failed: keep the update for a human
+            await self.sink.flag(self.name, key, data, f"python-telegram-bot cannot read this update: "
+                                                       f"{type(e).__name__}: {e}")
+            return "flagged"
+        if update.message is not None:
+            try:
+                inbound = self.parse(update)
+            except Ignored as e:
+                await self.sink.flag(self.name, key, data, f"ignored: {e}")
+                return "ignored"
+            try:
+                result = await self.sink.ingest(inbound, raw=data)
+            except IdentityError as e:
+                await self.sink.flag(self.name, key, data, str(e))
+                return "flagged"
+            except IngestFailed:
+                return "failed"  # journaled with the reason; `hub events replay` retries it
+            if inbound.attachments and not result.duplicate:
+                self._fetch_wake.set()
+            return "duplicate" if result.duplicate else "stored"
+        if update.edited_message is not None:
+            m = update.edited_message
+            edited_at = format_time(m.edit_date) if m.edit_date else format_time(utcnow())
+            text = m.text or m.caption or ""
+            msg = await self.chat_sink.edit(self.name, key, self.external_id(m.chat.id, m.message_id), text,
+                                            edited_at, raw=data)
+            return "edited" if msg is not None else "flagged"
+        kind = next((k for k in UPDATE_KINDS if data.get(k) is not None), None)
+        if kind is None:
+            kind = next((k for k in data if k != "update_id"), "empty")
+        await self.sink.flag(self.name, key, data, f"ignored: the hub does not handle {kind} updates")
+        return "ignored"
+
+    def parse(self, payload: Any) -> Inbound:
+        update = payload if isinstance(payload, Update) else Update.de_json(payload, self.bot)
+        msg = update.message
+        if msg is None:
+            raise Ignored("not a message")
+        user = msg.from_user
+        if user is None:
+            raise Ignored("a message without a sender (anonymous admin or channel)")
+        if user.is_bot:
+            raise Ignored("a message from another bot")
+        if msg.chat.type != "private":
+            raise Ignored(f"a message in a {msg.chat.type} chat; the hub serves private chats with the bot")
+        meta: dict[str, Any] = {"telegram": {"update_id": update.update_id, "chat_id": msg.chat.id,
+                                             "message_id": msg.message_id}}
+        if user.username:
+            meta["telegram"]["username"] = user.username
+        text, attachments = self._content(msg, meta)
+        if not text and not attachments:
+            raise Ignored("a service message with nothing for an agent to read")
+        return Inbound(
+            channel=self.name,
+            identity=Identity("telegram", str(user.id)),
+            text=text,
+            external_id=self.external_id(msg.chat.id, msg.message_id),
+            name=user.full_name,
+            attachments=attachments,
+            occurred_at=format_time(msg.date),
+            meta=meta,
+        )
+
+    def _content(self, msg: Message, meta: dict[str, Any]) -> tuple[str, list[AttachmentIn]]:
+        """What the customer sent, as text (their words, else a short description) and files to fetch."""
+        text = msg.text or msg.caption or ""
+        described = ""
+        files: list[AttachmentIn] = []
+        mid = msg.message_id
+
+        def file(file_id: str, filename: str, content_type: str) -> None:
+            files.append(AttachmentIn(filename, content_type, url=FILE_REF + file_id))
+
+        if msg.photo:
+            best = msg.photo[-1]  # Telegram lists sizes smallest first
+            file(best.file_id, f"photo-{mid}.jpg", "image/jpeg")
+            described = "[photo]"
+        if msg.document:
+            d = msg.document
+            file(d.file_id, d.file_name or f"document-{mid}", d.mime_type or "application/octet-stream")
+            described = f"[document {d.file_name or ''}]".replace(" ]", "]")
+        if msg.audio:
+            a = msg.audio
+            file(a.file_id, a.file_name or f"audio-{mid}.mp3", a.mime_type or "audio/mpeg")
+            title = " - ".join(x for x in (a.performer, a.title) if x)
+            described = f"[audio {title} {_clock(_seconds(a, 'duration'))}]".replace("  ", " ")
+        if msg.voice:
+            v = msg.voice
+            file(v.file_id, f"voice-{mid}.ogg", v.mime_type or "audio/ogg")
+            described = f"[voice message {_clock(_seconds(v, 'duration'))}]"
+        if msg.video:
+            vd = msg.video
+            file(vd.file_id, vd.file_name or f"video-{mid}.mp4", vd.mime_type or "video/mp4")
+            described = f"[video {_clock(_seconds(vd, 'duration'))}]"
+        if msg.video_note:
+            vn = msg.video_note
+            file(vn.file_id, f"video-note-{mid}.mp4", "video/mp4")
+            described = f"[video message {_clock(_seconds(vn, 'duration'))}]"
+        if msg.animation and not msg.document:
+            an = msg.animation
+            file(an.file_id, an.file_name or f"animation-{mid}.mp4", an.mime_type or "video/mp4")
+            described = "[GIF]"
+        if msg.sticker:
+            st = msg.sticker
+            meta["sticker"] = {"emoji": st.emoji, "set_name": st.set_name}
+            described = f"[sticker {st.emoji or ''}]".replace(" ]", "]")
+        if msg.location and not msg.venue:
+            loc = msg.location
+            meta["location"] = {"latitude": loc.latitude, "longitude": loc.longitude,
+                                "url": f"https://maps.google.com/?q={loc.latitude},{loc.longitude}"}
+            described = f"[location {loc.latitude:.5f}, {loc.longitude:.5f}]"
+        if msg.venue:
+            ve = msg.venue
+            meta["location"] = {"latitude": ve.location.latitude, "longitude": ve.location.longitude,
+                                "title": ve.title, "address": ve.address,
+                                "url": f"https://maps.google.com/?q={ve.location.latitude},{ve.location.longitude}"}
+            described = f"[place {ve.title}, {ve.address}]"
+        if msg.contact:
+            described = self._contact(msg, meta)
+        if msg.reply_to_message is not None:
+            r = msg.reply_to_message
+            meta["reply_to"] = {"external_id": self.external_id(r.chat.id, r.message_id),
+                                "text": (r.text or r.caption or "")[:200]}
+        origin = msg.forward_origin
+        if origin is not None:
+            if isinstance(origin, OriginUser):
+                who = origin.sender_user.full_name
+            elif isinstance(origin, MessageOriginHiddenUser):
+                who = origin.sender_user_name
+            elif isinstance(origin, MessageOriginChat):
+                who = origin.sender_chat.title or origin.sender_chat.full_name or "a chat"
+            elif isinstance(origin, MessageOriginChannel):
+                who = origin.chat.title or "a channel"
+            else:
+                who = "someone"
+            meta["forwarded_from"] = {"name": who, "date": format_time(origin.date)}
+        entities = msg.entities or msg.caption_entities
+        if entities:
+            meta["entities"] = [
+                {k: v for k, v in {"type": str(e.type), "offset": e.offset, "length": e.length, "url": e.url}.items()
+                 if v is not None}
+                for e in entities
+            ]
+        return text or described, files
+
+    def _contact(self, msg: Message, meta: dict[str, Any]) -> str:
+        c = msg.contact
+        assert c is not None
+        name = " ".join(x for x in (c.first_name, c.last_name) if x)
+        meta["contact"] = {"name": name, "phone_number": c.phone_number, "user_id": c.user_id}
+        own = c.user_id is not None and msg.from_user is not None and c.user_id == msg.from_user.id
+        if own:
+            # The customer shared their own number: offer to link it to this customer. Never merged silently:
+            # an agent confirms in the console (the number may already belong to another customer).
+            raw = c.phone_number if c.phone_number.startswith("+") else "+" + c.phone_number
+            try:
+                phone = normalize_phone(raw, self.region)
+            except IdentityError as e:
+                meta["identity_offer"] = {"status": "invalid", "reason": str(e)}
+            else:
+                meta["identity_offer"] = {
+                    "identity": f"phone:{phone}", "status": "offered",
+                    "reason": "the customer shared their own phone number in Telegram",
+                }
+        return f"[contact {name} {c.phone_number}]"
+
+    # -- files -------------------------------------------------------------------------------------------------
+
+    async def _fetch_forever(self) -> None:
+        while True:
+            try:
+                await self.fetch_pending()
+            except Exception:
+                log.exception("fetching Telegram files failed; will retry")
+            self._fetch_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fetch_wake.wait(), 5.0)
+
+    async def fetch_pending(self) -> int:
+        """Download files listed on messages (getFile, then the file URL). Returns how many were stored."""
+        stored = 0
+        for attachment_id, ref in await self.chat_sink.pending_attachments(self.name):
+            if await self._fetch_one(attachment_id, ref):
+                stored += 1
+        return stored
+
+    async def _fetch_one(self, attachment_id: int, ref: str) -> bool:
+        finish = self.chat_sink.finish_attachment
+        if not ref.startswith(FILE_REF):
+            await finish(attachment_id, error=f"not a Telegram file reference: {ref[:80]}")
+            return False
+        try:
+            f = await self.bot.get_file(ref[len(FILE_REF):])
+            if f.file_size is not None and f.file_size > self.max_file_bytes:
+                await finish(attachment_id, error=f"file is {f.file_size} bytes, over the "
+                                                  f"{self.max_file_bytes}-byte limit; not downloaded")
+                return False
+            data = bytes(await f.download_as_bytearray())
+        except RetryAfter as e:
+            await finish(attachment_id, error="Telegram flood control", retry_in=_seconds(e, "retry_after"))
+            return False
+        except (BadRequest, Forbidden, InvalidToken) as e:  # e.g. "file is too big", a file id from another bot
+            await finish(attachment_id, error=f"Telegram refused the file: {self._safe(str(e))}")
+            return False
+        except (TelegramError, OSError) as e:
+            attempts = await self.chat_sink.attachment_attempts(attachment_id) + 1
+            why = f"download failed ({attempts} of {FETCH_ATTEMPTS} tries): {self._safe(str(e))}"
+            retry = min(600.0, 5.0 * 2 ** (attempts - 1)) * random.uniform(0.75, 1.25)
+            await finish(attachment_id, error=why, retry_in=retry if attempts < FETCH_ATTEMPTS else None)
+            return False
+        if len(data) > self.max_file_bytes:
+            await finish(attachment_id, error=f"file is {len(data)} bytes, over the {self.max_file_bytes}-byte limit")
+            return False
+        await finish(attachment_id, data=data)
+        return True
+
+    # -- polling ---------------------------------------------------------------------------------------------
+
+    async def _poll_forever(self) -> None:
+        """getUpdates in a loop. The offset moves past an update only once it is journaled, so a crash re-reads it."""
+        delay = 1.0
+        offset: int | None = None
+        removed_webhook = False
+        while True:
+            try:
+                if not removed_webhook:
+                    # Telegram refuses getUpdates while a webhook is set: polling mode means no webhook.
+                    await self.bot.delete_webhook()
+                    removed_webhook = True
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=self.settings.poll_timeout_seconds, allowed_updates=Update.ALL_TYPES
+                )
+                for u in updates:
+                    await self.handle_update(u.to_dict())
+                    offset = u.update_id + 1
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as e:
+                await asyncio.sleep(_seconds(e, "retry_after"))
+            except InvalidToken:
+                log.error("Telegram rejected channels.telegram.bot_token; polling again in 60s")
+                await asyncio.sleep(60)
+            except Exception as e:  # network trouble, or the store is down: back off and re-read the same updates
+                log.warning("Telegram polling: %s; retrying in %.0fs", self._safe(f"{type(e).__name__}: {e}"), delay)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(60.0, delay * 2)
+
+    # -- outbound ---------------------------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> SendResult:
+        try:
+            chat_id = int(outbound.to.value)
+        except ValueError:
+            raise SendError(f"{outbound.to} is not a Telegram chat id", permanent=True) from None
+        files = await self.chat_sink.outbound_files(outbound.message_id)
+        try:
+            first = await self._send_all(chat_id, outbound.text, files)
+        except RetryAfter as e:
+            wait = _seconds(e, "retry_after")
+            self.pacer.hold(chat_id, wait)
+            raise SendError(f"Telegram flood control: retry in {wait:.0f}s", permanent=False,
+                            retry_after=wait) from None
+        except Forbidden as e:
+            raise SendError(f"Telegram refused: {self._safe(e.message)} (the customer may have blocked the bot)",
+                            permanent=True) from None
+        except InvalidToken:
+            raise SendError("Telegram rejected channels.telegram.bot_token", permanent=True) from None
+        except BadRequest as e:
+            raise SendError(f"Telegram refused: {self._safe(e.message)}", permanent=True) from None
+        except (TimedOut, NetworkError, TelegramError) as e:
+            raise SendError(f"Telegram unreachable: {self._safe(str(e))}", permanent=False) from None
+        return SendResult(external_id=self.external_id(chat_id, first))
+
+    async def _send_all(self, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
+        """Text, photos and documents; a short text rides as the first file's caption. Returns the first id."""
+        ids: list[int] = []
+        caption: str | None = None
+        if files and len(text) <= CAPTION_LIMIT:
+            caption = text or None
+        elif text:
+            await self.pacer.wait(chat_id)
+            ids.append((await self.bot.send_message(chat_id, text)).message_id)
+        for i, (filename, content_type, data) in enumerate(files):
+            await self.pacer.wait(chat_id)
+            cap = caption if i == 0 else None
+            if content_type in ("image/jpeg", "image/png", "image/webp") and len(data) <= 10_000_000:
+                sent = await self.bot.send_photo(chat_id, data, caption=cap, filename=filename)
+            else:
+                sent = await self.bot.send_document(chat_id, data, caption=cap, filename=filename)
+            ids.append(sent.message_id)
+        return ids[0]
+
+
+async def set_webhook(settings: TelegramSettings, url: str) -> str:
+    """Register URL as the bot's webhook with the secret Telegram must send back. Returns what Telegram said."""
+    bot, requests = make_bot(settings)
+    try:
+        await bot.set_webhook(url, secret_token=settings.webhook_secret or None, allowed_updates=Update.ALL_TYPES)
+        info = await bot.get_webhook_info()
+        return f"webhook set to {info.url} ({info.pending_update_count} update(s) waiting)"
+    finally:
+        for r in requests:
+            await r.shutdown()

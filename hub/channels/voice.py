@@ -1,0 +1,417 @@
+"""Phone calls through Twilio: each call lands on the caller's timeline as a "call" message; TwiML greets the
+caller, offers an optional keypad menu and <Enqueue>s them (a wait URL tells their position); no agent in time, or
+outside business hours, means voicemail with a transcript. Accepted calls are bridged by calling the agent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from aiohttp import web
+from twilio.twiml.voice_response import VoiceResponse
+
+from hub.channels.base import Capabilities, Channel, SendError, SendResult
+from hub.channels.sms import MAX_BODY, twiml
+from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
+from hub.channels.twilio_hours import is_open
+from hub.channels.twilio_signature import Form
+from hub.history.identities import IdentityError
+from hub.ingest import IngestFailed, IngestResult
+from hub.model import AttachmentIn, Identity, Inbound, Outbound, utcnow
+
+log = logging.getLogger("hub.channels.twilio")
+
+BASE = "/webhooks/twilio/voice"
+MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
+#: how long one announcement of the caller's position lasts before Twilio asks the wait URL again
+HOLD_SECONDS = 20
+
+#: which Twilio queue a caller waits in, given the conversation's queue (as ingest chose it) and the menu choice.
+#: The routing engine plugs in here; by default the menu choice wins, else the conversation's queue.
+CallQueue = Callable[[str, str | None], str]
+
+
+def _default_call_queue(conversation_queue: str, menu_choice: str | None) -> str:
+    return menu_choice or conversation_queue
+
+
+def _seconds(form: Form, key: str) -> int | None:
+    try:
+        return int(form.get(key, ""))
+    except ValueError:
+        return None
+
+
+def _duration(seconds: int) -> str:
+    m, s = divmod(max(0, seconds), 60)
+    return f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+def summary(meta: dict[str, Any]) -> str:
+    """What the timeline says about a call, from what the callbacks told us so far."""
+    caller = meta.get("from", "")
+    waited = meta.get("queue_seconds")
+    wait = f" after {_duration(int(waited))} in queue" if isinstance(waited, int) else ""
+    outcome = meta.get("outcome")
+    if outcome == "answered":
+        who = f" by agent {meta['agent_id']}" if meta.get("agent_id") else ""
+        talk = meta.get("talk_seconds")
+        return f"Call answered{who}" + (f"; talk time {_duration(int(talk))}" if isinstance(talk, int) else "") + (
+            f" (waited {_duration(int(waited))})" if isinstance(waited, int) else "")
+    if outcome == "abandoned":
+        return f"Abandoned call: the caller hung up{wait}"
+    if outcome == "missed":
+        status = meta.get("call_status", "")
+        return "Missed call" + (f" ({status})" if status and status != "completed" else ": hung up before queueing")
+    if outcome == "voicemail":
+        return "Call went to voicemail" + (" (outside business hours)" if meta.get("after_hours") else wait)
+    if outcome == "no_agent":
+        return f"No agent answered{wait}: offered voicemail"
+    if outcome == "after_hours":
+        return "Call outside business hours: offered voicemail"
+    queue = meta.get("queue")
+    return f"Incoming call from {caller}" + (f", waiting in queue {queue}" if queue and outcome == "queued" else "")
+
+
+class VoiceChannel(Channel):
+    name: ClassVar[str] = "voice"
+    capabilities = Capabilities(max_text_length=MAX_BODY, voice=True)
+    identity_kinds = ("phone",)
+
+    def __init__(
+        self,
+        sink: TwilioSink,
+        account: TwilioAccount,
+        default_queue: str = "support",
+        clock: Callable[[], datetime] = utcnow,
+        call_queue: CallQueue = _default_call_queue,
+    ) -> None:
+        super().__init__(sink)
+        self.twilio_sink = sink
+        self.account = account
+        self.default_queue = default_queue
+        self.clock = clock
+        self.call_queue = call_queue
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(BASE, self.handle_call),
+            web.post(f"{BASE}/menu", self.handle_menu),
+            web.post(f"{BASE}/wait", self.handle_wait),
+            web.post(f"{BASE}/queue-result", self.handle_queue_result),
+            web.post(f"{BASE}/recorded", self.handle_recorded),
+            web.post(f"{BASE}/status", self.handle_status),
+            web.post(f"{BASE}/recording", self.handle_recording),
+            web.post(f"{BASE}/transcription", self.handle_transcription),
+        ]
+
+    async def start(self) -> None:
+        await self.account.start()
+
+    async def stop(self) -> None:
+        await self.account.stop()
+
+    async def send(self, outbound: Outbound) -> SendResult:
+        raise SendError("a phone call cannot carry a text reply: send it on channel sms to the same number",
+                        permanent=True)
+
+    # -- TwiML -----------------------------------------------------------------------------------------------------
+
+    def _url(self, path: str, **query: str) -> str:
+        return self.account.url(BASE + path + (("?" + urlencode(query)) if query else ""))
+
+    def _enqueue(self, response: VoiceResponse, queue: str) -> VoiceResponse:
+        response.enqueue(
+            queue, action=self._url("/queue-result"), method="POST",
+            wait_url=self._url("/wait"), wait_url_method="POST",
+        )
+        return response
+
+    def _menu(self, response: VoiceResponse, prompt: str, retry: int) -> VoiceResponse:
+        gather = response.gather(num_digits=1, action=self._url("/menu", retry=str(retry)), method="POST", timeout=6)
+        gather.say(prompt)
+        return response
+
+    def _voicemail(self, prompt: str, caller: str, number: str) -> VoiceResponse:
+        r = VoiceResponse()
+        r.say(prompt)
+        r.record(
+            action=self._url("/recorded"), method="POST", max_length=120, play_beep=True, finish_on_key="#",
+            transcribe=True, transcribe_callback=self._url("/transcription"),
+            recording_status_callback=self._url("/recording", **{"from": caller, "to": number}),
+            recording_status_callback_method="POST", recording_status_callback_event="completed",
+        )
+        r.say("We did not receive a message. Goodbye.")
+        r.hangup()
+        return r
+
+    # -- the call's record on the timeline ---------------------------------------------------------------------
+
+    async def _note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
+        """Add facts to the call's message and refresh its summary text; the call's meta, or None if unknown."""
+        msg = await self.twilio_sink.amend(self.name, call_sid, meta=meta)
+        if msg is None:
+            log.info("callback for call %s, which is not on any timeline", call_sid)
+            return None
+        text = summary(msg.meta)
+        if text != msg.text:
+            await self.twilio_sink.amend(self.name, call_sid, text=text)
+        return msg.meta
+
+    def parse(self, payload: Any) -> Inbound:
+        form: dict[str, str] = dict(payload)
+        sid, caller, to = form.get("CallSid", ""), form.get("From", ""), form.get("To", "")
+        if not sid or not caller:
+            raise ValueError("not a Twilio voice webhook: CallSid and From are required")
+        meta = {"call_sid": sid, "from": caller, "to": to, "call_status": form.get("CallStatus", "ringing"),
+                "outcome": "ringing"}
+        return Inbound(
+            channel=self.name, identity=Identity("phone", caller), kind="call", text=summary(meta),
+            external_id=sid, name=form.get("CallerName") or None,
+            business_line=self.account.line(to) if to else None, meta=meta,
+        )
+
+    # -- webhooks --------------------------------------------------------------------------------------------------
+
+    async def handle_call(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        raw = dict(form)
+        conversation_queue = self.default_queue
+        result: IngestResult | None = None
+        try:
+            result = await self.sink.ingest(self.parse(raw), raw=raw)
+            conversation_queue = result.conversation.queue or conversation_queue
+        except (ValueError, IdentityError) as e:
+            # The caller is still served; the event is kept and flagged (e.g. an anonymous caller id).
+            await self.sink.flag(self.name, form.get("CallSid"), raw, str(e))
+        except IngestFailed:
+            pass  # journaled; `hub events replay` finishes it. The caller is still served.
+        sid, caller, number = form.get("CallSid", ""), form.get("From", ""), form.get("To", "")
+        line = self.account.number(number)
+        if not is_open(line.hours, line.timezone, self.clock()):
+            if result is not None:
+                await self._note(sid, outcome="after_hours", after_hours=True)
+            return twiml(str(self._voicemail(line.closed_prompt, caller, number)))
+        if result is not None:
+            await self._note(sid, queue=conversation_queue, conversation_queue=conversation_queue,
+                             outcome="menu" if line.menu else "queued")
+        response = VoiceResponse()
+        if line.greeting:
+            response.say(line.greeting)
+        if line.menu:
+            self._menu(response, line.menu_prompt or "Please choose an option.", retry=0)
+        # Without a menu, or when no key is pressed, the caller waits in the conversation's queue.
+        return twiml(str(self._enqueue(response, self.call_queue(conversation_queue, None))))
+
+    async def handle_menu(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        sid, digits = form.get("CallSid", ""), form.get("Digits", "")
+        line = self.account.number(form.get("To", ""))
+        choice = line.menu.get(digits)
+        retry = int(request.query["retry"]) if request.query.get("retry", "").isdigit() else 0
+        meta = await self._note(sid, ivr=digits or None, outcome="queued") if sid else None
+        conversation_queue = str((meta or {}).get("conversation_queue") or self.default_queue)
+        response = VoiceResponse()
+        if choice is None and retry < 1:
+            response.say("Sorry, that is not one of the options.")
+            self._menu(response, line.menu_prompt or "Please choose an option.", retry=retry + 1)
+        queue = self.call_queue(conversation_queue, choice)
+        if sid:
+            await self._note(sid, queue=queue)
+        return twiml(str(self._enqueue(response, queue)))
+
+    async def handle_wait(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        line = self.account.number(form.get("To", ""))
+        waited = _seconds(form, "QueueTime") or 0
+        response = VoiceResponse()
+        if waited >= line.max_wait_seconds:
+            response.leave()  # the <Enqueue> action then offers voicemail
+            return twiml(str(response))
+        position = _seconds(form, "QueuePosition")
+        if position == 1:
+            response.say("You are next in line.")
+        elif position:
+            response.say(f"You are caller number {position} in line.")
+        response.pause(length=max(1, min(HOLD_SECONDS, int(line.max_wait_seconds - waited))))
+        return twiml(str(response))
+
+    async def handle_queue_result(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        sid, result = form.get("CallSid", ""), form.get("QueueResult", "")
+        waited = _seconds(form, "QueueTime")
+        caller, number = form.get("From", ""), form.get("To", "")
+        if result == "bridged":
+            await self._note(sid, outcome="answered", queue_seconds=waited)
+            response = VoiceResponse()
+            response.hangup()
+            return twiml(str(response))
+        if result == "hangup":
+            await self._note(sid, outcome="abandoned", queue_seconds=waited)
+            return twiml(str(VoiceResponse()))
+        if result == "redirected":  # the hub moved the call on purpose
+            return twiml(str(VoiceResponse()))
+        # leave (waited too long), queue-full, error: nobody can take the call now.
+        await self._note(sid, outcome="no_agent", queue_seconds=waited, queue_result=result or None)
+        return twiml(str(self._voicemail(self.account.number(number).voicemail_prompt, caller, number)))
+
+    async def handle_recorded(self, request: web.Request) -> web.Response:
+        await self.account.signature.form(request)
+        response = VoiceResponse()
+        response.say("Thank you. We will get back to you soon. Goodbye.")
+        response.hangup()
+        return twiml(str(response))
+
+    async def handle_status(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        status = form.get("CallStatus", "")
+        duration = _seconds(form, "CallDuration")
+        if request.query.get("leg") == "agent":
+            return await self._agent_leg(request, form, status, duration)
+        sid = form.get("CallSid", "")
+        if not sid or not status:
+            raise web.HTTPBadRequest(text="not a Twilio call status callback: CallSid and CallStatus are required")
+        msg = await self.twilio_sink.amend(self.name, sid, meta={"call_status": status, "duration_seconds": duration})
+        if msg is None:
+            return web.Response(status=204)
+        meta = msg.meta
+        facts: dict[str, Any] = {}
+        if status in MISSED and meta.get("outcome") in ("ringing", "menu", "queued", None):
+            facts["outcome"] = "missed"
+        elif status == "completed":
+            if meta.get("outcome") in ("ringing", "menu"):
+                facts["outcome"] = "missed"
+            elif meta.get("outcome") == "queued":
+                facts["outcome"] = "abandoned"
+            elif meta.get("outcome") == "answered" and meta.get("talk_seconds") is None and duration is not None:
+                facts["talk_seconds"] = max(0, duration - int(meta.get("queue_seconds") or 0))
+        await self._note(sid, **facts)
+        return web.Response(status=204)
+
+    async def _agent_leg(self, request: web.Request, form: Form, status: str, duration: int | None) -> web.Response:
+        """The call the hub placed to an agent's phone to bridge a caller: who answered, for how long."""
+        caller_sid, agent = request.query.get("call", ""), request.query.get("agent", "")
+        if not caller_sid:
+            return web.Response(status=204)
+        facts: dict[str, Any] = {"agent_call_sid": form.get("CallSid"), "agent_call_status": status}
+        if agent.isdigit():
+            facts["agent_id"] = int(agent)
+        if status == "completed" and duration is not None:
+            facts["talk_seconds"] = duration
+        await self._note(caller_sid, **facts)
+        if status in MISSED:
+            # The caller is still queued; routing re-offers the call (its offer timeout sees no acceptance).
+            log.info("agent %s did not pick up the bridge for call %s (%s)", agent or "?", caller_sid, status)
+        return web.Response(status=204)
+
+    def _voicemail_inbound(self, form: Form, caller: str, number: str, text: str, meta: dict[str, Any]) -> Inbound:
+        recording_sid = form.get("RecordingSid", "")
+        url = form.get("RecordingUrl", "")
+        attachments = [AttachmentIn(f"voicemail-{recording_sid}.mp3", "audio/mpeg", url=url + ".mp3")] if url else []
+        return Inbound(
+            channel=self.name, identity=Identity("phone", caller), kind="voicemail", text=text,
+            external_id=recording_sid, attachments=attachments,
+            business_line=self.account.line(number) if number else None,
+            meta={"call_sid": form.get("CallSid"), "to": number, **meta},
+        )
+
+    async def handle_recording(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        raw = dict(form)
+        recording_sid, call_sid = form.get("RecordingSid", ""), form.get("CallSid", "")
+        caller = request.query.get("from") or form.get("From") or ""
+        number = request.query.get("to") or form.get("To") or ""
+        if form.get("RecordingStatus", "completed") != "completed":
+            await self._note(call_sid, voicemail=f"recording {form.get('RecordingStatus')}")
+            return web.Response(status=204)
+        seconds = _seconds(form, "RecordingDuration")
+        if not recording_sid or not caller:
+            jid = await self.sink.flag(self.name, recording_sid or None, raw, "recording callback without "
+                                       "RecordingSid or caller (?from= in the callback URL)")
+            return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {jid}"})
+        text = f"Voicemail ({_duration(seconds or 0)}); transcript pending"
+        try:
+            result = await self.sink.ingest(
+                self._voicemail_inbound(form, caller, number, text, {"recording_seconds": seconds,
+                                                                      "transcript": "pending"}),
+                raw=raw,
+            )
+        except (ValueError, IdentityError) as e:
+            jid = await self.sink.flag(self.name, recording_sid, raw, str(e))
+            return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {jid}"})
+        except IngestFailed as e:
+            return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})
+        if not result.duplicate:
+            self.account.media_arrived()
+        if call_sid:
+            await self._note(call_sid, outcome="voicemail", voicemail_message_id=result.message.id)
+        return web.Response(status=204)
+
+    async def handle_transcription(self, request: web.Request) -> web.Response:
+        form = await self.account.signature.form(request)
+        raw = dict(form)
+        recording_sid = form.get("RecordingSid", "")
+        if not recording_sid:
+            raise web.HTTPBadRequest(text="not a Twilio transcription callback: RecordingSid is required")
+        ok = form.get("TranscriptionStatus", "") == "completed"
+        transcript = form.get("TranscriptionText", "").strip()
+        text = transcript if ok and transcript else "Voicemail (no transcript: listen to the recording)"
+        meta = {"transcript": "completed" if ok else "failed", "transcription_sid": form.get("TranscriptionSid")}
+        if await self.twilio_sink.amend(self.name, recording_sid, text=text, meta=meta) is not None:
+            return web.Response(status=204)
+        # The transcript came first: the voicemail starts here; the recording callback will be a duplicate.
+        caller, number = form.get("From", ""), form.get("To", "")
+        try:
+            result = await self.sink.ingest(self._voicemail_inbound(form, caller, number, text, meta), raw=raw)
+        except (ValueError, IdentityError) as e:
+            jid = await self.sink.flag(self.name, recording_sid, raw, str(e))
+            return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {jid}"})
+        except IngestFailed as e:
+            return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})
+        if result.duplicate:  # the recording callback won a race: add the transcript to its message
+            await self.twilio_sink.amend(self.name, recording_sid, text=text, meta=meta)
+        else:
+            self.account.media_arrived()
+        return web.Response(status=204)
+
+    # -- calls the hub places --------------------------------------------------------------------------------------
+
+    async def bridge(
+        self, *, queue: str, agent: str, from_number: str, caller_call_sid: str = "", agent_id: int | None = None
+    ) -> str:
+        """Connect an accepted call: ring the agent's phone (or "client:identity") with TwiML that dials the
+        caller's queue. Returns the agent leg's CallSid; raises SendError (permanent or not) if Twilio refuses."""
+        twiml_doc = VoiceResponse()
+        twiml_doc.dial().queue(queue)
+        callback = self._url("/status", leg="agent", call=caller_call_sid,
+                             agent="" if agent_id is None else str(agent_id))
+        try:
+            call = await self.account.client.calls.create_async(
+                to=agent, from_=from_number, twiml=str(twiml_doc), status_callback=callback,
+                status_callback_method="POST", status_callback_event=["initiated", "answered", "completed"],
+            )
+        except Exception as e:
+            raise rest_error(e, f"bridging call {caller_call_sid or queue} to {agent} failed") from None
+        if caller_call_sid:
+            await self._note(caller_call_sid, agent_call_sid=str(call.sid),
+                             **({"agent_id": agent_id} if agent_id is not None else {}))
+        return str(call.sid)
+
+    async def call_customer(self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None) -> str:
+        """Click-to-call: ring the agent first; when they answer, Twilio dials the customer from the business
+        number. Returns the agent leg's CallSid."""
+        twiml_doc = VoiceResponse()
+        twiml_doc.say("Connecting you to the customer.")
+        twiml_doc.dial(customer, caller_id=from_number)
+        callback = self._url("/status", leg="agent", agent="" if agent_id is None else str(agent_id))
+        try:
+            call = await self.account.client.calls.create_async(
+                to=agent, from_=from_number, twiml=str(twiml_doc), status_callback=callback,
+                status_callback_method="POST",
+            )
+        except Exception as e:
+            raise rest_error(e, f"calling {customer} failed") from None
+        return str(call.sid)

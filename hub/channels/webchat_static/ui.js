@@ -1,0 +1,335 @@
+// The chat window. Every piece of text from the network goes in with textContent: message text is never parsed as
+// HTML, whoever wrote it.
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function icon(paths, size = 22) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", size);
+  svg.setAttribute("height", size);
+  svg.setAttribute("aria-hidden", "true");
+  for (const d of paths) {
+    const p = document.createElementNS(SVG, "path");
+    p.setAttribute("d", d);
+    svg.append(p);
+  }
+  return svg;
+}
+
+const ICONS = {
+  chat: ["M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.6.5-1.3.1-1.3-.6V16.9A2.5 2.5 0 0 1 4 14.5z"],
+  close: ["M6.7 5.3 12 10.6l5.3-5.3 1.4 1.4-5.3 5.3 5.3 5.3-1.4 1.4-5.3-5.3-5.3 5.3-1.4-1.4 5.3-5.3-5.3-5.3z"],
+  send: ["M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z"],
+};
+
+function initials(name) {
+  const parts = (name || "?").trim().split(/\s+/).slice(0, 2);
+  return parts.map((p) => p[0] || "").join("").toUpperCase() || "?";
+}
+
+function clock(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+}
+
+export class ChatWindow {
+  constructor(root, client, config, { page = false } = {}) {
+    this.client = client;
+    this.config = config;
+    this.page = page;
+    this.byKey = new Map(); // message id or client_id -> bubble
+    this.agentName = null;
+    this.typingTimer = null;
+    this.sentTyping = false;
+    this.build(root);
+    this.wire();
+  }
+
+  build(root) {
+    const c = this.config;
+    this.frame = el("section", this.page ? "hc-panel hc-page" : "hc-panel");
+    this.frame.setAttribute("role", "dialog");
+    this.frame.setAttribute("aria-label", c.title);
+
+    const header = el("header", "hc-header");
+    this.avatar = el("div", "hc-avatar", initials(c.team_name));
+    const who = el("div", "hc-who");
+    this.titleEl = el("div", "hc-title", c.title);
+    this.statusEl = el("div", "hc-status");
+    this.statusDot = el("span", "hc-dot");
+    this.statusText = el("span", null, "Connecting…");
+    this.statusEl.append(this.statusDot, this.statusText);
+    who.append(this.titleEl, this.statusEl);
+    header.append(this.avatar, who);
+    if (!this.page) {
+      this.closeBtn = el("button", "hc-icon-btn");
+      this.closeBtn.type = "button";
+      this.closeBtn.setAttribute("aria-label", "Close chat");
+      this.closeBtn.append(icon(ICONS.close, 20));
+      header.append(this.closeBtn);
+    }
+
+    this.list = el("div", "hc-messages");
+    this.list.setAttribute("role", "log");
+    this.list.setAttribute("aria-live", "polite");
+    const intro = el("div", "hc-intro");
+    intro.append(el("div", "hc-intro-avatar", initials(c.team_name)), el("p", "hc-welcome", c.welcome));
+    this.list.append(intro);
+
+    this.typingEl = el("div", "hc-typing");
+    this.typingEl.hidden = true;
+    this.typingEl.append(el("span", "hc-dots"), el("span", "hc-typing-text"));
+    this.typingEl.firstChild.append(el("i"), el("i"), el("i"));
+
+    this.notice = el("div", "hc-notice");
+    this.notice.hidden = true;
+
+    this.form = el("form", "hc-composer");
+    this.input = el("textarea", "hc-input");
+    this.input.rows = 1;
+    this.input.placeholder = "Write a message…";
+    this.input.maxLength = c.max_message_chars;
+    this.input.setAttribute("aria-label", "Message");
+    this.sendBtn = el("button", "hc-send");
+    this.sendBtn.type = "submit";
+    this.sendBtn.setAttribute("aria-label", "Send");
+    this.sendBtn.append(icon(ICONS.send, 20));
+    this.form.append(this.input, this.sendBtn);
+
+    this.prechat = null;
+    if (c.prechat_form && !this.client.profile && !this.client.identity) {
+      this.prechat = el("form", "hc-prechat");
+      this.prechat.append(el("p", "hc-prechat-lead", "Before we start, how can we reach you?"));
+      this.nameIn = this.field(this.prechat, "Name", "text", "name");
+      this.emailIn = this.field(this.prechat, "Email", "email", "email");
+      const go = el("button", "hc-primary", "Start chat");
+      go.type = "submit";
+      this.prechat.append(go);
+      this.form.hidden = true;
+    }
+
+    const footer = el("div", "hc-footer", "Powered by hub");
+    this.frame.append(header, this.list, this.typingEl, this.notice);
+    if (this.prechat) this.frame.append(this.prechat);
+    this.frame.append(this.form, footer);
+
+    if (this.page) {
+      root.append(this.frame);
+      return;
+    }
+    this.launcher = el("button", "hc-launcher");
+    this.launcher.type = "button";
+    this.launcher.setAttribute("aria-label", "Open chat");
+    this.launcher.append(icon(ICONS.chat, 26), el("span", "hc-badge"));
+    this.badge = this.launcher.lastChild;
+    this.badge.hidden = true;
+    this.unread = 0;
+    this.frame.hidden = true;
+    root.append(this.frame, this.launcher);
+  }
+
+  field(form, label, type, name) {
+    const wrap = el("label", "hc-field");
+    const input = el("input");
+    input.type = type;
+    input.name = name;
+    input.autocomplete = name;
+    input.maxLength = 200;
+    wrap.append(el("span", null, label), input);
+    form.append(wrap);
+    return input;
+  }
+
+  wire() {
+    const cl = this.client;
+    cl.addEventListener("state", (e) => this.showState(e.detail));
+    cl.addEventListener("welcome", (e) => this.restore(e.detail));
+    cl.addEventListener("ack", (e) => this.acked(e.detail));
+    cl.addEventListener("message", (e) => this.incoming(e.detail));
+    cl.addEventListener("typing", (e) => this.agentTyping(e.detail));
+    cl.addEventListener("error", (e) => this.problem(e.detail));
+
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    this.input.addEventListener("input", () => {
+      this.grow();
+      if (!this.sentTyping) {
+        this.sentTyping = true;
+        cl.typing(true);
+      }
+      clearTimeout(this.typingTimer);
+      this.typingTimer = setTimeout(() => {
+        this.sentTyping = false;
+        cl.typing(false);
+      }, 2500);
+    });
+    if (this.prechat) {
+      this.prechat.addEventListener("submit", (e) => {
+        e.preventDefault();
+        cl.setProfile({ name: this.nameIn.value.trim(), email: this.emailIn.value.trim() });
+        this.prechat.remove();
+        this.prechat = null;
+        this.form.hidden = false;
+        this.input.focus();
+      });
+    }
+    if (this.launcher) {
+      this.launcher.addEventListener("click", () => this.toggle());
+      this.closeBtn.addEventListener("click", () => this.toggle(false));
+    }
+    for (const m of cl.queue) this.render({ ...m, direction: "in", pending: true });
+  }
+
+  toggle(open = this.frame.hidden) {
+    this.frame.hidden = !open;
+    this.launcher.classList.toggle("hc-open", open);
+    this.launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+    if (open) {
+      this.unread = 0;
+      this.badge.hidden = true;
+      this.scroll();
+      (this.prechat ? this.nameIn : this.input).focus();
+    }
+  }
+
+  grow() {
+    this.input.style.height = "auto";
+    this.input.style.height = Math.min(this.input.scrollHeight, 120) + "px";
+  }
+
+  showState(state) {
+    this.frame.dataset.state = state;
+    this.statusText.textContent =
+      state === "online" ? (this.agentName ? `${this.config.team_name} · Online` : "We typically reply in a few minutes")
+        : state === "offline" ? "Offline · we'll send your messages when you're back"
+          : "Connecting…";
+  }
+
+  restore(welcome) {
+    for (const m of welcome.history) this.render(m);
+    if (welcome.identity_error) console.warn("hub chat:", welcome.identity_error);
+    this.scroll();
+  }
+
+  acked(frame) {
+    const bubble = this.byKey.get(frame.client_id);
+    if (!bubble) return;
+    bubble.classList.remove("hc-pending");
+    if (frame.message) this.byKey.set(frame.message.id, bubble);
+  }
+
+  incoming(m) {
+    this.render(m);
+    if (m.direction === "out") {
+      this.hideTyping();
+      if (this.launcher && this.frame.hidden) {
+        this.unread += 1;
+        this.badge.textContent = String(this.unread);
+        this.badge.hidden = false;
+      }
+    }
+    this.scroll();
+  }
+
+  render(m) {
+    const known = this.byKey.get(m.id) || (m.client_id && this.byKey.get(m.client_id));
+    if (known) {
+      if (!m.pending) known.classList.remove("hc-pending");
+      if (m.id) this.byKey.set(m.id, known);
+      return;
+    }
+    const mine = m.direction === "in";
+    const row = el("div", mine ? "hc-row hc-mine" : "hc-row hc-theirs");
+    if (m.pending) row.classList.add("hc-pending");
+    const prev = this.list.lastElementChild;
+    const sameAuthor = prev && prev.dataset.author === (mine ? "me" : m.agent_name || "team");
+    row.dataset.author = mine ? "me" : m.agent_name || "team";
+    if (!mine) {
+      if (m.agent_name) this.setAgent(m.agent_name);
+      const face = el("div", "hc-face", sameAuthor ? "" : initials(m.agent_name || this.config.team_name));
+      if (sameAuthor) face.classList.add("hc-face-empty");
+      row.append(face);
+    }
+    const col = el("div", "hc-col");
+    if (!mine && !sameAuthor) col.append(el("div", "hc-name", m.agent_name || this.config.team_name));
+    const bubble = el("div", "hc-bubble", m.text);
+    const meta = el("div", "hc-meta", clock(m.created_at));
+    if (mine) meta.append(el("span", "hc-tick"));
+    for (const a of m.attachments || []) col.append(el("div", "hc-file", a.filename));
+    col.append(bubble, meta);
+    row.append(col);
+    this.list.append(row);
+    if (m.id) this.byKey.set(m.id, row);
+    if (m.client_id) this.byKey.set(m.client_id, row);
+  }
+
+  setAgent(name) {
+    if (this.agentName === name) return;
+    this.agentName = name;
+    this.avatar.textContent = initials(name);
+    this.titleEl.textContent = name;
+    this.showState(this.client.state);
+  }
+
+  agentTyping(frame) {
+    clearTimeout(this.hideTimer);
+    if (!frame.typing) return this.hideTyping();
+    this.typingEl.lastChild.textContent = `${frame.agent_name || this.config.team_name} is typing…`;
+    this.typingEl.hidden = false;
+    this.scroll();
+    // a lost "stopped typing" must not leave the dots up forever
+    this.hideTimer = setTimeout(() => this.hideTyping(), 8000);
+  }
+
+  hideTyping() {
+    this.typingEl.hidden = true;
+  }
+
+  problem(frame) {
+    const text = frame.code === "rate_limited" ? "You're sending messages quickly; we'll send the rest in a moment."
+      : frame.reason || "Something went wrong.";
+    this.notice.textContent = text;
+    this.notice.hidden = false;
+    clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => { this.notice.hidden = true; }, 5000);
+    if (frame.client_id && frame.code !== "rate_limited" && frame.code !== "unavailable") {
+      const row = this.byKey.get(frame.client_id);
+      if (row) row.classList.add("hc-failed");
+    }
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text) return;
+    const m = this.client.send(text);
+    this.render({ ...m, direction: "in", pending: true });
+    this.input.value = "";
+    this.grow();
+    clearTimeout(this.typingTimer);
+    if (this.sentTyping) {
+      this.sentTyping = false;
+      this.client.typing(false);
+    }
+    this.scroll();
+  }
+
+  scroll() {
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+}

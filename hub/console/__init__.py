@@ -1,0 +1,1 @@
+"""The agent and supervisor web console: sign-in sessions, its handlers and static files."""

@@ -1,0 +1,210 @@
+"""The console's own HTTP surface: the page, its static files, sign in / session / sign out, and the inbox list
+(the one REST read the console needs that the API did not have: open work with customer names and a preview)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import Field
+
+from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
+from hub.api.errors import read_json
+from hub.api.schemas import Body
+from hub.console.sessions import SESSIONS, LockedOut, SignInError
+from hub.history.db import Tx
+from hub.keys import CHANNELS, DB, SETTINGS
+from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS
+
+STATIC = Path(__file__).parent / "static"
+
+# The page runs only our own scripts; customer HTML lives in sandboxed srcdoc frames, which inherit this policy
+# (so no script runs there even if the sandbox were lost). Inline styles are allowed: emails are made of them.
+def _csp(request: web.Request) -> str:
+    ws = f"ws://{request.host} wss://{request.host}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:;"
+        " media-src 'self' blob:;"
+        f" connect-src 'self' {ws}; frame-src 'self' about:; object-src 'none'; base-uri 'none';"
+        " form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+class SignInBody(Body):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+def own_origins(request: web.Request) -> set[str]:
+    """Origins the console is served from: this request's host, and server.public_url when set (behind a proxy)."""
+    origins = {f"{request.scheme}://{request.host}"}
+    public = request.app[SETTINGS].server.public_url
+    if public:
+        parts = urlsplit(public)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is not None and origin in own_origins(request)
+
+
+def _secure_cookie(request: web.Request) -> bool:
+    public: str = request.app[SETTINGS].server.public_url
+    return public.startswith("https://")
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    if request.path == "/console":
+        raise web.HTTPFound("/console/")
+    resp = web.FileResponse(STATIC / "index.html")
+    resp.headers.update({
+        "Content-Security-Policy": _csp(request),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-cache",
+    })
+    return resp
+
+
+async def _whoami(request: web.Request, agent_id: int, csrf: str) -> dict[str, Any]:
+    settings = request.app[SETTINGS]
+    configured = request.app[CHANNELS]
+
+    def load(tx: Tx) -> dict[str, Any]:
+        row = tx.one("SELECT id, name, email, role FROM agents WHERE id = ?", (agent_id,))
+        assert row is not None
+        queues = [str(r["queue"]) for r in tx.all(
+            "SELECT queue FROM agent_queues WHERE agent_id = ? ORDER BY queue", (agent_id,))]
+        return {"id": int(row["id"]), "name": row["name"], "email": row["email"], "role": row["role"],
+                "queues": queues}
+
+    agent = await request.app[DB].read(load)
+    channels = []
+    for name, ch in sorted(configured.items()):
+        kinds = getattr(ch, "identity_kinds", None) or (CHANNEL_IDENTITY_KIND.get(name),)
+        channels.append({
+            "name": name,
+            "identity_kinds": [k for k in kinds if k] or list(IDENTITY_KINDS),
+            "voice": bool(getattr(getattr(ch, "capabilities", None), "voice", False)),
+        })
+    return {
+        "agent": agent,
+        "csrf_token": csrf,
+        "server_time": time.time(),
+        "channels": channels,
+        "queues": [{"name": n, "title": q.title or n} for n, q in settings.routing.queues.items()],
+    }
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    # Login CSRF: a JSON body cannot be sent cross-site without a CORS preflight, and a browser's Origin must be ours.
+    if "Origin" in request.headers and not same_origin(request):
+        raise web.HTTPForbidden(text="sign-in is only accepted from the console's own page")
+    body = await read_json(request, SignInBody)
+    sessions = request.app[SESSIONS]
+    ip = request.remote or ""
+    try:
+        info = await sessions.sign_in(body.email, body.password, ip, request.headers.get("User-Agent", ""))
+    except LockedOut as e:
+        retry = str(int(e.retry_after) + 1)
+        return web.json_response({"error": {"status": 429, "message": str(e), "retry_after": int(retry)}},
+                                 status=429, headers={"Retry-After": retry})
+    except SignInError as e:
+        return web.json_response({"error": {"status": 401, "message": str(e)}}, status=401)
+    resp = web.json_response(await _whoami(request, info.agent_id, info.csrf_token))
+    resp.set_cookie(
+        sessions.cookie_name, info.token, path="/", httponly=True, samesite="Strict",
+        secure=_secure_cookie(request), max_age=int(sessions.settings.session_lifetime_seconds),
+    )
+    return resp
+
+
+async def session(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    token = request.cookies.get(sessions.cookie_name)
+    found = await sessions.verify(token) if token else None
+    if found is None:
+        return web.json_response({"error": {"status": 401, "message": "not signed in"}}, status=401)
+    assert found.principal.agent_id is not None
+    return web.json_response(await _whoami(request, found.principal.agent_id, found.csrf_token))
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    token = request.cookies.get(sessions.cookie_name)
+    if token:
+        found = await sessions.verify(token)
+        if found is not None:
+            # Signing someone out is a write: a cross-site page must not be able to do it either.
+            if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), found.csrf_token.encode()):
+                raise web.HTTPForbidden(text=f"missing or wrong {CSRF_HEADER} header")
+            await sessions.sign_out(token)
+    resp = web.json_response({"signed_out": True})
+    resp.del_cookie(sessions.cookie_name, path="/", secure=_secure_cookie(request), httponly=True,
+                    samesite="Strict")
+    return resp
+
+
+# -- inbox -----------------------------------------------------------------------------------------------------
+
+
+def _inbox(tx: Tx, p: Principal, limit: int) -> list[dict[str, Any]]:
+    where, params = "c.status <> 'resolved'", []
+    if not p.is_admin:
+        marks = ", ".join("?" for _ in p.queues) or "NULL"
+        where += f" AND (c.queue IN ({marks}) OR c.agent_id = ?)"
+        params = [*p.queues, p.agent_id]
+    rows = tx.all(
+        "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
+        "c.last_inbound_channel, cu.name AS customer_name FROM conversations c "
+        f"JOIN customers cu ON cu.id = c.customer_id WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        (*params, limit),
+    )
+    out = []
+    for r in rows:
+        last = tx.one(
+            "SELECT id, channel, direction, kind, text, meta, status, created_at FROM messages "
+            "WHERE conversation_id = ? AND kind <> 'note' ORDER BY created_at DESC, id DESC LIMIT 1", (r["id"],))
+        ident = tx.one("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id LIMIT 1",
+                       (r["customer_id"],))
+        preview = None
+        if last is not None:
+            meta = json.loads(last["meta"] or "{}")
+            preview = {"id": last["id"], "channel": last["channel"], "direction": last["direction"],
+                       "kind": last["kind"], "text": str(last["text"])[:160], "status": last["status"],
+                       "subject": meta.get("subject") if isinstance(meta, dict) else None,
+                       "created_at": last["created_at"]}
+        out.append({
+            "conversation": {k: r[k] for k in ("id", "customer_id", "status", "channel", "queue", "agent_id",
+                                               "created_at", "updated_at", "last_inbound_channel")},
+            "customer": {"id": r["customer_id"], "name": r["customer_name"],
+                         "identity": f"{ident['kind']}:{ident['value']}" if ident else None},
+            "last_message": preview,
+        })
+    return out
+
+
+async def inbox(request: web.Request) -> web.Response:
+    p = request[PRINCIPAL]
+    items = await request.app[DB].read(lambda tx: _inbox(tx, p, 200))
+    return web.json_response({"items": items, "server_time": time.time()})
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        web.get("/console", page),
+        web.get("/console/", page),
+        web.post("/console/session", sign_in),
+        web.get("/console/session", session),
+        web.delete("/console/session", sign_out),
+        web.static("/console/static", STATIC, append_version=False),
+        web.get("/api/v1/inbox", inbox),
+    ]

@@ -1,0 +1,543 @@
+// The console: sign in, then the shell (inbox, conversation, wall), kept live by one WebSocket.
+import { h, icon, clear, channelIcon, channelLabel, ago, displayName, initials, debounce } from "./dom.js";
+import { api, setCsrf, whenSignedOut, missing, ApiError } from "./api.js";
+import { Live } from "./live.js";
+import { state, toast, navigate, setHook, modal } from "./state.js";
+import * as conversation from "./conversation.js";
+import { showWall, stopWall, refreshWall } from "./wall.js";
+
+const app = document.getElementById("app");
+let els = {};
+let offers = new Map(); // conversation id -> offer
+let offerTimer = null;
+
+// -- sign in ----------------------------------------------------------------------------------------------------
+
+function showSignIn(message) {
+  if (state.live) state.live.stop();
+  state.live = null;
+  document.title = "Sign in · hub";
+  const error = h("div", { class: "form-error", id: "signin-error", role: "alert" }, message || "");
+  const email = h("input", { type: "email", id: "email", name: "email", autocomplete: "username", required: true,
+    placeholder: "you@company.com" });
+  const password = h("input", { type: "password", id: "password", name: "password", autocomplete: "current-password",
+    required: true, placeholder: "Password" });
+  const button = h("button", { class: "btn btn-primary btn-block", type: "submit", id: "signin-btn" }, "Sign in");
+  const form = h("form", { class: "signin-card", onsubmit: async (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    button.disabled = true;
+    button.textContent = "Signing in…";
+    try {
+      const who = await api.post("/console/session", { email: email.value, password: password.value });
+      start(who);
+    } catch (err) {
+      error.textContent = err.message;
+      error.classList.toggle("locked", err.status === 429);
+      password.value = "";
+      password.focus();
+    } finally {
+      button.disabled = false;
+      button.textContent = "Sign in";
+    }
+  } },
+    h("div", { class: "brand big" }, h("span", { class: "logo" }, icon("hub")), "hub"),
+    h("h1", {}, "Sign in to your workspace"),
+    h("p", { class: "muted" }, "Every customer conversation, every channel, one place."),
+    h("label", { class: "field" }, h("span", {}, "Email"), email),
+    h("label", { class: "field" }, h("span", {}, "Password"), password),
+    error, button,
+    h("p", { class: "fine" }, "Trouble signing in? Ask your administrator to reset your password."));
+  clear(app).append(h("div", { class: "signin" }, form,
+    h("div", { class: "signin-foot" }, h("span", {}, "SMS · Voice · Email · Telegram · Web chat"))));
+  email.focus();
+}
+
+async function signOut() {
+  try {
+    await api.del("/console/session");
+  } catch { /* already gone */ }
+  setCsrf("");
+  state.me = null;
+  showSignIn("You have signed out.");
+}
+
+// -- the shell --------------------------------------------------------------------------------------------------
+
+function start(who) {
+  setCsrf(who.csrf_token);
+  state.me = who.agent;
+  state.channels = who.channels;
+  state.queues = who.queues;
+  document.title = "hub";
+  const supervisor = ["admin", "supervisor"].includes(state.me.role);
+  els.status = h("span", { class: "live-status", id: "live-status", title: "Connecting" }, h("span", { class: "dot" }), "Connecting");
+  els.presence = h("div", { class: "presence", role: "radiogroup", "aria-label": "Presence" },
+    ["available", "away", "offline"].map((p) => h("button", {
+      class: `seg p-${p}`, role: "radio", "data-presence": p, "aria-checked": "false",
+      onclick: () => setPresence(p),
+    }, h("span", { class: `presence-dot p-${p}` }), p[0].toUpperCase() + p.slice(1))));
+  els.search = h("input", { type: "search", id: "search", placeholder: "Search customers by name, phone, email  ( / )",
+    autocomplete: "off", "aria-label": "Search customers" });
+  els.results = h("div", { class: "search-results hidden", id: "search-results" });
+  els.search.addEventListener("input", debounce(search, 200));
+  els.search.addEventListener("keydown", searchKeys);
+  els.search.addEventListener("blur", () => setTimeout(() => els.results.classList.add("hidden"), 150));
+  els.list = h("nav", { class: "inbox", id: "inbox", "aria-label": "Conversations" });
+  els.main = h("main", { class: "main", id: "main" });
+  els.side = h("aside", { class: "side", id: "side" });
+  els.offers = h("div", { class: "offers", id: "offers", "aria-live": "assertive" });
+  clear(app).append(h("div", { class: "shell" },
+    h("header", { class: "topbar" },
+      h("a", { class: "brand", href: "#/" }, h("span", { class: "logo" }, icon("hub")), "hub"),
+      h("nav", { class: "tabs" },
+        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), "Inbox"),
+        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), "Live wall") : null),
+      h("div", { class: "search" }, icon("search"), els.search, els.results),
+      h("div", { class: "top-right" },
+        els.status, els.presence,
+        h("div", { class: "me", title: `${state.me.email} · ${state.me.role}` },
+          h("span", { class: "avatar small" }, initials(state.me.name)), h("span", { class: "me-name" }, state.me.name)),
+        h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
+    h("div", { class: "body" }, els.list, els.main, els.side), els.offers));
+  setHook("refreshInbox", debounce(loadInbox, 150));
+  state.live = new Live({
+    onEvent, onSync: resync, onStatus: showStatus,
+    onSessionEnded: () => showSignIn("Your session has ended. Please sign in again."),
+  });
+  state.live.start();
+  loadAgents();
+  route();
+  clearInterval(offerTimer);
+  offerTimer = setInterval(tickOffers, 250);
+}
+
+function showStatus(status) {
+  const labels = { live: "Live", connecting: "Connecting", reconnecting: "Reconnecting…" };
+  els.status.className = `live-status s-${status}`;
+  els.status.lastChild.textContent = labels[status] || status;
+  els.status.title = status === "live" ? "Receiving updates as they happen" : "Trying to reach the hub";
+}
+
+async function resync() {
+  await Promise.all([loadInbox(), loadOffers(), loadPresence(), conversation.resync(), location.hash === "#/wall" ? refreshWall() : null]);
+}
+
+async function loadAgents() {
+  try {
+    const list = await api.get("/api/v1/agents");
+    for (const a of list.items) state.agents.set(a.id, a);
+  } catch (err) {
+    if (missing(err)) state.routing = false;
+  }
+}
+
+// -- presence ---------------------------------------------------------------------------------------------------
+
+function showPresence(p) {
+  state.presence = p;
+  for (const b of els.presence.querySelectorAll(".seg")) {
+    const on = b.dataset.presence === p;
+    b.classList.toggle("active", on);
+    b.setAttribute("aria-checked", String(on));
+  }
+}
+
+async function loadPresence() {
+  try {
+    const list = await api.get("/api/v1/agents");
+    for (const a of list.items) state.agents.set(a.id, a);
+    const me = list.items.find((a) => a.id === state.me.id);
+    showPresence(me ? me.presence : "offline");
+    state.routing = true;
+  } catch (err) {
+    if (missing(err)) {
+      state.routing = false;
+      els.presence.classList.add("disabled");
+      els.presence.title = "Presence needs the routing engine, which this hub does not run";
+      for (const b of els.presence.querySelectorAll("button")) b.disabled = true;
+    }
+  }
+}
+
+async function setPresence(p) {
+  primeAttention();
+  const before = state.presence;
+  showPresence(p);
+  try {
+    await api.post("/api/v1/agents/me/presence", { presence: p });
+  } catch (err) {
+    showPresence(before);
+    toast(missing(err) ? "Presence needs the routing engine." : err.message, "error");
+  }
+}
+
+// -- inbox ------------------------------------------------------------------------------------------------------
+
+async function loadInbox() {
+  try {
+    const data = await api.get("/api/v1/inbox");
+    state.inbox = data.items;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 0) return;
+    throw err;
+  }
+  renderInbox();
+}
+
+function inboxItem(item) {
+  const c = item.conversation;
+  const last = item.last_message;
+  const current = conversation.currentConversation();
+  const active = current && current.id === c.id;
+  const preview = last ? (last.kind === "call" ? "Call" : last.kind === "voicemail" ? "Voicemail" : [last.subject, last.text].filter(Boolean).join(" — ")) : "";
+  return h("a", {
+    class: `conv-item ${active ? "active" : ""} ${state.unread.has(c.id) ? "unread" : ""}`,
+    href: `#/c/${c.id}`, "data-conv": c.id,
+  },
+    h("div", { class: "avatar" }, initials(displayName(item.customer)), channelIcon(last ? last.channel : c.channel)),
+    h("div", { class: "conv-item-body" },
+      h("div", { class: "conv-item-top" },
+        h("strong", {}, displayName(item.customer)),
+        h("time", {}, ago(last ? last.created_at : c.updated_at))),
+      h("div", { class: "conv-item-preview" },
+        last && last.direction === "out" ? h("span", { class: "muted" }, "You: ") : null, preview || "No messages")));
+}
+
+function renderInbox() {
+  const mine = state.inbox.filter((i) => i.conversation.agent_id === state.me.id);
+  const sections = [h("h2", {}, "My conversations", h("span", { class: "count" }, String(mine.length)))];
+  sections.push(mine.length ? h("div", { class: "list" }, mine.map(inboxItem))
+    : h("p", { class: "empty" }, state.presence === "available" ? "Nothing assigned to you. New work arrives as an offer." : "Nothing assigned to you."));
+  const myQueues = state.me.role === "admin" ? state.queues.map((q) => q.name) : state.me.queues;
+  for (const name of myQueues) {
+    const q = state.queues.find((x) => x.name === name) || { name, title: name };
+    const waiting = state.inbox.filter((i) => i.conversation.queue === name && !i.conversation.agent_id);
+    sections.push(h("h2", { "data-queue": name }, q.title, h("span", { class: `count ${waiting.length ? "hot" : ""}` }, String(waiting.length))));
+    sections.push(waiting.length ? h("div", { class: "list" }, waiting.map(inboxItem)) : h("p", { class: "empty" }, "No one waiting"));
+  }
+  const others = state.inbox.filter((i) => i.conversation.agent_id && i.conversation.agent_id !== state.me.id);
+  if (others.length) {
+    sections.push(h("details", { class: "others" }, h("summary", {}, `With teammates (${others.length})`),
+      h("div", { class: "list" }, others.map(inboxItem))));
+  }
+  clear(els.list).append(...sections);
+  const waitingTotal = state.inbox.filter((i) => !i.conversation.agent_id).length;
+  document.title = `${waitingTotal ? `(${waitingTotal}) ` : ""}hub`;
+}
+
+// -- routing between views --------------------------------------------------------------------------------------
+
+function route() {
+  const hash = location.hash || "#/";
+  for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active",
+    (a.dataset.nav === "wall") === (hash === "#/wall"));
+  els.side.classList.remove("hidden");
+  const m = hash.match(/^#\/c\/(\d+)$/);
+  if (hash !== "#/wall") stopWall();
+  if (m) {
+    conversation.openConversation(Number(m[1]), els.main, els.side).then(renderInbox);
+  } else if (hash === "#/wall" && ["admin", "supervisor"].includes(state.me.role)) {
+    showWall(els.main, els.side);
+  } else {
+    clear(els.side);
+    els.side.classList.add("hidden");
+    clear(els.main).append(h("div", { class: "empty-state" }, icon("inbox", "big"),
+      h("h2", {}, `Welcome, ${state.me.name.split(" ")[0]}`),
+      h("p", {}, "Pick a conversation on the left, or wait for an offer."),
+      h("p", { class: "muted" }, "Press ", h("kbd", {}, "?"), " for keyboard shortcuts.")));
+  }
+  loadInbox();
+}
+
+window.addEventListener("hashchange", () => state.me && route());
+
+// -- live events ------------------------------------------------------------------------------------------------
+
+function onEvent(event) {
+  const d = event.data || {};
+  switch (event.type) {
+    case "message.created": {
+      const msg = d.message;
+      const shown = conversation.onMessageCreated(d);
+      if (msg && msg.direction === "in" && !shown) state.unread.add(msg.conversation_id);
+      state.unread.size && !shown && msg && msg.direction === "in" && document.hidden && notify(
+        `New message from ${displayName(d.customer)}`, msg.text || channelLabel(msg.channel));
+      refreshSoon();
+      break;
+    }
+    case "message.status":
+      conversation.onMessageStatus(d);
+      break;
+    case "conversation.opened":
+    case "conversation.reopened":
+    case "conversation.resolved":
+      conversation.onConversationChanged(d.conversation);
+      refreshSoon();
+      break;
+    case "customer.merged":
+      conversation.resync();
+      refreshSoon();
+      break;
+    case "routing.offered":
+      if (d.agent === state.me.id) loadOffers(true);
+      refreshSoon();
+      break;
+    case "routing.assigned":
+    case "routing.rejected":
+    case "routing.offer_timed_out":
+    case "routing.transferred":
+    case "routing.resolved":
+    case "routing.queued":
+      if (d.agent === state.me.id && event.type !== "routing.assigned") removeOffer(d.conversation);
+      if (event.type === "routing.assigned") removeOffer(d.conversation);
+      if (event.type === "routing.assigned" && d.agent === state.me.id) state.unread.add(d.conversation);
+      conversation.onRoutingChanged(d.conversation);
+      refreshSoon();
+      break;
+    case "routing.presence":
+      if (d.agent === state.me.id) {
+        showPresence(d.presence);
+        if (d.reason === "missed_offers") toast("You were set to Away after missing offers.", "info", 8000);
+      }
+      if (state.agents.has(d.agent)) state.agents.get(d.agent).presence = d.presence;
+      if (location.hash === "#/wall") wallSoon();
+      break;
+    default:
+      break;
+  }
+  if (event.type.startsWith("routing.") && location.hash === "#/wall") wallSoon();
+}
+
+const refreshSoon = debounce(() => loadInbox(), 200);
+const wallSoon = debounce(() => refreshWall(), 400);
+
+// -- offers -----------------------------------------------------------------------------------------------------
+
+async function loadOffers(fresh = false) {
+  let items;
+  try {
+    items = (await api.get("/api/v1/offers")).items;
+  } catch (err) {
+    if (missing(err)) state.routing = false;
+    return;
+  }
+  const known = new Set(offers.keys());
+  offers = new Map(items.map((o) => [o.conversation_id, o]));
+  const added = items.filter((o) => !known.has(o.conversation_id));
+  renderOffers();
+  if (fresh && added.length) {
+    chime();
+    const o = added[0];
+    if (document.hidden) notify(`${channelLabel(o.channel)} from ${displayName(o.customer)}`, o.preview || "New conversation offered to you");
+  }
+}
+
+function removeOffer(conversationId) {
+  if (offers.delete(conversationId)) renderOffers();
+}
+
+function renderOffers() {
+  clear(els.offers).append(...[...offers.values()].map((o) => {
+    const total = Math.max(1, o.deadline * 1000 - (o.shown_at || (o.shown_at = state.live.now())));
+    o.total = o.total || total;
+    return h("div", { class: "offer", "data-offer": o.conversation_id, role: "alertdialog", "aria-label": "Incoming conversation" },
+      h("div", { class: "offer-head" }, channelIcon(o.channel), h("span", {}, `${channelLabel(o.channel)} · ${queueTitle(o.queue)}`),
+        h("span", { class: "offer-countdown" }, "")),
+      h("div", { class: "offer-who" }, h("div", { class: "avatar" }, initials(displayName(o.customer))),
+        h("div", {}, h("strong", {}, displayName(o.customer)),
+          h("div", { class: "muted" }, ((o.customer && o.customer.identities) || []).map((i) => i.value).slice(0, 2).join(" · ")))),
+      o.preview ? h("p", { class: "offer-preview" }, `“${o.preview}”`) : null,
+      h("div", { class: "offer-bar" }, h("span", {})),
+      h("div", { class: "offer-actions" },
+        h("button", { class: "btn", onclick: () => answerOffer(o, "reject"), title: "Reject (x)" }, "Reject"),
+        h("button", { class: "btn btn-primary", onclick: () => answerOffer(o, "accept"), title: "Accept (a)" }, "Accept")));
+  }));
+  tickOffers();
+}
+
+function queueTitle(name) {
+  const q = state.queues.find((x) => x.name === name);
+  return q ? q.title : name;
+}
+
+function tickOffers() {
+  if (!state.live) return;
+  const now = state.live.now();
+  for (const o of offers.values()) {
+    const el = els.offers.querySelector(`[data-offer="${Number(o.conversation_id)}"]`);
+    if (!el) continue;
+    const left = Math.max(0, o.deadline * 1000 - now);
+    el.querySelector(".offer-countdown").textContent = `${Math.ceil(left / 1000)}s`;
+    el.querySelector(".offer-bar span").style.width = `${Math.min(100, (left / o.total) * 100)}%`;
+    el.classList.toggle("urgent", left < 8000);
+    if (left <= 0) setTimeout(() => removeOffer(o.conversation_id), 800);
+  }
+}
+
+async function answerOffer(o, action) {
+  removeOffer(o.conversation_id);
+  try {
+    await api.post(`/api/v1/conversations/${o.conversation_id}/${action}`, {});
+    if (action === "accept") navigate(`#/c/${o.conversation_id}`);
+  } catch (err) {
+    toast(err.status === 409 ? "That offer is no longer available." : err.message, "error");
+  }
+  loadInbox();
+}
+
+// Sound and desktop notifications: browsers allow them only after a user gesture, so prime on the first one.
+let audio = null;
+
+function primeAttention() {
+  if (!audio && window.AudioContext) audio = new AudioContext();
+  if (window.Notification && Notification.permission === "default") Notification.requestPermission().catch(() => {});
+}
+
+function chime() {
+  if (!audio) return;
+  const t = audio.currentTime;
+  for (const [i, freq] of [660, 880].entries()) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, t + i * 0.16);
+    gain.gain.exponentialRampToValueAtTime(0.18, t + i * 0.16 + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t + i * 0.16 + 0.3);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t + i * 0.16);
+    osc.stop(t + i * 0.16 + 0.32);
+  }
+}
+
+function notify(title, body) {
+  if (!window.Notification || Notification.permission !== "granted") return;
+  const n = new Notification(title, { body: String(body).slice(0, 140), tag: "hub" });
+  n.onclick = () => { window.focus(); n.close(); };
+}
+
+document.addEventListener("pointerdown", primeAttention, { once: true });
+
+// -- search -----------------------------------------------------------------------------------------------------
+
+async function search() {
+  const q = els.search.value.trim();
+  if (q.length < 2) {
+    els.results.classList.add("hidden");
+    return;
+  }
+  let found;
+  try {
+    found = (await api.get(`/api/v1/customers?q=${encodeURIComponent(q)}&limit=10`)).items;
+  } catch (err) {
+    found = [];
+  }
+  if (els.search.value.trim() !== q) return;
+  clear(els.results).append(...(found.length ? found.map((c, i) => h("button", {
+    class: `result ${i === 0 ? "active" : ""}`, type: "button", onmousedown: (e) => { e.preventDefault(); openCustomer(c); },
+  }, h("span", { class: "avatar small" }, initials(displayName(c))),
+    h("span", { class: "result-body" }, h("strong", {}, displayName(c)),
+      h("small", { class: "muted" }, (c.identities || []).map((x) => x.value).join(" · ")))))
+    : [h("div", { class: "muted no-results" }, `No customer matches “${q}”`)]));
+  els.results.classList.remove("hidden");
+}
+
+function searchKeys(e) {
+  const items = [...els.results.querySelectorAll(".result")];
+  const at = items.findIndex((x) => x.classList.contains("active"));
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    if (!items.length) return;
+    const next = (at + (e.key === "ArrowDown" ? 1 : -1) + items.length) % items.length;
+    items.forEach((x, i) => x.classList.toggle("active", i === next));
+  } else if (e.key === "Enter" && at >= 0) {
+    e.preventDefault();
+    items[at].dispatchEvent(new MouseEvent("mousedown"));
+  } else if (e.key === "Escape") {
+    els.search.value = "";
+    els.results.classList.add("hidden");
+    els.search.blur();
+  }
+}
+
+async function openCustomer(c) {
+  els.results.classList.add("hidden");
+  els.search.value = "";
+  els.search.blur();
+  try {
+    const full = await api.get(`/api/v1/customers/${c.id}`);
+    const latest = (full.conversations || [])[0];
+    if (latest) navigate(`#/c/${latest.id}`);
+    else toast("This customer has no conversations yet.");
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+// -- keyboard ---------------------------------------------------------------------------------------------------
+
+const SHORTCUTS = [
+  ["/", "Search customers"], ["j / k", "Next / previous conversation"], ["r", "Reply"], ["n", "Internal note"],
+  ["Ctrl+Enter", "Send"], ["e", "Resolve"], ["t", "Transfer"], ["a / x", "Accept / reject the offer"],
+  ["g i", "Inbox"], ["g w", "Live wall"], ["?", "This help"],
+];
+let pendingG = false;
+
+document.addEventListener("keydown", (e) => {
+  if (!state.me || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || document.querySelector("dialog[open]")) return;
+  const key = e.key;
+  if (pendingG) {
+    pendingG = false;
+    if (key === "i") navigate("#/");
+    if (key === "w") navigate("#/wall");
+    return;
+  }
+  const first = [...offers.values()][0];
+  const actions = {
+    "/": () => els.search.focus(),
+    j: () => step(1), k: () => step(-1),
+    r: () => conversation.focusReply(), n: () => conversation.setMode("note"),
+    e: () => conversation.resolveCurrent(), t: () => conversation.openTransfer(),
+    a: () => first && answerOffer(first, "accept"), x: () => first && answerOffer(first, "reject"),
+    g: () => { pendingG = true; },
+    "?": showShortcuts,
+  };
+  if (actions[key]) {
+    e.preventDefault();
+    actions[key]();
+  }
+});
+
+function step(delta) {
+  const links = [...els.list.querySelectorAll(".conv-item")];
+  if (!links.length) return;
+  const at = links.findIndex((a) => a.classList.contains("active"));
+  const next = links[Math.max(0, Math.min(links.length - 1, at < 0 ? 0 : at + delta))];
+  navigate(next.getAttribute("href"));
+  next.scrollIntoView({ block: "nearest" });
+}
+
+function showShortcuts() {
+  modal("Keyboard shortcuts", [h("dl", { class: "shortcuts" },
+    SHORTCUTS.map(([k, what]) => h("div", {}, h("dt", {}, k.split(" ").map((p) => p === "/" && k !== "/" ? " / " : h("kbd", {}, p))), h("dd", {}, what))))],
+  "Got it", () => true);
+}
+
+// -- boot -------------------------------------------------------------------------------------------------------
+
+whenSignedOut(() => {
+  if (state.me) {
+    state.me = null;
+    showSignIn("Your session has ended. Please sign in again.");
+  }
+});
+
+(async () => {
+  try {
+    start(await api.get("/console/session"));
+  } catch {
+    showSignIn();
+  }
+})();

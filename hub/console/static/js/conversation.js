@@ -1,0 +1,422 @@
+// The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
+import { h, icon, clear, append, channelIcon, channelLabel, ago, fullTime, displayName, initials, debounce } from "./dom.js";
+import { api, missing } from "./api.js";
+import { renderMessage, statusTick } from "./timeline.js";
+import { state, toast, navigate, refreshInbox, modal } from "./state.js";
+
+let view = null; // {conv, customer, messages: Map, next, els...}
+
+const STATUS_LABEL = { open: "Waiting", assigned: "Assigned", resolved: "Resolved" };
+
+export function currentConversation() {
+  return view && view.conv;
+}
+
+export function agentName(id) {
+  if (id === null || id === undefined) return "";
+  if (state.me && id === state.me.id) return "You";
+  const a = state.agents.get(id);
+  return a ? a.name : `Agent #${id}`;
+}
+
+function channelsFor(customer) {
+  const kinds = new Set((customer.identities || []).map((i) => i.kind));
+  return state.channels.filter((c) => c.name !== "hub" && c.identity_kinds.some((k) => kinds.has(k)));
+}
+
+function identityFor(channel, customer) {
+  const ident = (customer.identities || []).find((i) => channel.identity_kinds.includes(i.kind));
+  return ident ? ident.value : "";
+}
+
+export async function openConversation(id, main, side) {
+  const token = {};
+  view = { token, id, messages: new Map(), next: null };
+  clear(main).append(h("div", { class: "loading" }, "Loading conversation…"));
+  clear(side);
+  let conv;
+  try {
+    conv = await api.get(`/api/v1/conversations/${id}`);
+  } catch (err) {
+    if (view.token !== token) return;
+    clear(main).append(h("div", { class: "empty-state" }, icon("inbox", "big"),
+      h("h2", {}, err.status === 404 ? "Not available" : "Could not open this conversation"),
+      h("p", {}, err.status === 404
+        ? "This conversation does not exist or is not in your queues."
+        : err.message)));
+    return;
+  }
+  if (view.token !== token) return;
+  view.conv = conv;
+  view.customer = conv.customer;
+  state.unread.delete(conv.id);
+  renderShell(main, side);
+  await Promise.all([loadTimeline(false), loadCustomer()]);
+}
+
+function renderShell(main, side) {
+  const { conv, customer } = view;
+  const options = channelsFor(customer);
+  const lastUsed = conv.last_inbound_channel || conv.channel;
+  view.channel = (options.find((c) => c.name === lastUsed) || options[0] || { name: "" }).name;
+  view.mode = "reply";
+
+  view.timelineEl = h("div", { class: "timeline", id: "timeline", role: "log", "aria-live": "polite" });
+  view.headerEl = h("header", { class: "conv-header" });
+  view.replyEl = h("div", { class: "reply" });
+  clear(main).append(view.headerEl, view.timelineEl, view.replyEl);
+  renderHeader();
+  renderReply(options);
+  view.sideEl = side;
+}
+
+function renderHeader() {
+  const { conv, customer } = view;
+  const assigned = conv.agent_id ? agentName(conv.agent_id) : null;
+  const queue = state.queues.find((q) => q.name === conv.queue);
+  clear(view.headerEl).append(
+    h("div", { class: "conv-title" },
+      h("div", { class: "avatar" }, initials(displayName(customer))),
+      h("div", {},
+        h("h1", {}, displayName(customer)),
+        h("div", { class: "conv-sub" },
+          h("span", { class: `pill status-${conv.status}` }, STATUS_LABEL[conv.status] || conv.status),
+          h("span", {}, queue ? queue.title : conv.queue || "No queue"),
+          assigned ? h("span", {}, `· ${assigned}`) : null,
+          h("span", { class: "muted" }, `· #${conv.id} · opened ${ago(conv.created_at)} ago`)))),
+    h("div", { class: "conv-actions" },
+      h("button", { class: "btn", id: "transfer-btn", onclick: openTransfer, title: "Transfer (t)",
+        disabled: conv.status === "resolved" || !state.routing },
+        icon("transfer"), "Transfer"),
+      h("button", { class: "btn btn-primary", id: "resolve-btn", onclick: resolve, title: "Resolve (e)",
+        disabled: conv.status === "resolved" }, icon("resolve"),
+        conv.status === "resolved" ? "Resolved" : "Resolve")));
+}
+
+function renderReply(options) {
+  const select = h("select", { id: "reply-channel", "aria-label": "Reply channel", onchange: (e) => {
+    view.channel = e.target.value;
+  } }, options.map((c) => h("option", { value: c.name, selected: c.name === view.channel },
+    `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
+  const text = h("textarea", {
+    id: "reply-text", rows: 3, placeholder: "Write a reply…  (Ctrl+Enter to send)",
+    oninput: () => autosize(text),
+    onkeydown: (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        send();
+      } else if (e.key === "Escape") {
+        text.blur();
+      }
+    },
+  });
+  const tabs = ["reply", "note"].map((mode) => h("button", {
+    class: `tab ${view.mode === mode ? "active" : ""}`, "data-mode": mode, type: "button",
+    onclick: () => setMode(mode),
+  }, mode === "reply" ? "Reply" : "Internal note"));
+  view.sendBtn = h("button", { class: "btn btn-primary", id: "send-btn", onclick: send }, "Send");
+  view.textEl = text;
+  view.channelEl = h("label", { class: "channel-pick" }, h("span", { class: "muted" }, "via"), select);
+  clear(view.replyEl).append(
+    h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.channelEl),
+    text,
+    h("div", { class: "reply-foot" },
+      h("span", { class: "hint" }, "Ctrl+Enter send · n note · r reply · ? shortcuts"),
+      view.sendBtn));
+  if (!options.length) view.channelEl.replaceChildren(h("span", { class: "muted" }, "No channel reaches this customer"));
+}
+
+export function setMode(mode) {
+  if (!view || !view.replyEl) return;
+  view.mode = mode;
+  view.replyEl.classList.toggle("note-mode", mode === "note");
+  for (const b of view.replyEl.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.mode === mode);
+  view.channelEl.style.visibility = mode === "note" ? "hidden" : "visible";
+  view.textEl.placeholder = mode === "note" ? "Add an internal note (only agents see it)…" : "Write a reply…  (Ctrl+Enter to send)";
+  view.sendBtn.textContent = mode === "note" ? "Add note" : "Send";
+  view.textEl.focus();
+}
+
+export function focusReply() {
+  if (view && view.textEl) setMode("reply");
+}
+
+function autosize(el) {
+  el.style.height = "auto";
+  el.style.height = `${Math.min(el.scrollHeight, 240)}px`;
+}
+
+async function send() {
+  const text = view.textEl.value.trim();
+  if (!text) return;
+  const note = view.mode === "note";
+  view.sendBtn.disabled = true;
+  try {
+    const body = note ? { text, note: true } : { text, channel: view.channel || undefined };
+    const msg = await api.post(`/api/v1/conversations/${view.conv.id}/messages`, body);
+    view.textEl.value = "";
+    autosize(view.textEl);
+    addMessage(msg);
+    if (note) setMode("reply");
+  } catch (err) {
+    toast(err.message, "error");
+  } finally {
+    view.sendBtn.disabled = false;
+  }
+}
+
+async function resolve() {
+  if (!view || view.conv.status === "resolved") return;
+  try {
+    view.conv = { ...view.conv, ...(await api.post(`/api/v1/conversations/${view.conv.id}/resolve`, {})) };
+    renderHeader();
+    toast("Conversation resolved", "ok");
+    refreshInbox();
+    loadCustomer();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+export function resolveCurrent() {
+  return resolve();
+}
+
+export function openTransfer() {
+  if (!view || !view.conv || view.conv.status === "resolved" || !state.routing) return;
+  const queueSel = h("select", { id: "transfer-queue" }, h("option", { value: "" }, "Choose a queue…"),
+    state.queues.map((q) => h("option", { value: q.name }, q.title)));
+  const agentSel = h("select", { id: "transfer-agent" }, h("option", { value: "" }, "…or an agent"),
+    [...state.agents.values()].filter((a) => a.id !== state.me.id && !a.disabled).map((a) =>
+      h("option", { value: a.id }, `${a.name}${a.presence ? " · " + a.presence : ""}`)));
+  queueSel.addEventListener("change", () => { if (queueSel.value) agentSel.value = ""; });
+  agentSel.addEventListener("change", () => { if (agentSel.value) queueSel.value = ""; });
+  const note = h("textarea", { id: "transfer-note", rows: 3, placeholder: "Note for whoever picks it up (optional)" });
+  const error = h("div", { class: "form-error", role: "alert" });
+  modal("Transfer conversation", [
+    h("label", { class: "field" }, h("span", {}, "Queue"), queueSel),
+    h("label", { class: "field" }, h("span", {}, "Agent"), agentSel),
+    h("label", { class: "field" }, h("span", {}, "Note"), note), error,
+  ], "Transfer", async () => {
+    const body = { note: note.value.trim() || undefined };
+    if (queueSel.value) body.queue = queueSel.value;
+    else if (agentSel.value) body.agent_id = Number(agentSel.value);
+    else {
+      error.textContent = "Choose a queue or an agent.";
+      return false;
+    }
+    try {
+      await api.post(`/api/v1/conversations/${view.conv.id}/transfer`, body);
+    } catch (err) {
+      error.textContent = missing(err) ? "Transfers need the routing engine, which this hub does not run." : err.message;
+      return false;
+    }
+    toast("Conversation transferred", "ok");
+    refreshInbox();
+    reloadConversation();
+    return true;
+  });
+}
+
+async function reloadConversation() {
+  if (!view || !view.conv) return;
+  try {
+    const conv = await api.get(`/api/v1/conversations/${view.conv.id}`);
+    view.conv = conv;
+    renderHeader();
+  } catch (err) {
+    if (err.status === 404) navigate("#/");
+  }
+}
+
+// -- timeline ---------------------------------------------------------------------------------------------------
+
+async function loadTimeline(older) {
+  const v = view;
+  const cursor = older && v.next ? `&cursor=${encodeURIComponent(v.next)}` : "";
+  const page = await api.get(`/api/v1/customers/${v.customer.id}/timeline?order=desc&limit=100${cursor}`);
+  if (view !== v) return;
+  v.next = page.next;
+  const items = page.items.slice().reverse();
+  if (!older) v.messages.clear();
+  for (const m of items) v.messages.set(m.id, m);
+  renderTimeline(!older);
+}
+
+function renderTimeline(scrollToEnd) {
+  const v = view;
+  const el = v.timelineEl;
+  const before = el.scrollHeight - el.scrollTop;
+  const msgs = [...v.messages.values()].sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id - b.id));
+  const nodes = [];
+  if (v.next) nodes.push(h("button", { class: "btn btn-ghost load-more", onclick: () => loadTimeline(true) }, "Load earlier messages"));
+  let lastConv = null;
+  for (const m of msgs) {
+    if (m.conversation_id !== lastConv) {
+      const current = m.conversation_id === v.conv.id;
+      nodes.push(h("div", { class: `tl-divider ${current ? "current" : ""}` },
+        h("span", {}, `${current ? "This conversation" : "Conversation"} #${m.conversation_id} · ${fullTime(m.created_at)}`)));
+      lastConv = m.conversation_id;
+    }
+    nodes.push(renderMessage(m, { agentName, customerName: displayName(v.customer) }));
+  }
+  if (!msgs.length) nodes.push(h("div", { class: "muted center" }, "No messages yet."));
+  clear(el).append(...nodes);
+  if (scrollToEnd) el.scrollTop = el.scrollHeight;
+  else el.scrollTop = el.scrollHeight - before;
+}
+
+// Delivery moves forward only; a status event can beat the reply's own HTTP answer, so remember it until then.
+const STATUS_RANK = { queued: 0, sending: 1, sent: 2, delivered: 3, read: 4, failed: 5, undelivered: 5 };
+const earlyStatus = new Map();
+
+function newer(a, b) {
+  return (STATUS_RANK[a.status] ?? -1) >= (STATUS_RANK[b.status] ?? -1) ? a : b;
+}
+
+function addMessage(msg) {
+  const v = view;
+  if (!v || !v.customer || msg.customer_id !== v.customer.id) return false;
+  const el = v.timelineEl;
+  const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < 120;
+  let merged = { ...(v.messages.get(msg.id) || {}), ...msg };
+  for (const known of [v.messages.get(msg.id), earlyStatus.get(msg.id)]) {
+    if (known) merged = { ...merged, ...(newer(known, merged) === known ? { status: known.status, status_reason: known.status_reason } : {}) };
+  }
+  earlyStatus.delete(msg.id);
+  v.messages.set(msg.id, merged);
+  renderTimeline(false);
+  if (atEnd || msg.direction === "out") el.scrollTop = el.scrollHeight;
+  if (msg.kind === "note") loadCustomer();
+  return true;
+}
+
+// -- live updates -----------------------------------------------------------------------------------------------
+
+export function onMessageCreated(data) {
+  const msg = data.message;
+  if (!msg || !view || !view.customer) return false;
+  const shown = addMessage(msg);
+  if (shown && data.conversation && view.conv && data.conversation.id === view.conv.id) {
+    view.conv = { ...view.conv, ...data.conversation };
+    renderHeader();
+  }
+  return shown && msg.conversation_id === view.conv.id;
+}
+
+export function onMessageStatus(data) {
+  const update = { status: data.status, status_reason: data.reason };
+  if (!view || !view.messages.has(data.message_id)) {
+    earlyStatus.set(data.message_id, update);
+    if (earlyStatus.size > 200) earlyStatus.delete(earlyStatus.keys().next().value);
+    return;
+  }
+  const before = view.messages.get(data.message_id);
+  if (newer(before, update) === before && before.status !== update.status) return;
+  const msg = { ...before, ...update };
+  view.messages.set(msg.id, msg);
+  const node = view.timelineEl.querySelector(`[data-mid="${Number(msg.id)}"] .tick`);
+  const tick = statusTick(msg);
+  if (node && tick) node.replaceWith(tick);
+}
+
+export function onConversationChanged(conv) {
+  if (!view || !view.conv || !conv) return;
+  if (conv.id === view.conv.id) {
+    view.conv = { ...view.conv, ...conv };
+    renderHeader();
+  }
+  if (view.customer && conv.customer_id === view.customer.id) loadCustomer();
+}
+
+export function onRoutingChanged(conversationId) {
+  if (view && view.conv && view.conv.id === conversationId) reloadConversation();
+}
+
+export async function resync() {
+  if (!view || !view.conv) return;
+  await reloadConversation();
+  if (view && view.customer) await Promise.all([loadTimeline(false), loadCustomer()]);
+}
+
+// -- sidebar ----------------------------------------------------------------------------------------------------
+
+async function loadCustomer() {
+  const v = view;
+  if (!v || !v.customer) return;
+  let customer;
+  try {
+    customer = await api.get(`/api/v1/customers/${v.customer.id}`);
+  } catch (err) {
+    if (err.status === 404 && view === v) navigate("#/");
+    return;
+  }
+  if (view !== v) return;
+  v.customer = customer;
+  renderSide();
+}
+
+function renderSide() {
+  const v = view;
+  const c = v.customer;
+  const notes = [...v.messages.values()].filter((m) => m.kind === "note").slice(-5).reverse();
+  const past = (c.conversations || []);
+  append(clear(v.sideEl), [
+    h("section", { class: "side-card customer-card" },
+      h("div", { class: "avatar big" }, initials(displayName(c))),
+      h("h2", {}, displayName(c)),
+      h("div", { class: "muted" }, `Customer since ${new Date(Date.parse(c.created_at.replace(/(\.\d{3})\d+/, "$1"))).toLocaleDateString()}`)),
+    h("section", { class: "side-card" },
+      h("h3", {}, "Identities"),
+      h("ul", { class: "identities" }, (c.identities || []).map((i) => h("li", {},
+        channelIcon(i.kind === "phone" ? "voice" : i.kind), h("span", { class: "ident-value", title: i.id }, i.value),
+        h("span", { class: "muted" }, i.kind))))),
+    h("section", { class: "side-card" },
+      h("h3", {}, "Conversations"),
+      past.length ? h("ul", { class: "past" }, past.map((p) => h("li", {},
+        h("a", { href: `#/c/${p.id}`, class: p.id === v.conv.id ? "current" : "" },
+          channelIcon(p.channel), h("span", {}, `#${p.id}`),
+          h("span", { class: `pill status-${p.status}` }, STATUS_LABEL[p.status] || p.status),
+          h("span", { class: "muted" }, ago(p.updated_at)))))) : h("p", { class: "muted" }, "None yet")),
+    h("section", { class: "side-card" },
+      h("h3", {}, "Notes"),
+      notes.length ? h("ul", { class: "side-notes" }, notes.map((n) => h("li", {},
+        h("div", {}, n.text), h("small", { class: "muted" }, `${agentName(n.agent_id) || "Agent"} · ${ago(n.created_at)} ago`))))
+        : h("p", { class: "muted" }, "No notes. Press n to add one.")),
+    state.me.role === "admin" ? mergeCard(c) : null,
+  ]);
+}
+
+function mergeCard(c) {
+  const results = h("ul", { class: "merge-results" });
+  const input = h("input", { type: "search", placeholder: "Find the duplicate customer…", id: "merge-search" });
+  const search = debounce(async () => {
+    const q = input.value.trim();
+    clear(results);
+    if (q.length < 2) return;
+    const found = await api.get(`/api/v1/customers?q=${encodeURIComponent(q)}&limit=8`).catch(() => ({ items: [] }));
+    results.append(...found.items.filter((x) => x.id !== c.id).map((x) => h("li", {},
+      h("button", { class: "btn btn-ghost", onclick: () => confirmMerge(c, x) },
+        icon("merge"), h("span", {}, displayName(x)),
+        h("small", { class: "muted" }, (x.identities || []).map((i) => i.value).join(", "))))));
+  }, 250);
+  input.addEventListener("input", search);
+  return h("section", { class: "side-card" }, h("h3", {}, "Merge duplicate"), input, results);
+}
+
+function confirmMerge(survivor, other) {
+  modal("Merge customers", [
+    h("p", {}, "Move every identity, conversation and message of ", h("strong", {}, displayName(other)),
+      " into ", h("strong", {}, displayName(survivor)), ". This cannot be undone."),
+  ], "Merge", async () => {
+    try {
+      await api.post(`/api/v1/customers/${survivor.id}/merge`, { customer_id: other.id });
+    } catch (err) {
+      toast(err.message, "error");
+      return false;
+    }
+    toast("Customers merged", "ok");
+    resync();
+    return true;
+  });
+}

@@ -1,0 +1,64 @@
+// What the whole console shares: who is signed in, what the hub offers, and a few page-wide affordances.
+import { h, icon } from "./dom.js";
+
+export const state = {
+  me: null,
+  channels: [],
+  queues: [],
+  agents: new Map(),
+  inbox: [],
+  unread: new Set(),
+  presence: "offline",
+  routing: true, // false when this hub answers 404 for the routing endpoints
+  live: null,
+};
+
+const hooks = { refreshInbox: () => {} };
+
+export function setHook(name, fn) {
+  hooks[name] = fn;
+}
+
+export function refreshInbox() {
+  hooks.refreshInbox();
+}
+
+export function navigate(hash) {
+  if (location.hash !== hash) location.hash = hash;
+}
+
+export function toast(message, kind = "info", ms = 4000) {
+  let box = document.getElementById("toasts");
+  if (!box) {
+    box = h("div", { id: "toasts", "aria-live": "polite" });
+    document.body.append(box);
+  }
+  const el = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
+    icon(kind === "error" ? "alert" : kind === "ok" ? "check" : "bell"), h("span", {}, message));
+  box.append(el);
+  setTimeout(() => el.classList.add("leaving"), ms);
+  setTimeout(() => el.remove(), ms + 300);
+}
+
+// A small dialog: confirm() returns true to close, false to keep it open (e.g. to show an error).
+export function modal(title, content, confirmLabel, confirm) {
+  const ok = h("button", { class: "btn btn-primary", type: "submit", id: "modal-ok" }, confirmLabel);
+  const dlg = h("dialog", { class: "modal" },
+    h("form", { method: "dialog", onsubmit: async (e) => {
+      e.preventDefault();
+      ok.disabled = true;
+      const close = await confirm();
+      ok.disabled = false;
+      if (close !== false) dlg.close();
+    } },
+      h("header", {}, h("h2", {}, title),
+        h("button", { class: "icon-btn", type: "button", "aria-label": "Close", onclick: () => dlg.close() }, icon("x"))),
+      h("div", { class: "modal-body" }, content),
+      h("footer", {}, h("button", { class: "btn", type: "button", onclick: () => dlg.close() }, "Cancel"), ok)));
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  const first = dlg.querySelector("select, textarea, input");
+  if (first) first.focus();
+  return dlg;
+}

@@ -1,0 +1,131 @@
+// One message of the timeline, whatever its channel and kind. Customer text goes in as text nodes; an email's
+// (already sanitized) HTML is shown only inside a sandboxed frame that may run no script.
+import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration } from "./dom.js";
+
+const EMAIL_FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
+const EMAIL_FRAME_STYLE =
+  "html,body{margin:0;padding:0;background:transparent}body{font:14px/1.55 -apple-system,BlinkMacSystemFont," +
+  "'Segoe UI',Roboto,sans-serif;color:#1f2430;overflow-wrap:anywhere}img{max-width:100%;height:auto}" +
+  "blockquote{margin:0 0 0 .6em;padding-left:.8em;border-left:3px solid #d8dce5;color:#5b6272}a{color:#3b5bdb}" +
+  "table{max-width:100%}pre{white-space:pre-wrap}";
+
+export function statusTick(msg) {
+  if (msg.direction !== "out" || msg.kind === "note" || msg.kind === "event") return null;
+  const s = msg.status;
+  const map = {
+    queued: ["clock", "Queued"], sending: ["clock", "Sending"], sent: ["check", "Sent"],
+    delivered: ["checks", "Delivered"], read: ["checks", "Read"],
+    failed: ["alert", "Failed"], undelivered: ["alert", "Not delivered"],
+  };
+  const [name, label] = map[s] || ["clock", s];
+  const title = msg.status_reason ? `${label}: ${msg.status_reason}` : label;
+  return h("span", { class: `tick tick-${s}`, title, "data-status": s, "aria-label": title }, icon(name),
+    s === "failed" || s === "undelivered" ? h("span", { class: "tick-text" }, label) : null);
+}
+
+function attachmentsOf(msg) {
+  const items = (msg.attachments || []).filter((a) => !(msg.kind === "voicemail" && /^audio\//.test(a.content_type)));
+  if (!items.length) return null;
+  return h("div", { class: "attachments" }, items.map((a) => {
+    const url = `/api/v1/attachments/${Number(a.id)}`;
+    if (a.status === "stored" && /^image\/(png|jpe?g|gif|webp)$/.test(a.content_type)) {
+      return h("a", { class: "att-image", href: url, target: "_blank", rel: "noopener" },
+        h("img", { src: url, alt: a.filename, loading: "lazy" }));
+    }
+    if (a.status === "stored" && /^audio\//.test(a.content_type)) {
+      return h("audio", { controls: true, preload: "none", src: url });
+    }
+    return h("a", { class: "att-file", href: a.status === "stored" ? url : null, title: a.error || a.filename },
+      icon("paperclip"), h("span", {}, a.filename),
+      h("small", {}, a.status === "stored" ? `${Math.max(1, Math.round((a.size || 0) / 1024))} KB` : a.status));
+  }));
+}
+
+function emailBody(msg) {
+  const frame = h("iframe", {
+    class: "email-frame",
+    // No allow-scripts: nothing in the mail can run. allow-same-origin only lets us measure its height.
+    sandbox: "allow-same-origin allow-popups allow-popups-to-escape-sandbox",
+    referrerpolicy: "no-referrer",
+    title: "Email content",
+  });
+  const doc = `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${EMAIL_FRAME_CSP}">` +
+    `<base target="_blank"><style>${EMAIL_FRAME_STYLE}</style>${msg.html}`;
+  frame.srcdoc = doc;
+  frame.addEventListener("load", () => {
+    try {
+      const height = frame.contentDocument.documentElement.scrollHeight;
+      frame.style.height = `${Math.min(Math.max(height, 40), 1600)}px`;
+    } catch {
+      frame.style.height = "320px";
+    }
+  });
+  return frame;
+}
+
+function meta(msg, ...keys) {
+  const m = msg.meta || {};
+  for (const k of keys) if (m[k] !== undefined && m[k] !== null && m[k] !== "") return m[k];
+  return null;
+}
+
+function body(msg) {
+  if (msg.kind === "call") {
+    const secs = meta(msg, "duration", "duration_seconds", "CallDuration");
+    const outcome = meta(msg, "outcome", "call_status", "CallStatus");
+    return h("div", { class: "call-card" },
+      h("span", { class: "call-icon" }, icon("voice")),
+      h("div", {},
+        h("strong", {}, msg.direction === "in" ? "Incoming call" : "Outgoing call"),
+        h("div", { class: "muted" }, [secs !== null ? duration(secs) : null, outcome].filter(Boolean).join(" · ") ||
+          (msg.text || "")),
+        msg.text && secs !== null ? h("div", { class: "call-text" }, msg.text) : null));
+  }
+  if (msg.kind === "voicemail") {
+    const audio = (msg.attachments || []).find((a) => /^audio\//.test(a.content_type));
+    const transcript = meta(msg, "transcript", "transcription") || msg.text;
+    const secs = meta(msg, "duration", "duration_seconds", "RecordingDuration");
+    return h("div", { class: "voicemail-card" },
+      h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, "Voicemail"),
+        secs !== null ? h("span", { class: "muted" }, duration(secs)) : null),
+      audio && audio.status === "stored"
+        ? h("audio", { controls: true, preload: "none", src: `/api/v1/attachments/${Number(audio.id)}` })
+        : h("div", { class: "muted" }, audio ? `Recording ${audio.status}` : "No recording"),
+      transcript ? h("blockquote", { class: "transcript" }, transcript) : null);
+  }
+  if (msg.channel === "email" || msg.html || meta(msg, "subject")) {
+    const subject = meta(msg, "subject");
+    return h("div", { class: "email-card" },
+      subject ? h("div", { class: "email-subject" }, subject) : null,
+      msg.html ? emailBody(msg) : h("div", { class: "text" }, msg.text));
+  }
+  return h("div", { class: "text" }, msg.text);
+}
+
+export function renderMessage(msg, ctx) {
+  if (msg.kind === "event") {
+    return h("div", { class: "tl-event", "data-mid": msg.id }, icon("event"), h("span", {}, msg.text),
+      h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)));
+  }
+  if (msg.kind === "note") {
+    const author = ctx.agentName(msg.agent_id);
+    const transfer = meta(msg, "transfer");
+    return h("div", { class: "tl-note", "data-mid": msg.id },
+      h("div", { class: "note-head" }, icon("note"),
+        h("strong", {}, transfer ? `Transfer note → ${transfer}` : "Internal note"),
+        author ? h("span", {}, ` · ${author}`) : null,
+        h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at))),
+      h("div", { class: "text" }, msg.text));
+  }
+  const out = msg.direction === "out";
+  const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
+  const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
+  return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}`, "data-mid": msg.id },
+    h("div", { class: "bubble" }, body(msg), attachmentsOf(msg)),
+    h("div", { class: "msg-meta" },
+      channelIcon(msg.channel),
+      h("span", { class: "who" }, who),
+      h("span", { class: "via", title: msg.identity || "" }, `${channelLabel(msg.channel)}${via ? " · " + via : ""}`),
+      h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)),
+      statusTick(msg)));
+}

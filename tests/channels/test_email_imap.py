@@ -1,0 +1,212 @@
+"""The IMAP poller against a real Dovecot: IDLE, incremental sync, restarts, drops, UIDVALIDITY, locks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.channels.email import EmailChannel
+from hub.channels.email_imap import LeaseLock, backoff_delay, parse_fetch
+from tests.channels.dovecot import Dovecot, EmailWorld, email_world, running_dovecot
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot(["support", "sales"]) as server:
+        yield server
+
+
+def mail(n: int, sender: str = "ann@example.com", mid: str | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"] = sender, "support@hub.test"
+    msg["Subject"], msg["Message-ID"] = f"question {n}", f"<{mid or f'q{n}.{time.time_ns()}@example.com'}>"
+    msg.set_content(f"This is question number {n}.")
+    return msg.as_bytes()
+
+
+def mailbox(server: Dovecot, user: str = "support", **over: Any) -> dict[str, Any]:
+    return {"name": user, "host": server.host, "port": server.port, "security": "none", "username": user,
+            "password": server.password, "poll_interval_seconds": 60, **over}
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not met within {timeout:.0f}s")
+
+
+async def count(w: EmailWorld) -> int:
+    row = await w.db.read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM messages"))
+    return int(row["n"]) if row else 0
+
+
+async def texts(w: EmailWorld) -> list[str]:
+    return sorted(m.text for m in await w.messages())
+
+
+def seen_files(server: Dovecot, user: str, folder: str = "") -> list[Path]:
+    cur = server.maildir(user) / (f".{folder}" if folder else "") / "cur"
+    return [p for p in cur.glob("*") if ":2," in p.name and "S" in p.name.split(":2,")[1]] if cur.exists() else []
+
+
+async def test_imports_then_idle_delivers_new_mail_and_restart_does_not_reimport(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    for n in range(3):
+        dovecot.deliver("support", mail(n))
+    async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 3), what="first import")
+        (poller,) = w.channel.pollers
+        # Polling is every 60s, so only IDLE can bring this one in quickly.
+        dovecot.deliver("support", mail(3))
+        await until(lambda: _eq(count(w), 4), timeout=30, what="IDLE push")
+        assert poller.sessions == 1
+        await until(lambda: _true(len(seen_files(dovecot, "support")) == 4), what="\\Seen flags on the server")
+    dovecot.deliver("support", mail(4))
+    async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 5), what="import after restart")
+        await asyncio.sleep(0.5)
+        assert await texts(w) == sorted(f"This is question number {n}." for n in range(5))
+        assert w.channel.pollers[0].stats.fetched == 1, "a restart reads only what is new"
+
+
+async def test_dropped_connection_mid_idle_recovers_nothing_lost_or_duplicated(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[mailbox(dovecot)]) as w:
+        await w.channel.start()
+        (poller,) = w.channel.pollers
+        dovecot.deliver("support", mail(0))
+        await until(lambda: _eq(count(w), 1), what="first mail")
+        # The server goes away mid-IDLE; mail keeps arriving meanwhile.
+        await asyncio.to_thread(dovecot.stop)
+        dovecot.deliver("support", mail(1))
+        dovecot.deliver("support", mail(2))
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(dovecot.start)
+        await until(lambda: _eq(count(w), 3), what="catch-up after reconnect")
+        assert poller.sessions >= 2
+        # And a drop with no goodbye from the server: the socket just closes.
+        sessions = poller.sessions
+        assert await asyncio.to_thread(dovecot.drop_connections) >= 1
+        dovecot.deliver("support", mail(3))
+        await until(lambda: _eq(count(w), 4), what="mail after the drop")
+        assert poller.sessions == sessions + 1
+        dovecot.deliver("support", mail(4))
+        await until(lambda: _eq(count(w), 5), what="IDLE again after the drop")
+        await asyncio.sleep(0.5)
+        assert await texts(w) == sorted(f"This is question number {n}." for n in range(5))
+        journal = await w.journal()
+        assert len(journal) == 5 and all(j["status"] == "done" for j in journal)
+
+
+async def test_uidvalidity_change_resyncs_deduplicated_by_message_id(
+    dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    dovecot.deliver("support", mail(0))
+    dovecot.deliver("support", mail(1))
+    async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 2), what="first import")
+        before = await w.host.mailbox_state("support")
+    dovecot.stop()
+    dovecot.reset_uidvalidity("support")
+    dovecot.deliver("support", mail(2))
+    dovecot.start()
+    caplog.set_level(logging.WARNING, "hub.channels.email")
+    async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 3), what="re-sync")
+        (poller,) = w.channel.pollers
+        await until(lambda: _true(poller.stats.fetched == 3), what="all three re-read")
+        assert poller.stats.duplicate == 2 and poller.stats.stored == 1
+        after = await w.host.mailbox_state("support")
+    assert before is not None and after is not None and after[0] != before[0]
+    assert "UIDVALIDITY changed" in caplog.text
+
+
+async def test_one_failing_mailbox_does_not_stop_the_others(dovecot: Dovecot, tmp_path: Path) -> None:
+    broken = mailbox(dovecot, "sales", password="wrong")
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[broken, mailbox(dovecot)],
+                           reconnect_max_delay_seconds=2) as w:
+        dovecot.deliver("support", mail(0))
+        dovecot.deliver("sales", mail(1))
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 1), what="the healthy mailbox")
+        bad, good = w.channel.pollers
+        await asyncio.sleep(2.5)
+        assert good.sessions == 1 and bad.sessions == 0
+        assert all(not t.done() for t in w.channel._tasks), "the failing poller keeps retrying"
+
+
+async def test_move_after_processing_and_polling_without_idle(dovecot: Dovecot, tmp_path: Path) -> None:
+    box = mailbox(dovecot, after_processing="move", move_to="Done", use_idle=False, poll_interval_seconds=0.5)
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[box]) as w:
+        dovecot.deliver("support", mail(0))
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 1), what="first mail")
+        dovecot.deliver("support", mail(1))
+        await until(lambda: _eq(count(w), 2), what="polled mail")
+        done = dovecot.maildir("support") / ".Done"
+        await until(lambda: _true(len(list((done / "cur").glob("*")) + list((done / "new").glob("*"))) == 2),
+                    what="moved to Done")
+        assert not list((dovecot.maildir("support") / "cur").glob("*"))
+
+
+async def test_only_one_process_polls_a_mailbox(dovecot: Dovecot, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    async with email_world(url, mailboxes=[mailbox(dovecot)], lease_seconds=3) as a, \
+            email_world(url, mailboxes=[mailbox(dovecot)], lease_seconds=3) as b:
+        first: EmailChannel = a.channel
+        second = EmailChannel(b.host, b.channel.settings, lock=LeaseLock(b.host, 3, owner="process-b"))
+        await first.start()
+        await until(lambda: _true(first.pollers[0].sessions == 1), what="first process connects")
+        await second.start()
+        dovecot.deliver("support", mail(0))
+        await until(lambda: _eq(count(a), 1), what="mail")
+        await asyncio.sleep(1.5)
+        assert second.pollers[0].sessions == 0, "the second process stands by"
+        # The holder stops (or dies: its lease runs out): the other one takes over.
+        await first.stop()
+        dovecot.deliver("support", mail(1))
+        await until(lambda: _eq(count(b), 2), timeout=60, what="take-over")
+        assert second.pollers[0].sessions == 1
+        await second.stop()
+
+
+def test_parse_fetch_takes_uid_before_or_after_the_body() -> None:
+    lines: list[Any] = [b"1 FETCH (UID 7 BODY[] {3}", bytearray(b"abc"), b")",
+                        b"2 FETCH (BODY[] {2}", bytearray(b"de"), b" UID 9)", b"Fetch completed"]
+    assert parse_fetch(lines) == [(7, b"abc"), (9, b"de")]
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [backoff_delay(n, 30, rng) for n in range(1, 12)]
+    assert all(0 < d <= 30 for d in delays)
+    assert delays[0] <= 1 and delays[-1] >= 15
+    assert len({round(d, 6) for d in delays[-4:]}) == 4, "jitter: capped delays still differ"
+
+
+async def _eq(value: Awaitable[int], want: int) -> bool:
+    return await value == want
+
+
+async def _true(value: bool) -> bool:
+    return value

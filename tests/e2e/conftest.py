@@ -1,0 +1,184 @@
+"""End-to-end fixtures: a real hub process on a free port (SQLite), agents and an admin token made before it starts,
+and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = "correct horse battery"
+
+AGENTS = [
+    # name, email, role, queues
+    ("Alex Rivera", "alex@example.com", "agent", ["support"]),
+    ("Sam Patel", "sam@example.com", "agent", ["sales"]),
+    ("Dana Kim", "dana@example.com", "supervisor", ["support", "sales"]),
+    ("Ada Admin", "admin@example.com", "admin", ["support", "sales"]),
+]
+
+
+@dataclass
+class Hub:
+    url: str
+    token: str
+    agent_ids: dict[str, int] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if token is not None or not headers:
+            req.add_header("Authorization", f"Bearer {token or self.token}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=20) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, json.loads(raw) if raw.startswith(b"{") else raw.decode()
+
+    def inbound(self, identity: str, text: str = "", **extra: Any) -> dict[str, Any]:
+        status, body = self.call("POST", "/api/v1/inbound", {"identity": identity, "text": text, **extra})
+        assert status == 201, (status, body)
+        return dict(body)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prepare(db_url: str) -> tuple[str, dict[str, int]]:
+    from hub.agents import add_agent, sync_queues
+    from hub.api.auth import create_token
+    from hub.config import load_settings
+    from hub.history.db import open_database
+    from hub.history.schema import migrate
+
+    async def run() -> tuple[str, dict[str, int]]:
+        settings = load_settings(None, environ=_env(db_url, 0))
+        db = open_database(db_url)
+        try:
+            await migrate(db)
+            await sync_queues(db, settings.routing.queues)
+            ids = {}
+            for name, email, role, queues in AGENTS:
+                ids[email] = (await add_agent(db, name, email, PASSWORD, role, queues)).id
+            return await create_token(db, "admin", label="e2e"), ids
+        finally:
+            await db.close()
+
+    # Playwright's sync API keeps an event loop running in this thread: prepare the store in another one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def _env(db_url: str, port: int) -> dict[str, str]:
+    return {
+        "HUB_DATABASE__URL": db_url,
+        "HUB_SERVER__PORT": str(port),
+        "HUB_SERVER__LOG_LEVEL": "warning",
+        "HUB_ROUTING__QUEUES": json.dumps({
+            "support": {"title": "Support", "offer_timeout": 300},
+            "sales": {"title": "Sales", "offer_timeout": 300},
+        }),
+        "HUB_ROUTING__RULES": json.dumps([{"name": "pricing", "queue": "sales", "keywords": ["pricing"]}]),
+        "HUB_CONSOLE__LOCKOUT_THRESHOLD": "3",
+    }
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    db_url = f"sqlite:///{tmp_path / 'hub.db'}"
+    token, ids = _prepare(db_url)
+    port = free_port()
+    env = {**os.environ, **_env(db_url, port)}
+    log = open(tmp_path / "hub.log", "wb")  # closed below, after the process
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "serve"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.close()
+            raise AssertionError("hub did not start:\n" + (tmp_path / "hub.log").read_text())
+        time.sleep(0.1)
+    try:
+        yield Hub(url, token, ids)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser: Any, hub: Hub) -> Iterator[Any]:
+    """Opens a fresh browser context (its own cookies) per call; all are closed after the test."""
+    contexts: list[Any] = []
+
+    def make(width: int = 1440, height: int = 900) -> Any:
+        ctx = browser.new_context(viewport={"width": width, "height": height}, base_url=hub.url,
+                                  device_scale_factor=1)
+        ctx.set_default_timeout(20_000)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.errors = []
+        page.on("pageerror", lambda err: page.errors.append(str(err)))
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
+    page.goto("/console/")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#signin-btn")
+    page.wait_for_selector("#live-status.s-live")

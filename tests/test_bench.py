@@ -1,0 +1,157 @@
+"""Tests of the benchmark itself: what it counts and checks, never how fast anything is."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bench.database import Stored
+from bench.inbound import InboundResult, verify
+from bench.load import Load, LoadResult, Tool, parse_wrk, percentile, run_load
+from bench.processes import ROOT, python_env
+from bench.profile import render, summarize
+from bench.report import table, to_json
+
+
+def result(tool: Tool = "wrk", ok: int = 100, sent: int = 100) -> LoadResult:
+    return LoadResult(tool, 1.0, sent, {201: ok}, 0, 1.0, 2.0, 3.0)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) == 0.0
+
+
+def test_wrk_result_line_sums_threads() -> None:
+    out = (
+        "Running 1s test\n"
+        'BENCH_RESULT {"duration_us": 2000000, "sent": 40, "statuses": [{"201": 20, "500": 1}, {"201": 17}], '
+        '"socket_errors": 2, "p50_us": 1500, "p99_us": 9000, "max_us": 12000}\n'
+    )
+    r = parse_wrk(out)
+    assert r.statuses == {201: 37, 500: 1}
+    assert (r.responses, r.ok, r.non_2xx, r.sent, r.socket_errors) == (38, 37, 1, 40, 2)
+    assert r.rps == 19.0
+    assert (r.p50_ms, r.p99_ms) == (1.5, 9.0)
+
+
+def stored(messages: int, distinct: int | None = None, **journal: int) -> Stored:
+    return Stored(messages, messages if distinct is None else distinct, journal or {"done": messages}, 10, 10)
+
+
+def test_wrk_may_leave_one_request_per_connection_in_flight() -> None:
+    runs = [result(ok=100, sent=104), result(ok=50, sent=52)]
+    assert verify("wrk", 4, runs, stored(155)).ok
+    assert verify("wrk", 4, runs, stored(150)).ok
+    assert not verify("wrk", 4, runs, stored(149)).ok  # acknowledged but not stored
+    assert not verify("wrk", 2, runs, stored(155)).ok  # more in flight than connections
+
+
+def test_python_generator_must_match_exactly() -> None:
+    assert verify("python", 4, [result("python", ok=10, sent=10)], stored(10)).ok
+    assert not verify("python", 4, [result("python", ok=10, sent=10)], stored(11)).ok
+
+
+def test_duplicates_and_unfinished_journal_events_fail_the_check() -> None:
+    runs = [result(ok=10, sent=10)]
+    assert not verify("wrk", 1, runs, stored(10, distinct=9)).ok
+    check = verify("wrk", 1, runs, stored(10, done=10, failed=1))
+    assert not check.ok and "1 failed" in check.text
+
+
+def test_profile_summary_merges_pools_and_sets_waiting_apart() -> None:
+    raw = "\n".join([
+        "thread (1): MainThread;<module> (hub/cli.py:1);handle (hub/api/routes.py:10);dumps (json/__init__.py:2) 30",
+        "thread (1): MainThread;<module> (hub/cli.py:1);EpollSelector.select (selectors.py:5) 70",
+        "thread (2): hub-db-read_0;_worker (concurrent/futures/thread.py:83);q (hub/history/store.py:5) 20",
+        "thread (3): hub-db-read_1;_worker (concurrent/futures/thread.py:83);q (hub/history/store.py:9) 20",
+        "thread (3): hub-db-read_1;_worker (concurrent/futures/thread.py:81) 60",
+    ])
+    threads = {t.name: t for t in summarize(raw)}
+    assert set(threads) == {"MainThread", "hub-db-read"}
+    main, read = threads["MainThread"], threads["hub-db-read"]
+    assert (main.samples, main.waiting, read.samples, read.waiting) == (30, 70, 40, 60)
+    assert dict(read.inclusive) == {"q (hub/history/store.py)": 40}
+    assert all("hub/cli.py" not in fn for fn, _ in main.inclusive)
+    text = render("x", list(threads.values()), seconds=1.0, requests=10)
+    assert "20,000  q (hub/history/store.py)" in text  # 40 samples at 200/s over 10 requests
+
+
+def test_table_states_each_target() -> None:
+    from bench.inbound import Check
+
+    meta = {"started": "now", "database": "sqlite", "cpus": 2, "load_average": "0", "python": "3", "aiohttp": "3",
+            "commit": "x"}
+    rounds = [{"bare": result(ok=1000), "hub": result(ok=400)}]
+    inbound = InboundResult("wrk", 8, 1.0, 10, rounds, [result(ok=400)], stored(400), Check(True, "ok"))
+    text = table(meta, inbound, None)
+    assert "0.400" in text and "MISSED" in text
+    inbound.rounds.append({"bare": result(ok=1000), "hub": result(ok=800)})
+    assert "MISSED" not in table(meta, inbound, None)
+    assert to_json(meta, inbound, None)["targets"]["inbound_ratio"]["met"] is True
+
+
+# -- the two load generators send the same requests -----------------------------------------------------------
+
+
+async def capture(tool: Tool, aiohttp_server: Any) -> tuple[list[dict[str, Any]], LoadResult]:
+    bodies: list[dict[str, Any]] = []
+
+    async def inbound(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer t0k"
+        bodies.append(await request.json())
+        return web.json_response({}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/inbound", inbound)
+    server = await aiohttp_server(app)
+    load = Load(str(server.make_url("")).rstrip("/"), "inbound", token="t0k", tag="tst", identities=50)
+    return bodies, await asyncio.to_thread(run_load, load, tool, 2, 1.0)
+
+
+@pytest.mark.parametrize("tool", ["wrk", "python"])
+async def test_inbound_requests_are_unique_and_well_formed(tool: Tool, aiohttp_server: Any) -> None:
+    if tool == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed")
+    bodies, r = await capture(tool, aiohttp_server)
+    assert bodies and r.ok <= len(bodies) <= r.sent
+    assert r.statuses == {201: r.ok}
+    assert len({b["external_id"] for b in bodies}) == len(bodies)
+    for b in bodies:
+        assert set(b) == {"identity", "text", "external_id", "name"}
+        assert re.fullmatch(r"phone:\+1415\d{7}|email:customer\d+@example\.com", b["identity"])
+        assert b["external_id"].startswith("tst-")
+    assert len({b["identity"] for b in bodies}) <= 50
+
+
+# -- the whole command ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_quick_run_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--duration", "1", "--rounds", "1", "--messages", "1000",
+         "--concurrency", "4", "--output", str(out)],
+        cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Targets" in proc.stdout
+    results = json.loads(out.read_text())
+    assert results["inbound"]["check"]["ok"] is True
+    assert all(results["inbound"][t]["ok"] > 0 for t in ("bare", "durable", "hub"))
+    assert set(results["timeline"]["http"]) == {"first page", "deep pages (cursor)", "newest first",
+                                                "newest first, deep"}
+    assert set(results["targets"]) == {"inbound_ratio", "timeline_p99_ms"}

@@ -1,0 +1,200 @@
+"""Routing wired into the hub, through the real app: inbound -> queue -> offer -> accept -> resolve, rules,
+reject, transfer, stats, and re-queueing after a restart. Memory and Redis backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub.agents import add_agent
+from hub.api.auth import create_token
+from hub.app import build_app
+from hub.config import Settings
+from hub.keys import BUS, DB
+
+Client = TestClient[Any, Any]
+QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 30},
+                     "sales": {"title": "Sales", "offer_timeout": 30}})
+RULES = json.dumps([{"queue": "sales", "keywords": ["price", "quote"], "name": "sales words"}])
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        import redis
+
+        try:
+            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
+        except redis.RedisError:
+            pytest.skip("no Redis on 127.0.0.1:6379 (tests/routing covers a private server)")
+    return str(request.param)
+
+
+@pytest.fixture
+async def settings(make_settings: Callable[..., Settings], db_url: str, backend: str) -> AsyncIterator[Settings]:
+    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
+    yield make_settings(db_url, HUB_ROUTING__QUEUES=QUEUES, HUB_ROUTING__RULES=RULES,
+                        HUB_ROUTING__BACKEND=backend, HUB_ROUTING__KEY_PREFIX=prefix,
+                        HUB_ROUTING__TICK_SECONDS="0.1")
+    if backend == "redis":
+        import redis.asyncio as redis
+
+        r = redis.from_url("redis://127.0.0.1:6379/0")
+        keys = [k async for k in r.scan_iter(f"{prefix}*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+
+
+async def agent(client: Client, name: str, queues: list[str]) -> tuple[int, dict[str, str]]:
+    a = await add_agent(client.app[DB], name, f"{name.lower()}@example.com", "long password", "agent", queues)
+    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}
+
+
+async def post(client: Client, path: str, headers: dict[str, str], body: Any = None, expect: int = 200) -> Any:
+    resp = await client.post(path, json=body if body is not None else {}, headers=headers)
+    data = await resp.json()
+    assert resp.status == expect, (path, resp.status, data)
+    return data
+
+
+async def get(client: Client, path: str, headers: dict[str, str]) -> Any:
+    resp = await client.get(path, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def inbound(client: Client, admin: dict[str, str], identity: str, text: str) -> Any:
+    return await post(client, "/api/v1/inbound", admin, {"identity": identity, "text": text}, expect=201)
+
+
+async def eventually(check: Callable[[], Any], within: float = 10.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = await check()
+        if got:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_offer_accept_resolve(client: Client, admin_headers: dict[str, str]) -> None:
+    alice, alice_h = await agent(client, "Alice", ["support"])
+    sub = client.app[BUS].subscribe()
+    await post(client, "/api/v1/agents/me/presence", alice_h, {"presence": "available"})
+    first = await inbound(client, admin_headers, "phone:+14155550100", "my parcel is late, where is it?")
+    conv = first["conversation"]["id"]
+    offers = (await get(client, "/api/v1/offers", alice_h))["items"]
+    assert [o["conversation_id"] for o in offers] == [conv]
+    assert offers[0]["preview"] == "my parcel is late, where is it?" and offers[0]["queue"] == "support"
+    assert offers[0]["customer"]["identities"][0]["id"] == "phone:+14155550100"
+    accepted = await post(client, f"/api/v1/conversations/{conv}/accept", alice_h)
+    assert accepted["status"] == "assigned" and accepted["agent_id"] == alice
+    await post(client, f"/api/v1/conversations/{conv}/accept", alice_h, expect=409)
+    agents = (await get(client, "/api/v1/agents", admin_headers))["items"]
+    assert agents[0]["presence"] == "available" and agents[0]["load"].get("chat") == 1
+    mine = await get(client, f"/api/v1/conversations?agent={alice}", alice_h)
+    assert [c["id"] for c in mine["items"]] == [conv]
+    await post(client, f"/api/v1/conversations/{conv}/resolve", alice_h)
+    agents = (await get(client, "/api/v1/agents", admin_headers))["items"]
+    assert agents[0]["load"].get("chat", 0) == 0
+    types = [sub.queue.get_nowait().type for _ in range(sub.queue.qsize())]
+    for expected in ("routing.presence", "conversation.opened", "message.created", "routing.queued",
+                     "routing.offered", "routing.assigned", "conversation.resolved", "routing.resolved"):
+        assert expected in types, (expected, types)
+    assert types.index("routing.offered") < types.index("routing.assigned") < types.index("routing.resolved")
+
+
+async def test_rules_pick_the_queue(client: Client, admin_headers: dict[str, str]) -> None:
+    sales = await inbound(client, admin_headers, "email:raj@example.com", "Could I get a quote for 50 seats?")
+    support = await inbound(client, admin_headers, "email:ann@example.com", "My login does not work")
+    assert sales["conversation"]["queue"] == "sales"
+    assert support["conversation"]["queue"] == "support"
+    queues = {q["name"]: q for q in (await get(client, "/api/v1/queues", admin_headers))["items"]}
+    assert queues["sales"]["waiting"] == 1 and queues["support"]["waiting"] == 1
+    assert queues["sales"]["title"] == "Sales"
+
+
+async def test_reject_offers_the_next_agent_and_transfer(client: Client, admin_headers: dict[str, str]) -> None:
+    alice, alice_h = await agent(client, "Alice", ["support"])
+    _bob, bob_h = await agent(client, "Bob", ["support", "sales"])
+    await post(client, "/api/v1/agents/me/presence", alice_h, {"presence": "available"})
+    await post(client, "/api/v1/agents/me/presence", bob_h, {"presence": "available"})
+    conv = (await inbound(client, admin_headers, "telegram:1111111", "hello"))["conversation"]["id"]
+    first_offer = await eventually(lambda: _offered(client, conv))
+    first_h, second_h = (alice_h, bob_h) if first_offer == alice else (bob_h, alice_h)
+    await post(client, f"/api/v1/conversations/{conv}/reject", first_h)
+    second = await eventually(lambda: _offered(client, conv))
+    assert second != first_offer
+    await post(client, f"/api/v1/conversations/{conv}/accept", second_h)
+    moved = await post(client, f"/api/v1/conversations/{conv}/transfer", second_h,
+                       {"queue": "sales", "note": "wants pricing"})
+    assert moved["queue"] == "sales" and moved["status"] == "open" and moved["agent_id"] is None
+    detail = await get(client, f"/api/v1/conversations/{conv}", admin_headers)
+    assert detail["messages"][-1]["kind"] == "note" and detail["messages"][-1]["text"] == "wants pricing"
+    err = await post(client, f"/api/v1/conversations/{conv}/transfer", admin_headers, {"queue": "nope"}, expect=409)
+    assert "nope" in err["error"]["message"]
+    await post(client, f"/api/v1/conversations/{conv}/transfer", admin_headers, {}, expect=422)
+
+
+async def _offered(client: Client, conv: int) -> int | None:
+    row = await client.app[DB].read(
+        lambda tx: tx.one("SELECT offered_to FROM conversations WHERE id = ?", (conv,))
+    )
+    return int(row["offered_to"]) if row and row["offered_to"] is not None else None
+
+
+async def test_presence_needs_an_agent(client: Client, admin_headers: dict[str, str]) -> None:
+    resp = await client.post("/api/v1/agents/me/presence", json={"presence": "available"}, headers=admin_headers)
+    assert resp.status == 400 and "agent" in (await resp.json())["error"]["message"]
+    _, h = await agent(client, "Cid", ["support"])
+    resp = await client.post("/api/v1/agents/me/presence", json={"presence": "sleeping"}, headers=h)
+    assert resp.status == 422
+
+
+async def test_offer_times_out_to_the_next_agent(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str
+) -> None:
+    quick = json.dumps({"support": {"offer_timeout": 0.5}, "sales": {}})
+    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
+    settings = make_settings(db_url, HUB_ROUTING__QUEUES=quick, HUB_ROUTING__BACKEND=backend,
+                             HUB_ROUTING__KEY_PREFIX=prefix, HUB_ROUTING__TICK_SECONDS="0.1",
+                             HUB_ROUTING__MISSED_OFFERS="1")
+    client: Client = await aiohttp_client(build_app(settings))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    a, a_h = await agent(client, "Alice", ["support"])
+    b, b_h = await agent(client, "Bob", ["support"])
+    await post(client, "/api/v1/agents/me/presence", a_h, {"presence": "available"})
+    conv = (await inbound(client, admin, "webchat:v-1", "hi"))["conversation"]["id"]
+    assert await eventually(lambda: _offered(client, conv)) == a
+    await post(client, "/api/v1/agents/me/presence", b_h, {"presence": "available"})
+    # Alice does not answer: the offer times out, she is set away (missed_offers = 1), Bob gets it.
+    assert await eventually(lambda: _is(client, conv, b)) == b
+    agents = {x["id"]: x for x in (await get(client, "/api/v1/agents", admin))["items"]}
+    assert agents[a]["presence"] == "away"
+
+
+async def _is(client: Client, conv: int, agent_id: int) -> int | None:
+    got = await _offered(client, conv)
+    return got if got == agent_id else None
+
+
+async def test_open_conversations_are_requeued_after_restart(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    first: Client = await aiohttp_client(build_app(settings))
+    admin = {"Authorization": f"Bearer {await create_token(first.app[DB], 'admin')}"}
+    conv = (await inbound(first, admin, "phone:+14155550100", "anyone?"))["conversation"]["id"]
+    _a, a_h = await agent(first, "Alice", ["support"])
+    await first.close()
+    second: Client = await aiohttp_client(build_app(settings))  # a new process over the same store
+    await post(second, "/api/v1/agents/me/presence", a_h, {"presence": "available"})
+    offers = (await get(second, "/api/v1/offers", a_h))["items"]
+    assert [o["conversation_id"] for o in offers] == [conv]
