@@ -52,6 +52,7 @@ class _Journaled:
     id: int
     status: str
     message_id: int | None
+    inserted: bool = False
 
 
 def _journal(tx: Tx, channel: str, key: str, payload: str, now: str) -> _Journaled:
@@ -61,7 +62,7 @@ def _journal(tx: Tx, channel: str, key: str, payload: str, now: str) -> _Journal
         (channel, key, payload, now),
     )
     if row is not None:
-        return _Journaled(int(row["id"]), "pending", None)
+        return _Journaled(int(row["id"]), "pending", None, inserted=True)
     old = tx.one("SELECT id, status, message_id FROM journal WHERE channel = ? AND dedupe_key = ?", (channel, key))
     assert old is not None
     return _Journaled(int(old["id"]), str(old["status"]), old["message_id"])
@@ -110,7 +111,7 @@ class Ingest:
         # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
         def run(tx: Tx) -> IngestResult | IngestFailed:
             journaled = _journal(tx, inbound.channel, key, payload, received)
-            return self._apply(tx, journaled.id, inbound, queue, queue_error)
+            return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted)
 
         return await self._finish(inbound, await self.db.write(run))
 
@@ -139,12 +140,13 @@ class Ingest:
             return "", f"{type(e).__name__}: {e}"
 
     def _apply(
-        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None
+        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None, fresh: bool = False
     ) -> IngestResult | IngestFailed:
-        row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
-        assert row is not None
-        if row["status"] == "done":  # a retry, or another worker got here first
-            return _load(tx, journal_id, int(row["message_id"]), duplicate=True, how="joined")
+        if not fresh:  # a row we did not just insert (and so lock): lock it and see whether it is done
+            row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            assert row is not None
+            if row["status"] == "done":  # a retry, or another worker got here first
+                return _load(tx, journal_id, int(row["message_id"]), duplicate=True, how="joined")
         reason = queue_error
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")

@@ -16,6 +16,7 @@ MESSAGE_COLUMNS = (
     "external_id, identity, agent_id, meta, created_at, updated_at"
 )
 ATTACHMENT_COLUMNS = "id, message_id, filename, content_type, size, status, source_url, error"
+_MESSAGE_FIELDS = tuple(MESSAGE_COLUMNS.split(", "))
 
 
 class NotFound(LookupError):
@@ -203,8 +204,8 @@ def list_conversations(
         params.append(visible_agent)
     if cursor:
         updated, cid = decode_cursor(cursor)
-        where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
-        params.extend([updated, updated, cid])
+        where.append("(updated_at, id) < (?, ?)")
+        params.extend([updated, cid])
     sql = f"SELECT {CONVERSATION_COLUMNS} FROM conversations"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -317,8 +318,9 @@ def _messages(tx: Tx, rows: list[Row]) -> list[Message]:
         )
     out = []
     for r in rows:
-        fields = {k: r[k] for k in MESSAGE_COLUMNS.split(", ")}
-        fields["meta"] = json.loads(fields["meta"] or "{}")
+        fields = {k: r[k] for k in _MESSAGE_FIELDS}
+        meta = fields["meta"]
+        fields["meta"] = json.loads(meta) if meta and meta != "{}" else {}
         out.append(Message(**fields, attachments=by_message.get(r["id"], [])))
     return out
 
@@ -339,8 +341,10 @@ def timeline(
     sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id = ?"
     if cursor:
         created, mid = decode_cursor(cursor)
-        sql += f" AND (created_at {op} ? OR (created_at = ? AND id {op} ?))"
-        params.extend([created, created, mid])
+        # A row-value comparison lets both databases seek the (customer_id, created_at, id) index to the cursor;
+        # the equivalent OR form makes them scan every row before it.
+        sql += f" AND (created_at, id) {op} (?, ?)"
+        params.extend([created, mid])
     sql += f" ORDER BY created_at {order}, id {order} LIMIT ?"
     rows = tx.all(sql, (*params, limit + 1))
     items = _messages(tx, rows[:limit])
