@@ -429,7 +429,13 @@ def _describe(err: ValidationError, origin: dict[str, str], source: str) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown setting (see config/hub.example.toml for every setting)"
-        where = f" (from {origin[key]})" if key in origin else f" (in {source})"
+        # A validator on a whole section names the exact setting at the start of its message: use that.
+        named = msg.split(":", 1)[0]
+        if named.startswith(key + ".") and " " not in named:
+            key, msg = named, msg.split(":", 1)[1].strip()
+        base = key.split("[", 1)[0]
+        env = origin.get(base) or next((v for k, v in origin.items() if base.startswith(k + ".")), None)
+        where = f" (from {env})" if env else f" (in {source})"
         lines.append(f"  {key}: {msg}{where}")
     return "invalid configuration:\n" + "\n".join(lines)
 

@@ -42,7 +42,8 @@ def test_example_file_loads_and_documents_every_setting() -> None:
             assert "[routing.queues." in text
             continue
         assert section in sections, f"config/hub.example.toml has no [{section}] section"
-        assert re.search(rf"^#?\s*{name}\s*=", text, re.M), f"config/hub.example.toml does not document {key}"
+        documented = re.search(rf"^#?\s*{name}\s*=", text, re.M) or f"[[{key}]]" in text
+        assert documented, f"config/hub.example.toml does not document {key}"
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
@@ -75,7 +76,14 @@ def test_env_json_tables() -> None:
         ({"HUB_SERVER__PORTT": "1"}, "server.portt: unknown setting"),
         ({"HUB_DATABASE__URL": "mysql://x"}, "database.url"),
         ({"HUB_IDENTITIES__DEFAULT_REGION": "XX"}, "identities.default_region"),
-        ({"HUB_ROUTING__DEFAULT_QUEUE": "nope"}, "routing.default_queue 'nope' is not one of routing.queues"),
+        (
+            {"HUB_ROUTING__DEFAULT_QUEUE": "nope"},
+            "routing.default_queue: unknown queue 'nope' (from HUB_ROUTING__DEFAULT_QUEUE)",
+        ),
+        (
+            {"HUB_ROUTING__RULES": '[{"queue": "support", "colour": "red"}]'},
+            "routing.rules[0]: unknown field(s) colour",
+        ),
         ({"HUB_SERVER__PUBLIC_URL": "hub.example.com"}, "server.public_url"),
     ],
 )
