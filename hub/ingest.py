@@ -15,7 +15,7 @@ from typing import Any
 from hub.config import Settings
 from hub.events import Event, EventBus
 from hub.history import store
-from hub.history.db import Database, Tx
+from hub.history.db import Database, Tx, retryable
 from hub.history.identities import normalize
 from hub.metrics import Metrics
 from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
@@ -153,6 +153,8 @@ class Ingest:
             try:
                 message_id, how = self._store(tx, journal_id, inbound, queue)
             except Exception as e:
+                if retryable(e):
+                    raise  # the database runs the whole transaction again; this is not the event's fault
                 tx.exec("ROLLBACK TO SAVEPOINT hub_ingest")
                 reason = f"{type(e).__name__}: {e}"
                 log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
@@ -288,10 +290,13 @@ class Ingest:
 
     async def recover_forever(self) -> None:
         """On start, finish what a crash interrupted; then keep sweeping up events another process dropped."""
-        n = await self.process_journal()
-        if n:
-            log.info("recovered %d journaled inbound events that were not processed before the last stop", n)
         interval = self.settings.ingest.recovery_interval_seconds
+        try:
+            n = await self.process_journal()
+            if n:
+                log.info("recovered %d journaled inbound events that were not processed before the last stop", n)
+        except Exception:
+            log.exception("journal recovery at start failed; the sweep retries in %.0fs", interval)
         while True:
             await asyncio.sleep(interval)
             try:

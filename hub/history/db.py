@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -246,9 +248,17 @@ class PostgresDatabase:
         return conn
 
     def _run(self, fn: Callable[[Tx], T]) -> T:
-        conn = self._conn()
-        with conn.transaction():
-            return fn(_PgTx(conn))
+        for attempt in range(1, 4):
+            conn = self._conn()
+            try:
+                with conn.transaction():
+                    return fn(_PgTx(conn))
+            except Exception as e:
+                if not retryable(e) or attempt == 3:
+                    raise
+                log.info("transaction aborted by PostgreSQL (%s); running it again", type(e).__name__)
+                time.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
 
     def _run_read(self, fn: Callable[[Tx], T]) -> T:
         import psycopg
@@ -283,6 +293,13 @@ class PostgresDatabase:
             for c in self._conns:
                 c.close()
             self._conns.clear()
+
+
+def retryable(e: BaseException) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict: run it again whole."""
+    import psycopg.errors
+
+    return isinstance(e, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
 
 
 def open_database(url: str, pool_size: int = 4, sqlite_synchronous: str = "normal") -> Database:
