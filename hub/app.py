@@ -108,6 +108,10 @@ def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
         from hub.channels.twilio_channels import twilio_channels
 
         channels.update(twilio_channels(settings, host))
+    if settings.channels.email.enabled:
+        from hub.channels.email import EmailChannel
+
+        channels["email"] = EmailChannel(host, settings.channels.email)
     return channels
 
 

@@ -8,17 +8,25 @@ import itertools
 import logging
 import random
 import secrets
+import socket
 import time
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from hub.agents import add_agent, find_agent, sync_queues
 from hub.api.auth import create_token
 from hub.app import build_app
+from hub.channels.email import EmailChannel
 from hub.config import QueueSettings, Settings, load_settings
 from hub.history.db import open_database
 from hub.history.schema import migrate
+from hub.keys import CHANNELS
 
 log = logging.getLogger("hub.demo")
 
@@ -51,7 +59,101 @@ def demo_settings(data: Path) -> Settings:
     if not tg.bot_token:
         tg.bot_token, tg.webhook_secret = DEMO_TELEGRAM_TOKEN, secrets.token_urlsafe(24)
     tg.enabled = True
+    em = settings.channels.email
+    if not em.enabled:
+        # Email without a mail server: the simulated customer's mail goes through the real parse + ingest path,
+        # and agents' replies go by SMTP to her (local) mail server.
+        em.address, em.from_name = DEMO_EMAIL_ADDRESS, "Demo Support"
+        em.smtp_host, em.smtp_port, em.smtp_security = "127.0.0.1", _free_port(), "none"
+        em.enabled = True
     return settings
+
+
+DEMO_EMAIL_ADDRESS = "support@demo.hub"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmailCustomer:
+    """Chloé emails support (a real RFC 5322 email, parsed and ingested like one fetched over IMAP), reads the
+    agents' replies on her mail server (local SMTP, when aiosmtpd is installed) and answers them in the thread."""
+
+    def __init__(self, channel: EmailChannel, smtp_port: int) -> None:
+        self.channel = channel
+        self.smtp_port = smtp_port
+        self.replies: asyncio.Queue[EmailMessage] = asyncio.Queue()
+        self._server: Any = None
+        self._loop = asyncio.get_running_loop()
+
+    def start_mail_server(self) -> bool:
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError:
+            log.warning("aiosmtpd is not installed: agents' email replies to the demo customer will not be delivered")
+            return False
+        customer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                msg = message_from_bytes(envelope.content, policy=policy.default)
+                if isinstance(msg, EmailMessage):
+                    customer._loop.call_soon_threadsafe(customer.replies.put_nowait, msg)
+                return "250 OK"
+
+        self._server = Controller(Handler(), hostname="127.0.0.1", port=self.smtp_port)
+        self._server.start()
+        return True
+
+    async def stop_async(self, _app: object = None) -> None:
+        if self._server is not None:
+            await asyncio.to_thread(self._server.stop)
+            self._server = None
+
+    def _email(self, subject: str, text: str, html: str | None = None, **headers: str) -> bytes:
+        msg = EmailMessage()
+        msg["From"], msg["To"] = "Chloé Martin <chloe@example.fr>", DEMO_EMAIL_ADDRESS
+        msg["Subject"], msg["Message-ID"] = subject, make_msgid(domain="example.fr")
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        for name, value in headers.items():
+            msg[name.replace("_", "-")] = value
+        msg.set_content(text, charset="iso-8859-1")
+        if html:
+            msg.add_alternative(html, subtype="html")
+        return msg.as_bytes()
+
+    async def run(self, interval: float = 15.0) -> None:
+        first = self._email(
+            "Colis endommagé / damaged parcel",
+            "Bonjour, my parcel arrived damaged (the lid is cracked). Can you send a new one?\n\n-- \nChloé",
+            "<p>Bonjour, my parcel arrived <b>damaged</b> (the lid is cracked). Can you send a new one?</p>"
+            "<img src='https://tracker.example.com/open.gif'><script>alert('never runs')</script>",
+        )
+        outcome = await self.channel.receive(first, {"demo": "email customer"})
+        log.info("simulated email customer chloe@example.fr wrote in -> %s", outcome)
+        answered = 0
+        while True:
+            try:
+                reply = await asyncio.wait_for(self.replies.get(), interval * 4)
+            except TimeoutError:
+                continue
+            answered += 1
+            log.info("chloe@example.fr received %r (In-Reply-To %s)", reply["Subject"], reply["In-Reply-To"])
+            await asyncio.sleep(interval * random.uniform(0.3, 0.7))
+            refs = f"{reply['References'] or ''} {reply['Message-ID']}".strip()
+            if answered == 2:
+                # Her out-of-office answers too: recognized, flagged, never answered back.
+                ooo = self._email(f"Absence: {reply['Subject']}", "Je suis absente jusqu'à lundi.",
+                                  In_Reply_To=str(reply["Message-ID"]), Auto_Submitted="auto-replied")
+                await self.channel.receive(ooo, {"demo": "email customer"})
+            text = f"Merci ! That helps.\n\nOn {reply['Date']}, Demo Support wrote:\n> " + reply.get_body(
+                ("plain",)).get_content().strip().replace("\n", "\n> ")  # type: ignore[union-attr]
+            answer = self._email(str(reply["Subject"]), text, In_Reply_To=str(reply["Message-ID"]), References=refs)
+            outcome = await self.channel.receive(answer, {"demo": "email customer"})
+            log.info("simulated email customer answered in the thread -> %s", outcome)
 
 
 async def prepare(settings: Settings) -> str:
@@ -157,6 +259,8 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
             f"{url}/webhooks/twilio/sms with HUB_CHANNELS__TWILIO__AUTH_TOKEN={twilio_demo.TOKEN})",
             f"  web chat:     {url}/chat   (or embed <script type=\"module\" src=\"{url}/widget.js\"></script>)",
             f"  telegram:     simulated customer via {url}/webhooks/telegram (real secret header)",
+            f"  email:        simulated customer chloe@example.fr (replies go to her local mail server on port "
+            f"{settings.channels.email.smtp_port}; she answers in the thread)",
             f"  try:          curl -H 'Authorization: Bearer {token}' {url}/api/v1/conversations",
             "  stop with Ctrl-C",
             "",
@@ -167,6 +271,12 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
             tasks.append(asyncio.create_task(
                 simulate_telegram_customer(url, settings.channels.telegram.webhook_secret)))
             tasks.append(asyncio.create_task(twilio.simulate_customer()))
+            email_channel = app[CHANNELS].get("email")
+            if isinstance(email_channel, EmailChannel):
+                chloe = EmailCustomer(email_channel, settings.channels.email.smtp_port)
+                if settings.channels.email.address == DEMO_EMAIL_ADDRESS and chloe.start_mail_server():
+                    app.on_shutdown.append(chloe.stop_async)
+                tasks.append(asyncio.create_task(chloe.run()))
 
     try:
         await run_server(app, host, port, settings.server.shutdown_timeout_seconds, started)

@@ -45,7 +45,9 @@ def _state(settings: Settings) -> RoutingState:
 
         from hub.routing.redis import RedisState
 
-        return RedisState(redis.from_url(settings.routing.redis_url), prefix=settings.routing.key_prefix)
+        # Bounded waits: a stuck Redis must fail a routing call visibly, not hang the request that made it.
+        client = redis.from_url(settings.routing.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        return RedisState(client, prefix=settings.routing.key_prefix)
     return MemoryState()
 
 

@@ -135,6 +135,7 @@ class MailboxPoller:
         self.sessions = 0
         self._healthy = False
         self._client: aioimaplib.IMAP4 | None = None
+        self._lost = asyncio.Event()
 
     # -- the outer loop: lock, session, backoff ---------------------------------------------------------------
 
@@ -191,15 +192,13 @@ class MailboxPoller:
 
     async def _connect(self) -> aioimaplib.IMAP4:
         mb = self.mailbox
-        loop = asyncio.get_running_loop()
-        lost = loop.create_future()
+        self._lost = lost = asyncio.Event()
 
         def on_lost(exc: Exception | None) -> None:
             # aioimaplib does not wake an IDLE waiter when the socket drops: do it, so we reconnect at once.
+            lost.set()
             if client.protocol is not None:
                 client.protocol.idle_queue.put_nowait(_LOST)
-            if not lost.done():
-                lost.set_result(exc)
 
         ctx = ssl.create_default_context() if mb.security == "tls" else None
         client = aioimaplib.IMAP4(
@@ -249,11 +248,14 @@ class MailboxPoller:
                     return
                 lines = [ln for ln in push if isinstance(ln, bytes)] if isinstance(push, list) else []
                 if any(ln.startswith(b"BYE") or ln.endswith(b"BYE") or b" BYE " in ln for ln in lines):
+                    self._lost.set()  # the socket closes next; DONE would go unanswered
                     raise ConnectionError("server closed the connection during IDLE")
                 if any(ln.endswith(b"EXISTS") or ln.endswith(b"RECENT") for ln in lines):
                     return
         finally:
-            if client.has_pending_idle():
+            if self._lost.is_set():
+                waiter.cancel()  # nobody will ever answer DONE on a dead socket
+            elif client.has_pending_idle():
                 client.idle_done()
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(waiter, 30)
@@ -336,9 +338,10 @@ class MailboxPoller:
         if client is None:
             return
         with contextlib.suppress(Exception):
-            if client.has_pending_idle():
-                client.idle_done()
-            await asyncio.wait_for(client.logout(), 5)
+            if not self._lost.is_set():
+                if client.has_pending_idle():
+                    client.idle_done()
+                await asyncio.wait_for(client.logout(), 5)
         with contextlib.suppress(Exception):
             if client.protocol is not None and client.protocol.transport is not None:
                 client.protocol.transport.close()

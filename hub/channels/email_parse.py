@@ -132,7 +132,11 @@ _QUOTE_HEADERS = [
     re.compile(r"^_{20,}\s*$"),  # Outlook web: a rule, then From:/Sent:
 ]
 _OUTLOOK_BLOCK = re.compile(r"^\s*From:\s.+\n\s*(Sent|Date):\s", re.I | re.M)
-_SIGNATURE = [re.compile(r"^-- ?$"), re.compile(r"^\s*Sent from my \w+", re.I), re.compile(r"^\s*Get Outlook for ", re.I)]
+_SIGNATURE = [
+    re.compile(r"^-- ?$"),
+    re.compile(r"^\s*Sent from my \w+", re.I),
+    re.compile(r"^\s*Get Outlook for ", re.I),
+]
 
 
 def trim_reply(text: str) -> str:
@@ -240,7 +244,8 @@ def auto_reply_reason(msg: Message) -> str | None:
 def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
     """(original Message-IDs, permanent, reason) when MSG is a delivery status notification."""
     ctype = msg.get_content_type()
-    report = ctype == "multipart/report" and (msg.get_param("report-type") or "").lower() == "delivery-status"
+    report_type = msg.get_param("report-type")
+    report = ctype == "multipart/report" and str(report_type or "").lower() == "delivery-status"
     sender = _header(msg, "From").lower()
     daemon = any(k in sender for k in ("mailer-daemon", "postmaster@")) and (
         "undeliver" in _header(msg, "Subject").lower() or "failure" in _header(msg, "Subject").lower()
@@ -257,6 +262,8 @@ def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
             # Each per-recipient block is a header block; the payload is a list of header blocks.
             blocks = part.get_payload()
             for block in blocks if isinstance(blocks, list) else []:
+                if not isinstance(block, Message):
+                    continue
                 action = _header(block, "Action").lower()
                 status = _header(block, "Status")
                 diag = _header(block, "Diagnostic-Code")
@@ -266,7 +273,7 @@ def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
                     reasons.append(" ".join(x for x in (status, diag.partition(";")[2].strip() or diag) if x))
         elif pt in ("message/rfc822", "message/global", "message/rfc822-headers", "text/rfc822-headers"):
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 originals += message_ids(_header(inner[0], "Message-ID"))
             else:
                 text = _part_text(part)
@@ -311,7 +318,8 @@ def _filename(part: Message, n: int) -> str:
 def _walk(part: Message, body: _Body) -> None:
     ctype = part.get_content_type()
     if part.is_multipart() and not ctype.startswith("message/"):
-        subparts = [p for p in part.get_payload() if isinstance(p, Message)]  # type: ignore[union-attr]
+        payload = part.get_payload()
+        subparts = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
         if ctype == "multipart/alternative":
             # Alternatives say the same thing: keep the richest plain and HTML ones, walk the rest for files.
             plains = [p for p in subparts if p.get_content_type() == "text/plain"]
@@ -337,15 +345,14 @@ def _walk(part: Message, body: _Body) -> None:
     n = len(body.attachments) + 1
     if ctype in ("message/rfc822", "message/global"):
         inner = part.get_payload()
-        data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        data = inner[0].as_bytes() if isinstance(inner, list) and inner and isinstance(inner[0], Message) else b""
         name = _filename(part, n)
         if name.startswith("part-"):
             name = f"message-{n}.eml"
         body.attachments.append(AttachmentIn(name, "message/rfc822", data))
         return
-    data = part.get_payload(decode=True)
-    if not isinstance(data, bytes):
-        data = _clean(str(part.get_payload())).encode()
+    decoded = part.get_payload(decode=True)
+    data = decoded if isinstance(decoded, bytes) else _clean(str(part.get_payload())).encode()
     name = _filename(part, n)
     body.attachments.append(AttachmentIn(name, ctype, data))
     cid = message_ids(_header(part, "Content-ID"))
@@ -357,7 +364,11 @@ def _walk(part: Message, body: _Body) -> None:
 
 
 def parse_email(
-    raw: bytes, *, channel: str = "email", allow_remote_images: bool = False, own_addresses: frozenset[str] = frozenset()
+    raw: bytes,
+    *,
+    channel: str = "email",
+    allow_remote_images: bool = False,
+    own_addresses: frozenset[str] = frozenset(),
 ) -> ParsedEmail:
     """Read RAW into what the hub stores. Never raises on malformed content."""
     fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()

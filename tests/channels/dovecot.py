@@ -211,7 +211,7 @@ class EmailWorld:
         self.channel, self.channels = channel, channels
 
     async def journal(self) -> list[dict[str, Any]]:
-        rows = await self.db.read(lambda tx: tx.all("SELECT * FROM journal ORDER BY id"))
+        rows: list[Any] = await self.db.read(lambda tx: tx.all("SELECT * FROM journal ORDER BY id"))
         return [dict(r) for r in rows]
 
     async def messages(self) -> list[Any]:
@@ -221,7 +221,8 @@ class EmailWorld:
             ids = [r["id"] for r in tx.all("SELECT id FROM messages ORDER BY id")]
             return [store.message(tx, i) for i in ids]
 
-        return await self.db.read(load)
+        found: list[Any] = await self.db.read(load)
+        return found
 
 
 @contextlib.asynccontextmanager

@@ -33,7 +33,8 @@ class MailServer:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        msg = message_from_bytes(bytes(envelope.content or b""), policy=policy.default)
+        content = envelope.content or b""
+        msg = message_from_bytes(content if isinstance(content, bytes) else content.encode(), policy=policy.default)
         assert isinstance(msg, EmailMessage)
         self.received.append(msg)
         return "250 Message accepted"
@@ -116,7 +117,8 @@ async def test_reply_is_threaded_multipart_and_customer_answer_joins(
         assert "<ann.1@example.com>" in out["References"]
         assert out["Message-ID"] == f"<{sent.external_id}>"
         assert out.get_content_type() == "multipart/alternative"
-        plain, html = out.get_payload()  # type: ignore[misc]
+        plain, html = out.get_body(("plain",)), out.get_body(("html",))
+        assert isinstance(plain, EmailMessage) and isinstance(html, EmailMessage)
         assert plain.get_content().strip().startswith("It ships tomorrow.")
         assert "<p>It ships tomorrow.</p>" in html.get_content()
 
@@ -236,3 +238,12 @@ async def test_bounce_marks_our_reply_failed_and_opens_no_work(
         assert await w.channel.receive(auto) == "flagged"
         assert len(await w.messages()) == 2, "neither the bounce nor the auto-reply became a message"
         assert len(server.received) == 1, "and nothing answered them"
+
+
+def test_thread_conversation_survives_the_journal_round_trip() -> None:
+    """Replay (`hub events replay`, crash recovery) rebuilds the Inbound from the journal: the thread must stay."""
+    from hub.model import Inbound
+
+    inbound = Inbound(channel="email", identity=Identity("email", "a@b.example"), text="x", thread_conversation_id=7)
+    assert Inbound.from_json(inbound.to_json()).thread_conversation_id == 7
+    assert Inbound.from_json({"channel": "api", "identity": "email:a@b.example"}).thread_conversation_id is None

@@ -314,3 +314,31 @@ async def test_a_text_reply_on_a_call_says_to_use_sms(start: Any) -> None:
         return got if got["status"] == "failed" else None
 
     assert "send it on channel sms" in (await eventually(failed))["status_reason"]
+
+
+@pytest.mark.parametrize(
+    ("at_utc", "open_"),
+    [
+        (datetime(2026, 11, 23, 13, 59, tzinfo=UTC), False),  # Monday 08:59 in New York
+        (datetime(2026, 11, 23, 14, 0, tzinfo=UTC), True),  # Monday 09:00
+        (datetime(2026, 11, 23, 21, 59, tzinfo=UTC), True),  # Monday 16:59
+        (datetime(2026, 11, 23, 22, 0, tzinfo=UTC), False),  # Monday 17:00: closed
+        (datetime(2026, 11, 28, 16, 0, tzinfo=UTC), True),  # Saturday 11:00
+        (datetime(2026, 11, 29, 16, 0, tzinfo=UTC), False),  # Sunday
+    ],
+)
+def test_business_hours_in_the_numbers_time_zone(at_utc: datetime, open_: bool) -> None:
+    from hub.channels.twilio_hours import is_open
+
+    assert is_open(["mon-fri 09:00-17:00", "sat 10:00-14:00"], "America/New_York", at_utc) is open_
+
+
+def test_hours_spans_wrap_the_week_and_bad_ones_say_why() -> None:
+    from hub.channels.twilio_hours import is_open, parse_span
+
+    assert parse_span("fri-mon 00:00-24:00").days == frozenset({4, 5, 6, 0})
+    assert is_open([], "UTC", datetime(2026, 11, 29, 3, 0, tzinfo=UTC)), "no hours: always open"
+    for bad, why in [("weekdays 9-5", "not a span"), ("mon 17:00-09:00", "end after it starts"),
+                     ("mon 09:00-25:00", "00:00 to 24:00")]:
+        with pytest.raises(ValueError, match=why):
+            parse_span(bad)
