@@ -17,6 +17,7 @@ from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.history.identities import normalize
+from hub.html_safety import sanitize
 from hub.metrics import Metrics
 from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
 
@@ -193,7 +194,9 @@ class Ingest:
             direction="in",
             kind=inbound.kind,
             text=inbound.text,
-            html=inbound.html,
+            # Whatever the adapter did, no customer HTML is stored that could run in a browser. Remote images are
+            # the adapter's call (email blocks them by default), so they are kept here.
+            html=sanitize(inbound.html, allow_remote_images=True).html if inbound.html else None,
             status="received",
             external_id=inbound.external_id,
             identity=str(inbound.identity),

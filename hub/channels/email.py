@@ -24,9 +24,9 @@ import aiosmtplib
 from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
 from hub.channels.email_imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost
 from hub.channels.email_parse import ParsedEmail, parse_email
-from hub.channels.html_safety import sanitize
 from hub.config import EmailChannelSettings
 from hub.history.identities import IdentityError
+from hub.html_safety import sanitize
 from hub.ingest import IngestFailed
 from hub.model import Inbound, Message, Outbound, utcnow
 

@@ -72,6 +72,17 @@ async def test_bad_input_gets_a_reason(client: Client, admin_headers: dict[str, 
     assert (await resp.json())["items"] == [], "nothing was stored by the rejected requests"
 
 
+async def test_customer_html_is_stored_inert(client: Client, admin_headers: dict[str, str]) -> None:
+    html = ('<p onclick="steal()">Hi <b>there</b></p><script>window.__xss=1</script>'
+            '<a href="javascript:alert(1)">x</a><img src="x" onerror="alert(1)">')
+    status, body = await post(client, admin_headers, {"identity": "email:eve@example.com", "text": "hi", "html": html})
+    assert status == 201
+    stored = body["message"]["html"]
+    assert "<b>there</b>" in stored
+    for bad in ("<script", "onclick", "onerror", "javascript:", "__xss"):
+        assert bad not in stored, (bad, stored)
+
+
 async def test_oversized_body_is_413(client: Client, admin_headers: dict[str, str]) -> None:
     big = {"identity": "phone:+14155550100", "text": "x" * 2_000_000}
     status, data = await post(client, admin_headers, big)

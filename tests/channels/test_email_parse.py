@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub.channels.email_parse import parse_email, trim_reply
-from hub.channels.html_safety import sanitize
+from hub.html_safety import sanitize
 from tests.channels.dovecot import email_world
 
 CORPUS = Path(__file__).parent / "emails"
