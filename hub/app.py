@@ -4,7 +4,6 @@ started and stopped by a cleanup_ctx (closed in reverse order)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -119,9 +118,13 @@ def _task(name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> Callable[
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(make(), name=name)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Cancel until it stops: a library awaited inside the loop may swallow one cancellation (seen with a
+        # database call finishing at the same moment), and the loop would then run on forever.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s had failed: %r", name, task.exception())
 
     return ctx
 

@@ -37,11 +37,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def settings(make_settings: Callable[..., Settings], db_url: str, backend: str) -> AsyncIterator[Settings]:
+async def prefix(backend: str) -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own, deleted afterwards."""
     prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
-    yield make_settings(db_url, HUB_ROUTING__QUEUES=QUEUES, HUB_ROUTING__RULES=RULES,
-                        HUB_ROUTING__BACKEND=backend, HUB_ROUTING__KEY_PREFIX=prefix,
-                        HUB_ROUTING__TICK_SECONDS="0.1")
+    yield prefix
     if backend == "redis":
         import redis.asyncio as redis
 
@@ -50,6 +49,13 @@ async def settings(make_settings: Callable[..., Settings], db_url: str, backend:
         if keys:
             await r.delete(*keys)
         await r.aclose()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str) -> Settings:
+    return make_settings(db_url, HUB_ROUTING__QUEUES=QUEUES, HUB_ROUTING__RULES=RULES,
+                         HUB_ROUTING__BACKEND=backend, HUB_ROUTING__KEY_PREFIX=prefix,
+                         HUB_ROUTING__TICK_SECONDS="0.1")
 
 
 async def agent(client: Client, name: str, queues: list[str]) -> tuple[int, dict[str, str]]:
@@ -160,10 +166,9 @@ async def test_presence_needs_an_agent(client: Client, admin_headers: dict[str, 
 
 
 async def test_offer_times_out_to_the_next_agent(
-    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str
 ) -> None:
     quick = json.dumps({"support": {"offer_timeout": 0.5}, "sales": {}})
-    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
     settings = make_settings(db_url, HUB_ROUTING__QUEUES=quick, HUB_ROUTING__BACKEND=backend,
                              HUB_ROUTING__KEY_PREFIX=prefix, HUB_ROUTING__TICK_SECONDS="0.1",
                              HUB_ROUTING__MISSED_OFFERS="1")

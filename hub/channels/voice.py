@@ -380,10 +380,15 @@ class VoiceChannel(Channel):
     # -- calls the hub places --------------------------------------------------------------------------------------
 
     async def bridge(
-        self, *, queue: str, agent: str, from_number: str, caller_call_sid: str = "", agent_id: int | None = None
+        self, *, queue: str, from_number: str, agent: str = "", caller_call_sid: str = "", agent_id: int | None = None
     ) -> str:
-        """Connect an accepted call: ring the agent's phone (or "client:identity") with TwiML that dials the
-        caller's queue. Returns the agent leg's CallSid; raises SendError (permanent or not) if Twilio refuses."""
+        """Connect an accepted call: ring the agent's phone (or "client:identity"; default: the number's
+        agent_phone) with TwiML that dials the caller's queue. Returns the agent leg's CallSid; raises SendError
+        (permanent or not) if it cannot."""
+        agent = agent or self.account.number(from_number).agent_phone
+        if not agent:
+            raise SendError(f"no phone to ring for the agent: pass one, or set channels.twilio.numbers."
+                            f"\"{from_number}\".agent_phone", permanent=True)
         twiml_doc = VoiceResponse()
         twiml_doc.dial().queue(queue)
         callback = self._url("/status", leg="agent", call=caller_call_sid,

@@ -281,6 +281,8 @@ async def test_bridging_rings_the_agent_with_twiml_that_dials_the_queue(
 async def test_bridging_failures_are_reported_as_send_errors(start: Any, fake: tuple[TwilioFake, str]) -> None:
     sim = fake[0]
     client, _ = await start()
+    with pytest.raises(SendError, match="agent_phone"):
+        await voice(client).bridge(queue="support", from_number=BIZ)
     sim.script["Calls"] = [Scripted(503), Scripted(400, 21215, "Geo permission not enabled for +44")]
     with pytest.raises(SendError) as retry:
         await voice(client).bridge(queue="support", agent="+14155550111", from_number=BIZ)
@@ -293,7 +295,10 @@ async def test_bridging_failures_are_reported_as_send_errors(start: Any, fake: t
 async def test_click_to_call_rings_the_agent_then_dials_the_customer(
     start: Any, fake: tuple[TwilioFake, str]
 ) -> None:
-    client, _ = await start()
+    client, _ = await start(channels__twilio__numbers={BIZ: {"agent_phone": "client:desk"}})
+    await voice(client).bridge(queue="support", from_number=BIZ)
+    assert fake[0].sent("Calls")[0]["To"] == "client:desk", "the number's agent_phone when none is given"
+    fake[0].requests.clear()
     await voice(client).call_customer(agent="client:alice", customer=CUSTOMER, from_number=BIZ, agent_id=1)
     [form] = fake[0].sent("Calls")
     assert form["To"] == "client:alice"
