@@ -80,13 +80,8 @@ class Channel(ABC):
         """Deliver one message; raise SendError (permanent or not) when it does not go through."""
 
 
-class ChatSink(InboundSink, Protocol):
-    """The hub as a chat channel (Telegram, web chat) sees it: the inbound path plus edits, files fetched in the
-    background, outgoing files, and the customer's own history on the channel. `ChannelHost` implements it."""
-
-    async def edit(
-        self, channel: str, dedupe_key: str, external_id: str, text: str, edited_at: str, raw: Any = None
-    ) -> Message | None: ...
+class AttachmentSink(InboundSink, Protocol):
+    """For adapters that list an attachment at once and fetch its bytes in the background, with retries."""
 
     async def pending_attachments(self, channel: str, limit: int = 20) -> list[tuple[int, str]]: ...
 
@@ -101,6 +96,16 @@ class ChatSink(InboundSink, Protocol):
         error: str | None = None,
         retry_in: float | None = None,
     ) -> None: ...
+
+
+class ChatSink(AttachmentSink, Protocol):
+    """The hub as a chat channel (Telegram, web chat) sees it: the inbound path plus edits, files fetched in the
+    background, outgoing files, and the customer's own history on the channel. `ChannelHost` implements it."""
+
+    async def edit(
+        self, channel: str, dedupe_key: str, external_id: str, text: str, edited_at: str, raw: Any = None
+    ) -> Message | None: ...
+
 
     async def outbound_files(self, message_id: int) -> list[tuple[str, str, bytes]]: ...
 

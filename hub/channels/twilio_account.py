@@ -16,7 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from hub.channels.base import InboundSink, SendError
+from hub.channels.base import AttachmentSink, SendError
 from hub.channels.twilio_signature import SignatureCheck
 from hub.config import TwilioNumberSettings, TwilioSettings
 from hub.model import Identity, Message
@@ -40,7 +40,7 @@ class _HeaderKeepingClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         return response
 
 
-class TwilioSink(InboundSink, Protocol):
+class TwilioSink(AttachmentSink, Protocol):
     """The hub as Twilio's channels see it: the inbound path plus later facts, opt-outs and background fetches
     (all implemented by hub.channels.host.ChannelHost)."""
 
@@ -53,20 +53,6 @@ class TwilioSink(InboundSink, Protocol):
     async def opted_out(self, identity: Identity, channel: str) -> tuple[str, str] | None: ...
 
     async def history(self, identity: Identity, channel: str, limit: int) -> list[tuple[Message, str | None]]: ...
-
-    async def pending_attachments(self, channel: str, limit: int = 20) -> list[tuple[int, str]]: ...
-
-    async def attachment_attempts(self, attachment_id: int) -> int: ...
-
-    async def finish_attachment(
-        self,
-        attachment_id: int,
-        *,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        error: str | None = None,
-        retry_in: float | None = None,
-    ) -> None: ...
 
 
 def rest_error(e: Exception, what: str) -> SendError:
