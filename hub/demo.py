@@ -10,6 +10,7 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from hub.agents import add_agent, find_agent, sync_queues
 from hub.api.auth import create_token
@@ -52,6 +54,8 @@ def demo_settings(data: Path) -> Settings:
     settings = load_settings(None)
     settings.database.url = f"sqlite:///{data / 'hub.db'}"
     settings.routing.queues = {"support": QueueSettings(title="Support"), "sales": QueueSettings(title="Sales")}
+    # A routing rule to watch work: questions about buying go to sales, the rest to support.
+    settings.routing.rules = [{"name": "buying", "queue": "sales", "keywords": ["price", "pricing", "quote", "seats"]}]
     # Chat channels: the web chat page to try, and a Telegram bot whose customer is simulated through the real
     # webhook (a demo token: replies to Telegram need a real one in HUB_CHANNELS__TELEGRAM__BOT_TOKEN).
     settings.channels.webchat.enabled = True
@@ -235,10 +239,14 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
     token = await prepare(settings)
     app = build_app(settings)
     tasks: list[asyncio.Task[None]] = []
+    # The app's hook lists freeze when it starts; what the simulators start later is stopped from here.
+    stoppers: list[Callable[[web.Application], Awaitable[None]]] = []
 
-    async def stop_traffic(_app: object) -> None:
+    async def stop_traffic(app: web.Application) -> None:
         for t in tasks:
             t.cancel()
+        for stop in stoppers:
+            await stop(app)
 
     app.on_shutdown.append(stop_traffic)
 
@@ -275,7 +283,7 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
             if isinstance(email_channel, EmailChannel):
                 chloe = EmailCustomer(email_channel, settings.channels.email.smtp_port)
                 if settings.channels.email.address == DEMO_EMAIL_ADDRESS and chloe.start_mail_server():
-                    app.on_shutdown.append(chloe.stop_async)
+                    stoppers.append(chloe.stop_async)
                 tasks.append(asyncio.create_task(chloe.run()))
 
     try:
