@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import ConfigError, Settings, load_settings
 from hub.keys import DB
@@ -23,10 +22,10 @@ from tests.channels.twilio_fake import (
     Scripted,
     TwilioFake,
     eventually,
-    make_hub_settings,
     new_sid,
     sample,
     signature,
+    start_hub,
     twiml,
     webhook,
 )
@@ -37,20 +36,11 @@ STATUS = "/webhooks/twilio/sms/status"
 
 
 @pytest.fixture
-async def fake(aiohttp_server: Any) -> tuple[TwilioFake, str]:
-    sim = TwilioFake(ACCOUNT, TOKEN)
-    server: TestServer = await aiohttp_server(sim.app())
-    return sim, str(server.make_url("")).rstrip("/")
-
-
-@pytest.fixture
 def start(
     aiohttp_client: Any, make_settings: Callable[..., Settings], fake: tuple[TwilioFake, str]
 ) -> Callable[..., Any]:
     async def go(db_url: str | None = None, **extra: Any) -> tuple[Client, dict[str, str]]:
-        client: Client = await aiohttp_client(build_app(make_hub_settings(make_settings, db_url, fake[1], **extra)))
-        token = await create_token(client.app[DB], "admin", label="tests")
-        return client, {"Authorization": f"Bearer {token}"}
+        return await start_hub(aiohttp_client, make_settings, fake[1], db_url, **extra)
 
     return go
 

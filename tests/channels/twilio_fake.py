@@ -95,3 +95,19 @@ def make_hub_settings(
     make_settings: Callable[..., Settings], db_url: str | None, fake_url: str, **extra: Any
 ) -> Settings:
     return make_settings(db_url, **settings_env(fake_url, **extra))
+
+
+async def start_hub(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], fake_url: str, db_url: str | None = None,
+    **extra: Any,
+) -> tuple[TestClient[Any, Any], dict[str, str]]:
+    """A hub app with the Twilio channels pointed at FAKE_URL, and admin headers for its API."""
+    from hub.api.auth import create_token
+    from hub.app import build_app
+    from hub.keys import DB
+
+    client: TestClient[Any, Any] = await aiohttp_client(
+        build_app(make_hub_settings(make_settings, db_url, fake_url, **extra))
+    )
+    token = await create_token(client.app[DB], "admin", label="tests")
+    return client, {"Authorization": f"Bearer {token}"}
