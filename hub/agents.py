@@ -9,6 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.config import QueueSettings
 from hub.history.db import Database, Tx
+from hub.history.identities import IdentityError, normalize_phone
 from hub.model import Agent, format_time, utcnow
 
 ROLES = ("admin", "supervisor", "agent")
@@ -36,10 +37,45 @@ def _agent(tx: Tx, row: Mapping[str, object]) -> Agent:
     queues = [str(r["queue"]) for r in tx.all("SELECT queue FROM agent_queues WHERE agent_id = ? ORDER BY queue",
                                               (row["id"],))]
     return Agent(int(str(row["id"])), str(row["name"]), str(row["email"]), row["role"],  # type: ignore[arg-type]
-                 queues, str(row["created_at"]), bool(row["disabled"]))
+                 queues, str(row["created_at"]), bool(row["disabled"]),
+                 _text(row["phone"]), _text(row["voice_client"]))
 
 
-async def add_agent(db: Database, name: str, email: str, password: str, role: str, queues: list[str]) -> Agent:
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+#: the agent row's columns every query reads
+AGENT_COLUMNS = "id, name, email, role, disabled, created_at, phone, voice_client"
+
+
+def check_voice(phone: str | None, voice_client: str | None) -> tuple[str | None, str | None]:
+    """An agent's phone in E.164 and a Twilio Client identity, checked; empty means none."""
+    phone = (phone or "").strip() or None
+    if phone is not None:
+        if not phone.startswith("+"):
+            raise AgentError(f"phone {phone!r}: write it in E.164 with the country code, e.g. +14155550100")
+        try:
+            phone = normalize_phone(phone, "US")
+        except IdentityError as e:
+            raise AgentError(str(e)) from None
+    voice_client = (voice_client or "").strip() or None
+    if voice_client is not None and not all(ch.isalnum() or ch in "_-.@" for ch in voice_client):
+        raise AgentError("a Twilio Client identity may hold letters, digits and _ - . @ only")
+    return phone, voice_client
+
+
+async def add_agent(
+    db: Database,
+    name: str,
+    email: str,
+    password: str,
+    role: str,
+    queues: list[str],
+    phone: str | None = None,
+    voice_client: str | None = None,
+) -> Agent:
+    phone, voice_client = check_voice(phone, voice_client)
     if role not in ROLES:
         raise AgentError(f"role must be one of {', '.join(ROLES)}")
     email = email.strip().lower()
@@ -56,9 +92,9 @@ async def add_agent(db: Database, name: str, email: str, password: str, role: st
         if tx.one("SELECT id FROM agents WHERE email = ?", (email,)):
             raise AgentError(f"an agent with email {email} already exists")
         row = tx.one(
-            "INSERT INTO agents (name, email, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?) "
-            "RETURNING id, name, email, role, disabled, created_at",
-            (name, email, role, digest, now),
+            "INSERT INTO agents (name, email, role, password_hash, created_at, phone, voice_client) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {AGENT_COLUMNS}",
+            (name, email, role, digest, now, phone, voice_client),
         )
         assert row is not None
         for q in queues:
@@ -70,7 +106,7 @@ async def add_agent(db: Database, name: str, email: str, password: str, role: st
 
 async def list_agents(db: Database) -> list[Agent]:
     def read(tx: Tx) -> list[Agent]:
-        rows = tx.all("SELECT id, name, email, role, disabled, created_at FROM agents ORDER BY id")
+        rows = tx.all(f"SELECT {AGENT_COLUMNS} FROM agents ORDER BY id")
         return [_agent(tx, r) for r in rows]
 
     return await db.read(read)
@@ -82,7 +118,7 @@ async def find_agent(db: Database, ref: str) -> Agent | None:
     def read(tx: Tx) -> Agent | None:
         column = "id" if ref.isdigit() else "email"
         value: object = int(ref) if ref.isdigit() else ref.strip().lower()
-        row = tx.one(f"SELECT id, name, email, role, disabled, created_at FROM agents WHERE {column} = ?", (value,))
+        row = tx.one(f"SELECT {AGENT_COLUMNS} FROM agents WHERE {column} = ?", (value,))
         return _agent(tx, row) if row else None
 
     return await db.read(read)

@@ -147,7 +147,8 @@ def cmd_agents_add(args: argparse.Namespace) -> int:
 
     async def run(db: Database) -> int:
         try:
-            agent = await add_agent(db, args.name, args.email, password, args.role, args.queue or [])
+            agent = await add_agent(db, args.name, args.email, password, args.role, args.queue or [],
+                                    phone=args.phone, voice_client=args.voice_client)
         except AgentError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -169,7 +170,8 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
             print("no agents yet: add one with `hub agents add --name NAME --email EMAIL --queue QUEUE`")
         for a in agents:
             state = " (disabled)" if a.disabled else ""
-            print(f"{a.id:>4}  {a.name:<20} {a.email:<30} {a.role:<10} {', '.join(a.queues) or '-'}{state}")
+            voice = f"  rings {a.voice_client or a.phone}" if (a.voice_client or a.phone) else ""
+            print(f"{a.id:>4}  {a.name:<20} {a.email:<30} {a.role:<10} {', '.join(a.queues) or '-'}{state}{voice}")
         return 0
 
     return asyncio.run(_with_db(settings, run))
@@ -257,6 +259,8 @@ def parser() -> argparse.ArgumentParser:
     aa.add_argument("--password", help="at least 8 characters (default: prompt, or first line of stdin)")
     aa.add_argument("--role", default="agent", choices=["agent", "supervisor", "admin"])
     aa.add_argument("--queue", action="append", metavar="QUEUE", help="a queue the agent works (repeatable)")
+    aa.add_argument("--phone", help="E.164 number the hub rings to connect the agent to calls, e.g. +14155550100")
+    aa.add_argument("--voice-client", help="Twilio Client identity rung for calls (a softphone), before --phone")
     aa.set_defaults(fn=cmd_agents_add)
     al = asub.add_parser("list", parents=[config], help="list agents", description="List agents.")
     al.set_defaults(fn=cmd_agents_list)

@@ -81,6 +81,8 @@ class OutboxSettings(Section):
     poll_interval_seconds: float = Field(1.0, gt=0)
     lease_seconds: float = Field(60.0, gt=0)
     concurrency: int = Field(8, ge=1)
+    max_attachments: int = Field(10, ge=0)
+    max_attachment_bytes: int = Field(10_000_000, ge=0)
 
 
 class QueueSettings(Section):

@@ -233,6 +233,10 @@ class Agent:
     queues: list[str]
     created_at: str
     disabled: bool = False
+    #: E.164 number the hub rings to connect this agent to a call
+    phone: str | None = None
+    #: Twilio Client identity (a softphone in the browser or an app) rung when set, before the phone
+    voice_client: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = _shallow(self)

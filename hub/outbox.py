@@ -8,7 +8,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +18,7 @@ from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.metrics import Metrics
-from hub.model import CHANNEL_IDENTITY_KIND, Identity, Message, Outbound, format_time
+from hub.model import CHANNEL_IDENTITY_KIND, AttachmentIn, Identity, Message, Outbound, format_time
 
 log = logging.getLogger("hub.outbox")
 
@@ -57,6 +57,14 @@ def _recipient(tx: Tx, conversation_id: int, customer_id: int, channel: str) -> 
     )
 
 
+def _store_files(tx: Tx, message_id: int, attachments: Sequence[AttachmentIn]) -> None:
+    for a in attachments:
+        # Only the last path component: a name is shown and sent, never used as a path.
+        name = a.filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "attachment"
+        store.insert_attachment(tx, message_id, name, a.content_type or "application/octet-stream", a.data,
+                                None, "stored")
+
+
 class Outbox:
     def __init__(
         self,
@@ -90,19 +98,23 @@ class Outbox:
         channel: str | None = None,
         agent_id: int | None = None,
         note: bool = False,
+        attachments: Sequence[AttachmentIn] = (),
     ) -> Message:
-        """Write an agent's reply (or internal note) durably; sending happens in the background."""
-        if not text.strip():
+        """Write an agent's reply (or internal note) durably, with its files; sending happens in the background."""
+        if not text.strip() and not attachments:
             raise ReplyError("text is empty")
+        self._check_files(attachments)
 
         def write(tx: Tx) -> int:
             conv = store.conversation(tx, conversation_id)
             now = self._now()
             if note:
-                return store.insert_message(
+                note_id = store.insert_message(
                     tx, conversation_id=conv.id, customer_id=conv.customer_id, channel="hub", direction="out",
                     kind="note", text=text, status="internal", agent_id=agent_id, now=now,
                 )
+                _store_files(tx, note_id, attachments)
+                return note_id
             chosen = channel or conv.last_inbound_channel or conv.channel
             adapter = self.channels.get(chosen)
             if adapter is None:
@@ -114,10 +126,14 @@ class Outbox:
             to = _recipient(tx, conv.id, conv.customer_id, chosen)
             if to.kind not in adapter.identity_kinds:
                 raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
+            if attachments and not adapter.capabilities.media:
+                media = ", ".join(sorted(n for n, c in self.channels.items() if c.capabilities.media)) or "none"
+                raise ReplyError(f"channel {chosen} cannot carry files; channels that can: {media}")
             message_id = store.insert_message(
                 tx, conversation_id=conv.id, customer_id=conv.customer_id, channel=chosen, direction="out",
                 kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now,
             )
+            _store_files(tx, message_id, attachments)
             tx.exec(
                 "INSERT INTO outbox (message_id, channel, recipient, status, next_attempt_at, created_at, updated_at) "
                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
@@ -130,6 +146,17 @@ class Outbox:
         self._wake.set()
         await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
         return msg
+
+    def _check_files(self, attachments: Sequence[AttachmentIn]) -> None:
+        if len(attachments) > self.settings.max_attachments:
+            raise ReplyError(f"{len(attachments)} files; a reply carries at most {self.settings.max_attachments}")
+        total = sum(len(a.data or b"") for a in attachments)
+        if total > self.settings.max_attachment_bytes:
+            raise ReplyError(f"the files add up to {total} bytes, over outbox.max_attachment_bytes "
+                             f"({self.settings.max_attachment_bytes})")
+        for a in attachments:
+            if not a.data:
+                raise ReplyError(f"file {a.filename!r} is empty")
 
     # -- sending ---------------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from hub.channels.api import ApiChannel
-from hub.channels.base import Channel
+from hub.channels.base import Capabilities, Channel
 from hub.channels.host import ChannelHost
 from hub.config import ApiChannelSettings, OutboxSettings, Settings
 from hub.events import MemoryBus
@@ -22,7 +23,7 @@ from hub.history.db import Database, open_database
 from hub.history.schema import migrate
 from hub.ingest import Ingest
 from hub.metrics import Metrics
-from hub.model import Identity, Inbound
+from hub.model import AttachmentIn, Identity, Inbound
 from hub.outbox import Outbox, ReplyError, backoff
 
 SECRET = "webhook-secret"
@@ -95,7 +96,7 @@ async def world(
         Inbound(channel="api", identity=Identity("phone", "+14155550100"), text="hi", external_id="in-1")
     )
     yield {"outbox": outbox, "make_outbox": make_outbox, "clock": clock, "hook": webhook[0],
-           "conversation": first.conversation.id, "bus": bus}
+           "conversation": first.conversation.id, "bus": bus, "ingest": ingest}
     await channel.stop()
 
 
@@ -188,6 +189,42 @@ async def test_reply_refusals_are_clear(world: dict[str, Any]) -> None:
         await outbox.reply(world["conversation"], "x" * 100_001)
     with pytest.raises(ReplyError, match="empty"):
         await outbox.reply(world["conversation"], "   ")
+
+
+async def test_reply_with_files_sends_them_and_refuses_what_it_cannot(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook = world["outbox"], world["hook"]
+    pdf = b"%PDF-1.4 invoice" * 100
+    msg = await outbox.reply(world["conversation"], "", attachments=[
+        AttachmentIn("../../etc/invoice.pdf", "application/pdf", pdf)])
+    assert [(a.filename, a.size, a.status) for a in msg.attachments] == [("invoice.pdf", len(pdf), "stored")]
+    assert await outbox.drain() == 1
+    sent = hook.received[0]["attachments"]
+    assert [(f["filename"], f["content_type"], base64.b64decode(f["data_base64"])) for f in sent] == [
+        ("invoice.pdf", "application/pdf", pdf)]
+    with pytest.raises(ReplyError, match=r"over outbox\.max_attachment_bytes"):
+        big = OutboxSettings(max_attachment_bytes=10)
+        too_big = Outbox(db, outbox.channels, big, MemoryBus(), Metrics())
+        await too_big.reply(world["conversation"], "x", attachments=[AttachmentIn("a.bin", "x/y", b"0" * 11)])
+    with pytest.raises(ReplyError, match="is empty"):
+        await outbox.reply(world["conversation"], "x", attachments=[AttachmentIn("a.bin", "x/y", b"")])
+    with pytest.raises(ReplyError, match="at most 10"):
+        await outbox.reply(world["conversation"], "x", attachments=[AttachmentIn("a", "x/y", b"1")] * 11)
+
+
+async def test_a_channel_without_media_refuses_files(db: Database, world: dict[str, Any]) -> None:
+    class TextOnly(ApiChannel):
+        name = "textonly"
+        capabilities = Capabilities(max_text_length=160)
+
+    outbox = world["outbox"]
+    outbox.channels["textonly"] = TextOnly(ChannelHost(world["ingest"], outbox), ApiChannelSettings())
+    with pytest.raises(ReplyError, match=r"channel textonly cannot carry files; channels that can: api$"):
+        await outbox.reply(world["conversation"], "x", channel="textonly",
+                           attachments=[AttachmentIn("a.png", "image/png", b"png")])
+    # A note may carry files whatever the channels can do: it never leaves the hub.
+    note = await outbox.reply(world["conversation"], "", note=True, attachments=[AttachmentIn("a.png", "image/png",
+                                                                                             b"png")])
+    assert note.kind == "note" and len(note.attachments) == 1
 
 
 async def test_note_is_internal_and_never_sent(db: Database, world: dict[str, Any]) -> None:

@@ -49,11 +49,15 @@ class BadBody(Exception):
         self.status, self.message, self.details = status, message, details
 
 
-async def read_json(request: web.Request, model: type[M]) -> M:
-    """The request body as MODEL, or a 4xx that says exactly what is wrong with it."""
+async def read_json(request: web.Request, model: type[M], max_bytes: int | None = None) -> M:
+    """The request body as MODEL, or a 4xx that says exactly what is wrong with it. MAX_BYTES raises the
+    server-wide body limit for this one request (replies carrying files)."""
     if request.content_type != "application/json":
         raise BadBody(415, f"send Content-Type: application/json (got {request.content_type or 'none'})")
-    raw = await request.read()  # raises 413 past server.max_body_bytes
+    if max_bytes is None:
+        raw = await request.read()  # raises 413 past server.max_body_bytes
+    else:
+        raw = await _read_up_to(request, max_bytes)
     try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -66,6 +70,18 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         fields = _field_errors(e)
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         raise BadBody(422, f"invalid body: {summary}", fields) from None
+
+
+async def _read_up_to(request: web.Request, max_bytes: int) -> bytes:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BadBody(413, f"the body is {request.content_length} bytes; this endpoint takes at most {max_bytes}")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadBody(413, f"the body is over {max_bytes} bytes, the most this endpoint takes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @web.middleware

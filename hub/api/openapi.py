@@ -233,7 +233,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/conversations/{id}/messages": {
         "post": {
-            "summary": "Reply (through the outbox) on any channel the customer has an identity for, or add a note",
+            "summary": "Reply (through the outbox, with files when the channel carries media) on any channel the "
+                       "customer has an identity for, or add a note",
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ReplyBody),
             "responses": {"201": _json(_ref("Message"), "Queued for sending (or stored, for a note)"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aiohttp import web
 
 from hub.api.auth import PRINCIPAL, Principal, require_admin
-from hub.api.errors import read_json
+from hub.api.errors import BadBody, read_json
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
 from hub.events import Event
 from hub.history import store
@@ -15,7 +17,7 @@ from hub.history.db import Tx
 from hub.history.identities import parse
 from hub.history.merge import merge_customers
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
-from hub.model import format_time, utcnow
+from hub.model import AttachmentIn, format_time, utcnow
 
 STATUSES = ("open", "assigned", "resolved")
 
@@ -171,10 +173,20 @@ async def check_conversation(request: web.Request, conv_id: int) -> None:
 
 async def post_message(request: web.Request) -> web.Response:
     conv_id = _int(request, "id")
-    body = await read_json(request, ReplyBody)
+    settings = request.app[SETTINGS]
+    # Files travel base64-encoded (4/3 of their size) on top of an ordinary body.
+    limit = settings.server.max_body_bytes + settings.outbox.max_attachment_bytes * 4 // 3 + 4096
+    body = await read_json(request, ReplyBody, max_bytes=limit)
     await check_conversation(request, conv_id)
+    files = []
+    for a in body.attachments:
+        try:
+            files.append(AttachmentIn(a.filename, a.content_type, base64.b64decode(a.data_base64, validate=True)))
+        except (binascii.Error, ValueError):
+            raise BadBody(422, f"attachment {a.filename!r}: data_base64 is not valid base64") from None
     msg = await request.app[OUTBOX].reply(
-        conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note
+        conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
+        attachments=files,
     )
     return web.json_response(msg.to_json(), status=201)
 

@@ -31,10 +31,19 @@ class InboundBody(Body):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class ReplyAttachment(Body):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field("application/octet-stream", max_length=255)
+    data_base64: str = Field(min_length=1, description="the file's bytes, base64-encoded")
+
+
 class ReplyBody(Body):
-    text: str = Field(min_length=1, max_length=100_000)
+    text: str = Field("", max_length=100_000, description="may be empty when files are attached")
     channel: str | None = Field(None, description="default: the channel the customer last wrote on")
     note: bool = Field(False, description="an internal note, never sent to the customer")
+    attachments: list[ReplyAttachment] = Field(
+        default_factory=list, description="files sent with the reply (the channel must carry media)"
+    )
 
 
 class MergeBody(Body):

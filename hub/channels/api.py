@@ -102,6 +102,7 @@ class ApiChannel(Channel):
             # No webhook configured: the integrator reads replies from the timeline API instead.
             return SendResult(external_id=None, status="sent")
         assert self._http is not None, "channel not started"
+        files = await self.sink.outbound_files(outbound.message_id)
         body = json.dumps(
             {
                 "message_id": outbound.message_id,
@@ -109,6 +110,11 @@ class ApiChannel(Channel):
                 "to": str(outbound.to),
                 "text": outbound.text,
                 "attempt": outbound.attempt,
+                # The same shape the inbound API takes.
+                "attachments": [
+                    {"filename": name, "content_type": ctype, "data_base64": base64.b64encode(data).decode()}
+                    for name, ctype, data in files
+                ],
             }
         ).encode()
         headers = {"Content-Type": "application/json"}

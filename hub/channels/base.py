@@ -51,6 +51,10 @@ class InboundSink(Protocol):
 
     async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool: ...
 
+    async def outbound_files(self, message_id: int) -> list[tuple[str, str, bytes]]:
+        """(filename, content type, bytes) of the files an agent attached to an outgoing message."""
+        ...
+
 
 class Channel(ABC):
     name: ClassVar[str]
@@ -105,9 +109,6 @@ class ChatSink(AttachmentSink, Protocol):
     async def edit(
         self, channel: str, dedupe_key: str, external_id: str, text: str, edited_at: str, raw: Any = None
     ) -> Message | None: ...
-
-
-    async def outbound_files(self, message_id: int) -> list[tuple[str, str, bytes]]: ...
 
     async def history(self, identity: Identity, channel: str, limit: int) -> list[tuple[Message, str | None]]: ...
 

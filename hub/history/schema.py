@@ -229,6 +229,17 @@ CREATE TABLE opt_outs (
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        "agents: the phone the hub rings to bridge a call to them, and their Twilio Client identity",
+        """
+ALTER TABLE agents ADD COLUMN phone TEXT;
+ALTER TABLE agents ADD COLUMN voice_client TEXT
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

@@ -3,6 +3,7 @@ against the OpenAPI document the hub serves."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -123,6 +124,23 @@ async def test_reply_defaults_to_last_channel_and_resolve(api: Api) -> None:
     again = await inbound(api, "email:ann@example.com", "new question", "m2")
     assert again["conversation"]["id"] != conv
     await api.call("GET", "/api/v1/conversations", "/api/v1/conversations?status=closed", expect=400)
+
+
+async def test_reply_with_a_file(api: Api, client: Client) -> None:
+    first = await inbound(api, "email:ann@example.com", "send me the invoice", "f1")
+    conv = first["conversation"]["id"]
+    path, template = f"/api/v1/conversations/{conv}/messages", "/api/v1/conversations/{id}/messages"
+    pdf = b"%PDF-1.4 " + bytes(range(256)) * 8000  # 2 MB: over server.max_body_bytes once base64-encoded
+    file = {"filename": "invoice.pdf", "content_type": "application/pdf", "data_base64": base64.b64encode(pdf).decode()}
+    reply = await api.call("POST", template, path, {"text": "", "attachments": [file]}, expect=201)
+    assert [(a["filename"], a["size"], a["status"]) for a in reply["attachments"]] == [("invoice.pdf", len(pdf),
+                                                                                        "stored")]
+    got = await client.get(reply["attachments"][0]["url"], headers=api.headers)
+    assert got.status == 200 and await got.read() == pdf
+    bad = await api.call("POST", template, path, {"attachments": [{**file, "data_base64": "%%%"}]}, expect=422)
+    assert "not valid base64" in bad["error"]["message"]
+    empty = await api.call("POST", template, path, {"text": " "}, expect=422)
+    assert "text is empty" in empty["error"]["message"]
 
 
 async def test_merge_through_the_api(api: Api) -> None:
