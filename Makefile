@@ -42,6 +42,7 @@ bench: $(BIN)/.installed
 	  else echo "note: wrk not installed; the benchmark uses its slower Python load generator"; fi; }
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.routing $(ARGS)
+	$(BIN)/python -m bench.email_import $(ARGS)
 
 clean:
 	rm -rf $(VENV) hub-demo .pytest_cache .mypy_cache .ruff_cache

@@ -4,11 +4,16 @@ A decision is one dispatch: an agent frees a slot and gets the best conversation
 agents = waiting/10 and queues = waiting/100 (10k agents, 1k queues at 100k waiting). Each figure is also printed
 as a ratio to a baseline timed in the same run (a dict operation; a bare Redis EVALSHA), since the machine is shared.
 
-Redis is measured twice: one sequential client (the latency of one decision), and `--clients` concurrent connections
-deciding at once, as several hub processes would (aggregate decisions/s). The bare EVALSHA baseline is timed both
-ways too, with the same number of clients, so "x baseline" compares like with like.
+Redis is measured three ways: one sequential client (the latency of one decision: one EVALSHA), `--clients`
+concurrent connections deciding at once, as several hub processes would (aggregate decisions/s), and `--batch`
+decisions per EVALSHA (drain_agents for that many agents who each freed a slot, as a tick that ends many wrap-ups or
+offer timeouts does; its latencies are of the whole call). The bare EVALSHA baseline is timed with one client and with
+the same number of concurrent clients, so "x baseline" compares like with like.
 
-    python -m bench.routing [--quick] [--redis URL] [--no-redis] [--clients N]
+Only the decision is timed: the resolve and the new arrival that free each agent's slot are set-up, not counted.
+
+    python -m bench.routing [--quick] [--sizes 1000,10000] [--redis URL] [--no-redis | --no-memory] [--clients N]
+                            [--batch N]
 """
 
 from __future__ import annotations
@@ -160,6 +165,29 @@ async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_c
     return _result(backend, ld, latencies, wall)
 
 
+async def batched(ld: Load, backend: str, decisions: int, per_call: int) -> Result:
+    """One caller, `per_call` decisions per call: free a slot for that many distinct agents (untimed), then time one
+    drain_agents call that fills them all, as the engine does when a tick ends wrap-ups or timeouts for many agents.
+    Latencies are of the whole call: a decision in it is known when the call returns."""
+    agents = [a for a in ld.held if ld.held[a]]
+    latencies: list[float] = []
+    made = 0
+    wall = 0.0
+    for _ in range(max(1, decisions // per_call)):
+        ld.now += 1e-3
+        picked = ld.rng.sample(agents, min(len(agents), per_call))
+        await asyncio.gather(*(ld.free_a_slot(a) for a in picked))
+        start = time.perf_counter()
+        claims = await ld.state.drain_agents(picked, ld.now, per_call)
+        took = time.perf_counter() - start
+        wall += took
+        made += len(claims)
+        latencies += [took] * len(claims)
+        for c in claims:
+            ld.held[c.agent].append(c.conversation)
+    return _result(backend, ld, latencies, wall)
+
+
 def memory_baseline(n: int = 200_000) -> float:
     """Seconds per trivial dict operation (set, get, pop): the unit memory decisions are compared with."""
     d: dict[int, int] = {}
@@ -226,11 +254,17 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sizes 1k and 10k, fewer decisions (a smoke run)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL (default: %(default)s)")
     parser.add_argument("--no-redis", action="store_true", help="memory backend only")
+    parser.add_argument("--no-memory", action="store_true", help="Redis backend only")
+    parser.add_argument("--sizes", help="waiting counts to run, comma-separated (default: 1000,10000,100000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent Redis clients (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=50, help="decisions per call, batch row (default: %(default)s)")
     args = parser.parse_args(argv)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
     decisions = {"memory": 2_000 if args.quick else 20_000, "redis": 1_000 if args.quick else 5_000}
     many = f"redis x{args.clients}"
+    batch = f"redis b{args.batch}"
     baselines = {"memory": memory_baseline()}
     print(f"baseline memory:   {baselines['memory'] * 1e9:.0f} ns per dict set+get+pop")
     use_redis = not args.no_redis
@@ -238,6 +272,7 @@ async def main(argv: list[str] | None = None) -> int:
         try:
             baselines["redis"] = await redis_baseline(args.redis)
             baselines[many] = await redis_baseline(args.redis, n=8000, clients=args.clients)
+            baselines[batch] = baselines["redis"]
             print(f"baseline redis:    {baselines['redis'] * 1e6:.1f} us per bare EVALSHA round trip, one client")
             print(
                 f"baseline {many}: {baselines[many] * 1e6:.1f} us per bare EVALSHA with {args.clients} clients at once"
@@ -248,19 +283,21 @@ async def main(argv: list[str] | None = None) -> int:
             use_redis = False
     results: list[Result] = []
     for size in sizes:
-        results.append(await sequential(await load(MemoryState(), size, False), "memory", decisions["memory"]))
+        if not args.no_memory:
+            results.append(await sequential(await load(MemoryState(), size, False), "memory", decisions["memory"]))
         if use_redis:
             state, client = await redis_state(args.redis, args.clients)
             try:
                 ld = await load(state, size, concurrent=True)
                 results.append(await sequential(ld, "redis", decisions["redis"]))
                 results.append(await concurrent(ld, many, 2 * decisions["redis"], args.clients))
+                results.append(await batched(ld, batch, 4 * decisions["redis"], args.batch))
             finally:
                 await state.clear()  # type: ignore[attr-defined]
                 await client.aclose()  # type: ignore[attr-defined]
     results.sort(key=lambda r: (r.backend, r.waiting))
     show(results, baselines)
-    for backend, target in (("memory", 50_000), ("redis", 10_000), (many, 10_000)):
+    for backend, target in (("memory", 50_000), ("redis", 10_000), (many, 10_000), (batch, 10_000)):
         rows = [r for r in results if r.backend == backend]
         if rows:
             big, small = rows[-1], rows[0]

@@ -135,3 +135,81 @@ async def sync_queues(db: Database, queues: Mapping[str, QueueSettings]) -> None
             )
 
     await db.write(write)
+
+
+#: what update_agent may change; a key absent from CHANGES is left alone (None clears phone / voice_client)
+EDITABLE = ("name", "email", "role", "queues", "phone", "voice_client", "disabled", "password")
+
+
+async def update_agent(db: Database, agent_id: int, changes: Mapping[str, object]) -> tuple[Agent, Agent]:
+    """Apply CHANGES to one agent; returns (before, after). Refuses to leave the hub without an enabled admin."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise AgentError(f"cannot change {', '.join(unknown)}")
+    sets: dict[str, object] = {}
+    if "name" in changes:
+        name = str(changes["name"] or "").strip()
+        if not name:
+            raise AgentError("a name cannot be empty")
+        sets["name"] = name
+    if "email" in changes:
+        email = str(changes["email"] or "").strip().lower()
+        if "@" not in email:
+            raise AgentError(f"{email!r} is not an email address")
+        sets["email"] = email
+    if "role" in changes:
+        if changes["role"] not in ROLES:
+            raise AgentError(f"role must be one of {', '.join(ROLES)}")
+        sets["role"] = changes["role"]
+    if "phone" in changes or "voice_client" in changes:
+        current = await find_agent(db, str(agent_id))
+        if current is None:
+            raise AgentNotFound(f"agent {agent_id} does not exist")
+        phone = changes["phone"] if "phone" in changes else current.phone
+        client = changes["voice_client"] if "voice_client" in changes else current.voice_client
+        sets["phone"], sets["voice_client"] = check_voice(_text(phone), _text(client))
+    if "disabled" in changes:
+        sets["disabled"] = 1 if changes["disabled"] else 0
+    if changes.get("password") is not None:
+        sets["password_hash"] = hash_password(str(changes["password"]))  # slow: outside the transaction
+    queues = changes.get("queues")
+
+    def write(tx: Tx) -> tuple[Agent, Agent]:
+        row = tx.one(f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?" + tx.for_update, (agent_id,))
+        if row is None:
+            raise AgentNotFound(f"agent {agent_id} does not exist")
+        before = _agent(tx, row)
+        if "email" in sets and tx.one("SELECT id FROM agents WHERE email = ? AND id <> ?", (sets["email"], agent_id)):
+            raise AgentConflict(f"an agent with email {sets['email']} already exists")
+        if sets:
+            assignments = ", ".join(f"{column} = ?" for column in sets)
+            tx.exec(f"UPDATE agents SET {assignments} WHERE id = ?", (*sets.values(), agent_id))
+        if queues is not None:
+            wanted = list(dict.fromkeys(str(q) for q in queues))  # type: ignore[attr-defined]
+            known = {str(r["name"]) for r in tx.all("SELECT name FROM queues")}
+            unknown_queues = [q for q in wanted if q not in known]
+            if unknown_queues:
+                raise AgentError(f"unknown queue(s) {', '.join(unknown_queues)}; "
+                                 f"known: {', '.join(sorted(known)) or 'none'}")
+            tx.exec("DELETE FROM agent_queues WHERE agent_id = ?", (agent_id,))
+            for q in wanted:
+                tx.exec("INSERT INTO agent_queues (agent_id, queue) VALUES (?, ?)", (agent_id, q))
+        after_row = tx.one(f"SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?", (agent_id,))
+        assert after_row is not None
+        after = _agent(tx, after_row)
+        was_admin = before.role == "admin" and not before.disabled
+        if was_admin and not (after.role == "admin" and not after.disabled) and tx.one(
+            "SELECT id FROM agents WHERE role = 'admin' AND disabled = 0 LIMIT 1"
+        ) is None:
+            raise AgentConflict("this would leave no enabled admin; make someone else an admin first")
+        return before, after
+
+    return await db.write(write)
+
+
+class AgentNotFound(AgentError):
+    """No agent has that id."""
+
+
+class AgentConflict(AgentError):
+    """The change contradicts another agent or would lock every admin out."""

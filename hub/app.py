@@ -12,8 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from hub.agents import sync_queues
-from hub.api import openapi
+from hub.api import accounts, openapi, search_routes
 from hub.api.auth import TokenAuth, auth_middleware
+from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
 from hub.api.routes import routes as api_routes
@@ -26,7 +27,7 @@ from hub.channels.webchat import WebchatChannel
 from hub.config import Settings
 from hub.console.handlers import routes as console_routes
 from hub.console.sessions import SESSIONS, Sessions
-from hub.events import MemoryBus
+from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.ingest import Ingest
@@ -129,10 +130,30 @@ def _task(name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> Callable[
     return ctx
 
 
+def _install_calls(app: web.Application, settings: Settings, channels: dict[str, Channel]) -> None:
+    """With the voice channel: accepted calls are bridged to agents, menus route, agents place calls."""
+    if "voice" not in channels:
+        return
+    from hub.calls import CALLS, Calls
+    from hub.channels.voice import VoiceChannel
+
+    voice = channels["voice"]
+    assert isinstance(voice, VoiceChannel)
+    calls = Calls(app[DB], app[BUS], app[ROUTER], voice, settings.channels.twilio,
+                  settings.identities.default_region)
+    calls.install()
+    app[CALLS] = calls
+
+    async def close_calls(app: web.Application) -> None:
+        await calls.close()
+
+    app.on_shutdown.append(close_calls)
+
+
 def build_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     db = open_database(settings.database.url, settings.database.pool_size, settings.database.sqlite_synchronous)
-    bus = MemoryBus()
+    bus = open_bus(settings)
     auth = TokenAuth(db)
     sessions = Sessions(db, settings.console)
     router = Router(db, settings, bus)
@@ -152,6 +173,12 @@ def build_app(settings: Settings) -> web.Application:
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
     app[ROUTER] = router
+    _install_calls(app, settings, channels)
+
+    async def event_bus(app: web.Application) -> AsyncIterator[None]:
+        await bus.start()
+        yield
+        await bus.close()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         log.info("database %s", redact(settings.database.url))
@@ -179,12 +206,15 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.extend(
         [
+            event_bus,
             database,
             routing,
             channel_tasks,
             _task("hub-ingest-recovery", ingest.recover_forever),
             _task("hub-outbox", outbox.run_forever),
             _task("hub-routing-tick", router.tick_forever),
+            _task("hub-routing-replies", router.watch_replies),
+            accounts.forget_on_events,
         ]
     )
 
@@ -199,6 +229,9 @@ def build_app(settings: Settings) -> web.Application:
     if settings.console.enabled:
         app.router.add_routes(console_routes())
     app.router.add_routes(routing_routes())
+    app.router.add_routes(call_routes())
+    app.router.add_routes(accounts.routes())
+    app.router.add_routes(search_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     return app

@@ -279,7 +279,10 @@ def parser() -> argparse.ArgumentParser:
     tw = tgsub.add_parser("set-webhook", parents=[config], help="register this hub's webhook with Telegram",
                           description="Tell Telegram to POST the bot's updates to this hub, with "
                                       "channels.telegram.webhook_secret as the secret token it must send back.")
-    tw.add_argument("--url", help="the webhook URL (default: <server.public_url>/webhooks/telegram)")
+    tw.add_argument("--url", help="the webhook URL (default: <server.public_url>/webhooks/telegram, or "
+                                  ".../webhooks/telegram/<name> for a bot of channels.telegram.bots)")
+    tw.add_argument("--bot", metavar="NAME", help="only this bot (\"default\" is bot_token's; default: every bot "
+                                                  "in webhook mode)")
     tw.set_defaults(fn=cmd_telegram_set_webhook)
 
     wh = sub.add_parser("webhooks", help="provider webhooks", description="Work with saved provider webhooks.")
@@ -300,29 +303,39 @@ def parser() -> argparse.ArgumentParser:
 def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
     from telegram.error import TelegramError
 
-    from hub.channels.telegram import WEBHOOK_PATH, set_webhook
+    from hub.channels.telegram import bot_specs, set_webhook
 
     settings = _settings(args)
     tg = settings.channels.telegram
-    url = args.url or (settings.server.public_url + WEBHOOK_PATH if settings.server.public_url else "")
+    specs = [b for b in bot_specs(tg) if args.bot in (None, b.name)]
+    if args.bot is None:
+        specs = [b for b in specs if b.mode == "webhook"]  # polling bots have no webhook to register
     problems = [
         msg for bad, msg in [
             (not tg.enabled, "channels.telegram.enabled is false"),
-            (not url, "no URL: pass --url or set server.public_url"),
-            (not tg.webhook_secret, "channels.telegram.webhook_secret is empty: the hub would reject every update"),
+            (args.bot is not None and not specs, f"no bot named {args.bot!r} in channels.telegram"),
+            (args.bot is None and not specs, "no bot in webhook mode"),
+            (bool(args.url) and len(specs) > 1, "--url needs --bot NAME when there are several bots"),
+            (not args.url and not settings.server.public_url, "no URL: pass --url or set server.public_url"),
+            *[(not b.secret, f"bot {b.name}'s webhook_secret is empty: the hub would reject every update")
+              for b in specs],
         ] if bad
     ]
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)
         return 2
-    if not url.startswith("https://"):
-        print(f"warning: {url} is not https://; Telegram's cloud Bot API only calls https webhooks", file=sys.stderr)
-    try:
-        print(asyncio.run(set_webhook(tg, url)))
-    except TelegramError as e:
-        print(f"error: Telegram refused: {str(e).replace(tg.bot_token, '<bot token>')}", file=sys.stderr)
-        return 1
-    return 0
+    failed = 0
+    for b in specs:
+        url = args.url or settings.server.public_url + b.path
+        if not url.startswith("https://"):
+            print(f"warning: {url} is not https://; Telegram's cloud Bot API only calls https webhooks",
+                  file=sys.stderr)
+        try:
+            print(f"{b.name}: {asyncio.run(set_webhook(tg, url, b.name))}")
+        except TelegramError as e:
+            print(f"error: {b.name}: Telegram refused: {str(e).replace(b.token, '<bot token>')}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def cmd_webhooks_replay(args: argparse.Namespace) -> int:

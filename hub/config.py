@@ -93,6 +93,7 @@ class QueueSettings(Section):
     direct: bool = False
     sticky_for: float = Field(0.0, ge=0)
     sla_wait: float = Field(60.0, ge=0)
+    first_response: float = Field(0.0, ge=0)  # seconds from arrival to the first agent reply; 0: no target
     stages: list[dict[str, Any]] = Field(default_factory=list)
 
     def engine_config(self) -> dict[str, Any]:
@@ -190,9 +191,13 @@ class EmailChannelSettings(Section):
     reconnect_max_delay_seconds: float = Field(300.0, gt=0)
     fetch_batch: int = Field(50, ge=1, le=1000)
     lease_seconds: float = Field(120.0, gt=0)
+    tls_ca_file: str = ""
+    tls_verify: bool = True
 
     @model_validator(mode="after")
     def _usable(self) -> EmailChannelSettings:
+        if self.tls_ca_file and not Path(self.tls_ca_file).is_file():
+            raise ValueError(f"channels.email.tls_ca_file: no such file: {self.tls_ca_file}")
         if self.enabled and "@" not in self.address:
             raise ValueError(
                 "channels.email.address must be the support address replies come from, e.g. help@example.com"
@@ -203,11 +208,37 @@ class EmailChannelSettings(Section):
         return self
 
 
+TELEGRAM_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{20,}")
+TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
+
+
+def _check_telegram_bot(where: str, token: str, mode: str, secret: str) -> None:
+    if not TELEGRAM_TOKEN.fullmatch(token):
+        raise ValueError(f"{where}bot_token must be the token @BotFather gave you (digits:letters)")
+    if mode == "webhook" and not TELEGRAM_SECRET.fullmatch(secret):
+        raise ValueError(
+            f"{where}webhook_secret must be 16-256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it back in "
+            "X-Telegram-Bot-Api-Secret-Token); or use mode = \"polling\""
+        )
+
+
+class TelegramBotSettings(Section):
+    """One of several bots of the business: its updates come to /webhooks/telegram/<name>."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    bot_token: str
+    mode: Literal["webhook", "polling"] = "webhook"
+    webhook_secret: str = ""
+    groups: Literal["ignore", "accept"] | None = None
+
+
 class TelegramSettings(Section):
     enabled: bool = False
     bot_token: str = ""
     mode: Literal["webhook", "polling"] = "webhook"
     webhook_secret: str = ""
+    groups: Literal["ignore", "accept"] = "ignore"
+    bots: list[TelegramBotSettings] = Field(default_factory=list)
     api_url: str = "https://api.telegram.org/bot"
     file_url: str = "https://api.telegram.org/file/bot"
     max_file_bytes: int = Field(20_000_000, ge=0)
@@ -220,13 +251,16 @@ class TelegramSettings(Section):
     def _usable(self) -> TelegramSettings:
         if not self.enabled:
             return self
-        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", self.bot_token):
-            raise ValueError("bot_token must be the token @BotFather gave you (digits:letters)")
-        if self.mode == "webhook" and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", self.webhook_secret):
-            raise ValueError(
-                "webhook_secret must be 16-256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it back in "
-                "X-Telegram-Bot-Api-Secret-Token); or use mode = \"polling\""
-            )
+        if self.bot_token or not self.bots:
+            _check_telegram_bot("", self.bot_token, self.mode, self.webhook_secret)
+        names = [b.name for b in self.bots]
+        if "default" in names or len(set(names)) != len(names):
+            raise ValueError("bots: each bot needs its own name (\"default\" is the top-level bot_token's)")
+        tokens = [b.bot_token for b in self.bots] + ([self.bot_token] if self.bot_token else [])
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("bots: the same bot_token is configured twice")
+        for i, b in enumerate(self.bots):
+            _check_telegram_bot(f"bots[{i}] ({b.name}): ", b.bot_token, b.mode, b.webhook_secret)
         return self
 
 
@@ -312,6 +346,8 @@ class TwilioSettings(Section):
     max_media_bytes: int = Field(5_000_000, ge=0)
     media_attempts: int = Field(5, ge=1)
     timeout_seconds: float = Field(15.0, gt=0)
+    media_url_key: str = ""
+    media_url_seconds: int = Field(3600, ge=60)
     numbers: dict[str, TwilioNumberSettings] = Field(default_factory=dict)
 
     @field_validator("api_base_url")
@@ -357,6 +393,14 @@ class ConsoleSettings(Section):
     lockout_window_seconds: float = Field(900.0, gt=0)
 
 
+class EventSettings(Section):
+    """The event bus: "memory" (one process) or "redis" (Pub/Sub, so every hub process sees every event)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = ""
+    channel: str = Field("hub:events", min_length=1)
+
+
 class MetricsSettings(Section):
     enabled: bool = True
 
@@ -371,6 +415,7 @@ class Settings(Section):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")

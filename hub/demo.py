@@ -39,6 +39,9 @@ DEMO_AGENTS = [
     ("Sam Supervisor", "sam@demo.hub", "sam-demo-123", "supervisor", ["support", "sales"]),
 ]
 
+# The phones the hub rings when a demo agent accepts a call (answered by the local Twilio simulator).
+DEMO_PHONES = {"alice@demo.hub": "+14155550111", "bob@demo.hub": "+14155550112", "sam@demo.hub": "+14155550113"}
+
 # A simulated customer's side of a few conversations: (identity, name, line).
 SCRIPT = [
     ("phone:+14155550100", "Ann Lee", "Hi! My order #1042 hasn't arrived yet. Can you check?"),
@@ -57,7 +60,7 @@ def demo_settings(data: Path) -> Settings:
     # A routing rule to watch work: questions about buying go to sales, the rest to support.
     settings.routing.rules = [{"name": "buying", "queue": "sales", "keywords": ["price", "pricing", "quote", "seats"]}]
     # Chat channels: the web chat page to try, and a Telegram bot whose customer is simulated through the real
-    # webhook (a demo token: replies to Telegram need a real one in HUB_CHANNELS__TELEGRAM__BOT_TOKEN).
+    # webhook; its Bot API is the local simulator (hub/channels/telegram_demo.py) unless a real token is given.
     settings.channels.webchat.enabled = True
     tg = settings.channels.telegram
     if not tg.bot_token:
@@ -168,7 +171,7 @@ async def prepare(settings: Settings) -> str:
         await sync_queues(db, settings.routing.queues)
         for name, email, password, role, queues in DEMO_AGENTS:
             if await find_agent(db, email) is None:
-                await add_agent(db, name, email, password, role, queues)
+                await add_agent(db, name, email, password, role, queues, phone=DEMO_PHONES.get(email))
         return await create_token(db, "admin", label="hub demo")
     finally:
         await db.close()
@@ -196,7 +199,7 @@ async def simulate_customers(base_url: str, token: str, interval: float = 4.0) -
             await asyncio.sleep(interval * random.uniform(0.5, 1.5))
 
 
-DEMO_TELEGRAM_TOKEN = "1000000001:DEMO-token-replace-with-your-bots-own"
+DEMO_TELEGRAM_TOKEN = "1000000001:DEMO-token-replace-with-your-bots-own"  # = telegram_demo.TOKEN
 TELEGRAM_SCRIPT = [
     "Hi! I ordered the waxed jacket yesterday. Can I still change the size?",
     "It's order #2231, size M -> L please",
@@ -236,6 +239,10 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
 
     twilio = await twilio_demo.start(settings, host, port)
     port = twilio.port
+    # Telegram against a local Bot API simulator: agents' replies reach the simulated customer, who answers.
+    from hub.channels import telegram_demo
+
+    telegram = await telegram_demo.start(settings, host)
     token = await prepare(settings)
     app = build_app(settings)
     tasks: list[asyncio.Task[None]] = []
@@ -266,7 +273,9 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
             f"{twilio_demo.NUMBER}; replay: hub webhooks replay webhooks/twilio/sms_inbound.txt --fresh --url "
             f"{url}/webhooks/twilio/sms with HUB_CHANNELS__TWILIO__AUTH_TOKEN={twilio_demo.TOKEN})",
             f"  web chat:     {url}/chat   (or embed <script type=\"module\" src=\"{url}/widget.js\"></script>)",
-            f"  telegram:     simulated customer via {url}/webhooks/telegram (real secret header)",
+            f"  telegram:     simulated customer Lena via {url}/webhooks/telegram (real secret header); "
+            + (f"replies reach her through the local Bot API simulator at {telegram.simulator.url}"
+               if telegram else "replies go to the real Telegram"),
             f"  email:        simulated customer chloe@example.fr (replies go to her local mail server on port "
             f"{settings.channels.email.smtp_port}; she answers in the thread)",
             f"  try:          curl -H 'Authorization: Bearer {token}' {url}/api/v1/conversations",
@@ -276,8 +285,15 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
         print("\n".join(lines), flush=True)
         if traffic:
             tasks.append(asyncio.create_task(simulate_customers(url, token)))
-            tasks.append(asyncio.create_task(
-                simulate_telegram_customer(url, settings.channels.telegram.webhook_secret)))
+            if telegram is not None:
+                try:
+                    log.info("telegram: %s", await telegram.register_webhook(url))
+                except Exception as e:  # the demo goes on without its Telegram customer
+                    log.warning("could not register the demo bot's webhook with the simulator: %s", e)
+                tasks.append(asyncio.create_task(telegram.simulate_customer()))
+            else:
+                tasks.append(asyncio.create_task(
+                    simulate_telegram_customer(url, settings.channels.telegram.webhook_secret)))
             tasks.append(asyncio.create_task(twilio.simulate_customer()))
             email_channel = app[CHANNELS].get("email")
             if isinstance(email_channel, EmailChannel):
@@ -290,4 +306,6 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
         await run_server(app, host, port, settings.server.shutdown_timeout_seconds, started)
     finally:
         await twilio.close()
+        if telegram is not None:
+            await telegram.close()
     return 0

@@ -57,6 +57,16 @@ def _recipient(tx: Tx, conversation_id: int, customer_id: int, channel: str) -> 
     )
 
 
+def _check_channel_files(name: str, adapter: Channel, attachments: Sequence[AttachmentIn]) -> None:
+    caps = adapter.capabilities
+    if caps.max_files is not None and len(attachments) > caps.max_files:
+        raise ReplyError(f"{len(attachments)} files; channel {name} carries at most {caps.max_files} per message")
+    total = sum(len(a.data or b"") for a in attachments)
+    if caps.max_media_bytes is not None and total > caps.max_media_bytes:
+        raise ReplyError(f"the files add up to {total} bytes; channel {name} carries at most "
+                         f"{caps.max_media_bytes} bytes per message")
+
+
 def _store_files(tx: Tx, message_id: int, attachments: Sequence[AttachmentIn]) -> None:
     for a in attachments:
         # Only the last path component: a name is shown and sent, never used as a path.
@@ -126,9 +136,14 @@ class Outbox:
             to = _recipient(tx, conv.id, conv.customer_id, chosen)
             if to.kind not in adapter.identity_kinds:
                 raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
+            stopped = store.opt_out(tx, str(to), chosen)
+            if stopped is not None:  # told now, not after a failed send: the agent can pick another channel
+                raise ReplyError(f"not sent: the customer opted out by texting {stopped[0]} on {stopped[1][:10]}; "
+                                 f"{chosen} messages are refused until they text START")
             if attachments and not adapter.capabilities.media:
                 media = ", ".join(sorted(n for n, c in self.channels.items() if c.capabilities.media)) or "none"
                 raise ReplyError(f"channel {chosen} cannot carry files; channels that can: {media}")
+            _check_channel_files(chosen, adapter, attachments)
             message_id = store.insert_message(
                 tx, conversation_id=conv.id, customer_id=conv.customer_id, channel=chosen, direction="out",
                 kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now,

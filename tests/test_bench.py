@@ -155,3 +155,69 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert set(results["timeline"]["http"]) == {"first page", "deep pages (cursor)", "newest first",
                                                 "newest first, deep"}
     assert set(results["targets"]) == {"inbound_ratio", "timeline_p99_ms"}
+
+
+# -- the email import benchmark --------------------------------------------------------------------------------
+
+
+def test_generated_mailbox_is_varied_and_deterministic() -> None:
+    from email import message_from_bytes, policy
+
+    from bench.mailgen import generate
+    from hub.channels.email_parse import parse_email
+
+    emails = generate(300, 60, seed=7)
+    assert emails == generate(300, 60, seed=7)
+    parsed = [parse_email(e) for e in emails]
+    verdicts = [p.verdict for p in parsed]
+    assert set(verdicts) == {"message", "auto_reply"} and verdicts.count("auto_reply") < 15
+    msgs = [message_from_bytes(e, policy=policy.default) for e in emails]
+    types = {m.get_content_type() for m in msgs}
+    assert {"text/plain", "multipart/alternative", "multipart/mixed"} <= types
+    assert any(m.get_content_charset() == "iso-8859-1" for m in msgs)
+    ids = {p.message_id for p in parsed}
+    replies = [p for p in parsed if p.refs]
+    assert len(ids) == 300 and len(replies) > 20 and all(set(p.refs) <= ids for p in replies)
+    senders = {p.inbound.identity.value for p in parsed if p.inbound is not None}
+    assert 40 <= len(senders) <= 60
+    sizes = sorted(map(len, emails))
+    assert sizes[0] > 300 and sizes[-1] > 20_000
+
+
+@pytest.mark.slow
+def test_email_import_quick_run_checks_itself(tmp_path: Path) -> None:
+    from tests.channels.dovecot import DOVECOT
+
+    if not Path(DOVECOT).exists():
+        pytest.skip("dovecot is not installed (Debian: apt install dovecot-imapd)")
+    out = tmp_path / "email.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.email_import", "--quick", "--emails", "300", "--senders", "40",
+         "--batch", "25", "--output", str(out)],
+        cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "hub serve: IMAP -> parsed -> on timelines" in proc.stdout and "check: ok" in proc.stdout
+    r = json.loads(out.read_text())
+    assert r["ok"] is True and r["problems"] == []
+    assert r["stored"] + r["flagged"] == 300 and r["flagged"] > 0
+    assert all(r[k]["per_second"] > 0 for k in ("bare_fetch", "parse_only", "hub"))
+    assert r["hub_over_fetch"] > 0 and r["hub_over_parse"] > 0
+    assert len(r["progress_lines"]) >= 3, "the first import shows its progress in the hub's log"
+    assert r["probe_during_import"]["n"] > 0 and r["probe_during_import"]["failures"] == 0
+
+
+# -- the routing benchmark ------------------------------------------------------------------------------------
+
+
+async def test_routing_bench_counts_decisions_not_setup() -> None:
+    from bench.routing import batched, load, sequential
+    from hub.routing.memory import MemoryState
+
+    ld = await load(MemoryState(), 200, concurrent=False)
+    assert (ld.agents, len(ld.queues)) == (20, 2) and all(len(h) == 3 for h in ld.held.values())
+    one = await sequential(ld, "memory", 50)
+    assert one.decisions == 50 and one.p50_ms <= one.p99_ms
+    many = await batched(ld, "memory b10", 50, 10)
+    assert many.decisions == 50  # every freed slot was filled again, 10 per call
+    assert all(len(h) == 3 for h in ld.held.values())

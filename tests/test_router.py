@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
-from hub.keys import BUS, DB
+from hub.keys import BUS, DB, ROUTER
 
 Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 30},
@@ -203,3 +204,62 @@ async def test_open_conversations_are_requeued_after_restart(
     await post(second, "/api/v1/agents/me/presence", a_h, {"presence": "available"})
     offers = (await get(second, "/api/v1/offers", a_h))["items"]
     assert [o["conversation_id"] for o in offers] == [conv]
+
+
+async def test_first_response_within_and_after_the_target(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str
+) -> None:
+    from tests.routing.conftest import FakeClock
+
+    queues = json.dumps({"support": {"title": "Support", "direct": True, "first_response": 60}})
+    settings = make_settings(db_url, HUB_ROUTING__QUEUES=queues, HUB_ROUTING__BACKEND=backend,
+                             HUB_ROUTING__KEY_PREFIX=prefix, HUB_ROUTING__TICK_SECONDS="0.05")
+    client: Client = await aiohttp_client(build_app(settings))
+    clock = FakeClock(time.time())
+    router = client.app[ROUTER]
+    router.clock = router.engine.clock = clock  # the background ticker reads it too: time moves only when told
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    alice, alice_h = await agent(client, "Alice", ["support"])
+    await post(client, "/api/v1/agents/me/presence", alice_h, {"presence": "available"})
+    sub = client.app[BUS].subscribe()
+    seen: list[Any] = []
+
+    async def event(kind: str, conv: int) -> dict[str, Any] | None:
+        seen.extend(sub.queue.get_nowait() for _ in range(sub.queue.qsize()))
+        return next((e.data for e in seen if e.type == kind and e.data["conversation"] == conv), None)
+
+    quick = (await inbound(client, admin, "webchat:v-1", "hello?"))["conversation"]["id"]
+    slow = (await inbound(client, admin, "webchat:v-2", "anyone there?"))["conversation"]["id"]
+    clock.advance(30)
+    await post(client, f"/api/v1/conversations/{quick}/messages", alice_h, {"text": "a note", "note": True},
+               expect=201)  # a note is not a reply
+    await asyncio.sleep(0.2)
+    assert await event("routing.first_response", quick) is None
+    await post(client, f"/api/v1/conversations/{quick}/messages", alice_h, {"text": "Hi, how can I help?"},
+               expect=201)
+    done = await eventually(lambda: event("routing.first_response", quick))
+    assert done == {"conversation": quick, "queue": "support", "agent": alice, "waited": 30.0, "target": 60.0,
+                    "within": True}
+    clock.advance(31)  # 61 s since arrival: the other conversation is past its target, unanswered
+    breach = await eventually(lambda: event("routing.sla_breached", slow))
+    assert breach["kind"] == "first_response" and breach["queue"] == "support" and breach["target"] == 60.0
+    assert breach["waited"] >= 61.0
+    clock.advance(9)
+    await post(client, f"/api/v1/conversations/{slow}/messages", alice_h, {"text": "Sorry for the wait"},
+               expect=201)
+    late = await eventually(lambda: event("routing.first_response", slow))
+    assert late["within"] is False and late["waited"] == 70.0
+    await post(client, f"/api/v1/conversations/{slow}/messages", alice_h, {"text": "Anything else?"}, expect=201)
+    q = (await get(client, "/api/v1/queues", admin))["items"][0]
+    assert (q["first_response"], q["responded"], q["responded_in_sla"], q["first_response_breached"]) == (
+        60.0, 2, 1, 1)
+    assert q["first_response_attainment"] == 0.5
+    clock.advance(2)  # routing.stats goes out at most every 2 s, when a figure changed
+    stats = await eventually(lambda: _stats_event(seen, sub))
+    assert stats["queues"][0]["first_response_attainment"] == 0.5
+
+
+async def _stats_event(seen: list[Any], sub: Any) -> dict[str, Any] | None:
+    seen.extend(sub.queue.get_nowait() for _ in range(sub.queue.qsize()))
+    pushed = [e.data for e in seen if e.type == "routing.stats"]
+    return pushed[-1] if pushed and pushed[-1]["queues"][0]["responded"] == 2 else None

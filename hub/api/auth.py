@@ -87,6 +87,15 @@ class TokenAuth:
             self._cache[digest] = (self.clock() + CACHE_SECONDS, principal)
         return principal
 
+    def forget(self, token_id: int | None = None, agent_id: int | None = None) -> None:
+        """Drop remembered verifications of a revoked token or of a changed agent's tokens: the next request with
+        them asks the store again, so a revocation takes effect at once. With neither, forget everything."""
+        if token_id is None and agent_id is None:
+            self._cache.clear()
+        for digest, (_, p) in list(self._cache.items()):
+            if (token_id is not None and p.token_id == token_id) or (agent_id is not None and p.agent_id == agent_id):
+                self._cache.pop(digest, None)
+
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 # "token" (Authorization: Bearer) or "session" (the console's cookie): the WebSocket checks Origin for the latter.

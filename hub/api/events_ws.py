@@ -140,6 +140,11 @@ async def events(request: web.Request) -> web.StreamResponse:
 
     async def forward() -> None:
         async for event in sub:
+            agent = event.data.get("agent") if event.type == "agent.updated" else None
+            if isinstance(agent, dict) and agent.get("id") == p.agent_id and agent.get("disabled"):
+                # An admin disabled this agent: their live stream ends now, not at the next session re-check.
+                await ws.close(code=CLOSE_SESSION_ENDED, message=b"account disabled")
+                return
             if sub.lagged:
                 sub.lagged = False
                 await ws.send_json({"type": "lagged", "at": format_time(utcnow()), "data": {}})

@@ -8,7 +8,21 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from hub.api.schemas import InboundBody, MergeBody, PresenceBody, ReplyBody, ResolveBody, TransferBody
+from hub.api.schemas import (
+    AgentCreateBody,
+    AgentPatchBody,
+    CallBody,
+    InboundBody,
+    MergeBody,
+    PresenceBody,
+    ReplyBody,
+    ResolveBody,
+    RoutingAgentBody,
+    RoutingRulesBody,
+    TokenCreateBody,
+    TransferBody,
+)
+from hub.config import QueueSettings
 
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
@@ -336,7 +350,14 @@ PATHS.update({
                                                           "longest_wait": {"type": "number"},
                                                           "available_agents": {"type": "integer"},
                                                           "busy_agents": {"type": "integer"},
-                                                          "sla_attainment": {"type": ["number", "null"]}}}}}}),
+                                                          "sla_attainment": {"type": ["number", "null"]},
+                                                          # first response: target (0: none), replies, outcomes
+                                                          "first_response": {"type": "number"},
+                                                          "responded": {"type": "integer"},
+                                                          "responded_in_sla": {"type": "integer"},
+                                                          "first_response_breached": {"type": "integer"},
+                                                          "first_response_attainment": {
+                                                              "type": ["number", "null"]}}}}}}),
                           **_ERRORS},
         }
     },
@@ -353,6 +374,73 @@ PATHS.update({
                                                           "presence": {"enum": ["available", "away", "offline"]},
                                                           "load": _OBJ}}}}}),
                           **_ERRORS},
+        }
+    },
+})
+
+
+# The routing config, changed live (admin or supervisor): validated by the engine (400 with its reason, nothing
+# changed), stored so it outlives a restart (the config file is the seed), applied in every hub process.
+_ROUTING_CONFIG = {
+    "type": "object",
+    "required": ["default_queue", "missed_offers", "transfer_wait", "queues", "queue_sources", "rules", "rules_source",
+                 "agents"],
+    "properties": {
+        "default_queue": {"type": "string"},
+        "missed_offers": {"type": "integer"},
+        "transfer_wait": {"type": "number"},
+        "queues": {"type": "object", "additionalProperties": _ref("QueueSettings")},
+        "queue_sources": {"type": "object", "additionalProperties": {"enum": ["config", "api"]},
+                          "description": "per queue: from the config file, or as changed through the API"},
+        "rules": {"type": "array", "items": {"type": "object"}},
+        "rules_source": {"enum": ["config", "api"]},
+        "agents": {"type": "array", "items": {
+            "type": "object", "required": ["agent_id", "capacity", "skills", "wrapup", "exclusive", "source"],
+            "properties": {"agent_id": {"type": "integer"}, "capacity": _OBJ, "skills": _OBJ,
+                           "wrapup": {"type": "number"}, "exclusive": {"type": "array", "items": {"type": "string"}},
+                           "source": {"enum": ["config", "api", "default"]}}}},
+    },
+}
+_ROUTING_CONFIG_ERRORS = {**_WRITE_ERRORS, "403": _json(_ref("Error"), "Not an admin or supervisor")}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "queue"}
+PATHS.update({
+    "/api/v1/routing": {
+        "get": {
+            "summary": "The effective routing config (admin or supervisor): queues, rules, agents' routing profiles, "
+                       "each saying whether it comes from the config file or a change made through the API",
+            "responses": {"200": _json(_ROUTING_CONFIG), **_ERRORS,
+                          "403": _json(_ref("Error"), "Not an admin or supervisor")},
+        }
+    },
+    "/api/v1/routing/queues/{name}": {
+        "put": {
+            "summary": "Create or replace a queue (all its settings); applied live in every hub process",
+            "parameters": [_QUEUE_NAME],
+            "requestBody": _body(QueueSettings),
+            "responses": {"200": _json(_ROUTING_CONFIG), **_ROUTING_CONFIG_ERRORS},
+        },
+        "delete": {
+            "summary": "Delete a queue: 400 while a rule, the default queue or an overflow names it; 409 while "
+                       "conversations wait in it",
+            "parameters": [_QUEUE_NAME],
+            "responses": {"200": _json(_ROUTING_CONFIG), **_ROUTING_CONFIG_ERRORS,
+                          "409": _json(_ref("Error"), "Conversations wait in the queue")},
+        },
+    },
+    "/api/v1/routing/rules": {
+        "put": {
+            "summary": "Replace the whole ordered list of routing rules (and optionally the default queue)",
+            "requestBody": _body(RoutingRulesBody),
+            "responses": {"200": _json(_ROUTING_CONFIG), **_ROUTING_CONFIG_ERRORS},
+        }
+    },
+    "/api/v1/routing/agents/{id}": {
+        "put": {
+            "summary": "Set an agent's routing profile: skills with proficiency, capacity per class, wrap-up, "
+                       "exclusive classes",
+            "parameters": [_id_param("agent id")],
+            "requestBody": _body(RoutingAgentBody),
+            "responses": {"200": _json(_ROUTING_CONFIG), **_ROUTING_CONFIG_ERRORS},
         }
     },
 })
@@ -401,6 +489,141 @@ PATHS.update({
     },
 })
 
+
+# The console's admin and look-up additions: agent accounts, API tokens, search, configured channels.
+_FORBIDDEN = {"403": _json(_ref("Error"), "Your role may not do this (admin only)")}
+AGENT = {
+    "type": "object",
+    "required": ["id", "name", "email", "role", "queues", "disabled", "created_at"],
+    "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"},
+        "role": {"enum": ["admin", "supervisor", "agent"]},
+        "queues": {"type": "array", "items": {"type": "string"}},
+        "disabled": {"type": "boolean"}, "created_at": {"type": "string"},
+        "phone": _STR_OR_NULL, "voice_client": _STR_OR_NULL,
+    },
+}
+API_TOKEN = {
+    "type": "object",
+    "required": ["id", "role", "agent_id", "agent_name", "label", "created_at", "revoked_at"],
+    "properties": {
+        "id": {"type": "integer"}, "role": {"enum": ["admin", "agent"]}, "agent_id": _INT_OR_NULL,
+        "agent_name": _STR_OR_NULL, "label": {"type": "string"}, "created_at": {"type": "string"},
+        "revoked_at": _STR_OR_NULL,
+        "token": {"type": "string", "description": "the secret: in the answer to POST only, never again"},
+    },
+}
+_CONFLICT = {"409": _json(_ref("Error"), "Conflicts with another agent, or would lock you or every admin out")}
+PATHS["/api/v1/agents"]["post"] = {
+    "summary": "Create an agent account (admin)",
+    "requestBody": _body(AgentCreateBody),
+    "responses": {"201": _json(_ref("Agent"), "Created"), **_FORBIDDEN, **_CONFLICT, **_WRITE_ERRORS},
+}
+PATHS["/api/v1/agents"]["get"]["summary"] += "; admins and supervisors also get phone, voice_client, created_at"
+PATHS.update({
+    "/api/v1/agents/{id}": {
+        "get": {
+            "summary": "One agent's account (admin or supervisor)",
+            "parameters": [_id_param("agent id")],
+            "responses": {"200": _json(_ref("Agent")), **_FORBIDDEN, **_ERRORS},
+        },
+        "patch": {
+            "summary": "Change an agent (admin): name, email, role, queues, phone, voice_client, disabled, or a new "
+                       "password. Disabling or a password reset signs the agent out everywhere; queue and disabled "
+                       "changes reach routing at once.",
+            "parameters": [_id_param("agent id")],
+            "requestBody": _body(AgentPatchBody),
+            "responses": {"200": _json(_ref("Agent")), **_FORBIDDEN, **_CONFLICT, **_WRITE_ERRORS},
+        },
+    },
+    "/api/v1/tokens": {
+        "get": {
+            "summary": "API tokens, live ones first (admin); secrets are never listed",
+            "responses": {"200": _json({"type": "object", "required": ["items"],
+                                        "properties": {"items": {"type": "array", "items": _ref("ApiToken")}}}),
+                          **_FORBIDDEN, **_ERRORS},
+        },
+        "post": {
+            "summary": "Create an API token (admin). The answer holds the secret (`token`): the only time it is shown",
+            "requestBody": _body(TokenCreateBody),
+            "responses": {"201": _json(_ref("ApiToken"), "Created; keep `token` now"), **_FORBIDDEN,
+                          **_WRITE_ERRORS},
+        },
+    },
+    "/api/v1/tokens/{id}": {
+        "delete": {
+            "summary": "Revoke an API token (admin): it stops working at once, on every hub process",
+            "parameters": [_id_param("token id")],
+            "responses": {"200": _json(_ref("ApiToken"), "Revoked (or already was)"), **_FORBIDDEN, **_ERRORS},
+        },
+    },
+    "/api/v1/search": {
+        "get": {
+            "summary": "Search customers (name, phone, email) and messages (every word of q, as word prefixes), "
+                       "newest messages first, each with a snippet; an agent finds only their queues' and own work",
+            "parameters": [_query("q", "the words to find"), _query(
+                "limit", "most results of each kind, 1-50 (default 20)",
+                {"type": "integer", "minimum": 1, "maximum": 50})],
+            "responses": {"200": _json({
+                "type": "object", "required": ["customers", "messages", "terms"],
+                "properties": {
+                    "customers": {"type": "array", "items": _ref("Customer")},
+                    "terms": {"type": "array", "items": {"type": "string"}},
+                    "messages": {"type": "array", "items": {
+                        "type": "object", "required": ["message", "snippet", "customer", "conversation"],
+                        "properties": {
+                            "message": _ref("Message"), "snippet": {"type": "string"},
+                            "customer": {"type": "object", "required": ["id", "name"],
+                                         "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},
+                            "conversation": {"type": "object", "required": ["id", "status", "queue"],
+                                             "properties": {"id": {"type": "integer"}, "status": {"type": "string"},
+                                                            "queue": _STR_OR_NULL}},
+                        },
+                    }},
+                },
+            }), **_ERRORS},
+        }
+    },
+    "/api/v1/channels": {
+        "get": {
+            "summary": "The configured channels: which identities each reaches and its capabilities (media, voice, "
+                       "html, text length, rate); the console shows a Call button when one has voice",
+            "responses": {"200": _json({
+                "type": "object", "required": ["items", "max_attachment_bytes"],
+                "properties": {
+                    "max_attachment_bytes": {"type": "integer"},
+                    "items": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "identity_kinds", "voice", "media", "capabilities"],
+                        "properties": {"name": {"type": "string"},
+                                       "identity_kinds": {"type": "array", "items": {"type": "string"}},
+                                       "voice": {"type": "boolean"}, "media": {"type": "boolean"},
+                                       "capabilities": {"type": "object"}},
+                    }},
+                },
+            }), **_ERRORS},
+        }
+    },
+})
+
+
+# Phone calls an agent places (click-to-call, when the voice channel is configured).
+PATHS["/api/v1/conversations/{id}/call"] = {
+    "post": {
+        "summary": "Call the customer: the hub rings your phone (or Twilio Client) first, then dials the customer from "
+                   "the business number. The answer is the call's message on the timeline; status callbacks update it "
+                   "(message.updated events)",
+        "parameters": [_id_param("conversation id")],
+        "requestBody": _body(CallBody, required=False),
+        "responses": {
+            "202": _json(_ref("Message"), "The call is being placed (status failed with a reason if Twilio refused)"),
+            "400": _json(_ref("Error"), "Not an agent's token (an admin token rings no one), or a bad body"),
+            "409": _json(_ref("Error"), "You have no phone or voice_client, voice is not configured, or the customer "
+                                        "has no phone number"),
+            **{k: v for k, v in _WRITE_ERRORS.items() if k != "400"},
+        },
+    }
+}
+
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Attachment": ATTACHMENT,
@@ -422,7 +645,9 @@ def document() -> dict[str, Any]:
                            "customer": _ref("Customer"), "duplicate": {"type": "boolean"}},
         },
     }
-    for model in (InboundBody, ReplyBody, MergeBody, ResolveBody, PresenceBody, TransferBody):
+    schemas["Agent"], schemas["ApiToken"] = AGENT, API_TOKEN
+    for model in (InboundBody, ReplyBody, MergeBody, ResolveBody, PresenceBody, TransferBody,
+                  AgentCreateBody, AgentPatchBody, TokenCreateBody, QueueSettings, RoutingRulesBody, RoutingAgentBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub

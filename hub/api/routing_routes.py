@@ -1,4 +1,5 @@
-"""REST API for routing: presence, offers (accept / reject), transfer, and live queue and agent stats."""
+"""REST API for routing: presence, offers (accept / reject), transfer, live queue and agent stats, and the routing
+config itself (queues, rules, agents' routing profiles), changed live by an admin or supervisor."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from hub.agents import list_agents
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.errors import read_json
 from hub.api.routes import check_conversation
-from hub.api.schemas import PresenceBody, TransferBody
+from hub.api.schemas import PresenceBody, RoutingAgentBody, RoutingRulesBody, TransferBody
+from hub.config import QueueSettings
 from hub.history import store
 from hub.history.db import Tx
-from hub.keys import DB, ROUTER, SETTINGS
+from hub.keys import DB, ROUTER
 from hub.model import format_time, utcnow
 from hub.router import RoutingError
+from hub.routing.config import RoutingConfigError
+from hub.routing_admin import AGENT, QUEUE, RULES
 
 
 def _agent_id(request: web.Request) -> int:
@@ -121,31 +125,13 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 async def queues(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    router = request.app[ROUTER]
-    items = []
-    for name, q in settings.routing.queues.items():
-        s = await router.engine.queue_stats(name)
-        items.append({
-            "name": name,
-            "title": q.title or name,
-            "waiting": s.waiting,
-            "longest_wait": s.longest_wait,
-            "available_agents": s.available_agents,
-            "busy_agents": s.busy_agents,
-            "offers_accepted": s.accepted,
-            "offers_rejected": s.rejected,
-            "offers_timed_out": s.timed_out,
-            "answered": s.answered,
-            "abandoned": s.abandoned,
-            "sla_attainment": s.sla_attainment,
-            "sla_wait": q.sla_wait,
-        })
-    return web.json_response({"items": items})
+    return web.json_response({"items": await request.app[ROUTER].queue_items()})
 
 
 async def agents(request: web.Request) -> web.Response:
     router = request.app[ROUTER]
+    # Contact details are for the people who manage agents; everyone sees names, queues and presence.
+    manager = request[PRINCIPAL].role in ("admin", "supervisor")
     items = []
     for a in await list_agents(request.app[DB]):
         stats = await router.engine.agent_stats(a.id)
@@ -159,12 +145,81 @@ async def agents(request: web.Request) -> web.Response:
             "presence": stats.presence.value if stats else "offline",
             "load": dict(stats.load) if stats else {},
             "capacity": dict(stats.capacity) if stats else {},
+            **({"phone": a.phone, "voice_client": a.voice_client, "created_at": a.created_at} if manager else {}),
         })
     return web.json_response({"items": items})
 
 
+# -- the routing config (admin / supervisor) ------------------------------------------------------------------
+
+
+async def _manager(request: web.Request) -> Principal:
+    p: Principal = request[PRINCIPAL]
+    role = p.role
+    if role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
+        role = str(row["role"]) if row else role
+    if role not in ("admin", "supervisor"):
+        raise web.HTTPForbidden(text="changing routing needs an admin or supervisor")
+    return p
+
+
+async def _view(request: web.Request) -> dict[str, Any]:
+    router = request.app[ROUTER]
+    agents = [router.agent_profile(a.id, a.email) for a in await list_agents(request.app[DB])]
+    return router.routing_view(agents)
+
+
+async def _change(request: web.Request, kind: str, name: str, body: Any) -> web.Response:
+    p = await _manager(request)
+    try:
+        await request.app[ROUTER].change(kind, name, body, p.agent_id)
+    except RoutingConfigError as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    except LookupError as e:
+        raise web.HTTPNotFound(text=str(e).strip("'\"")) from None
+    except RoutingError as e:
+        raise _conflict(e) from None
+    return web.json_response(await _view(request))
+
+
+async def get_routing(request: web.Request) -> web.Response:
+    await _manager(request)
+    return web.json_response(await _view(request))
+
+
+async def put_queue(request: web.Request) -> web.Response:
+    await _manager(request)
+    body = await read_json(request, QueueSettings)
+    return await _change(request, QUEUE, request.match_info["name"], body.model_dump())
+
+
+async def delete_queue(request: web.Request) -> web.Response:
+    return await _change(request, QUEUE, request.match_info["name"], None)
+
+
+async def put_rules(request: web.Request) -> web.Response:
+    await _manager(request)
+    body = await read_json(request, RoutingRulesBody)
+    return await _change(request, RULES, "", body.model_dump(exclude_none=True))
+
+
+async def put_agent_profile(request: web.Request) -> web.Response:
+    await _manager(request)
+    agent_id = int(request.match_info["id"])
+    body = await read_json(request, RoutingAgentBody)
+    if agent_id not in {a.id for a in await list_agents(request.app[DB])}:
+        raise web.HTTPNotFound(text=f"no agent {agent_id}")
+    return await _change(request, AGENT, str(agent_id), body.model_dump())
+
+
 def routes() -> list[web.RouteDef]:
     return [
+        web.get("/api/v1/routing", get_routing),
+        web.put("/api/v1/routing/queues/{name}", put_queue),
+        web.delete("/api/v1/routing/queues/{name}", delete_queue),
+        web.put("/api/v1/routing/rules", put_rules),
+        web.put(r"/api/v1/routing/agents/{id:\d+}", put_agent_profile),
         web.post("/api/v1/agents/me/presence", set_presence),
         web.get("/api/v1/offers", offers),
         web.post(r"/api/v1/conversations/{id:\d+}/accept", accept),

@@ -65,3 +65,57 @@ class ResolveBody(Body):
 
 
 ConversationStatusFilter = Literal["open", "assigned", "resolved"]
+
+
+# -- agent accounts and API tokens (admin) -----------------------------------------------------------------------
+
+AgentRole = Literal["admin", "supervisor", "agent"]
+
+
+class AgentCreateBody(Body):
+    name: str = Field(min_length=1, max_length=255)
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=8, max_length=1024, description="at least 8 characters; stored as an argon2 hash")
+    role: AgentRole = "agent"
+    queues: list[str] = Field(default_factory=list, description="queue names the agent works")
+    phone: str | None = Field(None, max_length=32, description="E.164 phone the hub rings to bridge calls")
+    voice_client: str | None = Field(None, max_length=255, description="Twilio Client identity")
+
+
+class AgentPatchBody(Body):
+    name: str | None = Field(None, min_length=1, max_length=255)
+    email: str | None = Field(None, min_length=3, max_length=320)
+    password: str | None = Field(None, min_length=8, max_length=1024, description="a new password (reset)")
+    role: AgentRole | None = None
+    queues: list[str] | None = None
+    phone: str | None = Field(None, max_length=32, description="null or empty clears it")
+    voice_client: str | None = Field(None, max_length=255, description="null or empty clears it")
+    disabled: bool | None = Field(None, description="true ends the agent's console sessions and stops their tokens")
+
+
+class TokenCreateBody(Body):
+    role: Literal["admin", "agent"] = Field(description="admin: everything; agent: acts as that agent")
+    agent_id: int | None = Field(None, description="required for an agent token")
+    label: str = Field("", max_length=255, description="what the token is for")
+
+
+class CallBody(Body):
+    to: str | None = Field(None, max_length=32, description="E.164 number to call; default: the customer's phone")
+
+
+class RoutingRulesBody(Body):
+    rules: list[dict[str, Any]] = Field(
+        description="the whole ordered list; first match wins (fields: name, queue, priority, channel, line, ivr, "
+                    "keywords, tags, attributes, language)"
+    )
+    default_queue: str | None = Field(None, description="where a contact no rule matches goes (default: unchanged)")
+
+
+class RoutingAgentBody(Body):
+    capacity: dict[str, int] | None = Field(
+        None, description="how many at once per class: voice, chat, email (default: routing.default_capacity)"
+    )
+    skills: dict[str, int] = Field(default_factory=dict, description="skill = proficiency 0..100")
+    wrapup: float = Field(0.0, ge=0, description="seconds after resolving before new work")
+    exclusive: list[str] = Field(default_factory=lambda: ["voice"],
+                                 description="classes that, while held, block every other (default: voice)")

@@ -11,6 +11,7 @@ from aiohttp import web
 from hub.model import Identity, Inbound, Message, Outbound
 
 if TYPE_CHECKING:
+    from hub.events import Event, Subscription
     from hub.ingest import IngestResult
 
 
@@ -24,6 +25,9 @@ class Capabilities:
     html: bool = False
     #: messages per second the provider accepts from us (None: no known limit)
     rate_per_second: float | None = None
+    #: files one message may carry, and their total bytes (None: only the outbox's own limits)
+    max_files: int | None = None
+    max_media_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,3 +119,11 @@ class ChatSink(AttachmentSink, Protocol):
     async def agent_name(self, message_id: int) -> str | None: ...
 
     async def customer_typing(self, channel: str, identity: Identity, typing: bool) -> None: ...
+
+    async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]: ...
+
+    async def claim_attachments(self, channel: str, lease_seconds: float, limit: int = 20) -> list[tuple[int, str]]: ...
+
+    async def publish(self, event: Event) -> None: ...
+
+    def subscribe(self) -> Subscription: ...

@@ -15,6 +15,7 @@ import logging
 import random
 import re
 import secrets
+import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import aiosmtplib
 
 from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
-from hub.channels.email_imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost
+from hub.channels.email_imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email_parse import ParsedEmail, parse_email
 from hub.config import EmailChannelSettings
 from hub.history.identities import IdentityError
@@ -50,6 +51,28 @@ def reply_subject(subject: str) -> str:
     return f"Re: {base}" if base else "Re: your message"
 
 
+_MIME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+
+
+def _mime_type(content_type: str) -> tuple[str, str]:
+    """(maintype, subtype) of a file's content type. Anything unusable, and message/* (which must not be base64
+    encoded, RFC 2046), is sent as application/octet-stream."""
+    maintype, _, subtype = content_type.split(";")[0].strip().lower().partition("/")
+    if _MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype) and maintype not in ("multipart", "message"):
+        return maintype, subtype
+    return "application", "octet-stream"
+
+
+def _untrusted(e: BaseException) -> str | None:
+    """The certificate problem behind E (aiosmtplib wraps it, or not, depending on the TLS mode), if any."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason)
+        seen = seen.__cause__ or seen.__context__
+    return "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(e) else None
+
+
 def text_to_html(text: str) -> str:
     paragraphs = re.split(r"\n\s*\n", text.strip())
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
@@ -59,6 +82,8 @@ class EmailChannel(Channel):
     name = "email"
     capabilities = Capabilities(max_text_length=200_000, media=True, html=True)
     identity_kinds = ("email",)
+    #: emails of one fetched batch being stored at once
+    STORE_CONCURRENCY = 16
 
     def __init__(
         self,
@@ -75,9 +100,16 @@ class EmailChannel(Channel):
         self.own_addresses = frozenset(a for a in own if a)
         self.lock = lock or LeaseLock(sink, settings.lease_seconds)
         self.pollers = [
-            MailboxPoller(m, settings, sink, self.receive, self.lock, rng=rng) for m in settings.mailboxes
+            MailboxPoller(m, settings, sink, self.receive_batch, self.lock, rng=rng) for m in settings.mailboxes
         ]
         self._tasks: list[asyncio.Task[None]] = []
+        self.tls = client_tls(settings)
+        if not settings.tls_verify:
+            log.warning(
+                "channels.email.tls_verify = false: the certificates of the SMTP and IMAP servers are NOT checked; "
+                "anyone on the network path can read the mail and the passwords. Trust the server's CA with "
+                "channels.email.tls_ca_file instead."
+            )
 
     async def start(self) -> None:
         # One task per mailbox: a mailbox that fails only retries itself.
@@ -109,7 +141,43 @@ class EmailChannel(Channel):
     async def receive(self, raw: bytes, source: dict[str, Any] | None = None) -> str:
         """Store or flag one email; returns "stored", "duplicate" or "flagged". Raises only when the hub could
         not keep it (the database is down), so the caller fetches it again later."""
-        parsed = self.read(raw)
+        return await self.keep(self.read(raw), raw, source)
+
+    async def receive_batch(self, items: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+        """Store or flag a batch of fetched emails; their outcomes in order. Parsing runs in a worker thread so the
+        event loop keeps serving while a big mailbox is imported. Emails are stored concurrently (so the database
+        commits many at once), except that an email waits for the earlier ones of the batch it depends on: the
+        previous one from the same sender, any it replies to and any with its Message-ID, so threads join and
+        duplicates are found exactly as one by one."""
+        parsed = await asyncio.to_thread(lambda: [self.read(raw) for raw, _source in items])
+        room = asyncio.Semaphore(self.STORE_CONCURRENCY)
+        tasks: list[asyncio.Task[str]] = []
+        by_message_id: dict[str, int] = {}
+        by_sender: dict[str, int] = {}
+
+        async def keep(p: ParsedEmail, raw: bytes, source: dict[str, Any], after: list[asyncio.Task[str]]) -> str:
+            if after:
+                await asyncio.wait(after)
+            async with room:
+                return await self.keep(p, raw, source)
+
+        for i, (p, (raw, source)) in enumerate(zip(parsed, items, strict=True)):
+            deps = {by_message_id[r] for r in [p.message_id, *p.refs] if r in by_message_id}
+            sender = str(p.inbound.identity) if p.inbound is not None else None
+            if sender is not None and sender in by_sender:
+                deps.add(by_sender[sender])
+            tasks.append(asyncio.create_task(keep(p, raw, source, [tasks[j] for j in sorted(deps)])))
+            by_message_id.setdefault(p.message_id, i)
+            if sender is not None:
+                by_sender[sender] = i
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [str(r) for r in results]
+
+    async def keep(self, parsed: ParsedEmail, raw: bytes, source: dict[str, Any] | None = None) -> str:
+        """Store or flag one parsed email (see `receive`)."""
         envelope: dict[str, Any] = {"source": source or {}, "size": len(raw), "message_id": parsed.message_id}
         if parsed.inbound is None or parsed.verdict != "message":
             if parsed.verdict == "bounce" and parsed.bounce_permanent:
@@ -174,6 +242,10 @@ class EmailChannel(Channel):
         msg.set_content(out.text)
         body_html = sanitize(out.html).html if out.html else text_to_html(out.text)
         msg.add_alternative(body_html, subtype="html")
+        for filename, content_type, data in await self.host.outbound_files(out.message_id):
+            maintype, subtype = _mime_type(content_type)
+            # policy.default writes a non-ASCII filename as RFC 2231 (filename*=utf-8''...), which mail clients read.
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename or "attachment")
         return msg
 
     async def send(self, outbound: Outbound) -> SendResult:
@@ -188,6 +260,7 @@ class EmailChannel(Channel):
                 password=s.smtp_password or None,
                 use_tls=s.smtp_security == "tls",
                 start_tls=True if s.smtp_security == "starttls" else False,
+                tls_context=self.tls,
                 timeout=s.smtp_timeout_seconds,
             )
         except aiosmtplib.SMTPRecipientsRefused as e:
@@ -198,5 +271,9 @@ class EmailChannel(Channel):
             # 4xx: the server wants us to try later; 5xx: it will never take this message.
             raise SendError(f"mail server said {e.code} {e.message}", permanent=e.code >= 500) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            if _untrusted(e):
+                # Retried: once the operator trusts the server's CA (tls_ca_file), the queued replies go out.
+                raise SendError(f"the mail server's TLS certificate is not trusted ({_untrusted(e)}); trust its CA "
+                                "with channels.email.tls_ca_file", permanent=False) from None
             raise SendError(f"mail server unreachable: {type(e).__name__}: {e}", permanent=False) from None
         return SendResult(external_id=str(msg["Message-ID"]).strip("<>"), status="sent")

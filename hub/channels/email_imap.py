@@ -25,9 +25,10 @@ from hub.config import EmailChannelSettings, MailboxSettings
 
 log = logging.getLogger("hub.channels.email")
 
-#: what the channel does with one fetched email: stores or flags it durably, returns "stored"/"duplicate"/"flagged";
-#: raises only when it could not (database down), and then the email is fetched again later
-Deliver = Callable[[bytes, dict[str, Any]], Awaitable[str]]
+#: what the channel does with a batch of fetched emails (bytes, where each came from): stores or flags each durably
+#: and returns their outcomes in order ("stored"/"duplicate"/"flagged"); raises only when it could not keep one
+#: (database down), and then the whole batch is fetched again later and deduplicated
+Deliver = Callable[[list[tuple[bytes, dict[str, Any]]]], Awaitable[list[str]]]
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
@@ -81,6 +82,18 @@ class SyncStats:
     stored: int = 0
     duplicate: int = 0
     flagged: int = 0
+
+
+def client_tls(settings: EmailChannelSettings) -> ssl.SSLContext:
+    """How the hub checks the mail servers' certificates: the system's authorities plus `tls_ca_file`; with
+    `tls_verify = false`, not at all (EmailChannel logs a warning about that at start)."""
+    ctx = ssl.create_default_context()
+    if settings.tls_ca_file:
+        ctx.load_verify_locations(cafile=settings.tls_ca_file)
+    if not settings.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def backoff_delay(attempt: int, cap: float, rng: random.Random, base: float = 1.0) -> float:
@@ -200,7 +213,7 @@ class MailboxPoller:
             if client.protocol is not None:
                 client.protocol.idle_queue.put_nowait(_LOST)
 
-        ctx = ssl.create_default_context() if mb.security == "tls" else None
+        ctx = client_tls(self.settings) if mb.security == "tls" else None
         client = aioimaplib.IMAP4(
             host=mb.host, port=mb.port, timeout=30, conn_lost_cb=on_lost, ssl_context=ctx,
         )
@@ -285,28 +298,41 @@ class MailboxPoller:
         big = total > self.settings.fetch_batch * 4
         if big:
             log.info("mailbox %s: importing %d emails", self.key, total)
-        for i in range(0, total, self.settings.fetch_batch):
-            batch = uids[i : i + self.settings.fetch_batch]
-            await self._import_batch(client, uidvalidity, batch)
-            done += len(batch)
-            if big:
-                rate = done / max(1e-6, time.monotonic() - started)
-                log.info("mailbox %s: imported %d/%d emails (%.0f/s)", self.key, done, total, rate)
+        batches = [uids[i : i + self.settings.fetch_batch] for i in range(0, total, self.settings.fetch_batch)]
+        # The next batch is on its way from the server while this one is parsed and stored.
+        upcoming = asyncio.create_task(self._fetch(client, batches[0]))
+        try:
+            for n, batch in enumerate(batches):
+                fetched = await upcoming
+                if n + 1 < len(batches):
+                    upcoming = asyncio.create_task(self._fetch(client, batches[n + 1]))
+                await self._import_batch(client, uidvalidity, batch, fetched)
+                done += len(batch)
+                if big:
+                    rate = done / max(1e-6, time.monotonic() - started)
+                    log.info("mailbox %s: imported %d/%d emails (%.0f/s)", self.key, done, total, rate)
+        finally:
+            if not upcoming.done():
+                upcoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upcoming
 
-    async def _import_batch(self, client: aioimaplib.IMAP4, uidvalidity: int, batch: list[int]) -> None:
-        uid_set = ",".join(str(u) for u in batch)
-        resp = await client.uid("fetch", uid_set, "(UID BODY.PEEK[])")
+    async def _fetch(self, client: aioimaplib.IMAP4, batch: list[int]) -> dict[int, bytes]:
+        resp = await client.uid("fetch", ",".join(str(u) for u in batch), "(UID BODY.PEEK[])")
         if resp.result != "OK":
             raise ImapError(f"UID FETCH failed: {_text(resp.lines)}")
-        fetched = dict(parse_fetch(resp.lines))
-        for uid in batch:
-            raw = fetched.get(uid)
-            if raw is None:
-                continue  # expunged between SEARCH and FETCH
-            self.stats.fetched += 1
-            outcome = await self.deliver(
-                raw, {"mailbox": self.key, "folder": self.mailbox.folder, "uid": uid, "uidvalidity": uidvalidity}
-            )
+        return dict(parse_fetch(resp.lines))
+
+    async def _import_batch(
+        self, client: aioimaplib.IMAP4, uidvalidity: int, batch: list[int], fetched: dict[int, bytes]
+    ) -> None:
+        uid_set = ",".join(str(u) for u in batch)
+        # A UID missing from FETCH was expunged between SEARCH and FETCH.
+        present = [u for u in batch if u in fetched]
+        where = {"mailbox": self.key, "folder": self.mailbox.folder, "uidvalidity": uidvalidity}
+        outcomes = await self.deliver([(fetched[u], {**where, "uid": u}) for u in present])
+        self.stats.fetched += len(present)
+        for outcome in outcomes:
             setattr(self.stats, outcome, getattr(self.stats, outcome, 0) + 1)
         # Only now, with every email in the batch durable, does the server hear that we have it.
         if self.mailbox.after_processing == "move":

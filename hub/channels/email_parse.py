@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -26,6 +26,43 @@ Verdict = Literal["message", "auto_reply", "bounce", "unreadable"]
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 _NUL = re.compile("\x00")
+#: a raw byte the parser could not decode, kept as a lone surrogate (surrogateescape)
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+class _RememberingHeaders(HeaderRegistry):
+    """policy.default's header factory, remembering what it parsed. The email package parses a header again (and
+    builds a new class for it) on every read: a part's Content-Type a dozen times per email, which was most of the
+    time spent reading mail. Header objects are immutable, so sharing them is safe; long values are not kept."""
+
+    MAX_ENTRIES = 4096
+    MAX_VALUE = 2000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = super().__getitem__(name)
+        return cls
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > self.MAX_VALUE:
+            return self[name](name, value)
+        key = (name, value)
+        header = self._parsed.get(key)
+        if header is None:
+            if len(self._parsed) >= self.MAX_ENTRIES:
+                self._parsed.clear()
+            header = self._parsed[key] = self[name](name, value)
+        return header
+
+
+_POLICY = policy.default.clone(header_factory=_RememberingHeaders())
 
 
 @dataclass
@@ -49,7 +86,7 @@ class ParsedEmail:
 
 def _clean(s: str) -> str:
     """Text safe for any database: surrogate-escaped raw bytes re-read as UTF-8 (else cp1252), no NULs."""
-    if any("\udc80" <= ch <= "\udcff" for ch in s):
+    if _ESCAPED_BYTE.search(s):
         raw = s.encode("utf-8", "surrogateescape")
         try:
             s = raw.decode("utf-8")
@@ -162,6 +199,71 @@ def trim_reply(text: str) -> str:
     return trimmed or text.strip()
 
 
+#: class names and ids mail clients put on the quoted history (or signature) of a reply they compose in HTML
+_QUOTE_CLASSES = {
+    "gmail_quote", "gmail_quote_container", "gmail_extra", "gmail_signature",  # Gmail
+    "moz-cite-prefix", "moz-signature", "moz-forward-container",  # Thunderbird
+    "yahoo_quoted",  # Yahoo
+}
+_QUOTE_IDS = {"divrplyfwdmsg", "appendonsend", "stopspelling", "signature"}  # Outlook (desktop and web)
+#: cheap test before parsing: does any marker appear at all?
+_QUOTE_HINT = re.compile(
+    r"gmail_quote|gmail_extra|gmail_signature|moz-cite-prefix|moz-signature|moz-forward|yahoo_quoted|divRplyFwdMsg|"
+    r"appendonsend|stopSpelling|id=\W?Signature|type=\W?cite|border-top", re.I,
+)
+#: Outlook's header block of the quoted mail: a rule (border-top) above "From:" (localized) and "Sent:"
+_OUTLOOK_RULE = re.compile(r"border-top\s*:\s*solid", re.I)
+_OUTLOOK_FROM = re.compile(r"^\W*(From|Von|De|Da|Van|Från|Fra|Od)\s*:", re.I)
+_TRAILING_SPACE = re.compile(r"(?:\s|&nbsp;|&#160;|<br\s*/?>|<hr\b[^>]*>|<p>\s*</p>)+$", re.I)
+
+
+class _QuoteStart(HTMLParser):
+    """Finds where the quoted history of an HTML reply starts: the offset of the first element a mail client
+    marks as quote, attribution or signature."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html = html
+        self._lines = [0, *(m.end() for m in re.finditer("\n", html))]
+        self.at: int | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.at is not None:
+            return
+        a = {k.lower(): (v or "") for k, v in attrs}
+        line, col = self.getpos()
+        here = self._lines[line - 1] + col
+        quote = (
+            bool(_QUOTE_CLASSES & set(a.get("class", "").lower().split()))
+            or a.get("id", "").lower() in _QUOTE_IDS
+            or (tag == "blockquote" and a.get("type", "").lower() == "cite")  # Apple Mail, Thunderbird
+            or (tag == "div" and bool(_OUTLOOK_RULE.search(a.get("style", "")))
+                and bool(_OUTLOOK_FROM.match(html_to_text(self.html[here : here + 600]))))
+        )
+        if quote:
+            self.at = here
+
+
+def trim_html_reply(html: str) -> str | None:
+    """The new part of an HTML reply, cut before the quoted history or signature that Gmail, Outlook, Apple Mail,
+    Thunderbird or Yahoo marked; None when there is nothing to cut (or nothing would be left). The cut may leave
+    tags open: the sanitizer closes them."""
+    if not _QUOTE_HINT.search(html):
+        return None
+    finder = _QuoteStart(html)
+    try:
+        finder.feed(html)
+        finder.close()
+    except Exception:  # html.parser is lenient; a pathological document is shown whole
+        return None
+    if finder.at is None:
+        return None
+    kept = _TRAILING_SPACE.sub("", html[: finder.at])
+    if not html_to_text(kept).strip():
+        return None  # only quotes (or a reply written inside them): show it whole
+    return kept
+
+
 # -- headers --------------------------------------------------------------------------------------------------
 
 
@@ -178,7 +280,7 @@ def _header(msg: Message, name: str) -> str:
     raw = _raw_header(msg, name)
     if raw is None:
         return ""
-    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+    if _ESCAPED_BYTE.search(raw):
         return re.sub(r"\s*\r?\n\s+", " ", _clean(raw)).strip()
     try:
         value = msg.get(name)
@@ -373,7 +475,7 @@ def parse_email(
     """Read RAW into what the hub stores. Never raises on malformed content."""
     fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=_POLICY).parsebytes(raw)
     except Exception as e:  # the parser is lenient; this is for the truly pathological
         return ParsedEmail(fallback_id, "unreadable", None, f"not parseable as an email: {type(e).__name__}: {e}")
 
@@ -417,10 +519,16 @@ def parse_email(
 
     html_raw = "\n".join(h for h in body.html if h.strip())
     safe = sanitize(html_raw, allow_remote_images=allow_remote_images) if html_raw else None
+    # For display, HTML without its quoted history too; the whole of it is kept in meta (full_html).
+    html_new = trim_html_reply(html_raw) if html_raw else None
+    safe_new = sanitize(html_new, allow_remote_images=allow_remote_images) if html_new is not None else None
     full_text = "\n\n".join(p.strip("\n") for p in body.plain if p.strip())
     if not full_text and html_raw:
         full_text = html_to_text(html_raw)
-    shown = trim_reply(full_text) if full_text else ""
+        # HTML-only: the markers in the HTML say where the quote starts more surely than the text does.
+        shown = trim_reply(html_to_text(html_new)) if html_new is not None else trim_reply(full_text)
+    else:
+        shown = trim_reply(full_text) if full_text else ""
     subject = _header(msg, "Subject")
 
     occurred_at = None
@@ -449,6 +557,8 @@ def parse_email(
     email_meta = meta["email"]
     if shown != full_text.strip():
         email_meta["full_text"] = full_text
+    if safe is not None and safe_new is not None and safe_new.html != safe.html:
+        email_meta["full_html"] = safe.html
     if safe is not None and safe.blocked_images:
         email_meta["blocked_images"] = safe.blocked_images
     if body.inline:
@@ -466,7 +576,7 @@ def parse_email(
         text=shown,
         external_id=message_id,
         name=name or None,
-        html=safe.html if safe is not None else None,
+        html=(safe_new or safe).html if safe is not None else None,
         attachments=body.attachments,
         occurred_at=occurred_at,
         meta=meta,

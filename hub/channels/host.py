@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from hub.events import Event
+from hub.events import Event, Subscription
 from hub.history import store
 from hub.history.db import Tx
 from hub.ingest import Ingest, IngestResult
@@ -39,6 +39,37 @@ class ChannelHost:
     async def pending_attachments(self, channel: str, limit: int = 20) -> list[tuple[int, str]]:
         now = format_time(utcnow())
         return await self._ingest.db.read(lambda tx: store.pending_attachments(tx, channel, now, limit))
+
+    async def claim_attachments(self, channel: str, lease_seconds: float, limit: int = 20) -> list[tuple[int, str]]:
+        """Due downloads, each leased to this process for LEASE_SECONDS (other hub processes skip it meanwhile)."""
+        now = utcnow()
+        until = format_time(now + timedelta(seconds=lease_seconds))
+        return await self._ingest.db.write(
+            lambda tx: store.claim_attachments(tx, channel, format_time(now), until, limit)
+        )
+
+    async def outgoing_attachments(self, message_id: int) -> list[tuple[int, str]]:
+        """(id, filename) of the stored files on an outgoing message."""
+        msg = await self._ingest.db.read(lambda tx: store.message(tx, message_id))
+        if msg.direction != "out":
+            return []
+        return [(a.id, a.filename) for a in msg.attachments if a.status == "stored"]
+
+    async def outgoing_file(self, attachment_id: int) -> tuple[str, str, bytes] | None:
+        """(filename, content type, bytes) of a stored file on an outgoing message; None for anything else, so a
+        customer's own files are never served this way."""
+
+        def load(tx: Tx) -> tuple[str, str, bytes] | None:
+            row = tx.one(
+                "SELECT m.direction FROM attachments a JOIN messages m ON m.id = a.message_id WHERE a.id = ?",
+                (attachment_id,),
+            )
+            if row is None or row["direction"] != "out":
+                return None
+            att, data, _customer = store.attachment_data(tx, attachment_id)
+            return (att.filename, att.content_type, data) if att.status == "stored" else None
+
+        return await self._ingest.db.read(load)
 
     async def attachment_attempts(self, attachment_id: int) -> int:
         return await self._ingest.db.read(lambda tx: store.attachment_attempts(tx, attachment_id))
@@ -98,6 +129,13 @@ class ChannelHost:
                 Event("typing", {"conversation_id": found[0], "customer_id": found[1], "channel": channel,
                                  "who": "customer", "typing": typing})
             )
+
+    async def publish(self, event: Event) -> None:
+        """Put EVENT on the event bus (seen by every hub process when the bus is Redis)."""
+        await self._ingest.bus.publish(event)
+
+    def subscribe(self) -> Subscription:
+        return self._ingest.bus.subscribe()
 
     # -- what phone channels need beyond the contract: later facts about a message, opt-outs ---------------------
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.messaging_response import MessagingResponse
 
+from hub.channels import twilio_media
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
 from hub.history.identities import IdentityError
@@ -21,6 +22,9 @@ log = logging.getLogger("hub.channels.twilio")
 
 #: Twilio's own limit on a message body
 MAX_BODY = 1600
+#: Twilio's limits on media: an MMS carries up to 10 files of 5 MB in all; a WhatsApp message one file of 16 MB
+MMS_FILES, MMS_BYTES = 10, 5_000_000
+WHATSAPP_FILES, WHATSAPP_BYTES = 1, 16_000_000
 
 # Twilio's default opt-out keywords (its Advanced Opt-Out sends OptOutType too, which wins when present).
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
@@ -35,6 +39,8 @@ STATUS = {
 
 # What the agent is shown for the delivery errors customers hit most (https://www.twilio.com/docs/api/errors).
 ERRORS = {
+    "11200": "Twilio could not fetch an attached file from the hub (is server.public_url reachable from the internet?)",
+    "12300": "Twilio refused an attached file's content type",
     "21610": "the recipient has opted out (texted STOP)",
     "21614": "the number is not a mobile number",
     "30003": "unreachable destination handset (phone off or out of coverage)",
@@ -83,7 +89,7 @@ def opt_keyword(form: dict[str, str]) -> tuple[str, str] | None:
 
 class SmsChannel(Channel):
     name: ClassVar[str] = "sms"
-    capabilities = Capabilities(max_text_length=MAX_BODY, media=True)
+    capabilities = Capabilities(max_text_length=MAX_BODY, media=True, max_files=MMS_FILES, max_media_bytes=MMS_BYTES)
     identity_kinds = ("phone",)
 
     def __init__(self, sink: TwilioSink, account: TwilioAccount) -> None:
@@ -97,6 +103,7 @@ class SmsChannel(Channel):
         return [
             web.post("/webhooks/twilio/sms", self.handle_inbound),
             web.post("/webhooks/twilio/sms/status", self.handle_status),
+            web.get(twilio_media.PATH + r"/{id:\d+}/{name}", self.handle_media),
         ]
 
     async def start(self) -> None:
@@ -191,6 +198,20 @@ class SmsChannel(Channel):
                 await self.twilio_sink.set_opt_out(Identity("phone", _address(to)[1]), channel, "STOP")
         return web.Response(status=204)
 
+    async def handle_media(self, request: web.Request) -> web.Response:
+        """A file an agent sent, fetched by Twilio at the signed URL given with the message."""
+        attachment_id = int(request.match_info["id"])
+        why = twilio_media.check(self.account.media_key, attachment_id, request.query.get("expires", ""),
+                                 request.query.get("sig", ""))
+        if why is not None:
+            raise web.HTTPForbidden(text=f"media URL refused: {why}")
+        found = await self.twilio_sink.outgoing_file(attachment_id)
+        if found is None:
+            raise web.HTTPNotFound(text=f"no outgoing file {attachment_id}")
+        _name, content_type, data = found
+        return web.Response(body=data, content_type=content_type if "/" in content_type else "application/octet-stream",
+                            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
     # -- outbound --------------------------------------------------------------------------------------------------
 
     async def _sender(self, to: Identity) -> dict[str, str]:
@@ -228,11 +249,18 @@ class SmsChannel(Channel):
                 permanent=True,
             )
         sender = await self._sender(outbound.to)
+        settings = self.account.settings
+        media = [
+            twilio_media.signed_url(self.account.public_url, self.account.media_key, aid, filename,
+                                    settings.media_url_seconds)
+            for aid, filename in await self.twilio_sink.outgoing_attachments(outbound.message_id)
+        ]
         try:
             msg = await self.account.client.messages.create_async(
                 to=self._address(outbound.to.value),
                 body=outbound.text,
                 status_callback=self.account.url("/webhooks/twilio/sms/status"),
+                **({"media_url": media} if media else {}),
                 **sender,
             )
         except Exception as e:
@@ -247,4 +275,5 @@ class SmsChannel(Channel):
 
 class WhatsAppChannel(SmsChannel):
     name: ClassVar[str] = "whatsapp"
-    capabilities = Capabilities(max_text_length=MAX_BODY, media=True)
+    capabilities = Capabilities(max_text_length=MAX_BODY, media=True, max_files=WHATSAPP_FILES,
+                                max_media_bytes=WHATSAPP_BYTES)

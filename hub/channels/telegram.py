@@ -1,5 +1,6 @@
-"""The Telegram channel: a bot customers write to. Updates come by webhook (or polling), replies go out through the
-library's `Bot`, within Telegram's sending limits. Files are listed at once and fetched in the background."""
+"""The Telegram channel: the business's bots customers write to (one, or several each with its own webhook).
+Updates come by webhook (or polling), replies go out through the library's `Bot` of the bot the customer wrote to,
+within Telegram's sending limits. Files are listed at once and fetched in the background."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -40,7 +42,9 @@ from hub.model import AttachmentIn, Identity, Inbound, Outbound, format_time, ut
 log = logging.getLogger("hub.channels.telegram")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: the top-level bot's webhook; a bot of channels.telegram.bots gets WEBHOOK_PATH/<name>
 WEBHOOK_PATH = "/webhooks/telegram"
+DEFAULT_BOT = "default"
 # Attachments remember the file by id, never by download URL: that URL embeds the bot token.
 FILE_REF = "telegram-file:"
 # Update kinds the hub reads; everything else is journaled as ignored (named so the journal says what it was).
@@ -53,6 +57,7 @@ UPDATE_KINDS = (
 )
 CAPTION_LIMIT = 1024
 FETCH_ATTEMPTS = 6
+FETCH_LEASE_SECONDS = 300.0
 
 
 class Ignored(ValueError):
@@ -107,17 +112,57 @@ class SendPacer:
             await asyncio.sleep(delay)
 
 
-def make_bot(settings: TelegramSettings) -> tuple[Bot, list[HTTPXRequest]]:
-    """The library's Bot pointed at SETTINGS' Bot API, and the request objects to shut down with it."""
+@dataclass(frozen=True)
+class BotSpec:
+    """One configured bot: the top-level bot_token (named "default") or an entry of channels.telegram.bots."""
+
+    name: str
+    token: str
+    mode: str
+    secret: str
+    groups: str
+    path: str
+
+    @property
+    def bot_id(self) -> str:
+        """The token's public half: the bot's numeric id, stable whatever the bot is called in the config."""
+        return self.token.split(":", 1)[0]
+
+
+def bot_specs(settings: TelegramSettings) -> list[BotSpec]:
+    specs = []
+    if settings.bot_token:
+        specs.append(BotSpec(DEFAULT_BOT, settings.bot_token, settings.mode, settings.webhook_secret,
+                             settings.groups, WEBHOOK_PATH))
+    for b in settings.bots:
+        specs.append(BotSpec(b.name, b.bot_token, b.mode, b.webhook_secret, b.groups or settings.groups,
+                             f"{WEBHOOK_PATH}/{b.name}"))
+    return specs
+
+
+def make_bot(settings: TelegramSettings, token: str | None = None) -> tuple[Bot, list[HTTPXRequest]]:
+    """The library's Bot for TOKEN (default: the top-level bot_token) pointed at SETTINGS' Bot API, and the request
+    objects to shut down with it."""
     requests = [
         HTTPXRequest(connection_pool_size=16, read_timeout=settings.timeout_seconds,
                      write_timeout=settings.timeout_seconds, connect_timeout=10.0),
         # Long polling holds a request open for poll_timeout_seconds: its read timeout must outlast that.
         HTTPXRequest(read_timeout=settings.poll_timeout_seconds + 15.0, connect_timeout=10.0),
     ]
-    bot = Bot(settings.bot_token, base_url=settings.api_url, base_file_url=settings.file_url,
+    bot = Bot(token or settings.bot_token, base_url=settings.api_url, base_file_url=settings.file_url,
               request=requests[0], get_updates_request=requests[1])
     return bot, requests
+
+
+class TelegramBot:
+    """One bot of the business as the channel runs it: the library's Bot and its own pacing (Telegram's limits are
+    per bot)."""
+
+    def __init__(self, spec: BotSpec, settings: TelegramSettings) -> None:
+        self.spec = spec
+        self.id = spec.bot_id
+        self.bot, self.requests = make_bot(settings, spec.token)
+        self.pacer = SendPacer(settings.rate_per_second, settings.per_chat_interval_seconds)
 
 
 class TelegramChannel(Channel):
@@ -130,14 +175,20 @@ class TelegramChannel(Channel):
         super().__init__(sink)
         self.chat_sink = sink
         self.settings = settings
-        self.bot, self._requests = make_bot(settings)
-        # The numeric bot id (the token's public half) keeps ids stable per bot and apart between bots.
-        self.bot_id = settings.bot_token.split(":", 1)[0]
+        self.bots = [TelegramBot(spec, settings) for spec in bot_specs(settings)]
+        if not self.bots:
+            raise ValueError("channels.telegram has no bot: set bot_token or add [[channels.telegram.bots]]")
+        self._by_name = {b.spec.name: b for b in self.bots}
+        self._by_id = {b.id: b for b in self.bots}
         self.max_file_bytes = min(settings.max_file_bytes, max_file_bytes or settings.max_file_bytes)
         self.region = region
-        self.pacer = SendPacer(settings.rate_per_second, settings.per_chat_interval_seconds)
         self._tasks: list[asyncio.Task[None]] = []
         self._fetch_wake = asyncio.Event()
+
+    @property
+    def bot(self) -> Bot:
+        """The first bot's Bot (the only one in a single-bot setup)."""
+        return self.bots[0].bot
 
     @classmethod
     def from_settings(cls, sink: ChatSink, settings: Settings) -> TelegramChannel:
@@ -146,22 +197,33 @@ class TelegramChannel(Channel):
 
     def _safe(self, text: str) -> str:
         """Library errors can quote request URLs, which contain the token: never let it reach a log or the store."""
-        return text.replace(self.settings.bot_token, "<bot token>")
+        for b in self.bots:
+            text = text.replace(b.spec.token, "<bot token>")
+        return text
 
-    def external_id(self, chat_id: int, message_id: int) -> str:
-        return f"{self.bot_id}:{chat_id}:{message_id}"
+    @staticmethod
+    def external_id(b: TelegramBot, chat_id: int, message_id: int) -> str:
+        """Message ids count per chat. A private chat is one user with one bot, so the bot is part of the id; a
+        group's ids are the same for every member, so a group message two of our bots see is stored once."""
+        return f"{b.id}:{chat_id}:{message_id}" if chat_id > 0 else f"{chat_id}:{message_id}"
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
     def routes(self) -> list[web.RouteDef]:
-        if self.settings.mode != "webhook":
-            return []  # polling: nobody may push updates to us
-        return [web.post(WEBHOOK_PATH, self.handle_webhook)]
+        # A polling bot has no webhook: nobody may push updates to us for it.
+        return [web.post(b.spec.path, self._webhook_of(b)) for b in self.bots if b.spec.mode == "webhook"]
+
+    def _webhook_of(self, b: TelegramBot) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            return await self.handle_webhook(request, b)
+
+        return handler
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._fetch_forever(), name="hub-telegram-files"))
-        if self.settings.mode == "polling":
-            self._tasks.append(asyncio.create_task(self._poll_forever(), name="hub-telegram-poll"))
+        for b in self.bots:
+            if b.spec.mode == "polling":
+                self._tasks.append(asyncio.create_task(self._poll_forever(b), name=f"hub-telegram-poll-{b.spec.name}"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -170,17 +232,20 @@ class TelegramChannel(Channel):
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
-        for r in self._requests:
-            await r.shutdown()
+        for b in self.bots:
+            for r in b.requests:
+                await r.shutdown()
 
     # -- inbound -------------------------------------------------------------------------------------------------
 
-    async def handle_webhook(self, request: web.Request) -> web.Response:
+    async def handle_webhook(self, request: web.Request, b: TelegramBot | None = None) -> web.Response:
+        b = b or self.bots[0]
         got = request.headers.get(SECRET_HEADER)
         if got is None:
             return error(401, f"missing {SECRET_HEADER}: register the webhook with `hub telegram set-webhook`")
-        if not hmac.compare_digest(got.encode(), self.settings.webhook_secret.encode()):
-            return error(403, f"{SECRET_HEADER} does not match channels.telegram.webhook_secret")
+        if not hmac.compare_digest(got.encode(), b.spec.secret.encode()):
+            where = "channels.telegram" if b.spec.name == DEFAULT_BOT else f"bot {b.spec.name}'s"
+            return error(403, f"{SECRET_HEADER} does not match {where} webhook_secret")
         raw = await request.read()
         try:
             data = json.loads(raw)
@@ -189,26 +254,28 @@ class TelegramChannel(Channel):
         if not isinstance(data, dict):
             # Authenticated but unreadable: keep it for a human and answer 200, since a retry would not read better.
             await self.sink.flag(self.name, None, raw.decode(errors="replace")[:100_000],
-                                 "not a JSON object, so not a Telegram update")
+                                 f"not a JSON object, so not a Telegram update (bot {b.spec.name})")
             return web.json_response({"ok": True, "status": "flagged"})
-        return web.json_response({"ok": True, "status": await self.handle_update(data)})
+        return web.json_response({"ok": True, "status": await self.handle_update(data, b)})
 
-    async def handle_update(self, data: dict[str, Any]) -> str:
-        """Journal and apply one update (from the webhook or from polling). Returns what became of it."""
+    async def handle_update(self, data: dict[str, Any], b: TelegramBot | None = None) -> str:
+        """Journal and apply one update of bot B (from its webhook or from polling). Returns what became of it."""
+        b = b or self.bots[0]
         update_id = data.get("update_id")
         if not isinstance(update_id, int):
-            await self.sink.flag(self.name, None, data, "no numeric update_id: not a Telegram update")
+            await self.sink.flag(self.name, None, data, f"no numeric update_id: not a Telegram update (bot "
+                                                        f"{b.spec.name})")
             return "flagged"
-        key = f"{self.bot_id}:u{update_id}"
+        key = f"{b.id}:u{update_id}"  # update ids count per bot
         try:
-            update = Update.de_json(data, self.bot)
+            update = Update.de_json(data, b.bot)
         except Exception as e:  # the library's own reading failed: keep the update for a human
             await self.sink.flag(self.name, key, data, f"python-telegram-bot cannot read this update: "
                                                        f"{type(e).__name__}: {e}")
             return "flagged"
         if update.message is not None:
             try:
-                inbound = self.parse(update)
+                inbound = self._parse(update, b)
             except Ignored as e:
                 await self.sink.flag(self.name, key, data, f"ignored: {e}")
                 return "ignored"
@@ -226,7 +293,15 @@ class TelegramChannel(Channel):
             m = update.edited_message
             edited_at = format_time(m.edit_date) if m.edit_date else format_time(utcnow())
             text = m.text or m.caption or ""
-            msg = await self.chat_sink.edit(self.name, key, self.external_id(m.chat.id, m.message_id), text,
+            if m.chat.type != "private":
+                if b.spec.groups != "accept":
+                    await self.sink.flag(self.name, key, data, f"ignored: an edit in a {m.chat.type} chat "
+                                                               f"(bot {b.spec.name} ignores groups)")
+                    return "ignored"
+                text = _said_by(m, text)
+                # The same edit seen by two of our bots in one group is one event.
+                key = f"{m.chat.id}:{m.message_id}:edit:{int(m.edit_date.timestamp()) if m.edit_date else update_id}"
+            msg = await self.chat_sink.edit(self.name, key, self.external_id(b, m.chat.id, m.message_id), text,
                                             edited_at, raw=data)
             return "edited" if msg is not None else "flagged"
         kind = next((k for k in UPDATE_KINDS if data.get(k) is not None), None)
@@ -236,36 +311,57 @@ class TelegramChannel(Channel):
         return "ignored"
 
     def parse(self, payload: Any) -> Inbound:
-        update = payload if isinstance(payload, Update) else Update.de_json(payload, self.bot)
+        """An update to the first bot (the only one in a single-bot setup) as an Inbound."""
+        return self._parse(payload, self.bots[0])
+
+    def _parse(self, payload: Any, b: TelegramBot) -> Inbound:
+        update = payload if isinstance(payload, Update) else Update.de_json(payload, b.bot)
         msg = update.message
         if msg is None:
             raise Ignored("not a message")
+        group = msg.chat.type != "private"
+        if group and b.spec.groups != "accept":
+            raise Ignored(f"a message in a {msg.chat.type} chat; bot {b.spec.name} serves private chats "
+                          '(channels.telegram.groups = "ignore")')
         user = msg.from_user
         if user is None:
             raise Ignored("a message without a sender (anonymous admin or channel)")
-        if user.is_bot:
+        if user.is_bot and not (group and msg.sender_chat is not None):
             raise Ignored("a message from another bot")
-        if msg.chat.type != "private":
-            raise Ignored(f"a message in a {msg.chat.type} chat; the hub serves private chats with the bot")
         meta: dict[str, Any] = {"telegram": {"update_id": update.update_id, "chat_id": msg.chat.id,
-                                             "message_id": msg.message_id}}
-        if user.username:
+                                             "message_id": msg.message_id, "bot": b.spec.name}}
+        if user.username and not group:
             meta["telegram"]["username"] = user.username
-        text, attachments = self._content(msg, meta)
+        text, attachments = self._content(msg, meta, b)
         if not text and not attachments:
             raise Ignored("a service message with nothing for an agent to read")
+        if group:
+            # The group is the customer (its members talk to the business together, and agents answer in the group);
+            # who said what stays on each message.
+            meta["telegram"]["chat_type"] = msg.chat.type
+            meta["telegram"]["sender"] = _sender(msg)
+            return Inbound(
+                channel=self.name,
+                identity=Identity("telegram", str(msg.chat.id)),
+                text=_said_by(msg, text),
+                external_id=self.external_id(b, msg.chat.id, msg.message_id),
+                name=msg.chat.title or "Telegram group",
+                attachments=attachments,
+                occurred_at=_sent_at(msg.date),
+                meta=meta,
+            )
         return Inbound(
             channel=self.name,
             identity=Identity("telegram", str(user.id)),
             text=text,
-            external_id=self.external_id(msg.chat.id, msg.message_id),
+            external_id=self.external_id(b, msg.chat.id, msg.message_id),
             name=user.full_name,
             attachments=attachments,
-            occurred_at=format_time(msg.date),
+            occurred_at=_sent_at(msg.date),
             meta=meta,
         )
 
-    def _content(self, msg: Message, meta: dict[str, Any]) -> tuple[str, list[AttachmentIn]]:
+    def _content(self, msg: Message, meta: dict[str, Any], b: TelegramBot) -> tuple[str, list[AttachmentIn]]:
         """What the customer sent, as text (their words, else a short description) and files to fetch."""
         text = msg.text or msg.caption or ""
         described = ""
@@ -273,7 +369,8 @@ class TelegramChannel(Channel):
         mid = msg.message_id
 
         def file(file_id: str, filename: str, content_type: str) -> None:
-            files.append(AttachmentIn(filename, content_type, url=FILE_REF + file_id))
+            # File ids are valid only for the bot that received them.
+            files.append(AttachmentIn(filename, content_type, url=f"{FILE_REF}{b.id}:{file_id}"))
 
         if msg.photo:
             best = msg.photo[-1]  # Telegram lists sizes smallest first
@@ -323,7 +420,7 @@ class TelegramChannel(Channel):
             described = self._contact(msg, meta)
         if msg.reply_to_message is not None:
             r = msg.reply_to_message
-            meta["reply_to"] = {"external_id": self.external_id(r.chat.id, r.message_id),
+            meta["reply_to"] = {"external_id": self.external_id(b, r.chat.id, r.message_id),
                                 "text": (r.text or r.caption or "")[:200]}
         origin = msg.forward_origin
         if origin is not None:
@@ -352,7 +449,9 @@ class TelegramChannel(Channel):
         assert c is not None
         name = " ".join(x for x in (c.first_name, c.last_name) if x)
         meta["contact"] = {"name": name, "phone_number": c.phone_number, "user_id": c.user_id}
-        own = c.user_id is not None and msg.from_user is not None and c.user_id == msg.from_user.id
+        # In a group the customer is the group: a member's number is not the group's to link.
+        own = (c.user_id is not None and msg.from_user is not None and c.user_id == msg.from_user.id
+               and msg.chat.type == "private")
         if own:
             # The customer shared their own number: offer to link it to this customer. Never merged silently:
             # an agent confirms in the console (the number may already belong to another customer).
@@ -383,7 +482,8 @@ class TelegramChannel(Channel):
     async def fetch_pending(self) -> int:
         """Download files listed on messages (getFile, then the file URL). Returns how many were stored."""
         stored = 0
-        for attachment_id, ref in await self.chat_sink.pending_attachments(self.name):
+        # Leased, so that with several hub processes each file is downloaded by one of them.
+        for attachment_id, ref in await self.chat_sink.claim_attachments(self.name, FETCH_LEASE_SECONDS):
             if await self._fetch_one(attachment_id, ref):
                 stored += 1
         return stored
@@ -393,8 +493,14 @@ class TelegramChannel(Channel):
         if not ref.startswith(FILE_REF):
             await finish(attachment_id, error=f"not a Telegram file reference: {ref[:80]}")
             return False
+        bot_id, _, file_id = ref[len(FILE_REF):].rpartition(":")
+        b = self._by_id.get(bot_id) if bot_id else self.bots[0]  # no bot id: stored before there were several
+        if b is None:
+            await finish(attachment_id, error=f"the bot with id {bot_id} that received this file is no longer "
+                                              "configured")
+            return False
         try:
-            f = await self.bot.get_file(ref[len(FILE_REF):])
+            f = await b.bot.get_file(file_id)
             if f.file_size is not None and f.file_size > self.max_file_bytes:
                 await finish(attachment_id, error=f"file is {f.file_size} bytes, over the "
                                                   f"{self.max_file_bytes}-byte limit; not downloaded")
@@ -420,7 +526,7 @@ class TelegramChannel(Channel):
 
     # -- polling ---------------------------------------------------------------------------------------------
 
-    async def _poll_forever(self) -> None:
+    async def _poll_forever(self, b: TelegramBot) -> None:
         """getUpdates in a loop. The offset moves past an update only once it is journaled, so a crash re-reads it."""
         delay = 1.0
         offset: int | None = None
@@ -429,13 +535,13 @@ class TelegramChannel(Channel):
             try:
                 if not removed_webhook:
                     # Telegram refuses getUpdates while a webhook is set: polling mode means no webhook.
-                    await self.bot.delete_webhook()
+                    await b.bot.delete_webhook()
                     removed_webhook = True
-                updates = await self.bot.get_updates(
+                updates = await b.bot.get_updates(
                     offset=offset, timeout=self.settings.poll_timeout_seconds, allowed_updates=Update.ALL_TYPES
                 )
                 for u in updates:
-                    await self.handle_update(u.to_dict())
+                    await self.handle_update(u.to_dict(), b)
                     offset = u.update_id + 1
                 delay = 1.0
             except asyncio.CancelledError:
@@ -443,7 +549,7 @@ class TelegramChannel(Channel):
             except RetryAfter as e:
                 await asyncio.sleep(_seconds(e, "retry_after"))
             except InvalidToken:
-                log.error("Telegram rejected channels.telegram.bot_token; polling again in 60s")
+                log.error("Telegram rejected bot %s's bot_token; polling again in 60s", b.spec.name)
                 await asyncio.sleep(60)
             except Exception as e:  # network trouble, or the store is down: back off and re-read the same updates
                 log.warning("Telegram polling: %s; retrying in %.0fs", self._safe(f"{type(e).__name__}: {e}"), delay)
@@ -452,56 +558,99 @@ class TelegramChannel(Channel):
 
     # -- outbound ---------------------------------------------------------------------------------------------
 
+    async def bot_for(self, outbound: Outbound) -> TelegramBot:
+        """The bot the customer last wrote to in this conversation (else ever): a bot can only write to people who
+        started it, and the customer expects the answer where they asked."""
+        if len(self.bots) == 1:
+            return self.bots[0]
+        recent = await self.chat_sink.thread_messages(outbound.conversation_id, self.name)
+        earlier = [m for m, _agent in await self.chat_sink.history(outbound.to, self.name, 50)]
+        for m in [*reversed(recent), *reversed(earlier)]:
+            name = (m.meta.get("telegram") or {}).get("bot") if m.direction == "in" else None
+            if isinstance(name, str) and name in self._by_name:
+                return self._by_name[name]
+        return self.bots[0]
+
     async def send(self, outbound: Outbound) -> SendResult:
         try:
             chat_id = int(outbound.to.value)
         except ValueError:
             raise SendError(f"{outbound.to} is not a Telegram chat id", permanent=True) from None
+        b = await self.bot_for(outbound)
         files = await self.chat_sink.outbound_files(outbound.message_id)
         try:
-            first = await self._send_all(chat_id, outbound.text, files)
+            first = await self._send_all(b, chat_id, outbound.text, files)
         except RetryAfter as e:
             wait = _seconds(e, "retry_after")
-            self.pacer.hold(chat_id, wait)
+            b.pacer.hold(chat_id, wait)
             raise SendError(f"Telegram flood control: retry in {wait:.0f}s", permanent=False,
                             retry_after=wait) from None
         except Forbidden as e:
             raise SendError(f"Telegram refused: {self._safe(e.message)} (the customer may have blocked the bot)",
                             permanent=True) from None
         except InvalidToken:
-            raise SendError("Telegram rejected channels.telegram.bot_token", permanent=True) from None
+            raise SendError(f"Telegram rejected bot {b.spec.name}'s bot_token", permanent=True) from None
         except BadRequest as e:
             raise SendError(f"Telegram refused: {self._safe(e.message)}", permanent=True) from None
         except (TimedOut, NetworkError, TelegramError) as e:
             raise SendError(f"Telegram unreachable: {self._safe(str(e))}", permanent=False) from None
-        return SendResult(external_id=self.external_id(chat_id, first))
+        return SendResult(external_id=self.external_id(b, chat_id, first))
 
-    async def _send_all(self, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
+    async def _send_all(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
         """Text, photos and documents; a short text rides as the first file's caption. Returns the first id."""
         ids: list[int] = []
         caption: str | None = None
         if files and len(text) <= CAPTION_LIMIT:
             caption = text or None
         elif text:
-            await self.pacer.wait(chat_id)
-            ids.append((await self.bot.send_message(chat_id, text)).message_id)
+            await b.pacer.wait(chat_id)
+            ids.append((await b.bot.send_message(chat_id, text)).message_id)
         for i, (filename, content_type, data) in enumerate(files):
-            await self.pacer.wait(chat_id)
+            await b.pacer.wait(chat_id)
             cap = caption if i == 0 else None
             if content_type in ("image/jpeg", "image/png", "image/webp") and len(data) <= 10_000_000:
-                sent = await self.bot.send_photo(chat_id, data, caption=cap, filename=filename)
+                sent = await b.bot.send_photo(chat_id, data, caption=cap, filename=filename)
             else:
-                sent = await self.bot.send_document(chat_id, data, caption=cap, filename=filename)
+                sent = await b.bot.send_document(chat_id, data, caption=cap, filename=filename)
             ids.append(sent.message_id)
         return ids[0]
 
 
-async def set_webhook(settings: TelegramSettings, url: str) -> str:
-    """Register URL as the bot's webhook with the secret Telegram must send back. Returns what Telegram said."""
-    bot, requests = make_bot(settings)
+def _sent_at(date: datetime) -> str:
+    """When the customer sent it. Telegram's dates are whole seconds: a message that has just arrived is timed on
+    arrival instead, so that it sorts after the agent's reply it answers within the same second."""
+    now = utcnow()
+    return format_time(now if timedelta(0) <= now - date < timedelta(seconds=2) else date)
+
+
+def _sender(msg: Message) -> dict[str, Any]:
+    """Who wrote a group message: a member (their own Telegram identity, for an agent to look up; never merged),
+    or the group itself when an admin posts anonymously."""
+    user = msg.from_user
+    if msg.sender_chat is not None or user is None:
+        chat = msg.sender_chat or msg.chat
+        return {"name": chat.title or "the group", "chat_id": chat.id}
+    out: dict[str, Any] = {"name": user.full_name, "identity": f"telegram:{user.id}"}
+    if user.username:
+        out["username"] = user.username
+    return out
+
+
+def _said_by(msg: Message, text: str) -> str:
+    """A group message's text as agents read it: who wrote it first, since several people share the conversation."""
+    return f"{_sender(msg)['name']}: {text}" if text else text
+
+
+async def set_webhook(settings: TelegramSettings, url: str, bot: str = DEFAULT_BOT) -> str:
+    """Register URL as the webhook of the bot named BOT, with the secret Telegram must send back. Returns what
+    Telegram said."""
+    spec = next((s for s in bot_specs(settings) if s.name == bot), None)
+    if spec is None:
+        raise ValueError(f"no Telegram bot named {bot!r}")
+    tg_bot, requests = make_bot(settings, spec.token)
     try:
-        await bot.set_webhook(url, secret_token=settings.webhook_secret or None, allowed_updates=Update.ALL_TYPES)
-        info = await bot.get_webhook_info()
+        await tg_bot.set_webhook(url, secret_token=spec.secret or None, allowed_updates=Update.ALL_TYPES)
+        info = await tg_bot.get_webhook_info()
         return f"webhook set to {info.url} ({info.pending_update_count} update(s) waiting)"
     finally:
         for r in requests:

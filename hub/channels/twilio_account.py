@@ -17,6 +17,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from hub.channels.base import AttachmentSink, SendError
+from hub.channels.twilio_media import media_key
 from hub.channels.twilio_signature import SignatureCheck
 from hub.config import TwilioNumberSettings, TwilioSettings
 from hub.model import Identity, Message
@@ -54,6 +55,12 @@ class TwilioSink(AttachmentSink, Protocol):
 
     async def history(self, identity: Identity, channel: str, limit: int) -> list[tuple[Message, str | None]]: ...
 
+    async def claim_attachments(self, channel: str, lease_seconds: float, limit: int = 20) -> list[tuple[int, str]]: ...
+
+    async def outgoing_attachments(self, message_id: int) -> list[tuple[int, str]]: ...
+
+    async def outgoing_file(self, attachment_id: int) -> tuple[str, str, bytes] | None: ...
+
 
 def rest_error(e: Exception, what: str) -> SendError:
     """A failed REST call as the outbox understands it: 429 and 5xx are retried (honouring Retry-After), other 4xx
@@ -80,6 +87,7 @@ class TwilioAccount:
         self.sink = sink
         self.api_base = settings.api_base_url or TWILIO_API
         self.signature = SignatureCheck(settings.auth_token, self.public_url, settings.signature_mode)
+        self.media_key = media_key(settings.media_url_key, settings.auth_token)
         self.client: Any = None
         self._http: aiohttp.ClientSession | None = None
         self._users = 0
@@ -141,10 +149,15 @@ class TwilioAccount:
     async def fetch_due(self) -> int:
         """Fetch every media download that is due now; returns how many were tried."""
         tried = 0
+        # A few at a time, leased for longer than fetching them all may take (each download is bounded by the
+        # timeout), so another hub process never fetches the same file meanwhile.
+        batch = 4
+        lease = batch * self.settings.timeout_seconds + 30
         for channel in CHANNELS:
-            for attachment_id, url in await self.sink.pending_attachments(channel):
-                tried += 1
-                await self._fetch(attachment_id, url)
+            while claimed := await self.sink.claim_attachments(channel, lease, batch):
+                for attachment_id, url in claimed:
+                    tried += 1
+                    await self._fetch(attachment_id, url)
         return tried
 
     async def _fetch(self, attachment_id: int, url: str) -> None:

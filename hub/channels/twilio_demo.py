@@ -50,13 +50,15 @@ class DemoTwilio:
         await self.runner.cleanup()
 
     async def simulate_customer(self, interval: float = 9.0) -> None:
-        """Forever: a text, now and then a call that ends in a voicemail, all signed as Twilio signs them."""
+        """Forever: a text, now and then a call, all signed as Twilio signs them. Every other call waits for an
+        agent (accept it in the console: the simulator plays the agent's phone answering), the others leave a
+        voicemail."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             for n in itertools.count():
                 await asyncio.sleep(interval * random.uniform(0.5, 1.5))
                 try:
                     if n % 4 == 3:
-                        await self._call(http)
+                        await self._call(http, wait_for_agent=n % 8 == 3)
                     else:
                         await self._text(http, TEXTS[n % len(TEXTS)])
                 except aiohttp.ClientError as e:
@@ -78,12 +80,15 @@ class DemoTwilio:
         })
         log.info("simulated customer %s texted %s (hub answered %d)", CUSTOMER, NUMBER, status)
 
-    async def _call(self, http: aiohttp.ClientSession) -> None:
+    async def _call(self, http: aiohttp.ClientSession, wait_for_agent: bool = False) -> None:
         call = {"AccountSid": ACCOUNT, "ApiVersion": "2010-04-01", "CallSid": new_sid("CA"), "From": CUSTOMER,
                 "To": NUMBER, "Caller": CUSTOMER, "Called": NUMBER, "Direction": "inbound", "CallStatus": "ringing"}
         await self._post(http, "/webhooks/twilio/voice", call)
         await self._post(http, "/webhooks/twilio/voice/menu?retry=0", {**call, "CallStatus": "in-progress",
                                                                         "Digits": "2"})
+        if wait_for_agent and await self._wait_for_agent(http, call):
+            log.info("simulated customer %s called %s and an agent took the call", CUSTOMER, NUMBER)
+            return
         await self._post(http, "/webhooks/twilio/voice/queue-result", {
             **call, "CallStatus": "in-progress", "QueueResult": "leave", "QueueTime": "60", "QueueSid": new_sid("QU")})
         recording_sid, recording_url = self.simulator.add_recording(self.simulator_url, b"ID3 (simulated voicemail)")
@@ -99,6 +104,21 @@ class DemoTwilio:
         await self._post(http, "/webhooks/twilio/voice/status", {
             **call, "CallStatus": "completed", "CallDuration": "85"})
         log.info("simulated customer %s called %s and left a voicemail", CUSTOMER, NUMBER)
+
+
+    async def _wait_for_agent(self, http: aiohttp.ClientSession, call: dict[str, str], most: int = 90) -> bool:
+        """Hold in the queue (asking the wait URL, as Twilio does) until the hub moves the call to an agent."""
+        queue = {**call, "CallStatus": "in-progress", "QueueSid": new_sid("QU"), "QueuePosition": "1"}
+        for waited in range(most):
+            if self.simulator.calls.get(call["CallSid"], {}).get("twiml"):
+                # The hub redirected the caller to their hand-off queue; the simulator bridges them to the agent.
+                await self._post(http, "/webhooks/twilio/voice/queue-result",
+                                 {**queue, "QueueResult": "redirected", "QueueTime": str(waited)})
+                return True
+            if waited % 20 == 0:
+                await self._post(http, "/webhooks/twilio/voice/wait", {**queue, "QueueTime": str(waited)})
+            await asyncio.sleep(1)
+        return False
 
 
 async def start(settings: Settings, host: str, port: int) -> DemoTwilio:

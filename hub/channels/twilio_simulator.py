@@ -11,6 +11,7 @@ import contextlib
 import email.utils
 import logging
 import secrets
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,6 +58,8 @@ class TwilioSimulator:
         self.auth_token = auth_token
         #: where to deliver status callbacks (the hub as reachable from here); empty: no callbacks are sent
         self.hub_url = hub_url.rstrip("/")
+        #: the hub's server.public_url when it differs from hub_url (behind a proxy); empty: the same
+        self.public_url = ""
         self.messages: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, dict[str, Any]] = {}
         #: every request's form, in order: (resource, form)
@@ -64,9 +67,17 @@ class TwilioSimulator:
         #: path -> (bytes, content type) served to authenticated GETs (MMS media, recordings)
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_gets: list[str] = []
+        #: (MediaUrl, HTTP status, bytes received) of every outgoing file fetched from the hub, as Twilio does
+        self.fetched: list[tuple[str, int, int]] = []
         #: resource ("Messages", "Calls", "media") -> answers to give before succeeding again
         self.script: dict[str, list[Scripted]] = {}
         self.callback_delay = 0.5
+        #: seconds each media download takes (tests make downloads overlap)
+        self.media_delay = 0.0
+        #: with hub_url set, calls the hub places are "answered" after ring_seconds and last talk_seconds
+        self.ring_seconds, self.talk_seconds = 2.0, 8.0
+        #: hand-off queue name -> (caller CallSid, the <Enqueue> action URL) for callers the hub moved there
+        self.handoffs: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
 
@@ -75,6 +86,8 @@ class TwilioSimulator:
         base = API.format(account="{account}")
         app.router.add_post(f"{base}/Messages.json", self.create_message)
         app.router.add_post(f"{base}/Calls.json", self.create_call)
+        app.router.add_post(f"{base}/Calls/{{call}}.json", self.update_call)
+        app.router.add_delete(f"{base}/Queues/{{queue}}.json", self.delete_queue)
         app.router.add_get(f"{base}/Messages/{{message}}/Media/{{media}}", self.get_media)
         app.router.add_get(f"{base}/Recordings/{{recording}}", self.get_media)
         app.on_cleanup.append(self._close)
@@ -150,7 +163,7 @@ class TwilioSimulator:
         self.messages[sid] = message
         callback = form.get("StatusCallback")
         if callback and self.hub_url:
-            self._spawn(self._deliver(sid, callback))
+            self._spawn(self._deliver(sid, callback, media))
         return web.json_response(message, status=201)
 
     async def create_call(self, request: web.Request) -> web.Response:
@@ -175,10 +188,46 @@ class TwilioSimulator:
             "to_formatted": form["To"], "trunk_sid": None, "uri": f"{uri}.json", "queue_time": "0",
         }
         self.calls[sid] = call
+        if self.hub_url and form.get("Twiml"):
+            self._spawn(self._progress(sid, form))
         return web.json_response(call, status=201)
+
+    async def update_call(self, request: web.Request) -> web.Response:
+        """Modify a live call: new TwiML (Twiml or Url) or a new status (completed, canceled)."""
+        form = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
+        form.add("CallSid", request.match_info["call"])
+        self.requests.append(("Calls.update", form))
+        refused = await self._gate(request, "Calls.update")
+        if refused is not None:
+            return refused
+        sid = request.match_info["call"]
+        call = self.calls.get(sid)
+        if call is None:
+            if not sid.startswith("CA"):
+                return twilio_error(404, 20404, f"The requested resource /Calls/{sid}.json was not found")
+            # A call that reached the hub by webhook: Twilio knows it, the simulator learns of it now.
+            call = self.calls[sid] = {"sid": sid, "account_sid": self.account_sid, "status": "in-progress",
+                                      "direction": "inbound", "api_version": "2010-04-01"}
+        if call.get("status") in ("completed", "canceled", "failed", "busy", "no-answer"):
+            return twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+        if form.get("Status") in ("completed", "canceled"):
+            call["status"] = form["Status"]
+        if form.get("Twiml"):
+            call["twiml"] = form["Twiml"]
+            enqueue = ET.fromstring(form["Twiml"]).find("Enqueue")
+            if enqueue is not None and enqueue.text:
+                self.handoffs[enqueue.text] = (sid, enqueue.get("action") or "")
+        return web.json_response({**call, "date_updated": _now()})
+
+    async def delete_queue(self, request: web.Request) -> web.Response:
+        self.requests.append(("Queues.delete", MultiDict({"QueueSid": request.match_info["queue"]})))
+        refused = await self._gate(request, "Queues.delete")
+        return refused if refused is not None else web.Response(status=204)
 
     async def get_media(self, request: web.Request) -> web.StreamResponse:
         self.media_gets.append(request.path)
+        if self.media_delay:
+            await asyncio.sleep(self.media_delay)
         refused = await self._gate(request, "media")
         if refused is not None:
             return refused
@@ -187,9 +236,93 @@ class TwilioSimulator:
             return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
         return web.Response(body=found[0], content_type=found[1])
 
+    # -- a call's progress, as Twilio reports it (the demo's agents "answer" the calls the hub places) -------------
+
+    async def post_signed(self, url: str, params: dict[str, str]) -> int:
+        """POST PARAMS to the hub at URL's path and query, signed over URL as Twilio signs it."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        parts = urlsplit(url)
+        target = self.hub_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = {"X-Twilio-Signature": sign(self.auth_token, url, params)}
+        try:
+            async with self._http.post(target, data=params, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+        except aiohttp.ClientError as e:
+            log.warning("simulated callback to %s failed: %s", target, e)
+            return 0
+
+    async def _progress(self, sid: str, form: MultiDict[str]) -> None:
+        """The callee answers, talks, hangs up. <Dial><Queue> connects the caller waiting in that queue;
+        <Dial>number</Dial> reports the dialed leg to its action URL."""
+        call = self.calls[sid]
+        base = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": sid, "From": form["From"],
+                "To": form["To"], "Direction": "outbound-api"}
+        callback = form.get("StatusCallback", "")
+        dial = ET.fromstring(form["Twiml"]).find("Dial")
+        await asyncio.sleep(self.ring_seconds)
+        call["status"] = "in-progress"
+        if callback:
+            await self.post_signed(callback, {**base, "CallStatus": "in-progress"})
+        queue = dial.find("Queue") if dial is not None else None
+        if queue is not None and queue.text:
+            waited = 0.0
+            while queue.text not in self.handoffs and waited < 30:
+                await asyncio.sleep(0.5)
+                waited += 0.5
+            caller = self.handoffs.pop(queue.text, None)
+            if caller is None:
+                log.info("simulated call %s: nobody came to queue %s", sid, queue.text)
+            else:
+                caller_sid, action = caller
+                await self.post_signed(action, {"AccountSid": self.account_sid, "CallSid": caller_sid,
+                                                "QueueResult": "bridged", "QueueTime": str(int(self.ring_seconds)),
+                                                "QueueSid": new_sid("QU"), "CallStatus": "in-progress"})
+                await asyncio.sleep(self.talk_seconds)
+                await self.post_signed(self.hub_url_public("/webhooks/twilio/voice/status"), {
+                    "AccountSid": self.account_sid, "CallSid": caller_sid, "CallStatus": "completed",
+                    "CallDuration": str(int(self.talk_seconds + self.ring_seconds))})
+        elif dial is not None and dial.get("action"):
+            await asyncio.sleep(self.talk_seconds)
+            await self.post_signed(dial.get("action") or "", {**base, "CallStatus": "in-progress",
+                                                             "DialCallStatus": "completed",
+                                                             "DialCallSid": new_sid("CA"),
+                                                             "DialCallDuration": str(int(self.talk_seconds))})
+        call["status"] = "completed"
+        if callback:
+            await self.post_signed(callback, {**base, "CallStatus": "completed",
+                                              "CallDuration": str(int(self.talk_seconds))})
+
+    def hub_url_public(self, path: str) -> str:
+        """The hub's address as Twilio knows it (signatures cover it): the public URL, else hub_url."""
+        return (self.public_url or self.hub_url) + path
+
     # -- status callbacks, as Twilio sends them ------------------------------------------------------------------
 
-    async def _deliver(self, sid: str, callback: str) -> None:
+    async def fetch_media(self, url: str) -> tuple[int, bytes]:
+        """GET an outgoing file from the hub as Twilio does before sending an MMS (the public URL's path, sent to
+        hub_url); returns (HTTP status, body)."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        parts = urlsplit(url)
+        target = self.hub_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        async with self._http.get(target) as resp:
+            body = await resp.read()
+        self.fetched.append((url, resp.status, len(body)))
+        return resp.status, body
+
+    async def _deliver(self, sid: str, callback: str, media: list[str] | None = None) -> None:
+        for url in media or []:
+            try:
+                got, _ = await self.fetch_media(url)
+            except aiohttp.ClientError as e:
+                log.warning("simulated media fetch of %s failed: %s", url, e)
+                got = 0
+            if got != 200:
+                await asyncio.sleep(self.callback_delay)
+                await self.status_callback(sid, callback, "failed", "11200")  # Twilio: HTTP retrieval failure
+                return
         for status in ("sent", "delivered"):
             await asyncio.sleep(self.callback_delay)
             await self.status_callback(sid, callback, status)

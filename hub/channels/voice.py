@@ -4,8 +4,10 @@ outside business hours, means voicemail with a transcript. Accepted calls are br
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -29,13 +31,56 @@ MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
 #: how long one announcement of the caller's position lasts before Twilio asks the wait URL again
 HOLD_SECONDS = 20
 
-#: which Twilio queue a caller waits in, given the conversation's queue (as ingest chose it) and the menu choice.
-#: The routing engine plugs in here; by default the menu choice wins, else the conversation's queue.
-CallQueue = Callable[[str, str | None], str]
+#: the hand-off queue of one caller: the bridged agent dials it, so exactly the accepted caller is connected
+HANDOFF_PREFIX = "hub-"
 
 
-def _default_call_queue(conversation_queue: str, menu_choice: str | None) -> str:
-    return menu_choice or conversation_queue
+@dataclass(frozen=True)
+class MenuChoice:
+    """A caller pressed a key in the keypad menu."""
+
+    call_sid: str
+    line: str | None  # the business line of the number called
+    digits: str
+    option: str | None  # the queue the number's menu names for DIGITS (None: not an option)
+    conversation_queue: str  # where the call's conversation waits now
+
+
+@dataclass(frozen=True)
+class LegStatus:
+    """A status callback for a call the hub placed: the agent leg of a bridge, or a leg of a click-to-call."""
+
+    leg: str  # "agent" | "customer"
+    call_sid: str
+    status: str
+    duration: int | None
+    caller_call_sid: str  # bridge: the waiting caller's CallSid ("" for click-to-call)
+    agent_id: int | None
+    message_id: int | None  # click-to-call: the call's message on the timeline
+
+
+#: which queue a caller waits in after a menu choice. hub.calls plugs routing in here; by default the menu's option
+CallQueue = Callable[[MenuChoice], Awaitable[str]]
+#: told about every leg of the calls the hub placed (hub.calls re-offers a call whose agent did not pick up)
+LegListener = Callable[[LegStatus], Awaitable[None]]
+#: told (with its CallSid) that a caller is on the line waiting (hub.calls rings the agent who already has them)
+CallListener = Callable[[str], Awaitable[None]]
+
+
+async def _default_call_queue(choice: MenuChoice) -> str:
+    return choice.option or choice.conversation_queue
+
+
+async def _ignore_leg(status: LegStatus) -> None:
+    return None
+
+
+async def _ignore_call(call_sid: str) -> None:
+    return None
+
+
+def handoff_queue(caller_call_sid: str) -> str:
+    return HANDOFF_PREFIX + caller_call_sid
 
 
 def _seconds(form: Form, key: str) -> int | None:
@@ -95,6 +140,9 @@ class VoiceChannel(Channel):
         self.default_queue = default_queue
         self.clock = clock
         self.call_queue = call_queue
+        self.on_leg: LegListener = _ignore_leg
+        self.on_waiting: CallListener = _ignore_call
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -104,6 +152,7 @@ class VoiceChannel(Channel):
             web.post(f"{BASE}/queue-result", self.handle_queue_result),
             web.post(f"{BASE}/recorded", self.handle_recorded),
             web.post(f"{BASE}/status", self.handle_status),
+            web.post(f"{BASE}/dialed", self.handle_dialed),
             web.post(f"{BASE}/recording", self.handle_recording),
             web.post(f"{BASE}/transcription", self.handle_transcription),
         ]
@@ -112,6 +161,8 @@ class VoiceChannel(Channel):
         await self.account.start()
 
     async def stop(self) -> None:
+        for task in list(self._cleanups):
+            task.cancel()
         await self.account.stop()
 
     async def send(self, outbound: Outbound) -> SendResult:
@@ -198,13 +249,15 @@ class VoiceChannel(Channel):
         if result is not None:
             await self._note(sid, queue=conversation_queue, conversation_queue=conversation_queue,
                              outcome="menu" if line.menu else "queued")
+            if not result.duplicate:
+                await self.on_waiting(sid)
         response = VoiceResponse()
         if line.greeting:
             response.say(line.greeting)
         if line.menu:
             self._menu(response, line.menu_prompt or "Please choose an option.", retry=0)
         # Without a menu, or when no key is pressed, the caller waits in the conversation's queue.
-        return twiml(str(self._enqueue(response, self.call_queue(conversation_queue, None))))
+        return twiml(str(self._enqueue(response, conversation_queue)))
 
     async def handle_menu(self, request: web.Request) -> web.Response:
         form = await self.account.signature.form(request)
@@ -218,7 +271,10 @@ class VoiceChannel(Channel):
         if choice is None and retry < 1:
             response.say("Sorry, that is not one of the options.")
             self._menu(response, line.menu_prompt or "Please choose an option.", retry=retry + 1)
-        queue = self.call_queue(conversation_queue, choice)
+        queue = await self.call_queue(MenuChoice(
+            call_sid=sid, line=self.account.line(form["To"]) if form.get("To") else None, digits=digits,
+            option=choice, conversation_queue=conversation_queue,
+        ))
         if sid:
             await self._note(sid, queue=queue)
         return twiml(str(self._enqueue(response, queue)))
@@ -228,6 +284,15 @@ class VoiceChannel(Channel):
         line = self.account.number(form.get("To", ""))
         waited = _seconds(form, "QueueTime") or 0
         response = VoiceResponse()
+        if request.query.get("handoff"):
+            # An agent is being rung for this caller; should nobody pick up, routing offers the call again.
+            if waited >= line.max_wait_seconds:
+                response.leave()
+                return twiml(str(response))
+            if waited < HOLD_SECONDS:
+                response.say("Connecting you to an agent.")
+            response.pause(length=max(1, min(HOLD_SECONDS, int(line.max_wait_seconds - waited))))
+            return twiml(str(response))
         if waited >= line.max_wait_seconds:
             response.leave()  # the <Enqueue> action then offers voicemail
             return twiml(str(response))
@@ -244,6 +309,11 @@ class VoiceChannel(Channel):
         sid, result = form.get("CallSid", ""), form.get("QueueResult", "")
         waited = _seconds(form, "QueueTime")
         caller, number = form.get("From", ""), form.get("To", "")
+        if request.query.get("handoff"):
+            self._delete_queue(form.get("QueueSid", ""))
+            before = await self._note(sid) or {}
+            if isinstance(before.get("queue_seconds"), int) and waited is not None:
+                waited += int(before["queue_seconds"])  # the time in the line before the hand-off counts too
         if result == "bridged":
             await self._note(sid, outcome="answered", queue_seconds=waited)
             response = VoiceResponse()
@@ -252,7 +322,8 @@ class VoiceChannel(Channel):
         if result == "hangup":
             await self._note(sid, outcome="abandoned", queue_seconds=waited)
             return twiml(str(VoiceResponse()))
-        if result == "redirected":  # the hub moved the call on purpose
+        if result == "redirected":  # the hub moved the call on purpose (to its hand-off queue)
+            await self._note(sid, queue_seconds=waited)
             return twiml(str(VoiceResponse()))
         # leave (waited too long), queue-full, error: nobody can take the call now.
         await self._note(sid, outcome="no_agent", queue_seconds=waited, queue_result=result or None)
@@ -270,7 +341,7 @@ class VoiceChannel(Channel):
         status = form.get("CallStatus", "")
         duration = _seconds(form, "CallDuration")
         if request.query.get("leg") == "agent":
-            return await self._agent_leg(request, form, status, duration)
+            return await self._placed_leg(request, form, status, duration)
         sid = form.get("CallSid", "")
         if not sid or not status:
             raise web.HTTPBadRequest(text="not a Twilio call status callback: CallSid and CallStatus are required")
@@ -291,21 +362,39 @@ class VoiceChannel(Channel):
         await self._note(sid, **facts)
         return web.Response(status=204)
 
-    async def _agent_leg(self, request: web.Request, form: Form, status: str, duration: int | None) -> web.Response:
-        """The call the hub placed to an agent's phone to bridge a caller: who answered, for how long."""
+    async def _placed_leg(self, request: web.Request, form: Form, status: str, duration: int | None) -> web.Response:
+        """A call the hub placed: the agent leg of a bridge (who answered, for how long) or a click-to-call leg."""
         caller_sid, agent = request.query.get("call", ""), request.query.get("agent", "")
-        if not caller_sid:
-            return web.Response(status=204)
-        facts: dict[str, Any] = {"agent_call_sid": form.get("CallSid"), "agent_call_status": status}
-        if agent.isdigit():
-            facts["agent_id"] = int(agent)
-        if status == "completed" and duration is not None:
-            facts["talk_seconds"] = duration
-        await self._note(caller_sid, **facts)
-        if status in MISSED:
-            # The caller is still queued; routing re-offers the call (its offer timeout sees no acceptance).
-            log.info("agent %s did not pick up the bridge for call %s (%s)", agent or "?", caller_sid, status)
+        message = request.query.get("message", "")
+        leg = LegStatus(
+            leg="agent", call_sid=form.get("CallSid", ""), status=status, duration=duration,
+            caller_call_sid=caller_sid, agent_id=int(agent) if agent.isdigit() else None,
+            message_id=int(message) if message.isdigit() else None,
+        )
+        if caller_sid:
+            facts: dict[str, Any] = {"agent_call_sid": leg.call_sid, "agent_call_status": status}
+            if leg.agent_id is not None:
+                facts["agent_id"] = leg.agent_id
+            if status == "completed" and duration is not None:
+                facts["talk_seconds"] = duration
+            await self._note(caller_sid, **facts)
+            if status in MISSED:
+                log.info("agent %s did not pick up the bridge for call %s (%s)", agent or "?", caller_sid, status)
+        await self.on_leg(leg)
         return web.Response(status=204)
+
+    async def handle_dialed(self, request: web.Request) -> web.Response:
+        """Click-to-call: the customer's leg ended (answered and hung up, busy, no answer...)."""
+        form = await self.account.signature.form(request)
+        agent, message = request.query.get("agent", ""), request.query.get("message", "")
+        await self.on_leg(LegStatus(
+            leg="customer", call_sid=form.get("DialCallSid", ""), status=form.get("DialCallStatus", ""),
+            duration=_seconds(form, "DialCallDuration"), caller_call_sid="",
+            agent_id=int(agent) if agent.isdigit() else None, message_id=int(message) if message.isdigit() else None,
+        ))
+        response = VoiceResponse()
+        response.hangup()
+        return twiml(str(response))
 
     def _voicemail_inbound(self, form: Form, caller: str, number: str, text: str, meta: dict[str, Any]) -> Inbound:
         recording_sid = form.get("RecordingSid", "")
@@ -405,17 +494,55 @@ class VoiceChannel(Channel):
                              **({"agent_id": agent_id} if agent_id is not None else {}))
         return str(call.sid)
 
-    async def call_customer(self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None) -> str:
+    async def hand_off(self, caller_call_sid: str) -> str:
+        """Move a waiting caller out of the shared line into their own hand-off queue, which the bridged agent
+        dials: <Dial><Queue> takes whoever is first in a queue, and this way that is exactly the accepted caller.
+        Returns the hand-off queue's name."""
+        queue = handoff_queue(caller_call_sid)
+        response = VoiceResponse()
+        response.enqueue(
+            queue, action=self._url("/queue-result", handoff="1"), method="POST",
+            wait_url=self._url("/wait", handoff="1"), wait_url_method="POST",
+        )
+        try:
+            await self.account.client.calls(caller_call_sid).update_async(twiml=str(response))
+        except Exception as e:
+            raise rest_error(e, f"moving call {caller_call_sid} to its agent failed") from None
+        await self._note(caller_call_sid, twilio_queue=queue)
+        return queue
+
+    def _delete_queue(self, queue_sid: str) -> None:
+        """Twilio keeps every queue ever used; a caller's hand-off queue is removed once they have left it."""
+        if not queue_sid.startswith("QU"):
+            return
+
+        async def delete() -> None:
+            try:
+                await self.account.client.queues(queue_sid).delete_async()
+            except Exception as e:
+                log.info("hand-off queue %s not deleted: %s", queue_sid, rest_error(e, "delete failed").reason)
+
+        task = asyncio.create_task(delete(), name="hub-twilio-queue-cleanup")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def call_customer(
+        self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None, message_id: int | None = None
+    ) -> str:
         """Click-to-call: ring the agent first; when they answer, Twilio dials the customer from the business
-        number. Returns the agent leg's CallSid."""
+        number. The agent's leg reports to the status callback, the customer's to the <Dial> action (both with
+        MESSAGE_ID, the call's message on the timeline). Returns the agent leg's CallSid."""
+        query = {"agent": "" if agent_id is None else str(agent_id),
+                 "message": "" if message_id is None else str(message_id)}
         twiml_doc = VoiceResponse()
         twiml_doc.say("Connecting you to the customer.")
-        twiml_doc.dial(customer, caller_id=from_number)
-        callback = self._url("/status", leg="agent", agent="" if agent_id is None else str(agent_id))
+        # The <Dial> action reports how the customer's leg ended (DialCallStatus, DialCallDuration).
+        twiml_doc.dial(customer, caller_id=from_number, action=self._url("/dialed", **query), method="POST")
         try:
             call = await self.account.client.calls.create_async(
-                to=agent, from_=from_number, twiml=str(twiml_doc), status_callback=callback,
-                status_callback_method="POST",
+                to=agent, from_=from_number, twiml=str(twiml_doc),
+                status_callback=self._url("/status", leg="agent", **query), status_callback_method="POST",
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
             )
         except Exception as e:
             raise rest_error(e, f"calling {customer} failed") from None

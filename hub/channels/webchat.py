@@ -1,13 +1,14 @@
 """The web chat channel: a widget any site embeds with one script tag (`/widget.js`), a standalone page (`/chat`),
 and the WebSocket visitors talk over (`/webchat/ws`). Visitors are anonymous unless the host site signs who they are.
 
-Visitor sockets live in the process that accepted them. With several hub processes, `send()` in one process must
-reach a socket held by another: publish a `webchat.deliver` event on the shared (Redis) event bus instead of calling
-`VisitorSockets.deliver` directly, and have every process deliver what it holds. `VisitorSockets` is the one place
-that changes; a reply to a visitor connected nowhere is still on their history when they come back."""
+Visitor sockets live in the process that accepted them. With several hub processes (events.backend = "redis"), a
+reply sent by one process reaches a socket held by another through the event bus: each process delivers what it holds
+at once and publishes a `webchat.deliver` event (agent typing: a `typing` event) that every other process delivers
+to the sockets it holds. A reply to a visitor connected nowhere is still on their history when they come back."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -27,6 +28,7 @@ from hub.api.auth import PRINCIPAL
 from hub.api.errors import error
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.config import Settings, WebchatSettings
+from hub.events import Event, Subscription
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import IdentityError, normalize
@@ -49,6 +51,9 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,100}$")
 HELLO_TIMEOUT = 15.0
 TYPING_EVERY = 2.0
+DELIVER_EVENT = "webchat.deliver"
+# A process that delivered a reply sent by another marks it delivered once the sender has recorded it as sent.
+MARK_DELIVERED_TRIES = 20
 
 
 def new_visitor_id() -> str:
@@ -172,6 +177,10 @@ class WebchatChannel(Channel):
         self.region = region
         self.sockets = VisitorSockets(settings.max_sockets_per_visitor)
         self._limits: dict[str, RateLimit] = {}
+        # Names this process on the bus: it has delivered what it published, others deliver the rest.
+        self.node = secrets.token_hex(8)
+        self._sub: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         # Read once at start-up: a handful of small files, served from memory.
         self._static = {name: (STATIC / name).read_bytes() for name in (*STATIC_FILES, "widget.js", "chat.html")}
 
@@ -189,8 +198,53 @@ class WebchatChannel(Channel):
             web.post("/api/v1/webchat/typing", self.agent_typing),
         ]
 
+    async def start(self) -> None:
+        self._sub = self.chat_sink.subscribe()
+        self._spawn(self._listen(self._sub), "hub-webchat-bus")
+
     async def stop(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
         await self.sockets.close_all()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- other hub processes: what they deliver to visitors connected here -----------------------------------
+
+    async def _listen(self, sub: Subscription) -> None:
+        async for event in sub:
+            if sub.lagged:
+                sub.lagged = False
+                log.warning("web chat fell behind the event bus; visitors get missed replies when they reconnect")
+            data = event.data
+            if data.get("origin") == self.node or not isinstance(data.get("to"), str):
+                continue  # ours (delivered when published), or not for a visitor
+            try:
+                if event.type == DELIVER_EVENT and isinstance(data.get("payload"), dict):
+                    n = await self.sockets.deliver(data["to"], data["payload"])
+                    external_id = data.get("external_id")
+                    if n and isinstance(external_id, str) and not data.get("delivered"):
+                        self._spawn(self._mark_delivered(external_id), "hub-webchat-delivered")
+                elif event.type == "typing" and data.get("who") == "agent" and data.get("channel") == self.name:
+                    await self.sockets.deliver(data["to"], {"type": "typing", "typing": bool(data.get("typing")),
+                                                            "agent_name": data.get("agent_name")})
+            except Exception:
+                log.exception("web chat could not deliver a %s event", event.type)
+
+    async def _mark_delivered(self, external_id: str) -> None:
+        """The sending process records the reply as sent when send() returns: wait for that, then move it on."""
+        for _ in range(MARK_DELIVERED_TRIES):
+            if await self.sink.update_status(self.name, external_id, "delivered"):
+                return
+            await asyncio.sleep(0.5)
 
     # -- static ------------------------------------------------------------------------------------------------
 
@@ -387,7 +441,13 @@ class WebchatChannel(Channel):
         out = visitor_json(result.message, None)
         await ws.send_json({"type": "ack", "client_id": client_id, "message": out})
         if not result.duplicate:
-            await self.sockets.deliver(str(v.identity), {"type": "message", "message": out}, skip=ws)
+            # The visitor's other tabs, here and in other hub processes, show what this one sent.
+            frame = {"type": "message", "message": out}
+            await self.sockets.deliver(str(v.identity), frame, skip=ws)
+            await self.chat_sink.publish(Event(DELIVER_EVENT, {
+                "conversation_id": result.message.conversation_id, "to": str(v.identity), "payload": frame,
+                "origin": self.node,
+            }))
         return None
 
     # -- the agent side ---------------------------------------------------------------------------------------
@@ -404,8 +464,14 @@ class WebchatChannel(Channel):
             "created_at": format_time(utcnow()), "agent_name": agent, "attachments": [],
         }}
         delivered = await self.sockets.deliver(str(outbound.to), payload)
-        # Nobody connected (here): the reply waits on the visitor's history for their next visit.
-        return SendResult(external_id=None, status="delivered" if delivered else "sent")
+        # Tabs held by other hub processes get it through the bus; they mark it delivered by this id. Nobody
+        # connected anywhere: the reply waits on the visitor's history for their next visit.
+        external_id = f"out:{outbound.message_id}"
+        await self.chat_sink.publish(Event(DELIVER_EVENT, {
+            "conversation_id": outbound.conversation_id, "to": str(outbound.to), "payload": payload,
+            "origin": self.node, "external_id": external_id, "delivered": bool(delivered),
+        }))
+        return SendResult(external_id=external_id, status="delivered" if delivered else "sent")
 
     async def agent_typing(self, request: web.Request) -> web.Response:
         """POST /api/v1/webchat/typing {"conversation_id", "typing"}: show the visitor that an agent is typing."""
@@ -417,19 +483,24 @@ class WebchatChannel(Channel):
             return error(422, 'send {"conversation_id": <id>, "typing": true|false}')
         db = request.app[DB]
 
-        def load(tx: Tx) -> tuple[str | None, str | None]:
+        def load(tx: Tx) -> tuple[str | None, str | None, int]:
             conv = store.conversation(tx, conv_id)
             visible = principal.is_admin or conv.queue in principal.queues or conv.agent_id == principal.agent_id
             if not visible:
                 raise store.NotFound(f"conversation {conv_id} does not exist")
             ident = store.last_inbound_identity(tx, conv_id, self.name)
             names = store.agent_names(tx, {principal.agent_id}) if principal.agent_id is not None else {}
-            return ident, names.get(principal.agent_id) if principal.agent_id is not None else None
+            return ident, names.get(principal.agent_id) if principal.agent_id is not None else None, conv.customer_id
 
-        ident, agent = await db.read(load)
+        ident, agent, customer_id = await db.read(load)
         if ident is None:
             return error(404, f"conversation {conv_id} has no web chat visitor")
         n = await self.sockets.deliver(ident, {"type": "typing", "typing": typing, "agent_name": agent})
+        # For the console (others see who is typing) and for the visitor's tabs held by other hub processes.
+        await self.chat_sink.publish(Event("typing", {
+            "conversation_id": conv_id, "customer_id": customer_id, "channel": self.name, "who": "agent",
+            "agent_id": principal.agent_id, "agent_name": agent, "typing": typing, "to": ident, "origin": self.node,
+        }))
         return web.json_response({"delivered": n})
 
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +18,7 @@ from pydantic import Field
 from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
 from hub.api.errors import read_json
 from hub.api.schemas import Body
+from hub.channels.base import Channel
 from hub.console.sessions import SESSIONS, LockedOut, SignInError
 from hub.history.db import Tx
 from hub.keys import CHANNELS, DB, SETTINGS
@@ -87,21 +90,30 @@ async def _whoami(request: web.Request, agent_id: int, csrf: str) -> dict[str, A
                 "queues": queues}
 
     agent = await request.app[DB].read(load)
-    channels = []
-    for name, ch in sorted(configured.items()):
-        kinds = getattr(ch, "identity_kinds", None) or (CHANNEL_IDENTITY_KIND.get(name),)
-        channels.append({
-            "name": name,
-            "identity_kinds": [k for k in kinds if k] or list(IDENTITY_KINDS),
-            "voice": bool(getattr(getattr(ch, "capabilities", None), "voice", False)),
-        })
     return {
         "agent": agent,
         "csrf_token": csrf,
         "server_time": time.time(),
-        "channels": channels,
+        "channels": configured_channels(configured),
         "queues": [{"name": n, "title": q.title or n} for n, q in settings.routing.queues.items()],
+        "max_attachment_bytes": settings.outbox.max_attachment_bytes,
     }
+
+
+def configured_channels(configured: Mapping[str, Channel]) -> list[dict[str, Any]]:
+    """Each configured channel: which identities it reaches and what it can carry (its Capabilities)."""
+    channels = []
+    for name, ch in sorted(configured.items()):
+        kinds = getattr(ch, "identity_kinds", None) or (CHANNEL_IDENTITY_KIND.get(name),)
+        caps = getattr(ch, "capabilities", None)
+        channels.append({
+            "name": name,
+            "identity_kinds": [k for k in kinds if k] or list(IDENTITY_KINDS),
+            "voice": bool(getattr(caps, "voice", False)),
+            "media": bool(getattr(caps, "media", False)),
+            "capabilities": dataclasses.asdict(caps) if caps is not None else {},
+        })
+    return channels
 
 
 async def sign_in(request: web.Request) -> web.Response:

@@ -70,7 +70,14 @@ class _SqliteTx:
 
 
 def _statements(sql: str) -> list[str]:
-    return [s.strip() for s in sql.split(";") if s.strip()]
+    out: list[str] = []
+    for part in (s.strip() for s in sql.split(";")):
+        # A trigger's body has semicolons of its own: CREATE TRIGGER ... END is one statement.
+        if out and out[-1].upper().startswith("CREATE TRIGGER") and not out[-1].upper().endswith("END"):
+            out[-1] += "; " + part if part else ""
+        elif part:
+            out.append(part)
+    return out
 
 
 # At most this many waiting writes share one transaction.

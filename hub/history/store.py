@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from hub.history.db import Row, Tx
+from hub.history.schema import PG_TEXT_SEARCH
 from hub.model import Attachment, Conversation, Customer, Identity, Message, parse_time
 
 MESSAGE_COLUMNS = (
@@ -412,6 +414,21 @@ def pending_attachments(tx: Tx, channel: str, now: str, limit: int) -> list[tupl
     return [(int(r["id"]), str(r["source_url"])) for r in rows]
 
 
+def claim_attachments(tx: Tx, channel: str, now: str, lease_until: str, limit: int) -> list[tuple[int, str]]:
+    """Like pending_attachments, but each returned one is leased until LEASE_UNTIL (its next try moves there), so
+    with several hub processes only one fetches it; finish_attachment ends the lease, a crash lets it lapse."""
+    claimed = []
+    for attachment_id, url in pending_attachments(tx, channel, now, limit):
+        taken = tx.exec(
+            "UPDATE attachments SET next_attempt_at = ? WHERE id = ? AND status = 'pending' "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+            (lease_until, attachment_id, now),
+        )
+        if taken:
+            claimed.append((attachment_id, url))
+    return claimed
+
+
 def finish_attachment(
     tx: Tx,
     attachment_id: int,
@@ -586,3 +603,40 @@ def opt_out(tx: Tx, identity: str, channel: str) -> tuple[str, str] | None:
     """(keyword, when) if IDENTITY has opted out of CHANNEL."""
     row = tx.one("SELECT keyword, opted_out_at FROM opt_outs WHERE identity = ? AND channel = ?", (identity, channel))
     return (str(row["keyword"]), str(row["opted_out_at"])) if row else None
+
+
+# -- message text search (migration 9: FTS5 on SQLite, a GIN expression index on PostgreSQL) ---------------------
+
+
+def search_terms(q: str) -> list[str]:
+    """The words of a query as both indexes split text: letters and digits, lower case, at most 8."""
+    return re.findall(r"[^\W_]+", q.lower())[:8]
+
+
+def search_messages(
+    tx: Tx, q: str, visible_queues: Sequence[str] | None, visible_agent: int | None, limit: int
+) -> list[Message]:
+    """Messages holding every word of Q (each as a word prefix), newest first. VISIBLE_QUEUES/VISIBLE_AGENT restrict
+    an agent to conversations of their queues and their own work, as list_conversations does."""
+    terms = search_terms(q)
+    if not terms:
+        return []
+    if tx.dialect == "postgresql":
+        match = f"{PG_TEXT_SEARCH.replace('(text', '(m.text')} @@ to_tsquery('simple', ?)"
+        query = " & ".join(f"{t}:*" for t in terms)
+    else:
+        match = "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+        query = " ".join(f'"{t}"*' for t in terms)
+    params: list[Any] = [query]
+    where = match
+    if visible_queues is not None:
+        marks = ", ".join("?" for _ in visible_queues) or "NULL"
+        where += f" AND (c.queue IN ({marks}) OR c.agent_id = ?)"
+        params.extend([*visible_queues, visible_agent])
+    columns = ", ".join(f"m.{c}" for c in _MESSAGE_FIELDS)
+    rows = tx.all(
+        f"SELECT {columns} FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {where} "
+        "AND m.kind <> 'event' ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+        (*params, limit),
+    )
+    return _messages(tx, rows)

@@ -2,7 +2,7 @@
 
 {"default_queue": "support", "missed_offers": 3, "transfer_wait": 60,
  "queues": {"support": {"strategy": "skills", "skills": {"english": 3}, "offer_timeout": 20, "direct": false,
-                        "sticky_for": 300, "sla_wait": 60,
+                        "sticky_for": 300, "sla_wait": 60, "first_response": 300,
                         "stages": [{"after": 30, "skills": {"english": 1}}, {"after": 120, "overflow": "general"},
                                    {"after": 300, "callback": true}]}},
  "agents": [{"id": 7, "queues": ["support"], "capacity": {"voice": 1, "chat": 3, "email": 5},
@@ -91,7 +91,7 @@ def parse_queue(name: Any, raw: Any) -> QueueConfig:
         raise RoutingConfigError(f"{where}: a queue name is a non-empty string without ':'")
     if not isinstance(raw, dict):
         raise RoutingConfigError(f"{where}: must be a table")
-    allowed = {"strategy", "skills", "offer_timeout", "direct", "sticky_for", "sla_wait", "stages"}
+    allowed = {"strategy", "skills", "offer_timeout", "direct", "sticky_for", "sla_wait", "first_response", "stages"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise RoutingConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
@@ -123,6 +123,7 @@ def parse_queue(name: Any, raw: Any) -> QueueConfig:
         sticky_for=_seconds(raw.get("sticky_for", 0.0), f"{where}.sticky_for"),
         sla_wait=_seconds(raw.get("sla_wait", 60.0), f"{where}.sla_wait"),
         stages=stages,
+        first_response=_seconds(raw.get("first_response", 0.0), f"{where}.first_response"),
     )
 
 

@@ -15,6 +15,7 @@ from hub.routing.events import (
     Assigned,
     CallbackRequested,
     Escalated,
+    FirstResponded,
     Offered,
     OfferTimedOut,
     Overflowed,
@@ -23,6 +24,7 @@ from hub.routing.events import (
     Rejected,
     Resolved,
     RoutingEvent,
+    SlaBreached,
     Transferred,
     Unparked,
     WrapUpEnded,
@@ -78,6 +80,9 @@ class Engine:
         self.rules = config.rules
         self.missed_offers = config.missed_offers
         self.transfer_wait = config.transfer_wait
+        # A queue gone from config takes no new work; what is already in it stays in the state until resolved.
+        for gone in set(self.queues) - set(config.queues):
+            del self.queues[gone]
         for q in config.queues.values():
             await self.put_queue(q)
         for a in config.agents.values():
@@ -104,6 +109,7 @@ class Engine:
         *,
         customer: int | None = None,
         enqueued_at: float | None = None,
+        replied: bool = False,
     ) -> list[RoutingEvent]:
         """Pick the queue by the rules, then enqueue and dispatch."""
         route = self.choose_queue(contact)
@@ -114,6 +120,7 @@ class Engine:
             priority=route.priority,
             customer=customer,
             enqueued_at=enqueued_at,
+            replied=replied,
         )
 
     async def enqueue(
@@ -125,14 +132,19 @@ class Engine:
         priority: int = 0,
         customer: int | None = None,
         enqueued_at: float | None = None,
+        replied: bool = False,
     ) -> list[RoutingEvent]:
+        """`enqueued_at` is when the customer wrote (default: now): the conversation's age and the start of its
+        first-response clock; `replied`: an agent already answered it (re-queued after a restart), nothing to time."""
         q = self.queues.get(queue)
         if q is None:
             raise KeyError(f"unknown queue {queue!r}")
         if channel not in CAPACITY_CLASS:
             raise KeyError(f"unknown channel {channel!r}")
         now = self.clock()
-        item = Waiting(conversation, queue, channel, priority, now if enqueued_at is None else enqueued_at, customer)
+        arrived = now if enqueued_at is None else enqueued_at
+        respond_by = arrived + q.first_response if q.first_response > 0 and not replied else 0.0
+        item = Waiting(conversation, queue, channel, priority, arrived, customer, respond_by)
         parked = await self.state.enqueue(item, now, q.sticky_for)
         events: list[RoutingEvent] = [Queued(conversation, queue, priority, parked)]
         if parked is not None:
@@ -205,6 +217,15 @@ class Engine:
             await self._drain_agent(release.agent, events)
         return events
 
+    async def responded(self, conversation: ConversationId, agent: AgentId | None) -> list[RoutingEvent]:
+        """An agent's reply was sent to the customer: the first one stops the conversation's first-response clock."""
+        now = self.clock()
+        r = await self.state.responded(conversation, now)
+        if r is None:
+            return []
+        target = r.respond_by - r.enqueued_at
+        return [FirstResponded(conversation, r.queue, agent, now - r.enqueued_at, target, now <= r.respond_by)]
+
     # time passing
 
     async def tick(self) -> list[RoutingEvent]:
@@ -226,6 +247,9 @@ class Engine:
         for aid in await self.state.end_wrapups(now):
             events.append(WrapUpEnded(aid))
             agents[aid] = None
+        for b in await self.state.response_breaches(now):
+            events.append(SlaBreached(b.conversation, b.queue, "first_response", b.respond_by - b.enqueued_at,
+                                      now - b.enqueued_at))
         for w in await self.state.release_parked(now):
             events.append(Unparked(w.id, w.queue))
             queues[w.queue] = None
@@ -243,8 +267,7 @@ class Engine:
                         queues[q.id] = None
         for qid in queues:
             await self._drain_queue(qid, events)
-        for aid in agents:
-            await self._drain_agent(aid, events)
+        await self._drain_agents(list(agents), events)
         return events
 
     # reading
@@ -269,18 +292,17 @@ class Engine:
             events.append(Assigned(claim.conversation, claim.agent, claim.queue, claim.channel, waited))
 
     async def _drain_queue(self, queue: QueueId, events: list[RoutingEvent]) -> None:
-        for _ in range(_MAX_DISPATCH):
-            claim = await self.state.dispatch_queue(queue, self.clock())
-            if claim is None:
-                return
+        for claim in await self.state.drain_queue(queue, self.clock(), _MAX_DISPATCH):
             self._decided(claim, events)
 
     async def _drain_agent(self, agent: AgentId, events: list[RoutingEvent]) -> None:
-        for _ in range(_MAX_DISPATCH):
-            claim = await self.state.dispatch_agent(agent, self.clock())
-            if claim is None:
-                return
-            self._decided(claim, events)
+        await self._drain_agents([agent], events)
+
+    async def _drain_agents(self, agents: list[AgentId], events: list[RoutingEvent]) -> None:
+        """All the agents' free slots in one step (one round trip in Redis), e.g. after a tick freed many."""
+        if agents:
+            for claim in await self.state.drain_agents(agents, self.clock(), _MAX_DISPATCH):
+                self._decided(claim, events)
 
     async def drain(self, queues: Iterable[QueueId] | None = None) -> list[RoutingEvent]:
         """Dispatch everything that can be dispatched now (after start-up or a config change)."""

@@ -133,3 +133,28 @@ class Unparked(RoutingEvent):
     type: ClassVar[str] = "routing.unparked"
     conversation: ConversationId
     queue: QueueId
+
+
+@dataclass(frozen=True)
+class FirstResponded(RoutingEvent):
+    """An agent's first reply reached (was sent to) the customer; `within`: by the queue's first-response target."""
+
+    type: ClassVar[str] = "routing.first_response"
+    conversation: ConversationId
+    queue: QueueId
+    agent: AgentId | None
+    waited: float  # seconds from arrival to the reply
+    target: float
+    within: bool
+
+
+@dataclass(frozen=True)
+class SlaBreached(RoutingEvent):
+    """A conversation passed a service-level target (kind "first_response": no agent reply in time)."""
+
+    type: ClassVar[str] = "routing.sla_breached"
+    conversation: ConversationId
+    queue: QueueId
+    kind: str
+    target: float
+    waited: float  # seconds since arrival when the breach was seen

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hub.routing.strategies import agent_score, can_take, is_ready, meets, skill_match, waiting_score
@@ -26,6 +26,7 @@ from hub.routing.types import (
     ConversationView,
     Escalation,
     Expiry,
+    FirstResponse,
     Presence,
     QueueConfig,
     QueueId,
@@ -35,16 +36,21 @@ from hub.routing.types import (
     Waiting,
 )
 
-# (score, member as text, token, conversation): member text breaks ties exactly like a Redis sorted set does; the
-# entry holds the conversation itself, so checking it is fresh needs no lookup in the (large) table of all of them.
-_Entry = tuple[float, str, int, "_Conversation"]
+# (score, member as text, token, conversation id): member text breaks ties exactly like a Redis sorted set does. Only
+# plain values, never the conversation object: CPython's collector stops tracking such tuples, so the indexes (several
+# entries per waiting conversation) add nothing to the full collections that otherwise grow with the waiting count.
+_Entry = tuple[float, str, int, ConversationId]
 # (score, member as text, 0, agent id): fresh while the score is the agent's current one in that queue.
 _AgentEntry = tuple[float, str, int, AgentId]
 # A waiting line of a queue: (capacity class, stage line). Conversations in one line all need the same skills, so
 # the head of a line is the only one worth trying; lines apart keep a skilled head from blocking a widened one.
 _LineKey = tuple[str, int]
+# (respond_by, member as text, conversation id, queue, enqueued_at): a conversation awaiting its first reply. The
+# member text "id:queue:enqueued_at" is what the Redis index holds: both break ties and tell incarnations apart alike.
+_AwaitEntry = tuple[float, str, ConversationId, QueueId, float]
 
 _AVAILABLE = Presence.AVAILABLE
+_LONGEST_IDLE = Strategy.LONGEST_IDLE
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 
@@ -86,6 +92,10 @@ class _Agent:
     missed: int = 0
     round_robin: dict[QueueId, float] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    sid: str = ""  # the id as text: the ready indexes' tie-break, as in Redis
+
+    def __post_init__(self) -> None:
+        self.sid = str(self.config.id)
 
 
 @dataclass(slots=True)
@@ -105,8 +115,10 @@ class _Conversation:
     until: float = 0.0  # parked until, or the offer's deadline
     stage: int = 0
     line: int = 0  # the stage line it waits in: its stage, capped at the queue's last level
-    skip: set[AgentId] = field(default_factory=set)
+    skip: set[AgentId] | None = None  # agents who declined it; None (no object to track) until one does
     token: int = 0
+    respond_by: float = 0.0  # first-response deadline while awaiting the first reply, else 0
+    respond_queue: QueueId = ""  # the queue whose first-response target it is (the one it arrived in)
 
     def __post_init__(self) -> None:
         self.cls = CAPACITY_CLASS[self.channel]
@@ -134,10 +146,13 @@ class MemoryState:
         self._queue_counts: dict[QueueId, Counter[str]] = {}
         self._members: dict[QueueId, set[AgentId]] = {}
         self._tokens = itertools.count(1)
+        # First-response deadlines not yet met nor breached: member -> deadline, and a heap of them by deadline.
+        self._awaiting: dict[str, float] = {}
+        self._awaiting_heap: list[_AwaitEntry] = []
 
-    @staticmethod
-    def _fresh(e: _Entry) -> bool:
-        return e[3].token == e[2]
+    def _fresh(self, e: _Entry) -> bool:
+        c = self.conversations.get(e[3])
+        return c is not None and c.token == e[2]
 
     # settings and presence
 
@@ -158,7 +173,8 @@ class MemoryState:
     def _refile(self, queue: QueueId) -> None:
         """The plan has another number of stages: put the queue's waiting conversations in their new lines."""
         fresh = self._fresh
-        waiting = {e[3].id: e[3] for line in self._lines[queue].values() for e in line.entries if fresh(e)}
+        convs = self.conversations
+        waiting = {e[3]: convs[e[3]] for line in self._lines[queue].values() for e in line.entries if fresh(e)}
         self._lines[queue] = {}
         for cid in sorted(waiting):
             c = waiting[cid]
@@ -193,26 +209,31 @@ class MemoryState:
     def _reindex(self, a: _Agent, now: float, only: QueueId | None = None) -> None:
         cfg = a.config
         ready = is_ready(a.presence, a.wrapup_until, now, cfg.capacity, a.load, cfg.exclusive)
+        aid, sid = cfg.id, a.sid
         for qid in cfg.queues if only is None else (only,):
             q = self.queues.get(qid)
             if q is None:
                 continue
             scores = self._ready_score[qid]
-            if not ready or not meets(cfg.skills, q.floor):
-                scores.pop(cfg.id, None)
+            floor = q.floor
+            if not ready or (floor and not meets(cfg.skills, floor)):
+                scores.pop(aid, None)
                 continue
-            score = agent_score(
-                q.strategy,
-                last_activity=a.last,
-                load=a.load,
-                capacity=cfg.capacity,
-                round_robin=a.round_robin.get(qid, 0.0),
-                match=skill_match(cfg.skills, q.skills) if q.skills else 0,
-            )
-            if scores.get(cfg.id) != score:
-                scores[cfg.id] = score
+            if q.strategy is _LONGEST_IDLE:  # the default, spelled out: this runs on every decision
+                score = a.last
+            else:
+                score = agent_score(
+                    q.strategy,
+                    last_activity=a.last,
+                    load=a.load,
+                    capacity=cfg.capacity,
+                    round_robin=a.round_robin.get(qid, 0.0),
+                    match=skill_match(cfg.skills, q.skills) if q.skills else 0,
+                )
+            if scores.get(aid) != score:
+                scores[aid] = score
                 heap = self._ready[qid]
-                _heappush(heap, (score, str(cfg.id), 0, cfg.id))
+                _heappush(heap, (score, sid, 0, aid))
                 if len(heap) > 4 * len(scores) + 64:
                     self._ready[qid] = [(s, str(i), 0, i) for i, s in scores.items()]
                     heapq.heapify(self._ready[qid])
@@ -233,7 +254,7 @@ class MemoryState:
         stages = len(q.stages) if q is not None else 0
         c.line = min(c.stage, stages)
         fresh = self._fresh
-        entry = (c.score, c.sid, c.token, c)
+        entry = (c.score, c.sid, c.token, c.id)
         lines = self._lines.setdefault(c.queue, {})
         line = lines.get((c.cls, c.line))
         if line is None:
@@ -243,14 +264,14 @@ class MemoryState:
             age = self._age.get((c.queue, c.stage))
             if age is None:
                 age = self._age[(c.queue, c.stage)] = _Heap()
-            age.push((c.queued_at, c.sid, c.token, c), fresh)
+            age.push((c.queued_at, c.sid, c.token, c.id), fresh)
         self._push_oldest(c)
 
     def _push_oldest(self, c: _Conversation) -> None:
         oldest = self._oldest.get(c.queue)
         if oldest is None:
             oldest = self._oldest[c.queue] = _Heap()
-        oldest.push((c.enqueued_at, c.sid, c.token, c), self._fresh)
+        oldest.push((c.enqueued_at, c.sid, c.token, c.id), self._fresh)
         self._waiting_count[c.queue] += 1
 
     def _park(self, c: _Conversation, agent: AgentId, until: float) -> None:
@@ -258,8 +279,8 @@ class MemoryState:
         parked = self._parked.get(agent)
         if parked is None:
             parked = self._parked[agent] = _Heap()
-        parked.push((c.score, c.sid, c.token, c), self._fresh)
-        self._parked_until.push((until, c.sid, c.token, c), self._fresh)
+        parked.push((c.score, c.sid, c.token, c.id), self._fresh)
+        self._parked_until.push((until, c.sid, c.token, c.id), self._fresh)
         self._push_oldest(c)
 
     def _take_out(self, c: _Conversation) -> None:
@@ -289,7 +310,7 @@ class MemoryState:
             self._answered(c, a, now)
         else:
             c.state, c.until = "offered", now + q.offer_timeout
-            self._offers.push((c.until, c.sid, c.token, c), self._fresh)
+            self._offers.push((c.until, c.sid, c.token, c.id), self._fresh)
         self._reindex(a, now)
         return Claim(c.id, aid, c.queue, c.channel, not q.direct, None if q.direct else c.until, c.enqueued_at)
 
@@ -312,6 +333,11 @@ class MemoryState:
             raise KeyError(f"unknown channel {item.channel!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
+        if item.respond_by > 0:
+            c.respond_by, c.respond_queue = item.respond_by, item.queue
+            member = _member(c)
+            self._awaiting[member] = item.respond_by
+            _heappush(self._awaiting_heap, (item.respond_by, member, c.id, c.queue, c.enqueued_at))
         last = self._last_agent.get(item.customer) if item.customer is not None and sticky_for > 0 else None
         if last is not None and last in self.agents and self.agents[last].presence is Presence.AVAILABLE:
             self._park(c, last, now + sticky_for)
@@ -321,12 +347,12 @@ class MemoryState:
 
     def _heads(self, queue: QueueId) -> list[tuple[_Entry, _Conversation]]:
         """The head of each waiting line of the queue, best first."""
-        fresh = self._fresh
+        fresh, convs = self._fresh, self.conversations
         heads = []
         for line in self._lines.get(queue, {}).values():
             e = line.head(fresh)
             if e is not None:
-                heads.append((e, e[3]))
+                heads.append((e, convs[e[3]]))
         heads.sort(key=lambda h: (h[0][0], h[0][1]))
         return heads
 
@@ -356,7 +382,7 @@ class MemoryState:
                 seen.add(e[3])
                 a = self.agents[e[3]]
                 if self._eligible(a, c, minimums, now):
-                    if e[3] not in c.skip:
+                    if c.skip is None or e[3] not in c.skip:
                         found = a
                         break
                     declined = declined or a
@@ -374,6 +400,7 @@ class MemoryState:
             return None
         cfg = a.config
         capacity, load, exclusive = cfg.capacity, a.load, cfg.exclusive
+        convs = self.conversations
         parked = self._parked.get(agent)
         if parked is not None and parked.entries:
             heap = parked.entries
@@ -381,8 +408,8 @@ class MemoryState:
             found: _Conversation | None = None
             while heap and len(popped) < SCAN_LIMIT:
                 e = _heappop(heap)
-                p = e[3]
-                if p.token != e[2]:
+                p = convs.get(e[3])
+                if p is None or p.token != e[2]:
                     continue
                 popped.append(e)
                 if can_take(p.cls, capacity, load, exclusive):
@@ -398,29 +425,46 @@ class MemoryState:
             return None
         skills = cfg.skills
         best: _Entry | None = None
+        best_c: _Conversation | None = None
         for qid in cfg.queues:
             lines = self._lines.get(qid)
             if not lines:
                 continue
-            levels = self.queues[qid].levels
+            levels: list[dict[str, int]] | None = None
             for (cls, line), waiting in lines.items():
                 if cls not in open_classes:
                     continue
                 heap = waiting.entries
                 while heap:  # the line's first fresh entry (inlined _Heap.head: this is the hottest loop)
                     e = heap[0]
-                    if e[3].token == e[2]:
+                    c = convs.get(e[3])
+                    if c is not None and c.token == e[2]:
                         break
                     _heappop(heap)
                 else:
                     continue
                 if best is not None and (e[0], e[1]) >= (best[0], best[1]):
                     continue
+                if levels is None:
+                    levels = self.queues[qid].levels
                 minimums = levels[line] if line < len(levels) else levels[-1]
                 if minimums and not meets(skills, minimums):
                     continue
-                best = e
-        return self._claim(best[3], a, now) if best is not None else None
+                best, best_c = e, c
+        return self._claim(best_c, a, now) if best_c is not None else None
+
+    async def drain_queue(self, queue: QueueId, now: float, most: int) -> list[Claim]:
+        out: list[Claim] = []
+        while len(out) < most and (claim := await self.dispatch_queue(queue, now)) is not None:
+            out.append(claim)
+        return out
+
+    async def drain_agents(self, agents: Sequence[AgentId], now: float, most: int) -> list[Claim]:
+        out: list[Claim] = []
+        for agent in agents:
+            while len(out) < most and (claim := await self.dispatch_agent(agent, now)) is not None:
+                out.append(claim)
+        return out
 
     async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
         c = self.conversations.get(conversation)
@@ -436,6 +480,8 @@ class MemoryState:
 
     def _requeue(self, c: _Conversation, a: _Agent, now: float) -> None:
         self._free(a, c.cls)
+        if c.skip is None:
+            c.skip = set()
         c.skip.add(a.config.id)
         self._put_waiting(c)
         self._reindex(a, now)
@@ -455,7 +501,7 @@ class MemoryState:
         out: list[Expiry] = []
         while (e := self._offers.head(self._fresh)) is not None and e[0] <= now:
             _heappop(self._offers.entries)
-            c = e[3]
+            c = self.conversations[e[3]]
             assert c.agent is not None and c.state == "offered"
             a = self.agents[c.agent]
             a.missed += 1
@@ -473,6 +519,10 @@ class MemoryState:
         if c is None:
             return None
         c.token = next(self._tokens)  # gone: every entry it left in an index is stale
+        if c.respond_by > 0 and now <= c.respond_by:
+            # Resolved before its deadline without a reply: no outcome. Past the deadline, it stays in the index
+            # and counts as a breach (whether or not the sweep saw it before the resolve).
+            self._awaiting.pop(_member(c), None)
         if c.state in ("waiting", "parked"):
             self._take_out(c)
             self._queue_counts[c.queue]["abandoned"] += 1
@@ -514,7 +564,7 @@ class MemoryState:
             self._take_out(c)
         if queue is not None and queue != c.queue:
             c.queue, c.stage, c.queued_at = queue, 0, now
-        c.skip.clear()
+        c.skip = None
         self._queue_counts[release.queue]["transferred"] += 1
         if agent is not None:
             self._park(c, agent, until)
@@ -536,7 +586,7 @@ class MemoryState:
         out: list[Waiting] = []
         while (e := self._parked_until.head(self._fresh)) is not None and e[0] <= now:
             _heappop(self._parked_until.entries)
-            c = e[3]
+            c = self.conversations[e[3]]
             assert c.state == "parked"
             self._take_out(c)
             self._put_waiting(c)
@@ -552,10 +602,10 @@ class MemoryState:
             return out
         while (e := heap.head(self._fresh)) is not None and e[0] <= older_than:
             _heappop(heap.entries)
-            c = e[3]
+            c = self.conversations[e[3]]
             assert c.state == "waiting" and c.stage == stage - 1
             self._take_out(c)
-            c.skip.clear()
+            c.skip = None
             if step.overflow is not None:
                 c.queue, c.stage, c.queued_at = step.overflow, 0, now
                 self._put_waiting(c)
@@ -567,6 +617,32 @@ class MemoryState:
                 c.stage = stage
                 self._put_waiting(c)
                 out.append(Escalation(c.id, queue, stage, "widen"))
+        return out
+
+    # first response
+
+    async def responded(self, conversation: ConversationId, now: float) -> FirstResponse | None:
+        c = self.conversations.get(conversation)
+        if c is None or c.respond_by <= 0:
+            return None
+        counts = self._queue_counts.setdefault(c.respond_queue, Counter())
+        counts["responded"] += 1
+        if self._awaiting.pop(_member(c), None) is not None:  # else the sweep already counted its breach
+            counts["responded_in_sla" if now <= c.respond_by else "response_breached"] += 1
+        out = FirstResponse(c.id, c.respond_queue, c.enqueued_at, c.respond_by)
+        c.respond_by = 0.0
+        return out
+
+    async def response_breaches(self, now: float) -> list[FirstResponse]:
+        heap, awaiting = self._awaiting_heap, self._awaiting
+        out: list[FirstResponse] = []
+        while heap and heap[0][0] < now:  # a reply at the deadline is in time
+            due, member, cid, queue, enqueued_at = _heappop(heap)
+            if awaiting.get(member) != due:
+                continue  # replied to, or resolved in time
+            del awaiting[member]
+            self._queue_counts.setdefault(queue, Counter())["response_breached"] += 1
+            out.append(FirstResponse(cid, queue, enqueued_at, due))
         return out
 
     # reading
@@ -595,6 +671,9 @@ class MemoryState:
             answered=counts["answered"],
             answered_in_sla=counts["answered_in_sla"],
             abandoned=counts["abandoned"],
+            responded=counts["responded"],
+            responded_in_sla=counts["responded_in_sla"],
+            response_breached=counts["response_breached"],
         )
 
     async def agent_stats(self, agent: AgentId) -> AgentStats | None:
@@ -613,3 +692,7 @@ class MemoryState:
             rejected=a.counts["rejected"],
             timed_out=a.counts["timed_out"],
         )
+
+
+def _member(c: _Conversation) -> str:
+    return f"{c.id}:{c.respond_queue}:{c.enqueued_at:.17g}"

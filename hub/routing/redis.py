@@ -7,6 +7,7 @@ Keys live under one prefix; the scripts touch keys they compute, so this needs a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -23,6 +24,7 @@ from hub.routing.types import (
     ConversationView,
     Escalation,
     Expiry,
+    FirstResponse,
     Presence,
     QueueConfig,
     QueueId,
@@ -154,7 +156,11 @@ end
 local function take_out(c)
   if c.st == 'waiting' then
     redis.call('ZREM', line_key(c.q, c.cls, c.ln), c.id)
-    redis.call('ZREM', P .. 'g:' .. c.q .. ':' .. c.stage, c.id)
+    -- Only a conversation with a stage ahead was put in the age index (see put_waiting).
+    local qc = queue(c.q)
+    if not qc or c.stage < #qc.stages then
+      redis.call('ZREM', P .. 'g:' .. c.q .. ':' .. c.stage, c.id)
+    end
     redis.call('ZREM', P .. 'o:' .. c.q, c.id)
   elseif c.st == 'parked' then
     redis.call('ZREM', P .. 'p:' .. c.ag, c.id)
@@ -179,8 +185,8 @@ local function claim(c, a, now)
   local akey = P .. 'a:' .. a.id
   take_out(c)
   a.last = now
-  redis.call('HSET', akey, 'last', f(now))
-  set_load(a, c.cls, 1)
+  a.load[c.cls] = n(a.load[c.cls], 0) + 1
+  redis.call('HSET', akey, 'last', f(now), 'load', cjson.encode(a.load))
   if qc.strategy == 'round_robin' then
     local r = redis.call('INCR', P .. 'rr:' .. c.q)
     a['rr:' .. c.q] = r
@@ -273,12 +279,18 @@ return 1
 
 _ENQUEUE = r"""
 local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
-local now, sticky = tonumber(ARGV[8]), tonumber(ARGV[9])
+local now, sticky, respond_by = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 if redis.call('EXISTS', P .. 'c:' .. cid) == 1 then return redis.error_reply('conversation already routed') end
 if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
 local c = {id = cid, q = q, ch = ch, cls = CLASS_OF[ch], pri = tonumber(ARGV[5]), enq = tonumber(ARGV[6]),
   cust = ARGV[7], qat = now, stage = 0, skip = ','}
 redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7])
+if respond_by > 0 then
+  -- Awaiting its first reply: the member names the conversation, the queue whose target it is and its age, so a
+  -- breach is still counted (and reported) after the conversation itself is gone.
+  redis.call('HSET', P .. 'c:' .. cid, 'rb', ARGV[10], 'rq', q)
+  redis.call('ZADD', P .. 'fr', respond_by, cid .. ':' .. q .. ':' .. f(c.enq))
+end
 if sticky > 0 and c.cust ~= '' then
   local last = redis.call('GET', P .. 'last:' .. c.cust)
   if last then
@@ -293,78 +305,114 @@ put_waiting(c)
 return 0
 """
 
-_DISPATCH_QUEUE = r"""
-local q, now, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local qc = queue(q)
-if not qc then return false end
-local heads = {}
-for _, cls in ipairs(CLASSES) do
-  for ln = 0, #qc.levels - 1 do
-    local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
-    if #h > 0 then table.insert(heads, {id = h[1], score = tonumber(h[2])}) end
-  end
-end
-table.sort(heads, function(x, y)
-  if x.score ~= y.score then return x.score < y.score end
-  return x.id < y.id
-end)
--- (class, level) pairs no ready agent can take: every head needing the same fails alike.
-local failed = {}
-local ready = nil
-for _, h in ipairs(heads) do
-  local c = conv(h.id)
-  local lv = math.min(c.stage, #qc.levels - 1)
-  if not failed[c.cls .. ':' .. lv] then
-    local mins = qc.levels[lv + 1]
-    local declined = nil
-    ready = ready or redis.call('ZRANGE', P .. 'r:' .. q, 0, limit - 1)
-    for _, aid in ipairs(ready) do
-      local a = agent(aid)
-      if a and eligible(a, c, mins, now) then
-        if not string.find(c.skip, ',' .. a.id .. ',', 1, true) then return claim(c, a, now) end
-        declined = declined or a
-      end
-    end
-    if declined then return claim(c, declined, now) end
-    failed[c.cls .. ':' .. lv] = true
-  end
-end
-return false
-"""
-
-_DISPATCH_AGENT = r"""
-local a, now, limit = agent(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if not a or a.presence ~= 'available' or now < a.wrapup then return false end
-for _, cid in ipairs(redis.call('ZRANGE', P .. 'p:' .. a.id, 0, limit - 1)) do
-  local c = conv(cid)
-  if can_take(a, c.cls) then return claim(c, a, now) end
-end
-local open = {}
-for _, cls in ipairs(CLASSES) do
-  if can_take(a, cls) then table.insert(open, cls) end
-end
-if #open == 0 then return false end
-local best_id, best_score = nil, nil
-for _, q in ipairs(a.cfg.queues) do
+_DECIDE = r"""
+local function dispatch_queue(q, now, limit)
   local qc = queue(q)
-  if qc then
-    for _, cls in ipairs(open) do
-      for ln = 0, #qc.levels - 1 do
-        local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
-        if #h > 0 then
-          local s = tonumber(h[2])
-          -- Skills are the same for the whole line, so the conversation is read only if it would be the best.
-          if (best_id == nil or s < best_score or (s == best_score and h[1] < best_id))
-            and meets(a.cfg.skills, qc.levels[ln + 1]) then
-            best_id, best_score = h[1], s
+  if not qc then return nil end
+  local heads = {}
+  for _, cls in ipairs(CLASSES) do
+    for ln = 0, #qc.levels - 1 do
+      local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
+      if #h > 0 then table.insert(heads, {id = h[1], score = tonumber(h[2])}) end
+    end
+  end
+  table.sort(heads, function(x, y)
+    if x.score ~= y.score then return x.score < y.score end
+    return x.id < y.id
+  end)
+  -- (class, level) pairs no ready agent can take: every head needing the same fails alike.
+  local failed = {}
+  local ready = nil
+  for _, h in ipairs(heads) do
+    local c = conv(h.id)
+    local lv = math.min(c.stage, #qc.levels - 1)
+    if not failed[c.cls .. ':' .. lv] then
+      local mins = qc.levels[lv + 1]
+      local declined = nil
+      ready = ready or redis.call('ZRANGE', P .. 'r:' .. q, 0, limit - 1)
+      for _, aid in ipairs(ready) do
+        local a = agent(aid)
+        if a and eligible(a, c, mins, now) then
+          if not string.find(c.skip, ',' .. a.id .. ',', 1, true) then return claim(c, a, now) end
+          declined = declined or a
+        end
+      end
+      if declined then return claim(c, declined, now) end
+      failed[c.cls .. ':' .. lv] = true
+    end
+  end
+  return nil
+end
+-- `a` is the agent as agent() read it; claim() keeps it current, so a caller deciding again for the same agent
+-- passes it back instead of reading it again.
+local function dispatch_agent(a, now, limit)
+  if not a or a.presence ~= 'available' or now < a.wrapup then return nil end
+  local open = {}
+  for _, cls in ipairs(CLASSES) do
+    if can_take(a, cls) then table.insert(open, cls) end
+  end
+  if #open == 0 then return nil end  -- full: nothing to read, parked or queued
+  for _, cid in ipairs(redis.call('ZRANGE', P .. 'p:' .. a.id, 0, limit - 1)) do
+    local c = conv(cid)
+    if can_take(a, c.cls) then return claim(c, a, now) end
+  end
+  local best_id, best_score = nil, nil
+  for _, q in ipairs(a.cfg.queues) do
+    local qc = queue(q)
+    if qc then
+      for _, cls in ipairs(open) do
+        for ln = 0, #qc.levels - 1 do
+          local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
+          if #h > 0 then
+            local s = tonumber(h[2])
+            -- Skills are the same for the whole line, so the conversation is read only if it would be the best.
+            if (best_id == nil or s < best_score or (s == best_score and h[1] < best_id))
+              and meets(a.cfg.skills, qc.levels[ln + 1]) then
+              best_id, best_score = h[1], s
+            end
           end
         end
       end
     end
   end
+  if best_id then return claim(conv(best_id), a, now) end
+  return nil
 end
-if best_id then return claim(conv(best_id), a, now) end
-return false
+"""
+
+_DISPATCH_QUEUE = r"""
+return dispatch_queue(ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])) or false
+"""
+
+_DISPATCH_AGENT = r"""
+return dispatch_agent(agent(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])) or false
+"""
+
+# Several decisions in one script, so one round trip: every conversation the queue can hand out now, or every slot of
+# each listed agent that can be filled now (up to `most` in all). Each decision is still atomic; so is the whole batch.
+_DRAIN_QUEUE = r"""
+local q, now, limit, most = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+while #out < most do
+  local r = dispatch_queue(q, now, limit)
+  if not r then break end
+  table.insert(out, r)
+end
+return out
+"""
+
+_DRAIN_AGENTS = r"""
+local now, limit, most = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 5, #ARGV do
+  local a = agent(ARGV[i])
+  while #out < most do
+    local r = dispatch_agent(a, now, limit)
+    if not r then break end
+    table.insert(out, r)
+  end
+end
+return out
 """
 
 _ACCEPT = r"""
@@ -417,6 +465,11 @@ local c, now = conv(ARGV[2]), tonumber(ARGV[3])
 if not c then return false end
 take_out(c)
 redis.call('DEL', P .. 'c:' .. c.id)
+local rb = n(c.rb, 0)
+if rb > 0 and now <= rb then
+  -- Resolved before its first-response deadline without a reply: no outcome. Past it, the sweep counts a breach.
+  redis.call('ZREM', P .. 'fr', c.id .. ':' .. c.rq .. ':' .. f(c.enq))
+end
 if c.st == 'waiting' or c.st == 'parked' then
   redis.call('HINCRBY', P .. 's:' .. c.q, 'abandoned', 1)
   return {c.q, '', ''}
@@ -507,6 +560,41 @@ end
 return out
 """
 
+_RESPONDED = r"""
+local cid, now = ARGV[2], tonumber(ARGV[3])
+local key = P .. 'c:' .. cid
+local h = redis.call('HMGET', key, 'rb', 'rq', 'enq')
+local rb = n(h[1], 0)
+if rb <= 0 then return false end
+local q, enq = h[2], f(tonumber(h[3]))
+local sk = P .. 's:' .. q
+redis.call('HINCRBY', sk, 'responded', 1)
+if redis.call('ZREM', P .. 'fr', cid .. ':' .. q .. ':' .. enq) == 1 then  -- else the sweep counted its breach
+  if now <= rb then
+    redis.call('HINCRBY', sk, 'responded_in_sla', 1)
+  else
+    redis.call('HINCRBY', sk, 'response_breached', 1)
+  end
+end
+redis.call('HSET', key, 'rb', '0')
+return {cid, q, enq, f(rb)}
+"""
+
+_RESPONSE_BREACHES = r"""
+local limit = tonumber(ARGV[3])
+local out = {}
+-- Strictly past the deadline: a reply at the deadline is in time.
+local rows = redis.call('ZRANGEBYSCORE', P .. 'fr', '-inf', '(' .. ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
+for i = 1, #rows, 2 do
+  local m = rows[i]
+  redis.call('ZREM', P .. 'fr', m)
+  local cid, q, enq = string.match(m, '^([^:]+):([^:]+):(.+)$')
+  redis.call('HINCRBY', P .. 's:' .. q, 'response_breached', 1)
+  table.insert(out, {cid, q, enq, rows[i + 1]})
+end
+return out
+"""
+
 _QUEUE_STATS = r"""
 local q, now = ARGV[2], tonumber(ARGV[3])
 local oldest = redis.call('ZRANGE', P .. 'o:' .. q, 0, 0, 'WITHSCORES')
@@ -565,8 +653,10 @@ class RedisState:
         self._put_agent = script(_PUT_AGENT)
         self._set_presence = script(_SET_PRESENCE)
         self._enqueue = script(_ENQUEUE)
-        self._dispatch_queue = script(_DISPATCH_QUEUE)
-        self._dispatch_agent = script(_DISPATCH_AGENT)
+        self._dispatch_queue = script(_DECIDE + _DISPATCH_QUEUE)
+        self._dispatch_agent = script(_DECIDE + _DISPATCH_AGENT)
+        self._drain_queue = script(_DECIDE + _DRAIN_QUEUE)
+        self._drain_agents = script(_DECIDE + _DRAIN_AGENTS)
         self._accept = script(_ACCEPT)
         self._reject = script(_REJECT)
         self._expire = script(_EXPIRE)
@@ -576,6 +666,8 @@ class RedisState:
         self._release_parked = script(_RELEASE_PARKED)
         self._escalate = script(_ESCALATE)
         self._queue_stats = script(_QUEUE_STATS)
+        self._responded = script(_RESPONDED)
+        self._response_breaches = script(_RESPONSE_BREACHES)
 
     async def _run(self, script: Any, *args: object) -> Any:
         return await script(keys=[], args=[self.prefix, *(repr(a) if isinstance(a, float) else a for a in args)])
@@ -628,6 +720,7 @@ class RedisState:
                 customer,
                 now,
                 float(sticky_for),
+                float(item.respond_by),
             )
         except ResponseError as e:
             raise KeyError(f"conversation {item.id}: {e}") from None
@@ -638,6 +731,16 @@ class RedisState:
 
     async def dispatch_agent(self, agent: AgentId, now: float) -> Claim | None:
         return _claim(await self._run(self._dispatch_agent, agent, now, SCAN_LIMIT))
+
+    async def drain_queue(self, queue: QueueId, now: float, most: int) -> list[Claim]:
+        rows = await self._run(self._drain_queue, queue, now, SCAN_LIMIT, most)
+        return [c for c in map(_claim, rows) if c is not None]
+
+    async def drain_agents(self, agents: Sequence[AgentId], now: float, most: int) -> list[Claim]:
+        if not agents:
+            return []
+        rows = await self._run(self._drain_agents, now, SCAN_LIMIT, most, *agents)
+        return [c for c in map(_claim, rows) if c is not None]
 
     async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
         return _claim(await self._run(self._accept, conversation, agent, now))
@@ -704,6 +807,22 @@ class RedisState:
             if len(rows) < _BATCH:
                 return out
 
+    async def responded(self, conversation: ConversationId, now: float) -> FirstResponse | None:
+        r = await self._run(self._responded, conversation, now)
+        if not r:
+            return None
+        cid, q, enq, due = (_text(x) for x in r)
+        return FirstResponse(int(cid), q, float(enq), float(due))
+
+    async def response_breaches(self, now: float) -> list[FirstResponse]:
+        out: list[FirstResponse] = []
+        while True:
+            rows = await self._run(self._response_breaches, now, _BATCH)
+            for cid, q, enq, due in rows:
+                out.append(FirstResponse(int(cid), _text(q), float(_text(enq)), float(_text(due))))
+            if len(rows) < _BATCH:
+                return out
+
     async def conversation(self, conversation: ConversationId) -> ConversationView | None:
         h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"c:{conversation}")).items()}
         if not h:
@@ -735,6 +854,9 @@ class RedisState:
             answered=counts.get("answered", 0),
             answered_in_sla=counts.get("answered_in_sla", 0),
             abandoned=counts.get("abandoned", 0),
+            responded=counts.get("responded", 0),
+            responded_in_sla=counts.get("responded_in_sla", 0),
+            response_breached=counts.get("response_breached", 0),
         )
 
     async def agent_stats(self, agent: AgentId) -> AgentStats | None:

@@ -6,6 +6,7 @@ conversation to two agents or an agent more than their capacity. `now` always co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from hub.routing.types import (
@@ -17,6 +18,7 @@ from hub.routing.types import (
     ConversationView,
     Escalation,
     Expiry,
+    FirstResponse,
     Presence,
     QueueConfig,
     QueueId,
@@ -47,6 +49,12 @@ class RoutingState(Protocol):
 
     async def dispatch_agent(self, agent: AgentId, now: float) -> Claim | None:
         """Give this agent the best conversation parked for them, else the best head of their queues."""
+
+    async def drain_queue(self, queue: QueueId, now: float, most: int) -> list[Claim]:
+        """dispatch_queue until it decides nothing (at most `most` times), as one step: one round trip in Redis."""
+
+    async def drain_agents(self, agents: Sequence[AgentId], now: float, most: int) -> list[Claim]:
+        """dispatch_agent for each agent in turn until it decides nothing (at most `most` claims in all)."""
 
     async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
         """None unless the conversation is currently offered to this agent."""
@@ -79,6 +87,14 @@ class RoutingState(Protocol):
 
     async def escalate(self, queue: QueueId, stage: int, older_than: float, now: float) -> list[Escalation]:
         """Apply stage `stage` (1-based) of the queue's plan to conversations in the queue since `older_than`."""
+
+    async def responded(self, conversation: ConversationId, now: float) -> FirstResponse | None:
+        """An agent replied: the first reply to a conversation awaiting one (its queue has a first-response target)
+        is counted, in or out of target, and returned; None for any later reply or a conversation not routed."""
+
+    async def response_breaches(self, now: float) -> list[FirstResponse]:
+        """Conversations whose first-response deadline passed with no reply yet, each returned (and counted) once;
+        a conversation resolved after its deadline without a reply is one too."""
 
     async def conversation(self, conversation: ConversationId) -> ConversationView | None: ...
 

@@ -67,6 +67,7 @@ class QueueConfig:
     sticky_for: float = 0.0  # how long the customer's last agent gets first refusal
     sla_wait: float = 60.0  # target time from arrival to an agent answering
     stages: tuple[Stage, ...] = ()
+    first_response: float = 0.0  # target time from arrival to the first agent reply the customer gets (0: none)
 
     @functools.cached_property
     def levels(self) -> list[dict[str, int]]:
@@ -103,13 +104,14 @@ class Waiting:
     priority: int = 0  # higher first
     enqueued_at: float = 0.0  # its age: kept across escalation, overflow and transfer
     customer: int | None = None
+    respond_by: float = 0.0  # the first-response deadline (0: no target, or already answered)
 
     @property
     def capacity_class(self) -> str:
         return CAPACITY_CLASS[self.channel]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one is built per decision, and a frozen __init__ costs several times more
 class Claim:
     """A decision: this conversation now belongs to this agent, as an offer or directly."""
 
@@ -150,6 +152,16 @@ class Escalation:
 
 
 @dataclass(frozen=True)
+class FirstResponse:
+    """An agent's first reply to a conversation that had a first-response target (counted once)."""
+
+    conversation: ConversationId
+    queue: QueueId  # the queue whose target it was: the one the conversation arrived in
+    enqueued_at: float
+    respond_by: float
+
+
+@dataclass(frozen=True)
 class ConversationView:
     id: ConversationId
     queue: QueueId
@@ -175,10 +187,20 @@ class QueueStats:
     answered: int
     answered_in_sla: int
     abandoned: int
+    # First response (only conversations whose queue has a target): each one's outcome is counted once, as
+    # in_sla (replied by the deadline) or breached (the deadline passed first); `responded` counts every first reply.
+    responded: int = 0
+    responded_in_sla: int = 0
+    response_breached: int = 0
 
     @property
     def sla_attainment(self) -> float | None:
         return self.answered_in_sla / self.answered if self.answered else None
+
+    @property
+    def first_response_attainment(self) -> float | None:
+        known = self.responded_in_sla + self.response_breached
+        return self.responded_in_sla / known if known else None
 
 
 @dataclass(frozen=True)

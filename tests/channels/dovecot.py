@@ -36,10 +36,12 @@ def _version() -> tuple[int, ...]:
 class Dovecot:
     """One running server. `users` each get a Maildir under `home/<user>`; `stop()`/`start()` simulate an outage."""
 
-    def __init__(self, base: Path, users: list[str]) -> None:
+    def __init__(self, base: Path, users: list[str], tls: tuple[Path, Path] | None = None) -> None:
         self.base = base
         self.users = users
         self.port = _free_port()
+        #: IMAPS (TLS from the first byte) on a second port when TLS is (certificate, key) PEM files
+        self.tls_port = _free_port() if tls else 0
         self.host = "127.0.0.1"
         self.password = PASSWORD
         self.proc: subprocess.Popen[bytes] | None = None
@@ -55,12 +57,13 @@ class Dovecot:
         (base / "run").mkdir()
         (base / "state").mkdir()
         (base / "home").mkdir()
+        ssl = f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}" if tls else "ssl = no"
         (base / "passwd").write_text("".join(f"{u}:{{PLAIN}}{PASSWORD}::::::\n" for u in users))
         self.config.write_text(
             f"""
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 {auth}
 auth_mechanisms = plain login
 base_dir = {base}/run
@@ -89,7 +92,9 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
+    {"ssl = yes" if tls else ""}
   }}
 }}
 service anvil {{
@@ -189,11 +194,11 @@ service stats {{
 
 
 @contextlib.contextmanager
-def running_dovecot(users: list[str]) -> Iterator[Dovecot]:
+def running_dovecot(users: list[str], tls: tuple[Path, Path] | None = None) -> Iterator[Dovecot]:
     if not os.path.exists(DOVECOT):
         pytest.skip("dovecot is not installed (Debian: apt install dovecot-imapd)")
     base = Path(tempfile.mkdtemp(prefix="hub-dovecot-"))
-    server = Dovecot(base, users)
+    server = Dovecot(base, users, tls)
     try:
         server.start()
         yield server

@@ -15,6 +15,7 @@ import pytest
 from hub.channels.email import EmailChannel
 from hub.channels.email_imap import LeaseLock, backoff_delay, parse_fetch
 from tests.channels.dovecot import Dovecot, EmailWorld, email_world, running_dovecot
+from tests.channels.tls import make_certs
 
 
 @pytest.fixture
@@ -213,3 +214,91 @@ async def _eq(value: Awaitable[int], want: int) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+# -- IMAPS: TLS from the first byte, against Dovecot's own certificate signed by a CA the test makes ---------------
+
+
+async def test_imaps_verified_against_the_configured_ca_and_refused_without_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    certs = make_certs(tmp_path / "tls")
+    with running_dovecot(["support"], tls=(certs.cert, certs.key)) as server:
+        server.deliver("support", mail(0))
+        box = mailbox(server, port=server.tls_port, security="tls")
+        caplog.set_level(logging.WARNING, "hub.channels.email")
+        # The system's authorities alone do not know the test CA: the poller refuses the server and sends nothing.
+        async with email_world(f"sqlite:///{tmp_path / 'a.db'}", mailboxes=[box]) as w:
+            await w.channel.start()
+            await until(lambda: _true("CERTIFICATE_VERIFY_FAILED" in caplog.text), what="certificate refused")
+            assert w.channel.pollers[0].sessions == 0 and await count(w) == 0
+        async with email_world(f"sqlite:///{tmp_path / 'b.db'}", mailboxes=[box], tls_ca_file=str(certs.ca)) as w:
+            await w.channel.start()
+            await until(lambda: _eq(count(w), 1), what="import over IMAPS")
+            server.deliver("support", mail(1))
+            await until(lambda: _eq(count(w), 2), what="IDLE over IMAPS")
+            assert await texts(w) == ["This is question number 0.", "This is question number 1."]
+
+
+# -- a fetched batch is stored concurrently, with exactly the outcome of storing it one by one ---------------------
+
+
+def threaded(n: int, sender: str, mid: str, refs: list[str] | None = None, **headers: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "support@hub.test", f"topic {n}", f"<{mid}>"
+    if refs:
+        msg["In-Reply-To"], msg["References"] = f"<{refs[-1]}>", " ".join(f"<{r}>" for r in refs)
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(f"body {n}")
+    return msg.as_bytes()
+
+
+async def test_a_batch_threads_dedupes_and_flags_exactly_as_one_by_one(db_url: str) -> None:
+    batch = [
+        threaded(0, "ann@corp.example", "t0@corp.example"),
+        # A colleague answers in Ann's thread from a new address: joins her conversation, is not merged into her.
+        threaded(1, "bob@corp.example", "t1@corp.example", ["t0@corp.example"]),
+        threaded(2, "ann@corp.example", "t2@corp.example"),  # Ann again: her open conversation
+        threaded(0, "ann@corp.example", "t0@corp.example"),  # the same email twice in one batch
+        threaded(3, "ann@corp.example", "t3@corp.example", Auto_Submitted="auto-replied"),
+        threaded(4, "carl@corp.example", "t4@corp.example", ["t0@corp.example", "t1@corp.example"]),
+    ]
+    batch += [threaded(10 + i, f"other{i}@example.com", f"o{i}@example.com") for i in range(30)]
+    async with email_world(db_url) as w:
+        outcomes = await w.channel.receive_batch([(raw, {"uid": i}) for i, raw in enumerate(batch)])
+        assert outcomes == ["stored", "stored", "stored", "duplicate", "flagged", "stored"] + ["stored"] * 30
+        by_id = {m.external_id: m for m in await w.messages()}
+        thread = by_id["t0@corp.example"].conversation_id
+        for mid in ("t1@corp.example", "t2@corp.example", "t4@corp.example"):
+            assert by_id[mid].conversation_id == thread, mid
+        assert len({by_id["t0@corp.example"].customer_id, by_id["t1@corp.example"].customer_id,
+                    by_id["t4@corp.example"].customer_id}) == 3
+        assert len({by_id[f"o{i}@example.com"].conversation_id for i in range(30)} | {thread}) == 31
+        assert len(by_id) == 34 and len(await w.journal()) == 35
+
+
+async def test_first_import_logs_progress_and_leaves_the_event_loop_free(
+    dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(240):
+        dovecot.deliver("support", mail(n, sender=f"c{n % 40}@example.com"), name=f"{n:05d}.hubtest")
+    caplog.set_level(logging.INFO, "hub.channels.email")
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - started - 0.01)
+
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[mailbox(dovecot)], fetch_batch=20) as w:
+        tick = asyncio.create_task(ticker())
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 240), what="first import")
+        tick.cancel()
+    progress = [r.getMessage() for r in caplog.records if "imported" in r.getMessage()]
+    assert "importing 240 emails" in caplog.text and len(progress) == 12, progress
+    assert progress[-1].startswith("mailbox support: imported 240/240 emails")
+    # Other work (here: a 10 ms timer) keeps running while the mailbox is parsed and stored.
+    assert lags and max(lags) < 0.5, f"the event loop stalled for {max(lags):.2f}s"

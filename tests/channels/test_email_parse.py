@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.channels.email_parse import parse_email, trim_reply
+from hub.channels.email_parse import parse_email, trim_html_reply, trim_reply
 from hub.html_safety import sanitize
 from tests.channels.dovecot import email_world
 
@@ -32,6 +32,11 @@ EXPECTED: dict[str, tuple[str, str | None, str, str]] = {
     "gmail_reply_quoted.eml": ("message", "ann@example.com", "Thanks, that works for me!", "Re: Your order"),
     "outlook_reply_quoted.eml": ("message", "bob@corp.example", "invoice to accounts@", "RE: Your order"),
     "large_attachment.eml": ("message", "big@example.com", "Logs attached.", "log files"),
+    "gmail_reply_html.eml": ("message", "ann@example.com", "The new date is fine", "Re: Your order #2077"),
+    "outlook_desktop_reply_html.eml": ("message", "bob@corp.example", "two more years – same terms", "RE: Contract"),
+    "outlook_web_reply_html.eml": ("message", "carla@shop.example", "sending it back today", "RE: Return label"),
+    "apple_mail_reply_html.eml": ("message", "dana@mail.example", "Received it, thanks a lot.", "Re: Your refund"),
+    "thunderbird_reply_html.eml": ("message", "emil@example.org", "Danke schön!", "Re: Password reset"),
     "truncated_multipart.eml": ("message", "cut@example.com", "truncated in transit", "cut off"),
     "dsn_bounce.eml": ("bounce", None, "", ""),
     "dsn_delayed.eml": ("bounce", None, "", ""),
@@ -93,6 +98,65 @@ def test_quoted_history_and_signature_trimmed_full_text_kept() -> None:
     outlook = parse_email((CORPUS / "outlook_reply_quoted.eml").read_bytes()).inbound
     assert outlook is not None and outlook.text == "Please send the invoice to accounts@corp.example too."
     assert "Sent: Thursday" in outlook.meta["email"]["full_text"]
+
+
+# file -> (the new part, the quoted history: shown only in the full original, meta.email.full_html)
+HTML_REPLIES = {
+    "gmail_reply_html.eml": ("The new date is <b>fine</b>, thank you!", "delayed to Tuesday"),
+    "outlook_desktop_reply_html.eml": ("two more years", "Shall we renew?"),
+    "outlook_web_reply_html.eml": ("sending it back today", "Here is your return label."),
+    "apple_mail_reply_html.eml": ("Received it, thanks a lot.", "Your refund was sent today."),
+    "thunderbird_reply_html.eml": ("The reset link worked", "new password reset link"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HTML_REPLIES))
+def test_html_reply_shows_the_new_part_and_keeps_the_full_original(name: str) -> None:
+    new, quoted = HTML_REPLIES[name]
+    inbound = parse_email((CORPUS / name).read_bytes()).inbound
+    assert inbound is not None and inbound.html is not None
+    email = inbound.meta["email"]
+    assert new in inbound.html and quoted not in inbound.html
+    assert "wrote:" not in inbound.html and "From:" not in inbound.html and "schrieb" not in inbound.html
+    assert new in email["full_html"] and quoted in email["full_html"]
+    assert quoted not in inbound.text and quoted in email["full_text"]
+    assert email["full_html"] == sanitize(email["full_html"]).html, "the full original is sanitized too"
+
+
+def test_html_signatures_are_trimmed_like_plain_ones() -> None:
+    tb = parse_email((CORPUS / "thunderbird_reply_html.eml").read_bytes()).inbound
+    assert tb is not None and tb.html is not None
+    assert "Emil Berg" not in tb.html and tb.text == "The reset link worked, I'm back in. Danke schön!"
+    owa = parse_email((CORPUS / "outlook_web_reply_html.eml").read_bytes()).inbound
+    assert owa is not None and owa.html is not None and "Shop Example" not in owa.html
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>No quote here at all.</p>",
+        '<blockquote type="cite">Only the quote, nothing new.</blockquote>',
+        '<div class="gmail_quote">On Mon wrote:<blockquote>old</blockquote></div>',
+        '<div style="border-top:solid #E1E1E1 1pt"><p>A styled box that is not a quote header</p></div>',
+    ],
+)
+def test_html_without_a_new_part_before_a_quote_is_shown_whole(html: str) -> None:
+    assert trim_html_reply(html) is None
+
+
+def test_html_trim_cuts_at_the_first_marker_and_leaves_balanced_safe_html() -> None:
+    html = ('<div><p>Answer <i>here</i></p><div class="gmail_signature">Ann</div>'
+            '<div class="gmail_quote">On Mon, Ann wrote:<blockquote class="gmail_quote">old</blockquote></div></div>')
+    kept = trim_html_reply(html)
+    assert kept == "<div><p>Answer <i>here</i></p>"
+    assert sanitize(kept).html == "<div><p>Answer <i>here</i></p></div>"
+
+
+def test_plain_mail_has_no_full_html() -> None:
+    inbound = parse_email((CORPUS / "gmail_reply_quoted.eml").read_bytes()).inbound
+    assert inbound is not None and "full_html" not in inbound.meta["email"]
+    only = parse_email((CORPUS / "html_only.eml").read_bytes()).inbound
+    assert only is not None and "full_html" not in only.meta["email"], "nothing trimmed: nothing extra kept"
 
 
 @pytest.mark.parametrize(

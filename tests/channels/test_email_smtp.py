@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -14,8 +16,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 
 from hub.history import store
-from hub.model import Identity
+from hub.model import AttachmentIn, Identity
 from tests.channels.dovecot import EmailWorld, _free_port, email_world
+from tests.channels.tls import Certs, make_certs
 
 
 class MailServer:
@@ -25,6 +28,8 @@ class MailServer:
         self.script: list[str] = []
         self.received: list[EmailMessage] = []
         self.logins: list[str] = []
+        #: per accepted email: whether it came over TLS
+        self.tls: list[bool] = []
 
     async def handle_RCPT(self, server: Any, session: Session, envelope: Envelope, address: str, options: Any) -> str:
         if self.script:
@@ -37,6 +42,7 @@ class MailServer:
         msg = message_from_bytes(content if isinstance(content, bytes) else content.encode(), policy=policy.default)
         assert isinstance(msg, EmailMessage)
         self.received.append(msg)
+        self.tls.append(server.transport.get_extra_info("ssl_object") is not None)
         return "250 Message accepted"
 
     def authenticate(self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
@@ -247,3 +253,126 @@ def test_thread_conversation_survives_the_journal_round_trip() -> None:
     inbound = Inbound(channel="email", identity=Identity("email", "a@b.example"), text="x", thread_conversation_id=7)
     assert Inbound.from_json(inbound.to_json()).thread_conversation_id == 7
     assert Inbound.from_json({"channel": "api", "identity": "email:a@b.example"}).thread_conversation_id is None
+
+
+async def test_files_an_agent_attached_arrive_as_attachments_with_the_same_bytes(
+    tmp_path: Path, smtp: tuple[MailServer, int], smtp_conf: dict[str, Any]
+) -> None:
+    server, _ = smtp
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40
+    photo = b"\x89PNG\r\n\x1a\n" + bytes(reversed(range(256))) * 9
+    files = [
+        AttachmentIn("Facture n°1042 été.pdf", "application/pdf", pdf),
+        AttachmentIn("写真.png", "image/png", photo),
+        AttachmentIn("notes.txt", "text/plain; charset=utf-8", b"ligne 1\r\nligne 2\r\n"),
+        AttachmentIn("weird", "not a type", b"\x00\x01\x02"),
+    ]
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", **smtp_conf) as w:
+        await w.channel.receive(email("ann@example.com", "Invoice", "please send it", "f.1@example.com"))
+        conv = await conversation_of(w, "f.1@example.com")
+        reply = await w.outbox.reply(conv, "Here it is.", attachments=files)
+        await deliver_all(w)
+        assert (await w.db.read(lambda tx: store.message(tx, reply.id))).status == "sent"
+        (out,) = server.received
+    assert out.get_content_type() == "multipart/mixed"
+    body = out.get_body(("plain",))
+    assert isinstance(body, EmailMessage) and body.get_content().strip() == "Here it is."
+    got = [(a.get_filename(), a.get_content_type(), a.get_payload(decode=True)) for a in out.iter_attachments()]
+    assert got == [
+        ("Facture n°1042 été.pdf", "application/pdf", pdf),
+        ("写真.png", "image/png", photo),
+        ("notes.txt", "text/plain", b"ligne 1\r\nligne 2\r\n"),
+        ("weird", "application/octet-stream", b"\x00\x01\x02"),
+    ]
+    # Non-ASCII names travel RFC 2231-encoded (filename*=utf-8''...), so the whole email stays 7-bit.
+    raw = out.as_bytes()
+    assert b"filename*" in raw and raw.isascii()
+
+
+# -- TLS: implicit (SMTPS, port 465 style) and STARTTLS, with auth, verified against a CA the test makes ---------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("tls"))
+
+
+@contextlib.contextmanager
+def tls_server(certs: Certs, mode: str) -> Iterator[tuple[MailServer, int]]:
+    server = MailServer()
+    port = _free_port()
+    # STARTTLS: aiosmtpd refuses MAIL and AUTH before the upgrade. Implicit TLS: the whole connection is TLS, which
+    # aiosmtpd's auth_require_tls does not recognize, so it is off there.
+    tls: dict[str, Any] = (
+        {"ssl_context": certs.server_context(), "auth_require_tls": False} if mode == "tls"
+        else {"tls_context": certs.server_context(), "require_starttls": True}
+    )
+    controller = Controller(server, hostname="127.0.0.1", port=port, authenticator=server.authenticate,
+                            server_hostname="localhost", **tls)
+    controller.start()
+    try:
+        yield server, port
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("mode", ["tls", "starttls"])
+async def test_tls_and_starttls_with_auth_verified_against_the_configured_ca(
+    tmp_path: Path, certs: Certs, mode: str
+) -> None:
+    with tls_server(certs, mode) as (server, port):
+        conf = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": mode, "smtp_username": "hub",
+                "smtp_password": "smtp-secret", "tls_ca_file": str(certs.ca), "smtp_timeout_seconds": 10}
+        async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", **conf) as w:
+            await w.channel.receive(email("ann@example.com", "Q", "q", f"tls.{mode}@example.com"))
+            conv = await conversation_of(w, f"tls.{mode}@example.com")
+            reply = await w.outbox.reply(conv, "over TLS")
+            await deliver_all(w)
+            sent = await w.db.read(lambda tx: store.message(tx, reply.id))
+            assert sent.status == "sent", sent.status_reason
+    assert server.logins == ["hub"] and server.tls == [True]
+    assert server.received[0]["Subject"] == "Re: Q"
+
+
+@pytest.mark.parametrize("mode", ["tls", "starttls"])
+async def test_an_untrusted_certificate_is_refused_and_the_reply_waits(
+    tmp_path: Path, certs: Certs, mode: str
+) -> None:
+    with tls_server(certs, mode) as (server, port):
+        conf = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": mode, "smtp_username": "hub",
+                "smtp_password": "smtp-secret", "smtp_timeout_seconds": 10}
+        async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", **conf) as w:
+            await w.channel.receive(email("ann@example.com", "Q", "q", "untrusted@example.com"))
+            conv = await conversation_of(w, "untrusted@example.com")
+            reply = await w.outbox.reply(conv, "secret answer")
+            await w.outbox.drain()
+            msg = await w.db.read(lambda tx: store.message(tx, reply.id))
+    assert msg.status == "queued", "retried: trusting the CA later sends it"
+    assert "certificate is not trusted" in (msg.status_reason or "") and "tls_ca_file" in (msg.status_reason or "")
+    assert server.received == [] and server.logins == [], "no mail and no password went to an unverified server"
+
+
+async def test_turning_verification_off_works_but_is_never_silent(
+    tmp_path: Path, certs: Certs, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "hub.channels.email")
+    with tls_server(certs, "tls") as (server, port):
+        conf = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "tls", "smtp_username": "hub",
+                "smtp_password": "smtp-secret", "tls_verify": False, "smtp_timeout_seconds": 10}
+        async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", **conf) as w:
+            assert "NOT checked" in caplog.text
+            await w.channel.receive(email("ann@example.com", "Q", "q", "noverify@example.com"))
+            conv = await conversation_of(w, "noverify@example.com")
+            reply = await w.outbox.reply(conv, "answer")
+            await deliver_all(w)
+            assert (await w.db.read(lambda tx: store.message(tx, reply.id))).status == "sent"
+    assert server.logins == ["hub"]
+
+
+def test_a_missing_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from hub.config import EmailChannelSettings
+
+    with pytest.raises(ValidationError, match="tls_ca_file: no such file"):
+        EmailChannelSettings.model_validate({"tls_ca_file": str(tmp_path / "nope.pem")})

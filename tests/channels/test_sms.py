@@ -3,16 +3,24 @@ store; replies through the official client (async HTTP client) against the local
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from hub.api.auth import create_token
 from hub.app import build_app
+from hub.channels import twilio_media
+from hub.channels.base import SendError
+from hub.channels.sms import SmsChannel
 from hub.config import ConfigError, Settings, load_settings
-from hub.keys import DB
+from hub.keys import CHANNELS, DB
+from hub.model import Identity, Outbound
 from tests.channels.twilio_fake import (
     ACCOUNT,
     BIZ,
@@ -24,6 +32,7 @@ from tests.channels.twilio_fake import (
     eventually,
     new_sid,
     sample,
+    settings_env,
     signature,
     start_hub,
     twiml,
@@ -266,9 +275,13 @@ async def test_stop_opts_out_until_start(start: Any, fake: tuple[TwilioFake, str
     client, admin = await start()
     conv = await _conversation(client, admin)
     await webhook(client, SMS, sample("sms_stop"))
-    _, reply = await _reply(client, admin, conv, "Wait, one more thing")
-    failed = await eventually(lambda: _status_is(client, admin, reply["id"], "failed"))
-    assert "opted out by texting STOP" in failed["status_reason"] and "until they text START" in failed["status_reason"]
+    before = len(await timeline(client, admin))
+    status, refused = await _reply(client, admin, conv, "Wait, one more thing")
+    # Refused when the agent sends it, not later in the outbox: nothing stored, nothing sent.
+    assert status == 422, refused
+    reason = refused["error"]["message"]
+    assert "opted out by texting STOP on 20" in reason and "until they text START" in reason
+    assert len(await timeline(client, admin)) == before
     assert sim.sent() == []
     stop = [m for m in await timeline(client, admin) if m["text"] == "STOP"]
     assert stop and stop[0]["meta"]["opt_out"] == "STOP", "the STOP itself is on the timeline"
@@ -286,9 +299,8 @@ async def test_twilio_saying_unsubscribed_records_the_opt_out(start: Any, fake: 
     _, first = await _reply(client, admin, conv, "one")
     failed = await eventually(lambda: _status_is(client, admin, first["id"], "failed"))
     assert "opted out" in failed["status_reason"]
-    _, second = await _reply(client, admin, conv, "two")
-    failed = await eventually(lambda: _status_is(client, admin, second["id"], "failed"))
-    assert "until they text START" in failed["status_reason"] and len(sim.sent()) == 1
+    status, second = await _reply(client, admin, conv, "two")
+    assert status == 422 and "until they text START" in second["error"]["message"] and len(sim.sent()) == 1
 
 
 async def test_whatsapp_replies_go_out_as_whatsapp(start: Any, fake: tuple[TwilioFake, str]) -> None:
@@ -406,3 +418,124 @@ def test_enabled_without_credentials_is_a_startup_error() -> None:
                                             "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN})
     with pytest.raises(ConfigError, match=r"server\.public_url is required"):
         build_app(settings)
+
+
+# -- files agents send, and downloads shared by several hub processes ----------------------------------------------
+
+
+def _file(name: str, data: bytes, content_type: str = "image/png") -> dict[str, str]:
+    return {"filename": name, "content_type": content_type, "data_base64": base64.b64encode(data).decode()}
+
+
+async def test_files_go_out_as_media_urls_twilio_can_fetch_and_nobody_else(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    client, admin = await start()
+    conv = await _conversation(client, admin)
+    png, pdf = b"\x89PNG the label", b"%PDF the invoice"
+    status, reply = await _reply(client, admin, conv, "Here you go",
+                                 attachments=[_file("label.png", png), _file("invoice.pdf", pdf, "application/pdf")])
+    assert status == 201, reply
+    await eventually(lambda: _status_is(client, admin, reply["id"], "sending"))
+    [form] = sim.sent()
+    urls = form.getall("MediaUrl")
+    assert len(urls) == 2 and all(u.startswith(PUBLIC + "/webhooks/twilio/media/") for u in urls)
+    assert form["Body"] == "Here you go"
+    got = []
+    for u in urls:  # what Twilio does next: GET each URL (no credentials; the signature is the key)
+        parts = urlsplit(u)
+        resp = await client.get(parts.path + "?" + parts.query)
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "private, no-store"
+        got.append((resp.headers["Content-Type"], await resp.read()))
+    assert got == [("image/png", png), ("application/pdf", pdf)]
+
+    parts = urlsplit(urls[0])
+    query = parse_qs(parts.query)
+    forged = await client.get(parts.path, params={"expires": query["expires"][0], "sig": "0" * 64})
+    assert forged.status == 403
+    later = await client.get(parts.path, params={"expires": str(int(query["expires"][0]) + 3600),
+                                                 "sig": query["sig"][0]})
+    assert later.status == 403, "the expiry is signed too"
+    assert (await client.get(parts.path)).status == 403
+
+    key = _sms(client).account.media_key
+    expired = twilio_media.signed_url(PUBLIC, key, reply["attachments"][0]["id"], "label.png", 60, now=0)
+    parts = urlsplit(expired)
+    assert (await client.get(parts.path + "?" + parts.query)).status == 403
+    # Even correctly signed, only files agents sent are ever served: never a customer's.
+    sid = new_sid("MM")
+    await webhook(client, SMS, sample("mms_inbound", MessageSid=sid, SmsSid=sid, SmsMessageSid=sid,
+                                      MediaUrl0=sim.add_media(fake[1], sid, b"private", "image/jpeg")))
+    theirs = [a for m in await timeline(client, admin) if m["direction"] == "in" for a in m["attachments"]]
+    parts = urlsplit(twilio_media.signed_url(PUBLIC, key, theirs[0]["id"], "x.jpg", 60))
+    assert (await client.get(parts.path + "?" + parts.query)).status == 404
+
+
+async def test_media_limits_are_refused_when_the_agent_sends(start: Any, fake: tuple[TwilioFake, str]) -> None:
+    client, admin = await start(outbox__max_attachments="20")
+    conv = await _conversation(client, admin)
+    status, body = await _reply(client, admin, conv, "many", attachments=[_file(f"{i}.png", b"x") for i in range(11)])
+    assert status == 422 and "channel sms carries at most 10 per message" in body["error"]["message"]
+    wa = await _conversation(client, admin, "whatsapp_inbound")
+    status, body = await _reply(client, admin, wa, "two", channel="whatsapp",
+                                attachments=[_file("a.png", b"x"), _file("b.png", b"y")])
+    assert status == 422 and "channel whatsapp carries at most 1 per message" in body["error"]["message"]
+    assert fake[0].sent() == []
+
+
+async def test_the_simulator_fetches_sent_media_from_the_hub_like_twilio(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], fake: tuple[TwilioFake, str]
+) -> None:
+    sim, url = fake
+    settings = make_settings(None, **settings_env(url))
+    server = TestServer(build_app(settings))
+    client: Client = await aiohttp_client(server)
+    sim.hub_url, sim.callback_delay = str(server.make_url("")).rstrip("/"), 0.05
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    conv = await _conversation(client, admin)
+    _, reply = await _reply(client, admin, conv, "", attachments=[_file("label.png", b"\x89PNG")])
+    await eventually(lambda: _status_is(client, admin, reply["id"], "delivered"))
+    assert [(status, size) for _, status, size in sim.fetched] == [(200, 4)]
+
+
+async def test_two_hub_processes_never_fetch_the_same_media_twice(
+    start: Any, fake: tuple[TwilioFake, str], db_url: str
+) -> None:
+    sim, url = fake
+    sim.media_delay = 0.3  # downloads overlap
+    first, admin = await start(db_url)
+    second, _ = await start(db_url)
+    sid = new_sid("MM")
+    files = [sim.add_media(url, sid, f"photo {i}".encode(), "image/jpeg") for i in range(2)]
+    await webhook(first, SMS, sample("mms_inbound", MessageSid=sid, SmsSid=sid, SmsMessageSid=sid,
+                                     MediaUrl0=files[0], MediaUrl1=files[1]))
+    accounts = [_sms(c).account for c in (first, second)]
+    # Both processes' fetchers (and the first one's own background task) go for the same downloads at once.
+    await asyncio.gather(*(a.fetch_due() for a in accounts for _ in range(2)))
+
+    async def stored() -> list[Any] | None:
+        atts = await _attachments(first, admin)
+        return atts if atts and all(a["status"] == "stored" for a in atts) else None
+
+    await eventually(stored)
+    assert sorted(sim.media_gets) == sorted(urlsplit(u).path for u in files), "each file downloaded exactly once"
+
+
+def _sms(client: Client) -> SmsChannel:
+    channel = client.app[CHANNELS]["sms"]
+    assert isinstance(channel, SmsChannel)
+    return channel
+
+
+async def test_an_opt_out_between_reply_and_send_still_stops_the_message(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    client, admin = await start()
+    await _conversation(client, admin)
+    sms = _sms(client)
+    await sms.twilio_sink.set_opt_out(Identity("phone", CUSTOMER), "sms", "STOP")
+    with pytest.raises(SendError, match="until they text START") as refused:
+        await sms.send(Outbound(message_id=1, conversation_id=1, channel="sms", to=Identity("phone", CUSTOMER),
+                                text="hi", attempt=1))
+    assert refused.value.permanent and fake[0].sent() == []

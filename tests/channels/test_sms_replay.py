@@ -28,6 +28,7 @@ ROUTES = {
     "voice_queue_result_": "/webhooks/twilio/voice/queue-result", "voice_status_": "/webhooks/twilio/voice/status",
     "voice_recording": "/webhooks/twilio/voice/recording?from=%2B14155550100&to=%2B14155550199",
     "voice_transcription": "/webhooks/twilio/voice/transcription",
+    "voice_dialed": "/webhooks/twilio/voice/dialed?agent=1&message=1",
 }
 
 

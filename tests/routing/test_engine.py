@@ -11,6 +11,7 @@ from hub.routing.events import (
     Assigned,
     CallbackRequested,
     Escalated,
+    FirstResponded,
     Offered,
     OfferTimedOut,
     Overflowed,
@@ -19,6 +20,7 @@ from hub.routing.events import (
     Rejected,
     Resolved,
     RoutingEvent,
+    SlaBreached,
     Transferred,
     Unparked,
     WrapUpEnded,
@@ -260,3 +262,27 @@ async def test_unknown_things_are_refused(engine: Engine) -> None:
     with pytest.raises(KeyError):
         await engine.set_presence(99, Presence.AVAILABLE)
     assert await engine.accept(1, 1) == [] and await engine.resolve(1) == []
+
+
+async def test_first_response_target_events_and_attainment(state: RoutingState, clock: FakeClock) -> None:
+    config = {"queues": {"support": {"direct": True, "first_response": 60}, "general": {"direct": True}},
+              "agents": [{"id": 1, "queues": ["support", "general"]}]}
+    engine = await Engine.from_config(config, state, clock=clock)
+    await online(engine, 1)
+    start = clock.now
+    await engine.enqueue(1, "support", "webchat")
+    await engine.enqueue(2, "support", "webchat", enqueued_at=start - 30)  # the customer wrote 30 s ago
+    await engine.enqueue(3, "support", "webchat", replied=True)  # an agent already answered (restart)
+    await engine.enqueue(4, "general", "webchat")  # no target in this queue
+    clock.advance(40)
+    assert await engine.responded(1, 1) == [FirstResponded(1, "support", 1, 40.0, 60.0, True)]
+    assert await engine.responded(1, 1) == []
+    assert await engine.responded(3, 1) == [] and await engine.responded(4, 1) == []
+    assert of(await engine.tick(), SlaBreached) == [SlaBreached(2, "support", "first_response", 60.0, 70.0)]
+    assert of(await engine.tick(), SlaBreached) == []
+    clock.advance(5)
+    assert await engine.responded(2, 1) == [FirstResponded(2, "support", 1, 75.0, 60.0, False)]
+    stats = await engine.queue_stats("support")
+    assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (2, 1, 1)
+    assert stats.first_response_attainment == 0.5
+    assert (await engine.queue_stats("general")).first_response_attainment is None

@@ -345,3 +345,65 @@ async def test_redis_processes_never_double_assign(redis_url: str) -> None:
         await states[0].clear()
         for c in clients:
             await c.aclose()
+
+
+async def test_batched_drains_decide_like_one_call_at_a_time(state: RoutingState) -> None:
+    """drain_queue / drain_agents (one script in Redis) make the same decisions, in the same order, as repeated
+    dispatch calls, and stop at `most`."""
+    await setup(state, agents=(agent(1, capacity={"chat": 2}), agent(2, capacity={"chat": 1})), available=False)
+    for cid in range(1, 7):
+        await state.enqueue(Waiting(cid, "support", "webchat", 0, T + cid), T, 0)
+    for aid in (1, 2):
+        await state.set_presence(aid, Presence.AVAILABLE, T)
+    claims = await state.drain_agents([2, 1], T, 10)
+    assert [(c.conversation, c.agent) for c in claims] == [(1, 2), (2, 1), (3, 1)]
+    assert await state.drain_agents([1, 2], T, 10) == []  # everyone is full
+    for cid in (1, 2, 3):
+        await state.resolve(cid, T)
+    assert [(c.conversation, c.agent) for c in await state.drain_queue("support", T, 2)] == [(4, 1), (5, 1)]
+    assert [(c.conversation, c.agent) for c in await state.drain_queue("support", T, 5)] == [(6, 2)]
+    assert await state.drain_queue("support", T, 5) == []
+
+
+async def test_first_response_counts_each_outcome_once(state: RoutingState) -> None:
+    """Replied in time, replied late (before and after the sweep saw the breach), and never replied."""
+    await setup(state, agents=(agent(1, capacity={"chat": 9}),))
+    for cid in (1, 2, 3, 4):
+        await state.enqueue(Waiting(cid, "support", "webchat", 0, T, respond_by=T + 60), T, 0)
+    await state.enqueue(Waiting(5, "support", "webchat", 0, T), T, 0)  # no target: not measured
+    assert len(await drain(state)) == 5
+    first = await state.responded(1, T + 59)
+    assert first is not None and (first.conversation, first.queue, first.enqueued_at, first.respond_by) == (
+        1, "support", T, T + 60)
+    assert await state.responded(1, T + 61) is None  # only the first reply counts
+    assert await state.responded(5, T + 10) is None
+    assert await state.responded(99, T + 10) is None
+    assert await state.response_breaches(T + 60) == []  # at the deadline is still in time
+    assert await state.responded(2, T + 61) is not None  # late, before any sweep
+    breached = await state.response_breaches(T + 61)
+    assert [(b.conversation, b.queue, b.respond_by) for b in breached] == [
+        (3, "support", T + 60), (4, "support", T + 60)]
+    assert await state.response_breaches(T + 100) == []  # each breach once
+    assert await state.responded(3, T + 120) is not None  # late, after the sweep: counted as responded only
+    stats = await state.queue_stats("support", T + 120)
+    assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (3, 1, 3)
+    assert stats.first_response_attainment == 0.25
+
+
+async def test_first_response_survives_transfer_and_resolve_ends_it(state: RoutingState) -> None:
+    await setup(state)
+    await state.put_queue(QueueConfig("billing", direct=True), T)
+    for cid in (1, 2, 3):
+        await state.enqueue(Waiting(cid, "support", "email", 0, T - 10, respond_by=T + 20), T, 0)
+    # Moved to another queue, the conversation keeps its clock and the target of the queue it arrived in.
+    await state.transfer(1, T + 1, queue="billing")
+    await state.resolve(2, T + 5)  # resolved in time without a reply: no outcome
+    await state.resolve(3, T + 25)  # resolved past its deadline without a reply: a breach
+    breached = await state.response_breaches(T + 30)
+    assert [(b.conversation, b.queue, b.enqueued_at) for b in breached] == [
+        (1, "support", T - 10), (3, "support", T - 10)]
+    assert await state.responded(2, T + 30) is None
+    stats = await state.queue_stats("support", T + 30)
+    assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (0, 0, 2)
+    assert stats.first_response_attainment == 0.0
+    assert (await state.queue_stats("billing", T + 30)).response_breached == 0

@@ -45,6 +45,8 @@ async function request(method, path, body) {
 export const api = {
   get: (path) => request("GET", path),
   post: (path, body) => request("POST", path, body === undefined ? {} : body),
+  put: (path, body) => request("PUT", path, body === undefined ? {} : body),
+  patch: (path, body) => request("PATCH", path, body === undefined ? {} : body),
   del: (path) => request("DELETE", path),
 };
 

@@ -5,6 +5,7 @@ import { Live } from "./live.js";
 import { state, toast, navigate, setHook, modal } from "./state.js";
 import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
+import { showAdmin } from "./admin.js";
 
 const app = document.getElementById("app");
 let els = {};
@@ -69,6 +70,7 @@ function start(who) {
   state.me = who.agent;
   state.channels = who.channels;
   state.queues = who.queues;
+  state.maxAttachmentBytes = who.max_attachment_bytes || 0;
   document.title = "hub";
   const supervisor = ["admin", "supervisor"].includes(state.me.role);
   els.status = h("span", { class: "live-status", id: "live-status", title: "Connecting" }, h("span", { class: "dot" }), "Connecting");
@@ -77,8 +79,8 @@ function start(who) {
       class: `seg p-${p}`, role: "radio", "data-presence": p, "aria-checked": "false",
       onclick: () => setPresence(p),
     }, h("span", { class: `presence-dot p-${p}` }), p[0].toUpperCase() + p.slice(1))));
-  els.search = h("input", { type: "search", id: "search", placeholder: "Search customers by name, phone, email  ( / )",
-    autocomplete: "off", "aria-label": "Search customers" });
+  els.search = h("input", { type: "search", id: "search", placeholder: "Search customers and messages  ( / )",
+    autocomplete: "off", "aria-label": "Search customers and messages" });
   els.results = h("div", { class: "search-results hidden", id: "search-results" });
   els.search.addEventListener("input", debounce(search, 200));
   els.search.addEventListener("keydown", searchKeys);
@@ -92,7 +94,8 @@ function start(who) {
       h("a", { class: "brand", href: "#/" }, h("span", { class: "logo" }, icon("hub")), "hub"),
       h("nav", { class: "tabs" },
         h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), "Inbox"),
-        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), "Live wall") : null),
+        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), "Live wall") : null,
+        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), "Admin") : null),
       h("div", { class: "search" }, icon("search"), els.search, els.results),
       h("div", { class: "top-right" },
         els.status, els.presence,
@@ -230,16 +233,20 @@ function renderInbox() {
 
 function route() {
   const hash = location.hash || "#/";
-  for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active",
-    (a.dataset.nav === "wall") === (hash === "#/wall"));
+  const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
+  const current = hash === "#/wall" ? "wall" : admin ? "admin" : "inbox";
+  for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
-  const m = hash.match(/^#\/c\/(\d+)$/);
+  const m = hash.match(/^#\/c\/(\d+)(?:\/m\/(\d+))?$/);
   if (hash !== "#/wall") stopWall();
   if (m) {
-    conversation.openConversation(Number(m[1]), els.main, els.side).then(renderInbox);
+    conversation.openConversation(Number(m[1]), els.main, els.side, m[2] ? Number(m[2]) : null).then(renderInbox);
   } else if (hash === "#/wall" && ["admin", "supervisor"].includes(state.me.role)) {
     showWall(els.main, els.side);
+  } else if (admin && state.me.role === "admin") {
+    showAdmin(els.main, els.side, admin[1]);
   } else {
+    if (admin) navigate("#/");
     clear(els.side);
     els.side.classList.add("hidden");
     clear(els.main).append(h("div", { class: "empty-state" }, icon("inbox", "big"),
@@ -268,6 +275,13 @@ function onEvent(event) {
     }
     case "message.status":
       conversation.onMessageStatus(d);
+      break;
+    case "message.updated":
+      conversation.onMessageUpdated(d);
+      break;
+    case "agent.created":
+    case "agent.updated":
+      if (d.agent) state.agents.set(d.agent.id, { ...state.agents.get(d.agent.id), ...d.agent });
       break;
     case "conversation.opened":
     case "conversation.reopened":
@@ -428,18 +442,57 @@ async function search() {
   }
   let found;
   try {
-    found = (await api.get(`/api/v1/customers?q=${encodeURIComponent(q)}&limit=10`)).items;
+    found = await api.get(`/api/v1/search?q=${encodeURIComponent(q)}&limit=8`);
   } catch (err) {
-    found = [];
+    found = { customers: [], messages: [], terms: [] };
   }
   if (els.search.value.trim() !== q) return;
-  clear(els.results).append(...(found.length ? found.map((c, i) => h("button", {
-    class: `result ${i === 0 ? "active" : ""}`, type: "button", onmousedown: (e) => { e.preventDefault(); openCustomer(c); },
-  }, h("span", { class: "avatar small" }, initials(displayName(c))),
-    h("span", { class: "result-body" }, h("strong", {}, displayName(c)),
-      h("small", { class: "muted" }, (c.identities || []).map((x) => x.value).join(" · ")))))
-    : [h("div", { class: "muted no-results" }, `No customer matches “${q}”`)]));
+  const rows = [];
+  if (found.customers.length) {
+    rows.push(h("div", { class: "results-head" }, "Customers"));
+    rows.push(...found.customers.map((c) => h("button", {
+      class: "result", type: "button", "data-customer": c.id, onmousedown: (e) => { e.preventDefault(); openCustomer(c); },
+    }, h("span", { class: "avatar small" }, initials(displayName(c))),
+      h("span", { class: "result-body" }, h("strong", {}, displayName(c)),
+        h("small", { class: "muted" }, (c.identities || []).map((x) => x.value).join(" · "))))));
+  }
+  if (found.messages.length) {
+    rows.push(h("div", { class: "results-head" }, "Messages"));
+    rows.push(...found.messages.map((r) => h("button", {
+      class: "result result-message", type: "button", "data-message": r.message.id,
+      onmousedown: (e) => { e.preventDefault(); openMessage(r); },
+    }, channelIcon(r.message.channel),
+      h("span", { class: "result-body" },
+        h("span", { class: "result-top" }, h("strong", {}, displayName(r.customer)),
+          h("small", { class: "muted" }, `${r.message.direction === "out" ? "Reply" : r.message.kind === "note" ? "Note" : "Message"} · ${ago(r.message.created_at)}`)),
+        h("small", { class: "snippet" }, highlight(r.snippet, found.terms))))));
+  }
+  if (!rows.length) rows.push(h("div", { class: "muted no-results" }, `Nothing matches “${q}”`));
+  rows.find((el) => el.classList.contains("result"))?.classList.add("active");
+  clear(els.results).append(...rows);
   els.results.classList.remove("hidden");
+}
+
+// Marks the query's words in a snippet, as text nodes and <mark> elements: nothing from the message is parsed.
+function highlight(text, terms) {
+  if (!terms || !terms.length) return text;
+  const escaped = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])(${escaped.join("|")})`, "giu");
+  const out = [];
+  let at = 0;
+  for (const m of text.matchAll(re)) {
+    out.push(text.slice(at, m.index), h("mark", {}, m[0]));
+    at = m.index + m[0].length;
+  }
+  out.push(text.slice(at));
+  return out;
+}
+
+function openMessage(r) {
+  els.results.classList.add("hidden");
+  els.search.value = "";
+  els.search.blur();
+  navigate(`#/c/${r.conversation.id}/m/${r.message.id}`);
 }
 
 function searchKeys(e) {
@@ -477,9 +530,9 @@ async function openCustomer(c) {
 // -- keyboard ---------------------------------------------------------------------------------------------------
 
 const SHORTCUTS = [
-  ["/", "Search customers"], ["j / k", "Next / previous conversation"], ["r", "Reply"], ["n", "Internal note"],
+  ["/", "Search customers and messages"], ["j / k", "Next / previous conversation"], ["r", "Reply"], ["n", "Internal note"],
   ["Ctrl+Enter", "Send"], ["e", "Resolve"], ["t", "Transfer"], ["a / x", "Accept / reject the offer"],
-  ["g i", "Inbox"], ["g w", "Live wall"], ["?", "This help"],
+  ["g i", "Inbox"], ["g w", "Live wall"], ["g a", "Admin"], ["?", "This help"],
 ];
 let pendingG = false;
 
@@ -492,6 +545,7 @@ document.addEventListener("keydown", (e) => {
     pendingG = false;
     if (key === "i") navigate("#/");
     if (key === "w") navigate("#/wall");
+    if (key === "a" && state.me.role === "admin") navigate("#/admin/agents");
     return;
   }
   const first = [...offers.values()][0];

@@ -1,5 +1,5 @@
 // The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
-import { h, icon, clear, append, channelIcon, channelLabel, ago, fullTime, displayName, initials, debounce } from "./dom.js";
+import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal } from "./state.js";
@@ -29,9 +29,9 @@ function identityFor(channel, customer) {
   return ident ? ident.value : "";
 }
 
-export async function openConversation(id, main, side) {
+export async function openConversation(id, main, side, focusMessage = null) {
   const token = {};
-  view = { token, id, messages: new Map(), next: null };
+  view = { token, id, messages: new Map(), next: null, files: [] };
   clear(main).append(h("div", { class: "loading" }, "Loading conversation…"));
   clear(side);
   let conv;
@@ -52,6 +52,22 @@ export async function openConversation(id, main, side) {
   state.unread.delete(conv.id);
   renderShell(main, side);
   await Promise.all([loadTimeline(false), loadCustomer()]);
+  if (focusMessage) await showMessage(focusMessage);
+}
+
+// Scroll to one message (a search result), loading earlier pages of the timeline until it is there.
+async function showMessage(messageId) {
+  const v = view;
+  for (let pages = 0; v === view && !v.messages.has(messageId) && v.next && pages < 50; pages++) await loadTimeline(true);
+  if (v !== view) return;
+  const el = v.timelineEl.querySelector(`[data-mid="${Number(messageId)}"]`);
+  if (!el) {
+    toast("That message is no longer on this customer's timeline.", "info");
+    return;
+  }
+  el.scrollIntoView({ block: "center" });
+  el.classList.add("found");
+  setTimeout(() => el.classList.remove("found"), 4000);
 }
 
 function renderShell(main, side) {
@@ -83,8 +99,11 @@ function renderHeader() {
           h("span", { class: `pill status-${conv.status}` }, STATUS_LABEL[conv.status] || conv.status),
           h("span", {}, queue ? queue.title : conv.queue || "No queue"),
           assigned ? h("span", {}, `· ${assigned}`) : null,
-          h("span", { class: "muted" }, `· #${conv.id} · opened ${ago(conv.created_at)} ago`)))),
+          h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)))),
     h("div", { class: "conv-actions" },
+      callState(),
+      canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
+        disabled: Boolean(view.calling) }, icon("voice"), "Call") : null,
       h("button", { class: "btn", id: "transfer-btn", onclick: openTransfer, title: "Transfer (t)",
         disabled: conv.status === "resolved" || !state.routing },
         icon("transfer"), "Transfer"),
@@ -93,9 +112,62 @@ function renderHeader() {
         conv.status === "resolved" ? "Resolved" : "Resolve")));
 }
 
+// -- click-to-call ----------------------------------------------------------------------------------------------
+
+function phoneOf(customer) {
+  const ident = (customer.identities || []).find((i) => i.kind === "phone");
+  return ident ? ident.value : null;
+}
+
+function canCall() {
+  return state.channels.some((c) => c.voice) && Boolean(phoneOf(view.customer));
+}
+
+async function placeCall() {
+  const v = view;
+  v.calling = { status: "queued", meta: { outcome: null } };
+  renderHeader();
+  try {
+    const msg = await api.post(`/api/v1/conversations/${v.conv.id}/call`, {});
+    if (view !== v) return;
+    v.calling = msg;
+    addMessage(msg);
+    toast("Calling: your phone rings first, then the customer's.", "info", 6000);
+  } catch (err) {
+    if (view !== v) return;
+    v.calling = null;
+    toast(err.status === 404 || err.status === 405 ? "Calling is not available on this hub." : err.message, "error", 8000);
+  }
+  renderHeader();
+}
+
+// The call the agent placed from here, as the status events tell it.
+function callState() {
+  const c = view.calling;
+  if (!c) return null;
+  const meta = c.meta || {};
+  const done = ["delivered", "failed", "undelivered"].includes(c.status) || ["answered", "no_answer", "failed", "agent_missed"].includes(meta.outcome);
+  const label = c.status === "failed" || ["no_answer", "failed", "agent_missed"].includes(meta.outcome)
+    ? (c.status_reason ? `Call failed: ${c.status_reason}` : "Call not connected")
+    : meta.outcome === "answered" || c.status === "delivered" ? "Call connected"
+      : meta.outcome === "dialing" ? "Dialing the customer…" : "Ringing your phone…";
+  return h("span", { class: `call-state ${done ? (label === "Call connected" ? "ok" : "bad") : "live"}`, id: "call-state",
+    role: "status" }, icon("voice"), label);
+}
+
+function trackCall(msg) {
+  if (view && view.calling && view.calling.id === msg.id) {
+    view.calling = { ...view.calling, ...msg };
+    renderHeader();
+  }
+}
+
+// -- reply ------------------------------------------------------------------------------------------------------
+
 function renderReply(options) {
   const select = h("select", { id: "reply-channel", "aria-label": "Reply channel", onchange: (e) => {
     view.channel = e.target.value;
+    renderFiles();
   } }, options.map((c) => h("option", { value: c.name, selected: c.name === view.channel },
     `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
   const text = h("textarea", {
@@ -117,13 +189,110 @@ function renderReply(options) {
   view.sendBtn = h("button", { class: "btn btn-primary", id: "send-btn", onclick: send }, "Send");
   view.textEl = text;
   view.channelEl = h("label", { class: "channel-pick" }, h("span", { class: "muted" }, "via"), select);
+  const picker = h("input", { type: "file", id: "reply-files", multiple: true, hidden: true,
+    onchange: (e) => { addFiles([...e.target.files]); e.target.value = ""; } });
+  view.attachBtn = h("button", { class: "icon-btn", id: "attach-btn", type: "button", "aria-label": "Attach files",
+    onclick: () => picker.click() }, icon("paperclip"));
+  view.chipsEl = h("div", { class: "file-chips", id: "file-chips" });
+  view.fileNote = h("span", { class: "hint file-note" });
   clear(view.replyEl).append(
     h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.channelEl),
-    text,
+    text, view.chipsEl,
     h("div", { class: "reply-foot" },
-      h("span", { class: "hint" }, "Ctrl+Enter send · n note · r reply · ? shortcuts"),
+      h("div", { class: "reply-tools" }, view.attachBtn, picker, view.fileNote),
+      h("span", { class: "hint" }, "Ctrl+Enter send · n note · ? shortcuts"),
       view.sendBtn));
+  // Files can also be dropped on the reply box or pasted (a screenshot) into it.
+  view.replyEl.ondragover = (e) => {
+    if (![...(e.dataTransfer.types || [])].includes("Files")) return;
+    e.preventDefault();
+    view.replyEl.classList.add("dropping");
+  };
+  view.replyEl.ondragleave = () => view.replyEl.classList.remove("dropping");
+  view.replyEl.ondrop = (e) => {
+    view.replyEl.classList.remove("dropping");
+    if (!e.dataTransfer.files.length) return;
+    e.preventDefault();
+    addFiles([...e.dataTransfer.files]);
+  };
+  text.addEventListener("paste", (e) => {
+    const files = [...(e.clipboardData ? e.clipboardData.files : [])];
+    if (!files.length) return;
+    e.preventDefault();
+    addFiles(files.map((f, i) => (f.name && f.name !== "image.png") ? f
+      : new File([f], `pasted-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}${i ? "-" + i : ""}.${(f.type.split("/")[1] || "png")}`, { type: f.type })));
+  });
+  renderFiles();
   if (!options.length) view.channelEl.replaceChildren(h("span", { class: "muted" }, "No channel reaches this customer"));
+}
+
+// -- attachments ------------------------------------------------------------------------------------------------
+
+export function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`;
+}
+
+function chosenChannel() {
+  return state.channels.find((c) => c.name === view.channel);
+}
+
+function addFiles(files) {
+  if (!view || !files.length) return;
+  for (const f of files) {
+    if (!view.files.some((x) => x.name === f.name && x.size === f.size)) view.files.push(f);
+  }
+  renderFiles();
+  view.textEl.focus();
+}
+
+// Why the files cannot go now, or null: too big in total, a note, or a channel that carries no media.
+function filesProblem() {
+  if (!view.files.length) return null;
+  const total = view.files.reduce((n, f) => n + f.size, 0);
+  const limit = state.maxAttachmentBytes;
+  if (limit && total > limit) return `The files add up to ${formatSize(total)}; at most ${formatSize(limit)} can go with one reply.`;
+  if (view.mode === "note") return "Notes carry no files: switch to Reply to send them.";
+  const ch = chosenChannel();
+  if (ch && !ch.media) return `${channelLabel(ch.name)} cannot carry files: pick another channel or remove them.`;
+  return null;
+}
+
+function renderFiles() {
+  if (!view.chipsEl) return;
+  for (const url of view.previews || []) URL.revokeObjectURL(url);
+  view.previews = [];
+  const preview = (f) => {
+    if (!/^image\/(png|jpe?g|gif|webp)$/.test(f.type)) return icon("paperclip");
+    const url = URL.createObjectURL(f);
+    view.previews.push(url);
+    return h("img", { class: "file-thumb", src: url, alt: "" });
+  };
+  clear(view.chipsEl).append(...view.files.map((f, i) => h("span", { class: "file-chip", "data-file": f.name, title: f.name },
+    preview(f), h("span", { class: "file-name" }, f.name),
+    h("small", {}, formatSize(f.size)),
+    h("button", { class: "chip-x", type: "button", "aria-label": `Remove ${f.name}`, onclick: () => {
+      view.files.splice(i, 1);
+      renderFiles();
+    } }, icon("x")))));
+  const problem = filesProblem();
+  const limit = state.maxAttachmentBytes;
+  view.fileNote.textContent = problem || (view.files.length
+    ? `${view.files.length} file${view.files.length > 1 ? "s" : ""} · ${formatSize(view.files.reduce((n, f) => n + f.size, 0))}${limit ? ` of ${formatSize(limit)}` : ""}`
+    : limit ? `Attach files up to ${formatSize(limit)} in total` : "");
+  view.fileNote.classList.toggle("bad", Boolean(problem));
+  const ch = chosenChannel();
+  view.attachBtn.title = ch && !ch.media ? `${channelLabel(ch.name)} cannot carry files` : `Attach files (or drop / paste them)${limit ? `, up to ${formatSize(limit)}` : ""}`;
+}
+
+function readBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(new Error(`Could not read ${file.name}`));
+    reader.readAsDataURL(file);
+  });
 }
 
 export function setMode(mode) {
@@ -134,6 +303,7 @@ export function setMode(mode) {
   view.channelEl.style.visibility = mode === "note" ? "hidden" : "visible";
   view.textEl.placeholder = mode === "note" ? "Add an internal note (only agents see it)…" : "Write a reply…  (Ctrl+Enter to send)";
   view.sendBtn.textContent = mode === "note" ? "Add note" : "Send";
+  renderFiles();
   view.textEl.focus();
 }
 
@@ -148,14 +318,26 @@ function autosize(el) {
 
 async function send() {
   const text = view.textEl.value.trim();
-  if (!text) return;
+  if (!text && !view.files.length) return;
+  const problem = filesProblem();
+  if (problem) {
+    toast(problem, "error", 6000);
+    return;
+  }
   const note = view.mode === "note";
   view.sendBtn.disabled = true;
   try {
     const body = note ? { text, note: true } : { text, channel: view.channel || undefined };
+    if (!note && view.files.length) {
+      body.attachments = await Promise.all(view.files.map(async (f) => ({
+        filename: f.name, content_type: f.type || "application/octet-stream", data_base64: await readBase64(f),
+      })));
+    }
     const msg = await api.post(`/api/v1/conversations/${view.conv.id}/messages`, body);
     view.textEl.value = "";
     autosize(view.textEl);
+    if (!note) view.files = [];
+    renderFiles();
     addMessage(msg);
     if (note) setMode("reply");
   } catch (err) {
@@ -297,11 +479,19 @@ export function onMessageCreated(data) {
   const msg = data.message;
   if (!msg || !view || !view.customer) return false;
   const shown = addMessage(msg);
+  trackCall(msg);
   if (shown && data.conversation && view.conv && data.conversation.id === view.conv.id) {
     view.conv = { ...view.conv, ...data.conversation };
     renderHeader();
   }
   return shown && msg.conversation_id === view.conv.id;
+}
+
+export function onMessageUpdated(data) {
+  const msg = data.message;
+  if (!msg || !view || !view.customer || msg.customer_id !== view.customer.id) return;
+  addMessage(msg);
+  trackCall(msg);
 }
 
 export function onMessageStatus(data) {
@@ -312,6 +502,7 @@ export function onMessageStatus(data) {
     return;
   }
   const before = view.messages.get(data.message_id);
+  trackCall({ id: data.message_id, ...update });
   if (newer(before, update) === before && before.status !== update.status) return;
   const msg = { ...before, ...update };
   view.messages.set(msg.id, msg);
@@ -381,7 +572,7 @@ function renderSide() {
     h("section", { class: "side-card" },
       h("h3", {}, "Notes"),
       notes.length ? h("ul", { class: "side-notes" }, notes.map((n) => h("li", {},
-        h("div", {}, n.text), h("small", { class: "muted" }, `${agentName(n.agent_id) || "Agent"} · ${ago(n.created_at)} ago`))))
+        h("div", {}, n.text), h("small", { class: "muted" }, `${agentName(n.agent_id) || "Agent"} · ${since(n.created_at)}`))))
         : h("p", { class: "muted" }, "No notes. Press n to add one.")),
     state.me.role === "admin" ? mergeCard(c) : null,
   ]);

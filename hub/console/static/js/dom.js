@@ -104,6 +104,12 @@ export function ago(s, now = Date.now()) {
   return t.toLocaleDateString(undefined, { month: "short", day: "numeric" });
 }
 
+// "just now", "5m ago", or a date: for sentences, where ago() alone would read "now ago".
+export function since(s) {
+  const a = ago(s);
+  return a === "now" ? "just now" : /\d$/.test(a) ? a : `${a} ago`;
+}
+
 export function clockTime(s) {
   const t = parseTime(s);
   return t ? t.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }) : "";

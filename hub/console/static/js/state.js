@@ -41,7 +41,7 @@ export function toast(message, kind = "info", ms = 4000) {
 }
 
 // A small dialog: confirm() returns true to close, false to keep it open (e.g. to show an error).
-export function modal(title, content, confirmLabel, confirm) {
+export function modal(title, content, confirmLabel, confirm, { cancel = true } = {}) {
   const ok = h("button", { class: "btn btn-primary", type: "submit", id: "modal-ok" }, confirmLabel);
   const dlg = h("dialog", { class: "modal" },
     h("form", { method: "dialog", onsubmit: async (e) => {
@@ -54,7 +54,7 @@ export function modal(title, content, confirmLabel, confirm) {
       h("header", {}, h("h2", {}, title),
         h("button", { class: "icon-btn", type: "button", "aria-label": "Close", onclick: () => dlg.close() }, icon("x"))),
       h("div", { class: "modal-body" }, content),
-      h("footer", {}, h("button", { class: "btn", type: "button", onclick: () => dlg.close() }, "Cancel"), ok)));
+      h("footer", {}, cancel ? h("button", { class: "btn", type: "button", onclick: () => dlg.close() }, "Cancel") : null, ok)));
   dlg.addEventListener("close", () => dlg.remove());
   document.body.append(dlg);
   dlg.showModal();

@@ -9,6 +9,11 @@ const EMAIL_FRAME_STYLE =
   "blockquote{margin:0 0 0 .6em;padding-left:.8em;border-left:3px solid #d8dce5;color:#5b6272}a{color:#3b5bdb}" +
   "table{max-width:100%}pre{white-space:pre-wrap}";
 
+const CALL_OUTCOMES = {
+  answered: "Answered", completed: "Completed", no_answer: "No answer", "no-answer": "No answer", busy: "Busy",
+  failed: "Failed", agent_missed: "Agent did not answer", dialing: "Dialing…", canceled: "Canceled",
+};
+
 export function statusTick(msg) {
   if (msg.direction !== "out" || msg.kind === "note" || msg.kind === "event") return null;
   const s = msg.status;
@@ -35,7 +40,8 @@ function attachmentsOf(msg) {
     if (a.status === "stored" && /^audio\//.test(a.content_type)) {
       return h("audio", { controls: true, preload: "none", src: url });
     }
-    return h("a", { class: "att-file", href: a.status === "stored" ? url : null, title: a.error || a.filename },
+    return h("a", { class: "att-file", href: a.status === "stored" ? url : null, download: a.status === "stored" ? a.filename : null,
+      title: a.error || a.filename },
       icon("paperclip"), h("span", {}, a.filename),
       h("small", {}, a.status === "stored" ? `${Math.max(1, Math.round((a.size || 0) / 1024))} KB` : a.status));
   }));
@@ -71,8 +77,9 @@ function meta(msg, ...keys) {
 
 function body(msg) {
   if (msg.kind === "call") {
-    const secs = meta(msg, "duration", "duration_seconds", "CallDuration");
-    const outcome = meta(msg, "outcome", "call_status", "CallStatus");
+    const secs = meta(msg, "duration", "duration_seconds", "talk_seconds", "CallDuration");
+    const raw = meta(msg, "outcome", "call_status", "CallStatus");
+    const outcome = CALL_OUTCOMES[raw] || raw;
     return h("div", { class: "call-card" },
       h("span", { class: "call-icon" }, icon("voice")),
       h("div", {},

@@ -1,0 +1,396 @@
+"""Email import benchmark: a real Dovecot mailbox seeded with thousands of varied emails, imported over IMAP by a real
+`hub serve` into timelines (SQLite by default), beside two baselines measured in the same run on the same mailbox:
+a bare aioimaplib FETCH of every email (the IMAP floor) and parsing alone (`parse_email`, in this process).
+
+While the hub imports, an API request (GET /api/v1/conversations) is timed every 100 ms: the first import of a big
+mailbox must not stall other work. The hub's log must show the import's progress.
+
+    python -m bench.email_import [--quick] [--emails N] [--db sqlite|URL] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aioimaplib
+
+from bench.database import fresh_database
+from bench.load import percentile
+from bench.mailgen import generate, write_maildir
+from bench.processes import ROOT, Server, _running, create_token, free_port, hub_command, hub_env
+from bench.profile import render, sampling, summarize
+from hub.channels.email_imap import parse_fetch
+from hub.channels.email_parse import parse_email
+from hub.history.db import Database, open_database, redact
+
+RESULTS = Path(__file__).resolve().parent / "results" / "email_import.json"
+MAILBOX = "bench"
+#: an API request during the import must be answered within this (p99), or the import blocks other work
+TARGET_PROBE_P99_MS = 500.0
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def progress(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.email_import",
+        description="Import a Dovecot mailbox of varied emails into a real `hub serve` over IMAP and report emails "
+        "per second, beside a bare aioimaplib FETCH of the same mailbox and parsing alone, measured in the same run; "
+        "and how quickly the hub answers an API request meanwhile.",
+    )
+    p.add_argument("--quick", action="store_true", help="500 emails from 100 senders instead of 5,000 from 400")
+    p.add_argument("--emails", type=int, metavar="N", help="emails in the mailbox (default: 5,000; --quick: 500)")
+    p.add_argument("--senders", type=int, metavar="N", help="distinct senders (default: 400; --quick: 100)")
+    p.add_argument("--batch", type=int, default=50, metavar="N",
+                   help="channels.email.fetch_batch for the hub and the bare FETCH (default: 50)")
+    p.add_argument("--db", default="sqlite", metavar="sqlite|URL",
+                   help="sqlite (a fresh file in a temporary folder) or a postgresql:// server URL (a fresh database "
+                        "is created there and dropped afterwards)")
+    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default: {RESULTS.relative_to(ROOT)})")
+    p.add_argument("--profile", action="store_true",
+                   help="sample the hub with py-spy during the import and print where its time goes (needs py-spy; "
+                        "the import figure is then not comparable)")
+    p.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="give up after (default: 900)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (maildir, database, logs)")
+    return p
+
+
+@dataclass
+class Rate:
+    emails: int
+    seconds: float
+    megabytes: float
+
+    @property
+    def per_second(self) -> float:
+        return self.emails / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Probe:
+    """Latencies of one API request, in ms."""
+
+    samples: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    def summary(self) -> dict[str, float]:
+        s = sorted(self.samples)
+        return {"n": len(s), "p50_ms": percentile(s, 50), "p99_ms": percentile(s, 99), "max_ms": max(s, default=0.0),
+                "failures": self.failures}
+
+
+@dataclass
+class Result:
+    meta: dict[str, Any]
+    fetch: Rate
+    parse: Rate
+    hub: Rate
+    during: Probe
+    idle: Probe
+    stored: int
+    flagged: int
+    expected_flagged: int
+    progress_lines: list[str]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            **{k: {**asdict(v), "per_second": v.per_second} for k, v in
+               (("bare_fetch", self.fetch), ("parse_only", self.parse), ("hub", self.hub))},
+            "hub_over_fetch": _ratio(self.hub.per_second, self.fetch.per_second),
+            "hub_over_parse": _ratio(self.hub.per_second, self.parse.per_second),
+            "probe_during_import": self.during.summary(),
+            "probe_idle": self.idle.summary(),
+            "stored": self.stored,
+            "flagged": self.flagged,
+            "progress_lines": self.progress_lines,
+            "problems": self.problems,
+            "ok": self.ok,
+        }
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+# -- the baselines ----------------------------------------------------------------------------------------------
+
+
+async def bare_fetch(host: str, port: int, user: str, password: str, batch: int) -> tuple[Rate, list[bytes]]:
+    """Every email of INBOX with aioimaplib alone: UID SEARCH, then UID FETCH BODY.PEEK[] in batches, as the hub does.
+    Timed from the start of the search (after log-in and SELECT, which the hub does once too)."""
+    client = aioimaplib.IMAP4(host=host, port=port, timeout=60)
+    await client.wait_hello_from_server()
+    await client.login(user, password)
+    await client.select("INBOX")
+    started = time.perf_counter()
+    resp = await client.uid_search("ALL")
+    uids = sorted(int(u) for ln in resp.lines[:-1] if isinstance(ln, bytes) for u in ln.split() if u.isdigit())
+    emails: list[bytes] = []
+    for i in range(0, len(uids), batch):
+        chunk = uids[i : i + batch]
+        resp = await client.uid("fetch", ",".join(map(str, chunk)), "(UID BODY.PEEK[])")
+        emails += [raw for _uid, raw in parse_fetch(resp.lines)]
+    seconds = time.perf_counter() - started
+    with contextlib.suppress(Exception):
+        await client.logout()
+    return Rate(len(emails), seconds, sum(map(len, emails)) / 1e6), emails
+
+
+def parse_only(emails: list[bytes]) -> Rate:
+    started = time.perf_counter()
+    for raw in emails:
+        parse_email(raw)
+    return Rate(len(emails), time.perf_counter() - started, sum(map(len, emails)) / 1e6)
+
+
+# -- the hub -----------------------------------------------------------------------------------------------------
+
+
+async def probe(url: str, token: str, until: asyncio.Event, out: Probe, every: float = 0.1) -> None:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        while not until.is_set():
+            started = time.perf_counter()
+            try:
+                async with http.get(f"{url}/api/v1/conversations?limit=20",
+                                    timeout=aiohttp.ClientTimeout(total=30)) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        out.failures += 1
+                        continue
+            except (aiohttp.ClientError, TimeoutError):
+                out.failures += 1
+                continue
+            out.samples.append((time.perf_counter() - started) * 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), every)
+
+
+async def counts(db: Database) -> tuple[int, int]:
+    """(emails on timelines, emails flagged) so far."""
+
+    def load(tx: Any) -> tuple[int, int]:
+        m = tx.one("SELECT COUNT(*) AS n FROM messages WHERE channel = 'email' AND direction = 'in'")
+        f = tx.one("SELECT COUNT(*) AS n FROM journal WHERE channel = 'email' AND status = 'rejected'")
+        return int(m["n"]), int(f["n"])
+
+    result: tuple[int, int] = await db.read(load)
+    return result
+
+
+def _log_time(line: str) -> float | None:
+    m = _LOG_TIME.match(line)
+    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
+
+
+def _import_lines(log: Path) -> list[str]:
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    return [ln for ln in text.splitlines() if f"mailbox {MAILBOX}: import" in ln]
+
+
+def hub_with_mailbox(db_url: str, workdir: Path, imap_port: int, user: str, password: str,
+                     batch: int) -> contextlib.AbstractContextManager[Server]:
+    port = free_port()
+    mailbox = {"name": MAILBOX, "host": "127.0.0.1", "port": imap_port, "security": "none", "username": user,
+               "password": password}
+    env = dict(
+        hub_env(db_url), HUB_SERVER__LOG_LEVEL="info", HUB_CHANNELS__EMAIL__ENABLED="true",
+        HUB_CHANNELS__EMAIL__ADDRESS="support@bench.test", HUB_CHANNELS__EMAIL__MAILBOXES=json.dumps([mailbox]),
+        HUB_CHANNELS__EMAIL__FETCH_BATCH=str(batch),
+    )
+    cmd = hub_command("serve", "--host", "127.0.0.1", "--port", str(port))
+    return _running("hub", cmd, env, workdir, port, "/readyz")
+
+
+async def run(args: argparse.Namespace) -> Result:
+    from tests.channels.dovecot import Dovecot
+
+    n = args.emails or (500 if args.quick else 5000)
+    sender_count = args.senders or (100 if args.quick else 400)
+    meta: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "emails": n, "senders": sender_count,
+        "fetch_batch": args.batch, "cpus": os.cpu_count(),
+        "load_average_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            workdir = Path(tempfile.mkdtemp(prefix="hub-bench-email-"))
+            progress(f"keeping {workdir}")
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-bench-email-")))
+        (workdir / "imap").mkdir()
+        os.chmod(workdir, 0o755)
+        server = Dovecot(workdir / "imap", ["bench"])
+        progress(f"generating {n:,} emails from {sender_count} senders")
+        emails = generate(n, sender_count)
+        expected_flagged = sum(b"Auto-Submitted: auto-replied" in e for e in emails)
+        size = write_maildir(server.maildir("bench"), emails,
+                             *((server.uid, server.gid) if os.geteuid() == 0 else (None, None)))
+        meta["mailbox_megabytes"] = round(size / 1e6, 1)
+        progress(f"maildir seeded: {size / 1e6:.1f} MB; starting dovecot on port {server.port}")
+        server.start()
+        stack.callback(server.stop)
+
+        # Dovecot indexes a new maildir on first SELECT: a warm-up FETCH pays that, so no contender does.
+        progress("warm-up: a first FETCH of the whole mailbox (dovecot builds its index)")
+        await bare_fetch(server.host, server.port, "bench", server.password, args.batch)
+        progress("baseline: bare aioimaplib UID FETCH of every email")
+        fetched, raws = await bare_fetch(server.host, server.port, "bench", server.password, args.batch)
+        progress(f"baseline: {fetched.per_second:,.0f} emails/s fetched ({fetched.emails:,} in {fetched.seconds:.2f}s)")
+        parsed = parse_only(raws)
+        progress(f"baseline: {parsed.per_second:,.0f} emails/s parsed in this process")
+
+        url = stack.enter_context(fresh_database(args.db, workdir))
+        meta["database"] = redact(url).split("://")[0]
+        token = await asyncio.to_thread(create_token, url)
+        db = open_database(url)
+        try:
+            done = asyncio.Event()
+            during, idle = Probe(), Probe()
+            progress("starting `hub serve` with the mailbox configured; the import starts with it")
+            with hub_with_mailbox(url, workdir, server.port, "bench", server.password, args.batch) as hub:
+                prober = asyncio.create_task(probe(hub.url, token, done, during))
+                deadline = time.monotonic() + args.timeout
+                prof_raw = workdir / "profile-email.txt"
+                sampler = (sampling(hub.proc.pid, max(5.0, n / 150), prof_raw) if args.profile
+                           else contextlib.nullcontext())
+                last_report = 0.0
+                with sampler:
+                    while True:
+                        stored, flagged = await counts(db)
+                        if stored + flagged >= n:
+                            finished = time.time()
+                            break
+                        if time.monotonic() > deadline:
+                            done.set()
+                            raise RuntimeError(f"import incomplete after {args.timeout:.0f}s: {stored + flagged:,}/"
+                                               f"{n:,}\n{hub.log_tail()}")
+                        if time.monotonic() - last_report > 5:
+                            progress(f"hub: {stored + flagged:,}/{n:,} emails imported")
+                            last_report = time.monotonic()
+                        await asyncio.sleep(0.05)
+                done.set()
+                await prober
+                # The same request on the idle hub: what "quick" means on this machine right now.
+                idle_done = asyncio.Event()
+                idle_task = asyncio.create_task(probe(hub.url, token, idle_done, idle, every=0.02))
+                await asyncio.sleep(2.0)
+                idle_done.set()
+                await idle_task
+                lines = _import_lines(hub.log)
+                log_tail = hub.log_tail()
+            meta["load_average_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            first = next((t for t in map(_log_time, lines) if t is not None), None)
+            problems: list[str] = []
+            if first is None:
+                problems.append("the hub's log shows no import progress")
+                first = finished
+            hub_rate = Rate(n, finished - first, size / 1e6)
+            stored, flagged = await counts(db)
+            if (stored, flagged) != (n - expected_flagged, expected_flagged):
+                problems.append(f"stored {stored} and flagged {flagged}; expected {n - expected_flagged} and "
+                                f"{expected_flagged}")
+            dup = await db.read(lambda tx: tx.one(
+                "SELECT COUNT(*) - COUNT(DISTINCT external_id) AS d FROM messages WHERE channel = 'email'"))
+            if dup is not None and int(dup["d"]):
+                problems.append(f"{int(dup['d'])} duplicate messages")
+            if len(lines) < 2:
+                problems.append(f"expected progress lines in the hub's log, found {len(lines)}:\n{log_tail}")
+            p99 = during.summary()["p99_ms"]
+            if p99 > TARGET_PROBE_P99_MS or during.failures or not during.samples:
+                problems.append(f"API requests during the import: p99 {p99:.0f} ms (target < "
+                                f"{TARGET_PROBE_P99_MS:g}), {during.failures} failed, {len(during.samples)} answered")
+            if args.profile:
+                meta["profile"] = render("hub serve during the email import", summarize(prof_raw.read_text()),
+                                         hub_rate.seconds, n)
+        finally:
+            await db.close()
+    return Result(meta, fetched, parsed, hub_rate, during, idle, stored, flagged, expected_flagged, lines, problems)
+
+
+def table(r: Result) -> str:
+    m = r.meta
+    lines = [
+        "",
+        f"Email import, {m['started']}: {m['emails']:,} emails ({m['mailbox_megabytes']} MB) from {m['senders']} "
+        f"senders, Dovecot maildir over IMAP (fetch batch {m['fetch_batch']}), database {m['database']}, "
+        f"{m['cpus']} CPUs, load average {m['load_average_start']} at start, {m['load_average_end']} at end",
+        f"  {'':<46}{'emails/s':>10}{'seconds':>10}{'MB/s':>8}{'x fetch':>9}{'x parse':>9}",
+    ]
+
+    def row(name: str, x: Rate) -> str:
+        return (f"  {name:<46}{x.per_second:>10,.0f}{x.seconds:>10.2f}{x.megabytes / max(x.seconds, 1e-9):>8.1f}"
+                f"{_ratio(x.per_second, r.fetch.per_second):>9.3f}{_ratio(x.per_second, r.parse.per_second):>9.3f}")
+
+    lines += [
+        row("bare aioimaplib UID FETCH (baseline)", r.fetch),
+        row("parse_email alone, one thread (baseline)", r.parse),
+        row("hub serve: IMAP -> parsed -> on timelines", r.hub),
+        f"  stored {r.stored:,}, flagged {r.flagged:,} (auto-replies: {r.expected_flagged:,} expected)",
+        "",
+        "API request GET /api/v1/conversations?limit=20 (ms)",
+    ]
+    for name, p in (("during the import", r.during), ("idle hub (baseline)", r.idle)):
+        s = p.summary()
+        lines.append(f"  {name:<24}n={s['n']:<5.0f} p50 {s['p50_ms']:7.1f}  p99 {s['p99_ms']:7.1f}  "
+                     f"max {s['max_ms']:7.1f}  failures {s['failures']:.0f}")
+    idle_p50 = r.idle.summary()["p50_ms"]
+    lines.append(f"  p50 during / idle: {_ratio(r.during.summary()['p50_ms'], idle_p50):.1f}x; "
+                 f"target p99 during < {TARGET_PROBE_P99_MS:g} ms")
+    lines += ["", "Progress in the hub's log:"]
+    shown = r.progress_lines if len(r.progress_lines) <= 6 else [*r.progress_lines[:3], "...",
+                                                                 *r.progress_lines[-2:]]
+    lines += [f"  {ln}" for ln in shown]
+    lines += ["", f"check: {'ok' if r.ok else 'FAILED: ' + '; '.join(r.problems)}"]
+    if "profile" in m:
+        lines += ["", m["profile"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from tests.channels.dovecot import DOVECOT
+
+    if not os.path.exists(DOVECOT):
+        print("bench.email_import: dovecot is not installed (Debian: apt-get install dovecot-imapd)", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(run(args))
+    except (RuntimeError, ValueError) as e:
+        print(f"bench.email_import: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(table(result), end="", flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    progress(f"results written to {args.output}")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

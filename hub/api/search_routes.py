@@ -1,0 +1,82 @@
+"""What the console looks things up with: GET /api/v1/search (customers by name, phone or email, and messages by
+their text with a snippet; an agent finds only what their queues and own conversations let them see) and
+GET /api/v1/channels (the configured channels and what each can carry)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from hub.api.auth import PRINCIPAL, Principal
+from hub.api.routes import _limit, _sees_customer
+from hub.channels.base import Channel
+from hub.console.handlers import configured_channels
+from hub.history import store
+from hub.history.db import Tx
+from hub.keys import CHANNELS, DB, SETTINGS
+
+SNIPPET_CHARS = 160
+
+
+def snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
+    """The part of TEXT around the first word starting with one of TERMS, on one line, marked with … where cut."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    found = [m.start() for t in terms if (m := re.search(rf"(?<![^\W_]){re.escape(t)}", flat, re.IGNORECASE))]
+    at = min(found) if found else 0
+    start = max(0, min(at - width // 3, len(flat) - width))
+    end = start + width
+    return ("…" if start else "") + flat[start:end].strip() + ("…" if end < len(flat) else "")
+
+
+async def search(request: web.Request) -> web.Response:
+    p: Principal = request[PRINCIPAL]
+    q = request.query.get("q", "").strip()
+    if not q:
+        raise web.HTTPBadRequest(text="pass ?q=text: words in a customer's name, phone or email, or in messages")
+    limit = _limit(request, default=20, most=50)
+    terms = store.search_terms(q)
+
+    def find(tx: Tx) -> dict[str, Any]:
+        found_customers = store.search_customers(tx, q, limit)
+        digits = re.sub(r"\D", "", q)
+        if len(digits) >= 4 and re.fullmatch(r"[\d\s()+.-]+", q):
+            # A phone number as people type it, "(415) 555-0100": identities hold E.164, so match on the digits.
+            known = {c.id for c in found_customers}
+            found_customers += [c for c in store.search_customers(tx, digits, limit) if c.id not in known]
+        customers = [c.to_json() for c in found_customers[:limit] if _sees_customer(tx, p, c.id)]
+        found = store.search_messages(tx, q, None if p.is_admin else p.queues,
+                                      None if p.is_admin else p.agent_id, limit)
+        names: dict[int, str] = {}
+        messages = []
+        for m in found:
+            if m.customer_id not in names:
+                row = tx.one("SELECT name FROM customers WHERE id = ?", (m.customer_id,))
+                names[m.customer_id] = str(row["name"]) if row else ""
+            conv = store.conversation(tx, m.conversation_id)
+            out = m.to_json()
+            out.pop("html", None)  # the snippet is what a result list shows; the conversation has the rest
+            messages.append({
+                "message": out,
+                "snippet": snippet(m.text, terms),
+                "customer": {"id": m.customer_id, "name": names[m.customer_id]},
+                "conversation": {"id": conv.id, "status": conv.status, "queue": conv.queue},
+            })
+        return {"customers": customers, "messages": messages, "terms": terms}
+
+    return web.json_response(await request.app[DB].read(find))
+
+
+async def channels(request: web.Request) -> web.Response:
+    configured: dict[str, Channel] = request.app[CHANNELS]
+    return web.json_response({
+        "items": configured_channels(configured),
+        "max_attachment_bytes": request.app[SETTINGS].outbox.max_attachment_bytes,
+    })
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/v1/search", search), web.get("/api/v1/channels", channels)]

@@ -1,0 +1,451 @@
+// Admin screens: agents (add, edit, disable, reset password), API tokens (create - the secret shown once - revoke),
+// and routing (queues, rules, agent skills). Only admins get here; the server refuses everyone else anyway.
+import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js";
+import { api, ApiError } from "./api.js";
+import { state, toast, modal } from "./state.js";
+
+let section = "agents";
+
+const SECTIONS = [
+  ["agents", "Agents", "users"],
+  ["tokens", "API tokens", "keyboard"],
+  ["routing", "Queues & routing", "transfer"],
+];
+
+export function showAdmin(main, side, which) {
+  section = SECTIONS.some(([id]) => id === which) ? which : "agents";
+  clear(side);
+  side.classList.add("hidden");
+  const body = h("div", { class: "admin-body", id: "admin-body" }, h("div", { class: "loading" }, "Loading…"));
+  clear(main).append(h("div", { class: "admin" },
+    h("header", { class: "admin-head" },
+      h("div", {}, h("h1", {}, "Administration"),
+        h("p", { class: "muted" }, "People, credentials and routing for this workspace")),
+      h("nav", { class: "admin-tabs", "aria-label": "Administration" }, SECTIONS.map(([id, label, ic]) =>
+        h("a", { href: `#/admin/${id}`, class: `admin-tab ${id === section ? "active" : ""}`, "data-admin": id },
+          icon(ic), label)))),
+    body));
+  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen }[section];
+  load(body).catch((err) => {
+    clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
+  });
+}
+
+// -- shared bits ---------------------------------------------------------------------------------------------------
+
+// Show an API error next to the field it names (422 details), else above the buttons.
+function showErrors(form, general, err) {
+  for (const el of form.querySelectorAll(".field-error")) el.textContent = "";
+  general.textContent = "";
+  const details = err instanceof ApiError && err.body && err.body.error && err.body.error.details;
+  let placed = false;
+  if (Array.isArray(details)) {
+    for (const d of details) {
+      const slot = form.querySelector(`[data-error-for="${String(d.field).split(".")[0]}"]`);
+      if (slot) {
+        slot.textContent = d.message;
+        placed = true;
+      }
+    }
+  }
+  if (!placed) general.textContent = err.message;
+}
+
+function field(label, input, name, hint) {
+  return h("label", { class: "field" }, h("span", {}, label), input,
+    hint ? h("small", { class: "hint" }, hint) : null,
+    h("small", { class: "field-error", "data-error-for": name, role: "alert" }));
+}
+
+function queueTitle(name) {
+  const q = state.queues.find((x) => x.name === name);
+  return q ? q.title : name;
+}
+
+// -- agents --------------------------------------------------------------------------------------------------------
+
+async function agentsScreen(body) {
+  const list = (await api.get("/api/v1/agents")).items;
+  for (const a of list) state.agents.set(a.id, { ...state.agents.get(a.id), ...a });
+  const enabled = list.filter((a) => !a.disabled).length;
+  clear(body).append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("users"), "Agents"),
+        h("p", { class: "muted" }, `${enabled} active · ${list.length - enabled} disabled`)),
+      h("button", { class: "btn btn-primary", id: "add-agent", onclick: () => agentForm(null, body) }, "Add agent")),
+    h("table", { class: "agents-table admin-table", id: "agents-admin" },
+      h("thead", {}, h("tr", {}, ["Agent", "Role", "Queues", "Phone · Client", "Status", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, list.map((a) => h("tr", { "data-agent": a.id, class: a.disabled ? "disabled" : "" },
+        h("td", {}, h("div", { class: "agent-cell" }, h("span", { class: "avatar small" }, initials(a.name)),
+          h("div", {}, h("strong", {}, a.name), h("div", { class: "muted" }, a.email)))),
+        h("td", {}, h("span", { class: `pill role-${a.role}` }, a.role)),
+        h("td", {}, (a.queues || []).length ? a.queues.map((q) => h("span", { class: "chip" }, queueTitle(q)))
+          : h("span", { class: "muted" }, "none")),
+        h("td", { class: "muted" }, [a.phone, a.voice_client].filter(Boolean).join(" · ") || "—"),
+        h("td", {}, a.disabled ? h("span", { class: "pill status-disabled" }, "Disabled")
+          : h("span", {}, h("span", { class: `presence-dot p-${a.presence || "offline"}` }), a.presence || "offline")),
+        h("td", { class: "row-actions" },
+          h("button", { class: "btn btn-small", "data-edit": a.id, onclick: () => agentForm(a, body) }, "Edit"))))))));
+}
+
+function agentForm(agent, body) {
+  const editing = Boolean(agent);
+  const a = agent || { name: "", email: "", role: "agent", queues: [], phone: "", voice_client: "" };
+  const name = h("input", { type: "text", id: "agent-name", value: a.name, required: true, autocomplete: "off" });
+  const email = h("input", { type: "email", id: "agent-email", value: a.email, required: true, autocomplete: "off" });
+  const password = h("input", { type: "password", id: "agent-password", autocomplete: "new-password",
+    placeholder: editing ? "Leave empty to keep the current password" : "At least 8 characters" });
+  const role = h("select", { id: "agent-role" }, ["agent", "supervisor", "admin"].map((r) =>
+    h("option", { value: r, selected: r === a.role }, r[0].toUpperCase() + r.slice(1))));
+  const queues = h("div", { class: "checks", id: "agent-queues" }, state.queues.map((q) =>
+    h("label", { class: "check" }, h("input", { type: "checkbox", value: q.name, checked: a.queues.includes(q.name) }),
+      q.title)));
+  const phone = h("input", { type: "tel", id: "agent-phone", value: a.phone || "", placeholder: "+14155550100" });
+  const client = h("input", { type: "text", id: "agent-voice-client", value: a.voice_client || "",
+    placeholder: "Twilio Client identity (optional)" });
+  const general = h("div", { class: "form-error", role: "alert", id: "agent-error" });
+  const self = editing && state.me.id === a.id;
+  const toggle = editing && !self ? h("button", {
+    class: `btn ${a.disabled ? "" : "btn-danger"}`, type: "button", id: "agent-toggle",
+    onclick: async () => {
+      try {
+        await api.patch(`/api/v1/agents/${a.id}`, { disabled: !a.disabled });
+      } catch (err) {
+        general.textContent = err.message;
+        return;
+      }
+      dlg.close();
+      toast(a.disabled ? `${a.name} can sign in again` : `${a.name} is disabled and signed out`, "ok");
+      agentsScreen(body);
+    },
+  }, a.disabled ? "Enable account" : "Disable account") : null;
+  const content = h("div", { class: "form-grid" },
+    field("Name", name, "name"), field("Email", email, "email"),
+    field(editing ? "Reset password" : "Password", password, "password",
+      editing ? "Setting one signs the agent out everywhere." : null),
+    field("Role", role, "role", "Supervisors see the live wall; admins also manage people, tokens and routing."),
+    h("div", { class: "field span-2" }, h("span", {}, "Queues"), queues,
+      h("small", { class: "field-error", "data-error-for": "queues" })),
+    field("Phone", phone, "phone", "E.164. Rung to connect this agent to calls."),
+    field("Voice client", client, "voice_client"),
+    general, toggle ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" },
+      a.disabled ? "This account is disabled." : "Disabling signs the agent out at once and stops their tokens."), toggle) : null);
+  const dlg = modal(editing ? `Edit ${a.name}` : "Add agent", content, editing ? "Save changes" : "Add agent", async () => {
+    const chosen = [...queues.querySelectorAll("input:checked")].map((i) => i.value);
+    const payload = { name: name.value.trim(), email: email.value.trim(), role: role.value, queues: chosen,
+      phone: phone.value.trim() || null, voice_client: client.value.trim() || null };
+    if (password.value) payload.password = password.value;
+    try {
+      if (editing) await api.patch(`/api/v1/agents/${a.id}`, payload);
+      else await api.post("/api/v1/agents", payload);
+    } catch (err) {
+      showErrors(content, general, err);
+      return false;
+    }
+    toast(editing ? "Agent updated" : `${payload.name} can now sign in`, "ok");
+    agentsScreen(body);
+    return true;
+  });
+  dlg.classList.add("wide");
+}
+
+// -- API tokens ----------------------------------------------------------------------------------------------------
+
+async function tokensScreen(body) {
+  const [tokens, agents] = await Promise.all([api.get("/api/v1/tokens"), api.get("/api/v1/agents")]);
+  const live = tokens.items.filter((t) => !t.revoked_at);
+  clear(body).append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("keyboard"), "API tokens"),
+        h("p", { class: "muted" }, "For integrations and scripts. A token's secret is shown once, when it is created.")),
+      h("button", { class: "btn btn-primary", id: "create-token", onclick: () => tokenForm(agents.items, body) },
+        "Create token")),
+    tokens.items.length ? h("table", { class: "admin-table", id: "tokens-admin" },
+      h("thead", {}, h("tr", {}, ["Label", "Acts as", "Created", "Status", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, tokens.items.map((t) => h("tr", { "data-token": t.id, class: t.revoked_at ? "disabled" : "" },
+        h("td", {}, h("strong", {}, t.label || "Untitled"), h("div", { class: "muted mono" }, `#${t.id}`)),
+        h("td", {}, t.role === "admin" ? h("span", { class: "pill role-admin" }, "Admin")
+          : h("span", {}, h("span", { class: "pill" }, "Agent"), " ", t.agent_name || `#${t.agent_id}`)),
+        h("td", { title: fullTime(t.created_at) }, since(t.created_at)),
+        h("td", {}, t.revoked_at ? h("span", { class: "pill status-disabled", title: fullTime(t.revoked_at) }, "Revoked")
+          : h("span", { class: "pill status-resolved" }, "Active")),
+        h("td", { class: "row-actions" }, t.revoked_at ? null : h("button", {
+          class: "btn btn-small btn-danger-ghost", "data-revoke": t.id, onclick: () => revoke(t, body),
+        }, "Revoke"))))))
+      : h("p", { class: "empty-panel muted" }, "No tokens yet."),
+    h("p", { class: "fine muted" }, `${live.length} active. Use one as: Authorization: Bearer <token>`)));
+}
+
+function tokenForm(agents, body) {
+  const label = h("input", { type: "text", id: "token-label", placeholder: "What is it for? e.g. CRM sync" });
+  const role = h("select", { id: "token-role" }, h("option", { value: "admin" }, "Admin: the whole API"),
+    h("option", { value: "agent" }, "Agent: acts as one agent"));
+  const agent = h("select", { id: "token-agent", disabled: true }, agents.filter((a) => !a.disabled).map((a) =>
+    h("option", { value: a.id }, `${a.name} · ${a.email}`)));
+  role.addEventListener("change", () => { agent.disabled = role.value !== "agent"; });
+  const general = h("div", { class: "form-error", role: "alert" });
+  const content = h("div", {}, field("Label", label, "label"), field("Access", role, "role"),
+    field("Agent", agent, "agent_id"), general);
+  modal("Create API token", content, "Create token", async () => {
+    const payload = { role: role.value, label: label.value.trim() };
+    if (role.value === "agent") payload.agent_id = Number(agent.value);
+    let made;
+    try {
+      made = await api.post("/api/v1/tokens", payload);
+    } catch (err) {
+      showErrors(content, general, err);
+      return false;
+    }
+    tokensScreen(body);
+    showSecret(made);
+    return true;
+  });
+}
+
+function showSecret(made) {
+  const value = h("input", { type: "text", id: "token-secret", value: made.token, readonly: true, class: "mono",
+    onfocus: (e) => e.target.select() });
+  const copy = h("button", { class: "btn", type: "button", id: "copy-token", onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(made.token);
+    } catch {
+      value.select();
+      document.execCommand("copy");
+    }
+    copy.replaceChildren(icon("check"), "Copied");
+  } }, "Copy");
+  modal("Your new token", [
+    h("div", { class: "notice warn" }, icon("alert"),
+      "Copy it now. For your safety the hub keeps only a fingerprint: this is the only time it is shown."),
+    h("div", { class: "secret-row" }, value, copy),
+    h("p", { class: "muted" }, `“${made.label || "Untitled"}” · ${made.role === "admin" ? "admin access" : `acts as ${made.agent_name}`}`),
+  ], "Done", () => true, { cancel: false });
+}
+
+function revoke(t, body) {
+  modal("Revoke token", [h("p", {}, "Anything using ", h("strong", {}, t.label || `token #${t.id}`),
+    " stops working immediately. This cannot be undone.")], "Revoke", async () => {
+    try {
+      await api.del(`/api/v1/tokens/${t.id}`);
+    } catch (err) {
+      toast(err.message, "error");
+      return false;
+    }
+    toast("Token revoked", "ok");
+    tokensScreen(body);
+    return true;
+  }).querySelector("#modal-ok").classList.add("btn-danger");
+}
+
+// -- queues, routing rules and agent skills (the routing admin API) ------------------------------------------------
+
+const STRATEGIES = ["longest_idle", "least_occupied", "round_robin", "skills"];
+const CLASSES = ["voice", "chat", "email"];
+
+// The routing API may list queues and agent profiles as objects keyed by name / id, or as arrays.
+function asList(value, key) {
+  if (Array.isArray(value)) return value;
+  return Object.entries(value || {}).map(([k, v]) => ({ [key]: key === "id" ? Number(k) : k, ...v }));
+}
+
+function kv(map) {
+  return Object.entries(map || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+}
+
+function parseKv(text, what) {
+  const out = {};
+  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [k, v] = part.split("=").map((s) => s.trim());
+    if (!k || v === undefined || !/^\d+$/.test(v)) throw new Error(`${what}: write name=number, separated by commas`);
+    out[k] = Number(v);
+  }
+  return out;
+}
+
+async function routingScreen(body) {
+  let routing;
+  try {
+    routing = await api.get("/api/v1/routing");
+  } catch (err) {
+    if (err.status === 404 || err.status === 405) {
+      clear(body).append(h("div", { class: "notice" }, icon("alert"),
+        "This hub does not serve the routing administration API (GET /api/v1/routing) yet; queues and rules come from its configuration file."));
+      return;
+    }
+    throw err;
+  }
+  const queues = asList(routing.queues, "name");
+  const rules = (routing.rules || []).map((r) => ({ ...r }));
+  const profiles = asList(routing.agents, "id");
+  const agents = (await api.get("/api/v1/agents")).items.filter((a) => !a.disabled);
+  clear(body).append(
+    h("section", { class: "panel", id: "queues-admin" },
+      h("div", { class: "panel-head" },
+        h("div", {}, h("h2", {}, icon("inbox"), "Queues"), h("p", { class: "muted" }, "Changes apply at once, on every hub process.")),
+        h("button", { class: "btn btn-primary", id: "add-queue", onclick: () => queueForm(null, body) }, "Add queue")),
+      h("div", { class: "queue-grid" }, queues.map((q) => h("article", { class: "queue-card admin-queue", "data-queue": q.name },
+        h("header", {}, h("h3", {}, q.title || q.name), h("span", { class: "muted mono" }, q.name)),
+        h("dl", { class: "queue-stats" },
+          h("div", {}, h("dt", {}, "Strategy"), h("dd", {}, String(q.strategy || "longest_idle").replace("_", " "))),
+          h("div", {}, h("dt", {}, "Offer timeout"), h("dd", {}, `${q.offer_timeout ?? 30}s`)),
+          h("div", {}, h("dt", {}, "SLA target"), h("dd", {}, `${q.sla_wait ?? 60}s`)),
+          h("div", {}, h("dt", {}, "Skills"), h("dd", {}, kv(q.skills) || "—"))),
+        h("div", { class: "card-actions" },
+          h("button", { class: "btn btn-small", "data-edit-queue": q.name, onclick: () => queueForm(q, body) }, "Edit"),
+          h("button", { class: "btn btn-small btn-danger-ghost", onclick: () => deleteQueue(q, body) }, "Delete")))))),
+    rulesPanel(rules, queues, body),
+    h("section", { class: "panel", id: "skills-admin" },
+      h("div", { class: "panel-head" }, h("div", {}, h("h2", {}, icon("users"), "Agent skills and capacity"),
+        h("p", { class: "muted" }, "Skills with proficiency (0-100) steer skills-based queues; capacity is how many at once per kind of work."))),
+      h("table", { class: "admin-table" },
+        h("thead", {}, h("tr", {}, ["Agent", "Skills", "Capacity", "Wrap-up", ""].map((t) => h("th", {}, t)))),
+        h("tbody", {}, agents.map((a) => {
+          const p = profiles.find((x) => x.id === a.id || x.agent_id === a.id || x.email === a.email) || {};
+          return h("tr", { "data-profile": a.id },
+            h("td", {}, h("div", { class: "agent-cell" }, h("span", { class: "avatar small" }, initials(a.name)), h("strong", {}, a.name))),
+            h("td", {}, Object.keys(p.skills || {}).length ? Object.entries(p.skills).map(([k, v]) => h("span", { class: "chip" }, `${k} · ${v}`))
+              : h("span", { class: "muted" }, "—")),
+            h("td", {}, Object.entries(p.capacity || a.capacity || {}).map(([k, v]) =>
+              h("span", { class: "chip load" }, channelIcon(k === "chat" ? "webchat" : k), String(v)))),
+            h("td", {}, `${p.wrapup ?? 0}s`),
+            h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", onclick: () => profileForm(a, p, body) }, "Edit")));
+        })))));
+}
+
+function queueForm(q, body) {
+  const editing = Boolean(q);
+  const v = q || { name: "", title: "", strategy: "longest_idle", offer_timeout: 30, sla_wait: 60, skills: {} };
+  const name = h("input", { type: "text", id: "queue-name", value: v.name, disabled: editing, placeholder: "billing" });
+  const title = h("input", { type: "text", id: "queue-title", value: v.title || "", placeholder: "Billing" });
+  const strategy = h("select", { id: "queue-strategy" }, STRATEGIES.map((s) => h("option", { value: s, selected: s === v.strategy }, s.replace("_", " "))));
+  const timeout = h("input", { type: "number", id: "queue-timeout", min: 1, value: v.offer_timeout ?? 30 });
+  const sla = h("input", { type: "number", id: "queue-sla", min: 0, value: v.sla_wait ?? 60 });
+  const skills = h("input", { type: "text", id: "queue-skills", value: kv(v.skills), placeholder: "spanish=5, billing=3" });
+  const general = h("div", { class: "form-error", role: "alert", id: "queue-error" });
+  const content = h("div", { class: "form-grid" }, field("Name", name, "name"), field("Title", title, "title"),
+    field("Strategy", strategy, "strategy"), field("Offer timeout (s)", timeout, "offer_timeout"),
+    field("SLA target wait (s)", sla, "sla_wait"), field("Required skills", skills, "skills", "skill=minimum level"), general);
+  modal(editing ? `Edit queue ${v.title || v.name}` : "Add queue", content, "Save queue", async () => {
+    let payload;
+    try {
+      payload = { ...(q || {}), title: title.value.trim(), strategy: strategy.value, offer_timeout: Number(timeout.value),
+        sla_wait: Number(sla.value), skills: parseKv(skills.value, "Skills") };
+    } catch (err) {
+      general.textContent = err.message;
+      return false;
+    }
+    delete payload.name;
+    delete payload.source;
+    const queueName = name.value.trim();
+    if (!queueName) {
+      general.textContent = "A queue needs a name.";
+      return false;
+    }
+    try {
+      await api.put(`/api/v1/routing/queues/${encodeURIComponent(queueName)}`, payload);
+    } catch (err) {
+      showErrors(content, general, err);
+      return false;
+    }
+    toast("Queue saved", "ok");
+    routingScreen(body);
+    return true;
+  }).classList.add("wide");
+}
+
+function deleteQueue(q, body) {
+  modal("Delete queue", [h("p", {}, "Delete ", h("strong", {}, q.title || q.name),
+    "? The hub refuses if conversations still wait in it or a rule sends work there.")], "Delete", async () => {
+    try {
+      await api.del(`/api/v1/routing/queues/${encodeURIComponent(q.name)}`);
+    } catch (err) {
+      toast(err.message, "error", 8000);
+      return false;
+    }
+    toast("Queue deleted", "ok");
+    routingScreen(body);
+    return true;
+  });
+}
+
+function rulesPanel(rules, queues, body) {
+  const error = h("div", { class: "form-error", role: "alert", id: "rules-error" });
+  const list = h("ol", { class: "rules", id: "rules-admin" });
+  const draw = () => clear(list).append(...(rules.length ? rules.map((r, i) => h("li", { class: "rule", "data-rule": i },
+    h("span", { class: "rule-n" }, String(i + 1)),
+    h("input", { type: "text", class: "rule-name", value: r.name || "", placeholder: "name", "aria-label": "Rule name",
+      oninput: (e) => { r.name = e.target.value; } }),
+    h("span", { class: "muted" }, "when"),
+    h("input", { type: "text", class: "rule-keywords", value: (r.keywords || []).join(", "), placeholder: "keywords, comma separated",
+      "aria-label": "Keywords", oninput: (e) => { r.keywords = e.target.value.split(",").map((s) => s.trim()).filter(Boolean); } }),
+    h("input", { type: "text", class: "rule-channel", value: [].concat(r.channel || r.channels || []).join(", "), placeholder: "any channel",
+      "aria-label": "Channels", oninput: (e) => {
+        const list = e.target.value.split(",").map((s) => s.trim()).filter(Boolean);
+        delete r.channels;
+        if (list.length) r.channel = list; else delete r.channel;
+      } }),
+    h("span", { class: "muted" }, "→"),
+    h("select", { class: "rule-queue", "aria-label": "Queue", onchange: (e) => { r.queue = e.target.value; } },
+      queues.map((q) => h("option", { value: q.name, selected: q.name === r.queue }, q.title || q.name))),
+    h("div", { class: "rule-actions" },
+      h("button", { class: "icon-btn", type: "button", title: "Move up", disabled: i === 0, onclick: () => { rules.splice(i - 1, 0, ...rules.splice(i, 1)); draw(); } }, "↑"),
+      h("button", { class: "icon-btn", type: "button", title: "Move down", disabled: i === rules.length - 1, onclick: () => { rules.splice(i + 1, 0, ...rules.splice(i, 1)); draw(); } }, "↓"),
+      h("button", { class: "icon-btn", type: "button", title: "Remove", onclick: () => { rules.splice(i, 1); draw(); } }, icon("x")))))
+    : [h("li", { class: "muted empty-panel" }, "No rules: everything goes to the default queue.")]));
+  draw();
+  return h("section", { class: "panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("transfer"), "Routing rules"),
+        h("p", { class: "muted" }, "The first rule that matches a new conversation picks its queue.")),
+      h("div", { class: "btn-row" },
+        h("button", { class: "btn", id: "add-rule", onclick: () => {
+          rules.push({ name: `rule-${rules.length + 1}`, queue: (queues[0] || {}).name, keywords: [] });
+          draw();
+        } }, "Add rule"),
+        h("button", { class: "btn btn-primary", id: "save-rules", onclick: async () => {
+          error.textContent = "";
+          try {
+            await api.put("/api/v1/routing/rules", { rules });
+          } catch (err) {
+            error.textContent = err.message;
+            return;
+          }
+          toast("Rules saved", "ok");
+          routingScreen(body);
+        } }, "Save rules"))),
+    list, error);
+}
+
+function profileForm(agent, p, body) {
+  const skills = h("input", { type: "text", id: "profile-skills", value: kv(p.skills), placeholder: "spanish=8, billing=5" });
+  const caps = CLASSES.map((c) => h("input", { type: "number", min: 0, max: 1000, "data-class": c,
+    value: (p.capacity || agent.capacity || {})[c] ?? "" }));
+  const wrapup = h("input", { type: "number", min: 0, id: "profile-wrapup", value: p.wrapup ?? 0 });
+  const general = h("div", { class: "form-error", role: "alert" });
+  const content = h("div", { class: "form-grid" },
+    h("div", { class: "field span-2" }, h("span", {}, "Skills"), skills, h("small", { class: "hint" }, "skill=proficiency 0-100, separated by commas"),
+      h("small", { class: "field-error", "data-error-for": "skills" })),
+    ...CLASSES.map((c, i) => field(`Capacity: ${c}`, caps[i], "capacity")),
+    field("Wrap-up after each (s)", wrapup, "wrapup"), general);
+  modal(`Routing for ${agent.name}`, content, "Save", async () => {
+    let payload;
+    try {
+      const capacity = {};
+      CLASSES.forEach((c, i) => { if (caps[i].value !== "") capacity[c] = Number(caps[i].value); });
+      payload = { skills: parseKv(skills.value, "Skills"), capacity, wrapup: Number(wrapup.value || 0) };
+      if (p.exclusive) payload.exclusive = p.exclusive;
+    } catch (err) {
+      general.textContent = err.message;
+      return false;
+    }
+    try {
+      await api.put(`/api/v1/routing/agents/${agent.id}`, payload);
+    } catch (err) {
+      showErrors(content, general, err);
+      return false;
+    }
+    toast("Routing profile saved", "ok");
+    routingScreen(body);
+    return true;
+  }).classList.add("wide");
+}

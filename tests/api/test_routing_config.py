@@ -1,0 +1,225 @@
+"""The routing config changed through the API as an admin would: roles, validation (400 and nothing changes), live
+effect on routing, survival across a restart, and a second hub process on the same Redis seeing the change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub.agents import add_agent
+from hub.api.auth import create_token
+from hub.app import build_app
+from hub.config import Settings
+from hub.keys import BUS, DB, ROUTER
+from tests.api.test_routes import Api
+
+Client = TestClient[Any, Any]
+QUEUES = json.dumps({"support": {"title": "Support"}, "sales": {"title": "Sales"}})
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        import redis
+
+        try:
+            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
+        except redis.RedisError:
+            pytest.skip("no Redis on 127.0.0.1:6379")
+    return str(request.param)
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    import redis.asyncio as redis
+
+    r = redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = [k async for k in r.scan_iter(f"{prefix}*")]
+        if keys:
+            await r.delete(*keys)
+    except redis.RedisError:
+        pass
+    await r.aclose()
+
+
+@pytest.fixture
+def env(db_url: str, backend: str, prefix: str) -> dict[str, str]:
+    return {"HUB_ROUTING__QUEUES": QUEUES, "HUB_ROUTING__BACKEND": backend, "HUB_ROUTING__KEY_PREFIX": prefix,
+            "HUB_ROUTING__TICK_SECONDS": "0.1"}
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], db_url: str, env: dict[str, str]) -> Settings:
+    return make_settings(db_url, **env)
+
+
+@pytest.fixture
+async def spec(client: Client) -> dict[str, Any]:
+    return dict(await (await client.get("/api/v1/openapi.json")).json())
+
+
+@pytest.fixture
+def api(client: Client, admin_headers: dict[str, str], spec: dict[str, Any]) -> Api:
+    return Api(client, admin_headers, spec)
+
+
+async def agent_headers(client: Client, name: str, role: str = "agent") -> tuple[int, dict[str, str]]:
+    a = await add_agent(client.app[DB], name, f"{name.lower()}@example.com", "long password", role, ["support"])
+    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}
+
+
+BILLING = {"title": "Billing", "strategy": "least_occupied", "offer_timeout": 20, "sla_wait": 30}
+BILLING_RULES = {"rules": [{"name": "money", "queue": "billing", "keywords": ["invoice", "refund"]}]}
+
+
+async def inbound(api: Api, identity: str, text: str) -> Any:
+    return await api.call("POST", "/api/v1/inbound", "/api/v1/inbound", {"identity": identity, "text": text},
+                          expect=201)
+
+
+async def test_only_admins_and_supervisors_see_or_change_routing(api: Api, client: Client) -> None:
+    _, agent_h = await agent_headers(client, "Alice")
+    for method, template, path, body in [
+        ("GET", "/api/v1/routing", "/api/v1/routing", None),
+        ("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/billing", BILLING),
+        ("DELETE", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/sales", None),
+        ("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules", BILLING_RULES),
+    ]:
+        await api.call(method, template, path, body, expect=403, headers=agent_h)
+    assert "billing" not in client.app[ROUTER].engine.queues
+    _, sup_h = await agent_headers(client, "Sam", role="supervisor")
+    sup = await api.call("GET", "/api/v1/routing", "/api/v1/routing", headers=sup_h)
+    assert set(sup["queues"]) == {"support", "sales"} and sup["queue_sources"]["sales"] == "config"
+
+
+async def test_a_queue_and_rules_apply_live_and_are_announced(api: Api, client: Client) -> None:
+    sub = client.app[BUS].subscribe()
+    view = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/billing", BILLING)
+    assert view["queues"]["billing"]["strategy"] == "least_occupied" and view["queue_sources"]["billing"] == "api"
+    view = await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules", BILLING_RULES)
+    assert view["rules"][0]["queue"] == "billing" and view["rules_source"] == "api"
+    routed = await inbound(api, "email:ann@example.com", "Where is my refund?")
+    assert routed["conversation"]["queue"] == "billing"
+    queues = {q["name"]: q for q in (await api.call("GET", "/api/v1/queues", "/api/v1/queues"))["items"]}
+    assert queues["billing"]["waiting"] == 1 and queues["billing"]["title"] == "Billing"
+    changes = [e.data for e in (sub.queue.get_nowait() for _ in range(sub.queue.qsize()))
+               if e.type == "routing.config_changed"]
+    assert [(c["kind"], c["name"]) for c in changes] == [("queue", "billing"), ("rules", "")]
+    # An agent added to the new queue is offered its work.
+    a = await add_agent(client.app[DB], "Bo", "bo@example.com", "long password", "agent", ["billing"])
+    await client.app[ROUTER].refresh_agents()
+    await client.app[ROUTER].set_presence(a.id, "available")
+    conv = routed["conversation"]["id"]
+    row = await client.app[DB].read(lambda tx: tx.one("SELECT offered_to FROM conversations WHERE id = ?", (conv,)))
+    assert row is not None and row["offered_to"] == a.id
+
+
+async def test_bad_changes_are_400_and_change_nothing(api: Api, client: Client) -> None:
+    before = await api.call("GET", "/api/v1/routing", "/api/v1/routing")
+    bad_rule = {"rules": [{"queue": "nowhere", "keywords": ["x"]}]}
+    err = await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules", bad_rule, expect=400)
+    assert "unknown queue 'nowhere'" in err["error"]["message"]
+    err = await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules",
+                         {"rules": [{"queue": "sales"}]}, expect=400)
+    assert "no condition" in err["error"]["message"]
+    bad_stage = {"stages": [{"after": 10, "overflow": "nowhere"}]}
+    err = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/sales", bad_stage,
+                         expect=400)
+    assert "unknown queue 'nowhere'" in err["error"]["message"]
+    await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/sales",
+                   {"strategy": "fastest"}, expect=422)
+    err = await api.call("DELETE", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/support", expect=400)
+    assert "default_queue" in err["error"]["message"]
+    await api.call("DELETE", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/nope", expect=404)
+    await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules",
+                   {"rules": [{"queue": "sales", "keywords": ["quote"]}]})
+    await inbound(api, "email:raj@example.com", "a quote please")
+    err = await api.call("DELETE", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/sales", expect=400)
+    assert "sales" in err["error"]["message"]  # a rule still names it
+    await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules", {"rules": []})
+    err = await api.call("DELETE", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/sales", expect=409)
+    assert "wait" in err["error"]["message"]
+    after = await api.call("GET", "/api/v1/routing", "/api/v1/routing")
+    assert after["queues"] == before["queues"] and set(client.app[ROUTER].engine.queues) == {"support", "sales"}
+    rows = await client.app[DB].read(lambda tx: tx.all("SELECT kind, name FROM routing_overrides"))
+    assert [(r["kind"], r["name"]) for r in rows] == [("rules", "")]
+
+
+async def test_agent_routing_profile(api: Api, client: Client) -> None:
+    aid, agent_h = await agent_headers(client, "Alice")
+    profile = {"skills": {"spanish": 80}, "capacity": {"voice": 0, "chat": 1, "email": 2}, "wrapup": 5}
+    view = await api.call("PUT", "/api/v1/routing/agents/{id}", f"/api/v1/routing/agents/{aid}", profile)
+    mine = next(a for a in view["agents"] if a["agent_id"] == aid)
+    assert mine["skills"] == {"spanish": 80} and mine["capacity"]["chat"] == 1 and mine["source"] == "api"
+    stats = await client.app[ROUTER].engine.agent_stats(aid)
+    assert stats is not None and stats.capacity == {"voice": 0, "chat": 1, "email": 2}
+    bad = {"capacity": {"fax": 1}}
+    err = await api.call("PUT", "/api/v1/routing/agents/{id}", f"/api/v1/routing/agents/{aid}", bad, expect=400)
+    assert "capacity" in err["error"]["message"]
+    await api.call("PUT", "/api/v1/routing/agents/{id}", "/api/v1/routing/agents/99999", profile, expect=404)
+    await api.call("PUT", "/api/v1/routing/agents/{id}", f"/api/v1/routing/agents/{aid}", profile, expect=403,
+                   headers=agent_h)
+
+
+async def test_changes_survive_a_restart(aiohttp_client: Any, make_settings: Callable[..., Settings],
+                                         db_url: str, env: dict[str, str]) -> None:
+    first: Client = await aiohttp_client(build_app(make_settings(db_url, **env)))
+    admin = {"Authorization": f"Bearer {await create_token(first.app[DB], 'admin')}"}
+    spec = dict(await (await first.get("/api/v1/openapi.json")).json())
+    api = Api(first, admin, spec)
+    await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/billing", BILLING)
+    await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules", BILLING_RULES)
+    await api.call("DELETE", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/sales")
+    await first.close()
+    second: Client = await aiohttp_client(build_app(make_settings(db_url, **env)))  # the file still has sales
+    api = Api(second, admin, spec)
+    view = await api.call("GET", "/api/v1/routing", "/api/v1/routing")
+    assert set(view["queues"]) == {"support", "billing"} and view["rules"][0]["queue"] == "billing"
+    assert (await inbound(api, "phone:+14155550100", "invoice 42 is wrong"))["conversation"]["queue"] == "billing"
+
+
+async def test_a_change_reaches_another_hub_process(aiohttp_client: Any, make_settings: Callable[..., Settings],
+                                                    db_url: str, env: dict[str, str], backend: str) -> None:
+    if backend != "redis":
+        pytest.skip("with the memory backend there is one hub process")
+    one: Client = await aiohttp_client(build_app(make_settings(db_url, **env)))
+    two: Client = await aiohttp_client(build_app(make_settings(db_url, **env)))  # its own settings, same stores
+    admin = {"Authorization": f"Bearer {await create_token(one.app[DB], 'admin')}"}
+    spec = dict(await (await one.get("/api/v1/openapi.json")).json())
+    await Api(one, admin, spec).call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/billing",
+                                     BILLING)
+    await Api(one, admin, spec).call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules", BILLING_RULES)
+    deadline = asyncio.get_running_loop().time() + 10
+    while "billing" not in two.app[ROUTER].engine.queues or not two.app[ROUTER].settings.routing.rules:
+        assert asyncio.get_running_loop().time() < deadline, "the other process never saw the change"
+        await asyncio.sleep(0.05)
+    routed = await inbound(Api(two, admin, spec), "email:ann@example.com", "refund please")
+    assert routed["conversation"]["queue"] == "billing"
+    queues = {q["name"] for q in (await Api(two, admin, spec).call("GET", "/api/v1/queues", "/api/v1/queues"))["items"]}
+    assert "billing" in queues
+
+
+async def test_a_first_response_target_set_live_times_new_conversations(api: Api, client: Client) -> None:
+    await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/support",
+                   {"title": "Support", "first_response": -1}, expect=422)
+    view = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/support",
+                          {"title": "Support", "first_response": 120})
+    assert view["queues"]["support"]["first_response"] == 120
+    assert view["queues"]["sales"]["first_response"] == 0  # the default: no target
+    conv = (await inbound(api, "email:ann@example.com", "hello"))["conversation"]["id"]
+    queues = {q["name"]: q for q in (await api.call("GET", "/api/v1/queues", "/api/v1/queues"))["items"]}
+    assert queues["support"]["first_response"] == 120 and queues["support"]["first_response_attainment"] is None
+    a, _ = await agent_headers(client, "Ann")
+    router = client.app[ROUTER]
+    router.clock = router.engine.clock = lambda: 10.0**10  # long past the target
+    got = await router.engine.responded(conv, a)
+    assert [(e.type, e.data()["within"]) for e in got] == [("routing.first_response", False)]

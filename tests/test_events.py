@@ -1,0 +1,91 @@
+"""The event bus over a real Redis: what one hub process publishes reaches the others' subscribers, once each."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from hub.config import load_settings
+from hub.events import Event, MemoryBus, RedisBus, Subscription, open_bus
+from tests.routing.conftest import redis_url
+
+__all__ = ["redis_url"]
+
+
+@pytest.fixture
+async def buses(redis_url: str) -> AsyncIterator[tuple[RedisBus, RedisBus]]:
+    channel = f"hub:test:{uuid.uuid4().hex}:events"  # one channel per test: runs never hear each other
+    pair = (RedisBus(Redis.from_url(redis_url, client_name=f"hub-test-a-{channel}"), channel),
+            RedisBus(Redis.from_url(redis_url, client_name=f"hub-test-b-{channel}"), channel))
+    for bus in pair:
+        await bus.start()
+        assert bus.ready.is_set()
+    yield pair
+    for bus in pair:
+        await bus.close()
+
+
+async def take(sub: Subscription, wait: float = 10.0) -> Event:
+    async def first() -> Event:
+        async for event in sub:
+            return event
+        raise AssertionError("subscription ended")
+
+    return await asyncio.wait_for(first(), wait)
+
+
+async def test_an_event_reaches_every_process_once(buses: tuple[RedisBus, RedisBus]) -> None:
+    a, b = buses
+    on_a, on_b = a.subscribe(), b.subscribe()
+    await a.publish(Event("message.created", {"message": {"id": 7, "text": "héllo"}}))
+    got = await take(on_b)
+    assert (got.type, got.data) == ("message.created", {"message": {"id": 7, "text": "héllo"}})
+    mine = await take(on_a)
+    assert mine.data["message"]["id"] == 7
+    await b.publish(Event("typing", {"conversation_id": 3}))
+    assert (await take(on_a)).type == "typing", "nothing of A's own came back to it a second time before this"
+    await asyncio.sleep(0.3)
+    assert on_a.queue.empty() and not on_a.lagged  # type: ignore[attr-defined]
+
+
+async def test_garbage_on_the_channel_is_ignored(buses: tuple[RedisBus, RedisBus], redis_url: str) -> None:
+    a, b = buses
+    on_b = b.subscribe()
+    client = Redis.from_url(redis_url)
+    await client.publish(a.channel, b"not json")
+    await client.publish(a.channel, b'{"type": "x"}')
+    await client.aclose()
+    await a.publish(Event("conversation.opened", {"conversation": {"id": 1}}))
+    assert (await take(on_b)).type == "conversation.opened"
+
+
+async def test_a_lost_subscription_reconnects_and_marks_subscribers_lagged(
+    buses: tuple[RedisBus, RedisBus], redis_url: str
+) -> None:
+    a, b = buses
+    on_b = b.subscribe()
+    admin = Redis.from_url(redis_url)
+    killed = 0
+    for c in await admin.client_list(_type="pubsub"):
+        if c.get("name") == f"hub-test-b-{b.channel}":
+            killed += await admin.client_kill_filter(_id=c["id"])
+    await admin.aclose()
+    assert killed == 1
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while not (b.ready.is_set() and on_b.lagged):  # the reader notices, resubscribes and flags its subscribers
+        assert asyncio.get_running_loop().time() < deadline, "did not resubscribe"
+        await asyncio.sleep(0.05)
+    await a.publish(Event("message.created", {"n": 1}))
+    assert (await take(on_b)).data == {"n": 1}
+
+
+def test_config_chooses_the_backend() -> None:
+    assert isinstance(open_bus(load_settings(None, environ={})), MemoryBus)
+    s = load_settings(None, environ={"HUB_EVENTS__BACKEND": "redis", "HUB_EVENTS__CHANNEL": "hub:x:events"})
+    bus = open_bus(s)
+    assert isinstance(bus, RedisBus) and bus.channel == "hub:x:events"
