@@ -184,6 +184,10 @@ class Ingest:
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
+        mail = meta.get("email")
+        if isinstance(mail, dict) and isinstance(mail.get("full_html"), str):
+            # The full original an email keeps beside its trimmed body reaches browsers too: same rule.
+            meta["email"] = {**mail, "full_html": sanitize(mail["full_html"], allow_remote_images=True).html}
         if inbound.business_line:
             meta["business_line"] = inbound.business_line
         message_id = store.insert_message(

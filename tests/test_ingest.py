@@ -125,3 +125,18 @@ async def test_business_line_is_kept(db: Database, settings: Settings) -> None:
     assert r.message.meta["business_line"] == "+18005550199"
     conv = await db.read(lambda tx: store.conversation(tx, r.conversation.id))
     assert conv.queue == "support"
+
+
+async def test_customer_html_is_sanitized_on_the_way_in_body_and_kept_original(db: Database,
+                                                                                 settings: Settings) -> None:
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    evil = '<p onclick="steal()">hi</p><script>alert(1)</script><a href="javascript:x()">a</a>'
+    result = await ingest.ingest(Inbound(
+        channel="api", identity=Identity("email", "eve@example.com"), text="hi", html=evil,
+        meta={"email": {"subject": "s", "full_html": evil + "<blockquote>old</blockquote>"}},
+    ))
+    stored = await db.read(lambda tx: store.message(tx, result.message.id))
+    for html in (stored.html, stored.meta["email"]["full_html"]):
+        assert html is not None and "hi" in html
+        assert "script" not in html and "onclick" not in html and "javascript:" not in html
+    assert "old" in stored.meta["email"]["full_html"] and stored.meta["email"]["subject"] == "s"

@@ -19,6 +19,7 @@ from hub.events import Event
 from hub.history.db import Tx
 from hub.keys import AUTH, BUS, DB, ROUTER
 from hub.model import Agent, format_time, utcnow
+from hub.router import RoutingError
 
 log = logging.getLogger("hub.api.accounts")
 
@@ -43,13 +44,9 @@ async def _apply_to_routing(request: web.Request, agent_id: int, disabled: bool)
     """Queue memberships and disabled state reach the routing engine (here and, through the store, elsewhere)."""
     router = request.app[ROUTER]
     if disabled:
-        with contextlib.suppress(Exception):  # not known to routing (never signed in): nothing to take away
+        with contextlib.suppress(RoutingError):  # not known to routing (never signed in): nothing to take away
             await router.set_presence(agent_id, "offline")
-    refresh = getattr(router, "refresh_agents", None)
-    if refresh is not None:
-        await refresh()
-    else:  # until the routing helper's refresh_agents lands: re-read enabled agents in this process
-        await router.sync_agents()
+    await router.refresh_agents()
 
 
 # -- agents ------------------------------------------------------------------------------------------------------

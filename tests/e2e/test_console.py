@@ -137,6 +137,38 @@ def test_hostile_email_html_stays_inert(hub: Hub, new_page: Any) -> None:
     assert page.errors == []
 
 
+def test_email_shows_the_new_part_and_the_quoted_history_on_request(hub: Hub, new_page: Any) -> None:
+    page = new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, "alex@example.com")
+    quoted = '<div class="gmail_quote">On Monday Support wrote:<blockquote>Your ticket is closed.</blockquote></div>'
+    made = hub.inbound("email:quinn@example.com", "It still fails.", name="Quinn",
+                       html="<p>It still <b>fails</b>.</p>",
+                       meta={"email": {"subject": "Re: Ticket 7",
+                                       "full_html": "<p>It still <b>fails</b>.</p>" + quoted + XSS_HTML}})
+    page.locator(f'.conv-item[data-conv="{made["conversation"]["id"]}"]').click()
+    assert page.wait_for_selector(".email-subject").inner_text() == "Re: Ticket 7"
+    trimmed = page.wait_for_selector("iframe.email-frame").content_frame()
+    assert trimmed is not None
+    trimmed.wait_for_selector("text=fails")
+    assert "Your ticket is closed" not in trimmed.locator("body").inner_text()
+    toggle = page.locator("button.email-quoted")
+    assert toggle.inner_text() == "Show quoted text"
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    full = page.wait_for_selector("iframe.email-frame").content_frame()
+    assert full is not None
+    full.wait_for_selector("text=Your ticket is closed.")
+    # The full original went through the same sanitizer as the body: nothing in it runs.
+    assert full.locator("script, iframe, object, form").count() == 0
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.__xss") is None and dialogs == []
+    toggle.click()
+    assert toggle.inner_text() == "Show quoted text"
+    assert page.errors == []
+
+
 def test_agent_cannot_open_another_queues_conversation(hub: Hub, new_page: Any) -> None:
     sales = hub.inbound("phone:+14155550142", "What is your pricing for 50 seats?", name="Priya Shah")
     assert sales["conversation"]["queue"] == "sales"

@@ -47,7 +47,7 @@ function attachmentsOf(msg) {
   }));
 }
 
-function emailBody(msg) {
+function emailBody(html) {
   const frame = h("iframe", {
     class: "email-frame",
     // No allow-scripts: nothing in the mail can run. allow-same-origin only lets us measure its height.
@@ -56,7 +56,7 @@ function emailBody(msg) {
     title: "Email content",
   });
   const doc = `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${EMAIL_FRAME_CSP}">` +
-    `<base target="_blank"><style>${EMAIL_FRAME_STYLE}</style>${msg.html}`;
+    `<base target="_blank"><style>${EMAIL_FRAME_STYLE}</style>${html}`;
   frame.srcdoc = doc;
   frame.addEventListener("load", () => {
     try {
@@ -100,11 +100,29 @@ function body(msg) {
         : h("div", { class: "muted" }, audio ? `Recording ${audio.status}` : "No recording"),
       transcript ? h("blockquote", { class: "transcript" }, transcript) : null);
   }
+  const mail = (msg.meta && msg.meta.email) || {};
   if (msg.channel === "email" || msg.html || meta(msg, "subject")) {
-    const subject = meta(msg, "subject");
-    return h("div", { class: "email-card" },
-      subject ? h("div", { class: "email-subject" }, subject) : null,
-      msg.html ? emailBody(msg) : h("div", { class: "text" }, msg.text));
+    const subject = meta(msg, "subject") || mail.subject;
+    const trimmed = () => (msg.html ? emailBody(msg.html) : h("div", { class: "text" }, msg.text));
+    const card = h("div", { class: "email-card" }, subject ? h("div", { class: "email-subject" }, subject) : null);
+    let shown = trimmed();
+    card.append(shown);
+    // The hub shows the new part of an email; the quoted history and signature stay one click away.
+    if (mail.full_html || mail.full_text) {
+      const full = () => (mail.full_html ? emailBody(mail.full_html) : h("div", { class: "text" }, mail.full_text));
+      const toggle = h("button", { class: "email-quoted", type: "button", "aria-expanded": "false" },
+        icon("more"), h("span", {}, "Show quoted text"));
+      toggle.addEventListener("click", () => {
+        const open = toggle.getAttribute("aria-expanded") !== "true";
+        const next = open ? full() : trimmed();
+        shown.replaceWith(next);
+        shown = next;
+        toggle.setAttribute("aria-expanded", String(open));
+        toggle.lastChild.textContent = open ? "Hide quoted text" : "Show quoted text";
+      });
+      card.append(toggle);
+    }
+    return card;
   }
   return h("div", { class: "text" }, msg.text);
 }
