@@ -666,3 +666,22 @@ def document() -> dict[str, Any]:
 
 async def serve(request: web.Request) -> web.Response:
     return web.json_response(document())
+
+
+# Served when the web chat channel is enabled.
+PATHS["/api/v1/webchat/typing"] = {
+    "post": {
+        "summary": "Show the web chat visitor that you are typing (or stopped); consoles see a typing event",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["conversation_id"],
+            "properties": {"conversation_id": {"type": "integer"}, "typing": {"type": "boolean", "default": True}},
+        }}}},
+        "responses": {
+            "200": _json({"type": "object", "required": ["delivered"],
+                          "properties": {"delivered": {"type": "integer", "description": "tabs reached here"}}},
+                         "Passed on to the visitor's open tabs"),
+            "404": _json(_ref("Error"), "No such conversation in your queues, or it has no web chat visitor"),
+            **{k: v for k, v in _WRITE_ERRORS.items() if k != "404"},
+        },
+    }
+}
