@@ -224,6 +224,8 @@ class Calls:
             # The caller waits on in the hand-off queue (voicemail after max_wait_seconds); the agent sees why.
             await self._bridge_failed(caller, agent_id, e.reason)
             return None
+        if call.meta.get("bridge_error"):
+            await self.voice.note(caller, bridge_error=None, bridge_agent_id=None)  # an earlier failure is over
         log.info("call %s (conversation %d): ringing agent %d on %s", caller, conversation_id, agent_id,
                  ring or "the number's agent_phone")
         return agent_leg
@@ -241,7 +243,7 @@ class Calls:
     async def _bridge_failed(self, caller: str, agent_id: int, reason: str) -> None:
         log.warning("call %s: could not ring agent %d: %s", caller, agent_id, reason)
         # Kept on the call's message (and so pushed to the console); the caller keeps waiting in the line.
-        await self.voice.twilio_sink.amend("voice", caller, meta={"bridge_error": reason, "bridge_agent_id": agent_id})
+        await self.voice.note(caller, bridge_error=reason, bridge_agent_id=agent_id)
 
     async def on_leg(self, leg: LegStatus) -> None:
         if leg.message_id is not None:

@@ -193,6 +193,39 @@ async def test_an_agent_who_does_not_pick_up_puts_the_call_back_in_line(
     assert (await conversation(client, admin, conv_id))["agent_id"] == carol
 
 
+async def test_twilio_500_and_429_while_bridging_are_retried_then_reported(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    sim.script["Calls"] = [Scripted(503), Scripted(429, headers={"Retry-After": "0"})]
+    client, admin = await start()
+    _, jo_h = await agent(client, "Jo", ["support"], phone="+14155550117")
+    await webhook(client, VOICE, sample("voice_inbound"))
+    conv_id = (await the_call(client, admin))["conversation_id"]
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=jo_h)).status == 200
+    await eventually(lambda: _async(len(sim.sent("Calls")) == 3))
+    assert [f["To"] for f in sim.sent("Calls")] == ["+14155550117"] * 3, "retried, then rung"
+    assert "bridge_error" not in (await the_call(client, admin))["meta"]
+
+    other = new_sid("CA")
+    sim.script["Calls"] = [Scripted(500)] * 3
+    await webhook(client, VOICE, sample("voice_inbound", CallSid=other, From="+14155550124", Caller="+14155550124"))
+    resp = await client.get("/api/v1/customers", params={"identity": "phone:+14155550124"}, headers=admin)
+    customer = (await resp.json())["items"][0]
+    items = (await (await client.get(f"/api/v1/customers/{customer['id']}/timeline", headers=admin)).json())["items"]
+    _, kim_h = await agent(client, "Kim", ["support"], phone="+14155550118")
+    assert (await client.post(f"/api/v1/conversations/{items[0]['conversation_id']}/accept",
+                              headers=kim_h)).status == 200
+
+    async def reported() -> Any:
+        timeline = await (await client.get(f"/api/v1/customers/{customer['id']}/timeline", headers=admin)).json()
+        meta = timeline["items"][0]["meta"]
+        return meta if meta.get("bridge_error") else None
+
+    meta = await eventually(reported)
+    assert "Twilio error 20500" in meta["bridge_error"] and len(sim.sent("Calls")) == 6
+
+
 async def test_a_caller_who_hung_up_is_not_bridged_and_the_agent_sees_why(
     start: Any, fake: tuple[TwilioFake, str]
 ) -> None:
@@ -210,6 +243,7 @@ async def test_a_caller_who_hung_up_is_not_bridged_and_the_agent_sees_why(
 
     call = await eventually(failed)
     assert "Twilio error 21220" in call["meta"]["bridge_error"]
+    assert "could not ring agent" in call["text"] and "21220" in call["text"], "on the timeline, not only in meta"
     assert sim.sent("Calls") == [], "no agent's phone rings for a caller who is gone"
 
 

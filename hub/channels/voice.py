@@ -118,7 +118,10 @@ def summary(meta: dict[str, Any]) -> str:
     if outcome == "after_hours":
         return "Call outside business hours: offered voicemail"
     queue = meta.get("queue")
-    return f"Incoming call from {caller}" + (f", waiting in queue {queue}" if queue and outcome == "queued" else "")
+    text = f"Incoming call from {caller}" + (f", waiting in queue {queue}" if queue and outcome == "queued" else "")
+    if meta.get("bridge_error"):
+        text += f" (could not ring agent {meta.get('bridge_agent_id', '?')}: {meta['bridge_error']})"
+    return text
 
 
 class VoiceChannel(Channel):
@@ -200,6 +203,10 @@ class VoiceChannel(Channel):
         return r
 
     # -- the call's record on the timeline ---------------------------------------------------------------------
+
+    async def note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
+        """Add facts to a call's message (e.g. why bridging it failed); its summary text follows."""
+        return await self._note(call_sid, **meta)
 
     async def _note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
         """Add facts to the call's message and refresh its summary text; the call's meta, or None if unknown."""
