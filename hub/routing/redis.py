@@ -150,6 +150,7 @@ local function park(c, aid, untl)
   redis.call('HSET', P .. 'c:' .. c.id, 'st', 'parked', 'ag', aid, 'until', f(untl), 'q', c.q,
     'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
   redis.call('ZADD', P .. 'p:' .. aid, wscore(c), c.id)
+  redis.call('HINCRBY', P .. 'a:' .. aid, 'np', 1)
   redis.call('ZADD', P .. 'pu', untl, c.id)
   redis.call('ZADD', P .. 'o:' .. c.q, c.enq, c.id)
 end
@@ -164,6 +165,7 @@ local function take_out(c)
     redis.call('ZREM', P .. 'o:' .. c.q, c.id)
   elseif c.st == 'parked' then
     redis.call('ZREM', P .. 'p:' .. c.ag, c.id)
+    redis.call('HINCRBY', P .. 'a:' .. c.ag, 'np', -1)
     redis.call('ZREM', P .. 'pu', c.id)
     redis.call('ZREM', P .. 'o:' .. c.q, c.id)
   elseif c.st == 'offered' then
@@ -174,10 +176,11 @@ local function set_load(a, cls, delta)
   a.load[cls] = math.max(0, n(a.load[cls], 0) + delta)
   redis.call('HSET', P .. 'a:' .. a.id, 'load', cjson.encode(a.load))
 end
-local function answered(c, aid, now, qc)
-  local sk = P .. 's:' .. c.q
-  redis.call('HINCRBY', sk, 'answered', 1)
-  if now - c.enq <= qc.sla_wait then redis.call('HINCRBY', sk, 'answered_in_sla', 1) end
+-- One counter per outcome, so a decision costs one HINCRBY: `how` is direct or accepted, and the queue stats add
+-- them up (offered = offered + direct_*, answered = direct_* + accepted_*, answered_in_sla = *_in_sla).
+local function answered(c, aid, now, qc, how)
+  local within = now - c.enq <= qc.sla_wait and '_in_sla' or '_late'
+  redis.call('HINCRBY', P .. 's:' .. c.q, how .. within, 1)
   if c.cust ~= '' then redis.call('SET', P .. 'last:' .. c.cust, aid) end
 end
 local function claim(c, a, now)
@@ -186,19 +189,19 @@ local function claim(c, a, now)
   take_out(c)
   a.last = now
   a.load[c.cls] = n(a.load[c.cls], 0) + 1
-  redis.call('HSET', akey, 'last', f(now), 'load', cjson.encode(a.load))
+  a['n:offered'] = n(a['n:offered'], 0) + 1  -- the agent hash is read whole by agent(): no HINCRBY needed
+  redis.call('HSET', akey, 'last', f(now), 'load', cjson.encode(a.load), 'n:offered', a['n:offered'])
   if qc.strategy == 'round_robin' then
     local r = redis.call('INCR', P .. 'rr:' .. c.q)
     a['rr:' .. c.q] = r
     redis.call('HSET', akey, 'rr:' .. c.q, r)
   end
-  redis.call('HINCRBY', P .. 's:' .. c.q, 'offered', 1)
-  redis.call('HINCRBY', akey, 'n:offered', 1)
   local dl = ''
   if qc.direct then
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
-    answered(c, a.id, now, qc)
+    answered(c, a.id, now, qc, 'direct')
   else
+    redis.call('HINCRBY', P .. 's:' .. c.q, 'offered', 1)
     local d = now + qc.offer_timeout
     dl = f(d)
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'offered', 'ag', a.id, 'until', dl)
@@ -257,7 +260,7 @@ if old then
 else
   redis.call('HSET', key, 'presence', 'offline', 'load', '{}', 'wrapup', '0', 'last', f(now), 'missed', '0')
 end
-redis.call('HSET', key, 'cfg', ARGV[3])
+redis.call('HSET', key, 'cfg', ARGV[3], 'np', redis.call('ZCARD', P .. 'p:' .. aid))
 for _, q in ipairs(cfg.queues) do redis.call('SADD', P .. 'm:' .. q, aid) end
 reindex(agent(aid), now)
 return 1
@@ -352,9 +355,11 @@ local function dispatch_agent(a, now, limit)
     if can_take(a, cls) then table.insert(open, cls) end
   end
   if #open == 0 then return nil end  -- full: nothing to read, parked or queued
-  for _, cid in ipairs(redis.call('ZRANGE', P .. 'p:' .. a.id, 0, limit - 1)) do
-    local c = conv(cid)
-    if can_take(a, c.cls) then return claim(c, a, now) end
+  if n(a.np, 1) > 0 then  -- np: how many are parked for the agent (kept by park and take_out)
+    for _, cid in ipairs(redis.call('ZRANGE', P .. 'p:' .. a.id, 0, limit - 1)) do
+      local c = conv(cid)
+      if can_take(a, c.cls) then return claim(c, a, now) end
+    end
   end
   local best_id, best_score = nil, nil
   for _, q in ipairs(a.cfg.queues) do
@@ -422,8 +427,7 @@ take_out(c)
 redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'until', '0')
 redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
 redis.call('HINCRBY', P .. 'a:' .. aid, 'n:accepted', 1)
-redis.call('HINCRBY', P .. 's:' .. c.q, 'accepted', 1)
-answered(c, aid, now, queue(c.q))
+answered(c, aid, now, queue(c.q), 'accepted')
 return {c.id, aid, c.q, c.ch, 0, '', f(c.enq)}
 """
 
@@ -841,18 +845,22 @@ class RedisState:
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         waiting, wait, available, busy, flat = await self._run(self._queue_stats, queue, now)
         counts = {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        offered = counts.get("offered", 0)
+        direct = counts.get("direct_in_sla", 0) + counts.get("direct_late", 0)
+        accepted_in_sla, accepted_late = counts.get("accepted_in_sla", 0), counts.get("accepted_late", 0)
         return QueueStats(
             queue=queue,
             waiting=int(waiting),
             longest_wait=float(_text(wait)),
             available_agents=int(available),
             busy_agents=int(busy),
-            offered=counts.get("offered", 0),
-            accepted=counts.get("accepted", 0),
+            offered=offered + direct,
+            accepted=counts.get("accepted", 0) + accepted_in_sla + accepted_late,
             rejected=counts.get("rejected", 0),
             timed_out=counts.get("timed_out", 0),
-            answered=counts.get("answered", 0),
-            answered_in_sla=counts.get("answered_in_sla", 0),
+            # "answered", "answered_in_sla" and "accepted": the counters of state written before the split
+            answered=counts.get("answered", 0) + direct + accepted_in_sla + accepted_late,
+            answered_in_sla=counts.get("answered_in_sla", 0) + counts.get("direct_in_sla", 0) + accepted_in_sla,
             abandoned=counts.get("abandoned", 0),
             responded=counts.get("responded", 0),
             responded_in_sla=counts.get("responded_in_sla", 0),
