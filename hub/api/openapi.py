@@ -465,6 +465,9 @@ PATHS.update({
                                              "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                                                             "identity": _STR_OR_NULL}},
                                 "last_message": {"type": ["object", "null"]},
+                                "first_reply_due": {"type": ["number", "null"], "description": "epoch seconds by "
+                                                    "which the queue's first-response target wants an agent reply; "
+                                                    "null once replied or without a target"},
                             },
                         }},
                     },

@@ -22,7 +22,7 @@ from hub.channels.base import Channel
 from hub.console.sessions import SESSIONS, LockedOut, SignInError
 from hub.history.db import Tx
 from hub.keys import CHANNELS, DB, SETTINGS
-from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS
+from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
 
 STATIC = Path(__file__).parent / "static"
 
@@ -168,7 +168,8 @@ async def sign_out(request: web.Request) -> web.Response:
 # -- inbox -----------------------------------------------------------------------------------------------------
 
 
-def _inbox(tx: Tx, p: Principal, limit: int) -> list[dict[str, Any]]:
+def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[dict[str, Any]]:
+    """TARGETS: each queue's first-response target in seconds (0: none)."""
     where, params = "c.status <> 'resolved'", []
     if not p.is_admin:
         marks = ", ".join("?" for _ in p.queues) or "NULL"
@@ -194,9 +195,17 @@ def _inbox(tx: Tx, p: Principal, limit: int) -> list[dict[str, Any]]:
                        "kind": last["kind"], "text": str(last["text"])[:160], "status": last["status"],
                        "subject": meta.get("subject") if isinstance(meta, dict) else None,
                        "created_at": last["created_at"]}
+        # When the first agent reply is due (epoch seconds), while none has been sent: the console marks it late.
+        due = None
+        target = targets.get(str(r["queue"]), 0.0)
+        if target > 0 and tx.one(
+            "SELECT 1 AS x FROM messages WHERE conversation_id = ? AND direction = 'out' AND agent_id IS NOT NULL "
+            "AND kind NOT IN ('note', 'event') LIMIT 1", (r["id"],)) is None:
+            due = parse_time(str(r["created_at"])).timestamp() + target
         out.append({
             "conversation": {k: r[k] for k in ("id", "customer_id", "status", "channel", "queue", "agent_id",
                                                "created_at", "updated_at", "last_inbound_channel")},
+            "first_reply_due": due,
             "customer": {"id": r["customer_id"], "name": r["customer_name"],
                          "identity": f"{ident['kind']}:{ident['value']}" if ident else None},
             "last_message": preview,
@@ -206,7 +215,8 @@ def _inbox(tx: Tx, p: Principal, limit: int) -> list[dict[str, Any]]:
 
 async def inbox(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
-    items = await request.app[DB].read(lambda tx: _inbox(tx, p, 200))
+    targets = {name: q.first_response for name, q in request.app[SETTINGS].routing.queues.items()}
+    items = await request.app[DB].read(lambda tx: _inbox(tx, p, 200, targets))
     return web.json_response({"items": items, "server_time": time.time()})
 
 

@@ -193,9 +193,13 @@ function inboxItem(item) {
   const last = item.last_message;
   const current = conversation.currentConversation();
   const active = current && current.id === c.id;
+  // Past the queue's first-response target with no agent reply (the server says when it is due).
+  const late = item.first_reply_due !== null && item.first_reply_due !== undefined &&
+    item.first_reply_due * 1000 <= (state.live ? state.live.now() : Date.now());
   const preview = last ? (last.kind === "call" ? "Call" : last.kind === "voicemail" ? "Voicemail" : [last.subject, last.text].filter(Boolean).join(" — ")) : "";
   return h("a", {
-    class: `conv-item ${active ? "active" : ""} ${state.unread.has(c.id) ? "unread" : ""}`,
+    class: `conv-item ${active ? "active" : ""} ${state.unread.has(c.id) ? "unread" : ""} ${late ? "late" : ""}`,
+    title: late ? "No reply yet within the queue's first-response target" : null,
     href: `#/c/${c.id}`, "data-conv": c.id,
   },
     h("div", { class: "avatar" }, initials(displayName(item.customer)), channelIcon(last ? last.channel : c.channel)),
@@ -309,6 +313,10 @@ function onEvent(event) {
       conversation.onRoutingChanged(d.conversation);
       refreshSoon();
       break;
+    case "routing.sla_breached":
+    case "routing.first_response":
+      refreshSoon();  // the inbox marks or unmarks the conversation as late
+      break;
     case "routing.presence":
       if (d.agent === state.me.id) {
         showPresence(d.presence);
@@ -394,8 +402,13 @@ async function answerOffer(o, action) {
   try {
     await api.post(`/api/v1/conversations/${o.conversation_id}/${action}`, {});
     if (action === "accept") navigate(`#/c/${o.conversation_id}`);
+    if (action === "accept" && o.channel === "voice") toast("Your phone is ringing to connect the caller.", "info", 6000);
   } catch (err) {
-    toast(err.status === 409 ? "That offer is no longer available." : err.message, "error");
+    // A call the hub cannot ring this agent for: the offer stays (reject it, or let it time out), with the reason.
+    const cannotRing = err.status === 409 && /phone call/.test(err.message);
+    toast(err.status === 409 && !cannotRing ? "That offer is no longer available." : err.message, "error",
+      cannotRing ? 10000 : 4000);
+    if (cannotRing) loadOffers();
   }
   loadInbox();
 }

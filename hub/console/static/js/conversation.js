@@ -1,5 +1,5 @@
 // The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
-import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce } from "./dom.js";
+import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal } from "./state.js";
@@ -19,9 +19,10 @@ export function agentName(id) {
   return a ? a.name : `Agent #${id}`;
 }
 
+// The channels a reply can go out on: a phone call carries no text (the Call button places calls).
 function channelsFor(customer) {
   const kinds = new Set((customer.identities || []).map((i) => i.kind));
-  return state.channels.filter((c) => c.name !== "hub" && c.identity_kinds.some((k) => kinds.has(k)));
+  return state.channels.filter((c) => c.name !== "hub" && !c.voice && c.identity_kinds.some((k) => kinds.has(k)));
 }
 
 function identityFor(channel, customer) {
@@ -74,7 +75,10 @@ function renderShell(main, side) {
   const { conv, customer } = view;
   const options = channelsFor(customer);
   const lastUsed = conv.last_inbound_channel || conv.channel;
-  view.channel = (options.find((c) => c.name === lastUsed) || options[0] || { name: "" }).name;
+  // After a call, the reply goes by text to the same number (a provider channel sharing its identity kind).
+  const last = state.channels.find((c) => c.name === lastUsed);
+  const sameKind = last && options.find((c) => c.name !== "api" && c.identity_kinds.some((k) => last.identity_kinds.includes(k)));
+  view.channel = (options.find((c) => c.name === lastUsed) || sameKind || options[0] || { name: "" }).name;
   view.mode = "reply";
 
   view.timelineEl = h("div", { class: "timeline", id: "timeline", role: "log", "aria-live": "polite" });
@@ -103,7 +107,7 @@ function renderHeader() {
     h("div", { class: "conv-actions" },
       callState(),
       canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
-        disabled: Boolean(view.calling) }, icon("voice"), "Call") : null,
+        disabled: callLive() }, icon("voice"), "Call") : null,
       h("button", { class: "btn", id: "transfer-btn", onclick: openTransfer, title: "Transfer (t)",
         disabled: conv.status === "resolved" || !state.routing },
         icon("transfer"), "Transfer"),
@@ -141,18 +145,37 @@ async function placeCall() {
   renderHeader();
 }
 
+function callDone(c) {
+  const meta = c.meta || {};
+  return ["delivered", "failed", "undelivered"].includes(c.status) || ["answered", "no_answer", "failed", "agent_missed"].includes(meta.outcome);
+}
+
+// One call at a time from here; once it is over the Call button works again.
+function callLive() {
+  return Boolean(view.calling) && !callDone(view.calling);
+}
+
 // The call the agent placed from here, as the status events tell it.
 function callState() {
   const c = view.calling;
   if (!c) return null;
   const meta = c.meta || {};
-  const done = ["delivered", "failed", "undelivered"].includes(c.status) || ["answered", "no_answer", "failed", "agent_missed"].includes(meta.outcome);
-  const label = c.status === "failed" || ["no_answer", "failed", "agent_missed"].includes(meta.outcome)
-    ? (c.status_reason ? `Call failed: ${c.status_reason}` : "Call not connected")
-    : meta.outcome === "answered" || c.status === "delivered" ? "Call connected"
+  const done = callDone(c);
+  const failed = c.status === "failed" || ["no_answer", "failed", "agent_missed"].includes(meta.outcome);
+  // The hub hears the customer's leg once it ends: "answered" comes with the talk time, after the call.
+  const answered = !failed && (meta.outcome === "answered" || c.status === "delivered");
+  const talk = meta.talk_seconds !== undefined && meta.talk_seconds !== null ? ` · talk time ${duration(meta.talk_seconds)}` : "";
+  const label = failed
+    ? (meta.outcome === "agent_missed" ? "Your phone did not answer" : meta.outcome === "no_answer"
+      ? "The customer did not answer" : c.status_reason ? `Call failed: ${c.status_reason}` : "Call not connected")
+    : answered ? `Call ended${talk}`
       : meta.outcome === "dialing" ? "Dialing the customer…" : "Ringing your phone…";
-  return h("span", { class: `call-state ${done ? (label === "Call connected" ? "ok" : "bad") : "live"}`, id: "call-state",
-    role: "status" }, icon("voice"), label);
+  return h("span", { class: `call-state ${done ? (answered ? "ok" : "bad") : "live"}`, id: "call-state",
+    role: "status", title: c.status_reason || "" }, icon("voice"), label,
+    done ? h("button", { class: "call-state-close", "aria-label": "Dismiss", title: "Dismiss", onclick: () => {
+      view.calling = null;
+      renderHeader();
+    } }, "×") : null);
 }
 
 function trackCall(msg) {

@@ -129,6 +129,7 @@ export function duration(seconds) {
 }
 
 export function initials(name) {
+  if (/^\+?[\d\s()-]+$/.test(String(name || ""))) return "#"; // a customer known by their number only
   const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
   return ((parts[0] || "?")[0] + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
 }

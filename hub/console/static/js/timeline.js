@@ -1,6 +1,7 @@
 // One message of the timeline, whatever its channel and kind. Customer text goes in as text nodes; an email's
 // (already sanitized) HTML is shown only inside a sandboxed frame that may run no script.
 import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration } from "./dom.js";
+import { state } from "./state.js";
 
 const EMAIL_FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
 const EMAIL_FRAME_STYLE =
@@ -11,8 +12,13 @@ const EMAIL_FRAME_STYLE =
 
 const CALL_OUTCOMES = {
   answered: "Answered", completed: "Completed", no_answer: "No answer", "no-answer": "No answer", busy: "Busy",
-  failed: "Failed", agent_missed: "Agent did not answer", dialing: "Dialing…", canceled: "Canceled",
+  failed: "Failed", agent_missed: "Agent did not answer", dialing: "Dialing the customer…", canceled: "Canceled",
+  ringing: "Ringing", menu: "In the keypad menu", queued: "Waiting for an agent", abandoned: "Caller hung up while waiting",
+  missed: "Missed call", voicemail: "Went to voicemail", no_agent: "No agent answered: offered voicemail",
+  after_hours: "Outside business hours: offered voicemail", ringing_agent: "Ringing the agent's phone first",
 };
+// The agent leg of a bridge still ringing or being screened (not yet connected or missed).
+const AGENT_LEG_LIVE = ["queued", "initiated", "ringing", "in-progress"];
 
 export function statusTick(msg) {
   if (msg.direction !== "out" || msg.kind === "note" || msg.kind === "event") return null;
@@ -75,19 +81,40 @@ function meta(msg, ...keys) {
   return null;
 }
 
-function body(msg) {
-  if (msg.kind === "call") {
-    const secs = meta(msg, "duration", "duration_seconds", "talk_seconds", "CallDuration");
-    const raw = meta(msg, "outcome", "call_status", "CallStatus");
-    const outcome = CALL_OUTCOMES[raw] || raw;
-    return h("div", { class: "call-card" },
-      h("span", { class: "call-icon" }, icon("voice")),
-      h("div", {},
-        h("strong", {}, msg.direction === "in" ? "Incoming call" : "Outgoing call"),
-        h("div", { class: "muted" }, [secs !== null ? duration(secs) : null, outcome].filter(Boolean).join(" · ") ||
-          (msg.text || "")),
-        msg.text && secs !== null ? h("div", { class: "call-text" }, msg.text) : null));
+// A call, in words built from what the hub learned about it (the server's summary text stays as the tooltip).
+function callCard(msg, ctx) {
+  const m = msg.meta || {};
+  const inbound = msg.direction === "in";
+  const raw = meta(msg, "outcome", "call_status", "CallStatus");
+  let label = CALL_OUTCOMES[raw] || raw || "";
+  const agent = inbound ? m.agent_id : msg.agent_id;
+  const who = agent !== undefined && agent !== null ? ctx.agentName(agent) : "";
+  if (inbound && raw === "answered" && who) label = `Answered by ${who === "You" ? "you" : who}`;
+  else if (inbound && raw === "queued" && who && AGENT_LEG_LIVE.includes(m.agent_call_status || "queued") &&
+           m.agent_call_sid && !m.bridge_error) {
+    label = m.screen_result === "accepted" ? `Connecting ${who}…` : `Ringing ${who === "You" ? "your" : who + "'s"} phone…`;
+  } else if (inbound && raw === "queued" && m.queue) {
+    const q = state.queues.find((x) => x.name === m.queue);
+    label = `Waiting in ${q ? q.title : m.queue}`;
   }
+  const details = [
+    m.talk_seconds !== undefined && m.talk_seconds !== null ? `talk time ${duration(m.talk_seconds)}` : null,
+    inbound && m.queue_seconds !== undefined && m.queue_seconds !== null ? `waited ${duration(m.queue_seconds)}` : null,
+    inbound ? m.from : m.to,
+  ].filter(Boolean);
+  const problem = m.bridge_error ? `Could not ring ${who || "the agent"}: ${m.bridge_error}`
+    : msg.status === "failed" && msg.status_reason ? msg.status_reason : null;
+  return h("div", { class: "call-card", title: msg.text || "" },
+    h("span", { class: "call-icon" }, icon("voice")),
+    h("div", {},
+      h("strong", {}, inbound ? "Incoming call" : "Outgoing call"),
+      h("div", { class: "call-outcome" }, label),
+      details.length ? h("div", { class: "muted" }, details.join(" · ")) : null,
+      problem ? h("div", { class: "call-problem" }, problem) : null));
+}
+
+function body(msg, ctx) {
+  if (msg.kind === "call") return callCard(msg, ctx);
   if (msg.kind === "voicemail") {
     const audio = (msg.attachments || []).find((a) => /^audio\//.test(a.content_type));
     const transcript = meta(msg, "transcript", "transcription") || msg.text;
@@ -146,7 +173,7 @@ export function renderMessage(msg, ctx) {
   const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
   const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
   return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}`, "data-mid": msg.id },
-    h("div", { class: "bubble" }, body(msg), attachmentsOf(msg)),
+    h("div", { class: "bubble" }, body(msg, ctx), attachmentsOf(msg)),
     h("div", { class: "msg-meta" },
       channelIcon(msg.channel),
       h("span", { class: "who" }, who),

@@ -52,25 +52,34 @@ function pct(x) {
   return x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`;
 }
 
+function grade(x) {
+  return x === null || x === undefined ? "" : x >= 0.9 ? "good" : x >= 0.75 ? "warn" : "bad";
+}
+
 function queueCard(q) {
   const drift = (Date.now() - data.at) / 1000;
   const wait = q.waiting ? (q.longest_wait || 0) + (data.queues ? drift : 0) : 0;
   const sla = q.sla_attainment;
-  const slaClass = sla === null || sla === undefined ? "" : sla >= 0.9 ? "good" : sla >= 0.75 ? "warn" : "bad";
+  const slaClass = grade(sla);
   const waitClass = q.sla_wait && wait > q.sla_wait ? "bad" : wait > (q.sla_wait || 60) * 0.7 ? "warn" : "";
   return h("article", { class: "queue-card", "data-queue": q.name },
     h("header", {}, h("h3", {}, q.title || q.name), h("span", { class: "muted" }, q.name)),
     h("div", { class: "kpis" },
       h("div", { class: "kpi" }, h("strong", { class: q.waiting ? "hot" : "" }, String(q.waiting ?? 0)), h("span", {}, "waiting")),
       h("div", { class: `kpi ${waitClass}` }, h("strong", {}, q.waiting ? duration(wait) : "—"), h("span", {}, "longest wait")),
-      h("div", { class: `kpi ${slaClass}` }, h("strong", {}, pct(sla)), h("span", {}, "within SLA"))),
+      h("div", { class: `kpi ${slaClass}` }, h("strong", {}, pct(sla)), h("span", {}, "within SLA")),
+      q.first_response ? h("div", { class: `kpi ${grade(q.first_response_attainment)}`,
+        title: `Conversations answered by an agent within ${duration(q.first_response)} of the customer's first message` },
+      h("strong", {}, pct(q.first_response_attainment)), h("span", {}, "first reply in time")) : null),
     sla !== undefined && sla !== null
       ? h("div", { class: "bar" }, h("span", { class: slaClass, style: { width: `${Math.round(sla * 100)}%` } })) : null,
     data.queues ? h("dl", { class: "queue-stats" },
       h("div", {}, h("dt", {}, "Agents available"), h("dd", {}, String(q.available_agents ?? 0))),
       h("div", {}, h("dt", {}, "Agents busy"), h("dd", {}, String(q.busy_agents ?? 0))),
       h("div", {}, h("dt", {}, "Offers accepted"), h("dd", {}, String(q.offers_accepted ?? 0))),
-      h("div", {}, h("dt", {}, "Rejected · timed out"), h("dd", {}, `${q.offers_rejected ?? 0} · ${q.offers_timed_out ?? 0}`)))
+      h("div", {}, h("dt", {}, "Rejected · timed out"), h("dd", {}, `${q.offers_rejected ?? 0} · ${q.offers_timed_out ?? 0}`)),
+      q.first_response ? h("div", {}, h("dt", {}, "First replies · late"),
+        h("dd", {}, `${q.responded ?? 0} · ${q.first_response_breached ?? 0}`)) : null)
       : null);
 }
 
