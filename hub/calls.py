@@ -21,7 +21,7 @@ from hub.history.db import Database, Tx
 from hub.history.identities import IdentityError, normalize_phone
 from hub.model import Message, format_time, utcnow
 from hub.router import Router, RoutingError
-from hub.routing.events import Assigned, RoutingEvent
+from hub.routing.events import Assigned, Offered, RoutingEvent
 from hub.routing.rules import Contact
 
 log = logging.getLogger("hub.calls")
@@ -82,6 +82,7 @@ class Calls:
     def install(self) -> None:
         """Plug into routing (accept checks, assignments) and the voice adapter (menu choices, call legs)."""
         self.router.accept_checks.append(self.accept_check)
+        self.router.profile_checks.append(self.voice_capacity)
         self.router.listeners.append(self.on_routing)
         self.voice.call_queue = self.menu_queue
         self.voice.on_leg = self.on_leg
@@ -138,6 +139,15 @@ class Calls:
         if ring is None and not self.voice.account.number(str(call.meta.get("to", ""))).agent_phone:
             return f"conversation {conversation_id} is a phone call and " + self._no_device(name)
         return None
+
+    def voice_capacity(self, profile: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
+        """An agent the hub has no way to ring gets no voice capacity, so routing never offers them a call (the
+        409 on accept stays as the backstop). Unless a number has an agent_phone: its calls can reach anyone."""
+        if device(agent.get("phone"), agent.get("voice_client")) is not None:
+            return profile
+        if any(n.agent_phone for n in self.settings.numbers.values()):
+            return profile
+        return profile | {"capacity": {**profile["capacity"], "voice": 0}}
 
     async def on_routing(self, events: list[RoutingEvent]) -> None:
         for e in events:
@@ -205,30 +215,53 @@ class Calls:
         name, ring = await self.agent_device(agent_id)
         from_number = str(call.meta.get("to", ""))
         if not ring and not self.voice.account.number(from_number).agent_phone:
-            await self._bridge_failed(caller, agent_id, self._no_device(name))
+            await self._bridge_failed(caller, agent_id, self._no_device(name), call.meta)
             return None
         # The caller first: if they are gone, no agent's phone rings for nothing. Already moved by an earlier
         # bridge (whose agent did not pick up): they are still waiting there.
         if call.meta.get("twilio_queue") != handoff_queue(caller):
+            queued_at = call.meta.get("queued_at")
+            since = float(queued_at) if isinstance(queued_at, int | float) else None
             try:
-                await self._retrying(lambda: self.voice.hand_off(caller))
+                await self._retrying(lambda: self.voice.hand_off(caller, since))
             except SendError as e:
-                await self._bridge_failed(caller, agent_id, e.reason)
+                await self._bridge_failed(caller, agent_id, e.reason, call.meta)
                 return None
+        screen = await self.announcement(conversation_id, call) if self.screens(ring) else ""
         try:
             agent_leg = await self._retrying(lambda: self.voice.bridge(
                 queue=handoff_queue(caller), from_number=from_number, agent=ring or "", caller_call_sid=caller,
-                agent_id=agent_id,
+                agent_id=agent_id, screen=screen,
             ))
         except SendError as e:
             # The caller waits on in the hand-off queue (voicemail after max_wait_seconds); the agent sees why.
-            await self._bridge_failed(caller, agent_id, e.reason)
+            await self._bridge_failed(caller, agent_id, e.reason, call.meta)
             return None
         if call.meta.get("bridge_error"):
             await self.voice.note(caller, bridge_error=None, bridge_agent_id=None)  # an earlier failure is over
         log.info("call %s (conversation %d): ringing agent %d on %s", caller, conversation_id, agent_id,
                  ring or "the number's agent_phone")
         return agent_leg
+
+    def screens(self, ring: str | None) -> bool:
+        """Whether the agent hears who is calling and presses 1 first (channels.twilio.screen_agent_calls). A
+        softphone (Twilio Client) shows the call itself; a phone, which may be answered by voicemail, is screened."""
+        mode = self.settings.screen_agent_calls
+        return mode == "always" or (mode == "phone" and not (ring or "").startswith("client:"))
+
+    async def announcement(self, conversation_id: int, call: Message) -> str:
+        """What a screened agent hears: "Call from <name or number> in <queue>." (digits spoken one by one)."""
+
+        def load(tx: Tx) -> tuple[str, str | None]:
+            conv = store.conversation(tx, conversation_id)
+            return store.customer(tx, conv.customer_id).name, conv.queue
+
+        name, queue = await self.db.read(load)
+        number = str(call.meta.get("from", ""))
+        who = name.strip() if name and name.strip() and name.strip() != number else " ".join(number.lstrip("+"))
+        queues = self.router.settings.routing.queues
+        where = (queues[queue].title or queue) if queue in queues else queue
+        return f"Call from {who or 'an unknown caller'}" + (f" in {where}." if where else ".")
 
     async def _retrying(self, place: Any) -> str:
         for attempt in range(1, ATTEMPTS + 1):
@@ -240,15 +273,15 @@ class Calls:
                 await asyncio.sleep(max(e.retry_after or 0.0, 0.5 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
-    async def _bridge_failed(self, caller: str, agent_id: int, reason: str) -> None:
+    async def _bridge_failed(self, caller: str, agent_id: int, reason: str, known: dict[str, Any]) -> None:
         log.warning("call %s: could not ring agent %d: %s", caller, agent_id, reason)
         # Kept on the call's message (and so pushed to the console); the caller keeps waiting in the line.
-        await self.voice.note(caller, bridge_error=reason, bridge_agent_id=agent_id)
+        await self.voice.note(caller, known, bridge_error=reason, bridge_agent_id=agent_id)
 
     async def on_leg(self, leg: LegStatus) -> None:
         if leg.message_id is not None:
             await self._outbound_leg(leg)
-        elif leg.leg == "agent" and leg.caller_call_sid and leg.status in MISSED:
+        elif leg.leg == "agent" and leg.caller_call_sid and (leg.status in MISSED or leg.declined):
             await self._agent_missed(leg)
 
     async def _agent_missed(self, leg: LegStatus) -> None:
@@ -268,7 +301,14 @@ class Calls:
         if found is None or found[1] != "assigned" or found[2] != leg.agent_id or found[3] is None:
             return
         try:
-            await self.router.transfer(found[0], found[3], None, f"agent {leg.agent_id} did not answer ({leg.status})")
+            why = "did not press 1 to take the call" if leg.declined else f"did not answer ({leg.status})"
+            events = await self.router.transfer(found[0], found[3], None, f"agent {leg.agent_id} {why}")
+            again = [e for e in events if isinstance(e, Offered) and e.conversation == found[0]
+                     and e.agent == leg.agent_id]
+            if again:
+                # Offered straight back to the agent who missed it: count it as their decline, so routing offers
+                # it to the next agent (and only returns to this one when nobody else can take it).
+                await self.router.reject(found[0], again[0].agent)
         except RoutingError as e:
             log.warning("call %s: could not re-offer conversation %d: %s", leg.caller_call_sid, found[0], e)
 

@@ -201,6 +201,25 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, run))
 
 
+def cmd_events_list(args: argparse.Namespace) -> int:
+    from hub.journal import FLAGGED, listing
+
+    settings = _settings(args)
+    statuses = tuple(dict.fromkeys([*(FLAGGED if args.flagged else ()), *(args.statuses or ())]))
+
+    async def run(db: Database) -> int:
+        rows = await db.read(lambda tx: listing(tx, statuses, args.channel, args.limit))
+        if not rows:
+            print(f"no {'/'.join(statuses) or 'journaled'} events")
+        for r in rows:
+            print(f"{r['id']:>6}  {r['received_at']}  {r['channel']:<9} {r['status']:<8} {r['dedupe_key']}")
+            if r["error"]:
+                print(f"        {r['error']}")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
 
@@ -273,6 +292,16 @@ def parser() -> argparse.ArgumentParser:
     er.add_argument("--status", action="append", choices=["failed", "pending"],
                     help="which events (repeatable; default: failed and pending)")
     er.set_defaults(fn=cmd_events_replay)
+    el = esub.add_parser("list", parents=[config], help="list journaled events, newest first, with their errors",
+                         description="List journaled events (inbound messages and providers' later facts such as "
+                                     "delivery statuses), newest first, with why each flagged one was flagged.")
+    el.add_argument("--flagged", action="store_true", help="only events an operator should look at (failed, "
+                                                           "rejected)")
+    el.add_argument("--status", dest="statuses", action="append",
+                    choices=["pending", "done", "failed", "rejected"], help="only events in this status (repeatable)")
+    el.add_argument("--channel", help="only this channel's events")
+    el.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    el.set_defaults(fn=cmd_events_list)
 
     tg = sub.add_parser("telegram", help="the Telegram bot", description="Work with the Telegram channel's bot.")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")

@@ -72,6 +72,7 @@ class ConversationSettings(Section):
 class IngestSettings(Section):
     recovery_interval_seconds: float = Field(5.0, gt=0)
     max_attachment_bytes: int = Field(20_000_000, ge=0)
+    pending_fact_seconds: float = Field(600.0, gt=0)
 
 
 class OutboxSettings(Section):
@@ -348,6 +349,7 @@ class TwilioSettings(Section):
     timeout_seconds: float = Field(15.0, gt=0)
     media_url_key: str = ""
     media_url_seconds: int = Field(3600, ge=60)
+    screen_agent_calls: Literal["phone", "always", "never"] = "phone"
     numbers: dict[str, TwilioNumberSettings] = Field(default_factory=dict)
 
     @field_validator("api_base_url")

@@ -14,10 +14,12 @@ from typing import Any
 
 from hub.config import Settings
 from hub.events import Event, EventBus
+from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.history.identities import normalize
 from hub.html_safety import sanitize
+from hub.journal import write as _journal
 from hub.metrics import Metrics
 from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
 
@@ -48,27 +50,6 @@ class IngestFailed(Exception):
         self.reason = reason
 
 
-@dataclass
-class _Journaled:
-    id: int
-    status: str
-    message_id: int | None
-    inserted: bool = False
-
-
-def _journal(tx: Tx, channel: str, key: str, payload: str, now: str) -> _Journaled:
-    row = tx.one(
-        "INSERT INTO journal (channel, dedupe_key, payload, status, received_at) VALUES (?, ?, ?, 'pending', ?) "
-        "ON CONFLICT (channel, dedupe_key) DO NOTHING RETURNING id",
-        (channel, key, payload, now),
-    )
-    if row is not None:
-        return _Journaled(int(row["id"]), "pending", None, inserted=True)
-    old = tx.one("SELECT id, status, message_id FROM journal WHERE channel = ? AND dedupe_key = ?", (channel, key))
-    assert old is not None
-    return _Journaled(int(old["id"]), str(old["status"]), old["message_id"])
-
-
 def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
     msg = store.message(tx, message_id)
     conv = store.conversation(tx, msg.conversation_id)
@@ -93,6 +74,8 @@ class Ingest:
         self.choose_queue = choose_queue or (lambda _inbound: settings.routing.default_queue)
         # Routing's hook: runs after the message is stored and published; its failure never un-stores anything.
         self.on_stored = on_stored
+        #: provider callbacks about messages already here, kept in the same journal
+        self.facts = Facts(db, bus, metrics, settings.ingest)
 
     def normalized(self, inbound: Inbound) -> Inbound:
         """INBOUND with its identity in canonical form (raises IdentityError with a reason)."""
@@ -217,6 +200,8 @@ class Ingest:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
             else:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+        if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
+            apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
@@ -264,7 +249,8 @@ class Ingest:
     # -- recovery and replay -----------------------------------------------------------------------------------
 
     async def process_journal(self, statuses: tuple[str, ...] = ("pending",), older_than_seconds: float = 0) -> int:
-        """Process journaled events in STATUSES (oldest first). Returns how many were stored now."""
+        """Process journaled events in STATUSES (oldest first): inbound events, and later facts (see hub.facts).
+        Returns how many were stored or applied now."""
         cutoff = format_time(utcnow() - timedelta(seconds=max(0.0, older_than_seconds)))
         marks = ", ".join("?" for _ in statuses)
         done = 0
@@ -272,7 +258,8 @@ class Ingest:
         while True:
             rows = await self.db.read(
                 lambda tx, after=last_id: tx.all(  # type: ignore[misc]
-                    f"SELECT id, payload FROM journal WHERE status IN ({marks}) AND id > ? AND received_at <= ? "
+                    f"SELECT id, payload, received_at FROM journal WHERE status IN ({marks}) AND id > ? "
+                    "AND received_at <= ? "
                     "ORDER BY id LIMIT 200",
                     (*statuses, after, cutoff),
                 )
@@ -282,6 +269,11 @@ class Ingest:
             for row in rows:
                 last_id = int(row["id"])
                 body = json.loads(row["payload"])
+                if body.get("fact") is not None:
+                    fact = Fact.from_json(body["fact"])
+                    applied = await self.facts.retry(last_id, fact, str(row["received_at"]))
+                    done += applied.state in ("applied", "unchanged")
+                    continue
                 if body.get("inbound") is None:
                     continue  # rejected at parse time: nothing to replay until an adapter can read it
                 try:

@@ -15,15 +15,13 @@ from datetime import UTC, datetime, timedelta
 from hub.channels.base import Channel, SendError
 from hub.config import OutboxSettings
 from hub.events import Event, EventBus
+from hub.facts import apply_waiting, moves_forward
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.metrics import Metrics
 from hub.model import CHANNEL_IDENTITY_KIND, AttachmentIn, Identity, Message, Outbound, format_time
 
 log = logging.getLogger("hub.outbox")
-
-# Provider status callbacks may arrive out of order; a status never moves backwards.
-_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
 
 
 class ReplyError(ValueError):
@@ -238,6 +236,8 @@ class Outbox:
                 "updated_at = ? WHERE id = ?",
                 (status, reason, external_id, now, due.outbound.message_id),
             )
+            if external_id:  # the provider's status callback may have come before its answer to the send
+                apply_waiting(tx, due.outbound.channel, external_id, now)
 
         await self.db.write(write)
         if retry_in is None:
@@ -319,17 +319,19 @@ class Outbox:
     # -- provider status callbacks ---------------------------------------------------------------------------------
 
     async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool:
-        """Move a sent message forward (delivered, read, failed...). Returns False if no such message is known."""
+        """Move a sent message forward (delivered, read, failed...). Returns False if no such message is known.
+        Not journaled: for the hub's own marks (web chat); a provider's callback goes through hub.facts."""
         now = self._now()
 
         def write(tx: Tx) -> int | None:
             row = tx.one(
-                "SELECT id, status FROM messages WHERE channel = ? AND external_id = ? AND direction = 'out'",
+                "SELECT id, status FROM messages WHERE channel = ? AND external_id = ? AND direction = 'out'"
+                + tx.for_update,
                 (channel, external_id),
             )
             if row is None:
                 return None
-            if _RANK.get(status, 0) <= _RANK.get(str(row["status"]), 0):
+            if not moves_forward(str(row["status"]), status):
                 return None
             store.set_message_status(tx, int(row["id"]), status, reason, now)
             return int(row["id"])

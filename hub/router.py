@@ -122,6 +122,9 @@ class Router:
         self.listeners: list[Callable[[list[RoutingEvent]], Awaitable[None]]] = []
         #: asked before an agent accepts an offer; a reason refuses the accept and the offer stays
         self.accept_checks: list[Callable[[int, int], Awaitable[str | None]]] = []
+        #: may narrow an agent's engine profile given their store row (id, email, disabled, phone, voice_client):
+        #: hub.calls gives no voice capacity to an agent the hub has no way to ring
+        self.profile_checks: list[Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = []
         self._stats_published: list[dict[str, Any]] = []  # the last routing.stats sent, to send only changes
         self._stats_at = 0.0
 
@@ -150,7 +153,7 @@ class Router:
         profiles = self.overrides.agents
 
         def read(tx: Tx) -> list[dict[str, Any]]:
-            rows = tx.all("SELECT id, email, disabled FROM agents ORDER BY id")
+            rows = tx.all("SELECT id, email, disabled, phone, voice_client FROM agents ORDER BY id")
             members: dict[int, list[str]] = {}
             for m in tx.all("SELECT agent_id, queue FROM agent_queues"):
                 members.setdefault(int(m["agent_id"]), []).append(str(m["queue"]))
@@ -160,6 +163,8 @@ class Router:
                 # A disabled agent keeps no queue: nothing more is offered to them.
                 queues = [] if r["disabled"] else [q for q in members.get(aid, []) if q in routing.queues]
                 raw = profile_raw(routing, aid, profiles.get(aid), facts.get(str(r["email"])), queues)
+                for check in self.profile_checks:
+                    raw = check(raw, dict(r))
                 out.append(raw | {"enabled": not r["disabled"]})
             return out
 

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.agents import add_agent
 from hub.api.auth import create_token
+from hub.calls import CALLS
 from hub.config import Settings
 from hub.keys import DB, ROUTER
 from tests.channels.twilio_fake import (
@@ -94,7 +95,8 @@ async def test_an_accepted_call_rings_the_agent_and_connects_exactly_that_caller
     start: Any, fake: tuple[TwilioFake, str], db_url: str
 ) -> None:
     sim = fake[0]
-    client, admin = await start(db_url)
+    # Without call screening (the screened bridge has a test of its own below): the agent's phone dials at once.
+    client, admin = await start(db_url, channels__twilio__screen_agent_calls="never")
     alice, alice_h = await agent(client, "Alice", ["support"], phone="+14155550111")
     status, _, _ = await webhook(client, VOICE, sample("voice_inbound"))
     assert status == 200
@@ -149,7 +151,9 @@ async def test_a_caller_in_their_hand_off_queue_hears_they_are_being_connected(s
 
 
 async def test_an_agent_with_no_phone_cannot_accept_a_call_and_the_offer_stays(start: Any) -> None:
-    client, admin = await start()
+    # Another number has an agent_phone, so agents without a phone keep their voice capacity and get call offers;
+    # a call to a number without one still cannot be accepted by them.
+    client, admin = await start(channels__twilio__numbers={"+14155550198": {"agent_phone": "+14155550197"}})
     _, bob_h = await agent(client, "Bob", ["support"])
     await webhook(client, VOICE, sample("voice_inbound"))
     conv_id = (await the_call(client, admin))["conversation_id"]
@@ -363,3 +367,240 @@ async def test_click_to_call_without_voice_is_a_conflict(aiohttp_client: Any, se
     conv_id = (await got.json())["message"]["conversation_id"]
     resp = await client.post(f"/api/v1/conversations/{conv_id}/call", headers=headers)
     assert resp.status == 409 and "voice is not configured" in (await resp.json())["error"]["message"]
+
+
+# -- call screening, the caller's whole wait, and who is offered calls at all -----------------------------------------
+
+
+def query_of(url: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+async def test_a_screened_agent_hears_who_is_calling_and_takes_the_call_with_1(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    client, admin = await start()  # screen_agent_calls = "phone", the default
+    alice, alice_h = await agent(client, "Alice", ["support"], phone="+14155550111")
+    await webhook(client, VOICE, sample("voice_inbound", CallerName="Ann Lee"))
+    conv_id = (await the_call(client, admin))["conversation_id"]
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=alice_h)).status == 200
+    [ring] = await eventually(lambda: _async(sim.sent("Calls")))
+    root = twiml(ring["Twiml"])
+    assert [el.tag for el in root] == ["Gather", "Say", "Hangup"], "no key pressed: hang up, nobody is connected"
+    gather = only(root, "Gather")
+    assert gather.get("numDigits") == "1" and gather.get("timeout") == "8"
+    assert only(gather, "Say").text == "Call from Ann Lee in Support. Press 1 to accept."
+    assert root.find("Dial") is None, "the caller is not dialed before the agent pressed 1"
+    assert path_of(gather.get("action") or "").startswith(f"{VOICE}/screen?")
+    assert query_of(gather.get("action") or "") == {"call": CALLER, "agent": str(alice)}
+    assert query_of(ring["StatusCallback"])["screen"] == "1"
+    await eventually(lambda: _async(sim.sent("Calls.update")))
+
+    [agent_sid] = [sid for sid, c in sim.calls.items() if c.get("to") == "+14155550111"]
+    leg = {"From": BIZ, "To": "+14155550111", "Direction": "outbound-api", "CallSid": agent_sid}
+    status, body, _ = await webhook(client, path_of(gather.get("action") or ""),
+                                    sample("voice_menu", **leg, Digits="1"))
+    assert status == 200
+    assert only(only(twiml(body), "Dial"), "Queue").text == f"hub-{CALLER}", "1 connects exactly that caller"
+    await webhook(client, f"{VOICE}/queue-result?handoff=1", sample("voice_queue_result_bridged", QueueTime="4"))
+    await webhook(client, path_of(ring["StatusCallback"]), sample("voice_status_completed", **leg,
+                                                                  CallDuration="95"))
+    call = await the_call(client, admin)
+    assert call["meta"]["screen_accepted"] == agent_sid and call["meta"]["talk_seconds"] == 95
+    assert call["meta"]["outcome"] == "answered"
+    conv = await conversation(client, admin, conv_id)
+    assert conv["status"] == "assigned" and conv["agent_id"] == alice, "taken: not put back in line"
+
+
+async def test_a_screened_agent_who_does_not_press_1_puts_the_call_back_in_line(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    client, admin = await start()
+    _, alice_h = await agent(client, "Alice", ["support"], phone="+14155550111")
+    await webhook(client, VOICE, sample("voice_inbound"))
+    conv_id = (await the_call(client, admin))["conversation_id"]
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=alice_h)).status == 200
+    [ring] = await eventually(lambda: _async(sim.sent("Calls")))
+    gather = only(twiml(ring["Twiml"]), "Gather")
+    assert only(gather, "Say").text == "Call from 1 4 1 5 5 5 5 0 1 0 0 in Support. Press 1 to accept.", \
+        "no name: the number, digit by digit"
+    agent_sid = new_sid("CA")
+    leg = {"From": BIZ, "To": "+14155550111", "Direction": "outbound-api", "CallSid": agent_sid}
+    status, body, _ = await webhook(client, path_of(gather.get("action") or ""), sample("voice_menu", **leg,
+                                                                                        Digits="2"))
+    assert status == 200 and [el.tag for el in twiml(body)] == ["Say", "Hangup"]
+    assert (await conversation(client, admin, conv_id))["status"] == "assigned", "until the leg ends"
+    # The leg ends (as it would after a voicemail answered or the agent hung up): a missed offer.
+    await webhook(client, path_of(ring["StatusCallback"]), sample("voice_status_completed", **leg,
+                                                                  CallDuration="12"))
+    conv = await conversation(client, admin, conv_id)
+    assert conv["status"] == "open" and conv["agent_id"] is None, "back in line for the next agent"
+    call = await the_call(client, admin)
+    assert "talk_seconds" not in call["meta"] and call["meta"]["screen_result"] == "agent pressed 2"
+    assert call["meta"]["outcome"] == "queued", "the caller is still waiting"
+    # A retried callback changes nothing more.
+    await webhook(client, path_of(ring["StatusCallback"]), sample("voice_status_completed", **leg,
+                                                                  CallDuration="12"))
+    assert (await conversation(client, admin, conv_id))["status"] == "open"
+
+
+async def test_screening_with_the_simulator_no_key_goes_to_the_next_agent_who_presses_1(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    """The simulator plays the agents' phones: the first agent's answers and presses nothing (say, their
+    voicemail picked up), so the call goes back in line and routing offers it to the other agent, who presses 1
+    and is connected to the caller."""
+    sim = fake[0]
+    client, admin = await start()
+    sim.hub_url = str(client.make_url("")).rstrip("/")
+    sim.public_url = PUBLIC
+    sim.ring_seconds, sim.talk_seconds = 0.05, 0.2
+    phones = {"Alice": "+14155550111", "Bob": "+14155550112"}
+    agents = {name: await agent(client, name, ["support"], phone=phone) for name, phone in phones.items()}
+    await webhook(client, VOICE, sample("voice_inbound"))
+    conv_id = (await the_call(client, admin))["conversation_id"]
+
+    async def offered_to(name: str) -> Any:
+        await client.app[ROUTER].tick()
+        items = (await (await client.get("/api/v1/offers", headers=agents[name][1])).json())["items"]
+        return [o["conversation_id"] for o in items] == [conv_id]
+
+    first = "Alice" if await offered_to("Alice") else "Bob"
+    second = "Bob" if first == "Alice" else "Alice"
+    sim.keypad[phones[first]] = ""
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=agents[first][1])).status == 200
+    await eventually(lambda: offered_to(second))
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=agents[second][1])).status == 200
+
+    async def answered() -> Any:
+        call = await the_call(client, admin)
+        meta = call["meta"]
+        return call if meta.get("outcome") == "answered" and meta.get("agent_call_status") == "completed" else None
+
+    call = await eventually(answered)
+    assert call["meta"]["agent_id"] == agents[second][0] and call["meta"]["screen_result"] == "accepted"
+    assert [f["To"] for f in sim.sent("Calls")] == [phones[first], phones[second]]
+    assert len(sim.sent("Calls.update")) == 1, "the caller was moved to their hand-off queue once"
+    assert (await conversation(client, admin, conv_id))["agent_id"] == agents[second][0]
+
+
+async def test_a_softphone_is_not_screened_unless_always_and_never_turns_screening_off(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    client, admin = await start(channels__twilio__screen_agent_calls="always")
+    _, carol_h = await agent(client, "Carol", ["support"], voice_client="carol")
+    await webhook(client, VOICE, sample("voice_inbound"))
+    conv_id = (await the_call(client, admin))["conversation_id"]
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=carol_h)).status == 200
+    [ring] = await eventually(lambda: _async(sim.sent("Calls")))
+    assert ring["To"] == "client:carol" and only(twiml(ring["Twiml"]), "Gather") is not None, "always"
+
+    calls = client.app[CALLS]
+    calls.settings.screen_agent_calls = "phone"
+    assert not calls.screens("client:carol") and calls.screens("+14155550111") and calls.screens(None)
+    calls.settings.screen_agent_calls = "never"
+    assert not calls.screens("+14155550111")
+
+
+async def test_click_to_call_is_not_screened(start: Any, fake: tuple[TwilioFake, str]) -> None:
+    sim = fake[0]
+    client, admin = await start(channels__twilio__screen_agent_calls="always")
+    _, dana_h = await agent(client, "Dana", ["support"], phone="+14155550113")
+    await webhook(client, "/webhooks/twilio/sms", sample("sms_inbound"))
+    conv_id = (await (await client.get("/api/v1/conversations", headers=admin)).json())["items"][0]["id"]
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/call", headers=dana_h)).status == 202
+    [ring] = sim.sent("Calls")
+    assert twiml(ring["Twiml"]).find("Gather") is None and only(twiml(ring["Twiml"]), "Dial").text == CUSTOMER
+
+
+async def test_the_callers_wait_counts_from_when_they_first_queued(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    from datetime import timedelta
+
+    from hub.keys import CHANNELS
+    from hub.model import utcnow
+
+    sim = fake[0]
+    client, admin = await start(channels__twilio__numbers={BIZ: {"max_wait_seconds": 60}})
+    _, carol_h = await agent(client, "Carol", ["support"], voice_client="carol")
+    await webhook(client, VOICE, sample("voice_inbound"))
+    queued_at = (await the_call(client, admin))["meta"]["queued_at"]
+    conv_id = (await the_call(client, admin))["conversation_id"]
+    assert (await client.post(f"/api/v1/conversations/{conv_id}/accept", headers=carol_h)).status == 200
+    [moved] = await eventually(lambda: _async(sim.sent("Calls.update")))
+    wait_url = only(twiml(moved["Twiml"]), "Enqueue").get("waitUrl") or ""
+    assert query_of(wait_url) == {"handoff": "1", "since": str(int(queued_at))}
+
+    voice = client.app[CHANNELS]["voice"]
+    start_time = utcnow()
+    voice.clock = lambda: start_time + timedelta(seconds=30)
+    _, body, _ = await webhook(client, path_of(wait_url), sample("voice_wait", QueueTime="2"))
+    assert only(twiml(body), "Say").text == "Connecting you to an agent.", "just moved: told so"
+    assert only(twiml(body), "Pause").get("length") == "20"
+    voice.clock = lambda: start_time + timedelta(seconds=50)
+    _, body, _ = await webhook(client, path_of(wait_url), sample("voice_wait", QueueTime="22"))
+    # (since= is whole seconds, and the clock above started a moment after the caller queued)
+    assert [el.tag for el in twiml(body)] == ["Pause"]
+    assert only(twiml(body), "Pause").get("length") in ("8", "9", "10"), "the pause ends at max_wait_seconds in all"
+    # 61s after the caller first queued, though only 5s in the hand-off queue: off to voicemail.
+    voice.clock = lambda: start_time + timedelta(seconds=61)
+    _, body, _ = await webhook(client, path_of(wait_url), sample("voice_wait", QueueTime="5"))
+    assert [el.tag for el in twiml(body)] == ["Leave"]
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_agents_the_hub_cannot_ring_are_not_offered_calls(
+    start: Any, fake: tuple[TwilioFake, str], backend: str
+) -> None:
+    import uuid
+
+    extra: dict[str, Any] = {}
+    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
+    if backend == "redis":
+        import redis
+
+        try:
+            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
+        except redis.RedisError:
+            pytest.skip("no Redis on 127.0.0.1:6379")
+        extra = {"routing__backend": "redis", "routing__key_prefix": prefix}
+    try:
+        client, admin = await start(**extra)
+        bob, bob_h = await agent(client, "Bob", ["support"])
+
+        async def offers() -> list[int]:
+            await client.app[ROUTER].tick()
+            items = (await (await client.get("/api/v1/offers", headers=bob_h)).json())["items"]
+            return [o["conversation_id"] for o in items]
+
+        await webhook(client, VOICE, sample("voice_inbound"))
+        call_conv = (await the_call(client, admin))["conversation_id"]
+        assert await offers() == [], "no phone and no Twilio Client identity: no call offers"
+        await webhook(client, "/webhooks/twilio/sms", sample("sms_inbound", From="+14155550125"))
+        texted = await eventually(offers)
+        assert call_conv not in texted and len(texted) == 1, "texts are still offered"
+        assert (await client.post(f"/api/v1/conversations/{texted[0]}/reject", headers=bob_h)).status == 200
+
+        # An admin gives Bob a phone: calls reach him now.
+        resp = await client.patch(f"/api/v1/agents/{bob}", json={"phone": "+14155550126"}, headers=admin)
+        assert resp.status == 200, await resp.text()
+
+        async def call_offered() -> Any:
+            return call_conv in await offers()
+
+        await eventually(call_offered)
+    finally:
+        if backend == "redis":
+            import redis.asyncio as aredis
+
+            r = aredis.from_url("redis://127.0.0.1:6379/0")
+            keys = [k async for k in r.scan_iter(f"{prefix}*")]
+            if keys:
+                await r.delete(*keys)
+            await r.aclose()

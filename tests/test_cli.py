@@ -15,7 +15,7 @@ from hub.history.schema import LATEST, MIGRATIONS
 from tests.conftest import free_port, wait_for
 
 COMMANDS = [[], ["serve"], ["demo"], ["migrate"], ["tokens"], ["tokens", "create"], ["agents"], ["agents", "add"],
-            ["agents", "list"], ["events"], ["events", "replay"]]
+            ["agents", "list"], ["events"], ["events", "replay"], ["events", "list"]]
 
 
 def hub(

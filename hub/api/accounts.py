@@ -102,7 +102,9 @@ async def patch_agent(request: web.Request) -> web.Response:
             lambda tx: tx.exec("DELETE FROM console_sessions WHERE agent_id = ?", (agent_id,)))
     request.app[AUTH].forget(agent_id=agent_id)
     await request.app[BUS].publish(Event(AGENT_UPDATED, {"agent": _agent_json(after), "sessions_ended": ended}))
-    if before.queues != after.queues or before.disabled != after.disabled:
+    # Phone and Twilio Client identity too: routing offers calls only to agents the hub can ring (hub.calls).
+    if (before.queues != after.queues or before.disabled != after.disabled or before.phone != after.phone
+            or before.voice_client != after.voice_client):
         await _apply_to_routing(request, agent_id, disabled=after.disabled)
     log.info("agent %d changed (%s) by %s", agent_id, ", ".join(sorted(changes)), _who(request))
     return web.json_response(_agent_json(after))

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from hub.events import Event, Subscription
+from hub.facts import Fact, FactResult
 from hub.history import store
 from hub.history.db import Tx
 from hub.ingest import Ingest, IngestResult
@@ -28,6 +29,10 @@ class ChannelHost:
 
     async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool:
         return await self._outbox.update_status(channel, external_id, status, reason)
+
+    async def record_fact(self, fact: Fact, raw: Any = None) -> FactResult:
+        """Journal and apply a provider's later fact about a message (see hub.facts); RAW is the callback as sent."""
+        return await self._ingest.facts.record(fact, raw)
 
     # -- what chat channels need beyond the contract: edits, background file fetches, the visitor's own history ----
 

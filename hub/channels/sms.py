@@ -14,6 +14,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from hub.channels import twilio_media
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
+from hub.facts import Fact, FactResult
 from hub.history.identities import IdentityError
 from hub.ingest import IngestFailed
 from hub.model import AttachmentIn, Identity, Inbound, Outbound
@@ -61,6 +62,16 @@ def twiml(body: str, status: int = 200, headers: dict[str, str] | None = None) -
 
 def empty_response() -> web.Response:
     return twiml(str(MessagingResponse()))
+
+
+def fact_answer(result: FactResult) -> web.Response:
+    """Twilio's answer to a later-fact callback: it is journaled whatever happened, so always 2xx (a retry would not
+    help); 202 and a header say when it waits for its message or was flagged."""
+    if result.state == "pending":
+        return web.Response(status=202, headers={"X-Hub-Pending": f"journal {result.journal_id}: {result.reason}"})
+    if result.state == "failed":
+        return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {result.journal_id}: {result.reason}"})
+    return web.Response(status=204)
 
 
 def error_reason(code: str, message: str = "") -> str:
@@ -189,14 +200,15 @@ class SmsChannel(Channel):
         code = form.get("ErrorCode", "")
         reason = error_reason(code, form.get("ErrorMessage", "")) if code and code != "0" else None
         channel, _ = _address(form.get("To", ""))
-        moved = await self.sink.update_status(channel, sid, status, reason)
-        if not moved:
-            log.debug("status %s for message %s changed nothing (unknown, or not newer)", twilio_status, sid)
+        fact = Fact("status", channel, sid, key=twilio_status, status=status, reason=reason)
+        result = await self.twilio_sink.record_fact(fact, raw=dict(form))
+        if result.state not in ("applied", "pending"):
+            log.debug("status %s for message %s: %s", twilio_status, sid, result.state)
         if code == "21610":
             to = form.get("To", "")
             if to:
                 await self.twilio_sink.set_opt_out(Identity("phone", _address(to)[1]), channel, "STOP")
-        return web.Response(status=204)
+        return fact_answer(result)
 
     async def handle_media(self, request: web.Request) -> web.Response:
         """A file an agent sent, fetched by Twilio at the signed URL given with the message."""

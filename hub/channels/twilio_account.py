@@ -20,6 +20,7 @@ from hub.channels.base import AttachmentSink, SendError
 from hub.channels.twilio_media import media_key
 from hub.channels.twilio_signature import SignatureCheck
 from hub.config import TwilioNumberSettings, TwilioSettings
+from hub.facts import Fact, FactResult
 from hub.model import Identity, Message
 
 log = logging.getLogger("hub.channels.twilio")
@@ -48,6 +49,8 @@ class TwilioSink(AttachmentSink, Protocol):
     async def amend(
         self, channel: str, external_id: str, *, text: str | None = None, meta: dict[str, Any] | None = None
     ) -> Message | None: ...
+
+    async def record_fact(self, fact: Fact, raw: Any = None) -> FactResult: ...
 
     async def set_opt_out(self, identity: Identity, channel: str, keyword: str | None) -> None: ...
 

@@ -76,6 +76,10 @@ class TwilioSimulator:
         self.media_delay = 0.0
         #: with hub_url set, calls the hub places are "answered" after ring_seconds and last talk_seconds
         self.ring_seconds, self.talk_seconds = 2.0, 8.0
+        #: the key the person at a number presses when TwiML <Gather>s (default "1"; "" presses nothing)
+        self.keypad: dict[str, str] = {}
+        #: numbers nobody answers: To -> the final CallStatus reported ("no-answer", "busy", "failed")
+        self.unanswered: dict[str, str] = {}
         #: hand-off queue name -> (caller CallSid, the <Enqueue> action URL) for callers the hub moved there
         self.handoffs: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -240,6 +244,10 @@ class TwilioSimulator:
 
     async def post_signed(self, url: str, params: dict[str, str]) -> int:
         """POST PARAMS to the hub at URL's path and query, signed over URL as Twilio signs it."""
+        return (await self.fetch_twiml(url, params))[0]
+
+    async def fetch_twiml(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+        """POST PARAMS signed to the hub, as Twilio asks a webhook for the next TwiML: (HTTP status, body)."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
         parts = urlsplit(url)
@@ -247,11 +255,10 @@ class TwilioSimulator:
         headers = {"X-Twilio-Signature": sign(self.auth_token, url, params)}
         try:
             async with self._http.post(target, data=params, headers=headers) as resp:
-                await resp.read()
-                return resp.status
+                return resp.status, await resp.text()
         except aiohttp.ClientError as e:
             log.warning("simulated callback to %s failed: %s", target, e)
-            return 0
+            return 0, ""
 
     async def _progress(self, sid: str, form: MultiDict[str]) -> None:
         """The callee answers, talks, hangs up. <Dial><Queue> connects the caller waiting in that queue;
@@ -260,11 +267,26 @@ class TwilioSimulator:
         base = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": sid, "From": form["From"],
                 "To": form["To"], "Direction": "outbound-api"}
         callback = form.get("StatusCallback", "")
-        dial = ET.fromstring(form["Twiml"]).find("Dial")
+        doc = ET.fromstring(form["Twiml"])
         await asyncio.sleep(self.ring_seconds)
+        if form["To"] in self.unanswered:
+            call["status"] = self.unanswered[form["To"]]
+            if callback:
+                await self.post_signed(callback, {**base, "CallStatus": call["status"], "CallDuration": "0"})
+            return
         call["status"] = "in-progress"
         if callback:
             await self.post_signed(callback, {**base, "CallStatus": "in-progress"})
+        gather = doc.find("Gather")
+        if gather is not None and gather.get("action"):
+            key = self.keypad.get(form["To"], "1")
+            if key:
+                status, body = await self.fetch_twiml(gather.get("action") or "", {**base, "CallStatus": "in-progress",
+                                                                                  "Digits": key})
+                doc = ET.fromstring(body) if status == 200 and body else ET.Element("Response")
+            else:  # nothing pressed: Twilio carries on with the verbs after <Gather>
+                await asyncio.sleep(float(gather.get("timeout") or 5) / 4)
+        dial = doc.find("Dial")
         queue = dial.find("Queue") if dial is not None else None
         if queue is not None and queue.text:
             waited = 0.0

@@ -5,6 +5,7 @@ outside business hours, means voicemail with a transcript. Accepted calls are br
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
-from hub.channels.sms import MAX_BODY, twiml
+from hub.channels.sms import MAX_BODY, fact_answer, twiml
 from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
 from hub.channels.twilio_hours import is_open
 from hub.channels.twilio_signature import Form
+from hub.facts import Fact
 from hub.history.identities import IdentityError
 from hub.ingest import IngestFailed, IngestResult
 from hub.model import AttachmentIn, Identity, Inbound, Outbound, utcnow
@@ -33,6 +35,8 @@ HOLD_SECONDS = 20
 
 #: the hand-off queue of one caller: the bridged agent dials it, so exactly the accepted caller is connected
 HANDOFF_PREFIX = "hub-"
+#: seconds a screened agent has to press 1 after the announcement
+SCREEN_SECONDS = 8
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class LegStatus:
     caller_call_sid: str  # bridge: the waiting caller's CallSid ("" for click-to-call)
     agent_id: int | None
     message_id: int | None  # click-to-call: the call's message on the timeline
+    declined: bool = False  # a screened bridge ended without the agent pressing 1 (no key, voicemail, hang-up)
 
 
 #: which queue a caller waits in after a menu choice. hub.calls plugs routing in here; by default the menu's option
@@ -86,6 +91,13 @@ def handoff_queue(caller_call_sid: str) -> str:
 def _seconds(form: Form, key: str) -> int | None:
     try:
         return int(form.get(key, ""))
+    except ValueError:
+        return None
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
     except ValueError:
         return None
 
@@ -124,6 +136,22 @@ def summary(meta: dict[str, Any]) -> str:
     return text
 
 
+def call_outcome(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the call's status (meta call_status, duration_seconds) settles about its outcome, given what the other
+    callbacks told us. Applied with each status callback (hub.facts), also when it waited for the call."""
+    status, duration, outcome = meta.get("call_status", ""), meta.get("duration_seconds"), meta.get("outcome")
+    if status in MISSED and outcome in ("ringing", "menu", "queued", None):
+        return {"outcome": "missed"}
+    if status == "completed":
+        if outcome in ("ringing", "menu"):
+            return {"outcome": "missed"}
+        if outcome == "queued":
+            return {"outcome": "abandoned"}
+        if outcome == "answered" and meta.get("talk_seconds") is None and isinstance(duration, int):
+            return {"talk_seconds": max(0, duration - int(meta.get("queue_seconds") or 0))}
+    return {}
+
+
 class VoiceChannel(Channel):
     name: ClassVar[str] = "voice"
     capabilities = Capabilities(max_text_length=MAX_BODY, voice=True)
@@ -156,6 +184,7 @@ class VoiceChannel(Channel):
             web.post(f"{BASE}/recorded", self.handle_recorded),
             web.post(f"{BASE}/status", self.handle_status),
             web.post(f"{BASE}/dialed", self.handle_dialed),
+            web.post(f"{BASE}/screen", self.handle_screen),
             web.post(f"{BASE}/recording", self.handle_recording),
             web.post(f"{BASE}/transcription", self.handle_transcription),
         ]
@@ -173,6 +202,9 @@ class VoiceChannel(Channel):
                         permanent=True)
 
     # -- TwiML -----------------------------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.clock().timestamp()
 
     def _url(self, path: str, **query: str) -> str:
         return self.account.url(BASE + path + (("?" + urlencode(query)) if query else ""))
@@ -204,9 +236,19 @@ class VoiceChannel(Channel):
 
     # -- the call's record on the timeline ---------------------------------------------------------------------
 
-    async def note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
-        """Add facts to a call's message (e.g. why bridging it failed); its summary text follows."""
-        return await self._note(call_sid, **meta)
+    async def note(self, call_sid: str, known: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any] | None:
+        """Add facts to a call's message (e.g. why bridging it failed); its summary text follows. KNOWN (the call's
+        meta as last read) lets the text be written with the facts in one step, so no reader sees one without the
+        other."""
+        if known is None:
+            return await self._note(call_sid, **meta)
+        merged = {k: v for k, v in {**known, **meta}.items() if v is not None}
+        msg = await self.twilio_sink.amend(self.name, call_sid, text=summary(merged), meta=meta)
+        if msg is None:
+            return None
+        if summary(msg.meta) != msg.text:  # the call changed since KNOWN was read
+            await self.twilio_sink.amend(self.name, call_sid, text=summary(msg.meta))
+        return msg.meta
 
     async def _note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
         """Add facts to the call's message and refresh its summary text; the call's meta, or None if unknown."""
@@ -254,8 +296,9 @@ class VoiceChannel(Channel):
                 await self._note(sid, outcome="after_hours", after_hours=True)
             return twiml(str(self._voicemail(line.closed_prompt, caller, number)))
         if result is not None:
+            # queued_at: the caller's wait (max_wait_seconds) counts from here, through any later hand-off queue.
             await self._note(sid, queue=conversation_queue, conversation_queue=conversation_queue,
-                             outcome="menu" if line.menu else "queued")
+                             outcome="menu" if line.menu else "queued", queued_at=self._now())
             if not result.duplicate:
                 await self.on_waiting(sid)
         response = VoiceResponse()
@@ -272,7 +315,7 @@ class VoiceChannel(Channel):
         line = self.account.number(form.get("To", ""))
         choice = line.menu.get(digits)
         retry = int(request.query["retry"]) if request.query.get("retry", "").isdigit() else 0
-        meta = await self._note(sid, ivr=digits or None, outcome="queued") if sid else None
+        meta = await self._note(sid, ivr=digits or None, outcome="queued", queued_at=self._now()) if sid else None
         conversation_queue = str((meta or {}).get("conversation_queue") or self.default_queue)
         response = VoiceResponse()
         if choice is None and retry < 1:
@@ -293,12 +336,15 @@ class VoiceChannel(Channel):
         response = VoiceResponse()
         if request.query.get("handoff"):
             # An agent is being rung for this caller; should nobody pick up, routing offers the call again.
-            if waited >= line.max_wait_seconds:
+            # QueueTime restarts in the hand-off queue: the wait counts from when the caller first queued.
+            since = _float(request.query.get("since", ""))
+            in_all = max(waited, int(self._now() - since)) if since is not None else waited
+            if in_all >= line.max_wait_seconds:
                 response.leave()
                 return twiml(str(response))
-            if waited < HOLD_SECONDS:
+            if waited < HOLD_SECONDS:  # just moved here
                 response.say("Connecting you to an agent.")
-            response.pause(length=max(1, min(HOLD_SECONDS, int(line.max_wait_seconds - waited))))
+            response.pause(length=max(1, min(HOLD_SECONDS, int(line.max_wait_seconds - in_all))))
             return twiml(str(response))
         if waited >= line.max_wait_seconds:
             response.leave()  # the <Enqueue> action then offers voicemail
@@ -352,22 +398,9 @@ class VoiceChannel(Channel):
         sid = form.get("CallSid", "")
         if not sid or not status:
             raise web.HTTPBadRequest(text="not a Twilio call status callback: CallSid and CallStatus are required")
-        msg = await self.twilio_sink.amend(self.name, sid, meta={"call_status": status, "duration_seconds": duration})
-        if msg is None:
-            return web.Response(status=204)
-        meta = msg.meta
-        facts: dict[str, Any] = {}
-        if status in MISSED and meta.get("outcome") in ("ringing", "menu", "queued", None):
-            facts["outcome"] = "missed"
-        elif status == "completed":
-            if meta.get("outcome") in ("ringing", "menu"):
-                facts["outcome"] = "missed"
-            elif meta.get("outcome") == "queued":
-                facts["outcome"] = "abandoned"
-            elif meta.get("outcome") == "answered" and meta.get("talk_seconds") is None and duration is not None:
-                facts["talk_seconds"] = max(0, duration - int(meta.get("queue_seconds") or 0))
-        await self._note(sid, **facts)
-        return web.Response(status=204)
+        # Journaled, and applied with call_outcome; a status for a call not on a timeline yet waits for it.
+        fact = Fact("call", self.name, sid, key=status, meta={"call_status": status, "duration_seconds": duration})
+        return fact_answer(await self.twilio_sink.record_fact(fact, raw=dict(form)))
 
     async def _placed_leg(self, request: web.Request, form: Form, status: str, duration: int | None) -> web.Response:
         """A call the hub placed: the agent leg of a bridge (who answered, for how long) or a click-to-call leg."""
@@ -382,11 +415,17 @@ class VoiceChannel(Channel):
             facts: dict[str, Any] = {"agent_call_sid": leg.call_sid, "agent_call_status": status}
             if leg.agent_id is not None:
                 facts["agent_id"] = leg.agent_id
-            if status == "completed" and duration is not None:
-                facts["talk_seconds"] = duration
-            await self._note(caller_sid, **facts)
-            if status in MISSED:
-                log.info("agent %s did not pick up the bridge for call %s (%s)", agent or "?", caller_sid, status)
+            meta = await self._note(caller_sid, **facts) or {}
+            # A screened agent who hung up, let voicemail answer or pressed nothing never took the call: missed.
+            declined = (request.query.get("screen") == "1" and status == "completed"
+                        and meta.get("screen_accepted") != leg.call_sid)
+            if status == "completed" and duration is not None and not declined:
+                await self._note(caller_sid, talk_seconds=duration)
+            if status in MISSED or declined:
+                log.info("agent %s did not take the bridge for call %s (%s)", agent or "?", caller_sid,
+                         "did not press 1" if declined else status)
+            if declined:
+                leg = dataclasses.replace(leg, declined=True)
         await self.on_leg(leg)
         return web.Response(status=204)
 
@@ -401,6 +440,27 @@ class VoiceChannel(Channel):
         ))
         response = VoiceResponse()
         response.hangup()
+        return twiml(str(response))
+
+    async def handle_screen(self, request: web.Request) -> web.Response:
+        """A screened agent answered the announcement: 1 connects them to the caller's hand-off queue; anything else
+        hangs up, and the leg's status callback puts the call back in line."""
+        form = await self.account.signature.form(request)
+        caller_sid, digits = request.query.get("call", ""), form.get("Digits", "")
+        response = VoiceResponse()
+        if not caller_sid:
+            raise web.HTTPBadRequest(text="screen callback without ?call= (the waiting caller's CallSid)")
+        if digits != "1":
+            await self._note(caller_sid, screen_result=f"agent pressed {digits}" if digits else "no key")
+            response.say("The call goes to another agent. Goodbye.")
+            response.hangup()
+            return twiml(str(response))
+        meta = await self._note(caller_sid, screen_accepted=form.get("CallSid", ""), screen_result="accepted")
+        if meta is None or meta.get("outcome") != "queued":
+            response.say("Sorry, the caller is no longer waiting. Goodbye.")
+            response.hangup()
+            return twiml(str(response))
+        response.dial().queue(handoff_queue(caller_sid))
         return twiml(str(response))
 
     def _voicemail_inbound(self, form: Form, caller: str, number: str, text: str, meta: dict[str, Any]) -> Inbound:
@@ -456,9 +516,11 @@ class VoiceChannel(Channel):
         transcript = form.get("TranscriptionText", "").strip()
         text = transcript if ok and transcript else "Voicemail (no transcript: listen to the recording)"
         meta = {"transcript": "completed" if ok else "failed", "transcription_sid": form.get("TranscriptionSid")}
-        if await self.twilio_sink.amend(self.name, recording_sid, text=text, meta=meta) is not None:
+        fact = Fact("amend", self.name, recording_sid, key="transcription", text=text, meta=meta)
+        if (await self.twilio_sink.record_fact(fact, raw=raw)).state != "pending":
             return web.Response(status=204)
-        # The transcript came first: the voicemail starts here; the recording callback will be a duplicate.
+        # The transcript came first: the voicemail starts here (and takes the waiting transcript along); the
+        # recording callback will be a duplicate.
         caller, number = form.get("From", ""), form.get("To", "")
         try:
             result = await self.sink.ingest(self._voicemail_inbound(form, caller, number, text, meta), raw=raw)
@@ -467,8 +529,8 @@ class VoiceChannel(Channel):
             return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {jid}"})
         except IngestFailed as e:
             return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})
-        if result.duplicate:  # the recording callback won a race: add the transcript to its message
-            await self.twilio_sink.amend(self.name, recording_sid, text=text, meta=meta)
+        if result.duplicate:  # the recording callback won a race: the transcript waits no more
+            await self.twilio_sink.record_fact(fact, raw=raw)
         else:
             self.account.media_arrived()
         return web.Response(status=204)
@@ -476,19 +538,30 @@ class VoiceChannel(Channel):
     # -- calls the hub places --------------------------------------------------------------------------------------
 
     async def bridge(
-        self, *, queue: str, from_number: str, agent: str = "", caller_call_sid: str = "", agent_id: int | None = None
+        self, *, queue: str, from_number: str, agent: str = "", caller_call_sid: str = "", agent_id: int | None = None,
+        screen: str = "",
     ) -> str:
         """Connect an accepted call: ring the agent's phone (or "client:identity"; default: the number's
-        agent_phone) with TwiML that dials the caller's queue. Returns the agent leg's CallSid; raises SendError
-        (permanent or not) if it cannot."""
+        agent_phone) with TwiML that dials the caller's queue. With SCREEN (who is calling, say "Call from Ann in
+        Support."), the agent hears it first and must press 1 before the queue is dialed. Returns the agent leg's
+        CallSid; raises SendError (permanent or not) if it cannot."""
         agent = agent or self.account.number(from_number).agent_phone
         if not agent:
             raise SendError(f"no phone to ring for the agent: pass one, or set channels.twilio.numbers."
                             f"\"{from_number}\".agent_phone", permanent=True)
         twiml_doc = VoiceResponse()
-        twiml_doc.dial().queue(queue)
-        callback = self._url("/status", leg="agent", call=caller_call_sid,
-                             agent="" if agent_id is None else str(agent_id))
+        query = {"call": caller_call_sid, "agent": "" if agent_id is None else str(agent_id)}
+        if screen and caller_call_sid:
+            # No key in time (or a voicemail greeting talking over it) falls through to the hang-up: a missed offer.
+            gather = twiml_doc.gather(num_digits=1, timeout=SCREEN_SECONDS, action=self._url("/screen", **query),
+                                      method="POST")
+            gather.say(f"{screen} Press 1 to accept.")
+            twiml_doc.say("The call goes to another agent. Goodbye.")
+            twiml_doc.hangup()
+            query["screen"] = "1"
+        else:
+            twiml_doc.dial().queue(queue)
+        callback = self._url("/status", leg="agent", **query)
         try:
             call = await self.account.client.calls.create_async(
                 to=agent, from_=from_number, twiml=str(twiml_doc), status_callback=callback,
@@ -501,15 +574,17 @@ class VoiceChannel(Channel):
                              **({"agent_id": agent_id} if agent_id is not None else {}))
         return str(call.sid)
 
-    async def hand_off(self, caller_call_sid: str) -> str:
+    async def hand_off(self, caller_call_sid: str, queued_at: float | None = None) -> str:
         """Move a waiting caller out of the shared line into their own hand-off queue, which the bridged agent
         dials: <Dial><Queue> takes whoever is first in a queue, and this way that is exactly the accepted caller.
+        QUEUED_AT (epoch seconds) is when the caller first queued: their max_wait_seconds keeps counting from it.
         Returns the hand-off queue's name."""
         queue = handoff_queue(caller_call_sid)
+        wait = {"handoff": "1"} | ({"since": str(int(queued_at))} if queued_at is not None else {})
         response = VoiceResponse()
         response.enqueue(
             queue, action=self._url("/queue-result", handoff="1"), method="POST",
-            wait_url=self._url("/wait", handoff="1"), wait_url_method="POST",
+            wait_url=self._url("/wait", **wait), wait_url_method="POST",
         )
         try:
             await self.account.client.calls(caller_call_sid).update_async(twiml=str(response))

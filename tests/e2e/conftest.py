@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import socket
@@ -111,12 +112,13 @@ def _env(db_url: str, port: int) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+@contextlib.contextmanager
+def run_hub(tmp_path: Path, port: int = 0, extra_env: dict[str, str] | None = None) -> Iterator[Hub]:
+    """`hub serve` in a subprocess on PORT (0: a free one) with the e2e settings plus EXTRA_ENV."""
     db_url = f"sqlite:///{tmp_path / 'hub.db'}"
     token, ids = _prepare(db_url)
-    port = free_port()
-    env = {**os.environ, **_env(db_url, port)}
+    port = port or free_port()
+    env = {**os.environ, **_env(db_url, port), **(extra_env or {})}
     log = open(tmp_path / "hub.log", "wb")  # closed below, after the process
     proc = subprocess.Popen([sys.executable, "-m", "hub", "serve"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -142,6 +144,12 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    with run_hub(tmp_path) as running:
+        yield running
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running in the main thread while it is open,

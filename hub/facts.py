@@ -1,0 +1,237 @@
+"""Later facts: what a provider tells the hub afterwards about a message it has (a delivery status, a call's status,
+a voicemail's transcript). Journaled like inbound events and applied in the same transaction. A fact about a message
+the hub does not know yet (Twilio's status callback can beat the answer to the send itself) waits as 'pending' and is
+applied when the message is recorded, or by the journal sweep; past a deadline it is flagged 'failed', with why."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.config import IngestSettings
+from hub.events import Event, EventBus
+from hub.history import store
+from hub.history.db import Database, Tx, retryable
+from hub.journal import like_prefix
+from hub.journal import write as journal_write
+from hub.metrics import Metrics
+from hub.model import Message, format_time, parse_time, utcnow
+
+log = logging.getLogger("hub.facts")
+
+#: "status": an outgoing message's delivery status; "amend": more about an inbound message (text and meta);
+#: "call": a call's status (meta call_status, duration_seconds), which also settles the call's outcome and summary
+KINDS = ("status", "amend", "call")
+
+# Provider status callbacks may arrive out of order; a status never moves backwards.
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
+
+
+def moves_forward(old: str, new: str) -> bool:
+    return RANK.get(new, 0) > RANK.get(old, 0)
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: str
+    channel: str
+    #: the provider's id of the message the fact is about (Twilio's MessageSid, CallSid, RecordingSid...)
+    external_id: str
+    #: what tells this fact from the others about the same message (e.g. the status); a retry repeats it
+    key: str
+    status: str | None = None
+    reason: str | None = None
+    text: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fact kind {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.kind == "status" and self.status not in RANK:
+            raise ValueError(f"unknown message status {self.status!r}")
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{_prefix(self.external_id)}{self.kind}:{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "channel": self.channel, "external_id": self.external_id, "key": self.key,
+                "status": self.status, "reason": self.reason, "text": self.text, "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Fact:
+        return cls(kind=d["kind"], channel=d["channel"], external_id=d["external_id"], key=d["key"],
+                   status=d.get("status"), reason=d.get("reason"), text=d.get("text"), meta=d.get("meta") or {})
+
+
+@dataclass(frozen=True)
+class FactResult:
+    journal_id: int
+    #: applied (the message changed), unchanged (known, but nothing new: e.g. an older status), duplicate (this
+    #: fact was journaled before), pending (no such message yet), failed (flagged: see reason)
+    state: str
+    reason: str | None = None
+    message_id: int | None = None
+
+
+def _prefix(external_id: str) -> str:
+    # Facts share the journal with inbound events; the prefix keeps their keys apart and findable by message.
+    return f"fact:{external_id}:"
+
+
+def _direction(fact: Fact) -> str:
+    return "out" if fact.kind == "status" else "in"
+
+
+def _target(tx: Tx, fact: Fact) -> int | None:
+    row = tx.one(
+        "SELECT id FROM messages WHERE channel = ? AND external_id = ? AND direction = ? ORDER BY id LIMIT 1",
+        (fact.channel, fact.external_id, _direction(fact)),
+    )
+    return int(row["id"]) if row else None
+
+
+def _change(tx: Tx, fact: Fact, message_id: int, now: str) -> bool:
+    """Apply FACT to its message; False when it changes nothing."""
+    if fact.kind == "status":
+        row = tx.one("SELECT status FROM messages WHERE id = ?" + tx.for_update, (message_id,))
+        assert row is not None and fact.status is not None
+        if not moves_forward(str(row["status"]), fact.status):
+            return False
+        store.set_message_status(tx, message_id, fact.status, fact.reason, now)
+        return True
+    if fact.kind == "call":
+        # The voice channel's rule for what a call's status means; imported here because that module imports the
+        # inbound path, which imports this one.
+        from hub.channels.voice import call_outcome, summary
+
+        msg = store.message(tx, message_id)
+        meta = {k: v for k, v in {**msg.meta, **fact.meta}.items() if v is not None}
+        derived = call_outcome(meta)
+        meta.update(derived)
+        store.amend_message(tx, message_id, summary(meta), {**fact.meta, **derived}, now)
+        return True
+    store.amend_message(tx, message_id, fact.text, fact.meta, now)
+    return True
+
+
+def _unknown(fact: Fact) -> str:
+    what = f"status {fact.status!r}" if fact.kind == "status" else f"{fact.kind} fact {fact.key!r}"
+    sent = "outgoing" if fact.kind == "status" else "incoming"
+    return f"{what} for {fact.channel} message {fact.external_id}: no such {sent} message"
+
+
+def _apply(tx: Tx, journal_id: int, fact: Fact, now: str, give_up: str | None) -> FactResult:
+    """Apply a journaled FACT and record the outcome on its journal row. GIVE_UP: why an unknown message is no
+    longer waited for (the row is then flagged 'failed' instead of left 'pending')."""
+    tx.exec("SAVEPOINT hub_fact")
+    try:
+        message_id = _target(tx, fact)
+        changed = message_id is not None and _change(tx, fact, message_id, now)
+    except Exception as e:
+        if retryable(e):
+            raise
+        tx.exec("ROLLBACK TO SAVEPOINT hub_fact")
+        reason = f"{type(e).__name__}: {e}"
+        log.exception("fact %d could not be applied; kept in the journal for `hub events replay`", journal_id)
+        tx.exec("UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+                (reason, journal_id))
+        return FactResult(journal_id, "failed", reason)
+    tx.exec("RELEASE SAVEPOINT hub_fact")
+    if message_id is None:
+        if give_up is None:
+            reason = _unknown(fact) + " yet; applied as soon as it is recorded"
+            state = "pending"
+        else:
+            reason = f"{_unknown(fact)} ({give_up}); `hub events replay` applies it if the message appears"
+            state = "failed"
+        tx.exec("UPDATE journal SET status = ?, error = ?, attempts = attempts + 1 WHERE id = ?",
+                (state, reason, journal_id))
+        return FactResult(journal_id, state, reason)
+    tx.exec(
+        "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, error = NULL "
+        "WHERE id = ?",
+        (message_id, now, journal_id),
+    )
+    return FactResult(journal_id, "applied" if changed else "unchanged", None, message_id)
+
+
+def apply_waiting(tx: Tx, channel: str, external_id: str, now: str) -> int:
+    """Apply the facts that arrived before CHANNEL's message EXTERNAL_ID was recorded (call in the transaction that
+    records it). Returns how many were applied."""
+    rows = tx.all(
+        "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE ? ESCAPE '!' "
+        "ORDER BY id",
+        (channel, like_prefix(_prefix(external_id))),
+    )
+    n = 0
+    for row in rows:
+        body = json.loads(row["payload"])
+        fact = Fact.from_json(body["fact"])
+        if fact.external_id != external_id:  # LIKE ignores case on SQLite
+            continue
+        if _apply(tx, int(row["id"]), fact, now, None).state in ("applied", "unchanged"):
+            n += 1
+    return n
+
+
+class Facts:
+    def __init__(self, db: Database, bus: EventBus, metrics: Metrics, settings: IngestSettings) -> None:
+        self.db = db
+        self.bus = bus
+        self.metrics = metrics
+        self.settings = settings
+
+    async def record(self, fact: Fact, raw: Any = None) -> FactResult:
+        """Journal FACT and apply it, in one transaction. A retried fact changes nothing (state 'duplicate'),
+        unless it is still waiting for its message, in which case it is tried again."""
+        payload = json.dumps({"inbound": None, "raw": raw, "fact": fact.to_json()}, default=str)
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> FactResult:
+            j = journal_write(tx, fact.channel, fact.dedupe_key, payload, now)
+            if not j.inserted:  # lock the row: another process may be applying the same fact right now
+                row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (j.id,))
+                assert row is not None
+                if row["status"] != "pending":
+                    return FactResult(j.id, "duplicate", None, row["message_id"])
+            return _apply(tx, j.id, fact, now, None)
+
+        return await self._finish(fact, await self.db.write(write))
+
+    async def retry(self, journal_id: int, fact: Fact, received_at: str) -> FactResult:
+        """Try a journaled fact again (the sweep, `hub events replay`). One that has waited longer than
+        ingest.pending_fact_seconds for its message is flagged 'failed' with the reason."""
+        now = utcnow()
+        waited = (now - parse_time(received_at)).total_seconds()
+        limit = self.settings.pending_fact_seconds
+
+        def write(tx: Tx) -> FactResult:
+            row = tx.one("SELECT status FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            if row is None or row["status"] not in ("pending", "failed"):
+                return FactResult(journal_id, "duplicate")
+            give_up = None
+            if row["status"] == "failed" or waited >= limit:
+                give_up = f"waited {waited:.1f}s; ingest.pending_fact_seconds is {limit:g}"
+            return _apply(tx, journal_id, fact, format_time(now), give_up)
+
+        return await self._finish(fact, await self.db.write(write))
+
+    async def _finish(self, fact: Fact, result: FactResult) -> FactResult:
+        self.metrics.inbound.labels(fact.channel, f"fact_{result.state}").inc()
+        if result.state == "failed":
+            log.warning("flagged %s fact (journal %d): %s", fact.channel, result.journal_id, result.reason)
+        if result.state != "applied" or result.message_id is None:
+            return result
+        mid = result.message_id
+        msg: Message = await self.db.read(lambda tx: store.message(tx, mid))
+        if fact.kind == "status":
+            await self.bus.publish(Event("message.status", {
+                "message_id": msg.id, "conversation_id": msg.conversation_id, "status": msg.status,
+                "reason": msg.status_reason, "external_id": msg.external_id,
+            }))
+        else:
+            await self.bus.publish(Event("message.updated", {"message": msg.to_json()}))
+        return result

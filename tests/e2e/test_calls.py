@@ -1,0 +1,183 @@
+"""Phone calls in a real browser against a real hub process whose Twilio channels talk to the local Twilio REST
+simulator (run here, in a thread): an inbound call offered, accepted in the console and bridged to the agent's phone
+(which the simulator answers, screens and connects), and an agent calling a customer with the Call button while the
+status pill follows the simulator's status callbacks. Screenshot: docs/screenshots/call.png."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from hub.channels.twilio_signature import sign
+from hub.channels.twilio_simulator import TwilioSimulator
+from tests.channels.twilio_fake import ACCOUNT, BIZ, CUSTOMER, TOKEN, sample
+from tests.e2e.conftest import SHOTS, Hub, free_port, run_hub, sign_in
+
+ALEX_PHONE = "+14155550111"
+
+
+class SimulatorThread:
+    """The Twilio REST simulator on its own event loop in a thread (Playwright's sync API holds this one)."""
+
+    def __init__(self) -> None:
+        self.sim = TwilioSimulator(ACCOUNT, TOKEN)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="twilio-simulator", daemon=True)
+        self.runner = web.AppRunner(self.sim.app(), access_log=None)
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        self.run(self._serve())
+
+    async def _serve(self) -> None:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def stop(self) -> None:
+        self.run(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def sent(self, resource: str) -> list[Any]:
+        return [dict(form) for name, form in list(self.sim.requests) if name == resource]
+
+
+@pytest.fixture
+def twilio() -> Iterator[SimulatorThread]:
+    sim = SimulatorThread()
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, twilio: SimulatorThread) -> Iterator[Hub]:
+    """The e2e hub with the Twilio channels on: the simulator plays Twilio, its callbacks come back signed."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    twilio.sim.hub_url = public
+    twilio.sim.ring_seconds, twilio.sim.talk_seconds = 1.5, 4.0
+    env = {
+        "HUB_SERVER__PUBLIC_URL": public,
+        "HUB_CHANNELS__TWILIO__ENABLED": "true",
+        "HUB_CHANNELS__TWILIO__ACCOUNT_SID": ACCOUNT,
+        "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN,
+        "HUB_CHANNELS__TWILIO__API_BASE_URL": twilio.url,
+        "HUB_CHANNELS__TWILIO__NUMBERS": json.dumps({BIZ: {"line": "main"}}),
+    }
+    with run_hub(tmp_path, port, env) as running:
+        alex = running.agent_ids["alex@example.com"]
+        status, body = running.call("PATCH", f"/api/v1/agents/{alex}", {"phone": ALEX_PHONE})
+        assert status == 200, body
+        yield running
+
+
+def twilio_post(hub: Hub, path: str, params: dict[str, str]) -> tuple[int, str]:
+    """A webhook as Twilio sends it: form-encoded, signed over the hub's public URL."""
+    url = hub.url + path
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(params).encode(), method="POST")
+    req.add_header("X-Twilio-Signature", sign(TOKEN, url, params))
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        return resp.status, resp.read().decode()
+
+
+def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def test_an_inbound_call_is_offered_accepted_and_bridged_to_the_agents_phone(
+    hub: Hub, twilio: SimulatorThread, new_page: Any
+) -> None:
+    alex = new_page()
+    sign_in(alex, "alex@example.com")
+    alex.click('.seg[data-presence="available"]')
+    alex.wait_for_selector('.seg.active[data-presence="available"]')
+
+    call = sample("voice_inbound", CallerName="Maria Lopez")
+    status, body = twilio_post(hub, "/webhooks/twilio/voice", call)
+    assert status == 200 and "<Enqueue" in body
+    offer = alex.locator(".offer").first
+    offer.wait_for()
+    assert "Phone" in offer.inner_text() and "Maria Lopez" in offer.inner_text()
+    offer.locator("text=Accept").click()
+    alex.wait_for_url(re.compile(r"#/c/\d+$"))
+
+    # The hub moved exactly this caller to their hand-off queue and rang Alex's phone; the simulator answers,
+    # hears the announcement, presses 1 and is connected.
+    def rung() -> list[Any]:
+        return [c for c in twilio.sent("Calls") if c["To"] == ALEX_PHONE]
+
+    for _ in range(100):
+        if rung() and twilio.sent("Calls.update"):
+            break
+        alex.wait_for_timeout(100)
+    [ring] = rung()
+    assert ring["From"] == BIZ and "Call from Maria Lopez in Support. Press 1 to accept." in ring["Twiml"]
+    [moved] = twilio.sent("Calls.update")
+    assert moved["CallSid"] == call["CallSid"] and f"hub-{call['CallSid']}" in moved["Twiml"]
+
+    card = alex.locator(".tl-msg .call-card").last
+    card.filter(has_text="Answered by you").wait_for(timeout=30_000)
+    card.filter(has_text="talk time").wait_for(timeout=30_000)
+    assert CUSTOMER in card.inner_text()
+    picker = alex.locator("#reply-channel")
+    assert picker.input_value() == "sms", "after a call the reply goes by text to the same number"
+    assert "voice" not in picker.locator("option").evaluate_all("els => els.map(e => e.value)")
+    alex.wait_for_timeout(300)
+    _shot(alex, "call-incoming.png")
+    assert alex.errors == []
+
+
+def test_the_agent_calls_a_customer_and_follows_the_call(hub: Hub, twilio: SimulatorThread, new_page: Any) -> None:
+    alex = new_page()
+    sign_in(alex, "alex@example.com")
+    alex.click('.seg[data-presence="available"]')
+    alex.wait_for_selector('.seg.active[data-presence="available"]')
+    text = sample("sms_inbound", Body="Hi! Could someone call me about order #4821? Easier to explain by phone.")
+    status, _ = twilio_post(hub, "/webhooks/twilio/sms", text)
+    assert status == 200
+    offer = alex.locator(".offer").first
+    offer.wait_for()
+    offer.locator("text=Accept").click()
+    alex.wait_for_url(re.compile(r"#/c/\d+$"))
+    alex.wait_for_selector(".conv-header .status-assigned")
+    button = alex.locator("#call-btn")
+    button.wait_for()
+    assert CUSTOMER in (button.get_attribute("title") or "")
+    button.click()
+    pill = alex.locator("#call-state")
+    pill.filter(has_text="Ringing your phone").wait_for()
+    pill.filter(has_text="Dialing the customer").wait_for(timeout=30_000)
+    alex.locator(".tl-msg .call-card >> text=Outgoing call").last.wait_for()
+    alex.wait_for_timeout(300)
+    _shot(alex, "call.png")
+    pill.filter(has_text="Call ended · talk time 0:04").wait_for(timeout=30_000)
+    assert not button.is_disabled(), "the call is over: the agent can call again"
+    [ring] = [c for c in twilio.sent("Calls") if c["To"] == ALEX_PHONE]
+    assert "<Gather" not in ring["Twiml"], "the agent placed the call: no screening"
+    assert f">{CUSTOMER}</Dial>" in ring["Twiml"] and f'callerId="{BIZ}"' in ring["Twiml"]
+    card = alex.locator(".tl-msg .call-card").last
+    card.filter(has_text="talk time").wait_for()
+    assert alex.errors == []
