@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import tasks as background
 from hub.agents import sync_queues
 from hub.api import accounts, openapi, search_routes
 from hub.api.auth import TokenAuth, auth_middleware
@@ -119,13 +120,7 @@ def _task(name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> Callable[
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(make(), name=name)
         yield
-        # Cancel until it stops: a library awaited inside the loop may swallow one cancellation (seen with a
-        # database call finishing at the same moment), and the loop would then run on forever.
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s had failed: %r", name, task.exception())
+        await background.stop([task])
 
     return ctx
 

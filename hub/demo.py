@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from hub import tasks as background
 from hub.agents import add_agent, find_agent, sync_queues
 from hub.api.auth import create_token
 from hub.app import build_app
@@ -250,8 +251,7 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
     stoppers: list[Callable[[web.Application], Awaitable[None]]] = []
 
     async def stop_traffic(app: web.Application) -> None:
-        for t in tasks:
-            t.cancel()
+        await background.stop(tasks)
         for stop in stoppers:
             await stop(app)
 

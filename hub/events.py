@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hub import tasks as background
 from hub.model import format_time, utcnow
 
 if TYPE_CHECKING:
@@ -136,11 +137,7 @@ class RedisBus:
             await asyncio.wait_for(self.ready.wait(), 5.0)
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await background.stop(self._tasks)
         self._tasks.clear()
         await self.client.aclose()
         await self.local.close()

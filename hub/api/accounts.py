@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import tasks as background
 from hub.agents import AgentConflict, AgentError, AgentNotFound, add_agent, find_agent, update_agent
 from hub.api.auth import PRINCIPAL, Principal, create_token, hash_token, require_admin
 from hub.api.errors import BadBody, read_json
@@ -188,9 +189,7 @@ async def forget_on_events(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(run(), name="hub-auth-forget")
     yield
     sub.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await background.stop([task])
 
 
 def routes() -> list[web.RouteDef]:

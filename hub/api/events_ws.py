@@ -5,13 +5,13 @@ principal may see, and "lagged" when events were dropped so the client re-syncs 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from hub import tasks as background
 from hub.api.auth import AUTH_VIA, PRINCIPAL, Principal
 from hub.console.handlers import same_origin
 from hub.console.sessions import SESSIONS
@@ -174,11 +174,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await ws.send_str("pong")
     finally:
         sub.close()
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-                await t
+        await background.stop(tasks, expected=(ConnectionResetError,))
     return ws
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import html
 import logging
 import random
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 
+from hub import tasks as background
 from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
 from hub.channels.email_imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email_parse import ParsedEmail, parse_email
@@ -117,11 +117,7 @@ class EmailChannel(Channel):
             self._tasks.append(asyncio.create_task(p.run_forever(), name=f"hub-email-{p.key}"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await background.stop(self._tasks)
         self._tasks.clear()
 
     # -- inbound ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from hub import tasks as background
 from hub.channels.base import AttachmentSink, SendError
 from hub.channels.twilio_media import media_key
 from hub.channels.twilio_signature import SignatureCheck
@@ -47,7 +48,8 @@ class TwilioSink(AttachmentSink, Protocol):
     (all implemented by hub.channels.host.ChannelHost)."""
 
     async def amend(
-        self, channel: str, external_id: str, *, text: str | None = None, meta: dict[str, Any] | None = None
+        self, channel: str, external_id: str, *, text: str | None = None, meta: dict[str, Any] | None = None,
+        summarize: Callable[[dict[str, Any]], str] | None = None,
     ) -> Message | None: ...
 
     async def record_fact(self, fact: Fact, raw: Any = None) -> FactResult: ...
@@ -116,9 +118,7 @@ class TwilioAccount:
         if self._users > 0:
             return
         if self._fetcher is not None:
-            self._fetcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fetcher
+            await background.stop([self._fetcher])
         if self.client is not None:
             await self.client.http_client.close()
         if self._http is not None:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from hub import tasks as background
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import error
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
@@ -205,11 +206,7 @@ class WebchatChannel(Channel):
     async def stop(self) -> None:
         if self._sub is not None:
             self._sub.close()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await background.stop(self._tasks)
         await self.sockets.close_all()
 
     def _spawn(self, coro: Any, name: str) -> None:
