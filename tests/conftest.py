@@ -19,6 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.config import Settings, load_settings
+from hub.history.db import Database, open_database
+from hub.history.schema import migrate
 
 SHARED_PG = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -113,6 +115,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hub.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """A migrated store on each database of `db_url`, closed after the test."""
+    database = open_database(db_url)
+    await migrate(database)
+    yield database
+    await database.close()
 
 
 @pytest.fixture

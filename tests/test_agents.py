@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from hub.agents import AgentError, add_agent, check_password, find_agent, list_agents
-from hub.history.db import Database, open_database
-from hub.history.schema import migrate
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = open_database(db_url)
-    await migrate(database)
-    yield database
-    await database.close()
+from hub.history.db import Database
 
 
 async def test_agent_with_phone_and_client_identity(db: Database) -> None:

@@ -19,8 +19,7 @@ from hub.config import ApiChannelSettings, Settings
 from hub.events import MemoryBus
 from hub.facts import Fact
 from hub.history import store
-from hub.history.db import Database, open_database
-from hub.history.schema import migrate
+from hub.history.db import Database
 from hub.ingest import Ingest
 from hub.journal import FLAGGED, listing
 from hub.metrics import Metrics
@@ -33,14 +32,6 @@ SENT_ID = "partner-1"  # the id the partner's webhook gives the first message it
 
 def delivered(key: str = "delivered", status: str = "delivered") -> Fact:
     return Fact("status", "api", SENT_ID, key=key, status=status)
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = open_database(db_url)
-    await migrate(database)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from hub.config import Settings
 from hub.events import MemoryBus
 from hub.history import store
-from hub.history.db import Database, open_database
-from hub.history.schema import migrate
+from hub.history.db import Database
 from hub.ingest import Ingest, IngestFailed, _journal
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time, utcnow
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = open_database(db_url)
-    await migrate(database)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

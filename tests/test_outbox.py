@@ -19,8 +19,7 @@ from hub.channels.host import ChannelHost
 from hub.config import ApiChannelSettings, OutboxSettings, Settings
 from hub.events import MemoryBus
 from hub.history import store
-from hub.history.db import Database, open_database
-from hub.history.schema import migrate
+from hub.history.db import Database
 from hub.ingest import Ingest
 from hub.metrics import Metrics
 from hub.model import AttachmentIn, Identity, Inbound
@@ -54,14 +53,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = open_database(db_url)
-    await migrate(database)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -3,26 +3,17 @@ required, edits re-indexed, and an agent finds only messages of their queues and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from hub.config import Settings
 from hub.events import MemoryBus
 from hub.history import store
-from hub.history.db import Database, open_database
-from hub.history.schema import migrate
+from hub.history.db import Database
 from hub.ingest import Ingest
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time, utcnow
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = open_database(db_url, pool_size=2)
-    await migrate(database)
-    yield database
-    await database.close()
 
 
 @pytest.fixture
