@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +11,9 @@ from hub.events import Event, Subscription
 from hub.facts import Fact, FactResult
 from hub.history import store
 from hub.history.db import Tx
+from hub.history.merge import link_identity
 from hub.ingest import Ingest, IngestResult
+from hub.journal import write as journal_write
 from hub.model import Identity, Inbound, Message, format_time, utcnow
 from hub.outbox import Outbox
 
@@ -135,6 +139,48 @@ class ChannelHost:
                                  "who": "customer", "typing": typing})
             )
 
+    async def link_identity(
+        self, channel: str, dedupe_key: str, old: Identity, new: Identity, raw: Any, *, text: str,
+        meta: dict[str, Any], occurred_at: str | None = None,
+    ) -> str:
+        """The provider states that NEW now reaches whoever OLD reached (a Telegram group upgraded to a supergroup):
+        journaled under DEDUPE_KEY, then NEW joins OLD's customer (see `hub.history.merge.link_identity`) with TEXT
+        on the timeline. Returns "linked", "merged" (NEW was a customer of its own), "unchanged" (linked already),
+        "duplicate" (a retry) or "ignored" (neither is a customer here)."""
+        payload = json.dumps({"inbound": None, "raw": raw, "link": {"old": str(old), "new": str(new)}}, default=str)
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> tuple[str, int | None, int | None]:
+            j = journal_write(tx, channel, dedupe_key, payload, now)
+            if j.status != "pending":
+                return "duplicate", None, None
+            linked = link_identity(tx, old, new, now, channel=channel, text=text, meta=meta, occurred_at=occurred_at)
+            if linked.customer_id is None:
+                tx.exec("UPDATE journal SET status = 'rejected', error = ?, processed_at = ? WHERE id = ?",
+                        (f"ignored: neither {old} nor {new} is a customer here", now, j.id))
+                return "ignored", None, None
+            tx.exec("UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1 "
+                    "WHERE id = ?", (linked.event_id, now, j.id))
+            if linked.event_id is None:
+                return "unchanged", None, None
+            return ("merged" if linked.merged_customer_id else "linked"), linked.event_id, linked.merged_customer_id
+
+        outcome, event_id, merged_id = await self._ingest.db.write(write)
+        if event_id is not None:
+            msg, conv, customer = await self._ingest.db.read(
+                lambda tx: (m := store.message(tx, event_id), store.conversation(tx, m.conversation_id),
+                            store.customer(tx, m.customer_id))
+            )
+            if merged_id is not None:
+                await self._ingest.bus.publish(
+                    Event("customer.merged", {"customer": customer.to_json(), "merged_customer_id": merged_id})
+                )
+            await self._ingest.bus.publish(
+                Event("message.created", {"message": msg.to_json(), "conversation": conv.to_json(),
+                                          "customer": customer.to_json()})
+            )
+        return outcome
+
     async def publish(self, event: Event) -> None:
         """Put EVENT on the event bus (seen by every hub process when the bus is Redis)."""
         await self._ingest.bus.publish(event)
@@ -145,10 +191,12 @@ class ChannelHost:
     # -- what phone channels need beyond the contract: later facts about a message, opt-outs ---------------------
 
     async def amend(
-        self, channel: str, external_id: str, *, text: str | None = None, meta: dict[str, Any] | None = None
+        self, channel: str, external_id: str, *, text: str | None = None, meta: dict[str, Any] | None = None,
+        summarize: Callable[[dict[str, Any]], str] | None = None,
     ) -> Message | None:
         """Add what the provider learned later about an inbound message (a call's outcome, a voicemail's
-        transcript). Idempotent, so a retried callback changes nothing; None if no such message."""
+        transcript). Idempotent, so a retried callback changes nothing; None if no such message. SUMMARIZE makes
+        the text from the merged meta in the same transaction, so no reader sees the facts without their text."""
         now = format_time(utcnow())
 
         def write(tx: Tx) -> Message | None:
@@ -156,7 +204,11 @@ class ChannelHost:
             if message_id is None:
                 return None
             store.amend_message(tx, message_id, text, meta or {}, now)
-            return store.message(tx, message_id)
+            msg = store.message(tx, message_id)
+            if summarize is not None and (retext := summarize(msg.meta)) != msg.text:
+                store.amend_message(tx, message_id, retext, {}, now)
+                msg = store.message(tx, message_id)
+            return msg
 
         msg = await self._ingest.db.write(write)
         if msg is not None:

@@ -22,6 +22,7 @@ from telegram import Bot, Message, MessageOriginChannel, MessageOriginChat, Mess
 from telegram import MessageOriginUser as OriginUser
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -274,6 +275,9 @@ class TelegramChannel(Channel):
                                                        f"{type(e).__name__}: {e}")
             return "flagged"
         if update.message is not None:
+            m = update.message
+            if m.migrate_to_chat_id or m.migrate_from_chat_id:
+                return await self._group_upgraded(m, key, data, b)
             try:
                 inbound = self._parse(update, b)
             except Ignored as e:
@@ -309,6 +313,29 @@ class TelegramChannel(Channel):
             kind = next((k for k in data if k != "update_id"), "empty")
         await self.sink.flag(self.name, key, data, f"ignored: the hub does not handle {kind} updates")
         return "ignored"
+
+    async def _group_upgraded(self, msg: Message, key: str, data: dict[str, Any], b: TelegramBot) -> str:
+        """A group became a supergroup, with a new chat id: Telegram says so in the old group (`migrate_to_chat_id`)
+        and in the new supergroup (`migrate_from_chat_id`), in either order, maybe both to two of our bots. The new
+        id joins the group's customer: same timeline, and replies go to the supergroup (the old id refuses them)."""
+        if b.spec.groups != "accept":
+            await self.sink.flag(self.name, key, data, f"ignored: a group upgrade (bot {b.spec.name} ignores groups)")
+            return "ignored"
+        if msg.migrate_to_chat_id:
+            old, new = msg.chat.id, msg.migrate_to_chat_id
+        else:
+            old, new = int(msg.migrate_from_chat_id or 0), msg.chat.id
+        # Keyed like a group message: the same service message through two of our bots is one event.
+        return await self._record_upgrade(old, new, f"{msg.chat.id}:{msg.message_id}", data, b, _sent_at(msg.date))
+
+    async def _record_upgrade(self, old: int, new: int, key: str, raw: Any, b: TelegramBot,
+                              occurred_at: str | None = None) -> str:
+        meta = {"event": "telegram.group_upgraded", "telegram": {"bot": b.spec.name, "chat_id": new,
+                                                                 "migrated_from_chat_id": old}}
+        return await self.chat_sink.link_identity(
+            self.name, key, Identity("telegram", str(old)), Identity("telegram", str(new)), raw,
+            text="Group upgraded to a supergroup", meta=meta, occurred_at=occurred_at,
+        )
 
     def parse(self, payload: Any) -> Inbound:
         """An update to the first bot (the only one in a single-bot setup) as an Inbound."""
@@ -579,22 +606,45 @@ class TelegramChannel(Channel):
         b = await self.bot_for(outbound)
         files = await self.chat_sink.outbound_files(outbound.message_id)
         try:
-            first = await self._send_all(b, chat_id, outbound.text, files)
+            first = await self._send_to(b, chat_id, outbound.text, files)
+        except ChatMigrated as e:
+            # The group became a supergroup (its old id refuses messages now): record it as the service message
+            # would have, and send to the supergroup. Once only: a second move in one send is not Telegram's way.
+            new_id = int(e.new_chat_id)
+            try:
+                await self._record_upgrade(chat_id, new_id, f"{chat_id}:migrated", {"migrate_to_chat_id": new_id}, b)
+            except Exception:  # the reply matters more; the next send to the old id records it again
+                log.exception("could not record that Telegram group %s became %s", chat_id, new_id)
+            chat_id = new_id
+            try:
+                first = await self._send_to(b, chat_id, outbound.text, files)
+            except ChatMigrated as again:
+                raise SendError(f"Telegram says group {chat_id} moved again, to {again.new_chat_id}",
+                                permanent=True) from None
+        return SendResult(external_id=self.external_id(b, chat_id, first))
+
+    async def _send_to(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
+        """_send_all with Telegram's errors as SendErrors an agent can read (ChatMigrated passes through)."""
+        try:
+            return await self._send_all(b, chat_id, text, files)
+        except ChatMigrated:
+            raise
         except RetryAfter as e:
             wait = _seconds(e, "retry_after")
             b.pacer.hold(chat_id, wait)
             raise SendError(f"Telegram flood control: retry in {wait:.0f}s", permanent=False,
                             retry_after=wait) from None
         except Forbidden as e:
-            raise SendError(f"Telegram refused: {self._safe(e.message)} (the customer may have blocked the bot)",
-                            permanent=True) from None
+            raise SendError(_forbidden_reason(self._safe(e.message), chat_id), permanent=True) from None
         except InvalidToken:
             raise SendError(f"Telegram rejected bot {b.spec.name}'s bot_token", permanent=True) from None
         except BadRequest as e:
-            raise SendError(f"Telegram refused: {self._safe(e.message)}", permanent=True) from None
+            why = self._safe(e.message)
+            if "chat not found" in why.lower():
+                why += " (the chat is gone, or this bot was never in it)"
+            raise SendError(f"Telegram refused: {why}", permanent=True) from None
         except (TimedOut, NetworkError, TelegramError) as e:
             raise SendError(f"Telegram unreachable: {self._safe(str(e))}", permanent=False) from None
-        return SendResult(external_id=self.external_id(b, chat_id, first))
 
     async def _send_all(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
         """Text, photos and documents; a short text rides as the first file's caption. Returns the first id."""
@@ -621,6 +671,19 @@ def _sent_at(date: datetime) -> str:
     arrival instead, so that it sorts after the agent's reply it answers within the same second."""
     now = utcnow()
     return format_time(now if timedelta(0) <= now - date < timedelta(seconds=2) else date)
+
+
+def _forbidden_reason(said: str, chat_id: int) -> str:
+    """Telegram's 403 as the agent reads it: who stopped the bot, and that retrying will not help."""
+    low = said.lower()
+    if "blocked by the user" in low:
+        return f"the customer blocked the bot: Telegram refuses messages to them until they unblock it ({said})"
+    if "kicked" in low or "not a member" in low:
+        return f"the bot is no longer in this group: add it back to reach the group ({said})"
+    if "deactivated" in low:
+        return f"the customer's Telegram account was deleted ({said})"
+    who = "group" if chat_id < 0 else "customer"
+    return f"Telegram refused: {said} (the {who} does not accept messages from this bot)"
 
 
 def _sender(msg: Message) -> dict[str, Any]:

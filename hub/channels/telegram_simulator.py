@@ -23,6 +23,9 @@ log = logging.getLogger("hub.channels.telegram.simulator")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
+#: who Telegram names as the sender of a message a group posts as itself (anonymous admins, service messages)
+ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+
 #: called with (bot token, chat id, the message the bot sent) after every message a bot sends
 SentListener = Callable[[str, int, dict[str, Any]], Coroutine[Any, Any, None]]
 
@@ -66,6 +69,8 @@ class TelegramSimulator:
         self.failures: dict[str, list[tuple[int, str]]] = {}
         #: chat id -> chat object, for the chats messages are sent to (groups need their type and title)
         self.chats: dict[int, dict[str, Any]] = {}
+        #: group chat id -> its supergroup's id, once upgraded: sends to the old id are refused as Telegram does
+        self.migrated: dict[int, int] = {}
         self.listeners: list[SentListener] = []
         self.downloads = 0
         self._message_ids = itertools.count(501)
@@ -115,6 +120,28 @@ class TelegramSimulator:
                               "date": int(time.time()), "text": text}}
         bot.next_update_id += 1
         return await self.deliver(token, update)
+
+    async def upgrade_group(self, token: str, group: dict[str, Any], new_id: int, by: dict[str, Any],
+                            order: str = "to-first") -> tuple[int, int]:
+        """The group chat GROUP becomes a supergroup with id NEW_ID, upgraded by the member BY: as Telegram does, the
+        old group gets a service message with `migrate_to_chat_id` and the supergroup one with
+        `migrate_from_chat_id` (sent by the group itself), in ORDER ("to-first" or "from-first"); sends to the old
+        id are refused from now on. Returns the two webhook statuses in the order delivered."""
+        bot = self.bots[token]
+        old_id = int(group["id"])
+        supergroup = {"id": new_id, "title": group.get("title", ""), "type": "supergroup"}
+        self.migrated[old_id] = new_id
+        self.chats[new_id] = supergroup
+        now = int(time.time())
+        to_msg = {"message_id": next(self._message_ids), "from": by, "chat": group, "date": now,
+                  "migrate_to_chat_id": new_id}
+        from_msg = {"message_id": 1, "from": ANONYMOUS_ADMIN, "sender_chat": supergroup, "chat": supergroup,
+                    "date": now, "migrate_from_chat_id": old_id}
+        statuses = []
+        for msg in ((to_msg, from_msg) if order == "to-first" else (from_msg, to_msg)):
+            statuses.append(await self.deliver(token, {"update_id": bot.next_update_id, "message": msg}))
+            bot.next_update_id += 1
+        return statuses[0], statuses[1]
 
     async def deliver(self, token: str, update: dict[str, Any]) -> int:
         bot = self.bots[token]
@@ -211,6 +238,10 @@ class TelegramSimulator:
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return self._fail(404, "Not Found: method not found")
+        moved = self.migrated.get(int(params["chat_id"])) if method.startswith("send") and "chat_id" in params else None
+        if moved is not None:
+            return self._fail(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                              migrate_to_chat_id=moved)
         result = await handler(bot, params, files)
         if isinstance(result, web.Response):
             return result

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from hub.history import store
 from hub.history.db import Tx
+from hub.model import Identity
 
 
 class MergeError(ValueError):
@@ -28,7 +32,9 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
 
     survivor_open = store.open_conversation(tx, survivor_id)
     merged_open = store.open_conversation(tx, merged_id)
+    resolved_id = None
     if survivor_open is not None and merged_open is not None:
+        resolved_id = merged_open.id
         tx.exec(
             "UPDATE conversations SET status = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ?",
             (now, now, merged_open.id),
@@ -63,7 +69,9 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
         text=f"Merged customer {label}#{merged_id} ({moved}) into this customer",
         status="received",
         agent_id=agent_id,
-        meta={"event": "customer.merged", "merged_customer_id": merged_id, "survivor_customer_id": survivor_id},
+        # resolved_conversation_id: the merged customer's open conversation, closed here (routing must let it go)
+        meta={"event": "customer.merged", "merged_customer_id": merged_id, "survivor_customer_id": survivor_id,
+              "resolved_conversation_id": resolved_id},
         now=now,
     )
 
@@ -77,3 +85,66 @@ def _event_conversation(tx: Tx, customer_id: int, now: str) -> int:
     )
     assert row is not None
     return int(row["id"])
+
+
+@dataclass(frozen=True)
+class Linked:
+    """What `link_identity` did: CUSTOMER_ID holds both identities now (None: neither was known, nothing done);
+    EVENT_ID is the timeline event written (None: they were linked already); MERGED_CUSTOMER_ID the customer
+    merged into it (the new identity had become a customer of its own first)."""
+
+    customer_id: int | None
+    event_id: int | None = None
+    merged_customer_id: int | None = None
+
+
+def link_identity(
+    tx: Tx, old: Identity, new: Identity, now: str, *, channel: str, text: str, meta: dict[str, Any],
+    occurred_at: str | None = None,
+) -> Linked:
+    """The provider states that NEW now reaches whoever OLD reached (a Telegram group upgraded to a supergroup):
+    give NEW to the customer owning OLD (or the reverse), and say so on the timeline. Never a guess: only called on
+    such a statement. If NEW already became a customer of its own, it is merged into OLD's (the provider says they
+    are one party; the merge is on the timeline too). Idempotent: once linked, a repeat does nothing."""
+    owner = store.customer_by_identity(tx, old)
+    other = store.customer_by_identity(tx, new)
+    if owner is None and other is None:
+        return Linked(None)
+    if owner == other:
+        return Linked(owner)
+    merged_id: int | None = None
+    if owner is not None and other is not None:
+        merge_customers(tx, owner, other, now)
+        merged_id, customer_id = other, owner
+    else:
+        found = owner if owner is not None else other
+        assert found is not None
+        customer_id = found
+        missing = new if owner is not None else old
+        claimed = tx.one(
+            "INSERT INTO identities (customer_id, kind, value, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, value) DO NOTHING RETURNING id",
+            (customer_id, missing.kind, missing.value, now),
+        )
+        if claimed is None:  # another process got there first: it linked them, or a message made it a customer
+            holder = store.customer_by_identity(tx, missing)
+            if holder is None or holder == customer_id:
+                return Linked(customer_id)
+            survivor, merged = (customer_id, holder) if owner is not None else (holder, customer_id)
+            merge_customers(tx, survivor, merged, now)
+            customer_id, merged_id = survivor, merged
+    current = store.open_conversation(tx, customer_id)
+    if current is not None:
+        conversation_id = current.id
+    else:
+        row = tx.one(
+            "SELECT id FROM conversations WHERE customer_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1",
+            (customer_id,),
+        )
+        conversation_id = int(row["id"]) if row else _event_conversation(tx, customer_id, now)
+    # Inbound on the channel, from the new identity: a reply in this conversation goes to the new identity.
+    event_id = store.insert_message(
+        tx, conversation_id=conversation_id, customer_id=customer_id, channel=channel, direction="in",
+        kind="event", text=text, status="received", identity=str(new), meta=meta, now=now, created_at=occurred_at,
+    )
+    return Linked(customer_id, event_id, merged_id)

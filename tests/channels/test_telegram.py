@@ -136,6 +136,7 @@ async def test_every_example_update_lands_or_is_ignored(tg: Client, admin: dict[
         # test_telegram_bots.py takes them with groups = "accept")
         "group_text": "ignored", "supergroup_reply": "ignored", "supergroup_edited": "ignored",
         "supergroup_anonymous_admin": "ignored", "group_member_joined": "ignored",
+        "group_migrate_to": "ignored", "supergroup_migrate_from": "ignored", "supergroup_upgraded_text": "ignored",
     }
     assert {p.stem for p in UPDATES.glob("*.json")} == set(expected)
     for name, outcome in expected.items():

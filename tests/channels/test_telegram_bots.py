@@ -267,3 +267,145 @@ async def test_groups_are_ignored_per_bot(tg: Client, admin: dict[str, str]) -> 
     [row] = await journal(tg)
     assert row["status"] == "rejected" and "group chat" in row["error"] and "default" in row["error"]
     assert await timeline(tg, admin, "telegram:-4012345678") == []
+
+
+# -- a group upgraded to a supergroup: a new chat id for the same customer ----------------------------------------
+
+OLD_GROUP = "telegram:-4012345678"
+SUPERGROUP = "telegram:-1002345678901"
+UPGRADED = "Group upgraded to a supergroup"
+
+
+async def customer_with(client: Client, admin: dict[str, str], identity: str) -> dict[str, Any]:
+    resp = await client.get("/api/v1/customers", params={"identity": identity}, headers=admin)
+    [customer] = (await resp.json())["items"]
+    assert isinstance(customer, dict)
+    return customer
+
+
+async def test_group_upgrade_keeps_one_customer_and_replies_go_to_the_supergroup(
+    tg: Client, admin: dict[str, str], fake: FakeBotApi
+) -> None:
+    assert (await post(tg, update("group_text"), SALES, SALES_SECRET))[1]["status"] == "stored"
+    # Telegram tells the old group, then the supergroup; each retried, and the default bot (groups ignored) too.
+    expected = [("group_migrate_to", "linked"), ("group_migrate_to", "duplicate"),
+                ("supergroup_migrate_from", "unchanged"), ("supergroup_migrate_from", "duplicate")]
+    for name, outcome in expected:
+        assert await post(tg, update(name), SALES, SALES_SECRET) == (200, {"ok": True, "status": outcome}), name
+    assert (await post(tg, update("group_migrate_to")))[1]["status"] == "ignored"
+    fake.migrated[-4012345678] = -1002345678901  # the old id refuses messages from now on, as on Telegram
+
+    customer = await customer_with(tg, admin, SUPERGROUP)
+    assert [i["id"] for i in customer["identities"]] == [OLD_GROUP, SUPERGROUP]
+    assert customer == await customer_with(tg, admin, OLD_GROUP)
+    items = await timeline(tg, admin, SUPERGROUP)
+    assert [(m["kind"], m["text"]) for m in items] == [
+        ("text", "Ann Lee: @shop_support_bot hi, we ordered two lamps (order #1050), one is broken"),
+        ("event", UPGRADED),
+    ]
+    event = items[1]
+    assert event["meta"]["event"] == "telegram.group_upgraded" and event["identity"] == SUPERGROUP
+    assert event["meta"]["telegram"]["migrated_from_chat_id"] == -4012345678
+    assert event["conversation_id"] == items[0]["conversation_id"], "shown in the group's open conversation"
+
+    m = await replied(tg, admin, int(items[0]["conversation_id"]), "A new lamp is on its way")
+    [call] = fake.sent("sendMessage")
+    assert call.params["chat_id"] == "-1002345678901" and call.token == SALES_TOKEN, "straight to the supergroup"
+    assert m["external_id"].startswith("-1002345678901:")
+
+    assert (await post(tg, update("supergroup_upgraded_text"), SALES, SALES_SECRET))[1]["status"] == "stored"
+    items = await timeline(tg, admin, OLD_GROUP)
+    assert "Bo: @shop_support_bot any news on the broken lamp?" in [m["text"] for m in items]
+    assert len({m["conversation_id"] for m in items}) == 1, "the supergroup's messages join the same conversation"
+
+
+async def test_a_supergroup_that_wrote_before_the_upgrade_notice_is_merged_into_the_group(
+    tg: Client, admin: dict[str, str], fake: FakeBotApi
+) -> None:
+    assert (await post(tg, update("group_text"), SALES, SALES_SECRET))[1]["status"] == "stored"
+    # A member writes in the new supergroup before the service messages arrive: a new customer, for a moment.
+    assert (await post(tg, update("supergroup_upgraded_text"), SALES, SALES_SECRET))[1]["status"] == "stored"
+    split = await customer_with(tg, admin, SUPERGROUP)
+    group = await customer_with(tg, admin, OLD_GROUP)
+    assert split["id"] != group["id"]
+
+    assert (await post(tg, update("supergroup_migrate_from"), SALES, SALES_SECRET))[1]["status"] == "merged"
+    assert (await post(tg, update("group_migrate_to"), SALES, SALES_SECRET))[1]["status"] == "unchanged"
+
+    customer = await customer_with(tg, admin, SUPERGROUP)
+    assert customer["id"] == group["id"], "Telegram states they are one group: the group's customer survives"
+    assert [i["id"] for i in customer["identities"]] == [OLD_GROUP, SUPERGROUP]
+    resp = await tg.get(f"/api/v1/customers/{split['id']}", headers=admin)
+    assert (await resp.json())["merged_into"] == group["id"]
+    texts = [m["text"] for m in await timeline(tg, admin, OLD_GROUP)]
+    assert texts[0].startswith("Ann Lee: ") and "Bo: @shop_support_bot any news on the broken lamp?" in texts
+    assert texts.count(UPGRADED) == 1
+    assert any(t.startswith(f"Merged customer Lee Family Orders #{split['id']}") for t in texts), texts
+
+    fake.migrated[-4012345678] = -1002345678901
+    conv = await conversation_of(tg, admin, OLD_GROUP)
+    resp = await tg.get(f"/api/v1/conversations/{conv}", headers=admin)
+    assert (await resp.json())["status"] != "resolved"
+    await replied(tg, admin, conv, "A new lamp is on its way")
+    assert [c.params["chat_id"] for c in fake.sent("sendMessage")] == ["-1002345678901"]
+
+
+async def test_upgrade_told_by_the_simulator_in_either_order(
+    tg: Client, admin: dict[str, str], fake: FakeBotApi
+) -> None:
+    fake.bots[SALES_TOKEN].webhook = {"url": str(tg.make_url(SALES)), "secret_token": SALES_SECRET}
+    ann = {"id": 2222222, "is_bot": False, "first_name": "Ann"}
+    for n, order in enumerate(("from-first", "to-first")):
+        group = {"id": -4000000001 - n, "title": f"Team {n}", "type": "group"}
+        new_id = -1009000000001 - n
+        assert await fake.user_writes(SALES_TOKEN, ann, "@shop_support_bot hello", chat=group) == 200
+        assert await fake.upgrade_group(SALES_TOKEN, group, new_id, ann, order=order) == (200, 200)
+        customer = await customer_with(tg, admin, f"telegram:{new_id}")
+        assert [i["id"] for i in customer["identities"]] == [f"telegram:{group['id']}", f"telegram:{new_id}"]
+        items = await timeline(tg, admin, f"telegram:{new_id}")
+        assert [m["text"] for m in items] == ["Ann: @shop_support_bot hello", UPGRADED], order
+        await replied(tg, admin, int(items[0]["conversation_id"]), f"hello team {n}")
+        assert fake.sent("sendMessage")[-1].params["chat_id"] == str(new_id), order
+    statuses = [r["status"] for r in await journal(tg)]
+    assert "failed" not in statuses
+
+
+async def test_a_reply_to_a_group_upgraded_unnoticed_is_rerouted_and_the_upgrade_recorded(
+    tg: Client, admin: dict[str, str], fake: FakeBotApi
+) -> None:
+    assert (await post(tg, update("group_text"), SALES, SALES_SECRET))[1]["status"] == "stored"
+    # The service messages never reached us (say the webhook was down for a day): Telegram's refusal says where
+    # the group went (400 with parameters.migrate_to_chat_id; python-telegram-bot raises ChatMigrated).
+    fake.migrated[-4012345678] = -1002345678901
+    conv = await conversation_of(tg, admin, OLD_GROUP)
+    m = await replied(tg, admin, conv, "A new lamp is on its way")
+    assert [c.params["chat_id"] for c in fake.sent("sendMessage")] == ["-4012345678", "-1002345678901"]
+    assert m["external_id"].startswith("-1002345678901:")
+    customer = await customer_with(tg, admin, SUPERGROUP)
+    assert [i["id"] for i in customer["identities"]] == [OLD_GROUP, SUPERGROUP]
+    assert [m["text"] for m in await timeline(tg, admin, OLD_GROUP)].count(UPGRADED) == 1
+
+    await replied(tg, admin, conv, "It ships tomorrow")
+    assert fake.sent("sendMessage")[-1].params["chat_id"] == "-1002345678901"
+    assert len(fake.sent("sendMessage")) == 3, "once recorded, replies go straight to the supergroup"
+    # The service messages arriving late change nothing.
+    assert (await post(tg, update("group_migrate_to"), SALES, SALES_SECRET))[1]["status"] == "unchanged"
+    assert (await post(tg, update("supergroup_migrate_from"), SALES, SALES_SECRET))[1]["status"] == "unchanged"
+
+
+async def test_a_bot_removed_from_a_group_fails_the_reply_with_the_reason(
+    tg: Client, admin: dict[str, str], fake: FakeBotApi
+) -> None:
+    assert (await post(tg, update("group_text"), SALES, SALES_SECRET))[1]["status"] == "stored"
+    fake.failures["sendMessage"] = [(403, "Forbidden: bot was kicked from the group chat")]
+    conv = await conversation_of(tg, admin, OLD_GROUP)
+    resp = await tg.post(f"/api/v1/conversations/{conv}/messages", json={"text": "hello?"}, headers=admin)
+    mid = (await resp.json())["id"]
+
+    async def failed() -> Any:
+        m = await message(tg, admin, mid)
+        return m if m["status"] == "failed" else None
+
+    m = await eventually(failed)
+    assert m["status_reason"].startswith("the bot is no longer in this group"), m["status_reason"]
+    assert len(fake.sent("sendMessage")) == 1, "a refusal is not retried"
