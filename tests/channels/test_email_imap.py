@@ -296,6 +296,8 @@ async def test_first_import_logs_progress_and_leaves_the_event_loop_free(
         tick = asyncio.create_task(ticker())
         await w.channel.start()
         await until(lambda: _eq(count(w), 240), what="first import")
+        # The last progress line is written after its batch is stored: wait for it rather than race it.
+        await until(lambda: _true("imported 240/240" in caplog.text), what="the last progress line")
         tick.cancel()
     progress = [r.getMessage() for r in caplog.records if "imported" in r.getMessage()]
     assert "importing 240 emails" in caplog.text and len(progress) == 12, progress
