@@ -208,7 +208,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-ingest-recovery", ingest.recover_forever),
             _task("hub-outbox", outbox.run_forever),
             _task("hub-routing-tick", router.tick_forever),
-            _task("hub-routing-replies", router.watch_replies),
+            _task("hub-routing-events", router.watch_events),
             accounts.forget_on_events,
         ]
     )

@@ -19,7 +19,7 @@ from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.history.identities import IdentityError, normalize_phone
-from hub.model import Message, format_time, utcnow
+from hub.model import Message, format_time, parse_time, utcnow
 from hub.router import Router, RoutingError
 from hub.routing.events import Assigned, Offered, RoutingEvent
 from hub.routing.rules import Contact
@@ -30,6 +30,13 @@ log = logging.getLogger("hub.calls")
 LIVE = frozenset({"ringing", "menu", "queued"})
 #: REST attempts for placing a call before the failure is recorded
 ATTEMPTS = 3
+#: seconds past the caller's max_wait_seconds an agent who missed their call in a direct queue gets no calls
+#: (the caller's last wait announcement may end a little after it)
+REST_MARGIN = 5.0
+#: seconds between looks at whether that caller still waits
+REST_POLL = 2.0
+#: looks (0.1s apart) at a just-assigned call until the hub has answered its first webhook
+SETTLE_TRIES = 30
 
 
 class CallError(ValueError):
@@ -61,7 +68,11 @@ def outbound_summary(meta: dict[str, Any]) -> str:
         return f"Call to {to} not answered ({meta.get('customer_call_status')})"
     if outcome == "failed":
         return f"Call to {to} failed"
+    if outcome == "talking":
+        return f"Call to {to} in progress"
     if outcome == "dialing":
+        if meta.get("customer_call_status") == "ringing":
+            return f"Calling {to}: the customer's phone is ringing"
         return f"Calling {to}: the agent answered, dialing the customer"
     return f"Calling {to}: ringing the agent first"
 
@@ -78,6 +89,9 @@ class Calls:
         self.settings = settings
         self.region = region
         self._tasks: set[asyncio.Task[None]] = set()
+        #: agent id -> until when (epoch seconds) they get no voice capacity: they missed a call in a direct queue,
+        #: where there is no offer to decline, so routing would assign it straight back to them
+        self.resting: dict[int, float] = {}
 
     def install(self) -> None:
         """Plug into routing (accept checks, assignments) and the voice adapter (menu choices, call legs)."""
@@ -143,11 +157,14 @@ class Calls:
     def voice_capacity(self, profile: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
         """An agent the hub has no way to ring gets no voice capacity, so routing never offers them a call (the
         409 on accept stays as the backstop). Unless a number has an agent_phone: its calls can reach anyone."""
+        no_voice = profile | {"capacity": {**profile["capacity"], "voice": 0}}
+        if self.resting.get(int(agent.get("id") or 0), 0.0) > self.router.clock():
+            return no_voice
         if device(agent.get("phone"), agent.get("voice_client")) is not None:
             return profile
         if any(n.agent_phone for n in self.settings.numbers.values()):
             return profile
-        return profile | {"capacity": {**profile["capacity"], "voice": 0}}
+        return no_voice
 
     async def on_routing(self, events: list[RoutingEvent]) -> None:
         for e in events:
@@ -209,23 +226,31 @@ class Calls:
         """Move the caller into their own hand-off queue, then ring the agent with TwiML that dials it. Returns the
         agent leg's CallSid, or None when there is no caller to bridge or it failed (recorded on the call)."""
         call = await self.waiting_call(conversation_id)
+        for _ in range(SETTLE_TRIES):
+            # A direct queue assigns a new call while its first webhook is still being answered: wait for the
+            # TwiML that queues the caller (and for queued_at), or moving them would race it.
+            if call is None or call.meta.get("outcome") != "ringing":
+                break
+            await asyncio.sleep(0.1)
+            call = await self.waiting_call(conversation_id)
         if call is None or not call.external_id:
             return None
         caller = call.external_id
         name, ring = await self.agent_device(agent_id)
         from_number = str(call.meta.get("to", ""))
         if not ring and not self.voice.account.number(from_number).agent_phone:
-            await self._bridge_failed(caller, agent_id, self._no_device(name), call.meta)
+            await self._bridge_failed(caller, agent_id, self._no_device(name))
             return None
         # The caller first: if they are gone, no agent's phone rings for nothing. Already moved by an earlier
         # bridge (whose agent did not pick up): they are still waiting there.
         if call.meta.get("twilio_queue") != handoff_queue(caller):
             queued_at = call.meta.get("queued_at")
-            since = float(queued_at) if isinstance(queued_at, int | float) else None
+            # (no queued_at: still ringing after the wait above; the wait counts from when the call came in)
+            since = float(queued_at) if isinstance(queued_at, int | float) else parse_time(call.created_at).timestamp()
             try:
                 await self._retrying(lambda: self.voice.hand_off(caller, since))
             except SendError as e:
-                await self._bridge_failed(caller, agent_id, e.reason, call.meta)
+                await self._bridge_failed(caller, agent_id, e.reason)
                 return None
         screen = await self.announcement(conversation_id, call) if self.screens(ring) else ""
         try:
@@ -235,7 +260,7 @@ class Calls:
             ))
         except SendError as e:
             # The caller waits on in the hand-off queue (voicemail after max_wait_seconds); the agent sees why.
-            await self._bridge_failed(caller, agent_id, e.reason, call.meta)
+            await self._bridge_failed(caller, agent_id, e.reason)
             return None
         if call.meta.get("bridge_error"):
             await self.voice.note(caller, bridge_error=None, bridge_agent_id=None)  # an earlier failure is over
@@ -273,10 +298,10 @@ class Calls:
                 await asyncio.sleep(max(e.retry_after or 0.0, 0.5 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
-    async def _bridge_failed(self, caller: str, agent_id: int, reason: str, known: dict[str, Any]) -> None:
+    async def _bridge_failed(self, caller: str, agent_id: int, reason: str) -> None:
         log.warning("call %s: could not ring agent %d: %s", caller, agent_id, reason)
         # Kept on the call's message (and so pushed to the console); the caller keeps waiting in the line.
-        await self.voice.note(caller, known, bridge_error=reason, bridge_agent_id=agent_id)
+        await self.voice.note(caller, bridge_error=reason, bridge_agent_id=agent_id)
 
     async def on_leg(self, leg: LegStatus) -> None:
         if leg.message_id is not None:
@@ -287,7 +312,7 @@ class Calls:
     async def _agent_missed(self, leg: LegStatus) -> None:
         """The agent did not pick up: the caller (still waiting) goes back to their queue to be offered again."""
 
-        def load(tx: Tx) -> tuple[int, str, int | None, str | None] | None:
+        def load(tx: Tx) -> tuple[int, str, int | None, str | None, dict[str, Any]] | None:
             mid = store.inbound_by_external_id(tx, "voice", leg.caller_call_sid)
             if mid is None:
                 return None
@@ -295,11 +320,16 @@ class Calls:
             if msg.meta.get("outcome") not in LIVE:
                 return None
             conv = store.conversation(tx, msg.conversation_id)
-            return conv.id, conv.status, conv.agent_id, conv.queue
+            return conv.id, conv.status, conv.agent_id, conv.queue, msg.meta
 
         found = await self.db.read(load)
         if found is None or found[1] != "assigned" or found[2] != leg.agent_id or found[3] is None:
             return
+        queue = self.router.engine.queues.get(found[3])
+        if queue is not None and queue.direct and leg.agent_id is not None:
+            # No offer to decline in a direct queue: the agent takes no calls until this caller's wait is over
+            # (answered by someone else, or voicemail at max_wait_seconds), so the call goes to the next agent.
+            await self._rest(leg.agent_id, found[0], found[4])
         try:
             why = "did not press 1 to take the call" if leg.declined else f"did not answer ({leg.status})"
             events = await self.router.transfer(found[0], found[3], None, f"agent {leg.agent_id} {why}")
@@ -311,6 +341,30 @@ class Calls:
                 await self.router.reject(found[0], again[0].agent)
         except RoutingError as e:
             log.warning("call %s: could not re-offer conversation %d: %s", leg.caller_call_sid, found[0], e)
+
+    async def _rest(self, agent_id: int, conversation_id: int, call: dict[str, Any]) -> None:
+        line = self.voice.account.number(str(call.get("to", "")))
+        queued_at = call.get("queued_at")
+        start = float(queued_at) if isinstance(queued_at, int | float) else self.router.clock()
+        until = max(self.resting.get(agent_id, 0.0), start + line.max_wait_seconds + REST_MARGIN)
+        self.resting[agent_id] = until
+        await self.router.sync_agents()  # this process's engine profile; Redis state is shared by all processes
+        self._spawn(self._wake(agent_id, until, conversation_id), f"hub-call-rest-{agent_id}")
+
+    async def _wake(self, agent_id: int, until: float, conversation_id: int) -> None:
+        """Voice capacity back once the caller no longer waits (answered, voicemail, hung up), at the latest when
+        their max_wait_seconds is over."""
+        while (left := until - self.router.clock()) > 0:
+            if await self.waiting_call(conversation_id) is None:
+                break
+            await asyncio.sleep(min(left, REST_POLL))
+        if self.resting.get(agent_id) != until:
+            return  # rested again since, for longer: that one wakes them
+        del self.resting[agent_id]
+        try:
+            await self.router.refresh_agents()  # voice capacity back, and whatever waits is dispatched
+        except Exception:
+            log.exception("agent %d: could not restore voice capacity after a missed call", agent_id)
 
     # -- click-to-call -------------------------------------------------------------------------------------------
 
@@ -403,14 +457,27 @@ class Calls:
         if msg.kind != "call" or msg.direction != "out" or msg.meta.get("outcome") in ("answered", "no_answer",
                                                                                       "agent_missed", "failed"):
             return  # not a placed call, or already final (a retried callback changes nothing)
+        talking = msg.meta.get("outcome") == "talking"
         if leg.leg == "agent":
             if leg.status in MISSED:
                 await self._update(msg.id, status="failed", reason=f"the agent's phone: {leg.status}",
                                    meta={"outcome": "agent_missed", "agent_call_status": leg.status})
-            elif leg.status == "in-progress":
+            elif leg.status == "in-progress" and not talking:  # (a late callback must not undo "talking")
                 await self._update(msg.id, meta={"outcome": "dialing", "agent_call_status": leg.status})
             else:
                 await self._update(msg.id, meta={"agent_call_status": leg.status})
+            return
+        if leg.status in ("initiated", "queued", "ringing"):
+            if not talking:
+                await self._update(msg.id, meta={"outcome": "dialing", "customer_call_sid": leg.call_sid,
+                                                 "customer_call_status": leg.status})
+            return
+        if leg.status == "in-progress":
+            # The customer's <Number> status callback: they answered. When, so the console can count the talk time.
+            if not talking:
+                await self._update(msg.id, meta={"outcome": "talking", "customer_call_sid": leg.call_sid,
+                                                 "customer_call_status": leg.status,
+                                                 "talk_started_at": round(self.router.clock(), 3)})
             return
         if leg.status in ("completed", "answered"):
             await self._update(msg.id, status="delivered", meta={

@@ -5,6 +5,7 @@ deadlines (offer timeouts, wrap-up, escalation)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -319,13 +320,20 @@ class Router:
 
     # -- first response and live stats ---------------------------------------------------------------------------
 
-    async def watch_replies(self) -> None:
-        """An agent's message sent to the customer (message.created: out, not a note, by an agent) stops its
-        conversation's first-response clock. Runs for the app's lifetime. With a Redis bus every process hears
-        every reply; the state counts only the first, so the others decide nothing."""
+    async def watch_events(self) -> None:
+        """Facts routing learns from the event bus, for the app's lifetime: an agent's message sent to the customer
+        (message.created: out, not a note, by an agent) stops its conversation's first-response clock; a customer
+        merge that closed a conversation takes it out of routing. With a Redis bus every process hears every event;
+        the state acts on the first, so the others decide nothing."""
         sub = self.bus.subscribe()
         try:
             async for event in sub:
+                if event.type == "customer.merged":
+                    try:
+                        await self._merged(event.data)
+                    except Exception:
+                        log.exception("routing: could not let go of a conversation closed by a merge")
+                    continue
                 m = event.data.get("message") if event.type == "message.created" else None
                 if not isinstance(m, dict) or m.get("direction") != "out" or m.get("agent_id") is None:
                     continue
@@ -337,6 +345,24 @@ class Router:
                     log.exception("routing: could not record the reply to conversation %s", m.get("conversation_id"))
         finally:
             sub.close()
+
+    async def _merged(self, data: dict[str, Any]) -> None:
+        survivor, merged = (data.get("customer") or {}).get("id"), data.get("merged_customer_id")
+
+        def closed(tx: Tx) -> int | None:
+            # The merge wrote which conversation it closed on its timeline event; whoever published the event.
+            rows = tx.all("SELECT meta FROM messages WHERE customer_id = ? AND kind = 'event' ORDER BY id DESC "
+                          "LIMIT 20", (survivor,))
+            for r in rows:
+                meta = json.loads(r["meta"] or "{}")
+                if meta.get("event") == "customer.merged" and meta.get("merged_customer_id") == merged:
+                    resolved = meta.get("resolved_conversation_id")
+                    return int(resolved) if resolved is not None else None
+            return None
+
+        conversation = await self.db.read(closed)
+        if conversation is not None:
+            await self.resolve(conversation)
 
     async def queue_items(self) -> list[dict[str, Any]]:
         """Every queue with its live stats: GET /api/v1/queues and the routing.stats event."""
@@ -457,14 +483,21 @@ class Router:
             "agents": agents,
         }
 
-    def agent_profile(self, agent_id: int, email: str) -> dict[str, Any]:
+    def agent_profile(self, agent_id: int, email: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An agent's routing profile as configured ("capacity", what PUT /routing/agents sets) and, given their
+        store ROW (id, phone, voice_client...), "effective_capacity": what routing uses after profile_checks
+        (say, no voice for an agent the hub cannot ring)."""
         routing = self.settings.routing
         facts = {a.email.strip().lower(): a for a in routing.agents}
         stored = self.overrides.agents.get(agent_id)
         raw = profile_raw(routing, agent_id, stored, facts.get(email.strip().lower()))
         source = "api" if stored is not None else "config" if email.strip().lower() in facts else "default"
+        checked = raw
+        if row is not None:
+            for check in self.profile_checks:
+                checked = check(checked, row)
         return {"agent_id": agent_id, "capacity": raw["capacity"], "skills": raw["skills"], "wrapup": raw["wrapup"],
-                "exclusive": raw["exclusive"], "source": source}
+                "exclusive": raw["exclusive"], "source": source, "effective_capacity": checked["capacity"]}
 
     def _version_key(self) -> str:
         return self.settings.routing.key_prefix + "config:version"

@@ -315,7 +315,7 @@ async def test_click_to_call_rings_the_agent_then_the_customer_and_tracks_the_ca
     [ring] = sim.sent("Calls")
     assert ring["To"] == "+14155550113" and ring["From"] == BIZ and msg["external_id"] in sim.calls
     dial = only(twiml(ring["Twiml"]), "Dial")
-    assert dial.text == CUSTOMER and dial.get("callerId") == BIZ
+    assert only(dial, "Number").text == CUSTOMER and dial.get("callerId") == BIZ
     leg = {"From": BIZ, "To": "+14155550113", "Direction": "outbound-api", "CallSid": msg["external_id"]}
     await webhook(client, path_of(ring["StatusCallback"]), sample("voice_status_completed", CallStatus="in-progress",
                                                                   **leg))
@@ -515,7 +515,8 @@ async def test_click_to_call_is_not_screened(start: Any, fake: tuple[TwilioFake,
     conv_id = (await (await client.get("/api/v1/conversations", headers=admin)).json())["items"][0]["id"]
     assert (await client.post(f"/api/v1/conversations/{conv_id}/call", headers=dana_h)).status == 202
     [ring] = sim.sent("Calls")
-    assert twiml(ring["Twiml"]).find("Gather") is None and only(twiml(ring["Twiml"]), "Dial").text == CUSTOMER
+    assert twiml(ring["Twiml"]).find("Gather") is None
+    assert only(only(twiml(ring["Twiml"]), "Dial"), "Number").text == CUSTOMER
 
 
 async def test_the_callers_wait_counts_from_when_they_first_queued(
@@ -604,3 +605,256 @@ async def test_agents_the_hub_cannot_ring_are_not_offered_calls(
             if keys:
                 await r.delete(*keys)
             await r.aclose()
+
+
+# -- direct queues, the routing view's voice capacity, the customer's leg live, one write per call update -------------
+
+DIRECT = {"support": {"title": "Support", "direct": True}}
+
+
+class Updates:
+    """Every message.updated event the hub publishes, collected while the test runs (what the console reads)."""
+
+    def __init__(self, client: Client) -> None:
+        import asyncio
+
+        from hub.keys import BUS
+
+        self.items: list[dict[str, Any]] = []
+        self._sub = client.app[BUS].subscribe()
+        self._task = asyncio.create_task(self._collect())
+
+    async def _collect(self) -> None:
+        async for event in self._sub:
+            if event.type == "message.updated":
+                self.items.append(event.data["message"])
+
+    async def close(self) -> None:
+        import asyncio
+        import contextlib
+
+        self._sub.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def of(self, message_id: int) -> list[dict[str, Any]]:
+        return [m for m in self.items if m["id"] == message_id]
+
+
+def play(sim: TwilioFake, client: Client) -> None:
+    """Let the simulator play the phones the hub rings, with signed callbacks back to this hub."""
+    sim.hub_url = str(client.make_url("")).rstrip("/")
+    sim.public_url = PUBLIC
+    sim.ring_seconds, sim.talk_seconds = 0.05, 0.2
+
+
+async def test_a_direct_queue_gives_a_missed_screened_call_to_the_next_agent(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    """A direct queue assigns without offers, so there is no offer to decline: the agent who did not press 1
+    gets no calls while that caller waits, and routing assigns the call to the other agent, who takes it."""
+    from hub.channels.voice import summary
+
+    sim = fake[0]
+    client, admin = await start(routing__queues=DIRECT)
+    play(sim, client)
+    updates = Updates(client)
+    try:
+        alice, _ = await agent(client, "Alice", ["support"], phone="+14155550111")
+        sim.keypad["+14155550111"] = ""  # Alice's voicemail answers: nothing pressed
+        await webhook(client, VOICE, sample("voice_inbound", CallerName="Ann Lee"))
+        call = await the_call(client, admin)
+        conv_id = call["conversation_id"]
+        assert (await conversation(client, admin, conv_id))["agent_id"] == alice, "assigned without an offer"
+        bob, _ = await agent(client, "Bob", ["support"], phone="+14155550112")
+
+        async def answered() -> Any:
+            got = await the_call(client, admin)
+            meta = got["meta"]
+            return got if meta.get("outcome") == "answered" and meta.get("agent_call_status") == "completed" else None
+
+        call = await eventually(answered, within=30)
+        assert call["meta"]["agent_id"] == bob and call["meta"]["screen_accepted"]
+        assert [f["To"] for f in sim.sent("Calls")] == ["+14155550111", "+14155550112"], "Alice was rung once"
+        for ring in sim.sent("Calls"):
+            assert only(twiml(ring["Twiml"]), "Gather") is not None, "both screened"
+        assert (await conversation(client, admin, conv_id))["agent_id"] == bob
+        assert len(sim.sent("Calls.update")) == 1, "the caller was moved to their hand-off queue once"
+        # Every update the console saw carried its facts and their text together.
+        seen = updates.of(call["id"])
+        assert len(seen) > 5
+        for m in seen:
+            assert m["text"] == summary(m["meta"]), m
+    finally:
+        await updates.close()
+
+
+async def test_a_direct_queue_with_one_agent_sends_a_missed_call_to_voicemail_not_round_again(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from hub.keys import CHANNELS
+    from hub.model import utcnow
+
+    sim = fake[0]
+    client, admin = await start(routing__queues=DIRECT, channels__twilio__numbers={BIZ: {"max_wait_seconds": 60}})
+    play(sim, client)
+    alice, _ = await agent(client, "Alice", ["support"], phone="+14155550111")
+    sim.keypad["+14155550111"] = ""
+    await webhook(client, VOICE, sample("voice_inbound"))
+    conv_id = (await the_call(client, admin))["conversation_id"]
+
+    async def back_in_line() -> Any:
+        conv = await conversation(client, admin, conv_id)
+        return conv["status"] == "open" and conv["agent_id"] is None
+
+    await eventually(back_in_line, within=30)
+
+    async def voice_capacity() -> tuple[int, int]:
+        view = await (await client.get("/api/v1/routing", headers=admin)).json()
+        [me] = [a for a in view["agents"] if a["agent_id"] == alice]
+        return me["capacity"]["voice"], me["effective_capacity"]["voice"]
+
+    assert await voice_capacity() == (1, 0), "no calls for Alice while this caller waits"
+    await asyncio.sleep(1.0)
+    await client.app[ROUTER].tick()
+    assert [f["To"] for f in sim.sent("Calls")] == ["+14155550111"], "not rung again"
+
+    # The caller waits on; at max_wait_seconds the wait URL sends them to voicemail.
+    [moved] = sim.sent("Calls.update")
+    wait_url = only(twiml(moved["Twiml"]), "Enqueue").get("waitUrl") or ""
+    voice = client.app[CHANNELS]["voice"]
+    now = utcnow()
+    voice.clock = lambda: now + timedelta(seconds=61)
+    _, body, _ = await webhook(client, path_of(wait_url), sample("voice_wait", QueueTime="40"))
+    assert [el.tag for el in twiml(body)] == ["Leave"]
+    _, body, _ = await webhook(client, f"{VOICE}/queue-result?handoff=1",
+                               sample("voice_queue_result_leave", QueueTime="40"))
+    assert only(twiml(body), "Record") is not None, "voicemail"
+    assert (await the_call(client, admin))["meta"]["outcome"] == "no_agent"
+
+    # The caller no longer waits: Alice takes calls again, and the conversation (with its voicemail to come) is
+    # assigned to her without ringing anyone.
+    async def rested() -> Any:
+        return await voice_capacity() == (1, 1)
+
+    await eventually(rested)
+
+    async def assigned() -> Any:
+        return (await conversation(client, admin, conv_id))["agent_id"] == alice
+
+    await eventually(assigned)
+    await asyncio.sleep(0.5)
+    assert len(sim.sent("Calls")) == 1
+
+
+async def test_the_routing_view_shows_the_voice_capacity_routing_uses(start: Any) -> None:
+    client, admin = await start()
+    bob, _ = await agent(client, "Bob", ["support"])
+    carol, _ = await agent(client, "Carol", ["support"], voice_client="carol")
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    schema = {**spec["paths"]["/api/v1/routing"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+              "components": spec["components"]}
+    resp = await client.get("/api/v1/routing", headers=admin)
+    view = await resp.json()
+    jsonschema.validate(view, schema)
+    agents = {a["agent_id"]: a for a in view["agents"]}
+    assert agents[bob]["effective_capacity"]["voice"] == 0, "the hub cannot ring Bob: no calls"
+    assert agents[bob]["capacity"]["voice"] == 1, "as configured (what PUT /routing/agents sets)"
+    assert agents[bob]["effective_capacity"]["chat"] == agents[bob]["capacity"]["chat"]
+    assert agents[carol]["effective_capacity"] == agents[carol]["capacity"]
+    resp = await client.patch(f"/api/v1/agents/{bob}", json={"phone": "+14155550126"}, headers=admin)
+    assert resp.status == 200
+    view = await (await client.get("/api/v1/routing", headers=admin)).json()
+    [me] = [a for a in view["agents"] if a["agent_id"] == bob]
+    assert me["effective_capacity"]["voice"] == 1
+
+
+async def test_click_to_call_follows_the_customers_leg_live(start: Any, fake: tuple[TwilioFake, str]) -> None:
+    import time
+
+    sim = fake[0]
+    client, admin = await start()
+    dana, dana_h = await agent(client, "Dana", ["support"], phone="+14155550113")
+    await webhook(client, "/webhooks/twilio/sms", sample("sms_inbound"))
+    conv_id = (await (await client.get("/api/v1/conversations", headers=admin)).json())["items"][0]["id"]
+    msg = await (await client.post(f"/api/v1/conversations/{conv_id}/call", headers=dana_h)).json()
+    [ring] = sim.sent("Calls")
+    dial = only(twiml(ring["Twiml"]), "Dial")
+    number = only(dial, "Number")
+    assert number.text == CUSTOMER and number.get("statusCallbackMethod") == "POST"
+    assert number.get("statusCallbackEvent") == "initiated ringing answered completed"
+    progress = number.get("statusCallback") or ""
+    assert path_of(progress).startswith(f"{VOICE}/status?")
+    assert query_of(progress) == {"leg": "customer", "agent": str(dana), "message": str(msg["id"])}
+
+    async def message() -> Any:
+        return await (await client.get(f"/api/v1/messages/{msg['id']}", headers=admin)).json()
+
+    agent_leg = {"From": BIZ, "To": "+14155550113", "Direction": "outbound-api", "CallSid": msg["external_id"]}
+    await webhook(client, path_of(ring["StatusCallback"]), sample("voice_status_completed", CallStatus="in-progress",
+                                                                  **agent_leg))
+    leg = sample("voice_status_dialed_answered", ParentCallSid=msg["external_id"])
+    status, _, _ = await webhook(client, path_of(progress), {**leg, "CallStatus": "ringing"})
+    assert status == 204
+    got = await message()
+    assert got["meta"]["outcome"] == "dialing" and got["text"] == f"Calling {CUSTOMER}: the customer's phone is ringing"
+    status, _, _ = await webhook(client, path_of(progress), leg, signed=False)
+    assert status == 403 and (await message())["meta"]["outcome"] == "dialing", "unsigned: refused, nothing changed"
+
+    status, _, _ = await webhook(client, path_of(progress), leg)  # answered: CallStatus in-progress
+    assert status == 204
+    got = await message()
+    assert got["meta"]["outcome"] == "talking" and got["text"] == f"Call to {CUSTOMER} in progress"
+    assert got["status"] == "sending" and abs(got["meta"]["talk_started_at"] - time.time()) < 30
+    assert got["meta"]["customer_call_sid"] == leg["CallSid"]
+    # Late or retried callbacks do not take it back to dialing.
+    await webhook(client, path_of(progress), {**leg, "CallStatus": "ringing"})
+    await webhook(client, path_of(ring["StatusCallback"]), sample("voice_status_completed", CallStatus="in-progress",
+                                                                  **agent_leg))
+    assert (await message())["meta"]["outcome"] == "talking"
+
+    await webhook(client, path_of(progress), {**leg, "CallStatus": "completed", "CallDuration": "42"})
+    got = await message()
+    assert got["status"] == "delivered" and got["text"] == f"Call to {CUSTOMER}; talk time 42s"
+    # The <Dial> action after it changes nothing more.
+    await webhook(client, path_of(dial.get("action") or ""), sample("voice_dialed", **agent_leg))
+    assert (await message())["meta"]["talk_seconds"] == 42
+    resp = await client.post(f"{VOICE}/status?leg=customer", data=leg)
+    assert resp.status == 403, "unsigned, and without ?message=: refused before anything is read"
+    status, _, _ = await webhook(client, f"{VOICE}/status?leg=customer", leg)
+    assert status == 400
+
+
+async def test_click_to_call_with_the_simulator_goes_dialing_talking_answered(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    from hub.calls import outbound_summary
+
+    sim = fake[0]
+    client, admin = await start()
+    play(sim, client)
+    sim.talk_seconds = 1.0
+    _, dana_h = await agent(client, "Dana", ["support"], phone="+14155550113")
+    await webhook(client, "/webhooks/twilio/sms", sample("sms_inbound"))
+    conv_id = (await (await client.get("/api/v1/conversations", headers=admin)).json())["items"][0]["id"]
+    updates = Updates(client)
+    try:
+        msg = await (await client.post(f"/api/v1/conversations/{conv_id}/call", headers=dana_h)).json()
+
+        async def done() -> Any:
+            got = await (await client.get(f"/api/v1/messages/{msg['id']}", headers=admin)).json()
+            return got if got["status"] == "delivered" else None
+
+        got = await eventually(done)
+        assert got["meta"]["outcome"] == "answered" and got["meta"]["talk_seconds"] == 1
+        outcomes = [m["meta"].get("outcome") for m in updates.of(msg["id"])]
+        steps = [o for i, o in enumerate(outcomes) if i == 0 or outcomes[i - 1] != o]
+        assert steps == ["ringing_agent", "dialing", "talking", "answered"], outcomes
+        for m in updates.of(msg["id"]):
+            assert m["text"] == outbound_summary(m["meta"]), m
+    finally:
+        await updates.close()

@@ -263,3 +263,30 @@ async def _stats_event(seen: list[Any], sub: Any) -> dict[str, Any] | None:
     seen.extend(sub.queue.get_nowait() for _ in range(sub.queue.qsize()))
     pushed = [e.data for e in seen if e.type == "routing.stats"]
     return pushed[-1] if pushed and pushed[-1]["queues"][0]["responded"] == 2 else None
+
+
+async def test_a_merge_that_closes_a_conversation_takes_it_out_of_routing(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    phone = await inbound(client, admin_headers, "phone:+14155550123", "my order never came")
+    mail = await inbound(client, admin_headers, "email:pat@example.com", "same person, writing by email")
+
+    async def waiting() -> int:
+        items = (await get(client, "/api/v1/queues", admin_headers))["items"]
+        return int(next(q["waiting"] for q in items if q["name"] == "support"))
+
+    assert await waiting() == 2
+    survivor = phone["customer"]["id"]
+    await post(client, f"/api/v1/customers/{survivor}/merge", admin_headers, {"customer_id": mail["customer"]["id"]})
+    closed = await get(client, f"/api/v1/conversations/{mail['conversation']['id']}", admin_headers)
+    assert closed["status"] == "resolved"
+    await eventually(lambda: _equals(waiting(), 1))
+    # The agent who comes on is offered the surviving conversation only.
+    _, alice_h = await agent(client, "Alice", ["support"])
+    await post(client, "/api/v1/agents/me/presence", alice_h, {"presence": "available"})
+    offers = (await get(client, "/api/v1/offers", alice_h))["items"]
+    assert [o["conversation_id"] for o in offers] == [phone["conversation"]["id"]]
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)

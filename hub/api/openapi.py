@@ -398,7 +398,9 @@ _ROUTING_CONFIG = {
             "type": "object", "required": ["agent_id", "capacity", "skills", "wrapup", "exclusive", "source"],
             "properties": {"agent_id": {"type": "integer"}, "capacity": _OBJ, "skills": _OBJ,
                            "wrapup": {"type": "number"}, "exclusive": {"type": "array", "items": {"type": "string"}},
-                           "source": {"enum": ["config", "api", "default"]}}}},
+                           "source": {"enum": ["config", "api", "default"]},
+                           "effective_capacity": {**_OBJ, "description": "what routing uses: capacity after the "
+                                                  "hub's checks (no voice for an agent the hub cannot ring)"}}}},
     },
 }
 _ROUTING_CONFIG_ERRORS = {**_WRITE_ERRORS, "403": _json(_ref("Error"), "Not an admin or supervisor")}

@@ -166,7 +166,9 @@ async def _manager(request: web.Request) -> Principal:
 
 async def _view(request: web.Request) -> dict[str, Any]:
     router = request.app[ROUTER]
-    agents = [router.agent_profile(a.id, a.email) for a in await list_agents(request.app[DB])]
+    agents = [router.agent_profile(a.id, a.email, {"id": a.id, "email": a.email, "disabled": a.disabled,
+                                                   "phone": a.phone, "voice_client": a.voice_client})
+              for a in await list_agents(request.app[DB])]
     return router.routing_view(agents)
 
 

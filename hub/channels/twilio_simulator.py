@@ -306,10 +306,29 @@ class TwilioSimulator:
                     "AccountSid": self.account_sid, "CallSid": caller_sid, "CallStatus": "completed",
                     "CallDuration": str(int(self.talk_seconds + self.ring_seconds))})
         elif dial is not None and dial.get("action"):
+            dialed = new_sid("CA")
+            number = dial.find("Number")
+            events = (number.get("statusCallbackEvent") or "").split() if number is not None else []
+            progress = number.get("statusCallback") or "" if number is not None else ""
+            leg = {"AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": dialed,
+                   "ParentCallSid": sid, "From": dial.get("callerId") or form["From"],
+                   "To": (number.text if number is not None else dial.text) or "", "Direction": "outbound-dial",
+                   "CallbackSource": "call-progress-events"}
+
+            async def report(event: str, status: str, **extra: str) -> None:
+                # The dialed leg's own status callback (<Number statusCallback>), for the events asked for.
+                if progress and event in events:
+                    await self.post_signed(progress, {**leg, "CallStatus": status, "Timestamp": _now(), **extra})
+
+            await report("initiated", "initiated")
+            await report("ringing", "ringing")
+            await asyncio.sleep(self.ring_seconds)
+            await report("answered", "in-progress")
             await asyncio.sleep(self.talk_seconds)
+            await report("completed", "completed", CallDuration=str(int(self.talk_seconds)))
             await self.post_signed(dial.get("action") or "", {**base, "CallStatus": "in-progress",
                                                              "DialCallStatus": "completed",
-                                                             "DialCallSid": new_sid("CA"),
+                                                             "DialCallSid": dialed,
                                                              "DialCallDuration": str(int(self.talk_seconds))})
         call["status"] = "completed"
         if callback:

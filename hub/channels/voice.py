@@ -236,29 +236,17 @@ class VoiceChannel(Channel):
 
     # -- the call's record on the timeline ---------------------------------------------------------------------
 
-    async def note(self, call_sid: str, known: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any] | None:
-        """Add facts to a call's message (e.g. why bridging it failed); its summary text follows. KNOWN (the call's
-        meta as last read) lets the text be written with the facts in one step, so no reader sees one without the
-        other."""
-        if known is None:
-            return await self._note(call_sid, **meta)
-        merged = {k: v for k, v in {**known, **meta}.items() if v is not None}
-        msg = await self.twilio_sink.amend(self.name, call_sid, text=summary(merged), meta=meta)
-        if msg is None:
-            return None
-        if summary(msg.meta) != msg.text:  # the call changed since KNOWN was read
-            await self.twilio_sink.amend(self.name, call_sid, text=summary(msg.meta))
-        return msg.meta
+    async def note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
+        """Add facts to a call's message (e.g. why bridging it failed); its summary text follows in the same write."""
+        return await self._note(call_sid, **meta)
 
     async def _note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
-        """Add facts to the call's message and refresh its summary text; the call's meta, or None if unknown."""
-        msg = await self.twilio_sink.amend(self.name, call_sid, meta=meta)
+        """Add facts to the call's message and refresh its summary text in one transaction (no reader sees the
+        facts without their text); the call's meta, or None if unknown."""
+        msg = await self.twilio_sink.amend(self.name, call_sid, meta=meta, summarize=summary)
         if msg is None:
             log.info("callback for call %s, which is not on any timeline", call_sid)
             return None
-        text = summary(msg.meta)
-        if text != msg.text:
-            await self.twilio_sink.amend(self.name, call_sid, text=text)
         return msg.meta
 
     def parse(self, payload: Any) -> Inbound:
@@ -299,7 +287,8 @@ class VoiceChannel(Channel):
             # queued_at: the caller's wait (max_wait_seconds) counts from here, through any later hand-off queue.
             await self._note(sid, queue=conversation_queue, conversation_queue=conversation_queue,
                              outcome="menu" if line.menu else "queued", queued_at=self._now())
-            if not result.duplicate:
+            if not result.duplicate and result.conversation_how == "joined":
+                # (a new conversation is routed instead: a direct queue's assignment rings the agent itself)
                 await self.on_waiting(sid)
         response = VoiceResponse()
         if line.greeting:
@@ -395,6 +384,8 @@ class VoiceChannel(Channel):
         duration = _seconds(form, "CallDuration")
         if request.query.get("leg") == "agent":
             return await self._placed_leg(request, form, status, duration)
+        if request.query.get("leg") == "customer":
+            return await self._dialed_leg(request, form, status, duration)
         sid = form.get("CallSid", "")
         if not sid or not status:
             raise web.HTTPBadRequest(text="not a Twilio call status callback: CallSid and CallStatus are required")
@@ -427,6 +418,17 @@ class VoiceChannel(Channel):
             if declined:
                 leg = dataclasses.replace(leg, declined=True)
         await self.on_leg(leg)
+        return web.Response(status=204)
+
+    async def _dialed_leg(self, request: web.Request, form: Form, status: str, duration: int | None) -> web.Response:
+        """Click-to-call: the customer's leg is ringing, answered (in-progress) or over, as it happens."""
+        agent, message = request.query.get("agent", ""), request.query.get("message", "")
+        if not message.isdigit() or not status:
+            raise web.HTTPBadRequest(text="customer leg status without ?message= or CallStatus")
+        await self.on_leg(LegStatus(
+            leg="customer", call_sid=form.get("CallSid", ""), status=status, duration=duration, caller_call_sid="",
+            agent_id=int(agent) if agent.isdigit() else None, message_id=int(message),
+        ))
         return web.Response(status=204)
 
     async def handle_dialed(self, request: web.Request) -> web.Response:
@@ -612,14 +614,17 @@ class VoiceChannel(Channel):
         self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None, message_id: int | None = None
     ) -> str:
         """Click-to-call: ring the agent first; when they answer, Twilio dials the customer from the business
-        number. The agent's leg reports to the status callback, the customer's to the <Dial> action (both with
-        MESSAGE_ID, the call's message on the timeline). Returns the agent leg's CallSid."""
+        number. The agent's leg reports to the status callback; the customer's leg reports its progress (ringing,
+        answered: the console shows the call live) to the <Number> status callback and how it ended to the <Dial>
+        action (all with MESSAGE_ID, the call's message on the timeline). Returns the agent leg's CallSid."""
         query = {"agent": "" if agent_id is None else str(agent_id),
                  "message": "" if message_id is None else str(message_id)}
         twiml_doc = VoiceResponse()
         twiml_doc.say("Connecting you to the customer.")
         # The <Dial> action reports how the customer's leg ended (DialCallStatus, DialCallDuration).
-        twiml_doc.dial(customer, caller_id=from_number, action=self._url("/dialed", **query), method="POST")
+        dial = twiml_doc.dial(caller_id=from_number, action=self._url("/dialed", **query), method="POST")
+        dial.number(customer, status_callback=self._url("/status", leg="customer", **query),
+                    status_callback_event="initiated ringing answered completed", status_callback_method="POST")
         try:
             call = await self.account.client.calls.create_async(
                 to=agent, from_=from_number, twiml=str(twiml_doc),

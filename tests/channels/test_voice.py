@@ -290,7 +290,7 @@ async def test_click_to_call_rings_the_agent_then_dials_the_customer(
     [form] = fake[0].sent("Calls")
     assert form["To"] == "client:alice"
     dial = only(twiml(form["Twiml"]), "Dial")
-    assert dial.text == CUSTOMER and dial.get("callerId") == BIZ
+    assert only(dial, "Number").text == CUSTOMER and dial.get("callerId") == BIZ
 
 
 async def test_a_text_reply_on_a_call_says_to_use_sms(start: Any) -> None:

@@ -1,7 +1,8 @@
 """Phone calls in a real browser against a real hub process whose Twilio channels talk to the local Twilio REST
 simulator (run here, in a thread): an inbound call offered, accepted in the console and bridged to the agent's phone
 (which the simulator answers, screens and connects), and an agent calling a customer with the Call button while the
-status pill follows the simulator's status callbacks. Screenshot: docs/screenshots/call.png."""
+status pill follows the simulator's status callbacks (the customer's leg live: "Talking · 0:02").
+Screenshot: docs/screenshots/call.png."""
 
 from __future__ import annotations
 
@@ -171,13 +172,18 @@ def test_the_agent_calls_a_customer_and_follows_the_call(hub: Hub, twilio: Simul
     pill.filter(has_text="Ringing your phone").wait_for()
     pill.filter(has_text="Dialing the customer").wait_for(timeout=30_000)
     alex.locator(".tl-msg .call-card >> text=Outgoing call").last.wait_for()
-    alex.wait_for_timeout(300)
+    # The customer answers (the <Number> status callback): the pill and the call's card count the talk time live.
+    pill.filter(has_text=re.compile(r"Talking · 0:0\d")).wait_for(timeout=30_000)
+    pill.filter(has_text=re.compile(r"Talking · 0:0[2-9]")).wait_for(timeout=10_000)
+    card = alex.locator(".tl-msg .call-card").last
+    card.filter(has_text=re.compile(r"Talking · 0:0\d")).wait_for()
+    assert button.is_disabled(), "one call at a time: the customer is on the line"
     _shot(alex, "call.png")
     pill.filter(has_text="Call ended · talk time 0:04").wait_for(timeout=30_000)
     assert not button.is_disabled(), "the call is over: the agent can call again"
     [ring] = [c for c in twilio.sent("Calls") if c["To"] == ALEX_PHONE]
     assert "<Gather" not in ring["Twiml"], "the agent placed the call: no screening"
-    assert f">{CUSTOMER}</Dial>" in ring["Twiml"] and f'callerId="{BIZ}"' in ring["Twiml"]
-    card = alex.locator(".tl-msg .call-card").last
+    assert f">{CUSTOMER}</Number></Dial>" in ring["Twiml"] and f'callerId="{BIZ}"' in ring["Twiml"]
     card.filter(has_text="talk time").wait_for()
+    assert "Talking" not in card.inner_text(), "the live clock stops with the call"
     assert alex.errors == []

@@ -1,7 +1,7 @@
 // The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
 import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration } from "./dom.js";
 import { api, missing } from "./api.js";
-import { renderMessage, statusTick } from "./timeline.js";
+import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal } from "./state.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
@@ -162,14 +162,15 @@ function callState() {
   const meta = c.meta || {};
   const done = callDone(c);
   const failed = c.status === "failed" || ["no_answer", "failed", "agent_missed"].includes(meta.outcome);
-  // The hub hears the customer's leg once it ends: "answered" comes with the talk time, after the call.
+  // "answered" comes with the talk time once the call is over; while the customer is on the line it is "talking".
   const answered = !failed && (meta.outcome === "answered" || c.status === "delivered");
   const talk = meta.talk_seconds !== undefined && meta.talk_seconds !== null ? ` · talk time ${duration(meta.talk_seconds)}` : "";
   const label = failed
     ? (meta.outcome === "agent_missed" ? "Your phone did not answer" : meta.outcome === "no_answer"
       ? "The customer did not answer" : c.status_reason ? `Call failed: ${c.status_reason}` : "Call not connected")
     : answered ? `Call ended${talk}`
-      : meta.outcome === "dialing" ? "Dialing the customer…" : "Ringing your phone…";
+      : meta.outcome === "talking" ? h("span", {}, "Talking · ", talkClock(meta.talk_started_at))
+        : meta.outcome === "dialing" ? "Dialing the customer…" : "Ringing your phone…";
   return h("span", { class: `call-state ${done ? (answered ? "ok" : "bad") : "live"}`, id: "call-state",
     role: "status", title: c.status_reason || "" }, icon("voice"), label,
     done ? h("button", { class: "call-state-close", "aria-label": "Dismiss", title: "Dismiss", onclick: () => {

@@ -16,6 +16,7 @@ const CALL_OUTCOMES = {
   ringing: "Ringing", menu: "In the keypad menu", queued: "Waiting for an agent", abandoned: "Caller hung up while waiting",
   missed: "Missed call", voicemail: "Went to voicemail", no_agent: "No agent answered: offered voicemail",
   after_hours: "Outside business hours: offered voicemail", ringing_agent: "Ringing the agent's phone first",
+  talking: "Talking",
 };
 // The agent leg of a bridge still ringing or being screened (not yet connected or missed).
 const AGENT_LEG_LIVE = ["queued", "initiated", "ringing", "in-progress"];
@@ -75,6 +76,29 @@ function emailBody(html) {
   return frame;
 }
 
+// A running talk time ("0:12") from the hub's talk_started_at (epoch seconds), kept current by one timer for every
+// such clock on the page; the timer stops once none is shown.
+let talkTimer = null;
+
+export function talkClock(startedAt) {
+  const since = Number(startedAt) > 0 ? Number(startedAt) * 1000 : Date.now();
+  if (!talkTimer) talkTimer = setInterval(tickTalkClocks, 1000);
+  return h("span", { class: "talk-clock", "data-talk-since": String(since) }, talkTime(since));
+}
+
+function talkTime(since) {
+  return duration(Math.floor(Math.max(0, Date.now() - since) / 1000));
+}
+
+function tickTalkClocks() {
+  const clocks = document.querySelectorAll("[data-talk-since]");
+  for (const el of clocks) el.textContent = talkTime(Number(el.dataset.talkSince));
+  if (!clocks.length) {
+    clearInterval(talkTimer);
+    talkTimer = null;
+  }
+}
+
 function meta(msg, ...keys) {
   const m = msg.meta || {};
   for (const k of keys) if (m[k] !== undefined && m[k] !== null && m[k] !== "") return m[k];
@@ -87,6 +111,7 @@ function callCard(msg, ctx) {
   const inbound = msg.direction === "in";
   const raw = meta(msg, "outcome", "call_status", "CallStatus");
   let label = CALL_OUTCOMES[raw] || raw || "";
+  if (raw === "talking") label = h("span", {}, "Talking · ", talkClock(m.talk_started_at));
   const agent = inbound ? m.agent_id : msg.agent_id;
   const who = agent !== undefined && agent !== null ? ctx.agentName(agent) : "";
   if (inbound && raw === "answered" && who) label = `Answered by ${who === "You" ? "you" : who}`;
