@@ -5,13 +5,13 @@ console (click-to-call). The voice adapter only speaks Twilio; this is where cal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from hub import tasks as background
 from hub.channels.base import SendError
 from hub.channels.voice import MISSED, LegStatus, MenuChoice, VoiceChannel, handoff_queue
 from hub.config import TwilioSettings
@@ -103,10 +103,7 @@ class Calls:
         self.voice.on_waiting = self.on_waiting
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(self._tasks)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

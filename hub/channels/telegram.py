@@ -33,6 +33,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from hub import tasks as background
 from hub.api.errors import error
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.config import Settings, TelegramSettings
@@ -227,11 +228,7 @@ class TelegramChannel(Channel):
                 self._tasks.append(asyncio.create_task(self._poll_forever(b), name=f"hub-telegram-poll-{b.spec.name}"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await background.stop(self._tasks)
         self._tasks.clear()
         for b in self.bots:
             for r in b.requests:

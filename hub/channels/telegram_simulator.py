@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 
+from hub import tasks as background
+
 log = logging.getLogger("hub.channels.telegram.simulator")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -168,10 +170,7 @@ class TelegramSimulator:
         return self.url
 
     async def close(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await background.stop(self._tasks)
         if self._http is not None:
             await self._http.close()
         if self._runner is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import email.utils
 import logging
 import secrets
@@ -20,6 +19,7 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDict
 
+from hub import tasks as background
 from hub.channels.twilio_signature import sign
 
 log = logging.getLogger("hub.channels.twilio.simulator")
@@ -393,9 +393,6 @@ class TwilioSimulator:
         task.add_done_callback(self._tasks.discard)
 
     async def _close(self, _app: web.Application) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(self._tasks)
         if self._http is not None:
             await self._http.close()

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
+from hub import tasks as background
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.sms import MAX_BODY, fact_answer, twiml
 from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
@@ -193,8 +194,7 @@ class VoiceChannel(Channel):
         await self.account.start()
 
     async def stop(self) -> None:
-        for task in list(self._cleanups):
-            task.cancel()
+        await background.stop(self._cleanups)
         await self.account.stop()
 
     async def send(self, outbound: Outbound) -> SendResult:
