@@ -5,7 +5,8 @@ agents = waiting/10 and queues = waiting/100 (10k agents, 1k queues at 100k wait
 as a ratio to a baseline timed in the same run (a dict operation; a bare Redis EVALSHA), since the machine is shared.
 
 Redis is measured three ways: one sequential client (the latency of one decision: one EVALSHA), `--clients`
-concurrent connections deciding at once, as several hub processes would (aggregate decisions/s), and `--batch`
+concurrent callers deciding at once (aggregate decisions/s; RedisState sends the calls made while one is in flight
+together in its next script call, as it does for the engine's concurrent handlers), and `--batch`
 decisions per EVALSHA (drain_agents for that many agents who each freed a slot, as a tick that ends many wrap-ups or
 offer timeouts does; its latencies are of the whole call). The bare EVALSHA baseline is timed with one client and with
 the same number of concurrent clients, so "x baseline" compares like with like.

@@ -1,15 +1,21 @@
 """In-process routing state: the embedded default, and the reference the Redis backend's Lua must agree with.
 
-Every index is a heap with lazy deletion: an entry carries the token its conversation had when it was pushed (every
-change of a conversation's state gives it a new token), and is dropped when found stale at the top, or all at once
-when stale entries outnumber live ones. Each decision touches O(log n) entries, never a whole queue.
+Every index is a heap (a waiting line: a FIFO and a heap per priority, see _Band) with lazy deletion: an entry
+carries the token its conversation had when it was pushed (every change of a conversation's state gives it a new
+token), and is dropped when found stale at the top, or all at once when stale entries outnumber live ones. Taking
+the head of a line is O(1) when conversations arrive in age order, never a scan of a queue.
+
+A waiting line's head is always fresh (whoever takes a conversation out of a line drops the stale entries above the
+next one), and each agent keeps a plan: the lines and ready indexes of their queues, resolved once per change of
+settings. So a decision reads the heads it compares and the one conversation it takes, nothing else: at 100k waiting
+most of a decision's cost is memory that is not in the CPU cache, and every object not touched is a miss saved.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +54,8 @@ _LineKey = tuple[str, int]
 # (respond_by, member as text, conversation id, queue, enqueued_at): a conversation awaiting its first reply. The
 # member text "id:queue:enqueued_at" is what the Redis index holds: both break ties and tell incarnations apart alike.
 _AwaitEntry = tuple[float, str, ConversationId, QueueId, float]
+# One of an agent's queues, as their ready index sees it: (queue, settings, ready scores, ready heap).
+_Route = tuple[QueueId, QueueConfig, dict[AgentId, float], list[_AgentEntry]]
 
 _AVAILABLE = Presence.AVAILABLE
 _LONGEST_IDLE = Strategy.LONGEST_IDLE
@@ -82,6 +90,97 @@ class _Heap:
         return None
 
 
+class _Band:
+    """One priority of a waiting line, in (score, member) order: a FIFO of the entries that came in order (new
+    arrivals, the usual case: O(1) in and out, touching only the ends), and a small heap of those that did not (a
+    conversation keeping its age across a requeue, transfer or escalation). Lazy deletion as in _Heap."""
+
+    __slots__ = ("fifo", "late")
+
+    def __init__(self) -> None:
+        self.fifo: deque[_Entry] = deque()
+        self.late: list[_Entry] = []
+
+    def push(self, entry: _Entry) -> None:
+        fifo = self.fifo
+        if not fifo or entry > fifo[-1]:
+            fifo.append(entry)
+        else:
+            _heappush(self.late, entry)
+
+    def front(self, fresh: Callable[[_Entry], bool]) -> _Entry | None:
+        """The first fresh entry; the stale ones before it are dropped."""
+        fifo, late = self.fifo, self.late
+        while fifo and not fresh(fifo[0]):
+            fifo.popleft()
+        while late and not fresh(late[0]):
+            _heappop(late)
+        if fifo:
+            return late[0] if late and late[0] < fifo[0] else fifo[0]
+        return late[0] if late else None
+
+    def compact(self, fresh: Callable[[_Entry], bool]) -> None:
+        self.fifo = deque(e for e in self.fifo if fresh(e))
+        self.late = [e for e in self.late if fresh(e)]
+        heapq.heapify(self.late)
+
+
+class _Line:
+    """A waiting line: a band per priority, and `first`, its head across bands, kept fresh by whoever takes a
+    conversation out of the line (MemoryState._take_out), so a decision compares heads without reading conversations."""
+
+    __slots__ = ("bands", "first", "limit", "size")
+
+    def __init__(self) -> None:
+        self.bands: dict[int, _Band] = {}
+        self.first: _Entry | None = None
+        self.size = 0  # entries held, stale ones included
+        self.limit = 64
+
+    def push(self, entry: _Entry, priority: int, fresh: Callable[[_Entry], bool]) -> None:
+        band = self.bands.get(priority)
+        if band is None:
+            band = self.bands[priority] = _Band()
+        band.push(entry)
+        first = self.first
+        if first is None or entry < first:
+            self.first = entry
+        self.size += 1
+        if self.size > self.limit:
+            for band in self.bands.values():
+                band.compact(fresh)
+            self.size = sum(len(b.fifo) + len(b.late) for b in self.bands.values())
+            self.limit = 2 * self.size + 64
+
+    def took(self, conversation: ConversationId, priority: int, fresh: Callable[[_Entry], bool]) -> None:
+        """A conversation of this priority left the line: drop its band's stale front and, if it was the head, find
+        the head again among the bands' fronts (fresh: every take-out cleans its band like this)."""
+        band = self.bands.get(priority)
+        if band is not None:
+            band.front(fresh)
+        first = self.first
+        if first is not None and first[3] == conversation:
+            best: _Entry | None = None
+            for band in self.bands.values():
+                fifo, late = band.fifo, band.late
+                e = late[0] if late and (not fifo or late[0] < fifo[0]) else fifo[0] if fifo else None
+                if e is not None and (best is None or e < best):
+                    best = e
+            self.first = best
+
+    def head(self, fresh: Callable[[_Entry], bool]) -> _Entry | None:
+        best: _Entry | None = None
+        for band in self.bands.values():
+            e = band.front(fresh)
+            if e is not None and (best is None or e < best):
+                best = e
+        self.first = best
+        return best
+
+    def entries(self) -> list[_Entry]:
+        return [e for b in self.bands.values() for e in (*b.fifo, *b.late)]
+
+
 @dataclass(slots=True)
 class _Agent:
     config: AgentConfig
@@ -93,6 +192,11 @@ class _Agent:
     round_robin: dict[QueueId, float] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     sid: str = ""  # the id as text: the ready indexes' tie-break, as in Redis
+    # The plan, valid while plan_at is the state's layout version: (class, line) of every line of the agent's
+    # queues whose skills the agent meets, and (queue, settings, ready scores, ready heap) of every known queue.
+    lines: list[tuple[str, _Line]] = field(default_factory=list)
+    routes: list[_Route] = field(default_factory=list)
+    plan_at: int = -1
 
     def __post_init__(self) -> None:
         self.sid = str(self.config.id)
@@ -119,6 +223,7 @@ class _Conversation:
     token: int = 0
     respond_by: float = 0.0  # first-response deadline while awaiting the first reply, else 0
     respond_queue: QueueId = ""  # the queue whose first-response target it is (the one it arrived in)
+    waits_in: _Line | None = None  # the line it waits in, while waiting
 
     def __post_init__(self) -> None:
         self.cls = CAPACITY_CLASS[self.channel]
@@ -131,7 +236,7 @@ class MemoryState:
         self.queues: dict[QueueId, QueueConfig] = {}
         self.agents: dict[AgentId, _Agent] = {}
         self.conversations: dict[ConversationId, _Conversation] = {}
-        self._lines: dict[QueueId, dict[_LineKey, _Heap]] = {}
+        self._lines: dict[QueueId, dict[_LineKey, _Line]] = {}
         self._age: dict[tuple[QueueId, int], _Heap] = {}
         self._oldest: dict[QueueId, _Heap] = {}
         self._waiting_count: Counter[QueueId] = Counter()
@@ -149,6 +254,8 @@ class MemoryState:
         # First-response deadlines not yet met nor breached: member -> deadline, and a heap of them by deadline.
         self._awaiting: dict[str, float] = {}
         self._awaiting_heap: list[_AwaitEntry] = []
+        # Bumped by every change that can change an agent's plan (settings, a new line): plans are rebuilt lazily.
+        self._layout = 0
 
     def _fresh(self, e: _Entry) -> bool:
         c = self.conversations.get(e[3])
@@ -159,6 +266,7 @@ class MemoryState:
     async def put_queue(self, queue: QueueConfig, now: float) -> None:
         old = self.queues.get(queue.id)
         self.queues[queue.id] = queue
+        self._layout += 1
         self._queue_counts.setdefault(queue.id, Counter())
         self._members.setdefault(queue.id, set())
         self._lines.setdefault(queue.id, {})
@@ -167,15 +275,17 @@ class MemoryState:
         # Strategy or skills may have changed: rebuild this queue's ready index from its members.
         self._ready[queue.id] = []
         self._ready_score[queue.id] = {}
+        route = (queue.id, queue, self._ready_score[queue.id], self._ready[queue.id])
         for aid in sorted(self._members[queue.id]):
-            self._reindex(self.agents[aid], now, only=queue.id)
+            self._reindex(self.agents[aid], now, only=route)
 
     def _refile(self, queue: QueueId) -> None:
         """The plan has another number of stages: put the queue's waiting conversations in their new lines."""
         fresh = self._fresh
         convs = self.conversations
-        waiting = {e[3]: convs[e[3]] for line in self._lines[queue].values() for e in line.entries if fresh(e)}
+        waiting = {e[3]: convs[e[3]] for line in self._lines[queue].values() for e in line.entries() if fresh(e)}
         self._lines[queue] = {}
+        self._layout += 1
         for cid in sorted(waiting):
             c = waiting[cid]
             self._take_out(c)
@@ -189,6 +299,7 @@ class MemoryState:
             self._members.get(q, set()).discard(agent.id)
             self._ready_score.get(q, {}).pop(agent.id, None)
         a.config = agent
+        self._layout += 1
         for q in agent.queues:
             self._members.setdefault(q, set()).add(agent.id)
         self._reindex(a, now)
@@ -206,15 +317,28 @@ class MemoryState:
 
     # the ready index of agents, per queue
 
-    def _reindex(self, a: _Agent, now: float, only: QueueId | None = None) -> None:
+    def _plan(self, a: _Agent) -> None:
+        """Resolve the agent's queues into the lines and ready indexes a decision reads (see the module docstring)."""
         cfg = a.config
-        ready = is_ready(a.presence, a.wrapup_until, now, cfg.capacity, a.load, cfg.exclusive)
-        aid, sid = cfg.id, a.sid
-        for qid in cfg.queues if only is None else (only,):
+        a.lines, a.routes = [], []
+        for qid in cfg.queues:
             q = self.queues.get(qid)
             if q is None:
                 continue
-            scores = self._ready_score[qid]
+            a.routes.append((qid, q, self._ready_score[qid], self._ready[qid]))
+            levels = q.levels
+            for (cls, line), waiting in self._lines.get(qid, {}).items():
+                if meets(cfg.skills, levels[line] if line < len(levels) else levels[-1]):
+                    a.lines.append((cls, waiting))
+        a.plan_at = self._layout
+
+    def _reindex(self, a: _Agent, now: float, only: _Route | None = None) -> None:
+        cfg = a.config
+        ready = is_ready(a.presence, a.wrapup_until, now, cfg.capacity, a.load, cfg.exclusive)
+        aid, sid = cfg.id, a.sid
+        if only is None and a.plan_at != self._layout:
+            self._plan(a)
+        for qid, q, scores, heap in a.routes if only is None else (only,):
             floor = q.floor
             if not ready or (floor and not meets(cfg.skills, floor)):
                 scores.pop(aid, None)
@@ -232,11 +356,10 @@ class MemoryState:
                 )
             if scores.get(aid) != score:
                 scores[aid] = score
-                heap = self._ready[qid]
                 _heappush(heap, (score, sid, 0, aid))
                 if len(heap) > 4 * len(scores) + 64:
-                    self._ready[qid] = [(s, str(i), 0, i) for i, s in scores.items()]
-                    heapq.heapify(self._ready[qid])
+                    heap[:] = [(s, str(i), 0, i) for i, s in scores.items()]  # in place: plans hold this list
+                    heapq.heapify(heap)
 
     def _eligible(self, a: _Agent, c: _Conversation, minimums: dict[str, int], now: float) -> bool:
         return (
@@ -258,8 +381,10 @@ class MemoryState:
         lines = self._lines.setdefault(c.queue, {})
         line = lines.get((c.cls, c.line))
         if line is None:
-            line = lines[(c.cls, c.line)] = _Heap()
-        line.push(entry, fresh)
+            line = lines[(c.cls, c.line)] = _Line()
+            self._layout += 1  # agents' plans must see the new line
+        line.push(entry, c.priority, fresh)
+        c.waits_in = line
         if c.stage < stages:  # only a conversation with a stage ahead needs its age indexed
             age = self._age.get((c.queue, c.stage))
             if age is None:
@@ -288,6 +413,12 @@ class MemoryState:
         if c.state == "waiting" or c.state == "parked":
             self._waiting_count[c.queue] -= 1
         c.token = next(self._tokens)
+        if c.state == "waiting":
+            # Keep the line's head fresh, so a decision can compare heads without reading their conversations.
+            line = c.waits_in
+            if line is not None:
+                line.took(c.id, c.priority, self._fresh)
+                c.waits_in = None
 
     def _free(self, a: _Agent, cls: str) -> None:
         a.load[cls] = max(0, a.load.get(cls, 0) - 1)
@@ -423,35 +554,17 @@ class MemoryState:
         open_classes = [cls for cls in CLASSES if can_take(cls, capacity, load, exclusive)]
         if not open_classes:
             return None
-        skills = cfg.skills
+        if a.plan_at != self._layout:
+            self._plan(a)
         best: _Entry | None = None
-        best_c: _Conversation | None = None
-        for qid in cfg.queues:
-            lines = self._lines.get(qid)
-            if not lines:
-                continue
-            levels: list[dict[str, int]] | None = None
-            for (cls, line), waiting in lines.items():
-                if cls not in open_classes:
-                    continue
-                heap = waiting.entries
-                while heap:  # the line's first fresh entry (inlined _Heap.head: this is the hottest loop)
-                    e = heap[0]
-                    c = convs.get(e[3])
-                    if c is not None and c.token == e[2]:
-                        break
-                    _heappop(heap)
-                else:
-                    continue
-                if best is not None and (e[0], e[1]) >= (best[0], best[1]):
-                    continue
-                if levels is None:
-                    levels = self.queues[qid].levels
-                minimums = levels[line] if line < len(levels) else levels[-1]
-                if minimums and not meets(skills, minimums):
-                    continue
-                best, best_c = e, c
-        return self._claim(best_c, a, now) if best_c is not None else None
+        for cls, line in a.lines:
+            # A line's head is always fresh (see _take_out), and the plan holds only lines whose skills the agent
+            # meets: only the heads are compared, and only the best one's conversation is read. (score, member)
+            # is unique, so comparing whole entries compares those.
+            head = line.first
+            if head is not None and (best is None or head < best) and cls in open_classes:
+                best = head
+        return self._claim(convs[best[3]], a, now) if best is not None else None
 
     async def drain_queue(self, queue: QueueId, now: float, most: int) -> list[Claim]:
         out: list[Claim] = []

@@ -6,6 +6,7 @@ Keys live under one prefix; the scripts touch keys they compute, so this needs a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from hub.routing.types import (
 )
 
 _BATCH = 1000  # conversations one timeout/escalation script handles before handing back
+_SHARED_AGENTS = 64  # concurrent drain_agents calls share one script up to this many agents in all
 
 _LIB = r"""
 local P = ARGV[1]
@@ -65,6 +67,7 @@ local function agent(aid)
   a.wrapup = tonumber(a.wrapup)
   a.last = tonumber(a.last)
   a.missed = tonumber(a.missed)
+  if a.plan then a.plan = cjson.decode(a.plan) end  -- else written before plans: replan() fills it on first use
   return a
 end
 local function conv(cid)
@@ -92,6 +95,25 @@ local function meets(skills, mins)
   end
   return true
 end
+-- The agent's plan: for each of their queues that exists, the stage lines whose skills they meet, as
+-- {queue, {line, ...}}. A decision then reads no queue settings to find its candidates; put_agent and put_queue
+-- (the only changes of settings) rebuild it for every agent they touch.
+local function replan(a)
+  local plan = {}
+  for _, q in ipairs(a.cfg.queues) do
+    local qc = queue(q)
+    if qc then
+      local lns = {}
+      for ln = 0, #qc.levels - 1 do
+        if meets(a.cfg.skills, qc.levels[ln + 1]) then table.insert(lns, ln) end
+      end
+      table.insert(plan, {q, lns})
+    end
+  end
+  a.plan = plan
+  -- '[]' for none: cjson would write an empty table as '{}', which reads back the same.
+  redis.call('HSET', P .. 'a:' .. a.id, 'plan', #plan > 0 and cjson.encode(plan) or '[]')
+end
 local function is_ready(a, now)
   if a.presence ~= 'available' or now < a.wrapup then return false end
   for cls, _ in pairs(a.cfg.capacity) do
@@ -116,6 +138,10 @@ local function score(a, q, qc)
 end
 local function reindex(a, now)
   local ready = is_ready(a, now)
+  if not ready then  -- out of every ready index: no queue settings needed (ZREM of a missing key does nothing)
+    for _, q in ipairs(a.cfg.queues) do redis.call('ZREM', P .. 'r:' .. q, a.id) end
+    return
+  end
   for _, q in ipairs(a.cfg.queues) do
     local qc = queue(q)
     if qc then
@@ -240,7 +266,11 @@ QC[q] = nil
 for _, c in ipairs(refile) do put_waiting(c) end
 redis.call('SADD', P .. 'queues', q)
 redis.call('DEL', P .. 'r:' .. q)
-for _, aid in ipairs(redis.call('SORT', P .. 'm:' .. q)) do reindex(agent(aid), now) end
+for _, aid in ipairs(redis.call('SORT', P .. 'm:' .. q)) do
+  local a = agent(aid)
+  replan(a)
+  reindex(a, now)
+end
 return 1
 """
 
@@ -262,7 +292,9 @@ else
 end
 redis.call('HSET', key, 'cfg', ARGV[3], 'np', redis.call('ZCARD', P .. 'p:' .. aid))
 for _, q in ipairs(cfg.queues) do redis.call('SADD', P .. 'm:' .. q, aid) end
-reindex(agent(aid), now)
+local a = agent(aid)
+replan(a)
+reindex(a, now)
 return 1
 """
 
@@ -361,20 +393,18 @@ local function dispatch_agent(a, now, limit)
       if can_take(a, c.cls) then return claim(c, a, now) end
     end
   end
+  if not a.plan then replan(a) end
   local best_id, best_score = nil, nil
-  for _, q in ipairs(a.cfg.queues) do
-    local qc = queue(q)
-    if qc then
-      for _, cls in ipairs(open) do
-        for ln = 0, #qc.levels - 1 do
-          local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
-          if #h > 0 then
-            local s = tonumber(h[2])
-            -- Skills are the same for the whole line, so the conversation is read only if it would be the best.
-            if (best_id == nil or s < best_score or (s == best_score and h[1] < best_id))
-              and meets(a.cfg.skills, qc.levels[ln + 1]) then
-              best_id, best_score = h[1], s
-            end
+  for _, p in ipairs(a.plan) do
+    local q = p[1]
+    for _, cls in ipairs(open) do
+      -- Only the lines whose skills the agent meets (the plan); a line's conversation is read only if it wins.
+      for _, ln in ipairs(p[2]) do
+        local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
+        if #h > 0 then
+          local s = tonumber(h[2])
+          if best_id == nil or s < best_score or (s == best_score and h[1] < best_id) then
+            best_id, best_score = h[1], s
           end
         end
       end
@@ -387,10 +417,6 @@ end
 
 _DISPATCH_QUEUE = r"""
 return dispatch_queue(ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])) or false
-"""
-
-_DISPATCH_AGENT = r"""
-return dispatch_agent(agent(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])) or false
 """
 
 # Several decisions in one script, so one round trip: every conversation the queue can hand out now, or every slot of
@@ -406,16 +432,25 @@ end
 return out
 """
 
+# Several drain_agents calls in one script, in order: ARGV is limit, then per call `now, most, count, agent...`; the
+# answer is one list of claims per call. Each call decides exactly as it would alone.
 _DRAIN_AGENTS = r"""
-local now, limit, most = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local limit = tonumber(ARGV[2])
 local out = {}
-for i = 5, #ARGV do
-  local a = agent(ARGV[i])
-  while #out < most do
-    local r = dispatch_agent(a, now, limit)
-    if not r then break end
-    table.insert(out, r)
+local i = 3
+while i <= #ARGV do
+  local now, most, count = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local claims = {}
+  for j = i + 3, i + 2 + count do
+    local a = agent(ARGV[j])
+    while #claims < most do
+      local r = dispatch_agent(a, now, limit)
+      if not r then break end
+      table.insert(claims, r)
+    end
   end
+  table.insert(out, claims)
+  i = i + 3 + count
 end
 return out
 """
@@ -658,7 +693,6 @@ class RedisState:
         self._set_presence = script(_SET_PRESENCE)
         self._enqueue = script(_ENQUEUE)
         self._dispatch_queue = script(_DECIDE + _DISPATCH_QUEUE)
-        self._dispatch_agent = script(_DECIDE + _DISPATCH_AGENT)
         self._drain_queue = script(_DECIDE + _DRAIN_QUEUE)
         self._drain_agents = script(_DECIDE + _DRAIN_AGENTS)
         self._accept = script(_ACCEPT)
@@ -672,6 +706,9 @@ class RedisState:
         self._queue_stats = script(_QUEUE_STATS)
         self._responded = script(_RESPONDED)
         self._response_breaches = script(_RESPONSE_BREACHES)
+        # drain_agents calls waiting for the script call in flight, and the task that makes those calls.
+        self._waiting: list[tuple[Sequence[AgentId], float, int, asyncio.Future[list[Claim]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def _run(self, script: Any, *args: object) -> Any:
         return await script(keys=[], args=[self.prefix, *(repr(a) if isinstance(a, float) else a for a in args)])
@@ -734,17 +771,59 @@ class RedisState:
         return _claim(await self._run(self._dispatch_queue, queue, now, SCAN_LIMIT))
 
     async def dispatch_agent(self, agent: AgentId, now: float) -> Claim | None:
-        return _claim(await self._run(self._dispatch_agent, agent, now, SCAN_LIMIT))
+        claims = await self.drain_agents([agent], now, 1)  # one decision for the agent: the same thing
+        return claims[0] if claims else None
 
     async def drain_queue(self, queue: QueueId, now: float, most: int) -> list[Claim]:
         rows = await self._run(self._drain_queue, queue, now, SCAN_LIMIT, most)
         return [c for c in map(_claim, rows) if c is not None]
 
     async def drain_agents(self, agents: Sequence[AgentId], now: float, most: int) -> list[Claim]:
+        """Calls made while another is in flight (many handlers of this process at once) go together in the next
+        script call: each still decides atomically and as if alone, and one round trip serves them all, so a
+        process is not held to one decision per round trip."""
         if not agents:
             return []
-        rows = await self._run(self._drain_agents, now, SCAN_LIMIT, most, *agents)
-        return [c for c in map(_claim, rows) if c is not None]
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Claim]] = loop.create_future()
+        if self._sender is not None and self._sender.get_loop() is not loop:  # left pending by a closed loop
+            self._sender, self._waiting = None, []
+        self._waiting.append((agents, now, most, done))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_drains())
+        return await done
+
+    async def _send_drains(self) -> None:
+        batch: list[tuple[Sequence[AgentId], float, int, asyncio.Future[list[Claim]]]] = []
+        try:
+            while self._waiting:
+                size = 0
+                for n, call in enumerate(self._waiting):
+                    size += len(call[0])
+                    if n > 0 and size > _SHARED_AGENTS:
+                        break
+                else:
+                    n = len(self._waiting)
+                batch, self._waiting = self._waiting[:n], self._waiting[n:]
+                args: list[object] = []
+                for agents, now, most, _ in batch:
+                    args += [now, most, len(agents), *agents]
+                try:
+                    answers = await self._run(self._drain_agents, SCAN_LIMIT, *args)
+                except Exception as e:  # each caller gets the error, as from their own call
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(e)
+                    continue
+                for (*_, done), rows in zip(batch, answers, strict=True):
+                    if not done.done():
+                        done.set_result([c for c in map(_claim, rows) if c is not None])
+            batch = []
+        finally:
+            self._sender = None
+            for *_, done in batch + self._waiting:  # only when this task itself was cancelled: no caller hangs
+                done.cancel()
+            self._waiting = []
 
     async def accept(self, conversation: ConversationId, agent: AgentId, now: float) -> Claim | None:
         return _claim(await self._run(self._accept, conversation, agent, now))

@@ -407,3 +407,55 @@ async def test_first_response_survives_transfer_and_resolve_ends_it(state: Routi
     assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (0, 0, 2)
     assert stats.first_response_attainment == 0.0
     assert (await state.queue_stats("billing", T + 30)).response_breached == 0
+
+
+async def test_an_agent_takes_the_best_head_of_their_queues_whatever_the_arrival_order(state: RoutingState) -> None:
+    """dispatch_agent across two queues: priority first, then oldest, with arrivals out of age order and a rejected
+    conversation coming back with its age; settings changes (queue skills, agent skills) are seen at once."""
+    await state.put_queue(QueueConfig("sales", offer_timeout=5), T)
+    await setup(state, QueueConfig("support", offer_timeout=5), agents=(agent(1, queues=("support", "sales")),))
+    await state.put_agent(agent(2, queues=("support",), capacity={"chat": 1}), T)
+    await state.set_presence(2, Presence.AVAILABLE, T)
+    arrivals = [(1, "support", 0, 50.0), (2, "sales", 0, 40.0), (3, "support", 0, 60.0), (4, "sales", 1, 90.0)]
+    arrivals += [(5, "support", 0, 30.0), (6, "sales", 0, 45.0), (7, "support", 1, 95.0)]
+    for cid, queue, priority, at in arrivals:
+        await state.enqueue(Waiting(cid, queue, "webchat", priority, T - 100 + at), T, 0)
+    first = await state.dispatch_agent(2, T)
+    assert first is not None and first.conversation == 7  # priority 1 of support
+    await state.reject(7, 2, T)  # back in its line, keeping its age
+    order = []
+    for _ in range(3):
+        claim = await state.dispatch_agent(1, T)
+        assert claim is not None
+        order.append(claim.conversation)
+    assert order == [4, 7, 5]  # priority 1 by age (4 is older than 7), then the oldest of priority 0 anywhere
+    for cid in order:
+        await state.resolve(cid, T)
+    # The queue now needs a skill agent 1 lacks: nothing from it, until the agent gets the skill.
+    await state.put_queue(QueueConfig("support", offer_timeout=5, skills={"fr": 2}), T)
+    claim = await state.dispatch_agent(1, T)
+    assert claim is not None and claim.conversation == 2  # the oldest of sales
+    await state.put_agent(agent(1, queues=("support", "sales"), skills={"fr": 2}), T)
+    claim = await state.dispatch_agent(1, T)
+    assert claim is not None and claim.conversation == 6  # sales: 45 is older than support's 50 and 60
+    claim = await state.dispatch_agent(1, T)
+    assert claim is not None and claim.conversation == 1
+    assert await state.dispatch_agent(1, T) is None  # full: three chats
+
+
+async def test_concurrent_drains_decide_as_if_one_after_another(state: RoutingState) -> None:
+    """Many drain_agents / dispatch_agent calls at once (Redis sends those made while one is in flight together, in
+    one script): each caller gets its own decisions, in call order, and nothing is decided twice."""
+    await setup(state, agents=tuple(agent(i, capacity={"chat": 2}) for i in range(1, 9)))
+    for cid in range(1, 31):
+        await state.enqueue(Waiting(cid, "support", "webchat", 0, T + cid), T, 0)
+    singles, drains = await asyncio.gather(
+        asyncio.gather(*(state.dispatch_agent(i, T) for i in range(1, 9))),
+        asyncio.gather(*(state.drain_agents([i], T, 5) for i in range(1, 9))),
+    )
+    assert [(c.conversation, c.agent) for c in singles if c is not None] == [(i, i) for i in range(1, 9)]
+    # each agent's one free slot, oldest first
+    assert [[(c.conversation, c.agent) for c in r] for r in drains] == [[(8 + i, i)] for i in range(1, 9)]
+    assert await state.drain_agents(list(range(1, 9)), T, 5) == []
+    unknown, mixed = await asyncio.gather(state.dispatch_agent(99, T), state.drain_agents([1, 99], T, 3))
+    assert unknown is None and mixed == []  # an unknown agent decides nothing and spoils nothing
