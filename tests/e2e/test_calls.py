@@ -187,3 +187,16 @@ def test_the_agent_calls_a_customer_and_follows_the_call(hub: Hub, twilio: Simul
     card.filter(has_text="talk time").wait_for()
     assert "Talking" not in card.inner_text(), "the live clock stops with the call"
     assert alex.errors == []
+
+
+def test_admin_sees_who_routing_cannot_give_calls(hub: Hub, new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, "admin@example.com")
+    page.goto("/console/#/admin/routing")
+    alex, ada = hub.agent_ids["alex@example.com"], hub.agent_ids["admin@example.com"]
+    # Ada has no phone and no Twilio Client identity: routing gives her no calls, whatever her profile says.
+    limited = page.locator(f'tr[data-profile="{ada}"] .chip.load.limited')
+    limited.wait_for()
+    assert limited.inner_text() == "0 of 1" and "no phone" in (limited.get_attribute("title") or "")
+    assert page.locator(f'tr[data-profile="{alex}"] .chip.load.limited').count() == 0
+    assert page.errors == []

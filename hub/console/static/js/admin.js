@@ -305,8 +305,14 @@ async function routingScreen(body) {
             h("td", {}, h("div", { class: "agent-cell" }, h("span", { class: "avatar small" }, initials(a.name)), h("strong", {}, a.name))),
             h("td", {}, Object.keys(p.skills || {}).length ? Object.entries(p.skills).map(([k, v]) => h("span", { class: "chip" }, `${k} · ${v}`))
               : h("span", { class: "muted" }, "—")),
-            h("td", {}, Object.entries(p.capacity || a.capacity || {}).map(([k, v]) =>
-              h("span", { class: "chip load" }, channelIcon(k === "chat" ? "webchat" : k), String(v)))),
+            h("td", {}, Object.entries(p.capacity || a.capacity || {}).map(([k, v]) => {
+              // What routing uses can be less than what is set (no phone to ring: no calls).
+              const used = (p.effective_capacity || {})[k];
+              const less = used !== undefined && used < v;
+              return h("span", { class: `chip load ${less ? "limited" : ""}`,
+                title: less ? `Set to ${v}; routing uses ${used} (for calls: the hub has no phone or Twilio Client to ring)` : null },
+              channelIcon(k === "chat" ? "webchat" : k), less ? `${used} of ${v}` : String(v));
+            })),
             h("td", {}, `${p.wrapup ?? 0}s`),
             h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", onclick: () => profileForm(a, p, body) }, "Edit")));
         })))));
