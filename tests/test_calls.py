@@ -25,13 +25,13 @@ from tests.channels.twilio_fake import (
     TOKEN,
     Scripted,
     TwilioFake,
-    eventually,
     new_sid,
     sample,
     start_hub,
     twiml,
     webhook,
 )
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 VOICE = "/webhooks/twilio/voice"

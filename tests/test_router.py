@@ -18,6 +18,7 @@ from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
 from hub.keys import BUS, DB, ROUTER
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 30},
@@ -79,17 +80,6 @@ async def get(client: Client, path: str, headers: dict[str, str]) -> Any:
 
 async def inbound(client: Client, admin: dict[str, str], identity: str, text: str) -> Any:
     return await post(client, "/api/v1/inbound", admin, {"identity": identity, "text": text}, expect=201)
-
-
-async def eventually(check: Callable[[], Any], within: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_offer_accept_resolve(client: Client, admin_headers: dict[str, str]) -> None:

@@ -4,35 +4,17 @@ every answer checked against the OpenAPI document."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.agents import add_agent
 from hub.api.auth import create_token
-from hub.config import Settings
 from hub.keys import DB
-from tests.api.test_routes import Api, inbound
+from tests.api.client import Api, inbound
 
 Client = TestClient[Any, Any]
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
-    return make_settings(db_url, HUB_ROUTING__QUEUES='{"support": {"title": "Support"}, "sales": {}}')
-
-
-@pytest.fixture
-async def spec(client: Client) -> dict[str, Any]:
-    return dict(await (await client.get("/api/v1/openapi.json")).json())
-
-
-@pytest.fixture
-async def api(client: Client, admin_headers: dict[str, str], spec: dict[str, Any]) -> Api:
-    return Api(client, admin_headers, spec)
 
 
 async def session_headers(client: Client, email: str, password: str = PASSWORD) -> dict[str, str]:

@@ -14,8 +14,8 @@ from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
 from hub.keys import DB
-from tests.channels.test_webchat import eventually
 from tests.routing.conftest import redis_url
+from tests.waiting import eventually
 
 __all__ = ["redis_url"]
 
@@ -52,9 +52,9 @@ async def test_revocation_and_disabling_reach_the_other_process(
             return await _status(b, token) == 401
         return check
 
-    await eventually(refused(integration), wait=5)  # well inside the 30 s the cache would keep it
+    await eventually(refused(integration), within=5)  # well inside the 30 s the cache would keep it
     assert await _status(b, ann) == 200, "only the revoked token stops"
 
     resp = await a.patch(f"/api/v1/agents/{agent.id}", json={"disabled": True}, headers=admin)
     assert resp.status == 200, await resp.text()
-    await eventually(refused(ann), wait=5)
+    await eventually(refused(ann), within=5)

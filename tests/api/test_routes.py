@@ -4,10 +4,9 @@ against the OpenAPI document the hub serves."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -15,54 +14,9 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.config import Settings
 from hub.keys import DB
+from tests.api.client import Api, inbound
 
 Client = TestClient[Any, Any]
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
-    return make_settings(db_url, HUB_ROUTING__QUEUES='{"support": {"title": "Support"}, "sales": {}}')
-
-
-@pytest.fixture
-async def spec(client: Client) -> dict[str, Any]:
-    resp = await client.get("/api/v1/openapi.json")  # public: no token needed
-    assert resp.status == 200
-    return dict(await resp.json())
-
-
-class Api:
-    """Calls the API and checks every JSON answer against the OpenAPI document."""
-
-    def __init__(self, client: Client, headers: dict[str, str], spec: dict[str, Any]) -> None:
-        self.client, self.headers, self.spec = client, headers, spec
-
-    def _schema(self, method: str, template: str, status: int) -> dict[str, Any] | None:
-        op = self.spec["paths"][template][method.lower()]
-        resp = op["responses"].get(str(status))
-        assert resp is not None, f"{method} {template} answered {status}, which the OpenAPI document does not list"
-        content = resp.get("content", {}).get("application/json")
-        return None if content is None else {**content["schema"], "components": self.spec["components"]}
-
-    async def call(self, method: str, template: str, path: str, body: Any = None, expect: int = 200,
-                   headers: dict[str, str] | None = None) -> Any:
-        resp = await self.client.request(method, path, json=body, headers=headers or self.headers)
-        data = await resp.json()
-        assert resp.status == expect, (method, path, resp.status, data)
-        schema = self._schema(method, template, resp.status)
-        if schema is not None:
-            jsonschema.validate(data, schema)
-        return data
-
-
-@pytest.fixture
-async def api(client: Client, admin_headers: dict[str, str], spec: dict[str, Any]) -> Api:
-    return Api(client, admin_headers, spec)
-
-
-async def inbound(api: Api, identity: str, text: str, ext: str | None = None, **extra: Any) -> Any:
-    body = {"identity": identity, "text": text, **({"external_id": ext} if ext else {}), **extra}
-    return await api.call("POST", "/api/v1/inbound", "/api/v1/inbound", body, expect=201)
 
 
 def test_every_api_route_is_documented(client: Client, spec: dict[str, Any], settings: Settings) -> None:

@@ -17,7 +17,7 @@ from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
 from hub.keys import BUS, DB, ROUTER
-from tests.api.test_routes import Api
+from tests.api.client import Api
 
 Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support"}, "sales": {"title": "Sales"}})
@@ -60,16 +60,6 @@ def env(db_url: str, backend: str, prefix: str) -> dict[str, str]:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], db_url: str, env: dict[str, str]) -> Settings:
     return make_settings(db_url, **env)
-
-
-@pytest.fixture
-async def spec(client: Client) -> dict[str, Any]:
-    return dict(await (await client.get("/api/v1/openapi.json")).json())
-
-
-@pytest.fixture
-def api(client: Client, admin_headers: dict[str, str], spec: dict[str, Any]) -> Api:
-    return Api(client, admin_headers, spec)
 
 
 async def agent_headers(client: Client, name: str, role: str = "agent") -> tuple[int, dict[str, str]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from hub.channels.email import EmailChannel
 from hub.channels.email_imap import LeaseLock, backoff_delay, parse_fetch
 from tests.channels.dovecot import Dovecot, EmailWorld, email_world, running_dovecot
 from tests.channels.tls import make_certs
+from tests.waiting import eventually
+
+# Mail takes its time through IMAP: a minute.
+until = functools.partial(eventually, within=60.0)
 
 
 @pytest.fixture
@@ -35,15 +40,6 @@ def mail(n: int, sender: str = "ann@example.com", mid: str | None = None) -> byt
 def mailbox(server: Dovecot, user: str = "support", **over: Any) -> dict[str, Any]:
     return {"name": user, "host": server.host, "port": server.port, "security": "none", "username": user,
             "password": server.password, "poll_interval_seconds": 60, **over}
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not met within {within:.0f}s")
 
 
 async def count(w: EmailWorld) -> int:

@@ -29,7 +29,6 @@ from tests.channels.twilio_fake import (
     TOKEN,
     Scripted,
     TwilioFake,
-    eventually,
     new_sid,
     sample,
     settings_env,
@@ -38,6 +37,7 @@ from tests.channels.twilio_fake import (
     twiml,
     webhook,
 )
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 SMS = "/webhooks/twilio/sms"

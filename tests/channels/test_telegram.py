@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from hub.history.db import Tx
 from hub.keys import CHANNELS, DB, OUTBOX
 from hub.model import format_time, utcnow
 from tests.channels.telegram_fake import FakeBotApi
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 TOKEN = "123456789:AAHZFMHno3mzVLErU5b5jJvaeG--qUyLyG0"
@@ -95,18 +95,6 @@ async def timeline(client: Client, admin: dict[str, str], identity: str = "teleg
     resp = await client.get(f"/api/v1/customers/{found[0]['id']}/timeline", headers=admin)
     items: list[dict[str, Any]] = (await resp.json())["items"]
     return items
-
-
-async def eventually(check: Callable[[], Any], wait: float = 20.0) -> Any:
-    """Poll an async CHECK until it returns something truthy (generous: the machine may be loaded)."""
-    deadline = time.monotonic() + wait
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 # -- authentication --------------------------------------------------------------------------------------------

@@ -26,12 +26,12 @@ from tests.channels.test_telegram import (
     SECRET,
     TOKEN,
     conversation_of,
-    eventually,
     journal,
     message,
     timeline,
     update,
 )
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 SALES_TOKEN = "987654321:BBHZFMHno3mzVLErU5b5jJvaeG--qUyLyG1"

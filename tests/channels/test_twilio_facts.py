@@ -24,12 +24,12 @@ from tests.channels.twilio_fake import (
     PUBLIC,
     TOKEN,
     TwilioFake,
-    eventually,
     new_sid,
     sample,
     start_hub,
     webhook,
 )
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 SMS, STATUS = "/webhooks/twilio/sms", "/webhooks/twilio/sms/status"

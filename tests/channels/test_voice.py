@@ -22,13 +22,13 @@ from tests.channels.twilio_fake import (
     PUBLIC,
     Scripted,
     TwilioFake,
-    eventually,
     new_sid,
     sample,
     start_hub,
     twiml,
     webhook,
 )
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 VOICE = "/webhooks/twilio/voice"

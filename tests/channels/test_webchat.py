@@ -20,6 +20,7 @@ from hub.channels.webchat import sign_identity
 from hub.config import Settings
 from hub.events import Event
 from hub.keys import BUS, DB
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 SECRET = "host-site-shared-secret"
@@ -142,14 +143,6 @@ async def timeline(client: Client, admin: dict[str, str], customer_id: int) -> l
     resp = await client.get(f"/api/v1/customers/{customer_id}/timeline", headers=admin)
     items: list[dict[str, Any]] = (await resp.json())["items"]
     return items
-
-
-async def eventually(check: Callable[[], Any], wait: float = 20.0) -> None:
-    deadline = time.monotonic() + wait
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_resent_message_is_stored_once_and_other_tabs_see_it(chat: Client, admin: dict[str, str]) -> None:

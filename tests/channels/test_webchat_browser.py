@@ -4,9 +4,7 @@ socket is down goes out when it is back; HTML in messages stays text. Screenshot
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from hub.app import build_app
 from hub.config import Settings
 from hub.keys import DB
 from tests.conftest import free_port
+from tests.waiting import eventually
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -77,17 +76,6 @@ async def hub(aiohttp_client: Any, make_settings: Callable[..., Settings], site:
     return client
 
 
-async def until(check: Callable[[], Any], wait: float = 30.0) -> Any:
-    deadline = time.monotonic() + wait
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium")
 async def test_widget_round_trip_in_chromium(hub: Client, site: dict[str, Any]) -> None:
     db = hub.app[DB]
@@ -119,7 +107,7 @@ async def test_widget_round_trip_in_chromium(hub: Client, site: dict[str, Any]) 
                 tl = await hub.get(f"/api/v1/customers/{items[0]['id']}/timeline", headers=admin)
                 return (await tl.json())["items"][0]["conversation_id"]
 
-            conv = await until(conversation)
+            conv = await eventually(conversation)
             resp = await hub.post("/api/v1/webchat/typing", json={"conversation_id": conv, "typing": True},
                                   headers=maya)
             assert resp.status == 200
@@ -171,7 +159,7 @@ async def test_widget_round_trip_in_chromium(hub: Client, site: dict[str, Any]) 
                 texts = [m["text"] for m in body.get("messages", [])]
                 return texts.count("Sent while offline") == 1
 
-            await until(stored_once)
+            await eventually(stored_once)
 
             # A phone-sized screen: the chat takes the whole screen.
             phone = await browser.new_page(viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True)

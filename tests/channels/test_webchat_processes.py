@@ -16,8 +16,9 @@ from hub.app import build_app
 from hub.channels.webchat import WebchatChannel
 from hub.config import Settings
 from hub.keys import CHANNELS, DB
-from tests.channels.test_webchat import chat_env, connect, eventually, next_frame, say
+from tests.channels.test_webchat import chat_env, connect, next_frame, say
 from tests.routing.conftest import redis_url
+from tests.waiting import eventually
 
 __all__ = ["redis_url"]
 

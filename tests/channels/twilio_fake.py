@@ -3,9 +3,7 @@ with the real algorithm, posted to a hub that believes it is reachable at PUBLIC
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -77,18 +75,6 @@ def settings_env(fake_url: str, **extra: Any) -> dict[str, str]:
     for key, value in extra.items():
         env[f"HUB_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
-
-
-async def eventually(check: Callable[[], Any], within: float = 20.0) -> Any:
-    """Poll an async CHECK until it returns something truthy (generous: the machine may be loaded)."""
-    deadline = time.monotonic() + within
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {got!r})")
-        await asyncio.sleep(0.05)
 
 
 def make_hub_settings(
