@@ -117,6 +117,36 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The routing backend a hub test runs with: each such test runs in memory and on the Redis at 127.0.0.1:6379."""
+    if request.param == "redis":
+        import redis
+
+        try:
+            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
+        except redis.RedisError:
+            pytest.skip("no Redis on 127.0.0.1:6379 (tests/routing covers a private server)")
+    return str(request.param)
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own; whatever it wrote under it is deleted afterwards."""
+    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    import redis.asyncio as redis
+
+    r = redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = [k async for k in r.scan_iter(f"{prefix}*")]
+        if keys:
+            await r.delete(*keys)
+    except redis.RedisError:
+        pass  # no Redis here: nothing was written
+    await r.aclose()
+
+
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
     """A migrated store on each database of `db_url`, closed after the test."""

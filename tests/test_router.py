@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,33 +23,6 @@ Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 30},
                      "sales": {"title": "Sales", "offer_timeout": 30}})
 RULES = json.dumps([{"queue": "sales", "keywords": ["price", "quote"], "name": "sales words"}])
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        import redis
-
-        try:
-            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
-        except redis.RedisError:
-            pytest.skip("no Redis on 127.0.0.1:6379 (tests/routing covers a private server)")
-    return str(request.param)
-
-
-@pytest.fixture
-async def prefix(backend: str) -> AsyncIterator[str]:
-    """A Redis key prefix of this test's own, deleted afterwards."""
-    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
-    yield prefix
-    if backend == "redis":
-        import redis.asyncio as redis
-
-        r = redis.from_url("redis://127.0.0.1:6379/0")
-        keys = [k async for k in r.scan_iter(f"{prefix}*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
 
 
 @pytest.fixture

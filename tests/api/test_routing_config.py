@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,34 +20,6 @@ from tests.api.client import Api
 
 Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support"}, "sales": {"title": "Sales"}})
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        import redis
-
-        try:
-            redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
-        except redis.RedisError:
-            pytest.skip("no Redis on 127.0.0.1:6379")
-    return str(request.param)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
-    yield prefix
-    import redis.asyncio as redis
-
-    r = redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        keys = [k async for k in r.scan_iter(f"{prefix}*")]
-        if keys:
-            await r.delete(*keys)
-    except redis.RedisError:
-        pass
-    await r.aclose()
 
 
 @pytest.fixture
