@@ -177,7 +177,9 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[
         params = [*p.queues, p.agent_id]
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
-        "c.last_inbound_channel, cu.name AS customer_name FROM conversations c "
+        "c.last_inbound_channel, cu.name AS customer_name, EXISTS (SELECT 1 FROM messages m "
+        "WHERE m.conversation_id = c.id AND m.direction = 'out' AND m.agent_id IS NOT NULL "
+        "AND m.kind NOT IN ('note', 'event')) AS replied FROM conversations c "
         f"JOIN customers cu ON cu.id = c.customer_id WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
         (*params, limit),
     )
@@ -196,12 +198,8 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[
                        "subject": meta.get("subject") if isinstance(meta, dict) else None,
                        "created_at": last["created_at"]}
         # When the first agent reply is due (epoch seconds), while none has been sent: the console marks it late.
-        due = None
         target = targets.get(str(r["queue"]), 0.0)
-        if target > 0 and tx.one(
-            "SELECT 1 AS x FROM messages WHERE conversation_id = ? AND direction = 'out' AND agent_id IS NOT NULL "
-            "AND kind NOT IN ('note', 'event') LIMIT 1", (r["id"],)) is None:
-            due = parse_time(str(r["created_at"])).timestamp() + target
+        due = parse_time(str(r["created_at"])).timestamp() + target if target > 0 and not r["replied"] else None
         out.append({
             "conversation": {k: r[k] for k in ("id", "customer_id", "status", "channel", "queue", "agent_id",
                                                "created_at", "updated_at", "last_inbound_channel")},
