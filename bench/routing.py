@@ -166,6 +166,91 @@ async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_c
     return _result(backend, ld, latencies, wall)
 
 
+@dataclass
+class Part:
+    """What one process of processes() gets: its agents with what they hold, and where its new ids start."""
+
+    held: dict[int, list[int]]
+    queues: list[str]
+    now: float
+    next_id: int
+    seed: int
+
+
+def _worker(
+    url: str, prefix: str, part: Part, clients: int, rounds: int, per_client: int, barrier: Any, out: Any
+) -> None:
+    """One of `processes` hub-like processes: its own event loop, connections and RedisState on the shared state."""
+
+    async def work() -> list[float]:
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        from hub.routing.redis import RedisState
+
+        client = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max(32, clients)))
+        state = RedisState(client, prefix=prefix)
+        held, rng = part.held, random.Random(part.seed)
+        ld = Load(state, 0, len(held), part.queues, held, rng, part.now, 0.0, part.next_id)
+        agents = list(held)
+        latencies: list[float] = []
+        try:
+            for _ in range(rounds):
+                ld.now += 1e-3
+                picked = ld.rng.sample(agents, min(len(agents), clients * per_client))
+                await asyncio.gather(*(ld.free_a_slot(a) for a in picked))
+                barrier.wait()  # every process has freed its slots: the parent starts the clock
+
+                async def client_(mine: list[int]) -> None:
+                    for a in mine:
+                        await ld.decide(a, latencies)
+
+                await asyncio.gather(*(client_(picked[i::clients]) for i in range(clients)))
+                barrier.wait()  # every process is done: the parent stops the clock
+        finally:
+            await client.aclose()
+        return latencies
+
+    out.put(asyncio.run(work()))
+
+
+async def processes(
+    ld: Load, url: str, prefix: str, backend: str, decisions: int, count: int, clients: int, per_client: int = 25
+) -> Result:
+    """`count` processes, each with `clients` concurrent callers, deciding on one shared Redis state at once, as
+    several hub processes do. Each process gets its own agents (a freed slot is filled by its own process) and its
+    own range of new conversation ids. Rounds as in concurrent(); the wall clock runs from the moment every
+    process has freed its slots to the moment every process is done."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    agents = [a for a in ld.held if ld.held[a]]
+    rounds = max(1, decisions // (count * clients * per_client))
+    barrier, out = ctx.Barrier(count + 1), ctx.Queue()
+    workers = []
+    for k in range(count):
+        mine = {a: ld.held[a] for a in agents[k::count]}
+        part = Part(mine, ld.queues, ld.now, ld.next_id + (k + 1) * 1_000_000_000, k)
+        workers.append(ctx.Process(target=_worker, args=(url, prefix, part, clients, rounds, per_client, barrier, out)))
+    for w in workers:
+        w.start()
+    wall = 0.0
+    latencies: list[float] = []
+    try:
+        for _ in range(rounds):
+            await asyncio.to_thread(barrier.wait, 120)
+            start = time.perf_counter()
+            await asyncio.to_thread(barrier.wait, 120)
+            wall += time.perf_counter() - start
+        for _ in workers:
+            latencies += await asyncio.to_thread(out.get, True, 120)
+    finally:
+        for w in workers:
+            w.join(10)
+            if w.is_alive():
+                w.kill()
+    return _result(backend, ld, latencies, wall)
+
+
 async def batched(ld: Load, backend: str, decisions: int, per_call: int) -> Result:
     """One caller, `per_call` decisions per call: free a slot for that many distinct agents (untimed), then time one
     drain_agents call that fills them all, as the engine does when a tick ends wrap-ups or timeouts for many agents.
@@ -259,6 +344,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="waiting counts to run, comma-separated (default: 1000,10000,100000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent Redis clients (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=50, help="decisions per call, batch row (default: %(default)s)")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="processes of --clients callers each, last row (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     if args.sizes:
@@ -266,6 +354,7 @@ async def main(argv: list[str] | None = None) -> int:
     decisions = {"memory": 2_000 if args.quick else 20_000, "redis": 1_000 if args.quick else 5_000}
     many = f"redis x{args.clients}"
     batch = f"redis b{args.batch}"
+    multi = f"redis {args.processes}p x{args.clients}"
     baselines = {"memory": memory_baseline()}
     print(f"baseline memory:   {baselines['memory'] * 1e9:.0f} ns per dict set+get+pop")
     use_redis = not args.no_redis
@@ -274,6 +363,7 @@ async def main(argv: list[str] | None = None) -> int:
             baselines["redis"] = await redis_baseline(args.redis)
             baselines[many] = await redis_baseline(args.redis, n=8000, clients=args.clients)
             baselines[batch] = baselines["redis"]
+            baselines[multi] = await redis_baseline(args.redis, n=8000, clients=args.processes * args.clients)
             print(f"baseline redis:    {baselines['redis'] * 1e6:.1f} us per bare EVALSHA round trip, one client")
             print(
                 f"baseline {many}: {baselines[many] * 1e6:.1f} us per bare EVALSHA with {args.clients} clients at once"
@@ -293,12 +383,16 @@ async def main(argv: list[str] | None = None) -> int:
                 results.append(await sequential(ld, "redis", decisions["redis"]))
                 results.append(await concurrent(ld, many, 2 * decisions["redis"], args.clients))
                 results.append(await batched(ld, batch, 4 * decisions["redis"], args.batch))
+                if args.processes > 0:
+                    prefix = state.prefix  # type: ignore[attr-defined]
+                    n = 2 * decisions["redis"]
+                    results.append(await processes(ld, args.redis, prefix, multi, n, args.processes, args.clients))
             finally:
                 await state.clear()  # type: ignore[attr-defined]
                 await client.aclose()  # type: ignore[attr-defined]
     results.sort(key=lambda r: (r.backend, r.waiting))
     show(results, baselines)
-    for backend, target in (("memory", 50_000), ("redis", 10_000), (many, 10_000), (batch, 10_000)):
+    for backend, target in (("memory", 50_000), ("redis", 10_000), (many, 10_000), (batch, 10_000), (multi, 10_000)):
         rows = [r for r in results if r.backend == backend]
         if rows:
             big, small = rows[-1], rows[0]
