@@ -41,7 +41,12 @@ _LIB = r"""
 local P = ARGV[1]
 local CLASSES = {'voice', 'chat', 'email'}
 local CLASS_OF = CLASS_OF_JSON
-local function f(x) return string.format('%.17g', x) end
+-- A number as a string that reads back exactly; a batch formats the same `now` many times, so the last is kept.
+local f_x, f_s
+local function f(x)
+  if x ~= f_x then f_x, f_s = x, string.format('%.17g', x) end
+  return f_s
+end
 local function n(x, d) if x == nil or x == false or x == '' then return d end return tonumber(x) end
 local QC = {}
 local function queue(q)
@@ -75,7 +80,7 @@ local function conv(cid)
   if not c then return nil end
   c.id = tostring(cid)
   c.pri = tonumber(c.pri)
-  c.enq = tonumber(c.enq)
+  c.enqs, c.enq = c.enq, tonumber(c.enq)  -- enqs: as stored, to hand back without formatting it again
   c.qat = tonumber(c.qat)
   c.stage = tonumber(c.stage)
   c.ln = n(c.ln, 0)
@@ -169,7 +174,6 @@ local function put_waiting(c)
     'stage', c.stage, 'ln', c.ln, 'qat', f(c.qat), 'skip', c.skip)
   redis.call('ZADD', line_key(c.q, c.cls, c.ln), wscore(c), c.id)
   if c.stage < stages then redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id) end
-  redis.call('ZADD', P .. 'o:' .. c.q, c.enq, c.id)
 end
 local function park(c, aid, untl)
   c.st = 'parked'
@@ -178,7 +182,7 @@ local function park(c, aid, untl)
   redis.call('ZADD', P .. 'p:' .. aid, wscore(c), c.id)
   redis.call('HINCRBY', P .. 'a:' .. aid, 'np', 1)
   redis.call('ZADD', P .. 'pu', untl, c.id)
-  redis.call('ZADD', P .. 'o:' .. c.q, c.enq, c.id)
+  redis.call('ZADD', P .. 'pk:' .. c.q, c.enq, c.id)  -- the queue's parked ones by age, for its stats
 end
 local function take_out(c)
   if c.st == 'waiting' then
@@ -188,12 +192,11 @@ local function take_out(c)
     if not qc or c.stage < #qc.stages then
       redis.call('ZREM', P .. 'g:' .. c.q .. ':' .. c.stage, c.id)
     end
-    redis.call('ZREM', P .. 'o:' .. c.q, c.id)
   elseif c.st == 'parked' then
     redis.call('ZREM', P .. 'p:' .. c.ag, c.id)
     redis.call('HINCRBY', P .. 'a:' .. c.ag, 'np', -1)
     redis.call('ZREM', P .. 'pu', c.id)
-    redis.call('ZREM', P .. 'o:' .. c.q, c.id)
+    redis.call('ZREM', P .. 'pk:' .. c.q, c.id)
   elseif c.st == 'offered' then
     redis.call('ZREM', P .. 'offers', c.id)
   end
@@ -234,7 +237,7 @@ local function claim(c, a, now)
     redis.call('ZADD', P .. 'offers', d, c.id)
   end
   reindex(a, now)
-  return {c.id, a.id, c.q, c.ch, qc.direct and 0 or 1, dl, f(c.enq)}
+  return {c.id, a.id, c.q, c.ch, qc.direct and 0 or 1, dl, c.enqs or f(c.enq)}
 end
 local function requeue(c, a, now)
   take_out(c)
@@ -263,6 +266,12 @@ if old and #old.levels ~= #cjson.decode(ARGV[3]).levels then
 end
 redis.call('SET', P .. 'q:' .. q, ARGV[3])
 QC[q] = nil
+-- State written before the parked index: its age index held every waiting and parked conversation of the queue.
+for _, cid in ipairs(redis.call('ZRANGE', P .. 'o:' .. q, 0, -1)) do
+  local c = conv(cid)
+  if c and c.st == 'parked' then redis.call('ZADD', P .. 'pk:' .. q, c.enq, cid) end
+end
+redis.call('DEL', P .. 'o:' .. q)
 for _, c in ipairs(refile) do put_waiting(c) end
 redis.call('SADD', P .. 'queues', q)
 redis.call('DEL', P .. 'r:' .. q)
@@ -432,17 +441,17 @@ end
 return out
 """
 
-# Several drain_agents calls in one script, in order: ARGV is limit, then per call `now, most, count, agent...`; the
-# answer is one list of claims per call. Each call decides exactly as it would alone.
+# Several drain_agents calls in one script, in order: ARGV is limit, then per call `now, most, agents` (the agents'
+# ids joined by commas: one argument to send, not one per agent); the answer is one list of claims per call. Each
+# call decides exactly as it would alone.
 _DRAIN_AGENTS = r"""
 local limit = tonumber(ARGV[2])
 local out = {}
-local i = 3
-while i <= #ARGV do
-  local now, most, count = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+for i = 3, #ARGV, 3 do
+  local now, most = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local claims = {}
-  for j = i + 3, i + 2 + count do
-    local a = agent(ARGV[j])
+  for aid in string.gmatch(ARGV[i + 2], '[^,]+') do
+    local a = agent(aid)
     while #claims < most do
       local r = dispatch_agent(a, now, limit)
       if not r then break end
@@ -450,7 +459,6 @@ while i <= #ARGV do
     end
   end
   table.insert(out, claims)
-  i = i + 3 + count
 end
 return out
 """
@@ -636,7 +644,27 @@ return out
 
 _QUEUE_STATS = r"""
 local q, now = ARGV[2], tonumber(ARGV[3])
-local oldest = redis.call('ZRANGE', P .. 'o:' .. q, 0, 0, 'WITHSCORES')
+local qc = queue(q)
+-- Waiting: the lines and the parked ones. The oldest: a line is in (priority, age) order, so the oldest of a line is
+-- the first of one of its priority bands (score = -priority * 1e10 + age), found with one read per band present.
+-- Stats pay these reads so that a decision does not keep a separate age index.
+local waiting = redis.call('ZCARD', P .. 'pk:' .. q)
+local first = redis.call('ZRANGE', P .. 'pk:' .. q, 0, 0, 'WITHSCORES')
+local oldest = #first > 0 and tonumber(first[2]) or nil
+for _, cls in ipairs(CLASSES) do
+  for ln = 0, (qc and #qc.levels or 1) - 1 do
+    local key = line_key(q, cls, ln)
+    local n_in = redis.call('ZCARD', key)
+    waiting = waiting + n_in
+    local h = n_in > 0 and redis.call('ZRANGE', key, 0, 0, 'WITHSCORES') or {}
+    while #h > 0 do
+      local pri = math.ceil(-tonumber(h[2]) / 1e10)
+      local enq = tonumber(redis.call('HGET', P .. 'c:' .. h[1], 'enq'))
+      if not oldest or enq < oldest then oldest = enq end
+      h = redis.call('ZRANGE', key, f((1 - pri) * 1e10), '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+    end
+  end
+end
 local busy = 0
 for _, aid in ipairs(redis.call('SMEMBERS', P .. 'm:' .. q)) do
   local load = redis.call('HGET', P .. 'a:' .. aid, 'load')
@@ -647,8 +675,8 @@ for _, aid in ipairs(redis.call('SMEMBERS', P .. 'm:' .. q)) do
   end
 end
 local wait = '0'
-if #oldest > 0 then wait = f(math.max(0, now - tonumber(oldest[2]))) end
-return {redis.call('ZCARD', P .. 'o:' .. q), wait, redis.call('ZCARD', P .. 'r:' .. q), busy,
+if oldest then wait = f(math.max(0, now - oldest)) end
+return {waiting, wait, redis.call('ZCARD', P .. 'r:' .. q), busy,
   redis.call('HGETALL', P .. 's:' .. q)}
 """
 
@@ -807,7 +835,7 @@ class RedisState:
                 batch, self._waiting = self._waiting[:n], self._waiting[n:]
                 args: list[object] = []
                 for agents, now, most, _ in batch:
-                    args += [now, most, len(agents), *agents]
+                    args += [now, most, ",".join(map(str, agents))]
                 try:
                     answers = await self._run(self._drain_agents, SCAN_LIMIT, *args)
                 except Exception as e:  # each caller gets the error, as from their own call

@@ -217,6 +217,31 @@ async def test_transfer_keeps_age_and_parks_for_an_agent(state: RoutingState) ->
         await state.transfer(1, T, queue="nowhere")
 
 
+async def test_queue_stats_count_every_line_and_the_parked(state: RoutingState) -> None:
+    # Nobody can take anything: conversations wait in lines of two classes and two stage lines, at two priorities.
+    plan = (Stage(after=60, skills={}),)
+    await setup(state, QueueConfig("support", skills={"fr": 3}, stages=plan), agents=(agent(1),), available=False)
+    await state.enqueue(Waiting(1, "support", "webchat", 2, T - 10), T, 0)  # first in its line, not the oldest
+    await state.enqueue(Waiting(2, "support", "webchat", 0, T - 40), T, 0)  # the oldest of the chat line
+    await state.enqueue(Waiting(3, "support", "email", 1, T - 30), T - 5, 0)  # queued first: it escalates first
+    await state.enqueue(Waiting(4, "support", "email", 5, T - 20), T, 0)
+    stats = await state.queue_stats("support", T)
+    assert (stats.waiting, stats.longest_wait) == (4, 40.0)
+    # Conversation 3 widens into the next stage line; 2 is parked for an agent: both still wait in the queue.
+    assert [e.conversation for e in await state.escalate("support", 1, T - 1, T + 1)] == [3]
+    await state.transfer(2, T + 1, agent=1, until=T + 600)
+    assert (await state.conversation(2)).state == "parked"  # type: ignore[union-attr]
+    stats = await state.queue_stats("support", T + 1)
+    assert (stats.waiting, stats.longest_wait) == (4, 41.0)
+    await state.resolve(2, T + 2)
+    stats = await state.queue_stats("support", T + 2)
+    assert (stats.waiting, stats.longest_wait) == (3, 32.0)  # 3 is the oldest now, in the widened line
+    for cid in (1, 3, 4):
+        await state.resolve(cid, T + 3)
+    stats = await state.queue_stats("support", T + 3)
+    assert (stats.waiting, stats.longest_wait) == (0, 0.0)
+
+
 async def test_sticky_parks_for_the_last_agent(state: RoutingState) -> None:
     await setup(state, agents=(agent(1), agent(2)))
     await state.enqueue(Waiting(1, "support", "webchat", 0, T, customer=42), T, 300)
@@ -459,3 +484,29 @@ async def test_concurrent_drains_decide_as_if_one_after_another(state: RoutingSt
     assert await state.drain_agents(list(range(1, 9)), T, 5) == []
     unknown, mixed = await asyncio.gather(state.dispatch_agent(99, T), state.drain_agents([1, 99], T, 3))
     assert unknown is None and mixed == []  # an unknown agent decides nothing and spoils nothing
+
+
+async def test_redis_state_from_before_the_parked_index_is_upgraded_by_put_queue(redis_url: str) -> None:
+    """Earlier versions kept every waiting and parked conversation of a queue in one age index ('o:'). The first
+    put_queue (every start runs one per queue) keeps the parked ones in their own index and drops the old one."""
+    client = Redis.from_url(redis_url)
+    red = RedisState(client, prefix=f"test:routing:{uuid.uuid4().hex}:")
+    try:
+        await setup(red, QueueConfig("support"), agents=(agent(1),), available=False)
+        await red.enqueue(Waiting(1, "support", "webchat", 0, T - 50), T, 0)
+        await red.enqueue(Waiting(2, "support", "webchat", 0, T - 30), T, 0)
+        await red.transfer(1, T, agent=1, until=T + 600)
+        # As an earlier version left it: both in the age index, no parked index.
+        await client.zadd(red.prefix + "o:support", {"1": T - 50, "2": T - 30})
+        await client.delete(red.prefix + "pk:support")
+        await red.put_queue(QueueConfig("support"), T)
+        assert await client.exists(red.prefix + "o:support") == 0
+        assert await client.zrange(red.prefix + "pk:support", 0, -1) == [b"1"]
+        stats = await red.queue_stats("support", T)
+        assert (stats.waiting, stats.longest_wait) == (2, 50.0)
+        await red.release_parked(T + 600)
+        stats = await red.queue_stats("support", T + 600)
+        assert (stats.waiting, stats.longest_wait) == (2, 650.0)
+    finally:
+        await red.clear()
+        await client.aclose()
