@@ -63,16 +63,31 @@ local function hash(key)
   for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
   return t
 end
+-- An agent's settings (cfg) are decoded only by the scripts that need more than the plan holds.
+local LAZY_CFG = {__index = function(t, k)
+  if k == 'cfg' then
+    local c = cjson.decode(t.cfgs)
+    rawset(t, 'cfg', c)
+    return c
+  end
+end}
+local replan
 local function agent(aid)
   local a = hash(P .. 'a:' .. aid)
   if not a then return nil end
   a.id = tostring(aid)
-  a.cfg = cjson.decode(a.cfg)
+  a.cfgs, a.cfg = a.cfg, nil
+  setmetatable(a, LAZY_CFG)
   a.load = cjson.decode(a.load)
   a.wrapup = tonumber(a.wrapup)
   a.last = tonumber(a.last)
   a.missed = tonumber(a.missed)
-  if a.plan then a.plan = cjson.decode(a.plan) end  -- else written before plans: replan() fills it on first use
+  if a.plan then a.plan = cjson.decode(a.plan) end
+  if a.plan and a.plan.q then
+    a.cap, a.ex = a.plan.c, a.plan.x
+  else
+    replan(a)  -- written before plans, or before plans held capacity
+  end
   return a
 end
 local function conv(cid)
@@ -88,8 +103,8 @@ local function conv(cid)
   return c
 end
 local function can_take(a, cls)
-  if n(a.load[cls], 0) >= n(a.cfg.capacity[cls], 0) then return false end
-  for _, e in ipairs(a.cfg.exclusive) do
+  if n(a.load[cls], 0) >= n(a.cap[cls], 0) then return false end
+  for _, e in ipairs(a.ex) do
     if e ~= cls and n(a.load[e], 0) > 0 then return false end
   end
   return true
@@ -100,61 +115,56 @@ local function meets(skills, mins)
   end
   return true
 end
--- The agent's plan: for each of their queues that exists, the stage lines whose skills they meet, as
--- {queue, {line, ...}}. A decision then reads no queue settings to find its candidates; put_agent and put_queue
--- (the only changes of settings) rebuild it for every agent they touch.
-local function replan(a)
-  local plan = {}
-  for _, q in ipairs(a.cfg.queues) do
+-- The agent's plan: what a decision needs to know of the agent and their queues, so that it decodes no settings
+-- and reads no queue: c = capacity, x = exclusive classes, and q = for each of their queues that exists,
+-- {queue, {stage line whose skills they meet, ...}, meets the queue's floor, the queue's strategy, skill match}.
+-- put_agent and put_queue (the only changes of settings) rebuild it for every agent they touch.
+replan = function(a)
+  local cfg = a.cfg
+  local qs = {}
+  for _, q in ipairs(cfg.queues) do
     local qc = queue(q)
     if qc then
       local lns = {}
       for ln = 0, #qc.levels - 1 do
-        if meets(a.cfg.skills, qc.levels[ln + 1]) then table.insert(lns, ln) end
+        if meets(cfg.skills, qc.levels[ln + 1]) then table.insert(lns, ln) end
       end
-      table.insert(plan, {q, lns})
+      local match = 0
+      for sk, _ in pairs(qc.skills) do match = match + n(cfg.skills[sk], 0) end
+      table.insert(qs, {q, lns, meets(cfg.skills, qc.floor), qc.strategy, match})
     end
   end
-  a.plan = plan
-  -- '[]' for none: cjson would write an empty table as '{}', which reads back the same.
-  redis.call('HSET', P .. 'a:' .. a.id, 'plan', #plan > 0 and cjson.encode(plan) or '[]')
+  a.plan = {c = cfg.capacity, x = cfg.exclusive, q = qs}
+  a.cap, a.ex = cfg.capacity, cfg.exclusive
+  redis.call('HSET', P .. 'a:' .. a.id, 'plan', cjson.encode(a.plan))
 end
 local function is_ready(a, now)
   if a.presence ~= 'available' or now < a.wrapup then return false end
-  for cls, _ in pairs(a.cfg.capacity) do
+  for cls, _ in pairs(a.cap) do
     if can_take(a, cls) then return true end
   end
   return false
 end
-local function score(a, q, qc)
-  local s = qc.strategy
-  if s == 'longest_idle' then return a.last end
-  if s == 'least_occupied' then
+local function score(a, q, strategy, match)
+  if strategy == 'longest_idle' then return a.last end
+  if strategy == 'least_occupied' then
     local load, cap = 0, 0
     for _, v in pairs(a.load) do load = load + v end
-    for _, v in pairs(a.cfg.capacity) do cap = cap + v end
+    for _, v in pairs(a.cap) do cap = cap + v end
     if cap == 0 then return 1.0 end
     return load / cap
   end
-  if s == 'round_robin' then return n(a['rr:' .. q], 0) end
-  local match = 0
-  for sk, _ in pairs(qc.skills) do match = match + n(a.cfg.skills[sk], 0) end
+  if strategy == 'round_robin' then return n(a['rr:' .. q], 0) end
   return -match * 1e10 + a.last
 end
+-- In the ready index of each of their queues whose floor they meet while ready; out of every one otherwise.
 local function reindex(a, now)
   local ready = is_ready(a, now)
-  if not ready then  -- out of every ready index: no queue settings needed (ZREM of a missing key does nothing)
-    for _, q in ipairs(a.cfg.queues) do redis.call('ZREM', P .. 'r:' .. q, a.id) end
-    return
-  end
-  for _, q in ipairs(a.cfg.queues) do
-    local qc = queue(q)
-    if qc then
-      if ready and meets(a.cfg.skills, qc.floor) then
-        redis.call('ZADD', P .. 'r:' .. q, score(a, q, qc), a.id)
-      else
-        redis.call('ZREM', P .. 'r:' .. q, a.id)
-      end
+  for _, p in ipairs(a.plan.q) do
+    if ready and p[3] then
+      redis.call('ZADD', P .. 'r:' .. p[1], score(a, p[1], p[4], p[5]), a.id)
+    else
+      redis.call('ZREM', P .. 'r:' .. p[1], a.id)
     end
   end
 end
@@ -402,9 +412,8 @@ local function dispatch_agent(a, now, limit)
       if can_take(a, c.cls) then return claim(c, a, now) end
     end
   end
-  if not a.plan then replan(a) end
   local best_id, best_score = nil, nil
-  for _, p in ipairs(a.plan) do
+  for _, p in ipairs(a.plan.q) do
     local q = p[1]
     for _, cls in ipairs(open) do
       -- Only the lines whose skills the agent meets (the plan); a line's conversation is read only if it wins.

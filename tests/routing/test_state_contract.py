@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -507,6 +508,29 @@ async def test_redis_state_from_before_the_parked_index_is_upgraded_by_put_queue
         await red.release_parked(T + 600)
         stats = await red.queue_stats("support", T + 600)
         assert (stats.waiting, stats.longest_wait) == (2, 650.0)
+    finally:
+        await red.clear()
+        await client.aclose()
+
+
+@pytest.mark.parametrize("old_plan", ['[["support",[0]]]', None], ids=["plan without capacity", "no plan"])
+async def test_redis_agent_from_an_earlier_version_gets_a_plan(redis_url: str, old_plan: str | None) -> None:
+    client = Redis.from_url(redis_url)
+    red = RedisState(client, prefix=f"test:routing:{uuid.uuid4().hex}:")
+    try:
+        await setup(red, agents=(agent(1, capacity={"chat": 1}),))
+        key = red.prefix + "a:1"
+        if old_plan is None:
+            await client.hdel(key, "plan")
+        else:
+            await client.hset(key, "plan", old_plan)
+        await red.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+        await red.enqueue(Waiting(2, "support", "webchat", 0, T + 1), T, 0)
+        claim = await red.dispatch_agent(1, T)
+        assert claim is not None and claim.conversation == 1
+        assert await red.dispatch_agent(1, T) is None  # the capacity of the new plan holds
+        plan = json.loads(await client.hget(key, "plan"))  # type: ignore[arg-type]
+        assert plan["c"] == {"chat": 1} and [q[0] for q in plan["q"]] == ["support"]
     finally:
         await red.clear()
         await client.aclose()
