@@ -175,14 +175,26 @@ local function wscore(c) return -c.pri * 1e10 + c.enq end
 -- A waiting line is (queue, class, stage line): everyone in one line needs the same skills, so only its head is
 -- worth trying, and a skilled head never blocks a widened conversation in another line.
 local function line_key(q, cls, ln) return P .. 'w:' .. q .. ':' .. cls .. ':' .. ln end
+-- A line's member carries what a claim needs besides the line itself (its queue, class and stage line):
+-- 'id channel enq customer stage', so the conversation that wins an agent is taken without reading it.
+-- The separator sorts below every digit, so members tie-break by id as bare ids do (as the memory backend does).
+-- Members written before this are bare ids: member_id() and from_line() read both.
+local function member_id(m) return string.match(m, '^%S+') end
+local function from_line(m, q, cls, ln)
+  local id, ch, enqs, cust, stage = string.match(m, '^(%S+) (%S+) (%S+) (%S*) (%S+)$')
+  if not id then return conv(m) end
+  return {id = id, q = q, ch = ch, cls = cls, ln = ln, st = 'waiting', enqs = enqs, enq = tonumber(enqs),
+    cust = cust, stage = tonumber(stage), lm = m}
+end
 local function put_waiting(c)
   c.st = 'waiting'
   local qc = queue(c.q)
   local stages = qc and #qc.stages or 0
   c.ln = math.min(c.stage, stages)
+  c.lm = c.id .. ' ' .. c.ch .. ' ' .. (c.enqs or f(c.enq)) .. ' ' .. c.cust .. ' ' .. c.stage
   redis.call('HSET', P .. 'c:' .. c.id, 'st', 'waiting', 'ag', '', 'until', '0', 'q', c.q,
-    'stage', c.stage, 'ln', c.ln, 'qat', f(c.qat), 'skip', c.skip)
-  redis.call('ZADD', line_key(c.q, c.cls, c.ln), wscore(c), c.id)
+    'stage', c.stage, 'ln', c.ln, 'qat', f(c.qat), 'skip', c.skip, 'lm', c.lm)
+  redis.call('ZADD', line_key(c.q, c.cls, c.ln), wscore(c), c.lm)
   if c.stage < stages then redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id) end
 end
 local function park(c, aid, untl)
@@ -196,7 +208,7 @@ local function park(c, aid, untl)
 end
 local function take_out(c)
   if c.st == 'waiting' then
-    redis.call('ZREM', line_key(c.q, c.cls, c.ln), c.id)
+    redis.call('ZREM', line_key(c.q, c.cls, c.ln), c.lm or c.id)
     -- Only a conversation with a stage ahead was put in the age index (see put_waiting).
     local qc = queue(c.q)
     if not qc or c.stage < #qc.stages then
@@ -266,8 +278,8 @@ if old and #old.levels ~= #cjson.decode(ARGV[3]).levels then
   -- The plan has another number of stages: take the waiting conversations out of their lines, to put them back.
   for _, cls in ipairs(CLASSES) do
     for ln = 0, #old.levels - 1 do
-      for _, cid in ipairs(redis.call('ZRANGE', line_key(q, cls, ln), 0, -1)) do
-        local c = conv(cid)
+      for _, m in ipairs(redis.call('ZRANGE', line_key(q, cls, ln), 0, -1)) do
+        local c = conv(member_id(m))
         take_out(c)
         table.insert(refile, c)
       end
@@ -337,7 +349,7 @@ local now, sticky, respond_by = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(A
 if redis.call('EXISTS', P .. 'c:' .. cid) == 1 then return redis.error_reply('conversation already routed') end
 if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
 local c = {id = cid, q = q, ch = ch, cls = CLASS_OF[ch], pri = tonumber(ARGV[5]), enq = tonumber(ARGV[6]),
-  cust = ARGV[7], qat = now, stage = 0, skip = ','}
+  enqs = ARGV[6], cust = ARGV[7], qat = now, stage = 0, skip = ','}
 redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7])
 if respond_by > 0 then
   -- Awaiting its first reply: the member names the conversation, the queue whose target it is and its age, so a
@@ -378,7 +390,7 @@ local function dispatch_queue(q, now, limit)
   local failed = {}
   local ready = nil
   for _, h in ipairs(heads) do
-    local c = conv(h.id)
+    local c = conv(member_id(h.id))
     local lv = math.min(c.stage, #qc.levels - 1)
     if not failed[c.cls .. ':' .. lv] then
       local mins = qc.levels[lv + 1]
@@ -412,23 +424,23 @@ local function dispatch_agent(a, now, limit)
       if can_take(a, c.cls) then return claim(c, a, now) end
     end
   end
-  local best_id, best_score = nil, nil
+  local best, best_score, best_q, best_cls, best_ln = nil, nil, nil, nil, nil
   for _, p in ipairs(a.plan.q) do
     local q = p[1]
     for _, cls in ipairs(open) do
-      -- Only the lines whose skills the agent meets (the plan); a line's conversation is read only if it wins.
+      -- Only the lines whose skills the agent meets (the plan); only the winner's member is read further.
       for _, ln in ipairs(p[2]) do
         local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
         if #h > 0 then
           local s = tonumber(h[2])
-          if best_id == nil or s < best_score or (s == best_score and h[1] < best_id) then
-            best_id, best_score = h[1], s
+          if best == nil or s < best_score or (s == best_score and h[1] < best) then
+            best, best_score, best_q, best_cls, best_ln = h[1], s, q, cls, ln
           end
         end
       end
     end
   end
-  if best_id then return claim(conv(best_id), a, now) end
+  if best then return claim(from_line(best, best_q, best_cls, best_ln), a, now) end
   return nil
 end
 """
@@ -668,7 +680,7 @@ for _, cls in ipairs(CLASSES) do
     local h = n_in > 0 and redis.call('ZRANGE', key, 0, 0, 'WITHSCORES') or {}
     while #h > 0 do
       local pri = math.ceil(-tonumber(h[2]) / 1e10)
-      local enq = tonumber(redis.call('HGET', P .. 'c:' .. h[1], 'enq'))
+      local enq = tonumber(redis.call('HGET', P .. 'c:' .. member_id(h[1]), 'enq'))
       if not oldest or enq < oldest then oldest = enq end
       h = redis.call('ZRANGE', key, f((1 - pri) * 1e10), '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
     end

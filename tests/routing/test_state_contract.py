@@ -50,6 +50,17 @@ async def test_priority_first_then_oldest_first(state: RoutingState) -> None:
     assert [c for c, _ in await drain(state)] == [5, 3, 2, 4, 1]
 
 
+async def test_equal_scores_go_by_id_as_text(state: RoutingState) -> None:
+    """Same priority, same age: the tie-break is the id as text (1, 10, 2), on both backends."""
+    await setup(state, agents=(agent(1, capacity={"chat": 3}),))
+    for cid in (2, 10, 1):
+        await state.enqueue(Waiting(cid, "support", "webchat", 0, T - 5), T, 0)
+    order = []
+    while (claim := await state.dispatch_agent(1, T)) is not None:
+        order.append(claim.conversation)
+    assert order == [1, 10, 2]
+
+
 async def test_capacity_is_never_exceeded_and_freed_by_resolve(state: RoutingState) -> None:
     await setup(state, agents=(agent(1, capacity={"chat": 2}),))
     for cid in (1, 2, 3):
@@ -531,6 +542,32 @@ async def test_redis_agent_from_an_earlier_version_gets_a_plan(redis_url: str, o
         assert await red.dispatch_agent(1, T) is None  # the capacity of the new plan holds
         plan = json.loads(await client.hget(key, "plan"))  # type: ignore[arg-type]
         assert plan["c"] == {"chat": 1} and [q[0] for q in plan["q"]] == ["support"]
+    finally:
+        await red.clear()
+        await client.aclose()
+
+
+async def test_redis_line_members_from_an_earlier_version_are_still_claimed(redis_url: str) -> None:
+    """Lines written before members carried the claim's data hold bare conversation ids."""
+    client = Redis.from_url(redis_url)
+    red = RedisState(client, prefix=f"test:routing:{uuid.uuid4().hex}:")
+    try:
+        await setup(red, agents=(agent(1, capacity={"chat": 2}),), available=False)
+        await red.enqueue(Waiting(1, "support", "webchat", 0, T - 9, customer=77), T, 0)
+        await red.enqueue(Waiting(2, "support", "sms", 1, T - 1), T, 0)
+        line = red.prefix + "w:support:chat:0"
+        for cid in ("1", "2"):  # as an earlier version wrote them
+            (member,) = [m for m in await client.zrange(line, 0, -1) if m.split(b" ")[0] == cid.encode()]
+            score = await client.zscore(line, member)
+            await client.zrem(line, member)
+            await client.zadd(line, {cid: score})  # type: ignore[dict-item]
+            await client.hdel(red.prefix + f"c:{cid}", "lm")
+        await red.set_presence(1, Presence.AVAILABLE, T)
+        claims = [await red.dispatch_agent(1, T), await red.dispatch_agent(1, T)]
+        got = [(c.conversation, c.channel, c.enqueued_at) for c in claims if c]
+        assert got == [(2, "sms", T - 1), (1, "webchat", T - 9)]
+        assert await client.zcard(line) == 0
+        assert (await red.queue_stats("support", T)).waiting == 0
     finally:
         await red.clear()
         await client.aclose()
