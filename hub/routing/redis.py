@@ -117,7 +117,8 @@ local function meets(skills, mins)
 end
 -- The agent's plan: what a decision needs to know of the agent and their queues, so that it decodes no settings
 -- and reads no queue: c = capacity, x = exclusive classes, and q = for each of their queues that exists,
--- {queue, {stage line whose skills they meet, ...}, meets the queue's floor, the queue's strategy, skill match}.
+-- {queue, {stage line whose skills they meet, ...}, meets the queue's floor, the queue's strategy, skill match,
+-- direct, sla_wait, offer_timeout, number of stages}.
 -- put_agent and put_queue (the only changes of settings) rebuild it for every agent they touch.
 replan = function(a)
   local cfg = a.cfg
@@ -131,7 +132,8 @@ replan = function(a)
       end
       local match = 0
       for sk, _ in pairs(qc.skills) do match = match + n(cfg.skills[sk], 0) end
-      table.insert(qs, {q, lns, meets(cfg.skills, qc.floor), qc.strategy, match})
+      table.insert(qs, {q, lns, meets(cfg.skills, qc.floor), qc.strategy, match, qc.direct, qc.sla_wait,
+        qc.offer_timeout, #qc.stages})
     end
   end
   a.plan = {c = cfg.capacity, x = cfg.exclusive, q = qs}
@@ -206,12 +208,16 @@ local function park(c, aid, untl)
   redis.call('ZADD', P .. 'pu', untl, c.id)
   redis.call('ZADD', P .. 'pk:' .. c.q, c.enq, c.id)  -- the queue's parked ones by age, for its stats
 end
-local function take_out(c)
+-- nstages: the queue's number of stages, when the caller knows it (else it is read).
+local function take_out(c, nstages)
   if c.st == 'waiting' then
     redis.call('ZREM', line_key(c.q, c.cls, c.ln), c.lm or c.id)
     -- Only a conversation with a stage ahead was put in the age index (see put_waiting).
-    local qc = queue(c.q)
-    if not qc or c.stage < #qc.stages then
+    if not nstages then
+      local qc = queue(c.q)
+      nstages = qc and #qc.stages or math.huge
+    end
+    if c.stage < nstages then
       redis.call('ZREM', P .. 'g:' .. c.q .. ':' .. c.stage, c.id)
     end
   elseif c.st == 'parked' then
@@ -229,37 +235,45 @@ local function set_load(a, cls, delta)
 end
 -- One counter per outcome, so a decision costs one HINCRBY: `how` is direct or accepted, and the queue stats add
 -- them up (offered = offered + direct_*, answered = direct_* + accepted_*, answered_in_sla = *_in_sla).
-local function answered(c, aid, now, qc, how)
-  local within = now - c.enq <= qc.sla_wait and '_in_sla' or '_late'
+local function answered(c, aid, now, sla_wait, how)
+  local within = now - c.enq <= sla_wait and '_in_sla' or '_late'
   redis.call('HINCRBY', P .. 's:' .. c.q, how .. within, 1)
   if c.cust ~= '' then redis.call('SET', P .. 'last:' .. c.cust, aid) end
 end
-local function claim(c, a, now)
-  local qc = queue(c.q)
+-- p: the agent's plan entry for the conversation's queue, when the caller has it: then no queue is read.
+local function claim(c, a, now, p)
+  local direct, sla_wait, offer_timeout, strategy, nstages
+  if p then
+    direct, sla_wait, offer_timeout, strategy, nstages = p[6], p[7], p[8], p[4], p[9]
+  else
+    local qc = queue(c.q)
+    direct, sla_wait, offer_timeout, strategy, nstages = qc.direct, qc.sla_wait, qc.offer_timeout, qc.strategy,
+      #qc.stages
+  end
   local akey = P .. 'a:' .. a.id
-  take_out(c)
+  take_out(c, nstages)
   a.last = now
   a.load[c.cls] = n(a.load[c.cls], 0) + 1
   a['n:offered'] = n(a['n:offered'], 0) + 1  -- the agent hash is read whole by agent(): no HINCRBY needed
   redis.call('HSET', akey, 'last', f(now), 'load', cjson.encode(a.load), 'n:offered', a['n:offered'])
-  if qc.strategy == 'round_robin' then
+  if strategy == 'round_robin' then
     local r = redis.call('INCR', P .. 'rr:' .. c.q)
     a['rr:' .. c.q] = r
     redis.call('HSET', akey, 'rr:' .. c.q, r)
   end
   local dl = ''
-  if qc.direct then
+  if direct then
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
-    answered(c, a.id, now, qc, 'direct')
+    answered(c, a.id, now, sla_wait, 'direct')
   else
     redis.call('HINCRBY', P .. 's:' .. c.q, 'offered', 1)
-    local d = now + qc.offer_timeout
+    local d = now + offer_timeout
     dl = f(d)
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'offered', 'ag', a.id, 'until', dl)
     redis.call('ZADD', P .. 'offers', d, c.id)
   end
   reindex(a, now)
-  return {c.id, a.id, c.q, c.ch, qc.direct and 0 or 1, dl, c.enqs or f(c.enq)}
+  return {c.id, a.id, c.q, c.ch, direct and 0 or 1, dl, c.enqs or f(c.enq)}
 end
 local function requeue(c, a, now)
   take_out(c)
@@ -424,7 +438,7 @@ local function dispatch_agent(a, now, limit)
       if can_take(a, c.cls) then return claim(c, a, now) end
     end
   end
-  local best, best_score, best_q, best_cls, best_ln = nil, nil, nil, nil, nil
+  local best, best_score, best_p, best_cls, best_ln = nil, nil, nil, nil, nil
   for _, p in ipairs(a.plan.q) do
     local q = p[1]
     for _, cls in ipairs(open) do
@@ -434,13 +448,13 @@ local function dispatch_agent(a, now, limit)
         if #h > 0 then
           local s = tonumber(h[2])
           if best == nil or s < best_score or (s == best_score and h[1] < best) then
-            best, best_score, best_q, best_cls, best_ln = h[1], s, q, cls, ln
+            best, best_score, best_p, best_cls, best_ln = h[1], s, p, cls, ln
           end
         end
       end
     end
   end
-  if best then return claim(from_line(best, best_q, best_cls, best_ln), a, now) end
+  if best then return claim(from_line(best, best_p[1], best_cls, best_ln), a, now, best_p) end
   return nil
 end
 """
@@ -491,7 +505,7 @@ take_out(c)
 redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'until', '0')
 redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
 redis.call('HINCRBY', P .. 'a:' .. aid, 'n:accepted', 1)
-answered(c, aid, now, queue(c.q), 'accepted')
+answered(c, aid, now, queue(c.q).sla_wait, 'accepted')
 return {c.id, aid, c.q, c.ch, 0, '', f(c.enq)}
 """
 
