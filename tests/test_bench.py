@@ -221,3 +221,24 @@ async def test_routing_bench_counts_decisions_not_setup() -> None:
     many = await batched(ld, "memory b10", 50, 10)
     assert many.decisions == 50  # every freed slot was filled again, 10 per call
     assert all(len(h) == 3 for h in ld.held.values())
+
+
+async def test_routing_bench_processes_share_one_redis_state(redis_url: str) -> None:
+    """The several-processes row: real processes, each freeing and refilling its own agents' slots on one state."""
+    from bench.routing import load, processes, redis_state
+    from hub.routing.redis import RedisState
+
+    state, client = await redis_state(redis_url, 2)
+    assert isinstance(state, RedisState)
+    try:
+        ld = await load(state, 400, concurrent=True)  # 40 agents with 3 chats each, 400 more waiting
+        r = await processes(ld, redis_url, state.prefix, "redis 2p x2", 80, count=2, clients=2, per_client=5)
+        # 4 rounds of 2 processes x 2 clients x 5 agents: every freed slot was filled again, once.
+        assert r.decisions == 80 and r.per_second > 0 and r.p50_ms <= r.p99_ms
+        loads = [await state.agent_stats(a) for a in ld.held]
+        assert all(s is not None and s.load == {"chat": 3} for s in loads)
+        waiting = sum([(await state.queue_stats(q, ld.now)).waiting for q in ld.queues])
+        assert waiting == 400  # each process's new arrivals replaced exactly what it resolved
+    finally:
+        await state.clear()
+        await client.aclose()  # type: ignore[attr-defined]
