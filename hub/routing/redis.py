@@ -63,26 +63,28 @@ local function hash(key)
   for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
   return t
 end
--- An agent's settings (cfg) are decoded only by the scripts that need more than the plan holds.
-local LAZY_CFG = {__index = function(t, k)
+-- An agent is read with the fields a decision needs; the rest of their hash is read when first used: their
+-- settings (cfg, decoded: only scripts that need more than the plan holds) and round-robin turns (rr:<queue>).
+local AGENT_LAZY = {__index = function(t, k)
   if k == 'cfg' then
-    local c = cjson.decode(t.cfgs)
+    local c = cjson.decode(redis.call('HGET', P .. 'a:' .. t.id, 'cfg'))
     rawset(t, 'cfg', c)
     return c
+  end
+  if type(k) == 'string' and string.sub(k, 1, 3) == 'rr:' then
+    local v = redis.call('HGET', P .. 'a:' .. t.id, k)
+    rawset(t, k, v)
+    return v
   end
 end}
 local replan
 local function agent(aid)
-  local a = hash(P .. 'a:' .. aid)
-  if not a then return nil end
-  a.id = tostring(aid)
-  a.cfgs, a.cfg = a.cfg, nil
-  setmetatable(a, LAZY_CFG)
-  a.load = cjson.decode(a.load)
-  a.wrapup = tonumber(a.wrapup)
-  a.last = tonumber(a.last)
-  a.missed = tonumber(a.missed)
-  if a.plan then a.plan = cjson.decode(a.plan) end
+  local h = redis.call('HMGET', P .. 'a:' .. aid, 'presence', 'load', 'wrapup', 'last', 'missed', 'np', 'plan',
+    'n:offered')
+  if not h[1] then return nil end
+  local a = setmetatable({id = tostring(aid), presence = h[1], load = cjson.decode(h[2]), wrapup = tonumber(h[3]),
+    last = tonumber(h[4]), missed = tonumber(h[5]), np = h[6], plan = h[7] and cjson.decode(h[7]),
+    ['n:offered'] = h[8]}, AGENT_LAZY)
   if a.plan and a.plan.q then
     a.cap, a.ex = a.plan.c, a.plan.x
   else
@@ -254,7 +256,7 @@ local function claim(c, a, now, p)
   take_out(c, nstages)
   a.last = now
   a.load[c.cls] = n(a.load[c.cls], 0) + 1
-  a['n:offered'] = n(a['n:offered'], 0) + 1  -- the agent hash is read whole by agent(): no HINCRBY needed
+  a['n:offered'] = n(a['n:offered'], 0) + 1  -- agent() read it: written with the rest, no HINCRBY needed
   redis.call('HSET', akey, 'last', f(now), 'load', cjson.encode(a.load), 'n:offered', a['n:offered'])
   if strategy == 'round_robin' then
     local r = redis.call('INCR', P .. 'rr:' .. c.q)
