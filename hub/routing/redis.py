@@ -725,8 +725,10 @@ def _text(v: Any) -> str:
 def _claim(r: Any) -> Claim | None:
     if not r:
         return None
-    cid, aid, q, ch, offered, deadline, enq = (_text(x) for x in r)
-    return Claim(int(cid), int(aid), q, ch, offered == "1", float(deadline) if deadline else None, float(enq))
+    # int() and float() read bytes as they are: only the texts need decoding (one of these per decision)
+    cid, aid, q, ch, offered, deadline, enq = r
+    dl = float(deadline) if deadline else None
+    return Claim(int(cid), int(aid), _text(q), _text(ch), int(offered) == 1, dl, float(enq))
 
 
 def _queue_json(q: QueueConfig) -> str:
