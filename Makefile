@@ -36,12 +36,16 @@ test: $(BIN)/.installed system-deps lint
 	$(BIN)/pytest -q
 
 # wrk is the load generator (Debian package); without it the benchmark uses its slower Python one and says so.
+# valgrind counts a routing decision's instructions (bench.instructions); without it that part says it is skipped.
 bench: $(BIN)/.installed
 	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	  else echo "note: wrk not installed; the benchmark uses its slower Python load generator"; fi; }
+	@command -v valgrind >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; fi; }
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.routing $(ARGS)
+	$(BIN)/python -m bench.instructions $(ARGS)
 	$(BIN)/python -m bench.email_import $(ARGS)
 
 clean:

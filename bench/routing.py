@@ -4,17 +4,20 @@ A decision is one dispatch: an agent frees a slot and gets the best conversation
 agents = waiting/10 and queues = waiting/100 (10k agents, 1k queues at 100k waiting). Each figure is also printed
 as a ratio to a baseline timed in the same run (a dict operation; a bare Redis EVALSHA), since the machine is shared.
 
-Redis is measured three ways: one sequential client (the latency of one decision: one EVALSHA), `--clients`
+Redis is measured four ways: one sequential client (the latency of one decision: one EVALSHA), `--clients`
 concurrent callers deciding at once (aggregate decisions/s; RedisState sends the calls made while one is in flight
-together in its next script call, as it does for the engine's concurrent handlers), and `--batch`
+together in its next script call, as it does for the engine's concurrent handlers), `--batch`
 decisions per EVALSHA (drain_agents for that many agents who each freed a slot, as a tick that ends many wrap-ups or
-offer timeouts does; its latencies are of the whole call). The bare EVALSHA baseline is timed with one client and with
-the same number of concurrent clients, so "x baseline" compares like with like.
+offer timeouts does; its latencies are of the whole call), and `--processes` processes of `--clients` callers each
+on one shared state (aggregate decisions/s, as several hub processes on one Redis). The bare EVALSHA baseline is
+timed with one client and with the same number of concurrent clients, so "x baseline" compares like with like.
 
 Only the decision is timed: the resolve and the new arrival that free each agent's slot are set-up, not counted.
+On a shared machine time per decision also moves with the load of others and grows as the data outgrows the CPU
+caches; `python -m bench.instructions` counts a decision's instructions, which do neither.
 
     python -m bench.routing [--quick] [--sizes 1000,10000] [--redis URL] [--no-redis | --no-memory] [--clients N]
-                            [--batch N]
+                            [--batch N] [--processes N]
 """
 
 from __future__ import annotations

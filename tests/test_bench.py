@@ -242,3 +242,15 @@ async def test_routing_bench_processes_share_one_redis_state(redis_url: str) -> 
     finally:
         await state.clear()
         await client.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(shutil.which("callgrind_control") is None, reason="valgrind is not installed")
+def test_a_memory_decision_costs_the_same_instructions_at_ten_times_the_size() -> None:
+    """Counted by callgrind, so the same whatever the machine is doing: the work of a decision must not grow with
+    the number waiting (a scan of a queue, of the agents or of the conversations would)."""
+    from bench.instructions import count_memory
+
+    small, large = count_memory(300, 300), count_memory(3000, 300)
+    assert small.decisions == large.decisions == 300
+    assert 10_000 < small.per_decision < 500_000, small
+    assert 0.85 < large.per_decision / small.per_decision < 1.15, (small, large)
