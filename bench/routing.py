@@ -53,6 +53,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     setup_s: float
+    server_us: float | None = None  # Redis: the server's CPU time per decision (INFO cpu), in microseconds
 
 
 async def _gather_batched(coros: list, size: int = 500) -> None:  # type: ignore[type-arg]
@@ -121,7 +122,7 @@ async def load(state: RoutingState, waiting: int, concurrent: bool) -> Load:
     return ld
 
 
-def _result(backend: str, ld: Load, latencies: list[float], seconds: float) -> Result:
+def _result(backend: str, ld: Load, latencies: list[float], seconds: float, server_s: float | None = None) -> Result:
     latencies.sort()
     return Result(
         backend,
@@ -133,7 +134,18 @@ def _result(backend: str, ld: Load, latencies: list[float], seconds: float) -> R
         statistics.median(latencies) * 1e3,
         latencies[int(0.99 * (len(latencies) - 1))] * 1e3,
         ld.setup_s,
+        None if server_s is None else server_s / len(latencies) * 1e6,
     )
+
+
+async def server_cpu(state: RoutingState) -> float | None:
+    """The Redis server's CPU seconds so far (user + system), or None for a state without a server. Read around
+    rounds of many decisions, the INFO call's own share is negligible."""
+    client = getattr(state, "client", None)
+    if client is None:
+        return None
+    cpu = await client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 async def sequential(ld: Load, backend: str, decisions: int) -> Result:
@@ -154,6 +166,7 @@ async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_c
     agents = [a for a in ld.held if ld.held[a]]
     latencies: list[float] = []
     wall = 0.0
+    server: float | None = 0.0
     for _ in range(max(1, decisions // (clients * per_client))):
         ld.now += 1e-3
         picked = ld.rng.sample(agents, min(len(agents), clients * per_client))
@@ -163,10 +176,13 @@ async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_c
             for a in mine:
                 await ld.decide(a, latencies)
 
+        before = await server_cpu(ld.state)
         start = time.perf_counter()
         await asyncio.gather(*(client(picked[i::clients]) for i in range(clients)))
         wall += time.perf_counter() - start
-    return _result(backend, ld, latencies, wall)
+        after = await server_cpu(ld.state)
+        server = None if server is None or before is None or after is None else server + after - before
+    return _result(backend, ld, latencies, wall, server)
 
 
 @dataclass
@@ -201,7 +217,8 @@ def _worker(
                 ld.now += 1e-3
                 picked = ld.rng.sample(agents, min(len(agents), clients * per_client))
                 await asyncio.gather(*(ld.free_a_slot(a) for a in picked))
-                barrier.wait()  # every process has freed its slots: the parent starts the clock
+                barrier.wait()  # every process has freed its slots: the parent reads the server's CPU time
+                barrier.wait()  # and starts the clock
 
                 async def client_(mine: list[int]) -> None:
                     for a in mine:
@@ -237,13 +254,18 @@ async def processes(
     for w in workers:
         w.start()
     wall = 0.0
+    server: float | None = 0.0
     latencies: list[float] = []
     try:
         for _ in range(rounds):
             await asyncio.to_thread(barrier.wait, 120)
+            before = await server_cpu(ld.state)
+            await asyncio.to_thread(barrier.wait, 120)
             start = time.perf_counter()
             await asyncio.to_thread(barrier.wait, 120)
             wall += time.perf_counter() - start
+            after = await server_cpu(ld.state)
+            server = None if server is None or before is None or after is None else server + after - before
         for _ in workers:
             latencies += await asyncio.to_thread(out.get, True, 120)
     finally:
@@ -251,7 +273,7 @@ async def processes(
             w.join(10)
             if w.is_alive():
                 w.kill()
-    return _result(backend, ld, latencies, wall)
+    return _result(backend, ld, latencies, wall, server)
 
 
 async def batched(ld: Load, backend: str, decisions: int, per_call: int) -> Result:
@@ -262,19 +284,23 @@ async def batched(ld: Load, backend: str, decisions: int, per_call: int) -> Resu
     latencies: list[float] = []
     made = 0
     wall = 0.0
+    server: float | None = 0.0
     for _ in range(max(1, decisions // per_call)):
         ld.now += 1e-3
         picked = ld.rng.sample(agents, min(len(agents), per_call))
         await asyncio.gather(*(ld.free_a_slot(a) for a in picked))
+        before = await server_cpu(ld.state)
         start = time.perf_counter()
         claims = await ld.state.drain_agents(picked, ld.now, per_call)
         took = time.perf_counter() - start
+        after = await server_cpu(ld.state)
+        server = None if server is None or before is None or after is None else server + after - before
         wall += took
         made += len(claims)
         latencies += [took] * len(claims)
         for c in claims:
             ld.held[c.agent].append(c.conversation)
-    return _result(backend, ld, latencies, wall)
+    return _result(backend, ld, latencies, wall, server)
 
 
 def memory_baseline(n: int = 200_000) -> float:
@@ -321,20 +347,22 @@ async def redis_state(url: str, clients: int) -> tuple[RoutingState, object]:
 def show(results: list[Result], baselines: dict[str, float]) -> None:
     print(
         "cost = 1 / decisions/s (for N clients: wall time per decision, all clients together); cost/base = that in"
-        " units of the baseline call of the same kind; vs 1k = the same figure divided by the 1k row's: 1.00 is flat"
+        " units of the baseline call of the same kind; vs 1k = the same figure divided by the 1k row's: 1.00 is flat;"
+        " srv us = the Redis server's CPU time per decision"
     )
     print(
-        f"{'backend':9} {'waiting':>7} {'agents':>6} {'queues':>6} {'decisions/s':>11} {'p50 ms':>7} {'p99 ms':>7}"
-        f" {'cost/base':>9} {'cost vs 1k':>10} {'p50 vs 1k':>9} {'setup s':>7}"
+        f"{'backend':11} {'waiting':>7} {'agents':>6} {'queues':>6} {'decisions/s':>11} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'cost/base':>9} {'cost vs 1k':>10} {'p50 vs 1k':>9} {'srv us':>6} {'setup s':>7}"
     )
     first: dict[str, Result] = {}
     for r in results:
         small = first.setdefault(r.backend, r)
         cost = 1 / r.per_second
+        srv = "-" if r.server_us is None else f"{r.server_us:.0f}"
         print(
-            f"{r.backend:9} {r.waiting:>7} {r.agents:>6} {r.queues:>6} {r.per_second:>11,.0f} {r.p50_ms:>7.3f}"
+            f"{r.backend:11} {r.waiting:>7} {r.agents:>6} {r.queues:>6} {r.per_second:>11,.0f} {r.p50_ms:>7.3f}"
             f" {r.p99_ms:>7.3f} {cost / baselines[r.backend]:>8.1f}x {cost * small.per_second:>9.2f}x"
-            f" {r.p50_ms / small.p50_ms:>8.2f}x {r.setup_s:>7.1f}"
+            f" {r.p50_ms / small.p50_ms:>8.2f}x {srv:>6} {r.setup_s:>7.1f}"
         )
 
 
@@ -404,6 +432,12 @@ async def main(argv: list[str] | None = None) -> int:
                 f"p99 {big.p99_ms:.3f} ms (target < 2), cost {small.waiting}->{big.waiting}:"
                 f" x{small.per_second / big.per_second:.2f} (mean), x{big.p50_ms / small.p50_ms:.2f} (p50)"
             )
+            if big.server_us:
+                # What the shared server could sustain, whatever limits this one machine's clients.
+                print(
+                    f"{'':{len(backend)}}  the Redis server spent {big.server_us:.0f} us of CPU per decision: one"
+                    f" Redis core decides up to {1e6 / big.server_us:,.0f}/s with enough hub processes"
+                )
     return 0
 
 
