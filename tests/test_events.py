@@ -11,9 +11,6 @@ from redis.asyncio import Redis
 
 from hub.config import load_settings
 from hub.events import Event, MemoryBus, RedisBus, Subscription, open_bus
-from tests.routing.conftest import redis_url
-
-__all__ = ["redis_url"]
 
 
 @pytest.fixture

@@ -14,10 +14,7 @@ from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
 from hub.keys import DB
-from tests.routing.conftest import redis_url
 from tests.waiting import eventually
-
-__all__ = ["redis_url"]
 
 Client = TestClient[Any, Any]
 

@@ -17,10 +17,7 @@ from hub.channels.webchat import WebchatChannel
 from hub.config import Settings
 from hub.keys import CHANNELS, DB
 from tests.channels.test_webchat import chat_env, connect, next_frame, say
-from tests.routing.conftest import redis_url
 from tests.waiting import eventually
-
-__all__ = ["redis_url"]
 
 Client = TestClient[Any, Any]
 
