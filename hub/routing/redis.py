@@ -42,6 +42,7 @@ local P = ARGV[1]
 local CLASSES = {'voice', 'chat', 'email'}
 local CLASS_OF = CLASS_OF_JSON
 -- A number as a string that reads back exactly; a batch formats the same `now` many times, so the last is kept.
+-- redis.call formats every number argument itself (a printf each), so the decision path passes strings.
 local f_x, f_s
 local function f(x)
   if x ~= f_x then f_x, f_s = x, string.format('%.17g', x) end
@@ -166,7 +167,7 @@ local function reindex(a, now)
   local ready = is_ready(a, now)
   for _, p in ipairs(a.plan.q) do
     if ready and p[3] then
-      redis.call('ZADD', P .. 'r:' .. p[1], score(a, p[1], p[4], p[5]), a.id)
+      redis.call('ZADD', P .. 'r:' .. p[1], f(score(a, p[1], p[4], p[5])), a.id)
     else
       redis.call('ZREM', P .. 'r:' .. p[1], a.id)
     end
@@ -239,7 +240,7 @@ end
 -- them up (offered = offered + direct_*, answered = direct_* + accepted_*, answered_in_sla = *_in_sla).
 local function answered(c, aid, now, sla_wait, how)
   local within = now - c.enq <= sla_wait and '_in_sla' or '_late'
-  redis.call('HINCRBY', P .. 's:' .. c.q, how .. within, 1)
+  redis.call('HINCRBY', P .. 's:' .. c.q, how .. within, '1')
   if c.cust ~= '' then redis.call('SET', P .. 'last:' .. c.cust, aid) end
 end
 -- p: the agent's plan entry for the conversation's queue, when the caller has it: then no queue is read.
@@ -268,7 +269,7 @@ local function claim(c, a, now, p)
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
     answered(c, a.id, now, sla_wait, 'direct')
   else
-    redis.call('HINCRBY', P .. 's:' .. c.q, 'offered', 1)
+    redis.call('HINCRBY', P .. 's:' .. c.q, 'offered', '1')
     local d = now + offer_timeout
     dl = f(d)
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'offered', 'ag', a.id, 'until', dl)
@@ -394,7 +395,7 @@ local function dispatch_queue(q, now, limit)
   local heads = {}
   for _, cls in ipairs(CLASSES) do
     for ln = 0, #qc.levels - 1 do
-      local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
+      local h = redis.call('ZRANGE', line_key(q, cls, ln), '0', '0', 'WITHSCORES')
       if #h > 0 then table.insert(heads, {id = h[1], score = tonumber(h[2])}) end
     end
   end
@@ -446,7 +447,7 @@ local function dispatch_agent(a, now, limit)
     for _, cls in ipairs(open) do
       -- Only the lines whose skills the agent meets (the plan); only the winner's member is read further.
       for _, ln in ipairs(p[2]) do
-        local h = redis.call('ZRANGE', line_key(q, cls, ln), 0, 0, 'WITHSCORES')
+        local h = redis.call('ZRANGE', line_key(q, cls, ln), '0', '0', 'WITHSCORES')
         if #h > 0 then
           local s = tonumber(h[2])
           if best == nil or s < best_score or (s == best_score and h[1] < best) then
