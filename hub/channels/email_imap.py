@@ -31,6 +31,7 @@ log = logging.getLogger("hub.channels.email")
 Deliver = Callable[[list[tuple[bytes, dict[str, Any]]]], Awaitable[list[str]]]
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _LOST = "connection lost"
 
@@ -180,17 +181,30 @@ class MailboxPoller:
 
     async def _hold_and_run(self) -> bool:
         """Run a session while renewing the lock; returns True if the session had connected before it ended."""
+        self._lost = asyncio.Event()  # this session's connection dropped (set by _connect's callback)
         session = asyncio.create_task(self._session(), name=f"hub-imap-{self.key}")
+        lost = asyncio.create_task(self._lost.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({session}, timeout=self.lock.renew_every)
-                if done:
+                done, _ = await asyncio.wait(
+                    {session, lost}, timeout=self.lock.renew_every, return_when=asyncio.FIRST_COMPLETED
+                )
+                if session in done:
                     session.result()
                     return True
+                if lost in done:
+                    # aioimaplib leaves a command (or the greeting) in flight when the socket drops, to wait out
+                    # its 30s timeout: give the session a moment to notice by itself (IDLE does), then end it.
+                    done, _ = await asyncio.wait({session}, timeout=1.0)
+                    if done:
+                        session.result()
+                        return True
+                    raise ConnectionError("connection lost while waiting for the server")
                 if not await self.lock.acquire(self.key):
                     log.warning("mailbox %s: lost the polling lock to another process; standing by", self.key)
                     return True
         finally:
+            lost.cancel()
             if not session.done():
                 session.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -205,7 +219,7 @@ class MailboxPoller:
 
     async def _connect(self) -> aioimaplib.IMAP4:
         mb = self.mailbox
-        self._lost = lost = asyncio.Event()
+        lost = self._lost
 
         def on_lost(exc: Exception | None) -> None:
             # aioimaplib does not wake an IDLE waiter when the socket drops: do it, so we reconnect at once.
@@ -224,22 +238,35 @@ class MailboxPoller:
             raise ImapError(f"login as {mb.username} refused: {_text(resp.lines)}")
         return client
 
-    async def _session(self) -> None:
-        client = await self._connect()
-        self.sessions += 1
+    async def _select(self, client: aioimaplib.IMAP4) -> tuple[int, int | None]:
+        """Open the folder: its UIDVALIDITY and UIDNEXT (None if the server leaves it out)."""
         resp = await client.select(self.mailbox.folder)
         if resp.result != "OK":
             raise ImapError(f"cannot open folder {self.mailbox.folder!r}: {_text(resp.lines)}")
-        uidvalidity = _uidvalidity(resp.lines)
+        return _uidvalidity(resp.lines), _uidnext(resp.lines)
+
+    async def _session(self) -> None:
+        client = await self._connect()
+        self.sessions += 1
+        uidvalidity, uidnext = await self._select(client)
         self._healthy = True
         idle = self.mailbox.use_idle and client.has_capability("IDLE")
         log.info("mailbox %s: connected to %s:%d/%s (%s)", self.key, self.mailbox.host, self.mailbox.port,
                  self.mailbox.folder, "IDLE" if idle else f"polling every {self.mailbox.poll_interval_seconds:g}s")
         while True:
-            await self.sync(client, uidvalidity)
+            highest = await self.sync(client, uidvalidity)
             self.passes += 1
             self.synced.set()
             if idle:
+                # Mail that arrives during a pass is announced once, as an untagged EXISTS beside our SEARCH, FETCH
+                # or STORE, which aioimaplib drops; IDLE would not announce it again. Selecting again shows it: a
+                # UIDNEXT past what the pass saw, and changed since the last look (else the gap is mail deleted
+                # before we saw it), means sync again now. What arrives after this SELECT, IDLE announces.
+                uidvalidity, now_next = await self._select(client)
+                arrived = now_next is not None and now_next > highest + 1 and now_next != uidnext
+                uidnext = now_next
+                if arrived:
+                    continue
                 await self._idle(client)
             else:
                 await asyncio.sleep(self.mailbox.poll_interval_seconds)
@@ -273,8 +300,9 @@ class MailboxPoller:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(waiter, 30)
 
-    async def sync(self, client: aioimaplib.IMAP4, uidvalidity: int) -> None:
-        """Import everything after the last UID seen, in batches, saving progress after each."""
+    async def sync(self, client: aioimaplib.IMAP4, uidvalidity: int) -> int:
+        """Import everything after the last UID seen, in batches, saving progress after each. Returns the highest
+        UID in the folder when it searched (0 if empty)."""
         saved = await self.state.mailbox_state(self.key)
         last_uid = 0
         if saved is not None and saved[0] == uidvalidity:
@@ -289,11 +317,12 @@ class MailboxPoller:
             {int(u) for ln in resp.lines[:-1] if isinstance(ln, bytes) for u in ln.split() if u.isdigit()}
         )
         # "UID n:*" always answers the highest UID, even below n.
+        highest = max(uids, default=0)
         uids = [u for u in uids if u > last_uid]
         if not uids:
             if saved is None or saved[0] != uidvalidity:
                 await self.state.save_mailbox_state(self.key, uidvalidity, last_uid)
-            return
+            return highest
         total, done, started = len(uids), 0, time.monotonic()
         big = total > self.settings.fetch_batch * 4
         if big:
@@ -316,6 +345,7 @@ class MailboxPoller:
                 upcoming.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upcoming
+        return highest
 
     async def _fetch(self, client: aioimaplib.IMAP4, batch: list[int]) -> dict[int, bytes]:
         resp = await client.uid("fetch", ",".join(str(u) for u in batch), "(UID BODY.PEEK[])")
@@ -378,6 +408,13 @@ def _uidvalidity(lines: list[Any]) -> int:
         if isinstance(line, bytes) and (m := _UIDVALIDITY.search(line)):
             return int(m.group(1))
     raise ImapError("server did not report UIDVALIDITY on SELECT; cannot sync incrementally")
+
+
+def _uidnext(lines: list[Any]) -> int | None:
+    for line in lines:
+        if isinstance(line, bytes) and (m := _UIDNEXT.search(line)):
+            return int(m.group(1))
+    return None
 
 
 def _text(lines: list[Any]) -> str:

@@ -71,6 +71,8 @@ async def test_imports_then_idle_delivers_new_mail_and_restart_does_not_reimport
         await until(lambda: _eq(count(w), 4), within=30, what="IDLE push")
         assert poller.sessions == 1
         await until(lambda: _true(len(seen_files(dovecot, "support")) == 4), what="\\Seen flags on the server")
+        # Progress is saved after the flags: stopping before that would rightly fetch UID 4 again (deduplicated).
+        await until(lambda: _true(poller.passes >= 2), what="the pass that saved its progress")
     dovecot.deliver("support", mail(4))
     async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
         await w.channel.start()
@@ -108,6 +110,29 @@ async def test_dropped_connection_mid_idle_recovers_nothing_lost_or_duplicated(
         assert await texts(w) == sorted(f"This is question number {n}." for n in range(5))
         journal = await w.journal()
         assert len(journal) == 5 and all(j["status"] == "done" for j in journal)
+
+
+async def test_mail_arriving_during_a_sync_pass_is_imported_without_waiting_for_idle(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    # The server announces such mail once, beside the pass's own STORE, where the IMAP client drops it; IDLE then
+    # stays quiet. The poller must notice it anyway (IDLE is renewed only every 29 minutes).
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[mailbox(dovecot)]) as w:
+        (poller,) = w.channel.pollers
+        keep = poller.deliver
+        arrived = []
+
+        async def deliver_and_meanwhile_more_arrives(batch: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+            if not arrived:
+                arrived.append(dovecot.deliver("support", mail(1)))
+            return await keep(batch)
+
+        poller.deliver = deliver_and_meanwhile_more_arrives
+        dovecot.deliver("support", mail(0))
+        await w.channel.start()
+        await eventually(lambda: _eq(count(w), 2), within=20, what="the mail that arrived mid-pass")
+        assert poller.sessions == 1
+        assert await texts(w) == [f"This is question number {n}." for n in range(2)]
 
 
 async def test_uidvalidity_change_resyncs_deduplicated_by_message_id(
@@ -148,6 +173,34 @@ async def test_one_failing_mailbox_does_not_stop_the_others(dovecot: Dovecot, tm
         await asyncio.sleep(2.5)
         assert good.sessions == 1 and bad.sessions == 0
         assert all(not t.done() for t in w.channel._tasks), "the failing poller keeps retrying"
+
+
+async def test_a_connection_dropped_before_the_greeting_is_retried_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server (or a proxy in front of it) that accepts and then drops the socket without a word: the IMAP client
+    # would wait out its 30s greeting timeout; the poller notices the drop and retries after its backoff.
+    accepted: list[float] = []
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(time.monotonic())
+        await asyncio.sleep(0.2)
+        writer.transport.abort()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    box = {"name": "support", "host": "127.0.0.1", "port": port, "security": "none", "username": "support",
+           "password": "x", "poll_interval_seconds": 60}
+    try:
+        async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[box],
+                               reconnect_max_delay_seconds=1) as w:
+            with caplog.at_level(logging.WARNING, logger="hub.channels.email"):
+                await w.channel.start()
+                await eventually(lambda: _true(len(accepted) >= 3), within=15, what="three connection attempts")
+        assert "connection lost while waiting for the server" in caplog.text
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_move_after_processing_and_polling_without_idle(dovecot: Dovecot, tmp_path: Path) -> None:
