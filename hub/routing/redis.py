@@ -65,12 +65,19 @@ local function hash(key)
   return t
 end
 -- An agent is read with the fields a decision needs; the rest of their hash is read when first used: their
--- settings (cfg, decoded: only scripts that need more than the plan holds) and round-robin turns (rr:<queue>).
+-- settings (cfg, decoded: only scripts that need more than the plan holds), round-robin turns (rr:<queue>), and
+-- last (when they were last offered or became available) and missed (offers missed in a row), which a decision
+-- only writes.
 local AGENT_LAZY = {__index = function(t, k)
   if k == 'cfg' then
     local c = cjson.decode(redis.call('HGET', P .. 'a:' .. t.id, 'cfg'))
     rawset(t, 'cfg', c)
     return c
+  end
+  if k == 'last' or k == 'missed' then
+    local v = tonumber(redis.call('HGET', P .. 'a:' .. t.id, k))
+    rawset(t, k, v)
+    return v
   end
   if type(k) == 'string' and string.sub(k, 1, 3) == 'rr:' then
     local v = redis.call('HGET', P .. 'a:' .. t.id, k)
@@ -80,12 +87,10 @@ local AGENT_LAZY = {__index = function(t, k)
 end}
 local replan
 local function agent(aid)
-  local h = redis.call('HMGET', P .. 'a:' .. aid, 'presence', 'load', 'wrapup', 'last', 'missed', 'np', 'plan',
-    'n:offered')
+  local h = redis.call('HMGET', P .. 'a:' .. aid, 'presence', 'load', 'wrapup', 'np', 'plan', 'n:offered')
   if not h[1] then return nil end
   local a = setmetatable({id = tostring(aid), presence = h[1], load = cjson.decode(h[2]), wrapup = tonumber(h[3]),
-    last = tonumber(h[4]), missed = tonumber(h[5]), np = h[6], plan = h[7] and cjson.decode(h[7]),
-    ['n:offered'] = h[8]}, AGENT_LAZY)
+    np = h[4], plan = h[5] and cjson.decode(h[5]), ['n:offered'] = h[6]}, AGENT_LAZY)
   if a.plan and a.plan.q then
     a.cap, a.ex = a.plan.c, a.plan.x
   else
