@@ -11,14 +11,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Servers the tests talk to for real. Installed from Debian only when missing and when we may (root + apt);
-# otherwise the tests start their own from binaries on PATH or say what is missing.
+# Servers the tests talk to for real, and valgrind (a test counts a routing decision's instructions). Installed from
+# Debian only when missing and when we may (root + apt); otherwise the tests start their own from binaries on PATH
+# or say what is missing.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
 	command -v dovecot >/dev/null || missing="$$missing dovecot-imapd"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v callgrind_control >/dev/null || missing="$$missing valgrind"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -148,6 +148,26 @@ async def server_cpu(state: RoutingState) -> float | None:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
+class ServerTime:
+    """The Redis server's CPU seconds over the timed phases only (start() ... stop(), as often as there are
+    rounds); `total` is None for a state without a server."""
+
+    def __init__(self, state: RoutingState) -> None:
+        self.state = state
+        self.total: float | None = 0.0
+        self._before: float | None = None
+
+    async def start(self) -> None:
+        self._before = await server_cpu(self.state)
+
+    async def stop(self) -> None:
+        after = await server_cpu(self.state)
+        if self.total is None or self._before is None or after is None:
+            self.total = None
+        else:
+            self.total += after - self._before
+
+
 async def sequential(ld: Load, backend: str, decisions: int) -> Result:
     """One caller: decisions/s is 1 / the mean time of one decision."""
     agents = [a for a in ld.held if ld.held[a]]
@@ -166,7 +186,7 @@ async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_c
     agents = [a for a in ld.held if ld.held[a]]
     latencies: list[float] = []
     wall = 0.0
-    server: float | None = 0.0
+    server = ServerTime(ld.state)
     for _ in range(max(1, decisions // (clients * per_client))):
         ld.now += 1e-3
         picked = ld.rng.sample(agents, min(len(agents), clients * per_client))
@@ -176,13 +196,12 @@ async def concurrent(ld: Load, backend: str, decisions: int, clients: int, per_c
             for a in mine:
                 await ld.decide(a, latencies)
 
-        before = await server_cpu(ld.state)
+        await server.start()
         start = time.perf_counter()
         await asyncio.gather(*(client(picked[i::clients]) for i in range(clients)))
         wall += time.perf_counter() - start
-        after = await server_cpu(ld.state)
-        server = None if server is None or before is None or after is None else server + after - before
-    return _result(backend, ld, latencies, wall, server)
+        await server.stop()
+    return _result(backend, ld, latencies, wall, server.total)
 
 
 @dataclass
@@ -254,18 +273,17 @@ async def processes(
     for w in workers:
         w.start()
     wall = 0.0
-    server: float | None = 0.0
+    server = ServerTime(ld.state)
     latencies: list[float] = []
     try:
         for _ in range(rounds):
             await asyncio.to_thread(barrier.wait, 120)
-            before = await server_cpu(ld.state)
+            await server.start()
             await asyncio.to_thread(barrier.wait, 120)
             start = time.perf_counter()
             await asyncio.to_thread(barrier.wait, 120)
             wall += time.perf_counter() - start
-            after = await server_cpu(ld.state)
-            server = None if server is None or before is None or after is None else server + after - before
+            await server.stop()
         for _ in workers:
             latencies += await asyncio.to_thread(out.get, True, 120)
     finally:
@@ -273,7 +291,7 @@ async def processes(
             w.join(10)
             if w.is_alive():
                 w.kill()
-    return _result(backend, ld, latencies, wall, server)
+    return _result(backend, ld, latencies, wall, server.total)
 
 
 async def batched(ld: Load, backend: str, decisions: int, per_call: int) -> Result:
@@ -284,23 +302,22 @@ async def batched(ld: Load, backend: str, decisions: int, per_call: int) -> Resu
     latencies: list[float] = []
     made = 0
     wall = 0.0
-    server: float | None = 0.0
+    server = ServerTime(ld.state)
     for _ in range(max(1, decisions // per_call)):
         ld.now += 1e-3
         picked = ld.rng.sample(agents, min(len(agents), per_call))
         await asyncio.gather(*(ld.free_a_slot(a) for a in picked))
-        before = await server_cpu(ld.state)
+        await server.start()
         start = time.perf_counter()
         claims = await ld.state.drain_agents(picked, ld.now, per_call)
         took = time.perf_counter() - start
-        after = await server_cpu(ld.state)
-        server = None if server is None or before is None or after is None else server + after - before
+        await server.stop()
         wall += took
         made += len(claims)
         latencies += [took] * len(claims)
         for c in claims:
             ld.held[c.agent].append(c.conversation)
-    return _result(backend, ld, latencies, wall, server)
+    return _result(backend, ld, latencies, wall, server.total)
 
 
 def memory_baseline(n: int = 200_000) -> float:

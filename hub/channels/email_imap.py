@@ -243,7 +243,10 @@ class MailboxPoller:
         resp = await client.select(self.mailbox.folder)
         if resp.result != "OK":
             raise ImapError(f"cannot open folder {self.mailbox.folder!r}: {_text(resp.lines)}")
-        return _uidvalidity(resp.lines), _uidnext(resp.lines)
+        uidvalidity = _response_code(resp.lines, _UIDVALIDITY)
+        if uidvalidity is None:
+            raise ImapError("server did not report UIDVALIDITY on SELECT; cannot sync incrementally")
+        return uidvalidity, _response_code(resp.lines, _UIDNEXT)
 
     async def _session(self) -> None:
         client = await self._connect()
@@ -403,16 +406,10 @@ class MailboxPoller:
                 client.protocol.transport.close()
 
 
-def _uidvalidity(lines: list[Any]) -> int:
+def _response_code(lines: list[Any], code: re.Pattern[bytes]) -> int | None:
+    """The number of a response code such as [UIDVALIDITY n] in a command's answer, or None."""
     for line in lines:
-        if isinstance(line, bytes) and (m := _UIDVALIDITY.search(line)):
-            return int(m.group(1))
-    raise ImapError("server did not report UIDVALIDITY on SELECT; cannot sync incrementally")
-
-
-def _uidnext(lines: list[Any]) -> int | None:
-    for line in lines:
-        if isinstance(line, bytes) and (m := _UIDNEXT.search(line)):
+        if isinstance(line, bytes) and (m := code.search(line)):
             return int(m.group(1))
     return None
 
