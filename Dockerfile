@@ -11,15 +11,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 
-# Dependencies first, from pyproject.toml alone, so a change to the hub's code does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && /opt/venv/bin/pip install -r /tmp/requirements.txt
+# Dependencies first, from the lock alone (every package pinned with its hashes), so a change to the hub's code does
+# not reinstall them. The lock also pins setuptools and wheel, which build the hub's wheel below.
+COPY requirements.lock ./
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY hub ./hub
-RUN pip wheel --no-deps --wheel-dir /dist . \
+RUN /opt/venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist . \
     && /opt/venv/bin/pip install --no-deps /dist/hub-*.whl
 
 # -- runtime: the venv and nothing else from the build; no compiler, no pip cache, no sources ----------------------

@@ -3,13 +3,22 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint lock screenshots bench system-deps clean
 
-$(BIN)/.installed: pyproject.toml
+# Every package, direct and transitive, comes from requirements-dev.lock with its hashes checked; then the hub itself,
+# editable, with nothing more resolved. The stamp follows the lock, so a refreshed lock reinstalls.
+$(BIN)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# The only way versions move: resolve pyproject.toml's ranges again and rewrite both locks (runtime for the Dockerfile,
+# dev for make run/test). `make lock ARGS=--upgrade` takes the newest releases; ARGS="--upgrade-package redis" one.
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet $(ARGS)
+lock: $(BIN)/.installed
+	$(LOCK) --group pyproject.toml:build -o requirements.lock
+	$(LOCK) --extra dev --group pyproject.toml:build --group pyproject.toml:lock -o requirements-dev.lock
 
 # Servers the tests talk to for real, and valgrind (a test counts a routing decision's instructions). Installed from
 # Debian only when missing and when we may (root + apt); otherwise the tests start their own from binaries on PATH
@@ -36,6 +45,10 @@ lint: $(BIN)/.installed
 
 test: $(BIN)/.installed system-deps lint
 	$(BIN)/pytest -q
+
+# Refreshes the pictures in docs/screenshots/ from the browser tests (a plain test run writes them to a scratch folder).
+screenshots: $(BIN)/.installed
+	HUB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e tests/channels/test_webchat_browser.py
 
 # wrk is the load generator (Debian package); without it the benchmark uses its slower Python one and says so.
 # valgrind counts a routing decision's instructions (bench.instructions); without it that part says it is skipped.

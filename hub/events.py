@@ -183,7 +183,7 @@ class RedisBus:
                 delay = min(30.0, delay * 2)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def _deliver(self, raw: bytes | str) -> None:
         try:

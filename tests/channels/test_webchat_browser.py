@@ -1,12 +1,12 @@
 """The widget in headless Chromium on another site's page: a visitor's message and an agent's reply (sent through
 the REST API) round-trip; the agent's name and typing show; history survives a reload; a message typed while the
-socket is down goes out when it is back; HTML in messages stays text. Screenshots go to docs/screenshots/."""
+socket is down goes out when it is back; HTML in messages stays text.
+Screenshots go to $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +19,12 @@ from hub.app import build_app
 from hub.config import Settings
 from hub.keys import DB
 from tests.conftest import free_port
+from tests.e2e.conftest import SHOTS
 from tests.waiting import eventually
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 Client = TestClient[Any, Any]

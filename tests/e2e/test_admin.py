@@ -1,6 +1,7 @@
 """The console's admin screens, message search and reply attachments in a real browser (Debian's Chromium) against a
 real hub process: an admin adds an agent who then signs in, creates and revokes an API token, edits routing; an
-agent never reaches those screens; search opens a message; a reply carries files. Screenshots in docs/screenshots/."""
+agent never reaches those screens; search opens a message; a reply carries files.
+Screenshots in $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
 

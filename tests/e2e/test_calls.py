@@ -2,7 +2,7 @@
 simulator (run here, in a thread): an inbound call offered, accepted in the console and bridged to the agent's phone
 (which the simulator answers, screens and connects), and an agent calling a customer with the Call button while the
 status pill follows the simulator's status callbacks (the customer's leg live: "Talking · 0:02").
-Screenshot: docs/screenshots/call.png."""
+Screenshot: call.png in $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
 

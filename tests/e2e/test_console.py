@@ -1,6 +1,6 @@
 """The console in a real browser (Debian's Chromium via Playwright) against a real hub process: an agent's day
 (sign in, live inbound, reply, note, resolve), hostile email HTML, visibility, CSRF, lockout, offers and transfer.
-Screenshots of the main screens land in docs/screenshots/."""
+Screenshots of the main screens land in $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
 
