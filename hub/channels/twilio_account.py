@@ -37,8 +37,14 @@ _last_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.Co
 
 
 class _HeaderKeepingClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    async def request(self, *args: Any, **kwargs: Any) -> Any:
-        response = await super().request(*args, **kwargs)
+    async def request(self, method: str, url: str, params: Any = None, data: Any = None,
+                      headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
+                      **kwargs: Any) -> Any:
+        # twilio would hand aiohttp a BasicAuth (deprecated in aiohttp 3.14); the same credentials as a header instead.
+        # twilio's request log leaves out any header named Authorization.
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(auth[0], auth[1])}
+        response = await super().request(method, url, params, data, headers, None, **kwargs)
         _last_headers.set(dict(response.headers or {}))
         return response
 

@@ -144,6 +144,8 @@ service stats {{
             # Per-connection processes may outlive the master by a moment.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
         self.proc = None
 
     def log(self) -> str:
