@@ -16,6 +16,7 @@ from hub.events import Event, EventBus
 from hub.history.db import Database, Tx
 from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, parse_time, utcnow
+from hub.reports import events as conversation_events
 from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
 from hub.routing.events import (
@@ -69,6 +70,7 @@ def contact_of(inbound: Inbound) -> Contact:
 
 def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str) -> None:
     for e in events:
+        conversation_events.record_routing(tx, e, now)
         if isinstance(e, Offered):
             tx.exec(
                 "UPDATE conversations SET offered_to = ?, offer_deadline = ?, updated_at = ? "
