@@ -321,8 +321,9 @@ CREATE TABLE report_rollups (
     value TEXT NOT NULL,
     n BIGINT NOT NULL,
     total DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (grain, dim, metric, bucket, value)
-)
+    PRIMARY KEY (grain, dim, value, metric, bucket)
+);
+CREATE INDEX report_rollups_slices ON report_rollups (grain, dim, metric, bucket, value, n, total)
 """,
     )
 )

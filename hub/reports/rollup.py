@@ -1,4 +1,4 @@
-"""The roller: folds new conversation events into report_rollups (counts and sums per hour and per day, by channel,
+"""The roller: folds new conversation events into report_rollups (counts and sums per hour, day and month, by channel,
 queue and agent), keeping each conversation's clocks (opened, first response, awaiting a reply) in
 report_conversations. Reports read only the rollups, so a year of figures costs a few thousand rows, not a scan of
 messages. `rebuild` recomputes everything from the events: the incremental figures must equal it."""
@@ -21,7 +21,7 @@ log = logging.getLogger("hub.reports")
 
 #: the slices every figure is kept by ("all" has the one value "")
 DIMS = ("all", "channel", "queue", "agent")
-GRAINS = ("hour", "day")
+GRAINS = ("hour", "day", "month")
 
 # Events newer than this may still have company committing with lower ids (PostgreSQL hands out ids before commit):
 # the roller leaves them for its next round so a conversation's events are folded in the order they happened.
@@ -38,11 +38,14 @@ class RollRules:
     business_hours: tuple[str, ...] = ()
     repeat_window: timedelta = timedelta(days=7)
     sla_wait: dict[str, float] = field(default_factory=dict)
+    #: each queue's first-response target in seconds (0: none)
+    first_response: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, reports: ReportsSettings, routing: RoutingSettings) -> RollRules:
         return cls(reports.time_zone, tuple(reports.business_hours), timedelta(days=reports.repeat_window_days),
-                   {name: q.sla_wait for name, q in routing.queues.items()})
+                   {name: q.sla_wait for name, q in routing.queues.items()},
+                   {name: q.first_response for name, q in routing.queues.items()})
 
 
 @dataclass
@@ -88,7 +91,8 @@ class _Deltas:
         return d
 
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
-        buckets = (("hour", at[:13]), ("day", self.day(at)))
+        day = self.day(at)
+        buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
         values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
                   ("agent", "" if agent is None else str(agent)))
         for grain, bucket in buckets:
@@ -130,7 +134,13 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
             return  # an automatic message answers nobody
         if c.first_response_at is None and c.opened_at is not None:
             c.first_response_at = at
-            d.add("first_response", at, channel_of_event, agent, _seconds(c.opened_at, at) or 0.0)
+            took = _seconds(c.opened_at, at) or 0.0
+            d.add("first_response", at, channel_of_event, agent, took)
+            target = rules.first_response.get(c.queue) or 0.0
+            if target > 0:
+                d.add("first_response_targeted", at, channel_of_event, agent)
+                if took <= target:
+                    d.add("first_response_in_sla", at, channel_of_event, agent)
         if c.awaiting_since is not None:
             d.add("reply", at, channel_of_event, agent, _seconds(c.awaiting_since, at) or 0.0)
             c.awaiting_since = None
@@ -147,8 +157,8 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         if not c.answered:  # the first time an agent takes it: how long the customer waited in the queue
             c.answered = 1
             d.add("wait", at, c, agent, waited)
-            target = rules.sla_wait.get(c.queue)
-            if target is not None and waited <= target:
+            sla = rules.sla_wait.get(c.queue)
+            if sla is not None and waited <= sla:
                 d.add("answered_in_sla", at, c, agent)
     elif kind == "rejected":
         d.add("offers_rejected", at, c, agent)
@@ -188,7 +198,7 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
     for (grain, dim, metric, bucket, value), (n, total) in deltas.rows.items():
         tx.exec(
             "INSERT INTO report_rollups (grain, dim, metric, bucket, value, n, total) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (grain, dim, metric, bucket, value) DO UPDATE SET n = report_rollups.n + excluded.n, "
+            "ON CONFLICT (grain, dim, value, metric, bucket) DO UPDATE SET n = report_rollups.n + excluded.n, "
             "total = report_rollups.total + excluded.total",
             (grain, dim, metric, bucket, value, int(n), total),
         )
