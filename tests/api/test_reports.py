@@ -65,7 +65,7 @@ async def work(api: Api, client: Client) -> tuple[int, dict[str, str], int, dict
 
 
 async def test_worked_conversations_fill_every_report(api: Api, client: Client) -> None:
-    ann, _, bob, _ = await work(api, client)
+    await work(api, client)
     s = await api.call("GET", S, S)
     f = s["figures"]
     assert f["conversations_opened"] == 2 and f["conversations_resolved"] == 1
@@ -109,7 +109,7 @@ async def test_every_table_exports_as_csv(api: Api, client: Client) -> None:
 
 
 async def test_an_agent_sees_only_their_own_figures(api: Api, client: Client) -> None:
-    ann, ann_h, bob, bob_h = await work(api, client)
+    ann, ann_h, _, bob_h = await work(api, client)
     own = await api.call("GET", S, S, headers=ann_h)
     assert own["slice"] == {"by": "agent", "value": str(ann)} and own["figures"]["conversations_resolved"] == 1
     assert (await api.call("GET", S, S, headers=bob_h))["figures"]["conversations_resolved"] == 0
