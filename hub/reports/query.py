@@ -15,7 +15,8 @@ from hub.history.db import Tx
 #: the rollup metrics (counts n, sums total in seconds) the figures are made of
 METRICS = (
     "opened", "reopened", "after_hours", "repeat", "messages_in", "messages_out", "first_response",
-    "first_response_targeted", "first_response_in_sla", "reply", "resolved", "offered", "offers_accepted",
+    "first_response_bh", "first_response_targeted", "first_response_in_sla", "reply", "reply_bh", "resolved",
+    "resolved_bh", "offered", "offers_accepted",
     "offers_rejected", "offers_timed_out", "wait", "answered_in_sla", "abandoned", "transfers",
 )
 
@@ -27,9 +28,12 @@ FIGURES: dict[str, str] = {
     "messages_in": "count",
     "messages_out": "count",
     "first_response_time": "seconds",
+    "first_response_time_business": "seconds",
     "first_response_attainment": "ratio",
     "reply_time": "seconds",
+    "reply_time_business": "seconds",
     "resolution_time": "seconds",
+    "resolution_time_business": "seconds",
     "wait_time": "seconds",
     "answered": "count",
     "sla_attainment": "ratio",
@@ -168,9 +172,12 @@ def figures(s: Sums) -> dict[str, float | int | None]:
         "messages_in": n("messages_in"),
         "messages_out": n("messages_out"),
         "first_response_time": _avg(s, "first_response"),
+        "first_response_time_business": _avg(s, "first_response_bh"),
         "first_response_attainment": _ratio(n("first_response_in_sla"), n("first_response_targeted")),
         "reply_time": _avg(s, "reply"),
+        "reply_time_business": _avg(s, "reply_bh"),
         "resolution_time": _avg(s, "resolved"),
+        "resolution_time_business": _avg(s, "resolved_bh"),
         "wait_time": _avg(s, "wait"),
         "answered": answered,
         "sla_attainment": _ratio(n("answered_in_sla"), answered),

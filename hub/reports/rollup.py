@@ -16,6 +16,7 @@ from hub.channels.twilio_hours import is_open, zone
 from hub.config import ReportsSettings, RoutingSettings
 from hub.history.db import Database, Row, Tx
 from hub.model import format_time, parse_time, utcnow
+from hub.reports.hours import business_seconds
 
 log = logging.getLogger("hub.reports")
 
@@ -73,6 +74,16 @@ def _seconds(start: str | None, end: str) -> float | None:
     if start is None:
         return None
     return max(0.0, (parse_time(end) - parse_time(start)).total_seconds())
+
+
+def _timed(d: _Deltas, metric: str, start: str | None, at: str, c: _Clock, agent: int | None,
+           rules: RollRules) -> float:
+    """Add a clock that ran from START to AT: its plain seconds, and (metric_bh) its seconds in business hours."""
+    took = _seconds(start, at) or 0.0
+    d.add(metric, at, c, agent, took)
+    bh = business_seconds(parse_time(start), parse_time(at), rules.business_hours, rules.time_zone) if start else 0.0
+    d.add(metric + "_bh", at, c, agent, bh)
+    return took
 
 
 class _Deltas:
@@ -134,19 +145,18 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
             return  # an automatic message answers nobody
         if c.first_response_at is None and c.opened_at is not None:
             c.first_response_at = at
-            took = _seconds(c.opened_at, at) or 0.0
-            d.add("first_response", at, channel_of_event, agent, took)
+            took = _timed(d, "first_response", c.opened_at, at, channel_of_event, agent, rules)
             target = rules.first_response.get(c.queue) or 0.0
             if target > 0:
                 d.add("first_response_targeted", at, channel_of_event, agent)
                 if took <= target:
                     d.add("first_response_in_sla", at, channel_of_event, agent)
         if c.awaiting_since is not None:
-            d.add("reply", at, channel_of_event, agent, _seconds(c.awaiting_since, at) or 0.0)
+            _timed(d, "reply", c.awaiting_since, at, channel_of_event, agent, rules)
             c.awaiting_since = None
     elif kind == "resolved":
         resolver = c.agent_id if c.agent_id is not None else agent
-        d.add("resolved", at, c, resolver, _seconds(c.opened_at, at) or 0.0)
+        _timed(d, "resolved", c.opened_at, at, c, resolver, rules)
         c.resolved_at, c.awaiting_since = at, None
     elif kind == "offered":
         d.add("offered", at, c, agent)
