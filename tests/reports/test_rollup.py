@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from hub.history.db import Database, Tx
 from hub.reports import query
 from hub.reports.events import record
+from hub.reports.hours import business_seconds
 from hub.reports.rollup import RollRules, catch_up, rebuild, roll
 
 RULES = RollRules(time_zone="Europe/Berlin", business_hours=("mon-fri 09:00-17:00",),
@@ -78,6 +79,9 @@ async def test_every_clock_starts_and_stops_where_the_docs_say(db: Database) -> 
     assert f["first_response_attainment"] == 0.5  # 180s within support's 300s target; 600s not
     assert f["reply_time"] == (180 + 120 + 600) / 3
     assert f["resolution_time"] == 3600
+    # In business hours the Saturday night's clock never ran; Monday 10:00-11:00 Berlin is all inside them.
+    assert f["first_response_time_business"] == (180 + 0) / 2 and f["resolution_time_business"] == 3600
+    assert f["reply_time_business"] == (180 + 120 + 0) / 3
     # Waiting in queue is counted once per conversation: the first time an agent takes it.
     assert f["answered"] == 2 and f["wait_time"] == 40 and f["sla_attainment"] == 1.0
     assert f["abandoned"] == 1 and f["abandon_wait_time"] == 45 and f["abandon_rate"] == round(1 / 3, 4)
@@ -127,3 +131,16 @@ async def test_rebuild_equals_the_incremental_rollups_whatever_the_batches(db: D
     assert incremental
     assert await rebuild(db, RULES) == 23
     assert await rollups(db) == incremental
+
+
+def test_business_seconds_stop_at_closing_time_and_skip_the_weekend() -> None:
+    hours = ("mon-fri 09:00-17:00",)
+    friday_4pm = datetime(2026, 3, 6, 16, 0, tzinfo=BERLIN)
+    monday_10am = datetime(2026, 3, 9, 10, 0, tzinfo=BERLIN)
+    assert business_seconds(friday_4pm, monday_10am, hours, "Europe/Berlin") == 2 * 3600
+    assert business_seconds(friday_4pm, monday_10am, (), "Europe/Berlin") == (monday_10am - friday_4pm).seconds + \
+        (monday_10am - friday_4pm).days * 86400
+    two_spans = ("mon-fri 09:00-12:00", "mon-fri 13:00-17:00")  # a lunch break
+    assert business_seconds(datetime(2026, 3, 9, 11, 0, tzinfo=BERLIN), datetime(2026, 3, 9, 14, 0, tzinfo=BERLIN),
+                            two_spans, "Europe/Berlin") == 2 * 3600
+    assert business_seconds(monday_10am, friday_4pm, hours, "Europe/Berlin") == 0
