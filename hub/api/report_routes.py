@@ -1,6 +1,6 @@
 """GET /api/v1/reports/*: summary (with the previous period), timeseries, breakdown by channel, queue or agent, and
-the hour-of-week heatmap; each as JSON or, with ?format=csv, as a CSV file. Admins see every figure; an agent sees
-only their own."""
+the hour-of-week heatmap; each as JSON or, with ?format=csv, as a CSV file. Admins and supervisors see every figure;
+an agent sees only their own."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from hub.reports import query
 from hub.reports.query import FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
 
 MAX_DAYS = 400
+#: roles that see every figure; anyone else sees their own
+MANAGERS = ("admin", "supervisor")
 #: count figures the heatmap can show, and the rollup metric each is
 HEATMAP = {"conversations_opened": "opened", "messages_in": "messages_in", "messages_out": "messages_out",
            "conversations_resolved": "resolved", "abandoned": "abandoned", "after_hours": "after_hours"}
@@ -72,9 +74,9 @@ def _ask(request: web.Request) -> Ask:
         raise _bad("filter by one of channel, queue or agent at a time")
     dim, value = slices[0] if slices else ("all", "")
     p: Principal = request[PRINCIPAL]
-    if not p.is_admin:
+    if p.role not in MANAGERS:
         if dim not in ("all", "agent") or (dim == "agent" and value != str(p.agent_id)):
-            raise web.HTTPForbidden(text="an agent sees their own figures only (admins see every slice)")
+            raise web.HTTPForbidden(text="an agent sees their own figures only (supervisors see every slice)")
         dim, value = "agent", str(p.agent_id)
     return Ask(lo, hi, tz, business_tz, dim, value)
 

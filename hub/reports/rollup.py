@@ -178,7 +178,10 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         d.add("transfers", at, c, agent)
         c.agent_id = None
     elif kind == "abandoned":
-        d.add("abandoned", at, c, None, _seconds(c.opened_at, at) or 0.0)
+        # Left its queue with no agent: abandoned, unless someone answered or resolved it first (an admin
+        # replying and resolving from the API takes work out of the queue; the customer did not give up).
+        if c.first_response_at is None and c.resolved_at is None:
+            d.add("abandoned", at, c, None, _seconds(c.opened_at, at) or 0.0)
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:

@@ -144,3 +144,20 @@ def test_business_seconds_stop_at_closing_time_and_skip_the_weekend() -> None:
     assert business_seconds(datetime(2026, 3, 9, 11, 0, tzinfo=BERLIN), datetime(2026, 3, 9, 14, 0, tzinfo=BERLIN),
                             two_spans, "Europe/Berlin") == 2 * 3600
     assert business_seconds(monday_10am, friday_4pm, hours, "Europe/Berlin") == 0
+
+
+async def test_work_resolved_from_its_queue_is_not_abandoned(db: Database) -> None:
+    def two(tx: Tx) -> None:
+        for conv in (1, 2):
+            record(tx, "opened", conv, at(MON), customer_id=conv, channel="sms", queue="support")
+            record(tx, "message_in", conv, at(MON), customer_id=conv, channel="sms", queue="support")
+        # An admin answers and resolves conversation 1 without taking it: routing then lets go of it, unanswered.
+        record(tx, "message_out", 1, at(MON, minutes=1), channel="sms", queue="support")
+        record(tx, "resolved", 1, at(MON, minutes=2), customer_id=1, channel="sms", queue="support")
+        record(tx, "abandoned", 1, at(MON, minutes=2), queue="support")
+        record(tx, "abandoned", 2, at(MON, minutes=3), queue="support")  # the customer gave up
+
+    await db.write(two)
+    await catch_up(db, RULES)
+    f = await figures(db, MON, MON + timedelta(days=1))
+    assert f["abandoned"] == 1 and f["abandon_wait_time"] == 180 and f["conversations_resolved"] == 1

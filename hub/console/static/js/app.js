@@ -6,6 +6,7 @@ import { state, toast, navigate, setHook, modal } from "./state.js";
 import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
+import { showReports } from "./reports.js";
 
 const app = document.getElementById("app");
 let els = {};
@@ -95,6 +96,7 @@ function start(who) {
       h("nav", { class: "tabs" },
         h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), "Inbox"),
         supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), "Live wall") : null,
+        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), "Reports"),
         state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), "Admin") : null),
       h("div", { class: "search" }, icon("search"), els.search, els.results),
       h("div", { class: "top-right" },
@@ -238,7 +240,7 @@ function renderInbox() {
 function route() {
   const hash = location.hash || "#/";
   const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
-  const current = hash === "#/wall" ? "wall" : admin ? "admin" : "inbox";
+  const current = hash === "#/wall" ? "wall" : hash === "#/reports" ? "reports" : admin ? "admin" : "inbox";
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
   const m = hash.match(/^#\/c\/(\d+)(?:\/m\/(\d+))?$/);
@@ -247,6 +249,8 @@ function route() {
     conversation.openConversation(Number(m[1]), els.main, els.side, m[2] ? Number(m[2]) : null).then(renderInbox);
   } else if (hash === "#/wall" && ["admin", "supervisor"].includes(state.me.role)) {
     showWall(els.main, els.side);
+  } else if (hash === "#/reports") {
+    showReports(els.main, els.side);
   } else if (admin && state.me.role === "admin") {
     showAdmin(els.main, els.side, admin[1]);
   } else {
