@@ -4,11 +4,18 @@ events gives exactly the rollups the incremental roller kept, whatever its batch
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.history.db import Database, Tx
+from hub.config import Settings
+from hub.history.db import Database, Tx, open_database
+from hub.history.schema import migrate
 from hub.reports import query
 from hub.reports.events import record
 from hub.reports.hours import business_seconds
@@ -161,3 +168,21 @@ async def test_work_resolved_from_its_queue_is_not_abandoned(db: Database) -> No
     await catch_up(db, RULES)
     f = await figures(db, MON, MON + timedelta(days=1))
     assert f["abandoned"] == 1 and f["abandon_wait_time"] == 180 and f["conversations_resolved"] == 1
+
+
+async def test_hub_reports_rebuild_recomputes_what_the_roller_kept(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = open_database(url)
+    await migrate(db)
+    await db.write(history)
+    defaults = Settings()  # what `hub reports rebuild` reads with no config file
+    await catch_up(db, RollRules.from_settings(defaults.reports, defaults.routing))
+    kept = await rollups(db)
+    await db.write(lambda tx: tx.exec("UPDATE report_rollups SET n = n + 5"))  # drifted, say by a bug since fixed
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {"HUB_DATABASE__URL": url}
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hub.cli", "reports", "rebuild"],
+                                  env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "from 23 conversation events" in out.stdout
+    assert await rollups(db) == kept
+    await db.close()
