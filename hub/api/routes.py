@@ -209,7 +209,8 @@ async def resolve(request: web.Request) -> web.Response:
                 kind="note", text=body.note, status="internal", agent_id=p.agent_id, now=now,
             )
         conversation_events.record(tx, "resolved", conv_id, now, customer_id=before.customer_id,
-                                   channel=before.channel, queue=before.queue, agent_id=before.agent_id)
+                                   channel=before.channel, queue=before.queue,
+                                   agent_id=before.agent_id if before.agent_id is not None else p.agent_id)
         return store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
 
     conv = await request.app[DB].write(write)
