@@ -217,12 +217,21 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
         )
 
 
-def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH) -> int:
-    """Fold up to LIMIT unrolled events at or before CUTOFF; returns how many. Safe to run in several processes."""
-    if tx.dialect == "postgresql":
-        got = tx.one("SELECT pg_try_advisory_xact_lock(?) AS ok", (_LOCK,))
-        if not got or not got["ok"]:
-            return 0  # another process is rolling: it will get these
+@dataclass
+class _Batch:
+    """Events folded, and what to write for them: read and computed off the writer, written in one short step."""
+
+    ids: list[int]
+    clocks: list[_Clock]
+    deltas: _Deltas
+
+
+class _Raced(Exception):
+    """Another roller folded some of these events first: this batch is dropped and planned again."""
+
+
+def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH) -> _Batch | None:
+    """Read up to LIMIT unrolled events at or before CUTOFF and fold them in memory (nothing is written)."""
     if cutoff is None:
         cutoff = format_time(utcnow() - timedelta(seconds=SETTLE_SECONDS.get(tx.dialect, 0.0)))
     events = tx.all(
@@ -231,7 +240,7 @@ def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
         (cutoff, limit),
     )
     if not events:
-        return 0
+        return None
     clocks = _load_clocks(tx, (int(e["conversation_id"]) for e in events))
     resolved_here: dict[int, tuple[int, str]] = {}  # customer -> (conversation, resolved at), this batch
 
@@ -252,19 +261,45 @@ def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
         _fold(e, c, deltas, rules, last_resolved)
         if e["type"] == "resolved" and c.customer_id is not None and c.resolved_at is not None:
             resolved_here[c.customer_id] = (cid, c.resolved_at)
-    _save(tx, clocks.values(), deltas)
-    ids = [int(e["id"]) for e in events]
-    for chunk in _chunks(ids):
-        tx.exec(f"UPDATE conversation_events SET rolled = 1 WHERE id IN ({', '.join('?' for _ in chunk)})", chunk)
-    return len(events)
+    return _Batch([int(e["id"]) for e in events], list(clocks.values()), deltas)
+
+
+def commit(tx: Tx, batch: _Batch) -> int:
+    """Write a planned batch: mark its events rolled and add its deltas, all or nothing. Raises _Raced if another
+    roller marked any of them since (its clocks would then be stale)."""
+    if tx.dialect == "postgresql":
+        tx.one("SELECT pg_advisory_xact_lock(?) AS locked", (_LOCK,))  # one writer of the rollups at a time
+    marked = 0
+    for chunk in _chunks(batch.ids):
+        marks = ", ".join("?" for _ in chunk)
+        marked += tx.exec(f"UPDATE conversation_events SET rolled = 1 WHERE id IN ({marks}) AND rolled = 0", chunk)
+    if marked != len(batch.ids):
+        raise _Raced(f"{len(batch.ids) - marked} of {len(batch.ids)} events were folded by another roller")
+    _save(tx, batch.clocks, batch.deltas)
+    return marked
+
+
+def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH) -> int:
+    """Plan and commit one batch in one transaction; returns how many events were folded."""
+    batch = plan(tx, rules, cutoff, limit)
+    return commit(tx, batch) if batch is not None else 0
 
 
 async def catch_up(db: Database, rules: RollRules, cutoff: str | None = None) -> int:
-    """Roll until nothing is left (up to CUTOFF); returns how many events were folded."""
+    """Roll until nothing is left (up to CUTOFF); returns how many events were folded. Each batch is read and folded
+    on a reader and written in one short write, so the inbound path waits on the writer as little as possible."""
     done = 0
-    while n := await db.write(lambda tx: roll(tx, rules, cutoff)):
-        done += n
-    return done
+    raced = 0
+    while True:
+        batch = await db.read(lambda tx: plan(tx, rules, cutoff))
+        if batch is None:
+            return done
+        try:
+            done += await db.write(lambda tx, b=batch: commit(tx, b))  # type: ignore[misc]
+        except _Raced:
+            raced += 1
+            if raced >= 3:  # another process is rolling the same events: leave them to it this round
+                return done
 
 
 async def rebuild(db: Database, rules: RollRules) -> int:

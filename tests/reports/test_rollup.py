@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from hub.config import Settings
 from hub.history.db import Database, Tx, open_database
 from hub.history.schema import migrate
@@ -186,3 +188,47 @@ async def test_hub_reports_rebuild_recomputes_what_the_roller_kept(tmp_path: Pat
     assert "from 23 conversation events" in out.stdout
     assert await rollups(db) == kept
     await db.close()
+
+
+async def test_two_hub_processes_rolling_at_once_fold_every_event_once(db: Database, db_url: str) -> None:
+    def many(tx: Tx) -> None:
+        for conv in range(1, 301):
+            t = MON + timedelta(minutes=conv)
+            record(tx, "opened", conv, at(t), customer_id=conv, channel="sms", queue="support")
+            record(tx, "message_in", conv, at(t), customer_id=conv, channel="sms", queue="support")
+            record(tx, "message_out", conv, at(t, seconds=30), channel="sms", queue="support", agent_id=conv % 7)
+
+    await db.write(many)
+    other = open_database(db_url)  # a second hub process's connection to the same store
+    try:
+        # Both plan the same first batch; the second to write finds it taken and writes nothing.
+        from hub.reports import rollup
+
+        mine = await db.read(lambda tx: rollup.plan(tx, RULES, "9999", limit=50))
+        theirs = await other.read(lambda tx: rollup.plan(tx, RULES, "9999", limit=50))
+        assert mine is not None and theirs is not None
+        assert await db.write(lambda tx: rollup.commit(tx, mine)) == 50
+        with pytest.raises(rollup._Raced):
+            await other.write(lambda tx: rollup.commit(tx, theirs))
+        small = [catch_up_in_batches(d) for d in (db, other, db, other)]
+        await asyncio.gather(*small)
+    finally:
+        await other.close()
+    together = await rollups(db)
+    assert await rebuild(db, RULES) == 900
+    assert await rollups(db) == together
+    f = await figures(db, MON, MON + timedelta(days=1))
+    assert f["conversations_opened"] == 300 and f["first_response_time"] == 30
+
+
+async def catch_up_in_batches(db: Database) -> None:
+    from hub.reports import rollup
+
+    while True:  # small batches so the rollers interleave
+        batch = await db.read(lambda tx: rollup.plan(tx, RULES, "9999", limit=50))
+        if batch is None:
+            return
+        try:
+            await db.write(lambda tx, b=batch: rollup.commit(tx, b))  # type: ignore[misc]
+        except rollup._Raced:
+            continue
