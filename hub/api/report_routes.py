@@ -152,9 +152,13 @@ async def timeseries(request: web.Request) -> web.Response:
     rows = await request.app[DB].read(read)
     lo = a.lo.astimezone(tz)
     buckets: dict[datetime, query.Sums] = {t: {} for t in _steps(lo, a.hi.astimezone(tz), group)}
+    starts: dict[tuple[str, str], datetime] = {}  # each bucket comes once per metric: placed once
     for r in rows:
-        start = query.group_start(query.bucket_start(str(r["grain"]), str(r["bucket"]), a.business_tz).astimezone(tz),
-                                  group)
+        key = (str(r["grain"]), str(r["bucket"]))
+        start = starts.get(key)
+        if start is None:
+            start = starts[key] = query.group_start(
+                query.bucket_start(key[0], key[1], a.business_tz).astimezone(tz), group)
         s = buckets.setdefault(start, {}).setdefault(str(r["metric"]), [0, 0.0])
         s[0] += int(r["n"])
         s[1] += float(r["total"])
