@@ -124,12 +124,14 @@ function csvLink(path, p) {
 
 function breakdown(data) {
   const name = (v) => (data.by === "channel" ? channelLabel(v) : v);
+  // Conversations open in a queue or on a channel; an agent answers them.
+  const columns = data.by === "agent" ? [["answered", "Answered", "count"], ...COLUMNS.slice(1)] : COLUMNS;
   return h("table", { class: "report-table", id: "report-breakdown" },
-    h("thead", {}, h("tr", {}, h("th", {}, data.by[0].toUpperCase() + data.by.slice(1)), COLUMNS.map(([, t]) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, h("th", {}, data.by[0].toUpperCase() + data.by.slice(1)), columns.map(([, t]) => h("th", {}, t)))),
     h("tbody", {}, data.rows.length ? data.rows.map((r) => h("tr", {},
       h("td", {}, data.by === "agent" || data.by === "queue" ? r.label : name(r.value)),
-      COLUMNS.map(([k, , unit]) => h("td", {}, show(r.figures[k], unit)))))
-      : h("tr", {}, h("td", { colspan: COLUMNS.length + 1, class: "muted" }, "Nothing in this range."))));
+      columns.map(([k, , unit]) => h("td", {}, show(r.figures[k], unit)))))
+      : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
 }
 
 function select(id, value, options, onchange) {
@@ -137,10 +139,13 @@ function select(id, value, options, onchange) {
     options.map(([v, t]) => h("option", { value: v, selected: v === value ? "selected" : null }, t)));
 }
 
-export async function showReports(main, side) {
+let refresher = null;
+
+export async function showReports(main, side, quiet = false) {
+  clearTimeout(refresher);
   clear(side);
   side.classList.add("hidden");
-  clear(main).append(h("div", { class: "loading" }, "Loading reports…"));
+  if (!quiet) clear(main).append(h("div", { class: "loading" }, "Loading reports…"));
   const admin = ["admin", "supervisor"].includes(state.me.role);
   const by = admin ? view.by : "agent";
   const p = params();
@@ -183,4 +188,10 @@ export async function showReports(main, side) {
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
     heatmap(heat.cells)));
+  // Figures move as work happens: refresh while the page is open (not while a menu is in use).
+  refresher = setTimeout(() => {
+    if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {
+      showReports(main, side, true);
+    }
+  }, 30000);
 }
