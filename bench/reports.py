@@ -94,7 +94,7 @@ def history(args: argparse.Namespace, rules: RollRules, start: datetime,
         queue = rng.choices(queues, queue_weights)[0]
         evs: list[tuple[str, datetime, int | None, float | None, str]] = []
         t = opened
-        evs += [("opened", t, None, None, queue), ("message_in", t, None, None, "")]
+        evs.append(("opened", t, None, None, queue))  # also the customer's first message
         wait = rng.expovariate(1 / 45)
         if rng.random() < 0.07:
             evs.append(("abandoned", t + timedelta(seconds=wait), None, None, ""))

@@ -299,7 +299,6 @@ CREATE TABLE conversation_events (
     rolled INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX conversation_events_unrolled ON conversation_events (id) WHERE rolled = 0;
-CREATE INDEX conversation_events_conversation ON conversation_events (conversation_id, id);
 CREATE TABLE report_conversations (
     conversation_id BIGINT PRIMARY KEY,
     customer_id BIGINT,

@@ -140,6 +140,8 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
             d.add("repeat", at, c, None)
         if not is_open(list(rules.business_hours), rules.time_zone, parse_time(at)):
             d.add("after_hours", at, c, None)
+        d.add("messages_in", at, channel_of_event, None)  # the message that opened it
+        c.awaiting_since = at
     elif kind == "message_in":
         d.add("messages_in", at, channel_of_event, None)
         if c.awaiting_since is None:

@@ -38,7 +38,6 @@ def history(tx: Tx) -> None:
     """Three conversations: a worked one, the same customer again two days later (abandoned), a Saturday night one."""
     r = record
     r(tx, "opened", 1, at(MON), customer_id=1, channel="sms", queue="support")
-    r(tx, "message_in", 1, at(MON), customer_id=1, channel="sms", queue="support")
     r(tx, "offered", 1, at(MON, seconds=30), channel="sms", queue="support", agent_id=7)
     r(tx, "rejected", 1, at(MON, seconds=40), queue="support", agent_id=7)
     r(tx, "offered", 1, at(MON, seconds=50), channel="sms", queue="support", agent_id=8)
@@ -55,11 +54,9 @@ def history(tx: Tx) -> None:
     r(tx, "resolved", 1, at(MON, hours=1), customer_id=1, channel="sms", queue="sales", agent_id=9)
     wed = MON + timedelta(days=2)
     r(tx, "opened", 2, at(wed), customer_id=1, channel="voice", queue="support")
-    r(tx, "message_in", 2, at(wed), customer_id=1, channel="voice", queue="support")
     r(tx, "abandoned", 2, at(wed, seconds=45), queue="support")
     sat_night = datetime(2026, 3, 7, 2, 0, tzinfo=UTC)  # 03:00 on a Saturday in Berlin
     r(tx, "opened", 3, at(sat_night), customer_id=2, channel="webchat", queue="support")
-    r(tx, "message_in", 3, at(sat_night), customer_id=2, channel="webchat", queue="support")
     r(tx, "assigned", 3, at(sat_night, seconds=20), channel="webchat", queue="support", agent_id=8, seconds=20.0)
     r(tx, "message_out", 3, at(sat_night, minutes=10), channel="webchat", queue="support", agent_id=8)  # 600s
 
@@ -80,7 +77,7 @@ async def rollups(db: Database) -> list[tuple[Any, ...]]:
 
 async def test_every_clock_starts_and_stops_where_the_docs_say(db: Database) -> None:
     await db.write(history)
-    assert await catch_up(db, RULES) == 23
+    assert await catch_up(db, RULES) == 20
     f = await figures(db, MON - timedelta(days=1), MON + timedelta(days=7))
     assert f["conversations_opened"] == 3 and f["conversations_resolved"] == 1
     assert f["messages_in"] == 5 and f["messages_out"] == 4
@@ -138,7 +135,7 @@ async def test_rebuild_equals_the_incremental_rollups_whatever_the_batches(db: D
         pass  # small batches: a conversation's clocks carry over from one batch to the next
     incremental = await rollups(db)
     assert incremental
-    assert await rebuild(db, RULES) == 23
+    assert await rebuild(db, RULES) == 20
     assert await rollups(db) == incremental
 
 
@@ -159,7 +156,6 @@ async def test_work_resolved_from_its_queue_is_not_abandoned(db: Database) -> No
     def two(tx: Tx) -> None:
         for conv in (1, 2):
             record(tx, "opened", conv, at(MON), customer_id=conv, channel="sms", queue="support")
-            record(tx, "message_in", conv, at(MON), customer_id=conv, channel="sms", queue="support")
         # An admin answers and resolves conversation 1 without taking it: routing then lets go of it, unanswered.
         record(tx, "message_out", 1, at(MON, minutes=1), channel="sms", queue="support")
         record(tx, "resolved", 1, at(MON, minutes=2), customer_id=1, channel="sms", queue="support")
@@ -185,7 +181,7 @@ async def test_hub_reports_rebuild_recomputes_what_the_roller_kept(tmp_path: Pat
     out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hub.cli", "reports", "rebuild"],
                                   env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "from 23 conversation events" in out.stdout
+    assert "from 20 conversation events" in out.stdout
     assert await rollups(db) == kept
     await db.close()
 
@@ -195,7 +191,6 @@ async def test_two_hub_processes_rolling_at_once_fold_every_event_once(db: Datab
         for conv in range(1, 301):
             t = MON + timedelta(minutes=conv)
             record(tx, "opened", conv, at(t), customer_id=conv, channel="sms", queue="support")
-            record(tx, "message_in", conv, at(t), customer_id=conv, channel="sms", queue="support")
             record(tx, "message_out", conv, at(t, seconds=30), channel="sms", queue="support", agent_id=conv % 7)
 
     await db.write(many)
@@ -215,7 +210,7 @@ async def test_two_hub_processes_rolling_at_once_fold_every_event_once(db: Datab
     finally:
         await other.close()
     together = await rollups(db)
-    assert await rebuild(db, RULES) == 900
+    assert await rebuild(db, RULES) == 600
     assert await rollups(db) == together
     f = await figures(db, MON, MON + timedelta(days=1))
     assert f["conversations_opened"] == 300 and f["first_response_time"] == 30
