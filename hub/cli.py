@@ -221,7 +221,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
+    from hub.demo.runner import run_demo
 
     _setup_logging("info")
     return asyncio.run(run_demo(Path(args.data), args.host, args.port, traffic=not args.no_traffic))
@@ -332,7 +332,7 @@ def parser() -> argparse.ArgumentParser:
 def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
     from telegram.error import TelegramError
 
-    from hub.channels.telegram import bot_specs, set_webhook
+    from hub.channels.telegram.channel import bot_specs, set_webhook
 
     settings = _settings(args)
     tg = settings.channels.telegram
@@ -368,7 +368,7 @@ def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_replay(args: argparse.Namespace) -> int:
-    from hub.channels.twilio_replay import replay
+    from hub.channels.twilio.replay import replay
 
     token = _settings(args).channels.twilio.auth_token
     if not token:

@@ -105,7 +105,7 @@ def _change(tx: Tx, fact: Fact, message_id: int, now: str) -> bool:
     if fact.kind == "call":
         # The voice channel's rule for what a call's status means; imported here because that module imports the
         # inbound path, which imports this one.
-        from hub.channels.voice import call_outcome, summary
+        from hub.channels.twilio.voice import call_outcome, summary
 
         msg = store.message(tx, message_id)
         meta = {k: v for k, v in {**msg.meta, **fact.meta}.items() if v is not None}

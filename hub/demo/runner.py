@@ -25,7 +25,7 @@ from hub import tasks as background
 from hub.agents import add_agent, find_agent, sync_queues
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels.email import EmailChannel
+from hub.channels.email.channel import EmailChannel
 from hub.config import QueueSettings, Settings, load_settings
 from hub.history.db import open_database
 from hub.history.schema import migrate
@@ -61,7 +61,7 @@ def demo_settings(data: Path) -> Settings:
     # A routing rule to watch work: questions about buying go to sales, the rest to support.
     settings.routing.rules = [{"name": "buying", "queue": "sales", "keywords": ["price", "pricing", "quote", "seats"]}]
     # Chat channels: the web chat page to try, and a Telegram bot whose customer is simulated through the real
-    # webhook; its Bot API is the local simulator (hub/channels/telegram_demo.py) unless a real token is given.
+    # webhook; its Bot API is the local simulator (hub/demo/telegram_customer.py) unless a real token is given.
     settings.channels.webchat.enabled = True
     tg = settings.channels.telegram
     if not tg.bot_token:
@@ -210,7 +210,7 @@ TELEGRAM_SCRIPT = [
 
 async def simulate_telegram_customer(base_url: str, secret: str, interval: float = 9.0) -> None:
     """A Telegram user writing to the bot: Bot API updates POSTed to the real webhook with the real secret header."""
-    from hub.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
+    from hub.channels.telegram.channel import SECRET_HEADER, WEBHOOK_PATH
 
     run = int(time.time()) % 1_000_000
     user = {"id": 4242001, "is_bot": False, "first_name": "Lena", "last_name": "Vogel", "username": "lena_v",
@@ -236,12 +236,12 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
     data.mkdir(parents=True, exist_ok=True)
     settings = demo_settings(data)
     # Phone and SMS through Twilio, against a local simulator of Twilio's REST API: no network, no account.
-    from hub.channels import twilio_demo
+    from hub.demo import twilio_customer as twilio_demo
 
     twilio = await twilio_demo.start(settings, host, port)
     port = twilio.port
     # Telegram against a local Bot API simulator: agents' replies reach the simulated customer, who answers.
-    from hub.channels import telegram_demo
+    from hub.demo import telegram_customer as telegram_demo
 
     telegram = await telegram_demo.start(settings, host)
     token = await prepare(settings)

@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 
-from hub.channels.telegram import WEBHOOK_PATH, set_webhook
-from hub.channels.telegram_simulator import TelegramSimulator
+from hub.channels.telegram.channel import WEBHOOK_PATH, set_webhook
 from hub.config import Settings
+from hub.demo.telegram_simulator import TelegramSimulator
 
 log = logging.getLogger("hub.demo.telegram")
 

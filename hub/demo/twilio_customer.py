@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from hub.channels.twilio_signature import sign
-from hub.channels.twilio_simulator import TwilioSimulator, new_sid
+from hub.channels.twilio.signature import sign
 from hub.config import Settings, TwilioNumberSettings, TwilioSettings
+from hub.demo.twilio_simulator import TwilioSimulator, new_sid
 
 log = logging.getLogger("hub.demo.twilio")
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from hub import tasks as background
-from hub.channels.twilio_signature import sign
+from hub.channels.twilio.signature import sign
 
 log = logging.getLogger("hub.channels.twilio.simulator")
 

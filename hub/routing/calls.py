@@ -13,16 +13,16 @@ from aiohttp import web
 
 from hub import tasks as background
 from hub.channels.base import SendError
-from hub.channels.voice import MISSED, LegStatus, MenuChoice, VoiceChannel, handoff_queue
+from hub.channels.twilio.voice import MISSED, LegStatus, MenuChoice, VoiceChannel, handoff_queue
 from hub.config import TwilioSettings
 from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.history.identities import IdentityError, normalize_phone
 from hub.model import Message, format_time, parse_time, utcnow
-from hub.router import Router, RoutingError
 from hub.routing.events import Assigned, Offered, RoutingEvent
 from hub.routing.rules import Contact
+from hub.routing.service import Router, RoutingError
 
 log = logging.getLogger("hub.calls")
 

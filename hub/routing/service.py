@@ -16,6 +16,7 @@ from hub.events import Event, EventBus
 from hub.history.db import Database, Tx
 from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, parse_time, utcnow
+from hub.routing.admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override
 from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
 from hub.routing.events import (
@@ -32,7 +33,6 @@ from hub.routing.memory import MemoryState
 from hub.routing.rules import Contact
 from hub.routing.state import RoutingState
 from hub.routing.types import CAPACITY_CLASS, CHANNELS, Presence
-from hub.routing_admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override
 
 log = logging.getLogger("hub.router")
 

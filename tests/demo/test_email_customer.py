@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from hub.app import build_app
-from hub.channels.email import EmailChannel
-from hub.demo import EmailCustomer, demo_settings
+from hub.channels.email.channel import EmailChannel
+from hub.demo.runner import EmailCustomer, demo_settings
 from hub.history import store
 from hub.keys import CHANNELS, DB, OUTBOX
 

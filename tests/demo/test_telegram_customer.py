@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from hub.app import build_app
-from hub.channels import telegram_demo
-from hub.demo import demo_settings
+from hub.demo import telegram_customer as telegram_demo
+from hub.demo.runner import demo_settings
 from hub.history import store
 from hub.history.db import Tx
 from hub.keys import DB, OUTBOX

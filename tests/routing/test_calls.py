@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.agents import add_agent
 from hub.api.auth import create_token
-from hub.calls import CALLS
 from hub.config import Settings
 from hub.keys import DB, ROUTER
-from tests.channels.twilio_fake import (
+from hub.routing.calls import CALLS
+from tests.channels.twilio.fake import (
     ACCOUNT,
     BIZ,
     CUSTOMER,
@@ -632,7 +632,7 @@ async def test_a_direct_queue_gives_a_missed_screened_call_to_the_next_agent(
 ) -> None:
     """A direct queue assigns without offers, so there is no offer to decline: the agent who did not press 1
     gets no calls while that caller waits, and routing assigns the call to the other agent, who takes it."""
-    from hub.channels.voice import summary
+    from hub.channels.twilio.voice import summary
 
     sim = fake[0]
     client, admin = await start(routing__queues=DIRECT)
@@ -810,7 +810,7 @@ async def test_click_to_call_follows_the_customers_leg_live(start: Any, fake: tu
 async def test_click_to_call_with_the_simulator_goes_dialing_talking_answered(
     start: Any, fake: tuple[TwilioFake, str]
 ) -> None:
-    from hub.calls import outbound_summary
+    from hub.routing.calls import outbound_summary
 
     sim = fake[0]
     client, admin = await start()

@@ -23,8 +23,8 @@ import aiosmtplib
 
 from hub import tasks as background
 from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
-from hub.channels.email_imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
-from hub.channels.email_parse import ParsedEmail, parse_email
+from hub.channels.email.imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
+from hub.channels.email.parse import ParsedEmail, parse_email
 from hub.config import EmailChannelSettings
 from hub.history.identities import IdentityError
 from hub.html_safety import sanitize

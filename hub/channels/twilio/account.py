@@ -18,8 +18,8 @@ from twilio.rest import Client
 
 from hub import tasks as background
 from hub.channels.base import AttachmentSink, SendError
-from hub.channels.twilio_media import media_key
-from hub.channels.twilio_signature import SignatureCheck
+from hub.channels.twilio.media import media_key
+from hub.channels.twilio.signature import SignatureCheck
 from hub.config import TwilioNumberSettings, TwilioSettings
 from hub.facts import Fact, FactResult
 from hub.model import Identity, Message

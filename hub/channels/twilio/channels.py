@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hub.channels.base import Channel
-from hub.channels.sms import SmsChannel, WhatsAppChannel
-from hub.channels.twilio_account import TwilioAccount, TwilioSink
-from hub.channels.voice import VoiceChannel
+from hub.channels.twilio.account import TwilioAccount, TwilioSink
+from hub.channels.twilio.sms import SmsChannel, WhatsAppChannel
+from hub.channels.twilio.voice import VoiceChannel
 from hub.config import ConfigError, Settings
 
 

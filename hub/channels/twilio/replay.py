@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 
-from hub.channels.twilio_signature import sign
+from hub.channels.twilio.signature import sign
 
 # Provider ids a fresh replay replaces, so the hub treats it as a new event rather than a retry.
 _SIDS = {"MessageSid": "SM", "SmsSid": "SM", "SmsMessageSid": "SM", "CallSid": "CA", "RecordingSid": "RE",

@@ -11,9 +11,9 @@ from aiohttp import web
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.messaging_response import MessagingResponse
 
-from hub.channels import twilio_media
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
-from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
+from hub.channels.twilio import media as twilio_media
+from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.facts import Fact, FactResult
 from hub.history.identities import IdentityError
 from hub.ingest import IngestFailed

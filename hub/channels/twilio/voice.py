@@ -18,10 +18,10 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from hub import tasks as background
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
-from hub.channels.sms import MAX_BODY, fact_answer, twiml
-from hub.channels.twilio_account import TwilioAccount, TwilioSink, rest_error
-from hub.channels.twilio_hours import is_open
-from hub.channels.twilio_signature import Form
+from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
+from hub.channels.twilio.hours import is_open
+from hub.channels.twilio.signature import Form
+from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml
 from hub.facts import Fact
 from hub.history.identities import IdentityError
 from hub.ingest import IngestFailed, IngestResult

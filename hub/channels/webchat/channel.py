@@ -39,7 +39,7 @@ from hub.model import Identity, Inbound, Message, Outbound, format_time, utcnow
 
 log = logging.getLogger("hub.channels.webchat")
 
-STATIC = Path(__file__).parent / "webchat_static"
+STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {
     "client.js": "text/javascript",
     "ui.js": "text/javascript",

@@ -235,9 +235,9 @@ class EmailWorld:
 @contextlib.asynccontextmanager
 async def email_world(db_url: str, **email: Any) -> AsyncIterator[EmailWorld]:
     """The hub's real inbound and outbound paths with an email channel configured from EMAIL."""
+    from hub.channel_host import ChannelHost
     from hub.channels.base import Channel
-    from hub.channels.email import EmailChannel
-    from hub.channels.host import ChannelHost
+    from hub.channels.email.channel import EmailChannel
     from hub.config import EmailChannelSettings, OutboxSettings, load_settings
     from hub.events import MemoryBus
     from hub.history.db import open_database

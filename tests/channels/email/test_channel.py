@@ -17,8 +17,8 @@ from aiosmtpd.smtp import AuthResult, Envelope, Session
 
 from hub.history import store
 from hub.model import AttachmentIn, Identity
-from tests.channels.dovecot import EmailWorld, _free_port, email_world
-from tests.channels.tls import Certs, make_certs
+from tests.channels.email.dovecot import EmailWorld, _free_port, email_world
+from tests.channels.email.tls import Certs, make_certs
 
 
 class MailServer:

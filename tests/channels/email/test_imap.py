@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from hub.channels.email import EmailChannel
-from hub.channels.email_imap import LeaseLock, backoff_delay, parse_fetch
-from tests.channels.dovecot import Dovecot, EmailWorld, email_world, running_dovecot
-from tests.channels.tls import make_certs
+from hub.channels.email.channel import EmailChannel
+from hub.channels.email.imap import LeaseLock, backoff_delay, parse_fetch
+from tests.channels.email.dovecot import Dovecot, EmailWorld, email_world, running_dovecot
+from tests.channels.email.tls import make_certs
 from tests.waiting import eventually
 
 # Mail takes its time through IMAP: a minute.

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.channels.email_parse import parse_email, trim_html_reply, trim_reply
+from hub.channels.email.parse import parse_email, trim_html_reply, trim_reply
 from hub.html_safety import sanitize
-from tests.channels.dovecot import email_world
+from tests.channels.email.dovecot import email_world
 
 CORPUS = Path(__file__).parent / "emails"
 OWN = frozenset({"support@hub.test"})

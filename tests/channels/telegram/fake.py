@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.channels.telegram_simulator import Call, SimulatedBot, TelegramSimulator
+from hub.demo.telegram_simulator import Call, SimulatedBot, TelegramSimulator
 
 __all__ = ["Call", "FakeBotApi"]
 

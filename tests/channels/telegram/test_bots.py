@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestClient
 
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels.telegram import SECRET_HEADER
+from hub.channels.telegram.channel import SECRET_HEADER
 from hub.config import ConfigError, Settings, load_settings
 from hub.keys import DB
-from tests.channels.telegram_fake import FakeBotApi
-from tests.channels.test_telegram import (
+from tests.channels.telegram.fake import FakeBotApi
+from tests.channels.telegram.test_channel import (
     ROOT,
     SECRET,
     TOKEN,

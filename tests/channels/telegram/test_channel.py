@@ -16,20 +16,20 @@ from aiohttp.test_utils import TestClient
 
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels.telegram import SECRET_HEADER, SendPacer, TelegramChannel
+from hub.channels.telegram.channel import SECRET_HEADER, SendPacer, TelegramChannel
 from hub.config import Settings
 from hub.history import store
 from hub.history.db import Tx
 from hub.keys import CHANNELS, DB, OUTBOX
 from hub.model import format_time, utcnow
-from tests.channels.telegram_fake import FakeBotApi
+from tests.channels.telegram.fake import FakeBotApi
 from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 TOKEN = "123456789:AAHZFMHno3mzVLErU5b5jJvaeG--qUyLyG0"
 SECRET = "s3cret-telegram-webhook-token"
-UPDATES = Path(__file__).parent.parent.parent / "webhooks" / "telegram"
-ROOT = Path(__file__).parent.parent.parent
+UPDATES = Path(__file__).parents[3] / "webhooks" / "telegram"
+ROOT = Path(__file__).parents[3]
 
 
 def update(name: str) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def test_every_example_update_lands_or_is_ignored(tg: Client, admin: dict[
         "location": "stored", "sticker": "stored", "inline_query": "ignored", "callback_query": "ignored",
         "channel_post": "ignored",
         # groups = "ignore" (the default): group messages are journaled and dropped (tests/channels/
-        # test_telegram_bots.py takes them with groups = "accept")
+        # test_bots.py takes them with groups = "accept")
         "group_text": "ignored", "supergroup_reply": "ignored", "supergroup_edited": "ignored",
         "supergroup_anonymous_admin": "ignored", "group_member_joined": "ignored",
         "group_migrate_to": "ignored", "supergroup_migrate_from": "ignored", "supergroup_upgraded_text": "ignored",

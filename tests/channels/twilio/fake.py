@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
-from hub.channels.twilio_replay import read_payload
-from hub.channels.twilio_simulator import Scripted, TwilioSimulator, new_sid
+from hub.channels.twilio.replay import read_payload
 from hub.config import Settings
+from hub.demo.twilio_simulator import Scripted, TwilioSimulator, new_sid
 
 __all__ = ["ACCOUNT", "BIZ", "CUSTOMER", "PUBLIC", "TOKEN", "Scripted", "TwilioFake", "new_sid"]
 
@@ -23,7 +23,7 @@ TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://hub.example.com"
 BIZ = "+14155550199"
 CUSTOMER = "+14155550100"
-SAMPLES = Path(__file__).resolve().parents[2] / "webhooks" / "twilio"
+SAMPLES = Path(__file__).resolve().parents[3] / "webhooks" / "twilio"
 
 Client = TestClient[Any, Any]
 

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from hub.config import Settings
 from hub.keys import DB, INGEST
-from tests.channels.twilio_fake import (
+from tests.channels.twilio.fake import (
     ACCOUNT,
     PUBLIC,
     TOKEN,

@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestServer
 
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels.twilio_replay import freshen, read_payload
+from hub.channels.twilio.replay import freshen, read_payload
 from hub.cli import main
 from hub.config import Settings
 from hub.keys import DB
-from tests.channels.twilio_fake import ACCOUNT, SAMPLES, TOKEN, TwilioFake, make_hub_settings
+from tests.channels.twilio.fake import ACCOUNT, SAMPLES, TOKEN, TwilioFake, make_hub_settings
 from tests.conftest import free_port
 
 # Which webhook each sample is posted to.

@@ -15,13 +15,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels import twilio_media
 from hub.channels.base import SendError
-from hub.channels.sms import SmsChannel
+from hub.channels.twilio import media as twilio_media
+from hub.channels.twilio.sms import SmsChannel
 from hub.config import ConfigError, Settings, load_settings
 from hub.keys import CHANNELS, DB
 from hub.model import Identity, Outbound
-from tests.channels.twilio_fake import (
+from tests.channels.twilio.fake import (
     ACCOUNT,
     BIZ,
     CUSTOMER,

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels.webchat import sign_identity
+from hub.channels.webchat.channel import sign_identity
 from hub.config import Settings
 from hub.events import Event
 from hub.keys import BUS, DB

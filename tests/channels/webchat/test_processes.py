@@ -13,10 +13,10 @@ from aiohttp.test_utils import TestClient
 from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
-from hub.channels.webchat import WebchatChannel
+from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
 from hub.keys import CHANNELS, DB
-from tests.channels.test_webchat import chat_env, connect, next_frame, say
+from tests.channels.webchat.test_channel import chat_env, connect, next_frame, say
 from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
