@@ -27,9 +27,11 @@ from hub.api.auth import create_token
 from hub.app import build_app
 from hub.channels.email.channel import EmailChannel
 from hub.config import QueueSettings, Settings, load_settings
+from hub.demo import telegram_customer, twilio_customer
 from hub.history.db import open_database
 from hub.history.schema import migrate
 from hub.keys import CHANNELS
+from hub.serve import run_server
 
 log = logging.getLogger("hub.demo")
 
@@ -200,7 +202,7 @@ async def simulate_customers(base_url: str, token: str, interval: float = 4.0) -
             await asyncio.sleep(interval * random.uniform(0.5, 1.5))
 
 
-DEMO_TELEGRAM_TOKEN = "1000000001:DEMO-token-replace-with-your-bots-own"  # = telegram_demo.TOKEN
+DEMO_TELEGRAM_TOKEN = "1000000001:DEMO-token-replace-with-your-bots-own"  # = telegram_customer.TOKEN
 TELEGRAM_SCRIPT = [
     "Hi! I ordered the waxed jacket yesterday. Can I still change the size?",
     "It's order #2231, size M -> L please",
@@ -230,20 +232,14 @@ async def simulate_telegram_customer(base_url: str, secret: str, interval: float
 
 
 async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> int:
-    from hub.cli import run_server
-
     data = data.resolve()  # noqa: ASYNC240 (start-up, before serving)
     data.mkdir(parents=True, exist_ok=True)
     settings = demo_settings(data)
     # Phone and SMS through Twilio, against a local simulator of Twilio's REST API: no network, no account.
-    from hub.demo import twilio_customer as twilio_demo
-
-    twilio = await twilio_demo.start(settings, host, port)
+    twilio = await twilio_customer.start(settings, host, port)
     port = twilio.port
     # Telegram against a local Bot API simulator: agents' replies reach the simulated customer, who answers.
-    from hub.demo import telegram_customer as telegram_demo
-
-    telegram = await telegram_demo.start(settings, host)
+    telegram = await telegram_customer.start(settings, host)
     token = await prepare(settings)
     app = build_app(settings)
     tasks: list[asyncio.Task[None]] = []
@@ -270,8 +266,8 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
               for _, email, password, role, q in DEMO_AGENTS],
             f"  data folder:  {data}",
             f"  twilio:       simulated (local Twilio REST simulator at {twilio.simulator_url}; number "
-            f"{twilio_demo.NUMBER}; replay: hub webhooks replay webhooks/twilio/sms_inbound.txt --fresh --url "
-            f"{url}/webhooks/twilio/sms with HUB_CHANNELS__TWILIO__AUTH_TOKEN={twilio_demo.TOKEN})",
+            f"{twilio_customer.NUMBER}; replay: hub webhooks replay webhooks/twilio/sms_inbound.txt --fresh --url "
+            f"{url}/webhooks/twilio/sms with HUB_CHANNELS__TWILIO__AUTH_TOKEN={twilio_customer.TOKEN})",
             f"  web chat:     {url}/chat   (or embed <script type=\"module\" src=\"{url}/widget.js\"></script>)",
             f"  telegram:     simulated customer Lena via {url}/webhooks/telegram (real secret header); "
             + (f"replies reach her through the local Bot API simulator at {telegram.simulator.url}"

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from hub import tasks as background
 from hub.channels.base import SendError
-from hub.channels.twilio.voice import MISSED, LegStatus, MenuChoice, VoiceChannel, handoff_queue
+from hub.channels.twilio.outcome import MISSED
+from hub.channels.twilio.voice import LegStatus, MenuChoice, VoiceChannel, handoff_queue
 from hub.config import TwilioSettings
 from hub.events import Event, EventBus
 from hub.history import store

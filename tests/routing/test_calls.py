@@ -632,7 +632,7 @@ async def test_a_direct_queue_gives_a_missed_screened_call_to_the_next_agent(
 ) -> None:
     """A direct queue assigns without offers, so there is no offer to decline: the agent who did not press 1
     gets no calls while that caller waits, and routing assigns the call to the other agent, who takes it."""
-    from hub.channels.twilio.voice import summary
+    from hub.channels.twilio.outcome import summary
 
     sim = fake[0]
     client, admin = await start(routing__queues=DIRECT)

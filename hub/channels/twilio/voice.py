@@ -20,6 +20,7 @@ from hub import tasks as background
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.channels.twilio.hours import is_open
+from hub.channels.twilio.outcome import MISSED, format_duration, summary
 from hub.channels.twilio.signature import Form
 from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml
 from hub.facts import Fact
@@ -30,7 +31,6 @@ from hub.model import AttachmentIn, Identity, Inbound, Outbound, utcnow
 log = logging.getLogger("hub.channels.twilio")
 
 BASE = "/webhooks/twilio/voice"
-MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
 #: how long one announcement of the caller's position lasts before Twilio asks the wait URL again
 HOLD_SECONDS = 20
 
@@ -101,56 +101,6 @@ def _float(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
-
-
-def _duration(seconds: int) -> str:
-    m, s = divmod(max(0, seconds), 60)
-    return f"{m}m {s:02d}s" if m else f"{s}s"
-
-
-def summary(meta: dict[str, Any]) -> str:
-    """What the timeline says about a call, from what the callbacks told us so far."""
-    caller = meta.get("from", "")
-    waited = meta.get("queue_seconds")
-    wait = f" after {_duration(int(waited))} in queue" if isinstance(waited, int) else ""
-    outcome = meta.get("outcome")
-    if outcome == "answered":
-        who = f" by agent {meta['agent_id']}" if meta.get("agent_id") else ""
-        talk = meta.get("talk_seconds")
-        return f"Call answered{who}" + (f"; talk time {_duration(int(talk))}" if isinstance(talk, int) else "") + (
-            f" (waited {_duration(int(waited))})" if isinstance(waited, int) else "")
-    if outcome == "abandoned":
-        return f"Abandoned call: the caller hung up{wait}"
-    if outcome == "missed":
-        status = meta.get("call_status", "")
-        return "Missed call" + (f" ({status})" if status and status != "completed" else ": hung up before queueing")
-    if outcome == "voicemail":
-        return "Call went to voicemail" + (" (outside business hours)" if meta.get("after_hours") else wait)
-    if outcome == "no_agent":
-        return f"No agent answered{wait}: offered voicemail"
-    if outcome == "after_hours":
-        return "Call outside business hours: offered voicemail"
-    queue = meta.get("queue")
-    text = f"Incoming call from {caller}" + (f", waiting in queue {queue}" if queue and outcome == "queued" else "")
-    if meta.get("bridge_error"):
-        text += f" (could not ring agent {meta.get('bridge_agent_id', '?')}: {meta['bridge_error']})"
-    return text
-
-
-def call_outcome(meta: dict[str, Any]) -> dict[str, Any]:
-    """What the call's status (meta call_status, duration_seconds) settles about its outcome, given what the other
-    callbacks told us. Applied with each status callback (hub.facts), also when it waited for the call."""
-    status, duration, outcome = meta.get("call_status", ""), meta.get("duration_seconds"), meta.get("outcome")
-    if status in MISSED and outcome in ("ringing", "menu", "queued", None):
-        return {"outcome": "missed"}
-    if status == "completed":
-        if outcome in ("ringing", "menu"):
-            return {"outcome": "missed"}
-        if outcome == "queued":
-            return {"outcome": "abandoned"}
-        if outcome == "answered" and meta.get("talk_seconds") is None and isinstance(duration, int):
-            return {"talk_seconds": max(0, duration - int(meta.get("queue_seconds") or 0))}
-    return {}
 
 
 class VoiceChannel(Channel):
@@ -490,7 +440,7 @@ class VoiceChannel(Channel):
             jid = await self.sink.flag(self.name, recording_sid or None, raw, "recording callback without "
                                        "RecordingSid or caller (?from= in the callback URL)")
             return web.Response(status=202, headers={"X-Hub-Flagged": f"journal {jid}"})
-        text = f"Voicemail ({_duration(seconds or 0)}); transcript pending"
+        text = f"Voicemail ({format_duration(seconds or 0)}); transcript pending"
         try:
             result = await self.sink.ingest(
                 self._voicemail_inbound(form, caller, number, text, {"recording_seconds": seconds,

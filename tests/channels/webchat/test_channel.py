@@ -304,7 +304,7 @@ async def test_widget_files_and_config_are_served(chat: Client) -> None:
     assert "import { ChatClient }" in body
     for name in ("client.js", "ui.js", "widget.css"):
         assert (await chat.get(f"/webchat/static/{name}")).status == 200
-    assert (await chat.get("/webchat/static/..%2Fwebchat.py")).status == 404
+    assert (await chat.get("/webchat/static/..%2Fchannel.py")).status == 404
     page = await chat.get("/chat")
     assert page.status == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
     config = await (await chat.get("/webchat/config")).json()
