@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hub import tasks as background
 from hub.channels.base import SendError
-from hub.channels.twilio.outcome import MISSED
+from hub.channels.twilio.outcome import MISSED, format_duration
 from hub.channels.twilio.voice import LegStatus, MenuChoice, VoiceChannel, handoff_queue
 from hub.config import TwilioSettings
 from hub.events import Event, EventBus
@@ -51,18 +51,13 @@ def device(phone: str | None, voice_client: str | None) -> str | None:
     return phone or None
 
 
-def _duration(seconds: int) -> str:
-    m, s = divmod(max(0, seconds), 60)
-    return f"{m}m {s:02d}s" if m else f"{s}s"
-
-
 def outbound_summary(meta: dict[str, Any]) -> str:
     """What the timeline says about a call an agent placed, from what the status callbacks told us so far."""
     to = meta.get("to", "")
     outcome = meta.get("outcome")
     if outcome == "answered":
         talk = meta.get("talk_seconds")
-        return f"Call to {to}" + (f"; talk time {_duration(int(talk))}" if isinstance(talk, int) else " answered")
+        return f"Call to {to}" + (f"; talk time {format_duration(int(talk))}" if isinstance(talk, int) else " answered")
     if outcome == "agent_missed":
         return f"Call to {to} not placed: the agent's phone was not answered ({meta.get('agent_call_status')})"
     if outcome == "no_answer":
