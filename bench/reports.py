@@ -132,7 +132,8 @@ def history(args: argparse.Namespace, rules: RollRules, start: datetime,
 
 
 def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None) -> int:
-    rows = [(g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items()]
+    # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
+    rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
     if url.startswith("sqlite:///"):
         import sqlite3
 
