@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from telegram import Bot, Message, MessageOriginChannel, MessageOriginChat, MessageOriginHiddenUser, Update
+from telegram import Bot, Chat, Message, MessageOriginChannel, MessageOriginChat, MessageOriginHiddenUser, Update
 from telegram import MessageOriginUser as OriginUser
 from telegram.error import (
     BadRequest,
@@ -271,6 +271,13 @@ class TelegramChannel(Channel):
             await self.sink.flag(self.name, key, data, f"python-telegram-bot cannot read this update: "
                                                        f"{type(e).__name__}: {e}")
             return "flagged"
+        for m in (update.message, update.edited_message):
+            # The library reads a message without `chat` (or `date`) as one with None there: Telegram never sends
+            # such a thing, so it is kept for a human instead of failing here on every retry.
+            if m is not None and (not isinstance(getattr(m, "chat", None), Chat) or m.date is None):
+                await self.sink.flag(self.name, key, data, f"a message without chat or date: not a Telegram update "
+                                                           f"the hub can place (bot {b.spec.name})")
+                return "flagged"
         if update.message is not None:
             m = update.message
             if m.migrate_to_chat_id or m.migrate_from_chat_id:

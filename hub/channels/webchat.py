@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -26,7 +25,8 @@ from aiohttp import WSMsgType, web
 
 from hub import tasks as background
 from hub.api.auth import PRINCIPAL
-from hub.api.errors import error
+from hub.api.errors import BadBody, error, parse_json, read_json
+from hub.api.schemas import TypingBody
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.config import Settings, WebchatSettings
 from hub.events import Event, Subscription
@@ -305,9 +305,9 @@ class WebchatChannel(Channel):
                 if msg.type != WSMsgType.TEXT:
                     continue
                 try:
-                    data = json.loads(msg.data)
-                except json.JSONDecodeError:
-                    await ws.send_json({"type": "error", "code": "bad_json", "reason": "frames must be JSON"})
+                    data = parse_json(msg.data)
+                except BadBody as e:
+                    await ws.send_json({"type": "error", "code": "bad_json", "reason": f"frames must be JSON: {e}"})
                     continue
                 if isinstance(data, dict):
                     await self._on_frame(ws, visitor, data)
@@ -321,8 +321,8 @@ class WebchatChannel(Channel):
 
     async def _hello(self, ws: web.WebSocketResponse) -> Visitor | None:
         try:
-            first = await ws.receive_json(timeout=HELLO_TIMEOUT)
-        except (TimeoutError, ValueError, TypeError):
+            first = parse_json(await ws.receive_str(timeout=HELLO_TIMEOUT))
+        except (TimeoutError, TypeError, BadBody):
             await ws.close(code=4400, message=b"expected a hello frame first")
             return None
         if not isinstance(first, dict) or first.get("type") != "hello":
@@ -473,11 +473,8 @@ class WebchatChannel(Channel):
     async def agent_typing(self, request: web.Request) -> web.Response:
         """POST /api/v1/webchat/typing {"conversation_id", "typing"}: show the visitor that an agent is typing."""
         principal = request[PRINCIPAL]
-        try:
-            body = await request.json()
-            conv_id, typing = int(body["conversation_id"]), bool(body.get("typing", True))
-        except (ValueError, KeyError, TypeError):
-            return error(422, 'send {"conversation_id": <id>, "typing": true|false}')
+        body = await read_json(request, TypingBody)
+        conv_id, typing = body.conversation_id, body.typing
         db = request.app[DB]
 
         def load(tx: Tx) -> tuple[str | None, str | None, int]:
