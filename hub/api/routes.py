@@ -16,7 +16,7 @@ from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import parse
+from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, format_time, utcnow
@@ -60,10 +60,14 @@ async def list_customers(request: web.Request) -> web.Response:
     if not ident_q and not text_q:
         raise web.HTTPBadRequest(text="pass ?identity=kind:value or ?q=text")
     limit = _limit(request)
+    try:
+        wanted = parse(ident_q, region) if ident_q else None
+    except IdentityError as e:
+        raise BadBody(400, f"identity: {e}") from None
 
     def find(tx: Tx) -> list[dict[str, Any]]:
-        if ident_q:
-            cid = store.customer_by_identity(tx, parse(ident_q, region))
+        if wanted is not None:
+            cid = store.customer_by_identity(tx, wanted)
             found = [store.customer(tx, cid)] if cid is not None else []
         else:
             found = store.search_customers(tx, text_q or "", limit)
