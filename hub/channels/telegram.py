@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import random
 import time
@@ -34,7 +33,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from hub import tasks as background
-from hub.api.errors import error
+from hub.api.errors import BadBody, error, parse_json
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.config import Settings, TelegramSettings
 from hub.history.identities import IdentityError, normalize_phone
@@ -245,14 +244,14 @@ class TelegramChannel(Channel):
             where = "channels.telegram" if b.spec.name == DEFAULT_BOT else f"bot {b.spec.name}'s"
             return error(403, f"{SECRET_HEADER} does not match {where} webhook_secret")
         raw = await request.read()
+        why = f"not a JSON object, so not a Telegram update (bot {b.spec.name})"
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
+            data = parse_json(raw)
+        except BadBody as e:
+            data, why = None, f"{e} (bot {b.spec.name})"
         if not isinstance(data, dict):
             # Authenticated but unreadable: keep it for a human and answer 200, since a retry would not read better.
-            await self.sink.flag(self.name, None, raw.decode(errors="replace")[:100_000],
-                                 f"not a JSON object, so not a Telegram update (bot {b.spec.name})")
+            await self.sink.flag(self.name, None, raw.decode(errors="replace")[:100_000], why)
             return web.json_response({"ok": True, "status": "flagged"})
         return web.json_response({"ok": True, "status": await self.handle_update(data, b)})
 

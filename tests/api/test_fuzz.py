@@ -19,7 +19,7 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -50,6 +50,14 @@ TG_TOKEN = "123456789:AAHZFMHno3mzVLErU5b5jJvaeG--qUyLyG0"
 TG_SECRET = "s3cret-telegram-webhook-token"
 SCALARS = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 5, max_value=2**70)
            | st.floats(allow_nan=False) | st.text(max_size=40) | st.sampled_from(["\x00", "²", "1e999", "-1", ""]))
+
+
+class Raw(str):
+    """JSON text sent as it is (deeper than json.dumps would nest)."""
+
+
+DEEP = Raw("[" * 20_000 + "]" * 20_000)
+WS_DEEP = Raw("[" * 5_000 + "]" * 5_000)  # within a web-chat frame's size limit
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=12) | st.sampled_from(KEYS), inner, max_size=5),
                     max_leaves=20)
@@ -165,15 +173,20 @@ def test_console_sign_in_and_telegram_webhook_take_any_json(running_hub: Running
     tried: list[int] = []
 
     @FUZZ
+    @example(body=DEEP, update={"update_id": 1, "message": {"message_id": 5, "date": 1700000000, "text": "hi",
+                                                           "from": {"id": 1, "is_bot": False, "first_name": "A"}}})
+    @example(body={"email": "a\x00n@example.com", "password": "x"}, update={"update_id": 2, "message": DEEP})
     @given(body=JSON, update=st.fixed_dictionaries({"update_id": st.integers(0, 2**40)}, optional={
         "message": JSON, "edited_message": JSON, "channel_post": JSON}))
     def run(body: Any, update: dict[str, Any]) -> None:
         tried.append(1)
-        resp = session.post(f"{running_hub.url}/console/session", data=json.dumps(body),
+        sent = body if isinstance(body, Raw) else json.dumps(body)
+        resp = session.post(f"{running_hub.url}/console/session", data=sent,
                             headers={"Content-Type": "application/json"}, timeout=30)
         assert resp.status_code in (400, 401, 422, 429), (resp.status_code, resp.text)
         assert resp.json()["error"]["message"]
-        resp = session.post(f"{running_hub.url}/webhooks/telegram", data=json.dumps(update), timeout=30,
+        raw_update = json.dumps(update).replace(json.dumps(DEEP), DEEP)  # DEEP goes in as raw JSON text
+        resp = session.post(f"{running_hub.url}/webhooks/telegram", data=raw_update, timeout=30,
                             headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TG_SECRET})
         # Always acknowledged: what cannot be placed is journaled and flagged, never retried by Telegram forever.
         assert resp.status_code == 200, (resp.status_code, resp.text)
@@ -191,9 +204,9 @@ def test_both_websockets_take_any_frame(running_hub: RunningHub, no_tracebacks: 
     async def exchange(hello: Any, frames: list[Any]) -> None:
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"{running_hub.url}/webchat/ws")
-            await ws.send_str(json.dumps(hello) if not isinstance(hello, str) else hello)
+            await ws.send_str(hello if isinstance(hello, Raw) else json.dumps(hello))
             for frame in frames:
-                await ws.send_str(json.dumps(frame))
+                await ws.send_str(frame if isinstance(frame, Raw) else json.dumps(frame))
             await ws.send_str(json.dumps({"type": "hello"}) if not isinstance(hello, dict) else '{"type": "ping"}')
             while True:
                 msg = await ws.receive(timeout=30)
@@ -210,13 +223,15 @@ def test_both_websockets_take_any_frame(running_hub: RunningHub, no_tracebacks: 
                                            headers={"Authorization": f"Bearer {token}"})
             assert (await events.receive_json(timeout=30))["type"] == "hello"
             for frame in frames:
-                await events.send_str(json.dumps(frame))
+                await events.send_str(frame if isinstance(frame, Raw) else json.dumps(frame))
             await events.send_str("ping")
             while (msg := await events.receive(timeout=30)).data != "pong":
                 assert msg.type == aiohttp.WSMsgType.TEXT, msg
             await events.close()
 
     @FUZZ
+    @example(hello=WS_DEEP, frames=[])
+    @example(hello={"type": "hello"}, frames=[WS_DEEP, {"type": "message", "client_id": "abcdefgh", "text": "\x00"}])
     @given(hello=st.one_of(JSON, st.fixed_dictionaries({"type": st.just("hello")}, optional={
         "visitor_id": JSON, "identity": JSON, "profile": JSON, "page": JSON})),
         frames=st.lists(st.one_of(JSON, st.fixed_dictionaries({"type": st.sampled_from(
