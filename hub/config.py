@@ -278,6 +278,8 @@ class WebchatSettings(Section):
     messages_per_minute: int = Field(20, ge=1)
     history_limit: int = Field(100, ge=0, le=1000)
     max_sockets_per_visitor: int = Field(5, ge=1)
+    new_visitors_per_address_per_minute: int = Field(10, ge=1)
+    new_visitors_per_minute: int = Field(300, ge=1)
 
     @field_validator("allowed_origins")
     @classmethod
