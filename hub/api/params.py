@@ -21,6 +21,12 @@ def whole_number(raw: str, name: str, lowest: int = 0, highest: int = MAX_ID) ->
     return int(raw)
 
 
+def optional_number(raw: str) -> int | None:
+    """RAW as a whole number (0 .. 2^63-1) if it is one, else None: for values of our own URLs that a provider
+    echoes back, where a missing or odd one means "not given"."""
+    return int(raw) if _WHOLE.fullmatch(raw) and int(raw) <= MAX_ID else None
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
     """The {NAME} of the path as an id (1 .. 2^63-1)."""
     return whole_number(request.match_info[name], name, 1)

@@ -458,6 +458,11 @@ async def test_files_go_out_as_media_urls_twilio_can_fetch_and_nobody_else(
                                                  "sig": query["sig"][0]})
     assert later.status == 403, "the expiry is signed too"
     assert (await client.get(parts.path)).status == 403
+    # Digits int() does not take, and ids past 64 bits: refused with a reason, never a 500.
+    odd = await client.get(parts.path, params={"expires": "²²", "sig": query["sig"][0]})
+    assert odd.status == 403 and (await odd.json())["error"]["message"]
+    huge = await client.get("/webhooks/twilio/media/99999999999999999999999/x.png", params=query)
+    assert huge.status == 400 and "id" in (await huge.json())["error"]["message"]
 
     key = _sms(client).account.media_key
     expired = twilio_media.signed_url(PUBLIC, key, reply["attachments"][0]["id"], "label.png", 60, now=0)
