@@ -9,7 +9,7 @@ from hub.api.errors import read_json
 from hub.api.params import path_id
 from hub.api.routes import check_conversation
 from hub.api.schemas import CallBody
-from hub.calls import CALLS, CallError
+from hub.routing.calls import CALLS, CallError
 
 
 async def place_call(request: web.Request) -> web.Response:

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 
 from hub.agents import add_agent
 from hub.api.auth import create_token
-from hub.channels.telegram import SECRET_HEADER
+from hub.channels.telegram.channel import SECRET_HEADER
 from hub.config import Settings
 from hub.keys import DB
-from tests.channels.telegram_fake import FakeBotApi
+from tests.channels.telegram.fake import FakeBotApi
 
 Client = TestClient[Any, Any]
 TG_TOKEN = "123456789:AAHZFMHno3mzVLErU5b5jJvaeG--qUyLyG0"
