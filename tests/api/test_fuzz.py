@@ -83,6 +83,9 @@ def running_hub(make_settings: Callable[..., Settings], db_url: str) -> Iterator
     settings = make_settings(db_url, **{
         "HUB_ROUTING__QUEUES": '{"support": {}, "sales": {}}',
         "HUB_CHANNELS__WEBCHAT__ENABLED": "true",
+        # Every example is a new visitor from 127.0.0.1: the limit is tested in tests/channels/webchat/test_limits.py.
+        "HUB_CHANNELS__WEBCHAT__NEW_VISITORS_PER_ADDRESS_PER_MINUTE": "100000",
+        "HUB_CHANNELS__WEBCHAT__NEW_VISITORS_PER_MINUTE": "100000",
         "HUB_CHANNELS__TELEGRAM__ENABLED": "true",
         "HUB_CHANNELS__TELEGRAM__BOT_TOKEN": TG_TOKEN,
         "HUB_CHANNELS__TELEGRAM__WEBHOOK_SECRET": TG_SECRET,
