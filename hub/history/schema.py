@@ -283,6 +283,17 @@ MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index
 
 MIGRATIONS.append(
     (
+        65,
+        "console: sign-in throttling reads failures per client address, and sweeps them by age",
+        """
+CREATE INDEX login_failures_ip ON login_failures (ip, at);
+CREATE INDEX login_failures_at ON login_failures (at)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
         40,
         "reports: conversation events (append-only), per-conversation clocks, hourly and daily rollups",
         """
