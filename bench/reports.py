@@ -192,6 +192,7 @@ async def measure(base: str, token: str, n: int, end: datetime) -> list[dict[str
                         raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
                 if i:  # the first request warms the caches
                     times.append(time.perf_counter() - t0)
+            times.sort()  # percentile() reads an ascending list
             p99 = percentile(times, 99)
             out.append({"case": name, "path": path, "p50": percentile(times, 50), "p99": p99})
             progress(f"{name}: p99 {p99 * 1000:.1f} ms")

@@ -23,3 +23,19 @@ def test_the_generated_history_holds_what_it_says() -> None:
     assert 0 < total("repeat") < 500  # 50 customers: many come back within a week
     days = {b for (g, dim, m, b, _v) in deltas.rows if g == "day" and m == "opened"}
     assert min(days) >= start.strftime("%Y-%m-%d") and max(days) < (start + timedelta(days=14)).strftime("%Y-%m-%d")
+
+
+async def test_every_case_is_timed_and_its_percentiles_ordered(aiohttp_client: object) -> None:
+    from aiohttp import web
+
+    from bench.reports import measure
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    results = await measure(str(client.make_url("")), "token", 5, datetime.now(UTC))
+    assert results[0]["case"] == "healthz (baseline)" and len(results) == 1 + 3 * 9 + 2
+    assert all(0 < r["p50"] <= r["p99"] for r in results)
