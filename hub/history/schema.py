@@ -281,6 +281,14 @@ CREATE TABLE routing_overrides (
 
 MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index on PostgreSQL)", "{text_search}"))
 
+MIGRATIONS.append(
+    (
+        10,
+        "routing: an agent's presence is kept in the store (the routing state is rebuilt from it)",
+        "ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

@@ -785,7 +785,8 @@ class MemoryState:
         c = self.conversations.get(conversation)
         if c is None:
             return None
-        return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage)
+        return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage,
+                                c.until)
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         heap = self._oldest.get(queue)

@@ -1031,6 +1031,7 @@ class RedisState:
             state=h["st"],
             agent=int(h["ag"]) if h.get("ag") else None,
             stage=int(h["stage"]),
+            until=float(h.get("until") or 0),
         )
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
