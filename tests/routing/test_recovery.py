@@ -159,3 +159,62 @@ async def test_a_restart_keeps_presence_and_load(restartable: Callable[[], Any])
     await post(client, f"/api/v1/conversations/{offered}/accept", ann_h)
     await post(client, f"/api/v1/conversations/{held}/resolve", ann_h)
     assert (await agent_row(client, admin, ann))["load"].get("chat") == 1
+
+
+@pytest.mark.parametrize("point", ["accept.after_state", "reject.after_state", "transfer.after_state",
+                                   "timeout.after_state", "resolve.after_store", "presence.after_store",
+                                   "enqueue.after_state"])
+async def test_a_decision_cut_between_its_two_writes_is_repaired(
+    point: str, aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operation stops at the fail point (as if the process died there, without killing this one); once the
+    fault ends the reconciler brings state and store together again, whichever way the cut left them."""
+    env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix)
+    env["HUB_ROUTING__QUEUES"] = json.dumps({"support": {"offer_timeout": 1}, "sales": {"offer_timeout": 30}})
+    env["HUB_ROUTING__RECONCILE_SECONDS"] = "1000"  # the passes below are the test's own
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    # Two agents, so a conversation let go by one is offered to the other at once (the state moves on).
+    headers = {}
+    for name in ("Ann", "Bob"):
+        aid, headers[aid] = await agent(client, name)
+        await post(client, "/api/v1/agents/me/presence", headers[aid], {"presence": "available"})
+    conv = await open_chat(client, admin, 1)
+    offered = await client.app[DB].read(
+        lambda tx: tx.one("SELECT offered_to FROM conversations WHERE id = ?", (conv,)))
+    ann_h = headers[int(offered["offered_to"])]  # whoever was offered it first
+    if point in ("transfer.after_state", "resolve.after_store"):
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h)
+
+    monkeypatch.setenv("HUB_FAIL_POINTS", f"{point}:raise")
+    if point == "accept.after_state":
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h, expect=500)
+    elif point == "reject.after_state":
+        await post(client, f"/api/v1/conversations/{conv}/reject", ann_h, expect=500)
+    elif point == "transfer.after_state":
+        await post(client, f"/api/v1/conversations/{conv}/transfer", admin, {"queue": "sales"}, expect=500)
+    elif point == "timeout.after_state":
+        router = client.app[ROUTER]
+        first = int(offered["offered_to"])
+        await eventually(lambda: _offer_gone(router, conv, first), within=10, what="the offer timed out")
+    elif point == "resolve.after_store":
+        await post(client, f"/api/v1/conversations/{conv}/resolve", ann_h, expect=500)
+    elif point == "presence.after_store":
+        await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "away"}, expect=500)
+    elif point == "enqueue.after_state":
+        # The message is stored and acknowledged all the same: routing is not the inbound path's to fail.
+        await post(client, "/api/v1/inbound", admin, {"identity": "phone:+14155550999", "text": "hi"}, expect=201)
+    assert await consistent(client), "the cut left state and store apart (else this test proves nothing)"
+    monkeypatch.delenv("HUB_FAIL_POINTS")
+
+    async def repaired() -> bool:
+        await client.app[ROUTER].reconciler.run()
+        return not await consistent(client)
+
+    await eventually(repaired, within=15, what=f"state and store agree again after {point}")
+
+
+async def _offer_gone(router: Any, conversation: int, agent: int) -> bool:
+    view = await router.state.conversation(conversation)
+    return view is None or view.state != "offered" or view.agent != agent
