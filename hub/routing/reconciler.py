@@ -88,8 +88,9 @@ def _row(tx: Tx, conversation: int) -> Row | None:
 class Reconciler:
     def __init__(self, router: Router) -> None:
         self.router = router
-        #: drift seen by the last pass: conversation -> (its updated_at, what the state showed)
-        self._suspects: dict[int, tuple[str, tuple[str, int | None]]] = {}
+        #: drift seen by the last pass: conversation -> what was seen (its kind, the row's updated_at, the state's view)
+        self._suspects: dict[int, tuple[object, ...]] = {}
+        self._eager = True  # the first pass of a process acts on drift at once: its state may be empty
         self._running = asyncio.Lock()
 
     @property
@@ -123,7 +124,10 @@ class Reconciler:
         done = Repairs()
         done.rebuilt = await self._rebuild_if_wiped()
         await self._presence(done)
-        await self._conversations(done)
+        # Drift is acted on when two passes in a row see it unchanged: a decision on its way from one write to the
+        # other (in this process or another) has landed by then. Right after a load the state was empty: at once.
+        eager, self._eager = self._eager or done.rebuilt, False
+        await self._conversations(done, eager)
         if done.total():
             log.warning("routing: repaired drift from the store: %s", done)
         return done
@@ -151,34 +155,37 @@ class Reconciler:
             await router._apply(events, "repair")
             done.presence += 1
 
-    async def _conversations(self, done: Repairs) -> None:
+    async def _conversations(self, done: Repairs, eager: bool) -> None:
         router = self.router
         rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
         open_ids = {int(r["id"]) for r in rows}
-        suspects: dict[int, tuple[str, tuple[str, int | None]]] = {}
+        suspects: dict[int, tuple[object, ...]] = {}
+
+        def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
+            if eager or self._suspects.get(cid) == seen:
+                return True
+            suspects[cid] = seen  # look again next pass
+            return False
+
         for row in rows:
             cid = int(row["id"])
             view = await router.state.conversation(cid)
             if view is None:
-                await self._put_back(row, done)
+                if confirmed(cid, ("missing", row["updated_at"])):
+                    await self._put_back(row, done)
                 continue
             shown = _shown(view)
-            if shown == _expected(row):
-                continue
-            seen = (str(row["updated_at"]), shown)
-            if self._suspects.get(cid) != seen:
-                suspects[cid] = seen  # a decision may be on its way to the store: look again next pass
-                continue
-            await self._forward(row, view, done)
-        self._suspects = suspects
+            if shown != _expected(row) and confirmed(cid, ("differs", row["updated_at"], shown)):
+                await self._forward(row, view, done)
         gone = [cid for cid in await router.state.routed() if cid not in open_ids]
         statuses = await router.db.read(lambda tx: {cid: _row(tx, cid) for cid in gone})
         for cid in gone:
             fresh = statuses[cid]
-            if fresh is None or fresh["status"] == "resolved":
+            # Not open in the store: resolved, or opened after this pass read it (then the next pass sees it open).
+            if (fresh is None or fresh["status"] == "resolved") and confirmed(cid, ("resolved",)):
                 await router._apply(await router.engine.resolve(cid), "repair")
                 done.released += 1
-            # else opened after this pass read the store: the next pass sees it
+        self._suspects = suspects
 
     async def _put_back(self, row: Row, done: Repairs) -> None:
         router, cid = self.router, int(row["id"])

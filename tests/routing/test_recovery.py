@@ -5,6 +5,7 @@ says they hold, and presence survives. In-process here (fast); tests/routing/tes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -218,3 +219,53 @@ async def test_a_decision_cut_between_its_two_writes_is_repaired(
 async def _offer_gone(router: Any, conversation: int, agent: int) -> bool:
     view = await router.state.conversation(conversation)
     return view is None or view.state != "offered" or view.agent != agent
+
+
+async def test_a_pass_never_brings_back_a_conversation_that_moved_on(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str
+) -> None:
+    """Seen: the 30 s sweep read the open conversations, then looked each one up in Redis; those resolved in
+    between were queued again as ghosts and offered to agents who could not see them, until missed offers set
+    every agent away. Here passes run back to back while an agent resolves conversation after conversation."""
+    from hub.keys import BUS
+
+    env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix)
+    env["HUB_ROUTING__QUEUES"] = json.dumps({"support": {"direct": True}})
+    env["HUB_ROUTING__DEFAULT_CAPACITY"] = json.dumps({"voice": 1, "chat": 100, "email": 5})
+    env["HUB_ROUTING__RECONCILE_SECONDS"] = "1000"
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    _, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    convs = [await open_chat(client, admin, n) for n in range(40)]
+    sub = client.app[BUS].subscribe()
+    stop = False
+
+    async def reconcile() -> list[Any]:
+        passes = []
+        while not stop:
+            passes.append(await client.app[ROUTER].reconciler.run())
+            await asyncio.sleep(0)
+        return passes
+
+    passes = asyncio.create_task(reconcile())
+    for conv in convs:
+        await post(client, f"/api/v1/conversations/{conv}/resolve", ann_h)
+    stop = True
+    done = await passes
+    assert len(done) > 1
+    assert [r for r in done if r.total()] == [], "no fault: nothing to repair"
+    await client.app[ROUTER].reconciler.run()
+    resolved: set[int] = set()
+    ghosts = []
+    while not sub.queue.empty():
+        e = sub.queue.get_nowait()
+        if e.type == "conversation.resolved":
+            resolved.add(e.data["conversation"]["id"])
+        elif e.type.startswith("routing.") and e.data.get("conversation") in resolved and e.type != "routing.resolved":
+            ghosts.append((e.type, e.data))
+    sub.close()
+    assert resolved == set(convs)
+    assert ghosts == []
+    assert await client.app[ROUTER].state.routed() == []
+    assert await consistent(client) == []
