@@ -45,7 +45,8 @@ class Cluster:
         self.prefix = f"faults:{uuid.uuid4().hex[:8]}:"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {
             "HUB_DATABASE__URL": pg_url,
-            "HUB_ROUTING__BACKEND": "redis", "HUB_ROUTING__REDIS_URL": redis.url, "HUB_ROUTING__KEY_PREFIX": self.prefix,
+            "HUB_ROUTING__BACKEND": "redis", "HUB_ROUTING__REDIS_URL": redis.url,
+            "HUB_ROUTING__KEY_PREFIX": self.prefix,
             "HUB_EVENTS__BACKEND": "redis", "HUB_EVENTS__REDIS_URL": redis.url,
             "HUB_EVENTS__CHANNEL": self.prefix + "events",
             "HUB_ROUTING__QUEUES": json.dumps({"support": {"offer_timeout": 2}, "sales": {"offer_timeout": 30}}),
@@ -164,7 +165,7 @@ async def test_a_process_killed_mid_decision(point: str, cluster: Cluster) -> No
         # Transferred after all: it waits in sales, where no agent works (the queue's count says so).
         assert (row["status"], row["agent_id"]) == ("open", None), row
         status, queues = await c.call(survivor, "GET", "/api/v1/queues", admin)
-        assert [q["waiting"] for q in queues["items"] if q["name"] == "sales"] == [1], queues
+        assert status == 200 and [q["waiting"] for q in queues["items"] if q["name"] == "sales"] == [1], queues
         return
     if row["status"] == "open":
         holder = await offered_to(c, conv)
