@@ -86,6 +86,8 @@ async def test_resolve_during_a_redis_outage_frees_the_slot(
     private_redis.stop()
     resolved = await post(client, f"/api/v1/conversations/{first}/resolve", ann_h)
     assert resolved["status"] == "resolved"
+    refused = await post(client, f"/api/v1/conversations/{third}/accept", ann_h, expect=503)
+    assert "retry" in refused["error"]["message"]
     private_redis.start()  # empty: Redis restarted without persistence
 
     async def offered_the_waiting_one() -> bool:
