@@ -90,7 +90,9 @@ class Reconciler:
         self.router = router
         #: drift seen by the last pass: conversation -> what was seen (its kind, the row's updated_at, the state's view)
         self._suspects: dict[int, tuple[object, ...]] = {}
-        self._eager = True  # the first pass of a process acts on drift at once: its state may be empty
+        # The next pass acts on drift at once: the state was empty when loaded (memory at start, a Redis without
+        # this prefix's keys), so nothing else can be on its way into it.
+        self._eager = True
         self._running = asyncio.Lock()
 
     @property
@@ -101,9 +103,10 @@ class Reconciler:
         return self.router.settings.routing.key_prefix + name
 
     async def loading(self) -> None:
-        """The state is about to be loaded from the store (at start): a pass need not load it again."""
+        """The state is about to be loaded from the store (at start): a pass need not load it again. A Redis
+        state that other processes already use is not empty: its drift waits for a second look like any other."""
         if self._client is not None:
-            await self._client.set(self._key("epoch"), "1")
+            self._eager = await self._client.set(self._key("epoch"), "1", get=True) is None
 
     async def run(self) -> Repairs | None:
         """One pass; None when another hub process is running one."""
