@@ -130,6 +130,9 @@ class Soak:
         self.go = asyncio.Event()
         self.go.set()
         self.busy = 0
+        #: how long each invariant check took: the same reads as a reconciler pass (every open conversation and
+        #: every agent, looked up in the store and in Redis)
+        self.audit_seconds: list[float] = []
 
     async def call(self, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
         hub = self.rng.choice([h for h in self.hubs if h.alive()] or self.hubs)
@@ -193,7 +196,9 @@ async def settle(soak: Soak, check: Any, heal: float) -> tuple[float, list[str]]
         await asyncio.sleep(0.05)
     problems: list[str] = []
     while time.monotonic() - start < heal:
+        began = time.monotonic()
         problems = await check()
+        soak.audit_seconds.append(time.monotonic() - began)
         if not problems:
             break
         await asyncio.sleep(0.2)
@@ -249,6 +254,7 @@ async def run(args: argparse.Namespace) -> int:
                         took, problems = await settle(soak, lambda: audit(db, state), args.heal)
                         elapsed = time.monotonic() - began
                         verdict = f"held after {took:.1f}s" if not problems else f"NOT HELD after {took:.0f}s"
+                        verdict += f" (check {soak.audit_seconds[-1] * 1000:.0f} ms)"
                         print(f"t={elapsed:6.0f}s {fault:<34} invariants {verdict}; opened {tally.opened}, "
                               f"resolved {tally.resolved} ({tally.resolved / elapsed:.1f}/s)", flush=True)
                         if problems:
