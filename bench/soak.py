@@ -83,15 +83,24 @@ class Hub:
             self.proc = subprocess.Popen(hub_command("serve", "--host", "127.0.0.1", "--port", str(self.port)),
                                          env=env, stdout=out, stderr=subprocess.STDOUT)
 
-    async def ready(self, session: aiohttp.ClientSession, within: float = 60) -> None:
+    async def ready(self, session: aiohttp.ClientSession, within: float = 60) -> bool:
+        """True once serving; False if the process ended first (a fail point may fire during its start)."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
+            if not self.alive():
+                return False
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(self.url + "/healthz") as resp:
                     if resp.status == 200:
-                        return
+                        return True
             await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready; see {self.log}")
+
+    async def restart(self, session: aiohttp.ClientSession) -> None:
+        self.stop()
+        self.start()
+        if not await self.ready(session):
+            raise RuntimeError(f"{self.name} exited at start; see {self.log}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -230,9 +239,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
                 for h in hubs:
-                    h.start()
-                for h in hubs:
-                    await h.ready(session)
+                    await h.restart(session)
                 soak = Soak(hubs, session, tally, rng)
                 tokens = []
                 for i in range(args.agents):
@@ -294,20 +301,17 @@ async def inject(rng: random.Random, hubs: list[Hub], redis_server: RedisServer,
     hub = rng.choice(hubs)
     if kind == "kill":
         hub.kill()
-        hub.start()
-        await hub.ready(session)
+        await hub.restart(session)
         return f"{hub.name} SIGKILLed"
     point = rng.choice(KILL_POINTS)
     hub.stop()
     hub.start(point)
-    await hub.ready(session)
-    assert hub.proc is not None
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        await asyncio.to_thread(hub.proc.wait, 10)  # the load passes the point soon
+    if await hub.ready(session):
+        assert hub.proc is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(hub.proc.wait, 10)  # the load passes the point soon
     fired = not hub.alive()
-    hub.stop()
-    hub.start()
-    await hub.ready(session)
+    await hub.restart(session)
     return f"{hub.name} at {point}" + ("" if fired else " (not reached)")
 
 
