@@ -39,7 +39,7 @@ from hub.routing.state import RoutingState
 from hub.routing.types import CAPACITY_CLASS, CHANNELS, ConversationView, Presence, Waiting
 
 if TYPE_CHECKING:
-    from hub.router import Router
+    from hub.routing.service import Router
 
 log = logging.getLogger("hub.routing.reconciler")
 
