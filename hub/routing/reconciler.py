@@ -115,7 +115,8 @@ class Reconciler:
             if client is None:
                 return await self._pass()
             token = uuid.uuid4().hex
-            ttl = int(max(30.0, 6 * self.router.settings.routing.reconcile_seconds) * 1000)
+            # Short: a process killed mid-pass holds it until it expires, and two passes at once only repeat work.
+            ttl = int(max(2.0, 2 * self.router.settings.routing.reconcile_seconds) * 1000)
             if not await client.set(self._key("reconcile:lock"), token, nx=True, px=ttl):
                 return None
             try:

@@ -271,3 +271,28 @@ async def test_a_pass_never_brings_back_a_conversation_that_moved_on(
     assert ghosts == []
     assert await client.app[ROUTER].state.routed() == []
     assert await consistent(client) == []
+
+
+async def test_one_pass_at_a_time_across_processes(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], prefix: str
+) -> None:
+    """With Redis, a pass runs only where the lock was taken; the lock expires, so a process killed mid-pass
+    does not stop the others for long."""
+    from redis.asyncio import Redis
+
+    env = routing_env("redis", "redis://127.0.0.1:6379/0", prefix)
+    env["HUB_ROUTING__RECONCILE_SECONDS"] = "1000"  # no pass of its own in the background
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await redis.set(prefix + "reconcile:lock", "another process", px=400)
+        assert await client.app[ROUTER].reconciler.run() is None
+        await eventually(lambda: _unlocked(redis, prefix), within=5, what="the lock expired")
+        assert await client.app[ROUTER].reconciler.run() is not None
+        assert not await redis.exists(prefix + "reconcile:lock"), "released after the pass"
+    finally:
+        await redis.aclose()
+
+
+async def _unlocked(redis: Any, prefix: str) -> bool:
+    return not await redis.exists(prefix + "reconcile:lock")
