@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
 from hub.api import accounts, openapi, search_routes
@@ -81,19 +82,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     configured: dict[str, Channel] = request.app[CHANNELS]
-    channels = ", ".join(sorted(configured))
-    return web.Response(
-        content_type="text/html",
-        text=(
-            "<!doctype html><meta charset=utf-8><title>hub</title>"
-            "<body style='font-family:system-ui;max-width:40em;margin:3em auto'>"
-            "<h1>hub is running</h1>"
-            f"<p>Channels: {channels}. Queues: {', '.join(sorted(s.routing.queues))}.</p>"
-            "<ul><li><a href='/api/v1/openapi.json'>REST API (OpenAPI)</a></li>"
-            "<li><a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a> · <a href='/metrics'>/metrics</a>"
-            "</li></ul></body>"
-        ),
-    )
+    queues = [{"name": n, "title": q.title or n} for n, q in sorted(s.routing.queues.items())]
+    return pages.render("index.html", channels=sorted(configured), queues=queues, console=s.console.enabled)
 
 
 def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
@@ -164,6 +154,7 @@ def build_app(settings: Settings) -> web.Application:
             auth_middleware(auth, sessions if settings.console.enabled else None),
         ],
     )
+    security_headers.install(app)
     app[SETTINGS], app[DB], app[BUS], app[METRICS] = settings, db, bus, metrics
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions

@@ -87,7 +87,7 @@ class OutboxSettings(Section):
 
 
 class QueueSettings(Section):
-    title: str = ""
+    title: str = Field("", max_length=200)  # free text for people; the queue's name is its slug
     strategy: Literal["longest_idle", "least_occupied", "round_robin", "skills"] = "longest_idle"
     skills: dict[str, int] = Field(default_factory=dict)
     offer_timeout: float = Field(30.0, gt=0)

@@ -404,7 +404,9 @@ _ROUTING_CONFIG = {
     },
 }
 _ROUTING_CONFIG_ERRORS = {**_WRITE_ERRORS, "403": _json(_ref("Error"), "Not an admin or supervisor")}
-_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "queue"}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "queue: a new queue's name is a slug, [a-z0-9][a-z0-9_-]{0,63} (422 otherwise); "
+                              "its title is the text people read"}
 PATHS.update({
     "/api/v1/routing": {
         "get": {
