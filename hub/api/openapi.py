@@ -138,8 +138,10 @@ def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 _ERRORS = {
     "400": _json(_ref("Error"), "Bad request: the message says what to fix"),
     "401": _json(_ref("Error"), "No valid bearer token"),
-    "404": _json(_ref("Error"), "Not found, or not in your queues"),
+    "404": _json(_ref("Error"), "Not found; also what is outside your reach, in the same words"),
 }
+# You see the conversation (its customer is one you serve) but it is another queue's work (hub.visibility).
+_NOT_YOURS = {"403": _json(_ref("Error"), "Another queue's conversation: you may read it, not act on it")}
 _WRITE_ERRORS = {
     **_ERRORS,
     "413": _json(_ref("Error"), "Body over server.max_body_bytes"),
@@ -252,7 +254,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ReplyBody),
             "responses": {"201": _json(_ref("Message"), "Queued for sending (or stored, for a note)"),
-                          **_WRITE_ERRORS},
+                          **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/conversations/{id}/resolve": {
@@ -261,7 +263,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ResolveBody, required=False),
             "responses": {"200": _json(_ref("Conversation")),
-                          "409": _json(_ref("Error"), "Already resolved"), **_WRITE_ERRORS},
+                          "409": _json(_ref("Error"), "Already resolved"), **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/messages/{id}": {
@@ -334,7 +336,7 @@ PATHS.update({
             "summary": "Transfer to a queue (keeping its age) or to an agent, with an optional note",
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(TransferBody),
-            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/queues": {
@@ -363,11 +365,11 @@ PATHS.update({
     },
     "/api/v1/agents": {
         "get": {
-            "summary": "Agents with presence and current load",
+            "summary": "Agents with presence and current load; email, phone and voice client only for admins and "
+                       "supervisors",
             "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {"items": {
                 "type": "array", "items": {"type": "object",
-                                           "required": ["id", "name", "email", "role", "queues", "presence",
-                                                        "load"],
+                                           "required": ["id", "name", "role", "queues", "presence", "load"],
                                            "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                                                           "email": {"type": "string"}, "role": {"type": "string"},
                                                           "queues": {"type": "array"},

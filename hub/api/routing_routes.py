@@ -132,21 +132,21 @@ async def queues(request: web.Request) -> web.Response:
 async def agents(request: web.Request) -> web.Response:
     router = request.app[ROUTER]
     # Contact details are for the people who manage agents; everyone sees names, queues and presence.
-    manager = request[PRINCIPAL].role in ("admin", "supervisor")
+    manager = await _role(request) in ("admin", "supervisor")
     items = []
     for a in await list_agents(request.app[DB]):
         stats = await router.engine.agent_stats(a.id)
         items.append({
             "id": a.id,
             "name": a.name,
-            "email": a.email,
             "role": a.role,
             "queues": a.queues,
             "disabled": a.disabled,
             "presence": stats.presence.value if stats else "offline",
             "load": dict(stats.load) if stats else {},
             "capacity": dict(stats.capacity) if stats else {},
-            **({"phone": a.phone, "voice_client": a.voice_client, "created_at": a.created_at} if manager else {}),
+            **({"email": a.email, "phone": a.phone, "voice_client": a.voice_client, "created_at": a.created_at}
+               if manager else {}),
         })
     return web.json_response({"items": items})
 
@@ -154,13 +154,17 @@ async def agents(request: web.Request) -> web.Response:
 # -- the routing config (admin / supervisor) ------------------------------------------------------------------
 
 
+async def _role(request: web.Request) -> str:
+    p: Principal = request[PRINCIPAL]
+    if p.role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
+        return str(row["role"]) if row else p.role
+    return p.role
+
+
 async def _manager(request: web.Request) -> Principal:
     p: Principal = request[PRINCIPAL]
-    role = p.role
-    if role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
-        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
-        role = str(row["role"]) if row else role
-    if role not in ("admin", "supervisor"):
+    if await _role(request) not in ("admin", "supervisor"):
         raise web.HTTPForbidden(text="changing routing needs an admin or supervisor")
     return p
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import Field
 
+from hub import visibility
 from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
 from hub.api.errors import read_json
 from hub.api.schemas import Body
@@ -170,11 +171,9 @@ async def sign_out(request: web.Request) -> web.Response:
 
 def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[dict[str, Any]]:
     """TARGETS: each queue's first-response target in seconds (0: none)."""
-    where, params = "c.status <> 'resolved'", []
-    if not p.is_admin:
-        marks = ", ".join("?" for _ in p.queues) or "NULL"
-        where += f" AND (c.queue IN ({marks}) OR c.agent_id = ?)"
-        params = [*p.queues, p.agent_id]
+    # The work list: what the principal may act on (hub.visibility), not every customer they may read.
+    work, params = visibility.work_condition(p, "c.")
+    where = f"c.status <> 'resolved' AND {work}"
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
         "c.last_inbound_channel, cu.name AS customer_name, EXISTS (SELECT 1 FROM messages m "
