@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 
 from hub import tasks as background
 from hub import visibility
+from hub.api import live_access
 from hub.api.auth import AUTH_VIA, PRINCIPAL, Principal
 from hub.console.handlers import same_origin
 from hub.console.sessions import SESSIONS
@@ -154,16 +155,27 @@ async def events(request: web.Request) -> web.StreamResponse:
             log.exception("event stream failed; closing it so the client reconnects and re-syncs")
             await ws.close(code=1011, message=b"internal error")
 
+    async def follow_access() -> bool:
+        """Re-read the principal (its rights were changed, or events were dropped); False: the socket closed."""
+        now = await live_access.current(request)
+        if now is None:
+            await ws.close(code=CLOSE_SESSION_ENDED, message=b"access revoked")
+            return False
+        if now != seen.p:
+            seen.rescope(now)
+            # The console re-syncs through REST on "lagged": what it may no longer see leaves its lists too.
+            await ws.send_json({"type": "lagged", "at": format_time(utcnow()), "data": {"reason": "access changed"}})
+        return True
+
     async def forward() -> None:
         async for event in sub:
-            agent = event.data.get("agent") if event.type == "agent.updated" else None
-            if isinstance(agent, dict) and agent.get("id") == p.agent_id and agent.get("disabled"):
-                # An admin disabled this agent: their live stream ends now, not at the next session re-check.
-                await ws.close(code=CLOSE_SESSION_ENDED, message=b"account disabled")
-                return
             if sub.lagged:
                 sub.lagged = False
+                if not await follow_access():  # one of the dropped events may have been a revocation
+                    return
                 await ws.send_json({"type": "lagged", "at": format_time(utcnow()), "data": {}})
+            if live_access.concerns(event, seen.p) and not await follow_access():
+                return
             try:
                 allowed = await seen.allows(event)
             except Exception:  # a store hiccup must not end the stream; the event is withheld, the client re-syncs

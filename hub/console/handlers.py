@@ -18,11 +18,13 @@ from pydantic import Field
 from hub import visibility
 from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
 from hub.api.errors import read_json
+from hub.api.live_access import SESSION_ENDED
 from hub.api.schemas import Body
 from hub.channels.base import Channel
 from hub.console.sessions import SESSIONS, LockedOut, SignInError
+from hub.events import Event
 from hub.history.db import Tx
-from hub.keys import CHANNELS, DB, SETTINGS
+from hub.keys import BUS, CHANNELS, DB, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
 
 STATIC = Path(__file__).parent / "static"
@@ -160,6 +162,8 @@ async def sign_out(request: web.Request) -> web.Response:
             if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), found.csrf_token.encode()):
                 raise web.HTTPForbidden(text=f"missing or wrong {CSRF_HEADER} header")
             await sessions.sign_out(token)
+            # Its live sockets, in every hub process, close now (hub.api.live_access).
+            await request.app[BUS].publish(Event(SESSION_ENDED, {"agent_id": found.principal.agent_id}))
     resp = web.json_response({"signed_out": True})
     resp.del_cookie(sessions.cookie_name, path="/", secure=_secure_cookie(request), httponly=True,
                     samesite="Strict")
