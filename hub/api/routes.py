@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import visibility
+from hub import downloads, visibility
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
@@ -235,17 +235,8 @@ async def get_attachment(request: web.Request) -> web.Response:
     att, data = await request.app[DB].read(load)
     if att.status != "stored":
         raise web.HTTPConflict(text=f"attachment {aid} is {att.status}: {att.error or 'not fetched yet'}")
-    safe_name = "".join(ch for ch in att.filename if ch.isalnum() or ch in "._- ") or "attachment"
-    return web.Response(
-        body=data,
-        content_type=att.content_type if "/" in att.content_type else "application/octet-stream",
-        headers={
-            # Customer files never run as a page of ours: download, no sniffing, sandboxed if opened.
-            "Content-Disposition": f'attachment; filename="{safe_name}"',
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-        },
-    )
+    # Customer files never run as a page of ours: download, no sniffing, sandboxed if opened.
+    return downloads.file_response(data, att.filename, att.content_type)
 
 
 def routes() -> list[web.RouteDef]:
