@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import pages, security_headers
+from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
 from hub.api import accounts, openapi, search_routes
@@ -72,11 +72,6 @@ async def readyz(request: web.Request) -> web.Response:
     if await request.app[DB].ping():
         return web.json_response({"status": "ready", "database": request.app[DB].dialect})
     return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
-
-
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def index(request: web.Request) -> web.Response:
@@ -207,8 +202,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    if settings.metrics.enabled:
-        app.router.add_get("/metrics", metrics_endpoint)
+    metrics_http.install(app, settings.metrics, metrics)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
     app.router.add_routes(api_routes())
     app.router.add_routes(events_routes())
