@@ -153,3 +153,21 @@ async def test_contact_details_of_agents_are_for_managers(world: World) -> None:
         assert all(("phone" in a) == ("email" in a) == sees for a in items), role
     items = (await world.admin.call("GET", "/api/v1/agents", "/api/v1/agents"))["items"]
     assert all("phone" in a and "@" in a["email"] for a in items)
+
+
+async def test_the_event_stream_follows_the_same_rule(world: World, client: Client) -> None:
+    """A socket carries what its REST reads show: Ann's sales conversation reaches the support agent who served her,
+    Bob's does not."""
+    alice = world.roles["support"]
+    ws = await client.ws_connect("/api/v1/events", headers=alice.headers)
+    assert (await ws.receive_json(timeout=10))["type"] == "hello"
+    for conv, text in ((world.bob_conv, "for bob"), (world.ann_sales, "for ann")):
+        await world.admin.call("POST", "/api/v1/conversations/{id}/messages", f"/api/v1/conversations/{conv}/messages",
+                               {"text": text, "note": True}, expect=201)
+    texts = []
+    while "for ann" not in texts:
+        event = await ws.receive_json(timeout=10)
+        if event["type"] == "message.created":
+            texts.append(event["data"]["message"]["text"])
+    assert texts == ["for ann"]
+    await ws.close()
