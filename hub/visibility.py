@@ -14,18 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
+
 from hub.history.db import Tx
 
 if TYPE_CHECKING:
     from hub.api.auth import Principal
-    from hub.history.store import NotFound
 
 
-def hidden(kind: str, ident: int) -> NotFound:
-    """The refusal for something outside P's reach: worded exactly as the store words an absent row."""
-    from hub.history.store import NotFound  # the store applies this module's rule in its queries
-
-    return NotFound(f"{kind} {ident} does not exist")
+def hidden(kind: str, ident: int) -> web.HTTPNotFound:
+    """The refusal for something outside P's reach: worded exactly as the store words an absent row (the store
+    applies this module's rule in its queries, so this module does not import it)."""
+    return web.HTTPNotFound(text=f"{kind} {ident} does not exist")
 
 
 def sees_everything(p: Principal) -> bool:
