@@ -10,7 +10,6 @@ import phonenumbers
 from hub.model import IDENTITY_KINDS, Identity
 
 _EMAIL = re.compile(r"^[^@\s<>\x00-\x1f\x7f]+@[^@\s<>\x00-\x1f\x7f]+\.[^@\s<>\x00-\x1f\x7f]+$")
-_TELEGRAM = re.compile(r"-?[0-9]{1,20}")
 # The longest an identity may be: an email address's limit (RFC 5321); phone numbers and chat ids are far shorter.
 MAX_IDENTITY_CHARS = 320
 _VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -53,7 +52,9 @@ def normalize(kind: str, value: str, region: str = "US") -> Identity:
             raise IdentityError(f"email {value!r} is not an email address")
         return Identity("email", addr)
     if kind == "telegram":
-        if not _TELEGRAM.fullmatch(value):
+        digits = value.removeprefix("-")
+        # ASCII only ('²' passes isdigit() but not int()), and within 64 bits like every Telegram id.
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
             raise IdentityError(f"telegram identity {value!r} must be a numeric Telegram user id")
         return Identity("telegram", str(int(value)))
     if not _VISITOR.match(value):
