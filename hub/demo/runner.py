@@ -298,7 +298,7 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
         if traffic:
             secret = settings.channels.webchat.identity_secret
             jordan_chat = WebchatVisitor(url, JORDAN[0], JORDAN_CHAT, email=JORDAN[1], identity_secret=secret)
-            tasks.append(asyncio.create_task(jordan_chat.run(start_after=25.0)))
+            tasks.append(asyncio.create_task(jordan_chat.run(start_after=14.0)))
             tasks.append(asyncio.create_task(WebchatVisitor(url, "", VISITOR_CHAT).run(start_after=6.0)))
             if telegram is not None:
                 try:

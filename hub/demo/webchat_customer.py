@@ -33,6 +33,10 @@ class WebchatVisitor:
     received: list[str] = field(default_factory=list)
     visitor_id: str | None = None
 
+    @property
+    def who(self) -> str:
+        return self.name or "(anonymous)"
+
     def _hello(self) -> dict[str, Any]:
         hello: dict[str, Any] = {"type": "hello", "visitor_id": self.visitor_id, "page": self.hub_url + "/chat",
                                  "profile": {"name": self.name}}
@@ -56,7 +60,7 @@ class WebchatVisitor:
                         self.visitor_id = welcome.get("visitor_id", self.visitor_id)
                         await self._talk(ws, pending, answers, interval)
                 except (aiohttp.ClientError, TimeoutError, TypeError, ValueError) as e:
-                    log.warning("simulated web chat visitor %s lost the chat: %s", self.name, e)
+                    log.warning("simulated web chat visitor %s lost the chat: %s", self.who, e)
                 await asyncio.sleep(interval)
 
     async def _talk(self, ws: aiohttp.ClientWebSocketResponse, pending: list[str],
@@ -73,7 +77,7 @@ class WebchatVisitor:
             if frame.get("type") == "message" and frame["message"].get("direction") == "out":
                 text = str(frame["message"].get("text") or "[file]")
                 self.received.append(text)
-                log.info("simulated web chat visitor %s received %r", self.name, text)
+                log.info("simulated web chat visitor %s received %r", self.who, text)
                 await asyncio.sleep(interval * random.uniform(0.3, 0.6))
                 await self._say(ws, next(answers))
 
@@ -81,4 +85,4 @@ class WebchatVisitor:
         await ws.send_json({"type": "typing", "typing": True})
         await asyncio.sleep(0.8)
         await ws.send_json({"type": "message", "client_id": secrets.token_urlsafe(9), "text": text})
-        log.info("simulated web chat visitor %s wrote %r", self.name, text)
+        log.info("simulated web chat visitor %s wrote %r", self.who, text)
