@@ -37,6 +37,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
 
 log = logging.getLogger("hub.app")
@@ -244,4 +245,6 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(search_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
+    if "webchat" in channels:
+        app.router.add_routes(webchat_availability.routes())
     return app
