@@ -100,6 +100,10 @@ class ChannelHost:
 
         return await self._ingest.db.read(load)
 
+    async def is_resolved(self, conversation_id: int) -> bool:
+        conv = await self._ingest.db.read(lambda tx: store.conversation(tx, conversation_id))
+        return conv.status == "resolved"
+
     async def attachment_attempts(self, attachment_id: int) -> int:
         return await self._ingest.db.read(lambda tx: store.attachment_attempts(tx, attachment_id))
 

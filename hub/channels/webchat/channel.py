@@ -365,12 +365,15 @@ class WebchatChannel(Channel):
             await ws.close(code=4429, message=b"too many open chats")
             return None
         history = await self.chat_sink.history(identity, self.name, self.settings.history_limit)
+        last = history[-1][0].conversation_id if history else None
         await ws.send_json({
             "type": "welcome",
             "visitor_id": visitor_id,
             "verified": verified,
             "identity_error": why,
             "history": [visitor_json(m, agent) for m, agent in history],
+            # the latest conversation, when it has been resolved since: the widget says so
+            "resolved": last if last is not None and await self.chat_sink.is_resolved(last) else None,
         })
         return visitor
 
