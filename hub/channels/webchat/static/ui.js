@@ -464,13 +464,16 @@ export class ChatWindow {
     if (mine) meta.append(el("span", "hc-tick"));
     for (const a of m.attachments || []) {
       if (a.id) {
-        const link = el("button", "hc-file", a.filename);
+        const link = el("button", "hc-file");
+        link.append(icon(ICONS.attach, 14), a.filename);
         link.type = "button";
         link.title = `Download ${a.filename}`;
         link.addEventListener("click", () => this.download(a, link));
         col.append(link);
       } else {
-        col.append(el("div", "hc-file", a.filename));
+        const item = el("div", "hc-file");
+        item.append(icon(ICONS.attach, 14), a.filename);
+        col.append(item);
       }
     }
     col.append(bubble, meta);
