@@ -1,6 +1,6 @@
-"""What a web chat visitor is told before writing: whether anyone can answer now (agents available in the queue
-web chats go to, business hours when configured), and how long the first reply typically takes (when the hub has
-seen enough recent conversations to say). Served at GET /webchat/availability, public, for the widget."""
+"""What a web chat visitor is told before writing: whether anyone can answer now (agents of the queue web chats go
+to, available with room for one more chat; business hours when configured), and how long the first reply typically
+takes (when the hub has seen enough recent conversations to say). GET /webchat/availability, public, for the widget."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hub.history.db import Database, Tx
 from hub.keys import DB, ROUTER, SETTINGS
 from hub.model import format_time, parse_time, utcnow
 from hub.routing.rules import Contact
+from hub.routing.types import CAPACITY_CLASS, Presence
 
 # The typical wait is the median time to the first agent reply over the queue's recent conversations.
 WAIT_WINDOW = timedelta(hours=2)
@@ -72,19 +73,35 @@ async def availability(request: web.Request) -> dict[str, Any]:
     queue = router.engine.choose_queue(Contact(channel="webchat")).queue
     stats = await router.engine.queue_stats(queue)
     open_now = is_open(settings.hours, settings.timezone, now)
-    wait = await db.read(lambda tx: typical_wait(tx, queue, format_time(now - WAIT_WINDOW)))
+
+    def read(tx: Tx) -> tuple[list[int], float | None]:
+        members = [int(r["agent_id"]) for r in tx.all(
+            "SELECT q.agent_id FROM agent_queues q JOIN agents a ON a.id = q.agent_id "
+            "WHERE q.queue = ? AND a.disabled = 0", (queue,))]
+        return members, typical_wait(tx, queue, format_time(now - WAIT_WINDOW))
+
+    members, wait = await db.read(read)
+    free = working = 0
+    kind = CAPACITY_CLASS["webchat"]
+    for agent in members:
+        a = await router.engine.agent_stats(agent)
+        if a is None or a.presence != Presence.AVAILABLE:
+            continue
+        working += 1
+        if a.load.get(kind, 0) < a.capacity.get(kind, 0) and a.wrapup_until <= router.clock():
+            free += 1
     if not open_now:
         state = "closed"
-    elif stats.available_agents > 0:
+    elif free:
         state = "online"
-    elif stats.busy_agents > 0:
-        state = "busy"  # agents are working, all at capacity: the visitor waits in the queue
+    elif working:
+        state = "busy"  # agents are at work, every one at their chat capacity: the visitor waits in the queue
     else:
         state = "away"
     opens = next_open(settings.hours, settings.timezone, now) if state == "closed" else None
     return {
         "state": state,
-        "agents_available": stats.available_agents,
+        "agents_available": free,
         "waiting": stats.waiting,
         "expected_wait_seconds": round(wait) if wait is not None and state in ("online", "busy") else None,
         "opens_at": format_time(opens) if opens is not None else None,

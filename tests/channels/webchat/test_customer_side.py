@@ -5,6 +5,7 @@ Screenshots go to $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import Callable
@@ -198,7 +199,7 @@ async def test_wait_files_both_ways_and_resolved(
                 await page.click("button.hc-file >> text=return-label.pdf")
             download = await download_info.value
             assert download.suggested_filename == "return-label.pdf"
-            assert Path(await download.path()).read_bytes() == label
+            assert await asyncio.to_thread(Path(await download.path()).read_bytes) == label
 
             # Resolved: the visitor is told, and still is after a reload.
             assert (await hub.post(f"/api/v1/conversations/{conv}/resolve", headers=maya)).status == 200
