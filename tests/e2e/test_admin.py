@@ -127,6 +127,7 @@ def test_admin_edits_queues_and_rules(hub: Hub, new_page: Any) -> None:
     page.locator("#queue-skills .skill-level").last.fill("150")
     page.click("#modal-ok")
     page.wait_for_selector("#queue-error >> text=spanish: the minimum level is a whole number from 0 to 100.")
+    _shot(page, "admin-queue-form.png")
     page.locator("#queue-skills .skill-level").last.fill("40")
     page.fill("#queue-timeout", "45")
     page.click("#modal-ok")
