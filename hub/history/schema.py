@@ -281,6 +281,17 @@ CREATE TABLE routing_overrides (
 
 MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index on PostgreSQL)", "{text_search}"))
 
+MIGRATIONS.append(
+    (
+        65,
+        "console: sign-in throttling reads failures per client address, and sweeps them by age",
+        """
+CREATE INDEX login_failures_ip ON login_failures (ip, at);
+CREATE INDEX login_failures_at ON login_failures (at)
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

@@ -158,7 +158,8 @@ def test_admin_edits_queues_and_rules(hub: Hub, new_page: Any) -> None:
     page.locator("#rules-admin .rule").last.locator(".rule-keywords").fill("!!!")
     page.click("#save-rules")
     page.wait_for_selector("#rules-error >> text=keyword")
-    assert page.inner_text("#rules-error") == "Rule 3 (rule-3), keywords: every keyword needs at least one letter or digit"
+    refusal = page.inner_text("#rules-error")
+    assert refusal == "Rule 3 (rule-3), keywords: every keyword needs at least one letter or digit"
     page.locator("#skills-admin tbody tr").first.scroll_into_view_if_needed()
     page.evaluate("document.querySelector('.admin').scrollTop = 0; document.getElementById('toasts')?.remove()")
     _shot(page, "admin-routing.png")
