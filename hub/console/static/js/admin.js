@@ -272,7 +272,7 @@ function skillsEditor(id, map, known, levelLabel) {
     return row;
   };
   for (const [k, v] of Object.entries(map || {})) add(k, String(v));
-  const more = h("button", { class: "btn btn-small", type: "button", id: `${id}-add`,
+  const more = h("button", { class: "btn btn-small", type: "button", id: `${id}-add`, style: "justify-self:start",
     onclick: () => add().querySelector("input").focus() }, "Add skill");
   const read = () => {
     const out = {};
