@@ -4,6 +4,7 @@ takes (when the hub has seen enough recent conversations to say). GET /webchat/a
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from hub.keys import DB, ROUTER, SETTINGS
 from hub.model import format_time, parse_time, utcnow
 from hub.routing.rules import Contact
 from hub.routing.types import CAPACITY_CLASS, Presence
+
+log = logging.getLogger("hub.routing.availability")
 
 # The typical wait is the median time to the first agent reply over the queue's recent conversations.
 WAIT_WINDOW = timedelta(hours=2)
@@ -119,7 +122,13 @@ class Availability:
     async def serve(self, request: web.Request) -> web.Response:
         hit = self.cached
         if hit is None or time.monotonic() - hit.at > CACHE_SECONDS:
-            hit = self.cached = _Cached(time.monotonic(), await availability(request))
+            try:
+                hit = self.cached = _Cached(time.monotonic(), await availability(request))
+            except Exception:  # routing state or database unreachable: the widget keeps what it knew
+                log.exception("web chat availability could not be worked out")
+                return web.json_response({"error": {"status": 503, "message": "availability is unknown right now"}},
+                                         status=503, headers={"Access-Control-Allow-Origin": "*",
+                                                              "Retry-After": "15"})
         return web.json_response(hit.value, headers={"Access-Control-Allow-Origin": "*",
                                                       "Cache-Control": f"max-age={int(CACHE_SECONDS)}"})
 
