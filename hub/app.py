@@ -4,6 +4,7 @@ started and stopped by a cleanup_ctx (closed in reverse order)."""
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -14,6 +15,7 @@ from aiohttp import web
 from hub import tasks as background
 from hub.agents import sync_queues
 from hub.api import accounts, openapi, search_routes
+from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
@@ -36,6 +38,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
 
 log = logging.getLogger("hub.app")
@@ -80,19 +83,31 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
+    """The first page a newcomer opens: where to go next (console, web chat, API docs) and what is configured."""
     s = request.app[SETTINGS]
     configured: dict[str, Channel] = request.app[CHANNELS]
-    channels = ", ".join(sorted(configured))
+    channels = ", ".join(sorted(configured)) or "none"
+    links = []
+    if s.console.enabled:
+        links.append("<li><a href='/console/'><b>Agent console</b></a>: sign in as an agent or admin</li>")
+    if "webchat" in configured:
+        links.append("<li><a href='/chat'><b>Web chat</b></a>: write in as a customer would</li>")
+    links.append("<li><a href='/api/docs'><b>API docs</b></a> (try it out with an API token) ·"
+                 " <a href='/api/v1/openapi.json'>OpenAPI document</a></li>")
+    ops = "<a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a>"
+    if s.metrics.enabled:
+        ops += " · <a href='/metrics'>/metrics</a>"
+    links.append(f"<li>{ops}</li>")
     return web.Response(
         content_type="text/html",
         text=(
-            "<!doctype html><meta charset=utf-8><title>hub</title>"
-            "<body style='font-family:system-ui;max-width:40em;margin:3em auto'>"
+            "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            "<title>hub</title>"
+            "<body style='font-family:system-ui;max-width:40em;margin:3em auto;padding:0 1em;line-height:1.5'>"
             "<h1>hub is running</h1>"
-            f"<p>Channels: {channels}. Queues: {', '.join(sorted(s.routing.queues))}.</p>"
-            "<ul><li><a href='/api/v1/openapi.json'>REST API (OpenAPI)</a></li>"
-            "<li><a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a> · <a href='/metrics'>/metrics</a>"
-            "</li></ul></body>"
+            f"<ul>{''.join(links)}</ul>"
+            f"<p>Channels: {html.escape(channels)}. Queues: {html.escape(', '.join(sorted(s.routing.queues)))}.</p>"
+            "</body></html>"
         ),
     )
 
@@ -220,6 +235,7 @@ def build_app(settings: Settings) -> web.Application:
     if settings.metrics.enabled:
         app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
+    app.router.add_routes(api_docs.routes())
     app.router.add_routes(api_routes())
     app.router.add_routes(events_routes())
     if settings.console.enabled:
@@ -230,4 +246,6 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(search_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
+    if "webchat" in channels:
+        app.router.add_routes(webchat_availability.routes())
     return app
