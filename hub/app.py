@@ -15,6 +15,7 @@ from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
 from hub.api import accounts, openapi, search_routes
+from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
@@ -37,6 +38,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
 
 log = logging.getLogger("hub.app")
@@ -76,10 +78,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
+    """The first page a newcomer opens: where to go next (console, web chat, API docs) and what is configured."""
     s = request.app[SETTINGS]
     configured: dict[str, Channel] = request.app[CHANNELS]
     queues = [{"name": n, "title": q.title or n} for n, q in sorted(s.routing.queues.items())]
-    return pages.render("index.html", channels=sorted(configured), queues=queues, console=s.console.enabled)
+    return pages.render("index.html", channels=sorted(configured), queues=queues, console=s.console.enabled,
+                        webchat="webchat" in configured, metrics=s.metrics.enabled and not s.metrics.listen)
 
 
 def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
@@ -205,6 +209,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     metrics_http.install(app, settings.metrics, metrics)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
+    app.router.add_routes(api_docs.routes())
     app.router.add_routes(api_routes())
     app.router.add_routes(events_routes())
     if settings.console.enabled:
@@ -215,4 +220,6 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(search_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
+    if "webchat" in channels:
+        app.router.add_routes(webchat_availability.routes())
     return app

@@ -280,6 +280,27 @@ class WebchatSettings(Section):
     messages_per_minute: int = Field(20, ge=1)
     history_limit: int = Field(100, ge=0, le=1000)
     max_sockets_per_visitor: int = Field(5, ge=1)
+    # When agents answer chats (e.g. "mon-fri 09:00-17:30"); outside them the widget shows the offline form.
+    hours: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    max_file_bytes: int = Field(10_000_000, ge=0)  # a file a visitor sends (0: visitors cannot send files)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        from hub.channels.twilio.hours import parse_span
+
+        for span in v:
+            parse_span(span)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from hub.channels.twilio.hours import zone
+
+        zone(v)
+        return v
     new_visitors_per_address_per_minute: int = Field(10, ge=1)
     new_visitors_per_minute: int = Field(300, ge=1)
 

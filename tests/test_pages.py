@@ -30,7 +30,7 @@ def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings
 
 def test_templates_escape_every_value() -> None:
     html = pages.render_text("index.html", channels=[PAYLOAD], queues=[{"name": PAYLOAD, "title": PAYLOAD}],
-                             console=True)
+                             console=True, webchat=True, metrics=True)
     assert "<img" not in html and "<script>alert" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&#34;&gt;" in html
 
@@ -50,7 +50,7 @@ def _assert_html_headers(headers: Any) -> None:
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"]
 
 
-@pytest.mark.parametrize("path", ["/", "/console/", "/chat"])
+@pytest.mark.parametrize("path", ["/", "/console/", "/chat", "/api/docs"])
 async def test_every_html_page_carries_the_security_headers(client: Client, path: str) -> None:
     resp = await client.get(path)
     assert resp.status == 200 and resp.content_type == "text/html", path

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from hub.api.docs import is_docs_path
 from hub.history.db import Database, Tx
 from hub.model import format_time, utcnow
 
@@ -125,7 +126,7 @@ def auth_middleware(
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS:
+        if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS or is_docs_path(request.path):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header and sessions is not None and sessions.cookie_name in request.cookies:
