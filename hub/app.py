@@ -4,7 +4,6 @@ started and stopped by a cleanup_ctx (closed in reverse order)."""
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -12,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
 from hub.api import accounts, openapi, search_routes
@@ -77,39 +77,13 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
 
 
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-
 async def index(request: web.Request) -> web.Response:
     """The first page a newcomer opens: where to go next (console, web chat, API docs) and what is configured."""
     s = request.app[SETTINGS]
     configured: dict[str, Channel] = request.app[CHANNELS]
-    channels = ", ".join(sorted(configured)) or "none"
-    links = []
-    if s.console.enabled:
-        links.append("<li><a href='/console/'><b>Agent console</b></a>: sign in as an agent or admin</li>")
-    if "webchat" in configured:
-        links.append("<li><a href='/chat'><b>Web chat</b></a>: write in as a customer would</li>")
-    links.append("<li><a href='/api/docs'><b>API docs</b></a> (try it out with an API token) ·"
-                 " <a href='/api/v1/openapi.json'>OpenAPI document</a></li>")
-    ops = "<a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a>"
-    if s.metrics.enabled:
-        ops += " · <a href='/metrics'>/metrics</a>"
-    links.append(f"<li>{ops}</li>")
-    return web.Response(
-        content_type="text/html",
-        text=(
-            "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            "<title>hub</title>"
-            "<body style='font-family:system-ui;max-width:40em;margin:3em auto;padding:0 1em;line-height:1.5'>"
-            "<h1>hub is running</h1>"
-            f"<ul>{''.join(links)}</ul>"
-            f"<p>Channels: {html.escape(channels)}. Queues: {html.escape(', '.join(sorted(s.routing.queues)))}.</p>"
-            "</body></html>"
-        ),
-    )
+    queues = [{"name": n, "title": q.title or n} for n, q in sorted(s.routing.queues.items())]
+    return pages.render("index.html", channels=sorted(configured), queues=queues, console=s.console.enabled,
+                        webchat="webchat" in configured, metrics=s.metrics.enabled and not s.metrics.listen)
 
 
 def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
@@ -180,6 +154,7 @@ def build_app(settings: Settings) -> web.Application:
             auth_middleware(auth, sessions if settings.console.enabled else None),
         ],
     )
+    security_headers.install(app)
     app[SETTINGS], app[DB], app[BUS], app[METRICS] = settings, db, bus, metrics
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
@@ -232,8 +207,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    if settings.metrics.enabled:
-        app.router.add_get("/metrics", metrics_endpoint)
+    metrics_http.install(app, settings.metrics, metrics)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
     app.router.add_routes(api_docs.routes())
     app.router.add_routes(api_routes())

@@ -87,7 +87,7 @@ class OutboxSettings(Section):
 
 
 class QueueSettings(Section):
-    title: str = ""
+    title: str = Field("", max_length=200)  # free text for people; the queue's name is its slug
     strategy: Literal["longest_idle", "least_occupied", "round_robin", "skills"] = "longest_idle"
     skills: dict[str, int] = Field(default_factory=dict)
     offer_timeout: float = Field(30.0, gt=0)
@@ -448,6 +448,24 @@ class EventSettings(Section):
 
 class MetricsSettings(Section):
     enabled: bool = True
+    token: str = ""  # when set, /metrics needs Authorization: Bearer <token>
+    listen: str = ""  # "host:port": serve /metrics there only, not on the hub's public address
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and (len(v) < 16 or not v.isascii() or not v.isprintable() or " " in v):
+            raise ValueError("must be at least 16 printable ASCII characters without spaces (or empty: no token)")
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError('must be "host:port", e.g. "127.0.0.1:9108" (or empty: serve on the hub\'s address)')
+        return v
 
 
 class Settings(Section):

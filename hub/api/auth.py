@@ -88,6 +88,11 @@ class TokenAuth:
             self._cache[digest] = (self.clock() + CACHE_SECONDS, principal)
         return principal
 
+    async def verify_now(self, token: str) -> Principal | None:
+        """As verify, but asking the store whatever is remembered: a change to the token's rights was announced."""
+        self._cache.pop(hash_token(token), None)
+        return await self.verify(token)
+
     def forget(self, token_id: int | None = None, agent_id: int | None = None) -> None:
         """Drop remembered verifications of a revoked token or of a changed agent's tokens: the next request with
         them asks the store again, so a revocation takes effect at once. With neither, forget everything."""

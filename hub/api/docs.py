@@ -7,6 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub import pages
+
 SWAGGER_UI_VERSION = "5.36.0"
 STATIC = Path(__file__).parent / "docs_static"
 ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "docs.js"})
@@ -18,29 +20,14 @@ CSP = (
     " connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
-PAGE = f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>hub REST API</title>
-<link rel="stylesheet" href="{PREFIX}/swagger-ui.css?v={SWAGGER_UI_VERSION}">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{PREFIX}/swagger-ui-bundle.js?v={SWAGGER_UI_VERSION}"></script>
-<script src="{PREFIX}/docs.js?v={SWAGGER_UI_VERSION}"></script>
-</body>
-</html>
-"""
-
 _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
 async def page(request: web.Request) -> web.Response:
     if request.path != PREFIX:
         raise web.HTTPFound(PREFIX)
-    return web.Response(text=PAGE, content_type="text/html", headers={**_HEADERS, "Cache-Control": "no-cache"})
+    return pages.render("api_docs.html", headers={**_HEADERS, "Cache-Control": "no-cache"}, prefix=PREFIX,
+                        version=SWAGGER_UI_VERSION)
 
 
 async def asset(request: web.Request) -> web.StreamResponse:

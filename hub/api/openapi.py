@@ -139,8 +139,10 @@ def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 _ERRORS = {
     "400": _json(_ref("Error"), "Bad request: the message says what to fix"),
     "401": _json(_ref("Error"), "No valid bearer token"),
-    "404": _json(_ref("Error"), "Not found, or not in your queues"),
+    "404": _json(_ref("Error"), "Not found; also what is outside your reach, in the same words"),
 }
+# You see the conversation (its customer is one you serve) but it is another queue's work (hub.visibility).
+_NOT_YOURS = {"403": _json(_ref("Error"), "Another queue's conversation: you may read it, not act on it")}
 _WRITE_ERRORS = {
     **_ERRORS,
     "413": _json(_ref("Error"), "Body over server.max_body_bytes"),
@@ -253,7 +255,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ReplyBody),
             "responses": {"201": _json(_ref("Message"), "Queued for sending (or stored, for a note)"),
-                          **_WRITE_ERRORS},
+                          **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/conversations/{id}/resolve": {
@@ -262,7 +264,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ResolveBody, required=False),
             "responses": {"200": _json(_ref("Conversation")),
-                          "409": _json(_ref("Error"), "Already resolved"), **_WRITE_ERRORS},
+                          "409": _json(_ref("Error"), "Already resolved"), **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/messages/{id}": {
@@ -335,7 +337,7 @@ PATHS.update({
             "summary": "Transfer to a queue (keeping its age) or to an agent, with an optional note",
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(TransferBody),
-            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/queues": {
@@ -364,11 +366,11 @@ PATHS.update({
     },
     "/api/v1/agents": {
         "get": {
-            "summary": "Agents with presence and current load",
+            "summary": "Agents with presence and current load; email, phone and voice client only for admins and "
+                       "supervisors",
             "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {"items": {
                 "type": "array", "items": {"type": "object",
-                                           "required": ["id", "name", "email", "role", "queues", "presence",
-                                                        "load"],
+                                           "required": ["id", "name", "role", "queues", "presence", "load"],
                                            "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                                                           "email": {"type": "string"}, "role": {"type": "string"},
                                                           "queues": {"type": "array"},
@@ -405,7 +407,9 @@ _ROUTING_CONFIG = {
     },
 }
 _ROUTING_CONFIG_ERRORS = {**_WRITE_ERRORS, "403": _json(_ref("Error"), "Not an admin or supervisor")}
-_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "queue"}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "queue: a new queue's name is a slug, [a-z0-9][a-z0-9_-]{0,63} (422 otherwise); "
+                              "its title is the text people read"}
 PATHS.update({
     "/api/v1/routing": {
         "get": {

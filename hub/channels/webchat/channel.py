@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from hub import tasks as background
+from hub import visibility
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import BadBody, error, parse_json, read_json
 from hub.api.schemas import TypingBody
@@ -583,8 +584,7 @@ class WebchatChannel(Channel):
 
         def load(tx: Tx) -> tuple[str | None, str | None, int]:
             conv = store.conversation(tx, conv_id)
-            visible = principal.is_admin or conv.queue in principal.queues or conv.agent_id == principal.agent_id
-            if not visible:
+            if not visibility.may_act(principal, conv.queue, conv.agent_id):
                 raise store.NotFound(f"conversation {conv_id} does not exist")
             ident = store.last_inbound_identity(tx, conv_id, self.name)
             names = store.agent_names(tx, {principal.agent_id}) if principal.agent_id is not None else {}
