@@ -36,7 +36,8 @@ class IngestResult:
     customer: Customer
     #: True when this event was seen before: nothing new was stored
     duplicate: bool
-    #: how the conversation came about: "joined", "opened" or "reopened"
+    #: how the conversation came about: "joined", "opened", "reopened", or "recorded" (an automatic message put
+    #: on a conversation that stays as it was)
     conversation_how: str
     journal_id: int
 
@@ -83,8 +84,10 @@ class Ingest:
         inbound.identity = normalize(inbound.identity.kind, inbound.identity.value, region)
         return inbound
 
-    async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult:
-        """Store one inbound event exactly once. A retried event returns the stored message and stores nothing new."""
+    async def ingest(self, inbound: Inbound, raw: Any = None, fingerprint: str | None = None) -> IngestResult:
+        """Store one inbound event exactly once. A retried event returns the stored message and stores nothing new.
+        With a FINGERPRINT of its content, an event that reuses another's provider id is not a retry (see
+        hub.journal.write): it is stored, marked `reused_external_id`."""
         inbound = self.normalized(inbound)
         key = inbound.external_id or f"hub-{uuid.uuid4()}"
         payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
@@ -94,27 +97,62 @@ class Ingest:
         # One transaction: the raw event and its processing commit together, and a processing failure rolls back
         # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
         def run(tx: Tx) -> IngestResult | IngestFailed:
-            journaled = _journal(tx, inbound.channel, key, payload, received)
+            journaled = _journal(tx, inbound.channel, key, payload, received, fingerprint)
             return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted)
 
         return await self._finish(inbound, await self.db.write(run))
 
-    async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int:
-        """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost."""
+    async def flag(
+        self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,
+        fingerprint: str | None = None,
+    ) -> int:
+        """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost. CODE is
+        the short reason operators filter on and /metrics counts (docs/attention.md lists them)."""
         key = dedupe_key or f"hub-{uuid.uuid4()}"
         payload = json.dumps({"inbound": None, "raw": raw}, default=str)
         now = format_time(utcnow())
+        code = code or ("ignored" if reason.startswith("ignored") else "unreadable")
 
-        def write(tx: Tx) -> int:
-            j = _journal(tx, channel, key, payload, now)
+        def write(tx: Tx) -> tuple[int, bool]:
+            j = _journal(tx, channel, key, payload, now, fingerprint)
             if j.status == "pending":
-                tx.exec("UPDATE journal SET status = 'rejected', error = ? WHERE id = ?", (reason, j.id))
-            return j.id
+                tx.exec("UPDATE journal SET status = 'rejected', error = ?, reason = ? WHERE id = ?",
+                        (reason, code, j.id))
+            return j.id, j.inserted
 
-        jid = await self.db.write(write)
+        jid, new = await self.db.write(write)
         self.metrics.inbound.labels(channel, "rejected").inc()
-        log.warning("flagged %s event %d: %s", channel, jid, reason)
+        if new:
+            self.metrics.flagged.labels(channel, code).inc()
+        log.warning("flagged %s event %d (%s): %s", channel, jid, code, reason)
         return jid
+
+    async def record_handled(
+        self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
+    ) -> tuple[int | None, int | None]:
+        """Journal an event that is about one of our outbound messages (an email bounce) as done, linked to the
+        message whose external id is ABOUT; OUTCOME says what it did. Returns (journal id, message id), or
+        (None, None) when no such message exists (nothing is journaled)."""
+        payload = json.dumps({"inbound": None, "raw": raw}, default=str)
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> tuple[int | None, int | None]:
+            row = tx.one(
+                "SELECT id FROM messages WHERE channel = ? AND external_id = ? AND direction = 'out' ORDER BY id "
+                "LIMIT 1", (channel, about),
+            )
+            if row is None:
+                return None, None  # not ours: nothing journaled, the caller flags it
+            message_id = int(row["id"])
+            j = _journal(tx, channel, dedupe_key, payload, now, fingerprint)
+            if j.status == "pending":
+                tx.exec(
+                    "UPDATE journal SET status = 'done', message_id = ?, error = ?, reason = 'bounce', "
+                    "processed_at = ?, attempts = attempts + 1 WHERE id = ?", (message_id, outcome, now, j.id),
+                )
+            return j.id, message_id
+
+        return await self.db.write(write)
 
     def _queue(self, inbound: Inbound) -> tuple[str, str | None]:
         try:
@@ -161,12 +199,20 @@ class Ingest:
             threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
         if threaded is not None:
             conv, how = threaded, "joined"
+        elif inbound.meta.get("automatic"):
+            # Machine-written (an out-of-office): on the timeline, but it never opens or reopens work.
+            conv, how = store.record_without_routing(
+                tx, customer_id, inbound.channel, queue, inbound.business_line, now
+            )
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
+        if inbound.external_id and store.inbound_by_external_id(tx, inbound.channel, inbound.external_id):
+            # Another event with other content holds this provider id (some mailers send one fixed Message-ID).
+            meta["reused_external_id"] = True
         mail = meta.get("email")
         if isinstance(mail, dict) and isinstance(mail.get("full_html"), str):
             # The full original an email keeps beside its trimmed body reaches browsers too: same rule.
@@ -216,7 +262,7 @@ class Ingest:
         self.metrics.inbound.labels(inbound.channel, "duplicate" if outcome.duplicate else "stored").inc()
         if not outcome.duplicate:
             await self._publish(outcome)
-            if self.on_stored is not None:
+            if self.on_stored is not None and not inbound.meta.get("automatic"):
                 try:
                     await self.on_stored(outcome, inbound)
                 except Exception:
@@ -231,7 +277,7 @@ class Ingest:
         return await self._finish(inbound, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
-        if r.conversation_how != "joined":
+        if r.conversation_how in ("opened", "reopened"):
             await self.bus.publish(
                 Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})
             )

@@ -29,6 +29,7 @@ from hub.config import EmailChannelSettings
 from hub.history.identities import IdentityError
 from hub.html_safety import sanitize
 from hub.ingest import IngestFailed
+from hub.metrics import Metrics
 from hub.model import Inbound, Message, Outbound, utcnow
 
 log = logging.getLogger("hub.channels.email")
@@ -43,6 +44,12 @@ class EmailHost(InboundSink, MailboxStateHost, Protocol):
 
     async def thread_conversation(self, channel: str, external_ids: list[str]) -> int | None: ...
     async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]: ...
+    async def record_handled(
+        self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
+    ) -> tuple[int | None, int | None]: ...
+    async def journaled_raw(self, journal_id: int) -> Any: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def reply_subject(subject: str) -> str:
@@ -71,6 +78,12 @@ def _untrusted(e: BaseException) -> str | None:
             return str(seen.verify_message or seen.reason)
         seen = seen.__cause__ or seen.__context__
     return "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(e) else None
+
+
+def _where(source: dict[str, Any] | None) -> str:
+    if not source:
+        return "a direct delivery"
+    return f"mailbox {source.get('mailbox')} uidvalidity {source.get('uidvalidity')} uid {source.get('uid')}"
 
 
 def text_to_html(text: str) -> str:
@@ -173,31 +186,64 @@ class EmailChannel(Channel):
         return [str(r) for r in results]
 
     async def keep(self, parsed: ParsedEmail, raw: bytes, source: dict[str, Any] | None = None) -> str:
-        """Store or flag one parsed email (see `receive`)."""
+        """Store or flag one parsed email (see `receive`). Auto-replies are stored too, marked automatic (ingest
+        neither routes them nor lets them open work); bounces mark the reply they return failed."""
         envelope: dict[str, Any] = {"source": source or {}, "size": len(raw), "message_id": parsed.message_id}
-        if parsed.inbound is None or parsed.verdict != "message":
-            if parsed.verdict == "bounce" and parsed.bounce_permanent:
-                for mid in parsed.bounced:
-                    await self.host.update_status(self.name, mid, "failed", f"bounced: {parsed.bounce_reason}"[:500])
+        whole = {**envelope, "eml_base64": base64.b64encode(raw).decode()}
+        if parsed.verdict == "bounce":
+            return await self._bounce(parsed, whole)
+        if parsed.inbound is None:
             # Machine mail never opens work and is never answered, so it cannot start a reply loop.
-            await self.host.flag(
-                self.name, parsed.message_id, {**envelope, "eml_base64": base64.b64encode(raw).decode()},
-                parsed.reason or parsed.verdict,
-            )
+            code = "no_sender" if parsed.verdict == "unreadable" else "own_address"
+            await self.host.flag(self.name, parsed.message_id, whole, parsed.reason or parsed.verdict, code,
+                                 parsed.fingerprint)
             return "flagged"
         inbound = parsed.inbound
         if parsed.refs:
             inbound.thread_conversation_id = await self.host.thread_conversation(self.name, parsed.refs)
         try:
-            result = await self.host.ingest(inbound, raw=envelope)
+            result = await self.host.ingest(inbound, raw=envelope, fingerprint=parsed.fingerprint)
         except IngestFailed:
             return "flagged"  # journaled with the reason; `hub events replay` retries it
         except IdentityError as e:
-            await self.host.flag(
-                self.name, parsed.message_id, {**envelope, "eml_base64": base64.b64encode(raw).decode()}, str(e)
-            )
+            await self.host.flag(self.name, parsed.message_id, whole, str(e), "no_sender", parsed.fingerprint)
             return "flagged"
-        return "duplicate" if result.duplicate else "stored"
+        if result.duplicate:
+            before = await self.host.journaled_raw(result.journal_id)
+            seen = (before or {}).get("source") or {} if isinstance(before, dict) else {}
+            where = ("mailbox", "uidvalidity", "uid")
+            reason = "same_uid" if source and all(seen.get(k) == source.get(k) for k in where) else "same_content"
+            self.host.metrics.email_dedupe.labels(reason).inc()
+            log.info("email %s (fingerprint %s) from %s is a duplicate (%s) of journal event %d",
+                     parsed.message_id, parsed.fingerprint, _where(source), reason, result.journal_id)
+            return "duplicate"
+        if result.message.meta.get("reused_external_id"):
+            self.host.metrics.email_dedupe.labels("reused_message_id").inc()
+            log.info("email %s (fingerprint %s) from %s reuses the Message-ID of another email with other content: "
+                     "stored as message %d", parsed.message_id, parsed.fingerprint, _where(source), result.message.id)
+        return "stored"
+
+    async def _bounce(self, parsed: ParsedEmail, whole: dict[str, Any]) -> str:
+        """A delivery failure: the reply it returns is marked failed with the server's reason, and the bounce is
+        journaled linked to it. A bounce of nothing we sent is flagged for an operator."""
+        reason = f"bounced: {parsed.bounce_reason}"[:500]
+        for mid in parsed.bounced:
+            if parsed.bounce_permanent:
+                found = await self.host.update_status(self.name, mid, "failed", reason)
+            else:  # "delayed": the server keeps trying; the reply stays as it is, the notice is kept with it
+                found = True
+            if found:
+                outcome = ("failed: " if parsed.bounce_permanent else "delayed: ") + parsed.bounce_reason
+                _jid, message_id = await self.host.record_handled(
+                    self.name, parsed.message_id, whole, outcome[:500], mid, parsed.fingerprint
+                )
+                if message_id is not None:
+                    log.info("email %s is a bounce of our message %d (%s)", parsed.message_id, message_id, outcome)
+                    return "bounced"
+        await self.host.flag(self.name, parsed.message_id, whole,
+                             f"bounce of an email the hub did not send ({parsed.reason})"[:500], "unmatched_bounce",
+                             parsed.fingerprint)
+        return "flagged"
 
     # -- outbound -----------------------------------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ class SyncStats:
     stored: int = 0
     duplicate: int = 0
     flagged: int = 0
+    #: delivery failures of our own replies (see EmailChannel._bounce)
+    bounced: int = 0
 
 
 def client_tls(settings: EmailChannelSettings) -> ssl.SSLContext:

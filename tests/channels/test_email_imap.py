@@ -316,7 +316,8 @@ async def test_a_batch_threads_dedupes_and_flags_exactly_as_one_by_one(db_url: s
     batch += [threaded(10 + i, f"other{i}@example.com", f"o{i}@example.com") for i in range(30)]
     async with email_world(db_url) as w:
         outcomes = await w.channel.receive_batch([(raw, {"uid": i}) for i, raw in enumerate(batch)])
-        assert outcomes == ["stored", "stored", "stored", "duplicate", "flagged", "stored"] + ["stored"] * 30
+        # The auto-reply is stored too (marked automatic, on Ann's open conversation); it opens no work.
+        assert outcomes == ["stored", "stored", "stored", "duplicate", "stored", "stored"] + ["stored"] * 30
         by_id = {m.external_id: m for m in await w.messages()}
         thread = by_id["t0@corp.example"].conversation_id
         for mid in ("t1@corp.example", "t2@corp.example", "t4@corp.example"):
@@ -324,7 +325,8 @@ async def test_a_batch_threads_dedupes_and_flags_exactly_as_one_by_one(db_url: s
         assert len({by_id["t0@corp.example"].customer_id, by_id["t1@corp.example"].customer_id,
                     by_id["t4@corp.example"].customer_id}) == 3
         assert len({by_id[f"o{i}@example.com"].conversation_id for i in range(30)} | {thread}) == 31
-        assert len(by_id) == 34 and len(await w.journal()) == 35
+        assert by_id["t3@corp.example"].meta["automatic"] and by_id["t3@corp.example"].conversation_id == thread
+        assert len(by_id) == 35 and len(await w.journal()) == 35
 
 
 async def test_first_import_logs_progress_and_leaves_the_event_loop_free(

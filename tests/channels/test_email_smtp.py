@@ -236,13 +236,17 @@ async def test_bounce_marks_our_reply_failed_and_opens_no_work(
         ours = server.received[0]["Message-ID"]
         dsn = (Path(__file__).parent / "emails" / "dsn_bounce.eml").read_bytes()
         dsn = dsn.replace(b"<hub.42.deadbeef@hub.test>", ours.encode())
-        assert await w.channel.receive(dsn) == "flagged"
+        assert await w.channel.receive(dsn) == "bounced"
         msg = await w.db.read(lambda tx: store.message(tx, reply.id))
         assert msg.status == "failed" and "User unknown" in (msg.status_reason or "")
+        (row,) = [j for j in await w.journal() if j["dedupe_key"] == "bounce.1@mx.hub.test"]
+        assert row["status"] == "done" and row["message_id"] == reply.id, "the bounce is linked to our reply"
         auto = email("gone@example.com", "Out of office", "away", "b.2@example.com", ours,
                      Auto_Submitted="auto-replied")
-        assert await w.channel.receive(auto) == "flagged"
-        assert len(await w.messages()) == 2, "neither the bounce nor the auto-reply became a message"
+        assert await w.channel.receive(auto) == "stored"
+        stored = await w.messages()
+        assert len(stored) == 3, "the auto-reply is on the timeline; the bounce is not a message"
+        assert stored[-1].meta["automatic"] and stored[-1].conversation_id == conv
         assert len(server.received) == 1, "and nothing answered them"
 
 
