@@ -68,9 +68,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if await request.app[DB].ping():
-        return web.json_response({"status": "ready", "database": request.app[DB].dialect})
-    return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
+    if not await request.app[DB].ping():
+        return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
+    # A channel that cannot work (a mailbox refusing our login) degrades the hub, but it still serves the others:
+    # 200, so a load balancer keeps it, with the problems named for people and monitors.
+    problems = {name: p for name, ch in request.app[CHANNELS].items() if (p := ch.problems())}
+    if problems:
+        return web.json_response(
+            {"status": "degraded", "database": request.app[DB].dialect, "problems": problems}
+        )
+    return web.json_response({"status": "ready", "database": request.app[DB].dialect})
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

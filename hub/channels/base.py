@@ -82,6 +82,11 @@ class Channel(ABC):
     async def stop(self) -> None:
         """Stop what start() started; drain in-flight work."""
 
+    def problems(self) -> list[str]:
+        """What keeps this channel from working right now (a mailbox it cannot log in to), for /readyz; each
+        names the part (never a secret) and why."""
+        return []
+
     @abstractmethod
     def parse(self, payload: Any) -> Inbound:
         """Translate one provider payload into an Inbound (raise ValueError with a reason if it cannot)."""

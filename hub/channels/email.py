@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import html
 import logging
 import random
@@ -115,7 +116,11 @@ class EmailChannel(Channel):
         self.pollers = [
             MailboxPoller(m, settings, sink, self.receive_batch, self.lock, rng=rng) for m in settings.mailboxes
         ]
+        for p in self.pollers:
+            p.on_health = self._mailbox_health
         self._tasks: list[asyncio.Task[None]] = []
+        #: why the SMTP server refused us at start or on the last send, until a send goes through
+        self.smtp_problem: str | None = None
         self.tls = client_tls(settings)
         if not settings.tls_verify:
             log.warning(
@@ -125,9 +130,43 @@ class EmailChannel(Channel):
             )
 
     async def start(self) -> None:
+        if not self.pollers:
+            log.warning("the email channel is enabled with no mailboxes: no email will come in. Add one as "
+                        "[[channels.email.mailboxes]] (name, host, username, password; see config/hub.example.toml)")
         # One task per mailbox: a mailbox that fails only retries itself.
         for p in self.pollers:
             self._tasks.append(asyncio.create_task(p.run_forever(), name=f"hub-email-{p.key}"))
+        self._tasks.append(asyncio.create_task(self.check_smtp(), name="hub-email-smtp-check"))
+
+    async def check_smtp(self) -> None:
+        """Log in to the SMTP server once at start, so a wrong host or password is a warning now, not at the
+        first reply an agent sends."""
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, use_tls=s.smtp_security == "tls",
+            start_tls=True if s.smtp_security == "starttls" else False, tls_context=self.tls,
+            timeout=s.smtp_timeout_seconds,
+        )
+        try:
+            await smtp.connect()
+            if s.smtp_username:
+                await smtp.login(s.smtp_username, s.smtp_password)
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            self.smtp_problem = f"SMTP {s.smtp_host}:{s.smtp_port}: {type(e).__name__}: {e}"[:300]
+            log.warning("the email channel cannot send: %s. Check channels.email.smtp_host, smtp_port, "
+                        "smtp_security, smtp_username and smtp_password", self.smtp_problem)
+            with contextlib.suppress(Exception):
+                smtp.close()
+
+    def _mailbox_health(self, poller: MailboxPoller) -> None:
+        self.host.metrics.mailbox_up.labels(poller.key).set(1 if poller.up else 0)
+
+    def problems(self) -> list[str]:
+        out = [f"mailbox {p.key}: {p.problem}" for p in self.pollers if p.up is False]
+        if self.smtp_problem:
+            out.append(self.smtp_problem)
+        return out
 
     async def stop(self) -> None:
         await background.stop(self._tasks)
@@ -318,4 +357,5 @@ class EmailChannel(Channel):
                 raise SendError(f"the mail server's TLS certificate is not trusted ({_untrusted(e)}); trust its CA "
                                 "with channels.email.tls_ca_file", permanent=False) from None
             raise SendError(f"mail server unreachable: {type(e).__name__}: {e}", permanent=False) from None
+        self.smtp_problem = None
         return SendResult(external_id=str(msg["Message-ID"]).strip("<>"), status="sent")

@@ -150,6 +150,10 @@ class MailboxPoller:
         self.passes = 0
         self.sessions = 0
         self._healthy = False
+        #: None until the first session connects or fails; then whether the last one is logged in, and why not
+        self.up: bool | None = None
+        self.problem: str | None = None
+        self.on_health: Callable[[MailboxPoller], None] | None = None
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
 
@@ -174,6 +178,7 @@ class MailboxPoller:
                 # A session that worked before dropping starts the backoff over; repeated failures grow it.
                 attempt = 1 if self._healthy else attempt + 1
                 self._healthy = False
+                self._health(False, f"{type(e).__name__}: {e or 'dropped'}")
                 delay = backoff_delay(attempt, self.settings.reconnect_max_delay_seconds, self.rng, self.base_delay)
                 log.warning("mailbox %s: %s: %s; reconnecting in %.1fs (attempt %d)",
                             self.key, type(e).__name__, e or "dropped", delay, attempt)
@@ -217,6 +222,11 @@ class MailboxPoller:
     async def stop(self) -> None:
         await self._disconnect()
 
+    def _health(self, up: bool, problem: str | None) -> None:
+        self.up, self.problem = up, problem
+        if self.on_health is not None:
+            self.on_health(self)
+
     # -- one session: connect, sync, wait, sync... --------------------------------------------------------------
 
     async def _connect(self) -> aioimaplib.IMAP4:
@@ -255,6 +265,7 @@ class MailboxPoller:
         self.sessions += 1
         uidvalidity, uidnext = await self._select(client)
         self._healthy = True
+        self._health(True, None)
         idle = self.mailbox.use_idle and client.has_capability("IDLE")
         log.info("mailbox %s: connected to %s:%d/%s (%s)", self.key, self.mailbox.host, self.mailbox.port,
                  self.mailbox.folder, "IDLE" if idle else f"polling every {self.mailbox.poll_interval_seconds:g}s")
