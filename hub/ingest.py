@@ -270,6 +270,27 @@ class Ingest:
                                   outcome.message.id)
         return outcome
 
+    async def process_event(self, journal_id: int, inbound: Inbound) -> IngestResult:
+        """Process one journaled inbound event again (an operator's replay)."""
+        return await self._process(journal_id, inbound)
+
+    async def ingest_journaled(self, journal_id: int, inbound: Inbound) -> IngestResult:
+        """Store INBOUND as the event journaled as JOURNAL_ID (one that was rejected, read again after a fix, or
+        attached to a customer by an operator): its payload becomes INBOUND, so recovery and replay see it too."""
+        inbound = self.normalized(inbound)
+        payload_inbound = json.dumps(inbound.to_json(), default=str)
+        queue, queue_error = self._queue(inbound)
+
+        def run(tx: Tx) -> IngestResult | IngestFailed:
+            row = tx.one("SELECT payload FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            assert row is not None
+            body = json.loads(row["payload"])
+            body["inbound"] = json.loads(payload_inbound)
+            tx.exec("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(body, default=str), journal_id))
+            return self._apply(tx, journal_id, inbound, queue, queue_error)
+
+        return await self._finish(inbound, await self.db.write(run))
+
     async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
         """Process an already journaled event (recovery and replay)."""
         queue, queue_error = self._queue(inbound)

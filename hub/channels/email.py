@@ -182,7 +182,7 @@ class EmailChannel(Channel):
 
     def parse(self, payload: Any) -> Inbound:
         parsed = self.read(bytes(payload))
-        if parsed.inbound is None or parsed.verdict != "message":
+        if parsed.inbound is None:
             raise ValueError(parsed.reason or "not a message from a person")
         return parsed.inbound
 

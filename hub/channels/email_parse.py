@@ -541,8 +541,10 @@ def parse_email(
     channel: str = "email",
     allow_remote_images: bool = False,
     own_addresses: frozenset[str] = frozenset(),
+    sender: Identity | None = None,
 ) -> ParsedEmail:
-    """Read RAW into what the hub stores. Never raises on malformed content."""
+    """Read RAW into what the hub stores. Never raises on malformed content. SENDER, when an operator says who
+    sent it (attaching a flagged email to a customer), is taken instead of the From header."""
     fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     content = fingerprint(raw)
     try:
@@ -556,7 +558,7 @@ def parse_email(
     message_id = ids[0] if ids else fallback_id
     refs = _refs(msg)
 
-    bounce = _bounce(msg)
+    bounce = _bounce(msg) if sender is None else None
     if bounce is not None:
         originals, permanent, why = bounce
         return ParsedEmail(
@@ -565,9 +567,9 @@ def parse_email(
         )
 
     senders = _addresses(msg, "From") or _addresses(msg, "Sender") or _addresses(msg, "Return-Path")
-    identity: Identity | None = None
+    identity: Identity | None = sender
     name = ""
-    for display, addr in senders:
+    for display, addr in senders if sender is None else []:
         try:
             identity = normalize("email", addr)
             name = display
@@ -578,7 +580,7 @@ def parse_email(
         raw_from = _header(msg, "From")
         return ParsedEmail(message_id, "unreadable", None, f"no usable sender address (From: {raw_from[:200]!r})", refs,
                            fingerprint=content)
-    if identity.value in own_addresses:
+    if sender is None and identity.value in own_addresses:
         return ParsedEmail(message_id, "auto_reply", None, f"sent from our own address {identity.value}", refs,
                            fingerprint=content)
 
