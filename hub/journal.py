@@ -11,6 +11,8 @@ from hub.history.db import Row, Tx
 
 #: what an operator has to look at: events that could not be processed, and events that could not be read
 FLAGGED = ("failed", "rejected")
+#: every status: 'dismissed' is a flagged event an operator closed with a note (hub.attention)
+STATUSES = ("pending", "done", "failed", "rejected", "dismissed")
 
 
 @dataclass
@@ -66,7 +68,7 @@ def listing(tx: Tx, statuses: tuple[str, ...], channel: str | None, limit: int) 
         where.append("channel = ?")
         params.append(channel)
     rows: list[Row] = tx.all(
-        "SELECT id, channel, dedupe_key, status, error, attempts, message_id, received_at, processed_at "
+        "SELECT id, channel, dedupe_key, status, error, reason, attempts, message_id, received_at, processed_at "
         f"FROM journal {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT ?",
         (*params, limit),
     )
