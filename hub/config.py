@@ -163,8 +163,8 @@ class MailboxSettings(Section):
     name: str = Field(min_length=1)
     host: str = Field(min_length=1)
     port: int = Field(993, ge=1, le=65535)
-    # aioimaplib speaks IMAP over TLS (993) or plain; it has no STARTTLS.
-    security: Literal["tls", "none"] = "tls"
+    # The same words as smtp_security: TLS from the first byte (993), STARTTLS on the plain port (143), or none.
+    security: Literal["tls", "starttls", "none"] = "tls"
     username: str = Field(min_length=1)
     password: str = ""
     folder: str = "INBOX"

@@ -245,10 +245,33 @@ class MailboxPoller:
         )
         self._client = client
         await client.wait_hello_from_server()
+        if mb.security == "starttls":
+            await self._starttls(client)
         resp = await client.login(mb.username, mb.password)
         if resp.result != "OK":
             raise ImapError(f"login as {mb.username} refused: {_text(resp.lines)}")
         return client
+
+    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
+        """Upgrade the plain connection to TLS before logging in (RFC 3501 STARTTLS; aioimaplib has no call for it,
+        so the command is sent through its protocol and the transport upgraded by asyncio)."""
+        proto = client.protocol
+        assert proto is not None and proto.transport is not None
+        if "STARTTLS" not in proto.capabilities:
+            await proto.capability()
+        if "STARTTLS" not in proto.capabilities:
+            raise ImapError(f"{self.mailbox.host}:{self.mailbox.port} does not offer STARTTLS; use security = "
+                            '"tls" (port 993)')
+        resp = await proto.execute(aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop))
+        if resp.result != "OK":
+            raise ImapError(f"STARTTLS refused: {_text(resp.lines)}")
+        transport = await asyncio.get_running_loop().start_tls(
+            proto.transport, proto, client_tls(self.settings), server_hostname=self.mailbox.host
+        )
+        if transport is None:
+            raise ImapError("STARTTLS: the connection closed during the TLS handshake")
+        proto.transport = transport
+        await proto.capability()  # what the server offers may change once the connection is private
 
     async def _select(self, client: aioimaplib.IMAP4) -> tuple[int, int | None]:
         """Open the folder: its UIDVALIDITY and UIDNEXT (None if the server leaves it out)."""

@@ -355,3 +355,24 @@ async def test_first_import_logs_progress_and_leaves_the_event_loop_free(
     assert progress[-1].startswith("mailbox support: imported 240/240 emails")
     # Other work (here: a 10 ms timer) keeps running while the mailbox is parsed and stored.
     assert lags and max(lags) < 0.5, f"the event loop stalled for {max(lags):.2f}s"
+
+
+async def test_starttls_upgrades_the_plain_port_before_logging_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    certs = make_certs(tmp_path / "tls")
+    with running_dovecot(["support"], tls=(certs.cert, certs.key)) as server:
+        server.deliver("support", mail(0))
+        box = mailbox(server, security="starttls")  # the plain port (143's role), upgraded
+        caplog.set_level(logging.WARNING, "hub.channels.email")
+        async with email_world(f"sqlite:///{tmp_path / 'a.db'}", mailboxes=[box]) as w:
+            await w.channel.start()
+            await until(lambda: _true("CERTIFICATE_VERIFY_FAILED" in caplog.text), what="certificate refused")
+            assert w.channel.pollers[0].sessions == 0 and await count(w) == 0
+        async with email_world(f"sqlite:///{tmp_path / 'b.db'}", mailboxes=[box], tls_ca_file=str(certs.ca)) as w:
+            await w.channel.start()
+            await until(lambda: _eq(count(w), 1), what="import over STARTTLS")
+            server.deliver("support", mail(1))
+            await until(lambda: _eq(count(w), 2), what="IDLE over STARTTLS")
+        logins = [ln for ln in server.log().splitlines() if "Login:" in ln]
+        assert logins and all("TLS" in ln for ln in logins), logins
