@@ -258,6 +258,7 @@ class Ingest:
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
             self.metrics.inbound.labels(inbound.channel, "failed").inc()
+            self.metrics.flagged.labels(inbound.channel, "failed").inc()
             raise outcome
         self.metrics.inbound.labels(inbound.channel, "duplicate" if outcome.duplicate else "stored").inc()
         if not outcome.duplicate:
