@@ -119,6 +119,7 @@ class EmailChannel(Channel):
         for p in self.pollers:
             p.on_health = self._mailbox_health
         self._tasks: list[asyncio.Task[None]] = []
+        self._smtp_check: asyncio.Task[None] | None = None
         #: why the SMTP server refused us at start or on the last send, until a send goes through
         self.smtp_problem: str | None = None
         self.tls = client_tls(settings)
@@ -136,7 +137,7 @@ class EmailChannel(Channel):
         # One task per mailbox: a mailbox that fails only retries itself.
         for p in self.pollers:
             self._tasks.append(asyncio.create_task(p.run_forever(), name=f"hub-email-{p.key}"))
-        self._tasks.append(asyncio.create_task(self.check_smtp(), name="hub-email-smtp-check"))
+        self._smtp_check = asyncio.create_task(self.check_smtp(), name="hub-email-smtp-check")
 
     async def check_smtp(self) -> None:
         """Log in to the SMTP server once at start, so a wrong host or password is a warning now, not at the
@@ -169,7 +170,7 @@ class EmailChannel(Channel):
         return out
 
     async def stop(self) -> None:
-        await background.stop(self._tasks)
+        await background.stop([*self._tasks, *([self._smtp_check] if self._smtp_check else [])])
         self._tasks.clear()
 
     # -- inbound ------------------------------------------------------------------------------------------------
@@ -289,8 +290,11 @@ class EmailChannel(Channel):
     async def compose(self, out: Outbound) -> EmailMessage:
         """The reply as an email, threaded onto the conversation's earlier emails."""
         thread = await self.host.thread_messages(out.conversation_id, self.name)
-        theirs = [m for m in thread if m.direction == "in" and m.identity == str(out.to)]
-        answering = theirs[-1] if theirs else next((m for m in reversed(thread) if m.direction == "in"), None)
+        # The email a reply answers is the last one a person wrote: never an out-of-office that came after it.
+        written = [m for m in thread if m.direction == "in" and not m.meta.get("automatic")] or [
+            m for m in thread if m.direction == "in"]
+        theirs = [m for m in written if m.identity == str(out.to)]
+        answering = theirs[-1] if theirs else (written[-1] if written else None)
         subject = ""
         for m in reversed(thread):
             subject = str((m.meta.get("email") or {}).get("subject") or "")
@@ -311,6 +315,14 @@ class EmailChannel(Channel):
         msg["From"] = formataddr((self.settings.from_name, self.settings.address))
         reply_to = ((answering.meta.get("email") or {}).get("reply_to") or []) if answering is not None else []
         msg["To"] = ", ".join(reply_to) if reply_to else out.to.value
+        own = next((m for m in thread if m.id == out.message_id), None)
+        if own is not None and own.meta.get("reply_all") and answering is not None:
+            mail = answering.meta.get("email") or {}
+            taken = {a.lower() for a in [*reply_to, out.to.value]} | self.own_addresses
+            everyone = dict.fromkeys([*(mail.get("to") or []), *(mail.get("cc") or [])])
+            cc = [a for a in everyone if a.lower() not in taken]
+            if cc:
+                msg["Cc"] = ", ".join(cc)
         if self.settings.reply_to:
             msg["Reply-To"] = self.settings.reply_to
         msg["Subject"] = reply_subject(subject) if subject else "Your message to us"

@@ -636,6 +636,11 @@ def parse_email(
         }
     }
     email_meta = meta["email"]
+    # Who else it went to, besides us and the sender: whom "reply all" copies.
+    others = [a for a in dict.fromkeys(email_meta["to"] + email_meta["cc"])
+              if a.lower() not in own_addresses and a.lower() != identity.value]
+    if others:
+        email_meta["others"] = others
     if shown != full_text.strip():
         email_meta["full_text"] = full_text
     if safe is not None and safe_new is not None and safe_new.html != safe.html:

@@ -86,3 +86,55 @@ def test_a_supervisor_places_what_the_hub_could_not(browser: Any, tmp_path: Path
                     agent.close()
             finally:
                 ctx.close()
+
+
+def test_an_email_shows_its_recipients_and_marks_and_offers_reply_all(browser: Any, tmp_path: Path) -> None:
+    """What the timeline shows about an email (To/Cc, automatic, reused Message-ID) and the reply-all choice."""
+    from email.message import EmailMessage
+
+    def mail(mid: str, body: str, **headers: str) -> bytes:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "Ann <ann@corp.example>", "support@hub.test", \
+            "Renewal", f"<{mid}>"
+        for k, v in headers.items():
+            msg[k.replace("_", "-")] = v
+        msg.set_content(body)
+        return msg.as_bytes()
+
+    with running_dovecot(["support"]) as dovecot:
+        dovecot.deliver("support", mail("fixed@corp.example", "Can you quote the renewal?", Cc="bob@corp.example"))
+        dovecot.deliver("support", mail("fixed@corp.example", "And the price per seat?", Cc="bob@corp.example"))
+        dovecot.deliver("support", mail("ooo@corp.example", "I am away until Monday.", Auto_Submitted="auto-replied"))
+        pre = "HUB_CHANNELS__EMAIL__"
+        env = {pre + "ENABLED": "true", pre + "ADDRESS": "support@hub.test", pre + "SMTP_PORT": str(free_port()),
+               pre + "MAILBOXES__0__NAME": "support", pre + "MAILBOXES__0__HOST": dovecot.host,
+               pre + "MAILBOXES__0__PORT": str(dovecot.port), pre + "MAILBOXES__0__SECURITY": "none",
+               pre + "MAILBOXES__0__USERNAME": "support", pre + "MAILBOXES__0__PASSWORD": dovecot.password}
+        with run_hub(tmp_path, extra_env=env) as hub:
+            deadline = time.monotonic() + 60
+            while True:
+                found = hub.call("GET", "/api/v1/customers?identity=email:ann@corp.example")[1]["items"]
+                timeline = hub.call("GET", f"/api/v1/customers/{found[0]['id']}/timeline")[1]["items"] if found else []
+                if len(timeline) == 3:
+                    break
+                assert time.monotonic() < deadline, "the hub did not store the three emails"
+                time.sleep(0.2)
+            conv = timeline[0]["conversation_id"]
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=hub.url)
+            ctx.set_default_timeout(20_000)
+            try:
+                page = ctx.new_page()
+                sign_in(page, "admin@example.com")
+                page.goto(f"/console/#/c/{conv}")
+                page.wait_for_selector(".email-cc >> text=Cc: bob@corp.example")
+                page.wait_for_selector(".mark-warn >> text=reused Message-ID")
+                page.wait_for_selector(".tl-msg.automatic >> text=I am away until Monday.")
+                page.check("#reply-all")
+                page.fill("#reply-text", "Both of you: the quote is attached.")
+                page.click("#send-btn")
+                page.wait_for_selector(".tl-msg.out >> text=Both of you")
+            finally:
+                ctx.close()
+            messages = hub.call("GET", f"/api/v1/conversations/{conv}")[1]["messages"]
+            sent = [m for m in messages if m["direction"] == "out"]
+            assert sent[-1]["meta"]["reply_all"] is True
