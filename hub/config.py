@@ -8,7 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -446,12 +446,26 @@ def _env_value(name: str, raw: str) -> Any:
     return raw
 
 
+def _field_type(path: list[str]) -> Any:
+    """The annotation of the setting at PATH (None when PATH is not a settings field)."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation
+
+
 def _lists_from_indexes(node: Any, base: Any, path: list[str], origin: dict[str, str]) -> Any:
-    """HUB_CHANNELS__EMAIL__MAILBOXES__0__PASSWORD sets one field of the first mailbox: a table whose keys are
-    all numbers becomes (or is merged into) the list at that place, item by item."""
+    """HUB_CHANNELS__EMAIL__MAILBOXES__0__PASSWORD sets one field of the first mailbox: under a setting that is a
+    list, a table whose keys are all numbers becomes (or is merged into) that list, item by item."""
     if not isinstance(node, dict):
         return node
-    if node and all(k.isdigit() for k in node) and not isinstance(base, dict):
+    listed = isinstance(base, list) or get_origin(_field_type(path)) is list
+    if node and listed and all(k.isdigit() for k in node):
         items = list(base) if isinstance(base, list) else []
         for k in sorted(node, key=int):
             i = int(k)

@@ -76,7 +76,9 @@ async def test_a_reused_message_id_with_other_content_is_stored_and_a_true_copy_
         assert first.external_id == second.external_id == "fixed@mailer.example"
         assert "reused_external_id" not in first.meta and second.meta["reused_external_id"]
         assert first.conversation_id == second.conversation_id
-        assert support.stats.stored == 2 and sales.stats.duplicate == 1
+        # Which mailbox's copy of the first email is stored first is a race; either way one copy is a duplicate.
+        assert support.stats.stored + sales.stats.stored == 2
+        assert support.stats.duplicate + sales.stats.duplicate == 1
         metrics = w.host.metrics.render().decode()
         assert 'hub_email_dedupe_total{reason="same_content"} 1.0' in metrics
         assert 'hub_email_dedupe_total{reason="reused_message_id"} 1.0' in metrics

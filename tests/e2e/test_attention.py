@@ -1,6 +1,7 @@
 """The console's "Needs attention" page in a real browser against a real hub process reading a real Dovecot mailbox:
 a supervisor sees the badge, filters, reads the raw email, attaches one to a customer and dismisses another; an
-agent never sees the page. Screenshot in $HUB_SCREENSHOTS."""
+agent never sees the page. Also what the timeline shows about an email, reply all, and a degraded channel on the admin
+pages. Screenshot in $HUB_SCREENSHOTS."""
 
 from __future__ import annotations
 
@@ -133,6 +134,9 @@ def test_an_email_shows_its_recipients_and_marks_and_offers_reply_all(browser: A
                 page.fill("#reply-text", "Both of you: the quote is attached.")
                 page.click("#send-btn")
                 page.wait_for_selector(".tl-msg.out >> text=Both of you")
+                # No SMTP server listens on the configured port: the admin pages say so.
+                page.click("#nav-admin")
+                page.wait_for_selector(f"#channel-problems >> text=email: SMTP 127.0.0.1:{env[pre + 'SMTP_PORT']}")
             finally:
                 ctx.close()
             messages = hub.call("GET", f"/api/v1/conversations/{conv}")[1]["messages"]
