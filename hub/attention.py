@@ -292,7 +292,7 @@ class Attention:
             inbound = Inbound.from_json(body["inbound"])
             inbound.identity = target
         elif eml is not None:
-            from hub.channels.email_parse import parse_email
+            from hub.channels.email.parse import parse_email
 
             parsed = parse_email(eml, channel=channel, sender=target)
             assert parsed.inbound is not None  # with a sender given, every email reads as one

@@ -104,9 +104,9 @@ def test_events_show_and_replay_of_rejected_events(tmp_path: Path) -> None:
     import asyncio
     import base64
 
-    from tests.channels.dovecot import email_world
+    from tests.channels.email.dovecot import email_world
 
-    corpus = Path(__file__).parent / "channels" / "emails"
+    corpus = Path(__file__).parent / "channels" / "email" / "emails"
     url = f"sqlite:///{tmp_path / 'h.db'}"
 
     async def prepare() -> tuple[int, int]:

@@ -11,10 +11,10 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.channels.dovecot import running_dovecot
+from tests.channels.email.dovecot import running_dovecot
 from tests.e2e.conftest import SHOTS, free_port, run_hub, sign_in
 
-CORPUS = Path(__file__).parents[1] / "channels" / "emails"
+CORPUS = Path(__file__).parents[1] / "channels" / "email" / "emails"
 
 
 def test_a_supervisor_places_what_the_hub_could_not(browser: Any, tmp_path: Path) -> None:
