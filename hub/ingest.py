@@ -98,7 +98,8 @@ class Ingest:
         # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
         def run(tx: Tx) -> IngestResult | IngestFailed:
             journaled = _journal(tx, inbound.channel, key, payload, received, fingerprint)
-            return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted)
+            return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted,
+                               reused=journaled.reused)
 
         return await self._finish(inbound, await self.db.write(run))
 
@@ -162,18 +163,23 @@ class Ingest:
             return "", f"{type(e).__name__}: {e}"
 
     def _apply(
-        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None, fresh: bool = False
+        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None, fresh: bool = False,
+        reused: bool = False,
     ) -> IngestResult | IngestFailed:
+        """REUSED: the event's provider id is held by another event with other content (see hub.journal.write)."""
         if not fresh:  # a row we did not just insert (and so lock): lock it and see whether it is done
-            row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            row = tx.one("SELECT status, message_id, dedupe_key FROM journal WHERE id = ?" + tx.for_update,
+                         (journal_id,))
             assert row is not None
             if row["status"] == "done":  # a retry, or another worker got here first
                 return _load(tx, journal_id, int(row["message_id"]), duplicate=True, how="joined")
+            # Journaled under its id and fingerprint: a replay or recovery of a reused id.
+            reused = reused or str(row["dedupe_key"]).startswith(f"{inbound.external_id}#")
         reason = queue_error
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                message_id, how = self._store(tx, journal_id, inbound, queue)
+                message_id, how = self._store(tx, journal_id, inbound, queue, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -189,7 +195,7 @@ class Ingest:
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str) -> tuple[int, str]:
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[int, str]:
         """Identity -> conversation -> message -> attachments; marks the journal row done."""
         now = format_time(utcnow())
         customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
@@ -210,7 +216,7 @@ class Ingest:
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
-        if inbound.external_id and store.inbound_by_external_id(tx, inbound.channel, inbound.external_id):
+        if reused:
             # Another event with other content holds this provider id (some mailers send one fixed Message-ID).
             meta["reused_external_id"] = True
         mail = meta.get("email")
