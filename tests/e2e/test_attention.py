@@ -53,8 +53,13 @@ def test_a_supervisor_places_what_the_hub_could_not(browser: Any, tmp_path: Path
                 SHOTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SHOTS / "attention.png"))
 
-                page.fill("#attention-customer", "email:olga@example.com")
-                page.fill("#attention-name", "Olga Petrova")
+                # Olga is a customer already (she called): found by name, picked, the email lands on her timeline.
+                olga = hub.inbound("phone:+14155550123", "I sent you an email without my address", name="Olga Petrova")
+                page.locator("#attention-customer").press_sequentially("Olga")
+                option = page.locator("#attention-customers option")
+                expect(option).to_have_count(1)
+                assert option.get_attribute("value") == str(olga["customer"]["id"])
+                page.fill("#attention-customer", option.get_attribute("value") or "")
                 page.fill("#attention-note", "she called about it")
                 page.click("#attention-attach")
                 page.wait_for_selector("#attention-status >> text=done")
@@ -72,8 +77,8 @@ def test_a_supervisor_places_what_the_hub_could_not(browser: Any, tmp_path: Path
                 page.wait_for_selector("#attention-empty")
                 page.wait_for_selector("#attention-badge.hidden", state="attached")
                 assert errors == []
-                status, found = hub.call("GET", "/api/v1/customers?identity=email:olga@example.com")
-                assert status == 200 and found["items"][0]["name"] == "Olga Petrova"
+                status, timeline = hub.call("GET", f"/api/v1/customers/{olga['customer']['id']}/timeline")
+                assert status == 200 and any("There is no From header" in m["text"] for m in timeline["items"])
 
                 agent = ctx.browser.new_context(viewport={"width": 1440, "height": 900}, base_url=hub.url)
                 try:

@@ -1,6 +1,6 @@
 // "Needs attention" (supervisors and admins): every event the hub could not place, of every channel, with who sent
 // it and why; replay it, attach it to a customer, or dismiss it with a note. Every action is kept with the event.
-import { h, icon, clear, ago, channelLabel } from "./dom.js";
+import { h, icon, clear, ago, channelLabel, debounce } from "./dom.js";
 import { api } from "./api.js";
 import { toast } from "./state.js";
 
@@ -79,7 +79,17 @@ async function showEvent(id) {
   const e = await api.get(`/api/v1/attention/${id}`);
   for (const tr of root.querySelectorAll("tr[data-event]")) tr.classList.toggle("selected", Number(tr.dataset.event) === id);
   const note = h("textarea", { id: "attention-note", rows: 2, placeholder: "A note (why; kept with the event)" });
-  const who = h("input", { id: "attention-customer", placeholder: "Customer id, or email:ann@example.com" });
+  // Pick a customer by name, phone or email (search suggests them by id), or type a new one's identity.
+  const found = h("datalist", { id: "attention-customers" });
+  const who = h("input", { id: "attention-customer", list: "attention-customers", autocomplete: "off",
+    placeholder: "Find a customer, or email:ann@example.com", oninput: debounce(async () => {
+      const q = who.value.trim();
+      if (q.length < 2 || /^\d+$/.test(q) || /^\w+:/.test(q)) return;
+      const r = await api.get(`/api/v1/search?q=${encodeURIComponent(q)}&limit=8`).catch(() => null);
+      if (!r) return;
+      clear(found).append(...r.customers.map((c) => h("option", { value: String(c.id) },
+        `${c.name || "(no name)"} · ${c.identities.map((i) => i.value).join(", ")}`)));
+    }, 200) });
   const name = h("input", { id: "attention-name", placeholder: "Name (for a new customer)" });
   const open = ["failed", "rejected"].includes(e.status);
   const act = async (action, body) => {
@@ -111,7 +121,7 @@ async function showEvent(id) {
           if (!note.value.trim()) return toast("Say why in the note first", "error");
           act("dismiss", { note: note.value });
         } }, "Dismiss")),
-      h("div", { class: "row" }, who, name,
+      h("div", { class: "row" }, who, found, name,
         h("button", { class: "btn btn-primary", id: "attention-attach", onclick: () => {
           const v = who.value.trim();
           const target = /^\d+$/.test(v) ? { customer_id: Number(v) } : { identity: v, name: name.value || null };
