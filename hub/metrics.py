@@ -49,6 +49,9 @@ class Metrics:
             "hub_mailbox_up", "1 while the hub is logged in to the mailbox, 0 while it cannot reach it or log in",
             ["mailbox"], registry=r,
         )
+        self.webchat_refused = Counter(
+            "hub_webchat_refused_total", "Web chat sockets and messages refused by a limit", ["reason"], registry=r
+        )
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

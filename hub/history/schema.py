@@ -310,6 +310,25 @@ CREATE INDEX journal_actions_journal ON journal_actions (journal_id, id)
     )
 )
 
+MIGRATIONS.append(
+    (
+        65,
+        "console: sign-in throttling reads failures per client address, and sweeps them by age",
+        """
+CREATE INDEX login_failures_ip ON login_failures (ip, at);
+CREATE INDEX login_failures_at ON login_failures (at)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        10,
+        "routing: an agent's presence is kept in the store (the routing state is rebuilt from it)",
+        "ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 
