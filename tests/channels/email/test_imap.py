@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,9 @@ async def test_uidvalidity_change_resyncs_deduplicated_by_message_id(
     async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
         await w.channel.start()
         await until(lambda: _eq(count(w), 2), what="first import")
+        # Progress is saved after the batch's \Seen flags, a moment after the emails are stored.
+        await until(lambda: _true_after(w.host.mailbox_state("support"), lambda s: s is not None and s[1] == 2),
+                    what="progress saved")
         before = await w.host.mailbox_state("support")
     dovecot.stop()
     dovecot.reset_uidvalidity("support")
@@ -156,7 +159,14 @@ async def test_uidvalidity_change_resyncs_deduplicated_by_message_id(
         (poller,) = w.channel.pollers
         await until(lambda: _true(poller.stats.fetched == 3), what="all three re-read")
         assert poller.stats.duplicate == 2 and poller.stats.stored == 1
-        after = await w.host.mailbox_state("support")
+
+        async def saved() -> tuple[int, int] | None:
+            state: tuple[int, int] | None = await w.host.mailbox_state("support")
+            return state
+
+        # Progress is saved after the batch's \Seen flags, a moment after the counts above.
+        await until(lambda: _true_after(saved(), lambda s: s is not None and s[1] == 3), what="progress saved")
+        after = await saved()
     assert before is not None and after is not None and after[0] != before[0]
     assert "UIDVALIDITY changed" in caplog.text
 
@@ -259,6 +269,10 @@ def test_backoff_is_capped_and_jittered() -> None:
 
 async def _eq(value: Awaitable[int], want: int) -> bool:
     return await value == want
+
+
+async def _true_after(value: Awaitable[Any], test: Callable[[Any], bool]) -> bool:
+    return test(await value)
 
 
 async def _true(value: bool) -> bool:
