@@ -98,6 +98,30 @@ class ChannelHost:
 
         return await self._ingest.db.read(load)
 
+    async def customer_file(
+        self, identity: Identity, channel: str, attachment_id: int
+    ) -> tuple[str, str, bytes] | None:
+        """(filename, content type, bytes) of a stored file on a CHANNEL message of the customer IDENTITY reaches
+        (what that customer sees in the chat, either way); None for anyone else's, so an id cannot be probed."""
+
+        def load(tx: Tx) -> tuple[str, str, bytes] | None:
+            customer = store.customer_by_identity(tx, identity)
+            row = tx.one(
+                "SELECT m.customer_id, m.channel, m.kind FROM attachments a JOIN messages m ON m.id = a.message_id "
+                "WHERE a.id = ?", (attachment_id,),
+            )
+            if customer is None or row is None or int(row["customer_id"]) != customer or row["channel"] != channel \
+                    or row["kind"] == "note":
+                return None
+            att, data, _customer = store.attachment_data(tx, attachment_id)
+            return (att.filename, att.content_type, data) if att.status == "stored" else None
+
+        return await self._ingest.db.read(load)
+
+    async def is_resolved(self, conversation_id: int) -> bool:
+        conv = await self._ingest.db.read(lambda tx: store.conversation(tx, conversation_id))
+        return conv.status == "resolved"
+
     async def attachment_attempts(self, attachment_id: int) -> int:
         return await self._ingest.db.read(lambda tx: store.attachment_attempts(tx, attachment_id))
 

@@ -29,6 +29,14 @@ def _setup_logging(level: str = "info") -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if level != "debug":
+        # Libraries' per-request lines (the HTTP clients of Telegram and Twilio, the SMTP server's connection log)
+        # drown the hub's own; they come back with log_level = "debug".
+        for chatty in LIBRARY_CHATTER:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+LIBRARY_CHATTER = ("httpx", "httpcore", "mail.log", "aiosmtpd", "telegram.ext", "aioimaplib", "twilio.http_client")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -273,8 +281,12 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo.runner import run_demo
 
-    _setup_logging("info")
-    return asyncio.run(run_demo(Path(args.data), args.host, args.port, traffic=not args.no_traffic))
+    # The demo reads HUB_* like serve does (HUB_SERVER__PORT, HUB_SERVER__HOST, HUB_SERVER__LOG_LEVEL...).
+    server = load_settings(None).server  # a bad value is a ConfigError, reported by main()
+    _setup_logging(server.log_level)
+    host = server.host if args.host is None else args.host
+    port = server.port if args.port is None else args.port
+    return asyncio.run(run_demo(Path(args.data), host, port, traffic=not args.no_traffic))
 
 
 # -- parser --------------------------------------------------------------------------------------------------------
@@ -300,8 +312,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Run the hub on its embedded default (SQLite in --data) with demo queues, agents "
                                    "and a simulated customer writing in through the real inbound path.")
     d.add_argument("--data", default="hub-demo", help="data folder (default: ./hub-demo)")
-    d.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    d.add_argument("--port", type=int, default=8080, help="listen port (default: 8080)")
+    d.add_argument("--host", help="listen address (default: server.host, i.e. HUB_SERVER__HOST or 127.0.0.1)")
+    d.add_argument("--port", type=int, help="listen port (default: server.port, i.e. HUB_SERVER__PORT or 8080; "
+                                            "0 picks a free one)")
     d.add_argument("--no-traffic", action="store_true", help="no simulated customers")
     d.set_defaults(fn=cmd_demo)
 

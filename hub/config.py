@@ -87,7 +87,7 @@ class OutboxSettings(Section):
 
 
 class QueueSettings(Section):
-    title: str = ""
+    title: str = Field("", max_length=200)  # free text for people; the queue's name is its slug
     strategy: Literal["longest_idle", "least_occupied", "round_robin", "skills"] = "longest_idle"
     skills: dict[str, int] = Field(default_factory=dict)
     offer_timeout: float = Field(30.0, gt=0)
@@ -280,6 +280,27 @@ class WebchatSettings(Section):
     messages_per_minute: int = Field(20, ge=1)
     history_limit: int = Field(100, ge=0, le=1000)
     max_sockets_per_visitor: int = Field(5, ge=1)
+    # When agents answer chats (e.g. "mon-fri 09:00-17:30"); outside them the widget shows the offline form.
+    hours: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    max_file_bytes: int = Field(10_000_000, ge=0)  # a file a visitor sends (0: visitors cannot send files)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        from hub.channels.twilio.hours import parse_span
+
+        for span in v:
+            parse_span(span)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from hub.channels.twilio.hours import zone
+
+        zone(v)
+        return v
     new_visitors_per_address_per_minute: int = Field(10, ge=1)
     new_visitors_per_minute: int = Field(300, ge=1)
 
@@ -427,6 +448,24 @@ class EventSettings(Section):
 
 class MetricsSettings(Section):
     enabled: bool = True
+    token: str = ""  # when set, /metrics needs Authorization: Bearer <token>
+    listen: str = ""  # "host:port": serve /metrics there only, not on the hub's public address
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and (len(v) < 16 or not v.isascii() or not v.isprintable() or " " in v):
+            raise ValueError("must be at least 16 printable ASCII characters without spaces (or empty: no token)")
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError('must be "host:port", e.g. "127.0.0.1:9108" (or empty: serve on the hub\'s address)')
+        return v
 
 
 class Settings(Section):

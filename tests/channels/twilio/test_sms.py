@@ -558,3 +558,24 @@ async def test_an_opt_out_between_reply_and_send_still_stops_the_message(
         await sms.send(Outbound(message_id=1, conversation_id=1, channel="sms", to=Identity("phone", CUSTOMER),
                                 text="hi", attempt=1))
     assert refused.value.permanent and fake[0].sent() == []
+
+
+async def test_an_uploaded_page_is_served_as_a_download_never_inline(start: Any, fake: tuple[TwilioFake, str]) -> None:
+    """The seen attack: the signed media route served an agent-uploaded HTML file inline, and Chromium ran its
+    script on the hub's origin. Every file leaves as an attachment, nosniff, under a sandbox policy."""
+    sim = fake[0]
+    client, admin = await start()
+    conv = await _conversation(client, admin)
+    page = b"<script>fetch('/console/session')</script>"
+    status, reply = await _reply(client, admin, conv, "see attached",
+                                 attachments=[_file("Pr\u00e9sentation \"final\".html", page, "text/html")])
+    assert status == 201, reply
+    await eventually(lambda: _status_is(client, admin, reply["id"], "sending"))
+    [form] = sim.sent()
+    parts = urlsplit(form.getall("MediaUrl")[0])
+    resp = await client.get(parts.path + "?" + parts.query)
+    assert resp.status == 200 and await resp.read() == page
+    assert resp.headers["Content-Disposition"] == (
+        "attachment; filename=\"Presentation _final_.html\"; filename*=UTF-8''Pr%C3%A9sentation%20%22final%22.html")
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Content-Security-Policy"].startswith("sandbox")
