@@ -634,6 +634,75 @@ PATHS["/api/v1/conversations/{id}/call"] = {
     }
 }
 
+# What the hub could not place (hub.attention): supervisors and admins.
+def _attention_paths() -> dict[str, Any]:
+    from hub.api.attention_routes import ActionBody, AttachBody, DismissBody
+
+    not_allowed = {"403": _json(_ref("Error"), "Not an admin or supervisor")}
+    event = {
+        "type": "object",
+        "required": ["id", "channel", "status", "reason", "error", "received_at", "sender", "summary", "actions"],
+        "properties": {
+            "id": {"type": "integer"}, "channel": {"type": "string"},
+            "status": {"enum": ["failed", "rejected", "done", "dismissed", "pending"]},
+            "reason": {"type": "string", "description": "short reason code (docs/attention.md)"},
+            "error": {"type": "string", "description": "the full reason"},
+            "received_at": {"type": "string"}, "dedupe_key": {"type": "string"}, "attempts": {"type": "integer"},
+            "sender": {"type": "string"}, "summary": {"type": "string", "description": "subject or first line"},
+            "message_id": {"type": ["integer", "null"]},
+            "actions": {"type": "array", "items": {"type": "object"}},
+            "raw": {"type": "object", "description": "the event as sent (text), on GET /attention/{id}"},
+        },
+    }
+    result = _json({"type": "object", "required": ["outcome", "status", "message_id"], "properties": {
+        "outcome": {"type": "string"}, "status": {"type": "string"}, "message_id": {"type": ["integer", "null"]},
+    }})
+    conflict = {"409": _json(_ref("Error"), "Not failed or rejected any more, or the action cannot be done (why)")}
+
+    def body(model: type[BaseModel], required: bool) -> dict[str, Any]:
+        return {"required": required, "content": {"application/json": {"schema": model.model_json_schema()}}}
+
+    def action(summary: str, model: type[BaseModel], required: bool) -> dict[str, Any]:
+        return {"post": {"summary": summary, "parameters": [_id_param("event id")],
+                         "requestBody": body(model, required),
+                         "responses": {"200": result, **conflict, **not_allowed, **_WRITE_ERRORS}}}
+
+    return {
+        "/api/v1/attention": {"get": {
+            "summary": "Events the hub could not place (flagged or rejected, every channel), newest first",
+            "parameters": [_query("channel", "only this channel"), _query("reason", "only this reason code"),
+                           _query("before", "the `next` of the previous page"),
+                           _query("limit", "page size, 1-200 (default 50)",
+                                  {"type": "integer", "minimum": 1, "maximum": 200})],
+            "responses": {"200": _json({"type": "object", "required": ["items", "count", "next"], "properties": {
+                "items": {"type": "array", "items": event}, "count": {"type": "integer"}, "next": _STR_OR_NULL,
+            }}), **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}": {"get": {
+            "summary": "One event with its raw payload (as text) and every action taken on it",
+            "parameters": [_id_param("event id")],
+            "responses": {"200": _json(event), **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}/raw": {"get": {
+            "summary": "Download the event as the provider sent it (an .eml, or JSON)",
+            "parameters": [_id_param("event id")],
+            "responses": {"200": {"description": "The raw event", "content": {
+                "message/rfc822": {"schema": {"type": "string"}}, "application/json": {"schema": {}}}},
+                **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}/replay": action(
+            "Process it again as its channel reads it now (after a fix or a config change)", ActionBody, False),
+        "/api/v1/attention/{id}/attach": action(
+            "Store it on a customer's timeline (customer_id, or identity for the customer who owns it or a new one), "
+            "through the one inbound path", AttachBody, True),
+        "/api/v1/attention/{id}/dismiss": action("Nothing to do about it: kept, dismissed, with a note",
+                                                 DismissBody, True),
+    }
+
+
+PATHS.update(_attention_paths())
+
+
 # One tag per area, so the docs page groups the API the way a developer looks for it. A path names its area by
 # its first segment after /api/v1/; a new area gets a tag of its own name without a line here.
 TAGS: list[tuple[str, str, tuple[str, ...]]] = [

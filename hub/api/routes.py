@@ -179,7 +179,7 @@ async def post_message(request: web.Request) -> web.Response:
             raise BadBody(422, f"attachment {a.filename!r}: data_base64 is not valid base64") from None
     msg = await request.app[OUTBOX].reply(
         conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
-        attachments=files,
+        attachments=files, reply_all=body.reply_all,
     )
     return web.json_response(msg.to_json(), status=201)
 
