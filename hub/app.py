@@ -20,6 +20,7 @@ from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
+from hub.api.report_routes import routes as report_routes
 from hub.api.request_guard import request_guard
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
@@ -38,6 +39,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.reports.rollup import RollRules, roll_forever
 from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
 
@@ -208,6 +210,9 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-routing-tick", router.tick_forever),
             _task("hub-routing-events", router.watch_events),
             accounts.forget_on_events,
+            _task("hub-reports-roller", lambda: roll_forever(
+                db, lambda: RollRules.from_settings(settings.reports, settings.routing),
+                settings.reports.roll_interval_seconds)),
         ]
     )
 
@@ -225,6 +230,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
+    app.router.add_routes(report_routes())
     app.router.add_routes(attention_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())

@@ -376,6 +376,13 @@ def parser() -> argparse.ArgumentParser:
     el.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     el.set_defaults(fn=cmd_events_list)
 
+    rp = sub.add_parser("reports", help="report rollups", description="Work with the report rollups.")
+    rpsub = rp.add_subparsers(dest="reports_cmd", required=True)
+    rr = rpsub.add_parser("rebuild", parents=[config], help="recompute every report figure from the conversation "
+                          "events", description="Throw the report rollups away and fold every conversation event "
+                          "again (safe while the hub runs; figures are incomplete until it finishes).")
+    rr.set_defaults(fn=cmd_reports_rebuild)
+
     tg = sub.add_parser("telegram", help="the Telegram bot", description="Work with the Telegram channel's bot.")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")
     tw = tgsub.add_parser("set-webhook", parents=[config], help="register this hub's webhook with Telegram",
@@ -400,6 +407,20 @@ def parser() -> argparse.ArgumentParser:
                     help="new random MessageSid/CallSid/... so the hub stores it as a new event, not a retry")
     wr.set_defaults(fn=cmd_webhooks_replay)
     return p
+
+
+def cmd_reports_rebuild(args: argparse.Namespace) -> int:
+    from hub.reports.rollup import RollRules, rebuild
+
+    settings = _settings(args)
+    _setup_logging(settings.server.log_level)
+
+    async def run(db: Database) -> int:
+        n = await rebuild(db, RollRules.from_settings(settings.reports, settings.routing))
+        print(f"rebuilt the report rollups from {n} conversation events")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
 
 
 def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:

@@ -468,6 +468,36 @@ class MetricsSettings(Section):
         return v
 
 
+class ReportsSettings(Section):
+    """Reports: figures kept as hourly and daily rollups of conversation events (see docs/reports.md)."""
+
+    #: the business's time zone: daily rollups (ranges over 35 days) start at its midnight, business hours are in it
+    time_zone: str = "UTC"
+    #: spans like "mon-fri 09:00-17:00"; a conversation opened outside them counts as after-hours. Empty: always open
+    business_hours: list[str] = Field(default_factory=list)
+    #: a customer who comes back within this many days of a resolved conversation is a repeat contact
+    repeat_window_days: float = Field(7.0, gt=0)
+    #: how often new conversation events are folded into the rollups
+    roll_interval_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from hub.channels.twilio.hours import zone
+
+        zone(v)
+        return v
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        from hub.channels.twilio.hours import parse_span
+
+        for span in v:
+            parse_span(span)
+        return v
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -480,6 +510,7 @@ class Settings(Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    reports: ReportsSettings = Field(default_factory=ReportsSettings)
 
     @model_validator(mode="after")
     def _default_queue_exists(self) -> Settings:

@@ -22,6 +22,7 @@ from hub.html_safety import sanitize
 from hub.journal import write as _journal
 from hub.metrics import Metrics
 from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
+from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
 
@@ -252,6 +253,7 @@ class Ingest:
             now=now,
             created_at=inbound.occurred_at,
         )
+        conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
         for a in inbound.attachments:
             if a.data is not None and len(a.data) > max_bytes:

@@ -20,6 +20,7 @@ from hub.history import store
 from hub.history.db import Database, Tx
 from hub.metrics import Metrics
 from hub.model import CHANNEL_IDENTITY_KIND, AttachmentIn, Identity, Message, Outbound, format_time
+from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.outbox")
 
@@ -150,6 +151,8 @@ class Outbox:
                 meta={"reply_all": True} if reply_all else None,
             )
             _store_files(tx, message_id, attachments)
+            conversation_events.record(tx, "message_out", conv.id, now, customer_id=conv.customer_id, channel=chosen,
+                                       queue=conv.queue, agent_id=agent_id)
             tx.exec(
                 "INSERT INTO outbox (message_id, channel, recipient, status, next_attempt_at, created_at, updated_at) "
                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)",

@@ -812,3 +812,69 @@ PATHS["/api/v1/webchat/typing"] = {
         },
     }
 }
+
+
+# Reports (hub.api.report_routes; docs/reports.md defines every figure).
+def _report_paths() -> dict[str, Any]:
+    from hub.reports.query import FIGURES, GROUPS, SLICES
+
+    value = {"type": ["number", "null"]}
+    figures = {"type": "object", "required": list(FIGURES), "properties": {k: value for k in FIGURES}}
+    common = [
+        _query("from", "start: a date (midnight in tz) or a time with its offset; default 7 days before to"),
+        _query("to", "end (excluded): a date or a time; default tomorrow's midnight in tz"),
+        _query("tz", "the viewer's IANA time zone (default reports.time_zone)"),
+        *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES),
+        _query("format", "json (default) or csv", {"enum": ["json", "csv"]}),
+    ]
+    csv = {"text/csv": {"schema": {"type": "string"}}}
+    errors = {**_ERRORS, "403": _json(_ref("Error"), "An agent asked for figures other than their own"),
+              "422": _json(_ref("Error"), "A parameter is not valid: the message says which and why")}
+    slice_ = {"type": ["object", "null"], "properties": {"by": {"type": "string"}, "value": {"type": "string"}}}
+
+    def ok(schema: dict[str, Any], what: str) -> dict[str, Any]:
+        return {"description": what, "content": {"application/json": {"schema": schema}, **csv}}
+
+    def op(summary: str, extra: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
+        return {"get": {"summary": summary, "parameters": [*common, *extra],
+                        "responses": {"200": ok(schema, "The figures (or a CSV file with ?format=csv)"), **errors}}}
+
+    return {
+        "/api/v1/reports/summary": op(
+            "Every figure over the range, and over the period of the same length just before it", [],
+            {"type": "object", "required": ["from", "to", "previous_from", "figures", "previous", "units"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                            "previous_from": {"type": "string"}, "slice": slice_, "figures": figures,
+                            "previous": figures, "units": {"type": "object"}}}),
+        "/api/v1/reports/timeseries": op(
+            "Every figure per hour, day, week (from Monday) or month of the viewer's time zone",
+            [_query("group", "hour (ranges up to 35 days), day (default), week or month", {"enum": list(GROUPS)})],
+            {"type": "object", "required": ["group", "time_zone", "buckets"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "group": {"enum": list(GROUPS)},
+                            "time_zone": {"type": "string"}, "slice": slice_, "units": {"type": "object"},
+                            "buckets": {"type": "array", "items": {
+                                "type": "object", "required": ["start", "figures"],
+                                "properties": {"start": {"type": "string"}, "figures": figures}}}}}),
+        "/api/v1/reports/breakdown": op(
+            "Every figure per channel, queue or agent",
+            [_query("by", "channel, queue (default) or agent", {"enum": list(SLICES)})],
+            {"type": "object", "required": ["by", "rows"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(SLICES)},
+                            "units": {"type": "object"},
+                            "rows": {"type": "array", "items": {
+                                "type": "object", "required": ["value", "label", "figures"],
+                                "properties": {"value": {"type": "string"}, "label": {"type": "string"},
+                                               "figures": figures}}}}}),
+        "/api/v1/reports/heatmap": op(
+            "A count per hour of the week (Monday first, hours of the viewer's time zone)",
+            [_query("figure", "conversations_opened (default), messages_in, messages_out, conversations_resolved, "
+                              "abandoned or after_hours")],
+            {"type": "object", "required": ["figure", "time_zone", "cells"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "figure": {"type": "string"},
+                            "time_zone": {"type": "string"},
+                            "cells": {"type": "array", "minItems": 7, "maxItems": 7, "items": {
+                                "type": "array", "minItems": 24, "maxItems": 24, "items": {"type": "integer"}}}}}),
+    }
+
+
+PATHS.update(_report_paths())

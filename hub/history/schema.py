@@ -329,6 +329,52 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        40,
+        "reports: conversation events (append-only), per-conversation clocks, hourly and daily rollups",
+        """
+CREATE TABLE conversation_events (
+    id {id},
+    conversation_id BIGINT NOT NULL,
+    customer_id BIGINT,
+    type TEXT NOT NULL,
+    at TEXT NOT NULL,
+    channel TEXT NOT NULL DEFAULT '',
+    queue TEXT NOT NULL DEFAULT '',
+    agent_id BIGINT,
+    seconds DOUBLE PRECISION,
+    rolled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conversation_events_unrolled ON conversation_events (id) WHERE rolled = 0;
+CREATE TABLE report_conversations (
+    conversation_id BIGINT PRIMARY KEY,
+    customer_id BIGINT,
+    channel TEXT NOT NULL DEFAULT '',
+    queue TEXT NOT NULL DEFAULT '',
+    agent_id BIGINT,
+    opened_at TEXT,
+    first_response_at TEXT,
+    awaiting_since TEXT,
+    answered INTEGER NOT NULL DEFAULT 0,
+    resolved_at TEXT
+);
+CREATE INDEX report_conversations_customer ON report_conversations (customer_id, resolved_at);
+CREATE TABLE report_rollups (
+    grain TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    value TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    total DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (grain, dim, value, metric, bucket)
+);
+CREATE INDEX report_rollups_slices ON report_rollups (grain, dim, metric, bucket, value, n, total)
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

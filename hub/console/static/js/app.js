@@ -6,6 +6,7 @@ import { state, toast, navigate, setHook, modal } from "./state.js";
 import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
+import { showReports } from "./reports.js";
 import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
 
 const app = document.getElementById("app");
@@ -96,6 +97,7 @@ function start(who) {
       h("nav", { class: "tabs" },
         h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), "Inbox"),
         supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), "Live wall") : null,
+        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), "Reports"),
         supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention" }, icon("event"),
           "Needs attention", h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
         state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), "Admin") : null),
@@ -261,7 +263,8 @@ function renderInbox() {
 function route() {
   const hash = location.hash || "#/";
   const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
-  const current = hash === "#/wall" ? "wall" : hash === "#/attention" ? "attention" : admin ? "admin" : "inbox";
+  const current = hash === "#/wall" ? "wall" : hash === "#/attention" ? "attention" : hash === "#/reports" ? "reports"
+    : admin ? "admin" : "inbox";
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
   const m = hash.match(/^#\/c\/(\d+)(?:\/m\/(\d+))?$/);
@@ -272,6 +275,8 @@ function route() {
     showWall(els.main, els.side);
   } else if (hash === "#/attention" && ["admin", "supervisor"].includes(state.me.role)) {
     showAttention(els.main, els.side).catch((e) => toast(e.message, "error"));
+  } else if (hash === "#/reports") {
+    showReports(els.main, els.side);
   } else if (admin && state.me.role === "admin") {
     showAdmin(els.main, els.side, admin[1]);
   } else {
