@@ -37,6 +37,9 @@ class Metrics:
             "hub_journal_pending", "Journaled inbound events not yet processed", registry=r
         )
         self.outbox_pending = Gauge("hub_outbox_pending", "Outbound messages waiting to be sent", registry=r)
+        self.signin_throttled = Counter(
+            "hub_signin_throttled_total", "Console sign-ins refused by throttling (429)", registry=r
+        )
         self.flagged = Counter(
             "hub_flagged_events_total", "Inbound events kept for an operator (see docs/attention.md), by reason",
             ["channel", "reason"], registry=r,
