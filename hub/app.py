@@ -20,6 +20,8 @@ from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
+from hub.automation import api as automation_api
+from hub.automation.runner import Runner
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
 from hub.channels.host import ChannelHost
@@ -32,10 +34,12 @@ from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.ingest import Ingest
-from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
+from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.router import Router
+from hub.webhooks import api as webhooks_api
+from hub.webhooks.deliveries import Deliverer
 
 log = logging.getLogger("hub.app")
 
@@ -145,6 +149,25 @@ def _install_calls(app: web.Application, settings: Settings, channels: dict[str,
     app.on_shutdown.append(close_calls)
 
 
+def _automation(
+    settings: Settings, runner: Runner, deliverer: Deliverer
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The rule runner and the webhook sender: the runner always marks events handled (rules run only when
+    automation.enabled), the sender runs when webhooks.enabled."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(runner.run_forever(), name="hub-automation"),
+                 asyncio.create_task(runner.watch_bus(), name="hub-automation-events")]
+        await deliverer.start()
+        if settings.webhooks.enabled:
+            tasks.append(asyncio.create_task(deliverer.run_forever(), name="hub-webhooks"))
+        yield
+        await background.stop(tasks)
+        await deliverer.close()
+
+    return ctx
+
+
 def build_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     db = open_database(settings.database.url, settings.database.pool_size, settings.database.sqlite_synchronous)
@@ -156,6 +179,8 @@ def build_app(settings: Settings) -> web.Application:
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
+    deliverer = Deliverer(db, settings.webhooks)
+    runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -168,6 +193,7 @@ def build_app(settings: Settings) -> web.Application:
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
     app[ROUTER] = router
+    app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
     _install_calls(app, settings, channels)
 
     async def event_bus(app: web.Application) -> AsyncIterator[None]:
@@ -210,6 +236,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-routing-tick", router.tick_forever),
             _task("hub-routing-events", router.watch_events),
             accounts.forget_on_events,
+            _automation(settings, runner, deliverer),
         ]
     )
 
@@ -227,6 +254,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
+    app.router.add_routes(automation_api.routes())
+    app.router.add_routes(webhooks_api.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     return app

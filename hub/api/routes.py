@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import event_log
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
@@ -207,7 +208,9 @@ async def resolve(request: web.Request) -> web.Response:
                 tx, conversation_id=conv_id, customer_id=before.customer_id, channel="hub", direction="out",
                 kind="note", text=body.note, status="internal", agent_id=p.agent_id, now=now,
             )
-        return store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
+        resolved = store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
+        event_log.record(tx, "conversation.resolved", conv_id, now)
+        return resolved
 
     conv = await request.app[DB].write(write)
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))

@@ -281,6 +281,11 @@ CREATE TABLE routing_overrides (
 
 MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index on PostgreSQL)", "{text_search}"))
 
+# Automation and outbound webhooks (50-59) keep their scripts beside their code.
+from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
+
+MIGRATIONS.extend(_AUTOMATION)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 
