@@ -629,6 +629,19 @@ PATHS["/api/v1/conversations/{id}/call"] = {
     }
 }
 
+def _add_automation(schemas: dict[str, Any]) -> None:
+    """Automation rules, business hours and outbound webhooks keep their part beside their code."""
+    from hub.automation import openapi as automation
+
+    schemas.update(automation.SCHEMAS)
+    for model in automation.MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    PATHS.update(automation.PATHS)
+
+
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Attachment": ATTACHMENT,
@@ -657,6 +670,7 @@ def document() -> dict[str, Any]:
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = schema
+    _add_automation(schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "hub REST API", "version": "1"},
