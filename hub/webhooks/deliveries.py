@@ -61,9 +61,9 @@ def listing(tx: Tx, subscription_id: int, status: str | None, limit: int) -> lis
     if status:
         where += " AND status = ?"
         params.append(status)
-    rows = tx.all(f"SELECT {COLUMNS} FROM webhook_deliveries d JOIN (SELECT id AS eid, type FROM hub_events) e "
-                  f"ON e.eid = d.event_id WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))
-    return [to_json(r) | {"event_type": r["type"]} for r in rows]
+    rows = tx.all(f"SELECT {COLUMNS}, (SELECT type FROM hub_events e WHERE e.id = event_id) AS event_type "
+                  f"FROM webhook_deliveries WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+    return [to_json(r) | {"event_type": r["event_type"]} for r in rows]
 
 
 def resend(tx: Tx, subscription_id: int, delivery_id: int, now: str) -> dict[str, Any]:

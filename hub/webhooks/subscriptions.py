@@ -61,8 +61,9 @@ def update(tx: Tx, subscription_id: int, changes: dict[str, Any], now: str) -> R
             value = json.dumps(sorted(set(value)))
         if column == "enabled":
             value = int(value)
-            if value:  # enabling again clears why it was disabled; its paused deliveries resume
-                sets.append("disabled_reason = NULL")
+            # Enabling clears why the hub disabled it (its waiting deliveries resume); an admin's disable has no
+            # reason, and stops new deliveries being queued at all.
+            sets.append("disabled_reason = NULL")
         sets.append(f"{column} = ?")
         params.append(value)
     sets.append("updated_at = ?")
@@ -84,6 +85,8 @@ def disable(tx: Tx, subscription_id: int, reason: str, now: str) -> None:
 
 
 def wanting(tx: Tx, event_type: str) -> list[int]:
-    """The enabled subscriptions that want EVENT_TYPE ("*" wants every type)."""
-    rows = tx.all("SELECT id, events FROM webhook_subscriptions WHERE enabled = 1 ORDER BY id")
+    """The subscriptions that want EVENT_TYPE ("*" wants every type): the enabled ones, and those the hub disabled
+    after persistent failure (their deliveries wait, so fixing the receiver and enabling it again loses nothing)."""
+    rows = tx.all("SELECT id, events FROM webhook_subscriptions WHERE enabled = 1 OR disabled_reason IS NOT NULL "
+                  "ORDER BY id")
     return [int(r["id"]) for r in rows if {event_type, "*"} & set(json.loads(r["events"]))]
