@@ -71,7 +71,7 @@ async def test_signed_events_arrive_in_order_per_conversation(api: Api, receiver
     assert all(ok for _, _, ok in r.seen)
     log = await deliveries(api, sub["id"])
     assert [d["status"] for d in log] == ["delivered"] * 4
-    retried = [d for d in log if d["event_type"] == "conversation.opened"][0]
+    retried = next(d for d in log if d["event_type"] == "conversation.opened")
     assert retried["attempts"] == 3 and retried["response_status"] == 204 and retried["last_error"] is None
 
 
