@@ -653,7 +653,9 @@ def document() -> dict[str, Any]:
             "allOf": [
                 _ref("Conversation"),
                 {"type": "object", "required": ["customer", "messages"],
-                 "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")}}},
+                 "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")},
+                                "labels": {"type": "array", "items": {"type": "string"}},
+                                "priority": {"type": "integer"}}},
             ]
         },
         "IngestResult": {

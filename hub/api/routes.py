@@ -160,6 +160,9 @@ async def get_conversation(request: web.Request) -> web.Response:
         out = c.to_json()
         out["customer"] = store.customer(tx, c.customer_id).to_json()
         out["messages"] = [m.to_json() for m in store.conversation_messages(tx, conv_id)]
+        out["labels"] = event_log.labels(tx, conv_id)  # set by automation rules
+        prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv_id,))
+        out["priority"] = int(prio["priority"]) if prio else 0
         return out
 
     return web.json_response(await request.app[DB].read(load))
