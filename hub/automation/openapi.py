@@ -48,12 +48,15 @@ RULE = {
         "last_run_at": _STR_OR_NULL, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
     },
 }
+_HOURS = BusinessHours.model_json_schema()
 HOURS_STATUS = {
-    "allOf": [_ref("BusinessHours"), {
-        "type": "object", "required": ["open", "next_open"],
-        "properties": {"open": {"type": "boolean", "description": "open now"},
-                       "next_open": {**_STR_OR_NULL, "description": "when it next opens (now if open)"}},
-    }],
+    "type": "object",
+    "required": [*_HOURS["required"], "open", "next_open"],
+    "properties": {
+        **_HOURS["properties"],
+        "open": {"type": "boolean", "description": "open now"},
+        "next_open": {**_STR_OR_NULL, "description": "when it next opens (now if open)"},
+    },
 }
 SUBSCRIPTION = {
     "type": "object",
