@@ -175,3 +175,18 @@ async def test_bad_subscriptions_get_reasons(api: Api) -> None:
     await api.call("POST", "/api/v1/webhooks/{id}/deliveries/{delivery}/resend",
                    "/api/v1/webhooks/999/deliveries/1/resend", expect=404)
     await api.call("GET", "/api/v1/webhooks/{id}/deliveries", "/api/v1/webhooks/1/deliveries?status=x", expect=400)
+
+
+async def test_a_rule_sends_an_event_to_a_subscription(api: Api, receiver: tuple[Receiver, str]) -> None:
+    r, url = receiver
+    sub = await subscribe(api, r, url, ["conversation.resolved"])
+    await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules", {
+        "name": "Urgent to pager", "event": "message.received",
+        "conditions": [{"field": "text", "op": "contains", "value": "urgent"}],
+        "actions": [{"type": "send_webhook", "value": sub["id"]}]}, expect=201)
+    await inbound(api, "phone:+14155550104", "not urgent at all... well, URGENT", "u1")
+    await inbound(api, "phone:+14155550105", "just saying hi", "u2")
+    await eventually(lambda: _count(r, 1), what="the rule's delivery")
+    await eventually(lambda: _pending(api, sub["id"], 0), what="nothing more pending")
+    assert [(e["type"], e["data"]["message"]["text"]) for _, e in r.accepted] == [
+        ("message.received", "not urgent at all... well, URGENT")]
