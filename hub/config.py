@@ -414,7 +414,6 @@ class AutomationSettings(Section):
     #: an event caused by a rule's action has depth + 1; rules do not run on events deeper than this
     max_depth: int = Field(3, ge=0, le=10)
     poll_interval_seconds: float = Field(1.0, gt=0)
-    lease_seconds: float = Field(30.0, gt=0)
     #: processed events (and finished webhook deliveries) older than this are deleted
     retention_days: float = Field(30.0, gt=0)
 

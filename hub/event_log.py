@@ -20,36 +20,45 @@ TYPES = (
     "message.sent",
 )
 VERSION = 1
+COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, status, created_at"
 
 
 def record(
-    tx: Tx, type_: str, conversation_id: int, now: str, *, message_id: int | None = None, depth: int = 0
+    tx: Tx, type_: str, conversation_id: int, now: str, *, message_id: int | None = None, depth: int = 0,
+    automatic: bool = False,
 ) -> int:
     """Log one event (and queue its webhook deliveries) inside TX; returns the event's id.
 
-    DEPTH is how many rule actions led here (0: a person or a customer did it); an event about a message marked
-    `meta.automatic` (an auto-reply) is flagged so rules leave it alone."""
+    DEPTH is how many rule actions led here (0: a person or a customer did it). AUTOMATIC: the event's message is
+    marked `meta.automatic` (an auto-reply), so rules leave it alone. The payload (what webhooks carry: the
+    conversation, message and customer as they are now) is written only when a subscription wants the event."""
     assert type_ in TYPES, type_
-    conv = store.conversation(tx, conversation_id)
-    data: dict[str, Any] = {"conversation": conv.to_json() | {"labels": labels(tx, conversation_id)}}
-    automatic = False
-    if message_id is not None:
-        msg = store.message(tx, message_id)
-        data["message"] = msg.to_json()
-        automatic = bool(msg.meta.get("automatic"))
-    data["customer"] = store.customer(tx, conv.customer_id).to_json()
     row = tx.one(
-        "INSERT INTO hub_events (type, conversation_id, depth, automatic, payload, status, created_at) "
+        "INSERT INTO hub_events (type, conversation_id, message_id, depth, automatic, status, created_at) "
         "VALUES (?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
-        (type_, conversation_id, depth, int(automatic), json.dumps(data, default=str), now),
+        (type_, conversation_id, message_id, depth, int(automatic), now),
     )
     assert row is not None
     event_id = int(row["id"])
     fail_points.hit("event.before_deliveries")
     from hub.webhooks.deliveries import enqueue  # the webhooks package reads this log: imported late
 
-    enqueue(tx, event_id, type_, conversation_id, now)
+    if enqueue(tx, event_id, type_, conversation_id, now):
+        snapshot(tx, event_id)
     return event_id
+
+
+def snapshot(tx: Tx, event_id: int) -> None:
+    """Write the event's payload (once: a delivery added later carries the same snapshot as the first)."""
+    row = tx.one("SELECT conversation_id, message_id, payload FROM hub_events WHERE id = ?", (event_id,))
+    if row is None or row["payload"] is not None:
+        return
+    conv = store.conversation(tx, int(row["conversation_id"]))
+    data: dict[str, Any] = {"conversation": conv.to_json() | {"labels": labels(tx, conv.id)}}
+    if row["message_id"] is not None:
+        data["message"] = store.message(tx, int(row["message_id"])).to_json()
+    data["customer"] = store.customer(tx, conv.customer_id).to_json()
+    tx.exec("UPDATE hub_events SET payload = ? WHERE id = ?", (json.dumps(data, default=str), event_id))
 
 
 def labels(tx: Tx, conversation_id: int) -> list[str]:
@@ -65,12 +74,9 @@ def wire(row: Row) -> dict[str, Any]:
         "version": VERSION,
         "created_at": str(row["created_at"]),
         "depth": int(row["depth"]),
-        "data": json.loads(row["payload"]),
+        "data": json.loads(row["payload"] or "{}"),
     }
 
 
 def load(tx: Tx, event_id: int) -> Row | None:
-    return tx.one(
-        "SELECT id, type, conversation_id, depth, automatic, payload, status, created_at FROM hub_events WHERE id = ?",
-        (event_id,),
-    )
+    return tx.one(f"SELECT {COLUMNS} FROM hub_events WHERE id = ?", (event_id,))

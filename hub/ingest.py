@@ -203,7 +203,8 @@ class Ingest:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
         if how != "joined":
             event_log.record(tx, f"conversation.{how}", conv.id, now)
-        event_log.record(tx, "message.received", conv.id, now, message_id=message_id)
+        event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
+                         automatic=bool(meta.get("automatic")))
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
             apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(

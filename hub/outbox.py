@@ -176,7 +176,8 @@ class Outbox:
             "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
             (message_id, chosen, str(to), now, now, now),
         )
-        event_log.record(tx, "message.sent", conv.id, now, message_id=message_id, depth=depth)
+        event_log.record(tx, "message.sent", conv.id, now, message_id=message_id, depth=depth,
+                         automatic=bool((meta or {}).get("automatic")))
         return message_id
 
     def wake(self) -> None:

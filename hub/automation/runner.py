@@ -1,9 +1,10 @@
 """Runs automation rules on the event log, once per event, in every hub process without double action.
 
-Each process leases pending events (like the outbox leases its rows) and handles each in ONE transaction: the
-event row is locked, every enabled rule for its type is tried in order, the actions' writes are made (labels,
-priority, replies through the outbox, notes, resolves, webhook deliveries) and the event is marked done. So a
-replayed or twice-leased event never acts twice, and a crash before commit leaves it pending for another try.
+Each process takes a batch of pending events in ONE transaction (on PostgreSQL the rows are locked, and rows
+another process holds are skipped): for each event every enabled rule for its type is tried in order, the
+actions' writes are made (labels, priority, replies through the outbox, notes, resolves, webhook deliveries), each
+rule's run is recorded under (rule, event), and the event is marked done. So an event handled twice (replayed, or
+raced by another process) never acts twice, and a crash before commit leaves the batch pending for another try.
 Routing is told about moves, assignments and resolves after commit (routing's own state is derived and repaired).
 
 Loops are bounded: an event a rule's action causes (a reply's message.sent, a resolve) carries depth + 1, and
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
 from hub.config import AutomationSettings
 from hub.events import Event, EventBus
 from hub.history import store
-from hub.history.db import Database, Row, Tx
+from hub.history.db import Database, Row, Tx, retryable
 from hub.model import format_time, parse_time, utcnow
 from hub.outbox import Outbox, ReplyError
 from hub.webhooks import deliveries
@@ -63,15 +63,15 @@ class _Outcome:
 
 def facts(tx: Tx, row: Row) -> Facts:
     """What conditions see for event ROW: the conversation as it is now, the message the event carried."""
-    payload = json.loads(row["payload"])
     conv = store.conversation(tx, int(row["conversation_id"])).to_json()
+    message = store.message(tx, int(row["message_id"])).to_json() if row["message_id"] is not None else None
     prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv["id"],))
     attrs = tx.all("SELECT name, value FROM customer_attributes WHERE customer_id = ?", (conv["customer_id"],))
     return Facts(
         conversation=conv,
         labels=set(event_log.labels(tx, conv["id"])),
         attributes={str(a["name"]): str(a["value"]) for a in attrs},
-        message=payload.get("message"),
+        message=message,
         at=parse_time(str(row["created_at"])),
         hours=business_hours.for_queue(tx, conv.get("queue")),
         priority=int(prio["priority"]) if prio else 0,
@@ -94,8 +94,7 @@ class Runner:
 
     def process(self, tx: Tx, event_id: int) -> _Outcome | None:
         """Run the rules for EVENT_ID inside TX; None if another process (or an earlier run) handled it."""
-        row = tx.one("SELECT id, type, conversation_id, depth, automatic, payload, status, created_at "
-                     "FROM hub_events WHERE id = ?" + tx.for_update, (event_id,))
+        row = tx.one(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE id = ?" + tx.for_update, (event_id,))
         if row is None or row["status"] != "pending":
             return None
         now = format_time(utcnow())
@@ -110,7 +109,7 @@ class Runner:
             else:
                 log.info("event %d is %d rule actions deep (automation.max_depth %d): rules not run",
                          event_id, row["depth"], self.settings.max_depth)
-        tx.exec("UPDATE hub_events SET status = 'done', lease_until = NULL, processed_at = ? WHERE id = ?",
+        tx.exec("UPDATE hub_events SET status = 'done', processed_at = ? WHERE id = ?",
                 (now, event_id))
         return out
 
@@ -167,6 +166,7 @@ class Runner:
                 log.warning("rule %d (%s): webhook subscription %s does not exist", rule.id, rule.name, a.value)
             else:
                 deliveries.add(tx, int(a.value), int(row["id"]), conv_id, now)  # type: ignore[arg-type]
+                event_log.snapshot(tx, int(row["id"]))
                 out.changed = True
 
     def _out_of_hours(self, tx: Tx, row: Row, out: _Outcome) -> None:
@@ -229,31 +229,41 @@ class Runner:
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
-    async def _claim(self, limit: int) -> list[int]:
-        now = format_time(utcnow())
-        lease = format_time(utcnow() + timedelta(seconds=self.settings.lease_seconds))
-
-        def claim(tx: Tx) -> list[int]:
-            rows = tx.all("SELECT id FROM hub_events WHERE status = 'pending' "
-                          "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?", (now, limit))
-            return [int(r["id"]) for r in rows
-                    if tx.exec("UPDATE hub_events SET lease_until = ? WHERE id = ? AND status = 'pending' "
-                               "AND (lease_until IS NULL OR lease_until < ?)", (lease, r["id"], now))]
-
-        return await self.db.write(claim)
+    def batch(self, tx: Tx, limit: int) -> list[_Outcome]:
+        """Handle up to LIMIT pending events, oldest first, inside TX; each in a savepoint, so one that fails (a bug,
+        bad data) is left pending with the others done."""
+        skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
+        rows = tx.all("SELECT id FROM hub_events WHERE status = 'pending' ORDER BY id LIMIT ?" + skip, (limit,))
+        done = []
+        for r in rows:
+            tx.exec("SAVEPOINT hub_automation")
+            try:
+                out = self.process(tx, int(r["id"]))
+            except Exception as e:
+                if retryable(e):
+                    raise
+                tx.exec("ROLLBACK TO SAVEPOINT hub_automation")
+                log.exception("automation: event %d failed; it stays pending", r["id"])
+                continue
+            tx.exec("RELEASE SAVEPOINT hub_automation")
+            if out is not None:
+                done.append(out)
+        return done
 
     async def drain(self) -> int:
         """Handle every pending event now; returns how many this process handled."""
-        done = 0
+        total = 0
         while True:
-            ids = await self._claim(50)
-            if not ids:
-                return done
-            for event_id in ids:
-                out = await self.db.write(lambda tx, e=event_id: self.process(tx, e))  # type: ignore[misc]
-                if out is not None:
-                    done += 1
-                    await self._after(out)
+            pending = await self.db.read(lambda tx: tx.one("SELECT id FROM hub_events WHERE status = 'pending' "
+                                                           "ORDER BY id LIMIT 1"))
+            if pending is None:
+                return total
+            outcomes = await self.db.write(lambda tx: self.batch(tx, 100))
+            if not outcomes:
+                return total  # what is left failed, or another process holds it: the next pass looks again
+            total += len(outcomes)
+            for out in outcomes:
+                await self._after(out)
 
     async def sweep(self, retention_days: float) -> None:
         """Forget processed events and finished deliveries older than the retention."""
@@ -299,16 +309,14 @@ class Runner:
         """Which of the last LIMIT events of the rule's type it would have matched (nothing is changed)."""
 
         def run(tx: Tx) -> list[dict[str, Any]]:
-            rows = tx.all("SELECT id, type, conversation_id, depth, automatic, payload, status, created_at "
-                          "FROM hub_events WHERE type = ? AND automatic = 0 AND depth = 0 AND conversation_id "
-                          "IS NOT NULL ORDER BY id DESC LIMIT ?", (body.event, limit))
+            rows = tx.all(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE type = ? AND automatic = 0 AND depth = 0 "
+                          "AND conversation_id IS NOT NULL ORDER BY id DESC LIMIT ?", (body.event, limit))
             hits = []
             for r in rows:
-                if matches(body.conditions, facts(tx, r)):
-                    payload = json.loads(r["payload"])
+                seen = facts(tx, r)
+                if matches(body.conditions, seen):
                     hits.append({"event_id": int(r["id"]), "conversation_id": int(r["conversation_id"]),
-                                 "at": str(r["created_at"]),
-                                 "text": (payload.get("message") or {}).get("text")})
+                                 "at": str(r["created_at"]), "text": (seen.message or {}).get("text")})
             return hits
 
         return await self.db.read(run)

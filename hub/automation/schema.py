@@ -12,11 +12,11 @@ CREATE TABLE hub_events (
     id {id},
     type TEXT NOT NULL,
     conversation_id BIGINT,
+    message_id BIGINT,
     depth INTEGER NOT NULL DEFAULT 0,
     automatic INTEGER NOT NULL DEFAULT 0,
-    payload TEXT NOT NULL,
+    payload TEXT,
     status TEXT NOT NULL,
-    lease_until TEXT,
     created_at TEXT NOT NULL,
     processed_at TEXT
 );

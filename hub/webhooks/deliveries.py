@@ -208,6 +208,10 @@ class Deliverer:
 
         await self.db.write(write)
 
+    def _any_due(self, tx: Tx) -> bool:
+        return tx.one("SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1",
+                      (self._now(),)) is not None
+
     async def drain(self) -> int:
         total = 0
         sem = asyncio.Semaphore(self.settings.concurrency)
@@ -220,6 +224,8 @@ class Deliverer:
                     log.exception("webhook delivery %d raised", d.id)
 
         while True:
+            if not await self.db.read(self._any_due):  # a read first: most wake-ups find nothing to send
+                return total
             batch = await self._claim(self.settings.concurrency * 4)
             if not batch:
                 return total
