@@ -10,6 +10,7 @@ from typing import Any
 from hub import fail_points
 from hub.history import store
 from hub.history.db import Row, Tx
+from hub.webhooks import enqueue
 
 #: the event types rules and webhooks can name (payload version 1; docs/webhooks.md)
 TYPES = (
@@ -41,9 +42,7 @@ def record(
     assert row is not None
     event_id = int(row["id"])
     fail_points.hit("event.before_deliveries")
-    from hub.webhooks.deliveries import enqueue  # the webhooks package reads this log: imported late
-
-    if enqueue(tx, event_id, type_, conversation_id, now):
+    if enqueue.for_event(tx, event_id, type_, conversation_id, now):
         snapshot(tx, event_id)
     return event_id
 

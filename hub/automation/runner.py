@@ -32,7 +32,7 @@ from hub.history import store
 from hub.history.db import Database, Row, Tx, retryable
 from hub.model import format_time, parse_time, utcnow
 from hub.outbox import Outbox, ReplyError
-from hub.webhooks import deliveries
+from hub.webhooks import enqueue
 
 log = logging.getLogger("hub.automation")
 
@@ -165,7 +165,7 @@ class Runner:
             if tx.one("SELECT id FROM webhook_subscriptions WHERE id = ?", (a.value,)) is None:
                 log.warning("rule %d (%s): webhook subscription %s does not exist", rule.id, rule.name, a.value)
             else:
-                deliveries.add(tx, int(a.value), int(row["id"]), conv_id, now)  # type: ignore[arg-type]
+                enqueue.add(tx, int(a.value), int(row["id"]), conv_id, now)  # type: ignore[arg-type]
                 event_log.snapshot(tx, int(row["id"]))
                 out.changed = True
 

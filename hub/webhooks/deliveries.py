@@ -1,8 +1,9 @@
 """The delivery log and its sender. A delivery row is written in the transaction that logs its event
-(hub.event_log.record), so an event is never without its deliveries. Senders in every hub process lease due rows
-like the outbox does, post them signed, and retry with capped full-jitter backoff; a conversation's deliveries to
-one subscription go in order (the next waits while an earlier one is pending). After max_attempts the delivery
-fails and its subscription is disabled with the reason; enabling it again resumes what waited."""
+(hub.event_log.record, through hub.webhooks.enqueue), so an event is never without its deliveries. Senders in
+every hub process lease due rows like the outbox does, post them signed, and retry with capped full-jitter backoff;
+a conversation's deliveries to one subscription go in order (the next waits while an earlier one is pending).
+After max_attempts the delivery fails and its subscription is disabled with the reason; enabling it again resumes
+what waited."""
 
 from __future__ import annotations
 
@@ -31,24 +32,6 @@ log = logging.getLogger("hub.webhooks")
 
 COLUMNS = ("id, subscription_id, event_id, conversation_id, status, attempts, next_attempt_at, response_status, "
            "last_error, created_at, updated_at, delivered_at")
-
-
-def enqueue(tx: Tx, event_id: int, event_type: str, conversation_id: int | None, now: str) -> int:
-    """Queue EVENT_ID for every subscription that wants its type (inside the event's own transaction)."""
-    wanted = subscriptions.wanting(tx, event_type)
-    for sub in wanted:
-        add(tx, sub, event_id, conversation_id, now)
-    return len(wanted)
-
-
-def add(tx: Tx, subscription_id: int, event_id: int, conversation_id: int | None, now: str) -> int:
-    row = tx.one(
-        "INSERT INTO webhook_deliveries (subscription_id, event_id, conversation_id, status, next_attempt_at, "
-        "created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
-        (subscription_id, event_id, conversation_id, now, now, now),
-    )
-    assert row is not None
-    return int(row["id"])
 
 
 def to_json(row: Row) -> dict[str, Any]:
