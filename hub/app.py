@@ -22,6 +22,8 @@ from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
 from hub.automation import api as automation_api
 from hub.automation.runner import Runner
+from hub.bots import api as bots_api
+from hub.bots.turns import BotTurns
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
@@ -150,19 +152,22 @@ def _install_calls(app: web.Application, settings: Settings, channels: dict[str,
 
 
 def _automation(
-    settings: Settings, runner: Runner, deliverer: Deliverer
+    settings: Settings, runner: Runner, deliverer: Deliverer, turns: BotTurns
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The rule runner and the webhook sender: the runner always marks events handled (rules run only when
-    automation.enabled), the sender runs when webhooks.enabled."""
+    """The rule runner, the bots' turn sender and the webhook sender: the runner always marks events handled (rules
+    run only when automation.enabled), the webhook sender runs when webhooks.enabled."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(runner.run_forever(), name="hub-automation"),
                  asyncio.create_task(runner.watch_bus(), name="hub-automation-events")]
         await deliverer.start()
+        await turns.start()
+        tasks.append(asyncio.create_task(turns.run_forever(), name="hub-bots"))
         if settings.webhooks.enabled:
             tasks.append(asyncio.create_task(deliverer.run_forever(), name="hub-webhooks"))
         yield
         await background.stop(tasks)
+        await turns.close()
         await deliverer.close()
 
     return ctx
@@ -181,6 +186,8 @@ def build_app(settings: Settings) -> web.Application:
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
     deliverer = Deliverer(db, settings.webhooks)
     runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
+    turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
+    runner.on_bot_turns = turns.wake.set
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -236,7 +243,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-routing-tick", router.tick_forever),
             _task("hub-routing-events", router.watch_events),
             accounts.forget_on_events,
-            _automation(settings, runner, deliverer),
+            _automation(settings, runner, deliverer, turns),
         ]
     )
 
@@ -256,6 +263,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(search_routes.routes())
     app.router.add_routes(automation_api.routes())
     app.router.add_routes(webhooks_api.routes())
+    app.router.add_routes(bots_api.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     return app

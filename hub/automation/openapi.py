@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from hub.automation.hours import BusinessHours
 from hub.automation.rules import RuleBody
+from hub.bots.registry import BotBody
 from hub.webhooks.api import STATUSES, WebhookCreateBody, WebhookPatchBody
 
 _STR_OR_NULL = {"type": ["string", "null"]}
@@ -175,5 +176,30 @@ PATHS: dict[str, dict[str, Any]] = {
     },
 }
 
-SCHEMAS: dict[str, Any] = {"Rule": RULE, "WebhookSubscription": SUBSCRIPTION, "WebhookDelivery": DELIVERY}
-MODELS: tuple[type[BaseModel], ...] = (RuleBody, BusinessHours, WebhookCreateBody, WebhookPatchBody)
+BOT = {
+    "type": "object",
+    "required": ["queue", "url", "handoff_queue", "enabled", "secret"],
+    "properties": {
+        "queue": {"type": "string"}, "url": {"type": "string"}, "handoff_queue": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "secret": {"type": "string", "description": "whole only when new or given; otherwise its start"},
+        "updated_at": {"type": "string"},
+    },
+}
+_QUEUE = {"name": "queue", "in": "path", "required": True, "schema": {"type": "string"}, "description": "queue"}
+PATHS["/api/v1/bots"] = {
+    "get": {"summary": "Queues that have a bot answering first (admin)",
+            "responses": {"200": _json(_items(_ref("Bot"))), **_READ}},
+}
+PATHS["/api/v1/bots/{queue}"] = {
+    "get": {"summary": "A queue's bot (admin)", "parameters": [_QUEUE],
+            "responses": {"200": _json(_ref("Bot")), **_READ}},
+    "put": {"summary": "Give a queue a bot that answers first and hands off to handoff_queue (admin)",
+            "parameters": [_QUEUE], "requestBody": _body(BotBody),
+            "responses": {"200": _json(_ref("Bot")), **_WRITE}},
+    "delete": {"summary": "Remove a queue's bot (admin)", "parameters": [_QUEUE],
+               "responses": {"200": _deleted("string"), **_READ}},
+}
+
+SCHEMAS: dict[str, Any] = {"Rule": RULE, "WebhookSubscription": SUBSCRIPTION, "WebhookDelivery": DELIVERY, "Bot": BOT}
+MODELS: tuple[type[BaseModel], ...] = (RuleBody, BusinessHours, WebhookCreateBody, WebhookPatchBody, BotBody)

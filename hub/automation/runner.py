@@ -26,6 +26,8 @@ from hub import event_log
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
+from hub.bots import turns as bot_turns
+from hub.bots.turns import Applied
 from hub.config import AutomationSettings
 from hub.events import Event, EventBus
 from hub.history import store
@@ -59,6 +61,7 @@ class _Outcome:
     assign_to: int | None = None
     changed: bool = False
     conversation_id: int | None = None
+    bot_turn: bool = False
 
 
 def facts(tx: Tx, row: Row) -> Facts:
@@ -80,7 +83,8 @@ def facts(tx: Tx, row: Row) -> Facts:
 
 class Runner:
     def __init__(self, db: Database, settings: AutomationSettings, outbox: Outbox, routing: Routing,
-                 bus: EventBus, on_deliveries: Callable[[], None] = lambda: None) -> None:
+                 bus: EventBus, on_deliveries: Callable[[], None] = lambda: None,
+                 on_bot_turns: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.settings = settings
         self.outbox = outbox
@@ -88,6 +92,7 @@ class Runner:
         self.bus = bus
         self.wake = asyncio.Event()
         self._on_deliveries = on_deliveries
+        self.on_bot_turns = on_bot_turns
         self._last_sweep = 0.0
 
     # -- one event ---------------------------------------------------------------------------------------------
@@ -102,6 +107,9 @@ class Runner:
         if self.settings.enabled and row["conversation_id"] is not None and not row["automatic"]:
             if row["type"] == "message.received" and int(row["depth"]) == 0:
                 self._out_of_hours(tx, row, out)
+                handed = bot_turns.start(tx, int(row["conversation_id"]), int(row["message_id"]), now)
+                out.moved_to, out.changed = handed, out.changed or handed is not None
+                out.bot_turn = handed is None
             if int(row["depth"]) <= self.settings.max_depth:
                 for rule in rule_store.listing(tx, event=str(row["type"]), enabled_only=True):
                     if matches(rule.conditions, facts(tx, row)):
@@ -204,6 +212,8 @@ class Runner:
                 msg = await self.db.read(lambda tx, m=mid: store.message(tx, m))  # type: ignore[misc]
                 await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
         self._on_deliveries()  # every event may have deliveries
+        if out.bot_turn:
+            self.on_bot_turns()
         if conv_id is None:
             return
         note = "moved by an automation rule"
@@ -226,6 +236,11 @@ class Runner:
                 return store.conversation(tx, conv_id).to_json() | {"labels": event_log.labels(tx, conv_id)}
 
             await self.bus.publish(Event("conversation.updated", {"conversation": await self.db.read(load)}))
+
+    async def after_bot(self, applied: Applied) -> None:
+        """After a bot's answer committed: the same telling as after a rule."""
+        await self._after(_Outcome(0, messages=applied.messages, moved_to=applied.handed_off_to,
+                                   changed=True, conversation_id=applied.conversation_id))
 
     # -- the loop ----------------------------------------------------------------------------------------------
 

@@ -108,4 +108,32 @@ CREATE TABLE hours_replies (
 )
 """,
     ),
+    (
+        53,
+        "bots that answer first: a bot per queue, and the customer messages waiting for their bot's answer",
+        """
+CREATE TABLE bots (
+    queue TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    handoff_queue TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE bot_turns (
+    id {id},
+    queue TEXT NOT NULL,
+    conversation_id BIGINT NOT NULL,
+    message_id BIGINT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    lease_until TEXT,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX bot_turns_due ON bot_turns (status, next_attempt_at)
+""",
+    ),
 ]
