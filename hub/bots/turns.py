@@ -206,7 +206,8 @@ class BotTurns:
             except ReplyError as e:
                 log.warning("bot answer for conversation %d not sent: %s", conv.id, e)
         if hand is not None:
-            handoff(tx, conv.id, turn.queue, turn.handoff_queue, hand["note"], hand["labels"], now)
+            # Stamped after the answers, so the note follows them on the timeline.
+            handoff(tx, conv.id, turn.queue, turn.handoff_queue, hand["note"], hand["labels"], self._now())
             out.handed_off_to = turn.handoff_queue
         return out
 
