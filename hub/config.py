@@ -432,6 +432,13 @@ class WebhookSettings(Section):
     lease_seconds: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1)
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_post(self) -> WebhookSettings:
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError(f"webhooks.lease_seconds ({self.lease_seconds}) must be longer than "
+                             f"webhooks.timeout_seconds ({self.timeout_seconds}), or a slow receiver gets it twice")
+        return self
+
 
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -288,6 +288,7 @@ class Runner:
             tx.exec("DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND created_at < ?",
                     (cutoff,))
             tx.exec("DELETE FROM automation_runs WHERE at < ?", (cutoff,))
+            tx.exec("DELETE FROM bot_turns WHERE status IN ('done', 'dropped') AND created_at < ?", (cutoff,))
             tx.exec("DELETE FROM hub_events WHERE status = 'done' AND created_at < ? AND NOT EXISTS "
                     "(SELECT 1 FROM webhook_deliveries d WHERE d.event_id = hub_events.id)", (cutoff,))
 
