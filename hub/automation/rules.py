@@ -41,6 +41,9 @@ _ACTION_VALUES: dict[str, type | None] = {
     "send_reply": str, "add_note": str, "resolve": None, "send_webhook": int, "set_attribute": str,
 }
 _LABEL = re.compile(r"^[\w][\w .:/-]{0,63}$")
+# A repeated group that repeats inside, like (a+)+ or (\w*x)*: Python's re can take forever on such a pattern, and
+# rules run inside the database's write transaction, so these are refused.
+_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
 
 
 class Condition(BaseModel):
@@ -83,6 +86,9 @@ class Condition(BaseModel):
                 re.compile(self.value)
             except re.error as e:
                 raise ValueError(f"not a regular expression: {e}") from None
+            if _NESTED_REPEAT.search(self.value):
+                raise ValueError("a repeated group that repeats inside, like (a+)+, can take forever; write it "
+                                 "without the nesting")
         return self
 
 

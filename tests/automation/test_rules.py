@@ -163,6 +163,8 @@ async def test_dry_run_shows_what_would_have_matched_and_changes_nothing(api: Ap
 @pytest.mark.parametrize(("body", "reason"), [
     ({"field": "text", "op": "gt", "value": "x"}, "text takes the operators"),
     ({"field": "text", "op": "matches", "value": "(unclosed"}, "not a regular expression"),
+    ({"field": "text", "op": "matches", "value": "^(a+)+$"}, "can take forever"),
+    ({"field": "text", "op": "matches", "value": r"(\w*x)*y"}, "can take forever"),
     ({"field": "queue", "op": "is"}, "needs a value"),
     ({"field": "queue", "op": "in", "value": "support"}, "takes a list"),
     ({"field": "business_hours", "op": "is", "value": "maybe"}, "open"),
