@@ -1,6 +1,7 @@
 """The console's automation screens in a real browser (Debian's Chromium) against a real hub process: an admin
 builds a rule in the structured editor (no JSON), dry-runs it, sees it run on a customer's message and how often;
-a webhook to a private address is refused with the reason. Screenshots in $HUB_SCREENSHOTS."""
+sets a queue's business hours; a webhook to a private address is refused with the reason.
+Screenshots in $HUB_SCREENSHOTS."""
 
 from __future__ import annotations
 
@@ -86,4 +87,28 @@ def test_a_webhook_to_a_private_address_is_refused_with_the_reason(hub: Hub, new
     assert page.locator("#webhook-secret").input_value().startswith("whsec_")
     page.click("#modal-ok")
     page.locator("#webhooks-admin tr", has_text="crm.example.com").wait_for()
+    assert page.errors == []
+
+
+def test_admin_sets_business_hours(hub: Hub, new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, "admin@example.com")
+    page.goto("/console/#/admin/automation")
+    page.click('[data-edit-hours="support"]')
+    page.fill("#hours-timezone", "Mars/Olympus")
+    page.fill('[data-day="mon"]', "09:00-17:00")
+    page.click("#modal-ok")
+    page.wait_for_selector("#hours-error >> text=not an IANA time zone")
+    page.fill("#hours-timezone", "Europe/Paris")
+    for day in ("tue", "wed", "thu", "fri"):
+        page.fill(f'[data-day="{day}"]', "09:00-12:30, 13:30-18:00")
+    page.fill("#hours-holidays", "2026-12-25")
+    page.fill("#hours-auto-reply", "We are closed; we open {next_open}.")
+    _shot(page, "automation-hours.png")
+    page.click("#modal-ok")
+    row = page.locator('#hours-admin tr[data-hours="support"]')
+    row.locator("text=Europe/Paris · 5 days a week · 1 holiday").wait_for()
+    status, saved = hub.call("GET", "/api/v1/business-hours/support")
+    assert status == 200 and saved["weekly"]["tue"] == ["09:00-12:30", "13:30-18:00"]
+    assert saved["auto_reply"] == "We are closed; we open {next_open}."
     assert page.errors == []

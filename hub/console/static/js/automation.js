@@ -62,6 +62,7 @@ export async function automationScreen(body) {
         h("td", { class: "row-actions" },
           h("button", { class: "btn btn-small", "data-edit-rule": r.id, onclick: () => ruleForm(r, body) }, "Edit"))))))
       : h("p", { class: "empty-panel muted" }, "No rules yet.")));
+  await hoursPanel(body);
   await webhooksPanel(body);
 }
 
@@ -209,6 +210,75 @@ async function ruleForm(rule, body) {
       automationScreen(body);
       return true;
     });
+  dlg.classList.add("wide");
+}
+
+// -- business hours ------------------------------------------------------------------------------------------------
+
+const DAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"], ["thu", "Thursday"], ["fri", "Friday"],
+  ["sat", "Saturday"], ["sun", "Sunday"]];
+
+async function hoursPanel(body) {
+  const items = (await api.get("/api/v1/business-hours")).items;
+  const names = ["default", ...state.queues.map((q) => q.name)];
+  body.append(h("section", { class: "panel", id: "hours-panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("clock"), "Business hours"),
+        h("p", { class: "muted" }, "Per queue, else the default; no hours set means always open."))),
+    h("table", { class: "admin-table", id: "hours-admin" },
+      h("thead", {}, h("tr", {}, ["For", "Hours", "Now", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, names.map((n) => {
+        const hrs = items[n];
+        return h("tr", { "data-hours": n },
+          h("td", {}, h("strong", {}, n === "default" ? "Default" : (state.queues.find((q) => q.name === n) || {}).title || n)),
+          h("td", { class: "muted" }, hrs ? `${hrs.timezone} · ${Object.keys(hrs.weekly).length} days a week`
+            + (hrs.holidays.length ? ` · ${hrs.holidays.length} holiday${hrs.holidays.length === 1 ? "" : "s"}` : "") : "not set"),
+          h("td", {}, hrs ? h("span", { class: `pill ${hrs.open ? "status-resolved" : "status-disabled"}` },
+            hrs.open ? "Open" : "Closed") : h("span", { class: "muted" }, n === "default" ? "always open" : "default")),
+          h("td", { class: "row-actions" },
+            h("button", { class: "btn btn-small", "data-edit-hours": n, onclick: () => hoursForm(n, hrs, body) }, "Edit")));
+      })))));
+}
+
+function hoursForm(name, hrs, body) {
+  const current = hrs || { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC", weekly: {},
+    holidays: [], auto_reply: "" };
+  const zone = h("input", { type: "text", id: "hours-timezone", value: current.timezone });
+  const days = DAYS.map(([id, label]) => h("label", { class: "field" }, h("span", {}, label),
+    h("input", { type: "text", "data-day": id, value: (current.weekly[id] || []).join(", "),
+      placeholder: "closed (e.g. 09:00-12:30, 13:30-18:00)" })));
+  const holidays = h("input", { type: "text", id: "hours-holidays", value: current.holidays.join(", "),
+    placeholder: "2026-12-25, 2027-01-01" });
+  const reply = h("textarea", { id: "hours-auto-reply", rows: 2, value: current.auto_reply,
+    placeholder: "Optional: sent once per conversation while closed. {next_open} says when you open." });
+  const general = h("div", { class: "form-error", role: "alert", id: "hours-error" });
+  const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+  const content = h("div", { class: "form-grid" }, h("label", { class: "field" }, h("span", {}, "Time zone"), zone),
+    ...days, h("label", { class: "field" }, h("span", {}, "Holidays"), holidays),
+    h("label", { class: "field span-2" }, h("span", {}, "Out-of-hours reply"), reply), general,
+    hrs ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" }, "Remove to fall back to the default."),
+      h("button", { class: "btn btn-danger", type: "button", id: "hours-delete", onclick: async () => {
+        await api.del(`/api/v1/business-hours/${name}`);
+        dlg.close();
+        automationScreen(body);
+      } }, "Remove hours")) : null);
+  const dlg = modal(`Business hours: ${name}`, content, "Save hours", async () => {
+    const weekly = {};
+    for (const input of content.querySelectorAll("[data-day]")) {
+      const intervals = split(input.value);
+      if (intervals.length) weekly[input.dataset.day] = intervals;
+    }
+    try {
+      await api.put(`/api/v1/business-hours/${name}`, { timezone: zone.value.trim(), weekly,
+        holidays: split(holidays.value), auto_reply: reply.value });
+    } catch (err) {
+      general.textContent = errorText(err);
+      return false;
+    }
+    toast("Business hours saved", "ok");
+    automationScreen(body);
+    return true;
+  });
   dlg.classList.add("wide");
 }
 
