@@ -296,6 +296,7 @@ class Runner:
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
+        self._last_sweep = loop.time()  # the first sweep waits: a start-up writes nothing it does not have to
         while True:
             try:
                 await self.drain()
