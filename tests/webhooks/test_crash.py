@@ -30,6 +30,7 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
     return env | {"HUB_DATABASE__URL": db_url, "HUB_SERVER__SHUTDOWN_TIMEOUT_SECONDS": "5",
                   "HUB_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true", "HUB_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.1",
                   "HUB_WEBHOOKS__BASE_DELAY_SECONDS": "0.1", "HUB_WEBHOOKS__LEASE_SECONDS": "1",
+                  "HUB_WEBHOOKS__TIMEOUT_SECONDS": "0.5",
                   "HUB_AUTOMATION__POLL_INTERVAL_SECONDS": "0.1"} | extra
 
 
