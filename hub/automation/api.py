@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub.api.auth import require_admin
 from hub.api.errors import read_json
+from hub.api.params import path_id, whole_number
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.hours import BusinessHours
@@ -20,7 +21,7 @@ from hub.model import format_time, utcnow
 
 
 def _rule_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 async def list_rules(request: web.Request) -> web.Response:
@@ -62,12 +63,10 @@ async def delete_rule(request: web.Request) -> web.Response:
 
 async def dry_run(request: web.Request) -> web.Response:
     require_admin(request)
-    raw = request.query.get("limit", "200")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise web.HTTPBadRequest(text="limit must be a whole number from 1 to 1000")
+    most = whole_number(request.query.get("limit", "200"), "limit", 1, 1000)
     body = await read_json(request, RuleBody)
-    hits = await request.app[AUTOMATION].dry_run(body, int(raw))
-    return web.json_response({"examined": int(raw), "matches": hits})
+    hits = await request.app[AUTOMATION].dry_run(body, most)
+    return web.json_response({"examined": most, "matches": hits})
 
 
 # -- business hours --------------------------------------------------------------------------------------------

@@ -109,6 +109,10 @@ class Action(BaseModel):
             raise ValueError(f"{self.type} takes no value")
         if want is int and (not isinstance(self.value, int) or isinstance(self.value, bool)):
             raise ValueError(f"{self.type} takes a whole number")
+        if self.type == "set_priority" and not -1000 <= int(self.value) <= 1000:  # type: ignore[arg-type]
+            raise ValueError("a priority is from -1000 to 1000")
+        if self.type in ("assign_agent", "send_webhook") and not 1 <= int(self.value) <= 2**63 - 1:  # type: ignore[arg-type]
+            raise ValueError(f"{self.type} takes an id (a whole number from 1)")
         if want is str and (not isinstance(self.value, str) or not self.value.strip()):
             raise ValueError(f"{self.type} takes a non-empty text")
         if self.type in ("add_label", "remove_label") and not _LABEL.match(str(self.value)):

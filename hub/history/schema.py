@@ -281,6 +281,25 @@ CREATE TABLE routing_overrides (
 
 MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index on PostgreSQL)", "{text_search}"))
 
+MIGRATIONS.append(
+    (
+        65,
+        "console: sign-in throttling reads failures per client address, and sweeps them by age",
+        """
+CREATE INDEX login_failures_ip ON login_failures (ip, at);
+CREATE INDEX login_failures_at ON login_failures (at)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        10,
+        "routing: an agent's presence is kept in the store (the routing state is rebuilt from it)",
+        "ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.api.auth import require_admin
 from hub.api.errors import BadBody, read_json
+from hub.api.params import path_id, whole_number
 from hub.event_log import TYPES
 from hub.keys import DB, SETTINGS, WEBHOOKS
 from hub.model import format_time, utcnow
@@ -50,7 +51,7 @@ class WebhookPatchBody(BaseModel):
 
 
 def _sub_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request)
 
 
 def _target(request: web.Request, url: str) -> str:
@@ -113,16 +114,14 @@ async def list_deliveries(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise web.HTTPBadRequest(text=f"status is one of {', '.join(STATUSES)}")
-    raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise web.HTTPBadRequest(text="limit must be a whole number from 1 to 200")
-    items = await request.app[DB].read(lambda tx: deliveries.listing(tx, sid, status, int(raw)))
+    most = whole_number(request.query.get("limit", "50"), "limit", 1, 200)
+    items = await request.app[DB].read(lambda tx: deliveries.listing(tx, sid, status, most))
     return web.json_response({"items": items})
 
 
 async def resend(request: web.Request) -> web.Response:
     require_admin(request)
-    sid, did = _sub_id(request), int(request.match_info["delivery"])
+    sid, did = _sub_id(request), path_id(request, "delivery")
     now = format_time(utcnow())
     row = await request.app[DB].write(lambda tx: deliveries.resend(tx, sid, did, now))
     request.app[WEBHOOKS].wake.set()

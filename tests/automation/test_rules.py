@@ -182,6 +182,8 @@ async def test_bad_rules_get_reasons(api: Api) -> None:
     base = {"name": "x", "event": "message.received", "conditions": []}
     for actions, reason in [([], "at least 1"), ([{"type": "resolve", "value": 1}], "takes no value"),
                             ([{"type": "set_priority", "value": "high"}], "whole number"),
+                            ([{"type": "set_priority", "value": 10**30}], "from -1000 to 1000"),
+                            ([{"type": "send_webhook", "value": 2**64}], "takes an id"),
                             ([{"type": "add_label", "value": "<b>"}], "a label is"),
                             ([{"type": "explode"}], "type")]:
         bad = await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules",
