@@ -109,14 +109,17 @@ class Outbox:
         agent_id: int | None = None,
         note: bool = False,
         attachments: Sequence[AttachmentIn] = (),
+        reply_all: bool = False,
     ) -> Message:
-        """Write an agent's reply (or internal note) durably, with its files; sending happens in the background."""
+        """Write an agent's reply (or internal note) durably, with its files; sending happens in the background.
+        REPLY_ALL (email) also addresses everyone else the customer's email went to."""
         if not text.strip() and not attachments:
             raise ReplyError("text is empty")
         self._check_files(attachments)
 
         message_id = await self.db.write(
-            lambda tx: self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments)
+            lambda tx: self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
+                                        meta={"reply_all": True} if reply_all and not note else None)
         )
         msg = await self.db.read(lambda tx: store.message(tx, message_id))
         self._wake.set()
