@@ -262,7 +262,7 @@ class Ingest:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
             else:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
-        if how != "joined":
+        if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
                          automatic=bool(meta.get("automatic")))
