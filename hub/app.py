@@ -24,6 +24,10 @@ from hub.api.report_routes import routes as report_routes
 from hub.api.request_guard import request_guard
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
+from hub.automation import api as automation_api
+from hub.automation.runner import Runner
+from hub.bots import api as bots_api
+from hub.bots.turns import BotTurns
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
@@ -36,12 +40,14 @@ from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.ingest import Ingest
-from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
+from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
 from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
+from hub.webhooks import api as webhooks_api
+from hub.webhooks.deliveries import Deliverer
 
 log = logging.getLogger("hub.app")
 
@@ -144,6 +150,28 @@ def _install_calls(app: web.Application, settings: Settings, channels: dict[str,
     app.on_shutdown.append(close_calls)
 
 
+def _automation(
+    settings: Settings, runner: Runner, deliverer: Deliverer, turns: BotTurns
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The rule runner, the bots' turn sender and the webhook sender: the runner always marks events handled (rules
+    run only when automation.enabled), the webhook sender runs when webhooks.enabled."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(runner.run_forever(), name="hub-automation"),
+                 asyncio.create_task(runner.watch_bus(), name="hub-automation-events")]
+        await deliverer.start()
+        await turns.start()
+        tasks.append(asyncio.create_task(turns.run_forever(), name="hub-bots"))
+        if settings.webhooks.enabled:
+            tasks.append(asyncio.create_task(deliverer.run_forever(), name="hub-webhooks"))
+        yield
+        await background.stop(tasks)
+        await turns.close()
+        await deliverer.close()
+
+    return ctx
+
+
 def build_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     db = open_database(settings.database.url, settings.database.pool_size, settings.database.sqlite_synchronous)
@@ -155,6 +183,10 @@ def build_app(settings: Settings) -> web.Application:
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
+    deliverer = Deliverer(db, settings.webhooks)
+    runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
+    turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
+    runner.on_bot_turns = turns.wake.set
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -168,6 +200,7 @@ def build_app(settings: Settings) -> web.Application:
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
     app[ROUTER] = router
+    app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
     _install_calls(app, settings, channels)
 
     async def event_bus(app: web.Application) -> AsyncIterator[None]:
@@ -213,6 +246,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-reports-roller", lambda: roll_forever(
                 db, lambda: RollRules.from_settings(settings.reports, settings.routing),
                 settings.reports.roll_interval_seconds)),
+            _automation(settings, runner, deliverer, turns),
         ]
     )
 
@@ -232,6 +266,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(search_routes.routes())
     app.router.add_routes(report_routes())
     app.router.add_routes(attention_routes.routes())
+    app.router.add_routes(automation_api.routes())
+    app.router.add_routes(webhooks_api.routes())
+    app.router.add_routes(bots_api.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     if "webchat" in channels:

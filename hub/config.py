@@ -498,6 +498,39 @@ class ReportsSettings(Section):
         return v
 
 
+class AutomationSettings(Section):
+    """Rules that act on the hub's events (hub.automation)."""
+
+    enabled: bool = True
+    #: an event caused by a rule's action has depth + 1; rules do not run on events deeper than this
+    max_depth: int = Field(3, ge=0, le=10)
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    #: processed events (and finished webhook deliveries) older than this are deleted
+    retention_days: float = Field(30.0, gt=0)
+
+
+class WebhookSettings(Section):
+    """Signed outbound webhooks (hub.webhooks)."""
+
+    enabled: bool = True
+    #: private, loopback and link-local addresses are refused as targets unless this is on (tests, private networks)
+    allow_private_targets: bool = False
+    timeout_seconds: float = Field(10.0, gt=0)
+    max_attempts: int = Field(10, ge=1)
+    base_delay_seconds: float = Field(2.0, gt=0)
+    max_delay_seconds: float = Field(3600.0, gt=0)
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    concurrency: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_post(self) -> WebhookSettings:
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError(f"webhooks.lease_seconds ({self.lease_seconds}) must be longer than "
+                             f"webhooks.timeout_seconds ({self.timeout_seconds}), or a slow receiver gets it twice")
+        return self
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -511,6 +544,8 @@ class Settings(Section):
     events: EventSettings = Field(default_factory=EventSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     reports: ReportsSettings = Field(default_factory=ReportsSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
     def _default_queue_exists(self) -> Settings:

@@ -54,3 +54,8 @@ def hit(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "raise":
         raise FailPointHit(name)
+
+# Automation and outbound webhooks (hub.automation, hub.webhooks). `event.before_deliveries`: the hub's event row is
+# written and its webhook deliveries are not yet (one transaction: a kill there leaves neither). `webhook.after_post`:
+# the receiver has the delivery and the hub has not yet marked it delivered (at least once: it is sent again).
+POINTS = POINTS | {"event.before_deliveries", "webhook.after_post"}

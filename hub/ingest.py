@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from hub import event_log
 from hub.config import Settings
 from hub.events import Event, EventBus
 from hub.facts import Fact, Facts, apply_waiting
@@ -263,6 +264,10 @@ class Ingest:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
             else:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+        if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
+            event_log.record(tx, f"conversation.{how}", conv.id, now)
+        event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
+                         automatic=bool(meta.get("automatic")))
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
             apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(

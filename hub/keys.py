@@ -23,3 +23,10 @@ OUTBOX = web.AppKey("outbox", Outbox)
 AUTH = web.AppKey("auth", TokenAuth)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 ROUTER = web.AppKey("router", Router)
+
+# Automation and outbound webhooks (imported late: they build on the services above).
+from hub.automation.runner import Runner  # noqa: E402
+from hub.webhooks.deliveries import Deliverer  # noqa: E402
+
+AUTOMATION = web.AppKey("automation", Runner)
+WEBHOOKS = web.AppKey("webhooks", Deliverer)

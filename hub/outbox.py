@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from hub import event_log
 from hub.channels.base import Channel, SendError
 from hub.config import OutboxSettings
 from hub.events import Event, EventBus
@@ -116,55 +118,77 @@ class Outbox:
             raise ReplyError("text is empty")
         self._check_files(attachments)
 
-        def write(tx: Tx) -> int:
-            conv = store.conversation(tx, conversation_id)
-            now = self._now()
-            if note:
-                note_id = store.insert_message(
-                    tx, conversation_id=conv.id, customer_id=conv.customer_id, channel="hub", direction="out",
-                    kind="note", text=text, status="internal", agent_id=agent_id, now=now,
-                )
-                _store_files(tx, note_id, attachments)
-                return note_id
-            chosen = channel or conv.last_inbound_channel or conv.channel
-            adapter = self.channels.get(chosen)
-            if adapter is None:
-                configured = ", ".join(sorted(self.channels)) or "none"
-                raise ReplyError(f"channel {chosen!r} is not configured on this hub (configured: {configured})")
-            limit = adapter.capabilities.max_text_length
-            if len(text) > limit:
-                raise ReplyError(f"text is {len(text)} characters; channel {chosen} allows at most {limit}")
-            to = _recipient(tx, conv.id, conv.customer_id, chosen)
-            if to.kind not in adapter.identity_kinds:
-                raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
-            stopped = store.opt_out(tx, str(to), chosen)
-            if stopped is not None:  # told now, not after a failed send: the agent can pick another channel
-                raise ReplyError(f"not sent: the customer opted out by texting {stopped[0]} on {stopped[1][:10]}; "
-                                 f"{chosen} messages are refused until they text START")
-            if attachments and not adapter.capabilities.media:
-                media = ", ".join(sorted(n for n, c in self.channels.items() if c.capabilities.media)) or "none"
-                raise ReplyError(f"channel {chosen} cannot carry files; channels that can: {media}")
-            _check_channel_files(chosen, adapter, attachments)
-            message_id = store.insert_message(
-                tx, conversation_id=conv.id, customer_id=conv.customer_id, channel=chosen, direction="out",
-                kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now,
-                meta={"reply_all": True} if reply_all else None,
-            )
-            _store_files(tx, message_id, attachments)
-            conversation_events.record(tx, "message_out", conv.id, now, customer_id=conv.customer_id, channel=chosen,
-                                       queue=conv.queue, agent_id=agent_id)
-            tx.exec(
-                "INSERT INTO outbox (message_id, channel, recipient, status, next_attempt_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                (message_id, chosen, str(to), now, now, now),
-            )
-            return message_id
-
-        message_id = await self.db.write(write)
+        message_id = await self.db.write(
+            lambda tx: self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
+                                        meta={"reply_all": True} if reply_all and not note else None)
+        )
         msg = await self.db.read(lambda tx: store.message(tx, message_id))
         self._wake.set()
         await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
         return msg
+
+    def queue_reply(
+        self,
+        tx: Tx,
+        conversation_id: int,
+        text: str,
+        channel: str | None = None,
+        agent_id: int | None = None,
+        note: bool = False,
+        attachments: Sequence[AttachmentIn] = (),
+        meta: dict[str, Any] | None = None,
+        depth: int = 0,
+    ) -> int:
+        """Write a reply (or note) and its outbox row inside TX (raises ReplyError with the reason); the caller
+        wakes the sender after commit. META marks it (an automation's reply is `{"automatic": true}`); DEPTH is
+        how many rule actions led to it (hub.event_log)."""
+        conv = store.conversation(tx, conversation_id)
+        now = self._now()
+        if note:
+            note_id = store.insert_message(
+                tx, conversation_id=conv.id, customer_id=conv.customer_id, channel="hub", direction="out",
+                kind="note", text=text, status="internal", agent_id=agent_id, now=now, meta=meta,
+            )
+            _store_files(tx, note_id, attachments)
+            return note_id
+        chosen = channel or conv.last_inbound_channel or conv.channel
+        adapter = self.channels.get(chosen)
+        if adapter is None:
+            configured = ", ".join(sorted(self.channels)) or "none"
+            raise ReplyError(f"channel {chosen!r} is not configured on this hub (configured: {configured})")
+        limit = adapter.capabilities.max_text_length
+        if len(text) > limit:
+            raise ReplyError(f"text is {len(text)} characters; channel {chosen} allows at most {limit}")
+        to = _recipient(tx, conv.id, conv.customer_id, chosen)
+        if to.kind not in adapter.identity_kinds:
+            raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
+        stopped = store.opt_out(tx, str(to), chosen)
+        if stopped is not None:  # told now, not after a failed send: the agent can pick another channel
+            raise ReplyError(f"not sent: the customer opted out by texting {stopped[0]} on {stopped[1][:10]}; "
+                             f"{chosen} messages are refused until they text START")
+        if attachments and not adapter.capabilities.media:
+            media = ", ".join(sorted(n for n, c in self.channels.items() if c.capabilities.media)) or "none"
+            raise ReplyError(f"channel {chosen} cannot carry files; channels that can: {media}")
+        _check_channel_files(chosen, adapter, attachments)
+        message_id = store.insert_message(
+            tx, conversation_id=conv.id, customer_id=conv.customer_id, channel=chosen, direction="out",
+            kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now, meta=meta,
+        )
+        _store_files(tx, message_id, attachments)
+        conversation_events.record(tx, "message_out", conv.id, now, customer_id=conv.customer_id, channel=chosen,
+                                   queue=conv.queue, agent_id=agent_id)
+        tx.exec(
+            "INSERT INTO outbox (message_id, channel, recipient, status, next_attempt_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+            (message_id, chosen, str(to), now, now, now),
+        )
+        event_log.record(tx, "message.sent", conv.id, now, message_id=message_id, depth=depth,
+                         automatic=bool((meta or {}).get("automatic")))
+        return message_id
+
+    def wake(self) -> None:
+        """Look for due rows now (after a transaction that queued replies committed)."""
+        self._wake.set()
 
     def _check_files(self, attachments: Sequence[AttachmentIn]) -> None:
         if len(attachments) > self.settings.max_attachments:

@@ -104,3 +104,8 @@ def test_file_errors_are_clear(tmp_path: Path) -> None:
     typo.write_text("[sever]\nport = 1\n")
     with pytest.raises(ConfigError, match=r"sever: unknown setting .*\(in .*typo.toml\)"):
         load_settings(typo, environ={})
+
+
+def test_webhook_lease_must_outlast_a_post() -> None:
+    with pytest.raises(ConfigError, match=r"lease_seconds \(20.0\) must be longer than webhooks\.timeout_seconds"):
+        load_settings(None, environ={"HUB_WEBHOOKS__TIMEOUT_SECONDS": "30", "HUB_WEBHOOKS__LEASE_SECONDS": "20"})

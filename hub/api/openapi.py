@@ -634,6 +634,19 @@ PATHS["/api/v1/conversations/{id}/call"] = {
     }
 }
 
+def _add_automation(schemas: dict[str, Any]) -> None:
+    """Automation rules, business hours and outbound webhooks keep their part beside their code."""
+    from hub.automation import openapi as automation
+
+    schemas.update(automation.SCHEMAS)
+    for model in automation.MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    PATHS.update(automation.PATHS)
+
+
 # What the hub could not place (hub.attention): supervisors and admins.
 def _attention_paths() -> dict[str, Any]:
     from hub.api.attention_routes import ActionBody, AttachBody, DismissBody
@@ -756,7 +769,9 @@ def document(server_url: str = "/") -> dict[str, Any]:
             "allOf": [
                 _ref("Conversation"),
                 {"type": "object", "required": ["customer", "messages"],
-                 "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")}}},
+                 "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")},
+                                "labels": {"type": "array", "items": {"type": "string"}},
+                                "priority": {"type": "integer"}}},
             ]
         },
         "IngestResult": {
@@ -773,6 +788,7 @@ def document(server_url: str = "/") -> dict[str, Any]:
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = schema
+    _add_automation(schemas)
     paths, tags = _tagged(PATHS)
     return {
         "openapi": "3.1.0",

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import downloads, fail_points, visibility
+from hub import downloads, event_log, fail_points, visibility
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import limit, path_id, query_id
@@ -142,6 +142,9 @@ async def get_conversation(request: web.Request) -> web.Response:
         out = c.to_json()
         out["customer"] = store.customer(tx, c.customer_id).to_json()
         out["messages"] = [m.to_json() for m in store.conversation_messages(tx, conv_id)]
+        out["labels"] = event_log.labels(tx, conv_id)  # set by automation rules
+        prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv_id,))
+        out["priority"] = int(prio["priority"]) if prio else 0
         return out
 
     return web.json_response(await request.app[DB].read(load))
@@ -203,7 +206,9 @@ async def resolve(request: web.Request) -> web.Response:
         conversation_events.record(tx, "resolved", conv_id, now, customer_id=before.customer_id,
                                    channel=before.channel, queue=before.queue,
                                    agent_id=before.agent_id if before.agent_id is not None else p.agent_id)
-        return store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
+        resolved = store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
+        event_log.record(tx, "conversation.resolved", conv_id, now)
+        return resolved
 
     conv = await request.app[DB].write(write)
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))

@@ -375,6 +375,11 @@ CREATE INDEX report_rollups_slices ON report_rollups (grain, dim, metric, bucket
     )
 )
 
+# Automation and outbound webhooks (50-59) keep their scripts beside their code.
+from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
+
+MIGRATIONS.extend(_AUTOMATION)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

@@ -38,3 +38,15 @@ class Api:
 async def inbound(api: Api, identity: str, text: str, ext: str | None = None, **extra: Any) -> Any:
     body = {"identity": identity, "text": text, **({"external_id": ext} if ext else {}), **extra}
     return await api.call("POST", "/api/v1/inbound", "/api/v1/inbound", body, expect=201)
+
+
+async def start_api(aiohttp_client: Any, settings: Any) -> Api:
+    """A hub app built from SETTINGS, served, and an admin's checked client for it."""
+    from hub.api.auth import create_token
+    from hub.app import build_app
+    from hub.keys import DB
+
+    client: Client = await aiohttp_client(build_app(settings))
+    token = await create_token(client.app[DB], "admin", label="tests")
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    return Api(client, {"Authorization": f"Bearer {token}"}, spec)

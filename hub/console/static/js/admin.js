@@ -3,6 +3,7 @@
 import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
+import { automationScreen } from "./automation.js";
 
 let section = "agents";
 
@@ -10,6 +11,7 @@ const SECTIONS = [
   ["agents", "Agents", "users"],
   ["tokens", "API tokens", "keyboard"],
   ["routing", "Queues & routing", "transfer"],
+  ["automation", "Automation", "event"],
 ];
 
 export function showAdmin(main, side, which) {
@@ -27,7 +29,7 @@ export function showAdmin(main, side, which) {
           icon(ic), label)))),
     health, body));
   showHealth(health);
-  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen }[section];
+  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });

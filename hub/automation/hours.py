@@ -1,0 +1,113 @@
+"""Business hours: weekly hours in a time zone, with holidays, per queue and a default ("default"). Rules ask whether
+a conversation's queue is open; out of hours the hub can answer the customer once per closed window."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.history.db import Tx
+
+DEFAULT = "default"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_INTERVAL = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def _interval(raw: str) -> tuple[time, time | None]:
+    """(start, end) of "09:00-17:30"; end None means midnight at the end of the day ("...-24:00")."""
+    m = _INTERVAL.match(raw)
+    if not m or (m.group(3) == "24" and m.group(4) != "00"):
+        raise ValueError(f"{raw!r} is not HH:MM-HH:MM (24-hour, e.g. 09:00-17:30; 24:00 ends the day)")
+    start = time(int(m.group(1)), int(m.group(2)))
+    end = None if m.group(3) == "24" else time(int(m.group(3)), int(m.group(4)))
+    if end is not None and end <= start:
+        raise ValueError(f"{raw!r} ends before it starts; split a night shift at midnight (22:00-24:00, 00:00-06:00)")
+    return start, end
+
+
+class BusinessHours(BaseModel):
+    """When a queue (or the whole hub, "default") is open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field(description="IANA time zone, e.g. Europe/Paris")
+    weekly: dict[str, list[str]] = Field(
+        description="day (mon..sun) -> open intervals HH:MM-HH:MM; a day left out is closed")
+    holidays: list[date] = Field(default_factory=list, description="dates (in the time zone) closed all day")
+    auto_reply: str = Field("", max_length=1000, description="sent once per conversation per closed window when a "
+                            "customer writes out of hours; {next_open} is replaced by when it opens; empty: none")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. America/New_York)") from None
+        return v
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekly(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for day, intervals in v.items():
+            if day not in DAYS:
+                raise ValueError(f"{day!r} is not a day; use {', '.join(DAYS)}")
+            for raw in intervals:
+                _interval(raw)
+        return v
+
+    def _open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+        if day in self.holidays:
+            return []
+        zone = ZoneInfo(self.timezone)
+        out = []
+        for raw in self.weekly.get(DAYS[day.weekday()], []):
+            start, end = _interval(raw)
+            begins = datetime.combine(day, start, zone)
+            ends = datetime.combine(day + timedelta(days=1), time(0), zone) if end is None else \
+                datetime.combine(day, end, zone)
+            out.append((begins, ends))
+        return sorted(out)
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(ZoneInfo(self.timezone))
+        return any(b <= local < e for b, e in self._open_intervals(local.date()))
+
+    def next_open(self, at: datetime) -> datetime | None:
+        """When it next opens after AT (AT itself if open then); None if it never opens in the coming year."""
+        local = at.astimezone(ZoneInfo(self.timezone))
+        for offset in range(370):
+            for b, e in self._open_intervals(local.date() + timedelta(days=offset)):
+                if e > local:
+                    return max(b, local)
+        return None
+
+
+def load(tx: Tx, name: str) -> BusinessHours | None:
+    row = tx.one("SELECT body FROM business_hours WHERE name = ?", (name,))
+    return BusinessHours.model_validate_json(row["body"]) if row else None
+
+
+def for_queue(tx: Tx, queue: str | None) -> BusinessHours | None:
+    """The queue's own hours, else the default; None when no hours are set (always open)."""
+    return (load(tx, queue) if queue else None) or load(tx, DEFAULT)
+
+
+def listing(tx: Tx) -> dict[str, Any]:
+    rows = tx.all("SELECT name, body FROM business_hours ORDER BY name")
+    return {str(r["name"]): json.loads(r["body"]) for r in rows}
+
+
+def save(tx: Tx, name: str, hours: BusinessHours, now: str) -> None:
+    tx.exec("DELETE FROM business_hours WHERE name = ?", (name,))
+    tx.exec("INSERT INTO business_hours (name, body, updated_at) VALUES (?, ?, ?)",
+            (name, hours.model_dump_json(), now))
+
+
+def delete(tx: Tx, name: str) -> bool:
+    return tx.exec("DELETE FROM business_hours WHERE name = ?", (name,)) > 0

@@ -1,0 +1,246 @@
+"""Automation rules: when an event of one type happens, if every condition holds, then the actions run, in order.
+This module is the rules' vocabulary and their pure evaluation; hub.automation.runner applies them."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.automation.hours import BusinessHours
+from hub.event_log import TYPES
+from hub.history.db import Row
+
+ConditionField = Literal["channel", "queue", "label", "text", "customer_attribute", "business_hours", "agent",
+                         "priority", "status"]
+Operator = Literal["is", "is_not", "in", "not_in", "contains", "not_contains", "matches", "present", "absent",
+                   "gt", "lt"]
+ActionType = Literal["add_label", "remove_label", "set_priority", "move_to_queue", "assign_agent", "send_reply",
+                     "add_note", "resolve", "send_webhook", "set_attribute"]
+
+#: which operators each field takes
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "channel": ("is", "is_not", "in", "not_in"),
+    "queue": ("is", "is_not", "in", "not_in"),
+    "status": ("is", "is_not", "in", "not_in"),
+    "label": ("contains", "not_contains"),
+    "text": ("contains", "not_contains", "matches"),
+    "customer_attribute": ("is", "is_not", "contains", "present", "absent"),
+    "business_hours": ("is",),
+    "agent": ("is", "is_not", "present", "absent"),
+    "priority": ("is", "is_not", "gt", "lt"),
+}
+_NO_VALUE = ("present", "absent")
+#: actions that need a value, and its type
+_ACTION_VALUES: dict[str, type | None] = {
+    "add_label": str, "remove_label": str, "set_priority": int, "move_to_queue": str, "assign_agent": int,
+    "send_reply": str, "add_note": str, "resolve": None, "send_webhook": int, "set_attribute": str,
+}
+_LABEL = re.compile(r"^[\w][\w .:/-]{0,63}$")
+# A repeated group that repeats inside, like (a+)+ or (\w*x)*: Python's re can take forever on such a pattern, and
+# rules run inside the database's write transaction, so these are refused.
+_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
+
+
+class Condition(BaseModel):
+    """One test on the event: `{"field": "text", "op": "contains", "value": "refund"}`. customer_attribute names
+    the attribute in `name`; business_hours is `is` "open" or "closed" (the conversation's queue, else default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: ConditionField
+    op: Operator
+    value: str | int | list[str] | None = None
+    name: str | None = Field(None, max_length=64, description="the customer attribute (customer_attribute only)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Condition:
+        ops = OPERATORS[self.field]
+        if self.op not in ops:
+            raise ValueError(f"{self.field} takes the operators {', '.join(ops)}, not {self.op}")
+        if self.op in _NO_VALUE:
+            if self.value is not None:
+                raise ValueError(f"{self.op} takes no value")
+        elif self.value is None or self.value == "" or self.value == []:
+            raise ValueError(f"{self.field} {self.op} needs a value")
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"{self.op} takes a list of values")
+        if self.op not in ("in", "not_in") and isinstance(self.value, list):
+            raise ValueError(f"{self.op} takes one value, not a list")
+        if self.field in ("agent", "priority") and self.op not in _NO_VALUE and not isinstance(self.value, int):
+            raise ValueError(f"{self.field} compares with a whole number")
+        if self.field == "business_hours" and self.value not in ("open", "closed"):
+            raise ValueError('business_hours is "open" or "closed"')
+        if self.field == "customer_attribute" and not self.name:
+            raise ValueError("customer_attribute needs the attribute's name")
+        if self.field != "customer_attribute" and self.name is not None:
+            raise ValueError("name is for customer_attribute only")
+        if self.op == "matches":
+            if not isinstance(self.value, str) or len(self.value) > 200:
+                raise ValueError("matches takes a regular expression of at most 200 characters")
+            try:
+                re.compile(self.value)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {e}") from None
+            if _NESTED_REPEAT.search(self.value):
+                raise ValueError("a repeated group that repeats inside, like (a+)+, can take forever; write it "
+                                 "without the nesting")
+        return self
+
+
+class Action(BaseModel):
+    """One thing to do: `{"type": "add_label", "value": "refund"}`. set_attribute names the attribute in `name`;
+    send_webhook's value is a webhook subscription id (it gets this event whatever event types it wants)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ActionType
+    value: str | int | None = None
+    name: str | None = Field(None, max_length=64, description="the customer attribute (set_attribute only)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Action:
+        want = _ACTION_VALUES[self.type]
+        if want is None and self.value is not None:
+            raise ValueError(f"{self.type} takes no value")
+        if want is int and (not isinstance(self.value, int) or isinstance(self.value, bool)):
+            raise ValueError(f"{self.type} takes a whole number")
+        if self.type == "set_priority" and not -1000 <= int(self.value) <= 1000:  # type: ignore[arg-type]
+            raise ValueError("a priority is from -1000 to 1000")
+        if self.type in ("assign_agent", "send_webhook") and not 1 <= int(self.value) <= 2**63 - 1:  # type: ignore[arg-type]
+            raise ValueError(f"{self.type} takes an id (a whole number from 1)")
+        if want is str and (not isinstance(self.value, str) or not self.value.strip()):
+            raise ValueError(f"{self.type} takes a non-empty text")
+        if self.type in ("add_label", "remove_label") and not _LABEL.match(str(self.value)):
+            raise ValueError("a label is 1-64 letters, digits, spaces or . : / - _")
+        if self.type == "set_attribute" and not self.name:
+            raise ValueError("set_attribute needs the attribute's name")
+        if self.type != "set_attribute" and self.name is not None:
+            raise ValueError("name is for set_attribute only")
+        if isinstance(self.value, str) and len(self.value) > 4000:
+            raise ValueError("value is longer than 4000 characters")
+        return self
+
+
+class RuleBody(BaseModel):
+    """A rule as the API takes it (POST creates, PUT replaces)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=120)
+    event: Literal[TYPES]  # type: ignore[valid-type]
+    enabled: bool = True
+    position: int | None = Field(None, ge=0, description="rules run in ascending position; default: last")
+    conditions: list[Condition] = Field(default_factory=list, max_length=20)
+    actions: list[Action] = Field(min_length=1, max_length=20)
+
+
+@dataclass
+class Rule:
+    id: int
+    name: str
+    event: str
+    position: int
+    enabled: bool
+    conditions: list[Condition]
+    actions: list[Action]
+    runs: int
+    last_run_at: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> Rule:
+        return cls(
+            id=int(row["id"]), name=str(row["name"]), event=str(row["event"]), position=int(row["position"]),
+            enabled=bool(row["enabled"]),
+            conditions=[Condition.model_validate(c) for c in json.loads(row["conditions"])],
+            actions=[Action.model_validate(a) for a in json.loads(row["actions"])],
+            runs=int(row["runs"]), last_run_at=row["last_run_at"], created_at=str(row["created_at"]),
+            updated_at=str(row["updated_at"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "event": self.event, "position": self.position,
+            "enabled": self.enabled,
+            "conditions": [c.model_dump(exclude_none=True) for c in self.conditions],
+            "actions": [a.model_dump(exclude_none=True) for a in self.actions],
+            "runs": self.runs, "last_run_at": self.last_run_at,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class Facts:
+    """What a rule's conditions look at: the conversation as it is now, the event's message, and when it happened."""
+
+    conversation: dict[str, Any]
+    labels: set[str]
+    attributes: dict[str, str]
+    message: dict[str, Any] | None
+    at: datetime
+    hours: BusinessHours | None
+    priority: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _compare(op: str, actual: Any, value: Any) -> bool:
+    if op == "is":
+        return bool(actual == value)
+    if op == "is_not":
+        return bool(actual != value)
+    if op == "in":
+        return actual in value
+    if op == "not_in":
+        return actual not in value
+    if op == "present":
+        return actual is not None and actual != ""
+    if op == "absent":
+        return actual is None or actual == ""
+    if op == "gt":
+        return actual is not None and actual > value
+    if op == "lt":
+        return actual is not None and actual < value
+    raise AssertionError(op)
+
+
+def holds(c: Condition, f: Facts) -> bool:
+    conv, msg = f.conversation, f.message
+    if c.field == "channel":
+        return _compare(c.op, (msg or conv)["channel"], c.value)
+    if c.field == "queue":
+        return _compare(c.op, conv.get("queue"), c.value)
+    if c.field == "status":
+        return _compare(c.op, conv.get("status"), c.value)
+    if c.field == "agent":
+        return _compare(c.op, conv.get("agent_id"), c.value)
+    if c.field == "priority":
+        return _compare(c.op, f.priority, c.value)
+    if c.field == "label":
+        has = str(c.value).casefold() in {label.casefold() for label in f.labels}
+        return has if c.op == "contains" else not has
+    if c.field == "text":
+        text = str((msg or {}).get("text") or "")
+        if c.op == "matches":
+            return re.search(str(c.value), text, re.IGNORECASE) is not None
+        found = str(c.value).casefold() in text.casefold()
+        return found if c.op == "contains" else not found
+    if c.field == "customer_attribute":
+        actual = f.attributes.get(str(c.name))
+        if c.op == "contains":
+            return actual is not None and str(c.value).casefold() in actual.casefold()
+        return _compare(c.op, actual, None if c.value is None else str(c.value))
+    if c.field == "business_hours":
+        is_open = f.hours is None or f.hours.is_open(f.at)  # no hours set: always open
+        return is_open == (c.value == "open")
+    raise AssertionError(c.field)
+
+
+def matches(conditions: list[Condition], f: Facts) -> bool:
+    """Every condition holds (no conditions: always)."""
+    return all(holds(c, f) for c in conditions)

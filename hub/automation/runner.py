@@ -1,0 +1,340 @@
+"""Runs automation rules on the event log, once per event, in every hub process without double action.
+
+Each process takes a batch of pending events in ONE transaction (on PostgreSQL the rows are locked, and rows
+another process holds are skipped): for each event every enabled rule for its type is tried in order, the
+actions' writes are made (labels, priority, replies through the outbox, notes, resolves, webhook deliveries), each
+rule's run is recorded under (rule, event), and the event is marked done. So an event handled twice (replayed, or
+raced by another process) never acts twice, and a crash before commit leaves the batch pending for another try.
+Routing is told about moves, assignments and resolves after commit (routing's own state is derived and repaired).
+
+Loops are bounded: an event a rule's action causes (a reply's message.sent, a resolve) carries depth + 1, and
+rules do not run on events deeper than automation.max_depth. Events about messages marked `meta.automatic`
+(an auto-reply, ours or a customer's out-of-office) never run rules. Out of business hours, the queue's
+auto-reply is sent once per conversation per closed window."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from typing import Any, Protocol
+
+from hub import event_log
+from hub.automation import hours as business_hours
+from hub.automation import rule_store
+from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
+from hub.bots import turns as bot_turns
+from hub.bots.turns import Applied
+from hub.config import AutomationSettings
+from hub.events import Event, EventBus
+from hub.history import store
+from hub.history.db import Database, Row, Tx, retryable
+from hub.model import format_time, parse_time, utcnow
+from hub.outbox import Outbox, ReplyError
+from hub.webhooks import enqueue
+
+log = logging.getLogger("hub.automation")
+
+#: bus events that mean the event log may have grown (the log itself is the truth; the poll catches the rest)
+WAKING = ("message.created", "conversation.opened", "conversation.reopened", "conversation.resolved")
+
+
+class Routing(Protocol):
+    """What the runner asks of routing (hub's Router)."""
+
+    async def transfer(self, conversation_id: int, queue: str | None, agent_id: int | None, note: str) -> Any: ...
+    async def resolve(self, conversation_id: int) -> Any: ...
+
+
+@dataclass
+class _Outcome:
+    """What one event's transaction did, for after commit."""
+
+    event_id: int
+    rules: list[int] = field(default_factory=list)
+    messages: list[int] = field(default_factory=list)
+    resolved: bool = False
+    moved_to: str | None = None
+    assign_to: int | None = None
+    changed: bool = False
+    conversation_id: int | None = None
+    bot_turn: bool = False
+
+
+def facts(tx: Tx, row: Row) -> Facts:
+    """What conditions see for event ROW: the conversation as it is now, the message the event carried."""
+    conv = store.conversation(tx, int(row["conversation_id"])).to_json()
+    message = store.message(tx, int(row["message_id"])).to_json() if row["message_id"] is not None else None
+    prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv["id"],))
+    attrs = tx.all("SELECT name, value FROM customer_attributes WHERE customer_id = ?", (conv["customer_id"],))
+    return Facts(
+        conversation=conv,
+        labels=set(event_log.labels(tx, conv["id"])),
+        attributes={str(a["name"]): str(a["value"]) for a in attrs},
+        message=message,
+        at=parse_time(str(row["created_at"])),
+        hours=business_hours.for_queue(tx, conv.get("queue")),
+        priority=int(prio["priority"]) if prio else 0,
+    )
+
+
+class Runner:
+    def __init__(self, db: Database, settings: AutomationSettings, outbox: Outbox, routing: Routing,
+                 bus: EventBus, on_deliveries: Callable[[], None] = lambda: None,
+                 on_bot_turns: Callable[[], None] = lambda: None) -> None:
+        self.db = db
+        self.settings = settings
+        self.outbox = outbox
+        self.routing = routing
+        self.bus = bus
+        self.wake = asyncio.Event()
+        self._on_deliveries = on_deliveries
+        self.on_bot_turns = on_bot_turns
+        self._last_sweep = 0.0
+
+    # -- one event ---------------------------------------------------------------------------------------------
+
+    def process(self, tx: Tx, event_id: int) -> _Outcome | None:
+        """Run the rules for EVENT_ID inside TX; None if another process (or an earlier run) handled it."""
+        row = tx.one(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE id = ?" + tx.for_update, (event_id,))
+        if row is None or row["status"] != "pending":
+            return None
+        now = format_time(utcnow())
+        out = _Outcome(event_id, conversation_id=row["conversation_id"])
+        if self.settings.enabled and row["conversation_id"] is not None and not row["automatic"]:
+            if row["type"] == "message.received" and int(row["depth"]) == 0:
+                self._out_of_hours(tx, row, out)
+                handed = bot_turns.start(tx, int(row["conversation_id"]), int(row["message_id"]), now)
+                out.moved_to, out.changed = handed, out.changed or handed is not None
+                out.bot_turn = handed is None
+            if int(row["depth"]) <= self.settings.max_depth:
+                for rule in rule_store.listing(tx, event=str(row["type"]), enabled_only=True):
+                    if matches(rule.conditions, facts(tx, row)):
+                        self._apply(tx, rule, row, out, now)
+            else:
+                log.info("event %d is %d rule actions deep (automation.max_depth %d): rules not run",
+                         event_id, row["depth"], self.settings.max_depth)
+        tx.exec("UPDATE hub_events SET status = 'done', processed_at = ? WHERE id = ?",
+                (now, event_id))
+        return out
+
+    def _apply(self, tx: Tx, rule: Rule, row: Row, out: _Outcome, now: str) -> None:
+        ran = tx.exec("INSERT INTO automation_runs (rule_id, event_id, conversation_id, at) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (rule_id, event_id) DO NOTHING", (rule.id, row["id"], row["conversation_id"], now))
+        if not ran:
+            return  # this rule already acted on this event
+        tx.exec("UPDATE automation_rules SET runs = runs + 1, last_run_at = ? WHERE id = ?", (now, rule.id))
+        out.rules.append(rule.id)
+        for action in rule.actions:
+            try:
+                self._act(tx, rule, action, row, out, now)
+            except ReplyError as e:  # e.g. the customer opted out: the other actions still run
+                log.warning("rule %d (%s): %s not done: %s", rule.id, rule.name, action.type, e)
+
+    def _act(self, tx: Tx, rule: Rule, a: Action, row: Row, out: _Outcome, now: str) -> None:
+        conv_id, depth = int(row["conversation_id"]), int(row["depth"]) + 1
+        conv = store.conversation(tx, conv_id)
+        meta = {"automatic": True, "automation_rule": rule.id}
+        if a.type == "add_label":
+            tx.exec("INSERT INTO conversation_labels (conversation_id, label) VALUES (?, ?) "
+                    "ON CONFLICT (conversation_id, label) DO NOTHING", (conv_id, str(a.value)))
+            out.changed = True
+        elif a.type == "remove_label":
+            tx.exec("DELETE FROM conversation_labels WHERE conversation_id = ? AND label = ?", (conv_id, str(a.value)))
+            out.changed = True
+        elif a.type == "set_priority":
+            tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
+            out.changed = True
+        elif a.type == "set_attribute":
+            tx.exec("DELETE FROM customer_attributes WHERE customer_id = ? AND name = ?", (conv.customer_id, a.name))
+            tx.exec("INSERT INTO customer_attributes (customer_id, name, value) VALUES (?, ?, ?)",
+                    (conv.customer_id, a.name, str(a.value)))
+        elif a.type == "move_to_queue":
+            if conv.status != "resolved" and conv.queue != a.value:
+                tx.exec("UPDATE conversations SET queue = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
+                out.moved_to, out.changed = str(a.value), True
+        elif a.type == "assign_agent":
+            if conv.status != "resolved":
+                out.assign_to = int(a.value)  # type: ignore[arg-type]
+        elif a.type == "send_reply":
+            if conv.status != "resolved":
+                out.messages.append(self.outbox.queue_reply(tx, conv_id, str(a.value), meta=meta, depth=depth))
+        elif a.type == "add_note":
+            out.messages.append(self.outbox.queue_reply(tx, conv_id, str(a.value), note=True, meta=meta, depth=depth))
+        elif a.type == "resolve":
+            if conv.status != "resolved":
+                store.set_conversation_status(tx, conv_id, "resolved", now)
+                event_log.record(tx, "conversation.resolved", conv_id, now, depth=depth)
+                out.resolved = True
+        elif a.type == "send_webhook":
+            if tx.one("SELECT id FROM webhook_subscriptions WHERE id = ?", (a.value,)) is None:
+                log.warning("rule %d (%s): webhook subscription %s does not exist", rule.id, rule.name, a.value)
+            else:
+                enqueue.add(tx, int(a.value), int(row["id"]), conv_id, now)  # type: ignore[arg-type]
+                event_log.snapshot(tx, int(row["id"]))
+                out.changed = True
+
+    def _out_of_hours(self, tx: Tx, row: Row, out: _Outcome) -> None:
+        """The queue's out-of-hours reply, once per conversation per closed window."""
+        conv = store.conversation(tx, int(row["conversation_id"]))
+        hours = business_hours.for_queue(tx, conv.queue)
+        at = parse_time(str(row["created_at"]))
+        if hours is None or not hours.auto_reply or hours.is_open(at):
+            return
+        opens = hours.next_open(at)
+        window_end = format_time(opens.astimezone(UTC)) if opens else "never"
+        first = tx.one("INSERT INTO hours_replies (conversation_id, window_end) VALUES (?, ?) "
+                       "ON CONFLICT (conversation_id, window_end) DO NOTHING RETURNING conversation_id",
+                       (conv.id, window_end))
+        if first is None:
+            return
+        when = opens.strftime("%A %H:%M (%Z)") if opens else "later"
+        text = hours.auto_reply.replace("{next_open}", when)
+        try:
+            mid = self.outbox.queue_reply(tx, conv.id, text, meta={"automatic": True, "business_hours": True},
+                                          depth=int(row["depth"]) + 1)
+        except ReplyError as e:
+            log.warning("out-of-hours reply for conversation %d not sent: %s", conv.id, e)
+            return
+        tx.exec("UPDATE hours_replies SET message_id = ? WHERE conversation_id = ? AND window_end = ?",
+                (mid, conv.id, window_end))
+        out.messages.append(mid)
+
+    async def _after(self, out: _Outcome) -> None:
+        """Tell routing, the outbox, the webhook sender and the consoles what the committed transaction did."""
+        conv_id = out.conversation_id
+        if out.messages:
+            self.outbox.wake()
+            for mid in out.messages:
+                msg = await self.db.read(lambda tx, m=mid: store.message(tx, m))  # type: ignore[misc]
+                await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
+        self._on_deliveries()  # every event may have deliveries
+        if out.bot_turn:
+            self.on_bot_turns()
+        if conv_id is None:
+            return
+        note = "moved by an automation rule"
+        try:
+            if out.moved_to is not None and not out.resolved:
+                await self.routing.transfer(conv_id, out.moved_to, None, note)
+            if out.assign_to is not None and not out.resolved:
+                await self.routing.transfer(conv_id, None, out.assign_to, "assigned by an automation rule")
+        except Exception as e:  # routing keeps its own state; the store holds the rule's decision
+            log.warning("automation: routing did not take conversation %d: %s", conv_id, e)
+        if out.resolved:
+            conv = await self.db.read(lambda tx: store.conversation(tx, conv_id).to_json())
+            await self.bus.publish(Event("conversation.resolved", {"conversation": conv}))
+            try:
+                await self.routing.resolve(conv_id)
+            except Exception:
+                log.exception("automation: routing could not let go of resolved conversation %d", conv_id)
+        elif out.changed:
+            def load(tx: Tx) -> dict[str, Any]:
+                return store.conversation(tx, conv_id).to_json() | {"labels": event_log.labels(tx, conv_id)}
+
+            await self.bus.publish(Event("conversation.updated", {"conversation": await self.db.read(load)}))
+
+    async def after_bot(self, applied: Applied) -> None:
+        """After a bot's answer committed: the same telling as after a rule."""
+        await self._after(_Outcome(0, messages=applied.messages, moved_to=applied.handed_off_to,
+                                   changed=True, conversation_id=applied.conversation_id))
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    def batch(self, tx: Tx, limit: int) -> list[_Outcome]:
+        """Handle up to LIMIT pending events, oldest first, inside TX; each in a savepoint, so one that fails (a bug,
+        bad data) is left pending with the others done."""
+        skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
+        rows = tx.all("SELECT id FROM hub_events WHERE status = 'pending' ORDER BY id LIMIT ?" + skip, (limit,))
+        done = []
+        for r in rows:
+            tx.exec("SAVEPOINT hub_automation")
+            try:
+                out = self.process(tx, int(r["id"]))
+            except Exception as e:
+                if retryable(e):
+                    raise
+                tx.exec("ROLLBACK TO SAVEPOINT hub_automation")
+                log.exception("automation: event %d failed; it stays pending", r["id"])
+                continue
+            tx.exec("RELEASE SAVEPOINT hub_automation")
+            if out is not None:
+                done.append(out)
+        return done
+
+    async def drain(self) -> int:
+        """Handle every pending event now; returns how many this process handled."""
+        total = 0
+        while True:
+            pending = await self.db.read(lambda tx: tx.one("SELECT id FROM hub_events WHERE status = 'pending' "
+                                                           "ORDER BY id LIMIT 1"))
+            if pending is None:
+                return total
+            outcomes = await self.db.write(lambda tx: self.batch(tx, 100))
+            if not outcomes:
+                return total  # what is left failed, or another process holds it: the next pass looks again
+            total += len(outcomes)
+            for out in outcomes:
+                await self._after(out)
+
+    async def sweep(self, retention_days: float) -> None:
+        """Forget processed events and finished deliveries older than the retention."""
+        cutoff = format_time(utcnow() - timedelta(days=retention_days))
+
+        def write(tx: Tx) -> None:
+            tx.exec("DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND created_at < ?",
+                    (cutoff,))
+            tx.exec("DELETE FROM automation_runs WHERE at < ?", (cutoff,))
+            tx.exec("DELETE FROM bot_turns WHERE status IN ('done', 'dropped') AND created_at < ?", (cutoff,))
+            tx.exec("DELETE FROM hub_events WHERE status = 'done' AND created_at < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM webhook_deliveries d WHERE d.event_id = hub_events.id)", (cutoff,))
+
+        await self.db.write(write)
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_sweep = loop.time()  # the first sweep waits: a start-up writes nothing it does not have to
+        while True:
+            try:
+                await self.drain()
+                if loop.time() - self._last_sweep > 600:
+                    self._last_sweep = loop.time()
+                    await self.sweep(self.settings.retention_days)
+            except Exception:
+                log.exception("automation pass failed; retrying in %.1fs", self.settings.poll_interval_seconds)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.settings.poll_interval_seconds)
+
+    async def watch_bus(self) -> None:
+        """Wake up when the bus says something happened (in any process, with the Redis bus)."""
+        sub = self.bus.subscribe()
+        try:
+            async for event in sub:
+                if event.type in WAKING:
+                    self.wake.set()
+                    self._on_deliveries()
+        finally:
+            sub.close()
+
+    # -- dry run -----------------------------------------------------------------------------------------------
+
+    async def dry_run(self, body: RuleBody, limit: int) -> list[dict[str, Any]]:
+        """Which of the last LIMIT events of the rule's type it would have matched (nothing is changed)."""
+
+        def run(tx: Tx) -> list[dict[str, Any]]:
+            rows = tx.all(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE type = ? AND automatic = 0 AND depth = 0 "
+                          "AND conversation_id IS NOT NULL ORDER BY id DESC LIMIT ?", (body.event, limit))
+            hits = []
+            for r in rows:
+                seen = facts(tx, r)
+                if matches(body.conditions, seen):
+                    hits.append({"event_id": int(r["id"]), "conversation_id": int(r["conversation_id"]),
+                                 "at": str(r["created_at"]), "text": (seen.message or {}).get("text")})
+            return hits
+
+        return await self.db.read(run)
+

@@ -1,0 +1,364 @@
+// Admin screens for automation: rules (a structured when / if / then editor with a dry run, each rule's runs and
+// last run) and outbound webhooks (subscriptions, their delivery log, resend). The server checks everything again.
+import { h, icon, clear, since, fullTime } from "./dom.js";
+import { api, ApiError } from "./api.js";
+import { state, toast, modal } from "./state.js";
+
+const EVENTS = [
+  ["message.received", "A customer's message arrives"],
+  ["message.sent", "A reply is sent"],
+  ["conversation.opened", "A conversation opens"],
+  ["conversation.reopened", "A conversation reopens"],
+  ["conversation.resolved", "A conversation is resolved"],
+];
+// field -> [label, operators, kind of value]
+const FIELDS = {
+  text: ["Message text", ["contains", "not_contains", "matches"], "text"],
+  channel: ["Channel", ["is", "is_not"], "text"],
+  queue: ["Queue", ["is", "is_not"], "queue"],
+  label: ["Label", ["contains", "not_contains"], "text"],
+  business_hours: ["Business hours", ["is"], "hours"],
+  customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent"], "text"],
+  priority: ["Priority", ["is", "is_not", "gt", "lt"], "number"],
+  agent: ["Agent", ["is", "is_not", "present", "absent"], "agent"],
+  status: ["Status", ["is", "is_not"], "status"],
+};
+const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "does not contain",
+  matches: "matches (regex)", present: "is set", absent: "is not set", gt: "is above", lt: "is below" };
+// action -> [label, kind of value]
+const ACTIONS = {
+  add_label: ["Add label", "text"], remove_label: ["Remove label", "text"], set_priority: ["Set priority", "number"],
+  move_to_queue: ["Move to queue", "queue"], assign_agent: ["Assign to agent", "agent"],
+  send_reply: ["Send reply", "long"], add_note: ["Add internal note", "long"], resolve: ["Resolve", "none"],
+  send_webhook: ["Send to webhook", "webhook"], set_attribute: ["Set customer attribute", "text"],
+};
+const eventLabel = (e) => (EVENTS.find(([id]) => id === e) || [e, e])[1];
+
+function errorText(err) {
+  const details = err instanceof ApiError && err.body && err.body.error && err.body.error.details;
+  if (Array.isArray(details)) return details.map((d) => `${d.field}: ${d.message}`).join(" · ");
+  return err.message;
+}
+
+// -- rules ---------------------------------------------------------------------------------------------------------
+
+export async function automationScreen(body) {
+  const rules = (await api.get("/api/v1/automation/rules")).items;
+  clear(body).append(h("section", { class: "panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("event"), "Automation rules"),
+        h("p", { class: "muted" }, "When something happens, if every condition holds, then the actions run, in order.")),
+      h("button", { class: "btn btn-primary", id: "add-rule", onclick: () => ruleForm(null, body) }, "New rule")),
+    rules.length ? h("table", { class: "admin-table", id: "rules-admin" },
+      h("thead", {}, h("tr", {}, ["#", "Rule", "When", "Runs", "Last run", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rules.map((r) => h("tr", { "data-rule": r.id, class: r.enabled ? "" : "disabled" },
+        h("td", { class: "muted" }, String(r.position)),
+        h("td", {}, h("strong", {}, r.name), h("div", { class: "muted" },
+          `${r.conditions.length} condition${r.conditions.length === 1 ? "" : "s"} · `
+          + r.actions.map((a) => ACTIONS[a.type][0].toLowerCase()).join(", "))),
+        h("td", {}, eventLabel(r.event)),
+        h("td", { class: "rule-runs" }, String(r.runs)),
+        h("td", { title: r.last_run_at ? fullTime(r.last_run_at) : "" }, r.last_run_at ? since(r.last_run_at) : "never"),
+        h("td", { class: "row-actions" },
+          h("button", { class: "btn btn-small", "data-edit-rule": r.id, onclick: () => ruleForm(r, body) }, "Edit"))))))
+      : h("p", { class: "empty-panel muted" }, "No rules yet.")));
+  await hoursPanel(body);
+  await webhooksPanel(body);
+}
+
+function valueInput(kind, value, webhooks) {
+  if (kind === "none") return h("span", { class: "muted" }, "");
+  if (kind === "queue") return h("select", { class: "rule-value" }, state.queues.map((q) =>
+    h("option", { value: q.name, selected: q.name === value }, q.title)));
+  if (kind === "hours") return h("select", { class: "rule-value" }, ["open", "closed"].map((v) =>
+    h("option", { value: v, selected: v === value }, v === "open" ? "open" : "closed")));
+  if (kind === "status") return h("select", { class: "rule-value" }, ["open", "assigned", "resolved"].map((v) =>
+    h("option", { value: v, selected: v === value }, v)));
+  if (kind === "agent") return h("select", { class: "rule-value", "data-number": "1" },
+    [...state.agents.values()].map((a) => h("option", { value: a.id, selected: a.id === value }, a.name)));
+  if (kind === "webhook") return h("select", { class: "rule-value", "data-number": "1" }, webhooks.map((w) =>
+    h("option", { value: w.id, selected: w.id === value }, `#${w.id} ${w.description || w.url}`)));
+  if (kind === "number") return h("input", { type: "number", class: "rule-value", "data-number": "1", value: value ?? 0 });
+  if (kind === "long") return h("textarea", { class: "rule-value", rows: 2, value: value ?? "" });
+  return h("input", { type: "text", class: "rule-value", value: value ?? "" });
+}
+
+function readValue(row) {
+  const el = row.querySelector(".rule-value");
+  if (!el || el.tagName === "SPAN") return undefined;
+  return el.dataset.number ? Number(el.value) : el.value;
+}
+
+function conditionRow(c, webhooks) {
+  const fieldSel = h("select", { class: "cond-field" }, Object.entries(FIELDS).map(([id, [label]]) =>
+    h("option", { value: id, selected: id === c.field }, label)));
+  const opSel = h("select", { class: "cond-op" });
+  const name = h("input", { type: "text", class: "cond-name", placeholder: "attribute", value: c.name || "" });
+  const slot = h("span", { class: "cond-slot" });
+  const row = h("div", { class: "rule-row condition" }, fieldSel, name, opSel, slot,
+    h("button", { class: "icon-btn", type: "button", "aria-label": "Remove condition", onclick: () => row.remove() },
+      icon("x")));
+  const refresh = (keepOp, keepValue) => {
+    const [, ops, kind] = FIELDS[fieldSel.value];
+    opSel.replaceChildren(...ops.map((o) => h("option", { value: o, selected: o === keepOp }, OPS[o])));
+    name.hidden = fieldSel.value !== "customer_attribute";
+    const noValue = ["present", "absent"].includes(opSel.value);
+    slot.replaceChildren(noValue ? h("span") : valueInput(kind, keepValue, webhooks));
+  };
+  fieldSel.addEventListener("change", () => refresh(null, null));
+  opSel.addEventListener("change", () => refresh(opSel.value, readValue(row)));
+  refresh(c.op, c.value);
+  return row;
+}
+
+function actionRow(a, webhooks) {
+  const typeSel = h("select", { class: "act-type" }, Object.entries(ACTIONS).map(([id, [label]]) =>
+    h("option", { value: id, selected: id === a.type }, label)));
+  const name = h("input", { type: "text", class: "act-name", placeholder: "attribute", value: a.name || "" });
+  const slot = h("span", { class: "act-slot" });
+  const row = h("div", { class: "rule-row action" }, typeSel, name, slot,
+    h("button", { class: "icon-btn", type: "button", "aria-label": "Remove action", onclick: () => row.remove() },
+      icon("x")));
+  const refresh = (keep) => {
+    name.hidden = typeSel.value !== "set_attribute";
+    slot.replaceChildren(valueInput(ACTIONS[typeSel.value][1], keep, webhooks));
+  };
+  typeSel.addEventListener("change", () => refresh(null));
+  refresh(a.value);
+  return row;
+}
+
+async function ruleForm(rule, body) {
+  const editing = Boolean(rule);
+  const r = rule || { name: "", event: "message.received", enabled: true, conditions: [],
+    actions: [{ type: "add_label", value: "" }] };
+  const webhooks = (await api.get("/api/v1/webhooks")).items;
+  const name = h("input", { type: "text", id: "rule-name", value: r.name, placeholder: "e.g. Refunds to billing" });
+  const event = h("select", { id: "rule-event" }, EVENTS.map(([id, label]) =>
+    h("option", { value: id, selected: id === r.event }, label)));
+  const enabled = h("input", { type: "checkbox", id: "rule-enabled", checked: r.enabled });
+  const conditions = h("div", { id: "rule-conditions" }, r.conditions.map((c) => conditionRow(c, webhooks)));
+  const actions = h("div", { id: "rule-actions" }, r.actions.map((a) => actionRow(a, webhooks)));
+  const general = h("div", { class: "form-error", role: "alert", id: "rule-error" });
+  const preview = h("div", { id: "rule-dry-run", class: "muted" });
+  const collect = () => ({
+    name: name.value.trim(), event: event.value, enabled: enabled.checked,
+    ...(editing ? { position: r.position } : {}),
+    conditions: [...conditions.children].map((row) => {
+      const c = { field: row.querySelector(".cond-field").value, op: row.querySelector(".cond-op").value };
+      const v = readValue(row);
+      if (v !== undefined) c.value = v;
+      if (c.field === "customer_attribute") c.name = row.querySelector(".cond-name").value.trim();
+      return c;
+    }),
+    actions: [...actions.children].map((row) => {
+      const a = { type: row.querySelector(".act-type").value };
+      const v = readValue(row);
+      if (v !== undefined) a.value = v;
+      if (a.type === "set_attribute") a.name = row.querySelector(".act-name").value.trim();
+      return a;
+    }),
+  });
+  const dryRun = async () => {
+    general.textContent = "";
+    try {
+      const got = await api.post("/api/v1/automation/rules/dry-run", collect());
+      preview.replaceChildren(h("strong", {}, `Would have matched ${got.matches.length} of the last ${got.examined} events`),
+        h("ul", {}, got.matches.slice(0, 10).map((m) => h("li", { class: "dry-match" },
+          h("a", { href: `#/c/${m.conversation_id}` }, `Conversation ${m.conversation_id}`), " ",
+          m.text ? `“${m.text.slice(0, 80)}”` : "", " ", since(m.at)))));
+    } catch (err) {
+      general.textContent = errorText(err);
+    }
+  };
+  const content = h("div", { class: "rule-editor" },
+    h("label", { class: "field" }, h("span", {}, "Name"), name),
+    h("label", { class: "field" }, h("span", {}, "When"), event),
+    h("div", { class: "field" }, h("span", {}, "If all of these hold"), conditions,
+      h("button", { class: "btn btn-small", type: "button", id: "add-condition",
+        onclick: () => conditions.append(conditionRow({ field: "text", op: "contains", value: "" }, webhooks)) },
+      "Add condition")),
+    h("div", { class: "field" }, h("span", {}, "Then"), actions,
+      h("button", { class: "btn btn-small", type: "button", id: "add-action",
+        onclick: () => actions.append(actionRow({ type: "add_label", value: "" }, webhooks)) }, "Add action")),
+    h("label", { class: "check" }, enabled, "Enabled"),
+    h("div", {}, h("button", { class: "btn", type: "button", id: "rule-dry-run-btn", onclick: dryRun }, "Dry run"),
+      preview),
+    general,
+    editing ? h("div", { class: "danger-zone" }, h("span", { class: "muted" }, `Ran ${r.runs} times.`),
+      h("button", { class: "btn btn-danger", type: "button", id: "rule-delete", onclick: async () => {
+        try {
+          await api.del(`/api/v1/automation/rules/${r.id}`);
+        } catch (err) {
+          general.textContent = errorText(err);
+          return;
+        }
+        dlg.close();
+        toast(`Rule “${r.name}” deleted`, "ok");
+        automationScreen(body);
+      } }, "Delete rule")) : null);
+  const dlg = modal(editing ? `Edit rule “${r.name}”` : "New rule", content, editing ? "Save rule" : "Create rule",
+    async () => {
+      try {
+        if (editing) await api.put(`/api/v1/automation/rules/${r.id}`, collect());
+        else await api.post("/api/v1/automation/rules", collect());
+      } catch (err) {
+        general.textContent = errorText(err);
+        return false;
+      }
+      toast(editing ? "Rule saved" : "Rule created", "ok");
+      automationScreen(body);
+      return true;
+    });
+  dlg.classList.add("wide");
+}
+
+// -- business hours ------------------------------------------------------------------------------------------------
+
+const DAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"], ["thu", "Thursday"], ["fri", "Friday"],
+  ["sat", "Saturday"], ["sun", "Sunday"]];
+
+async function hoursPanel(body) {
+  const items = (await api.get("/api/v1/business-hours")).items;
+  const names = ["default", ...state.queues.map((q) => q.name)];
+  body.append(h("section", { class: "panel", id: "hours-panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("clock"), "Business hours"),
+        h("p", { class: "muted" }, "Per queue, else the default; no hours set means always open."))),
+    h("table", { class: "admin-table", id: "hours-admin" },
+      h("thead", {}, h("tr", {}, ["For", "Hours", "Now", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, names.map((n) => {
+        const hrs = items[n];
+        return h("tr", { "data-hours": n },
+          h("td", {}, h("strong", {}, n === "default" ? "Default" : (state.queues.find((q) => q.name === n) || {}).title || n)),
+          h("td", { class: "muted" }, hrs ? `${hrs.timezone} · ${Object.keys(hrs.weekly).length} days a week`
+            + (hrs.holidays.length ? ` · ${hrs.holidays.length} holiday${hrs.holidays.length === 1 ? "" : "s"}` : "") : "not set"),
+          h("td", {}, hrs ? h("span", { class: `pill ${hrs.open ? "status-resolved" : "status-disabled"}` },
+            hrs.open ? "Open" : "Closed") : h("span", { class: "muted" }, n === "default" ? "always open" : "default")),
+          h("td", { class: "row-actions" },
+            h("button", { class: "btn btn-small", "data-edit-hours": n, onclick: () => hoursForm(n, hrs, body) }, "Edit")));
+      })))));
+}
+
+function hoursForm(name, hrs, body) {
+  const current = hrs || { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC", weekly: {},
+    holidays: [], auto_reply: "" };
+  const zone = h("input", { type: "text", id: "hours-timezone", value: current.timezone });
+  const days = DAYS.map(([id, label]) => h("label", { class: "field" }, h("span", {}, label),
+    h("input", { type: "text", "data-day": id, value: (current.weekly[id] || []).join(", "),
+      placeholder: "closed (e.g. 09:00-12:30, 13:30-18:00)" })));
+  const holidays = h("input", { type: "text", id: "hours-holidays", value: current.holidays.join(", "),
+    placeholder: "2026-12-25, 2027-01-01" });
+  const reply = h("textarea", { id: "hours-auto-reply", rows: 2, value: current.auto_reply,
+    placeholder: "Optional: sent once per conversation while closed. {next_open} says when you open." });
+  const general = h("div", { class: "form-error", role: "alert", id: "hours-error" });
+  const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+  const content = h("div", { class: "form-grid" }, h("label", { class: "field" }, h("span", {}, "Time zone"), zone),
+    ...days, h("label", { class: "field" }, h("span", {}, "Holidays"), holidays),
+    h("label", { class: "field span-2" }, h("span", {}, "Out-of-hours reply"), reply), general,
+    hrs ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" }, "Remove to fall back to the default."),
+      h("button", { class: "btn btn-danger", type: "button", id: "hours-delete", onclick: async () => {
+        await api.del(`/api/v1/business-hours/${name}`);
+        dlg.close();
+        automationScreen(body);
+      } }, "Remove hours")) : null);
+  const dlg = modal(`Business hours: ${name}`, content, "Save hours", async () => {
+    const weekly = {};
+    for (const input of content.querySelectorAll("[data-day]")) {
+      const intervals = split(input.value);
+      if (intervals.length) weekly[input.dataset.day] = intervals;
+    }
+    try {
+      await api.put(`/api/v1/business-hours/${name}`, { timezone: zone.value.trim(), weekly,
+        holidays: split(holidays.value), auto_reply: reply.value });
+    } catch (err) {
+      general.textContent = errorText(err);
+      return false;
+    }
+    toast("Business hours saved", "ok");
+    automationScreen(body);
+    return true;
+  });
+  dlg.classList.add("wide");
+}
+
+// -- webhooks ------------------------------------------------------------------------------------------------------
+
+async function webhooksPanel(body) {
+  const subs = (await api.get("/api/v1/webhooks")).items;
+  body.append(h("section", { class: "panel", id: "webhooks-panel" },
+    h("div", { class: "panel-head" },
+      h("div", {}, h("h2", {}, icon("api"), "Outbound webhooks"),
+        h("p", { class: "muted" }, "Signed event deliveries to other systems. The secret is shown once.")),
+      h("button", { class: "btn btn-primary", id: "add-webhook", onclick: () => webhookForm(body) }, "Add webhook")),
+    subs.length ? h("table", { class: "admin-table", id: "webhooks-admin" },
+      h("thead", {}, h("tr", {}, ["URL", "Events", "Status", ""].map((t) => h("th", {}, t)))),
+      h("tbody", {}, subs.map((s) => h("tr", { "data-webhook": s.id, class: s.enabled ? "" : "disabled" },
+        h("td", {}, h("strong", { class: "mono" }, s.url), h("div", { class: "muted" }, s.description)),
+        h("td", {}, s.events.map((e) => h("span", { class: "chip" }, e))),
+        h("td", {}, s.enabled ? h("span", { class: "pill status-resolved" }, "Active")
+          : h("span", { class: "pill status-disabled", title: s.disabled_reason || "" },
+            s.disabled_reason ? "Disabled by the hub" : "Disabled")),
+        h("td", { class: "row-actions" },
+          h("button", { class: "btn btn-small", "data-deliveries": s.id, onclick: () => deliveryLog(s, body) },
+            "Deliveries"))))))
+      : h("p", { class: "empty-panel muted" }, "No webhooks yet.")));
+}
+
+function webhookForm(body) {
+  const url = h("input", { type: "url", id: "webhook-url", placeholder: "https://crm.example.com/hub-events" });
+  const events = h("div", { class: "checks", id: "webhook-events" }, EVENTS.map(([id, label]) =>
+    h("label", { class: "check" }, h("input", { type: "checkbox", value: id }), label)));
+  const description = h("input", { type: "text", id: "webhook-description", placeholder: "What is it for?" });
+  const general = h("div", { class: "form-error", role: "alert", id: "webhook-error" });
+  const content = h("div", {}, h("label", { class: "field" }, h("span", {}, "URL"), url),
+    h("div", { class: "field" }, h("span", {}, "Events"), events),
+    h("label", { class: "field" }, h("span", {}, "Description"), description), general);
+  modal("Add webhook", content, "Add webhook", async () => {
+    let made;
+    try {
+      made = await api.post("/api/v1/webhooks", { url: url.value.trim(), description: description.value.trim(),
+        events: [...events.querySelectorAll("input:checked")].map((i) => i.value) });
+    } catch (err) {
+      general.textContent = errorText(err);
+      return false;
+    }
+    automationScreen(body);
+    modal("Webhook secret", h("div", {},
+      h("p", {}, "Verify each delivery's Hub-Signature with this secret (docs/webhooks.md). It is not shown again."),
+      h("input", { type: "text", id: "webhook-secret", class: "mono", readonly: true, value: made.secret })),
+    "Done", async () => true, { cancel: false });
+    return true;
+  });
+}
+
+async function deliveryLog(sub, body) {
+  const list = h("tbody");
+  const load = async () => {
+    const items = (await api.get(`/api/v1/webhooks/${sub.id}/deliveries`)).items;
+    list.replaceChildren(...items.map((d) => h("tr", { "data-delivery": d.id },
+      h("td", { class: "mono" }, `#${d.id}`), h("td", {}, d.event_type),
+      h("td", {}, h("span", { class: `pill delivery-${d.status}` }, d.status)),
+      h("td", {}, d.response_status ? String(d.response_status) : "—", " ",
+        h("span", { class: "muted" }, d.last_error || "")),
+      h("td", {}, String(d.attempts)),
+      h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", type: "button", "data-resend": d.id,
+        onclick: async () => {
+          await api.post(`/api/v1/webhooks/${sub.id}/deliveries/${d.id}/resend`);
+          toast(`Delivery #${d.id} queued again`, "ok");
+          load();
+        } }, "Resend")))));
+  };
+  await load();
+  const enable = sub.enabled ? null : h("button", { class: "btn", type: "button", id: "webhook-enable", onclick: async () => {
+    await api.patch(`/api/v1/webhooks/${sub.id}`, { enabled: true });
+    toast("Webhook enabled; waiting deliveries resume", "ok");
+    automationScreen(body);
+  } }, "Enable again");
+  const dlg = modal(`Deliveries to ${sub.url}`, h("div", {},
+    sub.disabled_reason ? h("div", { class: "notice bad" }, icon("alert"), sub.disabled_reason, " ", enable) : enable,
+    h("table", { class: "admin-table", id: "deliveries-admin" },
+      h("thead", {}, h("tr", {}, ["Delivery", "Event", "Status", "Response", "Attempts", ""].map((t) => h("th", {}, t)))),
+      list)), "Close", async () => true, { cancel: false });
+  dlg.classList.add("wide");
+}

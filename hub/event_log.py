@@ -1,0 +1,81 @@
+"""The hub's durable event log: one row per thing that happened to a conversation, written in the same transaction
+as the change it describes, with its webhook deliveries. Automation rules run on these rows (hub.automation.runner)
+and outbound webhooks carry them (hub.webhooks); the bus (hub.events) stays the fast, best-effort live view."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hub import fail_points
+from hub.history import store
+from hub.history.db import Row, Tx
+from hub.webhooks import enqueue
+
+#: the event types rules and webhooks can name (payload version 1; docs/webhooks.md)
+TYPES = (
+    "conversation.opened",
+    "conversation.reopened",
+    "conversation.resolved",
+    "message.received",
+    "message.sent",
+)
+VERSION = 1
+COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, status, created_at"
+
+
+def record(
+    tx: Tx, type_: str, conversation_id: int, now: str, *, message_id: int | None = None, depth: int = 0,
+    automatic: bool = False,
+) -> int:
+    """Log one event (and queue its webhook deliveries) inside TX; returns the event's id.
+
+    DEPTH is how many rule actions led here (0: a person or a customer did it). AUTOMATIC: the event's message is
+    marked `meta.automatic` (an auto-reply), so rules leave it alone. The payload (what webhooks carry: the
+    conversation, message and customer as they are now) is written only when a subscription wants the event."""
+    assert type_ in TYPES, type_
+    row = tx.one(
+        "INSERT INTO hub_events (type, conversation_id, message_id, depth, automatic, status, created_at) "
+        "VALUES (?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+        (type_, conversation_id, message_id, depth, int(automatic), now),
+    )
+    assert row is not None
+    event_id = int(row["id"])
+    fail_points.hit("event.before_deliveries")
+    if enqueue.for_event(tx, event_id, type_, conversation_id, now):
+        snapshot(tx, event_id)
+    return event_id
+
+
+def snapshot(tx: Tx, event_id: int) -> None:
+    """Write the event's payload (once: a delivery added later carries the same snapshot as the first)."""
+    row = tx.one("SELECT conversation_id, message_id, payload FROM hub_events WHERE id = ?", (event_id,))
+    if row is None or row["payload"] is not None:
+        return
+    conv = store.conversation(tx, int(row["conversation_id"]))
+    data: dict[str, Any] = {"conversation": conv.to_json() | {"labels": labels(tx, conv.id)}}
+    if row["message_id"] is not None:
+        data["message"] = store.message(tx, int(row["message_id"])).to_json()
+    data["customer"] = store.customer(tx, conv.customer_id).to_json()
+    tx.exec("UPDATE hub_events SET payload = ? WHERE id = ?", (json.dumps(data, default=str), event_id))
+
+
+def labels(tx: Tx, conversation_id: int) -> list[str]:
+    rows = tx.all("SELECT label FROM conversation_labels WHERE conversation_id = ? ORDER BY label", (conversation_id,))
+    return [str(r["label"]) for r in rows]
+
+
+def wire(row: Row) -> dict[str, Any]:
+    """The event as webhooks carry it (versioned; docs/webhooks.md)."""
+    return {
+        "id": int(row["id"]),
+        "type": str(row["type"]),
+        "version": VERSION,
+        "created_at": str(row["created_at"]),
+        "depth": int(row["depth"]),
+        "data": json.loads(row["payload"] or "{}"),
+    }
+
+
+def load(tx: Tx, event_id: int) -> Row | None:
+    return tx.one(f"SELECT {COLUMNS} FROM hub_events WHERE id = ?", (event_id,))

@@ -1,0 +1,25 @@
+"""Writing new delivery rows, inside the transaction of the event they carry (hub.event_log.record) or of the rule
+that sends it (hub.automation.runner); hub.webhooks.deliveries sends them."""
+
+from __future__ import annotations
+
+from hub.history.db import Tx
+from hub.webhooks import subscriptions
+
+
+def for_event(tx: Tx, event_id: int, event_type: str, conversation_id: int | None, now: str) -> int:
+    """Queue EVENT_ID for every subscription that wants its type; returns how many."""
+    wanted = subscriptions.wanting(tx, event_type)
+    for sub in wanted:
+        add(tx, sub, event_id, conversation_id, now)
+    return len(wanted)
+
+
+def add(tx: Tx, subscription_id: int, event_id: int, conversation_id: int | None, now: str) -> int:
+    row = tx.one(
+        "INSERT INTO webhook_deliveries (subscription_id, event_id, conversation_id, status, next_attempt_at, "
+        "created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
+        (subscription_id, event_id, conversation_id, now, now, now),
+    )
+    assert row is not None
+    return int(row["id"])

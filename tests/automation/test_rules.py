@@ -1,0 +1,207 @@
+"""Automation rules as an admin uses them through the API: conditions, actions, once per event, the depth bound,
+automatic messages left alone, dry run; and two hub processes on PostgreSQL and Redis acting once per event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from hub.config import Settings
+from hub.keys import AUTOMATION, DB, INGEST
+from hub.model import Identity, Inbound
+from tests.api.client import Api, inbound
+from tests.waiting import eventually
+
+FAST = {"HUB_AUTOMATION__POLL_INTERVAL_SECONDS": "0.1", "HUB_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.1"}
+MakeApi = Callable[[Settings], Awaitable[Api]]
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
+    return make_settings(db_url, **FAST, HUB_ROUTING__QUEUES='{"support": {}, "billing": {}}')
+
+
+async def add_rule(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    return dict(await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules", body, expect=201))
+
+
+async def conversation(api: Api, conv: int) -> dict[str, Any]:
+    return dict(await api.call("GET", "/api/v1/conversations/{id}", f"/api/v1/conversations/{conv}"))
+
+
+async def settled(api: Api) -> bool:
+    """Every logged event handled by the runner."""
+    row = await api.client.app[DB].read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM hub_events "
+                                                          "WHERE status = 'pending'"))
+    return row is not None and int(row["n"]) == 0
+
+
+async def test_refund_rule_labels_prioritises_replies_and_notes(api: Api) -> None:
+    rule = await add_rule(api, {
+        "name": "Refunds", "event": "message.received",
+        "conditions": [{"field": "text", "op": "contains", "value": "REFUND"},
+                       {"field": "channel", "op": "in", "value": ["api", "sms"]}],
+        "actions": [{"type": "add_label", "value": "refund"}, {"type": "set_priority", "value": 5},
+                    {"type": "send_reply", "value": "We got your refund request."},
+                    {"type": "add_note", "value": "Refund: check the order first."},
+                    {"type": "set_attribute", "name": "asked_refund", "value": "yes"}],
+    })
+    replied = await add_rule(api, {"name": "Replied", "event": "message.sent", "conditions": [],
+                                   "actions": [{"type": "add_label", "value": "agent-replied"}]})
+    first = await inbound(api, "phone:+14155550100", "I want a refund please", "r1")
+    conv = first["conversation"]["id"]
+    await eventually(lambda: settled(api), what="events handled")
+    detail = await conversation(api, conv)
+    assert detail["labels"] == ["refund"] and detail["priority"] == 5
+    auto = [m for m in detail["messages"] if m["meta"].get("automatic")]
+    assert [(m["kind"], m["text"]) for m in auto] == [
+        ("text", "We got your refund request."), ("note", "Refund: check the order first.")]
+    assert auto[0]["meta"]["automation_rule"] == rule["id"] and auto[0]["direction"] == "out"
+    # The automatic reply is a message.sent event, but rules leave automatic messages alone.
+    assert (await api.call("GET", "/api/v1/automation/rules/{id}",
+                           f"/api/v1/automation/rules/{replied['id']}"))["runs"] == 0
+    # A message without the word: no second reply. An agent's reply: the message.sent rule runs.
+    await inbound(api, "phone:+14155550100", "and another thing", "r2")
+    await api.call("POST", "/api/v1/conversations/{id}/messages", f"/api/v1/conversations/{conv}/messages",
+                   {"text": "Looking into it"}, expect=201)
+    await eventually(lambda: settled(api), what="events handled")
+    detail = await conversation(api, conv)
+    assert len([m for m in detail["messages"] if m["meta"].get("automatic")]) == 2
+    assert detail["labels"] == ["agent-replied", "refund"]
+    shown = await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{rule['id']}")
+    assert shown["runs"] == 1 and shown["last_run_at"] is not None
+    attr = await api.client.app[DB].read(lambda tx: tx.one("SELECT value FROM customer_attributes "
+                                                           "WHERE name = 'asked_refund'"))
+    assert attr is not None and attr["value"] == "yes"
+
+
+async def test_rules_run_in_order_and_see_each_others_changes(api: Api) -> None:
+    await add_rule(api, {"name": "VIP", "event": "message.received", "position": 1,
+                         "conditions": [{"field": "label", "op": "contains", "value": "vip"}],
+                         "actions": [{"type": "move_to_queue", "value": "billing"}]})
+    await add_rule(api, {"name": "Tag VIP", "event": "message.received", "position": 0,
+                         "conditions": [{"field": "text", "op": "matches", "value": r"\border\s+#\d+"}],
+                         "actions": [{"type": "add_label", "value": "vip"}]})
+    listed = await api.call("GET", "/api/v1/automation/rules", "/api/v1/automation/rules")
+    assert [r["name"] for r in listed["items"]] == ["Tag VIP", "VIP"]
+    first = await inbound(api, "phone:+14155550101", "where is order #1234?", "o1")
+    await eventually(lambda: settled(api), what="events handled")
+    detail = await conversation(api, first["conversation"]["id"])
+    assert detail["labels"] == ["vip"] and detail["queue"] == "billing"
+
+
+@pytest.mark.parametrize("max_depth", [0, 3])
+async def test_a_rules_own_actions_trigger_rules_only_to_the_stated_depth(
+    make_settings: Callable[..., Settings], db_url: str, admin_token_api: MakeApi, max_depth: int
+) -> None:
+    api = await admin_token_api(make_settings(db_url, **FAST, HUB_AUTOMATION__MAX_DEPTH=str(max_depth)))
+    await add_rule(api, {"name": "Close", "event": "message.received",
+                         "conditions": [{"field": "text", "op": "contains", "value": "thanks, bye"}],
+                         "actions": [{"type": "resolve"}]})
+    closed = await add_rule(api, {"name": "Closed", "event": "conversation.resolved", "conditions": [],
+                                  "actions": [{"type": "add_label", "value": "closed"}]})
+    first = await inbound(api, "phone:+14155550102", "thanks, bye", "d1")
+    await eventually(lambda: settled(api), what="events handled")
+    detail = await conversation(api, first["conversation"]["id"])
+    assert detail["status"] == "resolved"
+    # The resolve is one action deep: with max_depth 0 no rule reacts to it.
+    assert detail["labels"] == ([] if max_depth == 0 else ["closed"])
+    runs = (await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{closed['id']}"))["runs"]
+    assert runs == (0 if max_depth == 0 else 1)
+
+
+async def test_messages_marked_automatic_run_no_rules(api: Api) -> None:
+    rule = await add_rule(api, {"name": "Any", "event": "message.received", "conditions": [],
+                                "actions": [{"type": "send_reply", "value": "Thanks for writing"}]})
+    ingest = api.client.app[INGEST]
+    # An out-of-office answer (the email channel marks them): no rule runs, so two auto-responders never chat.
+    ooo = await ingest.ingest(Inbound(channel="api", identity=Identity("phone", "+14155550103"), text="I am away",
+                                      external_id="ooo-1", meta={"automatic": True}))
+    await eventually(lambda: settled(api), what="events handled")
+    assert (await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{rule['id']}"))[
+        "runs"] == 0
+    detail = await conversation(api, ooo.conversation.id)
+    assert [m["direction"] for m in detail["messages"]] == ["in"]
+
+
+async def test_a_replayed_event_does_not_act_twice(api: Api) -> None:
+    await add_rule(api, {"name": "Ack", "event": "message.received", "conditions": [],
+                         "actions": [{"type": "send_reply", "value": "Got it"}]})
+    first = await inbound(api, "phone:+14155550104", "hello", "x1")
+    await eventually(lambda: settled(api), what="events handled")
+    db, runner = api.client.app[DB], api.client.app[AUTOMATION]
+    row = await db.read(lambda tx: tx.one("SELECT id FROM hub_events WHERE type = 'message.received'"))
+    assert row is not None
+    event_id = int(row["id"])
+    # Handled already: nothing to do. Then replayed from scratch (status back to pending): rules remember.
+    assert await db.write(lambda tx: runner.process(tx, event_id)) is None
+    await db.write(lambda tx: tx.exec("UPDATE hub_events SET status = 'pending' WHERE id = ?", (event_id,)))
+    again = await asyncio.gather(*(db.write(lambda tx: runner.process(tx, event_id)) for _ in range(3)))
+    assert sum(1 for o in again if o is not None) == 1 and all(not o.messages for o in again if o is not None)
+    detail = await conversation(api, first["conversation"]["id"])
+    assert [m["text"] for m in detail["messages"] if m["meta"].get("automatic")] == ["Got it"]
+
+
+async def test_dry_run_shows_what_would_have_matched_and_changes_nothing(api: Api) -> None:
+    for i, text in enumerate(["refund my order", "hello", "REFUND now"]):
+        await inbound(api, f"phone:+1415555020{i}", text, f"dry{i}")
+    await eventually(lambda: settled(api), what="events handled")
+    body = {"name": "Refunds", "event": "message.received",
+            "conditions": [{"field": "text", "op": "contains", "value": "refund"}],
+            "actions": [{"type": "add_label", "value": "refund"}]}
+    got = await api.call("POST", "/api/v1/automation/rules/dry-run", "/api/v1/automation/rules/dry-run?limit=50",
+                         body)
+    assert sorted(m["text"] for m in got["matches"]) == ["REFUND now", "refund my order"]
+    for m in got["matches"]:
+        assert (await conversation(api, m["conversation_id"]))["labels"] == []
+    assert (await api.call("GET", "/api/v1/automation/rules", "/api/v1/automation/rules"))["items"] == []
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"field": "text", "op": "gt", "value": "x"}, "text takes the operators"),
+    ({"field": "text", "op": "matches", "value": "(unclosed"}, "not a regular expression"),
+    ({"field": "text", "op": "matches", "value": "^(a+)+$"}, "can take forever"),
+    ({"field": "text", "op": "matches", "value": r"(\w*x)*y"}, "can take forever"),
+    ({"field": "queue", "op": "is"}, "needs a value"),
+    ({"field": "queue", "op": "in", "value": "support"}, "takes a list"),
+    ({"field": "business_hours", "op": "is", "value": "maybe"}, "open"),
+    ({"field": "customer_attribute", "op": "is", "value": "gold"}, "attribute's name"),
+    ({"field": "priority", "op": "gt", "value": "high"}, "whole number"),
+])
+async def test_bad_conditions_get_reasons(api: Api, body: dict[str, Any], reason: str) -> None:
+    rule = {"name": "x", "event": "message.received", "conditions": [body],
+            "actions": [{"type": "add_label", "value": "x"}]}
+    bad = await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules", rule, expect=422)
+    assert reason in str(bad["error"]["details"])
+
+
+async def test_bad_rules_get_reasons(api: Api) -> None:
+    base = {"name": "x", "event": "message.received", "conditions": []}
+    for actions, reason in [([], "at least 1"), ([{"type": "resolve", "value": 1}], "takes no value"),
+                            ([{"type": "set_priority", "value": "high"}], "whole number"),
+                            ([{"type": "set_priority", "value": 10**30}], "from -1000 to 1000"),
+                            ([{"type": "send_webhook", "value": 2**64}], "takes an id"),
+                            ([{"type": "add_label", "value": "<b>"}], "a label is"),
+                            ([{"type": "explode"}], "type")]:
+        bad = await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules",
+                             {**base, "actions": actions}, expect=422)
+        assert reason in str(bad["error"]["details"]), (actions, bad)
+    bad = await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules",
+                         {**base, "event": "sla.breached", "actions": [{"type": "resolve"}]}, expect=422)
+    await api.call("GET", "/api/v1/automation/rules/{id}", "/api/v1/automation/rules/99", expect=404)
+    await api.call("DELETE", "/api/v1/automation/rules/{id}", "/api/v1/automation/rules/99", expect=404)
+
+
+async def test_agents_may_not_manage_rules(api: Api) -> None:
+    from hub.agents import add_agent
+    from hub.api.auth import create_token
+
+    agent = await add_agent(api.client.app[DB], "Ann", "ann@example.com", "pw-123456789", "agent", ["support"])
+    token = await create_token(api.client.app[DB], "agent", agent_id=agent.id, label="ann")
+    headers = {"Authorization": f"Bearer {token}"}
+    await api.call("GET", "/api/v1/automation/rules", "/api/v1/automation/rules", expect=403, headers=headers)
+    await api.call("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"url": "https://example.com", "events": ["*"]},
+                   expect=403, headers=headers)
