@@ -14,12 +14,13 @@ from aiohttp import web
 from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, openapi, search_routes
+from hub.api import accounts, attention_routes, openapi, search_routes
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
+from hub.api.report_routes import routes as report_routes
 from hub.api.request_guard import request_guard
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
@@ -38,6 +39,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.reports.rollup import RollRules, roll_forever
 from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
 
@@ -72,9 +74,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if await request.app[DB].ping():
-        return web.json_response({"status": "ready", "database": request.app[DB].dialect})
-    return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
+    if not await request.app[DB].ping():
+        return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
+    # A channel that cannot work (a mailbox refusing our login) degrades the hub, but it still serves the others:
+    # 200, so a load balancer keeps it, with the problems named for people and monitors.
+    problems = {name: p for name, ch in request.app[CHANNELS].items() if (p := ch.problems())}
+    if problems:
+        return web.json_response(
+            {"status": "degraded", "database": request.app[DB].dialect, "problems": problems}
+        )
+    return web.json_response({"status": "ready", "database": request.app[DB].dialect})
 
 
 async def index(request: web.Request) -> web.Response:
@@ -201,6 +210,9 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-routing-tick", router.tick_forever),
             _task("hub-routing-events", router.watch_events),
             accounts.forget_on_events,
+            _task("hub-reports-roller", lambda: roll_forever(
+                db, lambda: RollRules.from_settings(settings.reports, settings.routing),
+                settings.reports.roll_interval_seconds)),
         ]
     )
 
@@ -218,6 +230,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
+    app.router.add_routes(report_routes())
+    app.router.add_routes(attention_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     if "webchat" in channels:

@@ -9,10 +9,15 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.config import ConfigError, Settings, load_settings
 from hub.history.db import Database, open_database, redact
 from hub.serve import run_server
+
+if TYPE_CHECKING:
+    from hub.attention import Attention
+    from hub.ingest import Ingest
 
 log = logging.getLogger("hub")
 
@@ -167,6 +172,8 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
 
     async def run(db: Database) -> int:
         ingest = Ingest(db, settings, MemoryBus(), Metrics())
+        if args.ids or "rejected" in args.status:
+            return await _replay_rejected(db, ingest, args)
         statuses = tuple(args.status)
         n = await ingest.process_journal(statuses)
         left = await db.read(
@@ -177,6 +184,76 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
         remaining = int(left["n"]) if left else 0
         print(f"replayed: {n} event(s) stored; {remaining} still {'/'.join(statuses)}")
         return 0 if remaining == 0 else 1
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def _attention(ingest: Ingest, settings: Settings) -> Attention:
+    """Flagged events read by the configured channels' own parsers (nothing is started or connected)."""
+    from hub.app import build_channels
+    from hub.attention import Attention
+    from hub.channel_host import ChannelHost
+    from hub.channels.base import Channel
+    from hub.outbox import Outbox
+
+    channels: dict[str, Channel] = {}
+    outbox = Outbox(ingest.db, channels, settings.outbox, ingest.bus, ingest.metrics)
+    channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
+    return Attention(ingest, channels)
+
+
+async def _replay_rejected(db: Database, ingest: Ingest, args: argparse.Namespace) -> int:
+    """`hub events replay ID...` or `--status rejected`: each event through the operator's replay (journaled)."""
+    from hub.attention import AttentionError, listing
+
+    attention = _attention(ingest, ingest.settings)
+    ids = list(args.ids)
+    if not ids:
+        statuses = tuple(s for s in args.status if s in ("failed", "rejected"))
+        ids = [f.id for f in await db.read(lambda tx: listing(tx, limit=100_000, statuses=statuses))][::-1]
+        if "pending" in args.status:
+            await ingest.process_journal(("pending",))
+    left = 0
+    for jid in ids:
+        try:
+            r = await attention.replay(jid, f"cli {getpass.getuser()}")
+        except (AttentionError, LookupError) as e:
+            print(f"{jid:>6}  not replayed: {e}")
+            left += 1
+            continue
+        print(f"{jid:>6}  {r['status']:<8} {r['outcome']}")
+        left += r["status"] != "done"
+    print(f"replayed: {len(ids) - left} event(s) stored or applied; {left} still flagged")
+    return 0 if left == 0 else 1
+
+
+def cmd_events_show(args: argparse.Namespace) -> int:
+    from hub.attention import raw_bytes, show
+
+    settings = _settings(args)
+
+    async def run(db: Database) -> int:
+        try:
+            event, body = await db.read(lambda tx: show(tx, args.id))
+        except LookupError as e:
+            print(f"hub: {e}", file=sys.stderr)
+            return 1
+        data, ctype, _name = raw_bytes(body)
+        if args.raw:
+            sys.stdout.buffer.write(data)
+            return 0
+        print(f"event {event.id}  {event.channel}  {event.status}  ({event.reason})  received {event.received_at}")
+        print(f"  from:    {event.sender or '(unknown)'}")
+        print(f"  about:   {event.summary or '(nothing readable)'}")
+        print(f"  why:     {event.error or '-'}")
+        print(f"  key:     {event.dedupe_key}   attempts: {event.attempts}   message: {event.message_id or '-'}")
+        for a in event.actions:
+            print(f"  {a['created_at']}  {a['action']} by {a['actor']}: {a['outcome']}"
+                  + (f" ({a['note']})" if a["note"] else ""))
+        text = data.decode("utf-8", "replace")
+        print(f"  raw ({ctype}, {len(data)} bytes; --raw prints all of it):")
+        print("    " + "\n    ".join(text[:2000].splitlines()))
+        return 0
 
     return asyncio.run(_with_db(settings, run))
 
@@ -192,7 +269,8 @@ def cmd_events_list(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no {'/'.join(statuses) or 'journaled'} events")
         for r in rows:
-            print(f"{r['id']:>6}  {r['received_at']}  {r['channel']:<9} {r['status']:<8} {r['dedupe_key']}")
+            print(f"{r['id']:>6}  {r['received_at']}  {r['channel']:<9} {r['status']:<8} {r['dedupe_key']}"
+                  + (f"  ({r['reason']})" if r.get("reason") else ""))
             if r["error"]:
                 print(f"        {r['error']}")
         return 0
@@ -274,19 +352,36 @@ def parser() -> argparse.ArgumentParser:
     er = esub.add_parser("replay", parents=[config], help="reprocess failed journaled events (idempotent)",
                          description="Reprocess journaled inbound events that failed (or are pending). "
                                      "Safe to repeat: an event already stored is never stored twice.")
-    er.add_argument("--status", action="append", choices=["failed", "pending"],
-                    help="which events (repeatable; default: failed and pending)")
+    er.add_argument("ids", nargs="*", type=int, metavar="ID",
+                    help="these events (from `hub events list --flagged`), read again by their channel")
+    er.add_argument("--status", action="append", choices=["failed", "pending", "rejected"],
+                    help="which events (repeatable; default: failed and pending); rejected ones are read again by "
+                         "their channel, as after a fix or a config change")
     er.set_defaults(fn=cmd_events_replay)
+    es = esub.add_parser("show", parents=[config], help="one event: who sent it, why it was flagged, its raw",
+                         description="Show one journaled event: sender, subject or first line, why it was flagged, "
+                                     "what operators did about it, and the raw event as the provider sent it.")
+    es.add_argument("id", type=int, help="the event id (from `hub events list`)")
+    es.add_argument("--raw", action="store_true", help="print only the raw event, whole (an .eml, or JSON)")
+    es.set_defaults(fn=cmd_events_show)
     el = esub.add_parser("list", parents=[config], help="list journaled events, newest first, with their errors",
                          description="List journaled events (inbound messages and providers' later facts such as "
                                      "delivery statuses), newest first, with why each flagged one was flagged.")
     el.add_argument("--flagged", action="store_true", help="only events an operator should look at (failed, "
                                                            "rejected)")
     el.add_argument("--status", dest="statuses", action="append",
-                    choices=["pending", "done", "failed", "rejected"], help="only events in this status (repeatable)")
+                    choices=["pending", "done", "failed", "rejected", "dismissed"],
+                    help="only events in this status (repeatable)")
     el.add_argument("--channel", help="only this channel's events")
     el.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     el.set_defaults(fn=cmd_events_list)
+
+    rp = sub.add_parser("reports", help="report rollups", description="Work with the report rollups.")
+    rpsub = rp.add_subparsers(dest="reports_cmd", required=True)
+    rr = rpsub.add_parser("rebuild", parents=[config], help="recompute every report figure from the conversation "
+                          "events", description="Throw the report rollups away and fold every conversation event "
+                          "again (safe while the hub runs; figures are incomplete until it finishes).")
+    rr.set_defaults(fn=cmd_reports_rebuild)
 
     tg = sub.add_parser("telegram", help="the Telegram bot", description="Work with the Telegram channel's bot.")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")
@@ -312,6 +407,20 @@ def parser() -> argparse.ArgumentParser:
                     help="new random MessageSid/CallSid/... so the hub stores it as a new event, not a retry")
     wr.set_defaults(fn=cmd_webhooks_replay)
     return p
+
+
+def cmd_reports_rebuild(args: argparse.Namespace) -> int:
+    from hub.reports.rollup import RollRules, rebuild
+
+    settings = _settings(args)
+    _setup_logging(settings.server.log_level)
+
+    async def run(db: Database) -> int:
+        n = await rebuild(db, RollRules.from_settings(settings.reports, settings.routing))
+        print(f"rebuilt the report rollups from {n} conversation events")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
 
 
 def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -165,8 +165,8 @@ class MailboxSettings(Section):
     name: str = Field(min_length=1)
     host: str = Field(min_length=1)
     port: int = Field(993, ge=1, le=65535)
-    # aioimaplib speaks IMAP over TLS (993) or plain; it has no STARTTLS.
-    security: Literal["tls", "none"] = "tls"
+    # The same words as smtp_security: TLS from the first byte (993), STARTTLS on the plain port (143), or none.
+    security: Literal["tls", "starttls", "none"] = "tls"
     username: str = Field(min_length=1)
     password: str = ""
     folder: str = "INBOX"
@@ -468,6 +468,36 @@ class MetricsSettings(Section):
         return v
 
 
+class ReportsSettings(Section):
+    """Reports: figures kept as hourly and daily rollups of conversation events (see docs/reports.md)."""
+
+    #: the business's time zone: daily rollups (ranges over 35 days) start at its midnight, business hours are in it
+    time_zone: str = "UTC"
+    #: spans like "mon-fri 09:00-17:00"; a conversation opened outside them counts as after-hours. Empty: always open
+    business_hours: list[str] = Field(default_factory=list)
+    #: a customer who comes back within this many days of a resolved conversation is a repeat contact
+    repeat_window_days: float = Field(7.0, gt=0)
+    #: how often new conversation events are folded into the rollups
+    roll_interval_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from hub.channels.twilio.hours import zone
+
+        zone(v)
+        return v
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        from hub.channels.twilio.hours import parse_span
+
+        for span in v:
+            parse_span(span)
+        return v
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -480,6 +510,7 @@ class Settings(Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    reports: ReportsSettings = Field(default_factory=ReportsSettings)
 
     @model_validator(mode="after")
     def _default_queue_exists(self) -> Settings:
@@ -491,14 +522,61 @@ class Settings(Section):
         return self
 
 
-def _env_value(raw: str) -> Any:
+#: env var name -> why its value, which looked like JSON, did not parse (named if validation then fails)
+_JSON_ERRORS: dict[str, str] = {}
+
+
+def _env_value(name: str, raw: str) -> Any:
     # Lists and tables come as JSON; scalars stay strings and pydantic coerces them ("8080" -> 8080).
     if raw[:1] in "[{":
         try:
             return json.loads(raw)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as e:
+            # It may be a plain value (a password starting with "{"); if it was meant as JSON, the error says so.
+            _JSON_ERRORS[name] = f"the JSON did not parse: {e}"
             return raw
     return raw
+
+
+def _field_type(path: list[str]) -> Any:
+    """The annotation of the setting at PATH (None when PATH is not a settings field)."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation
+
+
+def _lists_from_indexes(node: Any, base: Any, path: list[str], origin: dict[str, str]) -> Any:
+    """HUB_CHANNELS__EMAIL__MAILBOXES__0__PASSWORD sets one field of the first mailbox: under a setting that is a
+    list, a table whose keys are all numbers becomes (or is merged into) that list, item by item."""
+    if not isinstance(node, dict):
+        return node
+    listed = isinstance(base, list) or get_origin(_field_type(path)) is list
+    if node and listed and all(k.isdigit() for k in node):
+        items = list(base) if isinstance(base, list) else []
+        for k in sorted(node, key=int):
+            i = int(k)
+            here = [*path, k]
+            if i > len(items):
+                var = next((v for d, v in origin.items() if d.startswith(".".join(here))), ".".join(here))
+                raise ConfigError(f"{var}: index {i}, but only {len(items)} item(s) before it in "
+                                  f"{'.'.join(path)} (count from 0, without gaps)")
+            old = items[i] if i < len(items) else None
+            value = _lists_from_indexes(node[k], old, here, origin)
+            if isinstance(value, dict) and isinstance(old, dict):
+                value = _merge(old, value)
+            if i < len(items):
+                items[i] = value
+            else:
+                items.append(value)
+        return items
+    sub = base if isinstance(base, dict) else {}
+    return {k: _lists_from_indexes(v, sub.get(k), [*path, k], origin) for k, v in node.items()}
 
 
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -517,7 +595,7 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"{name}: {'.'.join(path)} conflicts with another HUB_ variable")
             node = child
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = _env_value(name, raw)
         origin[".".join(path)] = name
     return tree, origin
 
@@ -545,7 +623,7 @@ def _describe(err: ValidationError, origin: dict[str, str], source: str) -> str:
             key, msg = named, msg.split(":", 1)[1].strip()
         base = key.split("[", 1)[0]
         env = origin.get(base) or next((v for k, v in origin.items() if base.startswith(k + ".")), None)
-        where = f" (from {env})" if env else f" (in {source})"
+        where = f" (from {env}{'; ' + _JSON_ERRORS[env] if env in _JSON_ERRORS else ''})" if env else f" (in {source})"
         lines.append(f"  {key}: {msg}{where}")
     return "invalid configuration:\n" + "\n".join(lines)
 
@@ -566,7 +644,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
         source = str(p)
+    _JSON_ERRORS.clear()
     over, origin = env_overrides(environ)
+    over = _lists_from_indexes(over, data, [], origin)
     try:
         return Settings.model_validate(_merge(data, over))
     except ValidationError as e:

@@ -634,6 +634,75 @@ PATHS["/api/v1/conversations/{id}/call"] = {
     }
 }
 
+# What the hub could not place (hub.attention): supervisors and admins.
+def _attention_paths() -> dict[str, Any]:
+    from hub.api.attention_routes import ActionBody, AttachBody, DismissBody
+
+    not_allowed = {"403": _json(_ref("Error"), "Not an admin or supervisor")}
+    event = {
+        "type": "object",
+        "required": ["id", "channel", "status", "reason", "error", "received_at", "sender", "summary", "actions"],
+        "properties": {
+            "id": {"type": "integer"}, "channel": {"type": "string"},
+            "status": {"enum": ["failed", "rejected", "done", "dismissed", "pending"]},
+            "reason": {"type": "string", "description": "short reason code (docs/attention.md)"},
+            "error": {"type": "string", "description": "the full reason"},
+            "received_at": {"type": "string"}, "dedupe_key": {"type": "string"}, "attempts": {"type": "integer"},
+            "sender": {"type": "string"}, "summary": {"type": "string", "description": "subject or first line"},
+            "message_id": {"type": ["integer", "null"]},
+            "actions": {"type": "array", "items": {"type": "object"}},
+            "raw": {"type": "object", "description": "the event as sent (text), on GET /attention/{id}"},
+        },
+    }
+    result = _json({"type": "object", "required": ["outcome", "status", "message_id"], "properties": {
+        "outcome": {"type": "string"}, "status": {"type": "string"}, "message_id": {"type": ["integer", "null"]},
+    }})
+    conflict = {"409": _json(_ref("Error"), "Not failed or rejected any more, or the action cannot be done (why)")}
+
+    def body(model: type[BaseModel], required: bool) -> dict[str, Any]:
+        return {"required": required, "content": {"application/json": {"schema": model.model_json_schema()}}}
+
+    def action(summary: str, model: type[BaseModel], required: bool) -> dict[str, Any]:
+        return {"post": {"summary": summary, "parameters": [_id_param("event id")],
+                         "requestBody": body(model, required),
+                         "responses": {"200": result, **conflict, **not_allowed, **_WRITE_ERRORS}}}
+
+    return {
+        "/api/v1/attention": {"get": {
+            "summary": "Events the hub could not place (flagged or rejected, every channel), newest first",
+            "parameters": [_query("channel", "only this channel"), _query("reason", "only this reason code"),
+                           _query("before", "the `next` of the previous page"),
+                           _query("limit", "page size, 1-200 (default 50)",
+                                  {"type": "integer", "minimum": 1, "maximum": 200})],
+            "responses": {"200": _json({"type": "object", "required": ["items", "count", "next"], "properties": {
+                "items": {"type": "array", "items": event}, "count": {"type": "integer"}, "next": _STR_OR_NULL,
+            }}), **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}": {"get": {
+            "summary": "One event with its raw payload (as text) and every action taken on it",
+            "parameters": [_id_param("event id")],
+            "responses": {"200": _json(event), **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}/raw": {"get": {
+            "summary": "Download the event as the provider sent it (an .eml, or JSON)",
+            "parameters": [_id_param("event id")],
+            "responses": {"200": {"description": "The raw event", "content": {
+                "message/rfc822": {"schema": {"type": "string"}}, "application/json": {"schema": {}}}},
+                **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}/replay": action(
+            "Process it again as its channel reads it now (after a fix or a config change)", ActionBody, False),
+        "/api/v1/attention/{id}/attach": action(
+            "Store it on a customer's timeline (customer_id, or identity for the customer who owns it or a new one), "
+            "through the one inbound path", AttachBody, True),
+        "/api/v1/attention/{id}/dismiss": action("Nothing to do about it: kept, dismissed, with a note",
+                                                 DismissBody, True),
+    }
+
+
+PATHS.update(_attention_paths())
+
+
 # One tag per area, so the docs page groups the API the way a developer looks for it. A path names its area by
 # its first segment after /api/v1/; a new area gets a tag of its own name without a line here.
 TAGS: list[tuple[str, str, tuple[str, ...]]] = [
@@ -743,3 +812,69 @@ PATHS["/api/v1/webchat/typing"] = {
         },
     }
 }
+
+
+# Reports (hub.api.report_routes; docs/reports.md defines every figure).
+def _report_paths() -> dict[str, Any]:
+    from hub.reports.query import FIGURES, GROUPS, SLICES
+
+    value = {"type": ["number", "null"]}
+    figures = {"type": "object", "required": list(FIGURES), "properties": {k: value for k in FIGURES}}
+    common = [
+        _query("from", "start: a date (midnight in tz) or a time with its offset; default 7 days before to"),
+        _query("to", "end (excluded): a date or a time; default tomorrow's midnight in tz"),
+        _query("tz", "the viewer's IANA time zone (default reports.time_zone)"),
+        *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES),
+        _query("format", "json (default) or csv", {"enum": ["json", "csv"]}),
+    ]
+    csv = {"text/csv": {"schema": {"type": "string"}}}
+    errors = {**_ERRORS, "403": _json(_ref("Error"), "An agent asked for figures other than their own"),
+              "422": _json(_ref("Error"), "A parameter is not valid: the message says which and why")}
+    slice_ = {"type": ["object", "null"], "properties": {"by": {"type": "string"}, "value": {"type": "string"}}}
+
+    def ok(schema: dict[str, Any], what: str) -> dict[str, Any]:
+        return {"description": what, "content": {"application/json": {"schema": schema}, **csv}}
+
+    def op(summary: str, extra: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
+        return {"get": {"summary": summary, "parameters": [*common, *extra],
+                        "responses": {"200": ok(schema, "The figures (or a CSV file with ?format=csv)"), **errors}}}
+
+    return {
+        "/api/v1/reports/summary": op(
+            "Every figure over the range, and over the period of the same length just before it", [],
+            {"type": "object", "required": ["from", "to", "previous_from", "figures", "previous", "units"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                            "previous_from": {"type": "string"}, "slice": slice_, "figures": figures,
+                            "previous": figures, "units": {"type": "object"}}}),
+        "/api/v1/reports/timeseries": op(
+            "Every figure per hour, day, week (from Monday) or month of the viewer's time zone",
+            [_query("group", "hour (ranges up to 35 days), day (default), week or month", {"enum": list(GROUPS)})],
+            {"type": "object", "required": ["group", "time_zone", "buckets"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "group": {"enum": list(GROUPS)},
+                            "time_zone": {"type": "string"}, "slice": slice_, "units": {"type": "object"},
+                            "buckets": {"type": "array", "items": {
+                                "type": "object", "required": ["start", "figures"],
+                                "properties": {"start": {"type": "string"}, "figures": figures}}}}}),
+        "/api/v1/reports/breakdown": op(
+            "Every figure per channel, queue or agent",
+            [_query("by", "channel, queue (default) or agent", {"enum": list(SLICES)})],
+            {"type": "object", "required": ["by", "rows"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(SLICES)},
+                            "units": {"type": "object"},
+                            "rows": {"type": "array", "items": {
+                                "type": "object", "required": ["value", "label", "figures"],
+                                "properties": {"value": {"type": "string"}, "label": {"type": "string"},
+                                               "figures": figures}}}}}),
+        "/api/v1/reports/heatmap": op(
+            "A count per hour of the week (Monday first, hours of the viewer's time zone)",
+            [_query("figure", "conversations_opened (default), messages_in, messages_out, conversations_resolved, "
+                              "abandoned or after_hours")],
+            {"type": "object", "required": ["figure", "time_zone", "cells"],
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "figure": {"type": "string"},
+                            "time_zone": {"type": "string"},
+                            "cells": {"type": "array", "minItems": 7, "maxItems": 7, "items": {
+                                "type": "array", "minItems": 24, "maxItems": 24, "items": {"type": "integer"}}}}}),
+    }
+
+
+PATHS.update(_report_paths())

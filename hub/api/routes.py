@@ -20,6 +20,7 @@ from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, Conversation, Message, format_time, utcnow
+from hub.reports import events as conversation_events
 
 STATUSES = ("open", "assigned", "resolved")
 
@@ -178,7 +179,7 @@ async def post_message(request: web.Request) -> web.Response:
             raise BadBody(422, f"attachment {a.filename!r}: data_base64 is not valid base64") from None
     msg = await request.app[OUTBOX].reply(
         conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
-        attachments=files,
+        attachments=files, reply_all=body.reply_all,
     )
     return web.json_response(msg.to_json(), status=201)
 
@@ -199,6 +200,9 @@ async def resolve(request: web.Request) -> web.Response:
                 tx, conversation_id=conv_id, customer_id=before.customer_id, channel="hub", direction="out",
                 kind="note", text=body.note, status="internal", agent_id=p.agent_id, now=now,
             )
+        conversation_events.record(tx, "resolved", conv_id, now, customer_id=before.customer_id,
+                                   channel=before.channel, queue=before.queue,
+                                   agent_id=before.agent_id if before.agent_id is not None else p.agent_id)
         return store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
 
     conv = await request.app[DB].write(write)

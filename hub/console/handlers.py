@@ -25,7 +25,7 @@ from hub.console.sessions import SESSIONS, SignInError
 from hub.console.throttle import Throttled
 from hub.events import Event
 from hub.history.db import Tx
-from hub.keys import BUS, CHANNELS, DB, SETTINGS
+from hub.keys import BUS, CHANNELS, DB, METRICS, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
 
 STATIC = Path(__file__).parent / "static"
@@ -130,6 +130,7 @@ async def sign_in(request: web.Request) -> web.Response:
     try:
         info = await sessions.sign_in(body.email, body.password, ip, request.headers.get("User-Agent", ""))
     except Throttled as e:
+        request.app[METRICS].signin_throttled.inc()
         retry = str(int(e.retry_after) + 1)
         return web.json_response({"error": {"status": 429, "message": str(e), "retry_after": int(retry)}},
                                  status=429, headers={"Retry-After": retry})

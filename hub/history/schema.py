@@ -283,6 +283,35 @@ MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index
 
 MIGRATIONS.append(
     (
+        20,
+        "email: a content fingerprint beside each journaled event's key, so a reused Message-ID is not a duplicate",
+        "ALTER TABLE journal ADD COLUMN fingerprint TEXT",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        21,
+        "attention: a short reason code on flagged events, and the journal of what operators did about them",
+        """
+ALTER TABLE journal ADD COLUMN reason TEXT;
+CREATE TABLE journal_actions (
+    id {id},
+    journal_id BIGINT NOT NULL REFERENCES journal(id),
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT,
+    outcome TEXT,
+    message_id BIGINT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX journal_actions_journal ON journal_actions (journal_id, id)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
         65,
         "console: sign-in throttling reads failures per client address, and sweeps them by age",
         """
@@ -297,6 +326,52 @@ MIGRATIONS.append(
         10,
         "routing: an agent's presence is kept in the store (the routing state is rebuilt from it)",
         "ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        40,
+        "reports: conversation events (append-only), per-conversation clocks, hourly and daily rollups",
+        """
+CREATE TABLE conversation_events (
+    id {id},
+    conversation_id BIGINT NOT NULL,
+    customer_id BIGINT,
+    type TEXT NOT NULL,
+    at TEXT NOT NULL,
+    channel TEXT NOT NULL DEFAULT '',
+    queue TEXT NOT NULL DEFAULT '',
+    agent_id BIGINT,
+    seconds DOUBLE PRECISION,
+    rolled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conversation_events_unrolled ON conversation_events (id) WHERE rolled = 0;
+CREATE TABLE report_conversations (
+    conversation_id BIGINT PRIMARY KEY,
+    customer_id BIGINT,
+    channel TEXT NOT NULL DEFAULT '',
+    queue TEXT NOT NULL DEFAULT '',
+    agent_id BIGINT,
+    opened_at TEXT,
+    first_response_at TEXT,
+    awaiting_since TEXT,
+    answered INTEGER NOT NULL DEFAULT 0,
+    resolved_at TEXT
+);
+CREATE INDEX report_conversations_customer ON report_conversations (customer_id, resolved_at);
+CREATE TABLE report_rollups (
+    grain TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    value TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    total DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (grain, dim, value, metric, bucket)
+);
+CREATE INDEX report_rollups_slices ON report_rollups (grain, dim, metric, bucket, value, n, total)
+""",
     )
 )
 
@@ -334,3 +409,4 @@ async def migrate(db: Database) -> list[int]:
 
 async def current_version(db: Database) -> int:
     return max(await db.write(_applied), default=0)
+

@@ -184,6 +184,28 @@ def join_or_open(
     return conversation(tx, row["id"]), "opened"
 
 
+def record_without_routing(
+    tx: Tx, customer_id: int, channel: str, queue: str, business_line: str | None, now: str
+) -> tuple[Conversation, str]:
+    """Where a message that must not open work (an auto-reply) goes: the customer's open conversation, else their
+    latest one left as it is, else a new one already resolved. Returns (conversation, "joined" or "recorded")."""
+    current = open_conversation(tx, customer_id)
+    if current is not None:
+        return current, "joined"
+    last = tx.one(
+        "SELECT id FROM conversations WHERE customer_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1", (customer_id,)
+    )
+    if last is not None:
+        return conversation(tx, last["id"]), "recorded"
+    row = tx.one(
+        "INSERT INTO conversations (customer_id, status, channel, queue, business_line, last_inbound_channel, "
+        "created_at, updated_at, resolved_at) VALUES (?, 'resolved', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (customer_id, channel, queue, business_line, channel, now, now, now),
+    )
+    assert row is not None
+    return conversation(tx, row["id"]), "recorded"
+
+
 def list_conversations(
     tx: Tx,
     status: str | None,

@@ -17,6 +17,7 @@ from hub.events import Event, EventBus
 from hub.history.db import Database, Tx
 from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, utcnow
+from hub.reports import events as conversation_events
 from hub.routing.admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override
 from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
@@ -82,6 +83,7 @@ def contact_of(inbound: Inbound) -> Contact:
 
 def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str) -> None:
     for e in events:
+        conversation_events.record_routing(tx, e, now)
         if isinstance(e, Offered):
             tx.exec(
                 "UPDATE conversations SET offered_to = ?, offer_deadline = ?, updated_at = ? "

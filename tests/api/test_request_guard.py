@@ -300,3 +300,4 @@ async def test_a_bug_of_ours_is_a_500_with_an_incident_id_and_never_leaks(
     incident = body["error"]["message"].rsplit(" ", 1)[1]
     [record] = [r for r in caplog.records if incident in r.getMessage()]
     assert record.exc_info is not None and "secret detail" in str(record.exc_info[1])
+

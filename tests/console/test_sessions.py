@@ -126,6 +126,7 @@ async def test_repeated_failures_slow_that_address_down_for_that_account(client:
     assert 55 <= retry <= 61 and body["error"]["retry_after"] == retry
     right = await sign_in(client)
     assert right.status == 429, "from this address, even the right password waits its turn"
+    assert "hub_signin_throttled_total 2.0" in await (await client.get("/metrics")).text()
     assert "Set-Cookie" not in right.headers
     # Another account from the same address is not affected (the address-wide allowance is far larger).
     await add_agent(client.app[DB], "Ben", "ben@example.com", PASSWORD, "agent", [])

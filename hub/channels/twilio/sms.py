@@ -177,7 +177,7 @@ class SmsChannel(Channel):
             result = await self.sink.ingest(inbound, raw=raw)
         except (ValueError, IdentityError) as e:
             # Kept, flagged with the reason, and answered 2xx: Twilio has nothing to retry, an operator can look.
-            jid = await self.sink.flag("sms", sid, raw, str(e))
+            jid = await self.sink.flag("sms", sid, raw, str(e), "bad_number" if isinstance(e, IdentityError) else None)
             return twiml(str(MessagingResponse()), status=202, headers={"X-Hub-Flagged": f"journal {jid}: {e}"})
         except IngestFailed as e:
             return twiml(str(MessagingResponse()), status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})

@@ -333,6 +333,14 @@ class WebchatChannel(Channel):
                     continue
                 if isinstance(data, dict):
                     await self._on_frame(ws, visitor, data)
+        except ConnectionError:
+            pass  # the visitor went away mid-answer
+        except Exception:
+            # The socket is upgraded: an HTTP 500 cannot be written into it. Close it the WebSocket way (the
+            # widget reconnects) and keep the traceback for us.
+            log.exception("web chat socket of %s failed", visitor.visitor_id if visitor else "a new visitor")
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, message=b"internal error; reconnect")
         finally:
             if visitor is not None:
                 self.sockets.remove(str(visitor.identity), ws)

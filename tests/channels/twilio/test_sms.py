@@ -153,8 +153,11 @@ async def test_unparseable_events_are_flagged_and_answered(start: Any) -> None:
     status, _, headers = await webhook(client, SMS, sample("sms_inbound", MessageSid="SMbad", SmsSid="SMbad",
                                                            From="not a phone"))
     assert status == 202 and "not a phone number" in headers["X-Hub-Flagged"]
-    rows = await client.app[DB].read(lambda tx: tx.all("SELECT status, error FROM journal ORDER BY id"))
+    rows = await client.app[DB].read(lambda tx: tx.all("SELECT status, reason, error FROM journal ORDER BY id"))
     assert [r["status"] for r in rows] == ["rejected", "rejected"]
+    assert [r["reason"] for r in rows] == ["unreadable", "bad_number"], "operators filter on these (attention.md)"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hub_flagged_events_total{channel="sms",reason="bad_number"} 1.0' in metrics
     resp = await client.post(SMS, json={"MessageSid": "x"})
     assert resp.status == 415 and "x-www-form-urlencoded" in (await resp.json())["error"]["message"]
 

@@ -17,6 +17,7 @@ export function showAdmin(main, side, which) {
   clear(side);
   side.classList.add("hidden");
   const body = h("div", { class: "admin-body", id: "admin-body" }, h("div", { class: "loading" }, "Loading…"));
+  const health = h("div", { id: "admin-health" });
   clear(main).append(h("div", { class: "admin" },
     h("header", { class: "admin-head" },
       h("div", {}, h("h1", {}, "Administration"),
@@ -24,11 +25,26 @@ export function showAdmin(main, side, which) {
       h("nav", { class: "admin-tabs", "aria-label": "Administration" }, SECTIONS.map(([id, label, ic]) =>
         h("a", { href: `#/admin/${id}`, class: `admin-tab ${id === section ? "active" : ""}`, "data-admin": id },
           icon(ic), label)))),
-    body));
+    health, body));
+  showHealth(health);
   const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });
+}
+
+// What keeps a channel from working (a mailbox refusing the login, an SMTP server out of reach), from /readyz.
+async function showHealth(el) {
+  let ready;
+  try {
+    ready = await (await fetch("/readyz", { credentials: "same-origin" })).json();
+  } catch (err) {
+    return;
+  }
+  const problems = Object.entries(ready.problems || {}).flatMap(([channel, list]) => list.map((p) => `${channel}: ${p}`));
+  if (!problems.length) return;
+  el.append(h("div", { class: "notice bad", id: "channel-problems" }, icon("alert"),
+    h("div", {}, h("strong", {}, "Channels degraded"), h("ul", {}, problems.map((p) => h("li", {}, p))))));
 }
 
 // -- shared bits ---------------------------------------------------------------------------------------------------

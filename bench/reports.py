@@ -1,0 +1,246 @@
+"""`python -m bench.reports`: every report endpoint of a real `hub serve` over 7, 30 and 365 days of a large history
+(default: a year, 1,000,000 conversations and 10,000,000 messages, 200 agents, 20 queues, 5 channels, 300,000
+customers), p50/p99 beside /healthz on the same server in the same run. Target: p99 under 1 s for every report.
+
+The history is made of the conversation events the hub would have recorded, folded by the roller's own code
+(hub.reports.rollup._fold) and bulk-loaded as rollups: reports read nothing else. Message rows themselves are not
+written (no report reads them); --events also loads the events table, for a realistic database size."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.database import fresh_database
+from bench.load import percentile
+from bench.processes import create_token, hub_server
+from hub.reports.rollup import RollRules, _Clock, _Deltas, _fold
+
+RESULTS = Path(__file__).resolve().parent / "results" / "reports.json"
+CHANNELS = (("sms", 0.3), ("email", 0.25), ("webchat", 0.25), ("voice", 0.1), ("telegram", 0.1))
+TARGET_P99 = 1.0
+
+
+def progress(line: str) -> None:
+    print(f"[bench.reports {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.reports", description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", action="append", metavar="sqlite|URL", help="sqlite (a fresh temporary file) or a "
+                   "postgresql:// server URL (a fresh database is created there and dropped afterwards); repeat it "
+                   "to measure several on the same history (default: sqlite)")
+    p.add_argument("--conversations", type=int, default=1_000_000)
+    p.add_argument("--messages-per-conversation", type=int, default=10)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--agents", type=int, default=200)
+    p.add_argument("--queues", type=int, default=20)
+    p.add_argument("--customers", type=int, default=300_000)
+    p.add_argument("--requests", type=int, default=20, metavar="N", help="requests per endpoint and range")
+    p.add_argument("--events", action="store_true", help="also load the conversation events table (slow)")
+    p.add_argument("--seed", type=int, default=7)
+    return p
+
+
+# Contacts per hour of the week: busy weekday working hours, a quieter evening, little at night and on Sundays.
+def _hour_weight(weekday: int, hour: int) -> float:
+    day = 1.0 if weekday < 5 else 0.45 if weekday == 5 else 0.25
+    return day * (0.15 + math.exp(-((hour - 13.5) ** 2) / 18))
+
+
+def _times(rng: random.Random, n: int, start: datetime, days: int) -> Iterator[datetime]:
+    """N open times over DAYS from START, in order: hour-of-week shape, volume growing 30% over the period."""
+    hours = days * 24
+    weights = []
+    for h in range(hours):
+        t = start + timedelta(hours=h)
+        weights.append(_hour_weight(t.weekday(), t.hour) * (1 + 0.3 * h / hours))
+    picks = sorted(rng.choices(range(hours), weights=weights, k=n))
+    for h in picks:
+        yield start + timedelta(hours=h, seconds=rng.random() * 3600)
+
+
+def _fmt(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def history(args: argparse.Namespace, rules: RollRules, start: datetime,
+            events_out: list[tuple[Any, ...]] | None) -> _Deltas:
+    """Generate every conversation's events and fold them with the roller's code; returns the rollup deltas."""
+    rng = random.Random(args.seed)
+    queues = [f"q{i:02d}" for i in range(args.queues)]
+    queue_weights = [1 / (i + 1) ** 0.7 for i in range(args.queues)]
+    members = {q: [1 + (i * 7 + j) % args.agents for j in range(12)] for i, q in enumerate(queues)}
+    names = [name for name, _ in CHANNELS]
+    weights = [w for _, w in CHANNELS]
+    deltas = _Deltas(rules)
+    last_resolved: dict[int, str] = {}
+    m = max(1, args.messages_per_conversation)
+    for cid, opened in enumerate(_times(rng, args.conversations, start, args.days), start=1):
+        customer = rng.randrange(1, args.customers + 1)
+        channel = rng.choices(names, weights)[0]
+        queue = rng.choices(queues, queue_weights)[0]
+        evs: list[tuple[str, datetime, int | None, float | None, str]] = []
+        t = opened
+        evs.append(("opened", t, None, None, queue))  # also the customer's first message
+        wait = rng.expovariate(1 / 45)
+        if rng.random() < 0.07:
+            evs.append(("abandoned", t + timedelta(seconds=wait), None, None, ""))
+            agent = None
+        else:
+            agent = rng.choice(members[queue])
+            if rng.random() < 0.1:
+                other = rng.choice(members[queue])
+                evs += [("offered", t + timedelta(seconds=wait / 3), other, None, ""),
+                        ("rejected" if rng.random() < 0.5 else "offer_timed_out", t + timedelta(seconds=wait / 2),
+                         other, None, "")]
+            evs += [("offered", t + timedelta(seconds=wait * 0.9), agent, None, ""),
+                    ("assigned", t + timedelta(seconds=wait), agent, wait, queue)]
+            t += timedelta(seconds=wait)
+            for i in range(m - 1):  # the first message is the opening one
+                t += timedelta(seconds=rng.expovariate(1 / 120))
+                evs.append(("message_out" if i % 2 == 0 else "message_in", t, agent if i % 2 == 0 else None,
+                            None, ""))
+            if rng.random() < 0.05:
+                evs.append(("transferred", t, agent, None, queue))
+            evs.append(("resolved", t + timedelta(seconds=rng.expovariate(1 / 600)), agent, None, ""))
+        c = _Clock(cid)
+        for kind, at, who, seconds, q in evs:
+            row = {"type": kind, "at": _fmt(at), "agent_id": who, "seconds": seconds, "customer_id": customer,
+                   "channel": channel if kind in ("opened", "reopened", "message_in", "message_out") else "",
+                   "queue": q}
+            _fold(row, c, deltas, rules, lambda cust, _conv: last_resolved.get(cust))
+            if events_out is not None:
+                events_out.append((cid, customer, kind, row["at"], row["channel"], q, who, seconds))
+        if c.resolved_at:
+            last_resolved[customer] = c.resolved_at
+        if cid % 100_000 == 0:
+            progress(f"generated {cid:,} conversations")
+    return deltas
+
+
+def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None) -> int:
+    # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
+    rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"))
+        with lite:
+            lite.executemany("INSERT INTO report_rollups (grain, dim, value, metric, bucket, n, total) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if events:
+                lite.executemany("INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, "
+                                 "queue, agent_id, seconds, rolled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", events)
+        lite.execute("ANALYZE")
+        lite.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn, conn.cursor() as cur:
+            with cur.copy("COPY report_rollups (grain, dim, value, metric, bucket, n, total) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            if events:
+                with cur.copy("COPY conversation_events (conversation_id, customer_id, type, at, channel, queue, "
+                              "agent_id, seconds, rolled) FROM STDIN") as cp:
+                    for e in events:
+                        cp.write_row((*e, 1))
+            cur.execute("ANALYZE")
+    return len(rows)
+
+
+async def measure(base: str, token: str, n: int, end: datetime) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    cases: list[tuple[str, str]] = [("healthz (baseline)", "/healthz")]
+    for days in (7, 30, 365):
+        span = f"from={(end - timedelta(days=days)).date()}&to={end.date()}"
+        cases += [
+            (f"summary {days}d", f"/api/v1/reports/summary?{span}"),
+            (f"summary {days}d by queue", f"/api/v1/reports/summary?{span}&queue=q01"),
+            (f"timeseries {days}d by day", f"/api/v1/reports/timeseries?{span}&group=day"),
+            (f"timeseries {days}d by week, one agent", f"/api/v1/reports/timeseries?{span}&group=week&agent=8"),
+            (f"breakdown {days}d by channel", f"/api/v1/reports/breakdown?{span}&by=channel"),
+            (f"breakdown {days}d by queue", f"/api/v1/reports/breakdown?{span}&by=queue"),
+            (f"breakdown {days}d by agent", f"/api/v1/reports/breakdown?{span}&by=agent"),
+            (f"heatmap {days}d", f"/api/v1/reports/heatmap?{span}"),
+            (f"heatmap {days}d, other time zone", f"/api/v1/reports/heatmap?{span}&tz=America/New_York"),
+        ]
+        if days <= 30:
+            cases.append((f"timeseries {days}d by hour", f"/api/v1/reports/timeseries?{span}&group=hour"))
+    out: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession(base, headers=headers) as s:
+        for name, path in cases:
+            times = []
+            for i in range(n + 1):
+                t0 = time.perf_counter()
+                async with s.get(path) as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
+                if i:  # the first request warms the caches
+                    times.append(time.perf_counter() - t0)
+            times.sort()  # percentile() reads an ascending list
+            p99 = percentile(times, 99)
+            out.append({"case": name, "path": path, "p50": percentile(times, 50), "p99": p99})
+            progress(f"{name}: p99 {p99 * 1000:.1f} ms")
+    return out
+
+
+def report(db: str, args: argparse.Namespace, rows: int, results: list[dict[str, Any]]) -> float:
+    """Print one database's table; returns the worst p99 of the reports."""
+    conversations: int = args.conversations
+    per: int = args.messages_per_conversation
+    base = results[0]["p50"]
+    print(f"\nbench.reports on {db.split('://')[0]}: {conversations:,} conversations, {conversations * per:,} "
+          f"messages over {args.days} days, {rows:,} rollup rows; {args.requests} requests per case")
+    print(f"{'case':<42} {'p50 ms':>9} {'p99 ms':>9} {'p50 x healthz':>14}  p99 < {TARGET_P99:.0f} s")
+    worst = 0.0
+    for r in results:
+        if r is not results[0]:
+            worst = max(worst, r["p99"])
+        print(f"{r['case']:<42} {r['p50'] * 1000:>9.1f} {r['p99'] * 1000:>9.1f} {r['p50'] / base:>13.1f}x  "
+              f"{'ok' if r['p99'] < TARGET_P99 else 'MISSED'}")
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    dbs: list[str] = args.db or ["sqlite"]
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    start = end - timedelta(days=args.days)
+    rules = RollRules(sla_wait={f"q{i:02d}": 60.0 for i in range(args.queues)})
+    t0 = time.perf_counter()
+    events: list[tuple[Any, ...]] | None = [] if args.events else None
+    deltas = history(args, rules, start, events)
+    progress(f"folded {args.conversations:,} conversations in {time.perf_counter() - t0:.0f} s")
+    worst, out = 0.0, {}
+    for db in dbs:
+        with tempfile.TemporaryDirectory(prefix="hub-bench-reports-") as tmp, fresh_database(db, Path(tmp)) as url:
+            token = create_token(url)  # also migrates
+            t1 = time.perf_counter()
+            rows = load(url, deltas, events)
+            progress(f"{db.split('://')[0]}: loaded {rows:,} rollup rows in {time.perf_counter() - t1:.0f} s")
+            with hub_server(url, Path(tmp)) as server:
+                results = asyncio.run(measure(server.url, token, args.requests, end))
+        worst = max(worst, report(db, args, rows, results))
+        out[db.split("://")[0]] = {"rollup_rows": rows, "results": results}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"args": vars(args), "databases": out}, indent=2))
+    return 0 if worst < TARGET_P99 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

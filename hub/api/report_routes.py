@@ -1,0 +1,229 @@
+"""GET /api/v1/reports/*: summary (with the previous period), timeseries, breakdown by channel, queue or agent, and
+the hour-of-week heatmap; each as JSON or, with ?format=csv, as a CSV file. Admins and supervisors see every figure;
+an agent sees only their own."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from hub.api.auth import PRINCIPAL, Principal
+from hub.channels.twilio.hours import zone
+from hub.history.db import Tx
+from hub.keys import DB, SETTINGS
+from hub.reports import query
+from hub.reports.query import FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
+
+MAX_DAYS = 400
+#: roles that see every figure; anyone else sees their own
+MANAGERS = ("admin", "supervisor")
+#: count figures the heatmap can show, and the rollup metric each is
+HEATMAP = {"conversations_opened": "opened", "messages_in": "messages_in", "messages_out": "messages_out",
+           "conversations_resolved": "resolved", "abandoned": "abandoned", "after_hours": "after_hours"}
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What one report request asks for, checked."""
+
+    lo: datetime
+    hi: datetime
+    tz: ZoneInfo
+    business_tz: ZoneInfo
+    dim: str
+    value: str
+
+
+def _bad(message: str) -> web.HTTPUnprocessableEntity:
+    return web.HTTPUnprocessableEntity(text=message)
+
+
+def _when(raw: str, tz: ZoneInfo, name: str) -> datetime:
+    try:
+        if len(raw) == 10:
+            return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=tz)
+        t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"{name} must be a date (2026-01-31) or a time with its offset (2026-01-31T09:00+01:00)") from None
+    return t if t.tzinfo else t.replace(tzinfo=tz)
+
+
+def _ask(request: web.Request) -> Ask:
+    settings = request.app[SETTINGS]
+    business_tz = zone(settings.reports.time_zone)
+    q = request.query
+    try:
+        tz = zone(q.get("tz") or settings.reports.time_zone)
+    except ValueError as e:
+        raise _bad(f"tz: {e}") from None
+    today = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    hi = _when(q["to"], tz, "to") if q.get("to") else today + timedelta(days=1)
+    lo = _when(q["from"], tz, "from") if q.get("from") else hi - timedelta(days=7)
+    if lo >= hi:
+        raise _bad("from must be before to")
+    if hi - lo > timedelta(days=MAX_DAYS):
+        raise _bad(f"a report covers at most {MAX_DAYS} days")
+    slices = [(d, q[d]) for d in SLICES if q.get(d)]
+    if len(slices) > 1:
+        raise _bad("filter by one of channel, queue or agent at a time")
+    dim, value = slices[0] if slices else ("all", "")
+    p: Principal = request[PRINCIPAL]
+    if p.role not in MANAGERS:
+        if dim not in ("all", "agent") or (dim == "agent" and value != str(p.agent_id)):
+            raise web.HTTPForbidden(text="an agent sees their own figures only (supervisors see every slice)")
+        dim, value = "agent", str(p.agent_id)
+    return Ask(lo, hi, tz, business_tz, dim, value)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def _respond(request: web.Request, data: dict[str, Any], header: list[str], rows: list[list[Any]],
+             name: str) -> web.Response:
+    if request.query.get("format", "json") == "csv":
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(header)
+        w.writerows(rows)
+        return web.Response(text=out.getvalue(), content_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if request.query.get("format", "json") != "json":
+        raise _bad("format is json or csv")
+    return web.json_response(data)
+
+
+async def summary(request: web.Request) -> web.Response:
+    a = _ask(request)
+    before = (a.lo - (a.hi - a.lo), a.lo)
+
+    def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any]]:
+        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz), a.dim, a.value).get(a.value, {})
+        then = query.sums(tx, query.pieces(*before, a.business_tz), a.dim, a.value).get(a.value, {})
+        return query.figures(now), query.figures(then)
+
+    current, previous = await request.app[DB].read(read)
+    data = {"from": _iso(a.lo), "to": _iso(a.hi), "previous_from": _iso(before[0]),
+            "slice": None if a.dim == "all" else {"by": a.dim, "value": a.value},
+            "figures": current, "previous": previous, "units": FIGURES}
+    rows = [[k, current[k], previous[k], FIGURES[k]] for k in FIGURES]
+    return _respond(request, data, ["figure", "value", "previous", "unit"], rows, "summary")
+
+
+def _steps(lo: datetime, hi: datetime, group: str) -> list[datetime]:
+    """Every group start from LO's to before HI, in LO's time zone (wall clock: a day is a day across DST)."""
+    out, t = [], query.group_start(lo, group)
+    while t < hi:
+        out.append(t)
+        if group == "hour":
+            t = (t.astimezone(UTC) + timedelta(hours=1)).astimezone(lo.tzinfo)
+        elif group == "month":
+            t = (t.replace(day=28) + timedelta(days=5)).replace(day=1)
+        else:
+            t = t + timedelta(days=7 if group == "week" else 1)
+    return out
+
+
+async def timeseries(request: web.Request) -> web.Response:
+    a = _ask(request)
+    group = request.query.get("group", "day")
+    if group not in GROUPS:
+        raise _bad(f"group is one of {', '.join(GROUPS)}")
+    span = a.hi - a.lo
+    if group == "hour" and span > timedelta(days=HOURLY_DAYS):
+        raise _bad(f"group=hour covers at most {HOURLY_DAYS} days")
+    # Short ranges are read by the hour, so every bucket is exactly the viewer's; longer ones by the business's days.
+    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour"
+    tz = a.tz if hourly else a.business_tz
+    ps: list[Piece] = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=hourly)
+    if group != "month":  # months of rollups would not split into days or weeks
+        ps = [p for p in ps if p.grain != "month"] + [
+            Piece("day", p.lo + "-01", p.hi + "-01") for p in ps if p.grain == "month"]
+
+    def read(tx: Tx) -> list[Any]:
+        return query.series_rows(tx, ps, a.dim, a.value)
+
+    rows = await request.app[DB].read(read)
+    lo = a.lo.astimezone(tz)
+    buckets: dict[datetime, query.Sums] = {t: {} for t in _steps(lo, a.hi.astimezone(tz), group)}
+    starts: dict[tuple[str, str], datetime] = {}  # each bucket comes once per metric: placed once
+    for r in rows:
+        key = (str(r["grain"]), str(r["bucket"]))
+        start = starts.get(key)
+        if start is None:
+            start = starts[key] = query.group_start(
+                query.bucket_start(key[0], key[1], a.business_tz).astimezone(tz), group)
+        s = buckets.setdefault(start, {}).setdefault(str(r["metric"]), [0, 0.0])
+        s[0] += int(r["n"])
+        s[1] += float(r["total"])
+    series = [(_iso(t), query.figures(buckets[t])) for t in sorted(buckets)]
+    data = {"from": _iso(a.lo), "to": _iso(a.hi), "group": group, "time_zone": str(tz),
+            "slice": None if a.dim == "all" else {"by": a.dim, "value": a.value},
+            "buckets": [{"start": start, "figures": f} for start, f in series],
+            "units": FIGURES}
+    csv_rows = [[start, *(f[k] for k in FIGURES)] for start, f in series]
+    return _respond(request, data, ["start", *FIGURES], csv_rows, f"timeseries-{group}")
+
+
+async def breakdown(request: web.Request) -> web.Response:
+    a = _ask(request)
+    by = request.query.get("by", "queue")
+    if by not in SLICES:
+        raise _bad(f"by is one of {', '.join(SLICES)}")
+    if a.dim not in ("all",) and not (a.dim == "agent" and by == "agent"):
+        raise _bad("a breakdown covers every value of one slice: drop the filter")
+    settings = request.app[SETTINGS]
+
+    def read(tx: Tx) -> tuple[dict[str, query.Sums], dict[str, str]]:
+        found = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz), by, a.value if a.dim == "agent" else None)
+        labels: dict[str, str] = {}
+        if by == "agent" and found:
+            ids = [int(v) for v in found if v.isdigit()]
+            marks = ", ".join("?" for _ in ids) or "NULL"
+            labels = {str(r["id"]): str(r["name"]) for r in tx.all(
+                f"SELECT id, name FROM agents WHERE id IN ({marks})", ids)}
+        return found, labels
+
+    found, labels = await request.app[DB].read(read)
+    if by == "queue":
+        labels = {n: q.title or n for n, q in settings.routing.queues.items()}
+    table = [(v, labels.get(v, v), query.figures(s)) for v, s in sorted(found.items())]
+    rows = [{"value": v, "label": label, "figures": f} for v, label, f in table]
+    data = {"from": _iso(a.lo), "to": _iso(a.hi), "by": by, "rows": rows, "units": FIGURES}
+    csv_rows = [[v, label, *(f[k] for k in FIGURES)] for v, label, f in table]
+    return _respond(request, data, [by, "label", *FIGURES], csv_rows, f"breakdown-{by}")
+
+
+async def heatmap(request: web.Request) -> web.Response:
+    a = _ask(request)
+    figure = request.query.get("figure", "conversations_opened")
+    if figure not in HEATMAP:
+        raise _bad(f"figure is one of {', '.join(HEATMAP)}")
+    ps = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=True)
+
+    def read(tx: Tx) -> list[Any]:
+        return query.series_rows(tx, ps, a.dim, a.value, metrics=(HEATMAP[figure],))
+
+    cells = [[0] * 24 for _ in range(7)]  # Monday first, hours 0-23 of the viewer's time zone
+    for r in await request.app[DB].read(read):
+        t = query.bucket_start("hour", str(r["bucket"]), a.business_tz).astimezone(a.tz)
+        cells[t.weekday()][t.hour] += int(r["n"])
+    data = {"from": _iso(a.lo), "to": _iso(a.hi), "figure": figure, "time_zone": str(a.tz), "cells": cells}
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    return _respond(request, data, ["day", *(f"{h:02d}" for h in range(24))],
+                    [[days[i], *row] for i, row in enumerate(cells)], f"heatmap-{figure}")
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v1/reports/summary", summary),
+        web.get("/api/v1/reports/timeseries", timeseries),
+        web.get("/api/v1/reports/breakdown", breakdown),
+        web.get("/api/v1/reports/heatmap", heatmap),
+    ]

@@ -1,0 +1,197 @@
+// Reports: the contact center's figures over a range, against the period before, as cards, an SVG chart, a
+// breakdown table (CSV export of each) and an hour-of-week heatmap. Agents see their own figures; supervisors and
+// admins every slice.
+import { h, icon, clear, duration, channelLabel } from "./dom.js";
+import { api } from "./api.js";
+import { state } from "./state.js";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["365", "Last 12 months"]];
+const CARDS = [
+  ["conversations_opened", "Conversations", "count"], ["conversations_resolved", "Resolved", "count"],
+  ["first_response_time", "First response", "time"], ["reply_time", "Reply time", "time"],
+  ["resolution_time", "Resolution time", "time"], ["wait_time", "Wait in queue", "time"],
+  ["sla_attainment", "Answered within SLA", "ratio"], ["abandon_rate", "Abandoned", "ratio"],
+  ["first_contact_resolution", "First-contact resolution", "ratio"], ["messages_in", "Messages in", "count"],
+  ["messages_out", "Messages out", "count"], ["after_hours", "After hours", "count"],
+];
+const COLUMNS = [
+  ["conversations_opened", "Opened", "count"], ["conversations_resolved", "Resolved", "count"],
+  ["first_response_time", "First response", "time"], ["reply_time", "Reply", "time"],
+  ["resolution_time", "Resolution", "time"], ["sla_attainment", "Within SLA", "ratio"],
+  ["abandoned", "Abandoned", "count"], ["transfers", "Transfers", "count"],
+  ["offers_rejected", "Rejected", "count"], ["offers_timed_out", "Timed out", "count"],
+];
+const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const view = { days: "7", group: "day", by: "queue", filter: "" };
+
+function tz() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+function isoDate(d) {
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+function params(extra = {}, filtered = true) {
+  const end = new Date();
+  end.setDate(end.getDate() + 1);
+  const start = new Date(end);
+  start.setDate(start.getDate() - Number(view.days));
+  const p = new URLSearchParams({ from: isoDate(start), to: isoDate(end), tz: tz(), ...extra });
+  if (view.filter && filtered) {
+    const [dim, value] = view.filter.split(":");
+    p.set(dim, value);
+  }
+  return p;
+}
+
+function show(value, unit) {
+  if (value === null || value === undefined) return "—";
+  if (unit === "time") return duration(value);
+  if (unit === "ratio") return `${Math.round(value * 100)}%`;
+  return Number(value).toLocaleString();
+}
+
+function delta(now, before, unit) {
+  if (now === null || before === null || before === undefined || before === 0) return null;
+  const change = (now - before) / before;
+  if (!Number.isFinite(change) || Math.abs(change) < 0.005) return h("span", { class: "delta" }, "±0%");
+  // Shorter times are better; more of a count or a ratio is better (except abandoned ones).
+  const better = unit === "time" ? change < 0 : change > 0;
+  return h("span", { class: `delta ${better ? "up" : "down"}`, title: `was ${show(before, unit)}` },
+    `${change > 0 ? "▲" : "▼"} ${Math.abs(Math.round(change * 100))}%`);
+}
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function label(start, group) {
+  const d = new Date(start);
+  if (group === "hour") return d.toLocaleString([], { weekday: "short", hour: "2-digit" });
+  if (group === "month") return d.toLocaleDateString([], { month: "short", year: "2-digit" });
+  return d.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+function chart(buckets, group) {
+  // Opened as bars, resolved as a line, on one scale: drawn by the hub, no chart library.
+  const W = 760, H = 220, L = 40, B = 28, T = 10;
+  const opened = buckets.map((b) => b.figures.conversations_opened || 0);
+  const resolved = buckets.map((b) => b.figures.conversations_resolved || 0);
+  const top = Math.max(1, ...opened, ...resolved);
+  const step = (W - L) / Math.max(1, buckets.length);
+  const y = (v) => T + (H - T - B) * (1 - v / top);
+  const el = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "report-chart", role: "img",
+    "aria-label": "Conversations opened and resolved" });
+  for (const f of [0, 0.5, 1]) {
+    el.append(svg("line", { x1: L, x2: W, y1: y(top * f), y2: y(top * f), class: "grid" }),
+      svg("text", { x: L - 6, y: y(top * f) + 4, class: "axis", "text-anchor": "end" }, Math.round(top * f)));
+  }
+  buckets.forEach((b, i) => {
+    const x = L + i * step;
+    el.append(svg("rect", { x: x + step * 0.15, y: y(opened[i]), width: step * 0.7, height: H - B - y(opened[i]),
+      class: "bar-opened" }, svg("title", {}, `${label(b.start, group)}: ${opened[i]} opened, ${resolved[i]} resolved`)));
+    const every = Math.ceil(buckets.length / 12);
+    if (i % every === 0) el.append(svg("text", { x: x + step / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, label(b.start, group)));
+  });
+  const points = resolved.map((v, i) => `${L + i * step + step / 2},${y(v)}`).join(" ");
+  el.append(svg("polyline", { points, class: "line-resolved" }));
+  return h("figure", { class: "panel chart-panel" },
+    h("figcaption", {}, h("strong", {}, "Conversations"), h("span", { class: "legend" },
+      h("i", { class: "key opened" }), "opened", h("i", { class: "key resolved" }), "resolved")), el);
+}
+
+function heatmap(cells) {
+  const top = Math.max(1, ...cells.flat());
+  return h("section", { class: "panel" },
+    h("h2", {}, "Conversations by hour of the week"),
+    h("table", { class: "heatmap", id: "report-heatmap" },
+      h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
+      h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, DAYS[d]),
+        row.map((n, hr) => h("td", { title: `${DAYS[d]} ${hr}:00 — ${n}`,
+          style: { background: n ? `rgba(67, 83, 214, ${(0.08 + 0.92 * n / top).toFixed(2)})` : "" } })))))));
+}
+
+function csvLink(path, p) {
+  const q = new URLSearchParams(p);
+  q.set("format", "csv");
+  return h("a", { class: "btn btn-small", href: `${path}?${q}`, download: "" }, "Export CSV");
+}
+
+function breakdown(data) {
+  const name = (v) => (data.by === "channel" ? channelLabel(v) : v);
+  // Conversations open in a queue or on a channel; an agent answers them.
+  const columns = data.by === "agent" ? [["answered", "Answered", "count"], ...COLUMNS.slice(1)] : COLUMNS;
+  return h("table", { class: "report-table", id: "report-breakdown" },
+    h("thead", {}, h("tr", {}, h("th", {}, data.by[0].toUpperCase() + data.by.slice(1)), columns.map(([, t]) => h("th", {}, t)))),
+    h("tbody", {}, data.rows.length ? data.rows.map((r) => h("tr", {},
+      h("td", {}, data.by === "agent" || data.by === "queue" ? r.label : name(r.value)),
+      columns.map(([k, , unit]) => h("td", {}, show(r.figures[k], unit)))))
+      : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
+}
+
+function select(id, value, options, onchange) {
+  return h("select", { id, onchange: (e) => onchange(e.target.value) },
+    options.map(([v, t]) => h("option", { value: v, selected: v === value ? "selected" : null }, t)));
+}
+
+let refresher = null;
+
+export async function showReports(main, side, quiet = false) {
+  clearTimeout(refresher);
+  clear(side);
+  side.classList.add("hidden");
+  if (!quiet) clear(main).append(h("div", { class: "loading" }, "Loading reports…"));
+  const admin = ["admin", "supervisor"].includes(state.me.role);
+  const by = admin ? view.by : "agent";
+  const p = params();
+  // Hours only for ranges the API reads by the hour; a year by day is 365 bars, so it is shown by week.
+  const days = Number(view.days);
+  const group = view.group === "hour" && days > 35 ? "day" : view.group === "day" && days > 90 ? "week" : view.group;
+  let summary, series, table, heat;
+  try {
+    [summary, series, table, heat] = await Promise.all([
+      api.get(`/api/v1/reports/summary?${p}`),
+      api.get(`/api/v1/reports/timeseries?${params({ group })}`),
+      api.get(`/api/v1/reports/breakdown?${params({ by }, false)}`),
+      api.get(`/api/v1/reports/heatmap?${p}`),
+    ]);
+  } catch (err) {
+    clear(main).append(h("div", { class: "notice" }, icon("alert"), err.message));
+    return;
+  }
+  const rerender = () => showReports(main, side);
+  const filters = [["", "Everything"], ...state.queues.map((q) => [`queue:${q.name}`, `Queue: ${q.title || q.name}`]),
+    ...state.channels.map((c) => [`channel:${c.name}`, `Channel: ${channelLabel(c.name)}`])];
+  clear(main).append(h("div", { class: "reports", id: "reports" },
+    h("header", { class: "wall-head" },
+      h("div", {}, h("h1", {}, "Reports"), h("p", { class: "muted" },
+        admin ? "Every queue, channel and agent, in your time zone" : "Your own figures, in your time zone")),
+      h("div", { class: "report-controls" },
+        select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }),
+        select("report-group", view.group, [["hour", "By hour"], ["day", "By day"], ["week", "By week"], ["month", "By month"]],
+          (v) => { view.group = v; rerender(); }),
+        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }) : null,
+        csvLink("/api/v1/reports/summary", p))),
+    h("section", { class: "report-cards" }, CARDS.map(([k, title, unit]) => h("div", { class: "kpi-card", "data-figure": k },
+      h("span", { class: "muted" }, title), h("strong", {}, show(summary.figures[k], unit)),
+      delta(summary.figures[k], summary.previous[k], unit)))),
+    chart(series.buckets, series.group),
+    h("section", { class: "panel" },
+      h("header", { class: "panel-head" }, h("h2", {}, "Breakdown"),
+        admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"]],
+          (v) => { view.by = v; view.filter = ""; rerender(); }) : null,
+        csvLink("/api/v1/reports/breakdown", params({ by }, false))),
+      breakdown(table)),
+    heatmap(heat.cells)));
+  // Figures move as work happens: refresh while the page is open (not while a menu is in use).
+  refresher = setTimeout(() => {
+    if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {
+      showReports(main, side, true);
+    }
+  }, 30000);
+}

@@ -1,0 +1,216 @@
+"""Report queries: a time range is cut into whole months, days and hours of the rollups (so a year costs about
+12 + 30 + 48 rows per figure and slice value, never a scan of messages), summed, and turned into the figures
+docs/reports.md defines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hub.history.db import Tx
+
+#: the rollup metrics (counts n, sums total in seconds) the figures are made of
+METRICS = (
+    "opened", "reopened", "after_hours", "repeat", "messages_in", "messages_out", "first_response",
+    "first_response_bh", "first_response_targeted", "first_response_in_sla", "reply", "reply_bh", "resolved",
+    "resolved_bh", "offered", "offers_accepted",
+    "offers_rejected", "offers_timed_out", "wait", "answered_in_sla", "abandoned", "transfers",
+)
+
+#: every figure a report shows, in order, with its unit
+FIGURES: dict[str, str] = {
+    "conversations_opened": "count",
+    "conversations_reopened": "count",
+    "conversations_resolved": "count",
+    "messages_in": "count",
+    "messages_out": "count",
+    "first_response_time": "seconds",
+    "first_response_time_business": "seconds",
+    "first_response_attainment": "ratio",
+    "reply_time": "seconds",
+    "reply_time_business": "seconds",
+    "resolution_time": "seconds",
+    "resolution_time_business": "seconds",
+    "wait_time": "seconds",
+    "answered": "count",
+    "sla_attainment": "ratio",
+    "abandoned": "count",
+    "abandon_rate": "ratio",
+    "abandon_wait_time": "seconds",
+    "transfers": "count",
+    "offers": "count",
+    "offers_accepted": "count",
+    "offers_rejected": "count",
+    "offers_timed_out": "count",
+    "after_hours": "count",
+    "repeat_contacts": "count",
+    "first_contact_resolution": "ratio",
+}
+
+GROUPS = ("hour", "day", "week", "month")
+SLICES = ("channel", "queue", "agent")
+# Up to this long, a range is read hour by hour, so days, weeks and months are exactly the viewer's.
+HOURLY_DAYS = 35
+
+Sums = dict[str, list[float]]  # metric -> [n, total]
+
+
+@dataclass(frozen=True)
+class Piece:
+    grain: str
+    lo: str  # first bucket
+    hi: str  # bucket after the last
+
+
+def _hour(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def _midnight_on_or_after(t: datetime, tz: ZoneInfo) -> datetime:
+    local = t.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + timedelta(days=1) if day < local else day
+
+
+def _midnight_on_or_before(t: datetime, tz: ZoneInfo) -> datetime:
+    return t.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _month_on_or_after(day: datetime) -> datetime:
+    if day.day == 1:
+        return day
+    first = day.replace(day=28) + timedelta(days=5)
+    return first.replace(day=1)
+
+
+def pieces(lo: datetime, hi: datetime, business_tz: ZoneInfo, hourly_only: bool = False) -> list[Piece]:
+    """[LO, HI) as rollup bucket ranges: hours up to the business's first midnight, whole days, whole months, days,
+    and hours after the last midnight. Hours are whole UTC hours (LO and HI are floored to the hour)."""
+    lo = lo.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hi = hi.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if hi <= lo:
+        return []
+    d0, d1 = _midnight_on_or_after(lo, business_tz), _midnight_on_or_before(hi, business_tz)
+    if hourly_only or d0 >= d1:
+        return [Piece("hour", _hour(lo), _hour(hi))]
+    out = [Piece("hour", _hour(lo), _hour(d0)), Piece("hour", _hour(d1), _hour(hi))]
+    m0, m1 = _month_on_or_after(d0), d1.replace(day=1)
+    day = "%Y-%m-%d"
+    if m0 < m1:
+        out += [Piece("day", d0.strftime(day), m0.strftime(day)), Piece("month", m0.strftime("%Y-%m"),
+                m1.strftime("%Y-%m")), Piece("day", m1.strftime(day), d1.strftime(day))]
+    else:
+        out.append(Piece("day", d0.strftime(day), d1.strftime(day)))
+    return [p for p in out if p.lo < p.hi]
+
+
+def _where(ps: list[Piece]) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    for p in ps:
+        parts.append("(grain = ? AND bucket >= ? AND bucket < ?)")
+        params += [p.grain, p.lo, p.hi]
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable[str] = METRICS) -> dict[str, Sums]:
+    """Slice value -> metric -> [n, total] over PS (VALUE None: every value of DIM)."""
+    out: dict[str, Sums] = {}
+    if not ps:
+        return out
+    marks = ", ".join("?" for _ in metrics)
+    for p in ps:  # one range per query: each is a plain index range scan
+        params: list[Any] = [p.grain, dim]
+        sql = "SELECT value, metric, SUM(n) AS n, SUM(total) AS total FROM report_rollups WHERE grain = ? AND dim = ? "
+        if value is not None:
+            sql += "AND value = ? "
+            params.append(value)
+        sql += f"AND metric IN ({marks}) AND bucket >= ? AND bucket < ? GROUP BY value, metric"
+        for r in tx.all(sql, (*params, *metrics, p.lo, p.hi)):
+            row = out.setdefault(str(r["value"]), {}).setdefault(str(r["metric"]), [0, 0.0])
+            row[0] += int(r["n"])
+            row[1] += float(r["total"])
+    return out
+
+
+def series_rows(tx: Tx, ps: list[Piece], dim: str, value: str, metrics: Iterable[str] = METRICS) -> list[Any]:
+    """(grain, bucket, metric, n, total) rows of one slice value over PS."""
+    marks = ", ".join("?" for _ in metrics)
+    rows: list[Any] = []
+    for p in ps:
+        rows += tx.all(
+            f"SELECT grain, bucket, metric, n, total FROM report_rollups WHERE grain = ? AND dim = ? AND value = ? "
+            f"AND metric IN ({marks}) AND bucket >= ? AND bucket < ?",
+            (p.grain, dim, value, *metrics, p.lo, p.hi),
+        )
+    return rows
+
+
+def _avg(s: Sums, metric: str) -> float | None:
+    n, total = s.get(metric, [0, 0.0])
+    return round(total / n, 1) if n else None
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def figures(s: Sums) -> dict[str, float | int | None]:
+    """The figures of FIGURES from one set of sums (docs/reports.md: the definitions)."""
+
+    def n(metric: str) -> int:
+        return int(s.get(metric, [0, 0.0])[0])
+
+    contacts = n("opened") + n("reopened")
+    answered, abandoned = n("wait"), n("abandoned")
+    return {
+        "conversations_opened": n("opened"),
+        "conversations_reopened": n("reopened"),
+        "conversations_resolved": n("resolved"),
+        "messages_in": n("messages_in"),
+        "messages_out": n("messages_out"),
+        "first_response_time": _avg(s, "first_response"),
+        "first_response_time_business": _avg(s, "first_response_bh"),
+        "first_response_attainment": _ratio(n("first_response_in_sla"), n("first_response_targeted")),
+        "reply_time": _avg(s, "reply"),
+        "reply_time_business": _avg(s, "reply_bh"),
+        "resolution_time": _avg(s, "resolved"),
+        "resolution_time_business": _avg(s, "resolved_bh"),
+        "wait_time": _avg(s, "wait"),
+        "answered": answered,
+        "sla_attainment": _ratio(n("answered_in_sla"), answered),
+        "abandoned": abandoned,
+        "abandon_rate": _ratio(abandoned, answered + abandoned),
+        "abandon_wait_time": _avg(s, "abandoned"),
+        "transfers": n("transfers"),
+        "offers": n("offered"),
+        "offers_accepted": n("offers_accepted"),
+        "offers_rejected": n("offers_rejected"),
+        "offers_timed_out": n("offers_timed_out"),
+        "after_hours": n("after_hours"),
+        "repeat_contacts": n("repeat"),
+        "first_contact_resolution": None if not contacts else round(1 - n("repeat") / contacts, 4),
+    }
+
+
+def group_start(t: datetime, group: str) -> datetime:
+    """The start of T's hour, day, week (Monday) or month, in T's time zone."""
+    t = t.replace(minute=0, second=0, microsecond=0)
+    if group == "hour":
+        return t
+    t = t.replace(hour=0)
+    if group == "week":
+        return t - timedelta(days=t.weekday())
+    if group == "month":
+        return t.replace(day=1)
+    return t
+
+
+def bucket_start(grain: str, bucket: str, business_tz: ZoneInfo) -> datetime:
+    # Sliced by hand: strptime costs more than the query for a year of hourly rows.
+    year, month = int(bucket[0:4]), int(bucket[5:7])
+    if grain == "hour":
+        return datetime(year, month, int(bucket[8:10]), int(bucket[11:13]), tzinfo=UTC)
+    return datetime(year, month, int(bucket[8:10]) if grain == "day" else 1, tzinfo=business_tz)

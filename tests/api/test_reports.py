@@ -1,0 +1,156 @@
+"""Reports as a supervisor and an agent use them, on SQLite and PostgreSQL: conversations worked through the API
+(inbound, accept, reply, resolve) show up in every report; CSV exports; an agent sees only their own figures; bad
+parameters are 422 with a reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hub.agents import add_agent
+from hub.api.auth import create_token
+from hub.app import build_app
+from hub.config import Settings
+from hub.keys import DB, ROUTER, SETTINGS
+from hub.model import format_time, utcnow
+from hub.reports.rollup import RollRules, catch_up
+from tests.api.client import Api, Client, inbound
+from tests.waiting import eventually
+
+S = "/api/v1/reports/summary"
+T = "/api/v1/reports/timeseries"
+B = "/api/v1/reports/breakdown"
+H = "/api/v1/reports/heatmap"
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
+    # The roller runs in the app too; tests fold what is there themselves, now, so they never wait on it.
+    return make_settings(db_url, HUB_ROUTING__QUEUES='{"support": {"title": "Support"}, "sales": {}}',
+                         HUB_REPORTS__ROLL_INTERVAL_SECONDS="3600")
+
+
+async def roll(client: Client) -> None:
+    s = client.app[SETTINGS]
+    await catch_up(client.app[DB], RollRules.from_settings(s.reports, s.routing), cutoff=format_time(utcnow()))
+
+
+async def agent(client: Client, name: str) -> tuple[int, dict[str, str]]:
+    a = await add_agent(client.app[DB], name, f"{name.lower()}@example.com", "long password", "agent", ["support"])
+    await client.app[ROUTER].set_presence(a.id, "available")
+    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}
+
+
+async def work(api: Api, client: Client) -> tuple[int, dict[str, str], int, dict[str, str]]:
+    """Ann takes and resolves one conversation; a second one is still waiting (both on the API channel)."""
+    ann, ann_h = await agent(client, "Ann")
+    conv = (await inbound(api, "phone:+14155550100", "my order is late"))["conversation"]["id"]
+    await api.call("POST", "/api/v1/conversations/{id}/accept", f"/api/v1/conversations/{conv}/accept",
+                   headers=ann_h)
+    await api.call("POST", "/api/v1/conversations/{id}/messages", f"/api/v1/conversations/{conv}/messages",
+                   {"text": "Sorry! It ships today."}, expect=201, headers=ann_h)
+    await inbound(api, "phone:+14155550100", "thanks")
+    await api.call("POST", "/api/v1/conversations/{id}/resolve", f"/api/v1/conversations/{conv}/resolve",
+                   headers=ann_h)
+    await client.app[ROUTER].set_presence(ann, "offline")
+    await inbound(api, "email:bob@example.com", "hello?")
+    bob, bob_h = await agent(client, "Bob")
+    await client.app[ROUTER].set_presence(bob, "offline")
+    await roll(client)
+    return ann, ann_h, bob, bob_h
+
+
+async def test_worked_conversations_fill_every_report(api: Api, client: Client) -> None:
+    await work(api, client)
+    s = await api.call("GET", S, S)
+    f = s["figures"]
+    assert f["conversations_opened"] == 2 and f["conversations_resolved"] == 1
+    assert f["messages_in"] == 3 and f["messages_out"] == 1
+    assert f["first_response_time"] is not None and f["first_response_time"] >= 0
+    assert f["answered"] == 1 and f["offers_accepted"] == 1 and f["reply_time"] is not None
+    assert s["previous"]["conversations_opened"] == 0
+
+    by_channel = {r["value"]: r["figures"] for r in (await api.call("GET", B, B + "?by=channel"))["rows"]}
+    assert list(by_channel) == ["api"] and by_channel["api"]["conversations_resolved"] == 1
+    by_agent = {r["label"]: r["figures"] for r in (await api.call("GET", B, B + "?by=agent"))["rows"]}
+    assert by_agent["Ann"]["conversations_resolved"] == 1 and by_agent["Ann"]["messages_out"] == 1
+    by_queue = {r["label"]: r["figures"] for r in (await api.call("GET", B, B + "?by=queue"))["rows"]}
+    assert by_queue["Support"]["conversations_opened"] == 2
+
+    for group in ("hour", "day", "week", "month"):
+        t = await api.call("GET", T, f"{T}?group={group}&tz=America/New_York")
+        assert sum(b["figures"]["conversations_opened"] for b in t["buckets"]) == 2, group
+        assert t["time_zone"] == "America/New_York"
+    days = (await api.call("GET", T, T))["buckets"]
+    assert len(days) == 7 and [b["figures"]["conversations_opened"] for b in days][-1] == 2  # today's, in UTC
+
+    heat = await api.call("GET", H, H)
+    assert sum(map(sum, heat["cells"])) == 2
+    queue_only = await api.call("GET", S, S + "?queue=sales")
+    assert queue_only["figures"]["conversations_opened"] == 0 and queue_only["slice"] == {"by": "queue",
+                                                                                        "value": "sales"}
+
+
+async def test_every_table_exports_as_csv(api: Api, client: Client) -> None:
+    await work(api, client)
+    for path, first in ((S + "?format=csv", "figure"), (B + "?by=agent&format=csv", "agent"),
+                        (T + "?format=csv", "start"), (H + "?format=csv", "day")):
+        resp = await client.get(path, headers=api.headers)
+        assert resp.status == 200 and resp.content_type == "text/csv"
+        assert "attachment" in resp.headers["Content-Disposition"]
+        rows = list(csv.reader(io.StringIO(await resp.text())))
+        assert rows[0][0] == first and len(rows) > 1
+    rows = list(csv.reader(io.StringIO(await (await client.get(S + "?format=csv", headers=api.headers)).text())))
+    assert ["conversations_opened", "2", "0", "count"] in rows
+
+
+async def test_an_agent_sees_only_their_own_figures(api: Api, client: Client) -> None:
+    ann, ann_h, _, bob_h = await work(api, client)
+    own = await api.call("GET", S, S, headers=ann_h)
+    assert own["slice"] == {"by": "agent", "value": str(ann)} and own["figures"]["conversations_resolved"] == 1
+    assert (await api.call("GET", S, S, headers=bob_h))["figures"]["conversations_resolved"] == 0
+    rows = (await api.call("GET", B, B + "?by=agent", headers=ann_h))["rows"]
+    assert [r["value"] for r in rows] == [str(ann)]
+    await api.call("GET", S, f"{S}?agent={ann}", headers=bob_h, expect=403)
+    await api.call("GET", S, S + "?queue=support", headers=bob_h, expect=403)
+    await api.call("GET", B, B + "?by=queue", headers=bob_h, expect=422)
+    resp = await client.get(S)  # no token
+    assert resp.status == 401
+
+
+@pytest.mark.parametrize("query", [
+    "from=yesterday", "from=2026-02-01&to=2026-01-01", "from=2024-01-01&to=2026-01-01", "tz=Mars/Olympus",
+    "queue=support&channel=sms", "format=xml",
+])
+async def test_bad_parameters_are_422_with_a_reason(api: Api, query: str) -> None:
+    got = await api.call("GET", S, f"{S}?{query}", expect=422)
+    assert got["error"]["message"]
+
+
+async def test_bad_group_by_and_figure_are_422(api: Api) -> None:
+    assert (await api.call("GET", T, T + "?group=year", expect=422))["error"]["message"]
+    assert "35 days" in (await api.call("GET", T, T + "?group=hour&from=2026-01-01&to=2026-03-01",
+                                        expect=422))["error"]["message"]
+    assert (await api.call("GET", B, B + "?by=label", expect=422))["error"]["message"]
+    assert (await api.call("GET", H, H + "?figure=nope", expect=422))["error"]["message"]
+
+
+async def test_the_roller_in_the_app_folds_new_events(aiohttp_client: Any, make_settings: Callable[..., Settings],
+                                                      tmp_path: Any) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'roll.db'}", HUB_REPORTS__ROLL_INTERVAL_SECONDS="0.05")
+    client = await aiohttp_client(build_app(settings))
+    token = await create_token(client.app[DB], "admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    resp = await client.post("/api/v1/inbound", json={"identity": "email:cy@example.com", "text": "hi"},
+                             headers=headers)
+    assert resp.status == 201
+
+    async def opened() -> bool:
+        got = await (await client.get(S, headers=headers)).json()
+        return bool(got["figures"]["conversations_opened"] == 1)
+
+    await eventually(opened, what="the roller folded the new conversation")

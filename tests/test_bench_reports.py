@@ -1,0 +1,41 @@
+"""Tests of bench.reports itself: the history it folds holds what it says, and every case it measures answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bench.reports import history, parser
+from hub.reports.rollup import RollRules
+
+
+def test_the_generated_history_holds_what_it_says() -> None:
+    args = parser().parse_args(["--conversations", "500", "--days", "14", "--customers", "50", "--queues", "3"])
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    deltas = history(args, RollRules(sla_wait={"q00": 60.0}), start, None)
+
+    def total(metric: str, grain: str = "day") -> int:
+        return sum(int(v[0]) for (g, dim, m, _b, _v), v in deltas.rows.items()
+                   if g == grain and dim == "all" and m == metric)
+
+    assert total("opened") == total("opened", "hour") == total("opened", "month") == 500
+    assert total("messages_in") + total("messages_out") + total("abandoned") * 9 == 500 * 10
+    assert total("wait") + total("abandoned") == 500
+    assert 0 < total("repeat") < 500  # 50 customers: many come back within a week
+    days = {b for (g, dim, m, b, _v) in deltas.rows if g == "day" and m == "opened"}
+    assert min(days) >= start.strftime("%Y-%m-%d") and max(days) < (start + timedelta(days=14)).strftime("%Y-%m-%d")
+
+
+async def test_every_case_is_timed_and_its_percentiles_ordered(aiohttp_client: object) -> None:
+    from aiohttp import web
+
+    from bench.reports import measure
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    client = await aiohttp_client(app)  # type: ignore[operator]
+    results = await measure(str(client.make_url("")), "token", 5, datetime.now(UTC))
+    assert results[0]["case"] == "healthz (baseline)" and len(results) == 1 + 3 * 9 + 2
+    assert all(0 < r["p50"] <= r["p99"] for r in results)
