@@ -119,6 +119,8 @@ def _run(hub: Hub, new_page: Any) -> None:
     _check(page, "/")
 
     # -- the web chat page: a visitor writes markup, the agent named with it replies with it ------------------
+    status, _ = hub.call("POST", "/api/v1/agents/me/presence", {"presence": "available"}, token=token["token"])
+    assert status == 200  # someone is there: the widget opens the conversation, not the offline form
     chat = new_page()
     chat.goto("/chat")
     chat.wait_for_selector(".hc-panel[data-state=online]")
