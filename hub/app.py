@@ -36,6 +36,7 @@ from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, S
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.router import Router
+from hub.sockets import OPEN_SOCKETS, OpenSockets
 
 log = logging.getLogger("hub.app")
 
@@ -168,6 +169,8 @@ def build_app(settings: Settings) -> web.Application:
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
     app[ROUTER] = router
+    app[OPEN_SOCKETS] = OpenSockets()
+    app.on_shutdown.append(app[OPEN_SOCKETS].close_all)
     _install_calls(app, settings, channels)
 
     async def event_bus(app: web.Application) -> AsyncIterator[None]:

@@ -36,6 +36,7 @@ from hub.history.identities import IdentityError, normalize
 from hub.ingest import IngestFailed
 from hub.keys import DB
 from hub.model import Identity, Inbound, Message, Outbound, format_time, utcnow
+from hub.sockets import OPEN_SOCKETS
 
 log = logging.getLogger("hub.channels.webchat")
 
@@ -296,6 +297,8 @@ class WebchatChannel(Channel):
             return error(403, f"origin {request.headers.get('Origin')} is not in channels.webchat.allowed_origins")
         ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=self.settings.max_message_chars * 4 + 4096)
         await ws.prepare(request)
+        if OPEN_SOCKETS in request.app:
+            request.app[OPEN_SOCKETS].add(ws)
         visitor: Visitor | None = None
         try:
             visitor = await self._hello(ws)
