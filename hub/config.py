@@ -393,6 +393,8 @@ class ConsoleSettings(Section):
     session_idle_seconds: float = Field(7_200.0, gt=0)
     lockout_threshold: int = Field(5, ge=1)
     lockout_window_seconds: float = Field(900.0, gt=0)
+    #: an agent's reply to a conversation nobody holds makes it theirs (through routing: capacity is respected)
+    claim_on_first_reply: bool = True
 
 
 class EventSettings(Section):

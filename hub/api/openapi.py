@@ -629,6 +629,31 @@ PATHS["/api/v1/conversations/{id}/call"] = {
     }
 }
 
+# Who owns a conversation: "Assign to me" and Reopen (hub/api/ownership.py).
+PATHS.update({
+    "/api/v1/conversations/{id}/claim": {
+        "post": {
+            "summary": "Assign to me: a waiting conversation (or one offered to anyone) becomes yours, through "
+                       "routing, so your capacity is respected. 409 says why not (assigned to someone else, "
+                       "not Available, at "
+                       "capacity). With console.claim_on_first_reply, your first reply does the same",
+            "parameters": [_id_param("conversation id")],
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+        }
+    },
+    "/api/v1/conversations/{id}/reopen": {
+        "post": {
+            "summary": "Reopen a resolved conversation (also how the console undoes Resolve): it waits in its queue "
+                       "again and, for an agent, is claimed for them; claim_refused says why it could not be",
+            "parameters": [_id_param("conversation id")],
+            "responses": {"200": _json({"allOf": [_ref("Conversation"), {"type": "object", "properties": {
+                "claim_refused": _STR_OR_NULL}}]}),
+                **_ROUTING_ERRORS},
+        }
+    },
+})
+
+
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Attachment": ATTACHMENT,

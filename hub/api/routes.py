@@ -188,6 +188,10 @@ async def post_message(request: web.Request) -> web.Response:
         conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
         attachments=files,
     )
+    if not body.note:
+        from hub.api.ownership import claim_after_reply  # ownership imports this module
+
+        await claim_after_reply(request.app, conv_id, request[PRINCIPAL].agent_id)
     return web.json_response(msg.to_json(), status=201)
 
 
