@@ -2,7 +2,7 @@
 import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
-import { state, toast, navigate, refreshInbox, modal } from "./state.js";
+import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
 
@@ -94,8 +94,11 @@ function renderHeader() {
   const { conv, customer } = view;
   const assigned = conv.agent_id ? agentName(conv.agent_id) : null;
   const queue = state.queues.find((q) => q.name === conv.queue);
+  const mine = conv.agent_id === state.me.id;
   clear(view.headerEl).append(
     h("div", { class: "conv-title" },
+      h("a", { class: "icon-btn back-btn", href: "#/", "aria-label": "Back to the inbox", title: "Back to the inbox" },
+        icon("back")),
       h("div", { class: "avatar" }, initials(displayName(customer))),
       h("div", {},
         h("h1", {}, displayName(customer)),
@@ -106,14 +109,19 @@ function renderHeader() {
           h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)))),
     h("div", { class: "conv-actions" },
       callState(),
+      conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn",
+        onclick: claim, title: "Assign to me (m)" }, icon("users"), h("span", { class: "label" }, "Assign to me")) : null,
+      conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", onclick: () => reopen(),
+        title: "Open this conversation again" }, icon("inbox"), h("span", { class: "label" }, "Reopen")) : null,
       canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
         disabled: callLive() }, icon("voice"), "Call") : null,
       h("button", { class: "btn", id: "transfer-btn", onclick: openTransfer, title: "Transfer (t)",
         disabled: conv.status === "resolved" || !state.routing },
-        icon("transfer"), "Transfer"),
-      h("button", { class: "btn btn-primary", id: "resolve-btn", onclick: resolve, title: "Resolve (e)",
-        disabled: conv.status === "resolved" }, icon("resolve"),
-        conv.status === "resolved" ? "Resolved" : "Resolve")));
+        icon("transfer"), h("span", { class: "label" }, "Transfer")),
+      conv.status === "resolved" ? null : h("button", { class: `btn ${conv.status === "open" && !mine ? "" : "btn-primary"}`,
+        id: "resolve-btn", onclick: resolve, title: "Resolve (e)" }, icon("resolve"), h("span", { class: "label" }, "Resolve")),
+      h("button", { class: "icon-btn drawer-btn", id: "drawer-btn", "aria-label": "Customer details",
+        title: "Customer details", "aria-expanded": "false", onclick: () => toggleDrawer() }, icon("users"))));
 }
 
 // -- click-to-call ----------------------------------------------------------------------------------------------
@@ -371,14 +379,17 @@ async function send() {
   }
 }
 
+// Resolve is one key (e) and asks nothing: the toast's Undo reopens it (and gives it back to this agent).
 async function resolve() {
   if (!view || view.conv.status === "resolved") return;
+  const v = view;
+  const id = v.conv.id;
   try {
-    view.conv = { ...view.conv, ...(await api.post(`/api/v1/conversations/${view.conv.id}/resolve`, {})) };
-    renderHeader();
-    toast("Conversation resolved", "ok");
+    v.conv = { ...v.conv, ...(await api.post(`/api/v1/conversations/${id}/resolve`, {})) };
+    if (view === v) renderHeader();
+    toast(`Conversation #${id} resolved`, "ok", 10000, { label: "Undo", run: () => reopen(id) });
     refreshInbox();
-    loadCustomer();
+    if (view === v) loadCustomer();
   } catch (err) {
     toast(err.message, "error");
   }
@@ -386,6 +397,43 @@ async function resolve() {
 
 export function resolveCurrent() {
   return resolve();
+}
+
+async function reopen(id = view && view.conv && view.conv.id) {
+  if (!id) return;
+  try {
+    const conv = await api.post(`/api/v1/conversations/${id}/reopen`, {});
+    toast(conv.claim_refused ? `Reopened: it waits in its queue (${conv.claim_refused}).` : `Conversation #${id} is open again and yours.`,
+      conv.claim_refused ? "info" : "ok", conv.claim_refused ? 8000 : 4000);
+    if (view && view.conv && view.conv.id === id) {
+      view.conv = { ...view.conv, ...conv };
+      renderHeader();
+      loadCustomer();
+    }
+    refreshInbox();
+  } catch (err) {
+    toast(err.message, "error", 8000);
+  }
+}
+
+// "Assign to me": through routing, so the hub may say no (at capacity, not Available) and says why.
+async function claim() {
+  if (!view || !view.conv || view.conv.status !== "open") return;
+  const v = view;
+  try {
+    const conv = await api.post(`/api/v1/conversations/${v.conv.id}/claim`, {});
+    if (view !== v) return;
+    v.conv = { ...v.conv, ...conv };
+    renderHeader();
+    toast(conv.agent_id === state.me.id ? "Assigned to you" : "It waits for you until your wrap-up ends.", "ok");
+    refreshInbox();
+  } catch (err) {
+    toast(missing(err) ? "Assigning needs the routing engine." : err.message, "error", 8000);
+  }
+}
+
+export function claimCurrent() {
+  return claim();
 }
 
 export function openTransfer() {

@@ -138,20 +138,31 @@ function callCard(msg, ctx) {
       problem ? h("div", { class: "call-problem" }, problem) : null));
 }
 
+// meta.transcript is the transcription's state (pending, completed, failed); the transcript itself is the text.
+// The state shows only while it matters: pending, or failed (then the recording is the message).
+function voicemailCard(msg) {
+  const audio = (msg.attachments || []).find((a) => /^audio\//.test(a.content_type));
+  const progress = meta(msg, "transcript");
+  const secs = meta(msg, "recording_seconds", "duration", "RecordingDuration");
+  const pending = progress === "pending";
+  const failed = progress === "failed";
+  const transcript = pending || failed ? null : msg.text;
+  return h("div", { class: "voicemail-card", "data-transcript": progress || "" },
+    h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, "Voicemail"),
+      secs !== null ? h("span", { class: "muted" }, duration(secs)) : null),
+    audio && audio.status === "stored"
+      ? h("audio", { controls: true, preload: "metadata", src: `/api/v1/attachments/${Number(audio.id)}`,
+        "aria-label": "Voicemail recording" })
+      : h("div", { class: "muted vm-recording" }, audio ? (audio.status === "failed"
+        ? `Recording could not be fetched${audio.error ? `: ${audio.error}` : ""}` : "Fetching the recording…") : "No recording"),
+    transcript ? h("blockquote", { class: "transcript" }, transcript) : null,
+    pending ? h("div", { class: "vm-state" }, icon("clock"), "Transcribing…") : null,
+    failed ? h("div", { class: "vm-state bad" }, icon("alert"), "No transcript: listen to the recording") : null);
+}
+
 function body(msg, ctx) {
   if (msg.kind === "call") return callCard(msg, ctx);
-  if (msg.kind === "voicemail") {
-    const audio = (msg.attachments || []).find((a) => /^audio\//.test(a.content_type));
-    const transcript = meta(msg, "transcript", "transcription") || msg.text;
-    const secs = meta(msg, "duration", "duration_seconds", "RecordingDuration");
-    return h("div", { class: "voicemail-card" },
-      h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, "Voicemail"),
-        secs !== null ? h("span", { class: "muted" }, duration(secs)) : null),
-      audio && audio.status === "stored"
-        ? h("audio", { controls: true, preload: "none", src: `/api/v1/attachments/${Number(audio.id)}` })
-        : h("div", { class: "muted" }, audio ? `Recording ${audio.status}` : "No recording"),
-      transcript ? h("blockquote", { class: "transcript" }, transcript) : null);
-  }
+  if (msg.kind === "voicemail") return voicemailCard(msg);
   const mail = (msg.meta && msg.meta.email) || {};
   if (msg.channel === "email" || msg.html || meta(msg, "subject")) {
     const subject = meta(msg, "subject") || mail.subject;
