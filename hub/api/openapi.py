@@ -311,7 +311,8 @@ PATHS.update({
                                                           "channel": {"type": "string"},
                                                           "deadline": {"type": "number"},
                                                           "customer": _ref("Customer"),
-                                                          "preview": {"type": "string"}}}}}}),
+                                                          "preview": {"type": "string"},
+                                                          "earlier_conversations": {"type": "integer"}}}}}}),
                           **_ERRORS},
         }
     },

@@ -387,22 +387,23 @@ function offerCard(o, top) {
   o.total = o.total || total;
   const call = o.channel === "voice";
   const who = displayName(o.customer);
-  const ids = ((o.customer && o.customer.identities) || []).map((i) => i.value).slice(0, 2).join(" · ");
+  const number = ((o.customer && o.customer.identities) || []).map((i) => i.value).find((v) => v !== who);
   const earlier = o.earlier_conversations || 0;
+  const history = earlier ? `${earlier} earlier conversation${earlier > 1 ? "s" : ""}` : "First contact";
   return h("div", {
     class: `offer ${call ? "offer-call" : ""} ${top ? "top" : ""}`, "data-offer": o.conversation_id,
     "data-channel": o.channel, role: "group",
     "aria-label": `${call ? "Incoming call" : `New ${channelLabel(o.channel)} conversation`} from ${who}`,
   },
     h("div", { class: "offer-head" },
-      call ? h("span", { class: "ring" }, icon("voice")) : channelIcon(o.channel),
-      h("span", { class: "offer-kind" }, call ? "Incoming call" : channelLabel(o.channel)),
-      h("span", { class: "offer-queue" }, `· ${queueTitle(o.queue)}`),
+      call ? h("span", { class: "ring", title: "Incoming call" }, icon("voice")) : channelIcon(o.channel),
+      h("strong", { class: "offer-name" }, who),
       h("span", { class: "offer-countdown" }, "")),
-    h("div", { class: "offer-who" }, h("div", { class: "avatar small" }, initials(who)),
-      h("div", {}, h("strong", {}, who), ids && ids !== who ? h("div", { class: "muted" }, ids) : null)),
-    call ? h("p", { class: "offer-history" }, earlier
-      ? `${earlier} earlier conversation${earlier > 1 ? "s" : ""} on the timeline` : "First contact: no history yet")
+    h("div", { class: "offer-line" },
+      h("span", { class: "offer-kind" }, call ? "Incoming call" : channelLabel(o.channel)),
+      ` · ${queueTitle(o.queue)}`,
+      call ? ` · ${history}` : ""),
+    call ? (number ? h("p", { class: "offer-preview" }, number) : null)
       : o.preview ? h("p", { class: "offer-preview" }, `“${o.preview}”`) : null,
     h("div", { class: "offer-bar" }, h("span", {})),
     h("div", { class: "offer-actions" },
