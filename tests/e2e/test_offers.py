@@ -78,7 +78,7 @@ def test_a_capped_tray_answered_from_the_keyboard(hub: Hub, new_page: Any) -> No
     alex.click('.seg[data-presence="away"]')
     alex.wait_for_selector(".offer", state="detached")
     assert alex.locator("#offers-more").count() == 0
-    assert alex.locator(".offers.has-offers").count() == 0
+    assert alex.locator(".offers.has-offers").count() == 0 and alex.locator("#offers").inner_text().strip() == ""
     assert alex.errors == []
 
 

@@ -418,11 +418,14 @@ function renderOffers() {
   const all = newestFirst();
   const shown = trayOpen ? all : all.slice(0, TRAY_SHOWN);
   const more = all.length - shown.length;
-  clear(els.offers).append(...shown.map((o, i) => offerCard(o, i === 0)),
-    more > 0 || (trayOpen && all.length > TRAY_SHOWN) ? h("button", {
+  const cards = shown.map((o, i) => offerCard(o, i === 0));
+  clear(els.offers).append(...cards);
+  if (more > 0 || (trayOpen && all.length > TRAY_SHOWN)) {
+    els.offers.append(h("button", {
       class: "offers-more", id: "offers-more", type: "button", "aria-expanded": String(trayOpen),
       onclick: () => { trayOpen = !trayOpen; renderOffers(); },
-    }, trayOpen ? "Show fewer" : `+${more} more offer${more > 1 ? "s" : ""}`) : null);
+    }, trayOpen ? "Show fewer" : `+${more} more offer${more > 1 ? "s" : ""}`));
+  }
   if (all.length <= TRAY_SHOWN) trayOpen = false;
   els.offers.classList.toggle("has-offers", all.length > 0);
   document.body.classList.toggle("ringing", all.some((o) => o.channel === "voice"));
