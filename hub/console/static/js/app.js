@@ -216,7 +216,7 @@ function inboxItem(item) {
 function renderInbox() {
   const mine = state.inbox.filter((i) => i.conversation.agent_id === state.me.id);
   const sections = [h("h2", {}, "My conversations", h("span", { class: "count" }, String(mine.length)))];
-  sections.push(mine.length ? h("div", { class: "list" }, mine.map(inboxItem))
+  sections.push(mine.length ? h("div", { class: "list", "data-section": "mine" }, mine.map(inboxItem))
     : h("p", { class: "empty" }, state.presence === "available" ? "Nothing assigned to you. New work arrives as an offer." : "Nothing assigned to you."));
   const myQueues = state.me.role === "admin" ? state.queues.map((q) => q.name) : state.me.queues;
   for (const name of myQueues) {

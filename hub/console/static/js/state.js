@@ -35,7 +35,8 @@ export function toast(message, kind = "info", ms = 4000, action = null) {
     document.body.append(box);
   }
   const el = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
-    icon(kind === "error" ? "alert" : kind === "ok" ? "check" : "bell"), h("span", {}, message));
+    icon(kind === "error" ? "alert" : kind === "ok" ? "check" : "bell"),
+    h("span", {}, String(message).charAt(0).toUpperCase() + String(message).slice(1)));
   if (action) {
     el.append(h("button", { class: "toast-action", type: "button", onclick: () => {
       el.remove();
