@@ -80,7 +80,8 @@ function start(who) {
       onclick: () => setPresence(p),
       title: p[0].toUpperCase() + p.slice(1), "aria-label": p[0].toUpperCase() + p.slice(1),
     }, h("span", { class: `presence-dot p-${p}` }), h("span", { class: "label" }, p[0].toUpperCase() + p.slice(1)))));
-  els.search = h("input", { type: "search", id: "search", placeholder: "Search customers and messages  ( / )",
+  const phone = window.matchMedia("(max-width: 639px)").matches;
+  els.search = h("input", { type: "search", id: "search", placeholder: phone ? "Search" : "Search customers and messages  ( / )",
     autocomplete: "off", "aria-label": "Search customers and messages" });
   els.results = h("div", { class: "search-results hidden", id: "search-results" });
   els.search.addEventListener("input", debounce(search, 200));
@@ -604,6 +605,10 @@ const SHORTCUTS = [
 let pendingG = false;
 
 document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && document.body.classList.contains("drawer-open")) {
+    toggleDrawer(false);
+    return;
+  }
   if (!state.me || e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target;
   if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || document.querySelector("dialog[open]")) return;

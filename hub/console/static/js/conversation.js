@@ -109,17 +109,17 @@ function renderHeader() {
           h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)))),
     h("div", { class: "conv-actions" },
       callState(),
-      conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn",
+      conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn", "aria-label": "Assign to me",
         onclick: claim, title: "Assign to me (m)" }, icon("users"), h("span", { class: "label" }, "Assign to me")) : null,
-      conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", onclick: () => reopen(),
+      conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", "aria-label": "Reopen", onclick: () => reopen(),
         title: "Open this conversation again" }, icon("inbox"), h("span", { class: "label" }, "Reopen")) : null,
       canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
         disabled: callLive() }, icon("voice"), "Call") : null,
-      h("button", { class: "btn", id: "transfer-btn", onclick: openTransfer, title: "Transfer (t)",
+      h("button", { class: "btn", id: "transfer-btn", "aria-label": "Transfer", onclick: openTransfer, title: "Transfer (t)",
         disabled: conv.status === "resolved" || !state.routing },
         icon("transfer"), h("span", { class: "label" }, "Transfer")),
       conv.status === "resolved" ? null : h("button", { class: `btn ${conv.status === "open" && !mine ? "" : "btn-primary"}`,
-        id: "resolve-btn", onclick: resolve, title: "Resolve (e)" }, icon("resolve"), h("span", { class: "label" }, "Resolve")),
+        id: "resolve-btn", "aria-label": "Resolve", onclick: resolve, title: "Resolve (e)" }, icon("resolve"), h("span", { class: "label" }, "Resolve")),
       h("button", { class: "icon-btn drawer-btn", id: "drawer-btn", "aria-label": "Customer details",
         title: "Customer details", "aria-expanded": "false", onclick: () => toggleDrawer() }, icon("users"))));
 }
@@ -625,6 +625,8 @@ function renderSide() {
   const notes = [...v.messages.values()].filter((m) => m.kind === "note").slice(-5).reverse();
   const past = (c.conversations || []);
   append(clear(v.sideEl), [
+    h("button", { class: "icon-btn drawer-close", id: "drawer-close", type: "button", "aria-label": "Close customer details",
+      title: "Close (Esc)", onclick: () => toggleDrawer(false) }, icon("x")),
     h("section", { class: "side-card customer-card" },
       h("div", { class: "avatar big" }, initials(displayName(c))),
       h("h2", {}, displayName(c)),
