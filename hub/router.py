@@ -13,6 +13,7 @@ from typing import Any
 
 from hub.config import Settings
 from hub.events import Event, EventBus
+from hub.history import decisions
 from hub.history.db import Database, Tx
 from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, parse_time, utcnow
@@ -307,7 +308,13 @@ class Router:
                 # A call is answered when an agent takes it: that is its first response.
                 events += await self.engine.responded(e.conversation, e.agent)
         now = format_time(utcnow())
-        await self.db.write(lambda tx: _apply_to_store(tx, events, now))
+        sla_wait = {name: q.sla_wait for name, q in self.settings.routing.queues.items()}
+
+        def write(tx: Tx) -> None:
+            _apply_to_store(tx, events, now)
+            decisions.record(tx, events, now, sla_wait)  # the wall's figures, in the same transaction
+
+        await self.db.write(write)
         for e in events:
             if isinstance(e, Resolved) and e.agent is None:
                 log.info("conversation %d left queue %s unanswered", e.conversation, e.queue)

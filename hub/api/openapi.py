@@ -630,6 +630,33 @@ PATHS["/api/v1/conversations/{id}/call"] = {
     }
 }
 
+# The supervisors' wall (hub/api/wall_routes.py).
+_WINDOW_FIGURES = {"type": "object", "properties": {
+    k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
+                                     "responded_in_target", "first_response_breached")} | {
+    "sla_attainment": {"type": ["number", "null"]}, "first_response_attainment": {"type": ["number", "null"]}}}
+PATHS["/api/v1/wall"] = {
+    "get": {
+        "summary": "The wall (admins and supervisors): each queue's live figures (now) and its figures since `since` "
+                   "counted from the store (they survive restarts), and what each agent holds as the store says",
+        "parameters": [_query("since", "start of the window: ISO 8601 with an offset, or epoch seconds (default: "
+                                       "today since 00:00 UTC)")],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "since": {"type": "string"},
+            "queues": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "title": {"type": "string"}, "sla_wait": {"type": "number"},
+                "first_response": {"type": "number"},
+                "now": {"type": "object", "properties": {
+                    "waiting": {"type": "integer"}, "longest_wait": {"type": "number"},
+                    "available_agents": {"type": "integer"}, "busy_agents": {"type": "integer"}}},
+                "window": _WINDOW_FIGURES}}},
+            "agents": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"},
+                "holding": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+            "403": _json(_ref("Error"), "Not an admin or supervisor"), **_ERRORS},
+    }
+}
+
 # Who owns a conversation: "Assign to me" and Reopen (hub/api/ownership.py).
 PATHS.update({
     "/api/v1/conversations/{id}/claim": {

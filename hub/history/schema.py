@@ -281,6 +281,26 @@ CREATE TABLE routing_overrides (
 
 MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index on PostgreSQL)", "{text_search}"))
 
+MIGRATIONS.append(
+    (
+        30,
+        "console: the routing decisions applied, so the wall's figures come from the store and survive restarts",
+        """
+CREATE TABLE routing_decisions (
+    id {id},
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    conversation_id BIGINT NOT NULL,
+    agent_id BIGINT,
+    seconds DOUBLE PRECISION,
+    within INTEGER
+);
+CREATE INDEX routing_decisions_at ON routing_decisions (at, queue)
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 
