@@ -4,6 +4,7 @@ Nothing scrolls sideways and nothing in the top bar overlaps. Screenshots: scree
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def _top_bar_fits(page: Any) -> None:
     for name, left, right in boxes:
         assert 0 <= left and right <= width, (name, left, right, width)
     ordered = sorted(boxes, key=lambda b: b[1])
-    for (a, _, a_right), (b, b_left, _) in zip(ordered, ordered[1:], strict=False):
+    for (a, _, a_right), (b, b_left, _) in itertools.pairwise(ordered):
         assert a_right <= b_left + 0.5, f"{a} overlaps {b}"
 
 
