@@ -633,7 +633,7 @@ PATHS["/api/v1/conversations/{id}/call"] = {
 # The supervisors' wall (hub/api/wall_routes.py).
 _WINDOW_FIGURES = {"type": "object", "properties": {
     k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
-                                     "responded_in_target", "first_response_breached")} | {
+                                     "responded", "responded_in_target", "first_response_breached")} | {
     "sla_attainment": {"type": ["number", "null"]}, "first_response_attainment": {"type": ["number", "null"]}}}
 PATHS["/api/v1/wall"] = {
     "get": {

@@ -51,6 +51,7 @@ class QueueFigures:
     rejected: int = 0
     timed_out: int = 0
     abandoned: int = 0
+    responded: int = 0
     responded_in_target: int = 0
     first_response_breached: int = 0
 
@@ -60,7 +61,8 @@ class QueueFigures:
             "offered": self.offered, "answered": self.answered, "answered_in_sla": self.answered_in_sla,
             "sla_attainment": self.answered_in_sla / self.answered if self.answered else None,
             "rejected": self.rejected, "timed_out": self.timed_out, "abandoned": self.abandoned,
-            "responded_in_target": self.responded_in_target, "first_response_breached": self.first_response_breached,
+            "responded": self.responded, "responded_in_target": self.responded_in_target,
+            "first_response_breached": self.first_response_breached,
             "first_response_attainment": self.responded_in_target / known if known else None,
         }
 
@@ -84,7 +86,7 @@ def figures(tx: Tx, since: str) -> dict[str, QueueFigures]:
         elif kind == "routing.abandoned":
             q["abandoned"] = n
         elif kind == "routing.first_response":
-            q["responded_in_target"] = w
+            q["responded"], q["responded_in_target"] = n, w
         elif kind == "routing.sla_breached":
             q["first_response_breached"] = n
     return {name: QueueFigures(**c) for name, c in counts.items()}
