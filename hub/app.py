@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, openapi, ownership, search_routes, wall_routes
+from hub.api import accounts, canned_routes, openapi, ownership, search_routes, wall_routes
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
@@ -229,6 +229,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(routing_routes())
     app.router.add_routes(ownership.routes())
     app.router.add_routes(wall_routes.routes())
+    app.router.add_routes(canned_routes.routes())
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())

@@ -12,6 +12,9 @@ from hub.api.schemas import (
     AgentCreateBody,
     AgentPatchBody,
     CallBody,
+    CannedBody,
+    CannedPatchBody,
+    CannedRenderBody,
     InboundBody,
     MergeBody,
     PresenceBody,
@@ -656,6 +659,55 @@ PATHS["/api/v1/wall"] = {
             "403": _json(_ref("Error"), "Not an admin or supervisor"), **_ERRORS},
     }
 }
+
+# Canned responses (hub/api/canned_routes.py).
+_CANNED = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "scope": {"enum": ["personal", "team"]}, "shortcut": {"type": "string"},
+    "title": {"type": "string"}, "body": {"type": "string"}, "created_at": {"type": "string"},
+    "updated_at": {"type": "string"}}}
+PATHS.update({
+    "/api/v1/canned-responses": {
+        "get": {
+            "summary": "Your personal canned responses and the team's (personal first); q matches shortcut, title or "
+                       "text",
+            "parameters": [_query("q", "search text")],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "items": {"type": "array", "items": _CANNED}}}), **_ERRORS},
+        },
+        "post": {
+            "summary": "Add a canned response: personal (yours) or team (admins and supervisors)",
+            "requestBody": _body(CannedBody),
+            "responses": {"201": _json(_CANNED), "403": _json(_ref("Error"), "A team response by an agent"),
+                          "409": _json(_ref("Error"), "The shortcut is taken"), **_WRITE_ERRORS},
+        },
+    },
+    "/api/v1/canned-responses/{id}": {
+        "patch": {
+            "summary": "Change a canned response (yours, or a team one as admin or supervisor)",
+            "parameters": [_id_param("canned response id")],
+            "requestBody": _body(CannedPatchBody),
+            "responses": {"200": _json(_CANNED), "403": _json(_ref("Error"), "A team response by an agent"),
+                          "409": _json(_ref("Error"), "The shortcut is taken"), **_WRITE_ERRORS},
+        },
+        "delete": {
+            "summary": "Delete a canned response (yours, or a team one as admin or supervisor)",
+            "parameters": [_id_param("canned response id")],
+            "responses": {"204": {"description": "Deleted"}, "403": _json(_ref("Error"), "A team response by an agent"),
+                          **_WRITE_ERRORS},
+        },
+    },
+    "/api/v1/canned-responses/{id}/render": {
+        "post": {
+            "summary": "The response's text for one conversation, its variables filled in; missing names the "
+                       "variables that had no value (left empty)",
+            "parameters": [_id_param("canned response id")],
+            "requestBody": _body(CannedRenderBody),
+            "responses": {"200": _json({"type": "object", "properties": {
+                "text": {"type": "string"}, "missing": {"type": "array", "items": {"type": "string"}}}}),
+                **_WRITE_ERRORS},
+        }
+    },
+})
 
 # Who owns a conversation: "Assign to me" and Reopen (hub/api/ownership.py).
 PATHS.update({

@@ -301,6 +301,26 @@ CREATE INDEX routing_decisions_at ON routing_decisions (at, queue)
     )
 )
 
+MIGRATIONS.append(
+    (
+        31,
+        "console: canned responses, personal (an agent's own) or the team's (agent_id NULL)",
+        """
+CREATE TABLE canned_responses (
+    id {id},
+    agent_id BIGINT,
+    shortcut TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by BIGINT
+);
+CREATE INDEX canned_responses_agent ON canned_responses (agent_id, shortcut)
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 
