@@ -3,6 +3,7 @@ import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
+import { attachPicker, manage as manageCanned } from "./canned.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
 
@@ -203,7 +204,7 @@ function renderReply(options) {
   } }, options.map((c) => h("option", { value: c.name, selected: c.name === view.channel },
     `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
   const text = h("textarea", {
-    id: "reply-text", rows: 3, placeholder: "Write a reply…  (Ctrl+Enter to send)",
+    id: "reply-text", rows: 3, placeholder: "Write a reply…  (/ for canned responses, Ctrl+Enter to send)",
     oninput: () => autosize(text),
     onkeydown: (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
@@ -226,12 +227,17 @@ function renderReply(options) {
   view.attachBtn = h("button", { class: "icon-btn", id: "attach-btn", type: "button", "aria-label": "Attach files",
     onclick: () => picker.click() }, icon("paperclip"));
   view.chipsEl = h("div", { class: "file-chips", id: "file-chips" });
+  const canned = attachPicker(text, () => view && view.conv && view.conv.id);
+  const cannedBtn = h("button", { class: "icon-btn", id: "canned-btn", type: "button", "aria-label": "Canned responses",
+    title: "Canned responses (type / in the reply)", onclick: () => canned.openAll() }, icon("note"));
+  const cannedManage = h("button", { class: "icon-btn", id: "canned-manage", type: "button",
+    "aria-label": "Manage canned responses", title: "Manage canned responses", onclick: () => manageCanned() }, icon("keyboard"));
   view.fileNote = h("span", { class: "hint file-note" });
   clear(view.replyEl).append(
     h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.channelEl),
-    text, view.chipsEl,
+    text, canned.el, view.chipsEl,
     h("div", { class: "reply-foot" },
-      h("div", { class: "reply-tools" }, view.attachBtn, picker, view.fileNote),
+      h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.fileNote),
       h("span", { class: "hint" }, "Ctrl+Enter send · n note · ? shortcuts"),
       view.sendBtn));
   // Files can also be dropped on the reply box or pasted (a screenshot) into it.
