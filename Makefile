@@ -48,7 +48,7 @@ test: $(BIN)/.installed system-deps lint
 
 # Refreshes the pictures in docs/screenshots/ from the browser tests (a plain test run writes them to a scratch folder).
 screenshots: $(BIN)/.installed
-	HUB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e tests/channels/test_webchat_browser.py
+	HUB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/e2e tests/channels/webchat/test_browser.py
 
 # wrk is the load generator (Debian package); without it the benchmark uses its slower Python one and says so.
 # valgrind counts a routing decision's instructions (bench.instructions); without it that part says it is skipped.

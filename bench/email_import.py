@@ -32,8 +32,8 @@ from bench.load import percentile
 from bench.mailgen import generate, write_maildir
 from bench.processes import ROOT, Server, _running, create_token, free_port, hub_command, hub_env
 from bench.profile import render, sampling, summarize
-from hub.channels.email_imap import parse_fetch
-from hub.channels.email_parse import parse_email
+from hub.channels.email.imap import parse_fetch
+from hub.channels.email.parse import parse_email
 from hub.history.db import Database, open_database, redact
 
 RESULTS = Path(__file__).resolve().parent / "results" / "email_import.json"
@@ -227,7 +227,7 @@ def hub_with_mailbox(db_url: str, workdir: Path, imap_port: int, user: str, pass
 
 
 async def run(args: argparse.Namespace) -> Result:
-    from tests.channels.dovecot import Dovecot
+    from tests.channels.email.dovecot import Dovecot
 
     n = args.emails or (500 if args.quick else 5000)
     sender_count = args.senders or (100 if args.quick else 400)
@@ -373,7 +373,7 @@ def table(r: Result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from tests.channels.dovecot import DOVECOT
+    from tests.channels.email.dovecot import DOVECOT
 
     if not os.path.exists(DOVECOT):
         print("bench.email_import: dovecot is not installed (Debian: apt-get install dovecot-imapd)", file=sys.stderr)

@@ -20,11 +20,11 @@ from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
+from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
-from hub.channels.host import ChannelHost
-from hub.channels.telegram import TelegramChannel
-from hub.channels.webchat import WebchatChannel
+from hub.channels.telegram.channel import TelegramChannel
+from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
 from hub.console.handlers import routes as console_routes
 from hub.console.sessions import SESSIONS, Sessions
@@ -35,7 +35,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
-from hub.router import Router
+from hub.routing.service import Router
 from hub.sockets import OPEN_SOCKETS, OpenSockets
 
 log = logging.getLogger("hub.app")
@@ -107,11 +107,11 @@ def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
     if settings.channels.webchat.enabled:
         channels["webchat"] = WebchatChannel.from_settings(host, settings)
     if settings.channels.twilio.enabled:
-        from hub.channels.twilio_channels import twilio_channels
+        from hub.channels.twilio.channels import twilio_channels
 
         channels.update(twilio_channels(settings, host))
     if settings.channels.email.enabled:
-        from hub.channels.email import EmailChannel
+        from hub.channels.email.channel import EmailChannel
 
         channels["email"] = EmailChannel(host, settings.channels.email)
     return channels
@@ -130,8 +130,8 @@ def _install_calls(app: web.Application, settings: Settings, channels: dict[str,
     """With the voice channel: accepted calls are bridged to agents, menus route, agents place calls."""
     if "voice" not in channels:
         return
-    from hub.calls import CALLS, Calls
-    from hub.channels.voice import VoiceChannel
+    from hub.channels.twilio.voice import VoiceChannel
+    from hub.routing.calls import CALLS, Calls
 
     voice = channels["voice"]
     assert isinstance(voice, VoiceChannel)

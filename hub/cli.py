@@ -6,15 +6,13 @@ import argparse
 import asyncio
 import getpass
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
-
 from hub.config import ConfigError, Settings, load_settings
 from hub.history.db import Database, open_database, redact
+from hub.serve import run_server
 
 log = logging.getLogger("hub")
 
@@ -43,32 +41,6 @@ async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]])
         return await fn(db)
     finally:
         await db.close()
-
-
-async def run_server(
-    app: web.Application, host: str, port: int, shutdown_timeout: float,
-    started: Callable[[int], Awaitable[None]] | None = None,
-) -> None:
-    """Serve until SIGINT/SIGTERM, then stop taking requests and drain what is in flight."""
-    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("serving on http://%s:%d", host, bound)
-    try:
-        if started is not None:
-            await started(bound)
-        await stop.wait()
-        log.info("shutting down: draining in-flight requests")
-    finally:
-        await runner.cleanup()
 
 
 # -- commands ------------------------------------------------------------------------------------------------------
@@ -221,7 +193,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
+    from hub.demo.runner import run_demo
 
     _setup_logging("info")
     return asyncio.run(run_demo(Path(args.data), args.host, args.port, traffic=not args.no_traffic))
@@ -332,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
 def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
     from telegram.error import TelegramError
 
-    from hub.channels.telegram import bot_specs, set_webhook
+    from hub.channels.telegram.channel import bot_specs, set_webhook
 
     settings = _settings(args)
     tg = settings.channels.telegram
@@ -368,7 +340,7 @@ def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks_replay(args: argparse.Namespace) -> int:
-    from hub.channels.twilio_replay import replay
+    from hub.channels.twilio.replay import replay
 
     token = _settings(args).channels.twilio.auth_token
     if not token:

@@ -320,7 +320,7 @@ class TwilioNumberSettings(Section):
     @field_validator("hours")
     @classmethod
     def _hours(cls, v: list[str]) -> list[str]:
-        from hub.channels.twilio_hours import parse_span
+        from hub.channels.twilio.hours import parse_span
 
         for span in v:
             parse_span(span)
@@ -329,7 +329,7 @@ class TwilioNumberSettings(Section):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        from hub.channels.twilio_hours import zone
+        from hub.channels.twilio.hours import zone
 
         zone(v)
         return v

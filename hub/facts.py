@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.channels.twilio.outcome import call_outcome, summary
 from hub.config import IngestSettings
 from hub.events import Event, EventBus
 from hub.history import store
@@ -103,10 +104,7 @@ def _change(tx: Tx, fact: Fact, message_id: int, now: str) -> bool:
         store.set_message_status(tx, message_id, fact.status, fact.reason, now)
         return True
     if fact.kind == "call":
-        # The voice channel's rule for what a call's status means; imported here because that module imports the
-        # inbound path, which imports this one.
-        from hub.channels.voice import call_outcome, summary
-
+        # The voice channel's rule for what a call's status means, applied to the meta stored by now
         msg = store.message(tx, message_id)
         meta = {k: v for k, v in {**msg.meta, **fact.meta}.items() if v is not None}
         derived = call_outcome(meta)

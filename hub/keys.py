@@ -12,7 +12,7 @@ from hub.history.db import Database
 from hub.ingest import Ingest
 from hub.metrics import Metrics
 from hub.outbox import Outbox
-from hub.router import Router
+from hub.routing.service import Router
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)

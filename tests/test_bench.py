@@ -164,7 +164,7 @@ def test_generated_mailbox_is_varied_and_deterministic() -> None:
     from email import message_from_bytes, policy
 
     from bench.mailgen import generate
-    from hub.channels.email_parse import parse_email
+    from hub.channels.email.parse import parse_email
 
     emails = generate(300, 60, seed=7)
     assert emails == generate(300, 60, seed=7)
@@ -186,7 +186,7 @@ def test_generated_mailbox_is_varied_and_deterministic() -> None:
 
 @pytest.mark.slow
 def test_email_import_quick_run_checks_itself(tmp_path: Path) -> None:
-    from tests.channels.dovecot import DOVECOT
+    from tests.channels.email.dovecot import DOVECOT
 
     if not Path(DOVECOT).exists():
         pytest.skip("dovecot is not installed (Debian: apt install dovecot-imapd)")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
-from hub.channels.host import ChannelHost
 from hub.config import ApiChannelSettings, Settings
 from hub.events import MemoryBus
 from hub.facts import Fact

@@ -20,7 +20,7 @@ from hub.events import Event
 from hub.history.db import Tx
 from hub.keys import AUTH, BUS, DB, ROUTER
 from hub.model import Agent, format_time, utcnow
-from hub.router import RoutingError
+from hub.routing.service import RoutingError
 
 log = logging.getLogger("hub.api.accounts")
 

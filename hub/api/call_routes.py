@@ -8,7 +8,7 @@ from hub.api.auth import PRINCIPAL
 from hub.api.errors import read_json
 from hub.api.routes import check_conversation
 from hub.api.schemas import CallBody
-from hub.calls import CALLS, CallError
+from hub.routing.calls import CALLS, CallError
 
 
 async def place_call(request: web.Request) -> web.Response:

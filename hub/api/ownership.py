@@ -1,9 +1,8 @@
 """Who owns a conversation, from the console or the API: "Assign to me" (a claim through the routing engine) and
-Reopen (also how the console undoes Resolve). Claiming on an agent's first reply is `claim_after_reply`."""
+Reopen (also how the console undoes Resolve). Claiming on an agent's first reply is Router.claim_after_reply."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from aiohttp import web
@@ -13,11 +12,9 @@ from hub.api.routes import check_conversation
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
-from hub.keys import BUS, DB, ROUTER, SETTINGS
+from hub.keys import BUS, DB, ROUTER
 from hub.model import format_time, utcnow
-from hub.router import RoutingError
-
-log = logging.getLogger("hub.api.ownership")
+from hub.routing.service import RoutingError
 
 
 def _agent(request: web.Request) -> tuple[Principal, int]:
@@ -41,21 +38,6 @@ async def claim(request: web.Request) -> web.Response:
     except RoutingError as e:
         raise web.HTTPConflict(text=str(e)) from None
     return web.json_response(await _conversation(request, conv_id))
-
-
-async def claim_after_reply(app: web.Application, conv_id: int, agent_id: int | None) -> None:
-    """An agent replied to a conversation nobody holds: it becomes theirs (console.claim_on_first_reply), so it
-    is never offered to someone else while the customer is told this agent is on it. Best effort: the reply is
-    already on its way, and a refusal (at capacity, away) leaves the conversation where it was."""
-    if agent_id is None or not app[SETTINGS].console.claim_on_first_reply:
-        return
-    conv = await app[DB].read(lambda tx: store.conversation(tx, conv_id))
-    if conv.status != "open":
-        return
-    try:
-        await app[ROUTER].claim(conv_id, agent_id)
-    except RoutingError as e:
-        log.info("reply to conversation %d did not claim it for agent %d: %s", conv_id, agent_id, e)
 
 
 async def reopen(request: web.Request) -> web.Response:

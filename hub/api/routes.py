@@ -189,9 +189,7 @@ async def post_message(request: web.Request) -> web.Response:
         attachments=files,
     )
     if not body.note:
-        from hub.api.ownership import claim_after_reply  # ownership imports this module
-
-        await claim_after_reply(request.app, conv_id, request[PRINCIPAL].agent_id)
+        await request.app[ROUTER].claim_after_reply(conv_id, request[PRINCIPAL].agent_id)
     return web.json_response(msg.to_json(), status=201)
 
 

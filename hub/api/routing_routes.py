@@ -18,9 +18,9 @@ from hub.history import store
 from hub.history.db import Tx
 from hub.keys import DB, ROUTER
 from hub.model import format_time, utcnow
-from hub.router import RoutingError
+from hub.routing.admin import AGENT, QUEUE, RULES
 from hub.routing.config import RoutingConfigError
-from hub.routing_admin import AGENT, QUEUE, RULES
+from hub.routing.service import RoutingError
 
 
 def _agent_id(request: web.Request) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.channels.twilio_fake import ACCOUNT, TOKEN, TwilioFake
+from tests.channels.twilio.fake import ACCOUNT, TOKEN, TwilioFake
 
 
 @pytest.fixture

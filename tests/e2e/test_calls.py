@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from hub.channels.twilio_signature import sign
-from hub.channels.twilio_simulator import TwilioSimulator
-from tests.channels.twilio_fake import ACCOUNT, BIZ, CUSTOMER, TOKEN, sample
+from hub.channels.twilio.signature import sign
+from hub.demo.twilio_simulator import TwilioSimulator
+from tests.channels.twilio.fake import ACCOUNT, BIZ, CUSTOMER, TOKEN, sample
 from tests.e2e.conftest import SHOTS, Hub, free_port, run_hub, sign_in
 
 ALEX_PHONE = "+14155550111"

@@ -1,0 +1,509 @@
+"""The web chat channel: a widget any site embeds with one script tag (`/widget.js`), a standalone page (`/chat`),
+and the WebSocket visitors talk over (`/webchat/ws`). Visitors are anonymous unless the host site signs who they are.
+
+Visitor sockets live in the process that accepted them. With several hub processes (events.backend = "redis"), a
+reply sent by one process reaches a socket held by another through the event bus: each process delivers what it holds
+at once and publishes a `webchat.deliver` event (agent typing: a `typing` event) that every other process delivers
+to the sockets it holds. A reply to a visitor connected nowhere is still on their history when they come back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from hub import tasks as background
+from hub.api.auth import PRINCIPAL
+from hub.api.errors import error
+from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
+from hub.config import Settings, WebchatSettings
+from hub.events import Event, Subscription
+from hub.history import store
+from hub.history.db import Tx
+from hub.history.identities import IdentityError, normalize
+from hub.ingest import IngestFailed
+from hub.keys import DB
+from hub.model import Identity, Inbound, Message, Outbound, format_time, utcnow
+from hub.sockets import OPEN_SOCKETS
+
+log = logging.getLogger("hub.channels.webchat")
+
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "client.js": "text/javascript",
+    "ui.js": "text/javascript",
+    "widget.css": "text/css",
+}
+# Visitor ids are minted here (128 random bits); a claimed id of another shape is replaced, so nobody can pick an id
+# to read someone else's history.
+VISITOR_ID = re.compile(r"^v_[A-Za-z0-9_-]{22}$")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,100}$")
+HELLO_TIMEOUT = 15.0
+TYPING_EVERY = 2.0
+DELIVER_EVENT = "webchat.deliver"
+# A process that delivered a reply sent by another marks it delivered once the sender has recorded it as sent.
+MARK_DELIVERED_TRIES = 20
+
+
+def new_visitor_id() -> str:
+    return "v_" + secrets.token_urlsafe(16)
+
+
+def sign_identity(secret: str, value: str) -> str:
+    """What the host site's server computes for a logged-in visitor: hex HMAC-SHA256 of their user id (or email)."""
+    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+class VisitorSockets:
+    """The visitors connected to this process, by the identity they write as (several tabs each)."""
+
+    def __init__(self, per_visitor: int) -> None:
+        self.per_visitor = per_visitor
+        self._by_identity: dict[str, set[web.WebSocketResponse]] = {}
+
+    def add(self, identity: str, ws: web.WebSocketResponse) -> bool:
+        held = self._by_identity.setdefault(identity, set())
+        if len(held) >= self.per_visitor:
+            return False
+        held.add(ws)
+        return True
+
+    def remove(self, identity: str, ws: web.WebSocketResponse) -> None:
+        held = self._by_identity.get(identity)
+        if held is not None:
+            held.discard(ws)
+            if not held:
+                del self._by_identity[identity]
+
+    def count(self, identity: str) -> int:
+        return len(self._by_identity.get(identity, ()))
+
+    async def deliver(self, identity: str, payload: dict[str, Any], skip: web.WebSocketResponse | None = None) -> int:
+        """Push PAYLOAD to every open socket of IDENTITY here; returns how many got it."""
+        n = 0
+        for ws in list(self._by_identity.get(identity, ())):
+            if ws is skip or ws.closed:
+                continue
+            try:
+                await ws.send_json(payload)
+                n += 1
+            except (ConnectionError, RuntimeError):
+                self.remove(identity, ws)
+        return n
+
+    async def close_all(self) -> None:
+        for held in list(self._by_identity.values()):
+            for ws in list(held):
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1001, message=b"server shutting down")
+        self._by_identity.clear()
+
+
+@dataclass
+class RateLimit:
+    """A token bucket per visitor: PER_MINUTE messages, refilled continuously."""
+
+    per_minute: int
+    tokens: float = 0.0
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.per_minute)
+
+    def take(self) -> float:
+        """0 if a message may go now, else seconds until one may."""
+        now = time.monotonic()
+        self.tokens = min(float(self.per_minute), self.tokens + (now - self.at) * self.per_minute / 60.0)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) * 60.0 / self.per_minute
+
+
+@dataclass
+class Visitor:
+    """One connected browser tab, after its hello."""
+
+    visitor_id: str
+    identity: Identity
+    verified: bool
+    name: str | None = None
+    email: str | None = None
+    page: str | None = None
+    last_typing: float = 0.0
+
+
+def visitor_json(m: Message, agent_name: str | None) -> dict[str, Any]:
+    """A message as the visitor may see it: no internal fields, no meta, text only."""
+    return {
+        "id": m.id,
+        "client_id": (m.meta.get("webchat") or {}).get("client_id"),
+        "direction": m.direction,
+        "text": m.text,
+        "created_at": m.created_at,
+        "agent_name": agent_name if m.direction == "out" else None,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in m.attachments],
+    }
+
+
+class WebchatChannel(Channel):
+    name = "webchat"
+    capabilities = Capabilities(max_text_length=20_000, media=False)
+    # A visitor signed in by the host site writes as their email identity; anonymous ones as webchat:<visitor id>.
+    identity_kinds = ("webchat", "email")
+
+    def __init__(self, sink: ChatSink, settings: WebchatSettings, public_url: str = "", region: str = "US") -> None:
+        super().__init__(sink)
+        self.chat_sink = sink
+        self.settings = settings
+        self.public_origin = _origin(public_url)
+        self.region = region
+        self.sockets = VisitorSockets(settings.max_sockets_per_visitor)
+        self._limits: dict[str, RateLimit] = {}
+        # Names this process on the bus: it has delivered what it published, others deliver the rest.
+        self.node = secrets.token_hex(8)
+        self._sub: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Read once at start-up: a handful of small files, served from memory.
+        self._static = {name: (STATIC / name).read_bytes() for name in (*STATIC_FILES, "widget.js", "chat.html")}
+
+    @classmethod
+    def from_settings(cls, sink: ChatSink, settings: Settings) -> WebchatChannel:
+        return cls(sink, settings.channels.webchat, settings.server.public_url, settings.identities.default_region)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/widget.js", self.widget_js),
+            web.get("/chat", self.chat_page),
+            web.get("/webchat/static/{name}", self.static),
+            web.get("/webchat/config", self.config),
+            web.get("/webchat/ws", self.websocket),
+            web.post("/api/v1/webchat/typing", self.agent_typing),
+        ]
+
+    async def start(self) -> None:
+        self._sub = self.chat_sink.subscribe()
+        self._spawn(self._listen(self._sub), "hub-webchat-bus")
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        await background.stop(self._tasks)
+        await self.sockets.close_all()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- other hub processes: what they deliver to visitors connected here -----------------------------------
+
+    async def _listen(self, sub: Subscription) -> None:
+        async for event in sub:
+            if sub.lagged:
+                sub.lagged = False
+                log.warning("web chat fell behind the event bus; visitors get missed replies when they reconnect")
+            data = event.data
+            if data.get("origin") == self.node or not isinstance(data.get("to"), str):
+                continue  # ours (delivered when published), or not for a visitor
+            try:
+                if event.type == DELIVER_EVENT and isinstance(data.get("payload"), dict):
+                    n = await self.sockets.deliver(data["to"], data["payload"])
+                    external_id = data.get("external_id")
+                    if n and isinstance(external_id, str) and not data.get("delivered"):
+                        self._spawn(self._mark_delivered(external_id), "hub-webchat-delivered")
+                elif event.type == "typing" and data.get("who") == "agent" and data.get("channel") == self.name:
+                    await self.sockets.deliver(data["to"], {"type": "typing", "typing": bool(data.get("typing")),
+                                                            "agent_name": data.get("agent_name")})
+            except Exception:
+                log.exception("web chat could not deliver a %s event", event.type)
+
+    async def _mark_delivered(self, external_id: str) -> None:
+        """The sending process records the reply as sent when send() returns: wait for that, then move it on."""
+        for _ in range(MARK_DELIVERED_TRIES):
+            if await self.sink.update_status(self.name, external_id, "delivered"):
+                return
+            await asyncio.sleep(0.5)
+
+    # -- static ------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _public_headers() -> dict[str, str]:
+        # Loaded by other sites' pages as module scripts, which browsers fetch with CORS.
+        return {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300",
+                "X-Content-Type-Options": "nosniff"}
+
+    async def widget_js(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._static["widget.js"], content_type="text/javascript",
+                            headers=self._public_headers())
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise web.HTTPNotFound(text=f"no web chat file {name!r}")
+        return web.Response(body=self._static[name], content_type=STATIC_FILES[name], headers=self._public_headers())
+
+    async def chat_page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._static["chat.html"], content_type="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                           "connect-src 'self' ws: wss:; img-src 'self' data:; "
+                                           "base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    async def config(self, request: web.Request) -> web.Response:
+        s = self.settings
+        return web.json_response(
+            {"title": s.title, "welcome": s.welcome, "team_name": s.team_name, "accent_color": s.accent_color,
+             "prechat_form": s.prechat_form, "max_message_chars": s.max_message_chars},
+            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"},
+        )
+
+    # -- the visitor's socket ------------------------------------------------------------------------------------
+
+    def origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser: origin checks guard against other sites' pages, which always send one
+        origin = origin.rstrip("/")
+        own = {f"{request.scheme}://{request.host}", self.public_origin} - {""}
+        return origin in own or "*" in self.settings.allowed_origins or origin in self.settings.allowed_origins
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self.origin_allowed(request):
+            return error(403, f"origin {request.headers.get('Origin')} is not in channels.webchat.allowed_origins")
+        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=self.settings.max_message_chars * 4 + 4096)
+        await ws.prepare(request)
+        if OPEN_SOCKETS in request.app:
+            request.app[OPEN_SOCKETS].add(ws)
+        visitor: Visitor | None = None
+        try:
+            visitor = await self._hello(ws)
+            if visitor is None:
+                return ws
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except json.JSONDecodeError:
+                    await ws.send_json({"type": "error", "code": "bad_json", "reason": "frames must be JSON"})
+                    continue
+                if isinstance(data, dict):
+                    await self._on_frame(ws, visitor, data)
+        finally:
+            if visitor is not None:
+                self.sockets.remove(str(visitor.identity), ws)
+                if visitor.last_typing:
+                    with contextlib.suppress(Exception):
+                        await self.chat_sink.customer_typing(self.name, visitor.identity, False)
+        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse) -> Visitor | None:
+        try:
+            first = await ws.receive_json(timeout=HELLO_TIMEOUT)
+        except (TimeoutError, ValueError, TypeError):
+            await ws.close(code=4400, message=b"expected a hello frame first")
+            return None
+        if not isinstance(first, dict) or first.get("type") != "hello":
+            await ws.close(code=4400, message=b"expected a hello frame first")
+            return None
+        claimed = first.get("visitor_id")
+        visitor_id = claimed if isinstance(claimed, str) and VISITOR_ID.match(claimed) else new_visitor_id()
+        identity, verified, why = self._identity(visitor_id, first.get("identity"))
+        raw_profile, raw_claim = first.get("profile"), first.get("identity")
+        profile: dict[str, Any] = raw_profile if isinstance(raw_profile, dict) else {}
+        claim: dict[str, Any] = raw_claim if verified and isinstance(raw_claim, dict) else {}
+        visitor = Visitor(
+            visitor_id, identity, verified,
+            name=_short(claim.get("name")) or _short(profile.get("name")),
+            email=_short(profile.get("email")),
+            page=_short(first.get("page"), 500),
+        )
+        if not self.sockets.add(str(identity), ws):
+            await ws.send_json({"type": "error", "code": "too_many_tabs",
+                                "reason": f"at most {self.settings.max_sockets_per_visitor} open chats per visitor"})
+            await ws.close(code=4429, message=b"too many open chats")
+            return None
+        history = await self.chat_sink.history(identity, self.name, self.settings.history_limit)
+        await ws.send_json({
+            "type": "welcome",
+            "visitor_id": visitor_id,
+            "verified": verified,
+            "identity_error": why,
+            "history": [visitor_json(m, agent) for m, agent in history],
+        })
+        return visitor
+
+    def _identity(self, visitor_id: str, claim: Any) -> tuple[Identity, bool, str | None]:
+        """The identity this visitor writes as: the signed one if its signature checks out, else anonymous."""
+        anonymous = Identity("webchat", visitor_id)
+        if not claim:
+            return anonymous, False, None
+        if not isinstance(claim, dict):
+            return anonymous, False, "identity must be an object"
+        secret = self.settings.identity_secret
+        if not secret:
+            return anonymous, False, "this hub does not accept signed identities (channels.webchat.identity_secret)"
+        user_id, email, user_hash = claim.get("user_id"), claim.get("email"), claim.get("user_hash")
+        value = str(user_id) if user_id not in (None, "") else (email if isinstance(email, str) else "")
+        if not value or not isinstance(user_hash, str):
+            return anonymous, False, "a signed identity needs user_id or email, and user_hash"
+        if not hmac.compare_digest(sign_identity(secret, value).encode(), user_hash.strip().lower().encode()):
+            log.warning("web chat visitor %s sent a badly signed identity; kept anonymous", visitor_id)
+            return anonymous, False, "user_hash does not match: the visitor stays anonymous"
+        try:
+            if user_id not in (None, ""):
+                if not USER_ID.match(value):
+                    return anonymous, False, "user_id may use letters, digits and . _ : @ - (at most 100)"
+                return normalize("webchat", "u." + value), True, None
+            return normalize("email", value, self.region), True, None
+        except IdentityError as e:
+            return anonymous, False, str(e)
+
+    async def _on_frame(self, ws: web.WebSocketResponse, v: Visitor, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "message":
+            await self._on_message(ws, v, data)
+        elif kind == "typing":
+            now = time.monotonic()
+            typing = bool(data.get("typing"))
+            if typing and now - v.last_typing < TYPING_EVERY:
+                return  # a burst of keystrokes is one "typing" for the console
+            v.last_typing = now if typing else 0.0
+            await self.chat_sink.customer_typing(self.name, v.identity, typing)
+        elif kind == "profile":
+            v.name = _short(data.get("name")) or v.name
+            v.email = _short(data.get("email")) or v.email
+        elif kind == "ping":
+            await ws.send_json({"type": "pong"})
+        else:
+            await ws.send_json({"type": "error", "code": "unknown_type", "reason": f"unknown frame type {kind!r}"})
+
+    async def _on_message(self, ws: web.WebSocketResponse, v: Visitor, data: dict[str, Any]) -> None:
+        client_id, text = data.get("client_id"), data.get("text")
+
+        async def refuse(code: str, reason: str, **extra: Any) -> None:
+            await ws.send_json({"type": "error", "code": code, "reason": reason, "client_id": client_id, **extra})
+
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            return await refuse("bad_message", "client_id must be 8-64 letters, digits, _ or -")
+        if not isinstance(text, str) or not text.strip():
+            return await refuse("bad_message", "text is empty")
+        if len(text) > self.settings.max_message_chars:
+            return await refuse("too_long", f"messages are at most {self.settings.max_message_chars} characters")
+        limit = self._limits.setdefault(str(v.identity), RateLimit(self.settings.messages_per_minute))
+        wait = limit.take()
+        if wait:
+            return await refuse("rate_limited", "slow down a little", retry_after=round(wait, 1))
+        if len(self._limits) > 50_000:
+            self._limits.clear()
+        meta: dict[str, Any] = {"webchat": {"visitor_id": v.visitor_id, "client_id": client_id,
+                                            "verified": v.verified}}
+        if v.page:
+            meta["webchat"]["page"] = v.page
+        if not v.verified and (v.name or v.email):
+            # Typed into the pre-chat form, so unverified: shown to agents, never used to merge customers.
+            meta["prechat"] = {"name": v.name, "email": v.email}
+        inbound = Inbound(channel=self.name, identity=v.identity, text=text.strip(),
+                          external_id=f"{v.visitor_id}:{client_id}", name=v.name, meta=meta)
+        try:
+            result = await self.sink.ingest(inbound, raw={"visitor_id": v.visitor_id, "frame": data})
+        except IngestFailed:
+            await ws.send_json({"type": "ack", "client_id": client_id, "message": None})  # journaled: durable
+            return None
+        except Exception:
+            log.exception("web chat message from %s could not be stored", v.visitor_id)
+            return await refuse("unavailable", "the message could not be saved; it will be retried", retry_after=5)
+        out = visitor_json(result.message, None)
+        await ws.send_json({"type": "ack", "client_id": client_id, "message": out})
+        if not result.duplicate:
+            # The visitor's other tabs, here and in other hub processes, show what this one sent.
+            frame = {"type": "message", "message": out}
+            await self.sockets.deliver(str(v.identity), frame, skip=ws)
+            await self.chat_sink.publish(Event(DELIVER_EVENT, {
+                "conversation_id": result.message.conversation_id, "to": str(v.identity), "payload": frame,
+                "origin": self.node,
+            }))
+        return None
+
+    # -- the agent side ---------------------------------------------------------------------------------------
+
+    def parse(self, payload: Any) -> Inbound:
+        raise ValueError("web chat messages arrive over the visitor's WebSocket, not as provider payloads")
+
+    async def send(self, outbound: Outbound) -> SendResult:
+        if outbound.to.kind not in self.identity_kinds:
+            raise SendError(f"web chat cannot reach a {outbound.to.kind} identity", permanent=True)
+        agent = await self.chat_sink.agent_name(outbound.message_id)
+        payload = {"type": "message", "message": {
+            "id": outbound.message_id, "client_id": None, "direction": "out", "text": outbound.text,
+            "created_at": format_time(utcnow()), "agent_name": agent, "attachments": [],
+        }}
+        delivered = await self.sockets.deliver(str(outbound.to), payload)
+        # Tabs held by other hub processes get it through the bus; they mark it delivered by this id. Nobody
+        # connected anywhere: the reply waits on the visitor's history for their next visit.
+        external_id = f"out:{outbound.message_id}"
+        await self.chat_sink.publish(Event(DELIVER_EVENT, {
+            "conversation_id": outbound.conversation_id, "to": str(outbound.to), "payload": payload,
+            "origin": self.node, "external_id": external_id, "delivered": bool(delivered),
+        }))
+        return SendResult(external_id=external_id, status="delivered" if delivered else "sent")
+
+    async def agent_typing(self, request: web.Request) -> web.Response:
+        """POST /api/v1/webchat/typing {"conversation_id", "typing"}: show the visitor that an agent is typing."""
+        principal = request[PRINCIPAL]
+        try:
+            body = await request.json()
+            conv_id, typing = int(body["conversation_id"]), bool(body.get("typing", True))
+        except (ValueError, KeyError, TypeError):
+            return error(422, 'send {"conversation_id": <id>, "typing": true|false}')
+        db = request.app[DB]
+
+        def load(tx: Tx) -> tuple[str | None, str | None, int]:
+            conv = store.conversation(tx, conv_id)
+            visible = principal.is_admin or conv.queue in principal.queues or conv.agent_id == principal.agent_id
+            if not visible:
+                raise store.NotFound(f"conversation {conv_id} does not exist")
+            ident = store.last_inbound_identity(tx, conv_id, self.name)
+            names = store.agent_names(tx, {principal.agent_id}) if principal.agent_id is not None else {}
+            return ident, names.get(principal.agent_id) if principal.agent_id is not None else None, conv.customer_id
+
+        ident, agent, customer_id = await db.read(load)
+        if ident is None:
+            return error(404, f"conversation {conv_id} has no web chat visitor")
+        n = await self.sockets.deliver(ident, {"type": "typing", "typing": typing, "agent_name": agent})
+        # For the console (others see who is typing) and for the visitor's tabs held by other hub processes.
+        await self.chat_sink.publish(Event("typing", {
+            "conversation_id": conv_id, "customer_id": customer_id, "channel": self.name, "who": "agent",
+            "agent_id": principal.agent_id, "agent_name": agent, "typing": typing, "to": ident, "origin": self.node,
+        }))
+        return web.json_response({"delivered": n})
+
+
+def _short(value: Any, most: int = 200) -> str | None:
+    return value.strip()[:most] or None if isinstance(value, str) else None
+

@@ -1,0 +1,307 @@
+"""`hub demo`: the embedded default with demo queues and agents, and simulated customers writing in through the
+real inbound path (HTTP, bearer token, journal, timeline), so a newcomer sees live traffic at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from hub import tasks as background
+from hub.agents import add_agent, find_agent, sync_queues
+from hub.api.auth import create_token
+from hub.app import build_app
+from hub.channels.email.channel import EmailChannel
+from hub.config import QueueSettings, Settings, load_settings
+from hub.demo import telegram_customer, twilio_customer
+from hub.history.db import open_database
+from hub.history.schema import migrate
+from hub.keys import CHANNELS
+from hub.serve import run_server
+
+log = logging.getLogger("hub.demo")
+
+DEMO_AGENTS = [
+    # name, email, password, role, queues
+    ("Alice Agent", "alice@demo.hub", "alice-demo-1", "agent", ["support"]),
+    ("Bob Agent", "bob@demo.hub", "bob-demo-12", "agent", ["sales"]),
+    ("Sam Supervisor", "sam@demo.hub", "sam-demo-123", "supervisor", ["support", "sales"]),
+]
+
+# The phones the hub rings when a demo agent accepts a call (answered by the local Twilio simulator).
+DEMO_PHONES = {"alice@demo.hub": "+14155550111", "bob@demo.hub": "+14155550112", "sam@demo.hub": "+14155550113"}
+
+# A simulated customer's side of a few conversations: (identity, name, line).
+SCRIPT = [
+    ("phone:+14155550100", "Ann Lee", "Hi! My order #1042 hasn't arrived yet. Can you check?"),
+    ("email:raj@example.com", "Raj Patel", "Do you offer volume pricing for 50 seats?"),
+    ("phone:(415) 555-0100", "Ann Lee", "It was supposed to come on Monday."),
+    ("telegram:1111111", "Mia Chen", "Is the store open on Sunday?"),
+    ("email:Raj@Example.com ", "Raj Patel", "Also: can we pay by invoice?"),
+    ("webchat:visitor-7f3a", "", "hello? anyone there"),
+]
+
+
+def demo_settings(data: Path) -> Settings:
+    settings = load_settings(None)
+    settings.database.url = f"sqlite:///{data / 'hub.db'}"
+    settings.routing.queues = {"support": QueueSettings(title="Support"), "sales": QueueSettings(title="Sales")}
+    # A routing rule to watch work: questions about buying go to sales, the rest to support.
+    settings.routing.rules = [{"name": "buying", "queue": "sales", "keywords": ["price", "pricing", "quote", "seats"]}]
+    # Chat channels: the web chat page to try, and a Telegram bot whose customer is simulated through the real
+    # webhook; its Bot API is the local simulator (hub/demo/telegram_customer.py) unless a real token is given.
+    settings.channels.webchat.enabled = True
+    tg = settings.channels.telegram
+    if not tg.bot_token:
+        tg.bot_token, tg.webhook_secret = DEMO_TELEGRAM_TOKEN, secrets.token_urlsafe(24)
+    tg.enabled = True
+    em = settings.channels.email
+    if not em.enabled:
+        # Email without a mail server: the simulated customer's mail goes through the real parse + ingest path,
+        # and agents' replies go by SMTP to her (local) mail server.
+        em.address, em.from_name = DEMO_EMAIL_ADDRESS, "Demo Support"
+        em.smtp_host, em.smtp_port, em.smtp_security = "127.0.0.1", _free_port(), "none"
+        em.enabled = True
+    return settings
+
+
+DEMO_EMAIL_ADDRESS = "support@demo.hub"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmailCustomer:
+    """Chloé emails support (a real RFC 5322 email, parsed and ingested like one fetched over IMAP), reads the
+    agents' replies on her mail server (local SMTP, when aiosmtpd is installed) and answers them in the thread."""
+
+    def __init__(self, channel: EmailChannel, smtp_port: int) -> None:
+        self.channel = channel
+        self.smtp_port = smtp_port
+        self.replies: asyncio.Queue[EmailMessage] = asyncio.Queue()
+        self._server: Any = None
+        self._loop = asyncio.get_running_loop()
+
+    def start_mail_server(self) -> bool:
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError:
+            log.warning("aiosmtpd is not installed: agents' email replies to the demo customer will not be delivered")
+            return False
+        customer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                msg = message_from_bytes(envelope.content, policy=policy.default)
+                if isinstance(msg, EmailMessage):
+                    customer._loop.call_soon_threadsafe(customer.replies.put_nowait, msg)
+                return "250 OK"
+
+        self._server = Controller(Handler(), hostname="127.0.0.1", port=self.smtp_port)
+        self._server.start()
+        return True
+
+    async def stop_async(self, _app: object = None) -> None:
+        if self._server is not None:
+            await asyncio.to_thread(self._server.stop)
+            self._server = None
+
+    def _email(self, subject: str, text: str, html: str | None = None, **headers: str) -> bytes:
+        msg = EmailMessage()
+        msg["From"], msg["To"] = "Chloé Martin <chloe@example.fr>", DEMO_EMAIL_ADDRESS
+        msg["Subject"], msg["Message-ID"] = subject, make_msgid(domain="example.fr")
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        for name, value in headers.items():
+            msg[name.replace("_", "-")] = value
+        msg.set_content(text, charset="iso-8859-1")
+        if html:
+            msg.add_alternative(html, subtype="html")
+        return msg.as_bytes()
+
+    async def run(self, interval: float = 15.0) -> None:
+        first = self._email(
+            "Colis endommagé / damaged parcel",
+            "Bonjour, my parcel arrived damaged (the lid is cracked). Can you send a new one?\n\n-- \nChloé",
+            "<p>Bonjour, my parcel arrived <b>damaged</b> (the lid is cracked). Can you send a new one?</p>"
+            "<img src='https://tracker.example.com/open.gif'><script>alert('never runs')</script>",
+        )
+        outcome = await self.channel.receive(first, {"demo": "email customer"})
+        log.info("simulated email customer chloe@example.fr wrote in -> %s", outcome)
+        answered = 0
+        while True:
+            try:
+                reply = await asyncio.wait_for(self.replies.get(), interval * 4)
+            except TimeoutError:
+                continue
+            answered += 1
+            log.info("chloe@example.fr received %r (In-Reply-To %s)", reply["Subject"], reply["In-Reply-To"])
+            await asyncio.sleep(interval * random.uniform(0.3, 0.7))
+            refs = f"{reply['References'] or ''} {reply['Message-ID']}".strip()
+            if answered == 2:
+                # Her out-of-office answers too: recognized, flagged, never answered back.
+                ooo = self._email(f"Absence: {reply['Subject']}", "Je suis absente jusqu'à lundi.",
+                                  In_Reply_To=str(reply["Message-ID"]), Auto_Submitted="auto-replied")
+                await self.channel.receive(ooo, {"demo": "email customer"})
+            text = f"Merci ! That helps.\n\nOn {reply['Date']}, Demo Support wrote:\n> " + reply.get_body(
+                ("plain",)).get_content().strip().replace("\n", "\n> ")  # type: ignore[union-attr]
+            answer = self._email(str(reply["Subject"]), text, In_Reply_To=str(reply["Message-ID"]), References=refs)
+            outcome = await self.channel.receive(answer, {"demo": "email customer"})
+            log.info("simulated email customer answered in the thread -> %s", outcome)
+
+
+async def prepare(settings: Settings) -> str:
+    """Schema, queues and demo agents (once); returns a fresh admin token for the simulated traffic."""
+    db = open_database(settings.database.url, 1)
+    try:
+        await migrate(db)
+        await sync_queues(db, settings.routing.queues)
+        for name, email, password, role, queues in DEMO_AGENTS:
+            if await find_agent(db, email) is None:
+                await add_agent(db, name, email, password, role, queues, phone=DEMO_PHONES.get(email))
+        return await create_token(db, "admin", label="hub demo")
+    finally:
+        await db.close()
+
+
+async def simulate_customers(base_url: str, token: str, interval: float = 4.0) -> None:
+    """Post the script forever through POST /api/v1/inbound, as another system would."""
+    headers = {"Authorization": f"Bearer {token}"}
+    run = int(time.time())
+    async with aiohttp.ClientSession(base_url, headers=headers) as http:
+        for n, (identity, name, text) in enumerate(itertools.cycle(SCRIPT)):
+            body = {"identity": identity, "text": text, "external_id": f"demo-{run}-{n}"}
+            if name:
+                body["name"] = name
+            try:
+                async with http.post("/api/v1/inbound", json=body) as resp:
+                    data = await resp.json()
+                    if resp.status in (200, 201):
+                        log.info("simulated customer %s wrote on api channel -> customer %d, conversation %d",
+                                 identity, data["customer"]["id"], data["conversation"]["id"])
+                    else:
+                        log.warning("simulated message refused (%d): %s", resp.status, data)
+            except aiohttp.ClientError as e:
+                log.warning("simulated customer could not reach the hub: %s", e)
+            await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+
+
+DEMO_TELEGRAM_TOKEN = "1000000001:DEMO-token-replace-with-your-bots-own"  # = telegram_customer.TOKEN
+TELEGRAM_SCRIPT = [
+    "Hi! I ordered the waxed jacket yesterday. Can I still change the size?",
+    "It's order #2231, size M -> L please",
+    "Thanks a lot!",
+]
+
+
+async def simulate_telegram_customer(base_url: str, secret: str, interval: float = 9.0) -> None:
+    """A Telegram user writing to the bot: Bot API updates POSTed to the real webhook with the real secret header."""
+    from hub.channels.telegram.channel import SECRET_HEADER, WEBHOOK_PATH
+
+    run = int(time.time()) % 1_000_000
+    user = {"id": 4242001, "is_bot": False, "first_name": "Lena", "last_name": "Vogel", "username": "lena_v",
+            "language_code": "de"}
+    chat = {"id": 4242001, "first_name": "Lena", "last_name": "Vogel", "username": "lena_v", "type": "private"}
+    async with aiohttp.ClientSession(base_url, headers={SECRET_HEADER: secret}) as http:
+        for n, text in enumerate(itertools.cycle(TELEGRAM_SCRIPT)):
+            await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+            update = {"update_id": run * 1000 + n, "message": {"message_id": run * 1000 + n, "from": user,
+                                                              "chat": chat, "date": int(time.time()), "text": text}}
+            try:
+                async with http.post(WEBHOOK_PATH, json=update) as resp:
+                    body = await resp.json()
+                    log.info("simulated Telegram customer wrote through the webhook: %s", body.get("status", body))
+            except aiohttp.ClientError as e:
+                log.warning("simulated Telegram customer could not reach the hub: %s", e)
+
+
+async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> int:
+    data = data.resolve()  # noqa: ASYNC240 (start-up, before serving)
+    data.mkdir(parents=True, exist_ok=True)
+    settings = demo_settings(data)
+    # Phone and SMS through Twilio, against a local simulator of Twilio's REST API: no network, no account.
+    twilio = await twilio_customer.start(settings, host, port)
+    port = twilio.port
+    # Telegram against a local Bot API simulator: agents' replies reach the simulated customer, who answers.
+    telegram = await telegram_customer.start(settings, host)
+    token = await prepare(settings)
+    app = build_app(settings)
+    tasks: list[asyncio.Task[None]] = []
+    # The app's hook lists freeze when it starts; what the simulators start later is stopped from here.
+    stoppers: list[Callable[[web.Application], Awaitable[None]]] = []
+
+    async def stop_traffic(app: web.Application) -> None:
+        await background.stop(tasks)
+        for stop in stoppers:
+            await stop(app)
+
+    app.on_shutdown.append(stop_traffic)
+
+    async def started(bound: int) -> None:
+        url = f"http://{host}:{bound}"
+        lines = [
+            "",
+            "  hub demo is running",
+            f"  console:      {url}/",
+            f"  REST API:     {url}/api/v1/openapi.json",
+            f"  admin token:  {token}",
+            "  demo logins:",
+            *[f"    {email:<16} {password:<14} ({role}; queues: {', '.join(q)})"
+              for _, email, password, role, q in DEMO_AGENTS],
+            f"  data folder:  {data}",
+            f"  twilio:       simulated (local Twilio REST simulator at {twilio.simulator_url}; number "
+            f"{twilio_customer.NUMBER}; replay: hub webhooks replay webhooks/twilio/sms_inbound.txt --fresh --url "
+            f"{url}/webhooks/twilio/sms with HUB_CHANNELS__TWILIO__AUTH_TOKEN={twilio_customer.TOKEN})",
+            f"  web chat:     {url}/chat   (or embed <script type=\"module\" src=\"{url}/widget.js\"></script>)",
+            f"  telegram:     simulated customer Lena via {url}/webhooks/telegram (real secret header); "
+            + (f"replies reach her through the local Bot API simulator at {telegram.simulator.url}"
+               if telegram else "replies go to the real Telegram"),
+            f"  email:        simulated customer chloe@example.fr (replies go to her local mail server on port "
+            f"{settings.channels.email.smtp_port}; she answers in the thread)",
+            f"  try:          curl -H 'Authorization: Bearer {token}' {url}/api/v1/conversations",
+            "  stop with Ctrl-C",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        if traffic:
+            tasks.append(asyncio.create_task(simulate_customers(url, token)))
+            if telegram is not None:
+                try:
+                    log.info("telegram: %s", await telegram.register_webhook(url))
+                except Exception as e:  # the demo goes on without its Telegram customer
+                    log.warning("could not register the demo bot's webhook with the simulator: %s", e)
+                tasks.append(asyncio.create_task(telegram.simulate_customer()))
+            else:
+                tasks.append(asyncio.create_task(
+                    simulate_telegram_customer(url, settings.channels.telegram.webhook_secret)))
+            tasks.append(asyncio.create_task(twilio.simulate_customer()))
+            email_channel = app[CHANNELS].get("email")
+            if isinstance(email_channel, EmailChannel):
+                chloe = EmailCustomer(email_channel, settings.channels.email.smtp_port)
+                if settings.channels.email.address == DEMO_EMAIL_ADDRESS and chloe.start_mail_server():
+                    stoppers.append(chloe.stop_async)
+                tasks.append(asyncio.create_task(chloe.run()))
+
+    try:
+        await run_server(app, host, port, settings.server.shutdown_timeout_seconds, started)
+    finally:
+        await twilio.close()
+        if telegram is not None:
+            await telegram.close()
+    return 0

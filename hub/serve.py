@@ -1,0 +1,38 @@
+"""Serving an app until SIGINT/SIGTERM, then draining what is in flight: what `hub serve` and `hub demo` share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("hub")
+
+
+async def run_server(
+    app: web.Application, host: str, port: int, shutdown_timeout: float,
+    started: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM, then stop taking requests and drain what is in flight."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving on http://%s:%d", host, bound)
+    try:
+        if started is not None:
+            await started(bound)
+        await stop.wait()
+        log.info("shutting down: draining in-flight requests")
+    finally:
+        await runner.cleanup()
