@@ -332,6 +332,7 @@ function onEvent(event) {
       if (d.agent === state.me.id) {
         showPresence(d.presence);
         if (d.presence !== "available" && offers.size) {
+          offersVersion += 1;
           offers.clear();  // the hub hands them back to their queues; the tray empties at once
           renderOffers();
         }
@@ -351,7 +352,12 @@ const wallSoon = debounce(() => refreshWall(), 400);
 
 // -- offers -----------------------------------------------------------------------------------------------------
 
+// Offers change under a request in flight (an answer, an event): a list fetched before the latest change is stale
+// and dropped, so an answered or withdrawn offer never comes back from an older answer.
+let offersVersion = 0;
+
 async function loadOffers(fresh = false) {
+  const asked = ++offersVersion;
   let items;
   try {
     items = (await api.get("/api/v1/offers")).items;
@@ -359,6 +365,7 @@ async function loadOffers(fresh = false) {
     if (missing(err)) state.routing = false;
     return;
   }
+  if (asked !== offersVersion) return;
   const known = new Set(offers.keys());
   offers = new Map(items.map((o) => [o.conversation_id, o]));
   const added = items.filter((o) => !known.has(o.conversation_id));
@@ -372,6 +379,7 @@ async function loadOffers(fresh = false) {
 }
 
 function removeOffer(conversationId) {
+  offersVersion += 1;
   if (offers.delete(conversationId)) renderOffers();
 }
 
@@ -458,6 +466,7 @@ async function answerOffer(o, action) {
     await api.post(`/api/v1/conversations/${o.conversation_id}/${action}`, {});
     if (action === "accept") navigate(`#/c/${o.conversation_id}`);
     if (action === "accept" && o.channel === "voice") toast("Your phone is ringing to connect the caller.", "info", 6000);
+    loadOffers();  // the answer may have made room for, or taken, other offers
   } catch (err) {
     // A call the hub cannot ring this agent for: the offer stays (reject it, or let it time out), with the reason.
     const cannotRing = err.status === 409 && /phone call/.test(err.message);
