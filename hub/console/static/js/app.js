@@ -286,6 +286,9 @@ function onEvent(event) {
     case "message.status":
       conversation.onMessageStatus(d);
       break;
+    case "typing":
+      conversation.onTyping(d);
+      break;
     case "message.updated":
       conversation.onMessageUpdated(d);
       break;

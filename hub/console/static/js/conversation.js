@@ -83,9 +83,10 @@ function renderShell(main, side) {
   view.mode = "reply";
 
   view.timelineEl = h("div", { class: "timeline", id: "timeline", role: "log", "aria-live": "polite" });
+  view.typingEl = h("div", { class: "typing-line hidden", id: "typing-line", role: "status" });
   view.headerEl = h("header", { class: "conv-header" });
   view.replyEl = h("div", { class: "reply" });
-  clear(main).append(view.headerEl, view.timelineEl, view.replyEl);
+  clear(main).append(view.headerEl, view.timelineEl, view.typingEl, view.replyEl);
   renderHeader();
   renderReply(options);
   view.sideEl = side;
@@ -205,7 +206,11 @@ function renderReply(options) {
     `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
   const text = h("textarea", {
     id: "reply-text", rows: 3, placeholder: "Write a reply…  (/ for canned responses, Ctrl+Enter to send)",
-    oninput: () => autosize(text),
+    oninput: () => {
+      autosize(text);
+      agentTyping(text.value.trim() !== "");
+    },
+    onblur: () => agentTyping(false),
     onkeydown: (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         e.preventDefault();
@@ -372,6 +377,7 @@ async function send() {
       })));
     }
     const msg = await api.post(`/api/v1/conversations/${view.conv.id}/messages`, body);
+    agentTyping(false);
     view.textEl.value = "";
     autosize(view.textEl);
     if (!note) view.files = [];
@@ -551,6 +557,41 @@ function addMessage(msg) {
   return true;
 }
 
+// -- typing, both ways (where the reply channel carries it: web chat) --------------------------------------------
+
+const TYPING_EVERY_MS = 3000; // the visitor's indicator is refreshed this often while the agent keeps typing
+const TYPING_SHOWN_MS = 6000; // a typing mark with no refresh is gone after this long
+
+function agentTyping(typing) {
+  const v = view;
+  if (!v || !v.conv || v.mode !== "reply" || !/^webchat/.test(v.channel || "")) return;
+  const now = Date.now();
+  if (typing && v.typingSent && now - v.typingSent < TYPING_EVERY_MS) return;
+  if (!typing && !v.typingSent) return;
+  v.typingSent = typing ? now : 0;
+  api.post("/api/v1/webchat/typing", { conversation_id: v.conv.id, typing }).catch(() => {});
+}
+
+// Who else is typing here: the customer (web chat), or a teammate answering the same conversation.
+export function onTyping(data) {
+  const v = view;
+  if (!v || !v.conv || data.conversation_id !== v.conv.id) return;
+  if (data.who === "agent" && data.agent_id === state.me.id) return;
+  const who = data.who === "customer" ? displayName(v.customer) : (data.agent_name || "A teammate");
+  v.typingWho = v.typingWho || new Map();
+  clearTimeout((v.typingWho.get(who) || {}).timer);
+  if (data.typing) {
+    v.typingWho.set(who, { agent: data.who === "agent", timer: setTimeout(() => onTyping({ ...data, typing: false }), TYPING_SHOWN_MS) });
+  } else {
+    v.typingWho.delete(who);
+  }
+  const entries = [...v.typingWho.entries()];
+  v.typingEl.classList.toggle("hidden", !entries.length);
+  clear(v.typingEl).append(...entries.map(([name, t]) => h("span", { class: `typing ${t.agent ? "teammate" : ""}` },
+    h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
+    t.agent ? `${name} is typing a reply…` : `${name} is typing…`)));
+}
+
 // -- live updates -----------------------------------------------------------------------------------------------
 
 export function onMessageCreated(data) {
@@ -558,6 +599,7 @@ export function onMessageCreated(data) {
   if (!msg || !view || !view.customer) return false;
   const shown = addMessage(msg);
   trackCall(msg);
+  if (shown && msg.direction === "in") onTyping({ conversation_id: msg.conversation_id, who: "customer", typing: false });
   if (shown && data.conversation && view.conv && data.conversation.id === view.conv.id) {
     view.conv = { ...view.conv, ...data.conversation };
     renderHeader();
