@@ -52,6 +52,10 @@ def test_a_capped_tray_answered_from_the_keyboard(hub: Hub, new_page: Any) -> No
     assert alex.locator(".offer").count() == 3
     assert alex.locator("#offers-more").inner_text() == "+3 more offers"
     assert alex.locator(".offer").first.get_attribute("data-offer") == str(convs[-1])
+    # They came in through the API with phone identities: agents see Phone, never "API".
+    assert "Phone" in alex.locator("#offers").inner_text() and "API" not in alex.locator("#offers").inner_text()
+    vias = alex.locator(".msg-meta .via").all_inner_texts()
+    assert vias and all(v.startswith(("Phone", "Integration", "Internal")) and "API" not in v for v in vias), vias
     for el in ("#reply-text", "#send-btn", ".presence", "#resolve-btn"):
         for card in alex.locator(".offer").all():
             assert not _boxes_overlap(card.bounding_box(), alex.locator(el).bounding_box()), el

@@ -1,5 +1,5 @@
 // The console: sign in, then the shell (inbox, conversation, wall), kept live by one WebSocket.
-import { h, icon, clear, channelIcon, channelLabel, ago, displayName, initials, debounce } from "./dom.js";
+import { h, icon, clear, channelIcon, channelLabel, ago, displayName, initials, debounce, shownChannel, customerChannel } from "./dom.js";
 import { api, setCsrf, whenSignedOut, missing, ApiError } from "./api.js";
 import { Live } from "./live.js";
 import { state, toast, navigate, setHook, modal, toggleDrawer } from "./state.js";
@@ -205,7 +205,8 @@ function inboxItem(item) {
     title: late ? "No reply yet within the queue's first-response target" : null,
     href: `#/c/${c.id}`, "data-conv": c.id,
   },
-    h("div", { class: "avatar" }, initials(displayName(item.customer)), channelIcon(last ? last.channel : c.channel)),
+    h("div", { class: "avatar" }, initials(displayName(item.customer)),
+      channelIcon((last ? shownChannel(last.channel, last.identity, last.meta) : customerChannel(c.channel, item.customer))[0])),
     h("div", { class: "conv-item-body" },
       h("div", { class: "conv-item-top" },
         h("strong", {}, displayName(item.customer)),
@@ -376,7 +377,7 @@ async function loadOffers(fresh = false) {
   if (fresh && added.length) {
     chime();
     const o = added[0];
-    const title = o.channel === "voice" ? `Incoming call from ${displayName(o.customer)}` : `${channelLabel(o.channel)} from ${displayName(o.customer)}`;
+    const title = o.channel === "voice" ? `Incoming call from ${displayName(o.customer)}` : `${customerChannel(o.channel, o.customer)[1]} from ${displayName(o.customer)}`;
     if (document.hidden) notify(title, o.preview || "New conversation offered to you");
   }
 }
@@ -399,20 +400,21 @@ function offerCard(o, top) {
   o.total = o.total || total;
   const call = o.channel === "voice";
   const who = displayName(o.customer);
+  const [kindIcon, kindLabel] = customerChannel(o.channel, o.customer);
   const number = ((o.customer && o.customer.identities) || []).map((i) => i.value).find((v) => v !== who);
   const earlier = o.earlier_conversations || 0;
   const history = earlier ? `${earlier} earlier conversation${earlier > 1 ? "s" : ""}` : "First contact";
   return h("div", {
     class: `offer ${call ? "offer-call" : ""} ${top ? "top" : ""}`, "data-offer": o.conversation_id,
     "data-channel": o.channel, role: "group",
-    "aria-label": `${call ? "Incoming call" : `New ${channelLabel(o.channel)} conversation`} from ${who}`,
+    "aria-label": `${call ? "Incoming call" : `New ${kindLabel} conversation`} from ${who}`,
   },
     h("div", { class: "offer-head" },
-      call ? h("span", { class: "ring", title: "Incoming call" }, icon("voice")) : channelIcon(o.channel),
+      call ? h("span", { class: "ring", title: "Incoming call" }, icon("voice")) : channelIcon(kindIcon),
       h("strong", { class: "offer-name" }, who),
       h("span", { class: "offer-countdown" }, "")),
     h("div", { class: "offer-line" },
-      h("span", { class: "offer-kind" }, call ? "Incoming call" : channelLabel(o.channel)),
+      h("span", { class: "offer-kind" }, call ? "Incoming call" : kindLabel),
       ` · ${queueTitle(o.queue)}`,
       call ? ` · ${history}` : ""),
     call ? (number ? h("p", { class: "offer-preview" }, number) : null)

@@ -79,8 +79,29 @@ export function icon(name, cls = "") {
 
 export const CHANNEL_LABELS = {
   sms: "SMS", voice: "Phone", email: "Email", telegram: "Telegram", webchat: "Web chat",
-  whatsapp: "WhatsApp", api: "API", hub: "Internal",
+  whatsapp: "WhatsApp", api: "Integration", hub: "Internal",
 };
+
+// The channel a customer used, as agents should see it: a message that came in through the API names the
+// integration that sent it (meta.integration or meta.source), else what its identity says (a telegram: identity
+// is Telegram); never "API". Returns [icon channel, label].
+const KIND_CHANNEL = { phone: "sms", email: "email", telegram: "telegram", webchat: "webchat", whatsapp: "whatsapp" };
+
+export function shownChannel(channel, identity, meta) {
+  if (channel !== "api") return [channel, channelLabel(channel)];
+  const named = meta && (meta.integration || meta.source);
+  const kind = identity ? String(identity).split(":")[0] : "";
+  const like = KIND_CHANNEL[kind];
+  const label = typeof named === "string" && named.trim() ? named.trim().slice(0, 40)
+    : kind === "phone" ? "Phone" : like ? channelLabel(like) : "Integration";
+  return [like || "api", label];
+}
+
+// A customer's channel from their identities (a conversation that came through the API).
+export function customerChannel(channel, customer) {
+  const first = customer && (customer.identities || [])[0];
+  return shownChannel(channel, first ? first.id : "", null);
+}
 
 export function channelLabel(name) {
   return CHANNEL_LABELS[name] || name;

@@ -1,6 +1,6 @@
 // One message of the timeline, whatever its channel and kind. Customer text goes in as text nodes; an email's
 // (already sanitized) HTML is shown only inside a sandboxed frame that may run no script.
-import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration } from "./dom.js";
+import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration, shownChannel } from "./dom.js";
 import { state } from "./state.js";
 
 const EMAIL_FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
@@ -208,12 +208,13 @@ export function renderMessage(msg, ctx) {
   const out = msg.direction === "out";
   const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
   const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
+  const [shownIcon, shownLabel] = shownChannel(msg.channel, msg.identity, msg.meta);
   return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}`, "data-mid": msg.id },
     h("div", { class: "bubble" }, body(msg, ctx), attachmentsOf(msg)),
     h("div", { class: "msg-meta" },
-      channelIcon(msg.channel),
+      channelIcon(shownIcon),
       h("span", { class: "who" }, who),
-      h("span", { class: "via", title: msg.identity || "" }, `${channelLabel(msg.channel)}${via ? " · " + via : ""}`),
+      h("span", { class: "via", title: msg.identity || "" }, `${shownLabel}${via ? " · " + via : ""}`),
       h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)),
       statusTick(msg)));
 }
