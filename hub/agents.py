@@ -116,8 +116,12 @@ async def find_agent(db: Database, ref: str) -> Agent | None:
     """An agent by id or email."""
 
     def read(tx: Tx) -> Agent | None:
-        column = "id" if ref.isdigit() else "email"
-        value: object = int(ref) if ref.isdigit() else ref.strip().lower()
+        # ASCII digits only: '²' passes isdigit() but not int(); past 64 bits no row can have that id.
+        by_id = ref.isascii() and ref.isdigit()
+        if by_id and int(ref) > 2**63 - 1:
+            return None
+        column = "id" if by_id else "email"
+        value: object = int(ref) if by_id else ref.strip().lower()
         row = tx.one(f"SELECT {AGENT_COLUMNS} FROM agents WHERE {column} = ?", (value,))
         return _agent(tx, row) if row else None
 

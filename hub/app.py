@@ -18,6 +18,7 @@ from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
+from hub.api.request_guard import request_guard
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
 from hub.channel_host import ChannelHost
@@ -161,7 +162,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[
-            _metrics_middleware(metrics), error_middleware,
+            _metrics_middleware(metrics), request_guard, error_middleware,
             auth_middleware(auth, sessions if settings.console.enabled else None),
         ],
     )

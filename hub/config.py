@@ -278,6 +278,8 @@ class WebchatSettings(Section):
     messages_per_minute: int = Field(20, ge=1)
     history_limit: int = Field(100, ge=0, le=1000)
     max_sockets_per_visitor: int = Field(5, ge=1)
+    new_visitors_per_address_per_minute: int = Field(10, ge=1)
+    new_visitors_per_minute: int = Field(300, ge=1)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -391,10 +393,28 @@ class ConsoleSettings(Section):
     enabled: bool = True
     session_lifetime_seconds: float = Field(43_200.0, gt=0)
     session_idle_seconds: float = Field(7_200.0, gt=0)
-    lockout_threshold: int = Field(5, ge=1)
-    lockout_window_seconds: float = Field(900.0, gt=0)
+    # Sign-in throttling (hub.console.throttle): an attacker slows themselves, never the agent.
+    signin_window_seconds: float = Field(900.0, gt=0)
+    signin_free_failures: int = Field(5, ge=1)
+    signin_address_free_failures: int = Field(50, ge=1)
+    signin_backoff_seconds: float = Field(1.0, gt=0)
+    signin_max_backoff_seconds: float = Field(300.0, gt=0)
+    signin_concurrent_checks: int = Field(4, ge=1, le=256)
     #: an agent's reply to a conversation nobody holds makes it theirs (through routing: capacity is respected)
     claim_on_first_reply: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old in ("lockout_threshold", "lockout_window_seconds"):
+                if old in data:
+                    raise ValueError(
+                        f"console.{old}: was removed, since a stranger could lock any agent out with it. Sign-in "
+                        "now slows down per client address and account instead: use console.signin_free_failures, "
+                        "signin_backoff_seconds, signin_max_backoff_seconds and signin_window_seconds "
+                        "(see config/hub.example.toml)")
+        return data
 
 
 class EventSettings(Section):

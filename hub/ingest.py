@@ -81,6 +81,15 @@ class Ingest:
         """INBOUND with its identity in canonical form (raises IdentityError with a reason)."""
         region = self.settings.identities.default_region
         inbound.identity = normalize(inbound.identity.kind, inbound.identity.value, region)
+        # A provider's text may carry NUL, which PostgreSQL text cannot hold: shown as U+FFFD on both stores, so
+        # the message is kept instead of failing on every replay. (The REST API refuses NUL with a 422 instead.)
+        inbound.text = inbound.text.replace("\x00", "\ufffd")
+        for name in ("name", "html", "external_id", "business_line"):
+            value = getattr(inbound, name)
+            if value is not None and "\x00" in value:
+                setattr(inbound, name, value.replace("\x00", "\ufffd"))
+        for a in inbound.attachments:
+            a.filename, a.content_type = a.filename.replace("\x00", "\ufffd"), a.content_type.replace("\x00", "")
         return inbound
 
     async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult:

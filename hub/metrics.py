@@ -37,6 +37,9 @@ class Metrics:
             "hub_journal_pending", "Journaled inbound events not yet processed", registry=r
         )
         self.outbox_pending = Gauge("hub_outbox_pending", "Outbound messages waiting to be sent", registry=r)
+        self.webchat_refused = Counter(
+            "hub_webchat_refused_total", "Web chat sockets and messages refused by a limit", ["reason"], registry=r
+        )
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -15,6 +15,7 @@ from hub import tasks as background
 from hub.agents import AgentConflict, AgentError, AgentNotFound, add_agent, find_agent, update_agent
 from hub.api.auth import PRINCIPAL, Principal, create_token, hash_token, require_admin
 from hub.api.errors import BadBody, read_json
+from hub.api.params import path_id
 from hub.api.schemas import AgentCreateBody, AgentPatchBody, TokenCreateBody
 from hub.events import Event
 from hub.history.db import Tx
@@ -55,9 +56,10 @@ async def _apply_to_routing(request: web.Request, agent_id: int, disabled: bool)
 
 async def get_agent(request: web.Request) -> web.Response:
     _supervisor(request)
-    agent = await find_agent(request.app[DB], request.match_info["id"])
+    agent_id = path_id(request)
+    agent = await find_agent(request.app[DB], str(agent_id))
     if agent is None:
-        raise web.HTTPNotFound(text=f"agent {request.match_info['id']} does not exist")
+        raise web.HTTPNotFound(text=f"agent {agent_id} does not exist")
     return web.json_response(_agent_json(agent))
 
 
@@ -80,7 +82,7 @@ async def create_agent(request: web.Request) -> web.Response:
 
 async def patch_agent(request: web.Request) -> web.Response:
     p = require_admin(request)
-    agent_id = int(request.match_info["id"])
+    agent_id = path_id(request)
     body = await read_json(request, AgentPatchBody)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for required in ("name", "email", "role", "queues", "disabled", "password"):
@@ -156,7 +158,7 @@ async def create_api_token(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     require_admin(request)
-    token_id = int(request.match_info["id"])
+    token_id = path_id(request)
     now = format_time(utcnow())
 
     def write(tx: Tx) -> Any:

@@ -6,13 +6,14 @@ from aiohttp import web
 
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import read_json
+from hub.api.params import path_id
 from hub.api.routes import check_conversation
 from hub.api.schemas import CallBody
 from hub.routing.calls import CALLS, CallError
 
 
 async def place_call(request: web.Request) -> web.Response:
-    conv_id = int(request.match_info["id"])
+    conv_id = path_id(request)
     body = await read_json(request, CallBody) if request.body_exists else CallBody()
     await check_conversation(request, conv_id)
     agent_id = request[PRINCIPAL].agent_id

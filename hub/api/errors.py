@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -58,10 +57,7 @@ async def read_json(request: web.Request, model: type[M], max_bytes: int | None 
         raw = await request.read()  # raises 413 past server.max_body_bytes
     else:
         raw = await _read_up_to(request, max_bytes)
-    try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadBody(400, f"malformed JSON: {e}") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise BadBody(400, "the body must be a JSON object")
     try:
@@ -70,6 +66,44 @@ async def read_json(request: web.Request, model: type[M], max_bytes: int | None 
         fields = _field_errors(e)
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         raise BadBody(422, f"invalid body: {summary}", fields) from None
+
+
+# Deeper than any body of ours: refused before Python's recursion limit is anywhere near.
+MAX_JSON_DEPTH = 32
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """RAW as JSON, or BadBody(400) that says why not; strings in it are clean text (no NUL, which PostgreSQL
+    cannot hold, no lone surrogates) and it nests at most MAX_JSON_DEPTH deep."""
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadBody(400, f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise BadBody(400, f"the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    _check_json(data)
+    return data
+
+
+def _check_json(data: Any) -> None:
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadBody(400, f"the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                stack.append((k, where or "(body)", depth + 1))
+                stack.append((v, f"{where}.{k}" if where else str(k), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise BadBody(422, f"{where or '(body)'}: contains a NUL character, which text may not hold")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadBody(422, f"{where or '(body)'}: contains a lone surrogate, not text") from None
 
 
 async def _read_up_to(request: web.Request, max_bytes: int) -> bytes:
@@ -108,7 +142,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if k.lower() not in ("content-type", "content-length"):
                 resp.headers[k] = v
         return resp
-    except Exception:
-        incident = uuid.uuid4().hex[:12]
-        log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident)
-        return error(500, f"internal error; the server log has the details under incident {incident}")
+    # Anything else goes on to hub.api.request_guard, the one place that answers 500.

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from aiohttp import web
 
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
+from hub.api.params import limit, path_id, query_id
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import parse
+from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, format_time, utcnow
@@ -23,14 +25,11 @@ STATUSES = ("open", "assigned", "resolved")
 
 
 def _int(request: web.Request, name: str) -> int:
-    return int(request.match_info[name])
+    return path_id(request, name)
 
 
 def _limit(request: web.Request, default: int = 50, most: int = 200) -> int:
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {most}")
-    return int(raw)
+    return limit(request, default, most)
 
 
 def _sees_customer(tx: Tx, p: Principal, customer_id: int) -> bool:
@@ -61,10 +60,14 @@ async def list_customers(request: web.Request) -> web.Response:
     if not ident_q and not text_q:
         raise web.HTTPBadRequest(text="pass ?identity=kind:value or ?q=text")
     limit = _limit(request)
+    try:
+        wanted = parse(ident_q, region) if ident_q else None
+    except IdentityError as e:
+        raise BadBody(400, f"identity: {e}") from None
 
     def find(tx: Tx) -> list[dict[str, Any]]:
-        if ident_q:
-            cid = store.customer_by_identity(tx, parse(ident_q, region))
+        if wanted is not None:
+            cid = store.customer_by_identity(tx, wanted)
             found = [store.customer(tx, cid)] if cid is not None else []
         else:
             found = store.search_customers(tx, text_q or "", limit)
@@ -127,19 +130,13 @@ async def list_conversations(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status and status not in STATUSES:
         raise web.HTTPBadRequest(text=f"status must be one of {', '.join(STATUSES)}")
-    agent = request.query.get("agent")
-    if agent is not None and not agent.isdigit():
-        raise web.HTTPBadRequest(text="agent must be an agent id")
-    customer = request.query.get("customer")
-    if customer is not None and not customer.isdigit():
-        raise web.HTTPBadRequest(text="customer must be a customer id")
+    agent, customer = query_id(request, "agent"), query_id(request, "customer")
     limit, cursor = _limit(request), request.query.get("cursor")
 
     def load(tx: Tx) -> dict[str, Any]:
         try:
             items, nxt = store.list_conversations(
-                tx, status, request.query.get("queue"), int(agent) if agent else None,
-                int(customer) if customer else None,
+                tx, status, request.query.get("queue"), agent, customer,
                 None if p.is_admin else p.queues, None if p.is_admin else p.agent_id, limit, cursor,
             )
         except ValueError as e:
@@ -239,14 +236,28 @@ async def get_attachment(request: web.Request) -> web.Response:
     safe_name = "".join(ch for ch in att.filename if ch.isalnum() or ch in "._- ") or "attachment"
     return web.Response(
         body=data,
-        content_type=att.content_type if "/" in att.content_type else "application/octet-stream",
         headers={
+            "Content-Type": _served_type(att.content_type),
             # Customer files never run as a page of ours: download, no sniffing, sandboxed if opened.
             "Content-Disposition": f'attachment; filename="{safe_name}"',
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox; default-src 'none'",
         },
     )
+
+
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+_CHARSET = re.compile(r"charset=\"?([A-Za-z0-9_.:-]{1,40})\"?", re.IGNORECASE)
+
+
+def _served_type(stored: str) -> str:
+    """The Content-Type to serve a file with: its stored type and charset when well-formed (a sender's
+    "text/plain; charset=utf-8" included), else application/octet-stream."""
+    media, _, params = stored.partition(";")
+    if not _MEDIA_TYPE.fullmatch(media.strip()):
+        return "application/octet-stream"
+    charset = _CHARSET.search(params)
+    return media.strip().lower() + (f"; charset={charset.group(1)}" if charset else "")
 
 
 def routes() -> list[web.RouteDef]:

@@ -11,6 +11,7 @@ from aiohttp import web
 from hub.agents import list_agents
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.errors import read_json
+from hub.api.params import path_id
 from hub.api.routes import check_conversation
 from hub.api.schemas import PresenceBody, RoutingAgentBody, RoutingRulesBody, TransferBody
 from hub.config import QueueSettings
@@ -84,7 +85,7 @@ async def _conversation(request: web.Request, conv_id: int) -> dict[str, Any]:
 
 
 async def accept(request: web.Request) -> web.Response:
-    agent, conv_id = _agent_id(request), int(request.match_info["id"])
+    agent, conv_id = _agent_id(request), path_id(request)
     try:
         await request.app[ROUTER].accept(conv_id, agent)
     except RoutingError as e:
@@ -93,7 +94,7 @@ async def accept(request: web.Request) -> web.Response:
 
 
 async def reject(request: web.Request) -> web.Response:
-    agent, conv_id = _agent_id(request), int(request.match_info["id"])
+    agent, conv_id = _agent_id(request), path_id(request)
     try:
         await request.app[ROUTER].reject(conv_id, agent)
     except RoutingError as e:
@@ -102,7 +103,7 @@ async def reject(request: web.Request) -> web.Response:
 
 
 async def transfer(request: web.Request) -> web.Response:
-    conv_id = int(request.match_info["id"])
+    conv_id = path_id(request)
     body = await read_json(request, TransferBody)
     if (body.queue is None) == (body.agent_id is None):
         raise web.HTTPUnprocessableEntity(text="transfer to exactly one of queue or agent_id")
@@ -212,7 +213,7 @@ async def put_rules(request: web.Request) -> web.Response:
 
 async def put_agent_profile(request: web.Request) -> web.Response:
     await _manager(request)
-    agent_id = int(request.match_info["id"])
+    agent_id = path_id(request)
     body = await read_json(request, RoutingAgentBody)
     if agent_id not in {a.id for a in await list_agents(request.app[DB])}:
         raise web.HTTPNotFound(text=f"no agent {agent_id}")

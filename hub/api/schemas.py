@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,8 +46,17 @@ class ReplyBody(Body):
     )
 
 
+# Ids are BIGINTs in both stores: a larger number names nothing and is refused with the reason.
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 class MergeBody(Body):
-    customer_id: int = Field(description="the customer merged INTO the one in the path, which survives")
+    customer_id: Id = Field(description="the customer merged INTO the one in the path, which survives")
+
+
+class TypingBody(Body):
+    conversation_id: Id
+    typing: bool = True
 
 
 class PresenceBody(Body):
@@ -56,7 +65,7 @@ class PresenceBody(Body):
 
 class TransferBody(Body):
     queue: str | None = Field(None, description="a queue name; the conversation keeps its age")
-    agent_id: int | None = Field(None, description="an agent, who gets it first for routing.transfer_wait seconds")
+    agent_id: Id | None = Field(None, description="an agent, who gets it first for routing.transfer_wait seconds")
     note: str | None = Field(None, max_length=10_000, description="kept as an internal note on the conversation")
 
 
@@ -95,7 +104,7 @@ class AgentPatchBody(Body):
 
 class TokenCreateBody(Body):
     role: Literal["admin", "agent"] = Field(description="admin: everything; agent: acts as that agent")
-    agent_id: int | None = Field(None, description="required for an agent token")
+    agent_id: Id | None = Field(None, description="required for an agent token")
     label: str = Field("", max_length=255, description="what the token is for")
 
 

@@ -128,7 +128,8 @@ class ApiChannel(Channel):
                     raise SendError(
                         f"webhook answered {resp.status}: {text[:200]}",
                         permanent=False,
-                        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                        retry_after=float(retry_after)
+                        if retry_after and retry_after.isascii() and retry_after.isdigit() else None,
                     )
                 if resp.status >= 400:
                     raise SendError(f"webhook answered {resp.status}: {text[:200]}", permanent=True)

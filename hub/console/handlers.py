@@ -19,7 +19,8 @@ from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
 from hub.api.errors import read_json
 from hub.api.schemas import Body
 from hub.channels.base import Channel
-from hub.console.sessions import SESSIONS, LockedOut, SignInError
+from hub.console.sessions import SESSIONS, SignInError
+from hub.console.throttle import Throttled
 from hub.history.db import Tx
 from hub.keys import CHANNELS, DB, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
@@ -125,7 +126,7 @@ async def sign_in(request: web.Request) -> web.Response:
     ip = request.remote or ""
     try:
         info = await sessions.sign_in(body.email, body.password, ip, request.headers.get("User-Agent", ""))
-    except LockedOut as e:
+    except Throttled as e:
         retry = str(int(e.retry_after) + 1)
         return web.json_response({"error": {"status": 429, "message": str(e), "retry_after": int(retry)}},
                                  status=429, headers={"Retry-After": retry})

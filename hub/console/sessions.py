@@ -1,12 +1,11 @@
-"""Console sign-in: argon2 password check, lockout after repeated failures, and server-side sessions (the
-browser holds only a random token in an HttpOnly cookie; the database holds its hash and a CSRF token)."""
+"""Console sign-in: argon2 password check, throttled per client address (hub.console.throttle), and server-side
+sessions (the browser holds only a random token in an HttpOnly cookie; the database holds its hash and a CSRF token)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import hashlib
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from aiohttp import web
 from hub.agents import check_password, hash_password
 from hub.api.auth import Principal
 from hub.config import ConsoleSettings
+from hub.console.throttle import Failures, SignInThrottle, Throttled
 from hub.history.db import Database, Tx
-from hub.model import format_time, parse_time, utcnow
+from hub.model import format_time, utcnow
 
 COOKIE_NAME = "hub_session"
 # Sliding idle expiry is written back at most this often, so reads stay reads.
@@ -33,16 +33,6 @@ def _dummy_hash() -> str:
 
 class SignInError(Exception):
     """Wrong email or password (deliberately not saying which)."""
-
-
-class LockedOut(Exception):
-    def __init__(self, retry_after: float) -> None:
-        minutes = max(1, math.ceil(retry_after / 60))
-        super().__init__(
-            f"Too many failed sign-ins for this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}, "
-            "or ask an administrator to reset your password."
-        )
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -71,35 +61,36 @@ class Sessions:
 
     def __init__(self, db: Database, settings: ConsoleSettings, clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.settings, self.clock = db, settings, clock
+        self.throttle = SignInThrottle(settings)
 
     # -- sign in -------------------------------------------------------------------------------------------------
 
     async def sign_in(self, email: str, password: str, ip: str = "", user_agent: str = "") -> SessionInfo:
-        """A new session for the agent, or SignInError / LockedOut."""
-        email = email.strip().lower()
+        """A new session for the agent, or SignInError / Throttled (hub.console.throttle)."""
+        email, address = email.strip().lower(), ip[:100]
         now = self.clock()
-        window_start = format_time(now - timedelta(seconds=self.settings.lockout_window_seconds))
+        throttle = self.throttle
 
-        def look(tx: Tx) -> tuple[list[str], int | None, str | None]:
-            failures = [str(r["at"]) for r in tx.all(
-                "SELECT at FROM login_failures WHERE email = ? AND at > ? ORDER BY at DESC", (email, window_start))]
+        def look(tx: Tx) -> tuple[Failures, int | None, str | None]:
+            failures = throttle.failures(tx, email, address, now)
             row = tx.one("SELECT id, password_hash FROM agents WHERE email = ? AND disabled = 0", (email,))
             return failures, (int(row["id"]) if row else None), (str(row["password_hash"]) if row else None)
 
         failures, agent_id, digest = await self.db.read(look)
-        threshold = self.settings.lockout_threshold
-        if len(failures) >= threshold:
-            # Locked until the oldest of the last `threshold` failures leaves the window.
-            oldest = parse_time(failures[threshold - 1])
-            wait = (oldest + timedelta(seconds=self.settings.lockout_window_seconds) - now).total_seconds()
-            raise LockedOut(max(wait, 1.0))
-        # argon2 is slow on purpose: never on the event loop.
-        ok = await asyncio.to_thread(check_password, digest or _dummy_hash(), password)
+        wait = throttle.wait(failures, now)
+        if wait > 0:
+            raise Throttled(wait)  # refused before any password is checked: waiting costs the attacker, not us
+        async with throttle.checking(address):
+            # argon2 is slow on purpose: never on the event loop.
+            ok = await asyncio.to_thread(check_password, digest or _dummy_hash(), password)
         if not ok or agent_id is None:
-            await self.db.write(lambda tx: tx.exec(
-                "INSERT INTO login_failures (email, ip, at) VALUES (?, ?, ?)", (email, ip[:100], format_time(now))))
-            if len(failures) + 1 >= threshold:
-                raise LockedOut(self.settings.lockout_window_seconds)
+            def fail(tx: Tx) -> Failures:
+                throttle.record_failure(tx, email, address, now)
+                return throttle.failures(tx, email, address, now)
+
+            wait = throttle.wait(await self.db.write(fail), now)
+            if wait > 0:
+                raise Throttled(wait, f"Wrong email or password. {Throttled(wait)}")
             raise SignInError("Wrong email or password.")
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         expires = format_time(now + timedelta(seconds=self.settings.session_lifetime_seconds))
@@ -107,13 +98,13 @@ class Sessions:
         found_agent = agent_id
 
         def create(tx: Tx) -> None:
-            tx.exec("DELETE FROM login_failures WHERE email = ?", (email,))
+            throttle.forget(tx, email, address)
             # Expired sessions of this agent are swept here, so the table does not grow without bound.
             tx.exec("DELETE FROM console_sessions WHERE agent_id = ? AND expires_at < ?", (found_agent, stamp))
             tx.exec(
                 "INSERT INTO console_sessions (token_hash, agent_id, csrf_token, created_at, last_seen_at, expires_at,"
                 " user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (_digest(token), found_agent, csrf, stamp, stamp, expires, user_agent[:300], ip[:100]),
+                (_digest(token), found_agent, csrf, stamp, stamp, expires, user_agent[:300], address),
             )
 
         await self.db.write(create)

@@ -44,7 +44,9 @@ def normalize(kind: str, value: str, region: str = "US") -> Identity:
             raise IdentityError(f"email {value!r} is not an email address")
         return Identity("email", addr)
     if kind == "telegram":
-        if not value.lstrip("-").isdigit():
+        digits = value.removeprefix("-")
+        # ASCII only ('²' passes isdigit() but not int()), and within 64 bits like every Telegram id.
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
             raise IdentityError(f"telegram identity {value!r} must be a numeric Telegram user id")
         return Identity("telegram", str(int(value)))
     if not _VISITOR.match(value):

@@ -321,6 +321,17 @@ CREATE INDEX canned_responses_agent ON canned_responses (agent_id, shortcut)
     )
 )
 
+MIGRATIONS.append(
+    (
+        65,
+        "console: sign-in throttling reads failures per client address, and sweeps them by age",
+        """
+CREATE INDEX login_failures_ip ON login_failures (ip, at);
+CREATE INDEX login_failures_at ON login_failures (at)
+""",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

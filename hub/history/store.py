@@ -32,14 +32,16 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[Any]:
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    """The (time, id) an encode_cursor() page ended at; ValueError for anything this server did not issue."""
     try:
         parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
-        raise ValueError("cursor is not one this server issued; pass the `next` value back unchanged") from None
-    if not isinstance(parts, list):
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        parts = None
+    if not (isinstance(parts, list) and len(parts) == 2 and isinstance(parts[0], str) and len(parts[0]) <= 64
+            and parts[0].isascii() and parts[0].isprintable() and type(parts[1]) is int and 0 <= parts[1] <= 2**63 - 1):
         raise ValueError("cursor is not one this server issued; pass the `next` value back unchanged")
-    return parts
+    return parts[0], parts[1]
 
 
 # -- customers and identities ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Console sign-in as a browser does it: session cookie flags, CSRF on cookie-authenticated writes, sign out,
-lockout after repeated failures, idle and absolute expiry. SQLite and PostgreSQL."""
+throttling after repeated failures, idle and absolute expiry. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from hub.agents import add_agent
 from hub.config import ConsoleSettings, Settings
-from hub.console.sessions import LockedOut, Sessions, SignInError
+from hub.console.sessions import Sessions, SignInError
+from hub.console.throttle import Throttled
 from hub.history.db import open_database
 from hub.history.schema import migrate
 from hub.keys import DB
@@ -27,7 +28,8 @@ def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
     return make_settings(
         db_url,
         HUB_ROUTING__QUEUES='{"support": {"title": "Support"}, "sales": {"title": "Sales"}}',
-        HUB_CONSOLE__LOCKOUT_THRESHOLD="3",
+        HUB_CONSOLE__SIGNIN_FREE_FAILURES="3",
+        HUB_CONSOLE__SIGNIN_BACKOFF_SECONDS="60",
     )
 
 
@@ -113,17 +115,19 @@ async def test_sign_out_ends_the_session_everywhere(client: Client, agent: int) 
     assert replay.status == 401
 
 
-async def test_lockout_after_repeated_failures(client: Client, agent: int) -> None:
+async def test_repeated_failures_slow_that_address_down_for_that_account(client: Client, agent: int) -> None:
     for _ in range(2):
         assert (await sign_in(client, password="wrong wrong")).status == 401
     third = await sign_in(client, password="wrong wrong")
     assert third.status == 429
     body = await third.json()
-    assert "Too many failed sign-ins" in body["error"]["message"] and int(third.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins from your address" in body["error"]["message"]
+    retry = int(third.headers["Retry-After"])
+    assert 55 <= retry <= 61 and body["error"]["retry_after"] == retry
     right = await sign_in(client)
-    assert right.status == 429, "while locked, even the right password is refused"
+    assert right.status == 429, "from this address, even the right password waits its turn"
     assert "Set-Cookie" not in right.headers
-    # Another account is not affected.
+    # Another account from the same address is not affected (the address-wide allowance is far larger).
     await add_agent(client.app[DB], "Ben", "ben@example.com", PASSWORD, "agent", [])
     assert (await sign_in(client, email="ben@example.com")).status == 200
 
@@ -158,29 +162,30 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-async def test_lockout_window_and_session_expiry_follow_the_clock(db_url: str) -> None:
+async def test_throttle_and_session_expiry_follow_the_clock(db_url: str) -> None:
     db = open_database(db_url)
     try:
         await migrate(db)
         await add_agent(db, "Ada", "ada@example.com", PASSWORD, "agent", [])
         clock = Clock()
-        sessions = Sessions(db, ConsoleSettings(lockout_threshold=2, lockout_window_seconds=600,
-                                                session_idle_seconds=300, session_lifetime_seconds=1000), clock)
+        sessions = Sessions(db, ConsoleSettings(signin_free_failures=2, signin_backoff_seconds=30,
+                                                signin_window_seconds=600, session_idle_seconds=300,
+                                                session_lifetime_seconds=1000), clock)
         with pytest.raises(SignInError):
-            await sessions.sign_in("ada@example.com", "bad password")
+            await sessions.sign_in("ada@example.com", "bad password", "10.0.0.66")
         clock.advance(100)
-        with pytest.raises(LockedOut) as locked:
-            await sessions.sign_in("ada@example.com", "bad password")
-        assert locked.value.retry_after == 600
-        clock.advance(400)
-        with pytest.raises(LockedOut) as still:
-            await sessions.sign_in("ada@example.com", PASSWORD)
-        assert 0 < still.value.retry_after <= 100, "locked until the first failure leaves the window"
-        clock.advance(101)
-        info = await sessions.sign_in("ada@example.com", PASSWORD)
-        # Success cleared the count: one new failure does not lock again.
+        with pytest.raises(Throttled) as slowed:
+            await sessions.sign_in("ada@example.com", "bad password", "10.0.0.66")
+        assert slowed.value.retry_after == 30
+        clock.advance(20)
+        with pytest.raises(Throttled) as still:
+            await sessions.sign_in("ada@example.com", PASSWORD, "10.0.0.66")
+        assert still.value.retry_after == 10, "waiting from the last failure"
+        clock.advance(10)
+        info = await sessions.sign_in("ada@example.com", PASSWORD, "10.0.0.66")
+        # Success cleared that address's count: one new failure does not slow it again.
         with pytest.raises(SignInError):
-            await sessions.sign_in("ada@example.com", "bad password")
+            await sessions.sign_in("ada@example.com", "bad password", "10.0.0.66")
 
         assert await sessions.verify(info.token) is not None
         clock.advance(299)

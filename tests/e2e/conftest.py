@@ -111,7 +111,8 @@ def _env(db_url: str, port: int) -> dict[str, str]:
             "sales": {"title": "Sales", "offer_timeout": 300},
         }),
         "HUB_ROUTING__RULES": json.dumps([{"name": "pricing", "queue": "sales", "keywords": ["pricing"]}]),
-        "HUB_CONSOLE__LOCKOUT_THRESHOLD": "3",
+        "HUB_CONSOLE__SIGNIN_FREE_FAILURES": "3",
+        "HUB_CONSOLE__SIGNIN_BACKOFF_SECONDS": "60",
     }
 
 

@@ -1,5 +1,5 @@
 """The console in a real browser (Debian's Chromium via Playwright) against a real hub process: an agent's day
-(sign in, live inbound, reply, note, resolve), hostile email HTML, visibility, CSRF, lockout, offers and transfer.
+(sign in, live inbound, reply, note, resolve), hostile email HTML, visibility, CSRF, throttling, offers and transfer.
 Screenshots of the main screens land in $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def test_cookie_post_without_csrf_token_is_refused(hub: Hub, new_page: Any) -> N
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
 
 
-def test_lockout_after_failed_sign_ins(hub: Hub, new_page: Any) -> None:
+def test_failed_sign_ins_slow_down_that_address(hub: Hub, new_page: Any) -> None:
     page = new_page()
     page.goto("/console/")
     for _ in range(2):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import random
 import time
@@ -18,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from telegram import Bot, Message, MessageOriginChannel, MessageOriginChat, MessageOriginHiddenUser, Update
+from telegram import Bot, Chat, Message, MessageOriginChannel, MessageOriginChat, MessageOriginHiddenUser, Update
 from telegram import MessageOriginUser as OriginUser
 from telegram.error import (
     BadRequest,
@@ -34,7 +33,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from hub import tasks as background
-from hub.api.errors import error
+from hub.api.errors import BadBody, error, parse_json
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.config import Settings, TelegramSettings
 from hub.history.identities import IdentityError, normalize_phone
@@ -245,14 +244,14 @@ class TelegramChannel(Channel):
             where = "channels.telegram" if b.spec.name == DEFAULT_BOT else f"bot {b.spec.name}'s"
             return error(403, f"{SECRET_HEADER} does not match {where} webhook_secret")
         raw = await request.read()
+        why = f"not a JSON object, so not a Telegram update (bot {b.spec.name})"
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
+            data = parse_json(raw)
+        except BadBody as e:
+            data, why = None, f"{e} (bot {b.spec.name})"
         if not isinstance(data, dict):
             # Authenticated but unreadable: keep it for a human and answer 200, since a retry would not read better.
-            await self.sink.flag(self.name, None, raw.decode(errors="replace")[:100_000],
-                                 f"not a JSON object, so not a Telegram update (bot {b.spec.name})")
+            await self.sink.flag(self.name, None, raw.decode(errors="replace")[:100_000], why)
             return web.json_response({"ok": True, "status": "flagged"})
         return web.json_response({"ok": True, "status": await self.handle_update(data, b)})
 
@@ -271,6 +270,13 @@ class TelegramChannel(Channel):
             await self.sink.flag(self.name, key, data, f"python-telegram-bot cannot read this update: "
                                                        f"{type(e).__name__}: {e}")
             return "flagged"
+        for m in (update.message, update.edited_message):
+            # The library reads a message without `chat` (or `date`) as one with None there: Telegram never sends
+            # such a thing, so it is kept for a human instead of failing here on every retry.
+            if m is not None and (not isinstance(getattr(m, "chat", None), Chat) or m.date is None):
+                await self.sink.flag(self.name, key, data, f"a message without chat or date: not a Telegram update "
+                                                           f"the hub can place (bot {b.spec.name})")
+                return "flagged"
         if update.message is not None:
             m = update.message
             if m.migrate_to_chat_id or m.migrate_from_chat_id:

@@ -83,7 +83,7 @@ def rest_error(e: Exception, what: str) -> SendError:
             retry_after = (_last_headers.get() or {}).get("Retry-After", "")
             return SendError(
                 f"{what}: {detail}", permanent=False,
-                retry_after=float(retry_after) if retry_after.isdigit() else None,
+                retry_after=float(retry_after) if retry_after.isascii() and retry_after.isdigit() else None,
             )
         return SendError(f"{what}: {detail}", permanent=True)
     return SendError(f"{what}: Twilio unreachable: {type(e).__name__}: {e}", permanent=False)

@@ -32,7 +32,7 @@ def signed_url(public_url: str, key: bytes, attachment_id: int, filename: str, s
 
 def check(key: bytes, attachment_id: int, expires: str, sig: str, now: float | None = None) -> str | None:
     """None if the signature is good and fresh, else why not."""
-    if not expires.isdigit() or not sig:
+    if not (expires.isascii() and expires.isdigit()) or not sig:  # '²' is a digit to isdigit(), not to int()
         return "expires and sig are required"
     if not hmac.compare_digest(_sig(key, attachment_id, int(expires)), sig):
         return "bad signature"

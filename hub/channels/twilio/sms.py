@@ -11,6 +11,7 @@ from aiohttp import web
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.messaging_response import MessagingResponse
 
+from hub.api.params import path_id
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio import media as twilio_media
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
@@ -212,7 +213,7 @@ class SmsChannel(Channel):
 
     async def handle_media(self, request: web.Request) -> web.Response:
         """A file an agent sent, fetched by Twilio at the signed URL given with the message."""
-        attachment_id = int(request.match_info["id"])
+        attachment_id = path_id(request)
         why = twilio_media.check(self.account.media_key, attachment_id, request.query.get("expires", ""),
                                  request.query.get("sig", ""))
         if why is not None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 
 from hub import tasks as background
+from hub.api.params import optional_number
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.channels.twilio.hours import is_open
@@ -253,7 +254,7 @@ class VoiceChannel(Channel):
         sid, digits = form.get("CallSid", ""), form.get("Digits", "")
         line = self.account.number(form.get("To", ""))
         choice = line.menu.get(digits)
-        retry = int(request.query["retry"]) if request.query.get("retry", "").isdigit() else 0
+        retry = optional_number(request.query.get("retry", "")) or 0
         meta = await self._note(sid, ivr=digits or None, outcome="queued", queued_at=self._now()) if sid else None
         conversation_queue = str((meta or {}).get("conversation_queue") or self.default_queue)
         response = VoiceResponse()
@@ -349,8 +350,8 @@ class VoiceChannel(Channel):
         message = request.query.get("message", "")
         leg = LegStatus(
             leg="agent", call_sid=form.get("CallSid", ""), status=status, duration=duration,
-            caller_call_sid=caller_sid, agent_id=int(agent) if agent.isdigit() else None,
-            message_id=int(message) if message.isdigit() else None,
+            caller_call_sid=caller_sid, agent_id=optional_number(agent),
+            message_id=optional_number(message),
         )
         if caller_sid:
             facts: dict[str, Any] = {"agent_call_sid": leg.call_sid, "agent_call_status": status}
@@ -373,11 +374,12 @@ class VoiceChannel(Channel):
     async def _dialed_leg(self, request: web.Request, form: Form, status: str, duration: int | None) -> web.Response:
         """Click-to-call: the customer's leg is ringing, answered (in-progress) or over, as it happens."""
         agent, message = request.query.get("agent", ""), request.query.get("message", "")
-        if not message.isdigit() or not status:
+        message_id = optional_number(message)
+        if message_id is None or not status:
             raise web.HTTPBadRequest(text="customer leg status without ?message= or CallStatus")
         await self.on_leg(LegStatus(
             leg="customer", call_sid=form.get("CallSid", ""), status=status, duration=duration, caller_call_sid="",
-            agent_id=int(agent) if agent.isdigit() else None, message_id=int(message),
+            agent_id=optional_number(agent), message_id=message_id,
         ))
         return web.Response(status=204)
 
@@ -388,7 +390,7 @@ class VoiceChannel(Channel):
         await self.on_leg(LegStatus(
             leg="customer", call_sid=form.get("DialCallSid", ""), status=form.get("DialCallStatus", ""),
             duration=_seconds(form, "DialCallDuration"), caller_call_sid="",
-            agent_id=int(agent) if agent.isdigit() else None, message_id=int(message) if message.isdigit() else None,
+            agent_id=optional_number(agent), message_id=optional_number(message),
         ))
         response = VoiceResponse()
         response.hangup()

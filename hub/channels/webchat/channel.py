@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -26,15 +25,17 @@ from aiohttp import WSMsgType, web
 
 from hub import tasks as background
 from hub.api.auth import PRINCIPAL
-from hub.api.errors import error
+from hub.api.errors import BadBody, error, parse_json, read_json
+from hub.api.schemas import TypingBody
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
+from hub.channels.webchat.limits import NewVisitorGate
 from hub.config import Settings, WebchatSettings
 from hub.events import Event, Subscription
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import IdentityError, normalize
 from hub.ingest import IngestFailed
-from hub.keys import DB
+from hub.keys import DB, METRICS
 from hub.model import Identity, Inbound, Message, Outbound, format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
 
@@ -179,6 +180,7 @@ class WebchatChannel(Channel):
         self.region = region
         self.sockets = VisitorSockets(settings.max_sockets_per_visitor)
         self._limits: dict[str, RateLimit] = {}
+        self.new_visitors = NewVisitorGate(settings)
         # Names this process on the bus: it has delivered what it published, others deliver the rest.
         self.node = secrets.token_hex(8)
         self._sub: Subscription | None = None
@@ -301,16 +303,16 @@ class WebchatChannel(Channel):
             request.app[OPEN_SOCKETS].add(ws)
         visitor: Visitor | None = None
         try:
-            visitor = await self._hello(ws)
+            visitor = await self._hello(ws, request)
             if visitor is None:
                 return ws
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 try:
-                    data = json.loads(msg.data)
-                except json.JSONDecodeError:
-                    await ws.send_json({"type": "error", "code": "bad_json", "reason": "frames must be JSON"})
+                    data = parse_json(msg.data)
+                except BadBody as e:
+                    await ws.send_json({"type": "error", "code": "bad_json", "reason": f"frames must be JSON: {e}"})
                     continue
                 if isinstance(data, dict):
                     await self._on_frame(ws, visitor, data)
@@ -322,10 +324,10 @@ class WebchatChannel(Channel):
                         await self.chat_sink.customer_typing(self.name, visitor.identity, False)
         return ws
 
-    async def _hello(self, ws: web.WebSocketResponse) -> Visitor | None:
+    async def _hello(self, ws: web.WebSocketResponse, request: web.Request) -> Visitor | None:
         try:
-            first = await ws.receive_json(timeout=HELLO_TIMEOUT)
-        except (TimeoutError, ValueError, TypeError):
+            first = parse_json(await ws.receive_str(timeout=HELLO_TIMEOUT))
+        except (TimeoutError, TypeError, BadBody):
             await ws.close(code=4400, message=b"expected a hello frame first")
             return None
         if not isinstance(first, dict) or first.get("type") != "hello":
@@ -343,7 +345,17 @@ class WebchatChannel(Channel):
             email=_short(profile.get("email")),
             page=_short(first.get("page"), 500),
         )
+        if not verified and not await self._known(request, identity):
+            refused = self.new_visitors.admit(request.remote or "")
+            if refused is not None:
+                which, wait = refused
+                request.app[METRICS].webchat_refused.labels(f"new_visitors_{which}").inc()
+                await ws.send_json({"type": "error", "code": "too_many_new_chats", "retry_after": wait,
+                                    "reason": f"Too many new chats are starting right now. Try again in {wait} s."})
+                await ws.close(code=1013, message=b"too many new chats; try again later")
+                return None
         if not self.sockets.add(str(identity), ws):
+            request.app[METRICS].webchat_refused.labels("tabs").inc()
             await ws.send_json({"type": "error", "code": "too_many_tabs",
                                 "reason": f"at most {self.settings.max_sockets_per_visitor} open chats per visitor"})
             await ws.close(code=4429, message=b"too many open chats")
@@ -357,6 +369,11 @@ class WebchatChannel(Channel):
             "history": [visitor_json(m, agent) for m, agent in history],
         })
         return visitor
+
+    @staticmethod
+    async def _known(request: web.Request, identity: Identity) -> bool:
+        """Whether IDENTITY already has a customer: a returning visitor, never held back by new-visitor limits."""
+        return await request.app[DB].read(lambda tx: store.customer_by_identity(tx, identity)) is not None
 
     def _identity(self, visitor_id: str, claim: Any) -> tuple[Identity, bool, str | None]:
         """The identity this visitor writes as: the signed one if its signature checks out, else anonymous."""
@@ -476,11 +493,8 @@ class WebchatChannel(Channel):
     async def agent_typing(self, request: web.Request) -> web.Response:
         """POST /api/v1/webchat/typing {"conversation_id", "typing"}: show the visitor that an agent is typing."""
         principal = request[PRINCIPAL]
-        try:
-            body = await request.json()
-            conv_id, typing = int(body["conversation_id"]), bool(body.get("typing", True))
-        except (ValueError, KeyError, TypeError):
-            return error(422, 'send {"conversation_id": <id>, "typing": true|false}')
+        body = await read_json(request, TypingBody)
+        conv_id, typing = body.conversation_id, body.typing
         db = request.app[DB]
 
         def load(tx: Tx) -> tuple[str | None, str | None, int]:

@@ -97,6 +97,17 @@ async def test_a_retried_message_sid_is_not_duplicated(start: Any, db_url: str) 
     assert await journal_count(client) == 1
 
 
+async def test_an_sms_with_a_nul_byte_is_journaled_and_never_a_500(start: Any, db_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: the message is kept on both stores with U+FFFD in its place, and Twilio
+    gets its answer, so nothing fails on every replay."""
+    client, admin = await start(db_url)
+    status, _, _ = await webhook(client, SMS, sample("sms_inbound", Body="a\x00b"))
+    assert status == 200
+    rows = await client.app[DB].read(lambda tx: tx.all("SELECT status FROM journal"))
+    assert [r["status"] for r in rows] == ["done"]
+    assert [m["text"] for m in await timeline(client, admin)] == ["a\ufffdb"]
+
+
 async def test_forged_and_unsigned_webhooks_get_403_and_store_nothing(start: Any) -> None:
     client, admin = await start()
     params = sample("sms_inbound")
@@ -458,6 +469,11 @@ async def test_files_go_out_as_media_urls_twilio_can_fetch_and_nobody_else(
                                                  "sig": query["sig"][0]})
     assert later.status == 403, "the expiry is signed too"
     assert (await client.get(parts.path)).status == 403
+    # Digits int() does not take, and ids past 64 bits: refused with a reason, never a 500.
+    odd = await client.get(parts.path, params={"expires": "²²", "sig": query["sig"][0]})
+    assert odd.status == 403 and (await odd.json())["error"]["message"]
+    huge = await client.get("/webhooks/twilio/media/99999999999999999999999/x.png", params=query)
+    assert huge.status == 400 and "id" in (await huge.json())["error"]["message"]
 
     key = _sms(client).account.media_key
     expired = twilio_media.signed_url(PUBLIC, key, reply["attachments"][0]["id"], "label.png", 60, now=0)

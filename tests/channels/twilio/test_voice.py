@@ -133,6 +133,9 @@ async def test_keypad_menu_picks_the_queue(start: Any) -> None:
     _, body, _ = await webhook(client, f"{VOICE}/menu?retry=1", sample("voice_menu", Digits="9"))
     root = twiml(body)
     assert root.find("Gather") is None and only(root, "Enqueue").text == "support", "asked once again, then queued"
+    # A retry count that is no number of ours ('²' passes isdigit()) counts as the first try, never a 500.
+    status, _, _ = await webhook(client, f"{VOICE}/menu?retry=²", sample("voice_menu", Digits="9"))
+    assert status == 200
 
 
 async def test_the_wait_url_tells_the_position_and_leaves_after_the_max_wait(start: Any) -> None:
