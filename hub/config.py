@@ -116,6 +116,8 @@ class RoutingSettings(Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "hub:routing:"
     tick_seconds: float = Field(1.0, gt=0)
+    # How often the routing state (memory or Redis) is compared with the store and repaired (hub/routing/reconciler.py)
+    reconcile_seconds: float = Field(5.0, gt=0)
     default_queue: str = "support"
     missed_offers: int = Field(3, ge=1)
     transfer_wait: float = Field(60.0, ge=0)

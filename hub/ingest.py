@@ -229,7 +229,7 @@ class Ingest:
                 try:
                     await self.on_stored(outcome, inbound)
                 except Exception:
-                    log.exception("after storing message %d: routing failed; the routing sweep will retry",
+                    log.exception("after storing message %d: routing failed; the routing reconciler will queue it",
                                   outcome.message.id)
         return outcome
 

@@ -254,3 +254,20 @@ def test_a_memory_decision_costs_the_same_instructions_at_ten_times_the_size() -
     assert small.decisions == large.decisions == 300
     assert 10_000 < small.per_decision < 500_000, small
     assert 0.85 < large.per_decision / small.per_decision < 1.15, (small, large)
+
+
+# -- the routing soak ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_routing_soak_runs_faults_and_checks_the_invariants(pg_server: str) -> None:
+    """A few seconds of the hour-scale soak: faults are injected, and each is followed by an invariant check."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--seconds", "3", "--fault-every", "2", "--agents", "4", "--rate", "2",
+         "--db", pg_server, "--seed", "7"],
+        cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = re.findall(r"invariants held after [0-9.]+s", proc.stdout)
+    assert checks, proc.stdout
+    assert "invariants held after every one: yes" in proc.stdout

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
+import redis.exceptions
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -21,6 +22,8 @@ log = logging.getLogger("hub.http")
 
 # The database is down or locked past its timeout: a provider should retry, not give up.
 DATABASE_DOWN: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+#: the routing state's Redis down or restarting: the store holds what was decided, the reconciler does the rest
+ROUTING_DOWN: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -133,6 +136,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DATABASE_DOWN as e:
         log.error("database unavailable on %s %s: %s", request.method, request.path, e)
         return error(503, "the store is unavailable; nothing was stored, retry shortly", None, {"Retry-After": "5"})
+    except ROUTING_DOWN as e:
+        log.error("routing state unreachable on %s %s: %s", request.method, request.path, e)
+        return error(503, "routing is unreachable for the moment; retry shortly", None, {"Retry-After": "5"})
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == "application/json":
             raise

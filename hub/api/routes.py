@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import fail_points
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import limit, path_id, query_id
@@ -210,6 +211,7 @@ async def resolve(request: web.Request) -> web.Response:
 
     conv = await request.app[DB].write(write)
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))
+    fail_points.hit("resolve.after_store")  # resolved in the store, still held by routing: the reconciler frees it
     await request.app[ROUTER].resolve(conv_id)  # frees the agent's capacity (after wrap-up)
     return web.json_response(conv)
 

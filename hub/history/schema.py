@@ -332,6 +332,14 @@ CREATE INDEX login_failures_at ON login_failures (at)
     )
 )
 
+MIGRATIONS.append(
+    (
+        10,
+        "routing: an agent's presence is kept in the store (the routing state is rebuilt from it)",
+        "ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline'",
+    )
+)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

@@ -758,13 +758,35 @@ class MemoryState:
             out.append(FirstResponse(cid, queue, enqueued_at, due))
         return out
 
+    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+        if item.id in self.conversations or agent not in self.agents:
+            return False
+        if item.queue not in self.queues:
+            raise KeyError(f"unknown queue {item.queue!r}")
+        c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
+        self.conversations[c.id] = c
+        a = self.agents[agent]
+        a.load[c.cls] = a.load.get(c.cls, 0) + 1
+        c.agent, c.token = agent, next(self._tokens)
+        if deadline is None:
+            c.state, c.until = "assigned", 0.0
+        else:
+            c.state, c.until = "offered", deadline
+            self._offers.push((c.until, c.sid, c.token, c.id), self._fresh)
+        self._reindex(a, now)
+        return True
+
+    async def routed(self) -> list[ConversationId]:
+        return list(self.conversations)
+
     # reading
 
     async def conversation(self, conversation: ConversationId) -> ConversationView | None:
         c = self.conversations.get(conversation)
         if c is None:
             return None
-        return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage)
+        return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage,
+                                c.until)
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         heap = self._oldest.get(queue)

@@ -599,6 +599,22 @@ if to_a ~= '' then park(c, to_a, untl) else put_waiting(c) end
 return {old_q, old_a}
 """
 
+_HOLD = r"""
+local cid, q, ch, aid, dl, now = ARGV[2], ARGV[3], ARGV[4], ARGV[8], ARGV[9], tonumber(ARGV[10])
+if redis.call('EXISTS', P .. 'c:' .. cid) == 1 then return 0 end
+local a = agent(aid)
+if not a then return 0 end
+if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
+local st, untl = 'assigned', '0'
+if dl ~= '' then st, untl = 'offered', dl end
+redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7], 'q', q,
+  'stage', '0', 'ln', '0', 'qat', f(now), 'skip', ',', 'st', st, 'ag', a.id, 'until', untl)
+if dl ~= '' then redis.call('ZADD', P .. 'offers', dl, cid) end
+set_load(a, CLASS_OF[ch], 1)
+reindex(a, now)
+return 1
+"""
+
 _END_WRAPUPS = r"""
 local now = tonumber(ARGV[2])
 local out = {}
@@ -774,6 +790,7 @@ class RedisState:
         self._resolve = script(_RESOLVE)
         self._transfer = script(_TRANSFER)
         self._end_wrapups = script(_END_WRAPUPS)
+        self._hold = script(_HOLD)
         self._release_parked = script(_RELEASE_PARKED)
         self._escalate = script(_ESCALATE)
         self._queue_stats = script(_QUEUE_STATS)
@@ -979,6 +996,28 @@ class RedisState:
             if len(rows) < _BATCH:
                 return out
 
+    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+        if item.channel not in CAPACITY_CLASS:
+            raise KeyError(f"unknown channel {item.channel!r}")
+        customer = "" if item.customer is None else str(item.customer)
+        try:
+            r = await self._run(
+                self._hold, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)),
+                customer, agent, "" if deadline is None else repr(float(deadline)), now,
+            )
+        except ResponseError as e:
+            raise KeyError(str(e)) from None
+        return bool(r)
+
+    async def routed(self) -> list[ConversationId]:
+        out: list[ConversationId] = []
+        start = len(self.prefix) + 2
+        async for key in self.client.scan_iter(match=self.prefix + "c:*", count=1000):
+            tail = _text(key)[start:]
+            if tail.isdigit():
+                out.append(int(tail))
+        return out
+
     async def conversation(self, conversation: ConversationId) -> ConversationView | None:
         h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"c:{conversation}")).items()}
         if not h:
@@ -992,6 +1031,7 @@ class RedisState:
             state=h["st"],
             agent=int(h["ag"]) if h.get("ag") else None,
             stage=int(h["stage"]),
+            until=float(h.get("until") or 0),
         )
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:

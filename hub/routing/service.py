@@ -11,12 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hub import fail_points
 from hub.config import Settings
 from hub.events import Event, EventBus
 from hub.history import decisions
 from hub.history.db import Database, Tx
 from hub.ingest import IngestResult
-from hub.model import Inbound, format_time, parse_time, utcnow
+from hub.model import Inbound, format_time, utcnow
 from hub.routing.admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override
 from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
@@ -25,17 +26,29 @@ from hub.routing.events import (
     Offered,
     OfferTimedOut,
     Overflowed,
+    PresenceChanged,
     Rejected,
     Resolved,
     RoutingEvent,
     Transferred,
 )
 from hub.routing.memory import MemoryState
+from hub.routing.reconciler import Reconciler
 from hub.routing.rules import Contact
 from hub.routing.state import RoutingState
 from hub.routing.types import CAPACITY_CLASS, CHANNELS, Presence
 
 log = logging.getLogger("hub.router")
+
+#: errors of a routing state that cannot be reached (Redis down or restarting): a decision already in the store is
+#: not undone by one of these; the reconciler applies it to the state once it answers again
+try:
+    from redis.exceptions import ConnectionError as _RedisConnectionError
+    from redis.exceptions import TimeoutError as _RedisTimeoutError
+
+    UNREACHABLE: tuple[type[BaseException], ...] = (OSError, _RedisConnectionError, _RedisTimeoutError)
+except ImportError:  # pragma: no cover - redis is a dependency; memory routing needs none of it
+    UNREACHABLE = (OSError,)
 
 
 class RoutingError(ValueError):
@@ -98,6 +111,8 @@ def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str) -> None:
                 "queue = COALESCE(?, queue), updated_at = ? WHERE id = ? AND status <> 'resolved'",
                 (e.to_queue, now, e.conversation),
             )
+        elif isinstance(e, PresenceChanged):
+            tx.exec("UPDATE agents SET presence = ? WHERE id = ?", (e.presence, e.agent))
 
 
 class Router:
@@ -129,19 +144,25 @@ class Router:
         self.profile_checks: list[Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = []
         self._stats_published: list[dict[str, Any]] = []  # the last routing.stats sent, to send only changes
         self._stats_at = 0.0
+        self.reconciler = Reconciler(self)
+        fail_points.check()  # a mistyped HUB_FAIL_POINTS fails the start instead of never firing
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Install queues and agents, then re-queue open conversations the routing state does not know (a restart
-        of the embedded default loses in-process state; the store does not)."""
-        await self._load_config()
+        """Install queues and agents, then bring the routing state to what the store says (a restart of the
+        embedded default loses in-process state, a Redis may have lost its data; the store loses nothing)."""
+        await self.reconciler.loading()
         self._version = await self._read_version()
+        await self.load_state()
+        if (repairs := await self.reconciler.run()) is not None and repairs.total():
+            log.info("routing: state rebuilt from the store: %s", repairs)
+
+    async def load_state(self) -> None:
+        """Queues and agents into the routing state: at start, and again after Redis lost its data."""
+        await self._load_config()
         await self.engine.apply(self.config)
         await self.sync_agents()
-        restored = await self.restore()
-        if restored:
-            log.info("routing: re-queued %d open conversations", restored)
 
     async def close(self) -> None:
         client = getattr(self.state, "client", None)
@@ -180,29 +201,6 @@ class Router:
             await self.engine.put_agent(parse_agent(raw, f"agent {raw['id']}", set(routing.queues)))
         return [int(a["id"]) for a in raw_agents]
 
-    async def restore(self) -> int:
-        rows = await self.db.read(
-            lambda tx: tx.all(
-                "SELECT c.id, c.customer_id, c.queue, c.channel, c.created_at, EXISTS (SELECT 1 FROM messages m "
-                "WHERE m.conversation_id = c.id AND m.direction = 'out' AND m.agent_id IS NOT NULL "
-                "AND m.kind NOT IN ('note', 'event')) AS replied FROM conversations c "
-                "WHERE c.status = 'open' ORDER BY c.created_at, c.id"
-            )
-        )
-        n = 0
-        for r in rows:
-            if await self.state.conversation(int(r["id"])) is not None:
-                continue
-            queue = r["queue"] if r["queue"] in self.engine.queues else self.settings.routing.default_queue
-            channel = r["channel"] if r["channel"] in CHANNELS else "api"
-            events = await self.engine.enqueue(
-                int(r["id"]), queue, channel, customer=int(r["customer_id"]),
-                enqueued_at=parse_time(r["created_at"]).timestamp(), replied=bool(r["replied"]),
-            )
-            await self._apply(events)
-            n += 1
-        return n
-
     # -- the inbound path's hooks ------------------------------------------------------------------------------
 
     def choose_queue(self, inbound: Inbound) -> str:
@@ -213,11 +211,18 @@ class Router:
         if result.duplicate or result.conversation_how == "joined":
             return
         route = self.engine.choose_queue(contact_of(inbound))
-        events = await self.engine.enqueue(
-            result.conversation.id, result.conversation.queue or route.queue, inbound.channel,
-            priority=route.priority, customer=result.customer.id,
-        )
-        await self._apply(events)
+        try:
+            events = await self.engine.enqueue(
+                result.conversation.id, result.conversation.queue or route.queue, inbound.channel,
+                priority=route.priority, customer=result.customer.id,
+            )
+        except KeyError:
+            return  # already routed: the reconciler put it back first
+        except UNREACHABLE:
+            # The message is stored and acknowledged; the reconciler queues the conversation when routing answers.
+            log.warning("routing unreachable: conversation %d waits for the reconciler", result.conversation.id)
+            return
+        await self._apply(events, "enqueue")
 
     # -- agents' actions -----------------------------------------------------------------------------------------
 
@@ -228,11 +233,16 @@ class Router:
             raise RoutingError("presence must be available, away or offline") from None
         if wanted is Presence.AVAILABLE:
             await self.sync_agents()  # pick up queue membership changed since start (e.g. `hub agents add`)
+        if await self.state.agent_stats(agent_id) is None:
+            raise RoutingError(f"agent {agent_id} is not known to routing (disabled, or not in the store)")
+        # The store first: it is what a restarted hub, or a rebuilt Redis, gives the agent back.
+        await self.db.write(lambda tx: tx.exec("UPDATE agents SET presence = ? WHERE id = ?", (wanted.value, agent_id)))
+        fail_points.hit("presence.after_store")
         try:
             events = await self.engine.set_presence(agent_id, wanted)
         except KeyError:
             raise RoutingError(f"agent {agent_id} is not known to routing (disabled, or not in the store)") from None
-        await self._apply(events)
+        await self._apply(events, "presence")
         if wanted is not Presence.AVAILABLE:
             events += await self.withdraw_offers(agent_id)
         return events
@@ -244,14 +254,14 @@ class Router:
         events = await self.engine.accept(conversation_id, agent_id)
         if not events:
             raise RoutingError(f"conversation {conversation_id} is not offered to you (the offer may have timed out)")
-        await self._apply(events)
+        await self._apply(events, "accept")
         return events
 
     async def reject(self, conversation_id: int, agent_id: int) -> list[RoutingEvent]:
         events = await self.engine.reject(conversation_id, agent_id)
         if not events:
             raise RoutingError(f"conversation {conversation_id} is not offered to you")
-        await self._apply(events)
+        await self._apply(events, "reject")
         return events
 
     async def transfer(
@@ -265,48 +275,63 @@ class Router:
             raise RoutingError(str(e)) from None
         if not events:
             raise RoutingError(f"conversation {conversation_id} is not in routing (resolved?)")
-        await self._apply(events)
+        await self._apply(events, "transfer")
         return events
 
     async def resolve(self, conversation_id: int) -> list[RoutingEvent]:
-        events = await self.engine.resolve(conversation_id)
-        await self._apply(events)
+        """Let go of a conversation the store has resolved. Routing unreachable is no failure of the resolve: the
+        store is the truth, and the reconciler frees the agent's capacity once routing answers again."""
+        try:
+            events = await self.engine.resolve(conversation_id)
+        except UNREACHABLE as e:
+            log.warning("routing unreachable (%s): conversation %d is let go by the reconciler", e, conversation_id)
+            return []
+        await self._apply(events, "resolve")
         return events
 
     # -- time --------------------------------------------------------------------------------------------------------
 
     async def tick(self) -> list[RoutingEvent]:
         events = await self.engine.tick()
-        await self._apply(events)
+        await self._apply(events, "timeout")
         return events
 
     async def tick_forever(self) -> None:
         interval = self.settings.routing.tick_seconds
-        last_sweep = self.clock()
+        last_reconcile = self.clock()
         while True:
             try:
                 if await self._changed_elsewhere():
                     await self.reload()
                 await self.tick()
                 await self.publish_stats()
-                if self.clock() - last_sweep >= 30:
-                    # Catch any open conversation whose queueing failed after it was stored.
-                    last_sweep = self.clock()
-                    if n := await self.restore():
-                        log.warning("routing: re-queued %d open conversations that had no place in a queue", n)
+            except UNREACHABLE as e:
+                log.warning("routing tick: routing state unreachable (%s); retrying in %.1fs", e, interval)
             except Exception:
                 log.exception("routing tick failed; retrying in %.1fs", interval)
+            if self.clock() - last_reconcile >= self.settings.routing.reconcile_seconds:
+                last_reconcile = self.clock()
+                try:
+                    await self.reconciler.run()
+                except UNREACHABLE as e:
+                    log.warning("routing reconcile: routing state unreachable (%s)", e)
+                except Exception:
+                    log.exception("routing reconcile failed; the next pass retries")
             await asyncio.sleep(interval)
 
     # -- effects ---------------------------------------------------------------------------------------------------
 
-    async def _apply(self, events: list[RoutingEvent]) -> None:
+    async def _apply(self, events: list[RoutingEvent], op: str = "") -> None:
+        """Write what the routing state decided to the store, then publish it. OP names the operation for its fail
+        points (hub/fail_points.py): between the state's write and the store's, and after both."""
         if not events:
             return
         for e in list(events):
             if isinstance(e, Assigned) and CAPACITY_CLASS.get(e.channel) == "voice":
                 # A call is answered when an agent takes it: that is its first response.
                 events += await self.engine.responded(e.conversation, e.agent)
+        if op:
+            fail_points.hit(f"{op}.after_state")
         now = format_time(utcnow())
         sla_wait = {name: q.sla_wait for name, q in self.settings.routing.queues.items()}
 
@@ -315,6 +340,8 @@ class Router:
             decisions.record(tx, events, now, sla_wait)  # the wall's figures, in the same transaction
 
         await self.db.write(write)
+        if op:
+            fail_points.hit(f"{op}.after_store")
         for e in events:
             if isinstance(e, Resolved) and e.agent is None:
                 log.info("conversation %d left queue %s unanswered", e.conversation, e.queue)

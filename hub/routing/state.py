@@ -96,6 +96,14 @@ class RoutingState(Protocol):
         """Conversations whose first-response deadline passed with no reply yet, each returned (and counted) once;
         a conversation resolved after its deadline without a reply is one too."""
 
+    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+        """Rebuild one decision the store holds: the conversation is offered to the agent until `deadline` (None:
+        assigned to them) and counts against their capacity, whatever their room. False, changing nothing, if the
+        conversation is already routed or the agent unknown; KeyError for an unknown queue."""
+
+    async def routed(self) -> list[ConversationId]:
+        """Every conversation the state holds (waiting, parked, offered or assigned): the reconciler's side."""
+
     async def conversation(self, conversation: ConversationId) -> ConversationView | None: ...
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats: ...

@@ -171,6 +171,7 @@ class ConversationView:
     state: str  # waiting | parked (for one agent) | offered | assigned
     agent: AgentId | None
     stage: int
+    until: float = 0.0  # the offer's deadline, or when a parked one goes back to its queue
 
 
 @dataclass(frozen=True)

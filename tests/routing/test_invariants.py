@@ -1,6 +1,9 @@
 """Property-based state machine over the engine on each backend: the routing invariants hold after every step.
 
-Never two agents for one conversation, never over capacity, FIFO within a priority, no conversation forgotten.
+Never two agents for one conversation, never over capacity, FIFO within a priority, no conversation forgotten; and
+the state can be lost at any step (a Redis wipe, a restart of the memory backend) and rebuilt from what the store
+recorded, as the reconciler does, with all of that still true. (A crash between a decision's two writes is a
+transition of tests/routing/test_recovery.py, which has a store.)
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from hub.routing.engine import Engine
-from hub.routing.events import Assigned, CallbackRequested, Offered, RoutingEvent
+from hub.routing.events import Assigned, CallbackRequested, Offered, PresenceChanged, RoutingEvent
 from hub.routing.memory import MemoryState
 from hub.routing.redis import RedisState
 from hub.routing.state import RoutingState
-from hub.routing.types import CAPACITY_CLASS, ConversationView, Presence
+from hub.routing.types import CAPACITY_CLASS, ConversationView, Presence, Waiting
 
 from .conftest import FakeClock
 
@@ -64,6 +67,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.live: set[int] = set()  # routed and neither resolved nor sent to callback
         self.next_id = 1
         self.views: dict[int, ConversationView] = {}
+        self.presence: dict[int, Presence] = {}  # as the store keeps it
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -87,6 +91,8 @@ class RoutingMachine(RuleBasedStateMachine):
         for e in events:
             if isinstance(e, CallbackRequested):
                 self.live.discard(e.conversation)
+            elif isinstance(e, PresenceChanged):
+                self.presence[e.agent] = Presence(e.presence)
         after = self.snapshot()
         dispatched: dict[tuple[str, str, int], float] = {}
         for e in events:
@@ -166,6 +172,34 @@ class RoutingMachine(RuleBasedStateMachine):
     def tick(self, seconds: float) -> None:
         self.clock.advance(seconds)
         self.apply(self.run(self.engine.tick()))
+
+    @rule()
+    def lose_state(self) -> None:
+        """The derived state is gone (Redis restarted empty); rebuilt from the store's record, as the reconciler
+        does: queues and agents loaded, presence given back, offers and assignments held by the same agent, every
+        other live conversation back in its queue with its age, oldest first."""
+        if isinstance(self.state, RedisState):
+            self.run(self.state.clear())
+        else:
+            self.state = MemoryState()
+        self.engine = self.run(Engine.from_config(CONFIG, self.state, clock=self.clock))
+        events: list[RoutingEvent] = []
+        for aid, presence in sorted(self.presence.items()):
+            events += self.run(self.engine.set_presence(aid, presence))
+        recorded = [self.views[cid] for cid in self.live]
+        now = self.clock.now
+        for v in recorded:
+            if v.state in ("offered", "assigned") and v.agent is not None:
+                item = Waiting(v.id, v.queue, v.channel, v.priority, v.enqueued_at)
+                deadline = v.until if v.state == "offered" else None
+                assert self.run(self.state.hold(item, v.agent, deadline, now))
+        for v in sorted(recorded, key=lambda v: (v.enqueued_at, v.id)):
+            if v.state not in ("offered", "assigned"):
+                self.views[v.id] = ConversationView(v.id, v.queue, v.channel, v.priority, v.enqueued_at, "waiting",
+                                                    None, 0)
+                events += self.run(self.engine.enqueue(v.id, v.queue, v.channel, priority=v.priority,
+                                                       enqueued_at=v.enqueued_at))
+        self.apply(events)
 
     @invariant()
     def one_agent_per_conversation_and_within_capacity(self) -> None:

@@ -571,3 +571,28 @@ async def test_redis_line_members_from_an_earlier_version_are_still_claimed(redi
     finally:
         await red.clear()
         await client.aclose()
+
+
+async def test_hold_rebuilds_an_offer_or_an_assignment_from_the_store(state: RoutingState) -> None:
+    """What the reconciler uses after the state was lost: the store's decisions put back as they were."""
+    await setup(state, QueueConfig("support", offer_timeout=30), agents=(agent(1, capacity={"chat": 2}),))
+    assert await state.hold(Waiting(7, "support", "webchat", 0, T - 50, customer=3), 1, None, T)
+    assert await state.hold(Waiting(8, "support", "sms", 0, T - 40), 1, T + 20, T)
+    assert not await state.hold(Waiting(8, "support", "sms", 0, T - 40), 1, None, T), "already routed: no change"
+    assert not await state.hold(Waiting(9, "support", "sms", 0, T), 99, None, T), "unknown agent"
+    with pytest.raises(KeyError):
+        await state.hold(Waiting(9, "nowhere", "sms", 0, T), 1, None, T)
+    assert sorted(await state.routed()) == [7, 8]
+    held, offered = await state.conversation(7), await state.conversation(8)
+    assert held is not None and (held.state, held.agent, held.enqueued_at) == ("assigned", 1, T - 50)
+    assert offered is not None and (offered.state, offered.agent) == ("offered", 1)
+    stats = await state.agent_stats(1)
+    assert stats is not None and stats.load == {"chat": 2}
+    # Full: nothing more is offered; the rebuilt offer expires as any other, and a resolve frees the slot.
+    await state.enqueue(Waiting(10, "support", "sms", 0, T), T, 0)
+    assert await state.dispatch_queue("support", T) is None
+    assert [e.conversation for e in await state.expire_offers(T + 21, 3)] == [8]
+    released = await state.resolve(7, T + 22)
+    assert released is not None and released.agent == 1
+    # Both wait again, oldest first, and the agent has room for both.
+    assert [(c.conversation, c.agent) for c in await state.drain_agents([1], T + 22, 5)] == [(8, 1), (10, 1)]

@@ -1,0 +1,56 @@
+"""Named fail points: the places between the writes of one decision where a crash would leave them half done.
+
+Tests (and the soak) turn one on with the environment, `HUB_FAIL_POINTS=accept.after_state:kill` (a comma-separated
+list of name:action), and the process dies there for real; recovery is then whatever the hub does at its next start
+and in its reconciler. Actions: `kill` (SIGKILL: no cleanup, no flush) and `raise` (FailPointHit: the operation
+stops there, the process lives on; for in-process tests).
+
+Routing decisions are taken in the routing state (memory or Redis) and then written to the store, so every
+operation has two points, `<op>.after_state` and `<op>.after_store`, with op one of: enqueue, accept, reject,
+timeout, transfer, resolve, presence, repair. A resolve writes the store first (the API marks the conversation
+resolved, then tells routing): `resolve.after_store` is the point between those two writes. POINTS lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "HUB_FAIL_POINTS"
+OPERATIONS = ("enqueue", "accept", "reject", "timeout", "transfer", "resolve", "presence", "repair")
+POINTS = frozenset(f"{op}.{where}" for op in OPERATIONS for where in ("after_state", "after_store"))
+ACTIONS = ("kill", "raise")
+
+
+class FailPointHit(RuntimeError):
+    """Raised at a fail point whose action is `raise`."""
+
+
+def _active() -> dict[str, str]:
+    raw = os.environ.get(ENV, "")
+    if not raw:
+        return {}
+    out: dict[str, str] = {}
+    for part in raw.split(","):
+        name, _, action = part.strip().partition(":")
+        if name not in POINTS or action not in ACTIONS:
+            raise ValueError(f"{ENV}: {part!r} is not name:action (names: see hub/fail_points.py; "
+                             f"actions: {', '.join(ACTIONS)})")
+        out[name] = action
+    return out
+
+
+def check() -> None:
+    """Validate HUB_FAIL_POINTS at start, so a typo fails loudly instead of never firing."""
+    _active()
+
+
+def hit(name: str) -> None:
+    """Pass fail point NAME: nothing unless it is turned on."""
+    if not os.environ.get(ENV):
+        return  # the usual case: one dict lookup
+    action = _active().get(name)
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "raise":
+        raise FailPointHit(name)

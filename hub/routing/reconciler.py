@@ -1,0 +1,309 @@
+"""The reconciler: the store is the one source of truth for routing, and this brings the routing state (in memory,
+or in Redis) back to it, at start and every `routing.reconcile_seconds`.
+
+A decision is taken in the routing state (one atomic step) and then written to the store; a resolve and a presence
+change go the other way (store first). A crash, a Redis outage or a Redis wipe between those two writes leaves them
+apart. One pass repairs every such drift, each way, and is idempotent:
+
+- the state lost its data (Redis wiped, restarted without persistence; or a memory backend's process restarted):
+  queues and agents are loaded again, each agent gets the presence the store keeps, every offer and assignment of
+  the store is put back with the same agent (their load is what the store says they hold), every other open
+  conversation waits in its queue again, with its age;
+- the state holds a conversation the store has resolved (a resolve whose second write failed): it is let go, and
+  the agent's capacity with it;
+- the state took a decision the store never heard of (the process died after its state write): the store is
+  brought forward to the state (an accept finished, an offer shown, a conversation back in its queue). Only when
+  the same drift is seen by two passes in a row, so a decision still on its way to the store is never raced.
+
+Nothing is decided twice: a conversation missing from the state is put back only after the store is read again and
+still shows it open and unchanged; if a resolve lands meanwhile, the put-back is undone at once (a resolve writes
+the store first, so whichever comes second sees the other). Every write to the store is conditional on the row's
+`updated_at` read by the same pass, so a repair never overwrites a newer decision. With several hub processes one
+pass runs at a time (a Redis lock with an expiry); a stale holder can only repeat idempotent work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hub.events import Event
+from hub.history.db import Database, Row, Tx
+from hub.model import format_time, parse_time, utcnow
+from hub.routing.events import Assigned, Offered, OfferTimedOut, RoutingEvent, Transferred
+from hub.routing.state import RoutingState
+from hub.routing.types import CAPACITY_CLASS, CHANNELS, ConversationView, Presence, Waiting
+
+if TYPE_CHECKING:
+    from hub.routing.service import Router
+
+log = logging.getLogger("hub.routing.reconciler")
+
+_OPEN = "('open', 'assigned')"
+_ROWS = (
+    "SELECT c.id, c.status, c.agent_id, c.offered_to, c.offer_deadline, c.queue, c.channel, c.customer_id, "
+    "c.created_at, c.updated_at FROM conversations c"
+)
+_UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+@dataclass
+class Repairs:
+    """What one pass changed (all zero when state and store agree)."""
+
+    rebuilt: bool = False  # the state had been wiped: queues and agents loaded again
+    presence: int = 0  # agents given back the presence the store keeps
+    held: int = 0  # offers and assignments of the store put back in the state
+    requeued: int = 0  # open conversations the state did not know, back in their queue
+    released: int = 0  # conversations the store resolved that the state still held (their capacity freed)
+    forwarded: int = 0  # decisions of the state the store missed, written to the store
+
+    def total(self) -> int:
+        return self.presence + self.held + self.requeued + self.released + self.forwarded + int(self.rebuilt)
+
+
+def _expected(row: Row) -> tuple[str, int | None]:
+    """What the store says the state should show for an open conversation: (assigned|offered|waiting, agent)."""
+    if row["status"] == "assigned" and row["agent_id"] is not None:
+        return "assigned", int(row["agent_id"])
+    if row["offered_to"] is not None:
+        return "offered", int(row["offered_to"])
+    return "waiting", None
+
+
+def _shown(view: ConversationView) -> tuple[str, int | None]:
+    if view.state in ("assigned", "offered"):
+        return view.state, view.agent
+    return "waiting", None  # waiting in its queue, or parked for an agent: in both no agent holds it yet
+
+
+def _row(tx: Tx, conversation: int) -> Row | None:
+    return tx.one(_ROWS + " WHERE c.id = ?", (conversation,))
+
+
+class Reconciler:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        #: drift seen by the last pass: conversation -> what was seen (its kind, the row's updated_at, the state's view)
+        self._suspects: dict[int, tuple[object, ...]] = {}
+        # The next pass acts on drift at once: the state was empty when loaded (memory at start, a Redis without
+        # this prefix's keys), so nothing else can be on its way into it.
+        self._eager = True
+        self._running = asyncio.Lock()
+
+    @property
+    def _client(self) -> Any:
+        return getattr(self.router.state, "client", None)
+
+    def _key(self, name: str) -> str:
+        return self.router.settings.routing.key_prefix + name
+
+    async def loading(self) -> None:
+        """The state is about to be loaded from the store (at start): a pass need not load it again. A Redis
+        state that other processes already use is not empty: its drift waits for a second look like any other."""
+        if self._client is not None:
+            self._eager = await self._client.set(self._key("epoch"), "1", get=True) is None
+
+    async def run(self) -> Repairs | None:
+        """One pass; None when another hub process is running one."""
+        async with self._running:
+            client = self._client
+            if client is None:
+                return await self._pass()
+            token = uuid.uuid4().hex
+            # Short: a process killed mid-pass holds it until it expires, and two passes at once only repeat work.
+            ttl = int(max(2.0, 2 * self.router.settings.routing.reconcile_seconds) * 1000)
+            if not await client.set(self._key("reconcile:lock"), token, nx=True, px=ttl):
+                return None
+            try:
+                return await self._pass()
+            finally:
+                await client.eval(_UNLOCK, 1, self._key("reconcile:lock"), token)
+
+    async def _pass(self) -> Repairs:
+        done = Repairs()
+        done.rebuilt = await self._rebuild_if_wiped()
+        await self._presence(done)
+        # Drift is acted on when two passes in a row see it unchanged: a decision on its way from one write to the
+        # other (in this process or another) has landed by then. Right after a load the state was empty: at once.
+        eager, self._eager = self._eager or done.rebuilt, False
+        await self._conversations(done, eager)
+        if done.total():
+            log.warning("routing: repaired drift from the store: %s", done)
+        return done
+
+    async def _rebuild_if_wiped(self) -> bool:
+        """A Redis that lost its data (restart without persistence, FLUSHALL, eviction) has lost the epoch key
+        written after the last load: load queues and agents again. Set first, so a wipe during the load is seen
+        by the next pass."""
+        client = self._client
+        if client is None:
+            return False
+        if await client.set(self._key("epoch"), "1", nx=True) is None:
+            return False
+        await self.router.load_state()
+        return True
+
+    async def _presence(self, done: Repairs) -> None:
+        router = self.router
+        rows = await router.db.read(lambda tx: tx.all("SELECT id, presence FROM agents ORDER BY id"))
+        for r in rows:
+            stats = await router.state.agent_stats(int(r["id"]))
+            if stats is None or stats.presence.value == r["presence"]:
+                continue
+            events = await router.engine.set_presence(int(r["id"]), Presence(str(r["presence"])))
+            await router._apply(events, "repair")
+            done.presence += 1
+
+    async def _conversations(self, done: Repairs, eager: bool) -> None:
+        router = self.router
+        rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
+        open_ids = {int(r["id"]) for r in rows}
+        suspects: dict[int, tuple[object, ...]] = {}
+
+        def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
+            if eager or self._suspects.get(cid) == seen:
+                return True
+            suspects[cid] = seen  # look again next pass
+            return False
+
+        for row in rows:
+            cid = int(row["id"])
+            view = await router.state.conversation(cid)
+            if view is None:
+                if confirmed(cid, ("missing", row["updated_at"])):
+                    await self._put_back(row, done)
+                continue
+            shown = _shown(view)
+            if shown != _expected(row) and confirmed(cid, ("differs", row["updated_at"], shown)):
+                await self._forward(row, view, done)
+        gone = [cid for cid in await router.state.routed() if cid not in open_ids]
+        statuses = await router.db.read(lambda tx: {cid: _row(tx, cid) for cid in gone})
+        for cid in gone:
+            fresh = statuses[cid]
+            # Not open in the store: resolved, or opened after this pass read it (then the next pass sees it open).
+            if (fresh is None or fresh["status"] == "resolved") and confirmed(cid, ("resolved",)):
+                await router._apply(await router.engine.resolve(cid), "repair")
+                done.released += 1
+        self._suspects = suspects
+
+    async def _put_back(self, row: Row, done: Repairs) -> None:
+        router, cid = self.router, int(row["id"])
+        fresh = await router.db.read(lambda tx: _row(tx, cid))
+        if fresh is None or fresh["status"] not in ("open", "assigned") or fresh["updated_at"] != row["updated_at"]:
+            return  # moved on since this pass read it (resolved, accepted...): nothing to put back
+        queue = str(row["queue"]) if row["queue"] in router.engine.queues else router.settings.routing.default_queue
+        channel = str(row["channel"]) if row["channel"] in CHANNELS else "api"
+        arrived = parse_time(str(row["created_at"])).timestamp()
+        item = Waiting(cid, queue, channel, 0, arrived, int(row["customer_id"]))
+        state, agent = _expected(row)
+        now = router.clock()
+        deadline = float(row["offer_deadline"] or now) if state == "offered" else None
+        if agent is not None and await router.state.hold(item, agent, deadline, now):
+            done.held += 1
+        else:
+            def replied_to(tx: Tx) -> bool:
+                return tx.one(
+                    "SELECT 1 AS x FROM messages WHERE conversation_id = ? AND direction = 'out' "
+                    "AND agent_id IS NOT NULL AND kind NOT IN ('note', 'event') LIMIT 1", (cid,)
+                ) is not None
+
+            replied = await router.db.read(replied_to)
+            try:
+                events = await router.engine.enqueue(
+                    cid, queue, channel, customer=item.customer, enqueued_at=arrived, replied=replied
+                )
+            except KeyError:
+                return  # routed meanwhile (the inbound path's own enqueue): nothing to put back
+            await router._apply(events, "repair")
+            done.requeued += 1
+        # A resolve that wrote the store after the read above found nothing to release in the state: undo.
+        status = await router.db.read(lambda tx: tx.one("SELECT status FROM conversations WHERE id = ?", (cid,)))
+        if status is None or status["status"] == "resolved":
+            await router._apply(await router.engine.resolve(cid), "repair")
+
+    async def _forward(self, row: Row, view: ConversationView, done: Repairs) -> None:
+        """Write to the store the decision the state took (seen twice): what the dead process would have written."""
+        router, cid = self.router, int(row["id"])
+        state, agent = _shown(view)
+        now = format_time(utcnow())
+        if state == "assigned":
+            status, agent_id, offered_to, deadline = "assigned", agent, None, None
+        elif state == "offered":
+            status, agent_id, offered_to, deadline = "open", None, agent, view.until
+        else:
+            status, agent_id, offered_to, deadline = "open", None, None, None
+
+        def write(tx: Tx) -> bool:
+            n = tx.exec(
+                "UPDATE conversations SET status = ?, agent_id = ?, offered_to = ?, offer_deadline = ?, queue = ?, "
+                f"updated_at = ? WHERE id = ? AND updated_at = ? AND status IN {_OPEN}",
+                (status, agent_id, offered_to, deadline, view.queue, now, cid, row["updated_at"]),
+            )
+            return n > 0
+
+        if not await router.db.write(write):
+            return  # the row moved on: the next pass compares again
+        done.forwarded += 1
+        was_state, was_agent = _expected(row)
+        event: RoutingEvent
+        if state == "assigned" and agent is not None:
+            event = Assigned(cid, agent, view.queue, view.channel, 0.0)
+        elif state == "offered" and agent is not None:
+            event = Offered(cid, agent, view.queue, view.channel, view.until)
+        elif was_state == "offered" and was_agent is not None:
+            event = OfferTimedOut(cid, was_agent, view.queue)
+        else:
+            event = Transferred(cid, str(row["queue"]), was_agent, view.queue, None, "back in its queue (repaired)")
+        await router.bus.publish(Event(event.type, event.data()))
+
+
+async def audit(db: Database, state: RoutingState) -> list[str]:
+    """The invariants after any fault, as a list of what does not hold (empty: all hold): every open conversation
+    is with exactly one agent who can see it or waits in a queue, the state holds nothing the store resolved, and
+    every agent's load and presence in the state are what the store says."""
+    def read(tx: Tx) -> tuple[list[Row], list[Row], dict[int, set[str]]]:
+        rows = tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id")
+        agents = tx.all("SELECT id, presence, disabled FROM agents ORDER BY id")
+        queues: dict[int, set[str]] = {}
+        for m in tx.all("SELECT agent_id, queue FROM agent_queues"):
+            queues.setdefault(int(m["agent_id"]), set()).add(str(m["queue"]))
+        return rows, agents, queues
+
+    rows, agents, queues = await db.read(read)
+    problems: list[str] = []
+    holds: dict[int, Counter[str]] = {}
+    open_ids = set()
+    for row in rows:
+        cid = int(row["id"])
+        open_ids.add(cid)
+        want, agent = _expected(row)
+        view = await state.conversation(cid)
+        if view is None:
+            problems.append(f"conversation {cid} is {want} in the store but unknown to routing")
+            continue
+        if _shown(view) != (want, agent):
+            problems.append(f"conversation {cid}: store says {want} {agent}, routing says {view.state} {view.agent}")
+        if agent is not None:
+            holds.setdefault(agent, Counter())[CAPACITY_CLASS.get(str(row["channel"]), "chat")] += 1
+            if want == "offered" and row["queue"] not in queues.get(agent, set()):
+                problems.append(f"conversation {cid} is offered to agent {agent}, who cannot see queue {row['queue']}")
+    for cid in await state.routed():
+        if cid not in open_ids:
+            problems.append(f"conversation {cid} is held by routing but not open in the store")
+    for a in agents:
+        aid = int(a["id"])
+        stats = await state.agent_stats(aid)
+        if stats is None:
+            if holds.get(aid):
+                problems.append(f"agent {aid} holds {dict(holds[aid])} in the store but is unknown to routing")
+            continue
+        if stats.load != {k: v for k, v in holds.get(aid, Counter()).items() if v}:
+            problems.append(f"agent {aid}: load {stats.load} in routing, {dict(holds.get(aid, {}))} in the store")
+        if stats.presence.value != a["presence"]:
+            problems.append(f"agent {aid}: {stats.presence.value} in routing, {a['presence']} in the store")
+    return problems

@@ -1,0 +1,298 @@
+"""The routing state (memory or Redis) is derived from the store and comes back from it after every fault: a
+Redis outage or wipe, a hub restart, a process that died between the two writes of a decision. After each, every
+open conversation is with exactly one agent who can see it or waits in a queue, every agent's load is what the store
+says they hold, and presence survives. In-process here (fast); tests/routing/test_faults.py kills real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub.agents import add_agent
+from hub.api.auth import create_token
+from hub.app import build_app
+from hub.config import Settings
+from hub.keys import DB, ROUTER
+from hub.routing.reconciler import audit
+from tests.routing.redis_server import PrivateRedis
+from tests.waiting import eventually
+
+Client = TestClient[Any, Any]
+QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 30}})
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.close()
+
+
+def routing_env(backend: str, redis_url: str, prefix: str) -> dict[str, str]:
+    return {"HUB_ROUTING__QUEUES": QUEUES, "HUB_ROUTING__BACKEND": backend, "HUB_ROUTING__REDIS_URL": redis_url,
+            "HUB_ROUTING__KEY_PREFIX": prefix, "HUB_ROUTING__TICK_SECONDS": "0.1",
+            "HUB_ROUTING__RECONCILE_SECONDS": "0.2",
+            "HUB_ROUTING__DEFAULT_CAPACITY": json.dumps({"voice": 1, "chat": 2, "email": 5})}
+
+
+async def agent(client: Client, name: str) -> tuple[int, dict[str, str]]:
+    a = await add_agent(client.app[DB], name, f"{name.lower()}@example.com", "long password", "agent", ["support"])
+    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}
+
+
+async def post(client: Client, path: str, headers: dict[str, str], body: Any = None, expect: int = 200) -> Any:
+    resp = await client.post(path, json=body if body is not None else {}, headers=headers)
+    data = await resp.json(content_type=None)
+    assert resp.status == expect, (path, resp.status, data)
+    return data
+
+
+async def agent_row(client: Client, admin: dict[str, str], agent_id: int) -> dict[str, Any]:
+    resp = await client.get("/api/v1/agents", headers=admin)
+    assert resp.status == 200, await resp.text()
+    return next(a for a in (await resp.json())["items"] if a["id"] == agent_id)
+
+
+async def open_chat(client: Client, admin: dict[str, str], n: int) -> int:
+    body = {"identity": f"phone:+1415555{n:04d}", "text": f"help {n}"}
+    return int((await post(client, "/api/v1/inbound", admin, body, expect=201))["conversation"]["id"])
+
+
+async def consistent(client: Client) -> list[str]:
+    return await audit(client.app[DB], client.app[ROUTER].state)
+
+
+async def test_resolve_during_a_redis_outage_frees_the_slot(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], private_redis: PrivateRedis
+) -> None:
+    """Seen: the resolve answered 500 and the agent's slot stayed taken forever; the retry got 409."""
+    client: Client = await aiohttp_client(build_app(make_settings(
+        **routing_env("redis", private_redis.url, f"t:{uuid.uuid4().hex[:8]}:"))))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    ann, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    first, second = await open_chat(client, admin, 1), await open_chat(client, admin, 2)
+    for conv in (first, second):
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h)
+    third = await open_chat(client, admin, 3)  # waits: Ann is full (chat capacity 2)
+
+    private_redis.stop()
+    resolved = await post(client, f"/api/v1/conversations/{first}/resolve", ann_h)
+    assert resolved["status"] == "resolved"
+    refused = await post(client, f"/api/v1/conversations/{third}/accept", ann_h, expect=503)
+    assert "retry" in refused["error"]["message"]
+    private_redis.start()  # empty: Redis restarted without persistence
+
+    async def offered_the_waiting_one() -> bool:
+        resp = await client.get("/api/v1/offers", headers=ann_h)
+        return resp.status == 200 and [o["conversation_id"] for o in (await resp.json())["items"]] == [third]
+
+    await eventually(offered_the_waiting_one, within=15, what="the freed slot offered the waiting conversation")
+    row = await agent_row(client, admin, ann)
+    assert row["presence"] == "available" and row["load"].get("chat") == 2, row  # `second` held, `third` offered
+    assert await consistent(client) == []
+
+
+async def test_a_wiped_redis_is_rebuilt_from_the_store(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], private_redis: PrivateRedis
+) -> None:
+    """Seen: every agent offline, loads reset to zero while agents held chats, file-only queues unknown."""
+    client: Client = await aiohttp_client(build_app(make_settings(
+        **routing_env("redis", private_redis.url, f"t:{uuid.uuid4().hex[:8]}:"))))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    ann, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    held = await open_chat(client, admin, 1)
+    await post(client, f"/api/v1/conversations/{held}/accept", ann_h)
+    offered = await open_chat(client, admin, 2)
+
+    private_redis.stop()
+    private_redis.start()
+
+    async def rebuilt() -> bool:
+        row = await agent_row(client, admin, ann)
+        return row["presence"] == "available" and row["load"].get("chat") == 2
+
+    await eventually(rebuilt, within=15, what="presence and load back from the store")
+    assert await consistent(client) == []
+    # The rebuilt state decides as before: the offer stands and can be accepted, and a third chat waits.
+    await post(client, f"/api/v1/conversations/{offered}/accept", ann_h)
+    waiting = await open_chat(client, admin, 3)
+    resp = await client.get("/api/v1/queues", headers=admin)
+    assert [q["waiting"] for q in (await resp.json())["items"] if q["name"] == "support"] == [1]
+    await post(client, f"/api/v1/conversations/{held}/resolve", ann_h)
+    resp = await client.get("/api/v1/offers", headers=ann_h)
+    assert [o["conversation_id"] for o in (await resp.json())["items"]] == [waiting]
+
+
+@pytest.fixture
+async def restartable(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str
+) -> AsyncIterator[Callable[[], Any]]:
+    settings_env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix)
+
+    async def start() -> Client:
+        return await aiohttp_client(build_app(make_settings(db_url, **settings_env)))
+
+    yield start
+
+
+async def test_a_restart_keeps_presence_and_load(restartable: Callable[[], Any]) -> None:
+    """Seen: a restart set every agent offline; with memory routing it also forgot who held what."""
+    client: Client = await restartable()
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    ann, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    held = await open_chat(client, admin, 1)
+    await post(client, f"/api/v1/conversations/{held}/accept", ann_h)
+    offered = await open_chat(client, admin, 2)
+    await client.close()
+
+    client = await restartable()
+    row = await agent_row(client, admin, ann)
+    assert row["presence"] == "available" and row["load"].get("chat") == 2, row
+    assert await consistent(client) == []
+    await post(client, f"/api/v1/conversations/{offered}/accept", ann_h)
+    await post(client, f"/api/v1/conversations/{held}/resolve", ann_h)
+    assert (await agent_row(client, admin, ann))["load"].get("chat") == 1
+
+
+@pytest.mark.parametrize("point", ["accept.after_state", "reject.after_state", "transfer.after_state",
+                                   "timeout.after_state", "resolve.after_store", "presence.after_store",
+                                   "enqueue.after_state"])
+async def test_a_decision_cut_between_its_two_writes_is_repaired(
+    point: str, aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operation stops at the fail point (as if the process died there, without killing this one); once the
+    fault ends the reconciler brings state and store together again, whichever way the cut left them."""
+    env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix)
+    env["HUB_ROUTING__QUEUES"] = json.dumps({"support": {"offer_timeout": 1}, "sales": {"offer_timeout": 30}})
+    env["HUB_ROUTING__RECONCILE_SECONDS"] = "1000"  # the passes below are the test's own
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    # Two agents, so a conversation let go by one is offered to the other at once (the state moves on).
+    headers = {}
+    for name in ("Ann", "Bob"):
+        aid, headers[aid] = await agent(client, name)
+        await post(client, "/api/v1/agents/me/presence", headers[aid], {"presence": "available"})
+    conv = await open_chat(client, admin, 1)
+    offered = await client.app[DB].read(
+        lambda tx: tx.one("SELECT offered_to FROM conversations WHERE id = ?", (conv,)))
+    ann_h = headers[int(offered["offered_to"])]  # whoever was offered it first
+    if point in ("transfer.after_state", "resolve.after_store"):
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h)
+
+    monkeypatch.setenv("HUB_FAIL_POINTS", f"{point}:raise")
+    if point == "accept.after_state":
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h, expect=500)
+    elif point == "reject.after_state":
+        await post(client, f"/api/v1/conversations/{conv}/reject", ann_h, expect=500)
+    elif point == "transfer.after_state":
+        await post(client, f"/api/v1/conversations/{conv}/transfer", admin, {"queue": "sales"}, expect=500)
+    elif point == "timeout.after_state":
+        router = client.app[ROUTER]
+        first = int(offered["offered_to"])
+        await eventually(lambda: _offer_gone(router, conv, first), within=10, what="the offer timed out")
+    elif point == "resolve.after_store":
+        await post(client, f"/api/v1/conversations/{conv}/resolve", ann_h, expect=500)
+    elif point == "presence.after_store":
+        await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "away"}, expect=500)
+    elif point == "enqueue.after_state":
+        # The message is stored and acknowledged all the same: routing is not the inbound path's to fail.
+        await post(client, "/api/v1/inbound", admin, {"identity": "phone:+14155550999", "text": "hi"}, expect=201)
+    assert await consistent(client), "the cut left state and store apart (else this test proves nothing)"
+    monkeypatch.delenv("HUB_FAIL_POINTS")
+
+    async def repaired() -> bool:
+        await client.app[ROUTER].reconciler.run()
+        return not await consistent(client)
+
+    await eventually(repaired, within=15, what=f"state and store agree again after {point}")
+
+
+async def _offer_gone(router: Any, conversation: int, agent: int) -> bool:
+    view = await router.state.conversation(conversation)
+    return view is None or view.state != "offered" or view.agent != agent
+
+
+async def test_a_pass_never_brings_back_a_conversation_that_moved_on(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str
+) -> None:
+    """Seen: the 30 s sweep read the open conversations, then looked each one up in Redis; those resolved in
+    between were queued again as ghosts and offered to agents who could not see them, until missed offers set
+    every agent away. Here passes run back to back while an agent resolves conversation after conversation."""
+    from hub.keys import BUS
+
+    env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix)
+    env["HUB_ROUTING__QUEUES"] = json.dumps({"support": {"direct": True}})
+    env["HUB_ROUTING__DEFAULT_CAPACITY"] = json.dumps({"voice": 1, "chat": 100, "email": 5})
+    env["HUB_ROUTING__RECONCILE_SECONDS"] = "1000"
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    _, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    convs = [await open_chat(client, admin, n) for n in range(40)]
+    sub = client.app[BUS].subscribe()
+    stop = False
+
+    async def reconcile() -> list[Any]:
+        passes = []
+        while not stop:
+            passes.append(await client.app[ROUTER].reconciler.run())
+            await asyncio.sleep(0)
+        return passes
+
+    passes = asyncio.create_task(reconcile())
+    for conv in convs:
+        await post(client, f"/api/v1/conversations/{conv}/resolve", ann_h)
+    stop = True
+    done = await passes
+    assert len(done) > 1
+    assert [r for r in done if r.total()] == [], "no fault: nothing to repair"
+    await client.app[ROUTER].reconciler.run()
+    resolved: set[int] = set()
+    ghosts = []
+    while not sub.queue.empty():
+        e = sub.queue.get_nowait()
+        if e.type == "conversation.resolved":
+            resolved.add(e.data["conversation"]["id"])
+        elif e.type.startswith("routing.") and e.data.get("conversation") in resolved and e.type != "routing.resolved":
+            ghosts.append((e.type, e.data))
+    sub.close()
+    assert resolved == set(convs)
+    assert ghosts == []
+    assert await client.app[ROUTER].state.routed() == []
+    assert await consistent(client) == []
+
+
+async def test_one_pass_at_a_time_across_processes(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], prefix: str
+) -> None:
+    """With Redis, a pass runs only where the lock was taken; the lock expires, so a process killed mid-pass
+    does not stop the others for long."""
+    from redis.asyncio import Redis
+
+    env = routing_env("redis", "redis://127.0.0.1:6379/0", prefix)
+    env["HUB_ROUTING__RECONCILE_SECONDS"] = "1000"  # no pass of its own in the background
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await redis.set(prefix + "reconcile:lock", "another process", px=400)
+        assert await client.app[ROUTER].reconciler.run() is None
+        await eventually(lambda: _unlocked(redis, prefix), within=5, what="the lock expired")
+        assert await client.app[ROUTER].reconciler.run() is not None
+        assert not await redis.exists(prefix + "reconcile:lock"), "released after the pass"
+    finally:
+        await redis.aclose()
+
+
+async def _unlocked(redis: Any, prefix: str) -> bool:
+    return not await redis.exists(prefix + "reconcile:lock")
