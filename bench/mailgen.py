@@ -49,7 +49,7 @@ def senders(rng: random.Random, count: int) -> list[tuple[str, str]]:
 def generate(count: int, sender_count: int, seed: int = 4) -> list[bytes]:
     """COUNT emails as RFC 5322 bytes, oldest first. Shares (roughly): 45% plain text, 30% plain + HTML, 15%
     replies quoting an earlier email of their thread, 6% with a PDF or image attached, 3% Latin-1 quoted-printable,
-    1% out-of-office auto-replies (flagged, not stored)."""
+    1% out-of-office auto-replies (stored, marked automatic)."""
     rng = random.Random(seed)
     people = senders(rng, sender_count)
     start = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)

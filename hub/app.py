@@ -11,9 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, canned_routes, openapi, ownership, search_routes, wall_routes
+from hub.api import accounts, attention_routes, canned_routes, openapi, ownership, search_routes, wall_routes
+from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
@@ -36,6 +38,7 @@ from hub.ingest import Ingest
 from hub.keys import AUTH, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
+from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
 from hub.sockets import OPEN_SOCKETS, OpenSockets
 
@@ -70,32 +73,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if await request.app[DB].ping():
-        return web.json_response({"status": "ready", "database": request.app[DB].dialect})
-    return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
-
-
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    if not await request.app[DB].ping():
+        return web.json_response({"status": "not ready", "reason": "the database is not reachable"}, status=503)
+    # A channel that cannot work (a mailbox refusing our login) degrades the hub, but it still serves the others:
+    # 200, so a load balancer keeps it, with the problems named for people and monitors.
+    problems = {name: p for name, ch in request.app[CHANNELS].items() if (p := ch.problems())}
+    if problems:
+        return web.json_response(
+            {"status": "degraded", "database": request.app[DB].dialect, "problems": problems}
+        )
+    return web.json_response({"status": "ready", "database": request.app[DB].dialect})
 
 
 async def index(request: web.Request) -> web.Response:
+    """The first page a newcomer opens: where to go next (console, web chat, API docs) and what is configured."""
     s = request.app[SETTINGS]
     configured: dict[str, Channel] = request.app[CHANNELS]
-    channels = ", ".join(sorted(configured))
-    return web.Response(
-        content_type="text/html",
-        text=(
-            "<!doctype html><meta charset=utf-8><title>hub</title>"
-            "<body style='font-family:system-ui;max-width:40em;margin:3em auto'>"
-            "<h1>hub is running</h1>"
-            f"<p>Channels: {channels}. Queues: {', '.join(sorted(s.routing.queues))}.</p>"
-            "<ul><li><a href='/api/v1/openapi.json'>REST API (OpenAPI)</a></li>"
-            "<li><a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a> · <a href='/metrics'>/metrics</a>"
-            "</li></ul></body>"
-        ),
-    )
+    queues = [{"name": n, "title": q.title or n} for n, q in sorted(s.routing.queues.items())]
+    return pages.render("index.html", channels=sorted(configured), queues=queues, console=s.console.enabled,
+                        webchat="webchat" in configured, metrics=s.metrics.enabled and not s.metrics.listen)
 
 
 def build_channels(settings: Settings, host: ChannelHost) -> dict[str, Channel]:
@@ -166,6 +162,7 @@ def build_app(settings: Settings) -> web.Application:
             auth_middleware(auth, sessions if settings.console.enabled else None),
         ],
     )
+    security_headers.install(app)
     app[SETTINGS], app[DB], app[BUS], app[METRICS] = settings, db, bus, metrics
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
@@ -220,9 +217,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    if settings.metrics.enabled:
-        app.router.add_get("/metrics", metrics_endpoint)
+    metrics_http.install(app, settings.metrics, metrics)
     app.router.add_get("/api/v1/openapi.json", openapi.serve)
+    app.router.add_routes(api_docs.routes())
     app.router.add_routes(api_routes())
     app.router.add_routes(events_routes())
     if settings.console.enabled:
@@ -234,6 +231,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
+    app.router.add_routes(attention_routes.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
+    if "webchat" in channels:
+        app.router.add_routes(webchat_availability.routes())
     return app

@@ -14,6 +14,7 @@ from hub.history.db import Tx
 from hub.history.merge import link_identity
 from hub.ingest import Ingest, IngestResult
 from hub.journal import write as journal_write
+from hub.metrics import Metrics
 from hub.model import Identity, Inbound, Message, format_time, utcnow
 from hub.outbox import Outbox
 
@@ -25,11 +26,28 @@ class ChannelHost:
         self._ingest = ingest
         self._outbox = outbox
 
-    async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult:
-        return await self._ingest.ingest(inbound, raw)
+    async def ingest(self, inbound: Inbound, raw: Any = None, fingerprint: str | None = None) -> IngestResult:
+        return await self._ingest.ingest(inbound, raw, fingerprint)
 
-    async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int:
-        return await self._ingest.flag(channel, dedupe_key, raw, reason)
+    async def flag(
+        self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,
+        fingerprint: str | None = None,
+    ) -> int:
+        return await self._ingest.flag(channel, dedupe_key, raw, reason, code, fingerprint)
+
+    async def record_handled(
+        self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
+    ) -> tuple[int | None, int | None]:
+        return await self._ingest.record_handled(channel, dedupe_key, raw, outcome, about, fingerprint)
+
+    async def journaled_raw(self, journal_id: int) -> Any:
+        """The raw event as journaled (for an email: where it was fetched from)."""
+        row = await self._ingest.db.read(lambda tx: tx.one("SELECT payload FROM journal WHERE id = ?", (journal_id,)))
+        return json.loads(row["payload"]).get("raw") if row else None
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._ingest.metrics
 
     async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool:
         return await self._outbox.update_status(channel, external_id, status, reason)
@@ -79,6 +97,30 @@ class ChannelHost:
             return (att.filename, att.content_type, data) if att.status == "stored" else None
 
         return await self._ingest.db.read(load)
+
+    async def customer_file(
+        self, identity: Identity, channel: str, attachment_id: int
+    ) -> tuple[str, str, bytes] | None:
+        """(filename, content type, bytes) of a stored file on a CHANNEL message of the customer IDENTITY reaches
+        (what that customer sees in the chat, either way); None for anyone else's, so an id cannot be probed."""
+
+        def load(tx: Tx) -> tuple[str, str, bytes] | None:
+            customer = store.customer_by_identity(tx, identity)
+            row = tx.one(
+                "SELECT m.customer_id, m.channel, m.kind FROM attachments a JOIN messages m ON m.id = a.message_id "
+                "WHERE a.id = ?", (attachment_id,),
+            )
+            if customer is None or row is None or int(row["customer_id"]) != customer or row["channel"] != channel \
+                    or row["kind"] == "note":
+                return None
+            att, data, _customer = store.attachment_data(tx, attachment_id)
+            return (att.filename, att.content_type, data) if att.status == "stored" else None
+
+        return await self._ingest.db.read(load)
+
+    async def is_resolved(self, conversation_id: int) -> bool:
+        conv = await self._ingest.db.read(lambda tx: store.conversation(tx, conversation_id))
+        return conv.status == "resolved"
 
     async def attachment_attempts(self, attachment_id: int) -> int:
         return await self._ingest.db.read(lambda tx: store.attachment_attempts(tx, attachment_id))

@@ -9,10 +9,15 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.config import ConfigError, Settings, load_settings
 from hub.history.db import Database, open_database, redact
 from hub.serve import run_server
+
+if TYPE_CHECKING:
+    from hub.attention import Attention
+    from hub.ingest import Ingest
 
 log = logging.getLogger("hub")
 
@@ -24,6 +29,14 @@ def _setup_logging(level: str = "info") -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if level != "debug":
+        # Libraries' per-request lines (the HTTP clients of Telegram and Twilio, the SMTP server's connection log)
+        # drown the hub's own; they come back with log_level = "debug".
+        for chatty in LIBRARY_CHATTER:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+LIBRARY_CHATTER = ("httpx", "httpcore", "mail.log", "aiosmtpd", "telegram.ext", "aioimaplib", "twilio.http_client")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -159,6 +172,8 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
 
     async def run(db: Database) -> int:
         ingest = Ingest(db, settings, MemoryBus(), Metrics())
+        if args.ids or "rejected" in args.status:
+            return await _replay_rejected(db, ingest, args)
         statuses = tuple(args.status)
         n = await ingest.process_journal(statuses)
         left = await db.read(
@@ -169,6 +184,76 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
         remaining = int(left["n"]) if left else 0
         print(f"replayed: {n} event(s) stored; {remaining} still {'/'.join(statuses)}")
         return 0 if remaining == 0 else 1
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def _attention(ingest: Ingest, settings: Settings) -> Attention:
+    """Flagged events read by the configured channels' own parsers (nothing is started or connected)."""
+    from hub.app import build_channels
+    from hub.attention import Attention
+    from hub.channel_host import ChannelHost
+    from hub.channels.base import Channel
+    from hub.outbox import Outbox
+
+    channels: dict[str, Channel] = {}
+    outbox = Outbox(ingest.db, channels, settings.outbox, ingest.bus, ingest.metrics)
+    channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
+    return Attention(ingest, channels)
+
+
+async def _replay_rejected(db: Database, ingest: Ingest, args: argparse.Namespace) -> int:
+    """`hub events replay ID...` or `--status rejected`: each event through the operator's replay (journaled)."""
+    from hub.attention import AttentionError, listing
+
+    attention = _attention(ingest, ingest.settings)
+    ids = list(args.ids)
+    if not ids:
+        statuses = tuple(s for s in args.status if s in ("failed", "rejected"))
+        ids = [f.id for f in await db.read(lambda tx: listing(tx, limit=100_000, statuses=statuses))][::-1]
+        if "pending" in args.status:
+            await ingest.process_journal(("pending",))
+    left = 0
+    for jid in ids:
+        try:
+            r = await attention.replay(jid, f"cli {getpass.getuser()}")
+        except (AttentionError, LookupError) as e:
+            print(f"{jid:>6}  not replayed: {e}")
+            left += 1
+            continue
+        print(f"{jid:>6}  {r['status']:<8} {r['outcome']}")
+        left += r["status"] != "done"
+    print(f"replayed: {len(ids) - left} event(s) stored or applied; {left} still flagged")
+    return 0 if left == 0 else 1
+
+
+def cmd_events_show(args: argparse.Namespace) -> int:
+    from hub.attention import raw_bytes, show
+
+    settings = _settings(args)
+
+    async def run(db: Database) -> int:
+        try:
+            event, body = await db.read(lambda tx: show(tx, args.id))
+        except LookupError as e:
+            print(f"hub: {e}", file=sys.stderr)
+            return 1
+        data, ctype, _name = raw_bytes(body)
+        if args.raw:
+            sys.stdout.buffer.write(data)
+            return 0
+        print(f"event {event.id}  {event.channel}  {event.status}  ({event.reason})  received {event.received_at}")
+        print(f"  from:    {event.sender or '(unknown)'}")
+        print(f"  about:   {event.summary or '(nothing readable)'}")
+        print(f"  why:     {event.error or '-'}")
+        print(f"  key:     {event.dedupe_key}   attempts: {event.attempts}   message: {event.message_id or '-'}")
+        for a in event.actions:
+            print(f"  {a['created_at']}  {a['action']} by {a['actor']}: {a['outcome']}"
+                  + (f" ({a['note']})" if a["note"] else ""))
+        text = data.decode("utf-8", "replace")
+        print(f"  raw ({ctype}, {len(data)} bytes; --raw prints all of it):")
+        print("    " + "\n    ".join(text[:2000].splitlines()))
+        return 0
 
     return asyncio.run(_with_db(settings, run))
 
@@ -184,7 +269,8 @@ def cmd_events_list(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no {'/'.join(statuses) or 'journaled'} events")
         for r in rows:
-            print(f"{r['id']:>6}  {r['received_at']}  {r['channel']:<9} {r['status']:<8} {r['dedupe_key']}")
+            print(f"{r['id']:>6}  {r['received_at']}  {r['channel']:<9} {r['status']:<8} {r['dedupe_key']}"
+                  + (f"  ({r['reason']})" if r.get("reason") else ""))
             if r["error"]:
                 print(f"        {r['error']}")
         return 0
@@ -195,8 +281,12 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.demo.runner import run_demo
 
-    _setup_logging("info")
-    return asyncio.run(run_demo(Path(args.data), args.host, args.port, traffic=not args.no_traffic))
+    # The demo reads HUB_* like serve does (HUB_SERVER__PORT, HUB_SERVER__HOST, HUB_SERVER__LOG_LEVEL...).
+    server = load_settings(None).server  # a bad value is a ConfigError, reported by main()
+    _setup_logging(server.log_level)
+    host = server.host if args.host is None else args.host
+    port = server.port if args.port is None else args.port
+    return asyncio.run(run_demo(Path(args.data), host, port, traffic=not args.no_traffic))
 
 
 # -- parser --------------------------------------------------------------------------------------------------------
@@ -222,8 +312,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Run the hub on its embedded default (SQLite in --data) with demo queues, agents "
                                    "and a simulated customer writing in through the real inbound path.")
     d.add_argument("--data", default="hub-demo", help="data folder (default: ./hub-demo)")
-    d.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    d.add_argument("--port", type=int, default=8080, help="listen port (default: 8080)")
+    d.add_argument("--host", help="listen address (default: server.host, i.e. HUB_SERVER__HOST or 127.0.0.1)")
+    d.add_argument("--port", type=int, help="listen port (default: server.port, i.e. HUB_SERVER__PORT or 8080; "
+                                            "0 picks a free one)")
     d.add_argument("--no-traffic", action="store_true", help="no simulated customers")
     d.set_defaults(fn=cmd_demo)
 
@@ -261,16 +352,26 @@ def parser() -> argparse.ArgumentParser:
     er = esub.add_parser("replay", parents=[config], help="reprocess failed journaled events (idempotent)",
                          description="Reprocess journaled inbound events that failed (or are pending). "
                                      "Safe to repeat: an event already stored is never stored twice.")
-    er.add_argument("--status", action="append", choices=["failed", "pending"],
-                    help="which events (repeatable; default: failed and pending)")
+    er.add_argument("ids", nargs="*", type=int, metavar="ID",
+                    help="these events (from `hub events list --flagged`), read again by their channel")
+    er.add_argument("--status", action="append", choices=["failed", "pending", "rejected"],
+                    help="which events (repeatable; default: failed and pending); rejected ones are read again by "
+                         "their channel, as after a fix or a config change")
     er.set_defaults(fn=cmd_events_replay)
+    es = esub.add_parser("show", parents=[config], help="one event: who sent it, why it was flagged, its raw",
+                         description="Show one journaled event: sender, subject or first line, why it was flagged, "
+                                     "what operators did about it, and the raw event as the provider sent it.")
+    es.add_argument("id", type=int, help="the event id (from `hub events list`)")
+    es.add_argument("--raw", action="store_true", help="print only the raw event, whole (an .eml, or JSON)")
+    es.set_defaults(fn=cmd_events_show)
     el = esub.add_parser("list", parents=[config], help="list journaled events, newest first, with their errors",
                          description="List journaled events (inbound messages and providers' later facts such as "
                                      "delivery statuses), newest first, with why each flagged one was flagged.")
     el.add_argument("--flagged", action="store_true", help="only events an operator should look at (failed, "
                                                            "rejected)")
     el.add_argument("--status", dest="statuses", action="append",
-                    choices=["pending", "done", "failed", "rejected"], help="only events in this status (repeatable)")
+                    choices=["pending", "done", "failed", "rejected", "dismissed"],
+                    help="only events in this status (repeatable)")
     el.add_argument("--channel", help="only this channel's events")
     el.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     el.set_defaults(fn=cmd_events_list)

@@ -8,7 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -87,7 +87,7 @@ class OutboxSettings(Section):
 
 
 class QueueSettings(Section):
-    title: str = ""
+    title: str = Field("", max_length=200)  # free text for people; the queue's name is its slug
     strategy: Literal["longest_idle", "least_occupied", "round_robin", "skills"] = "longest_idle"
     skills: dict[str, int] = Field(default_factory=dict)
     offer_timeout: float = Field(30.0, gt=0)
@@ -165,8 +165,8 @@ class MailboxSettings(Section):
     name: str = Field(min_length=1)
     host: str = Field(min_length=1)
     port: int = Field(993, ge=1, le=65535)
-    # aioimaplib speaks IMAP over TLS (993) or plain; it has no STARTTLS.
-    security: Literal["tls", "none"] = "tls"
+    # The same words as smtp_security: TLS from the first byte (993), STARTTLS on the plain port (143), or none.
+    security: Literal["tls", "starttls", "none"] = "tls"
     username: str = Field(min_length=1)
     password: str = ""
     folder: str = "INBOX"
@@ -280,6 +280,27 @@ class WebchatSettings(Section):
     messages_per_minute: int = Field(20, ge=1)
     history_limit: int = Field(100, ge=0, le=1000)
     max_sockets_per_visitor: int = Field(5, ge=1)
+    # When agents answer chats (e.g. "mon-fri 09:00-17:30"); outside them the widget shows the offline form.
+    hours: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    max_file_bytes: int = Field(10_000_000, ge=0)  # a file a visitor sends (0: visitors cannot send files)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        from hub.channels.twilio.hours import parse_span
+
+        for span in v:
+            parse_span(span)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from hub.channels.twilio.hours import zone
+
+        zone(v)
+        return v
     new_visitors_per_address_per_minute: int = Field(10, ge=1)
     new_visitors_per_minute: int = Field(300, ge=1)
 
@@ -429,6 +450,24 @@ class EventSettings(Section):
 
 class MetricsSettings(Section):
     enabled: bool = True
+    token: str = ""  # when set, /metrics needs Authorization: Bearer <token>
+    listen: str = ""  # "host:port": serve /metrics there only, not on the hub's public address
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and (len(v) < 16 or not v.isascii() or not v.isprintable() or " " in v):
+            raise ValueError("must be at least 16 printable ASCII characters without spaces (or empty: no token)")
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError('must be "host:port", e.g. "127.0.0.1:9108" (or empty: serve on the hub\'s address)')
+        return v
 
 
 class Settings(Section):
@@ -454,14 +493,61 @@ class Settings(Section):
         return self
 
 
-def _env_value(raw: str) -> Any:
+#: env var name -> why its value, which looked like JSON, did not parse (named if validation then fails)
+_JSON_ERRORS: dict[str, str] = {}
+
+
+def _env_value(name: str, raw: str) -> Any:
     # Lists and tables come as JSON; scalars stay strings and pydantic coerces them ("8080" -> 8080).
     if raw[:1] in "[{":
         try:
             return json.loads(raw)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as e:
+            # It may be a plain value (a password starting with "{"); if it was meant as JSON, the error says so.
+            _JSON_ERRORS[name] = f"the JSON did not parse: {e}"
             return raw
     return raw
+
+
+def _field_type(path: list[str]) -> Any:
+    """The annotation of the setting at PATH (None when PATH is not a settings field)."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation
+
+
+def _lists_from_indexes(node: Any, base: Any, path: list[str], origin: dict[str, str]) -> Any:
+    """HUB_CHANNELS__EMAIL__MAILBOXES__0__PASSWORD sets one field of the first mailbox: under a setting that is a
+    list, a table whose keys are all numbers becomes (or is merged into) that list, item by item."""
+    if not isinstance(node, dict):
+        return node
+    listed = isinstance(base, list) or get_origin(_field_type(path)) is list
+    if node and listed and all(k.isdigit() for k in node):
+        items = list(base) if isinstance(base, list) else []
+        for k in sorted(node, key=int):
+            i = int(k)
+            here = [*path, k]
+            if i > len(items):
+                var = next((v for d, v in origin.items() if d.startswith(".".join(here))), ".".join(here))
+                raise ConfigError(f"{var}: index {i}, but only {len(items)} item(s) before it in "
+                                  f"{'.'.join(path)} (count from 0, without gaps)")
+            old = items[i] if i < len(items) else None
+            value = _lists_from_indexes(node[k], old, here, origin)
+            if isinstance(value, dict) and isinstance(old, dict):
+                value = _merge(old, value)
+            if i < len(items):
+                items[i] = value
+            else:
+                items.append(value)
+        return items
+    sub = base if isinstance(base, dict) else {}
+    return {k: _lists_from_indexes(v, sub.get(k), [*path, k], origin) for k, v in node.items()}
 
 
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -480,7 +566,7 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"{name}: {'.'.join(path)} conflicts with another HUB_ variable")
             node = child
-        node[path[-1]] = _env_value(raw)
+        node[path[-1]] = _env_value(name, raw)
         origin[".".join(path)] = name
     return tree, origin
 
@@ -508,7 +594,7 @@ def _describe(err: ValidationError, origin: dict[str, str], source: str) -> str:
             key, msg = named, msg.split(":", 1)[1].strip()
         base = key.split("[", 1)[0]
         env = origin.get(base) or next((v for k, v in origin.items() if base.startswith(k + ".")), None)
-        where = f" (from {env})" if env else f" (in {source})"
+        where = f" (from {env}{'; ' + _JSON_ERRORS[env] if env in _JSON_ERRORS else ''})" if env else f" (in {source})"
         lines.append(f"  {key}: {msg}{where}")
     return "invalid configuration:\n" + "\n".join(lines)
 
@@ -529,7 +615,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
         source = str(p)
+    _JSON_ERRORS.clear()
     over, origin = env_overrides(environ)
+    over = _lists_from_indexes(over, data, [], origin)
     try:
         return Settings.model_validate(_merge(data, over))
     except ValidationError as e:

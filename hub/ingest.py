@@ -36,7 +36,8 @@ class IngestResult:
     customer: Customer
     #: True when this event was seen before: nothing new was stored
     duplicate: bool
-    #: how the conversation came about: "joined", "opened" or "reopened"
+    #: how the conversation came about: "joined", "opened", "reopened", or "recorded" (an automatic message put
+    #: on a conversation that stays as it was)
     conversation_how: str
     journal_id: int
 
@@ -92,8 +93,10 @@ class Ingest:
             a.filename, a.content_type = a.filename.replace("\x00", "\ufffd"), a.content_type.replace("\x00", "")
         return inbound
 
-    async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult:
-        """Store one inbound event exactly once. A retried event returns the stored message and stores nothing new."""
+    async def ingest(self, inbound: Inbound, raw: Any = None, fingerprint: str | None = None) -> IngestResult:
+        """Store one inbound event exactly once. A retried event returns the stored message and stores nothing new.
+        With a FINGERPRINT of its content, an event that reuses another's provider id is not a retry (see
+        hub.journal.write): it is stored, marked `reused_external_id`."""
         inbound = self.normalized(inbound)
         key = inbound.external_id or f"hub-{uuid.uuid4()}"
         payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
@@ -103,27 +106,63 @@ class Ingest:
         # One transaction: the raw event and its processing commit together, and a processing failure rolls back
         # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
         def run(tx: Tx) -> IngestResult | IngestFailed:
-            journaled = _journal(tx, inbound.channel, key, payload, received)
-            return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted)
+            journaled = _journal(tx, inbound.channel, key, payload, received, fingerprint)
+            return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted,
+                               reused=journaled.reused)
 
         return await self._finish(inbound, await self.db.write(run))
 
-    async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int:
-        """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost."""
+    async def flag(
+        self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,
+        fingerprint: str | None = None,
+    ) -> int:
+        """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost. CODE is
+        the short reason operators filter on and /metrics counts (docs/attention.md lists them)."""
         key = dedupe_key or f"hub-{uuid.uuid4()}"
         payload = json.dumps({"inbound": None, "raw": raw}, default=str)
         now = format_time(utcnow())
+        code = code or ("ignored" if reason.startswith("ignored") else "unreadable")
 
-        def write(tx: Tx) -> int:
-            j = _journal(tx, channel, key, payload, now)
+        def write(tx: Tx) -> tuple[int, bool]:
+            j = _journal(tx, channel, key, payload, now, fingerprint)
             if j.status == "pending":
-                tx.exec("UPDATE journal SET status = 'rejected', error = ? WHERE id = ?", (reason, j.id))
-            return j.id
+                tx.exec("UPDATE journal SET status = 'rejected', error = ?, reason = ? WHERE id = ?",
+                        (reason, code, j.id))
+            return j.id, j.inserted
 
-        jid = await self.db.write(write)
+        jid, new = await self.db.write(write)
         self.metrics.inbound.labels(channel, "rejected").inc()
-        log.warning("flagged %s event %d: %s", channel, jid, reason)
+        if new:
+            self.metrics.flagged.labels(channel, code).inc()
+        log.warning("flagged %s event %d (%s): %s", channel, jid, code, reason)
         return jid
+
+    async def record_handled(
+        self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
+    ) -> tuple[int | None, int | None]:
+        """Journal an event that is about one of our outbound messages (an email bounce) as done, linked to the
+        message whose external id is ABOUT; OUTCOME says what it did. Returns (journal id, message id), or
+        (None, None) when no such message exists (nothing is journaled)."""
+        payload = json.dumps({"inbound": None, "raw": raw}, default=str)
+        now = format_time(utcnow())
+
+        def write(tx: Tx) -> tuple[int | None, int | None]:
+            row = tx.one(
+                "SELECT id FROM messages WHERE channel = ? AND external_id = ? AND direction = 'out' ORDER BY id "
+                "LIMIT 1", (channel, about),
+            )
+            if row is None:
+                return None, None  # not ours: nothing journaled, the caller flags it
+            message_id = int(row["id"])
+            j = _journal(tx, channel, dedupe_key, payload, now, fingerprint)
+            if j.status == "pending":
+                tx.exec(
+                    "UPDATE journal SET status = 'done', message_id = ?, error = ?, reason = 'bounce', "
+                    "processed_at = ?, attempts = attempts + 1 WHERE id = ?", (message_id, outcome, now, j.id),
+                )
+            return j.id, message_id
+
+        return await self.db.write(write)
 
     def _queue(self, inbound: Inbound) -> tuple[str, str | None]:
         try:
@@ -133,18 +172,23 @@ class Ingest:
             return "", f"{type(e).__name__}: {e}"
 
     def _apply(
-        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None, fresh: bool = False
+        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None, fresh: bool = False,
+        reused: bool = False,
     ) -> IngestResult | IngestFailed:
+        """REUSED: the event's provider id is held by another event with other content (see hub.journal.write)."""
         if not fresh:  # a row we did not just insert (and so lock): lock it and see whether it is done
-            row = tx.one("SELECT status, message_id FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            row = tx.one("SELECT status, message_id, dedupe_key FROM journal WHERE id = ?" + tx.for_update,
+                         (journal_id,))
             assert row is not None
             if row["status"] == "done":  # a retry, or another worker got here first
                 return _load(tx, journal_id, int(row["message_id"]), duplicate=True, how="joined")
+            # Journaled under its id and fingerprint: a replay or recovery of a reused id.
+            reused = reused or str(row["dedupe_key"]).startswith(f"{inbound.external_id}#")
         reason = queue_error
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                message_id, how = self._store(tx, journal_id, inbound, queue)
+                message_id, how = self._store(tx, journal_id, inbound, queue, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -160,7 +204,7 @@ class Ingest:
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str) -> tuple[int, str]:
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[int, str]:
         """Identity -> conversation -> message -> attachments; marks the journal row done."""
         now = format_time(utcnow())
         customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
@@ -170,12 +214,20 @@ class Ingest:
             threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
         if threaded is not None:
             conv, how = threaded, "joined"
+        elif inbound.meta.get("automatic"):
+            # Machine-written (an out-of-office): on the timeline, but it never opens or reopens work.
+            conv, how = store.record_without_routing(
+                tx, customer_id, inbound.channel, queue, inbound.business_line, now
+            )
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
+        if reused:
+            # Another event with other content holds this provider id (some mailers send one fixed Message-ID).
+            meta["reused_external_id"] = True
         mail = meta.get("email")
         if isinstance(mail, dict) and isinstance(mail.get("full_html"), str):
             # The full original an email keeps beside its trimmed body reaches browsers too: same rule.
@@ -221,17 +273,39 @@ class Ingest:
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
             self.metrics.inbound.labels(inbound.channel, "failed").inc()
+            self.metrics.flagged.labels(inbound.channel, "failed").inc()
             raise outcome
         self.metrics.inbound.labels(inbound.channel, "duplicate" if outcome.duplicate else "stored").inc()
         if not outcome.duplicate:
             await self._publish(outcome)
-            if self.on_stored is not None:
+            if self.on_stored is not None and not inbound.meta.get("automatic"):
                 try:
                     await self.on_stored(outcome, inbound)
                 except Exception:
                     log.exception("after storing message %d: routing failed; the routing reconciler will queue it",
                                   outcome.message.id)
         return outcome
+
+    async def process_event(self, journal_id: int, inbound: Inbound) -> IngestResult:
+        """Process one journaled inbound event again (an operator's replay)."""
+        return await self._process(journal_id, inbound)
+
+    async def ingest_journaled(self, journal_id: int, inbound: Inbound) -> IngestResult:
+        """Store INBOUND as the event journaled as JOURNAL_ID (one that was rejected, read again after a fix, or
+        attached to a customer by an operator): its payload becomes INBOUND, so recovery and replay see it too."""
+        inbound = self.normalized(inbound)
+        payload_inbound = json.dumps(inbound.to_json(), default=str)
+        queue, queue_error = self._queue(inbound)
+
+        def run(tx: Tx) -> IngestResult | IngestFailed:
+            row = tx.one("SELECT payload FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
+            assert row is not None
+            body = json.loads(row["payload"])
+            body["inbound"] = json.loads(payload_inbound)
+            tx.exec("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(body, default=str), journal_id))
+            return self._apply(tx, journal_id, inbound, queue, queue_error)
+
+        return await self._finish(inbound, await self.db.write(run))
 
     async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
         """Process an already journaled event (recovery and replay)."""
@@ -240,7 +314,7 @@ class Ingest:
         return await self._finish(inbound, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
-        if r.conversation_how != "joined":
+        if r.conversation_how in ("opened", "reopened"):
             await self.bus.publish(
                 Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})
             )

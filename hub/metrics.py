@@ -37,6 +37,18 @@ class Metrics:
             "hub_journal_pending", "Journaled inbound events not yet processed", registry=r
         )
         self.outbox_pending = Gauge("hub_outbox_pending", "Outbound messages waiting to be sent", registry=r)
+        self.flagged = Counter(
+            "hub_flagged_events_total", "Inbound events kept for an operator (see docs/attention.md), by reason",
+            ["channel", "reason"], registry=r,
+        )
+        self.email_dedupe = Counter(
+            "hub_email_dedupe_total", "Email dedupe decisions: duplicates skipped (same_uid, same_content) and "
+            "different emails stored despite a reused Message-ID (reused_message_id)", ["reason"], registry=r,
+        )
+        self.mailbox_up = Gauge(
+            "hub_mailbox_up", "1 while the hub is logged in to the mailbox, 0 while it cannot reach it or log in",
+            ["mailbox"], registry=r,
+        )
         self.webchat_refused = Counter(
             "hub_webchat_refused_total", "Web chat sockets and messages refused by a limit", ["reason"], registry=r
         )

@@ -107,8 +107,10 @@ class Outbox:
         agent_id: int | None = None,
         note: bool = False,
         attachments: Sequence[AttachmentIn] = (),
+        reply_all: bool = False,
     ) -> Message:
-        """Write an agent's reply (or internal note) durably, with its files; sending happens in the background."""
+        """Write an agent's reply (or internal note) durably, with its files; sending happens in the background.
+        REPLY_ALL (email) also addresses everyone else the customer's email went to."""
         if not text.strip() and not attachments:
             raise ReplyError("text is empty")
         self._check_files(attachments)
@@ -145,6 +147,7 @@ class Outbox:
             message_id = store.insert_message(
                 tx, conversation_id=conv.id, customer_id=conv.customer_id, channel=chosen, direction="out",
                 kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now,
+                meta={"reply_all": True} if reply_all else None,
             )
             _store_files(tx, message_id, attachments)
             tx.exec(

@@ -15,7 +15,7 @@ from hub.history.schema import LATEST, MIGRATIONS
 from tests.conftest import free_port, wait_for
 
 COMMANDS = [[], ["serve"], ["demo"], ["migrate"], ["tokens"], ["tokens", "create"], ["agents"], ["agents", "add"],
-            ["agents", "list"], ["events"], ["events", "replay"], ["events", "list"]]
+            ["agents", "list"], ["events"], ["events", "replay"], ["events", "list"], ["events", "show"]]
 
 
 def hub(
@@ -96,3 +96,45 @@ def test_serve_with_no_config_runs_embedded_default(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "shutting down" in out
+
+
+def test_events_show_and_replay_of_rejected_events(tmp_path: Path) -> None:
+    """`hub events show ID` tells who sent a flagged event and why; `hub events replay --status rejected` reads
+    them again with the configured channels (here: one a fix made readable, one still without a sender)."""
+    import asyncio
+    import base64
+
+    from tests.channels.email.dovecot import email_world
+
+    corpus = Path(__file__).parent / "channels" / "email" / "emails"
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+
+    async def prepare() -> tuple[int, int]:
+        async with email_world(url) as w:
+            assert await w.channel.receive((corpus / "no_sender.eml").read_bytes()) == "flagged"
+            raw = (corpus / "list_post.eml").read_bytes()
+            fixed = await w.ingest.flag("email", "list.7@lists.example.org",
+                                        {"eml_base64": base64.b64encode(raw).decode()}, "taken for an auto-reply",
+                                        "automatic")
+            (nosender,) = [j["id"] for j in await w.journal() if j["reason"] == "no_sender"]
+            return int(nosender), fixed
+
+    nosender, fixed = asyncio.run(prepare())
+    env = {"HUB_DATABASE__URL": url, "HUB_CHANNELS__EMAIL__ENABLED": "true",
+           "HUB_CHANNELS__EMAIL__ADDRESS": "support@hub.test"}
+    listed = hub("events", "list", "--flagged", cwd=tmp_path, env=env)
+    assert "(no_sender)" in listed.stdout and "(automatic)" in listed.stdout
+    shown = hub("events", "show", str(nosender), cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "about:   who am I" in shown.stdout and "no usable sender address" in shown.stdout
+    assert "There is no From header in this email." in shown.stdout
+    raw = hub("events", "show", str(nosender), "--raw", cwd=tmp_path, env=env)
+    assert raw.stdout.replace("\r\n", "\n") == (corpus / "no_sender.eml").read_text().replace("\r\n", "\n")
+    replay = hub("events", "replay", "--status", "rejected", cwd=tmp_path, env=env)
+    assert replay.returncode == 1, "one is still flagged"
+    assert f"{fixed:>6}  done     stored" in replay.stdout
+    assert f"{nosender:>6}  rejected still unreadable" in replay.stdout
+    assert "replayed: 1 event(s) stored or applied; 1 still flagged" in replay.stdout
+    again = hub("events", "show", str(nosender), cwd=tmp_path, env=env)
+    assert "replay by cli" in again.stdout
+    assert hub("events", "show", "999", cwd=tmp_path, env=env).returncode == 1

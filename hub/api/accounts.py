@@ -15,6 +15,7 @@ from hub import tasks as background
 from hub.agents import AgentConflict, AgentError, AgentNotFound, add_agent, find_agent, update_agent
 from hub.api.auth import PRINCIPAL, Principal, create_token, hash_token, require_admin
 from hub.api.errors import BadBody, read_json
+from hub.api.live_access import AGENT_UPDATED, TOKEN_REVOKED
 from hub.api.params import path_id
 from hub.api.schemas import AgentCreateBody, AgentPatchBody, TokenCreateBody
 from hub.events import Event
@@ -25,9 +26,8 @@ from hub.routing.service import RoutingError
 
 log = logging.getLogger("hub.api.accounts")
 
-# Published so every hub process drops what it remembers about a token or agent (see forget_on_events).
-TOKEN_REVOKED = "token.revoked"
-AGENT_UPDATED = "agent.updated"
+# TOKEN_REVOKED and AGENT_UPDATED are published so every hub process drops what it remembers about a token or agent
+# (see forget_on_events), and live sockets re-check their principal (hub.api.live_access).
 AGENT_CREATED = "agent.created"
 
 

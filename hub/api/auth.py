@@ -12,6 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from hub.api.docs import is_docs_path
 from hub.history.db import Database, Tx
 from hub.model import format_time, utcnow
 
@@ -87,6 +88,11 @@ class TokenAuth:
             self._cache[digest] = (self.clock() + CACHE_SECONDS, principal)
         return principal
 
+    async def verify_now(self, token: str) -> Principal | None:
+        """As verify, but asking the store whatever is remembered: a change to the token's rights was announced."""
+        self._cache.pop(hash_token(token), None)
+        return await self.verify(token)
+
     def forget(self, token_id: int | None = None, agent_id: int | None = None) -> None:
         """Drop remembered verifications of a revoked token or of a changed agent's tokens: the next request with
         them asks the store again, so a revocation takes effect at once. With neither, forget everything."""
@@ -120,7 +126,7 @@ def auth_middleware(
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS:
+        if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS or is_docs_path(request.path):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header and sessions is not None and sessions.cookie_name in request.cookies:

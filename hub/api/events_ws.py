@@ -12,11 +12,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hub import tasks as background
+from hub import visibility
+from hub.api import live_access
 from hub.api.auth import AUTH_VIA, PRINCIPAL, Principal
 from hub.console.handlers import same_origin
 from hub.console.sessions import SESSIONS
 from hub.events import Event
-from hub.history.db import Database, Tx
+from hub.history.db import Database
 from hub.keys import BUS, DB
 from hub.model import format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
@@ -45,32 +47,59 @@ def _conversation_id(data: dict[str, Any]) -> int | None:
     return None
 
 
+def _customer_id(data: dict[str, Any]) -> int | None:
+    for key in ("conversation", "message", "customer"):
+        inner = data.get(key)
+        if isinstance(inner, dict) and isinstance(inner.get("customer_id"), int):
+            return int(inner["customer_id"])
+    cid = data.get("customer_id")
+    return cid if isinstance(cid, int) else None
+
+
 class Visibility:
-    """Decides, per event, whether one principal may see it: the REST API's rules, applied to the stream."""
+    """Decides, per event, whether one principal may see it: hub.visibility's rule, applied to the stream. Events of a
+    conversation are visible to whoever sees its customer."""
+
+    # How long a customer's visibility is remembered between routing events (which always re-ask the store).
+    REMEMBER_SECONDS = 2.0
 
     def __init__(self, db: Database, principal: Principal) -> None:
         self.db, self.p = db, principal
-        self._where: dict[int, tuple[str | None, int | None]] = {}  # conversation -> (queue, agent)
+        self._customer_of: dict[int, int | None] = {}  # conversation -> customer
+        self._seen: dict[int, tuple[float, bool]] = {}  # customer -> (until, visible)
+
+    def rescope(self, principal: Principal) -> None:
+        """The principal's role or queues changed: decide every later event by the new ones."""
+        self.p = principal
+        self._seen.clear()
 
     @property
     def sees_everything(self) -> bool:
-        return self.p.is_admin
+        return visibility.sees_everything(self.p)
 
     @property
     def sees_workforce(self) -> bool:
         return self.p.role in ("admin", "supervisor")
 
-    def _sees(self, queue: str | None, agent_id: int | None) -> bool:
-        return self.sees_everything or queue in self.p.queues or (agent_id is not None and agent_id == self.p.agent_id)
-
-    async def _conversation(self, conv_id: int, fresh: bool) -> tuple[str | None, int | None]:
-        if fresh or conv_id not in self._where:
-            row = await self.db.read(lambda tx: tx.one("SELECT queue, agent_id FROM conversations WHERE id = ?",
+    async def _customer(self, conv_id: int) -> int | None:
+        if conv_id not in self._customer_of:
+            row = await self.db.read(lambda tx: tx.one("SELECT customer_id FROM conversations WHERE id = ?",
                                                        (conv_id,)))
-            if len(self._where) > 5000:
-                self._where.clear()
-            self._where[conv_id] = (row["queue"], row["agent_id"]) if row else (None, None)
-        return self._where[conv_id]
+            if len(self._customer_of) > 5000:
+                self._customer_of.clear()
+            self._customer_of[conv_id] = int(row["customer_id"]) if row else None
+        return self._customer_of[conv_id]
+
+    async def _sees_customer(self, customer_id: int, fresh: bool = False) -> bool:
+        now = time.monotonic()
+        hit = self._seen.get(customer_id)
+        if hit is not None and hit[0] > now and not fresh:
+            return hit[1]
+        seen = await self.db.read(lambda tx: visibility.sees_customer(tx, self.p, customer_id))
+        if len(self._seen) > 5000:
+            self._seen.clear()
+        self._seen[customer_id] = (now + self.REMEMBER_SECONDS, seen)
+        return seen
 
     async def allows(self, event: Event) -> bool:
         if self.sees_everything:
@@ -83,7 +112,7 @@ class Visibility:
         if kind == "customer.merged":
             customer = data.get("customer")
             cid = customer.get("id") if isinstance(customer, dict) else None
-            return isinstance(cid, int) and await self._sees_customer(cid)
+            return isinstance(cid, int) and await self._sees_customer(cid, fresh=True)
         if kind.startswith("routing.") and self.p.agent_id is not None and self.p.agent_id in (
             data.get("agent"), data.get("to_agent"), data.get("from_agent")
         ):
@@ -92,26 +121,14 @@ class Visibility:
         if conv_id is None:
             return self.sees_workforce and kind.startswith("routing.")
         conv = data.get("conversation")
-        if isinstance(conv, dict) and "queue" in conv:
-            # The event says where the conversation is now: remember it rather than asking the database.
-            self._where[conv_id] = (conv.get("queue"), conv.get("agent_id"))
-            return self._sees(conv.get("queue"), conv.get("agent_id"))
-        # Routing moves conversations between queues and agents: ask the database after each routing event.
-        queue, agent = await self._conversation(conv_id, fresh=kind.startswith("routing."))
-        return self._sees(queue, agent)
-
-    async def _sees_customer(self, customer_id: int) -> bool:
-        p = self.p
-
-        def check(tx: Tx) -> bool:
-            marks = ", ".join("?" for _ in p.queues) or "NULL"
-            row = tx.one(
-                f"SELECT id FROM conversations WHERE customer_id = ? AND (queue IN ({marks}) OR agent_id = ?) LIMIT 1",
-                (customer_id, *p.queues, p.agent_id),
-            )
-            return row is not None
-
-        return await self.db.read(check)
+        if isinstance(conv, dict) and "queue" in conv and visibility.may_act(self.p, conv.get("queue"),
+                                                                             conv.get("agent_id")):
+            return True  # their own work: no need to ask the store
+        customer_id = _customer_id(data) or await self._customer(conv_id)
+        if customer_id is None:
+            return False
+        # Routing moves conversations between queues and agents: ask the store again after each routing event.
+        return await self._sees_customer(customer_id, fresh=kind.startswith("routing."))
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -141,16 +158,27 @@ async def events(request: web.Request) -> web.StreamResponse:
             log.exception("event stream failed; closing it so the client reconnects and re-syncs")
             await ws.close(code=1011, message=b"internal error")
 
+    async def follow_access() -> bool:
+        """Re-read the principal (its rights were changed, or events were dropped); False: the socket closed."""
+        now = await live_access.current(request)
+        if now is None:
+            await ws.close(code=CLOSE_SESSION_ENDED, message=b"access revoked")
+            return False
+        if now != seen.p:
+            seen.rescope(now)
+            # The console re-syncs through REST on "lagged": what it may no longer see leaves its lists too.
+            await ws.send_json({"type": "lagged", "at": format_time(utcnow()), "data": {"reason": "access changed"}})
+        return True
+
     async def forward() -> None:
         async for event in sub:
-            agent = event.data.get("agent") if event.type == "agent.updated" else None
-            if isinstance(agent, dict) and agent.get("id") == p.agent_id and agent.get("disabled"):
-                # An admin disabled this agent: their live stream ends now, not at the next session re-check.
-                await ws.close(code=CLOSE_SESSION_ENDED, message=b"account disabled")
-                return
             if sub.lagged:
                 sub.lagged = False
+                if not await follow_access():  # one of the dropped events may have been a revocation
+                    return
                 await ws.send_json({"type": "lagged", "at": format_time(utcnow()), "data": {}})
+            if live_access.concerns(event, seen.p) and not await follow_access():
+                return
             try:
                 allowed = await seen.allows(event)
             except Exception:  # a store hiccup must not end the stream; the event is withheld, the client re-syncs

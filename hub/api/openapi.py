@@ -26,6 +26,7 @@ from hub.api.schemas import (
     TransferBody,
 )
 from hub.config import QueueSettings
+from hub.keys import SETTINGS
 
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
@@ -141,8 +142,10 @@ def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 _ERRORS = {
     "400": _json(_ref("Error"), "Bad request: the message says what to fix"),
     "401": _json(_ref("Error"), "No valid bearer token"),
-    "404": _json(_ref("Error"), "Not found, or not in your queues"),
+    "404": _json(_ref("Error"), "Not found; also what is outside your reach, in the same words"),
 }
+# You see the conversation (its customer is one you serve) but it is another queue's work (hub.visibility).
+_NOT_YOURS = {"403": _json(_ref("Error"), "Another queue's conversation: you may read it, not act on it")}
 _WRITE_ERRORS = {
     **_ERRORS,
     "413": _json(_ref("Error"), "Body over server.max_body_bytes"),
@@ -255,7 +258,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ReplyBody),
             "responses": {"201": _json(_ref("Message"), "Queued for sending (or stored, for a note)"),
-                          **_WRITE_ERRORS},
+                          **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/conversations/{id}/resolve": {
@@ -264,7 +267,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ResolveBody, required=False),
             "responses": {"200": _json(_ref("Conversation")),
-                          "409": _json(_ref("Error"), "Already resolved"), **_WRITE_ERRORS},
+                          "409": _json(_ref("Error"), "Already resolved"), **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/messages/{id}": {
@@ -338,7 +341,7 @@ PATHS.update({
             "summary": "Transfer to a queue (keeping its age) or to an agent, with an optional note",
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(TransferBody),
-            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS, **_NOT_YOURS},
         }
     },
     "/api/v1/queues": {
@@ -367,11 +370,11 @@ PATHS.update({
     },
     "/api/v1/agents": {
         "get": {
-            "summary": "Agents with presence and current load",
+            "summary": "Agents with presence and current load; email, phone and voice client only for admins and "
+                       "supervisors",
             "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {"items": {
                 "type": "array", "items": {"type": "object",
-                                           "required": ["id", "name", "email", "role", "queues", "presence",
-                                                        "load"],
+                                           "required": ["id", "name", "role", "queues", "presence", "load"],
                                            "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                                                           "email": {"type": "string"}, "role": {"type": "string"},
                                                           "queues": {"type": "array"},
@@ -408,7 +411,9 @@ _ROUTING_CONFIG = {
     },
 }
 _ROUTING_CONFIG_ERRORS = {**_WRITE_ERRORS, "403": _json(_ref("Error"), "Not an admin or supervisor")}
-_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "queue"}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "queue: a new queue's name is a slug, [a-z0-9][a-z0-9_-]{0,63} (422 otherwise); "
+                              "its title is the text people read"}
 PATHS.update({
     "/api/v1/routing": {
         "get": {
@@ -734,7 +739,118 @@ PATHS.update({
 })
 
 
-def document() -> dict[str, Any]:
+# What the hub could not place (hub.attention): supervisors and admins.
+def _attention_paths() -> dict[str, Any]:
+    from hub.api.attention_routes import ActionBody, AttachBody, DismissBody
+
+    not_allowed = {"403": _json(_ref("Error"), "Not an admin or supervisor")}
+    event = {
+        "type": "object",
+        "required": ["id", "channel", "status", "reason", "error", "received_at", "sender", "summary", "actions"],
+        "properties": {
+            "id": {"type": "integer"}, "channel": {"type": "string"},
+            "status": {"enum": ["failed", "rejected", "done", "dismissed", "pending"]},
+            "reason": {"type": "string", "description": "short reason code (docs/attention.md)"},
+            "error": {"type": "string", "description": "the full reason"},
+            "received_at": {"type": "string"}, "dedupe_key": {"type": "string"}, "attempts": {"type": "integer"},
+            "sender": {"type": "string"}, "summary": {"type": "string", "description": "subject or first line"},
+            "message_id": {"type": ["integer", "null"]},
+            "actions": {"type": "array", "items": {"type": "object"}},
+            "raw": {"type": "object", "description": "the event as sent (text), on GET /attention/{id}"},
+        },
+    }
+    result = _json({"type": "object", "required": ["outcome", "status", "message_id"], "properties": {
+        "outcome": {"type": "string"}, "status": {"type": "string"}, "message_id": {"type": ["integer", "null"]},
+    }})
+    conflict = {"409": _json(_ref("Error"), "Not failed or rejected any more, or the action cannot be done (why)")}
+
+    def body(model: type[BaseModel], required: bool) -> dict[str, Any]:
+        return {"required": required, "content": {"application/json": {"schema": model.model_json_schema()}}}
+
+    def action(summary: str, model: type[BaseModel], required: bool) -> dict[str, Any]:
+        return {"post": {"summary": summary, "parameters": [_id_param("event id")],
+                         "requestBody": body(model, required),
+                         "responses": {"200": result, **conflict, **not_allowed, **_WRITE_ERRORS}}}
+
+    return {
+        "/api/v1/attention": {"get": {
+            "summary": "Events the hub could not place (flagged or rejected, every channel), newest first",
+            "parameters": [_query("channel", "only this channel"), _query("reason", "only this reason code"),
+                           _query("before", "the `next` of the previous page"),
+                           _query("limit", "page size, 1-200 (default 50)",
+                                  {"type": "integer", "minimum": 1, "maximum": 200})],
+            "responses": {"200": _json({"type": "object", "required": ["items", "count", "next"], "properties": {
+                "items": {"type": "array", "items": event}, "count": {"type": "integer"}, "next": _STR_OR_NULL,
+            }}), **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}": {"get": {
+            "summary": "One event with its raw payload (as text) and every action taken on it",
+            "parameters": [_id_param("event id")],
+            "responses": {"200": _json(event), **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}/raw": {"get": {
+            "summary": "Download the event as the provider sent it (an .eml, or JSON)",
+            "parameters": [_id_param("event id")],
+            "responses": {"200": {"description": "The raw event", "content": {
+                "message/rfc822": {"schema": {"type": "string"}}, "application/json": {"schema": {}}}},
+                **not_allowed, **_ERRORS},
+        }},
+        "/api/v1/attention/{id}/replay": action(
+            "Process it again as its channel reads it now (after a fix or a config change)", ActionBody, False),
+        "/api/v1/attention/{id}/attach": action(
+            "Store it on a customer's timeline (customer_id, or identity for the customer who owns it or a new one), "
+            "through the one inbound path", AttachBody, True),
+        "/api/v1/attention/{id}/dismiss": action("Nothing to do about it: kept, dismissed, with a note",
+                                                 DismissBody, True),
+    }
+
+
+PATHS.update(_attention_paths())
+
+
+# One tag per area, so the docs page groups the API the way a developer looks for it. A path names its area by
+# its first segment after /api/v1/; a new area gets a tag of its own name without a line here.
+TAGS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Conversations", "The inbox, conversations, their messages and attachments",
+     ("inbox", "conversations", "messages", "attachments")),
+    ("Customers", "Customers, their identities and their one timeline", ("customers",)),
+    ("Inbound", "Feed messages from another system (the API channel)", ("inbound",)),
+    ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
+    ("Calls", "Phone calls agents place", ()),
+    ("Agents", "Agents, their presence, and API tokens", ("agents", "tokens")),
+    ("Channels", "The enabled channels and what each can do; web chat typing", ("channels", "webchat")),
+    ("Events", "The live event stream (WebSocket)", ("events",)),
+    ("Search", "Search across conversations and customers", ("search",)),
+]
+
+
+def _tag(path: str) -> str:
+    if path.endswith("/call"):
+        return "Calls"
+    area = path.removeprefix("/api/v1/").split("/", 1)[0]
+    for name, _, areas in TAGS:
+        if area in areas:
+            return name
+    return area.replace("-", " ").replace("_", " ").capitalize()
+
+
+def _tagged(paths: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
+    """The paths with each operation tagged by its area (unless it names its own tags), and the tags in use."""
+    out: dict[str, dict[str, Any]] = {}
+    used: dict[str, None] = {}
+    for path, item in paths.items():
+        out[path] = {}
+        for method, op in item.items():
+            if isinstance(op, dict) and method in {"get", "put", "post", "delete", "patch", "head", "options"}:
+                op = {"tags": [_tag(path)], **op}
+                used.update(dict.fromkeys(op["tags"]))
+            out[path][method] = op
+    described = {name: text for name, text, _ in TAGS}
+    order = [name for name, _, _ in TAGS if name in used] + sorted(t for t in used if t not in described)
+    return out, [{"name": t, **({"description": described[t]} if t in described else {})} for t in order]
+
+
+def document(server_url: str = "/") -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Attachment": ATTACHMENT,
         "Message": MESSAGE,
@@ -762,20 +878,26 @@ def document() -> dict[str, Any]:
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = schema
+    paths, tags = _tagged(PATHS)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "hub REST API", "version": "1"},
+        "info": {"title": "hub REST API", "version": "1",
+                 "description": "Authorize with an API token (`hub tokens create`, or the demo's admin token)."},
+        "servers": [{"url": server_url, "description": "this hub"}],
+        "tags": tags,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": paths,
     }
 
 
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    # "Try it out" calls the servers entry: server.public_url behind a proxy, else the address this was asked on.
+    public = request.app[SETTINGS].server.public_url.rstrip("/")
+    return web.json_response(document(public or f"{request.scheme}://{request.host}"))
 
 
 # Served when the web chat channel is enabled.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import Any
 
 from aiohttp import web
 
-from hub import fail_points
+from hub import downloads, fail_points, visibility
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import limit, path_id, query_id
@@ -20,7 +19,7 @@ from hub.history.db import Tx
 from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
-from hub.model import AttachmentIn, format_time, utcnow
+from hub.model import AttachmentIn, Conversation, Message, format_time, utcnow
 
 STATUSES = ("open", "assigned", "resolved")
 
@@ -33,24 +32,9 @@ def _limit(request: web.Request, default: int = 50, most: int = 200) -> int:
     return limit(request, default, most)
 
 
-def _sees_customer(tx: Tx, p: Principal, customer_id: int) -> bool:
-    if p.is_admin:
-        return True
-    marks = ", ".join("?" for _ in p.queues) or "NULL"
-    row = tx.one(
-        f"SELECT id FROM conversations WHERE customer_id = ? AND (queue IN ({marks}) OR agent_id = ?) LIMIT 1",
-        (customer_id, *p.queues, p.agent_id),
-    )
-    return row is not None
-
-
-def _sees_conversation(p: Principal, queue: str | None, agent_id: int | None) -> bool:
-    return p.is_admin or (queue in p.queues) or (agent_id is not None and agent_id == p.agent_id)
-
-
-def _forbidden(what: str) -> web.HTTPNotFound:
-    # Not 403: an agent should not learn that another queue's customer or conversation exists.
-    return web.HTTPNotFound(text=f"{what} does not exist or is not in your queues")
+def _scope(p: Principal) -> tuple[tuple[str, ...] | None, int | None]:
+    """The visibility rule's arguments for the store's list and search queries: None, None for an admin."""
+    return (None, None) if visibility.sees_everything(p) else (p.queues, p.agent_id)
 
 
 async def list_customers(request: web.Request) -> web.Response:
@@ -69,10 +53,10 @@ async def list_customers(request: web.Request) -> web.Response:
     def find(tx: Tx) -> list[dict[str, Any]]:
         if wanted is not None:
             cid = store.customer_by_identity(tx, wanted)
-            found = [store.customer(tx, cid)] if cid is not None else []
+            found = [store.customer(tx, cid)] if cid is not None and visibility.sees_customer(tx, p, cid) else []
         else:
-            found = store.search_customers(tx, text_q or "", limit)
-        return [c.to_json() for c in found if _sees_customer(tx, p, c.id)]
+            found = store.search_customers(tx, text_q or "", limit, *_scope(p))
+        return [c.to_json() for c in found]
 
     return web.json_response({"items": await db.read(find)})
 
@@ -82,8 +66,8 @@ async def get_customer(request: web.Request) -> web.Response:
 
     def load(tx: Tx) -> dict[str, Any]:
         c = store.customer(tx, cid)
-        if not _sees_customer(tx, p, cid):
-            raise _forbidden(f"customer {cid}")
+        if not visibility.sees_customer(tx, p, cid):
+            raise visibility.hidden("customer", cid)
         out = c.to_json()
         convs, _ = store.list_conversations(tx, None, None, None, cid, None, None, 20, None)
         out["conversations"] = [cv.to_json() for cv in convs]
@@ -101,8 +85,8 @@ async def timeline(request: web.Request) -> web.Response:
 
     def load(tx: Tx) -> dict[str, Any]:
         store.customer(tx, cid)
-        if not _sees_customer(tx, p, cid):
-            raise _forbidden(f"customer {cid}")
+        if not visibility.sees_customer(tx, p, cid):
+            raise visibility.hidden("customer", cid)
         try:
             items, nxt = store.timeline(tx, cid, limit, cursor, newest_first=order == "desc")
         except ValueError as e:
@@ -138,7 +122,7 @@ async def list_conversations(request: web.Request) -> web.Response:
         try:
             items, nxt = store.list_conversations(
                 tx, status, request.query.get("queue"), agent, customer,
-                None if p.is_admin else p.queues, None if p.is_admin else p.agent_id, limit, cursor,
+                *_scope(p), limit, cursor,
             )
         except ValueError as e:
             raise web.HTTPBadRequest(text=str(e)) from None
@@ -152,8 +136,8 @@ async def get_conversation(request: web.Request) -> web.Response:
 
     def load(tx: Tx) -> dict[str, Any]:
         c = store.conversation(tx, conv_id)
-        if not _sees_conversation(p, c.queue, c.agent_id):
-            raise _forbidden(f"conversation {conv_id}")
+        if not visibility.sees_customer(tx, p, c.customer_id):
+            raise visibility.hidden("conversation", conv_id)
         out = c.to_json()
         out["customer"] = store.customer(tx, c.customer_id).to_json()
         out["messages"] = [m.to_json() for m in store.conversation_messages(tx, conv_id)]
@@ -163,10 +147,20 @@ async def get_conversation(request: web.Request) -> web.Response:
 
 
 async def check_conversation(request: web.Request, conv_id: int) -> None:
+    """Refuse, unless the principal may act on the conversation: 404 if they cannot even see it, 403 if they see
+    it (its customer is theirs) but it is another queue's work."""
     p = request[PRINCIPAL]
-    c = await request.app[DB].read(lambda tx: store.conversation(tx, conv_id))
-    if not _sees_conversation(p, c.queue, c.agent_id):
-        raise _forbidden(f"conversation {conv_id}")
+
+    def load(tx: Tx) -> tuple[Conversation, bool]:
+        c = store.conversation(tx, conv_id)
+        return c, visibility.sees_customer(tx, p, c.customer_id)
+
+    c, seen = await request.app[DB].read(load)
+    if not seen:
+        raise visibility.hidden("conversation", conv_id)
+    if not visibility.may_act(p, c.queue, c.agent_id):
+        raise web.HTTPForbidden(text=f"conversation {conv_id} is queue {c.queue}'s work: replying, resolving and "
+                                     "transferring stay with that queue and its agent")
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -184,7 +178,7 @@ async def post_message(request: web.Request) -> web.Response:
             raise BadBody(422, f"attachment {a.filename!r}: data_base64 is not valid base64") from None
     msg = await request.app[OUTBOX].reply(
         conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
-        attachments=files,
+        attachments=files, reply_all=body.reply_all,
     )
     if not body.note:
         await request.app[ROUTER].claim_after_reply(conv_id, request[PRINCIPAL].agent_id)
@@ -217,10 +211,15 @@ async def resolve(request: web.Request) -> web.Response:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    mid = _int(request, "id")
-    msg = await request.app[DB].read(lambda tx: store.message(tx, mid))
-    await check_conversation(request, msg.conversation_id)
-    return web.json_response(msg.to_json())
+    p, mid = request[PRINCIPAL], _int(request, "id")
+
+    def load(tx: Tx) -> Message:
+        msg = store.message(tx, mid)
+        if not visibility.sees_customer(tx, p, msg.customer_id):
+            raise visibility.hidden("message", mid)
+        return msg
+
+    return web.json_response((await request.app[DB].read(load)).to_json())
 
 
 async def get_attachment(request: web.Request) -> web.Response:
@@ -228,38 +227,15 @@ async def get_attachment(request: web.Request) -> web.Response:
 
     def load(tx: Tx) -> tuple[Any, bytes]:
         att, data, customer_id = store.attachment_data(tx, aid)
-        if not _sees_customer(tx, p, customer_id):
-            raise _forbidden(f"attachment {aid}")
+        if not visibility.sees_customer(tx, p, customer_id):
+            raise visibility.hidden("attachment", aid)
         return att, data
 
     att, data = await request.app[DB].read(load)
     if att.status != "stored":
         raise web.HTTPConflict(text=f"attachment {aid} is {att.status}: {att.error or 'not fetched yet'}")
-    safe_name = "".join(ch for ch in att.filename if ch.isalnum() or ch in "._- ") or "attachment"
-    return web.Response(
-        body=data,
-        headers={
-            "Content-Type": _served_type(att.content_type),
-            # Customer files never run as a page of ours: download, no sniffing, sandboxed if opened.
-            "Content-Disposition": f'attachment; filename="{safe_name}"',
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-        },
-    )
-
-
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
-_CHARSET = re.compile(r"charset=\"?([A-Za-z0-9_.:-]{1,40})\"?", re.IGNORECASE)
-
-
-def _served_type(stored: str) -> str:
-    """The Content-Type to serve a file with: its stored type and charset when well-formed (a sender's
-    "text/plain; charset=utf-8" included), else application/octet-stream."""
-    media, _, params = stored.partition(";")
-    if not _MEDIA_TYPE.fullmatch(media.strip()):
-        return "application/octet-stream"
-    charset = _CHARSET.search(params)
-    return media.strip().lower() + (f"; charset={charset.group(1)}" if charset else "")
+    # Customer files never run as a page of ours: download, no sniffing, sandboxed if opened.
+    return downloads.file_response(data, att.filename, att.content_type)
 
 
 def routes() -> list[web.RouteDef]:

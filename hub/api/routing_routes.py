@@ -10,18 +10,19 @@ from aiohttp import web
 
 from hub.agents import list_agents
 from hub.api.auth import PRINCIPAL, Principal
-from hub.api.errors import read_json
+from hub.api.errors import BadBody, read_json
 from hub.api.params import path_id
 from hub.api.routes import check_conversation
 from hub.api.schemas import PresenceBody, RoutingAgentBody, RoutingRulesBody, TransferBody
 from hub.config import QueueSettings
 from hub.history import store
 from hub.history.db import Tx
-from hub.keys import DB, ROUTER
+from hub.keys import DB, ROUTER, SETTINGS
 from hub.model import format_time, utcnow
 from hub.routing.admin import AGENT, QUEUE, RULES
 from hub.routing.config import RoutingConfigError
 from hub.routing.service import RoutingError
+from hub.slugs import SlugError, check_new
 
 
 def _agent_id(request: web.Request) -> int:
@@ -136,21 +137,21 @@ async def queues(request: web.Request) -> web.Response:
 async def agents(request: web.Request) -> web.Response:
     router = request.app[ROUTER]
     # Contact details are for the people who manage agents; everyone sees names, queues and presence.
-    manager = request[PRINCIPAL].role in ("admin", "supervisor")
+    manager = await _role(request) in ("admin", "supervisor")
     items = []
     for a in await list_agents(request.app[DB]):
         stats = await router.engine.agent_stats(a.id)
         items.append({
             "id": a.id,
             "name": a.name,
-            "email": a.email,
             "role": a.role,
             "queues": a.queues,
             "disabled": a.disabled,
             "presence": stats.presence.value if stats else "offline",
             "load": dict(stats.load) if stats else {},
             "capacity": dict(stats.capacity) if stats else {},
-            **({"phone": a.phone, "voice_client": a.voice_client, "created_at": a.created_at} if manager else {}),
+            **({"email": a.email, "phone": a.phone, "voice_client": a.voice_client, "created_at": a.created_at}
+               if manager else {}),
         })
     return web.json_response({"items": items})
 
@@ -158,13 +159,17 @@ async def agents(request: web.Request) -> web.Response:
 # -- the routing config (admin / supervisor) ------------------------------------------------------------------
 
 
+async def _role(request: web.Request) -> str:
+    p: Principal = request[PRINCIPAL]
+    if p.role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
+        return str(row["role"]) if row else p.role
+    return p.role
+
+
 async def _manager(request: web.Request) -> Principal:
     p: Principal = request[PRINCIPAL]
-    role = p.role
-    if role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
-        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
-        role = str(row["role"]) if row else role
-    if role not in ("admin", "supervisor"):
+    if await _role(request) not in ("admin", "supervisor"):
         raise web.HTTPForbidden(text="changing routing needs an admin or supervisor")
     return p
 
@@ -190,6 +195,29 @@ async def _change(request: web.Request, kind: str, name: str, body: Any) -> web.
     return web.json_response(await _view(request))
 
 
+def _known_skills(request: web.Request) -> set[str]:
+    """Every skill name the routing config uses now (stored before skills had to be slugs, or since)."""
+    router = request.app[ROUTER]
+    routing = request.app[SETTINGS].routing
+    known: set[str] = set()
+    for q in routing.queues.values():
+        known.update(q.skills)
+        for stage in q.stages:
+            known.update(stage.get("skills") or {})
+    for a in routing.agents:
+        known.update(a.skills)
+    for profile in router.overrides.agents.values():
+        known.update(profile.get("skills") or {})
+    return known
+
+
+def _slugs(kind: str, names: list[str], known: set[str]) -> None:
+    try:
+        check_new(kind, names, known)
+    except SlugError as e:
+        raise BadBody(422, str(e)) from None
+
+
 async def get_routing(request: web.Request) -> web.Response:
     await _manager(request)
     return web.json_response(await _view(request))
@@ -198,7 +226,12 @@ async def get_routing(request: web.Request) -> web.Response:
 async def put_queue(request: web.Request) -> web.Response:
     await _manager(request)
     body = await read_json(request, QueueSettings)
-    return await _change(request, QUEUE, request.match_info["name"], body.model_dump())
+    name = request.match_info["name"]
+    _slugs("queue", [name], set(request.app[SETTINGS].routing.queues))
+    skills = [*body.skills, *(k for stage in body.stages if isinstance(stage.get("skills"), dict)
+                              for k in stage["skills"])]
+    _slugs("skill", [str(k) for k in skills], _known_skills(request))
+    return await _change(request, QUEUE, name, body.model_dump())
 
 
 async def delete_queue(request: web.Request) -> web.Response:
@@ -208,6 +241,8 @@ async def delete_queue(request: web.Request) -> web.Response:
 async def put_rules(request: web.Request) -> web.Response:
     await _manager(request)
     body = await read_json(request, RoutingRulesBody)
+    known = {str(r.get("name")) for r in request.app[SETTINGS].routing.rules if isinstance(r, dict)}
+    _slugs("rule", [r["name"] for r in body.rules if isinstance(r, dict) and isinstance(r.get("name"), str)], known)
     return await _change(request, RULES, "", body.model_dump(exclude_none=True))
 
 
@@ -215,6 +250,7 @@ async def put_agent_profile(request: web.Request) -> web.Response:
     await _manager(request)
     agent_id = path_id(request)
     body = await read_json(request, RoutingAgentBody)
+    _slugs("skill", list(body.skills), _known_skills(request))
     if agent_id not in {a.id for a in await list_agents(request.app[DB])}:
         raise web.HTTPNotFound(text=f"no agent {agent_id}")
     return await _change(request, AGENT, str(agent_id), body.model_dump())

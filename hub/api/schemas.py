@@ -44,6 +44,8 @@ class ReplyBody(Body):
     attachments: list[ReplyAttachment] = Field(
         default_factory=list, description="files sent with the reply (the channel must carry media)"
     )
+    reply_all: bool = Field(False, description="email: also to everyone else the customer's email went to (its To "
+                            "and Cc, less our own addresses), as Cc")
 
 
 # Ids are BIGINTs in both stores: a larger number names nothing and is refused with the reason.

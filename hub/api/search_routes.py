@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.api.auth import PRINCIPAL, Principal
-from hub.api.routes import _limit, _sees_customer
+from hub.api.routes import _limit, _scope
 from hub.channels.base import Channel
 from hub.console.handlers import configured_channels
 from hub.history import store
@@ -41,15 +41,16 @@ async def search(request: web.Request) -> web.Response:
     terms = store.search_terms(q)
 
     def find(tx: Tx) -> dict[str, Any]:
-        found_customers = store.search_customers(tx, q, limit)
+        scope = _scope(p)  # the visibility rule, applied by each query before its limit
+        found_customers = store.search_customers(tx, q, limit, *scope)
         digits = re.sub(r"\D", "", q)
         if len(digits) >= 4 and re.fullmatch(r"[\d\s()+.-]+", q):
             # A phone number as people type it, "(415) 555-0100": identities hold E.164, so match on the digits.
             known = {c.id for c in found_customers}
-            found_customers += [c for c in store.search_customers(tx, digits, limit) if c.id not in known]
-        customers = [c.to_json() for c in found_customers[:limit] if _sees_customer(tx, p, c.id)]
-        found = store.search_messages(tx, q, None if p.is_admin else p.queues,
-                                      None if p.is_admin else p.agent_id, limit)
+            found_customers += [c for c in store.search_customers(tx, digits, limit, *scope)
+                                if c.id not in known]
+        customers = [c.to_json() for c in found_customers[:limit]]
+        found = store.search_messages(tx, q, *scope, limit)
         names: dict[int, str] = {}
         messages = []
         for m in found:

@@ -49,9 +49,12 @@ class SendError(Exception):
 class InboundSink(Protocol):
     """The hub as an adapter sees it: the one inbound path, and provider status callbacks for sent messages."""
 
-    async def ingest(self, inbound: Inbound, raw: Any = None) -> IngestResult: ...
+    async def ingest(self, inbound: Inbound, raw: Any = None, fingerprint: str | None = None) -> IngestResult: ...
 
-    async def flag(self, channel: str, dedupe_key: str | None, raw: Any, reason: str) -> int: ...
+    async def flag(
+        self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,
+        fingerprint: str | None = None,
+    ) -> int: ...
 
     async def update_status(self, channel: str, external_id: str, status: str, reason: str | None = None) -> bool: ...
 
@@ -78,6 +81,11 @@ class Channel(ABC):
 
     async def stop(self) -> None:
         """Stop what start() started; drain in-flight work."""
+
+    def problems(self) -> list[str]:
+        """What keeps this channel from working right now (a mailbox it cannot log in to), for /readyz; each
+        names the part (never a secret) and why."""
+        return []
 
     @abstractmethod
     def parse(self, payload: Any) -> Inbound:
@@ -121,6 +129,15 @@ class ChatSink(AttachmentSink, Protocol):
     async def customer_typing(self, channel: str, identity: Identity, typing: bool) -> None: ...
 
     async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]: ...
+
+    async def customer_file(
+        self, identity: Identity, channel: str, attachment_id: int
+    ) -> tuple[str, str, bytes] | None:
+        ...
+
+    async def outgoing_attachments(self, message_id: int) -> list[tuple[int, str]]: ...
+
+    async def is_resolved(self, conversation_id: int) -> bool: ...
 
     async def claim_attachments(self, channel: str, lease_seconds: float, limit: int = 20) -> list[tuple[int, str]]: ...
 

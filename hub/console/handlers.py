@@ -15,14 +15,17 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import Field
 
+from hub import visibility
 from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
 from hub.api.errors import read_json
+from hub.api.live_access import SESSION_ENDED
 from hub.api.schemas import Body
 from hub.channels.base import Channel
 from hub.console.sessions import SESSIONS, SignInError
 from hub.console.throttle import Throttled
+from hub.events import Event
 from hub.history.db import Tx
-from hub.keys import CHANNELS, DB, SETTINGS
+from hub.keys import BUS, CHANNELS, DB, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
 
 STATIC = Path(__file__).parent / "static"
@@ -160,6 +163,8 @@ async def sign_out(request: web.Request) -> web.Response:
             if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), found.csrf_token.encode()):
                 raise web.HTTPForbidden(text=f"missing or wrong {CSRF_HEADER} header")
             await sessions.sign_out(token)
+            # Its live sockets, in every hub process, close now (hub.api.live_access).
+            await request.app[BUS].publish(Event(SESSION_ENDED, {"agent_id": found.principal.agent_id}))
     resp = web.json_response({"signed_out": True})
     resp.del_cookie(sessions.cookie_name, path="/", secure=_secure_cookie(request), httponly=True,
                     samesite="Strict")
@@ -171,11 +176,9 @@ async def sign_out(request: web.Request) -> web.Response:
 
 def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[dict[str, Any]]:
     """TARGETS: each queue's first-response target in seconds (0: none)."""
-    where, params = "c.status <> 'resolved'", []
-    if not p.is_admin:
-        marks = ", ".join("?" for _ in p.queues) or "NULL"
-        where += f" AND (c.queue IN ({marks}) OR c.agent_id = ?)"
-        params = [*p.queues, p.agent_id]
+    # The work list: what the principal may act on (hub.visibility), not every customer they may read.
+    work, params = visibility.work_condition(p, "c.")
+    where = f"c.status <> 'resolved' AND {work}"
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
         "c.last_inbound_channel, cu.name AS customer_name, EXISTS (SELECT 1 FROM messages m "

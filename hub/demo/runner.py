@@ -1,5 +1,6 @@
-"""`hub demo`: the embedded default with demo queues and agents, and simulated customers writing in through the
-real inbound path (HTTP, bearer token, journal, timeline), so a newcomer sees live traffic at once."""
+"""`hub demo`: the embedded default with demo queues, agents and an admin, and simulated customers writing in through
+their real channels (Twilio and Telegram webhooks against local simulators, email, the web chat's WebSocket), so a
+newcomer sees live traffic at once, and one customer's timeline across every channel."""
 
 from __future__ import annotations
 
@@ -28,15 +29,19 @@ from hub.app import build_app
 from hub.channels.email.channel import EmailChannel
 from hub.config import QueueSettings, Settings, load_settings
 from hub.demo import telegram_customer, twilio_customer
-from hub.history.db import open_database
+from hub.demo.webchat_customer import WebchatVisitor
+from hub.history import store
+from hub.history.db import Tx, open_database
 from hub.history.schema import migrate
 from hub.keys import CHANNELS
+from hub.model import Identity, format_time, utcnow
 from hub.serve import run_server
 
 log = logging.getLogger("hub.demo")
 
 DEMO_AGENTS = [
     # name, email, password, role, queues
+    ("Ada Admin", "admin@demo.hub", "admin-demo-1", "admin", ["support", "sales"]),
     ("Alice Agent", "alice@demo.hub", "alice-demo-1", "agent", ["support"]),
     ("Bob Agent", "bob@demo.hub", "bob-demo-12", "agent", ["sales"]),
     ("Sam Supervisor", "sam@demo.hub", "sam-demo-123", "supervisor", ["support", "sales"]),
@@ -45,15 +50,16 @@ DEMO_AGENTS = [
 # The phones the hub rings when a demo agent accepts a call (answered by the local Twilio simulator).
 DEMO_PHONES = {"alice@demo.hub": "+14155550111", "bob@demo.hub": "+14155550112", "sam@demo.hub": "+14155550113"}
 
-# A simulated customer's side of a few conversations: (identity, name, line).
-SCRIPT = [
-    ("phone:+14155550100", "Ann Lee", "Hi! My order #1042 hasn't arrived yet. Can you check?"),
-    ("email:raj@example.com", "Raj Patel", "Do you offer volume pricing for 50 seats?"),
-    ("phone:(415) 555-0100", "Ann Lee", "It was supposed to come on Monday."),
-    ("telegram:1111111", "Mia Chen", "Is the store open on Sunday?"),
-    ("email:Raj@Example.com ", "Raj Patel", "Also: can we pay by invoice?"),
-    ("webchat:visitor-7f3a", "", "hello? anyone there"),
-]
+# Jordan, a known customer (phone and email on file, as a CRM import would leave them), texts and calls, emails a
+# follow-up and opens the shop's web chat signed in: one customer, one timeline, four channels.
+JORDAN = ("Jordan Blake", "jordan@example.com", twilio_customer.CUSTOMER)
+JORDAN_EMAIL = ("Order #2211: the kettle", "Hi again, writing by email as promised: order #2211 still shows "
+                "'processing'. My office address is 1 Market St, San Francisco.\n\nJordan")
+JORDAN_CHAT = ["Hi, it's Jordan again (I texted and emailed about order #2211).",
+               "Could you tell me whether it ships today?"]
+# Other customers, each on their own channel: Raj emails sales, an anonymous visitor tries the web chat.
+RAJ_EMAIL = ("Volume pricing", "Hello, do you offer volume pricing for 50 seats? Can we pay by invoice?\n\nRaj Patel")
+VISITOR_CHAT = ["hello? anyone there", "Is the store open on Sunday?"]
 
 
 def demo_settings(data: Path) -> Settings:
@@ -65,6 +71,9 @@ def demo_settings(data: Path) -> Settings:
     # Chat channels: the web chat page to try, and a Telegram bot whose customer is simulated through the real
     # webhook; its Bot API is the local simulator (hub/demo/telegram_customer.py) unless a real token is given.
     settings.channels.webchat.enabled = True
+    if not settings.channels.webchat.identity_secret:
+        # The "shop" signs in its customers (Jordan) so their chats join the timeline they already have.
+        settings.channels.webchat.identity_secret = secrets.token_urlsafe(24)
     tg = settings.channels.telegram
     if not tg.bot_token:
         tg.bot_token, tg.webhook_secret = DEMO_TELEGRAM_TOKEN, secrets.token_urlsafe(24)
@@ -80,6 +89,7 @@ def demo_settings(data: Path) -> Settings:
 
 
 DEMO_EMAIL_ADDRESS = "support@demo.hub"
+CHLOE = "chloe@example.fr"
 
 
 def _free_port() -> int:
@@ -110,8 +120,11 @@ class EmailCustomer:
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 msg = message_from_bytes(envelope.content, policy=policy.default)
-                if isinstance(msg, EmailMessage):
+                to = {str(r).lower() for r in envelope.rcpt_tos}
+                if isinstance(msg, EmailMessage) and CHLOE in to:
                     customer._loop.call_soon_threadsafe(customer.replies.put_nowait, msg)
+                elif isinstance(msg, EmailMessage):
+                    log.info("%s received %r", ", ".join(sorted(to)), msg["Subject"])
                 return "250 OK"
 
         self._server = Controller(Handler(), hostname="127.0.0.1", port=self.smtp_port)
@@ -123,10 +136,16 @@ class EmailCustomer:
             await asyncio.to_thread(self._server.stop)
             self._server = None
 
-    def _email(self, subject: str, text: str, html: str | None = None, **headers: str) -> bytes:
+    async def write_once(self, sender: str, subject: str, text: str) -> None:
+        """Another customer's one email (they read replies in their own mail client, not simulated)."""
+        outcome = await self.channel.receive(self._email(subject, text, sender=sender), {"demo": "email customer"})
+        log.info("simulated email customer %s wrote in -> %s", sender, outcome)
+
+    def _email(self, subject: str, text: str, html: str | None = None, sender: str = f"Chloé Martin <{CHLOE}>",
+               **headers: str) -> bytes:
         msg = EmailMessage()
-        msg["From"], msg["To"] = "Chloé Martin <chloe@example.fr>", DEMO_EMAIL_ADDRESS
-        msg["Subject"], msg["Message-ID"] = subject, make_msgid(domain="example.fr")
+        msg["From"], msg["To"] = sender, DEMO_EMAIL_ADDRESS
+        msg["Subject"], msg["Message-ID"] = subject, make_msgid(domain=sender.rpartition("@")[2].rstrip(">"))
         msg["Date"] = format_datetime(datetime.now(UTC))
         for name, value in headers.items():
             msg[name.replace("_", "-")] = value
@@ -175,31 +194,20 @@ async def prepare(settings: Settings) -> str:
         for name, email, password, role, queues in DEMO_AGENTS:
             if await find_agent(db, email) is None:
                 await add_agent(db, name, email, password, role, queues, phone=DEMO_PHONES.get(email))
+        await db.write(_customer_on_file)
         return await create_token(db, "admin", label="hub demo")
     finally:
         await db.close()
 
 
-async def simulate_customers(base_url: str, token: str, interval: float = 4.0) -> None:
-    """Post the script forever through POST /api/v1/inbound, as another system would."""
-    headers = {"Authorization": f"Bearer {token}"}
-    run = int(time.time())
-    async with aiohttp.ClientSession(base_url, headers=headers) as http:
-        for n, (identity, name, text) in enumerate(itertools.cycle(SCRIPT)):
-            body = {"identity": identity, "text": text, "external_id": f"demo-{run}-{n}"}
-            if name:
-                body["name"] = name
-            try:
-                async with http.post("/api/v1/inbound", json=body) as resp:
-                    data = await resp.json()
-                    if resp.status in (200, 201):
-                        log.info("simulated customer %s wrote on api channel -> customer %d, conversation %d",
-                                 identity, data["customer"]["id"], data["conversation"]["id"])
-                    else:
-                        log.warning("simulated message refused (%d): %s", resp.status, data)
-            except aiohttp.ClientError as e:
-                log.warning("simulated customer could not reach the hub: %s", e)
-            await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+def _customer_on_file(tx: Tx) -> None:
+    """Jordan is known by phone and email before writing in, so every channel lands on one customer."""
+    name, email, phone = JORDAN
+    now = format_time(utcnow())
+    customer_id, _ = store.resolve_identity(tx, Identity("phone", phone), name, now)
+    tx.exec("INSERT INTO identities (customer_id, kind, value, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, value) DO NOTHING", (customer_id, "email", email, now))
+
 
 
 DEMO_TELEGRAM_TOKEN = "1000000001:DEMO-token-replace-with-your-bots-own"  # = telegram_customer.TOKEN
@@ -231,6 +239,11 @@ async def simulate_telegram_customer(base_url: str, secret: str, interval: float
                 log.warning("simulated Telegram customer could not reach the hub: %s", e)
 
 
+async def _later(delay: float, what: Awaitable[None]) -> None:
+    await asyncio.sleep(delay)
+    await what
+
+
 async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> int:
     data = data.resolve()  # noqa: ASYNC240 (start-up, before serving)
     data.mkdir(parents=True, exist_ok=True)
@@ -258,10 +271,11 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
         lines = [
             "",
             "  hub demo is running",
-            f"  console:      {url}/",
-            f"  REST API:     {url}/api/v1/openapi.json",
+            f"  start here:   {url}/   (links to the console, the web chat and the API docs)",
+            f"  console:      {url}/console/",
+            f"  API docs:     {url}/api/docs   (Authorize with the admin token to try it out)",
             f"  admin token:  {token}",
-            "  demo logins:",
+            "  demo logins (admin first):",
             *[f"    {email:<16} {password:<14} ({role}; queues: {', '.join(q)})"
               for _, email, password, role, q in DEMO_AGENTS],
             f"  data folder:  {data}",
@@ -274,13 +288,18 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
                if telegram else "replies go to the real Telegram"),
             f"  email:        simulated customer chloe@example.fr (replies go to her local mail server on port "
             f"{settings.channels.email.smtp_port}; she answers in the thread)",
+            f"  one timeline: {JORDAN[0]} texts and calls ({JORDAN[2]}), emails ({JORDAN[1]}) and opens the web chat "
+            "signed in: one customer, every channel",
             f"  try:          curl -H 'Authorization: Bearer {token}' {url}/api/v1/conversations",
             "  stop with Ctrl-C",
             "",
         ]
         print("\n".join(lines), flush=True)
         if traffic:
-            tasks.append(asyncio.create_task(simulate_customers(url, token)))
+            secret = settings.channels.webchat.identity_secret
+            jordan_chat = WebchatVisitor(url, JORDAN[0], JORDAN_CHAT, email=JORDAN[1], identity_secret=secret)
+            tasks.append(asyncio.create_task(jordan_chat.run(start_after=14.0)))
+            tasks.append(asyncio.create_task(WebchatVisitor(url, "", VISITOR_CHAT).run(start_after=6.0)))
             if telegram is not None:
                 try:
                     log.info("telegram: %s", await telegram.register_webhook(url))
@@ -297,6 +316,10 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
                 if settings.channels.email.address == DEMO_EMAIL_ADDRESS and chloe.start_mail_server():
                     stoppers.append(chloe.stop_async)
                 tasks.append(asyncio.create_task(chloe.run()))
+                tasks.append(asyncio.create_task(_later(8.0, chloe.write_once("Raj Patel <raj@example.com>",
+                                                                             *RAJ_EMAIL))))
+                tasks.append(asyncio.create_task(_later(16.0, chloe.write_once(f"{JORDAN[0]} <{JORDAN[1]}>",
+                                                                              *JORDAN_EMAIL))))
 
     try:
         await run_server(app, host, port, settings.server.shutdown_timeout_seconds, started)

@@ -9,7 +9,9 @@ import phonenumbers
 
 from hub.model import IDENTITY_KINDS, Identity
 
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_EMAIL = re.compile(r"^[^@\s<>\x00-\x1f\x7f]+@[^@\s<>\x00-\x1f\x7f]+\.[^@\s<>\x00-\x1f\x7f]+$")
+# The longest an identity may be: an email address's limit (RFC 5321); phone numbers and chat ids are far shorter.
+MAX_IDENTITY_CHARS = 320
 _VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
@@ -36,6 +38,12 @@ def normalize(kind: str, value: str, region: str = "US") -> Identity:
     value = value.strip()
     if not value:
         raise IdentityError(f"{kind} identity has an empty value")
+    if len(value) > MAX_IDENTITY_CHARS:
+        raise IdentityError(f"{kind} identity is {len(value)} characters long; at most {MAX_IDENTITY_CHARS}")
+    if "\x00" in value:
+        raise IdentityError(f"{kind} identity contains a NUL character")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise IdentityError(f"{kind} identity contains a lone surrogate (not valid Unicode text)")
     if kind == "phone":
         return Identity("phone", normalize_phone(value, region))
     if kind == "email":

@@ -323,6 +323,35 @@ CREATE INDEX canned_responses_agent ON canned_responses (agent_id, shortcut)
 
 MIGRATIONS.append(
     (
+        20,
+        "email: a content fingerprint beside each journaled event's key, so a reused Message-ID is not a duplicate",
+        "ALTER TABLE journal ADD COLUMN fingerprint TEXT",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        21,
+        "attention: a short reason code on flagged events, and the journal of what operators did about them",
+        """
+ALTER TABLE journal ADD COLUMN reason TEXT;
+CREATE TABLE journal_actions (
+    id {id},
+    journal_id BIGINT NOT NULL REFERENCES journal(id),
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT,
+    outcome TEXT,
+    message_id BIGINT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX journal_actions_journal ON journal_actions (journal_id, id)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
         65,
         "console: sign-in throttling reads failures per client address, and sweeps them by age",
         """
@@ -374,3 +403,4 @@ async def migrate(db: Database) -> list[int]:
 
 async def current_version(db: Database) -> int:
     return max(await db.write(_applied), default=0)
+

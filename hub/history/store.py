@@ -12,6 +12,7 @@ from typing import Any
 from hub.history.db import Row, Tx
 from hub.history.schema import PG_TEXT_SEARCH
 from hub.model import Attachment, Conversation, Customer, Identity, Message, parse_time
+from hub.visibility import served_customers
 
 MESSAGE_COLUMNS = (
     "id, conversation_id, customer_id, channel, direction, kind, text, html, status, status_reason, "
@@ -90,12 +91,20 @@ def resolve_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tup
     return new_id, True
 
 
-def search_customers(tx: Tx, q: str, limit: int) -> list[Customer]:
+def search_customers(
+    tx: Tx, q: str, limit: int, visible_queues: Sequence[str] | None = None, visible_agent: int | None = None
+) -> list[Customer]:
+    """Customers whose name or an identity holds Q. VISIBLE_QUEUES/VISIBLE_AGENT keep those served there (the
+    visibility rule, hub.visibility), applied before the limit."""
     like = f"%{q.strip().lower()}%"
+    where, params = "", list[Any]()
+    if visible_queues is not None:
+        served, params = served_customers(visible_queues, visible_agent)
+        where = f" AND c.id IN ({served})"
     rows = tx.all(
         "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
-        "WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? OR lower(i.value) LIKE ?) ORDER BY c.id LIMIT ?",
-        (like, like, limit),
+        f"WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? OR lower(i.value) LIKE ?){where} ORDER BY c.id LIMIT ?",
+        (like, like, *params, limit),
     )
     return [customer(tx, r["id"]) for r in rows]
 
@@ -175,6 +184,28 @@ def join_or_open(
     return conversation(tx, row["id"]), "opened"
 
 
+def record_without_routing(
+    tx: Tx, customer_id: int, channel: str, queue: str, business_line: str | None, now: str
+) -> tuple[Conversation, str]:
+    """Where a message that must not open work (an auto-reply) goes: the customer's open conversation, else their
+    latest one left as it is, else a new one already resolved. Returns (conversation, "joined" or "recorded")."""
+    current = open_conversation(tx, customer_id)
+    if current is not None:
+        return current, "joined"
+    last = tx.one(
+        "SELECT id FROM conversations WHERE customer_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1", (customer_id,)
+    )
+    if last is not None:
+        return conversation(tx, last["id"]), "recorded"
+    row = tx.one(
+        "INSERT INTO conversations (customer_id, status, channel, queue, business_line, last_inbound_channel, "
+        "created_at, updated_at, resolved_at) VALUES (?, 'resolved', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (customer_id, channel, queue, business_line, channel, now, now, now),
+    )
+    assert row is not None
+    return conversation(tx, row["id"]), "recorded"
+
+
 def list_conversations(
     tx: Tx,
     status: str | None,
@@ -186,7 +217,8 @@ def list_conversations(
     limit: int,
     cursor: str | None,
 ) -> tuple[list[Conversation], str | None]:
-    """Newest activity first. VISIBLE_QUEUES/VISIBLE_AGENT restrict an agent to their queues and their own work."""
+    """Newest activity first. VISIBLE_QUEUES/VISIBLE_AGENT restrict an agent to the conversations of customers they
+    serve there (the visibility rule, hub.visibility)."""
     where: list[str] = []
     params: list[Any] = []
     if status:
@@ -202,10 +234,9 @@ def list_conversations(
         where.append("customer_id = ?")
         params.append(customer_id)
     if visible_queues is not None:
-        marks = ", ".join("?" for _ in visible_queues) or "NULL"
-        where.append(f"(queue IN ({marks}) OR agent_id = ?)")
-        params.extend(visible_queues)
-        params.append(visible_agent)
+        served, served_params = served_customers(visible_queues, visible_agent)
+        where.append(f"customer_id IN ({served})")
+        params.extend(served_params)
     if cursor:
         updated, cid = decode_cursor(cursor)
         where.append("(updated_at, id) < (?, ?)")
@@ -619,7 +650,7 @@ def search_messages(
     tx: Tx, q: str, visible_queues: Sequence[str] | None, visible_agent: int | None, limit: int
 ) -> list[Message]:
     """Messages holding every word of Q (each as a word prefix), newest first. VISIBLE_QUEUES/VISIBLE_AGENT restrict
-    an agent to conversations of their queues and their own work, as list_conversations does."""
+    an agent to the history of customers they serve there, as list_conversations does, before the limit."""
     terms = search_terms(q)
     if not terms:
         return []
@@ -632,9 +663,9 @@ def search_messages(
     params: list[Any] = [query]
     where = match
     if visible_queues is not None:
-        marks = ", ".join("?" for _ in visible_queues) or "NULL"
-        where += f" AND (c.queue IN ({marks}) OR c.agent_id = ?)"
-        params.extend([*visible_queues, visible_agent])
+        served, served_params = served_customers(visible_queues, visible_agent)
+        where += f" AND m.customer_id IN ({served})"
+        params.extend(served_params)
     columns = ", ".join(f"m.{c}" for c in _MESSAGE_FIELDS)
     rows = tx.all(
         f"SELECT {columns} FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {where} "

@@ -118,3 +118,22 @@ async def test_attachments_are_stored_and_served_safely(client: Client, admin_he
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in resp.headers["Content-Security-Policy"]
     assert (await client.get(pending["url"], headers=admin_headers)).status == 409
+
+
+async def test_identities_are_bounded_and_valid_text_on_both_stores(client: Client,
+                                                                    admin_headers: dict[str, str]) -> None:
+    """A NUL or a lone surrogate reached PostgreSQL (which cannot store them) and an unbounded identity was kept
+    whole: each is refused with 422 and a reason, and nothing is stored, on SQLite and PostgreSQL alike."""
+    for identity, reason in [
+        ("email:ann\x00@example.com", "NUL"),
+        ("phone:+1415555\x000100", "NUL"),
+        ("webchat:v\x00isitor", "NUL"),
+        ("email:ann\ud800@example.com", "lone surrogate"),
+        ("telegram:\ud83d", "lone surrogate"),
+        ("email:" + "a" * 400 + "@example.com", "at most 320"),
+        ("telegram:\u00b2", "numeric Telegram user id"),
+    ]:
+        status, body = await post(client, admin_headers, {"identity": identity, "text": "hello"})
+        assert status == 422 and reason in body["error"]["message"], (identity, status, body)
+    resp = await client.get("/api/v1/conversations", headers=admin_headers)
+    assert (await resp.json())["items"] == []

@@ -184,3 +184,57 @@ async def test_a_first_response_target_set_live_times_new_conversations(api: Api
     router.clock = router.engine.clock = lambda: 10.0**10  # long past the target
     got = await router.engine.responded(conv, a)
     assert [(e.type, e.data()["within"]) for e in got] == [("routing.first_response", False)]
+
+
+XSS = "<img src=x onerror=alert(document.domain)>"
+
+
+async def test_a_supervisor_cannot_plant_markup_in_a_queue_name(api: Api, client: Client) -> None:
+    """The seen attack: a supervisor's queue named with markup ran in an admin's browser on `/`."""
+    _, sup_h = await agent_headers(client, "Sam", role="supervisor")
+    err = await api.call("PUT", "/api/v1/routing/queues/{name}", f"/api/v1/routing/queues/{XSS}", BILLING,
+                         expect=422, headers=sup_h)
+    assert "not a slug" in err["error"]["message"] and "title" in err["error"]["message"]
+    for name in ("Billing", "billing queue", "-billing", "b" * 65, "billing:de", "billing\u00e9"):
+        await api.call("PUT", "/api/v1/routing/queues/{name}", f"/api/v1/routing/queues/{name}", BILLING,
+                       expect=422, headers=sup_h)
+    assert not [q for q in client.app[ROUTER].engine.queues if q not in ("support", "sales")]
+    # The words people read go in the title, which is free text and shown escaped.
+    view = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/billing-de",
+                          {**BILLING, "title": XSS}, headers=sup_h)
+    assert view["queues"]["billing-de"]["title"] == XSS
+    page = await (await client.get("/")).text()
+    assert XSS not in page and "&lt;img src=x onerror=alert(document.domain)&gt;" in page
+
+
+async def test_rule_and_skill_names_are_slugs(api: Api, client: Client) -> None:
+    err = await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules",
+                         {"rules": [{"name": XSS, "queue": "sales", "keywords": ["x"]}]}, expect=422)
+    assert "rule name" in err["error"]["message"]
+    err = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/billing",
+                         {**BILLING, "strategy": "skills", "skills": {"Deutsch <b>": 1}}, expect=422)
+    assert "skill name" in err["error"]["message"]
+    agent, _ = await agent_headers(client, "Alice")
+    await api.call("PUT", "/api/v1/routing/agents/{id}", f"/api/v1/routing/agents/{agent}",
+                   {"skills": {"German!": 3}}, expect=422)
+    await api.call("PUT", "/api/v1/routing/agents/{id}", f"/api/v1/routing/agents/{agent}", {"skills": {"german": 3}})
+
+
+async def test_names_stored_before_slugs_keep_working(make_settings: Callable[..., Settings], db_url: str,
+                                                      env: dict[str, str], aiohttp_client: Any,
+                                                      spec: dict[str, Any]) -> None:
+    """A hub whose config (or earlier API changes) named things freely still starts, routes and edits them."""
+    old = json.dumps({"Support Team": {"title": "Support"}, "sales": {}})
+    rules = json.dumps([{"name": "Big Customers", "queue": "Support Team", "keywords": ["vip"]}])
+    settings = make_settings(db_url, **{**env, "HUB_ROUTING__QUEUES": old, "HUB_ROUTING__RULES": rules,
+                                        "HUB_ROUTING__DEFAULT_QUEUE": "Support Team"})
+    c = await aiohttp_client(build_app(settings))
+    admin = {"Authorization": f"Bearer {await create_token(c.app[DB], 'admin')}"}
+    api = Api(c, admin, spec)
+    routed = await inbound(api, "email:vip@example.com", "vip here")
+    assert routed["conversation"]["queue"] == "Support Team"
+    await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/Support Team",
+                   {"title": "Support (all)"})
+    await api.call("PUT", "/api/v1/routing/rules", "/api/v1/routing/rules",
+                   {"rules": [{"name": "Big Customers", "queue": "Support Team", "keywords": ["vip", "gold"]}],
+                    "default_queue": "Support Team"})

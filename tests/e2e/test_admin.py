@@ -117,32 +117,49 @@ def test_admin_edits_queues_and_rules(hub: Hub, new_page: Any) -> None:
         return
     page.wait_for_selector('#queues-admin [data-queue="support"]')
     page.click("#add-queue")
+    assert page.is_hidden("#unsaved-flag"), "nothing typed yet"
     page.fill("#queue-name", "billing")
+    page.wait_for_selector("#unsaved-flag")
     page.fill("#queue-title", "Billing")
-    page.fill("#queue-skills", "spanish=lots")
+    # Skills are rows (a name, a level), checked in words before anything is sent.
+    page.click("#queue-skills-add")
+    page.locator("#queue-skills .skill-name").last.fill("spanish")
+    page.locator("#queue-skills .skill-level").last.fill("150")
     page.click("#modal-ok")
-    page.wait_for_selector("#queue-error >> text=name=number")
-    page.fill("#queue-skills", "")
+    page.wait_for_selector("#queue-error >> text=spanish: the minimum level is a whole number from 0 to 100.")
+    _shot(page, "admin-queue-form.png")
+    page.locator("#queue-skills .skill-level").last.fill("40")
     page.fill("#queue-timeout", "45")
     page.click("#modal-ok")
     page.wait_for_selector('#queues-admin [data-queue="billing"] >> text=45s')
     page.click("#add-rule")
+    assert page.is_visible("#rules-unsaved"), "an added rule is an unsaved change until saved"
     rule = page.locator("#rules-admin .rule").last
     rule.locator(".rule-name").fill("invoices")
     rule.locator(".rule-keywords").fill("invoice, refund")
+    rule.locator(".rule-channel summary").click()
+    rule.locator(".rule-channel input[data-channel=sms]").check()
+    rule.locator(".rule-channel input[data-channel=email]").check()
+    assert rule.locator(".rule-channel summary").inner_text() == "SMS, Email"
+    rule.locator(".rule-channel summary").click()
     rule.locator(".rule-queue").select_option("billing")
     page.click("#save-rules")
     page.wait_for_selector(".toast >> text=Rules saved")
+    page.wait_for_selector("#rules-unsaved", state="hidden")
     _, routing = hub.call("GET", "/api/v1/routing")
     assert routing["queues"]["billing"]["offer_timeout"] == 45
-    assert any(r.get("name") == "invoices" and r.get("queue") == "billing" for r in routing["rules"])
+    assert routing["queues"]["billing"]["skills"] == {"spanish": 40}
+    saved = next(r for r in routing["rules"] if r.get("name") == "invoices")
+    assert saved["queue"] == "billing" and sorted(saved["channel"]) == ["email", "sms"]
     routed = hub.inbound("phone:+14155550111", "Where is my invoice?")
-    assert routed["conversation"]["queue"] == "billing"
-    # A rule the engine refuses says why, and nothing changes.
+    assert routed["conversation"]["queue"] != "billing", "the rule is for SMS and email, not the API channel"
+    # A rule the engine refuses says which rule and why, and nothing changes.
     page.click("#add-rule")
     page.locator("#rules-admin .rule").last.locator(".rule-keywords").fill("!!!")
     page.click("#save-rules")
     page.wait_for_selector("#rules-error >> text=keyword")
+    refusal = page.inner_text("#rules-error")
+    assert refusal == "Rule 3 (rule-3), keywords: every keyword needs at least one letter or digit"
     page.locator("#skills-admin tbody tr").first.scroll_into_view_if_needed()
     page.evaluate("document.querySelector('.admin').scrollTop = 0; document.getElementById('toasts')?.remove()")
     _shot(page, "admin-routing.png")

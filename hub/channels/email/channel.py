@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import html
 import logging
 import random
@@ -29,6 +30,7 @@ from hub.config import EmailChannelSettings
 from hub.history.identities import IdentityError
 from hub.html_safety import sanitize
 from hub.ingest import IngestFailed
+from hub.metrics import Metrics
 from hub.model import Inbound, Message, Outbound, utcnow
 
 log = logging.getLogger("hub.channels.email")
@@ -43,6 +45,12 @@ class EmailHost(InboundSink, MailboxStateHost, Protocol):
 
     async def thread_conversation(self, channel: str, external_ids: list[str]) -> int | None: ...
     async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]: ...
+    async def record_handled(
+        self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
+    ) -> tuple[int | None, int | None]: ...
+    async def journaled_raw(self, journal_id: int) -> Any: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def reply_subject(subject: str) -> str:
@@ -71,6 +79,12 @@ def _untrusted(e: BaseException) -> str | None:
             return str(seen.verify_message or seen.reason)
         seen = seen.__cause__ or seen.__context__
     return "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in str(e) else None
+
+
+def _where(source: dict[str, Any] | None) -> str:
+    if not source:
+        return "a direct delivery"
+    return f"mailbox {source.get('mailbox')} uidvalidity {source.get('uidvalidity')} uid {source.get('uid')}"
 
 
 def text_to_html(text: str) -> str:
@@ -102,7 +116,12 @@ class EmailChannel(Channel):
         self.pollers = [
             MailboxPoller(m, settings, sink, self.receive_batch, self.lock, rng=rng) for m in settings.mailboxes
         ]
+        for p in self.pollers:
+            p.on_health = self._mailbox_health
         self._tasks: list[asyncio.Task[None]] = []
+        self._smtp_check: asyncio.Task[None] | None = None
+        #: why the SMTP server refused us at start or on the last send, until a send goes through
+        self.smtp_problem: str | None = None
         self.tls = client_tls(settings)
         if not settings.tls_verify:
             log.warning(
@@ -112,12 +131,46 @@ class EmailChannel(Channel):
             )
 
     async def start(self) -> None:
+        if not self.pollers:
+            log.warning("the email channel is enabled with no mailboxes: no email will come in. Add one as "
+                        "[[channels.email.mailboxes]] (name, host, username, password; see config/hub.example.toml)")
         # One task per mailbox: a mailbox that fails only retries itself.
         for p in self.pollers:
             self._tasks.append(asyncio.create_task(p.run_forever(), name=f"hub-email-{p.key}"))
+        self._smtp_check = asyncio.create_task(self.check_smtp(), name="hub-email-smtp-check")
+
+    async def check_smtp(self) -> None:
+        """Log in to the SMTP server once at start, so a wrong host or password is a warning now, not at the
+        first reply an agent sends."""
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, use_tls=s.smtp_security == "tls",
+            start_tls=True if s.smtp_security == "starttls" else False, tls_context=self.tls,
+            timeout=s.smtp_timeout_seconds,
+        )
+        try:
+            await smtp.connect()
+            if s.smtp_username:
+                await smtp.login(s.smtp_username, s.smtp_password)
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            self.smtp_problem = f"SMTP {s.smtp_host}:{s.smtp_port}: {type(e).__name__}: {e}"[:300]
+            log.warning("the email channel cannot send: %s. Check channels.email.smtp_host, smtp_port, "
+                        "smtp_security, smtp_username and smtp_password", self.smtp_problem)
+            with contextlib.suppress(Exception):
+                smtp.close()
+
+    def _mailbox_health(self, poller: MailboxPoller) -> None:
+        self.host.metrics.mailbox_up.labels(poller.key).set(1 if poller.up else 0)
+
+    def problems(self) -> list[str]:
+        out = [f"mailbox {p.key}: {p.problem}" for p in self.pollers if p.up is False]
+        if self.smtp_problem:
+            out.append(self.smtp_problem)
+        return out
 
     async def stop(self) -> None:
-        await background.stop(self._tasks)
+        await background.stop([*self._tasks, *([self._smtp_check] if self._smtp_check else [])])
         self._tasks.clear()
 
     # -- inbound ------------------------------------------------------------------------------------------------
@@ -130,7 +183,7 @@ class EmailChannel(Channel):
 
     def parse(self, payload: Any) -> Inbound:
         parsed = self.read(bytes(payload))
-        if parsed.inbound is None or parsed.verdict != "message":
+        if parsed.inbound is None:
             raise ValueError(parsed.reason or "not a message from a person")
         return parsed.inbound
 
@@ -173,39 +226,75 @@ class EmailChannel(Channel):
         return [str(r) for r in results]
 
     async def keep(self, parsed: ParsedEmail, raw: bytes, source: dict[str, Any] | None = None) -> str:
-        """Store or flag one parsed email (see `receive`)."""
+        """Store or flag one parsed email (see `receive`). Auto-replies are stored too, marked automatic (ingest
+        neither routes them nor lets them open work); bounces mark the reply they return failed."""
         envelope: dict[str, Any] = {"source": source or {}, "size": len(raw), "message_id": parsed.message_id}
-        if parsed.inbound is None or parsed.verdict != "message":
-            if parsed.verdict == "bounce" and parsed.bounce_permanent:
-                for mid in parsed.bounced:
-                    await self.host.update_status(self.name, mid, "failed", f"bounced: {parsed.bounce_reason}"[:500])
+        whole = {**envelope, "eml_base64": base64.b64encode(raw).decode()}
+        if parsed.verdict == "bounce":
+            return await self._bounce(parsed, whole)
+        if parsed.inbound is None:
             # Machine mail never opens work and is never answered, so it cannot start a reply loop.
-            await self.host.flag(
-                self.name, parsed.message_id, {**envelope, "eml_base64": base64.b64encode(raw).decode()},
-                parsed.reason or parsed.verdict,
-            )
+            code = "no_sender" if parsed.verdict == "unreadable" else "own_address"
+            await self.host.flag(self.name, parsed.message_id, whole, parsed.reason or parsed.verdict, code,
+                                 parsed.fingerprint)
             return "flagged"
         inbound = parsed.inbound
         if parsed.refs:
             inbound.thread_conversation_id = await self.host.thread_conversation(self.name, parsed.refs)
         try:
-            result = await self.host.ingest(inbound, raw=envelope)
+            result = await self.host.ingest(inbound, raw=envelope, fingerprint=parsed.fingerprint)
         except IngestFailed:
             return "flagged"  # journaled with the reason; `hub events replay` retries it
         except IdentityError as e:
-            await self.host.flag(
-                self.name, parsed.message_id, {**envelope, "eml_base64": base64.b64encode(raw).decode()}, str(e)
-            )
+            await self.host.flag(self.name, parsed.message_id, whole, str(e), "no_sender", parsed.fingerprint)
             return "flagged"
-        return "duplicate" if result.duplicate else "stored"
+        if result.duplicate:
+            before = await self.host.journaled_raw(result.journal_id)
+            seen = (before or {}).get("source") or {} if isinstance(before, dict) else {}
+            where = ("mailbox", "uidvalidity", "uid")
+            reason = "same_uid" if source and all(seen.get(k) == source.get(k) for k in where) else "same_content"
+            self.host.metrics.email_dedupe.labels(reason).inc()
+            log.info("email %s (fingerprint %s) from %s is a duplicate (%s) of journal event %d",
+                     parsed.message_id, parsed.fingerprint, _where(source), reason, result.journal_id)
+            return "duplicate"
+        if result.message.meta.get("reused_external_id"):
+            self.host.metrics.email_dedupe.labels("reused_message_id").inc()
+            log.info("email %s (fingerprint %s) from %s reuses the Message-ID of another email with other content: "
+                     "stored as message %d", parsed.message_id, parsed.fingerprint, _where(source), result.message.id)
+        return "stored"
+
+    async def _bounce(self, parsed: ParsedEmail, whole: dict[str, Any]) -> str:
+        """A delivery failure: the reply it returns is marked failed with the server's reason, and the bounce is
+        journaled linked to it. A bounce of nothing we sent is flagged for an operator."""
+        reason = f"bounced: {parsed.bounce_reason}"[:500]
+        for mid in parsed.bounced:
+            if parsed.bounce_permanent:
+                found = await self.host.update_status(self.name, mid, "failed", reason)
+            else:  # "delayed": the server keeps trying; the reply stays as it is, the notice is kept with it
+                found = True
+            if found:
+                outcome = ("failed: " if parsed.bounce_permanent else "delayed: ") + parsed.bounce_reason
+                _jid, message_id = await self.host.record_handled(
+                    self.name, parsed.message_id, whole, outcome[:500], mid, parsed.fingerprint
+                )
+                if message_id is not None:
+                    log.info("email %s is a bounce of our message %d (%s)", parsed.message_id, message_id, outcome)
+                    return "bounced"
+        await self.host.flag(self.name, parsed.message_id, whole,
+                             f"bounce of an email the hub did not send ({parsed.reason})"[:500], "unmatched_bounce",
+                             parsed.fingerprint)
+        return "flagged"
 
     # -- outbound -----------------------------------------------------------------------------------------------
 
     async def compose(self, out: Outbound) -> EmailMessage:
         """The reply as an email, threaded onto the conversation's earlier emails."""
         thread = await self.host.thread_messages(out.conversation_id, self.name)
-        theirs = [m for m in thread if m.direction == "in" and m.identity == str(out.to)]
-        answering = theirs[-1] if theirs else next((m for m in reversed(thread) if m.direction == "in"), None)
+        # The email a reply answers is the last one a person wrote: never an out-of-office that came after it.
+        written = [m for m in thread if m.direction == "in" and not m.meta.get("automatic")] or [
+            m for m in thread if m.direction == "in"]
+        theirs = [m for m in written if m.identity == str(out.to)]
+        answering = theirs[-1] if theirs else (written[-1] if written else None)
         subject = ""
         for m in reversed(thread):
             subject = str((m.meta.get("email") or {}).get("subject") or "")
@@ -226,6 +315,14 @@ class EmailChannel(Channel):
         msg["From"] = formataddr((self.settings.from_name, self.settings.address))
         reply_to = ((answering.meta.get("email") or {}).get("reply_to") or []) if answering is not None else []
         msg["To"] = ", ".join(reply_to) if reply_to else out.to.value
+        own = next((m for m in thread if m.id == out.message_id), None)
+        if own is not None and own.meta.get("reply_all") and answering is not None:
+            mail = answering.meta.get("email") or {}
+            taken = {a.lower() for a in [*reply_to, out.to.value]} | self.own_addresses
+            everyone = dict.fromkeys([*(mail.get("to") or []), *(mail.get("cc") or [])])
+            cc = [a for a in everyone if a.lower() not in taken]
+            if cc:
+                msg["Cc"] = ", ".join(cc)
         if self.settings.reply_to:
             msg["Reply-To"] = self.settings.reply_to
         msg["Subject"] = reply_subject(subject) if subject else "Your message to us"
@@ -272,4 +369,5 @@ class EmailChannel(Channel):
                 raise SendError(f"the mail server's TLS certificate is not trusted ({_untrusted(e)}); trust its CA "
                                 "with channels.email.tls_ca_file", permanent=False) from None
             raise SendError(f"mail server unreachable: {type(e).__name__}: {e}", permanent=False) from None
+        self.smtp_problem = None
         return SendResult(external_id=str(msg["Message-ID"]).strip("<>"), status="sent")

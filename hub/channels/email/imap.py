@@ -83,6 +83,8 @@ class SyncStats:
     stored: int = 0
     duplicate: int = 0
     flagged: int = 0
+    #: delivery failures of our own replies (see EmailChannel._bounce)
+    bounced: int = 0
 
 
 def client_tls(settings: EmailChannelSettings) -> ssl.SSLContext:
@@ -148,6 +150,10 @@ class MailboxPoller:
         self.passes = 0
         self.sessions = 0
         self._healthy = False
+        #: None until the first session connects or fails; then whether the last one is logged in, and why not
+        self.up: bool | None = None
+        self.problem: str | None = None
+        self.on_health: Callable[[MailboxPoller], None] | None = None
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
 
@@ -172,6 +178,7 @@ class MailboxPoller:
                 # A session that worked before dropping starts the backoff over; repeated failures grow it.
                 attempt = 1 if self._healthy else attempt + 1
                 self._healthy = False
+                self._health(False, f"{type(e).__name__}: {e or 'dropped'}")
                 delay = backoff_delay(attempt, self.settings.reconnect_max_delay_seconds, self.rng, self.base_delay)
                 log.warning("mailbox %s: %s: %s; reconnecting in %.1fs (attempt %d)",
                             self.key, type(e).__name__, e or "dropped", delay, attempt)
@@ -215,6 +222,11 @@ class MailboxPoller:
     async def stop(self) -> None:
         await self._disconnect()
 
+    def _health(self, up: bool, problem: str | None) -> None:
+        self.up, self.problem = up, problem
+        if self.on_health is not None:
+            self.on_health(self)
+
     # -- one session: connect, sync, wait, sync... --------------------------------------------------------------
 
     async def _connect(self) -> aioimaplib.IMAP4:
@@ -233,10 +245,33 @@ class MailboxPoller:
         )
         self._client = client
         await client.wait_hello_from_server()
+        if mb.security == "starttls":
+            await self._starttls(client)
         resp = await client.login(mb.username, mb.password)
         if resp.result != "OK":
             raise ImapError(f"login as {mb.username} refused: {_text(resp.lines)}")
         return client
+
+    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
+        """Upgrade the plain connection to TLS before logging in (RFC 3501 STARTTLS; aioimaplib has no call for it,
+        so the command is sent through its protocol and the transport upgraded by asyncio)."""
+        proto = client.protocol
+        assert proto is not None and proto.transport is not None
+        if "STARTTLS" not in proto.capabilities:
+            await proto.capability()
+        if "STARTTLS" not in proto.capabilities:
+            raise ImapError(f"{self.mailbox.host}:{self.mailbox.port} does not offer STARTTLS; use security = "
+                            '"tls" (port 993)')
+        resp = await proto.execute(aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop))
+        if resp.result != "OK":
+            raise ImapError(f"STARTTLS refused: {_text(resp.lines)}")
+        transport = await asyncio.get_running_loop().start_tls(
+            proto.transport, proto, client_tls(self.settings), server_hostname=self.mailbox.host
+        )
+        if transport is None:
+            raise ImapError("STARTTLS: the connection closed during the TLS handshake")
+        proto.transport = transport
+        await proto.capability()  # what the server offers may change once the connection is private
 
     async def _select(self, client: aioimaplib.IMAP4) -> tuple[int, int | None]:
         """Open the folder: its UIDVALIDITY and UIDNEXT (None if the server leaves it out)."""
@@ -253,6 +288,7 @@ class MailboxPoller:
         self.sessions += 1
         uidvalidity, uidnext = await self._select(client)
         self._healthy = True
+        self._health(True, None)
         idle = self.mailbox.use_idle and client.has_capability("IDLE")
         log.info("mailbox %s: connected to %s:%d/%s (%s)", self.key, self.mailbox.host, self.mailbox.port,
                  self.mailbox.folder, "IDLE" if idle else f"polling every {self.mailbox.poll_interval_seconds:g}s")

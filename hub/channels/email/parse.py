@@ -79,6 +79,33 @@ class ParsedEmail:
     bounced: list[str] = field(default_factory=list)
     bounce_permanent: bool = True
     bounce_reason: str = ""
+    #: a hash of what the sender wrote (see `fingerprint`): the same email fetched again has the same one
+    fingerprint: str = ""
+
+
+#: headers the sender wrote; the trace headers each delivering server adds (Received, Delivered-To...) are left out
+_FINGERPRINT_HEADERS = frozenset(
+    {b"from", b"sender", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to", b"references",
+     b"mime-version", b"content-type", b"content-transfer-encoding"}
+)
+
+
+def fingerprint(raw: bytes) -> str:
+    """A hash of an email's content: the headers its sender wrote and its body, whitespace-normalized. The same
+    email delivered again, re-synced, or delivered to two of our mailboxes has the same fingerprint; another
+    email that reuses its Message-ID does not."""
+    data = raw.replace(b"\r\n", b"\n")
+    head, sep, body = data.partition(b"\n\n")
+    if not sep:
+        head, body = data, b""
+    kept: list[bytes] = []
+    for line in re.split(rb"\n(?![ \t])", head):
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() in _FINGERPRINT_HEADERS:
+            kept.append(name.strip().lower() + b":" + b" ".join(value.split()))
+    lines = [ln.rstrip() for ln in body.split(b"\n")]
+    digest = hashlib.sha256(b"\n".join(sorted(kept)) + b"\n\n" + b"\n".join(lines).strip())
+    return digest.hexdigest()[:32]
 
 
 # -- text -----------------------------------------------------------------------------------------------------
@@ -333,8 +360,14 @@ def auto_reply_reason(msg: Message) -> str | None:
     for h in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
         if _header(msg, h):
             return f"auto-reply ({h})"
+    if msg.get_content_type() == "multipart/report" and str(msg.get_param("report-type") or "").lower() == (
+        "disposition-notification"
+    ):
+        return "read receipt (RFC 8098)"
+    # Precedence: list/bulk and List-Id mark list posts, written by people: RFC 3834 says not to answer them
+    # automatically, not to hide them. They are stored like any email (see `list_id`).
     prec = _header(msg, "Precedence").lower()
-    if prec in ("bulk", "auto_reply", "junk"):
+    if prec in ("auto_reply", "junk"):
         return f"auto-reply (Precedence: {prec})"
     if _header(msg, "X-Auto-Response-Suppress").lower() in ("all", "oof") and "out of office" in _header(
         msg, "Subject"
@@ -343,24 +376,41 @@ def auto_reply_reason(msg: Message) -> str | None:
     return None
 
 
+_DSN_PARTS = ("message/delivery-status", "message/global-delivery-status")
+_RETURNED_PARTS = ("message/rfc822", "message/global", "message/rfc822-headers", "text/rfc822-headers")
+_DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
+_HEADER_MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(.+)$", re.I | re.M)
+#: what a bounce without a DSN part says (Exim, Exchange, Gmail's plain-text forms): the first such line is the why
+_FAILURE_LINE = re.compile(
+    r"^.*(could not be delivered|couldn't be delivered|undeliverable|delivery (has )?failed|permanent(ly)? "
+    r"(error|failure)|address rejected|user unknown|does not exist|mailbox (is )?(full|unavailable)).*$", re.I | re.M,
+)
+#: the remote server's own words, an SMTP reply with an enhanced status code: "550 5.1.1 <x>: User unknown"
+_SMTP_REPLY = re.compile(r"\b[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b.*$", re.M)
+
+
 def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
-    """(original Message-IDs, permanent, reason) when MSG is a delivery status notification."""
+    """(original Message-IDs, permanent, reason) when MSG is a delivery failure notice (RFC 3464 or not).
+
+    Recognized by its structure (a multipart/report, with or without report-type, or any delivery-status part),
+    by its envelope (MAILER-DAEMON or postmaster, X-Failed-Recipients), or by an empty Return-Path together with a
+    copy of the returned message's headers. A read receipt (report-type=disposition-notification) is not one."""
     ctype = msg.get_content_type()
-    report_type = msg.get_param("report-type")
-    report = ctype == "multipart/report" and str(report_type or "").lower() == "delivery-status"
-    sender = _header(msg, "From").lower()
-    daemon = any(k in sender for k in ("mailer-daemon", "postmaster@")) and (
-        "undeliver" in _header(msg, "Subject").lower() or "failure" in _header(msg, "Subject").lower()
-        or "returned" in _header(msg, "Subject").lower()
-    )
-    if not report and not daemon and not _header(msg, "X-Failed-Recipients"):
+    report_type = str(msg.get_param("report-type") or "").lower()
+    parts = list(msg.walk())
+    has_dsn = any(p.get_content_type() in _DSN_PARTS for p in parts)
+    structural = has_dsn or (ctype == "multipart/report" and report_type != "disposition-notification")
+    senders = [a for _, a in _addresses(msg, "From")] + [a for _, a in _addresses(msg, "Sender")]
+    daemon = any(_DAEMON.match(a) for a in senders) or bool(_header(msg, "X-Failed-Recipients"))
+    null_sender = _header(msg, "Return-Path").strip() in ("<>", "") and _raw_header(msg, "Return-Path") is not None
+    if not structural and not daemon and not null_sender:
         return None
     originals: list[str] = []
     reasons: list[str] = []
     permanent = True
-    for part in msg.walk():
+    for part in parts:
         pt = part.get_content_type()
-        if pt in ("message/delivery-status", "message/global-delivery-status"):
+        if pt in _DSN_PARTS:
             # Each per-recipient block is a header block; the payload is a list of header blocks.
             blocks = part.get_payload()
             for block in blocks if isinstance(blocks, list) else []:
@@ -373,22 +423,31 @@ def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
                     permanent = False
                 if action or status or diag:
                     reasons.append(" ".join(x for x in (status, diag.partition(";")[2].strip() or diag) if x))
-        elif pt in ("message/rfc822", "message/global", "message/rfc822-headers", "text/rfc822-headers"):
+        elif pt in _RETURNED_PARTS:
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 originals += message_ids(_header(inner[0], "Message-ID"))
             else:
                 text = _part_text(part)
-                m = re.search(r"^Message-ID:\s*(.+)$", text, re.I | re.M)
+                m = _HEADER_MESSAGE_ID.search(text)
                 if m:
                     originals += message_ids(m.group(1))
+    texts = [_part_text(p) for p in parts if p.get_content_type() == "text/plain" and not p.is_multipart()]
     if not originals:
-        # Bounces without a DSN part: the original headers are often pasted in the text.
-        body = msg.get_body(("plain",)) if isinstance(msg, EmailMessage) else None
-        if body is not None:
-            m = re.search(r"^Message-ID:\s*(.+)$", _part_text(body), re.I | re.M)
+        # Bounces without a DSN part (Exim, some Exchange and Gmail forms) paste the original headers in the text.
+        for text in texts:
+            m = _HEADER_MESSAGE_ID.search(text)
             if m:
                 originals = message_ids(m.group(1))
+                break
+    if not structural and not daemon and not originals:
+        return None  # an empty Return-Path alone is also how auto-replies are sent (RFC 3834)
+    for pattern in (_SMTP_REPLY, _FAILURE_LINE):
+        for text in texts if not reasons else []:
+            m = pattern.search(text)
+            if m:
+                reasons.append(m.group(0).strip()[:300])
+                break
     reason = "; ".join(dict.fromkeys(r for r in reasons if r)) or _header(msg, "Subject") or "delivery failed"
     return originals, permanent, reason
 
@@ -417,8 +476,19 @@ def _filename(part: Message, n: int) -> str:
     return f"part-{n}{ext}"
 
 
+#: defects that mean the parts could not all be read as sent: a boundary that never comes, a part that is not
+#: what it says (base64 that is not base64)
+_STRUCTURE_DEFECT = re.compile(r"Boundary|Multipart|Base64|MissingHeaderBodySeparator")
+_MIME_LINE = re.compile(r"^(--\S*|Content-[\w-]+:.*|MIME-Version:.*)$", re.I)
+
+
 def _walk(part: Message, body: _Body) -> None:
     ctype = part.get_content_type()
+    if ctype.startswith("multipart/") and not part.is_multipart():
+        # Its boundary never appears: the parts are one text. Show it without the MIME lines (the raw is kept).
+        text = "\n".join(ln for ln in _part_text(part).split("\n") if not _MIME_LINE.match(ln.strip()))
+        body.plain.append(text.strip())
+        return
     if part.is_multipart() and not ctype.startswith("message/"):
         payload = part.get_payload()
         subparts = [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
@@ -471,31 +541,35 @@ def parse_email(
     channel: str = "email",
     allow_remote_images: bool = False,
     own_addresses: frozenset[str] = frozenset(),
+    sender: Identity | None = None,
 ) -> ParsedEmail:
-    """Read RAW into what the hub stores. Never raises on malformed content."""
+    """Read RAW into what the hub stores. Never raises on malformed content. SENDER, when an operator says who
+    sent it (attaching a flagged email to a customer), is taken instead of the From header."""
     fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    content = fingerprint(raw)
     try:
         msg = BytesParser(policy=_POLICY).parsebytes(raw)
     except Exception as e:  # the parser is lenient; this is for the truly pathological
-        return ParsedEmail(fallback_id, "unreadable", None, f"not parseable as an email: {type(e).__name__}: {e}")
+        return ParsedEmail(fallback_id, "unreadable", None, f"not parseable as an email: {type(e).__name__}: {e}",
+                           fingerprint=content)
 
     ids = message_ids(_header(msg, "Message-ID"))
     # No Message-ID: a hash of the bytes is stable, so the same mail fetched again still deduplicates.
     message_id = ids[0] if ids else fallback_id
     refs = _refs(msg)
 
-    bounce = _bounce(msg)
+    bounce = _bounce(msg) if sender is None else None
     if bounce is not None:
         originals, permanent, why = bounce
         return ParsedEmail(
             message_id, "bounce", None, f"delivery status notification: {why}"[:500], refs,
-            bounced=originals, bounce_permanent=permanent, bounce_reason=why,
+            bounced=originals, bounce_permanent=permanent, bounce_reason=why, fingerprint=content,
         )
 
     senders = _addresses(msg, "From") or _addresses(msg, "Sender") or _addresses(msg, "Return-Path")
-    identity: Identity | None = None
+    identity: Identity | None = sender
     name = ""
-    for display, addr in senders:
+    for display, addr in senders if sender is None else []:
         try:
             identity = normalize("email", addr)
             name = display
@@ -504,18 +578,21 @@ def parse_email(
             continue
     if identity is None:
         raw_from = _header(msg, "From")
-        return ParsedEmail(message_id, "unreadable", None, f"no usable sender address (From: {raw_from[:200]!r})", refs)
-    if identity.value in own_addresses:
-        return ParsedEmail(message_id, "auto_reply", None, f"sent from our own address {identity.value}", refs)
+        return ParsedEmail(message_id, "unreadable", None, f"no usable sender address (From: {raw_from[:200]!r})", refs,
+                           fingerprint=content)
+    if sender is None and identity.value in own_addresses:
+        return ParsedEmail(message_id, "auto_reply", None, f"sent from our own address {identity.value}", refs,
+                           fingerprint=content)
 
     auto = auto_reply_reason(msg)
 
     body = _Body()
+    broken: list[str] = []
     try:
         _walk(msg, body)
     except Exception as e:
         body.plain.append(_clean(raw.decode("utf-8", "replace")))
-        body.plain.append(f"[the hub could not read this email's structure: {type(e).__name__}]")
+        broken.append(f"{type(e).__name__}: {e}")
 
     html_raw = "\n".join(h for h in body.html if h.strip())
     safe = sanitize(html_raw, allow_remote_images=allow_remote_images) if html_raw else None
@@ -542,6 +619,10 @@ def parse_email(
     defects = []
     for part in msg.walk():
         defects += [type(d).__name__ for d in getattr(part, "defects", [])]
+    broken += sorted({d for d in defects if _STRUCTURE_DEFECT.search(d)})
+    if broken:
+        # Whatever could be read is shown; the whole email is kept beside it, so nothing written is unreachable.
+        body.attachments.append(AttachmentIn("original.eml", "message/rfc822", raw))
 
     meta: dict[str, Any] = {
         "email": {
@@ -555,6 +636,11 @@ def parse_email(
         }
     }
     email_meta = meta["email"]
+    # Who else it went to, besides us and the sender: whom "reply all" copies.
+    others = [a for a in dict.fromkeys(email_meta["to"] + email_meta["cc"])
+              if a.lower() not in own_addresses and a.lower() != identity.value]
+    if others:
+        email_meta["others"] = others
     if shown != full_text.strip():
         email_meta["full_text"] = full_text
     if safe is not None and safe_new is not None and safe_new.html != safe.html:
@@ -567,6 +653,14 @@ def parse_email(
         email_meta["defects"] = sorted(set(defects))
     if auto:
         email_meta["auto_reply"] = auto
+        meta["automatic"] = auto
+    if broken:
+        email_meta["broken"] = broken
+    list_id = _header(msg, "List-Id")
+    if list_id:
+        email_meta["list_id"] = list_id[:300]
+    if recipients := [a for _, a in _addresses(msg, "Delivered-To")]:
+        email_meta["delivered_to"] = recipients
     if subject and not shown:
         shown = f"({subject})"
 
@@ -582,5 +676,5 @@ def parse_email(
         meta=meta,
     )
     if auto:
-        return ParsedEmail(message_id, "auto_reply", inbound, auto, refs)
-    return ParsedEmail(message_id, "message", inbound, None, refs)
+        return ParsedEmail(message_id, "auto_reply", inbound, auto, refs, fingerprint=content)
+    return ParsedEmail(message_id, "message", inbound, None, refs, fingerprint=content)

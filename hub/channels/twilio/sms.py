@@ -11,6 +11,7 @@ from aiohttp import web
 from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.messaging_response import MessagingResponse
 
+from hub import downloads
 from hub.api.params import path_id
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio import media as twilio_media
@@ -176,7 +177,7 @@ class SmsChannel(Channel):
             result = await self.sink.ingest(inbound, raw=raw)
         except (ValueError, IdentityError) as e:
             # Kept, flagged with the reason, and answered 2xx: Twilio has nothing to retry, an operator can look.
-            jid = await self.sink.flag("sms", sid, raw, str(e))
+            jid = await self.sink.flag("sms", sid, raw, str(e), "bad_number" if isinstance(e, IdentityError) else None)
             return twiml(str(MessagingResponse()), status=202, headers={"X-Hub-Flagged": f"journal {jid}: {e}"})
         except IngestFailed as e:
             return twiml(str(MessagingResponse()), status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})
@@ -221,9 +222,9 @@ class SmsChannel(Channel):
         found = await self.twilio_sink.outgoing_file(attachment_id)
         if found is None:
             raise web.HTTPNotFound(text=f"no outgoing file {attachment_id}")
-        _name, content_type, data = found
-        return web.Response(body=data, content_type=content_type if "/" in content_type else "application/octet-stream",
-                            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+        name, content_type, data = found
+        # Anyone holding the signed URL may open it in a browser: a download, never a page of ours.
+        return downloads.file_response(data, name, content_type)
 
     # -- outbound --------------------------------------------------------------------------------------------------
 

@@ -225,7 +225,8 @@ class VoiceChannel(Channel):
             conversation_queue = result.conversation.queue or conversation_queue
         except (ValueError, IdentityError) as e:
             # The caller is still served; the event is kept and flagged (e.g. an anonymous caller id).
-            await self.sink.flag(self.name, form.get("CallSid"), raw, str(e))
+            await self.sink.flag(self.name, form.get("CallSid"), raw, str(e),
+                                 "bad_number" if isinstance(e, IdentityError) else None)
         except IngestFailed:
             pass  # journaled; `hub events replay` finishes it. The caller is still served.
         sid, caller, number = form.get("CallSid", ""), form.get("From", ""), form.get("To", "")

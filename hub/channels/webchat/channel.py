@@ -9,6 +9,8 @@ to the sockets it holds. A reply to a visitor connected nowhere is still on thei
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from hub import tasks as background
+from hub import visibility
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import BadBody, error, parse_json, read_json
 from hub.api.schemas import TypingBody
@@ -36,7 +39,7 @@ from hub.history.db import Tx
 from hub.history.identities import IdentityError, normalize
 from hub.ingest import IngestFailed
 from hub.keys import DB, METRICS
-from hub.model import Identity, Inbound, Message, Outbound, format_time, utcnow
+from hub.model import AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
 
 log = logging.getLogger("hub.channels.webchat")
@@ -55,6 +58,8 @@ USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,100}$")
 HELLO_TIMEOUT = 15.0
 TYPING_EVERY = 2.0
 DELIVER_EVENT = "webchat.deliver"
+MAX_FILES = 5
+CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
 # A process that delivered a reply sent by another marks it delivered once the sender has recorded it as sent.
 MARK_DELIVERED_TRIES = 20
 
@@ -162,20 +167,24 @@ def visitor_json(m: Message, agent_name: str | None) -> dict[str, Any]:
         "text": m.text,
         "created_at": m.created_at,
         "agent_name": agent_name if m.direction == "out" else None,
-        "attachments": [{"filename": a.filename, "content_type": a.content_type} for a in m.attachments],
+        "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+                        for a in m.attachments if a.status == "stored"],
     }
 
 
 class WebchatChannel(Channel):
     name = "webchat"
-    capabilities = Capabilities(max_text_length=20_000, media=False)
+    capabilities = Capabilities(max_text_length=20_000, media=True, max_files=MAX_FILES)
     # A visitor signed in by the host site writes as their email identity; anonymous ones as webchat:<visitor id>.
     identity_kinds = ("webchat", "email")
 
-    def __init__(self, sink: ChatSink, settings: WebchatSettings, public_url: str = "", region: str = "US") -> None:
+    def __init__(self, sink: ChatSink, settings: WebchatSettings, public_url: str = "", region: str = "US",
+                 max_attachment_bytes: int | None = None) -> None:
         super().__init__(sink)
         self.chat_sink = sink
         self.settings = settings
+        # A visitor's file: this channel's limit, within what ingest stores at all.
+        self.max_file_bytes = min(settings.max_file_bytes, max_attachment_bytes or settings.max_file_bytes)
         self.public_origin = _origin(public_url)
         self.region = region
         self.sockets = VisitorSockets(settings.max_sockets_per_visitor)
@@ -190,7 +199,8 @@ class WebchatChannel(Channel):
 
     @classmethod
     def from_settings(cls, sink: ChatSink, settings: Settings) -> WebchatChannel:
-        return cls(sink, settings.channels.webchat, settings.server.public_url, settings.identities.default_region)
+        return cls(sink, settings.channels.webchat, settings.server.public_url, settings.identities.default_region,
+                   settings.ingest.max_attachment_bytes)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -225,6 +235,13 @@ class WebchatChannel(Channel):
                 sub.lagged = False
                 log.warning("web chat fell behind the event bus; visitors get missed replies when they reconnect")
             data = event.data
+            if event.type == "conversation.resolved":
+                # Every process hears it and tells the tabs it holds.
+                try:
+                    await self._resolved(data.get("conversation"))
+                except Exception:
+                    log.exception("web chat could not tell a visitor their conversation is resolved")
+                continue
             if data.get("origin") == self.node or not isinstance(data.get("to"), str):
                 continue  # ours (delivered when published), or not for a visitor
             try:
@@ -280,7 +297,8 @@ class WebchatChannel(Channel):
         s = self.settings
         return web.json_response(
             {"title": s.title, "welcome": s.welcome, "team_name": s.team_name, "accent_color": s.accent_color,
-             "prechat_form": s.prechat_form, "max_message_chars": s.max_message_chars},
+             "prechat_form": s.prechat_form, "max_message_chars": s.max_message_chars,
+             "max_file_bytes": self.max_file_bytes, "max_files": MAX_FILES},
             headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"},
         )
 
@@ -297,7 +315,9 @@ class WebchatChannel(Channel):
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         if not self.origin_allowed(request):
             return error(403, f"origin {request.headers.get('Origin')} is not in channels.webchat.allowed_origins")
-        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=self.settings.max_message_chars * 4 + 4096)
+        # A frame carries a message's text and its files (base64: 4 bytes per 3).
+        frame_bytes = self.settings.max_message_chars * 4 + (self.max_file_bytes * 4 // 3 + 1024) * MAX_FILES + 4096
+        ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=frame_bytes)
         await ws.prepare(request)
         if OPEN_SOCKETS in request.app:
             request.app[OPEN_SOCKETS].add(ws)
@@ -361,12 +381,15 @@ class WebchatChannel(Channel):
             await ws.close(code=4429, message=b"too many open chats")
             return None
         history = await self.chat_sink.history(identity, self.name, self.settings.history_limit)
+        last = history[-1][0].conversation_id if history else None
         await ws.send_json({
             "type": "welcome",
             "visitor_id": visitor_id,
             "verified": verified,
             "identity_error": why,
             "history": [visitor_json(m, agent) for m, agent in history],
+            # the latest conversation, when it has been resolved since: the widget says so
+            "resolved": last if last is not None and await self.chat_sink.is_resolved(last) else None,
         })
         return visitor
 
@@ -417,6 +440,8 @@ class WebchatChannel(Channel):
             v.email = _short(data.get("email")) or v.email
         elif kind == "ping":
             await ws.send_json({"type": "pong"})
+        elif kind == "file":
+            await self._send_file(ws, v, data.get("id"))
         else:
             await ws.send_json({"type": "error", "code": "unknown_type", "reason": f"unknown frame type {kind!r}"})
 
@@ -428,7 +453,12 @@ class WebchatChannel(Channel):
 
         if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
             return await refuse("bad_message", "client_id must be 8-64 letters, digits, _ or -")
-        if not isinstance(text, str) or not text.strip():
+        files, why = self._files(data.get("files"))
+        if why:
+            return await refuse("bad_file", why)
+        if text is None and files:
+            text = ""
+        if not isinstance(text, str) or (not text.strip() and not files):
             return await refuse("bad_message", "text is empty")
         if len(text) > self.settings.max_message_chars:
             return await refuse("too_long", f"messages are at most {self.settings.max_message_chars} characters")
@@ -445,10 +475,16 @@ class WebchatChannel(Channel):
         if not v.verified and (v.name or v.email):
             # Typed into the pre-chat form, so unverified: shown to agents, never used to merge customers.
             meta["prechat"] = {"name": v.name, "email": v.email}
+        if data.get("offline") is True:
+            # Left in the offline form (nobody available, or outside hours): the agent answers when back.
+            meta["webchat"]["offline"] = True
         inbound = Inbound(channel=self.name, identity=v.identity, text=text.strip(),
-                          external_id=f"{v.visitor_id}:{client_id}", name=v.name, meta=meta)
+                          external_id=f"{v.visitor_id}:{client_id}", name=v.name, meta=meta, attachments=files)
+        # The journal keeps the frame without the files' bytes (they are stored with the message).
+        raw_frame = {**data, "files": [{"name": f.filename, "type": f.content_type, "size": len(f.data or b"")}
+                                       for f in files]} if files else data
         try:
-            result = await self.sink.ingest(inbound, raw={"visitor_id": v.visitor_id, "frame": data})
+            result = await self.sink.ingest(inbound, raw={"visitor_id": v.visitor_id, "frame": raw_frame})
         except IngestFailed:
             await ws.send_json({"type": "ack", "client_id": client_id, "message": None})  # journaled: durable
             return None
@@ -467,6 +503,56 @@ class WebchatChannel(Channel):
             }))
         return None
 
+    def _files(self, raw: Any) -> tuple[list[AttachmentIn], str | None]:
+        """A message frame's files ([{"name", "type", "data" (base64)}]), or why they are refused."""
+        if raw in (None, []):
+            return [], None
+        if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
+            return [], "files must be a list of {name, type, data}"
+        if not self.max_file_bytes:
+            return [], "this chat does not accept files"
+        if len(raw) > MAX_FILES:
+            return [], f"at most {MAX_FILES} files per message"
+        files = []
+        for f in raw:
+            name, kind, data = f.get("name"), f.get("type") or "application/octet-stream", f.get("data")
+            if not isinstance(name, str) or not name.strip() or not isinstance(data, str) or not isinstance(kind, str):
+                return [], "each file needs a name and its data (base64)"
+            if len(data) > self.max_file_bytes * 4 // 3 + 4:
+                return [], f"{_short(name, 80)} is larger than {_size(self.max_file_bytes)}"
+            try:
+                content = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                return [], f"{_short(name, 80)} could not be read (data must be base64)"
+            if len(content) > self.max_file_bytes:
+                return [], f"{_short(name, 80)} is larger than {_size(self.max_file_bytes)}"
+            if not CONTENT_TYPE.match(kind):
+                kind = "application/octet-stream"
+            files.append(AttachmentIn(filename=_filename(name), content_type=kind.lower(), data=content))
+        return files, None
+
+    async def _send_file(self, ws: web.WebSocketResponse, v: Visitor, attachment_id: Any) -> None:
+        """A file of this visitor's chat, either way, as a frame the widget turns into a download."""
+        found = None
+        if isinstance(attachment_id, int) and not isinstance(attachment_id, bool):
+            found = await self.chat_sink.customer_file(v.identity, self.name, attachment_id)
+        if found is None:
+            await ws.send_json({"type": "error", "code": "no_file", "reason": "that file is not in this chat",
+                                "id": attachment_id})
+            return
+        filename, content_type, data = found
+        await ws.send_json({"type": "file", "id": attachment_id, "filename": filename, "content_type": content_type,
+                            "data": base64.b64encode(data).decode()})
+
+    async def _resolved(self, conversation: Any) -> None:
+        """Tell the visitor's open tabs (held here) that their conversation is resolved."""
+        if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), int):
+            return
+        messages = await self.chat_sink.thread_messages(conversation["id"], self.name)
+        for identity in {m.identity for m in messages if m.direction == "in" and m.identity}:
+            await self.sockets.deliver(identity, {"type": "resolved", "conversation_id": conversation["id"],
+                                                  "at": conversation.get("resolved_at")})
+
     # -- the agent side ---------------------------------------------------------------------------------------
 
     def parse(self, payload: Any) -> Inbound:
@@ -476,9 +562,11 @@ class WebchatChannel(Channel):
         if outbound.to.kind not in self.identity_kinds:
             raise SendError(f"web chat cannot reach a {outbound.to.kind} identity", permanent=True)
         agent = await self.chat_sink.agent_name(outbound.message_id)
+        files = await self.chat_sink.outgoing_attachments(outbound.message_id)
         payload = {"type": "message", "message": {
             "id": outbound.message_id, "client_id": None, "direction": "out", "text": outbound.text,
-            "created_at": format_time(utcnow()), "agent_name": agent, "attachments": [],
+            "created_at": format_time(utcnow()), "agent_name": agent,
+            "attachments": [{"id": fid, "filename": name} for fid, name in files],
         }}
         delivered = await self.sockets.deliver(str(outbound.to), payload)
         # Tabs held by other hub processes get it through the bus; they mark it delivered by this id. Nobody
@@ -499,8 +587,7 @@ class WebchatChannel(Channel):
 
         def load(tx: Tx) -> tuple[str | None, str | None, int]:
             conv = store.conversation(tx, conv_id)
-            visible = principal.is_admin or conv.queue in principal.queues or conv.agent_id == principal.agent_id
-            if not visible:
+            if not visibility.may_act(principal, conv.queue, conv.agent_id):
                 raise store.NotFound(f"conversation {conv_id} does not exist")
             ident = store.last_inbound_identity(tx, conv_id, self.name)
             names = store.agent_names(tx, {principal.agent_id}) if principal.agent_id is not None else {}
@@ -516,6 +603,16 @@ class WebchatChannel(Channel):
             "agent_id": principal.agent_id, "agent_name": agent, "typing": typing, "to": ident, "origin": self.node,
         }))
         return web.json_response({"delivered": n})
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.0f} MB" if n >= 1_000_000 else f"{max(1, n // 1000)} kB"
+
+
+def _filename(name: str) -> str:
+    """The base name, without path or control characters, at most 200 characters."""
+    base = re.split(r"[\\/]", name.strip())[-1]
+    return "".join(ch for ch in base if ch.isprintable())[:200] or "file"
 
 
 def _short(value: Any, most: int = 200) -> str | None:

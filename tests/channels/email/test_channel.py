@@ -28,6 +28,8 @@ class MailServer:
         self.script: list[str] = []
         self.received: list[EmailMessage] = []
         self.logins: list[str] = []
+        #: per accepted email: the envelope's recipients
+        self.rcpts: list[list[str]] = []
         #: per accepted email: whether it came over TLS
         self.tls: list[bool] = []
 
@@ -42,6 +44,7 @@ class MailServer:
         msg = message_from_bytes(content if isinstance(content, bytes) else content.encode(), policy=policy.default)
         assert isinstance(msg, EmailMessage)
         self.received.append(msg)
+        self.rcpts.append(list(envelope.rcpt_tos))
         self.tls.append(server.transport.get_extra_info("ssl_object") is not None)
         return "250 Message accepted"
 
@@ -236,13 +239,17 @@ async def test_bounce_marks_our_reply_failed_and_opens_no_work(
         ours = server.received[0]["Message-ID"]
         dsn = (Path(__file__).parent / "emails" / "dsn_bounce.eml").read_bytes()
         dsn = dsn.replace(b"<hub.42.deadbeef@hub.test>", ours.encode())
-        assert await w.channel.receive(dsn) == "flagged"
+        assert await w.channel.receive(dsn) == "bounced"
         msg = await w.db.read(lambda tx: store.message(tx, reply.id))
         assert msg.status == "failed" and "User unknown" in (msg.status_reason or "")
+        (row,) = [j for j in await w.journal() if j["dedupe_key"] == "bounce.1@mx.hub.test"]
+        assert row["status"] == "done" and row["message_id"] == reply.id, "the bounce is linked to our reply"
         auto = email("gone@example.com", "Out of office", "away", "b.2@example.com", ours,
                      Auto_Submitted="auto-replied")
-        assert await w.channel.receive(auto) == "flagged"
-        assert len(await w.messages()) == 2, "neither the bounce nor the auto-reply became a message"
+        assert await w.channel.receive(auto) == "stored"
+        stored = await w.messages()
+        assert len(stored) == 3, "the auto-reply is on the timeline; the bounce is not a message"
+        assert stored[-1].meta["automatic"] and stored[-1].conversation_id == conv
         assert len(server.received) == 1, "and nothing answered them"
 
 
@@ -376,3 +383,29 @@ def test_a_missing_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="tls_ca_file: no such file"):
         EmailChannelSettings.model_validate({"tls_ca_file": str(tmp_path / "nope.pem")})
+
+
+async def test_reply_all_copies_everyone_else_the_customer_wrote_to(
+    tmp_path: Path, smtp: tuple[MailServer, int], smtp_conf: dict[str, Any]
+) -> None:
+    server, _ = smtp
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", **smtp_conf) as w:
+        first = email("Ann <ann@corp.example>", "Renewal", "Can you quote?", "r.1@corp.example",
+                      Cc="Bob <bob@corp.example>, support@hub.test, carol@corp.example")
+        assert await w.channel.receive(first) == "stored"
+        (stored,) = await w.messages()
+        assert stored.meta["email"]["cc"] == ["bob@corp.example", "support@hub.test", "carol@corp.example"]
+        assert stored.meta["email"]["others"] == ["bob@corp.example", "carol@corp.example"], "whom reply all copies"
+        conv = stored.conversation_id
+        # Her out-of-office arrives after it: a reply still answers (and copies) what she wrote.
+        ooo = email("ann@corp.example", "Out of office", "Away.", "r.2@corp.example", Auto_Submitted="auto-replied")
+        assert await w.channel.receive(ooo) == "stored"
+        await w.outbox.reply(conv, "Only to Ann.")
+        await w.outbox.reply(conv, "To all of you.", reply_all=True)
+        await deliver_all(w)
+        just_ann, everyone = server.received
+        assert just_ann["Cc"] is None and server.rcpts[0] == ["ann@corp.example"]
+        assert everyone["To"] == "ann@corp.example"
+        assert everyone["Cc"] == "bob@corp.example, carol@corp.example", "never our own address"
+        assert everyone["In-Reply-To"] == just_ann["In-Reply-To"] == "<r.1@corp.example>"
+        assert sorted(server.rcpts[1]) == ["ann@corp.example", "bob@corp.example", "carol@corp.example"]

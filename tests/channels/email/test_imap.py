@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,9 @@ async def test_uidvalidity_change_resyncs_deduplicated_by_message_id(
     async with email_world(url, mailboxes=[mailbox(dovecot)]) as w:
         await w.channel.start()
         await until(lambda: _eq(count(w), 2), what="first import")
+        # Progress is saved after the batch's \Seen flags, a moment after the emails are stored.
+        await until(lambda: _true_after(w.host.mailbox_state("support"), lambda s: s is not None and s[1] == 2),
+                    what="progress saved")
         before = await w.host.mailbox_state("support")
     dovecot.stop()
     dovecot.reset_uidvalidity("support")
@@ -156,7 +159,14 @@ async def test_uidvalidity_change_resyncs_deduplicated_by_message_id(
         (poller,) = w.channel.pollers
         await until(lambda: _true(poller.stats.fetched == 3), what="all three re-read")
         assert poller.stats.duplicate == 2 and poller.stats.stored == 1
-        after = await w.host.mailbox_state("support")
+
+        async def saved() -> tuple[int, int] | None:
+            state: tuple[int, int] | None = await w.host.mailbox_state("support")
+            return state
+
+        # Progress is saved after the batch's \Seen flags, a moment after the counts above.
+        await until(lambda: _true_after(saved(), lambda s: s is not None and s[1] == 3), what="progress saved")
+        after = await saved()
     assert before is not None and after is not None and after[0] != before[0]
     assert "UIDVALIDITY changed" in caplog.text
 
@@ -261,6 +271,10 @@ async def _eq(value: Awaitable[int], want: int) -> bool:
     return await value == want
 
 
+async def _true_after(value: Awaitable[Any], test: Callable[[Any], bool]) -> bool:
+    return test(await value)
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -316,7 +330,8 @@ async def test_a_batch_threads_dedupes_and_flags_exactly_as_one_by_one(db_url: s
     batch += [threaded(10 + i, f"other{i}@example.com", f"o{i}@example.com") for i in range(30)]
     async with email_world(db_url) as w:
         outcomes = await w.channel.receive_batch([(raw, {"uid": i}) for i, raw in enumerate(batch)])
-        assert outcomes == ["stored", "stored", "stored", "duplicate", "flagged", "stored"] + ["stored"] * 30
+        # The auto-reply is stored too (marked automatic, on Ann's open conversation); it opens no work.
+        assert outcomes == ["stored", "stored", "stored", "duplicate", "stored", "stored"] + ["stored"] * 30
         by_id = {m.external_id: m for m in await w.messages()}
         thread = by_id["t0@corp.example"].conversation_id
         for mid in ("t1@corp.example", "t2@corp.example", "t4@corp.example"):
@@ -324,7 +339,8 @@ async def test_a_batch_threads_dedupes_and_flags_exactly_as_one_by_one(db_url: s
         assert len({by_id["t0@corp.example"].customer_id, by_id["t1@corp.example"].customer_id,
                     by_id["t4@corp.example"].customer_id}) == 3
         assert len({by_id[f"o{i}@example.com"].conversation_id for i in range(30)} | {thread}) == 31
-        assert len(by_id) == 34 and len(await w.journal()) == 35
+        assert by_id["t3@corp.example"].meta["automatic"] and by_id["t3@corp.example"].conversation_id == thread
+        assert len(by_id) == 35 and len(await w.journal()) == 35
 
 
 async def test_first_import_logs_progress_and_leaves_the_event_loop_free(
@@ -353,3 +369,24 @@ async def test_first_import_logs_progress_and_leaves_the_event_loop_free(
     assert progress[-1].startswith("mailbox support: imported 240/240 emails")
     # Other work (here: a 10 ms timer) keeps running while the mailbox is parsed and stored.
     assert lags and max(lags) < 0.5, f"the event loop stalled for {max(lags):.2f}s"
+
+
+async def test_starttls_upgrades_the_plain_port_before_logging_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    certs = make_certs(tmp_path / "tls")
+    with running_dovecot(["support"], tls=(certs.cert, certs.key)) as server:
+        server.deliver("support", mail(0))
+        box = mailbox(server, security="starttls")  # the plain port (143's role), upgraded
+        caplog.set_level(logging.WARNING, "hub.channels.email")
+        async with email_world(f"sqlite:///{tmp_path / 'a.db'}", mailboxes=[box]) as w:
+            await w.channel.start()
+            await until(lambda: _true("CERTIFICATE_VERIFY_FAILED" in caplog.text), what="certificate refused")
+            assert w.channel.pollers[0].sessions == 0 and await count(w) == 0
+        async with email_world(f"sqlite:///{tmp_path / 'b.db'}", mailboxes=[box], tls_ca_file=str(certs.ca)) as w:
+            await w.channel.start()
+            await until(lambda: _eq(count(w), 1), what="import over STARTTLS")
+            server.deliver("support", mail(1))
+            await until(lambda: _eq(count(w), 2), what="IDLE over STARTTLS")
+        logins = [ln for ln in server.log().splitlines() if "Login:" in ln]
+        assert logins and all("TLS" in ln for ln in logins), logins

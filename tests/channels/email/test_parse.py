@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.channels.email.parse import parse_email, trim_html_reply, trim_reply
+from hub.channels.email.parse import fingerprint, parse_email, trim_html_reply, trim_reply
 from hub.html_safety import sanitize
 from tests.channels.email.dovecot import email_world
 
@@ -42,7 +42,16 @@ EXPECTED: dict[str, tuple[str, str | None, str, str]] = {
     "dsn_delayed.eml": ("bounce", None, "", ""),
     "auto_reply_ooo.eml": ("auto_reply", None, "", ""),
     "auto_reply_precedence.eml": ("auto_reply", None, "", ""),
-    "bulk_newsletter.eml": ("auto_reply", None, "", ""),
+    # List posts and bulk mail are written by people: stored (RFC 3834 only says not to answer them automatically).
+    "bulk_newsletter.eml": ("message", "news@shop.example", "Deals deals deals.", "This week's deals"),
+    "list_post.eml": ("message", "priya@lists.example.org", "drops the last row", "[users] Export to CSV"),
+    "boundary_mismatch.eml": ("message", "olga@example.com", "charges the shipping twice", "invoice question"),
+    "read_receipt.eml": ("auto_reply", None, "", ""),
+    "bounce_report_no_type.eml": ("bounce", None, "", ""),
+    "exim_bounce.eml": ("bounce", None, "", ""),
+    "sendmail_bounce.eml": ("bounce", None, "", ""),
+    "exchange_ndr.eml": ("bounce", None, "", ""),
+    "gmail_bounce.eml": ("bounce", None, "", ""),
     "no_sender.eml": ("unreadable", None, "", ""),
 }
 
@@ -243,18 +252,22 @@ async def test_every_corpus_email_ends_stored_or_flagged(db_url: str) -> None:
         journal = await w.journal()
         messages = await w.messages()
 
+    # Messages and auto-replies are on a timeline; bounces of nothing we sent and sender-less mail are flagged.
+    kept = ("message", "auto_reply")
     for name, (verdict, _sender, _phrase, _subject) in EXPECTED.items():
-        want = "stored" if verdict == "message" else "flagged"
+        want = "stored" if verdict in kept else "flagged"
         assert outcomes[name] == want, name
         assert again[name] in ("duplicate", "flagged"), name
     assert len(journal) == len(EXPECTED), "one journal row per email, even after a second delivery"
     flagged = [j for j in journal if j["status"] == "rejected"]
-    assert len(flagged) == sum(1 for v in EXPECTED.values() if v[0] != "message")
-    assert all(j["error"] for j in flagged)
+    assert len(flagged) == sum(1 for v in EXPECTED.values() if v[0] not in kept)
+    assert all(j["error"] and j["reason"] in ("no_sender", "unmatched_bounce") for j in flagged)
     # A flagged email keeps its full original, so it can be read and replayed later.
     for j in flagged:
         assert json.loads(j["payload"])["raw"]["eml_base64"]
-    assert len(messages) == sum(1 for v in EXPECTED.values() if v[0] == "message")
+    assert len(messages) == sum(1 for v in EXPECTED.values() if v[0] in kept)
+    assert sum(1 for m in messages if m.meta.get("automatic")) == sum(1 for v in EXPECTED.values() if v[0] != "message"
+                                                                      and v[0] in kept)
     big = next(m for m in messages if m.external_id == "large.1@example.com")
     assert big.attachments[0].size == 300_000 and big.attachments[0].filename == "résumé logs.bin"
     xss = next(m for m in messages if m.external_id == "xss.1@evil.example")
@@ -274,3 +287,77 @@ async def test_attachment_over_the_size_limit_is_kept_as_a_failed_entry(tmp_path
     (att,) = stored.attachments
     assert att.status == "failed" and "over the 1000000-byte limit" in (att.error or "")
     assert stored.text == "see attached"
+
+
+# -- bounces in the formats real servers send (written from their documented forms) ----------------------------
+
+BOUNCES = {
+    "dsn_bounce.eml": ("hub.42.deadbeef@hub.test", "User unknown"),  # Postfix
+    "bounce_report_no_type.eml": ("hub.77.aa11bb22@hub.test", "does not exist"),  # multipart/report, no report-type
+    "exim_bounce.eml": ("hub.78.cc33dd44@hub.test", "Recipient address rejected"),  # plain text, headers pasted
+    "sendmail_bounce.eml": ("hub.79.ee55ff66@hub.test", "Mailbox disabled"),
+    "exchange_ndr.eml": ("hub.80.aabbccdd@hub.test", "RecipientNotFound"),
+    "gmail_bounce.eml": ("hub.81.12345678@hub.test", "does not exist"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNCES))
+def test_bounce_formats_name_our_message_and_the_servers_reason(name: str) -> None:
+    original, why = BOUNCES[name]
+    parsed = parse_email((CORPUS / name).read_bytes(), own_addresses=OWN)
+    assert parsed.verdict == "bounce", parsed.reason
+    assert parsed.bounced == [original]
+    assert parsed.bounce_permanent
+    assert why in parsed.bounce_reason
+
+
+def test_a_read_receipt_is_not_a_bounce_and_an_auto_reply_with_an_empty_return_path_is_not_either() -> None:
+    assert parse_email((CORPUS / "read_receipt.eml").read_bytes()).verdict == "auto_reply"
+    msg = EmailMessage()
+    msg["Return-Path"], msg["From"], msg["To"] = "<>", "ann@example.com", "support@hub.test"
+    msg["Subject"], msg["Message-ID"], msg["Auto-Submitted"] = "Out of office", "<ooo.9@example.com>", "auto-replied"
+    msg.set_content("I am away until Monday.")
+    parsed = parse_email(msg.as_bytes())
+    assert parsed.verdict == "auto_reply" and parsed.inbound is not None
+
+
+def test_auto_replies_are_kept_as_messages_marked_automatic() -> None:
+    for name in ("auto_reply_ooo.eml", "auto_reply_precedence.eml"):
+        parsed = parse_email((CORPUS / name).read_bytes())
+        assert parsed.verdict == "auto_reply" and parsed.inbound is not None, name
+        assert parsed.inbound.meta["automatic"] and parsed.inbound.text, name
+
+
+def test_a_list_post_is_a_message_from_its_author_with_the_list_named() -> None:
+    parsed = parse_email((CORPUS / "list_post.eml").read_bytes())
+    assert parsed.verdict == "message" and parsed.inbound is not None
+    assert "automatic" not in parsed.inbound.meta
+    assert parsed.inbound.meta["email"]["list_id"] == "Product users <users.lists.example.org>"
+    assert parsed.inbound.meta["email"]["cc"] == ["support@hub.test"]
+
+
+@pytest.mark.parametrize("name", ["boundary_mismatch.eml", "truncated_multipart.eml"])
+def test_a_broken_structure_keeps_the_readable_text_and_the_whole_raw_email(name: str) -> None:
+    raw = (CORPUS / name).read_bytes()
+    parsed = parse_email(raw)
+    inbound = parsed.inbound
+    assert inbound is not None
+    assert inbound.meta["email"]["broken"]
+    (original,) = [a for a in inbound.attachments if a.filename == "original.eml"]
+    assert original.data == raw and original.content_type == "message/rfc822"
+    assert "--" not in inbound.text and "Content-Type" not in inbound.text
+
+
+def test_fingerprint_ignores_trace_headers_and_tells_reused_message_ids_apart() -> None:
+    def mail(body: str, *trace: str) -> bytes:
+        msg = EmailMessage()
+        for t in trace:
+            msg["Received"] = t
+        msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "a@b.example", "support@hub.test", "s", "<fixed@x>"
+        msg.set_content(body)
+        return msg.as_bytes()
+
+    first = fingerprint(mail("hello"))
+    assert fingerprint(mail("hello", "from mx1 by mx2; Thu, 13 Jun 2024 10:00:00 +0000")) == first
+    assert fingerprint(mail("hello").replace(b"\n", b"\r\n")) == first
+    assert fingerprint(mail("hello, other text")) != first

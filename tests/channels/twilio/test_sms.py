@@ -153,8 +153,11 @@ async def test_unparseable_events_are_flagged_and_answered(start: Any) -> None:
     status, _, headers = await webhook(client, SMS, sample("sms_inbound", MessageSid="SMbad", SmsSid="SMbad",
                                                            From="not a phone"))
     assert status == 202 and "not a phone number" in headers["X-Hub-Flagged"]
-    rows = await client.app[DB].read(lambda tx: tx.all("SELECT status, error FROM journal ORDER BY id"))
+    rows = await client.app[DB].read(lambda tx: tx.all("SELECT status, reason, error FROM journal ORDER BY id"))
     assert [r["status"] for r in rows] == ["rejected", "rejected"]
+    assert [r["reason"] for r in rows] == ["unreadable", "bad_number"], "operators filter on these (attention.md)"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hub_flagged_events_total{channel="sms",reason="bad_number"} 1.0' in metrics
     resp = await client.post(SMS, json={"MessageSid": "x"})
     assert resp.status == 415 and "x-www-form-urlencoded" in (await resp.json())["error"]["message"]
 
@@ -555,3 +558,24 @@ async def test_an_opt_out_between_reply_and_send_still_stops_the_message(
         await sms.send(Outbound(message_id=1, conversation_id=1, channel="sms", to=Identity("phone", CUSTOMER),
                                 text="hi", attempt=1))
     assert refused.value.permanent and fake[0].sent() == []
+
+
+async def test_an_uploaded_page_is_served_as_a_download_never_inline(start: Any, fake: tuple[TwilioFake, str]) -> None:
+    """The seen attack: the signed media route served an agent-uploaded HTML file inline, and Chromium ran its
+    script on the hub's origin. Every file leaves as an attachment, nosniff, under a sandbox policy."""
+    sim = fake[0]
+    client, admin = await start()
+    conv = await _conversation(client, admin)
+    page = b"<script>fetch('/console/session')</script>"
+    status, reply = await _reply(client, admin, conv, "see attached",
+                                 attachments=[_file("Pr\u00e9sentation \"final\".html", page, "text/html")])
+    assert status == 201, reply
+    await eventually(lambda: _status_is(client, admin, reply["id"], "sending"))
+    [form] = sim.sent()
+    parts = urlsplit(form.getall("MediaUrl")[0])
+    resp = await client.get(parts.path + "?" + parts.query)
+    assert resp.status == 200 and await resp.read() == page
+    assert resp.headers["Content-Disposition"] == (
+        "attachment; filename=\"Presentation _final_.html\"; filename*=UTF-8''Pr%C3%A9sentation%20%22final%22.html")
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Content-Security-Policy"].startswith("sandbox")

@@ -82,6 +82,9 @@ async def test_widget_round_trip_in_chromium(hub: Client, site: dict[str, Any]) 
     agent = await add_agent(db, "Maya Brooks", "maya@northwind.example", "maya-password-1", "agent", ["support"])
     maya = {"Authorization": f"Bearer {await create_token(db, 'agent', agent.id)}"}
     admin = {"Authorization": f"Bearer {await create_token(db, 'admin')}"}
+    # Maya is at work: the widget offers the chat (with nobody available it offers the offline form instead).
+    resp = await hub.post("/api/v1/agents/me/presence", json={"presence": "available"}, headers=maya)
+    assert resp.status == 200
 
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -35,12 +35,13 @@ export class ChatClient extends EventTarget {
     this.identity = identity;
     this.visitorId = load("visitor", null);
     this.profile = load("profile", null);
-    this.queue = load("queue", []); // [{client_id, text, created_at}], oldest first
+    this.queue = load("queue", []).map((m) => ({ files: [], ...m })); // [{client_id, text, created_at, files}]
     this.ws = null;
     this.ready = false;
     this.attempt = 0;
     this.timer = null;
     this.inflight = new Set();
+    this.fileWaits = new Map(); // attachment id -> {resolve, reject}
     this.state = "connecting";
     addEventListener("online", () => this.connectSoon(0));
   }
@@ -79,6 +80,8 @@ export class ChatClient extends EventTarget {
       if (this.ws !== ws) return;
       this.ready = false;
       this.inflight.clear();
+      for (const wait of this.fileWaits.values()) wait.reject(new Error("the chat went offline"));
+      this.fileWaits.clear();
       this.setState("offline");
       this.connectSoon();
     });
@@ -115,7 +118,7 @@ export class ChatClient extends EventTarget {
       case "ack":
         this.inflight.delete(frame.client_id);
         this.queue = this.queue.filter((m) => m.client_id !== frame.client_id);
-        save("queue", this.queue);
+        this.persist();
         this.emit("ack", frame);
         break;
       case "message":
@@ -124,20 +127,48 @@ export class ChatClient extends EventTarget {
       case "typing":
         this.emit("typing", frame);
         break;
+      case "resolved":
+        this.emit("resolved", frame);
+        break;
+      case "file":
+        this.onFile(frame);
+        break;
       case "error":
         this.onError(frame);
         break;
     }
   }
 
+  onFile(frame) {
+    const wait = this.fileWaits.get(frame.id);
+    if (!wait) return;
+    this.fileWaits.delete(frame.id);
+    const bytes = Uint8Array.from(atob(frame.data), (c) => c.charCodeAt(0));
+    wait.resolve(new File([bytes], frame.filename, { type: frame.content_type }));
+  }
+
+  // A file of this chat (sent or received), fetched over the socket: the visitor's only credential.
+  fetchFile(id) {
+    if (!this.ready || this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error("offline"));
+    return new Promise((resolve, reject) => {
+      this.fileWaits.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ type: "file", id }));
+    });
+  }
+
   onError(frame) {
+    if (frame.code === "no_file" && this.fileWaits.has(frame.id)) {
+      this.fileWaits.get(frame.id).reject(new Error(frame.reason));
+      this.fileWaits.delete(frame.id);
+      return;
+    }
     if (frame.client_id) this.inflight.delete(frame.client_id);
     if (frame.code === "rate_limited" || frame.code === "unavailable") {
       setTimeout(() => this.flush(), Math.max(1, frame.retry_after || 3) * 1000);
     } else if (frame.client_id) {
       // refused for good (too long, empty): drop it from the queue and say why
       this.queue = this.queue.filter((m) => m.client_id !== frame.client_id);
-      save("queue", this.queue);
+      this.persist();
     }
     this.emit("error", frame);
   }
@@ -147,22 +178,38 @@ export class ChatClient extends EventTarget {
     for (const m of this.queue) {
       if (this.inflight.has(m.client_id)) continue;
       this.inflight.add(m.client_id);
-      this.ws.send(JSON.stringify({ type: "message", client_id: m.client_id, text: m.text }));
+      const frame = { type: "message", client_id: m.client_id, text: m.text };
+      if (m.files && m.files.length) frame.files = m.files;
+      if (m.offline) frame.offline = true;
+      this.ws.send(JSON.stringify(frame));
     }
   }
 
-  send(text) {
-    const m = { client_id: newId(), text, created_at: new Date().toISOString() };
+  // files: [{name, type, data (base64)}]; offline: left in the offline form
+  send(text, { files = [], offline = false } = {}) {
+    const m = { client_id: newId(), text, created_at: new Date().toISOString(), files, offline };
     this.queue.push(m);
-    save("queue", this.queue);
+    this.persist();
     this.flush();
     return m;
+  }
+
+  persist() {
+    // Files' bytes stay in memory: storage is small, and a reload drops a file not yet sent (the text stays).
+    save("queue", this.queue.filter((m) => m.text || !m.files.length)
+      .map(({ files, ...m }) => ({ ...m, files: [] })));
   }
 
   typing(on) {
     if (this.ready && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify({ type: "typing", typing: on }));
     }
+  }
+
+  async availability() {
+    const resp = await fetch(new URL("/webchat/availability", this.base), { credentials: "omit" });
+    if (!resp.ok) throw new Error(`availability: ${resp.status}`);
+    return resp.json();
   }
 
   setProfile(profile) {

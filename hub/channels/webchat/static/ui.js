@@ -28,7 +28,36 @@ const ICONS = {
   chat: ["M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6c-.6.5-1.3.1-1.3-.6V16.9A2.5 2.5 0 0 1 4 14.5z"],
   close: ["M6.7 5.3 12 10.6l5.3-5.3 1.4 1.4-5.3 5.3 5.3 5.3-1.4 1.4-5.3-5.3-5.3 5.3-1.4-1.4 5.3-5.3-5.3-5.3z"],
   send: ["M3.4 20.4 21 12 3.4 3.6 3.4 10.2 15 12 3.4 13.8z"],
+  attach: ["M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5H9v9a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v11.5a6 6 0 0 0 12 0v-10z"],
 };
+
+const AVAILABILITY_EVERY = 30000;
+
+function minutes(seconds) {
+  const m = Math.max(1, Math.round(seconds / 60));
+  return m === 1 ? "about a minute" : m < 60 ? `about ${m} minutes` : "over an hour";
+}
+
+function opensAt(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const sameDay = d.toDateString() === new Date().toDateString();
+  const time = d.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+  return sameDay ? `today at ${time}` : `${d.toLocaleDateString([], { weekday: "long" })} at ${time}`;
+}
+
+function size(bytes) {
+  return bytes >= 1e6 ? `${Math.round(bytes / 1e6)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+}
+
+function base64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
 
 function initials(name) {
   const parts = (name || "?").trim().split(/\s+/).slice(0, 2);
@@ -102,7 +131,36 @@ export class ChatWindow {
     this.sendBtn.type = "submit";
     this.sendBtn.setAttribute("aria-label", "Send");
     this.sendBtn.append(icon(ICONS.send, 20));
-    this.form.append(this.input, this.sendBtn);
+    this.fileIn = el("input");
+    this.fileIn.type = "file";
+    this.fileIn.multiple = true;
+    this.fileIn.hidden = true;
+    this.attachBtn = el("button", "hc-icon-btn hc-attach");
+    this.attachBtn.type = "button";
+    this.attachBtn.setAttribute("aria-label", "Attach a file");
+    this.attachBtn.title = `Attach a file (up to ${size(c.max_file_bytes || 0)})`;
+    this.attachBtn.append(icon(ICONS.attach, 20));
+    this.attachBtn.hidden = !c.max_file_bytes;
+    this.form.append(this.fileIn, this.attachBtn, this.input, this.sendBtn);
+
+    // Nobody can answer now (no agent available, or outside business hours): a message is left instead.
+    this.offline = el("form", "hc-offline");
+    this.offline.hidden = true;
+    this.offlineLead = el("p", "hc-prechat-lead");
+    this.offline.append(this.offlineLead);
+    this.offNameIn = this.field(this.offline, "Name", "text", "name");
+    this.offEmailIn = this.field(this.offline, "Email (so we can reply)", "email", "email");
+    const msgWrap = el("label", "hc-field");
+    this.offTextIn = el("textarea");
+    this.offTextIn.name = "message";
+    this.offTextIn.rows = 3;
+    this.offTextIn.required = true;
+    this.offTextIn.maxLength = c.max_message_chars;
+    msgWrap.append(el("span", null, "Message"), this.offTextIn);
+    this.offline.append(msgWrap);
+    const leave = el("button", "hc-primary", "Send message");
+    leave.type = "submit";
+    this.offline.append(leave);
 
     this.prechat = null;
     if (c.prechat_form && !this.client.profile && !this.client.identity) {
@@ -119,7 +177,7 @@ export class ChatWindow {
     const footer = el("div", "hc-footer", "Powered by hub");
     this.frame.append(header, this.list, this.typingEl, this.notice);
     if (this.prechat) this.frame.append(this.prechat);
-    this.frame.append(this.form, footer);
+    this.frame.append(this.offline, this.form, footer);
 
     if (this.page) {
       root.append(this.frame);
@@ -156,6 +214,15 @@ export class ChatWindow {
     cl.addEventListener("message", (e) => this.incoming(e.detail));
     cl.addEventListener("typing", (e) => this.agentTyping(e.detail));
     cl.addEventListener("error", (e) => this.problem(e.detail));
+    cl.addEventListener("resolved", (e) => this.resolved(e.detail));
+    this.attachBtn.addEventListener("click", () => this.fileIn.click());
+    this.fileIn.addEventListener("change", () => this.attach());
+    this.offline.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.leaveMessage();
+    });
+    this.refreshAvailability();
+    this.availabilityTimer = setInterval(() => this.refreshAvailability(), AVAILABILITY_EVERY);
 
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -216,13 +283,136 @@ export class ChatWindow {
   showState(state) {
     this.frame.dataset.state = state;
     this.statusText.textContent =
-      state === "online" ? (this.agentName ? `${this.config.team_name} · Online` : "We typically reply in a few minutes")
+      state === "online" ? this.availabilityText()
         : state === "offline" ? "Offline · we'll send your messages when you're back"
           : "Connecting…";
   }
 
+  // What the header says once connected: who can answer now, from /webchat/availability, never a promise.
+  availabilityText() {
+    const a = this.availability;
+    if (!a) return this.agentName ? `${this.config.team_name}` : "";
+    const wait = a.expected_wait_seconds != null ? ` · typically replies in ${minutes(a.expected_wait_seconds)}` : "";
+    if (a.state === "online") return `${this.agentName ? "Online" : "We're online"}${wait}`;
+    if (a.state === "busy") return a.expected_wait_seconds != null
+      ? `All agents are busy · expected wait ${minutes(a.expected_wait_seconds)}`
+      : "All agents are busy · we'll answer as soon as we can";
+    if (a.state === "closed") return a.opens_at ? `We're closed · back ${opensAt(a.opens_at)}` : "We're closed";
+    return "No one is available right now · leave a message";
+  }
+
+  async refreshAvailability() {
+    try {
+      this.availability = await this.client.availability();
+    } catch {
+      return; // keep the last answer; the socket state still shows
+    }
+    this.frame.dataset.availability = this.availability.state;
+    this.showState(this.client.state);
+    this.showOfflineForm();
+  }
+
+  showOfflineForm() {
+    const a = this.availability;
+    const nobody = a && (a.state === "away" || a.state === "closed");
+    // A visitor already talking with us keeps the conversation; the form is for someone starting one.
+    const show = Boolean(nobody && !this.started);
+    this.offline.hidden = !show;
+    if (this.prechat) this.prechat.hidden = show;
+    this.form.hidden = show || Boolean(this.prechat);
+    if (show) {
+      this.offlineLead.textContent = a.state === "closed"
+        ? `We're closed right now${a.opens_at ? ` and back ${opensAt(a.opens_at)}` : ""}. Leave a message and we'll get back to you.`
+        : "No one is available right now. Leave a message and we'll get back to you.";
+      const known = this.client.profile || {};
+      if (known.name && !this.offNameIn.value) this.offNameIn.value = known.name;
+      if (known.email && !this.offEmailIn.value) this.offEmailIn.value = known.email;
+      const signed = Boolean(this.client.identity);
+      this.offNameIn.parentNode.hidden = signed;
+      this.offEmailIn.parentNode.hidden = signed;
+    }
+  }
+
+  leaveMessage() {
+    const text = this.offTextIn.value.trim();
+    if (!text) return;
+    const email = this.offEmailIn.value.trim();
+    const name = this.offNameIn.value.trim();
+    if ((name || email) && !this.client.identity) this.client.setProfile({ name, email });
+    const m = this.client.send(text, { offline: true });
+    this.started = true;
+    this.offTextIn.value = "";
+    this.render({ ...m, direction: "in", pending: true });
+    this.list.append(el("div", "hc-system", email
+      ? `Thanks! We got your message and will reply here or at ${email}.`
+      : "Thanks! We got your message and will reply here; come back to this page to read it."));
+    this.showOfflineForm();
+    this.scroll();
+  }
+
+  async attach() {
+    const chosen = Array.from(this.fileIn.files || []);
+    this.fileIn.value = "";
+    if (!chosen.length) return;
+    const most = this.config.max_files || 5;
+    const limit = this.config.max_file_bytes || 0;
+    if (chosen.length > most) return this.problem({ reason: `You can send up to ${most} files at once.` });
+    const big = chosen.find((f) => f.size > limit);
+    if (big) return this.problem({ reason: `${big.name} is too large: files can be up to ${size(limit)}.` });
+    let files;
+    try {
+      files = await Promise.all(chosen.map(async (f) => ({
+        name: f.name, type: f.type || "application/octet-stream", data: await base64(f) })));
+    } catch {
+      return this.problem({ reason: "That file could not be read." });
+    }
+    const text = this.input.value.trim();
+    const m = this.client.send(text, { files });
+    this.started = true;
+    this.render({ ...m, direction: "in", pending: true,
+      attachments: chosen.map((f) => ({ filename: f.name, size: f.size })) });
+    this.input.value = "";
+    this.grow();
+    this.scroll();
+  }
+
+  async download(a, link) {
+    link.setAttribute("aria-busy", "true");
+    try {
+      const file = await this.client.fetchFile(a.id);
+      const url = URL.createObjectURL(file);
+      const save = el("a");
+      save.href = url;
+      save.download = file.name;
+      save.rel = "noopener";
+      this.frame.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (e) {
+      this.problem({ reason: `Could not download ${a.filename}: ${e.message}` });
+    } finally {
+      link.removeAttribute("aria-busy");
+    }
+  }
+
+  resolved(frame) {
+    this.hideTyping();
+    const id = String(frame.conversation_id);
+    if (Array.from(this.list.querySelectorAll(".hc-resolved")).some((n) => n.dataset.conversation === id)) return;
+    const who = this.agentName || this.config.team_name;
+    const line = el("div", "hc-system hc-resolved", `${who} marked this conversation as resolved. ` +
+      "Need anything else? Just write here.");
+    line.dataset.conversation = id;
+    this.list.append(line);
+    this.scroll();
+  }
+
   restore(welcome) {
     for (const m of welcome.history) this.render(m);
+    if (welcome.history.length) this.started = true;
+    if (welcome.resolved) this.resolved({ conversation_id: welcome.resolved });
+    this.showOfflineForm();
     if (welcome.identity_error) console.warn("hub chat:", welcome.identity_error);
     this.scroll();
   }
@@ -269,9 +459,23 @@ export class ChatWindow {
     const col = el("div", "hc-col");
     if (!mine && !sameAuthor) col.append(el("div", "hc-name", m.agent_name || this.config.team_name));
     const bubble = el("div", "hc-bubble", m.text);
+    if (!m.text) bubble.hidden = true; // a file alone
     const meta = el("div", "hc-meta", clock(m.created_at));
     if (mine) meta.append(el("span", "hc-tick"));
-    for (const a of m.attachments || []) col.append(el("div", "hc-file", a.filename));
+    for (const a of m.attachments || []) {
+      if (a.id) {
+        const link = el("button", "hc-file");
+        link.append(icon(ICONS.attach, 14), a.filename);
+        link.type = "button";
+        link.title = `Download ${a.filename}`;
+        link.addEventListener("click", () => this.download(a, link));
+        col.append(link);
+      } else {
+        const item = el("div", "hc-file");
+        item.append(icon(ICONS.attach, 14), a.filename);
+        col.append(item);
+      }
+    }
     col.append(bubble, meta);
     row.append(col);
     this.list.append(row);
@@ -317,6 +521,7 @@ export class ChatWindow {
   submit() {
     const text = this.input.value.trim();
     if (!text) return;
+    this.started = true;
     const m = this.client.send(text);
     this.render({ ...m, direction: "in", pending: true });
     this.input.value = "";

@@ -17,6 +17,7 @@ export function showAdmin(main, side, which) {
   clear(side);
   side.classList.add("hidden");
   const body = h("div", { class: "admin-body", id: "admin-body" }, h("div", { class: "loading" }, "Loading…"));
+  const health = h("div", { id: "admin-health" });
   clear(main).append(h("div", { class: "admin" },
     h("header", { class: "admin-head" },
       h("div", {}, h("h1", {}, "Administration"),
@@ -24,11 +25,26 @@ export function showAdmin(main, side, which) {
       h("nav", { class: "admin-tabs", "aria-label": "Administration" }, SECTIONS.map(([id, label, ic]) =>
         h("a", { href: `#/admin/${id}`, class: `admin-tab ${id === section ? "active" : ""}`, "data-admin": id },
           icon(ic), label)))),
-    body));
+    health, body));
+  showHealth(health);
   const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });
+}
+
+// What keeps a channel from working (a mailbox refusing the login, an SMTP server out of reach), from /readyz.
+async function showHealth(el) {
+  let ready;
+  try {
+    ready = await (await fetch("/readyz", { credentials: "same-origin" })).json();
+  } catch (err) {
+    return;
+  }
+  const problems = Object.entries(ready.problems || {}).flatMap(([channel, list]) => list.map((p) => `${channel}: ${p}`));
+  if (!problems.length) return;
+  el.append(h("div", { class: "notice bad", id: "channel-problems" }, icon("alert"),
+    h("div", {}, h("strong", {}, "Channels degraded"), h("ul", {}, problems.map((p) => h("li", {}, p))))));
 }
 
 // -- shared bits ---------------------------------------------------------------------------------------------------
@@ -241,6 +257,10 @@ function revoke(t, body) {
 
 const STRATEGIES = ["longest_idle", "least_occupied", "round_robin", "skills"];
 const CLASSES = ["voice", "chat", "email"];
+const CLASS_LABEL = { voice: "Calls", chat: "Chats and messages", email: "Emails" };
+// The channels a rule may name (the routing engine's words), with what an admin calls them.
+const RULE_CHANNELS = [["sms", "SMS"], ["whatsapp", "WhatsApp"], ["voice", "Phone calls"], ["email", "Email"],
+  ["telegram", "Telegram"], ["webchat", "Web chat"], ["api", "API / integrations"]];
 
 // The routing API may list queues and agent profiles as objects keyed by name / id, or as arrays.
 function asList(value, key) {
@@ -249,17 +269,93 @@ function asList(value, key) {
 }
 
 function kv(map) {
-  return Object.entries(map || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  return Object.entries(map || {}).map(([k, v]) => `${k} ${v}`).join(", ");
 }
 
-function parseKv(text, what) {
-  const out = {};
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
-    const [k, v] = part.split("=").map((s) => s.trim());
-    if (!k || v === undefined || !/^\d+$/.test(v)) throw new Error(`${what}: write name=number, separated by commas`);
-    out[k] = Number(v);
+// Skills as rows (name, level 0-100), not "key=value" text. read() returns the map or throws a sentence.
+function skillsEditor(id, map, known, levelLabel) {
+  const rows = h("div", { class: "skill-rows", id, style: "display:grid;gap:6px" });
+  const list = h("datalist", { id: `${id}-known` }, [...known].sort().map((k) => h("option", { value: k })));
+  const add = (name = "", level = "") => {
+    const row = h("div", { class: "skill-row", style: "display:flex;gap:6px;align-items:center" },
+      h("input", { type: "text", class: "skill-name", value: name, placeholder: "skill, e.g. spanish", list: `${id}-known`,
+        "aria-label": "Skill", maxlength: 64, style: "flex:1" }),
+      h("input", { type: "number", class: "skill-level", value: level, placeholder: "0-100", inputmode: "numeric",
+        "aria-label": levelLabel, style: "width:7em" }),
+      h("button", { class: "icon-btn", type: "button", title: "Remove skill", "aria-label": "Remove skill",
+        onclick: () => { row.remove(); rows.dispatchEvent(new Event("input", { bubbles: true })); } }, icon("x")));
+    rows.append(row);
+    return row;
+  };
+  for (const [k, v] of Object.entries(map || {})) add(k, String(v));
+  const more = h("button", { class: "btn btn-small", type: "button", id: `${id}-add`, style: "justify-self:start",
+    onclick: () => add().querySelector("input").focus() }, "Add skill");
+  const read = () => {
+    const out = {};
+    for (const row of rows.querySelectorAll(".skill-row")) {
+      const name = row.querySelector(".skill-name").value.trim();
+      const raw = row.querySelector(".skill-level").value.trim();
+      if (!name && !raw) continue;
+      if (!name) throw new Error(`A skill at level ${raw} has no name: name it or remove the row.`);
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`"${name}": skill names use letters, digits, dot, dash or underscore.`);
+      if (!/^\d+$/.test(raw) || Number(raw) > 100) throw new Error(`${name}: the ${levelLabel.toLowerCase()} is a whole number from 0 to 100.`);
+      if (name in out) throw new Error(`${name} is listed twice.`);
+      out[name] = Number(raw);
+    }
+    return out;
+  };
+  return { el: h("div", { style: "display:grid;gap:6px" }, rows, list, more), read };
+}
+
+function knownSkills(queues, profiles) {
+  const names = new Set();
+  for (const x of [...queues, ...profiles]) for (const k of Object.keys(x.skills || {})) names.add(k);
+  return names;
+}
+
+// Turns the API's refusal into a sentence naming the rule and what is wrong with it.
+function ruleError(err, rules) {
+  const details = err instanceof ApiError && err.body && err.body.error && err.body.error.details;
+  if (Array.isArray(details) && details.length) {
+    return details.map((d) => {
+      const m = /^rules\.(\d+)\.?(.*)$/.exec(String(d.field || ""));
+      if (!m) return d.message;
+      const r = rules[Number(m[1])] || {};
+      return `Rule ${Number(m[1]) + 1}${r.name ? ` (${r.name})` : ""}${m[2] ? `, ${m[2].replace(/_/g, " ")}` : ""}: ${d.message}`;
+    }).join(" ");
   }
-  return out;
+  // The engine's own wording names the rule by its place in the list: say it as a person would.
+  const m = /routing\.rules\[(\d+)\](?: \(([^)]*)\))?\.?([\w.]*): (.*)$/.exec(err.message || "");
+  if (m) return `Rule ${Number(m[1]) + 1}${m[2] ? ` (${m[2]})` : ""}${m[3] ? `, ${m[3].replace(/_/g, " ")}` : ""}: ${m[4]}`;
+  return err.message;
+}
+
+// A form with unsaved changes says so, and closing it asks first.
+function guardUnsaved(dlg, content) {
+  const start = snapshot(content);
+  const dirty = () => snapshot(content) !== start;
+  const flag = h("span", { class: "chip", id: "unsaved-flag", style: "display:none" }, "Unsaved changes");
+  const head = dlg.querySelector("header h2");
+  if (head) head.after(flag);
+  content.addEventListener("input", () => shown(flag, dirty()));
+  content.addEventListener("change", () => shown(flag, dirty()));
+  const ask = (e) => {
+    if (dirty() && !window.confirm("Discard your unsaved changes?")) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  };
+  dlg.addEventListener("cancel", ask);
+  for (const b of dlg.querySelectorAll("footer .btn:not(.btn-primary), header .icon-btn")) b.addEventListener("click", ask, true);
+}
+
+function shown(el, yes) {
+  el.style.display = yes ? "" : "none";
+}
+
+function snapshot(root) {
+  return JSON.stringify(Array.from(root.querySelectorAll("input, select, textarea"),
+    (el) => (el.type === "checkbox" ? el.checked : el.value)));
 }
 
 async function routingScreen(body) {
@@ -277,6 +373,8 @@ async function routingScreen(body) {
   const queues = asList(routing.queues, "name");
   const rules = (routing.rules || []).map((r) => ({ ...r }));
   const profiles = asList(routing.agents, "id");
+  state.routingQueues = queues;
+  state.routingProfiles = profiles;
   const agents = (await api.get("/api/v1/agents")).items.filter((a) => !a.disabled);
   clear(body).append(
     h("section", { class: "panel", id: "queues-admin" },
@@ -326,16 +424,28 @@ function queueForm(q, body) {
   const strategy = h("select", { id: "queue-strategy" }, STRATEGIES.map((s) => h("option", { value: s, selected: s === v.strategy }, s.replace("_", " "))));
   const timeout = h("input", { type: "number", id: "queue-timeout", min: 1, value: v.offer_timeout ?? 30 });
   const sla = h("input", { type: "number", id: "queue-sla", min: 0, value: v.sla_wait ?? 60 });
-  const skills = h("input", { type: "text", id: "queue-skills", value: kv(v.skills), placeholder: "spanish=5, billing=3" });
+  const skills = skillsEditor("queue-skills", v.skills, knownSkills(state.routingQueues || [], state.routingProfiles || []),
+    "Minimum level");
   const general = h("div", { class: "form-error", role: "alert", id: "queue-error" });
   const content = h("div", { class: "form-grid" }, field("Name", name, "name"), field("Title", title, "title"),
     field("Strategy", strategy, "strategy"), field("Offer timeout (s)", timeout, "offer_timeout"),
-    field("SLA target wait (s)", sla, "sla_wait"), field("Required skills", skills, "skills", "skill=minimum level"), general);
-  modal(editing ? `Edit queue ${v.title || v.name}` : "Add queue", content, "Save queue", async () => {
+    field("SLA target wait (s)", sla, "sla_wait"),
+    h("div", { class: "field span-2" }, h("span", {}, "Required skills"), skills.el,
+      h("small", { class: "hint" }, "Agents need each skill at this level or above (skills strategy)."),
+      h("small", { class: "field-error", "data-error-for": "skills" })), general);
+  const dlg = modal(editing ? `Edit queue ${v.title || v.name}` : "Add queue", content, "Save queue", async () => {
     let payload;
+    if (!editing && !/^[a-z0-9][a-z0-9_-]*$/.test(name.value.trim())) {
+      general.textContent = "A queue name is lowercase letters, digits, dash or underscore, e.g. billing.";
+      return false;
+    }
+    if (!(Number(timeout.value) > 0)) {
+      general.textContent = "The offer timeout is a number of seconds above 0.";
+      return false;
+    }
     try {
       payload = { ...(q || {}), title: title.value.trim(), strategy: strategy.value, offer_timeout: Number(timeout.value),
-        sla_wait: Number(sla.value), skills: parseKv(skills.value, "Skills") };
+        sla_wait: Number(sla.value), skills: skills.read() };
     } catch (err) {
       general.textContent = err.message;
       return false;
@@ -356,7 +466,9 @@ function queueForm(q, body) {
     toast("Queue saved", "ok");
     routingScreen(body);
     return true;
-  }).classList.add("wide");
+  });
+  dlg.classList.add("wide");
+  guardUnsaved(dlg, content);
 }
 
 function deleteQueue(q, body) {
@@ -374,48 +486,72 @@ function deleteQueue(q, body) {
   });
 }
 
+// Which channels a rule applies to, as checkboxes (none ticked: any channel).
+function channelPicker(r, i, touched) {
+  const chosen = new Set([].concat(r.channel || r.channels || []));
+  const summary = () => (chosen.size ? RULE_CHANNELS.filter(([c]) => chosen.has(c)).map(([, l]) => l).join(", ") : "Any channel");
+  const label = h("span", {}, summary());
+  return h("details", { class: "rule-channel", style: "position:relative" },
+    h("summary", { class: "btn btn-small", "aria-label": `Channels of rule ${i + 1}` }, label),
+    h("fieldset", { style: "position:absolute;z-index:5;background:var(--panel, #fff);border:1px solid var(--line, #ddd);"
+      + "border-radius:8px;padding:8px 12px;display:grid;gap:4px;min-width:12em" },
+    h("legend", { class: "muted" }, "Only for"),
+    RULE_CHANNELS.map(([c, l]) => h("label", { style: "display:flex;gap:6px;align-items:center" },
+      h("input", { type: "checkbox", value: c, checked: chosen.has(c), "data-channel": c, onchange: (e) => {
+        if (e.target.checked) chosen.add(c); else chosen.delete(c);
+        delete r.channels;
+        if (chosen.size) r.channel = [...chosen]; else delete r.channel;
+        label.textContent = summary();
+        touched();
+      } }), l))));
+}
+
 function rulesPanel(rules, queues, body) {
   const error = h("div", { class: "form-error", role: "alert", id: "rules-error" });
+  const saved = JSON.stringify(rules);
+  const unsaved = h("span", { class: "chip", id: "rules-unsaved", style: "display:none" }, "Unsaved changes");
+  const touched = () => {
+    const dirty = JSON.stringify(rules) !== saved;
+    shown(unsaved, dirty);
+    window.onbeforeunload = dirty ? (e) => { e.preventDefault(); return ""; } : null;
+  };
   const list = h("ol", { class: "rules", id: "rules-admin" });
   const draw = () => clear(list).append(...(rules.length ? rules.map((r, i) => h("li", { class: "rule", "data-rule": i },
     h("span", { class: "rule-n" }, String(i + 1)),
     h("input", { type: "text", class: "rule-name", value: r.name || "", placeholder: "name", "aria-label": "Rule name",
-      oninput: (e) => { r.name = e.target.value; } }),
+      oninput: (e) => { r.name = e.target.value; touched(); } }),
     h("span", { class: "muted" }, "when"),
     h("input", { type: "text", class: "rule-keywords", value: (r.keywords || []).join(", "), placeholder: "keywords, comma separated",
-      "aria-label": "Keywords", oninput: (e) => { r.keywords = e.target.value.split(",").map((s) => s.trim()).filter(Boolean); } }),
-    h("input", { type: "text", class: "rule-channel", value: [].concat(r.channel || r.channels || []).join(", "), placeholder: "any channel",
-      "aria-label": "Channels", oninput: (e) => {
-        const list = e.target.value.split(",").map((s) => s.trim()).filter(Boolean);
-        delete r.channels;
-        if (list.length) r.channel = list; else delete r.channel;
-      } }),
+      "aria-label": "Keywords", oninput: (e) => { r.keywords = e.target.value.split(",").map((s) => s.trim()).filter(Boolean); touched(); } }),
+    channelPicker(r, i, touched),
     h("span", { class: "muted" }, "→"),
-    h("select", { class: "rule-queue", "aria-label": "Queue", onchange: (e) => { r.queue = e.target.value; } },
+    h("select", { class: "rule-queue", "aria-label": "Queue", onchange: (e) => { r.queue = e.target.value; touched(); } },
       queues.map((q) => h("option", { value: q.name, selected: q.name === r.queue }, q.title || q.name))),
     h("div", { class: "rule-actions" },
-      h("button", { class: "icon-btn", type: "button", title: "Move up", disabled: i === 0, onclick: () => { rules.splice(i - 1, 0, ...rules.splice(i, 1)); draw(); } }, "↑"),
-      h("button", { class: "icon-btn", type: "button", title: "Move down", disabled: i === rules.length - 1, onclick: () => { rules.splice(i + 1, 0, ...rules.splice(i, 1)); draw(); } }, "↓"),
-      h("button", { class: "icon-btn", type: "button", title: "Remove", onclick: () => { rules.splice(i, 1); draw(); } }, icon("x")))))
+      h("button", { class: "icon-btn", type: "button", title: "Move up", disabled: i === 0, onclick: () => { rules.splice(i - 1, 0, ...rules.splice(i, 1)); draw(); touched(); } }, "↑"),
+      h("button", { class: "icon-btn", type: "button", title: "Move down", disabled: i === rules.length - 1, onclick: () => { rules.splice(i + 1, 0, ...rules.splice(i, 1)); draw(); touched(); } }, "↓"),
+      h("button", { class: "icon-btn", type: "button", title: "Remove", onclick: () => { rules.splice(i, 1); draw(); touched(); } }, icon("x")))))
     : [h("li", { class: "muted empty-panel" }, "No rules: everything goes to the default queue.")]));
   draw();
   return h("section", { class: "panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("transfer"), "Routing rules"),
+      h("div", {}, h("h2", {}, icon("transfer"), "Routing rules", " ", unsaved),
         h("p", { class: "muted" }, "The first rule that matches a new conversation picks its queue.")),
       h("div", { class: "btn-row" },
         h("button", { class: "btn", id: "add-rule", onclick: () => {
           rules.push({ name: `rule-${rules.length + 1}`, queue: (queues[0] || {}).name, keywords: [] });
           draw();
+          touched();
         } }, "Add rule"),
         h("button", { class: "btn btn-primary", id: "save-rules", onclick: async () => {
           error.textContent = "";
           try {
             await api.put("/api/v1/routing/rules", { rules });
           } catch (err) {
-            error.textContent = err.message;
+            error.textContent = ruleError(err, rules);
             return;
           }
+          window.onbeforeunload = null;
           toast("Rules saved", "ok");
           routingScreen(body);
         } }, "Save rules"))),
@@ -423,22 +559,31 @@ function rulesPanel(rules, queues, body) {
 }
 
 function profileForm(agent, p, body) {
-  const skills = h("input", { type: "text", id: "profile-skills", value: kv(p.skills), placeholder: "spanish=8, billing=5" });
+  const skills = skillsEditor("profile-skills", p.skills,
+    knownSkills(state.routingQueues || [], state.routingProfiles || []), "Proficiency");
   const caps = CLASSES.map((c) => h("input", { type: "number", min: 0, max: 1000, "data-class": c,
     value: (p.capacity || agent.capacity || {})[c] ?? "" }));
   const wrapup = h("input", { type: "number", min: 0, id: "profile-wrapup", value: p.wrapup ?? 0 });
   const general = h("div", { class: "form-error", role: "alert" });
   const content = h("div", { class: "form-grid" },
-    h("div", { class: "field span-2" }, h("span", {}, "Skills"), skills, h("small", { class: "hint" }, "skill=proficiency 0-100, separated by commas"),
+    h("div", { class: "field span-2" }, h("span", {}, "Skills"), skills.el,
+      h("small", { class: "hint" }, "Proficiency from 0 to 100; skills-based queues prefer the most proficient."),
       h("small", { class: "field-error", "data-error-for": "skills" })),
-    ...CLASSES.map((c, i) => field(`Capacity: ${c}`, caps[i], "capacity")),
+    ...CLASSES.map((c, i) => field(`At once: ${CLASS_LABEL[c]}`, caps[i], "capacity",
+      i === 0 ? "Empty: the workspace default" : null)),
     field("Wrap-up after each (s)", wrapup, "wrapup"), general);
-  modal(`Routing for ${agent.name}`, content, "Save", async () => {
+  const dlg = modal(`Routing for ${agent.name}`, content, "Save", async () => {
     let payload;
     try {
       const capacity = {};
-      CLASSES.forEach((c, i) => { if (caps[i].value !== "") capacity[c] = Number(caps[i].value); });
-      payload = { skills: parseKv(skills.value, "Skills"), capacity, wrapup: Number(wrapup.value || 0) };
+      CLASSES.forEach((c, i) => {
+        const raw = caps[i].value.trim();
+        if (raw === "") return;
+        if (!/^\d+$/.test(raw) || Number(raw) > 1000) throw new Error(`${CLASS_LABEL[c]} at once: a whole number from 0 to 1000.`);
+        capacity[c] = Number(raw);
+      });
+      if (!/^\d*$/.test(wrapup.value.trim())) throw new Error("Wrap-up is a whole number of seconds (0: none).");
+      payload = { skills: skills.read(), capacity, wrapup: Number(wrapup.value || 0) };
       if (p.exclusive) payload.exclusive = p.exclusive;
     } catch (err) {
       general.textContent = err.message;
@@ -453,5 +598,7 @@ function profileForm(agent, p, body) {
     toast("Routing profile saved", "ok");
     routingScreen(body);
     return true;
-  }).classList.add("wide");
+  });
+  dlg.classList.add("wide");
+  guardUnsaved(dlg, content);
 }

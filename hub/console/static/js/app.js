@@ -6,6 +6,7 @@ import { state, toast, navigate, setHook, modal, toggleDrawer } from "./state.js
 import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
+import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
 
 const app = document.getElementById("app");
 let els = {};
@@ -97,6 +98,8 @@ function start(who) {
       h("nav", { class: "tabs" },
         h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), h("span", { class: "label" }, "Inbox")),
         supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), h("span", { class: "label" }, "Live wall")) : null,
+        supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention" }, icon("event"),
+          h("span", { class: "label" }, "Needs attention"), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
         state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), h("span", { class: "label" }, "Admin")) : null),
       h("div", { class: "search" }, icon("search"), els.search, els.results),
       h("div", { class: "top-right" },
@@ -116,6 +119,26 @@ function start(who) {
   route();
   clearInterval(offerTimer);
   offerTimer = setInterval(tickOffers, 250);
+  if (supervisor) {
+    onAttentionChange(showAttentionCount);
+    refreshAttentionCount();
+    clearInterval(attentionTimer);
+    attentionTimer = setInterval(refreshAttentionCount, 15000);
+  }
+}
+
+let attentionTimer = null;
+
+function showAttentionCount(n) {
+  const badge = document.getElementById("attention-badge");
+  if (!badge) return;
+  badge.textContent = String(n);
+  badge.classList.toggle("hidden", !n);
+  badge.title = `${n} event(s) the hub could not place`;
+}
+
+function refreshAttentionCount() {
+  attentionCount().then(showAttentionCount).catch(() => {});
 }
 
 function showStatus(status) {
@@ -242,7 +265,7 @@ function renderInbox() {
 function route() {
   const hash = location.hash || "#/";
   const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
-  const current = hash === "#/wall" ? "wall" : admin ? "admin" : "inbox";
+  const current = hash === "#/wall" ? "wall" : hash === "#/attention" ? "attention" : admin ? "admin" : "inbox";
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
   const m = hash.match(/^#\/c\/(\d+)(?:\/m\/(\d+))?$/);
@@ -254,6 +277,8 @@ function route() {
     conversation.openConversation(Number(m[1]), els.main, els.side, m[2] ? Number(m[2]) : null).then(renderInbox);
   } else if (hash === "#/wall" && ["admin", "supervisor"].includes(state.me.role)) {
     showWall(els.main, els.side);
+  } else if (hash === "#/attention" && ["admin", "supervisor"].includes(state.me.role)) {
+    showAttention(els.main, els.side).catch((e) => toast(e.message, "error"));
   } else if (admin && state.me.role === "admin") {
     showAdmin(els.main, els.side, admin[1]);
   } else {

@@ -227,6 +227,10 @@ function renderReply(options) {
   view.sendBtn = h("button", { class: "btn btn-primary", id: "send-btn", onclick: send }, "Send");
   view.textEl = text;
   view.channelEl = h("label", { class: "channel-pick" }, h("span", { class: "muted" }, "via"), select);
+  // Reply all (email): offered when the customer's last email also went to others; they are copied (Cc).
+  const others = emailOthers();
+  view.replyAllEl = others.length ? h("label", { class: "reply-all", title: `Also to ${others.join(", ")}` },
+    h("input", { type: "checkbox", id: "reply-all" }), " Reply all") : null;
   const picker = h("input", { type: "file", id: "reply-files", multiple: true, hidden: true,
     onchange: (e) => { addFiles([...e.target.files]); e.target.value = ""; } });
   view.attachBtn = h("button", { class: "icon-btn", id: "attach-btn", type: "button", "aria-label": "Attach files",
@@ -239,7 +243,7 @@ function renderReply(options) {
     "aria-label": "Manage canned responses", title: "Manage canned responses", onclick: () => manageCanned() }, icon("keyboard"));
   view.fileNote = h("span", { class: "hint file-note" });
   clear(view.replyEl).append(
-    h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.channelEl),
+    h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.replyAllEl, view.channelEl),
     text, canned.el, view.chipsEl,
     h("div", { class: "reply-foot" },
       h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.fileNote),
@@ -338,6 +342,15 @@ function readBase64(file) {
   });
 }
 
+// Who else the customer's latest email went to (To and Cc), besides us and the customer (the hub lists them).
+function emailOthers() {
+  const known = [...(view.conv.messages || []), ...view.messages.values()];
+  const last = known.filter((m) => m.direction === "in" && m.channel === "email" && !(m.meta && m.meta.automatic))
+    .sort((a, b) => a.id - b.id).pop();
+  const mail = (last && last.meta && last.meta.email) || {};
+  return mail.others || [];
+}
+
 export function setMode(mode) {
   if (!view || !view.replyEl) return;
   view.mode = mode;
@@ -371,6 +384,8 @@ async function send() {
   view.sendBtn.disabled = true;
   try {
     const body = note ? { text, note: true } : { text, channel: view.channel || undefined };
+    const all = view.replyEl.querySelector("#reply-all");
+    if (!note && all && all.checked && (view.channel || "email") === "email") body.reply_all = true;
     if (!note && view.files.length) {
       body.attachments = await Promise.all(view.files.map(async (f) => ({
         filename: f.name, content_type: f.type || "application/octet-stream", data_base64: await readBase64(f),

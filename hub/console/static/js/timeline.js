@@ -167,7 +167,8 @@ function body(msg, ctx) {
   if (msg.channel === "email" || msg.html || meta(msg, "subject")) {
     const subject = meta(msg, "subject") || mail.subject;
     const trimmed = () => (msg.html ? emailBody(msg.html) : h("div", { class: "text" }, msg.text));
-    const card = h("div", { class: "email-card" }, subject ? h("div", { class: "email-subject" }, subject) : null);
+    const card = h("div", { class: "email-card" }, subject ? h("div", { class: "email-subject" }, subject) : null,
+      emailHeads(msg, mail));
     let shown = trimmed();
     card.append(shown);
     // The hub shows the new part of an email; the quoted history and signature stay one click away.
@@ -190,6 +191,24 @@ function body(msg, ctx) {
   return h("div", { class: "text" }, msg.text);
 }
 
+// Who else it went to, and what the hub noticed about it: written by a machine, a list post, a reused Message-ID.
+function emailHeads(msg, mail) {
+  const m = msg.meta || {};
+  const to = (mail.to || []).join(", ");
+  const cc = (mail.cc || []).join(", ");
+  const marks = [
+    m.automatic ? h("span", { class: "mark mark-automatic", title: m.automatic }, "automatic") : null,
+    mail.list_id ? h("span", { class: "mark", title: mail.list_id }, "list") : null,
+    m.reused_external_id ? h("span", { class: "mark mark-warn", title: "Another, different email carried the same "
+      + "Message-ID; both are kept" }, "reused Message-ID") : null,
+    mail.broken ? h("span", { class: "mark mark-warn", title: mail.broken.join(", ") }, "damaged: original attached") : null,
+  ].filter(Boolean);
+  if (!to && !cc && !marks.length) return null;
+  return h("div", { class: "email-heads" },
+    to ? h("span", { class: "email-to" }, `To: ${to}`) : null,
+    cc ? h("span", { class: "email-cc" }, `Cc: ${cc}`) : null, marks);
+}
+
 export function renderMessage(msg, ctx) {
   if (msg.kind === "event") {
     return h("div", { class: "tl-event", "data-mid": msg.id }, icon("event"), h("span", {}, msg.text),
@@ -209,7 +228,8 @@ export function renderMessage(msg, ctx) {
   const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
   const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
   const [shownIcon, shownLabel] = shownChannel(msg.channel, msg.identity, msg.meta);
-  return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}`, "data-mid": msg.id },
+  const automatic = msg.meta && msg.meta.automatic ? " automatic" : "";
+  return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}${automatic}`, "data-mid": msg.id },
     h("div", { class: "bubble" }, body(msg, ctx), attachmentsOf(msg)),
     h("div", { class: "msg-meta" },
       channelIcon(shownIcon),
