@@ -20,6 +20,10 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 
 
 def test_typing_both_ways(hub: Hub, new_page: Any) -> None:
+    alex = new_page()
+    sign_in(alex, "alex@example.com")
+    alex.click('.seg[data-presence="available"]')  # the widget offers a chat only while someone can answer
+    alex.wait_for_selector('.seg.active[data-presence="available"]')
     customer = new_page(390, 844)
     customer.goto("/chat")
     customer.wait_for_selector(".hc-panel[data-state=online]")
@@ -27,8 +31,6 @@ def test_typing_both_ways(hub: Hub, new_page: Any) -> None:
     customer.keyboard.press("Enter")
     customer.wait_for_selector(".hc-mine:not(.hc-pending)")
 
-    alex = new_page()
-    sign_in(alex, "alex@example.com")
     alex.locator(".conv-item").first.click()
     alex.wait_for_selector(".tl-msg.in >> text=open on Sunday")
     assert alex.locator("#reply-channel").input_value().startswith("webchat")
