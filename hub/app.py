@@ -14,7 +14,7 @@ from aiohttp import web
 from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, attention_routes, openapi, search_routes
+from hub.api import accounts, attention_routes, canned_routes, openapi, ownership, search_routes, wall_routes
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
@@ -46,6 +46,7 @@ from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
 from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
+from hub.sockets import OPEN_SOCKETS, OpenSockets
 from hub.webhooks import api as webhooks_api
 from hub.webhooks.deliveries import Deliverer
 
@@ -201,6 +202,8 @@ def build_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     app[ROUTER] = router
     app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
+    app[OPEN_SOCKETS] = OpenSockets()
+    app.on_shutdown.append(app[OPEN_SOCKETS].close_all)
     _install_calls(app, settings, channels)
 
     async def event_bus(app: web.Application) -> AsyncIterator[None]:
@@ -261,6 +264,9 @@ def build_app(settings: Settings) -> web.Application:
     if settings.console.enabled:
         app.router.add_routes(console_routes())
     app.router.add_routes(routing_routes())
+    app.router.add_routes(ownership.routes())
+    app.router.add_routes(wall_routes.routes())
+    app.router.add_routes(canned_routes.routes())
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())

@@ -423,6 +423,8 @@ class ConsoleSettings(Section):
     signin_backoff_seconds: float = Field(1.0, gt=0)
     signin_max_backoff_seconds: float = Field(300.0, gt=0)
     signin_concurrent_checks: int = Field(4, ge=1, le=256)
+    #: an agent's reply to a conversation nobody holds makes it theirs (through routing: capacity is respected)
+    claim_on_first_reply: bool = True
 
     @model_validator(mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from hub.events import Event
 from hub.history.db import Database
 from hub.keys import BUS, DB
 from hub.model import format_time, utcnow
+from hub.sockets import OPEN_SOCKETS
 
 log = logging.getLogger("hub.api.events")
 
@@ -140,6 +141,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this is a WebSocket endpoint: connect with Upgrade: websocket")
     await ws.prepare(request)
+    if OPEN_SOCKETS in request.app:
+        request.app[OPEN_SOCKETS].add(ws)
     # Subscribe before saying hello: anything after the client's re-sync is then already queued for it.
     sub = request.app[BUS].subscribe()
     seen = Visibility(request.app[DB], p)

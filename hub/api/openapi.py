@@ -12,6 +12,9 @@ from hub.api.schemas import (
     AgentCreateBody,
     AgentPatchBody,
     CallBody,
+    CannedBody,
+    CannedPatchBody,
+    CannedRenderBody,
     InboundBody,
     MergeBody,
     PresenceBody,
@@ -314,7 +317,8 @@ PATHS.update({
                                                           "channel": {"type": "string"},
                                                           "deadline": {"type": "number"},
                                                           "customer": _ref("Customer"),
-                                                          "preview": {"type": "string"}}}}}}),
+                                                          "preview": {"type": "string"},
+                                                          "earlier_conversations": {"type": "integer"}}}}}}),
                           **_ERRORS},
         }
     },
@@ -645,6 +649,106 @@ def _add_automation(schemas: dict[str, Any]) -> None:
             schemas[name] = sub
         schemas[model.__name__] = schema
     PATHS.update(automation.PATHS)
+
+# The supervisors' wall (hub/api/wall_routes.py).
+_WINDOW_FIGURES = {"type": "object", "properties": {
+    k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
+                                     "responded", "responded_in_target", "first_response_breached")} | {
+    "sla_attainment": {"type": ["number", "null"]}, "first_response_attainment": {"type": ["number", "null"]}}}
+PATHS["/api/v1/wall"] = {
+    "get": {
+        "summary": "The wall (admins and supervisors): each queue's live figures (now) and its figures since `since` "
+                   "counted from the store (they survive restarts), and what each agent holds as the store says",
+        "parameters": [_query("since", "start of the window: ISO 8601 with an offset, or epoch seconds (default: "
+                                       "today since 00:00 UTC)")],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "since": {"type": "string"},
+            "queues": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "title": {"type": "string"}, "sla_wait": {"type": "number"},
+                "first_response": {"type": "number"},
+                "now": {"type": "object", "properties": {
+                    "waiting": {"type": "integer"}, "longest_wait": {"type": "number"},
+                    "available_agents": {"type": "integer"}, "busy_agents": {"type": "integer"}}},
+                "window": _WINDOW_FIGURES}}},
+            "agents": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"},
+                "holding": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+            "403": _json(_ref("Error"), "Not an admin or supervisor"), **_ERRORS},
+    }
+}
+
+# Canned responses (hub/api/canned_routes.py).
+_CANNED = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "scope": {"enum": ["personal", "team"]}, "shortcut": {"type": "string"},
+    "title": {"type": "string"}, "body": {"type": "string"}, "created_at": {"type": "string"},
+    "updated_at": {"type": "string"}}}
+PATHS.update({
+    "/api/v1/canned-responses": {
+        "get": {
+            "summary": "Your personal canned responses and the team's (personal first); q matches shortcut, title or "
+                       "text",
+            "parameters": [_query("q", "search text")],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "items": {"type": "array", "items": _CANNED}}}), **_ERRORS},
+        },
+        "post": {
+            "summary": "Add a canned response: personal (yours) or team (admins and supervisors)",
+            "requestBody": _body(CannedBody),
+            "responses": {"201": _json(_CANNED), "403": _json(_ref("Error"), "A team response by an agent"),
+                          "409": _json(_ref("Error"), "The shortcut is taken"), **_WRITE_ERRORS},
+        },
+    },
+    "/api/v1/canned-responses/{id}": {
+        "patch": {
+            "summary": "Change a canned response (yours, or a team one as admin or supervisor)",
+            "parameters": [_id_param("canned response id")],
+            "requestBody": _body(CannedPatchBody),
+            "responses": {"200": _json(_CANNED), "403": _json(_ref("Error"), "A team response by an agent"),
+                          "409": _json(_ref("Error"), "The shortcut is taken"), **_WRITE_ERRORS},
+        },
+        "delete": {
+            "summary": "Delete a canned response (yours, or a team one as admin or supervisor)",
+            "parameters": [_id_param("canned response id")],
+            "responses": {"204": {"description": "Deleted"}, "403": _json(_ref("Error"), "A team response by an agent"),
+                          **_WRITE_ERRORS},
+        },
+    },
+    "/api/v1/canned-responses/{id}/render": {
+        "post": {
+            "summary": "The response's text for one conversation, its variables filled in; missing names the "
+                       "variables that had no value (left empty)",
+            "parameters": [_id_param("canned response id")],
+            "requestBody": _body(CannedRenderBody),
+            "responses": {"200": _json({"type": "object", "properties": {
+                "text": {"type": "string"}, "missing": {"type": "array", "items": {"type": "string"}}}}),
+                **_WRITE_ERRORS},
+        }
+    },
+})
+
+# Who owns a conversation: "Assign to me" and Reopen (hub/api/ownership.py).
+PATHS.update({
+    "/api/v1/conversations/{id}/claim": {
+        "post": {
+            "summary": "Assign to me: a waiting conversation (or one offered to anyone) becomes yours, through "
+                       "routing, so your capacity is respected. 409 says why not (assigned to someone else, "
+                       "not Available, at "
+                       "capacity). With console.claim_on_first_reply, your first reply does the same",
+            "parameters": [_id_param("conversation id")],
+            "responses": {"200": _json(_ref("Conversation")), **_ROUTING_ERRORS},
+        }
+    },
+    "/api/v1/conversations/{id}/reopen": {
+        "post": {
+            "summary": "Reopen a resolved conversation (also how the console undoes Resolve): it waits in its queue "
+                       "again and, for an agent, is claimed for them; claim_refused says why it could not be",
+            "parameters": [_id_param("conversation id")],
+            "responses": {"200": _json({"allOf": [_ref("Conversation"), {"type": "object", "properties": {
+                "claim_refused": _STR_OR_NULL}}]}),
+                **_ROUTING_ERRORS},
+        }
+    },
+})
 
 
 # What the hub could not place (hub.attention): supervisors and admins.

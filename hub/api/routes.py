@@ -184,6 +184,8 @@ async def post_message(request: web.Request) -> web.Response:
         conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
         attachments=files, reply_all=body.reply_all,
     )
+    if not body.note:
+        await request.app[ROUTER].claim_after_reply(conv_id, request[PRINCIPAL].agent_id)
     return web.json_response(msg.to_json(), status=201)
 
 

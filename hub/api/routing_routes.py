@@ -64,6 +64,9 @@ async def offers(request: web.Request) -> web.Response:
                 (r["id"],),
             )
             preview = str(first["text"]) if first else ""
+            # A call card says how well the hub knows the caller before the agent answers.
+            earlier = tx.one("SELECT COUNT(*) AS n FROM conversations WHERE customer_id = ? AND id <> ?",
+                             (r["customer_id"], r["id"]))
             out.append({
                 "conversation_id": int(r["id"]),
                 "queue": r["queue"],
@@ -71,6 +74,7 @@ async def offers(request: web.Request) -> web.Response:
                 "deadline": float(r["offer_deadline"]),
                 "customer": store.customer(tx, int(r["customer_id"])).to_json(),
                 "preview": preview[:140] + ("…" if len(preview) > 140 else ""),
+                "earlier_conversations": int(earlier["n"]) if earlier else 0,
             })
         return out
 

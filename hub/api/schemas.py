@@ -130,3 +130,24 @@ class RoutingAgentBody(Body):
     wrapup: float = Field(0.0, ge=0, description="seconds after resolving before new work")
     exclusive: list[str] = Field(default_factory=lambda: ["voice"],
                                  description="classes that, while held, block every other (default: voice)")
+
+
+class CannedBody(Body):
+    shortcut: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                          description="typed after / in the composer: lowercase letters, digits, - and _")
+    title: str = Field(min_length=1, max_length=120)
+    body: str = Field(min_length=1, max_length=10_000,
+                      description="text with variables: {{customer.name}}, {{customer.first_name}}, {{agent.name}}, "
+                                  "{{agent.first_name}}, {{attributes.<key>}} (from the customer's messages)")
+    scope: Literal["personal", "team"] = Field("personal", description="team: every agent sees it (admins and "
+                                               "supervisors manage those)")
+
+
+class CannedPatchBody(Body):
+    shortcut: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str | None = Field(None, min_length=1, max_length=120)
+    body: str | None = Field(None, min_length=1, max_length=10_000)
+
+
+class CannedRenderBody(Body):
+    conversation_id: int = Field(description="whose customer and attributes fill the variables")

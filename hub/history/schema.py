@@ -283,6 +283,46 @@ MIGRATIONS.append((9, "console: message text search (FTS5 on SQLite, a GIN index
 
 MIGRATIONS.append(
     (
+        30,
+        "console: the routing decisions applied, so the wall's figures come from the store and survive restarts",
+        """
+CREATE TABLE routing_decisions (
+    id {id},
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    conversation_id BIGINT NOT NULL,
+    agent_id BIGINT,
+    seconds DOUBLE PRECISION,
+    within INTEGER
+);
+CREATE INDEX routing_decisions_at ON routing_decisions (at, queue)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        31,
+        "console: canned responses, personal (an agent's own) or the team's (agent_id NULL)",
+        """
+CREATE TABLE canned_responses (
+    id {id},
+    agent_id BIGINT,
+    shortcut TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by BIGINT
+);
+CREATE INDEX canned_responses_agent ON canned_responses (agent_id, shortcut)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
         20,
         "email: a content fingerprint beside each journaled event's key, so a reused Message-ID is not a duplicate",
         "ALTER TABLE journal ADD COLUMN fingerprint TEXT",

@@ -14,6 +14,7 @@ from typing import Any
 from hub import fail_points
 from hub.config import Settings
 from hub.events import Event, EventBus
+from hub.history import decisions
 from hub.history.db import Database, Tx
 from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, utcnow
@@ -36,7 +37,7 @@ from hub.routing.memory import MemoryState
 from hub.routing.reconciler import Reconciler
 from hub.routing.rules import Contact
 from hub.routing.state import RoutingState
-from hub.routing.types import CAPACITY_CLASS, Presence
+from hub.routing.types import CAPACITY_CLASS, CHANNELS, Presence
 
 log = logging.getLogger("hub.router")
 
@@ -244,6 +245,8 @@ class Router:
         except KeyError:
             raise RoutingError(f"agent {agent_id} is not known to routing (disabled, or not in the store)") from None
         await self._apply(events, "presence")
+        if wanted is not Presence.AVAILABLE:
+            events += await self.withdraw_offers(agent_id)
         return events
 
     async def accept(self, conversation_id: int, agent_id: int) -> list[RoutingEvent]:
@@ -332,7 +335,13 @@ class Router:
         if op:
             fail_points.hit(f"{op}.after_state")
         now = format_time(utcnow())
-        await self.db.write(lambda tx: _apply_to_store(tx, events, now))
+        sla_wait = {name: q.sla_wait for name, q in self.settings.routing.queues.items()}
+
+        def write(tx: Tx) -> None:
+            _apply_to_store(tx, events, now)
+            decisions.record(tx, events, now, sla_wait)  # the wall's figures, in the same transaction
+
+        await self.db.write(write)
         if op:
             fail_points.hit(f"{op}.after_store")
         for e in events:
@@ -346,6 +355,75 @@ class Router:
                 log.exception("routing listener %r failed", listener)
 
 
+
+    # -- the console's ownership actions: claim ("Assign to me"), reopen, offers withdrawn -----------------------
+
+    async def claim(self, conversation_id: int, agent_id: int) -> list[RoutingEvent]:
+        """"Assign to me": a waiting (or someone's offered) conversation goes to this agent through the engine's own
+        atomic steps, so capacity and "one agent per conversation" hold: it is parked for the agent (the transfer
+        step, which also takes it back from an agent it was offered to), the agent's free slots are dispatched (the
+        capacity check), and an offer that results is accepted. Refused with the reason, before anything moves, when
+        the agent cannot take it now. In wrap-up it waits, parked for them, until the wrap-up ends."""
+        view = await self.state.conversation(conversation_id)
+        if view is None:
+            raise RoutingError(f"conversation {conversation_id} is not waiting in a queue (resolved?)")
+        if view.state == "assigned":
+            if view.agent == agent_id:
+                return []
+            raise RoutingError(f"conversation {conversation_id} is already assigned to another agent: "
+                               "ask them or a supervisor to transfer it to you")
+        if view.state == "offered" and view.agent == agent_id:
+            return await self.accept(conversation_id, agent_id)  # its slot is already counted as theirs
+        stats = await self.engine.agent_stats(agent_id)
+        if stats is None:
+            raise RoutingError(f"agent {agent_id} is not known to routing (disabled, or not in the store)")
+        if stats.presence is not Presence.AVAILABLE:
+            raise RoutingError("set yourself Available to take conversations")
+        cls = CAPACITY_CLASS.get(view.channel, view.channel)
+        held, most = stats.load.get(cls, 0), stats.capacity.get(cls, 0)
+        if held >= most:
+            raise RoutingError(f"you are at your capacity for {cls} ({held} of {most}): "
+                               "resolve or transfer one first")
+        events = await self.engine.transfer(conversation_id, agent=agent_id)
+        if any(isinstance(e, Offered) and e.conversation == conversation_id and e.agent == agent_id for e in events):
+            events += await self.engine.accept(conversation_id, agent_id)
+        await self._apply(events)
+        return events
+
+    async def claim_after_reply(self, conversation_id: int, agent_id: int | None) -> None:
+        """An agent replied to a conversation nobody holds: it becomes theirs (console.claim_on_first_reply), so it
+        is never offered to someone else while the customer is told this agent is on it. Best effort: the reply is
+        already on its way, and a refusal (at capacity, away) leaves the conversation where it was."""
+        if agent_id is None or not self.settings.console.claim_on_first_reply:
+            return
+        row = await self.db.read(lambda tx: tx.one("SELECT status FROM conversations WHERE id = ?",
+                                                   (conversation_id,)))
+        if row is None or row["status"] != "open":
+            return
+        try:
+            await self.claim(conversation_id, agent_id)
+        except RoutingError as e:
+            log.info("reply to conversation %d did not claim it for agent %d: %s", conversation_id, agent_id, e)
+
+    async def reopen(self, conversation_id: int, queue: str, channel: str, customer_id: int) -> list[RoutingEvent]:
+        """A resolved conversation opened again by an agent (Reopen, or undoing Resolve) waits in its queue again;
+        the agent's first reply was already counted, so no first-response clock starts."""
+        known = queue if queue in self.engine.queues else self.settings.routing.default_queue
+        events = await self.engine.enqueue(conversation_id, known, channel if channel in CHANNELS else "api",
+                                           customer=customer_id, replied=True)
+        await self._apply(events)
+        return events
+
+    async def withdraw_offers(self, agent_id: int) -> list[RoutingEvent]:
+        """An agent who is no longer available holds no offers: each goes back to its queue at once (as a
+        rejection) instead of waiting out its timeout, and the agent's console drops it."""
+        rows = await self.db.read(lambda tx: tx.all(
+            "SELECT id FROM conversations WHERE offered_to = ? AND status = 'open'", (agent_id,)))
+        events: list[RoutingEvent] = []
+        for r in rows:
+            events += await self.engine.reject(int(r["id"]), agent_id)
+        await self._apply(events)
+        return events
 
     # -- first response and live stats ---------------------------------------------------------------------------
 

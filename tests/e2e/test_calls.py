@@ -121,8 +121,14 @@ def test_an_inbound_call_is_offered_accepted_and_bridged_to_the_agents_phone(
     assert status == 200 and "<Enqueue" in body
     offer = alex.locator(".offer").first
     offer.wait_for()
-    assert "Phone" in offer.inner_text() and "Maria Lopez" in offer.inner_text()
-    offer.locator("text=Accept").click()
+    # A call is unmistakable: its own card (a ringing phone, "Incoming call", Answer), the caller's history count.
+    assert offer.get_attribute("data-channel") == "voice" and "offer-call" in (offer.get_attribute("class") or "")
+    assert offer.locator(".ring").count() == 1
+    text = offer.inner_text()
+    assert "Incoming call" in text and "Maria Lopez" in text and "First contact" in text and "SMS" not in text
+    alex.wait_for_timeout(300)
+    _shot(alex, "call-offer.png")
+    offer.locator("text=Answer").click()
     alex.wait_for_url(re.compile(r"#/c/\d+$"))
 
     # The hub moved exactly this caller to their hand-off queue and rang Alex's phone; the simulator answers,
@@ -161,6 +167,8 @@ def test_the_agent_calls_a_customer_and_follows_the_call(hub: Hub, twilio: Simul
     assert status == 200
     offer = alex.locator(".offer").first
     offer.wait_for()
+    assert offer.get_attribute("data-channel") == "sms" and offer.locator(".ring").count() == 0
+    assert "Incoming call" not in offer.inner_text()
     offer.locator("text=Accept").click()
     alex.wait_for_url(re.compile(r"#/c/\d+$"))
     alex.wait_for_selector(".conv-header .status-assigned")
@@ -200,3 +208,49 @@ def test_admin_sees_who_routing_cannot_give_calls(hub: Hub, new_page: Any) -> No
     assert limited.inner_text() == "0 of 1" and "no phone" in (limited.get_attribute("title") or "")
     assert page.locator(f'tr[data-profile="{alex}"] .chip.load.limited').count() == 0
     assert page.errors == []
+
+
+def _silent_mp3(frames: int = 40) -> bytes:
+    """About a second of silence as real MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz): a recording Chromium plays."""
+    frame = bytes([0xFF, 0xFB, 0x90, 0x64]) + bytes(417 - 4)
+    return frame * frames
+
+
+def test_a_voicemail_shows_its_transcript_and_plays(hub: Hub, twilio: SimulatorThread, new_page: Any) -> None:
+    alex = new_page()
+    sign_in(alex, "alex@example.com")
+    status, _ = twilio_post(hub, "/webhooks/twilio/voice", sample("voice_inbound", CallerName="Ann Lee"))
+    assert status == 200
+    rec_sid, rec_url = twilio.sim.add_recording(twilio.url, _silent_mp3())
+    recording = sample("voice_recording", RecordingSid=rec_sid, RecordingUrl=rec_url)
+    status, _ = twilio_post(hub, f"/webhooks/twilio/voice/recording?from=%2B14155550100&to={BIZ.replace('+', '%2B')}",
+                            recording)
+    assert status == 204
+    alex.locator(".conv-item").first.click()
+    card = alex.locator(".voicemail-card")
+    card.wait_for()
+    # While the transcript is on its way the card says so, and never shows the raw state word.
+    assert card.get_attribute("data-transcript") == "pending"
+    assert "Transcribing" in card.inner_text() and "pending" not in card.inner_text()
+
+    transcript = sample("voice_transcription", RecordingSid=rec_sid, RecordingUrl=rec_url)
+    status, _ = twilio_post(hub, "/webhooks/twilio/voice/transcription", transcript)
+    assert status == 204
+    card.locator(".transcript >> text=Hi, this is Ann Lee calling about order 1042").wait_for()
+    text = card.inner_text()
+    assert "completed" not in text and "Transcribing" not in text and "No transcript" not in text
+
+    # The recording plays in the page: the browser reads its length from the hub's copy.
+    for _ in range(50):
+        if card.locator("audio").count():
+            break
+        alex.reload()  # the recording is fetched from Twilio after the voicemail is stored
+        alex.wait_for_selector("#live-status.s-live")
+        card = alex.locator(".voicemail-card")
+        card.wait_for()
+    seconds = card.locator("audio").evaluate(
+        "a => new Promise((ok, bad) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = () => bad(a.error && "
+        "a.error.message || 'cannot play'); a.load(); })")
+    assert 0.5 < seconds < 2
+    _shot(alex, "voicemail.png")
+    assert alex.errors == []

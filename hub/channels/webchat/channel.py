@@ -40,6 +40,7 @@ from hub.history.identities import IdentityError, normalize
 from hub.ingest import IngestFailed
 from hub.keys import DB, METRICS
 from hub.model import AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
+from hub.sockets import OPEN_SOCKETS
 
 log = logging.getLogger("hub.channels.webchat")
 
@@ -318,6 +319,8 @@ class WebchatChannel(Channel):
         frame_bytes = self.settings.max_message_chars * 4 + (self.max_file_bytes * 4 // 3 + 1024) * MAX_FILES + 4096
         ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=frame_bytes)
         await ws.prepare(request)
+        if OPEN_SOCKETS in request.app:
+            request.app[OPEN_SOCKETS].add(ws)
         visitor: Visitor | None = None
         try:
             visitor = await self._hello(ws, request)

@@ -1,8 +1,8 @@
 // The console: sign in, then the shell (inbox, conversation, wall), kept live by one WebSocket.
-import { h, icon, clear, channelIcon, channelLabel, ago, displayName, initials, debounce } from "./dom.js";
+import { h, icon, clear, channelIcon, channelLabel, ago, displayName, initials, debounce, shownChannel, customerChannel } from "./dom.js";
 import { api, setCsrf, whenSignedOut, missing, ApiError } from "./api.js";
 import { Live } from "./live.js";
-import { state, toast, navigate, setHook, modal } from "./state.js";
+import { state, toast, navigate, setHook, modal, toggleDrawer } from "./state.js";
 import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
@@ -75,13 +75,15 @@ function start(who) {
   state.maxAttachmentBytes = who.max_attachment_bytes || 0;
   document.title = "hub";
   const supervisor = ["admin", "supervisor"].includes(state.me.role);
-  els.status = h("span", { class: "live-status", id: "live-status", title: "Connecting" }, h("span", { class: "dot" }), "Connecting");
+  els.status = h("span", { class: "live-status", id: "live-status", title: "Connecting" }, h("span", { class: "dot" }), h("span", { class: "label" }, "Connecting"));
   els.presence = h("div", { class: "presence", role: "radiogroup", "aria-label": "Presence" },
     ["available", "away", "offline"].map((p) => h("button", {
       class: `seg p-${p}`, role: "radio", "data-presence": p, "aria-checked": "false",
       onclick: () => setPresence(p),
-    }, h("span", { class: `presence-dot p-${p}` }), p[0].toUpperCase() + p.slice(1))));
-  els.search = h("input", { type: "search", id: "search", placeholder: "Search customers and messages  ( / )",
+      title: p[0].toUpperCase() + p.slice(1), "aria-label": p[0].toUpperCase() + p.slice(1),
+    }, h("span", { class: `presence-dot p-${p}` }), h("span", { class: "label" }, p[0].toUpperCase() + p.slice(1)))));
+  const phone = window.matchMedia("(max-width: 639px)").matches;
+  els.search = h("input", { type: "search", id: "search", placeholder: phone ? "Search" : "Search customers and messages  ( / )",
     autocomplete: "off", "aria-label": "Search customers and messages" });
   els.results = h("div", { class: "search-results hidden", id: "search-results" });
   els.search.addEventListener("input", debounce(search, 200));
@@ -90,24 +92,25 @@ function start(who) {
   els.list = h("nav", { class: "inbox", id: "inbox", "aria-label": "Conversations" });
   els.main = h("main", { class: "main", id: "main" });
   els.side = h("aside", { class: "side", id: "side" });
-  els.offers = h("div", { class: "offers", id: "offers", "aria-live": "assertive" });
+  els.offers = h("section", { class: "offers", id: "offers", "aria-live": "assertive", "aria-label": "Offers" });
   clear(app).append(h("div", { class: "shell" },
     h("header", { class: "topbar" },
-      h("a", { class: "brand", href: "#/" }, h("span", { class: "logo" }, icon("hub")), "hub"),
+      h("a", { class: "brand", href: "#/", "aria-label": "hub: inbox" }, h("span", { class: "logo" }, icon("hub")), h("span", { class: "label" }, "hub")),
       h("nav", { class: "tabs" },
-        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), "Inbox"),
-        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), "Live wall") : null,
-        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), "Reports"),
+        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), h("span", { class: "label" }, "Inbox")),
+        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), h("span", { class: "label" }, "Live wall")) : null,
+        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), h("span", { class: "label" }, "Reports")),
         supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention" }, icon("event"),
-          "Needs attention", h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
-        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), "Admin") : null),
+          h("span", { class: "label" }, "Needs attention"), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
+        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), h("span", { class: "label" }, "Admin")) : null),
       h("div", { class: "search" }, icon("search"), els.search, els.results),
       h("div", { class: "top-right" },
         els.status, els.presence,
         h("div", { class: "me", title: `${state.me.email} · ${state.me.role}` },
           h("span", { class: "avatar small" }, initials(state.me.name)), h("span", { class: "me-name" }, state.me.name)),
         h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
-    h("div", { class: "body" }, els.list, els.main, els.side), els.offers));
+    h("div", { class: "body" }, h("div", { class: "left" }, els.offers, els.list), els.main, els.side,
+      h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
   setHook("refreshInbox", debounce(loadInbox, 150));
   state.live = new Live({
     onEvent, onSync: resync, onStatus: showStatus,
@@ -227,7 +230,8 @@ function inboxItem(item) {
     title: late ? "No reply yet within the queue's first-response target" : null,
     href: `#/c/${c.id}`, "data-conv": c.id,
   },
-    h("div", { class: "avatar" }, initials(displayName(item.customer)), channelIcon(last ? last.channel : c.channel)),
+    h("div", { class: "avatar" }, initials(displayName(item.customer)),
+      channelIcon((last ? shownChannel(last.channel, last.identity, last.meta) : customerChannel(c.channel, item.customer))[0])),
     h("div", { class: "conv-item-body" },
       h("div", { class: "conv-item-top" },
         h("strong", {}, displayName(item.customer)),
@@ -239,7 +243,7 @@ function inboxItem(item) {
 function renderInbox() {
   const mine = state.inbox.filter((i) => i.conversation.agent_id === state.me.id);
   const sections = [h("h2", {}, "My conversations", h("span", { class: "count" }, String(mine.length)))];
-  sections.push(mine.length ? h("div", { class: "list" }, mine.map(inboxItem))
+  sections.push(mine.length ? h("div", { class: "list", "data-section": "mine" }, mine.map(inboxItem))
     : h("p", { class: "empty" }, state.presence === "available" ? "Nothing assigned to you. New work arrives as an offer." : "Nothing assigned to you."));
   const myQueues = state.me.role === "admin" ? state.queues.map((q) => q.name) : state.me.queues;
   for (const name of myQueues) {
@@ -268,6 +272,9 @@ function route() {
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
   const m = hash.match(/^#\/c\/(\d+)(?:\/m\/(\d+))?$/);
+  // On a phone one column shows at a time: the inbox, or what was opened from it.
+  document.body.classList.toggle("showing-main", hash !== "#/" && hash !== "#" && hash !== "");
+  toggleDrawer(false);
   if (hash !== "#/wall") stopWall();
   if (m) {
     conversation.openConversation(Number(m[1]), els.main, els.side, m[2] ? Number(m[2]) : null).then(renderInbox);
@@ -310,6 +317,9 @@ function onEvent(event) {
     case "message.status":
       conversation.onMessageStatus(d);
       break;
+    case "typing":
+      conversation.onTyping(d);
+      break;
     case "message.updated":
       conversation.onMessageUpdated(d);
       break;
@@ -320,6 +330,7 @@ function onEvent(event) {
     case "conversation.opened":
     case "conversation.reopened":
     case "conversation.resolved":
+      if (event.type === "conversation.resolved" && d.conversation) removeOffer(d.conversation.id);
       conversation.onConversationChanged(d.conversation);
       refreshSoon();
       break;
@@ -337,8 +348,12 @@ function onEvent(event) {
     case "routing.transferred":
     case "routing.resolved":
     case "routing.queued":
-      if (d.agent === state.me.id && event.type !== "routing.assigned") removeOffer(d.conversation);
-      if (event.type === "routing.assigned") removeOffer(d.conversation);
+      // Whatever moved it (taken, rejected, timed out, transferred, claimed by a teammate), it is no longer an offer
+      // to this agent; the server's list says whether another one is.
+      if (offers.has(d.conversation)) {
+        removeOffer(d.conversation);
+        loadOffers();
+      }
       if (event.type === "routing.assigned" && d.agent === state.me.id) state.unread.add(d.conversation);
       conversation.onRoutingChanged(d.conversation);
       refreshSoon();
@@ -350,6 +365,11 @@ function onEvent(event) {
     case "routing.presence":
       if (d.agent === state.me.id) {
         showPresence(d.presence);
+        if (d.presence !== "available" && offers.size) {
+          offersVersion += 1;
+          offers.clear();  // the hub hands them back to their queues; the tray empties at once
+          renderOffers();
+        }
         if (d.reason === "missed_offers") toast("You were set to Away after missing offers.", "info", 8000);
       }
       if (state.agents.has(d.agent)) state.agents.get(d.agent).presence = d.presence;
@@ -366,7 +386,12 @@ const wallSoon = debounce(() => refreshWall(), 400);
 
 // -- offers -----------------------------------------------------------------------------------------------------
 
+// Offers change under a request in flight (an answer, an event): a list fetched before the latest change is stale
+// and dropped, so an answered or withdrawn offer never comes back from an older answer.
+let offersVersion = 0;
+
 async function loadOffers(fresh = false) {
+  const asked = ++offersVersion;
   let items;
   try {
     items = (await api.get("/api/v1/offers")).items;
@@ -374,6 +399,7 @@ async function loadOffers(fresh = false) {
     if (missing(err)) state.routing = false;
     return;
   }
+  if (asked !== offersVersion) return;
   const known = new Set(offers.keys());
   offers = new Map(items.map((o) => [o.conversation_id, o]));
   const added = items.filter((o) => !known.has(o.conversation_id));
@@ -381,30 +407,72 @@ async function loadOffers(fresh = false) {
   if (fresh && added.length) {
     chime();
     const o = added[0];
-    if (document.hidden) notify(`${channelLabel(o.channel)} from ${displayName(o.customer)}`, o.preview || "New conversation offered to you");
+    const title = o.channel === "voice" ? `Incoming call from ${displayName(o.customer)}` : `${customerChannel(o.channel, o.customer)[1]} from ${displayName(o.customer)}`;
+    if (document.hidden) notify(title, o.preview || "New conversation offered to you");
   }
 }
 
 function removeOffer(conversationId) {
+  offersVersion += 1;
   if (offers.delete(conversationId)) renderOffers();
 }
 
+// The tray shows the newest few; the rest wait behind "+N more" so it never grows past the column.
+const TRAY_SHOWN = 3;
+let trayOpen = false;
+
+function newestFirst() {
+  return [...offers.values()].sort((a, b) => b.deadline - a.deadline || b.conversation_id - a.conversation_id);
+}
+
+function offerCard(o, top) {
+  const total = Math.max(1, o.deadline * 1000 - (o.shown_at || (o.shown_at = state.live.now())));
+  o.total = o.total || total;
+  const call = o.channel === "voice";
+  const who = displayName(o.customer);
+  const [kindIcon, kindLabel] = customerChannel(o.channel, o.customer);
+  const number = ((o.customer && o.customer.identities) || []).map((i) => i.value).find((v) => v !== who);
+  const earlier = o.earlier_conversations || 0;
+  const history = earlier ? `${earlier} earlier conversation${earlier > 1 ? "s" : ""}` : "First contact";
+  return h("div", {
+    class: `offer ${call ? "offer-call" : ""} ${top ? "top" : ""}`, "data-offer": o.conversation_id,
+    "data-channel": o.channel, role: "group",
+    "aria-label": `${call ? "Incoming call" : `New ${kindLabel} conversation`} from ${who}`,
+  },
+    h("div", { class: "offer-head" },
+      call ? h("span", { class: "ring", title: "Incoming call" }, icon("voice")) : channelIcon(kindIcon),
+      h("strong", { class: "offer-name" }, who),
+      h("span", { class: "offer-countdown" }, "")),
+    h("div", { class: "offer-line" },
+      h("span", { class: "offer-kind" }, call ? "Incoming call" : kindLabel),
+      ` · ${queueTitle(o.queue)}`,
+      call ? ` · ${history}` : ""),
+    call ? (number ? h("p", { class: "offer-preview" }, number) : null)
+      : o.preview ? h("p", { class: "offer-preview" }, `“${o.preview}”`) : null,
+    h("div", { class: "offer-bar" }, h("span", {})),
+    h("div", { class: "offer-actions" },
+      h("button", { class: "btn", onclick: () => answerOffer(o, "reject"), title: top ? "Reject (x)" : "Reject" },
+        "Reject", top ? h("kbd", {}, "x") : null),
+      h("button", { class: `btn ${call ? "btn-call" : "btn-primary"}`, onclick: () => answerOffer(o, "accept"),
+        title: top ? "Accept (a)" : "Accept" }, call ? icon("voice") : null, call ? "Answer" : "Accept",
+      top ? h("kbd", {}, "a") : null)));
+}
+
 function renderOffers() {
-  clear(els.offers).append(...[...offers.values()].map((o) => {
-    const total = Math.max(1, o.deadline * 1000 - (o.shown_at || (o.shown_at = state.live.now())));
-    o.total = o.total || total;
-    return h("div", { class: "offer", "data-offer": o.conversation_id, role: "alertdialog", "aria-label": "Incoming conversation" },
-      h("div", { class: "offer-head" }, channelIcon(o.channel), h("span", {}, `${channelLabel(o.channel)} · ${queueTitle(o.queue)}`),
-        h("span", { class: "offer-countdown" }, "")),
-      h("div", { class: "offer-who" }, h("div", { class: "avatar" }, initials(displayName(o.customer))),
-        h("div", {}, h("strong", {}, displayName(o.customer)),
-          h("div", { class: "muted" }, ((o.customer && o.customer.identities) || []).map((i) => i.value).slice(0, 2).join(" · ")))),
-      o.preview ? h("p", { class: "offer-preview" }, `“${o.preview}”`) : null,
-      h("div", { class: "offer-bar" }, h("span", {})),
-      h("div", { class: "offer-actions" },
-        h("button", { class: "btn", onclick: () => answerOffer(o, "reject"), title: "Reject (x)" }, "Reject"),
-        h("button", { class: "btn btn-primary", onclick: () => answerOffer(o, "accept"), title: "Accept (a)" }, "Accept")));
-  }));
+  const all = newestFirst();
+  const shown = trayOpen ? all : all.slice(0, TRAY_SHOWN);
+  const more = all.length - shown.length;
+  const cards = shown.map((o, i) => offerCard(o, i === 0));
+  clear(els.offers).append(...cards);
+  if (more > 0 || (trayOpen && all.length > TRAY_SHOWN)) {
+    els.offers.append(h("button", {
+      class: "offers-more", id: "offers-more", type: "button", "aria-expanded": String(trayOpen),
+      onclick: () => { trayOpen = !trayOpen; renderOffers(); },
+    }, trayOpen ? "Show fewer" : `+${more} more offer${more > 1 ? "s" : ""}`));
+  }
+  if (all.length <= TRAY_SHOWN) trayOpen = false;
+  els.offers.classList.toggle("has-offers", all.length > 0);
+  document.body.classList.toggle("ringing", all.some((o) => o.channel === "voice"));
   tickOffers();
 }
 
@@ -433,6 +501,7 @@ async function answerOffer(o, action) {
     await api.post(`/api/v1/conversations/${o.conversation_id}/${action}`, {});
     if (action === "accept") navigate(`#/c/${o.conversation_id}`);
     if (action === "accept" && o.channel === "voice") toast("Your phone is ringing to connect the caller.", "info", 6000);
+    loadOffers();  // the answer may have made room for, or taken, other offers
   } catch (err) {
     // A call the hub cannot ring this agent for: the offer stays (reject it, or let it time out), with the reason.
     const cannotRing = err.status === 409 && /phone call/.test(err.message);
@@ -574,12 +643,16 @@ async function openCustomer(c) {
 
 const SHORTCUTS = [
   ["/", "Search customers and messages"], ["j / k", "Next / previous conversation"], ["r", "Reply"], ["n", "Internal note"],
-  ["Ctrl+Enter", "Send"], ["e", "Resolve"], ["t", "Transfer"], ["a / x", "Accept / reject the offer"],
+  ["Ctrl+Enter", "Send"], ["e", "Resolve (with undo)"], ["m", "Assign to me"], ["t", "Transfer"], ["a / x", "Accept / reject the newest offer"],
   ["g i", "Inbox"], ["g w", "Live wall"], ["g a", "Admin"], ["?", "This help"],
 ];
 let pendingG = false;
 
 document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && document.body.classList.contains("drawer-open")) {
+    toggleDrawer(false);
+    return;
+  }
   if (!state.me || e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target;
   if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || document.querySelector("dialog[open]")) return;
@@ -591,12 +664,12 @@ document.addEventListener("keydown", (e) => {
     if (key === "a" && state.me.role === "admin") navigate("#/admin/agents");
     return;
   }
-  const first = [...offers.values()][0];
+  const first = newestFirst()[0];
   const actions = {
     "/": () => els.search.focus(),
     j: () => step(1), k: () => step(-1),
     r: () => conversation.focusReply(), n: () => conversation.setMode("note"),
-    e: () => conversation.resolveCurrent(), t: () => conversation.openTransfer(),
+    e: () => conversation.resolveCurrent(), t: () => conversation.openTransfer(), m: () => conversation.claimCurrent(),
     a: () => first && answerOffer(first, "accept"), x: () => first && answerOffer(first, "reject"),
     g: () => { pendingG = true; },
     "?": showShortcuts,

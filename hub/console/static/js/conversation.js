@@ -2,7 +2,8 @@
 import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
-import { state, toast, navigate, refreshInbox, modal } from "./state.js";
+import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
+import { attachPicker, manage as manageCanned } from "./canned.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
 
@@ -82,9 +83,10 @@ function renderShell(main, side) {
   view.mode = "reply";
 
   view.timelineEl = h("div", { class: "timeline", id: "timeline", role: "log", "aria-live": "polite" });
+  view.typingEl = h("div", { class: "typing-line hidden", id: "typing-line", role: "status" });
   view.headerEl = h("header", { class: "conv-header" });
   view.replyEl = h("div", { class: "reply" });
-  clear(main).append(view.headerEl, view.timelineEl, view.replyEl);
+  clear(main).append(view.headerEl, view.timelineEl, view.typingEl, view.replyEl);
   renderHeader();
   renderReply(options);
   view.sideEl = side;
@@ -94,8 +96,11 @@ function renderHeader() {
   const { conv, customer } = view;
   const assigned = conv.agent_id ? agentName(conv.agent_id) : null;
   const queue = state.queues.find((q) => q.name === conv.queue);
+  const mine = conv.agent_id === state.me.id;
   clear(view.headerEl).append(
     h("div", { class: "conv-title" },
+      h("a", { class: "icon-btn back-btn", href: "#/", "aria-label": "Back to the inbox", title: "Back to the inbox" },
+        icon("back")),
       h("div", { class: "avatar" }, initials(displayName(customer))),
       h("div", {},
         h("h1", {}, displayName(customer)),
@@ -106,14 +111,19 @@ function renderHeader() {
           h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)))),
     h("div", { class: "conv-actions" },
       callState(),
+      conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn", "aria-label": "Assign to me",
+        onclick: claim, title: "Assign to me (m)" }, icon("users"), h("span", { class: "label" }, "Assign to me")) : null,
+      conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", "aria-label": "Reopen", onclick: () => reopen(),
+        title: "Open this conversation again" }, icon("inbox"), h("span", { class: "label" }, "Reopen")) : null,
       canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
         disabled: callLive() }, icon("voice"), "Call") : null,
-      h("button", { class: "btn", id: "transfer-btn", onclick: openTransfer, title: "Transfer (t)",
+      h("button", { class: "btn", id: "transfer-btn", "aria-label": "Transfer", onclick: openTransfer, title: "Transfer (t)",
         disabled: conv.status === "resolved" || !state.routing },
-        icon("transfer"), "Transfer"),
-      h("button", { class: "btn btn-primary", id: "resolve-btn", onclick: resolve, title: "Resolve (e)",
-        disabled: conv.status === "resolved" }, icon("resolve"),
-        conv.status === "resolved" ? "Resolved" : "Resolve")));
+        icon("transfer"), h("span", { class: "label" }, "Transfer")),
+      conv.status === "resolved" ? null : h("button", { class: `btn ${conv.status === "open" && !mine ? "" : "btn-primary"}`,
+        id: "resolve-btn", "aria-label": "Resolve", onclick: resolve, title: "Resolve (e)" }, icon("resolve"), h("span", { class: "label" }, "Resolve")),
+      h("button", { class: "icon-btn drawer-btn", id: "drawer-btn", "aria-label": "Customer details",
+        title: "Customer details", "aria-expanded": "false", onclick: () => toggleDrawer() }, icon("users"))));
 }
 
 // -- click-to-call ----------------------------------------------------------------------------------------------
@@ -195,8 +205,12 @@ function renderReply(options) {
   } }, options.map((c) => h("option", { value: c.name, selected: c.name === view.channel },
     `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
   const text = h("textarea", {
-    id: "reply-text", rows: 3, placeholder: "Write a reply…  (Ctrl+Enter to send)",
-    oninput: () => autosize(text),
+    id: "reply-text", rows: 3, placeholder: "Write a reply…  (/ for canned responses, Ctrl+Enter to send)",
+    oninput: () => {
+      autosize(text);
+      agentTyping(text.value.trim() !== "");
+    },
+    onblur: () => agentTyping(false),
     onkeydown: (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
         e.preventDefault();
@@ -222,12 +236,17 @@ function renderReply(options) {
   view.attachBtn = h("button", { class: "icon-btn", id: "attach-btn", type: "button", "aria-label": "Attach files",
     onclick: () => picker.click() }, icon("paperclip"));
   view.chipsEl = h("div", { class: "file-chips", id: "file-chips" });
+  const canned = attachPicker(text, () => view && view.conv && view.conv.id);
+  const cannedBtn = h("button", { class: "icon-btn", id: "canned-btn", type: "button", "aria-label": "Canned responses",
+    title: "Canned responses (type / in the reply)", onclick: () => canned.openAll() }, icon("note"));
+  const cannedManage = h("button", { class: "icon-btn", id: "canned-manage", type: "button",
+    "aria-label": "Manage canned responses", title: "Manage canned responses", onclick: () => manageCanned() }, icon("keyboard"));
   view.fileNote = h("span", { class: "hint file-note" });
   clear(view.replyEl).append(
     h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.replyAllEl, view.channelEl),
-    text, view.chipsEl,
+    text, canned.el, view.chipsEl,
     h("div", { class: "reply-foot" },
-      h("div", { class: "reply-tools" }, view.attachBtn, picker, view.fileNote),
+      h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.fileNote),
       h("span", { class: "hint" }, "Ctrl+Enter send · n note · ? shortcuts"),
       view.sendBtn));
   // Files can also be dropped on the reply box or pasted (a screenshot) into it.
@@ -373,6 +392,7 @@ async function send() {
       })));
     }
     const msg = await api.post(`/api/v1/conversations/${view.conv.id}/messages`, body);
+    agentTyping(false);
     view.textEl.value = "";
     autosize(view.textEl);
     if (!note) view.files = [];
@@ -386,14 +406,17 @@ async function send() {
   }
 }
 
+// Resolve is one key (e) and asks nothing: the toast's Undo reopens it (and gives it back to this agent).
 async function resolve() {
   if (!view || view.conv.status === "resolved") return;
+  const v = view;
+  const id = v.conv.id;
   try {
-    view.conv = { ...view.conv, ...(await api.post(`/api/v1/conversations/${view.conv.id}/resolve`, {})) };
-    renderHeader();
-    toast("Conversation resolved", "ok");
+    v.conv = { ...v.conv, ...(await api.post(`/api/v1/conversations/${id}/resolve`, {})) };
+    if (view === v) renderHeader();
+    toast(`Conversation #${id} resolved`, "ok", 10000, { label: "Undo", run: () => reopen(id) });
     refreshInbox();
-    loadCustomer();
+    if (view === v) loadCustomer();
   } catch (err) {
     toast(err.message, "error");
   }
@@ -401,6 +424,43 @@ async function resolve() {
 
 export function resolveCurrent() {
   return resolve();
+}
+
+async function reopen(id = view && view.conv && view.conv.id) {
+  if (!id) return;
+  try {
+    const conv = await api.post(`/api/v1/conversations/${id}/reopen`, {});
+    toast(conv.claim_refused ? `Reopened: it waits in its queue (${conv.claim_refused}).` : `Conversation #${id} is open again and yours.`,
+      conv.claim_refused ? "info" : "ok", conv.claim_refused ? 8000 : 4000);
+    if (view && view.conv && view.conv.id === id) {
+      view.conv = { ...view.conv, ...conv };
+      renderHeader();
+      loadCustomer();
+    }
+    refreshInbox();
+  } catch (err) {
+    toast(err.message, "error", 8000);
+  }
+}
+
+// "Assign to me": through routing, so the hub may say no (at capacity, not Available) and says why.
+async function claim() {
+  if (!view || !view.conv || view.conv.status !== "open") return;
+  const v = view;
+  try {
+    const conv = await api.post(`/api/v1/conversations/${v.conv.id}/claim`, {});
+    if (view !== v) return;
+    v.conv = { ...v.conv, ...conv };
+    renderHeader();
+    toast(conv.agent_id === state.me.id ? "Assigned to you" : "It waits for you until your wrap-up ends.", "ok");
+    refreshInbox();
+  } catch (err) {
+    toast(missing(err) ? "Assigning needs the routing engine." : err.message, "error", 8000);
+  }
+}
+
+export function claimCurrent() {
+  return claim();
 }
 
 export function openTransfer() {
@@ -512,6 +572,41 @@ function addMessage(msg) {
   return true;
 }
 
+// -- typing, both ways (where the reply channel carries it: web chat) --------------------------------------------
+
+const TYPING_EVERY_MS = 3000; // the visitor's indicator is refreshed this often while the agent keeps typing
+const TYPING_SHOWN_MS = 6000; // a typing mark with no refresh is gone after this long
+
+function agentTyping(typing) {
+  const v = view;
+  if (!v || !v.conv || v.mode !== "reply" || !/^webchat/.test(v.channel || "")) return;
+  const now = Date.now();
+  if (typing && v.typingSent && now - v.typingSent < TYPING_EVERY_MS) return;
+  if (!typing && !v.typingSent) return;
+  v.typingSent = typing ? now : 0;
+  api.post("/api/v1/webchat/typing", { conversation_id: v.conv.id, typing }).catch(() => {});
+}
+
+// Who else is typing here: the customer (web chat), or a teammate answering the same conversation.
+export function onTyping(data) {
+  const v = view;
+  if (!v || !v.conv || data.conversation_id !== v.conv.id) return;
+  if (data.who === "agent" && data.agent_id === state.me.id) return;
+  const who = data.who === "customer" ? displayName(v.customer) : (data.agent_name || "A teammate");
+  v.typingWho = v.typingWho || new Map();
+  clearTimeout((v.typingWho.get(who) || {}).timer);
+  if (data.typing) {
+    v.typingWho.set(who, { agent: data.who === "agent", timer: setTimeout(() => onTyping({ ...data, typing: false }), TYPING_SHOWN_MS) });
+  } else {
+    v.typingWho.delete(who);
+  }
+  const entries = [...v.typingWho.entries()];
+  v.typingEl.classList.toggle("hidden", !entries.length);
+  clear(v.typingEl).append(...entries.map(([name, t]) => h("span", { class: `typing ${t.agent ? "teammate" : ""}` },
+    h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
+    t.agent ? `${name} is typing a reply…` : `${name} is typing…`)));
+}
+
 // -- live updates -----------------------------------------------------------------------------------------------
 
 export function onMessageCreated(data) {
@@ -519,6 +614,7 @@ export function onMessageCreated(data) {
   if (!msg || !view || !view.customer) return false;
   const shown = addMessage(msg);
   trackCall(msg);
+  if (shown && msg.direction === "in") onTyping({ conversation_id: msg.conversation_id, who: "customer", typing: false });
   if (shown && data.conversation && view.conv && data.conversation.id === view.conv.id) {
     view.conv = { ...view.conv, ...data.conversation };
     renderHeader();
@@ -592,6 +688,8 @@ function renderSide() {
   const notes = [...v.messages.values()].filter((m) => m.kind === "note").slice(-5).reverse();
   const past = (c.conversations || []);
   append(clear(v.sideEl), [
+    h("button", { class: "icon-btn drawer-close", id: "drawer-close", type: "button", "aria-label": "Close customer details",
+      title: "Close (Esc)", onclick: () => toggleDrawer(false) }, icon("x")),
     h("section", { class: "side-card customer-card" },
       h("div", { class: "avatar big" }, initials(displayName(c))),
       h("h2", {}, displayName(c)),

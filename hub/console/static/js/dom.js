@@ -55,6 +55,7 @@ const ICONS = {
   wall: ["M3 3h7v7H3z", "M14 3h7v7h-7z", "M14 14h7v7h-7z", "M3 14h7v7H3z"],
   users: ["M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2", "M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8z", "M23 21v-2a4 4 0 0 0-3-3.87", "M16 3.13a4 4 0 0 1 0 7.75"],
   transfer: ["M5 12h14", "M12 5l7 7-7 7"],
+  back: ["M19 12H5", "M12 19l-7-7 7-7"],
   resolve: ["M22 11.08V12a10 10 0 1 1-5.93-9.14", "M22 4L12 14.01l-3-3"],
   paperclip: ["M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48"],
   merge: ["M18 21a3 3 0 1 0 0-6 3 3 0 0 0 0 6z", "M6 9a3 3 0 1 0 0-6 3 3 0 0 0 0 6z", "M6 21V9a9 9 0 0 0 9 9"],
@@ -78,8 +79,29 @@ export function icon(name, cls = "") {
 
 export const CHANNEL_LABELS = {
   sms: "SMS", voice: "Phone", email: "Email", telegram: "Telegram", webchat: "Web chat",
-  whatsapp: "WhatsApp", api: "API", hub: "Internal",
+  whatsapp: "WhatsApp", api: "Integration", hub: "Internal",
 };
+
+// The channel a customer used, as agents should see it: a message that came in through the API names the
+// integration that sent it (meta.integration or meta.source), else what its identity says (a telegram: identity
+// is Telegram); never "API". Returns [icon channel, label].
+const KIND_CHANNEL = { phone: "sms", email: "email", telegram: "telegram", webchat: "webchat", whatsapp: "whatsapp" };
+
+export function shownChannel(channel, identity, meta) {
+  if (channel !== "api") return [channel, channelLabel(channel)];
+  const named = meta && (meta.integration || meta.source);
+  const kind = identity ? String(identity).split(":")[0] : "";
+  const like = KIND_CHANNEL[kind];
+  const label = typeof named === "string" && named.trim() ? named.trim().slice(0, 40)
+    : kind === "phone" ? "Phone" : like ? channelLabel(like) : "Integration";
+  return [like || "api", label];
+}
+
+// A customer's channel from their identities (a conversation that came through the API).
+export function customerChannel(channel, customer) {
+  const first = customer && (customer.identities || [])[0];
+  return shownChannel(channel, first ? first.id : "", null);
+}
 
 export function channelLabel(name) {
   return CHANNEL_LABELS[name] || name;

@@ -27,17 +27,26 @@ export function navigate(hash) {
   if (location.hash !== hash) location.hash = hash;
 }
 
-export function toast(message, kind = "info", ms = 4000) {
+// ACTION, optional: {label, run} adds a button (e.g. Undo) that runs once and closes the toast.
+export function toast(message, kind = "info", ms = 4000, action = null) {
   let box = document.getElementById("toasts");
   if (!box) {
     box = h("div", { id: "toasts", "aria-live": "polite" });
     document.body.append(box);
   }
   const el = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
-    icon(kind === "error" ? "alert" : kind === "ok" ? "check" : "bell"), h("span", {}, message));
+    icon(kind === "error" ? "alert" : kind === "ok" ? "check" : "bell"),
+    h("span", {}, String(message).charAt(0).toUpperCase() + String(message).slice(1)));
+  if (action) {
+    el.append(h("button", { class: "toast-action", type: "button", onclick: () => {
+      el.remove();
+      action.run();
+    } }, action.label));
+  }
   box.append(el);
   setTimeout(() => el.classList.add("leaving"), ms);
   setTimeout(() => el.remove(), ms + 300);
+  return el;
 }
 
 // A small dialog: confirm() returns true to close, false to keep it open (e.g. to show an error).
@@ -61,4 +70,12 @@ export function modal(title, content, confirmLabel, confirm, { cancel = true } =
   const first = dlg.querySelector("select, textarea, input");
   if (first) first.focus();
   return dlg;
+}
+
+// Narrow screens: the customer panel is a drawer over the conversation, opened from its header.
+export function toggleDrawer(open) {
+  const now = open === undefined ? !document.body.classList.contains("drawer-open") : open;
+  document.body.classList.toggle("drawer-open", now);
+  const button = document.getElementById("drawer-btn");
+  if (button) button.setAttribute("aria-expanded", String(now));
 }

@@ -1,6 +1,6 @@
 // One message of the timeline, whatever its channel and kind. Customer text goes in as text nodes; an email's
 // (already sanitized) HTML is shown only inside a sandboxed frame that may run no script.
-import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration } from "./dom.js";
+import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration, shownChannel } from "./dom.js";
 import { state } from "./state.js";
 
 const EMAIL_FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
@@ -138,20 +138,31 @@ function callCard(msg, ctx) {
       problem ? h("div", { class: "call-problem" }, problem) : null));
 }
 
+// meta.transcript is the transcription's state (pending, completed, failed); the transcript itself is the text.
+// The state shows only while it matters: pending, or failed (then the recording is the message).
+function voicemailCard(msg) {
+  const audio = (msg.attachments || []).find((a) => /^audio\//.test(a.content_type));
+  const progress = meta(msg, "transcript");
+  const secs = meta(msg, "recording_seconds", "duration", "RecordingDuration");
+  const pending = progress === "pending";
+  const failed = progress === "failed";
+  const transcript = pending || failed ? null : msg.text;
+  return h("div", { class: "voicemail-card", "data-transcript": progress || "" },
+    h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, "Voicemail"),
+      secs !== null ? h("span", { class: "muted" }, duration(secs)) : null),
+    audio && audio.status === "stored"
+      ? h("audio", { controls: true, preload: "metadata", src: `/api/v1/attachments/${Number(audio.id)}`,
+        "aria-label": "Voicemail recording" })
+      : h("div", { class: "muted vm-recording" }, audio ? (audio.status === "failed"
+        ? `Recording could not be fetched${audio.error ? `: ${audio.error}` : ""}` : "Fetching the recording…") : "No recording"),
+    transcript ? h("blockquote", { class: "transcript" }, transcript) : null,
+    pending ? h("div", { class: "vm-state" }, icon("clock"), "Transcribing…") : null,
+    failed ? h("div", { class: "vm-state bad" }, icon("alert"), "No transcript: listen to the recording") : null);
+}
+
 function body(msg, ctx) {
   if (msg.kind === "call") return callCard(msg, ctx);
-  if (msg.kind === "voicemail") {
-    const audio = (msg.attachments || []).find((a) => /^audio\//.test(a.content_type));
-    const transcript = meta(msg, "transcript", "transcription") || msg.text;
-    const secs = meta(msg, "duration", "duration_seconds", "RecordingDuration");
-    return h("div", { class: "voicemail-card" },
-      h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, "Voicemail"),
-        secs !== null ? h("span", { class: "muted" }, duration(secs)) : null),
-      audio && audio.status === "stored"
-        ? h("audio", { controls: true, preload: "none", src: `/api/v1/attachments/${Number(audio.id)}` })
-        : h("div", { class: "muted" }, audio ? `Recording ${audio.status}` : "No recording"),
-      transcript ? h("blockquote", { class: "transcript" }, transcript) : null);
-  }
+  if (msg.kind === "voicemail") return voicemailCard(msg);
   const mail = (msg.meta && msg.meta.email) || {};
   if (msg.channel === "email" || msg.html || meta(msg, "subject")) {
     const subject = meta(msg, "subject") || mail.subject;
@@ -216,13 +227,14 @@ export function renderMessage(msg, ctx) {
   const out = msg.direction === "out";
   const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
   const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
+  const [shownIcon, shownLabel] = shownChannel(msg.channel, msg.identity, msg.meta);
   const automatic = msg.meta && msg.meta.automatic ? " automatic" : "";
   return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}${automatic}`, "data-mid": msg.id },
     h("div", { class: "bubble" }, body(msg, ctx), attachmentsOf(msg)),
     h("div", { class: "msg-meta" },
-      channelIcon(msg.channel),
+      channelIcon(shownIcon),
       h("span", { class: "who" }, who),
-      h("span", { class: "via", title: msg.identity || "" }, `${channelLabel(msg.channel)}${via ? " · " + via : ""}`),
+      h("span", { class: "via", title: msg.identity || "" }, `${shownLabel}${via ? " · " + via : ""}`),
       h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)),
       statusTick(msg)));
 }

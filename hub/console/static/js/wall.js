@@ -4,7 +4,21 @@ import { api, missing } from "./api.js";
 import { state } from "./state.js";
 
 let root = null;
-let data = { queues: null, agents: null, at: 0 };
+let data = { queues: null, agents: null, holding: null, at: 0 };
+// The window the counted figures cover: the viewer's today, or the last hour. Live figures are always "now".
+const WINDOWS = {
+  today: { label: "today", title: "Today since 00:00", since: () => { const d = new Date(); d.setHours(0, 0, 0, 0); return d; } },
+  hour: { label: "last 60 min", title: "Last 60 minutes", since: () => new Date(Date.now() - 3600 * 1000) },
+};
+let windowName = "today";
+
+// An ISO time with the viewer's own UTC offset, so "today" is their day, not the server's.
+function localIso(d) {
+  const off = -d.getTimezoneOffset();
+  const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:` +
+    `${pad(d.getSeconds())}${off >= 0 ? "+" : "-"}${pad(off / 60)}:${pad(off % 60)}`;
+}
 let ticker = null;
 let poller = null;
 
@@ -29,11 +43,14 @@ export function stopWall() {
 
 export async function refreshWall() {
   if (!root) return;
-  const [queues, agents] = await Promise.all([
-    api.get("/api/v1/queues").then((r) => r.items).catch((e) => (missing(e) ? null : Promise.reject(e))),
+  const since = encodeURIComponent(localIso(WINDOWS[windowName].since()));
+  const [wall, agents] = await Promise.all([
+    api.get(`/api/v1/wall?since=${since}`).catch((e) => (missing(e) ? null : Promise.reject(e))),
     api.get("/api/v1/agents").then((r) => r.items).catch((e) => (missing(e) ? null : Promise.reject(e))),
-  ]).catch(() => [data.queues, data.agents]);
-  data = { queues, agents, at: Date.now() };
+  ]).catch(() => [data.queues && { queues: data.queues, agents: data.holding }, data.agents]);
+  const queues = wall ? wall.queues.map((q) => ({ ...q, ...q.now, ...q.window })) : null;
+  const holding = wall ? new Map(wall.agents.map((a) => [a.id, a.holding])) : null;
+  data = { queues, agents, holding: wall ? wall.agents : null, holdingBy: holding, at: Date.now() };
   if (agents) for (const a of agents) state.agents.set(a.id, a);
   renderWall();
 }
@@ -57,6 +74,7 @@ function grade(x) {
 }
 
 function queueCard(q) {
+  const win = WINDOWS[windowName];
   const drift = (Date.now() - data.at) / 1000;
   const wait = q.waiting ? (q.longest_wait || 0) + (data.queues ? drift : 0) : 0;
   const sla = q.sla_attainment;
@@ -65,19 +83,23 @@ function queueCard(q) {
   return h("article", { class: "queue-card", "data-queue": q.name },
     h("header", {}, h("h3", {}, q.title || q.name), h("span", { class: "muted" }, q.name)),
     h("div", { class: "kpis" },
-      h("div", { class: "kpi" }, h("strong", { class: q.waiting ? "hot" : "" }, String(q.waiting ?? 0)), h("span", {}, "waiting")),
-      h("div", { class: `kpi ${waitClass}` }, h("strong", {}, q.waiting ? duration(wait) : "—"), h("span", {}, "longest wait")),
-      h("div", { class: `kpi ${slaClass}` }, h("strong", {}, pct(sla)), h("span", {}, "within SLA")),
+      h("div", { class: "kpi" }, h("strong", { class: q.waiting ? "hot" : "" }, String(q.waiting ?? 0)), h("span", {}, "waiting now")),
+      h("div", { class: `kpi ${waitClass}` }, h("strong", {}, q.waiting ? duration(wait) : "—"), h("span", {}, "longest wait now")),
+      h("div", { class: `kpi ${slaClass}`, title: sla === null || sla === undefined
+        ? `No conversation answered ${win.label}` : `Answered within ${duration(q.sla_wait || 0)}, ${win.label}` },
+      h("strong", {}, pct(sla)), h("span", {}, `within SLA · ${win.label}`)),
       q.first_response ? h("div", { class: `kpi ${grade(q.first_response_attainment)}`,
-        title: `Conversations answered by an agent within ${duration(q.first_response)} of the customer's first message` },
-      h("strong", {}, pct(q.first_response_attainment)), h("span", {}, "first reply in time")) : null),
+        title: `Conversations answered by an agent within ${duration(q.first_response)} of the customer's first message, ${win.label}` },
+      h("strong", {}, pct(q.first_response_attainment)), h("span", {}, `first reply in time · ${win.label}`)) : null),
     sla !== undefined && sla !== null
       ? h("div", { class: "bar" }, h("span", { class: slaClass, style: { width: `${Math.round(sla * 100)}%` } })) : null,
     data.queues ? h("dl", { class: "queue-stats" },
-      h("div", {}, h("dt", {}, "Agents available"), h("dd", {}, String(q.available_agents ?? 0))),
-      h("div", {}, h("dt", {}, "Agents busy"), h("dd", {}, String(q.busy_agents ?? 0))),
-      h("div", {}, h("dt", {}, "Offers accepted"), h("dd", {}, String(q.offers_accepted ?? 0))),
-      h("div", {}, h("dt", {}, "Rejected · timed out"), h("dd", {}, `${q.offers_rejected ?? 0} · ${q.offers_timed_out ?? 0}`)),
+      h("div", {}, h("dt", {}, "Agents available now"), h("dd", {}, String(q.available_agents ?? 0))),
+      h("div", {}, h("dt", {}, "Agents busy now"), h("dd", {}, String(q.busy_agents ?? 0))),
+      h("div", { class: "window-head" }, h("dt", {}, win.title)),
+      h("div", {}, h("dt", {}, "Answered"), h("dd", {}, String(q.answered ?? 0))),
+      h("div", {}, h("dt", {}, "Abandoned"), h("dd", {}, String(q.abandoned ?? 0))),
+      h("div", {}, h("dt", {}, "Rejected · missed"), h("dd", {}, `${q.rejected ?? 0} · ${q.timed_out ?? 0}`)),
       q.first_response ? h("div", {}, h("dt", {}, "First replies · late"),
         h("dd", {}, `${q.responded ?? 0} · ${q.first_response_breached ?? 0}`)) : null)
       : null);
@@ -85,7 +107,9 @@ function queueCard(q) {
 
 function agentRow(a) {
   const work = state.inbox.filter((i) => i.conversation.agent_id === a.id);
-  const load = Object.entries(a.load || {}).filter(([, n]) => n > 0);
+  // What the agent holds as the store says (right after a restart too); routing's own count otherwise.
+  const held = data.holdingBy ? data.holdingBy.get(a.id) || {} : a.load || {};
+  const load = Object.entries(held).filter(([, n]) => n > 0);
   return h("tr", { "data-agent": a.id },
     h("td", {}, h("div", { class: "agent-cell" }, h("span", { class: "avatar small" }, initials(a.name)),
       h("div", {}, h("strong", {}, a.name), h("div", { class: "muted" }, a.role)))),
@@ -106,8 +130,13 @@ function renderWall() {
   clear(root).append(h("div", { class: "wall" },
     h("header", { class: "wall-head" },
       h("div", {}, h("h1", {}, "Live wall"), h("p", { class: "muted" }, "Queues and agents, updated as it happens")),
+      data.queues ? h("div", { class: "seg-group", role: "radiogroup", "aria-label": "Figures for" },
+        Object.entries(WINDOWS).map(([name, w]) => h("button", {
+          class: `seg ${name === windowName ? "active" : ""}`, role: "radio", "aria-checked": String(name === windowName),
+          "data-window": name, onclick: () => { windowName = name; refreshWall(); },
+        }, w.title))) : null,
       h("div", { class: "wall-totals" },
-        h("div", {}, h("strong", {}, String(waiting)), h("span", {}, "waiting")),
+        h("div", {}, h("strong", {}, String(waiting)), h("span", {}, "waiting now")),
         online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, "agents available")) : null)),
     data.queues ? null : h("div", { class: "notice" }, icon("alert"),
       "Routing statistics are not available on this hub; waiting counts come from open conversations."),

@@ -1,0 +1,175 @@
+// Canned responses in the composer: typing "/" then a few letters (or the composer's button) opens a picker of the
+// agent's personal responses and the team's; the chosen one comes back from the hub with its variables filled for
+// this conversation. The same button's "Manage" lists, adds and deletes them.
+import { h, icon, clear } from "./dom.js";
+import { api } from "./api.js";
+import { state, toast, modal } from "./state.js";
+
+let items = [];
+let loadedAt = 0;
+
+async function load(fresh = false) {
+  if (!fresh && Date.now() - loadedAt < 30000) return items;
+  try {
+    items = (await api.get("/api/v1/canned-responses")).items;
+    loadedAt = Date.now();
+  } catch {
+    /* the picker says "none" */
+  }
+  return items;
+}
+
+function matches(q) {
+  const s = q.toLowerCase();
+  return items.filter((c) => !s || c.shortcut.includes(s) || c.title.toLowerCase().includes(s) ||
+    c.body.toLowerCase().includes(s)).sort((a, b) => Number(!a.shortcut.startsWith(s)) - Number(!b.shortcut.startsWith(s)));
+}
+
+// The "/word" being typed at the caret, if any: at the start of the text or after a space or a new line.
+function slashAt(text, caret) {
+  const m = /(^|\s)\/([a-z0-9_-]*)$/i.exec(text.slice(0, caret));
+  return m ? { start: caret - m[2].length - 1, query: m[2] } : null;
+}
+
+// Returns the picker's element (for the composer to place) and openAll() for its button.
+export function attachPicker(textarea, conversationId) {
+  const list = h("div", { class: "canned-picker hidden", id: "canned-picker", role: "listbox", "aria-label": "Canned responses" });
+  let open = null; // {start, query, at}
+
+  const close = () => {
+    open = null;
+    list.classList.add("hidden");
+    textarea.removeAttribute("aria-activedescendant");
+  };
+
+  const show = async (slash) => {
+    await load();
+    open = { ...slash, at: 0 };
+    render();
+  };
+
+  const render = () => {
+    if (!open) return;
+    const found = matches(open.query).slice(0, 8);
+    open.found = found;
+    open.at = Math.min(open.at, Math.max(0, found.length - 1));
+    clear(list).append(...(found.length ? found.map((c, i) => h("button", {
+      class: `canned-item ${i === open.at ? "active" : ""}`, type: "button", role: "option", id: `canned-${c.id}`,
+      "aria-selected": String(i === open.at), "data-shortcut": c.shortcut,
+      onmousedown: (e) => { e.preventDefault(); choose(c); },
+    }, h("span", { class: "canned-top" }, h("strong", {}, `/${c.shortcut}`), h("span", {}, c.title),
+      c.scope === "team" ? h("span", { class: "pill" }, "Team") : null),
+    h("small", { class: "muted" }, c.body.slice(0, 90)))) : [h("div", { class: "muted canned-none" },
+      items.length ? `No canned response matches “${open.query}”` : "No canned responses yet: add one with the ☰ button")]));
+    list.classList.remove("hidden");
+    if (found[open.at]) textarea.setAttribute("aria-activedescendant", `canned-${found[open.at].id}`);
+  };
+
+  const choose = async (c) => {
+    const at = open ? open.start : textarea.selectionStart;
+    const end = textarea.selectionStart;
+    close();
+    let filled;
+    try {
+      filled = await api.post(`/api/v1/canned-responses/${c.id}/render`, { conversation_id: conversationId() });
+    } catch (err) {
+      toast(err.message, "error");
+      return;
+    }
+    const before = textarea.value.slice(0, at);
+    textarea.value = before + filled.text + textarea.value.slice(end);
+    const caret = before.length + filled.text.length;
+    textarea.setSelectionRange(caret, caret);
+    textarea.focus();
+    textarea.dispatchEvent(new Event("input"));
+    if (filled.missing.length) toast(`Fill in before sending: ${filled.missing.join(", ")}`, "info", 8000);
+  };
+
+  textarea.addEventListener("input", () => {
+    const slash = slashAt(textarea.value, textarea.selectionStart);
+    if (!slash) close();
+    else if (!open) show(slash);
+    else {
+      open.query = slash.query;
+      open.start = slash.start;
+      render();
+    }
+  });
+  textarea.addEventListener("blur", () => setTimeout(close, 150));
+  // Capture: the picker answers its keys before the composer's own (Enter, Escape).
+  textarea.addEventListener("keydown", (e) => {
+    if (!open) return;
+    const found = open.found || [];
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      open.at = (open.at + (e.key === "ArrowDown" ? 1 : -1) + found.length) % Math.max(1, found.length);
+      render();
+    } else if ((e.key === "Enter" || e.key === "Tab") && !e.ctrlKey && !e.metaKey && found[open.at]) {
+      choose(found[open.at]);
+    } else if (e.key === "Escape") {
+      close();
+    } else {
+      return;
+    }
+    e.preventDefault();
+    e.stopImmediatePropagation();
+  }, true);
+
+  return {
+    el: list,
+    // The composer's button: the picker for everything, as if "/" had been typed at the caret.
+    openAll: async () => {
+      textarea.focus();
+      await load(true);
+      open = { start: textarea.selectionStart, query: "", at: 0 };
+      render();
+    },
+  };
+}
+
+export async function manage() {
+  await load(true);
+  const manager = ["admin", "supervisor"].includes(state.me.role);
+  const rows = h("ul", { class: "canned-manage" });
+  const paint = () => clear(rows).append(...items.map((c) => h("li", { "data-shortcut": c.shortcut },
+    h("div", {}, h("strong", {}, `/${c.shortcut}`), " ", c.title, c.scope === "team" ? h("span", { class: "pill" }, "Team") : null,
+      h("div", { class: "muted" }, c.body)),
+    c.scope === "personal" || manager ? h("button", { class: "icon-btn", type: "button", "aria-label": `Delete /${c.shortcut}`,
+      title: "Delete", onclick: async () => {
+        try {
+          await api.del(`/api/v1/canned-responses/${c.id}`);
+          await load(true);
+          paint();
+        } catch (err) {
+          toast(err.message, "error");
+        }
+      } }, icon("x")) : null)));
+  paint();
+  const shortcut = h("input", { type: "text", id: "canned-shortcut", placeholder: "refund", autocomplete: "off" });
+  const title = h("input", { type: "text", id: "canned-title", placeholder: "Refund issued" });
+  const body = h("textarea", { id: "canned-body", rows: 4,
+    placeholder: "Hi {{customer.first_name}}, your refund for order {{attributes.order_id}} is on its way. {{agent.first_name}}" });
+  const scope = manager ? h("select", { id: "canned-scope" }, h("option", { value: "personal" }, "Only me"),
+    h("option", { value: "team" }, "The whole team")) : null;
+  const error = h("div", { class: "form-error", role: "alert" });
+  modal("Canned responses", [
+    rows,
+    h("h3", { class: "canned-add" }, "Add one"),
+    h("label", { class: "field" }, h("span", {}, "Shortcut (typed after /)"), shortcut),
+    h("label", { class: "field" }, h("span", {}, "Title"), title),
+    h("label", { class: "field" }, h("span", {}, "Text"), body,
+      h("small", { class: "muted" }, "Variables: {{customer.name}}, {{customer.first_name}}, {{agent.name}}, {{agent.first_name}}, {{attributes.order_id}}…")),
+    scope ? h("label", { class: "field" }, h("span", {}, "Who can use it"), scope) : null,
+    error,
+  ], "Add", async () => {
+    try {
+      await api.post("/api/v1/canned-responses", { shortcut: shortcut.value.trim().replace(/^\//, ""), title: title.value.trim(),
+        body: body.value, scope: scope ? scope.value : "personal" });
+    } catch (err) {
+      error.textContent = err.message;
+      return false;
+    }
+    await load(true);
+    toast(`/${shortcut.value.trim().replace(/^\//, "")} added`, "ok");
+    return true;
+  });
+}
