@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from hub.config import Settings, load_settings
 from hub.history.db import Database, open_database
 from hub.history.schema import migrate
+from tests.api.client import Api, start_api
 
 SHARED_PG = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -233,6 +234,30 @@ async def admin_headers(client: TestClient[Any, Any]) -> dict[str, str]:
 
     token = await create_token(client.app[DB], "admin", label="tests")
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def spec(client: TestClient[Any, Any]) -> dict[str, Any]:
+    """The hub's OpenAPI document (public: no token needed), which the checked client validates answers against."""
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.status == 200
+    return dict(await resp.json())
+
+
+@pytest.fixture
+async def api(client: TestClient[Any, Any], admin_headers: dict[str, str], spec: dict[str, Any]) -> Api:
+    """An admin's client that checks every answer against the OpenAPI document."""
+    return Api(client, admin_headers, spec)
+
+
+@pytest.fixture
+def admin_token_api(aiohttp_client: Any) -> Callable[[Settings], Awaitable[Api]]:
+    """Builds a hub from chosen settings and returns an admin's checked client for it."""
+
+    async def make(settings: Settings) -> Api:
+        return await start_api(aiohttp_client, settings)
+
+    return make
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> None:
