@@ -39,7 +39,7 @@ def test_a_supervisor_reads_the_reports_and_an_agent_sees_their_own(hub: Hub, ne
     assert sum(int(c.get_attribute("title").rsplit("— ", 1)[1]) for c in  # type: ignore[union-attr]
                dana.locator("#report-heatmap td").all()) == 3
     dana.select_option("#report-by", "channel")
-    dana.locator("#report-breakdown tbody td", has_text="Integration").first.wait_for()  # the API channel, as agents see it
+    dana.locator("#report-breakdown tbody td", has_text="Integration").first.wait_for()  # the api channel
     dana.select_option("#report-filter", "queue:sales")
     dana.locator('.kpi-card[data-figure="conversations_opened"] strong', has_text="1").wait_for()
     with dana.expect_download() as got:
