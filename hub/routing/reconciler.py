@@ -13,7 +13,8 @@ apart. One pass repairs every such drift, each way, and is idempotent:
   the agent's capacity with it;
 - the state took a decision the store never heard of (the process died after its state write): the store is
   brought forward to the state (an accept finished, an offer shown, a conversation back in its queue). Only when
-  the same drift is seen by two passes in a row, so a decision still on its way to the store is never raced.
+  the same drift is seen by two passes in a row, at least SETTLE_SECONDS apart, so a decision still on its way to
+  the store is never raced.
 
 Nothing is decided twice: a conversation missing from the state is put back only after the store is read again and
 still shows it open and unchanged; if a resolve lands meanwhile, the put-back is undone at once (a resolve writes
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -85,11 +87,17 @@ def _row(tx: Tx, conversation: int) -> Row | None:
     return tx.one(_ROWS + " WHERE c.id = ?", (conversation,))
 
 
+# Drift must also be seen unchanged over this long: a decision between its two writes takes milliseconds, but passes
+# run back to back (a short reconcile_seconds, or a pass right after another process's) must not mistake it for drift.
+SETTLE_SECONDS = 1.0
+
+
 class Reconciler:
     def __init__(self, router: Router) -> None:
         self.router = router
-        #: drift seen by the last pass: conversation -> what was seen (its kind, the row's updated_at, the state's view)
-        self._suspects: dict[int, tuple[object, ...]] = {}
+        #: drift seen by the last pass: conversation -> (what was seen: its kind, the row's updated_at, the state's
+        #: view; when it was first seen)
+        self._suspects: dict[int, tuple[tuple[object, ...], float]] = {}
         # The next pass acts on drift at once: the state was empty when loaded (memory at start, a Redis without
         # this prefix's keys), so nothing else can be on its way into it.
         self._eager = True
@@ -163,12 +171,19 @@ class Reconciler:
         router = self.router
         rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
         open_ids = {int(r["id"]) for r in rows}
-        suspects: dict[int, tuple[object, ...]] = {}
+        suspects: dict[int, tuple[tuple[object, ...], float]] = {}
 
         def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
-            if eager or self._suspects.get(cid) == seen:
+            if eager:
                 return True
-            suspects[cid] = seen  # look again next pass
+            now = time.monotonic()
+            before = self._suspects.get(cid)
+            if before is not None and before[0] == seen:
+                if now - before[1] >= SETTLE_SECONDS:
+                    return True
+                suspects[cid] = before  # seen again, but too soon to tell from a decision between its writes
+                return False
+            suspects[cid] = (seen, now)  # look again next pass
             return False
 
         for row in rows:

@@ -73,8 +73,12 @@ async def _next(ws: aiohttp.ClientWebSocketResponse, within: float, want: Callab
     deadline = time.monotonic() + within
     while True:
         msg = await ws.receive(timeout=max(0.01, deadline - time.monotonic()))
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-            return ws.close_code or int(msg.data or 0)
+        if msg.type == aiohttp.WSMsgType.CLOSE:
+            # The code in the server's close frame: aiohttp's close_code turns 1006 when its own reply to that frame
+            # meets a transport the server has already shut.
+            return int(msg.data)
+        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return ws.close_code or 0
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
         event: dict[str, Any] = msg.json()
         if want(event):
