@@ -158,8 +158,9 @@ def _automation(
     run only when automation.enabled), the webhook sender runs when webhooks.enabled."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(runner.run_forever(), name="hub-automation"),
-                 asyncio.create_task(runner.watch_bus(), name="hub-automation-events")]
+        tasks = [asyncio.create_task(runner.run_forever(), name="hub-automation")]
+        if settings.automation.enabled:  # off, the runner only marks events handled: its poll is soon enough
+            tasks.append(asyncio.create_task(runner.watch_bus(), name="hub-automation-events"))
         await deliverer.start()
         await turns.start()
         tasks.append(asyncio.create_task(turns.run_forever(), name="hub-bots"))

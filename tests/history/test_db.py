@@ -69,6 +69,7 @@ async def test_lost_postgres_connections_give_503_then_recover(
     client: TestClient[Any, Any] = await aiohttp_client(build_app(make_settings(
         # Only this test's writes use the pool: background passes would meet the dropped connections first.
         pg_url, HUB_DATABASE__POOL_SIZE="2", HUB_AUTOMATION__ENABLED="false", HUB_WEBHOOKS__ENABLED="false",
+        HUB_AUTOMATION__POLL_INTERVAL_SECONDS="3600", HUB_WEBHOOKS__POLL_INTERVAL_SECONDS="3600",
         HUB_REPORTS__ROLL_INTERVAL_SECONDS="3600", HUB_ROUTING__RECONCILE_SECONDS="3600")))
     headers = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
     body = {"identity": "phone:+14155550100", "text": "before"}
