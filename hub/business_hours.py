@@ -1,4 +1,4 @@
-"""Business hours for a Twilio number: "mon-fri 09:00-17:30" spans in the number's time zone."""
+"""Business hours: "mon-fri 09:00-17:30" spans in a time zone (a Twilio number, the web chat, reports)."""
 
 from __future__ import annotations
 

@@ -8,15 +8,33 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hub.business_hours import parse_span, zone
 
 ENV_PREFIX = "HUB_"
 
 
 class ConfigError(Exception):
     """Raised with a message naming the offending key; the CLI prints it and exits."""
+
+
+def _hour_spans(spans: list[str]) -> list[str]:
+    for span in spans:
+        parse_span(span)  # raises ValueError saying what a span looks like
+    return spans
+
+
+def _time_zone(name: str) -> str:
+    zone(name)  # raises ValueError naming an IANA zone to use
+    return name
+
+
+#: business hours as spans like "mon-fri 09:00-17:30" (hub.business_hours); an IANA time zone name
+HoursSpans = Annotated[list[str], AfterValidator(_hour_spans)]
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 class Section(BaseModel):
@@ -281,26 +299,9 @@ class WebchatSettings(Section):
     history_limit: int = Field(100, ge=0, le=1000)
     max_sockets_per_visitor: int = Field(5, ge=1)
     # When agents answer chats (e.g. "mon-fri 09:00-17:30"); outside them the widget shows the offline form.
-    hours: list[str] = Field(default_factory=list)
-    timezone: str = "UTC"
+    hours: HoursSpans = Field(default_factory=list)
+    timezone: TimeZone = "UTC"
     max_file_bytes: int = Field(10_000_000, ge=0)  # a file a visitor sends (0: visitors cannot send files)
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, v: list[str]) -> list[str]:
-        from hub.channels.twilio.hours import parse_span
-
-        for span in v:
-            parse_span(span)
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        from hub.channels.twilio.hours import zone
-
-        zone(v)
-        return v
     new_visitors_per_address_per_minute: int = Field(10, ge=1)
     new_visitors_per_minute: int = Field(300, ge=1)
 
@@ -328,8 +329,8 @@ class TwilioNumberSettings(Section):
     menu_prompt: str = ""
     menu: dict[str, str] = Field(default_factory=dict)
     max_wait_seconds: float = Field(300.0, gt=0)
-    hours: list[str] = Field(default_factory=list)
-    timezone: str = "UTC"
+    hours: HoursSpans = Field(default_factory=list)
+    timezone: TimeZone = "UTC"
     voicemail_prompt: str = "Sorry, nobody can take your call right now. Please leave a message after the tone."
     closed_prompt: str = "We are closed right now. Please leave a message after the tone and we will call you back."
     agent_phone: str = ""
@@ -340,23 +341,6 @@ class TwilioNumberSettings(Section):
         for key in v:
             if not re.fullmatch(r"[0-9*#]", key):
                 raise ValueError(f"menu key {key!r} must be one keypad key: 0-9, * or #")
-        return v
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, v: list[str]) -> list[str]:
-        from hub.channels.twilio.hours import parse_span
-
-        for span in v:
-            parse_span(span)
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        from hub.channels.twilio.hours import zone
-
-        zone(v)
         return v
 
 
@@ -474,30 +458,13 @@ class ReportsSettings(Section):
     """Reports: figures kept as hourly and daily rollups of conversation events (see docs/reports.md)."""
 
     #: the business's time zone: daily rollups (ranges over 35 days) start at its midnight, business hours are in it
-    time_zone: str = "UTC"
+    time_zone: TimeZone = "UTC"
     #: spans like "mon-fri 09:00-17:00"; a conversation opened outside them counts as after-hours. Empty: always open
-    business_hours: list[str] = Field(default_factory=list)
+    business_hours: HoursSpans = Field(default_factory=list)
     #: a customer who comes back within this many days of a resolved conversation is a repeat contact
     repeat_window_days: float = Field(7.0, gt=0)
     #: how often new conversation events are folded into the rollups
     roll_interval_seconds: float = Field(1.0, gt=0)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        from hub.channels.twilio.hours import zone
-
-        zone(v)
-        return v
-
-    @field_validator("business_hours")
-    @classmethod
-    def _hours(cls, v: list[str]) -> list[str]:
-        from hub.channels.twilio.hours import parse_span
-
-        for span in v:
-            parse_span(span)
-        return v
 
 
 class AutomationSettings(Section):

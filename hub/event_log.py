@@ -10,6 +10,8 @@ from typing import Any
 from hub import fail_points
 from hub.history import store
 from hub.history.db import Row, Tx
+from hub.model import Conversation
+from hub.reports import events as conversation_events
 from hub.webhooks import enqueue
 
 #: the event types rules and webhooks can name (payload version 1; docs/webhooks.md)
@@ -45,6 +47,18 @@ def record(
     if enqueue.for_event(tx, event_id, type_, conversation_id, now):
         snapshot(tx, event_id)
     return event_id
+
+
+def resolve(tx: Tx, conversation_id: int, now: str, *, agent_id: int | None = None, depth: int = 0) -> Conversation:
+    """Resolve a conversation inside TX, recorded in both logs that follow it: this one (rules, webhooks) and the
+    reports' events (the resolution clock, credited to its agent, else to AGENT_ID who resolved it)."""
+    before = store.conversation(tx, conversation_id)
+    conversation_events.record(tx, "resolved", conversation_id, now, customer_id=before.customer_id,
+                               channel=before.channel, queue=before.queue,
+                               agent_id=before.agent_id if before.agent_id is not None else agent_id)
+    after = store.set_conversation_status(tx, conversation_id, "resolved", now)
+    record(tx, "conversation.resolved", conversation_id, now, depth=depth)
+    return after
 
 
 def snapshot(tx: Tx, event_id: int) -> None:

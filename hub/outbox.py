@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from hub import event_log
 from hub.channels.base import Channel, SendError
@@ -37,9 +37,15 @@ class _Due:
     outbound: Outbound
 
 
-def backoff(attempt: int, settings: OutboxSettings, rng: random.Random) -> float:
-    """Full-jitter exponential backoff, capped: spreads retries so a provider outage does not end in a stampede."""
-    ceiling = min(settings.max_delay_seconds, settings.base_delay_seconds * (2 ** max(0, attempt - 1)))
+class RetrySettings(Protocol):
+    base_delay_seconds: float
+    max_delay_seconds: float
+
+
+def backoff(attempt: int, settings: RetrySettings, rng: random.Random) -> float:
+    """Exponential backoff with jitter, capped: spreads retries so a receiver's outage does not end in a stampede.
+    The one schedule of every durable retry: the outbox, webhook deliveries, bot turns."""
+    ceiling = min(settings.max_delay_seconds, settings.base_delay_seconds * (2 ** min(max(0, attempt - 1), 30)))
     return rng.uniform(ceiling / 2, ceiling)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import event_log
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.routes import check_conversation
 from hub.events import Event
@@ -57,6 +58,7 @@ async def reopen(request: web.Request) -> web.Response:
                                         "continue there")
         tx.exec("UPDATE conversations SET status = 'open', resolved_at = NULL, agent_id = NULL, offered_to = NULL, "
                 "offer_deadline = NULL, updated_at = ? WHERE id = ?", (now, conv_id))
+        event_log.record(tx, "conversation.reopened", conv_id, now)  # rules and webhooks hear of it too
         who = tx.one("SELECT name FROM agents WHERE id = ?", (p.agent_id,)) if p.agent_id is not None else None
         event_id = store.insert_message(
             tx, conversation_id=conv_id, customer_id=c.customer_id, channel="hub", direction="out", kind="event",

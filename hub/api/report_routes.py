@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from hub.api.auth import PRINCIPAL, Principal
-from hub.channels.twilio.hours import zone
+from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
 from hub.reports import query

@@ -20,7 +20,6 @@ from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, Conversation, Message, format_time, utcnow
-from hub.reports import events as conversation_events
 
 STATUSES = ("open", "assigned", "resolved")
 
@@ -205,12 +204,7 @@ async def resolve(request: web.Request) -> web.Response:
                 tx, conversation_id=conv_id, customer_id=before.customer_id, channel="hub", direction="out",
                 kind="note", text=body.note, status="internal", agent_id=p.agent_id, now=now,
             )
-        conversation_events.record(tx, "resolved", conv_id, now, customer_id=before.customer_id,
-                                   channel=before.channel, queue=before.queue,
-                                   agent_id=before.agent_id if before.agent_id is not None else p.agent_id)
-        resolved = store.set_conversation_status(tx, conv_id, "resolved", now).to_json()
-        event_log.record(tx, "conversation.resolved", conv_id, now)
-        return resolved
+        return event_log.resolve(tx, conv_id, now, agent_id=p.agent_id).to_json()
 
     conv = await request.app[DB].write(write)
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))

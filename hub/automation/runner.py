@@ -166,8 +166,7 @@ class Runner:
             out.messages.append(self.outbox.queue_reply(tx, conv_id, str(a.value), note=True, meta=meta, depth=depth))
         elif a.type == "resolve":
             if conv.status != "resolved":
-                store.set_conversation_status(tx, conv_id, "resolved", now)
-                event_log.record(tx, "conversation.resolved", conv_id, now, depth=depth)
+                event_log.resolve(tx, conv_id, now, depth=depth)
                 out.resolved = True
         elif a.type == "send_webhook":
             if tx.one("SELECT id FROM webhook_subscriptions WHERE id = ?", (a.value,)) is None:

@@ -24,9 +24,8 @@ from hub.config import WebhookSettings
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.model import format_time
-from hub.outbox import Outbox, ReplyError
+from hub.outbox import Outbox, ReplyError, backoff
 from hub.webhooks import signing
-from hub.webhooks.deliveries import backoff
 from hub.webhooks.targets import PublicResolver, TargetError, check_url
 
 log = logging.getLogger("hub.bots")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from hub.channels.twilio.hours import Span, parse_span, zone
+from hub.business_hours import Span, parse_span, zone
 
 
 @lru_cache(maxsize=16)

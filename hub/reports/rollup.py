@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from hub.channels.twilio.hours import is_open, zone
+from hub.business_hours import is_open, zone
 from hub.config import ReportsSettings, RoutingSettings
 from hub.history.db import Database, Row, Tx
 from hub.model import format_time, utcnow

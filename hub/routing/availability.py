@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.channels.twilio.hours import is_open, parse_span, zone
+from hub.business_hours import is_open, parse_span, zone
 from hub.config import WebchatSettings
 from hub.history.db import Database, Tx
 from hub.keys import DB, ROUTER, SETTINGS

@@ -1,9 +1,9 @@
 """The delivery log and its sender. A delivery row is written in the transaction that logs its event
 (hub.event_log.record, through hub.webhooks.enqueue), so an event is never without its deliveries. Senders in
-every hub process lease due rows like the outbox does, post them signed, and retry with capped full-jitter backoff;
-a conversation's deliveries to one subscription go in order (the next waits while an earlier one is pending).
-After max_attempts the delivery fails and its subscription is disabled with the reason; enabling it again resumes
-what waited."""
+every hub process lease due rows like the outbox does, post them signed, and retry with the outbox's capped,
+jittered backoff; a conversation's deliveries to one subscription go in order (the next waits while an earlier one
+is pending). After max_attempts the delivery fails and its subscription is disabled with the reason; enabling it
+again resumes what waited."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from hub.config import WebhookSettings
 from hub.history.db import Database, Row, Tx
 from hub.history.store import NotFound
 from hub.model import format_time
+from hub.outbox import backoff
 from hub.webhooks import signing, subscriptions
 from hub.webhooks.targets import PublicResolver, TargetError, check_url
 
@@ -60,11 +61,6 @@ def resend(tx: Tx, subscription_id: int, delivery_id: int, now: str) -> dict[str
     again = tx.one(f"SELECT {COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,))
     assert again is not None
     return to_json(again)
-
-
-def backoff(attempt: int, settings: WebhookSettings, rng: random.Random) -> float:
-    cap = min(settings.max_delay_seconds, settings.base_delay_seconds * (2 ** min(attempt - 1, 30)))
-    return rng.uniform(settings.base_delay_seconds / 2, max(cap, settings.base_delay_seconds / 2))
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from hub.config import Settings
-from hub.keys import AUTOMATION, DB, INGEST
-from hub.model import Identity, Inbound
+from hub.keys import AUTOMATION, DB, INGEST, SETTINGS
+from hub.model import Identity, Inbound, format_time, utcnow
+from hub.reports.rollup import RollRules, catch_up
 from tests.api.client import Api, inbound
 from tests.waiting import eventually
 
@@ -111,6 +112,20 @@ async def test_a_rules_own_actions_trigger_rules_only_to_the_stated_depth(
     assert detail["labels"] == ([] if max_depth == 0 else ["closed"])
     runs = (await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{closed['id']}"))["runs"]
     assert runs == (0 if max_depth == 0 else 1)
+
+
+async def test_a_rules_resolve_counts_in_the_reports_like_an_agents(api: Api) -> None:
+    """Seen: a rule's resolve reached the automation log but not the reports' events, so reports never counted it."""
+    await add_rule(api, {"name": "Close", "event": "message.received",
+                         "conditions": [{"field": "text", "op": "contains", "value": "thanks, bye"}],
+                         "actions": [{"type": "resolve"}]})
+    first = await inbound(api, "phone:+14155550109", "thanks, bye", "r1")
+    await eventually(lambda: settled(api), what="events handled")
+    assert (await conversation(api, first["conversation"]["id"]))["status"] == "resolved"
+    s = api.client.app[SETTINGS]
+    await catch_up(api.client.app[DB], RollRules.from_settings(s.reports, s.routing), cutoff=format_time(utcnow()))
+    summary = await api.call("GET", "/api/v1/reports/summary", "/api/v1/reports/summary")
+    assert summary["figures"]["conversations_opened"] == 1 and summary["figures"]["conversations_resolved"] == 1
 
 
 async def test_messages_marked_automatic_run_no_rules(api: Api) -> None:

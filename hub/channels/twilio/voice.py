@@ -18,9 +18,9 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from hub import tasks as background
 from hub.api.params import optional_number
+from hub.business_hours import is_open
 from hub.channels.base import Capabilities, Channel, SendError, SendResult
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
-from hub.channels.twilio.hours import is_open
 from hub.channels.twilio.outcome import MISSED, format_duration, summary
 from hub.channels.twilio.signature import Form
 from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml

@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +31,7 @@ from hub.api.auth import PRINCIPAL
 from hub.api.errors import BadBody, error, parse_json, read_json
 from hub.api.schemas import TypingBody
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
-from hub.channels.webchat.limits import NewVisitorGate
+from hub.channels.webchat.limits import Bucket, NewVisitorGate
 from hub.config import Settings, WebchatSettings
 from hub.events import Event, Subscription
 from hub.history import store
@@ -124,28 +124,6 @@ class VisitorSockets:
 
 
 @dataclass
-class RateLimit:
-    """A token bucket per visitor: PER_MINUTE messages, refilled continuously."""
-
-    per_minute: int
-    tokens: float = 0.0
-    at: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = float(self.per_minute)
-
-    def take(self) -> float:
-        """0 if a message may go now, else seconds until one may."""
-        now = time.monotonic()
-        self.tokens = min(float(self.per_minute), self.tokens + (now - self.at) * self.per_minute / 60.0)
-        self.at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) * 60.0 / self.per_minute
-
-
-@dataclass
 class Visitor:
     """One connected browser tab, after its hello."""
 
@@ -188,7 +166,7 @@ class WebchatChannel(Channel):
         self.public_origin = _origin(public_url)
         self.region = region
         self.sockets = VisitorSockets(settings.max_sockets_per_visitor)
-        self._limits: dict[str, RateLimit] = {}
+        self._limits: dict[str, Bucket] = {}  # messages per visitor
         self.new_visitors = NewVisitorGate(settings)
         # Names this process on the bus: it has delivered what it published, others deliver the rest.
         self.node = secrets.token_hex(8)
@@ -470,7 +448,7 @@ class WebchatChannel(Channel):
             return await refuse("bad_message", "text is empty")
         if len(text) > self.settings.max_message_chars:
             return await refuse("too_long", f"messages are at most {self.settings.max_message_chars} characters")
-        limit = self._limits.setdefault(str(v.identity), RateLimit(self.settings.messages_per_minute))
+        limit = self._limits.setdefault(str(v.identity), Bucket(self.settings.messages_per_minute))
         wait = limit.take()
         if wait:
             return await refuse("rate_limited", "slow down a little", retry_after=round(wait, 1))

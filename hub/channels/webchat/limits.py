@@ -1,6 +1,6 @@
-"""How many new anonymous web-chat visitors one client address, and everyone together, may start per minute (in
-this hub process): a script opening sockets by the hundred gets a clear refusal, not a customer and a conversation
-offered to an agent for each."""
+"""Web-chat limits, as token buckets: each visitor's messages per minute, and how many new anonymous visitors one
+client address, and everyone together, may start per minute (in this hub process): a script opening sockets by the
+hundred gets a clear refusal, not a customer and a conversation offered to an agent for each."""
 
 from __future__ import annotations
 

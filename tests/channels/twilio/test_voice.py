@@ -323,13 +323,13 @@ async def test_a_text_reply_on_a_call_says_to_use_sms(start: Any) -> None:
     ],
 )
 def test_business_hours_in_the_numbers_time_zone(at_utc: datetime, open_: bool) -> None:
-    from hub.channels.twilio.hours import is_open
+    from hub.business_hours import is_open
 
     assert is_open(["mon-fri 09:00-17:00", "sat 10:00-14:00"], "America/New_York", at_utc) is open_
 
 
 def test_hours_spans_wrap_the_week_and_bad_ones_say_why() -> None:
-    from hub.channels.twilio.hours import is_open, parse_span
+    from hub.business_hours import is_open, parse_span
 
     assert parse_span("fri-mon 00:00-24:00").days == frozenset({4, 5, 6, 0})
     assert is_open([], "UTC", datetime(2026, 11, 29, 3, 0, tzinfo=UTC)), "no hours: always open"
