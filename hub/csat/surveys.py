@@ -51,6 +51,11 @@ class Survey:
     def to_json(self) -> dict[str, Any]:
         return {k.strip(): getattr(self, k.strip()) for k in COLUMNS.split(",")}
 
+    def summary(self) -> dict[str, Any]:
+        """What the API shows with its conversation."""
+        return {"status": self.status, "channel": self.channel, "score": self.score, "comment": self.comment,
+                "sent_at": self.sent_at, "answered_at": self.answered_at, "reason": self.reason}
+
     def open_at(self, now: str) -> bool:
         """Takes answers at NOW: sent (or answered, for a second answer) and not expired."""
         return self.status in ("sent", "answered") and self.expires_at is not None and now < self.expires_at
