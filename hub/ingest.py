@@ -335,6 +335,13 @@ class Ingest:
         return await self._finish(inbound, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
+        answer = r.message.meta.get("csat")
+        if isinstance(answer, dict) and not answer.get("ignored"):
+            # For the live wall and consoles; rules and webhooks get csat.received from the event log.
+            score = int(answer["score"])
+            await self.bus.publish(Event("csat.received", {
+                "conversation_id": r.conversation.id, "conversation": r.conversation.to_json(), "score": score,
+                "low": score <= self.settings.csat.low_score, "message_id": r.message.id}))
         if r.conversation_how in ("opened", "reopened"):
             await self.bus.publish(
                 Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})

@@ -119,15 +119,30 @@ async def test_sms_survey_answered_by_a_number_lands_on_the_conversation_and_the
     assert [dict(r) for r in after] == [dict(r) for r in before]
 
 
-async def test_a_low_score_raises_csat_low(start: Any, fake: tuple[TwilioFake, str]) -> None:
+async def test_a_low_score_raises_csat_low_and_a_rule_acts_on_it(start: Any, fake: tuple[TwilioFake, str]) -> None:
     client, admin = await start()
-    await texts(client, "Where is my order?")
-    [conv] = await conversations(client)
-    await resolve(client, admin, conv["id"])
-    await client.app[CSAT].run_once()
-    await texts(client, "2 nobody called back")
-    [low] = await events(client, "csat.low")
-    assert low["conversation_id"] == conv["id"]
+    rule = {"name": "Unhappy customers get a call back", "event": "csat.low",
+            "conditions": [{"field": "csat_score", "op": "lt", "value": 2}],
+            "actions": [{"type": "add_label", "value": "call back"}]}
+    resp = await client.post("/api/v1/automation/rules", json=rule, headers=admin)
+    assert resp.status == 201, await resp.text()
+    bad = {**rule, "conditions": [{"field": "csat_score", "op": "lt", "value": "two"}]}
+    assert (await client.post("/api/v1/automation/rules", json=bad, headers=admin)).status == 422
+    for n, score in enumerate(("2 nobody called back", "1")):
+        await texts(client, f"Where is my order? ({n})")
+        conv = (await conversations(client))[-1]
+        await resolve(client, admin, conv["id"])
+        await client.app[CSAT].run_once()
+        await texts(client, score)
+    first, second = await conversations(client)
+    assert [e["conversation_id"] for e in await events(client, "csat.low")] == [first["id"], second["id"]]
+
+    async def labels(conv: int) -> list[str]:
+        detail = await (await client.get(f"/api/v1/conversations/{conv}", headers=admin)).json()
+        return list(detail["labels"])
+
+    assert await eventually(lambda: labels(second["id"]), what="the rule's label") == ["call back"]
+    assert await labels(first["id"]) == [], "a 2 is low (csat.low_score) but not below the rule's 2"
 
 
 async def test_a_number_with_no_survey_pending_is_an_ordinary_message(

@@ -4,6 +4,7 @@ webhook's secret, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
-from hub.keys import CSAT, DB
+from hub.keys import BUS, CSAT, DB
 from tests.channels.telegram.fake import FakeBotApi
 from tests.waiting import eventually
 
@@ -75,7 +76,11 @@ async def test_a_survey_button_press_is_the_answer(tg: Client, bot_api: FakeBotA
     ]
     assert "Tap a score below" in question["text"]
 
+    live = tg.app[BUS].subscribe()
     assert await bot_api.user_presses(TOKEN, ANN, question, keyboard[0][4]["callback_data"]) == 200
+    seen = [e async for e in _until(live, "csat.received")]
+    assert seen[-1].data["score"] == 5 and seen[-1].data["low"] is False and seen[-1].data["conversation_id"] == conv
+    live.close()
     survey = await survey_row(tg)
     assert (survey["status"], survey["score"]) == ("answered", 5)
     [answered] = bot_api.sent("answerCallbackQuery")
@@ -106,3 +111,12 @@ async def test_a_press_without_the_webhook_secret_is_refused(tg: Client, bot_api
 
 async def _async(items: list[Any]) -> list[Any]:
     return items
+
+
+async def _until(sub: Any, kind: str) -> AsyncIterator[Any]:
+    """Events from SUB up to and including the first of type KIND (within 10 s)."""
+    async with asyncio.timeout(10):
+        async for e in sub:
+            yield e
+            if e.type == kind:
+                return
