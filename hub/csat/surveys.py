@@ -20,7 +20,7 @@ COLUMNS = ("id, conversation_id, customer_id, queue, agent_id, status, resolved_
 #: the web chat's stars): {"survey": id, "score": 1-5, "comment": "..."}
 ANSWER_META = "csat_answer"
 # A reply that is a score: "4", " 5/5", "3 - slow but fine", "2, nobody called back". The rest is the comment.
-_SCORE = re.compile(r"\s*([1-5])(?:\s*/\s*5)?(?:\s*[.,;:!)\-\u2013\u2014]?\s*(.*))?", re.S)
+_SCORE = re.compile(r"\s*([1-5])(?:\s*/\s*5)?(?:\s*[.,;:!)\-\u2013\u2014]*\s*(.*))?", re.S)
 COMMENT_LIMIT = 2000
 
 
