@@ -14,6 +14,8 @@ from typing import Any
 
 from hub import event_log
 from hub.config import Settings
+from hub.csat import answers as csat_answers
+from hub.csat import surveys as csat_surveys
 from hub.events import Event, EventBus
 from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
@@ -212,9 +214,13 @@ class Ingest:
         customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
-        if inbound.thread_conversation_id is not None:
+        # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
+        answer = None if inbound.meta.get("automatic") else csat_surveys.answer_for(tx, customer_id, inbound, now)
+        if answer is None and inbound.thread_conversation_id is not None:
             threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
-        if threaded is not None:
+        if answer is not None:
+            conv, how = store.conversation(tx, answer[0].conversation_id), "recorded"
+        elif threaded is not None:
             conv, how = threaded, "joined"
         elif inbound.meta.get("automatic"):
             # Machine-written (an out-of-office): on the timeline, but it never opens or reopens work.
@@ -227,6 +233,9 @@ class Ingest:
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
+        meta.pop(csat_surveys.ANSWER_META, None)
+        if answer is not None:
+            meta["csat"] = csat_answers.meta_for(*answer, now)
         if reused:
             # Another event with other content holds this provider id (some mailers send one fixed Message-ID).
             meta["reused_external_id"] = True
@@ -255,6 +264,10 @@ class Ingest:
             created_at=inbound.occurred_at,
         )
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
+        if answer is not None:
+            csat_answers.record(tx, *answer, message_id, now, self.settings.csat.low_score)
+        elif how in ("opened", "reopened"):
+            csat_surveys.close_open(tx, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
         for a in inbound.attachments:
             if a.data is not None and len(a.data) > max_bytes:
@@ -266,8 +279,9 @@ class Ingest:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
+        # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
-                         automatic=bool(meta.get("automatic")))
+                         automatic=bool(meta.get("automatic")) or answer is not None)
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
             apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(
@@ -321,6 +335,13 @@ class Ingest:
         return await self._finish(inbound, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
+        answer = r.message.meta.get("csat")
+        if isinstance(answer, dict) and not answer.get("ignored"):
+            # For the live wall and consoles; rules and webhooks get csat.received from the event log.
+            score = int(answer["score"])
+            await self.bus.publish(Event("csat.received", {
+                "conversation_id": r.conversation.id, "conversation": r.conversation.to_json(), "score": score,
+                "low": score <= self.settings.csat.low_score, "message_id": r.message.id}))
         if r.conversation_how in ("opened", "reopened"):
             await self.bus.publish(
                 Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})

@@ -875,7 +875,14 @@ def document(server_url: str = "/") -> dict[str, Any]:
                 {"type": "object", "required": ["customer", "messages"],
                  "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")},
                                 "labels": {"type": "array", "items": {"type": "string"}},
-                                "priority": {"type": "integer"}}},
+                                "priority": {"type": "integer"},
+                                "csat": {"type": ["object", "null"], "description": "its satisfaction survey, if any "
+                                         "(docs/reports.md, Customer satisfaction)",
+                                         "properties": {"status": {"enum": ["scheduled", "sent", "answered",
+                                                                            "skipped"]},
+                                                        "channel": _STR_OR_NULL, "score": _INT_OR_NULL,
+                                                        "comment": _STR_OR_NULL, "sent_at": _STR_OR_NULL,
+                                                        "answered_at": _STR_OR_NULL, "reason": _STR_OR_NULL}}}},
             ]
         },
         "IngestResult": {

@@ -14,6 +14,7 @@ const CARDS = [
   ["sla_attainment", "Answered within SLA", "ratio"], ["abandon_rate", "Abandoned", "ratio"],
   ["first_contact_resolution", "First-contact resolution", "ratio"], ["messages_in", "Messages in", "count"],
   ["messages_out", "Messages out", "count"], ["after_hours", "After hours", "count"],
+  ["csat_score", "Satisfied (CSAT)", "ratio"], ["csat_responses", "Survey answers", "count"],
 ];
 const COLUMNS = [
   ["conversations_opened", "Opened", "count"], ["conversations_resolved", "Resolved", "count"],
@@ -21,6 +22,7 @@ const COLUMNS = [
   ["resolution_time", "Resolution", "time"], ["sla_attainment", "Within SLA", "ratio"],
   ["abandoned", "Abandoned", "count"], ["transfers", "Transfers", "count"],
   ["offers_rejected", "Rejected", "count"], ["offers_timed_out", "Timed out", "count"],
+  ["csat_score", "CSAT", "ratio"],
 ];
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const view = { days: "7", group: "day", by: "queue", filter: "" };
