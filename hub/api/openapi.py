@@ -792,7 +792,9 @@ def _attention_paths() -> dict[str, Any]:
                            _query("limit", "page size, 1-200 (default 50)",
                                   {"type": "integer", "minimum": 1, "maximum": 200})],
             "responses": {"200": _json({"type": "object", "required": ["items", "count", "next"], "properties": {
-                "items": {"type": "array", "items": event}, "count": {"type": "integer"}, "next": _STR_OR_NULL,
+                "items": {"type": "array", "items": event},
+                "count": {"type": "integer", "description": "events listed with these filters, over all pages"},
+                "next": _STR_OR_NULL,
             }}), **not_allowed, **_ERRORS},
         }},
         "/api/v1/attention/{id}": {"get": {
