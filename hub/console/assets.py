@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 import mimetypes
 from dataclasses import dataclass
 from functools import cache
@@ -68,7 +69,8 @@ def _asset(body: bytes, content_type: str) -> Asset:
 
 def _page(html: str, version: str, modules: list[str]) -> str:
     html = html.replace(PREFIX, f"{PREFIX}v-{version}/")
-    preload = "".join(f'  <link rel="modulepreload" href="{PREFIX}v-{version}/{m}">\n' for m in modules)
+    hrefs = (f"{PREFIX}v-{version}/{m}" for m in modules)
+    preload = "".join(f'  <link rel="modulepreload" href="{html.escape(href)}">\n' for href in hrefs)
     return html.replace("</head>", preload + "</head>", 1)
 
 
