@@ -4,6 +4,7 @@ worker sends it through its channel with capped exponential backoff and jitter. 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -80,6 +81,14 @@ def _store_files(tx: Tx, message_id: int, attachments: Sequence[AttachmentIn]) -
         name = a.filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "attachment"
         store.insert_attachment(tx, message_id, name, a.content_type or "application/octet-stream", a.data,
                                 None, "stored")
+
+
+def _outbound_meta(stored: str | None) -> dict[str, Any]:
+    """What an adapter needs from a message's meta: a survey (hub.csat) it may render as buttons or a form."""
+    if not stored or '"csat"' not in stored:
+        return {}
+    csat = json.loads(stored).get("csat")
+    return {"csat": csat} if isinstance(csat, dict) else {}
 
 
 class Outbox:
@@ -221,7 +230,8 @@ class Outbox:
 
         def claim(tx: Tx) -> list[_Due]:
             rows = tx.all(
-                "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html "
+                "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html, "
+                "m.meta "
                 "FROM outbox o JOIN messages m ON m.id = o.message_id "
                 "WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
                 "AND (o.lease_until IS NULL OR o.lease_until < ?) "
@@ -244,7 +254,7 @@ class Outbox:
                         Outbound(
                             message_id=int(r["message_id"]), conversation_id=int(r["conversation_id"]),
                             channel=str(r["channel"]), to=Identity(kind, value), text=str(r["text"]),
-                            html=r["html"], attempt=int(r["attempts"]) + 1,
+                            html=r["html"], attempt=int(r["attempts"]) + 1, meta=_outbound_meta(r["meta"]),
                         ),
                     )
                 )

@@ -942,7 +942,9 @@ def _attention_paths() -> dict[str, Any]:
                            _query("limit", "page size, 1-200 (default 50)",
                                   {"type": "integer", "minimum": 1, "maximum": 200})],
             "responses": {"200": _json({"type": "object", "required": ["items", "count", "next"], "properties": {
-                "items": {"type": "array", "items": event}, "count": {"type": "integer"}, "next": _STR_OR_NULL,
+                "items": {"type": "array", "items": event},
+                "count": {"type": "integer", "description": "events listed with these filters, over all pages"},
+                "next": _STR_OR_NULL,
             }}), **not_allowed, **_ERRORS},
         }},
         "/api/v1/attention/{id}": {"get": {
@@ -1036,7 +1038,14 @@ def document(server_url: str = "/") -> dict[str, Any]:
                 {"type": "object", "required": ["customer", "messages"],
                  "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")},
                                 "labels": {"type": "array", "items": {"type": "string"}},
-                                "priority": {"type": "integer"}}},
+                                "priority": {"type": "integer"},
+                                "csat": {"type": ["object", "null"], "description": "its satisfaction survey, if any "
+                                         "(docs/reports.md, Customer satisfaction)",
+                                         "properties": {"status": {"enum": ["scheduled", "sent", "answered",
+                                                                            "skipped"]},
+                                                        "channel": _STR_OR_NULL, "score": _INT_OR_NULL,
+                                                        "comment": _STR_OR_NULL, "sent_at": _STR_OR_NULL,
+                                                        "answered_at": _STR_OR_NULL, "reason": _STR_OR_NULL}}}},
             ]
         },
         "IngestResult": {

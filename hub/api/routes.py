@@ -14,6 +14,7 @@ from hub.api.errors import BadBody, read_json
 from hub.api.params import limit, path_id, query_id
 from hub.api.profile_routes import attribute_values
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
+from hub.csat import surveys as csat_surveys
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
@@ -145,6 +146,8 @@ async def get_conversation(request: web.Request) -> web.Response:
         out["labels"] = event_log.labels(tx, conv_id)  # set by automation rules
         prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv_id,))
         out["priority"] = int(prio["priority"]) if prio else 0
+        survey = csat_surveys.of_conversation(tx, conv_id)
+        out["csat"] = survey.summary() if survey is not None else None
         return out
 
     return web.json_response(await request.app[DB].read(load))

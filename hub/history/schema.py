@@ -477,6 +477,11 @@ from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 
 MIGRATIONS.extend(_AUTOMATION)
 
+# Satisfaction surveys (70-74).
+from hub.csat.schema import MIGRATIONS as _CSAT  # noqa: E402
+
+MIGRATIONS.extend(_CSAT)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 
