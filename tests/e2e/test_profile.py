@@ -25,6 +25,7 @@ def test_visitor_name_profile_and_details(hub: Hub, new_page: Any) -> None:
     assert "SVb7" not in alex.locator("#inbox").inner_text()
     alex.goto(f"/console/#/c/{made['conversation']['id']}")
     alex.locator(f".conv-header h1 >> text={visitor}").wait_for()
+    assert "SVb7" not in alex.locator("#timeline").inner_text()
 
     # Rename: the header, panel and inbox follow; customer text is shown as text, never markup.
     alex.click("#edit-name")
@@ -75,6 +76,7 @@ def test_mention_in_a_note_reaches_the_teammate(hub: Hub, new_page: Any) -> None
     alex.keyboard.type("can you open a claim?")
     alex.keyboard.press("Control+Enter")
     alex.wait_for_selector(".tl-note >> text=can you open a claim?")
+    assert alex.locator(".tl-note .mention-tag").all_inner_texts() == ["@Dana Kim"]
 
     # Dana hears at once, anywhere in the console, and the Mentions list keeps it after a reload.
     dana.wait_for_selector(".toast >> text=Alex Rivera mentioned you")

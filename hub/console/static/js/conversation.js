@@ -555,6 +555,7 @@ function renderTimeline(scrollToEnd) {
   const nodes = [];
   if (v.next) nodes.push(h("button", { class: "btn btn-ghost load-more", onclick: () => loadTimeline(true) }, "Load earlier messages"));
   let lastConv = null;
+  const agentNames = [...state.agents.values()].map((a) => a.name);
   for (const m of msgs) {
     if (m.conversation_id !== lastConv) {
       const current = m.conversation_id === v.conv.id;
@@ -562,7 +563,7 @@ function renderTimeline(scrollToEnd) {
         h("span", {}, `${current ? "This conversation" : "Conversation"} #${m.conversation_id} · ${fullTime(m.created_at)}`)));
       lastConv = m.conversation_id;
     }
-    nodes.push(renderMessage(m, { agentName, customerName: displayName(v.customer) }));
+    nodes.push(renderMessage(m, { agentName, customerName: displayName(v.customer), agentNames }));
   }
   if (!msgs.length) nodes.push(h("div", { class: "muted center" }, "No messages yet."));
   clear(el).append(...nodes);
