@@ -328,7 +328,7 @@ async def test_a_rebuild_counts_what_agents_hold_before_offering_more(
     ann, ann_h = await agent(client, "Ann")
     for presence in ("available", "away"):  # known to routing, and away while three chats arrive
         await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": presence})
-    _, *held = [await open_chat(client, admin, n) for n in (1, 2, 3)]
+    _waiting, *held = [await open_chat(client, admin, n) for n in (1, 2, 3)]
     for conv in held:  # the two later ones go to Ann; the oldest waits, as she is full
         await post(client, f"/api/v1/conversations/{conv}/transfer", admin, {"agent_id": ann})
     await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
