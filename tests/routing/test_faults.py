@@ -6,8 +6,11 @@ reads both behind the hubs' backs). tests/routing/test_recovery.py runs the same
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +21,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from bench.postgres import PostgresServer
 from hub.history.db import Database, open_database
 from hub.routing.reconciler import audit
 from hub.routing.redis import RedisState
@@ -342,3 +346,83 @@ async def offered_in(db_url: str, conversation: int) -> int:
         return int(rows[0][0]) if rows else None
 
     return int(await eventually(read, within=WITHIN, what="an offer in the store"))
+
+
+async def test_postgresql_restarted_under_agents_at_work(redis_server: PrivateRedis, tmp_path: Path) -> None:
+    """PostgreSQL of the test's own restarted (every connection cut, down a second) while agents accept and
+    resolve: requests meanwhile may be refused (503), never a 500; once it is back, store and routing agree
+    again and every conversation still goes to its end."""
+    pg = PostgresServer()
+    try:
+        await asyncio.to_thread(pg.start)
+    except (FileNotFoundError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"cannot start a PostgreSQL server of our own: {e}")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            c = Cluster(pg.url, redis_server, tmp_path, session)
+            try:
+                await _postgres_restart(c, pg)
+            finally:
+                await c.close()
+    finally:
+        pg.close()
+
+
+async def _postgres_restart(c: Cluster, pg: PostgresServer) -> None:
+    hub = await c.start(c.hub("a"))
+    admin, agents = await setup_people(c, hub)
+    for token in agents.values():
+        await c.ok(hub, "/api/v1/agents/me/presence", token, {"presence": "available"})
+    statuses: Counter[int] = Counter()
+    stop = asyncio.Event()
+
+    async def customers() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                status, _ = await c.call(hub, "POST", "/api/v1/inbound", admin,
+                                         {"identity": f"phone:+1415555{n:04d}", "text": f"help {n}"})
+                statuses[status] += 1
+            await asyncio.sleep(0.3)
+
+    async def work(token: str) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                status, offers = await c.call(hub, "GET", "/api/v1/offers", token)
+                statuses[status] += 1
+                for o in offers["items"] if status == 200 else []:
+                    for verb in ("accept", "resolve"):
+                        status, _ = await c.call(hub, "POST", f"/api/v1/conversations/{o['conversation_id']}/{verb}",
+                                                 token, {})
+                        statuses[status] += 1
+            await asyncio.sleep(0.1)
+
+    tasks = [asyncio.create_task(customers())] + [asyncio.create_task(work(t)) for t in agents.values()]
+    await asyncio.sleep(2)
+    await asyncio.to_thread(pg.restart, 1.0)
+    await asyncio.sleep(3)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert 500 not in statuses, (statuses, hub.tail())
+    assert statuses[503] > 0, f"the restart went unnoticed: {statuses}"
+
+    async def healed() -> bool:
+        try:
+            return not await c.consistent()
+        except Exception:  # the audit's own connections were cut too: its pool opens new ones
+            return False
+
+    await eventually(healed, within=WITHIN, what="invariants after PostgreSQL restarted")
+    # Every conversation still goes to its end: offered, accepted and resolved.
+    rows = await c.db.read(lambda tx: tx.all("SELECT id FROM conversations WHERE status <> 'resolved'"))
+    for r in rows:
+        conv = int(r["id"])
+        row = await c.db.read(lambda tx, conv=conv: tx.one("SELECT status, agent_id FROM conversations WHERE id = ?",
+                                                          (conv,)))
+        holder = int(row["agent_id"]) if row["status"] == "assigned" else await offered_to(c, conv)
+        if row["status"] != "assigned":
+            await c.ok(hub, f"/api/v1/conversations/{conv}/accept", agents[holder])
+        await c.ok(hub, f"/api/v1/conversations/{conv}/resolve", agents[holder])
+    await eventually(healed, within=WITHIN, what="invariants once all is resolved")
+    assert statuses[200] + statuses[201] > 0, statuses
