@@ -231,12 +231,13 @@ async def run(args: argparse.Namespace) -> int:
         postgres.start()
     tally = Tally()
     try:
-        return await _run(args, rng, workdir, redis_server, postgres, tally)
+        status = await _run(args, rng, workdir, redis_server, postgres, tally)
     finally:
         redis_server.stop()
         if postgres is not None:
             postgres.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when the run failed: the hubs' logs are there
+    return status
 
 
 async def _run(args: argparse.Namespace, rng: random.Random, workdir: Path, redis_server: RedisServer,
