@@ -67,11 +67,11 @@ def _asset(body: bytes, content_type: str) -> Asset:
     return Asset(body, packed, content_type, f'"{digest}"')
 
 
-def _page(html: str, version: str, modules: list[str]) -> str:
-    html = html.replace(PREFIX, f"{PREFIX}v-{version}/")
+def _page(page: str, version: str, modules: list[str]) -> str:
+    page = page.replace(PREFIX, f"{PREFIX}v-{version}/")
     hrefs = (f"{PREFIX}v-{version}/{m}" for m in modules)
     preload = "".join(f'  <link rel="modulepreload" href="{html.escape(href)}">\n' for href in hrefs)
-    return html.replace("</head>", preload + "</head>", 1)
+    return page.replace("</head>", preload + "</head>", 1)
 
 
 def build(root: Path = STATIC) -> Assets:
