@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -190,7 +190,7 @@ class Ingest:
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                message_id, how = self._store(tx, journal_id, inbound, queue, reused)
+                stored = self._store(tx, journal_id, inbound, queue, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -199,17 +199,21 @@ class Ingest:
                 log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
             else:
                 tx.exec("RELEASE SAVEPOINT hub_ingest")
-                return _load(tx, journal_id, message_id, duplicate=False, how=how)
+                return stored
         tx.exec(
             "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
             (reason, journal_id),
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[int, str]:
-        """Identity -> conversation -> message -> attachments; marks the journal row done."""
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> IngestResult:
+        """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
+        what the statements wrote and returned, not read back (the hot path: every statement counts)."""
         now = format_time(utcnow())
-        customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
+        customer, _created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
+        customer_id = customer.id
+        # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
+        touched = True
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
         if inbound.thread_conversation_id is not None:
@@ -221,6 +225,7 @@ class Ingest:
             conv, how = store.record_without_routing(
                 tx, customer_id, inbound.channel, queue, inbound.business_line, now
             )
+            conv, touched = replace(conv, updated_at=now), False  # insert_message touches it below
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
@@ -236,6 +241,7 @@ class Ingest:
             meta["email"] = {**mail, "full_html": sanitize(mail["full_html"], allow_remote_images=True).html}
         if inbound.business_line:
             meta["business_line"] = inbound.business_line
+        html = sanitize(inbound.html, allow_remote_images=True).html if inbound.html else None
         message_id = store.insert_message(
             tx,
             conversation_id=conv.id,
@@ -246,13 +252,14 @@ class Ingest:
             text=inbound.text,
             # Whatever the adapter did, no customer HTML is stored that could run in a browser. Remote images are
             # the adapter's call (email blocks them by default), so they are kept here.
-            html=sanitize(inbound.html, allow_remote_images=True).html if inbound.html else None,
+            html=html,
             status="received",
             external_id=inbound.external_id,
             identity=str(inbound.identity),
             meta=meta,
             now=now,
             created_at=inbound.occurred_at,
+            touch_conversation=not touched,
         )
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
@@ -268,14 +275,25 @@ class Ingest:
             event_log.record(tx, f"conversation.{how}", conv.id, now)
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
                          automatic=bool(meta.get("automatic")))
+        amended = 0
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
-            apply_waiting(tx, inbound.channel, inbound.external_id, now)
+            amended = apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),
         )
-        return message_id, how
+        if amended or inbound.attachments:
+            msg = store.message(tx, message_id)  # changed by a waiting fact, or with its attachments' rows
+        else:
+            msg = Message(
+                id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel,
+                direction="in", kind=inbound.kind, text=inbound.text, html=html, status="received",
+                status_reason=None, external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
+                created_at=inbound.occurred_at or now, updated_at=now,
+                meta=json.loads(json.dumps(meta)) if meta else {},  # as a read would give it back
+            )
+        return IngestResult(msg, conv, customer, False, how, journal_id)
 
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
