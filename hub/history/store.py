@@ -72,6 +72,11 @@ def resolve_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tup
         if name:
             tx.exec("UPDATE customers SET name = ?, updated_at = ? WHERE id = ? AND name = ''", (name, now, found))
         return found, False
+    return _create_customer(tx, ident, name, now)
+
+
+def _create_customer(tx: Tx, ident: Identity, name: str | None, now: str) -> tuple[int, bool]:
+    """A new customer owning IDENT, or the one another process created with it first. Returns (id, created)."""
     row = tx.one(
         "INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id", (name or "", now, now)
     )
@@ -109,7 +114,7 @@ def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -
         ):
             found.name = name
         return found, False
-    customer_id, created = resolve_identity(tx, ident, name, now)
+    customer_id, created = _create_customer(tx, ident, name, now)
     if created:
         return Customer(customer_id, name or "", now, [ident], None), True
     return customer(tx, customer_id), False  # another process created them between our look-up and insert
