@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +42,15 @@ class IngestResult:
     #: on a conversation that stays as it was)
     conversation_how: str
     journal_id: int
+    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message, its conversation and customer as the API answers and the message.created event carry them;
+        built once for both (read-only from then on)."""
+        if self._json is None:
+            self._json = {"message": self.message.to_json(), "conversation": self.conversation.to_json(),
+                          "customer": self.customer.to_json()}
+        return self._json
 
 
 class IngestFailed(Exception):
@@ -339,20 +348,10 @@ class Ingest:
         return await self._finish(inbound, outcome)
 
     async def _publish(self, r: IngestResult) -> None:
+        data = r.to_json()
         if r.conversation_how in ("opened", "reopened"):
-            await self.bus.publish(
-                Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})
-            )
-        await self.bus.publish(
-            Event(
-                "message.created",
-                {
-                    "message": r.message.to_json(),
-                    "conversation": r.conversation.to_json(),
-                    "customer": r.customer.to_json(),
-                },
-            )
-        )
+            await self.bus.publish(Event(f"conversation.{r.conversation_how}", {"conversation": data["conversation"]}))
+        await self.bus.publish(Event("message.created", dict(data)))
 
     # -- recovery and replay -----------------------------------------------------------------------------------
 
