@@ -19,10 +19,10 @@ from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.history.identities import normalize
-from hub.html_safety import sanitize
+from hub.html_safety import sanitized
 from hub.journal import write as _journal
 from hub.metrics import Metrics
-from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
+from hub.model import Attachment, Conversation, Customer, Inbound, Message, format_time, utcnow
 from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
@@ -56,8 +56,10 @@ class IngestFailed(Exception):
         self.reason = reason
 
 
-def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
-    msg = store.message(tx, message_id)
+def _load(tx: Tx, journal_id: int, message_id: int | Message, duplicate: bool, how: str) -> IngestResult:
+    """The result, read from the store; MESSAGE_ID is the message itself when it was just written (built from what
+    was written, not read back)."""
+    msg = store.message(tx, message_id) if isinstance(message_id, int) else message_id
     conv = store.conversation(tx, msg.conversation_id)
     cust = store.customer(tx, msg.customer_id)
     return IngestResult(msg, conv, cust, duplicate, how, journal_id)
@@ -193,7 +195,7 @@ class Ingest:
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                message_id, how = self._store(tx, journal_id, inbound, queue, reused)
+                message, how = self._store(tx, journal_id, inbound, queue, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -202,15 +204,16 @@ class Ingest:
                 log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
             else:
                 tx.exec("RELEASE SAVEPOINT hub_ingest")
-                return _load(tx, journal_id, message_id, duplicate=False, how=how)
+                return _load(tx, journal_id, message, duplicate=False, how=how)
         tx.exec(
             "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
             (reason, journal_id),
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[int, str]:
-        """Identity -> conversation -> message -> attachments; marks the journal row done."""
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[Message, str]:
+        """Identity -> conversation -> message -> attachments; marks the journal row done. Returns the message as
+        written."""
         now = format_time(utcnow())
         customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
@@ -236,9 +239,13 @@ class Ingest:
         mail = meta.get("email")
         if isinstance(mail, dict) and isinstance(mail.get("full_html"), str):
             # The full original an email keeps beside its trimmed body reaches browsers too: same rule.
-            meta["email"] = {**mail, "full_html": sanitize(mail["full_html"], allow_remote_images=True).html}
+            meta["email"] = {**mail, "full_html": sanitized(mail["full_html"], allow_remote_images=True)}
         if inbound.business_line:
             meta["business_line"] = inbound.business_line
+        # Whatever the adapter did, no customer HTML is stored that could run in a browser (what the adapter
+        # sanitized already, outside this transaction, is not done twice). Remote images are the adapter's call
+        # (email blocks them by default), so they are kept here.
+        html = sanitized(inbound.html, allow_remote_images=True) if inbound.html else None
         message_id = store.insert_message(
             tx,
             conversation_id=conv.id,
@@ -247,9 +254,7 @@ class Ingest:
             direction="in",
             kind=inbound.kind,
             text=inbound.text,
-            # Whatever the adapter did, no customer HTML is stored that could run in a browser. Remote images are
-            # the adapter's call (email blocks them by default), so they are kept here.
-            html=sanitize(inbound.html, allow_remote_images=True).html if inbound.html else None,
+            html=html,
             status="received",
             external_id=inbound.external_id,
             identity=str(inbound.identity),
@@ -257,28 +262,38 @@ class Ingest:
             now=now,
             created_at=inbound.occurred_at,
         )
+        message = Message(
+            id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel, direction="in",
+            kind=inbound.kind, text=inbound.text, html=html, status="received", status_reason=None,
+            external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
+            created_at=inbound.occurred_at or now, updated_at=now, meta=meta,
+        )
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
         for a in inbound.attachments:
+            data, status, why = a.data, "stored", None
             if a.data is not None and len(a.data) > max_bytes:
                 why = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", why)
-            elif a.data is not None:
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
-            else:
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+                data, status = None, "failed"
+            elif a.data is None:
+                status = "pending"
+            aid = store.insert_attachment(tx, message_id, a.filename, a.content_type, data, a.url, status, why)
+            message.attachments.append(Attachment(aid, message_id, a.filename, a.content_type,
+                                                  len(data) if data else 0, status, a.url, why))
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
                          automatic=bool(meta.get("automatic")))
-        if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
-            apply_waiting(tx, inbound.channel, inbound.external_id, now)
+        # e.g. a call's status that came in while the call itself waited for a replay: it changes the message,
+        # which is then read back as it now is
+        if inbound.external_id and apply_waiting(tx, inbound.channel, inbound.external_id, now):
+            message = store.message(tx, message_id)
         tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),
         )
-        return message_id, how
+        return message, how
 
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
