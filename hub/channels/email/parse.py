@@ -593,7 +593,13 @@ def _walk(part: Message, body: _Body) -> None:
         body.attachments.append(AttachmentIn(name, "message/rfc822", data))
         return
     decoded = part.get_payload(decode=True)
-    data = decoded if isinstance(decoded, bytes) else _clean(str(part.get_payload())).encode()
+    payload = part.get_payload()
+    if isinstance(decoded, bytes):
+        data = decoded
+    elif isinstance(payload, list):  # header blocks (a delivery status, a read receipt's disposition): as sent
+        data = b"\n".join(p.as_bytes() for p in payload if isinstance(p, Message))
+    else:
+        data = _clean(str(payload)).encode()
     name = _filename(part, n)
     body.attachments.append(AttachmentIn(name, ctype, data))
     cid = message_ids(_header(part, "Content-ID"))
