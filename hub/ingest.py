@@ -8,12 +8,14 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from hub import event_log
 from hub.config import Settings
+from hub.csat import answers as csat_answers
+from hub.csat import surveys as csat_surveys
 from hub.events import Event, EventBus
 from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
@@ -22,7 +24,7 @@ from hub.history.identities import normalize
 from hub.html_safety import sanitized
 from hub.journal import write as _journal
 from hub.metrics import Metrics
-from hub.model import Attachment, Conversation, Customer, Inbound, Message, format_time, utcnow
+from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
 from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
@@ -45,6 +47,15 @@ class IngestResult:
     #: on a conversation that stays as it was)
     conversation_how: str
     journal_id: int
+    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message, its conversation and customer as the API answers and the message.created event carry them;
+        built once for both (read-only from then on)."""
+        if self._json is None:
+            self._json = {"message": self.message.to_json(), "conversation": self.conversation.to_json(),
+                          "customer": self.customer.to_json()}
+        return self._json
 
 
 class IngestFailed(Exception):
@@ -56,10 +67,8 @@ class IngestFailed(Exception):
         self.reason = reason
 
 
-def _load(tx: Tx, journal_id: int, message_id: int | Message, duplicate: bool, how: str) -> IngestResult:
-    """The result, read from the store; MESSAGE_ID is the message itself when it was just written (built from what
-    was written, not read back)."""
-    msg = store.message(tx, message_id) if isinstance(message_id, int) else message_id
+def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
+    msg = store.message(tx, message_id)
     conv = store.conversation(tx, msg.conversation_id)
     cust = store.customer(tx, msg.customer_id)
     return IngestResult(msg, conv, cust, duplicate, how, journal_id)
@@ -195,7 +204,7 @@ class Ingest:
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                message, how = self._store(tx, journal_id, inbound, queue, reused)
+                stored = self._store(tx, journal_id, inbound, queue, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -204,35 +213,47 @@ class Ingest:
                 log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
             else:
                 tx.exec("RELEASE SAVEPOINT hub_ingest")
-                return _load(tx, journal_id, message, duplicate=False, how=how)
+                return stored
         tx.exec(
             "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
             (reason, journal_id),
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[Message, str]:
-        """Identity -> conversation -> message -> attachments; marks the journal row done. Returns the message as
-        written."""
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> IngestResult:
+        """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
+        what the statements wrote and returned, not read back (the hot path: every statement counts)."""
         now = format_time(utcnow())
-        customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
+        customer, _created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
+        customer_id = customer.id
+        # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
+        touched = True
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
-        if inbound.thread_conversation_id is not None:
+        # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
+        answer = None if inbound.meta.get("automatic") else csat_surveys.answer_for(tx, customer_id, inbound, now)
+        if answer is None and inbound.thread_conversation_id is not None:
             threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
-        if threaded is not None:
+        if answer is not None:
+            conv, how = store.conversation(tx, answer[0].conversation_id), "recorded"
+            conv, touched = replace(conv, updated_at=now), False  # insert_message touches it below
+        elif threaded is not None:
             conv, how = threaded, "joined"
         elif inbound.meta.get("automatic"):
             # Machine-written (an out-of-office): on the timeline, but it never opens or reopens work.
             conv, how = store.record_without_routing(
                 tx, customer_id, inbound.channel, queue, inbound.business_line, now
             )
+            conv, touched = replace(conv, updated_at=now), False  # insert_message touches it below
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
+        meta.pop(csat_surveys.ANSWER_META, None)
+        if answer is not None:
+            meta["csat"] = csat_answers.meta_for(*answer, now)
         if reused:
             # Another event with other content holds this provider id (some mailers send one fixed Message-ID).
             meta["reused_external_id"] = True
@@ -261,39 +282,46 @@ class Ingest:
             meta=meta,
             now=now,
             created_at=inbound.occurred_at,
-        )
-        message = Message(
-            id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel, direction="in",
-            kind=inbound.kind, text=inbound.text, html=html, status="received", status_reason=None,
-            external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
-            created_at=inbound.occurred_at or now, updated_at=now, meta=meta,
+            touch_conversation=not touched,
         )
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
+        if answer is not None:
+            csat_answers.record(tx, *answer, message_id, now, self.settings.csat.low_score)
+        elif how in ("opened", "reopened"):
+            csat_surveys.close_open(tx, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
         for a in inbound.attachments:
-            data, status, why = a.data, "stored", None
             if a.data is not None and len(a.data) > max_bytes:
                 why = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
-                data, status = None, "failed"
-            elif a.data is None:
-                status = "pending"
-            aid = store.insert_attachment(tx, message_id, a.filename, a.content_type, data, a.url, status, why)
-            message.attachments.append(Attachment(aid, message_id, a.filename, a.content_type,
-                                                  len(data) if data else 0, status, a.url, why))
+                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", why)
+            elif a.data is not None:
+                store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
+            else:
+                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
+        # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
-                         automatic=bool(meta.get("automatic")))
-        # e.g. a call's status that came in while the call itself waited for a replay: it changes the message,
-        # which is then read back as it now is
-        if inbound.external_id and apply_waiting(tx, inbound.channel, inbound.external_id, now):
-            message = store.message(tx, message_id)
+                         automatic=bool(meta.get("automatic")) or answer is not None)
+        amended = 0
+        if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
+            amended = apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),
         )
-        return message, how
+        if amended or inbound.attachments:
+            msg = store.message(tx, message_id)  # changed by a waiting fact, or with its attachments' rows
+        else:
+            msg = Message(
+                id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel,
+                direction="in", kind=inbound.kind, text=inbound.text, html=html, status="received",
+                status_reason=None, external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
+                created_at=inbound.occurred_at or now, updated_at=now,
+                meta=json.loads(json.dumps(meta)) if meta else {},  # as a read would give it back
+            )
+        return IngestResult(msg, conv, customer, False, how, journal_id)
 
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
@@ -349,20 +377,17 @@ class Ingest:
         return await self._finish(inbound, await self.db.write(run))
 
     async def _publish(self, r: IngestResult) -> None:
+        data = r.to_json()
+        answer = r.message.meta.get("csat")
+        if isinstance(answer, dict) and not answer.get("ignored"):
+            # For the live wall and consoles; rules and webhooks get csat.received from the event log.
+            score = int(answer["score"])
+            await self.bus.publish(Event("csat.received", {
+                "conversation_id": r.conversation.id, "conversation": data["conversation"], "score": score,
+                "low": score <= self.settings.csat.low_score, "message_id": r.message.id}))
         if r.conversation_how in ("opened", "reopened"):
-            await self.bus.publish(
-                Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})
-            )
-        await self.bus.publish(
-            Event(
-                "message.created",
-                {
-                    "message": r.message.to_json(),
-                    "conversation": r.conversation.to_json(),
-                    "customer": r.customer.to_json(),
-                },
-            )
-        )
+            await self.bus.publish(Event(f"conversation.{r.conversation_how}", {"conversation": data["conversation"]}))
+        await self.bus.publish(Event("message.created", dict(data)))
 
     # -- recovery and replay -----------------------------------------------------------------------------------
 
