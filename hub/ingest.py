@@ -21,7 +21,7 @@ from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.history.identities import normalize
-from hub.html_safety import sanitize
+from hub.html_safety import sanitized
 from hub.journal import write as _journal
 from hub.metrics import Metrics
 from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
@@ -260,10 +260,13 @@ class Ingest:
         mail = meta.get("email")
         if isinstance(mail, dict) and isinstance(mail.get("full_html"), str):
             # The full original an email keeps beside its trimmed body reaches browsers too: same rule.
-            meta["email"] = {**mail, "full_html": sanitize(mail["full_html"], allow_remote_images=True).html}
+            meta["email"] = {**mail, "full_html": sanitized(mail["full_html"], allow_remote_images=True)}
         if inbound.business_line:
             meta["business_line"] = inbound.business_line
-        html = sanitize(inbound.html, allow_remote_images=True).html if inbound.html else None
+        # Whatever the adapter did, no customer HTML is stored that could run in a browser (what the adapter
+        # sanitized already, outside this transaction, is not done twice). Remote images are the adapter's call
+        # (email blocks them by default), so they are kept here.
+        html = sanitized(inbound.html, allow_remote_images=True) if inbound.html else None
         message_id = store.insert_message(
             tx,
             conversation_id=conv.id,
@@ -272,8 +275,6 @@ class Ingest:
             direction="in",
             kind=inbound.kind,
             text=inbound.text,
-            # Whatever the adapter did, no customer HTML is stored that could run in a browser. Remote images are
-            # the adapter's call (email blocks them by default), so they are kept here.
             html=html,
             status="received",
             external_id=inbound.external_id,
