@@ -56,7 +56,7 @@ def targets(
 def _inbound(r: InboundResult, database: str) -> list[str]:
     base = r.bare
     floor = r.total("durable") if "durable" in r.rounds[0] else None
-    head = (f"  {'':<40}{'req/s':>9}{'x bare':>8}{'x floor':>8}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>8}"
+    head = (f"  {'':<44}{'req/s':>9}{'x bare':>8}{'x floor':>8}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>8}"
             f"{'CPU ms/req':>11}{'x floor':>8}{'non-2xx':>9}{'errors':>8}")
 
     def row(name: str, x: LoadResult) -> str:
@@ -64,7 +64,7 @@ def _inbound(r: InboundResult, database: str) -> list[str]:
         vs_floor = f"{x.rps / floor.rps:>8.3f}" if floor and floor.rps else f"{'-':>8}"
         p99_floor = _x(x.p99_ms, floor.p99_ms) if floor else "-"
         cpu_floor = _x(x.cpu_ms_per_response, floor.cpu_ms_per_response) if floor else "-"
-        return (f"  {name:<40}{x.rps:>9,.0f}{ratio:>8.3f}{vs_floor}{x.p50_ms:>9.2f}{x.p99_ms:>9.2f}{p99_floor:>8}"
+        return (f"  {name:<44}{x.rps:>9,.0f}{ratio:>8.3f}{vs_floor}{x.p50_ms:>9.2f}{x.p99_ms:>9.2f}{p99_floor:>8}"
                 f"{x.cpu_ms_per_response:>11.3f}{cpu_floor:>8}{x.non_2xx:>9,}{x.socket_errors:>8,}")
 
     engine = "PostgreSQL" if database.startswith("postgres") else "SQLite"

@@ -170,10 +170,12 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert results["inbound"]["check"]["ok"] is True
     assert all(results["inbound"][t]["ok"] > 0 for t in ("bare", "durable", "hub"))
     assert results["inbound"]["hub"]["server_cpu"] > 0 and results["inbound"]["rss_mb"]["hub idle"] > 0
-    # Every message posted reached the agent's socket, from both sources.
-    assert [(r["sent"], r["arrived"]) for r in results["latency"]] == [(r["sent"], r["sent"])
-                                                                       for r in results["latency"]]
-    assert len(results["latency"]) == 2 and all(r["sent"] > 0 for r in results["latency"])
+    # Every message posted reached the agent's socket, from both sources, unless the socket said it dropped some
+    # (the bus drops a slow subscriber's oldest events and says "lagged": a busy machine can do that).
+    assert len(results["latency"]) == 2
+    for r in results["latency"]:
+        assert r["sent"] > 0 and r["acked"] == r["sent"] and 0 < r["arrived"] <= r["sent"], r
+        assert r["arrived"] == r["sent"] or r["lagged"] > 0, r
     assert set(results["timeline"]["http"]) == {"first page", "deep pages (cursor)", "newest first",
                                                 "newest first, deep"}
     assert set(results["targets"]) == {
