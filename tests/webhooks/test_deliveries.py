@@ -190,3 +190,11 @@ async def test_a_rule_sends_an_event_to_a_subscription(api: Api, receiver: tuple
     await eventually(lambda: _pending(api, sub["id"], 0), what="nothing more pending")
     assert [(e["type"], e["data"]["message"]["text"]) for _, e in r.accepted] == [
         ("message.received", "not urgent at all... well, URGENT")]
+
+
+async def test_patching_events_to_null_changes_nothing_and_is_no_500(api: Api, receiver: tuple[Receiver, str]) -> None:
+    """Found by the API fuzz test: `{"events": null}` reached the event-type check and raised (a 500)."""
+    r, url = receiver
+    sub = await subscribe(api, r, url, ["conversation.resolved"])
+    same = await api.call("PATCH", "/api/v1/webhooks/{id}", f"/api/v1/webhooks/{sub['id']}", {"events": None})
+    assert same["events"] == ["conversation.resolved"]
