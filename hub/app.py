@@ -14,7 +14,18 @@ from aiohttp import web
 from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, attention_routes, canned_routes, openapi, ownership, search_routes, wall_routes
+from hub.api import (
+    accounts,
+    attention_routes,
+    canned_routes,
+    macro_routes,
+    mention_routes,
+    openapi,
+    ownership,
+    profile_routes,
+    search_routes,
+    wall_routes,
+)
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
@@ -273,6 +284,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(ownership.routes())
     app.router.add_routes(wall_routes.routes())
     app.router.add_routes(canned_routes.routes())
+    app.router.add_routes(profile_routes.routes())
+    app.router.add_routes(mention_routes.routes())
+    app.router.add_routes(macro_routes.routes())
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())

@@ -31,6 +31,9 @@ log = logging.getLogger("hub.ingest")
 
 QueueChooser = Callable[[Inbound], str]
 StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
+#: a write of the caller's that must commit with the event's processing, in the same transaction (an operator's
+#: action on a flagged event is recorded with its outcome, or not at all: see hub.attention)
+AlsoInTx = Callable[[Tx, "IngestResult | IngestFailed"], None]
 
 
 @dataclass
@@ -307,13 +310,14 @@ class Ingest:
                                   outcome.message.id)
         return outcome
 
-    async def process_event(self, journal_id: int, inbound: Inbound) -> IngestResult:
-        """Process one journaled inbound event again (an operator's replay)."""
-        return await self._process(journal_id, inbound)
+    async def process_event(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
+        """Process one journaled inbound event again (an operator's replay); ALSO runs in its transaction."""
+        return await self._process(journal_id, inbound, also)
 
-    async def ingest_journaled(self, journal_id: int, inbound: Inbound) -> IngestResult:
+    async def ingest_journaled(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
         """Store INBOUND as the event journaled as JOURNAL_ID (one that was rejected, read again after a fix, or
-        attached to a customer by an operator): its payload becomes INBOUND, so recovery and replay see it too."""
+        attached to a customer by an operator): its payload becomes INBOUND, so recovery and replay see it too.
+        ALSO runs in the same transaction, after the processing."""
         inbound = self.normalized(inbound)
         payload_inbound = json.dumps(inbound.to_json(), default=str)
         queue, queue_error = self._queue(inbound)
@@ -324,15 +328,24 @@ class Ingest:
             body = json.loads(row["payload"])
             body["inbound"] = json.loads(payload_inbound)
             tx.exec("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(body, default=str), journal_id))
-            return self._apply(tx, journal_id, inbound, queue, queue_error)
+            outcome = self._apply(tx, journal_id, inbound, queue, queue_error)
+            if also is not None:
+                also(tx, outcome)
+            return outcome
 
         return await self._finish(inbound, await self.db.write(run))
 
-    async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
+    async def _process(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
         """Process an already journaled event (recovery and replay)."""
         queue, queue_error = self._queue(inbound)
-        outcome = await self.db.write(lambda tx: self._apply(tx, journal_id, inbound, queue, queue_error))
-        return await self._finish(inbound, outcome)
+
+        def run(tx: Tx) -> IngestResult | IngestFailed:
+            outcome = self._apply(tx, journal_id, inbound, queue, queue_error)
+            if also is not None:
+                also(tx, outcome)
+            return outcome
+
+        return await self._finish(inbound, await self.db.write(run))
 
     async def _publish(self, r: IngestResult) -> None:
         answer = r.message.meta.get("csat")

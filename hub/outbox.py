@@ -126,17 +126,23 @@ class Outbox:
         note: bool = False,
         attachments: Sequence[AttachmentIn] = (),
         reply_all: bool = False,
+        also: Callable[[Tx, int], None] | None = None,
     ) -> Message:
         """Write an agent's reply (or internal note) durably, with its files; sending happens in the background.
-        REPLY_ALL (email) also addresses everyone else the customer's email went to."""
+        REPLY_ALL (email) also addresses everyone else the customer's email went to. ALSO writes what belongs with
+        the message (a note's @mentions) in the same transaction, given its id."""
         if not text.strip() and not attachments:
             raise ReplyError("text is empty")
         self._check_files(attachments)
 
-        message_id = await self.db.write(
-            lambda tx: self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
-                                        meta={"reply_all": True} if reply_all and not note else None)
-        )
+        def write(tx: Tx) -> int:
+            written = self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
+                                       meta={"reply_all": True} if reply_all and not note else None)
+            if also is not None:
+                also(tx, written)
+            return written
+
+        message_id = await self.db.write(write)
         msg = await self.db.read(lambda tx: store.message(tx, message_id))
         self._wake.set()
         await self.bus.publish(Event("message.created", {"message": msg.to_json()}))

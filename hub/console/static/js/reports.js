@@ -136,8 +136,8 @@ function breakdown(data) {
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
 }
 
-function select(id, value, options, onchange) {
-  return h("select", { id, onchange: (e) => onchange(e.target.value) },
+function select(id, value, options, onchange, label) {
+  return h("select", { id, "aria-label": label, onchange: (e) => onchange(e.target.value) },
     options.map(([v, t]) => h("option", { value: v, selected: v === value ? "selected" : null }, t)));
 }
 
@@ -174,10 +174,10 @@ export async function showReports(main, side, quiet = false) {
       h("div", {}, h("h1", {}, "Reports"), h("p", { class: "muted" },
         admin ? "Every queue, channel and agent, in your time zone" : "Your own figures, in your time zone")),
       h("div", { class: "report-controls" },
-        select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }),
+        select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }, "Period"),
         select("report-group", view.group, [["hour", "By hour"], ["day", "By day"], ["week", "By week"], ["month", "By month"]],
-          (v) => { view.group = v; rerender(); }),
-        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }) : null,
+          (v) => { view.group = v; rerender(); }, "Group by"),
+        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }, "Show") : null,
         csvLink("/api/v1/reports/summary", p))),
     h("section", { class: "report-cards" }, CARDS.map(([k, title, unit]) => h("div", { class: "kpi-card", "data-figure": k },
       h("span", { class: "muted" }, title), h("strong", {}, show(summary.figures[k], unit)),
@@ -186,7 +186,7 @@ export async function showReports(main, side, quiet = false) {
     h("section", { class: "panel" },
       h("header", { class: "panel-head" }, h("h2", {}, "Breakdown"),
         admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"]],
-          (v) => { view.by = v; view.filter = ""; rerender(); }) : null,
+          (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
     heatmap(heat.cells)));
