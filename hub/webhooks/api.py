@@ -20,7 +20,7 @@ STATUSES = ("pending", "delivered", "failed")
 
 
 def _events(v: list[str] | None) -> list[str] | None:
-    if v is None:  # a PATCH without events (or with null) keeps them
+    if v is None:  # a change that leaves the event types as they are
         return v
     unknown = sorted(set(v) - {*TYPES, "*"})
     if unknown:

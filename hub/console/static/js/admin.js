@@ -4,6 +4,8 @@ import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { automationScreen } from "./automation.js";
+import { showAttributesAdmin } from "./profile.js";
+import { macrosScreen } from "./macros.js";
 
 let section = "agents";
 
@@ -12,6 +14,8 @@ const SECTIONS = [
   ["tokens", "API tokens", "keyboard"],
   ["routing", "Queues & routing", "transfer"],
   ["automation", "Automation", "event"],
+  ["attributes", "Customer attributes", "note"],
+  ["macros", "Macros", "checks"],
 ];
 
 export function showAdmin(main, side, which) {
@@ -29,7 +33,8 @@ export function showAdmin(main, side, which) {
           icon(ic), label)))),
     health, body));
   showHealth(health);
-  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen }[section];
+  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen,
+    attributes: showAttributesAdmin, macros: macrosScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });
