@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Hub, run_hub, sign_in
+from tests.e2e.conftest import SHOTS, Hub, run_hub, sign_in
 
 AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text()
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -87,11 +87,13 @@ def customer_side(page: Any) -> None:
     screens.assert_clean()
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("email", ["alex@example.com", "admin@example.com"])
-def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
+def test_every_console_screen(hub: Hub, new_page: Any, email: str, scheme: str) -> None:
     conv = _seed(hub)
     screens = Screens()
     page = new_page()
+    page.emulate_media(color_scheme=scheme)  # the system's choice, which the console follows
     sign_in(page, email)
     screens.check(page, "inbox")
     if email == "alex@example.com":
@@ -100,6 +102,8 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
     page.wait_for_selector(".tl-msg.out >> text=Let me look")
     page.wait_for_selector("#customer-details #attr-plan")
     screens.check(page, "conversation")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"console-{scheme}-{email.split('@')[0]}.png"))
     page.click("#macro-btn")
     page.wait_for_selector('#macro-menu [data-macro="Close"]')
     screens.check(page, "conversation: macro menu")
@@ -134,3 +138,26 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
         page.wait_for_selector("#admin-body .loading", state="detached")
         screens.check(page, f"admin {section}")
     screens.assert_clean()
+
+
+def test_the_theme_follows_the_system_until_the_agent_chooses(hub: Hub, new_page: Any) -> None:
+    page = new_page()
+    page.emulate_media(color_scheme="dark")
+    sign_in(page, "alex@example.com")
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    theme = "() => document.documentElement.dataset.theme || 'system'"
+    dark = page.evaluate(background)
+    assert page.evaluate(theme) == "system" and dark == "rgb(15, 17, 22)"
+    page.click("#theme-btn")  # system -> light
+    assert page.evaluate(theme) == "light" and page.evaluate(background) == "rgb(245, 246, 248)"
+    assert page.get_attribute("#theme-btn", "aria-label") == "Theme: light"
+    page.reload()  # the choice is kept in this browser
+    page.wait_for_selector("#live-status.s-live")
+    assert page.evaluate(theme) == "light" and page.evaluate(background) == "rgb(245, 246, 248)"
+    page.click("#theme-btn")  # light -> dark
+    assert page.evaluate(theme) == "dark" and page.evaluate(background) == dark
+    page.emulate_media(color_scheme="light")  # a choice wins over the system's
+    assert page.evaluate(background) == dark
+    page.click("#theme-btn")  # dark -> system, which is now light
+    assert page.evaluate(theme) == "system" and page.evaluate(background) == "rgb(245, 246, 248)"
+    assert page.errors == []

@@ -9,6 +9,7 @@ import { showAdmin } from "./admin.js";
 import { showReports } from "./reports.js";
 import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
 import { showMentions, onMention, onUnreadChange, refreshMentionCount } from "./mentions.js";
+import { applyTheme, themeButton } from "./theme.js";
 
 const app = document.getElementById("app");
 let els = {};
@@ -111,6 +112,7 @@ function start(who) {
         els.status, els.presence,
         h("div", { class: "me", title: `${state.me.email} · ${state.me.role}` },
           h("span", { class: "avatar small" }, initials(state.me.name)), h("span", { class: "me-name" }, state.me.name)),
+        themeButton(),
         h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
     h("div", { class: "body" }, h("div", { class: "left" }, els.offers, els.list), els.main, els.side,
       h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
@@ -727,6 +729,7 @@ whenSignedOut(() => {
   }
 });
 
+applyTheme(); // before anything is drawn, so a dark console never flashes light
 (async () => {
   try {
     start(await api.get("/console/session"));

@@ -245,5 +245,15 @@ export function renderMessage(msg, ctx) {
       h("span", { class: "who" }, who),
       h("span", { class: "via", title: msg.identity || "" }, `${shownLabel}${via ? " · " + via : ""}`),
       h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)),
-      statusTick(msg)));
+      statusTick(msg), csatMark(msg)));
+}
+
+// A satisfaction survey (sent) or its answer (received): the score at a glance; an answer that did not count says why.
+function csatMark(msg) {
+  const c = meta(msg, "csat");
+  if (!c) return null;
+  if (c.question) return h("span", { class: "csat-mark", title: "Satisfaction survey" }, "survey");
+  const low = c.score <= 2 ? " csat-low" : "";
+  return h("span", { class: `csat-mark${low}${c.ignored ? " csat-ignored" : ""}`,
+    title: c.ignored ? `Not counted: ${c.ignored}` : "Satisfaction score" }, `★ ${c.score}/5`);
 }
