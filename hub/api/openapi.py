@@ -22,6 +22,7 @@ from hub.api.schemas import (
     MacroApplyBody,
     MacroBody,
     MacroPatchBody,
+    MentionsReadBody,
     MergeBody,
     PresenceBody,
     ReplyBody,
@@ -769,8 +770,8 @@ PATHS.update({
 
 # Customer profiles and custom attributes, @mentions, macros (hub/api/profile_routes.py, mention_routes.py,
 # macro_routes.py).
-PROFILE_MODELS = (CustomerPatchBody, AttributeDefinitionBody, AttributeDefinitionPatchBody, MacroBody, MacroPatchBody,
-          MacroApplyBody)
+PROFILE_MODELS = (CustomerPatchBody, AttributeDefinitionBody, AttributeDefinitionPatchBody, MentionsReadBody, MacroBody,
+                  MacroPatchBody, MacroApplyBody)
 
 _ADMIN = {"403": _json(_ref("Error"), "Not an admin")}
 _CONFLICT = {"409": _json(_ref("Error"), "Conflicts with what exists; the message says what")}
@@ -841,7 +842,8 @@ def _profile_paths() -> dict[str, Any]:
         },
         "/api/v1/mentions/read": {
             "post": {
-                "summary": "Mark all your mentions read",
+                "summary": "Mark your mentions read: all of them, or those in one conversation",
+                "requestBody": _body(MentionsReadBody, required=False),
                 "responses": {"200": _json({"type": "object", "required": ["unread"], "properties": {
                     "unread": {"type": "integer"}}}), **_WRITE_ERRORS},
             },
