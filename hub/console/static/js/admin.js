@@ -504,8 +504,10 @@ function channelPicker(r, i, touched) {
   const chosen = new Set([].concat(r.channel || r.channels || []));
   const summary = () => (chosen.size ? RULE_CHANNELS.filter(([c]) => chosen.has(c)).map(([, l]) => l).join(", ") : "Any channel");
   const label = h("span", {}, summary());
+  // Its name says which rule, and includes what it shows (so speech input can say what is seen).
+  const named = (el) => { el.setAttribute("aria-label", `Channels of rule ${i + 1}: ${summary()}`); return el; };
   return h("details", { class: "rule-channel", style: "position:relative" },
-    h("summary", { class: "btn btn-small" }, h("span", { class: "sr-only" }, `Channels of rule ${i + 1}: `), label),
+    named(h("summary", { class: "btn btn-small" }, label)),
     h("fieldset", { style: "position:absolute;z-index:5;background:var(--panel, #fff);border:1px solid var(--line, #ddd);"
       + "border-radius:8px;padding:8px 12px;display:grid;gap:4px;min-width:12em" },
     h("legend", { class: "muted" }, "Only for"),
@@ -515,6 +517,7 @@ function channelPicker(r, i, touched) {
         delete r.channels;
         if (chosen.size) r.channel = [...chosen]; else delete r.channel;
         label.textContent = summary();
+        named(label.parentElement);
         touched();
       } }), l))));
 }

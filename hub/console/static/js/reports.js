@@ -4,6 +4,7 @@
 import { h, icon, clear, duration, channelLabel } from "./dom.js";
 import { api } from "./api.js";
 import { state } from "./state.js";
+import { staffingPanel } from "./staffing.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["365", "Last 12 months"]];
@@ -189,7 +190,8 @@ export async function showReports(main, side, quiet = false) {
           (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
-    heatmap(heat.cells)));
+    heatmap(heat.cells),
+    admin ? staffingPanel(view.filter) : null));
   // Figures move as work happens: refresh while the page is open (not while a menu is in use).
   refresher = setTimeout(() => {
     if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {
