@@ -6,7 +6,7 @@ import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./sta
 import { attachPicker, manage as manageCanned } from "./canned.js";
 import { customerCard, detailsCard } from "./profile.js";
 import { macroButton } from "./macros.js";
-import { attachMentionPicker } from "./mentions.js";
+import { attachMentionPicker, readMentionsIn } from "./mentions.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
 
@@ -55,6 +55,7 @@ export async function openConversation(id, main, side, focusMessage = null) {
   view.conv = conv;
   view.customer = conv.customer;
   state.unread.delete(conv.id);
+  readMentionsIn(conv.id);
   renderShell(main, side);
   await Promise.all([loadTimeline(false), loadCustomer()]);
   if (focusMessage) await showMessage(focusMessage);

@@ -33,6 +33,14 @@ export function onMention(data) {
   if (location.hash === "#/mentions") showMentions(document.getElementById("main"), document.getElementById("side"));
 }
 
+// Opening a conversation reads the mentions in it (asked only while some are unread).
+export async function readMentionsIn(conversationId) {
+  if (!unread) return;
+  try {
+    setUnread((await api.post("/api/v1/mentions/read", { conversation_id: conversationId })).unread);
+  } catch { /* the list still has them */ }
+}
+
 async function openMention(m) {
   if (!m.read_at) {
     try {
