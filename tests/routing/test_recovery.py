@@ -446,3 +446,32 @@ async def test_first_response_deadlines_come_back_from_the_store(restart_with: C
     await eventually(both_on_the_wall, within=5, what="both breaches on the wall")
     await asyncio.sleep(0.5)
     assert await on_the_wall() == 2, "a breach counted twice on the wall"
+
+
+async def test_a_decision_the_store_missed_is_counted_once_repaired(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen: an accept cut after routing's write was brought into the store by the reconciler, but not into the
+    store's record of decisions: the wall's answered count missed it, and a rebuild took it off the queue's."""
+    from hub.history import decisions
+
+    env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix) | {"HUB_ROUTING__RECONCILE_SECONDS": "1000"}
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    _, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    conv = await open_chat(client, admin, 1)
+    monkeypatch.setenv("HUB_FAIL_POINTS", "accept.after_state:raise")
+    await post(client, f"/api/v1/conversations/{conv}/accept", ann_h, expect=500)
+    monkeypatch.delenv("HUB_FAIL_POINTS")
+
+    async def repaired() -> bool:
+        await client.app[ROUTER].reconciler.run()
+        return not await consistent(client)
+
+    await eventually(repaired, within=15, what="the accept brought into the store")
+    counted = await client.app[DB].read(decisions.counters)
+    assert (counted["support"].get("answered"), counted["support"].get("accepted")) == (1, 1), counted
+    live = await queue_row(client, admin)
+    assert (live["answered"], live["offers_accepted"]) == (1, 1), live
