@@ -14,7 +14,18 @@ from aiohttp import web
 from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, attention_routes, canned_routes, openapi, ownership, search_routes, wall_routes
+from hub.api import (
+    accounts,
+    attention_routes,
+    canned_routes,
+    label_routes,
+    openapi,
+    ownership,
+    search_routes,
+    snooze_routes,
+    view_routes,
+    wall_routes,
+)
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.call_routes import routes as call_routes
@@ -39,6 +50,7 @@ from hub.console.sessions import SESSIONS, Sessions
 from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
+from hub.inbox.snooze import Waker
 from hub.ingest import Ingest
 from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
@@ -188,6 +200,7 @@ def build_app(settings: Settings) -> web.Application:
     deliverer = Deliverer(db, settings.webhooks)
     runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
     turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
+    waker = Waker(db, bus, router, settings.console.snooze_poll_seconds)
     runner.on_bot_turns = turns.wake.set
 
     app = web.Application(
@@ -251,6 +264,8 @@ def build_app(settings: Settings) -> web.Application:
                 db, lambda: RollRules.from_settings(settings.reports, settings.routing),
                 settings.reports.roll_interval_seconds)),
             _automation(settings, runner, deliverer, turns),
+            _task("hub-snooze-waker", waker.run_forever),
+            _task("hub-snooze-listener", waker.listen),
         ]
     )
 
@@ -268,6 +283,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(ownership.routes())
     app.router.add_routes(wall_routes.routes())
     app.router.add_routes(canned_routes.routes())
+    app.router.add_routes(label_routes.routes())
+    app.router.add_routes(view_routes.routes())
+    app.router.add_routes(snooze_routes.routes())
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())

@@ -108,6 +108,11 @@ async def transfer(request: web.Request) -> web.Response:
     body = await read_json(request, TransferBody)
     if (body.queue is None) == (body.agent_id is None):
         raise web.HTTPUnprocessableEntity(text="transfer to exactly one of queue or agent_id")
+    return web.json_response(await transfer_one(request, conv_id, body))
+
+
+async def transfer_one(request: web.Request, conv_id: int, body: TransferBody) -> dict[str, Any]:
+    """Move one conversation to a queue or an agent through routing: the single action and the bulk one."""
     await check_conversation(request, conv_id)
     p: Principal = request[PRINCIPAL]
     try:
@@ -127,7 +132,7 @@ async def transfer(request: web.Request) -> web.Response:
             )
 
         await request.app[DB].write(note)
-    return web.json_response(await _conversation(request, conv_id))
+    return await _conversation(request, conv_id)
 
 
 async def queues(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from hub.config import AutomationSettings
 from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Row, Tx, retryable
+from hub.inbox import labels
 from hub.model import format_time, parse_time, utcnow
 from hub.outbox import Outbox, ReplyError
 from hub.webhooks import enqueue
@@ -139,11 +140,11 @@ class Runner:
         conv = store.conversation(tx, conv_id)
         meta = {"automatic": True, "automation_rule": rule.id}
         if a.type == "add_label":
-            tx.exec("INSERT INTO conversation_labels (conversation_id, label) VALUES (?, ?) "
-                    "ON CONFLICT (conversation_id, label) DO NOTHING", (conv_id, str(a.value)))
+            labels.ensure(tx, str(a.value), now)  # a rule saved before labels had definitions
+            labels.add(tx, "conversation", conv_id, str(a.value))
             out.changed = True
         elif a.type == "remove_label":
-            tx.exec("DELETE FROM conversation_labels WHERE conversation_id = ? AND label = ?", (conv_id, str(a.value)))
+            labels.remove(tx, "conversation", conv_id, str(a.value))
             out.changed = True
         elif a.type == "set_priority":
             tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))

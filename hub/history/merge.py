@@ -7,6 +7,7 @@ from typing import Any
 
 from hub.history import store
 from hub.history.db import Tx
+from hub.inbox import labels
 from hub.model import Identity
 
 
@@ -42,6 +43,7 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
     tx.exec("UPDATE identities SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     tx.exec("UPDATE conversations SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     tx.exec("UPDATE messages SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
+    labels.move_customer(tx, survivor_id, merged_id)
     tx.exec(
         "UPDATE customers SET merged_into = ?, updated_at = ? WHERE id = ?", (survivor_id, now, merged_id)
     )

@@ -420,6 +420,11 @@ from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 
 MIGRATIONS.extend(_AUTOMATION)
 
+# The inbox's labels, snooze and saved views (80-82) keep theirs beside their code too.
+from hub.inbox.schema import MIGRATIONS as _INBOX  # noqa: E402
+
+MIGRATIONS.extend(_INBOX)
+
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
 

@@ -128,6 +128,12 @@ def conversation(tx: Tx, conversation_id: int) -> Conversation:
     return _conversation(row)
 
 
+# A customer's message on a snoozed conversation makes it due now (with its reason), in the message's own
+# transaction: the store, not a timer, wakes it (hub.inbox.snooze), in whichever process looks next.
+WAKE_ON_MESSAGE = ("snoozed_until = CASE WHEN status = 'snoozed' THEN ? ELSE snoozed_until END, "
+                   "wake_reason = CASE WHEN status = 'snoozed' THEN 'message' ELSE wake_reason END")
+
+
 def open_conversation(tx: Tx, customer_id: int) -> Conversation | None:
     row = tx.one(
         f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE customer_id = ? AND status <> 'resolved'"
@@ -156,8 +162,8 @@ def join_or_open(
     current = open_conversation(tx, customer_id)
     if current is not None:
         tx.exec(
-            "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ?",
-            (channel, now, current.id),
+            f"UPDATE conversations SET last_inbound_channel = ?, updated_at = ?, {WAKE_ON_MESSAGE} WHERE id = ?",
+            (channel, now, now, current.id),
         )
         return conversation(tx, current.id), "joined"
     if reopen_window_seconds > 0:
@@ -524,8 +530,8 @@ def join_thread(tx: Tx, conversation_id: int, channel: str, now: str) -> Convers
     if row is None or row["status"] == "resolved":
         return None
     tx.exec(
-        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ?",
-        (channel, now, conversation_id),
+        f"UPDATE conversations SET last_inbound_channel = ?, updated_at = ?, {WAKE_ON_MESSAGE} WHERE id = ?",
+        (channel, now, now, conversation_id),
     )
     return conversation(tx, conversation_id)
 

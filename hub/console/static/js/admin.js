@@ -4,6 +4,7 @@ import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { automationScreen } from "./automation.js";
+import { labelsScreen } from "./labels.js";
 
 let section = "agents";
 
@@ -12,6 +13,7 @@ const SECTIONS = [
   ["tokens", "API tokens", "keyboard"],
   ["routing", "Queues & routing", "transfer"],
   ["automation", "Automation", "event"],
+  ["labels", "Labels", "tag"],
 ];
 
 export function showAdmin(main, side, which) {
@@ -29,7 +31,8 @@ export function showAdmin(main, side, which) {
           icon(ic), label)))),
     health, body));
   showHealth(health);
-  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen }[section];
+  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen,
+    labels: labelsScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });
