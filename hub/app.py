@@ -19,8 +19,11 @@ from hub.api import (
     attention_routes,
     canned_routes,
     label_routes,
+    macro_routes,
+    mention_routes,
     openapi,
     ownership,
+    profile_routes,
     search_routes,
     snooze_routes,
     view_routes,
@@ -47,12 +50,14 @@ from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
 from hub.console.handlers import routes as console_routes
 from hub.console.sessions import SESSIONS, Sessions
+from hub.csat import page as csat_page
+from hub.csat.sender import SurveySender
 from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.inbox.snooze import Waker
 from hub.ingest import Ingest
-from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
+from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, CSAT, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
@@ -202,6 +207,7 @@ def build_app(settings: Settings) -> web.Application:
     turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
     waker = Waker(db, bus, router, settings.console.snooze_poll_seconds)
     runner.on_bot_turns = turns.wake.set
+    surveys = SurveySender(db, settings, outbox, bus)
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -216,6 +222,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     app[ROUTER] = router
     app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
+    app[CSAT] = surveys
     app[OPEN_SOCKETS] = OpenSockets()
     app.on_shutdown.append(app[OPEN_SOCKETS].close_all)
     _install_calls(app, settings, channels)
@@ -266,6 +273,7 @@ def build_app(settings: Settings) -> web.Application:
             _automation(settings, runner, deliverer, turns),
             _task("hub-snooze-waker", waker.run_forever),
             _task("hub-snooze-listener", waker.listen),
+            _task("hub-csat", surveys.run_forever),
         ]
     )
 
@@ -286,6 +294,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(label_routes.routes())
     app.router.add_routes(view_routes.routes())
     app.router.add_routes(snooze_routes.routes())
+    app.router.add_routes(profile_routes.routes())
+    app.router.add_routes(mention_routes.routes())
+    app.router.add_routes(macro_routes.routes())
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
@@ -294,6 +305,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(automation_api.routes())
     app.router.add_routes(webhooks_api.routes())
     app.router.add_routes(bots_api.routes())
+    app.router.add_routes(csat_page.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     if "webchat" in channels:

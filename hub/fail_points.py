@@ -64,3 +64,8 @@ POINTS = POINTS | {"event.before_deliveries", "webhook.after_post"}
 # held by routing: the reconciler lets go of it), `wake.after_store` (woken in the store, not yet back in routing:
 # the reconciler puts it back in its queue). `snooze.after_state` / `.after_store` are routing's own two writes.
 POINTS = POINTS | {"snooze.before_release", "snooze.after_state", "snooze.after_store", "wake.after_store"}
+# Operators' actions on flagged events (hub.attention). `attention.before_record`: an action's effect is written (the
+# event stored on a timeline through ingest, a fact applied, the event marked dismissed) and the record of who did it
+# is not yet; one transaction, so a kill there leaves neither: the event is still open, and acting on it again after
+# the restart does it once.
+POINTS = POINTS | {"attention.before_record"}

@@ -31,11 +31,12 @@ async def _conversation(request: web.Request, conv_id: int) -> dict[str, Any]:
 
 async def claim(request: web.Request) -> web.Response:
     """POST /conversations/{id}/claim: the conversation becomes the calling agent's, or 409 with the reason."""
-    return web.json_response(await claim_one(request, int(request.match_info["id"])))
+    conv_id = int(request.match_info["id"])
+    return web.json_response(await claim_conversation(request, conv_id))
 
 
-async def claim_one(request: web.Request, conv_id: int) -> dict[str, Any]:
-    """One conversation becomes the calling agent's (the single action and the bulk one), or 409 with the reason."""
+async def claim_conversation(request: web.Request, conv_id: int) -> dict[str, Any]:
+    """Assign to me, as POST .../claim and a macro's assign (to whoever applies it) do it."""
     _, agent = _agent(request)
     await check_conversation(request, conv_id)
     try:

@@ -12,10 +12,10 @@ from aiohttp import web
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.errors import BadBody, read_json
 from hub.api.label_routes import label_conversation
-from hub.api.ownership import claim_one
-from hub.api.routes import check_conversation, resolve_one
-from hub.api.routing_routes import transfer_one
-from hub.api.schemas import BulkBody, SnoozeBody, TransferBody
+from hub.api.ownership import claim_conversation
+from hub.api.routes import check_conversation, resolve_conversation
+from hub.api.routing_routes import transfer_conversation
+from hub.api.schemas import BulkBody, SnoozeBody
 from hub.history import store
 from hub.inbox import snooze as snoozing
 from hub.keys import BUS, DB, ROUTER
@@ -93,13 +93,13 @@ async def bulk(request: web.Request) -> web.Response:
     for conv_id in dict.fromkeys(body.conversation_ids):
         try:
             if body.action == "assign" and body.agent_id is not None and body.agent_id == p.agent_id:
-                await claim_one(request, conv_id)
+                await claim_conversation(request, conv_id)
             elif body.action == "assign":
-                await transfer_one(request, conv_id, TransferBody(queue=body.queue, agent_id=body.agent_id))
+                await transfer_conversation(request, conv_id, body.queue, body.agent_id)
             elif body.action in ("label", "unlabel"):
                 await label_conversation(request, conv_id, str(body.label), body.action == "label")
             elif body.action == "resolve":
-                await resolve_one(request, conv_id)
+                await resolve_conversation(request, conv_id)
             else:
                 await snooze_one(request, conv_id, until)
             results.append({"id": conv_id, "ok": True, "status": 200})

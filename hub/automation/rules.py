@@ -16,7 +16,7 @@ from hub.event_log import TYPES
 from hub.history.db import Row
 
 ConditionField = Literal["channel", "queue", "label", "text", "customer_attribute", "business_hours", "agent",
-                         "priority", "status"]
+                         "priority", "status", "csat_score"]
 Operator = Literal["is", "is_not", "in", "not_in", "contains", "not_contains", "matches", "present", "absent",
                    "gt", "lt"]
 ActionType = Literal["add_label", "remove_label", "set_priority", "move_to_queue", "assign_agent", "send_reply",
@@ -33,6 +33,8 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "business_hours": ("is",),
     "agent": ("is", "is_not", "present", "absent"),
     "priority": ("is", "is_not", "gt", "lt"),
+    #: the score of a survey answer (csat.received, csat.low); absent on other events' messages
+    "csat_score": ("is", "is_not", "gt", "lt"),
 }
 _NO_VALUE = ("present", "absent")
 #: actions that need a value, and its type
@@ -71,7 +73,8 @@ class Condition(BaseModel):
             raise ValueError(f"{self.op} takes a list of values")
         if self.op not in ("in", "not_in") and isinstance(self.value, list):
             raise ValueError(f"{self.op} takes one value, not a list")
-        if self.field in ("agent", "priority") and self.op not in _NO_VALUE and not isinstance(self.value, int):
+        if self.field in ("agent", "priority", "csat_score") and self.op not in _NO_VALUE \
+                and (not isinstance(self.value, int) or isinstance(self.value, bool)):
             raise ValueError(f"{self.field} compares with a whole number")
         if self.field == "business_hours" and self.value not in ("open", "closed"):
             raise ValueError('business_hours is "open" or "closed"')
@@ -221,6 +224,9 @@ def holds(c: Condition, f: Facts) -> bool:
         return _compare(c.op, conv.get("agent_id"), c.value)
     if c.field == "priority":
         return _compare(c.op, f.priority, c.value)
+    if c.field == "csat_score":
+        answer = ((msg or {}).get("meta") or {}).get("csat")
+        return _compare(c.op, answer.get("score") if isinstance(answer, dict) else None, c.value)
     if c.field == "label":
         has = str(c.value).casefold() in {label.casefold() for label in f.labels}
         return has if c.op == "contains" else not has

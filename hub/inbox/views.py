@@ -58,9 +58,10 @@ def condition(f: ViewFilters, now: datetime) -> tuple[str, list[Any]]:
 
 
 def mentions_condition(p: Principal) -> tuple[str, list[Any]]:
-    """The Mentions view: conversations whose internal notes mention P. The @mentions work fills this in; until
-    then the view is listed (so agents find it where it will be) and holds nothing."""
-    return "1 = 0", []
+    """The Mentions view: conversations, open or not, whose internal notes @mention P (hub.mentions)."""
+    if p.agent_id is None:
+        return "1 = 0", []  # an admin token is nobody to mention
+    return "EXISTS (SELECT 1 FROM mentions mn WHERE mn.conversation_id = c.id AND mn.agent_id = ?)", [p.agent_id]
 
 
 def builtin(p: Principal, queues: list[tuple[str, str]]) -> list[View]:

@@ -164,6 +164,14 @@ async def test_views_count_what_they_list_and_saved_views_are_personal_or_shared
     assert renamed["name"] == "Billing, slow"
     await call(client, "DELETE", f"/api/v1/views/{view_id}", alice_h, expect=204)
 
+    # Mentions: the conversations whose notes @mention her, open or not.
+    await call(client, "POST", f"/api/v1/conversations/{second}/messages", ADMIN[0],
+               {"text": "@Alice can you check the invoice?", "note": True}, expect=201)
+    await call(client, "POST", f"/api/v1/conversations/{second}/resolve", alice_h)
+    assert (await views(client, alice_h))["mentions"] == 1
+    assert await inbox_ids(client, alice_h, "view=mentions") == [second]
+    assert (await views(client, bob_h))["mentions"] == 0
+
 
 async def take(client: Client, headers: dict[str, str], conv: int) -> None:
     """The agent is offered the conversation and accepts it."""

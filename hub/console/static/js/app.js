@@ -284,7 +284,7 @@ function renderInbox() {
 const EMPTY = {
   mine: "Nothing assigned to you.", unassigned: "Nobody is waiting.", snoozed: "Nothing snoozed.",
   resolved: "Nothing resolved yet.",
-  mentions: "Conversations where a teammate @mentions you in a note show here.",
+  mentions: "No mentions. Conversations where a teammate @mentions you in a note show here.",
 };
 
 function renderView() {

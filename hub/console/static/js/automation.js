@@ -11,6 +11,8 @@ const EVENTS = [
   ["conversation.opened", "A conversation opens"],
   ["conversation.reopened", "A conversation reopens"],
   ["conversation.resolved", "A conversation is resolved"],
+  ["csat.received", "A customer answers the satisfaction survey"],
+  ["csat.low", "A customer gives a low satisfaction score"],
 ];
 // field -> [label, operators, kind of value]
 const FIELDS = {
@@ -23,6 +25,7 @@ const FIELDS = {
   priority: ["Priority", ["is", "is_not", "gt", "lt"], "number"],
   agent: ["Agent", ["is", "is_not", "present", "absent"], "agent"],
   status: ["Status", ["is", "is_not"], "status"],
+  csat_score: ["Satisfaction score (1-5)", ["is", "is_not", "gt", "lt"], "number"],
 };
 const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "does not contain",
   matches: "matches (regex)", present: "is set", absent: "is not set", gt: "is above", lt: "is below" };
