@@ -73,7 +73,8 @@ def facts(tx: Tx, row: Row) -> Facts:
     attrs = tx.all("SELECT name, value FROM customer_attributes WHERE customer_id = ?", (conv["customer_id"],))
     return Facts(
         conversation=conv,
-        labels=set(event_log.labels(tx, conv["id"])),
+        # The conversation's labels and its customer's: "VIP customers go to the VIP queue" is one rule.
+        labels=set(event_log.labels(tx, conv["id"])) | set(labels.of(tx, "customer", conv["customer_id"])),
         attributes={str(a["name"]): str(a["value"]) for a in attrs},
         message=message,
         at=parse_time(str(row["created_at"])),

@@ -304,3 +304,30 @@ async def test_reports_slice_by_label(setup: Client) -> None:
     only = (await call(client, "GET", "/api/v1/reports/summary?label=refund", ADMIN[0]))["figures"]
     assert figures["conversations_resolved"] == 1 == only["conversations_resolved"]
     assert only["conversations_opened"] == 1 and everything["conversations_opened"] == 2
+
+
+async def test_a_rule_routes_a_labelled_customers_new_conversation(setup: Client) -> None:
+    """Labels are usable by routing: a rule on conversation.opened moves a VIP customer's conversation to billing."""
+    client = setup
+    await call(client, "POST", "/api/v1/labels", ADMIN[0], {"name": "vip", "title": "VIP"}, expect=201)
+    rule = {"name": "VIPs to billing", "event": "conversation.opened",
+            "conditions": [{"field": "label", "op": "contains", "value": "vip"}],
+            "actions": [{"type": "move_to_queue", "value": "billing"}]}
+    await call(client, "POST", "/api/v1/automation/rules", ADMIN[0], rule, expect=201)
+    first = await opened(client, "+14155550161", "hello")
+    customer = (await call(client, "GET", f"/api/v1/conversations/{first}", ADMIN[0]))["customer_id"]
+    await call(client, "PUT", f"/api/v1/customers/{customer}/labels/vip", ADMIN[0])
+    await call(client, "POST", f"/api/v1/conversations/{first}/resolve", ADMIN[0])
+    plain = await opened(client, "+14155550162", "hello")
+    again = await opened(client, "+14155550161", "me again")
+    assert again != first
+
+    async def queue_of(conv: int) -> str:
+        return str((await call(client, "GET", f"/api/v1/conversations/{conv}", ADMIN[0]))["queue"])
+
+    await eventually(lambda: _in_queue(client, again, "billing"), what="the VIP's conversation moved to billing")
+    assert await queue_of(plain) == "support"
+
+
+async def _in_queue(client: Client, conv: int, queue: str) -> bool:
+    return (await call(client, "GET", f"/api/v1/conversations/{conv}", ADMIN[0]))["queue"] == queue
