@@ -195,7 +195,9 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
     for r in rows:
         last = tx.one(
             "SELECT id, channel, direction, kind, text, meta, status, created_at FROM messages "
-            "WHERE conversation_id = ? AND kind <> 'note' ORDER BY created_at DESC, id DESC LIMIT 1", (r["id"],))
+            # What was said, not the hub's own lines ("Snoozed until …", "Reopened by …").
+            "WHERE conversation_id = ? AND kind NOT IN ('note', 'event') ORDER BY created_at DESC, id DESC LIMIT 1",
+            (r["id"],))
         ident = tx.one("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id LIMIT 1",
                        (r["customer_id"],))
         preview = None

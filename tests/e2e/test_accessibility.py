@@ -53,6 +53,9 @@ def _seed(hub: Hub) -> int:
     conv = int(made["conversation"]["id"])
     hub.call("POST", f"/api/v1/conversations/{conv}/messages", {"text": "Sorry about that, Lee! Let me look."})
     hub.call("POST", f"/api/v1/conversations/{conv}/messages", {"text": "Refund approved by billing.", "note": True})
+    for name, title, color in (("refund", "Refund", "#b91c1c"), ("vip", "VIP", "#fde68a")):
+        hub.call("POST", "/api/v1/labels", {"name": name, "title": title, "color": color})
+        hub.call("PUT", f"/api/v1/conversations/{conv}/labels/{name}")
     hub.inbound("phone:+14155550100", "pricing for a team of 12?", name="Rita Gomez")
     hub.inbound("phone:+14155550101", "where is my parcel", name="Omar Haddad")
     return conv
@@ -92,6 +95,19 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
     page.goto(f"/console/#/c/{conv}")
     page.wait_for_selector(".tl-msg.out >> text=Let me look")
     screens.check(page, "conversation")
+    # The inbox's daily tools: the snooze and filter dialogs, and selecting for a bulk action.
+    page.click("#snooze-btn")
+    page.wait_for_selector(".snooze-choices")
+    screens.check(page, "snooze dialog")
+    page.keyboard.press("Escape")
+    page.click("#filter-btn")
+    page.wait_for_selector("#f-label")
+    screens.check(page, "filter dialog")
+    page.keyboard.press("Escape")
+    page.click("#select-btn")
+    page.check(f'[data-select="{conv}"]')
+    screens.check(page, "bulk actions")
+    page.click("#select-btn")
     page.goto("/console/#/reports")
     page.wait_for_selector("#reports .kpi-card")
     screens.check(page, "reports")
@@ -110,7 +126,7 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
     page.goto("/console/#/attention")
     page.wait_for_selector("#attention")
     screens.check(page, "needs attention")
-    for section in ("agents", "tokens", "routing", "automation"):
+    for section in ("agents", "tokens", "routing", "automation", "labels"):
         page.goto(f"/console/#/admin/{section}")
         page.wait_for_selector(f'.admin-tab.active[data-admin="{section}"]')
         page.wait_for_selector("#admin-body .loading", state="detached")

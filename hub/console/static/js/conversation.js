@@ -743,7 +743,8 @@ function renderSide() {
       h("div", { class: "avatar big" }, initials(displayName(c))),
       h("h2", {}, displayName(c)),
       h("div", { class: "muted" }, `Customer since ${new Date(Date.parse(c.created_at.replace(/(\.\d{3})\d+/, "$1"))).toLocaleDateString()}`)),
-    h("section", { class: "side-card", id: "customer-labels-card" },
+    // Shown once an admin has defined labels (or the customer has one).
+    !(state.labels || []).length && !(c.labels || []).length ? null : h("section", { class: "side-card", id: "customer-labels-card" },
       h("h3", {}, "Labels"),
       labelEditor(`/api/v1/customers/${c.id}/labels`, c.labels || [], (names) => {
         if (view === v) v.customer.labels = names;
