@@ -20,8 +20,8 @@ STATUSES = ("pending", "delivered", "failed")
 
 
 def _events(v: list[str] | None) -> list[str] | None:
-    if v is None:
-        return v  # a PATCH that leaves them as they are
+    if v is None:  # a change that leaves the event types as they are
+        return v
     unknown = sorted(set(v) - {*TYPES, "*"})
     if unknown:
         raise ValueError(f"unknown event types {', '.join(unknown)}; known: {', '.join(TYPES)}, or * for all")
