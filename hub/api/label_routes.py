@@ -106,13 +106,15 @@ async def label_conversation(request: web.Request, conv_id: int, name: str, on: 
     return now_labels
 
 
-async def put_conversation_label(request: web.Request) -> web.Response:
+async def conversation_label(request: web.Request) -> web.Response:
+    """PUT puts the label on, DELETE takes it off."""
     conv_id = int(request.match_info["id"])
     on = request.method == "PUT"
     return web.json_response({"labels": await label_conversation(request, conv_id, request.match_info["name"], on)})
 
 
-async def put_customer_label(request: web.Request) -> web.Response:
+async def customer_label(request: web.Request) -> web.Response:
+    """PUT puts the label on a customer the caller sees, DELETE takes it off."""
     customer_id, name = int(request.match_info["id"]), request.match_info["name"]
     p = request[PRINCIPAL]
     on = request.method == "PUT"
@@ -140,8 +142,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/v1/labels", create_label),
         web.patch(f"/api/v1/labels/{_NAME}", update_label),
         web.delete(f"/api/v1/labels/{_NAME}", delete_label),
-        web.put(rf"/api/v1/conversations/{{id:\d+}}/labels/{_NAME}", put_conversation_label),
-        web.delete(rf"/api/v1/conversations/{{id:\d+}}/labels/{_NAME}", put_conversation_label),
-        web.put(rf"/api/v1/customers/{{id:\d+}}/labels/{_NAME}", put_customer_label),
-        web.delete(rf"/api/v1/customers/{{id:\d+}}/labels/{_NAME}", put_customer_label),
+        web.put(rf"/api/v1/conversations/{{id:\d+}}/labels/{_NAME}", conversation_label),
+        web.delete(rf"/api/v1/conversations/{{id:\d+}}/labels/{_NAME}", conversation_label),
+        web.put(rf"/api/v1/customers/{{id:\d+}}/labels/{_NAME}", customer_label),
+        web.delete(rf"/api/v1/customers/{{id:\d+}}/labels/{_NAME}", customer_label),
     ]

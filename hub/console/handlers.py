@@ -179,7 +179,7 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
            ) -> list[dict[str, Any]]:
     """TARGETS: each queue's first-response target in seconds (0: none). VIEW: which list (default: all open)."""
     # The work list: what the principal may act on (hub.visibility), not every customer they may read.
-    where, params = views.where(p, view or views.builtin(p, [])[0], utcnow())
+    where, params = views.where(p, view or views.ALL, utcnow())
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
         "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, cu.name AS customer_name, "

@@ -26,6 +26,10 @@ class View:
     filters: ViewFilters
 
 
+#: the default: every open conversation the principal may act on (the inbox's sections)
+ALL = View("all", "All open", "builtin", ViewFilters())
+
+
 def condition(f: ViewFilters, now: datetime) -> tuple[str, list[Any]]:
     """The WHERE condition (on conversations as `c`) that keeps what F asks for."""
     parts = [ACTIVE if f.status is None else "c.status = ?"]
@@ -66,7 +70,7 @@ def mentions_condition(p: Principal) -> tuple[str, list[Any]]:
 
 def builtin(p: Principal, queues: list[tuple[str, str]]) -> list[View]:
     """The built-in views P has: Mine (an admin token acts as no agent), one per queue (name, title) they work in."""
-    out = [View("all", "All open", "builtin", ViewFilters())]
+    out = [ALL]
     if p.agent_id is not None:
         out.append(View("mine", "Mine", "builtin", ViewFilters(agent_id=p.agent_id)))
     out.append(View("unassigned", "Unassigned", "builtin", ViewFilters(unassigned=True)))
