@@ -155,8 +155,13 @@ async def test_views_count_what_they_list_and_saved_views_are_personal_or_shared
                {"name": "Team SMS", "filters": {"channel": "sms"}, "shared": True}, expect=403)
     shared = await call(client, "POST", "/api/v1/views", ADMIN[0],
                         {"name": "Team SMS", "filters": {"channel": "sms"}, "shared": True}, expect=201)
+    lead = await add_agent(client.app[DB], "Lee", "lee@example.com", "long password", "supervisor", ["support"])
+    lead_h = {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', lead.id)}"}
+    await call(client, "POST", "/api/v1/views", lead_h,
+               {"name": "Team VIPs", "filters": {"label": "vip"}, "shared": True}, expect=201)
     _bob, bob_h = await agent(client, "Bob", ["support"])
     bobs = await views(client, bob_h)
+    assert "Team VIPs" in [v["name"] for v in (await call(client, "GET", "/api/v1/views", bob_h))["items"]]
     assert shared["id"] in bobs and mine["id"] not in bobs and "queue:billing" not in bobs
     view_id = mine["id"].split(":")[1]
     await call(client, "DELETE", f"/api/v1/views/{view_id}", bob_h, expect=404)
