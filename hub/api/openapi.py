@@ -1095,7 +1095,8 @@ PATHS.update(_attention_paths())
 TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Conversations", "The inbox, conversations, their messages and attachments",
      ("inbox", "conversations", "messages", "attachments")),
-    ("Customers", "Customers, their identities and their one timeline", ("customers",)),
+    ("Customers", "Customers, their identities, profile and one timeline; custom attributes",
+     ("customers", "customer-attributes")),
     ("Inbound", "Feed messages from another system (the API channel)", ("inbound",)),
     ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
     ("Calls", "Phone calls agents place", ()),
@@ -1103,6 +1104,8 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Channels", "The enabled channels and what each can do; web chat typing", ("channels", "webchat")),
     ("Events", "The live event stream (WebSocket)", ("events",)),
     ("Search", "Search across conversations and customers", ("search",)),
+    ("Mentions", "Your @mentions in internal notes", ("mentions",)),
+    ("Macros", "Named sequences of actions applied to a conversation in one click", ("macros",)),
 ]
 
 

@@ -58,6 +58,13 @@ def _seed(hub: Hub) -> int:
         hub.call("PUT", f"/api/v1/conversations/{conv}/labels/{name}")
     hub.inbound("phone:+14155550100", "pricing for a team of 12?", name="Rita Gomez")
     hub.inbound("phone:+14155550101", "where is my parcel", name="Omar Haddad")
+    # The customer panel's Details, one field of each type, and a macro for the header's menu.
+    for body in ({"key": "plan", "label": "Plan", "type": "list", "options": ["Free", "Pro"]},
+                 {"key": "seats", "label": "Seats", "type": "number"}, {"key": "renewal", "label": "Renewal",
+                                                                       "type": "date"},
+                 {"key": "company", "label": "Company", "type": "text"}):
+        hub.call("POST", "/api/v1/customer-attributes", body)
+    hub.call("POST", "/api/v1/macros", {"name": "Close", "actions": [{"type": "resolve"}]})
     return conv
 
 
@@ -94,6 +101,7 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
         hub.call("POST", f"/api/v1/conversations/{conv}/messages", {"text": "One more thing."})
     page.goto(f"/console/#/c/{conv}")
     page.wait_for_selector(".tl-msg.out >> text=Let me look")
+    page.wait_for_selector("#customer-details #attr-plan")
     screens.check(page, "conversation")
     # The inbox's daily tools: the snooze and filter dialogs, and selecting for a bulk action.
     page.click("#snooze-btn")
@@ -108,6 +116,16 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
     page.check(f'[data-select="{conv}"]')
     screens.check(page, "bulk actions")
     page.click("#select-btn")
+    page.click("#macro-btn")
+    page.wait_for_selector('#macro-menu [data-macro="Close"]')
+    screens.check(page, "conversation: macro menu")
+    page.click('.tab[data-mode="note"]')
+    page.keyboard.type("@")
+    page.wait_for_selector("#mention-picker .canned-item")
+    screens.check(page, "conversation: mention picker")
+    page.goto("/console/#/mentions")
+    page.wait_for_selector(".mentions-page")
+    screens.check(page, "mentions")
     page.goto("/console/#/reports")
     page.wait_for_selector("#reports .kpi-card")
     screens.check(page, "reports")
@@ -126,7 +144,7 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
     page.goto("/console/#/attention")
     page.wait_for_selector("#attention")
     screens.check(page, "needs attention")
-    for section in ("agents", "tokens", "routing", "automation", "labels"):
+    for section in ("agents", "tokens", "routing", "automation", "attributes", "macros", "labels"):
         page.goto(f"/console/#/admin/{section}")
         page.wait_for_selector(f'.admin-tab.active[data-admin="{section}"]')
         page.wait_for_selector("#admin-body .loading", state="detached")

@@ -5,6 +5,8 @@ import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { automationScreen } from "./automation.js";
 import { labelsScreen } from "./labels.js";
+import { showAttributesAdmin } from "./profile.js";
+import { macrosScreen } from "./macros.js";
 
 let section = "agents";
 
@@ -14,6 +16,8 @@ const SECTIONS = [
   ["routing", "Queues & routing", "transfer"],
   ["automation", "Automation", "event"],
   ["labels", "Labels", "tag"],
+  ["attributes", "Customer attributes", "note"],
+  ["macros", "Macros", "checks"],
 ];
 
 export function showAdmin(main, side, which) {
@@ -32,7 +36,7 @@ export function showAdmin(main, side, which) {
     health, body));
   showHealth(health);
   const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen,
-    labels: labelsScreen }[section];
+    attributes: showAttributesAdmin, macros: macrosScreen, labels: labelsScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });

@@ -209,6 +209,14 @@ function emailHeads(msg, mail) {
     cc ? h("span", { class: "email-cc" }, `Cc: ${cc}`) : null, marks);
 }
 
+// A note's text with "@Full Name" of each teammate marked (as text nodes: nothing in it is parsed as HTML).
+function withMentions(text, names) {
+  if (!names.length || !text.includes("@")) return text;
+  const escaped = names.filter(Boolean).sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const parts = String(text).split(new RegExp(`(@(?:${escaped.join("|")}))(?![\\p{L}\\p{N}_-])`, "iu"));
+  return parts.map((p, i) => (i % 2 ? h("span", { class: "mention-tag" }, p) : p));
+}
+
 export function renderMessage(msg, ctx) {
   if (msg.kind === "event") {
     return h("div", { class: "tl-event", "data-mid": msg.id }, icon("event"), h("span", {}, msg.text),
@@ -222,11 +230,12 @@ export function renderMessage(msg, ctx) {
         h("strong", {}, transfer ? `Transfer note → ${transfer}` : "Internal note"),
         author ? h("span", {}, ` · ${author}`) : null,
         h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at))),
-      h("div", { class: "text" }, msg.text));
+      h("div", { class: "text" }, withMentions(msg.text, ctx.agentNames || [])));
   }
   const out = msg.direction === "out";
   const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
-  const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
+  // A web-chat visitor id means nothing to a person (the title keeps it); phones and addresses do.
+  const via = msg.identity && !String(msg.identity).startsWith("webchat:") ? String(msg.identity).split(":").slice(1).join(":") : "";
   const [shownIcon, shownLabel] = shownChannel(msg.channel, msg.identity, msg.meta);
   const automatic = msg.meta && msg.meta.automatic ? " automatic" : "";
   return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}${automatic}`, "data-mid": msg.id },
