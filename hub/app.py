@@ -18,12 +18,15 @@ from hub.api import (
     accounts,
     attention_routes,
     canned_routes,
+    label_routes,
     macro_routes,
     mention_routes,
     openapi,
     ownership,
     profile_routes,
     search_routes,
+    snooze_routes,
+    view_routes,
     wall_routes,
 )
 from hub.api import docs as api_docs
@@ -52,6 +55,7 @@ from hub.csat.sender import SurveySender
 from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
+from hub.inbox.snooze import Waker
 from hub.ingest import Ingest
 from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, CSAT, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
@@ -201,6 +205,7 @@ def build_app(settings: Settings) -> web.Application:
     deliverer = Deliverer(db, settings.webhooks)
     runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
     turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
+    waker = Waker(db, bus, router, settings.console.snooze_poll_seconds)
     runner.on_bot_turns = turns.wake.set
     surveys = SurveySender(db, settings, outbox, bus)
 
@@ -266,6 +271,8 @@ def build_app(settings: Settings) -> web.Application:
                 db, lambda: RollRules.from_settings(settings.reports, settings.routing),
                 settings.reports.roll_interval_seconds)),
             _automation(settings, runner, deliverer, turns),
+            _task("hub-snooze-waker", waker.run_forever),
+            _task("hub-snooze-listener", waker.listen),
             _task("hub-csat", surveys.run_forever),
         ]
     )
@@ -284,6 +291,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(ownership.routes())
     app.router.add_routes(wall_routes.routes())
     app.router.add_routes(canned_routes.routes())
+    app.router.add_routes(label_routes.routes())
+    app.router.add_routes(view_routes.routes())
+    app.router.add_routes(snooze_routes.routes())
     app.router.add_routes(profile_routes.routes())
     app.router.add_routes(mention_routes.routes())
     app.router.add_routes(macro_routes.routes())

@@ -188,6 +188,8 @@ async def breakdown(request: web.Request) -> web.Response:
             marks = ", ".join("?" for _ in ids) or "NULL"
             labels = {str(r["id"]): str(r["name"]) for r in tx.all(
                 f"SELECT id, name FROM agents WHERE id IN ({marks})", ids)}
+        if by == "label":
+            labels = {str(r["name"]): str(r["title"]) for r in tx.all("SELECT name, title FROM labels")}
         return found, labels
 
     found, labels = await request.app[DB].read(read)

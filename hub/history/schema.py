@@ -486,6 +486,10 @@ from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 
 MIGRATIONS.extend(_AUTOMATION)
 
+# The inbox's labels, snooze and saved views (80-82) keep theirs beside their code too.
+from hub.inbox.schema import MIGRATIONS as _INBOX  # noqa: E402
+
+MIGRATIONS.extend(_INBOX)
 # Satisfaction surveys (70-74).
 from hub.csat.schema import MIGRATIONS as _CSAT  # noqa: E402
 

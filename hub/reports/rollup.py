@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from hub.business_hours import is_open, zone
 from hub.config import ReportsSettings, RoutingSettings
 from hub.history.db import Database, Row, Tx
+from hub.inbox import labels
 from hub.model import format_time, utcnow
 from hub.reports.hours import business_seconds
 
@@ -64,6 +65,9 @@ class _Clock:
     answered: int = 0
     resolved_at: str | None = None
 
+    #: the conversation's labels when its events are rolled (read each batch; not stored with the clocks)
+    labels: tuple[str, ...] = ()
+
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "conversation_id", "customer_id", "channel", "queue", "agent_id", "opened_at", "first_response_at",
         "awaiting_since", "answered", "resolved_at",
@@ -110,7 +114,7 @@ class _Deltas:
         day = self.day(at)
         buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
         values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
-                  ("agent", "" if agent is None else str(agent)))
+                  ("agent", "" if agent is None else str(agent)), *(("label", name) for name in c.labels))
         for grain, bucket in buckets:
             for dim, value in values:
                 if dim != "all" and value == "":
@@ -267,11 +271,14 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
         return str(row["at"]) if row and row["at"] else None
 
     deltas = _Deltas(rules)
+    # A conversation's figures count under each label it has when they are rolled (seconds after they happen).
+    labelled = labels.of_many(tx, "conversation", sorted({int(e["conversation_id"]) for e in events}))
     for e in events:
         cid = int(e["conversation_id"])
         c = clocks.get(cid)
         if c is None:
             c = clocks[cid] = _Clock(cid)
+        c.labels = tuple(labelled.get(cid, ()))
         _fold(e, c, deltas, rules, last_resolved)
         if e["type"] == "resolved" and c.customer_id is not None and c.resolved_at is not None:
             resolved_here[c.customer_id] = (cid, c.resolved_at)

@@ -249,9 +249,13 @@ class Reconciler:
         statuses = await router.db.read(lambda tx: {cid: _row(tx, cid) for cid in gone})
         for cid in gone:
             fresh = statuses[cid]
-            # Not open in the store: resolved, or opened after this pass read it (then the next pass sees it open).
-            if (fresh is None or fresh["status"] == "resolved") and confirmed(cid, ("resolved",)):
-                await router._apply(await router.engine.resolve(cid), "repair")
+            # Not open in the store: resolved or snoozed (a snooze writes the store first, then lets go of it here),
+            # or opened after this pass read it (then the next pass sees it open).
+            if (fresh is None or fresh["status"] in ("resolved", "snoozed")) and confirmed(cid, ("resolved",)):
+                if fresh is not None and fresh["status"] == "snoozed":
+                    await router.release(cid)  # set aside, not abandoned: the reports count nothing
+                else:
+                    await router._apply(await router.engine.resolve(cid), "repair")
                 done.released += 1
 
     async def _put_back(self, row: Row, done: Repairs) -> None:

@@ -166,7 +166,7 @@ async def test_a_restart_keeps_presence_and_load(restartable: Callable[[], Any])
 
 @pytest.mark.parametrize("point", ["accept.after_state", "reject.after_state", "transfer.after_state",
                                    "timeout.after_state", "resolve.after_store", "presence.after_store",
-                                   "enqueue.after_state"])
+                                   "enqueue.after_state", "snooze.before_release", "wake.after_store"])
 async def test_a_decision_cut_between_its_two_writes_is_repaired(
     point: str, aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -187,8 +187,10 @@ async def test_a_decision_cut_between_its_two_writes_is_repaired(
     offered = await client.app[DB].read(
         lambda tx: tx.one("SELECT offered_to FROM conversations WHERE id = ?", (conv,)))
     ann_h = headers[int(offered["offered_to"])]  # whoever was offered it first
-    if point in ("transfer.after_state", "resolve.after_store"):
+    if point in ("transfer.after_state", "resolve.after_store", "snooze.before_release", "wake.after_store"):
         await post(client, f"/api/v1/conversations/{conv}/accept", ann_h)
+    if point == "wake.after_store":
+        await post(client, f"/api/v1/conversations/{conv}/snooze", ann_h)
 
     monkeypatch.setenv("HUB_FAIL_POINTS", f"{point}:raise")
     if point == "accept.after_state":
@@ -205,6 +207,11 @@ async def test_a_decision_cut_between_its_two_writes_is_repaired(
         await post(client, f"/api/v1/conversations/{conv}/resolve", ann_h, expect=500)
     elif point == "presence.after_store":
         await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "away"}, expect=500)
+    elif point == "snooze.before_release":  # snoozed in the store, still held (and counted) by routing
+        await post(client, f"/api/v1/conversations/{conv}/snooze", ann_h, expect=500)
+    elif point == "wake.after_store":  # open in the store again, not yet back in routing
+        resp = await client.delete(f"/api/v1/conversations/{conv}/snooze", headers=ann_h)
+        assert resp.status == 500, await resp.text()
     elif point == "enqueue.after_state":
         # The message is stored and acknowledged all the same: routing is not the inbound path's to fail.
         await post(client, "/api/v1/inbound", admin, {"identity": "phone:+14155550999", "text": "hi"}, expect=201)

@@ -4,6 +4,7 @@ import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { automationScreen } from "./automation.js";
+import { labelsScreen } from "./labels.js";
 import { showAttributesAdmin } from "./profile.js";
 import { macrosScreen } from "./macros.js";
 
@@ -14,6 +15,7 @@ const SECTIONS = [
   ["tokens", "API tokens", "keyboard"],
   ["routing", "Queues & routing", "transfer"],
   ["automation", "Automation", "event"],
+  ["labels", "Labels", "tag"],
   ["attributes", "Customer attributes", "note"],
   ["macros", "Macros", "checks"],
 ];
@@ -34,7 +36,7 @@ export function showAdmin(main, side, which) {
     health, body));
   showHealth(health);
   const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen,
-    attributes: showAttributesAdmin, macros: macrosScreen }[section];
+    attributes: showAttributesAdmin, macros: macrosScreen, labels: labelsScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });

@@ -3,6 +3,7 @@
 import { h, icon, clear, since, fullTime } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
+import { loadLabels } from "./labels.js";
 
 const EVENTS = [
   ["message.received", "A customer's message arrives"],
@@ -20,7 +21,7 @@ const FIELDS = {
   text: ["Message text", ["contains", "not_contains", "matches"], "text"],
   channel: ["Channel", ["is", "is_not"], "text"],
   queue: ["Queue", ["is", "is_not"], "queue"],
-  label: ["Label", ["contains", "not_contains"], "text"],
+  label: ["Label", ["contains", "not_contains"], "label"],
   business_hours: ["Business hours", ["is"], "hours"],
   customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent"], "text"],
   priority: ["Priority", ["is", "is_not", "gt", "lt"], "number"],
@@ -32,7 +33,7 @@ const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "d
   matches: "matches (regex)", present: "is set", absent: "is not set", gt: "is above", lt: "is below" };
 // action -> [label, kind of value]
 const ACTIONS = {
-  add_label: ["Add label", "text"], remove_label: ["Remove label", "text"], set_priority: ["Set priority", "number"],
+  add_label: ["Add label", "label"], remove_label: ["Remove label", "label"], set_priority: ["Set priority", "number"],
   move_to_queue: ["Move to queue", "queue"], assign_agent: ["Assign to agent", "agent"],
   send_reply: ["Send reply", "long"], add_note: ["Add internal note", "long"], resolve: ["Resolve", "none"],
   send_webhook: ["Send to webhook", "webhook"], set_attribute: ["Set customer attribute", "text"],
@@ -48,7 +49,7 @@ function errorText(err) {
 // -- rules ---------------------------------------------------------------------------------------------------------
 
 export async function automationScreen(body) {
-  const rules = (await api.get("/api/v1/automation/rules")).items;
+  const [rules] = await Promise.all([api.get("/api/v1/automation/rules").then((r) => r.items), loadLabels()]);
   clear(body).append(h("section", { class: "panel" },
     h("div", { class: "panel-head" },
       h("div", {}, h("h2", {}, icon("event"), "Automation rules"),
@@ -75,6 +76,12 @@ function valueInput(kind, value, webhooks) {
   if (kind === "none") return h("span", { class: "muted" }, "");
   if (kind === "queue") return h("select", { class: "rule-value" }, state.queues.map((q) =>
     h("option", { value: q.name, selected: q.name === value }, q.title)));
+  // The labels admins defined (Admin → Labels); a rule's older label not among them stays selectable.
+  if (kind === "label" && (state.labels || []).length) {
+    const known = state.labels.some((l) => l.name === value) || !value ? [] : [{ name: value, title: value }];
+    return h("select", { class: "rule-value" }, [...state.labels, ...known].map((l) =>
+      h("option", { value: l.name, selected: l.name === value }, l.title)));
+  }
   if (kind === "hours") return h("select", { class: "rule-value" }, ["open", "closed"].map((v) =>
     h("option", { value: v, selected: v === value }, v === "open" ? "open" : "closed")));
   if (kind === "status") return h("select", { class: "rule-value" }, ["open", "assigned", "resolved"].map((v) =>

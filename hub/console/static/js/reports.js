@@ -132,7 +132,7 @@ function breakdown(data) {
   return h("table", { class: "report-table", id: "report-breakdown" },
     h("thead", {}, h("tr", {}, h("th", {}, data.by[0].toUpperCase() + data.by.slice(1)), columns.map(([, t]) => h("th", {}, t)))),
     h("tbody", {}, data.rows.length ? data.rows.map((r) => h("tr", {},
-      h("td", {}, data.by === "agent" || data.by === "queue" ? r.label : name(r.value)),
+      h("td", {}, ["agent", "queue", "label"].includes(data.by) ? r.label : name(r.value)),
       columns.map(([k, , unit]) => h("td", {}, show(r.figures[k], unit)))))
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
 }
@@ -186,7 +186,8 @@ export async function showReports(main, side, quiet = false) {
     chart(series.buckets, series.group),
     h("section", { class: "panel" },
       h("header", { class: "panel-head" }, h("h2", {}, "Breakdown"),
-        admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"]],
+        admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"],
+          ["label", "By label"]],
           (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
