@@ -21,6 +21,7 @@ TYPES = (
     "conversation.resolved",
     "message.received",
     "message.sent",
+    "business_event.received",
 )
 VERSION = 1
 COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, status, created_at"
