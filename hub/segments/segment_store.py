@@ -180,9 +180,9 @@ SNAPSHOT_SECONDS = 3600.0
 
 
 async def snapshot_forever(db: Database, interval: float = SNAPSHOT_SECONDS) -> None:
-    """For the app's lifetime: record every segment's size every INTERVAL seconds (a minute after start first: a
-    start-up writes nothing it does not have to)."""
-    await asyncio.sleep(min(60.0, interval))
+    """For the app's lifetime: record every segment's size every INTERVAL seconds (the first a few seconds after
+    start, once the start-up's own writes are done)."""
+    await asyncio.sleep(min(5.0, interval))
     while True:
         try:
             await db.write(lambda tx: snapshot(tx, format_time(utcnow())))
