@@ -8,7 +8,6 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from hub.api.errors import read_json
 from hub.api.live_access import SESSION_ENDED
 from hub.api.schemas import Body
 from hub.channels.base import Channel
+from hub.console import assets
 from hub.console.sessions import SESSIONS, SignInError
 from hub.console.throttle import Throttled
 from hub.events import Event
@@ -28,7 +28,6 @@ from hub.history.db import Tx
 from hub.keys import BUS, CHANNELS, DB, METRICS, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
 
-STATIC = Path(__file__).parent / "static"
 
 # The page runs only our own scripts; customer HTML lives in sandboxed srcdoc frames, which inherit this policy
 # (so no script runs there even if the sandbox were lost). Inline styles are allowed: emails are made of them.
@@ -70,13 +69,12 @@ def _secure_cookie(request: web.Request) -> bool:
 async def page(request: web.Request) -> web.StreamResponse:
     if request.path == "/console":
         raise web.HTTPFound("/console/")
-    resp = web.FileResponse(STATIC / "index.html")
+    resp = assets.respond(request, assets.current().page, "no-cache")
     resp.headers.update({
         "Content-Security-Policy": _csp(request),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
-        "Cache-Control": "no-cache",
     })
     return resp
 
@@ -230,6 +228,6 @@ def routes() -> list[web.AbstractRouteDef]:
         web.post("/console/session", sign_in),
         web.get("/console/session", session),
         web.delete("/console/session", sign_out),
-        web.static("/console/static", STATIC, append_version=False),
+        web.get("/console/static/{path:.+}", assets.static),
         web.get("/api/v1/inbox", inbox),
     ]
