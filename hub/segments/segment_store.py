@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -153,18 +152,6 @@ def _with_identities(tx: Tx, page: list[dict[str, Any]]) -> None:
         found.setdefault(int(r["customer_id"]), []).append(f"{r['kind']}:{r['value']}")
     for c in page:
         c["identities"] = found.get(c["customer_id"], [])
-
-
-def export(tx: Tx, criteria: Criteria, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
-    """Every customer of the segment, CHUNK at a time (for the CSV export)."""
-    after = 0
-    while True:
-        page, nxt = customers(tx, criteria, after, chunk)
-        if page:
-            yield page
-        if nxt is None:
-            return
-        after = nxt
 
 
 def snapshot(tx: Tx, now: str) -> int:
