@@ -476,11 +476,13 @@ INSERT INTO segments (name, description, criteria, created_at, updated_at) VALUE
     ('Lost', 'RFM: long gone, and rarely came', '{{"rfm_group": "lost"}}',
      '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
 INSERT INTO customer_stats (customer_id, contacts, last_contact_at)
-    SELECT customer_id, COUNT(*), MAX(at) FROM conversation_events
-    WHERE type IN ('opened', 'reopened') AND rolled = 1 AND customer_id IS NOT NULL GROUP BY customer_id;
+    SELECT COALESCE(c.merged_into, e.customer_id), COUNT(*), MAX(e.at)
+    FROM conversation_events e JOIN customers c ON c.id = e.customer_id
+    WHERE e.type IN ('opened', 'reopened') AND e.rolled = 1 GROUP BY COALESCE(c.merged_into, e.customer_id);
 INSERT INTO customer_channels (customer_id, channel)
-    SELECT DISTINCT customer_id, channel FROM conversation_events
-    WHERE type IN ('opened', 'reopened') AND rolled = 1 AND customer_id IS NOT NULL AND channel <> ''
+    SELECT DISTINCT COALESCE(c.merged_into, e.customer_id), e.channel
+    FROM conversation_events e JOIN customers c ON c.id = e.customer_id
+    WHERE e.type IN ('opened', 'reopened') AND e.rolled = 1 AND e.channel <> ''
 """,
     )
 )

@@ -98,11 +98,12 @@ async def _export(request: web.Request, sid: int) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
                                        "Content-Disposition": f'attachment; filename="segment-{sid}.csv"'})
     await resp.prepare(request)
+    bounds = await db.read(rfm.cuts)  # one set of scores for the whole file
     after: int | None = 0
     header = True
     while after is not None:
         page, after = await db.read(partial(segment_store.customers, criteria=criteria, after=after,
-                                            limit=EXPORT_CHUNK))
+                                            limit=EXPORT_CHUNK, bounds=bounds))
         out = io.StringIO()
         w = csv.writer(out)
         if header:
@@ -126,13 +127,11 @@ async def rfm_groups(request: web.Request) -> web.Response:
 
     def read(tx: Tx) -> dict[str, Any]:
         cuts = rfm.cuts(tx)
-        scored, params = rfm.scores(cuts)
-        rows = tx.all(
-            f"SELECT {rfm.group_case()} AS g, COUNT(*) AS n FROM (SELECT {scored} FROM customer_stats s "
-            "JOIN customers cu ON cu.id = s.customer_id WHERE cu.merged_into IS NULL) s GROUP BY g", params)
+        group, params = rfm.Scorer(cuts, tx.dialect).group()
+        rows = tx.all(f"SELECT {group} AS g, COUNT(*) AS n FROM customer_stats s GROUP BY 1", params)
         counts = {str(r["g"]): int(r["n"]) for r in rows}
-        groups = [{"group": g, "rule": rule, "description": text, "size": counts.get(g, 0)}
-                  for g, (rule, text) in rfm.GROUPS.items()]
+        groups = [{"group": g, "rule": rfm.rule_text(g), "description": text, "size": counts.get(g, 0)}
+                  for g, (_, text) in rfm.GROUPS.items()]
         groups.append({"group": "other", "rule": "none of the above", "description": "everyone else",
                        "size": counts.get("other", 0)})
         return {"groups": groups, "customers": sum(counts.values()), "boundaries": cuts.to_json()}

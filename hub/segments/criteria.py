@@ -13,13 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub.history.db import Tx
 from hub.model import format_time, utcnow
 
-#: the standard RFM groups, tried in this order (the first that fits); everyone else is "other"
-GROUPS: dict[str, tuple[str, str]] = {
-    "champions": ("r >= 4 AND f >= 4 AND m >= 4", "recent, frequent and high-value"),
-    "loyal": ("r >= 3 AND f >= 4", "frequent, and still coming back"),
-    "at_risk": ("r <= 2 AND f >= 3", "used to come often, not lately"),
-    "lost": ("r <= 2 AND f <= 2", "long gone, and rarely came"),
+#: the standard RFM groups, tried in this order (the first that fits); everyone else is "other". Each rule is a list
+#: of (score, at least / at most, value), all of which must hold.
+GROUPS: dict[str, tuple[list[tuple[str, str, int]], str]] = {
+    "champions": ([("r", ">=", 4), ("f", ">=", 4), ("m", ">=", 4)], "recent, frequent and high-value"),
+    "loyal": ([("r", ">=", 3), ("f", ">=", 4)], "frequent, and still coming back"),
+    "at_risk": ([("r", "<=", 2), ("f", ">=", 3)], "used to come often, not lately"),
+    "lost": ([("r", "<=", 2), ("f", "<=", 2)], "long gone, and rarely came"),
 }
+
+
+def rule_text(group: str) -> str:
+    return ", ".join(f"{score.upper()} {'≥' if op == '>=' else '≤'} {k}" for score, op, k in GROUPS[group][0])
+
+
 Group = Literal["champions", "loyal", "at_risk", "lost", "other"]
 ATTRIBUTE_OPS = ("is", "is_not", "contains", "present", "absent", "gt", "lt")
 
@@ -134,25 +141,69 @@ def cuts(tx: Tx) -> Cuts:
                 [float(v) for v in _quintiles(tx, "order_value", n)])
 
 
-def _score(column: str, bounds: list[Any], params: list[Any]) -> str:
-    """1 + how many boundaries the value is above: 1 (lowest fifth) to 5 (highest)."""
-    params.extend(bounds)
-    return "(1" + "".join(f" + CASE WHEN {column} > ? THEN 1 ELSE 0 END" for _ in bounds) + ")"
+Sql = tuple[str, list[Any]]
+_COLUMNS = {"r": "s.last_contact_at", "f": "s.contacts", "m": "s.order_value"}
 
 
-def scores(c: Cuts) -> tuple[str, list[Any]]:
-    """SQL for the three scores and the group, as columns r, f, m, rfm_group (over customer_stats s)."""
-    params: list[Any] = []
-    r = _score("s.last_contact_at", c.recency, params)
-    f = _score("s.contacts", c.frequency, params)
-    m = _score("s.order_value", c.monetary, params)
-    return f"{r} AS r, {f} AS f, {m} AS m", params
+class Scorer:
+    """RFM scores as SQL over customer_stats `s`, from the boundaries. A score is 1 plus how many boundaries the value
+    is above, so "score at least K" is "value above boundary K-1": a plain comparison on an indexed column, and a
+    segment on scores or groups is a range query, not a score computed for every customer. Never NULL (a customer
+    never in contact has the lowest recency)."""
 
+    def __init__(self, cuts: Cuts, dialect: str = "sqlite") -> None:
+        self.bounds: dict[str, list[Any]] = {"r": cuts.recency, "f": cuts.frequency, "m": cuts.monetary}
+        # A score's range holds a fifth of the customers or more: reading them through an index costs ten times a
+        # plain scan, and SQLite's planner would take the index. A unary + keeps it off (PostgreSQL's planner
+        # weighs its statistics and chooses well by itself).
+        self._plain = "+" if dialect == "sqlite" else ""
 
-def group_case() -> str:
-    """The group, from the columns r, f and m."""
-    whens = " ".join(f"WHEN {rule} THEN '{name}'" for name, (rule, _) in GROUPS.items())
-    return f"CASE {whens} ELSE 'other' END"
+    def at_least(self, score: str, k: int) -> Sql:
+        col, b = self._plain + _COLUMNS[score], self.bounds[score]
+        if k <= 1:
+            return "1 = 1", []
+        if len(b) < k - 1:
+            return "1 = 0", []
+        return f"({col} IS NOT NULL AND {col} > ?)", [b[k - 2]]
+
+    def at_most(self, score: str, k: int) -> Sql:
+        col, b = self._plain + _COLUMNS[score], self.bounds[score]
+        if k >= 5 or len(b) < k:
+            return "1 = 1", []
+        return f"({col} IS NULL OR {col} <= ?)", [b[k - 1]]
+
+    def rule(self, group: str) -> Sql:
+        parts = [self.at_least(s, k) if op == ">=" else self.at_most(s, k) for s, op, k in GROUPS[group][0]]
+        return "(" + " AND ".join(sql for sql, _ in parts) + ")", [p for _, ps in parts for p in ps]
+
+    def member(self, group: str) -> Sql:
+        """In GROUP: its rule holds, and no earlier group's does."""
+        names = list(GROUPS)
+        own: Sql
+        if group == "other":
+            earlier, own = names, ("1 = 1", [])
+        else:
+            earlier, own = names[: names.index(group)], self.rule(group)
+        sql, params = own[0], list(own[1])
+        for g in earlier:
+            r, ps = self.rule(g)
+            sql += f" AND NOT {r}"
+            params += ps
+        return f"({sql})", params
+
+    def score(self, score: str) -> Sql:
+        """The score itself (for the customers listed)."""
+        col, b = _COLUMNS[score], self.bounds[score]
+        return "(1" + "".join(f" + CASE WHEN {col} > ? THEN 1 ELSE 0 END" for _ in b) + ")", list(b)
+
+    def group(self) -> Sql:
+        """The group's name (for the customers listed, and the groups' sizes)."""
+        sql, params = "CASE", []
+        for g in GROUPS:
+            r, ps = self.rule(g)
+            sql += f" WHEN {r} THEN '{g}'"
+            params += ps
+        return sql + " ELSE 'other' END", params
 
 
 def _number(dialect: str, column: str) -> str:
@@ -176,7 +227,7 @@ def _range(column: str, r: Range | None, where: list[str], params: list[Any]) ->
         params.append(r.max)
 
 
-def compile_where(tx: Tx, c: Criteria) -> tuple[str, list[Any]]:
+def compile_where(tx: Tx, c: Criteria, scorer: Scorer | None = None) -> tuple[str, list[Any]]:
     """One SQL condition over `s` (customer_stats) and, for the RFM criteria, its scored columns r, f, m."""
     where: list[str] = []
     params: list[Any] = []
@@ -224,22 +275,17 @@ def compile_where(tx: Tx, c: Criteria) -> tuple[str, list[Any]]:
     if c.open_conversation is not None:
         where.append(("" if c.open_conversation else "NOT ") + "EXISTS (SELECT 1 FROM conversations oc "
                      "WHERE oc.customer_id = s.customer_id AND oc.status <> 'resolved')")
-    _range("r", c.recency_score, where, params)
-    _range("f", c.frequency_score, where, params)
-    _range("m", c.monetary_score, where, params)
-    if c.rfm_group is not None:
-        where.append(f"{group_case()} = ?")
-        params.append(c.rfm_group)
+    if c.uses_rfm():
+        scorer = scorer or Scorer(cuts(tx), tx.dialect)
+        for score, r in (("r", c.recency_score), ("f", c.frequency_score), ("m", c.monetary_score)):
+            if r is not None:
+                for sql, ps in (scorer.at_least(score, int(r.min or 1)), scorer.at_most(score, int(r.max or 5))):
+                    where.append(sql)
+                    params.extend(ps)
+        if c.rfm_group is not None:
+            sql, ps = scorer.member(c.rfm_group)
+            where.append(sql)
+            params.extend(ps)
     return " AND ".join(where) or "1 = 1", params
 
 
-def select(tx: Tx, c: Criteria, columns: str, tail: str = "", tail_params: tuple[Any, ...] = ()) -> \
-        tuple[str, list[Any]]:
-    """SQL for COLUMNS of the segment's customers (scored, when the criteria or the columns need it), then TAIL."""
-    where, params = compile_where(tx, c)
-    scored, score_params = scores(cuts(tx))
-    base = ("SELECT s.customer_id, s.contacts, s.last_contact_at, s.orders, s.order_value, s.last_order_at, "
-            f"cu.name, {scored} FROM customer_stats s JOIN customers cu ON cu.id = s.customer_id "
-            "WHERE cu.merged_into IS NULL")
-    sql = f"SELECT {columns} FROM ({base}) s WHERE {where} {tail}"
-    return sql, [*score_params, *params, *tail_params]

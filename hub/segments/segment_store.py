@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.history.db import Database, Row, Tx
 from hub.history.store import NotFound
 from hub.model import format_time, utcnow
-from hub.segments.criteria import Criteria, group_case, select
+from hub.segments.criteria import Criteria, Cuts, Scorer, compile_where, cuts
 
 log = logging.getLogger("hub.segments")
 
@@ -97,8 +97,8 @@ def delete(tx: Tx, segment_id: int) -> None:
 
 
 def size(tx: Tx, criteria: Criteria) -> int:
-    sql, params = select(tx, criteria, "COUNT(*) AS n")
-    row = tx.one(sql, params)
+    where, params = compile_where(tx, criteria)
+    row = tx.one(f"SELECT COUNT(*) AS n FROM customer_stats s WHERE {where}", params)
     return int(row["n"]) if row else 0
 
 
@@ -120,10 +120,6 @@ def trend(tx: Tx, segment_id: int, now: str) -> list[dict[str, Any]]:
 #: a listed customer's columns, in the CSV's order
 FIELDS = ("customer_id", "name", "contacts", "last_contact_at", "orders", "order_value", "last_order_at",
           "recency_score", "frequency_score", "monetary_score", "rfm_group")
-_SELECTED = ("s.customer_id, s.name, s.contacts, s.last_contact_at, s.orders, s.order_value, s.last_order_at, "
-             f"s.r, s.f, s.m, {group_case()} AS rfm_group")
-
-
 def _customer(r: Row) -> dict[str, Any]:
     return {"customer_id": int(r["customer_id"]), "name": str(r["name"]), "contacts": int(r["contacts"]),
             "last_contact_at": r["last_contact_at"], "orders": int(r["orders"]),
@@ -132,11 +128,19 @@ def _customer(r: Row) -> dict[str, Any]:
             "rfm_group": str(r["rfm_group"])}
 
 
-def customers(tx: Tx, criteria: Criteria, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+def customers(tx: Tx, criteria: Criteria, after: int, limit: int, bounds: Cuts | None = None) -> \
+        tuple[list[dict[str, Any]], int | None]:
     """A page of the segment's customers in id order, after customer AFTER; and the next page's `after`."""
-    sql, params = select(tx, criteria, _SELECTED, "AND s.customer_id > ? ORDER BY s.customer_id LIMIT ?",
-                         (after, limit + 1))
-    rows = tx.all(sql, params)
+    scorer = Scorer(bounds or cuts(tx), tx.dialect)
+    shown = [scorer.score("r"), scorer.score("f"), scorer.score("m"), scorer.group()]
+    where, params = compile_where(tx, criteria, scorer)
+    rows = tx.all(
+        "SELECT s.customer_id, s.contacts, s.last_contact_at, s.orders, s.order_value, s.last_order_at, "
+        f"COALESCE(cu.name, '') AS name, {shown[0][0]} AS r, {shown[1][0]} AS f, {shown[2][0]} AS m, "
+        f"{shown[3][0]} AS rfm_group FROM customer_stats s LEFT JOIN customers cu ON cu.id = s.customer_id "
+        f"WHERE {where} AND s.customer_id > ? ORDER BY s.customer_id LIMIT ?",
+        [*(p for _, ps in shown for p in ps), *params, after, limit + 1],
+    )
     page = [_customer(r) for r in rows[:limit]]
     _with_identities(tx, page)
     return page, (page[-1]["customer_id"] if len(rows) > limit else None)

@@ -233,9 +233,11 @@ async def test_rebuild_gives_the_customers_facts_the_roller_kept(api: Api) -> No
         rows = tx.all("SELECT customer_id, contacts, last_contact_at, orders, order_value FROM customer_stats "
                       "ORDER BY customer_id")
         chans = tx.all("SELECT customer_id, channel FROM customer_channels ORDER BY customer_id, channel")
-        return [tuple(r) for r in rows] + [tuple(r) for r in chans]
+        return [(r["customer_id"], r["contacts"], r["last_contact_at"], r["orders"], r["order_value"]) for r in rows] \
+            + [(r["customer_id"], r["channel"]) for r in chans]
 
     before = await db.read(facts)
+    assert len(before) == 4 + 3 and before[0][1:4] == (3, before[0][2], 2)  # Ann: 3 contacts, 2 orders; 3 channels
     await db.write(lambda tx: tx.exec("UPDATE customer_stats SET contacts = contacts + 7, orders = 0"))
     await rebuild_now(api)
     assert await db.read(facts) == before
