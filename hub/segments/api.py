@@ -49,9 +49,11 @@ async def get_segment(request: web.Request) -> web.Response:
     sid = path_id(request)
     now = format_time(utcnow())
 
+    bounds = await rfm.current_cuts(request.app[DB])
+
     def read(tx: Tx) -> dict[str, Any]:
         seg = segment_store.get(tx, sid)
-        return seg.to_json() | {"size": segment_store.size(tx, seg.criteria),
+        return seg.to_json() | {"size": segment_store.size(tx, seg.criteria, bounds),
                                 "trend": segment_store.trend(tx, sid, now)}
 
     return web.json_response(await request.app[DB].read(read))
@@ -84,8 +86,10 @@ async def segment_customers(request: web.Request) -> web.StreamResponse:
     after = whole_number(request.query.get("after", "0"), "after")
     size = limit(request)
 
+    bounds = await rfm.current_cuts(request.app[DB])
+
     def page(tx: Tx) -> tuple[list[dict[str, Any]], int | None]:
-        return segment_store.customers(tx, segment_store.get(tx, sid).criteria, after, size)
+        return segment_store.customers(tx, segment_store.get(tx, sid).criteria, after, size, bounds)
 
     items, nxt = await request.app[DB].read(page)
     return web.json_response({"items": items, "next": nxt})
@@ -98,7 +102,7 @@ async def _export(request: web.Request, sid: int) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
                                        "Content-Disposition": f'attachment; filename="segment-{sid}.csv"'})
     await resp.prepare(request)
-    bounds = await db.read(rfm.cuts)  # one set of scores for the whole file
+    bounds = await rfm.current_cuts(db)  # one set of scores for the whole file
     after: int | None = 0
     header = True
     while after is not None:
@@ -119,14 +123,16 @@ async def preview(request: web.Request) -> web.Response:
     """How many customers criteria not saved yet would hold (the console's segment builder)."""
     _manager(request)
     body = await read_json(request, Criteria)
-    return web.json_response({"size": await request.app[DB].read(lambda tx: segment_store.size(tx, body))})
+    bounds = await rfm.current_cuts(request.app[DB])
+    return web.json_response({"size": await request.app[DB].read(lambda tx: segment_store.size(tx, body, bounds))})
 
 
 async def rfm_groups(request: web.Request) -> web.Response:
     _manager(request)
 
+    cuts = await rfm.current_cuts(request.app[DB])
+
     def read(tx: Tx) -> dict[str, Any]:
-        cuts = rfm.cuts(tx)
         group, params = rfm.Scorer(cuts, tx.dialect).group()
         rows = tx.all(f"SELECT {group} AS g, COUNT(*) AS n FROM customer_stats s GROUP BY 1", params)
         counts = {str(r["g"]): int(r["n"]) for r in rows}

@@ -96,8 +96,8 @@ def delete(tx: Tx, segment_id: int) -> None:
     tx.exec("DELETE FROM segments WHERE id = ?", (segment_id,))
 
 
-def size(tx: Tx, criteria: Criteria) -> int:
-    where, params = compile_where(tx, criteria)
+def size(tx: Tx, criteria: Criteria, bounds: Cuts | None = None) -> int:
+    where, params = compile_where(tx, criteria, Scorer(bounds, tx.dialect) if bounds else None)
     row = tx.one(f"SELECT COUNT(*) AS n FROM customer_stats s WHERE {where}", params)
     return int(row["n"]) if row else 0
 

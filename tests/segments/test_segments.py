@@ -15,11 +15,11 @@ import pytest
 from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.config import Settings
-from hub.history.db import Tx
+from hub.history.db import Database, Tx
 from hub.keys import DB, SETTINGS
 from hub.model import format_time, utcnow
 from hub.reports.rollup import RollRules, catch_up, rebuild
-from hub.segments import segment_store
+from hub.segments import criteria, segment_store
 from tests.api.client import Api, inbound
 
 SEG = "/api/v1/segments"
@@ -241,3 +241,21 @@ async def test_rebuild_gives_the_customers_facts_the_roller_kept(api: Api) -> No
     await db.write(lambda tx: tx.exec("UPDATE customer_stats SET contacts = contacts + 7, orders = 0"))
     await rebuild_now(api)
     assert await db.read(facts) == before
+
+
+async def test_boundaries_are_reused_then_refreshed_behind_the_asker(db: Database) -> None:
+    def seed(tx: Tx) -> None:
+        for i in range(1, 11):
+            tx.exec("INSERT INTO customer_stats (customer_id, contacts) VALUES (?, ?)", (i, i))
+
+    await db.write(seed)
+    first = await criteria.current_cuts(db)
+    assert first.frequency == [2.0, 4.0, 6.0, 8.0]
+    await db.write(lambda tx: tx.exec("UPDATE customer_stats SET contacts = contacts * 10"))
+    assert await criteria.current_cuts(db) == first  # within the minute: the same
+    criteria._recent[db] = (0.0, first)  # a minute later
+    assert await criteria.current_cuts(db) == first  # answered at once, refreshed behind
+    refreshing = criteria._refreshing.get(db)
+    if refreshing is not None:
+        await refreshing
+    assert (await criteria.current_cuts(db)).frequency == [20.0, 40.0, 60.0, 80.0]
