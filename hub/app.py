@@ -14,7 +14,18 @@ from aiohttp import web
 from hub import metrics_http, pages, security_headers
 from hub import tasks as background
 from hub.agents import sync_queues
-from hub.api import accounts, attention_routes, canned_routes, openapi, ownership, search_routes, wall_routes
+from hub.api import (
+    accounts,
+    attention_routes,
+    canned_routes,
+    macro_routes,
+    mention_routes,
+    openapi,
+    ownership,
+    profile_routes,
+    search_routes,
+    wall_routes,
+)
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
 from hub.api.business_event_routes import routes as business_event_routes
@@ -37,11 +48,13 @@ from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
 from hub.console.handlers import routes as console_routes
 from hub.console.sessions import SESSIONS, Sessions
+from hub.csat import page as csat_page
+from hub.csat.sender import SurveySender
 from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.ingest import Ingest
-from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
+from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, CSAT, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
@@ -192,6 +205,7 @@ def build_app(settings: Settings) -> web.Application:
     runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
     turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
     runner.on_bot_turns = turns.wake.set
+    surveys = SurveySender(db, settings, outbox, bus)
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -206,6 +220,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     app[ROUTER] = router
     app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
+    app[CSAT] = surveys
     app[OPEN_SOCKETS] = OpenSockets()
     app.on_shutdown.append(app[OPEN_SOCKETS].close_all)
     _install_calls(app, settings, channels)
@@ -255,6 +270,7 @@ def build_app(settings: Settings) -> web.Application:
                 settings.reports.roll_interval_seconds)),
             _task("hub-segment-sizes", lambda: snapshot_forever(db)),
             _automation(settings, runner, deliverer, turns),
+            _task("hub-csat", surveys.run_forever),
         ]
     )
 
@@ -272,6 +288,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(ownership.routes())
     app.router.add_routes(wall_routes.routes())
     app.router.add_routes(canned_routes.routes())
+    app.router.add_routes(profile_routes.routes())
+    app.router.add_routes(mention_routes.routes())
+    app.router.add_routes(macro_routes.routes())
     app.router.add_routes(call_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
@@ -282,6 +301,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(automation_api.routes())
     app.router.add_routes(webhooks_api.routes())
     app.router.add_routes(bots_api.routes())
+    app.router.add_routes(csat_page.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     if "webchat" in channels:

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
+from hub import fail_points
 from hub.channels.base import Channel
 from hub.facts import Fact
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import IdentityError, normalize
-from hub.ingest import Ingest, IngestFailed
+from hub.ingest import AlsoInTx, Ingest, IngestFailed, IngestResult
 from hub.journal import FLAGGED
 from hub.model import AttachmentIn, Inbound, format_time, utcnow
 
@@ -129,9 +132,8 @@ def _flagged(r: dict[str, Any], body: dict[str, Any]) -> Flagged:
     )
 
 
-def listing(tx: Tx, channel: str | None = None, reason: str | None = None, limit: int = 50,
-            before: int | None = None, statuses: tuple[str, ...] = OPEN) -> list[Flagged]:
-    """Flagged and rejected events, newest first (LIMIT of them, with ids below BEFORE)."""
+def _where(channel: str | None, reason: str | None, statuses: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The WHERE clause of what the list shows: the list and its count use this one, so they always agree."""
     where = [f"status IN ({', '.join('?' for _ in statuses)})"]
     params: list[Any] = [*statuses]
     if channel:
@@ -142,18 +144,27 @@ def listing(tx: Tx, channel: str | None = None, reason: str | None = None, limit
         where.append("(reason = ? OR (reason IS NULL AND ? = CASE status WHEN 'failed' THEN 'failed' "
                      "ELSE 'unreadable' END))")
         params += [reason, reason]
+    return " AND ".join(where), params
+
+
+def listing(tx: Tx, channel: str | None = None, reason: str | None = None, limit: int = 50,
+            before: int | None = None, statuses: tuple[str, ...] = OPEN) -> list[Flagged]:
+    """Flagged and rejected events, newest first (LIMIT of them, with ids below BEFORE)."""
+    where, params = _where(channel, reason, statuses)
     if before is not None:
-        where.append("id < ?")
+        where += " AND id < ?"
         params.append(before)
     rows = tx.all(
         "SELECT id, channel, dedupe_key, payload, status, error, reason, attempts, message_id, received_at "
-        f"FROM journal WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit),
+        f"FROM journal WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit),
     )
     return [_flagged(dict(r), json.loads(r["payload"])) for r in rows]
 
 
-def count(tx: Tx) -> int:
-    row = tx.one(f"SELECT COUNT(*) AS n FROM journal WHERE status IN ({', '.join('?' for _ in OPEN)})", OPEN)
+def count(tx: Tx, channel: str | None = None, reason: str | None = None) -> int:
+    """How many events `listing` lists with the same filters, over all its pages."""
+    where, params = _where(channel, reason, OPEN)
+    row = tx.one(f"SELECT COUNT(*) AS n FROM journal WHERE {where}", params)
     return int(row["n"]) if row else 0
 
 
@@ -167,6 +178,23 @@ def show(tx: Tx, journal_id: int) -> tuple[Flagged, dict[str, Any]]:
         "ORDER BY id", (journal_id,),
     )]
     return f, body
+
+
+def _ingest_outcome(res: IngestResult | IngestFailed) -> tuple[str, int | None]:
+    if isinstance(res, IngestFailed):
+        return f"failed again: {res.reason}", None
+    return ("already stored" if res.duplicate else "stored"), res.message.id
+
+
+def _write_action(tx: Tx, journal_id: int, action: str, actor: str, note: str | None, outcome: str,
+                  message_id: int | None, status: str | None) -> None:
+    """Record an operator's action on event JOURNAL_ID (and its new STATUS), in the transaction that did it: what
+    the action wrote and its record commit together or not at all."""
+    fail_points.hit("attention.before_record")
+    if status is not None:
+        tx.exec("UPDATE journal SET status = ?, message_id = COALESCE(?, message_id), processed_at = ? WHERE id = ?",
+                (status, message_id, format_time(utcnow()), journal_id))
+    _record(tx, journal_id, action, actor, note, outcome, message_id)
 
 
 def _record(tx: Tx, journal_id: int, action: str, actor: str, note: str | None, outcome: str,
@@ -193,64 +221,86 @@ class Attention:
         return r, json.loads(r["payload"])
 
     async def _journal_action(self, journal_id: int, action: str, actor: str, note: str | None, outcome: str,
-                              message_id: int | None = None, status: str | None = None) -> None:
+                              status: str | None = None, error: str | None = None) -> None:
+        """Record an action that wrote nothing else (its outcome, a new status or error), in one transaction."""
+
         def write(tx: Tx) -> None:
-            if status is not None:
-                tx.exec("UPDATE journal SET status = ?, message_id = COALESCE(?, message_id), processed_at = ? "
-                        "WHERE id = ?", (status, message_id, format_time(utcnow()), journal_id))
-            _record(tx, journal_id, action, actor, note, outcome, message_id)
+            if error is not None:
+                tx.exec("UPDATE journal SET error = ?, attempts = attempts + 1 WHERE id = ?", (error, journal_id))
+            _write_action(tx, journal_id, action, actor, note, outcome, None, status)
 
         await self.db.write(write)
-        log.info("event %d: %s by %s: %s", journal_id, action, actor, outcome)
 
     async def replay(self, journal_id: int, actor: str, note: str | None = None) -> dict[str, Any]:
         """Process the event again, as its channel reads it now (after a fix or a config change). Returns
-        {"outcome", "status", "message_id"}; the event stays flagged, with the new reason, if it still fails."""
+        {"outcome", "status", "message_id"}; the event stays flagged, with the new reason, if it still fails.
+        What the replay wrote and its record commit together (see `_write_action`)."""
         r, body = await self._load(journal_id)
         if r["status"] not in OPEN:
             raise AttentionError(f"event {journal_id} is {r['status']}: only failed or rejected events are replayed")
-        outcome, message_id = await self._replay(journal_id, r, body)
-        after = await self.db.read(lambda tx: _row(tx, journal_id))
-        status = None
-        if message_id is not None and after["status"] != "done":
-            status = "done"  # stored under another key (the adapter's id): this row is resolved by it
-        await self._journal_action(journal_id, "replay", actor, note, outcome, message_id, status)
-        return {"outcome": outcome, "status": status or after["status"], "message_id": message_id}
+        done: list[tuple[str, int | None]] = []
 
-    async def _replay(self, journal_id: int, r: dict[str, Any], body: dict[str, Any]) -> tuple[str, int | None]:
+        def record(tx: Tx, outcome: str, message_id: int | None) -> None:
+            status = None
+            if message_id is not None:
+                row = tx.one("SELECT status FROM journal WHERE id = ?", (journal_id,))
+                # Stored under another key (the adapter's id): this row is resolved by it.
+                status = "done" if row is not None and row["status"] != "done" else None
+            _write_action(tx, journal_id, "replay", actor, note, outcome, message_id, status)
+            done[:] = [(outcome, message_id)]  # the transaction may run again: the last run is the one committed
+
+        await self._replay(journal_id, r, body, actor, note, record)
+        outcome, message_id = done[-1]
+        after = await self.db.read(lambda tx: _row(tx, journal_id))
+        log.info("event %d: replay by %s: %s", journal_id, actor, outcome)
+        return {"outcome": outcome, "status": after["status"], "message_id": message_id}
+
+    async def _replay(self, journal_id: int, r: dict[str, Any], body: dict[str, Any], actor: str, note: str | None,
+                      record: Callable[[Tx, str, int | None], None]) -> None:
         if body.get("fact") is not None:
-            result = await self.ingest.facts.retry(journal_id, Fact.from_json(body["fact"]), str(r["received_at"]))
-            return f"fact {result.state}" + (f": {result.reason}" if result.reason else ""), result.message_id
+            await self.ingest.facts.retry(
+                journal_id, Fact.from_json(body["fact"]), str(r["received_at"]),
+                also=lambda tx, res: record(tx, f"fact {res.state}" + (f": {res.reason}" if res.reason else ""),
+                                            res.message_id))
+            return
         if body.get("inbound") is not None:
-            try:
-                done = await self.ingest.process_event(journal_id, Inbound.from_json(body["inbound"]))
-            except IngestFailed as e:
-                return f"failed again: {e.reason}", None
-            return ("already stored" if done.duplicate else "stored"), done.message.id
+            with contextlib.suppress(IngestFailed):  # recorded as failed again, in its transaction
+                await self.ingest.process_event(journal_id, Inbound.from_json(body["inbound"]),
+                                                also=lambda tx, res: record(tx, *_ingest_outcome(res)))
+            return
         channel = self.channels.get(str(r["channel"]))
         if channel is None:
-            return f"the {r['channel']} channel is not configured here: enable it, then replay", None
+            why = f"the {r['channel']} channel is not configured here: enable it, then replay"
+            await self.db.write(lambda tx: record(tx, why, None))
+            return
         eml = _eml(body.get("raw"))
         try:
             inbound = channel.parse(eml if eml is not None else body.get("raw"))
         except Exception as e:
             why = f"still unreadable: {type(e).__name__}: {e}"[:500]
-            await self.db.write(lambda tx: tx.exec("UPDATE journal SET error = ?, attempts = attempts + 1 WHERE id = ?",
-                                                   (why, journal_id)))
-            return why, None
-        return await self._store(journal_id, r, inbound)
 
-    async def _store(self, journal_id: int, r: dict[str, Any], inbound: Inbound) -> tuple[str, int | None]:
+            def still(tx: Tx) -> None:
+                tx.exec("UPDATE journal SET error = ?, attempts = attempts + 1 WHERE id = ?", (why, journal_id))
+                record(tx, why, None)
+
+            await self.db.write(still)
+            return
+        outcome = await self._store(journal_id, r, inbound, lambda tx, res: record(tx, *_ingest_outcome(res)))
+        if outcome is not None:  # refused before anything was written
+            await self.db.write(lambda tx: record(tx, outcome, None))
+
+    async def _store(self, journal_id: int, r: dict[str, Any], inbound: Inbound, also: AlsoInTx) -> str | None:
         """Store INBOUND through the one ingest path, journaled under this event's own key (so a later copy of the
-        same event is a duplicate of it)."""
+        same event is a duplicate of it), ALSO in the same transaction. Returns why not when nothing was written
+        (an identity that does not normalize); a processing failure is ALSO's to record."""
         inbound.external_id = inbound.external_id or str(r["dedupe_key"])
         try:
-            done = await self.ingest.ingest_journaled(journal_id, inbound)
-        except IngestFailed as e:
-            return f"failed: {e.reason}", None
+            await self.ingest.ingest_journaled(journal_id, inbound, also)
+        except IngestFailed:
+            return None
         except IdentityError as e:
-            return f"still unreadable: {e}", None
-        return "stored", done.message.id
+            return f"still unreadable: {e}"
+        return None
 
     async def attach(
         self, journal_id: int, actor: str, customer_id: int | None = None, identity: str | None = None,
@@ -278,12 +328,22 @@ class Attention:
             except IdentityError as e:
                 raise AttentionError(str(e)) from None
         inbound = self._inbound_for(r, body, target, name)
-        outcome, message_id = await self._store(journal_id, r, inbound)
-        if message_id is None:
-            raise AttentionError(outcome)
-        await self._journal_action(journal_id, "attach", actor, note, f"stored on {target}'s timeline", message_id,
-                                   "done")
-        return {"outcome": outcome, "status": "done", "message_id": message_id}
+        stored: list[int] = []
+        failed: list[str] = []
+
+        def record(tx: Tx, res: IngestResult | IngestFailed) -> None:
+            if isinstance(res, IngestFailed):
+                failed[:] = [f"failed: {res.reason}"]
+                return  # the event stays flagged with the reason; nothing was attached
+            _write_action(tx, journal_id, "attach", actor, note, f"stored on {target}'s timeline", res.message.id,
+                          "done")
+            stored[:] = [res.message.id]
+
+        refused = await self._store(journal_id, r, inbound, record)
+        if refused is not None or not stored:
+            raise AttentionError(refused or (failed[-1] if failed else "not stored"))
+        log.info("event %d: attach by %s: stored on %s's timeline", journal_id, actor, target)
+        return {"outcome": "stored", "status": "done", "message_id": stored[-1]}
 
     def _inbound_for(self, r: dict[str, Any], body: dict[str, Any], target: Any, name: str | None) -> Inbound:
         channel = str(r["channel"])
@@ -313,5 +373,6 @@ class Attention:
             raise AttentionError(f"event {journal_id} is {r['status']}: only failed or rejected events are dismissed")
         if not (note or "").strip():
             raise AttentionError("say why in a note: it is kept with the event")
-        await self._journal_action(journal_id, "dismiss", actor, note, "dismissed", None, "dismissed")
+        await self._journal_action(journal_id, "dismiss", actor, note, "dismissed", "dismissed")
+        log.info("event %d: dismissed by %s", journal_id, actor)
         return {"outcome": "dismissed", "status": "dismissed", "message_id": None}

@@ -114,9 +114,12 @@ class QueueSettings(Section):
     sla_wait: float = Field(60.0, ge=0)
     first_response: float = Field(0.0, ge=0)  # seconds from arrival to the first agent reply; 0: no target
     stages: list[dict[str, Any]] = Field(default_factory=list)
+    #: send a satisfaction survey after a conversation of this queue is resolved (hub.csat), this many seconds later
+    csat: bool = False
+    csat_delay: float = Field(0.0, ge=0, le=30 * 86400)
 
     def engine_config(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"title"})
+        return self.model_dump(exclude={"title", "csat", "csat_delay"})
 
 
 class AgentRoutingSettings(Section):
@@ -467,6 +470,19 @@ class ReportsSettings(Section):
     roll_interval_seconds: float = Field(1.0, gt=0)
 
 
+class CsatSettings(Section):
+    """Customer satisfaction surveys (hub.csat); which queues survey is each queue's `csat`."""
+
+    #: a survey takes answers for this long after it is sent; later, a number is an ordinary message
+    answer_window_hours: float = Field(72.0, gt=0, le=24 * 90)
+    #: a score at or below this raises csat.low (automation, webhooks, the live wall)
+    low_score: int = Field(2, ge=1, le=4)
+    #: signs the link in an email survey (with server.public_url); empty: emails ask for a numeric reply only
+    link_secret: str = ""
+    poll_interval_seconds: float = Field(5.0, gt=0)
+    question: str = Field("How satisfied are you with the help you got?", min_length=1, max_length=300)
+
+
 class AutomationSettings(Section):
     """Rules that act on the hub's events (hub.automation)."""
 
@@ -513,6 +529,7 @@ class Settings(Section):
     events: EventSettings = Field(default_factory=EventSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     reports: ReportsSettings = Field(default_factory=ReportsSettings)
+    csat: CsatSettings = Field(default_factory=CsatSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 

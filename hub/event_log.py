@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from hub import fail_points
+from hub.csat import surveys
 from hub.history import store
 from hub.history.db import Row, Tx
 from hub.model import Conversation
@@ -22,6 +23,8 @@ TYPES = (
     "message.received",
     "message.sent",
     "business_event.received",
+    "csat.received",
+    "csat.low",
 )
 VERSION = 1
 COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, status, created_at"
@@ -59,6 +62,8 @@ def resolve(tx: Tx, conversation_id: int, now: str, *, agent_id: int | None = No
                                agent_id=before.agent_id if before.agent_id is not None else agent_id)
     after = store.set_conversation_status(tx, conversation_id, "resolved", now)
     record(tx, "conversation.resolved", conversation_id, now, depth=depth)
+    # Whether and when it is sent is the survey sender's call (its queue's csat and csat_delay).
+    surveys.schedule(tx, after, before.agent_id if before.agent_id is not None else agent_id, now)
     return after
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,9 +200,11 @@ class Facts:
 
         return await self._finish(fact, await self.db.write(write))
 
-    async def retry(self, journal_id: int, fact: Fact, received_at: str) -> FactResult:
+    async def retry(self, journal_id: int, fact: Fact, received_at: str,
+                    also: Callable[[Tx, FactResult], None] | None = None) -> FactResult:
         """Try a journaled fact again (the sweep, `hub events replay`). One that has waited longer than
-        ingest.pending_fact_seconds for its message is flagged 'failed' with the reason."""
+        ingest.pending_fact_seconds for its message is flagged 'failed' with the reason. ALSO runs in the same
+        transaction, with the result (an operator's action is recorded with it)."""
         now = utcnow()
         waited = (now - parse_time(received_at)).total_seconds()
         limit = self.settings.pending_fact_seconds
@@ -209,11 +212,15 @@ class Facts:
         def write(tx: Tx) -> FactResult:
             row = tx.one("SELECT status FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
             if row is None or row["status"] not in ("pending", "failed"):
-                return FactResult(journal_id, "duplicate")
-            give_up = None
-            if row["status"] == "failed" or waited >= limit:
-                give_up = f"waited {waited:.1f}s; ingest.pending_fact_seconds is {limit:g}"
-            return _apply(tx, journal_id, fact, format_time(now), give_up)
+                result = FactResult(journal_id, "duplicate")
+            else:
+                give_up = None
+                if row["status"] == "failed" or waited >= limit:
+                    give_up = f"waited {waited:.1f}s; ingest.pending_fact_seconds is {limit:g}"
+                result = _apply(tx, journal_id, fact, format_time(now), give_up)
+            if also is not None:
+                also(tx, result)
+            return result
 
         return await self._finish(fact, await self.db.write(write))
 

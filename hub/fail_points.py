@@ -59,3 +59,9 @@ def hit(name: str) -> None:
 # written and its webhook deliveries are not yet (one transaction: a kill there leaves neither). `webhook.after_post`:
 # the receiver has the delivery and the hub has not yet marked it delivered (at least once: it is sent again).
 POINTS = POINTS | {"event.before_deliveries", "webhook.after_post"}
+
+# Operators' actions on flagged events (hub.attention). `attention.before_record`: an action's effect is written (the
+# event stored on a timeline through ingest, a fact applied, the event marked dismissed) and the record of who did it
+# is not yet; one transaction, so a kill there leaves neither: the event is still open, and acting on it again after
+# the restart does it once.
+POINTS = POINTS | {"attention.before_record"}

@@ -14,6 +14,8 @@ from typing import Any
 
 from hub import event_log
 from hub.config import Settings
+from hub.csat import answers as csat_answers
+from hub.csat import surveys as csat_surveys
 from hub.events import Event, EventBus
 from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
@@ -29,6 +31,9 @@ log = logging.getLogger("hub.ingest")
 
 QueueChooser = Callable[[Inbound], str]
 StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
+#: a write of the caller's that must commit with the event's processing, in the same transaction (an operator's
+#: action on a flagged event is recorded with its outcome, or not at all: see hub.attention)
+AlsoInTx = Callable[[Tx, "IngestResult | IngestFailed"], None]
 
 
 @dataclass
@@ -212,9 +217,13 @@ class Ingest:
         customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
-        if inbound.thread_conversation_id is not None:
+        # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
+        answer = None if inbound.meta.get("automatic") else csat_surveys.answer_for(tx, customer_id, inbound, now)
+        if answer is None and inbound.thread_conversation_id is not None:
             threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
-        if threaded is not None:
+        if answer is not None:
+            conv, how = store.conversation(tx, answer[0].conversation_id), "recorded"
+        elif threaded is not None:
             conv, how = threaded, "joined"
         elif inbound.meta.get("automatic"):
             # Machine-written (an out-of-office): on the timeline, but it never opens or reopens work.
@@ -227,6 +236,9 @@ class Ingest:
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
+        meta.pop(csat_surveys.ANSWER_META, None)
+        if answer is not None:
+            meta["csat"] = csat_answers.meta_for(*answer, now)
         if reused:
             # Another event with other content holds this provider id (some mailers send one fixed Message-ID).
             meta["reused_external_id"] = True
@@ -255,6 +267,10 @@ class Ingest:
             created_at=inbound.occurred_at,
         )
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
+        if answer is not None:
+            csat_answers.record(tx, *answer, message_id, now, self.settings.csat.low_score)
+        elif how in ("opened", "reopened"):
+            csat_surveys.close_open(tx, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
         for a in inbound.attachments:
             if a.data is not None and len(a.data) > max_bytes:
@@ -266,8 +282,9 @@ class Ingest:
                 store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
+        # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
-                         automatic=bool(meta.get("automatic")))
+                         automatic=bool(meta.get("automatic")) or answer is not None)
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
             apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(
@@ -293,13 +310,14 @@ class Ingest:
                                   outcome.message.id)
         return outcome
 
-    async def process_event(self, journal_id: int, inbound: Inbound) -> IngestResult:
-        """Process one journaled inbound event again (an operator's replay)."""
-        return await self._process(journal_id, inbound)
+    async def process_event(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
+        """Process one journaled inbound event again (an operator's replay); ALSO runs in its transaction."""
+        return await self._process(journal_id, inbound, also)
 
-    async def ingest_journaled(self, journal_id: int, inbound: Inbound) -> IngestResult:
+    async def ingest_journaled(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
         """Store INBOUND as the event journaled as JOURNAL_ID (one that was rejected, read again after a fix, or
-        attached to a customer by an operator): its payload becomes INBOUND, so recovery and replay see it too."""
+        attached to a customer by an operator): its payload becomes INBOUND, so recovery and replay see it too.
+        ALSO runs in the same transaction, after the processing."""
         inbound = self.normalized(inbound)
         payload_inbound = json.dumps(inbound.to_json(), default=str)
         queue, queue_error = self._queue(inbound)
@@ -310,17 +328,33 @@ class Ingest:
             body = json.loads(row["payload"])
             body["inbound"] = json.loads(payload_inbound)
             tx.exec("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(body, default=str), journal_id))
-            return self._apply(tx, journal_id, inbound, queue, queue_error)
+            outcome = self._apply(tx, journal_id, inbound, queue, queue_error)
+            if also is not None:
+                also(tx, outcome)
+            return outcome
 
         return await self._finish(inbound, await self.db.write(run))
 
-    async def _process(self, journal_id: int, inbound: Inbound) -> IngestResult:
+    async def _process(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
         """Process an already journaled event (recovery and replay)."""
         queue, queue_error = self._queue(inbound)
-        outcome = await self.db.write(lambda tx: self._apply(tx, journal_id, inbound, queue, queue_error))
-        return await self._finish(inbound, outcome)
+
+        def run(tx: Tx) -> IngestResult | IngestFailed:
+            outcome = self._apply(tx, journal_id, inbound, queue, queue_error)
+            if also is not None:
+                also(tx, outcome)
+            return outcome
+
+        return await self._finish(inbound, await self.db.write(run))
 
     async def _publish(self, r: IngestResult) -> None:
+        answer = r.message.meta.get("csat")
+        if isinstance(answer, dict) and not answer.get("ignored"):
+            # For the live wall and consoles; rules and webhooks get csat.received from the event log.
+            score = int(answer["score"])
+            await self.bus.publish(Event("csat.received", {
+                "conversation_id": r.conversation.id, "conversation": r.conversation.to_json(), "score": score,
+                "low": score <= self.settings.csat.low_score, "message_id": r.message.id}))
         if r.conversation_how in ("opened", "reopened"):
             await self.bus.publish(
                 Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})

@@ -30,3 +30,7 @@ from hub.webhooks.deliveries import Deliverer  # noqa: E402
 
 AUTOMATION = web.AppKey("automation", Runner)
 WEBHOOKS = web.AppKey("webhooks", Deliverer)
+
+from hub.csat.sender import SurveySender  # noqa: E402
+
+CSAT = web.AppKey("csat", SurveySender)

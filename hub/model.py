@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from hub.customer_profile import display_name
+
 Direction = Literal["in", "out"]
 MessageKind = Literal["text", "call", "voicemail", "note", "event"]
 MessageStatus = Literal["received", "queued", "sending", "sent", "delivered", "read", "failed", "undelivered"]
@@ -63,10 +65,15 @@ class Customer:
     identities: list[Identity] = field(default_factory=list)
     merged_into: int | None = None
 
+    @property
+    def display_name(self) -> str:
+        return display_name(self.id, self.name, [(i.kind, i.value) for i in self.identities])
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
+            "display_name": self.display_name,
             "created_at": self.created_at,
             "identities": [{"kind": i.kind, "value": i.value, "id": str(i)} for i in self.identities],
             "merged_into": self.merged_into,

@@ -4,6 +4,7 @@ worker sends it through its channel with capped exponential backoff and jitter. 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -82,6 +83,14 @@ def _store_files(tx: Tx, message_id: int, attachments: Sequence[AttachmentIn]) -
                                 None, "stored")
 
 
+def _outbound_meta(stored: str | None) -> dict[str, Any]:
+    """What an adapter needs from a message's meta: a survey (hub.csat) it may render as buttons or a form."""
+    if not stored or '"csat"' not in stored:
+        return {}
+    csat = json.loads(stored).get("csat")
+    return {"csat": csat} if isinstance(csat, dict) else {}
+
+
 class Outbox:
     def __init__(
         self,
@@ -117,17 +126,23 @@ class Outbox:
         note: bool = False,
         attachments: Sequence[AttachmentIn] = (),
         reply_all: bool = False,
+        also: Callable[[Tx, int], None] | None = None,
     ) -> Message:
         """Write an agent's reply (or internal note) durably, with its files; sending happens in the background.
-        REPLY_ALL (email) also addresses everyone else the customer's email went to."""
+        REPLY_ALL (email) also addresses everyone else the customer's email went to. ALSO writes what belongs with
+        the message (a note's @mentions) in the same transaction, given its id."""
         if not text.strip() and not attachments:
             raise ReplyError("text is empty")
         self._check_files(attachments)
 
-        message_id = await self.db.write(
-            lambda tx: self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
-                                        meta={"reply_all": True} if reply_all and not note else None)
-        )
+        def write(tx: Tx) -> int:
+            written = self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
+                                       meta={"reply_all": True} if reply_all and not note else None)
+            if also is not None:
+                also(tx, written)
+            return written
+
+        message_id = await self.db.write(write)
         msg = await self.db.read(lambda tx: store.message(tx, message_id))
         self._wake.set()
         await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
@@ -215,7 +230,8 @@ class Outbox:
 
         def claim(tx: Tx) -> list[_Due]:
             rows = tx.all(
-                "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html "
+                "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html, "
+                "m.meta "
                 "FROM outbox o JOIN messages m ON m.id = o.message_id "
                 "WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
                 "AND (o.lease_until IS NULL OR o.lease_until < ?) "
@@ -238,7 +254,7 @@ class Outbox:
                         Outbound(
                             message_id=int(r["message_id"]), conversation_id=int(r["conversation_id"]),
                             channel=str(r["channel"]), to=Identity(kind, value), text=str(r["text"]),
-                            html=r["html"], attempt=int(r["attempts"]) + 1,
+                            html=r["html"], attempt=int(r["attempts"]) + 1, meta=_outbound_meta(r["meta"]),
                         ),
                     )
                 )

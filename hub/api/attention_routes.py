@@ -54,8 +54,10 @@ async def list_flagged(request: web.Request) -> web.Response:
     limit = _limit(request)
 
     def load(tx: Any) -> dict[str, Any]:
-        items = listing(tx, q.get("channel") or None, q.get("reason") or None, limit, before)
-        return {"items": [i.to_json() for i in items], "count": count(tx),
+        channel, reason = q.get("channel") or None, q.get("reason") or None
+        items = listing(tx, channel, reason, limit, before)
+        # What the list holds with these filters, over all its pages: the console's badge shows this number.
+        return {"items": [i.to_json() for i in items], "count": count(tx, channel, reason),
                 "next": str(items[-1].id) if len(items) == limit else None}
 
     return web.json_response(await request.app[DB].read(load))

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.errors import read_json
+from hub.api.profile_routes import attribute_values
 from hub.api.routes import check_conversation
 from hub.api.schemas import CannedBody, CannedPatchBody, CannedRenderBody
 from hub.canned import render
@@ -129,27 +130,32 @@ async def render_canned(request: web.Request) -> web.Response:
     cid = int(request.match_info["id"])
     body = await read_json(request, CannedRenderBody)
     await check_conversation(request, body.conversation_id)
-
-    def load(tx: Tx) -> tuple[Any, str, str, dict[str, str]]:
-        row = tx.one(f"SELECT {COLUMNS} FROM canned_responses WHERE id = ? AND (agent_id IS NULL OR agent_id = ?)",
-                     (cid, p.agent_id if p.agent_id is not None else -1))
-        conv = store.conversation(tx, body.conversation_id)
-        customer = store.customer(tx, conv.customer_id)
-        agent = tx.one("SELECT name FROM agents WHERE id = ?", (p.agent_id,)) if p.agent_id is not None else None
-        attributes: dict[str, str] = {}
-        # Oldest first, so the latest value of each attribute wins.
-        for m in tx.all("SELECT meta FROM messages WHERE customer_id = ? AND direction = 'in' ORDER BY id DESC "
-                        "LIMIT 200", (conv.customer_id,))[::-1]:
-            found = json.loads(m["meta"] or "{}").get("attributes")
-            if isinstance(found, dict):
-                attributes.update({str(k): str(v) for k, v in found.items() if v is not None})
-        return row, customer.name or "", str(agent["name"]) if agent else "", attributes
-
-    row, customer_name, agent_name, attributes = await request.app[DB].read(load)
-    if row is None:
+    filled = await request.app[DB].read(lambda tx: fill(tx, cid, body.conversation_id, p.agent_id))
+    if filled is None:
         raise web.HTTPNotFound(text="no such canned response")
-    text, missing = render(str(row["body"]), customer_name, agent_name, attributes)
-    return web.json_response({"text": text, "missing": missing})
+    return web.json_response({"text": filled[0], "missing": filled[1]})
+
+
+def fill(tx: Tx, canned_id: int, conversation_id: int, agent_id: int | None) -> tuple[str, list[str]] | None:
+    """Canned response CANNED_ID (the team's, or AGENT_ID's own) with its variables filled for the conversation,
+    and the variables that had no value; None when there is no such response for this agent."""
+    row = tx.one(f"SELECT {COLUMNS} FROM canned_responses WHERE id = ? AND (agent_id IS NULL OR agent_id = ?)",
+                 (canned_id, agent_id if agent_id is not None else -1))
+    if row is None:
+        return None
+    conv = store.conversation(tx, conversation_id)
+    customer = store.customer(tx, conv.customer_id)
+    agent = tx.one("SELECT name FROM agents WHERE id = ?", (agent_id,)) if agent_id is not None else None
+    attributes: dict[str, str] = {}
+    # Oldest first, so the latest value of each attribute wins.
+    for m in tx.all("SELECT meta FROM messages WHERE customer_id = ? AND direction = 'in' ORDER BY id DESC "
+                    "LIMIT 200", (conv.customer_id,))[::-1]:
+        found = json.loads(m["meta"] or "{}").get("attributes")
+        if isinstance(found, dict):
+            attributes.update({str(k): str(v) for k, v in found.items() if v is not None})
+    # What an agent set on the profile wins over what messages carried.
+    attributes.update(attribute_values(tx, conv.customer_id))
+    return render(str(row["body"]), customer.name or "", str(agent["name"]) if agent else "", attributes)
 
 
 def routes() -> list[web.RouteDef]:

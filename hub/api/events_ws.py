@@ -102,14 +102,16 @@ class Visibility:
         return seen
 
     async def allows(self, event: Event) -> bool:
+        data, kind = event.data, event.type
+        if kind == "mention.created":  # a notification for the agent mentioned, nobody else
+            return data.get("agent_id") == self.p.agent_id
         if self.sees_everything:
             return True
-        data, kind = event.data, event.type
         if kind in SUPERVISOR_ONLY:
             return self.sees_workforce
         if kind == "routing.presence":
             return self.sees_workforce or data.get("agent") == self.p.agent_id
-        if kind == "customer.merged":
+        if kind in ("customer.merged", "customer.updated"):
             customer = data.get("customer")
             cid = customer.get("id") if isinstance(customer, dict) else None
             return isinstance(cid, int) and await self._sees_customer(cid, fresh=True)

@@ -11,11 +11,17 @@ from pydantic import BaseModel
 from hub.api.schemas import (
     AgentCreateBody,
     AgentPatchBody,
+    AttributeDefinitionBody,
+    AttributeDefinitionPatchBody,
     CallBody,
     CannedBody,
     CannedPatchBody,
     CannedRenderBody,
+    CustomerPatchBody,
     InboundBody,
+    MacroApplyBody,
+    MacroBody,
+    MacroPatchBody,
     MergeBody,
     PresenceBody,
     ReplyBody,
@@ -93,6 +99,10 @@ CUSTOMER = {
     "properties": {
         "id": {"type": "integer"},
         "name": {"type": "string"},
+        "display_name": {"type": "string", "description": "the name, else a phone or email, else a web-chat "
+                         "visitor's generated name (\"Visitor 4821\")"},
+        "attributes": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "custom attribute values by key (GET /customers/{id})"},
         "created_at": {"type": "string"},
         "merged_into": _INT_OR_NULL,
         "identities": {
@@ -254,10 +264,16 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/conversations/{id}/messages": {
         "post": {
             "summary": "Reply (through the outbox, with files when the channel carries media) on any channel the "
-                       "customer has an identity for, or add a note",
+                       "customer has an identity for, or add a note (\"@Full Name\" or \"@\" and the part of "
+                       "their email before the @ mentions an agent)",
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ReplyBody),
-            "responses": {"201": _json(_ref("Message"), "Queued for sending (or stored, for a note)"),
+            "responses": {"201": _json({"allOf": [_ref("Message"), {"type": "object", "properties": {
+                "mentioned": {"type": "array", "items": {"type": "integer"},
+                              "description": "a note: the agents its @mentions notified"},
+                "not_mentioned": {"type": "array", "items": {"type": "string"},
+                                  "description": "a note: agents named who cannot see this customer"}}}]},
+                "Queued for sending (or stored, for a note)"),
                           **_WRITE_ERRORS, **_NOT_YOURS},
         }
     },
@@ -765,6 +781,140 @@ PATHS.update({
 })
 
 
+# Customer profiles and custom attributes, @mentions, macros (hub/api/profile_routes.py, mention_routes.py,
+# macro_routes.py).
+PROFILE_MODELS = (CustomerPatchBody, AttributeDefinitionBody, AttributeDefinitionPatchBody, MacroBody, MacroPatchBody,
+          MacroApplyBody)
+
+_ADMIN = {"403": _json(_ref("Error"), "Not an admin")}
+_CONFLICT = {"409": _json(_ref("Error"), "Conflicts with what exists; the message says what")}
+_ATTRIBUTE = {"type": "object", "required": ["key", "label", "type", "options", "position"], "properties": {
+    "key": {"type": "string"}, "label": {"type": "string"}, "type": {"enum": ["text", "number", "date", "list"]},
+    "options": {"type": "array", "items": {"type": "string"}}, "position": {"type": "integer"}}}
+_KEY = {"name": "key", "in": "path", "required": True, "description": "attribute key",
+        "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"}}
+_MENTION = {"type": "object", "required": ["id", "message_id", "conversation_id", "customer_id", "agent_id", "text",
+                                          "created_at", "read_at"], "properties": {
+    "id": {"type": "integer"}, "message_id": {"type": "integer"}, "conversation_id": {"type": "integer"},
+    "customer_id": {"type": "integer"}, "customer_name": {"type": "string"}, "agent_id": {"type": "integer"},
+    "by_agent_id": {"type": ["integer", "null"]}, "by_agent_name": {"type": "string"}, "text": {"type": "string"},
+    "created_at": {"type": "string"}, "read_at": _STR_OR_NULL}}
+_MACRO = {"type": "object", "required": ["id", "name", "actions"], "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"},
+    "actions": {"type": "array", "items": _ref("MacroAction")},
+    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
+_CUSTOMER_PROFILE = {"allOf": [_ref("Customer"), {"type": "object", "required": ["attributes"], "properties": {
+    "attributes": {"type": "object", "additionalProperties": {"type": "string"}}}}]}
+
+
+def _profile_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/customers/{id}": {
+            "patch": {
+                "summary": "Edit a customer you serve: the name, and custom attribute values (each checked against "
+                           "its type: 422 with the reason, nothing changed, when one does not fit)",
+                "parameters": [_id_param("customer id")],
+                "requestBody": _body(CustomerPatchBody),
+                "responses": {"200": _json(_CUSTOMER_PROFILE), **_CONFLICT, **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/customer-attributes": {
+            "get": {
+                "summary": "The custom attributes admins defined for customers, in panel order",
+                "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {
+                    "items": {"type": "array", "items": _ATTRIBUTE}}}), **_ERRORS},
+            },
+            "post": {
+                "summary": "Define a custom attribute (admin): text, number, date or list (with its options)",
+                "requestBody": _body(AttributeDefinitionBody),
+                "responses": {"201": _json(_ATTRIBUTE), **_ADMIN, **_CONFLICT, **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/customer-attributes/{key}": {
+            "patch": {
+                "summary": "Change an attribute's label, order or a list's options (admin); its type stays",
+                "parameters": [_KEY],
+                "requestBody": _body(AttributeDefinitionPatchBody),
+                "responses": {"200": _json(_ATTRIBUTE), **_ADMIN, **_WRITE_ERRORS},
+            },
+            "delete": {
+                "summary": "Remove an attribute and every customer's value of it (admin)",
+                "parameters": [_KEY],
+                "responses": {"204": {"description": "Removed"}, **_ADMIN, **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/mentions": {
+            "get": {
+                "summary": "Your @mentions in internal notes, newest first, and how many are unread",
+                "parameters": [_query("unread", "true: only unread ones", {"enum": ["true", "false"]}),
+                               _query("limit", "1-200 (default 50)", {"type": "integer", "minimum": 1,
+                                                                      "maximum": 200})],
+                "responses": {"200": _json({"type": "object", "required": ["items", "unread"], "properties": {
+                    "items": {"type": "array", "items": _MENTION}, "unread": {"type": "integer"}}}), **_ERRORS},
+            },
+        },
+        "/api/v1/mentions/read": {
+            "post": {
+                "summary": "Mark all your mentions read",
+                "responses": {"200": _json({"type": "object", "required": ["unread"], "properties": {
+                    "unread": {"type": "integer"}}}), **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/mentions/{id}/read": {
+            "post": {
+                "summary": "Mark one of your mentions read",
+                "parameters": [_id_param("mention id")],
+                "responses": {"200": _json({"type": "object", "required": ["unread", "mention"], "properties": {
+                    "unread": {"type": "integer"}, "mention": _MENTION}}), **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/macros": {
+            "get": {
+                "summary": "The macros, by name (everyone may apply them)",
+                "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {
+                    "items": {"type": "array", "items": _MACRO}}}), **_ERRORS},
+            },
+            "post": {
+                "summary": "Add a macro (admin): actions reply (a team canned response), label, assign (an agent, "
+                           "or whoever applies it), resolve, run in order",
+                "requestBody": _body(MacroBody),
+                "responses": {"201": _json(_MACRO), **_ADMIN, **_CONFLICT, **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/macros/{id}": {
+            "patch": {
+                "summary": "Rename a macro or replace its actions (admin)",
+                "parameters": [_id_param("macro id")],
+                "requestBody": _body(MacroPatchBody),
+                "responses": {"200": _json(_MACRO), **_ADMIN, **_CONFLICT, **_WRITE_ERRORS},
+            },
+            "delete": {
+                "summary": "Delete a macro (admin)",
+                "parameters": [_id_param("macro id")],
+                "responses": {"204": {"description": "Deleted"}, **_ADMIN, **_WRITE_ERRORS},
+            },
+        },
+        "/api/v1/macros/{id}/apply": {
+            "post": {
+                "summary": "Apply a macro to a conversation: each action through its own endpoint's path (reply, "
+                           "label, claim or transfer, resolve); 409 names the action that could not run and which "
+                           "ran before it",
+                "parameters": [_id_param("macro id")],
+                "requestBody": _body(MacroApplyBody),
+                "responses": {"200": _json({"type": "object", "required": ["macro_id", "applied", "conversation"],
+                                            "properties": {"macro_id": {"type": "integer"},
+                                                           "applied": {"type": "array", "items": {"type": "string"}},
+                                                           "conversation": _ref("Conversation")}}),
+                              "403": _json(_ref("Error"), "Another queue's conversation"), **_CONFLICT,
+                              **_WRITE_ERRORS},
+            },
+        },
+    }
+
+
+for _path, _item in _profile_paths().items():  # PATCH /customers/{id} joins its GET
+    PATHS.setdefault(_path, {}).update(_item)
+
 # What the hub could not place (hub.attention): supervisors and admins.
 def _attention_paths() -> dict[str, Any]:
     from hub.api.attention_routes import ActionBody, AttachBody, DismissBody
@@ -806,7 +956,9 @@ def _attention_paths() -> dict[str, Any]:
                            _query("limit", "page size, 1-200 (default 50)",
                                   {"type": "integer", "minimum": 1, "maximum": 200})],
             "responses": {"200": _json({"type": "object", "required": ["items", "count", "next"], "properties": {
-                "items": {"type": "array", "items": event}, "count": {"type": "integer"}, "next": _STR_OR_NULL,
+                "items": {"type": "array", "items": event},
+                "count": {"type": "integer", "description": "events listed with these filters, over all pages"},
+                "next": _STR_OR_NULL,
             }}), **not_allowed, **_ERRORS},
         }},
         "/api/v1/attention/{id}": {"get": {
@@ -879,6 +1031,14 @@ def _tagged(paths: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]]
     return out, [{"name": t, **({"description": described[t]} if t in described else {})} for t in order]
 
 
+def _add_profile(schemas: dict[str, Any]) -> None:
+    """The bodies of customer profiles, mentions and macros."""
+    for model in PROFILE_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+
+
 def document(server_url: str = "/") -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Attachment": ATTACHMENT,
@@ -892,7 +1052,14 @@ def document(server_url: str = "/") -> dict[str, Any]:
                 {"type": "object", "required": ["customer", "messages"],
                  "properties": {"customer": _ref("Customer"), "messages": {"type": "array", "items": _ref("Message")},
                                 "labels": {"type": "array", "items": {"type": "string"}},
-                                "priority": {"type": "integer"}}},
+                                "priority": {"type": "integer"},
+                                "csat": {"type": ["object", "null"], "description": "its satisfaction survey, if any "
+                                         "(docs/reports.md, Customer satisfaction)",
+                                         "properties": {"status": {"enum": ["scheduled", "sent", "answered",
+                                                                            "skipped"]},
+                                                        "channel": _STR_OR_NULL, "score": _INT_OR_NULL,
+                                                        "comment": _STR_OR_NULL, "sent_at": _STR_OR_NULL,
+                                                        "answered_at": _STR_OR_NULL, "reason": _STR_OR_NULL}}}},
             ]
         },
         "IngestResult": {
@@ -911,6 +1078,7 @@ def document(server_url: str = "/") -> dict[str, Any]:
         schemas[model.__name__] = schema
     _add_automation(schemas)
     _add_segments(schemas)
+    _add_profile(schemas)
     paths, tags = _tagged(PATHS)
     return {
         "openapi": "3.1.0",

@@ -32,13 +32,18 @@ async def _conversation(request: web.Request, conv_id: int) -> dict[str, Any]:
 async def claim(request: web.Request) -> web.Response:
     """POST /conversations/{id}/claim: the conversation becomes the calling agent's, or 409 with the reason."""
     conv_id = int(request.match_info["id"])
+    return web.json_response(await claim_conversation(request, conv_id))
+
+
+async def claim_conversation(request: web.Request, conv_id: int) -> dict[str, Any]:
+    """Assign to me, as POST .../claim and a macro's assign (to whoever applies it) do it."""
     _, agent = _agent(request)
     await check_conversation(request, conv_id)
     try:
         await request.app[ROUTER].claim(conv_id, agent)
     except RoutingError as e:
         raise web.HTTPConflict(text=str(e)) from None
-    return web.json_response(await _conversation(request, conv_id))
+    return await _conversation(request, conv_id)
 
 
 async def reopen(request: web.Request) -> web.Response:

@@ -8,11 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import downloads, event_log, fail_points, visibility
+from hub import downloads, event_log, fail_points, mentions, visibility
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import limit, path_id, query_id
+from hub.api.profile_routes import attribute_values
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
+from hub.csat import surveys as csat_surveys
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
@@ -68,7 +70,7 @@ async def get_customer(request: web.Request) -> web.Response:
         c = store.customer(tx, cid)
         if not visibility.sees_customer(tx, p, cid):
             raise visibility.hidden("customer", cid)
-        out = c.to_json()
+        out = c.to_json() | {"attributes": attribute_values(tx, cid)}
         convs, _ = store.list_conversations(tx, None, None, None, cid, None, None, 20, None)
         out["conversations"] = [cv.to_json() for cv in convs]
         return out
@@ -144,6 +146,8 @@ async def get_conversation(request: web.Request) -> web.Response:
         out["labels"] = event_log.labels(tx, conv_id)  # set by automation rules
         prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv_id,))
         out["priority"] = int(prio["priority"]) if prio else 0
+        survey = csat_surveys.of_conversation(tx, conv_id)
+        out["csat"] = survey.summary() if survey is not None else None
         return out
 
     return web.json_response(await request.app[DB].read(load))
@@ -172,25 +176,52 @@ async def post_message(request: web.Request) -> web.Response:
     # Files travel base64-encoded (4/3 of their size) on top of an ordinary body.
     limit = settings.server.max_body_bytes + settings.outbox.max_attachment_bytes * 4 // 3 + 4096
     body = await read_json(request, ReplyBody, max_bytes=limit)
-    await check_conversation(request, conv_id)
     files = []
     for a in body.attachments:
         try:
             files.append(AttachmentIn(a.filename, a.content_type, base64.b64decode(a.data_base64, validate=True)))
         except (binascii.Error, ValueError):
             raise BadBody(422, f"attachment {a.filename!r}: data_base64 is not valid base64") from None
-    msg = await request.app[OUTBOX].reply(
-        conv_id, body.text, channel=body.channel, agent_id=request[PRINCIPAL].agent_id, note=body.note,
-        attachments=files, reply_all=body.reply_all,
-    )
     if not body.note:
-        await request.app[ROUTER].claim_after_reply(conv_id, request[PRINCIPAL].agent_id)
-    return web.json_response(msg.to_json(), status=201)
+        msg = await send_reply(request, conv_id, body.text, body.channel, files, body.reply_all)
+        return web.json_response(msg.to_json(), status=201)
+    await check_conversation(request, conv_id)
+    author = request[PRINCIPAL].agent_id
+    named: tuple[list[int], list[str]] = ([], [])
+
+    def mention(tx: Tx, note_id: int) -> None:  # in the note's transaction: a note and its mentions, or neither
+        nonlocal named
+        named = mentions.record(tx, note_id, body.text, author, format_time(utcnow()))
+
+    msg = await request.app[OUTBOX].reply(conv_id, body.text, agent_id=author, note=True, attachments=files,
+                                          also=mention)
+    written = await request.app[DB].read(lambda tx: mentions.of_message(tx, msg.id))
+    for m in written:  # the mentioned agent's console shows it at once; their Mentions list has it after a reload
+        await request.app[BUS].publish(Event("mention.created", {"mention": m, "agent_id": m["agent_id"],
+                                                                 "conversation_id": conv_id}))
+    return web.json_response(msg.to_json() | {"mentioned": named[0], "not_mentioned": named[1]}, status=201)
+
+
+async def send_reply(request: web.Request, conv_id: int, text: str, channel: str | None = None,
+                     files: list[AttachmentIn] | None = None, reply_all: bool = False) -> Message:
+    """An agent's reply to the customer, as POST .../messages and a macro's reply send it: claimed on the first
+    reply when nobody holds the conversation (console.claim_on_first_reply)."""
+    await check_conversation(request, conv_id)
+    author = request[PRINCIPAL].agent_id
+    msg = await request.app[OUTBOX].reply(conv_id, text, channel=channel, agent_id=author, attachments=files or [],
+                                          reply_all=reply_all)
+    await request.app[ROUTER].claim_after_reply(conv_id, author)
+    return msg
 
 
 async def resolve(request: web.Request) -> web.Response:
     conv_id = _int(request, "id")
     body = await read_json(request, ResolveBody) if request.body_exists else ResolveBody()
+    return web.json_response(await resolve_conversation(request, conv_id, body.note))
+
+
+async def resolve_conversation(request: web.Request, conv_id: int, note: str | None = None) -> dict[str, Any]:
+    """Resolve, as POST .../resolve and a macro's resolve do it: in the store, then routing frees the agent."""
     await check_conversation(request, conv_id)
     p = request[PRINCIPAL]
     now = format_time(utcnow())
@@ -199,10 +230,10 @@ async def resolve(request: web.Request) -> web.Response:
         before = store.conversation(tx, conv_id)
         if before.status == "resolved":
             raise web.HTTPConflict(text=f"conversation {conv_id} is already resolved")
-        if body.note:
+        if note:
             store.insert_message(
                 tx, conversation_id=conv_id, customer_id=before.customer_id, channel="hub", direction="out",
-                kind="note", text=body.note, status="internal", agent_id=p.agent_id, now=now,
+                kind="note", text=note, status="internal", agent_id=p.agent_id, now=now,
             )
         return event_log.resolve(tx, conv_id, now, agent_id=p.agent_id).to_json()
 
@@ -210,7 +241,7 @@ async def resolve(request: web.Request) -> web.Response:
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))
     fail_points.hit("resolve.after_store")  # resolved in the store, still held by routing: the reconciler frees it
     await request.app[ROUTER].resolve(conv_id)  # frees the agent's capacity (after wrap-up)
-    return web.json_response(conv)
+    return conv
 
 
 async def get_message(request: web.Request) -> web.Response:

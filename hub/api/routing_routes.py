@@ -108,26 +108,32 @@ async def transfer(request: web.Request) -> web.Response:
     body = await read_json(request, TransferBody)
     if (body.queue is None) == (body.agent_id is None):
         raise web.HTTPUnprocessableEntity(text="transfer to exactly one of queue or agent_id")
+    return web.json_response(await transfer_conversation(request, conv_id, body.queue, body.agent_id, body.note))
+
+
+async def transfer_conversation(request: web.Request, conv_id: int, queue: str | None, agent_id: int | None,
+                                note: str | None = None) -> dict[str, Any]:
+    """Transfer to a queue or an agent, as POST .../transfer and a macro's assign (to a teammate) do it."""
     await check_conversation(request, conv_id)
     p: Principal = request[PRINCIPAL]
     try:
-        await request.app[ROUTER].transfer(conv_id, body.queue, body.agent_id, body.note or "")
+        await request.app[ROUTER].transfer(conv_id, queue, agent_id, note or "")
     except RoutingError as e:
         raise _conflict(e) from None
-    if body.note:
+    if note:
         now = format_time(utcnow())
-        target = f"queue {body.queue}" if body.queue else f"agent {body.agent_id}"
+        target = f"queue {queue}" if queue else f"agent {agent_id}"
 
-        def note(tx: Tx) -> None:
+        def write(tx: Tx) -> None:
             c = store.conversation(tx, conv_id)
             store.insert_message(
                 tx, conversation_id=conv_id, customer_id=c.customer_id, channel="hub", direction="out", kind="note",
-                text=body.note or "", status="internal", agent_id=p.agent_id, now=now,
+                text=note, status="internal", agent_id=p.agent_id, now=now,
                 meta={"transfer": target},
             )
 
-        await request.app[DB].write(note)
-    return web.json_response(await _conversation(request, conv_id))
+        await request.app[DB].write(write)
+    return await _conversation(request, conv_id)
 
 
 async def queues(request: web.Request) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 
 class Body(BaseModel):
@@ -151,3 +151,54 @@ class CannedPatchBody(Body):
 
 class CannedRenderBody(Body):
     conversation_id: int = Field(description="whose customer and attributes fill the variables")
+
+
+# -- customer profiles, mentions, macros ---------------------------------------------------------------------------
+
+AttributeKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$",
+                                    description="lowercase letters, digits and _, starting with a letter")]
+
+
+class CustomerPatchBody(Body):
+    name: str | None = Field(None, max_length=255, description="empty clears it (the console then shows the "
+                             "customer's phone, email, or a visitor's generated name)")
+    attributes: dict[AttributeKey, StrictStr | StrictInt | StrictFloat | StrictBool | None] | None = Field(
+        None, description="custom attribute values by key, checked against each attribute's type (text, number, "
+                          "date as YYYY-MM-DD, list: one of its options); null removes a value")
+
+
+class AttributeDefinitionBody(Body):
+    key: AttributeKey
+    label: str = Field(min_length=1, max_length=80)
+    type: Literal["text", "number", "date", "list"]
+    options: list[Annotated[str, Field(max_length=80)]] = Field(default_factory=list, max_length=50,
+                                                                description="a list attribute's choices")
+    position: int = Field(0, ge=0, le=1000, description="order in the customer panel")
+
+
+class AttributeDefinitionPatchBody(Body):
+    label: str | None = Field(None, min_length=1, max_length=80)
+    options: list[Annotated[str, Field(max_length=80)]] | None = Field(None, max_length=50)
+    position: int | None = Field(None, ge=0, le=1000)
+
+
+class MacroAction(Body):
+    type: Literal["reply", "label", "assign", "resolve"]
+    canned_response_id: Id | None = Field(None, description="reply: the team canned response sent (variables "
+                                          "filled for the conversation)")
+    label: str | None = Field(None, min_length=1, max_length=60, description="label: the label added")
+    agent_id: Id | None = Field(None, description="assign: the agent it goes to; omitted: whoever applies it")
+
+
+class MacroBody(Body):
+    name: str = Field(min_length=1, max_length=80)
+    actions: list[MacroAction] = Field(min_length=1, max_length=10, description="run in this order")
+
+
+class MacroPatchBody(Body):
+    name: str | None = Field(None, min_length=1, max_length=80)
+    actions: list[MacroAction] | None = Field(None, min_length=1, max_length=10)
+
+
+class MacroApplyBody(Body):
+    conversation_id: Id

@@ -51,19 +51,20 @@ async def search(request: web.Request) -> web.Response:
                                 if c.id not in known]
         customers = [c.to_json() for c in found_customers[:limit]]
         found = store.search_messages(tx, q, *scope, limit)
-        names: dict[int, str] = {}
+        names: dict[int, tuple[str, str]] = {}
         messages = []
         for m in found:
             if m.customer_id not in names:
-                row = tx.one("SELECT name FROM customers WHERE id = ?", (m.customer_id,))
-                names[m.customer_id] = str(row["name"]) if row else ""
+                who = store.customer(tx, m.customer_id)
+                names[m.customer_id] = (who.name, who.display_name)
             conv = store.conversation(tx, m.conversation_id)
             out = m.to_json()
             out.pop("html", None)  # the snippet is what a result list shows; the conversation has the rest
             messages.append({
                 "message": out,
                 "snippet": snippet(m.text, terms),
-                "customer": {"id": m.customer_id, "name": names[m.customer_id]},
+                "customer": {"id": m.customer_id, "name": names[m.customer_id][0],
+                             "display_name": names[m.customer_id][1]},
                 "conversation": {"id": conv.id, "status": conv.status, "queue": conv.queue},
             })
         return {"customers": customers, "messages": messages, "terms": terms}

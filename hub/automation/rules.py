@@ -16,7 +16,7 @@ from hub.event_log import TYPES
 from hub.history.db import Row
 
 ConditionField = Literal["channel", "queue", "label", "text", "customer_attribute", "business_hours", "agent",
-                         "priority", "status", "event_type", "event_amount", "event_field"]
+                         "priority", "status", "event_type", "event_amount", "event_field", "csat_score"]
 Operator = Literal["is", "is_not", "in", "not_in", "contains", "not_contains", "matches", "present", "absent",
                    "gt", "lt"]
 ActionType = Literal["add_label", "remove_label", "set_priority", "move_to_queue", "assign_agent", "send_reply",
@@ -37,6 +37,8 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "event_type": ("is", "is_not", "in", "not_in"),
     "event_amount": ("gt", "lt", "present", "absent"),
     "event_field": ("is", "is_not", "contains", "present", "absent", "gt", "lt"),
+    #: the score of a survey answer (csat.received, csat.low); absent on other events' messages
+    "csat_score": ("is", "is_not", "gt", "lt"),
 }
 #: fields that name what they look at in `name`: a customer attribute, a key of the business event's payload
 _NAMED = ("customer_attribute", "event_field")
@@ -78,7 +80,8 @@ class Condition(BaseModel):
             raise ValueError(f"{self.op} takes a list of values")
         if self.op not in ("in", "not_in") and isinstance(self.value, list):
             raise ValueError(f"{self.op} takes one value, not a list")
-        if self.field in ("agent", "priority") and self.op not in _NO_VALUE and not isinstance(self.value, int):
+        if self.field in ("agent", "priority", "csat_score") and self.op not in _NO_VALUE \
+                and (not isinstance(self.value, int) or isinstance(self.value, bool)):
             raise ValueError(f"{self.field} compares with a whole number")
         if self.op in ("gt", "lt") and _number(self.value) is None:
             raise ValueError(f"{self.op} compares with a number")
@@ -242,6 +245,9 @@ def holds(c: Condition, f: Facts) -> bool:
         return _compare(c.op, conv.get("agent_id"), c.value)
     if c.field == "priority":
         return _compare(c.op, f.priority, c.value)
+    if c.field == "csat_score":
+        answer = ((msg or {}).get("meta") or {}).get("csat")
+        return _compare(c.op, answer.get("score") if isinstance(answer, dict) else None, c.value)
     if c.field == "label":
         has = str(c.value).casefold() in {label.casefold() for label in f.labels}
         return has if c.op == "contains" else not has

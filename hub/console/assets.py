@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 import mimetypes
 from dataclasses import dataclass
 from functools import cache
@@ -66,10 +67,11 @@ def _asset(body: bytes, content_type: str) -> Asset:
     return Asset(body, packed, content_type, f'"{digest}"')
 
 
-def _page(html: str, version: str, modules: list[str]) -> str:
-    html = html.replace(PREFIX, f"{PREFIX}v-{version}/")
-    preload = "".join(f'  <link rel="modulepreload" href="{PREFIX}v-{version}/{m}">\n' for m in modules)
-    return html.replace("</head>", preload + "</head>", 1)
+def _page(page: str, version: str, modules: list[str]) -> str:
+    page = page.replace(PREFIX, f"{PREFIX}v-{version}/")
+    hrefs = (f"{PREFIX}v-{version}/{m}" for m in modules)
+    preload = "".join(f'  <link rel="modulepreload" href="{html.escape(href)}">\n' for href in hrefs)
+    return page.replace("</head>", preload + "</head>", 1)
 
 
 def build(root: Path = STATIC) -> Assets:

@@ -23,6 +23,7 @@ from hub.channels.base import Channel
 from hub.console import assets
 from hub.console.sessions import SESSIONS, SignInError
 from hub.console.throttle import Throttled
+from hub.customer_profile import display_name
 from hub.events import Event
 from hub.history.db import Tx
 from hub.keys import BUS, CHANNELS, DB, METRICS, SETTINGS
@@ -208,6 +209,8 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[
                                                "created_at", "updated_at", "last_inbound_channel")},
             "first_reply_due": due,
             "customer": {"id": r["customer_id"], "name": r["customer_name"],
+                         "display_name": display_name(int(r["customer_id"]), str(r["customer_name"]),
+                                                      [(str(ident["kind"]), str(ident["value"]))] if ident else []),
                          "identity": f"{ident['kind']}:{ident['value']}" if ident else None},
             "last_message": preview,
         })

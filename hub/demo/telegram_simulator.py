@@ -123,6 +123,16 @@ class TelegramSimulator:
         bot.next_update_id += 1
         return await self.deliver(token, update)
 
+    async def user_presses(self, token: str, user: dict[str, Any], message: dict[str, Any], data: str) -> int:
+        """USER presses the inline keyboard button with callback DATA under MESSAGE (one the bot sent): Telegram
+        posts a callback_query update. Returns the webhook's HTTP status (0 when queued)."""
+        bot = self.bots[token]
+        update = {"update_id": bot.next_update_id,
+                  "callback_query": {"id": str(next(self._message_ids) * 7919), "from": user, "message": message,
+                                     "chat_instance": str(message["chat"]["id"]), "data": data}}
+        bot.next_update_id += 1
+        return await self.deliver(token, update)
+
     async def upgrade_group(self, token: str, group: dict[str, Any], new_id: int, by: dict[str, Any],
                             order: str = "to-first") -> tuple[int, int]:
         """The group chat GROUP becomes a supergroup with id NEW_ID, upgraded by the member BY: as Telegram does, the
@@ -264,7 +274,20 @@ class TelegramSimulator:
             return self._fail(400, "Bad Request: chat not found")
         if str(params.get("chat_id")) == "403":
             return self._fail(403, "Forbidden: bot was blocked by the user")
-        return self._message(bot, params["chat_id"], text=params["text"])
+        extra = {"reply_markup": params["reply_markup"]} if params.get("reply_markup") else {}
+        return self._message(bot, params["chat_id"], text=params["text"], **extra)
+
+    async def _m_answerCallbackQuery(self, bot: SimulatedBot, params: dict[str, Any], files: Any) -> Any:
+        if not params.get("callback_query_id"):
+            return self._fail(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        return True
+
+    async def _m_editMessageReplyMarkup(self, bot: SimulatedBot, params: dict[str, Any], files: Any) -> Any:
+        if not params.get("chat_id") or not params.get("message_id"):
+            return self._fail(400, "Bad Request: message to edit not found")
+        extra = {"reply_markup": params["reply_markup"]} if params.get("reply_markup") else {}
+        return {**self._message(bot, params["chat_id"], text=""), "message_id": int(params["message_id"]),
+                "edit_date": int(time.time()), **extra}
 
     async def _m_sendPhoto(self, bot: SimulatedBot, params: dict[str, Any], files: dict[str, Any]) -> Any:
         name, data = files["photo"]

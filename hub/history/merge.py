@@ -43,6 +43,12 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
     tx.exec("UPDATE conversations SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     tx.exec("UPDATE messages SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     _merge_facts(tx, survivor_id, merged_id)
+    # Custom attributes: the survivor's values win; the merged customer's fill the gaps.
+    tx.exec("INSERT INTO customer_attributes (customer_id, name, value, updated_at, updated_by) "
+            "SELECT ?, name, value, updated_at, updated_by FROM customer_attributes a WHERE a.customer_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM customer_attributes b WHERE b.customer_id = ? AND b.name = a.name)",
+            (survivor_id, merged_id, survivor_id))
+    tx.exec("DELETE FROM customer_attributes WHERE customer_id = ?", (merged_id,))
     tx.exec(
         "UPDATE customers SET merged_into = ?, updated_at = ? WHERE id = ?", (survivor_id, now, merged_id)
     )

@@ -487,10 +487,72 @@ INSERT INTO customer_channels (customer_id, channel)
     )
 )
 
+MIGRATIONS.append(
+    (
+        83,
+        "console: customer profiles: admin-defined custom attributes (typed); values stay in customer_attributes (50)",
+        """
+CREATE TABLE customer_attribute_definitions (
+    key TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    type TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '[]',
+    position INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+ALTER TABLE customer_attributes ADD COLUMN updated_at TEXT;
+ALTER TABLE customer_attributes ADD COLUMN updated_by BIGINT
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        84,
+        "console: @mentions of agents in internal notes, each read or not by the agent mentioned",
+        """
+CREATE TABLE mentions (
+    id {id},
+    message_id BIGINT NOT NULL REFERENCES messages(id),
+    conversation_id BIGINT NOT NULL,
+    agent_id BIGINT NOT NULL REFERENCES agents(id),
+    by_agent_id BIGINT,
+    created_at TEXT NOT NULL,
+    read_at TEXT,
+    UNIQUE (message_id, agent_id)
+);
+CREATE INDEX mentions_agent ON mentions (agent_id, id)
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        98,
+        "console: macros, named sequences of actions (reply with a canned response, label, assign, resolve)",
+        """
+CREATE TABLE macros (
+    id {id},
+    name TEXT NOT NULL UNIQUE,
+    actions TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by BIGINT
+)
+""",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 
 MIGRATIONS.extend(_AUTOMATION)
+
+# Satisfaction surveys (70-74).
+from hub.csat.schema import MIGRATIONS as _CSAT  # noqa: E402
+
+MIGRATIONS.extend(_CSAT)
 
 LATEST = max(version for version, _, _ in MIGRATIONS)
 

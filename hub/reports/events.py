@@ -31,6 +31,7 @@ TYPES = {
     "transferred": "the conversation was moved to another queue or agent (queue: where to)",
     "overflowed": "the conversation overflowed to another queue (queue: where to)",
     "abandoned": "the conversation left its queue before any agent took it (the customer gave up or hung up)",
+    "csat": "the customer answered the satisfaction survey (seconds: the score, 1-5; agent_id: who had resolved it)",
 }
 
 

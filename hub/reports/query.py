@@ -17,7 +17,8 @@ METRICS = (
     "opened", "reopened", "after_hours", "repeat", "messages_in", "messages_out", "first_response",
     "first_response_bh", "first_response_targeted", "first_response_in_sla", "reply", "reply_bh", "resolved",
     "resolved_bh", "offered", "offers_accepted",
-    "offers_rejected", "offers_timed_out", "wait", "answered_in_sla", "abandoned", "transfers",
+    "offers_rejected", "offers_timed_out", "wait", "answered_in_sla", "abandoned", "transfers", "csat",
+    "csat_satisfied",
 )
 
 #: every figure a report shows, in order, with its unit
@@ -48,6 +49,9 @@ FIGURES: dict[str, str] = {
     "after_hours": "count",
     "repeat_contacts": "count",
     "first_contact_resolution": "ratio",
+    "csat_responses": "count",
+    "csat_score": "ratio",
+    "csat_average": "score",
 }
 
 GROUPS = ("hour", "day", "week", "month")
@@ -192,6 +196,9 @@ def figures(s: Sums) -> dict[str, float | int | None]:
         "after_hours": n("after_hours"),
         "repeat_contacts": n("repeat"),
         "first_contact_resolution": None if not contacts else round(1 - n("repeat") / contacts, 4),
+        "csat_responses": n("csat"),
+        "csat_score": _ratio(n("csat_satisfied"), n("csat")),
+        "csat_average": None if not n("csat") else round(s["csat"][1] / n("csat"), 2),
     }
 
 

@@ -197,6 +197,13 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
     elif kind == "transferred":
         d.add("transfers", at, c, agent)
         c.agent_id = None
+    elif kind == "csat":
+        # Counted for the queue and agent the survey was about (as they were at the resolve), on its channel.
+        score = float(e["seconds"] or 0.0)
+        about = replace(channel_of_event, queue=str(e["queue"] or c.queue))
+        d.add("csat", at, about, agent, score)
+        if score >= 4:
+            d.add("csat_satisfied", at, about, agent)
     elif kind == "abandoned":
         # Left its queue with no agent: abandoned, unless someone answered or resolved it first (an admin
         # replying and resolving from the API takes work out of the queue; the customer did not give up).

@@ -6,9 +6,10 @@ change go the other way (store first). A crash, a Redis outage or a Redis wipe b
 apart. One pass repairs every such drift, each way, and is idempotent:
 
 - the state lost its data (Redis wiped, restarted without persistence; or a memory backend's process restarted):
-  queues and agents are loaded again, each agent gets the presence the store keeps, every offer and assignment of
-  the store is put back with the same agent (their load is what the store says they hold), every other open
-  conversation waits in its queue again, with its age;
+  queues and agents are loaded again, every offer and assignment of the store is put back with the same agent
+  (their load is what the store says they hold), then every other open conversation waits in its queue again,
+  with its age, and only then each agent gets the presence the store keeps: nothing is offered to an agent before
+  what they hold counts against their capacity;
 - the state holds a conversation the store has resolved (a resolve whose second write failed): it is let go, and
   the agent's capacity with it;
 - the state took a decision the store never heard of (the process died after its state write): the store is
@@ -135,11 +136,13 @@ class Reconciler:
     async def _pass(self) -> Repairs:
         done = Repairs()
         done.rebuilt = await self._rebuild_if_wiped()
-        await self._presence(done)
         # Drift is acted on when two passes in a row see it unchanged: a decision on its way from one write to the
         # other (in this process or another) has landed by then. Right after a load the state was empty: at once.
         eager, self._eager = self._eager or done.rebuilt, False
+        # Conversations before presence: an agent made available again is offered what waits at once, so what the
+        # store says they hold must count against their capacity first.
         await self._conversations(done, eager)
+        await self._presence(done)
         if done.total():
             log.warning("routing: repaired drift from the store: %s", done)
         return done
@@ -171,6 +174,9 @@ class Reconciler:
         router = self.router
         rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
         open_ids = {int(r["id"]) for r in rows}
+        # What agents hold first, then what waits: a conversation put back in its queue is offered at once to an
+        # agent with room, and their room is only known once every offer and assignment of theirs is held again.
+        rows.sort(key=lambda r: _expected(r)[1] is None)
         suspects: dict[int, tuple[tuple[object, ...], float]] = {}
 
         def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
@@ -279,8 +285,9 @@ class Reconciler:
 
 async def audit(db: Database, state: RoutingState) -> list[str]:
     """The invariants after any fault, as a list of what does not hold (empty: all hold): every open conversation
-    is with exactly one agent who can see it or waits in a queue, the state holds nothing the store resolved, and
-    every agent's load and presence in the state are what the store says."""
+    is with exactly one agent who can see it or waits in a queue, the state holds nothing the store resolved,
+    every agent's load and presence in the state are what the store says, and no agent holds more than their
+    capacity."""
     def read(tx: Tx) -> tuple[list[Row], list[Row], dict[int, set[str]]]:
         rows = tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id")
         agents = tx.all("SELECT id, presence, disabled FROM agents ORDER BY id")
@@ -319,6 +326,9 @@ async def audit(db: Database, state: RoutingState) -> list[str]:
             continue
         if stats.load != {k: v for k, v in holds.get(aid, Counter()).items() if v}:
             problems.append(f"agent {aid}: load {stats.load} in routing, {dict(holds.get(aid, {}))} in the store")
+        # (A capacity lowered while an agent holds more is not this; no test or soak changes capacities.)
+        if over := {k: v for k, v in stats.load.items() if v > stats.capacity.get(k, 0)}:
+            problems.append(f"agent {aid}: holds {over}, over their capacity {stats.capacity}")
         if stats.presence.value != a["presence"]:
             problems.append(f"agent {aid}: {stats.presence.value} in routing, {a['presence']} in the store")
     return problems

@@ -209,8 +209,9 @@ class Router:
         return self.engine.choose_queue(contact_of(inbound)).queue
 
     async def on_ingest(self, result: IngestResult, inbound: Inbound) -> None:
-        """A newly opened (or reopened) conversation joins its queue; later messages only join the conversation."""
-        if result.duplicate or result.conversation_how == "joined":
+        """A newly opened (or reopened) conversation joins its queue; later messages only join the conversation, and a
+        message recorded on a resolved one (a survey's answer) leaves it where it is."""
+        if result.duplicate or result.conversation_how in ("joined", "recorded"):
             return
         route = self.engine.choose_queue(contact_of(inbound))
         try:

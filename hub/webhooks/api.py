@@ -19,7 +19,9 @@ from hub.webhooks.targets import TargetError, check_url
 STATUSES = ("pending", "delivered", "failed")
 
 
-def _events(v: list[str]) -> list[str]:
+def _events(v: list[str] | None) -> list[str] | None:
+    if v is None:  # a change that leaves the event types as they are
+        return v
     unknown = sorted(set(v) - {*TYPES, "*"})
     if unknown:
         raise ValueError(f"unknown event types {', '.join(unknown)}; known: {', '.join(TYPES)}, or * for all")

@@ -51,6 +51,10 @@ async def test_flagged_events_are_listed_shown_replayed_attached_and_dismissed(a
     assert nosender["reason"] == "no_sender" and nosender["summary"] == "who am I" and nosender["sender"] == ""
     only = await api.call("GET", LIST, f"{LIST}?channel=email&reason=no_sender")
     assert [i["id"] for i in only["items"]] == [nosender["id"]]
+    # The count is of what the list holds with the same filters (the console's badge shows it), over all pages.
+    assert only["count"] == 1
+    email_only = await api.call("GET", LIST, f"{LIST}?channel=email&limit=1")
+    assert email_only["count"] == 2 and [i["id"] for i in email_only["items"]] == [gmail["id"]]
 
     shown = await api.call("GET", ONE, f"{LIST}/{nosender['id']}")
     assert "There is no From header" in shown["raw"]["text"] and shown["raw"]["content_type"] == "message/rfc822"

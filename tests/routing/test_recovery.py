@@ -296,3 +296,58 @@ async def test_one_pass_at_a_time_across_processes(
 
 async def _unlocked(redis: Any, prefix: str) -> bool:
     return not await redis.exists(prefix + "reconcile:lock")
+
+
+async def _wipe(prefix: str) -> None:
+    """Redis lost this hub's keys (a restart without persistence, a flush) while the hub was down."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = [k async for k in redis.scan_iter(f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+async def wall_now(client: Client, admin: dict[str, str], queue: str = "support") -> dict[str, Any]:
+    resp = await client.get("/api/v1/wall", headers=admin)
+    assert resp.status == 200, await resp.text()
+    return next(q["now"] for q in (await resp.json())["queues"] if q["name"] == queue)
+
+
+async def test_a_rebuild_counts_what_agents_hold_before_offering_more(
+    restartable: Callable[[], Any], backend: str, prefix: str
+) -> None:
+    """Seen: after a restart an agent holding their whole capacity was offered one more (3 chats of 2): the rebuild
+    queued the conversations that waited (in the order they arrived) before it counted what the store says each
+    agent holds, so an older one that waited went to an agent whose load still read 0."""
+    client: Client = await restartable()
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    ann, ann_h = await agent(client, "Ann")
+    for presence in ("available", "away"):  # known to routing, and away while three chats arrive
+        await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": presence})
+    _waiting, *held = [await open_chat(client, admin, n) for n in (1, 2, 3)]
+    for conv in held:  # the two later ones go to Ann; the oldest waits, as she is full
+        await post(client, f"/api/v1/conversations/{conv}/transfer", admin, {"agent_id": ann})
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    for conv in held:
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h)
+    before = await wall_now(client, admin)
+    assert (before["waiting"], before["busy_agents"]) == (1, 1), before
+    await client.close()
+    if backend == "redis":
+        await _wipe(prefix)
+
+    client = await restartable()
+    row = await agent_row(client, admin, ann)
+    assert row["presence"] == "available" and row["load"] == {"chat": 2}, row
+    resp = await client.get("/api/v1/offers", headers=ann_h)
+    assert (await resp.json())["items"] == [], "offered beyond capacity"
+    after = await wall_now(client, admin)
+    assert (after["waiting"], after["busy_agents"]) == (1, 1), after
+    assert await consistent(client) == []
+    await post(client, f"/api/v1/conversations/{held[0]}/resolve", ann_h)
+    assert (await agent_row(client, admin, ann))["load"].get("chat", 0) <= 2
+    assert await consistent(client) == []

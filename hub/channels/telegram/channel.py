@@ -9,6 +9,7 @@ import contextlib
 import hmac
 import logging
 import random
+import re
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from telegram import Bot, Chat, Message, MessageOriginChannel, MessageOriginChat, MessageOriginHiddenUser, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageOriginChannel,
+    MessageOriginChat,
+    MessageOriginHiddenUser,
+    Update,
+)
 from telegram import MessageOriginUser as OriginUser
 from telegram.error import (
     BadRequest,
@@ -36,6 +48,7 @@ from hub import tasks as background
 from hub.api.errors import BadBody, error, parse_json
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.config import Settings, TelegramSettings
+from hub.csat.surveys import ANSWER_META
 from hub.history.identities import IdentityError, normalize_phone
 from hub.ingest import IngestFailed
 from hub.model import AttachmentIn, Identity, Inbound, Outbound, format_time, utcnow
@@ -57,6 +70,8 @@ UPDATE_KINDS = (
     "chat_boost", "removed_chat_boost",
 )
 CAPTION_LIMIT = 1024
+# A satisfaction survey's button (hub.csat): survey id and score. Telegram carries up to 64 bytes of callback data.
+SURVEY_BUTTON = re.compile(r"csat:(\d{1,18}):([1-5])")
 FETCH_ATTEMPTS = 6
 FETCH_LEASE_SECONDS = 300.0
 
@@ -311,11 +326,52 @@ class TelegramChannel(Channel):
             msg = await self.chat_sink.edit(self.name, key, self.external_id(b, m.chat.id, m.message_id), text,
                                             edited_at, raw=data)
             return "edited" if msg is not None else "flagged"
+        if update.callback_query is not None and SURVEY_BUTTON.fullmatch(update.callback_query.data or ""):
+            return await self._survey_pressed(update.callback_query, key, data, b)
         kind = next((k for k in UPDATE_KINDS if data.get(k) is not None), None)
         if kind is None:
             kind = next((k for k in data if k != "update_id"), "empty")
         await self.sink.flag(self.name, key, data, f"ignored: the hub does not handle {kind} updates")
         return "ignored"
+
+    async def _survey_pressed(self, q: CallbackQuery, key: str, data: dict[str, Any], b: TelegramBot) -> str:
+        """A score button of a survey we sent: the answer goes through the inbound path like a reply (journaled,
+        stored once however often Telegram retries), then Telegram is told, so the button stops spinning."""
+        m = SURVEY_BUTTON.fullmatch(q.data or "")
+        assert m is not None
+        survey_id, score = int(m.group(1)), int(m.group(2))
+        # The survey went to a chat (a group is one customer): whoever presses in it answers for it.
+        chat_id = q.message.chat.id if q.message is not None else q.from_user.id
+        meta: dict[str, Any] = {
+            ANSWER_META: {"survey": survey_id, "score": score},
+            "telegram": {"update_id": data.get("update_id"), "chat_id": chat_id, "callback_query_id": q.id,
+                         "bot": b.spec.name},
+        }
+        inbound = Inbound(channel=self.name, identity=Identity("telegram", str(chat_id)), text=f"{score}/5",
+                          external_id=f"{b.id}:cb{q.id}", name=q.from_user.full_name, meta=meta)
+        try:
+            result = await self.sink.ingest(inbound, raw=data)
+        except IdentityError as e:
+            await self.sink.flag(self.name, key, data, str(e))
+            return "flagged"
+        except IngestFailed:
+            return "failed"
+        answer = result.message.meta.get("csat")
+        if not isinstance(answer, dict):
+            said, status = "Thank you!", "stored"  # not a survey of this chat: kept as a message for an agent
+        elif answer.get("ignored"):
+            said, status = "Thank you, we already have your answer.", "ignored"
+            if "closed" in str(answer["ignored"]):
+                said = "Thank you, this survey has closed."
+        else:
+            said, status = f"Thank you for your answer ({score}/5)!", "answered"
+        try:  # the answer is stored: a failure to tell Telegram only leaves the button spinning a while
+            await b.bot.answer_callback_query(q.id, text=said)
+            if q.message is not None and status == "answered":
+                await b.bot.edit_message_reply_markup(chat_id, q.message.message_id, reply_markup=None)
+        except TelegramError as e:
+            log.warning("Telegram: answering a survey button failed: %s", self._safe(str(e)))
+        return "duplicate" if result.duplicate else status
 
     async def _group_upgraded(self, msg: Message, key: str, data: dict[str, Any], b: TelegramBot) -> str:
         """A group became a supergroup, with a new chat id: Telegram says so in the old group (`migrate_to_chat_id`)
@@ -608,8 +664,9 @@ class TelegramChannel(Channel):
             raise SendError(f"{outbound.to} is not a Telegram chat id", permanent=True) from None
         b = await self.bot_for(outbound)
         files = await self.chat_sink.outbound_files(outbound.message_id)
+        markup = _survey_buttons(outbound)
         try:
-            first = await self._send_to(b, chat_id, outbound.text, files)
+            first = await self._send_to(b, chat_id, outbound.text, files, markup)
         except ChatMigrated as e:
             # The group became a supergroup (its old id refuses messages now): record it as the service message
             # would have, and send to the supergroup. Once only: a second move in one send is not Telegram's way.
@@ -620,16 +677,17 @@ class TelegramChannel(Channel):
                 log.exception("could not record that Telegram group %s became %s", chat_id, new_id)
             chat_id = new_id
             try:
-                first = await self._send_to(b, chat_id, outbound.text, files)
+                first = await self._send_to(b, chat_id, outbound.text, files, markup)
             except ChatMigrated as again:
                 raise SendError(f"Telegram says group {chat_id} moved again, to {again.new_chat_id}",
                                 permanent=True) from None
         return SendResult(external_id=self.external_id(b, chat_id, first))
 
-    async def _send_to(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
+    async def _send_to(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]],
+                       markup: InlineKeyboardMarkup | None = None) -> int:
         """_send_all with Telegram's errors as SendErrors an agent can read (ChatMigrated passes through)."""
         try:
-            return await self._send_all(b, chat_id, text, files)
+            return await self._send_all(b, chat_id, text, files, markup)
         except ChatMigrated:
             raise
         except RetryAfter as e:
@@ -649,15 +707,17 @@ class TelegramChannel(Channel):
         except (TimedOut, NetworkError, TelegramError) as e:
             raise SendError(f"Telegram unreachable: {self._safe(str(e))}", permanent=False) from None
 
-    async def _send_all(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]]) -> int:
-        """Text, photos and documents; a short text rides as the first file's caption. Returns the first id."""
+    async def _send_all(self, b: TelegramBot, chat_id: int, text: str, files: list[tuple[str, str, bytes]],
+                        markup: InlineKeyboardMarkup | None = None) -> int:
+        """Text, photos and documents; a short text rides as the first file's caption. Returns the first id.
+        MARKUP (a survey's buttons) goes with the text."""
         ids: list[int] = []
         caption: str | None = None
         if files and len(text) <= CAPTION_LIMIT:
             caption = text or None
         elif text:
             await b.pacer.wait(chat_id)
-            ids.append((await b.bot.send_message(chat_id, text)).message_id)
+            ids.append((await b.bot.send_message(chat_id, text, reply_markup=markup)).message_id)
         for i, (filename, content_type, data) in enumerate(files):
             await b.pacer.wait(chat_id)
             cap = caption if i == 0 else None
@@ -667,6 +727,16 @@ class TelegramChannel(Channel):
                 sent = await b.bot.send_document(chat_id, data, caption=cap, filename=filename)
             ids.append(sent.message_id)
         return ids[0]
+
+
+def _survey_buttons(outbound: Outbound) -> InlineKeyboardMarkup | None:
+    """A satisfaction survey (hub.csat) is sent with one button per score."""
+    csat = outbound.meta.get("csat")
+    if not isinstance(csat, dict) or not csat.get("question"):
+        return None
+    survey = int(csat["survey"])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(str(n), callback_data=f"csat:{survey}:{n}")
+                                  for n in range(1, 6)]])
 
 
 def _sent_at(date: datetime) -> str:

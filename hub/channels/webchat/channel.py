@@ -33,6 +33,7 @@ from hub.api.schemas import TypingBody
 from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
 from hub.channels.webchat.limits import Bucket, NewVisitorGate
 from hub.config import Settings, WebchatSettings
+from hub.csat.surveys import ANSWER_META
 from hub.events import Event, Subscription
 from hub.history import store
 from hub.history.db import Tx
@@ -137,8 +138,9 @@ class Visitor:
 
 
 def visitor_json(m: Message, agent_name: str | None) -> dict[str, Any]:
-    """A message as the visitor may see it: no internal fields, no meta, text only."""
-    return {
+    """A message as the visitor may see it: no internal fields, no meta, text only (and, for a satisfaction
+    survey, its id, so the widget shows the score buttons; for an answer, which survey it answered)."""
+    out = {
         "id": m.id,
         "client_id": (m.meta.get("webchat") or {}).get("client_id"),
         "direction": m.direction,
@@ -148,6 +150,26 @@ def visitor_json(m: Message, agent_name: str | None) -> dict[str, Any]:
         "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
                         for a in m.attachments if a.status == "stored"],
     }
+    csat = m.meta.get("csat")
+    if isinstance(csat, dict):
+        out["survey" if m.direction == "out" else "rated"] = csat.get("survey")
+    return out
+
+
+def _rating(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """A message frame's answer to a survey ({"survey", "score", "comment"}), or why it is refused."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, "rating must be {survey, score, comment}"
+    survey, score, comment = raw.get("survey"), raw.get("score"), raw.get("comment", "")
+    if not isinstance(survey, int) or isinstance(survey, bool) or not 0 < survey < 2**63:
+        return None, "rating.survey must be the survey's id"
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        return None, "rating.score must be a whole number from 1 to 5"
+    if not isinstance(comment, str):
+        return None, "rating.comment must be text"
+    return {"survey": survey, "score": score, "comment": comment.strip()}, None
 
 
 class WebchatChannel(Channel):
@@ -442,6 +464,9 @@ class WebchatChannel(Channel):
         files, why = self._files(data.get("files"))
         if why:
             return await refuse("bad_file", why)
+        rating, why = _rating(data.get("rating"))
+        if why:
+            return await refuse("bad_message", why)
         if text is None and files:
             text = ""
         if not isinstance(text, str) or (not text.strip() and not files):
@@ -461,6 +486,9 @@ class WebchatChannel(Channel):
         if not v.verified and (v.name or v.email):
             # Typed into the pre-chat form, so unverified: shown to agents, never used to merge customers.
             meta["prechat"] = {"name": v.name, "email": v.email}
+        if rating is not None:
+            # The widget's score buttons: an explicit answer, wherever the visitor's conversation is now.
+            meta[ANSWER_META] = rating
         if data.get("offline") is True:
             # Left in the offline form (nobody available, or outside hours): the agent answers when back.
             meta["webchat"]["offline"] = True
@@ -549,11 +577,15 @@ class WebchatChannel(Channel):
             raise SendError(f"web chat cannot reach a {outbound.to.kind} identity", permanent=True)
         agent = await self.chat_sink.agent_name(outbound.message_id)
         files = await self.chat_sink.outgoing_attachments(outbound.message_id)
-        payload = {"type": "message", "message": {
+        message: dict[str, Any] = {
             "id": outbound.message_id, "client_id": None, "direction": "out", "text": outbound.text,
             "created_at": format_time(utcnow()), "agent_name": agent,
             "attachments": [{"id": fid, "filename": name} for fid, name in files],
-        }}
+        }
+        survey = outbound.meta.get("csat")
+        if isinstance(survey, dict) and survey.get("question"):
+            message["survey"] = survey.get("survey")  # the widget shows the score buttons under it
+        payload = {"type": "message", "message": message}
         delivered = await self.sockets.deliver(str(outbound.to), payload)
         # Tabs held by other hub processes get it through the bus; they mark it delivered by this id. Nobody
         # connected anywhere: the reply waits on the visitor's history for their next visit.

@@ -181,13 +181,15 @@ export class ChatClient extends EventTarget {
       const frame = { type: "message", client_id: m.client_id, text: m.text };
       if (m.files && m.files.length) frame.files = m.files;
       if (m.offline) frame.offline = true;
+      if (m.rating) frame.rating = m.rating;
       this.ws.send(JSON.stringify(frame));
     }
   }
 
-  // files: [{name, type, data (base64)}]; offline: left in the offline form
-  send(text, { files = [], offline = false } = {}) {
+  // files: [{name, type, data (base64)}]; offline: left in the offline form; rating: a survey's answer
+  send(text, { files = [], offline = false, rating = null } = {}) {
     const m = { client_id: newId(), text, created_at: new Date().toISOString(), files, offline };
+    if (rating) m.rating = rating;
     this.queue.push(m);
     this.persist();
     this.flush();

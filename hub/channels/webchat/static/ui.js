@@ -75,6 +75,7 @@ export class ChatWindow {
     this.config = config;
     this.page = page;
     this.byKey = new Map(); // message id or client_id -> bubble
+    this.surveys = new Map(); // survey id -> its rating form (replaced by a thank-you once answered)
     this.agentName = null;
     this.typingTimer = null;
     this.sentTyping = false;
@@ -477,10 +478,62 @@ export class ChatWindow {
       }
     }
     col.append(bubble, meta);
+    if (!mine && m.survey) col.append(this.ratingForm(m.survey));
+    if (mine && m.rated) this.rated(m.rated);
     row.append(col);
     this.list.append(row);
     if (m.id) this.byKey.set(m.id, row);
     if (m.client_id) this.byKey.set(m.client_id, row);
+  }
+
+  // A satisfaction survey's answer: a score from 1 to 5 and an optional comment, sent like a message (queued and
+  // retried until the hub acknowledges it), so it lands on the conversation like any reply.
+  ratingForm(survey) {
+    const form = el("form", "hc-rating");
+    form.setAttribute("aria-label", "Rate your conversation");
+    const scores = el("div", "hc-scores");
+    scores.setAttribute("role", "group");
+    scores.setAttribute("aria-label", "Score from 1 (very unhappy) to 5 (very happy)");
+    let chosen = 0;
+    const comment = el("input", "hc-rating-comment");
+    comment.type = "text";
+    comment.placeholder = "Anything to add? (optional)";
+    comment.setAttribute("aria-label", "Comment (optional)");
+    comment.maxLength = Math.min(2000, this.config.max_message_chars - 5);
+    const send = el("button", "hc-primary hc-rating-send", "Send rating");
+    send.type = "submit";
+    send.disabled = true;
+    for (let n = 1; n <= 5; n++) {
+      const b = el("button", "hc-score", String(n));
+      b.type = "button";
+      b.setAttribute("aria-label", `${n} of 5`);
+      b.setAttribute("aria-pressed", "false");
+      b.addEventListener("click", () => {
+        chosen = n;
+        for (const other of scores.children) other.setAttribute("aria-pressed", String(other === b));
+        send.disabled = false;
+      });
+      scores.append(b);
+    }
+    form.append(scores, comment, send);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (!chosen) return;
+      const note = comment.value.trim();
+      const m = this.client.send(`${chosen}/5${note ? ` ${note}` : ""}`,
+        { rating: { survey, score: chosen, comment: note } });
+      this.render({ ...m, direction: "in", pending: true });
+      this.rated(survey);
+      this.scroll();
+    });
+    this.surveys.set(survey, form);
+    return form;
+  }
+
+  rated(survey) {
+    const form = this.surveys.get(survey);
+    if (!form || !form.isConnected) return;
+    form.replaceWith(el("div", "hc-rating-thanks", "Thanks for your feedback!"));
   }
 
   setAgent(name) {

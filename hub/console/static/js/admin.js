@@ -494,7 +494,7 @@ function channelPicker(r, i, touched) {
   const summary = () => (chosen.size ? RULE_CHANNELS.filter(([c]) => chosen.has(c)).map(([, l]) => l).join(", ") : "Any channel");
   const label = h("span", {}, summary());
   return h("details", { class: "rule-channel", style: "position:relative" },
-    h("summary", { class: "btn btn-small", "aria-label": `Channels of rule ${i + 1}` }, label),
+    h("summary", { class: "btn btn-small" }, h("span", { class: "sr-only" }, `Channels of rule ${i + 1}: `), label),
     h("fieldset", { style: "position:absolute;z-index:5;background:var(--panel, #fff);border:1px solid var(--line, #ddd);"
       + "border-radius:8px;padding:8px 12px;display:grid;gap:4px;min-width:12em" },
     h("legend", { class: "muted" }, "Only for"),

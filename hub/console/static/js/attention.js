@@ -8,6 +8,7 @@ let root = null;
 let side = null;
 let filters = { channel: "", reason: "" };
 let items = [];
+let total = 0;
 let onChange = () => {};
 
 // Where the header's badge learns the count; called after every action and every few seconds.
@@ -15,8 +16,16 @@ export function setOnChange(fn) {
   onChange = fn;
 }
 
+// The page's query: the badge counts exactly what the page lists, with its filters (over all its pages).
+function query(limit) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (filters.channel) q.set("channel", filters.channel);
+  if (filters.reason) q.set("reason", filters.reason);
+  return q;
+}
+
 export async function attentionCount() {
-  const page = await api.get("/api/v1/attention?limit=1");
+  const page = await api.get(`/api/v1/attention?${query(1)}`);
   return page.count;
 }
 
@@ -30,11 +39,9 @@ export async function showAttention(main, aside) {
 }
 
 async function refresh(selected) {
-  const q = new URLSearchParams({ limit: "200" });
-  if (filters.channel) q.set("channel", filters.channel);
-  if (filters.reason) q.set("reason", filters.reason);
-  const page = await api.get(`/api/v1/attention?${q}`);
+  const page = await api.get(`/api/v1/attention?${query(200)}`);
   items = page.items;
+  total = page.count;
   onChange(page.count);
   render();
   if (selected) await showEvent(selected);
@@ -67,7 +74,10 @@ function render() {
     h("header", { class: "admin-head" }, h("h1", {}, "Needs attention"),
       h("p", { class: "muted" }, "What the hub kept but could not place. Replay it after a fix, attach it to a customer, "
         + "or dismiss it with a note."),
-      h("div", { class: "filters" }, channel, reason)),
+      h("div", { class: "filters" }, channel, reason),
+      h("p", { class: "muted", id: "attention-count" }, `${total} waiting`
+        + (filters.channel || filters.reason ? " with these filters" : "")
+        + (items.length < total ? `; the newest ${items.length} shown` : ""))),
     items.length
       ? h("table", { class: "admin-table", id: "attention-table" },
         h("thead", {}, h("tr", {}, ["When", "Channel", "Reason", "From", "Subject or first line", "Why"].map((t) => h("th", {}, t)))),

@@ -11,6 +11,8 @@ const EVENTS = [
   ["conversation.reopened", "A conversation reopens"],
   ["conversation.resolved", "A conversation is resolved"],
   ["business_event.received", "A business event arrives (an order, a payment…)"],
+  ["csat.received", "A customer answers the satisfaction survey"],
+  ["csat.low", "A customer gives a low satisfaction score"],
 ];
 // fields that name what they read: a customer attribute, a key of the business event's payload
 const NAMED = { customer_attribute: "attribute", event_field: "payload key" };
@@ -28,6 +30,7 @@ const FIELDS = {
   event_type: ["Business event type", ["is", "is_not"], "text"],
   event_amount: ["Business event amount", ["gt", "lt", "present", "absent"], "number"],
   event_field: ["Business event field", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
+  csat_score: ["Satisfaction score (1-5)", ["is", "is_not", "gt", "lt"], "number"],
 };
 const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "does not contain",
   matches: "matches (regex)", present: "is set", absent: "is not set", gt: "is above", lt: "is below" };

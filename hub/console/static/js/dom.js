@@ -158,6 +158,7 @@ export function initials(name) {
 
 export function displayName(customer) {
   if (!customer) return "Unknown";
+  if (customer.display_name) return customer.display_name; // the hub's: a visitor with no name is "Visitor 4821"
   if (customer.name) return customer.name;
   const ident = customer.identity || (customer.identities && customer.identities[0] && customer.identities[0].id);
   return ident ? String(ident).split(":").slice(1).join(":") : `Customer #${customer.id}`;

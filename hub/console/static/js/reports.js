@@ -15,6 +15,7 @@ const CARDS = [
   ["sla_attainment", "Answered within SLA", "ratio"], ["abandon_rate", "Abandoned", "ratio"],
   ["first_contact_resolution", "First-contact resolution", "ratio"], ["messages_in", "Messages in", "count"],
   ["messages_out", "Messages out", "count"], ["after_hours", "After hours", "count"],
+  ["csat_score", "Satisfied (CSAT)", "ratio"], ["csat_responses", "Survey answers", "count"],
 ];
 const COLUMNS = [
   ["conversations_opened", "Opened", "count"], ["conversations_resolved", "Resolved", "count"],
@@ -22,6 +23,7 @@ const COLUMNS = [
   ["resolution_time", "Resolution", "time"], ["sla_attainment", "Within SLA", "ratio"],
   ["abandoned", "Abandoned", "count"], ["transfers", "Transfers", "count"],
   ["offers_rejected", "Rejected", "count"], ["offers_timed_out", "Timed out", "count"],
+  ["csat_score", "CSAT", "ratio"],
 ];
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const view = { days: "7", group: "day", by: "queue", filter: "" };
@@ -135,8 +137,8 @@ function breakdown(data) {
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
 }
 
-function select(id, value, options, onchange) {
-  return h("select", { id, onchange: (e) => onchange(e.target.value) },
+function select(id, value, options, onchange, label) {
+  return h("select", { id, "aria-label": label, onchange: (e) => onchange(e.target.value) },
     options.map(([v, t]) => h("option", { value: v, selected: v === value ? "selected" : null }, t)));
 }
 
@@ -174,10 +176,10 @@ export async function showReports(main, side, quiet = false) {
       h("div", {}, h("h1", {}, "Reports"), h("p", { class: "muted" },
         admin ? "Every queue, channel and agent, in your time zone" : "Your own figures, in your time zone")),
       h("div", { class: "report-controls" },
-        select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }),
+        select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }, "Period"),
         select("report-group", view.group, [["hour", "By hour"], ["day", "By day"], ["week", "By week"], ["month", "By month"]],
-          (v) => { view.group = v; rerender(); }),
-        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }) : null,
+          (v) => { view.group = v; rerender(); }, "Group by"),
+        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }, "Show") : null,
         csvLink("/api/v1/reports/summary", p))),
     h("section", { class: "report-cards" }, CARDS.map(([k, title, unit]) => h("div", { class: "kpi-card", "data-figure": k },
       h("span", { class: "muted" }, title), h("strong", {}, show(summary.figures[k], unit)),
@@ -186,7 +188,7 @@ export async function showReports(main, side, quiet = false) {
     h("section", { class: "panel" },
       h("header", { class: "panel-head" }, h("h2", {}, "Breakdown"),
         admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"]],
-          (v) => { view.by = v; view.filter = ""; rerender(); }) : null,
+          (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
     heatmap(heat.cells)));

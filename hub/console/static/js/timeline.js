@@ -31,7 +31,7 @@ export function statusTick(msg) {
   };
   const [name, label] = map[s] || ["clock", s];
   const title = msg.status_reason ? `${label}: ${msg.status_reason}` : label;
-  return h("span", { class: `tick tick-${s}`, title, "data-status": s, "aria-label": title }, icon(name),
+  return h("span", { class: `tick tick-${s}`, title, "data-status": s, role: "img", "aria-label": title }, icon(name),
     s === "failed" || s === "undelivered" ? h("span", { class: "tick-text" }, label) : null);
 }
 
