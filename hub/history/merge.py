@@ -91,17 +91,18 @@ LATER = ("CASE WHEN customer_stats.{c} IS NULL OR customer_stats.{c} < excluded.
 def _merge_facts(tx: Tx, survivor_id: int, merged_id: int) -> None:
     """The segments' facts about MERGED (contacts, channels, orders, business events) become SURVIVOR's."""
     tx.exec("UPDATE business_events SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
-    row = tx.one("SELECT contacts, last_contact_at, orders, order_value, last_order_at FROM customer_stats "
-                 "WHERE customer_id = ?", (merged_id,))
+    row = tx.one("SELECT contacts, last_contact_at, orders, order_value, last_order_at, csat_answers, csat_total "
+                 "FROM customer_stats WHERE customer_id = ?", (merged_id,))
     if row is not None:
+        sums = ", ".join(f"{c} = customer_stats.{c} + excluded.{c}"
+                         for c in ("contacts", "orders", "order_value", "csat_answers", "csat_total"))
         tx.exec(
-            "INSERT INTO customer_stats (customer_id, contacts, last_contact_at, orders, order_value, last_order_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
-            "contacts = customer_stats.contacts + excluded.contacts, orders = customer_stats.orders + excluded.orders, "
-            "order_value = customer_stats.order_value + excluded.order_value, "
-            f"last_contact_at = {LATER.format(c='last_contact_at')}, last_order_at = {LATER.format(c='last_order_at')}",
+            "INSERT INTO customer_stats (customer_id, contacts, last_contact_at, orders, order_value, last_order_at, "
+            "csat_answers, csat_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
+            f"{sums}, last_contact_at = {LATER.format(c='last_contact_at')}, "
+            f"last_order_at = {LATER.format(c='last_order_at')}",
             (survivor_id, row["contacts"], row["last_contact_at"], row["orders"], row["order_value"],
-             row["last_order_at"]),
+             row["last_order_at"], row["csat_answers"], row["csat_total"]),
         )
         tx.exec("DELETE FROM customer_stats WHERE customer_id = ?", (merged_id,))
     tx.exec("INSERT INTO customer_channels (customer_id, channel) SELECT ?, channel FROM customer_channels "

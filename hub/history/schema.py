@@ -489,6 +489,22 @@ INSERT INTO customer_channels (customer_id, channel)
 
 MIGRATIONS.append(
     (
+        76,
+        "segments: each customer's satisfaction answers (count and sum of scores), from the reports' csat events",
+        """
+ALTER TABLE customer_stats ADD COLUMN csat_answers BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE customer_stats ADD COLUMN csat_total DOUBLE PRECISION NOT NULL DEFAULT 0;
+INSERT INTO customer_stats (customer_id, csat_answers, csat_total)
+    SELECT COALESCE(c.merged_into, e.customer_id), COUNT(*), SUM(e.seconds)
+    FROM conversation_events e JOIN customers c ON c.id = e.customer_id
+    WHERE e.type = 'csat' AND e.rolled = 1 GROUP BY COALESCE(c.merged_into, e.customer_id)
+    ON CONFLICT (customer_id) DO UPDATE SET csat_answers = excluded.csat_answers, csat_total = excluded.csat_total
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
         83,
         "console: customer profiles: admin-defined custom attributes (typed); values stay in customer_attributes (50)",
         """

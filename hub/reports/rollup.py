@@ -101,6 +101,8 @@ class _Deltas:
         #: per customer: contacts (conversations opened or reopened) and the last one's time, for segments
         self.contacts: dict[int, tuple[int, str]] = {}
         self.channels: set[tuple[int, str]] = set()
+        #: per customer: satisfaction answers and the sum of their scores
+        self.ratings: dict[int, tuple[int, float]] = {}
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
 
@@ -116,6 +118,10 @@ class _Deltas:
         self.contacts[customer_id] = (n + 1, max(last, at))
         if channel:
             self.channels.add((customer_id, channel))
+
+    def rating(self, customer_id: int, score: float) -> None:
+        n, total = self.ratings.get(customer_id, (0, 0.0))
+        self.ratings[customer_id] = (n + 1, total + score)
 
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         day = self.day(at)
@@ -202,6 +208,8 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         score = float(e["seconds"] or 0.0)
         about = replace(channel_of_event, queue=str(e["queue"] or c.queue))
         d.add("csat", at, about, agent, score)
+        if c.customer_id is not None:
+            d.rating(c.customer_id, score)
         if score >= 4:
             d.add("csat_satisfied", at, about, agent)
     elif kind == "abandoned":
@@ -250,6 +258,13 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
             "ON CONFLICT (customer_id) DO UPDATE SET contacts = customer_stats.contacts + excluded.contacts, "
             f"last_contact_at = {LATER.format(c='last_contact_at')}",
             (survivor(tx, customer_id), n, last),
+        )
+    for customer_id, (n, total) in deltas.ratings.items():
+        tx.exec(
+            "INSERT INTO customer_stats (customer_id, csat_answers, csat_total) VALUES (?, ?, ?) "
+            "ON CONFLICT (customer_id) DO UPDATE SET csat_answers = customer_stats.csat_answers + "
+            "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total",
+            (survivor(tx, customer_id), n, total),
         )
     for customer_id, channel in sorted(deltas.channels):
         tx.exec("INSERT INTO customer_channels (customer_id, channel) VALUES (?, ?) "
@@ -349,7 +364,7 @@ async def rebuild(db: Database, rules: RollRules) -> int:
             tx.one("SELECT pg_advisory_xact_lock(?) AS ok", (_LOCK,))
         tx.exec("DELETE FROM report_rollups")
         tx.exec("DELETE FROM report_conversations")
-        tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL")
+        tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
         tx.exec("DELETE FROM customer_channels")
         recompute_orders(tx)
         tx.exec("UPDATE conversation_events SET rolled = 0 WHERE rolled <> 0")

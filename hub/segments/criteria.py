@@ -98,14 +98,11 @@ class Criteria(BaseModel):
     recency_score: Score | None = None
     frequency_score: Score | None = None
     monetary_score: Score | None = None
-    csat: Range | None = Field(None, description="average satisfaction score (1-5): not recorded yet")
+    csat: Score | None = Field(None, description="the average of the customer's satisfaction answers (1-5); "
+                                                 "customers who never answered are left out")
 
     @model_validator(mode="after")
     def _fits(self) -> Criteria:
-        if self.csat is not None:
-            # The place for it: customer satisfaction (issue 19, part 2) lands as a figure of the reports; until
-            # it is recorded, a segment on it would silently be empty.
-            raise ValueError("csat: customer satisfaction is not recorded yet, so no segment can use it")
         for name in (*self.channels, *self.labels):
             if not name or len(name) > 64:
                 raise ValueError("a channel or label is 1-64 characters")
@@ -287,6 +284,14 @@ def compile_where(tx: Tx, c: Criteria, scorer: Scorer | None = None) -> tuple[st
     _range("s.contacts", c.contacts, where, params)
     _range("s.orders", c.orders, where, params)
     _range("s.order_value", c.order_value, where, params)
+    if c.csat is not None:  # an average within bounds, without dividing: total between min and max times answers
+        where.append("s.csat_answers > 0")
+        if c.csat.min is not None:
+            where.append("s.csat_total >= ? * s.csat_answers")
+            params.append(c.csat.min)
+        if c.csat.max is not None:
+            where.append("s.csat_total <= ? * s.csat_answers")
+            params.append(c.csat.max)
     if c.channels:
         marks = ", ".join("?" for _ in c.channels)
         where.append(f"EXISTS (SELECT 1 FROM customer_channels ch WHERE ch.customer_id = s.customer_id "

@@ -65,7 +65,8 @@ SEGMENT_CUSTOMER = {
     "properties": {
         "customer_id": {"type": "integer"}, "name": {"type": "string"}, "contacts": {"type": "integer"},
         "last_contact_at": _STR_OR_NULL, "orders": {"type": "integer"}, "order_value": {"type": "number"},
-        "last_order_at": _STR_OR_NULL, "recency_score": {"type": "integer", "minimum": 1, "maximum": 5},
+        "last_order_at": _STR_OR_NULL, "csat_average": _NUM_OR_NULL,
+        "recency_score": {"type": "integer", "minimum": 1, "maximum": 5},
         "frequency_score": {"type": "integer", "minimum": 1, "maximum": 5},
         "monetary_score": {"type": "integer", "minimum": 1, "maximum": 5}, "rfm_group": _GROUP,
         "identities": {"type": "array", "items": {"type": "string"}},

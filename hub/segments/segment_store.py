@@ -119,11 +119,12 @@ def trend(tx: Tx, segment_id: int, now: str) -> list[dict[str, Any]]:
 
 #: a listed customer's columns, in the CSV's order
 FIELDS = ("customer_id", "name", "contacts", "last_contact_at", "orders", "order_value", "last_order_at",
-          "recency_score", "frequency_score", "monetary_score", "rfm_group")
+          "csat_average", "recency_score", "frequency_score", "monetary_score", "rfm_group")
 def _customer(r: Row) -> dict[str, Any]:
     return {"customer_id": int(r["customer_id"]), "name": str(r["name"]), "contacts": int(r["contacts"]),
             "last_contact_at": r["last_contact_at"], "orders": int(r["orders"]),
             "order_value": float(r["order_value"]), "last_order_at": r["last_order_at"],
+            "csat_average": round(float(r["csat_total"]) / int(r["csat_answers"]), 2) if r["csat_answers"] else None,
             "recency_score": int(r["r"]), "frequency_score": int(r["f"]), "monetary_score": int(r["m"]),
             "rfm_group": str(r["rfm_group"])}
 
@@ -136,6 +137,7 @@ def customers(tx: Tx, criteria: Criteria, after: int, limit: int, bounds: Cuts |
     where, params = compile_where(tx, criteria, scorer)
     rows = tx.all(
         "SELECT s.customer_id, s.contacts, s.last_contact_at, s.orders, s.order_value, s.last_order_at, "
+        "s.csat_answers, s.csat_total, "
         f"COALESCE(cu.name, '') AS name, {shown[0][0]} AS r, {shown[1][0]} AS f, {shown[2][0]} AS m, "
         f"{shown[3][0]} AS rfm_group FROM customer_stats s LEFT JOIN customers cu ON cu.id = s.customer_id "
         f"WHERE {where} AND s.customer_id > ? ORDER BY s.customer_id LIMIT ?",

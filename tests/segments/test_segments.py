@@ -18,6 +18,7 @@ from hub.config import Settings
 from hub.history.db import Database, Tx
 from hub.keys import DB, SETTINGS
 from hub.model import format_time, utcnow
+from hub.reports import events as conversation_events
 from hub.reports.rollup import RollRules, catch_up, rebuild
 from hub.segments import criteria, segment_store
 from tests.api.client import Api, inbound
@@ -115,6 +116,17 @@ async def test_every_criterion_picks_the_customers_it_names(api: Api) -> None:
     assert await preview(api, {"attributes": [{"name": "seats", "op": "gt", "value": 10}]}) == 1
     assert await preview(api, {"attributes": [{"name": "plan", "op": "gt", "value": 1}]}) == 0  # text: no number
     assert await preview(api, {"contacts": {"min": 2}, "order_value": {"min": 1}}) == 1  # all must hold
+
+    # Satisfaction, from the reports' facts: Ann answered 5 and 2 (average 3.5), Cid 1; Bob and Dee never answered.
+    def answers(tx: Tx) -> None:
+        for customer, conv, score in ((ids["ann"], 1, 5.0), (ids["ann"], 2, 2.0), (ids["cid"], 3, 1.0)):
+            conversation_events.record(tx, "csat", conv, format_time(utcnow()), customer_id=customer, seconds=score)
+
+    await api.client.app[DB].write(answers)
+    await roll(api)
+    assert await preview(api, {"csat": {"max": 2}}) == 1  # Cid
+    assert await preview(api, {"csat": {"min": 3.5, "max": 3.5}}) == 1  # Ann
+    assert await preview(api, {"csat": {"min": 1}}) == 2  # nobody who never answered
     assert ids
 
 
@@ -176,6 +188,7 @@ async def test_a_saved_segment_has_a_size_a_trend_its_customers_and_a_csv(api: A
     table = list(csv.DictReader(io.StringIO(await resp.text())))
     assert [int(r["customer_id"]) for r in table] == sorted([ids["ann"], ids["cid"]])
     assert float(table[0]["order_value"]) == 900.0 and table[1]["identities"] == "phone:+14155550102"
+    assert table[0]["csat_average"] == ""  # never answered a survey
 
     # A new day's count is kept beside the old one; replacing the criteria recounts today.
     db = api.client.app[DB]
@@ -203,7 +216,7 @@ async def test_a_merged_customers_facts_become_the_survivors(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("criteria", "reason"), [
-    ({"csat": {"min": 4}}, "not recorded yet"),
+    ({"csat": {"min": 6}}, "less than or equal to 5"),
     ({"contacts": {"min": 5, "max": 1}}, "min is above max"),
     ({"contacts": {}}, "give min, max or both"),
     ({"rfm_group": "whales"}, "champions"),
@@ -226,19 +239,25 @@ async def test_agents_do_not_see_segments(api: Api) -> None:
 
 
 async def test_rebuild_gives_the_customers_facts_the_roller_kept(api: Api) -> None:
-    await shop(api)
+    ids = await shop(api)
     db = api.client.app[DB]
+    await db.write(lambda tx: conversation_events.record(tx, "csat", 1, format_time(utcnow()),
+                                                         customer_id=ids["bob"], seconds=4.0))
+    await roll(api)
 
     def facts(tx: Tx) -> list[tuple[Any, ...]]:
-        rows = tx.all("SELECT customer_id, contacts, last_contact_at, orders, order_value FROM customer_stats "
-                      "ORDER BY customer_id")
+        rows = tx.all("SELECT customer_id, contacts, last_contact_at, orders, order_value, csat_answers, csat_total "
+                      "FROM customer_stats ORDER BY customer_id")
         chans = tx.all("SELECT customer_id, channel FROM customer_channels ORDER BY customer_id, channel")
-        return [(r["customer_id"], r["contacts"], r["last_contact_at"], r["orders"], r["order_value"]) for r in rows] \
+        return [(r["customer_id"], r["contacts"], r["last_contact_at"], r["orders"], r["order_value"],
+                 r["csat_answers"], r["csat_total"]) for r in rows] \
             + [(r["customer_id"], r["channel"]) for r in chans]
 
     before = await db.read(facts)
     assert len(before) == 4 + 3 and before[0][1:4] == (3, before[0][2], 2)  # Ann: 3 contacts, 2 orders; 3 channels
-    await db.write(lambda tx: tx.exec("UPDATE customer_stats SET contacts = contacts + 7, orders = 0"))
+    assert (before[1][5], before[1][6]) == (1, 4.0)  # Bob's answer
+    await db.write(lambda tx: tx.exec("UPDATE customer_stats SET contacts = contacts + 7, orders = 0, "
+                                      "csat_answers = 0"))
     await rebuild_now(api)
     assert await db.read(facts) == before
 

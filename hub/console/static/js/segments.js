@@ -31,6 +31,7 @@ function criteriaText(c) {
   if (c.contacts) parts.push(`contacts ${range(c.contacts)}`);
   if (c.orders) parts.push(`orders ${range(c.orders)}`);
   if (c.order_value) parts.push(`order value ${range(c.order_value)}`);
+  if (c.csat) parts.push(`satisfaction ${range(c.csat)}`);
   if (c.channels && c.channels.length) parts.push(`used ${c.channels.map(channelLabel).join(" or ")}`);
   if (c.labels && c.labels.length) parts.push(`labelled ${c.labels.join(" or ")}`);
   for (const a of c.attributes || []) parts.push(`${a.name} ${a.op.replace("_", " ")}${a.value !== undefined ? ` ${a.value}` : ""}`);
@@ -40,14 +41,15 @@ function criteriaText(c) {
 
 function customersTable(items) {
   return h("table", { class: "report-table", id: "segment-customers" },
-    h("thead", {}, h("tr", {}, ["Customer", "Contacts", "Last contact", "Orders", "Value", "R", "F", "M", "Group"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["Customer", "Contacts", "Last contact", "Orders", "Value", "CSAT", "R", "F", "M", "Group"].map((t) => h("th", {}, t)))),
     h("tbody", {}, items.length ? items.map((c) => h("tr", { "data-customer": c.customer_id },
       h("td", {}, c.name || (c.identities[0] || `#${c.customer_id}`)), h("td", {}, c.contacts),
       h("td", {}, c.last_contact_at ? ago(c.last_contact_at) : "—"), h("td", {}, c.orders),
       h("td", {}, c.order_value.toLocaleString([], { maximumFractionDigits: 2 })),
+      h("td", {}, c.csat_average === null ? "—" : String(c.csat_average)),
       h("td", {}, c.recency_score), h("td", {}, c.frequency_score), h("td", {}, c.monetary_score),
       h("td", {}, GROUP_TITLES[c.rfm_group] || c.rfm_group)))
-      : h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No customers in this segment."))));
+      : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No customers in this segment."))));
 }
 
 async function detail(box, id, after = 0) {
@@ -85,6 +87,7 @@ function form(onSaved) {
     if (n("seg-days") !== undefined) c.last_contact_days = { max: n("seg-days") };
     if (n("seg-contacts") !== undefined) c.contacts = { min: n("seg-contacts") };
     if (n("seg-value") !== undefined) c.order_value = { min: n("seg-value") };
+    if (n("seg-csat") !== undefined) c.csat = { max: n("seg-csat") };
     if (value("seg-channel")) c.channels = [value("seg-channel")];
     if (value("seg-label")) c.labels = [value("seg-label")];
     if (value("seg-attr")) {
@@ -117,7 +120,7 @@ function form(onSaved) {
   return h("form", { class: "segment-form", id: "segment-form", onsubmit: save },
     h("label", {}, "Name", h("input", { id: "seg-name", required: true, maxlength: 120, placeholder: "Big spenders" })),
     number("seg-days", "Last contact within (days)", "any"), number("seg-contacts", "Contacts at least", "any"),
-    number("seg-value", "Order value at least", "any"),
+    number("seg-value", "Order value at least", "any"), number("seg-csat", "Satisfaction at most (1-5)", "any"),
     h("label", {}, "Channel", h("select", { id: "seg-channel" }, h("option", { value: "" }, "any"),
       state.channels.map((c) => h("option", { value: c.name }, channelLabel(c.name))))),
     h("label", {}, "Label", h("input", { id: "seg-label", maxlength: 64, placeholder: "any" })),
