@@ -6,6 +6,28 @@ While the hub imports, an API request (GET /api/v1/conversations) is timed every
 mailbox must not stall other work. The hub's log must show the import's progress.
 
     python -m bench.email_import [--quick] [--emails N] [--db sqlite|URL] [--profile]
+
+Notes (issue 16, section 6; every run and its load in docs/email.md). py-spy (`--profile`) of `hub serve` during the
+import of 5,000 emails, per email, microseconds of samples per thread (GIL waits included), before and after making
+parsing cheaper:
+
+    before (main at 2f0e77d; 233/s here, parse alone 334/s, load 9-10)
+      parsing thread  1,542 us: parse_email 1,504, of which policy.default's header objects (_RememberingHeaders
+                      __call__) 540, _header 297, _bounce 241, _addresses 234, sanitize 116, _walk 108, fingerprint 93
+      event loop      1,463 us: aioimaplib reading FETCH responses ~440, ingest 261, publishing 78
+      database writer 1,463 us: the ingest transaction 839 (insert_message 252, reading back the rows just
+                      written 103, sanitize again 39), rules (automation runner) 106
+    after (216/s here, parse alone 718/s, load 13-17)
+      parsing thread  1,236 us: parse_email 1,218 (the email package's feed parser, sanitize 144, fingerprint 120,
+                      _walk 93, trim_reply 72, _bounce 49); no header objects
+      event loop      1,871 us: aioimaplib reading FETCH responses ~600, ingest 383 (JSON of the journal payload
+                      111), publishing 65
+      database writer 1,784 us: the ingest transaction 987 (insert_message 333, reading back the conversation and the
+                      customer 164), rules 142
+
+CPU per email (all threads): parse alone 1.16 -> 0.50 ms, the hub 2.6 -> 1.7 ms. The hub does not reach 0.8x of the
+parse-only rate (0.30-0.36 after): in one process under one interpreter lock, the IMAP client and the write path
+now cost about twice the parsing.
 """
 
 from __future__ import annotations
@@ -76,10 +98,23 @@ class Rate:
     emails: int
     seconds: float
     megabytes: float
+    #: CPU time the work took (user + system, every thread of its process), when measured: on a shared machine the
+    #: wall-clock rate moves with the other load, the CPU time per email much less
+    cpu_seconds: float | None = None
 
     @property
     def per_second(self) -> float:
         return self.emails / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms(self) -> float | None:
+        return self.cpu_seconds / self.emails * 1000 if self.cpu_seconds is not None and self.emails else None
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process PID has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -122,6 +157,7 @@ class Result:
                (("bare_fetch", self.fetch), ("parse_only", self.parse), ("hub", self.hub))},
             "hub_over_fetch": _ratio(self.hub.per_second, self.fetch.per_second),
             "hub_over_parse": _ratio(self.hub.per_second, self.parse.per_second),
+            "hub_over_parse_cpu": _ratio(self.parse.cpu_seconds or 0.0, self.hub.cpu_seconds or 0.0),
             "probe_during_import": self.during.summary(),
             "probe_idle": self.idle.summary(),
             "stored": self.stored,
@@ -162,10 +198,10 @@ async def bare_fetch(host: str, port: int, user: str, password: str, batch: int)
 
 
 def parse_only(emails: list[bytes]) -> Rate:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for raw in emails:
         parse_email(raw)
-    return Rate(len(emails), time.perf_counter() - started, sum(map(len, emails)) / 1e6)
+    return Rate(len(emails), time.perf_counter() - started, sum(map(len, emails)) / 1e6, time.process_time() - cpu)
 
 
 # -- the hub -----------------------------------------------------------------------------------------------------
@@ -282,6 +318,8 @@ async def run(args: argparse.Namespace) -> Result:
             during, idle = Probe(), Probe()
             progress("starting `hub serve` with the mailbox configured; the import starts with it")
             with hub_with_mailbox(url, workdir, server.port, "bench", server.password, args.batch) as hub:
+                # From ready (the import has just begun) to done; the hub's start-up is left out.
+                cpu_ready = process_cpu(hub.proc.pid)
                 prober = asyncio.create_task(probe(hub.url, token, done, during))
                 deadline = time.monotonic() + args.timeout
                 prof_raw = workdir / "profile-email.txt"
@@ -293,6 +331,7 @@ async def run(args: argparse.Namespace) -> Result:
                         stored, flagged = await counts(db)
                         if stored + flagged >= n:
                             finished = time.time()
+                            hub_cpu = process_cpu(hub.proc.pid) - cpu_ready
                             break
                         if time.monotonic() > deadline:
                             done.set()
@@ -318,7 +357,7 @@ async def run(args: argparse.Namespace) -> Result:
             if first is None:
                 problems.append("the hub's log shows no import progress")
                 first = finished
-            hub_rate = Rate(n, finished - first, size / 1e6)
+            hub_rate = Rate(n, finished - first, size / 1e6, hub_cpu)
             stored, flagged = await counts(db)
             automatic = await automatic_count(db)
             # Every email reaches a timeline; the auto-replies among them are marked automatic.
@@ -351,12 +390,14 @@ def table(r: Result) -> str:
         f"Email import, {m['started']}: {m['emails']:,} emails ({m['mailbox_megabytes']} MB) from {m['senders']} "
         f"senders, Dovecot maildir over IMAP (fetch batch {m['fetch_batch']}), database {m['database']}, "
         f"{m['cpus']} CPUs, load average {m['load_average_start']} at start, {m['load_average_end']} at end",
-        f"  {'':<46}{'emails/s':>10}{'seconds':>10}{'MB/s':>8}{'x fetch':>9}{'x parse':>9}",
+        f"  {'':<46}{'emails/s':>10}{'seconds':>10}{'MB/s':>8}{'x fetch':>9}{'x parse':>9}{'CPU ms/email':>14}",
     ]
 
     def row(name: str, x: Rate) -> str:
+        cpu = f"{x.cpu_ms:>14.3f}" if x.cpu_ms is not None else f"{'':>14}"
         return (f"  {name:<46}{x.per_second:>10,.0f}{x.seconds:>10.2f}{x.megabytes / max(x.seconds, 1e-9):>8.1f}"
-                f"{_ratio(x.per_second, r.fetch.per_second):>9.3f}{_ratio(x.per_second, r.parse.per_second):>9.3f}")
+                f"{_ratio(x.per_second, r.fetch.per_second):>9.3f}{_ratio(x.per_second, r.parse.per_second):>9.3f}"
+                f"{cpu}")
 
     lines += [
         row("bare aioimaplib UID FETCH (baseline)", r.fetch),
@@ -364,6 +405,8 @@ def table(r: Result) -> str:
         row("hub serve: IMAP -> parsed -> on timelines", r.hub),
         f"  stored {r.stored:,} ({r.automatic:,} auto-replies, {r.expected_automatic:,} expected), flagged "
         f"{r.flagged:,}",
+        f"  CPU per email, parse alone / hub (all its threads, ready to done): "
+        f"{_ratio(r.parse.cpu_seconds or 0.0, r.hub.cpu_seconds or 0.0):.3f}",
         "",
         "API request GET /api/v1/conversations?limit=20 (ms)",
     ]

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.bare import DURABLE_PATH
 from bench.database import Stored, stored
 from bench.load import Load, LoadResult, Tool, combine, run_load
-from bench.processes import Server
+from bench.processes import Server, rss_mb
 from hub.history.db import Database
 
 
@@ -34,6 +34,8 @@ class InboundResult:
     hub_runs: list[LoadResult]
     stored: Stored
     check: Check
+    #: resident set sizes in MB: "hub idle" (started, before any load), "hub after" (after the run), "bare idle"
+    rss_mb: dict[str, float] = field(default_factory=dict)
 
     def total(self, target: str) -> LoadResult:
         return combine([r[target] for r in self.rounds])
@@ -51,6 +53,12 @@ class InboundResult:
         return self.hub.rps / self.bare.rps if self.bare.rps else 0.0
 
     @property
+    def floor_ratio(self) -> float:
+        """hub req/s over the durable floor's (0.0 when the floor was not measured)."""
+        floor = self.total("durable").rps if "durable" in self.rounds[0] else 0.0
+        return self.hub.rps / floor if floor else 0.0
+
+    @property
     def round_ratios(self) -> list[float]:
         return [r["hub"].rps / r["bare"].rps if r["bare"].rps else 0.0 for r in self.rounds]
 
@@ -62,6 +70,8 @@ class InboundResult:
             "identities": self.identities,
             **{target: self.total(target).to_json() for target in self.rounds[0]},
             "ratio": self.ratio,
+            "floor_ratio": self.floor_ratio,
+            "rss_mb": self.rss_mb,
             "round_ratios": self.round_ratios,
             "rounds": [{k: v.to_json() for k, v in r.items()} for r in self.rounds],
             "stored": vars(self.stored),
@@ -129,12 +139,14 @@ async def run_inbound(
         what = "warming up" if n == "w" else f"round {n}/{rounds}:"
         progress(f"inbound: {what} {target}, {secs:.3g}s at {concurrency} connections ({tool})")
         spec = replace(targets[target], tag=f"{run_id}-{target}-{n}")
-        result = await asyncio.to_thread(run_load, spec, tool, concurrency, secs)
+        pid = hub.proc.pid if target == "hub" else bare.proc.pid
+        result = await asyncio.to_thread(run_load, spec, tool, concurrency, secs, pid)
         if n != "w":
             progress(f"inbound: {target} {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
                      f"p99 {result.p99_ms:.1f} ms, non-2xx {result.non_2xx}, socket errors {result.socket_errors}")
         return result
 
+    rss = {"hub idle": rss_mb(hub.proc.pid), "bare idle": rss_mb(bare.proc.pid)}
     per_round = max(1.0, seconds / rounds)
     runs: list[LoadResult] = []
     for target in targets:
@@ -146,6 +158,7 @@ async def run_inbound(
         results.append({target: await load(target, n, per_round) for target in targets})
         runs.append(results[-1]["hub"])
     s = await _quiet(db, f"{run_id}-hub-")
+    rss["hub after"] = rss_mb(hub.proc.pid)
     check = verify(tool, concurrency, runs, s)
     progress(f"inbound: {'ok' if check.ok else 'FAILED'}: {check.text}")
-    return InboundResult(tool, concurrency, per_round * rounds, identities, results, runs, s, check)
+    return InboundResult(tool, concurrency, per_round * rounds, identities, results, runs, s, check, rss)

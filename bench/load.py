@@ -7,6 +7,7 @@ pool of distinct customers (every fifth an email, the rest phone numbers); for r
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -15,7 +16,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from bench.processes import python_env
+from bench.processes import cpu_seconds, python_env
 
 RESULT_MARK = "BENCH_RESULT "
 INBOUND_PATH = "/api/v1/inbound"
@@ -50,6 +51,9 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    #: CPU seconds the server process used during the run (all its threads), and the load generator's own
+    server_cpu: float = 0.0
+    loadgen_cpu: float = 0.0
 
     @property
     def responses(self) -> int:
@@ -67,10 +71,16 @@ class LoadResult:
     def rps(self) -> float:
         return self.responses / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_ms_per_response(self) -> float:
+        """The server's CPU milliseconds per answered request (for the hub: per stored message)."""
+        return 1000 * self.server_cpu / self.responses if self.responses else 0.0
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["statuses"] = {str(k): v for k, v in sorted(self.statuses.items())}
-        out.update(rps=self.rps, responses=self.responses, ok=self.ok, non_2xx=self.non_2xx)
+        out.update(rps=self.rps, responses=self.responses, ok=self.ok, non_2xx=self.non_2xx,
+                   cpu_ms_per_response=self.cpu_ms_per_response)
         return out
 
 
@@ -90,6 +100,8 @@ def combine(runs: list[LoadResult]) -> LoadResult:
         p50_ms=statistics.median(r.p50_ms for r in runs),
         p99_ms=statistics.median(r.p99_ms for r in runs),
         max_ms=max(r.max_ms for r in runs),
+        server_cpu=sum(r.server_cpu for r in runs),
+        loadgen_cpu=sum(r.loadgen_cpu for r in runs),
     )
 
 
@@ -122,10 +134,20 @@ def available_tool(prefer: Tool | None = None) -> Tool:
     return "python"
 
 
-def run_load(load: Load, tool: Tool, concurrency: int, seconds: float) -> LoadResult:
-    if tool == "wrk":
-        return _run_wrk(load, concurrency, seconds)
-    return _run_python(load, concurrency, seconds)
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run_load(load: Load, tool: Tool, concurrency: int, seconds: float, server_pid: int | None = None) -> LoadResult:
+    """One run; with SERVER_PID, the CPU that process used meanwhile is counted too. The generator's own CPU is
+    that of the child process it runs in (wrk or bench.pyload); one run at a time, so the children's total says."""
+    server0, gen0 = cpu_seconds(server_pid) if server_pid else 0.0, _children_cpu()
+    result = _run_wrk(load, concurrency, seconds) if tool == "wrk" else _run_python(load, concurrency, seconds)
+    result.loadgen_cpu = _children_cpu() - gen0
+    if server_pid:
+        result.server_cpu = cpu_seconds(server_pid) - server0
+    return result
 
 
 # -- wrk -----------------------------------------------------------------------------------------------------------

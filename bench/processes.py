@@ -99,13 +99,43 @@ def _running(name: str, cmd: list[str], env: dict[str, str], workdir: Path, port
             proc.wait()
 
 
-def hub_server(db_url: str, workdir: Path) -> contextlib.AbstractContextManager[Server]:
-    port = free_port()
+def hub_server(
+    db_url: str, workdir: Path, extra_env: dict[str, str] | None = None, port: int | None = None,
+) -> contextlib.AbstractContextManager[Server]:
+    port = port or free_port()
     cmd = hub_command("serve", "--host", "127.0.0.1", "--port", str(port))
-    return _running("hub", cmd, hub_env(db_url), workdir, port, "/readyz")
+    return _running("hub", cmd, dict(hub_env(db_url), **(extra_env or {})), workdir, port, "/readyz")
 
 
-def bare_server(workdir: Path) -> contextlib.AbstractContextManager[Server]:
+def bare_server(workdir: Path, db_url: str = "") -> contextlib.AbstractContextManager[Server]:
+    """The bare baseline; its durable floor commits to PostgreSQL when DB_URL is a postgresql:// one, else SQLite."""
     port = free_port()
     cmd = [sys.executable, "-m", "bench.bare", "--port", str(port), "--sqlite", str(workdir / "bare.db")]
+    if db_url.startswith(("postgresql://", "postgres://")):
+        cmd += ["--postgres", db_url]
     return _running("bare", cmd, python_env(), workdir, port, "/healthz")
+
+
+# -- what a server process uses (Linux /proc) ---------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds PID has used so far, all its threads together (0.0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15 of proc(5))
+
+
+def rss_mb(pid: int) -> float:
+    """PID's resident set size in MB (0.0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

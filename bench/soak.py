@@ -1,10 +1,14 @@
 """The routing soak: two `hub serve` processes on one fresh PostgreSQL database and a Redis of its own, agents
 accepting and resolving a steady stream of conversations, and a random fault every few seconds (a process SIGKILLed,
-a process killed at a named fail point of a decision, Redis restarted empty). After each fault the load pauses and
-the invariants are checked until they hold (hub.routing.reconciler.audit: every open conversation with exactly one
-agent or waiting in a queue, loads and presence as the store says); the time they took is printed, with throughput.
+a process killed at a named fail point of a decision, Redis restarted empty, PostgreSQL restarted). After each fault
+the load pauses and the invariants are checked until they hold (hub.routing.reconciler.audit: every open
+conversation with exactly one agent or waiting in a queue, loads and presence as the store says, no agent over
+capacity); the time they took is printed, with throughput.
 
-    python -m bench.soak --seconds 3600 --db postgresql://127.0.0.1:5432/postgres
+    python -m bench.soak --minutes 60
+
+PostgreSQL is a server of the soak's own (initdb, on a free port), so that it can be restarted; with
+`--db postgresql://...` (a server others use) or `--db sqlite` there is no PostgreSQL restart among the faults.
 
 Exit status 1 if the invariants did not hold again within --heal seconds after some fault. Not part of the suite
 (tests/test_bench.py runs it for a few seconds).
@@ -31,9 +35,10 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bench.database import fresh_database
+from bench.postgres import PostgresServer
 from bench.processes import create_token, free_port, hub_command, hub_env
 from hub.fail_points import POINTS
-from hub.history.db import open_database
+from hub.history.db import Database, open_database
 from hub.routing.reconciler import audit
 from hub.routing.redis import RedisState
 
@@ -221,8 +226,23 @@ async def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="hub-soak-"))
     redis_server = RedisServer(workdir)
     redis_server.start()
+    postgres = PostgresServer() if args.db == "private" else None
+    if postgres is not None:
+        postgres.start()
     tally = Tally()
-    with fresh_database(args.db, workdir) as db_url:
+    try:
+        status = await _run(args, rng, workdir, redis_server, postgres, tally)
+    finally:
+        redis_server.stop()
+        if postgres is not None:
+            postgres.close()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when the run failed: the hubs' logs are there
+    return status
+
+
+async def _run(args: argparse.Namespace, rng: random.Random, workdir: Path, redis_server: RedisServer,
+               postgres: PostgresServer | None, tally: Tally) -> int:
+    with fresh_database(postgres.url if postgres is not None else args.db, workdir) as db_url:
         env = hub_env(db_url) | {
             "HUB_ROUTING__BACKEND": "redis", "HUB_ROUTING__REDIS_URL": redis_server.url,
             "HUB_ROUTING__KEY_PREFIX": PREFIX, "HUB_EVENTS__BACKEND": "redis",
@@ -253,12 +273,12 @@ async def run(args: argparse.Namespace) -> int:
                 tasks += [asyncio.create_task(soak.agent(t, args.handle)) for t in tokens]
                 began = time.monotonic()
                 print(f"soak: {args.agents} agents, ~{args.rate}/s arriving, a fault every ~{args.fault_every}s, "
-                      f"{args.seconds}s; logs in {workdir}", flush=True)
+                      f"{args.seconds:.0f}s; logs in {workdir}", flush=True)
                 try:
                     while time.monotonic() - began < args.seconds:
                         await asyncio.sleep(rng.uniform(0.5, 1.5) * args.fault_every)
-                        fault = await inject(rng, hubs, redis_server, session)
-                        took, problems = await settle(soak, lambda: audit(db, state), args.heal)
+                        fault = await inject(rng, hubs, redis_server, postgres, session)
+                        took, problems = await settle(soak, lambda: _audit(db, state), args.heal)
                         elapsed = time.monotonic() - began
                         verdict = f"held after {took:.1f}s" if not problems else f"NOT HELD after {took:.0f}s"
                         verdict += f" (check {soak.audit_seconds[-1] * 1000:.0f} ms)"
@@ -278,7 +298,6 @@ async def run(args: argparse.Namespace) -> int:
                 h.stop()
             await client.aclose()
             await db.close()
-            redis_server.stop()
     heals = sorted(t for _, t in tally.heals)
     print(f"faults {len(tally.heals) + len(tally.unhealed)}, invariants held after every one: "
           f"{'yes' if not tally.unhealed else 'NO'}; time to hold p50 {heals[len(heals) // 2] if heals else 0:.1f}s, "
@@ -286,18 +305,29 @@ async def run(args: argparse.Namespace) -> int:
           f"resolved {tally.resolved}; refused-and-retried {tally.refused}; other errors {len(tally.other)}")
     for line in tally.other[:10]:
         print("  " + line)
-    shutil.rmtree(workdir, ignore_errors=True)
     return 1 if tally.unhealed or tally.other else 0
 
 
-async def inject(rng: random.Random, hubs: list[Hub], redis_server: RedisServer,
+async def _audit(db: Database, state: RedisState) -> list[str]:
+    try:
+        return await audit(db, state)
+    except Exception as e:  # the checker's own connections were cut by a PostgreSQL restart: look again
+        return [f"could not check: {e!r}"]
+
+
+async def inject(rng: random.Random, hubs: list[Hub], redis_server: RedisServer, postgres: PostgresServer | None,
                  session: aiohttp.ClientSession) -> str:
-    kind = rng.choice(["kill", "fail point", "redis restart"])
+    kind = rng.choice(["kill", "fail point", "redis restart"] + (["postgres restart"] if postgres else []))
     if kind == "redis restart":
         redis_server.stop()
         await asyncio.sleep(rng.uniform(0.2, 1.5))
         redis_server.start()
         return "redis restarted empty"
+    if kind == "postgres restart":
+        assert postgres is not None
+        down = rng.uniform(0.2, 1.5)
+        await asyncio.to_thread(postgres.restart, down)
+        return f"postgres restarted ({down:.1f}s down)"
     hub = rng.choice(hubs)
     if kind == "kill":
         hub.kill()
@@ -317,9 +347,12 @@ async def inject(rng: random.Random, hubs: list[Hub], redis_server: RedisServer,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=3600)
-    p.add_argument("--db", default="postgresql://127.0.0.1:5432/postgres",
-                   help="a PostgreSQL server (a fresh database is created and dropped), or sqlite")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=3600)
+    length.add_argument("--minutes", type=float, help="the same in minutes")
+    p.add_argument("--db", default="private",
+                   help="private (a PostgreSQL server of the soak's own, restarted among the faults), a PostgreSQL "
+                        "server's URL (a fresh database is created and dropped; never restarted), or sqlite")
     p.add_argument("--agents", type=int, default=20)
     p.add_argument("--rate", type=float, default=8.0, help="conversations arriving per second")
     p.add_argument("--handle", type=float, default=2.0, help="mean seconds an agent holds a conversation")
@@ -327,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heal", type=float, default=30.0, help="seconds the invariants may take to hold after a fault")
     p.add_argument("--reconcile", type=float, default=1.0, help="routing.reconcile_seconds of the hubs")
     p.add_argument("--seed", type=int, default=15)
-    return asyncio.run(run(p.parse_args(argv)))
+    args = p.parse_args(argv)
+    if args.minutes is not None:
+        args.seconds = args.minutes * 60
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

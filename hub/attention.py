@@ -249,14 +249,15 @@ class Attention:
             _write_action(tx, journal_id, "replay", actor, note, outcome, message_id, status)
             done[:] = [(outcome, message_id)]  # the transaction may run again: the last run is the one committed
 
-        await self._replay(journal_id, r, body, actor, note, record)
+        await self._replay(journal_id, r, body, record)
         outcome, message_id = done[-1]
         after = await self.db.read(lambda tx: _row(tx, journal_id))
         log.info("event %d: replay by %s: %s", journal_id, actor, outcome)
         return {"outcome": outcome, "status": after["status"], "message_id": message_id}
 
-    async def _replay(self, journal_id: int, r: dict[str, Any], body: dict[str, Any], actor: str, note: str | None,
+    async def _replay(self, journal_id: int, r: dict[str, Any], body: dict[str, Any],
                       record: Callable[[Tx, str, int | None], None]) -> None:
+        """Replay the event by its kind, RECORD(tx, outcome, message id) in the transaction that did it."""
         if body.get("fact") is not None:
             await self.ingest.facts.retry(
                 journal_id, Fact.from_json(body["fact"]), str(r["received_at"]),

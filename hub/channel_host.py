@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from hub.csat import surveys as csat_surveys
 from hub.events import Event, Subscription
 from hub.facts import Fact, FactResult
 from hub.history import store
@@ -261,6 +262,20 @@ class ChannelHost:
         """IDENTITY opted out of CHANNEL with KEYWORD (STOP...), or back in with None (START)."""
         now = format_time(utcnow())
         await self._ingest.db.write(lambda tx: store.set_opt_out(tx, str(identity), channel, keyword, now))
+
+    async def call_survey(self, call_sid: str) -> tuple[int, str] | None:
+        """Open the satisfaction survey of the call CALL_SID, asked on the line (hub.csat): (survey id, question),
+        or None when this call is not to be surveyed."""
+        s = self._ingest.settings
+        surveyed = {name for name, q in s.routing.queues.items() if q.csat}
+        if not surveyed:
+            return None
+        now = utcnow()
+        # The caller answers now or never: a short window, so a digit pressed later in another call is no answer.
+        expires = format_time(now + timedelta(minutes=10))
+        survey = await self._ingest.db.write(
+            lambda tx: csat_surveys.open_for_call(tx, call_sid, surveyed, format_time(now), expires))
+        return (survey, s.csat.question) if survey is not None else None
 
     async def opted_out(self, identity: Identity, channel: str) -> tuple[str, str] | None:
         """(keyword, when) if IDENTITY opted out of CHANNEL."""

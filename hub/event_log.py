@@ -5,6 +5,7 @@ and outbound webhooks carry them (hub.webhooks); the bus (hub.events) stays the 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
 from hub import fail_points
@@ -25,7 +26,13 @@ TYPES = (
     "business_event.received",
     "csat.received",
     "csat.low",
+    "conversation.assigned",
+    "sla.breached",
 )
+#: How many rule actions led to what the current task does (0: a person, a customer or the hub's own clock).
+#: Set by the rule runner around what it asks of routing after commit, so the events routing records for it
+#: (conversation.assigned) carry the depth that stops rules re-triggering each other without end.
+CAUSE_DEPTH: ContextVar[int] = ContextVar("hub_cause_depth", default=0)
 VERSION = 1
 COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, status, created_at"
 

@@ -37,9 +37,21 @@ STYLE_PROPERTIES = {
 _FETCHES = re.compile(r"url\s*\(|expression\s*\(|@import|image-set\s*\(", re.I)
 
 
+class Sanitized(str):
+    """HTML that came out of `sanitize` (only it makes one): the store keeps it as it is instead of sanitizing it
+    again. Any change to it (slicing, joining, a JSON round trip) gives a plain str, which is sanitized again."""
+
+    __slots__ = ()
+
+
+def sanitized(html: str, *, allow_remote_images: bool = False) -> str:
+    """HTML as `sanitize` makes it, without doing it twice: what is already Sanitized is kept as it is."""
+    return html if isinstance(html, Sanitized) else sanitize(html, allow_remote_images=allow_remote_images).html
+
+
 @dataclass
 class SafeHtml:
-    html: str
+    html: Sanitized
     #: remote images removed (tracking pixels, until someone chooses to load them)
     blocked_images: int
 
@@ -78,4 +90,4 @@ def sanitize(html: str, *, allow_remote_images: bool = False) -> SafeHtml:
         filter_style_properties=STYLE_PROPERTIES,
         strip_comments=True,
     )
-    return SafeHtml(clean, blocked)
+    return SafeHtml(Sanitized(clean), blocked)

@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from hub.facts import Fact, Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.history.identities import normalize
-from hub.html_safety import sanitize
+from hub.html_safety import sanitized
 from hub.journal import write as _journal
 from hub.metrics import Metrics
 from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
@@ -47,6 +47,15 @@ class IngestResult:
     #: on a conversation that stays as it was)
     conversation_how: str
     journal_id: int
+    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message, its conversation and customer as the API answers and the message.created event carry them;
+        built once for both (read-only from then on)."""
+        if self._json is None:
+            self._json = {"message": self.message.to_json(), "conversation": self.conversation.to_json(),
+                          "customer": self.customer.to_json()}
+        return self._json
 
 
 class IngestFailed(Exception):
@@ -195,7 +204,7 @@ class Ingest:
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                message_id, how = self._store(tx, journal_id, inbound, queue, reused)
+                stored = self._store(tx, journal_id, inbound, queue, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -204,17 +213,21 @@ class Ingest:
                 log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
             else:
                 tx.exec("RELEASE SAVEPOINT hub_ingest")
-                return _load(tx, journal_id, message_id, duplicate=False, how=how)
+                return stored
         tx.exec(
             "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
             (reason, journal_id),
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> tuple[int, str]:
-        """Identity -> conversation -> message -> attachments; marks the journal row done."""
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> IngestResult:
+        """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
+        what the statements wrote and returned, not read back (the hot path: every statement counts)."""
         now = format_time(utcnow())
-        customer_id, _created = store.resolve_identity(tx, inbound.identity, inbound.name, now)
+        customer, _created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
+        customer_id = customer.id
+        # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
+        touched = True
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
         # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
@@ -223,6 +236,7 @@ class Ingest:
             threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
         if answer is not None:
             conv, how = store.conversation(tx, answer[0].conversation_id), "recorded"
+            conv, touched = replace(conv, updated_at=now), False  # insert_message touches it below
         elif threaded is not None:
             conv, how = threaded, "joined"
         elif inbound.meta.get("automatic"):
@@ -230,6 +244,7 @@ class Ingest:
             conv, how = store.record_without_routing(
                 tx, customer_id, inbound.channel, queue, inbound.business_line, now
             )
+            conv, touched = replace(conv, updated_at=now), False  # insert_message touches it below
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
@@ -245,9 +260,13 @@ class Ingest:
         mail = meta.get("email")
         if isinstance(mail, dict) and isinstance(mail.get("full_html"), str):
             # The full original an email keeps beside its trimmed body reaches browsers too: same rule.
-            meta["email"] = {**mail, "full_html": sanitize(mail["full_html"], allow_remote_images=True).html}
+            meta["email"] = {**mail, "full_html": sanitized(mail["full_html"], allow_remote_images=True)}
         if inbound.business_line:
             meta["business_line"] = inbound.business_line
+        # Whatever the adapter did, no customer HTML is stored that could run in a browser (what the adapter
+        # sanitized already, outside this transaction, is not done twice). Remote images are the adapter's call
+        # (email blocks them by default), so they are kept here.
+        html = sanitized(inbound.html, allow_remote_images=True) if inbound.html else None
         message_id = store.insert_message(
             tx,
             conversation_id=conv.id,
@@ -256,15 +275,14 @@ class Ingest:
             direction="in",
             kind=inbound.kind,
             text=inbound.text,
-            # Whatever the adapter did, no customer HTML is stored that could run in a browser. Remote images are
-            # the adapter's call (email blocks them by default), so they are kept here.
-            html=sanitize(inbound.html, allow_remote_images=True).html if inbound.html else None,
+            html=html,
             status="received",
             external_id=inbound.external_id,
             identity=str(inbound.identity),
             meta=meta,
             now=now,
             created_at=inbound.occurred_at,
+            touch_conversation=not touched,
         )
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
         if answer is not None:
@@ -285,14 +303,25 @@ class Ingest:
         # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
         event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
                          automatic=bool(meta.get("automatic")) or answer is not None)
+        amended = 0
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
-            apply_waiting(tx, inbound.channel, inbound.external_id, now)
+            amended = apply_waiting(tx, inbound.channel, inbound.external_id, now)
         tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),
         )
-        return message_id, how
+        if amended or inbound.attachments:
+            msg = store.message(tx, message_id)  # changed by a waiting fact, or with its attachments' rows
+        else:
+            msg = Message(
+                id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel,
+                direction="in", kind=inbound.kind, text=inbound.text, html=html, status="received",
+                status_reason=None, external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
+                created_at=inbound.occurred_at or now, updated_at=now,
+                meta=json.loads(json.dumps(meta)) if meta else {},  # as a read would give it back
+            )
+        return IngestResult(msg, conv, customer, False, how, journal_id)
 
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         if isinstance(outcome, IngestFailed):
@@ -348,27 +377,17 @@ class Ingest:
         return await self._finish(inbound, await self.db.write(run))
 
     async def _publish(self, r: IngestResult) -> None:
+        data = r.to_json()
         answer = r.message.meta.get("csat")
         if isinstance(answer, dict) and not answer.get("ignored"):
             # For the live wall and consoles; rules and webhooks get csat.received from the event log.
             score = int(answer["score"])
             await self.bus.publish(Event("csat.received", {
-                "conversation_id": r.conversation.id, "conversation": r.conversation.to_json(), "score": score,
+                "conversation_id": r.conversation.id, "conversation": data["conversation"], "score": score,
                 "low": score <= self.settings.csat.low_score, "message_id": r.message.id}))
         if r.conversation_how in ("opened", "reopened"):
-            await self.bus.publish(
-                Event(f"conversation.{r.conversation_how}", {"conversation": r.conversation.to_json()})
-            )
-        await self.bus.publish(
-            Event(
-                "message.created",
-                {
-                    "message": r.message.to_json(),
-                    "conversation": r.conversation.to_json(),
-                    "customer": r.customer.to_json(),
-                },
-            )
-        )
+            await self.bus.publish(Event(f"conversation.{r.conversation_how}", {"conversation": data["conversation"]}))
+        await self.bus.publish(Event("message.created", dict(data)))
 
     # -- recovery and replay -----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bench.database import Stored
 from bench.inbound import InboundResult, verify
-from bench.load import Load, LoadResult, Tool, parse_wrk, percentile, run_load
+from bench.load import Load, LoadResult, Tool, combine, parse_wrk, percentile, run_load
 from bench.processes import ROOT, python_env
 from bench.profile import render, summarize
 from bench.report import table, to_json
@@ -94,13 +94,27 @@ def test_table_states_each_target() -> None:
 
     meta = {"started": "now", "database": "sqlite", "cpus": 2, "load_average": "0", "python": "3", "aiohttp": "3",
             "commit": "x"}
-    rounds = [{"bare": result(ok=1000), "hub": result(ok=400)}]
-    inbound = InboundResult("wrk", 8, 1.0, 10, rounds, [result(ok=400)], stored(400), Check(True, "ok"))
+    rounds = [{"bare": result(ok=1000), "durable": result(ok=500), "hub": result(ok=200)}]
+    inbound = InboundResult("wrk", 8, 1.0, 10, rounds, [result(ok=200)], stored(200), Check(True, "ok"),
+                            {"hub idle": 90.0, "bare idle": 30.0, "hub after": 120.0})
     text = table(meta, inbound, None)
-    assert "0.400" in text and "MISSED" in text
-    inbound.rounds.append({"bare": result(ok=1000), "hub": result(ok=800)})
-    assert "MISSED" not in table(meta, inbound, None)
-    assert to_json(meta, inbound, None)["targets"]["inbound_ratio"]["met"] is True
+    assert "hub / floor 0.400" in text and "MISSED" in text
+    assert "hub idle 90 MB" in text and "hub after 120 MB" in text
+    inbound.rounds.append({"bare": result(ok=1000), "durable": result(ok=500), "hub": result(ok=600)})
+    assert "MISSED" not in table(meta, inbound, None)  # (200 + 600) / (500 + 500) = 0.8
+    targets = to_json(meta, inbound, None)["targets"]
+    assert targets["inbound_floor_ratio"]["met"] is True and targets["hub_idle_rss_mb"]["met"] is True
+    inbound.rss_mb["hub idle"] = 151.0
+    assert "MISSED" in table(meta, inbound, None)
+
+
+def test_cpu_per_message_is_the_servers_cpu_over_its_answers() -> None:
+    r = result(ok=400)
+    r.server_cpu = 0.2
+    assert r.cpu_ms_per_response == 0.5
+    both = combine([r, result(ok=100)])
+    assert both.server_cpu == 0.2 and both.cpu_ms_per_response == 0.4
+    assert result(ok=0).cpu_ms_per_response == 0.0
 
 
 # -- the two load generators send the same requests -----------------------------------------------------------
@@ -149,12 +163,40 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "Targets" in proc.stdout
+    for row in ("bare + 1 SQLite commit (durable floor)", "CPU ms/req", "memory (RSS): hub idle", "hub after",
+                "load generator CPU", "POST /api/v1/inbound", "Twilio SMS (signed webhook)", "hub RSS idle"):
+        assert row in proc.stdout, row
     results = json.loads(out.read_text())
     assert results["inbound"]["check"]["ok"] is True
     assert all(results["inbound"][t]["ok"] > 0 for t in ("bare", "durable", "hub"))
+    assert results["inbound"]["hub"]["server_cpu"] > 0 and results["inbound"]["rss_mb"]["hub idle"] > 0
+    # Every message posted reached the agent's socket, from both sources, unless the socket said it dropped some
+    # (the bus drops a slow subscriber's oldest events and says "lagged": a busy machine can do that).
+    assert len(results["latency"]) == 2
+    for r in results["latency"]:
+        assert r["sent"] > 0 and r["acked"] == r["sent"] and 0 < r["arrived"] <= r["sent"], r
+        assert r["arrived"] == r["sent"] or r["lagged"] > 0, r
     assert set(results["timeline"]["http"]) == {"first page", "deep pages (cursor)", "newest first",
                                                 "newest first, deep"}
-    assert set(results["targets"]) == {"inbound_ratio", "timeline_p99_ms"}
+    assert set(results["targets"]) == {
+        "inbound_floor_ratio", "inbound_floor_p99", "hub_idle_rss_mb", "timeline_p99_ms",
+        "latency_p99_ms POST /api/v1/inbound", "latency_p99_ms Twilio SMS (signed webhook)",
+    }
+
+
+@pytest.mark.slow
+def test_postgres_run_has_its_own_floor(tmp_path: Path, pg_server: str) -> None:
+    out = tmp_path / "latest.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "inbound", "--quick", "--duration", "1", "--rounds", "1",
+         "--concurrency", "4", "--no-latency", "--db", pg_server, "--output", str(out)],
+        cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "bare + 1 PostgreSQL commit (durable floor)" in proc.stdout and "CPU ms/req" in proc.stdout
+    results = json.loads(out.read_text())
+    assert results["inbound"]["check"]["ok"] is True and results["inbound"]["durable"]["ok"] > 0
+    assert "hub_idle_rss_mb" not in results["targets"]  # the 150 MB bound is the embedded default's
 
 
 # -- the email import benchmark --------------------------------------------------------------------------------

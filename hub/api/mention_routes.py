@@ -9,7 +9,9 @@ from aiohttp import web
 
 from hub import mentions
 from hub.api.auth import PRINCIPAL, Principal
+from hub.api.errors import read_json
 from hub.api.params import limit, path_id
+from hub.api.schemas import MentionsReadBody
 from hub.history.db import Tx
 from hub.keys import DB
 from hub.model import format_time, utcnow
@@ -33,9 +35,11 @@ async def list_mentions(request: web.Request) -> web.Response:
 
 
 async def mark_read(request: web.Request) -> web.Response:
-    """One mention, or with no id every unread one of the caller's, read now (reading twice keeps the first time)."""
+    """One mention; or with no id every unread one of the caller's, or those in one conversation (the console opened
+    it): read now (reading twice keeps the first time)."""
     p = _agent(request)
     one = path_id(request) if "id" in request.match_info else None
+    body = await read_json(request, MentionsReadBody) if one is None and request.body_exists else MentionsReadBody()
     now = format_time(utcnow())
 
     def write(tx: Tx) -> dict[str, Any]:
@@ -44,6 +48,9 @@ async def mark_read(request: web.Request) -> web.Response:
             if found is None:
                 raise web.HTTPNotFound(text=f"mention {one} does not exist")
             tx.exec("UPDATE mentions SET read_at = ? WHERE id = ? AND read_at IS NULL", (now, one))
+        elif body.conversation_id is not None:
+            tx.exec("UPDATE mentions SET read_at = ? WHERE agent_id = ? AND conversation_id = ? AND read_at IS NULL",
+                    (now, p.agent_id, body.conversation_id))
         else:
             tx.exec("UPDATE mentions SET read_at = ? WHERE agent_id = ? AND read_at IS NULL", (now, p.agent_id))
         _, unread = mentions.of_agent(tx, p, True, 0)

@@ -22,6 +22,7 @@ from hub.api.schemas import (
     MacroApplyBody,
     MacroBody,
     MacroPatchBody,
+    MentionsReadBody,
     MergeBody,
     PresenceBody,
     ReplyBody,
@@ -783,8 +784,8 @@ PATHS.update({
 
 # Customer profiles and custom attributes, @mentions, macros (hub/api/profile_routes.py, mention_routes.py,
 # macro_routes.py).
-PROFILE_MODELS = (CustomerPatchBody, AttributeDefinitionBody, AttributeDefinitionPatchBody, MacroBody, MacroPatchBody,
-          MacroApplyBody)
+PROFILE_MODELS = (CustomerPatchBody, AttributeDefinitionBody, AttributeDefinitionPatchBody, MentionsReadBody, MacroBody,
+                  MacroPatchBody, MacroApplyBody)
 
 _ADMIN = {"403": _json(_ref("Error"), "Not an admin")}
 _CONFLICT = {"409": _json(_ref("Error"), "Conflicts with what exists; the message says what")}
@@ -855,7 +856,8 @@ def _profile_paths() -> dict[str, Any]:
         },
         "/api/v1/mentions/read": {
             "post": {
-                "summary": "Mark all your mentions read",
+                "summary": "Mark your mentions read: all of them, or those in one conversation",
+                "requestBody": _body(MentionsReadBody, required=False),
                 "responses": {"200": _json({"type": "object", "required": ["unread"], "properties": {
                     "unread": {"type": "integer"}}}), **_WRITE_ERRORS},
             },
@@ -991,7 +993,8 @@ PATHS.update(_attention_paths())
 TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Conversations", "The inbox, conversations, their messages and attachments",
      ("inbox", "conversations", "messages", "attachments")),
-    ("Customers", "Customers, their identities and their one timeline", ("customers",)),
+    ("Customers", "Customers, their identities, profile and one timeline; custom attributes",
+     ("customers", "customer-attributes")),
     ("Inbound", "Feed messages from another system (the API channel)", ("inbound",)),
     ("Business events", "Orders, payments and any typed event from the business, onto the customer's timeline",
      ()),
@@ -1002,6 +1005,8 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Channels", "The enabled channels and what each can do; web chat typing", ("channels", "webchat")),
     ("Events", "The live event stream (WebSocket)", ("events",)),
     ("Search", "Search across conversations and customers", ("search",)),
+    ("Mentions", "Your @mentions in internal notes", ("mentions",)),
+    ("Macros", "Named sequences of actions applied to a conversation in one click", ("macros",)),
 ]
 
 
@@ -1180,6 +1185,39 @@ def _report_paths() -> dict[str, Any]:
                             "time_zone": {"type": "string"},
                             "cells": {"type": "array", "minItems": 7, "maxItems": 7, "items": {
                                 "type": "array", "minItems": 24, "maxItems": 24, "items": {"type": "integer"}}}}}),
+        "/api/v1/reports/staffing": {"get": {
+            "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C)",
+            "description": "Supervisors and admins. The volume model (hour-of-week profile x trending weekly total) is "
+                           "fitted on the last history_weeks whole weeks; held_out_wape is its error on the last two "
+                           "of them when fitted without them. docs/reports.md has the formulas.",
+            "parameters": [
+                *common[2:],
+                _query("weeks", "weeks to forecast, 1-8 (default 2)", {"type": "integer", "minimum": 1, "maximum": 8}),
+                _query("history_weeks", "whole past weeks to learn from, 1-52 (default 8)",
+                       {"type": "integer", "minimum": 1, "maximum": 52}),
+                _query("handle_seconds", "average handle time per contact (talk + wrap-up; default 300)",
+                       {"type": "number", "minimum": 1, "maximum": 86400}),
+                _query("target_seconds", "answer within this many seconds (default 60)",
+                       {"type": "number", "minimum": 0, "maximum": 86400}),
+                _query("goal", "share of contacts to answer within the target (default 0.8)",
+                       {"type": "number", "minimum": 0.01, "maximum": 0.999}),
+                _query("concurrency", "contacts an agent handles at once (chats; default 1)",
+                       {"type": "integer", "minimum": 1, "maximum": 20}),
+            ],
+            "responses": {"200": ok(
+                {"type": "object", "required": ["history", "model", "assumptions", "hours"],
+                 "properties": {
+                     "slice": {"type": "object"}, "time_zone": {"type": "string"}, "history": {"type": "object"},
+                     "model": {"type": "object", "properties": {
+                         "weekly_level": {"type": "number"}, "weekly_trend": {"type": "number"},
+                         "held_out_wape": {"type": ["number", "null"]}, "held_out_weeks": {"type": "integer"}}},
+                     "assumptions": {"type": "object"},
+                     "hours": {"type": "array", "items": {
+                         "type": "object", "required": ["start", "contacts", "agents"],
+                         "properties": {"start": {"type": "string"}, "contacts": {"type": "number"},
+                                        "agents": {"type": "integer"}}}}}},
+                "The forecast (or a CSV file with ?format=csv)"),
+                **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
     }
 
 

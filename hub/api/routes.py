@@ -176,6 +176,7 @@ async def post_message(request: web.Request) -> web.Response:
     # Files travel base64-encoded (4/3 of their size) on top of an ordinary body.
     limit = settings.server.max_body_bytes + settings.outbox.max_attachment_bytes * 4 // 3 + 4096
     body = await read_json(request, ReplyBody, max_bytes=limit)
+    await check_conversation(request, conv_id)
     files = []
     for a in body.attachments:
         try:
@@ -185,7 +186,6 @@ async def post_message(request: web.Request) -> web.Response:
     if not body.note:
         msg = await send_reply(request, conv_id, body.text, body.channel, files, body.reply_all)
         return web.json_response(msg.to_json(), status=201)
-    await check_conversation(request, conv_id)
     author = request[PRINCIPAL].agent_id
     named: tuple[list[int], list[str]] = ([], [])
 

@@ -182,6 +182,10 @@ class AttributeDefinitionPatchBody(Body):
     position: int | None = Field(None, ge=0, le=1000)
 
 
+class MentionsReadBody(Body):
+    conversation_id: Id | None = Field(None, description="only the mentions in this conversation (opened)")
+
+
 class MacroAction(Body):
     type: Literal["reply", "label", "assign", "resolve"]
     canned_response_id: Id | None = Field(None, description="reply: the team canned response sent (variables "

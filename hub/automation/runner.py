@@ -62,6 +62,8 @@ class _Outcome:
     changed: bool = False
     conversation_id: int | None = None
     bot_turn: bool = False
+    #: the handled event's depth: what routing records for this outcome's actions is one deeper
+    depth: int = 0
 
 
 def facts(tx: Tx, row: Row) -> Facts:
@@ -103,7 +105,7 @@ class Runner:
         if row is None or row["status"] != "pending":
             return None
         now = format_time(utcnow())
-        out = _Outcome(event_id, conversation_id=row["conversation_id"])
+        out = _Outcome(event_id, conversation_id=row["conversation_id"], depth=int(row["depth"]))
         if self.settings.enabled and row["conversation_id"] is not None and not row["automatic"]:
             if row["type"] == "message.received" and int(row["depth"]) == 0:
                 self._out_of_hours(tx, row, out)
@@ -214,6 +216,7 @@ class Runner:
         if conv_id is None:
             return
         note = "moved by an automation rule"
+        caused = event_log.CAUSE_DEPTH.set(out.depth + 1)
         try:
             if out.moved_to is not None and not out.resolved:
                 await self.routing.transfer(conv_id, out.moved_to, None, note)
@@ -221,6 +224,8 @@ class Runner:
                 await self.routing.transfer(conv_id, None, out.assign_to, "assigned by an automation rule")
         except Exception as e:  # routing keeps its own state; the store holds the rule's decision
             log.warning("automation: routing did not take conversation %d: %s", conv_id, e)
+        finally:
+            event_log.CAUSE_DEPTH.reset(caused)
         if out.resolved:
             conv = await self.db.read(lambda tx: store.conversation(tx, conv_id).to_json())
             await self.bus.publish(Event("conversation.resolved", {"conversation": conv}))

@@ -87,15 +87,8 @@ class ApiChannel(Channel):
             return web.json_response(
                 {"status": "flagged", "journal_id": e.journal_id, "reason": e.reason}, status=202
             )
-        return web.json_response(
-            {
-                "message": result.message.to_json(),
-                "conversation": result.conversation.to_json(),
-                "customer": result.customer.to_json(),
-                "duplicate": result.duplicate,
-            },
-            status=200 if result.duplicate else 201,
-        )
+        return web.json_response({**result.to_json(), "duplicate": result.duplicate},
+                                 status=200 if result.duplicate else 201)
 
     async def send(self, outbound: Outbound) -> SendResult:
         if not self.settings.webhook_url:

@@ -84,6 +84,29 @@ def schedule(tx: Tx, conv: Conversation, agent_id: int | None, now: str) -> None
     )
 
 
+def open_for_call(tx: Tx, call_sid: str, surveyed_queues: set[str], now: str, expires_at: str) -> int | None:
+    """A call's survey, asked on the line when the agent hangs up (the IVR question): opened now, before any
+    resolve, for the call's conversation. None when its queue does not survey, the caller opted out of texts
+    (STOP: we do not ask them anything either), or the conversation had its survey already."""
+    row = tx.one("SELECT conversation_id, identity FROM messages WHERE channel = 'voice' AND external_id = ? "
+                 "AND direction = 'in' ORDER BY id LIMIT 1", (call_sid,))
+    if row is None:
+        return None
+    conv = tx.one("SELECT id, customer_id, queue, agent_id FROM conversations WHERE id = ?", (row["conversation_id"],))
+    if conv is None or (conv["queue"] or "") not in surveyed_queues:
+        return None
+    if row["identity"] and tx.one("SELECT 1 AS stopped FROM opt_outs WHERE identity = ?", (row["identity"],)):
+        return None
+    made = tx.one(
+        "INSERT INTO csat_surveys (conversation_id, customer_id, queue, agent_id, status, resolved_at, channel, "
+        "identity, sent_at, expires_at, created_at) VALUES (?, ?, ?, ?, 'sent', ?, 'voice', ?, ?, ?, ?) "
+        "ON CONFLICT (conversation_id) DO NOTHING RETURNING id",
+        (conv["id"], conv["customer_id"], conv["queue"] or "", conv["agent_id"], now, row["identity"], now,
+         expires_at, now),
+    )
+    return int(made["id"]) if made else None
+
+
 def load(tx: Tx, survey_id: int, lock: bool = False) -> Survey | None:
     row = tx.one(f"SELECT {COLUMNS} FROM csat_surveys WHERE id = ?" + (tx.for_update if lock else ""), (survey_id,))
     return Survey.of(row) if row else None

@@ -65,7 +65,9 @@ VISITOR_CHAT = ["hello? anyone there", "Is the store open on Sunday?"]
 def demo_settings(data: Path) -> Settings:
     settings = load_settings(None)
     settings.database.url = f"sqlite:///{data / 'hub.db'}"
-    settings.routing.queues = {"support": QueueSettings(title="Support"), "sales": QueueSettings(title="Sales")}
+    # Both queues ask for a satisfaction score a few seconds after a resolve; the simulated customers answer.
+    settings.routing.queues = {"support": QueueSettings(title="Support", csat=True, csat_delay=5.0),
+                               "sales": QueueSettings(title="Sales", csat=True, csat_delay=5.0)}
     # A routing rule to watch work: questions about buying go to sales, the rest to support.
     settings.routing.rules = [{"name": "buying", "queue": "sales", "keywords": ["price", "pricing", "quote", "seats"]}]
     # Chat channels: the web chat page to try, and a Telegram bot whose customer is simulated through the real

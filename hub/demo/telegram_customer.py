@@ -62,8 +62,15 @@ class DemoTelegram:
         self.received.append(text)
         log.info("simulated Telegram customer Lena received %r from the bot", text)
         await asyncio.sleep(self.answer_delay * random.uniform(0.5, 1.5))
+        buttons = [b for row in (message.get("reply_markup") or {}).get("inline_keyboard", []) for b in row
+                   if str(b.get("callback_data", "")).startswith("csat:")]
         try:
-            await self.write(next(self._answers))
+            if buttons:  # a satisfaction survey: Lena presses a score, mostly a good one
+                pressed = random.choices(buttons, weights=[1, 1, 2, 6, 10][: len(buttons)])[0]
+                await self.simulator.user_presses(TOKEN, CUSTOMER, message, pressed["callback_data"])
+                log.info("simulated Telegram customer Lena rated %s", pressed["text"])
+            else:
+                await self.write(next(self._answers))
         except aiohttp.ClientError as e:
             log.warning("simulated Telegram customer could not answer: %s", e)
 

@@ -8,7 +8,7 @@ import itertools
 import logging
 import random
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +29,9 @@ TEXTS = [
     "Also, can I change the delivery address to my office?",
     "Thanks! One more question: do you price match?",
 ]
+# What the simulated customer adds to a survey score, by score ("" for none).
+COMMENTS = {1: ["nobody called me back"], 2: ["took too long", ""], 3: ["", "ok"], 4: ["", "quick, thanks"],
+            5: ["", "great help!", "super fast, thank you"]}
 VOICEMAIL = "Hi, it's Jordan about order 2211. Please call me back when you can. Thanks!"
 
 
@@ -45,6 +48,8 @@ class DemoTwilio:
     simulator_url: str
     public_url: str
     port: int
+    #: the survey texts (by message sid) the simulated customer has answered
+    _answered: set[str] = field(default_factory=set)
 
     async def close(self) -> None:
         await self.runner.cleanup()
@@ -57,12 +62,25 @@ class DemoTwilio:
             for n in itertools.count():
                 await asyncio.sleep(interval * random.uniform(0.5, 1.5))
                 try:
+                    if await self._answer_surveys(http):
+                        continue
                     if n % 4 == 3:
                         await self._call(http, wait_for_agent=n % 8 == 3)
                     else:
                         await self._text(http, TEXTS[n % len(TEXTS)])
                 except aiohttp.ClientError as e:
                     log.warning("simulated phone customer could not reach the hub: %s", e)
+
+    async def _answer_surveys(self, http: aiohttp.ClientSession) -> bool:
+        """Answer the satisfaction surveys texted to the customer since last time (hub.csat), with a score and
+        sometimes a comment. Returns whether there was one."""
+        asked = [sid for sid, m in self.simulator.messages.items() if m["to"] == CUSTOMER
+                 and "Reply with a number from 1" in m["body"] and sid not in self._answered]
+        for sid in asked:
+            self._answered.add(sid)
+            score = random.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 6, 10])[0]
+            await self._text(http, f"{score} {random.choice(COMMENTS[score])}".strip())
+        return bool(asked)
 
     async def _post(self, http: aiohttp.ClientSession, path: str, params: dict[str, str]) -> int:
         url = self.public_url + path

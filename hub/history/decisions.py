@@ -28,6 +28,8 @@ def record(tx: Tx, events: list[RoutingEvent], now: str, sla_wait: Mapping[str, 
         if isinstance(e, Assigned):
             target = sla_wait.get(e.queue, 0.0)
             rows.append((e.type, e.queue, e.conversation, e.agent, e.waited, int(e.waited <= target)))
+            if e.accepted:  # an offer taken, rather than a direct assignment: the queue's offers_accepted
+                rows.append(("routing.accepted", e.queue, e.conversation, e.agent, None, None))
         elif isinstance(e, Offered | Rejected | OfferTimedOut):
             rows.append((e.type, e.queue, e.conversation, e.agent, None, None))
         elif isinstance(e, Resolved) and e.agent is None:
@@ -90,6 +92,32 @@ def figures(tx: Tx, since: str) -> dict[str, QueueFigures]:
         elif kind == "routing.sla_breached":
             q["first_response_breached"] = n
     return {name: QueueFigures(**c) for name, c in counts.items()}
+
+
+def counters(tx: Tx) -> dict[str, dict[str, int]]:
+    """Every queue's counters as the routing state keeps them (hub.routing.types.QueueStats), from every decision
+    the store recorded: what a routing state rebuilt from the store starts from (a restart, Redis wiped). One
+    scan of the table."""
+    out: dict[str, dict[str, int]] = {}
+    names = {"routing.offered": ("offered", None), "routing.accepted": ("accepted", None),
+             "routing.assigned": ("answered", "answered_in_sla"), "routing.rejected": ("rejected", None),
+             "routing.offer_timed_out": ("timed_out", None), "routing.abandoned": ("abandoned", None),
+             "routing.first_response": ("responded", "responded_in_sla")}
+    for r in tx.all("SELECT queue, type, COUNT(*) AS n, SUM(within) AS w FROM routing_decisions GROUP BY queue, type"):
+        if (name := names.get(str(r["type"]))) is None:
+            continue
+        q = out.setdefault(str(r["queue"]), {})
+        count, within = name
+        q[count] = int(r["n"])
+        if within is not None:
+            q[within] = int(r["w"] or 0)
+    # A first reply's outcome is counted once: breached when the sweep saw its deadline pass, or when the reply
+    # came late before the sweep did.
+    for r in tx.all("SELECT queue, COUNT(DISTINCT conversation_id) AS n FROM routing_decisions "
+                    "WHERE type = 'routing.sla_breached' OR (type = 'routing.first_response' AND within = 0) "
+                    "GROUP BY queue"):
+        out.setdefault(str(r["queue"]), {})["response_breached"] = int(r["n"])
+    return out
 
 
 def holding(tx: Tx) -> dict[int, dict[str, int]]:

@@ -43,6 +43,8 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
     tx.exec("UPDATE conversations SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     tx.exec("UPDATE messages SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     _merge_facts(tx, survivor_id, merged_id)
+    # A survey out with the merged customer is answered by the survivor now (hub.csat matches answers by customer).
+    tx.exec("UPDATE csat_surveys SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     # Custom attributes: the survivor's values win; the merged customer's fill the gaps.
     tx.exec("INSERT INTO customer_attributes (customer_id, name, value, updated_at, updated_by) "
             "SELECT ?, name, value, updated_at, updated_by FROM customer_attributes a WHERE a.customer_id = ? "

@@ -560,6 +560,15 @@ CREATE TABLE macros (
     )
 )
 
+MIGRATIONS.append(
+    (
+        85,
+        "routing: the decisions recorded for one conversation, found by an index (a routing state rebuilt from the "
+        "store asks whether each open conversation's first-response outcome is already counted)",
+        "CREATE INDEX routing_decisions_conversation ON routing_decisions (conversation_id, type)",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 

@@ -72,6 +72,11 @@ def resolve_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tup
         if name:
             tx.exec("UPDATE customers SET name = ?, updated_at = ? WHERE id = ? AND name = ''", (name, now, found))
         return found, False
+    return _create_customer(tx, ident, name, now)
+
+
+def _create_customer(tx: Tx, ident: Identity, name: str | None, now: str) -> tuple[int, bool]:
+    """A new customer owning IDENT, or the one another process created with it first. Returns (id, created)."""
     row = tx.one(
         "INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id", (name or "", now, now)
     )
@@ -89,6 +94,30 @@ def resolve_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tup
         assert existing is not None
         return existing, False
     return new_id, True
+
+
+def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tuple[Customer, bool]:
+    """The customer owning IDENT with all their identities, created if new; a known customer without a name gets
+    NAME. One statement for a known customer (the inbound path's common case). Returns (customer, created)."""
+    rows = tx.all(
+        "SELECT c.id, c.name, c.created_at, c.merged_into, o.kind, o.value FROM identities i "
+        "JOIN customers c ON c.id = i.customer_id JOIN identities o ON o.customer_id = c.id "
+        "WHERE i.kind = ? AND i.value = ? ORDER BY o.id",
+        (ident.kind, ident.value),
+    )
+    if rows:
+        first = rows[0]
+        found = Customer(int(first["id"]), first["name"], first["created_at"],
+                         [Identity(r["kind"], r["value"]) for r in rows], first["merged_into"])
+        if name and not found.name and tx.exec(
+            "UPDATE customers SET name = ?, updated_at = ? WHERE id = ? AND name = ''", (name, now, found.id)
+        ):
+            found.name = name
+        return found, False
+    customer_id, created = _create_customer(tx, ident, name, now)
+    if created:
+        return Customer(customer_id, name or "", now, [ident], None), True
+    return customer(tx, customer_id), False  # another process created them between our look-up and insert
 
 
 def search_customers(
@@ -153,13 +182,14 @@ def join_or_open(
     if tx.dialect == "postgresql":
         # Serialize per customer so two processes never both open a conversation for them.
         tx.one("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
-    current = open_conversation(tx, customer_id)
+    # At most one open conversation per customer (conversations_one_open): join it in the same statement.
+    current = tx.one(
+        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE customer_id = ? "
+        f"AND status <> 'resolved' RETURNING {CONVERSATION_COLUMNS}",
+        (channel, now, customer_id),
+    )
     if current is not None:
-        tx.exec(
-            "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ?",
-            (channel, now, current.id),
-        )
-        return conversation(tx, current.id), "joined"
+        return _conversation(current), "joined"
     if reopen_window_seconds > 0:
         last = tx.one(
             "SELECT id, resolved_at FROM conversations WHERE customer_id = ? AND status = 'resolved' "
@@ -169,19 +199,20 @@ def join_or_open(
         if last and last["resolved_at"]:
             age = parse_time(now) - parse_time(last["resolved_at"])
             if age <= timedelta(seconds=reopen_window_seconds):
-                tx.exec(
+                reopened = tx.one(
                     "UPDATE conversations SET status = 'open', resolved_at = NULL, agent_id = NULL, "
-                    "last_inbound_channel = ?, updated_at = ? WHERE id = ?",
+                    f"last_inbound_channel = ?, updated_at = ? WHERE id = ? RETURNING {CONVERSATION_COLUMNS}",
                     (channel, now, last["id"]),
                 )
-                return conversation(tx, last["id"]), "reopened"
+                assert reopened is not None
+                return _conversation(reopened), "reopened"
     row = tx.one(
         "INSERT INTO conversations (customer_id, status, channel, queue, business_line, last_inbound_channel, "
-        "created_at, updated_at) VALUES (?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id",
+        f"created_at, updated_at) VALUES (?, 'open', ?, ?, ?, ?, ?, ?) RETURNING {CONVERSATION_COLUMNS}",
         (customer_id, channel, queue, business_line, channel, now, now),
     )
     assert row is not None
-    return conversation(tx, row["id"]), "opened"
+    return _conversation(row), "opened"
 
 
 def record_without_routing(
@@ -282,7 +313,10 @@ def insert_message(
     agent_id: int | None = None,
     meta: dict[str, Any] | None = None,
     created_at: str | None = None,
+    touch_conversation: bool = True,
 ) -> int:
+    """The new message's id. TOUCH_CONVERSATION: set the conversation's updated_at to NOW (False: the caller just
+    did, in the statement that found the conversation)."""
     row = tx.one(
         "INSERT INTO messages (conversation_id, customer_id, channel, direction, kind, text, html, status, "
         "external_id, identity, agent_id, meta, created_at, updated_at) "
@@ -305,7 +339,8 @@ def insert_message(
         ),
     )
     assert row is not None
-    tx.exec("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+    if touch_conversation:
+        tx.exec("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
     return int(row["id"])
 
 
@@ -520,14 +555,12 @@ def agent_names(tx: Tx, ids: set[int]) -> dict[int, str]:
 
 def join_thread(tx: Tx, conversation_id: int, channel: str, now: str) -> Conversation | None:
     """Conversation CONVERSATION_ID if it is still open (a reply in its thread joins it), else None."""
-    row = tx.one("SELECT status FROM conversations WHERE id = ?" + tx.for_update, (conversation_id,))
-    if row is None or row["status"] == "resolved":
-        return None
-    tx.exec(
-        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ?",
+    row = tx.one(
+        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ? AND status <> 'resolved' "
+        f"RETURNING {CONVERSATION_COLUMNS}",
         (channel, now, conversation_id),
     )
-    return conversation(tx, conversation_id)
+    return _conversation(row) if row is not None else None
 
 
 def conversation_by_external_ids(tx: Tx, channel: str, external_ids: Sequence[str]) -> int | None:

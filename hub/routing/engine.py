@@ -169,7 +169,7 @@ class Engine:
         claim = await self.state.accept(conversation, agent, now)
         if claim is None:
             return []
-        return [Assigned(conversation, agent, claim.queue, claim.channel, now - claim.enqueued_at)]
+        return [Assigned(conversation, agent, claim.queue, claim.channel, now - claim.enqueued_at, accepted=True)]
 
     async def reject(self, conversation: ConversationId, agent: AgentId) -> list[RoutingEvent]:
         claim = await self.state.reject(conversation, agent, self.clock())

@@ -45,6 +45,7 @@ class Assigned(RoutingEvent):
     queue: QueueId
     channel: str
     waited: float
+    accepted: bool = False  # the agent accepted an offer (else: assigned directly, or by a repair)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hub.routing.strategies import agent_score, can_take, is_ready, meets, skill_match, waiting_score
 from hub.routing.types import (
     CAPACITY_CLASS,
     CLASSES,
+    COUNTED,
     SCAN_LIMIT,
     AgentConfig,
     AgentId,
@@ -464,11 +465,7 @@ class MemoryState:
             raise KeyError(f"unknown channel {item.channel!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
-        if item.respond_by > 0:
-            c.respond_by, c.respond_queue = item.respond_by, item.queue
-            member = _member(c)
-            self._awaiting[member] = item.respond_by
-            _heappush(self._awaiting_heap, (item.respond_by, member, c.id, c.queue, c.enqueued_at))
+        self._await_reply(c, item.respond_by)
         last = self._last_agent.get(item.customer) if item.customer is not None and sticky_for > 0 else None
         if last is not None and last in self.agents and self.agents[last].presence is Presence.AVAILABLE:
             self._park(c, last, now + sticky_for)
@@ -758,6 +755,14 @@ class MemoryState:
             out.append(FirstResponse(cid, queue, enqueued_at, due))
         return out
 
+    def _await_reply(self, c: _Conversation, respond_by: float) -> None:
+        """Start the conversation's first-response clock (a deadline of 0: none)."""
+        if respond_by > 0:
+            c.respond_by, c.respond_queue = respond_by, c.queue
+            member = _member(c)
+            self._awaiting[member] = respond_by
+            _heappush(self._awaiting_heap, (respond_by, member, c.id, c.queue, c.enqueued_at))
+
     async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
         if item.id in self.conversations or agent not in self.agents:
             return False
@@ -765,6 +770,7 @@ class MemoryState:
             raise KeyError(f"unknown queue {item.queue!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
+        self._await_reply(c, item.respond_by)
         a = self.agents[agent]
         a.load[c.cls] = a.load.get(c.cls, 0) + 1
         c.agent, c.token = agent, next(self._tokens)
@@ -775,6 +781,9 @@ class MemoryState:
             self._offers.push((c.until, c.sid, c.token, c.id), self._fresh)
         self._reindex(a, now)
         return True
+
+    async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
+        self._queue_counts[queue] = Counter({k: v for k, v in counts.items() if k in COUNTED})
 
     async def routed(self) -> list[ConversationId]:
         return list(self.conversations)

@@ -31,10 +31,12 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hub.events import Event
+from hub.history import decisions
 from hub.history.db import Database, Row, Tx
 from hub.model import format_time, parse_time, utcnow
 from hub.routing.events import Assigned, Offered, OfferTimedOut, RoutingEvent, Transferred
@@ -88,6 +90,19 @@ def _row(tx: Tx, conversation: int) -> Row | None:
     return tx.one(_ROWS + " WHERE c.id = ?", (conversation,))
 
 
+def _agent_row(tx: Tx, agent: int) -> Row | None:
+    return tx.one("SELECT id, presence FROM agents WHERE id = ?", (agent,))
+
+
+def _first_response_known(tx: Tx, conversation: int) -> bool:
+    """An agent replied to the conversation, or its first-response outcome is recorded (a breach, a reply)."""
+    if tx.one("SELECT 1 AS x FROM messages WHERE conversation_id = ? AND direction = 'out' AND agent_id IS NOT NULL "
+              "AND kind NOT IN ('note', 'event') LIMIT 1", (conversation,)) is not None:
+        return True
+    return tx.one("SELECT 1 AS x FROM routing_decisions WHERE conversation_id = ? "
+                  "AND type IN ('routing.first_response', 'routing.sla_breached') LIMIT 1", (conversation,)) is not None
+
+
 # Drift must also be seen unchanged over this long: a decision between its two writes takes milliseconds, but passes
 # run back to back (a short reconcile_seconds, or a pass right after another process's) must not mistake it for drift.
 SETTLE_SECONDS = 1.0
@@ -96,9 +111,9 @@ SETTLE_SECONDS = 1.0
 class Reconciler:
     def __init__(self, router: Router) -> None:
         self.router = router
-        #: drift seen by the last pass: conversation -> (what was seen: its kind, the row's updated_at, the state's
-        #: view; when it was first seen)
-        self._suspects: dict[int, tuple[tuple[object, ...], float]] = {}
+        #: drift seen by the last pass: conversation id, or ("agent", id) -> (what was seen: its kind, the row's
+        #: updated_at, the state's view; when it was first seen)
+        self._suspects: dict[object, tuple[tuple[object, ...], float]] = {}
         # The next pass acts on drift at once: the state was empty when loaded (memory at start, a Redis without
         # this prefix's keys), so nothing else can be on its way into it.
         self._eager = True
@@ -139,10 +154,14 @@ class Reconciler:
         # Drift is acted on when two passes in a row see it unchanged: a decision on its way from one write to the
         # other (in this process or another) has landed by then. Right after a load the state was empty: at once.
         eager, self._eager = self._eager or done.rebuilt, False
+        if eager:
+            await self._counters()
         # Conversations before presence: an agent made available again is offered what waits at once, so what the
         # store says they hold must count against their capacity first.
-        await self._conversations(done, eager)
-        await self._presence(done)
+        suspects: dict[object, tuple[tuple[object, ...], float]] = {}
+        await self._conversations(done, eager, suspects)
+        await self._presence(done, eager, suspects)
+        self._suspects = suspects
         if done.total():
             log.warning("routing: repaired drift from the store: %s", done)
         return done
@@ -159,38 +178,61 @@ class Reconciler:
         await self.router.load_state()
         return True
 
-    async def _presence(self, done: Repairs) -> None:
+    async def _counters(self) -> None:
+        """The queues' counters of a state that was empty (loaded at start, or Redis wiped) from the store's record
+        of every decision (hub.history.decisions), so GET /api/v1/queues counts on instead of from zero."""
+        router = self.router
+        counts = await router.db.read(decisions.counters)
+        for queue in router.engine.queues:
+            await router.state.restore_counts(queue, counts.get(queue, {}))
+
+    def _confirmed(self, key: object, seen: tuple[object, ...], eager: bool,
+                   suspects: dict[object, tuple[tuple[object, ...], float]]) -> bool:
+        """Drift SEEN for KEY is acted on when the last pass saw the same, at least SETTLE_SECONDS before (at once
+        when EAGER); else it is remembered in SUSPECTS for the next pass."""
+        if eager:
+            return True
+        now = time.monotonic()
+        before = self._suspects.get(key)
+        if before is not None and before[0] == seen:
+            if now - before[1] >= SETTLE_SECONDS:
+                return True
+            suspects[key] = before  # seen again, but too soon to tell from a decision between its writes
+            return False
+        suspects[key] = (seen, now)  # look again next pass
+        return False
+
+    async def _presence(self, done: Repairs, eager: bool,
+                        suspects: dict[object, tuple[tuple[object, ...], float]]) -> None:
+        """The state gets each agent's presence from the store. A presence change writes the store first, then the
+        state: the same drift seen twice, and the store read again unchanged, so that one is never undone."""
         router = self.router
         rows = await router.db.read(lambda tx: tx.all("SELECT id, presence FROM agents ORDER BY id"))
         for r in rows:
-            stats = await router.state.agent_stats(int(r["id"]))
+            aid = int(r["id"])
+            stats = await router.state.agent_stats(aid)
             if stats is None or stats.presence.value == r["presence"]:
                 continue
-            events = await router.engine.set_presence(int(r["id"]), Presence(str(r["presence"])))
+            if not self._confirmed(("agent", aid), ("presence", r["presence"], stats.presence.value), eager, suspects):
+                continue
+            fresh = await router.db.read(partial(_agent_row, agent=aid))
+            if fresh is None or fresh["presence"] != r["presence"]:
+                continue
+            events = await router.engine.set_presence(aid, Presence(str(r["presence"])))
             await router._apply(events, "repair")
             done.presence += 1
 
-    async def _conversations(self, done: Repairs, eager: bool) -> None:
+    async def _conversations(self, done: Repairs, eager: bool,
+                             suspects: dict[object, tuple[tuple[object, ...], float]]) -> None:
         router = self.router
         rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
         open_ids = {int(r["id"]) for r in rows}
         # What agents hold first, then what waits: a conversation put back in its queue is offered at once to an
         # agent with room, and their room is only known once every offer and assignment of theirs is held again.
         rows.sort(key=lambda r: _expected(r)[1] is None)
-        suspects: dict[int, tuple[tuple[object, ...], float]] = {}
 
         def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
-            if eager:
-                return True
-            now = time.monotonic()
-            before = self._suspects.get(cid)
-            if before is not None and before[0] == seen:
-                if now - before[1] >= SETTLE_SECONDS:
-                    return True
-                suspects[cid] = before  # seen again, but too soon to tell from a decision between its writes
-                return False
-            suspects[cid] = (seen, now)  # look again next pass
-            return False
+            return self._confirmed(cid, seen, eager, suspects)
 
         for row in rows:
             cid = int(row["id"])
@@ -210,7 +252,6 @@ class Reconciler:
             if (fresh is None or fresh["status"] == "resolved") and confirmed(cid, ("resolved",)):
                 await router._apply(await router.engine.resolve(cid), "repair")
                 done.released += 1
-        self._suspects = suspects
 
     async def _put_back(self, row: Row, done: Repairs) -> None:
         router, cid = self.router, int(row["id"])
@@ -224,16 +265,14 @@ class Reconciler:
         state, agent = _expected(row)
         now = router.clock()
         deadline = float(row["offer_deadline"] or now) if state == "offered" else None
+        # Its first-response clock runs again unless an agent replied or its outcome is already counted.
+        replied = await router.db.read(lambda tx: _first_response_known(tx, cid))
+        target = router.engine.queues[queue].first_response
+        if target > 0 and not replied:
+            item = replace(item, respond_by=arrived + target)
         if agent is not None and await router.state.hold(item, agent, deadline, now):
             done.held += 1
         else:
-            def replied_to(tx: Tx) -> bool:
-                return tx.one(
-                    "SELECT 1 AS x FROM messages WHERE conversation_id = ? AND direction = 'out' "
-                    "AND agent_id IS NOT NULL AND kind NOT IN ('note', 'event') LIMIT 1", (cid,)
-                ) is not None
-
-            replied = await router.db.read(replied_to)
             try:
                 events = await router.engine.enqueue(
                     cid, queue, channel, customer=item.customer, enqueued_at=arrived, replied=replied

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 
 from hub.routing.types import (
     CAPACITY_CLASS,
+    COUNTED,
     SCAN_LIMIT,
     AgentConfig,
     AgentId,
@@ -601,6 +602,7 @@ return {old_q, old_a}
 
 _HOLD = r"""
 local cid, q, ch, aid, dl, now = ARGV[2], ARGV[3], ARGV[4], ARGV[8], ARGV[9], tonumber(ARGV[10])
+local respond_by = tonumber(ARGV[11])
 if redis.call('EXISTS', P .. 'c:' .. cid) == 1 then return 0 end
 local a = agent(aid)
 if not a then return 0 end
@@ -610,8 +612,19 @@ if dl ~= '' then st, untl = 'offered', dl end
 redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7], 'q', q,
   'stage', '0', 'ln', '0', 'qat', f(now), 'skip', ',', 'st', st, 'ag', a.id, 'until', untl)
 if dl ~= '' then redis.call('ZADD', P .. 'offers', dl, cid) end
+if respond_by > 0 then  -- its first-response clock, as _ENQUEUE starts it
+  redis.call('HSET', P .. 'c:' .. cid, 'rb', ARGV[11], 'rq', q)
+  redis.call('ZADD', P .. 'fr', respond_by, cid .. ':' .. q .. ':' .. f(tonumber(ARGV[6])))
+end
 set_load(a, CLASS_OF[ch], 1)
 reindex(a, now)
+return 1
+"""
+
+_RESTORE_COUNTS = r"""
+local key = P .. 's:' .. ARGV[2]
+redis.call('DEL', key)
+if #ARGV > 2 then redis.call('HSET', key, unpack(ARGV, 3)) end
 return 1
 """
 
@@ -791,6 +804,7 @@ class RedisState:
         self._transfer = script(_TRANSFER)
         self._end_wrapups = script(_END_WRAPUPS)
         self._hold = script(_HOLD)
+        self._restore_counts = script(_RESTORE_COUNTS)
         self._release_parked = script(_RELEASE_PARKED)
         self._escalate = script(_ESCALATE)
         self._queue_stats = script(_QUEUE_STATS)
@@ -1003,11 +1017,16 @@ class RedisState:
         try:
             r = await self._run(
                 self._hold, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)),
-                customer, agent, "" if deadline is None else repr(float(deadline)), now,
+                customer, agent, "" if deadline is None else repr(float(deadline)), now, float(item.respond_by),
             )
         except ResponseError as e:
             raise KeyError(str(e)) from None
         return bool(r)
+
+    async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
+        # The plain names only: queue_stats adds the per-outcome counters a decision increments to them.
+        flat = [x for k, v in counts.items() if k in COUNTED and v for x in (k, v)]
+        await self._run(self._restore_counts, queue, *flat)
 
     async def routed(self) -> list[ConversationId]:
         out: list[ConversationId] = []

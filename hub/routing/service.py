@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hub import fail_points
+from hub import event_log, fail_points
 from hub.config import Settings
 from hub.events import Event, EventBus
 from hub.history import decisions
@@ -31,6 +31,7 @@ from hub.routing.events import (
     Rejected,
     Resolved,
     RoutingEvent,
+    SlaBreached,
     Transferred,
 )
 from hub.routing.memory import MemoryState
@@ -82,7 +83,8 @@ def contact_of(inbound: Inbound) -> Contact:
     )
 
 
-def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str) -> None:
+def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str, depth: int = 0) -> None:
+    """DEPTH: how many rule actions led to EVENTS (hub.event_log.CAUSE_DEPTH, read in the task that decided)."""
     for e in events:
         conversation_events.record_routing(tx, e, now)
         if isinstance(e, Offered):
@@ -92,11 +94,15 @@ def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str) -> None:
                 (e.agent, e.deadline, now, e.conversation),
             )
         elif isinstance(e, Assigned):
-            tx.exec(
+            taken = tx.one(
                 "UPDATE conversations SET status = 'assigned', agent_id = ?, queue = ?, offered_to = NULL, "
-                "offer_deadline = NULL, updated_at = ? WHERE id = ? AND status <> 'resolved'",
+                "offer_deadline = NULL, updated_at = ? WHERE id = ? AND status <> 'resolved' RETURNING id",
                 (e.agent, e.queue, now, e.conversation),
             )
+            if taken is not None:  # rules and webhooks hear of it, in the same transaction
+                event_log.record(tx, "conversation.assigned", e.conversation, now, depth=depth)
+        elif isinstance(e, SlaBreached):
+            event_log.record(tx, "sla.breached", e.conversation, now)
         elif isinstance(e, Rejected | OfferTimedOut):
             tx.exec(
                 "UPDATE conversations SET offered_to = NULL, offer_deadline = NULL, updated_at = ? "
@@ -337,9 +343,10 @@ class Router:
             fail_points.hit(f"{op}.after_state")
         now = format_time(utcnow())
         sla_wait = {name: q.sla_wait for name, q in self.settings.routing.queues.items()}
+        depth = event_log.CAUSE_DEPTH.get()  # here: the write runs in the store's thread, outside this context
 
         def write(tx: Tx) -> None:
-            _apply_to_store(tx, events, now)
+            _apply_to_store(tx, events, now, depth)
             decisions.record(tx, events, now, sla_wait)  # the wall's figures, in the same transaction
 
         await self.db.write(write)

@@ -6,7 +6,7 @@ conversation to two agents or an agent more than their capacity. `now` always co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from hub.routing.types import (
@@ -98,8 +98,13 @@ class RoutingState(Protocol):
 
     async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
         """Rebuild one decision the store holds: the conversation is offered to the agent until `deadline` (None:
-        assigned to them) and counts against their capacity, whatever their room. False, changing nothing, if the
-        conversation is already routed or the agent unknown; KeyError for an unknown queue."""
+        assigned to them) and counts against their capacity, whatever their room; a first-response deadline
+        (`item.respond_by`) is timed again. False, changing nothing, if the conversation is already routed or the
+        agent unknown; KeyError for an unknown queue."""
+
+    async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
+        """Replace the queue's counters (QueueStats' offered, accepted, ... response_breached; a missing one is 0)
+        with what the store recorded: a state rebuilt from the store (a restart, a wiped Redis) counts on."""
 
     async def routed(self) -> list[ConversationId]:
         """Every conversation the state holds (waiting, parked, offered or assigned): the reconciler's side."""

@@ -174,6 +174,11 @@ class ConversationView:
     until: float = 0.0  # the offer's deadline, or when a parked one goes back to its queue
 
 
+#: the counters of QueueStats: what a state rebuilt from the store gets back (RoutingState.restore_counts)
+COUNTED = ("offered", "accepted", "rejected", "timed_out", "answered", "answered_in_sla", "abandoned", "responded",
+           "responded_in_sla", "response_breached")
+
+
 @dataclass(frozen=True)
 class QueueStats:
     queue: QueueId

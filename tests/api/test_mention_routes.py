@@ -94,6 +94,14 @@ async def test_mention_notifies_only_that_agent(client: Client, admin_headers: d
                       {"text": "@Bob Stone note to self, @alice FYI", "note": True}, expect=201)
     assert mine["mentioned"] == [alice_id]
     assert (await call(client, "GET", "/api/v1/mentions", bob))["unread"] == 0
+    # Opening a conversation reads its mentions; others stay unread.
+    other = (await call(client, "POST", "/api/v1/inbound", admin_headers,
+                        {"identity": "phone:+14155550191", "text": "and another thing"}, expect=201))["conversation"]
+    await call(client, "POST", f"/api/v1/conversations/{other['id']}/messages", bob,
+               {"text": "@alice this one too", "note": True}, expect=201)
+    assert (await call(client, "GET", "/api/v1/mentions", alice))["unread"] == 2
+    opened = await call(client, "POST", "/api/v1/mentions/read", alice, {"conversation_id": other["id"]})
+    assert opened["unread"] == 1
     assert (await call(client, "POST", "/api/v1/mentions/read", alice))["unread"] == 0
     await call(client, "GET", "/api/v1/mentions?unread=maybe", bob, expect=400)
     await call(client, "GET", "/api/v1/mentions", admin_headers, expect=400)  # an admin token is no agent

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from hub.agents import add_agent
+from hub.api.auth import create_token
 from hub.config import Settings
 from hub.keys import AUTOMATION, DB, INGEST, SETTINGS
 from hub.model import Identity, Inbound, format_time, utcnow
@@ -205,7 +207,7 @@ async def test_bad_rules_get_reasons(api: Api) -> None:
                              {**base, "actions": actions}, expect=422)
         assert reason in str(bad["error"]["details"]), (actions, bad)
     bad = await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules",
-                         {**base, "event": "sla.breached", "actions": [{"type": "resolve"}]}, expect=422)
+                         {**base, "event": "conversation.exploded", "actions": [{"type": "resolve"}]}, expect=422)
     await api.call("GET", "/api/v1/automation/rules/{id}", "/api/v1/automation/rules/99", expect=404)
     await api.call("DELETE", "/api/v1/automation/rules/{id}", "/api/v1/automation/rules/99", expect=404)
 
@@ -220,3 +222,79 @@ async def test_agents_may_not_manage_rules(api: Api) -> None:
     await api.call("GET", "/api/v1/automation/rules", "/api/v1/automation/rules", expect=403, headers=headers)
     await api.call("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"url": "https://example.com", "events": ["*"]},
                    expect=403, headers=headers)
+
+
+async def available_agent(api: Api, name: str) -> int:
+    db = api.client.app[DB]
+    a = await add_agent(db, name, f"{name.lower()}@example.com", "long password", "agent", ["support"])
+    headers = {"Authorization": f"Bearer {await create_token(db, 'agent', a.id)}"}
+    resp = await api.client.post("/api/v1/agents/me/presence", json={"presence": "available"}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    return a.id
+
+
+async def logged(api: Api, type_: str, conv: int) -> list[int]:
+    """The depths of the logged events of TYPE_ about CONV, oldest first."""
+    rows = await api.client.app[DB].read(lambda tx: tx.all(
+        "SELECT depth FROM hub_events WHERE type = ? AND conversation_id = ? ORDER BY id", (type_, conv)))
+    return [int(r["depth"]) for r in rows]
+
+
+async def test_an_assignment_triggers_rules_with_the_agent_it_went_to(
+    make_settings: Callable[..., Settings], db_url: str, admin_token_api: MakeApi
+) -> None:
+    api = await admin_token_api(make_settings(db_url, **FAST, HUB_ROUTING__QUEUES='{"support": {"direct": true}}'))
+    ann = await available_agent(api, "Ann")
+    await add_rule(api, {"name": "Ann's", "event": "conversation.assigned",
+                         "conditions": [{"field": "agent", "op": "is", "value": ann}],
+                         "actions": [{"type": "add_label", "value": "ann"}]})
+    first = await inbound(api, "phone:+14155550110", "hello", "a1")
+    conv = first["conversation"]["id"]
+
+    async def labelled() -> bool:
+        return await settled(api) and (await conversation(api, conv))["labels"] == ["ann"]
+
+    await eventually(labelled, what="the assignment's rule ran")
+    assert await logged(api, "conversation.assigned", conv) == [0]
+    assert (await conversation(api, conv))["agent_id"] == ann
+
+
+async def test_rules_passing_a_conversation_back_and_forth_stop_at_the_depth_bound(
+    make_settings: Callable[..., Settings], db_url: str, admin_token_api: MakeApi
+) -> None:
+    api = await admin_token_api(make_settings(db_url, **FAST, HUB_AUTOMATION__MAX_DEPTH="2",
+                                              HUB_ROUTING__QUEUES='{"support": {"direct": true}}'))
+    ann, bob = await available_agent(api, "Ann"), await available_agent(api, "Bob")
+    for name, from_, to in (("to Bob", ann, bob), ("to Ann", bob, ann)):
+        await add_rule(api, {"name": name, "event": "conversation.assigned",
+                             "conditions": [{"field": "agent", "op": "is", "value": from_}],
+                             "actions": [{"type": "assign_agent", "value": to}]})
+    first = await inbound(api, "phone:+14155550111", "hello", "b1")
+    conv = first["conversation"]["id"]
+
+    async def bounded() -> bool:
+        return await settled(api) and len(await logged(api, "conversation.assigned", conv)) == 4
+
+    # Depth 0 (routing's own), then one per rule action: rules still run at depth 2, not at 3.
+    await eventually(bounded, what="the rules' assignments")
+    await asyncio.sleep(1.0)
+    assert await logged(api, "conversation.assigned", conv) == [0, 1, 2, 3]
+
+
+async def test_a_missed_first_response_target_triggers_rules(
+    make_settings: Callable[..., Settings], db_url: str, admin_token_api: MakeApi
+) -> None:
+    api = await admin_token_api(make_settings(
+        db_url, **FAST, HUB_ROUTING__TICK_SECONDS="0.1",
+        HUB_ROUTING__QUEUES='{"support": {"first_response": 0.3}}'))
+    await add_rule(api, {"name": "Late", "event": "sla.breached", "conditions": [],
+                         "actions": [{"type": "add_label", "value": "late"}, {"type": "set_priority", "value": 9}]})
+    first = await inbound(api, "phone:+14155550112", "anyone there?", "s1")
+    conv = first["conversation"]["id"]
+
+    async def flagged() -> bool:
+        return await settled(api) and (await conversation(api, conv))["labels"] == ["late"]
+
+    await eventually(flagged, what="the breach's rule ran")
+    assert await logged(api, "sla.breached", conv) == [0]
+    assert (await conversation(api, conv))["priority"] == 9

@@ -224,3 +224,24 @@ async def test_the_delay_holds_the_survey_and_a_late_answer_is_an_ordinary_messa
     assert (await survey(client))["status"] == "sent"
     assert len(await conversations(client)) == 2, "after the survey closed, a 5 is a new message for an agent"
 
+
+
+async def test_a_survey_out_with_a_merged_customer_is_answered_by_the_survivor(
+    start: Any, fake: tuple[TwilioFake, str]
+) -> None:
+    client, admin = await start()
+    await texts(client, "Where is my order?")
+    [conv] = await conversations(client)
+    await resolve(client, admin, conv["id"])
+    await client.app[CSAT].run_once()
+    phone_customer = (await survey(client))["customer_id"]
+    resp = await client.post("/api/v1/inbound", json={"identity": "email:ann@example.com", "text": "hi"},
+                             headers=admin)
+    assert resp.status == 201, await resp.text()
+    survivor = (await resp.json())["customer"]["id"]
+    resp = await client.post(f"/api/v1/customers/{survivor}/merge", json={"customer_id": phone_customer},
+                             headers=admin)
+    assert resp.status == 200, await resp.text()
+    await texts(client, "5")
+    s = await survey(client)
+    assert (s["status"], s["score"], s["customer_id"]) == ("answered", 5, survivor)

@@ -53,3 +53,38 @@ async def test_demo_telegram_customer_gets_replies_and_answers(tmp_path: Path, a
         assert call.token == telegram_demo.TOKEN and call.params["chat_id"] == str(telegram_demo.CUSTOMER["id"])
     finally:
         await demo.close()
+
+
+async def test_demo_telegram_customer_answers_the_satisfaction_survey(tmp_path: Path, aiohttp_client: Any) -> None:
+    from datetime import timedelta
+
+    from hub import event_log
+    from hub.keys import CSAT
+    from hub.model import format_time, utcnow
+
+    settings = demo_settings(tmp_path)
+    settings.channels.email.enabled = False
+    assert settings.routing.queues["support"].csat, "the demo's queues survey"
+    demo = await telegram_demo.start(settings, "127.0.0.1")
+    assert demo is not None
+    try:
+        client: TestClient[Any, Any] = await aiohttp_client(build_app(settings))
+        await demo.register_webhook(str(client.make_url("")))
+        demo.answer_delay = 0.05
+        assert await demo.write(telegram_demo.SCRIPT[0]) == 200
+        conv = int((await client.app[DB].read(lambda tx: tx.one("SELECT id FROM conversations")))["id"])
+        await client.app[DB].write(lambda tx: event_log.resolve(tx, conv, format_time(utcnow())))
+        sender = client.app[CSAT]
+        sender.clock = lambda: format_time(utcnow() + timedelta(seconds=10))  # past the demo's 5 s delay
+        assert await sender.run_once() == 1
+        deadline = time.monotonic() + 30
+        while True:
+            row = await client.app[DB].read(lambda tx: tx.one("SELECT status, score FROM csat_surveys"))
+            if row["status"] == "answered":
+                break
+            assert time.monotonic() < deadline, dict(row)
+            await asyncio.sleep(0.1)
+        assert 1 <= row["score"] <= 5
+        assert demo.simulator.sent("answerCallbackQuery")
+    finally:
+        await demo.close()

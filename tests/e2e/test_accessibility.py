@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Hub, run_hub, sign_in
+from tests.e2e.conftest import SHOTS, Hub, run_hub, sign_in
 
 AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text()
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -55,6 +55,13 @@ def _seed(hub: Hub) -> int:
     hub.call("POST", f"/api/v1/conversations/{conv}/messages", {"text": "Refund approved by billing.", "note": True})
     hub.inbound("phone:+14155550100", "pricing for a team of 12?", name="Rita Gomez")
     hub.inbound("phone:+14155550101", "where is my parcel", name="Omar Haddad")
+    # The customer panel's Details, one field of each type, and a macro for the header's menu.
+    for body in ({"key": "plan", "label": "Plan", "type": "list", "options": ["Free", "Pro"]},
+                 {"key": "seats", "label": "Seats", "type": "number"}, {"key": "renewal", "label": "Renewal",
+                                                                       "type": "date"},
+                 {"key": "company", "label": "Company", "type": "text"}):
+        hub.call("POST", "/api/v1/customer-attributes", body)
+    hub.call("POST", "/api/v1/macros", {"name": "Close", "actions": [{"type": "resolve"}]})
     return conv
 
 
@@ -80,18 +87,33 @@ def customer_side(page: Any) -> None:
     screens.assert_clean()
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("email", ["alex@example.com", "admin@example.com"])
-def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
+def test_every_console_screen(hub: Hub, new_page: Any, email: str, scheme: str) -> None:
     conv = _seed(hub)
     screens = Screens()
     page = new_page()
+    page.emulate_media(color_scheme=scheme)  # the system's choice, which the console follows
     sign_in(page, email)
     screens.check(page, "inbox")
     if email == "alex@example.com":
         hub.call("POST", f"/api/v1/conversations/{conv}/messages", {"text": "One more thing."})
     page.goto(f"/console/#/c/{conv}")
     page.wait_for_selector(".tl-msg.out >> text=Let me look")
+    page.wait_for_selector("#customer-details #attr-plan")
     screens.check(page, "conversation")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"console-{scheme}-{email.split('@')[0]}.png"))
+    page.click("#macro-btn")
+    page.wait_for_selector('#macro-menu [data-macro="Close"]')
+    screens.check(page, "conversation: macro menu")
+    page.click('.tab[data-mode="note"]')
+    page.keyboard.type("@")
+    page.wait_for_selector("#mention-picker .canned-item")
+    screens.check(page, "conversation: mention picker")
+    page.goto("/console/#/mentions")
+    page.wait_for_selector(".mentions-page")
+    screens.check(page, "mentions")
     page.goto("/console/#/reports")
     page.wait_for_selector("#reports .kpi-card")
     screens.check(page, "reports")
@@ -110,9 +132,32 @@ def test_every_console_screen(hub: Hub, new_page: Any, email: str) -> None:
     page.goto("/console/#/attention")
     page.wait_for_selector("#attention")
     screens.check(page, "needs attention")
-    for section in ("agents", "tokens", "routing", "automation"):
+    for section in ("agents", "tokens", "routing", "automation", "attributes", "macros"):
         page.goto(f"/console/#/admin/{section}")
         page.wait_for_selector(f'.admin-tab.active[data-admin="{section}"]')
         page.wait_for_selector("#admin-body .loading", state="detached")
         screens.check(page, f"admin {section}")
     screens.assert_clean()
+
+
+def test_the_theme_follows_the_system_until_the_agent_chooses(hub: Hub, new_page: Any) -> None:
+    page = new_page()
+    page.emulate_media(color_scheme="dark")
+    sign_in(page, "alex@example.com")
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    theme = "() => document.documentElement.dataset.theme || 'system'"
+    dark = page.evaluate(background)
+    assert page.evaluate(theme) == "system" and dark == "rgb(15, 17, 22)"
+    page.click("#theme-btn")  # system -> light
+    assert page.evaluate(theme) == "light" and page.evaluate(background) == "rgb(245, 246, 248)"
+    assert page.get_attribute("#theme-btn", "aria-label") == "Theme: light"
+    page.reload()  # the choice is kept in this browser
+    page.wait_for_selector("#live-status.s-live")
+    assert page.evaluate(theme) == "light" and page.evaluate(background) == "rgb(245, 246, 248)"
+    page.click("#theme-btn")  # light -> dark
+    assert page.evaluate(theme) == "dark" and page.evaluate(background) == dark
+    page.emulate_media(color_scheme="light")  # a choice wins over the system's
+    assert page.evaluate(background) == dark
+    page.click("#theme-btn")  # dark -> system, which is now light
+    assert page.evaluate(theme) == "system" and page.evaluate(background) == "rgb(245, 246, 248)"
+    assert page.errors == []

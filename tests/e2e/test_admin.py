@@ -130,8 +130,13 @@ def test_admin_edits_queues_and_rules(hub: Hub, new_page: Any) -> None:
     _shot(page, "admin-queue-form.png")
     page.locator("#queue-skills .skill-level").last.fill("40")
     page.fill("#queue-timeout", "45")
+    page.check("#queue-csat")  # a satisfaction survey 10 minutes after each resolve
+    page.fill("#queue-csat-delay", "600")
     page.click("#modal-ok")
     page.wait_for_selector('#queues-admin [data-queue="billing"] >> text=45s')
+    page.wait_for_selector('#queues-admin [data-queue="billing"] >> text=after 600s')
+    _, saved = hub.call("GET", "/api/v1/routing")
+    assert (saved["queues"]["billing"]["csat"], saved["queues"]["billing"]["csat_delay"]) == (True, 600)
     page.click("#add-rule")
     assert page.is_visible("#rules-unsaved"), "an added rule is an unsaved change until saved"
     rule = page.locator("#rules-admin .rule").last

@@ -1,6 +1,6 @@
 """The web chat's satisfaction survey in Chromium: after the agent's conversation is resolved, the customer's widget
 shows the question with five score buttons and a comment box; the rating lands on the conversation, and a reload
-shows it answered. Screenshot: csat-webchat.png."""
+shows it answered; the agent sees the score on the timeline. Screenshot: csat-webchat.png."""
 
 from __future__ import annotations
 
@@ -76,6 +76,12 @@ def test_the_widget_rates_a_resolved_conversation(hub: Hub, new_page: Any) -> No
     assert survey is not None and (survey["score"], survey["comment"]) == (4, "Quick <b>help</b>")
     _, detail = hub.call("GET", f"/api/v1/conversations/{conv}")
     assert detail["status"] == "resolved", "a rating opens no work"
+
+    # The agent sees the score on the conversation's timeline.
+    alex.goto(f"/console/#/c/{conv}")
+    mark = alex.wait_for_selector(".tl-msg.in .csat-mark")
+    assert mark.inner_text() == "★ 4/5"
+    alex.wait_for_selector(".tl-msg.out .csat-mark >> text=survey")
 
     # Back later: the survey is shown answered, not asked again.
     customer.reload()

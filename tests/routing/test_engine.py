@@ -78,7 +78,7 @@ async def test_rules_pick_the_queue_and_the_offer_goes_to_the_best_agent(engine:
     assert of(events, Queued) == [Queued(10, "billing", 1, None)]
     # Skills strategy: agent 3 (billing 8) before agent 1 (billing 2, below the minimum 5 anyway).
     assert of(events, Offered) == [Offered(10, 3, "billing", "webchat", clock.now + 10)]
-    assert await engine.accept(10, 3) == [Assigned(10, 3, "billing", "webchat", 0.0)]
+    assert await engine.accept(10, 3) == [Assigned(10, 3, "billing", "webchat", 0.0, accepted=True)]
 
 
 async def test_offer_timeout_reoffers_to_the_next_agent_and_missed_offers_set_away(

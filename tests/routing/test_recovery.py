@@ -351,3 +351,98 @@ async def test_a_rebuild_counts_what_agents_hold_before_offering_more(
     await post(client, f"/api/v1/conversations/{held[0]}/resolve", ann_h)
     assert (await agent_row(client, admin, ann))["load"].get("chat", 0) <= 2
     assert await consistent(client) == []
+
+
+COUNTERS = ("offers_accepted", "offers_rejected", "offers_timed_out", "answered", "abandoned", "sla_attainment",
+            "responded", "responded_in_sla", "first_response_breached")
+
+
+async def queue_row(client: Client, admin: dict[str, str], queue: str = "support") -> dict[str, Any]:
+    resp = await client.get("/api/v1/queues", headers=admin)
+    assert resp.status == 200, await resp.text()
+    return next(q for q in (await resp.json())["items"] if q["name"] == queue)
+
+
+@pytest.fixture
+async def restart_with(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start a hub on this test's store and routing backend with QUEUES; with Redis, wiped=True first deletes
+    every routing key (Redis lost its data while the hub was down)."""
+
+    async def start(queues: dict[str, Any], wiped: bool = False) -> Client:
+        if wiped and backend == "redis":
+            await _wipe(prefix)
+        env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix) | {"HUB_ROUTING__QUEUES": json.dumps(queues)}
+        return await aiohttp_client(build_app(make_settings(db_url, **env)))
+
+    yield start
+
+
+async def test_queue_counters_come_back_from_the_store(restart_with: Callable[..., Any]) -> None:
+    """Seen: after a restart (memory) or a Redis wipe, GET /api/v1/queues counted offers accepted and rejected,
+    answers and SLA from zero again, while the store kept every decision."""
+    queues = {"support": {"offer_timeout": 30, "first_response": 3600}}
+    client: Client = await restart_with(queues)
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    _, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    convs = [await open_chat(client, admin, n) for n in (1, 2)]
+    await post(client, f"/api/v1/conversations/{convs[0]}/reject", ann_h)  # offered again: the only agent
+    for conv in convs:
+        await post(client, f"/api/v1/conversations/{conv}/accept", ann_h)
+    await post(client, f"/api/v1/conversations/{convs[0]}/messages", ann_h, {"text": "on it"}, expect=201)
+    for conv in convs:
+        await post(client, f"/api/v1/conversations/{conv}/resolve", ann_h)
+    before = {k: (await queue_row(client, admin))[k] for k in COUNTERS}
+    assert (before["offers_accepted"], before["offers_rejected"], before["answered"], before["responded"]) == \
+        (2, 1, 2, 1), before
+    await client.close()
+
+    client = await restart_with(queues, wiped=True)
+    assert {k: (await queue_row(client, admin))[k] for k in COUNTERS} == before
+
+
+async def test_first_response_deadlines_come_back_from_the_store(restart_with: Callable[..., Any]) -> None:
+    """Seen: after a restart (memory) or a Redis wipe, a conversation an agent had accepted but not yet answered
+    lost its first-response clock: its deadline passed and no breach was ever counted. And one already counted
+    must not be counted twice."""
+    queues = {"support": {"offer_timeout": 30, "first_response": 1}}
+    client: Client = await restart_with(queues)
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    _, ann_h = await agent(client, "Ann")
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    breached = await open_chat(client, admin, 1)
+    await post(client, f"/api/v1/conversations/{breached}/accept", ann_h)
+
+    async def breaches(c: Client) -> int:
+        await c.app[ROUTER].tick()  # the deadline sweep, now
+        return int((await queue_row(c, admin))["first_response_breached"])
+
+    await eventually(lambda: breaches(client), within=15, what="the first breach counted")
+    late = await open_chat(client, admin, 2)
+    await post(client, f"/api/v1/conversations/{late}/accept", ann_h)  # its deadline is a second away
+    await client.close()
+
+    client = await restart_with(queues, wiped=True)
+    assert await consistent(client) == []
+
+    async def both() -> bool:
+        return await breaches(client) == 2
+
+    await eventually(both, within=15, what="the held conversation's breach counted after the rebuild")
+    for _ in range(3):
+        assert await breaches(client) == 2, "a breach counted twice"
+
+    async def on_the_wall() -> int:
+        resp = await client.get("/api/v1/wall", headers=admin)
+        window = next(q["window"] for q in (await resp.json())["queues"] if q["name"] == "support")
+        return int(window["first_response_breached"])
+
+    # The background tick may have counted the breach first: its store write can land just after our reads.
+    async def both_on_the_wall() -> bool:
+        return await on_the_wall() == 2
+
+    await eventually(both_on_the_wall, within=5, what="both breaches on the wall")
+    await asyncio.sleep(0.5)
+    assert await on_the_wall() == 2, "a breach counted twice on the wall"

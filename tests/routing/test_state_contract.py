@@ -596,3 +596,35 @@ async def test_hold_rebuilds_an_offer_or_an_assignment_from_the_store(state: Rou
     assert released is not None and released.agent == 1
     # Both wait again, oldest first, and the agent has room for both.
     assert [(c.conversation, c.agent) for c in await state.drain_agents([1], T + 22, 5)] == [(8, 1), (10, 1)]
+
+
+async def test_hold_times_the_first_response_again(state: RoutingState) -> None:
+    """A rebuilt offer or assignment awaiting its first reply keeps its deadline: a reply in time counts in target,
+    none by the deadline is one breach."""
+    await setup(state, QueueConfig("support", offer_timeout=30), agents=(agent(1, capacity={"chat": 3}),))
+    assert await state.hold(Waiting(7, "support", "webchat", 0, T - 50, respond_by=T + 10), 1, None, T)
+    assert await state.hold(Waiting(8, "support", "webchat", 0, T - 40, respond_by=T + 20), 1, T + 30, T)
+    assert await state.hold(Waiting(9, "support", "webchat", 0, T - 40), 1, None, T)  # replied to: no clock
+    replied = await state.responded(8, T + 5)
+    assert replied is not None and replied.respond_by == T + 20
+    assert [b.conversation for b in await state.response_breaches(T + 11)] == [7]
+    assert await state.response_breaches(T + 100) == []
+    stats = await state.queue_stats("support", T + 100)
+    assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (1, 1, 1)
+
+
+async def test_restored_counters_count_on(state: RoutingState) -> None:
+    """A state rebuilt from the store gets the queue's counters back, and counts on from them."""
+    await setup(state, QueueConfig("support", offer_timeout=30, sla_wait=60), agents=(agent(1),))
+    counts = {"offered": 5, "accepted": 3, "rejected": 1, "timed_out": 1, "answered": 4, "answered_in_sla": 2,
+              "abandoned": 2, "responded": 3, "responded_in_sla": 2, "response_breached": 1}
+    await state.restore_counts("support", counts)
+    stats = await state.queue_stats("support", T)
+    assert {k: getattr(stats, k) for k in counts} == counts
+    await state.enqueue(Waiting(1, "support", "webchat", 0, T), T, 0)
+    claim = await state.dispatch_queue("support", T)
+    assert claim is not None and await state.accept(1, 1, T + 1) is not None
+    stats = await state.queue_stats("support", T + 1)
+    assert (stats.offered, stats.accepted, stats.answered, stats.answered_in_sla) == (6, 4, 5, 3)
+    await state.restore_counts("support", {})  # the store recorded nothing: all from zero
+    assert (await state.queue_stats("support", T + 1)).offered == 0

@@ -195,3 +195,4 @@ async def test_a_rule_sends_an_event_to_a_subscription(api: Api, receiver: tuple
     await eventually(lambda: _pending(api, sub["id"], 0), what="nothing more pending")
     assert [(e["type"], e["data"]["message"]["text"]) for _, e in r.accepted] == [
         ("message.received", "not urgent at all... well, URGENT")]
+

@@ -6,12 +6,14 @@ wrong is listed in meta so nothing is silently lost.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
@@ -30,39 +32,59 @@ _NUL = re.compile("\x00")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
-class _RememberingHeaders(HeaderRegistry):
-    """policy.default's header factory, remembering what it parsed. The email package parses a header again (and
-    builds a new class for it) on every read: a part's Content-Type a dozen times per email, which was most of the
-    time spent reading mail. Header objects are immutable, so sharing them is safe; long values are not kept."""
-
-    MAX_ENTRIES = 4096
-    MAX_VALUE = 2000
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._classes: dict[str, type[BaseHeader]] = {}
-        self._parsed: dict[tuple[str, str], BaseHeader] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        cls = self._classes.get(key)
-        if cls is None:
-            cls = self._classes[key] = super().__getitem__(name)
-        return cls
-
-    def __call__(self, name: str, value: str) -> BaseHeader:
-        if len(value) > self.MAX_VALUE:
-            return self[name](name, value)
-        key = (name, value)
-        header = self._parsed.get(key)
-        if header is None:
-            if len(self._parsed) >= self.MAX_ENTRIES:
-                self._parsed.clear()
-            header = self._parsed[key] = self[name](name, value)
-        return header
+#: Headers are kept as sent and only those the hub uses are decoded (`_header`, `_addresses`): policy.default
+#: parses every header it is asked for into objects, which was most of the time spent reading mail.
+_POLICY = policy.compat32
 
 
-_POLICY = policy.default.clone(header_factory=_RememberingHeaders())
+class _Mail(Message):
+    """A parsed email (or one of its parts) that answers the questions asked of it many times from what it worked
+    out once: its headers by name (a dict instead of a scan of them all), its content type and header parameters.
+    The parser adds headers with set_raw, which starts those over; the hub never changes a parsed email."""
+
+    _index: dict[str, str] | None = None
+    _ctype: tuple[str, str] | None = None
+    _params: dict[tuple[str, str], Any] | None = None
+
+    def set_raw(self, name: str, value: Any) -> None:
+        self._index = self._ctype = self._params = None
+        super().set_raw(name, value)
+
+    def first(self, name: str) -> str | None:
+        """The first NAME header as sent (folded, encoded words and raw 8-bit bytes as they are), or None."""
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for k, v in self.raw_items():
+                index.setdefault(k.lower(), v)
+        return index.get(name.lower())
+
+    def get(self, name: str, failobj: Any = None) -> Any:  # what get_content_type, get_param... look up
+        value = self.first(name)
+        return failobj if value is None else self.policy.header_fetch_parse(name, value)
+
+    def get_content_type(self) -> str:  # asked a dozen times per part, by the parser and the hub
+        default = self.get_default_type()
+        if self._ctype is None or self._ctype[0] != default:
+            self._ctype = (default, super().get_content_type())
+        return self._ctype[1]
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:  # behind get_param, get_filename...
+        value = self.first(header)
+        if value is None:
+            return failobj
+        params = self._params
+        if params is None:
+            params = self._params = {}
+        key = (header.lower(), value)
+        if key not in params:
+            params[key] = super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+        return list(params[key])
+
+
+#: an RFC 2047 encoded word: =?charset?B|Q?text?=
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 @dataclass
@@ -113,13 +135,13 @@ def fingerprint(raw: bytes) -> str:
 
 def _clean(s: str) -> str:
     """Text safe for any database: surrogate-escaped raw bytes re-read as UTF-8 (else cp1252), no NULs."""
-    if _ESCAPED_BYTE.search(s):
+    if not s.isascii() and _ESCAPED_BYTE.search(s):  # isascii: a flag of the string, no scan
         raw = s.encode("utf-8", "surrogateescape")
         try:
             s = raw.decode("utf-8")
         except UnicodeDecodeError:
             s = raw.decode("cp1252", "replace")
-    return _NUL.sub("", s)
+    return _NUL.sub("", s) if "\x00" in s else s
 
 
 def _decode(data: bytes, charset: str | None) -> str:
@@ -295,42 +317,88 @@ def trim_html_reply(html: str) -> str | None:
 
 
 def _raw_header(msg: Message, name: str) -> str | None:
-    if isinstance(msg, EmailMessage):
-        return next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), None)
-    value = msg.get(name)
-    return None if value is None else str(value)
+    """The first NAME header as sent (folded, encoded words and raw 8-bit bytes as they are), or None."""
+    if isinstance(msg, _Mail):
+        return msg.first(name)
+    wanted = name.lower()
+    return next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
+
+
+def _encoded_word(m: re.Match[str]) -> str:
+    charset, encoding, text = m.group(1).partition("*")[0], m.group(2).upper(), m.group(3)
+    try:
+        if encoding == "B":
+            data = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            data = quopri.decodestring(text.encode("ascii", "surrogateescape"), header=True)
+    except (binascii.Error, ValueError):
+        return m.group(0)
+    return _decode(data, charset)
+
+
+def decode_words(value: str) -> str:
+    """A header value with its folding undone and its RFC 2047 encoded words decoded, leniently: an unknown charset
+    or a broken word reads as well as it can, never raises. Whitespace between two encoded words is dropped."""
+    if "\n" in value:
+        value = _FOLD.sub("", value)
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pos = 0  # after the first word: the end of the last one
+    for m in _ENCODED_WORD.finditer(value):
+        between = value[pos : m.start()]
+        if not (pos and not between.strip()):
+            out.append(between)
+        out.append(_encoded_word(m))
+        pos = m.end()
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def _header(msg: Message, name: str) -> str:
     """A header's decoded value. Raw 8-bit headers (no encoded words, as some mailers send) are read as UTF-8,
-    else cp1252; a header the parser chokes on falls back to its raw text."""
+    else cp1252."""
     raw = _raw_header(msg, name)
     if raw is None:
         return ""
-    if _ESCAPED_BYTE.search(raw):
+    if not raw.isascii() and _ESCAPED_BYTE.search(raw):
         return re.sub(r"\s*\r?\n\s+", " ", _clean(raw)).strip()
-    try:
-        value = msg.get(name)
-    except Exception:
-        value = raw
-    return _clean(str(value if value is not None else raw)).strip()
+    return _clean(decode_words(raw)).strip()
+
+
+#: the usual forms of one address, `Name <ann@example.com>` and `ann@example.com`, read without the general parser
+#: (they read the same through it): no quotes, comments, groups, lists or routes
+_PLAIN = r"[^<>\s,;:\"()\\\[\]@]"
+_ONE_NAMED = re.compile(rf"\s*([^<>@,;:\"()\\\[\]]*?)\s*<\s*({_PLAIN}+@{_PLAIN}+)\s*>\s*")
+_ONE_BARE = re.compile(rf"\s*({_PLAIN}+@{_PLAIN}+)\s*")
+
+
+def _address_list(text: str) -> list[tuple[str, str]]:
+    """getaddresses([TEXT]), with the usual single-address forms read by a regular expression."""
+    m = _ONE_NAMED.fullmatch(text)
+    if m and _ADDRESS.fullmatch(m.group(2)):
+        return [(" ".join(m.group(1).split()), m.group(2))]
+    m = _ONE_BARE.fullmatch(text)
+    if m and _ADDRESS.fullmatch(m.group(1)):
+        return [("", m.group(1))]
+    return getaddresses([text])
 
 
 def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    """(display name, address) pairs; tolerant of the many malformed forms found in the wild."""
-    out: list[tuple[str, str]] = []
-    try:
-        header = msg.get(name)
-        addrs: tuple[Address, ...] = getattr(header, "addresses", ()) if header is not None else ()
-        out = [(_clean(a.display_name), _clean(a.addr_spec)) for a in addrs if _ADDRESS.fullmatch(a.addr_spec)]
-    except Exception:
-        out = []
+    """(display name, address) pairs; tolerant of the many malformed forms found in the wild. The addresses are
+    read before the display names are decoded, so an encoded comma in a name does not split it."""
+    raw = _raw_header(msg, name)
+    if raw is None:
+        return []
+    text = _clean(raw)
+    text = _FOLD.sub("", text) if "\n" in text else text
+    out = [(_clean(decode_words(n)).strip(), a) for n, a in _address_list(text) if _ADDRESS.fullmatch(a)]
     if not out:
-        raw = _header(msg, name)
-        out = [(n, a) for n, a in getaddresses([raw]) if _ADDRESS.fullmatch(a)]
+        decoded = _header(msg, name)
+        out = [(n, a) for n, a in getaddresses([decoded]) if _ADDRESS.fullmatch(a)]
         if not out:
-            # Unbalanced quotes and brackets defeat both parsers; an address-shaped token is still the sender.
-            out = [("", m.group(0)) for m in _ADDRESS.finditer(raw)][:1]
+            # Unbalanced quotes and brackets defeat the parser; an address-shaped token is still the sender.
+            out = [("", m.group(0)) for m in _ADDRESS.finditer(decoded)][:1]
     return out
 
 
@@ -389,18 +457,18 @@ _FAILURE_LINE = re.compile(
 _SMTP_REPLY = re.compile(r"\b[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b.*$", re.M)
 
 
-def _bounce(msg: Message) -> tuple[list[str], bool, str] | None:
+def _bounce(msg: Message, senders: list[str]) -> tuple[list[str], bool, str] | None:
     """(original Message-IDs, permanent, reason) when MSG is a delivery failure notice (RFC 3464 or not).
 
     Recognized by its structure (a multipart/report, with or without report-type, or any delivery-status part),
     by its envelope (MAILER-DAEMON or postmaster, X-Failed-Recipients), or by an empty Return-Path together with a
-    copy of the returned message's headers. A read receipt (report-type=disposition-notification) is not one."""
+    copy of the returned message's headers. A read receipt (report-type=disposition-notification) is not one.
+    SENDERS: the addresses of its From and Sender headers."""
     ctype = msg.get_content_type()
     report_type = str(msg.get_param("report-type") or "").lower()
     parts = list(msg.walk())
     has_dsn = any(p.get_content_type() in _DSN_PARTS for p in parts)
     structural = has_dsn or (ctype == "multipart/report" and report_type != "disposition-notification")
-    senders = [a for _, a in _addresses(msg, "From")] + [a for _, a in _addresses(msg, "Sender")]
     daemon = any(_DAEMON.match(a) for a in senders) or bool(_header(msg, "X-Failed-Recipients"))
     null_sender = _header(msg, "Return-Path").strip() in ("<>", "") and _raw_header(msg, "Return-Path") is not None
     if not structural and not daemon and not null_sender:
@@ -469,7 +537,8 @@ def _filename(part: Message, n: int) -> str:
     except Exception:
         name = None
     if name:
-        return _clean(name).replace("/", "_").replace("\\", "_")[:200]
+        # RFC 2231 is undone by get_filename; many clients send RFC 2047 encoded words instead, which it leaves.
+        return _clean(decode_words(name)).replace("/", "_").replace("\\", "_")[:200]
     ext = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "application/pdf": ".pdf"}.get(
         part.get_content_type(), ".bin"
     )
@@ -524,7 +593,13 @@ def _walk(part: Message, body: _Body) -> None:
         body.attachments.append(AttachmentIn(name, "message/rfc822", data))
         return
     decoded = part.get_payload(decode=True)
-    data = decoded if isinstance(decoded, bytes) else _clean(str(part.get_payload())).encode()
+    payload = part.get_payload()
+    if isinstance(decoded, bytes):
+        data = decoded
+    elif isinstance(payload, list):  # header blocks (a delivery status, a read receipt's disposition): as sent
+        data = b"\n".join(p.as_bytes() for p in payload if isinstance(p, Message))
+    else:
+        data = _clean(str(payload)).encode()
     name = _filename(part, n)
     body.attachments.append(AttachmentIn(name, ctype, data))
     cid = message_ids(_header(part, "Content-ID"))
@@ -548,7 +623,7 @@ def parse_email(
     fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     content = fingerprint(raw)
     try:
-        msg = BytesParser(policy=_POLICY).parsebytes(raw)
+        msg = BytesParser(_Mail, policy=_POLICY).parsebytes(raw)
     except Exception as e:  # the parser is lenient; this is for the truly pathological
         return ParsedEmail(fallback_id, "unreadable", None, f"not parseable as an email: {type(e).__name__}: {e}",
                            fingerprint=content)
@@ -558,7 +633,8 @@ def parse_email(
     message_id = ids[0] if ids else fallback_id
     refs = _refs(msg)
 
-    bounce = _bounce(msg) if sender is None else None
+    from_, sender_ = _addresses(msg, "From"), _addresses(msg, "Sender")
+    bounce = _bounce(msg, [a for _, a in from_ + sender_]) if sender is None else None
     if bounce is not None:
         originals, permanent, why = bounce
         return ParsedEmail(
@@ -566,7 +642,7 @@ def parse_email(
             bounced=originals, bounce_permanent=permanent, bounce_reason=why, fingerprint=content,
         )
 
-    senders = _addresses(msg, "From") or _addresses(msg, "Sender") or _addresses(msg, "Return-Path")
+    senders = from_ or sender_ or _addresses(msg, "Return-Path")
     identity: Identity | None = sender
     name = ""
     for display, addr in senders if sender is None else []:

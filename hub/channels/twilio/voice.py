@@ -24,6 +24,7 @@ from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.channels.twilio.outcome import MISSED, format_duration, summary
 from hub.channels.twilio.signature import Form
 from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml
+from hub.csat.surveys import ANSWER_META
 from hub.facts import Fact
 from hub.history.identities import IdentityError
 from hub.ingest import IngestFailed, IngestResult
@@ -133,6 +134,7 @@ class VoiceChannel(Channel):
             web.post(f"{BASE}/menu", self.handle_menu),
             web.post(f"{BASE}/wait", self.handle_wait),
             web.post(f"{BASE}/queue-result", self.handle_queue_result),
+            web.post(f"{BASE}/csat", self.handle_csat),
             web.post(f"{BASE}/recorded", self.handle_recorded),
             web.post(f"{BASE}/status", self.handle_status),
             web.post(f"{BASE}/dialed", self.handle_dialed),
@@ -311,6 +313,13 @@ class VoiceChannel(Channel):
         if result == "bridged":
             await self._note(sid, outcome="answered", queue_seconds=waited)
             response = VoiceResponse()
+            # The agent hung up and the caller is still on the line: the satisfaction question, if their queue asks.
+            survey = await self.twilio_sink.call_survey(sid)
+            if survey is not None:
+                gather = response.gather(num_digits=1, action=self._url("/csat", survey=str(survey[0])),
+                                         method="POST", timeout=8)
+                gather.say(f"{survey[1]} Press a number from 1, very unhappy, to 5, very happy.")
+                response.say("Thank you for calling. Goodbye.")
             response.hangup()
             return twiml(str(response))
         if result == "hangup":
@@ -322,6 +331,32 @@ class VoiceChannel(Channel):
         # leave (waited too long), queue-full, error: nobody can take the call now.
         await self._note(sid, outcome="no_agent", queue_seconds=waited, queue_result=result or None)
         return twiml(str(self._voicemail(self.account.number(number).voicemail_prompt, caller, number)))
+
+    async def handle_csat(self, request: web.Request) -> web.Response:
+        """The caller's key press on the satisfaction question (<Gather>): 1-5 answers through the inbound path."""
+        form = await self.account.signature.form(request)
+        digits, survey = form.get("Digits", ""), request.query.get("survey", "")
+        response = VoiceResponse()
+        if digits in ("1", "2", "3", "4", "5") and survey.isdigit() and len(survey) <= 18:
+            raw = dict(form)
+            inbound = Inbound(
+                channel=self.name, identity=Identity("phone", form.get("From", "")), text=f"{digits}/5",
+                external_id=f"{form.get('CallSid', '')}:csat",
+                meta={ANSWER_META: {"survey": int(survey), "score": int(digits)}, "call_sid": form.get("CallSid")},
+            )
+            try:
+                await self.sink.ingest(inbound, raw=raw)
+                response.say("Thank you for your answer. Goodbye.")
+            except (ValueError, IdentityError) as e:
+                await self.sink.flag(self.name, inbound.external_id, raw, str(e),
+                                     "bad_number" if isinstance(e, IdentityError) else None)
+                response.say("Thank you. Goodbye.")
+            except IngestFailed:
+                response.say("Thank you. Goodbye.")  # journaled: `hub events replay` finishes it
+        else:
+            response.say("Thank you for calling. Goodbye.")
+        response.hangup()
+        return twiml(str(response))
 
     async def handle_recorded(self, request: web.Request) -> web.Response:
         await self.account.signature.form(request)

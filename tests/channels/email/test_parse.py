@@ -312,7 +312,12 @@ def test_bounce_formats_name_our_message_and_the_servers_reason(name: str) -> No
 
 
 def test_a_read_receipt_is_not_a_bounce_and_an_auto_reply_with_an_empty_return_path_is_not_either() -> None:
-    assert parse_email((CORPUS / "read_receipt.eml").read_bytes()).verdict == "auto_reply"
+    receipt = parse_email((CORPUS / "read_receipt.eml").read_bytes())
+    assert receipt.verdict == "auto_reply" and receipt.inbound is not None
+    # Its disposition part is kept as sent (header blocks), not as the repr of the parser's objects.
+    (disposition,) = [a for a in receipt.inbound.attachments if a.content_type == "message/disposition-notification"]
+    assert disposition.data is not None
+    assert b"Disposition: manual-action/MDN-sent-manually; displayed" in disposition.data
     msg = EmailMessage()
     msg["Return-Path"], msg["From"], msg["To"] = "<>", "ann@example.com", "support@hub.test"
     msg["Subject"], msg["Message-ID"], msg["Auto-Submitted"] = "Out of office", "<ooo.9@example.com>", "auto-replied"

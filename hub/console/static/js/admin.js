@@ -4,6 +4,8 @@ import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { automationScreen } from "./automation.js";
+import { showAttributesAdmin } from "./profile.js";
+import { macrosScreen } from "./macros.js";
 
 let section = "agents";
 
@@ -12,6 +14,8 @@ const SECTIONS = [
   ["tokens", "API tokens", "keyboard"],
   ["routing", "Queues & routing", "transfer"],
   ["automation", "Automation", "event"],
+  ["attributes", "Customer attributes", "note"],
+  ["macros", "Macros", "checks"],
 ];
 
 export function showAdmin(main, side, which) {
@@ -29,7 +33,8 @@ export function showAdmin(main, side, which) {
           icon(ic), label)))),
     health, body));
   showHealth(health);
-  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen }[section];
+  const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen,
+    attributes: showAttributesAdmin, macros: macrosScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });
@@ -389,7 +394,8 @@ async function routingScreen(body) {
           h("div", {}, h("dt", {}, "Strategy"), h("dd", {}, String(q.strategy || "longest_idle").replace("_", " "))),
           h("div", {}, h("dt", {}, "Offer timeout"), h("dd", {}, `${q.offer_timeout ?? 30}s`)),
           h("div", {}, h("dt", {}, "SLA target"), h("dd", {}, `${q.sla_wait ?? 60}s`)),
-          h("div", {}, h("dt", {}, "Skills"), h("dd", {}, kv(q.skills) || "—"))),
+          h("div", {}, h("dt", {}, "Skills"), h("dd", {}, kv(q.skills) || "—")),
+          h("div", {}, h("dt", {}, "Survey"), h("dd", {}, q.csat ? `after ${q.csat_delay ?? 0}s` : "off"))),
         h("div", { class: "card-actions" },
           h("button", { class: "btn btn-small", "data-edit-queue": q.name, onclick: () => queueForm(q, body) }, "Edit"),
           h("button", { class: "btn btn-small btn-danger-ghost", onclick: () => deleteQueue(q, body) }, "Delete")))))),
@@ -426,12 +432,17 @@ function queueForm(q, body) {
   const strategy = h("select", { id: "queue-strategy" }, STRATEGIES.map((s) => h("option", { value: s, selected: s === v.strategy }, s.replace("_", " "))));
   const timeout = h("input", { type: "number", id: "queue-timeout", min: 1, value: v.offer_timeout ?? 30 });
   const sla = h("input", { type: "number", id: "queue-sla", min: 0, value: v.sla_wait ?? 60 });
+  const csat = h("input", { type: "checkbox", id: "queue-csat", checked: Boolean(v.csat) });
+  const csatDelay = h("input", { type: "number", id: "queue-csat-delay", min: 0, value: v.csat_delay ?? 0 });
   const skills = skillsEditor("queue-skills", v.skills, knownSkills(state.routingQueues || [], state.routingProfiles || []),
     "Minimum level");
   const general = h("div", { class: "form-error", role: "alert", id: "queue-error" });
   const content = h("div", { class: "form-grid" }, field("Name", name, "name"), field("Title", title, "title"),
     field("Strategy", strategy, "strategy"), field("Offer timeout (s)", timeout, "offer_timeout"),
     field("SLA target wait (s)", sla, "sla_wait"),
+    h("label", { class: "field" }, h("span", {}, "Satisfaction survey"),
+      h("span", {}, csat, " ask after a resolve"), h("small", { class: "field-error", "data-error-for": "csat" })),
+    field("Survey delay (s)", csatDelay, "csat_delay"),
     h("div", { class: "field span-2" }, h("span", {}, "Required skills"), skills.el,
       h("small", { class: "hint" }, "Agents need each skill at this level or above (skills strategy)."),
       h("small", { class: "field-error", "data-error-for": "skills" })), general);
@@ -447,7 +458,7 @@ function queueForm(q, body) {
     }
     try {
       payload = { ...(q || {}), title: title.value.trim(), strategy: strategy.value, offer_timeout: Number(timeout.value),
-        sla_wait: Number(sla.value), skills: skills.read() };
+        sla_wait: Number(sla.value), skills: skills.read(), csat: csat.checked, csat_delay: Number(csatDelay.value) };
     } catch (err) {
       general.textContent = err.message;
       return false;

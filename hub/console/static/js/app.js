@@ -8,6 +8,8 @@ import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
 import { showReports } from "./reports.js";
 import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
+import { showMentions, onMention, onUnreadChange, refreshMentionCount } from "./mentions.js";
+import { applyTheme, themeButton } from "./theme.js";
 
 const app = document.getElementById("app");
 let els = {};
@@ -99,6 +101,8 @@ function start(who) {
       h("nav", { class: "tabs" },
         h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), h("span", { class: "label" }, "Inbox")),
         supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), h("span", { class: "label" }, "Live wall")) : null,
+        h("a", { href: "#/mentions", class: "nav-link", "data-nav": "mentions", id: "nav-mentions" }, icon("at"),
+          h("span", { class: "label" }, "Mentions"), h("span", { class: "badge count hidden", id: "mentions-badge" }, "0")),
         h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), h("span", { class: "label" }, "Reports")),
         supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention" }, icon("event"),
           h("span", { class: "label" }, "Needs attention"), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
@@ -108,6 +112,7 @@ function start(who) {
         els.status, els.presence,
         h("div", { class: "me", title: `${state.me.email} · ${state.me.role}` },
           h("span", { class: "avatar small" }, initials(state.me.name)), h("span", { class: "me-name" }, state.me.name)),
+        themeButton(),
         h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
     h("div", { class: "body" }, h("div", { class: "left" }, els.offers, els.list), els.main, els.side,
       h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
@@ -118,6 +123,8 @@ function start(who) {
   });
   state.live.start();
   loadAgents();
+  onUnreadChange(showMentionCount);
+  refreshMentionCount();
   route();
   clearInterval(offerTimer);
   offerTimer = setInterval(tickOffers, 250);
@@ -130,6 +137,14 @@ function start(who) {
 }
 
 let attentionTimer = null;
+
+function showMentionCount(n) {
+  const badge = document.getElementById("mentions-badge");
+  if (!badge) return;
+  badge.textContent = String(n);
+  badge.classList.toggle("hidden", !n);
+  badge.title = `${n} unread mention(s)`;
+}
 
 function showAttentionCount(n) {
   const badge = document.getElementById("attention-badge");
@@ -151,7 +166,7 @@ function showStatus(status) {
 }
 
 async function resync() {
-  await Promise.all([loadInbox(), loadOffers(), loadPresence(), conversation.resync(), location.hash === "#/wall" ? refreshWall() : null]);
+  await Promise.all([loadInbox(), loadOffers(), loadPresence(), conversation.resync(), refreshMentionCount(), location.hash === "#/wall" ? refreshWall() : null]);
 }
 
 async function loadAgents() {
@@ -268,6 +283,7 @@ function route() {
   const hash = location.hash || "#/";
   const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
   const current = hash === "#/wall" ? "wall" : hash === "#/attention" ? "attention" : hash === "#/reports" ? "reports"
+    : hash === "#/mentions" ? "mentions"
     : admin ? "admin" : "inbox";
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
@@ -284,6 +300,8 @@ function route() {
     showAttention(els.main, els.side).catch((e) => toast(e.message, "error"));
   } else if (hash === "#/reports") {
     showReports(els.main, els.side);
+  } else if (hash === "#/mentions") {
+    showMentions(els.main, els.side);
   } else if (admin && state.me.role === "admin") {
     showAdmin(els.main, els.side, admin[1]);
   } else {
@@ -337,6 +355,13 @@ function onEvent(event) {
     case "customer.merged":
       conversation.resync();
       refreshSoon();
+      break;
+    case "customer.updated":
+      conversation.onCustomerUpdated(d);
+      refreshSoon();
+      break;
+    case "mention.created":
+      onMention(d);
       break;
     case "routing.offered":
       if (d.agent === state.me.id) loadOffers(true);
@@ -704,6 +729,7 @@ whenSignedOut(() => {
   }
 });
 
+applyTheme(); // before anything is drawn, so a dark console never flashes light
 (async () => {
   try {
     start(await api.get("/console/session"));

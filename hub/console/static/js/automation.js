@@ -10,6 +10,8 @@ const EVENTS = [
   ["conversation.opened", "A conversation opens"],
   ["conversation.reopened", "A conversation reopens"],
   ["conversation.resolved", "A conversation is resolved"],
+  ["conversation.assigned", "A conversation is assigned to an agent"],
+  ["sla.breached", "A conversation misses its first-response target"],
   ["business_event.received", "A business event arrives (an order, a payment…)"],
   ["csat.received", "A customer answers the satisfaction survey"],
   ["csat.low", "A customer gives a low satisfaction score"],

@@ -1,6 +1,7 @@
 // Canned responses in the composer: typing "/" then a few letters (or the composer's button) opens a picker of the
 // agent's personal responses and the team's; the chosen one comes back from the hub with its variables filled for
-// this conversation. The same button's "Manage" lists, adds and deletes them.
+// this conversation. The same button's "Manage" lists, adds, edits and deletes them (an agent their own; admins and
+// supervisors the team's too).
 import { h, icon, clear } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast, modal } from "./state.js";
@@ -130,10 +131,13 @@ export async function manage() {
   await load(true);
   const manager = ["admin", "supervisor"].includes(state.me.role);
   const rows = h("ul", { class: "canned-manage" });
+  let editing = null; // the response the form below changes, or null to add one
   const paint = () => clear(rows).append(...items.map((c) => h("li", { "data-shortcut": c.shortcut },
     h("div", {}, h("strong", {}, `/${c.shortcut}`), " ", c.title, c.scope === "team" ? h("span", { class: "pill" }, "Team") : null,
       h("div", { class: "muted" }, c.body)),
-    c.scope === "personal" || manager ? h("button", { class: "icon-btn", type: "button", "aria-label": `Delete /${c.shortcut}`,
+    c.scope === "personal" || manager ? h("span", { class: "row-actions" }, h("button", { class: "icon-btn", type: "button",
+      "aria-label": `Edit /${c.shortcut}`, title: "Edit", onclick: () => edit(c) }, icon("pencil")),
+    h("button", { class: "icon-btn", type: "button", "aria-label": `Delete /${c.shortcut}`,
       title: "Delete", onclick: async () => {
         try {
           await api.del(`/api/v1/canned-responses/${c.id}`);
@@ -142,7 +146,7 @@ export async function manage() {
         } catch (err) {
           toast(err.message, "error");
         }
-      } }, icon("x")) : null)));
+      } }, icon("x"))) : null)));
   paint();
   const shortcut = h("input", { type: "text", id: "canned-shortcut", placeholder: "refund", autocomplete: "off" });
   const title = h("input", { type: "text", id: "canned-title", placeholder: "Refund issued" });
@@ -151,9 +155,24 @@ export async function manage() {
   const scope = manager ? h("select", { id: "canned-scope" }, h("option", { value: "personal" }, "Only me"),
     h("option", { value: "team" }, "The whole team")) : null;
   const error = h("div", { class: "form-error", role: "alert" });
-  modal("Canned responses", [
+  const heading = h("h3", { class: "canned-add", id: "canned-form-title" }, "Add one");
+  const edit = (c) => {
+    editing = c;
+    shortcut.value = c.shortcut;
+    title.value = c.title;
+    body.value = c.body;
+    if (scope) {
+      scope.value = c.scope;
+      scope.disabled = true; // who a response is for stays; add a new one for the other
+    }
+    heading.textContent = `Edit /${c.shortcut}`;
+    dlg.querySelector("#modal-ok").textContent = "Save";
+    error.textContent = "";
+    title.focus();
+  };
+  const dlg = modal("Canned responses", [
     rows,
-    h("h3", { class: "canned-add" }, "Add one"),
+    heading,
     h("label", { class: "field" }, h("span", {}, "Shortcut (typed after /)"), shortcut),
     h("label", { class: "field" }, h("span", {}, "Title"), title),
     h("label", { class: "field" }, h("span", {}, "Text"), body,
@@ -161,15 +180,16 @@ export async function manage() {
     scope ? h("label", { class: "field" }, h("span", {}, "Who can use it"), scope) : null,
     error,
   ], "Add", async () => {
+    const fields = { shortcut: shortcut.value.trim().replace(/^\//, ""), title: title.value.trim(), body: body.value };
     try {
-      await api.post("/api/v1/canned-responses", { shortcut: shortcut.value.trim().replace(/^\//, ""), title: title.value.trim(),
-        body: body.value, scope: scope ? scope.value : "personal" });
+      if (editing) await api.patch(`/api/v1/canned-responses/${editing.id}`, fields);
+      else await api.post("/api/v1/canned-responses", { ...fields, scope: scope ? scope.value : "personal" });
     } catch (err) {
       error.textContent = err.message;
       return false;
     }
     await load(true);
-    toast(`/${shortcut.value.trim().replace(/^\//, "")} added`, "ok");
+    toast(`/${fields.shortcut} ${editing ? "saved" : "added"}`, "ok");
     return true;
   });
 }

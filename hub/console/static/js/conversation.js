@@ -4,6 +4,9 @@ import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
 import { attachPicker, manage as manageCanned } from "./canned.js";
+import { customerCard, detailsCard } from "./profile.js";
+import { macroButton } from "./macros.js";
+import { attachMentionPicker, readMentionsIn } from "./mentions.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
 
@@ -52,6 +55,7 @@ export async function openConversation(id, main, side, focusMessage = null) {
   view.conv = conv;
   view.customer = conv.customer;
   state.unread.delete(conv.id);
+  readMentionsIn(conv.id);
   renderShell(main, side);
   await Promise.all([loadTimeline(false), loadCustomer()]);
   if (focusMessage) await showMessage(focusMessage);
@@ -117,6 +121,7 @@ function renderHeader() {
         title: "Open this conversation again" }, icon("inbox"), h("span", { class: "label" }, "Reopen")) : null,
       canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
         disabled: callLive() }, icon("voice"), "Call") : null,
+      conv.status === "resolved" ? null : macroButton(conv.id, macroApplied),
       h("button", { class: "btn", id: "transfer-btn", "aria-label": "Transfer", onclick: openTransfer, title: "Transfer (t)",
         disabled: conv.status === "resolved" || !state.routing },
         icon("transfer"), h("span", { class: "label" }, "Transfer")),
@@ -124,6 +129,21 @@ function renderHeader() {
         id: "resolve-btn", "aria-label": "Resolve", onclick: resolve, title: "Resolve (e)" }, icon("resolve"), h("span", { class: "label" }, "Resolve")),
       h("button", { class: "icon-btn drawer-btn", id: "drawer-btn", "aria-label": "Customer details",
         title: "Customer details", "aria-expanded": "false", onclick: () => toggleDrawer() }, icon("users"))));
+}
+
+// A macro ran (CONV: the conversation after it) or stopped part way (null): show what is true now.
+function macroApplied(conv) {
+  const v = view;
+  if (!v || !v.conv) return;
+  if (conv && conv.id === v.conv.id) {
+    v.conv = { ...v.conv, ...conv };
+    renderHeader();
+  } else {
+    reloadConversation();
+  }
+  loadTimeline(false);
+  loadCustomer();
+  refreshInbox();
 }
 
 // -- click-to-call ----------------------------------------------------------------------------------------------
@@ -237,6 +257,7 @@ function renderReply(options) {
     onclick: () => picker.click() }, icon("paperclip"));
   view.chipsEl = h("div", { class: "file-chips", id: "file-chips" });
   const canned = attachPicker(text, () => view && view.conv && view.conv.id);
+  const mentionPicker = attachMentionPicker(text, () => view && view.mode === "note");
   const cannedBtn = h("button", { class: "icon-btn", id: "canned-btn", type: "button", "aria-label": "Canned responses",
     title: "Canned responses (type / in the reply)", onclick: () => canned.openAll() }, icon("note"));
   const cannedManage = h("button", { class: "icon-btn", id: "canned-manage", type: "button",
@@ -244,7 +265,7 @@ function renderReply(options) {
   view.fileNote = h("span", { class: "hint file-note" });
   clear(view.replyEl).append(
     h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.replyAllEl, view.channelEl),
-    text, canned.el, view.chipsEl,
+    text, canned.el, mentionPicker, view.chipsEl,
     h("div", { class: "reply-foot" },
       h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.fileNote),
       h("span", { class: "hint" }, "Ctrl+Enter send · n note · ? shortcuts"),
@@ -357,7 +378,7 @@ export function setMode(mode) {
   view.replyEl.classList.toggle("note-mode", mode === "note");
   for (const b of view.replyEl.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.mode === mode);
   view.channelEl.style.visibility = mode === "note" ? "hidden" : "visible";
-  view.textEl.placeholder = mode === "note" ? "Add an internal note (only agents see it)…" : "Write a reply…  (Ctrl+Enter to send)";
+  view.textEl.placeholder = mode === "note" ? "Add an internal note (only agents see it; @ mentions a teammate)…" : "Write a reply…  (Ctrl+Enter to send)";
   view.sendBtn.textContent = mode === "note" ? "Add note" : "Send";
   renderFiles();
   view.textEl.focus();
@@ -392,6 +413,9 @@ async function send() {
       })));
     }
     const msg = await api.post(`/api/v1/conversations/${view.conv.id}/messages`, body);
+    if (note && msg.not_mentioned && msg.not_mentioned.length) {
+      toast(`Not told (outside this customer's queues): ${msg.not_mentioned.join(", ")}`, "info", 8000);
+    }
     agentTyping(false);
     view.textEl.value = "";
     autosize(view.textEl);
@@ -532,6 +556,7 @@ function renderTimeline(scrollToEnd) {
   const nodes = [];
   if (v.next) nodes.push(h("button", { class: "btn btn-ghost load-more", onclick: () => loadTimeline(true) }, "Load earlier messages"));
   let lastConv = null;
+  const agentNames = [...state.agents.values()].map((a) => a.name);
   for (const m of msgs) {
     if (m.conversation_id !== lastConv) {
       const current = m.conversation_id === v.conv.id;
@@ -539,7 +564,7 @@ function renderTimeline(scrollToEnd) {
         h("span", {}, `${current ? "This conversation" : "Conversation"} #${m.conversation_id} · ${fullTime(m.created_at)}`)));
       lastConv = m.conversation_id;
     }
-    nodes.push(renderMessage(m, { agentName, customerName: displayName(v.customer) }));
+    nodes.push(renderMessage(m, { agentName, customerName: displayName(v.customer), agentNames }));
   }
   if (!msgs.length) nodes.push(h("div", { class: "muted center" }, "No messages yet."));
   clear(el).append(...nodes);
@@ -682,18 +707,31 @@ async function loadCustomer() {
   renderSide();
 }
 
+// The profile was edited here (or elsewhere): keep what only the full customer read carries (conversations).
+function profileSaved(updated) {
+  const v = view;
+  if (!v || !v.customer || updated.id !== v.customer.id) return;
+  v.customer = { ...v.customer, ...updated };
+  renderHeader();
+  renderSide();
+}
+
+export function onCustomerUpdated(data) {
+  if (view && view.customer && data && data.customer_id === view.customer.id) loadCustomer();
+}
+
 function renderSide() {
   const v = view;
   const c = v.customer;
   const notes = [...v.messages.values()].filter((m) => m.kind === "note").slice(-5).reverse();
   const past = (c.conversations || []);
+  const details = h("div", { class: "details-slot" });
+  detailsCard(c, profileSaved).then((card) => { if (view === v) details.replaceWith(card); });
   append(clear(v.sideEl), [
     h("button", { class: "icon-btn drawer-close", id: "drawer-close", type: "button", "aria-label": "Close customer details",
       title: "Close (Esc)", onclick: () => toggleDrawer(false) }, icon("x")),
-    h("section", { class: "side-card customer-card" },
-      h("div", { class: "avatar big" }, initials(displayName(c))),
-      h("h2", {}, displayName(c)),
-      h("div", { class: "muted" }, `Customer since ${new Date(Date.parse(c.created_at.replace(/(\.\d{3})\d+/, "$1"))).toLocaleDateString()}`)),
+    customerCard(c, profileSaved),
+    details,
     h("section", { class: "side-card" },
       h("h3", {}, "Identities"),
       h("ul", { class: "identities" }, (c.identities || []).map((i) => h("li", {},

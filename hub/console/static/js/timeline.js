@@ -232,6 +232,14 @@ function businessEvent(msg, ev) {
   ev.external_id ? h("small", { class: "muted be-ref" }, ev.external_id) : null);
 }
 
+// A note's text with "@Full Name" of each teammate marked (as text nodes: nothing in it is parsed as HTML).
+function withMentions(text, names) {
+  if (!names.length || !text.includes("@")) return text;
+  const escaped = names.filter(Boolean).sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const parts = String(text).split(new RegExp(`(@(?:${escaped.join("|")}))(?![\\p{L}\\p{N}_-])`, "iu"));
+  return parts.map((p, i) => (i % 2 ? h("span", { class: "mention-tag" }, p) : p));
+}
+
 export function renderMessage(msg, ctx) {
   const ev = msg.kind === "event" && msg.meta ? msg.meta.business_event : null;
   if (ev && typeof ev === "object") return businessEvent(msg, ev);
@@ -247,11 +255,12 @@ export function renderMessage(msg, ctx) {
         h("strong", {}, transfer ? `Transfer note → ${transfer}` : "Internal note"),
         author ? h("span", {}, ` · ${author}`) : null,
         h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at))),
-      h("div", { class: "text" }, msg.text));
+      h("div", { class: "text" }, withMentions(msg.text, ctx.agentNames || [])));
   }
   const out = msg.direction === "out";
   const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
-  const via = msg.identity ? String(msg.identity).split(":").slice(1).join(":") : "";
+  // A web-chat visitor id means nothing to a person (the title keeps it); phones and addresses do.
+  const via = msg.identity && !String(msg.identity).startsWith("webchat:") ? String(msg.identity).split(":").slice(1).join(":") : "";
   const [shownIcon, shownLabel] = shownChannel(msg.channel, msg.identity, msg.meta);
   const automatic = msg.meta && msg.meta.automatic ? " automatic" : "";
   return h("div", { class: `tl-msg ${out ? "out" : "in"} kind-${msg.kind}${automatic}`, "data-mid": msg.id },
@@ -261,5 +270,15 @@ export function renderMessage(msg, ctx) {
       h("span", { class: "who" }, who),
       h("span", { class: "via", title: msg.identity || "" }, `${shownLabel}${via ? " · " + via : ""}`),
       h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)),
-      statusTick(msg)));
+      statusTick(msg), csatMark(msg)));
+}
+
+// A satisfaction survey (sent) or its answer (received): the score at a glance; an answer that did not count says why.
+function csatMark(msg) {
+  const c = meta(msg, "csat");
+  if (!c) return null;
+  if (c.question) return h("span", { class: "csat-mark", title: "Satisfaction survey" }, "survey");
+  const low = c.score <= 2 ? " csat-low" : "";
+  return h("span", { class: `csat-mark${low}${c.ignored ? " csat-ignored" : ""}`,
+    title: c.ignored ? `Not counted: ${c.ignored}` : "Satisfaction score" }, `★ ${c.score}/5`);
 }

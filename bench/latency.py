@@ -1,0 +1,171 @@
+"""What an agent feels: the time from the POST that brings a customer's message (`POST /api/v1/inbound`, or a signed
+Twilio SMS webhook) to its `message.created` event on the console WebSocket (`GET /api/v1/events`) of an agent who
+works that queue. Open loop at a fixed rate (half of the hub's maximum from the inbound run), so a slow answer does
+not slow the sender down and queueing shows in the figures.
+
+Runs in the benchmark process (aiohttp client), not in a separate generator: the rate is low, and the socket and the
+senders must share one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.load import INBOUND_PATH, percentile
+from hub.channels.twilio.signature import sign
+
+TARGET_P99_MS = 25.0
+TWILIO_SMS_PATH = "/webhooks/twilio/sms"
+#: the Twilio account the benchmark's hub is configured with (no request leaves the machine)
+TWILIO_ACCOUNT = "AC" + "b" * 32
+TWILIO_TOKEN = "bench-auth-token"
+TWILIO_NUMBER = "+14155550199"
+
+
+@dataclass
+class LatencyResult:
+    source: str
+    #: messages per second asked for, and what the sender managed
+    rate: float
+    achieved: float
+    sent: int
+    #: POSTs answered 2xx, and their events seen on the socket
+    acked: int
+    arrived: int
+    #: POST -> event on the socket
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    #: POST -> its answer, for comparison
+    ack_p50_ms: float
+    ack_p99_ms: float
+    #: the socket said it dropped events ("lagged")
+    lagged: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def twilio_env(public_url: str) -> dict[str, str]:
+    """The hub settings that enable its Twilio channel for signed SMS webhooks from the benchmark."""
+    return {
+        "HUB_SERVER__PUBLIC_URL": public_url,
+        "HUB_CHANNELS__TWILIO__ENABLED": "true",
+        "HUB_CHANNELS__TWILIO__ACCOUNT_SID": TWILIO_ACCOUNT,
+        "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TWILIO_TOKEN,
+        # Replies are never sent in the benchmark; a closed local port keeps any attempt on this machine.
+        "HUB_CHANNELS__TWILIO__API_BASE_URL": "http://127.0.0.1:9",
+    }
+
+
+def _api_request(base: str, token: str, tag: str, i: int) -> tuple[str, dict[str, Any]]:
+    ext = f"{tag}-{i}"
+    body = {"identity": f"phone:+1{4160000000 + i % 500}", "text": f"latency {i}", "external_id": ext}
+    return ext, {"url": base + INBOUND_PATH, "json": body, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+def _twilio_request(base: str, _token: str, tag: str, i: int) -> tuple[str, dict[str, Any]]:
+    sid = f"SM{tag}{i:08d}"
+    url = base + TWILIO_SMS_PATH
+    params = {"AccountSid": TWILIO_ACCOUNT, "ApiVersion": "2010-04-01", "Body": f"latency {i}",
+              "From": f"+1{4170000000 + i % 500}", "To": TWILIO_NUMBER, "MessageSid": sid, "SmsMessageSid": sid,
+              "SmsSid": sid, "SmsStatus": "received", "NumMedia": "0", "NumSegments": "1"}
+    return sid, {"url": url, "data": params, "headers": {"X-Twilio-Signature": sign(TWILIO_TOKEN, url, params)}}
+
+
+SOURCES: dict[str, Callable[[str, str, str, int], tuple[str, dict[str, Any]]]] = {
+    "POST /api/v1/inbound": _api_request,
+    "Twilio SMS (signed webhook)": _twilio_request,
+}
+
+
+async def measure(
+    base: str, admin_token: str, agent_token: str, source: str, rate: float, seconds: float, tag: str,
+) -> LatencyResult:
+    """RATE messages per second for SECONDS from SOURCE, each timed until its event reaches AGENT_TOKEN's socket."""
+    build = SOURCES[source]
+    sent_at: dict[str, float] = {}
+    seen: list[float] = []
+    acks: list[float] = []
+    acked = lagged = 0
+    posted = asyncio.Event()
+    caught_up = asyncio.Event()  # every acknowledged message's event arrived, once all are posted
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http, http.ws_connect(
+        base + "/api/v1/events", headers={"Authorization": f"Bearer {agent_token}"}
+    ) as ws:
+        hello = await ws.receive_json(timeout=10)
+        if hello.get("type") != "hello":
+            raise RuntimeError(f"the events socket said {hello!r} first, not hello")
+
+        async def read() -> None:
+            nonlocal lagged
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                now = time.perf_counter()
+                event = json.loads(msg.data)
+                if event["type"] == "lagged":
+                    lagged += 1
+                elif event["type"] == "message.created":
+                    t0 = sent_at.pop(str(event["data"]["message"].get("external_id")), None)
+                    if t0 is not None:
+                        seen.append(now - t0)
+                if posted.is_set() and len(seen) >= acked:
+                    caught_up.set()
+
+        async def post(i: int) -> None:
+            nonlocal acked
+            key, request = build(base, admin_token, tag, i)
+            t0 = sent_at[key] = time.perf_counter()
+            async with http.post(**request) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    acked += 1
+                    acks.append(time.perf_counter() - t0)
+
+        reader = asyncio.create_task(read())
+        total = max(1, round(rate * seconds))
+        start = time.perf_counter()
+        posts = []
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            posts.append(asyncio.create_task(post(i)))
+        await asyncio.gather(*posts, return_exceptions=True)
+        elapsed = time.perf_counter() - start
+        posted.set()
+        if len(seen) < acked:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(caught_up.wait(), 5)
+        reader.cancel()
+    seen.sort()
+    acks.sort()
+    return LatencyResult(
+        source=source, rate=rate, achieved=total / elapsed, sent=total, acked=acked, arrived=len(seen),
+        p50_ms=1000 * percentile(seen, 50), p99_ms=1000 * percentile(seen, 99),
+        max_ms=1000 * (seen[-1] if seen else 0.0), ack_p50_ms=1000 * percentile(acks, 50),
+        ack_p99_ms=1000 * percentile(acks, 99), lagged=lagged,
+    )
+
+
+async def run_latency(
+    base: str, admin_token: str, agent_token: str, rate: float, seconds: float, run_id: str,
+    progress: Callable[[str], None],
+) -> list[LatencyResult]:
+    out = []
+    for n, source in enumerate(SOURCES):
+        progress(f"latency: {source} at {rate:,.0f}/s for {seconds:g}s, to an agent's events socket")
+        r = await measure(base, admin_token, agent_token, source, rate, seconds, f"{run_id}l{n}")
+        progress(f"latency: {source}: p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.arrived:,}/{r.acked:,} "
+                 f"events arrived (sent at {r.achieved:,.0f}/s)")
+        out.append(r)
+    return out
