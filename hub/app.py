@@ -31,6 +31,7 @@ from hub.api import (
 )
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
+from hub.api.business_event_routes import routes as business_event_routes
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
@@ -63,6 +64,8 @@ from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
 from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
+from hub.segments.api import routes as segment_routes
+from hub.segments.segment_store import snapshot_forever
 from hub.sockets import OPEN_SOCKETS, OpenSockets
 from hub.webhooks import api as webhooks_api
 from hub.webhooks.deliveries import Deliverer
@@ -270,6 +273,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-reports-roller", lambda: roll_forever(
                 db, lambda: RollRules.from_settings(settings.reports, settings.routing),
                 settings.reports.roll_interval_seconds)),
+            _task("hub-segment-sizes", lambda: snapshot_forever(db)),
             _automation(settings, runner, deliverer, turns),
             _task("hub-snooze-waker", waker.run_forever),
             _task("hub-snooze-listener", waker.listen),
@@ -301,6 +305,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
     app.router.add_routes(report_routes())
+    app.router.add_routes(business_event_routes())
+    app.router.add_routes(segment_routes())
     app.router.add_routes(attention_routes.routes())
     app.router.add_routes(automation_api.routes())
     app.router.add_routes(webhooks_api.routes())

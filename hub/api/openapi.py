@@ -691,6 +691,20 @@ def _add_automation(schemas: dict[str, Any]) -> None:
         schemas[model.__name__] = schema
     PATHS.update(automation.PATHS)
 
+
+def _add_segments(schemas: dict[str, Any]) -> None:
+    """Business events and segments keep their part beside their code."""
+    from hub.segments import openapi as segments
+
+    schemas.update(segments.SCHEMAS)
+    for model in segments.MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    for path, item in segments.PATHS.items():  # POST /api/v1/events shares its path with the WebSocket's GET
+        PATHS.setdefault(path, {}).update(item)
+
 # The supervisors' wall (hub/api/wall_routes.py).
 _WINDOW_FIGURES = {"type": "object", "properties": {
     k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
@@ -1100,6 +1114,9 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Customers", "Customers, their identities, profile and one timeline; custom attributes",
      ("customers", "customer-attributes")),
     ("Inbound", "Feed messages from another system (the API channel)", ("inbound",)),
+    ("Business events", "Orders, payments and any typed event from the business, onto the customer's timeline",
+     ()),
+    ("Segments", "Saved customer segments, RFM scoring, their customers and sizes", ("segments",)),
     ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
     ("Calls", "Phone calls agents place", ()),
     ("Agents", "Agents, their presence, and API tokens", ("agents", "tokens")),
@@ -1184,6 +1201,7 @@ def document(server_url: str = "/") -> dict[str, Any]:
             schemas[name] = sub
         schemas[model.__name__] = schema
     _add_automation(schemas)
+    _add_segments(schemas)
     _add_profile(schemas)
     paths, tags = _tagged(PATHS)
     return {

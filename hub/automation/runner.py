@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any, Protocol
 
-from hub import event_log
+from hub import business_events, event_log
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
@@ -153,9 +153,7 @@ class Runner:
             tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
             out.changed = True
         elif a.type == "set_attribute":
-            tx.exec("DELETE FROM customer_attributes WHERE customer_id = ? AND name = ?", (conv.customer_id, a.name))
-            tx.exec("INSERT INTO customer_attributes (customer_id, name, value) VALUES (?, ?, ?)",
-                    (conv.customer_id, a.name, str(a.value)))
+            business_events.set_attribute(tx, conv.customer_id, str(a.name), str(a.value))
         elif a.type == "move_to_queue":
             if conv.status != "resolved" and conv.queue != a.value:
                 tx.exec("UPDATE conversations SET queue = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))

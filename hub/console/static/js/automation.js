@@ -13,9 +13,12 @@ const EVENTS = [
   ["conversation.resolved", "A conversation is resolved"],
   ["conversation.assigned", "A conversation is assigned to an agent"],
   ["sla.breached", "A conversation misses its first-response target"],
+  ["business_event.received", "A business event arrives (an order, a payment…)"],
   ["csat.received", "A customer answers the satisfaction survey"],
   ["csat.low", "A customer gives a low satisfaction score"],
 ];
+// fields that name what they read: a customer attribute, a key of the business event's payload
+const NAMED = { customer_attribute: "attribute", event_field: "payload key" };
 // field -> [label, operators, kind of value]
 const FIELDS = {
   text: ["Message text", ["contains", "not_contains", "matches"], "text"],
@@ -23,10 +26,13 @@ const FIELDS = {
   queue: ["Queue", ["is", "is_not"], "queue"],
   label: ["Label", ["contains", "not_contains"], "label"],
   business_hours: ["Business hours", ["is"], "hours"],
-  customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent"], "text"],
+  customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
   priority: ["Priority", ["is", "is_not", "gt", "lt"], "number"],
   agent: ["Agent", ["is", "is_not", "present", "absent"], "agent"],
   status: ["Status", ["is", "is_not"], "status"],
+  event_type: ["Business event type", ["is", "is_not"], "text"],
+  event_amount: ["Business event amount", ["gt", "lt", "present", "absent"], "number"],
+  event_field: ["Business event field", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
   csat_score: ["Satisfaction score (1-5)", ["is", "is_not", "gt", "lt"], "number"],
 };
 const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "does not contain",
@@ -113,7 +119,8 @@ function conditionRow(c, webhooks) {
   const refresh = (keepOp, keepValue) => {
     const [, ops, kind] = FIELDS[fieldSel.value];
     opSel.replaceChildren(...ops.map((o) => h("option", { value: o, selected: o === keepOp }, OPS[o])));
-    name.hidden = fieldSel.value !== "customer_attribute";
+    name.hidden = !NAMED[fieldSel.value];
+    name.placeholder = NAMED[fieldSel.value] || "";
     const noValue = ["present", "absent"].includes(opSel.value);
     slot.replaceChildren(noValue ? h("span") : valueInput(kind, keepValue, webhooks));
   };
@@ -160,7 +167,7 @@ async function ruleForm(rule, body) {
       const c = { field: row.querySelector(".cond-field").value, op: row.querySelector(".cond-op").value };
       const v = readValue(row);
       if (v !== undefined) c.value = v;
-      if (c.field === "customer_attribute") c.name = row.querySelector(".cond-name").value.trim();
+      if (NAMED[c.field]) c.name = row.querySelector(".cond-name").value.trim();
       return c;
     }),
     actions: [...actions.children].map((row) => {

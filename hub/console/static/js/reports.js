@@ -5,6 +5,7 @@ import { h, icon, clear, duration, channelLabel } from "./dom.js";
 import { api } from "./api.js";
 import { state } from "./state.js";
 import { staffingPanel } from "./staffing.js";
+import { segmentsPanel } from "./segments.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["365", "Last 12 months"]];
@@ -148,6 +149,8 @@ export async function showReports(main, side, quiet = false) {
   clearTimeout(refresher);
   clear(side);
   side.classList.add("hidden");
+  const previousSegments = quiet ? main.querySelector("#segments") : null;
+  const previousStaffing = quiet ? main.querySelector("#staffing") : null;
   if (!quiet) clear(main).append(h("div", { class: "loading" }, "Loading reports…"));
   const admin = ["admin", "supervisor"].includes(state.me.role);
   const by = admin ? view.by : "agent";
@@ -191,8 +194,13 @@ export async function showReports(main, side, quiet = false) {
           (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
-    heatmap(heat.cells),
-    admin ? staffingPanel(view.filter) : null));
+    heatmap(heat.cells)));
+  // Staffing and segments are the supervisors'; they do not move with the range, so a quiet refresh leaves them
+  // be (and the staffing inputs keep their focus). Staffing follows the filter: a change of it is not quiet.
+  const reports = main.querySelector("#reports");
+  if (admin) reports.append(previousStaffing || staffingPanel(view.filter));
+  if (admin && !quiet) reports.append(await segmentsPanel());
+  else if (admin && previousSegments) reports.append(previousSegments);
   // Figures move as work happens: refresh while the page is open (not while a menu is in use).
   refresher = setTimeout(() => {
     if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {
