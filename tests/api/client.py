@@ -50,3 +50,23 @@ async def start_api(aiohttp_client: Any, settings: Any) -> Api:
     token = await create_token(client.app[DB], "admin", label="tests")
     spec = await (await client.get("/api/v1/openapi.json")).json()
     return Api(client, {"Authorization": f"Bearer {token}"}, spec)
+
+
+async def call(client: Client, method: str, path: str, headers: dict[str, str], body: Any = None,
+               expect: int = 200) -> Any:
+    """One request and its JSON answer (None for 204), failing with both when the status is not EXPECT. Without
+    the document check of Api.call: for tests that read one area's answers closely."""
+    resp = await client.request(method, path, json=body, headers=headers)
+    data = await resp.json() if resp.status != 204 else None
+    assert resp.status == expect, (method, path, resp.status, data)
+    return data
+
+
+async def person(client: Client, name: str, role: str, queues: list[str]) -> tuple[int, dict[str, str]]:
+    """A new agent of ROLE in QUEUES (email: the first name @example.com) and the headers to act as them."""
+    from hub.agents import add_agent
+    from hub.api.auth import create_token
+    from hub.keys import DB
+
+    a = await add_agent(client.app[DB], name, f"{name.split()[0].lower()}@example.com", "long password", role, queues)
+    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}

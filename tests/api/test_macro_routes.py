@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.agents import add_agent
-from hub.api.auth import create_token
 from hub.config import Settings
-from hub.keys import DB
+from tests.api.client import call, person
 
 Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 300}, "sales": {}})
@@ -27,23 +25,9 @@ def settings(make_settings: Callable[..., Settings], db_url: str, backend: str, 
                          HUB_ROUTING__KEY_PREFIX=prefix, HUB_ROUTING__TICK_SECONDS="0.1")
 
 
-async def call(client: Client, method: str, path: str, headers: dict[str, str], body: Any = None,
-               expect: int = 200) -> Any:
-    resp = await client.request(method, path, json=body, headers=headers)
-    data = await resp.json() if resp.status != 204 else None
-    assert resp.status == expect, (method, path, resp.status, data)
-    return data
-
-
-async def person(client: Client, name: str, queues: list[str]) -> tuple[int, dict[str, str]]:
-    a = await add_agent(client.app[DB], name, f"{name.split()[0].lower()}@example.com", "long password", "agent",
-                        queues)
-    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}
-
-
 async def test_macro_runs_each_action_through_its_own_path(client: Client, admin_headers: dict[str, str]) -> None:
-    alice_id, alice = await person(client, "Alice Brown", ["support"])
-    _sam, sam = await person(client, "Sam Hill", ["sales"])
+    alice_id, alice = await person(client, "Alice Brown", "agent", ["support"])
+    _sam, sam = await person(client, "Sam Hill", "agent", ["sales"])
     await call(client, "POST", "/api/v1/agents/me/presence", alice, {"presence": "available"})
     team = await call(client, "POST", "/api/v1/canned-responses", admin_headers, {
         "shortcut": "sorted", "title": "Sorted", "scope": "team",

@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.agents import add_agent
-from hub.api.auth import create_token
 from hub.config import Settings
-from hub.keys import DB
 from hub.mentions import Named, named_in
+from tests.api.client import call, person
 
 Client = TestClient[Any, Any]
 
@@ -23,19 +21,6 @@ Client = TestClient[Any, Any]
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], db_url: str) -> Settings:
     return make_settings(db_url, HUB_ROUTING__QUEUES='{"support": {"title": "Support"}, "sales": {}}')
-
-
-async def call(client: Client, method: str, path: str, headers: dict[str, str], body: Any = None,
-               expect: int = 200) -> Any:
-    resp = await client.request(method, path, json=body, headers=headers)
-    data = await resp.json() if resp.status != 204 else None
-    assert resp.status == expect, (method, path, resp.status, data)
-    return data
-
-
-async def person(client: Client, name: str, role: str, queues: list[str]) -> tuple[int, dict[str, str]]:
-    a = await add_agent(client.app[DB], name, f"{name.split()[0].lower()}@example.com", "long password", role, queues)
-    return a.id, {"Authorization": f"Bearer {await create_token(client.app[DB], 'agent', a.id)}"}
 
 
 def test_who_a_note_names() -> None:

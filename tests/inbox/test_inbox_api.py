@@ -17,6 +17,7 @@ from hub.api.auth import create_token
 from hub.config import Settings
 from hub.keys import DB
 from hub.model import format_time, utcnow
+from tests.api.client import call
 from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
@@ -41,14 +42,6 @@ async def agent(client: Client, name: str, queues: list[str], capacity: int = 2)
 
 
 ADMIN: list[dict[str, str]] = [{}]
-
-
-async def call(client: Client, method: str, path: str, headers: dict[str, str], body: Any = None,
-               expect: int = 200) -> Any:
-    resp = await client.request(method, path, json=body, headers=headers)
-    data = await resp.json() if resp.status != 204 else None
-    assert resp.status == expect, (method, path, resp.status, data)
-    return data
 
 
 async def opened(client: Client, who: str, text: str = "hello?") -> int:
