@@ -8,6 +8,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from hub.api.doc_parts import INT_OR_NULL as _INT_OR_NULL
+from hub.api.doc_parts import STR_OR_NULL as _STR_OR_NULL
+from hub.api.doc_parts import body as _body
+from hub.api.doc_parts import json_response as _json
+from hub.api.doc_parts import ref as _ref
 from hub.api.schemas import (
     AgentCreateBody,
     AgentPatchBody,
@@ -40,9 +45,6 @@ from hub.api.schemas import (
 )
 from hub.config import QueueSettings
 from hub.keys import SETTINGS
-
-_STR_OR_NULL = {"type": ["string", "null"]}
-_INT_OR_NULL = {"type": ["integer", "null"]}
 
 ATTACHMENT = {
     "type": "object",
@@ -137,24 +139,12 @@ ERROR = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _page(item: str) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["items", "next"],
         "properties": {"items": {"type": "array", "items": _ref(item)}, "next": _STR_OR_NULL},
     }
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": _ref(model.__name__)}}}
 
 
 _ERRORS = {

@@ -6,25 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hub.api.doc_parts import INT_OR_NULL as _INT_OR_NULL
+from hub.api.doc_parts import STR_OR_NULL as _STR_OR_NULL
+from hub.api.doc_parts import body as _body
+from hub.api.doc_parts import json_response as _json
+from hub.api.doc_parts import ref as _ref
 from hub.automation.hours import BusinessHours
 from hub.automation.rules import RuleBody
 from hub.bots.registry import BotBody
 from hub.webhooks.api import STATUSES, WebhookCreateBody, WebhookPatchBody
-
-_STR_OR_NULL = {"type": ["string", "null"]}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _ref(model.__name__)}}}
 
 
 def _id(name: str, what: str) -> dict[str, Any]:

@@ -6,24 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hub.api.doc_parts import STR_OR_NULL as _STR_OR_NULL
+from hub.api.doc_parts import body as _body
+from hub.api.doc_parts import json_response as _json
+from hub.api.doc_parts import ref as _ref
 from hub.business_events import BusinessEventBody
 from hub.segments.criteria import GROUPS, Criteria
 from hub.segments.segment_store import SegmentBody
 
-_STR_OR_NULL = {"type": ["string", "null"]}
 _NUM_OR_NULL = {"type": ["number", "null"]}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _ref(model.__name__)}}}
 
 
 _ERR = _ref("Error")
