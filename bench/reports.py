@@ -1,6 +1,8 @@
 """`python -m bench.reports`: every report endpoint of a real `hub serve` over 7, 30 and 365 days of a large history
 (default: a year, 1,000,000 conversations and 10,000,000 messages, 200 agents, 20 queues, 5 channels, 300,000
-customers), p50/p99 beside /healthz on the same server in the same run. Target: p99 under 1 s for every report.
+customers), and every segment endpoint over those customers (their contacts from the same events, orders and an
+attribute generated beside them), p50/p99 beside /healthz on the same server in the same run. Target: p99 under 1 s
+for every report and segment.
 
 The history is made of the conversation events the hub would have recorded, folded by the roller's own code
 (hub.reports.rollup._fold) and bulk-loaded as rollups: reports read nothing else. Message rows themselves are not
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,7 +134,48 @@ def history(args: argparse.Namespace, rules: RollRules, start: datetime,
     return deltas
 
 
-def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None) -> int:
+@dataclass
+class Customers:
+    """The customers' rows for segments: who they are, their contacts (from the folded events), channels, orders
+    and a custom attribute."""
+
+    customers: list[tuple[Any, ...]]
+    stats: list[tuple[Any, ...]]
+    channels: list[tuple[int, str]]
+    attributes: list[tuple[int, str, str]]
+
+
+def customers(args: argparse.Namespace, deltas: _Deltas, end: datetime) -> Customers:
+    """Orders for half the customers who wrote (and a few who never did): 1-6 orders, amounts around 60 with a long
+    tail; a `plan` attribute on a third of them."""
+    rng = random.Random(args.seed + 1)
+    now = _fmt(end)
+    stats: dict[int, list[Any]] = {c: [n, last, 0, 0.0, None] for c, (n, last) in deltas.contacts.items()}
+    for c in range(1, args.customers + 1):
+        if rng.random() < (0.5 if c in stats else 0.05):
+            orders = min(6, 1 + int(rng.expovariate(1.0)))
+            value = round(sum(rng.lognormvariate(4.0, 0.9) for _ in range(orders)), 2)
+            last = _fmt(end - timedelta(days=rng.random() * args.days))
+            stats.setdefault(c, [0, None, 0, 0.0, None])[2:] = [orders, value, last]
+    ids = sorted(stats)
+    plans = ("gold", "silver", "free")
+    return Customers(
+        [(c, f"Customer {c}", now, now) for c in ids],
+        [(c, *stats[c]) for c in ids],
+        sorted(deltas.channels),
+        [(c, "plan", plans[c % 3]) for c in ids if c % 3 == 0 or c % 5 == 0],
+    )
+
+
+_CUSTOMER_TABLES = (
+    ("customers", "id, name, created_at, updated_at", "customers"),
+    ("customer_stats", "customer_id, contacts, last_contact_at, orders, order_value, last_order_at", "stats"),
+    ("customer_channels", "customer_id, channel", "channels"),
+    ("customer_attributes", "customer_id, name, value", "attributes"),
+)
+
+
+def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people: Customers) -> int:
     # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
     rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
     if url.startswith("sqlite:///"):
@@ -141,6 +185,9 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None) -> int
         with lite:
             lite.executemany("INSERT INTO report_rollups (grain, dim, value, metric, bucket, n, total) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            for table, cols, field in _CUSTOMER_TABLES:
+                marks = ", ".join("?" for _ in cols.split(", "))
+                lite.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", getattr(people, field))
             if events:
                 lite.executemany("INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, "
                                  "queue, agent_id, seconds, rolled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", events)
@@ -153,6 +200,10 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None) -> int
             with cur.copy("COPY report_rollups (grain, dim, value, metric, bucket, n, total) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
+            for table, cols, field in _CUSTOMER_TABLES:
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                    for row in getattr(people, field):
+                        cp.write_row(row)
             if events:
                 with cur.copy("COPY conversation_events (conversation_id, customer_id, type, at, channel, queue, "
                               "agent_id, seconds, rolled) FROM STDIN") as cp:
@@ -180,22 +231,59 @@ async def measure(base: str, token: str, n: int, end: datetime) -> list[dict[str
         ]
         if days <= 30:
             cases.append((f"timeseries {days}d by hour", f"/api/v1/reports/timeseries?{span}&group=hour"))
-    out: list[dict[str, Any]] = []
     async with aiohttp.ClientSession(base, headers=headers) as s:
-        for name, path in cases:
-            times = []
-            for i in range(n + 1):
-                t0 = time.perf_counter()
-                async with s.get(path) as resp:
-                    body = await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
-                if i:  # the first request warms the caches
-                    times.append(time.perf_counter() - t0)
-            times.sort()  # percentile() reads an ascending list
-            p99 = percentile(times, 99)
-            out.append({"case": name, "path": path, "p50": percentile(times, 50), "p99": p99})
-            progress(f"{name}: p99 {p99 * 1000:.1f} ms")
+        return await _timed(s, cases, n)
+
+
+#: saved segments measured beside the four RFM groups that come with the hub
+SEGMENTS = {
+    "recent sms buyers": {"last_contact_days": {"max": 30}, "order_value": {"min": 100}, "channels": ["sms"]},
+    "gold, 3+ contacts, none open": {"attributes": [{"name": "plan", "op": "is", "value": "gold"}],
+                                          "contacts": {"min": 3}, "open_conversation": False},
+}
+
+
+async def measure_segments(base: str, token: str, n: int) -> list[dict[str, Any]]:
+    """Segments: the RFM groups, each segment's size and trend, a page of its customers (first and deep), and the CSV
+    export of the champions."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base, headers=headers) as s:
+        async with s.get("/api/v1/segments") as resp:
+            saved = {x["name"]: x["id"] for x in (await resp.json())["items"]}
+        for name, criteria in SEGMENTS.items():
+            async with s.post("/api/v1/segments", json={"name": name, "criteria": criteria}) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"saving segment {name}: {resp.status} {(await resp.text())[:300]}")
+                saved[name] = (await resp.json())["id"]
+        cases: list[tuple[str, str]] = [("segments: RFM groups", "/api/v1/segments/rfm"),
+                                        ("segments: list", "/api/v1/segments")]
+        for name, sid in saved.items():
+            cases += [(f"segment {name}: size and trend", f"/api/v1/segments/{sid}"),
+                      (f"segment {name}: first page", f"/api/v1/segments/{sid}/customers?limit=50")]
+        champions = saved.get("Champions")
+        if champions is not None:
+            cases += [("segment Champions: a page deep in", f"/api/v1/segments/{champions}/customers?limit=50"
+                                                            "&after=150000"),
+                      ("segment Champions: CSV export", f"/api/v1/segments/{champions}/customers?format=csv")]
+        return await _timed(s, cases, n)
+
+
+async def _timed(s: aiohttp.ClientSession, cases: list[tuple[str, str]], n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name, path in cases:
+        times = []
+        for i in range(n + 1):
+            t0 = time.perf_counter()
+            async with s.get(path) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
+            if i:  # the first request warms the caches
+                times.append(time.perf_counter() - t0)
+        times.sort()  # percentile() reads an ascending list
+        p99 = percentile(times, 99)
+        out.append({"case": name, "path": path, "p50": percentile(times, 50), "p99": p99})
+        progress(f"{name}: p99 {p99 * 1000:.1f} ms")
     return out
 
 
@@ -206,12 +294,12 @@ def report(db: str, args: argparse.Namespace, rows: int, results: list[dict[str,
     base = results[0]["p50"]
     print(f"\nbench.reports on {db.split('://')[0]}: {conversations:,} conversations, {conversations * per:,} "
           f"messages over {args.days} days, {rows:,} rollup rows; {args.requests} requests per case")
-    print(f"{'case':<42} {'p50 ms':>9} {'p99 ms':>9} {'p50 x healthz':>14}  p99 < {TARGET_P99:.0f} s")
+    print(f"{'case':<48} {'p50 ms':>9} {'p99 ms':>9} {'p50 x healthz':>14}  p99 < {TARGET_P99:.0f} s")
     worst = 0.0
     for r in results:
         if r is not results[0]:
             worst = max(worst, r["p99"])
-        print(f"{r['case']:<42} {r['p50'] * 1000:>9.1f} {r['p99'] * 1000:>9.1f} {r['p50'] / base:>13.1f}x  "
+        print(f"{r['case']:<48} {r['p50'] * 1000:>9.1f} {r['p99'] * 1000:>9.1f} {r['p50'] / base:>13.1f}x  "
               f"{'ok' if r['p99'] < TARGET_P99 else 'MISSED'}")
     return worst
 
@@ -225,16 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     events: list[tuple[Any, ...]] | None = [] if args.events else None
     deltas = history(args, rules, start, events)
-    progress(f"folded {args.conversations:,} conversations in {time.perf_counter() - t0:.0f} s")
+    people = customers(args, deltas, end)
+    progress(f"folded {args.conversations:,} conversations in {time.perf_counter() - t0:.0f} s; "
+             f"{len(people.stats):,} customers with contacts or orders")
     worst, out = 0.0, {}
     for db in dbs:
         with tempfile.TemporaryDirectory(prefix="hub-bench-reports-") as tmp, fresh_database(db, Path(tmp)) as url:
             token = create_token(url)  # also migrates
             t1 = time.perf_counter()
-            rows = load(url, deltas, events)
+            rows = load(url, deltas, events, people)
             progress(f"{db.split('://')[0]}: loaded {rows:,} rollup rows in {time.perf_counter() - t1:.0f} s")
             with hub_server(url, Path(tmp)) as server:
                 results = asyncio.run(measure(server.url, token, args.requests, end))
+                results += asyncio.run(measure_segments(server.url, token, args.requests))
         worst = max(worst, report(db, args, rows, results))
         out[db.split("://")[0]] = {"rollup_rows": rows, "results": results}
     RESULTS.parent.mkdir(exist_ok=True)

@@ -18,16 +18,20 @@ from hub.api import (
     accounts,
     attention_routes,
     canned_routes,
+    label_routes,
     macro_routes,
     mention_routes,
     openapi,
     ownership,
     profile_routes,
     search_routes,
+    snooze_routes,
+    view_routes,
     wall_routes,
 )
 from hub.api import docs as api_docs
 from hub.api.auth import TokenAuth, auth_middleware
+from hub.api.business_event_routes import routes as business_event_routes
 from hub.api.call_routes import routes as call_routes
 from hub.api.errors import error_middleware
 from hub.api.events_ws import routes as events_routes
@@ -52,6 +56,7 @@ from hub.csat.sender import SurveySender
 from hub.events import open_bus
 from hub.history.db import open_database, redact
 from hub.history.schema import migrate
+from hub.inbox.snooze import Waker
 from hub.ingest import Ingest
 from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, CSAT, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
 from hub.metrics import Metrics
@@ -59,6 +64,8 @@ from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
 from hub.routing import availability as webchat_availability
 from hub.routing.service import Router
+from hub.segments.api import routes as segment_routes
+from hub.segments.segment_store import snapshot_forever
 from hub.sockets import OPEN_SOCKETS, OpenSockets
 from hub.webhooks import api as webhooks_api
 from hub.webhooks.deliveries import Deliverer
@@ -201,6 +208,7 @@ def build_app(settings: Settings) -> web.Application:
     deliverer = Deliverer(db, settings.webhooks)
     runner = Runner(db, settings.automation, outbox, router, bus, on_deliveries=deliverer.wake.set)
     turns = BotTurns(db, settings.webhooks, outbox, after=runner.after_bot)
+    waker = Waker(db, bus, router, settings.console.snooze_poll_seconds)
     runner.on_bot_turns = turns.wake.set
     surveys = SurveySender(db, settings, outbox, bus)
 
@@ -265,7 +273,10 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-reports-roller", lambda: roll_forever(
                 db, lambda: RollRules.from_settings(settings.reports, settings.routing),
                 settings.reports.roll_interval_seconds)),
+            _task("hub-segment-sizes", lambda: snapshot_forever(db)),
             _automation(settings, runner, deliverer, turns),
+            _task("hub-snooze-waker", waker.run_forever),
+            _task("hub-snooze-listener", waker.listen),
             _task("hub-csat", surveys.run_forever),
         ]
     )
@@ -284,6 +295,9 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(ownership.routes())
     app.router.add_routes(wall_routes.routes())
     app.router.add_routes(canned_routes.routes())
+    app.router.add_routes(label_routes.routes())
+    app.router.add_routes(view_routes.routes())
+    app.router.add_routes(snooze_routes.routes())
     app.router.add_routes(profile_routes.routes())
     app.router.add_routes(mention_routes.routes())
     app.router.add_routes(macro_routes.routes())
@@ -291,6 +305,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
     app.router.add_routes(report_routes())
+    app.router.add_routes(business_event_routes())
+    app.router.add_routes(segment_routes())
     app.router.add_routes(attention_routes.routes())
     app.router.add_routes(automation_api.routes())
     app.router.add_routes(webhooks_api.routes())

@@ -412,6 +412,9 @@ class ConsoleSettings(Section):
     signin_concurrent_checks: int = Field(4, ge=1, le=256)
     #: an agent's reply to a conversation nobody holds makes it theirs (through routing: capacity is respected)
     claim_on_first_reply: bool = True
+    #: how often each hub process looks for snoozed conversations that are due (a customer's message wakes its
+    #: conversation at once in the process that hears of it; this poll is the floor, across processes and restarts)
+    snooze_poll_seconds: float = Field(5.0, gt=0, le=3600)
 
     @model_validator(mode="before")
     @classmethod

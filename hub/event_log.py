@@ -23,6 +23,7 @@ TYPES = (
     "conversation.resolved",
     "message.received",
     "message.sent",
+    "business_event.received",
     "csat.received",
     "csat.low",
     "conversation.assigned",

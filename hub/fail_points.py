@@ -60,6 +60,10 @@ def hit(name: str) -> None:
 # the receiver has the delivery and the hub has not yet marked it delivered (at least once: it is sent again).
 POINTS = POINTS | {"event.before_deliveries", "webhook.after_post"}
 
+# Snooze (hub.inbox.snooze) writes the store first, then routing: `snooze.before_release` (snoozed in the store, still
+# held by routing: the reconciler lets go of it), `wake.after_store` (woken in the store, not yet back in routing:
+# the reconciler puts it back in its queue). `snooze.after_state` / `.after_store` are routing's own two writes.
+POINTS = POINTS | {"snooze.before_release", "snooze.after_state", "snooze.after_store", "wake.after_store"}
 # Operators' actions on flagged events (hub.attention). `attention.before_record`: an action's effect is written (the
 # event stored on a timeline through ingest, a fact applied, the event marked dismissed) and the record of who did it
 # is not yet; one transaction, so a kill there leaves neither: the event is still open, and acting on it again after

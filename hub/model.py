@@ -12,7 +12,7 @@ from hub.customer_profile import display_name
 Direction = Literal["in", "out"]
 MessageKind = Literal["text", "call", "voicemail", "note", "event"]
 MessageStatus = Literal["received", "queued", "sending", "sent", "delivered", "read", "failed", "undelivered"]
-ConversationStatus = Literal["open", "assigned", "resolved"]
+ConversationStatus = Literal["open", "assigned", "snoozed", "resolved"]
 Role = Literal["admin", "supervisor", "agent"]
 TokenRole = Literal["admin", "agent"]
 

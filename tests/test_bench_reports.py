@@ -39,3 +39,17 @@ async def test_every_case_is_timed_and_its_percentiles_ordered(aiohttp_client: o
     results = await measure(str(client.make_url("")), "token", 5, datetime.now(UTC))
     assert results[0]["case"] == "healthz (baseline)" and len(results) == 1 + 3 * 9 + 2
     assert all(0 < r["p50"] <= r["p99"] for r in results)
+
+
+def test_the_customers_for_segments_match_the_folded_contacts() -> None:
+    from bench.reports import customers
+
+    args = parser().parse_args(["--conversations", "400", "--days", "14", "--customers", "100", "--queues", "2"])
+    end = datetime(2026, 1, 19, tzinfo=UTC)
+    deltas = history(args, RollRules(), end - timedelta(days=14), None)
+    people = customers(args, deltas, end)
+    stats = {row[0]: row for row in people.stats}
+    assert sum(row[1] for row in people.stats) == 400  # every conversation opened is one contact
+    assert {c for c, _ in people.channels} <= set(stats) and [c[0] for c in people.customers] == sorted(stats)
+    buyers = [row for row in people.stats if row[3]]
+    assert buyers and all(row[4] > 0 and row[5] is not None for row in buyers)

@@ -29,7 +29,7 @@ def _json(row: Any) -> dict[str, Any]:
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
-async def _role(request: web.Request) -> str:
+async def acting_role(request: web.Request) -> str:
     p: Principal = request[PRINCIPAL]
     if p.role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
         row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
@@ -41,7 +41,7 @@ async def _may_manage(request: web.Request, agent_id: int | None) -> None:
     """A team response: admins and supervisors. A personal one: its agent only."""
     p: Principal = request[PRINCIPAL]
     if agent_id is None:
-        if await _role(request) not in ("admin", "supervisor"):
+        if await acting_role(request) not in ("admin", "supervisor"):
             raise web.HTTPForbidden(text="team canned responses are managed by admins and supervisors")
     elif agent_id != p.agent_id:
         raise web.HTTPNotFound(text="no such canned response")

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api import ownership, routing_routes
+from hub.api import label_routes, ownership, routing_routes
 from hub.api import routes as conversations
 from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.canned_routes import fill
@@ -20,6 +20,7 @@ from hub.api.params import path_id
 from hub.api.schemas import MacroAction, MacroApplyBody, MacroBody, MacroPatchBody
 from hub.history import store
 from hub.history.db import Tx
+from hub.inbox import labels
 from hub.keys import DB
 from hub.model import format_time, utcnow
 
@@ -114,14 +115,11 @@ async def delete_macro(request: web.Request) -> web.Response:
 
 
 async def label_conversation(request: web.Request, conv_id: int, label: str) -> None:
-    """Add LABEL to the conversation (as an automation rule's add_label does)."""
+    """Add LABEL through the labels' own path (hub/api/label_routes.py). A macro naming a label no admin defined
+    defines it (titled by its name), as an automation rule's add_label does."""
     await conversations.check_conversation(request, conv_id)
-
-    def write(tx: Tx) -> None:
-        tx.exec("INSERT INTO conversation_labels (conversation_id, label) VALUES (?, ?) "
-                "ON CONFLICT (conversation_id, label) DO NOTHING", (conv_id, label))
-
-    await request.app[DB].write(write)
+    await request.app[DB].write(lambda tx: labels.ensure(tx, label, format_time(utcnow())))
+    await label_routes.label_conversation(request, conv_id, label, True)
 
 
 async def apply_macro(request: web.Request) -> web.Response:

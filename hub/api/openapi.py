@@ -13,12 +13,15 @@ from hub.api.schemas import (
     AgentPatchBody,
     AttributeDefinitionBody,
     AttributeDefinitionPatchBody,
+    BulkBody,
     CallBody,
     CannedBody,
     CannedPatchBody,
     CannedRenderBody,
     CustomerPatchBody,
     InboundBody,
+    LabelBody,
+    LabelPatchBody,
     MacroApplyBody,
     MacroBody,
     MacroPatchBody,
@@ -29,8 +32,11 @@ from hub.api.schemas import (
     ResolveBody,
     RoutingAgentBody,
     RoutingRulesBody,
+    SnoozeBody,
     TokenCreateBody,
     TransferBody,
+    ViewBody,
+    ViewPatchBody,
 )
 from hub.config import QueueSettings
 from hub.keys import SETTINGS
@@ -83,7 +89,7 @@ CONVERSATION = {
     "properties": {
         "id": {"type": "integer"},
         "customer_id": {"type": "integer"},
-        "status": {"enum": ["open", "assigned", "resolved"]},
+        "status": {"enum": ["open", "assigned", "snoozed", "resolved"]},
         "channel": {"type": "string"},
         "queue": _STR_OR_NULL,
         "agent_id": _INT_OR_NULL,
@@ -115,6 +121,7 @@ CUSTOMER = {
             },
         },
         "conversations": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+        "labels": {"type": "array", "items": {"type": "string"}, "description": "on GET /customers/{id}"},
     },
 }
 ERROR = {
@@ -246,7 +253,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "Conversations, most recent activity first; an agent sees their queues and own work",
             "parameters": [
-                _query("status", "open, assigned or resolved", {"enum": ["open", "assigned", "resolved"]}),
+                _query("status", "open, assigned, snoozed or resolved",
+                       {"enum": ["open", "assigned", "snoozed", "resolved"]}),
                 _query("queue", "queue name"),
                 _query("agent", "agent id", {"type": "integer"}),
                 _query("customer", "customer id", {"type": "integer"}),
@@ -479,12 +487,25 @@ PATHS.update({
     "/api/v1/inbox": {
         "get": {
             "summary": "Open work the caller may see (their queues and own conversations), most recent first, with "
-                       "each customer's name and the last message: what the console's list shows",
+                       "each customer's name and the last message: what the console's list shows. ?view= lists one "
+                       "view (GET /api/v1/views); or filter with the parameters below",
+            "parameters": [
+                _query("view", "a view's id, e.g. mine, unassigned, queue:support, snoozed, resolved, saved:3"),
+                _query("status", "default: open and assigned", {"enum": ["open", "assigned", "snoozed", "resolved"]}),
+                _query("channel", "the conversation's channel or its customer's latest one"),
+                _query("queue", "queue name"),
+                _query("label", "a label on the conversation or its customer"),
+                _query("agent_id", "whose", {"type": "integer", "minimum": 1}),
+                _query("unassigned", "true: nobody holds it", {"type": "boolean"}),
+                _query("waiting_seconds", "the customer waited at least this long for a reply",
+                       {"type": "integer", "minimum": 1}),
+            ],
             "responses": {
                 "200": _json({
                     "type": "object", "required": ["items", "server_time"],
                     "properties": {
                         "server_time": {"type": "number"},
+                        "view": {"type": ["object", "null"]},
                         "items": {"type": "array", "items": {
                             "type": "object", "required": ["conversation", "customer", "last_message"],
                             "properties": {
@@ -493,6 +514,9 @@ PATHS.update({
                                              "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                                                             "identity": _STR_OR_NULL}},
                                 "last_message": {"type": ["object", "null"]},
+                                "labels": {"type": "array", "items": {"type": "string"}},
+                                "snooze": {"type": ["object", "null"], "description": "until (null: the customer's "
+                                           "next message) and owner, while snoozed"},
                                 "first_reply_due": {"type": ["number", "null"], "description": "epoch seconds by "
                                                     "which the queue's first-response target wants an agent reply; "
                                                     "null once replied or without a target"},
@@ -667,6 +691,20 @@ def _add_automation(schemas: dict[str, Any]) -> None:
         schemas[model.__name__] = schema
     PATHS.update(automation.PATHS)
 
+
+def _add_segments(schemas: dict[str, Any]) -> None:
+    """Business events and segments keep their part beside their code."""
+    from hub.segments import openapi as segments
+
+    schemas.update(segments.SCHEMAS)
+    for model in segments.MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    for path, item in segments.PATHS.items():  # POST /api/v1/events shares its path with the WebSocket's GET
+        PATHS.setdefault(path, {}).update(item)
+
 # The supervisors' wall (hub/api/wall_routes.py).
 _WINDOW_FIGURES = {"type": "object", "properties": {
     k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
@@ -764,6 +802,100 @@ PATHS.update({
                 "claim_refused": _STR_OR_NULL}}]}),
                 **_ROUTING_ERRORS},
         }
+    },
+})
+
+
+# The inbox's daily tools: labels, views, snooze, bulk actions (hub/inbox; docs/console.md).
+_LABEL = {"type": "object", "required": ["name", "title", "color"], "properties": {
+    "name": {"type": "string"}, "title": {"type": "string"}, "color": {"type": "string"}}}
+_LABEL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "the label's slug"}
+_LABELS_NOW = _json({"type": "object", "required": ["labels"], "properties": {
+    "labels": {"type": "array", "items": {"type": "string"}}}}, "The labels it has now")
+_ADMIN_ONLY = {"403": _json(_ref("Error"), "Not an admin")}
+_VIEW = {"type": "object", "required": ["id", "name", "kind", "filters"], "properties": {
+    "id": {"type": "string", "description": "mine, unassigned, queue:<name>, snoozed, resolved, mentions, saved:<id>"},
+    "name": {"type": "string"}, "kind": {"enum": ["builtin", "personal", "shared", "filter"]},
+    "filters": _ref("ViewFilters"), "count": {"type": "integer"}}}
+_SHARED_ONLY = {"403": _json(_ref("Error"), "A shared view by an agent (admins and supervisors manage those)")}
+PATHS.update({
+    "/api/v1/labels": {
+        "get": {"summary": "The labels admins defined (for conversations and customers)",
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "items": {"type": "array", "items": _LABEL}}}), **_ERRORS}},
+        "post": {"summary": "Define a label (admin)", "requestBody": _body(LabelBody),
+                 "responses": {"201": _json(_LABEL), **_ADMIN_ONLY,
+                               "409": _json(_ref("Error"), "The name is taken"), **_WRITE_ERRORS}},
+    },
+    "/api/v1/labels/{name}": {
+        "patch": {"summary": "Change a label's title or color (admin)", "parameters": [_LABEL_NAME],
+                  "requestBody": _body(LabelPatchBody),
+                  "responses": {"200": _json(_LABEL), **_ADMIN_ONLY, **_WRITE_ERRORS}},
+        "delete": {"summary": "Delete a label, and take it off every conversation and customer (admin); 409 while "
+                              "an automation rule names it",
+                   "parameters": [_LABEL_NAME],
+                   "responses": {"204": {"description": "Deleted"}, **_ADMIN_ONLY,
+                                 "409": _json(_ref("Error"), "A rule uses it"), **_WRITE_ERRORS}},
+    },
+    "/api/v1/conversations/{id}/labels/{name}": {
+        "put": {"summary": "Label a conversation you may act on", "parameters": [_id_param("conversation id"),
+                                                                                 _LABEL_NAME],
+                "responses": {"200": _LABELS_NOW, **_NOT_YOURS, **_WRITE_ERRORS}},
+        "delete": {"summary": "Take a label off a conversation you may act on",
+                   "parameters": [_id_param("conversation id"), _LABEL_NAME],
+                   "responses": {"200": _LABELS_NOW, **_NOT_YOURS, **_WRITE_ERRORS}},
+    },
+    "/api/v1/customers/{id}/labels/{name}": {
+        "put": {"summary": "Label a customer you see", "parameters": [_id_param("customer id"), _LABEL_NAME],
+                "responses": {"200": _LABELS_NOW, **_WRITE_ERRORS}},
+        "delete": {"summary": "Take a label off a customer you see",
+                   "parameters": [_id_param("customer id"), _LABEL_NAME],
+                   "responses": {"200": _LABELS_NOW, **_WRITE_ERRORS}},
+    },
+    "/api/v1/views": {
+        "get": {"summary": "Your views with their counts: All open, Mine, Unassigned, each of your queues, Snoozed, "
+                           "Resolved, Mentions, then saved views (yours and shared). GET /api/v1/inbox?view=<id> "
+                           "lists one",
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "items": {"type": "array", "items": _VIEW}}}), **_ERRORS}},
+        "post": {"summary": "Save a view: filters by channel, queue, label, status, agent, waiting longer than; "
+                            "yours, or shared (admins and supervisors)",
+                 "requestBody": _body(ViewBody),
+                 "responses": {"201": _json(_VIEW), **_SHARED_ONLY, **_WRITE_ERRORS}},
+    },
+    "/api/v1/views/{id}": {
+        "patch": {"summary": "Rename a saved view or change its filters", "parameters": [_id_param("saved view id")],
+                  "requestBody": _body(ViewPatchBody),
+                  "responses": {"200": _json(_VIEW), **_SHARED_ONLY, **_WRITE_ERRORS}},
+        "delete": {"summary": "Delete a saved view", "parameters": [_id_param("saved view id")],
+                   "responses": {"204": {"description": "Deleted"}, **_SHARED_ONLY, **_WRITE_ERRORS}},
+    },
+    "/api/v1/conversations/{id}/snooze": {
+        "post": {"summary": "Snooze: out of the active inbox, the owner's capacity free, until `until` or the "
+                            "customer's next message (which also ends a timed snooze); it then waits in its queue "
+                            "again, offered to its owner first",
+                 "parameters": [_id_param("conversation id")], "requestBody": _body(SnoozeBody, required=False),
+                 "responses": {"200": _json({"allOf": [_ref("Conversation"), {"type": "object", "properties": {
+                     "snooze": {"type": "object"}}}]}),
+                     **_NOT_YOURS, "409": _json(_ref("Error"), "Resolved"), **_WRITE_ERRORS}},
+        "delete": {"summary": "Wake a snoozed conversation now (offered to its owner first)",
+                   "parameters": [_id_param("conversation id")],
+                   "responses": {"200": _json(_ref("Conversation")), **_NOT_YOURS,
+                                 "409": _json(_ref("Error"), "Not snoozed"), **_WRITE_ERRORS}},
+    },
+    "/api/v1/conversations/bulk": {
+        "post": {"summary": "One action on several conversations (assign, label, unlabel, resolve, snooze), each "
+                            "through the single action's path (assign and resolve through routing, so capacity "
+                            "holds); results answers per conversation, with the single action's status and reason",
+                 "requestBody": _body(BulkBody),
+                 "responses": {"200": _json({"type": "object", "required": ["done", "failed", "results"],
+                                             "properties": {
+                     "done": {"type": "integer"}, "failed": {"type": "integer"},
+                     "results": {"type": "array", "items": {"type": "object", "required": ["id", "ok", "status"],
+                                                            "properties": {
+                         "id": {"type": "integer"}, "ok": {"type": "boolean"}, "status": {"type": "integer"},
+                         "error": {"type": "string"}}}}}}), **_WRITE_ERRORS}},
     },
 })
 
@@ -982,6 +1114,9 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Customers", "Customers, their identities, profile and one timeline; custom attributes",
      ("customers", "customer-attributes")),
     ("Inbound", "Feed messages from another system (the API channel)", ("inbound",)),
+    ("Business events", "Orders, payments and any typed event from the business, onto the customer's timeline",
+     ()),
+    ("Segments", "Saved customer segments, RFM scoring, their customers and sizes", ("segments",)),
     ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
     ("Calls", "Phone calls agents place", ()),
     ("Agents", "Agents, their presence, and API tokens", ("agents", "tokens")),
@@ -1059,12 +1194,14 @@ def document(server_url: str = "/") -> dict[str, Any]:
     }
     schemas["Agent"], schemas["ApiToken"] = AGENT, API_TOKEN
     for model in (InboundBody, ReplyBody, MergeBody, ResolveBody, PresenceBody, TransferBody,
-                  AgentCreateBody, AgentPatchBody, TokenCreateBody, QueueSettings, RoutingRulesBody, RoutingAgentBody):
+                  AgentCreateBody, AgentPatchBody, TokenCreateBody, QueueSettings, RoutingRulesBody, RoutingAgentBody,
+                  LabelBody, LabelPatchBody, ViewBody, ViewPatchBody, SnoozeBody, BulkBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = schema
     _add_automation(schemas)
+    _add_segments(schemas)
     _add_profile(schemas)
     paths, tags = _tagged(PATHS)
     return {
@@ -1149,8 +1286,8 @@ def _report_paths() -> dict[str, Any]:
                                 "type": "object", "required": ["start", "figures"],
                                 "properties": {"start": {"type": "string"}, "figures": figures}}}}}),
         "/api/v1/reports/breakdown": op(
-            "Every figure per channel, queue or agent",
-            [_query("by", "channel, queue (default) or agent", {"enum": list(SLICES)})],
+            "Every figure per channel, queue, agent or label",
+            [_query("by", "channel, queue (default), agent or label", {"enum": list(SLICES)})],
             {"type": "object", "required": ["by", "rows"],
              "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(SLICES)},
                             "units": {"type": "object"},
@@ -1167,6 +1304,39 @@ def _report_paths() -> dict[str, Any]:
                             "time_zone": {"type": "string"},
                             "cells": {"type": "array", "minItems": 7, "maxItems": 7, "items": {
                                 "type": "array", "minItems": 24, "maxItems": 24, "items": {"type": "integer"}}}}}),
+        "/api/v1/reports/staffing": {"get": {
+            "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C)",
+            "description": "Supervisors and admins. The volume model (hour-of-week profile x trending weekly total) is "
+                           "fitted on the last history_weeks whole weeks; held_out_wape is its error on the last two "
+                           "of them when fitted without them. docs/reports.md has the formulas.",
+            "parameters": [
+                *common[2:],
+                _query("weeks", "weeks to forecast, 1-8 (default 2)", {"type": "integer", "minimum": 1, "maximum": 8}),
+                _query("history_weeks", "whole past weeks to learn from, 1-52 (default 8)",
+                       {"type": "integer", "minimum": 1, "maximum": 52}),
+                _query("handle_seconds", "average handle time per contact (talk + wrap-up; default 300)",
+                       {"type": "number", "minimum": 1, "maximum": 86400}),
+                _query("target_seconds", "answer within this many seconds (default 60)",
+                       {"type": "number", "minimum": 0, "maximum": 86400}),
+                _query("goal", "share of contacts to answer within the target (default 0.8)",
+                       {"type": "number", "minimum": 0.01, "maximum": 0.999}),
+                _query("concurrency", "contacts an agent handles at once (chats; default 1)",
+                       {"type": "integer", "minimum": 1, "maximum": 20}),
+            ],
+            "responses": {"200": ok(
+                {"type": "object", "required": ["history", "model", "assumptions", "hours"],
+                 "properties": {
+                     "slice": {"type": "object"}, "time_zone": {"type": "string"}, "history": {"type": "object"},
+                     "model": {"type": "object", "properties": {
+                         "weekly_level": {"type": "number"}, "weekly_trend": {"type": "number"},
+                         "held_out_wape": {"type": ["number", "null"]}, "held_out_weeks": {"type": "integer"}}},
+                     "assumptions": {"type": "object"},
+                     "hours": {"type": "array", "items": {
+                         "type": "object", "required": ["start", "contacts", "agents"],
+                         "properties": {"start": {"type": "string"}, "contacts": {"type": "number"},
+                                        "agents": {"type": "integer"}}}}}},
+                "The forecast (or a CSV file with ?format=csv)"),
+                **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
     }
 
 

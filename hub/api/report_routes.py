@@ -17,7 +17,7 @@ from hub.api.auth import PRINCIPAL, Principal
 from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
-from hub.reports import query
+from hub.reports import forecast, query
 from hub.reports.query import FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
 
 MAX_DAYS = 400
@@ -188,6 +188,8 @@ async def breakdown(request: web.Request) -> web.Response:
             marks = ", ".join("?" for _ in ids) or "NULL"
             labels = {str(r["id"]): str(r["name"]) for r in tx.all(
                 f"SELECT id, name FROM agents WHERE id IN ({marks})", ids)}
+        if by == "label":
+            labels = {str(r["name"]): str(r["title"]) for r in tx.all("SELECT name, title FROM labels")}
         return found, labels
 
     found, labels = await request.app[DB].read(read)
@@ -220,10 +222,73 @@ async def heatmap(request: web.Request) -> web.Response:
                     [[days[i], *row] for i, row in enumerate(cells)], f"heatmap-{figure}")
 
 
+def _number(request: web.Request, name: str, default: float, lo: float, hi: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(f"{name} must be a number from {lo:g} to {hi:g}") from None
+    if not lo <= value <= hi:
+        raise _bad(f"{name} must be a number from {lo:g} to {hi:g}")
+    return value
+
+
+async def staffing(request: web.Request) -> web.Response:
+    """The next weeks' contacts per hour (hour-of-week profile x trending weekly total), the error of that model
+    on held-out past weeks, and the agents each hour needs to answer GOAL of them within TARGET seconds."""
+    if request[PRINCIPAL].role not in MANAGERS:
+        raise web.HTTPForbidden(text="the staffing forecast is for supervisors and admins")
+    a = _ask(request)
+    history = int(_number(request, "history_weeks", 8, 1, 52))
+    ahead = int(_number(request, "weeks", 2, 1, 8))
+    handle = _number(request, "handle_seconds", 300, 1, 86_400)
+    target = _number(request, "target_seconds", 60, 0, 86_400)
+    goal = _number(request, "goal", 0.8, 0.01, 0.999)
+    concurrency = int(_number(request, "concurrency", 1, 1, 20))
+    now = datetime.now(a.tz)
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = monday - timedelta(weeks=history)  # whole weeks, the current one left out (it is not over)
+    ps = query.pieces(start, monday, a.business_tz, hourly_only=True)
+
+    def read(tx: Tx) -> list[Any]:
+        return query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",))
+
+    hourly = [0.0] * (history * forecast.HOURS_PER_WEEK)
+    for r in await request.app[DB].read(read):
+        at = query.bucket_start("hour", str(r["bucket"]), a.business_tz)
+        i = int((at - start).total_seconds() // 3600)
+        if 0 <= i < len(hourly):
+            hourly[i] += int(r["n"])
+    model = forecast.fit(hourly)
+    hours = []
+    for week in range(1, ahead + 1):
+        for h, contacts in enumerate(model.week(week)):
+            at = (monday + timedelta(weeks=week - 1, hours=h)).astimezone(a.tz)
+            try:
+                agents = forecast.agents_needed(contacts, handle, target, goal, concurrency)
+            except ValueError as e:
+                raise _bad(f"{e} in the hour from {_iso(at)}: check handle_seconds and concurrency") from None
+            hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents})
+    error = forecast.held_out_error(hourly)
+    data = {
+        "slice": {"dim": a.dim, "value": a.value}, "time_zone": str(a.tz),
+        "history": {"from": _iso(start), "to": _iso(monday), "weeks": history, "contacts": int(sum(hourly))},
+        "model": {"weekly_level": round(model.level, 2), "weekly_trend": round(model.trend, 2),
+                  "held_out_wape": None if error is None else round(error, 3), "held_out_weeks": 2},
+        "assumptions": {"handle_seconds": handle, "target_seconds": target, "goal": goal, "concurrency": concurrency},
+        "hours": hours,
+    }
+    return _respond(request, data, ["start", "contacts", "agents"],
+                    [[h["start"], h["contacts"], h["agents"]] for h in hours], "staffing-forecast")
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/v1/reports/summary", summary),
         web.get("/api/v1/reports/timeseries", timeseries),
         web.get("/api/v1/reports/breakdown", breakdown),
         web.get("/api/v1/reports/heatmap", heatmap),
+        web.get("/api/v1/reports/staffing", staffing),
     ]

@@ -20,10 +20,11 @@ from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
+from hub.inbox import labels
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, Conversation, Message, format_time, utcnow
 
-STATUSES = ("open", "assigned", "resolved")
+STATUSES = ("open", "assigned", "snoozed", "resolved")
 
 
 def _int(request: web.Request, name: str) -> int:
@@ -71,6 +72,7 @@ async def get_customer(request: web.Request) -> web.Response:
         if not visibility.sees_customer(tx, p, cid):
             raise visibility.hidden("customer", cid)
         out = c.to_json() | {"attributes": attribute_values(tx, cid)}
+        out["labels"] = labels.of(tx, "customer", cid)
         convs, _ = store.list_conversations(tx, None, None, None, cid, None, None, 20, None)
         out["conversations"] = [cv.to_json() for cv in convs]
         return out
@@ -143,7 +145,11 @@ async def get_conversation(request: web.Request) -> web.Response:
         out = c.to_json()
         out["customer"] = store.customer(tx, c.customer_id).to_json()
         out["messages"] = [m.to_json() for m in store.conversation_messages(tx, conv_id)]
-        out["labels"] = event_log.labels(tx, conv_id)  # set by automation rules
+        out["labels"] = event_log.labels(tx, conv_id)  # by agents, rules and bots
+        out["customer"]["labels"] = labels.of(tx, "customer", c.customer_id)
+        snooze = tx.one("SELECT snoozed_until, snoozed_by FROM conversations WHERE id = ?", (conv_id,))
+        out["snooze"] = ({"until": snooze["snoozed_until"], "owner": snooze["snoozed_by"]}
+                         if snooze and c.status == "snoozed" else None)
         prio = tx.one("SELECT priority FROM conversations WHERE id = ?", (conv_id,))
         out["priority"] = int(prio["priority"]) if prio else 0
         survey = csat_surveys.of_conversation(tx, conv_id)
@@ -237,7 +243,7 @@ async def resolve_conversation(request: web.Request, conv_id: int, note: str | N
             )
         return event_log.resolve(tx, conv_id, now, agent_id=p.agent_id).to_json()
 
-    conv = await request.app[DB].write(write)
+    conv: dict[str, Any] = await request.app[DB].write(write)
     await request.app[BUS].publish(Event("conversation.resolved", {"conversation": conv}))
     fail_points.hit("resolve.after_store")  # resolved in the store, still held by routing: the reconciler frees it
     await request.app[ROUTER].resolve(conv_id)  # frees the agent's capacity (after wrap-up)

@@ -75,7 +75,7 @@ class ResolveBody(Body):
     note: str | None = Field(None, max_length=10_000)
 
 
-ConversationStatusFilter = Literal["open", "assigned", "resolved"]
+ConversationStatusFilter = Literal["open", "assigned", "snoozed", "resolved"]
 
 
 # -- agent accounts and API tokens (admin) -----------------------------------------------------------------------
@@ -152,6 +152,61 @@ class CannedPatchBody(Body):
 class CannedRenderBody(Body):
     conversation_id: int = Field(description="whose customer and attributes fill the variables")
 
+
+# -- the inbox's daily tools: labels, views, snooze, bulk actions (hub/inbox) ---------------------------------------
+
+_COLOR = r"^#[0-9a-fA-F]{6}$"
+
+
+class LabelBody(Body):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+                      description="the label's slug: lowercase letters, digits, - and _ (rules and the API name it)")
+    title: str = Field(min_length=1, max_length=80, description="what agents read")
+    color: str = Field("#64748b", pattern=_COLOR, description="#rrggbb")
+
+
+class LabelPatchBody(Body):
+    title: str | None = Field(None, min_length=1, max_length=80)
+    color: str | None = Field(None, pattern=_COLOR)
+
+
+class ViewFilters(Body):
+    """A saved view's filters; each one given narrows the list (all of them must hold)."""
+
+    status: Literal["open", "assigned", "snoozed", "resolved"] | None = Field(
+        None, description="default: open and assigned (the active inbox)")
+    channel: str | None = Field(None, max_length=40)
+    queue: str | None = Field(None, max_length=64)
+    label: str | None = Field(None, max_length=64)
+    agent_id: int | None = Field(None, ge=1, description="whose conversations (assigned or snoozed to them)")
+    unassigned: bool | None = Field(None, description="true: nobody holds it")
+    waiting_seconds: int | None = Field(None, ge=1, le=90 * 86_400,
+                                        description="the customer's oldest unanswered message is at least this old")
+
+
+class ViewBody(Body):
+    name: str = Field(min_length=1, max_length=80)
+    filters: ViewFilters
+    shared: bool = Field(False, description="shared with the team (admins and supervisors); else yours")
+
+
+class ViewPatchBody(Body):
+    name: str | None = Field(None, min_length=1, max_length=80)
+    filters: ViewFilters | None = None
+
+
+class SnoozeBody(Body):
+    until: str | None = Field(None, description="ISO 8601 time with a zone; omitted: until the customer's next "
+                                                "message (which also ends a timed snooze)")
+
+
+class BulkBody(Body):
+    conversation_ids: list[int] = Field(min_length=1, max_length=200)
+    action: Literal["assign", "label", "unlabel", "resolve", "snooze"]
+    agent_id: int | None = Field(None, ge=1, description="assign: to this agent (yourself: a claim)")
+    queue: str | None = Field(None, max_length=64, description="assign: back to this queue instead")
+    label: str | None = Field(None, max_length=64, description="label / unlabel: which")
+    until: str | None = Field(None, description="snooze: until this time; omitted: until the customer writes")
 
 # -- customer profiles, mentions, macros ---------------------------------------------------------------------------
 

@@ -16,8 +16,20 @@ from hub.automation.hours import BusinessHours
 from hub.automation.rules import RuleBody
 from hub.history.db import Tx
 from hub.history.store import NotFound
+from hub.inbox import labels
 from hub.keys import AUTOMATION, DB, SETTINGS
 from hub.model import format_time, utcnow
+
+
+def _labels_defined(tx: Tx, body: RuleBody, now: str) -> RuleBody:
+    """A rule names the labels agents use: one it names that no admin defined yet is defined with its name as the
+    title (an admin gives it a title and color in Admin → Labels), so API clients that wrote rules before labels
+    had definitions keep working."""
+    named = [str(a.value) for a in body.actions if a.type in ("add_label", "remove_label")]
+    named += [str(c.value) for c in body.conditions if c.field == "label"]
+    for name in named:
+        labels.ensure(tx, name, now)
+    return body
 
 
 def _rule_id(request: web.Request) -> int:
@@ -34,7 +46,7 @@ async def create_rule(request: web.Request) -> web.Response:
     require_admin(request)
     body = await read_json(request, RuleBody)
     now = format_time(utcnow())
-    rule = await request.app[DB].write(lambda tx: rule_store.create(tx, body, now))
+    rule = await request.app[DB].write(lambda tx: rule_store.create(tx, _labels_defined(tx, body, now), now))
     return web.json_response(rule.to_json(), status=201)
 
 
@@ -50,7 +62,7 @@ async def replace_rule(request: web.Request) -> web.Response:
     rid = _rule_id(request)
     body = await read_json(request, RuleBody)
     now = format_time(utcnow())
-    rule = await request.app[DB].write(lambda tx: rule_store.replace(tx, rid, body, now))
+    rule = await request.app[DB].write(lambda tx: rule_store.replace(tx, rid, _labels_defined(tx, body, now), now))
     return web.json_response(rule.to_json())
 
 

@@ -16,7 +16,7 @@ from hub.event_log import TYPES
 from hub.history.db import Row
 
 ConditionField = Literal["channel", "queue", "label", "text", "customer_attribute", "business_hours", "agent",
-                         "priority", "status", "csat_score"]
+                         "priority", "status", "event_type", "event_amount", "event_field", "csat_score"]
 Operator = Literal["is", "is_not", "in", "not_in", "contains", "not_contains", "matches", "present", "absent",
                    "gt", "lt"]
 ActionType = Literal["add_label", "remove_label", "set_priority", "move_to_queue", "assign_agent", "send_reply",
@@ -29,13 +29,19 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "status": ("is", "is_not", "in", "not_in"),
     "label": ("contains", "not_contains"),
     "text": ("contains", "not_contains", "matches"),
-    "customer_attribute": ("is", "is_not", "contains", "present", "absent"),
+    "customer_attribute": ("is", "is_not", "contains", "present", "absent", "gt", "lt"),
     "business_hours": ("is",),
     "agent": ("is", "is_not", "present", "absent"),
     "priority": ("is", "is_not", "gt", "lt"),
+    # the business event a business_event.received carries (hub.business_events); absent on other events
+    "event_type": ("is", "is_not", "in", "not_in"),
+    "event_amount": ("gt", "lt", "present", "absent"),
+    "event_field": ("is", "is_not", "contains", "present", "absent", "gt", "lt"),
     #: the score of a survey answer (csat.received, csat.low); absent on other events' messages
     "csat_score": ("is", "is_not", "gt", "lt"),
 }
+#: fields that name what they look at in `name`: a customer attribute, a key of the business event's payload
+_NAMED = ("customer_attribute", "event_field")
 _NO_VALUE = ("present", "absent")
 #: actions that need a value, and its type
 _ACTION_VALUES: dict[str, type | None] = {
@@ -57,7 +63,8 @@ class Condition(BaseModel):
     field: ConditionField
     op: Operator
     value: str | int | list[str] | None = None
-    name: str | None = Field(None, max_length=64, description="the customer attribute (customer_attribute only)")
+    name: str | None = Field(None, max_length=64, description="the customer attribute (customer_attribute), or the "
+                                                               "business event's payload key (event_field)")
 
     @model_validator(mode="after")
     def _fits(self) -> Condition:
@@ -76,12 +83,15 @@ class Condition(BaseModel):
         if self.field in ("agent", "priority", "csat_score") and self.op not in _NO_VALUE \
                 and (not isinstance(self.value, int) or isinstance(self.value, bool)):
             raise ValueError(f"{self.field} compares with a whole number")
+        if self.op in ("gt", "lt") and _number(self.value) is None:
+            raise ValueError(f"{self.op} compares with a number")
         if self.field == "business_hours" and self.value not in ("open", "closed"):
             raise ValueError('business_hours is "open" or "closed"')
-        if self.field == "customer_attribute" and not self.name:
-            raise ValueError("customer_attribute needs the attribute's name")
-        if self.field != "customer_attribute" and self.name is not None:
-            raise ValueError("name is for customer_attribute only")
+        if self.field in _NAMED and not self.name:
+            what = "the attribute's name" if self.field == "customer_attribute" else "the payload key in name"
+            raise ValueError(f"{self.field} needs {what}")
+        if self.field not in _NAMED and self.name is not None:
+            raise ValueError("name is for customer_attribute and event_field only")
         if self.op == "matches":
             if not isinstance(self.value, str) or len(self.value) > 200:
                 raise ValueError("matches takes a regular expression of at most 200 characters")
@@ -192,6 +202,16 @@ class Facts:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _number(v: Any) -> float | None:
+    """V as a number, if it is one (attributes and payload values may be text: "620" compares as 620)."""
+    if isinstance(v, bool) or v is None or isinstance(v, list):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _compare(op: str, actual: Any, value: Any) -> bool:
     if op == "is":
         return bool(actual == value)
@@ -205,10 +225,11 @@ def _compare(op: str, actual: Any, value: Any) -> bool:
         return actual is not None and actual != ""
     if op == "absent":
         return actual is None or actual == ""
-    if op == "gt":
-        return actual is not None and actual > value
-    if op == "lt":
-        return actual is not None and actual < value
+    if op in ("gt", "lt"):
+        a, v = _number(actual), _number(value)
+        if a is None or v is None:
+            return False
+        return a > v if op == "gt" else a < v
     raise AssertionError(op)
 
 
@@ -240,11 +261,31 @@ def holds(c: Condition, f: Facts) -> bool:
         actual = f.attributes.get(str(c.name))
         if c.op == "contains":
             return actual is not None and str(c.value).casefold() in actual.casefold()
+        if c.op in ("gt", "lt"):
+            return _compare(c.op, actual, c.value)
         return _compare(c.op, actual, None if c.value is None else str(c.value))
+    if c.field.startswith("event_"):
+        event = business_event(msg)
+        if c.field == "event_type":
+            return _compare(c.op, event.get("type"), c.value)
+        if c.field == "event_amount":
+            return _compare(c.op, event.get("amount"), c.value)
+        found = event.get("payload", {}).get(str(c.name))
+        if c.op == "contains":
+            return found is not None and str(c.value).casefold() in str(found).casefold()
+        if c.op in ("is", "is_not"):
+            return _compare(c.op, None if found is None else str(found), str(c.value))
+        return _compare(c.op, found, c.value)
     if c.field == "business_hours":
         is_open = f.hours is None or f.hours.is_open(f.at)  # no hours set: always open
         return is_open == (c.value == "open")
     raise AssertionError(c.field)
+
+
+def business_event(message: dict[str, Any] | None) -> dict[str, Any]:
+    """The business event a timeline card carries (empty for any other message)."""
+    event = ((message or {}).get("meta") or {}).get("business_event")
+    return event if isinstance(event, dict) else {}
 
 
 def matches(conditions: list[Condition], f: Facts) -> bool:

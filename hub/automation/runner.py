@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any, Protocol
 
-from hub import event_log
+from hub import business_events, event_log
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
@@ -32,6 +32,7 @@ from hub.config import AutomationSettings
 from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Row, Tx, retryable
+from hub.inbox import labels
 from hub.model import format_time, parse_time, utcnow
 from hub.outbox import Outbox, ReplyError
 from hub.webhooks import enqueue
@@ -74,7 +75,8 @@ def facts(tx: Tx, row: Row) -> Facts:
     attrs = tx.all("SELECT name, value FROM customer_attributes WHERE customer_id = ?", (conv["customer_id"],))
     return Facts(
         conversation=conv,
-        labels=set(event_log.labels(tx, conv["id"])),
+        # The conversation's labels and its customer's: "VIP customers go to the VIP queue" is one rule.
+        labels=set(event_log.labels(tx, conv["id"])) | set(labels.of(tx, "customer", conv["customer_id"])),
         attributes={str(a["name"]): str(a["value"]) for a in attrs},
         message=message,
         at=parse_time(str(row["created_at"])),
@@ -141,19 +143,17 @@ class Runner:
         conv = store.conversation(tx, conv_id)
         meta = {"automatic": True, "automation_rule": rule.id}
         if a.type == "add_label":
-            tx.exec("INSERT INTO conversation_labels (conversation_id, label) VALUES (?, ?) "
-                    "ON CONFLICT (conversation_id, label) DO NOTHING", (conv_id, str(a.value)))
+            labels.ensure(tx, str(a.value), now)  # a rule saved before labels had definitions
+            labels.add(tx, "conversation", conv_id, str(a.value))
             out.changed = True
         elif a.type == "remove_label":
-            tx.exec("DELETE FROM conversation_labels WHERE conversation_id = ? AND label = ?", (conv_id, str(a.value)))
+            labels.remove(tx, "conversation", conv_id, str(a.value))
             out.changed = True
         elif a.type == "set_priority":
             tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
             out.changed = True
         elif a.type == "set_attribute":
-            tx.exec("DELETE FROM customer_attributes WHERE customer_id = ? AND name = ?", (conv.customer_id, a.name))
-            tx.exec("INSERT INTO customer_attributes (customer_id, name, value) VALUES (?, ?, ?)",
-                    (conv.customer_id, a.name, str(a.value)))
+            business_events.set_attribute(tx, conv.customer_id, str(a.name), str(a.value))
         elif a.type == "move_to_queue":
             if conv.status != "resolved" and conv.queue != a.value:
                 tx.exec("UPDATE conversations SET queue = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))

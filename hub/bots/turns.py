@@ -23,6 +23,7 @@ from hub.bots import registry
 from hub.config import WebhookSettings
 from hub.history import store
 from hub.history.db import Database, Tx
+from hub.inbox import labels as inbox_labels
 from hub.model import format_time
 from hub.outbox import Outbox, ReplyError, backoff
 from hub.webhooks import signing
@@ -60,8 +61,8 @@ def handoff(tx: Tx, conversation_id: int, bot_queue: str, to_queue: str, note: s
     tx.exec("UPDATE conversations SET queue = ?, updated_at = ? WHERE id = ? AND queue = ?",
             (to_queue, now, conversation_id, bot_queue))
     for label in labels:
-        tx.exec("INSERT INTO conversation_labels (conversation_id, label) VALUES (?, ?) "
-                "ON CONFLICT (conversation_id, label) DO NOTHING", (conversation_id, label[:64]))
+        inbox_labels.ensure(tx, label[:64], now)  # the bot names it; an admin gives it a title and color later
+        inbox_labels.add(tx, "conversation", conversation_id, label[:64])
     conv = store.conversation(tx, conversation_id)
     store.insert_message(tx, conversation_id=conversation_id, customer_id=conv.customer_id, channel="hub",
                          direction="out", kind="note", text=f"Handed off by the bot: {note}".strip(),

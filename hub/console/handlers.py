@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import Field
 
-from hub import visibility
+from hub.api import view_routes
 from hub.api.auth import CSRF_HEADER, PRINCIPAL, Principal
 from hub.api.errors import read_json
 from hub.api.live_access import SESSION_ENDED
@@ -26,8 +26,9 @@ from hub.console.throttle import Throttled
 from hub.customer_profile import display_name
 from hub.events import Event
 from hub.history.db import Tx
+from hub.inbox import labels, views
 from hub.keys import BUS, CHANNELS, DB, METRICS, SETTINGS
-from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time
+from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time, utcnow
 
 
 # The page runs only our own scripts; customer HTML lives in sandboxed srcdoc frames, which inherit this policy
@@ -174,24 +175,29 @@ async def sign_out(request: web.Request) -> web.Response:
 # -- inbox -----------------------------------------------------------------------------------------------------
 
 
-def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[dict[str, Any]]:
-    """TARGETS: each queue's first-response target in seconds (0: none)."""
+def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: views.View | None = None,
+           ) -> list[dict[str, Any]]:
+    """TARGETS: each queue's first-response target in seconds (0: none). VIEW: which list (default: all open)."""
     # The work list: what the principal may act on (hub.visibility), not every customer they may read.
-    work, params = visibility.work_condition(p, "c.")
-    where = f"c.status <> 'resolved' AND {work}"
+    where, params = views.where(p, view or views.ALL, utcnow())
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
-        "c.last_inbound_channel, cu.name AS customer_name, EXISTS (SELECT 1 FROM messages m "
+        "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, cu.name AS customer_name, "
+        "EXISTS (SELECT 1 FROM messages m "
         "WHERE m.conversation_id = c.id AND m.direction = 'out' AND m.agent_id IS NOT NULL "
         "AND m.kind NOT IN ('note', 'event')) AS replied FROM conversations c "
         f"JOIN customers cu ON cu.id = c.customer_id WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
         (*params, limit),
     )
     out = []
+    conv_labels = labels.of_many(tx, "conversation", [int(r["id"]) for r in rows])
+    customer_labels = labels.of_many(tx, "customer", list({int(r["customer_id"]) for r in rows}))
     for r in rows:
         last = tx.one(
             "SELECT id, channel, direction, kind, text, meta, status, created_at FROM messages "
-            "WHERE conversation_id = ? AND kind <> 'note' ORDER BY created_at DESC, id DESC LIMIT 1", (r["id"],))
+            # What was said, not the hub's own lines ("Snoozed until …", "Reopened by …").
+            "WHERE conversation_id = ? AND kind NOT IN ('note', 'event') ORDER BY created_at DESC, id DESC LIMIT 1",
+            (r["id"],))
         ident = tx.one("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id LIMIT 1",
                        (r["customer_id"],))
         preview = None
@@ -208,20 +214,26 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float]) -> list[
             "conversation": {k: r[k] for k in ("id", "customer_id", "status", "channel", "queue", "agent_id",
                                                "created_at", "updated_at", "last_inbound_channel")},
             "first_reply_due": due,
+            "labels": conv_labels[int(r["id"])],
+            "snooze": {"until": r["snoozed_until"], "owner": r["snoozed_by"]} if r["status"] == "snoozed" else None,
             "customer": {"id": r["customer_id"], "name": r["customer_name"],
                          "display_name": display_name(int(r["customer_id"]), str(r["customer_name"]),
                                                       [(str(ident["kind"]), str(ident["value"]))] if ident else []),
-                         "identity": f"{ident['kind']}:{ident['value']}" if ident else None},
+                         "identity": f"{ident['kind']}:{ident['value']}" if ident else None,
+                         "labels": customer_labels[int(r["customer_id"])]},
             "last_message": preview,
         })
     return out
 
 
 async def inbox(request: web.Request) -> web.Response:
+    """?view=<id> (GET /api/v1/views lists them), or filters given as query parameters; default: all open."""
     p = request[PRINCIPAL]
     targets = {name: q.first_response for name, q in request.app[SETTINGS].routing.queues.items()}
-    items = await request.app[DB].read(lambda tx: _inbox(tx, p, 200, targets))
-    return web.json_response({"items": items, "server_time": time.time()})
+    view = await view_routes.requested_view(request)
+    items = await request.app[DB].read(lambda tx: _inbox(tx, p, 200, targets, view))
+    return web.json_response({"items": items, "server_time": time.time(),
+                              "view": views.to_json(view) if view else None})
 
 
 def routes() -> list[web.AbstractRouteDef]:

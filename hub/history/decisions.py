@@ -32,7 +32,7 @@ def record(tx: Tx, events: list[RoutingEvent], now: str, sla_wait: Mapping[str, 
                 rows.append(("routing.accepted", e.queue, e.conversation, e.agent, None, None))
         elif isinstance(e, Offered | Rejected | OfferTimedOut):
             rows.append((e.type, e.queue, e.conversation, e.agent, None, None))
-        elif isinstance(e, Resolved) and e.agent is None:
+        elif isinstance(e, Resolved) and e.agent is None and not e.snoozed:
             rows.append(("routing.abandoned", e.queue, e.conversation, None, None, None))
         elif isinstance(e, FirstResponded):
             rows.append((e.type, e.queue, e.conversation, e.agent, e.waited, int(e.within)))

@@ -7,6 +7,7 @@ from typing import Any
 
 from hub.history import store
 from hub.history.db import Tx
+from hub.inbox import labels
 from hub.model import Identity
 
 
@@ -42,8 +43,10 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
     tx.exec("UPDATE identities SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     tx.exec("UPDATE conversations SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     tx.exec("UPDATE messages SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
+    _merge_facts(tx, survivor_id, merged_id)
     # A survey out with the merged customer is answered by the survivor now (hub.csat matches answers by customer).
     tx.exec("UPDATE csat_surveys SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
+    labels.move_customer(tx, survivor_id, merged_id)
     # Custom attributes: the survivor's values win; the merged customer's fill the gaps.
     tx.exec("INSERT INTO customer_attributes (customer_id, name, value, updated_at, updated_by) "
             "SELECT ?, name, value, updated_at, updated_by FROM customer_attributes a WHERE a.customer_id = ? "
@@ -82,6 +85,55 @@ def merge_customers(tx: Tx, survivor_id: int, merged_id: int, now: str, agent_id
               "resolved_conversation_id": resolved_id},
         now=now,
     )
+
+
+# The later of two times (NULL: none), for the upserts below and the roller's.
+LATER = ("CASE WHEN customer_stats.{c} IS NULL OR customer_stats.{c} < excluded.{c} THEN excluded.{c} "
+         "ELSE customer_stats.{c} END")
+
+
+def _merge_facts(tx: Tx, survivor_id: int, merged_id: int) -> None:
+    """The segments' facts about MERGED (contacts, channels, orders, business events) become SURVIVOR's."""
+    tx.exec("UPDATE business_events SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
+    row = tx.one("SELECT contacts, last_contact_at, orders, order_value, last_order_at, csat_answers, csat_total "
+                 "FROM customer_stats WHERE customer_id = ?", (merged_id,))
+    if row is not None:
+        sums = ", ".join(f"{c} = customer_stats.{c} + excluded.{c}"
+                         for c in ("contacts", "orders", "order_value", "csat_answers", "csat_total"))
+        tx.exec(
+            "INSERT INTO customer_stats (customer_id, contacts, last_contact_at, orders, order_value, last_order_at, "
+            "csat_answers, csat_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
+            f"{sums}, last_contact_at = {LATER.format(c='last_contact_at')}, "
+            f"last_order_at = {LATER.format(c='last_order_at')}",
+            (survivor_id, row["contacts"], row["last_contact_at"], row["orders"], row["order_value"],
+             row["last_order_at"], row["csat_answers"], row["csat_total"]),
+        )
+        tx.exec("DELETE FROM customer_stats WHERE customer_id = ?", (merged_id,))
+    tx.exec("INSERT INTO customer_channels (customer_id, channel) SELECT ?, channel FROM customer_channels "
+            "WHERE customer_id = ? ON CONFLICT (customer_id, channel) DO NOTHING", (survivor_id, merged_id))
+    tx.exec("DELETE FROM customer_channels WHERE customer_id = ?", (merged_id,))
+
+
+def survivor(tx: Tx, customer_id: int) -> int:
+    """The customer CUSTOMER_ID is now (itself, or whom it was merged into, through any chain of merges)."""
+    for _ in range(100):
+        row = tx.one("SELECT merged_into FROM customers WHERE id = ?", (customer_id,))
+        if row is None or row["merged_into"] is None:
+            return customer_id
+        customer_id = int(row["merged_into"])
+    return customer_id
+
+
+def event_conversation(tx: Tx, customer_id: int, now: str) -> int:
+    """The conversation a timeline event about CUSTOMER_ID goes on: the open one, else the latest, else a resolved
+    one of its own (an event never opens work for an agent)."""
+    current = store.open_conversation(tx, customer_id)
+    if current is not None:
+        return current.id
+    row = tx.one(
+        "SELECT id FROM conversations WHERE customer_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1", (customer_id,)
+    )
+    return int(row["id"]) if row else _event_conversation(tx, customer_id, now)
 
 
 def _event_conversation(tx: Tx, customer_id: int, now: str) -> int:
@@ -141,15 +193,7 @@ def link_identity(
             survivor, merged = (customer_id, holder) if owner is not None else (holder, customer_id)
             merge_customers(tx, survivor, merged, now)
             customer_id, merged_id = survivor, merged
-    current = store.open_conversation(tx, customer_id)
-    if current is not None:
-        conversation_id = current.id
-    else:
-        row = tx.one(
-            "SELECT id FROM conversations WHERE customer_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1",
-            (customer_id,),
-        )
-        conversation_id = int(row["id"]) if row else _event_conversation(tx, customer_id, now)
+    conversation_id = event_conversation(tx, customer_id, now)
     # Inbound on the channel, from the new identity: a reply in this conversation goes to the new identity.
     event_id = store.insert_message(
         tx, conversation_id=conversation_id, customer_id=customer_id, channel=channel, direction="in",

@@ -417,6 +417,94 @@ CREATE INDEX report_rollups_slices ON report_rollups (grain, dim, metric, bucket
 
 MIGRATIONS.append(
     (
+        75,
+        "business events on the timeline (idempotent on their external id), each customer's contact and order "
+        "facts for segments, saved segments and their daily sizes",
+        """
+CREATE TABLE business_events (
+    id {id},
+    external_id TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    customer_id BIGINT NOT NULL REFERENCES customers(id),
+    type TEXT NOT NULL,
+    amount DOUBLE PRECISION,
+    currency TEXT,
+    body TEXT NOT NULL,
+    message_id BIGINT,
+    conversation_id BIGINT,
+    occurred_at TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX business_events_customer ON business_events (customer_id, occurred_at);
+CREATE TABLE customer_stats (
+    customer_id BIGINT PRIMARY KEY,
+    contacts BIGINT NOT NULL DEFAULT 0,
+    last_contact_at TEXT,
+    orders BIGINT NOT NULL DEFAULT 0,
+    order_value DOUBLE PRECISION NOT NULL DEFAULT 0,
+    last_order_at TEXT
+);
+CREATE INDEX customer_stats_recency ON customer_stats (last_contact_at);
+CREATE INDEX customer_stats_frequency ON customer_stats (contacts);
+CREATE INDEX customer_stats_monetary ON customer_stats (order_value);
+CREATE TABLE customer_channels (
+    customer_id BIGINT NOT NULL,
+    channel TEXT NOT NULL,
+    PRIMARY KEY (customer_id, channel)
+);
+CREATE TABLE segments (
+    id {id},
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    criteria TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE segment_sizes (
+    segment_id BIGINT NOT NULL,
+    day TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (segment_id, day)
+);
+INSERT INTO segments (name, description, criteria, created_at, updated_at) VALUES
+    ('Champions', 'RFM: recent, frequent and high-value customers', '{{"rfm_group": "champions"}}',
+     '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'),
+    ('Loyal', 'RFM: frequent customers who still come back', '{{"rfm_group": "loyal"}}',
+     '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'),
+    ('At risk', 'RFM: used to come often, not lately', '{{"rfm_group": "at_risk"}}',
+     '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'),
+    ('Lost', 'RFM: long gone, and rarely came', '{{"rfm_group": "lost"}}',
+     '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+INSERT INTO customer_stats (customer_id, contacts, last_contact_at)
+    SELECT COALESCE(c.merged_into, e.customer_id), COUNT(*), MAX(e.at)
+    FROM conversation_events e JOIN customers c ON c.id = e.customer_id
+    WHERE e.type IN ('opened', 'reopened') AND e.rolled = 1 GROUP BY COALESCE(c.merged_into, e.customer_id);
+INSERT INTO customer_channels (customer_id, channel)
+    SELECT DISTINCT COALESCE(c.merged_into, e.customer_id), e.channel
+    FROM conversation_events e JOIN customers c ON c.id = e.customer_id
+    WHERE e.type IN ('opened', 'reopened') AND e.rolled = 1 AND e.channel <> ''
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
+        76,
+        "segments: each customer's satisfaction answers (count and sum of scores), from the reports' csat events",
+        """
+ALTER TABLE customer_stats ADD COLUMN csat_answers BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE customer_stats ADD COLUMN csat_total DOUBLE PRECISION NOT NULL DEFAULT 0;
+INSERT INTO customer_stats (customer_id, csat_answers, csat_total)
+    SELECT COALESCE(c.merged_into, e.customer_id), COUNT(*), SUM(e.seconds)
+    FROM conversation_events e JOIN customers c ON c.id = e.customer_id
+    WHERE e.type = 'csat' AND e.rolled = 1 GROUP BY COALESCE(c.merged_into, e.customer_id)
+    ON CONFLICT (customer_id) DO UPDATE SET csat_answers = excluded.csat_answers, csat_total = excluded.csat_total
+""",
+    )
+)
+
+MIGRATIONS.append(
+    (
         83,
         "console: customer profiles: admin-defined custom attributes (typed); values stay in customer_attributes (50)",
         """
@@ -486,6 +574,10 @@ from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 
 MIGRATIONS.extend(_AUTOMATION)
 
+# The inbox's labels, snooze and saved views (80-82) keep theirs beside their code too.
+from hub.inbox.schema import MIGRATIONS as _INBOX  # noqa: E402
+
+MIGRATIONS.extend(_INBOX)
 # Satisfaction surveys (70-74).
 from hub.csat.schema import MIGRATIONS as _CSAT  # noqa: E402
 

@@ -157,6 +157,12 @@ def conversation(tx: Tx, conversation_id: int) -> Conversation:
     return _conversation(row)
 
 
+# A customer's message on a snoozed conversation makes it due now (with its reason), in the message's own
+# transaction: the store, not a timer, wakes it (hub.inbox.snooze), in whichever process looks next.
+WAKE_ON_MESSAGE = ("snoozed_until = CASE WHEN status = 'snoozed' THEN ? ELSE snoozed_until END, "
+                   "wake_reason = CASE WHEN status = 'snoozed' THEN 'message' ELSE wake_reason END")
+
+
 def open_conversation(tx: Tx, customer_id: int) -> Conversation | None:
     row = tx.one(
         f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE customer_id = ? AND status <> 'resolved'"
@@ -184,9 +190,9 @@ def join_or_open(
         tx.one("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
     # At most one open conversation per customer (conversations_one_open): join it in the same statement.
     current = tx.one(
-        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE customer_id = ? "
+        f"UPDATE conversations SET last_inbound_channel = ?, updated_at = ?, {WAKE_ON_MESSAGE} WHERE customer_id = ? "
         f"AND status <> 'resolved' RETURNING {CONVERSATION_COLUMNS}",
-        (channel, now, customer_id),
+        (channel, now, now, customer_id),
     )
     if current is not None:
         return _conversation(current), "joined"
@@ -556,9 +562,9 @@ def agent_names(tx: Tx, ids: set[int]) -> dict[int, str]:
 def join_thread(tx: Tx, conversation_id: int, channel: str, now: str) -> Conversation | None:
     """Conversation CONVERSATION_ID if it is still open (a reply in its thread joins it), else None."""
     row = tx.one(
-        "UPDATE conversations SET last_inbound_channel = ?, updated_at = ? WHERE id = ? AND status <> 'resolved' "
-        f"RETURNING {CONVERSATION_COLUMNS}",
-        (channel, now, conversation_id),
+        f"UPDATE conversations SET last_inbound_channel = ?, updated_at = ?, {WAKE_ON_MESSAGE} WHERE id = ? "
+        f"AND status <> 'resolved' RETURNING {CONVERSATION_COLUMNS}",
+        (channel, now, now, conversation_id),
     )
     return _conversation(row) if row is not None else None
 

@@ -71,7 +71,7 @@ def record_routing(tx: Tx, e: RoutingEvent, at: str) -> None:
         record(tx, "transferred", e.conversation, at, queue=e.to_queue or e.from_queue, agent_id=e.from_agent)
     elif isinstance(e, Overflowed):
         record(tx, "overflowed", e.conversation, at, queue=e.to_queue)
-    elif isinstance(e, Resolved) and e.agent is None:
+    elif isinstance(e, Resolved) and e.agent is None and not e.snoozed:
         record(tx, "abandoned", e.conversation, at, queue=e.queue)
 
 

@@ -55,7 +55,7 @@ FIGURES: dict[str, str] = {
 }
 
 GROUPS = ("hour", "day", "week", "month")
-SLICES = ("channel", "queue", "agent")
+SLICES = ("channel", "queue", "agent", "label")
 # Up to this long, a range is read hour by hour, so days, weeks and months are exactly the viewer's.
 HOURLY_DAYS = 35
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from hub.business_events import recompute_orders
 from hub.business_hours import is_open, zone
 from hub.config import ReportsSettings, RoutingSettings
 from hub.history.db import Database, Row, Tx
+from hub.history.merge import LATER, survivor
+from hub.inbox import labels
 from hub.model import format_time, utcnow
 from hub.reports.hours import business_seconds
 
@@ -64,6 +67,9 @@ class _Clock:
     answered: int = 0
     resolved_at: str | None = None
 
+    #: the conversation's labels when its events are rolled (read each batch; not stored with the clocks)
+    labels: tuple[str, ...] = ()
+
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "conversation_id", "customer_id", "channel", "queue", "agent_id", "opened_at", "first_response_at",
         "awaiting_since", "answered", "resolved_at",
@@ -96,6 +102,11 @@ class _Deltas:
 
     def __init__(self, rules: RollRules) -> None:
         self.rows: dict[tuple[str, str, str, str, str], list[float]] = {}
+        #: per customer: contacts (conversations opened or reopened) and the last one's time, for segments
+        self.contacts: dict[int, tuple[int, str]] = {}
+        self.channels: set[tuple[int, str]] = set()
+        #: per customer: satisfaction answers and the sum of their scores
+        self.ratings: dict[int, tuple[int, float]] = {}
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
 
@@ -106,11 +117,21 @@ class _Deltas:
             d = self._days[hour] = parse_time(at).astimezone(self.tz).strftime("%Y-%m-%d")
         return d
 
+    def contact(self, customer_id: int, at: str, channel: str) -> None:
+        n, last = self.contacts.get(customer_id, (0, at))
+        self.contacts[customer_id] = (n + 1, max(last, at))
+        if channel:
+            self.channels.add((customer_id, channel))
+
+    def rating(self, customer_id: int, score: float) -> None:
+        n, total = self.ratings.get(customer_id, (0, 0.0))
+        self.ratings[customer_id] = (n + 1, total + score)
+
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         day = self.day(at)
         buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
         values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
-                  ("agent", "" if agent is None else str(agent)))
+                  ("agent", "" if agent is None else str(agent)), *(("label", name) for name in c.labels))
         for grain, bucket in buckets:
             for dim, value in values:
                 if dim != "all" and value == "":
@@ -136,6 +157,8 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         c.opened_at, c.first_response_at, c.awaiting_since, c.answered, c.resolved_at = at, None, None, 0, None
         c.agent_id = None
         d.add(kind, at, c, None)
+        if c.customer_id is not None:
+            d.contact(c.customer_id, at, c.channel)
         if before is not None and parse_time(at) - parse_time(before) <= rules.repeat_window:
             d.add("repeat", at, c, None)
         if not is_open(list(rules.business_hours), rules.time_zone, parse_time(at)):
@@ -189,6 +212,8 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         score = float(e["seconds"] or 0.0)
         about = replace(channel_of_event, queue=str(e["queue"] or c.queue))
         d.add("csat", at, about, agent, score)
+        if c.customer_id is not None:
+            d.rating(c.customer_id, score)
         if score >= 4:
             d.add("csat_satisfied", at, about, agent)
     elif kind == "abandoned":
@@ -229,6 +254,25 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
             "total = report_rollups.total + excluded.total",
             (grain, dim, metric, bucket, value, int(n), total),
         )
+    # Each customer's contacts, for segments: an event names the customer it came from, who may since have been
+    # merged into another (hub.history.merge moves the facts kept so far; these follow).
+    for customer_id, (n, last) in deltas.contacts.items():
+        tx.exec(
+            "INSERT INTO customer_stats (customer_id, contacts, last_contact_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (customer_id) DO UPDATE SET contacts = customer_stats.contacts + excluded.contacts, "
+            f"last_contact_at = {LATER.format(c='last_contact_at')}",
+            (survivor(tx, customer_id), n, last),
+        )
+    for customer_id, (n, total) in deltas.ratings.items():
+        tx.exec(
+            "INSERT INTO customer_stats (customer_id, csat_answers, csat_total) VALUES (?, ?, ?) "
+            "ON CONFLICT (customer_id) DO UPDATE SET csat_answers = customer_stats.csat_answers + "
+            "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total",
+            (survivor(tx, customer_id), n, total),
+        )
+    for customer_id, channel in sorted(deltas.channels):
+        tx.exec("INSERT INTO customer_channels (customer_id, channel) VALUES (?, ?) "
+                "ON CONFLICT (customer_id, channel) DO NOTHING", (survivor(tx, customer_id), channel))
 
 
 @dataclass
@@ -267,11 +311,14 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
         return str(row["at"]) if row and row["at"] else None
 
     deltas = _Deltas(rules)
+    # A conversation's figures count under each label it has when they are rolled (seconds after they happen).
+    labelled = labels.of_many(tx, "conversation", sorted({int(e["conversation_id"]) for e in events}))
     for e in events:
         cid = int(e["conversation_id"])
         c = clocks.get(cid)
         if c is None:
             c = clocks[cid] = _Clock(cid)
+        c.labels = tuple(labelled.get(cid, ()))
         _fold(e, c, deltas, rules, last_resolved)
         if e["type"] == "resolved" and c.customer_id is not None and c.resolved_at is not None:
             resolved_here[c.customer_id] = (cid, c.resolved_at)
@@ -324,6 +371,9 @@ async def rebuild(db: Database, rules: RollRules) -> int:
             tx.one("SELECT pg_advisory_xact_lock(?) AS ok", (_LOCK,))
         tx.exec("DELETE FROM report_rollups")
         tx.exec("DELETE FROM report_conversations")
+        tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
+        tx.exec("DELETE FROM customer_channels")
+        recompute_orders(tx)
         tx.exec("UPDATE conversation_events SET rolled = 0 WHERE rolled <> 0")
 
     await db.write(reset)

@@ -117,8 +117,9 @@ class Resolved(RoutingEvent):
     type: ClassVar[str] = "routing.resolved"
     conversation: ConversationId
     queue: QueueId
-    agent: AgentId | None  # None: it was still waiting (abandoned)
+    agent: AgentId | None  # None: it was still waiting (abandoned), unless snoozed
     wrapup_until: float | None
+    snoozed: bool = False  # set aside by an agent (hub.inbox.snooze), not abandoned nor done
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from hub.events import Event
 from hub.history import decisions
 from hub.history.db import Database, Row, Tx
 from hub.model import format_time, parse_time, utcnow
+from hub.reports import events as conversation_events
 from hub.routing.events import Assigned, Offered, OfferTimedOut, RoutingEvent, Transferred
 from hub.routing.state import RoutingState
 from hub.routing.types import CAPACITY_CLASS, CHANNELS, ConversationView, Presence, Waiting
@@ -248,9 +249,13 @@ class Reconciler:
         statuses = await router.db.read(lambda tx: {cid: _row(tx, cid) for cid in gone})
         for cid in gone:
             fresh = statuses[cid]
-            # Not open in the store: resolved, or opened after this pass read it (then the next pass sees it open).
-            if (fresh is None or fresh["status"] == "resolved") and confirmed(cid, ("resolved",)):
-                await router._apply(await router.engine.resolve(cid), "repair")
+            # Not open in the store: resolved or snoozed (a snooze writes the store first, then lets go of it here),
+            # or opened after this pass read it (then the next pass sees it open).
+            if (fresh is None or fresh["status"] in ("resolved", "snoozed")) and confirmed(cid, ("resolved",)):
+                if fresh is not None and fresh["status"] == "snoozed":
+                    await router.release(cid)  # set aside, not abandoned: the reports count nothing
+                else:
+                    await router._apply(await router.engine.resolve(cid), "repair")
                 done.released += 1
 
     async def _put_back(self, row: Row, done: Repairs) -> None:
@@ -298,27 +303,34 @@ class Reconciler:
         else:
             status, agent_id, offered_to, deadline = "open", None, None, None
 
-        def write(tx: Tx) -> bool:
-            n = tx.exec(
-                "UPDATE conversations SET status = ?, agent_id = ?, offered_to = ?, offer_deadline = ?, queue = ?, "
-                f"updated_at = ? WHERE id = ? AND updated_at = ? AND status IN {_OPEN}",
-                (status, agent_id, offered_to, deadline, view.queue, now, cid, row["updated_at"]),
-            )
-            return n > 0
-
-        if not await router.db.write(write):
-            return  # the row moved on: the next pass compares again
-        done.forwarded += 1
         was_state, was_agent = _expected(row)
         event: RoutingEvent
         if state == "assigned" and agent is not None:
-            event = Assigned(cid, agent, view.queue, view.channel, 0.0)
+            # The accept (or direct assignment) happened a moment ago; its wait is measured from now.
+            waited = max(0.0, router.clock() - view.enqueued_at)
+            event = Assigned(cid, agent, view.queue, view.channel, waited, accepted=was_state == "offered")
         elif state == "offered" and agent is not None:
             event = Offered(cid, agent, view.queue, view.channel, view.until)
         elif was_state == "offered" and was_agent is not None:
             event = OfferTimedOut(cid, was_agent, view.queue)
         else:
             event = Transferred(cid, str(row["queue"]), was_agent, view.queue, None, "back in its queue (repaired)")
+        sla_wait = {name: q.sla_wait for name, q in router.settings.routing.queues.items()}
+
+        def write(tx: Tx) -> bool:
+            n = tx.exec(
+                "UPDATE conversations SET status = ?, agent_id = ?, offered_to = ?, offer_deadline = ?, queue = ?, "
+                f"updated_at = ? WHERE id = ? AND updated_at = ? AND status IN {_OPEN}",
+                (status, agent_id, offered_to, deadline, view.queue, now, cid, row["updated_at"]),
+            )
+            if n:  # counted where every decision is: the wall's figures, reports, a rebuilt state's counters
+                conversation_events.record_routing(tx, event, now)
+                decisions.record(tx, [event], now, sla_wait)
+            return n > 0
+
+        if not await router.db.write(write):
+            return  # the row moved on: the next pass compares again
+        done.forwarded += 1
         await router.bus.publish(Event(event.type, event.data()))
 
 

@@ -5,6 +5,7 @@ deadlines (offer timeouts, wrap-up, escalation)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -298,6 +299,19 @@ class Router:
         await self._apply(events, "resolve")
         return events
 
+    async def release(self, conversation_id: int) -> list[RoutingEvent]:
+        """Let go of a conversation the store has snoozed (hub.inbox.snooze): its agent's capacity is free while it
+        sleeps, and the reports count no abandon. Unreachable routing: the reconciler lets go of it later."""
+        try:
+            events = await self.engine.resolve(conversation_id)
+        except UNREACHABLE as e:
+            log.warning("routing unreachable (%s): snoozed conversation %d is let go by the reconciler", e,
+                        conversation_id)
+            return []
+        events = [dataclasses.replace(e, snoozed=True) if isinstance(e, Resolved) else e for e in events]
+        await self._apply(events, "snooze")
+        return events
+
     # -- time --------------------------------------------------------------------------------------------------------
 
     async def tick(self) -> list[RoutingEvent]:
@@ -353,7 +367,7 @@ class Router:
         if op:
             fail_points.hit(f"{op}.after_store")
         for e in events:
-            if isinstance(e, Resolved) and e.agent is None:
+            if isinstance(e, Resolved) and e.agent is None and not e.snoozed:
                 log.info("conversation %d left queue %s unanswered", e.conversation, e.queue)
             await self.bus.publish(Event(e.type, e.data()))
         for listener in self.listeners:

@@ -135,7 +135,7 @@ async def test_bad_group_by_and_figure_are_422(api: Api) -> None:
     assert (await api.call("GET", T, T + "?group=year", expect=422))["error"]["message"]
     assert "35 days" in (await api.call("GET", T, T + "?group=hour&from=2026-01-01&to=2026-03-01",
                                         expect=422))["error"]["message"]
-    assert (await api.call("GET", B, B + "?by=label", expect=422))["error"]["message"]
+    assert (await api.call("GET", B, B + "?by=tag", expect=422))["error"]["message"]
     assert (await api.call("GET", H, H + "?figure=nope", expect=422))["error"]["message"]
 
 

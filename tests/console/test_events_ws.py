@@ -133,7 +133,7 @@ async def test_inbox_lists_open_work_with_names(client: Client, admin_headers: d
     items = (await mine.json())["items"]
     assert len(items) == 1
     assert items[0]["customer"] == {"id": items[0]["conversation"]["customer_id"], "name": "Ann Lee",
-                                    "display_name": "Ann Lee", "identity": "email:ann@example.com"}
+                                    "display_name": "Ann Lee", "identity": "email:ann@example.com", "labels": []}
     assert items[0]["last_message"]["text"] == "pricing for teams?"
     assert items[0]["last_message"]["subject"] == "Pricing"
     everything = await client.get("/api/v1/inbox", headers=admin_headers)

@@ -61,11 +61,14 @@ def test_a_supervisor_reads_the_reports_and_an_agent_sees_their_own(hub: Hub, ne
 def test_a_month_of_history_as_the_supervisor_sees_it(hub: Hub, new_page: Any, tmp_path: Path) -> None:
     """A month of conversation events (bench.reports' generator, mapped onto this hub's queues and agents), folded by
     the hub's own roller: the page a supervisor opens on a busy center, kept as docs/screenshots/reports.png."""
-    args = parser().parse_args(["--conversations", "1500", "--days", "30", "--customers", "600", "--queues", "2",
+    # 29 whole days up to today's midnight (UTC, the browser's zone here): all in the past, so the roller folds
+    # every one (it leaves the future alone: a history ending at tomorrow's midnight failed just after midnight),
+    # and all inside the page's "Last 30 days", which runs to tomorrow.
+    args = parser().parse_args(["--conversations", "1500", "--days", "29", "--customers", "600", "--queues", "2",
                                 "--agents", "4"])
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     events: list[tuple[Any, ...]] = []
-    history(args, RollRules(), end - timedelta(days=30), events)
+    history(args, RollRules(), end - timedelta(days=29), events)
     queues = {"q00": "support", "q01": "sales", "": ""}
     agents = sorted(hub.agent_ids.values())
     rows = [(cid + 1_000_000, cust, kind, at, ch, queues[q], None if who is None else agents[(who - 1) % len(agents)],
@@ -77,7 +80,7 @@ def test_a_month_of_history_as_the_supervisor_sees_it(hub: Hub, new_page: Any, t
     db.close()
     deadline = time.monotonic() + 60
     while True:  # the hub's roller folds them within a few seconds
-        status, got = hub.call("GET", f"/api/v1/reports/summary?from={(end - timedelta(days=30)).date()}")
+        status, got = hub.call("GET", f"/api/v1/reports/summary?from={(end - timedelta(days=29)).date()}")
         assert status == 200, got
         if got["figures"]["conversations_opened"] == 1500:
             break
@@ -90,6 +93,15 @@ def test_a_month_of_history_as_the_supervisor_sees_it(hub: Hub, new_page: Any, t
     dana.locator('.kpi-card[data-figure="conversations_opened"] strong', has_text="1,500").wait_for(timeout=60_000)
     dana.select_option("#report-by", "agent")
     dana.locator("#report-breakdown td", has_text="Alex Rivera").wait_for()
+    # Staffing next week, from these weeks: longer handle times need more agents.
+    dana.wait_for_selector("#staffing-grid")
+    agents = ("() => [...document.querySelectorAll('#staffing-grid td')]"
+              ".reduce((sum, td) => sum + Number(td.dataset.agents || 0), 0)")
+    before = dana.evaluate(agents)
+    assert before > 0 and dana.locator("#staffing-grid tbody tr").count() == 7
+    dana.fill("#staffing-handle_seconds", "1800")
+    dana.press("#staffing-handle_seconds", "Tab")
+    dana.wait_for_function(f"() => ({agents})() > {before}")
     SHOTS.mkdir(parents=True, exist_ok=True)
     dana.screenshot(path=str(SHOTS / "reports.png"), full_page=True)
     assert dana.errors == []

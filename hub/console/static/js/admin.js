@@ -4,6 +4,7 @@ import { h, icon, clear, initials, since, fullTime, channelIcon } from "./dom.js
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { automationScreen } from "./automation.js";
+import { labelsScreen } from "./labels.js";
 import { showAttributesAdmin } from "./profile.js";
 import { macrosScreen } from "./macros.js";
 
@@ -14,6 +15,7 @@ const SECTIONS = [
   ["tokens", "API tokens", "keyboard"],
   ["routing", "Queues & routing", "transfer"],
   ["automation", "Automation", "event"],
+  ["labels", "Labels", "tag"],
   ["attributes", "Customer attributes", "note"],
   ["macros", "Macros", "checks"],
 ];
@@ -34,7 +36,7 @@ export function showAdmin(main, side, which) {
     health, body));
   showHealth(health);
   const load = { agents: agentsScreen, tokens: tokensScreen, routing: routingScreen, automation: automationScreen,
-    attributes: showAttributesAdmin, macros: macrosScreen }[section];
+    attributes: showAttributesAdmin, macros: macrosScreen, labels: labelsScreen }[section];
   load(body).catch((err) => {
     clear(body).append(h("div", { class: "notice bad" }, icon("alert"), err.message));
   });
@@ -504,8 +506,10 @@ function channelPicker(r, i, touched) {
   const chosen = new Set([].concat(r.channel || r.channels || []));
   const summary = () => (chosen.size ? RULE_CHANNELS.filter(([c]) => chosen.has(c)).map(([, l]) => l).join(", ") : "Any channel");
   const label = h("span", {}, summary());
+  // Its name says which rule, and includes what it shows (so speech input can say what is seen).
+  const named = (el) => { el.setAttribute("aria-label", `Channels of rule ${i + 1}: ${summary()}`); return el; };
   return h("details", { class: "rule-channel", style: "position:relative" },
-    h("summary", { class: "btn btn-small" }, h("span", { class: "sr-only" }, `Channels of rule ${i + 1}: `), label),
+    named(h("summary", { class: "btn btn-small" }, label)),
     h("fieldset", { style: "position:absolute;z-index:5;background:var(--panel, #fff);border:1px solid var(--line, #ddd);"
       + "border-radius:8px;padding:8px 12px;display:grid;gap:4px;min-width:12em" },
     h("legend", { class: "muted" }, "Only for"),
@@ -515,6 +519,7 @@ function channelPicker(r, i, touched) {
         delete r.channels;
         if (chosen.size) r.channel = [...chosen]; else delete r.channel;
         label.textContent = summary();
+        named(label.parentElement);
         touched();
       } }), l))));
 }

@@ -1,5 +1,5 @@
 // The console: sign in, then the shell (inbox, conversation, wall), kept live by one WebSocket.
-import { h, icon, clear, channelIcon, channelLabel, ago, displayName, initials, debounce, shownChannel, customerChannel } from "./dom.js";
+import { h, icon, clear, append, channelIcon, channelLabel, ago, displayName, initials, debounce, shownChannel, customerChannel } from "./dom.js";
 import { api, setCsrf, whenSignedOut, missing, ApiError } from "./api.js";
 import { Live } from "./live.js";
 import { state, toast, navigate, setHook, modal, toggleDrawer } from "./state.js";
@@ -8,6 +8,8 @@ import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
 import { showReports } from "./reports.js";
 import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
+import { loadLabels, labelChip } from "./labels.js";
+import { viewBar, loadViews, inboxQuery, currentView, selectBox, selectAll, snoozeText, describeWake } from "./views.js";
 import { showMentions, onMention, onUnreadChange, refreshMentionCount } from "./mentions.js";
 import { applyTheme, themeButton } from "./theme.js";
 
@@ -114,7 +116,7 @@ function start(who) {
           h("span", { class: "avatar small" }, initials(state.me.name)), h("span", { class: "me-name" }, state.me.name)),
         themeButton(),
         h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
-    h("div", { class: "body" }, h("div", { class: "left" }, els.offers, els.list), els.main, els.side,
+    h("div", { class: "body" }, h("div", { class: "left" }, els.offers, viewBar(), els.list), els.main, els.side,
       h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
   setHook("refreshInbox", debounce(loadInbox, 150));
   state.live = new Live({
@@ -123,6 +125,7 @@ function start(who) {
   });
   state.live.start();
   loadAgents();
+  loadLabels().then(() => refreshSoon());
   onUnreadChange(showMentionCount);
   refreshMentionCount();
   route();
@@ -221,15 +224,24 @@ async function setPresence(p) {
 // -- inbox ------------------------------------------------------------------------------------------------------
 
 async function loadInbox() {
+  const asked = state.view;
   try {
-    const data = await api.get("/api/v1/inbox");
+    const data = await api.get(`/api/v1/inbox${inboxQuery()}`);
+    if (asked !== state.view) return;  // another view was chosen meanwhile
     state.inbox = data.items;
   } catch (err) {
     if (err instanceof ApiError && err.status === 0) return;
+    if (err instanceof ApiError && err.status === 404 && state.view !== "all") {
+      state.view = "all";  // a saved view deleted elsewhere
+      return loadInbox();
+    }
     throw err;
   }
   renderInbox();
+  viewsSoon();
 }
+
+const viewsSoon = debounce(() => loadViews(), 300);
 
 function inboxItem(item) {
   const c = item.conversation;
@@ -240,7 +252,8 @@ function inboxItem(item) {
   const late = item.first_reply_due !== null && item.first_reply_due !== undefined &&
     item.first_reply_due * 1000 <= (state.live ? state.live.now() : Date.now());
   const preview = last ? (last.kind === "call" ? "Call" : last.kind === "voicemail" ? "Voicemail" : [last.subject, last.text].filter(Boolean).join(" — ")) : "";
-  return h("a", {
+  const labels = [...(item.labels || []), ...((item.customer && item.customer.labels) || []).filter((l) => !(item.labels || []).includes(l))];
+  const link = h("a", {
     class: `conv-item ${active ? "active" : ""} ${state.unread.has(c.id) ? "unread" : ""} ${late ? "late" : ""}`,
     title: late ? "No reply yet within the queue's first-response target" : null,
     href: `#/c/${c.id}`, "data-conv": c.id,
@@ -252,10 +265,15 @@ function inboxItem(item) {
         h("strong", {}, displayName(item.customer)),
         h("time", {}, ago(last ? last.created_at : c.updated_at))),
       h("div", { class: "conv-item-preview" },
-        last && last.direction === "out" ? h("span", { class: "muted" }, "You: ") : null, preview || "No messages")));
+        last && last.direction === "out" ? h("span", { class: "muted" }, "You: ") : null, preview || "No messages"),
+      item.snooze ? h("div", { class: "conv-item-snooze" }, icon("snooze"), snoozeText(item.snooze)) : null,
+      labels.length ? h("div", { class: "conv-item-labels" }, labels.map((l) => labelChip(l))) : null));
+  if (!state.selecting) return link;
+  return h("div", { class: "conv-row" }, selectBox(c.id, displayName(item.customer)), link);
 }
 
 function renderInbox() {
+  if (state.view !== "all") return renderView();
   const mine = state.inbox.filter((i) => i.conversation.agent_id === state.me.id);
   const sections = [h("h2", {}, "My conversations", h("span", { class: "count" }, String(mine.length)))];
   sections.push(mine.length ? h("div", { class: "list", "data-section": "mine" }, mine.map(inboxItem))
@@ -275,6 +293,23 @@ function renderInbox() {
   clear(els.list).append(...sections);
   const waitingTotal = state.inbox.filter((i) => !i.conversation.agent_id).length;
   document.title = `${waitingTotal ? `(${waitingTotal}) ` : ""}hub`;
+}
+
+// One view (Mine, a queue, Snoozed, a saved filter…): a flat list under its name and count.
+const EMPTY = {
+  mine: "Nothing assigned to you.", unassigned: "Nobody is waiting.", snoozed: "Nothing snoozed.",
+  resolved: "Nothing resolved yet.",
+  mentions: "No mentions. Conversations where a teammate @mentions you in a note show here.",
+};
+
+function renderView() {
+  const v = currentView();
+  const ids = state.inbox.map((i) => i.conversation.id);
+  const head = h("h2", { "data-view": v.id }, v.name, h("span", { class: "count" }, String(state.inbox.length)));
+  const pick = state.selecting && ids.length ? h("button", { class: "btn btn-ghost btn-small", id: "select-all", type: "button",
+    onclick: () => selectAll(ids) }, ids.every((id) => state.selected.has(id)) ? "Select none" : "Select all") : null;
+  append(clear(els.list), [head, pick, state.inbox.length ? h("div", { class: "list", "data-section": v.id }, state.inbox.map(inboxItem))
+    : h("p", { class: "empty" }, EMPTY[v.id] || "Nothing matches this view.")]);
 }
 
 // -- routing between views --------------------------------------------------------------------------------------
@@ -351,6 +386,24 @@ function onEvent(event) {
       if (event.type === "conversation.resolved" && d.conversation) removeOffer(d.conversation.id);
       conversation.onConversationChanged(d.conversation);
       refreshSoon();
+      break;
+    case "conversation.snoozed":
+      if (d.conversation) conversation.onRoutingChanged(d.conversation.id);
+      refreshSoon();
+      break;
+    case "conversation.woke":
+      if (d.agent === state.me.id) {
+        const c = d.conversation;
+        toast(describeWake(d), "info", 10000, c ? { label: "Open", run: () => navigate(`#/c/${c.id}`) } : null);
+        if (document.hidden) notify("Snoozed conversation is back", describeWake(d));
+        chime();
+      }
+      refreshSoon();
+      break;
+    case "labels.changed":
+      if (d.label || d.deleted) loadLabels().then(() => refreshSoon());
+      else refreshSoon();
+      if (d.conversation_id) conversation.onLabelsChanged(d.conversation_id, d.labels);
       break;
     case "customer.merged":
       conversation.resync();
@@ -668,7 +721,7 @@ async function openCustomer(c) {
 
 const SHORTCUTS = [
   ["/", "Search customers and messages"], ["j / k", "Next / previous conversation"], ["r", "Reply"], ["n", "Internal note"],
-  ["Ctrl+Enter", "Send"], ["e", "Resolve (with undo)"], ["m", "Assign to me"], ["t", "Transfer"], ["a / x", "Accept / reject the newest offer"],
+  ["Ctrl+Enter", "Send"], ["e", "Resolve (with undo)"], ["z", "Snooze"], ["m", "Assign to me"], ["t", "Transfer"], ["a / x", "Accept / reject the newest offer"],
   ["g i", "Inbox"], ["g w", "Live wall"], ["g a", "Admin"], ["?", "This help"],
 ];
 let pendingG = false;
@@ -694,7 +747,7 @@ document.addEventListener("keydown", (e) => {
     "/": () => els.search.focus(),
     j: () => step(1), k: () => step(-1),
     r: () => conversation.focusReply(), n: () => conversation.setMode("note"),
-    e: () => conversation.resolveCurrent(), t: () => conversation.openTransfer(), m: () => conversation.claimCurrent(),
+    e: () => conversation.resolveCurrent(), z: () => conversation.snoozeCurrent(), t: () => conversation.openTransfer(), m: () => conversation.claimCurrent(),
     a: () => first && answerOffer(first, "accept"), x: () => first && answerOffer(first, "reject"),
     g: () => { pendingG = true; },
     "?": showShortcuts,

@@ -3,6 +3,7 @@
 import { h, icon, clear, since, fullTime } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
+import { loadLabels } from "./labels.js";
 
 const EVENTS = [
   ["message.received", "A customer's message arrives"],
@@ -12,27 +13,33 @@ const EVENTS = [
   ["conversation.resolved", "A conversation is resolved"],
   ["conversation.assigned", "A conversation is assigned to an agent"],
   ["sla.breached", "A conversation misses its first-response target"],
+  ["business_event.received", "A business event arrives (an order, a payment…)"],
   ["csat.received", "A customer answers the satisfaction survey"],
   ["csat.low", "A customer gives a low satisfaction score"],
 ];
+// fields that name what they read: a customer attribute, a key of the business event's payload
+const NAMED = { customer_attribute: "attribute", event_field: "payload key" };
 // field -> [label, operators, kind of value]
 const FIELDS = {
   text: ["Message text", ["contains", "not_contains", "matches"], "text"],
   channel: ["Channel", ["is", "is_not"], "text"],
   queue: ["Queue", ["is", "is_not"], "queue"],
-  label: ["Label", ["contains", "not_contains"], "text"],
+  label: ["Label", ["contains", "not_contains"], "label"],
   business_hours: ["Business hours", ["is"], "hours"],
-  customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent"], "text"],
+  customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
   priority: ["Priority", ["is", "is_not", "gt", "lt"], "number"],
   agent: ["Agent", ["is", "is_not", "present", "absent"], "agent"],
   status: ["Status", ["is", "is_not"], "status"],
+  event_type: ["Business event type", ["is", "is_not"], "text"],
+  event_amount: ["Business event amount", ["gt", "lt", "present", "absent"], "number"],
+  event_field: ["Business event field", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
   csat_score: ["Satisfaction score (1-5)", ["is", "is_not", "gt", "lt"], "number"],
 };
 const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "does not contain",
   matches: "matches (regex)", present: "is set", absent: "is not set", gt: "is above", lt: "is below" };
 // action -> [label, kind of value]
 const ACTIONS = {
-  add_label: ["Add label", "text"], remove_label: ["Remove label", "text"], set_priority: ["Set priority", "number"],
+  add_label: ["Add label", "label"], remove_label: ["Remove label", "label"], set_priority: ["Set priority", "number"],
   move_to_queue: ["Move to queue", "queue"], assign_agent: ["Assign to agent", "agent"],
   send_reply: ["Send reply", "long"], add_note: ["Add internal note", "long"], resolve: ["Resolve", "none"],
   send_webhook: ["Send to webhook", "webhook"], set_attribute: ["Set customer attribute", "text"],
@@ -48,7 +55,7 @@ function errorText(err) {
 // -- rules ---------------------------------------------------------------------------------------------------------
 
 export async function automationScreen(body) {
-  const rules = (await api.get("/api/v1/automation/rules")).items;
+  const [rules] = await Promise.all([api.get("/api/v1/automation/rules").then((r) => r.items), loadLabels()]);
   clear(body).append(h("section", { class: "panel" },
     h("div", { class: "panel-head" },
       h("div", {}, h("h2", {}, icon("event"), "Automation rules"),
@@ -75,6 +82,12 @@ function valueInput(kind, value, webhooks) {
   if (kind === "none") return h("span", { class: "muted" }, "");
   if (kind === "queue") return h("select", { class: "rule-value" }, state.queues.map((q) =>
     h("option", { value: q.name, selected: q.name === value }, q.title)));
+  // The labels admins defined (Admin → Labels); a rule's older label not among them stays selectable.
+  if (kind === "label" && (state.labels || []).length) {
+    const known = state.labels.some((l) => l.name === value) || !value ? [] : [{ name: value, title: value }];
+    return h("select", { class: "rule-value" }, [...state.labels, ...known].map((l) =>
+      h("option", { value: l.name, selected: l.name === value }, l.title)));
+  }
   if (kind === "hours") return h("select", { class: "rule-value" }, ["open", "closed"].map((v) =>
     h("option", { value: v, selected: v === value }, v === "open" ? "open" : "closed")));
   if (kind === "status") return h("select", { class: "rule-value" }, ["open", "assigned", "resolved"].map((v) =>
@@ -106,7 +119,8 @@ function conditionRow(c, webhooks) {
   const refresh = (keepOp, keepValue) => {
     const [, ops, kind] = FIELDS[fieldSel.value];
     opSel.replaceChildren(...ops.map((o) => h("option", { value: o, selected: o === keepOp }, OPS[o])));
-    name.hidden = fieldSel.value !== "customer_attribute";
+    name.hidden = !NAMED[fieldSel.value];
+    name.placeholder = NAMED[fieldSel.value] || "";
     const noValue = ["present", "absent"].includes(opSel.value);
     slot.replaceChildren(noValue ? h("span") : valueInput(kind, keepValue, webhooks));
   };
@@ -153,7 +167,7 @@ async function ruleForm(rule, body) {
       const c = { field: row.querySelector(".cond-field").value, op: row.querySelector(".cond-op").value };
       const v = readValue(row);
       if (v !== undefined) c.value = v;
-      if (c.field === "customer_attribute") c.name = row.querySelector(".cond-name").value.trim();
+      if (NAMED[c.field]) c.name = row.querySelector(".cond-name").value.trim();
       return c;
     }),
     actions: [...actions.children].map((row) => {

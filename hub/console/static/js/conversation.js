@@ -4,13 +4,15 @@ import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
 import { attachPicker, manage as manageCanned } from "./canned.js";
+import { labelEditor } from "./labels.js";
+import { chooseSnooze, snoozeText } from "./views.js";
 import { customerCard, detailsCard } from "./profile.js";
 import { macroButton } from "./macros.js";
 import { attachMentionPicker, readMentionsIn } from "./mentions.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
 
-const STATUS_LABEL = { open: "Waiting", assigned: "Assigned", resolved: "Resolved" };
+const STATUS_LABEL = { open: "Waiting", assigned: "Assigned", snoozed: "Snoozed", resolved: "Resolved" };
 
 export function currentConversation() {
   return view && view.conv;
@@ -112,13 +114,22 @@ function renderHeader() {
           h("span", { class: `pill status-${conv.status}` }, STATUS_LABEL[conv.status] || conv.status),
           h("span", {}, queue ? queue.title : conv.queue || "No queue"),
           assigned ? h("span", {}, `· ${assigned}`) : null,
-          h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)))),
+          conv.status === "snoozed" ? h("span", { class: "snooze-note", id: "snooze-note" }, `· ${snoozeText(conv.snooze)}`) : null,
+          h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)),
+        labelEditor(`/api/v1/conversations/${conv.id}/labels`, conv.labels || [], (names) => {
+          if (view && view.conv && view.conv.id === conv.id) view.conv.labels = names;
+          refreshInbox();
+        }, "conv-labels"))),
     h("div", { class: "conv-actions" },
       callState(),
       conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn", "aria-label": "Assign to me",
         onclick: claim, title: "Assign to me (m)" }, icon("users"), h("span", { class: "label" }, "Assign to me")) : null,
       conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", "aria-label": "Reopen", onclick: () => reopen(),
         title: "Open this conversation again" }, icon("inbox"), h("span", { class: "label" }, "Reopen")) : null,
+      ["open", "assigned"].includes(conv.status) ? h("button", { class: "btn", id: "snooze-btn", "aria-label": "Snooze",
+        onclick: snooze, title: "Snooze (z)" }, icon("snooze"), h("span", { class: "label" }, "Snooze")) : null,
+      conv.status === "snoozed" ? h("button", { class: "btn", id: "unsnooze-btn", "aria-label": "Unsnooze", onclick: unsnooze,
+        title: "Bring it back now" }, icon("snooze"), h("span", { class: "label" }, "Unsnooze")) : null,
       canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
         disabled: callLive() }, icon("voice"), "Call") : null,
       conv.status === "resolved" ? null : macroButton(conv.id, macroApplied),
@@ -450,6 +461,44 @@ export function resolveCurrent() {
   return resolve();
 }
 
+// Snooze: out of the inbox until a time or the customer's next message; it comes back to this agent as an offer.
+function snooze() {
+  if (!view || !view.conv || !["open", "assigned"].includes(view.conv.status)) return;
+  const v = view;
+  chooseSnooze(async (until) => {
+    const conv = await api.post(`/api/v1/conversations/${v.conv.id}/snooze`, until ? { until } : {});
+    if (view === v) {
+      v.conv = { ...v.conv, ...conv };
+      renderHeader();
+    }
+    toast(`${snoozeText(conv.snooze)}.`, "ok", 6000, { label: "Undo", run: () => unsnooze(conv.id) });
+    refreshInbox();
+  });
+}
+
+export function snoozeCurrent() {
+  return snooze();
+}
+
+async function unsnooze(id = view && view.conv && view.conv.id) {
+  if (!id) return;
+  try {
+    await api.del(`/api/v1/conversations/${id}/snooze`);
+    toast(`Conversation #${id} is back.`, "ok");
+    if (view && view.conv && view.conv.id === id) reloadConversation();
+    refreshInbox();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+export function onLabelsChanged(conversationId, labels) {
+  if (view && view.conv && view.conv.id === conversationId && Array.isArray(labels)) {
+    view.conv.labels = labels;
+    renderHeader();
+  }
+}
+
 async function reopen(id = view && view.conv && view.conv.id) {
   if (!id) return;
   try {
@@ -732,6 +781,13 @@ function renderSide() {
       title: "Close (Esc)", onclick: () => toggleDrawer(false) }, icon("x")),
     customerCard(c, profileSaved),
     details,
+    // Shown once an admin has defined labels (or the customer has one).
+    !(state.labels || []).length && !(c.labels || []).length ? null : h("section", { class: "side-card", id: "customer-labels-card" },
+      h("h3", {}, "Labels"),
+      labelEditor(`/api/v1/customers/${c.id}/labels`, c.labels || [], (names) => {
+        if (view === v) v.customer.labels = names;
+        refreshInbox();
+      }, "customer-labels")),
     h("section", { class: "side-card" },
       h("h3", {}, "Identities"),
       h("ul", { class: "identities" }, (c.identities || []).map((i) => h("li", {},

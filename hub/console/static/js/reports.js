@@ -4,6 +4,8 @@
 import { h, icon, clear, duration, channelLabel } from "./dom.js";
 import { api } from "./api.js";
 import { state } from "./state.js";
+import { staffingPanel } from "./staffing.js";
+import { segmentsPanel } from "./segments.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["365", "Last 12 months"]];
@@ -131,7 +133,7 @@ function breakdown(data) {
   return h("table", { class: "report-table", id: "report-breakdown" },
     h("thead", {}, h("tr", {}, h("th", {}, data.by[0].toUpperCase() + data.by.slice(1)), columns.map(([, t]) => h("th", {}, t)))),
     h("tbody", {}, data.rows.length ? data.rows.map((r) => h("tr", {},
-      h("td", {}, data.by === "agent" || data.by === "queue" ? r.label : name(r.value)),
+      h("td", {}, ["agent", "queue", "label"].includes(data.by) ? r.label : name(r.value)),
       columns.map(([k, , unit]) => h("td", {}, show(r.figures[k], unit)))))
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
 }
@@ -147,6 +149,8 @@ export async function showReports(main, side, quiet = false) {
   clearTimeout(refresher);
   clear(side);
   side.classList.add("hidden");
+  const previousSegments = quiet ? main.querySelector("#segments") : null;
+  const previousStaffing = quiet ? main.querySelector("#staffing") : null;
   if (!quiet) clear(main).append(h("div", { class: "loading" }, "Loading reports…"));
   const admin = ["admin", "supervisor"].includes(state.me.role);
   const by = admin ? view.by : "agent";
@@ -185,11 +189,18 @@ export async function showReports(main, side, quiet = false) {
     chart(series.buckets, series.group),
     h("section", { class: "panel" },
       h("header", { class: "panel-head" }, h("h2", {}, "Breakdown"),
-        admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"]],
+        admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"],
+          ["label", "By label"]],
           (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
     heatmap(heat.cells)));
+  // Staffing and segments are the supervisors'; they do not move with the range, so a quiet refresh leaves them
+  // be (and the staffing inputs keep their focus). Staffing follows the filter: a change of it is not quiet.
+  const reports = main.querySelector("#reports");
+  if (admin) reports.append(previousStaffing || staffingPanel(view.filter));
+  if (admin && !quiet) reports.append(await segmentsPanel());
+  else if (admin && previousSegments) reports.append(previousSegments);
   // Figures move as work happens: refresh while the page is open (not while a menu is in use).
   refresher = setTimeout(() => {
     if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {

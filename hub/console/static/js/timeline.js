@@ -209,6 +209,29 @@ function emailHeads(msg, mail) {
     cc ? h("span", { class: "email-cc" }, `Cc: ${cc}`) : null, marks);
 }
 
+// A business event (POST /api/v1/events) as a compact card: what, how much, the items and a few payload fields.
+const EVENT_TITLES = { "order.placed": "Order placed", "payment.failed": "Payment failed" };
+
+function businessEvent(msg, ev) {
+  const items = Array.isArray(ev.items) ? ev.items : [];
+  const fields = Object.entries(ev.payload && typeof ev.payload === "object" ? ev.payload : {}).slice(0, 4);
+  const text = (v) => {
+    const s = typeof v === "string" ? v : JSON.stringify(v);
+    return s.length > 80 ? `${s.slice(0, 79)}…` : s;
+  };
+  const money = typeof ev.amount === "number"
+    ? `${ev.amount.toLocaleString([], { minimumFractionDigits: 2, maximumFractionDigits: 2 })} ${ev.currency || ""}` : null;
+  return h("div", { class: `tl-business${ev.type === "payment.failed" ? " failed" : ""}`, "data-mid": msg.id,
+    "data-event-type": ev.type },
+  h("div", { class: "be-head" }, icon("event"), h("strong", { class: "be-title" }, EVENT_TITLES[ev.type] || ev.type),
+    money ? h("span", { class: "be-amount" }, money) : null,
+    h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at))),
+  items.length ? h("ul", { class: "be-items" }, items.slice(0, 3).map((i) =>
+    h("li", {}, `${i.quantity || 1} × ${i.name}`)), items.length > 3 ? h("li", { class: "muted" }, `+${items.length - 3} more`) : null) : null,
+  fields.length ? h("dl", { class: "be-fields" }, fields.map(([k, v]) => [h("dt", {}, k), h("dd", {}, text(v))])) : null,
+  ev.external_id ? h("small", { class: "muted be-ref" }, ev.external_id) : null);
+}
+
 // A note's text with "@Full Name" of each teammate marked (as text nodes: nothing in it is parsed as HTML).
 function withMentions(text, names) {
   if (!names.length || !text.includes("@")) return text;
@@ -218,6 +241,8 @@ function withMentions(text, names) {
 }
 
 export function renderMessage(msg, ctx) {
+  const ev = msg.kind === "event" && msg.meta ? msg.meta.business_event : null;
+  if (ev && typeof ev === "object") return businessEvent(msg, ev);
   if (msg.kind === "event") {
     return h("div", { class: "tl-event", "data-mid": msg.id }, icon("event"), h("span", {}, msg.text),
       h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)));

@@ -1,0 +1,77 @@
+// Reports › Staffing: next week's agents per hour (Erlang C over the forecast volume), for supervisors and admins.
+// The assumptions are the supervisor's to set (handle time, target, goal, chats at once), and the model's error on
+// past weeks is shown beside it so the forecast can be judged.
+import { h, clear } from "./dom.js";
+import { api } from "./api.js";
+
+const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const FIELDS = [
+  ["handle_seconds", "Handle time (s)", 300, 1, 86400],
+  ["target_seconds", "Answer within (s)", 60, 0, 86400],
+  ["goal", "Goal (share)", 0.8, 0.01, 0.999],
+  ["concurrency", "Contacts at once", 1, 1, 20],
+];
+const chosen = Object.fromEntries(FIELDS.map(([k, , v]) => [k, v]));
+
+function query(filter) {
+  // This week (it began on Monday) and the next: the grid shows the next, which a supervisor can still staff.
+  const q = new URLSearchParams({ weeks: "2", tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" });
+  for (const [k] of FIELDS) q.set(k, String(chosen[k]));
+  if (filter) {
+    const [dim, value] = filter.split(":");
+    q.set(dim, value);
+  }
+  return q;
+}
+
+function grid(all) {
+  // The API answers hour by hour from this Monday 00:00 in the viewer's zone; next week is the second 168.
+  const hours = all.slice(168, 336);
+  const cells = DAYS.map((_, d) => hours.slice(d * 24, d * 24 + 24));
+  const top = Math.max(1, ...hours.map((x) => x.agents));
+  return h("table", { class: "heatmap staffing-grid", id: "staffing-grid" },
+    h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
+    h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, DAYS[d]),
+      row.map((x, hr) => h("td", {
+        title: `${DAYS[d]} ${hr}:00 — ${x.contacts.toFixed(1)} contacts, ${x.agents} agents`,
+        "data-agents": x.agents,
+        style: { background: x.agents ? `rgba(67, 83, 214, ${(0.1 + 0.9 * x.agents / top).toFixed(2)})` : "",
+          color: x.agents / top > 0.45 ? "#fff" : "" },
+      }, x.agents ? String(x.agents) : ""))))));
+}
+
+export function staffingPanel(filter) {
+  const body = h("div", { id: "staffing-body" }, h("div", { class: "loading" }, "Forecasting…"));
+  const load = async () => {
+    let data;
+    try {
+      data = await api.get(`/api/v1/reports/staffing?${query(filter)}`);
+    } catch (err) {
+      clear(body).append(h("div", { class: "notice" }, err.message));
+      return;
+    }
+    const wape = data.model.held_out_wape;
+    const peak = Math.max(0, ...data.hours.slice(168).map((x) => x.agents));
+    clear(body).append(
+      h("p", { class: "muted", id: "staffing-summary" },
+        `From ${data.history.contacts} contacts over the last ${data.history.weeks} weeks. Peak: ${peak} agents. `,
+        wape === null ? "Too little history to measure the forecast's error yet."
+          : `On the last two weeks, held out, the forecast was off by ${Math.round(wape * 100)}% of the volume.`),
+      grid(data.hours));
+  };
+  const inputs = FIELDS.map(([k, label, , min, max]) => h("label", { class: "field inline" }, h("span", {}, label),
+    h("input", { type: "number", id: `staffing-${k}`, value: String(chosen[k]), min: String(min), max: String(max),
+      step: k === "goal" ? "0.05" : "1",
+      onchange: (e) => { const v = Number(e.target.value); if (v >= min && v <= max) { chosen[k] = v; load(); } } })));
+  const csv = h("a", { class: "btn btn-small", download: "",
+    onclick: (e) => { const q = query(filter); q.set("format", "csv"); e.currentTarget.href = `/api/v1/reports/staffing?${q}`; } },
+    "Export CSV");
+  load();
+  return h("section", { class: "panel", id: "staffing" },
+    h("header", { class: "panel-head" },
+      h("div", {}, h("h2", {}, "Staffing next week"),
+        h("p", { class: "muted" }, "Agents needed each hour to answer the goal within the target (Erlang C)")),
+      csv),
+    h("div", { class: "staffing-controls" }, inputs),
+    body);
+}

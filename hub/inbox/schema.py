@@ -1,0 +1,56 @@
+"""Migrations 80-82: labels, snooze and saved views."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        80,
+        "labels: admin-defined (slug, title, color), on conversations and customers; labels rules set before are kept",
+        """
+CREATE TABLE labels (
+    name TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    color TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+INSERT INTO labels (name, title, color, created_at, updated_at)
+    SELECT DISTINCT label, label, '#64748b', '1970-01-01T00:00:00.000000Z', '1970-01-01T00:00:00.000000Z'
+    FROM conversation_labels;
+CREATE INDEX conversation_labels_label ON conversation_labels (label, conversation_id);
+CREATE TABLE customer_labels (
+    customer_id BIGINT NOT NULL REFERENCES customers(id),
+    label TEXT NOT NULL,
+    PRIMARY KEY (customer_id, label)
+);
+CREATE INDEX customer_labels_label ON customer_labels (label, customer_id)
+""",
+    ),
+    (
+        81,
+        "snooze: a snoozed conversation (status 'snoozed') keeps its owner and wakes at a time or on the customer's "
+        "next message",
+        """
+ALTER TABLE conversations ADD COLUMN snoozed_until TEXT;
+ALTER TABLE conversations ADD COLUMN snoozed_at TEXT;
+ALTER TABLE conversations ADD COLUMN snoozed_by BIGINT;
+ALTER TABLE conversations ADD COLUMN wake_reason TEXT;
+CREATE INDEX conversations_snoozed ON conversations (status, snoozed_until)
+""",
+    ),
+    (
+        82,
+        "views: saved inbox filters, an agent's own (agent_id) or shared with the team (agent_id NULL)",
+        """
+CREATE TABLE saved_views (
+    id {id},
+    agent_id BIGINT,
+    name TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX saved_views_agent ON saved_views (agent_id)
+""",
+    ),
+]
