@@ -92,6 +92,12 @@ def test_mention_in_a_note_reaches_the_teammate(hub: Hub, new_page: Any) -> None
     dana.wait_for_url(f"**/#/c/{conv}/m/*")
     dana.wait_for_selector(".tl-note.found >> text=can you open a claim?")
     dana.wait_for_function("() => document.querySelector('#mentions-badge').classList.contains('hidden')")
+    # A mention in the conversation Dana is reading is read at once: the toast, and no count left behind.
+    alex.click('.tab[data-mode="note"]')
+    alex.keyboard.type("@Dana Kim thanks!")
+    alex.click("#send-btn")
+    dana.wait_for_selector(".toast >> text=mentioned you: @Dana Kim thanks!")
+    dana.wait_for_function("() => document.querySelector('#mentions-badge').classList.contains('hidden')")
     assert alex.errors == [] and dana.errors == []
 
 

@@ -28,6 +28,8 @@ export function onMention(data) {
   const m = data && data.mention;
   if (!m || m.agent_id !== state.me.id) return;
   setUnread(unread + 1);
+  // Already reading that conversation: the note is on screen, so it is read.
+  if (new RegExp(`^#/c/${Number(m.conversation_id)}(/|$)`).test(location.hash)) readMentionsIn(m.conversation_id);
   toast(`${m.by_agent_name || "A teammate"} mentioned you: ${m.text.slice(0, 80)}`, "info", 10000,
     { label: "Open", run: () => openMention(m) });
   if (location.hash === "#/mentions") showMentions(document.getElementById("main"), document.getElementById("side"));
