@@ -118,6 +118,8 @@ function start(who) {
         h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
     h("div", { class: "body" }, h("div", { class: "left" }, els.offers, viewBar(), els.list), els.main, els.side,
       h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
+  // Narrower screens show the tabs as icons: their names stay as tooltips.
+  for (const link of document.querySelectorAll(".topbar .nav-link")) link.title = link.querySelector(".label").textContent;
   setHook("refreshInbox", debounce(loadInbox, 150));
   state.live = new Live({
     onEvent, onSync: resync, onStatus: showStatus,
