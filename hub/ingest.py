@@ -29,7 +29,10 @@ from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
 
-QueueChooser = Callable[[Inbound], str]
+#: where a new conversation waits: its queue, or (queue, priority) when the routing rules give it a priority too
+QueueChooser = Callable[[Inbound], str | tuple[str, int]]
+#: (queue, priority) of a conversation this event opens
+Place = tuple[str, int]
 StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
 #: a write of the caller's that must commit with the event's processing, in the same transaction (an operator's
 #: action on a flagged event is recorded with its outcome, or not at all: see hub.attention)
@@ -116,14 +119,14 @@ class Ingest:
         inbound = self.normalized(inbound)
         key = inbound.external_id or f"hub-{uuid.uuid4()}"
         payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
-        queue, queue_error = self._queue(inbound)
+        place, queue_error = self._queue(inbound)
         received = format_time(utcnow())
 
         # One transaction: the raw event and its processing commit together, and a processing failure rolls back
         # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
         def run(tx: Tx) -> IngestResult | IngestFailed:
             journaled = _journal(tx, inbound.channel, key, payload, received, fingerprint)
-            return self._apply(tx, journaled.id, inbound, queue, queue_error, fresh=journaled.inserted,
+            return self._apply(tx, journaled.id, inbound, place, queue_error, fresh=journaled.inserted,
                                reused=journaled.reused)
 
         return await self._finish(inbound, await self.db.write(run))
@@ -180,15 +183,16 @@ class Ingest:
 
         return await self.db.write(write)
 
-    def _queue(self, inbound: Inbound) -> tuple[str, str | None]:
+    def _queue(self, inbound: Inbound) -> tuple[Place, str | None]:
         try:
-            return self.choose_queue(inbound), None
+            chosen = self.choose_queue(inbound)
         except Exception as e:
             log.exception("choosing a queue failed for a %s event", inbound.channel)
-            return "", f"{type(e).__name__}: {e}"
+            return ("", 0), f"{type(e).__name__}: {e}"
+        return (chosen, 0) if isinstance(chosen, str) else chosen, None
 
     def _apply(
-        self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, queue_error: str | None, fresh: bool = False,
+        self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, queue_error: str | None, fresh: bool = False,
         reused: bool = False,
     ) -> IngestResult | IngestFailed:
         """REUSED: the event's provider id is held by another event with other content (see hub.journal.write)."""
@@ -204,7 +208,7 @@ class Ingest:
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                stored = self._store(tx, journal_id, inbound, queue, reused)
+                stored = self._store(tx, journal_id, inbound, place, reused)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -220,10 +224,11 @@ class Ingest:
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, queue: str, reused: bool) -> IngestResult:
+    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, reused: bool) -> IngestResult:
         """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
         what the statements wrote and returned, not read back (the hot path: every statement counts)."""
         now = format_time(utcnow())
+        queue, priority = place
         customer, _created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
         customer_id = customer.id
         # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
@@ -250,6 +255,10 @@ class Ingest:
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
                 self.settings.conversations.reopen_window_seconds, now,
             )
+            if how == "reopened" or (how == "opened" and priority):
+                # The routing rule's priority, in the store before routing or a rule sees the conversation: the
+                # one truth a rebuilt routing state reads back, and what an automation rule's set_priority changes.
+                tx.exec("UPDATE conversations SET priority = ? WHERE id = ?", (priority, conv.id))
         meta = dict(inbound.meta)
         meta.pop(csat_surveys.ANSWER_META, None)
         if answer is not None:
@@ -349,7 +358,7 @@ class Ingest:
         ALSO runs in the same transaction, after the processing."""
         inbound = self.normalized(inbound)
         payload_inbound = json.dumps(inbound.to_json(), default=str)
-        queue, queue_error = self._queue(inbound)
+        place, queue_error = self._queue(inbound)
 
         def run(tx: Tx) -> IngestResult | IngestFailed:
             row = tx.one("SELECT payload FROM journal WHERE id = ?" + tx.for_update, (journal_id,))
@@ -357,7 +366,7 @@ class Ingest:
             body = json.loads(row["payload"])
             body["inbound"] = json.loads(payload_inbound)
             tx.exec("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(body, default=str), journal_id))
-            outcome = self._apply(tx, journal_id, inbound, queue, queue_error)
+            outcome = self._apply(tx, journal_id, inbound, place, queue_error)
             if also is not None:
                 also(tx, outcome)
             return outcome
@@ -366,10 +375,10 @@ class Ingest:
 
     async def _process(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
         """Process an already journaled event (recovery and replay)."""
-        queue, queue_error = self._queue(inbound)
+        place, queue_error = self._queue(inbound)
 
         def run(tx: Tx) -> IngestResult | IngestFailed:
-            outcome = self._apply(tx, journal_id, inbound, queue, queue_error)
+            outcome = self._apply(tx, journal_id, inbound, place, queue_error)
             if also is not None:
                 also(tx, outcome)
             return outcome

@@ -5,7 +5,8 @@ another process holds are skipped): for each event every enabled rule for its ty
 actions' writes are made (labels, priority, replies through the outbox, notes, resolves, webhook deliveries), each
 rule's run is recorded under (rule, event), and the event is marked done. So an event handled twice (replayed, or
 raced by another process) never acts twice, and a crash before commit leaves the batch pending for another try.
-Routing is told about moves, assignments and resolves after commit (routing's own state is derived and repaired).
+Routing is told about priorities, moves, assignments and resolves after commit (routing's own state is derived
+and repaired).
 
 Loops are bounded: an event a rule's action causes (a reply's message.sent, a resolve) carries depth + 1, and
 rules do not run on events deeper than automation.max_depth. Events about messages marked `meta.automatic`
@@ -48,6 +49,7 @@ class Routing(Protocol):
 
     async def transfer(self, conversation_id: int, queue: str | None, agent_id: int | None, note: str) -> Any: ...
     async def resolve(self, conversation_id: int) -> Any: ...
+    async def set_priority(self, conversation_id: int, priority: int) -> Any: ...
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Outcome:
     resolved: bool = False
     moved_to: str | None = None
     assign_to: int | None = None
+    priority: int | None = None  # the conversation's new priority (the last set_priority), for its place in line
     changed: bool = False
     conversation_id: int | None = None
     bot_turn: bool = False
@@ -151,7 +154,7 @@ class Runner:
             out.changed = True
         elif a.type == "set_priority":
             tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
-            out.changed = True
+            out.priority, out.changed = int(a.value), True  # type: ignore[arg-type]
         elif a.type == "set_attribute":
             business_events.set_attribute(tx, conv.customer_id, str(a.name), str(a.value))
         elif a.type == "move_to_queue":
@@ -220,6 +223,8 @@ class Runner:
         note = "moved by an automation rule"
         caused = event_log.CAUSE_DEPTH.set(out.depth + 1)
         try:
+            if out.priority is not None and not out.resolved:
+                await self.routing.set_priority(conv_id, out.priority)
             if out.moved_to is not None and not out.resolved:
                 await self.routing.transfer(conv_id, out.moved_to, None, note)
             if out.assign_to is not None and not out.resolved:

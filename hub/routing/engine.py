@@ -217,6 +217,13 @@ class Engine:
             await self._drain_agent(release.agent, events)
         return events
 
+    async def set_priority(self, conversation: ConversationId, priority: int) -> bool:
+        """A waiting (or parked) conversation moves to its place in line for PRIORITY, keeping its age; an offered
+        or assigned one keeps it for when it goes back to a queue. False if routing does not hold it. Nothing is
+        dispatched: the agents who could take the new head of a line could take the old one (a line's conversations
+        all need the same skills and capacity)."""
+        return await self.state.set_priority(conversation, priority)
+
     async def responded(self, conversation: ConversationId, agent: AgentId | None) -> list[RoutingEvent]:
         """An agent's reply was sent to the customer: the first one stops the conversation's first-response clock."""
         now = self.clock()

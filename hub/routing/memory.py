@@ -682,6 +682,26 @@ class MemoryState:
             self._put_waiting(c)
         return release
 
+    async def set_priority(self, conversation: ConversationId, priority: int) -> bool:
+        c = self.conversations.get(conversation)
+        if c is None:
+            return False
+        if c.priority == priority:
+            return True
+        # Out of its line under the old priority (the line's head is kept fresh), back in under the new one: the
+        # same queue, stage and age (queued_at, enqueued_at), the same agents skipped.
+        state = c.state
+        if state in ("waiting", "parked"):
+            self._take_out(c)
+        c.priority = priority
+        c.score = waiting_score(priority, c.enqueued_at)
+        if state == "waiting":
+            self._put_waiting(c)
+        elif state == "parked":
+            assert c.agent is not None
+            self._park(c, c.agent, c.until)
+        return True
+
     async def end_wrapups(self, now: float) -> list[AgentId]:
         out: list[AgentId] = []
         while self._wrapups and self._wrapups[0][0] <= now:

@@ -52,7 +52,7 @@ log = logging.getLogger("hub.routing.reconciler")
 _OPEN = "('open', 'assigned')"
 _ROWS = (
     "SELECT c.id, c.status, c.agent_id, c.offered_to, c.offer_deadline, c.queue, c.channel, c.customer_id, "
-    "c.created_at, c.updated_at FROM conversations c"
+    "c.created_at, c.updated_at, c.priority FROM conversations c"
 )
 _UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
@@ -67,9 +67,11 @@ class Repairs:
     requeued: int = 0  # open conversations the state did not know, back in their queue
     released: int = 0  # conversations the store resolved that the state still held (their capacity freed)
     forwarded: int = 0  # decisions of the state the store missed, written to the store
+    priority: int = 0  # conversations given back the priority the store keeps
 
     def total(self) -> int:
-        return self.presence + self.held + self.requeued + self.released + self.forwarded + int(self.rebuilt)
+        return (self.presence + self.held + self.requeued + self.released + self.forwarded + self.priority
+                + int(self.rebuilt))
 
 
 def _expected(row: Row) -> tuple[str, int | None]:
@@ -243,8 +245,12 @@ class Reconciler:
                     await self._put_back(row, done)
                 continue
             shown = _shown(view)
-            if shown != _expected(row) and confirmed(cid, ("differs", row["updated_at"], shown)):
-                await self._forward(row, view, done)
+            if shown != _expected(row):
+                if confirmed(cid, ("differs", row["updated_at"], shown)):
+                    await self._forward(row, view, done)
+            elif view.priority != int(row["priority"]) and confirmed(cid, ("priority", row["updated_at"],
+                                                                           view.priority)):
+                await self._reprioritize(row, done)
         gone = [cid for cid in await router.state.routed() if cid not in open_ids]
         statuses = await router.db.read(lambda tx: {cid: _row(tx, cid) for cid in gone})
         for cid in gone:
@@ -266,7 +272,8 @@ class Reconciler:
         queue = str(row["queue"]) if row["queue"] in router.engine.queues else router.settings.routing.default_queue
         channel = str(row["channel"]) if row["channel"] in CHANNELS else "api"
         arrived = parse_time(str(row["created_at"])).timestamp()
-        item = Waiting(cid, queue, channel, 0, arrived, int(row["customer_id"]))
+        priority = int(fresh["priority"])  # the store's: a routing rule's, or a later set_priority's
+        item = Waiting(cid, queue, channel, priority, arrived, int(row["customer_id"]))
         state, agent = _expected(row)
         now = router.clock()
         deadline = float(row["offer_deadline"] or now) if state == "offered" else None
@@ -280,7 +287,8 @@ class Reconciler:
         else:
             try:
                 events = await router.engine.enqueue(
-                    cid, queue, channel, customer=item.customer, enqueued_at=arrived, replied=replied
+                    cid, queue, channel, priority=priority, customer=item.customer, enqueued_at=arrived,
+                    replied=replied,
                 )
             except KeyError:
                 return  # routed meanwhile (the inbound path's own enqueue): nothing to put back
@@ -290,6 +298,16 @@ class Reconciler:
         status = await router.db.read(lambda tx: tx.one("SELECT status FROM conversations WHERE id = ?", (cid,)))
         if status is None or status["status"] == "resolved":
             await router._apply(await router.engine.resolve(cid), "repair")
+
+    async def _reprioritize(self, row: Row, done: Repairs) -> None:
+        """The state gives the conversation another priority than the store (seen twice): the store's holds. Read
+        again first, so a set_priority written since (store first, then state) is the one applied."""
+        router, cid = self.router, int(row["id"])
+        fresh = await router.db.read(lambda tx: _row(tx, cid))
+        if fresh is None or fresh["status"] not in ("open", "assigned") or fresh["updated_at"] != row["updated_at"]:
+            return  # moved on: the next pass compares again
+        if await router.engine.set_priority(cid, int(fresh["priority"])):
+            done.priority += 1
 
     async def _forward(self, row: Row, view: ConversationView, done: Repairs) -> None:
         """Write to the store the decision the state took (seen twice): what the dead process would have written."""

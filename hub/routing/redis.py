@@ -628,6 +628,21 @@ if #ARGV > 2 then redis.call('HSET', key, unpack(ARGV, 3)) end
 return 1
 """
 
+_SET_PRIORITY = r"""
+local c = conv(ARGV[2])
+if not c then return 0 end
+c.pri = tonumber(ARGV[3])
+redis.call('HSET', P .. 'c:' .. c.id, 'pri', ARGV[3])
+-- A new score in the same index, the member unchanged: its age (enq in the score, qat in the age index) is kept.
+-- XX: only a member that is there (a line's member is what put_waiting wrote, or a bare id from before).
+if c.st == 'waiting' then
+  redis.call('ZADD', line_key(c.q, c.cls, c.ln), 'XX', wscore(c), c.lm or c.id)
+elseif c.st == 'parked' then
+  redis.call('ZADD', P .. 'p:' .. c.ag, 'XX', wscore(c), c.id)
+end
+return 1
+"""
+
 _END_WRAPUPS = r"""
 local now = tonumber(ARGV[2])
 local out = {}
@@ -802,6 +817,7 @@ class RedisState:
         self._expire = script(_EXPIRE)
         self._resolve = script(_RESOLVE)
         self._transfer = script(_TRANSFER)
+        self._set_priority = script(_SET_PRIORITY)
         self._end_wrapups = script(_END_WRAPUPS)
         self._hold = script(_HOLD)
         self._restore_counts = script(_RESTORE_COUNTS)
@@ -970,6 +986,9 @@ class RedisState:
             return None
         q, aid = (_text(x) for x in r)
         return Release(conversation, q, int(aid) if aid else None)
+
+    async def set_priority(self, conversation: ConversationId, priority: int) -> bool:
+        return bool(await self._run(self._set_priority, conversation, int(priority)))
 
     async def end_wrapups(self, now: float) -> list[AgentId]:
         return [int(a) for a in await self._run(self._end_wrapups, now)]

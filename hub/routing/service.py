@@ -212,8 +212,11 @@ class Router:
 
     # -- the inbound path's hooks ------------------------------------------------------------------------------
 
-    def choose_queue(self, inbound: Inbound) -> str:
-        return self.engine.choose_queue(contact_of(inbound)).queue
+    def choose_queue(self, inbound: Inbound) -> tuple[str, int]:
+        """The queue and priority the routing rules give a conversation this message opens (the inbound path
+        stores both with it; on_ingest queues it so)."""
+        route = self.engine.choose_queue(contact_of(inbound))
+        return route.queue, route.priority
 
     async def on_ingest(self, result: IngestResult, inbound: Inbound) -> None:
         """A newly opened (or reopened) conversation joins its queue; later messages only join the conversation, and a
@@ -311,6 +314,17 @@ class Router:
         events = [dataclasses.replace(e, snoozed=True) if isinstance(e, Resolved) else e for e in events]
         await self._apply(events, "snooze")
         return events
+
+    async def set_priority(self, conversation_id: int, priority: int) -> bool:
+        """The store already holds the conversation's new priority (its writer commits first): its place in line
+        follows. False if routing does not hold it (not queued yet: it is queued with the store's priority, or the
+        reconciler repairs it); routing unreachable is no failure either, the reconciler applies it later."""
+        try:
+            return await self.engine.set_priority(conversation_id, priority)
+        except UNREACHABLE as e:
+            log.warning("routing unreachable (%s): conversation %d gets its priority from the reconciler", e,
+                        conversation_id)
+            return False
 
     # -- time --------------------------------------------------------------------------------------------------------
 
@@ -431,8 +445,11 @@ class Router:
         """A resolved conversation opened again by an agent (Reopen, or undoing Resolve) waits in its queue again;
         the agent's first reply was already counted, so no first-response clock starts."""
         known = queue if queue in self.engine.queues else self.settings.routing.default_queue
+        row = await self.db.read(lambda tx: tx.one("SELECT priority FROM conversations WHERE id = ?",
+                                                   (conversation_id,)))
         events = await self.engine.enqueue(conversation_id, known, channel if channel in CHANNELS else "api",
-                                           customer=customer_id, replied=True)
+                                           priority=int(row["priority"]) if row else 0, customer=customer_id,
+                                           replied=True)
         await self._apply(events)
         return events
 

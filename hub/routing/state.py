@@ -79,6 +79,11 @@ class RoutingState(Protocol):
     ) -> Release | None:
         """Move the conversation to a queue, or park it for an agent until `until`; it keeps its age."""
 
+    async def set_priority(self, conversation: ConversationId, priority: int) -> bool:
+        """Give the conversation a new priority: waiting or parked, it moves to its new place in line, keeping its
+        age; offered or assigned, it keeps the priority for when it goes back to a queue (reject, timeout,
+        transfer). False, changing nothing, for a conversation the state does not hold."""
+
     async def end_wrapups(self, now: float) -> list[AgentId]:
         """Agents whose wrap-up ended by `now`, ready again."""
 

@@ -12,7 +12,7 @@ import pytest
 from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.config import Settings
-from hub.keys import AUTOMATION, DB, INGEST, SETTINGS
+from hub.keys import AUTOMATION, DB, INGEST, ROUTER, SETTINGS
 from hub.model import Identity, Inbound, format_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
 from tests.api.client import Api, inbound
@@ -298,3 +298,35 @@ async def test_a_missed_first_response_target_triggers_rules(
     await eventually(flagged, what="the breach's rule ran")
     assert await logged(api, "sla.breached", conv) == [0]
     assert (await conversation(api, conv))["priority"] == 9
+
+
+async def test_a_rules_priority_puts_a_waiting_conversation_ahead_of_older_ones(
+    make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str, admin_token_api: MakeApi
+) -> None:
+    """Seen: set_priority wrote the store only, which routing never read: the VIP waited behind everyone who wrote
+    before them. Now the runner tells routing after its commit, and the conversation moves up at once (not the
+    reconciler's repair: its passes are minutes apart here)."""
+    api = await admin_token_api(make_settings(
+        db_url, **FAST, HUB_ROUTING__QUEUES='{"support": {"offer_timeout": 60}}', HUB_ROUTING__BACKEND=backend,
+        HUB_ROUTING__REDIS_URL="redis://127.0.0.1:6379/0", HUB_ROUTING__KEY_PREFIX=prefix,
+        HUB_ROUTING__RECONCILE_SECONDS="600", HUB_ROUTING__DEFAULT_CAPACITY='{"voice": 1, "chat": 1, "email": 5}'))
+    await add_rule(api, {"name": "VIP first", "event": "message.received",
+                         "conditions": [{"field": "text", "op": "contains", "value": "VIP"}],
+                         "actions": [{"type": "set_priority", "value": 10}]})
+    older = [(await inbound(api, f"phone:+1415555013{n}", f"hello {n}", f"v{n}"))["conversation"]["id"]
+             for n in (1, 2)]
+    vip = (await inbound(api, "phone:+14155550139", "VIP here, please hurry", "v9"))["conversation"]["id"]
+    router = api.client.app[ROUTER]
+    arrived = (await router.state.conversation(vip)).enqueued_at
+
+    async def moved_up() -> bool:
+        view = await router.state.conversation(vip)
+        return await settled(api) and view is not None and view.priority == 10
+
+    await eventually(moved_up, within=5, what="the rule's priority in routing")
+    view = await router.state.conversation(vip)
+    assert view is not None and (view.state, view.enqueued_at) == ("waiting", arrived)  # its age kept
+    assert (await conversation(api, vip))["priority"] == 10
+    ann = await available_agent(api, "Ann")  # room for one chat
+    rows = await api.client.app[DB].read(lambda tx: tx.all("SELECT id, offered_to FROM conversations ORDER BY id"))
+    assert {int(r["id"]): r["offered_to"] for r in rows} == {older[0]: None, older[1]: None, vip: ann}

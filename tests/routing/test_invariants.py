@@ -1,6 +1,7 @@
 """Property-based state machine over the engine on each backend: the routing invariants hold after every step.
 
-Never two agents for one conversation, never over capacity, FIFO within a priority, no conversation forgotten; and
+Never two agents for one conversation, never over capacity, priority first and FIFO within a priority (priorities
+changing as an automation rule changes them), no conversation forgotten; and
 the state can be lost at any step (a Redis wipe, a restart of the memory backend) and rebuilt from what the store
 recorded, as the reconciler does, with all of that still true. (A crash between a decision's two writes is a
 transition of tests/routing/test_recovery.py, which has a store.)
@@ -103,6 +104,11 @@ class RoutingMachine(RuleBasedStateMachine):
                 continue
             line = (e.queue, CAPACITY_CLASS[was.channel], was.priority)
             if was.queue == e.queue:
+                # Priority first: nothing of a higher priority was waiting in the same line (no stages here).
+                higher = [y.id for y in before.values() if y.state == "waiting" and y.queue == e.queue
+                          and CAPACITY_CLASS[y.channel] == line[1] and y.priority > was.priority
+                          and y.id in after and after[y.id].state == "waiting"]
+                assert not higher, f"{e.conversation} was dispatched while {higher} of a higher priority wait"
                 # Within one step too: the same line is served oldest first.
                 assert was.enqueued_at >= dispatched.get(line, float("-inf")), f"{e.conversation} out of FIFO order"
                 dispatched[line] = was.enqueued_at
@@ -163,6 +169,20 @@ class RoutingMachine(RuleBasedStateMachine):
         enqueued = self.views[cid].enqueued_at
         self.apply(self.run(self.engine.transfer(cid, queue=queue, note="x")))
         assert self.views[cid].enqueued_at == enqueued  # age survives
+
+    @precondition(lambda self: bool(self.live))
+    @rule(i=st.integers(0, 50), priority=st.integers(-1, 2))
+    def set_priority(self, i: int, priority: int) -> None:
+        """An automation rule's set_priority: the store first (here, the views the rebuild reads), then the state."""
+        cid = sorted(self.live)[i % len(self.live)]
+        before = self.views[cid]
+        assert self.run(self.engine.set_priority(cid, priority))
+        self.apply([])
+        after = self.views[cid]
+        assert after.priority == priority
+        # Nothing but its place in line changes: the same queue, state, agent and age.
+        assert (after.queue, after.state, after.agent, after.enqueued_at, after.until) == (
+            before.queue, before.state, before.agent, before.enqueued_at, before.until)
 
     @rule(agent=st.sampled_from([1, 2, 3]), presence=st.sampled_from(list(Presence)))
     def presence(self, agent: int, presence: Presence) -> None:

@@ -375,12 +375,14 @@ async def restart_with(
     aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str
 ) -> AsyncIterator[Callable[..., Any]]:
     """Start a hub on this test's store and routing backend with QUEUES; with Redis, wiped=True first deletes
-    every routing key (Redis lost its data while the hub was down)."""
+    every routing key (Redis lost its data while the hub was down); RULES: the routing rules."""
 
-    async def start(queues: dict[str, Any], wiped: bool = False) -> Client:
+    async def start(queues: dict[str, Any], wiped: bool = False, rules: list[dict[str, Any]] | None = None) -> Client:
         if wiped and backend == "redis":
             await _wipe(prefix)
         env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix) | {"HUB_ROUTING__QUEUES": json.dumps(queues)}
+        if rules is not None:
+            env["HUB_ROUTING__RULES"] = json.dumps(rules)
         return await aiohttp_client(build_app(make_settings(db_url, **env)))
 
     yield start
@@ -482,3 +484,59 @@ async def test_a_decision_the_store_missed_is_counted_once_repaired(
     assert (counted["support"].get("answered"), counted["support"].get("accepted")) == (1, 1), counted
     live = await queue_row(client, admin)
     assert (live["answered"], live["offers_accepted"]) == (1, 1), live
+
+
+async def offered_to(client: Client, conversations: list[int]) -> dict[int, int | None]:
+    rows = await client.app[DB].read(lambda tx: tx.all("SELECT id, offered_to FROM conversations"))
+    return {int(r["id"]): r["offered_to"] for r in rows if int(r["id"]) in conversations}
+
+
+async def test_a_rebuild_keeps_the_priority_a_routing_rule_gave(restart_with: Callable[..., Any]) -> None:
+    """Seen: a conversation a routing rule put ahead waited at priority 0 after a restart (memory) or a Redis wipe:
+    its priority lived only in the routing state."""
+    queues = {"support": {"offer_timeout": 30}}
+    rules = [{"name": "urgent", "queue": "support", "priority": 5, "keywords": ["urgent"]}]
+    client: Client = await restart_with(queues, rules=rules)
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    ann, ann_h = await agent(client, "Ann")  # offline: everything waits
+    older = [await open_chat(client, admin, n) for n in (1, 2)]
+    body = {"identity": "phone:+14155550003", "text": "urgent: my line is down"}
+    urgent = int((await post(client, "/api/v1/inbound", admin, body, expect=201))["conversation"]["id"])
+    stored = await client.app[DB].read(lambda tx: {int(r["id"]): int(r["priority"]) for r in tx.all(
+        "SELECT id, priority FROM conversations")})
+    assert stored == {older[0]: 0, older[1]: 0, urgent: 5}
+    await client.close()
+
+    client = await restart_with(queues, wiped=True, rules=rules)
+    view = await client.app[ROUTER].state.conversation(urgent)
+    assert view is not None and (view.state, view.priority) == ("waiting", 5)
+    assert await consistent(client) == []
+    # Ann has room for two: the urgent one and the oldest, not the two oldest.
+    await post(client, "/api/v1/agents/me/presence", ann_h, {"presence": "available"})
+    assert await offered_to(client, [*older, urgent]) == {older[0]: ann, older[1]: None, urgent: ann}
+
+
+async def test_a_priority_the_routing_state_missed_is_repaired(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str,
+) -> None:
+    """A priority written to the store whose routing call never landed (routing unreachable, a process killed
+    after the commit): the reconciler gives the state the store's, once two passes saw the same difference."""
+    from hub.model import format_time, utcnow
+    from hub.routing.reconciler import SETTLE_SECONDS
+
+    env = routing_env(backend, "redis://127.0.0.1:6379/0", prefix) | {"HUB_ROUTING__RECONCILE_SECONDS": "1000"}
+    client: Client = await aiohttp_client(build_app(make_settings(**env)))
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    conv = await open_chat(client, admin, 1)
+    router = client.app[ROUTER]
+    await client.app[DB].write(lambda tx: tx.exec("UPDATE conversations SET priority = 7, updated_at = ? WHERE id = ?",
+                                                  (format_time(utcnow()), conv)))
+    first = await router.reconciler.run()
+    assert first is not None and first.priority == 0  # seen once: it could be a change on its way
+    assert (await router.state.conversation(conv)).priority == 0
+    await asyncio.sleep(SETTLE_SECONDS)
+    second = await router.reconciler.run()
+    assert second is not None and second.priority == 1
+    view = await router.state.conversation(conv)
+    assert view is not None and (view.state, view.priority) == ("waiting", 7)
+    assert (await router.reconciler.run()).priority == 0  # type: ignore[union-attr]

@@ -628,3 +628,73 @@ async def test_restored_counters_count_on(state: RoutingState) -> None:
     assert (stats.offered, stats.accepted, stats.answered, stats.answered_in_sla) == (6, 4, 5, 3)
     await state.restore_counts("support", {})  # the store recorded nothing: all from zero
     assert (await state.queue_stats("support", T + 1)).offered == 0
+
+
+async def test_set_priority_moves_a_waiting_conversation_to_its_place_keeping_its_age(state: RoutingState) -> None:
+    """A new priority reorders the line as if the conversation had arrived with it: same age, same stage clock."""
+    await setup(state, QueueConfig("support", direct=True, stages=(Stage(after=30),)))
+    for cid, pri, at in [(1, 0, 5.0), (2, 0, 3.0), (3, 0, 9.0), (4, 2, 8.0)]:
+        await state.enqueue(Waiting(cid, "support", "webchat", pri, at), T, 0)
+    assert await state.set_priority(3, 5)
+    assert await state.set_priority(1, 5)
+    assert await state.set_priority(4, -1)
+    view = await state.conversation(1)
+    assert view is not None and (view.priority, view.enqueued_at, view.state, view.stage) == (5, 5.0, "waiting", 0)
+    stats = await state.queue_stats("support", T)
+    assert (stats.waiting, stats.longest_wait) == (4, T - 3.0)
+    # The stage clock runs from when each came into the queue, not from the change of priority.
+    assert {e.conversation for e in await state.escalate("support", 1, T, T + 30)} == {1, 2, 3, 4}
+    await state.put_agent(agent(9, capacity={"chat": 10}), T + 30)
+    await state.set_presence(9, Presence.AVAILABLE, T + 30)
+    assert [c for c, _ in await drain(state, now=T + 30)] == [1, 3, 2, 4]
+
+
+async def test_set_priority_reorders_what_is_parked_for_an_agent(state: RoutingState) -> None:
+    await setup(state, agents=(agent(1, capacity={"chat": 1}),), available=False)
+    await state.enqueue(Waiting(1, "support", "webchat", 0, 100.0), T, 0)
+    await state.enqueue(Waiting(2, "support", "webchat", 0, 200.0), T, 0)
+    for cid in (1, 2):
+        await state.transfer(cid, T, agent=1, until=T + 60)
+    assert await state.set_priority(2, 3)
+    view = await state.conversation(2)
+    assert view is not None and (view.state, view.agent, view.until, view.priority) == ("parked", 1, T + 60, 3)
+    assert (await state.queue_stats("support", T)).waiting == 2
+    await state.set_presence(1, Presence.AVAILABLE, T + 1)
+    claim = await state.dispatch_agent(1, T + 1)
+    assert claim is not None and claim.conversation == 2
+    # Its parking ends on time, with its priority: back in the queue.
+    assert [(w.id, w.priority) for w in await state.release_parked(T + 60)] == [(1, 0)]
+
+
+async def test_set_priority_of_an_offered_or_assigned_one_holds_when_it_goes_back(state: RoutingState) -> None:
+    await setup(state, QueueConfig("support", offer_timeout=20), agents=(agent(1, capacity={"chat": 1}),))
+    await state.enqueue(Waiting(1, "support", "webchat", 0, 100.0), T, 0)
+    offer = await state.dispatch_queue("support", T)
+    assert offer is not None and offer.conversation == 1
+    await state.enqueue(Waiting(2, "support", "webchat", 1, 50.0), T, 0)  # waits: the agent is full
+    assert await state.set_priority(1, 5)
+    view = await state.conversation(1)
+    assert view is not None and (view.state, view.agent, view.until, view.priority) == ("offered", 1, T + 20, 5)
+    assert (await state.agent_stats(1)).load == {"chat": 1}  # type: ignore[union-attr]
+    assert await state.reject(1, 1, T + 1) is not None
+    # Back in line with priority 5, ahead of 2 (priority 1, older): the one who declined gets it again, as nobody
+    # else can take it.
+    again = await state.dispatch_queue("support", T + 1)
+    assert again is not None and again.conversation == 1
+    assert await state.accept(1, 1, T + 2) is not None
+    assert await state.set_priority(1, -3)
+    assert (await state.conversation(1)).state == "assigned"  # type: ignore[union-attr]
+    await state.transfer(1, T + 3, queue="support")
+    assert [(c.conversation, c.agent) for c in await state.drain_queue("support", T + 3, 5)] == [(2, 1)]
+    view = await state.conversation(1)
+    assert view is not None and (view.state, view.priority, view.enqueued_at) == ("waiting", -3, 100.0)
+
+
+async def test_set_priority_of_an_unknown_conversation_changes_nothing(state: RoutingState) -> None:
+    await setup(state)
+    assert not await state.set_priority(99, 3)
+    assert await state.conversation(99) is None
+    await state.enqueue(Waiting(1, "support", "webchat", 0, 100.0), T, 0)
+    await state.resolve(1, T)
+    assert not await state.set_priority(1, 3)
+    assert await state.routed() == []
