@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -244,8 +245,14 @@ async def run(args: argparse.Namespace) -> Results:
     return meta, inbound, timeline, latency
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # SIGTERM (`timeout`, a CI's cancel) unwinds like Ctrl-C: servers stopped, databases dropped, Redis keys deleted.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         meta, inbound, timeline, latency = asyncio.run(run(args))
     except (RuntimeError, ValueError) as e:

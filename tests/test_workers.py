@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,12 @@ import aiohttp
 import pytest
 
 from hub.api.auth import create_token
+from hub.config import Settings
 from hub.history.db import open_database
 from hub.history.schema import migrate
+from hub.workers import refusal, worker_count
 from tests.test_crash import HubProcess
 from tests.waiting import eventually
-
-pytestmark = pytest.mark.slow
 
 
 def children(pid: int) -> set[int]:
@@ -109,6 +109,7 @@ def workers_env(pg_url: str, redis_url: str, prefix: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 async def test_two_workers_one_port(
     pg_url: str, redis_url: str, prefix: str, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
@@ -202,6 +203,7 @@ async def test_two_workers_one_port(
         await db.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("store", "routing", "missing"), [
     ("sqlite", "memory", ["database.url", "routing.backend", "events.backend"]),
     ("postgresql", "memory", ["routing.backend", "events.backend"]),
@@ -220,6 +222,7 @@ def test_workers_refused_without_shared_state(
     assert "serving" not in done.stderr and not (tmp_path / "hub.db").exists()  # refused before anything started
 
 
+@pytest.mark.slow
 async def test_workers_that_keep_failing_at_start_stop_the_supervisor(
     pg_url: str, redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
@@ -232,3 +235,15 @@ async def test_workers_that_keep_failing_at_start_stop_the_supervisor(
         assert "times in a row before serving" in log and "giving up" in log, log
     finally:
         hub.stop()
+
+
+def test_what_cannot_be_shared_is_named(make_settings: Callable[..., Settings]) -> None:
+    shared = {"HUB_ROUTING__BACKEND": "redis", "HUB_EVENTS__BACKEND": "redis"}
+    pg = "postgresql://hub@127.0.0.1/hub"
+    assert refusal(make_settings(pg, **shared), 2) is None
+    assert refusal(make_settings(None), 1) is None  # one process: SQLite and memory are the default
+    why = refusal(make_settings(pg, **shared, HUB_METRICS__LISTEN="127.0.0.1:9100",
+                                HUB_CHANNELS__TELEGRAM__ENABLED="true", HUB_CHANNELS__TELEGRAM__MODE="polling",
+                                HUB_CHANNELS__TELEGRAM__BOT_TOKEN="1:" + "a" * 30), 3)
+    assert why is not None and "metrics.listen" in why and "polling" in why and "database.url" not in why
+    assert worker_count(4) == 4 and worker_count("auto") == worker_count(0) >= 1
