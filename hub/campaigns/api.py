@@ -25,8 +25,13 @@ from hub.outbox import ReplyError
 MANAGERS = ("admin", "supervisor")
 
 
-def _manager(request: web.Request) -> None:
-    if request[PRINCIPAL].role not in MANAGERS:
+async def _manager(request: web.Request) -> None:
+    p = request[PRINCIPAL]
+    role = p.role
+    if role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
+        role = str(row["role"]) if row else role
+    if role not in MANAGERS:
         raise web.HTTPForbidden(text="campaigns are for admins and supervisors")
 
 
@@ -42,7 +47,7 @@ def _with_results(tx: Tx, c: campaign_store.Campaign) -> dict[str, Any]:
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    _manager(request)
+    await _manager(request)
 
     def read(tx: Tx) -> list[dict[str, Any]]:
         return [_with_results(tx, c) for c in campaign_store.listing(tx)]
@@ -51,7 +56,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
 
 
 async def create_campaign(request: web.Request) -> web.Response:
-    _manager(request)
+    await _manager(request)
     body = await read_json(request, CampaignBody)
     _configured(request, body.channel)
     settings = request.app[SETTINGS].campaigns
@@ -70,13 +75,13 @@ async def create_campaign(request: web.Request) -> web.Response:
 
 
 async def get_campaign(request: web.Request) -> web.Response:
-    _manager(request)
+    await _manager(request)
     cid = path_id(request)
     return web.json_response(await request.app[DB].read(lambda tx: _with_results(tx, campaign_store.get(tx, cid))))
 
 
 async def campaign_recipients(request: web.Request) -> web.Response:
-    _manager(request)
+    await _manager(request)
     cid = path_id(request)
     after = whole_number(request.query.get("after", "0"), "after")
     size = limit(request)
@@ -91,7 +96,7 @@ async def campaign_recipients(request: web.Request) -> web.Response:
 
 async def cancel_campaign(request: web.Request) -> web.Response:
     """Stop a campaign: nobody not yet written to gets it (messages already in the outbox still go out)."""
-    _manager(request)
+    await _manager(request)
     cid = path_id(request)
     now = format_time(utcnow())
 
@@ -107,7 +112,7 @@ async def cancel_campaign(request: web.Request) -> web.Response:
 
 async def preview(request: web.Request) -> web.Response:
     """What a campaign not saved yet would send: its first recipients' texts, who is skipped and why, the counts."""
-    _manager(request)
+    await _manager(request)
     body = await read_json(request, CampaignBody)
     settings = request.app[SETTINGS]
 
@@ -133,7 +138,7 @@ class TestSendBody(BaseModel):
 
 
 async def test_send(request: web.Request) -> web.Response:
-    _manager(request)
+    await _manager(request)
     body = await read_json(request, TestSendBody)
     if body.channel not in campaign_store.CHANNELS:
         raise web.HTTPUnprocessableEntity(text=f"channel is one of {', '.join(campaign_store.CHANNELS)}")
