@@ -73,15 +73,13 @@ class CampaignSender:
             campaign.status = "running"
         if campaign.status != "running":
             return []
-        rows = campaign_store.pending(tx, campaign.id, self._allowed(tx, campaign, now))
-        if not rows and not campaign_store.pending(tx, campaign.id, 1):
-            campaign_store.finish(tx, campaign.id, "done", now)
-            return []
         written = []
-        for r in rows:
+        for r in campaign_store.pending(tx, campaign.id, self._allowed(tx, campaign, now)):
             mid = self._send(tx, campaign, int(r["position"]), r["customer_id"], str(r["identity"]), now)
             if mid is not None:
                 written.append(mid)
+        if not campaign_store.pending(tx, campaign.id, 1):
+            campaign_store.finish(tx, campaign.id, "done", now)
         return written
 
     def _send(self, tx: Tx, campaign: Campaign, position: int, customer_id: int | None, identity: str,
