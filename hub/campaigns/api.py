@@ -166,7 +166,9 @@ async def test_send(request: web.Request) -> web.Response:
                                                    "on your agent profile")
         ident = parse(raw, settings.identities.default_region)
         if ident.kind != wanted:
-            raise web.HTTPUnprocessableEntity(text=f"a {ident.kind} identity cannot be reached on {body.channel}")
+            article = "an" if ident.kind[0] in "aeiou" else "a"
+            raise web.HTTPUnprocessableEntity(text=f"{article} {ident.kind} identity cannot be reached on "
+                                                   f"{body.channel}")
         customer_id, _ = store.resolve_identity(tx, ident, None, now)
         who = campaign_store.candidate(tx, customer_id, str(ident))
         # Your own profile may lack the variables: a test shows each fallback, or the variable's name.

@@ -173,7 +173,8 @@ def _list(tx: Tx, listed: list[str], channel: str, region: str) -> Iterator[Cand
             continue
         key = str(ident)
         if ident.kind != wanted:
-            yield Candidate(None, key, "", {}, f"a {ident.kind} identity cannot be reached on {channel}")
+            article = "an" if ident.kind[0] in "aeiou" else "a"
+            yield Candidate(None, key, "", {}, f"{article} {ident.kind} identity cannot be reached on {channel}")
             continue
         if key in seen:
             yield Candidate(None, key, "", {}, "listed twice (sent once)")

@@ -100,7 +100,7 @@ async def test_a_list_campaign_previews_sends_once_each_and_counts_its_results(
     ]
     reasons = {s["identity"]: s["reason"] for s in shown["skipped_sample"]}
     assert "opted out by texting STOP" in reasons[f"phone:{CARA}"]
-    assert reasons["email:dan@example.com"] == "a email identity cannot be reached on sms"
+    assert reasons["email:dan@example.com"] == "an email identity cannot be reached on sms"
     assert "listed twice" in next(s["reason"] for s in shown["skipped_sample"] if s["identity"] == f"phone:{BOB}")
     assert "not a possible phone number" in reasons["phone:12"]
     assert sim.sent() == [] and await conversations(api) == before, "a preview writes nothing"

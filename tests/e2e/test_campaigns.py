@@ -68,6 +68,7 @@ def test_a_supervisor_previews_tests_and_sends_a_campaign(hub: Hub, twilio: Simu
 
     dana.fill("#cmp-name", "Spring sale")
     dana.select_option("#cmp-channel", "sms")
+    dana.select_option("#cmp-audience", "list")
     dana.fill("#cmp-list", "identity\nphone:+14155550100\nphone:+14155550101\nemail:someone@example.com\n")
     dana.fill("#cmp-text", 'Hi {{first_name | fallback: "there"}}, 20% off this week.')
     dana.click("#campaign-preview-btn")
@@ -78,7 +79,7 @@ def test_a_supervisor_previews_tests_and_sends_a_campaign(hub: Hub, twilio: Simu
     assert [samples.nth(i).inner_text() for i in range(2)] == [
         "Hi Ann, 20% off this week.", "Hi Zoe, 20% off this week."]
     preview.locator("summary").click()
-    assert "a email identity cannot be reached on sms" in dana.locator("#campaign-skipped").inner_text()
+    assert "an email identity cannot be reached on sms" in dana.locator("#campaign-skipped").inner_text()
 
     dana.click("#campaign-test")
     dana.locator(".toast", has_text=f"Test sent to phone:{DANA_PHONE}").wait_for(timeout=15_000)

@@ -52,9 +52,10 @@ function form(segments, onCreated) {
   const subjectBox = h("label", { id: "cmp-subject-box" }, "Subject (email)", h("input", { id: "cmp-subject", maxlength: 200 }));
   const shape = () => {
     const list = value("cmp-audience") === "list";
-    listBox.hidden = !list;
-    segmentBox.hidden = list;
-    subjectBox.hidden = value("cmp-channel") !== "email";
+    // style, not the hidden attribute: the form's labels are display: grid, which wins over [hidden]
+    listBox.style.display = list ? "" : "none";
+    segmentBox.style.display = list ? "none" : "";
+    subjectBox.style.display = value("cmp-channel") === "email" ? "" : "none";
   };
   const file = h("input", { type: "file", id: "cmp-file", accept: ".csv,text/csv,text/plain", onchange: async (e) => {
     const f = e.target.files[0];
@@ -104,10 +105,15 @@ function form(segments, onCreated) {
       h("button", { type: "button", class: "btn btn-small", id: "campaign-preview-btn", onclick: preview }, "Preview"),
       h("button", { type: "button", class: "btn btn-small", id: "campaign-test", onclick: test }, "Send test to me"),
       h("button", { type: "submit", class: "btn btn-small btn-primary", id: "campaign-create" }, "Create campaign")));
-  shape();
   return h("section", { class: "panel", id: "campaign-new" }, h("h2", {}, "New campaign"),
     h("p", { class: "muted" }, "Variables: {{name}}, {{first_name}}, {{identity}}, {{attributes.<name>}}, each with a fallback: {{first_name | fallback: \"there\"}}. A recipient with no value and no fallback is skipped."),
     f, out);
+}
+
+// shape() reads the form's own fields, so it runs once the form is in the page.
+function shaped(panel) {
+  panel.querySelector("#cmp-audience").dispatchEvent(new Event("change"));
+  return panel;
 }
 
 function results(c) {
@@ -177,6 +183,7 @@ export async function showCampaigns(main, side, openId = null) {
           h("td", {}, h("button", { class: "btn btn-small", "aria-label": `Open campaign ${c.name}`, onclick: () => detail(box, c.id, reload) }, "Open"))))
           : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No campaigns yet."))))),
     box, form(segments.items, reload)));
+  shaped(main.querySelector("#campaign-new"));
   if (openId) await detail(box, openId, reload);
   // Progress moves while a campaign sends: refreshed quietly every few seconds while this page is shown.
   // (and for ten minutes after one ends, while delivery receipts and replies still come in).
