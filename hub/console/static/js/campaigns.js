@@ -63,7 +63,9 @@ function form(segments, onCreated) {
   } });
   const preview = async () => {
     try {
-      clear(out).append(previewBox(await api.post("/api/v1/campaigns/preview", body())));
+      const b = body();
+      // A name is not needed to see what would be sent.
+      clear(out).append(previewBox(await api.post("/api/v1/campaigns/preview", { ...b, name: b.name || "Preview" })));
     } catch (err) {
       fail(err);
     }
