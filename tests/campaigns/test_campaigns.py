@@ -4,6 +4,7 @@ results moved by delivery receipts, a reply (which opens a conversation like any
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -274,3 +275,28 @@ async def test_agents_cannot_run_campaigns(start: Callable[..., Any]) -> None:
     sent = await api.call("POST", f"{C}/test", f"{C}/test", {"channel": "sms", "text": "hi {{name}}"}, expect=201,
                           headers=sup)
     assert sent["message"]["identity"] == "phone:+14155550188" and sent["message"]["text"] == "[test] hi Sam Sample"
+
+
+async def test_two_processes_at_once_write_each_recipient_once_within_the_rate(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str]
+) -> None:
+    """Two senders (as in two hub processes, each with its own connections) passing at the same moment: the
+    campaign row's lock serializes them, so the rate's allowance is used once and nobody gets two messages."""
+    api = await start()
+    phones = [f"+1415555{n:04d}" for n in range(120, 130)]
+    made = await api.call("POST", C, C, {"name": "Race", "channel": "sms", "text": "hello",
+                                         "identities": [f"phone:{p}" for p in phones], "rate_per_minute": 4,
+                                         "scheduled_at": LATER}, expect=201)
+    app = api.client.app
+    pair = [CampaignSender(app[DB], app[SETTINGS], app[OUTBOX], app[BUS], clock=at()) for _ in range(2)]
+    # (the tests' poll interval is an hour, so a pass may write the whole minute's allowance)
+    assert sorted(await asyncio.gather(*(s.run_once() for s in pair))) == [0, 4]
+    for second in range(2, 60, 2):
+        later = [CampaignSender(app[DB], app[SETTINGS], app[OUTBOX], app[BUS], clock=at(second)) for _ in range(2)]
+        await asyncio.gather(*(s.run_once() for s in later))
+    rows = await app[DB].read(lambda tx: tx.all(
+        "SELECT r.identity, COUNT(*) AS n FROM campaign_recipients r JOIN messages m ON m.id = r.message_id "
+        "WHERE r.campaign_id = ? GROUP BY r.identity", (made["id"],)))
+    assert len(rows) == 4 and all(int(r["n"]) == 1 for r in rows), "4 in the first minute, each once"
+    out = await app[DB].read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM messages WHERE direction = 'out'"))
+    assert int(out["n"]) == 4
