@@ -19,7 +19,7 @@ from hub.keys import BUS, CAMPAIGNS, DB, OUTBOX, SETTINGS
 from hub.model import format_time, parse_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
 from tests.api.client import Api, start_api
-from tests.channels.twilio.fake import BIZ, TwilioFake, make_hub_settings, new_sid, sample, webhook
+from tests.channels.twilio.fake import BIZ, TwilioFake, make_hub_settings, new_sid, sample, settings_env, webhook
 from tests.waiting import eventually
 
 SMS = "/webhooks/twilio/sms"
@@ -300,3 +300,27 @@ async def test_two_processes_at_once_write_each_recipient_once_within_the_rate(
     assert len(rows) == 4 and all(int(r["n"]) == 1 for r in rows), "4 in the first minute, each once"
     out = await app[DB].read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM messages WHERE direction = 'out'"))
     assert int(out["n"]) == 4
+
+
+async def test_the_console_needs_the_csrf_token_to_create_or_cancel(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], fake: tuple[TwilioFake, str], db_url: str
+) -> None:
+    # Served over plain http here, so an http public URL (with https the session cookie would be Secure).
+    env = settings_env(fake[1], channels__twilio__sms_from=BIZ) | {"HUB_SERVER__PUBLIC_URL": "http://hub.example.com"}
+    client = (await start_api(aiohttp_client, make_settings(db_url, **env))).client
+    await add_agent(client.app[DB], "Sue Super", "sue@example.com", "long password", "supervisor", ["support"])
+    signed = await client.post("/console/session", json={"email": "sue@example.com", "password": "long password"})
+    assert signed.status == 200, await signed.text()
+    csrf = (await signed.json())["csrf_token"]
+    body = {"name": "x", "channel": "sms", "text": "hi", "identities": [f"phone:{ANN}"], "scheduled_at": LATER}
+    for headers in ({}, {"X-CSRF-Token": "x" * 43}):
+        refused = await client.post(C, json=body, headers=headers)
+        assert refused.status == 403, await refused.text()
+    assert (await client.get(C)).status == 200  # a read needs no token
+    made = await client.post(C, json=body, headers={"X-CSRF-Token": csrf})
+    assert made.status == 201, await made.text()
+    cid = (await made.json())["id"]
+    assert (await client.post(f"{C}/{cid}/cancel")).status == 403
+    assert (await client.post(f"{C}/{cid}/cancel", headers={"X-CSRF-Token": csrf})).status == 200
+    n = await client.app[DB].read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM campaigns"))
+    assert int(n["n"]) == 1
