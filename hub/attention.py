@@ -16,12 +16,11 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from hub import fail_points
-from hub.channels.base import Channel
-from hub.facts import Fact
+from hub.channels.base import Channel, Fact, IngestFailed, IngestResult
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import IdentityError, normalize
-from hub.ingest import AlsoInTx, Ingest, IngestFailed, IngestResult
+from hub.ingest import AlsoInTx, Ingest
 from hub.journal import FLAGGED
 from hub.model import AttachmentIn, Inbound, format_time, utcnow
 

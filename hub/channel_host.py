@@ -7,13 +7,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from hub.channels.base import Fact, FactResult, IngestResult
 from hub.csat import surveys as csat_surveys
 from hub.events import Event, Subscription
-from hub.facts import Fact, FactResult
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.merge import link_identity
-from hub.ingest import Ingest, IngestResult
+from hub.ingest import Ingest
 from hub.journal import write as journal_write
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, Message, format_time, utcnow

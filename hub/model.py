@@ -18,6 +18,10 @@ TokenRole = Literal["admin", "agent"]
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "webchat")
 
+#: the meta key an adapter sets on an Inbound that answers a satisfaction survey explicitly (a Telegram button, the
+#: web page, the web chat's stars): {"survey": id, "score": 1-5, "comment": "..."}
+ANSWER_META = "csat_answer"
+
 # Which identity kind a channel reaches a customer through; "api" can carry any kind.
 CHANNEL_IDENTITY_KIND: dict[str, str] = {
     "sms": "phone",

@@ -1,8 +1,8 @@
 """What a phone call came to (answered, abandoned, missed, voicemail...) and the line the timeline shows for it.
 
 A pure rule over a call message's meta, importing nothing of the hub: the voice channel writes it when a call comes
-in, and the core applies it when a call's status arrives later as a fact (hub.facts), merged with the meta stored by
-then."""
+in, and `settle` is its rule for a call's status arriving later as a fact, which the core applies (hub.facts) to the
+meta stored by then."""
 
 from __future__ import annotations
 
@@ -61,3 +61,10 @@ def call_outcome(meta: dict[str, Any]) -> dict[str, Any]:
         if outcome == "answered" and meta.get("talk_seconds") is None and isinstance(duration, int):
             return {"talk_seconds": max(0, duration - int(meta.get("queue_seconds") or 0))}
     return {}
+
+
+def settle(meta: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The voice channel's FactRule: what a call's status settles given META (all the callbacks said so far), and
+    the call's text after it."""
+    derived = call_outcome(meta)
+    return derived, summary({**meta, **derived})

@@ -19,16 +19,13 @@ from twilio.twiml.voice_response import VoiceResponse
 from hub import tasks as background
 from hub.api.params import optional_number
 from hub.business_hours import is_open
-from hub.channels.base import Capabilities, Channel, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, Fact, IngestFailed, IngestResult, SendError, SendResult
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.channels.twilio.outcome import MISSED, format_duration, summary
 from hub.channels.twilio.signature import Form
 from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml
-from hub.csat.surveys import ANSWER_META
-from hub.facts import Fact
 from hub.history.identities import IdentityError
-from hub.ingest import IngestFailed, IngestResult
-from hub.model import AttachmentIn, Identity, Inbound, Outbound, utcnow
+from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Outbound, utcnow
 
 log = logging.getLogger("hub.channels.twilio")
 

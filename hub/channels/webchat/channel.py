@@ -30,17 +30,15 @@ from hub import visibility
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import BadBody, error, parse_json, read_json
 from hub.api.schemas import TypingBody
-from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, ChatSink, IngestFailed, SendError, SendResult
 from hub.channels.webchat.limits import Bucket, NewVisitorGate
 from hub.config import Settings, WebchatSettings
-from hub.csat.surveys import ANSWER_META
 from hub.events import Event, Subscription
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.identities import IdentityError, normalize
-from hub.ingest import IngestFailed
 from hub.keys import DB, METRICS
-from hub.model import AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
+from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
 
 log = logging.getLogger("hub.channels.webchat")
