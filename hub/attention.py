@@ -19,7 +19,7 @@ from hub import fail_points
 from hub.channels.base import Channel, Fact, IngestFailed, IngestResult
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import IdentityError, normalize
+from hub.identities import IdentityError, normalize
 from hub.ingest import AlsoInTx, Ingest
 from hub.journal import FLAGGED
 from hub.model import AttachmentIn, Inbound, format_time, utcnow

@@ -21,8 +21,8 @@ from hub.events import Event, EventBus
 from hub.facts import NO_RULES, Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
-from hub.history.identities import normalize
 from hub.html_safety import sanitized
+from hub.identities import normalize
 from hub.journal import write as _journal
 from hub.metrics import Metrics
 from hub.model import ANSWER_META, Inbound, Message, format_time, utcnow

@@ -19,7 +19,7 @@ from hub.config import TwilioSettings
 from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Tx
-from hub.history.identities import IdentityError, normalize_phone
+from hub.identities import IdentityError, normalize_phone
 from hub.model import Message, format_time, parse_time, utcnow
 from hub.routing.events import Assigned, Offered, RoutingEvent
 from hub.routing.rules import Contact

@@ -27,8 +27,8 @@ from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, 
 from hub.channels.email.imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email.parse import ParsedEmail, parse_email
 from hub.config import EmailChannelSettings
-from hub.history.identities import IdentityError
 from hub.html_safety import sanitize
+from hub.identities import IdentityError
 from hub.metrics import Metrics
 from hub.model import Inbound, Message, Outbound, utcnow
 

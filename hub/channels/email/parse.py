@@ -19,8 +19,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any, Literal
 
-from hub.history.identities import IdentityError, normalize
 from hub.html_safety import sanitize
+from hub.identities import IdentityError, normalize
 from hub.model import AttachmentIn, Identity, Inbound, format_time
 
 Verdict = Literal["message", "auto_reply", "bounce", "unreadable"]

@@ -16,7 +16,7 @@ from hub.api.params import path_id
 from hub.channels.base import Capabilities, Channel, Fact, FactResult, IngestFailed, SendError, SendResult
 from hub.channels.twilio import media as twilio_media
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
-from hub.history.identities import IdentityError
+from hub.identities import IdentityError
 from hub.model import AttachmentIn, Identity, Inbound, Outbound
 
 log = logging.getLogger("hub.channels.twilio")

@@ -24,7 +24,7 @@ from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.channels.twilio.outcome import MISSED, format_duration, summary
 from hub.channels.twilio.signature import Form
 from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml
-from hub.history.identities import IdentityError
+from hub.identities import IdentityError
 from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Outbound, utcnow
 
 log = logging.getLogger("hub.channels.twilio")

@@ -36,7 +36,7 @@ from hub.config import Settings, WebchatSettings
 from hub.events import Event, Subscription
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import IdentityError, normalize
+from hub.identities import IdentityError, normalize
 from hub.keys import DB, METRICS
 from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
