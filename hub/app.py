@@ -46,7 +46,7 @@ from hub.bots.turns import BotTurns
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
-from hub.channels.rules import FACT_RULES
+from hub.channels.registry import FACT_RULES
 from hub.channels.telegram.channel import TelegramChannel
 from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings

@@ -163,7 +163,7 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
 
 
 def cmd_events_replay(args: argparse.Namespace) -> int:
-    from hub.channels.rules import FACT_RULES
+    from hub.channels.registry import FACT_RULES
     from hub.events import MemoryBus
     from hub.ingest import Ingest
     from hub.metrics import Metrics
