@@ -46,7 +46,7 @@ from hub.bots.turns import BotTurns
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
-from hub.channels.registry import FACT_RULES
+from hub.channels.registry import CHANNEL_RULES
 from hub.channels.telegram.channel import TelegramChannel
 from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
@@ -203,7 +203,7 @@ def build_app(settings: Settings) -> web.Application:
     sessions = Sessions(db, settings.console)
     router = Router(db, settings, bus)
     ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest,
-                    fact_rules=FACT_RULES)
+                    channel_rules=CHANNEL_RULES)
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))

@@ -140,7 +140,7 @@ class Facts:
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
-        #: channel name -> its rule for call facts (hub.channels.rules, handed in by the app and the CLI)
+        #: channel name -> its rule for call facts (hub.channels.registry, handed in by the wiring)
         self.rules = rules
 
     async def record(self, fact: Fact, raw: Any = None) -> FactResult:

@@ -7,18 +7,18 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from hub import event_log
-from hub.channels.base import Fact, FactRule, IngestFailed, IngestResult
+from hub.channels.base import ChannelRules, Fact, IngestFailed, IngestResult
 from hub.config import Settings
 from hub.csat import answers as csat_answers
 from hub.csat import surveys as csat_surveys
 from hub.events import Event, EventBus
-from hub.facts import NO_RULES, Facts, apply_waiting
+from hub.facts import Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.html_safety import sanitized
@@ -53,7 +53,7 @@ class Ingest:
         metrics: Metrics,
         choose_queue: QueueChooser | None = None,
         on_stored: StoredHook | None = None,
-        fact_rules: Mapping[str, FactRule] = NO_RULES,
+        channel_rules: ChannelRules | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -63,7 +63,9 @@ class Ingest:
         # Routing's hook: runs after the message is stored and published; its failure never un-stores anything.
         self.on_stored = on_stored
         #: provider callbacks about messages already here, kept in the same journal
-        self.facts = Facts(db, bus, metrics, settings.ingest, fact_rules)
+        #: what the core runs of the channels (their rules for later facts, readers of journaled raw events)
+        self.channel_rules = channel_rules or ChannelRules()
+        self.facts = Facts(db, bus, metrics, settings.ingest, self.channel_rules.facts)
 
     def normalized(self, inbound: Inbound) -> Inbound:
         """INBOUND with its identity in canonical form (raises IdentityError with a reason)."""

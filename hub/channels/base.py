@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -12,7 +12,9 @@ from aiohttp import web
 from hub.model import Conversation, Customer, Identity, Inbound, Message, Outbound
 
 if TYPE_CHECKING:
+    from hub.api.auth import Principal
     from hub.events import Event, Subscription
+    from hub.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,21 @@ class FactResult:
 #: it when the fact is, which may be later, in another process (a status that waited for its call, a replay).
 FactRule = Callable[[dict[str, Any]], tuple[dict[str, Any], str]]
 
+#: A channel's reader of a raw event it journaled but could not place (an email without a usable sender), as if
+#: SENDER had sent it on CHANNEL: for an operator attaching it to a customer (hub.attention). (raw, channel, sender)
+#: -> the Inbound, or None when the raw event is not this channel's.
+RawReader = Callable[[Any, str, Identity], Inbound | None]
+
+
+@dataclass(frozen=True)
+class ChannelRules:
+    """What the core runs of the channels without them (the journal sweep, `hub events replay`, an operator's
+    action): handed in by the wiring (hub.channels.registry), so the core never imports an adapter."""
+
+    #: channel name -> its rule for call facts
+    facts: Mapping[str, FactRule] = field(default_factory=dict)
+    readers: tuple[RawReader, ...] = ()
+
 
 class InboundSink(Protocol):
     """The hub as an adapter sees it: the one inbound path, and provider status callbacks for sent messages."""
@@ -224,6 +241,15 @@ class ChatSink(AttachmentSink, Protocol):
     async def history(self, identity: Identity, channel: str, limit: int) -> list[tuple[Message, str | None]]: ...
 
     async def agent_name(self, message_id: int) -> str | None: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    async def is_customer(self, identity: Identity) -> bool: ...
+
+    async def typing_target(
+        self, principal: Principal, conversation_id: int, channel: str
+    ) -> tuple[str | None, str | None, int]: ...
 
     async def customer_typing(self, channel: str, identity: Identity, typing: bool) -> None: ...
 
