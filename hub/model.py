@@ -39,6 +39,12 @@ def _shallow(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
+def format_duration(seconds: int) -> str:
+    """A duration as the timeline writes it: "3m 07s", "45s"."""
+    m, s = divmod(max(0, seconds), 60)
+    return f"{m}m {s:02d}s" if m else f"{s}s"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

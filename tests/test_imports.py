@@ -175,8 +175,6 @@ MAY_IMPORT_ADAPTERS = {
     "hub.app": "the wiring: builds the adapters from the settings",
     "hub.cli": "the wiring of commands: `hub events replay` gets the channels' rules, `hub telegram set-webhook`...",
     "hub.demo": "the demo drives the adapters from outside, as a provider would (signing, webhooks)",
-    # Still to be cut (issue 14): each reaches into one adapter.
-    "hub.routing.calls": "drives the Twilio voice adapter (bridges, menu choices, call legs)",
 }
 
 

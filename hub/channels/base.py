@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -13,6 +13,7 @@ from hub.model import Conversation, Customer, Identity, Inbound, Message, Outbou
 
 if TYPE_CHECKING:
     from hub.api.auth import Principal
+    from hub.config import TwilioNumberSettings
     from hub.events import Event, Subscription
     from hub.metrics import Metrics
 
@@ -273,4 +274,73 @@ class ChatSink(AttachmentSink, Protocol):
     async def link_identity(
         self, channel: str, dedupe_key: str, old: Identity, new: Identity, raw: Any, *, text: str,
         meta: dict[str, Any], occurred_at: str | None = None,
+    ) -> str: ...
+
+
+# -- phone lines: what a voice channel offers the hub's calls (hub.routing.calls), which drive it -----------------
+
+#: call statuses that mean nobody talked
+MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class MenuChoice:
+    """A caller pressed a key in the keypad menu."""
+
+    call_sid: str
+    line: str | None  # the business line of the number called
+    digits: str
+    option: str | None  # the queue the number's menu names for DIGITS (None: not an option)
+    conversation_queue: str  # where the call's conversation waits now
+
+
+@dataclass(frozen=True)
+class LegStatus:
+    """A status callback for a call the hub placed: the agent leg of a bridge, or a leg of a click-to-call."""
+
+    leg: str  # "agent" | "customer"
+    call_sid: str
+    status: str
+    duration: int | None
+    caller_call_sid: str  # bridge: the waiting caller's CallSid ("" for click-to-call)
+    agent_id: int | None
+    message_id: int | None  # click-to-call: the call's message on the timeline
+    declined: bool = False  # a screened bridge ended without the agent pressing 1 (no key, voicemail, hang-up)
+
+
+#: which queue a caller waits in after a menu choice. hub.routing.calls plugs routing in here; by default the
+#: menu's option
+CallQueue = Callable[[MenuChoice], Awaitable[str]]
+#: told about every leg of the calls the hub placed (hub.routing.calls re-offers a call whose agent did not pick up)
+LegListener = Callable[[LegStatus], Awaitable[None]]
+#: told (with its CallSid) that a caller is on the line waiting (hub.routing.calls rings the agent who has them)
+CallListener = Callable[[str], Awaitable[None]]
+
+
+class PhoneLine(Protocol):
+    """A voice channel as the hub's calls see it: the hooks it calls back, and what it does to calls on request."""
+
+    call_queue: CallQueue
+    on_leg: LegListener
+    on_waiting: CallListener
+
+    def number(self, number: str) -> TwilioNumberSettings:
+        """The settings of one of our phone numbers (its line, its agents' phones, its waits)."""
+        ...
+
+    def handoff_queue(self, caller_call_sid: str) -> str:
+        """The queue a caller handed off to one agent waits in."""
+        ...
+
+    async def note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None: ...
+
+    async def hand_off(self, caller_call_sid: str, queued_at: float | None = None) -> str: ...
+
+    async def bridge(
+        self, *, queue: str, from_number: str, agent: str = "", caller_call_sid: str = "", agent_id: int | None = None,
+        screen: str = "",
+    ) -> str: ...
+
+    async def call_customer(
+        self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None, message_id: int | None = None
     ) -> str: ...

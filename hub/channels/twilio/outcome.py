@@ -1,20 +1,14 @@
 """What a phone call came to (answered, abandoned, missed, voicemail...) and the line the timeline shows for it.
 
-A pure rule over a call message's meta, importing nothing of the hub: the voice channel writes it when a call comes
-in, and `settle` is its rule for a call's status arriving later as a fact, which the core applies (hub.facts) to the
-meta stored by then."""
+A pure rule over a call message's meta: the voice channel writes it when a call comes in, and `settle` is its rule
+for a call's status arriving later as a fact, which the core applies (hub.facts) to the meta stored by then."""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: Twilio's call statuses that mean nobody talked
-MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
-
-
-def format_duration(seconds: int) -> str:
-    m, s = divmod(max(0, seconds), 60)
-    return f"{m}m {s:02d}s" if m else f"{s}s"
+from hub.channels.base import MISSED
+from hub.model import format_duration
 
 
 def summary(meta: dict[str, Any]) -> str:
