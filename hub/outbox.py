@@ -159,10 +159,12 @@ class Outbox:
         attachments: Sequence[AttachmentIn] = (),
         meta: dict[str, Any] | None = None,
         depth: int = 0,
+        to: Identity | None = None,
     ) -> int:
         """Write a reply (or note) and its outbox row inside TX (raises ReplyError with the reason); the caller
         wakes the sender after commit. META marks it (an automation's reply is `{"automatic": true}`); DEPTH is
-        how many rule actions led to it (hub.event_log)."""
+        how many rule actions led to it (hub.event_log). TO, one of the customer's identities, is whom to send it
+        to (a campaign's recipient); by default the one they last wrote from on that channel."""
         conv = store.conversation(tx, conversation_id)
         now = self._now()
         if note:
@@ -180,7 +182,10 @@ class Outbox:
         limit = adapter.capabilities.max_text_length
         if len(text) > limit:
             raise ReplyError(f"text is {len(text)} characters; channel {chosen} allows at most {limit}")
-        to = _recipient(tx, conv.id, conv.customer_id, chosen)
+        if to is None:
+            to = _recipient(tx, conv.id, conv.customer_id, chosen)
+        elif to not in store.identities_of(tx, conv.customer_id):
+            raise ReplyError(f"{to} is not an identity of customer {conv.customer_id}")
         if to.kind not in adapter.identity_kinds:
             raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
         stopped = store.opt_out(tx, str(to), chosen)
@@ -229,12 +234,17 @@ class Outbox:
         now, lease = self._now(), self._now(self.settings.lease_seconds)
 
         def claim(tx: Tx) -> list[_Due]:
+            # A conversation's messages go out in the order they were written: one is due only when none written
+            # before it in that conversation is still pending (being sent, or waiting to be retried). Sends of
+            # different conversations still run side by side.
             rows = tx.all(
                 "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html, "
                 "m.meta "
                 "FROM outbox o JOIN messages m ON m.id = o.message_id "
                 "WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
                 "AND (o.lease_until IS NULL OR o.lease_until < ?) "
+                "AND NOT EXISTS (SELECT 1 FROM messages e JOIN outbox p ON p.message_id = e.id "
+                "WHERE e.conversation_id = m.conversation_id AND e.id < m.id AND p.status = 'pending') "
                 "ORDER BY o.next_attempt_at, o.id LIMIT ?",
                 (now, now, limit),
             )
