@@ -16,6 +16,8 @@ apart. One pass repairs every such drift, each way, and is idempotent:
   brought forward to the state (an accept finished, an offer shown, a conversation back in its queue). Only when
   the same drift is seen by two passes in a row, at least SETTLE_SECONDS apart, so a decision still on its way to
   the store is never raced.
+- the state gives a conversation another priority than the store (a set_priority whose routing call never landed):
+  the state gets the store's, confirmed by two passes the same way.
 
 Nothing is decided twice: a conversation missing from the state is put back only after the store is read again and
 still shows it open and unchanged; if a resolve lands meanwhile, the put-back is undone at once (a resolve writes
