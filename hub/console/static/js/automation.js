@@ -4,6 +4,7 @@ import { h, icon, clear, since, fullTime } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { loadLabels } from "./labels.js";
+import { t } from "./i18n.js";
 
 const EVENTS = [
   ["message.received", "A customer's message arrives"],
@@ -67,7 +68,10 @@ export async function automationScreen(body) {
         h("td", { class: "muted" }, String(r.position)),
         h("td", {}, h("strong", {}, r.name), h("div", { class: "muted" },
           `${r.conditions.length} condition${r.conditions.length === 1 ? "" : "s"} · `
-          + r.actions.map((a) => ACTIONS[a.type][0].toLowerCase()).join(", "))),
+          + r.actions.map((a) => ACTIONS[a.type][0].toLowerCase()).join(", ")),
+          // What it could not do the last time it ran (the hub clears it when the rule is saved again).
+          r.problem ? h("div", { class: "form-error rule-problem", title: r.problem_at ? fullTime(r.problem_at) : "" },
+            icon("alert"), ` ${t("automation.problem", { problem: r.problem })}`) : null),
         h("td", {}, eventLabel(r.event)),
         h("td", { class: "rule-runs" }, String(r.runs)),
         h("td", { title: r.last_run_at ? fullTime(r.last_run_at) : "" }, r.last_run_at ? since(r.last_run_at) : "never"),

@@ -279,4 +279,6 @@ export default {
   "reports.by_agent": "By agent",
   "reports.by_label": "By label",
   "reports.break_down": "Break down",
+
+  "automation.problem": "Last run: {problem}",
 };

@@ -278,4 +278,6 @@ export default {
   "reports.by_agent": "Por agente",
   "reports.by_label": "Por etiqueta",
   "reports.break_down": "Desglosar",
+
+  "automation.problem": "Última ejecución: {problem}",
 };
