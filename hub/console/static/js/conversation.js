@@ -1,5 +1,5 @@
 // The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
-import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration } from "./dom.js";
+import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration, statusName } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
@@ -12,11 +12,6 @@ import { t, formatNumber } from "./i18n.js";
 import { attachMentionPicker, readMentionsIn } from "./mentions.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
-
-export function statusName(status) {
-  return { open: t("status.open"), assigned: t("status.assigned"), snoozed: t("status.snoozed"),
-    resolved: t("status.resolved") }[status] || status;
-}
 
 export function currentConversation() {
   return view && view.conv;

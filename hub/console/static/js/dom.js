@@ -116,6 +116,12 @@ export function channelLabel(name) {
   return CHANNEL_LABELS[name] ? CHANNEL_LABELS[name]() : name;
 }
 
+// A conversation's status as agents read it ("open" is waiting for an agent).
+export function statusName(status) {
+  return { open: t("status.open"), assigned: t("status.assigned"), snoozed: t("status.snoozed"),
+    resolved: t("status.resolved") }[status] || status;
+}
+
 export function channelIcon(name) {
   return h("span", { class: `chan chan-${ICONS[name] ? name : "other"}`, title: channelLabel(name) }, icon(name));
 }
