@@ -184,7 +184,8 @@ export async function showReports(main, side, quiet = false) {
   clear(main).append(h("div", { class: "reports", id: "reports" },
     h("header", { class: "wall-head" },
       h("div", {}, h("h1", {}, t("nav.reports")), h("p", { class: "muted" },
-        admin ? t("reports.subtitle_all") : t("reports.subtitle_own"))),
+        admin ? t("reports.subtitle_all") : t("reports.subtitle_own"),
+        summary.catching_up ? h("span", { class: "catching-up" }, ` · ${t("reports.updating")}`) : null)),
       h("div", { class: "report-controls" },
         select("report-range", view.days, RANGES(), (v) => { view.days = v; rerender(); }, t("reports.period")),
         select("report-group", view.group, [["hour", t("reports.by_hour")], ["day", t("reports.by_day")], ["week", t("reports.by_week")],
@@ -209,10 +210,11 @@ export async function showReports(main, side, quiet = false) {
   if (admin) reports.append(previousStaffing || staffingPanel(view.filter));
   if (admin && !quiet) reports.append(await segmentsPanel());
   else if (admin && previousSegments) reports.append(previousSegments);
-  // Figures move as work happens: refresh while the page is open (not while a menu is in use).
+  // Figures move as work happens: refresh while the page is open (not while a menu is in use); within seconds
+  // while the hub is still folding the latest events into them (they trail what happens by about a second).
   refresher = setTimeout(() => {
     if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {
       showReports(main, side, true);
     }
-  }, 30000);
+  }, summary.catching_up ? 2000 : 30000);
 }

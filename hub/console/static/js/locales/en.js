@@ -278,6 +278,7 @@ export default {
   "reports.by_channel": "By channel",
   "reports.by_agent": "By agent",
   "reports.by_label": "By label",
+  "reports.updating": "updating…",
   "reports.break_down": "Break down",
 
   "automation.problem": "Last run: {problem}",

@@ -277,6 +277,7 @@ export default {
   "reports.by_channel": "Por canal",
   "reports.by_agent": "Por agente",
   "reports.by_label": "Por etiqueta",
+  "reports.updating": "actualizando…",
   "reports.break_down": "Desglosar",
 
   "automation.problem": "Última ejecución: {problem}",
