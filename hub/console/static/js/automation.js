@@ -4,7 +4,7 @@ import { h, icon, clear, since, fullTime, statusName } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { loadLabels } from "./labels.js";
-import { t } from "./i18n.js";
+import { t, formatDate } from "./i18n.js";
 
 // Built when drawn, so they are in the console's language at that moment.
 const EVENTS = () => [
@@ -244,28 +244,31 @@ async function ruleForm(rule, body) {
 
 // -- business hours ------------------------------------------------------------------------------------------------
 
-const DAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"], ["thu", "Thursday"], ["fri", "Friday"],
-  ["sat", "Saturday"], ["sun", "Sunday"]];
+// Monday to Sunday in the console's language (1 January 2024 was a Monday).
+const DAYS = () => ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map((id, i) => {
+  const name = formatDate(new Date(2024, 0, 1 + i), { weekday: "long" });
+  return [id, name.charAt(0).toUpperCase() + name.slice(1)];
+});
 
 async function hoursPanel(body) {
   const items = (await api.get("/api/v1/business-hours")).items;
   const names = ["default", ...state.queues.map((q) => q.name)];
   body.append(h("section", { class: "panel", id: "hours-panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("clock"), "Business hours"),
-        h("p", { class: "muted" }, "Per queue, else the default; no hours set means always open."))),
+      h("div", {}, h("h2", {}, icon("clock"), t("rules.f_hours")),
+        h("p", { class: "muted" }, t("hours.explain")))),
     h("table", { class: "admin-table", id: "hours-admin" },
-      h("thead", {}, h("tr", {}, ["For", "Hours", "Now", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, [t("hours.for"), t("hours.hours"), t("hours.now"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, names.map((n) => {
         const hrs = items[n];
         return h("tr", { "data-hours": n },
-          h("td", {}, h("strong", {}, n === "default" ? "Default" : (state.queues.find((q) => q.name === n) || {}).title || n)),
-          h("td", { class: "muted" }, hrs ? `${hrs.timezone} · ${Object.keys(hrs.weekly).length} days a week`
-            + (hrs.holidays.length ? ` · ${hrs.holidays.length} holiday${hrs.holidays.length === 1 ? "" : "s"}` : "") : "not set"),
+          h("td", {}, h("strong", {}, n === "default" ? t("hours.default") : (state.queues.find((q) => q.name === n) || {}).title || n)),
+          h("td", { class: "muted" }, hrs ? `${hrs.timezone} · ${t("hours.days_a_week", { count: Object.keys(hrs.weekly).length })}`
+            + (hrs.holidays.length ? ` · ${t("hours.holidays_n", { count: hrs.holidays.length })}` : "") : t("hours.not_set")),
           h("td", {}, hrs ? h("span", { class: `pill ${hrs.open ? "status-resolved" : "status-disabled"}` },
-            hrs.open ? "Open" : "Closed") : h("span", { class: "muted" }, n === "default" ? "always open" : "default")),
+            hrs.open ? t("hours.open") : t("hours.closed")) : h("span", { class: "muted" }, n === "default" ? t("hours.always_open") : t("hours.default_lower"))),
           h("td", { class: "row-actions" },
-            h("button", { class: "btn btn-small", "data-edit-hours": n, onclick: () => hoursForm(n, hrs, body) }, "Edit")));
+            h("button", { class: "btn btn-small", "data-edit-hours": n, onclick: () => hoursForm(n, hrs, body) }, t("common.edit"))));
       })))));
 }
 
@@ -273,25 +276,25 @@ function hoursForm(name, hrs, body) {
   const current = hrs || { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC", weekly: {},
     holidays: [], auto_reply: "" };
   const zone = h("input", { type: "text", id: "hours-timezone", value: current.timezone });
-  const days = DAYS.map(([id, label]) => h("label", { class: "field" }, h("span", {}, label),
+  const days = DAYS().map(([id, label]) => h("label", { class: "field" }, h("span", {}, label),
     h("input", { type: "text", "data-day": id, value: (current.weekly[id] || []).join(", "),
-      placeholder: "closed (e.g. 09:00-12:30, 13:30-18:00)" })));
+      placeholder: t("hours.day_placeholder") })));
   const holidays = h("input", { type: "text", id: "hours-holidays", value: current.holidays.join(", "),
     placeholder: "2026-12-25, 2027-01-01" });
   const reply = h("textarea", { id: "hours-auto-reply", rows: 2, value: current.auto_reply,
-    placeholder: "Optional: sent once per conversation while closed. {next_open} says when you open." });
+    placeholder: t("hours.reply_placeholder") });
   const general = h("div", { class: "form-error", role: "alert", id: "hours-error" });
   const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
-  const content = h("div", { class: "form-grid" }, h("label", { class: "field" }, h("span", {}, "Time zone"), zone),
-    ...days, h("label", { class: "field" }, h("span", {}, "Holidays"), holidays),
-    h("label", { class: "field span-2" }, h("span", {}, "Out-of-hours reply"), reply), general,
-    hrs ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" }, "Remove to fall back to the default."),
+  const content = h("div", { class: "form-grid" }, h("label", { class: "field" }, h("span", {}, t("hours.timezone")), zone),
+    ...days, h("label", { class: "field" }, h("span", {}, t("hours.holidays")), holidays),
+    h("label", { class: "field span-2" }, h("span", {}, t("hours.reply")), reply), general,
+    hrs ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" }, t("hours.remove_explain")),
       h("button", { class: "btn btn-danger", type: "button", id: "hours-delete", onclick: async () => {
         await api.del(`/api/v1/business-hours/${name}`);
         dlg.close();
         automationScreen(body);
-      } }, "Remove hours")) : null);
-  const dlg = modal(`Business hours: ${name}`, content, "Save hours", async () => {
+      } }, t("hours.remove"))) : null);
+  const dlg = modal(t("hours.title", { name }), content, t("hours.save"), async () => {
     const weekly = {};
     for (const input of content.querySelectorAll("[data-day]")) {
       const intervals = split(input.value);
@@ -304,7 +307,7 @@ function hoursForm(name, hrs, body) {
       general.textContent = errorText(err);
       return false;
     }
-    toast("Business hours saved", "ok");
+    toast(t("hours.saved"), "ok");
     automationScreen(body);
     return true;
   });
@@ -317,33 +320,33 @@ async function webhooksPanel(body) {
   const subs = (await api.get("/api/v1/webhooks")).items;
   body.append(h("section", { class: "panel", id: "webhooks-panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("api"), "Outbound webhooks"),
-        h("p", { class: "muted" }, "Signed event deliveries to other systems. The secret is shown once.")),
-      h("button", { class: "btn btn-primary", id: "add-webhook", onclick: () => webhookForm(body) }, "Add webhook")),
+      h("div", {}, h("h2", {}, icon("api"), t("webhooks.title")),
+        h("p", { class: "muted" }, t("webhooks.explain"))),
+      h("button", { class: "btn btn-primary", id: "add-webhook", onclick: () => webhookForm(body) }, t("webhooks.add"))),
     subs.length ? h("table", { class: "admin-table", id: "webhooks-admin" },
-      h("thead", {}, h("tr", {}, ["URL", "Events", "Status", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["URL", t("webhooks.events"), t("views.status"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, subs.map((s) => h("tr", { "data-webhook": s.id, class: s.enabled ? "" : "disabled" },
         h("td", {}, h("strong", { class: "mono" }, s.url), h("div", { class: "muted" }, s.description)),
         h("td", {}, s.events.map((e) => h("span", { class: "chip" }, e))),
-        h("td", {}, s.enabled ? h("span", { class: "pill status-resolved" }, "Active")
+        h("td", {}, s.enabled ? h("span", { class: "pill status-resolved" }, t("webhooks.active"))
           : h("span", { class: "pill status-disabled", title: s.disabled_reason || "" },
-            s.disabled_reason ? "Disabled by the hub" : "Disabled")),
+            s.disabled_reason ? t("webhooks.disabled_by_hub") : t("webhooks.disabled"))),
         h("td", { class: "row-actions" },
           h("button", { class: "btn btn-small", "data-deliveries": s.id, onclick: () => deliveryLog(s, body) },
-            "Deliveries"))))))
-      : h("p", { class: "empty-panel muted" }, "No webhooks yet.")));
+            t("webhooks.deliveries")))))))
+      : h("p", { class: "empty-panel muted" }, t("webhooks.none"))));
 }
 
 function webhookForm(body) {
   const url = h("input", { type: "url", id: "webhook-url", placeholder: "https://crm.example.com/hub-events" });
-  const events = h("div", { class: "checks", id: "webhook-events" }, EVENTS.map(([id, label]) =>
+  const events = h("div", { class: "checks", id: "webhook-events" }, EVENTS().map(([id, label]) =>
     h("label", { class: "check" }, h("input", { type: "checkbox", value: id }), label)));
-  const description = h("input", { type: "text", id: "webhook-description", placeholder: "What is it for?" });
+  const description = h("input", { type: "text", id: "webhook-description", placeholder: t("webhooks.what_for") });
   const general = h("div", { class: "form-error", role: "alert", id: "webhook-error" });
   const content = h("div", {}, h("label", { class: "field" }, h("span", {}, "URL"), url),
-    h("div", { class: "field" }, h("span", {}, "Events"), events),
-    h("label", { class: "field" }, h("span", {}, "Description"), description), general);
-  modal("Add webhook", content, "Add webhook", async () => {
+    h("div", { class: "field" }, h("span", {}, t("webhooks.events")), events),
+    h("label", { class: "field" }, h("span", {}, t("webhooks.description")), description), general);
+  modal(t("webhooks.add"), content, t("webhooks.add"), async () => {
     let made;
     try {
       made = await api.post("/api/v1/webhooks", { url: url.value.trim(), description: description.value.trim(),
@@ -353,10 +356,10 @@ function webhookForm(body) {
       return false;
     }
     automationScreen(body);
-    modal("Webhook secret", h("div", {},
-      h("p", {}, "Verify each delivery's Hub-Signature with this secret (docs/webhooks.md). It is not shown again."),
+    modal(t("webhooks.secret"), h("div", {},
+      h("p", {}, t("webhooks.secret_explain")),
       h("input", { type: "text", id: "webhook-secret", class: "mono", readonly: true, value: made.secret })),
-    "Done", async () => true, { cancel: false });
+    t("webhooks.done"), async () => true, { cancel: false });
     return true;
   });
 }
@@ -374,20 +377,20 @@ async function deliveryLog(sub, body) {
       h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", type: "button", "data-resend": d.id,
         onclick: async () => {
           await api.post(`/api/v1/webhooks/${sub.id}/deliveries/${d.id}/resend`);
-          toast(`Delivery #${d.id} queued again`, "ok");
+          toast(t("webhooks.requeued", { id: d.id }), "ok");
           load();
-        } }, "Resend")))));
+        } }, t("webhooks.resend"))))));
   };
   await load();
   const enable = sub.enabled ? null : h("button", { class: "btn", type: "button", id: "webhook-enable", onclick: async () => {
     await api.patch(`/api/v1/webhooks/${sub.id}`, { enabled: true });
-    toast("Webhook enabled; waiting deliveries resume", "ok");
+    toast(t("webhooks.enabled"), "ok");
     automationScreen(body);
-  } }, "Enable again");
-  const dlg = modal(`Deliveries to ${sub.url}`, h("div", {},
+  } }, t("webhooks.enable_again"));
+  const dlg = modal(t("webhooks.deliveries_to", { url: sub.url }), h("div", {},
     sub.disabled_reason ? h("div", { class: "notice bad" }, icon("alert"), sub.disabled_reason, " ", enable) : enable,
     h("table", { class: "admin-table", id: "deliveries-admin" },
-      h("thead", {}, h("tr", {}, ["Delivery", "Event", "Status", "Response", "Attempts", ""].map((t) => h("th", {}, t)))),
-      list)), "Close", async () => true, { cancel: false });
+      h("thead", {}, h("tr", {}, [t("webhooks.delivery"), t("webhooks.event"), t("views.status"), t("webhooks.response"), t("webhooks.attempts"), ""].map((title) => h("th", {}, title)))),
+      list)), t("common.close"), async () => true, { cancel: false });
   dlg.classList.add("wide");
 }

@@ -75,7 +75,7 @@ function grade(x) {
 }
 
 function queueCard(q) {
-  const win = { label: WINDOWS[windowName].label() };
+  const win = { label: WINDOWS[windowName].label(), title: WINDOWS[windowName].title() };
   const drift = (Date.now() - data.at) / 1000;
   const wait = q.waiting ? (q.longest_wait || 0) + (data.queues ? drift : 0) : 0;
   const sla = q.sla_attainment;
