@@ -7,30 +7,31 @@ import { automationScreen } from "./automation.js";
 import { labelsScreen } from "./labels.js";
 import { showAttributesAdmin } from "./profile.js";
 import { macrosScreen } from "./macros.js";
+import { t } from "./i18n.js";
 
 let section = "agents";
 
-const SECTIONS = [
-  ["agents", "Agents", "users"],
-  ["tokens", "API tokens", "keyboard"],
-  ["routing", "Queues & routing", "transfer"],
-  ["automation", "Automation", "event"],
-  ["labels", "Labels", "tag"],
-  ["attributes", "Customer attributes", "note"],
-  ["macros", "Macros", "checks"],
+const SECTIONS = () => [
+  ["agents", t("wall.agents"), "users"],
+  ["tokens", t("admin.tokens"), "keyboard"],
+  ["routing", t("admin.routing"), "transfer"],
+  ["automation", t("admin.automation"), "event"],
+  ["labels", t("side.labels"), "tag"],
+  ["attributes", t("profile.attributes"), "note"],
+  ["macros", t("macros.title"), "checks"],
 ];
 
 export function showAdmin(main, side, which) {
-  section = SECTIONS.some(([id]) => id === which) ? which : "agents";
+  section = SECTIONS().some(([id]) => id === which) ? which : "agents";
   clear(side);
   side.classList.add("hidden");
-  const body = h("div", { class: "admin-body", id: "admin-body" }, h("div", { class: "loading" }, "Loading…"));
+  const body = h("div", { class: "admin-body", id: "admin-body" }, h("div", { class: "loading" }, t("common.loading")));
   const health = h("div", { id: "admin-health" });
   clear(main).append(h("div", { class: "admin" },
     h("header", { class: "admin-head" },
-      h("div", {}, h("h1", {}, "Administration"),
-        h("p", { class: "muted" }, "People, credentials and routing for this workspace")),
-      h("nav", { class: "admin-tabs", "aria-label": "Administration" }, SECTIONS.map(([id, label, ic]) =>
+      h("div", {}, h("h1", {}, t("admin.title")),
+        h("p", { class: "muted" }, t("admin.subtitle"))),
+      h("nav", { class: "admin-tabs", "aria-label": t("admin.title") }, SECTIONS().map(([id, label, ic]) =>
         h("a", { href: `#/admin/${id}`, class: `admin-tab ${id === section ? "active" : ""}`, "data-admin": id },
           icon(ic), label)))),
     health, body));
@@ -53,7 +54,15 @@ async function showHealth(el) {
   const problems = Object.entries(ready.problems || {}).flatMap(([channel, list]) => list.map((p) => `${channel}: ${p}`));
   if (!problems.length) return;
   el.append(h("div", { class: "notice bad", id: "channel-problems" }, icon("alert"),
-    h("div", {}, h("strong", {}, "Channels degraded"), h("ul", {}, problems.map((p) => h("li", {}, p))))));
+    h("div", {}, h("strong", {}, t("admin.degraded")), h("ul", {}, problems.map((p) => h("li", {}, p))))));
+}
+
+function roleName(role) {
+  return { admin: t("role.admin"), supervisor: t("role.supervisor"), agent: t("role.agent") }[role] || role;
+}
+
+function capitalized(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 // -- shared bits ---------------------------------------------------------------------------------------------------
@@ -95,22 +104,23 @@ async function agentsScreen(body) {
   const enabled = list.filter((a) => !a.disabled).length;
   clear(body).append(h("section", { class: "panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("users"), "Agents"),
-        h("p", { class: "muted" }, `${enabled} active · ${list.length - enabled} disabled`)),
-      h("button", { class: "btn btn-primary", id: "add-agent", onclick: () => agentForm(null, body) }, "Add agent")),
+      h("div", {}, h("h2", {}, icon("users"), t("wall.agents")),
+        h("p", { class: "muted" }, t("admin.active_disabled", { active: enabled, disabled: list.length - enabled }))),
+      h("button", { class: "btn btn-primary", id: "add-agent", onclick: () => agentForm(null, body) }, t("admin.add_agent"))),
     h("table", { class: "agents-table admin-table", id: "agents-admin" },
-      h("thead", {}, h("tr", {}, ["Agent", "Role", "Queues", "Phone · Client", "Status", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, [t("transfer.agent"), t("admin.role"), t("wall.queues"), t("admin.phone_client"), t("views.status"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, list.map((a) => h("tr", { "data-agent": a.id, class: a.disabled ? "disabled" : "" },
         h("td", {}, h("div", { class: "agent-cell" }, h("span", { class: "avatar small" }, initials(a.name)),
           h("div", {}, h("strong", {}, a.name), h("div", { class: "muted" }, a.email)))),
-        h("td", {}, h("span", { class: `pill role-${a.role}` }, a.role)),
+        h("td", {}, h("span", { class: `pill role-${a.role}` }, roleName(a.role))),
         h("td", {}, (a.queues || []).length ? a.queues.map((q) => h("span", { class: "chip" }, queueTitle(q)))
-          : h("span", { class: "muted" }, "none")),
+          : h("span", { class: "muted" }, t("admin.none"))),
         h("td", { class: "muted" }, [a.phone, a.voice_client].filter(Boolean).join(" · ") || "—"),
-        h("td", {}, a.disabled ? h("span", { class: "pill status-disabled" }, "Disabled")
-          : h("span", {}, h("span", { class: `presence-dot p-${a.presence || "offline"}` }), a.presence || "offline")),
+        h("td", {}, a.disabled ? h("span", { class: "pill status-disabled" }, t("webhooks.disabled"))
+          : h("span", {}, h("span", { class: `presence-dot p-${a.presence || "offline"}` }),
+            { available: t("presence.available"), away: t("presence.away"), offline: t("presence.offline") }[a.presence || "offline"] || a.presence)),
         h("td", { class: "row-actions" },
-          h("button", { class: "btn btn-small", "data-edit": a.id, onclick: () => agentForm(a, body) }, "Edit"))))))));
+          h("button", { class: "btn btn-small", "data-edit": a.id, onclick: () => agentForm(a, body) }, t("common.edit")))))))));
 }
 
 function agentForm(agent, body) {
@@ -119,15 +129,15 @@ function agentForm(agent, body) {
   const name = h("input", { type: "text", id: "agent-name", value: a.name, required: true, autocomplete: "off" });
   const email = h("input", { type: "email", id: "agent-email", value: a.email, required: true, autocomplete: "off" });
   const password = h("input", { type: "password", id: "agent-password", autocomplete: "new-password",
-    placeholder: editing ? "Leave empty to keep the current password" : "At least 8 characters" });
+    placeholder: editing ? t("admin.keep_password") : t("admin.password_min") });
   const role = h("select", { id: "agent-role" }, ["agent", "supervisor", "admin"].map((r) =>
-    h("option", { value: r, selected: r === a.role }, r[0].toUpperCase() + r.slice(1))));
+    h("option", { value: r, selected: r === a.role }, capitalized(roleName(r)))));
   const queues = h("div", { class: "checks", id: "agent-queues" }, state.queues.map((q) =>
     h("label", { class: "check" }, h("input", { type: "checkbox", value: q.name, checked: a.queues.includes(q.name) }),
       q.title)));
   const phone = h("input", { type: "tel", id: "agent-phone", value: a.phone || "", placeholder: "+14155550100" });
   const client = h("input", { type: "text", id: "agent-voice-client", value: a.voice_client || "",
-    placeholder: "Twilio Client identity (optional)" });
+    placeholder: t("admin.client_placeholder") });
   const general = h("div", { class: "form-error", role: "alert", id: "agent-error" });
   const self = editing && state.me.id === a.id;
   const toggle = editing && !self ? h("button", {
@@ -140,22 +150,22 @@ function agentForm(agent, body) {
         return;
       }
       dlg.close();
-      toast(a.disabled ? `${a.name} can sign in again` : `${a.name} is disabled and signed out`, "ok");
+      toast(a.disabled ? t("admin.enabled_toast", { name: a.name }) : t("admin.disabled_toast", { name: a.name }), "ok");
       agentsScreen(body);
     },
-  }, a.disabled ? "Enable account" : "Disable account") : null;
+  }, a.disabled ? t("admin.enable") : t("admin.disable")) : null;
   const content = h("div", { class: "form-grid" },
-    field("Name", name, "name"), field("Email", email, "email"),
-    field(editing ? "Reset password" : "Password", password, "password",
-      editing ? "Setting one signs the agent out everywhere." : null),
-    field("Role", role, "role", "Supervisors see the live wall; admins also manage people, tokens and routing."),
-    h("div", { class: "field span-2" }, h("span", {}, "Queues"), queues,
+    field(t("labels.name"), name, "name"), field(t("signin.email"), email, "email"),
+    field(editing ? t("admin.reset_password") : t("signin.password"), password, "password",
+      editing ? t("admin.reset_hint") : null),
+    field(t("admin.role"), role, "role", t("admin.role_hint")),
+    h("div", { class: "field span-2" }, h("span", {}, t("wall.queues")), queues,
       h("small", { class: "field-error", "data-error-for": "queues" })),
-    field("Phone", phone, "phone", "E.164. Rung to connect this agent to calls."),
-    field("Voice client", client, "voice_client"),
+    field(t("channel.voice"), phone, "phone", t("admin.phone_hint")),
+    field(t("admin.voice_client"), client, "voice_client"),
     general, toggle ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" },
-      a.disabled ? "This account is disabled." : "Disabling signs the agent out at once and stops their tokens."), toggle) : null);
-  const dlg = modal(editing ? `Edit ${a.name}` : "Add agent", content, editing ? "Save changes" : "Add agent", async () => {
+      a.disabled ? t("admin.is_disabled") : t("admin.disable_hint")), toggle) : null);
+  const dlg = modal(editing ? t("admin.edit_agent", { name: a.name }) : t("admin.add_agent"), content, editing ? t("admin.save_changes") : t("admin.add_agent"), async () => {
     const chosen = [...queues.querySelectorAll("input:checked")].map((i) => i.value);
     const payload = { name: name.value.trim(), email: email.value.trim(), role: role.value, queues: chosen,
       phone: phone.value.trim() || null, voice_client: client.value.trim() || null };
@@ -167,7 +177,7 @@ function agentForm(agent, body) {
       showErrors(content, general, err);
       return false;
     }
-    toast(editing ? "Agent updated" : `${payload.name} can now sign in`, "ok");
+    toast(editing ? t("admin.agent_updated") : t("admin.can_sign_in", { name: payload.name }), "ok");
     agentsScreen(body);
     return true;
   });
@@ -178,40 +188,40 @@ function agentForm(agent, body) {
 
 async function tokensScreen(body) {
   const [tokens, agents] = await Promise.all([api.get("/api/v1/tokens"), api.get("/api/v1/agents")]);
-  const live = tokens.items.filter((t) => !t.revoked_at);
+  const live = tokens.items.filter((tok) => !tok.revoked_at);
   clear(body).append(h("section", { class: "panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("keyboard"), "API tokens"),
-        h("p", { class: "muted" }, "For integrations and scripts. A token's secret is shown once, when it is created.")),
+      h("div", {}, h("h2", {}, icon("keyboard"), t("admin.tokens")),
+        h("p", { class: "muted" }, t("admin.tokens_explain"))),
       h("button", { class: "btn btn-primary", id: "create-token", onclick: () => tokenForm(agents.items, body) },
-        "Create token")),
+        t("admin.create_token"))),
     tokens.items.length ? h("table", { class: "admin-table", id: "tokens-admin" },
-      h("thead", {}, h("tr", {}, ["Label", "Acts as", "Created", "Status", ""].map((t) => h("th", {}, t)))),
-      h("tbody", {}, tokens.items.map((t) => h("tr", { "data-token": t.id, class: t.revoked_at ? "disabled" : "" },
-        h("td", {}, h("strong", {}, t.label || "Untitled"), h("div", { class: "muted mono" }, `#${t.id}`)),
-        h("td", {}, t.role === "admin" ? h("span", { class: "pill role-admin" }, "Admin")
-          : h("span", {}, h("span", { class: "pill" }, "Agent"), " ", t.agent_name || `#${t.agent_id}`)),
-        h("td", { title: fullTime(t.created_at) }, since(t.created_at)),
-        h("td", {}, t.revoked_at ? h("span", { class: "pill status-disabled", title: fullTime(t.revoked_at) }, "Revoked")
-          : h("span", { class: "pill status-resolved" }, "Active")),
-        h("td", { class: "row-actions" }, t.revoked_at ? null : h("button", {
-          class: "btn btn-small btn-danger-ghost", "data-revoke": t.id, onclick: () => revoke(t, body),
-        }, "Revoke"))))))
-      : h("p", { class: "empty-panel muted" }, "No tokens yet."),
-    h("p", { class: "fine muted" }, `${live.length} active. Use one as: Authorization: Bearer <token>`)));
+      h("thead", {}, h("tr", {}, [t("reports.label"), t("admin.acts_as"), t("admin.created"), t("views.status"), ""].map((title) => h("th", {}, title)))),
+      h("tbody", {}, tokens.items.map((tok) => h("tr", { "data-token": tok.id, class: tok.revoked_at ? "disabled" : "" },
+        h("td", {}, h("strong", {}, tok.label || t("admin.untitled")), h("div", { class: "muted mono" }, `#${tok.id}`)),
+        h("td", {}, tok.role === "admin" ? h("span", { class: "pill role-admin" }, t("admin.admin"))
+          : h("span", {}, h("span", { class: "pill" }, t("transfer.agent")), " ", tok.agent_name || `#${tok.agent_id}`)),
+        h("td", { title: fullTime(tok.created_at) }, since(tok.created_at)),
+        h("td", {}, tok.revoked_at ? h("span", { class: "pill status-disabled", title: fullTime(tok.revoked_at) }, t("admin.revoked"))
+          : h("span", { class: "pill status-resolved" }, t("webhooks.active"))),
+        h("td", { class: "row-actions" }, tok.revoked_at ? null : h("button", {
+          class: "btn btn-small btn-danger-ghost", "data-revoke": tok.id, onclick: () => revoke(tok, body),
+        }, t("admin.revoke")))))))
+      : h("p", { class: "empty-panel muted" }, t("admin.no_tokens")),
+    h("p", { class: "fine muted" }, t("admin.tokens_active", { count: live.length }))));
 }
 
 function tokenForm(agents, body) {
-  const label = h("input", { type: "text", id: "token-label", placeholder: "What is it for? e.g. CRM sync" });
-  const role = h("select", { id: "token-role" }, h("option", { value: "admin" }, "Admin: the whole API"),
-    h("option", { value: "agent" }, "Agent: acts as one agent"));
+  const label = h("input", { type: "text", id: "token-label", placeholder: t("admin.token_label_placeholder") });
+  const role = h("select", { id: "token-role" }, h("option", { value: "admin" }, t("admin.access_admin")),
+    h("option", { value: "agent" }, t("admin.access_agent")));
   const agent = h("select", { id: "token-agent", disabled: true }, agents.filter((a) => !a.disabled).map((a) =>
     h("option", { value: a.id }, `${a.name} · ${a.email}`)));
   role.addEventListener("change", () => { agent.disabled = role.value !== "agent"; });
   const general = h("div", { class: "form-error", role: "alert" });
-  const content = h("div", {}, field("Label", label, "label"), field("Access", role, "role"),
-    field("Agent", agent, "agent_id"), general);
-  modal("Create API token", content, "Create token", async () => {
+  const content = h("div", {}, field(t("reports.label"), label, "label"), field(t("admin.access"), role, "role"),
+    field(t("transfer.agent"), agent, "agent_id"), general);
+  modal(t("admin.create_token_title"), content, t("admin.create_token"), async () => {
     const payload = { role: role.value, label: label.value.trim() };
     if (role.value === "agent") payload.agent_id = Number(agent.value);
     let made;
@@ -237,26 +247,26 @@ function showSecret(made) {
       value.select();
       document.execCommand("copy");
     }
-    copy.replaceChildren(icon("check"), "Copied");
-  } }, "Copy");
-  modal("Your new token", [
+    copy.replaceChildren(icon("check"), t("admin.copied"));
+  } }, t("admin.copy"));
+  modal(t("admin.new_token"), [
     h("div", { class: "notice warn" }, icon("alert"),
-      "Copy it now. For your safety the hub keeps only a fingerprint: this is the only time it is shown."),
+      t("admin.copy_now")),
     h("div", { class: "secret-row" }, value, copy),
-    h("p", { class: "muted" }, `“${made.label || "Untitled"}” · ${made.role === "admin" ? "admin access" : `acts as ${made.agent_name}`}`),
-  ], "Done", () => true, { cancel: false });
+    h("p", { class: "muted" }, `“${made.label || t("admin.untitled")}” · ${made.role === "admin" ? t("admin.admin_access") : t("admin.acts_as_name", { name: made.agent_name })}`),
+  ], t("webhooks.done"), () => true, { cancel: false });
 }
 
-function revoke(t, body) {
-  modal("Revoke token", [h("p", {}, "Anything using ", h("strong", {}, t.label || `token #${t.id}`),
-    " stops working immediately. This cannot be undone.")], "Revoke", async () => {
+function revoke(tok, body) {
+  modal(t("admin.revoke_title"), [h("p", {}, t("admin.revoke_before"), h("strong", {}, tok.label || t("admin.token_n", { id: tok.id })),
+    t("admin.revoke_after"))], t("admin.revoke"), async () => {
     try {
-      await api.del(`/api/v1/tokens/${t.id}`);
+      await api.del(`/api/v1/tokens/${tok.id}`);
     } catch (err) {
       toast(err.message, "error");
       return false;
     }
-    toast("Token revoked", "ok");
+    toast(t("admin.token_revoked"), "ok");
     tokensScreen(body);
     return true;
   }).querySelector("#modal-ok").classList.add("btn-danger");
