@@ -276,10 +276,10 @@ function revoke(tok, body) {
 
 const STRATEGIES = ["longest_idle", "least_occupied", "round_robin", "skills"];
 const CLASSES = ["voice", "chat", "email"];
-const CLASS_LABEL = { voice: "Calls", chat: "Chats and messages", email: "Emails" };
+const CLASS_LABEL = () => ({ voice: t("routing.calls"), chat: t("routing.chats"), email: t("routing.emails") });
 // The channels a rule may name (the routing engine's words), with what an admin calls them.
-const RULE_CHANNELS = [["sms", "SMS"], ["whatsapp", "WhatsApp"], ["voice", "Phone calls"], ["email", "Email"],
-  ["telegram", "Telegram"], ["webchat", "Web chat"], ["api", "API / integrations"]];
+const RULE_CHANNELS = () => [["sms", t("channel.sms")], ["whatsapp", t("channel.whatsapp")], ["voice", t("routing.phone_calls")],
+  ["email", t("channel.email")], ["telegram", t("channel.telegram")], ["webchat", t("channel.webchat")], ["api", t("routing.api")]];
 
 // The routing API may list queues and agent profiles as objects keyed by name / id, or as arrays.
 function asList(value, key) {
@@ -297,28 +297,28 @@ function skillsEditor(id, map, known, levelLabel) {
   const list = h("datalist", { id: `${id}-known` }, [...known].sort().map((k) => h("option", { value: k })));
   const add = (name = "", level = "") => {
     const row = h("div", { class: "skill-row", style: "display:flex;gap:6px;align-items:center" },
-      h("input", { type: "text", class: "skill-name", value: name, placeholder: "skill, e.g. spanish", list: `${id}-known`,
-        "aria-label": "Skill", maxlength: 64, style: "flex:1" }),
+      h("input", { type: "text", class: "skill-name", value: name, placeholder: t("skills.placeholder"), list: `${id}-known`,
+        "aria-label": t("skills.skill"), maxlength: 64, style: "flex:1" }),
       h("input", { type: "number", class: "skill-level", value: level, placeholder: "0-100", inputmode: "numeric",
         "aria-label": levelLabel, style: "width:7em" }),
-      h("button", { class: "icon-btn", type: "button", title: "Remove skill", "aria-label": "Remove skill",
+      h("button", { class: "icon-btn", type: "button", title: t("skills.remove"), "aria-label": t("skills.remove"),
         onclick: () => { row.remove(); rows.dispatchEvent(new Event("input", { bubbles: true })); } }, icon("x")));
     rows.append(row);
     return row;
   };
   for (const [k, v] of Object.entries(map || {})) add(k, String(v));
   const more = h("button", { class: "btn btn-small", type: "button", id: `${id}-add`, style: "justify-self:start",
-    onclick: () => add().querySelector("input").focus() }, "Add skill");
+    onclick: () => add().querySelector("input").focus() }, t("skills.add"));
   const read = () => {
     const out = {};
     for (const row of rows.querySelectorAll(".skill-row")) {
       const name = row.querySelector(".skill-name").value.trim();
       const raw = row.querySelector(".skill-level").value.trim();
       if (!name && !raw) continue;
-      if (!name) throw new Error(`A skill at level ${raw} has no name: name it or remove the row.`);
-      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`"${name}": skill names use letters, digits, dot, dash or underscore.`);
-      if (!/^\d+$/.test(raw) || Number(raw) > 100) throw new Error(`${name}: the ${levelLabel.toLowerCase()} is a whole number from 0 to 100.`);
-      if (name in out) throw new Error(`${name} is listed twice.`);
+      if (!name) throw new Error(t("skills.no_name", { level: raw }));
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(t("skills.bad_name", { name }));
+      if (!/^\d+$/.test(raw) || Number(raw) > 100) throw new Error(t("skills.bad_level", { name, level: levelLabel.toLowerCase() }));
+      if (name in out) throw new Error(t("skills.twice", { name }));
       out[name] = Number(raw);
     }
     return out;
@@ -340,12 +340,12 @@ function ruleError(err, rules) {
       const m = /^rules\.(\d+)\.?(.*)$/.exec(String(d.field || ""));
       if (!m) return d.message;
       const r = rules[Number(m[1])] || {};
-      return `Rule ${Number(m[1]) + 1}${r.name ? ` (${r.name})` : ""}${m[2] ? `, ${m[2].replace(/_/g, " ")}` : ""}: ${d.message}`;
+      return `${t("routing.rule_n", { n: Number(m[1]) + 1 })}${r.name ? ` (${r.name})` : ""}${m[2] ? `, ${m[2].replace(/_/g, " ")}` : ""}: ${d.message}`;
     }).join(" ");
   }
   // The engine's own wording names the rule by its place in the list: say it as a person would.
   const m = /routing\.rules\[(\d+)\](?: \(([^)]*)\))?\.?([\w.]*): (.*)$/.exec(err.message || "");
-  if (m) return `Rule ${Number(m[1]) + 1}${m[2] ? ` (${m[2]})` : ""}${m[3] ? `, ${m[3].replace(/_/g, " ")}` : ""}: ${m[4]}`;
+  if (m) return `${t("routing.rule_n", { n: Number(m[1]) + 1 })}${m[2] ? ` (${m[2]})` : ""}${m[3] ? `, ${m[3].replace(/_/g, " ")}` : ""}: ${m[4]}`;
   return err.message;
 }
 
@@ -353,13 +353,13 @@ function ruleError(err, rules) {
 function guardUnsaved(dlg, content) {
   const start = snapshot(content);
   const dirty = () => snapshot(content) !== start;
-  const flag = h("span", { class: "chip", id: "unsaved-flag", style: "display:none" }, "Unsaved changes");
+  const flag = h("span", { class: "chip", id: "unsaved-flag", style: "display:none" }, t("routing.unsaved"));
   const head = dlg.querySelector("header h2");
   if (head) head.after(flag);
   content.addEventListener("input", () => shown(flag, dirty()));
   content.addEventListener("change", () => shown(flag, dirty()));
   const ask = (e) => {
-    if (dirty() && !window.confirm("Discard your unsaved changes?")) {
+    if (dirty() && !window.confirm(t("routing.discard"))) {
       e.preventDefault();
       e.stopPropagation();
     }
@@ -384,7 +384,7 @@ async function routingScreen(body) {
   } catch (err) {
     if (err.status === 404 || err.status === 405) {
       clear(body).append(h("div", { class: "notice" }, icon("alert"),
-        "This hub does not serve the routing administration API (GET /api/v1/routing) yet; queues and rules come from its configuration file."));
+        t("routing.no_api")));
       return;
     }
     throw err;
@@ -398,25 +398,25 @@ async function routingScreen(body) {
   clear(body).append(
     h("section", { class: "panel", id: "queues-admin" },
       h("div", { class: "panel-head" },
-        h("div", {}, h("h2", {}, icon("inbox"), "Queues"), h("p", { class: "muted" }, "Changes apply at once, on every hub process.")),
-        h("button", { class: "btn btn-primary", id: "add-queue", onclick: () => queueForm(null, body) }, "Add queue")),
+        h("div", {}, h("h2", {}, icon("inbox"), t("wall.queues")), h("p", { class: "muted" }, t("routing.queues_explain"))),
+        h("button", { class: "btn btn-primary", id: "add-queue", onclick: () => queueForm(null, body) }, t("routing.add_queue"))),
       h("div", { class: "queue-grid" }, queues.map((q) => h("article", { class: "queue-card admin-queue", "data-queue": q.name },
         h("header", {}, h("h3", {}, q.title || q.name), h("span", { class: "muted mono" }, q.name)),
         h("dl", { class: "queue-stats" },
-          h("div", {}, h("dt", {}, "Strategy"), h("dd", {}, String(q.strategy || "longest_idle").replace("_", " "))),
-          h("div", {}, h("dt", {}, "Offer timeout"), h("dd", {}, `${q.offer_timeout ?? 30}s`)),
-          h("div", {}, h("dt", {}, "SLA target"), h("dd", {}, `${q.sla_wait ?? 60}s`)),
-          h("div", {}, h("dt", {}, "Skills"), h("dd", {}, kv(q.skills) || "—")),
-          h("div", {}, h("dt", {}, "Survey"), h("dd", {}, q.csat ? `after ${q.csat_delay ?? 0}s` : "off"))),
+          h("div", {}, h("dt", {}, t("routing.strategy")), h("dd", {}, String(q.strategy || "longest_idle").replace("_", " "))),
+          h("div", {}, h("dt", {}, t("routing.offer_timeout")), h("dd", {}, `${q.offer_timeout ?? 30}s`)),
+          h("div", {}, h("dt", {}, t("routing.sla_target")), h("dd", {}, `${q.sla_wait ?? 60}s`)),
+          h("div", {}, h("dt", {}, t("skills.title")), h("dd", {}, kv(q.skills) || "—")),
+          h("div", {}, h("dt", {}, t("routing.survey")), h("dd", {}, q.csat ? t("routing.survey_after", { seconds: q.csat_delay ?? 0 }) : t("routing.off")))),
         h("div", { class: "card-actions" },
-          h("button", { class: "btn btn-small", "data-edit-queue": q.name, onclick: () => queueForm(q, body) }, "Edit"),
-          h("button", { class: "btn btn-small btn-danger-ghost", onclick: () => deleteQueue(q, body) }, "Delete")))))),
+          h("button", { class: "btn btn-small", "data-edit-queue": q.name, onclick: () => queueForm(q, body) }, t("common.edit")),
+          h("button", { class: "btn btn-small btn-danger-ghost", onclick: () => deleteQueue(q, body) }, t("common.delete"))))))),
     rulesPanel(rules, queues, body),
     h("section", { class: "panel", id: "skills-admin" },
-      h("div", { class: "panel-head" }, h("div", {}, h("h2", {}, icon("users"), "Agent skills and capacity"),
-        h("p", { class: "muted" }, "Skills with proficiency (0-100) steer skills-based queues; capacity is how many at once per kind of work."))),
+      h("div", { class: "panel-head" }, h("div", {}, h("h2", {}, icon("users"), t("routing.skills_title")),
+        h("p", { class: "muted" }, t("routing.skills_explain")))),
       h("table", { class: "admin-table" },
-        h("thead", {}, h("tr", {}, ["Agent", "Skills", "Capacity", "Wrap-up", ""].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, [t("transfer.agent"), t("skills.title"), t("routing.capacity"), t("routing.wrapup"), ""].map((title) => h("th", {}, title)))),
         h("tbody", {}, agents.map((a) => {
           const p = profiles.find((x) => x.id === a.id || x.agent_id === a.id || x.email === a.email) || {};
           return h("tr", { "data-profile": a.id },
@@ -428,11 +428,11 @@ async function routingScreen(body) {
               const used = (p.effective_capacity || {})[k];
               const less = used !== undefined && used < v;
               return h("span", { class: `chip load ${less ? "limited" : ""}`,
-                title: less ? `Set to ${v}; routing uses ${used} (for calls: the hub has no phone or Twilio Client to ring)` : null },
-              channelIcon(k === "chat" ? "webchat" : k), less ? `${used} of ${v}` : String(v));
+                title: less ? t("routing.less_title", { set: v, used }) : null },
+              channelIcon(k === "chat" ? "webchat" : k), less ? t("routing.used_of", { used, set: v }) : String(v));
             })),
             h("td", {}, `${p.wrapup ?? 0}s`),
-            h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", onclick: () => profileForm(a, p, body) }, "Edit")));
+            h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", onclick: () => profileForm(a, p, body) }, t("common.edit"))));
         })))));
 }
 
@@ -447,25 +447,25 @@ function queueForm(q, body) {
   const csat = h("input", { type: "checkbox", id: "queue-csat", checked: Boolean(v.csat) });
   const csatDelay = h("input", { type: "number", id: "queue-csat-delay", min: 0, value: v.csat_delay ?? 0 });
   const skills = skillsEditor("queue-skills", v.skills, knownSkills(state.routingQueues || [], state.routingProfiles || []),
-    "Minimum level");
+    t("skills.minimum"));
   const general = h("div", { class: "form-error", role: "alert", id: "queue-error" });
-  const content = h("div", { class: "form-grid" }, field("Name", name, "name"), field("Title", title, "title"),
-    field("Strategy", strategy, "strategy"), field("Offer timeout (s)", timeout, "offer_timeout"),
-    field("SLA target wait (s)", sla, "sla_wait"),
-    h("label", { class: "field" }, h("span", {}, "Satisfaction survey"),
-      h("span", {}, csat, " ask after a resolve"), h("small", { class: "field-error", "data-error-for": "csat" })),
-    field("Survey delay (s)", csatDelay, "csat_delay"),
-    h("div", { class: "field span-2" }, h("span", {}, "Required skills"), skills.el,
-      h("small", { class: "hint" }, "Agents need each skill at this level or above (skills strategy)."),
+  const content = h("div", { class: "form-grid" }, field(t("labels.name"), name, "name"), field(t("labels.title"), title, "title"),
+    field(t("routing.strategy"), strategy, "strategy"), field(t("routing.offer_timeout_s"), timeout, "offer_timeout"),
+    field(t("routing.sla_s"), sla, "sla_wait"),
+    h("label", { class: "field" }, h("span", {}, t("csat.survey_title")),
+      h("span", {}, csat, t("routing.ask_after")), h("small", { class: "field-error", "data-error-for": "csat" })),
+    field(t("routing.survey_delay"), csatDelay, "csat_delay"),
+    h("div", { class: "field span-2" }, h("span", {}, t("routing.required_skills")), skills.el,
+      h("small", { class: "hint" }, t("routing.required_hint")),
       h("small", { class: "field-error", "data-error-for": "skills" })), general);
-  const dlg = modal(editing ? `Edit queue ${v.title || v.name}` : "Add queue", content, "Save queue", async () => {
+  const dlg = modal(editing ? t("routing.edit_queue", { name: v.title || v.name }) : t("routing.add_queue"), content, t("routing.save_queue"), async () => {
     let payload;
     if (!editing && !/^[a-z0-9][a-z0-9_-]*$/.test(name.value.trim())) {
-      general.textContent = "A queue name is lowercase letters, digits, dash or underscore, e.g. billing.";
+      general.textContent = t("routing.bad_queue_name");
       return false;
     }
     if (!(Number(timeout.value) > 0)) {
-      general.textContent = "The offer timeout is a number of seconds above 0.";
+      general.textContent = t("routing.bad_timeout");
       return false;
     }
     try {
@@ -479,7 +479,7 @@ function queueForm(q, body) {
     delete payload.source;
     const queueName = name.value.trim();
     if (!queueName) {
-      general.textContent = "A queue needs a name.";
+      general.textContent = t("routing.queue_needs_name");
       return false;
     }
     try {
@@ -488,7 +488,7 @@ function queueForm(q, body) {
       showErrors(content, general, err);
       return false;
     }
-    toast("Queue saved", "ok");
+    toast(t("routing.queue_saved"), "ok");
     routingScreen(body);
     return true;
   });
@@ -497,15 +497,15 @@ function queueForm(q, body) {
 }
 
 function deleteQueue(q, body) {
-  modal("Delete queue", [h("p", {}, "Delete ", h("strong", {}, q.title || q.name),
-    "? The hub refuses if conversations still wait in it or a rule sends work there.")], "Delete", async () => {
+  modal(t("routing.delete_queue"), [h("p", {}, t("routing.delete_before"), h("strong", {}, q.title || q.name),
+    t("routing.delete_after"))], t("common.delete"), async () => {
     try {
       await api.del(`/api/v1/routing/queues/${encodeURIComponent(q.name)}`);
     } catch (err) {
       toast(err.message, "error", 8000);
       return false;
     }
-    toast("Queue deleted", "ok");
+    toast(t("routing.queue_deleted"), "ok");
     routingScreen(body);
     return true;
   });
@@ -514,16 +514,16 @@ function deleteQueue(q, body) {
 // Which channels a rule applies to, as checkboxes (none ticked: any channel).
 function channelPicker(r, i, touched) {
   const chosen = new Set([].concat(r.channel || r.channels || []));
-  const summary = () => (chosen.size ? RULE_CHANNELS.filter(([c]) => chosen.has(c)).map(([, l]) => l).join(", ") : "Any channel");
+  const summary = () => (chosen.size ? RULE_CHANNELS().filter(([c]) => chosen.has(c)).map(([, l]) => l).join(", ") : t("routing.any_channel"));
   const label = h("span", {}, summary());
   // Its name says which rule, and includes what it shows (so speech input can say what is seen).
-  const named = (el) => { el.setAttribute("aria-label", `Channels of rule ${i + 1}: ${summary()}`); return el; };
+  const named = (el) => { el.setAttribute("aria-label", t("routing.channels_of", { n: i + 1, summary: summary() })); return el; };
   return h("details", { class: "rule-channel", style: "position:relative" },
     named(h("summary", { class: "btn btn-small" }, label)),
     h("fieldset", { style: "position:absolute;z-index:5;background:var(--panel, #fff);border:1px solid var(--line, #ddd);"
       + "border-radius:8px;padding:8px 12px;display:grid;gap:4px;min-width:12em" },
-    h("legend", { class: "muted" }, "Only for"),
-    RULE_CHANNELS.map(([c, l]) => h("label", { style: "display:flex;gap:6px;align-items:center" },
+    h("legend", { class: "muted" }, t("routing.only_for")),
+    RULE_CHANNELS().map(([c, l]) => h("label", { style: "display:flex;gap:6px;align-items:center" },
       h("input", { type: "checkbox", value: c, checked: chosen.has(c), "data-channel": c, onchange: (e) => {
         if (e.target.checked) chosen.add(c); else chosen.delete(c);
         delete r.channels;
@@ -537,7 +537,7 @@ function channelPicker(r, i, touched) {
 function rulesPanel(rules, queues, body) {
   const error = h("div", { class: "form-error", role: "alert", id: "rules-error" });
   const saved = JSON.stringify(rules);
-  const unsaved = h("span", { class: "chip", id: "rules-unsaved", style: "display:none" }, "Unsaved changes");
+  const unsaved = h("span", { class: "chip", id: "rules-unsaved", style: "display:none" }, t("routing.unsaved"));
   const touched = () => {
     const dirty = JSON.stringify(rules) !== saved;
     shown(unsaved, dirty);
@@ -546,31 +546,31 @@ function rulesPanel(rules, queues, body) {
   const list = h("ol", { class: "rules", id: "rules-admin" });
   const draw = () => clear(list).append(...(rules.length ? rules.map((r, i) => h("li", { class: "rule", "data-rule": i },
     h("span", { class: "rule-n" }, String(i + 1)),
-    h("input", { type: "text", class: "rule-name", value: r.name || "", placeholder: "name", "aria-label": "Rule name",
+    h("input", { type: "text", class: "rule-name", value: r.name || "", placeholder: t("routing.name_placeholder"), "aria-label": t("routing.rule_name"),
       oninput: (e) => { r.name = e.target.value; touched(); } }),
-    h("span", { class: "muted" }, "when"),
-    h("input", { type: "text", class: "rule-keywords", value: (r.keywords || []).join(", "), placeholder: "keywords, comma separated",
-      "aria-label": "Keywords", oninput: (e) => { r.keywords = e.target.value.split(",").map((s) => s.trim()).filter(Boolean); touched(); } }),
+    h("span", { class: "muted" }, t("routing.when")),
+    h("input", { type: "text", class: "rule-keywords", value: (r.keywords || []).join(", "), placeholder: t("routing.keywords_placeholder"),
+      "aria-label": t("routing.keywords"), oninput: (e) => { r.keywords = e.target.value.split(",").map((s) => s.trim()).filter(Boolean); touched(); } }),
     channelPicker(r, i, touched),
     h("span", { class: "muted" }, "→"),
-    h("select", { class: "rule-queue", "aria-label": "Queue", onchange: (e) => { r.queue = e.target.value; touched(); } },
+    h("select", { class: "rule-queue", "aria-label": t("transfer.queue"), onchange: (e) => { r.queue = e.target.value; touched(); } },
       queues.map((q) => h("option", { value: q.name, selected: q.name === r.queue }, q.title || q.name))),
     h("div", { class: "rule-actions" },
-      h("button", { class: "icon-btn", type: "button", title: "Move up", disabled: i === 0, onclick: () => { rules.splice(i - 1, 0, ...rules.splice(i, 1)); draw(); touched(); } }, "↑"),
-      h("button", { class: "icon-btn", type: "button", title: "Move down", disabled: i === rules.length - 1, onclick: () => { rules.splice(i + 1, 0, ...rules.splice(i, 1)); draw(); touched(); } }, "↓"),
-      h("button", { class: "icon-btn", type: "button", title: "Remove", onclick: () => { rules.splice(i, 1); draw(); touched(); } }, icon("x")))))
-    : [h("li", { class: "muted empty-panel" }, "No rules: everything goes to the default queue.")]));
+      h("button", { class: "icon-btn", type: "button", title: t("routing.move_up"), disabled: i === 0, onclick: () => { rules.splice(i - 1, 0, ...rules.splice(i, 1)); draw(); touched(); } }, "↑"),
+      h("button", { class: "icon-btn", type: "button", title: t("routing.move_down"), disabled: i === rules.length - 1, onclick: () => { rules.splice(i + 1, 0, ...rules.splice(i, 1)); draw(); touched(); } }, "↓"),
+      h("button", { class: "icon-btn", type: "button", title: t("routing.remove"), onclick: () => { rules.splice(i, 1); draw(); touched(); } }, icon("x")))))
+    : [h("li", { class: "muted empty-panel" }, t("routing.no_rules"))]));
   draw();
   return h("section", { class: "panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("transfer"), "Routing rules", " ", unsaved),
-        h("p", { class: "muted" }, "The first rule that matches a new conversation picks its queue.")),
+      h("div", {}, h("h2", {}, icon("transfer"), t("routing.rules_title"), " ", unsaved),
+        h("p", { class: "muted" }, t("routing.rules_explain"))),
       h("div", { class: "btn-row" },
         h("button", { class: "btn", id: "add-rule", onclick: () => {
           rules.push({ name: `rule-${rules.length + 1}`, queue: (queues[0] || {}).name, keywords: [] });
           draw();
           touched();
-        } }, "Add rule"),
+        } }, t("routing.add_rule")),
         h("button", { class: "btn btn-primary", id: "save-rules", onclick: async () => {
           error.textContent = "";
           try {
@@ -580,37 +580,37 @@ function rulesPanel(rules, queues, body) {
             return;
           }
           window.onbeforeunload = null;
-          toast("Rules saved", "ok");
+          toast(t("routing.rules_saved"), "ok");
           routingScreen(body);
-        } }, "Save rules"))),
+        } }, t("routing.save_rules")))),
     list, error);
 }
 
 function profileForm(agent, p, body) {
   const skills = skillsEditor("profile-skills", p.skills,
-    knownSkills(state.routingQueues || [], state.routingProfiles || []), "Proficiency");
+    knownSkills(state.routingQueues || [], state.routingProfiles || []), t("skills.proficiency"));
   const caps = CLASSES.map((c) => h("input", { type: "number", min: 0, max: 1000, "data-class": c,
     value: (p.capacity || agent.capacity || {})[c] ?? "" }));
   const wrapup = h("input", { type: "number", min: 0, id: "profile-wrapup", value: p.wrapup ?? 0 });
   const general = h("div", { class: "form-error", role: "alert" });
   const content = h("div", { class: "form-grid" },
-    h("div", { class: "field span-2" }, h("span", {}, "Skills"), skills.el,
-      h("small", { class: "hint" }, "Proficiency from 0 to 100; skills-based queues prefer the most proficient."),
+    h("div", { class: "field span-2" }, h("span", {}, t("skills.title")), skills.el,
+      h("small", { class: "hint" }, t("skills.proficiency_hint")),
       h("small", { class: "field-error", "data-error-for": "skills" })),
-    ...CLASSES.map((c, i) => field(`At once: ${CLASS_LABEL[c]}`, caps[i], "capacity",
-      i === 0 ? "Empty: the workspace default" : null)),
-    field("Wrap-up after each (s)", wrapup, "wrapup"), general);
-  const dlg = modal(`Routing for ${agent.name}`, content, "Save", async () => {
+    ...CLASSES.map((c, i) => field(t("routing.at_once", { kind: CLASS_LABEL()[c] }), caps[i], "capacity",
+      i === 0 ? t("routing.empty_default") : null)),
+    field(t("routing.wrapup_s"), wrapup, "wrapup"), general);
+  const dlg = modal(t("routing.for_agent", { name: agent.name }), content, t("common.save"), async () => {
     let payload;
     try {
       const capacity = {};
       CLASSES.forEach((c, i) => {
         const raw = caps[i].value.trim();
         if (raw === "") return;
-        if (!/^\d+$/.test(raw) || Number(raw) > 1000) throw new Error(`${CLASS_LABEL[c]} at once: a whole number from 0 to 1000.`);
+        if (!/^\d+$/.test(raw) || Number(raw) > 1000) throw new Error(t("routing.bad_capacity", { kind: CLASS_LABEL()[c] }));
         capacity[c] = Number(raw);
       });
-      if (!/^\d*$/.test(wrapup.value.trim())) throw new Error("Wrap-up is a whole number of seconds (0: none).");
+      if (!/^\d*$/.test(wrapup.value.trim())) throw new Error(t("routing.bad_wrapup"));
       payload = { skills: skills.read(), capacity, wrapup: Number(wrapup.value || 0) };
       if (p.exclusive) payload.exclusive = p.exclusive;
     } catch (err) {
@@ -623,7 +623,7 @@ function profileForm(agent, p, body) {
       showErrors(content, general, err);
       return false;
     }
-    toast("Routing profile saved", "ok");
+    toast(t("routing.profile_saved"), "ok");
     routingScreen(body);
     return true;
   });
