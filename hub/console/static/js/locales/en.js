@@ -851,4 +851,13 @@ export default {
   "routing.bad_capacity": "{kind} at once: a whole number from 0 to 1000.",
   "routing.bad_wrapup": "Wrap-up is a whole number of seconds (0: none).",
   "routing.profile_saved": "Routing profile saved",
+
+  "theme.system": "Theme: as the system",
+  "theme.light": "Theme: light",
+  "theme.dark": "Theme: dark",
+  "theme.short_system": "as the system",
+  "theme.short_light": "light",
+  "theme.short_dark": "dark",
+  "theme.title": "{name} (click for {next})",
+  "api.unreachable": "The hub cannot be reached. Check your connection.",
 };

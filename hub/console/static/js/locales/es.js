@@ -850,4 +850,13 @@ export default {
   "routing.bad_capacity": "{kind} a la vez: un número entero de 0 a 1000.",
   "routing.bad_wrapup": "El cierre es un número entero de segundos (0: ninguno).",
   "routing.profile_saved": "Perfil de enrutamiento guardado",
+
+  "theme.system": "Tema: como el sistema",
+  "theme.light": "Tema: claro",
+  "theme.dark": "Tema: oscuro",
+  "theme.short_system": "como el sistema",
+  "theme.short_light": "claro",
+  "theme.short_dark": "oscuro",
+  "theme.title": "{name} (pulsa para cambiar a {next})",
+  "api.unreachable": "No se puede conectar con el hub. Comprueba tu conexión.",
 };
