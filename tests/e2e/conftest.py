@@ -220,3 +220,20 @@ def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
     page.fill("#password", password)
     page.click("#signin-btn")
     page.wait_for_selector("#live-status.s-live")
+
+
+def go_available(page: Any) -> None:
+    """The agent on PAGE switches to Available (the widget offers a chat only while someone can answer)."""
+    page.click('.seg[data-presence="available"]')
+    page.wait_for_selector('.seg.active[data-presence="available"]')
+
+
+def customer_chats(new_page: Any, text: str) -> Any:
+    """A customer on a phone opens the web chat, sends TEXT and sees it sent; returns their page."""
+    customer = new_page(390, 844)
+    customer.goto("/chat")
+    customer.wait_for_selector(".hc-panel[data-state=online]")
+    customer.fill(".hc-input", text)
+    customer.keyboard.press("Enter")
+    customer.wait_for_selector(".hc-mine:not(.hc-pending)")
+    return customer
