@@ -36,7 +36,7 @@ async def _seed(db_url: str) -> int:
             store.resolve_identity(tx, parse(f"phone:{p}"), f"Customer {p[-3:]}", now)
         body = CampaignBody(name="Crash", channel="sms", text="Hello {{first_name}}",
                             identities=[f"phone:{p}" for p in PHONES])
-        return campaign_store.create(tx, body, 600, None, now).id
+        return campaign_store.create(tx, body, 600, None, now, 100).id
 
     try:
         return int(await db.write(write))
