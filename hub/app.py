@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -48,6 +49,7 @@ from hub.campaigns.sender import CampaignSender
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
+from hub.channels.registry import CHANNEL_RULES
 from hub.channels.telegram.channel import TelegramChannel
 from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
@@ -113,7 +115,8 @@ def _metrics_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamR
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # pid: which process answered, among the workers of `hub serve --workers N` that share the port
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -217,7 +220,8 @@ def build_app(settings: Settings) -> web.Application:
     auth = TokenAuth(db)
     sessions = Sessions(db, settings.console)
     router = Router(db, settings, bus)
-    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest)
+    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest,
+                    channel_rules=CHANNEL_RULES)
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
