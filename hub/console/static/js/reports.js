@@ -13,7 +13,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const RANGES = () => [["7", t("reports.last_7")], ["30", t("reports.last_30")], ["90", t("reports.last_90")],
   ["365", t("reports.last_365")]];
 const CARDS = () => [
-  ["conversations_opened", t("inbox.label"), "count"], ["conversations_resolved", t("status.resolved"), "count"],
+  ["conversations_opened", t("inbox.label"), "count"], ["conversations_resolved", t("reports.resolved"), "count"],
   ["first_response_time", t("reports.first_response"), "time"], ["reply_time", t("reports.reply_time"), "time"],
   ["resolution_time", t("reports.resolution_time"), "time"], ["wait_time", t("reports.wait_time"), "time"],
   ["sla_attainment", t("reports.sla_attainment"), "ratio"], ["abandon_rate", t("reports.abandoned"), "ratio"],
@@ -22,7 +22,7 @@ const CARDS = () => [
   ["csat_score", t("reports.csat_score"), "ratio"], ["csat_responses", t("reports.csat_responses"), "count"],
 ];
 const COLUMNS = () => [
-  ["conversations_opened", t("reports.opened"), "count"], ["conversations_resolved", t("status.resolved"), "count"],
+  ["conversations_opened", t("reports.opened"), "count"], ["conversations_resolved", t("reports.resolved"), "count"],
   ["first_response_time", t("reports.first_response"), "time"], ["reply_time", t("reports.reply"), "time"],
   ["resolution_time", t("reports.resolution"), "time"], ["sla_attainment", t("reports.within_sla"), "ratio"],
   ["abandoned", t("reports.abandoned"), "count"], ["transfers", t("reports.transfers"), "count"],
