@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -43,6 +44,8 @@ from hub.automation import api as automation_api
 from hub.automation.runner import Runner
 from hub.bots import api as bots_api
 from hub.bots.turns import BotTurns
+from hub.campaigns import api as campaigns_api
+from hub.campaigns.sender import CampaignSender
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
@@ -59,7 +62,21 @@ from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.inbox.snooze import Waker
 from hub.ingest import Ingest
-from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, CSAT, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
+from hub.keys import (
+    AUTH,
+    AUTOMATION,
+    BUS,
+    CAMPAIGNS,
+    CHANNELS,
+    CSAT,
+    DB,
+    INGEST,
+    METRICS,
+    OUTBOX,
+    ROUTER,
+    SETTINGS,
+    WEBHOOKS,
+)
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
@@ -98,7 +115,8 @@ def _metrics_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamR
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # pid: which process answered, among the workers of `hub serve --workers N` that share the port
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -213,6 +231,7 @@ def build_app(settings: Settings) -> web.Application:
     waker = Waker(db, bus, router, settings.console.snooze_poll_seconds)
     runner.on_bot_turns = turns.wake.set
     surveys = SurveySender(db, settings, outbox, bus)
+    campaigns = CampaignSender(db, settings, outbox, bus)
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -228,6 +247,7 @@ def build_app(settings: Settings) -> web.Application:
     app[ROUTER] = router
     app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
     app[CSAT] = surveys
+    app[CAMPAIGNS] = campaigns
     app[OPEN_SOCKETS] = OpenSockets()
     app.on_shutdown.append(app[OPEN_SOCKETS].close_all)
     _install_calls(app, settings, channels)
@@ -280,6 +300,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-snooze-waker", waker.run_forever),
             _task("hub-snooze-listener", waker.listen),
             _task("hub-csat", surveys.run_forever),
+            _task("hub-campaigns", campaigns.run_forever),
         ]
     )
 
@@ -314,6 +335,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(webhooks_api.routes())
     app.router.add_routes(bots_api.routes())
     app.router.add_routes(csat_page.routes())
+    app.router.add_routes(campaigns_api.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     if "webchat" in channels:
