@@ -178,6 +178,7 @@ _CUSTOMER_TABLES = (
 def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people: Customers) -> int:
     # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
     rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
+    mine = sorted((c, hour, met, int(n), float(total)) for (c, hour, met), (n, total) in deltas.customers.items())
     if url.startswith("sqlite:///"):
         import sqlite3
 
@@ -185,6 +186,8 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
         with lite:
             lite.executemany("INSERT INTO report_rollups (grain, dim, value, metric, bucket, n, total) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            lite.executemany("INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) "
+                             "VALUES (?, ?, ?, ?, ?)", mine)
             for table, cols, field in _CUSTOMER_TABLES:
                 marks = ", ".join("?" for _ in cols.split(", "))
                 lite.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", getattr(people, field))
@@ -200,6 +203,9 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
             with cur.copy("COPY report_rollups (grain, dim, value, metric, bucket, n, total) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
+            with cur.copy("COPY report_customer_hours (customer_id, hour, metric, n, total) FROM STDIN") as cp:
+                for m in mine:
+                    cp.write_row(m)
             for table, cols, field in _CUSTOMER_TABLES:
                 with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
                     for row in getattr(people, field):
@@ -215,9 +221,19 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
 
 async def measure(base: str, token: str, n: int, end: datetime) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base, headers=headers) as s, s.get("/api/v1/segments") as resp:
+        # Reports by segment: the Champions (an RFM group, a fifth of the customers or so) and the loyal ones.
+        saved = {x["name"]: x["id"] for x in (await resp.json())["items"]}
     cases: list[tuple[str, str]] = [("healthz (baseline)", "/healthz")]
     for days in (7, 30, 365):
         span = f"from={(end - timedelta(days=days)).date()}&to={end.date()}"
+        for name in ("Champions", "Loyal"):
+            if name in saved:
+                by = f"segment={saved[name]}"
+                cases += [(f"summary {days}d, segment {name}", f"/api/v1/reports/summary?{span}&{by}"),
+                          (f"timeseries {days}d by day, segment {name}",
+                           f"/api/v1/reports/timeseries?{span}&group=day&{by}"),
+                          (f"heatmap {days}d, segment {name}", f"/api/v1/reports/heatmap?{span}&{by}")]
         cases += [
             (f"summary {days}d", f"/api/v1/reports/summary?{span}"),
             (f"summary {days}d by queue", f"/api/v1/reports/summary?{span}&queue=q01"),

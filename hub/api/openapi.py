@@ -1236,7 +1236,7 @@ PATHS["/api/v1/webchat/typing"] = {
 
 # Reports (hub.api.report_routes; docs/reports.md defines every figure).
 def _report_paths() -> dict[str, Any]:
-    from hub.reports.query import FIGURES, GROUPS, SLICES
+    from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, SLICES
 
     value = {"type": ["number", "null"]}
     figures = {"type": "object", "required": list(FIGURES), "properties": {k: value for k in FIGURES}}
@@ -1244,11 +1244,14 @@ def _report_paths() -> dict[str, Any]:
         _query("from", "start: a date (midnight in tz) or a time with its offset; default 7 days before to"),
         _query("to", "end (excluded): a date or a time; default tomorrow's midnight in tz"),
         _query("tz", "the viewer's IANA time zone (default reports.time_zone)"),
-        *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES),
+        *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES[:4]),
+        _query("segment", "only the customers in this saved segment now (its id; supervisors and admins)",
+               {"type": "integer"}),
         _query("format", "json (default) or csv", {"enum": ["json", "csv"]}),
     ]
     csv = {"text/csv": {"schema": {"type": "string"}}}
     errors = {**_ERRORS, "403": _json(_ref("Error"), "An agent asked for figures other than their own"),
+              "404": _json(_ref("Error"), "No saved segment has that id"),
               "422": _json(_ref("Error"), "A parameter is not valid: the message says which and why")}
     slice_ = {"type": ["object", "null"], "properties": {"by": {"type": "string"}, "value": {"type": "string"}}}
 
@@ -1277,9 +1280,9 @@ def _report_paths() -> dict[str, Any]:
                                 "properties": {"start": {"type": "string"}, "figures": figures}}}}}),
         "/api/v1/reports/breakdown": op(
             "Every figure per channel, queue, agent or label",
-            [_query("by", "channel, queue (default), agent or label", {"enum": list(SLICES)})],
+            [_query("by", "channel, queue (default), agent or label", {"enum": list(BREAKDOWNS)})],
             {"type": "object", "required": ["by", "rows"],
-             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(SLICES)},
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(BREAKDOWNS)},
                             "units": {"type": "object"},
                             "rows": {"type": "array", "items": {
                                 "type": "object", "required": ["value", "label", "figures"],

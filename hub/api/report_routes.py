@@ -18,7 +18,7 @@ from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
 from hub.reports import forecast, query
-from hub.reports.query import FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
+from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
 
 MAX_DAYS = 400
 #: roles that see every figure; anyone else sees their own
@@ -71,14 +71,26 @@ def _ask(request: web.Request) -> Ask:
         raise _bad(f"a report covers at most {MAX_DAYS} days")
     slices = [(d, q[d]) for d in SLICES if q.get(d)]
     if len(slices) > 1:
-        raise _bad("filter by one of channel, queue or agent at a time")
+        raise _bad(f"filter by one of {', '.join(SLICES)} at a time")
     dim, value = slices[0] if slices else ("all", "")
+    if dim == "segment" and not (value.isdigit() and len(value) < 19):
+        raise _bad("segment is a saved segment's id (GET /api/v1/segments)")
     p: Principal = request[PRINCIPAL]
     if p.role not in MANAGERS:
         if dim not in ("all", "agent") or (dim == "agent" and value != str(p.agent_id)):
             raise web.HTTPForbidden(text="an agent sees their own figures only (supervisors see every slice)")
         dim, value = "agent", str(p.agent_id)
     return Ask(lo, hi, tz, business_tz, dim, value)
+
+
+async def _asked(request: web.Request) -> Ask:
+    """_ask, and a segment asked for must exist (a 404 says so, rather than a report of zeros)."""
+    a = _ask(request)
+    if a.dim == "segment":
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT id FROM segments WHERE id = ?", (int(a.value),)))
+        if row is None:
+            raise web.HTTPNotFound(text=f"segment {a.value} does not exist")
+    return a
 
 
 def _iso(t: datetime) -> str:
@@ -100,12 +112,13 @@ def _respond(request: web.Request, data: dict[str, Any], header: list[str], rows
 
 
 async def summary(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     before = (a.lo - (a.hi - a.lo), a.lo)
 
     def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any]]:
-        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz), a.dim, a.value).get(a.value, {})
-        then = query.sums(tx, query.pieces(*before, a.business_tz), a.dim, a.value).get(a.value, {})
+        hourly = a.dim == "segment"  # a segment's figures are kept by the hour only
+        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
+        then = query.sums(tx, query.pieces(*before, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
         return query.figures(now), query.figures(then)
 
     current, previous = await request.app[DB].read(read)
@@ -131,7 +144,7 @@ def _steps(lo: datetime, hi: datetime, group: str) -> list[datetime]:
 
 
 async def timeseries(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     group = request.query.get("group", "day")
     if group not in GROUPS:
         raise _bad(f"group is one of {', '.join(GROUPS)}")
@@ -139,7 +152,7 @@ async def timeseries(request: web.Request) -> web.Response:
     if group == "hour" and span > timedelta(days=HOURLY_DAYS):
         raise _bad(f"group=hour covers at most {HOURLY_DAYS} days")
     # Short ranges are read by the hour, so every bucket is exactly the viewer's; longer ones by the business's days.
-    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour"
+    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour" or a.dim == "segment"
     tz = a.tz if hourly else a.business_tz
     ps: list[Piece] = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=hourly)
     if group != "month":  # months of rollups would not split into days or weeks
@@ -172,10 +185,10 @@ async def timeseries(request: web.Request) -> web.Response:
 
 
 async def breakdown(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     by = request.query.get("by", "queue")
-    if by not in SLICES:
-        raise _bad(f"by is one of {', '.join(SLICES)}")
+    if by not in BREAKDOWNS:
+        raise _bad(f"by is one of {', '.join(BREAKDOWNS)}")
     if a.dim not in ("all",) and not (a.dim == "agent" and by == "agent"):
         raise _bad("a breakdown covers every value of one slice: drop the filter")
     settings = request.app[SETTINGS]
@@ -203,7 +216,7 @@ async def breakdown(request: web.Request) -> web.Response:
 
 
 async def heatmap(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     figure = request.query.get("figure", "conversations_opened")
     if figure not in HEATMAP:
         raise _bad(f"figure is one of {', '.join(HEATMAP)}")
@@ -240,7 +253,7 @@ async def staffing(request: web.Request) -> web.Response:
     on held-out past weeks, and the agents each hour needs to answer GOAL of them within TARGET seconds."""
     if request[PRINCIPAL].role not in MANAGERS:
         raise web.HTTPForbidden(text="the staffing forecast is for supervisors and admins")
-    a = _ask(request)
+    a = await _asked(request)
     history = int(_number(request, "history_weeks", 8, 1, 52))
     ahead = int(_number(request, "weeks", 2, 1, 8))
     handle = _number(request, "handle_seconds", 300, 1, 86_400)

@@ -154,3 +154,42 @@ async def test_the_roller_in_the_app_folds_new_events(aiohttp_client: Any, make_
         return bool(got["figures"]["conversations_opened"] == 1)
 
     await eventually(opened, what="the roller folded the new conversation")
+
+
+async def segment(api: Api, name: str, criteria: dict[str, Any]) -> int:
+    made = await api.call("POST", "/api/v1/segments", "/api/v1/segments", {"name": name, "criteria": criteria},
+                          expect=201)
+    return int(made["id"])
+
+
+async def test_reports_sliced_by_segment_count_its_customers_now(api: Api, client: Client) -> None:
+    _, ann_h, _, _ = await work(api, client)
+    done = await segment(api, "Nothing open", {"open_conversation": False})  # the phone customer, resolved
+    waiting = await segment(api, "Waiting", {"open_conversation": True})  # the email customer, still waiting
+    f = (await api.call("GET", S, f"{S}?segment={done}"))["figures"]
+    assert (f["conversations_opened"], f["conversations_resolved"], f["messages_in"], f["messages_out"]) == (1, 1, 2, 1)
+    assert f["first_response_time"] is not None and f["answered"] == 1
+    w = await api.call("GET", S, f"{S}?segment={waiting}")
+    assert w["slice"] == {"by": "segment", "value": str(waiting)}
+    assert (w["figures"]["conversations_opened"], w["figures"]["conversations_resolved"]) == (1, 0)
+    assert w["previous"]["conversations_opened"] == 0
+    for group in ("hour", "day", "week", "month"):
+        t = await api.call("GET", T, f"{T}?group={group}&segment={done}&tz=Asia/Tokyo")
+        assert sum(b["figures"]["messages_in"] for b in t["buckets"]) == 2, group
+    assert sum(map(sum, (await api.call("GET", H, f"{H}?segment={waiting}"))["cells"])) == 1
+    # Membership is read when the report is: once the email customer's conversation is resolved, it moves over.
+    conv = (await inbound(api, "email:bob@example.com", "still there?"))["conversation"]["id"]
+    await api.call("POST", "/api/v1/conversations/{id}/resolve", f"/api/v1/conversations/{conv}/resolve")
+    await roll(client)
+    moved = (await api.call("GET", S, f"{S}?segment={done}"))["figures"]
+    assert (moved["conversations_opened"], moved["conversations_resolved"], moved["messages_in"]) == (2, 2, 4)
+    assert (await api.call("GET", S, f"{S}?segment={waiting}"))["figures"]["conversations_opened"] == 0
+    rows = list(csv.reader(io.StringIO(await (await client.get(f"{S}?segment={done}&format=csv",
+                                                                headers=api.headers)).text())))
+    assert ["conversations_opened", "2", "0", "count"] in rows
+    # Unknown or malformed segments, a breakdown within one, and agents: refused with a reason.
+    assert "does not exist" in (await api.call("GET", S, f"{S}?segment=999999", expect=404))["error"]["message"]
+    assert (await api.call("GET", S, f"{S}?segment=abc", expect=422))["error"]["message"]
+    assert (await api.call("GET", S, f"{S}?segment={done}&queue=support", expect=422))["error"]["message"]
+    assert (await api.call("GET", B, f"{B}?by=segment", expect=422))["error"]["message"]
+    await api.call("GET", S, f"{S}?segment={done}", headers=ann_h, expect=403)

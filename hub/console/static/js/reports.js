@@ -158,13 +158,15 @@ export async function showReports(main, side, quiet = false) {
   // Hours only for ranges the API reads by the hour; a year by day is 365 bars, so it is shown by week.
   const days = Number(view.days);
   const group = view.group === "hour" && days > 35 ? "day" : view.group === "day" && days > 90 ? "week" : view.group;
-  let summary, series, table, heat;
+  let summary, series, table, heat, segments;
   try {
-    [summary, series, table, heat] = await Promise.all([
+    [summary, series, table, heat, segments] = await Promise.all([
       api.get(`/api/v1/reports/summary?${p}`),
       api.get(`/api/v1/reports/timeseries?${params({ group })}`),
       api.get(`/api/v1/reports/breakdown?${params({ by }, false)}`),
       api.get(`/api/v1/reports/heatmap?${p}`),
+      // Saved segments slice every report too (their customers now); only supervisors and admins list them.
+      admin ? api.get("/api/v1/segments").then((r) => r.items).catch(() => []) : Promise.resolve([]),
     ]);
   } catch (err) {
     clear(main).append(h("div", { class: "notice" }, icon("alert"), err.message));
@@ -172,11 +174,14 @@ export async function showReports(main, side, quiet = false) {
   }
   const rerender = () => showReports(main, side);
   const filters = [["", "Everything"], ...state.queues.map((q) => [`queue:${q.name}`, `Queue: ${q.title || q.name}`]),
-    ...state.channels.map((c) => [`channel:${c.name}`, `Channel: ${channelLabel(c.name)}`])];
+    ...state.channels.map((c) => [`channel:${c.name}`, `Channel: ${channelLabel(c.name)}`]),
+    ...segments.map((g) => [`segment:${g.id}`, `Segment: ${g.name}`])];
   clear(main).append(h("div", { class: "reports", id: "reports" },
     h("header", { class: "wall-head" },
       h("div", {}, h("h1", {}, "Reports"), h("p", { class: "muted" },
-        admin ? "Every queue, channel and agent, in your time zone" : "Your own figures, in your time zone")),
+        admin ? (view.filter.startsWith("segment:")
+          ? "The customers in this segment now, in your time zone" : "Every queue, channel and agent, in your time zone")
+          : "Your own figures, in your time zone")),
       h("div", { class: "report-controls" },
         select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }, "Period"),
         select("report-group", view.group, [["hour", "By hour"], ["day", "By day"], ["week", "By week"], ["month", "By month"]],
