@@ -717,7 +717,17 @@ PATHS["/api/v1/wall"] = {
                 "window": _WINDOW_FIGURES}}},
             "agents": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "integer"},
-                "holding": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+                "holding": {"type": "object", "additionalProperties": {"type": "integer"}}}}},
+            "csat": {"type": "object", "description": "satisfaction answers since `since`; `low` lists the newest "
+                                                      "at or below csat.low_score (up to 10)", "properties": {
+                "responses": {"type": "integer"}, "average": {"type": ["number", "null"]},
+                "score": {"type": ["number", "null"], "description": "share of answers of 4 or 5"},
+                "low_score": {"type": "integer"},
+                "low": {"type": "array", "items": {"type": "object", "properties": {
+                    "conversation_id": {"type": "integer"}, "score": {"type": "integer"},
+                    "comment": {"type": "string"}, "answered_at": {"type": "string"}, "queue": {"type": "string"},
+                    "channel": {"type": ["string", "null"]}, "agent_id": {"type": ["integer", "null"]},
+                    "agent": {"type": "string"}, "customer": {"type": "string"}}}}}}}}),
             "403": _json(_ref("Error"), "Not an admin or supervisor"), **_ERRORS},
     }
 }

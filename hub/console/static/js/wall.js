@@ -4,7 +4,7 @@ import { api, missing } from "./api.js";
 import { state } from "./state.js";
 
 let root = null;
-let data = { queues: null, agents: null, holding: null, at: 0 };
+let data = { queues: null, agents: null, holding: null, csat: null, at: 0 };
 // The window the counted figures cover: the viewer's today, or the last hour. Live figures are always "now".
 const WINDOWS = {
   today: { label: "today", title: "Today since 00:00", since: () => { const d = new Date(); d.setHours(0, 0, 0, 0); return d; } },
@@ -50,7 +50,8 @@ export async function refreshWall() {
   ]).catch(() => [data.queues && { queues: data.queues, agents: data.holding }, data.agents]);
   const queues = wall ? wall.queues.map((q) => ({ ...q, ...q.now, ...q.window })) : null;
   const holding = wall ? new Map(wall.agents.map((a) => [a.id, a.holding])) : null;
-  data = { queues, agents, holding: wall ? wall.agents : null, holdingBy: holding, at: Date.now() };
+  data = { queues, agents, holding: wall ? wall.agents : null, holdingBy: holding, csat: wall ? wall.csat : data.csat,
+    at: Date.now() };
   if (agents) for (const a of agents) state.agents.set(a.id, a);
   renderWall();
 }
@@ -105,6 +106,21 @@ function queueCard(q) {
       : null);
 }
 
+// The window's satisfaction: answers, the share satisfied (4 or 5, as in Reports) and each low rating as it arrives,
+// newest first, with the conversation to open. Customer-written comments go through h() (text, never HTML).
+function lowRatings(csat) {
+  const win = WINDOWS[windowName];
+  return h("section", { class: "panel", id: "wall-low-csat" },
+    h("h2", {}, icon("alert"), `Low ratings · ${win.label}`),
+    csat.low.length ? h("ul", { class: "low-csat" }, csat.low.map((r) => h("li", { "data-conversation": r.conversation_id },
+      h("span", { class: "chip bad", title: `${r.score} out of 5` }, `${r.score}/5`),
+      h("a", { class: "link", href: `#/c/${r.conversation_id}` }, r.customer || `Conversation ${r.conversation_id}`),
+      h("span", { class: "muted" }, [r.queue, r.agent].filter(Boolean).join(" · ")),
+      r.comment ? h("q", {}, r.comment) : null,
+      h("time", { class: "muted", datetime: r.answered_at }, parseTime(r.answered_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })))))
+      : h("p", { class: "muted" }, `No rating of ${csat.low_score} or less ${win.label}.`));
+}
+
 function agentRow(a) {
   const work = state.inbox.filter((i) => i.conversation.agent_id === a.id);
   // What the agent holds as the store says (right after a restart too); routing's own count otherwise.
@@ -137,10 +153,14 @@ function renderWall() {
         }, w.title))) : null,
       h("div", { class: "wall-totals" },
         h("div", {}, h("strong", {}, String(waiting)), h("span", {}, "waiting now")),
-        online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, "agents available")) : null)),
+        online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, "agents available")) : null,
+        data.csat ? h("div", { id: "wall-csat", title: `${data.csat.responses} survey answers, average ${data.csat.average ?? "—"} out of 5` },
+          h("strong", { class: grade(data.csat.score) }, pct(data.csat.score)),
+          h("span", {}, `satisfied · ${WINDOWS[windowName].label}`)) : null)),
     data.queues ? null : h("div", { class: "notice" }, icon("alert"),
       "Routing statistics are not available on this hub; waiting counts come from open conversations."),
     h("section", { class: "queue-grid" }, queues.map(queueCard)),
+    data.csat ? lowRatings(data.csat) : null,
     h("section", { class: "panel" },
       h("h2", {}, icon("users"), "Agents"),
       agents ? h("table", { class: "agents-table" },
