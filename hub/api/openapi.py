@@ -1307,6 +1307,29 @@ def _report_paths() -> dict[str, Any]:
                             "time_zone": {"type": "string"},
                             "cells": {"type": "array", "minItems": 7, "maxItems": 7, "items": {
                                 "type": "array", "minItems": 24, "maxItems": 24, "items": {"type": "integer"}}}}}),
+        "/api/v1/reports/trends": {"get": {
+            "summary": "Channel trends: per channel, this period against the one before (volume, first response), "
+                       "and the labels (topics) whose volume rose or fell the most (supervisors and admins)",
+            "parameters": [*common[:3], common[-1]],
+            "responses": {"200": ok(
+                {"type": "object", "required": ["channels", "topics"], "properties": {
+                    "from": {"type": "string"}, "to": {"type": "string"}, "previous_from": {"type": "string"},
+                    "channels": {"type": "array", "items": {
+                        "type": "object", "required": ["channel", "volume", "first_response"], "properties": {
+                            "channel": {"type": "string"},
+                            "volume": {"type": "object", "properties": {
+                                "now": {"type": "integer"}, "previous": {"type": "integer"},
+                                "change": {"type": ["number", "null"]}}},
+                            "first_response": {"type": "object", "properties": {
+                                "now": {"type": ["number", "null"]}, "previous": {"type": ["number", "null"]},
+                                "change": {"type": ["number", "null"]}}}}}},
+                    "topics": {"type": "object", "properties": {k: {"type": "array", "items": {
+                        "type": "object", "properties": {
+                            "label": {"type": "string"}, "title": {"type": "string"}, "now": {"type": "integer"},
+                            "previous": {"type": "integer"}, "change": {"type": ["number", "null"]}}}}
+                        for k in ("rising", "falling")}}}},
+                "The trends (or a CSV file with ?format=csv)"),
+                **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
         "/api/v1/reports/staffing": {"get": {
             "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C)",
             "description": "Supervisors and admins. The volume model (hour-of-week profile x trending weekly total) is "

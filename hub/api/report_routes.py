@@ -235,6 +235,62 @@ async def heatmap(request: web.Request) -> web.Response:
                     [[days[i], *row] for i, row in enumerate(cells)], f"heatmap-{figure}")
 
 
+#: how many rising and how many falling topics the trends list
+TOPICS_SHOWN = 5
+
+
+def _change(now: float | None, before: float | None) -> float | None:
+    return round((now - before) / before, 4) if now is not None and before else None
+
+
+async def trends(request: web.Request) -> web.Response:
+    """Per channel, this period against the one before (volume and first response); and the labels ("topics")
+    whose volume rose or fell the most between them."""
+    if request[PRINCIPAL].role not in MANAGERS:
+        raise web.HTTPForbidden(text="trends are for supervisors and admins")
+    a = await _asked(request)
+    if a.dim != "all":
+        raise _bad("trends cover every channel and label: drop the filter")
+    before = (a.lo - (a.hi - a.lo), a.lo)
+    metrics = ("opened", "reopened", "first_response")
+
+    def read(tx: Tx) -> tuple[dict[str, query.Sums], dict[str, query.Sums], dict[str, query.Sums],
+                              dict[str, query.Sums], dict[str, str]]:
+        now, then = query.pieces(a.lo, a.hi, a.business_tz), query.pieces(*before, a.business_tz)
+        return (query.sums(tx, now, "channel", None, metrics), query.sums(tx, then, "channel", None, metrics),
+                query.sums(tx, now, "label", None, ("opened",)), query.sums(tx, then, "label", None, ("opened",)),
+                {str(r["name"]): str(r["title"]) for r in tx.all("SELECT name, title FROM labels")})
+
+    ch_now, ch_then, lb_now, lb_then, titles = await request.app[DB].read(read)
+    channels: list[dict[str, Any]] = []
+    for channel in sorted(set(ch_now) | set(ch_then)):
+        f, g = query.figures(ch_now.get(channel, {})), query.figures(ch_then.get(channel, {}))
+        volume = (int(f["conversations_opened"] or 0), int(g["conversations_opened"] or 0))
+        response = (f["first_response_time"], g["first_response_time"])
+        channels.append({"channel": channel,
+                         "volume": {"now": volume[0], "previous": volume[1], "change": _change(*volume)},
+                         "first_response": {"now": response[0], "previous": response[1],
+                                            "change": _change(*response)}})
+    topics: list[dict[str, Any]] = []
+    for name in set(lb_now) | set(lb_then):
+        n = int(lb_now.get(name, {}).get("opened", [0, 0.0])[0])
+        p = int(lb_then.get(name, {}).get("opened", [0, 0.0])[0])
+        if n != p:
+            topics.append({"label": name, "title": titles.get(name, name), "now": n, "previous": p,
+                           "change": _change(n, p)})
+    topics.sort(key=lambda t: (-(t["now"] - t["previous"]), t["label"]))
+    rising = [t for t in topics if t["now"] > t["previous"]][:TOPICS_SHOWN]
+    falling = [t for t in reversed(topics) if t["now"] < t["previous"]][:TOPICS_SHOWN]
+    data: dict[str, Any] = {"from": _iso(a.lo), "to": _iso(a.hi), "previous_from": _iso(before[0]),
+                            "channels": channels, "topics": {"rising": rising, "falling": falling}}
+    rows = [["channel", c["channel"], c["volume"]["now"], c["volume"]["previous"], c["first_response"]["now"],
+             c["first_response"]["previous"]] for c in channels]
+    rows += [[f"topic {kind}", t["label"], t["now"], t["previous"], "", ""]
+             for kind, ts in (("rising", rising), ("falling", falling)) for t in ts]
+    return _respond(request, data, ["kind", "name", "volume", "previous_volume", "first_response_time",
+                                    "previous_first_response_time"], rows, "trends")
+
+
 def _number(request: web.Request, name: str, default: float, lo: float, hi: float) -> float:
     raw = request.query.get(name)
     if raw is None:
@@ -304,4 +360,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/v1/reports/breakdown", breakdown),
         web.get("/api/v1/reports/heatmap", heatmap),
         web.get("/api/v1/reports/staffing", staffing),
+        web.get("/api/v1/reports/trends", trends),
     ]

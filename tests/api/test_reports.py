@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
+from hub.history.db import Tx
 from hub.keys import DB, ROUTER, SETTINGS
 from hub.model import format_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
@@ -193,3 +195,45 @@ async def test_reports_sliced_by_segment_count_its_customers_now(api: Api, clien
     assert (await api.call("GET", S, f"{S}?segment={done}&queue=support", expect=422))["error"]["message"]
     assert (await api.call("GET", B, f"{B}?by=segment", expect=422))["error"]["message"]
     await api.call("GET", S, f"{S}?segment={done}", headers=ann_h, expect=403)
+
+
+R = "/api/v1/reports/trends"
+
+
+async def test_trends_compare_each_channel_and_topic_with_the_period_before(api: Api, client: Client) -> None:
+    _, ann_h = await agent(client, "Ann")
+    for name in ("billing", "shipping"):
+        await api.call("POST", "/api/v1/labels", "/api/v1/labels", {"name": name, "title": name.title()},
+                       expect=201)
+    convs = []
+    for n, label in enumerate(("billing", "billing", "shipping")):
+        conv = (await inbound(api, f"phone:+1415555019{n}", "hello"))["conversation"]["id"]
+        path = f"/api/v1/conversations/{conv}/labels/{label}"
+        await api.call("PUT", "/api/v1/conversations/{id}/labels/{name}", path)
+        convs.append(conv)
+    await api.call("POST", "/api/v1/conversations/{id}/accept", f"/api/v1/conversations/{convs[2]}/accept",
+                   headers=ann_h)
+    await api.call("POST", "/api/v1/conversations/{id}/messages", f"/api/v1/conversations/{convs[2]}/messages",
+                   {"text": "On it."}, expect=201, headers=ann_h)
+    # The first two happened in the period before (eight days ago): their recorded events are moved back.
+    eight_days = format_time(utcnow().replace(microsecond=0) - timedelta(days=8))
+
+    def back(tx: Tx) -> None:
+        tx.exec(f"UPDATE conversation_events SET at = ? WHERE conversation_id IN ({convs[0]}, {convs[1]})",
+                (eight_days,))
+
+    await client.app[DB].write(back)
+    await roll(client)
+    got = await api.call("GET", R, R)
+    [api_channel] = got["channels"]
+    assert api_channel["channel"] == "api"
+    assert api_channel["volume"] == {"now": 1, "previous": 2, "change": -0.5}
+    assert api_channel["first_response"]["now"] is not None and api_channel["first_response"]["previous"] is None
+    assert got["topics"]["rising"] == [{"label": "shipping", "title": "Shipping", "now": 1, "previous": 0,
+                                        "change": None}]
+    assert got["topics"]["falling"] == [{"label": "billing", "title": "Billing", "now": 0, "previous": 2,
+                                         "change": -1.0}]
+    rows = list(csv.reader(io.StringIO(await (await client.get(R + "?format=csv", headers=api.headers)).text())))
+    assert rows[0][:3] == ["kind", "name", "volume"] and ["topic falling", "billing", "0", "2", "", ""] in rows
+    assert (await api.call("GET", R, R + "?channel=api", expect=422))["error"]["message"]
+    await api.call("GET", R, R, headers=ann_h, expect=403)

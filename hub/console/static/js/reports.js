@@ -138,6 +138,32 @@ function breakdown(data) {
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
 }
 
+// Channel trends: each channel's volume and first response against the period before, and the topics (labels)
+// rising and falling most between the two.
+function trends(data) {
+  const change = (c, unit) => c.change === null || c.change === undefined ? h("span", { class: "muted" }, "—")
+    : delta(c.now, c.previous, unit);
+  const topic = (t) => h("li", { "data-label": t.label }, h("span", { class: "chip" }, t.title),
+    h("span", {}, `${t.previous} → ${t.now}`));
+  return h("section", { class: "panel", id: "report-trends" },
+    h("header", { class: "panel-head" }, h("h2", {}, "Channel trends"),
+      h("span", { class: "muted" }, "this period against the one before"), csvLink("/api/v1/reports/trends", params({}, false))),
+    h("table", { class: "report-table", id: "report-channel-trends" },
+      h("thead", {}, h("tr", {}, ["Channel", "Conversations", "Before", "Change", "First response", "Before", "Change"]
+        .map((t) => h("th", {}, t)))),
+      h("tbody", {}, data.channels.length ? data.channels.map((c) => h("tr", { "data-channel": c.channel },
+        h("td", {}, channelLabel(c.channel)), h("td", {}, show(c.volume.now, "count")),
+        h("td", {}, show(c.volume.previous, "count")), h("td", {}, change(c.volume, "count")),
+        h("td", {}, show(c.first_response.now, "time")), h("td", {}, show(c.first_response.previous, "time")),
+        h("td", {}, change(c.first_response, "time"))))
+        : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "Nothing in these two periods.")))),
+    h("div", { class: "topic-trends" },
+      h("div", { id: "topics-rising" }, h("h3", {}, "Topics rising"),
+        data.topics.rising.length ? h("ul", { class: "topic-list" }, data.topics.rising.map(topic)) : h("p", { class: "muted" }, "None")),
+      h("div", { id: "topics-falling" }, h("h3", {}, "Topics falling"),
+        data.topics.falling.length ? h("ul", { class: "topic-list" }, data.topics.falling.map(topic)) : h("p", { class: "muted" }, "None"))));
+}
+
 function select(id, value, options, onchange, label) {
   return h("select", { id, "aria-label": label, onchange: (e) => onchange(e.target.value) },
     options.map(([v, t]) => h("option", { value: v, selected: v === value ? "selected" : null }, t)));
@@ -158,15 +184,16 @@ export async function showReports(main, side, quiet = false) {
   // Hours only for ranges the API reads by the hour; a year by day is 365 bars, so it is shown by week.
   const days = Number(view.days);
   const group = view.group === "hour" && days > 35 ? "day" : view.group === "day" && days > 90 ? "week" : view.group;
-  let summary, series, table, heat, segments;
+  let summary, series, table, heat, segments, trend;
   try {
-    [summary, series, table, heat, segments] = await Promise.all([
+    [summary, series, table, heat, segments, trend] = await Promise.all([
       api.get(`/api/v1/reports/summary?${p}`),
       api.get(`/api/v1/reports/timeseries?${params({ group })}`),
       api.get(`/api/v1/reports/breakdown?${params({ by }, false)}`),
       api.get(`/api/v1/reports/heatmap?${p}`),
       // Saved segments slice every report too (their customers now); only supervisors and admins list them.
       admin ? api.get("/api/v1/segments").then((r) => r.items).catch(() => []) : Promise.resolve([]),
+      admin ? api.get(`/api/v1/reports/trends?${params({}, false)}`) : Promise.resolve(null),
     ]);
   } catch (err) {
     clear(main).append(h("div", { class: "notice" }, icon("alert"), err.message));
@@ -199,6 +226,7 @@ export async function showReports(main, side, quiet = false) {
           (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
+    trend ? trends(trend) : null,
     heatmap(heat.cells)));
   // Staffing and segments are the supervisors'; they do not move with the range, so a quiet refresh leaves them
   // be (and the staffing inputs keep their focus). Staffing follows the filter: a change of it is not quiet.
