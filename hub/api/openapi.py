@@ -1245,6 +1245,16 @@ PATHS["/api/v1/webchat/typing"] = {
 
 
 # Reports (hub.api.report_routes; docs/reports.md defines every figure).
+_STAFFING_HOUR = {
+    "type": "object", "required": ["start", "contacts", "agents", "agents_erlang_a", "available"],
+    "properties": {"start": {"type": "string"}, "contacts": {"type": "number"},
+                   "agents": {"type": "integer", "description": "needed by Erlang C"},
+                   "agents_erlang_a": {"type": ["integer", "null"],
+                                       "description": "needed by Erlang A (null: no abandonment measured)"},
+                   "available": {"type": ["number", "null"],
+                                 "description": "agents available on average in the hour (null: not over yet)"}}}
+
+
 def _report_paths() -> dict[str, Any]:
     from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, SLICES
 
@@ -1331,7 +1341,8 @@ def _report_paths() -> dict[str, Any]:
                 "The trends (or a CSV file with ?format=csv)"),
                 **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
         "/api/v1/reports/staffing": {"get": {
-            "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C)",
+            "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C, "
+                       "and Erlang A with the measured patience), and last week's needs beside the agents available",
             "description": "Supervisors and admins. The volume model (hour-of-week profile x trending weekly total) is "
                            "fitted on the last history_weeks whole weeks; held_out_wape is its error on the last two "
                            "of them when fitted without them. docs/reports.md has the formulas.",
@@ -1348,6 +1359,9 @@ def _report_paths() -> dict[str, Any]:
                        {"type": "number", "minimum": 0.01, "maximum": 0.999}),
                 _query("concurrency", "contacts an agent handles at once (chats; default 1)",
                        {"type": "integer", "minimum": 1, "maximum": 20}),
+                _query("patience_seconds", "customers' mean patience for Erlang A (default: measured from the "
+                                           "waits of answered and abandoned contacts)",
+                       {"type": "number", "minimum": 1, "maximum": 86400}),
             ],
             "responses": {"200": ok(
                 {"type": "object", "required": ["history", "model", "assumptions", "hours"],
@@ -1357,10 +1371,8 @@ def _report_paths() -> dict[str, Any]:
                          "weekly_level": {"type": "number"}, "weekly_trend": {"type": "number"},
                          "held_out_wape": {"type": ["number", "null"]}, "held_out_weeks": {"type": "integer"}}},
                      "assumptions": {"type": "object"},
-                     "hours": {"type": "array", "items": {
-                         "type": "object", "required": ["start", "contacts", "agents"],
-                         "properties": {"start": {"type": "string"}, "contacts": {"type": "number"},
-                                        "agents": {"type": "integer"}}}}}},
+                     "hours": {"type": "array", "items": _STAFFING_HOUR},
+                     "last_week": {"type": "array", "items": _STAFFING_HOUR}}},
                 "The forecast (or a CSV file with ?format=csv)"),
                 **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
     }

@@ -17,7 +17,7 @@ from hub.api.auth import PRINCIPAL, Principal
 from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
-from hub.reports import forecast, query
+from hub.reports import forecast, presence, query
 from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
 
 MAX_DAYS = 400
@@ -306,7 +306,9 @@ def _number(request: web.Request, name: str, default: float, lo: float, hi: floa
 
 async def staffing(request: web.Request) -> web.Response:
     """The next weeks' contacts per hour (hour-of-week profile x trending weekly total), the error of that model
-    on held-out past weeks, and the agents each hour needs to answer GOAL of them within TARGET seconds."""
+    on held-out past weeks, and the agents each hour needs to answer GOAL of them within TARGET seconds: by Erlang C,
+    and by Erlang A where abandonment is measured (or patience_seconds is given); last week's hours beside the
+    agents who were available in them (the presence history)."""
     if request[PRINCIPAL].role not in MANAGERS:
         raise web.HTTPForbidden(text="the staffing forecast is for supervisors and admins")
     a = await _asked(request)
@@ -321,36 +323,79 @@ async def staffing(request: web.Request) -> web.Response:
     start = monday - timedelta(weeks=history)  # whole weeks, the current one left out (it is not over)
     ps = query.pieces(start, monday, a.business_tz, hourly_only=True)
 
-    def read(tx: Tx) -> list[Any]:
-        return query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",))
+    past_week = monday - timedelta(weeks=1)
+    now_utc = datetime.now(UTC)
+    queue = a.value if a.dim == "queue" else None
+    patience_asked = request.query.get("patience_seconds")
+    patience_given = _number(request, "patience_seconds", 0, 1, 86_400) if patience_asked is not None else None
 
+    def read(tx: Tx) -> tuple[list[Any], query.Sums, list[float]]:
+        rows = query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",))
+        waited = query.sums(tx, ps, a.dim, a.value, metrics=("wait", "abandoned")).get(a.value, {})
+        # Who was available: the last whole week and this one so far (presence history; docs/reports.md).
+        available = presence.available_by_hour(tx, past_week.astimezone(UTC), 2 * forecast.HOURS_PER_WEEK, queue,
+                                               until=now_utc)
+        return rows, waited, available
+
+    rows, waited, available = await request.app[DB].read(read)
     hourly = [0.0] * (history * forecast.HOURS_PER_WEEK)
-    for r in await request.app[DB].read(read):
+    for r in rows:
         at = query.bucket_start("hour", str(r["bucket"]), a.business_tz)
         i = int((at - start).total_seconds() // 3600)
         if 0 <= i < len(hourly):
             hourly[i] += int(r["n"])
+    # Patience, from the measured waits: with exponential patience its mean is the time every contact spent
+    # waiting (answered or not) over the number who gave up (the maximum-likelihood estimate).
+    answered_n, answered_s = waited.get("wait", [0, 0.0])
+    abandoned_n, abandoned_s = waited.get("abandoned", [0, 0.0])
+    patience = patience_given if patience_given is not None else (
+        (answered_s + abandoned_s) / abandoned_n if abandoned_n else None)
+    if patience is not None and patience <= 0:
+        patience = None  # nobody waited at all: abandonment cannot be measured
+
+    def needs(contacts: float, at: datetime) -> tuple[int, int | None]:
+        try:
+            c = forecast.agents_needed(contacts, handle, target, goal, concurrency)
+            with_abandon = None if patience is None else forecast.agents_needed_a(
+                contacts, handle, patience, target, goal, concurrency, at_most=c)
+        except ValueError as e:
+            raise _bad(f"{e} in the hour from {_iso(at)}: check handle_seconds and concurrency") from None
+        return c, with_abandon
+
     model = forecast.fit(hourly)
     hours = []
     for week in range(1, ahead + 1):
         for h, contacts in enumerate(model.week(week)):
             at = (monday + timedelta(weeks=week - 1, hours=h)).astimezone(a.tz)
-            try:
-                agents = forecast.agents_needed(contacts, handle, target, goal, concurrency)
-            except ValueError as e:
-                raise _bad(f"{e} in the hour from {_iso(at)}: check handle_seconds and concurrency") from None
-            hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents})
+            agents, agents_a = needs(contacts, at)
+            i = forecast.HOURS_PER_WEEK + (week - 1) * forecast.HOURS_PER_WEEK + h
+            passed = i < len(available) and at + timedelta(hours=1) <= now_utc
+            hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents,
+                          "agents_erlang_a": agents_a, "available": available[i] if passed else None})
+    # Last week as it happened: the agents its actual volume needed, beside those who were available.
+    last_week = []
+    for h in range(forecast.HOURS_PER_WEEK):
+        at = (past_week + timedelta(hours=h)).astimezone(a.tz)
+        contacts = hourly[-forecast.HOURS_PER_WEEK + h]
+        agents, agents_a = needs(contacts, at)
+        last_week.append({"start": _iso(at), "contacts": contacts, "agents": agents, "agents_erlang_a": agents_a,
+                          "available": available[h]})
     error = forecast.held_out_error(hourly)
     data = {
         "slice": {"dim": a.dim, "value": a.value}, "time_zone": str(a.tz),
         "history": {"from": _iso(start), "to": _iso(monday), "weeks": history, "contacts": int(sum(hourly))},
         "model": {"weekly_level": round(model.level, 2), "weekly_trend": round(model.trend, 2),
                   "held_out_wape": None if error is None else round(error, 3), "held_out_weeks": 2},
-        "assumptions": {"handle_seconds": handle, "target_seconds": target, "goal": goal, "concurrency": concurrency},
+        "assumptions": {"handle_seconds": handle, "target_seconds": target, "goal": goal, "concurrency": concurrency,
+                        "patience_seconds": None if patience is None else round(patience, 1),
+                        "patience_measured": patience_given is None and patience is not None,
+                        "abandoned": int(abandoned_n), "answered": int(answered_n)},
         "hours": hours,
+        "last_week": last_week,
     }
-    return _respond(request, data, ["start", "contacts", "agents"],
-                    [[h["start"], h["contacts"], h["agents"]] for h in hours], "staffing-forecast")
+    return _respond(request, data, ["start", "contacts", "agents", "agents_erlang_a", "available"],
+                    [[h["start"], h["contacts"], h["agents"], h["agents_erlang_a"], h["available"]]
+                     for h in [*last_week, *hours]], "staffing-forecast")
 
 
 def routes() -> list[web.RouteDef]:

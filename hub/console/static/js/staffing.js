@@ -1,4 +1,5 @@
-// Reports › Staffing: next week's agents per hour (Erlang C over the forecast volume), for supervisors and admins.
+// Reports › Staffing: next week's agents per hour (Erlang C over the forecast volume, and Erlang A with the measured
+// patience), and last week's agents needed against those available, for supervisors and admins.
 // The assumptions are the supervisor's to set (handle time, target, goal, chats at once), and the model's error on
 // past weeks is shown beside it so the forecast can be judged.
 import { h, clear } from "./dom.js";
@@ -33,11 +34,39 @@ function grid(all) {
     h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
     h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, DAYS[d]),
       row.map((x, hr) => h("td", {
-        title: `${DAYS[d]} ${hr}:00 — ${x.contacts.toFixed(1)} contacts, ${x.agents} agents`,
+        title: `${DAYS[d]} ${hr}:00 — ${x.contacts.toFixed(1)} contacts, ${x.agents} agents (Erlang C)` +
+          (x.agents_erlang_a === null || x.agents_erlang_a === undefined ? "" : `, ${x.agents_erlang_a} with abandonment (Erlang A)`),
+        "data-agents-a": x.agents_erlang_a ?? "",
         "data-agents": x.agents,
         style: { background: x.agents ? `rgba(67, 83, 214, ${(0.1 + 0.9 * x.agents / top).toFixed(2)})` : "",
           color: x.agents / top > 0.45 ? "#fff" : "" },
       }, x.agents ? String(x.agents) : ""))))));
+}
+
+// Last week as it happened: the agents its volume needed against those who were available (presence history).
+// A cell reads "available / needed"; short hours are marked. Needed is Erlang A when abandonment was measured.
+function lastWeek(hours) {
+  const cells = DAYS.map((_, d) => hours.slice(d * 24, d * 24 + 24));
+  const needed = (x) => x.agents_erlang_a ?? x.agents;
+  const short = hours.filter((x) => x.available !== null && x.available < needed(x)).length;
+  return h("div", { id: "staffing-last-week" },
+    h("h3", {}, "Last week: agents available against needed"),
+    h("p", { class: "muted", id: "staffing-short" }, short
+      ? `${short} hour${short === 1 ? "" : "s"} had fewer agents available than needed.`
+      : "Every hour had the agents it needed."),
+    h("table", { class: "heatmap staffing-grid staffing-compare" },
+      h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
+      h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, DAYS[d]),
+        row.map((x, hr) => {
+          const want = needed(x);
+          const have = x.available === null ? null : Math.round(x.available * 10) / 10;
+          const low = have !== null && have < want;
+          return h("td", {
+            class: low ? "short" : "",
+            title: `${DAYS[d]} ${hr}:00 — ${x.contacts} contacts; needed ${want}, available ${have ?? "—"}`,
+            "data-needed": want, "data-available": have ?? "",
+          }, want || have ? `${have ?? "—"}/${want}` : "");
+        }))))));
 }
 
 export function staffingPanel(filter) {
@@ -52,12 +81,20 @@ export function staffingPanel(filter) {
     }
     const wape = data.model.held_out_wape;
     const peak = Math.max(0, ...data.hours.slice(168).map((x) => x.agents));
+    const a = data.assumptions;
+    const peakA = a.patience_seconds === null ? null : Math.max(0, ...data.hours.slice(168).map((x) => x.agents_erlang_a || 0));
     clear(body).append(
       h("p", { class: "muted", id: "staffing-summary" },
         `From ${data.history.contacts} contacts over the last ${data.history.weeks} weeks. Peak: ${peak} agents. `,
         wape === null ? "Too little history to measure the forecast's error yet."
           : `On the last two weeks, held out, the forecast was off by ${Math.round(wape * 100)}% of the volume.`),
-      grid(data.hours));
+      h("p", { class: "muted", id: "staffing-abandonment" }, a.patience_seconds === null
+        ? "No one abandoned in the history, so Erlang A (with abandonment) is not measured."
+        : `With abandonment (Erlang A): customers wait ${Math.round(a.patience_seconds)} s on average before giving up ` +
+          `(${a.patience_measured ? `measured: ${a.abandoned} abandoned, ${a.answered} answered` : "as given"}); ` +
+          `peak ${peakA} agents against ${peak} by Erlang C.`),
+      grid(data.hours),
+      lastWeek(data.last_week));
   };
   const inputs = FIELDS.map(([k, label, , min, max]) => h("label", { class: "field inline" }, h("span", {}, label),
     h("input", { type: "number", id: `staffing-${k}`, value: String(chosen[k]), min: String(min), max: String(max),
@@ -70,7 +107,7 @@ export function staffingPanel(filter) {
   return h("section", { class: "panel", id: "staffing" },
     h("header", { class: "panel-head" },
       h("div", {}, h("h2", {}, "Staffing next week"),
-        h("p", { class: "muted" }, "Agents needed each hour to answer the goal within the target (Erlang C)")),
+        h("p", { class: "muted" }, "Agents needed each hour to answer the goal within the target (Erlang C; Erlang A in the tooltips)")),
       csv),
     h("div", { class: "staffing-controls" }, inputs),
     body);
