@@ -229,12 +229,17 @@ class Outbox:
         now, lease = self._now(), self._now(self.settings.lease_seconds)
 
         def claim(tx: Tx) -> list[_Due]:
+            # A conversation's messages go out in the order they were written: one is due only when none written
+            # before it in that conversation is still pending (being sent, or waiting to be retried). Sends of
+            # different conversations still run side by side.
             rows = tx.all(
                 "SELECT o.id, o.message_id, o.channel, o.recipient, o.attempts, m.conversation_id, m.text, m.html, "
                 "m.meta "
                 "FROM outbox o JOIN messages m ON m.id = o.message_id "
                 "WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
                 "AND (o.lease_until IS NULL OR o.lease_until < ?) "
+                "AND NOT EXISTS (SELECT 1 FROM messages e JOIN outbox p ON p.message_id = e.id "
+                "WHERE e.conversation_id = m.conversation_id AND e.id < m.id AND p.status = 'pending') "
                 "ORDER BY o.next_attempt_at, o.id LIMIT ?",
                 (now, now, limit),
             )

@@ -286,6 +286,20 @@ async def test_routing_bench_processes_share_one_redis_state(redis_url: str) -> 
         await client.aclose()  # type: ignore[attr-defined]
 
 
+async def test_the_skip_locked_model_keeps_the_invariants_beside_the_hubs_design(
+        pg_server: str, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.skip_locked on a tiny load: both designs decide every freed slot (each run checks no agent is over
+    capacity and each load is what they hold) and print their rows beside the same run's floor."""
+    from bench import skip_locked
+
+    assert await skip_locked.main(["--db", pg_server, "--redis", redis_url, "--sizes", "200", "--clients", "2",
+                                   "--decisions", "100"]) == 0
+    out = capsys.readouterr().out
+    for row in ("skip locked x1", "skip locked x2", "redis lua x2", "redis + store x2"):
+        assert re.search(rf"^{re.escape(row)} +200 ", out, re.M), row
+    assert "committed INSERT" in out
+
+
 @pytest.mark.skipif(shutil.which("callgrind_control") is None, reason="valgrind is not installed")
 def test_a_memory_decision_costs_the_same_instructions_at_ten_times_the_size() -> None:
     """Counted by callgrind, so the same whatever the machine is doing: the work of a decision must not grow with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -33,11 +34,13 @@ class Webhook:
 
     def __init__(self) -> None:
         self.script: list[int] = []
+        self.slow: dict[str, float] = {}  # text -> seconds the endpoint takes to answer it
         self.received: list[dict[str, Any]] = []
         self.signatures_ok: list[bool] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        await asyncio.sleep(self.slow.get(json.loads(body).get("text", ""), 0.0))
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         self.signatures_ok.append(hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")))
         self.received.append(json.loads(body))
@@ -170,6 +173,49 @@ async def test_a_crashed_sender_lease_expires(db: Database, world: dict[str, Any
     clock.t += 61
     assert await other.drain() == 1
     assert (await message(db, msg.id)).status == "sent"
+
+
+async def test_a_conversations_replies_arrive_in_the_order_they_were_written(
+        db: Database, world: dict[str, Any]) -> None:
+    """Sends run concurrently, but never two of one conversation: a slow first reply is not overtaken by the next."""
+    outbox, hook = world["outbox"], world["hook"]
+    hook.slow = {"One moment, checking.": 0.3}
+    other = (await world["ingest"].ingest(Inbound(channel="api", identity=Identity("phone", "+14155550111"),
+                                                  text="hello", external_id="in-2"))).conversation.id
+    for text in ("One moment, checking.", "Found it: it ships today.", "Anything else?"):
+        await outbox.reply(world["conversation"], text)
+    await outbox.reply(other, "Hi! How can I help?")
+    for _ in range(5):
+        await outbox.drain()
+    texts = [r["text"] for r in hook.received]
+    mine = [t for t in texts if t != "Hi! How can I help?"]
+    assert mine == ["One moment, checking.", "Found it: it ships today.", "Anything else?"]
+    assert texts[0] == "Hi! How can I help?", "another conversation is not held behind a slow send"
+
+
+async def test_a_reply_being_retried_holds_the_ones_after_it(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook, clock = world["outbox"], world["hook"], world["clock"]
+    hook.script = [503]
+    first = await outbox.reply(world["conversation"], "Your refund is on its way.")
+    second = await outbox.reply(world["conversation"], "It takes 3 to 5 days.")
+    await outbox.drain()
+    assert [r["text"] for r in hook.received] == ["Your refund is on its way."]
+    assert (await message(db, second.id)).status == "queued", "not sent before the one written first"
+    clock.t += 61
+    await outbox.drain()
+    assert [r["text"] for r in hook.received] == ["Your refund is on its way.", "Your refund is on its way.",
+                                                  "It takes 3 to 5 days."]
+    assert (await message(db, first.id)).status == (await message(db, second.id)).status == "sent"
+
+
+async def test_a_reply_that_failed_for_good_no_longer_holds_the_next(db: Database, world: dict[str, Any]) -> None:
+    outbox, hook = world["outbox"], world["hook"]
+    hook.script = [400]
+    first = await outbox.reply(world["conversation"], "bad")
+    second = await outbox.reply(world["conversation"], "good")
+    await outbox.drain()
+    assert (await message(db, first.id)).status == "failed"
+    assert (await message(db, second.id)).status == "sent"
 
 
 async def test_reply_refusals_are_clear(world: dict[str, Any]) -> None:

@@ -1285,10 +1285,14 @@ def _report_paths() -> dict[str, Any]:
     return {
         "/api/v1/reports/summary": op(
             "Every figure over the range, and over the period of the same length just before it", [],
-            {"type": "object", "required": ["from", "to", "previous_from", "figures", "previous", "units"],
+            {"type": "object", "required": ["from", "to", "previous_from", "figures", "previous", "units",
+                                            "catching_up"],
              "properties": {"from": {"type": "string"}, "to": {"type": "string"},
                             "previous_from": {"type": "string"}, "slice": slice_, "figures": figures,
-                            "previous": figures, "units": {"type": "object"}}}),
+                            "previous": figures, "units": {"type": "object"},
+                            "catching_up": {"type": "boolean", "description":
+                                            "events not folded into the figures yet (the roller trails by about a "
+                                            "second): ask again shortly for figures that include them"}}}),
         "/api/v1/reports/timeseries": op(
             "Every figure per hour, day, week (from Monday) or month of the viewer's time zone",
             [_query("group", "hour (ranges up to 35 days), day (default), week or month", {"enum": list(GROUPS)})],

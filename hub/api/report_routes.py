@@ -115,16 +115,18 @@ async def summary(request: web.Request) -> web.Response:
     a = await _asked(request)
     before = (a.lo - (a.hi - a.lo), a.lo)
 
-    def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any]]:
+    def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any], bool]:
         hourly = a.dim == "segment"  # a segment's figures are kept by the hour only
         now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
         then = query.sums(tx, query.pieces(*before, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
-        return query.figures(now), query.figures(then)
+        # Read in the same snapshot as the figures (the partial index makes it one probe).
+        waiting = tx.one("SELECT id FROM conversation_events WHERE rolled = 0 LIMIT 1") is not None
+        return query.figures(now), query.figures(then), waiting
 
-    current, previous = await request.app[DB].read(read)
+    current, previous, waiting = await request.app[DB].read(read)
     data = {"from": _iso(a.lo), "to": _iso(a.hi), "previous_from": _iso(before[0]),
             "slice": None if a.dim == "all" else {"by": a.dim, "value": a.value},
-            "figures": current, "previous": previous, "units": FIGURES}
+            "figures": current, "previous": previous, "units": FIGURES, "catching_up": waiting}
     rows = [[k, current[k], previous[k], FIGURES[k]] for k in FIGURES]
     return _respond(request, data, ["figure", "value", "previous", "unit"], rows, "summary")
 

@@ -97,6 +97,17 @@ async def test_worked_conversations_fill_every_report(api: Api, client: Client) 
                                                                                         "value": "sales"}
 
 
+async def test_the_summary_says_when_figures_still_trail_new_events(api: Api, client: Client) -> None:
+    # The roller here waits an hour: what just happened is not in the figures yet, and the summary says so (the
+    # console then asks again within seconds instead of showing stale figures for half a minute).
+    await inbound(api, "phone:+14155550100", "hello")
+    before = await api.call("GET", S, S)
+    assert before["catching_up"] is True and before["figures"]["conversations_opened"] == 0
+    await roll(client)
+    after = await api.call("GET", S, S)
+    assert after["catching_up"] is False and after["figures"]["conversations_opened"] == 1
+
+
 async def test_every_table_exports_as_csv(api: Api, client: Client) -> None:
     await work(api, client)
     for path, first in ((S + "?format=csv", "figure"), (B + "?by=agent&format=csv", "agent"),

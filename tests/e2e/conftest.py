@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,27 @@ def run_hub(tmp_path: Path, port: int = 0, extra_env: dict[str, str] | None = No
         log.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keeps each phase's report on the test, so fixtures can tell on teardown whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return bool(report is not None and report.failed)
+
+
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+def hub(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hub]:
     with run_hub(tmp_path) as running:
         yield running
+    if _failed(request):  # what the hub said is part of the failure's story (shown as captured teardown output)
+        print("--- hub.log (last 60 lines) ---")
+        print("\n".join((tmp_path / "hub.log").read_text(errors="replace").splitlines()[-60:]))
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running in the main thread while it is open,
@@ -171,7 +188,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def new_page(browser: Any, hub: Hub) -> Iterator[Any]:
+def new_page(browser: Any, hub: Hub, request: pytest.FixtureRequest) -> Iterator[Any]:
     """Opens a fresh browser context (its own cookies) per call; all are closed after the test."""
     contexts: list[Any] = []
 
@@ -186,6 +203,13 @@ def new_page(browser: Any, hub: Hub) -> Iterator[Any]:
         return page
 
     yield make
+    if _failed(request):  # what each page showed when the test failed: its text here, a screenshot in SHOTS
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for i, page in enumerate(p for ctx in contexts for p in ctx.pages):
+            shot = SHOTS / f"failed-{request.node.name}-{i}.png"
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(shot))
+                print(f"--- page {i}: {page.url} (screenshot {shot}) ---\n{page.inner_text('body')[:3000]}")
     for ctx in contexts:
         ctx.close()
 
@@ -196,3 +220,20 @@ def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
     page.fill("#password", password)
     page.click("#signin-btn")
     page.wait_for_selector("#live-status.s-live")
+
+
+def go_available(page: Any) -> None:
+    """The agent on PAGE switches to Available (the widget offers a chat only while someone can answer)."""
+    page.click('.seg[data-presence="available"]')
+    page.wait_for_selector('.seg.active[data-presence="available"]')
+
+
+def customer_chats(new_page: Any, text: str) -> Any:
+    """A customer on a phone opens the web chat, sends TEXT and sees it sent; returns their page."""
+    customer = new_page(390, 844)
+    customer.goto("/chat")
+    customer.wait_for_selector(".hc-panel[data-state=online]")
+    customer.fill(".hc-input", text)
+    customer.keyboard.press("Enter")
+    customer.wait_for_selector(".hc-mine:not(.hc-pending)")
+    return customer

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SHOTS, Hub, run_hub, sign_in
+from tests.e2e.conftest import SHOTS, Hub, customer_chats, go_available, run_hub, sign_in
 
 
 @pytest.fixture
@@ -43,14 +43,8 @@ def _survey_of(hub: Hub, conv: int) -> dict[str, Any] | None:
 def test_the_widget_rates_a_resolved_conversation(hub: Hub, new_page: Any) -> None:
     alex = new_page()
     sign_in(alex, "alex@example.com")
-    alex.click('.seg[data-presence="available"]')  # the widget offers a chat only while someone can answer
-    alex.wait_for_selector('.seg.active[data-presence="available"]')
-    customer = new_page(390, 844)
-    customer.goto("/chat")
-    customer.wait_for_selector(".hc-panel[data-state=online]")
-    customer.fill(".hc-input", "Can I change my delivery address?")
-    customer.keyboard.press("Enter")
-    customer.wait_for_selector(".hc-mine:not(.hc-pending)")
+    go_available(alex)
+    customer = customer_chats(new_page, "Can I change my delivery address?")
 
     status, listed = hub.call("GET", "/api/v1/conversations")
     assert status == 200

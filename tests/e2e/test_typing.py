@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SHOTS, Hub, run_hub, sign_in
+from tests.e2e.conftest import SHOTS, Hub, customer_chats, go_available, run_hub, sign_in
 
 
 @pytest.fixture
@@ -22,14 +22,8 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 def test_typing_both_ways(hub: Hub, new_page: Any) -> None:
     alex = new_page()
     sign_in(alex, "alex@example.com")
-    alex.click('.seg[data-presence="available"]')  # the widget offers a chat only while someone can answer
-    alex.wait_for_selector('.seg.active[data-presence="available"]')
-    customer = new_page(390, 844)
-    customer.goto("/chat")
-    customer.wait_for_selector(".hc-panel[data-state=online]")
-    customer.fill(".hc-input", "Hi, is the store open on Sunday?")
-    customer.keyboard.press("Enter")
-    customer.wait_for_selector(".hc-mine:not(.hc-pending)")
+    go_available(alex)
+    customer = customer_chats(new_page, "Hi, is the store open on Sunday?")
 
     alex.locator(".conv-item").first.click()
     alex.wait_for_selector(".tl-msg.in >> text=open on Sunday")

@@ -19,6 +19,12 @@ export function whenSignedOut(fn) {
   onSignedOut = fn;
 }
 
+// A 401 has already sent the agent to the sign-in page: the calls still in flight (a background refresh, a resync
+// after the socket closed) fail with it, and their errors are nobody's to show, so they are not reported as uncaught.
+window.addEventListener("unhandledrejection", (event) => {
+  if (event.reason instanceof ApiError && event.reason.signedOut) event.preventDefault();
+});
+
 async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken;
@@ -36,8 +42,12 @@ async function request(method, path, body) {
   if (type.includes("application/json")) data = await resp.json().catch(() => null);
   if (!resp.ok) {
     const message = (data && data.error && data.error.message) || `${resp.status} ${resp.statusText}`;
-    if (resp.status === 401 && !path.startsWith("/console/session")) onSignedOut();
-    throw new ApiError(resp.status, message, data);
+    const err = new ApiError(resp.status, message, data);
+    if (resp.status === 401 && !path.startsWith("/console/session")) {
+      err.signedOut = true;
+      onSignedOut();
+    }
+    throw err;
   }
   return data;
 }

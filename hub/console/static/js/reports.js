@@ -208,7 +208,8 @@ export async function showReports(main, side, quiet = false) {
       h("div", {}, h("h1", {}, "Reports"), h("p", { class: "muted" },
         admin ? (view.filter.startsWith("segment:")
           ? "The customers in this segment now, in your time zone" : "Every queue, channel and agent, in your time zone")
-          : "Your own figures, in your time zone")),
+          : "Your own figures, in your time zone",
+        summary.catching_up ? h("span", { class: "catching-up" }, " · updating…") : null)),
       h("div", { class: "report-controls" },
         select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }, "Period"),
         select("report-group", view.group, [["hour", "By hour"], ["day", "By day"], ["week", "By week"], ["month", "By month"]],
@@ -234,10 +235,11 @@ export async function showReports(main, side, quiet = false) {
   if (admin) reports.append(previousStaffing || staffingPanel(view.filter));
   if (admin && !quiet) reports.append(await segmentsPanel());
   else if (admin && previousSegments) reports.append(previousSegments);
-  // Figures move as work happens: refresh while the page is open (not while a menu is in use).
+  // Figures move as work happens: refresh while the page is open (not while a menu is in use); within seconds
+  // while the hub is still folding the latest events into them (they trail what happens by about a second).
   refresher = setTimeout(() => {
     if (location.hash === "#/reports" && main.querySelector("#reports") && document.activeElement.tagName !== "SELECT") {
       showReports(main, side, true);
     }
-  }, 30000);
+  }, summary.catching_up ? 2000 : 30000);
 }
