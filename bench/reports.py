@@ -6,8 +6,8 @@ for every report and segment.
 
 The history is made of the conversation events the hub would have recorded (a quarter of the resolved conversations
 answer the satisfaction survey, so the CSAT figures and a segment on CSAT are measured too), folded by the roller's
-own code (hub.reports.rollup._fold) and bulk-loaded as rollups: reports read nothing else. Message rows themselves are not
-written (no report reads them); --events also loads the events table, for a realistic database size."""
+own code (hub.reports.rollup._fold) and bulk-loaded as rollups: reports read nothing else. Message rows themselves
+are not written (no report reads them); --events also loads the events table, for a realistic database size."""
 
 from __future__ import annotations
 
