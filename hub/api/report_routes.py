@@ -4,6 +4,7 @@ an agent sees only their own."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import dataclass
@@ -365,23 +366,29 @@ async def staffing(request: web.Request) -> web.Response:
         return c, with_abandon
 
     model = forecast.fit(hourly)
-    hours = []
-    for week in range(1, ahead + 1):
-        for h, contacts in enumerate(model.week(week)):
-            at = (monday + timedelta(weeks=week - 1, hours=h)).astimezone(a.tz)
+
+    def size() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hours = []
+        for week in range(1, ahead + 1):
+            for h, contacts in enumerate(model.week(week)):
+                at = (monday + timedelta(weeks=week - 1, hours=h)).astimezone(a.tz)
+                agents, agents_a = needs(contacts, at)
+                i = forecast.HOURS_PER_WEEK + (week - 1) * forecast.HOURS_PER_WEEK + h
+                passed = i < len(available) and at + timedelta(hours=1) <= now_utc
+                hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents,
+                              "agents_erlang_a": agents_a, "available": available[i] if passed else None})
+        # Last week as it happened: the agents its actual volume needed, beside those who were available.
+        last_week = []
+        for h in range(forecast.HOURS_PER_WEEK):
+            at = (past_week + timedelta(hours=h)).astimezone(a.tz)
+            contacts = hourly[-forecast.HOURS_PER_WEEK + h]
             agents, agents_a = needs(contacts, at)
-            i = forecast.HOURS_PER_WEEK + (week - 1) * forecast.HOURS_PER_WEEK + h
-            passed = i < len(available) and at + timedelta(hours=1) <= now_utc
-            hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents,
-                          "agents_erlang_a": agents_a, "available": available[i] if passed else None})
-    # Last week as it happened: the agents its actual volume needed, beside those who were available.
-    last_week = []
-    for h in range(forecast.HOURS_PER_WEEK):
-        at = (past_week + timedelta(hours=h)).astimezone(a.tz)
-        contacts = hourly[-forecast.HOURS_PER_WEEK + h]
-        agents, agents_a = needs(contacts, at)
-        last_week.append({"start": _iso(at), "contacts": contacts, "agents": agents, "agents_erlang_a": agents_a,
-                          "available": available[h]})
+            last_week.append({"start": _iso(at), "contacts": contacts, "agents": agents,
+                              "agents_erlang_a": agents_a, "available": available[h]})
+        return hours, last_week
+
+    # Erlang A costs about a second per 500 hours at 400 contacts an hour (docs/reports.md): off the event loop.
+    hours, last_week = await asyncio.to_thread(size)
     error = forecast.held_out_error(hourly)
     data = {
         "slice": {"dim": a.dim, "value": a.value}, "time_zone": str(a.tz),

@@ -139,7 +139,7 @@ def _erlang_a_states(rate: float, mu: float, theta: float, agents: int) -> tuple
         k += 1
         term *= rate / (agents * mu + k * theta)
         queue.append(term)
-        if term < 1e-12 * (below + sum(queue)) or k > 100_000:
+        if term < 1e-10 * (below + sum(queue)) or k > 100_000:
             break
     total = below + sum(queue)
     return below / total, [q / total for q in queue]
@@ -165,36 +165,28 @@ def erlang_a(contacts_per_hour: float, handle_seconds: float, patience_seconds: 
     # solved by uniformization (exact to the truncation; no factorials).
     top = len(queue) - 1
     big = agents * mu + top * theta + theta
+    served = agents * mu
+    # Per step of the uniformized chain, from "j ahead": one ahead leaves (down), or stay; the rest is giving up.
+    down = [(served + j * theta) / big for j in range(top + 1)]
+    stay = [1 - (served + j * theta + theta) / big for j in range(top + 1)]
     p = list(queue)  # p[j]: still waiting with j ahead
     answered = 0.0
     steps_mean = big * target_seconds
-    weight = math.exp(-steps_mean) if steps_mean < 700 else 0.0
+    log_weight = -steps_mean  # the Poisson weights in log space: a long target would underflow e^(-steps)
+    weight = math.exp(log_weight) if log_weight > -700 else 0.0
     cumulative = weight
-    if weight == 0.0:  # far more steps than a float can weigh from zero: walk in log space for the weights
-        log_weight = -steps_mean
+    gained = 0.0  # sum over m of P(m jumps by T) x P(answered within m jumps)
     m = 0
-    gained = 0.0  # answered after m steps, weighted by the chance of at most T's worth of steps
     while True:
         m += 1
-        moved = [0.0] * len(p)
-        newly = p[0] * agents * mu / big
-        for j in range(len(p)):
-            stay = p[j] * (1 - (agents * mu + j * theta + theta) / big)
-            moved[j] += stay
-            if j > 0:
-                moved[j - 1] += p[j] * (agents * mu + j * theta) / big
-        answered += newly
-        p = moved
-        if weight > 0.0:
-            weight *= steps_mean / m
-        else:
-            log_weight += math.log(steps_mean / m)
-            weight = math.exp(log_weight) if log_weight > -700 else 0.0
-        # P(answered by T) = sum over m of P(m jumps by T) x P(answered within m jumps)
+        answered += p[0] * down[0]
+        p = [a * s + b * d for a, s, b, d in zip(p, stay, [*p[1:], 0.0], [*down[1:], 0.0], strict=True)]
+        log_weight += math.log(steps_mean / m)
+        weight = math.exp(log_weight) if log_weight > -700 else 0.0
         gained += weight * answered
         cumulative += weight
-        if (m > steps_mean and 1 - cumulative < 1e-9) or sum(p) < 1e-12 or m > 200_000:
-            gained += (1 - cumulative) * answered  # the rest of the Poisson tail: answered by then at most
+        if (m > steps_mean and 1 - cumulative < 1e-9) or sum(p) < 1e-10 or m > 200_000:
+            gained += max(0.0, 1 - cumulative) * answered  # the rest of the Poisson tail: answered by then at most
             break
     return free + gained, abandon
 
@@ -202,16 +194,19 @@ def erlang_a(contacts_per_hour: float, handle_seconds: float, patience_seconds: 
 def agents_needed_a(contacts_per_hour: float, handle_seconds: float, patience_seconds: float, target_seconds: float,
                     goal: float, concurrency: int = 1, at_most: int | None = None) -> int:
     """The fewest agents whose Erlang A service level (answered within the target, over every contact) reaches
-    GOAL. Abandonment takes load off, so it is never more than Erlang C's answer (AT_MOST, when given, to start
-    from): the search walks down from there."""
+    GOAL. Abandonment takes load off, so it is never more than Erlang C's answer (AT_MOST, when given, bounds the
+    search)."""
     if contacts_per_hour <= 0:
         return 0
     high = at_most if at_most is not None else agents_needed(contacts_per_hour, handle_seconds, target_seconds, goal,
                                                              concurrency)
-    servers = high * concurrency
-    while servers > 1:
-        level, _ = erlang_a(contacts_per_hour, handle_seconds, patience_seconds, servers - 1, target_seconds)
-        if level < goal:
-            break
-        servers -= 1
+    # The service level rises with the servers: a bisection between none and Erlang C's answer.
+    lo, hi = 0, high * concurrency  # lo falls short, hi meets the goal
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if erlang_a(contacts_per_hour, handle_seconds, patience_seconds, mid, target_seconds)[0] >= goal:
+            hi = mid
+        else:
+            lo = mid
+    servers = hi
     return math.ceil(servers / concurrency)
