@@ -695,6 +695,19 @@ def _add_segments(schemas: dict[str, Any]) -> None:
     for path, item in segments.PATHS.items():  # POST /api/v1/events shares its path with the WebSocket's GET
         PATHS.setdefault(path, {}).update(item)
 
+
+def _add_campaigns(schemas: dict[str, Any]) -> None:
+    """Campaigns keep their part beside their code."""
+    from hub.campaigns import openapi as campaigns
+
+    schemas.update(campaigns.SCHEMAS)
+    for model in campaigns.MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    PATHS.update(campaigns.PATHS)
+
 # The supervisors' wall (hub/api/wall_routes.py).
 _WINDOW_FIGURES = {"type": "object", "properties": {
     k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
@@ -1117,6 +1130,7 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Business events", "Orders, payments and any typed event from the business, onto the customer's timeline",
      ()),
     ("Segments", "Saved customer segments, RFM scoring, their customers and sizes", ("segments",)),
+    ("Campaigns", "Proactive messages to a segment or a list of identities, with their results", ("campaigns",)),
     ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
     ("Calls", "Phone calls agents place", ()),
     ("Agents", "Agents, their presence, and API tokens", ("agents", "tokens")),
@@ -1202,6 +1216,7 @@ def document(server_url: str = "/") -> dict[str, Any]:
         schemas[model.__name__] = schema
     _add_automation(schemas)
     _add_segments(schemas)
+    _add_campaigns(schemas)
     _add_profile(schemas)
     paths, tags = _tagged(PATHS)
     return {

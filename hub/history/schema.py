@@ -586,6 +586,10 @@ MIGRATIONS.extend(_CSAT)
 from hub.reports.schema import MIGRATIONS as _REPORTS  # noqa: E402
 
 MIGRATIONS.extend(_REPORTS)
+# Campaigns (86-89).
+from hub.campaigns.schema import MIGRATIONS as _CAMPAIGNS  # noqa: E402
+
+MIGRATIONS.extend(_CAMPAIGNS)
 
 LATEST = max(version for version, _, _ in MIGRATIONS)
 
