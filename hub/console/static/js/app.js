@@ -380,6 +380,8 @@ function onEvent(event) {
       const msg = d.message;
       const shown = conversation.onMessageCreated(d);
       if (msg && msg.direction === "in" && !shown) state.unread.add(msg.conversation_id);
+      // A survey answer moves the wall's satisfaction figure and may be a low rating: shown as it arrives.
+      if (msg && msg.meta && msg.meta.csat && location.hash === "#/wall") wallSoon();
       state.unread.size && !shown && msg && msg.direction === "in" && document.hidden && notify(
         t("notify.new_message", { name: displayName(d.customer) }), msg.text || channelLabel(msg.channel));
       refreshSoon();
