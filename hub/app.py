@@ -49,6 +49,7 @@ from hub.campaigns.sender import CampaignSender
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
+from hub.channels.registry import CHANNEL_RULES
 from hub.channels.telegram.channel import TelegramChannel
 from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
@@ -219,7 +220,8 @@ def build_app(settings: Settings) -> web.Application:
     auth = TokenAuth(db)
     sessions = Sessions(db, settings.console)
     router = Router(db, settings, bus)
-    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest)
+    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest,
+                    channel_rules=CHANNEL_RULES)
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))

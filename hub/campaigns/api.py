@@ -17,7 +17,7 @@ from hub.campaigns.campaign_store import CampaignBody, Candidate, rendered
 from hub.campaigns.render import TemplateError, check
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import parse
+from hub.identities import parse
 from hub.keys import CAMPAIGNS, DB, OUTBOX, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, format_time, utcnow
 from hub.outbox import ReplyError

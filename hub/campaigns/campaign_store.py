@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hub.campaigns.render import Missing, Profile, TemplateError, check, render
 from hub.history import store
 from hub.history.db import Row, Tx
-from hub.history.identities import IdentityError, parse
 from hub.history.store import NotFound
+from hub.identities import IdentityError, parse
 from hub.model import CHANNEL_IDENTITY_KIND, Identity, format_time, parse_time
 from hub.segments import segment_store
 from hub.segments.criteria import cuts

@@ -15,7 +15,7 @@ from hub.campaigns import campaign_store
 from hub.campaigns.campaign_store import CampaignBody
 from hub.history import store
 from hub.history.db import Tx, open_database
-from hub.history.identities import parse
+from hub.identities import parse
 from hub.model import format_time, utcnow
 from tests.channels.twilio.fake import BIZ, TwilioFake, settings_env
 from tests.test_crash import HubProcess, query

@@ -23,13 +23,12 @@ from typing import Any, Protocol
 import aiosmtplib
 
 from hub import tasks as background
-from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, SendError, SendResult
 from hub.channels.email.imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email.parse import ParsedEmail, parse_email
 from hub.config import EmailChannelSettings
-from hub.history.identities import IdentityError
 from hub.html_safety import sanitize
-from hub.ingest import IngestFailed
+from hub.identities import IdentityError
 from hub.metrics import Metrics
 from hub.model import Inbound, Message, Outbound, utcnow
 
