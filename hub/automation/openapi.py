@@ -37,6 +37,9 @@ RULE = {
         "actions": {"type": "array", "items": _ref("Action")},
         "runs": {"type": "integer", "description": "how many events it acted on"},
         "last_run_at": _STR_OR_NULL, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "problem": _STR_OR_NULL | {"description": "what the rule could not do the last time it ran (e.g. a "
+                                   "set_attribute value its attribute's type refuses); cleared when it is saved"},
+        "problem_at": _STR_OR_NULL,
     },
 }
 _HOURS = BusinessHours.model_json_schema()

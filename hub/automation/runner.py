@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any, Protocol
 
-from hub import business_events, event_log
+from hub import business_events, customer_profile, event_log, fail_points
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
@@ -124,6 +124,8 @@ class Runner:
             else:
                 log.info("event %d is %d rule actions deep (automation.max_depth %d): rules not run",
                          event_id, row["depth"], self.settings.max_depth)
+        if out.rules:
+            fail_points.hit("automation.before_done")  # only where a rule acted: the half-done state worth a kill
         tx.exec("UPDATE hub_events SET status = 'done', processed_at = ? WHERE id = ?",
                 (now, event_id))
         return out
@@ -156,7 +158,7 @@ class Runner:
             tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
             out.priority, out.changed = int(a.value), True  # type: ignore[arg-type]
         elif a.type == "set_attribute":
-            business_events.set_attribute(tx, conv.customer_id, str(a.name), str(a.value))
+            self._set_attribute(tx, rule, a, conv.customer_id, now)
         elif a.type == "move_to_queue":
             if conv.status != "resolved" and conv.queue != a.value:
                 tx.exec("UPDATE conversations SET queue = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
@@ -180,6 +182,22 @@ class Runner:
                 enqueue.add(tx, int(a.value), int(row["id"]), conv_id, now)  # type: ignore[arg-type]
                 event_log.snapshot(tx, int(row["id"]))
                 out.changed = True
+
+    def _set_attribute(self, tx: Tx, rule: Rule, a: Action, customer_id: int, now: str) -> None:
+        """Checked when saved, checked again now: the attribute may have been redefined since (a list option taken
+        away, or deleted and made again with another type). A value that does not fit is not written; the rule is
+        flagged with why, for the admin to see in its list."""
+        name, value = str(a.name), str(a.value)
+        definition = customer_profile.definition(tx, name)
+        if definition is not None:
+            try:
+                value = customer_profile.check_value(definition, value)
+            except customer_profile.AttributeValueError as e:
+                problem = f"set_attribute {name}: {e} (the customer's value was left as it was)"
+                log.warning("rule %d (%s): %s", rule.id, rule.name, problem)
+                rule_store.flag(tx, rule.id, problem, now)
+                return
+        business_events.set_attribute(tx, customer_id, name, value)
 
     def _out_of_hours(self, tx: Tx, row: Row, out: _Outcome) -> None:
         """The queue's out-of-hours reply, once per conversation per closed window."""
