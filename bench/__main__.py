@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.database import fresh_database
-from bench.inbound import InboundResult, run_inbound
+from bench.inbound import InboundResult, OtherHub, run_inbound
 from bench.latency import LatencyResult, run_latency, twilio_env
 from bench.load import Load, Tool, available_tool, run_load
 from bench.processes import ROOT, Server, bare_server, create_token, free_port, hub_server
@@ -63,6 +64,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="sqlite", metavar="sqlite|URL",
                    help="sqlite (default: a fresh file in a temporary folder) or a postgresql:// URL "
                         "(a fresh database is created on that server and dropped afterwards)")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/0", metavar="URL|none",
+                   help="inbound with a postgresql:// --db: the Redis that the rows of `hub serve --workers 1` and "
+                        "`--workers 2` (PostgreSQL + Redis, a fresh database each) use, under key prefixes of the "
+                        "run's own, deleted afterwards (default: %(default)s; none: no such rows)")
     p.add_argument("--no-latency", action="store_true",
                    help="inbound: skip the POST -> agent WebSocket latency runs that follow the throughput rounds")
     p.add_argument("--messages", type=int, metavar="N", help="timeline length (default: 100,000; --quick: 10,000)")
@@ -127,6 +132,48 @@ async def _agent_token(db: Database, queue: str) -> str:
     return await create_api_token(db, "agent", agent.id, "bench latency")
 
 
+#: the hubs measured beside `hub serve` on PostgreSQL: target name -> worker processes
+WORKER_ROWS = {"w1": 1, "w2": 2}
+
+
+async def _worker_hubs(
+    args: argparse.Namespace, stack: contextlib.ExitStack, workdir: Path, run_id: str
+) -> dict[str, OtherHub]:
+    """With a postgresql:// --db and a Redis: `hub serve --workers 1` and `--workers 2` on PostgreSQL + Redis, each
+    with a fresh database and Redis keys of its own (so neither does the other's background work)."""
+    if not args.db.startswith(("postgresql://", "postgres://")) or args.redis == "none":
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(args.redis, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        progress(f"note: no Redis at {args.redis} ({e}): no `hub serve --workers` rows (--redis URL)")
+        return {}
+    stack.callback(client.close)
+    others = {}
+    for name, workers in WORKER_ROWS.items():
+        url = stack.enter_context(fresh_database(args.db, workdir))
+        prefix = f"hub-bench:{run_id}:{name}:"
+        stack.callback(_forget_keys, client, prefix)
+        env = {"HUB_ROUTING__BACKEND": "redis", "HUB_ROUTING__REDIS_URL": args.redis, "HUB_ROUTING__KEY_PREFIX": prefix,
+               "HUB_EVENTS__BACKEND": "redis", "HUB_EVENTS__REDIS_URL": args.redis,
+               "HUB_EVENTS__CHANNEL": prefix + "events"}
+        token = await asyncio.to_thread(create_token, url)
+        server = stack.enter_context(hub_server(url, workdir, env, workers=workers, name=f"hub-{name}"))
+        db = open_database(url)
+        others[name] = OtherHub(server, db, token, f"hub serve --workers {workers}, PG + Redis")
+        progress(f"{others[name].title} on {server.url} (pid {server.proc.pid})")
+    return others
+
+
+def _forget_keys(client: Any, prefix: str) -> None:
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
 Results = tuple[dict[str, Any], InboundResult | None, TimelineResult | None, list[LatencyResult]]
 
 
@@ -159,6 +206,7 @@ async def run(args: argparse.Namespace) -> Results:
         progress(f"database {redact(url)}; creating an admin token (migrates the schema)")
         token = await asyncio.to_thread(create_token, url)
         db = open_database(url, settings.database.pool_size, settings.database.sqlite_synchronous)
+        others: dict[str, OtherHub] = {}
         try:
             cursors: list[str] = []
             customer_id = 0
@@ -172,9 +220,10 @@ async def run(args: argparse.Namespace) -> Results:
             hub = stack.enter_context(hub_server(url, workdir, twilio_env(f"http://127.0.0.1:{port}"), port))
             progress(f"hub on {hub.url} (pid {hub.proc.pid}), bare on {bare.url} (pid {bare.proc.pid})")
             if args.only != "timeline":
+                others.update(await _worker_hubs(args, stack, workdir, run_id))
                 inbound = await run_inbound(
                     bare, hub, token, db, tool, args.concurrency, inbound_secs, args.rounds, warmup, args.identities,
-                    run_id, progress,
+                    run_id, progress, others,
                 )
                 if not args.no_latency:
                     agent = await _agent_token(db, settings.routing.default_queue)
@@ -191,11 +240,19 @@ async def run(args: argparse.Namespace) -> Results:
             progress("stopping the servers")
         finally:
             await db.close()
+            for other in others.values():
+                await other.db.close()
     return meta, inbound, timeline, latency
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # SIGTERM (`timeout`, a CI's cancel) unwinds like Ctrl-C: servers stopped, databases dropped, Redis keys deleted.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         meta, inbound, timeline, latency = asyncio.run(run(args))
     except (RuntimeError, ValueError) as e:

@@ -36,6 +36,8 @@ class InboundResult:
     check: Check
     #: resident set sizes in MB: "hub idle" (started, before any load), "hub after" (after the run), "bare idle"
     rss_mb: dict[str, float] = field(default_factory=dict)
+    #: the other hubs measured in the same rounds (their target name -> what it is), e.g. `hub serve --workers 2`
+    others: dict[str, str] = field(default_factory=dict)
 
     def total(self, target: str) -> LoadResult:
         return combine([r[target] for r in self.rounds])
@@ -72,6 +74,7 @@ class InboundResult:
             "ratio": self.ratio,
             "floor_ratio": self.floor_ratio,
             "rss_mb": self.rss_mb,
+            "others": self.others,
             "round_ratios": self.round_ratios,
             "rounds": [{k: v.to_json() for k, v in r.items()} for r in self.rounds],
             "stored": vars(self.stored),
@@ -124,23 +127,38 @@ async def _quiet(db: Database, prefix: str) -> Stored:
     return last
 
 
+@dataclass
+class OtherHub:
+    """One more hub under the same load, on a database of its own: `hub serve --workers N` on PostgreSQL + Redis."""
+
+    server: Server
+    db: Database
+    token: str
+    title: str
+
+
 async def run_inbound(
     bare: Server, hub: Server, token: str, db: Database, tool: Tool, concurrency: int, seconds: float,
     rounds: int, warmup: float, identities: int, run_id: str, progress: Callable[[str], None],
+    others: dict[str, OtherHub] | None = None,
 ) -> InboundResult:
-    """SECONDS of load on each target, split into ROUNDS that take the targets in turn: bare, durable, hub, bare..."""
+    """SECONDS of load on each target, split into ROUNDS that take the targets in turn: bare, durable, hub, (each
+    of OTHERS,) bare..."""
+    others = others or {}
     targets = {
         "bare": Load(bare.url, "inbound", token=token, identities=identities),
         "durable": Load(bare.url, "inbound", token=token, identities=identities, path=DURABLE_PATH),
         "hub": Load(hub.url, "inbound", token=token, identities=identities),
+        **{name: Load(o.server.url, "inbound", token=o.token, identities=identities) for name, o in others.items()},
     }
+    pids = {"bare": bare.proc.pid, "durable": bare.proc.pid, "hub": hub.proc.pid,
+            **{name: o.server.proc.pid for name, o in others.items()}}
 
     async def load(target: str, n: int | str, secs: float) -> LoadResult:
         what = "warming up" if n == "w" else f"round {n}/{rounds}:"
         progress(f"inbound: {what} {target}, {secs:.3g}s at {concurrency} connections ({tool})")
         spec = replace(targets[target], tag=f"{run_id}-{target}-{n}")
-        pid = hub.proc.pid if target == "hub" else bare.proc.pid
-        result = await asyncio.to_thread(run_load, spec, tool, concurrency, secs, pid)
+        result = await asyncio.to_thread(run_load, spec, tool, concurrency, secs, pids[target])
         if n != "w":
             progress(f"inbound: {target} {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
                      f"p99 {result.p99_ms:.1f} ms, non-2xx {result.non_2xx}, socket errors {result.socket_errors}")
@@ -148,17 +166,24 @@ async def run_inbound(
 
     rss = {"hub idle": rss_mb(hub.proc.pid), "bare idle": rss_mb(bare.proc.pid)}
     per_round = max(1.0, seconds / rounds)
-    runs: list[LoadResult] = []
+    hubs = ["hub", *others]
+    runs: dict[str, list[LoadResult]] = {name: [] for name in hubs}
     for target in targets:
         result = await load(target, "w", warmup)
-        if target == "hub":
-            runs.append(result)
+        if target in runs:
+            runs[target].append(result)
     results: list[dict[str, LoadResult]] = []
     for n in range(1, rounds + 1):
         results.append({target: await load(target, n, per_round) for target in targets})
-        runs.append(results[-1]["hub"])
+        for name in hubs:
+            runs[name].append(results[-1][name])
     s = await _quiet(db, f"{run_id}-hub-")
     rss["hub after"] = rss_mb(hub.proc.pid)
-    check = verify(tool, concurrency, runs, s)
+    check = verify(tool, concurrency, runs["hub"], s)
     progress(f"inbound: {'ok' if check.ok else 'FAILED'}: {check.text}")
-    return InboundResult(tool, concurrency, per_round * rounds, identities, results, runs, s, check, rss)
+    for name, other in others.items():  # each stored exactly what it acknowledged too
+        theirs = verify(tool, concurrency, runs[name], await _quiet(other.db, f"{run_id}-{name}-"))
+        progress(f"inbound: {other.title}: {'ok' if theirs.ok else 'FAILED'}: {theirs.text}")
+        check = Check(check.ok and theirs.ok, f"{check.text} | {other.title}: {theirs.text}")
+    return InboundResult(tool, concurrency, per_round * rounds, identities, results, runs["hub"], s, check, rss,
+                         {name: o.title for name, o in others.items()})

@@ -101,10 +101,12 @@ def _running(name: str, cmd: list[str], env: dict[str, str], workdir: Path, port
 
 def hub_server(
     db_url: str, workdir: Path, extra_env: dict[str, str] | None = None, port: int | None = None,
+    workers: int = 1, name: str = "hub",
 ) -> contextlib.AbstractContextManager[Server]:
+    """`hub serve` on DB_URL; with WORKERS > 1, `hub serve --workers N` (its pid is the supervisor's)."""
     port = port or free_port()
-    cmd = hub_command("serve", "--host", "127.0.0.1", "--port", str(port))
-    return _running("hub", cmd, dict(hub_env(db_url), **(extra_env or {})), workdir, port, "/readyz")
+    cmd = hub_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers))
+    return _running(name, cmd, dict(hub_env(db_url), **(extra_env or {})), workdir, port, "/readyz")
 
 
 def bare_server(workdir: Path, db_url: str = "") -> contextlib.AbstractContextManager[Server]:
@@ -122,12 +124,25 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds PID has used so far, all its threads together (0.0 once it is gone)."""
+    """User + system CPU seconds PID and its live child processes (the workers of `hub serve --workers N`) have
+    used so far, all threads together (0.0 once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15 of proc(5))
+    own = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15 of proc(5))
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    """PID's live child processes (Linux 3.5+: /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return found
 
 
 def rss_mb(pid: int) -> float:

@@ -72,6 +72,7 @@ def _inbound(r: InboundResult, database: str) -> list[str]:
     if floor is not None:
         rows.append(row(f"bare + 1 {engine} commit (durable floor)", floor))
     rows.append(row("hub serve (stored)", r.hub))
+    rows += [row(title, r.total(name)) for name, title in r.others.items()]
     lines = [
         f"Inbound: POST /api/v1/inbound, {r.concurrency} connections, {r.hub.seconds:.0f} s per server in "
         f"{len(r.rounds)} alternating rounds after a warm-up, {r.identities:,} distinct customers, load generator "
@@ -87,9 +88,27 @@ def _inbound(r: InboundResult, database: str) -> list[str]:
         f"  load generator CPU: {r.hub.loadgen_cpu / r.hub.seconds:.2f} s per second against the hub, "
         f"{base.loadgen_cpu / base.seconds:.2f} against bare (it shares the machine's cores with the server)",
     ]
+    if r.others:
+        lines += _others(r)
     if r.rss_mb:
         lines.append("  memory (RSS): " + ", ".join(f"{k} {v:,.0f} MB" for k, v in r.rss_mb.items()))
     lines.append(f"  check: {'ok' if r.check.ok else 'FAILED'}: {r.check.text}")
+    return lines
+
+
+def _others(r: InboundResult) -> list[str]:
+    """The `hub serve --workers N` rows: each against the first of them, and what the load generator used."""
+    names = list(r.others)
+    first = r.total(names[0])
+    lines = [f"  {title}: req/s {r.total(name).rps / first.rps if first.rps else 0.0:.2f}x the "
+             f"{r.others[names[0]]} row, load generator CPU {r.total(name).loadgen_cpu / r.total(name).seconds:.2f} "
+             "s per second" for name, title in r.others.items() if name != names[0]]
+    lines += [
+        f"  {r.others[names[0]]}: load generator CPU {first.loadgen_cpu / first.seconds:.2f} s per second",
+        "  those rows: a database of their own each on the same PostgreSQL server, routing and events on Redis; CPU",
+        "  ms/req counts the supervisor and all its workers. The machine's cores are shared by the workers, the load",
+        "  generator, PostgreSQL and Redis: read the load generator's CPU beside the ratio.",
+    ]
     return lines
 
 

@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from hub.config import ConfigError, Settings, load_settings
 from hub.history.db import Database, open_database, redact
 from hub.serve import run_server
+from hub.workers import die_with_parent, run_supervisor, worker_count
 
 if TYPE_CHECKING:
     from hub.attention import Attention
@@ -22,10 +24,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub")
 
 
-def _setup_logging(level: str = "info") -> None:
+def _setup_logging(level: str = "info", worker: bool = False) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        # The workers of `hub serve --workers N` write to one stream: each line says whose it is.
+        format="%(asctime)s %(levelname)-7s " + ("[pid %(process)d] " if worker else "") + "%(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -67,9 +70,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.host = args.host
     if args.port is not None:
         settings.server.port = args.port
-    _setup_logging(settings.server.log_level)
+    if args.workers is not None:
+        settings.server.workers = args.workers
+    workers = worker_count(settings.server.workers)
+    supervised = args.supervised_fd is not None
+    _setup_logging(settings.server.log_level, worker=supervised)
+    if workers > 1 and not supervised:
+        return run_supervisor(settings, workers, args.config)
+    started = None
+    if supervised:
+        die_with_parent()
+        ready_fd: int = args.supervised_fd
+
+        async def serving(port: int) -> None:
+            os.write(ready_fd, b"r")  # the supervisor counts this worker as started
+            os.close(ready_fd)
+
+        started = serving
     app = build_app(settings)
-    asyncio.run(run_server(app, settings.server.host, settings.server.port, settings.server.shutdown_timeout_seconds))
+    asyncio.run(run_server(app, settings.server.host, settings.server.port, settings.server.shutdown_timeout_seconds,
+                           started=started, reuse_port=supervised))
     return 0
 
 
@@ -289,6 +309,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(Path(args.data), host, port, traffic=not args.no_traffic))
 
 
+def _workers(value: str) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    if not value.isdigit() or int(value) > 256:
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of processes up to 256, or auto (one per core)")
+    return int(value)
+
+
 # -- parser --------------------------------------------------------------------------------------------------------
 
 
@@ -306,6 +334,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", parents=[config], help="run the hub", description="Run the hub's HTTP server.")
     s.add_argument("--host", help="listen address (default: server.host)")
     s.add_argument("--port", type=int, help="listen port (default: server.port; 0 picks a free one)")
+    s.add_argument("--workers", type=_workers, metavar="N|auto",
+                   help="hub processes sharing the port under a supervisor (default: server.workers, 1); 0 or auto: "
+                        "one per core; more than 1 needs PostgreSQL and Redis (see docs/routing.md)")
+    # Internal: set by the supervisor for its workers (the write end of the pipe that says "serving").
+    s.add_argument("--supervised-fd", type=int, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_serve)
 
     d = sub.add_parser("demo", help="run a demo hub with sample queues, agents and live traffic",

@@ -48,6 +48,8 @@ class ServerSettings(Section):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout_seconds: float = Field(10.0, ge=0)
+    #: hub processes sharing the port (SO_REUSEPORT) under one supervisor; 0 or "auto": one per core (hub.workers)
+    workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = 1
 
     @field_validator("public_url")
     @classmethod

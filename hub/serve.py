@@ -14,12 +14,13 @@ log = logging.getLogger("hub")
 
 async def run_server(
     app: web.Application, host: str, port: int, shutdown_timeout: float,
-    started: Callable[[int], Awaitable[None]] | None = None,
+    started: Callable[[int], Awaitable[None]] | None = None, reuse_port: bool = False,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then stop taking requests and drain what is in flight."""
+    """Serve until SIGINT/SIGTERM, then stop taking requests and drain what is in flight. REUSE_PORT: the port is
+    shared with the other workers of `hub serve --workers N` (hub.workers), the kernel spreading connections."""
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     server = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []

@@ -185,11 +185,11 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_postgres_run_has_its_own_floor(tmp_path: Path, pg_server: str) -> None:
+def test_postgres_run_has_its_own_floor(tmp_path: Path, pg_server: str, redis_url: str) -> None:
     out = tmp_path / "latest.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--only", "inbound", "--quick", "--duration", "1", "--rounds", "1",
-         "--concurrency", "4", "--no-latency", "--db", pg_server, "--output", str(out)],
+         "--concurrency", "4", "--no-latency", "--db", pg_server, "--redis", redis_url, "--output", str(out)],
         cwd=ROOT, env=python_env(), capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stderr
@@ -197,6 +197,11 @@ def test_postgres_run_has_its_own_floor(tmp_path: Path, pg_server: str) -> None:
     results = json.loads(out.read_text())
     assert results["inbound"]["check"]["ok"] is True and results["inbound"]["durable"]["ok"] > 0
     assert "hub_idle_rss_mb" not in results["targets"]  # the 150 MB bound is the embedded default's
+    # Beside it, `hub serve --workers 1` and `--workers 2` on PostgreSQL + Redis, each checked like the hub.
+    assert "hub serve --workers 2, PG + Redis" in proc.stdout and "x the hub serve --workers 1" in proc.stdout
+    assert results["inbound"]["w1"]["ok"] > 0 and results["inbound"]["w2"]["ok"] > 0
+    assert results["inbound"]["w2"]["server_cpu"] > 0 and "--workers 2, PG + Redis: stored" in \
+        results["inbound"]["check"]["text"]
 
 
 # -- the email import benchmark --------------------------------------------------------------------------------

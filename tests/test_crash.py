@@ -78,9 +78,10 @@ def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
 class HubProcess:
     """`hub serve` as a child process on a fixed port, so a restarted hub answers at the same address."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, serve_args: tuple[str, ...] = ()) -> None:
         self.env = env
         self.cwd = cwd
+        self.serve_args = serve_args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / "hub.log"
@@ -105,7 +106,8 @@ class HubProcess:
             log.write(f"---- start {self.starts} ----\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [sys.executable, "-m", "hub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 *self.serve_args],
                 env=self.env,
                 cwd=self.cwd,
                 stdout=log,
