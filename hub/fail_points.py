@@ -69,3 +69,7 @@ POINTS = POINTS | {"snooze.before_release", "snooze.after_state", "snooze.after_
 # is not yet; one transaction, so a kill there leaves neither: the event is still open, and acting on it again after
 # the restart does it once.
 POINTS = POINTS | {"attention.before_record"}
+# Campaigns (hub.campaigns.sender). `campaign.before_mark`: a recipient's message and its outbox row are written and
+# the recipient is not yet marked as sent to; one transaction, so a kill there leaves neither, and the restarted hub
+# writes that recipient's message once.
+POINTS = POINTS | {"campaign.before_mark"}

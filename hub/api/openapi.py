@@ -472,16 +472,18 @@ PATHS["/api/v1/conversations/{id}/call"] = {
 
 def _all_paths() -> dict[str, dict[str, Any]]:
     """PATHS with the parts that areas keep beside their code: automation rules, business hours, outbound webhooks
-    and bots; business events and segments; reports."""
+    and bots; business events and segments; campaigns; reports."""
     from hub.automation import openapi as automation
+    from hub.campaigns import openapi as campaigns
     from hub.reports import openapi as reports
     from hub.segments import openapi as segments
 
     paths = {path: dict(item) for path, item in PATHS.items()}
-    for part in (automation.PATHS, segments.PATHS, reports.PATHS):
+    for part in (automation.PATHS, segments.PATHS, campaigns.PATHS, reports.PATHS):
         for path, item in part.items():  # POST /api/v1/events shares its path with the WebSocket's GET
             paths.setdefault(path, {}).update(item)
     return paths
+
 
 # The supervisors' wall (hub/api/wall_routes.py).
 PATHS["/api/v1/wall"] = {
@@ -805,6 +807,7 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Business events", "Orders, payments and any typed event from the business, onto the customer's timeline",
      ()),
     ("Segments", "Saved customer segments, RFM scoring, their customers and sizes", ("segments",)),
+    ("Campaigns", "Proactive messages to a segment or a list of identities, with their results", ("campaigns",)),
     ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
     ("Calls", "Phone calls agents place", ()),
     ("Agents", "Agents, their presence, and API tokens", ("agents", "tokens")),

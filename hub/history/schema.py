@@ -582,6 +582,10 @@ MIGRATIONS.extend(_INBOX)
 from hub.csat.schema import MIGRATIONS as _CSAT  # noqa: E402
 
 MIGRATIONS.extend(_CSAT)
+# Campaigns (86-89).
+from hub.campaigns.schema import MIGRATIONS as _CAMPAIGNS  # noqa: E402
+
+MIGRATIONS.extend(_CAMPAIGNS)
 
 LATEST = max(version for version, _, _ in MIGRATIONS)
 

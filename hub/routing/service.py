@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hub import event_log, fail_points
+from hub.channels.base import IngestResult
 from hub.config import Settings
 from hub.events import Event, EventBus
 from hub.history import decisions
 from hub.history.db import Database, Tx
-from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, utcnow
 from hub.reports import events as conversation_events
 from hub.routing.admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override

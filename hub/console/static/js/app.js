@@ -7,6 +7,7 @@ import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
 import { showReports } from "./reports.js";
+import { showCampaigns } from "./campaigns.js";
 import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
 import { loadLabels, labelChip } from "./labels.js";
 import { viewBar, loadViews, inboxQuery, currentView, selectBox, selectAll, snoozeText, describeWake } from "./views.js";
@@ -320,7 +321,7 @@ function route() {
   const hash = location.hash || "#/";
   const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
   const current = hash === "#/wall" ? "wall" : hash === "#/attention" ? "attention" : hash === "#/reports" ? "reports"
-    : hash === "#/mentions" ? "mentions"
+    : hash === "#/mentions" ? "mentions" : hash === "#/campaigns" ? "reports"
     : admin ? "admin" : "inbox";
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
@@ -337,6 +338,8 @@ function route() {
     showAttention(els.main, els.side).catch((e) => toast(e.message, "error"));
   } else if (hash === "#/reports") {
     showReports(els.main, els.side);
+  } else if (hash === "#/campaigns" && ["admin", "supervisor"].includes(state.me.role)) {
+    showCampaigns(els.main, els.side);
   } else if (hash === "#/mentions") {
     showMentions(els.main, els.side);
   } else if (admin && state.me.role === "admin") {
