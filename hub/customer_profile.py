@@ -4,13 +4,17 @@ against its type before it is stored."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from hub.history.db import Tx
 
 AttributeType = Literal["text", "number", "date", "list"]
 ATTRIBUTE_TYPES: tuple[AttributeType, ...] = ("text", "number", "date", "list")
@@ -42,6 +46,24 @@ class AttributeDefinition:
     type: AttributeType
     options: tuple[str, ...] = ()  # a list attribute's choices
     position: int = 0
+
+
+DEFINITION_COLUMNS = "key, label, type, options, position"
+
+
+def definition_from_row(row: Any) -> AttributeDefinition:
+    return AttributeDefinition(str(row["key"]), str(row["label"]), row["type"], tuple(json.loads(row["options"])),
+                               int(row["position"]))
+
+
+def definitions(tx: Tx) -> list[AttributeDefinition]:
+    return [definition_from_row(r) for r in tx.all(f"SELECT {DEFINITION_COLUMNS} FROM customer_attribute_definitions "
+                                                   "ORDER BY position, label")]
+
+
+def definition(tx: Tx, key: str) -> AttributeDefinition | None:
+    row = tx.one(f"SELECT {DEFINITION_COLUMNS} FROM customer_attribute_definitions WHERE key = ?", (key,))
+    return None if row is None else definition_from_row(row)
 
 
 class AttributeValueError(ValueError):

@@ -13,28 +13,24 @@ from hub.api.auth import PRINCIPAL, Principal, require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import path_id
 from hub.api.schemas import AttributeDefinitionBody, AttributeDefinitionPatchBody, CustomerPatchBody
-from hub.customer_profile import AttributeDefinition, AttributeValueError, check_options, check_value
+from hub.customer_profile import (
+    DEFINITION_COLUMNS,
+    AttributeDefinition,
+    AttributeValueError,
+    check_options,
+    check_value,
+    definition_from_row,
+    definitions,
+)
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
 from hub.keys import BUS, DB
 from hub.model import format_time, utcnow
 
-COLUMNS = "key, label, type, options, position"
-
-
-def _definition(row: Any) -> AttributeDefinition:
-    return AttributeDefinition(str(row["key"]), str(row["label"]), row["type"], tuple(json.loads(row["options"])),
-                               int(row["position"]))
-
 
 def _definition_json(d: AttributeDefinition) -> dict[str, Any]:
     return {"key": d.key, "label": d.label, "type": d.type, "options": list(d.options), "position": d.position}
-
-
-def definitions(tx: Tx) -> list[AttributeDefinition]:
-    return [_definition(r) for r in tx.all(f"SELECT {COLUMNS} FROM customer_attribute_definitions "
-                                           "ORDER BY position, label")]
 
 
 def attribute_values(tx: Tx, customer_id: int) -> dict[str, str]:
@@ -70,10 +66,10 @@ async def create_definition(request: web.Request) -> web.Response:
 async def _existing_definition(request: web.Request) -> AttributeDefinition:
     key = request.match_info["key"]
     row = await request.app[DB].read(
-        lambda tx: tx.one(f"SELECT {COLUMNS} FROM customer_attribute_definitions WHERE key = ?", (key,)))
+        lambda tx: tx.one(f"SELECT {DEFINITION_COLUMNS} FROM customer_attribute_definitions WHERE key = ?", (key,)))
     if row is None:
         raise web.HTTPNotFound(text=f"no customer attribute {key!r}")
-    return _definition(row)
+    return definition_from_row(row)
 
 
 async def update_definition(request: web.Request) -> web.Response:

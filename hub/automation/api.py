@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import customer_profile
 from hub.api.auth import require_admin
-from hub.api.errors import read_json
+from hub.api.errors import BadBody, read_json
 from hub.api.params import path_id, whole_number
 from hub.api.responses import DeletedId, DeletedName, answer
 from hub.automation import hours as business_hours
@@ -33,6 +34,26 @@ def _labels_defined(tx: Tx, body: RuleBody, now: str) -> RuleBody:
     return body
 
 
+def _attributes_fit(tx: Tx, body: RuleBody) -> None:
+    """A set_attribute value is checked as the customer-attribute API checks an agent's: against the type of the
+    attribute an admin defined (a name no one defined stays free text, as business events' attributes are)."""
+    for i, a in enumerate(body.actions):
+        if a.type != "set_attribute":
+            continue
+        definition = customer_profile.definition(tx, str(a.name))
+        if definition is None:
+            continue
+        try:
+            customer_profile.check_value(definition, str(a.value))
+        except customer_profile.AttributeValueError as e:
+            raise BadBody(400, f"actions[{i}].value: {e}") from None
+
+
+def _checked(tx: Tx, body: RuleBody, now: str) -> RuleBody:
+    _attributes_fit(tx, body)
+    return _labels_defined(tx, body, now)
+
+
 def _rule_id(request: web.Request) -> int:
     return path_id(request)
 
@@ -47,7 +68,7 @@ async def create_rule(request: web.Request) -> web.Response:
     require_admin(request)
     body = await read_json(request, RuleBody)
     now = format_time(utcnow())
-    rule = await request.app[DB].write(lambda tx: rule_store.create(tx, _labels_defined(tx, body, now), now))
+    rule = await request.app[DB].write(lambda tx: rule_store.create(tx, _checked(tx, body, now), now))
     return web.json_response(rule.to_json(), status=201)
 
 
@@ -63,7 +84,7 @@ async def replace_rule(request: web.Request) -> web.Response:
     rid = _rule_id(request)
     body = await read_json(request, RuleBody)
     now = format_time(utcnow())
-    rule = await request.app[DB].write(lambda tx: rule_store.replace(tx, rid, _labels_defined(tx, body, now), now))
+    rule = await request.app[DB].write(lambda tx: rule_store.replace(tx, rid, _checked(tx, body, now), now))
     return web.json_response(rule.to_json())
 
 

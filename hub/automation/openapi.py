@@ -26,7 +26,6 @@ _WRITE = {**_READ, "413": _json(Error, "Body over server.max_body_bytes"), "415"
           "422": _json(Error, "Invalid body; details lists each field")}
 
 
-
 class Rule(Answer):
     id: int
     name: str
@@ -39,6 +38,9 @@ class Rule(Answer):
     last_run_at: str | None
     created_at: Omittable[str] = None
     updated_at: Omittable[str] = None
+    problem: str | None = Field(None, description="what the rule could not do the last time it ran (e.g. a "
+                                "set_attribute value its attribute's type refuses); cleared when it is saved")
+    problem_at: str | None = None
 
 
 class HoursStatus(BusinessHours):

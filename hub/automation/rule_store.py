@@ -8,7 +8,8 @@ from hub.automation.rules import Rule, RuleBody
 from hub.history.db import Tx
 from hub.history.store import NotFound
 
-COLUMNS = ("id, name, event, position, enabled, conditions, actions, runs, last_run_at, created_at, updated_at")
+COLUMNS = ("id, name, event, position, enabled, conditions, actions, runs, last_run_at, created_at, updated_at, "
+           "problem, problem_at")
 
 
 def get(tx: Tx, rule_id: int) -> Rule:
@@ -60,10 +61,15 @@ def replace(tx: Tx, rule_id: int, body: RuleBody, now: str) -> Rule:
     position = before.position if body.position is None else body.position
     tx.exec(
         "UPDATE automation_rules SET name = ?, event = ?, position = ?, enabled = ?, conditions = ?, actions = ?, "
-        "updated_at = ? WHERE id = ?",
+        "updated_at = ?, problem = NULL, problem_at = NULL WHERE id = ?",
         (body.name, body.event, position, int(body.enabled), conditions, actions, now, rule_id),
     )
     return get(tx, rule_id)
+
+
+def flag(tx: Tx, rule_id: int, problem: str, now: str) -> None:
+    """Keeps what RULE could not do (shown with the rule until it is saved again)."""
+    tx.exec("UPDATE automation_rules SET problem = ?, problem_at = ? WHERE id = ?", (problem[:500], now, rule_id))
 
 
 def delete(tx: Tx, rule_id: int) -> None:

@@ -165,6 +165,8 @@ class Rule:
     last_run_at: str | None
     created_at: str
     updated_at: str
+    problem: str | None = None  # what it could not do the last time it ran, until it is saved again
+    problem_at: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Rule:
@@ -174,7 +176,7 @@ class Rule:
             conditions=[Condition.model_validate(c) for c in json.loads(row["conditions"])],
             actions=[Action.model_validate(a) for a in json.loads(row["actions"])],
             runs=int(row["runs"]), last_run_at=row["last_run_at"], created_at=str(row["created_at"]),
-            updated_at=str(row["updated_at"]),
+            updated_at=str(row["updated_at"]), problem=row["problem"], problem_at=row["problem_at"],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -185,6 +187,7 @@ class Rule:
             "actions": [a.model_dump(exclude_none=True) for a in self.actions],
             "runs": self.runs, "last_run_at": self.last_run_at,
             "created_at": self.created_at, "updated_at": self.updated_at,
+            "problem": self.problem, "problem_at": self.problem_at,
         }
 
 

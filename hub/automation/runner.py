@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any, Protocol
 
-from hub import business_events, event_log
+from hub import business_events, customer_profile, event_log
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
@@ -153,7 +153,7 @@ class Runner:
             tx.exec("UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
             out.changed = True
         elif a.type == "set_attribute":
-            business_events.set_attribute(tx, conv.customer_id, str(a.name), str(a.value))
+            self._set_attribute(tx, rule, a, conv.customer_id, now)
         elif a.type == "move_to_queue":
             if conv.status != "resolved" and conv.queue != a.value:
                 tx.exec("UPDATE conversations SET queue = ?, updated_at = ? WHERE id = ?", (a.value, now, conv_id))
@@ -177,6 +177,22 @@ class Runner:
                 enqueue.add(tx, int(a.value), int(row["id"]), conv_id, now)  # type: ignore[arg-type]
                 event_log.snapshot(tx, int(row["id"]))
                 out.changed = True
+
+    def _set_attribute(self, tx: Tx, rule: Rule, a: Action, customer_id: int, now: str) -> None:
+        """Checked when saved, checked again now: the attribute may have been redefined since (a list option taken
+        away, or deleted and made again with another type). A value that does not fit is not written; the rule is
+        flagged with why, for the admin to see in its list."""
+        name, value = str(a.name), str(a.value)
+        definition = customer_profile.definition(tx, name)
+        if definition is not None:
+            try:
+                value = customer_profile.check_value(definition, value)
+            except customer_profile.AttributeValueError as e:
+                problem = f"set_attribute {name}: {e} (the customer's value was left as it was)"
+                log.warning("rule %d (%s): %s", rule.id, rule.name, problem)
+                rule_store.flag(tx, rule.id, problem, now)
+                return
+        business_events.set_attribute(tx, customer_id, name, value)
 
     def _out_of_hours(self, tx: Tx, row: Row, out: _Outcome) -> None:
         """The queue's out-of-hours reply, once per conversation per closed window."""

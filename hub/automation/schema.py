@@ -1,4 +1,4 @@
-"""Migrations 50-59: the hub's event log, automation rules, business hours and outbound webhooks."""
+"""Migrations 50-59 (and 90): the hub's event log, automation rules, business hours and outbound webhooks."""
 
 from __future__ import annotations
 
@@ -134,6 +134,15 @@ CREATE TABLE bot_turns (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX bot_turns_due ON bot_turns (status, next_attempt_at)
+""",
+    ),
+    (
+        90,
+        "automation: what a rule could not do the last time it ran (a value its attribute's type refuses), until "
+        "the rule is saved again",
+        """
+ALTER TABLE automation_rules ADD COLUMN problem TEXT;
+ALTER TABLE automation_rules ADD COLUMN problem_at TEXT
 """,
     ),
 ]

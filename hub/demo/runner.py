@@ -28,7 +28,7 @@ from hub.api.auth import create_token
 from hub.app import build_app
 from hub.channels.email.channel import EmailChannel
 from hub.config import QueueSettings, Settings, load_settings
-from hub.demo import telegram_customer, twilio_customer
+from hub.demo import sample_data, telegram_customer, twilio_customer
 from hub.demo.webchat_customer import WebchatVisitor
 from hub.history import store
 from hub.history.db import Tx, open_database
@@ -203,12 +203,14 @@ async def prepare(settings: Settings) -> str:
 
 
 def _customer_on_file(tx: Tx) -> None:
-    """Jordan is known by phone and email before writing in, so every channel lands on one customer."""
+    """Jordan is known by phone and email before writing in, so every channel lands on one customer; the workspace
+    has its customer attributes (Jordan's filled in), labels, canned responses and macros."""
     name, email, phone = JORDAN
     now = format_time(utcnow())
     customer_id, _ = store.resolve_identity(tx, Identity("phone", phone), name, now)
     tx.exec("INSERT INTO identities (customer_id, kind, value, created_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (kind, value) DO NOTHING", (customer_id, "email", email, now))
+    sample_data.write(tx, customer_id, now)
 
 
 

@@ -298,3 +298,42 @@ async def test_a_missed_first_response_target_triggers_rules(
     await eventually(flagged, what="the breach's rule ran")
     assert await logged(api, "sla.breached", conv) == [0]
     assert (await conversation(api, conv))["priority"] == 9
+
+
+async def test_set_attribute_values_are_checked_against_the_attributes_type(api: Api) -> None:
+    rules, attrs = "/api/v1/automation/rules", "/api/v1/customer-attributes"
+    await api.call("POST", attrs, attrs, {"key": "plan", "label": "Plan", "type": "list", "options": ["Free", "Pro"]},
+                   expect=201)
+    await api.call("POST", attrs, attrs, {"key": "seats", "label": "Seats", "type": "number"}, expect=201)
+    base = {"name": "Plan", "event": "message.received", "conditions": []}
+
+    def setting(**values: str) -> dict[str, Any]:
+        return {**base, "actions": [{"type": "set_attribute", "name": k, "value": v} for k, v in values.items()]}
+
+    # On save: a 400 that says which action and why, and nothing saved.
+    for body, reason in [(setting(plan="Gold"), "actions[0].value: Plan is one of Free, Pro: 'Gold' is not"),
+                         (setting(plan="Pro", seats="many"), "actions[1].value: Seats is a number: 'many' is not one")]:
+        bad = await api.call("POST", rules, rules, body, expect=400)
+        assert bad["error"]["message"] == reason
+    assert (await api.call("GET", rules, rules))["items"] == []
+    rule = await add_rule(api, setting(plan="Pro", seats="12.0", asked_refund="anything"))  # undefined: free text
+    path = f"/api/v1/automation/rules/{rule['id']}"
+    bad = await api.call("PUT", "/api/v1/automation/rules/{id}", path, setting(seats="1e999"), expect=400)
+    assert "Seats is a number" in bad["error"]["message"]
+    assert rule["problem"] is None
+
+    # At run time: Pro was taken away since, so plan is left as it was and the rule says why; the rest is done.
+    await api.call("PATCH", "/api/v1/customer-attributes/{key}", f"{attrs}/plan", {"options": ["Free", "Team"]})
+    made = await inbound(api, "phone:+14155550100", "hello", "sa1")
+    await eventually(lambda: settled(api), what="events handled")
+    customer = made["conversation"]["customer_id"]
+    rows = await api.client.app[DB].read(lambda tx: tx.all(
+        "SELECT name, value FROM customer_attributes WHERE customer_id = ?", (customer,)))
+    assert {str(r["name"]): str(r["value"]) for r in rows} == {"seats": "12", "asked_refund": "anything"}
+    flagged = await api.call("GET", "/api/v1/automation/rules/{id}", path)
+    assert flagged["problem"] == ("set_attribute plan: Plan is one of Free, Team: 'Pro' is not "
+                                  "(the customer's value was left as it was)")
+    assert flagged["problem_at"] and flagged["runs"] == 1
+    # Saved again (fixed): the flag is cleared.
+    fixed = await api.call("PUT", "/api/v1/automation/rules/{id}", path, setting(plan="Team"))
+    assert fixed["problem"] is None and fixed["problem_at"] is None

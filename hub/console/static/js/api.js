@@ -1,4 +1,5 @@
 // The REST API as the console uses it: the session cookie authenticates, the CSRF token rides on every write.
+import { t } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, message, body) {
@@ -35,7 +36,7 @@ async function request(method, path, body) {
       method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
-    throw new ApiError(0, "The hub cannot be reached. Check your connection.", null);
+    throw new ApiError(0, t("api.unreachable"), null);
   }
   let data = null;
   const type = resp.headers.get("Content-Type") || "";

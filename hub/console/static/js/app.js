@@ -13,6 +13,8 @@ import { loadLabels, labelChip } from "./labels.js";
 import { viewBar, loadViews, inboxQuery, currentView, selectBox, selectAll, snoozeText, describeWake } from "./views.js";
 import { showMentions, onMention, onUnreadChange, refreshMentionCount } from "./mentions.js";
 import { applyTheme, themeButton } from "./theme.js";
+import { t, applyLanguage } from "./i18n.js";
+import { languageButton } from "./language.js";
 
 const app = document.getElementById("app");
 let els = {};
@@ -24,18 +26,18 @@ let offerTimer = null;
 function showSignIn(message) {
   if (state.live) state.live.stop();
   state.live = null;
-  document.title = "Sign in · hub";
+  document.title = t("signin.page_title");
   const error = h("div", { class: "form-error", id: "signin-error", role: "alert" }, message || "");
   const email = h("input", { type: "email", id: "email", name: "email", autocomplete: "username", required: true,
-    placeholder: "you@company.com" });
+    placeholder: t("signin.email_placeholder") });
   const password = h("input", { type: "password", id: "password", name: "password", autocomplete: "current-password",
-    required: true, placeholder: "Password" });
-  const button = h("button", { class: "btn btn-primary btn-block", type: "submit", id: "signin-btn" }, "Sign in");
+    required: true, placeholder: t("signin.password") });
+  const button = h("button", { class: "btn btn-primary btn-block", type: "submit", id: "signin-btn" }, t("signin.submit"));
   const form = h("form", { class: "signin-card", onsubmit: async (e) => {
     e.preventDefault();
     error.textContent = "";
     button.disabled = true;
-    button.textContent = "Signing in…";
+    button.textContent = t("signin.busy");
     try {
       const who = await api.post("/console/session", { email: email.value, password: password.value });
       start(who);
@@ -46,18 +48,18 @@ function showSignIn(message) {
       password.focus();
     } finally {
       button.disabled = false;
-      button.textContent = "Sign in";
+      button.textContent = t("signin.submit");
     }
   } },
     h("div", { class: "brand big" }, h("span", { class: "logo" }, icon("hub")), "hub"),
-    h("h1", {}, "Sign in to your workspace"),
-    h("p", { class: "muted" }, "Every customer conversation, every channel, one place."),
-    h("label", { class: "field" }, h("span", {}, "Email"), email),
-    h("label", { class: "field" }, h("span", {}, "Password"), password),
+    h("h1", {}, t("signin.title")),
+    h("p", { class: "muted" }, t("signin.tagline")),
+    h("label", { class: "field" }, h("span", {}, t("signin.email")), email),
+    h("label", { class: "field" }, h("span", {}, t("signin.password")), password),
     error, button,
-    h("p", { class: "fine" }, "Trouble signing in? Ask your administrator to reset your password."));
+    h("p", { class: "fine" }, t("signin.trouble")));
   clear(app).append(h("div", { class: "signin" }, form,
-    h("div", { class: "signin-foot" }, h("span", {}, "SMS · Voice · Email · Telegram · Web chat"))));
+    h("div", { class: "signin-foot" }, h("span", {}, t("signin.channels")), languageButton(() => showSignIn()))));
   email.focus();
 }
 
@@ -67,12 +69,16 @@ async function signOut() {
   } catch { /* already gone */ }
   setCsrf("");
   state.me = null;
-  showSignIn("You have signed out.");
+  showSignIn(t("signin.signed_out"));
 }
 
 // -- the shell --------------------------------------------------------------------------------------------------
 
+let lastWho = null;
+
 function start(who) {
+  lastWho = who;
+  if (state.live) state.live.stop();
   setCsrf(who.csrf_token);
   state.me = who.agent;
   state.channels = who.channels;
@@ -80,43 +86,44 @@ function start(who) {
   state.maxAttachmentBytes = who.max_attachment_bytes || 0;
   document.title = "hub";
   const supervisor = ["admin", "supervisor"].includes(state.me.role);
-  els.status = h("span", { class: "live-status", id: "live-status", title: "Connecting" }, h("span", { class: "dot" }), h("span", { class: "label" }, "Connecting"));
-  els.presence = h("div", { class: "presence", role: "radiogroup", "aria-label": "Presence" },
+  els.status = h("span", { class: "live-status", id: "live-status", title: t("live.connecting") }, h("span", { class: "dot" }), h("span", { class: "label" }, t("live.connecting")));
+  els.presence = h("div", { class: "presence", role: "radiogroup", "aria-label": t("presence.label") },
     ["available", "away", "offline"].map((p) => h("button", {
       class: `seg p-${p}`, role: "radio", "data-presence": p, "aria-checked": "false",
       onclick: () => setPresence(p),
-      title: p[0].toUpperCase() + p.slice(1), "aria-label": p[0].toUpperCase() + p.slice(1),
-    }, h("span", { class: `presence-dot p-${p}` }), h("span", { class: "label" }, p[0].toUpperCase() + p.slice(1)))));
+      title: presenceName(p), "aria-label": presenceName(p),
+    }, h("span", { class: `presence-dot p-${p}` }), h("span", { class: "label" }, presenceName(p)))));
   const phone = window.matchMedia("(max-width: 639px)").matches;
-  els.search = h("input", { type: "search", id: "search", placeholder: phone ? "Search" : "Search customers and messages  ( / )",
-    autocomplete: "off", "aria-label": "Search customers and messages" });
+  els.search = h("input", { type: "search", id: "search", placeholder: phone ? t("search.short") : t("search.placeholder"),
+    autocomplete: "off", "aria-label": t("search.label") });
   els.results = h("div", { class: "search-results hidden", id: "search-results" });
   els.search.addEventListener("input", debounce(search, 200));
   els.search.addEventListener("keydown", searchKeys);
   els.search.addEventListener("blur", () => setTimeout(() => els.results.classList.add("hidden"), 150));
-  els.list = h("nav", { class: "inbox", id: "inbox", "aria-label": "Conversations" });
+  els.list = h("nav", { class: "inbox", id: "inbox", "aria-label": t("inbox.label") });
   els.main = h("main", { class: "main", id: "main" });
   els.side = h("aside", { class: "side", id: "side" });
-  els.offers = h("section", { class: "offers", id: "offers", "aria-live": "assertive", "aria-label": "Offers" });
+  els.offers = h("section", { class: "offers", id: "offers", "aria-live": "assertive", "aria-label": t("offers.label") });
   clear(app).append(h("div", { class: "shell" },
     h("header", { class: "topbar" },
-      h("a", { class: "brand", href: "#/", "aria-label": "hub: inbox" }, h("span", { class: "logo" }, icon("hub")), h("span", { class: "label" }, "hub")),
+      h("a", { class: "brand", href: "#/", "aria-label": t("nav.home") }, h("span", { class: "logo" }, icon("hub")), h("span", { class: "label" }, "hub")),
       h("nav", { class: "tabs" },
-        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), h("span", { class: "label" }, "Inbox")),
-        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), h("span", { class: "label" }, "Live wall")) : null,
+        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), h("span", { class: "label" }, t("nav.inbox"))),
+        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), h("span", { class: "label" }, t("nav.wall"))) : null,
         h("a", { href: "#/mentions", class: "nav-link", "data-nav": "mentions", id: "nav-mentions" }, icon("at"),
-          h("span", { class: "label" }, "Mentions"), h("span", { class: "badge count hidden", id: "mentions-badge" }, "0")),
-        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), h("span", { class: "label" }, "Reports")),
+          h("span", { class: "label" }, t("nav.mentions")), h("span", { class: "badge count hidden", id: "mentions-badge" }, "0")),
+        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), h("span", { class: "label" }, t("nav.reports"))),
         supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention" }, icon("event"),
-          h("span", { class: "label" }, "Needs attention"), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
-        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), h("span", { class: "label" }, "Admin")) : null),
+          h("span", { class: "label" }, t("nav.attention")), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
+        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), h("span", { class: "label" }, t("nav.admin"))) : null),
       h("div", { class: "search" }, icon("search"), els.search, els.results),
       h("div", { class: "top-right" },
         els.status, els.presence,
-        h("div", { class: "me", title: `${state.me.email} · ${state.me.role}` },
+        h("div", { class: "me", title: `${state.me.email} · ${roleName(state.me.role)}` },
           h("span", { class: "avatar small" }, initials(state.me.name)), h("span", { class: "me-name" }, state.me.name)),
+        languageButton(() => start(lastWho)),
         themeButton(),
-        h("button", { class: "icon-btn", id: "signout", title: "Sign out", "aria-label": "Sign out", onclick: signOut }, icon("logout")))),
+        h("button", { class: "icon-btn", id: "signout", title: t("nav.sign_out"), "aria-label": t("nav.sign_out"), onclick: signOut }, icon("logout")))),
     h("div", { class: "body" }, h("div", { class: "left" }, els.offers, viewBar(), els.list), els.main, els.side,
       h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
   // Narrower screens show the tabs as icons: their names stay as tooltips.
@@ -124,7 +131,7 @@ function start(who) {
   setHook("refreshInbox", debounce(loadInbox, 150));
   state.live = new Live({
     onEvent, onSync: resync, onStatus: showStatus,
-    onSessionEnded: () => showSignIn("Your session has ended. Please sign in again."),
+    onSessionEnded: () => showSignIn(t("signin.session_ended")),
   });
   state.live.start();
   loadAgents();
@@ -149,7 +156,7 @@ function showMentionCount(n) {
   if (!badge) return;
   badge.textContent = String(n);
   badge.classList.toggle("hidden", !n);
-  badge.title = `${n} unread mention(s)`;
+  badge.title = t("mentions.unread", { count: n });
 }
 
 function showAttentionCount(n) {
@@ -157,7 +164,15 @@ function showAttentionCount(n) {
   if (!badge) return;
   badge.textContent = String(n);
   badge.classList.toggle("hidden", !n);
-  badge.title = `${n} event(s) the hub could not place`;
+  badge.title = t("attention.unplaced", { count: n });
+}
+
+function roleName(role) {
+  return { admin: t("role.admin"), supervisor: t("role.supervisor"), agent: t("role.agent") }[role] || role;
+}
+
+function presenceName(p) {
+  return { available: t("presence.available"), away: t("presence.away"), offline: t("presence.offline") }[p] || p;
 }
 
 function refreshAttentionCount() {
@@ -165,10 +180,10 @@ function refreshAttentionCount() {
 }
 
 function showStatus(status) {
-  const labels = { live: "Live", connecting: "Connecting", reconnecting: "Reconnecting…" };
+  const labels = { live: t("live.live"), connecting: t("live.connecting"), reconnecting: t("live.reconnecting") };
   els.status.className = `live-status s-${status}`;
   els.status.lastChild.textContent = labels[status] || status;
-  els.status.title = status === "live" ? "Receiving updates as they happen" : "Trying to reach the hub";
+  els.status.title = status === "live" ? t("live.live_title") : t("live.trying");
 }
 
 async function resync() {
@@ -206,7 +221,7 @@ async function loadPresence() {
     if (missing(err)) {
       state.routing = false;
       els.presence.classList.add("disabled");
-      els.presence.title = "Presence needs the routing engine, which this hub does not run";
+      els.presence.title = t("presence.no_routing");
       for (const b of els.presence.querySelectorAll("button")) b.disabled = true;
     }
   }
@@ -220,7 +235,7 @@ async function setPresence(p) {
     await api.post("/api/v1/agents/me/presence", { presence: p });
   } catch (err) {
     showPresence(before);
-    toast(missing(err) ? "Presence needs the routing engine." : err.message, "error");
+    toast(missing(err) ? t("presence.needs_routing") : err.message, "error");
   }
 }
 
@@ -254,11 +269,11 @@ function inboxItem(item) {
   // Past the queue's first-response target with no agent reply (the server says when it is due).
   const late = item.first_reply_due !== null && item.first_reply_due !== undefined &&
     item.first_reply_due * 1000 <= (state.live ? state.live.now() : Date.now());
-  const preview = last ? (last.kind === "call" ? "Call" : last.kind === "voicemail" ? "Voicemail" : [last.subject, last.text].filter(Boolean).join(" — ")) : "";
+  const preview = last ? (last.kind === "call" ? t("inbox.call") : last.kind === "voicemail" ? t("inbox.voicemail") : [last.subject, last.text].filter(Boolean).join(" — ")) : "";
   const labels = [...(item.labels || []), ...((item.customer && item.customer.labels) || []).filter((l) => !(item.labels || []).includes(l))];
   const link = h("a", {
     class: `conv-item ${active ? "active" : ""} ${state.unread.has(c.id) ? "unread" : ""} ${late ? "late" : ""}`,
-    title: late ? "No reply yet within the queue's first-response target" : null,
+    title: late ? t("inbox.late") : null,
     href: `#/c/${c.id}`, "data-conv": c.id,
   },
     h("div", { class: "avatar" }, initials(displayName(item.customer)),
@@ -268,7 +283,7 @@ function inboxItem(item) {
         h("strong", {}, displayName(item.customer)),
         h("time", {}, ago(last ? last.created_at : c.updated_at))),
       h("div", { class: "conv-item-preview" },
-        last && last.direction === "out" ? h("span", { class: "muted" }, "You: ") : null, preview || "No messages"),
+        last && last.direction === "out" ? h("span", { class: "muted" }, t("inbox.you")) : null, preview || t("inbox.no_messages")),
       item.snooze ? h("div", { class: "conv-item-snooze" }, icon("snooze"), snoozeText(item.snooze)) : null,
       labels.length ? h("div", { class: "conv-item-labels" }, labels.map((l) => labelChip(l))) : null));
   if (!state.selecting) return link;
@@ -278,19 +293,19 @@ function inboxItem(item) {
 function renderInbox() {
   if (state.view !== "all") return renderView();
   const mine = state.inbox.filter((i) => i.conversation.agent_id === state.me.id);
-  const sections = [h("h2", {}, "My conversations", h("span", { class: "count" }, String(mine.length)))];
+  const sections = [h("h2", {}, t("inbox.mine"), h("span", { class: "count" }, String(mine.length)))];
   sections.push(mine.length ? h("div", { class: "list", "data-section": "mine" }, mine.map(inboxItem))
-    : h("p", { class: "empty" }, state.presence === "available" ? "Nothing assigned to you. New work arrives as an offer." : "Nothing assigned to you."));
+    : h("p", { class: "empty" }, state.presence === "available" ? t("inbox.nothing_mine_available") : t("inbox.nothing_mine")));
   const myQueues = state.me.role === "admin" ? state.queues.map((q) => q.name) : state.me.queues;
   for (const name of myQueues) {
     const q = state.queues.find((x) => x.name === name) || { name, title: name };
     const waiting = state.inbox.filter((i) => i.conversation.queue === name && !i.conversation.agent_id);
     sections.push(h("h2", { "data-queue": name }, q.title, h("span", { class: `count ${waiting.length ? "hot" : ""}` }, String(waiting.length))));
-    sections.push(waiting.length ? h("div", { class: "list" }, waiting.map(inboxItem)) : h("p", { class: "empty" }, "No one waiting"));
+    sections.push(waiting.length ? h("div", { class: "list" }, waiting.map(inboxItem)) : h("p", { class: "empty" }, t("inbox.no_one_waiting")));
   }
   const others = state.inbox.filter((i) => i.conversation.agent_id && i.conversation.agent_id !== state.me.id);
   if (others.length) {
-    sections.push(h("details", { class: "others" }, h("summary", {}, `With teammates (${others.length})`),
+    sections.push(h("details", { class: "others" }, h("summary", {}, t("inbox.with_teammates", { count: others.length })),
       h("div", { class: "list" }, others.map(inboxItem))));
   }
   clear(els.list).append(...sections);
@@ -300,9 +315,8 @@ function renderInbox() {
 
 // One view (Mine, a queue, Snoozed, a saved filter…): a flat list under its name and count.
 const EMPTY = {
-  mine: "Nothing assigned to you.", unassigned: "Nobody is waiting.", snoozed: "Nothing snoozed.",
-  resolved: "Nothing resolved yet.",
-  mentions: "No mentions. Conversations where a teammate @mentions you in a note show here.",
+  mine: () => t("inbox.nothing_mine"), unassigned: () => t("inbox.nobody_waiting"), snoozed: () => t("inbox.nothing_snoozed"),
+  resolved: () => t("inbox.nothing_resolved"), mentions: () => t("inbox.no_mentions"),
 };
 
 function renderView() {
@@ -310,9 +324,9 @@ function renderView() {
   const ids = state.inbox.map((i) => i.conversation.id);
   const head = h("h2", { "data-view": v.id }, v.name, h("span", { class: "count" }, String(state.inbox.length)));
   const pick = state.selecting && ids.length ? h("button", { class: "btn btn-ghost btn-small", id: "select-all", type: "button",
-    onclick: () => selectAll(ids) }, ids.every((id) => state.selected.has(id)) ? "Select none" : "Select all") : null;
+    onclick: () => selectAll(ids) }, ids.every((id) => state.selected.has(id)) ? t("inbox.select_none") : t("inbox.select_all")) : null;
   append(clear(els.list), [head, pick, state.inbox.length ? h("div", { class: "list", "data-section": v.id }, state.inbox.map(inboxItem))
-    : h("p", { class: "empty" }, EMPTY[v.id] || "Nothing matches this view.")]);
+    : h("p", { class: "empty" }, EMPTY[v.id] ? EMPTY[v.id]() : t("inbox.nothing_matches"))]);
 }
 
 // -- routing between views --------------------------------------------------------------------------------------
@@ -349,9 +363,9 @@ function route() {
     clear(els.side);
     els.side.classList.add("hidden");
     clear(els.main).append(h("div", { class: "empty-state" }, icon("inbox", "big"),
-      h("h2", {}, `Welcome, ${state.me.name.split(" ")[0]}`),
-      h("p", {}, "Pick a conversation on the left, or wait for an offer."),
-      h("p", { class: "muted" }, "Press ", h("kbd", {}, "?"), " for keyboard shortcuts.")));
+      h("h2", {}, t("home.welcome", { name: state.me.name.split(" ")[0] })),
+      h("p", {}, t("home.pick")),
+      h("p", { class: "muted" }, t("home.press"), h("kbd", {}, "?"), t("home.for_shortcuts"))));
   }
   loadInbox();
 }
@@ -368,7 +382,7 @@ function onEvent(event) {
       const shown = conversation.onMessageCreated(d);
       if (msg && msg.direction === "in" && !shown) state.unread.add(msg.conversation_id);
       state.unread.size && !shown && msg && msg.direction === "in" && document.hidden && notify(
-        `New message from ${displayName(d.customer)}`, msg.text || channelLabel(msg.channel));
+        t("notify.new_message", { name: displayName(d.customer) }), msg.text || channelLabel(msg.channel));
       refreshSoon();
       break;
     }
@@ -399,8 +413,8 @@ function onEvent(event) {
     case "conversation.woke":
       if (d.agent === state.me.id) {
         const c = d.conversation;
-        toast(describeWake(d), "info", 10000, c ? { label: "Open", run: () => navigate(`#/c/${c.id}`) } : null);
-        if (document.hidden) notify("Snoozed conversation is back", describeWake(d));
+        toast(describeWake(d), "info", 10000, c ? { label: t("notify.open"), run: () => navigate(`#/c/${c.id}`) } : null);
+        if (document.hidden) notify(t("notify.snooze_back"), describeWake(d));
         chime();
       }
       refreshSoon();
@@ -453,7 +467,7 @@ function onEvent(event) {
           offers.clear();  // the hub hands them back to their queues; the tray empties at once
           renderOffers();
         }
-        if (d.reason === "missed_offers") toast("You were set to Away after missing offers.", "info", 8000);
+        if (d.reason === "missed_offers") toast(t("presence.set_away"), "info", 8000);
       }
       if (state.agents.has(d.agent)) state.agents.get(d.agent).presence = d.presence;
       if (location.hash === "#/wall") wallSoon();
@@ -490,8 +504,9 @@ async function loadOffers(fresh = false) {
   if (fresh && added.length) {
     chime();
     const o = added[0];
-    const title = o.channel === "voice" ? `Incoming call from ${displayName(o.customer)}` : `${customerChannel(o.channel, o.customer)[1]} from ${displayName(o.customer)}`;
-    if (document.hidden) notify(title, o.preview || "New conversation offered to you");
+    const title = o.channel === "voice" ? t("offers.call_from", { name: displayName(o.customer) })
+      : t("offers.channel_from", { channel: customerChannel(o.channel, o.customer)[1], name: displayName(o.customer) });
+    if (document.hidden) notify(title, o.preview || t("offers.new_offered"));
   }
 }
 
@@ -516,28 +531,28 @@ function offerCard(o, top) {
   const [kindIcon, kindLabel] = customerChannel(o.channel, o.customer);
   const number = ((o.customer && o.customer.identities) || []).map((i) => i.value).find((v) => v !== who);
   const earlier = o.earlier_conversations || 0;
-  const history = earlier ? `${earlier} earlier conversation${earlier > 1 ? "s" : ""}` : "First contact";
+  const history = earlier ? t("offers.earlier", { count: earlier }) : t("offers.first_contact");
   return h("div", {
     class: `offer ${call ? "offer-call" : ""} ${top ? "top" : ""}`, "data-offer": o.conversation_id,
     "data-channel": o.channel, role: "group",
-    "aria-label": `${call ? "Incoming call" : `New ${kindLabel} conversation`} from ${who}`,
+    "aria-label": call ? t("offers.call_from", { name: who }) : t("offers.new_from", { channel: kindLabel, name: who }),
   },
     h("div", { class: "offer-head" },
-      call ? h("span", { class: "ring", title: "Incoming call" }, icon("voice")) : channelIcon(kindIcon),
+      call ? h("span", { class: "ring", title: t("offers.incoming_call") }, icon("voice")) : channelIcon(kindIcon),
       h("strong", { class: "offer-name" }, who),
       h("span", { class: "offer-countdown" }, "")),
     h("div", { class: "offer-line" },
-      h("span", { class: "offer-kind" }, call ? "Incoming call" : kindLabel),
+      h("span", { class: "offer-kind" }, call ? t("offers.incoming_call") : kindLabel),
       ` · ${queueTitle(o.queue)}`,
       call ? ` · ${history}` : ""),
     call ? (number ? h("p", { class: "offer-preview" }, number) : null)
       : o.preview ? h("p", { class: "offer-preview" }, `“${o.preview}”`) : null,
     h("div", { class: "offer-bar" }, h("span", {})),
     h("div", { class: "offer-actions" },
-      h("button", { class: "btn", onclick: () => answerOffer(o, "reject"), title: top ? "Reject (x)" : "Reject" },
-        "Reject", top ? h("kbd", {}, "x") : null),
+      h("button", { class: "btn", onclick: () => answerOffer(o, "reject"), title: top ? `${t("offers.reject")} (x)` : t("offers.reject") },
+        t("offers.reject"), top ? h("kbd", {}, "x") : null),
       h("button", { class: `btn ${call ? "btn-call" : "btn-primary"}`, onclick: () => answerOffer(o, "accept"),
-        title: top ? "Accept (a)" : "Accept" }, call ? icon("voice") : null, call ? "Answer" : "Accept",
+        title: top ? `${t("offers.accept")} (a)` : t("offers.accept") }, call ? icon("voice") : null, call ? t("offers.answer") : t("offers.accept"),
       top ? h("kbd", {}, "a") : null)));
 }
 
@@ -551,7 +566,7 @@ function renderOffers() {
     els.offers.append(h("button", {
       class: "offers-more", id: "offers-more", type: "button", "aria-expanded": String(trayOpen),
       onclick: () => { trayOpen = !trayOpen; renderOffers(); },
-    }, trayOpen ? "Show fewer" : `+${more} more offer${more > 1 ? "s" : ""}`));
+    }, trayOpen ? t("offers.show_fewer") : t("offers.more", { count: more })));
   }
   if (all.length <= TRAY_SHOWN) trayOpen = false;
   els.offers.classList.toggle("has-offers", all.length > 0);
@@ -571,7 +586,7 @@ function tickOffers() {
     const el = els.offers.querySelector(`[data-offer="${Number(o.conversation_id)}"]`);
     if (!el) continue;
     const left = Math.max(0, o.deadline * 1000 - now);
-    el.querySelector(".offer-countdown").textContent = `${Math.ceil(left / 1000)}s`;
+    el.querySelector(".offer-countdown").textContent = t("offers.seconds", { count: Math.ceil(left / 1000) });
     el.querySelector(".offer-bar span").style.width = `${Math.min(100, (left / o.total) * 100)}%`;
     el.classList.toggle("urgent", left < 8000);
     if (left <= 0) setTimeout(() => removeOffer(o.conversation_id), 800);
@@ -583,12 +598,12 @@ async function answerOffer(o, action) {
   try {
     await api.post(`/api/v1/conversations/${o.conversation_id}/${action}`, {});
     if (action === "accept") navigate(`#/c/${o.conversation_id}`);
-    if (action === "accept" && o.channel === "voice") toast("Your phone is ringing to connect the caller.", "info", 6000);
+    if (action === "accept" && o.channel === "voice") toast(t("offers.phone_ringing"), "info", 6000);
     loadOffers();  // the answer may have made room for, or taken, other offers
   } catch (err) {
     // A call the hub cannot ring this agent for: the offer stays (reject it, or let it time out), with the reason.
     const cannotRing = err.status === 409 && /phone call/.test(err.message);
-    toast(err.status === 409 && !cannotRing ? "That offer is no longer available." : err.message, "error",
+    toast(err.status === 409 && !cannotRing ? t("offers.gone") : err.message, "error",
       cannotRing ? 10000 : 4000);
     if (cannotRing) loadOffers();
   }
@@ -644,7 +659,7 @@ async function search() {
   if (els.search.value.trim() !== q) return;
   const rows = [];
   if (found.customers.length) {
-    rows.push(h("div", { class: "results-head" }, "Customers"));
+    rows.push(h("div", { class: "results-head" }, t("search.customers")));
     rows.push(...found.customers.map((c) => h("button", {
       class: "result", type: "button", "data-customer": c.id, onmousedown: (e) => { e.preventDefault(); openCustomer(c); },
     }, h("span", { class: "avatar small" }, initials(displayName(c))),
@@ -652,17 +667,17 @@ async function search() {
         h("small", { class: "muted" }, (c.identities || []).map((x) => x.value).join(" · "))))));
   }
   if (found.messages.length) {
-    rows.push(h("div", { class: "results-head" }, "Messages"));
+    rows.push(h("div", { class: "results-head" }, t("search.messages")));
     rows.push(...found.messages.map((r) => h("button", {
       class: "result result-message", type: "button", "data-message": r.message.id,
       onmousedown: (e) => { e.preventDefault(); openMessage(r); },
     }, channelIcon(r.message.channel),
       h("span", { class: "result-body" },
         h("span", { class: "result-top" }, h("strong", {}, displayName(r.customer)),
-          h("small", { class: "muted" }, `${r.message.direction === "out" ? "Reply" : r.message.kind === "note" ? "Note" : "Message"} · ${ago(r.message.created_at)}`)),
+          h("small", { class: "muted" }, `${r.message.direction === "out" ? t("search.reply") : r.message.kind === "note" ? t("search.note") : t("search.message")} · ${ago(r.message.created_at)}`)),
         h("small", { class: "snippet" }, highlight(r.snippet, found.terms))))));
   }
-  if (!rows.length) rows.push(h("div", { class: "muted no-results" }, `Nothing matches “${q}”`));
+  if (!rows.length) rows.push(h("div", { class: "muted no-results" }, t("search.nothing", { query: q })));
   rows.find((el) => el.classList.contains("result"))?.classList.add("active");
   clear(els.results).append(...rows);
   els.results.classList.remove("hidden");
@@ -671,7 +686,7 @@ async function search() {
 // Marks the query's words in a snippet, as text nodes and <mark> elements: nothing from the message is parsed.
 function highlight(text, terms) {
   if (!terms || !terms.length) return text;
-  const escaped = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const escaped = terms.map((term) => term.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   const re = new RegExp(`(?<![\\p{L}\\p{N}])(${escaped.join("|")})`, "giu");
   const out = [];
   let at = 0;
@@ -716,7 +731,7 @@ async function openCustomer(c) {
     const full = await api.get(`/api/v1/customers/${c.id}`);
     const latest = (full.conversations || [])[0];
     if (latest) navigate(`#/c/${latest.id}`);
-    else toast("This customer has no conversations yet.");
+    else toast(t("search.no_conversations"));
   } catch (err) {
     toast(err.message, "error");
   }
@@ -724,10 +739,10 @@ async function openCustomer(c) {
 
 // -- keyboard ---------------------------------------------------------------------------------------------------
 
-const SHORTCUTS = [
-  ["/", "Search customers and messages"], ["j / k", "Next / previous conversation"], ["r", "Reply"], ["n", "Internal note"],
-  ["Ctrl+Enter", "Send"], ["e", "Resolve (with undo)"], ["z", "Snooze"], ["m", "Assign to me"], ["t", "Transfer"], ["a / x", "Accept / reject the newest offer"],
-  ["g i", "Inbox"], ["g w", "Live wall"], ["g a", "Admin"], ["?", "This help"],
+const SHORTCUTS = () => [
+  ["/", t("keys.search")], ["j / k", t("keys.next_prev")], ["r", t("keys.reply")], ["n", t("keys.note")],
+  ["Ctrl+Enter", t("keys.send")], ["e", t("keys.resolve")], ["z", t("keys.snooze")], ["m", t("keys.claim")], ["t", t("keys.transfer")],
+  ["a / x", t("keys.offer")], ["g i", t("nav.inbox")], ["g w", t("nav.wall")], ["g a", t("nav.admin")], ["?", t("keys.help")],
 ];
 let pendingG = false;
 
@@ -737,8 +752,8 @@ document.addEventListener("keydown", (e) => {
     return;
   }
   if (!state.me || e.ctrlKey || e.metaKey || e.altKey) return;
-  const t = e.target;
-  if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || document.querySelector("dialog[open]")) return;
+  const target = e.target;
+  if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement || document.querySelector("dialog[open]")) return;
   const key = e.key;
   if (pendingG) {
     pendingG = false;
@@ -773,9 +788,9 @@ function step(delta) {
 }
 
 function showShortcuts() {
-  modal("Keyboard shortcuts", [h("dl", { class: "shortcuts" },
-    SHORTCUTS.map(([k, what]) => h("div", {}, h("dt", {}, k.split(" ").map((p) => p === "/" && k !== "/" ? " / " : h("kbd", {}, p))), h("dd", {}, what))))],
-  "Got it", () => true);
+  modal(t("keys.title"), [h("dl", { class: "shortcuts" },
+    SHORTCUTS().map(([k, what]) => h("div", {}, h("dt", {}, k.split(" ").map((p) => p === "/" && k !== "/" ? " / " : h("kbd", {}, p))), h("dd", {}, what))))],
+  t("keys.got_it"), () => true);
 }
 
 // -- boot -------------------------------------------------------------------------------------------------------
@@ -783,11 +798,12 @@ function showShortcuts() {
 whenSignedOut(() => {
   if (state.me) {
     state.me = null;
-    showSignIn("Your session has ended. Please sign in again.");
+    showSignIn(t("signin.session_ended"));
   }
 });
 
 applyTheme(); // before anything is drawn, so a dark console never flashes light
+applyLanguage();
 (async () => {
   try {
     start(await api.get("/console/session"));

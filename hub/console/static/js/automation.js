@@ -1,50 +1,54 @@
 // Admin screens for automation: rules (a structured when / if / then editor with a dry run, each rule's runs and
 // last run) and outbound webhooks (subscriptions, their delivery log, resend). The server checks everything again.
-import { h, icon, clear, since, fullTime } from "./dom.js";
+import { h, icon, clear, since, fullTime, statusName } from "./dom.js";
 import { api, ApiError } from "./api.js";
 import { state, toast, modal } from "./state.js";
 import { loadLabels } from "./labels.js";
+import { t, formatDate } from "./i18n.js";
 
-const EVENTS = [
-  ["message.received", "A customer's message arrives"],
-  ["message.sent", "A reply is sent"],
-  ["conversation.opened", "A conversation opens"],
-  ["conversation.reopened", "A conversation reopens"],
-  ["conversation.resolved", "A conversation is resolved"],
-  ["conversation.assigned", "A conversation is assigned to an agent"],
-  ["sla.breached", "A conversation misses its first-response target"],
-  ["business_event.received", "A business event arrives (an order, a payment…)"],
-  ["csat.received", "A customer answers the satisfaction survey"],
-  ["csat.low", "A customer gives a low satisfaction score"],
+// Built when drawn, so they are in the console's language at that moment.
+const EVENTS = () => [
+  ["message.received", t("rules.ev_received")],
+  ["message.sent", t("rules.ev_sent")],
+  ["conversation.opened", t("rules.ev_opened")],
+  ["conversation.reopened", t("rules.ev_reopened")],
+  ["conversation.resolved", t("rules.ev_resolved")],
+  ["conversation.assigned", t("rules.ev_assigned")],
+  ["sla.breached", t("rules.ev_sla")],
+  ["business_event.received", t("rules.ev_business")],
+  ["csat.received", t("rules.ev_csat")],
+  ["csat.low", t("rules.ev_csat_low")],
 ];
 // fields that name what they read: a customer attribute, a key of the business event's payload
-const NAMED = { customer_attribute: "attribute", event_field: "payload key" };
+const NAMED = { customer_attribute: () => t("rules.attribute"), event_field: () => t("rules.payload_key") };
 // field -> [label, operators, kind of value]
-const FIELDS = {
-  text: ["Message text", ["contains", "not_contains", "matches"], "text"],
-  channel: ["Channel", ["is", "is_not"], "text"],
-  queue: ["Queue", ["is", "is_not"], "queue"],
-  label: ["Label", ["contains", "not_contains"], "label"],
-  business_hours: ["Business hours", ["is"], "hours"],
-  customer_attribute: ["Customer attribute", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
-  priority: ["Priority", ["is", "is_not", "gt", "lt"], "number"],
-  agent: ["Agent", ["is", "is_not", "present", "absent"], "agent"],
-  status: ["Status", ["is", "is_not"], "status"],
-  event_type: ["Business event type", ["is", "is_not"], "text"],
-  event_amount: ["Business event amount", ["gt", "lt", "present", "absent"], "number"],
-  event_field: ["Business event field", ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
-  csat_score: ["Satisfaction score (1-5)", ["is", "is_not", "gt", "lt"], "number"],
-};
-const OPS = { is: "is", is_not: "is not", contains: "contains", not_contains: "does not contain",
-  matches: "matches (regex)", present: "is set", absent: "is not set", gt: "is above", lt: "is below" };
+const FIELDS = () => ({
+  text: [t("rules.f_text"), ["contains", "not_contains", "matches"], "text"],
+  channel: [t("reports.channel"), ["is", "is_not"], "text"],
+  queue: [t("transfer.queue"), ["is", "is_not"], "queue"],
+  label: [t("reports.label"), ["contains", "not_contains"], "label"],
+  business_hours: [t("rules.f_hours"), ["is"], "hours"],
+  customer_attribute: [t("rules.f_attribute"), ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
+  priority: [t("rules.f_priority"), ["is", "is_not", "gt", "lt"], "number"],
+  agent: [t("transfer.agent"), ["is", "is_not", "present", "absent"], "agent"],
+  status: [t("views.status"), ["is", "is_not"], "status"],
+  event_type: [t("rules.f_event_type"), ["is", "is_not"], "text"],
+  event_amount: [t("rules.f_event_amount"), ["gt", "lt", "present", "absent"], "number"],
+  event_field: [t("rules.f_event_field"), ["is", "is_not", "contains", "present", "absent", "gt", "lt"], "text"],
+  csat_score: [t("rules.f_csat"), ["is", "is_not", "gt", "lt"], "number"],
+});
+const OPS = () => ({ is: t("rules.op_is"), is_not: t("rules.op_is_not"), contains: t("rules.op_contains"),
+  not_contains: t("rules.op_not_contains"), matches: t("rules.op_matches"), present: t("rules.op_present"),
+  absent: t("rules.op_absent"), gt: t("rules.op_gt"), lt: t("rules.op_lt") });
 // action -> [label, kind of value]
-const ACTIONS = {
-  add_label: ["Add label", "label"], remove_label: ["Remove label", "label"], set_priority: ["Set priority", "number"],
-  move_to_queue: ["Move to queue", "queue"], assign_agent: ["Assign to agent", "agent"],
-  send_reply: ["Send reply", "long"], add_note: ["Add internal note", "long"], resolve: ["Resolve", "none"],
-  send_webhook: ["Send to webhook", "webhook"], set_attribute: ["Set customer attribute", "text"],
-};
-const eventLabel = (e) => (EVENTS.find(([id]) => id === e) || [e, e])[1];
+const ACTIONS = () => ({
+  add_label: [t("labels.add"), "label"], remove_label: [t("rules.a_remove_label"), "label"],
+  set_priority: [t("rules.a_priority"), "number"], move_to_queue: [t("rules.a_queue"), "queue"],
+  assign_agent: [t("rules.a_agent"), "agent"], send_reply: [t("rules.a_reply"), "long"],
+  add_note: [t("rules.a_note"), "long"], resolve: [t("conv.resolve"), "none"],
+  send_webhook: [t("rules.a_webhook"), "webhook"], set_attribute: [t("rules.a_attribute"), "text"],
+});
+const eventLabel = (e) => (EVENTS().find(([id]) => id === e) || [e, e])[1];
 
 function errorText(err) {
   const details = err instanceof ApiError && err.body && err.body.error && err.body.error.details;
@@ -58,22 +62,25 @@ export async function automationScreen(body) {
   const [rules] = await Promise.all([api.get("/api/v1/automation/rules").then((r) => r.items), loadLabels()]);
   clear(body).append(h("section", { class: "panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("event"), "Automation rules"),
-        h("p", { class: "muted" }, "When something happens, if every condition holds, then the actions run, in order.")),
-      h("button", { class: "btn btn-primary", id: "add-rule", onclick: () => ruleForm(null, body) }, "New rule")),
+      h("div", {}, h("h2", {}, icon("event"), t("rules.title")),
+        h("p", { class: "muted" }, t("rules.explain"))),
+      h("button", { class: "btn btn-primary", id: "add-rule", onclick: () => ruleForm(null, body) }, t("rules.new"))),
     rules.length ? h("table", { class: "admin-table", id: "rules-admin" },
-      h("thead", {}, h("tr", {}, ["#", "Rule", "When", "Runs", "Last run", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["#", t("rules.rule"), t("rules.when"), t("rules.runs"), t("rules.last_run"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, rules.map((r) => h("tr", { "data-rule": r.id, class: r.enabled ? "" : "disabled" },
         h("td", { class: "muted" }, String(r.position)),
         h("td", {}, h("strong", {}, r.name), h("div", { class: "muted" },
-          `${r.conditions.length} condition${r.conditions.length === 1 ? "" : "s"} · `
-          + r.actions.map((a) => ACTIONS[a.type][0].toLowerCase()).join(", "))),
+          `${t("rules.conditions", { count: r.conditions.length })} · `
+          + r.actions.map((a) => (ACTIONS()[a.type] || [a.type])[0].toLowerCase()).join(", ")),
+          // What it could not do the last time it ran (the hub clears it when the rule is saved again).
+          r.problem ? h("div", { class: "form-error rule-problem", title: r.problem_at ? fullTime(r.problem_at) : "" },
+            icon("alert"), ` ${t("automation.problem", { problem: r.problem })}`) : null),
         h("td", {}, eventLabel(r.event)),
         h("td", { class: "rule-runs" }, String(r.runs)),
-        h("td", { title: r.last_run_at ? fullTime(r.last_run_at) : "" }, r.last_run_at ? since(r.last_run_at) : "never"),
+        h("td", { title: r.last_run_at ? fullTime(r.last_run_at) : "" }, r.last_run_at ? since(r.last_run_at) : t("rules.never")),
         h("td", { class: "row-actions" },
-          h("button", { class: "btn btn-small", "data-edit-rule": r.id, onclick: () => ruleForm(r, body) }, "Edit"))))))
-      : h("p", { class: "empty-panel muted" }, "No rules yet.")));
+          h("button", { class: "btn btn-small", "data-edit-rule": r.id, onclick: () => ruleForm(r, body) }, t("common.edit")))))))
+      : h("p", { class: "empty-panel muted" }, t("rules.none"))));
   await hoursPanel(body);
   await webhooksPanel(body);
 }
@@ -89,9 +96,9 @@ function valueInput(kind, value, webhooks) {
       h("option", { value: l.name, selected: l.name === value }, l.title)));
   }
   if (kind === "hours") return h("select", { class: "rule-value" }, ["open", "closed"].map((v) =>
-    h("option", { value: v, selected: v === value }, v === "open" ? "open" : "closed")));
+    h("option", { value: v, selected: v === value }, v === "open" ? t("rules.open") : t("rules.closed"))));
   if (kind === "status") return h("select", { class: "rule-value" }, ["open", "assigned", "resolved"].map((v) =>
-    h("option", { value: v, selected: v === value }, v)));
+    h("option", { value: v, selected: v === value }, statusName(v))));
   if (kind === "agent") return h("select", { class: "rule-value", "data-number": "1" },
     [...state.agents.values()].map((a) => h("option", { value: a.id, selected: a.id === value }, a.name)));
   if (kind === "webhook") return h("select", { class: "rule-value", "data-number": "1" }, webhooks.map((w) =>
@@ -108,19 +115,21 @@ function readValue(row) {
 }
 
 function conditionRow(c, webhooks) {
-  const fieldSel = h("select", { class: "cond-field" }, Object.entries(FIELDS).map(([id, [label]]) =>
+  const fields = FIELDS();
+  const ops = OPS();
+  const fieldSel = h("select", { class: "cond-field" }, Object.entries(fields).map(([id, [label]]) =>
     h("option", { value: id, selected: id === c.field }, label)));
   const opSel = h("select", { class: "cond-op" });
-  const name = h("input", { type: "text", class: "cond-name", placeholder: "attribute", value: c.name || "" });
+  const name = h("input", { type: "text", class: "cond-name", placeholder: t("rules.attribute"), value: c.name || "" });
   const slot = h("span", { class: "cond-slot" });
   const row = h("div", { class: "rule-row condition" }, fieldSel, name, opSel, slot,
-    h("button", { class: "icon-btn", type: "button", "aria-label": "Remove condition", onclick: () => row.remove() },
+    h("button", { class: "icon-btn", type: "button", "aria-label": t("rules.remove_condition"), onclick: () => row.remove() },
       icon("x")));
   const refresh = (keepOp, keepValue) => {
-    const [, ops, kind] = FIELDS[fieldSel.value];
-    opSel.replaceChildren(...ops.map((o) => h("option", { value: o, selected: o === keepOp }, OPS[o])));
+    const [, allowed, kind] = fields[fieldSel.value];
+    opSel.replaceChildren(...allowed.map((o) => h("option", { value: o, selected: o === keepOp }, ops[o])));
     name.hidden = !NAMED[fieldSel.value];
-    name.placeholder = NAMED[fieldSel.value] || "";
+    name.placeholder = NAMED[fieldSel.value] ? NAMED[fieldSel.value]() : "";
     const noValue = ["present", "absent"].includes(opSel.value);
     slot.replaceChildren(noValue ? h("span") : valueInput(kind, keepValue, webhooks));
   };
@@ -131,16 +140,17 @@ function conditionRow(c, webhooks) {
 }
 
 function actionRow(a, webhooks) {
-  const typeSel = h("select", { class: "act-type" }, Object.entries(ACTIONS).map(([id, [label]]) =>
+  const actions = ACTIONS();
+  const typeSel = h("select", { class: "act-type" }, Object.entries(actions).map(([id, [label]]) =>
     h("option", { value: id, selected: id === a.type }, label)));
-  const name = h("input", { type: "text", class: "act-name", placeholder: "attribute", value: a.name || "" });
+  const name = h("input", { type: "text", class: "act-name", placeholder: t("rules.attribute"), value: a.name || "" });
   const slot = h("span", { class: "act-slot" });
   const row = h("div", { class: "rule-row action" }, typeSel, name, slot,
-    h("button", { class: "icon-btn", type: "button", "aria-label": "Remove action", onclick: () => row.remove() },
+    h("button", { class: "icon-btn", type: "button", "aria-label": t("rules.remove_action"), onclick: () => row.remove() },
       icon("x")));
   const refresh = (keep) => {
     name.hidden = typeSel.value !== "set_attribute";
-    slot.replaceChildren(valueInput(ACTIONS[typeSel.value][1], keep, webhooks));
+    slot.replaceChildren(valueInput(actions[typeSel.value][1], keep, webhooks));
   };
   typeSel.addEventListener("change", () => refresh(null));
   refresh(a.value);
@@ -152,8 +162,8 @@ async function ruleForm(rule, body) {
   const r = rule || { name: "", event: "message.received", enabled: true, conditions: [],
     actions: [{ type: "add_label", value: "" }] };
   const webhooks = (await api.get("/api/v1/webhooks")).items;
-  const name = h("input", { type: "text", id: "rule-name", value: r.name, placeholder: "e.g. Refunds to billing" });
-  const event = h("select", { id: "rule-event" }, EVENTS.map(([id, label]) =>
+  const name = h("input", { type: "text", id: "rule-name", value: r.name, placeholder: t("rules.name_placeholder") });
+  const event = h("select", { id: "rule-event" }, EVENTS().map(([id, label]) =>
     h("option", { value: id, selected: id === r.event }, label)));
   const enabled = h("input", { type: "checkbox", id: "rule-enabled", checked: r.enabled });
   const conditions = h("div", { id: "rule-conditions" }, r.conditions.map((c) => conditionRow(c, webhooks)));
@@ -182,29 +192,29 @@ async function ruleForm(rule, body) {
     general.textContent = "";
     try {
       const got = await api.post("/api/v1/automation/rules/dry-run", collect());
-      preview.replaceChildren(h("strong", {}, `Would have matched ${got.matches.length} of the last ${got.examined} events`),
+      preview.replaceChildren(h("strong", {}, t("rules.dry_matched", { count: got.matches.length, examined: got.examined })),
         h("ul", {}, got.matches.slice(0, 10).map((m) => h("li", { class: "dry-match" },
-          h("a", { href: `#/c/${m.conversation_id}` }, `Conversation ${m.conversation_id}`), " ",
+          h("a", { href: `#/c/${m.conversation_id}` }, t("conv.conversation", { id: m.conversation_id })), " ",
           m.text ? `“${m.text.slice(0, 80)}”` : "", " ", since(m.at)))));
     } catch (err) {
       general.textContent = errorText(err);
     }
   };
   const content = h("div", { class: "rule-editor" },
-    h("label", { class: "field" }, h("span", {}, "Name"), name),
-    h("label", { class: "field" }, h("span", {}, "When"), event),
-    h("div", { class: "field" }, h("span", {}, "If all of these hold"), conditions,
+    h("label", { class: "field" }, h("span", {}, t("labels.name")), name),
+    h("label", { class: "field" }, h("span", {}, t("rules.when")), event),
+    h("div", { class: "field" }, h("span", {}, t("rules.if_all")), conditions,
       h("button", { class: "btn btn-small", type: "button", id: "add-condition",
         onclick: () => conditions.append(conditionRow({ field: "text", op: "contains", value: "" }, webhooks)) },
-      "Add condition")),
-    h("div", { class: "field" }, h("span", {}, "Then"), actions,
+      t("rules.add_condition"))),
+    h("div", { class: "field" }, h("span", {}, t("rules.then")), actions,
       h("button", { class: "btn btn-small", type: "button", id: "add-action",
-        onclick: () => actions.append(actionRow({ type: "add_label", value: "" }, webhooks)) }, "Add action")),
-    h("label", { class: "check" }, enabled, "Enabled"),
-    h("div", {}, h("button", { class: "btn", type: "button", id: "rule-dry-run-btn", onclick: dryRun }, "Dry run"),
+        onclick: () => actions.append(actionRow({ type: "add_label", value: "" }, webhooks)) }, t("rules.add_action"))),
+    h("label", { class: "check" }, enabled, t("rules.enabled")),
+    h("div", {}, h("button", { class: "btn", type: "button", id: "rule-dry-run-btn", onclick: dryRun }, t("rules.dry_run")),
       preview),
     general,
-    editing ? h("div", { class: "danger-zone" }, h("span", { class: "muted" }, `Ran ${r.runs} times.`),
+    editing ? h("div", { class: "danger-zone" }, h("span", { class: "muted" }, t("rules.ran", { count: r.runs })),
       h("button", { class: "btn btn-danger", type: "button", id: "rule-delete", onclick: async () => {
         try {
           await api.del(`/api/v1/automation/rules/${r.id}`);
@@ -213,10 +223,10 @@ async function ruleForm(rule, body) {
           return;
         }
         dlg.close();
-        toast(`Rule “${r.name}” deleted`, "ok");
+        toast(t("rules.deleted", { name: r.name }), "ok");
         automationScreen(body);
-      } }, "Delete rule")) : null);
-  const dlg = modal(editing ? `Edit rule “${r.name}”` : "New rule", content, editing ? "Save rule" : "Create rule",
+      } }, t("rules.delete"))) : null);
+  const dlg = modal(editing ? t("rules.edit", { name: r.name }) : t("rules.new"), content, editing ? t("rules.save") : t("rules.create"),
     async () => {
       try {
         if (editing) await api.put(`/api/v1/automation/rules/${r.id}`, collect());
@@ -225,7 +235,7 @@ async function ruleForm(rule, body) {
         general.textContent = errorText(err);
         return false;
       }
-      toast(editing ? "Rule saved" : "Rule created", "ok");
+      toast(editing ? t("rules.saved") : t("rules.created"), "ok");
       automationScreen(body);
       return true;
     });
@@ -234,28 +244,31 @@ async function ruleForm(rule, body) {
 
 // -- business hours ------------------------------------------------------------------------------------------------
 
-const DAYS = [["mon", "Monday"], ["tue", "Tuesday"], ["wed", "Wednesday"], ["thu", "Thursday"], ["fri", "Friday"],
-  ["sat", "Saturday"], ["sun", "Sunday"]];
+// Monday to Sunday in the console's language (1 January 2024 was a Monday).
+const DAYS = () => ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map((id, i) => {
+  const name = formatDate(new Date(2024, 0, 1 + i), { weekday: "long" });
+  return [id, name.charAt(0).toUpperCase() + name.slice(1)];
+});
 
 async function hoursPanel(body) {
   const items = (await api.get("/api/v1/business-hours")).items;
   const names = ["default", ...state.queues.map((q) => q.name)];
   body.append(h("section", { class: "panel", id: "hours-panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("clock"), "Business hours"),
-        h("p", { class: "muted" }, "Per queue, else the default; no hours set means always open."))),
+      h("div", {}, h("h2", {}, icon("clock"), t("rules.f_hours")),
+        h("p", { class: "muted" }, t("hours.explain")))),
     h("table", { class: "admin-table", id: "hours-admin" },
-      h("thead", {}, h("tr", {}, ["For", "Hours", "Now", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, [t("hours.for"), t("hours.hours"), t("hours.now"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, names.map((n) => {
         const hrs = items[n];
         return h("tr", { "data-hours": n },
-          h("td", {}, h("strong", {}, n === "default" ? "Default" : (state.queues.find((q) => q.name === n) || {}).title || n)),
-          h("td", { class: "muted" }, hrs ? `${hrs.timezone} · ${Object.keys(hrs.weekly).length} days a week`
-            + (hrs.holidays.length ? ` · ${hrs.holidays.length} holiday${hrs.holidays.length === 1 ? "" : "s"}` : "") : "not set"),
+          h("td", {}, h("strong", {}, n === "default" ? t("hours.default") : (state.queues.find((q) => q.name === n) || {}).title || n)),
+          h("td", { class: "muted" }, hrs ? `${hrs.timezone} · ${t("hours.days_a_week", { count: Object.keys(hrs.weekly).length })}`
+            + (hrs.holidays.length ? ` · ${t("hours.holidays_n", { count: hrs.holidays.length })}` : "") : t("hours.not_set")),
           h("td", {}, hrs ? h("span", { class: `pill ${hrs.open ? "status-resolved" : "status-disabled"}` },
-            hrs.open ? "Open" : "Closed") : h("span", { class: "muted" }, n === "default" ? "always open" : "default")),
+            hrs.open ? t("hours.open") : t("hours.closed")) : h("span", { class: "muted" }, n === "default" ? t("hours.always_open") : t("hours.default_lower"))),
           h("td", { class: "row-actions" },
-            h("button", { class: "btn btn-small", "data-edit-hours": n, onclick: () => hoursForm(n, hrs, body) }, "Edit")));
+            h("button", { class: "btn btn-small", "data-edit-hours": n, onclick: () => hoursForm(n, hrs, body) }, t("common.edit"))));
       })))));
 }
 
@@ -263,25 +276,25 @@ function hoursForm(name, hrs, body) {
   const current = hrs || { timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC", weekly: {},
     holidays: [], auto_reply: "" };
   const zone = h("input", { type: "text", id: "hours-timezone", value: current.timezone });
-  const days = DAYS.map(([id, label]) => h("label", { class: "field" }, h("span", {}, label),
+  const days = DAYS().map(([id, label]) => h("label", { class: "field" }, h("span", {}, label),
     h("input", { type: "text", "data-day": id, value: (current.weekly[id] || []).join(", "),
-      placeholder: "closed (e.g. 09:00-12:30, 13:30-18:00)" })));
+      placeholder: t("hours.day_placeholder") })));
   const holidays = h("input", { type: "text", id: "hours-holidays", value: current.holidays.join(", "),
     placeholder: "2026-12-25, 2027-01-01" });
   const reply = h("textarea", { id: "hours-auto-reply", rows: 2, value: current.auto_reply,
-    placeholder: "Optional: sent once per conversation while closed. {next_open} says when you open." });
+    placeholder: t("hours.reply_placeholder") });
   const general = h("div", { class: "form-error", role: "alert", id: "hours-error" });
   const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
-  const content = h("div", { class: "form-grid" }, h("label", { class: "field" }, h("span", {}, "Time zone"), zone),
-    ...days, h("label", { class: "field" }, h("span", {}, "Holidays"), holidays),
-    h("label", { class: "field span-2" }, h("span", {}, "Out-of-hours reply"), reply), general,
-    hrs ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" }, "Remove to fall back to the default."),
+  const content = h("div", { class: "form-grid" }, h("label", { class: "field" }, h("span", {}, t("hours.timezone")), zone),
+    ...days, h("label", { class: "field" }, h("span", {}, t("hours.holidays")), holidays),
+    h("label", { class: "field span-2" }, h("span", {}, t("hours.reply")), reply), general,
+    hrs ? h("div", { class: "danger-zone span-2" }, h("span", { class: "muted" }, t("hours.remove_explain")),
       h("button", { class: "btn btn-danger", type: "button", id: "hours-delete", onclick: async () => {
         await api.del(`/api/v1/business-hours/${name}`);
         dlg.close();
         automationScreen(body);
-      } }, "Remove hours")) : null);
-  const dlg = modal(`Business hours: ${name}`, content, "Save hours", async () => {
+      } }, t("hours.remove"))) : null);
+  const dlg = modal(t("hours.title", { name }), content, t("hours.save"), async () => {
     const weekly = {};
     for (const input of content.querySelectorAll("[data-day]")) {
       const intervals = split(input.value);
@@ -294,7 +307,7 @@ function hoursForm(name, hrs, body) {
       general.textContent = errorText(err);
       return false;
     }
-    toast("Business hours saved", "ok");
+    toast(t("hours.saved"), "ok");
     automationScreen(body);
     return true;
   });
@@ -307,33 +320,33 @@ async function webhooksPanel(body) {
   const subs = (await api.get("/api/v1/webhooks")).items;
   body.append(h("section", { class: "panel", id: "webhooks-panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("api"), "Outbound webhooks"),
-        h("p", { class: "muted" }, "Signed event deliveries to other systems. The secret is shown once.")),
-      h("button", { class: "btn btn-primary", id: "add-webhook", onclick: () => webhookForm(body) }, "Add webhook")),
+      h("div", {}, h("h2", {}, icon("api"), t("webhooks.title")),
+        h("p", { class: "muted" }, t("webhooks.explain"))),
+      h("button", { class: "btn btn-primary", id: "add-webhook", onclick: () => webhookForm(body) }, t("webhooks.add"))),
     subs.length ? h("table", { class: "admin-table", id: "webhooks-admin" },
-      h("thead", {}, h("tr", {}, ["URL", "Events", "Status", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["URL", t("webhooks.events"), t("views.status"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, subs.map((s) => h("tr", { "data-webhook": s.id, class: s.enabled ? "" : "disabled" },
         h("td", {}, h("strong", { class: "mono" }, s.url), h("div", { class: "muted" }, s.description)),
         h("td", {}, s.events.map((e) => h("span", { class: "chip" }, e))),
-        h("td", {}, s.enabled ? h("span", { class: "pill status-resolved" }, "Active")
+        h("td", {}, s.enabled ? h("span", { class: "pill status-resolved" }, t("webhooks.active"))
           : h("span", { class: "pill status-disabled", title: s.disabled_reason || "" },
-            s.disabled_reason ? "Disabled by the hub" : "Disabled")),
+            s.disabled_reason ? t("webhooks.disabled_by_hub") : t("webhooks.disabled"))),
         h("td", { class: "row-actions" },
           h("button", { class: "btn btn-small", "data-deliveries": s.id, onclick: () => deliveryLog(s, body) },
-            "Deliveries"))))))
-      : h("p", { class: "empty-panel muted" }, "No webhooks yet.")));
+            t("webhooks.deliveries")))))))
+      : h("p", { class: "empty-panel muted" }, t("webhooks.none"))));
 }
 
 function webhookForm(body) {
   const url = h("input", { type: "url", id: "webhook-url", placeholder: "https://crm.example.com/hub-events" });
-  const events = h("div", { class: "checks", id: "webhook-events" }, EVENTS.map(([id, label]) =>
+  const events = h("div", { class: "checks", id: "webhook-events" }, EVENTS().map(([id, label]) =>
     h("label", { class: "check" }, h("input", { type: "checkbox", value: id }), label)));
-  const description = h("input", { type: "text", id: "webhook-description", placeholder: "What is it for?" });
+  const description = h("input", { type: "text", id: "webhook-description", placeholder: t("webhooks.what_for") });
   const general = h("div", { class: "form-error", role: "alert", id: "webhook-error" });
   const content = h("div", {}, h("label", { class: "field" }, h("span", {}, "URL"), url),
-    h("div", { class: "field" }, h("span", {}, "Events"), events),
-    h("label", { class: "field" }, h("span", {}, "Description"), description), general);
-  modal("Add webhook", content, "Add webhook", async () => {
+    h("div", { class: "field" }, h("span", {}, t("webhooks.events")), events),
+    h("label", { class: "field" }, h("span", {}, t("webhooks.description")), description), general);
+  modal(t("webhooks.add"), content, t("webhooks.add"), async () => {
     let made;
     try {
       made = await api.post("/api/v1/webhooks", { url: url.value.trim(), description: description.value.trim(),
@@ -343,10 +356,10 @@ function webhookForm(body) {
       return false;
     }
     automationScreen(body);
-    modal("Webhook secret", h("div", {},
-      h("p", {}, "Verify each delivery's Hub-Signature with this secret (docs/webhooks.md). It is not shown again."),
+    modal(t("webhooks.secret"), h("div", {},
+      h("p", {}, t("webhooks.secret_explain")),
       h("input", { type: "text", id: "webhook-secret", class: "mono", readonly: true, value: made.secret })),
-    "Done", async () => true, { cancel: false });
+    t("webhooks.done"), async () => true, { cancel: false });
     return true;
   });
 }
@@ -364,20 +377,20 @@ async function deliveryLog(sub, body) {
       h("td", { class: "row-actions" }, h("button", { class: "btn btn-small", type: "button", "data-resend": d.id,
         onclick: async () => {
           await api.post(`/api/v1/webhooks/${sub.id}/deliveries/${d.id}/resend`);
-          toast(`Delivery #${d.id} queued again`, "ok");
+          toast(t("webhooks.requeued", { id: d.id }), "ok");
           load();
-        } }, "Resend")))));
+        } }, t("webhooks.resend"))))));
   };
   await load();
   const enable = sub.enabled ? null : h("button", { class: "btn", type: "button", id: "webhook-enable", onclick: async () => {
     await api.patch(`/api/v1/webhooks/${sub.id}`, { enabled: true });
-    toast("Webhook enabled; waiting deliveries resume", "ok");
+    toast(t("webhooks.enabled"), "ok");
     automationScreen(body);
-  } }, "Enable again");
-  const dlg = modal(`Deliveries to ${sub.url}`, h("div", {},
+  } }, t("webhooks.enable_again"));
+  const dlg = modal(t("webhooks.deliveries_to", { url: sub.url }), h("div", {},
     sub.disabled_reason ? h("div", { class: "notice bad" }, icon("alert"), sub.disabled_reason, " ", enable) : enable,
     h("table", { class: "admin-table", id: "deliveries-admin" },
-      h("thead", {}, h("tr", {}, ["Delivery", "Event", "Status", "Response", "Attempts", ""].map((t) => h("th", {}, t)))),
-      list)), "Close", async () => true, { cancel: false });
+      h("thead", {}, h("tr", {}, [t("webhooks.delivery"), t("webhooks.event"), t("views.status"), t("webhooks.response"), t("webhooks.attempts"), ""].map((title) => h("th", {}, title)))),
+      list)), t("common.close"), async () => true, { cancel: false });
   dlg.classList.add("wide");
 }

@@ -5,6 +5,7 @@
 import { h, icon, clear } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast, modal } from "./state.js";
+import { t } from "./i18n.js";
 
 let items = [];
 let loadedAt = 0;
@@ -34,7 +35,7 @@ function slashAt(text, caret) {
 
 // Returns the picker's element (for the composer to place) and openAll() for its button.
 export function attachPicker(textarea, conversationId) {
-  const list = h("div", { class: "canned-picker hidden", id: "canned-picker", role: "listbox", "aria-label": "Canned responses" });
+  const list = h("div", { class: "canned-picker hidden", id: "canned-picker", role: "listbox", "aria-label": t("reply.canned") });
   let open = null; // {start, query, at}
 
   const close = () => {
@@ -59,9 +60,9 @@ export function attachPicker(textarea, conversationId) {
       "aria-selected": String(i === open.at), "data-shortcut": c.shortcut,
       onmousedown: (e) => { e.preventDefault(); choose(c); },
     }, h("span", { class: "canned-top" }, h("strong", {}, `/${c.shortcut}`), h("span", {}, c.title),
-      c.scope === "team" ? h("span", { class: "pill" }, "Team") : null),
+      c.scope === "team" ? h("span", { class: "pill" }, t("canned.team")) : null),
     h("small", { class: "muted" }, c.body.slice(0, 90)))) : [h("div", { class: "muted canned-none" },
-      items.length ? `No canned response matches “${open.query}”` : "No canned responses yet: add one with the ☰ button")]));
+      items.length ? t("canned.no_match", { query: open.query }) : t("canned.none"))]));
     list.classList.remove("hidden");
     if (found[open.at]) textarea.setAttribute("aria-activedescendant", `canned-${found[open.at].id}`);
   };
@@ -83,7 +84,7 @@ export function attachPicker(textarea, conversationId) {
     textarea.setSelectionRange(caret, caret);
     textarea.focus();
     textarea.dispatchEvent(new Event("input"));
-    if (filled.missing.length) toast(`Fill in before sending: ${filled.missing.join(", ")}`, "info", 8000);
+    if (filled.missing.length) toast(t("canned.fill_in", { missing: filled.missing.join(", ") }), "info", 8000);
   };
 
   textarea.addEventListener("input", () => {
@@ -133,12 +134,12 @@ export async function manage() {
   const rows = h("ul", { class: "canned-manage" });
   let editing = null; // the response the form below changes, or null to add one
   const paint = () => clear(rows).append(...items.map((c) => h("li", { "data-shortcut": c.shortcut },
-    h("div", {}, h("strong", {}, `/${c.shortcut}`), " ", c.title, c.scope === "team" ? h("span", { class: "pill" }, "Team") : null,
+    h("div", {}, h("strong", {}, `/${c.shortcut}`), " ", c.title, c.scope === "team" ? h("span", { class: "pill" }, t("canned.team")) : null,
       h("div", { class: "muted" }, c.body)),
     c.scope === "personal" || manager ? h("span", { class: "row-actions" }, h("button", { class: "icon-btn", type: "button",
-      "aria-label": `Edit /${c.shortcut}`, title: "Edit", onclick: () => edit(c) }, icon("pencil")),
-    h("button", { class: "icon-btn", type: "button", "aria-label": `Delete /${c.shortcut}`,
-      title: "Delete", onclick: async () => {
+      "aria-label": t("canned.edit", { shortcut: c.shortcut }), title: t("common.edit"), onclick: () => edit(c) }, icon("pencil")),
+    h("button", { class: "icon-btn", type: "button", "aria-label": t("canned.delete", { shortcut: c.shortcut }),
+      title: t("common.delete"), onclick: async () => {
         try {
           await api.del(`/api/v1/canned-responses/${c.id}`);
           await load(true);
@@ -149,13 +150,13 @@ export async function manage() {
       } }, icon("x"))) : null)));
   paint();
   const shortcut = h("input", { type: "text", id: "canned-shortcut", placeholder: "refund", autocomplete: "off" });
-  const title = h("input", { type: "text", id: "canned-title", placeholder: "Refund issued" });
+  const title = h("input", { type: "text", id: "canned-title", placeholder: t("canned.title_placeholder") });
   const body = h("textarea", { id: "canned-body", rows: 4,
-    placeholder: "Hi {{customer.first_name}}, your refund for order {{attributes.order_id}} is on its way. {{agent.first_name}}" });
-  const scope = manager ? h("select", { id: "canned-scope" }, h("option", { value: "personal" }, "Only me"),
-    h("option", { value: "team" }, "The whole team")) : null;
+    placeholder: t("canned.body_placeholder") });
+  const scope = manager ? h("select", { id: "canned-scope" }, h("option", { value: "personal" }, t("canned.only_me")),
+    h("option", { value: "team" }, t("canned.whole_team"))) : null;
   const error = h("div", { class: "form-error", role: "alert" });
-  const heading = h("h3", { class: "canned-add", id: "canned-form-title" }, "Add one");
+  const heading = h("h3", { class: "canned-add", id: "canned-form-title" }, t("canned.add_one"));
   const edit = (c) => {
     editing = c;
     shortcut.value = c.shortcut;
@@ -165,21 +166,21 @@ export async function manage() {
       scope.value = c.scope;
       scope.disabled = true; // who a response is for stays; add a new one for the other
     }
-    heading.textContent = `Edit /${c.shortcut}`;
-    dlg.querySelector("#modal-ok").textContent = "Save";
+    heading.textContent = t("canned.edit", { shortcut: c.shortcut });
+    dlg.querySelector("#modal-ok").textContent = t("common.save");
     error.textContent = "";
     title.focus();
   };
-  const dlg = modal("Canned responses", [
+  const dlg = modal(t("reply.canned"), [
     rows,
     heading,
-    h("label", { class: "field" }, h("span", {}, "Shortcut (typed after /)"), shortcut),
-    h("label", { class: "field" }, h("span", {}, "Title"), title),
-    h("label", { class: "field" }, h("span", {}, "Text"), body,
-      h("small", { class: "muted" }, "Variables: {{customer.name}}, {{customer.first_name}}, {{agent.name}}, {{agent.first_name}}, {{attributes.order_id}}…")),
-    scope ? h("label", { class: "field" }, h("span", {}, "Who can use it"), scope) : null,
+    h("label", { class: "field" }, h("span", {}, t("canned.shortcut")), shortcut),
+    h("label", { class: "field" }, h("span", {}, t("labels.title")), title),
+    h("label", { class: "field" }, h("span", {}, t("canned.text")), body,
+      h("small", { class: "muted" }, t("canned.variables"))),
+    scope ? h("label", { class: "field" }, h("span", {}, t("canned.who")), scope) : null,
     error,
-  ], "Add", async () => {
+  ], t("canned.add"), async () => {
     const fields = { shortcut: shortcut.value.trim().replace(/^\//, ""), title: title.value.trim(), body: body.value };
     try {
       if (editing) await api.patch(`/api/v1/canned-responses/${editing.id}`, fields);
@@ -189,7 +190,7 @@ export async function manage() {
       return false;
     }
     await load(true);
-    toast(`/${fields.shortcut} ${editing ? "saved" : "added"}`, "ok");
+    toast(editing ? t("canned.saved", { shortcut: fields.shortcut }) : t("canned.added", { shortcut: fields.shortcut }), "ok");
     return true;
   });
 }

@@ -1,5 +1,5 @@
 // The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
-import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration } from "./dom.js";
+import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration, statusName } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
@@ -8,11 +8,10 @@ import { labelEditor } from "./labels.js";
 import { chooseSnooze, snoozeText } from "./views.js";
 import { customerCard, detailsCard } from "./profile.js";
 import { macroButton } from "./macros.js";
+import { t, formatNumber } from "./i18n.js";
 import { attachMentionPicker, readMentionsIn } from "./mentions.js";
 
 let view = null; // {conv, customer, messages: Map, next, els...}
-
-const STATUS_LABEL = { open: "Waiting", assigned: "Assigned", snoozed: "Snoozed", resolved: "Resolved" };
 
 export function currentConversation() {
   return view && view.conv;
@@ -20,9 +19,9 @@ export function currentConversation() {
 
 export function agentName(id) {
   if (id === null || id === undefined) return "";
-  if (state.me && id === state.me.id) return "You";
+  if (state.me && id === state.me.id) return t("conv.you");
   const a = state.agents.get(id);
-  return a ? a.name : `Agent #${id}`;
+  return a ? a.name : t("conv.agent_number", { id });
 }
 
 // The channels a reply can go out on: a phone call carries no text (the Call button places calls).
@@ -39,7 +38,7 @@ function identityFor(channel, customer) {
 export async function openConversation(id, main, side, focusMessage = null) {
   const token = {};
   view = { token, id, messages: new Map(), next: null, files: [] };
-  clear(main).append(h("div", { class: "loading" }, "Loading conversation…"));
+  clear(main).append(h("div", { class: "loading" }, t("conv.loading")));
   clear(side);
   let conv;
   try {
@@ -47,9 +46,9 @@ export async function openConversation(id, main, side, focusMessage = null) {
   } catch (err) {
     if (view.token !== token) return;
     clear(main).append(h("div", { class: "empty-state" }, icon("inbox", "big"),
-      h("h2", {}, err.status === 404 ? "Not available" : "Could not open this conversation"),
+      h("h2", {}, err.status === 404 ? t("conv.not_available") : t("conv.could_not_open")),
       h("p", {}, err.status === 404
-        ? "This conversation does not exist or is not in your queues."
+        ? t("conv.not_yours")
         : err.message)));
     return;
   }
@@ -70,7 +69,7 @@ async function showMessage(messageId) {
   if (v !== view) return;
   const el = v.timelineEl.querySelector(`[data-mid="${Number(messageId)}"]`);
   if (!el) {
-    toast("That message is no longer on this customer's timeline.", "info");
+    toast(t("conv.message_gone"), "info");
     return;
   }
   el.scrollIntoView({ block: "center" });
@@ -105,41 +104,41 @@ function renderHeader() {
   const mine = conv.agent_id === state.me.id;
   clear(view.headerEl).append(
     h("div", { class: "conv-title" },
-      h("a", { class: "icon-btn back-btn", href: "#/", "aria-label": "Back to the inbox", title: "Back to the inbox" },
+      h("a", { class: "icon-btn back-btn", href: "#/", "aria-label": t("conv.back"), title: t("conv.back") },
         icon("back")),
       h("div", { class: "avatar" }, initials(displayName(customer))),
       h("div", {},
         h("h1", {}, displayName(customer)),
         h("div", { class: "conv-sub" },
-          h("span", { class: `pill status-${conv.status}` }, STATUS_LABEL[conv.status] || conv.status),
-          h("span", {}, queue ? queue.title : conv.queue || "No queue"),
+          h("span", { class: `pill status-${conv.status}` }, statusName(conv.status)),
+          h("span", {}, queue ? queue.title : conv.queue || t("conv.no_queue")),
           assigned ? h("span", {}, `· ${assigned}`) : null,
           conv.status === "snoozed" ? h("span", { class: "snooze-note", id: "snooze-note" }, `· ${snoozeText(conv.snooze)}`) : null,
-          h("span", { class: "muted" }, `· #${conv.id} · opened ${since(conv.created_at)}`)),
+          h("span", { class: "muted" }, `· #${conv.id} · ${t("conv.opened", { when: since(conv.created_at) })}`)),
         labelEditor(`/api/v1/conversations/${conv.id}/labels`, conv.labels || [], (names) => {
           if (view && view.conv && view.conv.id === conv.id) view.conv.labels = names;
           refreshInbox();
         }, "conv-labels"))),
     h("div", { class: "conv-actions" },
       callState(),
-      conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn", "aria-label": "Assign to me",
-        onclick: claim, title: "Assign to me (m)" }, icon("users"), h("span", { class: "label" }, "Assign to me")) : null,
-      conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", "aria-label": "Reopen", onclick: () => reopen(),
-        title: "Open this conversation again" }, icon("inbox"), h("span", { class: "label" }, "Reopen")) : null,
-      ["open", "assigned"].includes(conv.status) ? h("button", { class: "btn", id: "snooze-btn", "aria-label": "Snooze",
-        onclick: snooze, title: "Snooze (z)" }, icon("snooze"), h("span", { class: "label" }, "Snooze")) : null,
-      conv.status === "snoozed" ? h("button", { class: "btn", id: "unsnooze-btn", "aria-label": "Unsnooze", onclick: unsnooze,
-        title: "Bring it back now" }, icon("snooze"), h("span", { class: "label" }, "Unsnooze")) : null,
-      canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: `Call ${phoneOf(customer)}`,
-        disabled: callLive() }, icon("voice"), "Call") : null,
+      conv.status === "open" && !mine && state.routing ? h("button", { class: "btn btn-primary", id: "claim-btn", "aria-label": t("keys.claim"),
+        onclick: claim, title: t("conv.claim_title") }, icon("users"), h("span", { class: "label" }, t("keys.claim"))) : null,
+      conv.status === "resolved" ? h("button", { class: "btn", id: "reopen-btn", "aria-label": t("conv.reopen"), onclick: () => reopen(),
+        title: t("conv.reopen_title") }, icon("inbox"), h("span", { class: "label" }, t("conv.reopen"))) : null,
+      ["open", "assigned"].includes(conv.status) ? h("button", { class: "btn", id: "snooze-btn", "aria-label": t("keys.snooze"),
+        onclick: snooze, title: t("conv.snooze_title") }, icon("snooze"), h("span", { class: "label" }, t("keys.snooze"))) : null,
+      conv.status === "snoozed" ? h("button", { class: "btn", id: "unsnooze-btn", "aria-label": t("conv.unsnooze"), onclick: unsnooze,
+        title: t("conv.unsnooze_title") }, icon("snooze"), h("span", { class: "label" }, t("conv.unsnooze"))) : null,
+      canCall() ? h("button", { class: "btn", id: "call-btn", onclick: placeCall, title: t("conv.call_title", { number: phoneOf(customer) }),
+        disabled: callLive() }, icon("voice"), t("inbox.call")) : null,
       conv.status === "resolved" ? null : macroButton(conv.id, macroApplied),
-      h("button", { class: "btn", id: "transfer-btn", "aria-label": "Transfer", onclick: openTransfer, title: "Transfer (t)",
+      h("button", { class: "btn", id: "transfer-btn", "aria-label": t("keys.transfer"), onclick: openTransfer, title: t("conv.transfer_title"),
         disabled: conv.status === "resolved" || !state.routing },
-        icon("transfer"), h("span", { class: "label" }, "Transfer")),
+        icon("transfer"), h("span", { class: "label" }, t("keys.transfer"))),
       conv.status === "resolved" ? null : h("button", { class: `btn ${conv.status === "open" && !mine ? "" : "btn-primary"}`,
-        id: "resolve-btn", "aria-label": "Resolve", onclick: resolve, title: "Resolve (e)" }, icon("resolve"), h("span", { class: "label" }, "Resolve")),
-      h("button", { class: "icon-btn drawer-btn", id: "drawer-btn", "aria-label": "Customer details",
-        title: "Customer details", "aria-expanded": "false", onclick: () => toggleDrawer() }, icon("users"))));
+        id: "resolve-btn", "aria-label": t("conv.resolve"), onclick: resolve, title: t("conv.resolve_title") }, icon("resolve"), h("span", { class: "label" }, t("conv.resolve"))),
+      h("button", { class: "icon-btn drawer-btn", id: "drawer-btn", "aria-label": t("conv.details"),
+        title: t("conv.details"), "aria-expanded": "false", onclick: () => toggleDrawer() }, icon("users"))));
 }
 
 // A macro ran (CONV: the conversation after it) or stopped part way (null): show what is true now.
@@ -177,11 +176,11 @@ async function placeCall() {
     if (view !== v) return;
     v.calling = msg;
     addMessage(msg);
-    toast("Calling: your phone rings first, then the customer's.", "info", 6000);
+    toast(t("conv.calling"), "info", 6000);
   } catch (err) {
     if (view !== v) return;
     v.calling = null;
-    toast(err.status === 404 || err.status === 405 ? "Calling is not available on this hub." : err.message, "error", 8000);
+    toast(err.status === 404 || err.status === 405 ? t("conv.no_calling") : err.message, "error", 8000);
   }
   renderHeader();
 }
@@ -205,16 +204,16 @@ function callState() {
   const failed = c.status === "failed" || ["no_answer", "failed", "agent_missed"].includes(meta.outcome);
   // "answered" comes with the talk time once the call is over; while the customer is on the line it is "talking".
   const answered = !failed && (meta.outcome === "answered" || c.status === "delivered");
-  const talk = meta.talk_seconds !== undefined && meta.talk_seconds !== null ? ` · talk time ${duration(meta.talk_seconds)}` : "";
+  const talk = meta.talk_seconds !== undefined && meta.talk_seconds !== null ? ` · ${t("call.talk_time", { time: duration(meta.talk_seconds) })}` : "";
   const label = failed
-    ? (meta.outcome === "agent_missed" ? "Your phone did not answer" : meta.outcome === "no_answer"
-      ? "The customer did not answer" : c.status_reason ? `Call failed: ${c.status_reason}` : "Call not connected")
-    : answered ? `Call ended${talk}`
-      : meta.outcome === "talking" ? h("span", {}, "Talking · ", talkClock(meta.talk_started_at))
-        : meta.outcome === "dialing" ? "Dialing the customer…" : "Ringing your phone…";
+    ? (meta.outcome === "agent_missed" ? t("call.agent_missed") : meta.outcome === "no_answer"
+      ? t("call.no_answer") : c.status_reason ? t("call.failed", { reason: c.status_reason }) : t("call.not_connected"))
+    : answered ? `${t("call.ended")}${talk}`
+      : meta.outcome === "talking" ? h("span", {}, t("call.talking"), talkClock(meta.talk_started_at))
+        : meta.outcome === "dialing" ? t("call.dialing") : t("call.ringing");
   return h("span", { class: `call-state ${done ? (answered ? "ok" : "bad") : "live"}`, id: "call-state",
     role: "status", title: c.status_reason || "" }, icon("voice"), label,
-    done ? h("button", { class: "call-state-close", "aria-label": "Dismiss", title: "Dismiss", onclick: () => {
+    done ? h("button", { class: "call-state-close", "aria-label": t("conv.dismiss"), title: t("conv.dismiss"), onclick: () => {
       view.calling = null;
       renderHeader();
     } }, "×") : null);
@@ -230,13 +229,13 @@ function trackCall(msg) {
 // -- reply ------------------------------------------------------------------------------------------------------
 
 function renderReply(options) {
-  const select = h("select", { id: "reply-channel", "aria-label": "Reply channel", onchange: (e) => {
+  const select = h("select", { id: "reply-channel", "aria-label": t("reply.channel"), onchange: (e) => {
     view.channel = e.target.value;
     renderFiles();
   } }, options.map((c) => h("option", { value: c.name, selected: c.name === view.channel },
     `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
   const text = h("textarea", {
-    id: "reply-text", rows: 3, placeholder: "Write a reply…  (/ for canned responses, Ctrl+Enter to send)",
+    id: "reply-text", rows: 3, placeholder: t("reply.placeholder_canned"),
     oninput: () => {
       autosize(text);
       agentTyping(text.value.trim() !== "");
@@ -254,32 +253,32 @@ function renderReply(options) {
   const tabs = ["reply", "note"].map((mode) => h("button", {
     class: `tab ${view.mode === mode ? "active" : ""}`, "data-mode": mode, type: "button",
     onclick: () => setMode(mode),
-  }, mode === "reply" ? "Reply" : "Internal note"));
-  view.sendBtn = h("button", { class: "btn btn-primary", id: "send-btn", onclick: send }, "Send");
+  }, mode === "reply" ? t("keys.reply") : t("keys.note")));
+  view.sendBtn = h("button", { class: "btn btn-primary", id: "send-btn", onclick: send }, t("keys.send"));
   view.textEl = text;
-  view.channelEl = h("label", { class: "channel-pick" }, h("span", { class: "muted" }, "via"), select);
+  view.channelEl = h("label", { class: "channel-pick" }, h("span", { class: "muted" }, t("reply.via")), select);
   // Reply all (email): offered when the customer's last email also went to others; they are copied (Cc).
   const others = emailOthers();
-  view.replyAllEl = others.length ? h("label", { class: "reply-all", title: `Also to ${others.join(", ")}` },
-    h("input", { type: "checkbox", id: "reply-all" }), " Reply all") : null;
+  view.replyAllEl = others.length ? h("label", { class: "reply-all", title: t("reply.also_to", { emails: others.join(", ") }) },
+    h("input", { type: "checkbox", id: "reply-all" }), t("reply.all")) : null;
   const picker = h("input", { type: "file", id: "reply-files", multiple: true, hidden: true,
     onchange: (e) => { addFiles([...e.target.files]); e.target.value = ""; } });
-  view.attachBtn = h("button", { class: "icon-btn", id: "attach-btn", type: "button", "aria-label": "Attach files",
+  view.attachBtn = h("button", { class: "icon-btn", id: "attach-btn", type: "button", "aria-label": t("reply.attach"),
     onclick: () => picker.click() }, icon("paperclip"));
   view.chipsEl = h("div", { class: "file-chips", id: "file-chips" });
   const canned = attachPicker(text, () => view && view.conv && view.conv.id);
   const mentionPicker = attachMentionPicker(text, () => view && view.mode === "note");
-  const cannedBtn = h("button", { class: "icon-btn", id: "canned-btn", type: "button", "aria-label": "Canned responses",
-    title: "Canned responses (type / in the reply)", onclick: () => canned.openAll() }, icon("note"));
+  const cannedBtn = h("button", { class: "icon-btn", id: "canned-btn", type: "button", "aria-label": t("reply.canned"),
+    title: t("reply.canned_title"), onclick: () => canned.openAll() }, icon("note"));
   const cannedManage = h("button", { class: "icon-btn", id: "canned-manage", type: "button",
-    "aria-label": "Manage canned responses", title: "Manage canned responses", onclick: () => manageCanned() }, icon("keyboard"));
+    "aria-label": t("reply.manage_canned"), title: t("reply.manage_canned"), onclick: () => manageCanned() }, icon("keyboard"));
   view.fileNote = h("span", { class: "hint file-note" });
   clear(view.replyEl).append(
     h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.replyAllEl, view.channelEl),
     text, canned.el, mentionPicker, view.chipsEl,
     h("div", { class: "reply-foot" },
       h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.fileNote),
-      h("span", { class: "hint" }, "Ctrl+Enter send · n note · ? shortcuts"),
+      h("span", { class: "hint" }, t("reply.hint")),
       view.sendBtn));
   // Files can also be dropped on the reply box or pasted (a screenshot) into it.
   view.replyEl.ondragover = (e) => {
@@ -302,15 +301,16 @@ function renderReply(options) {
       : new File([f], `pasted-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}${i ? "-" + i : ""}.${(f.type.split("/")[1] || "png")}`, { type: f.type })));
   });
   renderFiles();
-  if (!options.length) view.channelEl.replaceChildren(h("span", { class: "muted" }, "No channel reaches this customer"));
+  if (!options.length) view.channelEl.replaceChildren(h("span", { class: "muted" }, t("reply.no_channel")));
 }
 
 // -- attachments ------------------------------------------------------------------------------------------------
 
 export function formatSize(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`;
+  if (bytes < 1024) return `${formatNumber(bytes)} B`;
+  if (bytes < 1024 * 1024) return `${formatNumber(Math.max(1, Math.round(bytes / 1024)))} KB`;
+  const digits = bytes < 10 * 1024 * 1024 ? 1 : 0;
+  return `${formatNumber(bytes / (1024 * 1024), { minimumFractionDigits: digits, maximumFractionDigits: digits })} MB`;
 }
 
 function chosenChannel() {
@@ -331,10 +331,10 @@ function filesProblem() {
   if (!view.files.length) return null;
   const total = view.files.reduce((n, f) => n + f.size, 0);
   const limit = state.maxAttachmentBytes;
-  if (limit && total > limit) return `The files add up to ${formatSize(total)}; at most ${formatSize(limit)} can go with one reply.`;
-  if (view.mode === "note") return "Notes carry no files: switch to Reply to send them.";
+  if (limit && total > limit) return t("files.too_big", { total: formatSize(total), limit: formatSize(limit) });
+  if (view.mode === "note") return t("files.note");
   const ch = chosenChannel();
-  if (ch && !ch.media) return `${channelLabel(ch.name)} cannot carry files: pick another channel or remove them.`;
+  if (ch && !ch.media) return t("files.channel_cannot", { channel: channelLabel(ch.name) });
   return null;
 }
 
@@ -351,25 +351,26 @@ function renderFiles() {
   clear(view.chipsEl).append(...view.files.map((f, i) => h("span", { class: "file-chip", "data-file": f.name, title: f.name },
     preview(f), h("span", { class: "file-name" }, f.name),
     h("small", {}, formatSize(f.size)),
-    h("button", { class: "chip-x", type: "button", "aria-label": `Remove ${f.name}`, onclick: () => {
+    h("button", { class: "chip-x", type: "button", "aria-label": t("files.remove", { name: f.name }), onclick: () => {
       view.files.splice(i, 1);
       renderFiles();
     } }, icon("x")))));
   const problem = filesProblem();
   const limit = state.maxAttachmentBytes;
   view.fileNote.textContent = problem || (view.files.length
-    ? `${view.files.length} file${view.files.length > 1 ? "s" : ""} · ${formatSize(view.files.reduce((n, f) => n + f.size, 0))}${limit ? ` of ${formatSize(limit)}` : ""}`
-    : limit ? `Attach files up to ${formatSize(limit)} in total` : "");
+    ? `${t("files.count", { count: view.files.length })} · ${formatSize(view.files.reduce((n, f) => n + f.size, 0))}${limit ? ` ${t("files.of", { limit: formatSize(limit) })}` : ""}`
+    : limit ? t("files.up_to", { limit: formatSize(limit) }) : "");
   view.fileNote.classList.toggle("bad", Boolean(problem));
   const ch = chosenChannel();
-  view.attachBtn.title = ch && !ch.media ? `${channelLabel(ch.name)} cannot carry files` : `Attach files (or drop / paste them)${limit ? `, up to ${formatSize(limit)}` : ""}`;
+  view.attachBtn.title = ch && !ch.media ? t("files.channel_no_files", { channel: channelLabel(ch.name) })
+    : limit ? t("files.attach_up_to", { limit: formatSize(limit) }) : t("files.attach");
 }
 
 function readBase64(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
-    reader.onerror = () => reject(new Error(`Could not read ${file.name}`));
+    reader.onerror = () => reject(new Error(t("files.unreadable", { name: file.name })));
     reader.readAsDataURL(file);
   });
 }
@@ -389,8 +390,8 @@ export function setMode(mode) {
   view.replyEl.classList.toggle("note-mode", mode === "note");
   for (const b of view.replyEl.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.mode === mode);
   view.channelEl.style.visibility = mode === "note" ? "hidden" : "visible";
-  view.textEl.placeholder = mode === "note" ? "Add an internal note (only agents see it; @ mentions a teammate)…" : "Write a reply…  (Ctrl+Enter to send)";
-  view.sendBtn.textContent = mode === "note" ? "Add note" : "Send";
+  view.textEl.placeholder = mode === "note" ? t("reply.note_placeholder") : t("reply.placeholder");
+  view.sendBtn.textContent = mode === "note" ? t("reply.add_note") : t("keys.send");
   renderFiles();
   view.textEl.focus();
 }
@@ -425,7 +426,7 @@ async function send() {
     }
     const msg = await api.post(`/api/v1/conversations/${view.conv.id}/messages`, body);
     if (note && msg.not_mentioned && msg.not_mentioned.length) {
-      toast(`Not told (outside this customer's queues): ${msg.not_mentioned.join(", ")}`, "info", 8000);
+      toast(t("reply.not_mentioned", { names: msg.not_mentioned.join(", ") }), "info", 8000);
     }
     agentTyping(false);
     view.textEl.value = "";
@@ -449,7 +450,7 @@ async function resolve() {
   try {
     v.conv = { ...v.conv, ...(await api.post(`/api/v1/conversations/${id}/resolve`, {})) };
     if (view === v) renderHeader();
-    toast(`Conversation #${id} resolved`, "ok", 10000, { label: "Undo", run: () => reopen(id) });
+    toast(t("conv.resolved", { id }), "ok", 10000, { label: t("common.undo"), run: () => reopen(id) });
     refreshInbox();
     if (view === v) loadCustomer();
   } catch (err) {
@@ -471,7 +472,7 @@ function snooze() {
       v.conv = { ...v.conv, ...conv };
       renderHeader();
     }
-    toast(`${snoozeText(conv.snooze)}.`, "ok", 6000, { label: "Undo", run: () => unsnooze(conv.id) });
+    toast(`${snoozeText(conv.snooze)}.`, "ok", 6000, { label: t("common.undo"), run: () => unsnooze(conv.id) });
     refreshInbox();
   });
 }
@@ -484,7 +485,7 @@ async function unsnooze(id = view && view.conv && view.conv.id) {
   if (!id) return;
   try {
     await api.del(`/api/v1/conversations/${id}/snooze`);
-    toast(`Conversation #${id} is back.`, "ok");
+    toast(t("conv.back_now", { id }), "ok");
     if (view && view.conv && view.conv.id === id) reloadConversation();
     refreshInbox();
   } catch (err) {
@@ -503,7 +504,7 @@ async function reopen(id = view && view.conv && view.conv.id) {
   if (!id) return;
   try {
     const conv = await api.post(`/api/v1/conversations/${id}/reopen`, {});
-    toast(conv.claim_refused ? `Reopened: it waits in its queue (${conv.claim_refused}).` : `Conversation #${id} is open again and yours.`,
+    toast(conv.claim_refused ? t("conv.reopened_waits", { reason: conv.claim_refused }) : t("conv.reopened_yours", { id }),
       conv.claim_refused ? "info" : "ok", conv.claim_refused ? 8000 : 4000);
     if (view && view.conv && view.conv.id === id) {
       view.conv = { ...view.conv, ...conv };
@@ -516,7 +517,7 @@ async function reopen(id = view && view.conv && view.conv.id) {
   }
 }
 
-// "Assign to me": through routing, so the hub may say no (at capacity, not Available) and says why.
+// t("keys.claim"): through routing, so the hub may say no (at capacity, not Available) and says why.
 async function claim() {
   if (!view || !view.conv || view.conv.status !== "open") return;
   const v = view;
@@ -525,10 +526,10 @@ async function claim() {
     if (view !== v) return;
     v.conv = { ...v.conv, ...conv };
     renderHeader();
-    toast(conv.agent_id === state.me.id ? "Assigned to you" : "It waits for you until your wrap-up ends.", "ok");
+    toast(conv.agent_id === state.me.id ? t("conv.assigned_to_you") : t("conv.after_wrapup"), "ok");
     refreshInbox();
   } catch (err) {
-    toast(missing(err) ? "Assigning needs the routing engine." : err.message, "error", 8000);
+    toast(missing(err) ? t("conv.claim_needs_routing") : err.message, "error", 8000);
   }
 }
 
@@ -538,34 +539,34 @@ export function claimCurrent() {
 
 export function openTransfer() {
   if (!view || !view.conv || view.conv.status === "resolved" || !state.routing) return;
-  const queueSel = h("select", { id: "transfer-queue" }, h("option", { value: "" }, "Choose a queue…"),
+  const queueSel = h("select", { id: "transfer-queue" }, h("option", { value: "" }, t("transfer.choose_queue")),
     state.queues.map((q) => h("option", { value: q.name }, q.title)));
   const agentSel = h("select", { id: "transfer-agent" }, h("option", { value: "" }, "…or an agent"),
     [...state.agents.values()].filter((a) => a.id !== state.me.id && !a.disabled).map((a) =>
       h("option", { value: a.id }, `${a.name}${a.presence ? " · " + a.presence : ""}`)));
   queueSel.addEventListener("change", () => { if (queueSel.value) agentSel.value = ""; });
   agentSel.addEventListener("change", () => { if (agentSel.value) queueSel.value = ""; });
-  const note = h("textarea", { id: "transfer-note", rows: 3, placeholder: "Note for whoever picks it up (optional)" });
+  const note = h("textarea", { id: "transfer-note", rows: 3, placeholder: t("transfer.note_placeholder") });
   const error = h("div", { class: "form-error", role: "alert" });
-  modal("Transfer conversation", [
-    h("label", { class: "field" }, h("span", {}, "Queue"), queueSel),
-    h("label", { class: "field" }, h("span", {}, "Agent"), agentSel),
-    h("label", { class: "field" }, h("span", {}, "Note"), note), error,
-  ], "Transfer", async () => {
+  modal(t("transfer.title"), [
+    h("label", { class: "field" }, h("span", {}, t("transfer.queue")), queueSel),
+    h("label", { class: "field" }, h("span", {}, t("transfer.agent")), agentSel),
+    h("label", { class: "field" }, h("span", {}, t("search.note")), note), error,
+  ], t("keys.transfer"), async () => {
     const body = { note: note.value.trim() || undefined };
     if (queueSel.value) body.queue = queueSel.value;
     else if (agentSel.value) body.agent_id = Number(agentSel.value);
     else {
-      error.textContent = "Choose a queue or an agent.";
+      error.textContent = t("transfer.choose");
       return false;
     }
     try {
       await api.post(`/api/v1/conversations/${view.conv.id}/transfer`, body);
     } catch (err) {
-      error.textContent = missing(err) ? "Transfers need the routing engine, which this hub does not run." : err.message;
+      error.textContent = missing(err) ? t("transfer.needs_routing") : err.message;
       return false;
     }
-    toast("Conversation transferred", "ok");
+    toast(t("transfer.done"), "ok");
     refreshInbox();
     reloadConversation();
     return true;
@@ -603,19 +604,19 @@ function renderTimeline(scrollToEnd) {
   const before = el.scrollHeight - el.scrollTop;
   const msgs = [...v.messages.values()].sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id - b.id));
   const nodes = [];
-  if (v.next) nodes.push(h("button", { class: "btn btn-ghost load-more", onclick: () => loadTimeline(true) }, "Load earlier messages"));
+  if (v.next) nodes.push(h("button", { class: "btn btn-ghost load-more", onclick: () => loadTimeline(true) }, t("conv.load_earlier")));
   let lastConv = null;
   const agentNames = [...state.agents.values()].map((a) => a.name);
   for (const m of msgs) {
     if (m.conversation_id !== lastConv) {
       const current = m.conversation_id === v.conv.id;
       nodes.push(h("div", { class: `tl-divider ${current ? "current" : ""}` },
-        h("span", {}, `${current ? "This conversation" : "Conversation"} #${m.conversation_id} · ${fullTime(m.created_at)}`)));
+        h("span", {}, `${current ? t("conv.this_conversation", { id: m.conversation_id }) : t("conv.conversation", { id: m.conversation_id })} · ${fullTime(m.created_at)}`)));
       lastConv = m.conversation_id;
     }
     nodes.push(renderMessage(m, { agentName, customerName: displayName(v.customer), agentNames }));
   }
-  if (!msgs.length) nodes.push(h("div", { class: "muted center" }, "No messages yet."));
+  if (!msgs.length) nodes.push(h("div", { class: "muted center" }, t("conv.no_messages")));
   clear(el).append(...nodes);
   if (scrollToEnd) el.scrollTop = el.scrollHeight;
   else el.scrollTop = el.scrollHeight - before;
@@ -777,41 +778,41 @@ function renderSide() {
   const details = h("div", { class: "details-slot" });
   detailsCard(c, profileSaved).then((card) => { if (view === v) details.replaceWith(card); });
   append(clear(v.sideEl), [
-    h("button", { class: "icon-btn drawer-close", id: "drawer-close", type: "button", "aria-label": "Close customer details",
-      title: "Close (Esc)", onclick: () => toggleDrawer(false) }, icon("x")),
+    h("button", { class: "icon-btn drawer-close", id: "drawer-close", type: "button", "aria-label": t("conv.close_details"),
+      title: t("conv.close_esc"), onclick: () => toggleDrawer(false) }, icon("x")),
     customerCard(c, profileSaved),
     details,
     // Shown once an admin has defined labels (or the customer has one).
     !(state.labels || []).length && !(c.labels || []).length ? null : h("section", { class: "side-card", id: "customer-labels-card" },
-      h("h3", {}, "Labels"),
+      h("h3", {}, t("side.labels")),
       labelEditor(`/api/v1/customers/${c.id}/labels`, c.labels || [], (names) => {
         if (view === v) v.customer.labels = names;
         refreshInbox();
       }, "customer-labels")),
     h("section", { class: "side-card" },
-      h("h3", {}, "Identities"),
+      h("h3", {}, t("side.identities")),
       h("ul", { class: "identities" }, (c.identities || []).map((i) => h("li", {},
         channelIcon(i.kind === "phone" ? "voice" : i.kind), h("span", { class: "ident-value", title: i.id }, i.value),
         h("span", { class: "muted" }, i.kind))))),
     h("section", { class: "side-card" },
-      h("h3", {}, "Conversations"),
+      h("h3", {}, t("inbox.label")),
       past.length ? h("ul", { class: "past" }, past.map((p) => h("li", {},
         h("a", { href: `#/c/${p.id}`, class: p.id === v.conv.id ? "current" : "" },
           channelIcon(p.channel), h("span", {}, `#${p.id}`),
-          h("span", { class: `pill status-${p.status}` }, STATUS_LABEL[p.status] || p.status),
-          h("span", { class: "muted" }, ago(p.updated_at)))))) : h("p", { class: "muted" }, "None yet")),
+          h("span", { class: `pill status-${p.status}` }, statusName(p.status)),
+          h("span", { class: "muted" }, ago(p.updated_at)))))) : h("p", { class: "muted" }, t("side.none_yet"))),
     h("section", { class: "side-card" },
-      h("h3", {}, "Notes"),
+      h("h3", {}, t("side.notes")),
       notes.length ? h("ul", { class: "side-notes" }, notes.map((n) => h("li", {},
-        h("div", {}, n.text), h("small", { class: "muted" }, `${agentName(n.agent_id) || "Agent"} · ${since(n.created_at)}`))))
-        : h("p", { class: "muted" }, "No notes. Press n to add one.")),
+        h("div", {}, n.text), h("small", { class: "muted" }, `${agentName(n.agent_id) || t("transfer.agent")} · ${since(n.created_at)}`))))
+        : h("p", { class: "muted" }, t("side.no_notes"))),
     state.me.role === "admin" ? mergeCard(c) : null,
   ]);
 }
 
 function mergeCard(c) {
   const results = h("ul", { class: "merge-results" });
-  const input = h("input", { type: "search", placeholder: "Find the duplicate customer…", id: "merge-search" });
+  const input = h("input", { type: "search", placeholder: t("merge.find"), id: "merge-search" });
   const search = debounce(async () => {
     const q = input.value.trim();
     clear(results);
@@ -823,21 +824,20 @@ function mergeCard(c) {
         h("small", { class: "muted" }, (x.identities || []).map((i) => i.value).join(", "))))));
   }, 250);
   input.addEventListener("input", search);
-  return h("section", { class: "side-card" }, h("h3", {}, "Merge duplicate"), input, results);
+  return h("section", { class: "side-card" }, h("h3", {}, t("merge.title")), input, results);
 }
 
 function confirmMerge(survivor, other) {
-  modal("Merge customers", [
-    h("p", {}, "Move every identity, conversation and message of ", h("strong", {}, displayName(other)),
-      " into ", h("strong", {}, displayName(survivor)), ". This cannot be undone."),
-  ], "Merge", async () => {
+  modal(t("merge.confirm_title"), [
+    h("p", {}, t("merge.explain", { from: displayName(other), into: displayName(survivor) })),
+  ], t("merge.merge"), async () => {
     try {
       await api.post(`/api/v1/customers/${survivor.id}/merge`, { customer_id: other.id });
     } catch (err) {
       toast(err.message, "error");
       return false;
     }
-    toast("Customers merged", "ok");
+    toast(t("merge.done"), "ok");
     resync();
     return true;
   });

@@ -1,5 +1,7 @@
 // DOM building without HTML parsing: every piece of text goes in as a text node, so customer data stays inert.
 
+import { t, formatDate, formatTime, formatDateTime } from "./i18n.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 export function h(tag, attrs, ...children) {
@@ -67,6 +69,7 @@ const ICONS = {
   at: ["M12 16a4 4 0 1 0 0-8 4 4 0 0 0 0 8z", "M16 8v5a3 3 0 0 0 6 0v-1a10 10 0 1 0-3.92 7.94"],
   bell: ["M18 8A6 6 0 0 0 6 8c0 7-3 9-3 9h18s-3-2-3-9", "M13.73 21a2 2 0 0 1-3.46 0"],
   event: ["M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z", "M12 16v-4", "M12 8h.01"],
+  globe: ["M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z", "M2 12h20", "M12 2a15.3 15.3 0 0 1 4 10 15.3 15.3 0 0 1-4 10 15.3 15.3 0 0 1-4-10 15.3 15.3 0 0 1 4-10z"],
   keyboard: ["M20 5H4a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2z", "M6 9h.01M10 9h.01M14 9h.01M18 9h.01M8 13h8M6 17h12"],
 };
 
@@ -83,9 +86,9 @@ export function icon(name, cls = "") {
   return el;
 }
 
-export const CHANNEL_LABELS = {
-  sms: "SMS", voice: "Phone", email: "Email", telegram: "Telegram", webchat: "Web chat",
-  whatsapp: "WhatsApp", api: "Integration", hub: "Internal",
+const CHANNEL_LABELS = {
+  sms: () => t("channel.sms"), voice: () => t("channel.voice"), email: () => t("channel.email"), telegram: () => t("channel.telegram"),
+  webchat: () => t("channel.webchat"), whatsapp: () => t("channel.whatsapp"), api: () => t("channel.api"), hub: () => t("channel.hub"),
 };
 
 // The channel a customer used, as agents should see it: a message that came in through the API names the
@@ -99,7 +102,7 @@ export function shownChannel(channel, identity, meta) {
   const kind = identity ? String(identity).split(":")[0] : "";
   const like = KIND_CHANNEL[kind];
   const label = typeof named === "string" && named.trim() ? named.trim().slice(0, 40)
-    : kind === "phone" ? "Phone" : like ? channelLabel(like) : "Integration";
+    : kind === "phone" ? t("channel.voice") : like ? channelLabel(like) : t("channel.api");
   return [like || "api", label];
 }
 
@@ -110,7 +113,13 @@ export function customerChannel(channel, customer) {
 }
 
 export function channelLabel(name) {
-  return CHANNEL_LABELS[name] || name;
+  return CHANNEL_LABELS[name] ? CHANNEL_LABELS[name]() : name;
+}
+
+// A conversation's status as agents read it ("open" is waiting for an agent).
+export function statusName(status) {
+  return { open: t("status.open"), assigned: t("status.assigned"), snoozed: t("status.snoozed"),
+    resolved: t("status.resolved") }[status] || status;
 }
 
 export function channelIcon(name) {
@@ -123,30 +132,33 @@ export function parseTime(s) {
 }
 
 export function ago(s, now = Date.now()) {
-  const t = parseTime(s);
-  if (!t) return "";
-  const secs = Math.max(0, Math.round((now - t.getTime()) / 1000));
-  if (secs < 45) return "now";
-  if (secs < 3600) return `${Math.round(secs / 60)}m`;
-  if (secs < 86400) return `${Math.floor(secs / 3600)}h`;
-  if (secs < 7 * 86400) return `${Math.floor(secs / 86400)}d`;
-  return t.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  const when = parseTime(s);
+  if (!when) return "";
+  const secs = Math.max(0, Math.round((now - when.getTime()) / 1000));
+  if (secs < 45) return t("time.now");
+  if (secs < 3600) return t("time.minutes", { n: Math.round(secs / 60) });
+  if (secs < 86400) return t("time.hours", { n: Math.floor(secs / 3600) });
+  if (secs < 7 * 86400) return t("time.days", { n: Math.floor(secs / 86400) });
+  return formatDate(when, { month: "short", day: "numeric" });
 }
 
 // "just now", "5m ago", or a date: for sentences, where ago() alone would read "now ago".
-export function since(s) {
-  const a = ago(s);
-  return a === "now" ? "just now" : /\d$/.test(a) ? a : `${a} ago`;
+export function since(s, now = Date.now()) {
+  const when = parseTime(s);
+  if (!when) return "";
+  const secs = (now - when.getTime()) / 1000;
+  if (secs < 45) return t("time.just_now");
+  return secs < 7 * 86400 ? t("time.ago", { when: ago(s, now) }) : ago(s, now);
 }
 
 export function clockTime(s) {
-  const t = parseTime(s);
-  return t ? t.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }) : "";
+  const when = parseTime(s);
+  return when ? formatTime(when, { hour: "2-digit", minute: "2-digit" }) : "";
 }
 
 export function fullTime(s) {
-  const t = parseTime(s);
-  return t ? t.toLocaleString() : "";
+  const when = parseTime(s);
+  return when ? formatDateTime(when) : "";
 }
 
 export function duration(seconds) {
@@ -163,11 +175,11 @@ export function initials(name) {
 }
 
 export function displayName(customer) {
-  if (!customer) return "Unknown";
+  if (!customer) return t("customer.unknown");
   if (customer.display_name) return customer.display_name; // the hub's: a visitor with no name is "Visitor 4821"
   if (customer.name) return customer.name;
   const ident = customer.identity || (customer.identities && customer.identities[0] && customer.identities[0].id);
-  return ident ? String(ident).split(":").slice(1).join(":") : `Customer #${customer.id}`;
+  return ident ? String(ident).split(":").slice(1).join(":") : t("customer.number", { id: customer.id });
 }
 
 export function debounce(fn, ms) {

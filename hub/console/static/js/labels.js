@@ -3,6 +3,7 @@
 import { h, icon, clear, append } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast, modal } from "./state.js";
+import { t } from "./i18n.js";
 
 export async function loadLabels() {
   try {
@@ -30,7 +31,7 @@ export function labelChip(name, onRemove = null) {
   const color = /^#[0-9a-f]{6}$/i.test(d.color) ? d.color : "#64748b";
   return h("span", { class: "label-chip", "data-label": d.name, title: d.name,
     style: { background: color, color: inkOn(color) } }, d.title,
-  onRemove ? h("button", { type: "button", class: "label-x", "aria-label": `Remove label ${d.title}`,
+  onRemove ? h("button", { type: "button", class: "label-x", "aria-label": t("labels.remove", { name: d.title }),
     onclick: (e) => { e.preventDefault(); e.stopPropagation(); onRemove(d.name); } }, "×") : null);
 }
 
@@ -49,9 +50,9 @@ export function labelEditor(path, current, onChange, id) {
   };
   const render = () => {
     const free = (state.labels || []).filter((l) => !names.includes(l.name));
-    const picker = h("select", { class: "label-add", "aria-label": "Add a label", onchange: (e) => {
+    const picker = h("select", { class: "label-add", "aria-label": t("labels.add_one"), onchange: (e) => {
       if (e.target.value) set(e.target.value, true);
-    } }, h("option", { value: "" }, free.length ? "+ Label" : (state.labels || []).length ? "All labels added" : "No labels defined"),
+    } }, h("option", { value: "" }, free.length ? t("labels.plus") : (state.labels || []).length ? t("labels.all_added") : t("labels.none_defined")),
     free.map((l) => h("option", { value: l.name }, l.title)));
     picker.disabled = !free.length;
     // Until an admin defines labels there is nothing to pick: no empty control in every header.
@@ -68,17 +69,17 @@ export async function labelsScreen(body) {
   await loadLabels();
   clear(body).append(h("section", { class: "panel" },
     h("div", { class: "panel-head" },
-      h("div", {}, h("h2", {}, icon("tag"), "Labels"),
-        h("p", { class: "muted" }, "Agents put them on conversations and customers; the inbox filters by them, rules set them.")),
-      h("button", { class: "btn btn-primary", id: "label-new", onclick: () => editLabel(null, body) }, "New label")),
+      h("div", {}, h("h2", {}, icon("tag"), t("side.labels")),
+        h("p", { class: "muted" }, t("labels.explain"))),
+      h("button", { class: "btn btn-primary", id: "label-new", onclick: () => editLabel(null, body) }, t("labels.new"))),
     state.labels.length ? h("table", { class: "admin-table", id: "labels-table" },
-      h("thead", {}, h("tr", {}, ["Label", "Name", "Color", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, [t("reports.label"), t("labels.name"), t("labels.color"), ""].map((title) => h("th", {}, title)))),
       h("tbody", {}, state.labels.map((l) => h("tr", { "data-label-row": l.name },
         h("td", {}, labelChip(l.name)), h("td", { class: "mono" }, l.name), h("td", { class: "mono" }, l.color),
         h("td", { class: "row-actions" },
-          h("button", { class: "btn btn-small", onclick: () => editLabel(l, body) }, "Edit"), " ",
-          h("button", { class: "btn btn-small btn-danger-ghost", onclick: () => deleteLabel(l, body) }, "Delete"))))))
-      : h("p", { class: "empty-panel muted" }, "No labels yet.")));
+          h("button", { class: "btn btn-small", onclick: () => editLabel(l, body) }, t("common.edit")), " ",
+          h("button", { class: "btn btn-small btn-danger-ghost", onclick: () => deleteLabel(l, body) }, t("common.delete")))))))
+      : h("p", { class: "empty-panel muted" }, t("labels.none_yet"))));
 }
 
 function editLabel(l, body) {
@@ -87,11 +88,11 @@ function editLabel(l, body) {
   const title = h("input", { type: "text", id: "label-title", value: l ? l.title : "", placeholder: "e.g. Refund", maxlength: 80 });
   const color = h("input", { type: "color", id: "label-color", value: l ? l.color : "#4353d6" });
   const error = h("div", { class: "form-error", role: "alert" });
-  modal(l ? "Edit label" : "New label", [
-    h("label", { class: "field" }, h("span", {}, "Title"), title),
-    h("label", { class: "field" }, h("span", {}, "Name (used by rules and the API: a-z, 0-9, - and _)"), name),
-    h("label", { class: "field" }, h("span", {}, "Color"), color), error],
-  l ? "Save" : "Add label", async () => {
+  modal(l ? t("labels.edit") : t("labels.new"), [
+    h("label", { class: "field" }, h("span", {}, t("labels.title")), title),
+    h("label", { class: "field" }, h("span", {}, t("labels.name_help")), name),
+    h("label", { class: "field" }, h("span", {}, t("labels.color")), color), error],
+  l ? t("common.save") : t("labels.add"), async () => {
     try {
       if (l) await api.patch(`/api/v1/labels/${l.name}`, { title: title.value.trim(), color: color.value });
       else await api.post("/api/v1/labels", { name: name.value.trim(), title: title.value.trim(), color: color.value });
@@ -99,7 +100,7 @@ function editLabel(l, body) {
       error.textContent = err.message;
       return false;
     }
-    toast(l ? "Label saved." : "Label added.", "ok");
+    toast(l ? t("labels.saved") : t("labels.added"), "ok");
     labelsScreen(body);
     return true;
   });
@@ -110,7 +111,7 @@ function editLabel(l, body) {
 }
 
 function deleteLabel(l, body) {
-  modal("Delete label", [h("p", {}, "Remove ", labelChip(l.name), " from every conversation and customer?")], "Delete", async () => {
+  modal(t("labels.delete"), [h("p", {}, t("labels.delete_before"), labelChip(l.name), t("labels.delete_after"))], t("common.delete"), async () => {
     try {
       await api.del(`/api/v1/labels/${l.name}`);
     } catch (err) {

@@ -3,6 +3,7 @@
 import { h, icon, clear, since, displayName } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast, navigate } from "./state.js";
+import { t } from "./i18n.js";
 
 let unread = 0;
 const listeners = new Set();
@@ -30,8 +31,8 @@ export function onMention(data) {
   setUnread(unread + 1);
   // Already reading that conversation: the note is on screen, so it is read.
   if (new RegExp(`^#/c/${Number(m.conversation_id)}(/|$)`).test(location.hash)) readMentionsIn(m.conversation_id);
-  toast(`${m.by_agent_name || "A teammate"} mentioned you: ${m.text.slice(0, 80)}`, "info", 10000,
-    { label: "Open", run: () => openMention(m) });
+  toast(t("mentions.toast", { name: m.by_agent_name || t("mentions.teammate"), text: m.text.slice(0, 80) }), "info", 10000,
+    { label: t("notify.open"), run: () => openMention(m) });
   if (location.hash === "#/mentions") showMentions(document.getElementById("main"), document.getElementById("side"));
 }
 
@@ -56,7 +57,7 @@ async function openMention(m) {
 export async function showMentions(main, side) {
   clear(side);
   side.classList.add("hidden");
-  clear(main).append(h("div", { class: "loading" }, "Loading mentions…"));
+  clear(main).append(h("div", { class: "loading" }, t("mentions.loading")));
   let page;
   try {
     page = await api.get("/api/v1/mentions?limit=100");
@@ -66,25 +67,25 @@ export async function showMentions(main, side) {
   }
   setUnread(page.unread);
   clear(main).append(h("div", { class: "mentions-page" },
-    h("header", { class: "mentions-head" }, h("h1", {}, "Mentions"),
+    h("header", { class: "mentions-head" }, h("h1", {}, t("nav.mentions")),
       page.unread ? h("button", { class: "btn", id: "mentions-read-all", type: "button", onclick: async () => {
         setUnread((await api.post("/api/v1/mentions/read", {})).unread);
         showMentions(main, side);
-      } }, "Mark all read") : null),
+      } }, t("mentions.read_all")) : null),
     page.items.length ? h("ul", { class: "mentions", id: "mentions" }, page.items.map((m) => h("li", {},
       h("button", { class: `mention ${m.read_at ? "" : "unread"}`, type: "button", "data-mention": m.id,
         onclick: () => openMention(m) },
-      h("span", { class: "mention-top" }, h("strong", {}, m.by_agent_name || "A teammate"),
-        h("span", { class: "muted" }, ` on ${displayName({ display_name: m.customer_name, id: m.customer_id })} · #${m.conversation_id}`),
+      h("span", { class: "mention-top" }, h("strong", {}, m.by_agent_name || t("mentions.teammate")),
+        h("span", { class: "muted" }, ` ${t("mentions.on", { name: displayName({ display_name: m.customer_name, id: m.customer_id }) })} · #${m.conversation_id}`),
         h("time", { class: "muted" }, since(m.created_at))),
       h("span", { class: "mention-text" }, m.text)))))
-      : h("div", { class: "empty-state" }, icon("bell", "big"), h("h2", {}, "No mentions"),
-        h("p", {}, "When a teammate writes @your name in a note, it shows here."))));
+      : h("div", { class: "empty-state" }, icon("bell", "big"), h("h2", {}, t("mentions.none")),
+        h("p", {}, t("mentions.none_explain")))));
 }
 
 // The note composer's "@" picker. IS_NOTE says whether the composer is in note mode (replies mention nobody).
 export function attachMentionPicker(textarea, isNote) {
-  const list = h("div", { class: "canned-picker mention-picker hidden", id: "mention-picker", role: "listbox", "aria-label": "Mention a teammate" });
+  const list = h("div", { class: "canned-picker mention-picker hidden", id: "mention-picker", role: "listbox", "aria-label": t("mentions.picker") });
   let open = null; // {start, query, at, found}
 
   const close = () => {

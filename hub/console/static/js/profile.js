@@ -4,6 +4,7 @@
 import { h, icon, clear, displayName, initials } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast } from "./state.js";
+import { t, formatDate } from "./i18n.js";
 
 let definitions = null;
 let loadedAt = 0;
@@ -29,20 +30,20 @@ export function customerCard(customer, onSaved) {
   const card = h("section", { class: "side-card customer-card" },
     h("div", { class: "avatar big" }, initials(displayName(customer))),
     h("div", { class: "name-row" }, name,
-      h("button", { class: "icon-btn", id: "edit-name", type: "button", "aria-label": "Edit name", title: "Edit name",
+      h("button", { class: "icon-btn", id: "edit-name", type: "button", "aria-label": t("profile.edit_name"), title: t("profile.edit_name"),
         onclick: () => editName() }, icon("pencil"))),
     !customer.name && customer.display_name && customer.display_name !== displayName({ ...customer, display_name: "" })
-      ? h("div", { class: "muted" }, "Name not given yet") : null,
-    h("div", { class: "muted" }, `Customer since ${new Date(Date.parse(customer.created_at.replace(/(\.\d{3})\d+/, "$1"))).toLocaleDateString()}`));
+      ? h("div", { class: "muted" }, t("profile.no_name")) : null,
+    h("div", { class: "muted" }, t("profile.since", { date: formatDate(new Date(Date.parse(customer.created_at.replace(/(\.\d{3})\d+/, "$1")))) })));
 
   const editName = () => {
     const input = h("input", { type: "text", id: "customer-name-input", value: customer.name, maxlength: 255,
-      placeholder: displayName(customer), "aria-label": "Customer name" });
+      placeholder: displayName(customer), "aria-label": t("profile.name") });
     const error = h("div", { class: "field-error", role: "alert" });
     const save = async () => {
       try {
         onSaved(await api.patch(`/api/v1/customers/${customer.id}`, { name: input.value.trim() }));
-        toast("Name saved", "ok");
+        toast(t("profile.name_saved"), "ok");
       } catch (err) {
         error.textContent = err.message;
       }
@@ -52,7 +53,7 @@ export function customerCard(customer, onSaved) {
       if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); card.replaceWith(customerCard(customer, onSaved)); }
     });
     name.replaceWith(h("form", { class: "name-edit", onsubmit: (e) => { e.preventDefault(); save(); } }, input,
-      h("button", { class: "btn btn-primary", type: "submit", id: "save-name" }, "Save"), error));
+      h("button", { class: "btn btn-primary", type: "submit", id: "save-name" }, t("common.save")), error));
     card.querySelector("#edit-name").remove();
     input.focus();
     input.select();
@@ -75,17 +76,17 @@ function inputFor(d, value) {
 export async function detailsCard(customer, onSaved) {
   const defs = await loadDefinitions();
   const values = customer.attributes || {};
-  const section = h("section", { class: "side-card details-card", id: "customer-details" }, h("h3", {}, "Details"));
+  const section = h("section", { class: "side-card details-card", id: "customer-details" }, h("h3", {}, t("profile.details")));
   if (!defs.length) {
     // Only an admin can change that, so only an admin is told how.
     if (state.me.role !== "admin") return h("div", { class: "hidden" });
-    section.append(h("p", { class: "muted" }, "No custom attributes yet: add them under ",
-      h("a", { href: "#/admin/attributes" }, "Admin › Customer attributes"), "."));
+    section.append(h("p", { class: "muted" }, t("profile.none_admin"),
+      h("a", { href: "#/admin/attributes" }, t("profile.admin_link")), "."));
     return section;
   }
   const error = h("div", { class: "form-error", role: "alert", id: "details-error" });
   const inputs = defs.map((d) => [d, inputFor(d, values[d.key])]);
-  const save = h("button", { class: "btn btn-primary", type: "submit", id: "save-details" }, "Save details");
+  const save = h("button", { class: "btn btn-primary", type: "submit", id: "save-details" }, t("profile.save_details"));
   section.append(h("form", { class: "details-form", onsubmit: async (e) => {
     e.preventDefault();
     const changed = {};
@@ -98,7 +99,7 @@ export async function detailsCard(customer, onSaved) {
     save.disabled = true;
     try {
       onSaved(await api.patch(`/api/v1/customers/${customer.id}`, { attributes: changed }));
-      toast("Details saved", "ok");
+      toast(t("profile.details_saved"), "ok");
     } catch (err) {
       error.textContent = err.message;
     } finally {
@@ -114,15 +115,15 @@ export async function showAttributesAdmin(main) {
   const defs = await loadDefinitions(true);
   const key = h("input", { type: "text", id: "attr-key", placeholder: "plan", pattern: "[a-z][a-z0-9_]*", autocomplete: "off" });
   const label = h("input", { type: "text", id: "attr-label", placeholder: "Plan" });
-  const type = h("select", { id: "attr-type" }, ["text", "number", "date", "list"].map((t) => h("option", { value: t }, t)));
-  const options = h("input", { type: "text", id: "attr-options", placeholder: "Free, Pro, Enterprise (list only)" });
+  const type = h("select", { id: "attr-type" }, ["text", "number", "date", "list"].map((kind) => h("option", { value: kind }, kind)));
+  const options = h("input", { type: "text", id: "attr-options", placeholder: t("profile.options_placeholder") });
   const error = h("div", { class: "form-error", role: "alert" });
   const rows = h("ul", { class: "canned-manage", id: "attr-list" }, defs.map((d) => h("li", { "data-attr": d.key },
     h("div", {}, h("strong", {}, d.label), " ", h("span", { class: "pill" }, d.type), " ", h("code", {}, d.key),
       d.options.length ? h("div", { class: "muted" }, d.options.join(" · ")) : null),
-    h("button", { class: "icon-btn", type: "button", "aria-label": `Remove ${d.label}`, title: "Remove (and every customer's value)",
+    h("button", { class: "icon-btn", type: "button", "aria-label": t("files.remove", { name: d.label }), title: t("profile.remove_title"),
       onclick: async () => {
-        if (!confirm(`Remove ${d.label} and every customer's value of it?`)) return;
+        if (!confirm(t("profile.remove_confirm", { name: d.label }))) return;
         try {
           await api.del(`/api/v1/customer-attributes/${d.key}`);
           showAttributesAdmin(main);
@@ -131,9 +132,9 @@ export async function showAttributesAdmin(main) {
         }
       } }, icon("x")))));
   clear(main).append(h("div", { class: "admin-page" },
-    h("h2", {}, "Customer attributes"),
-    h("p", { class: "muted" }, "Shown and edited in every customer's panel. The hub checks values by type."),
-    defs.length ? rows : h("p", { class: "muted" }, "None yet."),
+    h("h2", {}, t("profile.attributes")),
+    h("p", { class: "muted" }, t("profile.attributes_explain")),
+    defs.length ? rows : h("p", { class: "muted" }, t("common.none_yet")),
     h("form", { class: "form-grid", id: "attr-form", onsubmit: async (e) => {
       e.preventDefault();
       error.textContent = "";
@@ -145,12 +146,12 @@ export async function showAttributesAdmin(main) {
         error.textContent = err.message;
         return;
       }
-      toast(`${label.value.trim()} added`, "ok");
+      toast(t("common.added", { name: label.value.trim() }), "ok");
       showAttributesAdmin(main);
     } },
-      h("label", { class: "field" }, h("span", {}, "Key"), key),
-      h("label", { class: "field" }, h("span", {}, "Label"), label),
-      h("label", { class: "field" }, h("span", {}, "Type"), type),
-      h("label", { class: "field" }, h("span", {}, "Options"), options),
-      error, h("button", { class: "btn btn-primary", type: "submit", id: "attr-add" }, "Add attribute"))));
+      h("label", { class: "field" }, h("span", {}, t("profile.key")), key),
+      h("label", { class: "field" }, h("span", {}, t("reports.label")), label),
+      h("label", { class: "field" }, h("span", {}, t("profile.type")), type),
+      h("label", { class: "field" }, h("span", {}, t("profile.options")), options),
+      error, h("button", { class: "btn btn-primary", type: "submit", id: "attr-add" }, t("profile.add_attribute")))));
 }

@@ -6,27 +6,31 @@ import { api } from "./api.js";
 import { state } from "./state.js";
 import { staffingPanel } from "./staffing.js";
 import { segmentsPanel } from "./segments.js";
+import { t, formatNumber, formatDate, formatDateTime } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["365", "Last 12 months"]];
-const CARDS = [
-  ["conversations_opened", "Conversations", "count"], ["conversations_resolved", "Resolved", "count"],
-  ["first_response_time", "First response", "time"], ["reply_time", "Reply time", "time"],
-  ["resolution_time", "Resolution time", "time"], ["wait_time", "Wait in queue", "time"],
-  ["sla_attainment", "Answered within SLA", "ratio"], ["abandon_rate", "Abandoned", "ratio"],
-  ["first_contact_resolution", "First-contact resolution", "ratio"], ["messages_in", "Messages in", "count"],
-  ["messages_out", "Messages out", "count"], ["after_hours", "After hours", "count"],
-  ["csat_score", "Satisfied (CSAT)", "ratio"], ["csat_responses", "Survey answers", "count"],
+// Built when drawn, so they are in the language chosen at that moment.
+const RANGES = () => [["7", t("reports.last_7")], ["30", t("reports.last_30")], ["90", t("reports.last_90")],
+  ["365", t("reports.last_365")]];
+const CARDS = () => [
+  ["conversations_opened", t("inbox.label"), "count"], ["conversations_resolved", t("status.resolved"), "count"],
+  ["first_response_time", t("reports.first_response"), "time"], ["reply_time", t("reports.reply_time"), "time"],
+  ["resolution_time", t("reports.resolution_time"), "time"], ["wait_time", t("reports.wait_time"), "time"],
+  ["sla_attainment", t("reports.sla_attainment"), "ratio"], ["abandon_rate", t("reports.abandoned"), "ratio"],
+  ["first_contact_resolution", t("reports.fcr"), "ratio"], ["messages_in", t("reports.messages_in"), "count"],
+  ["messages_out", t("reports.messages_out"), "count"], ["after_hours", t("reports.after_hours"), "count"],
+  ["csat_score", t("reports.csat_score"), "ratio"], ["csat_responses", t("reports.csat_responses"), "count"],
 ];
-const COLUMNS = [
-  ["conversations_opened", "Opened", "count"], ["conversations_resolved", "Resolved", "count"],
-  ["first_response_time", "First response", "time"], ["reply_time", "Reply", "time"],
-  ["resolution_time", "Resolution", "time"], ["sla_attainment", "Within SLA", "ratio"],
-  ["abandoned", "Abandoned", "count"], ["transfers", "Transfers", "count"],
-  ["offers_rejected", "Rejected", "count"], ["offers_timed_out", "Timed out", "count"],
-  ["csat_score", "CSAT", "ratio"],
+const COLUMNS = () => [
+  ["conversations_opened", t("reports.opened"), "count"], ["conversations_resolved", t("status.resolved"), "count"],
+  ["first_response_time", t("reports.first_response"), "time"], ["reply_time", t("reports.reply"), "time"],
+  ["resolution_time", t("reports.resolution"), "time"], ["sla_attainment", t("reports.within_sla"), "ratio"],
+  ["abandoned", t("reports.abandoned"), "count"], ["transfers", t("reports.transfers"), "count"],
+  ["offers_rejected", t("reports.rejected"), "count"], ["offers_timed_out", t("reports.timed_out"), "count"],
+  ["csat_score", t("reports.csat"), "ratio"],
 ];
-const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+// Monday to Sunday in the console's language (1 January 2024 was a Monday).
+const DAYS = () => [...Array(7).keys()].map((i) => formatDate(new Date(2024, 0, 1 + i), { weekday: "short" }));
 const view = { days: "7", group: "day", by: "queue", filter: "" };
 
 function tz() {
@@ -53,18 +57,18 @@ function params(extra = {}, filtered = true) {
 function show(value, unit) {
   if (value === null || value === undefined) return "—";
   if (unit === "time") return duration(value);
-  if (unit === "ratio") return `${Math.round(value * 100)}%`;
-  return Number(value).toLocaleString();
+  if (unit === "ratio") return formatNumber(value, { style: "percent", maximumFractionDigits: 0 });
+  return formatNumber(Number(value));
 }
 
 function delta(now, before, unit) {
   if (now === null || before === null || before === undefined || before === 0) return null;
   const change = (now - before) / before;
-  if (!Number.isFinite(change) || Math.abs(change) < 0.005) return h("span", { class: "delta" }, "±0%");
+  if (!Number.isFinite(change) || Math.abs(change) < 0.005) return h("span", { class: "delta" }, `±${formatNumber(0, { style: "percent" })}`);
   // Shorter times are better; more of a count or a ratio is better (except abandoned ones).
   const better = unit === "time" ? change < 0 : change > 0;
-  return h("span", { class: `delta ${better ? "up" : "down"}`, title: `was ${show(before, unit)}` },
-    `${change > 0 ? "▲" : "▼"} ${Math.abs(Math.round(change * 100))}%`);
+  return h("span", { class: `delta ${better ? "up" : "down"}`, title: t("reports.was", { value: show(before, unit) }) },
+    `${change > 0 ? "▲" : "▼"} ${formatNumber(Math.abs(Math.round(change * 100)) / 100, { style: "percent" })}`);
 }
 
 function svg(tag, attrs, ...children) {
@@ -76,9 +80,9 @@ function svg(tag, attrs, ...children) {
 
 function label(start, group) {
   const d = new Date(start);
-  if (group === "hour") return d.toLocaleString([], { weekday: "short", hour: "2-digit" });
-  if (group === "month") return d.toLocaleDateString([], { month: "short", year: "2-digit" });
-  return d.toLocaleDateString([], { month: "short", day: "numeric" });
+  if (group === "hour") return formatDateTime(d, { weekday: "short", hour: "2-digit" });
+  if (group === "month") return formatDate(d, { month: "short", year: "2-digit" });
+  return formatDate(d, { month: "short", day: "numeric" });
 }
 
 function chart(buckets, group) {
@@ -90,57 +94,61 @@ function chart(buckets, group) {
   const step = (W - L) / Math.max(1, buckets.length);
   const y = (v) => T + (H - T - B) * (1 - v / top);
   const el = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "report-chart", role: "img",
-    "aria-label": "Conversations opened and resolved" });
+    "aria-label": t("reports.chart_label") });
   for (const f of [0, 0.5, 1]) {
     el.append(svg("line", { x1: L, x2: W, y1: y(top * f), y2: y(top * f), class: "grid" }),
-      svg("text", { x: L - 6, y: y(top * f) + 4, class: "axis", "text-anchor": "end" }, Math.round(top * f)));
+      svg("text", { x: L - 6, y: y(top * f) + 4, class: "axis", "text-anchor": "end" }, formatNumber(Math.round(top * f))));
   }
   buckets.forEach((b, i) => {
     const x = L + i * step;
     el.append(svg("rect", { x: x + step * 0.15, y: y(opened[i]), width: step * 0.7, height: H - B - y(opened[i]),
-      class: "bar-opened" }, svg("title", {}, `${label(b.start, group)}: ${opened[i]} opened, ${resolved[i]} resolved`)));
+      class: "bar-opened" }, svg("title", {}, t("reports.bar_title", { when: label(b.start, group), opened: opened[i], resolved: resolved[i] }))));
     const every = Math.ceil(buckets.length / 12);
     if (i % every === 0) el.append(svg("text", { x: x + step / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, label(b.start, group)));
   });
   const points = resolved.map((v, i) => `${L + i * step + step / 2},${y(v)}`).join(" ");
   el.append(svg("polyline", { points, class: "line-resolved" }));
   return h("figure", { class: "panel chart-panel" },
-    h("figcaption", {}, h("strong", {}, "Conversations"), h("span", { class: "legend" },
-      h("i", { class: "key opened" }), "opened", h("i", { class: "key resolved" }), "resolved")), el);
+    h("figcaption", {}, h("strong", {}, t("inbox.label")), h("span", { class: "legend" },
+      h("i", { class: "key opened" }), t("reports.legend_opened"), h("i", { class: "key resolved" }), t("reports.legend_resolved"))), el);
 }
 
 function heatmap(cells) {
   const top = Math.max(1, ...cells.flat());
+  const days = DAYS();
   return h("section", { class: "panel" },
-    h("h2", {}, "Conversations by hour of the week"),
+    h("h2", {}, t("reports.heatmap")),
     h("table", { class: "heatmap", id: "report-heatmap" },
       h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
-      h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, DAYS[d]),
-        row.map((n, hr) => h("td", { title: `${DAYS[d]} ${hr}:00 — ${n}`,
+      h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, days[d]),
+        row.map((n, hr) => h("td", { title: `${days[d]} ${hr}:00 — ${formatNumber(n)}`,
           style: { background: n ? `rgba(67, 83, 214, ${(0.08 + 0.92 * n / top).toFixed(2)})` : "" } })))))));
 }
+
+const BY_NAMES = () => ({ queue: t("transfer.queue"), channel: t("reports.channel"), agent: t("transfer.agent"),
+  label: t("reports.label") });
 
 function csvLink(path, p) {
   const q = new URLSearchParams(p);
   q.set("format", "csv");
-  return h("a", { class: "btn btn-small", href: `${path}?${q}`, download: "" }, "Export CSV");
+  return h("a", { class: "btn btn-small", href: `${path}?${q}`, download: "" }, t("reports.export_csv"));
 }
 
 function breakdown(data) {
   const name = (v) => (data.by === "channel" ? channelLabel(v) : v);
   // Conversations open in a queue or on a channel; an agent answers them.
-  const columns = data.by === "agent" ? [["answered", "Answered", "count"], ...COLUMNS.slice(1)] : COLUMNS;
+  const columns = data.by === "agent" ? [["answered", t("reports.answered"), "count"], ...COLUMNS().slice(1)] : COLUMNS();
   return h("table", { class: "report-table", id: "report-breakdown" },
-    h("thead", {}, h("tr", {}, h("th", {}, data.by[0].toUpperCase() + data.by.slice(1)), columns.map(([, t]) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, h("th", {}, BY_NAMES()[data.by] || data.by), columns.map(([, title]) => h("th", {}, title)))),
     h("tbody", {}, data.rows.length ? data.rows.map((r) => h("tr", {},
       h("td", {}, ["agent", "queue", "label"].includes(data.by) ? r.label : name(r.value)),
       columns.map(([k, , unit]) => h("td", {}, show(r.figures[k], unit)))))
-      : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, "Nothing in this range."))));
+      : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, t("reports.nothing")))));
 }
 
 function select(id, value, options, onchange, label) {
   return h("select", { id, "aria-label": label, onchange: (e) => onchange(e.target.value) },
-    options.map(([v, t]) => h("option", { value: v, selected: v === value ? "selected" : null }, t)));
+    options.map(([v, text]) => h("option", { value: v, selected: v === value ? "selected" : null }, text)));
 }
 
 let refresher = null;
@@ -151,7 +159,7 @@ export async function showReports(main, side, quiet = false) {
   side.classList.add("hidden");
   const previousSegments = quiet ? main.querySelector("#segments") : null;
   const previousStaffing = quiet ? main.querySelector("#staffing") : null;
-  if (!quiet) clear(main).append(h("div", { class: "loading" }, "Loading reports…"));
+  if (!quiet) clear(main).append(h("div", { class: "loading" }, t("reports.loading")));
   const admin = ["admin", "supervisor"].includes(state.me.role);
   const by = admin ? view.by : "agent";
   const p = params();
@@ -171,29 +179,29 @@ export async function showReports(main, side, quiet = false) {
     return;
   }
   const rerender = () => showReports(main, side);
-  const filters = [["", "Everything"], ...state.queues.map((q) => [`queue:${q.name}`, `Queue: ${q.title || q.name}`]),
-    ...state.channels.map((c) => [`channel:${c.name}`, `Channel: ${channelLabel(c.name)}`])];
+  const filters = [["", t("reports.everything")], ...state.queues.map((q) => [`queue:${q.name}`, t("reports.queue_filter", { name: q.title || q.name })]),
+    ...state.channels.map((c) => [`channel:${c.name}`, t("reports.channel_filter", { name: channelLabel(c.name) })])];
   clear(main).append(h("div", { class: "reports", id: "reports" },
     h("header", { class: "wall-head" },
-      h("div", {}, h("h1", {}, "Reports"), h("p", { class: "muted" },
-        admin ? "Every queue, channel and agent, in your time zone" : "Your own figures, in your time zone",
-        summary.catching_up ? h("span", { class: "catching-up" }, " · updating…") : null)),
+      h("div", {}, h("h1", {}, t("nav.reports")), h("p", { class: "muted" },
+        admin ? t("reports.subtitle_all") : t("reports.subtitle_own"),
+        summary.catching_up ? h("span", { class: "catching-up" }, ` · ${t("reports.updating")}`) : null)),
       h("div", { class: "report-controls" },
-        select("report-range", view.days, RANGES, (v) => { view.days = v; rerender(); }, "Period"),
-        select("report-group", view.group, [["hour", "By hour"], ["day", "By day"], ["week", "By week"], ["month", "By month"]],
-          (v) => { view.group = v; rerender(); }, "Group by"),
-        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }, "Show") : null,
+        select("report-range", view.days, RANGES(), (v) => { view.days = v; rerender(); }, t("reports.period")),
+        select("report-group", view.group, [["hour", t("reports.by_hour")], ["day", t("reports.by_day")], ["week", t("reports.by_week")],
+          ["month", t("reports.by_month")]], (v) => { view.group = v; rerender(); }, t("reports.group_by")),
+        admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }, t("reports.show")) : null,
         csvLink("/api/v1/reports/summary", p),
-        admin ? h("a", { class: "btn btn-small", href: "#/campaigns", id: "reports-campaigns" }, "Campaigns") : null)),
-    h("section", { class: "report-cards" }, CARDS.map(([k, title, unit]) => h("div", { class: "kpi-card", "data-figure": k },
+        admin ? h("a", { class: "btn btn-small", href: "#/campaigns", id: "reports-campaigns" }, t("nav.campaigns")) : null)),
+    h("section", { class: "report-cards" }, CARDS().map(([k, title, unit]) => h("div", { class: "kpi-card", "data-figure": k },
       h("span", { class: "muted" }, title), h("strong", {}, show(summary.figures[k], unit)),
       delta(summary.figures[k], summary.previous[k], unit)))),
     chart(series.buckets, series.group),
     h("section", { class: "panel" },
-      h("header", { class: "panel-head" }, h("h2", {}, "Breakdown"),
-        admin ? select("report-by", view.by, [["queue", "By queue"], ["channel", "By channel"], ["agent", "By agent"],
-          ["label", "By label"]],
-          (v) => { view.by = v; view.filter = ""; rerender(); }, "Break down") : null,
+      h("header", { class: "panel-head" }, h("h2", {}, t("reports.breakdown")),
+        admin ? select("report-by", view.by, [["queue", t("reports.by_queue")], ["channel", t("reports.by_channel")],
+          ["agent", t("reports.by_agent")], ["label", t("reports.by_label")]],
+          (v) => { view.by = v; view.filter = ""; rerender(); }, t("reports.break_down")) : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
     heatmap(heat.cells)));

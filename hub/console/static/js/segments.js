@@ -3,9 +3,11 @@
 import { h, icon, clear, channelLabel, ago } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast } from "./state.js";
+import { t, formatNumber } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const GROUP_TITLES = { champions: "Champions", loyal: "Loyal", at_risk: "At risk", lost: "Lost", other: "Other" };
+const GROUP_TITLES = () => ({ champions: t("rfm.champions"), loyal: t("rfm.loyal"), at_risk: t("rfm.at_risk"), lost: t("rfm.lost"),
+  other: t("rfm.other") });
 const open = { id: null, after: 0, pages: [] };
 
 function sparkline(trend) {
@@ -13,7 +15,7 @@ function sparkline(trend) {
   el.setAttribute("viewBox", "0 0 240 48");
   el.setAttribute("class", "segment-trend");
   el.setAttribute("role", "img");
-  el.setAttribute("aria-label", `Size over ${trend.length} day(s)`);
+  el.setAttribute("aria-label", t("segments.size_over", { count: trend.length }));
   const top = Math.max(1, ...trend.map((t) => t.size));
   const step = 240 / Math.max(1, trend.length - 1);
   const line = document.createElementNS(SVG_NS, "polyline");
@@ -25,31 +27,33 @@ function sparkline(trend) {
 
 function criteriaText(c) {
   const parts = [];
-  const range = (r, unit = "") => [r.min !== undefined ? `≥ ${r.min}${unit}` : null, r.max !== undefined ? `≤ ${r.max}${unit}` : null].filter(Boolean).join(" and ");
-  if (c.rfm_group) parts.push(`RFM group ${GROUP_TITLES[c.rfm_group] || c.rfm_group}`);
-  if (c.last_contact_days) parts.push(`last contact ${range(c.last_contact_days, " days ago")}`);
-  if (c.contacts) parts.push(`contacts ${range(c.contacts)}`);
-  if (c.orders) parts.push(`orders ${range(c.orders)}`);
-  if (c.order_value) parts.push(`order value ${range(c.order_value)}`);
-  if (c.csat) parts.push(`satisfaction ${range(c.csat)}`);
-  if (c.channels && c.channels.length) parts.push(`used ${c.channels.map(channelLabel).join(" or ")}`);
-  if (c.labels && c.labels.length) parts.push(`labelled ${c.labels.join(" or ")}`);
+  const range = (r, days = false) => [r.min !== undefined ? `≥ ${r.min}` : null, r.max !== undefined ? `≤ ${r.max}` : null]
+    .filter(Boolean).map((x) => (days ? t("segments.days_ago", { n: x }) : x)).join(t("segments.and"));
+  if (c.rfm_group) parts.push(t("segments.rfm_group", { name: GROUP_TITLES()[c.rfm_group] || c.rfm_group }));
+  if (c.last_contact_days) parts.push(t("segments.last_contact_is", { range: range(c.last_contact_days, true) }));
+  if (c.contacts) parts.push(t("segments.contacts_is", { range: range(c.contacts) }));
+  if (c.orders) parts.push(t("segments.orders_is", { range: range(c.orders) }));
+  if (c.order_value) parts.push(t("segments.value_is", { range: range(c.order_value) }));
+  if (c.csat) parts.push(t("segments.csat_is", { range: range(c.csat) }));
+  if (c.channels && c.channels.length) parts.push(t("segments.used", { channels: c.channels.map(channelLabel).join(t("segments.or")) }));
+  if (c.labels && c.labels.length) parts.push(t("segments.labelled", { labels: c.labels.join(t("segments.or")) }));
   for (const a of c.attributes || []) parts.push(`${a.name} ${a.op.replace("_", " ")}${a.value !== undefined ? ` ${a.value}` : ""}`);
-  if (c.open_conversation !== undefined) parts.push(c.open_conversation ? "has an open conversation" : "no open conversation");
-  return parts.join("; ") || "everyone";
+  if (c.open_conversation !== undefined) parts.push(c.open_conversation ? t("segments.has_open") : t("segments.no_open"));
+  return parts.join("; ") || t("segments.everyone");
 }
 
 function customersTable(items) {
   return h("table", { class: "report-table", id: "segment-customers" },
-    h("thead", {}, h("tr", {}, ["Customer", "Contacts", "Last contact", "Orders", "Value", "CSAT", "R", "F", "M", "Group"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, [t("segments.customer"), t("segments.contacts"), t("segments.last_contact"), t("segments.orders"), t("segments.value"), t("reports.csat"),
+      "R", "F", "M", t("segments.group")].map((title) => h("th", {}, title)))),
     h("tbody", {}, items.length ? items.map((c) => h("tr", { "data-customer": c.customer_id },
       h("td", {}, c.name || (c.identities[0] || `#${c.customer_id}`)), h("td", {}, c.contacts),
       h("td", {}, c.last_contact_at ? ago(c.last_contact_at) : "—"), h("td", {}, c.orders),
-      h("td", {}, c.order_value.toLocaleString([], { maximumFractionDigits: 2 })),
+      h("td", {}, formatNumber(c.order_value, { maximumFractionDigits: 2 })),
       h("td", {}, c.csat_average === null ? "—" : String(c.csat_average)),
       h("td", {}, c.recency_score), h("td", {}, c.frequency_score), h("td", {}, c.monetary_score),
-      h("td", {}, GROUP_TITLES[c.rfm_group] || c.rfm_group)))
-      : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No customers in this segment."))));
+      h("td", {}, GROUP_TITLES()[c.rfm_group] || c.rfm_group)))
+      : h("tr", {}, h("td", { colspan: 10, class: "muted" }, t("segments.no_customers")))));
 }
 
 async function detail(box, id, after = 0) {
@@ -65,14 +69,14 @@ async function detail(box, id, after = 0) {
   clear(box).append(h("div", { class: "segment-detail", id: "segment-detail", "data-segment": id },
     h("header", { class: "panel-head" },
       h("div", {}, h("h2", {}, seg.name), h("p", { class: "muted" }, criteriaText(seg.criteria))),
-      h("div", { class: "segment-size" }, h("strong", { id: "segment-size" }, `${seg.size.toLocaleString()} customers`),
-        sparkline(seg.trend), h("small", { class: "muted" }, `since ${seg.trend.length ? seg.trend[0].day : "today"}`)),
-      h("a", { class: "btn btn-small", href: `/api/v1/segments/${id}/customers?format=csv`, download: "" }, "Export CSV")),
+      h("div", { class: "segment-size" }, h("strong", { id: "segment-size" }, t("segments.customers", { count: seg.size })),
+        sparkline(seg.trend), h("small", { class: "muted" }, seg.trend.length ? t("segments.since", { day: seg.trend[0].day }) : t("segments.since_today"))),
+      h("a", { class: "btn btn-small", href: `/api/v1/segments/${id}/customers?format=csv`, download: "" }, t("reports.export_csv"))),
     customersTable(page.items),
     h("div", { class: "report-controls" },
-      after ? h("button", { class: "btn btn-small", onclick: () => detail(box, id, open.pages.pop() || 0) }, "Previous") : null,
+      after ? h("button", { class: "btn btn-small", onclick: () => detail(box, id, open.pages.pop() || 0) }, t("segments.previous")) : null,
       page.next ? h("button", { class: "btn btn-small", id: "segment-next",
-        onclick: () => { open.pages.push(after); detail(box, id, page.next); } }, "Next page") : null)));
+        onclick: () => { open.pages.push(after); detail(box, id, page.next); } }, t("segments.next")) : null)));
 }
 
 function number(id, label, placeholder) {
@@ -102,7 +106,7 @@ function form(onSaved) {
   const preview = async () => {
     try {
       const r = await api.post("/api/v1/segments/preview", criteria());
-      out.textContent = `${r.size.toLocaleString()} customers`;
+      out.textContent = t("segments.customers", { count: r.size });
     } catch (err) {
       out.textContent = err.message;
     }
@@ -111,34 +115,35 @@ function form(onSaved) {
     e.preventDefault();
     try {
       const seg = await api.post("/api/v1/segments", { name: value("seg-name"), criteria: criteria() });
-      toast(`Segment “${seg.name}” saved`);
+      toast(t("segments.saved", { name: seg.name }));
       onSaved(seg.id);
     } catch (err) {
       out.textContent = err.message;
     }
   };
   return h("form", { class: "segment-form", id: "segment-form", onsubmit: save },
-    h("label", {}, "Name", h("input", { id: "seg-name", required: true, maxlength: 120, placeholder: "Big spenders" })),
-    number("seg-days", "Last contact within (days)", "any"), number("seg-contacts", "Contacts at least", "any"),
-    number("seg-value", "Order value at least", "any"), number("seg-csat", "Satisfaction at most (1-5)", "any"),
-    h("label", {}, "Channel", h("select", { id: "seg-channel" }, h("option", { value: "" }, "any"),
+    h("label", {}, t("labels.name"), h("input", { id: "seg-name", required: true, maxlength: 120, placeholder: t("segments.name_placeholder") })),
+    number("seg-days", t("segments.f_days"), t("segments.any")), number("seg-contacts", t("segments.f_contacts"), t("segments.any")),
+    number("seg-value", t("segments.f_value"), t("segments.any")), number("seg-csat", t("segments.f_csat"), t("segments.any")),
+    h("label", {}, t("reports.channel"), h("select", { id: "seg-channel" }, h("option", { value: "" }, t("segments.any")),
       state.channels.map((c) => h("option", { value: c.name }, channelLabel(c.name))))),
-    h("label", {}, "Label", h("input", { id: "seg-label", maxlength: 64, placeholder: "any" })),
-    h("label", {}, "Attribute (name or name=value)", h("input", { id: "seg-attr", maxlength: 200, placeholder: "plan=gold" })),
-    h("label", {}, "Open conversation", h("select", { id: "seg-open" }, [["", "either"], ["yes", "yes"], ["no", "no"]].map(([v, t]) => h("option", { value: v }, t)))),
-    h("label", {}, "RFM group", h("select", { id: "seg-group" }, h("option", { value: "" }, "any"),
-      Object.entries(GROUP_TITLES).map(([v, t]) => h("option", { value: v }, t)))),
-    h("button", { type: "button", class: "btn btn-small", onclick: preview }, "Preview"),
-    h("button", { type: "submit", class: "btn btn-small btn-primary", id: "segment-save" }, "Save segment"), out);
+    h("label", {}, t("reports.label"), h("input", { id: "seg-label", maxlength: 64, placeholder: t("segments.any") })),
+    h("label", {}, t("segments.f_attr"), h("input", { id: "seg-attr", maxlength: 200, placeholder: "plan=gold" })),
+    h("label", {}, t("segments.f_open"), h("select", { id: "seg-open" },
+      [["", t("segments.either")], ["yes", t("segments.yes")], ["no", t("segments.no")]].map(([v, text]) => h("option", { value: v }, text)))),
+    h("label", {}, t("segments.f_group"), h("select", { id: "seg-group" }, h("option", { value: "" }, t("segments.any")),
+      Object.entries(GROUP_TITLES()).map(([v, text]) => h("option", { value: v }, text)))),
+    h("button", { type: "button", class: "btn btn-small", onclick: preview }, t("segments.preview")),
+    h("button", { type: "submit", class: "btn btn-small btn-primary", id: "segment-save" }, t("segments.save")), out);
 }
 
 export async function segmentsPanel() {
-  const panel = h("section", { class: "panel", id: "segments" }, h("h2", {}, "Segments"), h("div", { class: "loading" }, "Loading segments…"));
+  const panel = h("section", { class: "panel", id: "segments" }, h("h2", {}, t("segments.title")), h("div", { class: "loading" }, t("segments.loading")));
   let rfm, list;
   try {
     [rfm, list] = await Promise.all([api.get("/api/v1/segments/rfm"), api.get("/api/v1/segments")]);
   } catch (err) {
-    clear(panel).append(h("h2", {}, "Segments"), h("div", { class: "notice" }, icon("alert"), err.message));
+    clear(panel).append(h("h2", {}, t("segments.title")), h("div", { class: "notice" }, icon("alert"), err.message));
     return panel;
   }
   const box = h("div", {});
@@ -149,16 +154,16 @@ export async function segmentsPanel() {
   };
   box.className = "segment-box";
   clear(panel).append(
-    h("header", { class: "panel-head" }, h("div", {}, h("h2", {}, "Segments"),
-      h("p", { class: "muted" }, `RFM groups of ${rfm.customers.toLocaleString()} customers (recency, frequency, order value; see docs/reports.md)`))),
+    h("header", { class: "panel-head" }, h("div", {}, h("h2", {}, t("segments.title")),
+      h("p", { class: "muted" }, t("segments.rfm_explain", { count: rfm.customers })))),
     h("div", { class: "rfm-groups", id: "rfm-groups" }, rfm.groups.map((g) => h("div", { class: "rfm-group", "data-group": g.group, title: g.rule },
-      h("span", { class: "muted" }, GROUP_TITLES[g.group] || g.group), h("strong", {}, g.size.toLocaleString())))),
+      h("span", { class: "muted" }, GROUP_TITLES()[g.group] || g.group), h("strong", {}, formatNumber(g.size))))),
     h("table", { class: "report-table", id: "segment-list" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Segment"), h("th", {}, "Criteria"), h("th", {}, "Size"), h("th", {}))),
+      h("thead", {}, h("tr", {}, h("th", {}, t("segments.segment")), h("th", {}, t("segments.criteria")), h("th", {}, t("segments.size")), h("th", {}))),
       h("tbody", {}, list.items.map((s) => h("tr", { "data-segment": s.id },
         h("td", {}, s.name), h("td", { class: "muted" }, criteriaText(s.criteria)),
-        h("td", {}, s.size === null ? "—" : s.size.toLocaleString()),
-        h("td", {}, h("button", { class: "btn btn-small", onclick: () => detail(box, s.id) }, "Open")))))),
+        h("td", {}, s.size === null ? "—" : formatNumber(s.size)),
+        h("td", {}, h("button", { class: "btn btn-small", onclick: () => detail(box, s.id) }, t("notify.open"))))))),
     form((id) => reload(id)), box);
   return panel;
 }

@@ -3,13 +3,15 @@
 // past weeks is shown beside it so the forecast can be judged.
 import { h, clear } from "./dom.js";
 import { api } from "./api.js";
+import { t, formatNumber, formatDate } from "./i18n.js";
 
-const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+// Monday to Sunday in the console's language (1 January 2024 was a Monday).
+const DAYS = () => [...Array(7).keys()].map((i) => formatDate(new Date(2024, 0, 1 + i), { weekday: "short" }));
 const FIELDS = [
-  ["handle_seconds", "Handle time (s)", 300, 1, 86400],
-  ["target_seconds", "Answer within (s)", 60, 0, 86400],
-  ["goal", "Goal (share)", 0.8, 0.01, 0.999],
-  ["concurrency", "Contacts at once", 1, 1, 20],
+  ["handle_seconds", () => t("staffing.handle"), 300, 1, 86400],
+  ["target_seconds", () => t("staffing.target"), 60, 0, 86400],
+  ["goal", () => t("staffing.goal"), 0.8, 0.01, 0.999],
+  ["concurrency", () => t("staffing.concurrency"), 1, 1, 20],
 ];
 const chosen = Object.fromEntries(FIELDS.map(([k, , v]) => [k, v]));
 
@@ -27,13 +29,14 @@ function query(filter) {
 function grid(all) {
   // The API answers hour by hour from this Monday 00:00 in the viewer's zone; next week is the second 168.
   const hours = all.slice(168, 336);
-  const cells = DAYS.map((_, d) => hours.slice(d * 24, d * 24 + 24));
+  const days = DAYS();
+  const cells = days.map((_, d) => hours.slice(d * 24, d * 24 + 24));
   const top = Math.max(1, ...hours.map((x) => x.agents));
   return h("table", { class: "heatmap staffing-grid", id: "staffing-grid" },
     h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
-    h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, DAYS[d]),
+    h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, days[d]),
       row.map((x, hr) => h("td", {
-        title: `${DAYS[d]} ${hr}:00 — ${x.contacts.toFixed(1)} contacts, ${x.agents} agents`,
+        title: `${days[d]} ${hr}:00 — ${t("staffing.cell", { contacts: formatNumber(x.contacts, { minimumFractionDigits: 1, maximumFractionDigits: 1 }), agents: x.agents })}`,
         "data-agents": x.agents,
         style: { background: x.agents ? `rgba(67, 83, 214, ${(0.1 + 0.9 * x.agents / top).toFixed(2)})` : "",
           color: x.agents / top > 0.45 ? "#fff" : "" },
@@ -41,7 +44,7 @@ function grid(all) {
 }
 
 export function staffingPanel(filter) {
-  const body = h("div", { id: "staffing-body" }, h("div", { class: "loading" }, "Forecasting…"));
+  const body = h("div", { id: "staffing-body" }, h("div", { class: "loading" }, t("staffing.forecasting")));
   const load = async () => {
     let data;
     try {
@@ -54,23 +57,23 @@ export function staffingPanel(filter) {
     const peak = Math.max(0, ...data.hours.slice(168).map((x) => x.agents));
     clear(body).append(
       h("p", { class: "muted", id: "staffing-summary" },
-        `From ${data.history.contacts} contacts over the last ${data.history.weeks} weeks. Peak: ${peak} agents. `,
-        wape === null ? "Too little history to measure the forecast's error yet."
-          : `On the last two weeks, held out, the forecast was off by ${Math.round(wape * 100)}% of the volume.`),
+        `${t("staffing.from", { contacts: data.history.contacts, weeks: data.history.weeks, peak })} `,
+        wape === null ? t("staffing.little_history")
+          : t("staffing.error", { share: formatNumber(Math.round(wape * 100) / 100, { style: "percent" }) })),
       grid(data.hours));
   };
-  const inputs = FIELDS.map(([k, label, , min, max]) => h("label", { class: "field inline" }, h("span", {}, label),
+  const inputs = FIELDS.map(([k, label, , min, max]) => h("label", { class: "field inline" }, h("span", {}, label()),
     h("input", { type: "number", id: `staffing-${k}`, value: String(chosen[k]), min: String(min), max: String(max),
       step: k === "goal" ? "0.05" : "1",
       onchange: (e) => { const v = Number(e.target.value); if (v >= min && v <= max) { chosen[k] = v; load(); } } })));
   const csv = h("a", { class: "btn btn-small", download: "",
     onclick: (e) => { const q = query(filter); q.set("format", "csv"); e.currentTarget.href = `/api/v1/reports/staffing?${q}`; } },
-    "Export CSV");
+    t("reports.export_csv"));
   load();
   return h("section", { class: "panel", id: "staffing" },
     h("header", { class: "panel-head" },
-      h("div", {}, h("h2", {}, "Staffing next week"),
-        h("p", { class: "muted" }, "Agents needed each hour to answer the goal within the target (Erlang C)")),
+      h("div", {}, h("h2", {}, t("staffing.title")),
+        h("p", { class: "muted" }, t("staffing.explain"))),
       csv),
     h("div", { class: "staffing-controls" }, inputs),
     body);

@@ -1,5 +1,6 @@
 // What the whole console shares: who is signed in, what the hub offers, and a few page-wide affordances.
 import { h, icon } from "./dom.js";
+import { t } from "./i18n.js";
 
 export const state = {
   me: null,
@@ -61,9 +62,9 @@ export function modal(title, content, confirmLabel, confirm, { cancel = true } =
       if (close !== false) dlg.close();
     } },
       h("header", {}, h("h2", {}, title),
-        h("button", { class: "icon-btn", type: "button", "aria-label": "Close", onclick: () => dlg.close() }, icon("x"))),
+        h("button", { class: "icon-btn", type: "button", "aria-label": t("common.close"), onclick: () => dlg.close() }, icon("x"))),
       h("div", { class: "modal-body" }, content),
-      h("footer", {}, cancel ? h("button", { class: "btn", type: "button", onclick: () => dlg.close() }, "Cancel") : null, ok)));
+      h("footer", {}, cancel ? h("button", { class: "btn", type: "button", onclick: () => dlg.close() }, t("common.cancel")) : null, ok)));
   dlg.addEventListener("close", () => dlg.remove());
   document.body.append(dlg);
   dlg.showModal();

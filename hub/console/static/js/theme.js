@@ -1,10 +1,12 @@
 // The console's colour scheme: the system's, unless the agent chose light or dark here (kept in this browser).
 // The CSS picks every colour with light-dark(), so choosing is only setting data-theme on <html>.
 import { h, icon } from "./dom.js";
+import { t } from "./i18n.js";
 
 const KEY = "hub-theme";
 const NEXT = { system: "light", light: "dark", dark: "system" };
-const NAMES = { system: "Theme: as the system", light: "Theme: light", dark: "Theme: dark" };
+const NAMES = () => ({ system: t("theme.system"), light: t("theme.light"), dark: t("theme.dark") });
+const SHORT = () => ({ system: t("theme.short_system"), light: t("theme.short_light"), dark: t("theme.short_dark") });
 
 export function currentTheme() {
   try {
@@ -35,8 +37,8 @@ export function themeButton() {
   const button = h("button", { class: "icon-btn", id: "theme-btn", type: "button" }, icon("theme"));
   const show = () => {
     const theme = currentTheme();
-    button.title = `${NAMES[theme]} (click for ${NAMES[NEXT[theme]].toLowerCase().replace("theme: ", "")})`;
-    button.setAttribute("aria-label", NAMES[theme]);
+    button.title = t("theme.title", { name: NAMES()[theme], next: SHORT()[NEXT[theme]] });
+    button.setAttribute("aria-label", NAMES()[theme]);
     button.dataset.theme = theme;
   };
   button.addEventListener("click", () => { choose(NEXT[currentTheme()]); show(); });

@@ -2,6 +2,7 @@
 // (already sanitized) HTML is shown only inside a sandboxed frame that may run no script.
 import { h, icon, channelIcon, channelLabel, clockTime, fullTime, duration, shownChannel } from "./dom.js";
 import { state } from "./state.js";
+import { t, formatNumber } from "./i18n.js";
 
 const EMAIL_FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:";
 const EMAIL_FRAME_STYLE =
@@ -10,14 +11,14 @@ const EMAIL_FRAME_STYLE =
   "blockquote{margin:0 0 0 .6em;padding-left:.8em;border-left:3px solid #d8dce5;color:#5b6272}a{color:#3b5bdb}" +
   "table{max-width:100%}pre{white-space:pre-wrap}";
 
-const CALL_OUTCOMES = {
-  answered: "Answered", completed: "Completed", no_answer: "No answer", "no-answer": "No answer", busy: "Busy",
-  failed: "Failed", agent_missed: "Agent did not answer", dialing: "Dialing the customer…", canceled: "Canceled",
-  ringing: "Ringing", menu: "In the keypad menu", queued: "Waiting for an agent", abandoned: "Caller hung up while waiting",
-  missed: "Missed call", voicemail: "Went to voicemail", no_agent: "No agent answered: offered voicemail",
-  after_hours: "Outside business hours: offered voicemail", ringing_agent: "Ringing the agent's phone first",
-  talking: "Talking",
-};
+const CALL_OUTCOMES = () => ({
+  answered: t("callout.answered"), completed: t("callout.completed"), no_answer: t("callout.no_answer"),
+  "no-answer": t("callout.no_answer"), busy: t("callout.busy"), failed: t("callout.failed"),
+  agent_missed: t("callout.agent_missed"), dialing: t("call.dialing"), canceled: t("callout.canceled"),
+  ringing: t("callout.ringing"), menu: t("callout.menu"), queued: t("callout.queued"), abandoned: t("callout.abandoned"),
+  missed: t("callout.missed"), voicemail: t("callout.voicemail"), no_agent: t("callout.no_agent"),
+  after_hours: t("callout.after_hours"), ringing_agent: t("callout.ringing_agent"), talking: t("callout.talking"),
+});
 // The agent leg of a bridge still ringing or being screened (not yet connected or missed).
 const AGENT_LEG_LIVE = ["queued", "initiated", "ringing", "in-progress"];
 
@@ -25,9 +26,9 @@ export function statusTick(msg) {
   if (msg.direction !== "out" || msg.kind === "note" || msg.kind === "event") return null;
   const s = msg.status;
   const map = {
-    queued: ["clock", "Queued"], sending: ["clock", "Sending"], sent: ["check", "Sent"],
-    delivered: ["checks", "Delivered"], read: ["checks", "Read"],
-    failed: ["alert", "Failed"], undelivered: ["alert", "Not delivered"],
+    queued: ["clock", t("tick.queued")], sending: ["clock", t("tick.sending")], sent: ["check", t("tick.sent")],
+    delivered: ["checks", t("tick.delivered")], read: ["checks", t("tick.read")],
+    failed: ["alert", t("tick.failed")], undelivered: ["alert", t("tick.undelivered")],
   };
   const [name, label] = map[s] || ["clock", s];
   const title = msg.status_reason ? `${label}: ${msg.status_reason}` : label;
@@ -50,7 +51,7 @@ function attachmentsOf(msg) {
     return h("a", { class: "att-file", href: a.status === "stored" ? url : null, download: a.status === "stored" ? a.filename : null,
       title: a.error || a.filename },
       icon("paperclip"), h("span", {}, a.filename),
-      h("small", {}, a.status === "stored" ? `${Math.max(1, Math.round((a.size || 0) / 1024))} KB` : a.status));
+      h("small", {}, a.status === "stored" ? `${formatNumber(Math.max(1, Math.round((a.size || 0) / 1024)))} KB` : a.status));
   }));
 }
 
@@ -60,7 +61,7 @@ function emailBody(html) {
     // No allow-scripts: nothing in the mail can run. allow-same-origin only lets us measure its height.
     sandbox: "allow-same-origin allow-popups allow-popups-to-escape-sandbox",
     referrerpolicy: "no-referrer",
-    title: "Email content",
+    title: t("email.content"),
   });
   const doc = `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${EMAIL_FRAME_CSP}">` +
     `<base target="_blank"><style>${EMAIL_FRAME_STYLE}</style>${html}`;
@@ -110,29 +111,31 @@ function callCard(msg, ctx) {
   const m = msg.meta || {};
   const inbound = msg.direction === "in";
   const raw = meta(msg, "outcome", "call_status", "CallStatus");
-  let label = CALL_OUTCOMES[raw] || raw || "";
-  if (raw === "talking") label = h("span", {}, "Talking · ", talkClock(m.talk_started_at));
+  let label = CALL_OUTCOMES()[raw] || raw || "";
+  if (raw === "talking") label = h("span", {}, t("call.talking"), talkClock(m.talk_started_at));
   const agent = inbound ? m.agent_id : msg.agent_id;
   const who = agent !== undefined && agent !== null ? ctx.agentName(agent) : "";
-  if (inbound && raw === "answered" && who) label = `Answered by ${who === "You" ? "you" : who}`;
+  const me = Boolean(state.me) && agent === state.me.id;
+  if (inbound && raw === "answered" && who) label = me ? t("callout.answered_by_you") : t("callout.answered_by", { name: who });
   else if (inbound && raw === "queued" && who && AGENT_LEG_LIVE.includes(m.agent_call_status || "queued") &&
            m.agent_call_sid && !m.bridge_error) {
-    label = m.screen_result === "accepted" ? `Connecting ${who}…` : `Ringing ${who === "You" ? "your" : who + "'s"} phone…`;
+    label = m.screen_result === "accepted" ? t("callout.connecting", { name: who })
+      : me ? t("call.ringing") : t("callout.ringing_whose", { name: who });
   } else if (inbound && raw === "queued" && m.queue) {
     const q = state.queues.find((x) => x.name === m.queue);
-    label = `Waiting in ${q ? q.title : m.queue}`;
+    label = t("callout.waiting_in", { queue: q ? q.title : m.queue });
   }
   const details = [
-    m.talk_seconds !== undefined && m.talk_seconds !== null ? `talk time ${duration(m.talk_seconds)}` : null,
-    inbound && m.queue_seconds !== undefined && m.queue_seconds !== null ? `waited ${duration(m.queue_seconds)}` : null,
+    m.talk_seconds !== undefined && m.talk_seconds !== null ? t("call.talk_time", { time: duration(m.talk_seconds) }) : null,
+    inbound && m.queue_seconds !== undefined && m.queue_seconds !== null ? t("callout.waited", { time: duration(m.queue_seconds) }) : null,
     inbound ? m.from : m.to,
   ].filter(Boolean);
-  const problem = m.bridge_error ? `Could not ring ${who || "the agent"}: ${m.bridge_error}`
+  const problem = m.bridge_error ? t("callout.could_not_ring", { name: who || t("callout.the_agent"), reason: m.bridge_error })
     : msg.status === "failed" && msg.status_reason ? msg.status_reason : null;
   return h("div", { class: "call-card", title: msg.text || "" },
     h("span", { class: "call-icon" }, icon("voice")),
     h("div", {},
-      h("strong", {}, inbound ? "Incoming call" : "Outgoing call"),
+      h("strong", {}, inbound ? t("offers.incoming_call") : t("callout.outgoing")),
       h("div", { class: "call-outcome" }, label),
       details.length ? h("div", { class: "muted" }, details.join(" · ")) : null,
       problem ? h("div", { class: "call-problem" }, problem) : null));
@@ -148,16 +151,17 @@ function voicemailCard(msg) {
   const failed = progress === "failed";
   const transcript = pending || failed ? null : msg.text;
   return h("div", { class: "voicemail-card", "data-transcript": progress || "" },
-    h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, "Voicemail"),
+    h("div", { class: "vm-head" }, icon("voicemail"), h("strong", {}, t("inbox.voicemail")),
       secs !== null ? h("span", { class: "muted" }, duration(secs)) : null),
     audio && audio.status === "stored"
       ? h("audio", { controls: true, preload: "metadata", src: `/api/v1/attachments/${Number(audio.id)}`,
-        "aria-label": "Voicemail recording" })
+        "aria-label": t("vm.recording") })
       : h("div", { class: "muted vm-recording" }, audio ? (audio.status === "failed"
-        ? `Recording could not be fetched${audio.error ? `: ${audio.error}` : ""}` : "Fetching the recording…") : "No recording"),
+        ? (audio.error ? t("vm.not_fetched_why", { reason: audio.error }) : t("vm.not_fetched")) : t("vm.fetching"))
+        : t("vm.none")),
     transcript ? h("blockquote", { class: "transcript" }, transcript) : null,
-    pending ? h("div", { class: "vm-state" }, icon("clock"), "Transcribing…") : null,
-    failed ? h("div", { class: "vm-state bad" }, icon("alert"), "No transcript: listen to the recording") : null);
+    pending ? h("div", { class: "vm-state" }, icon("clock"), t("vm.transcribing")) : null,
+    failed ? h("div", { class: "vm-state bad" }, icon("alert"), t("vm.no_transcript")) : null);
 }
 
 function body(msg, ctx) {
@@ -175,14 +179,14 @@ function body(msg, ctx) {
     if (mail.full_html || mail.full_text) {
       const full = () => (mail.full_html ? emailBody(mail.full_html) : h("div", { class: "text" }, mail.full_text));
       const toggle = h("button", { class: "email-quoted", type: "button", "aria-expanded": "false" },
-        icon("more"), h("span", {}, "Show quoted text"));
+        icon("more"), h("span", {}, t("email.show_quoted")));
       toggle.addEventListener("click", () => {
         const open = toggle.getAttribute("aria-expanded") !== "true";
         const next = open ? full() : trimmed();
         shown.replaceWith(next);
         shown = next;
         toggle.setAttribute("aria-expanded", String(open));
-        toggle.lastChild.textContent = open ? "Hide quoted text" : "Show quoted text";
+        toggle.lastChild.textContent = open ? t("email.hide_quoted") : t("email.show_quoted");
       });
       card.append(toggle);
     }
@@ -197,20 +201,19 @@ function emailHeads(msg, mail) {
   const to = (mail.to || []).join(", ");
   const cc = (mail.cc || []).join(", ");
   const marks = [
-    m.automatic ? h("span", { class: "mark mark-automatic", title: m.automatic }, "automatic") : null,
-    mail.list_id ? h("span", { class: "mark", title: mail.list_id }, "list") : null,
-    m.reused_external_id ? h("span", { class: "mark mark-warn", title: "Another, different email carried the same "
-      + "Message-ID; both are kept" }, "reused Message-ID") : null,
-    mail.broken ? h("span", { class: "mark mark-warn", title: mail.broken.join(", ") }, "damaged: original attached") : null,
+    m.automatic ? h("span", { class: "mark mark-automatic", title: m.automatic }, t("email.automatic")) : null,
+    mail.list_id ? h("span", { class: "mark", title: mail.list_id }, t("email.list")) : null,
+    m.reused_external_id ? h("span", { class: "mark mark-warn", title: t("email.reused_title") }, t("email.reused")) : null,
+    mail.broken ? h("span", { class: "mark mark-warn", title: mail.broken.join(", ") }, t("email.damaged")) : null,
   ].filter(Boolean);
   if (!to && !cc && !marks.length) return null;
   return h("div", { class: "email-heads" },
-    to ? h("span", { class: "email-to" }, `To: ${to}`) : null,
-    cc ? h("span", { class: "email-cc" }, `Cc: ${cc}`) : null, marks);
+    to ? h("span", { class: "email-to" }, t("email.to", { to })) : null,
+    cc ? h("span", { class: "email-cc" }, t("email.cc", { cc })) : null, marks);
 }
 
 // A business event (POST /api/v1/events) as a compact card: what, how much, the items and a few payload fields.
-const EVENT_TITLES = { "order.placed": "Order placed", "payment.failed": "Payment failed" };
+const EVENT_TITLES = () => ({ "order.placed": t("event.order_placed"), "payment.failed": t("event.payment_failed") });
 
 function businessEvent(msg, ev) {
   const items = Array.isArray(ev.items) ? ev.items : [];
@@ -220,14 +223,14 @@ function businessEvent(msg, ev) {
     return s.length > 80 ? `${s.slice(0, 79)}…` : s;
   };
   const money = typeof ev.amount === "number"
-    ? `${ev.amount.toLocaleString([], { minimumFractionDigits: 2, maximumFractionDigits: 2 })} ${ev.currency || ""}` : null;
+    ? `${formatNumber(ev.amount, { minimumFractionDigits: 2, maximumFractionDigits: 2 })} ${ev.currency || ""}` : null;
   return h("div", { class: `tl-business${ev.type === "payment.failed" ? " failed" : ""}`, "data-mid": msg.id,
     "data-event-type": ev.type },
-  h("div", { class: "be-head" }, icon("event"), h("strong", { class: "be-title" }, EVENT_TITLES[ev.type] || ev.type),
+  h("div", { class: "be-head" }, icon("event"), h("strong", { class: "be-title" }, EVENT_TITLES()[ev.type] || ev.type),
     money ? h("span", { class: "be-amount" }, money) : null,
     h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at))),
   items.length ? h("ul", { class: "be-items" }, items.slice(0, 3).map((i) =>
-    h("li", {}, `${i.quantity || 1} × ${i.name}`)), items.length > 3 ? h("li", { class: "muted" }, `+${items.length - 3} more`) : null) : null,
+    h("li", {}, `${i.quantity || 1} × ${i.name}`)), items.length > 3 ? h("li", { class: "muted" }, t("event.more", { count: items.length - 3 })) : null) : null,
   fields.length ? h("dl", { class: "be-fields" }, fields.map(([k, v]) => [h("dt", {}, k), h("dd", {}, text(v))])) : null,
   ev.external_id ? h("small", { class: "muted be-ref" }, ev.external_id) : null);
 }
@@ -252,13 +255,13 @@ export function renderMessage(msg, ctx) {
     const transfer = meta(msg, "transfer");
     return h("div", { class: "tl-note", "data-mid": msg.id },
       h("div", { class: "note-head" }, icon("note"),
-        h("strong", {}, transfer ? `Transfer note → ${transfer}` : "Internal note"),
+        h("strong", {}, transfer ? t("note.transfer", { to: transfer }) : t("keys.note")),
         author ? h("span", {}, ` · ${author}`) : null,
         h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at))),
       h("div", { class: "text" }, withMentions(msg.text, ctx.agentNames || [])));
   }
   const out = msg.direction === "out";
-  const who = out ? ctx.agentName(msg.agent_id) || "Agent" : ctx.customerName;
+  const who = out ? ctx.agentName(msg.agent_id) || t("transfer.agent") : ctx.customerName;
   // A web-chat visitor id means nothing to a person (the title keeps it); phones and addresses do.
   const via = msg.identity && !String(msg.identity).startsWith("webchat:") ? String(msg.identity).split(":").slice(1).join(":") : "";
   const [shownIcon, shownLabel] = shownChannel(msg.channel, msg.identity, msg.meta);
@@ -277,8 +280,8 @@ export function renderMessage(msg, ctx) {
 function csatMark(msg) {
   const c = meta(msg, "csat");
   if (!c) return null;
-  if (c.question) return h("span", { class: "csat-mark", title: "Satisfaction survey" }, "survey");
+  if (c.question) return h("span", { class: "csat-mark", title: t("csat.survey_title") }, t("csat.survey"));
   const low = c.score <= 2 ? " csat-low" : "";
   return h("span", { class: `csat-mark${low}${c.ignored ? " csat-ignored" : ""}`,
-    title: c.ignored ? `Not counted: ${c.ignored}` : "Satisfaction score" }, `★ ${c.score}/5`);
+    title: c.ignored ? t("csat.not_counted", { reason: c.ignored }) : t("csat.score") }, `★ ${c.score}/5`);
 }

@@ -1,8 +1,9 @@
 // The inbox's views (built-in and saved filters, with counts), the filter builder, selecting several conversations
 // for a bulk action, and the snooze chooser the conversation header uses too.
-import { h, icon, clear, append, displayName } from "./dom.js";
+import { h, icon, clear, append, displayName, statusName } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast, modal, refreshInbox } from "./state.js";
+import { t, formatDateTime } from "./i18n.js";
 
 const STORED = "hub.view";
 state.view = (localStorage.getItem(STORED) || "all").replace(/^filter$/, "all");
@@ -14,8 +15,9 @@ state.selected = new Set();
 let els = null;
 
 export function currentView() {
-  if (state.view === "filter") return { id: "filter", name: "Filtered", kind: "filter", filters: state.filters || {} };
-  return state.views.find((v) => v.id === state.view) || { id: "all", name: "All open", kind: "builtin", filters: {} };
+  if (state.view === "filter") return { id: "filter", name: t("views.filtered"), kind: "filter", filters: state.filters || {} };
+  const found = state.views.find((v) => v.id === state.view);
+  return found ? { ...found, name: viewName(found) } : { id: "all", name: t("views.all"), kind: "builtin", filters: {} };
 }
 
 export function inboxQuery() {
@@ -25,12 +27,12 @@ export function inboxQuery() {
 
 // The bar above the inbox: the view picker, the filter builder, and "Select" for bulk actions.
 export function viewBar() {
-  const select = h("select", { id: "view-select", "aria-label": "View", onchange: (e) => chooseView(e.target.value) });
-  const filterBtn = h("button", { class: "icon-btn", id: "filter-btn", type: "button", title: "Filter and save a view",
-    "aria-label": "Filter and save a view", onclick: () => filterForm() }, icon("filter"));
-  const selectBtn = h("button", { class: "icon-btn", id: "select-btn", type: "button", title: "Select conversations",
-    "aria-label": "Select conversations", "aria-pressed": "false", onclick: () => setSelecting(!state.selecting) }, icon("checks"));
-  const bulk = h("div", { class: "bulk-bar hidden", id: "bulk-bar", role: "toolbar", "aria-label": "Bulk actions" });
+  const select = h("select", { id: "view-select", "aria-label": t("views.view"), onchange: (e) => chooseView(e.target.value) });
+  const filterBtn = h("button", { class: "icon-btn", id: "filter-btn", type: "button", title: t("views.filter_title"),
+    "aria-label": t("views.filter_title"), onclick: () => filterForm() }, icon("filter"));
+  const selectBtn = h("button", { class: "icon-btn", id: "select-btn", type: "button", title: t("views.select_title"),
+    "aria-label": t("views.select_title"), "aria-pressed": "false", onclick: () => setSelecting(!state.selecting) }, icon("checks"));
+  const bulk = h("div", { class: "bulk-bar hidden", id: "bulk-bar", role: "toolbar", "aria-label": t("views.bulk") });
   els = { select, bulk, selectBtn };
   return h("div", { class: "view-wrap" }, h("div", { class: "view-bar" }, select, filterBtn, selectBtn), bulk);
 }
@@ -54,15 +56,23 @@ export async function loadViews() {
   renderPicker();
 }
 
+// The hub names its built-in views in English; the console names them in its language (a queue's view keeps the
+// queue's title, a saved view its name).
+function viewName(v) {
+  const names = { all: () => t("views.all"), mine: () => t("views.mine"), unassigned: () => t("views.unassigned"),
+    snoozed: () => t("status.snoozed"), resolved: () => t("status.resolved"), mentions: () => t("nav.mentions") };
+  return v.kind === "builtin" && names[v.id] ? names[v.id]() : v.name;
+}
+
 function renderPicker() {
   if (!els) return;
   const option = (v) => h("option", { value: v.id, selected: v.id === state.view },
-    `${v.name}${v.count === undefined ? "" : ` (${v.count})`}`);
+    `${viewName(v)}${v.count === undefined ? "" : ` (${v.count})`}`);
   const builtin = state.views.filter((v) => v.kind === "builtin");
   const saved = state.views.filter((v) => v.kind !== "builtin");
-  const adhoc = state.view === "filter" ? h("option", { value: "filter", selected: true }, "Filtered") : null;
+  const adhoc = state.view === "filter" ? h("option", { value: "filter", selected: true }, t("views.filtered")) : null;
   append(clear(els.select), [adhoc, ...builtin.map(option),
-    saved.length ? h("optgroup", { label: "Saved views" }, saved.map(option)) : null]);
+    saved.length ? h("optgroup", { label: t("views.saved") }, saved.map(option)) : null]);
 }
 
 // -- the filter builder: apply at once, or save as a view (yours, or shared by admins and supervisors) ----------------
@@ -70,22 +80,22 @@ function renderPicker() {
 function filterForm() {
   const current = currentView().filters || {};
   const pick = (id, label, options, value) => h("label", { class: "field" }, h("span", {}, label),
-    h("select", { id }, h("option", { value: "" }, "Any"), options.map(([v, t]) => h("option", { value: v, selected: String(value ?? "") === String(v) }, t))));
+    h("select", { id }, h("option", { value: "" }, t("views.any")), options.map(([v, text]) => h("option", { value: v, selected: String(value ?? "") === String(v) }, text))));
   const channels = [...new Set(state.channels.map((c) => c.name).filter((n) => n !== "hub"))];
   const fields = h("div", { class: "form-grid" },
-    pick("f-status", "Status", [["open", "Waiting"], ["assigned", "Assigned"], ["snoozed", "Snoozed"], ["resolved", "Resolved"]], current.status),
-    pick("f-channel", "Channel", channels.map((c) => [c, c]), current.channel),
-    pick("f-queue", "Queue", state.queues.map((q) => [q.name, q.title]), current.queue),
-    pick("f-label", "Label", (state.labels || []).map((l) => [l.name, l.title]), current.label),
-    pick("f-agent", "Agent", [...state.agents.values()].map((a) => [a.id, a.name]), current.agent_id),
-    h("label", { class: "field" }, h("span", {}, "Customer waiting longer than (minutes)"),
+    pick("f-status", t("views.status"), ["open", "assigned", "snoozed", "resolved"].map((s) => [s, statusName(s)]), current.status),
+    pick("f-channel", t("reports.channel"), channels.map((c) => [c, c]), current.channel),
+    pick("f-queue", t("transfer.queue"), state.queues.map((q) => [q.name, q.title]), current.queue),
+    pick("f-label", t("reports.label"), (state.labels || []).map((l) => [l.name, l.title]), current.label),
+    pick("f-agent", t("transfer.agent"), [...state.agents.values()].map((a) => [a.id, a.name]), current.agent_id),
+    h("label", { class: "field" }, h("span", {}, t("views.waiting_longer")),
       h("input", { type: "number", id: "f-waiting", min: 1, value: current.waiting_seconds ? Math.round(current.waiting_seconds / 60) : "" })),
-    h("label", { class: "field" }, h("span", {}, "Save as (name; leave empty to just apply)"),
+    h("label", { class: "field" }, h("span", {}, t("views.save_as")),
       h("input", { type: "text", id: "f-name", maxlength: 80, placeholder: "e.g. Refunds waiting 30 min" })),
     ["admin", "supervisor"].includes(state.me.role)
-      ? h("label", { class: "check" }, h("input", { type: "checkbox", id: "f-shared" }), "Share with the team") : null);
+      ? h("label", { class: "check" }, h("input", { type: "checkbox", id: "f-shared" }), t("views.share")) : null);
   const error = h("div", { class: "form-error", role: "alert" });
-  const dlg = modal("Filter the inbox", [fields, error], "Apply", async () => {
+  const dlg = modal(t("views.filter_inbox"), [fields, error], t("views.apply"), async () => {
     const val = (id) => dlg.querySelector(`#${id}`).value;
     const filters = {};
     if (val("f-status")) filters.status = val("f-status");
@@ -107,7 +117,7 @@ function filterForm() {
       const made = await api.post("/api/v1/views", { name, filters, shared });
       await loadViews();
       chooseView(made.id);
-      toast(`View “${name}” saved.`, "ok");
+      toast(t("views.saved_toast", { name }), "ok");
     } catch (err) {
       error.textContent = err.message;
       return false;
@@ -126,7 +136,7 @@ function filterForm() {
       dlg.close();
       chooseView("all");
       loadViews();
-    } }, `Delete “${currentView().name}”`));
+    } }, t("views.delete", { name: currentView().name })));
   }
 }
 
@@ -143,7 +153,7 @@ export function setSelecting(on) {
 
 export function selectBox(conversationId, name) {
   return h("input", { type: "checkbox", class: "conv-check", "data-select": conversationId,
-    "aria-label": `Select the conversation with ${name}`, checked: state.selected.has(conversationId),
+    "aria-label": t("views.select_one", { name }), checked: state.selected.has(conversationId),
     onchange: (e) => {
       if (e.target.checked) state.selected.add(conversationId);
       else state.selected.delete(conversationId);
@@ -164,30 +174,30 @@ function renderBulk() {
   if (!state.selecting) return;
   const n = state.selected.size;
   const none = n === 0;
-  const assign = h("select", { id: "bulk-assign", "aria-label": "Assign the selected", disabled: none, onchange: (e) => {
+  const assign = h("select", { id: "bulk-assign", "aria-label": t("views.assign_selected"), disabled: none, onchange: (e) => {
     const [kind, value] = e.target.value.split(":");
     if (kind) bulk("assign", kind === "queue" ? { queue: value } : { agent_id: Number(value) });
-  } }, h("option", { value: "" }, "Assign…"),
-  h("option", { value: `agent:${state.me.id}` }, "To me"),
+  } }, h("option", { value: "" }, t("views.assign")),
+  h("option", { value: `agent:${state.me.id}` }, t("views.to_me")),
   [...state.agents.values()].filter((a) => a.id !== state.me.id).map((a) => h("option", { value: `agent:${a.id}` }, a.name)),
-  state.queues.map((q) => h("option", { value: `queue:${q.name}` }, `Queue: ${q.title}`)));
-  const label = h("select", { id: "bulk-label", "aria-label": "Label the selected", disabled: none || !(state.labels || []).length,
+  state.queues.map((q) => h("option", { value: `queue:${q.name}` }, t("reports.queue_filter", { name: q.title }))));
+  const label = h("select", { id: "bulk-label", "aria-label": t("views.label_selected"), disabled: none || !(state.labels || []).length,
     onchange: (e) => {
       const [action, name] = e.target.value.split(":");
       if (action) bulk(action, { label: name });
-    } }, h("option", { value: "" }, "Label…"),
-  (state.labels || []).map((l) => h("option", { value: `label:${l.name}` }, `Add ${l.title}`)),
-  (state.labels || []).map((l) => h("option", { value: `unlabel:${l.name}` }, `Remove ${l.title}`)));
-  const snooze = h("select", { id: "bulk-snooze", "aria-label": "Snooze the selected", disabled: none, onchange: (e) => {
+    } }, h("option", { value: "" }, t("views.label")),
+  (state.labels || []).map((l) => h("option", { value: `label:${l.name}` }, t("views.add_label", { name: l.title }))),
+  (state.labels || []).map((l) => h("option", { value: `unlabel:${l.name}` }, t("views.remove_label", { name: l.title }))));
+  const snooze = h("select", { id: "bulk-snooze", "aria-label": t("views.snooze_selected"), disabled: none, onchange: (e) => {
     const choice = snoozeChoices()[Number(e.target.value)];
     if (choice) bulk("snooze", choice.until ? { until: choice.until } : {});
-  } }, h("option", { value: "" }, "Snooze…"), snoozeChoices().map((c, i) => h("option", { value: i }, c.label)));
+  } }, h("option", { value: "" }, t("views.snooze")), snoozeChoices().map((c, i) => h("option", { value: i }, c.label)));
   clear(els.bulk).append(
-    h("span", { class: "bulk-count", id: "bulk-count" }, `${n} selected`),
+    h("span", { class: "bulk-count", id: "bulk-count" }, t("views.selected", { count: n })),
     assign, label, snooze,
     h("button", { class: "btn btn-small", id: "bulk-resolve", type: "button", disabled: none, onclick: () => bulk("resolve", {}) },
-      icon("resolve"), "Resolve"),
-    h("button", { class: "icon-btn", type: "button", "aria-label": "Stop selecting", title: "Stop selecting",
+      icon("resolve"), t("conv.resolve")),
+    h("button", { class: "icon-btn", type: "button", "aria-label": t("views.stop_selecting"), title: t("views.stop_selecting"),
       onclick: () => setSelecting(false) }, icon("x")));
 }
 
@@ -202,9 +212,13 @@ async function bulk(action, extra) {
     return;
   }
   const failed = result.results.filter((r) => !r.ok);
-  const verb = { assign: "Assigned", label: "Labeled", unlabel: "Label removed from", resolve: "Resolved", snooze: "Snoozed" }[action];
-  if (!failed.length) toast(`${verb} ${result.done} conversation${result.done === 1 ? "" : "s"}.`, "ok");
-  else toast(`${verb} ${result.done}; ${failed.length} not: ${failed.map((r) => `#${r.id} ${r.error}`).join("; ")}`, "error", 10000);
+  const done = {
+    assign: () => t("bulk.assigned", { count: result.done }), label: () => t("bulk.labeled", { count: result.done }),
+    unlabel: () => t("bulk.unlabeled", { count: result.done }), resolve: () => t("bulk.resolved", { count: result.done }),
+    snooze: () => t("bulk.snoozed", { count: result.done }),
+  }[action]();
+  if (!failed.length) toast(done, "ok");
+  else toast(t("bulk.some_failed", { done, count: failed.length, errors: failed.map((r) => `#${r.id} ${r.error}`).join("; ") }), "error", 10000);
   // Labeling leaves them where they were, often for a next action; the others move them off this list.
   if (!["label", "unlabel"].includes(action)) state.selected = new Set(failed.map((r) => r.id));
   renderBulk();
@@ -224,31 +238,31 @@ export function snoozeChoices() {
   const now = new Date();
   const monday = (8 - now.getDay()) % 7 || 7;
   return [
-    { label: "Until the customer replies", until: null },
-    { label: "1 hour", until: new Date(now.getTime() + 3600e3).toISOString() },
-    { label: "4 hours", until: new Date(now.getTime() + 4 * 3600e3).toISOString() },
-    { label: "Tomorrow 9:00", until: at(1, 9).toISOString() },
-    { label: "Next Monday 9:00", until: at(monday, 9).toISOString() },
+    { label: t("snooze.until_reply"), until: null },
+    { label: t("snooze.hours", { count: 1 }), until: new Date(now.getTime() + 3600e3).toISOString() },
+    { label: t("snooze.hours", { count: 4 }), until: new Date(now.getTime() + 4 * 3600e3).toISOString() },
+    { label: t("snooze.tomorrow"), until: at(1, 9).toISOString() },
+    { label: t("snooze.monday"), until: at(monday, 9).toISOString() },
   ];
 }
 
 // Ask how long; RUN(until or null) snoozes. The customer's message always wakes it early.
 export function chooseSnooze(run) {
   const choices = snoozeChoices();
-  const custom = h("input", { type: "datetime-local", id: "snooze-custom", "aria-label": "Until a date and time" });
-  const list = h("div", { class: "snooze-choices", role: "radiogroup", "aria-label": "Snooze until" },
+  const custom = h("input", { type: "datetime-local", id: "snooze-custom", "aria-label": t("snooze.until_date") });
+  const list = h("div", { class: "snooze-choices", role: "radiogroup", "aria-label": t("snooze.until") },
     choices.map((c, i) => h("label", { class: "check" },
       h("input", { type: "radio", name: "snooze", value: String(i), checked: i === 0 }), c.label)),
-    h("label", { class: "check" }, h("input", { type: "radio", name: "snooze", value: "custom" }), "Until…", custom));
+    h("label", { class: "check" }, h("input", { type: "radio", name: "snooze", value: "custom" }), t("snooze.until_custom"), custom));
   custom.addEventListener("focus", () => { list.querySelector('input[value="custom"]').checked = true; });
   const error = h("div", { class: "form-error", role: "alert" });
-  modal("Snooze", [list, h("p", { class: "muted" }, "It leaves your inbox and frees your capacity. It comes back to you as an offer at that time, or as soon as the customer writes."), error],
-    "Snooze", async () => {
+  modal(t("keys.snooze"), [list, h("p", { class: "muted" }, t("snooze.explain")), error],
+    t("keys.snooze"), async () => {
       const chosen = list.querySelector("input[name=snooze]:checked").value;
       let until = null;
       if (chosen === "custom") {
         if (!custom.value) {
-          error.textContent = "Pick a date and time.";
+          error.textContent = t("snooze.pick");
           return false;
         }
         until = new Date(custom.value).toISOString();
@@ -267,15 +281,14 @@ export function chooseSnooze(run) {
 
 export function snoozeText(snooze) {
   if (!snooze) return "";
-  if (!snooze.until) return "Snoozed until the customer replies";
+  if (!snooze.until) return t("snooze.until_reply_text");
   const when = new Date(Date.parse(snooze.until.replace(/(\.\d{3})\d+/, "$1")));
-  return `Snoozed until ${when.toLocaleString([], { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" })}`;
+  return t("snooze.until_text", { when: formatDateTime(when, { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) });
 }
 
 export function describeWake(d) {
   const who = d.conversation ? `#${d.conversation.id}` : "";
-  return d.reason === "message" ? `The customer wrote: snoozed conversation ${who} is back`
-    : `Snoozed conversation ${who} is back`;
+  return d.reason === "message" ? t("snooze.woke_message", { id: who }) : t("snooze.woke", { id: who });
 }
 
 export { displayName };

@@ -2,13 +2,14 @@
 import { h, icon, clear, duration, initials, channelIcon, displayName, parseTime } from "./dom.js";
 import { api, missing } from "./api.js";
 import { state } from "./state.js";
+import { t, formatNumber } from "./i18n.js";
 
 let root = null;
 let data = { queues: null, agents: null, holding: null, at: 0 };
 // The window the counted figures cover: the viewer's today, or the last hour. Live figures are always "now".
 const WINDOWS = {
-  today: { label: "today", title: "Today since 00:00", since: () => { const d = new Date(); d.setHours(0, 0, 0, 0); return d; } },
-  hour: { label: "last 60 min", title: "Last 60 minutes", since: () => new Date(Date.now() - 3600 * 1000) },
+  today: { label: () => t("wall.today"), title: () => t("wall.today_title"), since: () => { const d = new Date(); d.setHours(0, 0, 0, 0); return d; } },
+  hour: { label: () => t("wall.hour"), title: () => t("wall.hour_title"), since: () => new Date(Date.now() - 3600 * 1000) },
 };
 let windowName = "today";
 
@@ -26,7 +27,7 @@ export async function showWall(main, side) {
   root = main;
   clear(side);
   side.classList.add("hidden");
-  clear(main).append(h("div", { class: "loading" }, "Loading the wall…"));
+  clear(main).append(h("div", { class: "loading" }, t("wall.loading")));
   await refreshWall();
   clearInterval(ticker);
   clearInterval(poller);
@@ -66,7 +67,7 @@ function fallbackQueues() {
 }
 
 function pct(x) {
-  return x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`;
+  return x === null || x === undefined ? "—" : formatNumber(Math.round(x * 100) / 100, { style: "percent" });
 }
 
 function grade(x) {
@@ -74,7 +75,7 @@ function grade(x) {
 }
 
 function queueCard(q) {
-  const win = WINDOWS[windowName];
+  const win = { label: WINDOWS[windowName].label(), title: WINDOWS[windowName].title() };
   const drift = (Date.now() - data.at) / 1000;
   const wait = q.waiting ? (q.longest_wait || 0) + (data.queues ? drift : 0) : 0;
   const sla = q.sla_attainment;
@@ -83,24 +84,24 @@ function queueCard(q) {
   return h("article", { class: "queue-card", "data-queue": q.name },
     h("header", {}, h("h3", {}, q.title || q.name), h("span", { class: "muted" }, q.name)),
     h("div", { class: "kpis" },
-      h("div", { class: "kpi" }, h("strong", { class: q.waiting ? "hot" : "" }, String(q.waiting ?? 0)), h("span", {}, "waiting now")),
-      h("div", { class: `kpi ${waitClass}` }, h("strong", {}, q.waiting ? duration(wait) : "—"), h("span", {}, "longest wait now")),
+      h("div", { class: "kpi" }, h("strong", { class: q.waiting ? "hot" : "" }, String(q.waiting ?? 0)), h("span", {}, t("wall.waiting_now"))),
+      h("div", { class: `kpi ${waitClass}` }, h("strong", {}, q.waiting ? duration(wait) : "—"), h("span", {}, t("wall.longest_wait"))),
       h("div", { class: `kpi ${slaClass}`, title: sla === null || sla === undefined
-        ? `No conversation answered ${win.label}` : `Answered within ${duration(q.sla_wait || 0)}, ${win.label}` },
-      h("strong", {}, pct(sla)), h("span", {}, `within SLA · ${win.label}`)),
+        ? t("wall.none_answered", { when: win.label }) : t("wall.answered_within", { time: duration(q.sla_wait || 0), when: win.label }) },
+      h("strong", {}, pct(sla)), h("span", {}, t("wall.within_sla", { when: win.label }))),
       q.first_response ? h("div", { class: `kpi ${grade(q.first_response_attainment)}`,
-        title: `Conversations answered by an agent within ${duration(q.first_response)} of the customer's first message, ${win.label}` },
-      h("strong", {}, pct(q.first_response_attainment)), h("span", {}, `first reply in time · ${win.label}`)) : null),
+        title: t("wall.first_reply_title", { time: duration(q.first_response), when: win.label }) },
+      h("strong", {}, pct(q.first_response_attainment)), h("span", {}, t("wall.first_reply", { when: win.label }))) : null),
     sla !== undefined && sla !== null
       ? h("div", { class: "bar" }, h("span", { class: slaClass, style: { width: `${Math.round(sla * 100)}%` } })) : null,
     data.queues ? h("dl", { class: "queue-stats" },
-      h("div", {}, h("dt", {}, "Agents available now"), h("dd", {}, String(q.available_agents ?? 0))),
-      h("div", {}, h("dt", {}, "Agents busy now"), h("dd", {}, String(q.busy_agents ?? 0))),
+      h("div", {}, h("dt", {}, t("wall.available_now")), h("dd", {}, String(q.available_agents ?? 0))),
+      h("div", {}, h("dt", {}, t("wall.busy_now")), h("dd", {}, String(q.busy_agents ?? 0))),
       h("div", { class: "window-head" }, h("dt", {}, win.title)),
-      h("div", {}, h("dt", {}, "Answered"), h("dd", {}, String(q.answered ?? 0))),
-      h("div", {}, h("dt", {}, "Abandoned"), h("dd", {}, String(q.abandoned ?? 0))),
-      h("div", {}, h("dt", {}, "Rejected · missed"), h("dd", {}, `${q.rejected ?? 0} · ${q.timed_out ?? 0}`)),
-      q.first_response ? h("div", {}, h("dt", {}, "First replies · late"),
+      h("div", {}, h("dt", {}, t("reports.answered")), h("dd", {}, String(q.answered ?? 0))),
+      h("div", {}, h("dt", {}, t("reports.abandoned")), h("dd", {}, String(q.abandoned ?? 0))),
+      h("div", {}, h("dt", {}, t("wall.rejected_missed")), h("dd", {}, `${q.rejected ?? 0} · ${q.timed_out ?? 0}`)),
+      q.first_response ? h("div", {}, h("dt", {}, t("wall.first_replies_late")),
         h("dd", {}, `${q.responded ?? 0} · ${q.first_response_breached ?? 0}`)) : null)
       : null);
 }
@@ -112,11 +113,12 @@ function agentRow(a) {
   const load = Object.entries(held).filter(([, n]) => n > 0);
   return h("tr", { "data-agent": a.id },
     h("td", {}, h("div", { class: "agent-cell" }, h("span", { class: "avatar small" }, initials(a.name)),
-      h("div", {}, h("strong", {}, a.name), h("div", { class: "muted" }, a.role)))),
-    h("td", {}, h("span", { class: `presence-dot p-${a.presence || "offline"}` }), a.presence || "offline"),
+      h("div", {}, h("strong", {}, a.name), h("div", { class: "muted" }, { admin: t("role.admin"), supervisor: t("role.supervisor"), agent: t("role.agent") }[a.role] || a.role)))),
+    h("td", {}, h("span", { class: `presence-dot p-${a.presence || "offline"}` }),
+      { available: t("presence.available"), away: t("presence.away"), offline: t("presence.offline") }[a.presence || "offline"] || a.presence),
     h("td", {}, (a.queues || []).map((q) => h("span", { class: "chip" }, q))),
     h("td", {}, load.length ? load.map(([ch, n]) => h("span", { class: "chip load" }, channelIcon(ch === "chat" ? "webchat" : ch),
-      `${n}/${(a.capacity || {})[ch] ?? "–"}`)) : h("span", { class: "muted" }, "idle")),
+      `${n}/${(a.capacity || {})[ch] ?? "–"}`)) : h("span", { class: "muted" }, t("wall.idle"))),
     h("td", {}, work.length ? work.slice(0, 4).map((i) => h("a", { class: "chip link", href: `#/c/${i.conversation.id}` },
       channelIcon(i.conversation.channel), displayName(i.customer))) : h("span", { class: "muted" }, "—")));
 }
@@ -129,22 +131,22 @@ function renderWall() {
   const waiting = queues.reduce((n, q) => n + (q.waiting || 0), 0);
   clear(root).append(h("div", { class: "wall" },
     h("header", { class: "wall-head" },
-      h("div", {}, h("h1", {}, "Live wall"), h("p", { class: "muted" }, "Queues and agents, updated as it happens")),
-      data.queues ? h("div", { class: "seg-group", role: "radiogroup", "aria-label": "Figures for" },
+      h("div", {}, h("h1", {}, t("nav.wall")), h("p", { class: "muted" }, t("wall.subtitle"))),
+      data.queues ? h("div", { class: "seg-group", role: "radiogroup", "aria-label": t("wall.figures_for") },
         Object.entries(WINDOWS).map(([name, w]) => h("button", {
           class: `seg ${name === windowName ? "active" : ""}`, role: "radio", "aria-checked": String(name === windowName),
           "data-window": name, onclick: () => { windowName = name; refreshWall(); },
-        }, w.title))) : null,
+        }, w.title()))) : null,
       h("div", { class: "wall-totals" },
-        h("div", {}, h("strong", {}, String(waiting)), h("span", {}, "waiting now")),
-        online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, "agents available")) : null)),
+        h("div", {}, h("strong", {}, String(waiting)), h("span", {}, t("wall.waiting_now"))),
+        online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, t("wall.agents_available"))) : null)),
     data.queues ? null : h("div", { class: "notice" }, icon("alert"),
-      "Routing statistics are not available on this hub; waiting counts come from open conversations."),
+      t("wall.no_routing")),
     h("section", { class: "queue-grid" }, queues.map(queueCard)),
     h("section", { class: "panel" },
-      h("h2", {}, icon("users"), "Agents"),
+      h("h2", {}, icon("users"), t("wall.agents")),
       agents ? h("table", { class: "agents-table" },
-        h("thead", {}, h("tr", {}, ["Agent", "Presence", "Queues", "Load", "Working on"].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, [t("transfer.agent"), t("presence.label"), t("wall.queues"), t("wall.load"), t("wall.working_on")].map((title) => h("th", {}, title)))),
         h("tbody", {}, agents.filter((a) => !a.disabled).map(agentRow)))
-        : h("p", { class: "muted" }, "Agent presence needs the routing engine."))));
+        : h("p", { class: "muted" }, t("wall.presence_needs_routing")))));
 }
