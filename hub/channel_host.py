@@ -1,4 +1,5 @@
-"""What a channel adapter is handed: the inbound path and status updates for the outbound path, nothing else."""
+"""The hub's side of the adapter contract: what an adapter is handed instead of the store (the inbound path, status
+updates for the outbound path, and the few reads and writes each kind of channel needs), nothing else."""
 
 from __future__ import annotations
 

@@ -399,10 +399,32 @@ class WallAgent(Answer):
     holding: Omittable[dict[str, int]] = None
 
 
+class LowCsat(Answer):
+    conversation_id: Omittable[int] = None
+    score: Omittable[int] = None
+    comment: Omittable[str] = None
+    answered_at: Omittable[str] = None
+    queue: Omittable[str] = None
+    channel: str | None = None
+    agent_id: int | None = None
+    agent: Omittable[str] = None
+    customer: Omittable[str] = None
+
+
+class WallCsat(Answer):
+    responses: Omittable[int] = None
+    average: float | None = None
+    score: float | None = Field(None, description="share of answers of 4 or 5")
+    low_score: Omittable[int] = None
+    low: Omittable[list[LowCsat]] = None
+
+
 class Wall(Answer):
     since: Omittable[str] = None
     queues: Omittable[list[WallQueue]] = None
     agents: Omittable[list[WallAgent]] = None
+    csat: Omittable[WallCsat] = Field(None, description="satisfaction answers since `since`; `low` lists the newest "
+                                      "at or below csat.low_score (up to 10)")
 
 
 # -- canned responses, labels, views, bulk actions ---------------------------------------------------------------------

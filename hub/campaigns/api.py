@@ -68,8 +68,15 @@ async def create_campaign(request: web.Request) -> web.Response:
                                                f"{settings.max_recipients} (campaigns.max_recipients)")
     now = format_time(utcnow())
     agent = request[PRINCIPAL].agent_id
-    made = await request.app[DB].write(
-        lambda tx: _with_results(tx, campaign_store.create(tx, body, settings.rate(body.channel), agent, now)))
+
+    def write(tx: Tx) -> dict[str, Any]:
+        try:
+            made = campaign_store.create(tx, body, settings.rate(body.channel), agent, now, settings.max_recipients)
+        except ValueError as e:
+            raise web.HTTPUnprocessableEntity(text=str(e)) from None
+        return _with_results(tx, made)
+
+    made = await request.app[DB].write(write)
     request.app[CAMPAIGNS].wake.set()
     return web.json_response(made, status=201)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,8 @@ from hub.identities import IdentityError, parse
 from hub.model import CHANNEL_IDENTITY_KIND, Identity, format_time, parse_time
 from hub.segments import segment_store
 from hub.segments.criteria import cuts
+
+log = logging.getLogger("hub.campaigns")
 
 #: scheduled (waiting for its time), running (recipients being sent), done, cancelled
 STATUSES = ("scheduled", "running", "done", "cancelled")
@@ -228,9 +231,12 @@ def preview(tx: Tx, body: CampaignBody, region: str, limit: int, shown: int = 5)
             "skipped_sample": skipped}
 
 
-def create(tx: Tx, body: CampaignBody, rate: int, agent_id: int | None, now: str) -> Campaign:
+def create(tx: Tx, body: CampaignBody, rate: int, agent_id: int | None, now: str, limit: int) -> Campaign:
+    """A new campaign; raises ValueError when its segment holds more than LIMIT customers."""
     if body.segment_id is not None:
-        segment_store.get(tx, body.segment_id)  # a 404 now, not when it starts
+        seg = segment_store.get(tx, body.segment_id)  # a 404 now, not when it starts
+        if segment_store.size(tx, seg.criteria, cuts(tx) if seg.criteria.uses_rfm() else None) > limit:
+            raise ValueError(f"segment {seg.name!r} has more than {limit} customers (campaigns.max_recipients)")
     listed = body.listed()
     row = tx.one(
         "INSERT INTO campaigns (name, channel, text, subject, segment_id, identities, rate_per_minute, status, "
@@ -273,6 +279,11 @@ def start(tx: Tx, campaign: Campaign, region: str, limit: int, now: str) -> None
                                                   "skipped" if c.reason else "pending", c.reason))
     except NotFound:
         pass  # the segment was deleted: nobody to send to
+    except ValueError:  # the segment grew past campaigns.max_recipients since the campaign was made
+        log.warning("campaign %d: its audience is over campaigns.max_recipients; cancelled", campaign.id)
+        tx.exec("DELETE FROM campaign_recipients WHERE campaign_id = ?", (campaign.id,))
+        finish(tx, campaign.id, "cancelled", now)
+        return
     tx.exec("UPDATE campaigns SET status = 'running', started_at = ?, updated_at = ? WHERE id = ?",
             (now, now, campaign.id))
 

@@ -1,4 +1,6 @@
-"""The adapter contract: what every channel provides. Adapters only translate; they own no storage and no routing."""
+"""The adapter contract: what every channel provides (Channel), the hub as an adapter sees it (the sinks), and what
+they hand each other (results, later facts, errors, a phone line's calls). Adapters only translate; they own no
+storage and no routing, and import this, the words and named infrastructure only (tests/test_imports.py)."""
 
 from __future__ import annotations
 

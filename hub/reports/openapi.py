@@ -10,11 +10,11 @@ from pydantic import ConfigDict, Field, RootModel
 from hub.api.doc_parts import json_response as _json
 from hub.api.doc_parts import query as _query
 from hub.api.responses import Answer, Error, Omittable
-from hub.reports.query import FIGURES, GROUPS, SLICES
+from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, SLICES
 
-# hub.reports.query's GROUPS and SLICES (tests/reports check that they agree)
+# hub.reports.query's GROUPS and BREAKDOWNS (tests/api/test_responses.py checks that they agree)
 Group = Literal["hour", "day", "week", "month"]
-Slice = Literal["channel", "queue", "agent", "label"]
+BreakdownBy = Literal["channel", "queue", "agent", "label"]
 
 
 def _every_figure(schema: dict[str, Any]) -> None:
@@ -69,7 +69,7 @@ class BreakdownRow(Answer):
 class Breakdown(Answer):
     from_: Omittable[str] = Field(None, alias="from")
     to: Omittable[str] = None
-    by: Slice
+    by: BreakdownBy
     units: Omittable[dict[str, Any]] = None
     rows: list[BreakdownRow]
 
@@ -95,7 +95,9 @@ class StaffingModel(Answer):
 class StaffingHour(Answer):
     start: str
     contacts: float
-    agents: int
+    agents: int = Field(description="needed by Erlang C")
+    agents_erlang_a: int | None = Field(description="needed by Erlang A (null: no abandonment measured)")
+    available: float | None = Field(description="agents available on average in the hour (null: not over yet)")
 
 
 class Staffing(Answer):
@@ -105,18 +107,60 @@ class Staffing(Answer):
     model: StaffingModel
     assumptions: dict[str, Any]
     hours: list[StaffingHour]
+    last_week: Omittable[list[StaffingHour]] = None
+
+
+class VolumeChange(Answer):
+    now: Omittable[int] = None
+    previous: Omittable[int] = None
+    change: float | None = None
+
+
+class TimeChange(Answer):
+    now: float | None = None
+    previous: float | None = None
+    change: float | None = None
+
+
+class ChannelTrend(Answer):
+    channel: str
+    volume: VolumeChange
+    first_response: TimeChange
+
+
+class TopicChange(Answer):
+    label: Omittable[str] = None
+    title: Omittable[str] = None
+    now: Omittable[int] = None
+    previous: Omittable[int] = None
+    change: float | None = None
+
+
+class TopicTrends(Answer):
+    rising: Omittable[list[TopicChange]] = None
+    falling: Omittable[list[TopicChange]] = None
+
+
+class Trends(Answer):
+    from_: Omittable[str] = Field(None, alias="from")
+    to: Omittable[str] = None
+    previous_from: Omittable[str] = None
+    channels: list[ChannelTrend]
+    topics: TopicTrends
 
 
 _ERRORS = {"400": _json(Error, "Bad request: the message says what to fix"),
            "401": _json(Error, "No valid bearer token"),
            "403": _json(Error, "An agent asked for figures other than their own"),
-           "404": _json(Error, "Not found; also what is outside your reach, in the same words"),
+           "404": _json(Error, "No saved segment has that id"),
            "422": _json(Error, "A parameter is not valid: the message says which and why")}
 _COMMON = [
     _query("from", "start: a date (midnight in tz) or a time with its offset; default 7 days before to"),
     _query("to", "end (excluded): a date or a time; default tomorrow's midnight in tz"),
     _query("tz", "the viewer's IANA time zone (default reports.time_zone)"),
-    *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES),
+    *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES[:4]),
+    _query("segment", "only the customers in this saved segment now (its id; supervisors and admins)",
+           {"type": "integer"}),
     _query("format", "json (default) or csv", {"enum": ["json", "csv"]}),
 ]
 
@@ -140,13 +184,20 @@ PATHS: dict[str, Any] = {
         Timeseries),
     "/api/v1/reports/breakdown": _op(
         "Every figure per channel, queue, agent or label",
-        [_query("by", "channel, queue (default), agent or label", {"enum": list(SLICES)})], Breakdown),
+        [_query("by", "channel, queue (default), agent or label", {"enum": list(BREAKDOWNS)})], Breakdown),
     "/api/v1/reports/heatmap": _op(
         "A count per hour of the week (Monday first, hours of the viewer's time zone)",
         [_query("figure", "conversations_opened (default), messages_in, messages_out, conversations_resolved, "
                           "abandoned or after_hours")], Heatmap),
+    "/api/v1/reports/trends": {"get": {
+        "summary": "Channel trends: per channel, this period against the one before (volume, first response), "
+                   "and the labels (topics) whose volume rose or fell the most (supervisors and admins)",
+        "parameters": [*_COMMON[:3], _COMMON[-1]],
+        "responses": {"200": _ok(Trends, "The trends (or a CSV file with ?format=csv)"),
+                      **_ERRORS, "403": _json(Error, "Not a supervisor or admin")}}},
     "/api/v1/reports/staffing": {"get": {
-        "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C)",
+        "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C, "
+                   "and Erlang A with the measured patience), and last week's needs beside the agents available",
         "description": "Supervisors and admins. The volume model (hour-of-week profile x trending weekly total) is "
                        "fitted on the last history_weeks whole weeks; held_out_wape is its error on the last two "
                        "of them when fitted without them. docs/reports.md has the formulas.",
@@ -163,6 +214,9 @@ PATHS: dict[str, Any] = {
                    {"type": "number", "minimum": 0.01, "maximum": 0.999}),
             _query("concurrency", "contacts an agent handles at once (chats; default 1)",
                    {"type": "integer", "minimum": 1, "maximum": 20}),
+            _query("patience_seconds", "customers' mean patience for Erlang A (default: measured from the "
+                                       "waits of answered and abandoned contacts)",
+                   {"type": "number", "minimum": 1, "maximum": 86400}),
         ],
         "responses": {"200": _ok(Staffing, "The forecast (or a CSV file with ?format=csv)"),
                       **_ERRORS, "403": _json(Error, "Not a supervisor or admin")}}},

@@ -19,7 +19,7 @@ from hub.campaigns.campaign_store import STATUSES as CAMPAIGN_STATUSES
 from hub.csat import surveys
 from hub.journal import STATUSES as JOURNAL_STATUSES
 from hub.reports import openapi as reports
-from hub.reports.query import GROUPS, SLICES
+from hub.reports.query import BREAKDOWNS, GROUPS
 from hub.segments import openapi as segments
 from hub.segments.criteria import GROUPS as RFM_GROUPS
 
@@ -62,7 +62,7 @@ def test_the_enums_agree_with_the_code() -> None:
     assert _literals(Conversation.model_fields["status"].annotation) == set(get_args(ConversationStatus))
     assert _literals(Csat.model_fields["status"].annotation) == set(surveys.STATUSES)
     assert _literals(AttentionEvent.model_fields["status"].annotation) == set(JOURNAL_STATUSES)
-    assert get_args(reports.Group) == GROUPS and get_args(reports.Slice) == SLICES
+    assert get_args(reports.Group) == GROUPS and get_args(reports.BreakdownBy) == BREAKDOWNS
     assert set(get_args(segments.RfmGroup)) == {*RFM_GROUPS, "other"}
     assert get_args(campaigns.CampaignStatus) == CAMPAIGN_STATUSES
 

@@ -324,3 +324,19 @@ async def test_the_console_needs_the_csrf_token_to_create_or_cancel(
     assert (await client.post(f"{C}/{cid}/cancel", headers={"X-CSRF-Token": csrf})).status == 200
     n = await client.app[DB].read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM campaigns"))
     assert int(n["n"]) == 1
+
+
+async def test_an_audience_over_the_limit_is_refused_with_the_reason(start: Callable[..., Any]) -> None:
+    api = await start(campaigns__max_recipients="2")
+    await people(api)
+    await catch_up(api.client.app[DB], RollRules(), cutoff="9999")
+    seg = await api.call("POST", "/api/v1/segments", "/api/v1/segments", {"name": "All", "criteria": {
+        "channels": ["api"]}}, expect=201)
+    body = {"name": "Big", "channel": "sms", "text": "hi", "segment_id": seg["id"]}
+    bad = await api.call("POST", C, C, body, expect=422)
+    assert "has more than 2 customers (campaigns.max_recipients)" in bad["error"]["message"]
+    bad = await api.call("POST", f"{C}/preview", f"{C}/preview", body, expect=422)
+    assert "more than 2 customers" in bad["error"]["message"]
+    listed = {"name": "Big", "channel": "sms", "text": "hi", "identities": [f"phone:{p}" for p in (ANN, BOB, CARA)]}
+    bad = await api.call("POST", C, C, listed, expect=422)
+    assert "the list has 3 identities, more than 2" in bad["error"]["message"]

@@ -107,15 +107,16 @@ function start(who) {
   clear(app).append(h("div", { class: "shell" },
     h("header", { class: "topbar" },
       h("a", { class: "brand", href: "#/", "aria-label": t("nav.home") }, h("span", { class: "logo" }, icon("hub")), h("span", { class: "label" }, "hub")),
+      // A tab shows a short name (icons only below 1200 px); its full name is the tooltip and what screen readers say.
       h("nav", { class: "tabs" },
-        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox" }, icon("inbox"), h("span", { class: "label" }, t("nav.inbox"))),
-        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall" }, icon("wall"), h("span", { class: "label" }, t("nav.wall"))) : null,
-        h("a", { href: "#/mentions", class: "nav-link", "data-nav": "mentions", id: "nav-mentions" }, icon("at"),
+        h("a", { href: "#/", class: "nav-link", "data-nav": "inbox", title: t("nav.inbox") }, icon("inbox"), h("span", { class: "label" }, t("tab.inbox"))),
+        supervisor ? h("a", { href: "#/wall", class: "nav-link", "data-nav": "wall", id: "nav-wall", title: t("nav.wall") }, icon("wall"), h("span", { class: "label" }, t("tab.wall"))) : null,
+        h("a", { href: "#/mentions", class: "nav-link", "data-nav": "mentions", id: "nav-mentions", title: t("nav.mentions") }, icon("at"),
           h("span", { class: "label" }, t("nav.mentions")), h("span", { class: "badge count hidden", id: "mentions-badge" }, "0")),
-        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports" }, icon("checks"), h("span", { class: "label" }, t("nav.reports"))),
-        supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention" }, icon("event"),
-          h("span", { class: "label" }, t("nav.attention")), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
-        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin" }, icon("users"), h("span", { class: "label" }, t("nav.admin"))) : null),
+        h("a", { href: "#/reports", class: "nav-link", "data-nav": "reports", id: "nav-reports", title: t("nav.reports") }, icon("checks"), h("span", { class: "label" }, t("nav.reports"))),
+        supervisor ? h("a", { href: "#/attention", class: "nav-link", "data-nav": "attention", id: "nav-attention", title: t("nav.attention") }, icon("event"),
+          h("span", { class: "label" }, t("tab.attention")), h("span", { class: "badge count hidden", id: "attention-badge" }, "0")) : null,
+        state.me.role === "admin" ? h("a", { href: "#/admin/agents", class: "nav-link", "data-nav": "admin", id: "nav-admin", title: t("nav.admin") }, icon("users"), h("span", { class: "label" }, t("tab.admin"))) : null),
       h("div", { class: "search" }, icon("search"), els.search, els.results),
       h("div", { class: "top-right" },
         els.status, els.presence,
@@ -126,8 +127,6 @@ function start(who) {
         h("button", { class: "icon-btn", id: "signout", title: t("nav.sign_out"), "aria-label": t("nav.sign_out"), onclick: signOut }, icon("logout")))),
     h("div", { class: "body" }, h("div", { class: "left" }, els.offers, viewBar(), els.list), els.main, els.side,
       h("div", { class: "drawer-scrim", onclick: () => toggleDrawer(false) }))));
-  // Narrower screens show the tabs as icons: their names stay as tooltips.
-  for (const link of document.querySelectorAll(".topbar .nav-link")) link.title = link.querySelector(".label").textContent;
   setHook("refreshInbox", debounce(loadInbox, 150));
   state.live = new Live({
     onEvent, onSync: resync, onStatus: showStatus,
@@ -381,6 +380,8 @@ function onEvent(event) {
       const msg = d.message;
       const shown = conversation.onMessageCreated(d);
       if (msg && msg.direction === "in" && !shown) state.unread.add(msg.conversation_id);
+      // A survey answer moves the wall's satisfaction figure and may be a low rating: shown as it arrives.
+      if (msg && msg.meta && msg.meta.csat && location.hash === "#/wall") wallSoon();
       state.unread.size && !shown && msg && msg.direction === "in" && document.hidden && notify(
         t("notify.new_message", { name: displayName(d.customer) }), msg.text || channelLabel(msg.channel));
       refreshSoon();
