@@ -4,9 +4,10 @@ customers), and every segment endpoint over those customers (their contacts from
 attribute generated beside them), p50/p99 beside /healthz on the same server in the same run. Target: p99 under 1 s
 for every report and segment.
 
-The history is made of the conversation events the hub would have recorded, folded by the roller's own code
-(hub.reports.rollup._fold) and bulk-loaded as rollups: reports read nothing else. Message rows themselves are not
-written (no report reads them); --events also loads the events table, for a realistic database size."""
+The history is made of the conversation events the hub would have recorded (a quarter of the resolved conversations
+answer the satisfaction survey, so the CSAT figures and a segment on CSAT are measured too), folded by the roller's
+own code (hub.reports.rollup._fold) and bulk-loaded as rollups: reports read nothing else. Message rows themselves
+are not written (no report reads them); --events also loads the events table, for a realistic database size."""
 
 from __future__ import annotations
 
@@ -118,11 +119,16 @@ def history(args: argparse.Namespace, rules: RollRules, start: datetime,
                             None, ""))
             if rng.random() < 0.05:
                 evs.append(("transferred", t, agent, None, queue))
-            evs.append(("resolved", t + timedelta(seconds=rng.expovariate(1 / 600)), agent, None, ""))
+            resolved = t + timedelta(seconds=rng.expovariate(1 / 600))
+            evs.append(("resolved", resolved, agent, None, ""))
+            if rng.random() < 0.25:  # a quarter answer the survey, an hour or so later; mostly content
+                score = rng.choices((1, 2, 3, 4, 5), (0.06, 0.06, 0.12, 0.3, 0.46))[0]
+                evs.append(("csat", resolved + timedelta(seconds=rng.expovariate(1 / 3600)), agent, float(score),
+                            queue))
         c = _Clock(cid)
         for kind, at, who, seconds, q in evs:
             row = {"type": kind, "at": _fmt(at), "agent_id": who, "seconds": seconds, "customer_id": customer,
-                   "channel": channel if kind in ("opened", "reopened", "message_in", "message_out") else "",
+                   "channel": channel if kind in ("opened", "reopened", "message_in", "message_out", "csat") else "",
                    "queue": q}
             _fold(row, c, deltas, rules, lambda cust, _conv: last_resolved.get(cust))
             if events_out is not None:
@@ -150,13 +156,14 @@ def customers(args: argparse.Namespace, deltas: _Deltas, end: datetime) -> Custo
     tail; a `plan` attribute on a third of them."""
     rng = random.Random(args.seed + 1)
     now = _fmt(end)
-    stats: dict[int, list[Any]] = {c: [n, last, 0, 0.0, None] for c, (n, last) in deltas.contacts.items()}
+    stats: dict[int, list[Any]] = {c: [n, last, 0, 0.0, None, *deltas.ratings.get(c, (0, 0.0))]
+                                   for c, (n, last) in deltas.contacts.items()}
     for c in range(1, args.customers + 1):
         if rng.random() < (0.5 if c in stats else 0.05):
             orders = min(6, 1 + int(rng.expovariate(1.0)))
             value = round(sum(rng.lognormvariate(4.0, 0.9) for _ in range(orders)), 2)
             last = _fmt(end - timedelta(days=rng.random() * args.days))
-            stats.setdefault(c, [0, None, 0, 0.0, None])[2:] = [orders, value, last]
+            stats.setdefault(c, [0, None, 0, 0.0, None, 0, 0.0])[2:5] = [orders, value, last]
     ids = sorted(stats)
     plans = ("gold", "silver", "free")
     return Customers(
@@ -169,7 +176,8 @@ def customers(args: argparse.Namespace, deltas: _Deltas, end: datetime) -> Custo
 
 _CUSTOMER_TABLES = (
     ("customers", "id, name, created_at, updated_at", "customers"),
-    ("customer_stats", "customer_id, contacts, last_contact_at, orders, order_value, last_order_at", "stats"),
+    ("customer_stats", "customer_id, contacts, last_contact_at, orders, order_value, last_order_at, csat_answers, "
+                       "csat_total", "stats"),
     ("customer_channels", "customer_id, channel", "channels"),
     ("customer_attributes", "customer_id, name, value", "attributes"),
 )
@@ -178,6 +186,7 @@ _CUSTOMER_TABLES = (
 def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people: Customers) -> int:
     # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
     rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
+    mine = sorted((c, hour, met, int(n), float(total)) for (c, hour, met), (n, total) in deltas.customers.items())
     if url.startswith("sqlite:///"):
         import sqlite3
 
@@ -185,6 +194,8 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
         with lite:
             lite.executemany("INSERT INTO report_rollups (grain, dim, value, metric, bucket, n, total) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            lite.executemany("INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) "
+                             "VALUES (?, ?, ?, ?, ?)", mine)
             for table, cols, field in _CUSTOMER_TABLES:
                 marks = ", ".join("?" for _ in cols.split(", "))
                 lite.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", getattr(people, field))
@@ -200,6 +211,9 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
             with cur.copy("COPY report_rollups (grain, dim, value, metric, bucket, n, total) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
+            with cur.copy("COPY report_customer_hours (customer_id, hour, metric, n, total) FROM STDIN") as cp:
+                for m in mine:
+                    cp.write_row(m)
             for table, cols, field in _CUSTOMER_TABLES:
                 with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
                     for row in getattr(people, field):
@@ -215,9 +229,19 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
 
 async def measure(base: str, token: str, n: int, end: datetime) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base, headers=headers) as s, s.get("/api/v1/segments") as resp:
+        # Reports by segment: the Champions (an RFM group, a fifth of the customers or so) and the loyal ones.
+        saved = {x["name"]: x["id"] for x in (await resp.json())["items"]}
     cases: list[tuple[str, str]] = [("healthz (baseline)", "/healthz")]
     for days in (7, 30, 365):
         span = f"from={(end - timedelta(days=days)).date()}&to={end.date()}"
+        for name in ("Champions", "Loyal"):
+            if name in saved:
+                by = f"segment={saved[name]}"
+                cases += [(f"summary {days}d, segment {name}", f"/api/v1/reports/summary?{span}&{by}"),
+                          (f"timeseries {days}d by day, segment {name}",
+                           f"/api/v1/reports/timeseries?{span}&group=day&{by}"),
+                          (f"heatmap {days}d, segment {name}", f"/api/v1/reports/heatmap?{span}&{by}")]
         cases += [
             (f"summary {days}d", f"/api/v1/reports/summary?{span}"),
             (f"summary {days}d by queue", f"/api/v1/reports/summary?{span}&queue=q01"),
@@ -240,6 +264,7 @@ SEGMENTS = {
     "recent sms buyers": {"last_contact_days": {"max": 30}, "order_value": {"min": 100}, "channels": ["sms"]},
     "gold, 3+ contacts, none open": {"attributes": [{"name": "plan", "op": "is", "value": "gold"}],
                                           "contacts": {"min": 3}, "open_conversation": False},
+    "unhappy (CSAT 2 or less)": {"csat": {"max": 2}},
 }
 
 

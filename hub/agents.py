@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.config import QueueSettings
 from hub.history.db import Database, Tx
-from hub.history.identities import IdentityError, normalize_phone
+from hub.identities import IdentityError, normalize_phone
 from hub.model import Agent, format_time, utcnow
 
 ROLES = ("admin", "supervisor", "agent")

@@ -44,9 +44,12 @@ from hub.automation import api as automation_api
 from hub.automation.runner import Runner
 from hub.bots import api as bots_api
 from hub.bots.turns import BotTurns
+from hub.campaigns import api as campaigns_api
+from hub.campaigns.sender import CampaignSender
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
 from hub.channels.base import Channel
+from hub.channels.registry import CHANNEL_RULES
 from hub.channels.telegram.channel import TelegramChannel
 from hub.channels.webchat.channel import WebchatChannel
 from hub.config import Settings
@@ -59,7 +62,21 @@ from hub.history.db import open_database, redact
 from hub.history.schema import migrate
 from hub.inbox.snooze import Waker
 from hub.ingest import Ingest
-from hub.keys import AUTH, AUTOMATION, BUS, CHANNELS, CSAT, DB, INGEST, METRICS, OUTBOX, ROUTER, SETTINGS, WEBHOOKS
+from hub.keys import (
+    AUTH,
+    AUTOMATION,
+    BUS,
+    CAMPAIGNS,
+    CHANNELS,
+    CSAT,
+    DB,
+    INGEST,
+    METRICS,
+    OUTBOX,
+    ROUTER,
+    SETTINGS,
+    WEBHOOKS,
+)
 from hub.metrics import Metrics
 from hub.outbox import Outbox
 from hub.reports.rollup import RollRules, roll_forever
@@ -203,7 +220,8 @@ def build_app(settings: Settings) -> web.Application:
     auth = TokenAuth(db)
     sessions = Sessions(db, settings.console)
     router = Router(db, settings, bus)
-    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest)
+    ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest,
+                    channel_rules=CHANNEL_RULES)
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))
@@ -213,6 +231,7 @@ def build_app(settings: Settings) -> web.Application:
     waker = Waker(db, bus, router, settings.console.snooze_poll_seconds)
     runner.on_bot_turns = turns.wake.set
     surveys = SurveySender(db, settings, outbox, bus)
+    campaigns = CampaignSender(db, settings, outbox, bus)
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -228,6 +247,7 @@ def build_app(settings: Settings) -> web.Application:
     app[ROUTER] = router
     app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
     app[CSAT] = surveys
+    app[CAMPAIGNS] = campaigns
     app[OPEN_SOCKETS] = OpenSockets()
     app.on_shutdown.append(app[OPEN_SOCKETS].close_all)
     _install_calls(app, settings, channels)
@@ -280,6 +300,7 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-snooze-waker", waker.run_forever),
             _task("hub-snooze-listener", waker.listen),
             _task("hub-csat", surveys.run_forever),
+            _task("hub-campaigns", campaigns.run_forever),
         ]
     )
 
@@ -314,6 +335,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(webhooks_api.routes())
     app.router.add_routes(bots_api.routes())
     app.router.add_routes(csat_page.routes())
+    app.router.add_routes(campaigns_api.routes())
     for ch in channels.values():
         app.router.add_routes(ch.routes())
     if "webchat" in channels:

@@ -16,12 +16,11 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from hub import fail_points
-from hub.channels.base import Channel
-from hub.facts import Fact
+from hub.channels.base import Channel, Fact, IngestFailed, IngestResult
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import IdentityError, normalize
-from hub.ingest import AlsoInTx, Ingest, IngestFailed, IngestResult
+from hub.identities import IdentityError, normalize
+from hub.ingest import AlsoInTx, Ingest
 from hub.journal import FLAGGED
 from hub.model import AttachmentIn, Inbound, format_time, utcnow
 
@@ -348,16 +347,13 @@ class Attention:
 
     def _inbound_for(self, r: dict[str, Any], body: dict[str, Any], target: Any, name: str | None) -> Inbound:
         channel = str(r["channel"])
-        eml = _eml(body.get("raw"))
+        # A raw event its channel can read again as the target's (an email): the channel's own reader.
+        reread = (read(body.get("raw"), channel, target) for read in self.ingest.channel_rules.readers)
         if body.get("inbound") is not None:
             inbound = Inbound.from_json(body["inbound"])
             inbound.identity = target
-        elif eml is not None:
-            from hub.channels.email.parse import parse_email
-
-            parsed = parse_email(eml, channel=channel, sender=target)
-            assert parsed.inbound is not None  # with a sender given, every email reads as one
-            inbound = parsed.inbound
+        elif (read_again := next((i for i in reread if i is not None), None)) is not None:
+            inbound = read_again
         else:
             _sender, summary = describe(body)
             data, ctype, filename = raw_bytes(body)

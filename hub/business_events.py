@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from hub import event_log
 from hub.history import store
 from hub.history.db import Row, Tx
-from hub.history.identities import parse
 from hub.history.merge import LATER, event_conversation
+from hub.identities import parse
 from hub.model import format_time
 
 #: a JSON payload is at most this long, serialized (it travels on the timeline and to webhooks)

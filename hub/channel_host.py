@@ -1,4 +1,5 @@
-"""What a channel adapter is handed: the inbound path and status updates for the outbound path, nothing else."""
+"""The hub's side of the adapter contract: what an adapter is handed instead of the store (the inbound path, status
+updates for the outbound path, and the few reads and writes each kind of channel needs), nothing else."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from hub import visibility
+from hub.api.auth import Principal
+from hub.channels.base import Fact, FactResult, IngestResult
 from hub.csat import surveys as csat_surveys
 from hub.events import Event, Subscription
-from hub.facts import Fact, FactResult
 from hub.history import store
 from hub.history.db import Tx
 from hub.history.merge import link_identity
-from hub.ingest import Ingest, IngestResult
+from hub.ingest import Ingest
 from hub.journal import write as journal_write
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, Message, format_time, utcnow
@@ -154,6 +157,26 @@ class ChannelHost:
         def load(tx: Tx) -> list[tuple[Message, str | None]]:
             customer_id = store.customer_by_identity(tx, identity)
             return [] if customer_id is None else store.channel_history(tx, customer_id, channel, limit)
+
+        return await self._ingest.db.read(load)
+
+    async def is_customer(self, identity: Identity) -> bool:
+        """Whether IDENTITY already has a customer here (a returning visitor)."""
+        return await self._ingest.db.read(lambda tx: store.customer_by_identity(tx, identity)) is not None
+
+    async def typing_target(
+        self, principal: Principal, conversation_id: int, channel: str
+    ) -> tuple[str | None, str | None, int]:
+        """Where PRINCIPAL's typing in CONVERSATION_ID shows: (the identity its last CHANNEL message came from, the
+        agent's name, the customer id). NotFound when PRINCIPAL may not act on it, as if it did not exist."""
+
+        def load(tx: Tx) -> tuple[str | None, str | None, int]:
+            conv = store.conversation(tx, conversation_id)
+            if not visibility.may_act(principal, conv.queue, conv.agent_id):
+                raise store.NotFound(f"conversation {conversation_id} does not exist")
+            ident = store.last_inbound_identity(tx, conversation_id, channel)
+            names = store.agent_names(tx, {principal.agent_id}) if principal.agent_id is not None else {}
+            return ident, names.get(principal.agent_id) if principal.agent_id is not None else None, conv.customer_id
 
         return await self._ingest.db.read(load)
 

@@ -183,6 +183,7 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
 
 
 def cmd_events_replay(args: argparse.Namespace) -> int:
+    from hub.channels.registry import CHANNEL_RULES
     from hub.events import MemoryBus
     from hub.ingest import Ingest
     from hub.metrics import Metrics
@@ -191,7 +192,7 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
     _setup_logging(settings.server.log_level)
 
     async def run(db: Database) -> int:
-        ingest = Ingest(db, settings, MemoryBus(), Metrics())
+        ingest = Ingest(db, settings, MemoryBus(), Metrics(), channel_rules=CHANNEL_RULES)
         if args.ids or "rejected" in args.status:
             return await _replay_rejected(db, ingest, args)
         statuses = tuple(args.status)

@@ -488,6 +488,25 @@ class CsatSettings(Section):
     question: str = Field("How satisfied are you with the help you got?", min_length=1, max_length=300)
 
 
+class CampaignSettings(Section):
+    """Proactive campaigns (hub.campaigns): a message to a segment or a list of identities."""
+
+    #: messages a minute per campaign on each channel, unless the campaign sets its own (the providers' limits:
+    #: a Twilio long code takes about one SMS a second; Telegram about 30 messages a second to different chats)
+    rate_per_minute: dict[str, int] = Field(default_factory=lambda: {
+        "sms": 60, "whatsapp": 60, "email": 300, "telegram": 1200})
+    #: for a channel not named above
+    default_rate_per_minute: int = Field(60, ge=1, le=100_000)
+    #: a customer's message within this long after a campaign's counts as a reply to it
+    reply_window_hours: float = Field(72.0, gt=0, le=24 * 90)
+    poll_interval_seconds: float = Field(2.0, gt=0)
+    #: recipients one campaign may have (a segment or a list bigger than this is refused)
+    max_recipients: int = Field(100_000, ge=1)
+
+    def rate(self, channel: str) -> int:
+        return self.rate_per_minute.get(channel, self.default_rate_per_minute)
+
+
 class AutomationSettings(Section):
     """Rules that act on the hub's events (hub.automation)."""
 
@@ -535,6 +554,7 @@ class Settings(Section):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     reports: ReportsSettings = Field(default_factory=ReportsSettings)
     csat: CsatSettings = Field(default_factory=CsatSettings)
+    campaigns: CampaignSettings = Field(default_factory=CampaignSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from hub.channels.twilio.outcome import call_outcome, summary
+from hub.channels.base import STATUS_RANK, Fact, FactResult, FactRule, fact_key_prefix
 from hub.config import IngestSettings
 from hub.events import Event, EventBus
 from hub.history import store
@@ -23,64 +22,13 @@ from hub.model import Message, format_time, parse_time, utcnow
 
 log = logging.getLogger("hub.facts")
 
-#: "status": an outgoing message's delivery status; "amend": more about an inbound message (text and meta);
-#: "call": a call's status (meta call_status, duration_seconds), which also settles the call's outcome and summary
-KINDS = ("status", "amend", "call")
-
-# Provider status callbacks may arrive out of order; a status never moves backwards.
-RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
+#: no channel's rules: for callers that never apply a "call" fact (the outbox records outgoing messages only)
+NO_RULES: Mapping[str, FactRule] = {}
 
 
 def moves_forward(old: str, new: str) -> bool:
-    return RANK.get(new, 0) > RANK.get(old, 0)
-
-
-@dataclass(frozen=True)
-class Fact:
-    kind: str
-    channel: str
-    #: the provider's id of the message the fact is about (Twilio's MessageSid, CallSid, RecordingSid...)
-    external_id: str
-    #: what tells this fact from the others about the same message (e.g. the status); a retry repeats it
-    key: str
-    status: str | None = None
-    reason: str | None = None
-    text: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fact kind {self.kind!r} (known: {', '.join(KINDS)})")
-        if self.kind == "status" and self.status not in RANK:
-            raise ValueError(f"unknown message status {self.status!r}")
-
-    @property
-    def dedupe_key(self) -> str:
-        return f"{_prefix(self.external_id)}{self.kind}:{self.key}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "channel": self.channel, "external_id": self.external_id, "key": self.key,
-                "status": self.status, "reason": self.reason, "text": self.text, "meta": self.meta}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Fact:
-        return cls(kind=d["kind"], channel=d["channel"], external_id=d["external_id"], key=d["key"],
-                   status=d.get("status"), reason=d.get("reason"), text=d.get("text"), meta=d.get("meta") or {})
-
-
-@dataclass(frozen=True)
-class FactResult:
-    journal_id: int
-    #: applied (the message changed), unchanged (known, but nothing new: e.g. an older status), duplicate (this
-    #: fact was journaled before), pending (no such message yet), failed (flagged: see reason)
-    state: str
-    reason: str | None = None
-    message_id: int | None = None
-
-
-def _prefix(external_id: str) -> str:
-    # Facts share the journal with inbound events; the prefix keeps their keys apart and findable by message.
-    return f"fact:{external_id}:"
+    """Provider status callbacks may arrive out of order; a status never moves backwards."""
+    return STATUS_RANK.get(new, 0) > STATUS_RANK.get(old, 0)
 
 
 def _direction(fact: Fact) -> str:
@@ -95,8 +43,8 @@ def _target(tx: Tx, fact: Fact) -> int | None:
     return int(row["id"]) if row else None
 
 
-def _change(tx: Tx, fact: Fact, message_id: int, now: str) -> bool:
-    """Apply FACT to its message; False when it changes nothing."""
+def _change(tx: Tx, fact: Fact, message_id: int, now: str, rules: Mapping[str, FactRule]) -> bool:
+    """Apply FACT to its message; False when it changes nothing. RULES: each channel's rule for its call facts."""
     if fact.kind == "status":
         row = tx.one("SELECT status FROM messages WHERE id = ?" + tx.for_update, (message_id,))
         assert row is not None and fact.status is not None
@@ -105,12 +53,15 @@ def _change(tx: Tx, fact: Fact, message_id: int, now: str) -> bool:
         store.set_message_status(tx, message_id, fact.status, fact.reason, now)
         return True
     if fact.kind == "call":
-        # The voice channel's rule for what a call's status means, applied to the meta stored by now
+        # The channel's rule for what a call's status means, applied to the meta stored by now; the channel writes
+        # the text. Without its rule the fact is flagged (kept for replay), never applied half.
+        rule = rules.get(fact.channel)
+        if rule is None:
+            raise LookupError(f"no rule for {fact.channel} call facts (the app hands Ingest each channel's rule)")
         msg = store.message(tx, message_id)
         meta = {k: v for k, v in {**msg.meta, **fact.meta}.items() if v is not None}
-        derived = call_outcome(meta)
-        meta.update(derived)
-        store.amend_message(tx, message_id, summary(meta), {**fact.meta, **derived}, now)
+        derived, text = rule(meta)
+        store.amend_message(tx, message_id, text, {**fact.meta, **derived}, now)
         return True
     store.amend_message(tx, message_id, fact.text, fact.meta, now)
     return True
@@ -122,13 +73,15 @@ def _unknown(fact: Fact) -> str:
     return f"{what} for {fact.channel} message {fact.external_id}: no such {sent} message"
 
 
-def _apply(tx: Tx, journal_id: int, fact: Fact, now: str, give_up: str | None) -> FactResult:
+def _apply(
+    tx: Tx, journal_id: int, fact: Fact, now: str, give_up: str | None, rules: Mapping[str, FactRule]
+) -> FactResult:
     """Apply a journaled FACT and record the outcome on its journal row. GIVE_UP: why an unknown message is no
     longer waited for (the row is then flagged 'failed' instead of left 'pending')."""
     tx.exec("SAVEPOINT hub_fact")
     try:
         message_id = _target(tx, fact)
-        changed = message_id is not None and _change(tx, fact, message_id, now)
+        changed = message_id is not None and _change(tx, fact, message_id, now, rules)
     except Exception as e:
         if retryable(e):
             raise
@@ -157,13 +110,15 @@ def _apply(tx: Tx, journal_id: int, fact: Fact, now: str, give_up: str | None) -
     return FactResult(journal_id, "applied" if changed else "unchanged", None, message_id)
 
 
-def apply_waiting(tx: Tx, channel: str, external_id: str, now: str) -> int:
+def apply_waiting(
+    tx: Tx, channel: str, external_id: str, now: str, rules: Mapping[str, FactRule] = NO_RULES
+) -> int:
     """Apply the facts that arrived before CHANNEL's message EXTERNAL_ID was recorded (call in the transaction that
     records it). Returns how many were applied."""
     rows = tx.all(
         "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE ? ESCAPE '!' "
         "ORDER BY id",
-        (channel, like_prefix(_prefix(external_id))),
+        (channel, like_prefix(fact_key_prefix(external_id))),
     )
     n = 0
     for row in rows:
@@ -171,17 +126,22 @@ def apply_waiting(tx: Tx, channel: str, external_id: str, now: str) -> int:
         fact = Fact.from_json(body["fact"])
         if fact.external_id != external_id:  # LIKE ignores case on SQLite
             continue
-        if _apply(tx, int(row["id"]), fact, now, None).state in ("applied", "unchanged"):
+        if _apply(tx, int(row["id"]), fact, now, None, rules).state in ("applied", "unchanged"):
             n += 1
     return n
 
 
 class Facts:
-    def __init__(self, db: Database, bus: EventBus, metrics: Metrics, settings: IngestSettings) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, metrics: Metrics, settings: IngestSettings,
+        rules: Mapping[str, FactRule] = NO_RULES,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.metrics = metrics
         self.settings = settings
+        #: channel name -> its rule for call facts (hub.channels.registry, handed in by the wiring)
+        self.rules = rules
 
     async def record(self, fact: Fact, raw: Any = None) -> FactResult:
         """Journal FACT and apply it, in one transaction. A retried fact changes nothing (state 'duplicate'),
@@ -196,7 +156,7 @@ class Facts:
                 assert row is not None
                 if row["status"] != "pending":
                     return FactResult(j.id, "duplicate", None, row["message_id"])
-            return _apply(tx, j.id, fact, now, None)
+            return _apply(tx, j.id, fact, now, None, self.rules)
 
         return await self._finish(fact, await self.db.write(write))
 
@@ -217,7 +177,7 @@ class Facts:
                 give_up = None
                 if row["status"] == "failed" or waited >= limit:
                     give_up = f"waited {waited:.1f}s; ingest.pending_fact_seconds is {limit:g}"
-                result = _apply(tx, journal_id, fact, format_time(now), give_up)
+                result = _apply(tx, journal_id, fact, format_time(now), give_up, self.rules)
             if also is not None:
                 also(tx, result)
             return result

@@ -59,6 +59,10 @@ def hit(name: str) -> None:
 # written and its webhook deliveries are not yet (one transaction: a kill there leaves neither). `webhook.after_post`:
 # the receiver has the delivery and the hub has not yet marked it delivered (at least once: it is sent again).
 POINTS = POINTS | {"event.before_deliveries", "webhook.after_post"}
+# `automation.before_done` (hub.automation.runner): a rule's actions and its run record are written (label, reply and
+# its outbox row, webhook deliveries) and the event is not yet marked done; one transaction, so a kill there leaves
+# neither, and another process (or the restarted one) runs the rule on that event once.
+POINTS = POINTS | {"automation.before_done"}
 
 # Snooze (hub.inbox.snooze) writes the store first, then routing: `snooze.before_release` (snoozed in the store, still
 # held by routing: the reconciler lets go of it), `wake.after_store` (woken in the store, not yet back in routing:
@@ -69,3 +73,7 @@ POINTS = POINTS | {"snooze.before_release", "snooze.after_state", "snooze.after_
 # is not yet; one transaction, so a kill there leaves neither: the event is still open, and acting on it again after
 # the restart does it once.
 POINTS = POINTS | {"attention.before_record"}
+# Campaigns (hub.campaigns.sender). `campaign.before_mark`: a recipient's message and its outbox row are written and
+# the recipient is not yet marked as sent to; one transaction, so a kill there leaves neither, and the restarted hub
+# writes that recipient's message once.
+POINTS = POINTS | {"campaign.before_mark"}

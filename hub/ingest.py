@@ -8,23 +8,24 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from hub import event_log
+from hub.channels.base import ChannelRules, Fact, IngestFailed, IngestResult
 from hub.config import Settings
 from hub.csat import answers as csat_answers
 from hub.csat import surveys as csat_surveys
 from hub.events import Event, EventBus
-from hub.facts import Fact, Facts, apply_waiting
+from hub.facts import Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
-from hub.history.identities import normalize
 from hub.html_safety import sanitized
+from hub.identities import normalize
 from hub.journal import write as _journal
 from hub.metrics import Metrics
-from hub.model import Conversation, Customer, Inbound, Message, format_time, utcnow
+from hub.model import ANSWER_META, Inbound, Message, format_time, utcnow
 from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
@@ -34,37 +35,6 @@ StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
 #: a write of the caller's that must commit with the event's processing, in the same transaction (an operator's
 #: action on a flagged event is recorded with its outcome, or not at all: see hub.attention)
 AlsoInTx = Callable[[Tx, "IngestResult | IngestFailed"], None]
-
-
-@dataclass
-class IngestResult:
-    message: Message
-    conversation: Conversation
-    customer: Customer
-    #: True when this event was seen before: nothing new was stored
-    duplicate: bool
-    #: how the conversation came about: "joined", "opened", "reopened", or "recorded" (an automatic message put
-    #: on a conversation that stays as it was)
-    conversation_how: str
-    journal_id: int
-    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """The message, its conversation and customer as the API answers and the message.created event carry them;
-        built once for both (read-only from then on)."""
-        if self._json is None:
-            self._json = {"message": self.message.to_json(), "conversation": self.conversation.to_json(),
-                          "customer": self.customer.to_json()}
-        return self._json
-
-
-class IngestFailed(Exception):
-    """The event is journaled (so nothing is lost) but could not be processed; `hub events replay` retries it."""
-
-    def __init__(self, journal_id: int, reason: str) -> None:
-        super().__init__(reason)
-        self.journal_id = journal_id
-        self.reason = reason
 
 
 def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
@@ -83,6 +53,7 @@ class Ingest:
         metrics: Metrics,
         choose_queue: QueueChooser | None = None,
         on_stored: StoredHook | None = None,
+        channel_rules: ChannelRules | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -92,7 +63,9 @@ class Ingest:
         # Routing's hook: runs after the message is stored and published; its failure never un-stores anything.
         self.on_stored = on_stored
         #: provider callbacks about messages already here, kept in the same journal
-        self.facts = Facts(db, bus, metrics, settings.ingest)
+        #: what the core runs of the channels (their rules for later facts, readers of journaled raw events)
+        self.channel_rules = channel_rules or ChannelRules()
+        self.facts = Facts(db, bus, metrics, settings.ingest, self.channel_rules.facts)
 
     def normalized(self, inbound: Inbound) -> Inbound:
         """INBOUND with its identity in canonical form (raises IdentityError with a reason)."""
@@ -251,7 +224,7 @@ class Ingest:
                 self.settings.conversations.reopen_window_seconds, now,
             )
         meta = dict(inbound.meta)
-        meta.pop(csat_surveys.ANSWER_META, None)
+        meta.pop(ANSWER_META, None)
         if answer is not None:
             meta["csat"] = csat_answers.meta_for(*answer, now)
         if reused:
@@ -305,7 +278,7 @@ class Ingest:
                          automatic=bool(meta.get("automatic")) or answer is not None)
         amended = 0
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
-            amended = apply_waiting(tx, inbound.channel, inbound.external_id, now)
+            amended = apply_waiting(tx, inbound.channel, inbound.external_id, now, self.facts.rules)
         tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",

@@ -34,3 +34,7 @@ WEBHOOKS = web.AppKey("webhooks", Deliverer)
 from hub.csat.sender import SurveySender  # noqa: E402
 
 CSAT = web.AppKey("csat", SurveySender)
+
+from hub.campaigns.sender import CampaignSender  # noqa: E402
+
+CAMPAIGNS = web.AppKey("campaigns", CampaignSender)

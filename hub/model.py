@@ -18,6 +18,10 @@ TokenRole = Literal["admin", "agent"]
 
 IDENTITY_KINDS = ("phone", "email", "telegram", "webchat")
 
+#: the meta key an adapter sets on an Inbound that answers a satisfaction survey explicitly (a Telegram button, the
+#: web page, the web chat's stars): {"survey": id, "score": 1-5, "comment": "..."}
+ANSWER_META = "csat_answer"
+
 # Which identity kind a channel reaches a customer through; "api" can carry any kind.
 CHANNEL_IDENTITY_KIND: dict[str, str] = {
     "sms": "phone",
@@ -33,6 +37,12 @@ def _shallow(obj: Any) -> dict[str, Any]:
     """A dataclass's fields as a dict, one level deep: dataclasses.asdict deep-copies, and costs ten times more
     on the hot paths (every API answer and event)."""
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def format_duration(seconds: int) -> str:
+    """A duration as the timeline writes it: "3m 07s", "45s"."""
+    m, s = divmod(max(0, seconds), 60)
+    return f"{m}m {s:02d}s" if m else f"{s}s"
 
 
 def utcnow() -> datetime:

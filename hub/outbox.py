@@ -159,10 +159,12 @@ class Outbox:
         attachments: Sequence[AttachmentIn] = (),
         meta: dict[str, Any] | None = None,
         depth: int = 0,
+        to: Identity | None = None,
     ) -> int:
         """Write a reply (or note) and its outbox row inside TX (raises ReplyError with the reason); the caller
         wakes the sender after commit. META marks it (an automation's reply is `{"automatic": true}`); DEPTH is
-        how many rule actions led to it (hub.event_log)."""
+        how many rule actions led to it (hub.event_log). TO, one of the customer's identities, is whom to send it
+        to (a campaign's recipient); by default the one they last wrote from on that channel."""
         conv = store.conversation(tx, conversation_id)
         now = self._now()
         if note:
@@ -180,7 +182,10 @@ class Outbox:
         limit = adapter.capabilities.max_text_length
         if len(text) > limit:
             raise ReplyError(f"text is {len(text)} characters; channel {chosen} allows at most {limit}")
-        to = _recipient(tx, conv.id, conv.customer_id, chosen)
+        if to is None:
+            to = _recipient(tx, conv.id, conv.customer_id, chosen)
+        elif to not in store.identities_of(tx, conv.customer_id):
+            raise ReplyError(f"{to} is not an identity of customer {conv.customer_id}")
         if to.kind not in adapter.identity_kinds:
             raise ReplyError(f"channel {chosen} cannot reach a {to.kind} identity")
         stopped = store.opt_out(tx, str(to), chosen)

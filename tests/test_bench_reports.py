@@ -31,13 +31,17 @@ async def test_every_case_is_timed_and_its_percentiles_ordered(aiohttp_client: o
     from bench.reports import measure
 
     async def answer(request: web.Request) -> web.Response:
+        # The saved segments the reports are sliced by (the RFM groups come with the hub).
+        if request.path == "/api/v1/segments":
+            return web.json_response({"items": [{"id": 1, "name": "Champions"}, {"id": 2, "name": "Loyal"}]})
         return web.json_response({})
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
     client = await aiohttp_client(app)  # type: ignore[operator]
     results = await measure(str(client.make_url("")), "token", 5, datetime.now(UTC))
-    assert results[0]["case"] == "healthz (baseline)" and len(results) == 1 + 3 * 9 + 2
+    assert results[0]["case"] == "healthz (baseline)" and len(results) == 1 + 3 * 9 + 2 + 3 * 2 * 3
+    assert sum("&segment=1" in r["path"] for r in results) == sum("&segment=2" in r["path"] for r in results) == 9
     assert all(0 < r["p50"] <= r["p99"] for r in results)
 
 
@@ -53,3 +57,8 @@ def test_the_customers_for_segments_match_the_folded_contacts() -> None:
     assert {c for c, _ in people.channels} <= set(stats) and [c[0] for c in people.customers] == sorted(stats)
     buyers = [row for row in people.stats if row[3]]
     assert buyers and all(row[4] > 0 and row[5] is not None for row in buyers)
+    # Survey answers: a quarter of the resolved conversations, each customer's count and sum of scores.
+    assert sum(row[6] for row in people.stats) == sum(
+        int(v[0]) for (g, dim, m, _b, _v), v in deltas.rows.items() if g == "month" and dim == "all" and m == "csat")
+    assert all(row[6] <= row[7] <= 5 * row[6] for row in people.stats)
+    assert sum(row[6] for row in people.stats) > 0

@@ -14,10 +14,9 @@ from aiohttp import web
 
 from hub.channel_host import ChannelHost
 from hub.channels.api import ApiChannel
-from hub.channels.base import Channel
+from hub.channels.base import Channel, Fact
 from hub.config import ApiChannelSettings, Settings
 from hub.events import MemoryBus
-from hub.facts import Fact
 from hub.history import store
 from hub.history.db import Database
 from hub.ingest import Ingest

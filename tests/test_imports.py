@@ -28,8 +28,9 @@ def _type_checking(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The hub modules NAME imports anywhere in its body, except under `if TYPE_CHECKING:` (never run)."""
+def imports(name: str, path: Path, known: dict[str, Path], *, typing: bool = False) -> set[str]:
+    """The hub modules NAME imports anywhere in its body, except under `if TYPE_CHECKING:` (never run) unless
+    TYPING (a dependency all the same, for what a module may know)."""
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found: set[str] = set()
 
@@ -41,7 +42,7 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if _type_checking(child):
+            if _type_checking(child) and not typing:
                 continue
             if isinstance(child, ast.Import):
                 for alias in child.names:
@@ -144,3 +145,100 @@ def test_every_module_imports_on_its_own() -> None:
     done = subprocess.run([sys.executable, "-c", ALONE, *names], capture_output=True, text=True, timeout=300,
                           cwd=HUB.parent)
     assert done.returncode == 0, f"modules that do not import on their own:\n{done.stdout}{done.stderr}"
+
+
+# -- who may import whom: adapters know the contract and the words, the core knows no adapter ----------------------
+
+#: What an adapter (a module under hub/channels/) may import from the hub besides its own provider's package, and
+#: why. Never the store, the ingest, the outbox or routing: what it needs of them comes through the host
+#: (hub.channel_host, seen as the sinks of hub.channels.base).
+ADAPTER_MAY_IMPORT = {
+    "hub.channels.base": "the adapter contract: Channel, the sinks, Inbound's results, Fact, the errors",
+    "hub.model": "the words",
+    "hub.identities": "the words: an identity's normal form",
+    "hub.config": "the adapter's own settings",
+    "hub.events": "Event and Subscription, published and read through the host",
+    "hub.metrics": "counters",
+    "hub.tasks": "background tasks started and stopped with the adapter",
+    "hub.sockets": "open websockets, closed at shutdown",
+    "hub.html_safety": "sanitizing a provider's HTML",
+    "hub.downloads": "serving a file as a download",
+    "hub.business_hours": "a pure rule over a line's opening hours",
+    "hub.api.errors": "HTTP error bodies (4xx with a reason)",
+    "hub.api.params": "HTTP path and query parameters",
+    "hub.api.schemas": "request bodies of the adapter's own API routes",
+    "hub.api.auth": "who is asking, for the routes agents and admins call",
+}
+
+#: Modules outside hub/channels/ that may import an adapter (anything of hub.channels but the contract), and why.
+MAY_IMPORT_ADAPTERS = {
+    "hub.app": "the wiring: builds the adapters from the settings",
+    "hub.cli": "the wiring of commands: `hub events replay` gets the channels' rules, `hub telegram set-webhook`...",
+    "hub.demo": "the demo drives the adapters from outside, as a provider would (signing, webhooks)",
+}
+
+
+def _package_of(module: str) -> str:
+    """The provider package an adapter module belongs to: hub.channels.twilio for hub.channels.twilio.sms, and
+    the module itself for a single-module adapter (hub.channels.api)."""
+    return ".".join(module.split(".")[:3])
+
+
+def _may(name: str, table: dict[str, str]) -> bool:
+    return any(name == allowed or name.startswith(allowed + ".") for allowed in table)
+
+
+def adapter_faults(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of an adapter module that is neither its own provider's package nor in ADAPTER_MAY_IMPORT."""
+    wrong = []
+    for name in sorted(graph):
+        # the contract, and the wiring's registry of the adapters' rules (it imports them)
+        if not name.startswith("hub.channels.") or name in ("hub.channels.base", "hub.channels.registry"):
+            continue
+        own = _package_of(name)
+        for dep in sorted(graph[name]):
+            if not (dep == own or dep.startswith(own + ".") or dep in ADAPTER_MAY_IMPORT):
+                wrong.append(f"{name} imports {dep}")
+    return wrong
+
+
+def core_faults(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of an adapter (anything of hub.channels but the contract) by a module outside hub/channels/
+    that is not in MAY_IMPORT_ADAPTERS."""
+    wrong = []
+    for name in sorted(graph):
+        if name == "hub.channels" or name.startswith("hub.channels.") or _may(name, MAY_IMPORT_ADAPTERS):
+            continue
+        wrong += [f"{name} imports {dep}" for dep in sorted(graph[name])
+                  if dep.startswith("hub.channels.") and dep != "hub.channels.base"]
+    return wrong
+
+
+def _typed_graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(name, path, known, typing=True) for name, path in known.items()}
+
+
+def test_the_layout_checks_find_a_fault() -> None:
+    # The checkers themselves on a made-up graph: an adapter reaching the store, the core reaching an adapter.
+    graph = {
+        "hub.channels.twilio.sms": {"hub.channels.twilio.account", "hub.channels.base", "hub.model",
+                                    "hub.history.store"},
+        "hub.channels.api": {"hub.channels.twilio.sms", "hub.api.errors"},
+        "hub.outbox": {"hub.channels.base", "hub.channels.twilio.sms"},
+        "hub.app": {"hub.channels.twilio.sms"},
+        "hub.demo.runner": {"hub.channels.email.channel"},
+    }
+    assert adapter_faults(graph) == ["hub.channels.api imports hub.channels.twilio.sms",
+                                     "hub.channels.twilio.sms imports hub.history.store"]
+    assert core_faults(graph) == ["hub.outbox imports hub.channels.twilio.sms"]
+
+
+def test_adapters_import_only_the_contract_the_words_and_named_infrastructure() -> None:
+    wrong = adapter_faults(_typed_graph())
+    assert not wrong, "adapters importing what is not theirs (see ADAPTER_MAY_IMPORT):\n" + "\n".join(wrong)
+
+
+def test_the_core_imports_no_adapter() -> None:
+    wrong = core_faults(_typed_graph())
+    assert not wrong, "the core importing an adapter (it may import hub.channels.base only):\n" + "\n".join(wrong)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
+from hub.channels.base import IngestFailed
 from hub.config import Settings
 from hub.events import MemoryBus
 from hub.history import store
 from hub.history.db import Database
-from hub.ingest import Ingest, IngestFailed, _journal
+from hub.ingest import Ingest, _journal
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time, utcnow
 

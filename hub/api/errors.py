@@ -13,9 +13,9 @@ import redis.exceptions
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from hub.history.identities import IdentityError
 from hub.history.merge import MergeError
 from hub.history.store import NotFound
+from hub.identities import IdentityError
 from hub.outbox import ReplyError
 
 log = logging.getLogger("hub.http")

@@ -695,6 +695,19 @@ def _add_segments(schemas: dict[str, Any]) -> None:
     for path, item in segments.PATHS.items():  # POST /api/v1/events shares its path with the WebSocket's GET
         PATHS.setdefault(path, {}).update(item)
 
+
+def _add_campaigns(schemas: dict[str, Any]) -> None:
+    """Campaigns keep their part beside their code."""
+    from hub.campaigns import openapi as campaigns
+
+    schemas.update(campaigns.SCHEMAS)
+    for model in campaigns.MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[model.__name__] = schema
+    PATHS.update(campaigns.PATHS)
+
 # The supervisors' wall (hub/api/wall_routes.py).
 _WINDOW_FIGURES = {"type": "object", "properties": {
     k: {"type": "integer"} for k in ("offered", "answered", "answered_in_sla", "rejected", "timed_out", "abandoned",
@@ -717,7 +730,17 @@ PATHS["/api/v1/wall"] = {
                 "window": _WINDOW_FIGURES}}},
             "agents": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "integer"},
-                "holding": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+                "holding": {"type": "object", "additionalProperties": {"type": "integer"}}}}},
+            "csat": {"type": "object", "description": "satisfaction answers since `since`; `low` lists the newest "
+                                                      "at or below csat.low_score (up to 10)", "properties": {
+                "responses": {"type": "integer"}, "average": {"type": ["number", "null"]},
+                "score": {"type": ["number", "null"], "description": "share of answers of 4 or 5"},
+                "low_score": {"type": "integer"},
+                "low": {"type": "array", "items": {"type": "object", "properties": {
+                    "conversation_id": {"type": "integer"}, "score": {"type": "integer"},
+                    "comment": {"type": "string"}, "answered_at": {"type": "string"}, "queue": {"type": "string"},
+                    "channel": {"type": ["string", "null"]}, "agent_id": {"type": ["integer", "null"]},
+                    "agent": {"type": "string"}, "customer": {"type": "string"}}}}}}}}),
             "403": _json(_ref("Error"), "Not an admin or supervisor"), **_ERRORS},
     }
 }
@@ -1107,6 +1130,7 @@ TAGS: list[tuple[str, str, tuple[str, ...]]] = [
     ("Business events", "Orders, payments and any typed event from the business, onto the customer's timeline",
      ()),
     ("Segments", "Saved customer segments, RFM scoring, their customers and sizes", ("segments",)),
+    ("Campaigns", "Proactive messages to a segment or a list of identities, with their results", ("campaigns",)),
     ("Routing", "Queues, offers, routing rules and agents' routing settings", ("routing", "offers", "queues")),
     ("Calls", "Phone calls agents place", ()),
     ("Agents", "Agents, their presence, and API tokens", ("agents", "tokens")),
@@ -1192,6 +1216,7 @@ def document(server_url: str = "/") -> dict[str, Any]:
         schemas[model.__name__] = schema
     _add_automation(schemas)
     _add_segments(schemas)
+    _add_campaigns(schemas)
     _add_profile(schemas)
     paths, tags = _tagged(PATHS)
     return {
@@ -1235,8 +1260,18 @@ PATHS["/api/v1/webchat/typing"] = {
 
 
 # Reports (hub.api.report_routes; docs/reports.md defines every figure).
+_STAFFING_HOUR = {
+    "type": "object", "required": ["start", "contacts", "agents", "agents_erlang_a", "available"],
+    "properties": {"start": {"type": "string"}, "contacts": {"type": "number"},
+                   "agents": {"type": "integer", "description": "needed by Erlang C"},
+                   "agents_erlang_a": {"type": ["integer", "null"],
+                                       "description": "needed by Erlang A (null: no abandonment measured)"},
+                   "available": {"type": ["number", "null"],
+                                 "description": "agents available on average in the hour (null: not over yet)"}}}
+
+
 def _report_paths() -> dict[str, Any]:
-    from hub.reports.query import FIGURES, GROUPS, SLICES
+    from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, SLICES
 
     value = {"type": ["number", "null"]}
     figures = {"type": "object", "required": list(FIGURES), "properties": {k: value for k in FIGURES}}
@@ -1244,11 +1279,14 @@ def _report_paths() -> dict[str, Any]:
         _query("from", "start: a date (midnight in tz) or a time with its offset; default 7 days before to"),
         _query("to", "end (excluded): a date or a time; default tomorrow's midnight in tz"),
         _query("tz", "the viewer's IANA time zone (default reports.time_zone)"),
-        *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES),
+        *(_query(s, f"only this {s} (one filter at a time; agents always see their own)") for s in SLICES[:4]),
+        _query("segment", "only the customers in this saved segment now (its id; supervisors and admins)",
+               {"type": "integer"}),
         _query("format", "json (default) or csv", {"enum": ["json", "csv"]}),
     ]
     csv = {"text/csv": {"schema": {"type": "string"}}}
     errors = {**_ERRORS, "403": _json(_ref("Error"), "An agent asked for figures other than their own"),
+              "404": _json(_ref("Error"), "No saved segment has that id"),
               "422": _json(_ref("Error"), "A parameter is not valid: the message says which and why")}
     slice_ = {"type": ["object", "null"], "properties": {"by": {"type": "string"}, "value": {"type": "string"}}}
 
@@ -1281,9 +1319,9 @@ def _report_paths() -> dict[str, Any]:
                                 "properties": {"start": {"type": "string"}, "figures": figures}}}}}),
         "/api/v1/reports/breakdown": op(
             "Every figure per channel, queue, agent or label",
-            [_query("by", "channel, queue (default), agent or label", {"enum": list(SLICES)})],
+            [_query("by", "channel, queue (default), agent or label", {"enum": list(BREAKDOWNS)})],
             {"type": "object", "required": ["by", "rows"],
-             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(SLICES)},
+             "properties": {"from": {"type": "string"}, "to": {"type": "string"}, "by": {"enum": list(BREAKDOWNS)},
                             "units": {"type": "object"},
                             "rows": {"type": "array", "items": {
                                 "type": "object", "required": ["value", "label", "figures"],
@@ -1298,8 +1336,32 @@ def _report_paths() -> dict[str, Any]:
                             "time_zone": {"type": "string"},
                             "cells": {"type": "array", "minItems": 7, "maxItems": 7, "items": {
                                 "type": "array", "minItems": 24, "maxItems": 24, "items": {"type": "integer"}}}}}),
+        "/api/v1/reports/trends": {"get": {
+            "summary": "Channel trends: per channel, this period against the one before (volume, first response), "
+                       "and the labels (topics) whose volume rose or fell the most (supervisors and admins)",
+            "parameters": [*common[:3], common[-1]],
+            "responses": {"200": ok(
+                {"type": "object", "required": ["channels", "topics"], "properties": {
+                    "from": {"type": "string"}, "to": {"type": "string"}, "previous_from": {"type": "string"},
+                    "channels": {"type": "array", "items": {
+                        "type": "object", "required": ["channel", "volume", "first_response"], "properties": {
+                            "channel": {"type": "string"},
+                            "volume": {"type": "object", "properties": {
+                                "now": {"type": "integer"}, "previous": {"type": "integer"},
+                                "change": {"type": ["number", "null"]}}},
+                            "first_response": {"type": "object", "properties": {
+                                "now": {"type": ["number", "null"]}, "previous": {"type": ["number", "null"]},
+                                "change": {"type": ["number", "null"]}}}}}},
+                    "topics": {"type": "object", "properties": {k: {"type": "array", "items": {
+                        "type": "object", "properties": {
+                            "label": {"type": "string"}, "title": {"type": "string"}, "now": {"type": "integer"},
+                            "previous": {"type": "integer"}, "change": {"type": ["number", "null"]}}}}
+                        for k in ("rising", "falling")}}}},
+                "The trends (or a CSV file with ?format=csv)"),
+                **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
         "/api/v1/reports/staffing": {"get": {
-            "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C)",
+            "summary": "Staffing forecast: the next weeks' contacts per hour and the agents each hour needs (Erlang C, "
+                       "and Erlang A with the measured patience), and last week's needs beside the agents available",
             "description": "Supervisors and admins. The volume model (hour-of-week profile x trending weekly total) is "
                            "fitted on the last history_weeks whole weeks; held_out_wape is its error on the last two "
                            "of them when fitted without them. docs/reports.md has the formulas.",
@@ -1316,6 +1378,9 @@ def _report_paths() -> dict[str, Any]:
                        {"type": "number", "minimum": 0.01, "maximum": 0.999}),
                 _query("concurrency", "contacts an agent handles at once (chats; default 1)",
                        {"type": "integer", "minimum": 1, "maximum": 20}),
+                _query("patience_seconds", "customers' mean patience for Erlang A (default: measured from the "
+                                           "waits of answered and abandoned contacts)",
+                       {"type": "number", "minimum": 1, "maximum": 86400}),
             ],
             "responses": {"200": ok(
                 {"type": "object", "required": ["history", "model", "assumptions", "hours"],
@@ -1325,10 +1390,8 @@ def _report_paths() -> dict[str, Any]:
                          "weekly_level": {"type": "number"}, "weekly_trend": {"type": "number"},
                          "held_out_wape": {"type": ["number", "null"]}, "held_out_weeks": {"type": "integer"}}},
                      "assumptions": {"type": "object"},
-                     "hours": {"type": "array", "items": {
-                         "type": "object", "required": ["start", "contacts", "agents"],
-                         "properties": {"start": {"type": "string"}, "contacts": {"type": "number"},
-                                        "agents": {"type": "integer"}}}}}},
+                     "hours": {"type": "array", "items": _STAFFING_HOUR},
+                     "last_week": {"type": "array", "items": _STAFFING_HOUR}}},
                 "The forecast (or a CSV file with ?format=csv)"),
                 **errors, "403": _json(_ref("Error"), "Not a supervisor or admin")}}},
     }

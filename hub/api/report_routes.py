@@ -4,6 +4,7 @@ an agent sees only their own."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ from hub.api.auth import PRINCIPAL, Principal
 from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
-from hub.reports import forecast, query
-from hub.reports.query import FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
+from hub.reports import forecast, presence, query
+from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
 
 MAX_DAYS = 400
 #: roles that see every figure; anyone else sees their own
@@ -71,14 +72,26 @@ def _ask(request: web.Request) -> Ask:
         raise _bad(f"a report covers at most {MAX_DAYS} days")
     slices = [(d, q[d]) for d in SLICES if q.get(d)]
     if len(slices) > 1:
-        raise _bad("filter by one of channel, queue or agent at a time")
+        raise _bad(f"filter by one of {', '.join(SLICES)} at a time")
     dim, value = slices[0] if slices else ("all", "")
+    if dim == "segment" and not (value.isdigit() and len(value) < 19):
+        raise _bad("segment is a saved segment's id (GET /api/v1/segments)")
     p: Principal = request[PRINCIPAL]
     if p.role not in MANAGERS:
         if dim not in ("all", "agent") or (dim == "agent" and value != str(p.agent_id)):
             raise web.HTTPForbidden(text="an agent sees their own figures only (supervisors see every slice)")
         dim, value = "agent", str(p.agent_id)
     return Ask(lo, hi, tz, business_tz, dim, value)
+
+
+async def _asked(request: web.Request) -> Ask:
+    """_ask, and a segment asked for must exist (a 404 says so, rather than a report of zeros)."""
+    a = _ask(request)
+    if a.dim == "segment":
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT id FROM segments WHERE id = ?", (int(a.value),)))
+        if row is None:
+            raise web.HTTPNotFound(text=f"segment {a.value} does not exist")
+    return a
 
 
 def _iso(t: datetime) -> str:
@@ -100,12 +113,13 @@ def _respond(request: web.Request, data: dict[str, Any], header: list[str], rows
 
 
 async def summary(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     before = (a.lo - (a.hi - a.lo), a.lo)
 
     def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz), a.dim, a.value).get(a.value, {})
-        then = query.sums(tx, query.pieces(*before, a.business_tz), a.dim, a.value).get(a.value, {})
+        hourly = a.dim == "segment"  # a segment's figures are kept by the hour only
+        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
+        then = query.sums(tx, query.pieces(*before, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
         # Read in the same snapshot as the figures (the partial index makes it one probe).
         waiting = tx.one("SELECT id FROM conversation_events WHERE rolled = 0 LIMIT 1") is not None
         return query.figures(now), query.figures(then), waiting
@@ -133,7 +147,7 @@ def _steps(lo: datetime, hi: datetime, group: str) -> list[datetime]:
 
 
 async def timeseries(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     group = request.query.get("group", "day")
     if group not in GROUPS:
         raise _bad(f"group is one of {', '.join(GROUPS)}")
@@ -141,7 +155,7 @@ async def timeseries(request: web.Request) -> web.Response:
     if group == "hour" and span > timedelta(days=HOURLY_DAYS):
         raise _bad(f"group=hour covers at most {HOURLY_DAYS} days")
     # Short ranges are read by the hour, so every bucket is exactly the viewer's; longer ones by the business's days.
-    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour"
+    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour" or a.dim == "segment"
     tz = a.tz if hourly else a.business_tz
     ps: list[Piece] = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=hourly)
     if group != "month":  # months of rollups would not split into days or weeks
@@ -174,10 +188,10 @@ async def timeseries(request: web.Request) -> web.Response:
 
 
 async def breakdown(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     by = request.query.get("by", "queue")
-    if by not in SLICES:
-        raise _bad(f"by is one of {', '.join(SLICES)}")
+    if by not in BREAKDOWNS:
+        raise _bad(f"by is one of {', '.join(BREAKDOWNS)}")
     if a.dim not in ("all",) and not (a.dim == "agent" and by == "agent"):
         raise _bad("a breakdown covers every value of one slice: drop the filter")
     settings = request.app[SETTINGS]
@@ -205,7 +219,7 @@ async def breakdown(request: web.Request) -> web.Response:
 
 
 async def heatmap(request: web.Request) -> web.Response:
-    a = _ask(request)
+    a = await _asked(request)
     figure = request.query.get("figure", "conversations_opened")
     if figure not in HEATMAP:
         raise _bad(f"figure is one of {', '.join(HEATMAP)}")
@@ -224,6 +238,62 @@ async def heatmap(request: web.Request) -> web.Response:
                     [[days[i], *row] for i, row in enumerate(cells)], f"heatmap-{figure}")
 
 
+#: how many rising and how many falling topics the trends list
+TOPICS_SHOWN = 5
+
+
+def _change(now: float | None, before: float | None) -> float | None:
+    return round((now - before) / before, 4) if now is not None and before else None
+
+
+async def trends(request: web.Request) -> web.Response:
+    """Per channel, this period against the one before (volume and first response); and the labels ("topics")
+    whose volume rose or fell the most between them."""
+    if request[PRINCIPAL].role not in MANAGERS:
+        raise web.HTTPForbidden(text="trends are for supervisors and admins")
+    a = await _asked(request)
+    if a.dim != "all":
+        raise _bad("trends cover every channel and label: drop the filter")
+    before = (a.lo - (a.hi - a.lo), a.lo)
+    metrics = ("opened", "reopened", "first_response")
+
+    def read(tx: Tx) -> tuple[dict[str, query.Sums], dict[str, query.Sums], dict[str, query.Sums],
+                              dict[str, query.Sums], dict[str, str]]:
+        now, then = query.pieces(a.lo, a.hi, a.business_tz), query.pieces(*before, a.business_tz)
+        return (query.sums(tx, now, "channel", None, metrics), query.sums(tx, then, "channel", None, metrics),
+                query.sums(tx, now, "label", None, ("opened",)), query.sums(tx, then, "label", None, ("opened",)),
+                {str(r["name"]): str(r["title"]) for r in tx.all("SELECT name, title FROM labels")})
+
+    ch_now, ch_then, lb_now, lb_then, titles = await request.app[DB].read(read)
+    channels: list[dict[str, Any]] = []
+    for channel in sorted(set(ch_now) | set(ch_then)):
+        f, g = query.figures(ch_now.get(channel, {})), query.figures(ch_then.get(channel, {}))
+        volume = (int(f["conversations_opened"] or 0), int(g["conversations_opened"] or 0))
+        response = (f["first_response_time"], g["first_response_time"])
+        channels.append({"channel": channel,
+                         "volume": {"now": volume[0], "previous": volume[1], "change": _change(*volume)},
+                         "first_response": {"now": response[0], "previous": response[1],
+                                            "change": _change(*response)}})
+    topics: list[dict[str, Any]] = []
+    for name in set(lb_now) | set(lb_then):
+        n = int(lb_now.get(name, {}).get("opened", [0, 0.0])[0])
+        p = int(lb_then.get(name, {}).get("opened", [0, 0.0])[0])
+        if n != p:
+            topics.append({"label": name, "title": titles.get(name, name), "now": n, "previous": p,
+                           "change": _change(n, p)})
+    topics.sort(key=lambda t: (-(t["now"] - t["previous"]), t["label"]))
+    rising = [t for t in topics if t["now"] > t["previous"]][:TOPICS_SHOWN]
+    falling = [t for t in reversed(topics) if t["now"] < t["previous"]][:TOPICS_SHOWN]
+    data: dict[str, Any] = {"from": _iso(a.lo), "to": _iso(a.hi), "previous_from": _iso(before[0]),
+                            "channels": channels, "topics": {"rising": rising, "falling": falling}}
+    rows = [["channel", c["channel"], c["volume"]["now"], c["volume"]["previous"], c["first_response"]["now"],
+             c["first_response"]["previous"]] for c in channels]
+    rows += [[f"topic {kind}", t["label"], t["now"], t["previous"], "", ""]
+             for kind, ts in (("rising", rising), ("falling", falling)) for t in ts]
+    return _respond(request, data, ["kind", "name", "volume", "previous_volume", "first_response_time",
+                                    "previous_first_response_time"], rows, "trends")
+
+
 def _number(request: web.Request, name: str, default: float, lo: float, hi: float) -> float:
     raw = request.query.get(name)
     if raw is None:
@@ -239,10 +309,12 @@ def _number(request: web.Request, name: str, default: float, lo: float, hi: floa
 
 async def staffing(request: web.Request) -> web.Response:
     """The next weeks' contacts per hour (hour-of-week profile x trending weekly total), the error of that model
-    on held-out past weeks, and the agents each hour needs to answer GOAL of them within TARGET seconds."""
+    on held-out past weeks, and the agents each hour needs to answer GOAL of them within TARGET seconds: by Erlang C,
+    and by Erlang A where abandonment is measured (or patience_seconds is given); last week's hours beside the
+    agents who were available in them (the presence history)."""
     if request[PRINCIPAL].role not in MANAGERS:
         raise web.HTTPForbidden(text="the staffing forecast is for supervisors and admins")
-    a = _ask(request)
+    a = await _asked(request)
     history = int(_number(request, "history_weeks", 8, 1, 52))
     ahead = int(_number(request, "weeks", 2, 1, 8))
     handle = _number(request, "handle_seconds", 300, 1, 86_400)
@@ -254,36 +326,85 @@ async def staffing(request: web.Request) -> web.Response:
     start = monday - timedelta(weeks=history)  # whole weeks, the current one left out (it is not over)
     ps = query.pieces(start, monday, a.business_tz, hourly_only=True)
 
-    def read(tx: Tx) -> list[Any]:
-        return query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",))
+    past_week = monday - timedelta(weeks=1)
+    now_utc = datetime.now(UTC)
+    queue = a.value if a.dim == "queue" else None
+    patience_asked = request.query.get("patience_seconds")
+    patience_given = _number(request, "patience_seconds", 0, 1, 86_400) if patience_asked is not None else None
 
+    def read(tx: Tx) -> tuple[list[Any], query.Sums, list[float]]:
+        rows = query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",))
+        waited = query.sums(tx, ps, a.dim, a.value, metrics=("wait", "abandoned")).get(a.value, {})
+        # Who was available: the last whole week and this one so far (presence history; docs/reports.md).
+        available = presence.available_by_hour(tx, past_week.astimezone(UTC), 2 * forecast.HOURS_PER_WEEK, queue,
+                                               until=now_utc)
+        return rows, waited, available
+
+    rows, waited, available = await request.app[DB].read(read)
     hourly = [0.0] * (history * forecast.HOURS_PER_WEEK)
-    for r in await request.app[DB].read(read):
+    for r in rows:
         at = query.bucket_start("hour", str(r["bucket"]), a.business_tz)
         i = int((at - start).total_seconds() // 3600)
         if 0 <= i < len(hourly):
             hourly[i] += int(r["n"])
+    # Patience, from the measured waits: with exponential patience its mean is the time every contact spent
+    # waiting (answered or not) over the number who gave up (the maximum-likelihood estimate).
+    answered_n, answered_s = waited.get("wait", [0, 0.0])
+    abandoned_n, abandoned_s = waited.get("abandoned", [0, 0.0])
+    patience = patience_given if patience_given is not None else (
+        (answered_s + abandoned_s) / abandoned_n if abandoned_n else None)
+    if patience is not None and patience <= 0:
+        patience = None  # nobody waited at all: abandonment cannot be measured
+
+    def needs(contacts: float, at: datetime) -> tuple[int, int | None]:
+        try:
+            c = forecast.agents_needed(contacts, handle, target, goal, concurrency)
+            with_abandon = None if patience is None else forecast.agents_needed_a(
+                contacts, handle, patience, target, goal, concurrency, at_most=c)
+        except ValueError as e:
+            raise _bad(f"{e} in the hour from {_iso(at)}: check handle_seconds and concurrency") from None
+        return c, with_abandon
+
     model = forecast.fit(hourly)
-    hours = []
-    for week in range(1, ahead + 1):
-        for h, contacts in enumerate(model.week(week)):
-            at = (monday + timedelta(weeks=week - 1, hours=h)).astimezone(a.tz)
-            try:
-                agents = forecast.agents_needed(contacts, handle, target, goal, concurrency)
-            except ValueError as e:
-                raise _bad(f"{e} in the hour from {_iso(at)}: check handle_seconds and concurrency") from None
-            hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents})
+
+    def size() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hours = []
+        for week in range(1, ahead + 1):
+            for h, contacts in enumerate(model.week(week)):
+                at = (monday + timedelta(weeks=week - 1, hours=h)).astimezone(a.tz)
+                agents, agents_a = needs(contacts, at)
+                i = forecast.HOURS_PER_WEEK + (week - 1) * forecast.HOURS_PER_WEEK + h
+                passed = i < len(available) and at + timedelta(hours=1) <= now_utc
+                hours.append({"start": _iso(at), "contacts": round(contacts, 2), "agents": agents,
+                              "agents_erlang_a": agents_a, "available": available[i] if passed else None})
+        # Last week as it happened: the agents its actual volume needed, beside those who were available.
+        last_week = []
+        for h in range(forecast.HOURS_PER_WEEK):
+            at = (past_week + timedelta(hours=h)).astimezone(a.tz)
+            contacts = hourly[-forecast.HOURS_PER_WEEK + h]
+            agents, agents_a = needs(contacts, at)
+            last_week.append({"start": _iso(at), "contacts": contacts, "agents": agents,
+                              "agents_erlang_a": agents_a, "available": available[h]})
+        return hours, last_week
+
+    # Erlang A costs about a second per 500 hours at 400 contacts an hour (docs/reports.md): off the event loop.
+    hours, last_week = await asyncio.to_thread(size)
     error = forecast.held_out_error(hourly)
     data = {
         "slice": {"dim": a.dim, "value": a.value}, "time_zone": str(a.tz),
         "history": {"from": _iso(start), "to": _iso(monday), "weeks": history, "contacts": int(sum(hourly))},
         "model": {"weekly_level": round(model.level, 2), "weekly_trend": round(model.trend, 2),
                   "held_out_wape": None if error is None else round(error, 3), "held_out_weeks": 2},
-        "assumptions": {"handle_seconds": handle, "target_seconds": target, "goal": goal, "concurrency": concurrency},
+        "assumptions": {"handle_seconds": handle, "target_seconds": target, "goal": goal, "concurrency": concurrency,
+                        "patience_seconds": None if patience is None else round(patience, 1),
+                        "patience_measured": patience_given is None and patience is not None,
+                        "abandoned": int(abandoned_n), "answered": int(answered_n)},
         "hours": hours,
+        "last_week": last_week,
     }
-    return _respond(request, data, ["start", "contacts", "agents"],
-                    [[h["start"], h["contacts"], h["agents"]] for h in hours], "staffing-forecast")
+    return _respond(request, data, ["start", "contacts", "agents", "agents_erlang_a", "available"],
+                    [[h["start"], h["contacts"], h["agents"], h["agents_erlang_a"], h["available"]]
+                     for h in [*last_week, *hours]], "staffing-forecast")
 
 
 def routes() -> list[web.RouteDef]:
@@ -293,4 +414,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/v1/reports/breakdown", breakdown),
         web.get("/api/v1/reports/heatmap", heatmap),
         web.get("/api/v1/reports/staffing", staffing),
+        web.get("/api/v1/reports/trends", trends),
     ]

@@ -18,8 +18,8 @@ from hub.csat import surveys as csat_surveys
 from hub.events import Event
 from hub.history import store
 from hub.history.db import Tx
-from hub.history.identities import IdentityError, parse
 from hub.history.merge import merge_customers
+from hub.identities import IdentityError, parse
 from hub.inbox import labels
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, Conversation, Message, format_time, utcnow

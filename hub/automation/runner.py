@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any, Protocol
 
-from hub import business_events, customer_profile, event_log
+from hub import business_events, customer_profile, event_log, fail_points
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.rules import Action, Facts, Rule, RuleBody, matches
@@ -121,6 +121,8 @@ class Runner:
             else:
                 log.info("event %d is %d rule actions deep (automation.max_depth %d): rules not run",
                          event_id, row["depth"], self.settings.max_depth)
+        if out.rules:
+            fail_points.hit("automation.before_done")  # only where a rule acted: the half-done state worth a kill
         tx.exec("UPDATE hub_events SET status = 'done', processed_at = ? WHERE id = ?",
                 (now, event_id))
         return out

@@ -16,10 +16,9 @@ from aiohttp import web
 from hub.api.auth import require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.schemas import InboundBody
-from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, SendError, SendResult
 from hub.config import ApiChannelSettings
-from hub.history.identities import IdentityError
-from hub.ingest import IngestFailed
+from hub.identities import IdentityError
 from hub.model import IDENTITY_KINDS, AttachmentIn, Identity, Inbound, Outbound
 
 log = logging.getLogger("hub.channels.api")

@@ -1,18 +1,23 @@
-"""The adapter contract: what every channel provides. Adapters only translate; they own no storage and no routing."""
+"""The adapter contract: what every channel provides (Channel), the hub as an adapter sees it (the sinks), and what
+they hand each other (results, later facts, errors, a phone line's calls). Adapters only translate; they own no
+storage and no routing, and import this, the words and named infrastructure only (tests/test_imports.py)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aiohttp import web
 
-from hub.model import Identity, Inbound, Message, Outbound
+from hub.model import Conversation, Customer, Identity, Inbound, Message, Outbound
 
 if TYPE_CHECKING:
+    from hub.api.auth import Principal
+    from hub.config import TwilioNumberSettings
     from hub.events import Event, Subscription
-    from hub.ingest import IngestResult
+    from hub.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,120 @@ class SendError(Exception):
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+@dataclass
+class IngestResult:
+    """What the inbound path made of one event: the stored message, its conversation and customer."""
+
+    message: Message
+    conversation: Conversation
+    customer: Customer
+    #: True when this event was seen before: nothing new was stored
+    duplicate: bool
+    #: how the conversation came about: "joined", "opened", "reopened", or "recorded" (an automatic message put
+    #: on a conversation that stays as it was)
+    conversation_how: str
+    journal_id: int
+    _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message, its conversation and customer as the API answers and the message.created event carry them;
+        built once for both (read-only from then on)."""
+        if self._json is None:
+            self._json = {"message": self.message.to_json(), "conversation": self.conversation.to_json(),
+                          "customer": self.customer.to_json()}
+        return self._json
+
+
+class IngestFailed(Exception):
+    """The event is journaled (so nothing is lost) but could not be processed; `hub events replay` retries it."""
+
+    def __init__(self, journal_id: int, reason: str) -> None:
+        super().__init__(reason)
+        self.journal_id = journal_id
+        self.reason = reason
+
+
+#: "status": an outgoing message's delivery status; "amend": more about an inbound message (text and meta);
+#: "call": a call's status (meta call_status, duration_seconds), which the channel's FactRule settles
+FACT_KINDS = ("status", "amend", "call")
+
+#: the delivery statuses in the order a message moves through them; provider callbacks may arrive out of order,
+#: and a status never moves backwards
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
+
+
+def fact_key_prefix(external_id: str) -> str:
+    """The start of every fact's journal key about message EXTERNAL_ID. Facts share the journal with inbound
+    events; the prefix keeps their keys apart and findable by message."""
+    return f"fact:{external_id}:"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What a provider tells the hub later about a message it has (see hub.facts)."""
+
+    kind: str
+    channel: str
+    #: the provider's id of the message the fact is about (Twilio's MessageSid, CallSid, RecordingSid...)
+    external_id: str
+    #: what tells this fact from the others about the same message (e.g. the status); a retry repeats it
+    key: str
+    status: str | None = None
+    reason: str | None = None
+    text: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FACT_KINDS:
+            raise ValueError(f"unknown fact kind {self.kind!r} (known: {', '.join(FACT_KINDS)})")
+        if self.kind == "status" and self.status not in STATUS_RANK:
+            raise ValueError(f"unknown message status {self.status!r}")
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{fact_key_prefix(self.external_id)}{self.kind}:{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "channel": self.channel, "external_id": self.external_id, "key": self.key,
+                "status": self.status, "reason": self.reason, "text": self.text, "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Fact:
+        return cls(kind=d["kind"], channel=d["channel"], external_id=d["external_id"], key=d["key"],
+                   status=d.get("status"), reason=d.get("reason"), text=d.get("text"), meta=d.get("meta") or {})
+
+
+@dataclass(frozen=True)
+class FactResult:
+    journal_id: int
+    #: applied (the message changed), unchanged (known, but nothing new: e.g. an older status), duplicate (this
+    #: fact was journaled before), pending (no such message yet), failed (flagged: see reason)
+    state: str
+    reason: str | None = None
+    message_id: int | None = None
+
+
+#: A channel's rule for a "call" fact: from the call message's meta merged with the fact's (all the provider said
+#: by then), what that settles (meta to add) and the message's text. The channel writes the text; the core applies
+#: it when the fact is, which may be later, in another process (a status that waited for its call, a replay).
+FactRule = Callable[[dict[str, Any]], tuple[dict[str, Any], str]]
+
+#: A channel's reader of a raw event it journaled but could not place (an email without a usable sender), as if
+#: SENDER had sent it on CHANNEL: for an operator attaching it to a customer (hub.attention). (raw, channel, sender)
+#: -> the Inbound, or None when the raw event is not this channel's.
+RawReader = Callable[[Any, str, Identity], Inbound | None]
+
+
+@dataclass(frozen=True)
+class ChannelRules:
+    """What the core runs of the channels without them (the journal sweep, `hub events replay`, an operator's
+    action): handed in by the wiring (hub.channels.registry), so the core never imports an adapter."""
+
+    #: channel name -> its rule for call facts
+    facts: Mapping[str, FactRule] = field(default_factory=dict)
+    readers: tuple[RawReader, ...] = ()
 
 
 class InboundSink(Protocol):
@@ -126,6 +245,15 @@ class ChatSink(AttachmentSink, Protocol):
 
     async def agent_name(self, message_id: int) -> str | None: ...
 
+    @property
+    def metrics(self) -> Metrics: ...
+
+    async def is_customer(self, identity: Identity) -> bool: ...
+
+    async def typing_target(
+        self, principal: Principal, conversation_id: int, channel: str
+    ) -> tuple[str | None, str | None, int]: ...
+
     async def customer_typing(self, channel: str, identity: Identity, typing: bool) -> None: ...
 
     async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]: ...
@@ -148,4 +276,73 @@ class ChatSink(AttachmentSink, Protocol):
     async def link_identity(
         self, channel: str, dedupe_key: str, old: Identity, new: Identity, raw: Any, *, text: str,
         meta: dict[str, Any], occurred_at: str | None = None,
+    ) -> str: ...
+
+
+# -- phone lines: what a voice channel offers the hub's calls (hub.routing.calls), which drive it -----------------
+
+#: call statuses that mean nobody talked
+MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class MenuChoice:
+    """A caller pressed a key in the keypad menu."""
+
+    call_sid: str
+    line: str | None  # the business line of the number called
+    digits: str
+    option: str | None  # the queue the number's menu names for DIGITS (None: not an option)
+    conversation_queue: str  # where the call's conversation waits now
+
+
+@dataclass(frozen=True)
+class LegStatus:
+    """A status callback for a call the hub placed: the agent leg of a bridge, or a leg of a click-to-call."""
+
+    leg: str  # "agent" | "customer"
+    call_sid: str
+    status: str
+    duration: int | None
+    caller_call_sid: str  # bridge: the waiting caller's CallSid ("" for click-to-call)
+    agent_id: int | None
+    message_id: int | None  # click-to-call: the call's message on the timeline
+    declined: bool = False  # a screened bridge ended without the agent pressing 1 (no key, voicemail, hang-up)
+
+
+#: which queue a caller waits in after a menu choice. hub.routing.calls plugs routing in here; by default the
+#: menu's option
+CallQueue = Callable[[MenuChoice], Awaitable[str]]
+#: told about every leg of the calls the hub placed (hub.routing.calls re-offers a call whose agent did not pick up)
+LegListener = Callable[[LegStatus], Awaitable[None]]
+#: told (with its CallSid) that a caller is on the line waiting (hub.routing.calls rings the agent who has them)
+CallListener = Callable[[str], Awaitable[None]]
+
+
+class PhoneLine(Protocol):
+    """A voice channel as the hub's calls see it: the hooks it calls back, and what it does to calls on request."""
+
+    call_queue: CallQueue
+    on_leg: LegListener
+    on_waiting: CallListener
+
+    def number(self, number: str) -> TwilioNumberSettings:
+        """The settings of one of our phone numbers (its line, its agents' phones, its waits)."""
+        ...
+
+    def handoff_queue(self, caller_call_sid: str) -> str:
+        """The queue a caller handed off to one agent waits in."""
+        ...
+
+    async def note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None: ...
+
+    async def hand_off(self, caller_call_sid: str, queued_at: float | None = None) -> str: ...
+
+    async def bridge(
+        self, *, queue: str, from_number: str, agent: str = "", caller_call_sid: str = "", agent_id: int | None = None,
+        screen: str = "",
+    ) -> str: ...
+
+    async def call_customer(
+        self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None, message_id: int | None = None
     ) -> str: ...

@@ -8,9 +8,9 @@ from aiohttp import web
 
 from hub import pages
 from hub.csat import surveys
-from hub.csat.surveys import ANSWER_META, COMMENT_LIMIT, Survey
+from hub.csat.surveys import COMMENT_LIMIT, Survey
 from hub.keys import DB, INGEST, SETTINGS
-from hub.model import Identity, Inbound, format_time, utcnow
+from hub.model import ANSWER_META, Identity, Inbound, format_time, utcnow
 
 SCORES = [(5, "Very happy"), (4, "Happy"), (3, "Neutral"), (2, "Unhappy"), (1, "Very unhappy")]
 

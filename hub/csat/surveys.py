@@ -10,15 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.history.db import Row, Tx
-from hub.model import Conversation, Inbound
+from hub.model import ANSWER_META, Conversation, Inbound
 
 #: what a survey can be: waiting for its delay, out with the customer, answered, or never sent (reason says why)
 STATUSES = ("scheduled", "sent", "answered", "skipped")
 COLUMNS = ("id, conversation_id, customer_id, queue, agent_id, status, resolved_at, channel, identity, message_id, "
            "sent_at, expires_at, score, comment, answered_at, answer_message_id, reason")
-#: the meta key an adapter sets on an Inbound that answers a survey explicitly (a Telegram button, the web page,
-#: the web chat's stars): {"survey": id, "score": 1-5, "comment": "..."}
-ANSWER_META = "csat_answer"
 # A reply that is a score: "4", " 5/5", "3 - slow but fine", "2, nobody called back". The rest is the comment.
 _SCORE = re.compile(r"\s*([1-5])(?:\s*/\s*5)?(?:\s*[.,;:!)\-\u2013\u2014]*\s*(.*))?", re.S)
 COMMENT_LIMIT = 2000

@@ -154,6 +154,7 @@ async def start(settings: Settings, host: str, port: int) -> DemoTwilio:
     settings.server.public_url = public_url
     settings.channels.twilio = TwilioSettings(
         enabled=True, account_sid=ACCOUNT, auth_token=TOKEN, api_base_url=simulator_url,
+        sms_from=NUMBER,  # what a campaign's SMS go out from (no inbound message to answer from)
         numbers={NUMBER: TwilioNumberSettings(
             line="main", menu_prompt="For sales, press 1. For support, press 2.",
             menu={"1": "sales", "2": "support"} if "sales" in settings.routing.queues else {},

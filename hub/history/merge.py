@@ -109,6 +109,12 @@ def _merge_facts(tx: Tx, survivor_id: int, merged_id: int) -> None:
              row["last_order_at"], row["csat_answers"], row["csat_total"]),
         )
         tx.exec("DELETE FROM customer_stats WHERE customer_id = ?", (merged_id,))
+    # Their report figures too, so a segment the survivor is in counts the merged customer's past contacts.
+    tx.exec("INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) SELECT ?, hour, metric, n, total "
+            "FROM report_customer_hours WHERE customer_id = ? ON CONFLICT (customer_id, hour, metric) DO UPDATE SET "
+            "n = report_customer_hours.n + excluded.n, total = report_customer_hours.total + excluded.total",
+            (survivor_id, merged_id))
+    tx.exec("DELETE FROM report_customer_hours WHERE customer_id = ?", (merged_id,))
     tx.exec("INSERT INTO customer_channels (customer_id, channel) SELECT ?, channel FROM customer_channels "
             "WHERE customer_id = ? ON CONFLICT (customer_id, channel) DO NOTHING", (survivor_id, merged_id))
     tx.exec("DELETE FROM customer_channels WHERE customer_id = ?", (merged_id,))

@@ -582,6 +582,14 @@ MIGRATIONS.extend(_INBOX)
 from hub.csat.schema import MIGRATIONS as _CSAT  # noqa: E402
 
 MIGRATIONS.extend(_CSAT)
+# Reports by segment and the presence history (94-95).
+from hub.reports.schema import MIGRATIONS as _REPORTS  # noqa: E402
+
+MIGRATIONS.extend(_REPORTS)
+# Campaigns (86-89).
+from hub.campaigns.schema import MIGRATIONS as _CAMPAIGNS  # noqa: E402
+
+MIGRATIONS.extend(_CAMPAIGNS)
 
 LATEST = max(version for version, _, _ in MIGRATIONS)
 

@@ -11,6 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.history.db import Tx
+from hub.segments import segment_store
+from hub.segments.criteria import compile_where
 
 #: the rollup metrics (counts n, sums total in seconds) the figures are made of
 METRICS = (
@@ -55,7 +57,9 @@ FIGURES: dict[str, str] = {
 }
 
 GROUPS = ("hour", "day", "week", "month")
-SLICES = ("channel", "queue", "agent", "label")
+#: what a report can be filtered by; a breakdown is by one of the first four (a segment is a filter only)
+SLICES = ("channel", "queue", "agent", "label", "segment")
+BREAKDOWNS = SLICES[:4]
 # Up to this long, a range is read hour by hour, so days, weeks and months are exactly the viewer's.
 HOURLY_DAYS = 35
 
@@ -119,10 +123,34 @@ def _where(ps: list[Piece]) -> tuple[str, list[Any]]:
     return "(" + " OR ".join(parts) + ")", params
 
 
+def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[str], by_hour: bool) -> list[Any]:
+    """The figures of the customers in the segment now, from report_customer_hours (PS: hour pieces only). The
+    members are the segment's own condition as a subquery: each member's hours are one range of the primary key."""
+    where, params = compile_where(tx, segment_store.get(tx, int(segment_id)).criteria)
+    marks = ", ".join("?" for _ in metrics)
+    bucket, group = ("r.hour", "r.hour, r.metric") if by_hour else ("''", "r.metric")
+    rows: list[Any] = []
+    for p in ps:
+        if p.grain != "hour":
+            raise ValueError("a segment's figures are kept by the hour only")
+        rows += tx.all(
+            f"SELECT 'hour' AS grain, {bucket} AS bucket, r.metric AS metric, SUM(r.n) AS n, SUM(r.total) AS total "
+            f"FROM report_customer_hours r WHERE r.customer_id IN (SELECT s.customer_id FROM customer_stats s "
+            f"WHERE {where}) AND r.hour >= ? AND r.hour < ? AND r.metric IN ({marks}) GROUP BY {group}",
+            (*params, p.lo, p.hi, *metrics),
+        )
+    return rows
+
+
 def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable[str] = METRICS) -> dict[str, Sums]:
     """Slice value -> metric -> [n, total] over PS (VALUE None: every value of DIM)."""
     out: dict[str, Sums] = {}
     if not ps:
+        return out
+    if dim == "segment" and value is not None:
+        mine = out.setdefault(value, {})
+        for r in _segment_rows(tx, ps, value, tuple(metrics), by_hour=False):
+            mine[str(r["metric"])] = [int(r["n"]), float(r["total"])]
         return out
     marks = ", ".join("?" for _ in metrics)
     for p in ps:  # one range per query: each is a plain index range scan
@@ -141,6 +169,8 @@ def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable
 
 def series_rows(tx: Tx, ps: list[Piece], dim: str, value: str, metrics: Iterable[str] = METRICS) -> list[Any]:
     """(grain, bucket, metric, n, total) rows of one slice value over PS."""
+    if dim == "segment":
+        return _segment_rows(tx, ps, value, tuple(metrics), by_hour=True)
     marks = ", ".join("?" for _ in metrics)
     rows: list[Any] = []
     for p in ps:

@@ -107,6 +107,8 @@ class _Deltas:
         self.channels: set[tuple[int, str]] = set()
         #: per customer: satisfaction answers and the sum of their scores
         self.ratings: dict[int, tuple[int, float]] = {}
+        #: (customer, UTC hour, metric) -> [n, total]: the same figures by customer, for reports by segment
+        self.customers: dict[tuple[int, str, str], list[float]] = {}
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
 
@@ -128,6 +130,10 @@ class _Deltas:
         self.ratings[customer_id] = (n + 1, total + score)
 
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
+        if c.customer_id is not None:
+            mine = self.customers.setdefault((c.customer_id, at[:13], metric), [0, 0.0])
+            mine[0] += 1
+            mine[1] += total
         day = self.day(at)
         buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
         values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
@@ -254,6 +260,16 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
             "total = report_rollups.total + excluded.total",
             (grain, dim, metric, bucket, value, int(n), total),
         )
+    merged: dict[int, int] = {}
+    for (customer_id, hour, metric), (n, total) in sorted(deltas.customers.items()):
+        if customer_id not in merged:
+            merged[customer_id] = survivor(tx, customer_id)
+        tx.exec(
+            "INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (customer_id, hour, metric) DO UPDATE SET n = report_customer_hours.n + excluded.n, "
+            "total = report_customer_hours.total + excluded.total",
+            (merged[customer_id], hour, metric, int(n), total),
+        )
     # Each customer's contacts, for segments: an event names the customer it came from, who may since have been
     # merged into another (hub.history.merge moves the facts kept so far; these follow).
     for customer_id, (n, last) in deltas.contacts.items():
@@ -371,6 +387,7 @@ async def rebuild(db: Database, rules: RollRules) -> int:
             tx.one("SELECT pg_advisory_xact_lock(?) AS ok", (_LOCK,))
         tx.exec("DELETE FROM report_rollups")
         tx.exec("DELETE FROM report_conversations")
+        tx.exec("DELETE FROM report_customer_hours")
         tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
         tx.exec("DELETE FROM customer_channels")
         recompute_orders(tx)

@@ -12,15 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from hub import tasks as background
-from hub.channels.base import SendError
-from hub.channels.twilio.outcome import MISSED, format_duration
-from hub.channels.twilio.voice import LegStatus, MenuChoice, VoiceChannel, handoff_queue
+from hub.channels.base import MISSED, LegStatus, MenuChoice, PhoneLine, SendError
 from hub.config import TwilioSettings
 from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Tx
-from hub.history.identities import IdentityError, normalize_phone
-from hub.model import Message, format_time, parse_time, utcnow
+from hub.identities import IdentityError, normalize_phone
+from hub.model import Message, format_duration, format_time, parse_time, utcnow
 from hub.routing.events import Assigned, Offered, RoutingEvent
 from hub.routing.rules import Contact
 from hub.routing.service import Router, RoutingError
@@ -75,7 +73,7 @@ def outbound_summary(meta: dict[str, Any]) -> str:
 
 class Calls:
     def __init__(
-        self, db: Database, bus: EventBus, router: Router, voice: VoiceChannel, settings: TwilioSettings,
+        self, db: Database, bus: EventBus, router: Router, voice: PhoneLine, settings: TwilioSettings,
         region: str = "US",
     ) -> None:
         self.db = db
@@ -143,7 +141,7 @@ class Calls:
         if call is None:
             return None
         name, ring = await self.agent_device(agent_id)
-        if ring is None and not self.voice.account.number(str(call.meta.get("to", ""))).agent_phone:
+        if ring is None and not self.voice.number(str(call.meta.get("to", ""))).agent_phone:
             return f"conversation {conversation_id} is a phone call and " + self._no_device(name)
         return None
 
@@ -231,12 +229,12 @@ class Calls:
         caller = call.external_id
         name, ring = await self.agent_device(agent_id)
         from_number = str(call.meta.get("to", ""))
-        if not ring and not self.voice.account.number(from_number).agent_phone:
+        if not ring and not self.voice.number(from_number).agent_phone:
             await self._bridge_failed(caller, agent_id, self._no_device(name))
             return None
         # The caller first: if they are gone, no agent's phone rings for nothing. Already moved by an earlier
         # bridge (whose agent did not pick up): they are still waiting there.
-        if call.meta.get("twilio_queue") != handoff_queue(caller):
+        if call.meta.get("twilio_queue") != self.voice.handoff_queue(caller):
             queued_at = call.meta.get("queued_at")
             # (no queued_at: still ringing after the wait above; the wait counts from when the call came in)
             since = float(queued_at) if isinstance(queued_at, int | float) else parse_time(call.created_at).timestamp()
@@ -248,8 +246,8 @@ class Calls:
         screen = await self.announcement(conversation_id, call) if self.screens(ring) else ""
         try:
             agent_leg = await self._retrying(lambda: self.voice.bridge(
-                queue=handoff_queue(caller), from_number=from_number, agent=ring or "", caller_call_sid=caller,
-                agent_id=agent_id, screen=screen,
+                queue=self.voice.handoff_queue(caller), from_number=from_number, agent=ring or "",
+                caller_call_sid=caller, agent_id=agent_id, screen=screen,
             ))
         except SendError as e:
             # The caller waits on in the hand-off queue (voicemail after max_wait_seconds); the agent sees why.
@@ -336,7 +334,7 @@ class Calls:
             log.warning("call %s: could not re-offer conversation %d: %s", leg.caller_call_sid, found[0], e)
 
     async def _rest(self, agent_id: int, conversation_id: int, call: dict[str, Any]) -> None:
-        line = self.voice.account.number(str(call.get("to", "")))
+        line = self.voice.number(str(call.get("to", "")))
         queued_at = call.get("queued_at")
         start = float(queued_at) if isinstance(queued_at, int | float) else self.router.clock()
         until = max(self.resting.get(agent_id, 0.0), start + line.max_wait_seconds + REST_MARGIN)

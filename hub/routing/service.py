@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hub import event_log, fail_points
+from hub.channels.base import IngestResult
 from hub.config import Settings
 from hub.events import Event, EventBus
 from hub.history import decisions
 from hub.history.db import Database, Tx
-from hub.ingest import IngestResult
 from hub.model import Inbound, format_time, utcnow
 from hub.reports import events as conversation_events
+from hub.reports import presence as presence_log
 from hub.routing.admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override
 from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
@@ -122,6 +123,7 @@ def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str, depth: int = 0
             )
         elif isinstance(e, PresenceChanged):
             tx.exec("UPDATE agents SET presence = ? WHERE id = ?", (e.presence, e.agent))
+            presence_log.record(tx, int(e.agent), e.presence, now)
 
 
 class Router:
@@ -246,7 +248,11 @@ class Router:
         if await self.state.agent_stats(agent_id) is None:
             raise RoutingError(f"agent {agent_id} is not known to routing (disabled, or not in the store)")
         # The store first: it is what a restarted hub, or a rebuilt Redis, gives the agent back.
-        await self.db.write(lambda tx: tx.exec("UPDATE agents SET presence = ? WHERE id = ?", (wanted.value, agent_id)))
+        def store(tx: Tx) -> None:
+            tx.exec("UPDATE agents SET presence = ? WHERE id = ?", (wanted.value, agent_id))
+            presence_log.record(tx, agent_id, wanted.value, format_time(utcnow()))  # staffing: who was available
+
+        await self.db.write(store)
         fail_points.hit("presence.after_store")
         try:
             events = await self.engine.set_presence(agent_id, wanted)

@@ -182,3 +182,4 @@ async def snapshot_forever(db: Database, interval: float = SNAPSHOT_SECONDS) -> 
         except Exception:
             log.exception("segments: recording their sizes failed; retrying in %.0fs", interval)
         await asyncio.sleep(interval)
+

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
+from hub.history.db import Tx
 from hub.keys import DB, ROUTER, SETTINGS
 from hub.model import format_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
@@ -165,3 +167,84 @@ async def test_the_roller_in_the_app_folds_new_events(aiohttp_client: Any, make_
         return bool(got["figures"]["conversations_opened"] == 1)
 
     await eventually(opened, what="the roller folded the new conversation")
+
+
+async def segment(api: Api, name: str, criteria: dict[str, Any]) -> int:
+    made = await api.call("POST", "/api/v1/segments", "/api/v1/segments", {"name": name, "criteria": criteria},
+                          expect=201)
+    return int(made["id"])
+
+
+async def test_reports_sliced_by_segment_count_its_customers_now(api: Api, client: Client) -> None:
+    _, ann_h, _, _ = await work(api, client)
+    done = await segment(api, "Nothing open", {"open_conversation": False})  # the phone customer, resolved
+    waiting = await segment(api, "Waiting", {"open_conversation": True})  # the email customer, still waiting
+    f = (await api.call("GET", S, f"{S}?segment={done}"))["figures"]
+    assert (f["conversations_opened"], f["conversations_resolved"], f["messages_in"], f["messages_out"]) == (1, 1, 2, 1)
+    assert f["first_response_time"] is not None and f["answered"] == 1
+    w = await api.call("GET", S, f"{S}?segment={waiting}")
+    assert w["slice"] == {"by": "segment", "value": str(waiting)}
+    assert (w["figures"]["conversations_opened"], w["figures"]["conversations_resolved"]) == (1, 0)
+    assert w["previous"]["conversations_opened"] == 0
+    for group in ("hour", "day", "week", "month"):
+        t = await api.call("GET", T, f"{T}?group={group}&segment={done}&tz=Asia/Tokyo")
+        assert sum(b["figures"]["messages_in"] for b in t["buckets"]) == 2, group
+    assert sum(map(sum, (await api.call("GET", H, f"{H}?segment={waiting}"))["cells"])) == 1
+    # Membership is read when the report is: once the email customer's conversation is resolved, it moves over.
+    conv = (await inbound(api, "email:bob@example.com", "still there?"))["conversation"]["id"]
+    await api.call("POST", "/api/v1/conversations/{id}/resolve", f"/api/v1/conversations/{conv}/resolve")
+    await roll(client)
+    moved = (await api.call("GET", S, f"{S}?segment={done}"))["figures"]
+    assert (moved["conversations_opened"], moved["conversations_resolved"], moved["messages_in"]) == (2, 2, 4)
+    assert (await api.call("GET", S, f"{S}?segment={waiting}"))["figures"]["conversations_opened"] == 0
+    rows = list(csv.reader(io.StringIO(await (await client.get(f"{S}?segment={done}&format=csv",
+                                                                headers=api.headers)).text())))
+    assert ["conversations_opened", "2", "0", "count"] in rows
+    # Unknown or malformed segments, a breakdown within one, and agents: refused with a reason.
+    assert "does not exist" in (await api.call("GET", S, f"{S}?segment=999999", expect=404))["error"]["message"]
+    assert (await api.call("GET", S, f"{S}?segment=abc", expect=422))["error"]["message"]
+    assert (await api.call("GET", S, f"{S}?segment={done}&queue=support", expect=422))["error"]["message"]
+    assert (await api.call("GET", B, f"{B}?by=segment", expect=422))["error"]["message"]
+    await api.call("GET", S, f"{S}?segment={done}", headers=ann_h, expect=403)
+
+
+R = "/api/v1/reports/trends"
+
+
+async def test_trends_compare_each_channel_and_topic_with_the_period_before(api: Api, client: Client) -> None:
+    _, ann_h = await agent(client, "Ann")
+    for name in ("billing", "shipping"):
+        await api.call("POST", "/api/v1/labels", "/api/v1/labels", {"name": name, "title": name.title()},
+                       expect=201)
+    convs = []
+    for n, label in enumerate(("billing", "billing", "shipping")):
+        conv = (await inbound(api, f"phone:+1415555019{n}", "hello"))["conversation"]["id"]
+        path = f"/api/v1/conversations/{conv}/labels/{label}"
+        await api.call("PUT", "/api/v1/conversations/{id}/labels/{name}", path)
+        convs.append(conv)
+    await api.call("POST", "/api/v1/conversations/{id}/accept", f"/api/v1/conversations/{convs[2]}/accept",
+                   headers=ann_h)
+    await api.call("POST", "/api/v1/conversations/{id}/messages", f"/api/v1/conversations/{convs[2]}/messages",
+                   {"text": "On it."}, expect=201, headers=ann_h)
+    # The first two happened in the period before (eight days ago): their recorded events are moved back.
+    eight_days = format_time(utcnow().replace(microsecond=0) - timedelta(days=8))
+
+    def back(tx: Tx) -> None:
+        tx.exec(f"UPDATE conversation_events SET at = ? WHERE conversation_id IN ({convs[0]}, {convs[1]})",
+                (eight_days,))
+
+    await client.app[DB].write(back)
+    await roll(client)
+    got = await api.call("GET", R, R)
+    [api_channel] = got["channels"]
+    assert api_channel["channel"] == "api"
+    assert api_channel["volume"] == {"now": 1, "previous": 2, "change": -0.5}
+    assert api_channel["first_response"]["now"] is not None and api_channel["first_response"]["previous"] is None
+    assert got["topics"]["rising"] == [{"label": "shipping", "title": "Shipping", "now": 1, "previous": 0,
+                                        "change": None}]
+    assert got["topics"]["falling"] == [{"label": "billing", "title": "Billing", "now": 0, "previous": 2,
+                                         "change": -1.0}]
+    rows = list(csv.reader(io.StringIO(await (await client.get(R + "?format=csv", headers=api.headers)).text())))
+    assert rows[0][:3] == ["kind", "name", "volume"] and ["topic falling", "billing", "0", "2", "", ""] in rows
+    assert (await api.call("GET", R, R + "?channel=api", expect=422))["error"]["message"]
+    await api.call("GET", R, R, headers=ann_h, expect=403)

@@ -15,7 +15,11 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
-from hub.keys import DB
+from hub.keys import CSAT, DB
+from tests.channels.conftest import fake  # noqa: F401
+from tests.channels.twilio.fake import new_sid, sample, webhook
+from tests.csat.test_sms import start  # noqa: F401
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 300, "sla_wait": 60},
@@ -86,3 +90,39 @@ async def test_figures_survive_a_restart_and_keep_to_their_window(aiohttp_client
         error = await call(second, "GET", f"/api/v1/wall?since={bad}", dana_h, expect=400)
         assert "since" in error["error"]["message"]
     await call(second, "GET", "/api/v1/wall", alice_h, expect=403)
+
+
+async def sms_texts(client: Client, body: str, phone: str) -> None:
+    sid = new_sid("SM")
+    status, _, _ = await webhook(client, "/webhooks/twilio/sms", sample("sms_inbound", Body=body, From=phone,
+                                                                        MessageSid=sid, SmsSid=sid, SmsMessageSid=sid))
+    assert status == 200
+
+
+async def test_the_wall_shows_satisfaction_and_each_low_rating_with_its_conversation(
+    start: Any, fake: Any, db_url: str  # noqa: F811 (the fixtures imported above)
+) -> None:
+    """Answers arrive by SMS (the real path: Twilio webhooks, the survey sent through the outbox): the wall counts
+    them in its window as the reports do, and lists the low one, newest first, with the conversation to open."""
+    client, admin = await start(db_url, csat__low_score="2")
+    expected = []
+    for n, (phone, answer) in enumerate((("+14155550100", "5"), ("+14155550100", "1 nobody called back"))):
+        await sms_texts(client, "Where is my order?", phone)
+        conv = (await client.app[DB].read(lambda tx: tx.one("SELECT MAX(id) AS id FROM conversations")))["id"]
+        await call(client, "POST", f"/api/v1/conversations/{conv}/resolve", admin)
+        assert await client.app[CSAT].run_once() == 1
+
+        async def surveyed(n: int = n) -> bool:
+            return len(fake[0].sent()) > n
+
+        await eventually(surveyed, what="the survey SMS")
+        await sms_texts(client, answer, phone)
+        expected.append(conv)
+    wall = await call(client, "GET", "/api/v1/wall", admin)
+    csat = wall["csat"]
+    assert (csat["responses"], csat["average"], csat["score"], csat["low_score"]) == (2, 3.0, 0.5, 2)
+    [low] = csat["low"]
+    assert (low["conversation_id"], low["score"], low["comment"]) == (expected[1], 1, "nobody called back")
+    # The window keeps to itself: from now on, nothing yet.
+    later = await call(client, "GET", f"/api/v1/wall?since={time.time() + 1:.0f}", admin)
+    assert later["csat"] == {"responses": 0, "average": None, "score": None, "low_score": 2, "low": []}

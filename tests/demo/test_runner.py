@@ -23,6 +23,13 @@ def _get(url: str, token: str) -> dict[str, object]:
         return dict(json.load(r))
 
 
+def _post(url: str, token: str, body: dict[str, object]) -> dict[str, object]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return dict(json.load(r))
+
+
 def _sign_in(url: str, email: str, password: str) -> int:
     body = json.dumps({"email": email, "password": password}).encode()
     req = urllib.request.Request(url + "/console/session", data=body, method="POST",
@@ -71,6 +78,15 @@ def test_demo_runs_with_live_traffic_and_stops_cleanly(tmp_path: Path) -> None:
         assert len(channels) >= 4 and "api" not in channels, (channels, log.read_text()[-3000:])
         # One customer, one timeline, several channels: the idea of the hub at first sight.
         assert {"sms", "email", "webchat"} <= jordan, (jordan, log.read_text()[-3000:])
+        # A campaign to Jordan's phone goes out through the demo's Twilio and comes back delivered.
+        phone = next(str(m["identity"]) for m in timeline if m["channel"] == "sms")  # type: ignore[index]
+        made = _post(f"{url}/api/v1/campaigns", token, {"name": "Demo", "channel": "sms", "identities": [phone],
+                                                         "text": 'Hi {{first_name | fallback: "there"}}!'})
+        results: dict[str, int] = {}
+        while time.monotonic() < deadline + 30 and not results.get("delivered"):
+            results = dict(_get(f"{url}/api/v1/campaigns/{made['id']}", token)["results"])  # type: ignore[arg-type]
+            time.sleep(0.5)
+        assert results.get("delivered") == 1, (results, log.read_text()[-3000:])
         with urllib.request.urlopen(f"{url}/", timeout=5) as r:
             home = r.read().decode()
         assert "href='/console/'" in home and "href='/chat'" in home and "href='/api/docs'" in home

@@ -83,3 +83,34 @@ def test_the_widget_rates_a_resolved_conversation(hub: Hub, new_page: Any) -> No
     customer.wait_for_selector(".hc-rating-thanks")
     assert customer.locator(".hc-rating").count() == 0
     assert customer.errors == [] and alex.errors == []
+
+
+def test_a_low_rating_reaches_the_supervisors_wall_as_it_arrives(hub: Hub, new_page: Any) -> None:
+    dana = new_page()
+    sign_in(dana, "dana@example.com")
+    dana.click("#nav-wall")
+    dana.wait_for_selector("#wall-low-csat >> text=No rating of 2 or less")
+    alex = new_page()
+    sign_in(alex, "alex@example.com")
+    go_available(alex)
+    customer = customer_chats(new_page, "My parcel never came")
+    status, listed = hub.call("GET", "/api/v1/conversations")
+    assert status == 200
+    conv = listed["items"][0]["id"]
+    assert hub.call("POST", f"/api/v1/conversations/{conv}/resolve")[0] == 200
+    customer.wait_for_selector(".hc-rating")
+    customer.click('.hc-score[aria-label="1 of 5"]')
+    customer.fill(".hc-rating-comment", "<img src=x onerror=alert(1)> still waiting")
+    customer.locator(".hc-rating-send").click()
+    customer.wait_for_selector(".hc-rating-thanks")
+    # The wall (left open, not reloaded) lists it with the link to the conversation; the comment is text.
+    row = dana.locator(f'#wall-low-csat li[data-conversation="{conv}"]')
+    row.wait_for(timeout=15_000)
+    assert row.locator(".chip").inner_text() == "1/5"
+    assert row.locator("q").inner_text() == "<img src=x onerror=alert(1)> still waiting"
+    assert row.locator("img").count() == 0
+    assert row.locator("a").get_attribute("href") == f"#/c/{conv}"
+    assert dana.locator("#wall-csat strong").inner_text() == "0%"
+    row.locator("a").click()
+    dana.wait_for_selector(".tl-msg.in .csat-mark >> text=1/5")
+    assert dana.errors == [] and alex.errors == [] and customer.errors == []

@@ -105,3 +105,32 @@ def test_a_month_of_history_as_the_supervisor_sees_it(hub: Hub, new_page: Any, t
     SHOTS.mkdir(parents=True, exist_ok=True)
     dana.screenshot(path=str(SHOTS / "reports.png"), full_page=True)
     assert dana.errors == []
+
+
+def test_a_supervisor_slices_by_segment_and_reads_the_trends_and_staffing(hub: Hub, new_page: Any) -> None:
+    """The Show menu lists saved segments and slices every figure to their customers now; the channel trends and the
+    staffing panel's last week (agents available against needed) are on the page."""
+    for i, identity in enumerate(("phone:+14155550111", "phone:+14155550112", "email:kim@example.com")):
+        conv = hub.inbound(identity, "Hello <b>there</b>", name=f"Customer {i}")["conversation"]["id"]
+        if i < 2:
+            assert hub.call("POST", f"/api/v1/conversations/{conv}/resolve", {})[0] == 200
+    status, made = hub.call("POST", "/api/v1/segments", {"name": "Still waiting <i>now</i>",
+                                                         "criteria": {"open_conversation": True}})
+    assert status == 201
+
+    dana = new_page()
+    sign_in(dana, "dana@example.com")
+    dana.click("#nav-reports")
+    dana.locator('.kpi-card[data-figure="conversations_opened"] strong', has_text="3").wait_for(timeout=15_000)
+    trend = dana.locator('#report-channel-trends tr[data-channel="api"]')
+    trend.wait_for()
+    assert trend.locator("td").nth(1).inner_text() == "3" and trend.locator("td").nth(2).inner_text() == "0"
+    dana.select_option("#report-filter", f"segment:{made['id']}")
+    dana.locator("#reports .muted", has_text="customers in this segment now").wait_for()
+    dana.locator('.kpi-card[data-figure="conversations_opened"] strong', has_text="1").wait_for()
+    dana.locator('.kpi-card[data-figure="conversations_resolved"] strong', has_text="0").wait_for()
+    # The segment's name is text in the menu, never markup.
+    assert dana.locator("#report-filter option", has_text="Still waiting <i>now</i>").count() == 1
+    dana.locator("#staffing-last-week #staffing-short").wait_for()
+    assert dana.locator("#staffing-last-week td[data-needed]").count() == 7 * 24
+    assert dana.errors == []

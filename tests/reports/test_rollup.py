@@ -227,3 +227,30 @@ async def catch_up_in_batches(db: Database) -> None:
             await db.write(lambda tx, b=batch: rollup.commit(tx, b))  # type: ignore[misc]
         except rollup._Raced:
             continue
+
+
+async def customer_hours(db: Database) -> list[tuple[Any, ...]]:
+    rows = await db.read(lambda tx: tx.all("SELECT customer_id, hour, metric, n, total FROM report_customer_hours "
+                                           "ORDER BY customer_id, hour, metric"))
+    return [(r["customer_id"], r["hour"], r["metric"], r["n"], round(float(r["total"]), 3)) for r in rows]
+
+
+async def test_each_customers_hours_add_up_to_the_rollups_and_rebuild_alike(db: Database) -> None:
+    """The figures kept by customer (reports by segment) are the same deltas as the rollups': summed over customers
+    they give every hour's figures; a rebuild keeps them whatever the batches."""
+    await db.write(history)
+    while await db.write(lambda tx: roll(tx, RULES, cutoff="9999", limit=4)):
+        pass
+    kept = await customer_hours(db)
+    assert {c for c, *_ in kept} == {1, 2}
+    by_hour: dict[tuple[str, str], list[float]] = {}
+    for _, hour, metric, n, total in kept:
+        s = by_hour.setdefault((hour, metric), [0, 0.0])
+        s[0] += n
+        s[1] += total
+    rolled = await db.read(lambda tx: tx.all("SELECT bucket, metric, n, total FROM report_rollups "
+                                             "WHERE grain = 'hour' AND dim = 'all'"))
+    assert {(str(r["bucket"]), str(r["metric"])): [int(r["n"]), round(float(r["total"]), 3)] for r in rolled} == \
+        {k: [int(n), round(t, 3)] for k, (n, t) in by_hour.items()}
+    await rebuild(db, RULES)
+    assert await customer_hours(db) == kept

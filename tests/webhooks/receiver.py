@@ -29,6 +29,8 @@ class Receiver:
     failures: list[int] = field(default_factory=list)
     #: (delivery id, event) of every verified delivery answered 2xx, in arrival order
     accepted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    #: when each of `accepted` arrived (time.monotonic())
+    at: list[float] = field(default_factory=list)
     #: every request, verified or not: (delivery id, event type, signature ok)
     seen: list[tuple[int, str, bool]] = field(default_factory=list)
 
@@ -41,6 +43,7 @@ class Receiver:
         if self.failures:
             return web.Response(status=self.failures.pop(0), text="not now")
         self.accepted.append((int(request.headers["Hub-Delivery"]), json.loads(body)))
+        self.at.append(time.monotonic())
         return web.Response(status=204)
 
     def app(self) -> web.Application:

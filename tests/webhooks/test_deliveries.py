@@ -200,3 +200,26 @@ async def test_a_rule_sends_an_event_to_a_subscription(api: Api, receiver: tuple
     assert [(e["type"], e["data"]["message"]["text"]) for _, e in r.accepted] == [
         ("message.received", "not urgent at all... well, URGENT")]
 
+
+async def test_a_subscription_gets_an_event_once_however_many_ways_it_is_sent(
+    api: Api, receiver: tuple[Receiver, str]
+) -> None:
+    """Subscribed to the event's type AND named by two rules' send_webhook: still one delivery of that event."""
+    r, url = receiver
+    sub = await subscribe(api, r, url, ["message.received"])
+    for name in ("To the CRM", "Also to the CRM"):
+        await api.call("POST", "/api/v1/automation/rules", "/api/v1/automation/rules", {
+            "name": name, "event": "message.received", "conditions": [],
+            "actions": [{"type": "send_webhook", "value": sub["id"]}]}, expect=201)
+    await inbound(api, "phone:+14155550106", "hello", "once-1")
+
+    async def both_ran() -> bool:
+        rules = await api.call("GET", "/api/v1/automation/rules", "/api/v1/automation/rules")
+        return [rule["runs"] for rule in rules["items"]] == [1, 1]
+
+    await eventually(both_ran, what="both rules run")  # and neither sent it a second time:
+    await eventually(lambda: _count(r, 1), what="the delivery")
+    await eventually(lambda: _pending(api, sub["id"], 0), what="nothing more pending")
+    assert len(await deliveries(api, sub["id"])) == 1
+    assert [e["type"] for _, e in r.accepted] == ["message.received"]
+

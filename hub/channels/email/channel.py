@@ -23,13 +23,12 @@ from typing import Any, Protocol
 import aiosmtplib
 
 from hub import tasks as background
-from hub.channels.base import Capabilities, Channel, InboundSink, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, SendError, SendResult
 from hub.channels.email.imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email.parse import ParsedEmail, parse_email
 from hub.config import EmailChannelSettings
-from hub.history.identities import IdentityError
 from hub.html_safety import sanitize
-from hub.ingest import IngestFailed
+from hub.identities import IdentityError
 from hub.metrics import Metrics
 from hub.model import Inbound, Message, Outbound, utcnow
 
@@ -325,7 +324,10 @@ class EmailChannel(Channel):
                 msg["Cc"] = ", ".join(cc)
         if self.settings.reply_to:
             msg["Reply-To"] = self.settings.reply_to
-        msg["Subject"] = reply_subject(subject) if subject else "Your message to us"
+        campaign = (own.meta.get("email") or {}).get("subject") if own is not None and (
+            own.meta.get("campaign") or own.meta.get("campaign_test")) else None
+        # A campaign's email is not a reply: its own subject, as written.
+        msg["Subject"] = str(campaign) if campaign else reply_subject(subject) if subject else "Your message to us"
         if answering is not None and answering.external_id:
             msg["In-Reply-To"] = f"<{answering.external_id}>"
         elif chain:

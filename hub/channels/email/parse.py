@@ -19,8 +19,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any, Literal
 
-from hub.history.identities import IdentityError, normalize
 from hub.html_safety import sanitize
+from hub.identities import IdentityError, normalize
 from hub.model import AttachmentIn, Identity, Inbound, format_time
 
 Verdict = Literal["message", "auto_reply", "bounce", "unreadable"]
@@ -754,3 +754,17 @@ def parse_email(
     if auto:
         return ParsedEmail(message_id, "auto_reply", inbound, auto, refs, fingerprint=content)
     return ParsedEmail(message_id, "message", inbound, None, refs, fingerprint=content)
+
+
+def reread(raw: Any, channel: str, sender: Identity) -> Inbound | None:
+    """The email channel's RawReader: a journaled email (its raw carries the message as eml_base64) read again as
+    sent by SENDER; None for any other raw event."""
+    if not (isinstance(raw, dict) and isinstance(raw.get("eml_base64"), str)):
+        return None
+    try:
+        eml = base64.b64decode(raw["eml_base64"])
+    except (binascii.Error, ValueError):
+        return None
+    parsed = parse_email(eml, channel=channel, sender=sender)
+    assert parsed.inbound is not None  # with a sender given, every email reads as one
+    return parsed.inbound

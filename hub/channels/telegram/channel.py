@@ -46,12 +46,10 @@ from telegram.warnings import PTBDeprecationWarning
 
 from hub import tasks as background
 from hub.api.errors import BadBody, error, parse_json
-from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, ChatSink, IngestFailed, SendError, SendResult
 from hub.config import Settings, TelegramSettings
-from hub.csat.surveys import ANSWER_META
-from hub.history.identities import IdentityError, normalize_phone
-from hub.ingest import IngestFailed
-from hub.model import AttachmentIn, Identity, Inbound, Outbound, format_time, utcnow
+from hub.identities import IdentityError, normalize_phone
+from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Outbound, format_time, utcnow
 
 log = logging.getLogger("hub.channels.telegram")
 

@@ -17,11 +17,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from hub import tasks as background
-from hub.channels.base import AttachmentSink, SendError
+from hub.channels.base import AttachmentSink, Fact, FactResult, SendError
 from hub.channels.twilio.media import media_key
 from hub.channels.twilio.signature import SignatureCheck
 from hub.config import TwilioNumberSettings, TwilioSettings
-from hub.facts import Fact, FactResult
 from hub.model import Identity, Message
 
 log = logging.getLogger("hub.channels.twilio")

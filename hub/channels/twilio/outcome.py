@@ -1,20 +1,14 @@
 """What a phone call came to (answered, abandoned, missed, voicemail...) and the line the timeline shows for it.
 
-A pure rule over a call message's meta, importing nothing of the hub: the voice channel writes it when a call comes
-in, and the core applies it when a call's status arrives later as a fact (hub.facts), merged with the meta stored by
-then."""
+A pure rule over a call message's meta: the voice channel writes it when a call comes in, and `settle` is its rule
+for a call's status arriving later as a fact, which the core applies (hub.facts) to the meta stored by then."""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: Twilio's call statuses that mean nobody talked
-MISSED = frozenset({"busy", "no-answer", "failed", "canceled"})
-
-
-def format_duration(seconds: int) -> str:
-    m, s = divmod(max(0, seconds), 60)
-    return f"{m}m {s:02d}s" if m else f"{s}s"
+from hub.channels.base import MISSED
+from hub.model import format_duration
 
 
 def summary(meta: dict[str, Any]) -> str:
@@ -61,3 +55,10 @@ def call_outcome(meta: dict[str, Any]) -> dict[str, Any]:
         if outcome == "answered" and meta.get("talk_seconds") is None and isinstance(duration, int):
             return {"talk_seconds": max(0, duration - int(meta.get("queue_seconds") or 0))}
     return {}
+
+
+def settle(meta: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The voice channel's FactRule: what a call's status settles given META (all the callbacks said so far), and
+    the call's text after it."""
+    derived = call_outcome(meta)
+    return derived, summary({**meta, **derived})

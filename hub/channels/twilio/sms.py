@@ -13,12 +13,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from hub import downloads
 from hub.api.params import path_id
-from hub.channels.base import Capabilities, Channel, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, Fact, FactResult, IngestFailed, SendError, SendResult
 from hub.channels.twilio import media as twilio_media
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
-from hub.facts import Fact, FactResult
-from hub.history.identities import IdentityError
-from hub.ingest import IngestFailed
+from hub.identities import IdentityError
 from hub.model import AttachmentIn, Identity, Inbound, Outbound
 
 log = logging.getLogger("hub.channels.twilio")

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -19,16 +18,28 @@ from twilio.twiml.voice_response import VoiceResponse
 from hub import tasks as background
 from hub.api.params import optional_number
 from hub.business_hours import is_open
-from hub.channels.base import Capabilities, Channel, SendError, SendResult
+from hub.channels.base import (
+    MISSED,
+    CallListener,
+    CallQueue,
+    Capabilities,
+    Channel,
+    Fact,
+    IngestFailed,
+    IngestResult,
+    LegListener,
+    LegStatus,
+    MenuChoice,
+    SendError,
+    SendResult,
+)
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
-from hub.channels.twilio.outcome import MISSED, format_duration, summary
+from hub.channels.twilio.outcome import summary
 from hub.channels.twilio.signature import Form
 from hub.channels.twilio.sms import MAX_BODY, fact_answer, twiml
-from hub.csat.surveys import ANSWER_META
-from hub.facts import Fact
-from hub.history.identities import IdentityError
-from hub.ingest import IngestFailed, IngestResult
-from hub.model import AttachmentIn, Identity, Inbound, Outbound, utcnow
+from hub.config import TwilioNumberSettings
+from hub.identities import IdentityError
+from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Outbound, format_duration, utcnow
 
 log = logging.getLogger("hub.channels.twilio")
 
@@ -40,39 +51,6 @@ HOLD_SECONDS = 20
 HANDOFF_PREFIX = "hub-"
 #: seconds a screened agent has to press 1 after the announcement
 SCREEN_SECONDS = 8
-
-
-@dataclass(frozen=True)
-class MenuChoice:
-    """A caller pressed a key in the keypad menu."""
-
-    call_sid: str
-    line: str | None  # the business line of the number called
-    digits: str
-    option: str | None  # the queue the number's menu names for DIGITS (None: not an option)
-    conversation_queue: str  # where the call's conversation waits now
-
-
-@dataclass(frozen=True)
-class LegStatus:
-    """A status callback for a call the hub placed: the agent leg of a bridge, or a leg of a click-to-call."""
-
-    leg: str  # "agent" | "customer"
-    call_sid: str
-    status: str
-    duration: int | None
-    caller_call_sid: str  # bridge: the waiting caller's CallSid ("" for click-to-call)
-    agent_id: int | None
-    message_id: int | None  # click-to-call: the call's message on the timeline
-    declined: bool = False  # a screened bridge ended without the agent pressing 1 (no key, voicemail, hang-up)
-
-
-#: which queue a caller waits in after a menu choice. hub.calls plugs routing in here; by default the menu's option
-CallQueue = Callable[[MenuChoice], Awaitable[str]]
-#: told about every leg of the calls the hub placed (hub.calls re-offers a call whose agent did not pick up)
-LegListener = Callable[[LegStatus], Awaitable[None]]
-#: told (with its CallSid) that a caller is on the line waiting (hub.calls rings the agent who already has them)
-CallListener = Callable[[str], Awaitable[None]]
 
 
 async def _default_call_queue(choice: MenuChoice) -> str:
@@ -188,6 +166,12 @@ class VoiceChannel(Channel):
         return r
 
     # -- the call's record on the timeline ---------------------------------------------------------------------
+
+    def number(self, number: str) -> TwilioNumberSettings:
+        return self.account.number(number)
+
+    def handoff_queue(self, caller_call_sid: str) -> str:
+        return handoff_queue(caller_call_sid)
 
     async def note(self, call_sid: str, **meta: Any) -> dict[str, Any] | None:
         """Add facts to a call's message (e.g. why bridging it failed); its summary text follows in the same write."""

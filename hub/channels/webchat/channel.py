@@ -26,21 +26,15 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from hub import tasks as background
-from hub import visibility
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import BadBody, error, parse_json, read_json
 from hub.api.schemas import TypingBody
-from hub.channels.base import Capabilities, Channel, ChatSink, SendError, SendResult
+from hub.channels.base import Capabilities, Channel, ChatSink, IngestFailed, SendError, SendResult
 from hub.channels.webchat.limits import Bucket, NewVisitorGate
 from hub.config import Settings, WebchatSettings
-from hub.csat.surveys import ANSWER_META
 from hub.events import Event, Subscription
-from hub.history import store
-from hub.history.db import Tx
-from hub.history.identities import IdentityError, normalize
-from hub.ingest import IngestFailed
-from hub.keys import DB, METRICS
-from hub.model import AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
+from hub.identities import IdentityError, normalize
+from hub.model import ANSWER_META, AttachmentIn, Identity, Inbound, Message, Outbound, format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
 
 log = logging.getLogger("hub.channels.webchat")
@@ -373,17 +367,17 @@ class WebchatChannel(Channel):
             email=_short(profile.get("email")),
             page=_short(first.get("page"), 500),
         )
-        if not verified and not await self._known(request, identity):
+        if not verified and not await self.chat_sink.is_customer(identity):
             refused = self.new_visitors.admit(request.remote or "")
             if refused is not None:
                 which, wait = refused
-                request.app[METRICS].webchat_refused.labels(f"new_visitors_{which}").inc()
+                self.chat_sink.metrics.webchat_refused.labels(f"new_visitors_{which}").inc()
                 await ws.send_json({"type": "error", "code": "too_many_new_chats", "retry_after": wait,
                                     "reason": f"Too many new chats are starting right now. Try again in {wait} s."})
                 await ws.close(code=1013, message=b"too many new chats; try again later")
                 return None
         if not self.sockets.add(str(identity), ws):
-            request.app[METRICS].webchat_refused.labels("tabs").inc()
+            self.chat_sink.metrics.webchat_refused.labels("tabs").inc()
             await ws.send_json({"type": "error", "code": "too_many_tabs",
                                 "reason": f"at most {self.settings.max_sockets_per_visitor} open chats per visitor"})
             await ws.close(code=4429, message=b"too many open chats")
@@ -400,11 +394,6 @@ class WebchatChannel(Channel):
             "resolved": last if last is not None and await self.chat_sink.is_resolved(last) else None,
         })
         return visitor
-
-    @staticmethod
-    async def _known(request: web.Request, identity: Identity) -> bool:
-        """Whether IDENTITY already has a customer: a returning visitor, never held back by new-visitor limits."""
-        return await request.app[DB].read(lambda tx: store.customer_by_identity(tx, identity)) is not None
 
     def _identity(self, visitor_id: str, claim: Any) -> tuple[Identity, bool, str | None]:
         """The identity this visitor writes as: the signed one if its signature checks out, else anonymous."""
@@ -601,17 +590,7 @@ class WebchatChannel(Channel):
         principal = request[PRINCIPAL]
         body = await read_json(request, TypingBody)
         conv_id, typing = body.conversation_id, body.typing
-        db = request.app[DB]
-
-        def load(tx: Tx) -> tuple[str | None, str | None, int]:
-            conv = store.conversation(tx, conv_id)
-            if not visibility.may_act(principal, conv.queue, conv.agent_id):
-                raise store.NotFound(f"conversation {conv_id} does not exist")
-            ident = store.last_inbound_identity(tx, conv_id, self.name)
-            names = store.agent_names(tx, {principal.agent_id}) if principal.agent_id is not None else {}
-            return ident, names.get(principal.agent_id) if principal.agent_id is not None else None, conv.customer_id
-
-        ident, agent, customer_id = await db.read(load)
+        ident, agent, customer_id = await self.chat_sink.typing_target(principal, conv_id, self.name)
         if ident is None:
             return error(404, f"conversation {conv_id} has no web chat visitor")
         n = await self.sockets.deliver(ident, {"type": "typing", "typing": typing, "agent_name": agent})

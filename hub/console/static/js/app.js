@@ -7,6 +7,7 @@ import * as conversation from "./conversation.js";
 import { showWall, stopWall, refreshWall } from "./wall.js";
 import { showAdmin } from "./admin.js";
 import { showReports } from "./reports.js";
+import { showCampaigns } from "./campaigns.js";
 import { showAttention, attentionCount, setOnChange as onAttentionChange } from "./attention.js";
 import { loadLabels, labelChip } from "./labels.js";
 import { viewBar, loadViews, inboxQuery, currentView, selectBox, selectAll, snoozeText, describeWake } from "./views.js";
@@ -333,7 +334,7 @@ function route() {
   const hash = location.hash || "#/";
   const admin = hash.match(/^#\/admin(?:\/(\w+))?$/);
   const current = hash === "#/wall" ? "wall" : hash === "#/attention" ? "attention" : hash === "#/reports" ? "reports"
-    : hash === "#/mentions" ? "mentions"
+    : hash === "#/mentions" ? "mentions" : hash === "#/campaigns" ? "reports"
     : admin ? "admin" : "inbox";
   for (const a of document.querySelectorAll(".nav-link")) a.classList.toggle("active", a.dataset.nav === current);
   els.side.classList.remove("hidden");
@@ -350,6 +351,8 @@ function route() {
     showAttention(els.main, els.side).catch((e) => toast(e.message, "error"));
   } else if (hash === "#/reports") {
     showReports(els.main, els.side);
+  } else if (hash === "#/campaigns" && ["admin", "supervisor"].includes(state.me.role)) {
+    showCampaigns(els.main, els.side);
   } else if (hash === "#/mentions") {
     showMentions(els.main, els.side);
   } else if (admin && state.me.role === "admin") {
@@ -377,6 +380,8 @@ function onEvent(event) {
       const msg = d.message;
       const shown = conversation.onMessageCreated(d);
       if (msg && msg.direction === "in" && !shown) state.unread.add(msg.conversation_id);
+      // A survey answer moves the wall's satisfaction figure and may be a low rating: shown as it arrives.
+      if (msg && msg.meta && msg.meta.csat && location.hash === "#/wall") wallSoon();
       state.unread.size && !shown && msg && msg.direction === "in" && document.hidden && notify(
         t("notify.new_message", { name: displayName(d.customer) }), msg.text || channelLabel(msg.channel));
       refreshSoon();

@@ -146,6 +146,32 @@ function breakdown(data) {
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, t("reports.nothing")))));
 }
 
+// Channel trends: each channel's volume and first response against the period before, and the topics (labels)
+// rising and falling most between the two.
+function trends(data) {
+  const change = (c, unit) => c.change === null || c.change === undefined ? h("span", { class: "muted" }, "—")
+    : delta(c.now, c.previous, unit);
+  const topic = (x) => h("li", { "data-label": x.label }, h("span", { class: "chip" }, x.title),
+    h("span", {}, `${x.previous} → ${x.now}`));
+  return h("section", { class: "panel", id: "report-trends" },
+    h("header", { class: "panel-head" }, h("h2", {}, t("reports.trends")),
+      h("span", { class: "muted" }, t("reports.trends_explain")), csvLink("/api/v1/reports/trends", params({}, false))),
+    h("table", { class: "report-table", id: "report-channel-trends" },
+      h("thead", {}, h("tr", {}, [t("reports.channel"), t("reports.conversations"), t("reports.before"),
+        t("reports.change"), t("reports.first_response"), t("reports.before"), t("reports.change")].map((x) => h("th", {}, x)))),
+      h("tbody", {}, data.channels.length ? data.channels.map((c) => h("tr", { "data-channel": c.channel },
+        h("td", {}, channelLabel(c.channel)), h("td", {}, show(c.volume.now, "count")),
+        h("td", {}, show(c.volume.previous, "count")), h("td", {}, change(c.volume, "count")),
+        h("td", {}, show(c.first_response.now, "time")), h("td", {}, show(c.first_response.previous, "time")),
+        h("td", {}, change(c.first_response, "time"))))
+        : h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("reports.trends_nothing"))))),
+    h("div", { class: "topic-trends" },
+      h("div", { id: "topics-rising" }, h("h3", {}, t("reports.topics_rising")),
+        data.topics.rising.length ? h("ul", { class: "topic-list" }, data.topics.rising.map(topic)) : h("p", { class: "muted" }, t("reports.topics_none"))),
+      h("div", { id: "topics-falling" }, h("h3", {}, t("reports.topics_falling")),
+        data.topics.falling.length ? h("ul", { class: "topic-list" }, data.topics.falling.map(topic)) : h("p", { class: "muted" }, t("reports.topics_none")))));
+}
+
 function select(id, value, options, onchange, label) {
   return h("select", { id, "aria-label": label, onchange: (e) => onchange(e.target.value) },
     options.map(([v, text]) => h("option", { value: v, selected: v === value ? "selected" : null }, text)));
@@ -166,13 +192,16 @@ export async function showReports(main, side, quiet = false) {
   // Hours only for ranges the API reads by the hour; a year by day is 365 bars, so it is shown by week.
   const days = Number(view.days);
   const group = view.group === "hour" && days > 35 ? "day" : view.group === "day" && days > 90 ? "week" : view.group;
-  let summary, series, table, heat;
+  let summary, series, table, heat, segments, trend;
   try {
-    [summary, series, table, heat] = await Promise.all([
+    [summary, series, table, heat, segments, trend] = await Promise.all([
       api.get(`/api/v1/reports/summary?${p}`),
       api.get(`/api/v1/reports/timeseries?${params({ group })}`),
       api.get(`/api/v1/reports/breakdown?${params({ by }, false)}`),
       api.get(`/api/v1/reports/heatmap?${p}`),
+      // Saved segments slice every report too (their customers now); only supervisors and admins list them.
+      admin ? api.get("/api/v1/segments").then((r) => r.items).catch(() => []) : Promise.resolve([]),
+      admin ? api.get(`/api/v1/reports/trends?${params({}, false)}`) : Promise.resolve(null),
     ]);
   } catch (err) {
     clear(main).append(h("div", { class: "notice" }, icon("alert"), err.message));
@@ -180,18 +209,21 @@ export async function showReports(main, side, quiet = false) {
   }
   const rerender = () => showReports(main, side);
   const filters = [["", t("reports.everything")], ...state.queues.map((q) => [`queue:${q.name}`, t("reports.queue_filter", { name: q.title || q.name })]),
-    ...state.channels.map((c) => [`channel:${c.name}`, t("reports.channel_filter", { name: channelLabel(c.name) })])];
+    ...state.channels.map((c) => [`channel:${c.name}`, t("reports.channel_filter", { name: channelLabel(c.name) })]),
+    ...segments.map((g) => [`segment:${g.id}`, t("reports.segment_filter", { name: g.name })])];
   clear(main).append(h("div", { class: "reports", id: "reports" },
     h("header", { class: "wall-head" },
       h("div", {}, h("h1", {}, t("nav.reports")), h("p", { class: "muted" },
-        admin ? t("reports.subtitle_all") : t("reports.subtitle_own"),
+        admin ? (view.filter.startsWith("segment:") ? t("reports.subtitle_segment") : t("reports.subtitle_all"))
+          : t("reports.subtitle_own"),
         summary.catching_up ? h("span", { class: "catching-up" }, ` · ${t("reports.updating")}`) : null)),
       h("div", { class: "report-controls" },
         select("report-range", view.days, RANGES(), (v) => { view.days = v; rerender(); }, t("reports.period")),
         select("report-group", view.group, [["hour", t("reports.by_hour")], ["day", t("reports.by_day")], ["week", t("reports.by_week")],
           ["month", t("reports.by_month")]], (v) => { view.group = v; rerender(); }, t("reports.group_by")),
         admin ? select("report-filter", view.filter, filters, (v) => { view.filter = v; rerender(); }, t("reports.show")) : null,
-        csvLink("/api/v1/reports/summary", p))),
+        csvLink("/api/v1/reports/summary", p),
+        admin ? h("a", { class: "btn btn-small", href: "#/campaigns", id: "reports-campaigns" }, t("nav.campaigns")) : null)),
     h("section", { class: "report-cards" }, CARDS().map(([k, title, unit]) => h("div", { class: "kpi-card", "data-figure": k },
       h("span", { class: "muted" }, title), h("strong", {}, show(summary.figures[k], unit)),
       delta(summary.figures[k], summary.previous[k], unit)))),
@@ -203,6 +235,7 @@ export async function showReports(main, side, quiet = false) {
           (v) => { view.by = v; view.filter = ""; rerender(); }, t("reports.break_down")) : null,
         csvLink("/api/v1/reports/breakdown", params({ by }, false))),
       breakdown(table)),
+    trend ? trends(trend) : null,
     heatmap(heat.cells)));
   // Staffing and segments are the supervisors'; they do not move with the range, so a quiet refresh leaves them
   // be (and the staffing inputs keep their focus). Staffing follows the filter: a change of it is not quiet.

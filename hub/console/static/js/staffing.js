@@ -1,4 +1,5 @@
-// Reports › Staffing: next week's agents per hour (Erlang C over the forecast volume), for supervisors and admins.
+// Reports › Staffing: next week's agents per hour (Erlang C over the forecast volume, and Erlang A with the measured
+// patience), and last week's agents needed against those available, for supervisors and admins.
 // The assumptions are the supervisor's to set (handle time, target, goal, chats at once), and the model's error on
 // past weeks is shown beside it so the forecast can be judged.
 import { h, clear } from "./dom.js";
@@ -36,11 +37,38 @@ function grid(all) {
     h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
     h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, days[d]),
       row.map((x, hr) => h("td", {
-        title: `${days[d]} ${hr}:00 — ${t("staffing.cell", { contacts: formatNumber(x.contacts, { minimumFractionDigits: 1, maximumFractionDigits: 1 }), agents: x.agents })}`,
+        title: `${days[d]} ${hr}:00 — ${t("staffing.cell", { contacts: formatNumber(x.contacts, { minimumFractionDigits: 1, maximumFractionDigits: 1 }), agents: x.agents })}` +
+          (x.agents_erlang_a === null || x.agents_erlang_a === undefined ? "" : ` · ${t("staffing.cell_a", { agents: x.agents_erlang_a })}`),
+        "data-agents-a": x.agents_erlang_a ?? "",
         "data-agents": x.agents,
         style: { background: x.agents ? `rgba(67, 83, 214, ${(0.1 + 0.9 * x.agents / top).toFixed(2)})` : "",
           color: x.agents / top > 0.45 ? "#fff" : "" },
       }, x.agents ? String(x.agents) : ""))))));
+}
+
+// Last week as it happened: the agents its volume needed against those who were available (presence history).
+// A cell reads "available / needed"; short hours are marked. Needed is Erlang A when abandonment was measured.
+function lastWeek(hours) {
+  const days = DAYS();
+  const cells = days.map((_, d) => hours.slice(d * 24, d * 24 + 24));
+  const needed = (x) => x.agents_erlang_a ?? x.agents;
+  const short = hours.filter((x) => x.available !== null && x.available < needed(x)).length;
+  return h("div", { id: "staffing-last-week" },
+    h("h3", {}, t("staffing.last_week")),
+    h("p", { class: "muted", id: "staffing-short" }, short ? t("staffing.short", { count: short }) : t("staffing.never_short")),
+    h("table", { class: "heatmap staffing-grid staffing-compare" },
+      h("thead", {}, h("tr", {}, h("th", {}), [...Array(24).keys()].map((hr) => h("th", {}, hr % 3 === 0 ? String(hr) : "")))),
+      h("tbody", {}, cells.map((row, d) => h("tr", {}, h("th", {}, days[d]),
+        row.map((x, hr) => {
+          const want = needed(x);
+          const have = x.available === null ? null : Math.round(x.available * 10) / 10;
+          const low = have !== null && have < want;
+          return h("td", {
+            class: low ? "short" : "",
+            title: `${days[d]} ${hr}:00 — ${t("staffing.compare_cell", { contacts: x.contacts, needed: want, available: have ?? "—" })}`,
+            "data-needed": want, "data-available": have ?? "",
+          }, want || have ? `${have ?? "—"}/${want}` : "");
+        }))))));
 }
 
 export function staffingPanel(filter) {
@@ -55,12 +83,19 @@ export function staffingPanel(filter) {
     }
     const wape = data.model.held_out_wape;
     const peak = Math.max(0, ...data.hours.slice(168).map((x) => x.agents));
+    const a = data.assumptions;
+    const peakA = a.patience_seconds === null ? null : Math.max(0, ...data.hours.slice(168).map((x) => x.agents_erlang_a || 0));
     clear(body).append(
       h("p", { class: "muted", id: "staffing-summary" },
         `${t("staffing.from", { contacts: data.history.contacts, weeks: data.history.weeks, peak })} `,
         wape === null ? t("staffing.little_history")
           : t("staffing.error", { share: formatNumber(Math.round(wape * 100) / 100, { style: "percent" }) })),
-      grid(data.hours));
+      h("p", { class: "muted", id: "staffing-abandonment" }, a.patience_seconds === null ? t("staffing.no_abandonment")
+        : t("staffing.abandonment", { seconds: Math.round(a.patience_seconds), peak_a: peakA, peak,
+          how: a.patience_measured ? t("staffing.measured", { abandoned: a.abandoned, answered: a.answered })
+            : t("staffing.given") })),
+      grid(data.hours),
+      lastWeek(data.last_week));
   };
   const inputs = FIELDS.map(([k, label, , min, max]) => h("label", { class: "field inline" }, h("span", {}, label()),
     h("input", { type: "number", id: `staffing-${k}`, value: String(chosen[k]), min: String(min), max: String(max),

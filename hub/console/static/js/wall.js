@@ -5,7 +5,7 @@ import { state } from "./state.js";
 import { t, formatNumber } from "./i18n.js";
 
 let root = null;
-let data = { queues: null, agents: null, holding: null, at: 0 };
+let data = { queues: null, agents: null, holding: null, csat: null, at: 0 };
 // The window the counted figures cover: the viewer's today, or the last hour. Live figures are always "now".
 const WINDOWS = {
   today: { label: () => t("wall.today"), title: () => t("wall.today_title"), since: () => { const d = new Date(); d.setHours(0, 0, 0, 0); return d; } },
@@ -51,7 +51,8 @@ export async function refreshWall() {
   ]).catch(() => [data.queues && { queues: data.queues, agents: data.holding }, data.agents]);
   const queues = wall ? wall.queues.map((q) => ({ ...q, ...q.now, ...q.window })) : null;
   const holding = wall ? new Map(wall.agents.map((a) => [a.id, a.holding])) : null;
-  data = { queues, agents, holding: wall ? wall.agents : null, holdingBy: holding, at: Date.now() };
+  data = { queues, agents, holding: wall ? wall.agents : null, holdingBy: holding, csat: wall ? wall.csat : data.csat,
+    at: Date.now() };
   if (agents) for (const a of agents) state.agents.set(a.id, a);
   renderWall();
 }
@@ -106,6 +107,21 @@ function queueCard(q) {
       : null);
 }
 
+// The window's satisfaction: answers, the share satisfied (4 or 5, as in Reports) and each low rating as it arrives,
+// newest first, with the conversation to open. Customer-written comments go through h() (text, never HTML).
+function lowRatings(csat) {
+  const win = WINDOWS[windowName];
+  return h("section", { class: "panel", id: "wall-low-csat" },
+    h("h2", {}, icon("alert"), t("wall.low_ratings", { when: win.label() })),
+    csat.low.length ? h("ul", { class: "low-csat" }, csat.low.map((r) => h("li", { "data-conversation": r.conversation_id },
+      h("span", { class: "chip bad", title: t("wall.score_title", { score: r.score }) }, `${r.score}/5`),
+      h("a", { class: "link", href: `#/c/${r.conversation_id}` }, r.customer || t("wall.conversation", { id: r.conversation_id })),
+      h("span", { class: "muted" }, [r.queue, r.agent].filter(Boolean).join(" · ")),
+      r.comment ? h("q", {}, r.comment) : null,
+      h("time", { class: "muted", datetime: r.answered_at }, parseTime(r.answered_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })))))
+      : h("p", { class: "muted" }, t("wall.no_low_ratings", { score: csat.low_score, when: win.label() })));
+}
+
 function agentRow(a) {
   const work = state.inbox.filter((i) => i.conversation.agent_id === a.id);
   // What the agent holds as the store says (right after a restart too); routing's own count otherwise.
@@ -139,10 +155,14 @@ function renderWall() {
         }, w.title()))) : null,
       h("div", { class: "wall-totals" },
         h("div", {}, h("strong", {}, String(waiting)), h("span", {}, t("wall.waiting_now"))),
-        online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, t("wall.agents_available"))) : null)),
+        online !== null ? h("div", {}, h("strong", {}, String(online)), h("span", {}, t("wall.agents_available"))) : null,
+        data.csat ? h("div", { id: "wall-csat", title: t("wall.csat_title", { count: data.csat.responses, average: data.csat.average ?? "—" }) },
+          h("strong", { class: grade(data.csat.score) }, pct(data.csat.score)),
+          h("span", {}, t("wall.satisfied", { when: WINDOWS[windowName].label() }))) : null)),
     data.queues ? null : h("div", { class: "notice" }, icon("alert"),
       t("wall.no_routing")),
     h("section", { class: "queue-grid" }, queues.map(queueCard)),
+    data.csat ? lowRatings(data.csat) : null,
     h("section", { class: "panel" },
       h("h2", {}, icon("users"), t("wall.agents")),
       agents ? h("table", { class: "agents-table" },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.history.identities import IdentityError, normalize, parse
+from hub.identities import IdentityError, normalize, parse
 from hub.model import Identity
 
 

@@ -1,0 +1,217 @@
+"""REST API for campaigns (admins and supervisors): list, create (now or scheduled), preview, a test send to
+yourself, progress and results, the recipients with each one's outcome, cancel."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.api.auth import PRINCIPAL
+from hub.api.errors import read_json
+from hub.api.params import limit, path_id, whole_number
+from hub.campaigns import campaign_store
+from hub.campaigns.campaign_store import CampaignBody, Candidate, rendered
+from hub.campaigns.render import TemplateError, check
+from hub.history import store
+from hub.history.db import Tx
+from hub.identities import parse
+from hub.keys import CAMPAIGNS, DB, OUTBOX, SETTINGS
+from hub.model import CHANNEL_IDENTITY_KIND, format_time, utcnow
+from hub.outbox import ReplyError
+
+MANAGERS = ("admin", "supervisor")
+
+
+async def _manager(request: web.Request) -> None:
+    p = request[PRINCIPAL]
+    role = p.role
+    if role == "agent" and p.agent_id is not None:  # an agent token acts with its agent's role
+        row = await request.app[DB].read(lambda tx: tx.one("SELECT role FROM agents WHERE id = ?", (p.agent_id,)))
+        role = str(row["role"]) if row else role
+    if role not in MANAGERS:
+        raise web.HTTPForbidden(text="campaigns are for admins and supervisors")
+
+
+def _configured(request: web.Request, channel: str) -> None:
+    if channel not in request.app[OUTBOX].channels:
+        configured = ", ".join(c for c in campaign_store.CHANNELS if c in request.app[OUTBOX].channels) or "none"
+        raise web.HTTPUnprocessableEntity(text=f"channel {channel} is not configured on this hub "
+                                               f"(campaign channels configured: {configured})")
+
+
+def _with_results(tx: Tx, c: campaign_store.Campaign) -> dict[str, Any]:
+    return c.to_json() | {"results": campaign_store.results(tx, c)}
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    await _manager(request)
+
+    def read(tx: Tx) -> list[dict[str, Any]]:
+        return [_with_results(tx, c) for c in campaign_store.listing(tx)]
+
+    return web.json_response({"items": await request.app[DB].read(read)})
+
+
+async def create_campaign(request: web.Request) -> web.Response:
+    await _manager(request)
+    body = await read_json(request, CampaignBody)
+    _configured(request, body.channel)
+    settings = request.app[SETTINGS].campaigns
+    listed = body.listed()
+    if listed is not None and not listed:
+        raise web.HTTPUnprocessableEntity(text="the list holds no identities")
+    if listed is not None and len(listed) > settings.max_recipients:
+        raise web.HTTPUnprocessableEntity(text=f"the list has {len(listed)} identities, more than "
+                                               f"{settings.max_recipients} (campaigns.max_recipients)")
+    now = format_time(utcnow())
+    agent = request[PRINCIPAL].agent_id
+
+    def write(tx: Tx) -> dict[str, Any]:
+        try:
+            made = campaign_store.create(tx, body, settings.rate(body.channel), agent, now, settings.max_recipients)
+        except ValueError as e:
+            raise web.HTTPUnprocessableEntity(text=str(e)) from None
+        return _with_results(tx, made)
+
+    made = await request.app[DB].write(write)
+    request.app[CAMPAIGNS].wake.set()
+    return web.json_response(made, status=201)
+
+
+async def get_campaign(request: web.Request) -> web.Response:
+    await _manager(request)
+    cid = path_id(request)
+    return web.json_response(await request.app[DB].read(lambda tx: _with_results(tx, campaign_store.get(tx, cid))))
+
+
+async def campaign_recipients(request: web.Request) -> web.Response:
+    await _manager(request)
+    cid = path_id(request)
+    after = whole_number(request.query.get("after", "0"), "after")
+    size = limit(request)
+
+    def read(tx: Tx) -> tuple[list[dict[str, Any]], int | None]:
+        campaign_store.get(tx, cid)
+        return campaign_store.recipients(tx, cid, after, size)
+
+    items, nxt = await request.app[DB].read(read)
+    return web.json_response({"items": items, "next": nxt})
+
+
+async def cancel_campaign(request: web.Request) -> web.Response:
+    """Stop a campaign: nobody not yet written to gets it (messages already in the outbox still go out)."""
+    await _manager(request)
+    cid = path_id(request)
+    now = format_time(utcnow())
+
+    def write(tx: Tx) -> dict[str, Any]:
+        c = campaign_store.get(tx, cid, lock=True)
+        if not campaign_store.finish(tx, cid, "cancelled", now):
+            raise web.HTTPConflict(text=f"campaign {cid} is {c.status}; only a scheduled or running one can be "
+                                        "cancelled")
+        return _with_results(tx, campaign_store.get(tx, cid))
+
+    return web.json_response(await request.app[DB].write(write))
+
+
+async def preview(request: web.Request) -> web.Response:
+    """What a campaign not saved yet would send: its first recipients' texts, who is skipped and why, the counts."""
+    await _manager(request)
+    body = await read_json(request, CampaignBody)
+    settings = request.app[SETTINGS]
+
+    def read(tx: Tx) -> dict[str, Any]:
+        try:
+            return campaign_store.preview(tx, body, settings.identities.default_region,
+                                          settings.campaigns.max_recipients)
+        except ValueError as e:  # over campaigns.max_recipients
+            raise web.HTTPUnprocessableEntity(text=str(e)) from None
+
+    return web.json_response(await request.app[DB].read(read))
+
+
+class TestSendBody(BaseModel):
+    """A campaign's text sent to yourself: to your agent email (email) or phone (SMS, WhatsApp), or TO."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str = Field(min_length=1, max_length=32)
+    text: str = Field(min_length=1, max_length=4000)
+    subject: str | None = Field(None, max_length=200)
+    to: str | None = Field(None, max_length=330, description="kind:value; default: your own email or phone")
+
+
+async def test_send(request: web.Request) -> web.Response:
+    await _manager(request)
+    body = await read_json(request, TestSendBody)
+    if body.channel not in campaign_store.CHANNELS:
+        raise web.HTTPUnprocessableEntity(text=f"channel is one of {', '.join(campaign_store.CHANNELS)}")
+    _configured(request, body.channel)
+    try:
+        check(body.text)
+        if body.subject:
+            check(body.subject)
+    except TemplateError as e:
+        raise web.HTTPUnprocessableEntity(text=str(e)) from None
+    settings = request.app[SETTINGS]
+    wanted = CHANNEL_IDENTITY_KIND[body.channel]
+    agent_id = request[PRINCIPAL].agent_id
+    outbox = request.app[OUTBOX]
+    now = format_time(utcnow())
+
+    def write(tx: Tx) -> int:
+        raw = body.to
+        if raw is None and agent_id is not None:
+            me = tx.one("SELECT name, email, phone FROM agents WHERE id = ?", (agent_id,))
+            own = {"email": me["email"], "phone": me["phone"]} if me else {}
+            raw = f"{wanted}:{own[wanted]}" if own.get(wanted) else None
+        if raw is None:
+            raise web.HTTPUnprocessableEntity(text=f"give `to` ({wanted}:...): you have no {wanted} of your own "
+                                                   "on your agent profile")
+        ident = parse(raw, settings.identities.default_region)
+        if ident.kind != wanted:
+            article = "an" if ident.kind[0] in "aeiou" else "a"
+            raise web.HTTPUnprocessableEntity(text=f"{article} {ident.kind} identity cannot be reached on "
+                                                   f"{body.channel}")
+        customer_id, _ = store.resolve_identity(tx, ident, None, now)
+        who = campaign_store.candidate(tx, customer_id, str(ident))
+        # Your own profile may lack the variables: a test shows each fallback, or the variable's name.
+        sample = Candidate(customer_id, str(ident), who.name or "Sam Sample", who.attributes)
+        text = _sample(body.text, sample)
+        meta: dict[str, Any] = {"automatic": True, "campaign_test": True}
+        if body.subject:
+            meta["email"] = {"subject": _sample(body.subject, sample)}
+        conv, _ = store.record_without_routing(tx, customer_id, body.channel, settings.routing.default_queue, None,
+                                               now)
+        return outbox.queue_reply(tx, conv.id, f"[test] {text}", body.channel, meta=meta, to=ident)
+
+    try:
+        message_id = await request.app[DB].write(write)
+    except ReplyError as e:
+        raise web.HTTPUnprocessableEntity(text=str(e)) from None
+    outbox.wake()
+    msg = await request.app[DB].read(lambda tx: store.message(tx, message_id))
+    return web.json_response({"message": msg.to_json()}, status=201)
+
+
+def _sample(text: str, who: Candidate) -> str:
+    out, _ = rendered(text, who)
+    if out is not None:
+        return out
+    # A variable with no value and no fallback: shown by name, so the test says what a recipient would need.
+    return re.sub(r"\{\{\s*([\w.]+)[^}]*\}\}", lambda m: rendered(m.group(0), who)[0] or f"[{m.group(1)}]", text)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v1/campaigns", list_campaigns),
+        web.post("/api/v1/campaigns", create_campaign),
+        web.post("/api/v1/campaigns/preview", preview),
+        web.post("/api/v1/campaigns/test", test_send),
+        web.get(r"/api/v1/campaigns/{id:\d+}", get_campaign),
+        web.get(r"/api/v1/campaigns/{id:\d+}/recipients", campaign_recipients),
+        web.post(r"/api/v1/campaigns/{id:\d+}/cancel", cancel_campaign),
+    ]

@@ -1,0 +1,201 @@
+// Campaigns (admins and supervisors): one message to a saved segment or a list of identities on one channel. A new
+// campaign is previewed (the first recipients' texts, who is skipped and why) and can be sent to yourself first;
+// each campaign shows its progress and results, its recipients, and can be cancelled. docs/automation.md.
+import { h, icon, clear, channelLabel, ago } from "./dom.js";
+import { api } from "./api.js";
+import { state, toast } from "./state.js";
+
+const CHANNELS = ["sms", "whatsapp", "email", "telegram"];
+const RESULTS = [["recipients", "Recipients"], ["pending", "Waiting"], ["queued", "Queued"], ["sent", "Sent"],
+  ["delivered", "Delivered"], ["failed", "Failed"], ["replied", "Replied"], ["opted_out", "Opted out"],
+  ["skipped", "Skipped"], ["cancelled", "Cancelled"]];
+const STATUS_TITLES = { scheduled: "Scheduled", running: "Sending", done: "Done", cancelled: "Cancelled" };
+let refresher = null;
+
+function value(id) {
+  const el = document.getElementById(id);
+  return el ? el.value.trim() : "";
+}
+
+// The form as the API's body; a list is sent as CSV text (the first column of each line).
+function body() {
+  const b = { name: value("cmp-name"), channel: value("cmp-channel"), text: document.getElementById("cmp-text").value };
+  if (value("cmp-audience") === "list") b.csv = document.getElementById("cmp-list").value;
+  else b.segment_id = Number(value("cmp-segment")) || undefined;
+  if (b.channel === "email" && value("cmp-subject")) b.subject = value("cmp-subject");
+  if (value("cmp-rate")) b.rate_per_minute = Number(value("cmp-rate"));
+  if (value("cmp-when")) b.scheduled_at = new Date(value("cmp-when")).toISOString();
+  return b;
+}
+
+function previewBox(r) {
+  return h("div", { class: "campaign-preview", id: "campaign-preview" },
+    h("p", {}, h("strong", {}, `${r.sending.toLocaleString()} of ${r.total.toLocaleString()}`), " will get it",
+      r.skipped ? `; ${r.skipped.toLocaleString()} skipped` : ""),
+    h("ol", { class: "campaign-samples" }, r.recipients.map((x) => h("li", {},
+      h("span", { class: "muted" }, x.name || x.identity), h("p", { class: "campaign-text" }, x.text)))),
+    r.skipped_sample.length ? h("details", {}, h("summary", {}, "Who is skipped, and why"),
+      h("ul", { id: "campaign-skipped" }, r.skipped_sample.map((x) => h("li", {},
+        h("span", {}, x.name || x.identity), " — ", h("span", { class: "muted" }, x.reason))))) : null);
+}
+
+function form(segments, onCreated) {
+  const out = h("div", { class: "campaign-out", "aria-live": "polite" });
+  const fail = (err) => clear(out).append(h("div", { class: "form-error", role: "alert" }, err.message));
+  // Every campaign channel, the hub's own first: a preview works on any; creating one needs it set up.
+  const ready = (c) => state.channels.some((x) => x.name === c);
+  const channels = [...CHANNELS.filter(ready), ...CHANNELS.filter((c) => !ready(c))];
+  const listBox = h("label", { class: "wide", id: "cmp-list-box" }, "Identities (CSV: one kind:value a line)",
+    h("textarea", { id: "cmp-list", rows: 4, placeholder: "phone:+14155550100\nemail:ann@example.com" }));
+  const segmentBox = h("label", { id: "cmp-segment-box" }, "Segment", h("select", { id: "cmp-segment" },
+    segments.map((s) => h("option", { value: s.id }, s.name))));
+  const subjectBox = h("label", { id: "cmp-subject-box" }, "Subject (email)", h("input", { id: "cmp-subject", maxlength: 200 }));
+  const shape = () => {
+    const list = value("cmp-audience") === "list";
+    // style, not the hidden attribute: the form's labels are display: grid, which wins over [hidden]
+    listBox.style.display = list ? "" : "none";
+    segmentBox.style.display = list ? "none" : "";
+    subjectBox.style.display = value("cmp-channel") === "email" ? "" : "none";
+  };
+  const file = h("input", { type: "file", id: "cmp-file", accept: ".csv,text/csv,text/plain", onchange: async (e) => {
+    const f = e.target.files[0];
+    if (f) document.getElementById("cmp-list").value = await f.text();
+  } });
+  const preview = async () => {
+    try {
+      const b = body();
+      // A name is not needed to see what would be sent.
+      clear(out).append(previewBox(await api.post("/api/v1/campaigns/preview", { ...b, name: b.name || "Preview" })));
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const test = async () => {
+    const b = body();
+    const to = value("cmp-test-to");
+    try {
+      const r = await api.post("/api/v1/campaigns/test", { channel: b.channel, text: b.text, subject: b.subject, to: to || undefined });
+      toast(`Test sent to ${r.message.identity}`);
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const create = async (e) => {
+    e.preventDefault();
+    try {
+      const c = await api.post("/api/v1/campaigns", body());
+      toast(`Campaign “${c.name}” ${c.status === "scheduled" && new Date(c.scheduled_at) > new Date() ? "scheduled" : "started"}`);
+      onCreated(c.id);
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const f = h("form", { class: "segment-form campaign-form", id: "campaign-form", onsubmit: create },
+    h("label", {}, "Name", h("input", { id: "cmp-name", required: true, maxlength: 120, placeholder: "Renewal reminder" })),
+    h("label", {}, "Channel", h("select", { id: "cmp-channel", onchange: shape },
+      channels.map((c) => h("option", { value: c }, ready(c) ? channelLabel(c) : `${channelLabel(c)} (not set up)`)))),
+    h("label", {}, "Audience", h("select", { id: "cmp-audience", onchange: shape },
+      h("option", { value: segments.length ? "segment" : "list" }, segments.length ? "A saved segment" : "A list"),
+      segments.length ? h("option", { value: "list" }, "A list") : null)),
+    segmentBox, listBox, h("label", {}, "CSV file", file), subjectBox,
+    h("label", { class: "wide" }, "Message", h("textarea", { id: "cmp-text", rows: 3, required: true, maxlength: 4000,
+      placeholder: "Hi {{first_name | fallback: \"there\"}}, your {{attributes.plan}} plan renews on Friday." })),
+    h("label", {}, "Per minute", h("input", { type: "number", id: "cmp-rate", min: 1, placeholder: "default" })),
+    h("label", {}, "Start at", h("input", { type: "datetime-local", id: "cmp-when" })),
+    h("label", {}, "Test to (optional)", h("input", { id: "cmp-test-to", maxlength: 330, placeholder: "your own" })),
+    h("div", { class: "campaign-buttons" },
+      h("button", { type: "button", class: "btn btn-small", id: "campaign-preview-btn", onclick: preview }, "Preview"),
+      h("button", { type: "button", class: "btn btn-small", id: "campaign-test", onclick: test }, "Send test to me"),
+      h("button", { type: "submit", class: "btn btn-small btn-primary", id: "campaign-create" }, "Create campaign")));
+  return h("section", { class: "panel", id: "campaign-new" }, h("h2", {}, "New campaign"),
+    h("p", { class: "muted" }, "Variables: {{name}}, {{first_name}}, {{identity}}, {{attributes.<name>}}, each with a fallback: {{first_name | fallback: \"there\"}}. A recipient with no value and no fallback is skipped."),
+    f, out);
+}
+
+// shape() reads the form's own fields, so it runs once the form is in the page.
+function shaped(panel) {
+  panel.querySelector("#cmp-audience").dispatchEvent(new Event("change"));
+  return panel;
+}
+
+function results(c) {
+  return h("dl", { class: "campaign-results", "data-campaign": c.id }, RESULTS.filter(([k]) => k !== "cancelled" || c.results.cancelled)
+    .map(([k, t]) => h("div", { "data-result": k }, h("dt", {}, t), h("dd", {}, c.results[k].toLocaleString()))));
+}
+
+async function detail(box, id, reload) {
+  let c, page;
+  try {
+    [c, page] = await Promise.all([api.get(`/api/v1/campaigns/${id}`), api.get(`/api/v1/campaigns/${id}/recipients?limit=50`)]);
+  } catch (err) {
+    clear(box).append(h("div", { class: "notice" }, icon("alert"), err.message));
+    return;
+  }
+  const cancel = async () => {
+    try {
+      await api.post(`/api/v1/campaigns/${id}/cancel`);
+      toast(`Campaign “${c.name}” cancelled`);
+      reload(id);
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  };
+  clear(box).append(h("section", { class: "panel", id: "campaign-detail", "data-campaign": id },
+    h("header", { class: "panel-head" },
+      h("div", {}, h("h2", {}, c.name), h("p", { class: "muted" },
+        `${channelLabel(c.channel)} · ${STATUS_TITLES[c.status] || c.status} · ${c.rate_per_minute}/min · `,
+        c.started_at ? `started ${ago(c.started_at)}` : `starts ${new Date(c.scheduled_at).toLocaleString()}`)),
+      ["scheduled", "running"].includes(c.status)
+        ? h("button", { class: "btn btn-small btn-danger", id: "campaign-cancel", onclick: cancel }, "Cancel campaign") : null),
+    h("p", { class: "campaign-text" }, c.text),
+    results(c),
+    h("table", { class: "report-table", id: "campaign-recipients" },
+      h("thead", {}, h("tr", {}, ["Recipient", "Identity", "Outcome", "Why"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, page.items.length ? page.items.map((r) => h("tr", { "data-position": r.position },
+        h("td", {}, r.name || "—"), h("td", {}, r.identity),
+        h("td", {}, r.status === "queued" ? (r.message_status || "queued") : r.status),
+        h("td", { class: "muted" }, r.reason || "")))
+        : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Recipients are listed once the campaign starts."))))));
+}
+
+export async function showCampaigns(main, side, openId = null) {
+  clearTimeout(refresher);
+  clear(side);
+  side.classList.add("hidden");
+  clear(main).append(h("div", { class: "loading" }, "Loading campaigns…"));
+  let list, segments;
+  try {
+    [list, segments] = await Promise.all([api.get("/api/v1/campaigns"), api.get("/api/v1/segments")]);
+  } catch (err) {
+    clear(main).append(h("div", { class: "notice" }, icon("alert"), err.message));
+    return;
+  }
+  const box = h("div", { class: "campaign-box" });
+  const reload = (id) => showCampaigns(main, side, id);
+  clear(main).append(h("div", { class: "reports campaigns", id: "campaigns" },
+    h("header", { class: "wall-head" }, h("div", {}, h("h1", {}, "Campaigns"),
+      h("p", { class: "muted" }, "One message to a segment or a list, sent at a set rate; replies come back to the inbox."))),
+    h("section", { class: "panel" },
+      h("table", { class: "report-table", id: "campaign-list" },
+        h("thead", {}, h("tr", {}, ["Campaign", "Channel", "Status", "Recipients", "Sent", "Delivered", "Failed", "Replied", "Opted out", ""]
+          .map((t) => h("th", {}, t)))),
+        h("tbody", {}, list.items.length ? list.items.map((c) => h("tr", { "data-campaign": c.id },
+          h("td", {}, c.name), h("td", {}, channelLabel(c.channel)), h("td", {}, STATUS_TITLES[c.status] || c.status),
+          ["recipients", "sent", "delivered", "failed", "replied", "opted_out"].map((k) => h("td", {}, c.results[k].toLocaleString())),
+          h("td", {}, h("button", { class: "btn btn-small", "aria-label": `Open campaign ${c.name}`, onclick: () => detail(box, c.id, reload) }, "Open"))))
+          : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No campaigns yet."))))),
+    box, form(segments.items, reload)));
+  shaped(main.querySelector("#campaign-new"));
+  if (openId) await detail(box, openId, reload);
+  // Progress moves while a campaign sends: refreshed quietly every few seconds while this page is shown.
+  // (and for ten minutes after one ends, while delivery receipts and replies still come in).
+  const recent = (c) => c.finished_at && Date.now() - new Date(c.finished_at).getTime() < 600_000;
+  if (list.items.some((c) => ["scheduled", "running"].includes(c.status) || recent(c))) {
+    refresher = setTimeout(() => {
+      const opened = box.querySelector("#campaign-detail");
+      if (location.hash === "#/campaigns" && !main.querySelector("#campaign-form :focus") && !value("cmp-name")) {
+        showCampaigns(main, side, opened ? Number(opened.dataset.campaign) : null);
+      }
+    }, 5000);
+  }
+}

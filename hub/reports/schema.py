@@ -1,0 +1,36 @@
+"""Migrations 94-95: each customer's report figures by hour (reports sliced by segment) and the agents' presence
+history (staffing: agents needed against agents available)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        94,
+        "reports: each customer's figures by UTC hour, so a report can be sliced by a segment's members now "
+        "(run `hub reports rebuild` once to fill them for the history before this version)",
+        """
+CREATE TABLE report_customer_hours (
+    customer_id BIGINT NOT NULL,
+    hour TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    total DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (customer_id, hour, metric)
+)
+""",
+    ),
+    (
+        95,
+        "reports: every change of an agent's presence, for the agents available each hour",
+        """
+CREATE TABLE agent_presence_log (
+    id {id},
+    agent_id BIGINT NOT NULL,
+    presence TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX agent_presence_log_at ON agent_presence_log (at, agent_id);
+CREATE INDEX agent_presence_log_agent ON agent_presence_log (agent_id, at)
+""",
+    ),
+]
