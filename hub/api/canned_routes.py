@@ -12,6 +12,7 @@ from aiohttp import web
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.errors import read_json
 from hub.api.profile_routes import attribute_values
+from hub.api.responses import RenderedCanned, answer
 from hub.api.routes import check_conversation
 from hub.api.schemas import CannedBody, CannedPatchBody, CannedRenderBody
 from hub.canned import render
@@ -133,7 +134,7 @@ async def render_canned(request: web.Request) -> web.Response:
     filled = await request.app[DB].read(lambda tx: fill(tx, cid, body.conversation_id, p.agent_id))
     if filled is None:
         raise web.HTTPNotFound(text="no such canned response")
-    return web.json_response({"text": filled[0], "missing": filled[1]})
+    return answer(RenderedCanned(text=filled[0], missing=filled[1]))
 
 
 def fill(tx: Tx, canned_id: int, conversation_id: int, agent_id: int | None) -> tuple[str, list[str]] | None:

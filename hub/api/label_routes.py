@@ -10,6 +10,7 @@ from aiohttp import web
 from hub import visibility
 from hub.api.auth import PRINCIPAL, require_admin
 from hub.api.errors import read_json
+from hub.api.responses import LabelsNow, answer
 from hub.api.routes import check_conversation
 from hub.api.schemas import LabelBody, LabelPatchBody
 from hub.automation import rule_store
@@ -110,7 +111,7 @@ async def conversation_label(request: web.Request) -> web.Response:
     """PUT puts the label on, DELETE takes it off."""
     conv_id = int(request.match_info["id"])
     on = request.method == "PUT"
-    return web.json_response({"labels": await label_conversation(request, conv_id, request.match_info["name"], on)})
+    return answer(LabelsNow(labels=await label_conversation(request, conv_id, request.match_info["name"], on)))
 
 
 async def customer_label(request: web.Request) -> web.Response:
@@ -130,7 +131,7 @@ async def customer_label(request: web.Request) -> web.Response:
 
     now_labels = await request.app[DB].write(write)
     await request.app[BUS].publish(Event(CHANGED, {"customer_id": customer_id, "labels": now_labels}))
-    return web.json_response({"labels": now_labels})
+    return answer(LabelsNow(labels=now_labels))
 
 
 _NAME = r"{name:[a-z0-9][a-z0-9_-]{0,63}}"

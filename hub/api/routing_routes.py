@@ -12,6 +12,7 @@ from hub.agents import list_agents
 from hub.api.auth import PRINCIPAL, Principal
 from hub.api.errors import BadBody, read_json
 from hub.api.params import path_id
+from hub.api.responses import PresenceResult, answer
 from hub.api.routes import check_conversation
 from hub.api.schemas import PresenceBody, RoutingAgentBody, RoutingRulesBody, TransferBody
 from hub.config import QueueSettings
@@ -43,7 +44,7 @@ async def set_presence(request: web.Request) -> web.Response:
         await request.app[ROUTER].set_presence(agent, body.presence)
     except RoutingError as e:
         raise _conflict(e) from None
-    return web.json_response({"agent_id": agent, "presence": body.presence})
+    return answer(PresenceResult(agent_id=agent, presence=body.presence))
 
 
 async def offers(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from hub import customer_profile
 from hub.api.auth import require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import path_id, whole_number
+from hub.api.responses import DeletedId, DeletedName, answer
 from hub.automation import hours as business_hours
 from hub.automation import rule_store
 from hub.automation.hours import BusinessHours
@@ -91,7 +92,7 @@ async def delete_rule(request: web.Request) -> web.Response:
     require_admin(request)
     rid = _rule_id(request)
     await request.app[DB].write(lambda tx: rule_store.delete(tx, rid))
-    return web.json_response({"deleted": rid})
+    return answer(DeletedId(deleted=rid))
 
 
 async def dry_run(request: web.Request) -> web.Response:
@@ -151,7 +152,7 @@ async def delete_hours(request: web.Request) -> web.Response:
     name = _hours_name(request)
     if not await request.app[DB].write(lambda tx: business_hours.delete(tx, name)):
         raise NotFound(f"no business hours set for {name!r}")
-    return web.json_response({"deleted": name})
+    return answer(DeletedName(deleted=name))
 
 
 def routes() -> list[web.RouteDef]:

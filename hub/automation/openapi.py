@@ -1,88 +1,129 @@
-"""The OpenAPI part for automation rules, business hours and outbound webhooks (merged into hub.api.openapi)."""
+"""The OpenAPI part for automation rules, business hours, outbound webhooks and bots (merged into hub.api.openapi):
+their paths, and the models of their answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.doc_parts import INT_OR_NULL as _INT_OR_NULL
-from hub.api.doc_parts import STR_OR_NULL as _STR_OR_NULL
 from hub.api.doc_parts import body as _body
 from hub.api.doc_parts import json_response as _json
-from hub.api.doc_parts import ref as _ref
+from hub.api.responses import Answer, DeletedId, DeletedName, Error, Omittable
 from hub.automation.hours import BusinessHours
-from hub.automation.rules import RuleBody
+from hub.automation.rules import Action, Condition, RuleBody
 from hub.bots.registry import BotBody
-from hub.webhooks.api import STATUSES, WebhookCreateBody, WebhookPatchBody
+from hub.webhooks.api import STATUSES, DeliveryStatus, WebhookCreateBody, WebhookPatchBody
 
 
 def _id(name: str, what: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}, "description": what}
 
 
-_ERR = _ref("Error")
-_READ = {"400": _json(_ERR, "Bad request"), "401": _json(_ERR, "No valid bearer token"),
-         "403": _json(_ERR, "Not an admin"), "404": _json(_ERR, "Not found")}
-_WRITE = {**_READ, "413": _json(_ERR, "Body over server.max_body_bytes"), "415": _json(_ERR, "Not JSON"),
-          "422": _json(_ERR, "Invalid body; details lists each field")}
-
-RULE = {
-    "type": "object",
-    "required": ["id", "name", "event", "position", "enabled", "conditions", "actions", "runs", "last_run_at"],
-    "properties": {
-        "id": {"type": "integer"}, "name": {"type": "string"}, "event": {"type": "string"},
-        "position": {"type": "integer"}, "enabled": {"type": "boolean"},
-        "conditions": {"type": "array", "items": _ref("Condition")},
-        "actions": {"type": "array", "items": _ref("Action")},
-        "runs": {"type": "integer", "description": "how many events it acted on"},
-        "last_run_at": _STR_OR_NULL, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-        "problem": _STR_OR_NULL | {"description": "what the rule could not do the last time it ran (e.g. a "
-                                   "set_attribute value its attribute's type refuses); cleared when it is saved"},
-        "problem_at": _STR_OR_NULL,
-    },
-}
-_HOURS = BusinessHours.model_json_schema()
-HOURS_STATUS = {
-    "type": "object",
-    "required": [*_HOURS["required"], "open", "next_open"],
-    "properties": {
-        **_HOURS["properties"],
-        "open": {"type": "boolean", "description": "open now"},
-        "next_open": {**_STR_OR_NULL, "description": "when it next opens (now if open)"},
-    },
-}
-SUBSCRIPTION = {
-    "type": "object",
-    "required": ["id", "url", "events", "enabled", "disabled_reason", "secret", "description"],
-    "properties": {
-        "id": {"type": "integer"}, "url": {"type": "string"},
-        "events": {"type": "array", "items": {"type": "string"}}, "enabled": {"type": "boolean"},
-        "disabled_reason": {**_STR_OR_NULL, "description": "why the hub disabled it (persistent delivery failure)"},
-        "secret": {"type": "string", "description": "whole only when created or rotated; otherwise its start"},
-        "description": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-    },
-}
-DELIVERY = {
-    "type": "object",
-    "required": ["id", "subscription_id", "event_id", "status", "attempts", "response_status", "last_error"],
-    "properties": {
-        "id": {"type": "integer"}, "subscription_id": {"type": "integer"}, "event_id": {"type": "integer"},
-        "event_type": {"type": "string"}, "conversation_id": _INT_OR_NULL, "status": {"enum": list(STATUSES)},
-        "attempts": {"type": "integer"}, "next_attempt_at": {"type": "string"},
-        "response_status": {**_INT_OR_NULL, "description": "the receiver's last HTTP status"},
-        "last_error": _STR_OR_NULL, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-        "delivered_at": _STR_OR_NULL,
-    },
-}
+_READ = {"400": _json(Error, "Bad request"), "401": _json(Error, "No valid bearer token"),
+         "403": _json(Error, "Not an admin"), "404": _json(Error, "Not found")}
+_WRITE = {**_READ, "413": _json(Error, "Body over server.max_body_bytes"), "415": _json(Error, "Not JSON"),
+          "422": _json(Error, "Invalid body; details lists each field")}
 
 
-def _items(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": schema}}}
+class Rule(Answer):
+    id: int
+    name: str
+    event: str
+    position: int
+    enabled: bool
+    conditions: list[Condition]
+    actions: list[Action]
+    runs: int = Field(description="how many events it acted on")
+    last_run_at: str | None
+    created_at: Omittable[str] = None
+    updated_at: Omittable[str] = None
+    problem: str | None = Field(None, description="what the rule could not do the last time it ran (e.g. a "
+                                "set_attribute value its attribute's type refuses); cleared when it is saved")
+    problem_at: str | None = None
 
 
-def _deleted(kind: str) -> dict[str, Any]:
-    return _json({"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": kind}}}, "Deleted")
+class HoursStatus(BusinessHours):
+    # an answer, not a body: unlike BusinessHours, more keys may come
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    open: bool = Field(description="open now")
+    # BusinessHours.next_open() computes it: the field keeps the key and takes another Python name
+    opens_next: str | None = Field(alias="next_open", description="when it next opens (now if open)")
+
+
+class WebhookSubscription(Answer):
+    id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None = Field(description="why the hub disabled it (persistent delivery failure)")
+    secret: str = Field(description="whole only when created or rotated; otherwise its start")
+    description: str
+    created_at: Omittable[str] = None
+    updated_at: Omittable[str] = None
+
+
+class WebhookDelivery(Answer):
+    id: int
+    subscription_id: int
+    event_id: int
+    event_type: Omittable[str] = None
+    conversation_id: int | None = None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: Omittable[str] = None
+    response_status: int | None = Field(description="the receiver's last HTTP status")
+    last_error: str | None
+    created_at: Omittable[str] = None
+    updated_at: Omittable[str] = None
+    delivered_at: str | None = None
+
+
+class RuleMatch(Answer):
+    event_id: int
+    conversation_id: int
+    at: str
+    text: str | None = None
+
+
+class DryRun(Answer):
+    examined: int
+    matches: list[RuleMatch]
+
+
+class RuleList(Answer):
+    items: list[Rule]
+
+
+class HoursList(Answer):
+    items: dict[str, HoursStatus]
+
+
+class WebhookSubscriptionList(Answer):
+    items: list[WebhookSubscription]
+
+
+class WebhookDeliveryList(Answer):
+    items: list[WebhookDelivery]
+
+
+class Bot(Answer):
+    queue: str
+    url: str
+    handoff_queue: str
+    enabled: bool
+    secret: str = Field(description="whole only when new or given; otherwise its start")
+    updated_at: Omittable[str] = None
+
+
+class BotList(Answer):
+    items: list[Bot]
+
+
+
+def _deleted(model: type[BaseModel]) -> dict[str, Any]:
+    return _json(model, "Deleted")
 
 
 _RULE_ID = _id("id", "rule id")
@@ -93,10 +134,10 @@ _HOURS_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type"
 PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/automation/rules": {
         "get": {"summary": "Automation rules in the order they run (admin)",
-                "responses": {"200": _json(_items(_ref("Rule"))), **_READ}},
+                "responses": {"200": _json(RuleList), **_READ}},
         "post": {"summary": "Create a rule: when EVENT, if every condition holds, then the actions (admin)",
                  "requestBody": _body(RuleBody),
-                 "responses": {"201": _json(_ref("Rule"), "Created"), **_WRITE}},
+                 "responses": {"201": _json(Rule, "Created"), **_WRITE}},
     },
     "/api/v1/automation/rules/dry-run": {
         "post": {
@@ -105,52 +146,46 @@ PATHS: dict[str, dict[str, Any]] = {
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                             "description": "how many recent events to examine (default 200)"}],
             "requestBody": _body(RuleBody),
-            "responses": {"200": _json({
-                "type": "object", "required": ["examined", "matches"],
-                "properties": {"examined": {"type": "integer"}, "matches": {"type": "array", "items": {
-                    "type": "object", "required": ["event_id", "conversation_id", "at"],
-                    "properties": {"event_id": {"type": "integer"}, "conversation_id": {"type": "integer"},
-                                   "at": {"type": "string"}, "text": _STR_OR_NULL}}}}}),
+            "responses": {"200": _json(DryRun),
                 **_WRITE},
         },
     },
     "/api/v1/automation/rules/{id}": {
         "get": {"summary": "One rule, with how often and when it last ran (admin)", "parameters": [_RULE_ID],
-                "responses": {"200": _json(_ref("Rule")), **_READ}},
+                "responses": {"200": _json(Rule), **_READ}},
         "put": {"summary": "Replace a rule (admin)", "parameters": [_RULE_ID], "requestBody": _body(RuleBody),
-                "responses": {"200": _json(_ref("Rule")), **_WRITE}},
+                "responses": {"200": _json(Rule), **_WRITE}},
         "delete": {"summary": "Delete a rule (admin)", "parameters": [_RULE_ID],
-                   "responses": {"200": _deleted("integer"), **_READ}},
+                   "responses": {"200": _deleted(DeletedId), **_READ}},
     },
     "/api/v1/business-hours": {
         "get": {"summary": "Business hours by queue name (and default), each with whether it is open now",
-                "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {
-                    "items": {"type": "object", "additionalProperties": HOURS_STATUS}}}), **_READ}},
+                "responses": {"200": _json(HoursList), **_READ}},
     },
     "/api/v1/business-hours/{name}": {
         "get": {"summary": "A queue's (or the default) business hours, and whether it is open now",
-                "parameters": [_HOURS_NAME], "responses": {"200": _json(HOURS_STATUS), **_READ}},
+                "parameters": [_HOURS_NAME], "responses": {"200": _json(HoursStatus), **_READ}},
         "put": {"summary": "Set a queue's (or the default) business hours (admin)", "parameters": [_HOURS_NAME],
-                "requestBody": _body(BusinessHours), "responses": {"200": _json(HOURS_STATUS), **_WRITE}},
+                "requestBody": _body(BusinessHours), "responses": {"200": _json(HoursStatus), **_WRITE}},
         "delete": {"summary": "Remove a queue's hours (it falls back to default; no hours: always open) (admin)",
-                   "parameters": [_HOURS_NAME], "responses": {"200": _deleted("string"), **_READ}},
+                   "parameters": [_HOURS_NAME], "responses": {"200": _deleted(DeletedName), **_READ}},
     },
     "/api/v1/webhooks": {
         "get": {"summary": "Webhook subscriptions (admin)",
-                "responses": {"200": _json(_items(_ref("WebhookSubscription"))), **_READ}},
+                "responses": {"200": _json(WebhookSubscriptionList), **_READ}},
         "post": {"summary": "Subscribe a URL to event types; the answer shows the signing secret once (admin)",
                  "requestBody": _body(WebhookCreateBody),
-                 "responses": {"201": _json(_ref("WebhookSubscription"), "Created"), **_WRITE}},
+                 "responses": {"201": _json(WebhookSubscription, "Created"), **_WRITE}},
     },
     "/api/v1/webhooks/{id}": {
         "get": {"summary": "One subscription (admin)", "parameters": [_SUB_ID],
-                "responses": {"200": _json(_ref("WebhookSubscription")), **_READ}},
+                "responses": {"200": _json(WebhookSubscription), **_READ}},
         "patch": {"summary": "Change a subscription: url, events, enabled (resumes waiting deliveries), "
                              "description, rotate_secret (admin)",
                   "parameters": [_SUB_ID], "requestBody": _body(WebhookPatchBody),
-                  "responses": {"200": _json(_ref("WebhookSubscription")), **_WRITE}},
+                  "responses": {"200": _json(WebhookSubscription), **_WRITE}},
         "delete": {"summary": "Delete a subscription and its delivery log (admin)", "parameters": [_SUB_ID],
-                   "responses": {"200": _deleted("integer"), **_READ}},
+                   "responses": {"200": _deleted(DeletedId), **_READ}},
     },
     "/api/v1/webhooks/{id}/deliveries": {
         "get": {"summary": "The delivery log, newest first, with response codes and errors (admin)",
@@ -160,39 +195,27 @@ PATHS: dict[str, dict[str, Any]] = {
                                {"name": "limit", "in": "query", "required": False,
                                 "schema": {"type": "integer", "minimum": 1, "maximum": 200},
                                 "description": "at most this many (default 50)"}],
-                "responses": {"200": _json(_items(_ref("WebhookDelivery"))), **_READ}},
+                "responses": {"200": _json(WebhookDeliveryList), **_READ}},
     },
     "/api/v1/webhooks/{id}/deliveries/{delivery}/resend": {
         "post": {"summary": "Send a delivery again, whatever became of it (admin)",
                  "parameters": [_SUB_ID, _id("delivery", "delivery id")],
-                 "responses": {"202": _json(_ref("WebhookDelivery"), "Queued again"), **_READ}},
+                 "responses": {"202": _json(WebhookDelivery, "Queued again"), **_READ}},
     },
 }
 
-BOT = {
-    "type": "object",
-    "required": ["queue", "url", "handoff_queue", "enabled", "secret"],
-    "properties": {
-        "queue": {"type": "string"}, "url": {"type": "string"}, "handoff_queue": {"type": "string"},
-        "enabled": {"type": "boolean"},
-        "secret": {"type": "string", "description": "whole only when new or given; otherwise its start"},
-        "updated_at": {"type": "string"},
-    },
-}
 _QUEUE = {"name": "queue", "in": "path", "required": True, "schema": {"type": "string"}, "description": "queue"}
 PATHS["/api/v1/bots"] = {
     "get": {"summary": "Queues that have a bot answering first (admin)",
-            "responses": {"200": _json(_items(_ref("Bot"))), **_READ}},
+            "responses": {"200": _json(BotList), **_READ}},
 }
 PATHS["/api/v1/bots/{queue}"] = {
     "get": {"summary": "A queue's bot (admin)", "parameters": [_QUEUE],
-            "responses": {"200": _json(_ref("Bot")), **_READ}},
+            "responses": {"200": _json(Bot), **_READ}},
     "put": {"summary": "Give a queue a bot that answers first and hands off to handoff_queue (admin)",
             "parameters": [_QUEUE], "requestBody": _body(BotBody),
-            "responses": {"200": _json(_ref("Bot")), **_WRITE}},
+            "responses": {"200": _json(Bot), **_WRITE}},
     "delete": {"summary": "Remove a queue's bot (admin)", "parameters": [_QUEUE],
-               "responses": {"200": _deleted("string"), **_READ}},
+               "responses": {"200": _deleted(DeletedName), **_READ}},
 }
 
-SCHEMAS: dict[str, Any] = {"Rule": RULE, "WebhookSubscription": SUBSCRIPTION, "WebhookDelivery": DELIVERY, "Bot": BOT}
-MODELS: tuple[type[BaseModel], ...] = (RuleBody, BusinessHours, WebhookCreateBody, WebhookPatchBody, BotBody)

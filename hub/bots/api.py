@@ -8,6 +8,7 @@ from aiohttp import web
 
 from hub.api.auth import require_admin
 from hub.api.errors import BadBody, read_json
+from hub.api.responses import DeletedName, answer
 from hub.bots import registry
 from hub.bots.registry import BotBody
 from hub.history.db import Tx
@@ -66,7 +67,7 @@ async def delete_bot(request: web.Request) -> web.Response:
     require_admin(request)
     queue = _queue(request)
     await request.app[DB].write(lambda tx: registry.delete(tx, queue))
-    return web.json_response({"deleted": queue})
+    return answer(DeletedName(deleted=queue))
 
 
 def routes() -> list[web.RouteDef]:

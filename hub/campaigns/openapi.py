@@ -1,85 +1,120 @@
-"""The OpenAPI part for campaigns (merged into hub.api.openapi)."""
+"""The OpenAPI part for campaigns (merged into hub.api.openapi): their paths, and the models of their answers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import ConfigDict, Field, RootModel
 
-from hub.api.doc_parts import INT_OR_NULL as _INT_OR_NULL
-from hub.api.doc_parts import STR_OR_NULL as _STR_OR_NULL
 from hub.api.doc_parts import body as _body
 from hub.api.doc_parts import json_response as _json
-from hub.api.doc_parts import ref as _ref
+from hub.api.responses import Answer, Error, Message, Omittable
 from hub.campaigns.api import TestSendBody
-from hub.campaigns.campaign_store import RESULTS, STATUSES, CampaignBody
+from hub.campaigns.campaign_store import RESULTS, CampaignBody
 
-_ERR = _ref("Error")
-_READ = {"400": _json(_ERR, "Bad request"), "401": _json(_ERR, "Not signed in, or no valid bearer token"),
-         "403": _json(_ERR, "Not an admin or supervisor"), "404": _json(_ERR, "Not found")}
-_WRITE = {**_READ, "413": _json(_ERR, "Body over server.max_body_bytes"), "415": _json(_ERR, "Not JSON"),
-          "422": _json(_ERR, "Invalid body (details lists each field), or a channel not configured")}
+_READ = {"400": _json(Error, "Bad request"), "401": _json(Error, "Not signed in, or no valid bearer token"),
+         "403": _json(Error, "Not an admin or supervisor"), "404": _json(Error, "Not found")}
+_WRITE = {**_READ, "413": _json(Error, "Body over server.max_body_bytes"), "415": _json(Error, "Not JSON"),
+          "422": _json(Error, "Invalid body (details lists each field), or a channel not configured")}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}, "description": "campaign id"}
-_PREVIEWED = {"type": "object", "properties": {
-    "customer_id": _INT_OR_NULL, "identity": {"type": "string"}, "name": {"type": "string"},
-    "text": {"type": "string"}, "reason": {"type": "string"}}}
 
-CAMPAIGN = {
-    "type": "object",
-    "required": ["id", "name", "channel", "text", "status", "scheduled_at", "rate_per_minute", "results"],
-    "properties": {
-        "id": {"type": "integer"}, "name": {"type": "string"}, "channel": {"type": "string"},
-        "text": {"type": "string"}, "subject": _STR_OR_NULL, "segment_id": _INT_OR_NULL,
-        "list_size": {**_INT_OR_NULL, "description": "how many identities the list holds (a list campaign)"},
-        "rate_per_minute": {"type": "integer"}, "status": {"enum": list(STATUSES)},
-        "scheduled_at": {"type": "string"}, "started_at": _STR_OR_NULL, "finished_at": _STR_OR_NULL,
-        "created_by": _INT_OR_NULL, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-        "results": {"type": "object", "description": "recipients by outcome; sent includes delivered",
-                    "required": list(RESULTS), "properties": {k: {"type": "integer"} for k in RESULTS}},
-    },
-}
-RECIPIENT = {
-    "type": "object",
-    "required": ["position", "identity", "status"],
-    "properties": {
-        "position": {"type": "integer"}, "customer_id": _INT_OR_NULL, "name": {"type": "string"},
-        "identity": {"type": "string"}, "status": {"enum": ["pending", "queued", "skipped"]},
-        "reason": {**_STR_OR_NULL, "description": "why they were skipped, or why their message failed"},
-        "message_id": _INT_OR_NULL, "message_status": _STR_OR_NULL, "queued_at": _STR_OR_NULL,
-    },
-}
-SCHEMAS = {"Campaign": CAMPAIGN, "CampaignRecipient": RECIPIENT}
-MODELS: tuple[type[BaseModel], ...] = (CampaignBody, TestSendBody)
+# hub.campaigns.campaign_store.STATUSES (tests/api/test_responses.py checks that they agree)
+CampaignStatus = Literal["scheduled", "running", "done", "cancelled"]
+
+
+def _every_result(schema: dict[str, Any]) -> None:
+    schema["required"] = list(RESULTS)
+    schema["properties"] = {k: {"type": "integer"} for k in RESULTS}
+
+
+class CampaignResults(RootModel[dict[str, int]]):  # recipients by outcome (campaign_store.RESULTS)
+    model_config = ConfigDict(json_schema_extra=_every_result)
+
+
+class Campaign(Answer):
+    id: int
+    name: str
+    channel: str
+    text: str
+    subject: str | None = None
+    segment_id: int | None = None
+    list_size: int | None = Field(None, description="how many identities the list holds (a list campaign)")
+    rate_per_minute: int
+    status: CampaignStatus
+    scheduled_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    created_by: int | None = None
+    created_at: Omittable[str] = None
+    updated_at: Omittable[str] = None
+    results: CampaignResults = Field(description="recipients by outcome; sent includes delivered")
+
+
+class CampaignRecipient(Answer):
+    position: int
+    customer_id: int | None = None
+    name: Omittable[str] = None
+    identity: str
+    status: Literal["pending", "queued", "skipped"]
+    reason: str | None = Field(None, description="why they were skipped, or why their message failed")
+    message_id: int | None = None
+    message_status: str | None = None
+    queued_at: str | None = None
+
+
+class PreviewedRecipient(Answer):
+    customer_id: int | None = None
+    identity: Omittable[str] = None
+    name: Omittable[str] = None
+    text: Omittable[str] = None
+    reason: Omittable[str] = None
+
+
+class CampaignList(Answer):
+    items: list[Campaign]
+
+
+class CampaignPreview(Answer):
+    total: int
+    sending: int
+    skipped: int
+    recipients: list[PreviewedRecipient]
+    skipped_sample: list[PreviewedRecipient]
+
+
+class CampaignTestSent(Answer):
+    message: Omittable[Message] = None
+
+
+class CampaignRecipientPage(Answer):
+    items: list[CampaignRecipient]
+    next: int | None
+
 
 PATHS: dict[str, Any] = {
     "/api/v1/campaigns": {
         "get": {"summary": "Campaigns, newest first, with their progress and results",
-                "responses": {"200": _json({"type": "object", "required": ["items"], "properties": {
-                    "items": {"type": "array", "items": _ref("Campaign")}}}), **_READ}},
+                "responses": {"200": _json(CampaignList), **_READ}},
         "post": {"summary": "Create a campaign: one message to a segment or a list of identities on one channel, "
                             "now or at scheduled_at, at rate_per_minute",
-                 "requestBody": _body(CampaignBody), "responses": {"201": _json(_ref("Campaign"), "Created"),
+                 "requestBody": _body(CampaignBody), "responses": {"201": _json(Campaign, "Created"),
                                                                    **_WRITE}},
     },
     "/api/v1/campaigns/preview": {"post": {
         "summary": "What a campaign would send (nothing is saved): the first recipients' texts, who is skipped "
                    "and why, the counts",
         "requestBody": _body(CampaignBody),
-        "responses": {"200": _json({"type": "object", "required": ["total", "sending", "skipped", "recipients",
-                                                                   "skipped_sample"], "properties": {
-            "total": {"type": "integer"}, "sending": {"type": "integer"}, "skipped": {"type": "integer"},
-            "recipients": {"type": "array", "items": _PREVIEWED},
-            "skipped_sample": {"type": "array", "items": _PREVIEWED}}}), **_WRITE},
+        "responses": {"200": _json(CampaignPreview), **_WRITE},
     }},
     "/api/v1/campaigns/test": {"post": {
         "summary": "Send a campaign's text to yourself (your agent email or phone, or `to`) through the outbox",
         "requestBody": _body(TestSendBody),
-        "responses": {"201": _json({"type": "object", "properties": {"message": _ref("Message")}}, "Queued"),
+        "responses": {"201": _json(CampaignTestSent, "Queued"),
                       **_WRITE},
     }},
     "/api/v1/campaigns/{id}": {"get": {
         "summary": "A campaign with its progress and results", "parameters": [_ID],
-        "responses": {"200": _json(_ref("Campaign")), **_READ}}},
+        "responses": {"200": _json(Campaign), **_READ}}},
     "/api/v1/campaigns/{id}/recipients": {"get": {
         "summary": "The campaign's recipients in order, each with its outcome, a page at a time",
         "parameters": [
@@ -89,11 +124,10 @@ PATHS: dict[str, Any] = {
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 200}, "description": "page size (default 50)"},
         ],
-        "responses": {"200": _json({"type": "object", "required": ["items", "next"], "properties": {
-            "items": {"type": "array", "items": _ref("CampaignRecipient")}, "next": _INT_OR_NULL}}), **_READ}}},
+        "responses": {"200": _json(CampaignRecipientPage), **_READ}}},
     "/api/v1/campaigns/{id}/cancel": {"post": {
         "summary": "Cancel a scheduled or running campaign: nobody not yet written to gets it",
         "parameters": [_ID],
-        "responses": {"200": _json(_ref("Campaign")), **_READ,
-                      "409": _json(_ERR, "The campaign is done or cancelled already")}}},
+        "responses": {"200": _json(Campaign), **_READ,
+                      "409": _json(Error, "The campaign is done or cancelled already")}}},
 }

@@ -13,6 +13,7 @@ from aiohttp import web
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import read_json
 from hub.api.params import limit, path_id, whole_number
+from hub.api.responses import DeletedId, answer
 from hub.history.db import Tx
 from hub.keys import DB
 from hub.model import format_time, utcnow
@@ -72,7 +73,7 @@ async def delete_segment(request: web.Request) -> web.Response:
     _manager(request)
     sid = path_id(request)
     await request.app[DB].write(lambda tx: segment_store.delete(tx, sid))
-    return web.json_response({"deleted": sid})
+    return answer(DeletedId(deleted=sid))
 
 
 async def segment_customers(request: web.Request) -> web.StreamResponse:

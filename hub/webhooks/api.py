@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,13 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hub.api.auth import require_admin
 from hub.api.errors import BadBody, read_json
 from hub.api.params import path_id, whole_number
+from hub.api.responses import DeletedId, answer
 from hub.event_log import TYPES
 from hub.keys import DB, SETTINGS, WEBHOOKS
 from hub.model import format_time, utcnow
 from hub.webhooks import deliveries, subscriptions
 from hub.webhooks.targets import TargetError, check_url
 
-STATUSES = ("pending", "delivered", "failed")
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 def _events(v: list[str] | None) -> list[str] | None:
@@ -107,7 +109,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
     require_admin(request)
     sid = _sub_id(request)
     await request.app[DB].write(lambda tx: subscriptions.delete(tx, sid))
-    return web.json_response({"deleted": sid})
+    return answer(DeletedId(deleted=sid))
 
 
 async def list_deliveries(request: web.Request) -> web.Response:

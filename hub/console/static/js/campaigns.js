@@ -4,12 +4,18 @@
 import { h, icon, clear, channelLabel, ago } from "./dom.js";
 import { api } from "./api.js";
 import { state, toast } from "./state.js";
+import { t, formatNumber, formatDateTime } from "./i18n.js";
 
 const CHANNELS = ["sms", "whatsapp", "email", "telegram"];
-const RESULTS = [["recipients", "Recipients"], ["pending", "Waiting"], ["queued", "Queued"], ["sent", "Sent"],
-  ["delivered", "Delivered"], ["failed", "Failed"], ["replied", "Replied"], ["opted_out", "Opted out"],
-  ["skipped", "Skipped"], ["cancelled", "Cancelled"]];
-const STATUS_TITLES = { scheduled: "Scheduled", running: "Sending", done: "Done", cancelled: "Cancelled" };
+// Functions, not constants: the words follow the language chosen when they are drawn.
+const RESULTS = () => [["recipients", t("campaigns.result.recipients")], ["pending", t("campaigns.result.pending")],
+  ["queued", t("campaigns.result.queued")], ["sent", t("campaigns.result.sent")],
+  ["delivered", t("campaigns.result.delivered")], ["failed", t("campaigns.result.failed")],
+  ["replied", t("campaigns.result.replied")], ["opted_out", t("campaigns.result.opted_out")],
+  ["skipped", t("campaigns.result.skipped")], ["cancelled", t("campaigns.result.cancelled")]];
+const STATUS_TITLES = () => ({ scheduled: t("campaigns.status.scheduled"), running: t("campaigns.status.running"),
+  done: t("campaigns.status.done"), cancelled: t("campaigns.status.cancelled") });
+const result = (k) => RESULTS().find(([key]) => key === k)[1];
 let refresher = null;
 
 function value(id) {
@@ -30,11 +36,11 @@ function body() {
 
 function previewBox(r) {
   return h("div", { class: "campaign-preview", id: "campaign-preview" },
-    h("p", {}, h("strong", {}, `${r.sending.toLocaleString()} of ${r.total.toLocaleString()}`), " will get it",
-      r.skipped ? `; ${r.skipped.toLocaleString()} skipped` : ""),
+    h("p", {}, h("strong", {}, t("campaigns.preview_count", { sending: r.sending, total: r.total })),
+      t("campaigns.will_get"), r.skipped ? t("campaigns.skipped_count", { count: r.skipped }) : ""),
     h("ol", { class: "campaign-samples" }, r.recipients.map((x) => h("li", {},
       h("span", { class: "muted" }, x.name || x.identity), h("p", { class: "campaign-text" }, x.text)))),
-    r.skipped_sample.length ? h("details", {}, h("summary", {}, "Who is skipped, and why"),
+    r.skipped_sample.length ? h("details", {}, h("summary", {}, t("campaigns.who_skipped")),
       h("ul", { id: "campaign-skipped" }, r.skipped_sample.map((x) => h("li", {},
         h("span", {}, x.name || x.identity), " — ", h("span", { class: "muted" }, x.reason))))) : null);
 }
@@ -45,11 +51,11 @@ function form(segments, onCreated) {
   // Every campaign channel, the hub's own first: a preview works on any; creating one needs it set up.
   const ready = (c) => state.channels.some((x) => x.name === c);
   const channels = [...CHANNELS.filter(ready), ...CHANNELS.filter((c) => !ready(c))];
-  const listBox = h("label", { class: "wide", id: "cmp-list-box" }, "Identities (CSV: one kind:value a line)",
+  const listBox = h("label", { class: "wide", id: "cmp-list-box" }, t("campaigns.identities"),
     h("textarea", { id: "cmp-list", rows: 4, placeholder: "phone:+14155550100\nemail:ann@example.com" }));
-  const segmentBox = h("label", { id: "cmp-segment-box" }, "Segment", h("select", { id: "cmp-segment" },
+  const segmentBox = h("label", { id: "cmp-segment-box" }, t("campaigns.segment"), h("select", { id: "cmp-segment" },
     segments.map((s) => h("option", { value: s.id }, s.name))));
-  const subjectBox = h("label", { id: "cmp-subject-box" }, "Subject (email)", h("input", { id: "cmp-subject", maxlength: 200 }));
+  const subjectBox = h("label", { id: "cmp-subject-box" }, t("campaigns.subject"), h("input", { id: "cmp-subject", maxlength: 200 }));
   const shape = () => {
     const list = value("cmp-audience") === "list";
     // style, not the hidden attribute: the form's labels are display: grid, which wins over [hidden]
@@ -75,7 +81,7 @@ function form(segments, onCreated) {
     const to = value("cmp-test-to");
     try {
       const r = await api.post("/api/v1/campaigns/test", { channel: b.channel, text: b.text, subject: b.subject, to: to || undefined });
-      toast(`Test sent to ${r.message.identity}`);
+      toast(t("campaigns.test_sent", { to: r.message.identity }));
     } catch (err) {
       fail(err);
     }
@@ -84,31 +90,32 @@ function form(segments, onCreated) {
     e.preventDefault();
     try {
       const c = await api.post("/api/v1/campaigns", body());
-      toast(`Campaign “${c.name}” ${c.status === "scheduled" && new Date(c.scheduled_at) > new Date() ? "scheduled" : "started"}`);
+      toast(c.status === "scheduled" && new Date(c.scheduled_at) > new Date()
+        ? t("campaigns.created_scheduled", { name: c.name }) : t("campaigns.created_started", { name: c.name }));
       onCreated(c.id);
     } catch (err) {
       fail(err);
     }
   };
   const f = h("form", { class: "segment-form campaign-form", id: "campaign-form", onsubmit: create },
-    h("label", {}, "Name", h("input", { id: "cmp-name", required: true, maxlength: 120, placeholder: "Renewal reminder" })),
-    h("label", {}, "Channel", h("select", { id: "cmp-channel", onchange: shape },
-      channels.map((c) => h("option", { value: c }, ready(c) ? channelLabel(c) : `${channelLabel(c)} (not set up)`)))),
-    h("label", {}, "Audience", h("select", { id: "cmp-audience", onchange: shape },
-      h("option", { value: segments.length ? "segment" : "list" }, segments.length ? "A saved segment" : "A list"),
-      segments.length ? h("option", { value: "list" }, "A list") : null)),
-    segmentBox, listBox, h("label", {}, "CSV file", file), subjectBox,
-    h("label", { class: "wide" }, "Message", h("textarea", { id: "cmp-text", rows: 3, required: true, maxlength: 4000,
-      placeholder: "Hi {{first_name | fallback: \"there\"}}, your {{attributes.plan}} plan renews on Friday." })),
-    h("label", {}, "Per minute", h("input", { type: "number", id: "cmp-rate", min: 1, placeholder: "default" })),
-    h("label", {}, "Start at", h("input", { type: "datetime-local", id: "cmp-when" })),
-    h("label", {}, "Test to (optional)", h("input", { id: "cmp-test-to", maxlength: 330, placeholder: "your own" })),
+    h("label", {}, t("campaigns.name"), h("input", { id: "cmp-name", required: true, maxlength: 120, placeholder: t("campaigns.name_placeholder") })),
+    h("label", {}, t("campaigns.channel"), h("select", { id: "cmp-channel", onchange: shape },
+      channels.map((c) => h("option", { value: c }, ready(c) ? channelLabel(c) : t("campaigns.not_set_up", { channel: channelLabel(c) }))))),
+    h("label", {}, t("campaigns.audience"), h("select", { id: "cmp-audience", onchange: shape },
+      h("option", { value: segments.length ? "segment" : "list" }, segments.length ? t("campaigns.a_segment") : t("campaigns.a_list")),
+      segments.length ? h("option", { value: "list" }, t("campaigns.a_list")) : null)),
+    segmentBox, listBox, h("label", {}, t("campaigns.csv_file"), file), subjectBox,
+    h("label", { class: "wide" }, t("campaigns.message"), h("textarea", { id: "cmp-text", rows: 3, required: true, maxlength: 4000,
+      placeholder: t("campaigns.message_placeholder") })),
+    h("label", {}, t("campaigns.per_minute"), h("input", { type: "number", id: "cmp-rate", min: 1, placeholder: t("campaigns.default") })),
+    h("label", {}, t("campaigns.start_at"), h("input", { type: "datetime-local", id: "cmp-when" })),
+    h("label", {}, t("campaigns.test_to"), h("input", { id: "cmp-test-to", maxlength: 330, placeholder: t("campaigns.your_own") })),
     h("div", { class: "campaign-buttons" },
-      h("button", { type: "button", class: "btn btn-small", id: "campaign-preview-btn", onclick: preview }, "Preview"),
-      h("button", { type: "button", class: "btn btn-small", id: "campaign-test", onclick: test }, "Send test to me"),
-      h("button", { type: "submit", class: "btn btn-small btn-primary", id: "campaign-create" }, "Create campaign")));
-  return h("section", { class: "panel", id: "campaign-new" }, h("h2", {}, "New campaign"),
-    h("p", { class: "muted" }, "Variables: {{name}}, {{first_name}}, {{identity}}, {{attributes.<name>}}, each with a fallback: {{first_name | fallback: \"there\"}}. A recipient with no value and no fallback is skipped."),
+      h("button", { type: "button", class: "btn btn-small", id: "campaign-preview-btn", onclick: preview }, t("campaigns.preview")),
+      h("button", { type: "button", class: "btn btn-small", id: "campaign-test", onclick: test }, t("campaigns.send_test")),
+      h("button", { type: "submit", class: "btn btn-small btn-primary", id: "campaign-create" }, t("campaigns.create"))));
+  return h("section", { class: "panel", id: "campaign-new" }, h("h2", {}, t("campaigns.new")),
+    h("p", { class: "muted" }, t("campaigns.variables_help")),
     f, out);
 }
 
@@ -119,8 +126,8 @@ function shaped(panel) {
 }
 
 function results(c) {
-  return h("dl", { class: "campaign-results", "data-campaign": c.id }, RESULTS.filter(([k]) => k !== "cancelled" || c.results.cancelled)
-    .map(([k, t]) => h("div", { "data-result": k }, h("dt", {}, t), h("dd", {}, c.results[k].toLocaleString()))));
+  return h("dl", { class: "campaign-results", "data-campaign": c.id }, RESULTS().filter(([k]) => k !== "cancelled" || c.results.cancelled)
+    .map(([k, title]) => h("div", { "data-result": k }, h("dt", {}, title), h("dd", {}, formatNumber(c.results[k])))));
 }
 
 async function detail(box, id, reload) {
@@ -134,7 +141,7 @@ async function detail(box, id, reload) {
   const cancel = async () => {
     try {
       await api.post(`/api/v1/campaigns/${id}/cancel`);
-      toast(`Campaign “${c.name}” cancelled`);
+      toast(t("campaigns.cancelled_toast", { name: c.name }));
       reload(id);
     } catch (err) {
       toast(err.message, "error");
@@ -143,26 +150,29 @@ async function detail(box, id, reload) {
   clear(box).append(h("section", { class: "panel", id: "campaign-detail", "data-campaign": id },
     h("header", { class: "panel-head" },
       h("div", {}, h("h2", {}, c.name), h("p", { class: "muted" },
-        `${channelLabel(c.channel)} · ${STATUS_TITLES[c.status] || c.status} · ${c.rate_per_minute}/min · `,
-        c.started_at ? `started ${ago(c.started_at)}` : `starts ${new Date(c.scheduled_at).toLocaleString()}`)),
+        t("campaigns.detail_line", { channel: channelLabel(c.channel), status: STATUS_TITLES()[c.status] || c.status,
+          rate: c.rate_per_minute }),
+        c.started_at ? t("campaigns.started", { when: ago(c.started_at) })
+          : t("campaigns.starts", { when: formatDateTime(new Date(c.scheduled_at)) }))),
       ["scheduled", "running"].includes(c.status)
-        ? h("button", { class: "btn btn-small btn-danger", id: "campaign-cancel", onclick: cancel }, "Cancel campaign") : null),
+        ? h("button", { class: "btn btn-small btn-danger", id: "campaign-cancel", onclick: cancel }, t("campaigns.cancel")) : null),
     h("p", { class: "campaign-text" }, c.text),
     results(c),
     h("table", { class: "report-table", id: "campaign-recipients" },
-      h("thead", {}, h("tr", {}, ["Recipient", "Identity", "Outcome", "Why"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, [t("campaigns.col.recipient"), t("campaigns.col.identity"), t("campaigns.col.outcome"),
+        t("campaigns.col.why")].map((title) => h("th", {}, title)))),
       h("tbody", {}, page.items.length ? page.items.map((r) => h("tr", { "data-position": r.position },
         h("td", {}, r.name || "—"), h("td", {}, r.identity),
         h("td", {}, r.status === "queued" ? (r.message_status || "queued") : r.status),
         h("td", { class: "muted" }, r.reason || "")))
-        : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Recipients are listed once the campaign starts."))))));
+        : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("campaigns.listed_once")))))));
 }
 
 export async function showCampaigns(main, side, openId = null) {
   clearTimeout(refresher);
   clear(side);
   side.classList.add("hidden");
-  clear(main).append(h("div", { class: "loading" }, "Loading campaigns…"));
+  clear(main).append(h("div", { class: "loading" }, t("campaigns.loading")));
   let list, segments;
   try {
     [list, segments] = await Promise.all([api.get("/api/v1/campaigns"), api.get("/api/v1/segments")]);
@@ -173,17 +183,18 @@ export async function showCampaigns(main, side, openId = null) {
   const box = h("div", { class: "campaign-box" });
   const reload = (id) => showCampaigns(main, side, id);
   clear(main).append(h("div", { class: "reports campaigns", id: "campaigns" },
-    h("header", { class: "wall-head" }, h("div", {}, h("h1", {}, "Campaigns"),
-      h("p", { class: "muted" }, "One message to a segment or a list, sent at a set rate; replies come back to the inbox."))),
+    h("header", { class: "wall-head" }, h("div", {}, h("h1", {}, t("nav.campaigns")),
+      h("p", { class: "muted" }, t("campaigns.subtitle")))),
     h("section", { class: "panel" },
       h("table", { class: "report-table", id: "campaign-list" },
-        h("thead", {}, h("tr", {}, ["Campaign", "Channel", "Status", "Recipients", "Sent", "Delivered", "Failed", "Replied", "Opted out", ""]
-          .map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, [t("campaigns.col.campaign"), t("campaigns.channel"), t("campaigns.col.status"), result("recipients"),
+          result("sent"), result("delivered"), result("failed"), result("replied"), result("opted_out"), ""]
+          .map((title) => h("th", {}, title)))),
         h("tbody", {}, list.items.length ? list.items.map((c) => h("tr", { "data-campaign": c.id },
-          h("td", {}, c.name), h("td", {}, channelLabel(c.channel)), h("td", {}, STATUS_TITLES[c.status] || c.status),
-          ["recipients", "sent", "delivered", "failed", "replied", "opted_out"].map((k) => h("td", {}, c.results[k].toLocaleString())),
-          h("td", {}, h("button", { class: "btn btn-small", "aria-label": `Open campaign ${c.name}`, onclick: () => detail(box, c.id, reload) }, "Open"))))
-          : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No campaigns yet."))))),
+          h("td", {}, c.name), h("td", {}, channelLabel(c.channel)), h("td", {}, STATUS_TITLES()[c.status] || c.status),
+          ["recipients", "sent", "delivered", "failed", "replied", "opted_out"].map((k) => h("td", {}, formatNumber(c.results[k]))),
+          h("td", {}, h("button", { class: "btn btn-small", "aria-label": t("campaigns.open_named", { name: c.name }), onclick: () => detail(box, c.id, reload) }, t("campaigns.open")))))
+          : h("tr", {}, h("td", { colspan: 10, class: "muted" }, t("campaigns.none")))))),
     box, form(segments.items, reload)));
   shaped(main.querySelector("#campaign-new"));
   if (openId) await detail(box, openId, reload);

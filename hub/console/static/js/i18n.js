@@ -88,8 +88,3 @@ export function formatTime(d, options) {
 export function formatDateTime(d, options) {
   return d.toLocaleString(lang, options);
 }
-
-// "a, b and c" / "a, b y c".
-export function formatList(items) {
-  return new Intl.ListFormat(lang, { style: "long", type: "conjunction" }).format(items.map(String));
-}
