@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+
+from hub.demo.twilio_simulator import TwilioSimulator
+from tests.channels.twilio.fake import ACCOUNT, TOKEN
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -237,3 +242,47 @@ def customer_chats(new_page: Any, text: str) -> Any:
     customer.keyboard.press("Enter")
     customer.wait_for_selector(".hc-mine:not(.hc-pending)")
     return customer
+
+
+class SimulatorThread:
+    """The Twilio REST simulator on its own event loop in a thread (Playwright's sync API holds this one)."""
+
+    def __init__(self) -> None:
+        self.sim = TwilioSimulator(ACCOUNT, TOKEN)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="twilio-simulator", daemon=True)
+        self.runner = web.AppRunner(self.sim.app(), access_log=None)
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        self.run(self._serve())
+
+    async def _serve(self) -> None:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def stop(self) -> None:
+        self.run(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def sent(self, resource: str) -> list[Any]:
+        return [dict(form) for name, form in list(self.sim.requests) if name == resource]
+
+
+@pytest.fixture
+def twilio() -> Iterator[SimulatorThread]:
+    sim = SimulatorThread()
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()

@@ -6,10 +6,8 @@ Screenshot: call.png in $HUB_SCREENSHOTS (`make screenshots`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,58 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from hub.channels.twilio.signature import sign
-from hub.demo.twilio_simulator import TwilioSimulator
 from tests.channels.twilio.fake import ACCOUNT, BIZ, CUSTOMER, TOKEN, sample
-from tests.e2e.conftest import SHOTS, Hub, free_port, run_hub, sign_in
+from tests.e2e.conftest import SHOTS, Hub, SimulatorThread, free_port, run_hub, sign_in
 
 ALEX_PHONE = "+14155550111"
-
-
-class SimulatorThread:
-    """The Twilio REST simulator on its own event loop in a thread (Playwright's sync API holds this one)."""
-
-    def __init__(self) -> None:
-        self.sim = TwilioSimulator(ACCOUNT, TOKEN)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="twilio-simulator", daemon=True)
-        self.runner = web.AppRunner(self.sim.app(), access_log=None)
-        self.port = free_port()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.thread.start()
-        self.run(self._serve())
-
-    async def _serve(self) -> None:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def stop(self) -> None:
-        self.run(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    def sent(self, resource: str) -> list[Any]:
-        return [dict(form) for name, form in list(self.sim.requests) if name == resource]
-
-
-@pytest.fixture
-def twilio() -> Iterator[SimulatorThread]:
-    sim = SimulatorThread()
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture

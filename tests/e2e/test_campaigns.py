@@ -14,21 +14,10 @@ from typing import Any
 import pytest
 
 from tests.channels.twilio.fake import ACCOUNT, BIZ, TOKEN
-from tests.e2e.conftest import SHOTS, Hub, free_port, run_hub, sign_in
-from tests.e2e.test_calls import SimulatorThread
+from tests.e2e.conftest import SHOTS, Hub, SimulatorThread, free_port, run_hub, sign_in
 
 HOSTILE = 'Zoe <img src=x data-xss onerror="window.__xss=1">'
 DANA_PHONE = "+14155550122"
-
-
-@pytest.fixture
-def twilio() -> Iterator[SimulatorThread]:
-    sim = SimulatorThread()
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture
