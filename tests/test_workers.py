@@ -129,7 +129,13 @@ async def test_two_workers_one_port(
             return found if len(found) == 2 and without not in found else None
 
         workers = await eventually(workers_now, what="two workers")
-        assert await answering(session, hub.url, 2) == workers, hub.tail()
+
+        # Both processes exist before both serve (a worker imports for seconds on a loaded machine): until then the
+        # kernel sends every connection to the one listening.
+        async def both_serving() -> bool:
+            return await answering(session, hub.url, 2, tries=40) == workers
+
+        await eventually(both_serving, within=60, what=f"both workers answering: {hub.tail()}")
 
         # A console socket held by one worker; the message goes in through the other.
         ws = await session.ws_connect(hub.url + "/api/v1/events", headers=auth)

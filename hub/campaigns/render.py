@@ -49,7 +49,7 @@ def check(text: str) -> list[str]:
     for m in _VARIABLE.finditer(text):
         name = m.group(1)
         if name not in PLAIN and not ATTRIBUTE.fullmatch(name):
-            raise TemplateError(f"unknown variable {{{{{name}}}}}: use {', '.join(PLAIN)} or attributes.<name>")
+            raise TemplateError(f"unknown variable {{{{{name}}}}}: use {', '.join(PLAIN)}" + " or attributes.<name>")
         used.append(name)
     return used
 
