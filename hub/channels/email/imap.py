@@ -25,10 +25,14 @@ from hub.config import EmailChannelSettings, MailboxSettings
 
 log = logging.getLogger("hub.channels.email")
 
-#: what the channel does with a batch of fetched emails (bytes, where each came from): stores or flags each durably
-#: and returns their outcomes in order ("stored"/"duplicate"/"flagged"); raises only when it could not keep one
-#: (database down), and then the whole batch is fetched again later and deduplicated
-Deliver = Callable[[list[tuple[bytes, dict[str, Any]]]], Awaitable[list[str]]]
+#: what the channel does with a batch of fetched emails (bytes, where each came from; and what `Read` made of them,
+#: when it is given): stores or flags each durably and returns their outcomes in order ("stored"/"duplicate"/
+#: "flagged"); raises only when it could not keep one (database down), and then the whole batch is fetched again
+#: later and deduplicated
+Deliver = Callable[[list[tuple[bytes, dict[str, Any]]], Any], Awaitable[list[str]]]
+#: what the channel makes of a fetched batch before it delivers it (parses it, one result per email in order): run
+#: while the batch before it is being stored
+Read = Callable[[list[bytes]], Awaitable[list[Any]]]
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
@@ -135,8 +139,10 @@ class MailboxPoller:
         lock: MailboxLock,
         rng: random.Random | None = None,
         base_delay: float = 1.0,
+        read: Read | None = None,
     ) -> None:
         self.mailbox = mailbox
+        self.read = read
         self.settings = settings
         self.state = state
         self.deliver = deliver
@@ -367,7 +373,7 @@ class MailboxPoller:
         if big:
             log.info("mailbox %s: importing %d emails", self.key, total)
         batches = [uids[i : i + self.settings.fetch_batch] for i in range(0, total, self.settings.fetch_batch)]
-        # The next batch is on its way from the server while this one is parsed and stored.
+        # The next batch is on its way from the server, and read, while this one is stored.
         upcoming = asyncio.create_task(self._fetch(client, batches[0]))
         try:
             for n, batch in enumerate(batches):
@@ -386,20 +392,26 @@ class MailboxPoller:
                     await upcoming
         return highest
 
-    async def _fetch(self, client: aioimaplib.IMAP4, batch: list[int]) -> dict[int, bytes]:
+    async def _fetch(self, client: aioimaplib.IMAP4, batch: list[int]) -> tuple[dict[int, bytes], list[Any] | None]:
+        """The batch's emails by UID, and what `read` made of them (in UID order), if it is given."""
         resp = await client.uid("fetch", ",".join(str(u) for u in batch), "(UID BODY.PEEK[])")
         if resp.result != "OK":
             raise ImapError(f"UID FETCH failed: {_text(resp.lines)}")
-        return dict(parse_fetch(resp.lines))
+        fetched = dict(parse_fetch(resp.lines))
+        if self.read is None:
+            return fetched, None
+        return fetched, await self.read([fetched[u] for u in batch if u in fetched])
 
     async def _import_batch(
-        self, client: aioimaplib.IMAP4, uidvalidity: int, batch: list[int], fetched: dict[int, bytes]
+        self, client: aioimaplib.IMAP4, uidvalidity: int, batch: list[int],
+        fetched: tuple[dict[int, bytes], list[Any] | None],
     ) -> None:
+        emails, read = fetched
         uid_set = ",".join(str(u) for u in batch)
         # A UID missing from FETCH was expunged between SEARCH and FETCH.
-        present = [u for u in batch if u in fetched]
+        present = [u for u in batch if u in emails]
         where = {"mailbox": self.key, "folder": self.mailbox.folder, "uidvalidity": uidvalidity}
-        outcomes = await self.deliver([(fetched[u], {**where, "uid": u}) for u in present])
+        outcomes = await self.deliver([(emails[u], {**where, "uid": u}) for u in present], read)
         self.stats.fetched += len(present)
         for outcome in outcomes:
             setattr(self.stats, outcome, getattr(self.stats, outcome, 0) + 1)

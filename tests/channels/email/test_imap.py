@@ -123,10 +123,10 @@ async def test_mail_arriving_during_a_sync_pass_is_imported_without_waiting_for_
         keep = poller.deliver
         arrived = []
 
-        async def deliver_and_meanwhile_more_arrives(batch: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+        async def deliver_and_meanwhile_more_arrives(batch: list[tuple[bytes, dict[str, Any]]], read: Any) -> list[str]:
             if not arrived:
                 arrived.append(dovecot.deliver("support", mail(1)))
-            return await keep(batch)
+            return await keep(batch, read)
 
         poller.deliver = deliver_and_meanwhile_more_arrives
         dovecot.deliver("support", mail(0))
