@@ -24,6 +24,7 @@ import aioimaplib
 from hub.config import EmailChannelSettings, MailboxSettings
 
 log = logging.getLogger("hub.channels.email")
+_imap_log = logging.getLogger("aioimaplib.aioimaplib")
 
 #: what the channel does with a batch of fetched emails (bytes, where each came from; and what `Read` made of them,
 #: when it is given): stores or flags each durably and returns their outcomes in order ("stored"/"duplicate"/
@@ -125,6 +126,43 @@ def parse_fetch(lines: list[Any]) -> list[tuple[int, bytes]]:
         if uid is not None:
             out.append((uid, bytes(item)))
     return out
+
+
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # aioimaplib has no type hints
+    """aioimaplib's protocol, fed what arrives in pieces of PIECE bytes. It copies the rest of what it was handed
+    at every line and literal it reads, and formats all of it for a debug line, so a 256 KiB read of a FETCH
+    response (what asyncio hands over when mail streams in) cost about 90 us an email, in pieces about 10 us
+    (`bench.email_import`). The stream is the same whichever way it is cut."""
+
+    PIECE = 16384
+    incomplete_line: bytes
+    current_command: Any
+
+    def data_received(self, d: bytes) -> None:
+        if _imap_log.isEnabledFor(logging.DEBUG):
+            _imap_log.debug("Received : %s", d)
+        for i in range(0, len(d), self.PIECE):
+            # As aioimaplib's data_received, less its unconditional debug formatting.
+            try:
+                self._handle_responses(self.incomplete_line + d[i : i + self.PIECE], self._handle_line,
+                                       self.current_command)
+                self.incomplete_line = b""
+                self.current_command = None
+            except aioimaplib.IncompleteRead as incomplete:
+                self.current_command = incomplete.cmd
+                self.incomplete_line = incomplete.data
+
+
+class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
+    """aioimaplib's client with `_Protocol`."""
+
+    def create_client(self, host: str, port: int, loop: asyncio.AbstractEventLoop,
+                      conn_lost_cb: Callable[[Exception | None], None] | None = None,
+                      ssl_context: ssl.SSLContext | None = None) -> None:
+        local_loop = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = _Protocol(local_loop, conn_lost_cb)
+        self._client_task = local_loop.create_task(
+            local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context))
 
 
 class MailboxPoller:
@@ -246,7 +284,7 @@ class MailboxPoller:
                 client.protocol.idle_queue.put_nowait(_LOST)
 
         ctx = client_tls(self.settings) if mb.security == "tls" else None
-        client = aioimaplib.IMAP4(
+        client = _Client(
             host=mb.host, port=mb.port, timeout=30, conn_lost_cb=on_lost, ssl_context=ctx,
         )
         self._client = client
