@@ -28,6 +28,22 @@ parsing cheaper:
 CPU per email (all threads): parse alone 1.16 -> 0.50 ms, the hub 2.6 -> 1.7 ms. The hub does not reach 0.8x of the
 parse-only rate (0.30-0.36 after): in one process under one interpreter lock, the IMAP client and the write path
 now cost about twice the parsing.
+
+Second round: big batches parsed in a worker process (`--parse-processes`, default 1), the next batch read while one
+is stored, and the hub's aioimaplib protocol fed in 16 KiB pieces. py-spy of 2,000 emails, us per email per thread:
+
+    before (de9dcd9; load 9; 149/s here, parse alone 497/s)
+      event loop      3,142 us: ingest 810, aioimaplib (_handle_responses, append_literal_data, data_received) ~680
+      database writer 2,210 us: the ingest transaction 1,168, rules 292
+      parsing thread  1,502 us: parse_email 1,465
+    after (load 19; 151/s here, parse alone 393/s)
+      event loop      3,145 us: ingest 1,370 (_finish 582, publishing 328), _Protocol.data_received 158
+      database writer 2,478 us: the ingest transaction 1,135, rules 268
+      parsing         none in the hub process; the worker process used 0.795 ms of CPU an email
+
+CPU per email after: the hub process 1.445 ms, its worker 0.795, parse alone 0.562: on free cores the import is
+bounded at 0.562 / 1.445 = 0.39x of the parse-only rate by the write path left in the hub process (the line "on free
+cores at most" of the table). The 0.8x target is not reached (docs/performance.md, the email section).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Parsing is pure-Python CPU work: in a thread of the hub process it holds the interpreter lock the event loop (the
 IMAP client, the API) and the database writer need, so a big import ran at the speed of one core. A worker process
 parses on another core; its results come back pickled (about 50 us an email against 500-800 us of parsing). Small
-batches (live mail, one at a time) are parsed in a thread: no process to start, no round trip.
+batches (live mail, one at a time) are parsed in a thread: no process to start, no round trip. On a machine whose
+cores are all busy the worker gains nothing and costs its pickles (docs/performance.md, the email section).
 """
 
 from __future__ import annotations
