@@ -19,6 +19,7 @@ from hub.console.handlers import same_origin
 from hub.console.sessions import SESSIONS
 from hub.events import Event
 from hub.history.db import Database
+from hub.json_codec import dumps
 from hub.keys import BUS, DB
 from hub.model import format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
@@ -187,7 +188,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 log.exception("cannot decide visibility of %s", event.type)
                 allowed = False
             if allowed:
-                await ws.send_json(event.to_json())
+                await ws.send_str(dumps(event.to_json()).decode())
 
     async def recheck() -> None:
         sessions = request.app[SESSIONS]
