@@ -31,6 +31,8 @@ SESSION_RECHECK_SECONDS = 30.0
 CLOSE_SESSION_ENDED = 4401
 # Routing events that only concern the workforce view, never a particular conversation's readers.
 SUPERVISOR_ONLY = frozenset({"routing.stats"})
+#: routing events whose "queue" is where the conversation is now (written to the store before they are published)
+IN_QUEUE = frozenset({"routing.queued", "routing.offered", "routing.escalated", "routing.unparked"})
 
 
 def _conversation_id(data: dict[str, Any]) -> int | None:
@@ -123,6 +125,10 @@ class Visibility:
         conv_id = _conversation_id(data)
         if conv_id is None:
             return self.sees_workforce and kind.startswith("routing.")
+        if kind in IN_QUEUE and isinstance(data.get("queue"), str) and data["queue"] in self.p.queues:
+            # Their own queue's work: asking the store (twice, fresh each routing event) held every later event of
+            # this socket behind the read, one new conversation after another.
+            return True
         conv = data.get("conversation")
         if isinstance(conv, dict) and "queue" in conv and visibility.may_act(self.p, conv.get("queue"),
                                                                              conv.get("agent_id")):
