@@ -46,6 +46,8 @@ async def test_every_case_is_timed_and_its_percentiles_ordered(aiohttp_client: o
     assert all(0 < r["p50"] <= r["p99"] for r in results)
     kept = await measure(str(client.make_url("")), "token", 2, datetime.now(UTC), skip="segment|365d")
     assert len(kept) == 1 + 2 * 9 + 2 and not any("segment" in r["case"] or "365d" in r["case"] for r in kept)
+    only = await measure(str(client.make_url("")), "token", 2, datetime.now(UTC), skip=".")
+    assert [r["case"] for r in only] == ["healthz (baseline)"]  # the baseline every ratio is read against stays
 
 
 def test_the_customers_for_segments_match_the_folded_contacts() -> None:
