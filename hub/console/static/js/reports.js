@@ -187,7 +187,7 @@ function trends(data) {
       h("div", { id: "topics-falling" }, h("h3", {}, t("reports.topics_falling")),
         data.topics.falling.length ? h("ul", { class: "topic-list" }, data.topics.falling.map(topic)) : h("p", { class: "muted" }, t("reports.topics_none")))),
     h("p", { class: "muted", id: "keywords-explain" }, t("reports.keywords_explain", { from: data.keywords.weeks_from,
-      to: data.keywords.weeks_to, weeks: data.keywords.weeks, n: data.keywords.min_count })),
+      weeks: data.keywords.weeks })),
     h("div", { class: "topic-trends", id: "keyword-trends" },
       keywordList("keywords-rising", t("reports.keywords_rising"), data.keywords.rising, data.keywords.min_count),
       keywordList("keywords-falling", t("reports.keywords_falling"), data.keywords.falling, data.keywords.min_count)));

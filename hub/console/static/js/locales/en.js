@@ -940,7 +940,7 @@ export default {
   "reports.topics_none": "None",
   "reports.keywords_rising": "Keywords rising",
   "reports.keywords_falling": "Keywords falling",
-  "reports.keywords_explain": "Keywords of customers' messages, by whole weeks: the {weeks} from {from} (to {to}) against as many before; previous → now.",
+  "reports.keywords_explain": "Keywords of customers' messages, by whole weeks: the {weeks} week(s) from Monday {from} against as many before (previous → now).",
   "reports.keywords_none": "None counted {n} times or more",
   "staffing.cell_a": "{agents} with abandonment (Erlang A)",
   "staffing.no_abandonment": "No one abandoned in the history, so Erlang A (with abandonment) is not measured.",

@@ -939,7 +939,7 @@ export default {
   "reports.topics_none": "Ninguno",
   "reports.keywords_rising": "Palabras clave en alza",
   "reports.keywords_falling": "Palabras clave a la baja",
-  "reports.keywords_explain": "Palabras clave de los mensajes de los clientes, por semanas completas: las {weeks} desde el {from} (hasta el {to}) frente a otras tantas anteriores; antes → ahora.",
+  "reports.keywords_explain": "Palabras clave de los mensajes de los clientes, por semanas completas: {weeks} semana(s) desde el lunes {from} frente a otras tantas anteriores (antes → ahora).",
   "reports.keywords_none": "Ninguna contada {n} veces o más",
   "staffing.cell_a": "{agents} con abandono (Erlang A)",
   "staffing.no_abandonment": "Nadie abandonó en el historial, así que Erlang A (con abandono) no se puede medir.",
