@@ -4,6 +4,7 @@ parameters are 422 with a reason."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Callable
@@ -167,6 +168,17 @@ async def test_the_roller_in_the_app_folds_new_events(aiohttp_client: Any, make_
         return bool(got["figures"]["conversations_opened"] == 1)
 
     await eventually(opened, what="the roller folded the new conversation")
+
+
+@pytest.mark.parametrize("roller", ["true", "false"])
+async def test_reports_roller_false_leaves_the_folding_to_another_process(
+        aiohttp_client: Any, make_settings: Callable[..., Settings], tmp_path: Any, roller: str) -> None:
+    """[reports] roller = false: this process records events but runs no roller (the benchmark's reports-off row)."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'roll.db'}", HUB_REPORTS__ROLLER=roller)
+    await aiohttp_client(build_app(settings))
+    running = {t.get_name() for t in asyncio.all_tasks()}
+    assert "hub-outbox" in running  # the app's background tasks are up
+    assert ("hub-reports-roller" in running) == (roller == "true")
 
 
 async def segment(api: Api, name: str, criteria: dict[str, Any]) -> int:
