@@ -474,6 +474,13 @@ class ReportsSettings(Section):
     repeat_window_days: float = Field(7.0, gt=0)
     #: how often new conversation events are folded into the rollups
     roll_interval_seconds: float = Field(1.0, gt=0)
+    #: fold events in this process; false: only record them (another hub process folds them, or none: the figures
+    #: then stop moving until one does)
+    roller: bool = True
+    #: count the significant words of customers' messages by week (keyword trends)
+    keywords: bool = True
+    #: and the two-word phrases among them
+    keyword_phrases: bool = True
 
 
 class CsatSettings(Section):
