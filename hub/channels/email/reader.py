@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -28,6 +31,19 @@ def read_all(raws: list[bytes], channel: str, allow_remote_images: bool, own_add
     """Every email of RAWS parsed (what a worker process runs)."""
     return [parse_email(raw, channel=channel, allow_remote_images=allow_remote_images, own_addresses=own_addresses)
             for raw in raws]
+
+
+def _exit_with_parent() -> None:
+    """A worker's start: it ends when the hub process does, also when that is killed (kill -9), instead of waiting
+    for work forever (it holds both ends of its work queue, so it would never see the queue close)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_ended, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_when_ended(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 class Reader:
@@ -47,7 +63,8 @@ class Reader:
             return await asyncio.to_thread(read_all, raws, *self.args)
         if self._pool is None:
             # spawn, not fork: the hub process has threads (the database writer) a fork would copy mid-lock.
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent)
         # A batch per call, not an email: one round trip and one pickle each way for the lot.
         try:
             parsed = await asyncio.get_running_loop().run_in_executor(self._pool, read_all, raws, *self.args)

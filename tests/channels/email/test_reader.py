@@ -7,6 +7,7 @@ import asyncio
 import functools
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,47 @@ async def _true(x: bool) -> bool:
 
 async def _eq(got: Any, want: int) -> bool:
     return bool(await got == want)
+
+
+_HUB = """
+import asyncio, sys
+from pathlib import Path
+from hub.channels.email.reader import Reader
+
+async def main() -> None:
+    reader = Reader("email", False, frozenset(), processes=1)
+    await reader.read([p.read_bytes() for p in sorted(Path(sys.argv[1]).glob("*.eml"))])
+    Path(sys.argv[2]).write_text(" ".join(str(p.pid) for p in reader._pool._processes.values()))
+    await asyncio.sleep(600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be read
+
+
+async def test_the_worker_ends_when_the_hub_process_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "hub_like.py"
+    script.write_text(_HUB)
+    pids = tmp_path / "workers"
+    # No pipe to it: an orphaned worker would hold the pipe open, and the test would wait on it, not fail.
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), str(CORPUS), str(pids))
+    try:
+        await until(lambda: _true(pids.exists() and bool(pids.read_text().strip())), what="the worker to start")
+        (worker,) = [int(p) for p in pids.read_text().split()]
+        assert _running(worker)
+    finally:
+        proc.kill()
+        await proc.wait()
+    try:
+        await until(lambda: _true(not _running(worker)), what="the orphaned worker to end")
+    finally:
+        if _running(worker):
+            os.kill(worker, signal.SIGKILL)  # leave no process behind, even when failing
