@@ -216,6 +216,7 @@ class EmailChannelSettings(Section):
     idle_renew_seconds: float = Field(1500.0, gt=0, lt=1740)
     reconnect_max_delay_seconds: float = Field(300.0, gt=0)
     fetch_batch: int = Field(50, ge=1, le=1000)
+    parse_processes: int = Field(1, ge=0, le=16)
     lease_seconds: float = Field(120.0, gt=0)
     tls_ca_file: str = ""
     tls_verify: bool = True
