@@ -74,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=100, metavar="N", help="requests per case")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--seeded", action="store_true",
+                   help="with --db sqlite:///PATH (a file kept after the run): PATH was seeded by an earlier run "
+                        "with the same sizes and --seed; measure only")
     return p
 
 
@@ -430,12 +433,17 @@ def _run(args: argparse.Namespace) -> int:
     met, out = True, {}
     for db in args.db or ["sqlite"]:
         with tempfile.TemporaryDirectory(prefix="hub-bench-inbox-") as tmp, fresh_database(db, Path(tmp)) as url:
-            progress(f"{redact(url)}: migrating, then loading {shape.messages:,} messages")
-            create_token(url)  # migrates
+            if args.seeded:
+                progress(f"{redact(url)}: seeded by an earlier run, measuring only")
+            else:
+                progress(f"{redact(url)}: migrating, then loading {shape.messages:,} messages")
+                create_token(url)  # migrates
+                t0 = time.perf_counter()
+                load(url, shape, args.seed, now)
+                progress(f"loaded in {time.perf_counter() - t0:.0f} s; starting `hub serve`")
             t0 = time.perf_counter()
-            load(url, shape, args.seed, now)
-            progress(f"loaded in {time.perf_counter() - t0:.0f} s; starting `hub serve`")
-            with hub_server(url, Path(tmp), env) as server:
+            with hub_server(url, Path(tmp), env, ready_timeout=1800) as server:
+                progress(f"`hub serve` ready in {time.perf_counter() - t0:.0f} s")
                 results = asyncio.run(measure(server.url, url, shape, cases(shape, now, targets), args.requests))
         met = report(db, shape, results) and met
         out[db.split("://")[0]] = results
