@@ -22,7 +22,7 @@ from hub.facts import apply_waiting, moves_forward
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.metrics import Metrics
-from hub.model import CHANNEL_IDENTITY_KIND, AttachmentIn, Identity, Message, Outbound, format_time
+from hub.model import CHANNEL_IDENTITY_KIND, AttachmentIn, Identity, Message, Outbound, format_time, parse_time
 from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.outbox")
@@ -90,6 +90,19 @@ def _outbound_meta(stored: str | None) -> dict[str, Any]:
         return {}
     meta = json.loads(stored)
     return {k: meta[k] for k in ("csat", "template") if isinstance(meta.get(k), dict)}
+
+
+def _check_window(tx: Tx, customer_id: int, channel: str, hours: float, now: str) -> None:
+    """A channel whose provider takes a free-form message only within HOURS of the customer's last message on it
+    (WhatsApp's session window): refused now, with the reason, rather than by the provider later (Twilio's 63016)."""
+    row = tx.one("SELECT MAX(created_at) AS last FROM messages WHERE customer_id = ? AND channel = ? "
+                 "AND direction = 'in'", (customer_id, channel))
+    last = str(row["last"]) if row and row["last"] else None
+    if last is not None and parse_time(last) + timedelta(hours=hours) >= parse_time(now):
+        return
+    when = f"last wrote on {channel} at {last[:16].replace('T', ' ')} UTC" if last else f"never wrote on {channel}"
+    raise ReplyError(f"outside {channel}'s {hours:g}-hour window: the customer {when}; only an approved template can "
+                     "be sent now (a campaign with a template, docs/automation.md)")
 
 
 class Outbox:
@@ -193,6 +206,9 @@ class Outbox:
         if stopped is not None:  # told now, not after a failed send: the agent can pick another channel
             raise ReplyError(f"not sent: the customer opted out by texting {stopped[0]} on {stopped[1][:10]}; "
                              f"{chosen} messages are refused until they text START")
+        window = adapter.capabilities.session_window_hours
+        if window is not None and not (meta or {}).get("template"):
+            _check_window(tx, conv.customer_id, chosen, window, now)
         if attachments and not adapter.capabilities.media:
             media = ", ".join(sorted(n for n, c in self.channels.items() if c.capabilities.media)) or "none"
             raise ReplyError(f"channel {chosen} cannot carry files; channels that can: {media}")

@@ -35,6 +35,9 @@ class Capabilities:
     max_media_bytes: int | None = None
     #: the provider holds approved message templates, the channel is a TemplateSource (WhatsApp's, through Twilio)
     templates: bool = False
+    #: the provider takes a free-form message only this many hours after the customer's last message on the channel
+    #: (WhatsApp's session window); after it, only an approved template. None: any time
+    session_window_hours: float | None = None
 
 
 @dataclass(frozen=True)

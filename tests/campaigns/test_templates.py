@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from hub.config import Settings
 from hub.keys import DB
+from hub.model import format_time, utcnow
 from tests.api.client import Api, start_api
-from tests.channels.twilio.fake import BIZ, Scripted, TwilioFake, make_hub_settings
+from tests.channels.twilio.fake import BIZ, Scripted, TwilioFake, make_hub_settings, new_sid, sample, webhook
 from tests.waiting import eventually
 
 C = "/api/v1/campaigns"
-ANN, BOB, CARA = "+14155550131", "+14155550132", "+14155550133"
+ANN, BOB, CARA, DAN = "+14155550131", "+14155550132", "+14155550133", "+14155550134"
 BODY = "Hi {{1}}, your {{2}} plan renews on {{3}}."
 VARIABLES = {"1": '{{first_name | fallback: "there"}}', "2": "{{attributes.plan}}", "3": "1 January"}
 
@@ -150,3 +152,55 @@ async def test_twilio_unreachable_is_a_502_with_the_reason(start: Callable[..., 
     assert "Twilio error" in str(bad["error"]), bad
     bad = await api.call("POST", C, C, campaign(sid), expect=502)
     assert "Twilio error" in str(bad["error"]), bad
+
+
+async def test_a_free_form_whatsapp_message_outside_the_24_hour_window_is_refused_with_the_reason(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    api = await start()
+    await customers(api)  # they wrote through the API, never on WhatsApp
+    # Bob writes on WhatsApp now: his window is open.
+    sid = new_sid("SM")
+    status, _, _ = await webhook(api.client, "/webhooks/twilio/sms", sample(
+        "whatsapp_inbound", From=f"whatsapp:{BOB}", WaId=BOB.removeprefix("+"), MessageSid=sid, SmsSid=sid,
+        SmsMessageSid=sid))
+    assert status == 200
+    # Dan last wrote on WhatsApp 25 hours ago: his window has closed.
+    await api.call("POST", "/api/v1/inbound", "/api/v1/inbound",
+                   {"identity": f"phone:{DAN}", "text": "hello", "name": "Dan Ray"}, expect=201)
+    await api.client.app[DB].write(lambda tx: tx.exec(
+        "UPDATE messages SET channel = 'whatsapp', created_at = ? WHERE customer_id = (SELECT customer_id FROM "
+        "identities WHERE value = ?)", (format_time(utcnow() - timedelta(hours=25)), DAN)))
+
+    made = await api.call("POST", C, C, {"name": "Free", "channel": "whatsapp", "text": "Hi {{first_name}}",
+                                         "identities": [f"phone:{p}" for p in (ANN, BOB, DAN)]}, expect=201)
+
+    async def done() -> dict[str, Any] | None:
+        got = await api.call("GET", f"{C}/{{id}}", f"{C}/{made['id']}")
+        return got if got["status"] == "done" else None
+
+    await eventually(done, what="the campaign done")
+    page = await api.call("GET", f"{C}/{{id}}/recipients", f"{C}/{made['id']}/recipients")
+    outcomes = [(r["outcome"], r["reason"]) for r in page["items"]]
+    assert outcomes[0] == ("skipped", "outside whatsapp's 24-hour window: the customer never wrote on whatsapp; only "
+                                      "an approved template can be sent now (a campaign with a template, "
+                                      "docs/automation.md)")
+    assert outcomes[1][0] in ("queued", "sent")
+    assert outcomes[2][0] == "skipped" and "the customer last wrote on whatsapp at " in outcomes[2][1]
+    await eventually(lambda: _bodies(sim, 1), what="Bob's message")
+    assert [(f["To"], f["Body"]) for f in sim.sent()] == [(f"whatsapp:{BOB}", "Hi Bob")]
+
+    # An agent's free-form WhatsApp reply to Ann is refused at once, with the reason (a 4xx, not a failed send).
+    conv = await api.client.app[DB].read(lambda tx: tx.one(
+        "SELECT c.id FROM conversations c JOIN identities i ON i.customer_id = c.customer_id WHERE i.value = ? "
+        "ORDER BY c.id DESC", (ANN,)))
+    refused = await api.call("POST", "/api/v1/conversations/{id}/messages",
+                             f"/api/v1/conversations/{conv['id']}/messages",
+                             {"text": "Are you there?", "channel": "whatsapp"}, expect=422)
+    assert "outside whatsapp's 24-hour window" in str(refused["error"]), refused
+
+
+async def _bodies(sim: TwilioFake, n: int) -> list[Any] | None:
+    sent = sim.sent()
+    return sent if len(sent) >= n else None

@@ -303,7 +303,7 @@ class SmsChannel(Channel):
 class WhatsAppChannel(SmsChannel):
     name: ClassVar[str] = "whatsapp"
     capabilities = Capabilities(max_text_length=MAX_BODY, media=True, max_files=WHATSAPP_FILES,
-                                max_media_bytes=WHATSAPP_BYTES, templates=True)
+                                max_media_bytes=WHATSAPP_BYTES, templates=True, session_window_hours=24)
 
     async def templates(self) -> list[MessageTemplate]:
         return await twilio_content.templates(self.account.client)
