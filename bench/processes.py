@@ -82,13 +82,15 @@ def _wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def _running(name: str, cmd: list[str], env: dict[str, str], workdir: Path, port: int, ready: str) -> Iterator[Server]:
+def _running(
+    name: str, cmd: list[str], env: dict[str, str], workdir: Path, port: int, ready: str, ready_timeout: float = 60.0,
+) -> Iterator[Server]:
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
     server = Server(name, proc, port, log)
     try:
-        _wait_ready(server, ready)
+        _wait_ready(server, ready, ready_timeout)
         yield server
     finally:
         proc.terminate()  # SIGTERM: the hub drains in-flight requests and closes its database
@@ -101,12 +103,13 @@ def _running(name: str, cmd: list[str], env: dict[str, str], workdir: Path, port
 
 def hub_server(
     db_url: str, workdir: Path, extra_env: dict[str, str] | None = None, port: int | None = None,
-    workers: int = 1, name: str = "hub",
+    workers: int = 1, name: str = "hub", ready_timeout: float = 60.0,
 ) -> contextlib.AbstractContextManager[Server]:
-    """`hub serve` on DB_URL; with WORKERS > 1, `hub serve --workers N` (its pid is the supervisor's)."""
+    """`hub serve` on DB_URL; with WORKERS > 1, `hub serve --workers N` (its pid is the supervisor's). READY_TIMEOUT:
+    how long it may take to answer /readyz (a big database's start-up takes longer)."""
     port = port or free_port()
     cmd = hub_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers))
-    return _running(name, cmd, dict(hub_env(db_url), **(extra_env or {})), workdir, port, "/readyz")
+    return _running(name, cmd, dict(hub_env(db_url), **(extra_env or {})), workdir, port, "/readyz", ready_timeout)
 
 
 def bare_server(workdir: Path, db_url: str = "") -> contextlib.AbstractContextManager[Server]:

@@ -35,8 +35,19 @@ def sees_everything(p: Principal) -> bool:
 def served_customers(queues: Sequence[str], agent_id: int | None) -> tuple[str, list[Any]]:
     """SQL for the ids of customers served through QUEUES or by AGENT_ID (a subquery), with its parameters."""
     marks = ", ".join("?" for _ in queues) or "NULL"
-    return (f"SELECT customer_id FROM conversations WHERE queue IN ({marks}) OR agent_id = ?",
+    # Two halves, not one OR: each reads its own index (conversations_queue_customer, conversations_agent_customer).
+    return (f"SELECT customer_id FROM conversations WHERE queue IN ({marks}) "
+            "UNION ALL SELECT customer_id FROM conversations WHERE agent_id = ?",
             [*queues, agent_id])
+
+
+def served_customer(queues: Sequence[str], agent_id: int | None, column: str) -> tuple[str, list[Any]]:
+    """The same rule as served_customers, as a condition on COLUMN checked row by row (an index probe each): for a
+    query that reads rows in its own order and stops at a limit, where building the whole served set first would
+    cost more than the page."""
+    marks = ", ".join("?" for _ in queues) or "NULL"
+    return (f"EXISTS (SELECT 1 FROM conversations v WHERE v.customer_id = {column} "
+            f"AND (v.queue IN ({marks}) OR v.agent_id = ?))", [*queues, agent_id])
 
 
 def customer_condition(p: Principal, column: str) -> tuple[str, list[Any]]:

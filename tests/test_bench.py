@@ -351,3 +351,21 @@ def test_routing_soak_runs_faults_and_checks_the_invariants(pg_server: str) -> N
     checks = re.findall(r"invariants held after [0-9.]+s", proc.stdout)
     assert checks, proc.stdout
     assert "invariants held after every one: yes" in proc.stdout
+
+
+# -- the inbox and search at scale -----------------------------------------------------------------------------
+
+
+def test_inbox_bench_signs_in_and_finds_what_it_seeded(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.inbox, tiny: agents sign in to a real `hub serve`, and each case finds what was seeded (a fast answer
+    with nothing in it would be no figure)."""
+    from bench import inbox
+
+    assert inbox.main(["--conversations", "60", "--messages", "2400", "--agents", "20", "--queues", "3",
+                       "--requests", "2"]) == 0
+    out = capsys.readouterr().out
+    found = {m[1]: int(m[2]) for m in re.finditer(r"^(\S.*?) +(\d+) +[\d.]+ +[\d.]+ ", out, re.M)}
+    assert found["inbox: a supervisor's whole inbox"] == 60  # every open conversation, a supervisor works every queue
+    assert 0 < found["inbox: an agent's work list"] < 60  # two queues of three, and their own
+    assert found["search (supervisor): a rare word"] == 20  # a page of the seeded rare messages
+    assert found["search (supervisor): a whole phone"] == 1  # its customer

@@ -25,7 +25,7 @@ from hub.console.sessions import SESSIONS, SignInError
 from hub.console.throttle import Throttled
 from hub.customer_profile import display_name
 from hub.events import Event
-from hub.history.db import Tx
+from hub.history.db import Row, Tx
 from hub.inbox import labels, views
 from hub.keys import BUS, CHANNELS, DB, METRICS, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time, utcnow
@@ -175,31 +175,45 @@ async def sign_out(request: web.Request) -> web.Response:
 # -- inbox -----------------------------------------------------------------------------------------------------
 
 
+def _by_id(tx: Tx, select: str, ids: list[Any]) -> dict[Any, Row]:
+    """SELECT's rows whose id is one of IDS (None skipped), by id."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    rows = tx.all(f"{select} WHERE id IN ({', '.join('?' for _ in wanted)})", wanted)
+    return {r["id"]: r for r in rows}
+
+
 def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: views.View | None = None,
            ) -> list[dict[str, Any]]:
     """TARGETS: each queue's first-response target in seconds (0: none). VIEW: which list (default: all open)."""
     # The work list: what the principal may act on (hub.visibility), not every customer they may read.
     where, params = views.where(p, view or views.ALL, utcnow())
+    # The page is chosen first (in index order: conversations_active), and only its rows are looked into: at a
+    # center's scale a condition evaluated before the LIMIT runs for every open conversation.
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
         "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, cu.name AS customer_name, "
         "EXISTS (SELECT 1 FROM messages m "
         "WHERE m.conversation_id = c.id AND m.direction = 'out' AND m.agent_id IS NOT NULL "
-        "AND m.kind NOT IN ('note', 'event')) AS replied FROM conversations c "
-        f"JOIN customers cu ON cu.id = c.customer_id WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        "AND m.kind NOT IN ('note', 'event')) AS replied, "
+        # What was said last, not the hub's own lines ("Snoozed until …", "Reopened by …"); and who to show.
+        "(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.kind NOT IN ('note', 'event') "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS last_id, "
+        "(SELECT i.id FROM identities i WHERE i.customer_id = c.customer_id ORDER BY i.id LIMIT 1) AS identity_id "
+        f"FROM (SELECT c.* FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?) c "
+        "JOIN customers cu ON cu.id = c.customer_id ORDER BY c.updated_at DESC, c.id DESC",
         (*params, limit),
     )
     out = []
     conv_labels = labels.of_many(tx, "conversation", [int(r["id"]) for r in rows])
     customer_labels = labels.of_many(tx, "customer", list({int(r["customer_id"]) for r in rows}))
+    # One query each for the page's last messages and identities, not two per row (a round trip each on PostgreSQL).
+    lasts = _by_id(tx, "SELECT id, channel, direction, kind, text, meta, status, created_at FROM messages",
+                   [r["last_id"] for r in rows])
+    idents = _by_id(tx, "SELECT id, kind, value FROM identities", [r["identity_id"] for r in rows])
     for r in rows:
-        last = tx.one(
-            "SELECT id, channel, direction, kind, text, meta, status, created_at FROM messages "
-            # What was said, not the hub's own lines ("Snoozed until …", "Reopened by …").
-            "WHERE conversation_id = ? AND kind NOT IN ('note', 'event') ORDER BY created_at DESC, id DESC LIMIT 1",
-            (r["id"],))
-        ident = tx.one("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id LIMIT 1",
-                       (r["customer_id"],))
+        last, ident = lasts.get(r["last_id"]), idents.get(r["identity_id"])
         preview = None
         if last is not None:
             meta = json.loads(last["meta"] or "{}")

@@ -12,7 +12,7 @@ from typing import Any
 from hub.history.db import Row, Tx
 from hub.history.schema import PG_TEXT_SEARCH
 from hub.model import Attachment, Conversation, Customer, Identity, Message, parse_time
-from hub.visibility import served_customers
+from hub.visibility import served_customer, served_customers
 
 MESSAGE_COLUMNS = (
     "id, conversation_id, customer_id, channel, direction, kind, text, html, status, status_reason, "
@@ -128,8 +128,8 @@ def search_customers(
     like = f"%{q.strip().lower()}%"
     where, params = "", list[Any]()
     if visible_queues is not None:
-        served, params = served_customers(visible_queues, visible_agent)
-        where = f" AND c.id IN ({served})"
+        served, params = served_customer(visible_queues, visible_agent, "c.id")
+        where = f" AND {served}"
     rows = tx.all(
         "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
         f"WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? OR lower(i.value) LIKE ?){where} ORDER BY c.id LIMIT ?",
@@ -688,27 +688,33 @@ def search_terms(q: str) -> list[str]:
 def search_messages(
     tx: Tx, q: str, visible_queues: Sequence[str] | None, visible_agent: int | None, limit: int
 ) -> list[Message]:
-    """Messages holding every word of Q (each as a word prefix), newest first. VISIBLE_QUEUES/VISIBLE_AGENT restrict
-    an agent to the history of customers they serve there, as list_conversations does, before the limit."""
+    """Messages holding every word of Q (each as a word prefix), newest stored first. VISIBLE_QUEUES/VISIBLE_AGENT
+    restrict an agent to the history of customers they serve there, as list_conversations does, before the limit."""
     terms = search_terms(q)
     if not terms:
         return []
+    # Newest stored first, in the index's own order: a common word's page is the first matches read, not a sort of
+    # millions (an imported old email counts from when it arrived here).
     if tx.dialect == "postgresql":
+        source = "messages m"
         match = f"{PG_TEXT_SEARCH.replace('(text', '(m.text')} @@ to_tsquery('simple', ?)"
         query = " & ".join(f"{t}:*" for t in terms)
+        order = "m.id DESC"
     else:
-        match = "m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+        source = "messages_fts f JOIN messages m ON m.id = f.rowid"
+        match = "messages_fts MATCH ?"
         query = " ".join(f'"{t}"*' for t in terms)
+        order = "f.rowid DESC"  # FTS5 walks its doclists backwards for this order
     params: list[Any] = [query]
     where = match
     if visible_queues is not None:
-        served, served_params = served_customers(visible_queues, visible_agent)
-        where += f" AND m.customer_id IN ({served})"
+        served, served_params = served_customer(visible_queues, visible_agent, "m.customer_id")
+        where += f" AND {served}"
         params.extend(served_params)
     columns = ", ".join(f"m.{c}" for c in _MESSAGE_FIELDS)
     rows = tx.all(
-        f"SELECT {columns} FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE {where} "
-        "AND m.kind <> 'event' ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+        f"SELECT {columns} FROM {source} JOIN conversations c ON c.id = m.conversation_id WHERE {where} "
+        f"AND m.kind <> 'event' ORDER BY {order} LIMIT ?",
         (*params, limit),
     )
     return _messages(tx, rows)

@@ -1,4 +1,4 @@
-"""Migrations 80-82: labels, snooze and saved views."""
+"""Migrations 80-82: labels, snooze and saved views; 91: the indexes the inbox and search need at scale."""
 
 from __future__ import annotations
 
@@ -54,3 +54,18 @@ CREATE INDEX saved_views_agent ON saved_views (agent_id)
 """,
     ),
 ]
+
+# The inbox and search at a big center's scale (bench.inbox; docs/performance.md).
+MIGRATIONS.append(
+    (
+        91,
+        "inbox at scale: the active conversations in inbox order (a page reads its first rows, not every open one), "
+        "and each queue's and agent's customers (the visibility rule's subquery, without a scan)",
+        """
+CREATE INDEX conversations_active ON conversations (updated_at, id, queue, agent_id)
+    WHERE status IN ('open', 'assigned');
+CREATE INDEX conversations_queue_customer ON conversations (queue, customer_id);
+CREATE INDEX conversations_agent_customer ON conversations (agent_id, customer_id)
+""",
+    )
+)

@@ -1,0 +1,72 @@
+"""The inbox's page and a search's first results cost the same work however many conversations are open and
+messages stored: counted in SQLite virtual-machine steps (the same whatever else the machine is doing), at one size
+and at four times it. A condition evaluated before the LIMIT, or a sort of every match, grows with the size."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bench.inbox import Shape, load
+from hub.api.auth import Principal
+from hub.console.handlers import _inbox
+from hub.history import store
+from hub.history.db import Tx, _SqliteTx, open_database
+from hub.history.schema import migrate
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+async def _center(tmp_path: Path, open_conversations: int) -> tuple[str, Shape]:
+    path = tmp_path / f"center-{open_conversations}.db"
+    db = open_database(f"sqlite:///{path}")
+    await migrate(db)
+    await db.close()
+    shape = Shape.of(argparse.Namespace(conversations=open_conversations, messages=open_conversations * 40,
+                                        agents=50, queues=5))
+    load(f"sqlite:///{path}", shape, 7, NOW)
+    return str(path), shape
+
+
+def _steps(path: str, work: Callable[[Tx], object]) -> int:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    count = [0]
+
+    def tick() -> int:
+        count[0] += 1
+        return 0
+
+    conn.set_progress_handler(tick, 100)  # called every 100 VM instructions
+    try:
+        work(_SqliteTx(conn))
+    finally:
+        conn.close()
+    return count[0]
+
+
+def _works(shape: Shape) -> dict[str, Callable[[Tx], object]]:
+    agent, boss = 1, shape.agents  # an agent in two queues; a supervisor of every queue
+    mine = Principal(0, "agent", agent, tuple(shape.agent_queues(agent)))
+    sup = Principal(0, "supervisor", boss, tuple(shape.agent_queues(boss)))
+    return {
+        "agent's inbox": lambda tx: _inbox(tx, mine, 50, {}),
+        "supervisor's inbox": lambda tx: _inbox(tx, sup, 50, {}),
+        "agent's search, a common word": lambda tx: store.search_messages(tx, "refund", mine.queues, agent, 20),
+        "supervisor's search, a common word": lambda tx: store.search_messages(tx, "refund", sup.queues, boss, 20),
+    }
+
+
+@pytest.mark.parametrize("size", [500])
+async def test_a_page_costs_the_same_at_four_times_the_center(tmp_path: Path, size: int) -> None:
+    small_path, small = await _center(tmp_path, size)
+    large_path, large = await _center(tmp_path, size * 4)
+    small_works, large_works = _works(small), _works(large)
+    for name in small_works:
+        a, b = _steps(small_path, small_works[name]), _steps(large_path, large_works[name])
+        assert a > 0 and b / a < 1.5, (name, a, b)
