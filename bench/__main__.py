@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.database import fresh_database
-from bench.inbound import InboundResult, OtherHub, run_inbound
+from bench.inbound import REPORTS_OFF, InboundResult, OtherHub, run_inbound
 from bench.latency import LatencyResult, run_latency, twilio_env
 from bench.load import Load, Tool, available_tool, run_load
 from bench.processes import ROOT, Server, bare_server, create_token, free_port, hub_server
@@ -168,6 +168,19 @@ async def _worker_hubs(
     return others
 
 
+async def _reports_off_hub(args: argparse.Namespace, stack: contextlib.ExitStack, workdir: Path) -> OtherHub:
+    """The same `hub serve` with the reports roller off, on a fresh database of its own: what ingest costs without
+    reports (conversation events are still recorded: one INSERT in the message's transaction)."""
+    if args.db.startswith("sqlite"):
+        url = f"sqlite:///{workdir / 'hub-reports-off.db'}"
+    else:
+        url = stack.enter_context(fresh_database(args.db, workdir))
+    token = await asyncio.to_thread(create_token, url)
+    server = stack.enter_context(hub_server(url, workdir, {"HUB_REPORTS__ROLLER": "false"}, name="hub-reports-off"))
+    progress(f"hub with the reports roller off on {server.url} (pid {server.proc.pid})")
+    return OtherHub(server, open_database(url), token, "hub serve, reports roller off")
+
+
 def _forget_keys(client: Any, prefix: str) -> None:
     keys = list(client.scan_iter(f"{prefix}*"))
     if keys:
@@ -220,6 +233,7 @@ async def run(args: argparse.Namespace) -> Results:
             hub = stack.enter_context(hub_server(url, workdir, twilio_env(f"http://127.0.0.1:{port}"), port))
             progress(f"hub on {hub.url} (pid {hub.proc.pid}), bare on {bare.url} (pid {bare.proc.pid})")
             if args.only != "timeline":
+                others[REPORTS_OFF] = await _reports_off_hub(args, stack, workdir)
                 others.update(await _worker_hubs(args, stack, workdir, run_id))
                 inbound = await run_inbound(
                     bare, hub, token, db, tool, args.concurrency, inbound_secs, args.rounds, warmup, args.identities,

@@ -15,6 +15,11 @@ from bench.load import Load, LoadResult, Tool, combine, run_load
 from bench.processes import Server, rss_mb
 from hub.history.db import Database
 
+#: the target name of the same hub with the reports roller off ([reports] roller = false), measured in the same rounds
+REPORTS_OFF = "reports_off"
+#: reports (the roller folding events and counting keywords) may cost at most 10% of the hub's inbound req/s
+TARGET_REPORTS_RATIO = 0.90
+
 
 @dataclass
 class Check:
@@ -61,6 +66,12 @@ class InboundResult:
         return self.hub.rps / floor if floor else 0.0
 
     @property
+    def reports_ratio(self) -> float:
+        """hub req/s with reports on over the same hub's with the roller off (0.0 when that row was not measured)."""
+        off = self.total(REPORTS_OFF).rps if REPORTS_OFF in self.rounds[0] else 0.0
+        return self.hub.rps / off if off else 0.0
+
+    @property
     def round_ratios(self) -> list[float]:
         return [r["hub"].rps / r["bare"].rps if r["bare"].rps else 0.0 for r in self.rounds]
 
@@ -73,6 +84,7 @@ class InboundResult:
             **{target: self.total(target).to_json() for target in self.rounds[0]},
             "ratio": self.ratio,
             "floor_ratio": self.floor_ratio,
+            "reports_ratio": self.reports_ratio,
             "rss_mb": self.rss_mb,
             "others": self.others,
             "round_ratios": self.round_ratios,

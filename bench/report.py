@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.inbound import InboundResult
+from bench.inbound import REPORTS_OFF, TARGET_REPORTS_RATIO, InboundResult
 from bench.latency import TARGET_P99_MS as LATENCY_P99_MS
 from bench.latency import LatencyResult
 from bench.load import LoadResult
@@ -47,6 +47,10 @@ def targets(
         key = "latency_p99_ms " + r.source
         out[key] = {"target": f"< {LATENCY_P99_MS:g} ms", "value": r.p99_ms,
                     "met": r.arrived == r.acked == r.sent and r.p99_ms < LATENCY_P99_MS}
+    if inbound is not None and inbound.reports_ratio:
+        ratio = inbound.reports_ratio
+        out["inbound_reports_ratio"] = {"target": f">= {TARGET_REPORTS_RATIO:.2f} x the req/s with the reports "
+                                                  "roller off", "value": ratio, "met": ratio >= TARGET_REPORTS_RATIO}
     if timeline is not None:
         worst = timeline.worst_p99_ms
         out["timeline_p99_ms"] = {"target": f"< {TARGET_P99_MS:g} ms", "value": worst, "met": worst < TARGET_P99_MS}
@@ -88,7 +92,12 @@ def _inbound(r: InboundResult, database: str) -> list[str]:
         f"  load generator CPU: {r.hub.loadgen_cpu / r.hub.seconds:.2f} s per second against the hub, "
         f"{base.loadgen_cpu / base.seconds:.2f} against bare (it shares the machine's cores with the server)",
     ]
-    if r.others:
+    if r.reports_ratio:
+        per_round = [x["hub"].rps / x[REPORTS_OFF].rps if x[REPORTS_OFF].rps else 0.0 for x in r.rounds]
+        lines.append(f"  hub / hub with the reports roller off req/s {r.reports_ratio:.3f} (per round: "
+                     f"{', '.join(f'{x:.3f}' for x in per_round)}), target >= {TARGET_REPORTS_RATIO:.2f}: "
+                     f"{_verdict(r.reports_ratio >= TARGET_REPORTS_RATIO)}")
+    if set(r.others) - {REPORTS_OFF}:
         lines += _others(r)
     if r.rss_mb:
         lines.append("  memory (RSS): " + ", ".join(f"{k} {v:,.0f} MB" for k, v in r.rss_mb.items()))
@@ -98,11 +107,11 @@ def _inbound(r: InboundResult, database: str) -> list[str]:
 
 def _others(r: InboundResult) -> list[str]:
     """The `hub serve --workers N` rows: each against the first of them, and what the load generator used."""
-    names = list(r.others)
+    names = [name for name in r.others if name != REPORTS_OFF]
     first = r.total(names[0])
     lines = [f"  {title}: req/s {r.total(name).rps / first.rps if first.rps else 0.0:.2f}x the "
              f"{r.others[names[0]]} row, load generator CPU {r.total(name).loadgen_cpu / r.total(name).seconds:.2f} "
-             "s per second" for name, title in r.others.items() if name != names[0]]
+             "s per second" for name, title in r.others.items() if name in names[1:]]
     lines += [
         f"  {r.others[names[0]]}: load generator CPU {first.loadgen_cpu / first.seconds:.2f} s per second",
         "  those rows: a database of their own each on the same PostgreSQL server, routing and events on Redis; CPU",
@@ -180,6 +189,7 @@ def table(
     names = {"inbound_floor_ratio": ("inbound req/s, hub / floor", "{:.3f}"),
              "inbound_floor_p99": ("inbound p99, hub / floor", "{:.2f}x"),
              "hub_idle_rss_mb": ("hub RSS idle", "{:.0f} MB"),
+             "inbound_reports_ratio": ("inbound req/s, hub / reports roller off", "{:.3f}"),
              "timeline_p99_ms": ("timeline page p99 (worst case)", "{:.2f} ms")}
     for key, t in targets(inbound, timeline, latency, database).items():
         name, fmt = names.get(key, ("agent p99, " + key.removeprefix("latency_p99_ms "), "{:.2f} ms"))

@@ -2,8 +2,9 @@
 accepting and resolving a steady stream of conversations, and a random fault every few seconds (a process SIGKILLed,
 a process killed at a named fail point of a decision, Redis restarted empty, PostgreSQL restarted). After each fault
 the load pauses and the invariants are checked until they hold (hub.routing.reconciler.audit: every open
-conversation with exactly one agent or waiting in a queue, loads and presence as the store says, no agent over
-capacity); the time they took is printed, with throughput.
+conversation with exactly one agent or waiting in a queue at the store's priority (one customer in five writes
+"urgent", which a routing rule puts ahead), loads and presence as the store says, no agent over capacity); the
+time they took is printed, with throughput.
 
     python -m bench.soak --minutes 60
 
@@ -169,8 +170,9 @@ class Soak:
         n = 0
         while True:
             n += 1
+            text = f"urgent soak {n}" if n % 5 == 0 else f"soak {n}"
             status, _ = await self.call("POST", "/api/v1/inbound", admin,
-                                        {"identity": f"phone:+1415{n % 10_000_000:07d}", "text": f"soak {n}"})
+                                        {"identity": f"phone:+1415{n % 10_000_000:07d}", "text": text})
             if status in (200, 201):
                 self.tally.opened += 1
             await asyncio.sleep(self.rng.expovariate(rate))
@@ -248,6 +250,9 @@ async def _run(args: argparse.Namespace, rng: random.Random, workdir: Path, redi
             "HUB_ROUTING__KEY_PREFIX": PREFIX, "HUB_EVENTS__BACKEND": "redis",
             "HUB_EVENTS__REDIS_URL": redis_server.url, "HUB_EVENTS__CHANNEL": PREFIX + "events",
             "HUB_ROUTING__QUEUES": json.dumps({"support": {"offer_timeout": 5}}),
+            # Some customers write "urgent": a rule puts them ahead, so the audit checks priorities survive faults.
+            "HUB_ROUTING__RULES": json.dumps([{"name": "urgent", "queue": "support", "priority": 5,
+                                               "keywords": ["urgent"]}]),
             "HUB_ROUTING__DEFAULT_CAPACITY": json.dumps({"voice": 1, "chat": 2, "email": 5}),
             "HUB_ROUTING__RECONCILE_SECONDS": str(args.reconcile), "HUB_SERVER__SHUTDOWN_TIMEOUT_SECONDS": "3",
         }

@@ -292,9 +292,9 @@ def build_app(settings: Settings) -> web.Application:
             _task("hub-routing-tick", router.tick_forever),
             _task("hub-routing-events", router.watch_events),
             accounts.forget_on_events,
-            _task("hub-reports-roller", lambda: roll_forever(
+            *([_task("hub-reports-roller", lambda: roll_forever(
                 db, lambda: RollRules.from_settings(settings.reports, settings.routing),
-                settings.reports.roll_interval_seconds)),
+                settings.reports.roll_interval_seconds))] if settings.reports.roller else []),
             _task("hub-segment-sizes", lambda: snapshot_forever(db)),
             _automation(settings, runner, deliverer, turns),
             _task("hub-snooze-waker", waker.run_forever),

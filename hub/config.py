@@ -216,6 +216,7 @@ class EmailChannelSettings(Section):
     idle_renew_seconds: float = Field(1500.0, gt=0, lt=1740)
     reconnect_max_delay_seconds: float = Field(300.0, gt=0)
     fetch_batch: int = Field(50, ge=1, le=1000)
+    parse_processes: int = Field(1, ge=0, le=16)
     lease_seconds: float = Field(120.0, gt=0)
     tls_ca_file: str = ""
     tls_verify: bool = True
@@ -473,6 +474,13 @@ class ReportsSettings(Section):
     repeat_window_days: float = Field(7.0, gt=0)
     #: how often new conversation events are folded into the rollups
     roll_interval_seconds: float = Field(1.0, gt=0)
+    #: fold events in this process; false: only record them (another hub process folds them, or none: the figures
+    #: then stop moving until one does)
+    roller: bool = True
+    #: count the significant words of customers' messages by week (keyword trends)
+    keywords: bool = True
+    #: and the two-word phrases among them
+    keyword_phrases: bool = True
 
 
 class CsatSettings(Section):

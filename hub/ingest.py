@@ -266,7 +266,7 @@ class Ingest:
             created_at=inbound.occurred_at,
             touch_conversation=not touched,
         )
-        conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now)
+        conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now, message_id)
         if answer is not None:
             csat_answers.record(tx, *answer, message_id, now, self.settings.csat.low_score)
         elif how in ("opened", "reopened"):

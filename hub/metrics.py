@@ -1,6 +1,10 @@
-"""Prometheus metrics for one hub app (its own registry, so several apps in one test process never clash)."""
+"""Prometheus metrics for one hub app (its own registry, so several apps in one test process never clash). Under
+`hub serve --workers N` every worker writes its figures to files in the directory the supervisor names in
+PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker reads them all: the whole hub's figures, not one worker's."""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import (
     CollectorRegistry,
@@ -10,6 +14,10 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
+
+#: set by the supervisor of `hub serve --workers N` for its workers (prometheus_client's multiprocess mode)
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 # The *_created series double every counter on /metrics and no dashboard reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -33,10 +41,13 @@ class Metrics:
             "hub_outbound_sends_total", "Outbound send attempts by channel and outcome", ["channel", "outcome"],
             registry=r,
         )
+        # Every worker counts the same table: the latest count of a live worker is the hub's.
         self.journal_pending = Gauge(
-            "hub_journal_pending", "Journaled inbound events not yet processed", registry=r
+            "hub_journal_pending", "Journaled inbound events not yet processed", registry=r,
+            multiprocess_mode="livemostrecent",
         )
-        self.outbox_pending = Gauge("hub_outbox_pending", "Outbound messages waiting to be sent", registry=r)
+        self.outbox_pending = Gauge("hub_outbox_pending", "Outbound messages waiting to be sent", registry=r,
+                                    multiprocess_mode="livemostrecent")
         self.signin_throttled = Counter(
             "hub_signin_throttled_total", "Console sign-ins refused by throttling (429)", registry=r
         )
@@ -50,11 +61,16 @@ class Metrics:
         )
         self.mailbox_up = Gauge(
             "hub_mailbox_up", "1 while the hub is logged in to the mailbox, 0 while it cannot reach it or log in",
-            ["mailbox"], registry=r,
+            ["mailbox"], registry=r, multiprocess_mode="livemostrecent",
         )
         self.webchat_refused = Counter(
             "hub_webchat_refused_total", "Web chat sockets and messages refused by a limit", ["reason"], registry=r
         )
 
     def render(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        shared = os.environ.get(MULTIPROCESS_DIR)
+        if not shared:
+            return bytes(generate_latest(self.registry))
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, shared)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(every_worker))

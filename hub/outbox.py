@@ -84,11 +84,12 @@ def _store_files(tx: Tx, message_id: int, attachments: Sequence[AttachmentIn]) -
 
 
 def _outbound_meta(stored: str | None) -> dict[str, Any]:
-    """What an adapter needs from a message's meta: a survey (hub.csat) it may render as buttons or a form."""
-    if not stored or '"csat"' not in stored:
+    """What an adapter needs from a message's meta: a survey (hub.csat) it may render as buttons or a form, an
+    approved template (a WhatsApp campaign) it sends instead of the text."""
+    if not stored or ('"csat"' not in stored and '"template"' not in stored):
         return {}
-    csat = json.loads(stored).get("csat")
-    return {"csat": csat} if isinstance(csat, dict) else {}
+    meta = json.loads(stored)
+    return {k: meta[k] for k in ("csat", "template") if isinstance(meta.get(k), dict)}
 
 
 class Outbox:

@@ -1,6 +1,7 @@
 """`hub serve --workers N`: a small supervisor running N `hub serve` processes that share one port (SO_REUSEPORT, the
 kernel spreads connections), restarting one that dies, stopping them all on SIGTERM/SIGINT, and giving up when
-workers keep failing at start. The workers share nothing but the store, Redis and the port."""
+workers keep failing at start. The workers share nothing but the store, Redis, the port and a directory of metrics
+files (so /metrics on any worker gives the whole hub's figures)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from typing import Literal
 
+from prometheus_client import multiprocess
+
 from hub.config import Settings
+from hub.metrics import MULTIPROCESS_DIR
 
 log = logging.getLogger("hub.workers")
 
@@ -51,8 +57,8 @@ def refusal(settings: Settings, workers: int) -> str | None:
         wanted.append('events.backend is "memory": a console on one worker would miss what happens on another; set '
                       'events.backend = "redis" (HUB_EVENTS__BACKEND; events.redis_url defaults to routing.redis_url)')
     if settings.metrics.enabled and settings.metrics.listen:
-        wanted.append("metrics.listen: every worker would bind that address; leave it empty (each worker then "
-                      "answers /metrics on the shared port with its own figures)")
+        wanted.append("metrics.listen: every worker would bind that address; leave it empty (any worker then "
+                      "answers /metrics on the shared port with the figures of all)")
     telegram = settings.channels.telegram
     polling = (telegram.bot_token and telegram.mode == "polling") or any(b.mode == "polling" for b in telegram.bots)
     if telegram.enabled and polling:
@@ -101,6 +107,8 @@ class Supervisor:
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
         self.gave_up = False
+        #: where the workers write their metrics, so a scrape of any worker reads all (made and removed by run())
+        self.metrics_dir = ""
 
     def command(self, ready_fd: int) -> list[str]:
         cmd = [sys.executable, "-m", "hub.cli", "serve", "--host", self.host, "--port", str(self.port),
@@ -114,15 +122,18 @@ class Supervisor:
             log.error("cannot use %s:%d for the workers: %s", self.host, self.port, e)
             return 1
         self.port = int(reserved.getsockname()[1])
+        # A directory of this run's own: a previous run's files would add its counts to this one's.
+        self.metrics_dir = tempfile.mkdtemp(prefix="hub-metrics-")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
-        log.info("serving on http://%s:%d with %d workers (supervisor pid %d)", self.host, self.port, self.workers,
-                 os.getpid())
+        log.info("serving on http://%s:%d with %d workers (supervisor pid %d, their metrics in %s)", self.host,
+                 self.port, self.workers, os.getpid(), self.metrics_dir)
         try:
             await asyncio.gather(*(self._slot(n) for n in range(1, self.workers + 1)))
         finally:
             reserved.close()
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
         if self.gave_up:
             return 1
         log.info("all workers stopped")
@@ -142,7 +153,8 @@ class Supervisor:
         """A worker, and a task that reads b"r" when it serves (b"" when it exits before that)."""
         read_fd, write_fd = os.pipe()
         try:
-            proc = await asyncio.create_subprocess_exec(*self.command(write_fd), pass_fds=(write_fd,))
+            proc = await asyncio.create_subprocess_exec(*self.command(write_fd), pass_fds=(write_fd,),
+                                                        env=os.environ | {MULTIPROCESS_DIR: self.metrics_dir})
         finally:
             os.close(write_fd)
         reader = asyncio.StreamReader()
@@ -162,6 +174,8 @@ class Supervisor:
             log.info("worker %d started (pid %d)", n, proc.pid)
             began = loop.time()
             code = await self._wait(proc)
+            # Its counters stay in the sum (a restart never makes a counter go back); its live gauges go.
+            multiprocess.mark_process_dead(proc.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
             served = await ready == b"r"
             pipe.close()
             if self.stopping.is_set():

@@ -108,6 +108,24 @@ def test_table_states_each_target() -> None:
     assert "MISSED" in table(meta, inbound, None)
 
 
+def test_table_states_what_reports_cost_against_the_hub_with_the_roller_off() -> None:
+    from bench.inbound import REPORTS_OFF, Check
+
+    meta = {"started": "now", "database": "sqlite", "cpus": 2, "load_average": "0", "python": "3", "aiohttp": "3",
+            "commit": "x"}
+    rounds = [{"bare": result(ok=1000), "hub": result(ok=180), REPORTS_OFF: result(ok=200)},
+              {"bare": result(ok=1000), "hub": result(ok=190), REPORTS_OFF: result(ok=200)}]
+    inbound = InboundResult("wrk", 8, 1.0, 10, rounds, [result(ok=180), result(ok=190)], stored(370),
+                            Check(True, "ok"), others={REPORTS_OFF: "hub serve, reports roller off"})
+    text = table(meta, inbound, None)
+    assert "hub serve, reports roller off" in text
+    assert "hub / hub with the reports roller off req/s 0.925 (per round: 0.900, 0.950), target >= 0.90: met" in text
+    assert to_json(meta, inbound, None)["targets"]["inbound_reports_ratio"]["met"] is True
+    rounds[1]["hub"] = result(ok=170)  # (180 + 170) / 400 = 0.875
+    assert "target >= 0.90: MISSED" in table(meta, inbound, None)
+    assert to_json(meta, inbound, None)["targets"]["inbound_reports_ratio"]["met"] is False
+
+
 def test_cpu_per_message_is_the_servers_cpu_over_its_answers() -> None:
     r = result(ok=400)
     r.server_cpu = 0.2
@@ -164,11 +182,12 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Targets" in proc.stdout
     for row in ("bare + 1 SQLite commit (durable floor)", "CPU ms/req", "memory (RSS): hub idle", "hub after",
-                "load generator CPU", "POST /api/v1/inbound", "Twilio SMS (signed webhook)", "hub RSS idle"):
+                "load generator CPU", "POST /api/v1/inbound", "Twilio SMS (signed webhook)", "hub RSS idle",
+                "hub serve, reports roller off", "hub / hub with the reports roller off req/s"):
         assert row in proc.stdout, row
     results = json.loads(out.read_text())
     assert results["inbound"]["check"]["ok"] is True
-    assert all(results["inbound"][t]["ok"] > 0 for t in ("bare", "durable", "hub"))
+    assert all(results["inbound"][t]["ok"] > 0 for t in ("bare", "durable", "hub", "reports_off"))
     assert results["inbound"]["hub"]["server_cpu"] > 0 and results["inbound"]["rss_mb"]["hub idle"] > 0
     # Every message posted reached the agent's socket, from both sources, unless the socket said it dropped some
     # (the bus drops a slow subscriber's oldest events and says "lagged": a busy machine can do that).
@@ -179,7 +198,7 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert set(results["timeline"]["http"]) == {"first page", "deep pages (cursor)", "newest first",
                                                 "newest first, deep"}
     assert set(results["targets"]) == {
-        "inbound_floor_ratio", "inbound_floor_p99", "hub_idle_rss_mb", "timeline_p99_ms",
+        "inbound_floor_ratio", "inbound_floor_p99", "hub_idle_rss_mb", "timeline_p99_ms", "inbound_reports_ratio",
         "latency_p99_ms POST /api/v1/inbound", "latency_p99_ms Twilio SMS (signed webhook)",
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from bench.reports import history, parser
@@ -43,6 +44,10 @@ async def test_every_case_is_timed_and_its_percentiles_ordered(aiohttp_client: o
     assert results[0]["case"] == "healthz (baseline)" and len(results) == 1 + 3 * 9 + 2 + 3 * 2 * 3
     assert sum("&segment=1" in r["path"] for r in results) == sum("&segment=2" in r["path"] for r in results) == 9
     assert all(0 < r["p50"] <= r["p99"] for r in results)
+    kept = await measure(str(client.make_url("")), "token", 2, datetime.now(UTC), skip="segment|365d")
+    assert len(kept) == 1 + 2 * 9 + 2 and not any("segment" in r["case"] or "365d" in r["case"] for r in kept)
+    only = await measure(str(client.make_url("")), "token", 2, datetime.now(UTC), skip=".")
+    assert [r["case"] for r in only] == ["healthz (baseline)"]  # the baseline every ratio is read against stays
 
 
 def test_the_customers_for_segments_match_the_folded_contacts() -> None:
@@ -62,3 +67,21 @@ def test_the_customers_for_segments_match_the_folded_contacts() -> None:
         int(v[0]) for (g, dim, m, _b, _v), v in deltas.rows.items() if g == "month" and dim == "all" and m == "csat")
     assert all(row[6] <= row[7] <= 5 * row[6] for row in people.stats)
     assert sum(row[6] for row in people.stats) > 0
+
+
+def test_the_hourly_fold_widened_equals_the_rollers_own() -> None:
+    from hub.reports.rollup import _Deltas
+
+    # A business time zone off UTC, so a day's hours are not the UTC day's (the widening must map them as the roller).
+    rules = RollRules(time_zone="America/New_York", sla_wait={"q00": 60.0})
+    args = parser().parse_args(["--conversations", "600", "--days", "40", "--customers", "80", "--queues", "3"])
+    start = datetime(2026, 2, 20, tzinfo=UTC)
+    fast = history(args, rules, start, None)
+    plain = history(args, rules, start, None, _Deltas(rules))
+    assert {g for g, *_ in plain.rows} == {"hour", "day", "month"}
+    # The same rows and counts; the sums of seconds only as far as the order of float additions allows.
+    assert fast.rows.keys() == plain.rows.keys()
+    assert all(fast.rows[k][0] == n and math.isclose(fast.rows[k][1], total, rel_tol=1e-9, abs_tol=1e-9)
+               for k, (n, total) in plain.rows.items())
+    assert (fast.customers, fast.contacts, fast.ratings, fast.channels) == (
+        plain.customers, plain.contacts, plain.ratings, plain.channels)

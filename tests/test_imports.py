@@ -168,6 +168,7 @@ ADAPTER_MAY_IMPORT = {
     "hub.api.params": "HTTP path and query parameters",
     "hub.api.schemas": "request bodies of the adapter's own API routes",
     "hub.api.auth": "who is asking, for the routes agents and admins call",
+    "hub.json_codec": "JSON answers, serialized fast",
 }
 
 #: Modules outside hub/channels/ that may import an adapter (anything of hub.channels but the contract), and why.

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub.api.auth import create_token
 from hub.config import Settings
@@ -71,6 +72,36 @@ def socket_owner(server_port: int, client_port: int, candidates: set[int]) -> in
             except OSError:
                 continue
     return None
+
+
+async def through(port: int, workers: set[int], pid: int, request: bytes) -> tuple[int, bytes]:
+    """Send REQUEST (raw HTTP/1.1, Connection: close) on a connection that worker PID accepted (fresh connections
+    until one is its): the status and the body."""
+    for _ in range(100):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            client_port = writer.get_extra_info("sockname")[1]
+
+            async def accepted(client_port: int = client_port) -> int | None:
+                return socket_owner(port, client_port, workers)
+
+            if await eventually(accepted, within=10, what="the connection accepted") != pid:
+                continue
+            writer.write(request)
+            head, _, answer = (await reader.read()).partition(b"\r\n\r\n")
+            return int(head.split()[1]), answer
+        finally:
+            writer.close()
+    raise AssertionError(f"no connection to worker {pid} in 100 tries")
+
+
+def sample(text: str, name: str, labels: dict[str, str]) -> float:
+    """The value of NAME with LABELS in a Prometheus text exposition (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return 0.0
 
 
 async def answering(session: aiohttp.ClientSession, url: str, want: int, tries: int = 300) -> set[int]:
@@ -145,27 +176,13 @@ async def test_two_workers_one_port(
         other = (workers - {watcher}).pop()
 
         async def post_through(pid: int) -> tuple[int, dict[str, Any]]:
-            """POST the message on a connection that worker PID accepted (fresh connections until one is its)."""
             body = json.dumps({"identity": "phone:+14155550123", "text": "hello from one worker",
                                "external_id": "workers-1"}).encode()
-            for _ in range(100):
-                reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
-                try:
-                    client_port = writer.get_extra_info("sockname")[1]
-
-                    async def accepted(client_port: int = client_port) -> int | None:
-                        return socket_owner(hub.port, client_port, workers)
-
-                    if await eventually(accepted, within=10, what="the connection accepted") != pid:
-                        continue
-                    writer.write(f"POST /api/v1/inbound HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\n"
-                                 f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-                    head, _, answer = (await reader.read()).partition(b"\r\n\r\n")
-                    return int(head.split()[1]), json.loads(answer)
-                finally:
-                    writer.close()
-            raise AssertionError(f"no connection to worker {pid} in 100 tries")
+            status, answer = await through(hub.port, workers, pid, (
+                f"POST /api/v1/inbound HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
+            return status, json.loads(answer)
 
         status, sent = await post_through(other)
         assert status == 201, sent
@@ -180,6 +197,18 @@ async def test_two_workers_one_port(
             "SELECT (SELECT COUNT(*) FROM messages WHERE external_id = 'workers-1') AS messages, "
             "(SELECT COUNT(*) FROM journal WHERE dedupe_key LIKE '%workers-1%') AS journaled"))
         assert stored is not None and (int(stored["messages"]), int(stored["journaled"])) == (1, 1)
+
+        # /metrics on either worker answers for both: HEAD /healthz (a route nothing else here calls with HEAD)
+        # sent three times through each worker is counted six times by a scrape of either.
+        head = f"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\nConnection: close\r\n\r\n".encode()
+        scrape = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\nConnection: close\r\n\r\n".encode()
+        heads = {"route": "/healthz", "method": "HEAD", "status": "200"}
+        for pid in sorted(workers) * 3:
+            assert (await through(hub.port, workers, pid, head))[0] == 200
+        for pid in sorted(workers):
+            status, text = await through(hub.port, workers, pid, scrape)
+            assert status == 200
+            assert sample(text.decode(), "hub_http_requests_total", heads) == 6, (pid, text.decode())
 
         # SIGKILL a worker: the port keeps answering (the survivor's listener), and the supervisor starts another.
         os.kill(watcher, signal.SIGKILL)
@@ -197,6 +226,9 @@ async def test_two_workers_one_port(
 
         await eventually(both_answer, within=60, what=f"both workers answering: {hub.tail()}")
         assert f"(pid {watcher}) exited with code -9; starting it again" in hub.tail(200)
+        for pid in sorted(restarted):  # the killed worker's counts stay in the sum: a counter never goes back
+            status, text = await through(hub.port, restarted, pid, scrape)
+            assert status == 200 and sample(text.decode(), "hub_http_requests_total", heads) == 6, text.decode()
 
         # SIGTERM the supervisor: every worker drains and stops, and so does it, with 0.
         hub.proc.send_signal(signal.SIGTERM)
@@ -204,6 +236,9 @@ async def test_two_workers_one_port(
         assert not any(alive(pid) for pid in restarted)
         log = hub.tail(400)
         assert "all workers stopped" in log and "Traceback" not in log, log
+        metrics_dir = log.split("their metrics in ", 1)[1].split(")", 1)[0]
+        # the supervisor removes the run's metrics files
+        assert metrics_dir and not await asyncio.to_thread(os.path.exists, metrics_dir)
     finally:
         hub.stop()
         await db.close()

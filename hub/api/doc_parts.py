@@ -11,8 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-STR_OR_NULL = {"type": ["string", "null"]}
-INT_OR_NULL = {"type": ["integer", "null"]}
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 

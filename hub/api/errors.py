@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from hub.history.merge import MergeError
 from hub.history.store import NotFound
 from hub.identities import IdentityError
+from hub.json_codec import json_response
 from hub.outbox import ReplyError
 
 log = logging.getLogger("hub.http")
@@ -33,7 +34,7 @@ def error(status: int, message: str, details: Any = None, headers: dict[str, str
     body: dict[str, Any] = {"status": status, "message": message}
     if details is not None:
         body["details"] = details
-    return web.json_response({"error": body}, status=status, headers=headers)
+    return json_response({"error": body}, status=status, headers=headers)
 
 
 def _field_errors(e: ValidationError) -> list[dict[str, str]]:

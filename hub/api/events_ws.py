@@ -19,6 +19,7 @@ from hub.console.handlers import same_origin
 from hub.console.sessions import SESSIONS
 from hub.events import Event
 from hub.history.db import Database
+from hub.json_codec import dumps
 from hub.keys import BUS, DB
 from hub.model import format_time, utcnow
 from hub.sockets import OPEN_SOCKETS
@@ -30,6 +31,8 @@ SESSION_RECHECK_SECONDS = 30.0
 CLOSE_SESSION_ENDED = 4401
 # Routing events that only concern the workforce view, never a particular conversation's readers.
 SUPERVISOR_ONLY = frozenset({"routing.stats"})
+#: routing events whose "queue" is where the conversation is now (written to the store before they are published)
+IN_QUEUE = frozenset({"routing.queued", "routing.offered", "routing.escalated", "routing.unparked"})
 
 
 def _conversation_id(data: dict[str, Any]) -> int | None:
@@ -122,6 +125,10 @@ class Visibility:
         conv_id = _conversation_id(data)
         if conv_id is None:
             return self.sees_workforce and kind.startswith("routing.")
+        if kind in IN_QUEUE and isinstance(data.get("queue"), str) and data["queue"] in self.p.queues:
+            # Their own queue's work: asking the store (twice, fresh each routing event) held every later event of
+            # this socket behind the read, one new conversation after another.
+            return True
         conv = data.get("conversation")
         if isinstance(conv, dict) and "queue" in conv and visibility.may_act(self.p, conv.get("queue"),
                                                                              conv.get("agent_id")):
@@ -187,7 +194,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 log.exception("cannot decide visibility of %s", event.type)
                 allowed = False
             if allowed:
-                await ws.send_json(event.to_json())
+                await ws.send_str(dumps(event.to_json()).decode())
 
     async def recheck() -> None:
         sessions = request.app[SESSIONS]

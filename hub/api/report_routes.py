@@ -240,6 +240,9 @@ async def heatmap(request: web.Request) -> web.Response:
 
 #: how many rising and how many falling topics the trends list
 TOPICS_SHOWN = 5
+#: how many rising and how many falling keywords, and the count a keyword needs in one period to rank by default
+KEYWORDS_SHOWN = 10
+KEYWORD_MIN_COUNT = 5
 
 
 def _change(now: float | None, before: float | None) -> float | None:
@@ -247,24 +250,29 @@ def _change(now: float | None, before: float | None) -> float | None:
 
 
 async def trends(request: web.Request) -> web.Response:
-    """Per channel, this period against the one before (volume and first response); and the labels ("topics")
-    whose volume rose or fell the most between them."""
+    """Per channel, this period against the one before (volume and first response); the labels ("topics") whose
+    volume rose or fell the most between them; and the keywords of customers' messages that did (by whole weeks,
+    of one channel or queue with a filter)."""
     if request[PRINCIPAL].role not in MANAGERS:
         raise web.HTTPForbidden(text="trends are for supervisors and admins")
     a = await _asked(request)
-    if a.dim != "all":
-        raise _bad("trends cover every channel and label: drop the filter")
+    if a.dim not in ("all", "channel", "queue"):
+        raise _bad("trends take a channel or a queue filter (for the keywords) or none")
+    min_count = int(_number(request, "min_count", KEYWORD_MIN_COUNT, 1, 1_000_000))
     before = (a.lo - (a.hi - a.lo), a.lo)
     metrics = ("opened", "reopened", "first_response")
+    weeks = query.keyword_weeks(a.lo, a.hi, a.business_tz)
+    Moved = list[tuple[str, int, int]]
 
     def read(tx: Tx) -> tuple[dict[str, query.Sums], dict[str, query.Sums], dict[str, query.Sums],
-                              dict[str, query.Sums], dict[str, str]]:
+                              dict[str, query.Sums], dict[str, str], tuple[Moved, Moved]]:
         now, then = query.pieces(a.lo, a.hi, a.business_tz), query.pieces(*before, a.business_tz)
         return (query.sums(tx, now, "channel", None, metrics), query.sums(tx, then, "channel", None, metrics),
                 query.sums(tx, now, "label", None, ("opened",)), query.sums(tx, then, "label", None, ("opened",)),
-                {str(r["name"]): str(r["title"]) for r in tx.all("SELECT name, title FROM labels")})
+                {str(r["name"]): str(r["title"]) for r in tx.all("SELECT name, title FROM labels")},
+                query.keyword_changes(tx, a.dim, a.value, weeks, min_count, KEYWORDS_SHOWN))
 
-    ch_now, ch_then, lb_now, lb_then, titles = await request.app[DB].read(read)
+    ch_now, ch_then, lb_now, lb_then, titles, (up, down) = await request.app[DB].read(read)
     channels: list[dict[str, Any]] = []
     for channel in sorted(set(ch_now) | set(ch_then)):
         f, g = query.figures(ch_now.get(channel, {})), query.figures(ch_then.get(channel, {}))
@@ -284,12 +292,20 @@ async def trends(request: web.Request) -> web.Response:
     topics.sort(key=lambda t: (-(t["now"] - t["previous"]), t["label"]))
     rising = [t for t in topics if t["now"] > t["previous"]][:TOPICS_SHOWN]
     falling = [t for t in reversed(topics) if t["now"] < t["previous"]][:TOPICS_SHOWN]
+    moved = {kind: [{"word": w, "now": n, "previous": p, "change": _change(n, p)} for w, n, p in ws]
+             for kind, ws in (("rising", up), ("falling", down))}
+    keywords = {"slice": None if a.dim == "all" else {"by": a.dim, "value": a.value},
+                "weeks_from": weeks.first, "weeks_to": weeks.end, "previous_from": weeks.previous,
+                "weeks": weeks.weeks, "min_count": min_count, **moved}
     data: dict[str, Any] = {"from": _iso(a.lo), "to": _iso(a.hi), "previous_from": _iso(before[0]),
-                            "channels": channels, "topics": {"rising": rising, "falling": falling}}
+                            "channels": channels, "topics": {"rising": rising, "falling": falling},
+                            "keywords": keywords}
     rows = [["channel", c["channel"], c["volume"]["now"], c["volume"]["previous"], c["first_response"]["now"],
              c["first_response"]["previous"]] for c in channels]
     rows += [[f"topic {kind}", t["label"], t["now"], t["previous"], "", ""]
              for kind, ts in (("rising", rising), ("falling", falling)) for t in ts]
+    rows += [[f"keyword {kind}", k["word"], k["now"], k["previous"], "", ""]
+             for kind, ks in moved.items() for k in ks]
     return _respond(request, data, ["kind", "name", "volume", "previous_volume", "first_response_time",
                                     "previous_first_response_time"], rows, "trends")
 

@@ -15,6 +15,7 @@ from pydantic.json_schema import SkipJsonSchema
 from hub.api.schemas import ConversationStatusFilter as ConversationStatus
 from hub.api.schemas import MacroAction, ViewFilters
 from hub.config import QueueSettings
+from hub.json_codec import CONTENT_TYPE
 
 T = TypeVar("T")
 
@@ -33,7 +34,8 @@ class Answer(BaseModel):
 
 def answer(model: Answer, status: int = 200) -> web.Response:
     """MODEL as the JSON answer, so what is sent is what the document promises (fields left unset are left out)."""
-    return web.json_response(model.model_dump(mode="json", by_alias=True, exclude_unset=True), status=status)
+    return web.Response(body=model.model_dump_json(by_alias=True, exclude_unset=True), status=status,
+                        content_type=CONTENT_TYPE)
 
 
 # -- errors ---------------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from hub.events import Event, EventBus
 from hub.history import store
 from hub.history.db import Database, Row, Tx, retryable
 from hub.inbox import labels
-from hub.model import format_time, parse_time, utcnow
+from hub.model import Conversation, format_time, parse_time, utcnow
 from hub.outbox import Outbox, ReplyError
 from hub.webhooks import enqueue
 
@@ -68,6 +68,35 @@ class _Outcome:
     bot_turn: bool = False
     #: the handled event's depth: what routing records for this outcome's actions is one deeper
     depth: int = 0
+
+
+@dataclass
+class _Setup:
+    """What a batch's events are checked against, read once per batch: the batch is one transaction, so an
+    admin's change made meanwhile applies from the next batch, as if the batch had started a moment earlier."""
+
+    #: enabled rules by event type, in their order
+    rules: dict[str, list[Rule]]
+    #: business hours by name (a queue's, or "default")
+    hours: dict[str, business_hours.BusinessHours]
+    #: some hours have an out-of-hours reply
+    auto_reply: bool
+    #: queues with an enabled bot
+    bot_queues: set[str]
+
+    @classmethod
+    def read(cls, tx: Tx) -> _Setup:
+        rules: dict[str, list[Rule]] = {}
+        for rule in rule_store.listing(tx, enabled_only=True):
+            rules.setdefault(rule.event, []).append(rule)
+        hours = {name: business_hours.BusinessHours.model_validate(body)
+                 for name, body in business_hours.listing(tx).items()}
+        bots = {str(r["queue"]) for r in tx.all("SELECT queue FROM bots WHERE enabled = 1")}
+        return cls(rules, hours, any(h.auto_reply for h in hours.values()), bots)
+
+    def for_queue(self, queue: str | None) -> business_hours.BusinessHours | None:
+        """As hub.automation.hours.for_queue: the queue's own hours, else the default; None when always open."""
+        return (self.hours.get(queue) if queue else None) or self.hours.get(business_hours.DEFAULT)
 
 
 def facts(tx: Tx, row: Row) -> Facts:
@@ -104,21 +133,40 @@ class Runner:
 
     # -- one event ---------------------------------------------------------------------------------------------
 
+    def _idle(self, row: Row, setup: _Setup) -> bool:
+        """Nothing can act on event ROW: no rule for its type, and no out-of-hours reply or bot to start."""
+        if not self.settings.enabled or row["conversation_id"] is None or row["automatic"]:
+            return True
+        if int(row["depth"]) > self.settings.max_depth:
+            return False  # logged by process
+        if setup.rules.get(str(row["type"])):
+            return False
+        first = row["type"] == "message.received" and int(row["depth"]) == 0
+        return not (first and (setup.auto_reply or setup.bot_queues))
+
     def process(self, tx: Tx, event_id: int) -> _Outcome | None:
         """Run the rules for EVENT_ID inside TX; None if another process (or an earlier run) handled it."""
         row = tx.one(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE id = ?" + tx.for_update, (event_id,))
         if row is None or row["status"] != "pending":
             return None
+        return self._handle(tx, row, _Setup.read(tx))
+
+    def _handle(self, tx: Tx, row: Row, setup: _Setup) -> _Outcome:
+        """Run the rules for the pending event ROW (read and, on PostgreSQL, locked by the caller) inside TX."""
+        event_id = int(row["id"])
         now = format_time(utcnow())
         out = _Outcome(event_id, conversation_id=row["conversation_id"], depth=int(row["depth"]))
         if self.settings.enabled and row["conversation_id"] is not None and not row["automatic"]:
-            if row["type"] == "message.received" and int(row["depth"]) == 0:
-                self._out_of_hours(tx, row, out)
-                handed = bot_turns.start(tx, int(row["conversation_id"]), int(row["message_id"]), now)
-                out.moved_to, out.changed = handed, out.changed or handed is not None
-                out.bot_turn = handed is None
+            if row["type"] == "message.received" and int(row["depth"]) == 0 and (setup.auto_reply or setup.bot_queues):
+                conv = store.conversation(tx, int(row["conversation_id"]))
+                if setup.auto_reply:
+                    self._out_of_hours(tx, row, out, conv, setup.for_queue(conv.queue))
+                if conv.queue in setup.bot_queues:
+                    handed = bot_turns.start(tx, conv.id, int(row["message_id"]), now)
+                    out.moved_to, out.changed = handed, out.changed or handed is not None
+                    out.bot_turn = handed is None
             if int(row["depth"]) <= self.settings.max_depth:
-                for rule in rule_store.listing(tx, event=str(row["type"]), enabled_only=True):
+                for rule in setup.rules.get(str(row["type"]), []):
                     if matches(rule.conditions, facts(tx, row)):
                         self._apply(tx, rule, row, out, now)
             else:
@@ -199,10 +247,10 @@ class Runner:
                 return
         business_events.set_attribute(tx, customer_id, name, value)
 
-    def _out_of_hours(self, tx: Tx, row: Row, out: _Outcome) -> None:
-        """The queue's out-of-hours reply, once per conversation per closed window."""
-        conv = store.conversation(tx, int(row["conversation_id"]))
-        hours = business_hours.for_queue(tx, conv.queue)
+    def _out_of_hours(self, tx: Tx, row: Row, out: _Outcome, conv: Conversation,
+                      hours: business_hours.BusinessHours | None) -> None:
+        """The queue's out-of-hours reply (HOURS: the conversation's queue's), once per conversation per closed
+        window."""
         at = parse_time(str(row["created_at"]))
         if hours is None or not hours.auto_reply or hours.is_open(at):
             return
@@ -275,12 +323,21 @@ class Runner:
         """Handle up to LIMIT pending events, oldest first, inside TX; each in a savepoint, so one that fails (a bug,
         bad data) is left pending with the others done."""
         skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
-        rows = tx.all("SELECT id FROM hub_events WHERE status = 'pending' ORDER BY id LIMIT ?" + skip, (limit,))
-        done = []
+        rows = tx.all(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE status = 'pending' ORDER BY id LIMIT ?"
+                      + skip, (limit,))
+        if not rows:
+            return []
+        setup = _Setup.read(tx)
+        done, idle = [], []
         for r in rows:
+            if self._idle(r, setup):
+                # Most events (no rules, no out-of-hours reply, no bot): marked done together below.
+                idle.append(int(r["id"]))
+                done.append(_Outcome(int(r["id"]), conversation_id=r["conversation_id"], depth=int(r["depth"])))
+                continue
             tx.exec("SAVEPOINT hub_automation")
             try:
-                out = self.process(tx, int(r["id"]))
+                out = self._handle(tx, r, setup)
             except Exception as e:
                 if retryable(e):
                     raise
@@ -288,8 +345,11 @@ class Runner:
                 log.exception("automation: event %d failed; it stays pending", r["id"])
                 continue
             tx.exec("RELEASE SAVEPOINT hub_automation")
-            if out is not None:
-                done.append(out)
+            done.append(out)
+        if idle:
+            marks = ", ".join("?" for _ in idle)
+            tx.exec(f"UPDATE hub_events SET status = 'done', processed_at = ? WHERE id IN ({marks})",
+                    (format_time(utcnow()), *idle))
         return done
 
     async def drain(self) -> int:

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import read_json
 from hub.api.params import limit, path_id, whole_number
-from hub.campaigns import campaign_store
+from hub.campaigns import campaign_store, templates
 from hub.campaigns.campaign_store import CampaignBody, Candidate, rendered
 from hub.campaigns.render import TemplateError, check
+from hub.channels.base import APPROVED, SendError
 from hub.history import store
 from hub.history.db import Tx
 from hub.identities import parse
@@ -46,6 +47,34 @@ def _with_results(tx: Tx, c: campaign_store.Campaign) -> dict[str, Any]:
     return c.to_json() | {"results": campaign_store.results(tx, c)}
 
 
+async def _templated(request: web.Request, body: CampaignBody) -> str:
+    """Fill in a template campaign's text from its approved template (asked of the provider); returns the
+    template's name ("" without one). 422 when it cannot be sent, 502 when the provider cannot be asked."""
+    if body.template is None:
+        return ""
+    try:
+        found = await templates.fetch(request.app[OUTBOX].channels.get(body.channel), body.template.sid)
+        body.text = templates.campaign_text(found, body.template)
+    except templates.Refused as e:
+        raise web.HTTPUnprocessableEntity(text=str(e)) from None
+    except templates.Unavailable as e:
+        raise web.HTTPBadGateway(text=str(e)) from None
+    return found.name
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    """The WhatsApp templates of the account, with their variables and approval status, for a campaign to send."""
+    await _manager(request)
+    try:
+        found = await templates.source(request.app[OUTBOX].channels.get("whatsapp")).templates()
+    except templates.Refused as e:
+        raise web.HTTPUnprocessableEntity(text=str(e)) from None
+    except SendError as e:
+        raise (web.HTTPUnprocessableEntity if e.permanent else web.HTTPBadGateway)(text=e.reason) from None
+    items = [t.to_json() | {"slots": templates.slots(t), "sendable": t.approval == APPROVED} for t in found]
+    return web.json_response({"items": items})
+
+
 async def list_campaigns(request: web.Request) -> web.Response:
     await _manager(request)
 
@@ -59,6 +88,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     await _manager(request)
     body = await read_json(request, CampaignBody)
     _configured(request, body.channel)
+    template_name = await _templated(request, body)
     settings = request.app[SETTINGS].campaigns
     listed = body.listed()
     if listed is not None and not listed:
@@ -71,7 +101,8 @@ async def create_campaign(request: web.Request) -> web.Response:
 
     def write(tx: Tx) -> dict[str, Any]:
         try:
-            made = campaign_store.create(tx, body, settings.rate(body.channel), agent, now, settings.max_recipients)
+            made = campaign_store.create(tx, body, settings.rate(body.channel), agent, now, settings.max_recipients,
+                                         template_name)
         except ValueError as e:
             raise web.HTTPUnprocessableEntity(text=str(e)) from None
         return _with_results(tx, made)
@@ -94,8 +125,7 @@ async def campaign_recipients(request: web.Request) -> web.Response:
     size = limit(request)
 
     def read(tx: Tx) -> tuple[list[dict[str, Any]], int | None]:
-        campaign_store.get(tx, cid)
-        return campaign_store.recipients(tx, cid, after, size)
+        return campaign_store.recipients(tx, campaign_store.get(tx, cid), after, size)
 
     items, nxt = await request.app[DB].read(read)
     return web.json_response({"items": items, "next": nxt})
@@ -121,6 +151,7 @@ async def preview(request: web.Request) -> web.Response:
     """What a campaign not saved yet would send: its first recipients' texts, who is skipped and why, the counts."""
     await _manager(request)
     body = await read_json(request, CampaignBody)
+    await _templated(request, body)
     settings = request.app[SETTINGS]
 
     def read(tx: Tx) -> dict[str, Any]:
@@ -211,6 +242,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/v1/campaigns", create_campaign),
         web.post("/api/v1/campaigns/preview", preview),
         web.post("/api/v1/campaigns/test", test_send),
+        web.get("/api/v1/campaigns/templates", list_templates),
         web.get(r"/api/v1/campaigns/{id:\d+}", get_campaign),
         web.get(r"/api/v1/campaigns/{id:\d+}/recipients", campaign_recipients),
         web.post(r"/api/v1/campaigns/{id:\d+}/cancel", cancel_campaign),

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.campaigns.render import Missing, Profile, TemplateError, check, render
+from hub.campaigns.templates import TemplateChoice
 from hub.history import store
 from hub.history.db import Row, Tx
 from hub.history.store import NotFound
@@ -42,8 +43,10 @@ class CampaignBody(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     channel: str = Field(min_length=1, max_length=32)
-    text: str = Field(min_length=1, max_length=4000, description='with variables: {{name}}, {{first_name}}, '
-                      '{{identity}}, {{attributes.<name>}}, each optionally {{first_name | fallback: "there"}}')
+    text: str | None = Field(None, min_length=1, max_length=4000, description='with variables: {{name}}, '
+                             '{{first_name}}, {{identity}}, {{attributes.<name>}}, each optionally '
+                             '{{first_name | fallback: "there"}}; left out with a template (its body is the text)')
+    template: TemplateChoice | None = Field(None, description="WhatsApp: the approved template to send")
     subject: str | None = Field(None, max_length=200, description="an email campaign's subject")
     segment_id: int | None = Field(None, ge=1, le=2**63 - 1)
     identities: list[str] | None = Field(None, max_length=MAX_LIST, description="kind:value, e.g. phone:+14155550100")
@@ -59,8 +62,15 @@ class CampaignBody(BaseModel):
             raise ValueError("give exactly one audience: segment_id, identities or csv")
         if self.channel not in CHANNELS:
             raise ValueError(f"channel is one of {', '.join(CHANNELS)}")
+        if self.template is not None and self.channel != "whatsapp":
+            raise ValueError("a template is sent on whatsapp only")
+        if self.template is not None and self.text is not None:
+            raise ValueError("leave text out with a template: the template's body is the text")
+        if self.template is None and self.text is None:
+            raise ValueError("give a text (or, on whatsapp, a template)")
         try:
-            check(self.text)
+            if self.text is not None:
+                check(self.text)
             if self.subject:
                 check(self.subject)
         except TemplateError as e:
@@ -99,16 +109,21 @@ class Campaign:
     created_by: int | None
     created_at: str
     updated_at: str
+    #: WhatsApp: the approved template sent ({"sid", "name", "variables"}); None: the text is sent
+    template: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, row: Row) -> Campaign:
+    def of(cls, row: Row, template: Row | None = None) -> Campaign:
         values = {k.strip(): row[k.strip()] for k in COLUMNS.split(",")}
         values["identities"] = json.loads(values["identities"]) if values["identities"] else None
-        return cls(**values)
+        chosen = ({"sid": str(template["sid"]), "name": str(template["name"]),
+                   "variables": json.loads(template["variables"])} if template is not None else None)
+        return cls(**values, template=chosen)
 
     def to_json(self) -> dict[str, Any]:
         out = {k.strip(): getattr(self, k.strip()) for k in COLUMNS.split(",")}
         out["list_size"] = len(self.identities) if self.identities is not None else None
+        out["template"] = self.template
         del out["identities"]
         return out
 
@@ -217,6 +232,7 @@ def preview(tx: Tx, body: CampaignBody, region: str, limit: int, shown: int = 5)
     recipients: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     total = sending = 0
+    assert body.text is not None
     for c in audience(tx, body.segment_id, body.listed(), body.channel, region, limit):
         total += 1
         text, why = (None, c.reason) if c.reason else rendered(body.text, c)
@@ -231,8 +247,11 @@ def preview(tx: Tx, body: CampaignBody, region: str, limit: int, shown: int = 5)
             "skipped_sample": skipped}
 
 
-def create(tx: Tx, body: CampaignBody, rate: int, agent_id: int | None, now: str, limit: int) -> Campaign:
-    """A new campaign; raises ValueError when its segment holds more than LIMIT customers."""
+def create(tx: Tx, body: CampaignBody, rate: int, agent_id: int | None, now: str, limit: int,
+           template_name: str = "") -> Campaign:
+    """A new campaign; raises ValueError when its segment holds more than LIMIT customers. BODY's text is set (a
+    template's body with its variables in place, hub.campaigns.templates)."""
+    assert body.text is not None
     if body.segment_id is not None:
         seg = segment_store.get(tx, body.segment_id)  # a 404 now, not when it starts
         if segment_store.size(tx, seg.criteria, cuts(tx) if seg.criteria.uses_rfm() else None) > limit:
@@ -246,6 +265,10 @@ def create(tx: Tx, body: CampaignBody, rate: int, agent_id: int | None, now: str
          json.dumps(listed) if listed is not None else None, body.rate_per_minute or rate,
          body.scheduled_at or now, agent_id, now, now))
     assert row is not None
+    if body.template is not None:
+        tx.exec("INSERT INTO campaign_templates (campaign_id, sid, name, variables) VALUES (?, ?, ?, ?)",
+                (int(row["id"]), body.template.sid, template_name or body.template.sid,
+                 json.dumps(body.template.variables)))
     return get(tx, int(row["id"]))
 
 
@@ -253,11 +276,17 @@ def get(tx: Tx, campaign_id: int, lock: bool = False) -> Campaign:
     row = tx.one(f"SELECT {COLUMNS} FROM campaigns WHERE id = ?" + (tx.for_update if lock else ""), (campaign_id,))
     if row is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
-    return Campaign.of(row)
+    return Campaign.of(row, tx.one("SELECT sid, name, variables FROM campaign_templates WHERE campaign_id = ?",
+                                   (campaign_id,)))
 
 
 def listing(tx: Tx, limit: int = 200) -> list[Campaign]:
-    return [Campaign.of(r) for r in tx.all(f"SELECT {COLUMNS} FROM campaigns ORDER BY id DESC LIMIT ?", (limit,))]
+    rows = tx.all(f"SELECT {COLUMNS} FROM campaigns ORDER BY id DESC LIMIT ?", (limit,))
+    ids = [int(r["id"]) for r in rows]
+    marks = ", ".join("?" for _ in ids) or "NULL"
+    chosen = {int(t["campaign_id"]): t for t in tx.all(
+        f"SELECT campaign_id, sid, name, variables FROM campaign_templates WHERE campaign_id IN ({marks})", ids)}
+    return [Campaign.of(r, chosen.get(int(r["id"]))) for r in rows]
 
 
 def due(tx: Tx, now: str) -> list[int]:
@@ -327,55 +356,72 @@ def finish(tx: Tx, campaign_id: int, status: str, now: str) -> bool:
 #: the results, each a count of recipients
 RESULTS = ("recipients", "pending", "skipped", "cancelled", "queued", "sent", "delivered", "failed", "replied",
            "opted_out")
+#: a written message's stage, from its status: queued (in our outbox), sent (accepted by the provider: Twilio's
+#: "sending" is accepted too, its callbacks say the rest), delivered (or read), failed
+STAGE = {"queued": "queued", "sending": "sent", "sent": "sent", "delivered": "delivered", "read": "delivered",
+         "failed": "failed", "undelivered": "failed"}
+#: one recipient's outcome, the furthest they got: pending, cancelled, skipped; then their message's stage; then
+#: replied or opted out (after it, which says more than its delivery)
+OUTCOMES = ("pending", "cancelled", "skipped", "queued", "sent", "delivered", "failed", "replied", "opted_out")
+
+_REPLIED = ("EXISTS (SELECT 1 FROM messages i WHERE i.customer_id = r.customer_id AND i.direction = 'in' "
+            "AND i.created_at > r.queued_at AND i.created_at <= r.reply_until)")
+_OPTED_OUT = ("EXISTS (SELECT 1 FROM opt_outs o WHERE o.identity = r.identity AND o.channel = ? "
+              "AND o.opted_out_at >= r.queued_at)")
+
+
+def outcome(campaign_status: str, status: str, message_status: str | None, replied: bool, opted_out: bool) -> str:
+    """A recipient's outcome (OUTCOMES) from their row's status, their message's, and what they did after it."""
+    if status == "pending":
+        return "cancelled" if campaign_status == "cancelled" else "pending"
+    if status == "skipped":
+        return "skipped"
+    if opted_out:
+        return "opted_out"
+    if replied:
+        return "replied"
+    return STAGE.get(message_status or "", "queued")
 
 
 def results(tx: Tx, campaign: Campaign) -> dict[str, int]:
     """Counts by outcome: pending (not written yet; cancelled once the campaign is), skipped, and of the messages
-    written, queued (not yet accepted by the provider), sent, delivered (or read), failed; replied (the customer
-    wrote within campaigns.reply_window_hours after) and opted out (STOP on that channel after it)."""
+    written, queued (in our outbox), sent (accepted by the provider; delivered ones included), delivered (or read),
+    failed; replied (the customer wrote within campaigns.reply_window_hours after, and did not opt out) and opted
+    out (STOP on that channel after it)."""
     rows = tx.all(
         "SELECT r.status AS rstatus, m.status AS mstatus, COUNT(*) AS n FROM campaign_recipients r "
         "LEFT JOIN messages m ON m.id = r.message_id WHERE r.campaign_id = ? GROUP BY r.status, m.status",
         (campaign.id,))
     out = dict.fromkeys(RESULTS, 0)
     for r in rows:
-        n, rs, ms = int(r["n"]), str(r["rstatus"]), str(r["mstatus"] or "")
+        n = int(r["n"])
         out["recipients"] += n
-        if rs == "pending":
-            out["cancelled" if campaign.status == "cancelled" else "pending"] += n
-        elif rs == "skipped":
-            out["skipped"] += n
-        elif ms in ("delivered", "read"):
-            out["delivered"] += n
-        elif ms in ("failed", "undelivered"):
-            out["failed"] += n
-        elif ms == "sent":
-            out["sent"] += n
-        else:
-            out["queued"] += n
+        out[outcome(campaign.status, str(r["rstatus"]), r["mstatus"], False, False)] += n
     out["sent"] += out["delivered"]  # delivered ones were sent too
-    row = tx.one(
-        "SELECT COUNT(*) AS n FROM campaign_recipients r WHERE r.campaign_id = ? AND r.status = 'queued' AND EXISTS "
-        "(SELECT 1 FROM messages i WHERE i.customer_id = r.customer_id AND i.direction = 'in' "
-        "AND i.created_at > r.queued_at AND i.created_at <= r.reply_until)", (campaign.id,))
+    # A STOP is an inbound message too: who opted out counts as opted out, not as replied (as their outcome says).
+    row = tx.one(f"SELECT COUNT(*) AS n FROM campaign_recipients r WHERE r.campaign_id = ? AND r.status = 'queued' "
+                 f"AND {_REPLIED} AND NOT {_OPTED_OUT}", (campaign.id, campaign.channel))
     out["replied"] = int(row["n"]) if row else 0
-    row = tx.one(
-        "SELECT COUNT(*) AS n FROM campaign_recipients r WHERE r.campaign_id = ? AND r.status = 'queued' AND EXISTS "
-        "(SELECT 1 FROM opt_outs o WHERE o.identity = r.identity AND o.channel = ? AND o.opted_out_at >= r.queued_at)",
-        (campaign.id, campaign.channel))
+    row = tx.one(f"SELECT COUNT(*) AS n FROM campaign_recipients r WHERE r.campaign_id = ? AND r.status = 'queued' "
+                 f"AND {_OPTED_OUT}", (campaign.id, campaign.channel))
     out["opted_out"] = int(row["n"]) if row else 0
     return out
 
 
-def recipients(tx: Tx, campaign_id: int, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
-    """A page of the campaign's recipients in order, with each one's outcome."""
+def recipients(tx: Tx, campaign: Campaign, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the campaign's recipients in order, with each one's outcome (OUTCOMES)."""
     rows = tx.all(
         "SELECT r.position, r.customer_id, r.identity, r.status, r.reason, r.message_id, r.queued_at, "
-        "m.status AS message_status, m.status_reason, COALESCE(c.name, '') AS name FROM campaign_recipients r "
+        f"m.status AS message_status, m.status_reason, COALESCE(c.name, '') AS name, {_REPLIED} AS replied, "
+        f"{_OPTED_OUT} AS opted_out FROM campaign_recipients r "
         "LEFT JOIN messages m ON m.id = r.message_id LEFT JOIN customers c ON c.id = r.customer_id "
-        "WHERE r.campaign_id = ? AND r.position > ? ORDER BY r.position LIMIT ?", (campaign_id, after, limit + 1))
+        "WHERE r.campaign_id = ? AND r.position > ? ORDER BY r.position LIMIT ?",
+        (campaign.channel, campaign.id, after, limit + 1))
     page = [{"position": int(r["position"]), "customer_id": r["customer_id"], "name": str(r["name"]),
-             "identity": str(r["identity"]), "status": str(r["status"]), "reason": r["reason"] or r["status_reason"],
+             "identity": str(r["identity"]), "status": str(r["status"]),
+             "outcome": outcome(campaign.status, str(r["status"]), r["message_status"], bool(r["replied"]),
+                                bool(r["opted_out"])),
+             "reason": r["reason"] or r["status_reason"],
              "message_id": r["message_id"], "message_status": r["message_status"], "queued_at": r["queued_at"]}
             for r in rows[:limit]]
     return page, (page[-1]["position"] if len(rows) > limit else None)

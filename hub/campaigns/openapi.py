@@ -15,11 +15,16 @@ from hub.campaigns.campaign_store import RESULTS, CampaignBody
 _READ = {"400": _json(Error, "Bad request"), "401": _json(Error, "Not signed in, or no valid bearer token"),
          "403": _json(Error, "Not an admin or supervisor"), "404": _json(Error, "Not found")}
 _WRITE = {**_READ, "413": _json(Error, "Body over server.max_body_bytes"), "415": _json(Error, "Not JSON"),
-          "422": _json(Error, "Invalid body (details lists each field), or a channel not configured")}
+          "422": _json(Error, "Invalid body (details lists each field), a channel not configured, or a template "
+                              "that is not approved or lacks a variable's value"),
+          "502": _json(Error, "A template was given and Twilio could not be reached")}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}, "description": "campaign id"}
 
 # hub.campaigns.campaign_store.STATUSES (tests/api/test_responses.py checks that they agree)
 CampaignStatus = Literal["scheduled", "running", "done", "cancelled"]
+# hub.campaigns.campaign_store.OUTCOMES (checked the same way)
+RecipientOutcome = Literal["pending", "cancelled", "skipped", "queued", "sent", "delivered", "failed", "replied",
+                           "opted_out"]
 
 
 def _every_result(schema: dict[str, Any]) -> None:
@@ -29,6 +34,12 @@ def _every_result(schema: dict[str, Any]) -> None:
 
 class CampaignResults(RootModel[dict[str, int]]):  # recipients by outcome (campaign_store.RESULTS)
     model_config = ConfigDict(json_schema_extra=_every_result)
+
+
+class CampaignTemplate(Answer):
+    sid: str = Field(description="the template's ContentSid")
+    name: str
+    variables: dict[str, str] = Field(description='"1", "2"... -> what fills it (campaign variables allowed)')
 
 
 class Campaign(Answer):
@@ -47,7 +58,10 @@ class Campaign(Answer):
     created_by: int | None = None
     created_at: Omittable[str] = None
     updated_at: Omittable[str] = None
-    results: CampaignResults = Field(description="recipients by outcome; sent includes delivered")
+    template: CampaignTemplate | None = Field(None, description="WhatsApp: the approved template it sends")
+    results: CampaignResults = Field(description="recipients by outcome: queued (in our outbox), sent (accepted "
+                                     "by the provider; includes delivered), delivered, failed; replied and opted "
+                                     "out after it")
 
 
 class CampaignRecipient(Answer):
@@ -55,7 +69,9 @@ class CampaignRecipient(Answer):
     customer_id: int | None = None
     name: Omittable[str] = None
     identity: str
-    status: Literal["pending", "queued", "skipped"]
+    status: Literal["pending", "queued", "skipped"] = Field(description="written (queued), not yet, or skipped")
+    outcome: RecipientOutcome = Field(description="the furthest they got: queued (in our outbox), sent (accepted "
+                                      "by the provider), delivered, failed, replied, opted out")
     reason: str | None = Field(None, description="why they were skipped, or why their message failed")
     message_id: int | None = None
     message_status: str | None = None
@@ -68,6 +84,22 @@ class PreviewedRecipient(Answer):
     name: Omittable[str] = None
     text: Omittable[str] = None
     reason: Omittable[str] = None
+
+
+class WhatsAppTemplate(Answer):
+    sid: str = Field(description="ContentSid")
+    name: str
+    language: str
+    body: str = Field(description="the text, with {{1}}, {{2}}... for its variables")
+    variables: dict[str, str] = Field(description='"1", "2"... -> the sample value it was made with')
+    slots: list[str] = Field(description="the variables a campaign gives a value for, in order")
+    approval: str = Field(description="WhatsApp's approval status: approved, pending, rejected, paused...")
+    rejection_reason: str
+    sendable: bool = Field(description="approved: a campaign may send it")
+
+
+class WhatsAppTemplateList(Answer):
+    items: list[WhatsAppTemplate]
 
 
 class CampaignList(Answer):
@@ -112,6 +144,11 @@ PATHS: dict[str, Any] = {
         "responses": {"201": _json(CampaignTestSent, "Queued"),
                       **_WRITE},
     }},
+    "/api/v1/campaigns/templates": {"get": {
+        "summary": "The account's WhatsApp templates (Twilio's Content API) with their variables and approval status",
+        "responses": {"200": _json(WhatsAppTemplateList), **_READ,
+                      "422": _json(Error, "WhatsApp is not configured, or Twilio refused the request"),
+                      "502": _json(Error, "Twilio could not be reached")}}},
     "/api/v1/campaigns/{id}": {"get": {
         "summary": "A campaign with its progress and results", "parameters": [_ID],
         "responses": {"200": _json(Campaign), **_READ}}},

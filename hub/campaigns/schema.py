@@ -1,4 +1,4 @@
-"""Migrations 86-89: campaigns and their recipients."""
+"""Migrations 86-89 and 71: campaigns, their recipients, and a WhatsApp campaign's approved template."""
 
 from __future__ import annotations
 
@@ -41,6 +41,20 @@ CREATE TABLE campaign_recipients (
 CREATE INDEX campaign_recipients_status ON campaign_recipients (campaign_id, status, position);
 CREATE INDEX campaign_recipients_queued ON campaign_recipients (campaign_id, queued_at);
 CREATE INDEX campaign_recipients_message ON campaign_recipients (message_id)
+""",
+    ),
+    (
+        71,
+        "campaign_templates: the approved WhatsApp template a campaign sends (Twilio's ContentSid) and what fills "
+        "each of its variables",
+        # No foreign key: on a new database this runs before campaigns exists (86), which PostgreSQL refuses.
+        """
+CREATE TABLE campaign_templates (
+    campaign_id BIGINT PRIMARY KEY,
+    sid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    variables TEXT NOT NULL
+)
 """,
     ),
 ]

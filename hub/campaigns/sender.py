@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from hub import fail_points
-from hub.campaigns import campaign_store
+from hub.automatic_sender import AutomaticSender
+from hub.campaigns import campaign_store, templates
 from hub.campaigns.campaign_store import Campaign, rendered
 from hub.config import Settings
-from hub.events import Event, EventBus
+from hub.events import EventBus
 from hub.history import store
 from hub.history.db import Database, Tx
 from hub.model import format_time, parse_time, utcnow
@@ -27,14 +28,11 @@ log = logging.getLogger("hub.campaigns")
 BATCH = 100
 
 
-class CampaignSender:
+class CampaignSender(AutomaticSender):
     def __init__(self, db: Database, settings: Settings, outbox: Outbox, bus: EventBus,
                  clock: Callable[[], str] = lambda: format_time(utcnow())) -> None:
-        self.db = db
-        self.settings = settings
-        self.outbox = outbox
-        self.bus = bus
-        self.clock = clock
+        super().__init__(db, settings, outbox, bus, clock)
+        #: set when a campaign is made, so one due now starts without waiting for the poll
         self.wake = asyncio.Event()
 
     async def run_once(self) -> int:
@@ -49,12 +47,8 @@ class CampaignSender:
             except Exception:
                 log.exception("campaign %d: a pass failed; it is tried again", cid)
                 continue
-            if ids:
-                written += len(ids)
-                self.outbox.wake()
-                for mid in ids:
-                    msg = await self.db.read(lambda tx, m=mid: store.message(tx, m))  # type: ignore[misc]
-                    await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
+            written += len(ids)
+            await self.announce(ids)
         return written
 
     def _allowed(self, tx: Tx, campaign: Campaign, now: str) -> int:
@@ -101,6 +95,12 @@ class CampaignSender:
         meta: dict[str, object] = {"automatic": True, "campaign": campaign.id}
         if subject:
             meta["email"] = {"subject": subject}
+        if campaign.template is not None:  # WhatsApp sends the approved template with this recipient's values
+            values, why = templates.values(campaign.template["variables"], candidate.profile())
+            if values is None:
+                campaign_store.mark_skipped(tx, campaign.id, position, why or "")
+                return None
+            meta["template"] = {"sid": campaign.template["sid"], "variables": values}
         tx.exec("SAVEPOINT hub_campaign")
         try:
             conv, _ = store.record_without_routing(tx, customer_id, campaign.channel,

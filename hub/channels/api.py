@@ -19,6 +19,7 @@ from hub.api.schemas import InboundBody
 from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, SendError, SendResult
 from hub.config import ApiChannelSettings
 from hub.identities import IdentityError
+from hub.json_codec import json_response
 from hub.model import IDENTITY_KINDS, AttachmentIn, Identity, Inbound, Outbound
 
 log = logging.getLogger("hub.channels.api")
@@ -83,10 +84,10 @@ class ApiChannel(Channel):
         try:
             result = await self.sink.ingest(inbound, raw=body.model_dump(exclude={"attachments"}))
         except IngestFailed as e:
-            return web.json_response(
+            return json_response(
                 {"status": "flagged", "journal_id": e.journal_id, "reason": e.reason}, status=202
             )
-        return web.json_response({**result.to_json(), "duplicate": result.duplicate},
+        return json_response({**result.to_json(), "duplicate": result.duplicate},
                                  status=200 if result.duplicate else 201)
 
     async def send(self, outbound: Outbound) -> SendResult:

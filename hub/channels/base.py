@@ -33,6 +33,8 @@ class Capabilities:
     #: files one message may carry, and their total bytes (None: only the outbox's own limits)
     max_files: int | None = None
     max_media_bytes: int | None = None
+    #: the provider holds approved message templates, the channel is a TemplateSource (WhatsApp's, through Twilio)
+    templates: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,3 +348,36 @@ class PhoneLine(Protocol):
     async def call_customer(
         self, *, agent: str, customer: str, from_number: str, agent_id: int | None = None, message_id: int | None = None
     ) -> str: ...
+
+
+#: WhatsApp's approval statuses of a template; only an approved one may be sent
+APPROVED = "approved"
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A message the provider approved in advance (WhatsApp's templates, Twilio's Content API): outside the 24-hour
+    session window the only message a business may send. BODY holds {{1}}, {{2}}... for its VARIABLES."""
+
+    sid: str
+    name: str
+    language: str
+    body: str
+    #: "1", "2"... -> the sample value given when the template was made
+    variables: dict[str, str]
+    #: WhatsApp's approval status (approved, pending, rejected, paused, disabled, unsubmitted...)
+    approval: str
+    rejection_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sid": self.sid, "name": self.name, "language": self.language, "body": self.body,
+                "variables": self.variables, "approval": self.approval, "rejection_reason": self.rejection_reason}
+
+
+class TemplateSource(Protocol):
+    """A channel whose provider holds its approved templates (Capabilities.templates). Both raise SendError with
+    the provider's reason (permanent: the template or the credentials are wrong)."""
+
+    async def templates(self) -> list[MessageTemplate]: ...
+
+    async def template(self, sid: str) -> MessageTemplate: ...

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 
-from hub.config import Settings
+from hub.automatic_sender import AutomaticSender
 from hub.csat import surveys
-from hub.events import Event, EventBus
 from hub.history import store
-from hub.history.db import Database, Tx
-from hub.model import format_time, parse_time, utcnow
-from hub.outbox import Outbox, ReplyError
+from hub.history.db import Tx
+from hub.model import format_time, parse_time
+from hub.outbox import ReplyError
 
 log = logging.getLogger("hub.csat")
 
@@ -36,15 +34,7 @@ def wording(channel: str, question: str, link: str | None) -> str:
     return f"{question} Reply with a number from {SCALE}; add a comment after it if you like."
 
 
-class SurveySender:
-    def __init__(self, db: Database, settings: Settings, outbox: Outbox, bus: EventBus,
-                 clock: Callable[[], str] = lambda: format_time(utcnow())) -> None:
-        self.db = db
-        self.settings = settings
-        self.outbox = outbox
-        self.bus = bus
-        self.clock = clock
-
+class SurveySender(AutomaticSender):
     def _delay(self, queue: str) -> float | None:
         """Seconds after a resolve to survey QUEUE's customers, or None when the queue does not survey."""
         q = self.settings.routing.queues.get(queue)
@@ -64,10 +54,7 @@ class SurveySender:
                 continue
             sent = await self.db.write(lambda tx, sid=int(r["id"]): self._send(tx, sid, now))  # type: ignore[misc]
             done += 1
-            if sent is not None:
-                self.outbox.wake()
-                msg = await self.db.read(lambda tx, mid=sent: store.message(tx, mid))  # type: ignore[misc]
-                await self.bus.publish(Event("message.created", {"message": msg.to_json()}))
+            await self.announce([sent] if sent is not None else [])
         return done
 
     def _skip(self, tx: Tx, survey_id: int, reason: str) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import json
 import logging
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,10 +27,16 @@ from hub.channels.twilio.signature import sign
 log = logging.getLogger("hub.channels.twilio.simulator")
 
 API = "/2010-04-01/Accounts/{account}"
+#: the Content API (content.twilio.com), served on the same port
+CONTENT = "/v1/Content"
 
 
 def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now() -> str:
@@ -62,6 +70,9 @@ class TwilioSimulator:
         self.public_url = ""
         self.messages: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, dict[str, Any]] = {}
+        #: Content API templates by sid (add_template), each with its WhatsApp approval status
+        self.contents: dict[str, dict[str, Any]] = {}
+        self.approvals: dict[str, dict[str, Any]] = {}
         #: every request's form, in order: (resource, form)
         self.requests: list[tuple[str, MultiDict[str]]] = []
         #: path -> (bytes, content type) served to authenticated GETs (MMS media, recordings)
@@ -94,6 +105,9 @@ class TwilioSimulator:
         app.router.add_delete(f"{base}/Queues/{{queue}}.json", self.delete_queue)
         app.router.add_get(f"{base}/Messages/{{message}}/Media/{{media}}", self.get_media)
         app.router.add_get(f"{base}/Recordings/{{recording}}", self.get_media)
+        app.router.add_get(CONTENT, self.list_contents)
+        app.router.add_get(f"{CONTENT}/{{sid}}", self.get_content)
+        app.router.add_get(f"{CONTENT}/{{sid}}/ApprovalRequests", self.get_approval)
         app.on_cleanup.append(self._close)
         return app
 
@@ -112,6 +126,26 @@ class TwilioSimulator:
         self.media[path + ".mp3"] = (data, "audio/mpeg")
         return sid, base_url.rstrip("/") + path
 
+    def add_template(self, name: str, body: str, variables: dict[str, str], status: str = "approved",
+                     rejection_reason: str = "", language: str = "en") -> str:
+        """A twilio/text content template with BODY's {{1}}, {{2}}... (VARIABLES: their sample values), and its
+        WhatsApp approval STATUS (approved, pending, rejected, unsubmitted...); returns its ContentSid."""
+        sid, now = new_sid("HX"), _iso_now()
+        url = f"https://content.twilio.com{CONTENT}/{sid}"
+        self.contents[sid] = {
+            "sid": sid, "account_sid": self.account_sid, "friendly_name": name, "language": language,
+            "variables": variables, "types": {"twilio/text": {"body": body}}, "url": url,
+            "date_created": now, "date_updated": now,
+            "links": {"approval_fetch": f"{url}/ApprovalRequests",
+                      "approval_create": f"{url}/ApprovalRequests/whatsapp"},
+        }
+        self.approvals[sid] = {
+            "sid": sid, "account_sid": self.account_sid, "url": f"{url}/ApprovalRequests",
+            "whatsapp": {"type": "whatsapp", "name": name, "category": "UTILITY", "content_type": "twilio/text",
+                         "status": status, "rejection_reason": rejection_reason, "allow_category_change": True},
+        }
+        return sid
+
     def sent(self, resource: str = "Messages") -> list[MultiDict[str]]:
         return [form for name, form in self.requests if name == resource]
 
@@ -128,7 +162,8 @@ class TwilioSimulator:
         return user == self.account_sid and secrets.compare_digest(password, self.auth_token)
 
     async def _gate(self, request: web.Request, resource: str) -> web.Response | None:
-        if not self._authorized(request) or request.match_info.get("account") != self.account_sid:
+        account = request.match_info.get("account", self.account_sid)
+        if not self._authorized(request) or account != self.account_sid:
             return twilio_error(401, 20003, "Authenticate")
         queue = self.script.get(resource)
         if queue:
@@ -150,7 +185,13 @@ class TwilioSimulator:
             return twilio_error(400, 21604, "A 'To' phone number is required.")
         if not sender:
             return twilio_error(400, 21603, "A 'From' phone number is required.")
-        if not body and not media:
+        content_sid = form.get("ContentSid", "")
+        if content_sid:
+            rendered = self._content_body(content_sid, form.get("ContentVariables", ""))
+            if isinstance(rendered, web.Response):
+                return rendered
+            body = rendered
+        elif not body and not media:
             return twilio_error(400, 21602, "Message body is required.")
         if len(body) > 1600:
             return twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
@@ -169,6 +210,60 @@ class TwilioSimulator:
         if callback and self.hub_url:
             self._spawn(self._deliver(sid, callback, media))
         return web.json_response(message, status=201)
+
+    def _content_body(self, sid: str, variables: str) -> str | web.Response:
+        """The text a template sends with VARIABLES (ContentVariables' JSON) filled in, or Twilio's error."""
+        content = self.contents.get(sid)
+        if content is None:
+            return twilio_error(400, 21655, "The ContentSid is Invalid.")
+        try:
+            values = json.loads(variables) if variables else {}
+        except ValueError:
+            return twilio_error(400, 21656, "The ContentVariables Parameter is invalid.")
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            return twilio_error(400, 21656, "The ContentVariables Parameter is invalid.")
+        body = str(content["types"]["twilio/text"]["body"])
+        for key, sample in content["variables"].items():
+            body = body.replace("{{" + key + "}}", values.get(key, sample))
+        return body
+
+    async def list_contents(self, request: web.Request) -> web.Response:
+        if (refused := await self._gate_content(request, "Content")) is not None:
+            return refused
+        size = int(request.query.get("PageSize", "50"))
+        page = int(request.query.get("Page", "0"))
+        items = list(self.contents.values())
+        chunk = items[page * size:(page + 1) * size]
+        base = f"https://content.twilio.com{CONTENT}"
+        more = (page + 1) * size < len(items)
+        meta = {"page": page, "page_size": size, "key": "contents", "url": f"{base}?PageSize={size}&Page={page}",
+                "first_page_url": f"{base}?PageSize={size}&Page=0", "previous_page_url": None,
+                "next_page_url": f"{request.scheme}://{request.host}{CONTENT}?PageSize={size}&Page={page + 1}"
+                if more else None}
+        return web.json_response({"contents": chunk, "meta": meta})
+
+    async def get_content(self, request: web.Request) -> web.Response:
+        if (refused := await self._gate_content(request, "Content")) is not None:
+            return refused
+        found = self.contents.get(request.match_info["sid"])
+        if found is None:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        return web.json_response(found)
+
+    async def get_approval(self, request: web.Request) -> web.Response:
+        if (refused := await self._gate_content(request, "ApprovalRequests")) is not None:
+            return refused
+        found = self.approvals.get(request.match_info["sid"])
+        if found is None:
+            return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        return web.json_response(found)
+
+    async def _gate_content(self, request: web.Request, resource: str) -> web.Response | None:
+        # The Content API has no account in its path: the credentials say whose templates these are.
+        self.requests.append((resource, MultiDict(request.query)))
+        if not self._authorized(request):
+            return twilio_error(401, 20003, "Authenticate")
+        return await self._gate(request, resource)
 
     async def create_call(self, request: web.Request) -> web.Response:
         form = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))

@@ -86,13 +86,14 @@ GROUP_COMMIT_MAX = 64
 _Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
-def _settle(fut: asyncio.Future[Any], value: Any, err: BaseException | None) -> None:
-    if fut.cancelled():
-        return
-    if err is not None:
-        fut.set_exception(err)
-    else:
-        fut.set_result(value)
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, err in outcomes:
+        if fut.cancelled():
+            continue
+        if err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(value)
 
 
 class SqliteDatabase:
@@ -184,8 +185,13 @@ class SqliteDatabase:
                     raise
             except Exception as e:  # the transaction itself failed: none of the batch is durable
                 outcomes = [(item, None, e) for item in batch]
+            # One wake-up per event loop for the whole batch: each call_soon_threadsafe writes to the loop's
+            # self-pipe, a system call that also hands the GIL over, which per write cost as much as a statement.
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
             for (_fn, fut, loop), value, err in outcomes:
-                loop.call_soon_threadsafe(_settle, fut, value, err)
+                by_loop.setdefault(loop, []).append((fut, value, err))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle, settled)
 
     async def ping(self) -> bool:
         try:

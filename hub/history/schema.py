@@ -586,7 +586,7 @@ MIGRATIONS.extend(_CSAT)
 from hub.reports.schema import MIGRATIONS as _REPORTS  # noqa: E402
 
 MIGRATIONS.extend(_REPORTS)
-# Campaigns (86-89).
+# Campaigns (86-89, 71).
 from hub.campaigns.schema import MIGRATIONS as _CAMPAIGNS  # noqa: E402
 
 MIGRATIONS.extend(_CAMPAIGNS)

@@ -46,13 +46,14 @@ def record(
     queue: str | None = "",
     agent_id: int | None = None,
     seconds: float | None = None,
+    message_id: int | None = None,
 ) -> None:
     if type not in TYPES:
         raise ValueError(f"unknown conversation event {type!r}")
     tx.exec(
-        "INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, queue, agent_id, seconds) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (conversation_id, customer_id, type, at, channel, queue or "", agent_id, seconds),
+        "INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, queue, agent_id, seconds, "
+        "message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (conversation_id, customer_id, type, at, channel, queue or "", agent_id, seconds, message_id),
     )
 
 
@@ -75,8 +76,10 @@ def record_routing(tx: Tx, e: RoutingEvent, at: str) -> None:
         record(tx, "abandoned", e.conversation, at, queue=e.queue)
 
 
-def record_inbound(tx: Tx, conversation: Conversation, how: str, channel: str, customer_id: int, at: str) -> None:
+def record_inbound(tx: Tx, conversation: Conversation, how: str, channel: str, customer_id: int, at: str,
+                   message_id: int | None = None) -> None:
     """A customer's message on the inbound path: it opened or reopened its conversation, or joined it. One row
-    either way: the inbound path pays for a single insert."""
+    either way: the inbound path pays for a single insert. MESSAGE_ID: the message, whose keywords the roller counts."""
     kind = how if how in ("opened", "reopened") else "message_in"
-    record(tx, kind, conversation.id, at, customer_id=customer_id, channel=channel, queue=conversation.queue)
+    record(tx, kind, conversation.id, at, customer_id=customer_id, channel=channel, queue=conversation.queue,
+           message_id=message_id)

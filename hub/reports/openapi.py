@@ -141,12 +141,34 @@ class TopicTrends(Answer):
     falling: Omittable[list[TopicChange]] = None
 
 
+class KeywordChange(Answer):
+    word: str
+    now: int
+    previous: int
+    change: float | None = None
+
+
+class KeywordTrends(Answer):
+    """The keywords of customers' messages in whole weeks [weeks_from, weeks_to) against the as many weeks before
+    (from previous_from): the ones whose count rose and fell the most, among those counted min_count times in one."""
+
+    slice: ReportSlice | None = None
+    weeks_from: str
+    weeks_to: str
+    previous_from: str
+    weeks: int
+    min_count: int
+    rising: list[KeywordChange]
+    falling: list[KeywordChange]
+
+
 class Trends(Answer):
     from_: Omittable[str] = Field(None, alias="from")
     to: Omittable[str] = None
     previous_from: Omittable[str] = None
     channels: list[ChannelTrend]
     topics: TopicTrends
+    keywords: KeywordTrends
 
 
 _ERRORS = {"400": _json(Error, "Bad request: the message says what to fix"),
@@ -191,8 +213,13 @@ PATHS: dict[str, Any] = {
                           "abandoned or after_hours")], Heatmap),
     "/api/v1/reports/trends": {"get": {
         "summary": "Channel trends: per channel, this period against the one before (volume, first response), "
-                   "and the labels (topics) whose volume rose or fell the most (supervisors and admins)",
-        "parameters": [*_COMMON[:3], _COMMON[-1]],
+                   "the labels (topics) whose volume rose or fell the most, and the keywords of customers' messages "
+                   "that did, by whole weeks (supervisors and admins)",
+        "parameters": [*_COMMON[:3], _query("channel", "only this channel's keywords"),
+                       _query("queue", "only this queue's keywords (one filter at a time)"),
+                       _query("min_count", "a keyword ranks when counted this many times in one of the two periods "
+                                           "(default 5)", {"type": "integer", "minimum": 1}),
+                       _COMMON[-1]],
         "responses": {"200": _ok(Trends, "The trends (or a CSV file with ?format=csv)"),
                       **_ERRORS, "403": _json(Error, "Not a supervisor or admin")}}},
     "/api/v1/reports/staffing": {"get": {

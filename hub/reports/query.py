@@ -251,3 +251,58 @@ def bucket_start(grain: str, bucket: str, business_tz: ZoneInfo) -> datetime:
     if grain == "hour":
         return datetime(year, month, int(bucket[8:10]), int(bucket[11:13]), tzinfo=UTC)
     return datetime(year, month, int(bucket[8:10]) if grain == "day" else 1, tzinfo=business_tz)
+
+
+@dataclass(frozen=True)
+class KeywordWeeks:
+    """The whole weeks (Mondays of the business's time zone, "YYYY-MM-DD") a keyword trend compares: [first, end)
+    and the same number of weeks just before, [previous, first)."""
+
+    previous: str
+    first: str
+    end: str
+    weeks: int
+
+
+def keyword_weeks(lo: datetime, hi: datetime, business_tz: ZoneInfo) -> KeywordWeeks:
+    """The weeks [LO, HI) touches, and as many before them: keywords are kept by week, so a range is widened to
+    whole weeks rather than cut."""
+    first = lo.astimezone(business_tz).date()
+    first -= timedelta(days=first.weekday())
+    last = (hi - timedelta(microseconds=1)).astimezone(business_tz).date()
+    end = last - timedelta(days=last.weekday()) + timedelta(days=7)
+    weeks = (end - first).days // 7
+    return KeywordWeeks((first - timedelta(weeks=weeks)).isoformat(), first.isoformat(), end.isoformat(), weeks)
+
+
+def keyword_counts(tx: Tx, dim: str, value: str, lo: str, hi: str, at_least: int | None,
+                   words: Iterable[str] = ()) -> dict[str, int]:
+    """Word -> messages that had it, in the weeks [LO, HI) of one slice: the words counted AT_LEAST times (None:
+    none), and WORDS whatever their count."""
+    sql = "SELECT word, SUM(n) AS n FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? "
+    out: dict[str, int] = {}
+    if at_least is not None:
+        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql + "GROUP BY word HAVING SUM(n) >= ?",
+                                                              (dim, value, lo, hi, at_least))}
+    rest = sorted(set(words) - set(out))
+    for i in range(0, len(rest), 500):
+        chunk = rest[i : i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for r in tx.all(sql + f"AND word IN ({marks}) GROUP BY word", (dim, value, lo, hi, *chunk)):
+            out[str(r["word"])] = int(r["n"])
+    return out
+
+
+def keyword_changes(tx: Tx, dim: str, value: str, w: KeywordWeeks, min_count: int,
+                    shown: int) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int]]]:
+    """(word, now, previous) of the SHOWN words that rose most and the SHOWN that fell most from the previous weeks
+    to these; a word ranks only when it was counted MIN_COUNT times in one of the two (fewer is noise)."""
+    now = keyword_counts(tx, dim, value, w.first, w.end, min_count)
+    before = keyword_counts(tx, dim, value, w.previous, w.first, min_count)
+    # A word frequent in one period only: its count in the other, however small.
+    now.update(keyword_counts(tx, dim, value, w.first, w.end, None, before))
+    before.update(keyword_counts(tx, dim, value, w.previous, w.first, None, now))
+    moved = [(word, now.get(word, 0), before.get(word, 0)) for word in set(now) | set(before)]
+    rising = sorted((m for m in moved if m[1] > m[2]), key=lambda m: (m[2] - m[1], m[0]))[:shown]
+    falling = sorted((m for m in moved if m[1] < m[2]), key=lambda m: (m[1] - m[2], m[0]))[:shown]
+    return rising, falling

@@ -1,7 +1,8 @@
 """The roller: folds new conversation events into report_rollups (counts and sums per hour, day and month, by channel,
 queue and agent), keeping each conversation's clocks (opened, first response, awaiting a reply) in
 report_conversations. Reports read only the rollups, so a year of figures costs a few thousand rows, not a scan of
-messages. `rebuild` recomputes everything from the events: the incremental figures must equal it."""
+messages. It also counts the keywords of customers' messages by week (report_keywords, for keyword trends).
+`rebuild` recomputes everything from the events: the incremental figures must equal it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from hub.history.merge import LATER, survivor
 from hub.inbox import labels
 from hub.model import format_time, utcnow
 from hub.reports.hours import business_seconds
+from hub.reports.keywords import terms
 
 log = logging.getLogger("hub.reports")
 
@@ -44,12 +46,16 @@ class RollRules:
     sla_wait: dict[str, float] = field(default_factory=dict)
     #: each queue's first-response target in seconds (0: none)
     first_response: dict[str, float] = field(default_factory=dict)
+    #: count the keywords of customers' messages (and, with phrases, two-word phrases) for keyword trends
+    keywords: bool = True
+    phrases: bool = True
 
     @classmethod
     def from_settings(cls, reports: ReportsSettings, routing: RoutingSettings) -> RollRules:
         return cls(reports.time_zone, tuple(reports.business_hours), timedelta(days=reports.repeat_window_days),
                    {name: q.sla_wait for name, q in routing.queues.items()},
-                   {name: q.first_response for name, q in routing.queues.items()})
+                   {name: q.first_response for name, q in routing.queues.items()},
+                   reports.keywords, reports.keyword_phrases)
 
 
 @dataclass
@@ -109,8 +115,11 @@ class _Deltas:
         self.ratings: dict[int, tuple[int, float]] = {}
         #: (customer, UTC hour, metric) -> [n, total]: the same figures by customer, for reports by segment
         self.customers: dict[tuple[int, str, str], list[float]] = {}
+        #: (dim, value, week, word) -> messages that had it: the keyword counts (report_keywords)
+        self.keywords: dict[tuple[str, str, str, str], int] = {}
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
+        self._weeks: dict[str, str] = {}
 
     def day(self, at: str) -> str:
         hour = at[:13]
@@ -118,6 +127,24 @@ class _Deltas:
         if d is None:
             d = self._days[hour] = parse_time(at).astimezone(self.tz).strftime("%Y-%m-%d")
         return d
+
+    def week(self, at: str) -> str:
+        """The business's day of the Monday that starts AT's week."""
+        day = self.day(at)
+        w = self._weeks.get(day)
+        if w is None:
+            d = datetime.strptime(day, "%Y-%m-%d")
+            w = self._weeks[day] = (d - timedelta(days=d.weekday())).strftime("%Y-%m-%d")
+        return w
+
+    def words(self, words: Iterable[str], at: str, channel: str, queue: str) -> None:
+        week = self.week(at)
+        for dim, value in (("all", ""), ("channel", channel), ("queue", queue)):
+            if dim != "all" and value == "":
+                continue
+            for w in words:
+                key = (dim, value, week, w)
+                self.keywords[key] = self.keywords.get(key, 0) + 1
 
     def contact(self, customer_id: int, at: str, channel: str) -> None:
         n, last = self.contacts.get(customer_id, (0, at))
@@ -286,6 +313,12 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
             "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total",
             (survivor(tx, customer_id), n, total),
         )
+    for (dim, value, week, word), n in deltas.keywords.items():
+        tx.exec(
+            "INSERT INTO report_keywords (dim, value, week, word, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (dim, value, week, word) DO UPDATE SET n = report_keywords.n + excluded.n",
+            (dim, value, week, word, n),
+        )
     for customer_id, channel in sorted(deltas.channels):
         tx.exec("INSERT INTO customer_channels (customer_id, channel) VALUES (?, ?) "
                 "ON CONFLICT (customer_id, channel) DO NOTHING", (survivor(tx, customer_id), channel))
@@ -304,13 +337,30 @@ class _Raced(Exception):
     """Another roller folded some of these events first: this batch is dropped and planned again."""
 
 
+#: the customer messages whose words count (a call's or an event's text is the hub's, not the customer's)
+_WORDED_KINDS = ("text", "voicemail")
+
+
+def _texts(tx: Tx, events: list[Row]) -> dict[int, str]:
+    """The text of each customer message these events name."""
+    ids = sorted({int(e["message_id"]) for e in events if e["message_id"] is not None
+                  and e["type"] in ("opened", "reopened", "message_in")})
+    out: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" for _ in chunk)
+        for r in tx.all(f"SELECT id, kind, text FROM messages WHERE id IN ({marks})", chunk):
+            if r["kind"] in _WORDED_KINDS and r["text"]:
+                out[int(r["id"])] = str(r["text"])
+    return out
+
+
 def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH) -> _Batch | None:
     """Read up to LIMIT unrolled events at or before CUTOFF and fold them in memory (nothing is written)."""
     if cutoff is None:
         cutoff = format_time(utcnow() - timedelta(seconds=SETTLE_SECONDS.get(tx.dialect, 0.0)))
     events = tx.all(
-        "SELECT id, conversation_id, customer_id, type, at, channel, queue, agent_id, seconds FROM conversation_events "
-        "WHERE rolled = 0 AND at <= ? ORDER BY id LIMIT ?",
+        "SELECT id, conversation_id, customer_id, type, at, channel, queue, agent_id, seconds, message_id "
+        "FROM conversation_events WHERE rolled = 0 AND at <= ? ORDER BY id LIMIT ?",
         (cutoff, limit),
     )
     if not events:
@@ -329,6 +379,7 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
     deltas = _Deltas(rules)
     # A conversation's figures count under each label it has when they are rolled (seconds after they happen).
     labelled = labels.of_many(tx, "conversation", sorted({int(e["conversation_id"]) for e in events}))
+    texts = _texts(tx, events) if rules.keywords else {}
     for e in events:
         cid = int(e["conversation_id"])
         c = clocks.get(cid)
@@ -336,6 +387,9 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
             c = clocks[cid] = _Clock(cid)
         c.labels = tuple(labelled.get(cid, ()))
         _fold(e, c, deltas, rules, last_resolved)
+        text = texts.get(e["message_id"]) if e["message_id"] is not None else None
+        if text:
+            deltas.words(terms(text, rules.phrases), str(e["at"]), str(e["channel"] or c.channel), c.queue)
         if e["type"] == "resolved" and c.customer_id is not None and c.resolved_at is not None:
             resolved_here[c.customer_id] = (cid, c.resolved_at)
     return _Batch([int(e["id"]) for e in events], list(clocks.values()), deltas)
@@ -388,6 +442,7 @@ async def rebuild(db: Database, rules: RollRules) -> int:
         tx.exec("DELETE FROM report_rollups")
         tx.exec("DELETE FROM report_conversations")
         tx.exec("DELETE FROM report_customer_hours")
+        tx.exec("DELETE FROM report_keywords")
         tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
         tx.exec("DELETE FROM customer_channels")
         recompute_orders(tx)

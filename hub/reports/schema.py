@@ -1,5 +1,6 @@
-"""Migrations 94-95: each customer's report figures by hour (reports sliced by segment) and the agents' presence
-history (staffing: agents needed against agents available)."""
+"""Migrations 94-97: each customer's report figures by hour (reports sliced by segment), the agents' presence
+history (staffing: agents needed against agents available), and the keywords of customer messages by week
+(keyword trends)."""
 
 from __future__ import annotations
 
@@ -32,5 +33,25 @@ CREATE TABLE agent_presence_log (
 CREATE INDEX agent_presence_log_at ON agent_presence_log (at, agent_id);
 CREATE INDEX agent_presence_log_agent ON agent_presence_log (agent_id, at)
 """,
+    ),
+    (
+        96,
+        "reports: the keywords of customers' messages by week, for keyword trends (run `hub reports rebuild` once "
+        "to count the history before this version)",
+        """
+CREATE TABLE report_keywords (
+    dim TEXT NOT NULL,
+    value TEXT NOT NULL,
+    week TEXT NOT NULL,
+    word TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (dim, value, week, word)
+)
+""",
+    ),
+    (
+        97,
+        "reports: a customer message's event names the message, so the roller can count its keywords",
+        "ALTER TABLE conversation_events ADD COLUMN message_id BIGINT",
     ),
 ]

@@ -356,9 +356,9 @@ class Reconciler:
 
 async def audit(db: Database, state: RoutingState) -> list[str]:
     """The invariants after any fault, as a list of what does not hold (empty: all hold): every open conversation
-    is with exactly one agent who can see it or waits in a queue, the state holds nothing the store resolved,
-    every agent's load and presence in the state are what the store says, and no agent holds more than their
-    capacity."""
+    is with exactly one agent who can see it or waits in a queue at the priority the store gives it, the state holds
+    nothing the store resolved, every agent's load and presence in the state are what the store says, and no agent
+    holds more than their capacity."""
     def read(tx: Tx) -> tuple[list[Row], list[Row], dict[int, set[str]]]:
         rows = tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id")
         agents = tx.all("SELECT id, presence, disabled FROM agents ORDER BY id")
@@ -381,6 +381,8 @@ async def audit(db: Database, state: RoutingState) -> list[str]:
             continue
         if _shown(view) != (want, agent):
             problems.append(f"conversation {cid}: store says {want} {agent}, routing says {view.state} {view.agent}")
+        if view.priority != int(row["priority"]):
+            problems.append(f"conversation {cid}: priority {row['priority']} in the store, {view.priority} in routing")
         if agent is not None:
             holds.setdefault(agent, Counter())[CAPACITY_CLASS.get(str(row["channel"]), "chat")] += 1
             if want == "offered" and row["queue"] not in queues.get(agent, set()):

@@ -4,6 +4,7 @@ parameters are 422 with a reason."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Callable
@@ -169,6 +170,17 @@ async def test_the_roller_in_the_app_folds_new_events(aiohttp_client: Any, make_
     await eventually(opened, what="the roller folded the new conversation")
 
 
+@pytest.mark.parametrize("roller", ["true", "false"])
+async def test_reports_roller_false_leaves_the_folding_to_another_process(
+        aiohttp_client: Any, make_settings: Callable[..., Settings], tmp_path: Any, roller: str) -> None:
+    """[reports] roller = false: this process records events but runs no roller (the benchmark's reports-off row)."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'roll.db'}", HUB_REPORTS__ROLLER=roller)
+    await aiohttp_client(build_app(settings))
+    running = {t.get_name() for t in asyncio.all_tasks()}
+    assert "hub-outbox" in running  # the app's background tasks are up
+    assert ("hub-reports-roller" in running) == (roller == "true")
+
+
 async def segment(api: Api, name: str, criteria: dict[str, Any]) -> int:
     made = await api.call("POST", "/api/v1/segments", "/api/v1/segments", {"name": name, "criteria": criteria},
                           expect=201)
@@ -246,5 +258,46 @@ async def test_trends_compare_each_channel_and_topic_with_the_period_before(api:
                                          "change": -1.0}]
     rows = list(csv.reader(io.StringIO(await (await client.get(R + "?format=csv", headers=api.headers)).text())))
     assert rows[0][:3] == ["kind", "name", "volume"] and ["topic falling", "billing", "0", "2", "", ""] in rows
-    assert (await api.call("GET", R, R + "?channel=api", expect=422))["error"]["message"]
+    assert (await api.call("GET", R, R + "?label=billing", expect=422))["error"]["message"]
     await api.call("GET", R, R, headers=ann_h, expect=403)
+
+
+async def test_trends_rank_the_keywords_of_customers_messages_by_whole_weeks(api: Api, client: Client) -> None:
+    # This week (UTC Mondays: reports.time_zone) against the one before; messages of last week are moved back.
+    today = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    monday = today - timedelta(days=today.weekday())
+    sent = [("+14155550190", "my parcel never arrived", True), ("+14155550191", "Parcel never arrived!", True),
+            ("+14155550192", "where is my parcel, order 99812", True), ("+14155550193", "the parcel is late", False),
+            ("+14155550194", "password reset email missing", False),
+            ("+14155550195", "cannot log in: password reset", False),
+            ("+14155550196", "password reset? https://example.com/reset", False)]
+    last_week = []
+    for sender, text, earlier in sent:
+        conv = (await inbound(api, f"phone:{sender}", text))["conversation"]["id"]
+        if earlier:
+            last_week.append(conv)
+    then = format_time(monday - timedelta(days=6))
+    await client.app[DB].write(lambda tx: tx.exec(
+        f"UPDATE conversation_events SET at = ? WHERE conversation_id IN ({', '.join(map(str, last_week))})",
+        (then,)))
+    await roll(client)
+    week = f"?from={monday.date()}&to={(monday + timedelta(days=7)).date()}&tz=UTC"
+    got = (await api.call("GET", R, R + week + "&min_count=3"))["keywords"]
+    assert (got["weeks_from"], got["weeks_to"], got["weeks"], got["min_count"]) == (
+        str(monday.date()), str((monday + timedelta(days=7)).date()), 1, 3)
+    assert got["previous_from"] == str((monday - timedelta(days=7)).date())
+    assert got["rising"] == [{"word": w, "now": 3, "previous": 0, "change": None}
+                             for w in ("password", "password reset", "reset")]
+    assert got["falling"] == [{"word": "parcel", "now": 1, "previous": 3, "change": -0.6667}]
+    assert got["slice"] is None
+    # The default minimum (5) leaves all of it as noise; a channel filter slices the keywords.
+    assert (await api.call("GET", R, R + week))["keywords"]["rising"] == []
+    sliced = (await api.call("GET", R, R + week + "&min_count=1&channel=sms"))["keywords"]
+    assert sliced["slice"] == {"by": "channel", "value": "sms"} and sliced["rising"] == []
+    on_api = (await api.call("GET", R, R + week + "&min_count=3&channel=api"))["keywords"]
+    assert [k["word"] for k in on_api["rising"]] == ["password", "password reset", "reset"]
+    rows = list(csv.reader(io.StringIO(await (await client.get(R + week + "&min_count=3&format=csv",
+                                                               headers=api.headers)).text())))
+    assert ["keyword falling", "parcel", "1", "3", "", ""] in rows
+    assert (await api.call("GET", R, R + "?min_count=0", expect=422))["error"]["message"]
+    assert (await api.call("GET", R, R + "?min_count=lots", expect=422))["error"]["message"]

@@ -15,6 +15,7 @@ from hub.api.openapi import document
 from hub.api.responses import AttentionEvent, Conversation, ConversationStatus, Csat, Message
 from hub.api.routes import STATUSES as CONVERSATION_STATUSES
 from hub.campaigns import openapi as campaigns
+from hub.campaigns.campaign_store import OUTCOMES as CAMPAIGN_OUTCOMES
 from hub.campaigns.campaign_store import STATUSES as CAMPAIGN_STATUSES
 from hub.csat import surveys
 from hub.journal import STATUSES as JOURNAL_STATUSES
@@ -65,6 +66,7 @@ def test_the_enums_agree_with_the_code() -> None:
     assert get_args(reports.Group) == GROUPS and get_args(reports.BreakdownBy) == BREAKDOWNS
     assert set(get_args(segments.RfmGroup)) == {*RFM_GROUPS, "other"}
     assert get_args(campaigns.CampaignStatus) == CAMPAIGN_STATUSES
+    assert get_args(campaigns.RecipientOutcome) == CAMPAIGN_OUTCOMES
 
 
 def test_an_answer_that_drifts_from_its_model_is_caught() -> None:

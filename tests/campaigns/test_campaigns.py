@@ -19,7 +19,16 @@ from hub.keys import BUS, CAMPAIGNS, DB, OUTBOX, SETTINGS
 from hub.model import format_time, parse_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
 from tests.api.client import Api, start_api
-from tests.channels.twilio.fake import BIZ, TwilioFake, make_hub_settings, new_sid, sample, settings_env, webhook
+from tests.channels.twilio.fake import (
+    BIZ,
+    Scripted,
+    TwilioFake,
+    make_hub_settings,
+    new_sid,
+    sample,
+    settings_env,
+    webhook,
+)
 from tests.waiting import eventually
 
 SMS = "/webhooks/twilio/sms"
@@ -132,9 +141,9 @@ async def test_a_list_campaign_previews_sends_once_each_and_counts_its_results(
     assert len(rows) == 4 and all('"automatic": true' in r["meta"] for r in rows)
 
     got = done["results"]
-    # Accepted by Twilio ("queued" there too) and not yet reported sent.
+    # Accepted by Twilio (its "queued" is sent for us: out of our outbox), not yet reported delivered.
     assert (got["recipients"], got["queued"], got["skipped"], got["pending"], got["sent"], got["failed"]) == (
-        7, 3, 4, 0, 0, 0)
+        7, 0, 4, 0, 3, 0)
     assert done["status"] == "done" and done["finished_at"]  # the second pass found nobody pending
 
     # Delivery receipts move the results; a reply opens a conversation like any message; a STOP counts.
@@ -147,7 +156,7 @@ async def test_a_list_campaign_previews_sends_once_each_and_counts_its_results(
         "sms_status_delivered", MessageSid=ext["external_id"], SmsSid=ext["external_id"], To=ANN))
     assert status in (200, 204)
     got = await eventually(lambda: _results(api, made["id"], "delivered", 1), what="delivered")
-    assert (got["sent"], got["queued"]) == (1, 2), got
+    assert (got["sent"], got["queued"]) == (3, 0), got
     await texts(api, ANN, "Can I switch to yearly?")
     await texts(api, BOB, "STOP")
     got = await _results(api, made["id"], "replied", 1)
@@ -173,6 +182,53 @@ async def _status(api: Api, cid: int, status: str) -> dict[str, Any] | None:
 async def _results(api: Api, cid: int, key: str, n: int) -> dict[str, int] | None:
     got = (await api.call("GET", f"{C}/{{id}}", f"{C}/{cid}"))["results"]
     return got if got[key] >= n else None
+
+
+async def test_each_recipient_moves_from_queued_to_sent_to_delivered_failed_replied_or_opted_out(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    # The first send Twilio refuses (503) waits an hour for its retry: that message stays in our outbox.
+    api = await start(outbox__base_delay_seconds="3600", outbox__max_delay_seconds="3600")
+    sim.script["Messages"] = [Scripted(503)]
+    phones = [f"+1415555012{i}" for i in range(5)]
+    made = await api.call("POST", C, C, {"name": "Stages", "channel": "sms", "text": "news",
+                                         "identities": [f"phone:{p}" for p in phones]}, expect=201)
+    got = await eventually(lambda: _settled(api, sim, made["id"]), what="five sends tried, four accepted")
+    assert (got["queued"], got["sent"], got["delivered"], got["failed"]) == (1, 4, 0, 0), got
+    page = await api.call("GET", f"{C}/{{id}}/recipients", f"{C}/{made['id']}/recipients")
+    by_outcome = sorted(r["outcome"] for r in page["items"])
+    assert by_outcome == ["queued", "sent", "sent", "sent", "sent"], page
+    sent = [r for r in page["items"] if r["outcome"] == "sent"]
+    waiting = next(r for r in page["items"] if r["outcome"] == "queued")
+    assert waiting["message_status"] == "queued" and all(r["message_status"] == "sending" for r in sent)
+
+    async def receipt(r: dict[str, Any], name: str) -> None:
+        ext = await api.client.app[DB].read(lambda tx: tx.one("SELECT external_id FROM messages WHERE id = ?",
+                                                              (r["message_id"],)))
+        sid = ext["external_id"]
+        code, _, _ = await webhook(api.client, STATUS, sample(name, MessageSid=sid, SmsSid=sid,
+                                                              To=r["identity"].removeprefix("phone:")))
+        assert code in (200, 204), code
+
+    await receipt(sent[0], "sms_status_delivered")
+    await receipt(sent[1], "sms_status_undelivered")
+    await texts(api, sent[2]["identity"].removeprefix("phone:"), "What news?")
+    await texts(api, sent[3]["identity"].removeprefix("phone:"), "STOP")
+    got = await eventually(lambda: _results(api, made["id"], "failed", 1), what="the receipts counted")
+    assert (got["queued"], got["sent"], got["delivered"], got["failed"], got["replied"], got["opted_out"]) == (
+        1, 3, 1, 1, 1, 1), got
+    page = await api.call("GET", f"{C}/{{id}}/recipients", f"{C}/{made['id']}/recipients")
+    outcomes = {r["identity"]: r["outcome"] for r in page["items"]}
+    assert [outcomes[r["identity"]] for r in (waiting, *sent)] == [
+        "queued", "delivered", "failed", "replied", "opted_out"], outcomes
+    failed = next(r for r in page["items"] if r["outcome"] == "failed")
+    assert "unreachable destination handset" in failed["reason"]
+
+
+async def _settled(api: Api, sim: TwilioFake, cid: int) -> dict[str, int] | None:
+    got = (await api.call("GET", f"{C}/{{id}}", f"{C}/{cid}"))["results"]
+    return got if len(sim.sent()) >= 5 and got["sent"] == 4 else None
 
 
 async def test_the_rate_holds_across_a_restart_and_a_segment_is_read_at_the_start(

@@ -4,7 +4,7 @@ and a customer's answer comes back into a conversation through the inbound path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from hub.config import Settings
 from hub.keys import CHANNELS, DB
 from tests.api.client import Api, start_api
-from tests.channels.email.dovecot import _free_port
+from tests.channels.conftest import email_env
 from tests.channels.email.test_channel import MailServer, email
 from tests.channels.telegram.fake import FakeBotApi
 from tests.waiting import eventually
@@ -82,29 +82,10 @@ async def _replied(api: Api, cid: int) -> dict[str, Any] | None:
     return got if got["replied"] else None
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[MailServer, int]]:
-    from aiosmtpd.controller import Controller
-
-    server = MailServer()
-    port = _free_port()
-    controller = Controller(server, hostname="127.0.0.1", port=port, authenticator=server.authenticate,
-                            auth_require_tls=False)
-    controller.start()
-    try:
-        yield server, port
-    finally:
-        controller.stop()
-
-
 async def test_an_email_campaign_has_its_own_subject_and_skips_who_cannot_get_it(
     aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, smtp: tuple[MailServer, int]
 ) -> None:
-    api = await start_api(aiohttp_client, make_settings(db_url, **{
-        "HUB_CHANNELS__EMAIL__ENABLED": "true", "HUB_CHANNELS__EMAIL__ADDRESS": "support@hub.test",
-        "HUB_CHANNELS__EMAIL__SMTP_HOST": "127.0.0.1", "HUB_CHANNELS__EMAIL__SMTP_PORT": str(smtp[1]),
-        "HUB_CHANNELS__EMAIL__SMTP_SECURITY": "none", "HUB_CHANNELS__EMAIL__SMTP_USERNAME": "hub",
-        "HUB_CHANNELS__EMAIL__SMTP_PASSWORD": "smtp-secret", "HUB_OUTBOX__POLL_INTERVAL_SECONDS": "0.1"}))
+    api = await start_api(aiohttp_client, make_settings(db_url, **email_env(smtp[1])))
     channel = api.client.app[CHANNELS]["email"]
     assert await channel.receive(email("Ann Lee <ann@example.com>", "Order #1042", "Where is it?",  # type: ignore[attr-defined]
                                        "ann.1@example.com")) == "stored"

@@ -5,19 +5,18 @@ numeric reply to the survey email."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiosmtpd.controller import Controller
 
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
 from hub.keys import CHANNELS, CSAT, DB, OUTBOX
-from tests.channels.email.dovecot import _free_port
+from tests.channels.conftest import email_env
 from tests.channels.email.test_channel import MailServer, email
 from tests.waiting import eventually
 
@@ -27,32 +26,12 @@ LINK = re.compile(re.escape(PUBLIC) + r"/csat/(\S+)")
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[MailServer, int]]:
-    server = MailServer()
-    port = _free_port()
-    controller = Controller(server, hostname="127.0.0.1", port=port, authenticator=server.authenticate,
-                            auth_require_tls=False)
-    controller.start()
-    try:
-        yield server, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
 def start(aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str,
           smtp: tuple[MailServer, int]) -> Callable[..., Any]:
     async def go(**more: str) -> tuple[Client, dict[str, str]]:
         settings = make_settings(db_url, **{
+            **email_env(smtp[1]),
             "HUB_SERVER__PUBLIC_URL": PUBLIC,
-            "HUB_CHANNELS__EMAIL__ENABLED": "true",
-            "HUB_CHANNELS__EMAIL__ADDRESS": "support@hub.test",
-            "HUB_CHANNELS__EMAIL__SMTP_HOST": "127.0.0.1",
-            "HUB_CHANNELS__EMAIL__SMTP_PORT": str(smtp[1]),
-            "HUB_CHANNELS__EMAIL__SMTP_SECURITY": "none",
-            "HUB_CHANNELS__EMAIL__SMTP_USERNAME": "hub",
-            "HUB_CHANNELS__EMAIL__SMTP_PASSWORD": "smtp-secret",
-            "HUB_OUTBOX__POLL_INTERVAL_SECONDS": "0.1",
             "HUB_ROUTING__QUEUES__SUPPORT__CSAT": "true",
             "HUB_CSAT__POLL_INTERVAL_SECONDS": "3600",
             "HUB_CSAT__LINK_SECRET": "a-long-random-secret-for-links",

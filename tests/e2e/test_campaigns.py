@@ -1,7 +1,9 @@
 """Campaigns in a real browser against a real hub whose SMS goes to the Twilio simulator (in a thread; its status
 callbacks come back signed): a supervisor opens Campaigns from the Reports page, previews a list campaign (texts
 filled in, who is skipped and why; customer text shown as text), sends a test to their own phone, creates it, and
-watches its results reach "delivered". An agent has no Campaigns page. Screenshot: campaigns.png in $HUB_SCREENSHOTS."""
+watches its results reach "delivered"; a WhatsApp campaign picks an approved template (a rejected one is shown,
+not choosable), fills its variables and previews each recipient's text. An agent has no Campaigns page.
+Screenshot: campaigns.png in $HUB_SCREENSHOTS."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def hub(tmp_path: Path, twilio: SimulatorThread) -> Iterator[Hub]:
         "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN,
         "HUB_CHANNELS__TWILIO__API_BASE_URL": twilio.url,
         "HUB_CHANNELS__TWILIO__SMS_FROM": BIZ,
+        "HUB_CHANNELS__TWILIO__WHATSAPP_FROM": BIZ,
         "HUB_CHANNELS__TWILIO__NUMBERS": json.dumps({BIZ: {"line": "main"}}),
         "HUB_CAMPAIGNS__POLL_INTERVAL_SECONDS": "0.5",
     }
@@ -104,3 +107,51 @@ def _until(check: Any, what: str, within: float = 30.0) -> None:
     while not check():
         assert time.monotonic() < deadline, f"{what} not seen within {within:.0f}s"
         time.sleep(0.1)
+
+
+def test_a_supervisor_picks_an_approved_whatsapp_template_and_sees_each_recipients_text(
+    hub: Hub, twilio: SimulatorThread, new_page: Any
+) -> None:
+    approved = twilio.sim.add_template("renewal_reminder", "Hi {{1}}, your plan renews on {{2}}.",
+                                       {"1": "Sam", "2": "1 May"})
+    twilio.sim.add_template("spring_sale", "Spring sale, {{1}}!", {"1": "Sam"}, status="rejected",
+                            rejection_reason="INVALID_FORMAT")
+    for phone, name in (("+14155550100", "Ann Lee"), ("+14155550101", HOSTILE)):
+        hub.inbound(f"phone:{phone}", "hello", name=name)
+    dana = new_page(1440, 1400)
+    sign_in(dana, "dana@example.com")
+    dana.click("#nav-reports")
+    dana.click("#reports-campaigns")
+    dana.wait_for_selector("#campaign-form")
+    dana.fill("#cmp-name", "Renewal")
+    dana.select_option("#cmp-channel", "whatsapp")
+    picker = dana.locator("#cmp-template")
+    picker.locator(f'option[value="{approved}"]').wait_for(state="attached", timeout=15_000)
+    options = [picker.locator("option").nth(i) for i in range(picker.locator("option").count())]
+    labels = {o.get_attribute("value"): (o.inner_text(), o.is_disabled()) for o in options}
+    assert labels[approved] == ("renewal_reminder (en) — approved", False)
+    assert [v for v, (text, off) in labels.items() if "spring_sale" in text and "rejected" in text and off]
+    picker.select_option(approved)
+    assert dana.locator("#cmp-template-body").inner_text() == "Hi {{1}}, your plan renews on {{2}}."
+    assert not dana.locator("#cmp-text").is_visible()
+    dana.select_option("#cmp-audience", "list")
+    dana.fill("#cmp-list", "phone:+14155550100\nphone:+14155550101\n")
+    dana.fill("#cmp-var-1", '{{first_name | fallback: "there"}}')
+    dana.fill("#cmp-var-2", "Friday")
+    dana.click("#campaign-preview-btn")
+    preview = dana.locator("#campaign-preview")
+    preview.wait_for()
+    samples = preview.locator(".campaign-text")
+    assert [samples.nth(i).inner_text() for i in range(2)] == [
+        "Hi Ann, your plan renews on Friday.", "Hi Zoe, your plan renews on Friday."]
+
+    dana.click("#campaign-create")
+    detail = dana.locator("#campaign-detail")
+    detail.wait_for(timeout=15_000)
+    detail.locator('[data-result="delivered"] dd', has_text="2").wait_for(timeout=30_000)
+    sent = sorted((m["To"], m["ContentSid"], m["ContentVariables"]) for m in twilio.sent("Messages"))
+    assert sent == [("whatsapp:+14155550100", approved, '{"1": "Ann", "2": "Friday"}'),
+                    ("whatsapp:+14155550101", approved, '{"1": "Zoe", "2": "Friday"}')]
+    assert [c.inner_text() for c in detail.locator("td[data-outcome]").all()] == ["Delivered", "Delivered"]
+    assert dana.locator("[data-xss]").count() == 0 and dana.evaluate("window.__xss || null") is None
+    assert dana.errors == []

@@ -134,3 +134,26 @@ def test_a_supervisor_slices_by_segment_and_reads_the_trends_and_staffing(hub: H
     dana.locator("#staffing-last-week #staffing-short").wait_for()
     assert dana.locator("#staffing-last-week td[data-needed]").count() == 7 * 24
     assert dana.errors == []
+
+
+def test_a_supervisor_reads_the_keywords_rising(hub: Hub, new_page: Any) -> None:
+    """What customers write about, by week: five messages about a password reset this week rank it among the
+    keywords rising (a word in two messages does not: under the minimum count); kept as reports-keywords.png."""
+    texts = ["I need a password reset", "password reset link expired", "Password reset?? twice now",
+             "help: password reset email never came", "password reset for ann@example.com",
+             "invoice copy please", "Invoice copy again"]
+    for i, text in enumerate(texts):
+        hub.inbound(f"phone:+1415555013{i}", text)
+    dana = new_page(1440, 1200)
+    sign_in(dana, "dana@example.com")
+    dana.click("#nav-reports")
+    rising = dana.locator('#keywords-rising li[data-word="password reset"]')
+    rising.wait_for(timeout=15_000)
+    assert rising.inner_text().split() == ["password", "reset", "0", "→", "5"]
+    words = dana.locator("#keywords-rising li").evaluate_all("(lis) => lis.map((li) => li.dataset.word)")
+    assert words == ["password", "password reset", "reset"]  # "invoice" (2) is under the minimum of 5
+    assert dana.locator("#keywords-falling", has_text="None counted 5 times or more").count() == 1
+    assert "whole weeks" in dana.locator("#keywords-explain").inner_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    dana.locator("#report-trends").screenshot(path=str(SHOTS / "reports-keywords.png"))
+    assert dana.errors == []

@@ -531,6 +531,7 @@ async def test_a_priority_the_routing_state_missed_is_repaired(
     router = client.app[ROUTER]
     await client.app[DB].write(lambda tx: tx.exec("UPDATE conversations SET priority = 7, updated_at = ? WHERE id = ?",
                                                   (format_time(utcnow()), conv)))
+    assert await consistent(client) == [f"conversation {conv}: priority 7 in the store, 0 in routing"]
     first = await router.reconciler.run()
     assert first is not None and first.priority == 0  # seen once: it could be a change on its way
     assert (await router.state.conversation(conv)).priority == 0
@@ -540,3 +541,4 @@ async def test_a_priority_the_routing_state_missed_is_repaired(
     view = await router.state.conversation(conv)
     assert view is not None and (view.state, view.priority) == ("waiting", 7)
     assert (await router.reconciler.run()).priority == 0  # type: ignore[union-attr]
+    assert await consistent(client) == []

@@ -26,6 +26,7 @@ from hub import tasks as background
 from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, SendError, SendResult
 from hub.channels.email.imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email.parse import ParsedEmail, parse_email
+from hub.channels.email.reader import Reader
 from hub.config import EmailChannelSettings
 from hub.html_safety import sanitize
 from hub.identities import IdentityError
@@ -112,8 +113,10 @@ class EmailChannel(Channel):
         own = {settings.address.lower()} | {m.username.lower() for m in settings.mailboxes if "@" in m.username}
         self.own_addresses = frozenset(a for a in own if a)
         self.lock = lock or LeaseLock(sink, settings.lease_seconds)
+        self.reader = Reader(self.name, settings.allow_remote_images, self.own_addresses, settings.parse_processes)
         self.pollers = [
-            MailboxPoller(m, settings, sink, self.receive_batch, self.lock, rng=rng) for m in settings.mailboxes
+            MailboxPoller(m, settings, sink, self.receive_batch, self.lock, rng=rng, read=self.reader.read)
+            for m in settings.mailboxes
         ]
         for p in self.pollers:
             p.on_health = self._mailbox_health
@@ -171,6 +174,7 @@ class EmailChannel(Channel):
     async def stop(self) -> None:
         await background.stop([*self._tasks, *([self._smtp_check] if self._smtp_check else [])])
         self._tasks.clear()
+        self.reader.close()
 
     # -- inbound ------------------------------------------------------------------------------------------------
 
@@ -191,13 +195,16 @@ class EmailChannel(Channel):
         not keep it (the database is down), so the caller fetches it again later."""
         return await self.keep(self.read(raw), raw, source)
 
-    async def receive_batch(self, items: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
-        """Store or flag a batch of fetched emails; their outcomes in order. Parsing runs in a worker thread so the
-        event loop keeps serving while a big mailbox is imported. Emails are stored concurrently (so the database
-        commits many at once), except that an email waits for the earlier ones of the batch it depends on: the
-        previous one from the same sender, any it replies to and any with its Message-ID, so threads join and
-        duplicates are found exactly as one by one."""
-        parsed = await asyncio.to_thread(lambda: [self.read(raw) for raw, _source in items])
+    async def receive_batch(
+        self, items: list[tuple[bytes, dict[str, Any]]], parsed: list[ParsedEmail] | None = None
+    ) -> list[str]:
+        """Store or flag a batch of fetched emails; their outcomes in order. PARSED: the emails already read (the
+        poller reads the next batch while this one is stored); else they are read here, off the event loop (see
+        `Reader`). Emails are stored concurrently (so the database commits many at once), except that an email
+        waits for the earlier ones of the batch it depends on: the previous one from the same sender, any it
+        replies to and any with its Message-ID, so threads join and duplicates are found exactly as one by one."""
+        if parsed is None:
+            parsed = await self.reader.read([raw for raw, _source in items])
         room = asyncio.Semaphore(self.STORE_CONCURRENCY)
         tasks: list[asyncio.Task[str]] = []
         by_message_id: dict[str, int] = {}
@@ -228,13 +235,16 @@ class EmailChannel(Channel):
         """Store or flag one parsed email (see `receive`). Auto-replies are stored too, marked automatic (ingest
         neither routes them nor lets them open work); bounces mark the reply they return failed."""
         envelope: dict[str, Any] = {"source": source or {}, "size": len(raw), "message_id": parsed.message_id}
-        whole = {**envelope, "eml_base64": base64.b64encode(raw).decode()}
+
+        def whole() -> dict[str, Any]:  # the email itself, journaled with what is not stored on a timeline
+            return {**envelope, "eml_base64": base64.b64encode(raw).decode()}
+
         if parsed.verdict == "bounce":
-            return await self._bounce(parsed, whole)
+            return await self._bounce(parsed, whole())
         if parsed.inbound is None:
             # Machine mail never opens work and is never answered, so it cannot start a reply loop.
             code = "no_sender" if parsed.verdict == "unreadable" else "own_address"
-            await self.host.flag(self.name, parsed.message_id, whole, parsed.reason or parsed.verdict, code,
+            await self.host.flag(self.name, parsed.message_id, whole(), parsed.reason or parsed.verdict, code,
                                  parsed.fingerprint)
             return "flagged"
         inbound = parsed.inbound
@@ -245,7 +255,7 @@ class EmailChannel(Channel):
         except IngestFailed:
             return "flagged"  # journaled with the reason; `hub events replay` retries it
         except IdentityError as e:
-            await self.host.flag(self.name, parsed.message_id, whole, str(e), "no_sender", parsed.fingerprint)
+            await self.host.flag(self.name, parsed.message_id, whole(), str(e), "no_sender", parsed.fingerprint)
             return "flagged"
         if result.duplicate:
             before = await self.host.journaled_raw(result.journal_id)

@@ -117,6 +117,7 @@ class TwilioAccount:
         if self.settings.api_base_url:
             # Tests and the demo point the official client at a local server speaking Twilio's wire format.
             self.client.api.base_url = self.settings.api_base_url
+            self.client.content.base_url = self.settings.api_base_url
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout_seconds))
         self._fetcher = asyncio.create_task(self._fetch_forever(), name="hub-twilio-media")
 

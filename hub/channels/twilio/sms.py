@@ -3,6 +3,7 @@ with delivery status callbacks, STOP/START opt-outs. WhatsApp is its own channel
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 from typing import Any, ClassVar
@@ -13,7 +14,17 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from hub import downloads
 from hub.api.params import path_id
-from hub.channels.base import Capabilities, Channel, Fact, FactResult, IngestFailed, SendError, SendResult
+from hub.channels.base import (
+    Capabilities,
+    Channel,
+    Fact,
+    FactResult,
+    IngestFailed,
+    MessageTemplate,
+    SendError,
+    SendResult,
+)
+from hub.channels.twilio import content as twilio_content
 from hub.channels.twilio import media as twilio_media
 from hub.channels.twilio.account import TwilioAccount, TwilioSink, rest_error
 from hub.identities import IdentityError
@@ -267,10 +278,14 @@ class SmsChannel(Channel):
                                     settings.media_url_seconds)
             for aid, filename in await self.twilio_sink.outgoing_attachments(outbound.message_id)
         ]
+        # An approved template (a WhatsApp campaign): Twilio sends the template with these values, not our text.
+        template = outbound.meta.get("template")
+        content = ({"content_sid": template["sid"], "content_variables": json.dumps(template["variables"])}
+                   if self.name == "whatsapp" and isinstance(template, dict) else {"body": outbound.text})
         try:
             msg = await self.account.client.messages.create_async(
                 to=self._address(outbound.to.value),
-                body=outbound.text,
+                **content,
                 status_callback=self.account.url("/webhooks/twilio/sms/status"),
                 **({"media_url": media} if media else {}),
                 **sender,
@@ -288,4 +303,10 @@ class SmsChannel(Channel):
 class WhatsAppChannel(SmsChannel):
     name: ClassVar[str] = "whatsapp"
     capabilities = Capabilities(max_text_length=MAX_BODY, media=True, max_files=WHATSAPP_FILES,
-                                max_media_bytes=WHATSAPP_BYTES)
+                                max_media_bytes=WHATSAPP_BYTES, templates=True)
+
+    async def templates(self) -> list[MessageTemplate]:
+        return await twilio_content.templates(self.account.client)
+
+    async def template(self, sid: str) -> MessageTemplate:
+        return await twilio_content.template(self.account.client, sid)

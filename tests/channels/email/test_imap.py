@@ -12,10 +12,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import aioimaplib
 import pytest
 
 from hub.channels.email.channel import EmailChannel
-from hub.channels.email.imap import LeaseLock, backoff_delay, parse_fetch
+from hub.channels.email.imap import LeaseLock, _Protocol, backoff_delay, parse_fetch
 from tests.channels.email.dovecot import Dovecot, EmailWorld, email_world, running_dovecot
 from tests.channels.email.tls import make_certs
 from tests.waiting import eventually
@@ -123,10 +124,10 @@ async def test_mail_arriving_during_a_sync_pass_is_imported_without_waiting_for_
         keep = poller.deliver
         arrived = []
 
-        async def deliver_and_meanwhile_more_arrives(batch: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+        async def deliver_and_meanwhile_more_arrives(batch: list[tuple[bytes, dict[str, Any]]], read: Any) -> list[str]:
             if not arrived:
                 arrived.append(dovecot.deliver("support", mail(1)))
-            return await keep(batch)
+            return await keep(batch, read)
 
         poller.deliver = deliver_and_meanwhile_more_arrives
         dovecot.deliver("support", mail(0))
@@ -399,3 +400,34 @@ async def test_starttls_upgrades_the_plain_port_before_logging_in(
             await until(lambda: _eq(count(w), 2), what="IDLE over STARTTLS")
         logins = [ln for ln in server.log().splitlines() if "Login:" in ln]
         assert logins and all("TLS" in ln for ln in logins), logins
+
+
+def _fetch_response(protocol: Any, data: bytes, cut: int) -> list[Any]:
+    """The response lines PROTOCOL makes of DATA (a UID FETCH answer, tag A1) handed over CUT bytes at a time."""
+    cmd = aioimaplib.Command("FETCH", "A1", "1:*", "(UID BODY.PEEK[])", loop=protocol.loop)
+    protocol.state = aioimaplib.SELECTED
+    protocol.pending_async_commands[cmd.untagged_resp_name] = cmd
+    for i in range(0, len(data), cut):
+        protocol.data_received(data[i : i + cut])
+    assert cmd.response.result == "OK"
+    return list(cmd.response.lines)
+
+
+@pytest.mark.parametrize("cut", [1, 7, 4096, 16384, 16385, 262144, 10**8])
+async def test_the_hubs_imap_protocol_reads_a_fetch_answer_as_aioimaplib_does_however_it_arrives(cut: int) -> None:
+    corpus = [p.read_bytes() for p in sorted((Path(__file__).parent / "emails").glob("*.eml"))]
+    data = b"".join(b"* %d FETCH (UID %d BODY[] {%d}\r\n" % (n, 100 + n, len(raw)) + raw + b")\r\n"
+                    for n, raw in enumerate(corpus * 3, 1)) + b"A1 OK Fetch completed.\r\n"
+    loop = asyncio.get_running_loop()
+    ours = _fetch_response(_Protocol(loop), data, cut)
+    assert ours == _fetch_response(aioimaplib.IMAP4ClientProtocol(loop), data, len(data))
+    assert parse_fetch(ours) == [(100 + n, raw) for n, raw in enumerate(corpus * 3, 1)]
+
+
+async def test_the_poller_talks_imap_through_the_hubs_protocol(dovecot: Dovecot, tmp_path: Path) -> None:
+    async with email_world(f"sqlite:///{tmp_path / 'hub.db'}", mailboxes=[mailbox(dovecot)]) as w:
+        dovecot.deliver("support", mail(0))
+        await w.channel.start()
+        await until(lambda: _eq(count(w), 1), what="the email")
+        (poller,) = w.channel.pollers
+        assert poller._client is not None and isinstance(poller._client.protocol, _Protocol)

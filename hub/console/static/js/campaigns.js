@@ -16,16 +16,35 @@ const RESULTS = () => [["recipients", t("campaigns.result.recipients")], ["pendi
 const STATUS_TITLES = () => ({ scheduled: t("campaigns.status.scheduled"), running: t("campaigns.status.running"),
   done: t("campaigns.status.done"), cancelled: t("campaigns.status.cancelled") });
 const result = (k) => RESULTS().find(([key]) => key === k)[1];
+// WhatsApp's approval statuses of a template (Twilio's Content API); another one is shown as it comes.
+const APPROVALS = () => ({ approved: t("campaigns.approval.approved"), pending: t("campaigns.approval.pending"),
+  received: t("campaigns.approval.pending"), rejected: t("campaigns.approval.rejected"),
+  paused: t("campaigns.approval.paused"), disabled: t("campaigns.approval.disabled"),
+  unsubmitted: t("campaigns.approval.unsubmitted") });
 let refresher = null;
+// The account's WhatsApp templates, read once per visit of the page (null: not read yet).
+let templates = null;
 
 function value(id) {
   const el = document.getElementById(id);
   return el ? el.value.trim() : "";
 }
 
-// The form as the API's body; a list is sent as CSV text (the first column of each line).
+// The template picked for a WhatsApp campaign, or null (a free-form text).
+function chosenTemplate() {
+  if (value("cmp-channel") !== "whatsapp" || !value("cmp-template")) return null;
+  return (templates || []).find((x) => x.sid === value("cmp-template")) || null;
+}
+
+// The form as the API's body; a list is sent as CSV text (the first column of each line). With a template its
+// variables are sent, not a text: the template's body is the text.
 function body() {
   const b = { name: value("cmp-name"), channel: value("cmp-channel"), text: document.getElementById("cmp-text").value };
+  const tpl = chosenTemplate();
+  if (tpl) {
+    delete b.text;
+    b.template = { sid: tpl.sid, variables: Object.fromEntries(tpl.slots.map((n) => [n, value(`cmp-var-${n}`)])) };
+  }
   if (value("cmp-audience") === "list") b.csv = document.getElementById("cmp-list").value;
   else b.segment_id = Number(value("cmp-segment")) || undefined;
   if (b.channel === "email" && value("cmp-subject")) b.subject = value("cmp-subject");
@@ -56,12 +75,52 @@ function form(segments, onCreated) {
   const segmentBox = h("label", { id: "cmp-segment-box" }, t("campaigns.segment"), h("select", { id: "cmp-segment" },
     segments.map((s) => h("option", { value: s.id }, s.name))));
   const subjectBox = h("label", { id: "cmp-subject-box" }, t("campaigns.subject"), h("input", { id: "cmp-subject", maxlength: 200 }));
+  const templateSelect = h("select", { id: "cmp-template", onchange: () => shape() });
+  const templateBox = h("label", { id: "cmp-template-box" }, t("campaigns.template"), templateSelect);
+  const templateFields = h("div", { class: "campaign-template wide", id: "cmp-template-fields" });
+  const textBox = h("label", { class: "wide", id: "cmp-text-box" }, t("campaigns.message"), h("textarea", { id: "cmp-text", rows: 3, required: true, maxlength: 4000,
+    placeholder: t("campaigns.message_placeholder") }));
+  // The picker lists every template with its approval status; only an approved one can be chosen.
+  const fillTemplates = async () => {
+    if (templates === null) {
+      templateSelect.replaceChildren(h("option", { value: "" }, t("campaigns.templates_loading")));
+      try {
+        templates = (await api.get("/api/v1/campaigns/templates")).items;
+      } catch (err) {
+        templates = [];
+        templateFields.replaceChildren(h("p", { class: "form-error", role: "alert" }, t("campaigns.templates_failed", { reason: err.message })));
+      }
+    }
+    templateSelect.replaceChildren(h("option", { value: "" }, t("campaigns.free_form")),
+      ...templates.map((x) => h("option", { value: x.sid, disabled: !x.sendable },
+        t("campaigns.template_option", { name: x.name, language: x.language || "—", approval: APPROVALS()[x.approval] || x.approval }))));
+  };
+  const drawTemplate = () => {
+    const tpl = chosenTemplate();
+    const text = document.getElementById("cmp-text");
+    textBox.style.display = tpl ? "none" : "";
+    if (text) text.required = !tpl;
+    if (!tpl) {
+      if (!templateFields.querySelector(".form-error")) clear(templateFields);
+      return;
+    }
+    clear(templateFields).append(
+      h("p", { class: "muted" }, t("campaigns.template_help")),
+      h("p", { class: "campaign-text", id: "cmp-template-body" }, tpl.body),
+      ...tpl.slots.map((n) => h("label", {}, `${t("campaigns.template_variable")} {{${n}}}`,
+        h("input", { id: `cmp-var-${n}`, maxlength: 500, placeholder: tpl.variables[n] || "" }))));
+  };
   const shape = () => {
     const list = value("cmp-audience") === "list";
+    const whatsapp = value("cmp-channel") === "whatsapp";
     // style, not the hidden attribute: the form's labels are display: grid, which wins over [hidden]
     listBox.style.display = list ? "" : "none";
     segmentBox.style.display = list ? "none" : "";
     subjectBox.style.display = value("cmp-channel") === "email" ? "" : "none";
+    templateBox.style.display = whatsapp ? "" : "none";
+    templateFields.style.display = whatsapp ? "" : "none";
+    if (whatsapp && templates === null) fillTemplates().then(drawTemplate);
+    else drawTemplate();
   };
   const file = h("input", { type: "file", id: "cmp-file", accept: ".csv,text/csv,text/plain", onchange: async (e) => {
     const f = e.target.files[0];
@@ -78,6 +137,9 @@ function form(segments, onCreated) {
   };
   const test = async () => {
     const b = body();
+    // A template's test is its text with the values given, sent to you as a plain message.
+    const tpl = chosenTemplate();
+    if (tpl) b.text = tpl.body.replace(/\{\{\s*(\d+)\s*\}\}/g, (whole, n) => value(`cmp-var-${n}`) || whole);
     const to = value("cmp-test-to");
     try {
       const r = await api.post("/api/v1/campaigns/test", { channel: b.channel, text: b.text, subject: b.subject, to: to || undefined });
@@ -104,9 +166,8 @@ function form(segments, onCreated) {
     h("label", {}, t("campaigns.audience"), h("select", { id: "cmp-audience", onchange: shape },
       h("option", { value: segments.length ? "segment" : "list" }, segments.length ? t("campaigns.a_segment") : t("campaigns.a_list")),
       segments.length ? h("option", { value: "list" }, t("campaigns.a_list")) : null)),
-    segmentBox, listBox, h("label", {}, t("campaigns.csv_file"), file), subjectBox,
-    h("label", { class: "wide" }, t("campaigns.message"), h("textarea", { id: "cmp-text", rows: 3, required: true, maxlength: 4000,
-      placeholder: t("campaigns.message_placeholder") })),
+    segmentBox, listBox, h("label", {}, t("campaigns.csv_file"), file), subjectBox, templateBox, templateFields,
+    textBox,
     h("label", {}, t("campaigns.per_minute"), h("input", { type: "number", id: "cmp-rate", min: 1, placeholder: t("campaigns.default") })),
     h("label", {}, t("campaigns.start_at"), h("input", { type: "datetime-local", id: "cmp-when" })),
     h("label", {}, t("campaigns.test_to"), h("input", { id: "cmp-test-to", maxlength: 330, placeholder: t("campaigns.your_own") })),
@@ -163,13 +224,14 @@ async function detail(box, id, reload) {
         t("campaigns.col.why")].map((title) => h("th", {}, title)))),
       h("tbody", {}, page.items.length ? page.items.map((r) => h("tr", { "data-position": r.position },
         h("td", {}, r.name || "—"), h("td", {}, r.identity),
-        h("td", {}, r.status === "queued" ? (r.message_status || "queued") : r.status),
+        h("td", { "data-outcome": r.outcome }, result(r.outcome)),
         h("td", { class: "muted" }, r.reason || "")))
         : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("campaigns.listed_once")))))));
 }
 
 export async function showCampaigns(main, side, openId = null) {
   clearTimeout(refresher);
+  templates = null;
   clear(side);
   side.classList.add("hidden");
   clear(main).append(h("div", { class: "loading" }, t("campaigns.loading")));

@@ -146,8 +146,24 @@ function breakdown(data) {
       : h("tr", {}, h("td", { colspan: columns.length + 1, class: "muted" }, t("reports.nothing")))));
 }
 
-// Channel trends: each channel's volume and first response against the period before, and the topics (labels)
-// rising and falling most between the two.
+// Trends take a channel or queue filter (it slices their keywords); a segment's is left out.
+function trendParams() {
+  const p = params({}, false);
+  const [dim, value] = (view.filter || "").split(":");
+  if (dim === "channel" || dim === "queue") p.set(dim, value);
+  return p;
+}
+
+// The keywords of customers' messages that rose or fell most, by whole weeks (counts: previous weeks → these).
+function keywordList(id, title, items, minCount) {
+  return h("div", { id }, h("h3", {}, title),
+    items.length ? h("ul", { class: "topic-list" }, items.map((k) => h("li", { "data-word": k.word },
+      h("span", { class: "chip keyword" }, k.word), h("span", {}, `${formatNumber(k.previous)} → ${formatNumber(k.now)}`))))
+      : h("p", { class: "muted" }, t("reports.keywords_none", { n: minCount })));
+}
+
+// Channel trends: each channel's volume and first response against the period before, the topics (labels)
+// and the keywords rising and falling most between the two.
 function trends(data) {
   const change = (c, unit) => c.change === null || c.change === undefined ? h("span", { class: "muted" }, "—")
     : delta(c.now, c.previous, unit);
@@ -155,7 +171,7 @@ function trends(data) {
     h("span", {}, `${x.previous} → ${x.now}`));
   return h("section", { class: "panel", id: "report-trends" },
     h("header", { class: "panel-head" }, h("h2", {}, t("reports.trends")),
-      h("span", { class: "muted" }, t("reports.trends_explain")), csvLink("/api/v1/reports/trends", params({}, false))),
+      h("span", { class: "muted" }, t("reports.trends_explain")), csvLink("/api/v1/reports/trends", trendParams())),
     h("table", { class: "report-table", id: "report-channel-trends" },
       h("thead", {}, h("tr", {}, [t("reports.channel"), t("reports.conversations"), t("reports.before"),
         t("reports.change"), t("reports.first_response"), t("reports.before"), t("reports.change")].map((x) => h("th", {}, x)))),
@@ -169,7 +185,12 @@ function trends(data) {
       h("div", { id: "topics-rising" }, h("h3", {}, t("reports.topics_rising")),
         data.topics.rising.length ? h("ul", { class: "topic-list" }, data.topics.rising.map(topic)) : h("p", { class: "muted" }, t("reports.topics_none"))),
       h("div", { id: "topics-falling" }, h("h3", {}, t("reports.topics_falling")),
-        data.topics.falling.length ? h("ul", { class: "topic-list" }, data.topics.falling.map(topic)) : h("p", { class: "muted" }, t("reports.topics_none")))));
+        data.topics.falling.length ? h("ul", { class: "topic-list" }, data.topics.falling.map(topic)) : h("p", { class: "muted" }, t("reports.topics_none")))),
+    h("p", { class: "muted", id: "keywords-explain" }, t("reports.keywords_explain", { from: data.keywords.weeks_from,
+      weeks: data.keywords.weeks })),
+    h("div", { class: "topic-trends", id: "keyword-trends" },
+      keywordList("keywords-rising", t("reports.keywords_rising"), data.keywords.rising, data.keywords.min_count),
+      keywordList("keywords-falling", t("reports.keywords_falling"), data.keywords.falling, data.keywords.min_count)));
 }
 
 function select(id, value, options, onchange, label) {
@@ -201,7 +222,7 @@ export async function showReports(main, side, quiet = false) {
       api.get(`/api/v1/reports/heatmap?${p}`),
       // Saved segments slice every report too (their customers now); only supervisors and admins list them.
       admin ? api.get("/api/v1/segments").then((r) => r.items).catch(() => []) : Promise.resolve([]),
-      admin ? api.get(`/api/v1/reports/trends?${params({}, false)}`) : Promise.resolve(null),
+      admin ? api.get(`/api/v1/reports/trends?${trendParams()}`) : Promise.resolve(null),
     ]);
   } catch (err) {
     clear(main).append(h("div", { class: "notice" }, icon("alert"), err.message));
