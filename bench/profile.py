@@ -1,7 +1,7 @@
 """Where the hub's time goes under load (`--profile`): py-spy samples the `hub serve` process during an extra run,
 kept apart from the measured ones so sampling does not skew the figures; summarized per thread.
 
-py-spy is not a dependency of the hub: `.venv/bin/pip install py-spy` (it needs ptrace: root or CAP_SYS_PTRACE).
+py-spy comes with the `dev` extra (`make` installs it into .venv); it needs ptrace: root or CAP_SYS_PTRACE.
 """
 
 from __future__ import annotations

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from itertools import pairwise
 
-# Links and addresses are not topics: removed before words are cut, so their parts do not count either.
-_NOT_WORDS = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\S+", re.IGNORECASE)
-# A word: Unicode letters and digits (str patterns are Unicode-aware), apostrophes inside ("don't", "l'été").
-_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+# One pass over the text finds, in order: links and email addresses (not topics, and their parts do not count
+# either), words (Unicode letters and digits: str patterns are Unicode-aware; apostrophes inside: "don't",
+# "l'été"), and punctuation that ends a phrase ("late. Refund" is two sentences, not the phrase "late refund").
+_TOKEN = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\S+|(\w+(?:['\u2019]\w+)*)|[.,;:!?¡¿()\[\]{}\"\n]",
+                    re.IGNORECASE)
 
 #: English and Spanish stop words (with and without accents: customers type both)
 STOP_WORDS = frozenset("""
@@ -37,29 +39,31 @@ MIN_LENGTH = 3
 MAX_LENGTH = 30
 
 
-# Punctuation ends a phrase: "late. Refund" is two sentences, not the phrase "late refund".
-_GAP = re.compile(r"[.,;:!?¡¿()\[\]{}\"\n]+")
+_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # no digit, no underscore
 
 
+@lru_cache(maxsize=1 << 16)  # the roller asks about the same few thousand words all day long
 def _significant(w: str) -> bool:
-    return MIN_LENGTH <= len(w) <= MAX_LENGTH and w not in STOP_WORDS and not any(c.isdigit() or c == "_" for c in w)
+    return MIN_LENGTH <= len(w) <= MAX_LENGTH and w not in STOP_WORDS and _LETTERS.fullmatch(w) is not None
 
 
 def runs(text: str) -> list[list[str]]:
     """TEXT's significant words, lower-cased, in runs of adjacent ones: no stop words, numbers, ids (anything with a
-    digit or an underscore), links or email addresses. A dropped word or punctuation ends a run."""
+    digit or an underscore), links or email addresses. A dropped word, a link or punctuation ends a run."""
     out: list[list[str]] = []
-    for clause in _GAP.split(_NOT_WORDS.sub(".", text.lower())):
-        run: list[str] = []
-        for w in _WORD.findall(clause):
+    run: list[str] = []
+    for m in _TOKEN.finditer(text.lower()):
+        w = m.group(1)
+        if w is not None:
             w = w.replace("\u2019", "'")  # a typographic apostrophe is the same word
             if _significant(w):
                 run.append(w)
-            elif run:
-                out.append(run)
-                run = []
+                continue
         if run:
             out.append(run)
+            run = []
+    if run:
+        out.append(run)
     return out
 
 

@@ -115,7 +115,7 @@ class _Deltas:
         self.ratings: dict[int, tuple[int, float]] = {}
         #: (customer, UTC hour, metric) -> [n, total]: the same figures by customer, for reports by segment
         self.customers: dict[tuple[int, str, str], list[float]] = {}
-        #: (dim, value, week, word) -> messages that had it: the keyword counts (report_keywords)
+        #: (week, channel, queue, word) -> messages that had it: the keyword counts, kept per dim by _save
         self.keywords: dict[tuple[str, str, str, str], int] = {}
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
@@ -139,12 +139,19 @@ class _Deltas:
 
     def words(self, words: Iterable[str], at: str, channel: str, queue: str) -> None:
         week = self.week(at)
-        for dim, value in (("all", ""), ("channel", channel), ("queue", queue)):
-            if dim != "all" and value == "":
-                continue
-            for w in words:
-                key = (dim, value, week, w)
-                self.keywords[key] = self.keywords.get(key, 0) + 1
+        for w in words:
+            key = (week, channel, queue, w)
+            self.keywords[key] = self.keywords.get(key, 0) + 1
+
+    def keyword_rows(self) -> dict[tuple[str, str, str, str], int]:
+        """(dim, value, week, word) -> n: the keyword counts for everything, per channel and per queue."""
+        out: dict[tuple[str, str, str, str], int] = {}
+        for (week, channel, queue, word), n in self.keywords.items():
+            for dim, value in (("all", ""), ("channel", channel), ("queue", queue)):
+                if dim == "all" or value:
+                    key = (dim, value, week, word)
+                    out[key] = out.get(key, 0) + n
+        return out
 
     def contact(self, customer_id: int, at: str, channel: str) -> None:
         n, last = self.contacts.get(customer_id, (0, at))
@@ -313,7 +320,7 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
             "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total",
             (survivor(tx, customer_id), n, total),
         )
-    for (dim, value, week, word), n in deltas.keywords.items():
+    for (dim, value, week, word), n in deltas.keyword_rows().items():
         tx.exec(
             "INSERT INTO report_keywords (dim, value, week, word, n) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (dim, value, week, word) DO UPDATE SET n = report_keywords.n + excluded.n",

@@ -12,6 +12,7 @@ import pytest
 from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.config import Settings
+from hub.history.db import Params, Row, Tx
 from hub.keys import AUTOMATION, DB, INGEST, ROUTER, SETTINGS
 from hub.model import Identity, Inbound, format_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
@@ -160,6 +161,56 @@ async def test_a_replayed_event_does_not_act_twice(api: Api) -> None:
     assert sum(1 for o in again if o is not None) == 1 and all(not o.messages for o in again if o is not None)
     detail = await conversation(api, first["conversation"]["id"])
     assert [m["text"] for m in detail["messages"] if m["meta"].get("automatic")] == ["Got it"]
+
+
+class CountingTx:
+    """A transaction that counts the statements run through it (the writer thread's cost per event)."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx, self.dialect, self.for_update, self.statements = tx, tx.dialect, tx.for_update, 0
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        self.statements += 1
+        return self.tx.one(sql, params)
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        self.statements += 1
+        return self.tx.all(sql, params)
+
+    def exec(self, sql: str, params: Params = ()) -> int:
+        self.statements += 1
+        return self.tx.exec(sql, params)
+
+    def script(self, sql: str) -> None:
+        self.statements += 1
+        self.tx.script(sql)
+
+
+async def test_events_no_rule_can_act_on_are_done_together_in_a_few_statements(api: Api) -> None:
+    # A rule, but on another event type: the conversation.opened and message.received events have nothing to do.
+    rule = await add_rule(api, {"name": "Bye", "event": "conversation.resolved", "conditions": [],
+                                "actions": [{"type": "add_label", "value": "done"}]})
+    for i in range(20):
+        await inbound(api, f"phone:+1415555{i:04d}", "hello", f"n{i}")
+    await eventually(lambda: settled(api), what="events handled")
+    db, runner = api.client.app[DB], api.client.app[AUTOMATION]
+
+    def again(tx: Tx) -> tuple[int, int, int]:
+        # Pending again and handled in the same transaction, so the hub's own runner cannot take them first.
+        tx.exec("UPDATE hub_events SET status = 'pending'")
+        counting = CountingTx(tx)
+        outcomes = runner.batch(counting, 100)
+        left = tx.one("SELECT COUNT(*) AS n FROM hub_events WHERE status = 'pending'")
+        assert left is not None
+        return len(outcomes), counting.statements, int(left["n"])
+
+    handled, statements, left = await db.write(again)
+    assert (handled, left) == (40, 0)
+    # The events, the rules, business hours and bots read once for the batch, the 40 events marked done in one
+    # UPDATE (it was about eight statements per event).
+    assert statements <= 5, statements
+    detail = await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{rule['id']}")
+    assert detail["runs"] == 0
 
 
 async def test_dry_run_shows_what_would_have_matched_and_changes_nothing(api: Api) -> None:
