@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import glob
 import os
@@ -120,11 +122,45 @@ def pg_url(pg_server: str) -> Iterator[str]:
                 time.sleep(0.2)
 
 
+def _migrate_new(url: str) -> None:
+    """Creates and migrates the store at URL, on a thread of its own (a fixture may be set up inside a running loop)."""
+
+    async def run() -> None:
+        database = open_database(url)
+        try:
+            await migrate(database)
+        finally:
+            await database.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run, copied by each test that wants a migrated store."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "hub.db"
+    _migrate_new(f"sqlite:///{path}")
+    return path
+
+
+# A test that uses these fixtures runs on a migrated store (the `db` fixture migrates it; a hub started with
+# `client` or `aiohttp_client` migrates it on start-up), so its SQLite `db_url` starts as a copy of a file migrated
+# once per run: migrating it again finds nothing to do. Any other test gets an empty store, as a test of the
+# migrations themselves needs (tests/segments/test_migration.py). PostgreSQL keeps an empty schema per test: a
+# per-test copy of a migrated database (CREATE DATABASE ... TEMPLATE) is cheap, but dropping it waits for a
+# checkpoint of the whole shared server, 2-20 s under load, more than the migrations it saves (docs/testing.md).
+_MIGRATED_FOR = ("db", "client", "aiohttp_client")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each store test runs against SQLite and against a real PostgreSQL."""
+    """Each store test runs against SQLite and against a real PostgreSQL: a store of the test's own."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hub.db'}"
+        path = tmp_path / "hub.db"
+        if any(name in request.fixturenames for name in _MIGRATED_FOR):
+            shutil.copyfile(request.getfixturevalue("_sqlite_migrated_template"), path)
+        return f"sqlite:///{path}"
     return str(request.getfixturevalue("pg_url"))
 
 
