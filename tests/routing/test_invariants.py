@@ -4,7 +4,7 @@ Never two agents for one conversation, never over capacity, priority first and F
 changing as an automation rule changes them), no conversation forgotten; and
 the state can be lost at any step (a Redis wipe, a restart of the memory backend) and rebuilt from what the store
 recorded, as the reconciler does, with all of that still true. (A crash between a decision's two writes is a
-transition of tests/routing/test_recovery.py, which has a store.)
+transition of tests/routing/test_fault_machine.py, which runs a whole hub with its store.)
 """
 
 from __future__ import annotations
