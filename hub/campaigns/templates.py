@@ -90,3 +90,16 @@ def values(variables: dict[str, str], profile: Profile) -> tuple[dict[str, str] 
         except Missing as e:
             return None, "template variable {{" + key + "}}: " + str(e)
     return out, None
+
+
+def for_one(template: MessageTemplate, choice: TemplateChoice, profile: Profile) -> tuple[str, dict[str, str]]:
+    """What one customer is sent (an agent's template from a conversation, a campaign's test): the text they read
+    and the ContentVariables. Raises Refused as campaign_text does, and for a variable with no value for them."""
+    text = campaign_text(template, choice)
+    filled, why = values(choice.variables, profile)
+    if filled is None:
+        raise Refused(why or "a template variable has no value")
+    try:
+        return render(text, profile), filled
+    except Missing as e:  # a campaign variable in the template's own body (not one of its {{1}}, {{2}}...)
+        raise Refused(str(e)) from None
