@@ -1,7 +1,8 @@
-"""A WhatsApp campaign's approved template (Twilio's Content API): outside WhatsApp's 24-hour session window a
-business may send only a template WhatsApp approved. The template is checked with the provider (it exists, it is
-approved, each of its {{1}}, {{2}}... is given a value) and its body, with each variable's value in place, becomes
-the campaign's text: the text every recipient's values are rendered into, shown on the timeline and in previews."""
+"""WhatsApp's approved templates (Twilio's Content API), sent by a campaign or by an agent from a conversation:
+outside WhatsApp's 24-hour session window a business may send only a template WhatsApp approved. The template is
+checked with the provider (it exists, it is approved, each of its {{1}}, {{2}}... is given a value) and its body,
+with each variable's value in place, becomes the campaign's text: the text every recipient's values are rendered
+into, shown on the timeline and in previews. One customer's message (an agent's, a campaign's test) is for_one."""
 
 from __future__ import annotations
 
