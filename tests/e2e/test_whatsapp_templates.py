@@ -78,6 +78,16 @@ def test_an_agent_sends_an_approved_template_when_the_whatsapp_window_has_closed
     window.wait_for()
     assert "24-hour window closed" in window.inner_text()
     assert alex.locator("#reply-text").is_disabled() and alex.locator("#send-btn").is_disabled()
+    # By SMS to the same number there is no window and no template; an internal note is never held back.
+    alex.select_option("#reply-channel", "sms")
+    assert not alex.locator("#session-window").is_visible() and not alex.locator("#template-btn").is_visible()
+    assert alex.locator("#reply-text").is_enabled()
+    alex.select_option("#reply-channel", "whatsapp")
+    assert alex.locator("#reply-text").is_disabled() and alex.locator("#template-btn").is_visible()
+    alex.click('.tab[data-mode="note"]')
+    assert alex.locator("#reply-text").is_enabled() and not alex.locator("#template-btn").is_visible()
+    alex.click('.tab[data-mode="reply"]')
+    assert alex.locator("#reply-text").is_disabled()
 
     alex.click("#template-btn")
     pick = alex.locator("#template-pick")

@@ -326,7 +326,8 @@ function renderWindow() {
   clearTimeout(v.windowTimer);
   const ch = chosenChannel();
   const w = v.mode === "reply" ? chosenWindow() : null;
-  v.templateBtn.hidden = !(v.mode === "reply" && ch && ch.capabilities && ch.capabilities.templates);
+  // style, not the hidden attribute: .btn's display: inline-flex wins over [hidden]
+  v.templateBtn.style.display = v.mode === "reply" && ch && ch.capabilities && ch.capabilities.templates ? "" : "none";
   const closed = Boolean(w) && !w.open;
   v.windowEl.classList.toggle("hidden", !w);
   v.windowEl.classList.toggle("closed", closed);
