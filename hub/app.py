@@ -40,6 +40,7 @@ from hub.api.report_routes import routes as report_routes
 from hub.api.request_guard import request_guard
 from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
+from hub.api.template_routes import routes as template_routes
 from hub.automation import api as automation_api
 from hub.automation.runner import Runner
 from hub.bots import api as bots_api
@@ -325,6 +326,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_routes(mention_routes.routes())
     app.router.add_routes(macro_routes.routes())
     app.router.add_routes(call_routes())
+    app.router.add_routes(template_routes())
     app.router.add_routes(accounts.routes())
     app.router.add_routes(search_routes.routes())
     app.router.add_routes(report_routes())

@@ -50,7 +50,8 @@ def backoff(attempt: int, settings: RetrySettings, rng: random.Random) -> float:
     return rng.uniform(ceiling / 2, ceiling)
 
 
-def _recipient(tx: Tx, conversation_id: int, customer_id: int, channel: str) -> Identity:
+def recipient(tx: Tx, conversation_id: int, customer_id: int, channel: str) -> Identity:
+    """Whom a reply on CHANNEL goes to: the identity the customer last wrote from on it, else their newest that fits."""
     used = store.last_inbound_identity(tx, conversation_id, channel)
     if used:
         kind, _, value = used.partition(":")
@@ -92,17 +93,26 @@ def _outbound_meta(stored: str | None) -> dict[str, Any]:
     return {k: meta[k] for k in ("csat", "template") if isinstance(meta.get(k), dict)}
 
 
-def _check_window(tx: Tx, customer_id: int, channel: str, hours: float, now: str) -> None:
-    """A channel whose provider takes a free-form message only within HOURS of the customer's last message on it
-    (WhatsApp's session window): refused now, with the reason, rather than by the provider later (Twilio's 63016)."""
+def session_window(tx: Tx, customer_id: int | None, channel: str, hours: float) -> tuple[str | None, str | None]:
+    """(the customer's last message on CHANNEL, when their window on it closes), None for either when they never
+    wrote there. Only their messages open it: nothing the business sends (a template included) does."""
+    if customer_id is None:
+        return None, None
     row = tx.one("SELECT MAX(created_at) AS last FROM messages WHERE customer_id = ? AND channel = ? "
                  "AND direction = 'in'", (customer_id, channel))
     last = str(row["last"]) if row and row["last"] else None
-    if last is not None and parse_time(last) + timedelta(hours=hours) >= parse_time(now):
-        return
+    return last, format_time(parse_time(last) + timedelta(hours=hours)) if last else None
+
+
+def outside_window(tx: Tx, customer_id: int | None, channel: str, hours: float, now: str) -> str | None:
+    """Why a free-form message on a channel whose provider takes one only within HOURS of the customer's last message
+    on it (WhatsApp's session window) cannot go now, or None. The one check: replies, campaigns and their preview."""
+    last, closes = session_window(tx, customer_id, channel, hours)
+    if closes is not None and parse_time(closes) >= parse_time(now):
+        return None
     when = f"last wrote on {channel} at {last[:16].replace('T', ' ')} UTC" if last else f"never wrote on {channel}"
-    raise ReplyError(f"outside {channel}'s {hours:g}-hour window: the customer {when}; only an approved template can "
-                     "be sent now (a campaign with a template, docs/automation.md)")
+    return (f"outside {channel}'s {hours:g}-hour window: the customer {when}; only an approved template can be sent "
+            "now (Send a template in the console, or a campaign with a template, docs/automation.md)")
 
 
 class Outbox:
@@ -141,17 +151,20 @@ class Outbox:
         attachments: Sequence[AttachmentIn] = (),
         reply_all: bool = False,
         also: Callable[[Tx, int], None] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Message:
         """Write an agent's reply (or internal note) durably, with its files; sending happens in the background.
         REPLY_ALL (email) also addresses everyone else the customer's email went to. ALSO writes what belongs with
-        the message (a note's @mentions) in the same transaction, given its id."""
+        the message (a note's @mentions) in the same transaction, given its id. META marks it (an approved
+        template's `{"template": {...}}`: the channel sends the template, the text is what it reads)."""
         if not text.strip() and not attachments:
             raise ReplyError("text is empty")
         self._check_files(attachments)
 
         def write(tx: Tx) -> int:
+            marks = {**(meta or {}), **({"reply_all": True} if reply_all and not note else {})}
             written = self.queue_reply(tx, conversation_id, text, channel, agent_id, note, attachments,
-                                       meta={"reply_all": True} if reply_all and not note else None)
+                                       meta=marks or None)
             if also is not None:
                 also(tx, written)
             return written
@@ -197,7 +210,7 @@ class Outbox:
         if len(text) > limit:
             raise ReplyError(f"text is {len(text)} characters; channel {chosen} allows at most {limit}")
         if to is None:
-            to = _recipient(tx, conv.id, conv.customer_id, chosen)
+            to = recipient(tx, conv.id, conv.customer_id, chosen)
         elif to not in store.identities_of(tx, conv.customer_id):
             raise ReplyError(f"{to} is not an identity of customer {conv.customer_id}")
         if to.kind not in adapter.identity_kinds:
@@ -208,7 +221,10 @@ class Outbox:
                              f"{chosen} messages are refused until they text START")
         window = adapter.capabilities.session_window_hours
         if window is not None and not (meta or {}).get("template"):
-            _check_window(tx, conv.customer_id, chosen, window, now)
+            # Refused now, with the reason, rather than by the provider later (Twilio's 63016).
+            outside = outside_window(tx, conv.customer_id, chosen, window, now)
+            if outside is not None:
+                raise ReplyError(outside)
         if attachments and not adapter.capabilities.media:
             media = ", ".join(sorted(n for n, c in self.channels.items() if c.capabilities.media)) or "none"
             raise ReplyError(f"channel {chosen} cannot carry files; channels that can: {media}")

@@ -57,11 +57,13 @@ from hub.api.responses import (
     RoutingConfig,
     SearchResult,
     SnoozeResult,
+    TemplatePreview,
     TypingResult,
     UnreadMentions,
     View,
     ViewList,
     Wall,
+    WhatsAppTemplateList,
 )
 from hub.api.schemas import (
     AgentCreateBody,
@@ -88,6 +90,7 @@ from hub.api.schemas import (
     RoutingAgentBody,
     RoutingRulesBody,
     SnoozeBody,
+    TemplatePreviewBody,
     TokenCreateBody,
     TransferBody,
     TypingBody,
@@ -201,12 +204,18 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/conversations/{id}/messages": {
         "post": {
             "summary": "Reply (through the outbox, with files when the channel carries media) on any channel the "
-                       "customer has an identity for, or add a note (\"@Full Name\" or \"@\" and the part of "
-                       "their email before the @ mentions an agent)",
+                       "customer has an identity for, send an approved WhatsApp template (`template` instead of "
+                       "`text`; allowed outside the 24-hour window), or add a note (\"@Full Name\" or \"@\" and "
+                       "the part of their email before the @ mentions an agent)",
             "parameters": [_id_param("conversation id")],
             "requestBody": _body(ReplyBody),
             "responses": {"201": _json(ReplyResult, "Queued for sending (or stored, for a note)"),
-                          **_WRITE_ERRORS, **_NOT_YOURS},
+                          **_WRITE_ERRORS, **_NOT_YOURS,
+                          "422": _json(Error, "Invalid body (details lists each field), or a reply that cannot go "
+                                              "(outside WhatsApp's 24-hour window, opted out...), or a template "
+                                              "that is not approved or lacks a variable's value: the message says "
+                                              "why"),
+                          "502": _json(Error, "A template was given and Twilio could not be reached")},
         }
     },
     "/api/v1/conversations/{id}/resolve": {
@@ -469,6 +478,30 @@ PATHS["/api/v1/conversations/{id}/call"] = {
         },
     }
 }
+
+# WhatsApp's approved templates in a conversation (hub/api/template_routes.py; sent by POST .../messages).
+_TEMPLATE_ERRORS = {
+    "422": _json(Error, "Invalid body; WhatsApp not configured; the template is not approved, a variable has no "
+                        "value (for this customer) or the customer has no phone identity: the message says which"),
+    "502": _json(Error, "Twilio could not be reached"),
+}
+PATHS["/api/v1/templates"] = {
+    "get": {
+        "summary": "The account's WhatsApp templates (Twilio's Content API) with their body, variables' samples and "
+                   "approval status: what an agent may send in a conversation (only `sendable` ones)",
+        "responses": {"200": _json(WhatsAppTemplateList), **_ERRORS, **_TEMPLATE_ERRORS},
+    }
+}
+PATHS["/api/v1/conversations/{id}/template-preview"] = {
+    "post": {
+        "summary": "An approved template filled in for the conversation's customer, checked as sending it is; "
+                   "nothing is sent (POST .../messages with `template` sends it)",
+        "parameters": [_id_param("conversation id")],
+        "requestBody": _body(TemplatePreviewBody),
+        "responses": {"200": _json(TemplatePreview), **_WRITE_ERRORS, **_NOT_YOURS, **_TEMPLATE_ERRORS},
+    }
+}
+
 
 def _all_paths() -> dict[str, dict[str, Any]]:
     """PATHS with the parts that areas keep beside their code: automation rules, business hours, outbound webhooks

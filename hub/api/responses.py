@@ -134,6 +134,37 @@ class Csat(Answer):
     reason: str | None = None
 
 
+class WhatsAppTemplate(Answer):
+    sid: str = Field(description="ContentSid")
+    name: str
+    language: str
+    body: str = Field(description="the text, with {{1}}, {{2}}... for its variables")
+    variables: dict[str, str] = Field(description='"1", "2"... -> the sample value it was made with')
+    slots: list[str] = Field(description="the variables a campaign gives a value for, in order")
+    approval: str = Field(description="WhatsApp's approval status: approved, pending, rejected, paused...")
+    rejection_reason: str
+    sendable: bool = Field(description="approved: a campaign may send it")
+
+
+class WhatsAppTemplateList(Answer):
+    items: list[WhatsAppTemplate]
+
+
+class TemplatePreview(Answer):
+    channel: str
+    text: str = Field(description="what the customer reads: the template's body with their values")
+    template: dict[str, Any] = Field(description="sid, name and variables (the ContentVariables sent)")
+
+
+class SessionWindow(Answer):
+    channel: str
+    hours: float = Field(description="how long after the customer's last message on it the channel takes free-form "
+                         "messages (WhatsApp: 24); after it, only an approved template")
+    last_inbound_at: str | None = Field(description="the customer's last message on the channel (None: never)")
+    closes_at: str | None = Field(description="when the window closes (None: it never opened)")
+    open: bool = Field(description="a free-form message can be sent now")
+
+
 class ConversationDetail(Conversation):
     customer: Customer
     messages: list[Message]
@@ -141,6 +172,8 @@ class ConversationDetail(Conversation):
     priority: Omittable[int] = None
     csat: Csat | None = Field(None, description="its satisfaction survey, if any (docs/reports.md, Customer "
                               "satisfaction)")
+    session_windows: Omittable[list[SessionWindow]] = Field(None, description="the customer's session window on "
+                                                           "each channel that has one (WhatsApp)")
 
 
 class IngestResult(Answer):

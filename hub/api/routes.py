@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,10 @@ from hub.api.errors import BadBody, read_json
 from hub.api.params import limit, path_id, query_id
 from hub.api.profile_routes import attribute_values
 from hub.api.schemas import MergeBody, ReplyBody, ResolveBody
+from hub.campaigns import campaign_store, templates
+from hub.campaigns.render import Profile
+from hub.campaigns.templates import TemplateChoice
+from hub.channels.base import Channel
 from hub.csat import surveys as csat_surveys
 from hub.events import Event
 from hub.history import store
@@ -23,8 +28,11 @@ from hub.identities import IdentityError, parse
 from hub.inbox import labels
 from hub.keys import BUS, DB, OUTBOX, ROUTER, SETTINGS
 from hub.model import AttachmentIn, Conversation, Message, format_time, utcnow
+from hub.outbox import ReplyError, outside_window, recipient, session_window
 
 STATUSES = ("open", "assigned", "snoozed", "resolved")
+#: the channel an approved template goes out on when the request names none
+TEMPLATE_CHANNEL = "whatsapp"
 
 
 def _int(request: web.Request, name: str) -> int:
@@ -135,8 +143,23 @@ async def list_conversations(request: web.Request) -> web.Response:
     return web.json_response(await request.app[DB].read(load))
 
 
+def _windows(tx: Tx, channels: Mapping[str, Channel], customer_id: int, now: str) -> list[dict[str, Any]]:
+    """Each configured channel with a session window (WhatsApp's 24 hours): when the customer's closes, or that it
+    has, so the console can say so before the agent writes."""
+    out = []
+    for name, adapter in sorted(channels.items()):
+        hours = adapter.capabilities.session_window_hours
+        if hours is None:
+            continue
+        last, closes = session_window(tx, customer_id, name, hours)
+        out.append({"channel": name, "hours": hours, "last_inbound_at": last, "closes_at": closes,
+                    "open": outside_window(tx, customer_id, name, hours, now) is None})
+    return out
+
+
 async def get_conversation(request: web.Request) -> web.Response:
     p, conv_id = request[PRINCIPAL], _int(request, "id")
+    now = format_time(utcnow())
 
     def load(tx: Tx) -> dict[str, Any]:
         c = store.conversation(tx, conv_id)
@@ -154,6 +177,7 @@ async def get_conversation(request: web.Request) -> web.Response:
         out["priority"] = int(prio["priority"]) if prio else 0
         survey = csat_surveys.of_conversation(tx, conv_id)
         out["csat"] = survey.summary() if survey is not None else None
+        out["session_windows"] = _windows(tx, request.app[OUTBOX].channels, c.customer_id, now)
         return out
 
     return web.json_response(await request.app[DB].read(load))
@@ -189,6 +213,9 @@ async def post_message(request: web.Request) -> web.Response:
             files.append(AttachmentIn(a.filename, a.content_type, base64.b64decode(a.data_base64, validate=True)))
         except (binascii.Error, ValueError):
             raise BadBody(422, f"attachment {a.filename!r}: data_base64 is not valid base64") from None
+    if body.template is not None:
+        msg = await send_template(request, conv_id, body.template, body.channel)
+        return web.json_response(msg.to_json(), status=201)
     if not body.note:
         msg = await send_reply(request, conv_id, body.text, body.channel, files, body.reply_all)
         return web.json_response(msg.to_json(), status=201)
@@ -216,6 +243,42 @@ async def send_reply(request: web.Request, conv_id: int, text: str, channel: str
     author = request[PRINCIPAL].agent_id
     msg = await request.app[OUTBOX].reply(conv_id, text, channel=channel, agent_id=author, attachments=files or [],
                                           reply_all=reply_all)
+    await request.app[ROUTER].claim_after_reply(conv_id, author)
+    return msg
+
+
+async def template_message(request: web.Request, conv_id: int, choice: TemplateChoice,
+                           channel: str | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(channel, the text the customer reads, the message's meta) of an approved template sent in a conversation,
+    checked as a campaign's is (approved, every variable given) and filled with the customer's profile: 422 with
+    the reason when it cannot be sent, 502 when the provider cannot be asked."""
+    name = channel or TEMPLATE_CHANNEL
+    outbox = request.app[OUTBOX]
+
+    def profile(tx: Tx) -> Profile:
+        conv = store.conversation(tx, conv_id)
+        to = recipient(tx, conv.id, conv.customer_id, name)
+        return campaign_store.candidate(tx, conv.customer_id, str(to)).profile()
+
+    try:
+        found = await templates.fetch(outbox.channels.get(name), choice.sid)
+        text, values = templates.for_one(found, choice, await request.app[DB].read(profile))
+    except (templates.Refused, ReplyError) as e:
+        raise web.HTTPUnprocessableEntity(text=str(e)) from None
+    except templates.Unavailable as e:
+        raise web.HTTPBadGateway(text=str(e)) from None
+    return name, text, {"template": {"sid": found.sid, "name": found.name, "variables": values}}
+
+
+async def send_template(request: web.Request, conv_id: int, choice: TemplateChoice,
+                        channel: str | None = None) -> Message:
+    """An agent's approved template, through the outbox like any reply: the channel sends ContentSid and
+    ContentVariables, the timeline shows the text it reads. Allowed outside the session window, which it does not
+    reopen: only the customer's answer does."""
+    await check_conversation(request, conv_id)
+    name, text, meta = await template_message(request, conv_id, choice, channel)
+    author = request[PRINCIPAL].agent_id
+    msg = await request.app[OUTBOX].reply(conv_id, text, channel=name, agent_id=author, meta=meta)
     await request.app[ROUTER].claim_after_reply(conv_id, author)
     return msg
 

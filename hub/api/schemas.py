@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+from hub.campaigns.templates import TemplateChoice
 
 
 class Body(BaseModel):
@@ -46,6 +48,22 @@ class ReplyBody(Body):
     )
     reply_all: bool = Field(False, description="email: also to everyone else the customer's email went to (its To "
                             "and Cc, less our own addresses), as Cc")
+    template: TemplateChoice | None = Field(
+        None, description="WhatsApp: an approved template to send instead of `text` (outside the customer's 24-hour "
+        "window the only message WhatsApp takes); its variables may use the customer's profile, "
+        '{"1": "{{first_name | fallback: \\"there\\"}}"}')
+
+    @model_validator(mode="after")
+    def _template_alone(self) -> ReplyBody:
+        if self.template is not None and (self.text.strip() or self.note or self.attachments or self.reply_all):
+            raise ValueError("a template is sent alone: leave text, note, attachments and reply_all out (the "
+                             "template's body is the text)")
+        return self
+
+
+class TemplatePreviewBody(Body):
+    template: TemplateChoice
+    channel: str | None = Field(None, description="default: whatsapp")
 
 
 # Ids are BIGINTs in both stores: a larger number names nothing and is refused with the reason.

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.api.auth import PRINCIPAL
 from hub.api.errors import read_json
@@ -15,6 +15,7 @@ from hub.api.params import limit, path_id, whole_number
 from hub.campaigns import campaign_store, templates
 from hub.campaigns.campaign_store import CampaignBody, Candidate, rendered
 from hub.campaigns.render import TemplateError, check
+from hub.campaigns.templates import TemplateChoice
 from hub.channels.base import APPROVED, SendError
 from hub.history import store
 from hub.history.db import Tx
@@ -65,14 +66,19 @@ async def _templated(request: web.Request, body: CampaignBody) -> str:
 async def list_templates(request: web.Request) -> web.Response:
     """The WhatsApp templates of the account, with their variables and approval status, for a campaign to send."""
     await _manager(request)
+    return web.json_response({"items": await template_items(request)})
+
+
+async def template_items(request: web.Request) -> list[dict[str, Any]]:
+    """The account's WhatsApp templates as the API lists them (for campaigns, and for agents' conversations):
+    422 when WhatsApp is not configured or Twilio refuses, 502 when it cannot be reached."""
     try:
         found = await templates.source(request.app[OUTBOX].channels.get("whatsapp")).templates()
     except templates.Refused as e:
         raise web.HTTPUnprocessableEntity(text=str(e)) from None
     except SendError as e:
         raise (web.HTTPUnprocessableEntity if e.permanent else web.HTTPBadGateway)(text=e.reason) from None
-    items = [t.to_json() | {"slots": templates.slots(t), "sendable": t.approval == APPROVED} for t in found]
-    return web.json_response({"items": items})
+    return [t.to_json() | {"slots": templates.slots(t), "sendable": t.approval == APPROVED} for t in found]
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
@@ -153,11 +159,15 @@ async def preview(request: web.Request) -> web.Response:
     body = await read_json(request, CampaignBody)
     await _templated(request, body)
     settings = request.app[SETTINGS]
+    adapter = request.app[OUTBOX].channels.get(body.channel)
+    # A template may go outside the session window; a free-form text, like the sender's, may not.
+    window = adapter.capabilities.session_window_hours if adapter is not None and body.template is None else None
+    now = format_time(utcnow())
 
     def read(tx: Tx) -> dict[str, Any]:
         try:
             return campaign_store.preview(tx, body, settings.identities.default_region,
-                                          settings.campaigns.max_recipients)
+                                          settings.campaigns.max_recipients, now, window)
         except ValueError as e:  # over campaigns.max_recipients
             raise web.HTTPUnprocessableEntity(text=str(e)) from None
 
@@ -165,14 +175,24 @@ async def preview(request: web.Request) -> web.Response:
 
 
 class TestSendBody(BaseModel):
-    """A campaign's text sent to yourself: to your agent email (email) or phone (SMS, WhatsApp), or TO."""
+    """A campaign's text sent to yourself: to your agent email (email) or phone (SMS, WhatsApp), or TO. With a
+    template (WhatsApp), the template itself, with your values."""
 
     model_config = ConfigDict(extra="forbid")
 
     channel: str = Field(min_length=1, max_length=32)
-    text: str = Field(min_length=1, max_length=4000)
+    text: str | None = Field(None, min_length=1, max_length=4000, description="left out with a template")
+    template: TemplateChoice | None = Field(None, description="WhatsApp: the approved template to send")
     subject: str | None = Field(None, max_length=200)
     to: str | None = Field(None, max_length=330, description="kind:value; default: your own email or phone")
+
+    @model_validator(mode="after")
+    def _one(self) -> TestSendBody:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("give a text or (on whatsapp) a template, not both")
+        if self.template is not None and self.channel != "whatsapp":
+            raise ValueError("a template is sent on whatsapp only")
+        return self
 
 
 async def test_send(request: web.Request) -> web.Response:
@@ -181,8 +201,17 @@ async def test_send(request: web.Request) -> web.Response:
     if body.channel not in campaign_store.CHANNELS:
         raise web.HTTPUnprocessableEntity(text=f"channel is one of {', '.join(campaign_store.CHANNELS)}")
     _configured(request, body.channel)
+    found = None
+    if body.template is not None:
+        try:
+            found = await templates.fetch(request.app[OUTBOX].channels.get(body.channel), body.template.sid)
+        except templates.Refused as e:
+            raise web.HTTPUnprocessableEntity(text=str(e)) from None
+        except templates.Unavailable as e:
+            raise web.HTTPBadGateway(text=str(e)) from None
     try:
-        check(body.text)
+        if body.text is not None:
+            check(body.text)
         if body.subject:
             check(body.subject)
     except TemplateError as e:
@@ -211,13 +240,24 @@ async def test_send(request: web.Request) -> web.Response:
         who = campaign_store.candidate(tx, customer_id, str(ident))
         # Your own profile may lack the variables: a test shows each fallback, or the variable's name.
         sample = Candidate(customer_id, str(ident), who.name or "Sam Sample", who.attributes)
-        text = _sample(body.text, sample)
         meta: dict[str, Any] = {"automatic": True, "campaign_test": True}
         if body.subject:
             meta["email"] = {"subject": _sample(body.subject, sample)}
+        if found is not None and body.template is not None:
+            # The template itself, as the campaign will send it, with your values: WhatsApp sends only its body
+            # (no "[test]" before it), so the message is marked a test instead.
+            choice = body.template.model_copy(update={"variables": {
+                k: _sample(v, sample) for k, v in body.template.variables.items()}})
+            try:
+                text, values = templates.for_one(found, choice, sample.profile())
+            except templates.Refused as e:
+                raise web.HTTPUnprocessableEntity(text=str(e)) from None
+            meta["template"] = {"sid": found.sid, "name": found.name, "variables": values}
+        else:
+            text = "[test] " + _sample(body.text or "", sample)
         conv, _ = store.record_without_routing(tx, customer_id, body.channel, settings.routing.default_queue, None,
                                                now)
-        return outbox.queue_reply(tx, conv.id, f"[test] {text}", body.channel, meta=meta, to=ident)
+        return outbox.queue_reply(tx, conv.id, text, body.channel, meta=meta, to=ident)
 
     try:
         message_id = await request.app[DB].write(write)

@@ -21,6 +21,7 @@ from hub.history.db import Row, Tx
 from hub.history.store import NotFound
 from hub.identities import IdentityError, parse
 from hub.model import CHANNEL_IDENTITY_KIND, Identity, format_time, parse_time
+from hub.outbox import outside_window
 from hub.segments import segment_store
 from hub.segments.criteria import cuts
 
@@ -226,9 +227,11 @@ def rendered(text: str, candidate: Candidate) -> tuple[str | None, str | None]:
         return None, str(e)
 
 
-def preview(tx: Tx, body: CampaignBody, region: str, limit: int, shown: int = 5) -> dict[str, Any]:
+def preview(tx: Tx, body: CampaignBody, region: str, limit: int, now: str, window_hours: float | None = None,
+            shown: int = 5) -> dict[str, Any]:
     """What the campaign would send: the first SHOWN recipients with their text, who is skipped and why (the first
-    fifty), and the counts. Nothing is written."""
+    fifty), and the counts. WINDOW_HOURS: a free-form message on a channel with a session window (WhatsApp), whose
+    customers outside it are skipped with the reason the sender gives. Nothing is written."""
     recipients: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     total = sending = 0
@@ -236,6 +239,8 @@ def preview(tx: Tx, body: CampaignBody, region: str, limit: int, shown: int = 5)
     for c in audience(tx, body.segment_id, body.listed(), body.channel, region, limit):
         total += 1
         text, why = (None, c.reason) if c.reason else rendered(body.text, c)
+        if why is None and window_hours is not None:
+            why = outside_window(tx, c.customer_id, body.channel, window_hours, now)
         if why is not None:
             if len(skipped) < 50:
                 skipped.append({"customer_id": c.customer_id, "identity": c.identity, "name": c.name, "reason": why})

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, RootModel
 
 from hub.api.doc_parts import body as _body
 from hub.api.doc_parts import json_response as _json
-from hub.api.responses import Answer, Error, Message, Omittable
+from hub.api.responses import Answer, Error, Message, Omittable, WhatsAppTemplateList
 from hub.campaigns.api import TestSendBody
 from hub.campaigns.campaign_store import RESULTS, CampaignBody
 
@@ -84,22 +84,6 @@ class PreviewedRecipient(Answer):
     name: Omittable[str] = None
     text: Omittable[str] = None
     reason: Omittable[str] = None
-
-
-class WhatsAppTemplate(Answer):
-    sid: str = Field(description="ContentSid")
-    name: str
-    language: str
-    body: str = Field(description="the text, with {{1}}, {{2}}... for its variables")
-    variables: dict[str, str] = Field(description='"1", "2"... -> the sample value it was made with')
-    slots: list[str] = Field(description="the variables a campaign gives a value for, in order")
-    approval: str = Field(description="WhatsApp's approval status: approved, pending, rejected, paused...")
-    rejection_reason: str
-    sendable: bool = Field(description="approved: a campaign may send it")
-
-
-class WhatsAppTemplateList(Answer):
-    items: list[WhatsAppTemplate]
 
 
 class CampaignList(Answer):

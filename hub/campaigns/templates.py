@@ -1,7 +1,8 @@
-"""A WhatsApp campaign's approved template (Twilio's Content API): outside WhatsApp's 24-hour session window a
-business may send only a template WhatsApp approved. The template is checked with the provider (it exists, it is
-approved, each of its {{1}}, {{2}}... is given a value) and its body, with each variable's value in place, becomes
-the campaign's text: the text every recipient's values are rendered into, shown on the timeline and in previews."""
+"""WhatsApp's approved templates (Twilio's Content API), sent by a campaign or by an agent from a conversation:
+outside WhatsApp's 24-hour session window a business may send only a template WhatsApp approved. The template is
+checked with the provider (it exists, it is approved, each of its {{1}}, {{2}}... is given a value) and its body,
+with each variable's value in place, becomes the campaign's text: the text every recipient's values are rendered
+into, shown on the timeline and in previews. One customer's message (an agent's, a campaign's test) is for_one."""
 
 from __future__ import annotations
 
@@ -90,3 +91,16 @@ def values(variables: dict[str, str], profile: Profile) -> tuple[dict[str, str] 
         except Missing as e:
             return None, "template variable {{" + key + "}}: " + str(e)
     return out, None
+
+
+def for_one(template: MessageTemplate, choice: TemplateChoice, profile: Profile) -> tuple[str, dict[str, str]]:
+    """What one customer is sent (an agent's template from a conversation, a campaign's test): the text they read
+    and the ContentVariables. Raises Refused as campaign_text does, and for a variable with no value for them."""
+    text = campaign_text(template, choice)
+    filled, why = values(choice.variables, profile)
+    if filled is None:
+        raise Refused(why or "a template variable has no value")
+    try:
+        return render(text, profile), filled
+    except Missing as e:  # a campaign variable in the template's own body (not one of its {{1}}, {{2}}...)
+        raise Refused(str(e)) from None

@@ -15,7 +15,7 @@ import pytest
 from hub.config import Settings
 from hub.keys import DB
 from hub.model import format_time, utcnow
-from tests.api.client import Api, start_api
+from tests.api.client import Api, person, start_api
 from tests.channels.twilio.fake import BIZ, Scripted, TwilioFake, make_hub_settings, new_sid, sample, webhook
 from tests.waiting import eventually
 
@@ -184,8 +184,8 @@ async def test_a_free_form_whatsapp_message_outside_the_24_hour_window_is_refuse
     page = await api.call("GET", f"{C}/{{id}}/recipients", f"{C}/{made['id']}/recipients")
     outcomes = [(r["outcome"], r["reason"]) for r in page["items"]]
     assert outcomes[0] == ("skipped", "outside whatsapp's 24-hour window: the customer never wrote on whatsapp; only "
-                                      "an approved template can be sent now (a campaign with a template, "
-                                      "docs/automation.md)")
+                                      "an approved template can be sent now (Send a template in the console, or a "
+                                      "campaign with a template, docs/automation.md)")
     assert outcomes[1][0] in ("queued", "sent")
     assert outcomes[2][0] == "skipped" and "the customer last wrote on whatsapp at " in outcomes[2][1]
     await eventually(lambda: _bodies(sim, 1), what="Bob's message")
@@ -204,3 +204,175 @@ async def test_a_free_form_whatsapp_message_outside_the_24_hour_window_is_refuse
 async def _bodies(sim: TwilioFake, n: int) -> list[Any] | None:
     sent = sim.sent()
     return sent if len(sent) >= n else None
+
+
+# -- an agent's template from a conversation, the campaign's test send, the preview's window -----------------------
+
+ORDER = "Hi {{1}}, your order {{2}} has shipped."
+M = "/api/v1/conversations/{id}/messages"
+
+
+async def whatsapp_from(api: Api, phone: str, hours_ago: float = 0.0) -> int:
+    """PHONE writes on WhatsApp (its signed webhook), HOURS_AGO hours ago; returns their open conversation's id."""
+    sid = new_sid("SM")
+    status, _, _ = await webhook(api.client, "/webhooks/twilio/sms", sample(
+        "whatsapp_inbound", From=f"whatsapp:{phone}", WaId=phone.removeprefix("+"), MessageSid=sid, SmsSid=sid,
+        SmsMessageSid=sid))
+    assert status == 200
+    if hours_ago:
+        await api.client.app[DB].write(lambda tx: tx.exec(
+            "UPDATE messages SET created_at = ? WHERE external_id = ?",
+            (format_time(utcnow() - timedelta(hours=hours_ago)), sid)))
+    row = await api.client.app[DB].read(lambda tx: tx.one(
+        "SELECT conversation_id FROM messages WHERE external_id = ?", (sid,)))
+    return int(row["conversation_id"])
+
+
+async def test_an_agent_sends_an_approved_template_when_the_window_has_closed(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    sid = sim.add_template("order_shipped", ORDER, {"1": "Sam", "2": "A-100"})
+    api = await start()
+    await customers(api)
+    conv_id = await whatsapp_from(api, ANN, hours_ago=30)
+    conv = await api.call("GET", "/api/v1/conversations/{id}", f"/api/v1/conversations/{conv_id}")
+    _, agent = await person(api.client, "Ava Agent", "agent", [conv["queue"]])
+    [window] = conv["session_windows"]
+    assert (window["channel"], window["hours"], window["open"]) == ("whatsapp", 24, False)
+    assert window["closes_at"] < format_time(utcnow() - timedelta(hours=5))
+    refused = await api.call("POST", M, M.format(id=conv_id), {"text": "Are you there?"}, expect=422,
+                             headers=agent)
+    assert "outside whatsapp's 24-hour window" in str(refused["error"]), refused
+
+    # Any agent may list the templates (campaigns' list is for managers), and fill one in for this customer.
+    listed = await api.call("GET", "/api/v1/templates", "/api/v1/templates", headers=agent)
+    assert [(t["sid"], t["body"], t["slots"], t["sendable"]) for t in listed["items"]] == [
+        (sid, ORDER, ["1", "2"], True)]
+    choice = {"sid": sid, "variables": {"1": '{{first_name | fallback: "there"}}', "2": "A-100"}}
+    P = "/api/v1/conversations/{id}/template-preview"
+    shown = await api.call("POST", P, P.format(id=conv_id), {"template": choice}, headers=agent)
+    assert (shown["channel"], shown["text"]) == ("whatsapp", "Hi Ann, your order A-100 has shipped.")
+    assert sim.sent() == []
+
+    sent = await api.call("POST", M, M.format(id=conv_id), {"template": choice}, expect=201, headers=agent)
+    assert (sent["channel"], sent["text"], sent["status"]) == ("whatsapp", "Hi Ann, your order A-100 has shipped.",
+                                                               "queued")
+    assert sent["meta"]["template"] == {"sid": sid, "name": "order_shipped", "variables": {"1": "Ann", "2": "A-100"}}
+    forms = await eventually(lambda: _bodies(sim, 1), what="the template at Twilio")
+    assert [(f["To"], f["ContentSid"], json.loads(f["ContentVariables"]), f.get("Body")) for f in forms] == [
+        (f"whatsapp:{ANN}", sid, {"1": "Ann", "2": "A-100"}, None)]
+    page = await api.call("GET", "/api/v1/customers/{id}/timeline", f"/api/v1/customers/{conv['customer_id']}/timeline")
+    [last] = [m for m in page["items"] if m["id"] == sent["id"]]
+    assert (last["text"], last["meta"]["template"]["sid"], last["agent_id"]) == (sent["text"], sid, sent["agent_id"])
+
+    # Sending a template does not reopen the window: only the customer's answer does.
+    conv = await api.call("GET", "/api/v1/conversations/{id}", f"/api/v1/conversations/{conv_id}")
+    assert conv["session_windows"][0]["open"] is False
+    await api.call("POST", M, M.format(id=conv_id), {"text": "Still there?"}, expect=422, headers=agent)
+    assert await whatsapp_from(api, ANN) == conv_id
+    conv = await api.call("GET", "/api/v1/conversations/{id}", f"/api/v1/conversations/{conv_id}")
+    assert conv["session_windows"][0]["open"] is True
+    await api.call("POST", M, M.format(id=conv_id), {"text": "Glad you got it"}, expect=201, headers=agent)
+    await eventually(lambda: _bodies(sim, 2), what="the free-form reply")
+    assert sim.sent()[-1]["Body"] == "Glad you got it" and "ContentSid" not in sim.sent()[-1]
+
+
+@pytest.mark.parametrize(("status", "variables", "who", "expect", "reason"), [
+    ("pending", {"1": "x", "2": "y"}, ANN, 422, "is not approved for WhatsApp (its status is pending)"),
+    ("approved", {"1": "x"}, ANN, 422, "give a value for template variable {{2}} (its sample: 'A-100')"),
+    ("approved", {"1": "{{attributes.plan}}", "2": "y"}, CARA, 422,
+     "template variable {{1}}: no value for {{attributes.plan}} and no fallback"),
+    ("approved", {"1": "{{nickname}}", "2": "y"}, ANN, 422, "unknown variable {{nickname}}"),
+    ("approved", {"1": "x", "2": "y"}, "twilio down", 502, "Twilio error"),
+])
+async def test_an_agents_template_that_cannot_be_sent_is_refused_with_the_reason(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str], status: str, variables: dict[str, str], who: str,
+    expect: int, reason: str
+) -> None:
+    sim = fake[0]
+    sid = sim.add_template("order_shipped", ORDER, {"1": "Sam", "2": "A-100"}, status=status)
+    api = await start()
+    await customers(api)
+    conv_id = await whatsapp_from(api, CARA if who == CARA else ANN)
+    if who == "twilio down":
+        sim.script["Content"] = [Scripted(503)] * 10
+    for path in (M, "/api/v1/conversations/{id}/template-preview"):
+        bad = await api.call("POST", path, path.format(id=conv_id),
+                             {"template": {"sid": sid, "variables": variables}}, expect=expect)
+        assert reason in str(bad["error"]), bad
+    bad = await api.call("POST", M, M.format(id=conv_id),
+                         {"text": "hello", "template": {"sid": sid, "variables": variables}}, expect=422)
+    assert "a template is sent alone" in str(bad["error"]), bad
+    rows = await api.client.app[DB].read(lambda tx: tx.all("SELECT id FROM messages WHERE direction = 'out'"))
+    assert rows == [] and sim.sent() == []
+
+
+async def test_the_campaign_test_send_sends_the_template_itself(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    sid = sim.add_template("renewal_reminder", BODY, {"1": "Sam", "2": "basic", "3": "1 May"})
+    api = await start()
+    await customers(api)
+    T = f"{C}/test"
+    # To Ann, whose WhatsApp window never opened: a template may go all the same.
+    got = await api.call("POST", T, T, {"channel": "whatsapp", "to": f"phone:{ANN}",
+                                        "template": {"sid": sid, "variables": VARIABLES}}, expect=201)
+    msg = got["message"]
+    assert msg["text"] == "Hi Ann, your gold plan renews on 1 January."
+    assert msg["meta"]["template"] == {"sid": sid, "name": "renewal_reminder",
+                                       "variables": {"1": "Ann", "2": "gold", "3": "1 January"}}
+    assert msg["meta"]["campaign_test"] is True
+    forms = await eventually(lambda: _bodies(sim, 1), what="the test at Twilio")
+    assert [(f["To"], f["ContentSid"], json.loads(f["ContentVariables"]), f.get("Body")) for f in forms] == [
+        (f"whatsapp:{ANN}", sid, {"1": "Ann", "2": "gold", "3": "1 January"}, None)]
+    # A tester with no name is "Sam Sample", and a value they lack shows its name, as a text test does.
+    got = await api.call("POST", T, T, {"channel": "whatsapp", "to": f"phone:{DAN}",
+                                        "template": {"sid": sid, "variables": VARIABLES}}, expect=201)
+    assert got["message"]["meta"]["template"]["variables"] == {"1": "Sam", "2": "[attributes.plan]",
+                                                              "3": "1 January"}
+    for body, reason in (({"template": {"sid": sid, "variables": {"1": "x"}}}, "give a value for template variable"),
+                         ({"template": {"sid": sid, "variables": VARIABLES}, "text": "hi"}, "not both"),
+                         ({"template": {"sid": sid, "variables": VARIABLES}, "channel": "sms"},
+                          "a template is sent on whatsapp only")):
+        bad = await api.call("POST", T, T, {"channel": "whatsapp", "to": f"phone:{ANN}", **body}, expect=422)
+        assert reason in str(bad["error"]), bad
+
+
+async def test_the_preview_of_a_free_form_whatsapp_campaign_skips_who_is_outside_the_window(
+    start: Callable[..., Any], fake: tuple[TwilioFake, str]
+) -> None:
+    sim = fake[0]
+    sid = sim.add_template("renewal_reminder", BODY, {"1": "Sam", "2": "basic", "3": "1 May"})
+    api = await start()
+    await customers(api)  # Ann and Cara never wrote on WhatsApp
+    await whatsapp_from(api, BOB)  # Bob's window is open
+    await whatsapp_from(api, DAN, hours_ago=25)  # Dan's has closed
+    audience = [f"phone:{p}" for p in (ANN, BOB, DAN, "+14155550135")]  # and a number the hub does not know
+    free = {"name": "Free", "channel": "whatsapp", "text": 'Hi {{first_name | fallback: "there"}}',
+            "identities": audience}
+    shown = await api.call("POST", f"{C}/preview", f"{C}/preview", free)
+    assert (shown["total"], shown["sending"], shown["skipped"]) == (4, 1, 3)
+    assert [r["identity"] for r in shown["recipients"]] == [f"phone:{BOB}"]
+
+    made = await api.call("POST", C, C, free, expect=201)
+
+    async def done() -> dict[str, Any] | None:
+        got = await api.call("GET", f"{C}/{{id}}", f"{C}/{made['id']}")
+        return got if got["status"] == "done" else None
+
+    await eventually(done, what="the campaign done")
+    page = await api.call("GET", f"{C}/{{id}}/recipients", f"{C}/{made['id']}/recipients")
+    skipped = [(r["identity"], r["reason"]) for r in page["items"] if r["outcome"] == "skipped"]
+    # The preview's reasons are the sender's, word for word.
+    assert [(s["identity"], s["reason"]) for s in shown["skipped_sample"]] == skipped
+    assert [i for i, _ in skipped] == [audience[0], audience[2], audience[3]]
+    assert "outside whatsapp's 24-hour window: the customer last wrote on whatsapp at" in skipped[1][1]
+
+    # A template campaign may go outside the window: its preview skips nobody for it.
+    templated = {**free, "name": "Template", "template": {"sid": sid, "variables": {
+        "1": '{{first_name | fallback: "there"}}', "2": "basic", "3": "1 May"}}}
+    del templated["text"]
+    shown = await api.call("POST", f"{C}/preview", f"{C}/preview", templated)
+    assert (shown["total"], shown["sending"], shown["skipped"]) == (4, 4, 0)

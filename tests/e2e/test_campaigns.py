@@ -144,12 +144,21 @@ def test_a_supervisor_picks_an_approved_whatsapp_template_and_sees_each_recipien
     samples = preview.locator(".campaign-text")
     assert [samples.nth(i).inner_text() for i in range(2)] == [
         "Hi Ann, your plan renews on Friday.", "Hi Zoe, your plan renews on Friday."]
+    # The test send is the template itself, with the values given, filled from the profile of Dana's number (no
+    # name there: "Sam", as a text test shows); her phone never wrote on WhatsApp, which a template may ignore.
+    dana.click("#campaign-test")
+    dana.locator(".toast", has_text=f"Test sent to phone:{DANA_PHONE}").wait_for(timeout=15_000)
+    _until(lambda: any(m["To"] == f"whatsapp:{DANA_PHONE}" for m in twilio.sent("Messages")), "the test template")
+    [test] = [m for m in twilio.sent("Messages") if m["To"] == f"whatsapp:{DANA_PHONE}"]
+    assert (test["ContentSid"], json.loads(test["ContentVariables"]), test.get("Body")) == (
+        approved, {"1": "Sam", "2": "Friday"}, None)
 
     dana.click("#campaign-create")
     detail = dana.locator("#campaign-detail")
     detail.wait_for(timeout=15_000)
     detail.locator('[data-result="delivered"] dd', has_text="2").wait_for(timeout=30_000)
-    sent = sorted((m["To"], m["ContentSid"], m["ContentVariables"]) for m in twilio.sent("Messages"))
+    sent = sorted((m["To"], m["ContentSid"], m["ContentVariables"]) for m in twilio.sent("Messages")
+                  if m["To"] != f"whatsapp:{DANA_PHONE}")
     assert sent == [("whatsapp:+14155550100", approved, '{"1": "Ann", "2": "Friday"}'),
                     ("whatsapp:+14155550101", approved, '{"1": "Zoe", "2": "Friday"}')]
     assert [c.inner_text() for c in detail.locator("td[data-outcome]").all()] == ["Delivered", "Delivered"]

@@ -137,12 +137,11 @@ function form(segments, onCreated) {
   };
   const test = async () => {
     const b = body();
-    // A template's test is its text with the values given, sent to you as a plain message.
-    const tpl = chosenTemplate();
-    if (tpl) b.text = tpl.body.replace(/\{\{\s*(\d+)\s*\}\}/g, (whole, n) => value(`cmp-var-${n}`) || whole);
+    // A template's test is the template itself (ContentSid and ContentVariables), with your values.
     const to = value("cmp-test-to");
     try {
-      const r = await api.post("/api/v1/campaigns/test", { channel: b.channel, text: b.text, subject: b.subject, to: to || undefined });
+      const r = await api.post("/api/v1/campaigns/test", { channel: b.channel, text: b.template ? undefined : b.text,
+        template: b.template, subject: b.subject, to: to || undefined });
       toast(t("campaigns.test_sent", { to: r.message.identity }));
     } catch (err) {
       fail(err);

@@ -1,5 +1,5 @@
 // The conversation view: the customer's whole timeline across channels, the reply box, and the customer sidebar.
-import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, displayName, initials, debounce, duration, statusName } from "./dom.js";
+import { h, icon, clear, append, channelIcon, channelLabel, ago, since, fullTime, parseTime, displayName, initials, debounce, duration, statusName } from "./dom.js";
 import { api, missing } from "./api.js";
 import { renderMessage, statusTick, talkClock } from "./timeline.js";
 import { state, toast, navigate, refreshInbox, modal, toggleDrawer } from "./state.js";
@@ -232,6 +232,7 @@ function renderReply(options) {
   const select = h("select", { id: "reply-channel", "aria-label": t("reply.channel"), onchange: (e) => {
     view.channel = e.target.value;
     renderFiles();
+    renderWindow();
   } }, options.map((c) => h("option", { value: c.name, selected: c.name === view.channel },
     `${channelLabel(c.name)}${identityFor(c, view.customer) ? " · " + identityFor(c, view.customer) : ""}`)));
   const text = h("textarea", {
@@ -273,11 +274,14 @@ function renderReply(options) {
   const cannedManage = h("button", { class: "icon-btn", id: "canned-manage", type: "button",
     "aria-label": t("reply.manage_canned"), title: t("reply.manage_canned"), onclick: () => manageCanned() }, icon("keyboard"));
   view.fileNote = h("span", { class: "hint file-note" });
+  view.windowEl = h("div", { class: "session-window hidden", id: "session-window", role: "status" });
+  view.templateBtn = h("button", { class: "btn btn-small", id: "template-btn", type: "button", onclick: () => openTemplates() },
+    icon("note"), t("template.send"));
   clear(view.replyEl).append(
     h("div", { class: "reply-tabs" }, tabs, h("span", { class: "spacer" }), view.replyAllEl, view.channelEl),
-    text, canned.el, mentionPicker, view.chipsEl,
+    view.windowEl, text, canned.el, mentionPicker, view.chipsEl,
     h("div", { class: "reply-foot" },
-      h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.fileNote),
+      h("div", { class: "reply-tools" }, view.attachBtn, picker, cannedBtn, cannedManage, view.templateBtn, view.fileNote),
       h("span", { class: "hint" }, t("reply.hint")),
       view.sendBtn));
   // Files can also be dropped on the reply box or pasted (a screenshot) into it.
@@ -301,7 +305,129 @@ function renderReply(options) {
       : new File([f], `pasted-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}${i ? "-" + i : ""}.${(f.type.split("/")[1] || "png")}`, { type: f.type })));
   });
   renderFiles();
+  renderWindow();
   if (!options.length) view.channelEl.replaceChildren(h("span", { class: "muted" }, t("reply.no_channel")));
+}
+
+// -- WhatsApp's session window and approved templates -----------------------------------------------------------
+
+// The customer's window on the chosen channel (WhatsApp's 24 hours), as the hub computed it; null: no window there.
+function chosenWindow() {
+  const ch = chosenChannel();
+  if (!ch || !ch.capabilities || !ch.capabilities.session_window_hours) return null;
+  return (view.conv.session_windows || []).find((w) => w.channel === ch.name)
+    || { channel: ch.name, hours: ch.capabilities.session_window_hours, open: false, closes_at: null };
+}
+
+// Says when the window closes, or that it has: then free-form is off and only a template can go.
+function renderWindow() {
+  const v = view;
+  if (!v || !v.windowEl) return;
+  clearTimeout(v.windowTimer);
+  const ch = chosenChannel();
+  const w = v.mode === "reply" ? chosenWindow() : null;
+  // style, not the hidden attribute: .btn's display: inline-flex wins over [hidden]
+  v.templateBtn.style.display = v.mode === "reply" && ch && ch.capabilities && ch.capabilities.templates ? "" : "none";
+  const closed = Boolean(w) && !w.open;
+  v.windowEl.classList.toggle("hidden", !w);
+  v.windowEl.classList.toggle("closed", closed);
+  v.textEl.disabled = closed;
+  v.sendBtn.disabled = closed;
+  v.attachBtn.disabled = closed;
+  v.replyEl.classList.toggle("window-closed", closed);
+  if (!closed && v.textEl.placeholder === t("window.closed_placeholder")) {
+    v.textEl.placeholder = v.mode === "note" ? t("reply.note_placeholder") : t("reply.placeholder");
+  }
+  if (!w) return;
+  const channel = channelLabel(w.channel);
+  if (closed) {
+    v.textEl.placeholder = t("window.closed_placeholder");
+    clear(v.windowEl).append(icon("snooze"), h("span", {}, w.closes_at
+      ? t("window.closed", { channel, hours: w.hours, when: fullTime(w.closes_at) })
+      : t("window.never", { channel })));
+    return;
+  }
+  const left = parseTime(w.closes_at).getTime() - Date.now();
+  clear(v.windowEl).append(icon("snooze"), h("span", {}, t("window.open", { channel, when: fullTime(w.closes_at),
+    left: duration(Math.max(0, left) / 1000) })));
+  // Closes while the agent looks: shown then (a timer longer than ~24 days would overflow; windows are hours).
+  if (left > 0 && left < 2 ** 31 - 1) v.windowTimer = setTimeout(() => {
+    if (view !== v) return;
+    v.conv.session_windows = (v.conv.session_windows || []).map((x) => (x.channel === w.channel ? { ...x, open: false } : x));
+    renderWindow();
+  }, left);
+}
+
+// The agent's picker: the approved templates with their body, a field per variable (its sample as placeholder) and
+// the text the customer would read, filled in by the hub with the same checks as sending it.
+async function openTemplates() {
+  const v = view;
+  const error = h("div", { class: "form-error", role: "alert", id: "template-error" });
+  let items;
+  try {
+    items = (await api.get("/api/v1/templates")).items.filter((x) => x.sendable);
+  } catch (err) {
+    toast(t("template.failed", { reason: err.message }), "error", 8000);
+    return;
+  }
+  if (view !== v) return;
+  const pick = h("select", { id: "template-pick" }, h("option", { value: "" }, t("template.choose")),
+    items.map((x) => h("option", { value: x.sid }, x.language ? `${x.name} (${x.language})` : x.name)));
+  const bodyEl = h("p", { class: "template-body", id: "template-body" });
+  const fields = h("div", { class: "template-fields", id: "template-fields" });
+  const previewEl = h("p", { class: "template-preview", id: "template-preview", "aria-live": "polite" });
+  const chosen = () => items.find((x) => x.sid === pick.value) || null;
+  const choice = () => {
+    const tpl = chosen();
+    return tpl && { sid: tpl.sid, variables: Object.fromEntries(tpl.slots.map((n) => [n, fields.querySelector(`[data-slot="${n}"]`).value])) };
+  };
+  let asked = 0;
+  const preview = debounce(async () => {
+    const c = choice();
+    const mine = ++asked;
+    if (!c) return;
+    try {
+      const r = await api.post(`/api/v1/conversations/${v.conv.id}/template-preview`, { template: c, channel: v.channel || undefined });
+      if (mine !== asked) return;
+      previewEl.classList.remove("bad");
+      previewEl.textContent = r.text;
+    } catch (err) {
+      if (mine !== asked) return;
+      previewEl.classList.add("bad");
+      previewEl.textContent = err.message;
+    }
+  }, 300);
+  pick.addEventListener("change", () => {
+    const tpl = chosen();
+    bodyEl.textContent = tpl ? tpl.body : "";
+    previewEl.textContent = "";
+    error.textContent = "";
+    clear(fields).append(...(tpl ? tpl.slots : []).map((n) => h("label", { class: "field" },
+      h("span", {}, t("template.variable", { n })),
+      h("input", { "data-slot": n, id: `template-var-${n}`, maxlength: 500, placeholder: tpl.variables[n] || "", oninput: preview }))));
+    preview();
+  });
+  modal(t("template.title"), [
+    h("p", { class: "muted" }, items.length ? t("template.help") : t("template.none")),
+    h("label", { class: "field" }, h("span", {}, t("template.template")), pick),
+    bodyEl, fields,
+    h("div", { class: "field" }, h("span", {}, t("template.preview")), previewEl), error,
+  ], t("template.send_it"), async () => {
+    const c = choice();
+    if (!c) {
+      error.textContent = t("template.choose_first");
+      return false;
+    }
+    try {
+      const msg = await api.post(`/api/v1/conversations/${v.conv.id}/messages`, { template: c, channel: v.channel || undefined });
+      if (view === v) addMessage(msg);
+    } catch (err) {
+      error.textContent = err.message;
+      return false;
+    }
+    toast(t("template.sent"), "ok");
+    return true;
+  });
 }
 
 // -- attachments ------------------------------------------------------------------------------------------------
@@ -393,6 +519,7 @@ export function setMode(mode) {
   view.textEl.placeholder = mode === "note" ? t("reply.note_placeholder") : t("reply.placeholder");
   view.sendBtn.textContent = mode === "note" ? t("reply.add_note") : t("keys.send");
   renderFiles();
+  renderWindow();
   view.textEl.focus();
 }
 
@@ -408,6 +535,7 @@ function autosize(el) {
 async function send() {
   const text = view.textEl.value.trim();
   if (!text && !view.files.length) return;
+  if (view.sendBtn.disabled) return; // Ctrl+Enter while the window is closed: only a template can go
   const problem = filesProblem();
   if (problem) {
     toast(problem, "error", 6000);
@@ -439,6 +567,7 @@ async function send() {
     toast(err.message, "error");
   } finally {
     view.sendBtn.disabled = false;
+    renderWindow();
   }
 }
 
@@ -579,6 +708,7 @@ async function reloadConversation() {
     const conv = await api.get(`/api/v1/conversations/${view.conv.id}`);
     view.conv = conv;
     renderHeader();
+    renderWindow();
   } catch (err) {
     if (err.status === 404) navigate("#/");
   }
@@ -690,6 +820,8 @@ export function onMessageCreated(data) {
   const shown = addMessage(msg);
   trackCall(msg);
   if (shown && msg.direction === "in") onTyping({ conversation_id: msg.conversation_id, who: "customer", typing: false });
+  // The customer wrote: their session window on that channel (WhatsApp's) is open again, until when the hub says.
+  if (shown && msg.direction === "in" && (view.conv.session_windows || []).some((w) => w.channel === msg.channel)) reloadConversation();
   if (shown && data.conversation && view.conv && data.conversation.id === view.conv.id) {
     view.conv = { ...view.conv, ...data.conversation };
     renderHeader();

@@ -273,7 +273,14 @@ export function renderMessage(msg, ctx) {
       h("span", { class: "who" }, who),
       h("span", { class: "via", title: msg.identity || "" }, `${shownLabel}${via ? " · " + via : ""}`),
       h("time", { title: fullTime(msg.created_at) }, clockTime(msg.created_at)),
-      statusTick(msg), csatMark(msg)));
+      statusTick(msg), csatMark(msg), templateMark(msg)));
+}
+
+// An approved WhatsApp template (an agent's or a campaign's): the bubble shows the text the customer reads.
+function templateMark(msg) {
+  const tpl = meta(msg, "template");
+  if (!tpl) return null;
+  return h("span", { class: "template-mark", title: t("template.mark_title", { name: tpl.name || tpl.sid }) }, t("template.mark"));
 }
 
 // A satisfaction survey (sent) or its answer (received): the score at a glance; an answer that did not count says why.
