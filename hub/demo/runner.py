@@ -1,6 +1,6 @@
 """`hub demo`: the embedded default with demo queues, agents and an admin, and simulated customers writing in through
-their real channels (Twilio and Telegram webhooks against local simulators, email, the web chat's WebSocket), so a
-newcomer sees live traffic at once, and one customer's timeline across every channel."""
+their real channels (Twilio SMS, voice and WhatsApp and Telegram webhooks against local simulators, email, the web
+chat's WebSocket), so a newcomer sees live traffic at once, and one customer's timeline across every channel."""
 
 from __future__ import annotations
 
@@ -286,6 +286,11 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
             f"  twilio:       simulated (local Twilio REST simulator at {twilio.simulator_url}; number "
             f"{twilio_customer.NUMBER}; replay: hub webhooks replay webhooks/twilio/sms_inbound.txt --fresh --url "
             f"{url}/webhooks/twilio/sms with HUB_CHANNELS__TWILIO__AUTH_TOKEN={twilio_customer.TOKEN})",
+            f"  whatsapp:     on the same number, templates {', '.join(t[0] for t in twilio_customer.TEMPLATES)} "
+            "(the last one still pending)"
+            + (f"; {twilio_customer.MARIA[0]} wrote {twilio_customer.MARIA_WROTE_HOURS_AGO} hours ago, so her window "
+               "has closed: open her conversation and Send a template (she answers); "
+               f"{twilio_customer.DIEGO[0]} writes live" if traffic else ""),
             f"  web chat:     {url}/chat   (or embed <script type=\"module\" src=\"{url}/widget.js\"></script>)",
             f"  telegram:     simulated customer Lena via {url}/webhooks/telegram (real secret header); "
             + (f"replies reach her through the local Bot API simulator at {telegram.simulator.url}"
@@ -314,6 +319,8 @@ async def run_demo(data: Path, host: str, port: int, traffic: bool = True) -> in
                 tasks.append(asyncio.create_task(
                     simulate_telegram_customer(url, settings.channels.telegram.webhook_secret)))
             tasks.append(asyncio.create_task(twilio.simulate_customer()))
+            await twilio.whatsapp_history(app[CHANNELS]["whatsapp"])
+            tasks.append(asyncio.create_task(twilio.simulate_whatsapp()))
             email_channel = app[CHANNELS].get("email")
             if isinstance(email_channel, EmailChannel):
                 chloe = EmailCustomer(email_channel, settings.channels.email.smtp_port)

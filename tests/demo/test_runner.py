@@ -65,7 +65,8 @@ def test_demo_runs_with_live_traffic_and_stops_cleanly(tmp_path: Path) -> None:
         assert _sign_in(url, admin.group(1), admin.group(2)) == 200
         channels: set[str] = set()
         jordan: set[str] = set()
-        while time.monotonic() < deadline and (len(channels) < 4 or not {"sms", "email", "webchat"} <= jordan):
+        while time.monotonic() < deadline and (len(channels) < 4 or "whatsapp" not in channels
+                                               or not {"sms", "email", "webchat"} <= jordan):
             items = _get(f"{url}/api/v1/conversations?limit=50", token)["items"]
             channels = {str(c["channel"]) for c in items}  # type: ignore[attr-defined]
             found = _get(f"{url}/api/v1/customers?identity=email:jordan@example.com", token)["items"]
@@ -76,6 +77,8 @@ def test_demo_runs_with_live_traffic_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.5)
         # Simulated customers reach the hub through the real webhook paths of several channels, never as "API".
         assert len(channels) >= 4 and "api" not in channels, (channels, log.read_text()[-3000:])
+        # WhatsApp is in the demo too: its start-up line says where to see a closed window and send a template.
+        assert "whatsapp" in channels and "Send a template" in printed, (channels, printed)
         # One customer, one timeline, several channels: the idea of the hub at first sight.
         assert {"sms", "email", "webchat"} <= jordan, (jordan, log.read_text()[-3000:])
         # A campaign to Jordan's phone goes out through the demo's Twilio and comes back delivered.
