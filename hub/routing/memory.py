@@ -456,6 +456,17 @@ class MemoryState:
 
     # decisions
 
+    async def enqueue_many(
+        self, items: Sequence[tuple[Waiting, float]], now: float
+    ) -> list[tuple[bool, AgentId | None]]:
+        out: list[tuple[bool, AgentId | None]] = []
+        for item, sticky_for in items:
+            try:
+                out.append((True, await self.enqueue(item, now, sticky_for)))
+            except KeyError:
+                out.append((False, None))
+        return out
+
     async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
         if item.id in self.conversations:
             raise KeyError(f"conversation {item.id} is already routed")
@@ -802,6 +813,9 @@ class MemoryState:
         self._reindex(a, now)
         return True
 
+    async def hold_many(self, holds: Sequence[tuple[Waiting, AgentId, float | None]], now: float) -> list[bool]:
+        return [await self.hold(item, agent, deadline, now) for item, agent, deadline in holds]
+
     async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
         self._queue_counts[queue] = Counter({k: v for k, v in counts.items() if k in COUNTED})
 
@@ -816,6 +830,9 @@ class MemoryState:
             return None
         return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage,
                                 c.until)
+
+    async def read_conversations(self, ids: Sequence[ConversationId]) -> dict[ConversationId, ConversationView]:
+        return {cid: v for cid in ids if (v := await self.conversation(cid)) is not None}
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         heap = self._oldest.get(queue)
@@ -856,6 +873,9 @@ class MemoryState:
             rejected=a.counts["rejected"],
             timed_out=a.counts["timed_out"],
         )
+
+    async def read_agents(self, ids: Sequence[AgentId]) -> dict[AgentId, AgentStats]:
+        return {aid: s for aid in ids if (s := await self.agent_stats(aid)) is not None}
 
 
 def _member(c: _Conversation) -> str:

@@ -866,26 +866,38 @@ class RedisState:
     async def set_presence(self, agent: AgentId, presence: Presence, now: float) -> bool:
         return bool(await self._run(self._set_presence, agent, presence.value, now))
 
-    async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
+    def _enqueue_args(self, item: Waiting, now: float, sticky_for: float) -> list[object]:
         if item.channel not in CAPACITY_CLASS:
             raise KeyError(f"unknown channel {item.channel!r}")
         customer = "" if item.customer is None else str(item.customer)
+        return [self.prefix, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)), customer,
+                repr(float(now)), repr(float(sticky_for)), repr(float(item.respond_by))]
+
+    async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
+        args = self._enqueue_args(item, now, sticky_for)
         try:
-            r = await self._run(
-                self._enqueue,
-                item.id,
-                item.queue,
-                item.channel,
-                item.priority,
-                float(item.enqueued_at),
-                customer,
-                now,
-                float(sticky_for),
-                float(item.respond_by),
-            )
+            r = await self._enqueue(keys=[], args=args)
         except ResponseError as e:
             raise KeyError(f"conversation {item.id}: {e}") from None
         return int(r) or None
+
+    async def enqueue_many(
+        self, items: Sequence[tuple[Waiting, float]], now: float
+    ) -> list[tuple[bool, AgentId | None]]:
+        if not items:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for item, sticky_for in items:
+            await self._enqueue(keys=[], args=self._enqueue_args(item, now, sticky_for), client=pipe)
+        out: list[tuple[bool, AgentId | None]] = []
+        for r in await pipe.execute(raise_on_error=False):
+            if isinstance(r, ResponseError):
+                out.append((False, None))  # already routed
+            elif isinstance(r, Exception):
+                raise r
+            else:
+                out.append((True, int(r) or None))
+        return out
 
     async def dispatch_queue(self, queue: QueueId, now: float) -> Claim | None:
         return _claim(await self._run(self._dispatch_queue, queue, now, SCAN_LIMIT))
@@ -1029,18 +1041,36 @@ class RedisState:
             if len(rows) < _BATCH:
                 return out
 
-    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+    def _hold_args(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> list[object]:
         if item.channel not in CAPACITY_CLASS:
             raise KeyError(f"unknown channel {item.channel!r}")
         customer = "" if item.customer is None else str(item.customer)
+        return [self.prefix, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)),
+                customer, agent, "" if deadline is None else repr(float(deadline)), repr(float(now)),
+                repr(float(item.respond_by))]
+
+    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+        args = self._hold_args(item, agent, deadline, now)
         try:
-            r = await self._run(
-                self._hold, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)),
-                customer, agent, "" if deadline is None else repr(float(deadline)), now, float(item.respond_by),
-            )
+            r = await self._hold(keys=[], args=args)
         except ResponseError as e:
             raise KeyError(str(e)) from None
         return bool(r)
+
+    async def hold_many(self, holds: Sequence[tuple[Waiting, AgentId, float | None]], now: float) -> list[bool]:
+        if not holds:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for item, agent, deadline in holds:
+            await self._hold(keys=[], args=self._hold_args(item, agent, deadline, now), client=pipe)
+        out: list[bool] = []
+        for r in await pipe.execute(raise_on_error=False):
+            if isinstance(r, ResponseError):
+                raise KeyError(str(r))
+            if isinstance(r, Exception):
+                raise r
+            out.append(bool(r))
+        return out
 
     async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
         # The plain names only: queue_stats adds the per-outcome counters a decision increments to them.
@@ -1057,20 +1087,16 @@ class RedisState:
         return out
 
     async def conversation(self, conversation: ConversationId) -> ConversationView | None:
-        h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"c:{conversation}")).items()}
-        if not h:
-            return None
-        return ConversationView(
-            id=conversation,
-            queue=h["q"],
-            channel=h["ch"],
-            priority=int(h["pri"]),
-            enqueued_at=float(h["enq"]),
-            state=h["st"],
-            agent=int(h["ag"]) if h.get("ag") else None,
-            stage=int(h["stage"]),
-            until=float(h.get("until") or 0),
-        )
+        return _view(conversation, await self.client.hgetall(self.prefix + f"c:{conversation}"))
+
+    async def read_conversations(self, ids: Sequence[ConversationId]) -> dict[ConversationId, ConversationView]:
+        if not ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hgetall(self.prefix + f"c:{cid}")
+        views = zip(ids, await pipe.execute(), strict=True)
+        return {cid: v for cid, raw in views if (v := _view(cid, raw)) is not None}
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         waiting, wait, available, busy, flat = await self._run(self._queue_stats, queue, now)
@@ -1098,19 +1124,49 @@ class RedisState:
         )
 
     async def agent_stats(self, agent: AgentId) -> AgentStats | None:
-        h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"a:{agent}")).items()}
-        if not h:
-            return None
-        cfg = json.loads(h["cfg"])
-        return AgentStats(
-            agent=agent,
-            presence=Presence(h["presence"]),
-            load={k: v for k, v in json.loads(h["load"]).items() if v},
-            capacity=cfg["capacity"],
-            wrapup_until=float(h["wrapup"]),
-            missed_in_row=int(h["missed"]),
-            offered=int(h.get("n:offered", 0)),
-            accepted=int(h.get("n:accepted", 0)),
-            rejected=int(h.get("n:rejected", 0)),
-            timed_out=int(h.get("n:timed_out", 0)),
-        )
+        return _agent_stats(agent, await self.client.hgetall(self.prefix + f"a:{agent}"))
+
+    async def read_agents(self, ids: Sequence[AgentId]) -> dict[AgentId, AgentStats]:
+        if not ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for aid in ids:
+            pipe.hgetall(self.prefix + f"a:{aid}")
+        stats = zip(ids, await pipe.execute(), strict=True)
+        return {aid: s for aid, raw in stats if (s := _agent_stats(aid, raw)) is not None}
+
+
+def _view(conversation: ConversationId, raw: Mapping[Any, Any]) -> ConversationView | None:
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    if not h:
+        return None
+    return ConversationView(
+        id=conversation,
+        queue=h["q"],
+        channel=h["ch"],
+        priority=int(h["pri"]),
+        enqueued_at=float(h["enq"]),
+        state=h["st"],
+        agent=int(h["ag"]) if h.get("ag") else None,
+        stage=int(h["stage"]),
+        until=float(h.get("until") or 0),
+    )
+
+
+def _agent_stats(agent: AgentId, raw: Mapping[Any, Any]) -> AgentStats | None:
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    if not h:
+        return None
+    cfg = json.loads(h["cfg"])
+    return AgentStats(
+        agent=agent,
+        presence=Presence(h["presence"]),
+        load={k: v for k, v in json.loads(h["load"]).items() if v},
+        capacity=cfg["capacity"],
+        wrapup_until=float(h["wrapup"]),
+        missed_in_row=int(h["missed"]),
+        offered=int(h.get("n:offered", 0)),
+        accepted=int(h.get("n:accepted", 0)),
+        rejected=int(h.get("n:rejected", 0)),
+        timed_out=int(h.get("n:timed_out", 0)),
+    )
