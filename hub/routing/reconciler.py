@@ -124,6 +124,28 @@ def _pages(ids: Sequence[int]) -> list[Sequence[int]]:
 # queries and round trips per PAGE open conversations, not a few per conversation.
 PAGE = 1000
 
+# A portable row hash (SQLite and PostgreSQL integers; every step stays below 2**63) of what the reconciler compares
+# for an open conversation: a mix, not a plain sum of columns, so two conversations swapping agents change it.
+_P, _M = 2147483629, 1000003
+_HASH = f"c.id % {_P}"
+for _column in ("CASE WHEN c.status = 'assigned' THEN 1 ELSE 2 END", f"COALESCE(c.agent_id, 0) % {_P}",
+                f"COALESCE(c.offered_to, 0) % {_P}", "c.priority + 1000"):
+    _HASH = f"(({_HASH}) * {_M} + {_column}) % {_P}"
+_SUMMARY = f"SELECT COUNT(*) AS n, COALESCE(SUM({_HASH}), 0) AS h FROM conversations c WHERE c.status IN {_OPEN}"
+
+
+def _store_summary(tx: Tx) -> tuple[object, ...]:
+    """What the store says of every open conversation, in one row: their number and a sum of their rows' hashes."""
+    row = tx.one(_SUMMARY)
+    assert row is not None
+    return int(row["n"]), int(row["h"])
+
+
+# A pass compares every conversation at least this often, even when neither side's summary changed: a state that
+# changed without its version (a Redis key evicted, a replica promoted that had not seen the last writes) is still
+# brought back.
+FULL_SECONDS = 60.0
+
 # Drift must also be seen unchanged over this long: a decision between its two writes takes milliseconds, but passes
 # run back to back (a short reconcile_seconds, or a pass right after another process's) must not mistake it for drift.
 SETTLE_SECONDS = 1.0
@@ -139,6 +161,9 @@ class Reconciler:
         # this prefix's keys), so nothing else can be on its way into it.
         self._eager = True
         self._running = asyncio.Lock()
+        #: the summaries (store, state) read before the last pass that compared every conversation and found
+        #: nothing to repair or look at again, and when; None: the next pass compares everything
+        self._clean: tuple[tuple[object, ...], float] | None = None
 
     @property
     def _client(self) -> Any:
@@ -180,9 +205,17 @@ class Reconciler:
         # Conversations before presence: an agent made available again is offered what waits at once, so what the
         # store says they hold must count against their capacity first.
         suspects: dict[object, tuple[tuple[object, ...], float]] = {}
-        await self._conversations(done, eager, suspects)
+        # Both sides' summaries, read before comparing: a change after this read changes the next pass's.
+        summary = (await self.router.db.read(_store_summary), await self.router.state.version())
+        clean, self._clean = self._clean, None
+        full = (eager or clean is None or clean[0] != summary or bool(self._suspects)
+                or time.monotonic() - clean[1] >= FULL_SECONDS)
+        if full:
+            await self._conversations(done, eager, suspects)
         await self._presence(done, eager, suspects)
         self._suspects = suspects
+        if not suspects and not done.total():
+            self._clean = (summary, time.monotonic()) if full else clean
         if done.total():
             log.warning("routing: repaired drift from the store: %s", done)
         return done

@@ -197,7 +197,11 @@ local function from_line(m, q, cls, ln)
   return {id = id, q = q, ch = ch, cls = cls, ln = ln, st = 'waiting', enqs = enqs, enq = tonumber(enqs),
     cust = cust, stage = tonumber(stage), lm = m}
 end
+-- Every change of which conversations the state holds, or of one's state, agent or priority, counts in 'v': the
+-- reconciler compares everything again only when it (or the store) changed since its last clean pass.
+local function bump() redis.call('INCR', P .. 'v') end
 local function put_waiting(c)
+  bump()
   c.st = 'waiting'
   local qc = queue(c.q)
   local stages = qc and #qc.stages or 0
@@ -209,6 +213,7 @@ local function put_waiting(c)
   if c.stage < stages then redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id) end
 end
 local function park(c, aid, untl)
+  bump()
   c.st = 'parked'
   redis.call('HSET', P .. 'c:' .. c.id, 'st', 'parked', 'ag', aid, 'until', f(untl), 'q', c.q,
     'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
@@ -271,6 +276,7 @@ local function claim(c, a, now, p)
     redis.call('HSET', akey, 'rr:' .. c.q, r)
   end
   local dl = ''
+  bump()
   if direct then
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
     answered(c, a.id, now, sla_wait, 'direct')
@@ -511,6 +517,7 @@ _ACCEPT = r"""
 local c, aid, now = conv(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 if not c or c.st ~= 'offered' or c.ag ~= aid then return false end
 take_out(c)
+bump()
 redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'until', '0')
 redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
 redis.call('HINCRBY', P .. 'a:' .. aid, 'n:accepted', 1)
@@ -555,6 +562,7 @@ _RESOLVE = r"""
 local c, now = conv(ARGV[2]), tonumber(ARGV[3])
 if not c then return false end
 take_out(c)
+bump()
 redis.call('DEL', P .. 'c:' .. c.id)
 local rb = n(c.rb, 0)
 if rb > 0 and now <= rb then
@@ -609,6 +617,7 @@ if not a then return 0 end
 if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
 local st, untl = 'assigned', '0'
 if dl ~= '' then st, untl = 'offered', dl end
+bump()
 redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7], 'q', q,
   'stage', '0', 'ln', '0', 'qat', f(now), 'skip', ',', 'st', st, 'ag', a.id, 'until', untl)
 if dl ~= '' then redis.call('ZADD', P .. 'offers', dl, cid) end
@@ -632,6 +641,7 @@ _SET_PRIORITY = r"""
 local c = conv(ARGV[2])
 if not c then return 0 end
 c.pri = tonumber(ARGV[3])
+bump()
 redis.call('HSET', P .. 'c:' .. c.id, 'pri', ARGV[3])
 -- A new score in the same index, the member unchanged: its age (enq in the score, qat in the age index) is kept.
 -- XX: only a member that is there (a line's member is what put_waiting wrote, or a bare id from before).
@@ -683,6 +693,7 @@ for _, cid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 
     put_waiting(c)
     table.insert(out, {c.id, 'overflow', step.overflow})
   elseif step.action == 'callback' and c.cls == 'voice' then
+    bump()
     redis.call('DEL', P .. 'c:' .. c.id)
     table.insert(out, {c.id, 'callback', ''})
   else
@@ -1076,6 +1087,9 @@ class RedisState:
         # The plain names only: queue_stats adds the per-outcome counters a decision increments to them.
         flat = [x for k, v in counts.items() if k in COUNTED and v for x in (k, v)]
         await self._run(self._restore_counts, queue, *flat)
+
+    async def version(self) -> int:
+        return int(await self.client.get(self.prefix + "v") or 0)
 
     async def routed(self) -> list[ConversationId]:
         out: list[ConversationId] = []

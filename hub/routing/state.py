@@ -120,6 +120,10 @@ class RoutingState(Protocol):
         """Replace the queue's counters (QueueStats' offered, accepted, ... response_breached; a missing one is 0)
         with what the store recorded: a state rebuilt from the store (a restart, a wiped Redis) counts on."""
 
+    async def version(self) -> int:
+        """A number that changes whenever a conversation is added to the state, dropped from it, or changes its
+        state, agent or priority (one round trip in Redis): the reconciler's cheap look before comparing."""
+
     async def routed(self) -> list[ConversationId]:
         """Every conversation the state holds (waiting, parked, offered or assigned): the reconciler's side."""
 

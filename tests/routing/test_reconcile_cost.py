@@ -5,6 +5,7 @@ start at 100,000 open on SQLite, and a periodic pass busy reading every open con
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from hub.history import db as history_db
 from hub.history.db import Database, Tx
 from hub.model import format_time, utcnow
 from hub.routing import reconciler
-from hub.routing.reconciler import audit
+from hub.routing.reconciler import SETTLE_SECONDS, Repairs, audit
 from hub.routing.service import Router
 
 PAGE = 50  # a small page, so that N and 4N below span several pages
@@ -98,20 +99,26 @@ async def router_at_start(db: Database, settings: Settings) -> Router:
     return router
 
 
-async def costs(db: Database, settings: Settings, counted: Cost) -> tuple[Cost, Cost]:
-    """What the start-up rebuild and then a periodic pass that finds nothing to repair cost."""
+async def pass_cost(router: Router, counted: Cost) -> tuple[Cost, Repairs]:
+    before = Cost(counted.queries, counted.round_trips)
+    repairs = await router.reconciler.run()
+    assert repairs is not None
+    return Cost(counted.queries - before.queries, counted.round_trips - before.round_trips), repairs
+
+
+async def costs(db: Database, settings: Settings, counted: Cost) -> tuple[Cost, Cost, Cost]:
+    """What the start-up rebuild costs, then a periodic pass that compares everything and finds nothing to repair,
+    then one that finds neither side changed since."""
     router = await router_at_start(db, settings)
     try:
-        before = Cost(counted.queries, counted.round_trips)
-        rebuilt = await router.reconciler.run()
-        start = Cost(counted.queries - before.queries, counted.round_trips - before.round_trips)
-        assert rebuilt is not None and rebuilt.held + rebuilt.requeued > 0, rebuilt
+        start, rebuilt = await pass_cost(router, counted)
+        assert rebuilt.held + rebuilt.requeued > 0, rebuilt
         assert await audit(db, router.state) == []
-        before = Cost(counted.queries, counted.round_trips)
-        repairs = await router.reconciler.run()
-        steady = Cost(counted.queries - before.queries, counted.round_trips - before.round_trips)
-        assert repairs is not None and repairs.total() == 0, repairs
-        return start, steady
+        full, repairs = await pass_cost(router, counted)
+        assert repairs.total() == 0, repairs
+        quiet, repairs = await pass_cost(router, counted)
+        assert repairs.total() == 0, repairs
+        return start, full, quiet
     finally:
         await router.close()
 
@@ -122,9 +129,9 @@ async def test_a_pass_costs_by_page_not_by_conversation(db: Database, routing_se
     agents = [(await add_agent(db, f"Agent {i}", f"agent{i}@example.com", "long password", "agent",
                                ["support"])).id for i in range(AGENTS)]
     await seed(db, agents, 0, N)
-    start_n, steady_n = await costs(db, routing_settings, counted)
+    start_n, full_n, quiet_n = await costs(db, routing_settings, counted)
     await seed(db, agents, N, 3 * N)
-    start_4n, steady_4n = await costs(db, routing_settings, counted)
+    start_4n, full_4n, quiet_4n = await costs(db, routing_settings, counted)
 
     more_pages = -(-4 * N // PAGE) - -(-N // PAGE)  # 3 * N more conversations: this many more pages
     # The rebuild reads each page again, its replies and its outcomes, holds or queues it, and checks for a resolve
@@ -133,5 +140,52 @@ async def test_a_pass_costs_by_page_not_by_conversation(db: Database, routing_se
     assert start_4n.round_trips - start_n.round_trips <= 6 * more_pages, (start_n, start_4n)
     # Nothing to repair: the open conversations in one query, the state read a page per round trip (and a SCAN
     # of the keyspace, in pages of its own, for what the state holds that the store closed).
-    assert steady_4n.queries == steady_n.queries, (steady_n, steady_4n)
-    assert steady_4n.round_trips - steady_n.round_trips <= 2 * more_pages, (steady_n, steady_4n)
+    assert full_4n.queries == full_n.queries, (full_n, full_4n)
+    assert full_4n.round_trips - full_n.round_trips <= 2 * more_pages, (full_n, full_4n)
+    # Neither side changed since: the summaries (a count and hash of the open rows, the state's version) and the
+    # agents, the same few statements and round trips at any size, and fewer than a comparison.
+    assert quiet_4n == quiet_n, (quiet_n, quiet_4n)
+    assert quiet_n.queries < full_n.queries and quiet_n.round_trips <= full_n.round_trips, (quiet_n, full_n)
+
+
+async def test_a_quiet_pass_still_sees_drift_on_either_side(db: Database, routing_settings: Settings,
+                                                            counted: Cost, backend: str) -> None:
+    """Skipping the comparison when nothing changed must not skip drift: a state write whose store write never
+    came, a store write whose state write never came, and (Redis) the state wiped."""
+    await db.write(lambda tx: tx.exec("INSERT INTO queues (name, title) VALUES ('support', 'Support')"))
+    agents = [(await add_agent(db, "Ann", "ann@example.com", "long password", "agent", ["support"])).id]
+    await seed(db, agents, 1, 10)  # 1..10: 5 and 10 assigned to Ann, 7 offered to her, the rest waiting
+    router = await router_at_start(db, routing_settings)
+    try:
+        ids = [int(r["id"]) for r in await db.read(lambda tx: tx.all("SELECT id FROM conversations ORDER BY id"))]
+        assert (await pass_cost(router, counted))[1].requeued > 0
+        await pass_cost(router, counted)  # compares everything: clean
+        quiet, _ = await pass_cost(router, counted)
+        full_before = counted.queries
+
+        async def two_passes() -> Repairs:
+            """Drift is acted on when two passes, SETTLE_SECONDS apart, see it."""
+            first = await router.reconciler.run()
+            assert first is not None
+            await asyncio.sleep(SETTLE_SECONDS)
+            second = await router.reconciler.run()
+            assert second is not None
+            return second
+
+        # The state alone changes (a process died before its store write): the state's version tells.
+        cid = ids[0]
+        assert await router.state.set_priority(cid, 9)
+        assert (await two_passes()).priority == 1
+        assert await audit(db, router.state) == []
+        # The store alone changes (a resolve whose routing call never landed): the store's summary tells.
+        await db.write(lambda tx: tx.exec("UPDATE conversations SET status = 'resolved' WHERE id = ?", (ids[1],)))
+        assert (await two_passes()).released == 1
+        assert await audit(db, router.state) == []
+        if backend == "redis":
+            await router.state.clear()  # type: ignore[attr-defined]
+            wiped = await router.reconciler.run()
+            assert wiped is not None and wiped.rebuilt and wiped.held + wiped.requeued > 0, wiped
+            assert await audit(db, router.state) == []
+        assert counted.queries - full_before > 3 * quiet.queries  # those passes compared, not just summed up
+    finally:
+        await router.close()
