@@ -24,6 +24,12 @@ still shows it open and unchanged; if a resolve lands meanwhile, the put-back is
 the store first, so whichever comes second sees the other). Every write to the store is conditional on the row's
 `updated_at` read by the same pass, so a repair never overwrites a newer decision. With several hub processes one
 pass runs at a time (a Redis lock with an expiry); a stale holder can only repeat idempotent work.
+
+A pass reads in sets (docs/routing.md, "What a pass costs"): the open conversations in one query, the state a PAGE
+at a time in one round trip, what it puts back a PAGE at a time. It first reads a summary of each side (the store's
+count and hash of the open rows, the state's version); when neither moved since the last pass that compared
+everything and found nothing to look at again, it compares presence only (and everything at least every
+FULL_SECONDS).
 """
 
 from __future__ import annotations
