@@ -463,11 +463,15 @@ async def audit(db: Database, state: RoutingState) -> list[str]:
     problems: list[str] = []
     holds: dict[int, Counter[str]] = {}
     open_ids = set()
+    views: dict[int, ConversationView] = {}
+    for i in range(0, len(rows), PAGE):
+        views |= await state.read_conversations([int(r["id"]) for r in rows[i:i + PAGE]])
+    known = await state.read_agents([int(a["id"]) for a in agents])
     for row in rows:
         cid = int(row["id"])
         open_ids.add(cid)
         want, agent = _expected(row)
-        view = await state.conversation(cid)
+        view = views.get(cid)
         if view is None:
             problems.append(f"conversation {cid} is {want} in the store but unknown to routing")
             continue
@@ -484,7 +488,7 @@ async def audit(db: Database, state: RoutingState) -> list[str]:
             problems.append(f"conversation {cid} is held by routing but not open in the store")
     for a in agents:
         aid = int(a["id"])
-        stats = await state.agent_stats(aid)
+        stats = known.get(aid)
         if stats is None:
             if holds.get(aid):
                 problems.append(f"agent {aid} holds {dict(holds[aid])} in the store but is unknown to routing")
