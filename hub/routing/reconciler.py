@@ -388,7 +388,7 @@ class Reconciler:
             put += queued
             done.requeued += len(queued)
         # A resolve that wrote the store after the read above found nothing to release in the state: undo.
-        statuses = await router.db.read(lambda tx: _rows(tx, put))
+        statuses = await router.db.read(partial(_rows, ids=put)) if put else {}
         for cid in put:
             status = statuses.get(cid)
             if status is None or status["status"] == "resolved":
