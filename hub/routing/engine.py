@@ -7,7 +7,7 @@ steps, and time comes from the injected clock. Every method returns the events i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hub.routing.config import RoutingConfig
@@ -152,6 +152,36 @@ class Engine:
         else:
             await self._drain_queue(queue, events)
         return events
+
+    async def enqueue_many(self, items: Sequence[Waiting]) -> tuple[list[ConversationId], list[RoutingEvent]]:
+        """enqueue for each item as given (its age, priority and first-response deadline): the state's writes in one
+        step (one round trip in Redis), then each queue and each agent it was parked for drained once. Returns those
+        queued (not one already routed, or of an unknown queue or channel) and the events."""
+        now = self.clock()
+        known = [i for i in items if i.queue in self.queues and i.channel in CAPACITY_CLASS]
+        results = await self.state.enqueue_many([(i, self.queues[i.queue].sticky_for) for i in known], now)
+        events: list[RoutingEvent] = []
+        queued: list[ConversationId] = []
+        queues: dict[QueueId, None] = {}
+        parked_for: dict[AgentId, None] = {}
+        for item, (ok, parked) in zip(known, results, strict=True):
+            if not ok:
+                continue
+            queued.append(item.id)
+            events.append(Queued(item.id, item.queue, item.priority, parked))
+            if parked is not None:
+                parked_for[parked] = None
+            else:
+                queues[item.queue] = None
+        await self._drain_agents(list(parked_for), events)
+        for q in queues:
+            # One drain stops at _MAX_DISPATCH decisions; enqueued one by one, each would have had its own.
+            while len(claims := await self.state.drain_queue(q, self.clock(), _MAX_DISPATCH)) == _MAX_DISPATCH:
+                for claim in claims:
+                    self._decided(claim, events)
+            for claim in claims:
+                self._decided(claim, events)
+        return queued, events
 
     # agents
 

@@ -252,6 +252,8 @@ class MemoryState:
         self._queue_counts: dict[QueueId, Counter[str]] = {}
         self._members: dict[QueueId, set[AgentId]] = {}
         self._tokens = itertools.count(1)
+        #: changes with every conversation added, dropped, or given another state, agent or priority (version())
+        self._version = 0
         # First-response deadlines not yet met nor breached: member -> deadline, and a heap of them by deadline.
         self._awaiting: dict[str, float] = {}
         self._awaiting_heap: list[_AwaitEntry] = []
@@ -373,6 +375,7 @@ class MemoryState:
     # conversations in and out of the indexes
 
     def _put_waiting(self, c: _Conversation) -> None:
+        self._version += 1
         c.state, c.agent, c.until, c.token = "waiting", None, 0.0, next(self._tokens)
         q = self.queues.get(c.queue)
         stages = len(q.stages) if q is not None else 0
@@ -401,6 +404,7 @@ class MemoryState:
         self._waiting_count[c.queue] += 1
 
     def _park(self, c: _Conversation, agent: AgentId, until: float) -> None:
+        self._version += 1
         c.state, c.agent, c.until, c.token = "parked", agent, until, next(self._tokens)
         parked = self._parked.get(agent)
         if parked is None:
@@ -435,6 +439,7 @@ class MemoryState:
             self._round_robin[q.id] += 1
             a.round_robin[q.id] = float(self._round_robin[q.id])
         c.agent = aid
+        self._version += 1
         self._queue_counts[q.id]["offered"] += 1
         a.counts["offered"] += 1
         if q.direct:
@@ -456,6 +461,17 @@ class MemoryState:
 
     # decisions
 
+    async def enqueue_many(
+        self, items: Sequence[tuple[Waiting, float]], now: float
+    ) -> list[tuple[bool, AgentId | None]]:
+        out: list[tuple[bool, AgentId | None]] = []
+        for item, sticky_for in items:
+            try:
+                out.append((True, await self.enqueue(item, now, sticky_for)))
+            except KeyError:
+                out.append((False, None))
+        return out
+
     async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
         if item.id in self.conversations:
             raise KeyError(f"conversation {item.id} is already routed")
@@ -465,6 +481,7 @@ class MemoryState:
             raise KeyError(f"unknown channel {item.channel!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
+        self._version += 1
         self._await_reply(c, item.respond_by)
         last = self._last_agent.get(item.customer) if item.customer is not None and sticky_for > 0 else None
         if last is not None and last in self.agents and self.agents[last].presence is Presence.AVAILABLE:
@@ -581,6 +598,7 @@ class MemoryState:
         if c is None or c.state != "offered" or c.agent != agent:
             return None
         a = self.agents[agent]
+        self._version += 1
         c.state, c.until, c.token = "assigned", 0.0, next(self._tokens)
         a.missed = 0
         a.counts["accepted"] += 1
@@ -628,6 +646,7 @@ class MemoryState:
         c = self.conversations.pop(conversation, None)
         if c is None:
             return None
+        self._version += 1
         c.token = next(self._tokens)  # gone: every entry it left in an index is stale
         if c.respond_by > 0 and now <= c.respond_by:
             # Resolved before its deadline without a reply: no outcome. Past the deadline, it stays in the index
@@ -693,6 +712,7 @@ class MemoryState:
         state = c.state
         if state in ("waiting", "parked"):
             self._take_out(c)
+        self._version += 1
         c.priority = priority
         c.score = waiting_score(priority, c.enqueued_at)
         if state == "waiting":
@@ -741,6 +761,7 @@ class MemoryState:
                 self._put_waiting(c)
                 out.append(Escalation(c.id, queue, stage, "overflow", step.overflow))
             elif step.callback and c.cls == "voice":
+                self._version += 1
                 del self.conversations[c.id]
                 out.append(Escalation(c.id, queue, stage, "callback"))
             else:
@@ -790,6 +811,7 @@ class MemoryState:
             raise KeyError(f"unknown queue {item.queue!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
+        self._version += 1
         self._await_reply(c, item.respond_by)
         a = self.agents[agent]
         a.load[c.cls] = a.load.get(c.cls, 0) + 1
@@ -802,8 +824,14 @@ class MemoryState:
         self._reindex(a, now)
         return True
 
+    async def hold_many(self, holds: Sequence[tuple[Waiting, AgentId, float | None]], now: float) -> list[bool]:
+        return [await self.hold(item, agent, deadline, now) for item, agent, deadline in holds]
+
     async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
         self._queue_counts[queue] = Counter({k: v for k, v in counts.items() if k in COUNTED})
+
+    async def version(self) -> int:
+        return self._version
 
     async def routed(self) -> list[ConversationId]:
         return list(self.conversations)
@@ -816,6 +844,9 @@ class MemoryState:
             return None
         return ConversationView(c.id, c.queue, c.channel, c.priority, c.enqueued_at, c.state, c.agent, c.stage,
                                 c.until)
+
+    async def read_conversations(self, ids: Sequence[ConversationId]) -> dict[ConversationId, ConversationView]:
+        return {cid: v for cid in ids if (v := await self.conversation(cid)) is not None}
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         heap = self._oldest.get(queue)
@@ -856,6 +887,9 @@ class MemoryState:
             rejected=a.counts["rejected"],
             timed_out=a.counts["timed_out"],
         )
+
+    async def read_agents(self, ids: Sequence[AgentId]) -> dict[AgentId, AgentStats]:
+        return {aid: s for aid in ids if (s := await self.agent_stats(aid)) is not None}
 
 
 def _member(c: _Conversation) -> str:

@@ -24,6 +24,12 @@ still shows it open and unchanged; if a resolve lands meanwhile, the put-back is
 the store first, so whichever comes second sees the other). Every write to the store is conditional on the row's
 `updated_at` read by the same pass, so a repair never overwrites a newer decision. With several hub processes one
 pass runs at a time (a Redis lock with an expiry); a stale holder can only repeat idempotent work.
+
+A pass reads in sets (docs/routing.md, "What a pass costs"): the open conversations in one query, the state a PAGE
+at a time in one round trip, what it puts back a PAGE at a time. It first reads a summary of each side (the store's
+count and hash of the open rows, the state's version); when neither moved since the last pass that compared
+everything and found nothing to look at again, it compares presence only (and everything at least every
+FULL_SECONDS).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -44,7 +51,7 @@ from hub.model import format_time, parse_time, utcnow
 from hub.reports import events as conversation_events
 from hub.routing.events import Assigned, Offered, OfferTimedOut, RoutingEvent, Transferred
 from hub.routing.state import RoutingState
-from hub.routing.types import CAPACITY_CLASS, CHANNELS, ConversationView, Presence, Waiting
+from hub.routing.types import CAPACITY_CLASS, CHANNELS, AgentId, ConversationView, Presence, Waiting
 
 if TYPE_CHECKING:
     from hub.routing.service import Router
@@ -91,22 +98,59 @@ def _shown(view: ConversationView) -> tuple[str, int | None]:
     return "waiting", None  # waiting in its queue, or parked for an agent: in both no agent holds it yet
 
 
-def _row(tx: Tx, conversation: int) -> Row | None:
-    return tx.one(_ROWS + " WHERE c.id = ?", (conversation,))
-
-
 def _agent_row(tx: Tx, agent: int) -> Row | None:
     return tx.one("SELECT id, presence FROM agents WHERE id = ?", (agent,))
 
 
-def _first_response_known(tx: Tx, conversation: int) -> bool:
-    """An agent replied to the conversation, or its first-response outcome is recorded (a breach, a reply)."""
-    if tx.one("SELECT 1 AS x FROM messages WHERE conversation_id = ? AND direction = 'out' AND agent_id IS NOT NULL "
-              "AND kind NOT IN ('note', 'event') LIMIT 1", (conversation,)) is not None:
-        return True
-    return tx.one("SELECT 1 AS x FROM routing_decisions WHERE conversation_id = ? "
-                  "AND type IN ('routing.first_response', 'routing.sla_breached') LIMIT 1", (conversation,)) is not None
+def _in(ids: Sequence[int]) -> str:
+    return "(" + ", ".join("?" * len(ids)) + ")"
 
+
+def _rows(tx: Tx, ids: Sequence[int]) -> dict[int, Row]:
+    """The rows of these conversations, in one query (a page of the reconciler's, at most PAGE ids)."""
+    return {int(r["id"]): r for r in tx.all(_ROWS + f" WHERE c.id IN {_in(ids)}", tuple(ids))} if ids else {}
+
+
+def _first_response_known(tx: Tx, ids: Sequence[int]) -> set[int]:
+    """Those of IDS an agent replied to, or whose first-response outcome is recorded (a breach, a reply)."""
+    if not ids:
+        return set()
+    replied = tx.all(f"SELECT DISTINCT conversation_id FROM messages WHERE conversation_id IN {_in(ids)} "
+                     "AND direction = 'out' AND agent_id IS NOT NULL AND kind NOT IN ('note', 'event')", tuple(ids))
+    counted = tx.all(f"SELECT DISTINCT conversation_id FROM routing_decisions WHERE conversation_id IN {_in(ids)} "
+                     "AND type IN ('routing.first_response', 'routing.sla_breached')", tuple(ids))
+    return {int(r["conversation_id"]) for r in [*replied, *counted]}
+
+
+def _pages(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i:i + PAGE] for i in range(0, len(ids), PAGE)]
+
+
+# How many conversations one store query by id, or one round trip to the state, carries: a pass costs a few
+# queries and round trips per PAGE open conversations, not a few per conversation.
+PAGE = 1000
+
+# A portable row hash (SQLite and PostgreSQL integers; every step stays below 2**63) of what the reconciler compares
+# for an open conversation: a mix, not a plain sum of columns, so two conversations swapping agents change it.
+_P, _M = 2147483629, 1000003
+_HASH = f"c.id % {_P}"
+for _column in ("CASE WHEN c.status = 'assigned' THEN 1 ELSE 2 END", f"COALESCE(c.agent_id, 0) % {_P}",
+                f"COALESCE(c.offered_to, 0) % {_P}", "c.priority + 1000"):
+    _HASH = f"(({_HASH}) * {_M} + {_column}) % {_P}"
+_SUMMARY = f"SELECT COUNT(*) AS n, COALESCE(SUM({_HASH}), 0) AS h FROM conversations c WHERE c.status IN {_OPEN}"
+
+
+def _store_summary(tx: Tx) -> tuple[object, ...]:
+    """What the store says of every open conversation, in one row: their number and a sum of their rows' hashes."""
+    row = tx.one(_SUMMARY)
+    assert row is not None
+    return int(row["n"]), int(row["h"])
+
+
+# A pass compares every conversation at least this often, even when neither side's summary changed: a state that
+# changed without its version (a Redis key evicted, a replica promoted that had not seen the last writes) is still
+# brought back.
+FULL_SECONDS = 60.0
 
 # Drift must also be seen unchanged over this long: a decision between its two writes takes milliseconds, but passes
 # run back to back (a short reconcile_seconds, or a pass right after another process's) must not mistake it for drift.
@@ -123,6 +167,9 @@ class Reconciler:
         # this prefix's keys), so nothing else can be on its way into it.
         self._eager = True
         self._running = asyncio.Lock()
+        #: the summaries (store, state) read before the last pass that compared every conversation and found
+        #: nothing to repair or look at again, and when; None: the next pass compares everything
+        self._clean: tuple[tuple[object, ...], float] | None = None
 
     @property
     def _client(self) -> Any:
@@ -164,9 +211,17 @@ class Reconciler:
         # Conversations before presence: an agent made available again is offered what waits at once, so what the
         # store says they hold must count against their capacity first.
         suspects: dict[object, tuple[tuple[object, ...], float]] = {}
-        await self._conversations(done, eager, suspects)
+        # Both sides' summaries, read before comparing: a change after this read changes the next pass's.
+        summary = (await self.router.db.read(_store_summary), await self.router.state.version())
+        clean, self._clean = self._clean, None
+        full = (eager or clean is None or clean[0] != summary or bool(self._suspects)
+                or time.monotonic() - clean[1] >= FULL_SECONDS)
+        if full:
+            await self._conversations(done, eager, suspects)
         await self._presence(done, eager, suspects)
         self._suspects = suspects
+        if not suspects and not done.total():
+            self._clean = (summary, time.monotonic()) if full else clean
         if done.total():
             log.warning("routing: repaired drift from the store: %s", done)
         return done
@@ -213,9 +268,10 @@ class Reconciler:
         state: the same drift seen twice, and the store read again unchanged, so that one is never undone."""
         router = self.router
         rows = await router.db.read(lambda tx: tx.all("SELECT id, presence FROM agents ORDER BY id"))
+        known = await router.state.read_agents([int(r["id"]) for r in rows])
         for r in rows:
             aid = int(r["id"])
-            stats = await router.state.agent_stats(aid)
+            stats = known.get(aid)
             if stats is None or stats.presence.value == r["presence"]:
                 continue
             if not self._confirmed(("agent", aid), ("presence", r["presence"], stats.presence.value), eager, suspects):
@@ -229,83 +285,121 @@ class Reconciler:
 
     async def _conversations(self, done: Repairs, eager: bool,
                              suspects: dict[object, tuple[tuple[object, ...], float]]) -> None:
+        """Every open conversation of the store (one query) against the state (one round trip per PAGE)."""
         router = self.router
         rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
         open_ids = {int(r["id"]) for r in rows}
-        # What agents hold first, then what waits: a conversation put back in its queue is offered at once to an
-        # agent with room, and their room is only known once every offer and assignment of theirs is held again.
-        rows.sort(key=lambda r: _expected(r)[1] is None)
 
         def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
             return self._confirmed(cid, seen, eager, suspects)
 
+        # What agents hold first, then what waits: a conversation put back in its queue is offered at once to an
+        # agent with room, and their room is only known once every offer and assignment of theirs is held again.
+        missing: list[Row] = []
+        for i in range(0, len(rows), PAGE):
+            page = rows[i:i + PAGE]
+            # Let requests in between pages: in memory nothing here waits, and 100,000 rows are a second of work.
+            await asyncio.sleep(0)
+            views = await router.state.read_conversations([int(r["id"]) for r in page])
+            for row in page:
+                cid = int(row["id"])
+                view = views.get(cid)
+                if view is None:
+                    if confirmed(cid, ("missing", row["updated_at"])):
+                        missing.append(row)
+                    continue
+                shown = _shown(view)
+                if shown != _expected(row):
+                    if confirmed(cid, ("differs", row["updated_at"], shown)):
+                        await self._forward(row, view, done)
+                elif view.priority != int(row["priority"]) and confirmed(cid, ("priority", row["updated_at"],
+                                                                               view.priority)):
+                    await self._reprioritize(row, done)
+        held = [r for r in missing if _expected(r)[1] is not None]
+        not_held: list[Row] = []
+        for i in range(0, len(held), PAGE):
+            not_held += await self._put_back(held[i:i + PAGE], done, hold=True)
+        waiting = not_held + [r for r in missing if _expected(r)[1] is None]
+        for i in range(0, len(waiting), PAGE):
+            await self._put_back(waiting[i:i + PAGE], done, hold=False)
+
+        gone = [cid for cid in await router.state.routed() if cid not in open_ids]
+        for ids in _pages(gone):
+            statuses = await router.db.read(partial(_rows, ids=ids))
+            for cid in ids:
+                fresh = statuses.get(cid)
+                # Not open in the store: resolved or snoozed (a snooze writes the store first, then lets go of it
+                # here), or opened after this pass read it (then the next pass sees it open).
+                if (fresh is None or fresh["status"] in ("resolved", "snoozed")) and confirmed(cid, ("resolved",)):
+                    if fresh is not None and fresh["status"] == "snoozed":
+                        await router.release(cid)  # set aside, not abandoned: the reports count nothing
+                    else:
+                        await router._apply(await router.engine.resolve(cid), "repair")
+                    done.released += 1
+
+    async def _put_back(self, rows: list[Row], done: Repairs, hold: bool) -> list[Row]:
+        """Open conversations the state lost (at most PAGE), read again in one query: with HOLD, each offer and
+        assignment held again with the same agent (returned: those that could not be, to be queued); else each
+        back in its queue. A few queries and state round trips for the page, not per conversation."""
+        router = self.router
+        ids = [int(r["id"]) for r in rows]
+
+        def read(tx: Tx) -> tuple[dict[int, Row], set[int]]:
+            return _rows(tx, ids), _first_response_known(tx, ids)
+
+        fresh_rows, replied = await router.db.read(read)
+        items: list[tuple[Row, Waiting]] = []
         for row in rows:
             cid = int(row["id"])
-            view = await router.state.conversation(cid)
-            if view is None:
-                if confirmed(cid, ("missing", row["updated_at"])):
-                    await self._put_back(row, done)
-                continue
-            shown = _shown(view)
-            if shown != _expected(row):
-                if confirmed(cid, ("differs", row["updated_at"], shown)):
-                    await self._forward(row, view, done)
-            elif view.priority != int(row["priority"]) and confirmed(cid, ("priority", row["updated_at"],
-                                                                           view.priority)):
-                await self._reprioritize(row, done)
-        gone = [cid for cid in await router.state.routed() if cid not in open_ids]
-        statuses = await router.db.read(lambda tx: {cid: _row(tx, cid) for cid in gone})
-        for cid in gone:
-            fresh = statuses[cid]
-            # Not open in the store: resolved or snoozed (a snooze writes the store first, then lets go of it here),
-            # or opened after this pass read it (then the next pass sees it open).
-            if (fresh is None or fresh["status"] in ("resolved", "snoozed")) and confirmed(cid, ("resolved",)):
-                if fresh is not None and fresh["status"] == "snoozed":
-                    await router.release(cid)  # set aside, not abandoned: the reports count nothing
-                else:
-                    await router._apply(await router.engine.resolve(cid), "repair")
-                done.released += 1
-
-    async def _put_back(self, row: Row, done: Repairs) -> None:
-        router, cid = self.router, int(row["id"])
-        fresh = await router.db.read(lambda tx: _row(tx, cid))
-        if fresh is None or fresh["status"] not in ("open", "assigned") or fresh["updated_at"] != row["updated_at"]:
-            return  # moved on since this pass read it (resolved, accepted...): nothing to put back
-        queue = str(row["queue"]) if row["queue"] in router.engine.queues else router.settings.routing.default_queue
-        channel = str(row["channel"]) if row["channel"] in CHANNELS else "api"
-        arrived = parse_time(str(row["created_at"])).timestamp()
-        priority = int(fresh["priority"])  # the store's: a routing rule's, or a later set_priority's
-        item = Waiting(cid, queue, channel, priority, arrived, int(row["customer_id"]))
-        state, agent = _expected(row)
+            fresh = fresh_rows.get(cid)
+            if fresh is None or fresh["status"] not in ("open", "assigned") or fresh["updated_at"] != row["updated_at"]:
+                continue  # moved on since this pass read it (resolved, accepted...): nothing to put back
+            queue = str(row["queue"]) if row["queue"] in router.engine.queues else router.settings.routing.default_queue
+            channel = str(row["channel"]) if row["channel"] in CHANNELS else "api"
+            arrived = parse_time(str(row["created_at"])).timestamp()
+            priority = int(fresh["priority"])  # the store's: a routing rule's, or a later set_priority's
+            item = Waiting(cid, queue, channel, priority, arrived, int(row["customer_id"]))
+            # Its first-response clock runs again unless an agent replied or its outcome is already counted.
+            target = router.engine.queues[queue].first_response
+            if target > 0 and cid not in replied:
+                item = replace(item, respond_by=arrived + target)
+            items.append((row, item))
+        if not items:
+            return []
         now = router.clock()
-        deadline = float(row["offer_deadline"] or now) if state == "offered" else None
-        # Its first-response clock runs again unless an agent replied or its outcome is already counted.
-        replied = await router.db.read(lambda tx: _first_response_known(tx, cid))
-        target = router.engine.queues[queue].first_response
-        if target > 0 and not replied:
-            item = replace(item, respond_by=arrived + target)
-        if agent is not None and await router.state.hold(item, agent, deadline, now):
-            done.held += 1
+        put: list[int] = []
+        left: list[Row] = []
+        if hold:
+            holds: list[tuple[Waiting, AgentId, float | None]] = []
+            for row, item in items:
+                state, agent = _expected(row)
+                assert agent is not None
+                holds.append((item, agent, float(row["offer_deadline"] or now) if state == "offered" else None))
+            for (row, item), ok in zip(items, await router.state.hold_many(holds, now), strict=True):
+                if ok:
+                    put.append(item.id)
+                    done.held += 1
+                elif await router.state.conversation(item.id) is None:
+                    left.append(row)  # the agent is unknown to routing: it waits in its queue instead
         else:
-            try:
-                events = await router.engine.enqueue(
-                    cid, queue, channel, priority=priority, customer=item.customer, enqueued_at=arrived,
-                    replied=replied,
-                )
-            except KeyError:
-                return  # routed meanwhile (the inbound path's own enqueue): nothing to put back
+            # The inbound path may have queued one meanwhile (its own enqueue): that one is left as it is.
+            queued, events = await router.engine.enqueue_many([item for _, item in items])
             await router._apply(events, "repair")
-            done.requeued += 1
+            put += queued
+            done.requeued += len(queued)
         # A resolve that wrote the store after the read above found nothing to release in the state: undo.
-        status = await router.db.read(lambda tx: tx.one("SELECT status FROM conversations WHERE id = ?", (cid,)))
-        if status is None or status["status"] == "resolved":
-            await router._apply(await router.engine.resolve(cid), "repair")
+        statuses = await router.db.read(partial(_rows, ids=put)) if put else {}
+        for cid in put:
+            status = statuses.get(cid)
+            if status is None or status["status"] == "resolved":
+                await router._apply(await router.engine.resolve(cid), "repair")
+        return left
 
     async def _reprioritize(self, row: Row, done: Repairs) -> None:
         """The state gives the conversation another priority than the store (seen twice): the store's holds. Read
         again first, so a set_priority written since (store first, then state) is the one applied."""
         router, cid = self.router, int(row["id"])
-        fresh = await router.db.read(lambda tx: _row(tx, cid))
+        fresh = (await router.db.read(lambda tx: _rows(tx, [cid]))).get(cid)
         if fresh is None or fresh["status"] not in ("open", "assigned") or fresh["updated_at"] != row["updated_at"]:
             return  # moved on: the next pass compares again
         if await router.engine.set_priority(cid, int(fresh["priority"])):
@@ -371,11 +465,15 @@ async def audit(db: Database, state: RoutingState) -> list[str]:
     problems: list[str] = []
     holds: dict[int, Counter[str]] = {}
     open_ids = set()
+    views: dict[int, ConversationView] = {}
+    for i in range(0, len(rows), PAGE):
+        views |= await state.read_conversations([int(r["id"]) for r in rows[i:i + PAGE]])
+    known = await state.read_agents([int(a["id"]) for a in agents])
     for row in rows:
         cid = int(row["id"])
         open_ids.add(cid)
         want, agent = _expected(row)
-        view = await state.conversation(cid)
+        view = views.get(cid)
         if view is None:
             problems.append(f"conversation {cid} is {want} in the store but unknown to routing")
             continue
@@ -392,7 +490,7 @@ async def audit(db: Database, state: RoutingState) -> list[str]:
             problems.append(f"conversation {cid} is held by routing but not open in the store")
     for a in agents:
         aid = int(a["id"])
-        stats = await state.agent_stats(aid)
+        stats = known.get(aid)
         if stats is None:
             if holds.get(aid):
                 problems.append(f"agent {aid} holds {dict(holds[aid])} in the store but is unknown to routing")

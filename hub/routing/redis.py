@@ -197,7 +197,11 @@ local function from_line(m, q, cls, ln)
   return {id = id, q = q, ch = ch, cls = cls, ln = ln, st = 'waiting', enqs = enqs, enq = tonumber(enqs),
     cust = cust, stage = tonumber(stage), lm = m}
 end
+-- Every change of which conversations the state holds, or of one's state, agent or priority, counts in 'v': the
+-- reconciler compares everything again only when it (or the store) changed since its last clean pass.
+local function bump() redis.call('INCR', P .. 'v') end
 local function put_waiting(c)
+  bump()
   c.st = 'waiting'
   local qc = queue(c.q)
   local stages = qc and #qc.stages or 0
@@ -209,6 +213,7 @@ local function put_waiting(c)
   if c.stage < stages then redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id) end
 end
 local function park(c, aid, untl)
+  bump()
   c.st = 'parked'
   redis.call('HSET', P .. 'c:' .. c.id, 'st', 'parked', 'ag', aid, 'until', f(untl), 'q', c.q,
     'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
@@ -271,6 +276,7 @@ local function claim(c, a, now, p)
     redis.call('HSET', akey, 'rr:' .. c.q, r)
   end
   local dl = ''
+  bump()
   if direct then
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
     answered(c, a.id, now, sla_wait, 'direct')
@@ -511,6 +517,7 @@ _ACCEPT = r"""
 local c, aid, now = conv(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 if not c or c.st ~= 'offered' or c.ag ~= aid then return false end
 take_out(c)
+bump()
 redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'until', '0')
 redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
 redis.call('HINCRBY', P .. 'a:' .. aid, 'n:accepted', 1)
@@ -555,6 +562,7 @@ _RESOLVE = r"""
 local c, now = conv(ARGV[2]), tonumber(ARGV[3])
 if not c then return false end
 take_out(c)
+bump()
 redis.call('DEL', P .. 'c:' .. c.id)
 local rb = n(c.rb, 0)
 if rb > 0 and now <= rb then
@@ -609,6 +617,7 @@ if not a then return 0 end
 if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
 local st, untl = 'assigned', '0'
 if dl ~= '' then st, untl = 'offered', dl end
+bump()
 redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7], 'q', q,
   'stage', '0', 'ln', '0', 'qat', f(now), 'skip', ',', 'st', st, 'ag', a.id, 'until', untl)
 if dl ~= '' then redis.call('ZADD', P .. 'offers', dl, cid) end
@@ -632,6 +641,7 @@ _SET_PRIORITY = r"""
 local c = conv(ARGV[2])
 if not c then return 0 end
 c.pri = tonumber(ARGV[3])
+bump()
 redis.call('HSET', P .. 'c:' .. c.id, 'pri', ARGV[3])
 -- A new score in the same index, the member unchanged: its age (enq in the score, qat in the age index) is kept.
 -- XX: only a member that is there (a line's member is what put_waiting wrote, or a bare id from before).
@@ -683,6 +693,7 @@ for _, cid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 
     put_waiting(c)
     table.insert(out, {c.id, 'overflow', step.overflow})
   elseif step.action == 'callback' and c.cls == 'voice' then
+    bump()
     redis.call('DEL', P .. 'c:' .. c.id)
     table.insert(out, {c.id, 'callback', ''})
   else
@@ -866,26 +877,38 @@ class RedisState:
     async def set_presence(self, agent: AgentId, presence: Presence, now: float) -> bool:
         return bool(await self._run(self._set_presence, agent, presence.value, now))
 
-    async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
+    def _enqueue_args(self, item: Waiting, now: float, sticky_for: float) -> list[object]:
         if item.channel not in CAPACITY_CLASS:
             raise KeyError(f"unknown channel {item.channel!r}")
         customer = "" if item.customer is None else str(item.customer)
+        return [self.prefix, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)), customer,
+                repr(float(now)), repr(float(sticky_for)), repr(float(item.respond_by))]
+
+    async def enqueue(self, item: Waiting, now: float, sticky_for: float) -> AgentId | None:
+        args = self._enqueue_args(item, now, sticky_for)
         try:
-            r = await self._run(
-                self._enqueue,
-                item.id,
-                item.queue,
-                item.channel,
-                item.priority,
-                float(item.enqueued_at),
-                customer,
-                now,
-                float(sticky_for),
-                float(item.respond_by),
-            )
+            r = await self._enqueue(keys=[], args=args)
         except ResponseError as e:
             raise KeyError(f"conversation {item.id}: {e}") from None
         return int(r) or None
+
+    async def enqueue_many(
+        self, items: Sequence[tuple[Waiting, float]], now: float
+    ) -> list[tuple[bool, AgentId | None]]:
+        if not items:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for item, sticky_for in items:
+            await self._enqueue(keys=[], args=self._enqueue_args(item, now, sticky_for), client=pipe)
+        out: list[tuple[bool, AgentId | None]] = []
+        for r in await pipe.execute(raise_on_error=False):
+            if isinstance(r, ResponseError):
+                out.append((False, None))  # already routed
+            elif isinstance(r, Exception):
+                raise r
+            else:
+                out.append((True, int(r) or None))
+        return out
 
     async def dispatch_queue(self, queue: QueueId, now: float) -> Claim | None:
         return _claim(await self._run(self._dispatch_queue, queue, now, SCAN_LIMIT))
@@ -1029,23 +1052,44 @@ class RedisState:
             if len(rows) < _BATCH:
                 return out
 
-    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+    def _hold_args(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> list[object]:
         if item.channel not in CAPACITY_CLASS:
             raise KeyError(f"unknown channel {item.channel!r}")
         customer = "" if item.customer is None else str(item.customer)
+        return [self.prefix, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)),
+                customer, agent, "" if deadline is None else repr(float(deadline)), repr(float(now)),
+                repr(float(item.respond_by))]
+
+    async def hold(self, item: Waiting, agent: AgentId, deadline: float | None, now: float) -> bool:
+        args = self._hold_args(item, agent, deadline, now)
         try:
-            r = await self._run(
-                self._hold, item.id, item.queue, item.channel, item.priority, repr(float(item.enqueued_at)),
-                customer, agent, "" if deadline is None else repr(float(deadline)), now, float(item.respond_by),
-            )
+            r = await self._hold(keys=[], args=args)
         except ResponseError as e:
             raise KeyError(str(e)) from None
         return bool(r)
+
+    async def hold_many(self, holds: Sequence[tuple[Waiting, AgentId, float | None]], now: float) -> list[bool]:
+        if not holds:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for item, agent, deadline in holds:
+            await self._hold(keys=[], args=self._hold_args(item, agent, deadline, now), client=pipe)
+        out: list[bool] = []
+        for r in await pipe.execute(raise_on_error=False):
+            if isinstance(r, ResponseError):
+                raise KeyError(str(r))
+            if isinstance(r, Exception):
+                raise r
+            out.append(bool(r))
+        return out
 
     async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
         # The plain names only: queue_stats adds the per-outcome counters a decision increments to them.
         flat = [x for k, v in counts.items() if k in COUNTED and v for x in (k, v)]
         await self._run(self._restore_counts, queue, *flat)
+
+    async def version(self) -> int:
+        return int(await self.client.get(self.prefix + "v") or 0)
 
     async def routed(self) -> list[ConversationId]:
         out: list[ConversationId] = []
@@ -1057,20 +1101,16 @@ class RedisState:
         return out
 
     async def conversation(self, conversation: ConversationId) -> ConversationView | None:
-        h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"c:{conversation}")).items()}
-        if not h:
-            return None
-        return ConversationView(
-            id=conversation,
-            queue=h["q"],
-            channel=h["ch"],
-            priority=int(h["pri"]),
-            enqueued_at=float(h["enq"]),
-            state=h["st"],
-            agent=int(h["ag"]) if h.get("ag") else None,
-            stage=int(h["stage"]),
-            until=float(h.get("until") or 0),
-        )
+        return _view(conversation, await self.client.hgetall(self.prefix + f"c:{conversation}"))
+
+    async def read_conversations(self, ids: Sequence[ConversationId]) -> dict[ConversationId, ConversationView]:
+        if not ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hgetall(self.prefix + f"c:{cid}")
+        views = zip(ids, await pipe.execute(), strict=True)
+        return {cid: v for cid, raw in views if (v := _view(cid, raw)) is not None}
 
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats:
         waiting, wait, available, busy, flat = await self._run(self._queue_stats, queue, now)
@@ -1098,19 +1138,49 @@ class RedisState:
         )
 
     async def agent_stats(self, agent: AgentId) -> AgentStats | None:
-        h = {_text(k): _text(v) for k, v in (await self.client.hgetall(self.prefix + f"a:{agent}")).items()}
-        if not h:
-            return None
-        cfg = json.loads(h["cfg"])
-        return AgentStats(
-            agent=agent,
-            presence=Presence(h["presence"]),
-            load={k: v for k, v in json.loads(h["load"]).items() if v},
-            capacity=cfg["capacity"],
-            wrapup_until=float(h["wrapup"]),
-            missed_in_row=int(h["missed"]),
-            offered=int(h.get("n:offered", 0)),
-            accepted=int(h.get("n:accepted", 0)),
-            rejected=int(h.get("n:rejected", 0)),
-            timed_out=int(h.get("n:timed_out", 0)),
-        )
+        return _agent_stats(agent, await self.client.hgetall(self.prefix + f"a:{agent}"))
+
+    async def read_agents(self, ids: Sequence[AgentId]) -> dict[AgentId, AgentStats]:
+        if not ids:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for aid in ids:
+            pipe.hgetall(self.prefix + f"a:{aid}")
+        stats = zip(ids, await pipe.execute(), strict=True)
+        return {aid: s for aid, raw in stats if (s := _agent_stats(aid, raw)) is not None}
+
+
+def _view(conversation: ConversationId, raw: Mapping[Any, Any]) -> ConversationView | None:
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    if not h:
+        return None
+    return ConversationView(
+        id=conversation,
+        queue=h["q"],
+        channel=h["ch"],
+        priority=int(h["pri"]),
+        enqueued_at=float(h["enq"]),
+        state=h["st"],
+        agent=int(h["ag"]) if h.get("ag") else None,
+        stage=int(h["stage"]),
+        until=float(h.get("until") or 0),
+    )
+
+
+def _agent_stats(agent: AgentId, raw: Mapping[Any, Any]) -> AgentStats | None:
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    if not h:
+        return None
+    cfg = json.loads(h["cfg"])
+    return AgentStats(
+        agent=agent,
+        presence=Presence(h["presence"]),
+        load={k: v for k, v in json.loads(h["load"]).items() if v},
+        capacity=cfg["capacity"],
+        wrapup_until=float(h["wrapup"]),
+        missed_in_row=int(h["missed"]),
+        offered=int(h.get("n:offered", 0)),
+        accepted=int(h.get("n:accepted", 0)),
+        rejected=int(h.get("n:rejected", 0)),
+        timed_out=int(h.get("n:timed_out", 0)),
+    )

@@ -44,6 +44,12 @@ class RoutingState(Protocol):
         Raises KeyError if the conversation is already routed (waiting, offered or assigned).
         """
 
+    async def enqueue_many(
+        self, items: Sequence[tuple[Waiting, float]], now: float
+    ) -> list[tuple[bool, AgentId | None]]:
+        """enqueue for each (item, sticky_for), in order, as one round trip in Redis (the reconciler's rebuild): for
+        each, whether it was queued (False: already routed) and the agent it was parked for."""
+
     async def dispatch_queue(self, queue: QueueId, now: float) -> Claim | None:
         """Give the best waiting conversation of the queue to the best ready agent, if any can take it."""
 
@@ -107,15 +113,28 @@ class RoutingState(Protocol):
         (`item.respond_by`) is timed again. False, changing nothing, if the conversation is already routed or the
         agent unknown; KeyError for an unknown queue."""
 
+    async def hold_many(self, holds: Sequence[tuple[Waiting, AgentId, float | None]], now: float) -> list[bool]:
+        """hold for each (item, agent, deadline), in order, as one round trip in Redis (the reconciler's rebuild)."""
+
     async def restore_counts(self, queue: QueueId, counts: Mapping[str, int]) -> None:
         """Replace the queue's counters (QueueStats' offered, accepted, ... response_breached; a missing one is 0)
         with what the store recorded: a state rebuilt from the store (a restart, a wiped Redis) counts on."""
+
+    async def version(self) -> int:
+        """A number that changes whenever a conversation is added to the state, dropped from it, or changes its
+        state, agent or priority (one round trip in Redis): the reconciler's cheap look before comparing."""
 
     async def routed(self) -> list[ConversationId]:
         """Every conversation the state holds (waiting, parked, offered or assigned): the reconciler's side."""
 
     async def conversation(self, conversation: ConversationId) -> ConversationView | None: ...
 
+    async def read_conversations(self, ids: Sequence[ConversationId]) -> dict[ConversationId, ConversationView]:
+        """The views of those of IDS the state holds, read at once: one round trip in Redis (the reconciler's page)."""
+
     async def queue_stats(self, queue: QueueId, now: float) -> QueueStats: ...
 
     async def agent_stats(self, agent: AgentId) -> AgentStats | None: ...
+
+    async def read_agents(self, ids: Sequence[AgentId]) -> dict[AgentId, AgentStats]:
+        """agent_stats of those of IDS the state knows, read at once: one round trip in Redis."""

@@ -598,6 +598,39 @@ async def test_hold_rebuilds_an_offer_or_an_assignment_from_the_store(state: Rou
     assert [(c.conversation, c.agent) for c in await state.drain_agents([1], T + 22, 5)] == [(8, 1), (10, 1)]
 
 
+async def test_the_reconcilers_bulk_steps_do_what_one_at_a_time_does(state: RoutingState) -> None:
+    """read_conversations, read_agents, hold_many and enqueue_many (one round trip each in Redis): the same views,
+    stats and outcomes as conversation, agent_stats, hold and enqueue, in order; and version() moves with every
+    change of what the state holds, but not with a read."""
+    await setup(state, QueueConfig("support", offer_timeout=30), agents=(agent(1, capacity={"chat": 3}), agent(2)))
+    v0 = await state.version()
+    held = await state.hold_many([(Waiting(7, "support", "webchat", 0, T - 50, customer=3), 1, None),
+                                  (Waiting(8, "support", "sms", 0, T - 40), 1, T + 20),
+                                  (Waiting(7, "support", "sms", 0, T - 40), 1, None),  # already routed
+                                  (Waiting(9, "support", "sms", 0, T), 99, None)], T)  # unknown agent
+    assert held == [True, True, False, False]
+    v1 = await state.version()
+    assert v1 != v0
+    queued = await state.enqueue_many([(Waiting(10, "support", "sms", 2, T - 5), 0.0),
+                                       (Waiting(8, "support", "sms", 0, T), 0.0),  # already routed
+                                       (Waiting(11, "support", "email", 0, T - 9), 0.0)], T)
+    assert queued == [(True, None), (False, None), (True, None)]
+    v2 = await state.version()
+    assert v2 != v1
+    views = await state.read_conversations([7, 8, 9, 10, 11, 12])
+    assert sorted(views) == [7, 8, 10, 11]
+    for cid, view in views.items():
+        assert view == await state.conversation(cid)
+    assert (views[8].state, views[8].agent, views[10].state, views[10].priority) == ("offered", 1, "waiting", 2)
+    agents = await state.read_agents([1, 2, 3])
+    assert sorted(agents) == [1, 2] and agents[1] == await state.agent_stats(1)
+    assert agents[1].load == {"chat": 2}
+    assert await state.read_conversations([]) == {} and await state.read_agents([]) == {}
+    assert await state.version() == v2  # reads move nothing
+    assert await state.set_priority(10, 5)
+    assert await state.version() != v2
+
+
 async def test_hold_times_the_first_response_again(state: RoutingState) -> None:
     """A rebuilt offer or assignment awaiting its first reply keeps its deadline: a reply in time counts in target,
     none by the deadline is one breach."""

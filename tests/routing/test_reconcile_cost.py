@@ -1,0 +1,191 @@
+"""What one reconciler pass costs grows with pages of open conversations, not with each one: the start-up rebuild
+and the periodic pass make a few store queries and routing-state round trips per page (hub.routing.reconciler.PAGE),
+counted here at N and 4N open conversations (counts, not timings). Seen: a few of each per conversation, so 82 s to
+start at 100,000 open on SQLite, and a periodic pass busy reading every open conversation one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import AbstractConnection
+
+from hub.agents import add_agent
+from hub.config import Settings
+from hub.events import MemoryBus
+from hub.history import db as history_db
+from hub.history.db import Database, Tx
+from hub.model import format_time, utcnow
+from hub.routing import reconciler
+from hub.routing.reconciler import SETTLE_SECONDS, Repairs, audit
+from hub.routing.service import Router
+
+PAGE = 50  # a small page, so that N and 4N below span several pages
+N = 120
+AGENTS = 4
+
+
+@dataclass
+class Cost:
+    queries: int = 0  # statements sent to the store
+    round_trips: int = 0  # commands (or pipelines) sent to Redis
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cost]:
+    """Counts every statement any store transaction runs and every send to Redis, from here on."""
+    cost = Cost()
+    def counting(real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(self: Any, sql: str, params: Any = ()) -> Any:
+            cost.queries += 1
+            return real(self, sql, params)
+        return run
+
+    for tx_class in (history_db._SqliteTx, history_db._PgTx):
+        for name in ("one", "all", "exec"):
+            monkeypatch.setattr(tx_class, name, counting(getattr(tx_class, name)))
+    real_send = AbstractConnection.send_packed_command
+
+    async def sending(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        cost.round_trips += 1
+        await real_send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", sending)
+    monkeypatch.setattr(reconciler, "PAGE", PAGE)
+    yield cost
+
+
+@pytest.fixture
+def routing_settings(make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str) -> Settings:
+    queues = json.dumps({"support": {"title": "Support", "offer_timeout": 3600, "first_response": 600}})
+    return make_settings(db_url, HUB_ROUTING__QUEUES=queues, HUB_ROUTING__BACKEND=backend,
+                         HUB_ROUTING__KEY_PREFIX=prefix,
+                         HUB_ROUTING__DEFAULT_CAPACITY=json.dumps({"voice": 1, "chat": 1000, "email": 5}))
+
+
+async def seed(db: Database, agents: list[int], start: int, count: int) -> None:
+    """COUNT open conversations of new customers: every 5th assigned to an agent, every 7th offered, the rest
+    waiting."""
+    now = format_time(utcnow())
+
+    def write(tx: Tx) -> None:
+        for i in range(start, start + count):
+            customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
+                              (f"Customer {i}", now, now))
+            assert customer is not None
+            status, agent, offered = "open", None, None
+            if i % 5 == 0:
+                status, agent = "assigned", agents[i % len(agents)]
+            elif i % 7 == 0:
+                offered = agents[i % len(agents)]
+            tx.exec("INSERT INTO conversations (customer_id, status, channel, queue, agent_id, offered_to, "
+                    "offer_deadline, created_at, updated_at) VALUES (?, ?, 'webchat', 'support', ?, ?, ?, ?, ?)",
+                    (customer["id"], status, agent, offered, 4e9 if offered else None, now, now))
+
+    await db.write(write)
+
+
+async def router_at_start(db: Database, settings: Settings) -> Router:
+    """A hub's routing as `hub serve` starts it, up to (not including) its first reconciler pass."""
+    router = Router(db, settings, MemoryBus())
+    if (clear := getattr(router.state, "clear", None)) is not None:
+        await clear()  # a start on an empty Redis, as after a wipe: everything is rebuilt
+    await router.reconciler.loading()
+    await router.load_state()
+    return router
+
+
+async def pass_cost(router: Router, counted: Cost) -> tuple[Cost, Repairs]:
+    before = Cost(counted.queries, counted.round_trips)
+    repairs = await router.reconciler.run()
+    assert repairs is not None
+    return Cost(counted.queries - before.queries, counted.round_trips - before.round_trips), repairs
+
+
+async def costs(db: Database, settings: Settings, counted: Cost) -> tuple[Cost, Cost, Cost]:
+    """What the start-up rebuild costs, then a periodic pass that compares everything and finds nothing to repair,
+    then one that finds neither side changed since."""
+    router = await router_at_start(db, settings)
+    try:
+        start, rebuilt = await pass_cost(router, counted)
+        assert rebuilt.held + rebuilt.requeued > 0, rebuilt
+        assert await audit(db, router.state) == []
+        full, repairs = await pass_cost(router, counted)
+        assert repairs.total() == 0, repairs
+        quiet, repairs = await pass_cost(router, counted)
+        assert repairs.total() == 0, repairs
+        return start, full, quiet
+    finally:
+        await router.close()
+
+
+async def test_a_pass_costs_by_page_not_by_conversation(db: Database, routing_settings: Settings,
+                                                        counted: Cost) -> None:
+    await db.write(lambda tx: tx.exec("INSERT INTO queues (name, title) VALUES ('support', 'Support')"))
+    agents = [(await add_agent(db, f"Agent {i}", f"agent{i}@example.com", "long password", "agent",
+                               ["support"])).id for i in range(AGENTS)]
+    await seed(db, agents, 0, N)
+    start_n, full_n, quiet_n = await costs(db, routing_settings, counted)
+    await seed(db, agents, N, 3 * N)
+    start_4n, full_4n, quiet_4n = await costs(db, routing_settings, counted)
+
+    more_pages = -(-4 * N // PAGE) - -(-N // PAGE)  # 3 * N more conversations: this many more pages
+    # The rebuild reads each page again, its replies and its outcomes, holds or queues it, and checks for a resolve
+    # meanwhile: a few statements and round trips per page, whatever the page holds.
+    assert start_4n.queries - start_n.queries <= 6 * more_pages, (start_n, start_4n)
+    assert start_4n.round_trips - start_n.round_trips <= 6 * more_pages, (start_n, start_4n)
+    # Nothing to repair: the open conversations in one query, the state read a page per round trip (and a SCAN
+    # of the keyspace, in pages of its own, for what the state holds that the store closed).
+    assert full_4n.queries == full_n.queries, (full_n, full_4n)
+    assert full_4n.round_trips - full_n.round_trips <= 2 * more_pages, (full_n, full_4n)
+    # Neither side changed since: the summaries (a count and hash of the open rows, the state's version) and the
+    # agents, the same few statements and round trips at any size, and fewer than a comparison.
+    assert quiet_4n == quiet_n, (quiet_n, quiet_4n)
+    assert quiet_n.queries < full_n.queries and quiet_n.round_trips <= full_n.round_trips, (quiet_n, full_n)
+
+
+async def test_a_quiet_pass_still_sees_drift_on_either_side(db: Database, routing_settings: Settings,
+                                                            counted: Cost, backend: str) -> None:
+    """Skipping the comparison when nothing changed must not skip drift: a state write whose store write never
+    came, a store write whose state write never came, and (Redis) the state wiped."""
+    await db.write(lambda tx: tx.exec("INSERT INTO queues (name, title) VALUES ('support', 'Support')"))
+    agents = [(await add_agent(db, "Ann", "ann@example.com", "long password", "agent", ["support"])).id]
+    await seed(db, agents, 1, 10)  # 1..10: 5 and 10 assigned to Ann, 7 offered to her, the rest waiting
+    router = await router_at_start(db, routing_settings)
+    try:
+        ids = [int(r["id"]) for r in await db.read(lambda tx: tx.all("SELECT id FROM conversations ORDER BY id"))]
+        assert (await pass_cost(router, counted))[1].requeued > 0
+        await pass_cost(router, counted)  # compares everything: clean
+        quiet, _ = await pass_cost(router, counted)
+        full_before = counted.queries
+
+        async def two_passes() -> Repairs:
+            """Drift is acted on when two passes, SETTLE_SECONDS apart, see it."""
+            first = await router.reconciler.run()
+            assert first is not None
+            await asyncio.sleep(SETTLE_SECONDS)
+            second = await router.reconciler.run()
+            assert second is not None
+            return second
+
+        # The state alone changes (a process died before its store write): the state's version tells.
+        cid = ids[0]
+        assert await router.state.set_priority(cid, 9)
+        assert (await two_passes()).priority == 1
+        assert await audit(db, router.state) == []
+        # The store alone changes (a resolve whose routing call never landed): the store's summary tells.
+        await db.write(lambda tx: tx.exec("UPDATE conversations SET status = 'resolved' WHERE id = ?", (ids[1],)))
+        assert (await two_passes()).released == 1
+        assert await audit(db, router.state) == []
+        if backend == "redis":
+            await router.state.clear()  # type: ignore[attr-defined]
+            wiped = await router.reconciler.run()
+            assert wiped is not None and wiped.rebuilt and wiped.held + wiped.requeued > 0, wiped
+            assert await audit(db, router.state) == []
+        assert counted.queries - full_before > 3 * quiet.queries  # those passes compared, not just summed up
+    finally:
+        await router.close()
