@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -294,6 +295,9 @@ def cases(shape: Shape, now: datetime, targets: dict[str, float]) -> list[Case]:
         scope = (p.queues, p.agent_id)
         return lambda tx: (store.search_customers(tx, q, 20, *scope), store.search_messages(tx, q, *scope, 20))
 
+    def customers(p: Principal, q: str) -> Callable[[Tx], object]:
+        return lambda tx: store.search_customers(tx, q, 20, p.queues, p.agent_id)
+
     out = [
         Case("healthz (baseline)", "none", "/healthz", 0.0, lambda tx: tx.one("SELECT 1 AS one")),
         Case("inbox: an agent's work list", "agent", "/api/v1/inbox", TARGET_INBOX_MS, inbox(mine, None)),
@@ -318,6 +322,13 @@ def cases(shape: Shape, now: datetime, targets: dict[str, float]) -> list[Case]:
             Case(f"search ({who}): an email prefix", who, f"/api/v1/search?q={email.split('@')[0]}",
                  TARGET_SEARCH_MS, search(p, email.split("@")[0])),
         ]
+    # Customer search alone (GET /api/v1/customers?q=), which /api/v1/search runs beside the message search.
+    typed = f"+1 ({phone[2:5]}) {phone[5:8]}-{phone[8:]}"  # the whole phone as people write it
+    for who, p in (("agent", mine), ("supervisor", sup)):
+        for what, q in (("a whole phone", phone[1:]), ("a phone as typed", typed),
+                        ("an email prefix", email.split("@")[0]), ("a word no customer has", "refund")):
+            out.append(Case(f"customers ({who}): {what}", who, f"/api/v1/customers?q={quote(q)}&limit=20",
+                            TARGET_SEARCH_MS, customers(p, q)))
     return out
 
 

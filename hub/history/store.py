@@ -120,20 +120,68 @@ def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -
     return customer(tx, customer_id), False  # another process created them between our look-up and insert
 
 
+#: Customer search reads the trigram indexes (migration 92) for text this long or longer; shorter text has no
+#: trigram to look up, so customers are read in id order until the page is full (few for common text, all for rare).
+TRIGRAM = 3
+
+
+def _like_anywhere(text: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') matching TEXT anywhere, its % and _ meaning themselves."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def customer_search_needles(q: str) -> list[str]:
+    """What customer search looks for: Q lowercased and, for a phone number as people type it ("+1 (415) 555-01"),
+    its digits, since phone identities hold E.164 ("+14155550100")."""
+    needle = q.strip().lower()
+    digits = re.sub(r"\D", "", needle)
+    if len(digits) >= 4 and digits != needle and re.fullmatch(r"[\d\s()+.-]+", needle):
+        return [needle, digits]
+    return [needle]
+
+
 def search_customers(
     tx: Tx, q: str, limit: int, visible_queues: Sequence[str] | None = None, visible_agent: int | None = None
 ) -> list[Customer]:
-    """Customers whose name or an identity holds Q. VISIBLE_QUEUES/VISIBLE_AGENT keep those served there (the
-    visibility rule, hub.visibility), applied before the limit."""
-    like = f"%{q.strip().lower()}%"
-    where, params = "", list[Any]()
+    """Customers whose name or an identity holds Q anywhere, case-insensitively (a phone number also by its digits),
+    merged ones left out, in id order. VISIBLE_QUEUES/VISIBLE_AGENT keep those served there (the visibility rule,
+    hub.visibility), applied before the limit."""
+    needles = customer_search_needles(q)
+    where, served_params = "", list[Any]()
     if visible_queues is not None:
-        served, params = served_customer(visible_queues, visible_agent, "c.id")
+        served, served_params = served_customer(visible_queues, visible_agent, "c.id")
         where = f" AND {served}"
+    params: list[Any] = []
+    if len(needles[0]) < TRIGRAM:
+        like = _like_anywhere(needles[0])
+        rows = tx.all(
+            "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
+            "WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? ESCAPE '\\' OR lower(i.value) LIKE ? ESCAPE '\\')"
+            f"{where} ORDER BY c.id LIMIT ?",
+            (like, like, *served_params, limit),
+        )
+        return [customer(tx, r["id"]) for r in rows]
+    matched: list[str] = []
+    for needle in needles:
+        if tx.dialect == "sqlite":
+            # The trigram phrase finds candidates (FTS5 folds case beyond ASCII, SQLite's lower() does not); the
+            # instr() check keeps exactly what the substring test always kept.
+            phrase = '"' + needle.replace('"', '""') + '"'
+            matched += ["SELECT n.id FROM customers_name_fts JOIN customers n ON n.id = customers_name_fts.rowid "
+                        "WHERE customers_name_fts MATCH ? AND instr(lower(n.name), ?) > 0",
+                        "SELECT i.customer_id FROM identities_value_fts "
+                        "JOIN identities i ON i.id = identities_value_fts.rowid "
+                        "WHERE identities_value_fts MATCH ? AND instr(lower(i.value), ?) > 0"]
+            params += [phrase, needle, phrase, needle]
+        else:
+            # Each LIKE is served by its pg_trgm GIN index (customer_search_indexes), or reads the table without it.
+            matched += ["SELECT id FROM customers WHERE lower(name) LIKE ? ESCAPE '\\'",
+                        "SELECT customer_id FROM identities WHERE lower(value) LIKE ? ESCAPE '\\'"]
+            params += [_like_anywhere(needle)] * 2
     rows = tx.all(
-        "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
-        f"WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? OR lower(i.value) LIKE ?){where} ORDER BY c.id LIMIT ?",
-        (like, like, *params, limit),
+        f"SELECT c.id FROM customers c WHERE c.id IN ({' UNION '.join(matched)}) AND c.merged_into IS NULL{where} "
+        "ORDER BY c.id LIMIT ?",
+        (*params, *served_params, limit),
     )
     return [customer(tx, r["id"]) for r in rows]
 
