@@ -696,7 +696,10 @@ def customer_search_indexes(tx: Tx) -> bool:
         # Looked up first: CREATE INDEX IF NOT EXISTS would lock the table against writes even when it is there.
         found = tx.one("SELECT to_regclass(?)::text AS found", (name,))
         if found is None or found["found"] is None:
-            tx.exec(f"CREATE INDEX {name} ON {table} USING GIN ({expression} {opclass})")
+            # fastupdate off: new rows go into the index at once, not into a pending list that every search would
+            # read row by row until a vacuum merges it (after a bulk load, 25 ms instead of 0.5 ms at 20,000
+            # customers). Customers and identities are written far less often than they are searched.
+            tx.exec(f"CREATE INDEX {name} ON {table} USING GIN ({expression} {opclass}) WITH (fastupdate = off)")
     return True
 
 
