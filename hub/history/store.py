@@ -123,6 +123,10 @@ def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -
 #: Customer search reads the trigram indexes (migration 92) for text this long or longer; shorter text has no
 #: trigram to look up, so customers are read in id order until the page is full (few for common text, all for rare).
 TRIGRAM = 3
+#: How many customers customer search reads in id order before it asks the trigram indexes. Text many customers hold
+#: fills a page within them (a LIMIT stops the read early); the indexes cost in proportion to the matches, which
+#: then are many, and to the customers not at all: rare text is theirs.
+SCAN_FIRST = 1000
 
 
 def _like_anywhere(text: str) -> str:
@@ -151,17 +155,37 @@ def search_customers(
     if visible_queues is not None:
         served, served_params = served_customer(visible_queues, visible_agent, "c.id")
         where = f" AND {served}"
-    params: list[Any] = []
-    if len(needles[0]) < TRIGRAM:
-        like = _like_anywhere(needles[0])
-        rows = tx.all(
-            "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
-            "WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? ESCAPE '\\' OR lower(i.value) LIKE ? ESCAPE '\\')"
-            f"{where} ORDER BY c.id LIMIT ?",
-            (like, like, *served_params, limit),
-        )
-        return [customer(tx, r["id"]) for r in rows]
+    edge = None
+    if len(needles[0]) >= TRIGRAM:
+        edge = tx.one("SELECT id FROM customers ORDER BY id LIMIT 1 OFFSET ?", (SCAN_FIRST - 1,))
+    if len(needles[0]) < TRIGRAM or edge is None:
+        ids = _scan_customers(tx, needles, where, served_params, limit, None)
+    else:
+        # The first customers in id order are the answer when they fill the page: anyone after them comes later.
+        ids = _scan_customers(tx, needles, where, served_params, limit, int(edge["id"]))
+        if len(ids) < limit:
+            ids = _indexed_customers(tx, needles, where, served_params, limit)
+    return [customer(tx, i) for i in ids]
+
+
+def _scan_customers(tx: Tx, needles: list[str], where: str, served_params: list[Any], limit: int,
+                    upto: int | None) -> list[int]:
+    """Customer search by reading customers (up to id UPTO) in id order, testing each name and identity."""
+    held = " OR ".join("lower(c.name) LIKE ? ESCAPE '\\' OR lower(i.value) LIKE ? ESCAPE '\\'" for _ in needles)
+    params: list[Any] = [p for n in needles for p in (_like_anywhere(n),) * 2]
+    bound = "" if upto is None else " AND c.id <= ?"
+    rows = tx.all(
+        "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
+        f"WHERE c.merged_into IS NULL{bound} AND ({held}){where} ORDER BY c.id LIMIT ?",
+        (*([] if upto is None else [upto]), *params, *served_params, limit),
+    )
+    return [int(r["id"]) for r in rows]
+
+
+def _indexed_customers(tx: Tx, needles: list[str], where: str, served_params: list[Any], limit: int) -> list[int]:
+    """Customer search through the trigram indexes (migration 92): work in proportion to the matches."""
     matched: list[str] = []
+    params: list[Any] = []
     for needle in needles:
         if tx.dialect == "sqlite":
             # The trigram phrase finds candidates (FTS5 folds case beyond ASCII, SQLite's lower() does not); the
@@ -183,7 +207,7 @@ def search_customers(
         "ORDER BY c.id LIMIT ?",
         (*params, *served_params, limit),
     )
-    return [customer(tx, r["id"]) for r in rows]
+    return [int(r["id"]) for r in rows]
 
 
 # -- conversations ---------------------------------------------------------------------------------------------
