@@ -369,3 +369,5 @@ def test_inbox_bench_signs_in_and_finds_what_it_seeded(capsys: pytest.CaptureFix
     assert 0 < found["inbox: an agent's work list"] < 60  # two queues of three, and their own
     assert found["search (supervisor): a rare word"] == 20  # a page of the seeded rare messages
     assert found["search (supervisor): a whole phone"] == 1  # its customer
+    assert found["customers (supervisor): a phone as typed"] == 1  # the whole phone, formatted: the same customer
+    assert found["customers (agent): a word no customer has"] == 0

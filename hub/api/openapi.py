@@ -142,7 +142,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Find customers by identity or by text (name, phone, email)",
             "parameters": [
                 _query("identity", "kind:value, normalized like inbound identities"),
-                _query("q", "text in a name or identity"),
+                _query("q", "text anywhere in a name or identity, any case (% and _ mean themselves); a phone number "
+                            "as people type it, \"+1 (415) 555-01\", also by its digits"),
                 _PAGING[0],
             ],
             "responses": {

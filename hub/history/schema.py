@@ -35,6 +35,46 @@ END;
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')
 """
 
+# Customer search (migration 92): a name or identity value holding the typed text anywhere, served by trigram
+# indexes. SQLite: FTS5 `trigram` tables over customers.name and identities.value, kept in step by triggers (every
+# writer of either table, merges and renames included), filled from the rows already there. PostgreSQL: pg_trgm GIN
+# indexes, made by customer_search_indexes() at every start, not by the migration: the extension may need a
+# superuser, and the hub must start (and search, slower) without it.
+_TYPES["postgresql"]["customer_search"] = ""
+_TYPES["sqlite"]["customer_search"] = """
+CREATE VIRTUAL TABLE customers_name_fts USING fts5(
+    name, content='customers', content_rowid='id', tokenize='trigram'
+);
+CREATE TRIGGER customers_name_fts_insert AFTER INSERT ON customers BEGIN
+    INSERT INTO customers_name_fts (rowid, name) VALUES (new.id, new.name);
+END;
+CREATE TRIGGER customers_name_fts_update AFTER UPDATE OF name ON customers BEGIN
+    INSERT INTO customers_name_fts (customers_name_fts, rowid, name) VALUES ('delete', old.id, old.name);
+    INSERT INTO customers_name_fts (rowid, name) VALUES (new.id, new.name);
+END;
+CREATE TRIGGER customers_name_fts_delete AFTER DELETE ON customers BEGIN
+    INSERT INTO customers_name_fts (customers_name_fts, rowid, name) VALUES ('delete', old.id, old.name);
+END;
+CREATE VIRTUAL TABLE identities_value_fts USING fts5(
+    value, content='identities', content_rowid='id', tokenize='trigram'
+);
+CREATE TRIGGER identities_value_fts_insert AFTER INSERT ON identities BEGIN
+    INSERT INTO identities_value_fts (rowid, value) VALUES (new.id, new.value);
+END;
+CREATE TRIGGER identities_value_fts_update AFTER UPDATE OF value ON identities BEGIN
+    INSERT INTO identities_value_fts (identities_value_fts, rowid, value) VALUES ('delete', old.id, old.value);
+    INSERT INTO identities_value_fts (rowid, value) VALUES (new.id, new.value);
+END;
+CREATE TRIGGER identities_value_fts_delete AFTER DELETE ON identities BEGIN
+    INSERT INTO identities_value_fts (identities_value_fts, rowid, value) VALUES ('delete', old.id, old.value);
+END;
+INSERT INTO customers_name_fts (customers_name_fts) VALUES ('rebuild');
+INSERT INTO identities_value_fts (identities_value_fts) VALUES ('rebuild')
+"""
+#: The PostgreSQL indexes customer search reads when pg_trgm is installed: (name, table, expression).
+PG_TRIGRAM_INDEXES = (("customers_name_trgm", "customers", "lower(name)"),
+                      ("identities_value_trgm", "identities", "lower(value)"))
+
 # Times are fixed-width UTC text (model.format_time): sortable and identical on both databases.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -562,6 +602,14 @@ CREATE TABLE macros (
 
 MIGRATIONS.append(
     (
+        92,
+        "customer search by trigram indexes: FTS5 trigram tables on SQLite (PostgreSQL: customer_search_indexes)",
+        "{customer_search}",
+    )
+)
+
+MIGRATIONS.append(
+    (
         85,
         "routing: the decisions recorded for one conversation, found by an index (a routing state rebuilt from the "
         "store asks whether each open conversation's first-response outcome is already counted)",
@@ -615,7 +663,44 @@ def _migrate(tx: Tx) -> list[int]:
         tx.script(sql.format(**_TYPES[tx.dialect]))
         tx.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, format_time(utcnow())))
         ran.append(version)
+    if tx.dialect == "postgresql":
+        customer_search_indexes(tx)
     return ran
+
+
+def customer_search_indexes(tx: Tx) -> bool:
+    """PostgreSQL: install pg_trgm if this role may and build customer search's GIN indexes (once; they backfill
+    the rows already there). Without the extension search still answers, by reading every customer: say so, and
+    what to run. Returns whether the indexes are there."""
+    import psycopg
+
+    row = tx.one("SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_trgm'")
+    if row is None:
+        # A failed CREATE EXTENSION must not abort the migration's transaction: try it under a savepoint.
+        tx.exec("SAVEPOINT pg_trgm")
+        try:
+            tx.exec("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except psycopg.Error as e:
+            tx.exec("ROLLBACK TO SAVEPOINT pg_trgm")
+            log.warning("customer search reads every customer: the pg_trgm extension is not installed and this "
+                        "role may not install it (%s). Run `CREATE EXTENSION pg_trgm;` in this database as a "
+                        "superuser (or grant CREATE on the database), then restart the hub or run `hub migrate` "
+                        "to build its indexes.", str(e).strip().splitlines()[0])
+            return False
+        tx.exec("RELEASE SAVEPOINT pg_trgm")
+        row = tx.one("SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_trgm'")
+        assert row is not None
+    # Qualified (regnamespace quotes it as needed): the extension may live off this connection's search_path.
+    opclass = f"{row['schema']}.gin_trgm_ops"
+    for name, table, expression in PG_TRIGRAM_INDEXES:
+        # Looked up first: CREATE INDEX IF NOT EXISTS would lock the table against writes even when it is there.
+        found = tx.one("SELECT to_regclass(?)::text AS found", (name,))
+        if found is None or found["found"] is None:
+            # fastupdate off: new rows go into the index at once, not into a pending list that every search would
+            # read row by row until a vacuum merges it (after a bulk load, 25 ms instead of 0.5 ms at 20,000
+            # customers). Customers and identities are written far less often than they are searched.
+            tx.exec(f"CREATE INDEX {name} ON {table} USING GIN ({expression} {opclass}) WITH (fastupdate = off)")
+    return True
 
 
 async def migrate(db: Database) -> list[int]:

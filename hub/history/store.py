@@ -120,22 +120,94 @@ def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -
     return customer(tx, customer_id), False  # another process created them between our look-up and insert
 
 
+#: Customer search reads the trigram indexes (migration 92) for text this long or longer; shorter text has no
+#: trigram to look up, so customers are read in id order until the page is full (few for common text, all for rare).
+TRIGRAM = 3
+#: How many customers customer search reads in id order before it asks the trigram indexes. Text many customers hold
+#: fills a page within them (a LIMIT stops the read early); the indexes cost in proportion to the matches, which
+#: then are many, and to the customers not at all: rare text is theirs.
+SCAN_FIRST = 1000
+
+
+def _like_anywhere(text: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') matching TEXT anywhere, its % and _ meaning themselves."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def customer_search_needles(q: str) -> list[str]:
+    """What customer search looks for: Q lowercased and, for a phone number as people type it ("+1 (415) 555-01"),
+    its digits, since phone identities hold E.164 ("+14155550100")."""
+    needle = q.strip().lower()
+    digits = re.sub(r"\D", "", needle)
+    if len(digits) >= 4 and digits != needle and re.fullmatch(r"[\d\s()+.-]+", needle):
+        return [needle, digits]
+    return [needle]
+
+
 def search_customers(
     tx: Tx, q: str, limit: int, visible_queues: Sequence[str] | None = None, visible_agent: int | None = None
 ) -> list[Customer]:
-    """Customers whose name or an identity holds Q. VISIBLE_QUEUES/VISIBLE_AGENT keep those served there (the
-    visibility rule, hub.visibility), applied before the limit."""
-    like = f"%{q.strip().lower()}%"
-    where, params = "", list[Any]()
+    """Customers whose name or an identity holds Q anywhere, case-insensitively (a phone number also by its digits),
+    merged ones left out, in id order. VISIBLE_QUEUES/VISIBLE_AGENT keep those served there (the visibility rule,
+    hub.visibility), applied before the limit."""
+    needles = customer_search_needles(q)
+    where, served_params = "", list[Any]()
     if visible_queues is not None:
-        served, params = served_customer(visible_queues, visible_agent, "c.id")
+        served, served_params = served_customer(visible_queues, visible_agent, "c.id")
         where = f" AND {served}"
+    edge = None
+    if len(needles[0]) >= TRIGRAM:
+        edge = tx.one("SELECT id FROM customers ORDER BY id LIMIT 1 OFFSET ?", (SCAN_FIRST - 1,))
+    if len(needles[0]) < TRIGRAM or edge is None:
+        ids = _scan_customers(tx, needles, where, served_params, limit, None)
+    else:
+        # The first customers in id order are the answer when they fill the page: anyone after them comes later.
+        ids = _scan_customers(tx, needles, where, served_params, limit, int(edge["id"]))
+        if len(ids) < limit:
+            ids = _indexed_customers(tx, needles, where, served_params, limit)
+    return [customer(tx, i) for i in ids]
+
+
+def _scan_customers(tx: Tx, needles: list[str], where: str, served_params: list[Any], limit: int,
+                    upto: int | None) -> list[int]:
+    """Customer search by reading customers (up to id UPTO) in id order, testing each name and identity."""
+    held = " OR ".join("lower(c.name) LIKE ? ESCAPE '\\' OR lower(i.value) LIKE ? ESCAPE '\\'" for _ in needles)
+    params: list[Any] = [p for n in needles for p in (_like_anywhere(n),) * 2]
+    bound = "" if upto is None else " AND c.id <= ?"
     rows = tx.all(
         "SELECT DISTINCT c.id FROM customers c LEFT JOIN identities i ON i.customer_id = c.id "
-        f"WHERE c.merged_into IS NULL AND (lower(c.name) LIKE ? OR lower(i.value) LIKE ?){where} ORDER BY c.id LIMIT ?",
-        (like, like, *params, limit),
+        f"WHERE c.merged_into IS NULL{bound} AND ({held}){where} ORDER BY c.id LIMIT ?",
+        (*([] if upto is None else [upto]), *params, *served_params, limit),
     )
-    return [customer(tx, r["id"]) for r in rows]
+    return [int(r["id"]) for r in rows]
+
+
+def _indexed_customers(tx: Tx, needles: list[str], where: str, served_params: list[Any], limit: int) -> list[int]:
+    """Customer search through the trigram indexes (migration 92): work in proportion to the matches."""
+    matched: list[str] = []
+    params: list[Any] = []
+    for needle in needles:
+        if tx.dialect == "sqlite":
+            # The trigram phrase finds candidates (FTS5 folds case beyond ASCII, SQLite's lower() does not); the
+            # instr() check keeps exactly what the substring test always kept.
+            phrase = '"' + needle.replace('"', '""') + '"'
+            matched += ["SELECT n.id FROM customers_name_fts JOIN customers n ON n.id = customers_name_fts.rowid "
+                        "WHERE customers_name_fts MATCH ? AND instr(lower(n.name), ?) > 0",
+                        "SELECT i.customer_id FROM identities_value_fts "
+                        "JOIN identities i ON i.id = identities_value_fts.rowid "
+                        "WHERE identities_value_fts MATCH ? AND instr(lower(i.value), ?) > 0"]
+            params += [phrase, needle, phrase, needle]
+        else:
+            # Each LIKE is served by its pg_trgm GIN index (customer_search_indexes), or reads the table without it.
+            matched += ["SELECT id FROM customers WHERE lower(name) LIKE ? ESCAPE '\\'",
+                        "SELECT customer_id FROM identities WHERE lower(value) LIKE ? ESCAPE '\\'"]
+            params += [_like_anywhere(needle)] * 2
+    rows = tx.all(
+        f"SELECT c.id FROM customers c WHERE c.id IN ({' UNION '.join(matched)}) AND c.merged_into IS NULL{where} "
+        "ORDER BY c.id LIMIT ?",
+        (*params, *served_params, limit),
+    )
+    return [int(r["id"]) for r in rows]
 
 
 # -- conversations ---------------------------------------------------------------------------------------------
