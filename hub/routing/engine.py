@@ -260,8 +260,11 @@ class Engine:
         r = await self.state.responded(conversation, now)
         if r is None:
             return []
-        target = r.respond_by - r.enqueued_at
-        return [FirstResponded(conversation, r.queue, agent, now - r.enqueued_at, target, now <= r.respond_by)]
+        target, waited = r.respond_by - r.enqueued_at, now - r.enqueued_at
+        events: list[RoutingEvent] = [FirstResponded(conversation, r.queue, agent, waited, target, now <= r.respond_by)]
+        if r.breach_noticed:  # late, and no tick saw it first: the breach is recorded now, once, as a tick's would be
+            events.append(SlaBreached(conversation, r.queue, "first_response", target, waited))
+        return events
 
     # time passing
 

@@ -778,9 +778,11 @@ class MemoryState:
             return None
         counts = self._queue_counts.setdefault(c.respond_queue, Counter())
         counts["responded"] += 1
+        noticed = False
         if self._awaiting.pop(_member(c), None) is not None:  # else the sweep already counted its breach
-            counts["responded_in_sla" if now <= c.respond_by else "response_breached"] += 1
-        out = FirstResponse(c.id, c.respond_queue, c.enqueued_at, c.respond_by)
+            noticed = now > c.respond_by
+            counts["response_breached" if noticed else "responded_in_sla"] += 1
+        out = FirstResponse(c.id, c.respond_queue, c.enqueued_at, c.respond_by, noticed)
         c.respond_by = 0.0
         return out
 

@@ -714,15 +714,17 @@ if rb <= 0 then return false end
 local q, enq = h[2], f(tonumber(h[3]))
 local sk = P .. 's:' .. q
 redis.call('HINCRBY', sk, 'responded', 1)
+local noticed = '0'
 if redis.call('ZREM', P .. 'fr', cid .. ':' .. q .. ':' .. enq) == 1 then  -- else the sweep counted its breach
   if now <= rb then
     redis.call('HINCRBY', sk, 'responded_in_sla', 1)
   else
     redis.call('HINCRBY', sk, 'response_breached', 1)
+    noticed = '1'
   end
 end
 redis.call('HSET', key, 'rb', '0')
-return {cid, q, enq, f(rb)}
+return {cid, q, enq, f(rb), noticed}
 """
 
 _RESPONSE_BREACHES = r"""
@@ -1040,8 +1042,8 @@ class RedisState:
         r = await self._run(self._responded, conversation, now)
         if not r:
             return None
-        cid, q, enq, due = (_text(x) for x in r)
-        return FirstResponse(int(cid), q, float(enq), float(due))
+        cid, q, enq, due, noticed = (_text(x) for x in r)
+        return FirstResponse(int(cid), q, float(enq), float(due), noticed == "1")
 
     async def response_breaches(self, now: float) -> list[FirstResponse]:
         out: list[FirstResponse] = []

@@ -159,6 +159,8 @@ class FirstResponse:
     queue: QueueId  # the queue whose target it was: the one the conversation arrived in
     enqueued_at: float
     respond_by: float
+    #: a late reply that came before any tick saw the deadline pass: the reply is what notices the breach
+    breach_noticed: bool = False
 
 
 @dataclass(frozen=True)

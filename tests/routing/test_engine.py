@@ -286,3 +286,24 @@ async def test_first_response_target_events_and_attainment(state: RoutingState, 
     assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (2, 1, 1)
     assert stats.first_response_attainment == 0.5
     assert (await engine.queue_stats("general")).first_response_attainment is None
+
+
+async def test_a_late_reply_before_the_tick_noticed_is_a_breach_once(state: RoutingState, clock: FakeClock) -> None:
+    """Seen under load: the agent replied late before the tick had seen the deadline pass, so the breach was never
+    recorded: the store's figures (the wall, reports, automation's "SLA breached") counted the reply as neither in
+    time nor breached, while the routing state counted a breach."""
+    config = {"queues": {"support": {"direct": True, "first_response": 60}},
+              "agents": [{"id": 1, "queues": ["support"]}]}
+    engine = await Engine.from_config(config, state, clock=clock)
+    await online(engine, 1)
+    await engine.enqueue(1, "support", "webchat")
+    await engine.enqueue(2, "support", "webchat")
+    clock.advance(75)  # no tick in between
+    assert await engine.responded(1, 1) == [FirstResponded(1, "support", 1, 75.0, 60.0, False),
+                                            SlaBreached(1, "support", "first_response", 60.0, 75.0)]
+    assert of(await engine.tick(), SlaBreached) == [SlaBreached(2, "support", "first_response", 60.0, 75.0)]
+    clock.advance(1)
+    assert await engine.responded(2, 1) == [FirstResponded(2, "support", 1, 76.0, 60.0, False)]  # seen by the tick
+    assert of(await engine.tick(), SlaBreached) == []
+    stats = await engine.queue_stats("support")
+    assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (2, 0, 2)
