@@ -199,6 +199,10 @@ class Inbound:
     #: a conversation this event threads into (an email reply): joined while it is open, even when the sender is
     #: another customer; otherwise ignored and the sender's own conversation is used
     thread_conversation_id: int | None = None
+    #: provider ids of the messages this event answers, most relevant first (an email's In-Reply-To, then its
+    #: References newest first): without THREAD_CONVERSATION_ID, ingest threads it into the conversation holding
+    #: the first one it finds, looked up in its write transaction
+    thread_refs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = _shallow(self)
@@ -223,6 +227,7 @@ class Inbound:
             business_line=d.get("business_line"),
             meta=d.get("meta", {}),
             thread_conversation_id=d.get("thread_conversation_id"),
+            thread_refs=list(d.get("thread_refs") or []),
         )
 
 
