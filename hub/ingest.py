@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from hub import event_log
 from hub.channels.base import Arrival, ChannelRules, Fact, Flagged, IngestFailed, IngestResult, Outcome
 from hub.config import Settings
@@ -24,6 +26,7 @@ from hub.history.db import Database, Tx, retryable
 from hub.html_safety import sanitized
 from hub.identities import IdentityError, normalize
 from hub.journal import write as _journal
+from hub.json_codec import text as json_text
 from hub.metrics import Metrics
 from hub.model import ANSWER_META, Inbound, Message, format_time, utcnow
 from hub.reports import events as conversation_events
@@ -148,18 +151,18 @@ class Ingest:
             except IdentityError as e:
                 if a.code is None:
                     raise
-                reason, raw, inbound = str(e), a.flag_raw if a.flag_raw is not None else a.raw, None
+                reason, raw, inbound = str(e), a.flag_raw() if a.flag_raw is not None else a.raw, None
                 dedupe_key = a.inbound.external_id if a.inbound is not None else a.dedupe_key
             else:
                 key = inbound.external_id or f"hub-{uuid.uuid4()}"
-                payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
+                payload = json_text({"inbound": inbound.to_json(), "raw": raw})
                 place, queue_error = self._queue(inbound)
                 return _Prepared(a.channel, inbound, key, payload, a.fingerprint, place, queue_error)
         else:
             dedupe_key = a.dedupe_key
         code = a.code or ("ignored" if reason.startswith("ignored") else "unreadable")
         return _Prepared(a.channel, None, dedupe_key or f"hub-{uuid.uuid4()}",
-                         json.dumps({"inbound": None, "raw": raw}, default=str), a.fingerprint, code=code,
+                         json_text({"inbound": None, "raw": raw}), a.fingerprint, code=code,
                          reason=reason)
 
     def _journal_and_apply(self, tx: Tx, p: _Prepared, now: str) -> Outcome:
@@ -308,6 +311,7 @@ class Ingest:
         # sanitized already, outside this transaction, is not done twice). Remote images are the adapter's call
         # (email blocks them by default), so they are kept here.
         html = sanitized(inbound.html, allow_remote_images=True) if inbound.html else None
+        meta_text = json_text(meta)
         message_id = store.insert_message(
             tx,
             conversation_id=conv.id,
@@ -320,7 +324,7 @@ class Ingest:
             status="received",
             external_id=inbound.external_id,
             identity=str(inbound.identity),
-            meta=meta,
+            meta_text=meta_text,
             now=now,
             created_at=inbound.occurred_at,
             touch_conversation=not touched,
@@ -360,7 +364,7 @@ class Ingest:
                 direction="in", kind=inbound.kind, text=inbound.text, html=html, status="received",
                 status_reason=None, external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
                 created_at=inbound.occurred_at or now, updated_at=now,
-                meta=json.loads(json.dumps(meta)) if meta else {},  # as a read would give it back
+                meta=orjson.loads(meta_text),  # as a read gives it back (a copy, JSON types only)
             )
         return IngestResult(msg, conv, customer, False, how, journal_id)
 

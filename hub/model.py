@@ -33,10 +33,16 @@ CHANNEL_IDENTITY_KIND: dict[str, str] = {
 }
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _shallow(obj: Any) -> dict[str, Any]:
     """A dataclass's fields as a dict, one level deep: dataclasses.asdict deep-copies, and costs ten times more
-    on the hot paths (every API answer and event)."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    on the hot paths (every API answer and event). The names are looked up once per class (fields() is slow)."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: getattr(obj, name) for name in names}
 
 
 def format_duration(seconds: int) -> str:
@@ -51,7 +57,8 @@ def utcnow() -> datetime:
 
 def format_time(t: datetime) -> str:
     """Fixed-width UTC text: sorts the same as time, in SQLite and PostgreSQL alike."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: the same text, for a third of the cost (a few on every message and event)
+    return t.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(s: str) -> datetime:

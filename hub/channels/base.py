@@ -105,8 +105,9 @@ class Arrival:
     #: what the event is flagged as when it cannot be placed; when set, an INBOUND whose identity is unusable is
     #: flagged as CODE too (else the identity's error is raised)
     code: str | None = None
-    #: journaled instead of RAW when the event is flagged (an email then keeps its whole self for an operator)
-    flag_raw: Any = None
+    #: what is journaled instead of RAW when the event is flagged (an email then keeps its whole self for an
+    #: operator); called only then, since it may cost (an email's bytes in base64)
+    flag_raw: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)

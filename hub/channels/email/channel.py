@@ -260,7 +260,7 @@ class EmailChannel(Channel):
         inbound.thread_refs = list(parsed.refs)
         # Journaled with the email, so a replay threads it too; the email itself is kept only when it is flagged.
         return Arrival(self.name, inbound, _envelope(parsed, raw, source), parsed.fingerprint, code="no_sender",
-                       flag_raw=_whole(parsed, raw, source))
+                       flag_raw=lambda: _whole(parsed, raw, source))
 
     async def _outcome(self, parsed: ParsedEmail, source: dict[str, Any], outcome: Outcome) -> str:
         if isinstance(outcome, Flagged | IngestFailed):
