@@ -107,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="sample the hub with py-spy during the import and print where its time goes (needs py-spy; "
                         "the import figure is then not comparable)")
+    p.add_argument("--profile-gil", action="store_true",
+                   help="with --profile: sample only the thread holding the interpreter lock (py-spy --gil), so "
+                        "each thread's figures are the Python work it did, without its waits for the lock")
     p.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="give up after (default: 900)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (maildir, database, logs)")
     return p
@@ -350,7 +353,7 @@ async def run(args: argparse.Namespace) -> Result:
                 prober = asyncio.create_task(probe(hub.url, token, done, during))
                 deadline = time.monotonic() + args.timeout
                 prof_raw = workdir / "profile-email.txt"
-                sampler = (sampling(hub.proc.pid, max(5.0, n / 150), prof_raw) if args.profile
+                sampler = (sampling(hub.proc.pid, max(5.0, n / 150), prof_raw, args.profile_gil) if args.profile
                            else contextlib.nullcontext())
                 last_report = 0.0
                 with sampler:
@@ -407,7 +410,7 @@ async def run(args: argparse.Namespace) -> Result:
                                 f"{TARGET_PROBE_P99_MS:g}), {during.failures} failed, {len(during.samples)} answered")
             if args.profile:
                 meta["profile"] = render("hub serve during the email import", summarize(prof_raw.read_text()),
-                                         hub_rate.seconds, n)
+                                         hub_rate.seconds, n, args.profile_gil)
         finally:
             await db.close()
     return Result(meta, fetched, parsed, hub_rate, during, idle, stored, automatic, expected_automatic, flagged, lines,
