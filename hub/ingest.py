@@ -28,7 +28,7 @@ from hub.identities import IdentityError, normalize
 from hub.journal import write as _journal
 from hub.json_codec import text as json_text
 from hub.metrics import Metrics
-from hub.model import ANSWER_META, Inbound, Message, format_time, utcnow
+from hub.model import ANSWER_META, Attachment, Inbound, Message, format_time, utcnow
 from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
@@ -335,14 +335,15 @@ class Ingest:
         elif how in ("opened", "reopened"):
             csat_surveys.close_open(tx, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
+        files: list[Attachment] = []
         for a in inbound.attachments:
+            data, status, why = a.data, "stored" if a.data is not None else "pending", None
             if a.data is not None and len(a.data) > max_bytes:
+                data, status = None, "failed"
                 why = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", why)
-            elif a.data is not None:
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
-            else:
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+            file_id = store.insert_attachment(tx, message_id, a.filename, a.content_type, data, a.url, status, why)
+            files.append(Attachment(file_id, message_id, a.filename, a.content_type, len(data) if data else 0,
+                                    status, a.url, why))
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
         # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
@@ -356,8 +357,8 @@ class Ingest:
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),
         )
-        if amended or inbound.attachments:
-            msg = store.message(tx, message_id)  # changed by a waiting fact, or with its attachments' rows
+        if amended:
+            msg = store.message(tx, message_id)  # changed by a waiting fact
         else:
             msg = Message(
                 id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel,
@@ -365,6 +366,7 @@ class Ingest:
                 status_reason=None, external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
                 created_at=inbound.occurred_at or now, updated_at=now,
                 meta=orjson.loads(meta_text),  # as a read gives it back (a copy, JSON types only)
+                attachments=files,
             )
         return IngestResult(msg, conv, customer, False, how, journal_id)
 

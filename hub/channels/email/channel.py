@@ -114,8 +114,6 @@ class EmailChannel(Channel):
     name = "email"
     capabilities = Capabilities(max_text_length=200_000, media=True, html=True)
     identity_kinds = ("email",)
-    #: emails of one fetched batch being stored at once
-    STORE_CONCURRENCY = 16
 
     def __init__(
         self,
