@@ -44,6 +44,22 @@ is stored, and the hub's aioimaplib protocol fed in 16 KiB pieces. py-spy of 2,0
 CPU per email after: the hub process 1.445 ms, its worker 0.795, parse alone 0.562: on free cores the import is
 bounded at 0.562 / 1.445 = 0.39x of the parse-only rate by the write path left in the hub process (the line "on free
 cores at most" of the table). The 0.8x target is not reached (docs/performance.md, the email section).
+
+Third round: each fetched batch stored in one write transaction (hub.ingest `ingest_batch`), the journal payload and
+meta by orjson, no re-reads. py-spy with --profile-gil (only the thread holding the GIL sampled) of the full import,
+us per email, load 5-7:
+
+    before (bd69b92; 320/s, hub process 1.48 ms CPU an email)
+      event loop      745: receive_batch's per-email keep 274 (ingest 169, thread look-up 33), IMAP 55
+      database writer 396: the ingest transactions 184, reports roller commit 159
+      database reader 215: reports roller plan 196
+    after (4aab991; 271/s, hub process 1.29 ms)
+      event loop      621: ingest_batch 160 (publishing 98), IMAP 66
+      database writer 532: the batch transactions 188, reports roller commit 322
+      database reader 334: reports roller plan 307
+
+The reports roller (keyword counting of every message) is now the largest cost left in the hub process; the 0.8x
+target is still missed (0.16-0.39x at the full size; every run in docs/email.md).
 """
 
 from __future__ import annotations
@@ -107,6 +123,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="sample the hub with py-spy during the import and print where its time goes (needs py-spy; "
                         "the import figure is then not comparable)")
+    p.add_argument("--profile-gil", action="store_true",
+                   help="with --profile: sample only the thread holding the interpreter lock (py-spy --gil), so "
+                        "each thread's figures are the Python work it did, without its waits for the lock")
     p.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS", help="give up after (default: 900)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (maildir, database, logs)")
     return p
@@ -350,7 +369,7 @@ async def run(args: argparse.Namespace) -> Result:
                 prober = asyncio.create_task(probe(hub.url, token, done, during))
                 deadline = time.monotonic() + args.timeout
                 prof_raw = workdir / "profile-email.txt"
-                sampler = (sampling(hub.proc.pid, max(5.0, n / 150), prof_raw) if args.profile
+                sampler = (sampling(hub.proc.pid, max(5.0, n / 150), prof_raw, args.profile_gil) if args.profile
                            else contextlib.nullcontext())
                 last_report = 0.0
                 with sampler:
@@ -407,7 +426,7 @@ async def run(args: argparse.Namespace) -> Result:
                                 f"{TARGET_PROBE_P99_MS:g}), {during.failures} failed, {len(during.samples)} answered")
             if args.profile:
                 meta["profile"] = render("hub serve during the email import", summarize(prof_raw.read_text()),
-                                         hub_rate.seconds, n)
+                                         hub_rate.seconds, n, args.profile_gil)
         finally:
             await db.close()
     return Result(meta, fetched, parsed, hub_rate, during, idle, stored, automatic, expected_automatic, flagged, lines,

@@ -76,12 +76,13 @@ def summarize(raw: str, top: int = 14) -> list[ThreadProfile]:
     return out
 
 
-def render(title: str, threads: list[ThreadProfile], seconds: float, requests: int) -> str:
-    """Each figure as microseconds per request: samples / rate / requests."""
+def render(title: str, threads: list[ThreadProfile], seconds: float, requests: int, gil: bool = False) -> str:
+    """Each figure as microseconds per request: samples / rate / requests. GIL: sampled with `sampling(gil=True)`."""
     per = 1e6 / RATE / max(1, requests)
     lines = [
         f"Profile: {title}: {requests:,} requests in {seconds:g} s, {1e6 * seconds / max(1, requests):,.0f} us of "
-        f"wall time per request (py-spy at {RATE}/s; us per request, GIL waits included)"
+        f"wall time per request (py-spy at {RATE}/s; us per request, "
+        f"{'only the thread holding the GIL sampled' if gil else 'GIL waits included'})"
     ]
     for t in threads:
         if t.samples < 0.05 * seconds * RATE:
@@ -94,13 +95,14 @@ def render(title: str, threads: list[ThreadProfile], seconds: float, requests: i
 
 
 @contextmanager
-def sampling(pid: int, seconds: float, out: Path) -> Iterator[None]:
-    """Sample PID for SECONDS while the body runs; the collapsed stacks land in OUT."""
+def sampling(pid: int, seconds: float, out: Path, gil: bool = False) -> Iterator[None]:
+    """Sample PID for SECONDS while the body runs; the collapsed stacks land in OUT. GIL: only the thread holding
+    the interpreter lock is sampled (py-spy --gil), so a thread's figures are its Python work, its waits left out."""
     exe = py_spy()
     if exe is None:
         raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
     cmd = [exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(RATE),
-           "--threads", "--format", "raw", "--output", str(out)]
+           "--threads", "--format", "raw", "--output", str(out), *(["--gil"] if gil else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         yield

@@ -10,7 +10,7 @@ from typing import Any
 
 from hub import visibility
 from hub.api.auth import Principal
-from hub.channels.base import Fact, FactResult, IngestResult
+from hub.channels.base import Arrival, Fact, FactResult, IngestResult, Outcome
 from hub.csat import surveys as csat_surveys
 from hub.events import Event, Subscription
 from hub.history import store
@@ -32,6 +32,9 @@ class ChannelHost:
 
     async def ingest(self, inbound: Inbound, raw: Any = None, fingerprint: str | None = None) -> IngestResult:
         return await self._ingest.ingest(inbound, raw, fingerprint)
+
+    async def ingest_batch(self, arrivals: list[Arrival]) -> list[Outcome]:
+        return await self._ingest.ingest_batch(arrivals)
 
     async def flag(
         self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,
@@ -305,10 +308,6 @@ class ChannelHost:
         return await self._ingest.db.read(lambda tx: store.opt_out(tx, str(identity), channel))
 
     # -- what the email channel needs: thread look-ups, and per-mailbox sync state with a lease ------------------
-
-    async def thread_conversation(self, channel: str, external_ids: list[str]) -> int | None:
-        """The conversation holding the first of EXTERNAL_IDS (Message-IDs, most relevant first) on CHANNEL."""
-        return await self._ingest.db.read(lambda tx: store.conversation_by_external_ids(tx, channel, external_ids))
 
     async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]:
         return await self._ingest.db.read(

@@ -77,3 +77,7 @@ POINTS = POINTS | {"attention.before_record"}
 # the recipient is not yet marked as sent to; one transaction, so a kill there leaves neither, and the restarted hub
 # writes that recipient's message once.
 POINTS = POINTS | {"campaign.before_mark"}
+# The email channel (hub.channels.email.imap). `email.before_seen`: a fetched batch of emails is committed (journaled,
+# stored or flagged, in one transaction) and the IMAP server has not yet been told (Seen or moved) nor the
+# mailbox's progress saved; the restarted hub fetches the batch again and finds every email already there.
+POINTS = POINTS | {"email.before_seen"}

@@ -8,12 +8,14 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from hub import event_log
-from hub.channels.base import ChannelRules, Fact, IngestFailed, IngestResult
+from hub.channels.base import Arrival, ChannelRules, Fact, Flagged, IngestFailed, IngestResult, Outcome
 from hub.config import Settings
 from hub.csat import answers as csat_answers
 from hub.csat import surveys as csat_surveys
@@ -22,10 +24,11 @@ from hub.facts import Facts, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.html_safety import sanitized
-from hub.identities import normalize
+from hub.identities import IdentityError, normalize
 from hub.journal import write as _journal
+from hub.json_codec import text as json_text
 from hub.metrics import Metrics
-from hub.model import ANSWER_META, Inbound, Message, format_time, utcnow
+from hub.model import ANSWER_META, Attachment, Inbound, Message, format_time, utcnow
 from hub.reports import events as conversation_events
 
 log = logging.getLogger("hub.ingest")
@@ -38,6 +41,23 @@ StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
 #: a write of the caller's that must commit with the event's processing, in the same transaction (an operator's
 #: action on a flagged event is recorded with its outcome, or not at all: see hub.attention)
 AlsoInTx = Callable[[Tx, "IngestResult | IngestFailed"], None]
+
+
+@dataclass
+class _Prepared:
+    """An arrival made ready for the write transaction (outside it: normalized, its queue chosen, its journal
+    payload written out)."""
+
+    channel: str
+    #: None: the event is flagged, as CODE with REASON
+    inbound: Inbound | None
+    key: str
+    payload: str
+    fingerprint: str | None
+    place: Place = ("", 0)
+    queue_error: str | None = None
+    code: str = ""
+    reason: str = ""
 
 
 def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
@@ -89,20 +109,11 @@ class Ingest:
         """Store one inbound event exactly once. A retried event returns the stored message and stores nothing new.
         With a FINGERPRINT of its content, an event that reuses another's provider id is not a retry (see
         hub.journal.write): it is stored, marked `reused_external_id`."""
-        inbound = self.normalized(inbound)
-        key = inbound.external_id or f"hub-{uuid.uuid4()}"
-        payload = json.dumps({"inbound": inbound.to_json(), "raw": raw}, default=str)
-        place, queue_error = self._queue(inbound)
-        received = format_time(utcnow())
-
-        # One transaction: the raw event and its processing commit together, and a processing failure rolls back
-        # to a savepoint so the raw event still commits, flagged. Either way it is durable before we answer.
-        def run(tx: Tx) -> IngestResult | IngestFailed:
-            journaled = _journal(tx, inbound.channel, key, payload, received, fingerprint)
-            return self._apply(tx, journaled.id, inbound, place, queue_error, fresh=journaled.inserted,
-                               reused=journaled.reused)
-
-        return await self._finish(inbound, await self.db.write(run))
+        (outcome,) = await self.ingest_batch([Arrival(inbound.channel, inbound, raw, fingerprint)])
+        if isinstance(outcome, IngestFailed):
+            raise outcome
+        assert isinstance(outcome, IngestResult)
+        return outcome
 
     async def flag(
         self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,
@@ -110,24 +121,70 @@ class Ingest:
     ) -> int:
         """Keep an event that could not be parsed, flagged with the reason, so nothing is silently lost. CODE is
         the short reason operators filter on and /metrics counts (docs/attention.md lists them)."""
-        key = dedupe_key or f"hub-{uuid.uuid4()}"
-        payload = json.dumps({"inbound": None, "raw": raw}, default=str)
-        now = format_time(utcnow())
-        code = code or ("ignored" if reason.startswith("ignored") else "unreadable")
+        (outcome,) = await self.ingest_batch([Arrival(channel, None, raw, fingerprint, dedupe_key, reason, code)])
+        return outcome.journal_id
 
-        def write(tx: Tx) -> tuple[int, bool]:
-            j = _journal(tx, channel, key, payload, now, fingerprint)
-            if j.status == "pending":
+    async def ingest_batch(self, arrivals: list[Arrival]) -> list[Outcome]:
+        """Journal and store (or flag) ARRIVALS in one write transaction, in order, each exactly as `ingest` (or
+        `flag`) would on its own: a later event sees the earlier ones (a retry in the batch is a duplicate, a reply
+        joins the thread), and an event whose processing fails rolls back to its savepoint and is kept flagged,
+        the others stored. Publishing and routing follow the commit, one message at a time. Raises only when the
+        transaction could not commit (nothing of the batch is durable then)."""
+        prepared = [self._prepared(a) for a in arrivals]
+
+        # One transaction: the raw events and their processing commit together, and a processing failure rolls back
+        # to a savepoint so its raw event still commits, flagged. Either way it is durable before we answer.
+        def run(tx: Tx) -> list[Outcome]:
+            now = format_time(utcnow())
+            return [self._journal_and_apply(tx, p, now) for p in prepared]
+
+        outcomes = await self.db.write(run)
+        for p, outcome in zip(prepared, outcomes, strict=True):
+            await self._settle(p, outcome)
+        return outcomes
+
+    def _prepared(self, a: Arrival) -> _Prepared:
+        inbound, reason, raw = a.inbound, a.reason, a.raw
+        if inbound is not None:
+            try:
+                inbound = self.normalized(inbound)
+            except IdentityError as e:
+                if a.code is None:
+                    raise
+                reason, raw, inbound = str(e), a.flag_raw() if a.flag_raw is not None else a.raw, None
+                dedupe_key = a.inbound.external_id if a.inbound is not None else a.dedupe_key
+            else:
+                key = inbound.external_id or f"hub-{uuid.uuid4()}"
+                payload = json_text({"inbound": inbound.to_json(), "raw": raw})
+                place, queue_error = self._queue(inbound)
+                return _Prepared(a.channel, inbound, key, payload, a.fingerprint, place, queue_error)
+        else:
+            dedupe_key = a.dedupe_key
+        code = a.code or ("ignored" if reason.startswith("ignored") else "unreadable")
+        return _Prepared(a.channel, None, dedupe_key or f"hub-{uuid.uuid4()}",
+                         json_text({"inbound": None, "raw": raw}), a.fingerprint, code=code,
+                         reason=reason)
+
+    def _journal_and_apply(self, tx: Tx, p: _Prepared, now: str) -> Outcome:
+        journaled = _journal(tx, p.channel, p.key, p.payload, now, p.fingerprint)
+        if p.inbound is None:
+            if journaled.status == "pending":
                 tx.exec("UPDATE journal SET status = 'rejected', error = ?, reason = ? WHERE id = ?",
-                        (reason, code, j.id))
-            return j.id, j.inserted
+                        (p.reason, p.code, journaled.id))
+            return Flagged(journaled.id, p.code, p.reason, journaled.inserted)
+        return self._apply(tx, journaled.id, p.inbound, p.place, p.queue_error, now, fresh=journaled.inserted,
+                           reused=journaled.reused)
 
-        jid, new = await self.db.write(write)
-        self.metrics.inbound.labels(channel, "rejected").inc()
-        if new:
-            self.metrics.flagged.labels(channel, code).inc()
-        log.warning("flagged %s event %d (%s): %s", channel, jid, code, reason)
-        return jid
+    async def _settle(self, p: _Prepared, outcome: Outcome) -> None:
+        """After the commit: count, publish and route one event's outcome."""
+        if isinstance(outcome, Flagged):
+            self.metrics.inbound.labels(p.channel, "rejected").inc()
+            if outcome.inserted:
+                self.metrics.flagged.labels(p.channel, outcome.code).inc()
+            log.warning("flagged %s event %d (%s): %s", p.channel, outcome.journal_id, outcome.code, outcome.reason)
+            return
+        assert p.inbound is not None
+        await self._after_commit(p.inbound, outcome)
 
     async def record_handled(
         self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
@@ -165,8 +222,8 @@ class Ingest:
         return (chosen, 0) if isinstance(chosen, str) else chosen, None
 
     def _apply(
-        self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, queue_error: str | None, fresh: bool = False,
-        reused: bool = False,
+        self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, queue_error: str | None, now: str,
+        fresh: bool = False, reused: bool = False,
     ) -> IngestResult | IngestFailed:
         """REUSED: the event's provider id is held by another event with other content (see hub.journal.write)."""
         if not fresh:  # a row we did not just insert (and so lock): lock it and see whether it is done
@@ -181,7 +238,7 @@ class Ingest:
         if reason is None:
             tx.exec("SAVEPOINT hub_ingest")
             try:
-                stored = self._store(tx, journal_id, inbound, place, reused)
+                stored = self._store(tx, journal_id, inbound, place, reused, now)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
@@ -197,10 +254,11 @@ class Ingest:
         )
         return IngestFailed(journal_id, reason)
 
-    def _store(self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, reused: bool) -> IngestResult:
+    def _store(
+        self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, reused: bool, now: str
+    ) -> IngestResult:
         """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
         what the statements wrote and returned, not read back (the hot path: every statement counts)."""
-        now = format_time(utcnow())
         queue, priority = place
         customer, _created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
         customer_id = customer.id
@@ -210,8 +268,12 @@ class Ingest:
         threaded = None
         # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
         answer = None if inbound.meta.get("automatic") else csat_surveys.answer_for(tx, customer_id, inbound, now)
-        if answer is None and inbound.thread_conversation_id is not None:
-            threaded = store.join_thread(tx, inbound.thread_conversation_id, inbound.channel, now)
+        thread = inbound.thread_conversation_id
+        if answer is None and thread is None and inbound.thread_refs:
+            # Looked up here, in the transaction, so a reply finds the email it answers earlier in the same batch.
+            thread = store.conversation_by_external_ids(tx, inbound.channel, inbound.thread_refs)
+        if answer is None and thread is not None:
+            threaded = store.join_thread(tx, thread, inbound.channel, now)
         if answer is not None:
             conv, how = store.conversation(tx, answer[0].conversation_id), "recorded"
             conv, touched = replace(conv, updated_at=now), False  # insert_message touches it below
@@ -249,6 +311,7 @@ class Ingest:
         # sanitized already, outside this transaction, is not done twice). Remote images are the adapter's call
         # (email blocks them by default), so they are kept here.
         html = sanitized(inbound.html, allow_remote_images=True) if inbound.html else None
+        meta_text = json_text(meta)
         message_id = store.insert_message(
             tx,
             conversation_id=conv.id,
@@ -261,7 +324,7 @@ class Ingest:
             status="received",
             external_id=inbound.external_id,
             identity=str(inbound.identity),
-            meta=meta,
+            meta_text=meta_text,
             now=now,
             created_at=inbound.occurred_at,
             touch_conversation=not touched,
@@ -272,14 +335,15 @@ class Ingest:
         elif how in ("opened", "reopened"):
             csat_surveys.close_open(tx, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
+        files: list[Attachment] = []
         for a in inbound.attachments:
+            data, status, why = a.data, "stored" if a.data is not None else "pending", None
             if a.data is not None and len(a.data) > max_bytes:
+                data, status = None, "failed"
                 why = f"attachment is {len(a.data)} bytes, over the {max_bytes}-byte limit"
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "failed", why)
-            elif a.data is not None:
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, a.data, a.url, "stored")
-            else:
-                store.insert_attachment(tx, message_id, a.filename, a.content_type, None, a.url, "pending")
+            file_id = store.insert_attachment(tx, message_id, a.filename, a.content_type, data, a.url, status, why)
+            files.append(Attachment(file_id, message_id, a.filename, a.content_type, len(data) if data else 0,
+                                    status, a.url, why))
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
             event_log.record(tx, f"conversation.{how}", conv.id, now)
         # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
@@ -293,23 +357,30 @@ class Ingest:
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),
         )
-        if amended or inbound.attachments:
-            msg = store.message(tx, message_id)  # changed by a waiting fact, or with its attachments' rows
+        if amended:
+            msg = store.message(tx, message_id)  # changed by a waiting fact
         else:
             msg = Message(
                 id=message_id, conversation_id=conv.id, customer_id=customer_id, channel=inbound.channel,
                 direction="in", kind=inbound.kind, text=inbound.text, html=html, status="received",
                 status_reason=None, external_id=inbound.external_id, identity=str(inbound.identity), agent_id=None,
                 created_at=inbound.occurred_at or now, updated_at=now,
-                meta=json.loads(json.dumps(meta)) if meta else {},  # as a read would give it back
+                meta=orjson.loads(meta_text),  # as a read gives it back (a copy, JSON types only)
+                attachments=files,
             )
         return IngestResult(msg, conv, customer, False, how, journal_id)
 
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
+        await self._after_commit(inbound, outcome)
+        if isinstance(outcome, IngestFailed):
+            raise outcome
+        return outcome
+
+    async def _after_commit(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> None:
         if isinstance(outcome, IngestFailed):
             self.metrics.inbound.labels(inbound.channel, "failed").inc()
             self.metrics.flagged.labels(inbound.channel, "failed").inc()
-            raise outcome
+            return
         self.metrics.inbound.labels(inbound.channel, "duplicate" if outcome.duplicate else "stored").inc()
         if not outcome.duplicate:
             await self._publish(outcome)
@@ -319,7 +390,6 @@ class Ingest:
                 except Exception:
                     log.exception("after storing message %d: routing failed; the routing reconciler will queue it",
                                   outcome.message.id)
-        return outcome
 
     async def process_event(self, journal_id: int, inbound: Inbound, also: AlsoInTx | None = None) -> IngestResult:
         """Process one journaled inbound event again (an operator's replay); ALSO runs in its transaction."""
@@ -339,7 +409,7 @@ class Ingest:
             body = json.loads(row["payload"])
             body["inbound"] = json.loads(payload_inbound)
             tx.exec("UPDATE journal SET payload = ? WHERE id = ?", (json.dumps(body, default=str), journal_id))
-            outcome = self._apply(tx, journal_id, inbound, place, queue_error)
+            outcome = self._apply(tx, journal_id, inbound, place, queue_error, format_time(utcnow()))
             if also is not None:
                 also(tx, outcome)
             return outcome
@@ -351,7 +421,7 @@ class Ingest:
         place, queue_error = self._queue(inbound)
 
         def run(tx: Tx) -> IngestResult | IngestFailed:
-            outcome = self._apply(tx, journal_id, inbound, place, queue_error)
+            outcome = self._apply(tx, journal_id, inbound, place, queue_error, format_time(utcnow()))
             if also is not None:
                 also(tx, outcome)
             return outcome

@@ -20,6 +20,15 @@ def dumps(data: Any) -> bytes:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def text(data: Any) -> str:
+    """DATA as compact JSON text for the store (journal payloads, message meta): what `json.dumps(data,
+    default=str)` means, several times cheaper; a value neither knows becomes its str()."""
+    try:
+        return orjson.dumps(data, default=str).decode()
+    except TypeError:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """aiohttp's web.json_response, serialized by dumps()."""
     return web.Response(body=dumps(data), status=status, headers=headers, content_type=CONTENT_TYPE)

@@ -33,10 +33,16 @@ CHANNEL_IDENTITY_KIND: dict[str, str] = {
 }
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _shallow(obj: Any) -> dict[str, Any]:
     """A dataclass's fields as a dict, one level deep: dataclasses.asdict deep-copies, and costs ten times more
-    on the hot paths (every API answer and event)."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    on the hot paths (every API answer and event). The names are looked up once per class (fields() is slow)."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: getattr(obj, name) for name in names}
 
 
 def format_duration(seconds: int) -> str:
@@ -51,7 +57,8 @@ def utcnow() -> datetime:
 
 def format_time(t: datetime) -> str:
     """Fixed-width UTC text: sorts the same as time, in SQLite and PostgreSQL alike."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: the same text, for a third of the cost (a few on every message and event)
+    return t.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(s: str) -> datetime:
@@ -199,6 +206,10 @@ class Inbound:
     #: a conversation this event threads into (an email reply): joined while it is open, even when the sender is
     #: another customer; otherwise ignored and the sender's own conversation is used
     thread_conversation_id: int | None = None
+    #: provider ids of the messages this event answers, most relevant first (an email's In-Reply-To, then its
+    #: References newest first): without THREAD_CONVERSATION_ID, ingest threads it into the conversation holding
+    #: the first one it finds, looked up in its write transaction
+    thread_refs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = _shallow(self)
@@ -223,6 +234,7 @@ class Inbound:
             business_line=d.get("business_line"),
             meta=d.get("meta", {}),
             thread_conversation_id=d.get("thread_conversation_id"),
+            thread_refs=list(d.get("thread_refs") or []),
         )
 
 

@@ -169,6 +169,7 @@ ADAPTER_MAY_IMPORT = {
     "hub.api.schemas": "request bodies of the adapter's own API routes",
     "hub.api.auth": "who is asking, for the routes agents and admins call",
     "hub.json_codec": "JSON answers, serialized fast",
+    "hub.fail_points": "named places where a test kills the process (the IMAP poller's, between a batch and \\Seen)",
 }
 
 #: Modules outside hub/channels/ that may import an adapter (anything of hub.channels but the contract), and why.

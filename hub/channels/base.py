@@ -89,6 +89,42 @@ class IngestFailed(Exception):
         self.reason = reason
 
 
+@dataclass
+class Arrival:
+    """One raw event of a batch handed to the inbound path (`InboundSink.ingest_batch`): what the adapter read of it
+    (INBOUND), or None when it could not place it, to be kept flagged with REASON as CODE."""
+
+    channel: str
+    inbound: Inbound | None
+    raw: Any = None
+    #: a hash of the event's content: with it, another event reusing the provider id is not a retry (hub.journal)
+    fingerprint: str | None = None
+    #: the journal key of an event with no INBOUND (its provider id, if it has one)
+    dedupe_key: str | None = None
+    reason: str = ""
+    #: what the event is flagged as when it cannot be placed; when set, an INBOUND whose identity is unusable is
+    #: flagged as CODE too (else the identity's error is raised)
+    code: str | None = None
+    #: what is journaled instead of RAW when the event is flagged (an email then keeps its whole self for an
+    #: operator); called only then, since it may cost (an email's bytes in base64)
+    flag_raw: Callable[[], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """An event kept in the journal for an operator, unplaced (see docs/attention.md)."""
+
+    journal_id: int
+    code: str
+    reason: str
+    #: False when it was journaled before (a provider retry): nothing new was written
+    inserted: bool
+
+
+#: what the inbound path made of one event of a batch
+Outcome = IngestResult | IngestFailed | Flagged
+
+
 #: "status": an outgoing message's delivery status; "amend": more about an inbound message (text and meta);
 #: "call": a call's status (meta call_status, duration_seconds), which the channel's FactRule settles
 FACT_KINDS = ("status", "amend", "call")
@@ -174,6 +210,10 @@ class InboundSink(Protocol):
     """The hub as an adapter sees it: the one inbound path, and provider status callbacks for sent messages."""
 
     async def ingest(self, inbound: Inbound, raw: Any = None, fingerprint: str | None = None) -> IngestResult: ...
+
+    async def ingest_batch(self, arrivals: list[Arrival]) -> list[Outcome]:
+        """Journal and store (or flag) ARRIVALS in one write transaction, in order: what each became."""
+        ...
 
     async def flag(
         self, channel: str, dedupe_key: str | None, raw: Any, reason: str, code: str | None = None,

@@ -392,9 +392,11 @@ def insert_message(
     meta: dict[str, Any] | None = None,
     created_at: str | None = None,
     touch_conversation: bool = True,
+    meta_text: str | None = None,
 ) -> int:
     """The new message's id. TOUCH_CONVERSATION: set the conversation's updated_at to NOW (False: the caller just
-    did, in the statement that found the conversation)."""
+    did, in the statement that found the conversation). META_TEXT: META already written as JSON (the inbound path
+    builds the message from it instead of reading it back)."""
     row = tx.one(
         "INSERT INTO messages (conversation_id, customer_id, channel, direction, kind, text, html, status, "
         "external_id, identity, agent_id, meta, created_at, updated_at) "
@@ -411,7 +413,7 @@ def insert_message(
             external_id,
             identity,
             agent_id,
-            json.dumps(meta or {}),
+            meta_text if meta_text is not None else json.dumps(meta or {}),
             created_at or now,
             now,
         ),

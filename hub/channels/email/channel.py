@@ -23,13 +23,22 @@ from typing import Any, Protocol
 import aiosmtplib
 
 from hub import tasks as background
-from hub.channels.base import Capabilities, Channel, InboundSink, IngestFailed, SendError, SendResult
+from hub.channels.base import (
+    Arrival,
+    Capabilities,
+    Channel,
+    Flagged,
+    InboundSink,
+    IngestFailed,
+    Outcome,
+    SendError,
+    SendResult,
+)
 from hub.channels.email.imap import LeaseLock, MailboxLock, MailboxPoller, MailboxStateHost, client_tls
 from hub.channels.email.parse import ParsedEmail, parse_email
 from hub.channels.email.reader import Reader
 from hub.config import EmailChannelSettings
 from hub.html_safety import sanitize
-from hub.identities import IdentityError
 from hub.metrics import Metrics
 from hub.model import Inbound, Message, Outbound, utcnow
 
@@ -41,9 +50,8 @@ MAX_REFERENCES = 20
 
 
 class EmailHost(InboundSink, MailboxStateHost, Protocol):
-    """What the email channel needs from the hub beyond the inbound path: thread look-ups (read-only)."""
+    """What the email channel needs from the hub beyond the inbound path: its threads, journaled emails (read-only)."""
 
-    async def thread_conversation(self, channel: str, external_ids: list[str]) -> int | None: ...
     async def thread_messages(self, conversation_id: int, channel: str, limit: int = 50) -> list[Message]: ...
     async def record_handled(
         self, channel: str, dedupe_key: str, raw: Any, outcome: str, about: str, fingerprint: str | None = None
@@ -87,6 +95,16 @@ def _where(source: dict[str, Any] | None) -> str:
     return f"mailbox {source.get('mailbox')} uidvalidity {source.get('uidvalidity')} uid {source.get('uid')}"
 
 
+def _envelope(parsed: ParsedEmail, raw: bytes, source: dict[str, Any]) -> dict[str, Any]:
+    """What the journal keeps beside a stored email: where it was fetched from."""
+    return {"source": source, "size": len(raw), "message_id": parsed.message_id}
+
+
+def _whole(parsed: ParsedEmail, raw: bytes, source: dict[str, Any]) -> dict[str, Any]:
+    """The email itself with its envelope, journaled when it is not stored on a timeline."""
+    return {**_envelope(parsed, raw, source), "eml_base64": base64.b64encode(raw).decode()}
+
+
 def text_to_html(text: str) -> str:
     paragraphs = re.split(r"\n\s*\n", text.strip())
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
@@ -96,8 +114,6 @@ class EmailChannel(Channel):
     name = "email"
     capabilities = Capabilities(max_text_length=200_000, media=True, html=True)
     identity_kinds = ("email",)
-    #: emails of one fetched batch being stored at once
-    STORE_CONCURRENCY = 16
 
     def __init__(
         self,
@@ -200,76 +216,66 @@ class EmailChannel(Channel):
     ) -> list[str]:
         """Store or flag a batch of fetched emails; their outcomes in order. PARSED: the emails already read (the
         poller reads the next batch while this one is stored); else they are read here, off the event loop (see
-        `Reader`). Emails are stored concurrently (so the database commits many at once), except that an email
-        waits for the earlier ones of the batch it depends on: the previous one from the same sender, any it
-        replies to and any with its Message-ID, so threads join and duplicates are found exactly as one by one."""
+        `Reader`). The batch is stored in one write transaction, in order (hub.ingest `ingest_batch`): a reply
+        finds the email it answers earlier in the batch and a second copy is a duplicate, exactly as one by one.
+        Raises only when the hub could not keep them (the database is down), so the caller fetches them again."""
         if parsed is None:
             parsed = await self.reader.read([raw for raw, _source in items])
-        room = asyncio.Semaphore(self.STORE_CONCURRENCY)
-        tasks: list[asyncio.Task[str]] = []
-        by_message_id: dict[str, int] = {}
-        by_sender: dict[str, int] = {}
-
-        async def keep(p: ParsedEmail, raw: bytes, source: dict[str, Any], after: list[asyncio.Task[str]]) -> str:
-            if after:
-                await asyncio.wait(after)
-            async with room:
-                return await self.keep(p, raw, source)
-
-        for i, (p, (raw, source)) in enumerate(zip(parsed, items, strict=True)):
-            deps = {by_message_id[r] for r in [p.message_id, *p.refs] if r in by_message_id}
-            sender = str(p.inbound.identity) if p.inbound is not None else None
-            if sender is not None and sender in by_sender:
-                deps.add(by_sender[sender])
-            tasks.append(asyncio.create_task(keep(p, raw, source, [tasks[j] for j in sorted(deps)])))
-            by_message_id.setdefault(p.message_id, i)
-            if sender is not None:
-                by_sender[sender] = i
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-        return [str(r) for r in results]
+        return await self._keep(parsed, items)
 
     async def keep(self, parsed: ParsedEmail, raw: bytes, source: dict[str, Any] | None = None) -> str:
-        """Store or flag one parsed email (see `receive`). Auto-replies are stored too, marked automatic (ingest
-        neither routes them nor lets them open work); bounces mark the reply they return failed."""
-        envelope: dict[str, Any] = {"source": source or {}, "size": len(raw), "message_id": parsed.message_id}
+        """Store or flag one parsed email (see `receive`)."""
+        (outcome,) = await self._keep([parsed], [(raw, source or {})])
+        return outcome
 
-        def whole() -> dict[str, Any]:  # the email itself, journaled with what is not stored on a timeline
-            return {**envelope, "eml_base64": base64.b64encode(raw).decode()}
+    async def _keep(self, parsed: list[ParsedEmail], items: list[tuple[bytes, dict[str, Any]]]) -> list[str]:
+        """Auto-replies are stored too, marked automatic (ingest neither routes them nor lets them open work);
+        bounces mark the reply they return failed, one by one after the batch (they change our own messages)."""
+        outcomes: list[str] = [""] * len(parsed)
+        arrivals: list[Arrival] = []
+        placed: list[int] = []
+        bounces: list[int] = []
+        for i, (p, (raw, source)) in enumerate(zip(parsed, items, strict=True)):
+            if p.verdict == "bounce":
+                bounces.append(i)
+                continue
+            arrivals.append(self._arrival(p, raw, source))
+            placed.append(i)
+        if arrivals:
+            for i, outcome in zip(placed, await self.host.ingest_batch(arrivals), strict=True):
+                outcomes[i] = await self._outcome(parsed[i], items[i][1], outcome)
+        for i in bounces:
+            outcomes[i] = await self._bounce(parsed[i], _whole(parsed[i], *items[i]))
+        return outcomes
 
-        if parsed.verdict == "bounce":
-            return await self._bounce(parsed, whole())
+    def _arrival(self, parsed: ParsedEmail, raw: bytes, source: dict[str, Any]) -> Arrival:
         if parsed.inbound is None:
             # Machine mail never opens work and is never answered, so it cannot start a reply loop.
             code = "no_sender" if parsed.verdict == "unreadable" else "own_address"
-            await self.host.flag(self.name, parsed.message_id, whole(), parsed.reason or parsed.verdict, code,
-                                 parsed.fingerprint)
-            return "flagged"
+            return Arrival(self.name, None, _whole(parsed, raw, source), parsed.fingerprint, parsed.message_id,
+                           parsed.reason or parsed.verdict, code)
         inbound = parsed.inbound
-        if parsed.refs:
-            inbound.thread_conversation_id = await self.host.thread_conversation(self.name, parsed.refs)
-        try:
-            result = await self.host.ingest(inbound, raw=envelope, fingerprint=parsed.fingerprint)
-        except IngestFailed:
-            return "flagged"  # journaled with the reason; `hub events replay` retries it
-        except IdentityError as e:
-            await self.host.flag(self.name, parsed.message_id, whole(), str(e), "no_sender", parsed.fingerprint)
-            return "flagged"
-        if result.duplicate:
-            before = await self.host.journaled_raw(result.journal_id)
+        inbound.thread_refs = list(parsed.refs)
+        # Journaled with the email, so a replay threads it too; the email itself is kept only when it is flagged.
+        return Arrival(self.name, inbound, _envelope(parsed, raw, source), parsed.fingerprint, code="no_sender",
+                       flag_raw=lambda: _whole(parsed, raw, source))
+
+    async def _outcome(self, parsed: ParsedEmail, source: dict[str, Any], outcome: Outcome) -> str:
+        if isinstance(outcome, Flagged | IngestFailed):
+            return "flagged"  # journaled with the reason; `hub events replay` retries a failed one
+        if outcome.duplicate:
+            before = await self.host.journaled_raw(outcome.journal_id)
             seen = (before or {}).get("source") or {} if isinstance(before, dict) else {}
             where = ("mailbox", "uidvalidity", "uid")
             reason = "same_uid" if source and all(seen.get(k) == source.get(k) for k in where) else "same_content"
             self.host.metrics.email_dedupe.labels(reason).inc()
             log.info("email %s (fingerprint %s) from %s is a duplicate (%s) of journal event %d",
-                     parsed.message_id, parsed.fingerprint, _where(source), reason, result.journal_id)
+                     parsed.message_id, parsed.fingerprint, _where(source), reason, outcome.journal_id)
             return "duplicate"
-        if result.message.meta.get("reused_external_id"):
+        if outcome.message.meta.get("reused_external_id"):
             self.host.metrics.email_dedupe.labels("reused_message_id").inc()
             log.info("email %s (fingerprint %s) from %s reuses the Message-ID of another email with other content: "
-                     "stored as message %d", parsed.message_id, parsed.fingerprint, _where(source), result.message.id)
+                     "stored as message %d", parsed.message_id, parsed.fingerprint, _where(source), outcome.message.id)
         return "stored"
 
     async def _bounce(self, parsed: ParsedEmail, whole: dict[str, Any]) -> str:
