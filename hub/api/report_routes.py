@@ -117,9 +117,8 @@ async def summary(request: web.Request) -> web.Response:
     before = (a.lo - (a.hi - a.lo), a.lo)
 
     def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        hourly = a.dim == "segment"  # a segment's figures are kept by the hour only
-        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
-        then = query.sums(tx, query.pieces(*before, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
+        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz), a.dim, a.value).get(a.value, {})
+        then = query.sums(tx, query.pieces(*before, a.business_tz), a.dim, a.value).get(a.value, {})
         # Read in the same snapshot as the figures (the partial index makes it one probe).
         waiting = tx.one("SELECT id FROM conversation_events WHERE rolled = 0 LIMIT 1") is not None
         return query.figures(now), query.figures(then), waiting
@@ -155,7 +154,7 @@ async def timeseries(request: web.Request) -> web.Response:
     if group == "hour" and span > timedelta(days=HOURLY_DAYS):
         raise _bad(f"group=hour covers at most {HOURLY_DAYS} days")
     # Short ranges are read by the hour, so every bucket is exactly the viewer's; longer ones by the business's days.
-    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour" or a.dim == "segment"
+    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour"
     tz = a.tz if hourly else a.business_tz
     ps: list[Piece] = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=hourly)
     if group != "month":  # months of rollups would not split into days or weeks

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.history.db import Tx
+from hub.reports.schema import CUSTOMER_TIMED
 from hub.segments import segment_store
 from hub.segments.criteria import compile_where
 
@@ -123,23 +124,44 @@ def _where(ps: list[Piece]) -> tuple[str, list[Any]]:
     return "(" + " OR ".join(parts) + ")", params
 
 
-def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[str], by_hour: bool) -> list[Any]:
-    """The figures of the customers in the segment now, from report_customer_hours (PS: hour pieces only). The
-    members are the segment's own condition as a subquery: each member's hours are one range of the primary key."""
-    where, params = compile_where(tx, segment_store.get(tx, int(segment_id)).criteria)
-    marks = ", ".join("?" for _ in metrics)
-    bucket, group = ("r.hour", "r.hour, r.metric") if by_hour else ("''", "r.metric")
-    rows: list[Any] = []
-    for p in ps:
-        if p.grain != "hour":
-            raise ValueError("a segment's figures are kept by the hour only")
-        rows += tx.all(
-            f"SELECT 'hour' AS grain, {bucket} AS bucket, r.metric AS metric, SUM(r.n) AS n, SUM(r.total) AS total "
-            f"FROM report_customer_hours r WHERE r.customer_id IN (SELECT s.customer_id FROM customer_stats s "
-            f"WHERE {where}) AND r.hour >= ? AND r.hour < ? AND r.metric IN ({marks}) GROUP BY {group}",
-            (*params, p.lo, p.hi, *metrics),
-        )
-    return rows
+def _customer_pieces(ps: list[Piece]) -> list[Piece]:
+    """PS as report_customer_rollups keeps them: by hour and by day (a month is its days)."""
+    return [Piece("day", p.lo + "-01", p.hi + "-01") if p.grain == "month" else p for p in ps]
+
+
+def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[str], by_bucket: bool) -> list[Any]:
+    """(grain, bucket, metric, n, total) of the customers in the segment now, from report_customer_rollups (BY_BUCKET
+    false: summed over PS, bucket ''). One statement: the members are the segment's own condition, evaluated once
+    (a materialized CTE); each piece is then one range of the primary key (customer_id, grain, bucket) per member, a
+    row per member and hour or day with every metric in it (docs/reports.md, "Reports by segment": why)."""
+    wanted = tuple(metrics)
+    members, params = compile_where(tx, segment_store.get(tx, int(segment_id)).criteria)
+    cols = [f"SUM(r.n_{m}) AS n_{m}" for m in wanted]
+    cols += [f"SUM(r.t_{m}) AS t_{m}" for m in wanted if m in CUSTOMER_TIMED]
+    arms: list[str] = []
+    args: list[Any] = list(params)
+    for p in _customer_pieces(ps):
+        if p.grain not in ("hour", "day"):
+            raise ValueError(f"no customer rollups by {p.grain}")
+        bucket = "r.bucket" if by_bucket else "''"
+        arms.append(
+            f"SELECT '{p.grain}' AS grain, {bucket} AS bucket, {', '.join(cols)} FROM report_customer_rollups r "
+            f"WHERE r.customer_id IN (SELECT customer_id FROM members) AND r.grain = ? AND r.bucket >= ? "
+            f"AND r.bucket < ?" + (" GROUP BY r.bucket" if by_bucket else ""))
+        args += [p.grain, p.lo, p.hi]
+    if not arms:
+        return []
+    rows = tx.all(f"WITH members AS MATERIALIZED (SELECT s.customer_id FROM customer_stats s WHERE {members}) "
+                  + " UNION ALL ".join(arms), args)
+    out: list[dict[str, Any]] = []
+    for r in rows:  # a row per bucket with a column per metric, as the rollups' row per bucket and metric
+        for m in wanted:
+            n = r[f"n_{m}"]
+            if n:
+                total = r[f"t_{m}"] if m in CUSTOMER_TIMED else 0.0
+                out.append({"grain": r["grain"], "bucket": r["bucket"], "metric": m, "n": int(n),
+                            "total": float(total or 0.0)})
+    return out
 
 
 def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable[str] = METRICS) -> dict[str, Sums]:
@@ -149,8 +171,10 @@ def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable
         return out
     if dim == "segment" and value is not None:
         mine = out.setdefault(value, {})
-        for r in _segment_rows(tx, ps, value, tuple(metrics), by_hour=False):
-            mine[str(r["metric"])] = [int(r["n"]), float(r["total"])]
+        for r in _segment_rows(tx, ps, value, metrics, by_bucket=False):
+            row = mine.setdefault(str(r["metric"]), [0, 0.0])
+            row[0] += int(r["n"])
+            row[1] += float(r["total"])
         return out
     marks = ", ".join("?" for _ in metrics)
     for p in ps:  # one range per query: each is a plain index range scan
@@ -170,7 +194,7 @@ def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable
 def series_rows(tx: Tx, ps: list[Piece], dim: str, value: str, metrics: Iterable[str] = METRICS) -> list[Any]:
     """(grain, bucket, metric, n, total) rows of one slice value over PS."""
     if dim == "segment":
-        return _segment_rows(tx, ps, value, tuple(metrics), by_hour=True)
+        return _segment_rows(tx, ps, value, metrics, by_bucket=True)
     marks = ", ".join("?" for _ in metrics)
     rows: list[Any] = []
     for p in ps:
