@@ -19,7 +19,7 @@ from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
 from hub.reports import forecast, presence, query
-from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
+from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES
 
 MAX_DAYS = 400
 #: roles that see every figure; anyone else sees their own
@@ -153,13 +153,8 @@ async def timeseries(request: web.Request) -> web.Response:
     span = a.hi - a.lo
     if group == "hour" and span > timedelta(days=HOURLY_DAYS):
         raise _bad(f"group=hour covers at most {HOURLY_DAYS} days")
-    # Short ranges are read by the hour, so every bucket is exactly the viewer's; longer ones by the business's days.
-    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour"
+    ps, hourly = query.series_pieces(a.lo, a.hi, a.business_tz, group)
     tz = a.tz if hourly else a.business_tz
-    ps: list[Piece] = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=hourly)
-    if group != "month":  # months of rollups would not split into days or weeks
-        ps = [p for p in ps if p.grain != "month"] + [
-            Piece("day", p.lo + "-01", p.hi + "-01") for p in ps if p.grain == "month"]
 
     def read(tx: Tx) -> list[Any]:
         return query.series_rows(tx, ps, a.dim, a.value)

@@ -116,6 +116,17 @@ def pieces(lo: datetime, hi: datetime, business_tz: ZoneInfo, hourly_only: bool 
     return [p for p in out if p.lo < p.hi]
 
 
+def series_pieces(lo: datetime, hi: datetime, business_tz: ZoneInfo, group: str) -> tuple[list[Piece], bool]:
+    """The pieces a timeseries of [LO, HI) by GROUP reads, and whether they are hours only. Short ranges are read by
+    the hour, so every bucket is exactly the viewer's; longer ones by the business's days (and months, by month)."""
+    hourly = hi - lo <= timedelta(days=HOURLY_DAYS) or group == "hour"
+    ps = pieces(lo, hi, business_tz, hourly_only=hourly)
+    if group != "month":  # months of rollups would not split into days or weeks
+        ps = [p for p in ps if p.grain != "month"] + [
+            Piece("day", p.lo + "-01", p.hi + "-01") for p in ps if p.grain == "month"]
+    return ps, hourly
+
+
 def _where(ps: list[Piece]) -> tuple[str, list[Any]]:
     parts, params = [], []
     for p in ps:
