@@ -84,7 +84,8 @@ CREATE TABLE report_customer_rollups (
     bucket TEXT NOT NULL,
 {_COLUMNS},
     PRIMARY KEY (customer_id, grain, bucket)
-)
+);
+CREATE INDEX report_customer_rollups_bucket ON report_customer_rollups (grain, bucket, customer_id)
 """,
     ),
 ]
