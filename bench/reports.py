@@ -57,8 +57,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=20, metavar="N", help="requests per endpoint and range")
     p.add_argument("--events", action="store_true", help="also load the conversation events table (slow)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--skip", metavar="REGEX", help="leave out the cases whose name matches (listed as skipped): "
-                   "at the full size a year of a large segment takes minutes a request")
+    p.add_argument("--skip", metavar="REGEX", help="leave out the cases whose name matches (listed as skipped), "
+                   "e.g. '365d.*segment' for the year of each segment")
     return p
 
 
