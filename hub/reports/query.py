@@ -148,8 +148,9 @@ def _customer_pieces(ps: list[Piece]) -> list[Piece]:
     return out
 
 
-# Up to this many days, a piece is read by its buckets (every customer's rows in them, each looked up among the
-# members); longer, member by member (a probe of the primary key each). Measured: docs/reports.md.
+# Up to this many days, a piece is a plain join of its rows and the members, planned by the database (PostgreSQL
+# reads the (grain, bucket) index and hashes the members); longer, it is read member by member, a probe of the
+# primary key each, whatever the estimates (a year of everyone's rows costs more than that). Measured: docs/reports.md.
 BY_BUCKET_DAYS = 35
 
 
@@ -161,9 +162,9 @@ def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[st
                   cuts: Cuts | None) -> list[Any]:
     """(grain, bucket, metric, n, total) of the customers in the segment now, from report_customer_rollups (BY_BUCKET
     false: summed over PS, bucket ''). One statement: the members are the segment's own condition, evaluated once
-    (a materialized CTE); a short piece is a range of the (grain, bucket) index joined to them, a long one a range
-    of the primary key (customer_id, grain, bucket) per member: a row per member and hour or day, with every metric
-    in it (docs/reports.md, "Reports by segment": why)."""
+    (a materialized CTE); a short piece is joined to them as the database plans it, a long one is a range of the
+    primary key (customer_id, grain, bucket) per member: a row per member and hour or day, with every metric in it
+    (docs/reports.md, "Reports by segment": why)."""
     wanted = tuple(metrics)
     criteria = segment_store.get(tx, int(segment_id)).criteria
     members, params = compile_where(tx, criteria, Scorer(cuts, tx.dialect) if cuts is not None else None)
