@@ -31,7 +31,8 @@ import aiohttp
 from bench.database import fresh_database
 from bench.load import percentile
 from bench.processes import create_token, hub_server
-from hub.reports.rollup import RollRules, _Clock, _Deltas, _fold
+from hub.reports.rollup import RollRules, _Clock, _Deltas, _fold, customer_values
+from hub.reports.schema import CUSTOMER_COLUMNS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reports.json"
 CHANNELS = (("sms", 0.3), ("email", 0.25), ("webchat", 0.25), ("voice", 0.1), ("telegram", 0.1))
@@ -56,8 +57,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=20, metavar="N", help="requests per endpoint and range")
     p.add_argument("--events", action="store_true", help="also load the conversation events table (slow)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--skip", metavar="REGEX", help="leave out the cases whose name matches (listed as skipped): "
-                   "at the full size a year of a large segment takes minutes a request")
+    p.add_argument("--skip", metavar="REGEX", help="leave out the cases whose name matches (listed as skipped), "
+                   "e.g. '365d.*segment' for the year of each segment")
     return p
 
 
@@ -91,9 +92,7 @@ class HourlyDeltas(_Deltas):
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         hour = at[:13]
         if c.customer_id is not None:
-            mine = self.customers.setdefault((c.customer_id, hour, metric), [0, 0.0])
-            mine[0] += 1
-            mine[1] += total
+            self.customer(c.customer_id, "hour", hour, metric, total)
         for dim, value in (("all", ""), ("channel", c.channel), ("queue", c.queue),
                            ("agent", "" if agent is None else str(agent)), *(("label", name) for name in c.labels)):
             if dim != "all" and value == "":
@@ -108,6 +107,12 @@ class HourlyDeltas(_Deltas):
             day = self.day(hour + ":00:00Z")
             for bucket in (("day", dim, metric, day, value), ("month", dim, metric, day[:7], value)):
                 row = self.rows.setdefault(bucket, [0, 0.0])
+                row[0] += n
+                row[1] += total
+        for (customer_id, _grain, hour), sums in list(self.customers.items()):
+            for metric, (n, total) in sums.items():
+                mine = self.customers.setdefault((customer_id, "day", self.day(hour + ":00:00Z")), {})
+                row = mine.setdefault(metric, [0, 0.0])
                 row[0] += n
                 row[1] += total
 
@@ -222,7 +227,8 @@ _CUSTOMER_TABLES = (
 def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people: Customers) -> int:
     # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
     rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
-    mine = sorted((c, hour, met, int(n), float(total)) for (c, hour, met), (n, total) in deltas.customers.items())
+    mine = sorted((c, grain, bucket, *customer_values(sums)) for (c, grain, bucket), sums in deltas.customers.items())
+    customer_cols = f"customer_id, grain, bucket, {', '.join(CUSTOMER_COLUMNS)}"
     if url.startswith("sqlite:///"):
         import sqlite3
 
@@ -232,7 +238,7 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
         lite.execute("PRAGMA journal_mode = OFF")
         lite.execute("PRAGMA synchronous = OFF")
         lite.execute("PRAGMA cache_size = -2000000")
-        tables = ("report_rollups", "report_customer_hours", *(t for t, _, _ in _CUSTOMER_TABLES))
+        tables = ("report_rollups", "report_customer_rollups", *(t for t, _, _ in _CUSTOMER_TABLES))
         marks = ", ".join("?" for _ in tables)
         indexes = lite.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
                                f"AND tbl_name IN ({marks})", tables).fetchall()
@@ -241,8 +247,8 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
         with lite:
             lite.executemany("INSERT INTO report_rollups (grain, dim, value, metric, bucket, n, total) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            lite.executemany("INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) "
-                             "VALUES (?, ?, ?, ?, ?)", mine)
+            lite.executemany(f"INSERT INTO report_customer_rollups ({customer_cols}) "
+                             f"VALUES ({', '.join('?' for _ in customer_cols.split(', '))})", mine)
             for table, cols, field in _CUSTOMER_TABLES:
                 marks = ", ".join("?" for _ in cols.split(", "))
                 lite.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", getattr(people, field))
@@ -262,7 +268,7 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
             with cur.copy("COPY report_rollups (grain, dim, value, metric, bucket, n, total) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
-            with cur.copy("COPY report_customer_hours (customer_id, hour, metric, n, total) FROM STDIN") as cp:
+            with cur.copy(f"COPY report_customer_rollups ({customer_cols}) FROM STDIN") as cp:
                 for m in mine:
                     cp.write_row(m)
             for table, cols, field in _CUSTOMER_TABLES:

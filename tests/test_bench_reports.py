@@ -83,5 +83,8 @@ def test_the_hourly_fold_widened_equals_the_rollers_own() -> None:
     assert fast.rows.keys() == plain.rows.keys()
     assert all(fast.rows[k][0] == n and math.isclose(fast.rows[k][1], total, rel_tol=1e-9, abs_tol=1e-9)
                for k, (n, total) in plain.rows.items())
-    assert (fast.customers, fast.contacts, fast.ratings, fast.channels) == (
-        plain.customers, plain.contacts, plain.ratings, plain.channels)
+    assert (fast.contacts, fast.ratings, fast.channels) == (plain.contacts, plain.ratings, plain.channels)
+    assert {g for _, g, _ in plain.customers} == {"hour", "day"} and fast.customers.keys() == plain.customers.keys()
+    assert all(fast.customers[k].keys() == sums.keys() and all(
+        fast.customers[k][m][0] == n and math.isclose(fast.customers[k][m][1], total, rel_tol=1e-9, abs_tol=1e-9)
+        for m, (n, total) in sums.items()) for k, sums in plain.customers.items())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +19,8 @@ from hub.business_hours import zone
 from hub.history.db import Tx
 from hub.keys import DB, SETTINGS
 from hub.reports import forecast, presence, query
-from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES, Piece
+from hub.reports.query import BREAKDOWNS, FIGURES, GROUPS, HOURLY_DAYS, SLICES
+from hub.segments.criteria import Cuts, current_cuts
 
 MAX_DAYS = 400
 #: roles that see every figure; anyone else sees their own
@@ -39,6 +40,8 @@ class Ask:
     business_tz: ZoneInfo
     dim: str
     value: str
+    #: a segment's RFM boundaries: the ones the process keeps for a minute (hub.segments.criteria.current_cuts)
+    cuts: Cuts | None = None
 
 
 def _bad(message: str) -> web.HTTPUnprocessableEntity:
@@ -91,6 +94,8 @@ async def _asked(request: web.Request) -> Ask:
         row = await request.app[DB].read(lambda tx: tx.one("SELECT id FROM segments WHERE id = ?", (int(a.value),)))
         if row is None:
             raise web.HTTPNotFound(text=f"segment {a.value} does not exist")
+        # Not computed again per report: that reads every customer, and the segment API's scores use these too.
+        a = replace(a, cuts=await current_cuts(request.app[DB]))
     return a
 
 
@@ -117,9 +122,8 @@ async def summary(request: web.Request) -> web.Response:
     before = (a.lo - (a.hi - a.lo), a.lo)
 
     def read(tx: Tx) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        hourly = a.dim == "segment"  # a segment's figures are kept by the hour only
-        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
-        then = query.sums(tx, query.pieces(*before, a.business_tz, hourly), a.dim, a.value).get(a.value, {})
+        now = query.sums(tx, query.pieces(a.lo, a.hi, a.business_tz), a.dim, a.value, cuts=a.cuts).get(a.value, {})
+        then = query.sums(tx, query.pieces(*before, a.business_tz), a.dim, a.value, cuts=a.cuts).get(a.value, {})
         # Read in the same snapshot as the figures (the partial index makes it one probe).
         waiting = tx.one("SELECT id FROM conversation_events WHERE rolled = 0 LIMIT 1") is not None
         return query.figures(now), query.figures(then), waiting
@@ -154,16 +158,11 @@ async def timeseries(request: web.Request) -> web.Response:
     span = a.hi - a.lo
     if group == "hour" and span > timedelta(days=HOURLY_DAYS):
         raise _bad(f"group=hour covers at most {HOURLY_DAYS} days")
-    # Short ranges are read by the hour, so every bucket is exactly the viewer's; longer ones by the business's days.
-    hourly = span <= timedelta(days=HOURLY_DAYS) or group == "hour" or a.dim == "segment"
+    ps, hourly = query.series_pieces(a.lo, a.hi, a.business_tz, group)
     tz = a.tz if hourly else a.business_tz
-    ps: list[Piece] = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=hourly)
-    if group != "month":  # months of rollups would not split into days or weeks
-        ps = [p for p in ps if p.grain != "month"] + [
-            Piece("day", p.lo + "-01", p.hi + "-01") for p in ps if p.grain == "month"]
 
     def read(tx: Tx) -> list[Any]:
-        return query.series_rows(tx, ps, a.dim, a.value)
+        return query.series_rows(tx, ps, a.dim, a.value, cuts=a.cuts)
 
     rows = await request.app[DB].read(read)
     lo = a.lo.astimezone(tz)
@@ -226,7 +225,7 @@ async def heatmap(request: web.Request) -> web.Response:
     ps = query.pieces(a.lo, a.hi, a.business_tz, hourly_only=True)
 
     def read(tx: Tx) -> list[Any]:
-        return query.series_rows(tx, ps, a.dim, a.value, metrics=(HEATMAP[figure],))
+        return query.series_rows(tx, ps, a.dim, a.value, metrics=(HEATMAP[figure],), cuts=a.cuts)
 
     cells = [[0] * 24 for _ in range(7)]  # Monday first, hours 0-23 of the viewer's time zone
     for r in await request.app[DB].read(read):
@@ -349,8 +348,8 @@ async def staffing(request: web.Request) -> web.Response:
     patience_given = _number(request, "patience_seconds", 0, 1, 86_400) if patience_asked is not None else None
 
     def read(tx: Tx) -> tuple[list[Any], query.Sums, list[float]]:
-        rows = query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",))
-        waited = query.sums(tx, ps, a.dim, a.value, metrics=("wait", "abandoned")).get(a.value, {})
+        rows = query.series_rows(tx, ps, a.dim, a.value, metrics=("opened",), cuts=a.cuts)
+        waited = query.sums(tx, ps, a.dim, a.value, metrics=("wait", "abandoned"), cuts=a.cuts).get(a.value, {})
         # Who was available: the last whole week and this one so far (presence history; docs/reports.md).
         available = presence.available_by_hour(tx, past_week.astimezone(UTC), 2 * forecast.HOURS_PER_WEEK, queue,
                                                until=now_utc)

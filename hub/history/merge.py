@@ -9,6 +9,7 @@ from hub.history import store
 from hub.history.db import Tx
 from hub.inbox import labels
 from hub.model import Identity
+from hub.reports.schema import CUSTOMER_COLUMNS
 
 
 class MergeError(ValueError):
@@ -110,11 +111,12 @@ def _merge_facts(tx: Tx, survivor_id: int, merged_id: int) -> None:
         )
         tx.exec("DELETE FROM customer_stats WHERE customer_id = ?", (merged_id,))
     # Their report figures too, so a segment the survivor is in counts the merged customer's past contacts.
-    tx.exec("INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) SELECT ?, hour, metric, n, total "
-            "FROM report_customer_hours WHERE customer_id = ? ON CONFLICT (customer_id, hour, metric) DO UPDATE SET "
-            "n = report_customer_hours.n + excluded.n, total = report_customer_hours.total + excluded.total",
+    cols = ", ".join(CUSTOMER_COLUMNS)
+    tx.exec(f"INSERT INTO report_customer_rollups (customer_id, grain, bucket, {cols}) SELECT ?, grain, bucket, {cols} "
+            "FROM report_customer_rollups WHERE customer_id = ? ON CONFLICT (customer_id, grain, bucket) DO UPDATE SET "
+            + ", ".join(f"{c} = report_customer_rollups.{c} + excluded.{c}" for c in CUSTOMER_COLUMNS),
             (survivor_id, merged_id))
-    tx.exec("DELETE FROM report_customer_hours WHERE customer_id = ?", (merged_id,))
+    tx.exec("DELETE FROM report_customer_rollups WHERE customer_id = ?", (merged_id,))
     tx.exec("INSERT INTO customer_channels (customer_id, channel) SELECT ?, channel FROM customer_channels "
             "WHERE customer_id = ? ON CONFLICT (customer_id, channel) DO NOTHING", (survivor_id, merged_id))
     tx.exec("DELETE FROM customer_channels WHERE customer_id = ?", (merged_id,))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.history.db import Tx
+from hub.reports.schema import CUSTOMER_TIMED
 from hub.segments import segment_store
-from hub.segments.criteria import compile_where
+from hub.segments.criteria import Cuts, Scorer, compile_where
 
 #: the rollup metrics (counts n, sums total in seconds) the figures are made of
 METRICS = (
@@ -115,6 +116,17 @@ def pieces(lo: datetime, hi: datetime, business_tz: ZoneInfo, hourly_only: bool 
     return [p for p in out if p.lo < p.hi]
 
 
+def series_pieces(lo: datetime, hi: datetime, business_tz: ZoneInfo, group: str) -> tuple[list[Piece], bool]:
+    """The pieces a timeseries of [LO, HI) by GROUP reads, and whether they are hours only. Short ranges are read by
+    the hour, so every bucket is exactly the viewer's; longer ones by the business's days (and months, by month)."""
+    hourly = hi - lo <= timedelta(days=HOURLY_DAYS) or group == "hour"
+    ps = pieces(lo, hi, business_tz, hourly_only=hourly)
+    if group != "month":  # months of rollups would not split into days or weeks
+        ps = [p for p in ps if p.grain != "month"] + [
+            Piece("day", p.lo + "-01", p.hi + "-01") for p in ps if p.grain == "month"]
+    return ps, hourly
+
+
 def _where(ps: list[Piece]) -> tuple[str, list[Any]]:
     parts, params = [], []
     for p in ps:
@@ -123,34 +135,87 @@ def _where(ps: list[Piece]) -> tuple[str, list[Any]]:
     return "(" + " OR ".join(parts) + ")", params
 
 
-def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[str], by_hour: bool) -> list[Any]:
-    """The figures of the customers in the segment now, from report_customer_hours (PS: hour pieces only). The
-    members are the segment's own condition as a subquery: each member's hours are one range of the primary key."""
-    where, params = compile_where(tx, segment_store.get(tx, int(segment_id)).criteria)
-    marks = ", ".join("?" for _ in metrics)
-    bucket, group = ("r.hour", "r.hour, r.metric") if by_hour else ("''", "r.metric")
-    rows: list[Any] = []
-    for p in ps:
-        if p.grain != "hour":
-            raise ValueError("a segment's figures are kept by the hour only")
-        rows += tx.all(
-            f"SELECT 'hour' AS grain, {bucket} AS bucket, r.metric AS metric, SUM(r.n) AS n, SUM(r.total) AS total "
-            f"FROM report_customer_hours r WHERE r.customer_id IN (SELECT s.customer_id FROM customer_stats s "
-            f"WHERE {where}) AND r.hour >= ? AND r.hour < ? AND r.metric IN ({marks}) GROUP BY {group}",
-            (*params, p.lo, p.hi, *metrics),
-        )
-    return rows
+def _customer_pieces(ps: list[Piece]) -> list[Piece]:
+    """PS as report_customer_rollups keeps them: by hour and by day (a month is its days), ranges that meet joined
+    (each range costs a probe per member)."""
+    out: list[Piece] = []
+    for p in sorted((Piece("day", p.lo + "-01", p.hi + "-01") if p.grain == "month" else p for p in ps),
+                    key=lambda p: (p.grain, p.lo)):
+        if out and out[-1].grain == p.grain and out[-1].hi == p.lo:
+            out[-1] = Piece(p.grain, out[-1].lo, p.hi)
+        else:
+            out.append(p)
+    return out
 
 
-def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable[str] = METRICS) -> dict[str, Sums]:
-    """Slice value -> metric -> [n, total] over PS (VALUE None: every value of DIM)."""
+# Up to this many days, a piece is a plain join of its rows and the members, planned by the database (PostgreSQL
+# reads the (grain, bucket) index and hashes the members); longer, it is read member by member, a probe of the
+# primary key each, whatever the estimates (a year of everyone's rows costs more than that). Measured: docs/reports.md.
+BY_BUCKET_DAYS = 35
+
+
+def _by_bucket(p: Piece) -> bool:
+    return (date.fromisoformat(p.hi[:10]) - date.fromisoformat(p.lo[:10])).days <= BY_BUCKET_DAYS
+
+
+def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[str], by_bucket: bool,
+                  cuts: Cuts | None) -> list[Any]:
+    """(grain, bucket, metric, n, total) of the customers in the segment now, from report_customer_rollups (BY_BUCKET
+    false: summed over PS, bucket ''). One statement: the members are the segment's own condition, evaluated once
+    (a materialized CTE); a short piece is joined to them as the database plans it, a long one is a range of the
+    primary key (customer_id, grain, bucket) per member: a row per member and hour or day, with every metric in it
+    (docs/reports.md, "Reports by segment": why)."""
+    wanted = tuple(metrics)
+    criteria = segment_store.get(tx, int(segment_id)).criteria
+    members, params = compile_where(tx, criteria, Scorer(cuts, tx.dialect) if cuts is not None else None)
+    cols = [f"SUM(r.n_{m}) AS n_{m}" for m in wanted]
+    cols += [f"SUM(r.t_{m}) AS t_{m}" for m in wanted if m in CUSTOMER_TIMED]
+    arms: list[str] = []
+    args: list[Any] = list(params)
+    for p in _customer_pieces(ps):
+        if p.grain not in ("hour", "day"):
+            raise ValueError(f"no customer rollups by {p.grain}")
+        if _by_bucket(p):
+            source = ("report_customer_rollups r JOIN members m ON m.customer_id = r.customer_id "
+                      "WHERE r.grain = ? AND r.bucket >= ? AND r.bucket < ?")
+        elif tx.dialect == "postgresql":  # a nested loop over the members (OFFSET 0: not flattened to a hash join)
+            source = ("members m CROSS JOIN LATERAL (SELECT * FROM report_customer_rollups x WHERE x.customer_id = "
+                      "m.customer_id AND x.grain = ? AND x.bucket >= ? AND x.bucket < ? OFFSET 0) r")
+        else:  # SQLite keeps the order of a CROSS JOIN: the members outside, a probe of the primary key each
+            source = ("members m CROSS JOIN report_customer_rollups r WHERE r.customer_id = m.customer_id "
+                      "AND r.grain = ? AND r.bucket >= ? AND r.bucket < ?")
+        bucket = "r.bucket" if by_bucket else "''"
+        arms.append(f"SELECT '{p.grain}' AS grain, {bucket} AS bucket, {', '.join(cols)} FROM {source}"
+                    + (" GROUP BY r.bucket" if by_bucket else ""))
+        args += [p.grain, p.lo, p.hi]
+    if not arms:
+        return []
+    rows = tx.all(f"WITH members AS MATERIALIZED (SELECT s.customer_id FROM customer_stats s WHERE {members}) "
+                  + " UNION ALL ".join(arms), args)
+    out: list[dict[str, Any]] = []
+    for r in rows:  # a row per bucket with a column per metric, as the rollups' row per bucket and metric
+        for m in wanted:
+            n = r[f"n_{m}"]
+            if n:
+                total = r[f"t_{m}"] if m in CUSTOMER_TIMED else 0.0
+                out.append({"grain": r["grain"], "bucket": r["bucket"], "metric": m, "n": int(n),
+                            "total": float(total or 0.0)})
+    return out
+
+
+def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable[str] = METRICS,
+         cuts: Cuts | None = None) -> dict[str, Sums]:
+    """Slice value -> metric -> [n, total] over PS (VALUE None: every value of DIM). CUTS: the RFM boundaries a
+    segment's members are scored by (None: computed now, which reads every customer)."""
     out: dict[str, Sums] = {}
     if not ps:
         return out
     if dim == "segment" and value is not None:
         mine = out.setdefault(value, {})
-        for r in _segment_rows(tx, ps, value, tuple(metrics), by_hour=False):
-            mine[str(r["metric"])] = [int(r["n"]), float(r["total"])]
+        for r in _segment_rows(tx, ps, value, metrics, False, cuts):
+            row = mine.setdefault(str(r["metric"]), [0, 0.0])
+            row[0] += int(r["n"])
+            row[1] += float(r["total"])
         return out
     marks = ", ".join("?" for _ in metrics)
     for p in ps:  # one range per query: each is a plain index range scan
@@ -167,10 +232,11 @@ def sums(tx: Tx, ps: list[Piece], dim: str, value: str | None, metrics: Iterable
     return out
 
 
-def series_rows(tx: Tx, ps: list[Piece], dim: str, value: str, metrics: Iterable[str] = METRICS) -> list[Any]:
-    """(grain, bucket, metric, n, total) rows of one slice value over PS."""
+def series_rows(tx: Tx, ps: list[Piece], dim: str, value: str, metrics: Iterable[str] = METRICS,
+                cuts: Cuts | None = None) -> list[Any]:
+    """(grain, bucket, metric, n, total) rows of one slice value over PS (CUTS: as for sums)."""
     if dim == "segment":
-        return _segment_rows(tx, ps, value, tuple(metrics), by_hour=True)
+        return _segment_rows(tx, ps, value, metrics, True, cuts)
     marks = ", ".join("?" for _ in metrics)
     rows: list[Any] = []
     for p in ps:

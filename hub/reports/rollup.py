@@ -22,12 +22,31 @@ from hub.inbox import labels
 from hub.model import format_time, utcnow
 from hub.reports.hours import business_seconds
 from hub.reports.keywords import terms
+from hub.reports.schema import CUSTOMER_COLUMNS, CUSTOMER_METRICS, CUSTOMER_TIMED
 
 log = logging.getLogger("hub.reports")
 
 #: the slices every figure is kept by ("all" has the one value "")
 DIMS = ("all", "channel", "queue", "agent")
 GRAINS = ("hour", "day", "month")
+
+#: add one customer's figures of one hour or day (survivor, grain, bucket, *customer_values) to what is kept
+ADD_CUSTOMER_ROW = (
+    f"INSERT INTO report_customer_rollups (customer_id, grain, bucket, {', '.join(CUSTOMER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in range(3 + len(CUSTOMER_COLUMNS)))}) ON CONFLICT (customer_id, grain, bucket) "
+    f"DO UPDATE SET {', '.join(f'{c} = report_customer_rollups.{c} + excluded.{c}' for c in CUSTOMER_COLUMNS)}"
+)
+
+
+def customer_values(sums: dict[str, list[float]]) -> tuple[float, ...]:
+    """SUMS (metric -> [n, total]) in CUSTOMER_COLUMNS order. A metric outside CUSTOMER_METRICS, or a total on one
+    outside CUSTOMER_TIMED, has no column: it is refused rather than dropped from the segment reports."""
+    unknown = set(sums) - set(CUSTOMER_METRICS)
+    untimed = {m for m, (_n, total) in sums.items() if total and m not in CUSTOMER_TIMED}
+    if unknown or untimed:
+        raise ValueError(f"report_customer_rollups has no column for {sorted(unknown | untimed)}")
+    none = [0, 0.0]
+    return (*(int(sums.get(m, none)[0]) for m in CUSTOMER_METRICS), *(sums.get(m, none)[1] for m in CUSTOMER_TIMED))
 
 # Events newer than this may still have company committing with lower ids (PostgreSQL hands out ids before commit):
 # the roller leaves them for its next round so a conversation's events are folded in the order they happened.
@@ -113,8 +132,9 @@ class _Deltas:
         self.channels: set[tuple[int, str]] = set()
         #: per customer: satisfaction answers and the sum of their scores
         self.ratings: dict[int, tuple[int, float]] = {}
-        #: (customer, UTC hour, metric) -> [n, total]: the same figures by customer, for reports by segment
-        self.customers: dict[tuple[int, str, str], list[float]] = {}
+        #: (customer, grain, bucket) -> metric -> [n, total]: the same figures by customer, per UTC hour and per
+        #: business day, for reports by segment
+        self.customers: dict[tuple[int, str, str], dict[str, list[float]]] = {}
         #: (week, channel, queue, word) -> messages that had it: the keyword counts, kept per dim by _save
         self.keywords: dict[tuple[str, str, str, str], int] = {}
         self.tz = zone(rules.time_zone)
@@ -163,12 +183,16 @@ class _Deltas:
         n, total = self.ratings.get(customer_id, (0, 0.0))
         self.ratings[customer_id] = (n + 1, total + score)
 
+    def customer(self, customer_id: int, grain: str, bucket: str, metric: str, total: float) -> None:
+        mine = self.customers.setdefault((customer_id, grain, bucket), {}).setdefault(metric, [0, 0.0])
+        mine[0] += 1
+        mine[1] += total
+
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
-        if c.customer_id is not None:
-            mine = self.customers.setdefault((c.customer_id, at[:13], metric), [0, 0.0])
-            mine[0] += 1
-            mine[1] += total
         day = self.day(at)
+        if c.customer_id is not None:
+            self.customer(c.customer_id, "hour", at[:13], metric, total)
+            self.customer(c.customer_id, "day", day, metric, total)
         buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
         values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
                   ("agent", "" if agent is None else str(agent)), *(("label", name) for name in c.labels))
@@ -295,15 +319,10 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
             (grain, dim, metric, bucket, value, int(n), total),
         )
     merged: dict[int, int] = {}
-    for (customer_id, hour, metric), (n, total) in sorted(deltas.customers.items()):
+    for (customer_id, grain, bucket), sums in sorted(deltas.customers.items()):
         if customer_id not in merged:
             merged[customer_id] = survivor(tx, customer_id)
-        tx.exec(
-            "INSERT INTO report_customer_hours (customer_id, hour, metric, n, total) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (customer_id, hour, metric) DO UPDATE SET n = report_customer_hours.n + excluded.n, "
-            "total = report_customer_hours.total + excluded.total",
-            (merged[customer_id], hour, metric, int(n), total),
-        )
+        tx.exec(ADD_CUSTOMER_ROW, (merged[customer_id], grain, bucket, *customer_values(sums)))
     # Each customer's contacts, for segments: an event names the customer it came from, who may since have been
     # merged into another (hub.history.merge moves the facts kept so far; these follow).
     for customer_id, (n, last) in deltas.contacts.items():
@@ -448,7 +467,7 @@ async def rebuild(db: Database, rules: RollRules) -> int:
             tx.one("SELECT pg_advisory_xact_lock(?) AS ok", (_LOCK,))
         tx.exec("DELETE FROM report_rollups")
         tx.exec("DELETE FROM report_conversations")
-        tx.exec("DELETE FROM report_customer_hours")
+        tx.exec("DELETE FROM report_customer_rollups")
         tx.exec("DELETE FROM report_keywords")
         tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
         tx.exec("DELETE FROM customer_channels")

@@ -1,8 +1,25 @@
-"""Migrations 94-97: each customer's report figures by hour (reports sliced by segment), the agents' presence
-history (staffing: agents needed against agents available), and the keywords of customer messages by week
+"""Migrations 94-97 and 110: each customer's report figures by hour and day (reports sliced by segment), the agents'
+presence history (staffing: agents needed against agents available), and the keywords of customer messages by week
 (keyword trends)."""
 
 from __future__ import annotations
+
+#: the metrics kept per customer (report_customer_rollups has a count column n_<metric> for each), as of migration 110
+CUSTOMER_METRICS = (
+    "opened", "reopened", "after_hours", "repeat", "messages_in", "messages_out", "first_response",
+    "first_response_bh", "first_response_targeted", "first_response_in_sla", "reply", "reply_bh", "resolved",
+    "resolved_bh", "offered", "offers_accepted", "offers_rejected", "offers_timed_out", "wait", "answered_in_sla",
+    "abandoned", "transfers", "csat", "csat_satisfied",
+)
+#: the metrics that also sum seconds (or a score): a t_<metric> column each; the others only count
+CUSTOMER_TIMED = (
+    "first_response", "first_response_bh", "reply", "reply_bh", "resolved", "resolved_bh", "wait", "abandoned",
+    "csat",
+)
+#: report_customer_rollups' figure columns: a count per metric, then a sum per timed metric
+CUSTOMER_COLUMNS = (*(f"n_{m}" for m in CUSTOMER_METRICS), *(f"t_{m}" for m in CUSTOMER_TIMED))
+_COLUMNS = ",\n".join([f"    n_{m} BIGINT NOT NULL DEFAULT 0" for m in CUSTOMER_METRICS]
+                       + [f"    t_{m} DOUBLE PRECISION NOT NULL DEFAULT 0" for m in CUSTOMER_TIMED])
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -53,5 +70,22 @@ CREATE TABLE report_keywords (
         97,
         "reports: a customer message's event names the message, so the roller can count its keywords",
         "ALTER TABLE conversation_events ADD COLUMN message_id BIGINT",
+    ),
+    (
+        110,
+        "reports: each customer's figures as one row per UTC hour and per business day, every metric a column "
+        "(reports by segment read a row per member and day, not per hour and metric); run `hub reports rebuild` "
+        "once to fill it from the events",
+        f"""
+DROP TABLE report_customer_hours;
+CREATE TABLE report_customer_rollups (
+    customer_id BIGINT NOT NULL,
+    grain TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+{_COLUMNS},
+    PRIMARY KEY (customer_id, grain, bucket)
+);
+CREATE INDEX report_customer_rollups_bucket ON report_customer_rollups (grain, bucket, customer_id)
+""",
     ),
 ]

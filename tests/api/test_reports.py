@@ -20,6 +20,7 @@ from hub.config import Settings
 from hub.history.db import Tx
 from hub.keys import DB, ROUTER, SETTINGS
 from hub.model import format_time, utcnow
+from hub.reports.events import record
 from hub.reports.rollup import RollRules, catch_up
 from tests.api.client import Api, Client, inbound
 from tests.waiting import eventually
@@ -218,6 +219,36 @@ async def test_reports_sliced_by_segment_count_its_customers_now(api: Api, clien
     assert (await api.call("GET", S, f"{S}?segment={done}&queue=support", expect=422))["error"]["message"]
     assert (await api.call("GET", B, f"{B}?by=segment", expect=422))["error"]["message"]
     await api.call("GET", S, f"{S}?segment={done}", headers=ann_h, expect=403)
+
+
+async def test_a_report_by_rfm_segment_counts_the_customers_the_segment_lists(api: Api, client: Client) -> None:
+    """A report sliced by a segment on RFM scores scores its members by the boundaries the segment's own pages use
+    (the process's, at most a minute old), so the report counts exactly the customers the segment lists, even while
+    new customers move the boundaries."""
+    now = utcnow()
+    conv = iter(range(1, 1000))
+
+    def contacts(customers: range, each: Callable[[int], int]) -> Callable[[Tx], None]:
+        def write(tx: Tx) -> None:
+            for c in customers:
+                for k in range(each(c)):
+                    record(tx, "opened", next(conv), format_time(now - timedelta(minutes=k + 1)), customer_id=c,
+                           channel="sms", queue="support")
+        return write
+
+    await client.app[DB].write(contacts(range(1, 11), lambda c: c))  # customer c opened c conversations
+    await roll(client)
+    top = await segment(api, "Most frequent", {"frequency_score": {"min": 5}})
+    page = f"/api/v1/segments/{top}/customers"
+    before = (await api.call("GET", "/api/v1/segments/{id}/customers", page))["items"]
+    assert [c["customer_id"] for c in before] == [9, 10]
+    # Ten customers with twenty contacts each: recomputed now, the boundaries would leave nobody scoring 5.
+    await client.app[DB].write(contacts(range(11, 21), lambda c: 20))
+    await roll(client)
+    listed = (await api.call("GET", "/api/v1/segments/{id}/customers", page))["items"]
+    assert [c["customer_id"] for c in listed] == [9, 10, *range(11, 21)]
+    f = (await api.call("GET", S, f"{S}?segment={top}"))["figures"]
+    assert f["conversations_opened"] == sum(c["contacts"] for c in listed) == 9 + 10 + 10 * 20
 
 
 R = "/api/v1/reports/trends"

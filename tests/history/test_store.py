@@ -16,6 +16,7 @@ from hub.history.schema import LATEST, current_version, migrate
 from hub.ingest import Ingest
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time, utcnow
+from hub.reports.rollup import RollRules, catch_up
 
 
 @pytest.fixture
@@ -99,6 +100,30 @@ async def test_reopen_window_reopens_last(db: Database, ingest_with: Callable[..
     b = await ingest.ingest(msg("webchat:v1", "thanks, but one more thing"))
     assert b.conversation_how == "reopened" and b.conversation.id == a.conversation.id
     assert b.conversation.status == "open" and b.conversation.resolved_at is None
+
+
+async def test_merge_adds_the_merged_customers_report_figures_to_the_survivors(
+        db: Database, ingest_with: Callable[..., Ingest]) -> None:
+    """Reports by segment count a survivor with the merged customer's past: their per-customer hour and day rows
+    are added to the survivor's (the same hour and day here, so they sum) and leave nothing behind."""
+    ingest = ingest_with()
+    survivor = (await ingest.ingest(msg("phone:+14155550100", "text from phone", "sms"))).customer.id
+    merged = (await ingest.ingest(msg("email:ann@example.com", "mail", "email"))).customer.id
+    await catch_up(db, RollRules(), cutoff=format_time(utcnow()))
+
+    async def kept() -> dict[tuple[int, str], tuple[int, int]]:
+        rows = await db.read(lambda tx: tx.all("SELECT customer_id, grain, n_opened, n_messages_in "
+                                               "FROM report_customer_rollups"))
+        return {(int(r["customer_id"]), str(r["grain"])): (int(r["n_opened"]), int(r["n_messages_in"]))
+                for r in rows}
+
+    if len(await kept()) == 4:  # both in one hour and day (not across a boundary): the rows meet and sum
+        assert await kept() == {(c, g): (1, 1) for c in (survivor, merged) for g in ("hour", "day")}
+        await db.write(lambda tx: merge_customers(tx, survivor, merged, format_time(utcnow())))
+        assert await kept() == {(survivor, "hour"): (2, 2), (survivor, "day"): (2, 2)}
+    else:
+        await db.write(lambda tx: merge_customers(tx, survivor, merged, format_time(utcnow())))
+        assert {c for c, _ in await kept()} == {survivor}
 
 
 async def test_merge_moves_everything_and_records_it(db: Database, ingest_with: Callable[..., Ingest]) -> None:

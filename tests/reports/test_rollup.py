@@ -22,6 +22,7 @@ from hub.reports import query
 from hub.reports.events import record
 from hub.reports.hours import business_seconds
 from hub.reports.rollup import RollRules, catch_up, rebuild, roll
+from hub.reports.schema import CUSTOMER_METRICS, CUSTOMER_TIMED
 
 RULES = RollRules(time_zone="Europe/Berlin", business_hours=("mon-fri 09:00-17:00",),
                   repeat_window=timedelta(days=7), sla_wait={"support": 60.0, "sales": 30.0},
@@ -229,28 +230,30 @@ async def catch_up_in_batches(db: Database) -> None:
             continue
 
 
-async def customer_hours(db: Database) -> list[tuple[Any, ...]]:
-    rows = await db.read(lambda tx: tx.all("SELECT customer_id, hour, metric, n, total FROM report_customer_hours "
-                                           "ORDER BY customer_id, hour, metric"))
-    return [(r["customer_id"], r["hour"], r["metric"], r["n"], round(float(r["total"]), 3)) for r in rows]
+async def customer_rollups(db: Database) -> list[tuple[Any, ...]]:
+    """report_customer_rollups as (customer, grain, bucket, metric, n, total) rows, the metrics a customer had."""
+    rows = await db.read(lambda tx: tx.all("SELECT * FROM report_customer_rollups ORDER BY customer_id, grain, bucket"))
+    return [(r["customer_id"], r["grain"], r["bucket"], m, r[f"n_{m}"],
+             round(float(r[f"t_{m}"]), 3) if m in CUSTOMER_TIMED else 0.0)
+            for r in rows for m in CUSTOMER_METRICS if r[f"n_{m}"]]
 
 
-async def test_each_customers_hours_add_up_to_the_rollups_and_rebuild_alike(db: Database) -> None:
+async def test_each_customers_hours_and_days_add_up_to_the_rollups_and_rebuild_alike(db: Database) -> None:
     """The figures kept by customer (reports by segment) are the same deltas as the rollups': summed over customers
-    they give every hour's figures; a rebuild keeps them whatever the batches."""
+    they give every hour's and every day's figures; a rebuild keeps them whatever the batches."""
     await db.write(history)
     while await db.write(lambda tx: roll(tx, RULES, cutoff="9999", limit=4)):
         pass
-    kept = await customer_hours(db)
-    assert {c for c, *_ in kept} == {1, 2}
-    by_hour: dict[tuple[str, str], list[float]] = {}
-    for _, hour, metric, n, total in kept:
-        s = by_hour.setdefault((hour, metric), [0, 0.0])
+    kept = await customer_rollups(db)
+    assert {c for c, *_ in kept} == {1, 2} and {g for _, g, *_ in kept} == {"hour", "day"}
+    summed: dict[tuple[str, str, str], list[float]] = {}
+    for _, grain, bucket, metric, n, total in kept:
+        s = summed.setdefault((grain, bucket, metric), [0, 0.0])
         s[0] += n
         s[1] += total
-    rolled = await db.read(lambda tx: tx.all("SELECT bucket, metric, n, total FROM report_rollups "
-                                             "WHERE grain = 'hour' AND dim = 'all'"))
-    assert {(str(r["bucket"]), str(r["metric"])): [int(r["n"]), round(float(r["total"]), 3)] for r in rolled} == \
-        {k: [int(n), round(t, 3)] for k, (n, t) in by_hour.items()}
+    rolled = await db.read(lambda tx: tx.all("SELECT grain, bucket, metric, n, total FROM report_rollups "
+                                             "WHERE grain IN ('hour', 'day') AND dim = 'all'"))
+    assert {(str(r["grain"]), str(r["bucket"]), str(r["metric"])): [int(r["n"]), round(float(r["total"]), 3)]
+            for r in rolled} == {k: [int(n), round(t, 3)] for k, (n, t) in summed.items()}
     await rebuild(db, RULES)
-    assert await customer_hours(db) == kept
+    assert await customer_rollups(db) == kept
