@@ -411,17 +411,19 @@ async def test_first_response_counts_each_outcome_once(state: RoutingState) -> N
     assert len(await drain(state)) == 5
     first = await state.responded(1, T + 59)
     assert first is not None and (first.conversation, first.queue, first.enqueued_at, first.respond_by) == (
-        1, "support", T, T + 60)
+        1, "support", T, T + 60) and not first.breach_noticed
     assert await state.responded(1, T + 61) is None  # only the first reply counts
     assert await state.responded(5, T + 10) is None
     assert await state.responded(99, T + 10) is None
     assert await state.response_breaches(T + 60) == []  # at the deadline is still in time
-    assert await state.responded(2, T + 61) is not None  # late, before any sweep
+    late = await state.responded(2, T + 61)  # late, before any sweep: this reply is what notices the breach
+    assert late is not None and late.breach_noticed
     breached = await state.response_breaches(T + 61)
     assert [(b.conversation, b.queue, b.respond_by) for b in breached] == [
         (3, "support", T + 60), (4, "support", T + 60)]
     assert await state.response_breaches(T + 100) == []  # each breach once
-    assert await state.responded(3, T + 120) is not None  # late, after the sweep: counted as responded only
+    after = await state.responded(3, T + 120)  # late, after the sweep: counted as responded only
+    assert after is not None and not after.breach_noticed
     stats = await state.queue_stats("support", T + 120)
     assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (3, 1, 3)
     assert stats.first_response_attainment == 0.25
