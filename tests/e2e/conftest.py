@@ -277,6 +277,16 @@ class SimulatorThread:
     def sent(self, resource: str) -> list[Any]:
         return [dict(form) for name, form in list(self.sim.requests) if name == resource]
 
+    def hub_env(self, port: int, **settings: str) -> dict[str, str]:
+        """The environment of an e2e hub on PORT whose Twilio channels talk to this simulator, which calls back
+        signed to the hub's public URL; SETTINGS adds `HUB_CHANNELS__TWILIO__<NAME>` values (e.g. WHATSAPP_FROM)."""
+        public = f"http://127.0.0.1:{port}"
+        self.sim.hub_url = public
+        return {"HUB_SERVER__PUBLIC_URL": public, "HUB_CHANNELS__TWILIO__ENABLED": "true",
+                "HUB_CHANNELS__TWILIO__ACCOUNT_SID": ACCOUNT, "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN,
+                "HUB_CHANNELS__TWILIO__API_BASE_URL": self.url,
+                **{f"HUB_CHANNELS__TWILIO__{name}": value for name, value in settings.items()}}
+
 
 @pytest.fixture
 def twilio() -> Iterator[SimulatorThread]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hub.channels.twilio.signature import sign
-from tests.channels.twilio.fake import ACCOUNT, BIZ, CUSTOMER, TOKEN, sample
+from tests.channels.twilio.fake import BIZ, CUSTOMER, TOKEN, sample
 from tests.e2e.conftest import SHOTS, Hub, SimulatorThread, free_port, run_hub, sign_in
 
 ALEX_PHONE = "+14155550111"
@@ -27,17 +27,8 @@ ALEX_PHONE = "+14155550111"
 def hub(tmp_path: Path, twilio: SimulatorThread) -> Iterator[Hub]:
     """The e2e hub with the Twilio channels on: the simulator plays Twilio, its callbacks come back signed."""
     port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    twilio.sim.hub_url = public
     twilio.sim.ring_seconds, twilio.sim.talk_seconds = 1.5, 4.0
-    env = {
-        "HUB_SERVER__PUBLIC_URL": public,
-        "HUB_CHANNELS__TWILIO__ENABLED": "true",
-        "HUB_CHANNELS__TWILIO__ACCOUNT_SID": ACCOUNT,
-        "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN,
-        "HUB_CHANNELS__TWILIO__API_BASE_URL": twilio.url,
-        "HUB_CHANNELS__TWILIO__NUMBERS": json.dumps({BIZ: {"line": "main"}}),
-    }
+    env = twilio.hub_env(port, NUMBERS=json.dumps({BIZ: {"line": "main"}}))
     with run_hub(tmp_path, port, env) as running:
         alex = running.agent_ids["alex@example.com"]
         status, body = running.call("PATCH", f"/api/v1/agents/{alex}", {"phone": ALEX_PHONE})

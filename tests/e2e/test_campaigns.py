@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.channels.twilio.fake import ACCOUNT, BIZ, TOKEN
+from tests.channels.twilio.fake import BIZ
 from tests.e2e.conftest import SHOTS, Hub, SimulatorThread, free_port, run_hub, sign_in
 
 HOSTILE = 'Zoe <img src=x data-xss onerror="window.__xss=1">'
@@ -25,20 +25,9 @@ DANA_PHONE = "+14155550122"
 @pytest.fixture
 def hub(tmp_path: Path, twilio: SimulatorThread) -> Iterator[Hub]:
     port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    twilio.sim.hub_url = public
     twilio.sim.callback_delay = 0.2
-    env = {
-        "HUB_SERVER__PUBLIC_URL": public,
-        "HUB_CHANNELS__TWILIO__ENABLED": "true",
-        "HUB_CHANNELS__TWILIO__ACCOUNT_SID": ACCOUNT,
-        "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN,
-        "HUB_CHANNELS__TWILIO__API_BASE_URL": twilio.url,
-        "HUB_CHANNELS__TWILIO__SMS_FROM": BIZ,
-        "HUB_CHANNELS__TWILIO__WHATSAPP_FROM": BIZ,
-        "HUB_CHANNELS__TWILIO__NUMBERS": json.dumps({BIZ: {"line": "main"}}),
-        "HUB_CAMPAIGNS__POLL_INTERVAL_SECONDS": "0.5",
-    }
+    env = twilio.hub_env(port, SMS_FROM=BIZ, WHATSAPP_FROM=BIZ, NUMBERS=json.dumps({BIZ: {"line": "main"}}))
+    env["HUB_CAMPAIGNS__POLL_INTERVAL_SECONDS"] = "0.5"
     with run_hub(tmp_path, port, env) as running:
         dana = running.agent_ids["dana@example.com"]
         status, body = running.call("PATCH", f"/api/v1/agents/{dana}", {"phone": DANA_PHONE})

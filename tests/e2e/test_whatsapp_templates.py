@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.channels.twilio.fake import ACCOUNT, BIZ, TOKEN, new_sid, sample
+from tests.channels.twilio.fake import BIZ, new_sid, sample
 from tests.e2e.conftest import SHOTS, Hub, SimulatorThread, free_port, run_hub, sign_in
 
 ANN = "+14155550100"
@@ -27,17 +27,8 @@ ORDER = "Hi {{1}}, your order {{2}} has shipped."
 @pytest.fixture
 def hub(tmp_path: Path, twilio: SimulatorThread) -> Iterator[Hub]:
     port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    twilio.sim.hub_url = public
     twilio.sim.callback_delay = 0.2
-    env = {
-        "HUB_SERVER__PUBLIC_URL": public,
-        "HUB_CHANNELS__TWILIO__ENABLED": "true",
-        "HUB_CHANNELS__TWILIO__ACCOUNT_SID": ACCOUNT,
-        "HUB_CHANNELS__TWILIO__AUTH_TOKEN": TOKEN,
-        "HUB_CHANNELS__TWILIO__API_BASE_URL": twilio.url,
-        "HUB_CHANNELS__TWILIO__WHATSAPP_FROM": BIZ,
-    }
+    env = twilio.hub_env(port, WHATSAPP_FROM=BIZ)
     with run_hub(tmp_path, port, env) as running:
         yield running
 
