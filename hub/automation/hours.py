@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time as monotonic_time
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,9 +13,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.business_hours import DAYS
-from hub.history.db import Tx
+from hub.history.db import Database, Tx
 
 DEFAULT = "default"
+#: how long a process answers "is this queue open?" from what it last read (HoursCache)
+CACHE_SECONDS = 5.0
 _INTERVAL = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -111,3 +114,30 @@ def save(tx: Tx, name: str, hours: BusinessHours, now: str) -> None:
 
 def delete(tx: Tx, name: str) -> bool:
     return tx.exec("DELETE FROM business_hours WHERE name = ?", (name,)) > 0
+
+
+class HoursCache:
+    """Every business hours, read from the store at most once every CACHE_SECONDS per process, for the questions
+    asked per request (the web chat widget, each phone call). A change through the API drops this process's copy at
+    once (forget); every other process reads it again within CACHE_SECONDS."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._hours: dict[str, BusinessHours] = {}
+        self._read_at: float | None = None
+
+    def forget(self) -> None:
+        self._read_at = None
+
+    async def all(self) -> dict[str, BusinessHours]:
+        now = monotonic_time.monotonic()
+        if self._read_at is None or now - self._read_at > CACHE_SECONDS:
+            rows = await self.db.read(listing)
+            self._hours = {name: BusinessHours.model_validate(body) for name, body in rows.items()}
+            self._read_at = now
+        return self._hours
+
+    async def for_queue(self, queue: str | None) -> BusinessHours | None:
+        """As for_queue: the queue's own hours, else the default; None when no hours are set (always open)."""
+        hours = await self.all()
+        return (hours.get(queue) if queue else None) or hours.get(DEFAULT)
