@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time as monotonic_time
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -80,6 +80,23 @@ class BusinessHours(BaseModel):
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(ZoneInfo(self.timezone))
         return any(b <= local < e for b, e in self._open_intervals(local.date()))
+
+    def open_seconds(self, start: datetime, end: datetime) -> float:
+        """Seconds of [START, END) inside these hours (holidays closed): a clock that stops at closing time."""
+        if end <= start:
+            return 0.0
+        zone = ZoneInfo(self.timezone)
+        # In UTC: a difference of two times in one zone is wall-clock time, an hour off across a DST change.
+        lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+        total = 0.0
+        day, last = lo.astimezone(zone).date(), hi.astimezone(zone).date()
+        while day <= last:
+            for b, e in self._open_intervals(day):
+                a, z = max(b.astimezone(UTC), lo), min(e.astimezone(UTC), hi)
+                if z > a:
+                    total += (z - a).total_seconds()
+            day += timedelta(days=1)
+        return total
 
     def next_open(self, at: datetime) -> datetime | None:
         """When it next opens after AT (AT itself if open then); None if it never opens in the coming year."""
