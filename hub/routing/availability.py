@@ -1,7 +1,7 @@
 """What a web chat visitor is told before writing: whether anyone can answer now (agents of the queue web chats go
 to, available with room for one more chat; business hours: channels.webchat.hours when set, else the queue's stored
-business hours, else the default's), and how long the first reply typically
-takes (when the hub has seen enough recent conversations to say). GET /webchat/availability, public, for the widget."""
+business hours, else the default's), and how long the first reply typically takes (when the hub has seen enough
+recent conversations to say). GET /webchat/availability, public, for the widget."""
 
 from __future__ import annotations
 
