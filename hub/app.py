@@ -185,7 +185,7 @@ def _install_calls(app: web.Application, settings: Settings, channels: dict[str,
     calls = Calls(app[DB], app[BUS], app[ROUTER], voice, settings.channels.twilio,
                   settings.identities.default_region)
     calls.install()
-    voice.queue_hours = app[BUSINESS_HOURS].for_queue
+    voice.queue_open = app[BUSINESS_HOURS].is_open
     app[CALLS] = calls
 
     async def close_calls(app: web.Application) -> None:

@@ -158,3 +158,8 @@ class HoursCache:
         """As for_queue: the queue's own hours, else the default; None when no hours are set (always open)."""
         hours = await self.all()
         return (hours.get(queue) if queue else None) or hours.get(DEFAULT)
+
+    async def is_open(self, queue: str | None, at: datetime) -> bool:
+        """Whether QUEUE is open at AT by its hours (else the default's); with none set, always."""
+        hours = await self.for_queue(queue)
+        return hours is None or hours.is_open(at)

@@ -18,7 +18,6 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from hub import tasks as background
 from hub.api.params import optional_number
-from hub.automation.hours import BusinessHours
 from hub.business_hours import is_open
 from hub.channels.base import (
     MISSED,
@@ -55,12 +54,12 @@ HANDOFF_PREFIX = "hub-"
 SCREEN_SECONDS = 8
 
 
-#: a queue's stored business hours (its own, else the default's); None: always open
-QueueHours = Callable[[str], Awaitable[BusinessHours | None]]
+#: whether a queue is open at a time by its stored business hours (its own, else the default's; none: open)
+QueueOpen = Callable[[str, datetime], Awaitable[bool]]
 
 
-async def _always_open(queue: str) -> BusinessHours | None:
-    return None
+async def _always_open(queue: str, at: datetime) -> bool:
+    return True
 
 
 async def _default_call_queue(choice: MenuChoice) -> str:
@@ -114,7 +113,7 @@ class VoiceChannel(Channel):
         self.call_queue = call_queue
         self.on_leg: LegListener = _ignore_leg
         self.on_waiting: CallListener = _ignore_call
-        self.queue_hours: QueueHours = _always_open
+        self.queue_open: QueueOpen = _always_open
         self._cleanups: set[asyncio.Task[None]] = set()
 
     def routes(self) -> list[web.RouteDef]:
@@ -182,8 +181,7 @@ class VoiceChannel(Channel):
         now = self.clock()
         if line.hours:
             return not is_open(line.hours, line.timezone, now)
-        hours = await self.queue_hours(queue)
-        return hours is not None and not hours.is_open(now)
+        return not await self.queue_open(queue, now)
 
     # -- the call's record on the timeline ---------------------------------------------------------------------
 
