@@ -42,6 +42,7 @@ from hub.api.routes import routes as api_routes
 from hub.api.routing_routes import routes as routing_routes
 from hub.api.template_routes import routes as template_routes
 from hub.automation import api as automation_api
+from hub.automation.hours import HoursCache
 from hub.automation.runner import Runner
 from hub.bots import api as bots_api
 from hub.bots.turns import BotTurns
@@ -67,6 +68,7 @@ from hub.keys import (
     AUTH,
     AUTOMATION,
     BUS,
+    BUSINESS_HOURS,
     CAMPAIGNS,
     CHANNELS,
     CSAT,
@@ -183,6 +185,7 @@ def _install_calls(app: web.Application, settings: Settings, channels: dict[str,
     calls = Calls(app[DB], app[BUS], app[ROUTER], voice, settings.channels.twilio,
                   settings.identities.default_region)
     calls.install()
+    voice.queue_open = app[BUSINESS_HOURS].is_open
     app[CALLS] = calls
 
     async def close_calls(app: web.Application) -> None:
@@ -245,6 +248,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS], app[DB], app[BUS], app[METRICS] = settings, db, bus, metrics
     app[AUTH], app[INGEST], app[OUTBOX], app[CHANNELS] = auth, ingest, outbox, channels
     app[SESSIONS] = sessions
+    app[BUSINESS_HOURS] = HoursCache(db)
     app[ROUTER] = router
     app[AUTOMATION], app[WEBHOOKS] = runner, deliverer
     app[CSAT] = surveys

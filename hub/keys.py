@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.api.auth import TokenAuth
+from hub.automation.hours import HoursCache
 from hub.channels.base import Channel
 from hub.config import Settings
 from hub.events import EventBus
@@ -16,6 +17,7 @@ from hub.routing.service import Router
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
+BUSINESS_HOURS = web.AppKey("business_hours", HoursCache)
 BUS = web.AppKey("bus", EventBus)
 METRICS = web.AppKey("metrics", Metrics)
 INGEST = web.AppKey("ingest", Ingest)

@@ -19,7 +19,7 @@ from hub.automation.rules import RuleBody
 from hub.history.db import Tx
 from hub.history.store import NotFound
 from hub.inbox import labels
-from hub.keys import AUTOMATION, DB, SETTINGS
+from hub.keys import AUTOMATION, BUSINESS_HOURS, DB, SETTINGS
 from hub.model import format_time, utcnow
 
 
@@ -144,6 +144,7 @@ async def put_hours(request: web.Request) -> web.Response:
     hours = await read_json(request, BusinessHours)
     now = format_time(utcnow())
     await request.app[DB].write(lambda tx: business_hours.save(tx, name, hours, now))
+    request.app[BUSINESS_HOURS].forget()
     return web.json_response(hours.model_dump(mode="json") | _status(hours))
 
 
@@ -152,6 +153,7 @@ async def delete_hours(request: web.Request) -> web.Response:
     name = _hours_name(request)
     if not await request.app[DB].write(lambda tx: business_hours.delete(tx, name)):
         raise NotFound(f"no business hours set for {name!r}")
+    request.app[BUSINESS_HOURS].forget()
     return answer(DeletedName(deleted=name))
 
 

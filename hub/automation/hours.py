@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timedelta
+import time as monotonic_time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.business_hours import DAYS
-from hub.history.db import Tx
+from hub.history.db import Database, Tx
 
 DEFAULT = "default"
+#: how long a process answers "is this queue open?" from what it last read (HoursCache)
+CACHE_SECONDS = 5.0
 _INTERVAL = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -78,6 +81,23 @@ class BusinessHours(BaseModel):
         local = at.astimezone(ZoneInfo(self.timezone))
         return any(b <= local < e for b, e in self._open_intervals(local.date()))
 
+    def open_seconds(self, start: datetime, end: datetime) -> float:
+        """Seconds of [START, END) inside these hours (holidays closed): a clock that stops at closing time."""
+        if end <= start:
+            return 0.0
+        zone = ZoneInfo(self.timezone)
+        # In UTC: a difference of two times in one zone is wall-clock time, an hour off across a DST change.
+        lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+        total = 0.0
+        day, last = lo.astimezone(zone).date(), hi.astimezone(zone).date()
+        while day <= last:
+            for b, e in self._open_intervals(day):
+                a, z = max(b.astimezone(UTC), lo), min(e.astimezone(UTC), hi)
+                if z > a:
+                    total += (z - a).total_seconds()
+            day += timedelta(days=1)
+        return total
+
     def next_open(self, at: datetime) -> datetime | None:
         """When it next opens after AT (AT itself if open then); None if it never opens in the coming year."""
         local = at.astimezone(ZoneInfo(self.timezone))
@@ -111,3 +131,35 @@ def save(tx: Tx, name: str, hours: BusinessHours, now: str) -> None:
 
 def delete(tx: Tx, name: str) -> bool:
     return tx.exec("DELETE FROM business_hours WHERE name = ?", (name,)) > 0
+
+
+class HoursCache:
+    """Every business hours, read from the store at most once every CACHE_SECONDS per process, for the questions
+    asked per request (the web chat widget, each phone call). A change through the API drops this process's copy at
+    once (forget); every other process reads it again within CACHE_SECONDS."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._hours: dict[str, BusinessHours] = {}
+        self._read_at: float | None = None
+
+    def forget(self) -> None:
+        self._read_at = None
+
+    async def all(self) -> dict[str, BusinessHours]:
+        now = monotonic_time.monotonic()
+        if self._read_at is None or now - self._read_at > CACHE_SECONDS:
+            rows = await self.db.read(listing)
+            self._hours = {name: BusinessHours.model_validate(body) for name, body in rows.items()}
+            self._read_at = now
+        return self._hours
+
+    async def for_queue(self, queue: str | None) -> BusinessHours | None:
+        """As for_queue: the queue's own hours, else the default; None when no hours are set (always open)."""
+        hours = await self.all()
+        return (hours.get(queue) if queue else None) or hours.get(DEFAULT)
+
+    async def is_open(self, queue: str | None, at: datetime) -> bool:
+        """Whether QUEUE is open at AT by its hours (else the default's); with none set, always."""
+        hours = await self.for_queue(queue)
+        return hours is None or hours.is_open(at)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from hub.automation import hours as automation_hours
 from hub.business_events import recompute_orders
 from hub.business_hours import is_open, zone
 from hub.config import ReportsSettings, RoutingSettings
@@ -68,6 +69,8 @@ class RollRules:
     #: count the keywords of customers' messages (and, with phrases, two-word phrases) for keyword trends
     keywords: bool = True
     phrases: bool = True
+    #: the stored "default" business hours, read by each batch when business_hours (the config's) is empty
+    stored_hours: automation_hours.BusinessHours | None = None
 
     @classmethod
     def from_settings(cls, reports: ReportsSettings, routing: RoutingSettings) -> RollRules:
@@ -112,12 +115,23 @@ def _seconds(start: str | None, end: str) -> float | None:
     return max(0.0, (parse_time(end) - parse_time(start)).total_seconds())
 
 
+def _open(rules: RollRules, at: str) -> bool:
+    if rules.stored_hours is not None:
+        return rules.stored_hours.is_open(parse_time(at))
+    return is_open(list(rules.business_hours), rules.time_zone, parse_time(at))
+
+
 def _timed(d: _Deltas, metric: str, start: str | None, at: str, c: _Clock, agent: int | None,
            rules: RollRules) -> float:
     """Add a clock that ran from START to AT: its plain seconds, and (metric_bh) its seconds in business hours."""
     took = _seconds(start, at) or 0.0
     d.add(metric, at, c, agent, took)
-    bh = business_seconds(parse_time(start), parse_time(at), rules.business_hours, rules.time_zone) if start else 0.0
+    if start is None:
+        bh = 0.0
+    elif rules.stored_hours is not None:
+        bh = rules.stored_hours.open_seconds(parse_time(start), parse_time(at))
+    else:
+        bh = business_seconds(parse_time(start), parse_time(at), rules.business_hours, rules.time_zone)
     d.add(metric + "_bh", at, c, agent, bh)
     return took
 
@@ -225,7 +239,7 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
             d.contact(c.customer_id, at, c.channel)
         if before is not None and parse_time(at) - parse_time(before) <= rules.repeat_window:
             d.add("repeat", at, c, None)
-        if not is_open(list(rules.business_hours), rules.time_zone, parse_time(at)):
+        if not _open(rules, at):
             d.add("after_hours", at, c, None)
         d.add("messages_in", at, channel_of_event, None)  # the message that opened it
         c.awaiting_since = at
@@ -391,6 +405,10 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
     )
     if not events:
         return None
+    if not rules.business_hours:
+        # The config's hours win; without them, the stored default's (read here, so a rebuild and the incremental
+        # roller read the same, and a change applies from the next batch on).
+        rules = replace(rules, stored_hours=automation_hours.load(tx, automation_hours.DEFAULT))
     clocks = _load_clocks(tx, (int(e["conversation_id"]) for e in events))
     resolved_here: dict[int, tuple[int, str]] = {}  # customer -> (conversation, resolved at), this batch
 

@@ -1,6 +1,7 @@
 """What a web chat visitor is told before writing: whether anyone can answer now (agents of the queue web chats go
-to, available with room for one more chat; business hours when configured), and how long the first reply typically
-takes (when the hub has seen enough recent conversations to say). GET /webchat/availability, public, for the widget."""
+to, available with room for one more chat; business hours: channels.webchat.hours when set, else the queue's stored
+business hours, else the default's), and how long the first reply typically takes (when the hub has seen enough
+recent conversations to say). GET /webchat/availability, public, for the widget."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from aiohttp import web
 from hub.business_hours import is_open, parse_span, zone
 from hub.config import WebchatSettings
 from hub.history.db import Database, Tx
-from hub.keys import DB, ROUTER, SETTINGS
+from hub.keys import BUSINESS_HOURS, DB, ROUTER, SETTINGS
 from hub.model import format_time, parse_time, utcnow
 from hub.routing.rules import Contact
 from hub.routing.types import CAPACITY_CLASS, Presence
@@ -75,7 +76,15 @@ async def availability(request: web.Request) -> dict[str, Any]:
     now = utcnow()
     queue = router.engine.choose_queue(Contact(channel="webchat")).queue
     stats = await router.engine.queue_stats(queue)
-    open_now = is_open(settings.hours, settings.timezone, now)
+    timezone = settings.timezone
+    if settings.hours:  # the config's hours win: set before business hours lived in the store
+        open_now = is_open(settings.hours, settings.timezone, now)
+        opens = next_open(settings.hours, settings.timezone, now)
+    else:
+        stored = await request.app[BUSINESS_HOURS].for_queue(queue)
+        open_now = stored is None or stored.is_open(now)
+        opens = stored.next_open(now) if stored is not None else None
+        timezone = stored.timezone if stored is not None else timezone
 
     def read(tx: Tx) -> tuple[list[int], float | None]:
         members = [int(r["agent_id"]) for r in tx.all(
@@ -101,7 +110,7 @@ async def availability(request: web.Request) -> dict[str, Any]:
         state = "busy"  # agents are at work, every one at their chat capacity: the visitor waits in the queue
     else:
         state = "away"
-    opens = next_open(settings.hours, settings.timezone, now) if state == "closed" else None
+    opens = opens.astimezone(UTC) if opens is not None and state == "closed" else None
     return {
         "state": state,
         "agents_available": free,
@@ -109,7 +118,7 @@ async def availability(request: web.Request) -> dict[str, Any]:
         "expected_wait_seconds": round(wait) if wait is not None and state in ("online", "busy") else None,
         "opens_at": format_time(opens) if opens is not None else None,
         "hours": settings.hours,
-        "timezone": settings.timezone,
+        "timezone": timezone,
     }
 
 

@@ -8,13 +8,16 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from hub.automation import hours as business_hours
+from hub.automation.hours import BusinessHours
 from hub.config import Settings
 from hub.history.db import Database, Tx, open_database
 from hub.history.schema import migrate
@@ -151,6 +154,48 @@ def test_business_seconds_stop_at_closing_time_and_skip_the_weekend() -> None:
     assert business_seconds(datetime(2026, 3, 9, 11, 0, tzinfo=BERLIN), datetime(2026, 3, 9, 14, 0, tzinfo=BERLIN),
                             two_spans, "Europe/Berlin") == 2 * 3600
     assert business_seconds(monday_10am, friday_4pm, hours, "Europe/Berlin") == 0
+
+
+# The default's hours as stored through /api/v1/business-hours: RULES's hours, and the Monday of history() a holiday.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+STORED = BusinessHours(timezone="Europe/Berlin", weekly={d: ["09:00-17:00"] for d in WEEKDAYS},
+                       holidays=[date(2026, 3, 2)])
+UNSET = replace(RULES, business_hours=())
+
+
+async def test_without_configured_hours_the_business_clocks_follow_the_stored_default(db: Database) -> None:
+    await db.write(history)
+    await db.write(lambda tx: business_hours.save(tx, "default", STORED, at(MON)))
+    assert await catch_up(db, UNSET) == 20
+    f = await figures(db, MON - timedelta(days=1), MON + timedelta(days=7))
+    # The Monday is a holiday: its clocks never ran in business hours, and it opened after hours like Saturday's.
+    assert f["first_response_time"] == (180 + 600) / 2 and f["first_response_time_business"] == 0
+    assert f["resolution_time"] == 3600 and f["resolution_time_business"] == 0
+    assert f["reply_time_business"] == 0 and f["after_hours"] == 2
+    incremental = await rollups(db)
+    assert await rebuild(db, UNSET) == 20
+    assert await rollups(db) == incremental, "a rebuild reads the same stored hours"
+
+
+async def test_the_configured_hours_win_over_the_stored_ones(db: Database) -> None:
+    await db.write(history)
+    await db.write(lambda tx: business_hours.save(tx, "default", STORED, at(MON)))
+    await catch_up(db, RULES)
+    f = await figures(db, MON - timedelta(days=1), MON + timedelta(days=7))
+    assert f["first_response_time_business"] == (180 + 0) / 2 and f["after_hours"] == 1
+
+
+def test_stored_hours_count_open_seconds_across_holidays_and_daylight_saving() -> None:
+    friday_4pm = datetime(2026, 3, 6, 16, 0, tzinfo=BERLIN)
+    tuesday_10am = datetime(2026, 3, 10, 10, 0, tzinfo=BERLIN)
+    assert STORED.open_seconds(friday_4pm, tuesday_10am) == 3600 + 8 * 3600 + 3600  # Friday, Monday, Tuesday
+    with_holiday = STORED.model_copy(update={"holidays": [date(2026, 3, 9)]})
+    assert with_holiday.open_seconds(friday_4pm, tuesday_10am) == 2 * 3600
+    assert STORED.open_seconds(tuesday_10am, friday_4pm) == 0
+    # Open all day on the Sunday clocks go forward (29 March 2026 in Berlin): that day has 23 hours.
+    around_the_clock = BusinessHours(timezone="Europe/Berlin", weekly={"sun": ["00:00-24:00"]})
+    assert around_the_clock.open_seconds(datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC)) \
+        == 23 * 3600
 
 
 async def test_work_resolved_from_its_queue_is_not_abandoned(db: Database) -> None:

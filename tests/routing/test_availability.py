@@ -5,7 +5,7 @@ from enough recent conversations."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -14,8 +14,10 @@ from aiohttp.test_utils import TestClient
 from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
+from hub.automation import hours as business_hours
 from hub.config import ConfigError, Settings, load_settings
 from hub.keys import DB
+from hub.model import format_time, parse_time, utcnow
 from hub.routing import availability
 from hub.routing.availability import next_open
 from tests.waiting import eventually
@@ -79,3 +81,57 @@ async def test_states_from_presence_and_capacity(
     busy = await state()
     assert busy["agents_available"] == 0
     await ws.close()
+
+
+async def test_closed_by_the_queues_stored_business_hours_unless_the_config_sets_hours(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(availability, "CACHE_SECONDS", 0.0)
+    today = datetime.now(UTC).date()
+    all_week = {day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    settings = make_settings(db_url, HUB_CHANNELS__WEBCHAT__ENABLED="true")
+    hub: Client = await aiohttp_client(build_app(settings))
+    admin = {"Authorization": f"Bearer {await create_token(hub.app[DB], 'admin')}"}
+
+    async def state() -> dict[str, Any]:
+        return dict(await (await hub.get("/webchat/availability")).json())
+
+    assert (await state())["state"] == "away", "no hours anywhere: always open"
+    # The default's hours: open all week, but today is a holiday: closed, back at midnight in its zone.
+    resp = await hub.put("/api/v1/business-hours/default", headers=admin, json={
+        "timezone": "UTC", "weekly": all_week, "holidays": [today.isoformat()]})
+    assert resp.status == 200
+    closed = await state()
+    assert closed["state"] == "closed" and closed["timezone"] == "UTC"
+    assert parse_time(closed["opens_at"]) == datetime.combine(today + timedelta(days=1), time(0), UTC)
+    # The queue web chats go to has hours of its own (no holiday): they win over the default, at once.
+    resp = await hub.put("/api/v1/business-hours/support", headers=admin, json={
+        "timezone": "Asia/Tokyo", "weekly": all_week})
+    assert resp.status == 200
+    opened = await state()
+    assert opened["state"] == "away" and opened["opens_at"] is None and opened["timezone"] == "Asia/Tokyo"
+    assert (await hub.delete("/api/v1/business-hours/support", headers=admin)).status == 200
+    assert (await state())["state"] == "closed"
+
+    # The config's hours, when set, still win over the stored ones.
+    open_all_week = make_settings(db_url, HUB_CHANNELS__WEBCHAT__ENABLED="true",
+                                  HUB_CHANNELS__WEBCHAT__HOURS='["mon-sun 00:00-24:00"]')
+    configured: Client = await aiohttp_client(build_app(open_all_week))
+    assert (await (await configured.get("/webchat/availability")).json())["state"] == "away"
+
+
+async def test_a_change_made_by_another_process_applies_within_the_cache_time(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(availability, "CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(business_hours, "CACHE_SECONDS", 0.3)
+    hub: Client = await aiohttp_client(build_app(make_settings(db_url, HUB_CHANNELS__WEBCHAT__ENABLED="true")))
+    assert (await (await hub.get("/webchat/availability")).json())["state"] == "away"
+    # Another process saves the hours: this one has no word of it but reads the store again once its copy expires.
+    closed_today = business_hours.BusinessHours(timezone="UTC", weekly={}, holidays=[])
+    await hub.app[DB].write(lambda tx: business_hours.save(tx, "default", closed_today, format_time(utcnow())))
+
+    async def closed() -> bool:
+        return bool((await (await hub.get("/webchat/availability")).json())["state"] == "closed")
+
+    await eventually(closed)

@@ -1,13 +1,14 @@
 """Phone calls through Twilio: each call lands on the caller's timeline as a "call" message; TwiML greets the
 caller, offers an optional keypad menu and <Enqueue>s them (a wait URL tells their position); no agent in time, or
-outside business hours, means voicemail with a transcript. Accepted calls are bridged by calling the agent."""
+outside business hours (the number's own, else the stored hours of the queue the call goes to), means voicemail
+with a transcript. Accepted calls are bridged by calling the agent."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -51,6 +52,14 @@ HOLD_SECONDS = 20
 HANDOFF_PREFIX = "hub-"
 #: seconds a screened agent has to press 1 after the announcement
 SCREEN_SECONDS = 8
+
+
+#: whether a queue is open at a time by its stored business hours (its own, else the default's; none: open)
+QueueOpen = Callable[[str, datetime], Awaitable[bool]]
+
+
+async def _always_open(queue: str, at: datetime) -> bool:
+    return True
 
 
 async def _default_call_queue(choice: MenuChoice) -> str:
@@ -104,6 +113,7 @@ class VoiceChannel(Channel):
         self.call_queue = call_queue
         self.on_leg: LegListener = _ignore_leg
         self.on_waiting: CallListener = _ignore_call
+        self.queue_open: QueueOpen = _always_open
         self._cleanups: set[asyncio.Task[None]] = set()
 
     def routes(self) -> list[web.RouteDef]:
@@ -152,8 +162,8 @@ class VoiceChannel(Channel):
         gather.say(prompt)
         return response
 
-    def _voicemail(self, prompt: str, caller: str, number: str) -> VoiceResponse:
-        r = VoiceResponse()
+    def _voicemail(self, prompt: str, caller: str, number: str, after: VoiceResponse | None = None) -> VoiceResponse:
+        r = after or VoiceResponse()
         r.say(prompt)
         r.record(
             action=self._url("/recorded"), method="POST", max_length=120, play_beep=True, finish_on_key="#",
@@ -164,6 +174,14 @@ class VoiceChannel(Channel):
         r.say("We did not receive a message. Goodbye.")
         r.hangup()
         return r
+
+    async def _closed(self, line: TwilioNumberSettings, queue: str) -> bool:
+        """Out of hours for a call to LINE going to QUEUE: the number's own hours when set, else the queue's stored
+        business hours (else the default's)."""
+        now = self.clock()
+        if line.hours:
+            return not is_open(line.hours, line.timezone, now)
+        return not await self.queue_open(queue, now)
 
     # -- the call's record on the timeline ---------------------------------------------------------------------
 
@@ -217,7 +235,8 @@ class VoiceChannel(Channel):
             pass  # journaled; `hub events replay` finishes it. The caller is still served.
         sid, caller, number = form.get("CallSid", ""), form.get("From", ""), form.get("To", "")
         line = self.account.number(number)
-        if not is_open(line.hours, line.timezone, self.clock()):
+        # With a menu and no hours of the number's own, the queue (so its hours) is known after the choice.
+        if (line.hours or not line.menu) and await self._closed(line, conversation_queue):
             if result is not None:
                 await self._note(sid, outcome="after_hours", after_hours=True)
             return twiml(str(self._voicemail(line.closed_prompt, caller, number)))
@@ -252,6 +271,12 @@ class VoiceChannel(Channel):
             call_sid=sid, line=self.account.line(form["To"]) if form.get("To") else None, digits=digits,
             option=choice, conversation_queue=conversation_queue,
         ))
+        if not line.hours and await self._closed(line, queue):
+            # The chosen queue (or, asked again, the one a caller pressing nothing falls to) is closed: voicemail.
+            if sid:
+                await self._note(sid, queue=queue, outcome="after_hours", after_hours=True)
+            return twiml(str(self._voicemail(line.closed_prompt, form.get("From", ""), form.get("To", ""),
+                                             after=response)))
         if sid:
             await self._note(sid, queue=queue)
         return twiml(str(self._enqueue(response, queue)))

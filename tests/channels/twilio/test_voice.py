@@ -181,6 +181,61 @@ async def test_outside_business_hours_goes_straight_to_voicemail(start: Any) -> 
     assert twiml(body).find("Enqueue") is not None
 
 
+async def test_without_hours_of_its_own_a_call_follows_its_queues_stored_business_hours(
+    start: Any, db_url: str
+) -> None:
+    client, admin = await start(db_url)
+    weekdays = {day: ["09:00-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+    resp = await client.put("/api/v1/business-hours/default", headers=admin, json={
+        "timezone": "America/New_York", "weekly": weekdays, "holidays": ["2026-11-26"]})
+    assert resp.status == 200
+    voice(client).clock = lambda: datetime(2026, 11, 22, 15, 0, tzinfo=UTC)  # a Sunday
+    _, body, _ = await webhook(client, VOICE, sample("voice_inbound"))
+    root = twiml(body)
+    assert "We are closed" in (root[0].text or "") and root.find("Record") is not None and root.find("Enqueue") is None
+    assert (await the_call(client, admin))["meta"]["outcome"] == "after_hours"
+    voice(client).clock = lambda: datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # Thanksgiving, 10:00 in New York
+    _, body, _ = await webhook(client, VOICE, sample("voice_inbound", CallSid=new_sid("CA")))
+    assert twiml(body).find("Enqueue") is None, "a holiday is closed all day"
+    voice(client).clock = lambda: datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
+    _, body, _ = await webhook(client, VOICE, sample("voice_inbound", CallSid=new_sid("CA")))
+    assert only(twiml(body), "Enqueue").text == "support"
+    # The queue's own hours win over the default's: support never opens.
+    resp = await client.put("/api/v1/business-hours/support", headers=admin, json={
+        "timezone": "UTC", "weekly": {}})
+    assert resp.status == 200
+    _, body, _ = await webhook(client, VOICE, sample("voice_inbound", CallSid=new_sid("CA")))
+    assert twiml(body).find("Enqueue") is None and twiml(body).find("Record") is not None
+
+
+async def test_the_menu_choice_decides_whose_hours_apply_and_the_numbers_own_hours_win(
+    start: Any, db_url: str
+) -> None:
+    numbers = {**MENU, "+14155550123": {"line": "open", "hours": ["mon-sun 00:00-24:00"]}}
+    client, admin = await start(db_url, channels__twilio__numbers=numbers)
+    resp = await client.put("/api/v1/business-hours/sales", headers=admin, json={"timezone": "UTC", "weekly": {}})
+    assert resp.status == 200
+    _, body, _ = await webhook(client, VOICE, sample("voice_inbound"))
+    menu = path_of(only(twiml(body), "Gather").get("action") or "")
+    _, body, _ = await webhook(client, menu, sample("voice_menu", Digits="1"))
+    root = twiml(body)
+    assert root.find("Enqueue") is None and "We are closed" in (root[0].text or "") and root.find("Record") is not None
+    call = await the_call(client, admin)
+    assert call["meta"]["outcome"] == "after_hours" and call["meta"]["queue"] == "sales"
+    _, body, _ = await webhook(client, menu, sample("voice_menu", Digits="2"))
+    assert only(twiml(body), "Enqueue").text == "support", "support has no hours: open"
+    # Asked again after a wrong key, a caller pressing nothing falls to a closed queue: voicemail, not the line.
+    resp = await client.put("/api/v1/business-hours/support", headers=admin, json={"timezone": "UTC", "weekly": {}})
+    assert resp.status == 200
+    _, body, _ = await webhook(client, menu, sample("voice_menu", Digits="9"))
+    root = twiml(body)
+    assert root.find("Gather") is not None and root.find("Enqueue") is None and root.find("Record") is not None
+    # A number with hours of its own follows them, though every queue's stored hours are closed now.
+    other = sample("voice_inbound", CallSid=new_sid("CA"), To="+14155550123", Called="+14155550123")
+    _, body, _ = await webhook(client, VOICE, other)
+    assert twiml(body).find("Record") is None and only(twiml(body), "Enqueue").text in ("sales", "support")
+
+
 async def test_voicemail_carries_the_audio_and_the_transcript(start: Any, fake: tuple[TwilioFake, str]) -> None:
     sim, url = fake
     client, admin = await start()
