@@ -17,23 +17,32 @@ _TYPES = {
 # punctuation becomes space so tokens split like SQLite's: "ann@example.com" is ann, example, com on both.
 PG_TEXT_SEARCH = "to_tsvector('simple', regexp_replace(text, '[[:punct:]]+', ' ', 'g'))"
 _TYPES["postgresql"]["text_search"] = f"CREATE INDEX messages_text_search ON messages USING GIN ({PG_TEXT_SEARCH})"
-# SQLite: an FTS5 index over messages.text kept in step by triggers, filled from the rows already there.
-_TYPES["sqlite"]["text_search"] = """
-CREATE VIRTUAL TABLE messages_fts USING fts5(
-    text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+
+
+def _fts_mirror(fts: str, table: str, column: str, tokenize: str) -> str:
+    """An FTS5 index over TABLE.COLUMN (external content: it stores no copy of the text) kept in step by triggers on
+    every insert, change of COLUMN and delete; the 'rebuild' that fills it from the rows already there comes after."""
+    return f"""
+CREATE VIRTUAL TABLE {fts} USING fts5(
+    {column}, content='{table}', content_rowid='id', tokenize='{tokenize}'
 );
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+CREATE TRIGGER {fts}_insert AFTER INSERT ON {table} BEGIN
+    INSERT INTO {fts} (rowid, {column}) VALUES (new.id, new.{column});
 END;
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+CREATE TRIGGER {fts}_update AFTER UPDATE OF {column} ON {table} BEGIN
+    INSERT INTO {fts} ({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});
+    INSERT INTO {fts} (rowid, {column}) VALUES (new.id, new.{column});
 END;
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')
-"""
+CREATE TRIGGER {fts}_delete AFTER DELETE ON {table} BEGIN
+    INSERT INTO {fts} ({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});
+END;"""
+
+
+# SQLite: an FTS5 index over messages.text kept in step by triggers, filled from the rows already there.
+_TYPES["sqlite"]["text_search"] = (
+    _fts_mirror("messages_fts", "messages", "text", "unicode61 remove_diacritics 2")
+    + "\nINSERT INTO messages_fts (messages_fts) VALUES ('rebuild')\n"
+)
 
 # Customer search (migration 92): a name or identity value holding the typed text anywhere, served by trigram
 # indexes. SQLite: FTS5 `trigram` tables over customers.name and identities.value, kept in step by triggers (every
@@ -41,36 +50,13 @@ INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')
 # indexes, made by customer_search_indexes() at every start, not by the migration: the extension may need a
 # superuser, and the hub must start (and search, slower) without it.
 _TYPES["postgresql"]["customer_search"] = ""
-_TYPES["sqlite"]["customer_search"] = """
-CREATE VIRTUAL TABLE customers_name_fts USING fts5(
-    name, content='customers', content_rowid='id', tokenize='trigram'
-);
-CREATE TRIGGER customers_name_fts_insert AFTER INSERT ON customers BEGIN
-    INSERT INTO customers_name_fts (rowid, name) VALUES (new.id, new.name);
-END;
-CREATE TRIGGER customers_name_fts_update AFTER UPDATE OF name ON customers BEGIN
-    INSERT INTO customers_name_fts (customers_name_fts, rowid, name) VALUES ('delete', old.id, old.name);
-    INSERT INTO customers_name_fts (rowid, name) VALUES (new.id, new.name);
-END;
-CREATE TRIGGER customers_name_fts_delete AFTER DELETE ON customers BEGIN
-    INSERT INTO customers_name_fts (customers_name_fts, rowid, name) VALUES ('delete', old.id, old.name);
-END;
-CREATE VIRTUAL TABLE identities_value_fts USING fts5(
-    value, content='identities', content_rowid='id', tokenize='trigram'
-);
-CREATE TRIGGER identities_value_fts_insert AFTER INSERT ON identities BEGIN
-    INSERT INTO identities_value_fts (rowid, value) VALUES (new.id, new.value);
-END;
-CREATE TRIGGER identities_value_fts_update AFTER UPDATE OF value ON identities BEGIN
-    INSERT INTO identities_value_fts (identities_value_fts, rowid, value) VALUES ('delete', old.id, old.value);
-    INSERT INTO identities_value_fts (rowid, value) VALUES (new.id, new.value);
-END;
-CREATE TRIGGER identities_value_fts_delete AFTER DELETE ON identities BEGIN
-    INSERT INTO identities_value_fts (identities_value_fts, rowid, value) VALUES ('delete', old.id, old.value);
-END;
-INSERT INTO customers_name_fts (customers_name_fts) VALUES ('rebuild');
-INSERT INTO identities_value_fts (identities_value_fts) VALUES ('rebuild')
-"""
+_TYPES["sqlite"]["customer_search"] = (
+    _fts_mirror("customers_name_fts", "customers", "name", "trigram")
+    + _fts_mirror("identities_value_fts", "identities", "value", "trigram")
+    + "\nINSERT INTO customers_name_fts (customers_name_fts) VALUES ('rebuild');"
+    + "\nINSERT INTO identities_value_fts (identities_value_fts) VALUES ('rebuild')\n"
+)
+
 #: The PostgreSQL indexes customer search reads when pg_trgm is installed: (name, table, expression).
 PG_TRIGRAM_INDEXES = (("customers_name_trgm", "customers", "lower(name)"),
                       ("identities_value_trgm", "identities", "lower(value)"))
