@@ -46,8 +46,10 @@ def served_customer(queues: Sequence[str], agent_id: int | None, column: str) ->
     query that reads rows in its own order and stops at a limit, where building the whole served set first would
     cost more than the page."""
     marks = ", ".join("?" for _ in queues) or "NULL"
+    # OFFSET 0 keeps PostgreSQL from turning the EXISTS into a semi-join, which for a few matches chose to read every
+    # conversation an agent serves (a supervisor: all of them) into a hash first.
     return (f"EXISTS (SELECT 1 FROM conversations v WHERE v.customer_id = {column} "
-            f"AND (v.queue IN ({marks}) OR v.agent_id = ?))", [*queues, agent_id])
+            f"AND (v.queue IN ({marks}) OR v.agent_id = ?) LIMIT 1 OFFSET 0)", [*queues, agent_id])
 
 
 def customer_condition(p: Principal, column: str) -> tuple[str, list[Any]]:

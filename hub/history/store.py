@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from hub.history.db import Row, Tx
-from hub.history.schema import PG_TEXT_SEARCH
+from hub.history.schema import DIACRITICS, PLAIN
 from hub.model import Attachment, Conversation, Customer, Identity, Message, parse_time
 from hub.visibility import served_customer, served_customers
 
@@ -751,12 +751,16 @@ def opt_out(tx: Tx, identity: str, channel: str) -> tuple[str, str] | None:
     return (str(row["keyword"]), str(row["opted_out_at"])) if row else None
 
 
-# -- message text search (migration 9: FTS5 on SQLite, a GIN expression index on PostgreSQL) ---------------------
+# -- message text search (migration 9: FTS5 on SQLite; 111: a GIN-indexed tsvector column on PostgreSQL) --------
+
+
+_FOLD = str.maketrans(DIACRITICS, PLAIN)
 
 
 def search_terms(q: str) -> list[str]:
-    """The words of a query as both indexes split text: letters and digits, lower case, at most 8."""
-    return re.findall(r"[^\W_]+", q.lower())[:8]
+    """The words of a query as both indexes split and fold text: letters and digits, lower case, the accented Latin
+    letters FTS5 folds folded (as migration 111 folds them on PostgreSQL), at most 8."""
+    return re.findall(r"[^\W_]+", q.lower().translate(_FOLD))[:8]
 
 
 def search_messages(
@@ -769,26 +773,20 @@ def search_messages(
         return []
     # Newest stored first, in the index's own order: a common word's page is the first matches read, not a sort of
     # millions (an imported old email counts from when it arrived here).
-    if tx.dialect == "postgresql":
-        source = "messages m"
-        match = f"{PG_TEXT_SEARCH.replace('(text', '(m.text')} @@ to_tsquery('simple', ?)"
-        query = " & ".join(f"{t}:*" for t in terms)
-        order = "m.id DESC"
-    else:
-        source = "messages_fts f JOIN messages m ON m.id = f.rowid"
-        match = "messages_fts MATCH ?"
-        query = " ".join(f'"{t}"*' for t in terms)
-        order = "f.rowid DESC"  # FTS5 walks its doclists backwards for this order
-    params: list[Any] = [query]
-    where = match
-    if visible_queues is not None:
-        served, served_params = served_customer(visible_queues, visible_agent, "m.customer_id")
-        where += f" AND {served}"
-        params.extend(served_params)
+    served, served_params = ("1 = 1", []) if visible_queues is None else served_customer(
+        visible_queues, visible_agent, "m.customer_id")
     columns = ", ".join(f"m.{c}" for c in _MESSAGE_FIELDS)
-    rows = tx.all(
-        f"SELECT {columns} FROM {source} JOIN conversations c ON c.id = m.conversation_id WHERE {where} "
-        f"AND m.kind <> 'event' ORDER BY {order} LIMIT ?",
-        (*params, limit),
-    )
+    if tx.dialect == "postgresql":
+        # The matches newest first in a subquery (OFFSET 0 keeps the visibility rule out of it), then the rule probed
+        # row by row above it until the page is full: PostgreSQL walks messages_pkey backwards for a common word, or
+        # sorts a rarer word's matches from the GIN index, and in either case checks only the rows the page reads.
+        sql = (f"SELECT {columns} FROM (SELECT {columns} FROM messages m WHERE m.text_search @@ "
+               f"to_tsquery('simple', ?) AND m.kind <> 'event' ORDER BY m.id DESC OFFSET 0) m WHERE {served} LIMIT ?")
+        query = " & ".join(f"{t}:*" for t in terms)
+    else:
+        # FTS5 walks its doclists backwards for this order.
+        sql = (f"SELECT {columns} FROM messages_fts f JOIN messages m ON m.id = f.rowid WHERE messages_fts MATCH ? "
+               f"AND {served} AND m.kind <> 'event' ORDER BY f.rowid DESC LIMIT ?")
+        query = " ".join(f'"{t}"*' for t in terms)
+    rows = tx.all(sql, (query, *served_params, limit))
     return _messages(tx, rows)
