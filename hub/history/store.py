@@ -774,7 +774,7 @@ def search_messages(
     # Newest stored first, in the index's own order: a common word's page is the first matches read, not a sort of
     # millions (an imported old email counts from when it arrived here).
     served, served_params = ("1 = 1", []) if visible_queues is None else served_customer(
-        visible_queues, visible_agent, "m.customer_id")
+        visible_queues, visible_agent, "m.customer_id", probe=True)
     columns = ", ".join(f"m.{c}" for c in _MESSAGE_FIELDS)
     if tx.dialect == "postgresql":
         # The matches newest first in a subquery (OFFSET 0 keeps the visibility rule out of it), then the rule probed
