@@ -4,8 +4,8 @@ p50/p99 beside /healthz and beside the same store calls made directly on the dat
 Targets: the inbox p99 < 20 ms; message and customer search p99 < 50 ms.
 
 The history is bulk-loaded (big transactions on SQLite, COPY on PostgreSQL) into the hub's own tables after the hub
-migrated them, so the search indexes are the hub's: the FTS5 table filled by its triggers on SQLite, the GIN
-expression index on PostgreSQL."""
+migrated them, so the search indexes are the hub's: the FTS5 table filled by its triggers on SQLite, the
+generated words column and its GIN index on PostgreSQL (migration 111)."""
 
 from __future__ import annotations
 
