@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bare import DURABLE_PATH
 from bench.database import fresh_database
 from bench.inbound import REPORTS_OFF, InboundResult, OtherHub, run_inbound
 from bench.latency import LatencyResult, run_latency, twilio_env
@@ -243,7 +244,7 @@ async def run(args: argparse.Namespace) -> Results:
                     agent = await _agent_token(db, settings.routing.default_queue)
                     rate = max(1.0, inbound.hub.rps / 2)
                     latency = await run_latency(hub.url, token, agent, rate, max(2.0, inbound_secs / 2), run_id,
-                                                progress)
+                                                progress, floor_url=bare.url + DURABLE_PATH)
             if args.only != "inbound":
                 timeline = await run_timeline(
                     bare, hub, token, db, customer_id, messages, cursors, tool, timeline_secs, store_calls, progress

@@ -5,6 +5,10 @@ not slow the sender down and queueing shows in the figures.
 
 Runs in the benchmark process (aiohttp client), not in a separate generator: the rate is low, and the socket and the
 senders must share one clock.
+
+The baseline of the same run: the durable floor (the bare handler that answers after one SQLite commit) posted to the
+same way, at the same rate, just before: its answer time is the least any durable path takes on this machine at that
+moment (on a shared machine, the load average moves it by tens of ms).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ TWILIO_SMS_PATH = "/webhooks/twilio/sms"
 TWILIO_ACCOUNT = "AC" + "b" * 32
 TWILIO_TOKEN = "bench-auth-token"
 TWILIO_NUMBER = "+14155550199"
+#: the baseline's source: no socket, timed to its answer
+FLOOR_SOURCE = "floor: bare + 1 commit, answer"
 
 
 @dataclass
@@ -157,11 +163,48 @@ async def measure(
     )
 
 
+async def measure_floor(url: str, rate: float, seconds: float, tag: str) -> LatencyResult:
+    """RATE POSTs per second for SECONDS to the durable floor at URL, each timed to its answer (its "event")."""
+    answers: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+        async def post(i: int) -> None:
+            body = {"identity": f"phone:+1{4180000000 + i % 500}", "text": f"latency {i}", "external_id": f"{tag}-{i}"}
+            t0 = time.perf_counter()
+            async with http.post(url, json=body) as resp:
+                await resp.read()
+                if 200 <= resp.status < 300:
+                    answers.append(time.perf_counter() - t0)
+
+        total = max(1, round(rate * seconds))
+        start = time.perf_counter()
+        posts = []
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            posts.append(asyncio.create_task(post(i)))
+        await asyncio.gather(*posts, return_exceptions=True)
+        elapsed = time.perf_counter() - start
+    answers.sort()
+    p50, p99 = 1000 * percentile(answers, 50), 1000 * percentile(answers, 99)
+    return LatencyResult(
+        source=FLOOR_SOURCE, rate=rate, achieved=total / elapsed, sent=total, acked=len(answers),
+        arrived=len(answers), p50_ms=p50, p99_ms=p99, max_ms=1000 * (answers[-1] if answers else 0.0),
+        ack_p50_ms=p50, ack_p99_ms=p99, lagged=0,
+    )
+
+
 async def run_latency(
     base: str, admin_token: str, agent_token: str, rate: float, seconds: float, run_id: str,
-    progress: Callable[[str], None],
+    progress: Callable[[str], None], floor_url: str | None = None,
 ) -> list[LatencyResult]:
     out = []
+    if floor_url is not None:
+        progress(f"latency: the durable floor at {rate:,.0f}/s for {seconds:g}s, to its answer (the baseline)")
+        floor = await measure_floor(floor_url, rate, seconds, f"{run_id}lf")
+        progress(f"latency: the durable floor: p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms")
+        out.append(floor)
     for n, source in enumerate(SOURCES):
         progress(f"latency: {source} at {rate:,.0f}/s for {seconds:g}s, to an agent's events socket")
         r = await measure(base, admin_token, agent_token, source, rate, seconds, f"{run_id}l{n}")

@@ -82,6 +82,10 @@ def _statements(sql: str) -> list[str]:
 
 # At most this many waiting writes share one transaction.
 GROUP_COMMIT_MAX = 64
+#: how often, at most, a commit starts a WAL checkpoint on the checkpoint thread (SqliteDatabase)
+CHECKPOINT_SECONDS = 1.0
+#: past this many WAL pages (4 KB) the commit checkpoints, as SQLite does by default at 1,000: see SqliteDatabase
+WAL_BACKSTOP_PAGES = 10_000
 
 _Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
@@ -102,11 +106,21 @@ class SqliteDatabase:
     Writes are group-committed: every write waiting when the writer thread gets to it runs in one transaction, each
     inside its own savepoint (so a failing write rolls back alone, as if it had its own transaction), and no caller
     hears back before the shared COMMIT. One commit then serves many messages under load.
+
+    No COMMIT runs a WAL checkpoint (SQLite's default runs one inside the commit that crosses 1,000 pages: copying
+    the WAL into the database file and an fsync, while every acknowledgement in the batch waits). A thread of its
+    own checkpoints instead (PASSIVE: it never blocks the writer), started by a commit at most every
+    CHECKPOINT_SECONDS. The writer starts the WAL over once a checkpoint has caught up with it; under writes without
+    a pause it may never catch up, so SQLite's own checkpoint in the commit stays as a backstop, at WAL_BACKSTOP_PAGES
+    instead of 1,000: the WAL stops growing there.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, readers: int = 4, synchronous: str = "normal") -> None:
+    def __init__(
+        self, url: str, readers: int = 4, synchronous: str = "normal", checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        wal_backstop_pages: int = WAL_BACKSTOP_PAGES,
+    ) -> None:
         self.url = url
         self.path = url.removeprefix("sqlite:///")
         if self.path != ":memory:":
@@ -114,6 +128,11 @@ class SqliteDatabase:
         self._synchronous = synchronous.upper()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="hub-db-write")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="hub-db-read")
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="hub-db-checkpoint")
+        self._checkpoint_seconds = checkpoint_seconds
+        self._checkpoint_due = time.monotonic() + checkpoint_seconds
+        self._checkpointing = False
+        self._wal_backstop_pages = wal_backstop_pages
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -129,6 +148,8 @@ class SqliteDatabase:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            # See the class: _checkpoint does it off the commit; SQLite's own (in the commit) is the backstop.
+            conn.execute(f"PRAGMA wal_autocheckpoint={int(self._wal_backstop_pages)}")
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -185,6 +206,8 @@ class SqliteDatabase:
                     raise
             except Exception as e:  # the transaction itself failed: none of the batch is durable
                 outcomes = [(item, None, e) for item in batch]
+            else:
+                self._checkpoint_soon()
             # One wake-up per event loop for the whole batch: each call_soon_threadsafe writes to the loop's
             # self-pipe, a system call that also hands the GIL over, which per write cost as much as a statement.
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
@@ -192,6 +215,26 @@ class SqliteDatabase:
                 by_loop.setdefault(loop, []).append((fut, value, err))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle, settled)
+
+    def _checkpoint_soon(self) -> None:
+        """On the writer, after a commit: start a checkpoint when one is due and none is running."""
+        now = time.monotonic()
+        if self._checkpointing or now < self._checkpoint_due:
+            return
+        self._checkpointing, self._checkpoint_due = True, now + self._checkpoint_seconds
+        try:
+            self._checkpointer.submit(self._checkpoint)
+        except RuntimeError:  # closing: the last connection's close checkpoints
+            self._checkpointing = False
+
+    def _checkpoint(self) -> None:
+        try:
+            # PASSIVE: copies what no reader still needs and waits for nobody; the next writer then reuses the WAL.
+            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:  # the next due commit tries again; until then the WAL only grows
+            log.warning("WAL checkpoint failed: %s", e)
+        finally:
+            self._checkpointing = False
 
     async def ping(self) -> bool:
         try:
@@ -201,6 +244,7 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         with self._lock:
             for c in self._conns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.history.db import Database, open_database, redact
+from hub.history.db import Database, SqliteDatabase, open_database, redact
 
 
 @pytest.fixture
@@ -88,3 +89,45 @@ async def test_lost_postgres_connections_give_503_then_recover(
     assert statuses[-1] == 201, statuses
     ready = await client.get("/readyz")
     assert ready.status == 200
+
+
+async def test_sqlite_commits_leave_the_wal_checkpoint_to_its_own_thread(tmp_path: Any) -> None:
+    """A commit that crosses SQLite's auto-checkpoint threshold (1,000 pages) used to copy the WAL into the database
+    file and fsync it inside that COMMIT, on the writer: every acknowledgement waiting on the group commit waited
+    too (200 ms on a busy disk). The database file is written only by checkpoints, so its size shows who ran one."""
+    path = tmp_path / "hub.db"
+    db = SqliteDatabase(f"sqlite:///{path}", readers=1, checkpoint_seconds=3600.0)
+    try:
+        await db.write(lambda tx: tx.exec("CREATE TABLE t (v BLOB)"))
+        before = path.stat().st_size
+        for _ in range(100):  # 100 commits of 40 KB: about 1,000 pages of 4 KB through the WAL
+            await db.write(lambda tx: tx.exec("INSERT INTO t (v) VALUES (?)", (b"x" * 40_000,)))
+        assert path.stat().st_size == before  # no commit checkpointed
+    finally:
+        await db.close()
+
+    # With no background checkpoint at all (none due), the backstop still keeps the WAL from growing without end.
+    path = tmp_path / "other.db"
+    db = SqliteDatabase(f"sqlite:///{path}", readers=1, checkpoint_seconds=3600.0, wal_backstop_pages=500)
+    try:
+        await db.write(lambda tx: tx.exec("CREATE TABLE t (v BLOB)"))
+        for _ in range(300):  # 12 MB of WAL frames
+            await db.write(lambda tx: tx.exec("INSERT INTO t (v) VALUES (?)", (b"y" * 40_000,)))
+        assert (tmp_path / "other.db-wal").stat().st_size < 100 * 40_000  # about 500 pages, 2 MB
+    finally:
+        await db.close()
+
+    # Background checkpoints as it goes: the database file has the rows before anyone closes it.
+    path = tmp_path / "third.db"
+    db = SqliteDatabase(f"sqlite:///{path}", readers=1, checkpoint_seconds=0.0)
+    try:
+        await db.write(lambda tx: tx.exec("CREATE TABLE t (v BLOB)"))
+        for _ in range(100):
+            await db.write(lambda tx: tx.exec("INSERT INTO t (v) VALUES (?)", (b"z" * 40_000,)))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if path.stat().st_size > 90 * 40_000:
+                break
+        assert path.stat().st_size > 90 * 40_000
+    finally:
+        await db.close()

@@ -71,8 +71,13 @@ def twiml(body: str, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(text=body, status=status, content_type=TWIML_XML, headers=headers)
 
 
+#: what every handled message is answered with: built once (the TwiML builder took 23 us a message, 6% of the
+#: event loop's busy time on the SMS webhook path under py-spy)
+EMPTY_TWIML = str(MessagingResponse())
+
+
 def empty_response() -> web.Response:
-    return twiml(str(MessagingResponse()))
+    return twiml(EMPTY_TWIML)
 
 
 def fact_answer(result: FactResult) -> web.Response:
@@ -187,9 +192,9 @@ class SmsChannel(Channel):
         except (ValueError, IdentityError) as e:
             # Kept, flagged with the reason, and answered 2xx: Twilio has nothing to retry, an operator can look.
             jid = await self.sink.flag("sms", sid, raw, str(e), "bad_number" if isinstance(e, IdentityError) else None)
-            return twiml(str(MessagingResponse()), status=202, headers={"X-Hub-Flagged": f"journal {jid}: {e}"})
+            return twiml(EMPTY_TWIML, status=202, headers={"X-Hub-Flagged": f"journal {jid}: {e}"})
         except IngestFailed as e:
-            return twiml(str(MessagingResponse()), status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})
+            return twiml(EMPTY_TWIML, status=202, headers={"X-Hub-Flagged": f"journal {e.journal_id}"})
         opt = opt_keyword(raw)
         if opt is not None:
             # Applied on retries too (idempotent), so a crash between the two writes cannot lose a STOP.
