@@ -127,7 +127,8 @@ def _terms_by_runs(text: str) -> set[str]:
 
 
 def test_terms_are_the_runs_words_and_adjacent_pairs_on_varied_text() -> None:
-    # Generated emails (quotes, signatures, links, addresses, Spanish, typographic apostrophes) and the cases above.
+    # Generated emails (long, varied; some non-ASCII) and hand-written cases: links, addresses, typographic
+    # apostrophes, hyphens and underscores.
     texts = [p.inbound.text for p in map(parse_email, generate(300, 50)) if p.inbound is not None]
     texts += ["l\u2019été d\u2019or", "a@b@c.com next word", "@lead@x.org then", "www.x.com http://y z",
               "don't stop. now", "word-word word_word ÁRBOL árbol"]

@@ -164,7 +164,7 @@ async def test_the_worker_ends_when_the_hub_process_is_killed(tmp_path: Path) ->
 
 def test_the_hub_command_module_imports_neither_the_web_server_nor_the_settings() -> None:
     # A worker process the hub spawns imports the hub's main module (hub.cli, under `hub` or `python -m hub.cli`)
-    # before it parses anything: aiohttp and pydantic there cost each worker start 0.4 s of CPU (issue 16 section 6).
+    # before it parses anything: aiohttp and pydantic there cost each worker start 0.3 s of CPU (issue 16 section 6).
     code = "import sys, hub.cli; print(' '.join(sorted(m for m in ('aiohttp', 'pydantic') if m in sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == ""
