@@ -60,6 +60,20 @@ us per email, load 5-7:
 
 The reports roller (keyword counting of every message) is now the largest cost left in the hub process; the 0.8x
 target is still missed (0.16-0.39x at the full size; every run in docs/email.md).
+
+Fourth round: the roller's keyword counts written as one JSON upsert per slice instead of a statement per row, terms
+found with one findall, and the parsing worker's start no longer importing the web server (hub.cli). py-spy with
+--profile-gil of the full import, us per email, load 9:
+
+    before (4aab991, third round above)
+      event loop 621, database writer 532 (roller commit 322), database reader 334 (roller plan 307)
+    after (445/s, parse alone 879/s; hub process 1.13 ms CPU an email, worker 0.53)
+      event loop      654: ingest_batch 111, _Protocol.data_received 87, publishing 40, executor submits 39 on top
+      database writer 210: the batch transactions 165, roller commit 31
+      database reader 200: roller plan 185 (terms 117)
+
+Three alternating pairs at load 9-15: the hub process 1.36-1.56 -> 1.07-1.19 ms CPU an email, the worker
+0.63-0.70 -> 0.57-0.63. The 0.8x target is still missed (0.21-0.51x after; docs/email.md, "Fourth round").
 """
 
 from __future__ import annotations

@@ -12,13 +12,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from hub.config import ConfigError, Settings, load_settings
 from hub.history.db import Database, open_database, redact
-from hub.serve import run_server
-from hub.workers import die_with_parent, run_supervisor, worker_count
 
 if TYPE_CHECKING:
     from hub.attention import Attention
+    from hub.config import Settings
     from hub.ingest import Ingest
 
 log = logging.getLogger("hub")
@@ -43,6 +41,8 @@ LIBRARY_CHATTER = ("httpx", "httpcore", "mail.log", "aiosmtpd", "telegram.ext", 
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from hub.config import load_settings
+
     return load_settings(getattr(args, "config", None))
 
 
@@ -63,7 +63,11 @@ async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Here, not at the top: a worker process the hub spawns (email parsing) imports this module as its parent's
+    # main module, and the web server's imports would cost it 0.3 s of CPU at every start.
     from hub.app import build_app
+    from hub.serve import run_server
+    from hub.workers import die_with_parent, run_supervisor, worker_count
 
     settings = _settings(args)
     if args.host:
@@ -300,6 +304,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.config import load_settings
     from hub.demo.runner import run_demo
 
     # The demo reads HUB_* like serve does (HUB_SERVER__PORT, HUB_SERVER__HOST, HUB_SERVER__LOG_LEVEL...).
@@ -512,6 +517,8 @@ def cmd_webhooks_replay(args: argparse.Namespace) -> int:
     return 0 if status < 400 else 1
 
 def main(argv: list[str] | None = None) -> int:
+    from hub.config import ConfigError
+
     args = parser().parse_args(argv)
     if getattr(args, "status", None) is None and getattr(args, "events_command", None) == "replay":
         args.status = ["failed", "pending"]

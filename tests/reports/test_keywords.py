@@ -4,21 +4,26 @@ that rebuilding from the events gives exactly what the incremental roller kept."
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
+from bench.mailgen import generate
 from hub.business_hours import zone
+from hub.channels.email.parse import parse_email
 from hub.config import Settings
 from hub.events import MemoryBus
-from hub.history.db import Database, Tx
+from hub.history.db import Database, Params, Row, Tx
 from hub.ingest import Ingest
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time
 from hub.reports import query
-from hub.reports.keywords import terms
+from hub.reports.keywords import runs, terms
 from hub.reports.rollup import RollRules, rebuild, roll
 
 RULES = RollRules(time_zone="Europe/Madrid")
@@ -110,3 +115,84 @@ async def test_keywords_rise_and_fall_against_the_weeks_before(db: Database, set
     rising, falling = await db.read(lambda tx: query.keyword_changes(tx, "channel", "telegram", w, 2, 10))
     assert rising == [("app", 2, 0), ("app crashes", 2, 0), ("crashes", 2, 0)]
     assert falling == []
+
+
+def _terms_by_runs(text: str) -> set[str]:
+    """The definition `terms` must keep: each significant word, and each two adjacent ones of a run."""
+    out: set[str] = set()
+    for run in runs(text):
+        out.update(run)
+        out.update(f"{a} {b}" for a, b in pairwise(run))
+    return out
+
+
+def test_terms_are_the_runs_words_and_adjacent_pairs_on_varied_text() -> None:
+    # Generated emails (long, varied; some non-ASCII) and hand-written cases: links, addresses, typographic
+    # apostrophes, hyphens and underscores.
+    texts = [p.inbound.text for p in map(parse_email, generate(300, 50)) if p.inbound is not None]
+    texts += ["l\u2019été d\u2019or", "a@b@c.com next word", "@lead@x.org then", "www.x.com http://y z",
+              "don't stop. now", "word-word word_word ÁRBOL árbol"]
+    for text in texts:
+        assert terms(text) == _terms_by_runs(text), text
+        assert terms(text, phrases=False) == {w for run in runs(text) for w in run}
+
+
+class _CountingTx:
+    """A transaction that counts the statements that write report_keywords."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx, self.dialect, self.for_update, self.keyword_statements = tx, tx.dialect, tx.for_update, 0
+
+    def _count(self, sql: str) -> None:
+        self.keyword_statements += "report_keywords" in sql
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        self._count(sql)
+        return self.tx.one(sql, params)
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        self._count(sql)
+        return self.tx.all(sql, params)
+
+    def exec(self, sql: str, params: Params = ()) -> int:
+        self._count(sql)
+        return self.tx.exec(sql, params)
+
+    def script(self, sql: str) -> None:
+        self._count(sql)
+        self.tx.script(sql)
+
+
+async def test_keyword_writes_per_batch_do_not_grow_with_the_messages(db: Database, settings: Settings) -> None:
+    # Email-like text: every message brings words and phrases no other has, so each is many keyword rows.
+    rnd = random.Random(16)
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    sent: list[str] = []
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            text = " ".join("".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=rnd.randint(4, 9)))
+                            for _ in range(30))
+            sent.append(text)
+            await ingest.ingest(Inbound(channel="sms", identity=Identity("phone", f"+3460{len(sent):07d}"),
+                                        text=text, external_id=f"w{len(sent)}"))
+
+    async def roll_counted() -> int:
+        def run(tx: Tx) -> int:
+            counting = _CountingTx(tx)
+            roll(counting, RULES, cutoff="9999")
+            return counting.keyword_statements
+
+        counted: int = await db.write(run)
+        return counted
+
+    await send(5)
+    few = await roll_counted()
+    await send(40)
+    many = await roll_counted()
+    # One statement per slice (everything, the channel, the queue) of the week, however many rows they write.
+    assert few == many <= 3
+    expected: Counter[str] = Counter(t for text in sent for t in terms(text))
+    kept = {word: n for dim, _value, _week, word, n in await keywords(db) if dim == "all"}
+    assert kept == dict(expected)
+    assert len(kept) > 45 * 50  # the rows the statements wrote
