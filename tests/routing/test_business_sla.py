@@ -147,3 +147,28 @@ async def test_calendar_queues_keep_arrival_plus_target(
     await eventually(lambda: _breached(client, conv), what="breached 30 minutes after arrival")
     queues = (await get(client, "/api/v1/queues", admin))["items"]
     assert queues[0]["first_response_hours"] == "calendar"
+
+
+async def test_a_reopened_conversation_gets_a_new_deadline(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], db_url: str, backend: str, prefix: str,
+) -> None:
+    """A customer's message reopening a resolved conversation starts a new first-response clock: its deadline is
+    computed again from then, not the one stored when it first entered the queue."""
+    settings = _settings(make_settings, db_url, backend, prefix)
+    settings.conversations.reopen_window_seconds = 3600.0
+    client: Client = await aiohttp_client(build_app(settings))
+    from hub.api.auth import create_token
+
+    admin = {"Authorization": f"Bearer {await create_token(client.app[DB], 'admin')}"}
+    resp = await client.put("/api/v1/business-hours/support", headers=admin, json={
+        "timezone": "America/New_York", "weekly": WEEK, "holidays": ["2026-12-21"]})
+    assert resp.status == 200, await resp.text()
+    clock = _fake_clock(client, FRIDAY_1755)
+    conv = (await inbound(client, admin, "webchat:v-again", "my order is missing"))["conversation"]["id"]
+    assert await _stored(client, conv) == TUESDAY_0925
+    await post(client, f"/api/v1/conversations/{conv}/resolve", admin)
+    clock.now = datetime(2026, 12, 22, 15, 0, tzinfo=UTC).timestamp()  # Tuesday 10:00 in New York
+    again = await inbound(client, admin, "webchat:v-again", "it is still missing")
+    assert again["conversation"]["id"] == conv and again["conversation"]["status"] != "resolved"
+    assert await _stored(client, conv) == datetime(2026, 12, 22, 15, 30, tzinfo=UTC).timestamp()
+    assert await client.app[ROUTER].state.conversation(conv) is not None
