@@ -115,6 +115,9 @@ class QueueSettings(Section):
     sticky_for: float = Field(0.0, ge=0)
     sla_wait: float = Field(60.0, ge=0)
     first_response: float = Field(0.0, ge=0)  # seconds from arrival to the first agent reply; 0: no target
+    #: how the first-response target is counted: "business" (only while the queue's business hours are open) or
+    #: "calendar" (every second); unset: routing.first_response_hours
+    first_response_hours: Literal["calendar", "business"] | None = None
     stages: list[dict[str, Any]] = Field(default_factory=list)
     #: send a satisfaction survey after a conversation of this queue is resolved (hub.csat), this many seconds later
     csat: bool = False
@@ -148,6 +151,8 @@ class RoutingSettings(Section):
     queues: dict[str, QueueSettings] = Field(default_factory=lambda: {"support": QueueSettings(title="Support")})
     agents: list[AgentRoutingSettings] = Field(default_factory=list)
     rules: list[dict[str, Any]] = Field(default_factory=list)
+    #: the queues' first_response_hours where a queue does not set its own
+    first_response_hours: Literal["calendar", "business"] = "calendar"
 
     def engine_config(self, agents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The shape hub.routing.config.RoutingConfig.from_dict reads."""
@@ -155,7 +160,9 @@ class RoutingSettings(Section):
             "default_queue": self.default_queue,
             "missed_offers": self.missed_offers,
             "transfer_wait": self.transfer_wait,
-            "queues": {name: q.engine_config() for name, q in self.queues.items()},
+            "queues": {name: {**q.engine_config(),
+                              "first_response_hours": q.first_response_hours or self.first_response_hours}
+                       for name, q in self.queues.items()},
             "agents": agents or [],
             "rules": self.rules,
         }

@@ -293,7 +293,8 @@ class Ingest:
             if how == "reopened" or (how == "opened" and priority):
                 # The routing rule's priority, in the store before routing or a rule sees the conversation: the
                 # one truth a rebuilt routing state reads back, and what an automation rule's set_priority changes.
-                tx.exec("UPDATE conversations SET priority = ? WHERE id = ?", (priority, conv.id))
+                # A reopened one's old first-response deadline goes: routing stores the new one (Router.on_ingest).
+                tx.exec("UPDATE conversations SET priority = ?, respond_by = NULL WHERE id = ?", (priority, conv.id))
         meta = dict(inbound.meta)
         meta.pop(ANSWER_META, None)
         if answer is not None:

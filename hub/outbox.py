@@ -234,8 +234,8 @@ class Outbox:
             kind="text", text=text, status="queued", identity=str(to), agent_id=agent_id, now=now, meta=meta,
         )
         _store_files(tx, message_id, attachments)
-        conversation_events.record(tx, "message_out", conv.id, now, customer_id=conv.customer_id, channel=chosen,
-                                   queue=conv.queue, agent_id=agent_id)
+        conversation_events.record_reply(tx, conv.id, now, customer_id=conv.customer_id, channel=chosen,
+                                         queue=conv.queue, agent_id=agent_id)
         tx.exec(
             "INSERT INTO outbox (message_id, channel, recipient, status, next_attempt_at, created_at, updated_at) "
             "VALUES (?, ?, ?, 'pending', ?, ?, ?)",

@@ -252,6 +252,7 @@ class QueueStats(Answer):
     sla_attainment: float | None
     # first response: target (0: none), replies, outcomes
     first_response: Omittable[float] = None
+    first_response_hours: Omittable[str] = None  # calendar | business: how the target is counted
     responded: Omittable[int] = None
     responded_in_sla: Omittable[int] = None
     first_response_breached: Omittable[int] = None
@@ -425,6 +426,7 @@ class WallQueue(Answer):
     title: Omittable[str] = None
     sla_wait: Omittable[float] = None
     first_response: Omittable[float] = None
+    first_response_hours: Omittable[str] = None
     now: Omittable[WallNow] = None
     window: Omittable[WindowFigures] = None
 

@@ -90,7 +90,7 @@ async def wall(request: web.Request) -> web.Response:
     for live in await request.app[ROUTER].queue_items():
         queues.append({
             "name": live["name"], "title": live["title"], "sla_wait": live["sla_wait"],
-            "first_response": live["first_response"],
+            "first_response": live["first_response"], "first_response_hours": live["first_response_hours"],
             "now": {k: live[k] for k in ("waiting", "longest_wait", "available_agents", "busy_agents")},
             "window": figures.get(live["name"], decisions.QueueFigures()).to_json(),
         })

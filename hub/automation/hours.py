@@ -98,6 +98,26 @@ class BusinessHours(BaseModel):
             day += timedelta(days=1)
         return total
 
+    def deadline(self, start: datetime, seconds: float) -> datetime | None:
+        """When SECONDS of open time have passed since START: a clock that stops at closing time (and on holidays)
+        and runs again at opening. None if these hours do not hold that much open time in the coming year."""
+        zone = ZoneInfo(self.timezone)
+        # In UTC: adding seconds to a local time would be an hour off across a DST change.
+        cursor, left = start.astimezone(UTC), float(seconds)
+        day = cursor.astimezone(zone).date()
+        for _ in range(370):
+            for b, e in self._open_intervals(day):
+                a, z = max(b.astimezone(UTC), cursor), e.astimezone(UTC)
+                if z <= a:
+                    continue
+                span = (z - a).total_seconds()
+                if left <= span:
+                    return a + timedelta(seconds=left)
+                left -= span
+                cursor = z  # overlapping intervals count their shared time once
+            day += timedelta(days=1)
+        return None
+
     def next_open(self, at: datetime) -> datetime | None:
         """When it next opens after AT (AT itself if open then); None if it never opens in the coming year."""
         local = at.astimezone(ZoneInfo(self.timezone))

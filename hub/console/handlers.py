@@ -193,7 +193,7 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
     # center's scale a condition evaluated before the LIMIT runs for every open conversation.
     rows = tx.all(
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
-        "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, cu.name AS customer_name, "
+        "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, c.respond_by, cu.name AS customer_name, "
         "EXISTS (SELECT 1 FROM messages m "
         "WHERE m.conversation_id = c.id AND m.direction = 'out' AND m.agent_id IS NOT NULL "
         "AND m.kind NOT IN ('note', 'event')) AS replied, "
@@ -222,8 +222,15 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
                        "subject": meta.get("subject") if isinstance(meta, dict) else None,
                        "created_at": last["created_at"]}
         # When the first agent reply is due (epoch seconds), while none has been sent: the console marks it late.
+        # The deadline routing stored as it entered its queue (business hours counted); one opened before
+        # deadlines were stored: its arrival plus the queue's target.
         target = targets.get(str(r["queue"]), 0.0)
-        due = parse_time(str(r["created_at"])).timestamp() + target if target > 0 and not r["replied"] else None
+        if r["replied"]:
+            due = None
+        elif r["respond_by"] is not None:
+            due = float(r["respond_by"])
+        else:
+            due = parse_time(str(r["created_at"])).timestamp() + target if target > 0 else None
         out.append({
             "conversation": {k: r[k] for k in ("id", "customer_id", "status", "channel", "queue", "agent_id",
                                                "created_at", "updated_at", "last_inbound_channel")},

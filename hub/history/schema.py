@@ -650,6 +650,15 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        99,
+        "routing: each conversation's first-response deadline (epoch seconds), computed once when it enters its "
+        "queue (business hours or calendar time) and kept for a rebuilt routing state, the console and reports",
+        "ALTER TABLE conversations ADD COLUMN respond_by DOUBLE PRECISION",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 

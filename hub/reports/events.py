@@ -22,7 +22,8 @@ TYPES = {
     "opened": "a customer's message opened a conversation (it counts as that message too)",
     "reopened": "a customer's message reopened a conversation resolved moments ago (it counts as that message too)",
     "message_in": "a customer's message joined the open conversation",
-    "message_out": "a reply to the customer was written (agent_id: who; none for automatic messages)",
+    "message_out": "a reply to the customer was written (agent_id: who; none for automatic messages; seconds: for an "
+                   "agent's, the conversation's first-response deadline as routing stored it, epoch seconds)",
     "resolved": "an agent or admin resolved the conversation",
     "offered": "routing offered the conversation to an agent",
     "assigned": "an agent took the conversation (seconds: how long it waited in the queue)",
@@ -54,6 +55,21 @@ def record(
         "INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, queue, agent_id, seconds, "
         "message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (conversation_id, customer_id, type, at, channel, queue or "", agent_id, seconds, message_id),
+    )
+
+
+def record_reply(tx: Tx, conversation_id: int, at: str, *, customer_id: int, channel: str, queue: str | None,
+                 agent_id: int | None) -> None:
+    """A reply written to the customer (message_out). An agent's carries in `seconds` the first-response deadline
+    routing stored on the conversation then (epoch seconds; none: no target), read in the same statement, for the
+    first-response attainment of reports."""
+    if agent_id is None:
+        record(tx, "message_out", conversation_id, at, customer_id=customer_id, channel=channel, queue=queue)
+        return
+    tx.exec(
+        "INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, queue, agent_id, seconds) "
+        "SELECT ?, ?, 'message_out', ?, ?, ?, ?, respond_by FROM conversations WHERE id = ?",
+        (conversation_id, customer_id, at, channel, queue or "", agent_id, conversation_id),
     )
 
 

@@ -265,8 +265,14 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         if c.first_response_at is None and c.opened_at is not None:
             c.first_response_at = at
             took = _timed(d, "first_response", c.opened_at, at, channel_of_event, agent, rules)
-            target = rules.first_response.get(c.queue) or 0.0
-            if target > 0:
+            if e["seconds"] is not None:
+                # Against the deadline routing stored as the conversation entered its queue (business hours
+                # counted), which the reply carries: as the live figures count it.
+                d.add("first_response_targeted", at, channel_of_event, agent)
+                if parse_time(at).timestamp() <= float(e["seconds"]):
+                    d.add("first_response_in_sla", at, channel_of_event, agent)
+            elif (target := rules.first_response.get(c.queue) or 0.0) > 0:
+                # No stored deadline (opened before they were stored): the queue's target, in calendar time.
                 d.add("first_response_targeted", at, channel_of_event, agent)
                 if took <= target:
                     d.add("first_response_in_sla", at, channel_of_event, agent)

@@ -3,6 +3,7 @@
 {"default_queue": "support", "missed_offers": 3, "transfer_wait": 60,
  "queues": {"support": {"strategy": "skills", "skills": {"english": 3}, "offer_timeout": 20, "direct": false,
                         "sticky_for": 300, "sla_wait": 60, "first_response": 300,
+                        "first_response_hours": "business",
                         "stages": [{"after": 30, "skills": {"english": 1}}, {"after": 120, "overflow": "general"},
                                    {"after": 300, "callback": true}]}},
  "agents": [{"id": 7, "queues": ["support"], "capacity": {"voice": 1, "chat": 3, "email": 5},
@@ -91,7 +92,8 @@ def parse_queue(name: Any, raw: Any) -> QueueConfig:
         raise RoutingConfigError(f"{where}: a queue name is a non-empty string without ':'")
     if not isinstance(raw, dict):
         raise RoutingConfigError(f"{where}: must be a table")
-    allowed = {"strategy", "skills", "offer_timeout", "direct", "sticky_for", "sla_wait", "first_response", "stages"}
+    allowed = {"strategy", "skills", "offer_timeout", "direct", "sticky_for", "sla_wait", "first_response",
+               "first_response_hours", "stages"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise RoutingConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
@@ -114,6 +116,10 @@ def parse_queue(name: Any, raw: Any) -> QueueConfig:
         raise RoutingConfigError(f"{where}.stages: 'after' must increase from one stage to the next")
     if any(s.overflow == name for s in stages):
         raise RoutingConfigError(f"{where}.stages: a queue cannot overflow to itself")
+    hours = raw.get("first_response_hours", "calendar")
+    if hours not in ("calendar", "business"):
+        raise RoutingConfigError(f"{where}.first_response_hours: \"calendar\" (every second counts) or \"business\" "
+                                 "(only the queue's business hours count)")
     return QueueConfig(
         id=name,
         strategy=strategy,
@@ -124,6 +130,7 @@ def parse_queue(name: Any, raw: Any) -> QueueConfig:
         sla_wait=_seconds(raw.get("sla_wait", 60.0), f"{where}.sla_wait"),
         stages=stages,
         first_response=_seconds(raw.get("first_response", 0.0), f"{where}.first_response"),
+        first_response_hours=hours,
     )
 
 

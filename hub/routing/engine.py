@@ -133,9 +133,12 @@ class Engine:
         customer: int | None = None,
         enqueued_at: float | None = None,
         replied: bool = False,
+        respond_by: float | None = None,
     ) -> list[RoutingEvent]:
         """`enqueued_at` is when the customer wrote (default: now): the conversation's age and the start of its
-        first-response clock; `replied`: an agent already answered it (re-queued after a restart), nothing to time."""
+        first-response clock; `replied`: an agent already answered it (re-queued after a restart), nothing to time;
+        `respond_by`: its first-response deadline as the store holds it (a business-hours one), instead of
+        `enqueued_at` plus the queue's target."""
         q = self.queues.get(queue)
         if q is None:
             raise KeyError(f"unknown queue {queue!r}")
@@ -143,8 +146,13 @@ class Engine:
             raise KeyError(f"unknown channel {channel!r}")
         now = self.clock()
         arrived = now if enqueued_at is None else enqueued_at
-        respond_by = arrived + q.first_response if q.first_response > 0 and not replied else 0.0
-        item = Waiting(conversation, queue, channel, priority, arrived, customer, respond_by)
+        if replied:
+            due = 0.0
+        elif respond_by is not None:
+            due = respond_by
+        else:
+            due = arrived + q.first_response if q.first_response > 0 else 0.0
+        item = Waiting(conversation, queue, channel, priority, arrived, customer, due)
         parked = await self.state.enqueue(item, now, q.sticky_for)
         events: list[RoutingEvent] = [Queued(conversation, queue, priority, parked)]
         if parked is not None:

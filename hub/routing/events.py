@@ -146,7 +146,7 @@ class FirstResponded(RoutingEvent):
     queue: QueueId
     agent: AgentId | None
     waited: float  # seconds from arrival to the reply
-    target: float
+    target: float  # seconds from arrival to the deadline (a business-hours target: the clock time it gave)
     within: bool
 
 
@@ -158,5 +158,5 @@ class SlaBreached(RoutingEvent):
     conversation: ConversationId
     queue: QueueId
     kind: str
-    target: float
+    target: float  # seconds from arrival to the deadline (as FirstResponded's)
     waited: float  # seconds since arrival when the breach was seen

@@ -49,6 +49,7 @@ from hub.history import decisions
 from hub.history.db import Database, Row, Tx
 from hub.model import format_time, parse_time, utcnow
 from hub.reports import events as conversation_events
+from hub.routing import deadlines
 from hub.routing.events import Assigned, Offered, OfferTimedOut, RoutingEvent, Transferred
 from hub.routing.state import RoutingState
 from hub.routing.types import CAPACITY_CLASS, CHANNELS, AgentId, ConversationView, Presence, Waiting
@@ -61,7 +62,7 @@ log = logging.getLogger("hub.routing.reconciler")
 _OPEN = "('open', 'assigned')"
 _ROWS = (
     "SELECT c.id, c.status, c.agent_id, c.offered_to, c.offer_deadline, c.queue, c.channel, c.customer_id, "
-    "c.created_at, c.updated_at, c.priority FROM conversations c"
+    "c.created_at, c.updated_at, c.priority, c.respond_by FROM conversations c"
 )
 _UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
@@ -348,21 +349,39 @@ class Reconciler:
             return _rows(tx, ids), _first_response_known(tx, ids)
 
         fresh_rows, replied = await router.db.read(read)
+        # Deadlines the store lacks (opened before they were stored, or the process died before it stored one):
+        # computed and stored once, from the conversation's arrival, in one write for the page.
+        def queue_of(row: Row) -> str:
+            return str(row["queue"]) if row["queue"] in router.engine.queues else router.settings.routing.default_queue
+
+        undated = {cid: row for cid, row in fresh_rows.items()
+                   if cid not in replied and row["respond_by"] is None and row["status"] in ("open", "assigned")
+                   and router.engine.queues[queue_of(row)].first_response > 0}
+        if undated:
+            def date(tx: Tx) -> dict[int, float]:
+                return deadlines.store_many(tx, [(cid, router.engine.queues[queue_of(row)],
+                                                  parse_time(str(row["created_at"])).timestamp())
+                                                 for cid, row in undated.items()])
+
+            dated = await router.db.write(date)
+        else:
+            dated = {}
         items: list[tuple[Row, Waiting]] = []
         for row in rows:
             cid = int(row["id"])
             fresh = fresh_rows.get(cid)
             if fresh is None or fresh["status"] not in ("open", "assigned") or fresh["updated_at"] != row["updated_at"]:
                 continue  # moved on since this pass read it (resolved, accepted...): nothing to put back
-            queue = str(row["queue"]) if row["queue"] in router.engine.queues else router.settings.routing.default_queue
+            queue = queue_of(row)
             channel = str(row["channel"]) if row["channel"] in CHANNELS else "api"
             arrived = parse_time(str(row["created_at"])).timestamp()
             priority = int(fresh["priority"])  # the store's: a routing rule's, or a later set_priority's
             item = Waiting(cid, queue, channel, priority, arrived, int(row["customer_id"]))
-            # Its first-response clock runs again unless an agent replied or its outcome is already counted.
-            target = router.engine.queues[queue].first_response
-            if target > 0 and cid not in replied:
-                item = replace(item, respond_by=arrived + target)
+            # Its first-response clock runs again, to its stored deadline, unless an agent replied or its outcome
+            # is already counted.
+            due = dated.get(cid) if fresh["respond_by"] is None else float(fresh["respond_by"])
+            if due is not None and cid not in replied:
+                item = replace(item, respond_by=due)
             items.append((row, item))
         if not items:
             return []

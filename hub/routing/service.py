@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from hub import event_log, fail_points
@@ -21,6 +22,7 @@ from hub.history.db import Database, Tx
 from hub.model import Inbound, format_time, utcnow
 from hub.reports import events as conversation_events
 from hub.reports import presence as presence_log
+from hub.routing import deadlines
 from hub.routing.admin import QUEUE, RULES, Overrides, effective, load_overrides, profile_raw, write_override
 from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
@@ -226,10 +228,20 @@ class Router:
         if result.duplicate or result.conversation_how in ("joined", "recorded"):
             return
         route = self.engine.choose_queue(contact_of(inbound))
+        queue = result.conversation.queue or route.queue
+        arrived = self.clock()
+        respond_by: float | None = None
+        if (q := self.engine.queues.get(queue)) is not None and q.first_response > 0:
+            # In the store before routing has it: a rebuilt state (restart, Redis wiped) times it the same,
+            # even if the business hours change meanwhile.
+            respond_by = await self.db.write(partial(deadlines.store, conversation=result.conversation.id,
+                                                     queue=q, arrived=arrived))
+            fail_points.hit("enqueue.after_deadline")
         try:
             events = await self.engine.enqueue(
-                result.conversation.id, result.conversation.queue or route.queue, inbound.channel,
-                priority=route.priority, customer=result.customer.id,
+                result.conversation.id, queue, inbound.channel,
+                priority=route.priority, customer=result.customer.id, enqueued_at=arrived,
+                respond_by=respond_by or 0.0,
             )
         except KeyError:
             return  # already routed: the reconciler put it back first
@@ -536,6 +548,7 @@ class Router:
                 "sla_attainment": s.sla_attainment,
                 "sla_wait": q.sla_wait,
                 "first_response": q.first_response,
+                "first_response_hours": q.first_response_hours or self.settings.routing.first_response_hours,
                 "responded": s.responded,
                 "responded_in_sla": s.responded_in_sla,
                 "first_response_breached": s.response_breached,

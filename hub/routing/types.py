@@ -68,6 +68,7 @@ class QueueConfig:
     sla_wait: float = 60.0  # target time from arrival to an agent answering
     stages: tuple[Stage, ...] = ()
     first_response: float = 0.0  # target time from arrival to the first agent reply the customer gets (0: none)
+    first_response_hours: str = "calendar"  # "business": the target counts only the queue's business hours
 
     @functools.cached_property
     def levels(self) -> list[dict[str, int]]:

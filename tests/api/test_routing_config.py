@@ -189,6 +189,19 @@ async def test_a_first_response_target_set_live_times_new_conversations(api: Api
     assert (await router.engine.queue_stats("support")).response_breached == 1
 
 
+async def test_how_a_first_response_target_counts_is_set_per_queue(api: Api) -> None:
+    bad = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/support",
+                         {"title": "Support", "first_response": 60, "first_response_hours": "weekdays"}, expect=422)
+    assert "first_response_hours" in str(bad["error"])
+    view = await api.call("PUT", "/api/v1/routing/queues/{name}", "/api/v1/routing/queues/support",
+                          {"title": "Support", "first_response": 60, "first_response_hours": "business"})
+    assert view["queues"]["support"]["first_response_hours"] == "business"
+    assert view["queues"]["sales"]["first_response_hours"] is None  # unset: routing.first_response_hours
+    queues = {q["name"]: q for q in (await api.call("GET", "/api/v1/queues", "/api/v1/queues"))["items"]}
+    assert (queues["support"]["first_response_hours"], queues["sales"]["first_response_hours"]) == (
+        "business", "calendar")
+
+
 XSS = "<img src=x onerror=alert(document.domain)>"
 
 

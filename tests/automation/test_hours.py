@@ -97,3 +97,42 @@ async def test_out_of_hours_reply_once_per_window_and_the_condition(api: Api) ->
     await eventually(lambda: settled(api), what="events handled")
     detail = await conversation(api, other["conversation"]["id"])
     assert [m["direction"] for m in detail["messages"]] == ["in"] and detail["labels"] == []
+
+
+def test_deadline_counts_open_time_only_across_night_weekend_holiday_and_dst() -> None:
+    """The first-response clock of a business-hours queue: it stops at closing time and on holidays, runs again at
+    opening, and follows the zone's DST changes (a 30-minute target at 17:55 on 09:00-18:00 is due at 09:25)."""
+    week = {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
+    ny = BusinessHours(timezone="America/New_York", weekly=week)
+    half_hour = 1800.0
+    # Night: Tuesday 15 December 2026, 17:55 EST (UTC-5) -> Wednesday 09:25 EST.
+    assert ny.deadline(datetime(2026, 12, 15, 22, 55, tzinfo=UTC), half_hour) == \
+        datetime(2026, 12, 16, 14, 25, tzinfo=UTC)
+    # Inside hours: plain addition; before opening: from opening.
+    assert ny.deadline(datetime(2026, 12, 15, 15, 0, tzinfo=UTC), half_hour) == \
+        datetime(2026, 12, 15, 15, 30, tzinfo=UTC)
+    assert ny.deadline(datetime(2026, 12, 15, 12, 0, tzinfo=UTC), half_hour) == \
+        datetime(2026, 12, 15, 14, 30, tzinfo=UTC)
+    # Weekend: Friday 18 December 17:55 -> Monday 21st 09:25; with Monday a holiday, Tuesday 22nd 09:25.
+    assert ny.deadline(datetime(2026, 12, 18, 22, 55, tzinfo=UTC), half_hour) == \
+        datetime(2026, 12, 21, 14, 25, tzinfo=UTC)
+    holiday = BusinessHours(timezone="America/New_York", weekly=week, holidays=[date(2026, 12, 21)])
+    assert holiday.deadline(datetime(2026, 12, 18, 22, 55, tzinfo=UTC), half_hour) == \
+        datetime(2026, 12, 22, 14, 25, tzinfo=UTC)
+    # DST: Friday 30 October 2026 17:55 EDT (UTC-4); clocks go back on Sunday 1 November, so Monday 09:25 is EST
+    # (UTC-5): 14:25 UTC, not the 13:25 that adding local wall time across the change would give.
+    assert ny.deadline(datetime(2026, 10, 30, 21, 55, tzinfo=UTC), half_hour) == \
+        datetime(2026, 11, 2, 14, 25, tzinfo=UTC)
+    # A target longer than a day's hours spans days: 10 hours from Tuesday 17:00 is Wednesday 18:00.
+    assert ny.deadline(datetime(2026, 12, 15, 22, 0, tzinfo=UTC), 36000.0) == \
+        datetime(2026, 12, 16, 23, 0, tzinfo=UTC)
+    # A lunch break stops it too (Paris, 09:00-12:30 and 13:30-18:00): 12:20 + 30 min is 13:50.
+    paris = BusinessHours(timezone="Europe/Paris", weekly=WEEKDAYS)
+    assert paris.deadline(datetime(2026, 12, 15, 11, 20, tzinfo=UTC), half_hour) == \
+        datetime(2026, 12, 15, 12, 50, tzinfo=UTC)
+    # Never open: no business deadline (the caller falls back to calendar time).
+    assert BusinessHours(timezone="UTC", weekly={}).deadline(datetime(2026, 1, 1, tzinfo=UTC), half_hour) is None
+    # The deadline and open_seconds agree: exactly the target's open time lies between arrival and deadline.
+    start = datetime(2026, 10, 30, 21, 55, tzinfo=UTC)
+    due = holiday.deadline(start, 5 * 3600.0)
+    assert due is not None and holiday.open_seconds(start, due) == 5 * 3600.0

@@ -22,7 +22,7 @@ from hub.config import Settings
 from hub.history.db import Database, Tx, open_database
 from hub.history.schema import migrate
 from hub.reports import query
-from hub.reports.events import record
+from hub.reports.events import record, record_reply
 from hub.reports.hours import business_seconds
 from hub.reports.rollup import RollRules, catch_up, rebuild, roll
 from hub.reports.schema import CUSTOMER_METRICS, CUSTOMER_TIMED
@@ -302,3 +302,49 @@ async def test_each_customers_hours_and_days_add_up_to_the_rollups_and_rebuild_a
             for r in rolled} == {k: [int(n), round(t, 3)] for k, (n, t) in summed.items()}
     await rebuild(db, RULES)
     assert await customer_rollups(db) == kept
+
+
+async def test_first_response_attainment_counts_against_the_stored_deadline(db: Database) -> None:
+    """A business-hours queue: routing stored each conversation's deadline as it entered, an agent's reply carries it
+    (message_out's seconds), and attainment counts the first reply against it, as the live figures do; not against
+    the queue's target in calendar time. A reply without one (opened before deadlines were stored) keeps the
+    calendar rule."""
+    fri_evening = datetime(2026, 3, 6, 15, 55, tzinfo=UTC)  # Friday 16:55 in Berlin: 5 minutes before closing
+    monday_due = datetime(2026, 3, 9, 8, 5, tzinfo=UTC)  # 300 s of open time later: Monday 09:05 Berlin
+    due = monday_due.timestamp()
+
+    def three(tx: Tx) -> None:
+        # Answered Monday 09:01: days after the calendar target, before the business deadline: in time.
+        record(tx, "opened", 1, at(fri_evening), customer_id=1, channel="sms", queue="support")
+        record(tx, "message_out", 1, at(monday_due, minutes=-4), channel="sms", queue="support", agent_id=8,
+               seconds=due)
+        # Answered Monday 09:06: a minute after its deadline: late.
+        record(tx, "opened", 2, at(fri_evening), customer_id=2, channel="sms", queue="support")
+        record(tx, "message_out", 2, at(monday_due, minutes=1), channel="sms", queue="support", agent_id=8,
+               seconds=due)
+        # No deadline stored: the queue's 300 s target in calendar time (answered in 4 minutes: in time).
+        record(tx, "opened", 3, at(fri_evening), customer_id=3, channel="sms", queue="support")
+        record(tx, "message_out", 3, at(fri_evening, minutes=4), channel="sms", queue="support", agent_id=8)
+
+    await db.write(three)
+    await catch_up(db, RULES)
+    f = await figures(db, fri_evening - timedelta(days=1), monday_due + timedelta(days=1))
+    assert f["first_response_attainment"] == 0.6667  # 2 of 3 (rounded)
+
+
+async def test_an_agents_reply_records_the_stored_deadline(db: Database) -> None:
+    """The reply's event reads the deadline from the conversation in the same statement; an automatic message
+    (no agent) answers nobody and carries none."""
+    def write(tx: Tx) -> None:
+        tx.exec("INSERT INTO customers (name, created_at, updated_at) VALUES ('Ann', ?, ?)", (at(MON), at(MON)))
+        tx.exec("INSERT INTO conversations (customer_id, status, channel, queue, created_at, updated_at, respond_by) "
+                "VALUES (1, 'open', 'sms', 'support', ?, ?, 1234.5)", (at(MON), at(MON)))
+        record_reply(tx, 1, at(MON), customer_id=1, channel="sms", queue="support", agent_id=None)
+        tx.exec("INSERT INTO agents (name, email, password_hash, role, created_at) VALUES ('Bo', 'bo@x.org', '', "
+                "'agent', ?)", (at(MON),))
+        record_reply(tx, 1, at(MON), customer_id=1, channel="sms", queue="support", agent_id=1)
+
+    await db.write(write)
+    rows = await db.read(lambda tx: tx.all("SELECT type, agent_id, seconds FROM conversation_events ORDER BY id"))
+    assert [(r["type"], r["agent_id"], r["seconds"]) for r in rows] == [
+        ("message_out", None, None), ("message_out", 1, 1234.5)]

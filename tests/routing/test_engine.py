@@ -288,6 +288,30 @@ async def test_first_response_target_events_and_attainment(state: RoutingState, 
     assert (await engine.queue_stats("general")).first_response_attainment is None
 
 
+async def test_a_stored_deadline_is_the_one_timed(state: RoutingState, clock: FakeClock) -> None:
+    """A business-hours deadline (computed and stored by the hub) replaces arrival plus the target, in both state
+    back-ends: nothing at arrival + 60 s, the breach at the given deadline, once; the same after an overflow."""
+    config = {"queues": {"support": {"first_response": 60, "stages": [{"after": 10, "overflow": "general"}]},
+                         "general": {}}}
+    engine = await Engine.from_config(config, state, clock=clock)
+    start = clock.now
+    await engine.enqueue(1, "support", "webchat", respond_by=start + 3600)
+    await engine.enqueue(2, "support", "webchat", respond_by=start + 7200)
+    clock.advance(61)
+    events = await engine.tick()  # both overflow to general, keeping their deadlines
+    assert [e.conversation for e in events if isinstance(e, Overflowed)] == [1, 2]
+    assert of(events, SlaBreached) == []
+    clock.now = start + 3600
+    assert of(await engine.tick(), SlaBreached) == []
+    clock.now = start + 3601
+    assert of(await engine.tick(), SlaBreached) == [SlaBreached(1, "support", "first_response", 3600.0, 3601.0)]
+    assert of(await engine.tick(), SlaBreached) == []
+    clock.now = start + 3700
+    assert await engine.responded(2, None) == [FirstResponded(2, "support", None, 3700.0, 7200.0, True)]
+    stats = await engine.queue_stats("support")
+    assert (stats.responded, stats.responded_in_sla, stats.response_breached) == (1, 1, 1)
+
+
 async def test_a_late_reply_before_the_tick_noticed_is_a_breach_once(state: RoutingState, clock: FakeClock) -> None:
     """Seen under load: the agent replied late before the tick had seen the deadline pass, so the breach was never
     recorded: the store's figures (the wall, reports, automation's "SLA breached") counted the reply as neither in

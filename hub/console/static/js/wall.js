@@ -91,7 +91,9 @@ function queueCard(q) {
         ? t("wall.none_answered", { when: win.label }) : t("wall.answered_within", { time: duration(q.sla_wait || 0), when: win.label }) },
       h("strong", {}, pct(sla)), h("span", {}, t("wall.within_sla", { when: win.label }))),
       q.first_response ? h("div", { class: `kpi ${grade(q.first_response_attainment)}`,
-        title: t("wall.first_reply_title", { time: duration(q.first_response), when: win.label }) },
+        title: q.first_response_hours === "business"
+          ? t("wall.first_reply_title_business", { time: duration(q.first_response), when: win.label })
+          : t("wall.first_reply_title", { time: duration(q.first_response), when: win.label }) },
       h("strong", {}, pct(q.first_response_attainment)), h("span", {}, t("wall.first_reply", { when: win.label }))) : null),
     sla !== undefined && sla !== null
       ? h("div", { class: "bar" }, h("span", { class: slaClass, style: { width: `${Math.round(sla * 100)}%` } })) : null,

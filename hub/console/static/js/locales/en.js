@@ -638,6 +638,7 @@ export default {
   "wall.answered_within": "Answered within {time}, {when}",
   "wall.within_sla": "within SLA · {when}",
   "wall.first_reply_title": "Conversations answered by an agent within {time} of the customer's first message, {when}",
+  "wall.first_reply_title_business": "Conversations answered by an agent within {time} of business hours of the customer's first message, {when}",
   "wall.first_reply": "first reply in time · {when}",
   "wall.available_now": "Agents available now",
   "wall.busy_now": "Agents busy now",

@@ -637,6 +637,7 @@ export default {
   "wall.answered_within": "Atendidas en menos de {time} ({when})",
   "wall.within_sla": "dentro del SLA · {when}",
   "wall.first_reply_title": "Conversaciones que un agente respondió en menos de {time} desde el primer mensaje del cliente ({when})",
+  "wall.first_reply_title_business": "Conversaciones que un agente respondió en menos de {time} de horario laboral desde el primer mensaje del cliente ({when})",
   "wall.first_reply": "primera respuesta a tiempo · {when}",
   "wall.available_now": "Agentes disponibles ahora",
   "wall.busy_now": "Agentes ocupados ahora",
