@@ -41,8 +41,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def open_conversations(tx: Tx, agents: list[int], start: int, count: int, now: str) -> None:
+    """COUNT open conversations of new customers, numbered from START: every 5th assigned to one of AGENTS, every
+    7th offered, the rest waiting (also the seed of tests/routing/test_reconcile_cost.py)."""
+    for i in range(start, start + count):
+        customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
+                          (f"Customer {i}", now, now))
+        assert customer is not None
+        status, agent, offered = "open", None, None
+        if i % 5 == 0:
+            status, agent = "assigned", agents[i % len(agents)]
+        elif i % 7 == 0:
+            offered = agents[i % len(agents)]
+        tx.exec("INSERT INTO conversations (customer_id, status, channel, queue, agent_id, offered_to, "
+                "offer_deadline, created_at, updated_at) VALUES (?, ?, 'webchat', 'support', ?, ?, ?, ?, ?)",
+                (customer["id"], status, agent, offered, 4e9 if offered else None, now, now))
+
+
 async def seed(db: Database, conversations: int, agents: int) -> None:
-    """AGENTS agents in one queue; CONVERSATIONS open conversations: every 5th assigned, every 7th offered."""
+    """AGENTS agents in one queue; CONVERSATIONS open conversations (open_conversations)."""
     now = format_time(utcnow())
 
     def write(tx: Tx) -> None:
@@ -53,18 +70,7 @@ async def seed(db: Database, conversations: int, agents: int) -> None:
             assert row is not None
             tx.exec("INSERT INTO agent_queues (agent_id, queue) VALUES (?, 'support')", (row["id"],))
         ids = [int(r["id"]) for r in tx.all("SELECT id FROM agents ORDER BY id")]
-        for i in range(conversations):
-            customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
-                              (f"Customer {i}", now, now))
-            assert customer is not None
-            status, agent, offered = "open", None, None
-            if i % 5 == 0:
-                status, agent = "assigned", ids[i % len(ids)]
-            elif i % 7 == 0:
-                offered = ids[i % len(ids)]
-            tx.exec("INSERT INTO conversations (customer_id, status, channel, queue, agent_id, offered_to, "
-                    "offer_deadline, created_at, updated_at) VALUES (?, ?, 'webchat', 'support', ?, ?, ?, ?, ?)",
-                    (customer["id"], status, agent, offered, 4e9 if offered else None, now, now))
+        open_conversations(tx, ids, 0, conversations, now)
 
     await db.write(write)
 

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from redis.asyncio.connection import AbstractConnection
 
+from bench.reconcile import open_conversations
 from hub.agents import add_agent
 from hub.config import Settings
 from hub.events import MemoryBus
 from hub.history import db as history_db
-from hub.history.db import Database, Tx
+from hub.history.db import Database
 from hub.model import format_time, utcnow
 from hub.routing import reconciler
 from hub.routing.reconciler import SETTLE_SECONDS, Repairs, audit
@@ -68,25 +69,9 @@ def routing_settings(make_settings: Callable[..., Settings], db_url: str, backen
 
 
 async def seed(db: Database, agents: list[int], start: int, count: int) -> None:
-    """COUNT open conversations of new customers: every 5th assigned to an agent, every 7th offered, the rest
-    waiting."""
+    """COUNT open conversations of new customers (bench.reconcile's seed): every 5th assigned, every 7th offered."""
     now = format_time(utcnow())
-
-    def write(tx: Tx) -> None:
-        for i in range(start, start + count):
-            customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
-                              (f"Customer {i}", now, now))
-            assert customer is not None
-            status, agent, offered = "open", None, None
-            if i % 5 == 0:
-                status, agent = "assigned", agents[i % len(agents)]
-            elif i % 7 == 0:
-                offered = agents[i % len(agents)]
-            tx.exec("INSERT INTO conversations (customer_id, status, channel, queue, agent_id, offered_to, "
-                    "offer_deadline, created_at, updated_at) VALUES (?, ?, 'webchat', 'support', ?, ?, ?, ?, ?)",
-                    (customer["id"], status, agent, offered, 4e9 if offered else None, now, now))
-
-    await db.write(write)
+    await db.write(lambda tx: open_conversations(tx, agents, start, count, now))
 
 
 async def router_at_start(db: Database, settings: Settings) -> Router:
