@@ -31,8 +31,11 @@ import aiohttp
 from bench.database import fresh_database
 from bench.load import percentile
 from bench.processes import create_token, hub_server
+from hub.history.db import open_database
+from hub.reports import segment_rollups
 from hub.reports.rollup import RollRules, _Clock, _Deltas, _fold, customer_values
 from hub.reports.schema import CUSTOMER_COLUMNS
+from hub.segments.criteria import cuts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reports.json"
 CHANNELS = (("sms", 0.3), ("email", 0.25), ("webchat", 0.25), ("voice", 0.1), ("telegram", 0.1))
@@ -89,8 +92,13 @@ class HourlyDeltas(_Deltas):
     the end (widen): an event's day and month are its hour's, so the sums are the roller's for a third of the work
     (the fold is most of the seeding time at the full size)."""
 
+    def __init__(self, rules: RollRules) -> None:
+        super().__init__(rules)
+        self.hours: dict[str, str] = {}
+
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         hour = at[:13]
+        hour = self.hours.setdefault(hour, hour)  # one string per hour, not one per row kept (memory at 1M)
         if c.customer_id is not None:
             self.customer(c.customer_id, "hour", hour, metric, total)
         for dim, value in (("all", ""), ("channel", c.channel), ("queue", c.queue),
@@ -224,10 +232,23 @@ _CUSTOMER_TABLES = (
 )
 
 
+def _rollup_rows(deltas: _Deltas) -> Iterator[tuple[Any, ...]]:
+    """report_rollups' rows in primary-key order (the B-tree is appended to, not split at random: minutes saved on
+    millions of rows), made one at a time: a list of them held every row a second time at the seeding's peak."""
+    for key in sorted(deltas.rows, key=lambda k: (k[0], k[1], k[4], k[2], k[3])):
+        g, d, met, b, v = key
+        n, total = deltas.rows[key]
+        yield g, d, v, met, b, int(n), float(total)
+
+
+def _customer_rows(deltas: _Deltas) -> Iterator[tuple[Any, ...]]:
+    """report_customer_rollups' rows in primary-key order, one at a time (as _rollup_rows)."""
+    for key in sorted(deltas.customers):
+        yield (*key, *customer_values(deltas.customers[key]))
+
+
 def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people: Customers) -> int:
-    # In primary-key order: the B-tree is appended to, not split at random (minutes saved on millions of rows).
-    rows = sorted((g, d, v, met, b, int(n), float(total)) for (g, d, met, b, v), (n, total) in deltas.rows.items())
-    mine = sorted((c, grain, bucket, *customer_values(sums)) for (c, grain, bucket), sums in deltas.customers.items())
+    rows, mine = _rollup_rows(deltas), _customer_rows(deltas)
     customer_cols = f"customer_id, grain, bucket, {', '.join(CUSTOMER_COLUMNS)}"
     if url.startswith("sqlite:///"):
         import sqlite3
@@ -281,7 +302,17 @@ def load(url: str, deltas: _Deltas, events: list[tuple[Any, ...]] | None, people
                     for e in events:
                         cp.write_row((*e, 1))
             cur.execute("ANALYZE")
-    return len(rows)
+    return len(deltas.rows)
+
+
+async def keep_segments(url: str) -> int:
+    """The roller's first look at the saved segments (the four RFM groups), as a hub does a few seconds after start:
+    their own rows, so reports by segment are read as they are once the hub has run a minute."""
+    db = open_database(url)
+    try:
+        return await segment_rollups.refresh(db, await db.read(cuts))
+    finally:
+        await db.close()
 
 
 async def measure(base: str, token: str, n: int, end: datetime, skip: str | None = None) -> list[dict[str, Any]]:
@@ -411,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
             rows = load(url, deltas, events, people)
             progress(f"{db.split('://')[0]}: loaded {rows:,} rollup rows in {time.perf_counter() - t1:.0f} s "
                      f"({time.process_time() - c1:.0f} s of CPU here)")
+            t2, c2 = time.perf_counter(), time.process_time()
+            moved = asyncio.run(keep_segments(url))
+            progress(f"{db.split('://')[0]}: kept {moved:,} segment members' figures in the segments' own rows in "
+                     f"{time.perf_counter() - t2:.0f} s ({time.process_time() - c2:.0f} s of CPU here)")
             with hub_server(url, Path(tmp)) as server:
                 results = asyncio.run(measure(server.url, token, args.requests, end, args.skip))
                 results += asyncio.run(measure_segments(server.url, token, args.requests, args.skip))

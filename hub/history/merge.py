@@ -10,6 +10,7 @@ from hub.history.db import Tx
 from hub.inbox import labels
 from hub.model import Identity
 from hub.reports.schema import CUSTOMER_COLUMNS
+from hub.reports.segment_rollups import lock, move_merged
 
 
 class MergeError(ValueError):
@@ -95,6 +96,8 @@ LATER = ("CASE WHEN customer_stats.{c} IS NULL OR customer_stats.{c} < excluded.
 
 def _merge_facts(tx: Tx, survivor_id: int, merged_id: int) -> None:
     """The segments' facts about MERGED (contacts, channels, orders, business events) become SURVIVOR's."""
+    # The roller's lock before any of the tables it writes (a later one could deadlock with a fold in progress).
+    lock(tx)
     tx.exec("UPDATE business_events SET customer_id = ? WHERE customer_id = ?", (survivor_id, merged_id))
     row = tx.one("SELECT contacts, last_contact_at, orders, order_value, last_order_at, csat_answers, csat_total "
                  "FROM customer_stats WHERE customer_id = ?", (merged_id,))
@@ -110,7 +113,9 @@ def _merge_facts(tx: Tx, survivor_id: int, merged_id: int) -> None:
              row["last_order_at"], row["csat_answers"], row["csat_total"]),
         )
         tx.exec("DELETE FROM customer_stats WHERE customer_id = ?", (merged_id,))
-    # Their report figures too, so a segment the survivor is in counts the merged customer's past contacts.
+    # Their report figures too, so a segment the survivor is in counts the merged customer's past contacts (the
+    # segments' own sums first, while the merged customer's rows are still theirs).
+    move_merged(tx, survivor_id, merged_id)
     cols = ", ".join(CUSTOMER_COLUMNS)
     tx.exec(f"INSERT INTO report_customer_rollups (customer_id, grain, bucket, {cols}) SELECT ?, grain, bucket, {cols} "
             "FROM report_customer_rollups WHERE customer_id = ? ON CONFLICT (customer_id, grain, bucket) DO UPDATE SET "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -148,50 +148,47 @@ def _customer_pieces(ps: list[Piece]) -> list[Piece]:
     return out
 
 
-# Up to this many days, a piece is a plain join of its rows and the members, planned by the database (PostgreSQL
-# reads the (grain, bucket) index and hashes the members); longer, it is read member by member, a probe of the
-# primary key each, whatever the estimates (a year of everyone's rows costs more than that). Measured: docs/reports.md.
-BY_BUCKET_DAYS = 35
-
-
-def _by_bucket(p: Piece) -> bool:
-    return (date.fromisoformat(p.hi[:10]) - date.fromisoformat(p.lo[:10])).days <= BY_BUCKET_DAYS
-
-
 def _segment_rows(tx: Tx, ps: list[Piece], segment_id: str, metrics: Iterable[str], by_bucket: bool,
                   cuts: Cuts | None) -> list[Any]:
-    """(grain, bucket, metric, n, total) of the customers in the segment now, from report_customer_rollups (BY_BUCKET
-    false: summed over PS, bucket ''). One statement: the members are the segment's own condition, evaluated once
-    (a materialized CTE); a short piece is joined to them as the database plans it, a long one is a range of the
-    primary key (customer_id, grain, bucket) per member: a row per member and hour or day, with every metric in it
-    (docs/reports.md, "Reports by segment": why)."""
+    """(grain, bucket, metric, n, total) of the customers in the segment now (BY_BUCKET false: summed over PS, bucket
+    ''). One statement, so one snapshot on either database: the segment's own rows (report_segment_rollups, the sum
+    of the members the roller last kept), plus the rows of the customers in it now and not kept, minus those of the
+    customers kept and no longer in it (the members now are the segment's condition over customer_stats, RFM scores
+    against the boundaries the process keeps for a minute). So it reads a row per bucket, and a row per bucket for
+    each customer who joined or left since the roller's last look, never every member's (docs/reports.md, "Reports
+    by segment")."""
     wanted = tuple(metrics)
     criteria = segment_store.get(tx, int(segment_id)).criteria
     members, params = compile_where(tx, criteria, Scorer(cuts, tx.dialect) if cuts is not None else None)
-    cols = [f"SUM(r.n_{m}) AS n_{m}" for m in wanted]
-    cols += [f"SUM(r.t_{m}) AS t_{m}" for m in wanted if m in CUSTOMER_TIMED]
+    names = [f"n_{m}" for m in wanted] + [f"t_{m}" for m in wanted if m in CUSTOMER_TIMED]
     arms: list[str] = []
-    args: list[Any] = list(params)
+    args: list[Any] = [*params, int(segment_id)]
     for p in _customer_pieces(ps):
         if p.grain not in ("hour", "day"):
             raise ValueError(f"no customer rollups by {p.grain}")
-        if _by_bucket(p):
-            source = ("report_customer_rollups r JOIN members m ON m.customer_id = r.customer_id "
-                      "WHERE r.grain = ? AND r.bucket >= ? AND r.bucket < ?")
-        elif tx.dialect == "postgresql":  # a nested loop over the members (OFFSET 0: not flattened to a hash join)
-            source = ("members m CROSS JOIN LATERAL (SELECT * FROM report_customer_rollups x WHERE x.customer_id = "
-                      "m.customer_id AND x.grain = ? AND x.bucket >= ? AND x.bucket < ? OFFSET 0) r")
-        else:  # SQLite keeps the order of a CROSS JOIN: the members outside, a probe of the primary key each
-            source = ("members m CROSS JOIN report_customer_rollups r WHERE r.customer_id = m.customer_id "
+        arms.append(f"SELECT grain, bucket, {', '.join(names)} FROM report_segment_rollups "
+                    "WHERE segment_id = ? AND grain = ? AND bucket >= ? AND bucket < ?")
+        args += [int(segment_id), p.grain, p.lo, p.hi]
+        moved = ", ".join(f"mv.sign * r.{c} AS {c}" for c in names)
+        if tx.dialect == "postgresql":  # a nested loop over the few moved (OFFSET 0: not flattened to a hash join)
+            source = ("moved mv CROSS JOIN LATERAL (SELECT * FROM report_customer_rollups x WHERE x.customer_id = "
+                      "mv.customer_id AND x.grain = ? AND x.bucket >= ? AND x.bucket < ? OFFSET 0) r")
+        else:  # SQLite keeps the order of a CROSS JOIN: the moved outside, a probe of the primary key each
+            source = ("moved mv CROSS JOIN report_customer_rollups r WHERE r.customer_id = mv.customer_id "
                       "AND r.grain = ? AND r.bucket >= ? AND r.bucket < ?")
-        bucket = "r.bucket" if by_bucket else "''"
-        arms.append(f"SELECT '{p.grain}' AS grain, {bucket} AS bucket, {', '.join(cols)} FROM {source}"
-                    + (" GROUP BY r.bucket" if by_bucket else ""))
+        arms.append(f"SELECT r.grain, r.bucket, {moved} FROM {source}")
         args += [p.grain, p.lo, p.hi]
     if not arms:
         return []
-    rows = tx.all(f"WITH members AS MATERIALIZED (SELECT s.customer_id FROM customer_stats s WHERE {members}) "
-                  + " UNION ALL ".join(arms), args)
+    bucket = "bucket" if by_bucket else "''"
+    rows = tx.all(
+        f"WITH members AS MATERIALIZED (SELECT s.customer_id FROM customer_stats s WHERE {members}), "
+        "kept AS MATERIALIZED (SELECT customer_id FROM report_segment_members WHERE segment_id = ?), "
+        "moved AS MATERIALIZED (SELECT customer_id, 1 AS sign FROM (SELECT customer_id FROM members EXCEPT "
+        "SELECT customer_id FROM kept) j UNION ALL SELECT customer_id, -1 AS sign FROM (SELECT customer_id FROM kept "
+        "EXCEPT SELECT customer_id FROM members) g) "
+        f"SELECT grain, {bucket} AS bucket, {', '.join(f'SUM({c}) AS {c}' for c in names)} FROM ("
+        + " UNION ALL ".join(arms) + f") u GROUP BY grain{', bucket' if by_bucket else ''}", args)
     out: list[dict[str, Any]] = []
     for r in rows:  # a row per bucket with a column per metric, as the rollups' row per bucket and metric
         for m in wanted:

@@ -1,13 +1,15 @@
 """The roller: folds new conversation events into report_rollups (counts and sums per hour, day and month, by channel,
 queue and agent), keeping each conversation's clocks (opened, first response, awaiting a reply) in
 report_conversations. Reports read only the rollups, so a year of figures costs a few thousand rows, not a scan of
-messages. It also counts the keywords of customers' messages by week (report_keywords, for keyword trends).
+messages. It also counts the keywords of customers' messages by week (report_keywords, for keyword trends), and
+keeps each customer's figures and each saved segment's (hub.reports.segment_rollups), for reports by segment.
 `rebuild` recomputes everything from the events: the incremental figures must equal it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -24,9 +26,11 @@ from hub.history.db import Database, Row, Tx
 from hub.history.merge import LATER, survivor
 from hub.inbox import labels
 from hub.model import format_time, utcnow
+from hub.reports import segment_rollups
 from hub.reports.hours import business_seconds
 from hub.reports.keywords import terms
 from hub.reports.schema import CUSTOMER_COLUMNS, CUSTOMER_METRICS, CUSTOMER_TIMED
+from hub.segments.criteria import current_cuts, cuts
 
 log = logging.getLogger("hub.reports")
 
@@ -65,7 +69,7 @@ def customer_values(sums: dict[str, list[float]]) -> tuple[float, ...]:
 # the roller leaves them for its next round so a conversation's events are folded in the order they happened.
 SETTLE_SECONDS = {"sqlite": 0.0, "postgresql": 2.0}
 BATCH = 5000
-_LOCK = 7246040  # PostgreSQL advisory lock: one roller at a time across hub processes
+_LOCK = segment_rollups.LOCK  # PostgreSQL advisory lock: one roller at a time across hub processes
 
 
 @dataclass(frozen=True)
@@ -353,7 +357,10 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
     for (customer_id, grain, bucket), sums in sorted(deltas.customers.items()):
         if customer_id not in merged:
             merged[customer_id] = survivor(tx, customer_id)
-        tx.exec(ADD_CUSTOMER_ROW, (merged[customer_id], grain, bucket, *customer_values(sums)))
+        values = customer_values(sums)
+        tx.exec(ADD_CUSTOMER_ROW, (merged[customer_id], grain, bucket, *values))
+        # and to the segments the customer is kept in, so each stays the sum of its members' rows
+        tx.exec(segment_rollups.ADD_TO_SEGMENTS, (grain, bucket, *values, merged[customer_id]))
     # Each customer's contacts, for segments: an event names the customer it came from, who may since have been
     # merged into another (hub.history.merge moves the facts kept so far; these follow).
     for customer_id, (n, last) in deltas.contacts.items():
@@ -501,6 +508,8 @@ async def rebuild(db: Database, rules: RollRules) -> int:
         tx.exec("DELETE FROM report_rollups")
         tx.exec("DELETE FROM report_conversations")
         tx.exec("DELETE FROM report_customer_rollups")
+        tx.exec("DELETE FROM report_segment_rollups")  # and their members: the refresh below keeps them again
+        tx.exec("DELETE FROM report_segment_members")
         tx.exec("DELETE FROM report_keywords")
         tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
         tx.exec("DELETE FROM customer_channels")
@@ -508,14 +517,25 @@ async def rebuild(db: Database, rules: RollRules) -> int:
         tx.exec("UPDATE conversation_events SET rolled = 0 WHERE rolled <> 0")
 
     await db.write(reset)
-    return await catch_up(db, rules)
+    done = await catch_up(db, rules)
+    await segment_rollups.refresh(db, await db.read(cuts))
+    return done
 
 
 async def roll_forever(db: Database, rules: Callable[[], RollRules], interval: float) -> None:
-    """For the app's lifetime: fold new events every INTERVAL seconds."""
+    """For the app's lifetime: fold new events every INTERVAL seconds, and move segment members in and out every
+    segment_rollups.REFRESH_SECONDS (the first time a few seconds after start)."""
+    looked = time.monotonic() - segment_rollups.REFRESH_SECONDS + 5.0
     while True:
         try:
             await catch_up(db, rules())
         except Exception:
             log.exception("reports: rolling up conversation events failed; retrying in %.1fs", interval)
+        if time.monotonic() - looked >= segment_rollups.REFRESH_SECONDS:
+            looked = time.monotonic()
+            try:
+                await segment_rollups.refresh(db, await current_cuts(db))
+            except Exception:
+                log.exception("reports: moving segment members failed; retrying in %.0fs",
+                              segment_rollups.REFRESH_SECONDS)
         await asyncio.sleep(interval)

@@ -1,6 +1,6 @@
-"""Migrations 94-97 and 110: each customer's report figures by hour and day (reports sliced by segment), the agents'
-presence history (staffing: agents needed against agents available), and the keywords of customer messages by week
-(keyword trends)."""
+"""Migrations 94-97, 110 and 112: each customer's report figures by hour and day, and each saved segment's (reports
+sliced by segment), the agents' presence history (staffing: agents needed against agents available), and the
+keywords of customer messages by week (keyword trends)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,27 @@ CREATE TABLE report_customer_rollups (
     PRIMARY KEY (customer_id, grain, bucket)
 );
 CREATE INDEX report_customer_rollups_bucket ON report_customer_rollups (grain, bucket, customer_id)
+""",
+    ),
+    (
+        112,
+        "reports: each saved segment's figures by UTC hour and business day, the sum of its members' as of the "
+        "roller's last look (report_segment_members); a report by segment adds the rows of the customers who "
+        "joined since and takes away those who left",
+        f"""
+CREATE TABLE report_segment_members (
+    segment_id BIGINT NOT NULL,
+    customer_id BIGINT NOT NULL,
+    PRIMARY KEY (segment_id, customer_id)
+);
+CREATE INDEX report_segment_members_customer ON report_segment_members (customer_id, segment_id);
+CREATE TABLE report_segment_rollups (
+    segment_id BIGINT NOT NULL,
+    grain TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+{_COLUMNS},
+    PRIMARY KEY (segment_id, grain, bucket)
+)
 """,
     ),
 ]

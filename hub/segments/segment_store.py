@@ -93,6 +93,9 @@ def replace(tx: Tx, segment_id: int, body: SegmentBody, now: str) -> Segment:
 def delete(tx: Tx, segment_id: int) -> None:
     get(tx, segment_id)
     tx.exec("DELETE FROM segment_sizes WHERE segment_id = ?", (segment_id,))
+    # its report figures (an id may be given again: a new segment must not find the old one's members)
+    tx.exec("DELETE FROM report_segment_members WHERE segment_id = ?", (segment_id,))
+    tx.exec("DELETE FROM report_segment_rollups WHERE segment_id = ?", (segment_id,))
     tx.exec("DELETE FROM segments WHERE id = ?", (segment_id,))
 
 
