@@ -110,9 +110,10 @@ class SqliteDatabase:
     No COMMIT runs a WAL checkpoint (SQLite's default runs one inside the commit that crosses 1,000 pages: copying
     the WAL into the database file and an fsync, while every acknowledgement in the batch waits). A thread of its
     own checkpoints instead (PASSIVE: it never blocks the writer), started by a commit at most every
-    CHECKPOINT_SECONDS. The writer starts the WAL over once a checkpoint has caught up with it; under writes without
-    a pause it may never catch up, so SQLite's own checkpoint in the commit stays as a backstop, at WAL_BACKSTOP_PAGES
-    instead of 1,000: the WAL stops growing there.
+    CHECKPOINT_SECONDS, and going again each CHECKPOINT_SECONDS until it has copied the whole WAL. The writer starts
+    the WAL over once a checkpoint has caught up with it; under writes without a pause it may never catch up, so
+    SQLite's own checkpoint in the commit stays as a backstop, at WAL_BACKSTOP_PAGES instead of 1,000: the WAL stops
+    growing there.
     """
 
     dialect = "sqlite"
@@ -132,6 +133,9 @@ class SqliteDatabase:
         self._checkpoint_seconds = checkpoint_seconds
         self._checkpoint_due = time.monotonic() + checkpoint_seconds
         self._checkpointing = False
+        self._checkpoint_again = False  # a commit landed while a checkpoint ran: its frames may not be copied
+        self._checkpoint_lock = threading.Lock()
+        self._closing = threading.Event()
         self._wal_backstop_pages = wal_backstop_pages
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -219,22 +223,41 @@ class SqliteDatabase:
     def _checkpoint_soon(self) -> None:
         """On the writer, after a commit: start a checkpoint when one is due and none is running."""
         now = time.monotonic()
-        if self._checkpointing or now < self._checkpoint_due:
-            return
-        self._checkpointing, self._checkpoint_due = True, now + self._checkpoint_seconds
+        with self._checkpoint_lock:
+            if self._checkpointing:
+                self._checkpoint_again = True
+                return
+            if now < self._checkpoint_due:
+                return
+            self._checkpointing, self._checkpoint_due = True, now + self._checkpoint_seconds
         try:
             self._checkpointer.submit(self._checkpoint)
         except RuntimeError:  # closing: the last connection's close checkpoints
-            self._checkpointing = False
+            with self._checkpoint_lock:
+                self._checkpointing = False
 
     def _checkpoint(self) -> None:
-        try:
-            # PASSIVE: copies what no reader still needs and waits for nobody; the next writer then reuses the WAL.
-            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as e:  # the next due commit tries again; until then the WAL only grows
-            log.warning("WAL checkpoint failed: %s", e)
-        finally:
-            self._checkpointing = False
+        """Checkpoints until the WAL is copied. One that copied less than the WAL holds (a reader on an older
+        snapshot) or that commits overtook (the end of a burst) goes again after CHECKPOINT_SECONDS by itself: no
+        later commit may come to start one."""
+        while True:
+            with self._checkpoint_lock:
+                self._checkpoint_again = False
+            complete = False
+            try:
+                # PASSIVE: copies what no reader still needs and waits for nobody; the next writer reuses the WAL.
+                row = self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                complete = row is not None and row[1] == row[2]  # (busy, frames in the WAL, frames copied)
+            except sqlite3.Error as e:  # goes again below
+                log.warning("WAL checkpoint failed: %s", e)
+            with self._checkpoint_lock:
+                if complete and not self._checkpoint_again:
+                    self._checkpointing = False
+                    return
+            if self._closing.wait(max(self._checkpoint_seconds, 0.05)):  # closing: the last close checkpoints
+                with self._checkpoint_lock:
+                    self._checkpointing = False
+                return
 
     async def ping(self) -> bool:
         try:
@@ -244,6 +267,7 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)
+        self._closing.set()
         self._checkpointer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -89,6 +90,35 @@ async def test_lost_postgres_connections_give_503_then_recover(
     assert statuses[-1] == 201, statuses
     ready = await client.get("/readyz")
     assert ready.status == 200
+
+
+async def test_sqlite_checkpoints_again_until_the_wal_is_copied_with_no_commit_to_start_one(tmp_path: Any) -> None:
+    """A checkpoint that could not copy every frame (a reader still on an older snapshot, or commits landing while it
+    ran, as at the end of a burst) tries again on its own: no later commit is needed to start one. Before, the WAL of
+    a burst stayed uncopied until the next write."""
+    path = tmp_path / "hub.db"
+    db = SqliteDatabase(f"sqlite:///{path}", readers=1, checkpoint_seconds=0.0)
+    reader = None
+    try:
+        await db.write(lambda tx: tx.exec("CREATE TABLE t (v BLOB)"))
+        await asyncio.sleep(0.2)  # the CREATE's own checkpoint done
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()  # holds the snapshot before the rows
+        for _ in range(50):
+            await db.write(lambda tx: tx.exec("INSERT INTO t (v) VALUES (?)", (b"w" * 40_000,)))
+        await asyncio.sleep(0.3)
+        assert path.stat().st_size < 40_000  # the reader's snapshot holds the checkpoints back
+        reader.execute("COMMIT")  # the last commit is long past: only a retry can copy the rows now
+        for _ in range(150):
+            await asyncio.sleep(0.02)
+            if path.stat().st_size > 45 * 40_000:
+                break
+        assert path.stat().st_size > 45 * 40_000
+    finally:
+        if reader is not None:
+            reader.close()
+        await db.close()
 
 
 async def test_sqlite_commits_leave_the_wal_checkpoint_to_its_own_thread(tmp_path: Any) -> None:
