@@ -371,7 +371,7 @@ class Runner:
                                                            "ORDER BY id LIMIT 1"))
             if pending is None:
                 return total
-            outcomes = await self.db.write(lambda tx: self.batch(tx, 100))
+            outcomes = await self.db.write(lambda tx: self.batch(tx, 100), background=True)
             if not outcomes:
                 return total  # what is left failed, or another process holds it: the next pass looks again
             total += len(outcomes)
@@ -390,7 +390,7 @@ class Runner:
             tx.exec("DELETE FROM hub_events WHERE status = 'done' AND created_at < ? AND NOT EXISTS "
                     "(SELECT 1 FROM webhook_deliveries d WHERE d.event_id = hub_events.id)", (cutoff,))
 
-        await self.db.write(write)
+        await self.db.write(write, background=True)
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -507,7 +507,7 @@ async def catch_up(db: Database, rules: RollRules, cutoff: str | None = None) ->
         if batch is None:
             return done
         try:
-            done += await db.write(lambda tx, b=batch: commit(tx, b))  # type: ignore[misc]
+            done += await db.write(lambda tx, b=batch: commit(tx, b), background=True)  # type: ignore[misc]
             fail_points.hit("reports.between_slices")
         except _Raced:
             raced += 1

@@ -193,14 +193,14 @@ class _CountedWrites:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.read(fn)
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
         def run(tx: Tx) -> T:
             counting = _CountingTx(tx)
             out = fn(counting)
             self.writes.append((counting.statements, counting.rows))
             return out
 
-        return await self.db.write(run)
+        return await self.db.write(run, background)
 
     async def ping(self) -> bool:
         return await self.db.ping()
