@@ -84,3 +84,6 @@ POINTS = POINTS | {"email.before_seen"}
 # A new conversation's first-response deadline (hub.routing.service.Router.on_ingest) is written to the store before
 # routing queues it: `enqueue.after_deadline` is between the two. The reconciler queues it with the stored deadline.
 POINTS = POINTS | {"enqueue.after_deadline"}
+# The reports roller (hub.reports.rollup.catch_up) folds pending events in slices, each slice's events marked rolled in
+# the transaction that adds their figures: `reports.between_slices` is after one slice's commit, before the next.
+POINTS = POINTS | {"reports.between_slices"}

@@ -40,6 +40,11 @@ from hub.webhooks import enqueue
 
 log = logging.getLogger("hub.automation")
 
+#: events one batch runs rules on at most (events nothing can act on are marked done in bulk and not counted): a batch
+#: is one write transaction on the SQLite writer every inbound acknowledgement shares, so it stays a few ms long;
+#: counted, not timed, so a batch's bounds are the same on every run
+ACTED_PER_BATCH = 10
+
 #: bus events that mean the event log may have grown (the log itself is the truth; the poll catches the rest)
 WAKING = ("message.created", "conversation.opened", "conversation.reopened", "conversation.resolved")
 
@@ -319,9 +324,10 @@ class Runner:
 
     # -- the loop ----------------------------------------------------------------------------------------------
 
-    def batch(self, tx: Tx, limit: int) -> list[_Outcome]:
-        """Handle up to LIMIT pending events, oldest first, inside TX; each in a savepoint, so one that fails (a bug,
-        bad data) is left pending with the others done."""
+    def batch(self, tx: Tx, limit: int, acted: int = ACTED_PER_BATCH) -> list[_Outcome]:
+        """Handle up to LIMIT pending events, oldest first, inside TX, stopping once rules have run on ACTED of them
+        (the events after are the next batch's); each in a savepoint, so one that fails (a bug, bad data) is left
+        pending with the others done."""
         skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
         rows = tx.all(f"SELECT {event_log.COLUMNS} FROM hub_events WHERE status = 'pending' ORDER BY id LIMIT ?"
                       + skip, (limit,))
@@ -335,6 +341,8 @@ class Runner:
                 idle.append(int(r["id"]))
                 done.append(_Outcome(int(r["id"]), conversation_id=r["conversation_id"], depth=int(r["depth"])))
                 continue
+            if acted <= 0:
+                break  # the batch's share of the writer is spent (ACTED_PER_BATCH)
             tx.exec("SAVEPOINT hub_automation")
             try:
                 out = self._handle(tx, r, setup)
@@ -346,6 +354,9 @@ class Runner:
                 continue
             tx.exec("RELEASE SAVEPOINT hub_automation")
             done.append(out)
+            # Only events handled count: ones that fail stay pending at the head of the line, and must not take
+            # every later batch's share (they cost the writer too, but a failure is a bug, not the usual case).
+            acted -= 1
         if idle:
             marks = ", ".join("?" for _ in idle)
             tx.exec(f"UPDATE hub_events SET status = 'done', processed_at = ? WHERE id IN ({marks})",
@@ -360,7 +371,7 @@ class Runner:
                                                            "ORDER BY id LIMIT 1"))
             if pending is None:
                 return total
-            outcomes = await self.db.write(lambda tx: self.batch(tx, 100))
+            outcomes = await self.db.write(lambda tx: self.batch(tx, 100), background=True)
             if not outcomes:
                 return total  # what is left failed, or another process holds it: the next pass looks again
             total += len(outcomes)
@@ -379,7 +390,7 @@ class Runner:
             tx.exec("DELETE FROM hub_events WHERE status = 'done' AND created_at < ? AND NOT EXISTS "
                     "(SELECT 1 FROM webhook_deliveries d WHERE d.event_id = hub_events.id)", (cutoff,))
 
-        await self.db.write(write)
+        await self.db.write(write, background=True)
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -42,7 +42,9 @@ class Database(Protocol):
     url: str
 
     async def read(self, fn: Callable[[Tx], T]) -> T: ...
-    async def write(self, fn: Callable[[Tx], T]) -> T: ...
+    #: BACKGROUND: work nobody waits on (the reports roller, automation): SQLite runs it in a transaction of its own,
+    #: after the writes waiting before it (see SqliteDatabase)
+    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -107,6 +109,11 @@ class SqliteDatabase:
     inside its own savepoint (so a failing write rolls back alone, as if it had its own transaction), and no caller
     hears back before the shared COMMIT. One commit then serves many messages under load.
 
+    Background writes (the reports roller's slices, automation's batches: nobody waits on them) never join a group:
+    each runs in a transaction of its own, after the other writes waiting (one group of them: a background write
+    waits for at most one group, so a steady flow does not starve it). An acknowledgement then waits behind at most
+    one background write, never inside its transaction.
+
     No COMMIT runs a WAL checkpoint (SQLite's default runs one inside the commit that crosses 1,000 pages: copying
     the WAL into the database file and an fsync, while every acknowledgement in the batch waits). A thread of its
     own checkpoints instead (PASSIVE: it never blocks the writer), started by a commit at most every
@@ -141,6 +148,8 @@ class SqliteDatabase:
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._pending: list[_Pending] = []
+        self._background: list[_Pending] = []
+        self._background_turn = False
         self._draining = False
 
     def _conn(self) -> sqlite3.Connection:
@@ -173,11 +182,11 @@ class SqliteDatabase:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._run, fn, "BEGIN")
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._pending.append((fn, fut, loop))
+            (self._background if background else self._pending).append((fn, fut, loop))
             start, self._draining = not self._draining, True
         if start:
             self._writer.submit(self._drain)
@@ -186,7 +195,13 @@ class SqliteDatabase:
     def _drain(self) -> None:
         while True:
             with self._lock:
-                batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+                if self._background and (self._background_turn or not self._pending):
+                    # Alone, and after at most one group of the others: they never wait inside its transaction,
+                    # and it is never starved by them.
+                    batch, self._background_turn = [self._background.pop(0)], False
+                else:
+                    batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+                    self._background_turn = bool(self._background)
                 if not batch:
                     self._draining = False
                     return
@@ -357,7 +372,8 @@ class PostgresDatabase:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_read, fn)
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
+        # Each write has a connection and transaction of its own here: BACKGROUND changes nothing.
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
 
     async def ping(self) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from hub import fail_points
 from hub.automation import hours as automation_hours
 from hub.business_events import recompute_orders
 from hub.business_hours import is_open, zone
@@ -68,7 +69,12 @@ def customer_values(sums: dict[str, list[float]]) -> tuple[float, ...]:
 # Events newer than this may still have company committing with lower ids (PostgreSQL hands out ids before commit):
 # the roller leaves them for its next round so a conversation's events are folded in the order they happened.
 SETTLE_SECONDS = {"sqlite": 0.0, "postgresql": 2.0}
-BATCH = 5000
+#: events one slice reads at most
+BATCH = 500
+#: rows one slice writes at most, give or take its last event's (events marked rolled, rows upserted, keyword counts):
+#: a slice holds the SQLite writer, which every inbound acknowledgement shares, for a few ms (about 1,000 rows took
+#: 4 ms on a quiet 2-core machine); counted, not timed, so a slice's bounds are the same on every run
+SLICE_ROWS = 500
 _LOCK = segment_rollups.LOCK  # PostgreSQL advisory lock: one roller at a time across hub processes
 
 
@@ -216,6 +222,12 @@ class _Deltas:
         mine = self.customers.setdefault((customer_id, grain, bucket), {}).setdefault(metric, [0, 0.0])
         mine[0] += 1
         mine[1] += total
+
+    def size(self) -> int:
+        """Rows these deltas write (as _save does: one upsert a row, a keyword count a row per dim)."""
+        words = sum(len(counts) for *_, counts in self.keyword_slices())
+        return (len(self.rows) + len(self.customers) + len(self.contacts) + len(self.ratings) + len(self.channels)
+                + words)
 
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         day = self.day(at)
@@ -416,8 +428,10 @@ def _texts(tx: Tx, events: list[Row]) -> dict[int, str]:
     return out
 
 
-def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH) -> _Batch | None:
-    """Read up to LIMIT unrolled events at or before CUTOFF and fold them in memory (nothing is written)."""
+def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH,
+         rows: int = SLICE_ROWS) -> _Batch | None:
+    """Read up to LIMIT unrolled events at or before CUTOFF and fold them in memory (nothing is written), oldest
+    first, until what the slice will write reaches ROWS; the events left over are the next slice's."""
     if cutoff is None:
         cutoff = format_time(utcnow() - timedelta(seconds=SETTLE_SECONDS.get(tx.dialect, 0.0)))
     events = tx.all(
@@ -446,11 +460,17 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
     # A conversation's figures count under each label it has when they are rolled (seconds after they happen).
     labelled = labels.of_many(tx, "conversation", sorted({int(e["conversation_id"]) for e in events}))
     texts = _texts(tx, events) if rules.keywords else {}
+    folded: list[int] = []
+    touched: dict[int, _Clock] = {}
     for e in events:
+        if folded and len(folded) + len(touched) + deltas.size() >= rows:
+            break  # the slice is full: its writes stay short (SLICE_ROWS)
+        folded.append(int(e["id"]))
         cid = int(e["conversation_id"])
         c = clocks.get(cid)
         if c is None:
             c = clocks[cid] = _Clock(cid)
+        touched[cid] = c
         c.labels = tuple(labelled.get(cid, ()))
         _fold(e, c, deltas, rules, last_resolved)
         text = texts.get(e["message_id"]) if e["message_id"] is not None else None
@@ -458,7 +478,7 @@ def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
             deltas.words(terms(text, rules.phrases), str(e["at"]), str(e["channel"] or c.channel), c.queue)
         if e["type"] == "resolved" and c.customer_id is not None and c.resolved_at is not None:
             resolved_here[c.customer_id] = (cid, c.resolved_at)
-    return _Batch([int(e["id"]) for e in events], list(clocks.values()), deltas)
+    return _Batch(folded, list(touched.values()), deltas)
 
 
 def commit(tx: Tx, batch: _Batch) -> int:
@@ -476,15 +496,17 @@ def commit(tx: Tx, batch: _Batch) -> int:
     return marked
 
 
-def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH) -> int:
-    """Plan and commit one batch in one transaction; returns how many events were folded."""
-    batch = plan(tx, rules, cutoff, limit)
+def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH, rows: int = SLICE_ROWS) -> int:
+    """Plan and commit one slice in one transaction; returns how many events were folded."""
+    batch = plan(tx, rules, cutoff, limit, rows)
     return commit(tx, batch) if batch is not None else 0
 
 
 async def catch_up(db: Database, rules: RollRules, cutoff: str | None = None) -> int:
-    """Roll until nothing is left (up to CUTOFF); returns how many events were folded. Each batch is read and folded
-    on a reader and written in one short write, so the inbound path waits on the writer as little as possible."""
+    """Roll until nothing is left (up to CUTOFF); returns how many events were folded. Each slice is read and folded
+    on a reader and written in one short write (SLICE_ROWS), so the inbound path waits on the writer as little as
+    possible; a slice's events are marked rolled in the transaction that adds their figures, so a crash between
+    slices (fail point `reports.between_slices`) loses or repeats nothing."""
     done = 0
     raced = 0
     while True:
@@ -492,7 +514,8 @@ async def catch_up(db: Database, rules: RollRules, cutoff: str | None = None) ->
         if batch is None:
             return done
         try:
-            done += await db.write(lambda tx, b=batch: commit(tx, b))  # type: ignore[misc]
+            done += await db.write(lambda tx, b=batch: commit(tx, b), background=True)  # type: ignore[misc]
+            fail_points.hit("reports.between_slices")
         except _Raced:
             raced += 1
             if raced >= 3:  # another process is rolling the same events: leave them to it this round

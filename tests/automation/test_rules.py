@@ -11,6 +11,7 @@ import pytest
 
 from hub.agents import add_agent
 from hub.api.auth import create_token
+from hub.automation.runner import ACTED_PER_BATCH
 from hub.config import Settings
 from hub.history.db import Params, Row, Tx
 from hub.keys import AUTOMATION, DB, INGEST, ROUTER, SETTINGS
@@ -420,3 +421,37 @@ async def test_set_attribute_values_are_checked_against_the_attributes_type(api:
     # Saved again (fixed): the flag is cleared.
     fixed = await api.call("PUT", "/api/v1/automation/rules/{id}", path, setting(plan="Team"))
     assert fixed["problem"] is None and fixed["problem_at"] is None
+
+
+async def test_a_batch_runs_rules_on_a_bounded_number_of_events_and_every_event_once(api: Api) -> None:
+    """A batch is one write transaction on the SQLite writer, which the inbound path shares: it runs rules on at most
+    ACTED_PER_BATCH events, leaving the rest to the next batches, and each event still runs its rules once."""
+    rule = await add_rule(api, {"name": "Tag", "event": "message.received", "conditions": [],
+                                "actions": [{"type": "add_label", "value": "seen"}]})
+    for i in range(30):
+        await inbound(api, f"phone:+1415556{i:04d}", "hello", f"b{i}")
+    await eventually(lambda: settled(api), what="events handled")
+    db, runner = api.client.app[DB], api.client.app[AUTOMATION]
+
+    def again(tx: Tx) -> list[tuple[int, int]]:
+        # Pending again (and the runs forgotten) and drained here, batch after batch, in one transaction, so the
+        # hub's own runner cannot take them first.
+        tx.exec("UPDATE hub_events SET status = 'pending'")
+        tx.exec("DELETE FROM automation_runs")
+        batches = []
+        while True:
+            counting = CountingTx(tx)
+            outcomes = runner.batch(counting, 100)
+            if not outcomes:
+                return batches
+            batches.append((sum(1 for o in outcomes if o.rules), counting.statements))
+
+    batches = await db.write(again)
+    assert sum(acted for acted, _ in batches) == 30  # each message.received once
+    assert max(acted for acted, _ in batches) == ACTED_PER_BATCH and len(batches) == 3
+    assert max(statements for _, statements in batches) <= 30 * ACTED_PER_BATCH, batches
+    runs = await db.read(lambda tx: tx.one("SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS events "
+                                           "FROM automation_runs"))
+    assert runs is not None and int(runs["n"]) == int(runs["events"]) == 30
+    detail = await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{rule['id']}")
+    assert detail["runs"] == 60  # 30 the first time, 30 after the replay

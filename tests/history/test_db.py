@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -161,3 +162,61 @@ async def test_sqlite_commits_leave_the_wal_checkpoint_to_its_own_thread(tmp_pat
         assert path.stat().st_size > 90 * 40_000
     finally:
         await db.close()
+
+
+async def test_sqlite_background_writes_go_alone_after_the_writes_waiting_before_them(tmp_path: Any) -> None:
+    """The reports roller and automation write in the background: an acknowledgement never shares their transaction
+    (it would wait for their commit), and writes already waiting run first; nor are they starved under load."""
+    path = tmp_path / "hub.db"
+    db = SqliteDatabase(f"sqlite:///{path}")
+    await db.write(lambda tx: tx.exec("CREATE TABLE t (name TEXT)"))
+    release = threading.Event()
+    order: list[str] = []
+
+    def blocker(tx: Any) -> None:
+        release.wait(10)  # holds the writer while the others queue
+
+    def fore(name: str) -> Any:
+        def fn(tx: Any) -> None:
+            order.append(name)
+            tx.exec("INSERT INTO t (name) VALUES (?)", (name,))
+        return fn
+
+    def back(name: str) -> Any:
+        def fn(tx: Any) -> int:
+            order.append(name)
+            # Another connection sees only what is committed: the writes that ran before this one, if it has a
+            # transaction of its own.
+            other = sqlite3.connect(path)
+            try:
+                return int(other.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+            finally:
+                other.close()
+        return fn
+
+    first = asyncio.ensure_future(db.write(blocker))
+    await asyncio.sleep(0.05)
+    b1 = asyncio.ensure_future(db.write(back("b1"), background=True))
+    await asyncio.sleep(0.01)
+    f1 = [asyncio.ensure_future(db.write(fore(f"f{i}"))) for i in range(3)]
+    await asyncio.sleep(0.01)
+    b2 = asyncio.ensure_future(db.write(back("b2"), background=True))
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(first, *f1)
+    seen1, seen2 = await b1, await b2
+    # Queued before the three, b1 still ran after them, alone: it saw their rows committed.
+    assert order == ["f0", "f1", "f2", "b1", "b2"] and (seen1, seen2) == (3, 3)
+    # Under a steady flow of writes a background write waits for one group of them, not for the flow to stop.
+    order.clear()
+    release.clear()
+    first = asyncio.ensure_future(db.write(blocker))
+    await asyncio.sleep(0.05)
+    b3 = asyncio.ensure_future(db.write(back("b3"), background=True))
+    waves = [asyncio.ensure_future(db.write(fore(f"g{i}"))) for i in range(3)]
+    release.set()
+    await asyncio.sleep(0)
+    assert await b3 == 6
+    await asyncio.gather(first, *waves)
+    assert order[:4] == ["g0", "g1", "g2", "b3"]
+    await db.close()

@@ -180,7 +180,7 @@ async def test_keyword_writes_per_batch_do_not_grow_with_the_messages(db: Databa
     async def roll_counted() -> int:
         def run(tx: Tx) -> int:
             counting = _CountingTx(tx)
-            roll(counting, RULES, cutoff="9999")
+            roll(counting, RULES, cutoff="9999", rows=10**6)  # one slice of them all: statements, not rows
             return counting.keyword_statements
 
         counted: int = await db.write(run)

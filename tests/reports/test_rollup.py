@@ -8,10 +8,11 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,7 +25,7 @@ from hub.history.schema import migrate
 from hub.reports import query
 from hub.reports.events import record, record_reply
 from hub.reports.hours import business_seconds
-from hub.reports.rollup import RollRules, catch_up, rebuild, roll
+from hub.reports.rollup import SLICE_ROWS, RollRules, catch_up, rebuild, roll
 from hub.reports.schema import CUSTOMER_METRICS, CUSTOMER_TIMED
 
 RULES = RollRules(time_zone="Europe/Berlin", business_hours=("mon-fri 09:00-17:00",),
@@ -143,6 +144,101 @@ async def test_rebuild_equals_the_incremental_rollups_whatever_the_batches(db: D
     assert await rollups(db) == incremental
 
 
+async def test_rebuild_equals_the_incremental_rollups_whatever_the_slices(db: Database) -> None:
+    """Slices cut by the rows they write (a few events each here) fold as one batch of everything does."""
+    await db.write(history)
+    while await db.write(lambda tx: roll(tx, RULES, cutoff="9999", rows=25)):
+        pass
+    incremental = await rollups(db)
+    assert await rebuild(db, RULES) == 20
+    assert await rollups(db) == incremental
+
+
+T = TypeVar("T")
+
+
+class _CountingTx:
+    """A transaction that counts its statements and the rows they wrote."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx, self.dialect, self.for_update = tx, tx.dialect, tx.for_update
+        self.statements = self.rows = 0
+
+    def one(self, sql: str, params: Any = ()) -> Any:
+        self.statements += 1
+        return self.tx.one(sql, params)
+
+    def all(self, sql: str, params: Any = ()) -> Any:
+        self.statements += 1
+        return self.tx.all(sql, params)
+
+    def exec(self, sql: str, params: Any = ()) -> int:
+        self.statements += 1
+        n = self.tx.exec(sql, params)
+        self.rows += max(n, 0)
+        return n
+
+    def script(self, sql: str) -> None:
+        self.statements += 1
+        self.tx.script(sql)
+
+
+class _CountedWrites:
+    """The store, with every write transaction's statements and rows written kept (reads pass through)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db, self.dialect, self.url = db, db.dialect, db.url
+        self.writes: list[tuple[int, int]] = []
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await self.db.read(fn)
+
+    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
+        def run(tx: Tx) -> T:
+            counting = _CountingTx(tx)
+            out = fn(counting)
+            self.writes.append((counting.statements, counting.rows))
+            return out
+
+        return await self.db.write(run, background)
+
+    async def ping(self) -> bool:
+        return await self.db.ping()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+def busy_day(tx: Tx, conversations: int = 2000) -> None:
+    """Five events a conversation, across channels, queues and agents, over a day and a half."""
+    channels, queues = ("sms", "email", "webchat", "voice"), ("support", "sales", "billing")
+    for conv in range(1, conversations + 1):
+        t, channel, queue, agent = MON + timedelta(seconds=60 * conv), channels[conv % 4], queues[conv % 3], conv % 20
+        record(tx, "opened", conv, at(t), customer_id=conv % 700 + 1, channel=channel, queue=queue)
+        record(tx, "assigned", conv, at(t, seconds=20), channel=channel, queue=queue, agent_id=agent, seconds=20.0)
+        record(tx, "message_out", conv, at(t, minutes=2), channel=channel, queue=queue, agent_id=agent)
+        record(tx, "message_in", conv, at(t, minutes=3), channel=channel, queue=queue)
+        record(tx, "resolved", conv, at(t, minutes=9), customer_id=conv % 700 + 1, channel=channel, queue=queue,
+               agent_id=agent)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_rollers_writes_stay_small_with_ten_thousand_events_pending(db: Database) -> None:
+    """Each write holds the one SQLite writer every inbound acknowledgement shares: the roller folds 10,000 pending
+    events in slices of about SLICE_ROWS rows written, not in one write of thousands of statements."""
+    await db.write(busy_day)
+    counted = _CountedWrites(db)
+    assert await catch_up(counted, RULES) == 10_000
+    assert len(counted.writes) > 10_000 // 500  # sliced (5,000 events a write made 13,600 statements, 16,500 rows)
+    assert max(rows for _, rows in counted.writes) <= SLICE_ROWS + 100, counted.writes
+    assert max(statements for statements, _ in counted.writes) <= SLICE_ROWS + 100, counted.writes
+    f = await figures(db, MON - timedelta(days=1), MON + timedelta(days=3))
+    assert f["conversations_opened"] == 2000 and f["conversations_resolved"] == 2000 and f["messages_out"] == 2000
+    incremental = await rollups(db)
+    assert await rebuild(db, RULES) == 10_000
+    assert await rollups(db) == incremental
+
+
 def test_business_seconds_stop_at_closing_time_and_skip_the_weekend() -> None:
     hours = ("mon-fri 09:00-17:00",)
     friday_4pm = datetime(2026, 3, 6, 16, 0, tzinfo=BERLIN)
@@ -228,6 +324,29 @@ async def test_hub_reports_rebuild_recomputes_what_the_roller_kept(tmp_path: Pat
                                   env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "from 20 conversation events" in out.stdout
+    assert await rollups(db) == kept
+    await db.close()
+
+
+async def test_a_roller_killed_between_slices_folds_every_event_once_after_restart(tmp_path: Path) -> None:
+    """`hub reports rebuild` killed (SIGKILL) after its first slice: the slices committed stay, the rest is folded by
+    the next roller, and nothing is counted twice."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = open_database(url)
+    await migrate(db)
+    await db.write(lambda tx: busy_day(tx, 200))
+    defaults = Settings()
+    rules = RollRules.from_settings(defaults.reports, defaults.routing)
+    assert await catch_up(db, rules) == 1000
+    kept = await rollups(db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {
+        "HUB_DATABASE__URL": url, "HUB_FAIL_POINTS": "reports.between_slices:kill"}
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hub.cli", "reports", "rebuild"],
+                                  env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -9, out.stderr
+    rolled = await db.read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM conversation_events WHERE rolled = 1"))
+    assert rolled is not None and 0 < int(rolled["n"]) < 1000  # killed between two slices
+    assert await catch_up(db, rules) == 1000 - int(rolled["n"])
     assert await rollups(db) == kept
     await db.close()
 
