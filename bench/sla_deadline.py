@@ -1,8 +1,9 @@
 """`python -m bench.sla_deadline`: what storing a first-response deadline costs a new conversation. The same inbound
 load (each message a new customer, so each opens a conversation and enters its queue) against one in-process hub
 with its queue's target set three ways, in rotating rounds: no target (the baseline: nothing stored), a calendar-time
-target (one more write: the deadline), and a business-hours target (the same write, plus the hours read and the
-deadline computed). Printed as req/s and as a ratio to the baseline of the same run, with the load average.
+target (the deadline, stored by the inbound transaction that opens the conversation), and a business-hours target
+(the same, plus the hours read in that transaction and the deadline computed). Printed as req/s and as a ratio to the
+baseline of the same run, with the load average.
 
     python -m bench.sla_deadline --messages 300 --rounds 3
     python -m bench.sla_deadline --db postgresql://postgres@127.0.0.1:5432/postgres

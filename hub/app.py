@@ -225,7 +225,7 @@ def build_app(settings: Settings) -> web.Application:
     sessions = Sessions(db, settings.console)
     router = Router(db, settings, bus)
     ingest = Ingest(db, settings, bus, metrics, choose_queue=router.choose_queue, on_stored=router.on_ingest,
-                    channel_rules=CHANNEL_RULES)
+                    first_response=router.first_response, channel_rules=CHANNEL_RULES)
     channels: dict[str, Channel] = {}
     outbox = Outbox(db, channels, settings.outbox, bus, metrics)
     channels.update(build_channels(settings, ChannelHost(ingest, outbox)))

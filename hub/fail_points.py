@@ -81,9 +81,11 @@ POINTS = POINTS | {"campaign.before_mark"}
 # stored or flagged, in one transaction) and the IMAP server has not yet been told (Seen or moved) nor the
 # mailbox's progress saved; the restarted hub fetches the batch again and finds every email already there.
 POINTS = POINTS | {"email.before_seen"}
-# A new conversation's first-response deadline (hub.routing.service.Router.on_ingest) is written to the store before
-# routing queues it: `enqueue.after_deadline` is between the two. The reconciler queues it with the stored deadline.
-POINTS = POINTS | {"enqueue.after_deadline"}
+# A conversation an inbound message opens (or reopens) is stored, with its first-response deadline, in the inbound
+# transaction (hub.ingest), then routing queues it (hub.routing.service.Router.on_ingest): `enqueue.before_state` is
+# between the two (nothing separates the deadline from the conversation: one transaction). The reconciler queues it
+# with the stored deadline.
+POINTS = POINTS | {"enqueue.before_state"}
 # The reports roller (hub.reports.rollup.catch_up) folds pending events in slices, each slice's events marked rolled in
 # the transaction that adds their figures: `reports.between_slices` is after one slice's commit, before the next.
 POINTS = POINTS | {"reports.between_slices"}

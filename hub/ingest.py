@@ -38,6 +38,10 @@ QueueChooser = Callable[[Inbound], str | tuple[str, int]]
 #: (queue, priority) of a conversation this event opens
 Place = tuple[str, int]
 StoredHook = Callable[["IngestResult", Inbound], Awaitable[None]]
+#: routing's first-response clock for a conversation this event opens (or reopens) in QUEUE, asked inside the write
+#: transaction so that the deadline commits with the conversation: (arrival, deadline) in epoch seconds, or None
+#: (the queue has no target)
+FirstResponse = Callable[[Tx, str], tuple[float, float] | None]
 #: a write of the caller's that must commit with the event's processing, in the same transaction (an operator's
 #: action on a flagged event is recorded with its outcome, or not at all: see hub.attention)
 AlsoInTx = Callable[[Tx, "IngestResult | IngestFailed"], None]
@@ -77,6 +81,7 @@ class Ingest:
         choose_queue: QueueChooser | None = None,
         on_stored: StoredHook | None = None,
         channel_rules: ChannelRules | None = None,
+        first_response: FirstResponse | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -85,6 +90,7 @@ class Ingest:
         self.choose_queue = choose_queue or (lambda _inbound: settings.routing.default_queue)
         # Routing's hook: runs after the message is stored and published; its failure never un-stores anything.
         self.on_stored = on_stored
+        self.first_response = first_response
         #: provider callbacks about messages already here, kept in the same journal
         #: what the core runs of the channels (their rules for later facts, readers of journaled raw events)
         self.channel_rules = channel_rules or ChannelRules()
@@ -264,6 +270,7 @@ class Ingest:
         customer_id = customer.id
         # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
         touched = True
+        started: tuple[float, float] | None = None  # the first-response clock this message starts
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
         # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
@@ -290,11 +297,14 @@ class Ingest:
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
                 self.settings.conversations.reopen_window_seconds, now,
             )
-            if how == "reopened" or (how == "opened" and priority):
-                # The routing rule's priority, in the store before routing or a rule sees the conversation: the
-                # one truth a rebuilt routing state reads back, and what an automation rule's set_priority changes.
-                # A reopened one's old first-response deadline goes: routing stores the new one (Router.on_ingest).
-                tx.exec("UPDATE conversations SET priority = ?, respond_by = NULL WHERE id = ?", (priority, conv.id))
+            if how in ("opened", "reopened") and self.first_response is not None:
+                started = self.first_response(tx, conv.queue or queue)
+            if how == "reopened" or (how == "opened" and (priority or started)):
+                # The routing rule's priority and the first-response deadline, in the store before routing or a rule
+                # sees the conversation: the one truth a rebuilt routing state reads back (an automation rule's
+                # set_priority changes the priority). A reopened one's old deadline goes, replaced by its new one.
+                tx.exec("UPDATE conversations SET priority = ?, respond_by = ? WHERE id = ?",
+                        (priority, started[1] if started else None, conv.id))
         meta = dict(inbound.meta)
         meta.pop(ANSWER_META, None)
         if answer is not None:
@@ -369,7 +379,7 @@ class Ingest:
                 meta=orjson.loads(meta_text),  # as a read gives it back (a copy, JSON types only)
                 attachments=files,
             )
-        return IngestResult(msg, conv, customer, False, how, journal_id)
+        return IngestResult(msg, conv, customer, False, how, journal_id, started)
 
     async def _finish(self, inbound: Inbound, outcome: IngestResult | IngestFailed) -> IngestResult:
         await self._after_commit(inbound, outcome)

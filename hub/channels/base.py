@@ -69,6 +69,9 @@ class IngestResult:
     #: on a conversation that stays as it was)
     conversation_how: str
     journal_id: int
+    #: the first-response clock a conversation it opened or reopened started: (arrival, deadline) in epoch seconds,
+    #: the deadline stored on the conversation in the same transaction; None: no target (or not opened)
+    first_response: tuple[float, float] | None = None
     _json: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """First-response deadlines: computed once when a conversation enters its queue (in business hours or calendar time,
-by the queue's first_response_hours) and stored on the conversation, so a rebuilt routing state, the console and
-reports (an agent's reply records it: hub.reports.events.record_reply) all count against the same instant, even after
-the hours change."""
+by the queue's first_response_hours) and stored on the conversation, by the inbound transaction that opens it (or
+the reconciler, for one that has none), so a rebuilt routing state, the console and reports (an agent's reply
+records it: hub.reports.events.record_reply) all count against the same instant, even after the hours change."""
 
 from __future__ import annotations
 
@@ -28,14 +28,21 @@ def compute(queue: QueueConfig, arrived: float, hours: Mapping[str, business_hou
     return calendar if due is None else due.timestamp()
 
 
+def starting(tx: Tx, queue: QueueConfig, arrived: float) -> float | None:
+    """The deadline of a conversation entering QUEUE at ARRIVED, computed in the transaction that opens (or reopens)
+    it and stored by that transaction: the business hours are read there (the queue's own, else the default), and
+    only when the queue counts them. None: the queue has no target."""
+    if queue.first_response <= 0:
+        return None
+    hours: dict[str, business_hours.BusinessHours] = {}
+    if queue.first_response_hours == "business" and (bh := business_hours.for_queue(tx, queue.id)) is not None:
+        hours[queue.id] = bh
+    return compute(queue, arrived, hours)
+
+
 def _hours(tx: Tx) -> dict[str, business_hours.BusinessHours]:
     rows = business_hours.listing(tx)
     return {name: business_hours.BusinessHours.model_validate(body) for name, body in rows.items()}
-
-
-def store(tx: Tx, conversation: ConversationId, queue: QueueConfig, arrived: float) -> float | None:
-    """The conversation's stored deadline; if it has none yet, computed now and stored. None: no target."""
-    return store_many(tx, [(conversation, queue, arrived)]).get(conversation)
 
 
 def store_many(tx: Tx, items: Sequence[tuple[ConversationId, QueueConfig, float]]) -> dict[ConversationId, float]:

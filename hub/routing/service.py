@@ -10,7 +10,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from hub import event_log, fail_points
@@ -222,26 +221,35 @@ class Router:
         route = self.engine.choose_queue(contact_of(inbound))
         return route.queue, route.priority
 
+    def first_response(self, tx: Tx, queue: str) -> tuple[float, float] | None:
+        """The first-response clock of a conversation entering QUEUE now: (arrival, deadline), or None when the queue
+        has no target. Asked by the inbound path inside the transaction that opens (or reopens) the conversation,
+        which stores the deadline with it: a rebuilt state (restart, Redis wiped) times it the same, even if the
+        business hours change meanwhile, and no write of its own is needed."""
+        q = self.engine.queues.get(queue)
+        if q is None or q.first_response <= 0:
+            return None
+        arrived = self.clock()
+        due = deadlines.starting(tx, q, arrived)
+        return None if due is None else (arrived, due)
+
     async def on_ingest(self, result: IngestResult, inbound: Inbound) -> None:
-        """A newly opened (or reopened) conversation joins its queue; later messages only join the conversation, and a
-        message recorded on a resolved one (a survey's answer) leaves it where it is."""
+        """A newly opened (or reopened) conversation joins its queue, with the first-response deadline the inbound
+        transaction stored; later messages only join the conversation, and a message recorded on a resolved one (a
+        survey's answer) leaves it where it is."""
         if result.duplicate or result.conversation_how in ("joined", "recorded"):
             return
+        # Stored (message, conversation, its deadline) and not yet queued: the reconciler queues it, with the
+        # stored deadline, if the process dies here.
+        fail_points.hit("enqueue.before_state")
         route = self.engine.choose_queue(contact_of(inbound))
         queue = result.conversation.queue or route.queue
-        arrived = self.clock()
-        respond_by: float | None = None
-        if (q := self.engine.queues.get(queue)) is not None and q.first_response > 0:
-            # In the store before routing has it: a rebuilt state (restart, Redis wiped) times it the same,
-            # even if the business hours change meanwhile.
-            respond_by = await self.db.write(partial(deadlines.store, conversation=result.conversation.id,
-                                                     queue=q, arrived=arrived))
-            fail_points.hit("enqueue.after_deadline")
+        arrived, respond_by = result.first_response or (self.clock(), 0.0)
         try:
             events = await self.engine.enqueue(
                 result.conversation.id, queue, inbound.channel,
                 priority=route.priority, customer=result.customer.id, enqueued_at=arrived,
-                respond_by=respond_by or 0.0,
+                respond_by=respond_by,
             )
         except KeyError:
             return  # already routed: the reconciler put it back first

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from hub.agents import sync_queues
 from hub.app import build_app
+from hub.automation import hours as business_hours
 from hub.config import Settings
-from hub.keys import DB, ROUTER
+from hub.history import db as history_db
+from hub.history.db import Database, Tx
+from hub.keys import DB, INGEST, ROUTER
+from hub.model import Identity, Inbound, format_time, utcnow
 from tests.routing.conftest import FakeClock
 from tests.routing.test_service import agent, get, inbound, post
 from tests.waiting import eventually
@@ -74,9 +80,10 @@ async def test_business_deadline_is_stored_kept_after_the_hours_change_and_breac
     clock = _fake_clock(first, FRIDAY_1755)
     friday = (await inbound(first, admin, "webchat:v-fri", "my order is missing"))["conversation"]["id"]
     assert await _stored(first, friday) == TUESDAY_0925
-    # Cut between the two writes: the deadline is stored, routing never queued the conversation.
+    # Cut between the two writes: the inbound transaction stored the conversation with its deadline, routing never
+    # queued it.
     clock.now = SATURDAY_1000
-    monkeypatch.setenv("HUB_FAIL_POINTS", "enqueue.after_deadline:raise")
+    monkeypatch.setenv("HUB_FAIL_POINTS", "enqueue.before_state:raise")
     saturday = (await inbound(first, admin, "webchat:v-sat", "hello?"))["conversation"]["id"]
     monkeypatch.delenv("HUB_FAIL_POINTS")
     assert await _stored(first, saturday) == TUESDAY_0930
@@ -172,3 +179,97 @@ async def test_a_reopened_conversation_gets_a_new_deadline(
     assert again["conversation"]["id"] == conv and again["conversation"]["status"] != "resolved"
     assert await _stored(client, conv) == datetime(2026, 12, 22, 15, 30, tzinfo=UTC).timestamp()
     assert await client.app[ROUTER].state.conversation(conv) is not None
+
+
+@dataclass
+class Cost:
+    writes: int = 0  # write transactions asked of the store
+    statements: int = 0
+    hours_reads: int = 0  # statements that read business hours
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cost]:
+    """Counts every statement any store transaction runs, from here on (write transactions: see _counting_writes)."""
+    cost = Cost()
+
+    def counting(real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(self: Any, sql: str, params: Any = ()) -> Any:
+            cost.statements += 1
+            cost.hours_reads += "business_hours" in sql
+            return real(self, sql, params)
+        return run
+
+    for tx_class in (history_db._SqliteTx, history_db._PgTx):
+        for name in ("one", "all", "exec"):
+            monkeypatch.setattr(tx_class, name, counting(getattr(tx_class, name)))
+    yield cost
+
+
+def _counting_writes(db: Database, cost: Cost, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = db.write
+
+    async def write(fn: Callable[[Tx], Any]) -> Any:
+        cost.writes += 1
+        return await real(fn)
+
+    monkeypatch.setattr(db, "write", write)
+
+
+async def test_the_deadline_costs_no_write_of_its_own_and_hours_are_read_only_for_business_queues(
+    db: Database, make_settings: Callable[..., Settings], db_url: str, counted: Cost,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #18: a new conversation on a queue with a target takes as many write transactions as one on a queue
+    without (its deadline is stored by the inbound transaction that opens it, not by a write of its own), and at
+    most one more statement; business hours are read (in that transaction) only for a queue that counts them, and
+    only when a message opens a conversation, not when it joins one. The hub as `build_app` wires it, its inbound
+    path and routing driven directly (no background task writing meanwhile)."""
+    hours = business_hours.BusinessHours.model_validate(
+        {"timezone": "America/New_York", "weekly": WEEK, "holidays": ["2026-12-21"]})
+    await db.write(lambda tx: business_hours.save(tx, "support", hours, format_time(utcnow())))
+    costs: dict[str, tuple[Cost, Cost]] = {}
+    stored: dict[str, float | None] = {}
+    for way, target in (("none", {}), ("calendar", {"first_response": 1800, "first_response_hours": "calendar"}),
+                        ("business", {"first_response": 1800, "first_response_hours": "business"})):
+        queues = {"support": {"title": "Support", "offer_timeout": 300, **target}}
+        app = build_app(make_settings(db_url, HUB_ROUTING__QUEUES=json.dumps(queues)))
+        ingest, router = app[INGEST], app[ROUTER]
+        try:
+            await sync_queues(app[DB], router.settings.routing.queues)
+            await router.load_state()
+            router.clock = router.engine.clock = FakeClock(FRIDAY_1755)
+            _counting_writes(app[DB], counted, monkeypatch)
+            await ingest.ingest(Inbound(channel="webchat", identity=_identity(f"warm-{way}"), text="warm-up"))
+            spent = []
+            for text in ("my order is missing", "hello?"):  # opens a conversation, then joins it
+                before = Cost(counted.writes, counted.statements, counted.hours_reads)
+                result = await ingest.ingest(Inbound(channel="webchat", identity=_identity(way), text=text))
+                spent.append(Cost(counted.writes - before.writes, counted.statements - before.statements,
+                                  counted.hours_reads - before.hours_reads))
+            assert result.conversation_how == "joined"
+            costs[way] = (spent[0], spent[1])
+            stored[way] = await _respond_by(app[DB], result.conversation.id)
+            assert await router.state.conversation(result.conversation.id) is not None
+        finally:
+            await router.close()
+            await app[DB].close()
+    assert stored == {"none": None, "calendar": FRIDAY_1755 + 1800, "business": TUESDAY_0925}
+    (none, none_joined), (calendar, calendar_joined), (business, business_joined) = (
+        costs["none"], costs["calendar"], costs["business"])
+    assert calendar.writes == business.writes == none.writes, costs
+    assert calendar.statements <= none.statements + 1, costs  # the deadline (in a statement the priority may share)
+    assert business.statements <= calendar.statements + 2, costs  # the queue's own hours, else the default's
+    assert (none.hours_reads, calendar.hours_reads, business.hours_reads) == (0, 0, 1), costs
+    assert none_joined.writes == calendar_joined.writes == business_joined.writes, costs
+    assert none_joined.statements == calendar_joined.statements == business_joined.statements, costs
+    assert business_joined.hours_reads == 0, costs
+
+
+def _identity(name: str) -> Identity:
+    return Identity("webchat", f"v-cost-{name}")
+
+
+async def _respond_by(db: Database, conv: int) -> float | None:
+    row = await db.read(lambda tx: tx.one("SELECT respond_by FROM conversations WHERE id = ?", (conv,)))
+    return None if row is None or row["respond_by"] is None else float(row["respond_by"])

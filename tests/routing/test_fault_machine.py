@@ -49,7 +49,7 @@ AGENTS = (("Ann", ["support"]), ("Bob", ["support", "sales"]))
 # Where a cut leaves store and state apart, and how the operation answers there (an inbound message is stored and
 # acknowledged all the same: routing is not the inbound path's to fail).
 CUTS = ("accept.after_state", "reject.after_state", "transfer.after_state", "resolve.after_store",
-        "presence.after_store", "enqueue.after_state")
+        "presence.after_store", "enqueue.before_state", "enqueue.after_state")
 SETTINGS = settings(max_examples=8, stateful_step_count=16, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -166,7 +166,8 @@ async def test_a_restart_keeps_presence_and_load(restartable: Callable[[], Any])
 
 @pytest.mark.parametrize("point", ["accept.after_state", "reject.after_state", "transfer.after_state",
                                    "timeout.after_state", "resolve.after_store", "presence.after_store",
-                                   "enqueue.after_state", "snooze.before_release", "wake.after_store"])
+                                   "enqueue.before_state", "enqueue.after_state", "snooze.before_release",
+                                   "wake.after_store"])
 async def test_a_decision_cut_between_its_two_writes_is_repaired(
     point: str, aiohttp_client: Any, make_settings: Callable[..., Settings], backend: str, prefix: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -212,7 +213,7 @@ async def test_a_decision_cut_between_its_two_writes_is_repaired(
     elif point == "wake.after_store":  # open in the store again, not yet back in routing
         resp = await client.delete(f"/api/v1/conversations/{conv}/snooze", headers=ann_h)
         assert resp.status == 500, await resp.text()
-    elif point == "enqueue.after_state":
+    elif point in ("enqueue.before_state", "enqueue.after_state"):
         # The message is stored and acknowledged all the same: routing is not the inbound path's to fail.
         await post(client, "/api/v1/inbound", admin, {"identity": "phone:+14155550999", "text": "hi"}, expect=201)
     assert await consistent(client), "the cut left state and store apart (else this test proves nothing)"
