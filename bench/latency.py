@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,6 +93,21 @@ SOURCES: dict[str, Callable[[str, str, str, int], tuple[str, dict[str, Any]]]] =
 }
 
 
+async def open_loop(rate: float, seconds: float, post: Callable[[int], Coroutine[Any, Any, None]]) -> tuple[int, float]:
+    """POST(i) started RATE times a second for SECONDS on schedule, whatever the answers (an open loop: a slow
+    server does not slow the sender), all awaited; returns how many and the seconds the sending took."""
+    total = max(1, round(rate * seconds))
+    start = time.perf_counter()
+    posts = []
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        posts.append(asyncio.create_task(post(i)))
+    await asyncio.gather(*posts, return_exceptions=True)
+    return total, time.perf_counter() - start
+
+
 async def measure(
     base: str, admin_token: str, agent_token: str, source: str, rate: float, seconds: float, tag: str,
 ) -> LatencyResult:
@@ -138,16 +153,7 @@ async def measure(
                     acks.append(time.perf_counter() - t0)
 
         reader = asyncio.create_task(read())
-        total = max(1, round(rate * seconds))
-        start = time.perf_counter()
-        posts = []
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            posts.append(asyncio.create_task(post(i)))
-        await asyncio.gather(*posts, return_exceptions=True)
-        elapsed = time.perf_counter() - start
+        total, elapsed = await open_loop(rate, seconds, post)
         posted.set()
         if len(seen) < acked:
             with contextlib.suppress(TimeoutError):
@@ -176,16 +182,7 @@ async def measure_floor(url: str, rate: float, seconds: float, tag: str) -> Late
                 if 200 <= resp.status < 300:
                     answers.append(time.perf_counter() - t0)
 
-        total = max(1, round(rate * seconds))
-        start = time.perf_counter()
-        posts = []
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            posts.append(asyncio.create_task(post(i)))
-        await asyncio.gather(*posts, return_exceptions=True)
-        elapsed = time.perf_counter() - start
+        total, elapsed = await open_loop(rate, seconds, post)
     answers.sort()
     p50, p99 = 1000 * percentile(answers, 50), 1000 * percentile(answers, 99)
     return LatencyResult(

@@ -182,6 +182,18 @@ def days_of_conversations(per_day: int, first: int) -> Callable[[Tx], None]:
     return write
 
 
+def series_cost(url: str, ps: list[query.Piece], sid: int) -> tuple[int, int]:
+    """The SQLite instructions of a segment's timeseries (PS: query.series_pieces), and the conversations it counts."""
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    conn.row_factory = sqlite3.Row
+    tx = CountingTx(conn)
+    try:
+        rows = query.series_rows(tx, ps, "segment", sid)
+        return tx.steps, sum(int(r["n"]) for r in rows if r["metric"] == "opened")
+    finally:
+        conn.close()
+
+
 async def test_a_segments_year_reads_a_row_per_member_and_day_however_many_conversations(tmp_path: Path) -> None:
     """A year's timeseries by day of a segment, at N conversations and at 4N (three more a day per customer, in
     other hours of the same days): the SQLite instructions it runs grow far less than the history (they are bounded
@@ -196,21 +208,11 @@ async def test_a_segments_year_reads_a_row_per_member_and_day_however_many_conve
     ps, hourly = query.series_pieces(lo, hi, BERLIN, "day")
     assert not hourly
 
-    def cost() -> tuple[int, int]:
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        conn.row_factory = sqlite3.Row
-        tx = CountingTx(conn)
-        try:
-            rows = query.series_rows(tx, ps, "segment", sid)
-            return tx.steps, sum(int(r["n"]) for r in rows if r["metric"] == "opened")
-        finally:
-            conn.close()
-
-    steps, opened = cost()
+    steps, opened = series_cost(url, ps, sid)
     assert opened == 30 * 40
     await db.write(days_of_conversations(3, 30 * 40 + 1))
     await catch_up(db, RULES)
-    steps_4n, opened_4n = cost()
+    steps_4n, opened_4n = series_cost(url, ps, sid)
     assert opened_4n == 4 * opened
     await db.close()
     assert steps_4n < 1.5 * steps, f"{steps} VM steps at N, {steps_4n} at 4N"
@@ -349,25 +351,15 @@ async def test_a_segments_year_costs_the_same_with_four_times_the_members(tmp_pa
     ps, hourly = query.series_pieces(lo, hi, BERLIN, "day")
     assert not hourly
 
-    def cost() -> tuple[int, int]:
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        conn.row_factory = sqlite3.Row
-        tx = CountingTx(conn)
-        try:
-            rows = query.series_rows(tx, ps, "segment", sid)
-            return tx.steps, sum(int(r["n"]) for r in rows if r["metric"] == "opened")
-        finally:
-            conn.close()
-
-    unlooked, _ = cost()
+    unlooked, _ = series_cost(url, ps, sid)
     await segment_rollups.refresh(db, await db.read(cuts))
-    steps, opened = cost()
+    steps, opened = series_cost(url, ps, sid)
     assert opened == 30 * 40
     await db.write(customers_every_day(range(31, 121), 30 * 40 + 1))
     await catch_up(db, RULES)
-    unlooked_4n, _ = cost()
+    unlooked_4n, _ = series_cost(url, ps, sid)
     await segment_rollups.refresh(db, await db.read(cuts))
-    steps_4n, opened_4n = cost()
+    steps_4n, opened_4n = series_cost(url, ps, sid)
     assert opened_4n == 4 * opened
     await db.close()
     print(f"VM steps: {unlooked} / {unlooked_4n} before the roller's look, {steps} / {steps_4n} after (N / 4N)")
