@@ -24,7 +24,7 @@ from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time
 from hub.reports import query
 from hub.reports.keywords import runs, terms
-from hub.reports.rollup import RollRules, rebuild, roll
+from hub.reports.rollup import FIRST_PAGE, RollRules, plan, rebuild, roll
 
 RULES = RollRules(time_zone="Europe/Madrid")
 
@@ -163,19 +163,27 @@ class _CountingTx:
         self.tx.script(sql)
 
 
-async def test_keyword_writes_per_batch_do_not_grow_with_the_messages(db: Database, settings: Settings) -> None:
-    # Email-like text: every message brings words and phrases no other has, so each is many keyword rows.
-    rnd = random.Random(16)
-    ingest = Ingest(db, settings, MemoryBus(), Metrics())
-    sent: list[str] = []
+class _Mail:
+    """Email-like text through the inbound path: every message brings words and phrases no other has, so each is
+    many keyword rows."""
 
-    async def send(n: int) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.rnd = random.Random(16)
+        self.ingest = Ingest(db, settings, MemoryBus(), Metrics())
+        self.sent: list[str] = []
+
+    async def send(self, n: int) -> None:
         for _ in range(n):
-            text = " ".join("".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=rnd.randint(4, 9)))
+            text = " ".join("".join(self.rnd.choices("abcdefghijklmnopqrstuvwxyz", k=self.rnd.randint(4, 9)))
                             for _ in range(30))
-            sent.append(text)
-            await ingest.ingest(Inbound(channel="sms", identity=Identity("phone", f"+3460{len(sent):07d}"),
-                                        text=text, external_id=f"w{len(sent)}"))
+            self.sent.append(text)
+            await self.ingest.ingest(Inbound(channel="sms", identity=Identity("phone", f"+3460{len(self.sent):07d}"),
+                                             text=text, external_id=f"w{len(self.sent)}"))
+
+
+async def test_keyword_writes_per_batch_do_not_grow_with_the_messages(db: Database, settings: Settings) -> None:
+    mail = _Mail(db, settings)
+    send, sent = mail.send, mail.sent
 
     async def roll_counted() -> int:
         def run(tx: Tx) -> int:
@@ -196,3 +204,42 @@ async def test_keyword_writes_per_batch_do_not_grow_with_the_messages(db: Databa
     kept = {word: n for dim, _value, _week, word, n in await keywords(db) if dim == "all"}
     assert kept == dict(expected)
     assert len(kept) > 45 * 50  # the rows the statements wrote
+
+
+class _ReadCountingTx(_CountingTx):
+    """A transaction that counts the events and message texts its reads return."""
+
+    def __init__(self, tx: Tx) -> None:
+        super().__init__(tx)
+        self.events = self.texts = 0
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        rows = super().all(sql, params)
+        self.events += len(rows) if "FROM conversation_events" in sql else 0
+        self.texts += len(rows) if "FROM messages" in sql else 0
+        return rows
+
+
+async def test_a_slice_of_emails_reads_about_the_events_it_folds(db: Database, settings: Settings) -> None:
+    """An email's words fill a slice (SLICE_ROWS) after a few events: the slice reads its events and their texts a
+    page at a time, not BATCH events and their texts to fold three of them (the roller then cost more than storing
+    the emails did)."""
+    mail = _Mail(db, settings)
+    await mail.send(80)
+
+    def first_slice(tx: Tx) -> tuple[int, int, int]:
+        counting = _ReadCountingTx(tx)
+        batch = plan(counting, RULES, cutoff="9999")
+        assert batch is not None
+        return len(batch.ids), counting.events, counting.texts
+
+    folded, events, texts = await db.read(first_slice)
+    assert 1 <= folded < FIRST_PAGE  # about 150 keyword rows a message: a slice is full after a few
+    assert events == texts == FIRST_PAGE  # one page read, of the 80 events waiting
+    # and the slices fold every event once: each message's terms counted once
+    rolled = 0
+    while done := await db.write(lambda tx: roll(tx, RULES, cutoff="9999")):
+        rolled += done
+    assert rolled == 80
+    expected: Counter[str] = Counter(t for text in mail.sent for t in terms(text))
+    assert {word: n for dim, _value, _week, word, n in await keywords(db) if dim == "all"} == dict(expected)
