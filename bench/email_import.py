@@ -74,6 +74,23 @@ found with one findall, and the parsing worker's start no longer importing the w
 
 Three alternating pairs at load 9-15: the hub process 1.36-1.56 -> 1.07-1.19 ms CPU an email, the worker
 0.63-0.70 -> 0.57-0.63. The 0.8x target is still missed (0.21-0.51x after; docs/email.md, "Fourth round").
+
+Fifth round, after the reports roller began writing in slices of SLICE_ROWS: an email's keyword rows fill a slice
+after one to three emails, and each slice read 500 events and their texts to fold them; a slice now reads a page at
+a time. py-spy with --profile-gil, us per email, load 6-7:
+
+    before (45eb151; 665/s, parse alone 2,354/s; hub process 0.91 ms CPU an email)
+      database reader 1,060: roller plan 912 (reads 469, _texts 363, _load_clocks 307)
+      event loop        677: roll_forever 162, IMAP session and ingest 76
+      database writer   165: the batch transactions 73, roller commit 46
+    after (2d7b113; 671/s, parse alone 1,058/s; hub process 0.90 ms)
+      event loop 235 (IMAP session and ingest 54, roll_forever 26), database writer 185 (the batch transactions
+      119, roller commit 35), database reader 68 (roller plan 39)
+
+The import is no faster (two alternating pairs at load 9-11: hub process 1.11-1.28 ms before, 1.27-1.31 after):
+the roller, always behind during an import, takes what share it gets; its commit (keyword rows, 1.44 ms an email
+in bench.email_store) is now its cost. With the roller off the hub process is at 0.86 ms an email; 0.8x needs
+0.40-0.50. Missed (docs/email.md, "Fifth round").
 """
 
 from __future__ import annotations
