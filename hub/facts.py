@@ -78,20 +78,18 @@ def _apply(
 ) -> FactResult:
     """Apply a journaled FACT and record the outcome on its journal row. GIVE_UP: why an unknown message is no
     longer waited for (the row is then flagged 'failed' instead of left 'pending')."""
-    tx.exec("SAVEPOINT hub_fact")
     try:
-        message_id = _target(tx, fact)
-        changed = message_id is not None and _change(tx, fact, message_id, now, rules)
+        with tx.undoable():
+            message_id = _target(tx, fact)
+            changed = message_id is not None and _change(tx, fact, message_id, now, rules)
     except Exception as e:
         if retryable(e):
             raise
-        tx.exec("ROLLBACK TO SAVEPOINT hub_fact")
         reason = f"{type(e).__name__}: {e}"
         log.exception("fact %d could not be applied; kept in the journal for `hub events replay`", journal_id)
         tx.exec("UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
                 (reason, journal_id))
         return FactResult(journal_id, "failed", reason)
-    tx.exec("RELEASE SAVEPOINT hub_fact")
     if message_id is None:
         if give_up is None:
             reason = _unknown(fact) + " yet; applied as soon as it is recorded"

@@ -242,18 +242,14 @@ class Ingest:
             reused = reused or str(row["dedupe_key"]).startswith(f"{inbound.external_id}#")
         reason = queue_error
         if reason is None:
-            tx.exec("SAVEPOINT hub_ingest")
             try:
-                stored = self._store(tx, journal_id, inbound, place, reused, now)
+                with tx.undoable():  # a failed processing leaves nothing but the raw event, flagged below
+                    return self._store(tx, journal_id, inbound, place, reused, now)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
-                tx.exec("ROLLBACK TO SAVEPOINT hub_ingest")
                 reason = f"{type(e).__name__}: {e}"
                 log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
-            else:
-                tx.exec("RELEASE SAVEPOINT hub_ingest")
-                return stored
         tx.exec(
             "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
             (reason, journal_id),

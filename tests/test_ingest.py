@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from hub.channels.base import IngestFailed
+from hub.channels.base import Arrival, IngestFailed, IngestResult
 from hub.config import Settings
 from hub.events import MemoryBus
 from hub.history import store
-from hub.history.db import Database
+from hub.history.db import Database, Tx
 from hub.ingest import Ingest, _journal
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time, utcnow
@@ -67,6 +67,32 @@ async def test_failed_processing_is_kept_and_replayed(db: Database, settings: Se
     assert await ingest.process_journal(("failed",)) == 1
     assert await journal_states(db) == [("SM9", "done")]
     assert await ingest.process_journal(("failed",)) == 0
+
+
+async def test_a_processing_that_fails_in_a_batch_leaves_its_raw_event_flagged_and_the_others_stored(
+    db: Database, settings: Settings
+) -> None:
+    """Three events in one transaction; the second one's processing fails after it wrote its customer and its
+    conversation. Its writes are undone (the whole batch runs again, this time with a savepoint per event), its raw
+    event commits flagged, and the events before and after it are stored."""
+    def first_response(tx: Tx, queue: str) -> None:
+        newest = tx.one("SELECT i.value FROM conversations c JOIN identities i ON i.customer_id = c.customer_id "
+                        "ORDER BY c.id DESC LIMIT 1")
+        if newest is not None and newest["value"] == "+14155550102":
+            raise RuntimeError("no clock for this one")
+
+    ingest = Ingest(db, settings, MemoryBus(), Metrics(), first_response=first_response)
+    arrivals = [Arrival("sms", Inbound(channel="sms", identity=Identity("phone", f"+1415555010{n}"), text=f"hi {n}",
+                                       external_id=f"SM{n}"), {"n": n}) for n in (1, 2, 3)]
+    first, failed, third = await ingest.ingest_batch(arrivals)
+    assert isinstance(first, IngestResult) and isinstance(third, IngestResult)
+    assert isinstance(failed, IngestFailed) and "no clock for this one" in failed.reason
+    assert await journal_states(db) == [("SM1", "done"), ("SM2", "failed"), ("SM3", "done")]
+    phones = await db.read(lambda tx: tx.all("SELECT value FROM identities ORDER BY id"))
+    assert [r["value"] for r in phones] == ["+14155550101", "+14155550103"]
+    texts = await db.read(lambda tx: tx.all("SELECT m.text FROM messages m JOIN conversations c "
+                                            "ON c.id = m.conversation_id ORDER BY m.id"))
+    assert [r["text"] for r in texts] == ["hi 1", "hi 3"]
 
 
 async def test_unparseable_events_are_flagged_not_lost(db: Database, settings: Settings) -> None:

@@ -12,8 +12,9 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +36,38 @@ class Tx(Protocol):
     def all(self, sql: str, params: Params = ()) -> list[Row]: ...
     def exec(self, sql: str, params: Params = ()) -> int: ...
     def script(self, sql: str) -> None: ...
+    #: a block whose writes are undone when it raises, the transaction going on (see _undoable)
+    def undoable(self) -> AbstractContextManager[None]: ...
+
+
+class _Redo(BaseException):
+    """A block that must be undoable failed in a transaction run without savepoints: the database rolls the
+    transaction back and runs it again, this time with savepoints (see _undoable). Not an Exception, so that the
+    block's own `except Exception` does not take it for the block's failure."""
+
+
+@contextmanager
+def _undoable(tx: Tx, careful: bool) -> Iterator[None]:
+    """Tx.undoable. CAREFUL: in a savepoint, rolled back when the block raises (the exception goes on to the caller,
+    who keeps what the transaction wrote before the block). Otherwise (how every write runs first) no savepoint: a
+    savepoint costs (SQLite copies each page it changes to a statement journal, and FTS5 writes its pending terms out
+    as a new index segment at each one), and most blocks do not fail; one that does raises _Redo, and the whole
+    transaction runs again with CAREFUL set. A write may then run twice, as on PostgreSQL after a deadlock: only its
+    last run commits."""
+    if not careful:
+        try:
+            yield
+        except Exception as e:
+            raise _Redo from e
+        return
+    tx.exec("SAVEPOINT hub_undoable")
+    try:
+        yield
+    except Exception:
+        tx.exec("ROLLBACK TO SAVEPOINT hub_undoable")
+        tx.exec("RELEASE SAVEPOINT hub_undoable")
+        raise
+    tx.exec("RELEASE SAVEPOINT hub_undoable")
 
 
 class Database(Protocol):
@@ -53,8 +86,9 @@ class _SqliteTx:
     dialect = "sqlite"
     for_update = ""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, careful: bool = True) -> None:
         self._c = conn
+        self._careful = careful
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         row: Row | None = self._c.execute(sql, params).fetchone()
@@ -69,6 +103,9 @@ class _SqliteTx:
     def script(self, sql: str) -> None:
         for stmt in _statements(sql):
             self._c.execute(stmt)
+
+    def undoable(self) -> AbstractContextManager[None]:
+        return _undoable(self, self._careful)
 
 
 def _statements(sql: str) -> list[str]:
@@ -105,9 +142,11 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 class SqliteDatabase:
     """WAL mode; one writer thread (SQLite allows one writer) and a few reader threads with their own connections.
 
-    Writes are group-committed: every write waiting when the writer thread gets to it runs in one transaction, each
-    inside its own savepoint (so a failing write rolls back alone, as if it had its own transaction), and no caller
-    hears back before the shared COMMIT. One commit then serves many messages under load.
+    Writes are group-committed: every write waiting when the writer thread gets to it runs in one transaction, and
+    no caller hears back before the shared COMMIT. One commit then serves many messages under load. A failing write
+    rolls back alone, as if it had its own transaction: the group runs without savepoints (they cost: see
+    _undoable), and when a write raises, the transaction is rolled back and the group runs again, each write inside
+    its own savepoint.
 
     Background writes (the reports roller's slices, automation's batches: nobody waits on them) never join a group:
     each runs in a transaction of its own, after the other writes waiting (one group of them: a background write
@@ -205,24 +244,8 @@ class SqliteDatabase:
                 if not batch:
                     self._draining = False
                     return
-            outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
             try:
-                conn = self._conn()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for item in batch:
-                        conn.execute("SAVEPOINT hub_write")
-                        try:
-                            outcomes.append((item, item[0](_SqliteTx(conn)), None))
-                        except Exception as e:
-                            conn.execute("ROLLBACK TO SAVEPOINT hub_write")
-                            outcomes.append((item, None, e))
-                        conn.execute("RELEASE SAVEPOINT hub_write")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                outcomes = [(item, value, err) for item, (value, err) in zip(batch, self._group(batch), strict=True)]
             except Exception as e:  # the transaction itself failed: none of the batch is durable
                 outcomes = [(item, None, e) for item in batch]
             else:
@@ -234,6 +257,40 @@ class SqliteDatabase:
                 by_loop.setdefault(loop, []).append((fut, value, err))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle, settled)
+
+    def _group(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+        """Runs BATCH in one transaction and commits it: each write's (value, None), or (None, exception) for a write
+        that raised, rolled back alone. The writes run without savepoints first (see _undoable: nearly every batch);
+        when one raises, the transaction is rolled back and the batch runs again, each write in a savepoint of its
+        own. Raises when the transaction itself fails."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            try:
+                done: list[tuple[Any, BaseException | None]] = [
+                    (fn(_SqliteTx(conn, careful=False)), None) for fn, _fut, _loop in batch
+                ]
+            except (Exception, _Redo) as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if len(batch) == 1 and isinstance(e, Exception):
+                    return [(None, e)]  # alone: nothing of it is kept, as with a savepoint of its own
+                conn.execute("BEGIN IMMEDIATE")
+                done = []
+                for fn, _fut, _loop in batch:
+                    conn.execute("SAVEPOINT hub_write")
+                    try:
+                        done.append((fn(_SqliteTx(conn)), None))
+                    except Exception as e:
+                        conn.execute("ROLLBACK TO SAVEPOINT hub_write")
+                        done.append((None, e))
+                    conn.execute("RELEASE SAVEPOINT hub_write")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return done
 
     def _checkpoint_soon(self) -> None:
         """On the writer, after a commit: start a checkpoint when one is due and none is running."""
@@ -295,8 +352,9 @@ class _PgTx:
     dialect = "postgresql"
     for_update = " FOR UPDATE"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, careful: bool = True) -> None:
         self._c = conn
+        self._careful = careful
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -317,6 +375,9 @@ class _PgTx:
     def script(self, sql: str) -> None:
         for stmt in _statements(sql):
             self._c.execute(stmt)
+
+    def undoable(self) -> AbstractContextManager[None]:
+        return _undoable(self, self._careful)
 
 
 class PostgresDatabase:
@@ -344,17 +405,20 @@ class PostgresDatabase:
         return conn
 
     def _run(self, fn: Callable[[Tx], T]) -> T:
-        for attempt in range(1, 4):
+        attempt, careful = 1, False  # without savepoints first: see _undoable
+        while True:
             conn = self._conn()
             try:
                 with conn.transaction():
-                    return fn(_PgTx(conn))
+                    return fn(_PgTx(conn, careful))
+            except _Redo:
+                careful = True
             except Exception as e:
                 if not retryable(e) or attempt == 3:
                     raise
                 log.info("transaction aborted by PostgreSQL (%s); running it again", type(e).__name__)
                 time.sleep(random.uniform(0.005, 0.05) * attempt)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def _run_read(self, fn: Callable[[Tx], T]) -> T:
         import psycopg

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.history.db import Database, SqliteDatabase, open_database, redact
+from hub.history.db import Database, SqliteDatabase, Tx, open_database, redact
 
 
 @pytest.fixture
@@ -219,4 +219,76 @@ async def test_sqlite_background_writes_go_alone_after_the_writes_waiting_before
     assert await b3 == 6
     await asyncio.gather(first, *waves)
     assert order[:4] == ["g0", "g1", "g2", "b3"]
+    await db.close()
+
+
+async def test_an_undoable_block_that_fails_leaves_the_rest_of_its_transaction(db: Database) -> None:
+    """Tx.undoable: what the block wrote is undone when it raises, what the write did before and after it commits. A
+    write runs without savepoints first, so one whose block fails runs again (as after a deadlock on PostgreSQL);
+    one whose block does not fail runs once."""
+    await db.write(lambda tx: tx.exec("CREATE TABLE t (v INTEGER)"))
+    runs = {"fails": 0, "works": 0}
+
+    def write(tx: Tx, name: str) -> str:
+        runs[name] += 1
+        tx.exec("INSERT INTO t (v) VALUES (?)", (1 if name == "fails" else 4,))
+        try:
+            with tx.undoable():
+                tx.exec("INSERT INTO t (v) VALUES (?)", (2 if name == "fails" else 5,))
+                if name == "fails":
+                    raise ValueError("the block's own failure")
+        except ValueError as e:
+            tx.exec("INSERT INTO t (v) VALUES (?)", (3,))
+            return str(e)
+        return "done"
+
+    assert await db.write(lambda tx: write(tx, "fails")) == "the block's own failure"
+    assert await db.write(lambda tx: write(tx, "works")) == "done"
+    assert sorted(r["v"] for r in await db.read(lambda tx: tx.all("SELECT v FROM t"))) == [1, 3, 4, 5]
+    assert runs == {"fails": 2, "works": 1}
+
+
+async def test_sqlite_group_commit_takes_no_savepoint_unless_a_write_fails(tmp_path: Any) -> None:
+    """Waiting writes share one transaction. Savepoints cost (SQLite copies each page a savepoint changes to a
+    statement journal; FTS5 writes its pending terms out as a new segment at each one), so a group runs without
+    them; when a write raises, the group runs again with one per write, and the failing write rolls back alone."""
+    db = SqliteDatabase(f"sqlite:///{tmp_path / 'hub.db'}")
+    await db.write(lambda tx: tx.exec("CREATE TABLE t (name TEXT)"))
+    statements: list[str] = []
+    release = threading.Event()
+
+    def blocker(tx: Any) -> None:
+        tx._c.set_trace_callback(statements.append)
+        release.wait(10)  # holds the writer while the others queue: they run as one group
+
+    def insert(name: str, fails: bool = False, undoable: bool = False) -> Any:
+        def fn(tx: Tx) -> str:
+            tx.exec("INSERT INTO t (name) VALUES (?)", (name,))
+            if undoable:
+                with tx.undoable():
+                    tx.exec("INSERT INTO t (name) VALUES (?)", (name + "+",))
+            if fails:
+                raise RuntimeError(name)
+            return name
+        return fn
+
+    async def group(*fns: Any) -> list[Any]:
+        first = asyncio.ensure_future(db.write(blocker))
+        await asyncio.sleep(0.05)
+        writes = [asyncio.ensure_future(db.write(fn)) for fn in fns]
+        await asyncio.sleep(0.01)
+        statements.clear()
+        release.set()
+        await first
+        out = await asyncio.gather(*writes, return_exceptions=True)
+        release.clear()
+        return out
+
+    assert await group(insert("a"), insert("b", undoable=True), insert("c")) == ["a", "b", "c"]
+    assert statements.count("BEGIN IMMEDIATE") == 1 and not [s for s in statements if "SAVEPOINT" in s]
+    out = await group(insert("d"), insert("e", fails=True), insert("f", undoable=True))
+    assert out[0] == "d" and isinstance(out[1], RuntimeError) and out[2] == "f"
+    assert statements.count("BEGIN IMMEDIATE") == 2 and statements.count("SAVEPOINT hub_write") == 3
+    rows = await db.read(lambda tx: tx.all("SELECT name FROM t ORDER BY rowid"))
+    assert [r["name"] for r in rows] == ["a", "b", "b+", "c", "d", "f", "f+"]
     await db.close()
