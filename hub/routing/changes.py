@@ -1,15 +1,17 @@
 """The routing change log: which conversations changed what routing derives from, written by the store's own
 triggers (migration 115), so a reconciler pass reads only those since its last one instead of every open one.
 
-A cursor is where the next read starts: a row is read again by every cursor at or below its key. On SQLite the key
-is the row's id (one writer: ids are given in commit order); on PostgreSQL it is the writing transaction's id, and a
-read's next cursor is the oldest transaction still running when it began, so a row committed later by a transaction
-that began earlier (its id below ids already read) is still read by the next pass.
+A Cursor is where the last read stopped: the highest row id it saw, and (PostgreSQL) the transactions still running
+then. Ids are given when a row is written, not when it commits: a transaction that wrote first and commits last has
+ids below ones already read. On SQLite there is one writer, so ids come in commit order; on PostgreSQL every row a
+read did not see either has a higher id or was written by a transaction running when it read (same statement, same
+snapshot), so the next read asks for both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hub.history.db import Tx
 
@@ -24,9 +26,10 @@ CREATE TABLE routing_changes (
 );
 CREATE TABLE routing_changes_trimmed (
     one INTEGER PRIMARY KEY CHECK (one = 1),
-    below INTEGER NOT NULL
+    below INTEGER NOT NULL,
+    running TEXT NOT NULL
 );
-INSERT INTO routing_changes_trimmed (one, below) VALUES (1, 0);
+INSERT INTO routing_changes_trimmed (one, below, running) VALUES (1, 0, '');
 CREATE TRIGGER routing_changes_insert AFTER INSERT ON conversations BEGIN
     INSERT INTO routing_changes (conversation_id) VALUES (new.id);
 END;
@@ -48,9 +51,10 @@ CREATE TABLE routing_changes (
 CREATE INDEX routing_changes_xid ON routing_changes (xid);
 CREATE TABLE routing_changes_trimmed (
     one INTEGER PRIMARY KEY CHECK (one = 1),
-    below BIGINT NOT NULL
+    below BIGINT NOT NULL,
+    running TEXT NOT NULL
 );
-INSERT INTO routing_changes_trimmed (one, below) VALUES (1, 0);
+INSERT INTO routing_changes_trimmed (one, below, running) VALUES (1, 0, '');
 CREATE FUNCTION routing_changes_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -70,43 +74,74 @@ CREATE TRIGGER routing_changes_update AFTER UPDATE OF {", ".join(_COLUMNS)} ON c
 
 #: migration 115's script per dialect (hub.history.schema)
 SQL = {"sqlite": _SQLITE, "postgresql": _POSTGRESQL}
-_KEY = {"sqlite": "id", "postgresql": "xid"}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    top: int  # the highest id a read saw (or the trim's mark, if higher)
+    running: tuple[int, ...] = ()  # PostgreSQL: the transactions running when it read, whose rows it could not see
 
 
 @dataclass(frozen=True)
 class Changes:
-    cursor: int  # where the next read starts
+    cursor: Cursor  # where the next read starts
     conversations: list[int] | None  # changed since the cursor asked for; None: the log was trimmed past it
 
 
-def head(tx: Tx) -> int:
-    """The cursor of a read now that found nothing: what changes after this is read from it."""
-    if tx.dialect == "postgresql":
-        row = tx.one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS k")
-    else:
-        row = tx.one("SELECT MAX(COALESCE((SELECT MAX(id) FROM routing_changes) + 1, 0), below) AS k "
-                     "FROM routing_changes_trimmed")
-    assert row is not None
-    return int(row["k"])
+# One statement, so one snapshot: the rows, the highest id and the running transactions are read at the same moment.
+# The rows' LEFT JOIN keeps one row when there are none.
+_READ = {
+    "sqlite": "SELECT r.conversation_id, MAX(COALESCE((SELECT MAX(id) FROM routing_changes), 0), t.below) AS top, "
+              "t.below, t.running AS kept FROM routing_changes_trimmed t LEFT JOIN routing_changes r ON r.id > ?",
+    "postgresql": "SELECT r.conversation_id, GREATEST((SELECT MAX(id) FROM routing_changes), t.below) AS top, "
+                  "t.below, t.running AS kept, "
+                  "ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) x) AS running "
+                  "FROM routing_changes_trimmed t LEFT JOIN routing_changes r ON r.id > ? OR r.xid = ANY(?::bigint[])",
+}
 
 
-def since(tx: Tx, cursor: int) -> Changes:
-    """The conversations changed at or after CURSOR, each once, and the next cursor."""
-    # On PostgreSQL the next cursor is read first: a transaction still running then has an id at or above it.
-    start = head(tx) if tx.dialect == "postgresql" else cursor
-    rows = tx.all(f"SELECT conversation_id, MAX(id) AS top FROM routing_changes WHERE {_KEY[tx.dialect]} >= ? "
-                  "GROUP BY conversation_id", (cursor,))
-    # After the rows: a trim that committed before they were read (PostgreSQL reads each statement afresh) is seen.
-    below = tx.one("SELECT below FROM routing_changes_trimmed")
-    if below is None or cursor < int(below["below"]):
-        return Changes(start, None)
-    if tx.dialect != "postgresql" and rows:
-        start = max(int(r["top"]) for r in rows) + 1
-    return Changes(start, [int(r["conversation_id"]) for r in rows])
+def _read(tx: Tx, cursor: Cursor) -> tuple[Cursor, list[int], Cursor]:
+    """Where this read leaves off, the conversations changed after CURSOR (with repeats), and the last trim's
+    cursor."""
+    postgresql = tx.dialect == "postgresql"
+    params: tuple[Any, ...] = (cursor.top, list(cursor.running)) if postgresql else (cursor.top,)
+    rows = tx.all(_READ[tx.dialect], params)
+    first = rows[0]
+    now = Cursor(int(first["top"]), tuple(sorted(int(x) for x in first["running"])) if postgresql else ())
+    trimmed = Cursor(int(first["below"]), tuple(int(x) for x in str(first["kept"]).split()))
+    return now, [int(r["conversation_id"]) for r in rows if r["conversation_id"] is not None], trimmed
 
 
-def trim(tx: Tx, below: int) -> int:
-    """Forget the changes no cursor at or above BELOW reads; a read from a cursor below it gets None from then on.
+def head(tx: Tx) -> Cursor:
+    """Where a read now would leave off, without its rows: what changes after this is read from it."""
+    return _read(tx, Cursor(2**62))[0]
+
+
+def since(tx: Tx, cursor: Cursor) -> Changes:
+    """The conversations changed after CURSOR, each once, and the next cursor."""
+    now, ids, trimmed = _read(tx, cursor)
+    # A trim deleted the rows up to its cursor's top but those of the transactions running then: a cursor below
+    # it, or at it with a transaction running that was not kept, may miss some.
+    # (A top of 0 deleted nothing: ids start at 1.)
+    if cursor.top < trimmed.top or (cursor.top == trimmed.top > 0
+                                    and not set(cursor.running) <= set(trimmed.running)):
+        return Changes(now, None)
+    return Changes(now, sorted(set(ids) - {0}))
+
+
+def trim(tx: Tx, cursor: Cursor) -> int:
+    """Forget the changes every read from CURSOR on has seen (a read from an older cursor gets None from then on).
     Returns the rows deleted."""
-    tx.exec("UPDATE routing_changes_trimmed SET below = ? WHERE below < ?", (below, below))
-    return tx.exec(f"DELETE FROM routing_changes WHERE {_KEY[tx.dialect]} < ?", (below,))
+    kept = " ".join(str(x) for x in cursor.running)
+    if not tx.exec("UPDATE routing_changes_trimmed SET below = ?, running = ? WHERE below < ?",
+                   (cursor.top, kept, cursor.top)):
+        return 0  # trimmed there already (another process): its rows kept are the ones to keep
+    if tx.dialect == "postgresql":
+        deleted = tx.exec("DELETE FROM routing_changes WHERE id <= ? AND NOT (xid = ANY(?::bigint[]))",
+                          (cursor.top, list(cursor.running)))
+    else:
+        deleted = tx.exec("DELETE FROM routing_changes WHERE id <= ?", (cursor.top,))
+    # A row of no conversation (0) above the mark: every read after this commits has a top above it, so it is
+    # never mistaken for one from before.
+    tx.exec("INSERT INTO routing_changes (conversation_id) VALUES (0)")
+    return deleted

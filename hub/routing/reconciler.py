@@ -162,11 +162,11 @@ class Reconciler:
         self._running = asyncio.Lock()
         #: where the next pass reads each side's change log from (the store's cursor, the state's version), read
         #: before the last pass compared; None: the next pass compares everything
-        self._cursors: tuple[int, int] | None = None
+        self._cursors: tuple[changes.Cursor, int] | None = None
         #: when the last pass that compared everything started
         self._full_at = float("-inf")
         #: the cursors each pass started from, and when (monotonic): the logs are trimmed to one KEEP_SECONDS old
-        self._marks: deque[tuple[float, tuple[int, int]]] = deque()
+        self._marks: deque[tuple[float, tuple[changes.Cursor, int]]] = deque()
         self._trimmed_at = time.monotonic()
 
     @property
@@ -232,7 +232,7 @@ class Reconciler:
             log.warning("routing: repaired drift from the store: %s", done)
         return done
 
-    async def _changed(self, cursors: tuple[int, int]) -> tuple[set[int] | None, tuple[int, int]]:
+    async def _changed(self, cursors: tuple[changes.Cursor, int]) -> tuple[set[int] | None, tuple[changes.Cursor, int]]:
         """The conversations either side changed since CURSORS, and where the next pass reads from; None when a
         side's log no longer reaches back to them."""
         store = await self.router.db.read(partial(changes.since, cursor=cursors[0]))
@@ -241,7 +241,7 @@ class Reconciler:
             return None, cursors
         return set(store.conversations) | set(state[1]), (store.cursor, state[0])
 
-    async def _trim(self, now: float, cursors: tuple[int, int]) -> None:
+    async def _trim(self, now: float, cursors: tuple[changes.Cursor, int]) -> None:
         """Trim both logs, at most every TRIM_SECONDS, to where a pass read them at least KEEP_SECONDS ago."""
         self._marks.append((now, cursors))
         if now - self._trimmed_at < TRIM_SECONDS:
@@ -252,7 +252,7 @@ class Reconciler:
         if upto is None:
             return
         self._trimmed_at = now
-        await self.router.db.write(partial(changes.trim, below=upto[0]), background=True)
+        await self.router.db.write(partial(changes.trim, cursor=upto[0]), background=True)
         await self.router.state.trim_changes(upto[1])
 
     async def _rebuild_if_wiped(self) -> bool:
