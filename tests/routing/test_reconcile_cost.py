@@ -209,3 +209,104 @@ async def test_a_quiet_pass_still_sees_drift_on_either_side(db: Database, routin
         assert counted.queries - full_before > 3 * quiet.queries  # those passes compared, not just summed up
     finally:
         await router.close()
+
+
+async def seeded_router(db: Database, settings: Settings, count: int) -> tuple[Router, int]:
+    """Ann in queue support, COUNT open conversations (seed), a router past its rebuild and the pass after it (the
+    rebuild's own changes): the next pass is a periodic one. Returns it and Ann's id."""
+    await db.write(lambda tx: tx.exec("INSERT INTO queues (name, title) VALUES ('support', 'Support')"))
+    ann = (await add_agent(db, "Ann", "ann@example.com", "long password", "agent", ["support"])).id
+    await seed(db, [ann], 1, count)
+    router = await router_at_start(db, settings)
+    assert (await router.reconciler.run()) is not None
+    assert (await router.reconciler.run()) is not None
+    assert await audit(db, router.state) == []
+    return router, ann
+
+
+async def ids_where(db: Database, where: str) -> list[int]:
+    return [int(r["id"]) for r in await db.read(lambda tx: tx.all(f"SELECT id FROM conversations WHERE {where} "
+                                                                   "ORDER BY id"))]
+
+
+OPEN = 300
+
+
+async def test_a_busy_pass_repairs_each_kind_of_drift_reading_only_what_changed(
+        db: Database, routing_settings: Settings, counted: Cost, backend: str) -> None:
+    """Each kind of drift the reconciler repairs, made while other conversations change on both sides (a busy
+    center, where every pass used to compare everything): repaired by passes that each read a few rows, not the
+    OPEN conversations."""
+    router, ann = await seeded_router(db, routing_settings, OPEN)
+    try:
+        waiting = await ids_where(db, "status = 'open' AND offered_to IS NULL")
+        offered = await ids_where(db, "offered_to IS NOT NULL")
+        busy = iter(range(10, 100))
+
+        async def repaired(drift: Callable[[], Any]) -> Repairs:
+            """DRIFT, then two passes SETTLE_SECONDS apart, with decisions landing before each."""
+            await drift()
+            most = 0
+            for _ in range(2):
+                await change_both_sides(db, router, waiting[-3:], next(busy))
+                cost, repairs = await pass_cost(router, counted)
+                most = max(most, cost.rows)
+                await asyncio.sleep(SETTLE_SECONDS)
+            assert most < 30, most  # the changed ones, not the OPEN open ones
+            assert await audit(db, router.state) == []
+            return repairs
+
+        now = router.clock()
+        # The state alone changed (a process died between its state write and its store write).
+        assert (await repaired(lambda: router.state.set_priority(waiting[0], 9))).priority == 1
+        assert (await repaired(lambda: router.state.accept(offered[0], ann, now))).forwarded == 1
+        assert (await repaired(lambda: router.state.resolve(waiting[1], now))).requeued == 1
+        # The store alone changed (its routing call never landed).
+        assert (await repaired(lambda: db.write(lambda tx: tx.exec(
+            "UPDATE conversations SET priority = 7 WHERE id = ?", (waiting[2],))))).priority == 1
+        assert (await repaired(lambda: db.write(lambda tx: tx.exec(
+            "UPDATE conversations SET status = 'resolved' WHERE id = ?", (waiting[3],))))).released == 1
+        assert (await repaired(lambda: seed(db, [ann], OPEN + 2, 1))).requeued == 1  # waiting (not every 5th or 7th)
+        if backend == "redis":  # wiped: the epoch key tells, and that pass compares everything
+            await router.state.clear()  # type: ignore[attr-defined]
+            wiped, repairs = await pass_cost(router, counted)
+            assert repairs.rebuilt and repairs.held + repairs.requeued > OPEN // 2, repairs
+            assert wiped.rows > OPEN
+            assert await audit(db, router.state) == []
+    finally:
+        await router.close()
+
+
+async def test_the_change_logs_are_trimmed_and_a_pass_behind_a_trim_compares_everything(
+        db: Database, routing_settings: Settings, counted: Cost, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pass trims both logs (here at once; KEEP_SECONDS after a pass read them in a hub): they hold what
+    changed since, not everything since the start. A cursor from before a trim compares everything."""
+    monkeypatch.setattr(reconciler, "KEEP_SECONDS", 0.0)
+    monkeypatch.setattr(reconciler, "TRIM_SECONDS", 0.0)
+    router, _ = await seeded_router(db, routing_settings, 40)
+    try:
+        before = router.reconciler._cursors
+        assert before is not None
+        waiting = await ids_where(db, "status = 'open' AND offered_to IS NULL")
+        state: Any = router.state
+
+        async def state_log() -> int:
+            if backend == "redis":
+                return int(await state.client.zcard(state.prefix + "chg"))
+            return len(state._changed)
+
+        for n in range(10):
+            await change_both_sides(db, router, waiting[5 * n % 20:][:5], n + 1)
+            assert (await router.reconciler.run()) is not None
+            store_log = await db.read(lambda tx: tx.one(
+                "SELECT COUNT(*) AS n FROM routing_changes WHERE conversation_id > 0"))
+            assert store_log is not None and store_log["n"] <= 5 and await state_log() <= 5, (store_log, n)
+        after = router.reconciler._cursors
+        assert after is not None
+        for behind in ((before[0], after[1]), (after[0], before[1])):  # the store's log trimmed past; the state's
+            router.reconciler._cursors = behind
+            cost, repairs = await pass_cost(router, counted)
+            assert repairs.total() == 0 and cost.rows >= 40, (behind, cost)
+        assert await audit(db, router.state) == []
+    finally:
+        await router.close()
