@@ -1,7 +1,9 @@
 """`python -m bench.reconcile`: how long the routing reconciler's passes take with many open conversations, in the
 hub's own process objects (no HTTP): the start-up rebuild of an empty state, then a periodic pass that compares
-everything and finds nothing to repair, then one that finds nothing changed since. Each is printed beside the
-baseline measured in the same run: one read of the open conversations' ids (the least any comparison reads).
+everything and finds nothing to repair, then a busy one (--changes conversations given a new priority since the
+last pass, store first then state, as a busy center's decisions change both sides between two passes), then one that
+finds nothing changed since. Each is printed beside the baseline measured in the same run: one read of the open
+conversations' ids (the least a comparison of everything reads).
 
     python -m bench.reconcile --conversations 100000                      # SQLite and memory routing
     python -m bench.reconcile --db postgresql://postgres@127.0.0.1:5432/postgres --backend redis
@@ -38,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--conversations", type=int, default=100_000, metavar="N", help="open conversations")
     p.add_argument("--agents", type=int, default=1000)
     p.add_argument("--passes", type=int, default=5, help="periodic passes of each kind (the median is printed)")
+    p.add_argument("--changes", type=int, default=200, metavar="K", help="conversations changed before each busy "
+                   "pass (200: about 40 decisions a second at the default 5-second pass)")
     return p
 
 
@@ -117,11 +121,37 @@ async def main(args: argparse.Namespace) -> None:
             await router.reconciler.run()
 
             async def full() -> None:
-                """A pass that compares everything, as after any change on either side."""
-                router.reconciler._clean = None
+                """A pass that compares everything (at start, after a wipe, at least every FULL_SECONDS)."""
+                router.reconciler._cursors = None
                 await router.reconciler.run()
 
             await timed("periodic pass, comparing everything", args.passes, baseline, full)
+            await router.reconciler.run()
+            open_ids = [int(r["id"]) for r in await db.read(lambda tx: tx.all(ids + " ORDER BY id"))]
+            rounds = iter(range(1, args.passes + 1))
+
+            async def busy() -> None:
+                """A pass after K conversations changed on both sides since the last one (timed: the pass only)."""
+                n = next(rounds)
+                changed = open_ids[n * 7919 % len(open_ids):][:args.changes]
+
+                def write(tx: Tx) -> None:
+                    for cid in changed:
+                        tx.exec("UPDATE conversations SET priority = ? WHERE id = ?", (n, cid))
+
+                await db.write(write)
+                for cid in changed:
+                    await router.set_priority(cid, n)
+                t0 = time.perf_counter()
+                await router.reconciler.run()
+                times.append(time.perf_counter() - t0)
+
+            times: list[float] = []
+            for _ in range(args.passes):
+                await busy()
+            median = statistics.median(times)
+            label = f"periodic pass, {args.changes} changed since"
+            print(f"{label:<44} {median * 1000:>10.1f} ms  {median / baseline:>8.1f}x baseline", flush=True)
             await router.reconciler.run()
             await timed("periodic pass, nothing changed since", args.passes, baseline, router.reconciler.run)
         finally:

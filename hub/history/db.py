@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -108,11 +109,34 @@ class _SqliteTx:
         return _undoable(self, self._careful)
 
 
+_DOLLAR_QUOTE = re.compile(r"\$[A-Za-z_]*\$")
+_BEGIN = re.compile(r"\bBEGIN\b", re.IGNORECASE)
+
+
+def _parts(sql: str) -> list[str]:
+    """SQL split at each semicolon outside a dollar-quoted text (a PostgreSQL function's body: $$ ... $$)."""
+    parts: list[str] = []
+    start = i = 0
+    while (semi := sql.find(";", i)) >= 0:
+        quote = _DOLLAR_QUOTE.search(sql, i, semi)
+        if quote is None:
+            parts.append(sql[start:semi])
+            start = i = semi + 1
+            continue
+        end = sql.find(quote.group(), quote.end())
+        if end < 0:
+            break  # unclosed: the rest is one statement
+        i = end + len(quote.group())
+    parts.append(sql[start:])
+    return parts
+
+
 def _statements(sql: str) -> list[str]:
     out: list[str] = []
-    for part in (s.strip() for s in sql.split(";")):
-        # A trigger's body has semicolons of its own: CREATE TRIGGER ... END is one statement.
-        if out and out[-1].upper().startswith("CREATE TRIGGER") and not out[-1].upper().endswith("END"):
+    for part in (s.strip() for s in _parts(sql)):
+        # A SQLite trigger's body has semicolons of its own: CREATE TRIGGER ... BEGIN ... END is one statement.
+        last = out[-1].upper() if out else ""
+        if last.startswith("CREATE TRIGGER") and _BEGIN.search(last) and not last.endswith("END"):
             out[-1] += "; " + part if part else ""
         elif part:
             out.append(part)

@@ -659,6 +659,20 @@ MIGRATIONS.append(
     )
 )
 
+# The routing change log (115): written by triggers on conversations, read by the reconciler's incremental pass.
+from hub.routing import changes as _routing_changes  # noqa: E402
+
+for _dialect, _sql in _routing_changes.SQL.items():
+    _TYPES[_dialect]["routing_changes"] = _sql
+MIGRATIONS.append(
+    (
+        115,
+        "routing: a change log of the conversations whose status, agent, offer or priority changed, written by "
+        "triggers, so a reconciler pass compares only what changed since its last one",
+        "{routing_changes}",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 

@@ -254,6 +254,9 @@ class MemoryState:
         self._tokens = itertools.count(1)
         #: changes with every conversation added, dropped, or given another state, agent or priority (version())
         self._version = 0
+        #: the conversations changed, each with the version of its last change, after version _trimmed (changes())
+        self._changed: dict[ConversationId, int] = {}
+        self._trimmed = 0
         # First-response deadlines not yet met nor breached: member -> deadline, and a heap of them by deadline.
         self._awaiting: dict[str, float] = {}
         self._awaiting_heap: list[_AwaitEntry] = []
@@ -374,8 +377,12 @@ class MemoryState:
 
     # conversations in and out of the indexes
 
-    def _put_waiting(self, c: _Conversation) -> None:
+    def _bump(self, conversation: ConversationId) -> None:
         self._version += 1
+        self._changed[conversation] = self._version
+
+    def _put_waiting(self, c: _Conversation) -> None:
+        self._bump(c.id)
         c.state, c.agent, c.until, c.token = "waiting", None, 0.0, next(self._tokens)
         q = self.queues.get(c.queue)
         stages = len(q.stages) if q is not None else 0
@@ -404,7 +411,7 @@ class MemoryState:
         self._waiting_count[c.queue] += 1
 
     def _park(self, c: _Conversation, agent: AgentId, until: float) -> None:
-        self._version += 1
+        self._bump(c.id)
         c.state, c.agent, c.until, c.token = "parked", agent, until, next(self._tokens)
         parked = self._parked.get(agent)
         if parked is None:
@@ -439,7 +446,7 @@ class MemoryState:
             self._round_robin[q.id] += 1
             a.round_robin[q.id] = float(self._round_robin[q.id])
         c.agent = aid
-        self._version += 1
+        self._bump(c.id)
         self._queue_counts[q.id]["offered"] += 1
         a.counts["offered"] += 1
         if q.direct:
@@ -481,7 +488,7 @@ class MemoryState:
             raise KeyError(f"unknown channel {item.channel!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
-        self._version += 1
+        self._bump(c.id)
         self._await_reply(c, item.respond_by)
         last = self._last_agent.get(item.customer) if item.customer is not None and sticky_for > 0 else None
         if last is not None and last in self.agents and self.agents[last].presence is Presence.AVAILABLE:
@@ -598,7 +605,7 @@ class MemoryState:
         if c is None or c.state != "offered" or c.agent != agent:
             return None
         a = self.agents[agent]
-        self._version += 1
+        self._bump(c.id)
         c.state, c.until, c.token = "assigned", 0.0, next(self._tokens)
         a.missed = 0
         a.counts["accepted"] += 1
@@ -646,7 +653,7 @@ class MemoryState:
         c = self.conversations.pop(conversation, None)
         if c is None:
             return None
-        self._version += 1
+        self._bump(c.id)
         c.token = next(self._tokens)  # gone: every entry it left in an index is stale
         if c.respond_by > 0 and now <= c.respond_by:
             # Resolved before its deadline without a reply: no outcome. Past the deadline, it stays in the index
@@ -712,7 +719,7 @@ class MemoryState:
         state = c.state
         if state in ("waiting", "parked"):
             self._take_out(c)
-        self._version += 1
+        self._bump(c.id)
         c.priority = priority
         c.score = waiting_score(priority, c.enqueued_at)
         if state == "waiting":
@@ -761,7 +768,7 @@ class MemoryState:
                 self._put_waiting(c)
                 out.append(Escalation(c.id, queue, stage, "overflow", step.overflow))
             elif step.callback and c.cls == "voice":
-                self._version += 1
+                self._bump(c.id)
                 del self.conversations[c.id]
                 out.append(Escalation(c.id, queue, stage, "callback"))
             else:
@@ -813,7 +820,7 @@ class MemoryState:
             raise KeyError(f"unknown queue {item.queue!r}")
         c = _Conversation(item.id, item.queue, item.channel, item.priority, item.enqueued_at, now, item.customer)
         self.conversations[c.id] = c
-        self._version += 1
+        self._bump(c.id)
         self._await_reply(c, item.respond_by)
         a = self.agents[agent]
         a.load[c.cls] = a.load.get(c.cls, 0) + 1
@@ -834,6 +841,16 @@ class MemoryState:
 
     async def version(self) -> int:
         return self._version
+
+    async def changes(self, since: int) -> tuple[int, list[ConversationId]] | None:
+        if since < self._trimmed or since > self._version:
+            return None
+        return self._version, [cid for cid, v in self._changed.items() if v > since]
+
+    async def trim_changes(self, below: int) -> None:
+        if below > self._trimmed:
+            self._trimmed = min(below, self._version)
+            self._changed = {cid: v for cid, v in self._changed.items() if v > self._trimmed}
 
     async def routed(self) -> list[ConversationId]:
         return list(self.conversations)

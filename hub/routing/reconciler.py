@@ -26,10 +26,13 @@ the store first, so whichever comes second sees the other). Every write to the s
 pass runs at a time (a Redis lock with an expiry); a stale holder can only repeat idempotent work.
 
 A pass reads in sets (docs/routing.md, "What a pass costs"): the open conversations in one query, the state a PAGE
-at a time in one round trip, what it puts back a PAGE at a time. It first reads a summary of each side (the store's
-count and hash of the open rows, the state's version); when neither moved since the last pass that compared
-everything and found nothing to look at again, it compares presence only (and everything at least every
-FULL_SECONDS).
+at a time in one round trip, what it puts back a PAGE at a time. Most passes compare only the conversations that
+changed since the last one (incremental): those the store's change log names (hub.routing.changes, written by
+triggers), those the state's changes() names, and the suspects of the last pass. Drift needs a change on one side,
+so that is every conversation that can have drifted since. A pass compares every conversation instead at start,
+after a wipe, when either log no longer reaches back to the last pass (trimmed past it, the state's version went
+back), after a pass that failed half-way, and at least every FULL_SECONDS (what moves neither log: a Redis key
+evicted, a promoted replica that missed the last writes).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -49,7 +52,7 @@ from hub.history import decisions
 from hub.history.db import Database, Row, Tx
 from hub.model import format_time, parse_time, utcnow
 from hub.reports import events as conversation_events
-from hub.routing import deadlines
+from hub.routing import changes, deadlines
 from hub.routing.events import Assigned, Offered, OfferTimedOut, RoutingEvent, Transferred
 from hub.routing.state import RoutingState
 from hub.routing.types import CAPACITY_CLASS, CHANNELS, AgentId, ConversationView, Presence, Waiting
@@ -131,27 +134,16 @@ def _pages(ids: Sequence[int]) -> list[Sequence[int]]:
 # queries and round trips per PAGE open conversations, not a few per conversation.
 PAGE = 1000
 
-# A portable row hash (SQLite and PostgreSQL integers; every step stays below 2**63) of what the reconciler compares
-# for an open conversation: a mix, not a plain sum of columns, so two conversations swapping agents change it.
-_P, _M = 2147483629, 1000003
-_HASH = f"c.id % {_P}"
-for _column in ("CASE WHEN c.status = 'assigned' THEN 1 ELSE 2 END", f"COALESCE(c.agent_id, 0) % {_P}",
-                f"COALESCE(c.offered_to, 0) % {_P}", "c.priority + 1000"):
-    _HASH = f"(({_HASH}) * {_M} + {_column}) % {_P}"
-_SUMMARY = f"SELECT COUNT(*) AS n, COALESCE(SUM({_HASH}), 0) AS h FROM conversations c WHERE c.status IN {_OPEN}"
-
-
-def _store_summary(tx: Tx) -> tuple[object, ...]:
-    """What the store says of every open conversation, in one row: their number and a sum of their rows' hashes."""
-    row = tx.one(_SUMMARY)
-    assert row is not None
-    return int(row["n"]), int(row["h"])
-
-
-# A pass compares every conversation at least this often, even when neither side's summary changed: a state that
+# A pass compares every conversation at least this often, even when neither side's log names a change: a state that
 # changed without its version (a Redis key evicted, a replica promoted that had not seen the last writes) is still
 # brought back.
 FULL_SECONDS = 60.0
+
+# Each side's change log is trimmed, at most every TRIM_SECONDS, to where a pass read it KEEP_SECONDS before: another
+# hub process whose last pass is older than that compares everything at its next pass anyway (FULL_SECONDS), so a
+# trim never costs it a comparison it would not make.
+TRIM_SECONDS = FULL_SECONDS
+KEEP_SECONDS = 2 * FULL_SECONDS
 
 # Drift must also be seen unchanged over this long: a decision between its two writes takes milliseconds, but passes
 # run back to back (a short reconcile_seconds, or a pass right after another process's) must not mistake it for drift.
@@ -168,9 +160,14 @@ class Reconciler:
         # this prefix's keys), so nothing else can be on its way into it.
         self._eager = True
         self._running = asyncio.Lock()
-        #: the summaries (store, state) read before the last pass that compared every conversation and found
-        #: nothing to repair or look at again, and when; None: the next pass compares everything
-        self._clean: tuple[tuple[object, ...], float] | None = None
+        #: where the next pass reads each side's change log from (the store's cursor, the state's version), read
+        #: before the last pass compared; None: the next pass compares everything
+        self._cursors: tuple[changes.Cursor, int] | None = None
+        #: when the last pass that compared everything started
+        self._full_at = float("-inf")
+        #: the cursors each pass started from, and when (monotonic): the logs are trimmed to one KEEP_SECONDS old
+        self._marks: deque[tuple[float, tuple[changes.Cursor, int]]] = deque()
+        self._trimmed_at = time.monotonic()
 
     @property
     def _client(self) -> Any:
@@ -212,20 +209,51 @@ class Reconciler:
         # Conversations before presence: an agent made available again is offered what waits at once, so what the
         # store says they hold must count against their capacity first.
         suspects: dict[object, tuple[tuple[object, ...], float]] = {}
-        # Both sides' summaries, read before comparing: a change after this read changes the next pass's.
-        summary = (await self.router.db.read(_store_summary), await self.router.state.version())
-        clean, self._clean = self._clean, None
-        full = (eager or clean is None or clean[0] != summary or bool(self._suspects)
-                or time.monotonic() - clean[1] >= FULL_SECONDS)
-        if full:
+        # Both sides' logs, read before comparing: a change after this read is in the next pass's. Forgotten until
+        # this pass ends: one that fails half-way leaves the next to compare everything.
+        cursors, self._cursors = self._cursors, None
+        started = time.monotonic()
+        changed = None
+        if not eager and cursors is not None and started - self._full_at < FULL_SECONDS:
+            changed, after = await self._changed(cursors)
+        if changed is None:
+            after = (await self.router.db.read(changes.head), await self.router.state.version())
+            self._full_at = started
             await self._conversations(done, eager, suspects)
+        else:
+            # The suspects too: their second look must come even when nothing changes meanwhile.
+            ids = sorted(changed | {k for k in self._suspects if isinstance(k, int)})
+            await self._conversations(done, eager, suspects, ids)
         await self._presence(done, eager, suspects)
         self._suspects = suspects
-        if not suspects and not done.total():
-            self._clean = (summary, time.monotonic()) if full else clean
+        self._cursors = after
+        await self._trim(started, after)
         if done.total():
             log.warning("routing: repaired drift from the store: %s", done)
         return done
+
+    async def _changed(self, cursors: tuple[changes.Cursor, int]) -> tuple[set[int] | None, tuple[changes.Cursor, int]]:
+        """The conversations either side changed since CURSORS, and where the next pass reads from; None when a
+        side's log no longer reaches back to them."""
+        store = await self.router.db.read(partial(changes.since, cursor=cursors[0]))
+        state = await self.router.state.changes(cursors[1])
+        if store.conversations is None or state is None:
+            return None, cursors
+        return set(store.conversations) | set(state[1]), (store.cursor, state[0])
+
+    async def _trim(self, now: float, cursors: tuple[changes.Cursor, int]) -> None:
+        """Trim both logs, at most every TRIM_SECONDS, to where a pass read them at least KEEP_SECONDS ago."""
+        self._marks.append((now, cursors))
+        if now - self._trimmed_at < TRIM_SECONDS:
+            return
+        upto = None
+        while self._marks and now - self._marks[0][0] >= KEEP_SECONDS:
+            upto = self._marks.popleft()[1]
+        if upto is None:
+            return
+        self._trimmed_at = now
+        await self.router.db.write(partial(changes.trim, cursor=upto[0]), background=True)
+        await self.router.state.trim_changes(upto[1])
 
     async def _rebuild_if_wiped(self) -> bool:
         """A Redis that lost its data (restart without persistence, FLUSHALL, eviction) has lost the epoch key
@@ -285,10 +313,18 @@ class Reconciler:
             done.presence += 1
 
     async def _conversations(self, done: Repairs, eager: bool,
-                             suspects: dict[object, tuple[tuple[object, ...], float]]) -> None:
-        """Every open conversation of the store (one query) against the state (one round trip per PAGE)."""
+                             suspects: dict[object, tuple[tuple[object, ...], float]],
+                             ids: Sequence[int] | None = None) -> None:
+        """Every open conversation of the store (one query) against the state (one round trip per PAGE); with IDS
+        only those (one query and one round trip per PAGE of them)."""
         router = self.router
-        rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
+        if ids is None:
+            rows = await router.db.read(lambda tx: tx.all(_ROWS + f" WHERE c.status IN {_OPEN} ORDER BY c.id"))
+        else:
+            rows = []
+            for some in _pages(ids):
+                found = await router.db.read(partial(_rows, ids=some))
+                rows += [found[cid] for cid in some if cid in found and found[cid]["status"] in ("open", "assigned")]
         open_ids = {int(r["id"]) for r in rows}
 
         def confirmed(cid: int, seen: tuple[object, ...]) -> bool:
@@ -324,10 +360,15 @@ class Reconciler:
         for i in range(0, len(waiting), PAGE):
             await self._put_back(waiting[i:i + PAGE], done, hold=False)
 
-        gone = [cid for cid in await router.state.routed() if cid not in open_ids]
-        for ids in _pages(gone):
-            statuses = await router.db.read(partial(_rows, ids=ids))
-            for cid in ids:
+        if ids is None:
+            gone = [cid for cid in await router.state.routed() if cid not in open_ids]
+        else:  # those of IDS the state holds that are not open in the store
+            gone = []
+            for some in _pages([cid for cid in ids if cid not in open_ids]):
+                gone += sorted(await router.state.read_conversations(some))
+        for some in _pages(gone):
+            statuses = await router.db.read(partial(_rows, ids=some))
+            for cid in some:
                 fresh = statuses.get(cid)
                 # Not open in the store: resolved or snoozed (a snooze writes the store first, then lets go of it
                 # here), or opened after this pass read it (then the next pass sees it open).

@@ -197,11 +197,12 @@ local function from_line(m, q, cls, ln)
   return {id = id, q = q, ch = ch, cls = cls, ln = ln, st = 'waiting', enqs = enqs, enq = tonumber(enqs),
     cust = cust, stage = tonumber(stage), lm = m}
 end
--- Every change of which conversations the state holds, or of one's state, agent or priority, counts in 'v': the
--- reconciler compares everything again only when it (or the store) changed since its last clean pass.
-local function bump() redis.call('INCR', P .. 'v') end
+-- Every change of which conversations the state holds, or of one's state, agent or priority, counts in 'v', and
+-- names its conversation in 'chg' (scored by that version): the reconciler compares only what changed since its
+-- last pass (RedisState.changes).
+local function bump(cid) redis.call('ZADD', P .. 'chg', redis.call('INCR', P .. 'v'), cid) end
 local function put_waiting(c)
-  bump()
+  bump(c.id)
   c.st = 'waiting'
   local qc = queue(c.q)
   local stages = qc and #qc.stages or 0
@@ -213,7 +214,7 @@ local function put_waiting(c)
   if c.stage < stages then redis.call('ZADD', P .. 'g:' .. c.q .. ':' .. c.stage, c.qat, c.id) end
 end
 local function park(c, aid, untl)
-  bump()
+  bump(c.id)
   c.st = 'parked'
   redis.call('HSET', P .. 'c:' .. c.id, 'st', 'parked', 'ag', aid, 'until', f(untl), 'q', c.q,
     'stage', c.stage, 'qat', f(c.qat), 'skip', c.skip)
@@ -276,7 +277,7 @@ local function claim(c, a, now, p)
     redis.call('HSET', akey, 'rr:' .. c.q, r)
   end
   local dl = ''
-  bump()
+  bump(c.id)
   if direct then
     redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'ag', a.id, 'until', '0')
     answered(c, a.id, now, sla_wait, 'direct')
@@ -517,7 +518,7 @@ _ACCEPT = r"""
 local c, aid, now = conv(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 if not c or c.st ~= 'offered' or c.ag ~= aid then return false end
 take_out(c)
-bump()
+bump(c.id)
 redis.call('HSET', P .. 'c:' .. c.id, 'st', 'assigned', 'until', '0')
 redis.call('HSET', P .. 'a:' .. aid, 'missed', '0')
 redis.call('HINCRBY', P .. 'a:' .. aid, 'n:accepted', 1)
@@ -562,7 +563,7 @@ _RESOLVE = r"""
 local c, now = conv(ARGV[2]), tonumber(ARGV[3])
 if not c then return false end
 take_out(c)
-bump()
+bump(c.id)
 redis.call('DEL', P .. 'c:' .. c.id)
 local rb = n(c.rb, 0)
 if rb > 0 and now <= rb then
@@ -617,7 +618,7 @@ if not a then return 0 end
 if not queue(q) then return redis.error_reply('unknown queue ' .. q) end
 local st, untl = 'assigned', '0'
 if dl ~= '' then st, untl = 'offered', dl end
-bump()
+bump(cid)
 redis.call('HSET', P .. 'c:' .. cid, 'ch', ch, 'pri', ARGV[5], 'enq', ARGV[6], 'cust', ARGV[7], 'q', q,
   'stage', '0', 'ln', '0', 'qat', f(now), 'skip', ',', 'st', st, 'ag', a.id, 'until', untl)
 if dl ~= '' then redis.call('ZADD', P .. 'offers', dl, cid) end
@@ -627,6 +628,24 @@ if respond_by > 0 then  -- its first-response clock, as _ENQUEUE starts it
 end
 set_load(a, CLASS_OF[ch], 1)
 reindex(a, now)
+return 1
+"""
+
+# The conversations changed after version ARGV[2], with the version now; false when no longer known: trimmed past
+# it, or the version went back (a wiped Redis counts from 0 again).
+_CHANGES = r"""
+local since = tonumber(ARGV[2])
+local v = tonumber(redis.call('GET', P .. 'v') or '0')
+if since < tonumber(redis.call('GET', P .. 'chg:trim') or '0') or since > v then return false end
+return {v, redis.call('ZRANGEBYSCORE', P .. 'chg', '(' .. ARGV[2], '+inf')}
+"""
+
+_TRIM_CHANGES = r"""
+local below = math.min(tonumber(ARGV[2]), tonumber(redis.call('GET', P .. 'v') or '0'))
+if below > tonumber(redis.call('GET', P .. 'chg:trim') or '0') then
+  redis.call('SET', P .. 'chg:trim', below)
+  redis.call('ZREMRANGEBYSCORE', P .. 'chg', '-inf', below)
+end
 return 1
 """
 
@@ -641,7 +660,7 @@ _SET_PRIORITY = r"""
 local c = conv(ARGV[2])
 if not c then return 0 end
 c.pri = tonumber(ARGV[3])
-bump()
+bump(c.id)
 redis.call('HSET', P .. 'c:' .. c.id, 'pri', ARGV[3])
 -- A new score in the same index, the member unchanged: its age (enq in the score, qat in the age index) is kept.
 -- XX: only a member that is there (a line's member is what put_waiting wrote, or a bare id from before).
@@ -693,7 +712,7 @@ for _, cid in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[4], 'LIMIT', 
     put_waiting(c)
     table.insert(out, {c.id, 'overflow', step.overflow})
   elseif step.action == 'callback' and c.cls == 'voice' then
-    bump()
+    bump(c.id)
     redis.call('DEL', P .. 'c:' .. c.id)
     table.insert(out, {c.id, 'callback', ''})
   else
@@ -834,6 +853,8 @@ class RedisState:
         self._end_wrapups = script(_END_WRAPUPS)
         self._hold = script(_HOLD)
         self._restore_counts = script(_RESTORE_COUNTS)
+        self._changes = script(_CHANGES)
+        self._trim_changes = script(_TRIM_CHANGES)
         self._release_parked = script(_RELEASE_PARKED)
         self._escalate = script(_ESCALATE)
         self._queue_stats = script(_QUEUE_STATS)
@@ -1092,6 +1113,13 @@ class RedisState:
 
     async def version(self) -> int:
         return int(await self.client.get(self.prefix + "v") or 0)
+
+    async def changes(self, since: int) -> tuple[int, list[ConversationId]] | None:
+        r = await self._run(self._changes, since)
+        return (int(r[0]), [int(cid) for cid in r[1]]) if r else None
+
+    async def trim_changes(self, below: int) -> None:
+        await self._run(self._trim_changes, below)
 
     async def routed(self) -> list[ConversationId]:
         out: list[ConversationId] = []

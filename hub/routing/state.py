@@ -124,6 +124,14 @@ class RoutingState(Protocol):
         """A number that changes whenever a conversation is added to the state, dropped from it, or changes its
         state, agent or priority (one round trip in Redis): the reconciler's cheap look before comparing."""
 
+    async def changes(self, since: int) -> tuple[int, list[ConversationId]] | None:
+        """The version now and every conversation whose change moved version() past SINCE (one round trip in Redis):
+        the reconciler's incremental pass. None when that is no longer known: trimmed past SINCE, or the version
+        went back (a wiped Redis)."""
+
+    async def trim_changes(self, below: int) -> None:
+        """Forget which conversations changed up to version BELOW: changes(since) is None for any SINCE below it."""
+
     async def routed(self) -> list[ConversationId]:
         """Every conversation the state holds (waiting, parked, offered or assigned): the reconciler's side."""
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.history.db import Database, SqliteDatabase, Tx, open_database, redact
+from hub.history.db import Database, SqliteDatabase, Tx, _statements, open_database, redact
 
 
 @pytest.fixture
@@ -292,3 +292,20 @@ async def test_sqlite_group_commit_takes_no_savepoint_unless_a_write_fails(tmp_p
     rows = await db.read(lambda tx: tx.all("SELECT name FROM t ORDER BY rowid"))
     assert [r["name"] for r in rows] == ["a", "b", "b+", "c", "d", "f", "f+"]
     await db.close()
+
+
+def test_a_script_splits_at_semicolons_but_inside_a_trigger_body_or_a_function_body() -> None:
+    """Migrations are scripts: a SQLite trigger's BEGIN ... END and a PostgreSQL function's $$ ... $$ body are one
+    statement each, semicolons and all; a PostgreSQL trigger (no body of its own) ends at its semicolon."""
+    sqlite = ("CREATE TABLE t (id INTEGER);\nCREATE TRIGGER t_log AFTER INSERT ON t WHEN new.id > 0 BEGIN\n"
+              "    INSERT INTO t (id) VALUES (-1); DELETE FROM t WHERE id < -1;\nEND;\nCREATE INDEX t_id ON t (id)")
+    assert [s.split()[1] for s in _statements(sqlite)] == ["TABLE", "TRIGGER", "INDEX"]
+    assert _statements(sqlite)[1].endswith("DELETE FROM t WHERE id < -1; END")
+    body = "BEGIN\n    INSERT INTO log VALUES (NEW.id);\n    RETURN NULL;\nEND;"
+    postgresql = (f"CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\n{body}\n$$;\n"
+                  "CREATE TRIGGER t_log AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();\n"
+                  "CREATE FUNCTION g() RETURNS int LANGUAGE sql AS $fn$ SELECT 1; $fn$;\nCREATE INDEX t_id ON t (id)")
+    statements = _statements(postgresql)
+    assert [s.split()[1] for s in statements] == ["FUNCTION", "TRIGGER", "FUNCTION", "INDEX"], statements
+    assert body in statements[0] and statements[1].endswith("EXECUTE FUNCTION f()")
+    assert statements[2].endswith("$fn$ SELECT 1; $fn$")

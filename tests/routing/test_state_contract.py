@@ -733,3 +733,29 @@ async def test_set_priority_of_an_unknown_conversation_changes_nothing(state: Ro
     await state.resolve(1, T)
     assert not await state.set_priority(1, 3)
     assert await state.routed() == []
+
+
+async def test_changes_names_each_conversation_that_moved_the_version(state: RoutingState) -> None:
+    """changes(since): the version and every conversation changed after it (the reconciler's incremental pass),
+    reads naming none; trim_changes(below) makes a since below it None, never a shorter answer."""
+    await setup(state, QueueConfig("support", offer_timeout=30), agents=(agent(1, capacity={"chat": 3}),))
+    v0 = await state.version()
+    assert await state.changes(v0) == (v0, [])
+    await state.enqueue(Waiting(7, "support", "webchat", 0, T - 5), T, 0)
+    await state.enqueue(Waiting(8, "support", "sms", 0, T), T, 0)
+    v1, named = await state.changes(v0) or (0, [])
+    assert v1 == await state.version() and sorted(named) == [7, 8]
+    await state.conversation(7)
+    await state.read_conversations([7, 8])
+    assert await state.changes(v1) == (v1, [])  # reads name nothing
+    assert await state.set_priority(8, 3)
+    claim = await state.dispatch_queue("support", T)  # the first in line (now 8) offered to agent 1, accepted
+    assert claim is not None and claim.conversation == 8
+    assert await state.accept(8, 1, T + 1) is not None
+    v2, named = await state.changes(v1) or (0, [])
+    assert named == [8]
+    assert await state.resolve(7, T + 2) is not None
+    assert (await state.changes(v2) or (0, []))[1] == [7]
+    await state.trim_changes(v2)
+    assert await state.changes(v1) is None  # trimmed past: the caller compares everything
+    assert (await state.changes(v2) or (0, []))[1] == [7]
