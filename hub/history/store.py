@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from hub.history import search_plan
 from hub.history.db import Row, Tx
 from hub.history.schema import DIACRITICS, PLAIN
 from hub.model import Attachment, Conversation, Customer, Identity, Message, parse_time
@@ -765,12 +764,10 @@ def search_terms(q: str) -> list[str]:
 
 
 def search_messages(
-    tx: Tx, q: str, visible_queues: Sequence[str] | None, visible_agent: int | None, limit: int,
-    window: int = search_plan.WINDOW,
+    tx: Tx, q: str, visible_queues: Sequence[str] | None, visible_agent: int | None, limit: int
 ) -> list[Message]:
     """Messages holding every word of Q (each as a word prefix), newest stored first. VISIBLE_QUEUES/VISIBLE_AGENT
-    restrict an agent to the history of customers they serve there, as list_conversations does, before the limit.
-    WINDOW: on PostgreSQL, how many of the newest messages such a search walks before it chooses how to go on."""
+    restrict an agent to the history of customers they serve there, as list_conversations does, before the limit."""
     terms = search_terms(q)
     if not terms:
         return []
@@ -779,15 +776,12 @@ def search_messages(
     served, served_params = ("1 = 1", []) if visible_queues is None else served_customer(
         visible_queues, visible_agent, "m.customer_id", probe=True)
     columns = ", ".join(f"m.{c}" for c in _MESSAGE_FIELDS)
-    if tx.dialect == "postgresql" and visible_queues is not None:
-        # Which rows to read depends on how many of the matches the reader sees, which PostgreSQL cannot estimate.
-        query = " & ".join(f"{t}:*" for t in terms)
-        return _messages(tx, search_plan.search(tx, columns, query, served, served_params, limit, window))
     if tx.dialect == "postgresql":
-        # Everyone's messages: the newest matches, PostgreSQL walking messages_pkey backwards for a common word or
-        # sorting a rarer word's matches from the GIN index, as its estimate of the matches says.
-        sql = (f"SELECT {columns} FROM messages m WHERE m.text_search @@ to_tsquery('simple', ?) "
-               f"AND {served} AND m.kind <> 'event' ORDER BY m.id DESC LIMIT ?")
+        # The matches newest first in a subquery (OFFSET 0 keeps the visibility rule out of it), then the rule probed
+        # row by row above it until the page is full: PostgreSQL walks messages_pkey backwards for a common word, or
+        # sorts a rarer word's matches from the GIN index, and in either case checks only the rows the page reads.
+        sql = (f"SELECT {columns} FROM (SELECT {columns} FROM messages m WHERE m.text_search @@ "
+               f"to_tsquery('simple', ?) AND m.kind <> 'event' ORDER BY m.id DESC OFFSET 0) m WHERE {served} LIMIT ?")
         query = " & ".join(f"{t}:*" for t in terms)
     else:
         # FTS5 walks its doclists backwards for this order.
