@@ -3,9 +3,10 @@ conversations over 1,000 agents and 50 queues, 10,000,000 messages in all), over
 p50/p99 beside /healthz and beside the same store calls made directly on the database in the same run.
 Targets: the inbox p99 < 20 ms; message and customer search p99 < 50 ms.
 
-The history is bulk-loaded (big transactions on SQLite, COPY on PostgreSQL) into the hub's own tables after the hub
-migrated them, so the search indexes are the hub's: the FTS5 table filled by its triggers on SQLite, the
-generated words column and its GIN index on PostgreSQL (migration 111)."""
+The history is bulk-loaded (big transactions on SQLite, COPY on PostgreSQL), streamed a batch at a time, into the
+hub's own tables after the hub migrated them, so the search indexes are the hub's: their definitions are read from
+the database, dropped for the load and made again after it (the FTS5 tables filled by 'rebuild', then their triggers;
+the generated words column and its GIN index on PostgreSQL, migration 111)."""
 
 from __future__ import annotations
 
