@@ -33,6 +33,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def open_conversation(tx: Tx, now: str) -> int:
+    """A new customer's open sms conversation in the support queue, as bare rows (no routing): its id."""
+    customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES ('c', ?, ?) RETURNING id",
+                      (now, now))
+    assert customer is not None
+    row = tx.one("INSERT INTO conversations (customer_id, status, channel, queue, created_at, updated_at) "
+                 "VALUES (?, 'open', 'sms', 'support', ?, ?) RETURNING id", (customer["id"], now, now))
+    assert row is not None
+    return int(row["id"])
+
+
 def lifecycles(tx: Tx, count: int, agent: int) -> tuple[float, float]:
     """COUNT conversations opened, offered, accepted and resolved, in one transaction: the CPU seconds of the
     statements (the thread's own time: what SQLite's writer thread spends, less noisy than wall time on a busy
@@ -40,13 +51,7 @@ def lifecycles(tx: Tx, count: int, agent: int) -> tuple[float, float]:
     now = format_time(utcnow())
     t0, w0 = time.thread_time(), time.perf_counter()
     for _ in range(count):
-        customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES ('c', ?, ?) RETURNING id",
-                          (now, now))
-        assert customer is not None
-        row = tx.one("INSERT INTO conversations (customer_id, status, channel, queue, created_at, updated_at) "
-                     "VALUES (?, 'open', 'sms', 'support', ?, ?) RETURNING id", (customer["id"], now, now))
-        assert row is not None
-        cid = int(row["id"])
+        cid = open_conversation(tx, now)
         tx.exec("UPDATE conversations SET offered_to = ?, offer_deadline = 4e9, updated_at = ? WHERE id = ?",
                 (agent, now, cid))
         tx.exec("UPDATE conversations SET status = 'assigned', agent_id = ?, offered_to = NULL, updated_at = ? "

@@ -10,24 +10,15 @@ import threading
 import psycopg
 import pytest
 
-from hub.history.db import Database, Tx
+from bench import change_log
+from hub.history.db import Database
 from hub.model import format_time, utcnow
 from hub.routing import changes
 
 
 async def open_conversation(db: Database) -> int:
     now = format_time(utcnow())
-
-    def write(tx: Tx) -> int:
-        customer = tx.one("INSERT INTO customers (name, created_at, updated_at) VALUES ('Ann', ?, ?) RETURNING id",
-                          (now, now))
-        assert customer is not None
-        row = tx.one("INSERT INTO conversations (customer_id, status, channel, queue, created_at, updated_at) "
-                     "VALUES (?, 'open', 'sms', 'support', ?, ?) RETURNING id", (customer["id"], now, now))
-        assert row is not None
-        return int(row["id"])
-
-    return await db.write(write)
+    return await db.write(lambda tx: change_log.open_conversation(tx, now))
 
 
 async def read(db: Database, cursor: changes.Cursor) -> changes.Changes:
