@@ -14,21 +14,22 @@ from hub.history.db import Database, Tx
 
 
 @contextlib.contextmanager
-def fresh_database(choice: str, workdir: Path) -> Iterator[str]:
-    """Yield the URL of an empty database for this run. CHOICE: "sqlite", "sqlite:///PATH" or "postgresql://..."."""
+def fresh_database(choice: str, workdir: Path, keep: bool = False) -> Iterator[str]:
+    """Yield the URL of an empty database for this run. CHOICE: "sqlite", "sqlite:///PATH" or "postgresql://...".
+    KEEP: a PostgreSQL database is left on the server afterwards (to study it; drop it yourself)."""
     if choice == "sqlite":
         yield f"sqlite:///{workdir / 'hub.db'}"
     elif choice.startswith("sqlite:///"):
         yield choice
     elif choice.startswith(("postgresql://", "postgres://")):
-        with _fresh_postgres(choice) as url:
+        with _fresh_postgres(choice, keep) as url:
             yield url
     else:
         raise ValueError(f"--db {choice!r}: use sqlite (a fresh temporary file) or a postgresql:// URL")
 
 
 @contextlib.contextmanager
-def _fresh_postgres(server_url: str) -> Iterator[str]:
+def _fresh_postgres(server_url: str, keep: bool = False) -> Iterator[str]:
     import psycopg
 
     name = f"hub_bench_{secrets.token_hex(4)}"
@@ -38,8 +39,9 @@ def _fresh_postgres(server_url: str) -> Iterator[str]:
     try:
         yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if not keep:
+            with psycopg.connect(server_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @dataclass
