@@ -3,8 +3,6 @@ at a time or as a CSV file, a size preview for criteria not saved yet, and the R
 
 from __future__ import annotations
 
-import csv
-import io
 from functools import partial
 from typing import Any
 
@@ -18,9 +16,9 @@ from hub.history.db import Tx
 from hub.keys import DB
 from hub.model import format_time, utcnow
 from hub.segments import criteria as rfm
-from hub.segments import segment_store
+from hub.segments import export, segment_store
 from hub.segments.criteria import Criteria
-from hub.segments.segment_store import FIELDS, SegmentBody
+from hub.segments.segment_store import SegmentBody
 
 MANAGERS = ("admin", "supervisor")
 EXPORT_CHUNK = 5000
@@ -97,7 +95,8 @@ async def segment_customers(request: web.Request) -> web.StreamResponse:
 
 
 async def _export(request: web.Request, sid: int) -> web.StreamResponse:
-    """Every customer of the segment as CSV, written a chunk at a time (each chunk one short read)."""
+    """Every customer of the segment as CSV, written a chunk at a time (each chunk one short read, its lines made by
+    the database: hub/segments/export.py)."""
     db = request.app[DB]
     criteria = (await db.read(lambda tx: segment_store.get(tx, sid))).criteria  # a 404 before anything is sent
     resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
@@ -105,17 +104,12 @@ async def _export(request: web.Request, sid: int) -> web.StreamResponse:
     await resp.prepare(request)
     bounds = await rfm.current_cuts(db)  # one set of scores for the whole file
     after: int | None = 0
-    header = True
+    text = export.header()
     while after is not None:
-        page, after = await db.read(partial(segment_store.customers, criteria=criteria, after=after,
-                                            limit=EXPORT_CHUNK, bounds=bounds))
-        out = io.StringIO()
-        w = csv.writer(out)
-        if header:
-            w.writerow([*FIELDS, "identities"])
-            header = False
-        w.writerows([*(c[k] for k in FIELDS), " ".join(c["identities"])] for c in page)
-        await resp.write(out.getvalue().encode())
+        lines, after = await db.read(partial(export.chunk, criteria=criteria, after=after, limit=EXPORT_CHUNK,
+                                             bounds=bounds))
+        await resp.write((text + lines).encode())
+        text = ""
     await resp.write_eof()
     return resp
 
