@@ -33,7 +33,7 @@ import aiohttp
 from bench.database import fresh_database
 from bench.load import percentile
 from bench.processes import create_token, hub_server
-from hub.history.db import open_database
+from hub.history.db import Tx, open_database
 from hub.reports import segment_rollups
 from hub.reports.rollup import RollRules, _Clock, _Deltas, _fold, customer_values
 from hub.reports.schema import CUSTOMER_COLUMNS
@@ -66,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
                    "e.g. '365d.*segment' for the year of each segment")
     p.add_argument("--keep", action="store_true", help="leave the PostgreSQL databases on their server afterwards "
                    "(their URLs are printed; drop them yourself), to study the same history again")
+    p.add_argument("--measure", metavar="URL", help="no seeding: measure the PostgreSQL database a --keep run "
+                   "left (seeded the same UTC day), e.g. again after a change to the hub")
     p.add_argument("--only", metavar="REGEX", help="measure only the cases whose name matches (the others listed as "
                    "skipped), e.g. 'CSV' for the segments' export")
     return p
@@ -437,6 +439,8 @@ async def measure_segments(base: str, token: str, n: int, skip: str | None = Non
         async with s.get("/api/v1/segments") as resp:
             saved = {x["name"]: x["id"] for x in (await resp.json())["items"]}
         for name, criteria in SEGMENTS.items():
+            if name in saved:  # measured again (--measure)
+                continue
             async with s.post("/api/v1/segments", json={"name": name, "criteria": criteria}) as resp:
                 if resp.status != 201:
                     raise RuntimeError(f"saving segment {name}: {resp.status} {(await resp.text())[:300]}")
@@ -495,10 +499,33 @@ def report(db: str, args: argparse.Namespace, rows: int, results: list[dict[str,
     return worst
 
 
+def measure_again(args: argparse.Namespace, url: str, end: datetime) -> float:
+    """--measure: a `hub serve` of this code on a database a --keep run seeded; returns the worst p99."""
+    token = create_token(url)
+
+    def count(tx: Tx) -> int:
+        row = tx.one("SELECT COUNT(*) AS n FROM report_rollups")
+        return int(row["n"]) if row else 0
+
+    async def rows() -> int:
+        db = open_database(url)
+        try:
+            return await db.read(count)
+        finally:
+            await db.close()
+
+    with tempfile.TemporaryDirectory(prefix="hub-bench-reports-") as tmp, hub_server(url, Path(tmp)) as server:
+        results = asyncio.run(measure(server.url, token, args.requests, end, args.skip, args.only))
+        results += asyncio.run(measure_segments(server.url, token, args.requests, args.skip, args.only))
+    return report(url, args, asyncio.run(rows()), results)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     dbs: list[str] = args.db or ["sqlite"]
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if args.measure:
+        return 0 if measure_again(args, args.measure, end) < TARGET_P99 else 1
     start = end - timedelta(days=args.days)
     rules = RollRules(sla_wait={f"q{i:02d}": 60.0 for i in range(args.queues)})
     worst, out = 0.0, {}
