@@ -659,6 +659,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        113,
+        "identities: the index by customer ordered by id too, so a customer's identities are read oldest first "
+        "without a sort (the segment export aggregates them a customer at a time; SQLite's index already ends in "
+        "the id, its rowid)",
+        "DROP INDEX identities_customer; CREATE INDEX identities_customer ON identities (customer_id, id)",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 

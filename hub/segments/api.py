@@ -3,6 +3,8 @@ at a time or as a CSV file, a size preview for criteria not saved yet, and the R
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from functools import partial
 from typing import Any
 
@@ -22,6 +24,8 @@ from hub.segments.segment_store import SegmentBody
 
 MANAGERS = ("admin", "supervisor")
 EXPORT_CHUNK = 5000
+#: chunks of an export read at once (each holds one of the database's threads: others are left for other requests)
+EXPORT_READERS = 2
 
 
 def _manager(request: web.Request) -> None:
@@ -95,21 +99,28 @@ async def segment_customers(request: web.Request) -> web.StreamResponse:
 
 
 async def _export(request: web.Request, sid: int) -> web.StreamResponse:
-    """Every customer of the segment as CSV, written a chunk at a time (each chunk one short read, its lines made by
-    the database: hub/segments/export.py)."""
+    """Every customer of the segment as CSV, a chunk of about EXPORT_CHUNK at a time, EXPORT_READERS chunks read at
+    once and written in order (each chunk one short read, its lines made by the database: hub/segments/export.py)."""
     db = request.app[DB]
     criteria = (await db.read(lambda tx: segment_store.get(tx, sid))).criteria  # a 404 before anything is sent
     resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
                                        "Content-Disposition": f'attachment; filename="segment-{sid}.csv"'})
     await resp.prepare(request)
     bounds = await rfm.current_cuts(db)  # one set of scores for the whole file
-    after: int | None = 0
-    text = export.header()
-    while after is not None:
-        lines, after = await db.read(partial(export.chunk, criteria=criteria, after=after, limit=EXPORT_CHUNK,
-                                             bounds=bounds))
-        await resp.write((text + lines).encode())
-        text = ""
+    edges = await db.read(partial(export.edges, criteria=criteria, every=EXPORT_CHUNK, bounds=bounds))
+    await resp.write(export.header().encode())
+    reading: deque[asyncio.Future[str]] = deque()
+    try:
+        for after, upto in zip([0, *edges], [*edges, None], strict=True):
+            reading.append(asyncio.ensure_future(db.read(partial(export.chunk, criteria=criteria, after=after,
+                                                                 upto=upto, bounds=bounds))))
+            if len(reading) == EXPORT_READERS:
+                await resp.write((await reading.popleft()).encode())
+        while reading:
+            await resp.write((await reading.popleft()).encode())
+    finally:
+        for left in reading:  # the client went away: nothing more to write
+            left.cancel()
     await resp.write_eof()
     return resp
 

@@ -8,9 +8,14 @@ import csv
 import io
 from typing import Any
 
+import pytest
+
 from hub.history.db import Database, Params, Row, Tx
+from hub.keys import DB
+from hub.segments import api as segments_api
 from hub.segments import export, segment_store
 from hub.segments.criteria import Criteria, cuts
+from tests.api.client import Api
 
 NOW = "2026-12-01T10:00:00.000000Z"
 # customer id: (name or None for no customers row, order_value, csat_answers, csat_total, identities oldest first)
@@ -89,15 +94,13 @@ async def test_the_export_is_byte_for_byte_the_csv_writers(db: Database) -> None
 
     def both(tx: Tx) -> tuple[str, str, list[int]]:
         bounds = cuts(tx)
-        text, chunks = export.header(), []
-        after: int | None = 0
-        while after is not None:  # chunks of 4: the keyset paging crosses rows of both kinds
-            lines, nxt = export.chunk(tx, everyone, after, 4, bounds)
-            chunks.append(len(lines.splitlines()))
-            text, after = text + lines, nxt
-        return text, as_csv_writer_makes_it(tx, everyone), chunks
+        edges = export.edges(tx, everyone, 4, bounds)  # chunks of 4: each crosses rows of both kinds
+        text = export.header() + "".join(export.chunk(tx, everyone, after, upto, bounds)
+                                         for after, upto in zip([0, *edges], [*edges, None], strict=True))
+        return text, as_csv_writer_makes_it(tx, everyone), edges
 
-    made, expected, _ = await db.read(both)
+    made, expected, edges = await db.read(both)
+    assert edges == [4, 8, 12]
     assert made == expected
     assert '"Smith, Jane"' in made and '"Say ""hi"""' in made and "\r\n" in made  # quoting really was needed
     assert ",2.12," in made and ",2.67," in made and ",4.33," in made and ",1000000000000000.0," in made
@@ -106,7 +109,7 @@ async def test_the_export_is_byte_for_byte_the_csv_writers(db: Database) -> None
     # above too.
     def lines(tx: Tx) -> dict[int, str | None]:
         bounds = cuts(tx)
-        return {int(r["id"]): r["line"] for r in export.lines(tx, everyone, 0, 100, bounds)}
+        return {int(r["id"]): r["line"] for r in export.lines(tx, everyone, 0, None, bounds)}
 
     by_database = await db.read(lines)
     assert {cid for cid, line in by_database.items() if line is None} == BY_PYTHON[db.dialect]
@@ -119,20 +122,31 @@ async def test_a_segment_with_criteria_is_exported_in_one_statement_a_chunk(db: 
     await db.write(seed)
     buyers = Criteria.model_validate({"orders": {"min": 1}, "order_value": {"min": 100, "max": 1e14}})  # 1, 3, 7, 9
 
-    def export_counted(tx: Tx) -> tuple[str, str, int]:
+    def export_counted(tx: Tx) -> tuple[str, str, list[int]]:
         counted = Counted(tx)
         bounds = cuts(tx)
-        text, chunks = export.header(), 0
-        after: int | None = 0
-        while after is not None:
+        edges = export.edges(counted, buyers, 2, bounds)
+        assert counted.statements == 1
+        text = export.header()
+        for after, upto in zip([0, *edges], [*edges, None], strict=True):
             before = counted.statements
-            lines, after = export.chunk(counted, buyers, after, 2, bounds)
+            text += export.chunk(counted, buyers, after, upto, bounds)
             assert counted.statements == before + 1
-            text, chunks = text + lines, chunks + 1
-        return text, as_csv_writer_makes_it(tx, buyers), chunks
+        return text, as_csv_writer_makes_it(tx, buyers), edges
 
-    made, expected, chunks = await db.read(export_counted)
-    assert made == expected and chunks == 2
+    made, expected, edges = await db.read(export_counted)
+    assert made == expected and edges == [3, 9]  # two a chunk: 1 and 3, 7 and 9, then none after 9
     assert [int(r["customer_id"]) for r in csv.DictReader(io.StringIO(made))] == [1, 3, 7, 9]
     got: dict[str, Any] = next(r for r in csv.DictReader(io.StringIO(made)) if r["customer_id"] == "7")
     assert got["identities"] == "email:b@example.com email:a@example.com"  # oldest first, not alphabetical
+
+
+async def test_the_api_writes_the_chunks_it_reads_at_once_in_order(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segments_api, "EXPORT_CHUNK", 2)  # six chunks, two read at once
+    db = api.client.app[DB]
+    await db.write(seed)
+    seg = await api.call("POST", "/api/v1/segments", "/api/v1/segments", {"name": "Everyone", "criteria": {}},
+                         expect=201)
+    resp = await api.client.get(f"/api/v1/segments/{seg['id']}/customers?format=csv", headers=api.headers)
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    assert await resp.text() == await db.read(lambda tx: as_csv_writer_makes_it(tx, Criteria()))
