@@ -119,8 +119,9 @@ async def _export(request: web.Request, sid: int) -> web.StreamResponse:
         while reading:
             await resp.write((await reading.popleft()).encode())
     finally:
-        for left in reading:  # the client went away: nothing more to write
-            left.cancel()
+        for left in reading:  # the client went away, or a read failed: nothing more to write
+            if not left.cancel() and not left.cancelled():
+                left.exception()  # taken, so a failed read is not also logged as never retrieved
     await resp.write_eof()
     return resp
 
