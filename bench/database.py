@@ -16,7 +16,8 @@ from hub.history.db import Database, Tx
 @contextlib.contextmanager
 def fresh_database(choice: str, workdir: Path, keep: bool = False) -> Iterator[str]:
     """Yield the URL of an empty database for this run. CHOICE: "sqlite", "sqlite:///PATH" or "postgresql://...".
-    KEEP: a PostgreSQL database is left on the server afterwards (a SQLite file kept is named by sqlite:///PATH)."""
+    KEEP: a PostgreSQL database is left on the server afterwards, to study or measure it again (drop it yourself); a
+    SQLite file kept is named by sqlite:///PATH."""
     if choice == "sqlite":
         yield f"sqlite:///{workdir / 'hub.db'}"
     elif choice.startswith("sqlite:///"):
@@ -29,7 +30,7 @@ def fresh_database(choice: str, workdir: Path, keep: bool = False) -> Iterator[s
 
 
 @contextlib.contextmanager
-def _fresh_postgres(server_url: str, keep: bool) -> Iterator[str]:
+def _fresh_postgres(server_url: str, keep: bool = False) -> Iterator[str]:
     import psycopg
 
     name = f"hub_bench_{secrets.token_hex(4)}"

@@ -659,6 +659,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        113,
+        "identities: the index by customer ordered by id too, so a customer's identities are read oldest first "
+        "without a sort (the segment export aggregates them a customer at a time; SQLite's index already ends in "
+        "the id, its rowid)",
+        "DROP INDEX identities_customer; CREATE INDEX identities_customer ON identities (customer_id, id)",
+    )
+)
+
 # The routing change log (115): written by triggers on conversations, read by the reconciler's incremental pass.
 from hub.routing import changes as _routing_changes  # noqa: E402
 

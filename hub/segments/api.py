@@ -3,8 +3,8 @@ at a time or as a CSV file, a size preview for criteria not saved yet, and the R
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
+from collections import deque
 from functools import partial
 from typing import Any
 
@@ -18,12 +18,14 @@ from hub.history.db import Tx
 from hub.keys import DB
 from hub.model import format_time, utcnow
 from hub.segments import criteria as rfm
-from hub.segments import segment_store
+from hub.segments import export, segment_store
 from hub.segments.criteria import Criteria
-from hub.segments.segment_store import FIELDS, SegmentBody
+from hub.segments.segment_store import SegmentBody
 
 MANAGERS = ("admin", "supervisor")
 EXPORT_CHUNK = 5000
+#: chunks of an export read at once (each holds one of the database's threads: others are left for other requests)
+EXPORT_READERS = 2
 
 
 def _manager(request: web.Request) -> None:
@@ -97,25 +99,29 @@ async def segment_customers(request: web.Request) -> web.StreamResponse:
 
 
 async def _export(request: web.Request, sid: int) -> web.StreamResponse:
-    """Every customer of the segment as CSV, written a chunk at a time (each chunk one short read)."""
+    """Every customer of the segment as CSV, a chunk of about EXPORT_CHUNK at a time, EXPORT_READERS chunks read at
+    once and written in order (each chunk one short read, its lines made by the database: hub/segments/export.py)."""
     db = request.app[DB]
     criteria = (await db.read(lambda tx: segment_store.get(tx, sid))).criteria  # a 404 before anything is sent
     resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
                                        "Content-Disposition": f'attachment; filename="segment-{sid}.csv"'})
     await resp.prepare(request)
     bounds = await rfm.current_cuts(db)  # one set of scores for the whole file
-    after: int | None = 0
-    header = True
-    while after is not None:
-        page, after = await db.read(partial(segment_store.customers, criteria=criteria, after=after,
-                                            limit=EXPORT_CHUNK, bounds=bounds))
-        out = io.StringIO()
-        w = csv.writer(out)
-        if header:
-            w.writerow([*FIELDS, "identities"])
-            header = False
-        w.writerows([*(c[k] for k in FIELDS), " ".join(c["identities"])] for c in page)
-        await resp.write(out.getvalue().encode())
+    edges = await db.read(partial(export.edges, criteria=criteria, every=EXPORT_CHUNK, bounds=bounds))
+    await resp.write(export.header().encode())
+    reading: deque[asyncio.Future[str]] = deque()
+    try:
+        for after, upto in zip([0, *edges], [*edges, None], strict=True):
+            reading.append(asyncio.ensure_future(db.read(partial(export.chunk, criteria=criteria, after=after,
+                                                                 upto=upto, bounds=bounds))))
+            if len(reading) == EXPORT_READERS:
+                await resp.write((await reading.popleft()).encode())
+        while reading:
+            await resp.write((await reading.popleft()).encode())
+    finally:
+        for left in reading:  # the client went away, or a read failed: nothing more to write
+            if not left.cancel() and not left.cancelled():
+                left.exception()  # taken, so a failed read is not also logged as never retrieved
     await resp.write_eof()
     return resp
 

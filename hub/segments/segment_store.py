@@ -135,20 +135,33 @@ def _customer(r: Row) -> dict[str, Any]:
 def customers(tx: Tx, criteria: Criteria, after: int, limit: int, bounds: Cuts | None = None) -> \
         tuple[list[dict[str, Any]], int | None]:
     """A page of the segment's customers in id order, after customer AFTER; and the next page's `after`."""
+    rows = _listed(tx, criteria, bounds, "s.customer_id > ?", [after], limit + 1)
+    page = [_customer(r) for r in rows[:limit]]
+    _with_identities(tx, page)
+    return page, (page[-1]["customer_id"] if len(rows) > limit else None)
+
+
+def customers_by_id(tx: Tx, criteria: Criteria, ids: list[int], bounds: Cuts | None = None) -> list[dict[str, Any]]:
+    """Those of the customers IDS the segment holds, in id order, as `customers` lists them."""
+    marks = ", ".join("?" for _ in ids)
+    page = [_customer(r) for r in _listed(tx, criteria, bounds, f"s.customer_id IN ({marks})", ids, len(ids))]
+    _with_identities(tx, page)
+    return page
+
+
+def _listed(tx: Tx, criteria: Criteria, bounds: Cuts | None, which: str, which_params: list[Any],
+            limit: int) -> list[Row]:
     scorer = Scorer(bounds or cuts(tx), tx.dialect)
     shown = [scorer.score("r"), scorer.score("f"), scorer.score("m"), scorer.group()]
     where, params = compile_where(tx, criteria, scorer)
-    rows = tx.all(
+    return tx.all(
         "SELECT s.customer_id, s.contacts, s.last_contact_at, s.orders, s.order_value, s.last_order_at, "
         "s.csat_answers, s.csat_total, "
         f"COALESCE(cu.name, '') AS name, {shown[0][0]} AS r, {shown[1][0]} AS f, {shown[2][0]} AS m, "
         f"{shown[3][0]} AS rfm_group FROM customer_stats s LEFT JOIN customers cu ON cu.id = s.customer_id "
-        f"WHERE {where} AND s.customer_id > ? ORDER BY s.customer_id LIMIT ?",
-        [*(p for _, ps in shown for p in ps), *params, after, limit + 1],
+        f"WHERE {where} AND {which} ORDER BY s.customer_id LIMIT ?",
+        [*(p for _, ps in shown for p in ps), *params, *which_params, limit],
     )
-    page = [_customer(r) for r in rows[:limit]]
-    _with_identities(tx, page)
-    return page, (page[-1]["customer_id"] if len(rows) > limit else None)
 
 
 def _with_identities(tx: Tx, page: list[dict[str, Any]]) -> None:
