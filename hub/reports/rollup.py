@@ -69,11 +69,11 @@ def customer_values(sums: dict[str, list[float]]) -> tuple[float, ...]:
     return (*(int(sums.get(m, none)[0]) for m in CUSTOMER_METRICS), *(sums.get(m, none)[1] for m in CUSTOMER_TIMED))
 
 
-_METRICS, _TIMED = frozenset(CUSTOMER_METRICS), frozenset(CUSTOMER_TIMED)
+_TIMED = frozenset(CUSTOMER_TIMED)
 
 
 @lru_cache(maxsize=1024)
-def _shape(metrics: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def _shape(metrics: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """(columns, metrics, timed metrics, untimed metrics) of a customer row with METRICS, in column order."""
     ordered = tuple(m for m in CUSTOMER_METRICS if m in metrics)
     timed = tuple(m for m in ordered if m in _TIMED)
@@ -85,13 +85,10 @@ def customer_columns(sums: dict[str, list[float]]) -> tuple[tuple[str, ...], tup
     """The report_customer_rollups columns SUMS adds to, and what it adds: n_<metric> for each of its metrics and
     t_<metric> for each timed one. customer_values without the zeros (a column left out keeps its value, as adding 0
     to it would), refused alike."""
-    metrics = frozenset(sums)
-    if not metrics <= _METRICS:
+    columns, ordered, timed, untimed = _shape(tuple(sums))
+    if len(ordered) != len(sums) or any(sums[m][1] for m in untimed):
         customer_values(sums)  # raises, naming what has no column
-    columns, ordered, timed, untimed = _shape(metrics)
-    if any(sums[m][1] for m in untimed):
-        customer_values(sums)  # raises
-    return columns, (*(int(sums[m][0]) for m in ordered), *(sums[m][1] for m in timed))
+    return columns, (*[int(sums[m][0]) for m in ordered], *[sums[m][1] for m in timed])
 
 # Events newer than this may still have company committing with lower ids (PostgreSQL hands out ids before commit):
 # the roller leaves them for its next round so a conversation's events are folded in the order they happened.
