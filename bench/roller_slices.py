@@ -3,7 +3,8 @@ acknowledgement shares) per write, in slices of SLICE_ROWS rows against the base
 batch of pending events in one write (as the roller did before, up to 5,000 events a write). Two mixes of pending
 events on fresh SQLite files: a busy second of the inbound benchmark (2,000 messages in one hour from 5,000 customers,
 half of them opening a conversation) and 10,000 events of 2,000 conversations spread over a day and a half (a
-rebuild's kind of history: little merges, so small slices write more rows in all).
+rebuild's kind of history: little merges, so small slices write more rows in all). Also the process's CPU per event
+folded (reads, fold and writes, every thread), the roller's cost on the hub's cores.
 
     python -m bench.roller_slices
 """
@@ -57,14 +58,16 @@ def spread(tx: Tx) -> None:
         record(tx, "resolved", conv, at(t + 540), customer_id=cust, channel=ch, queue=q, agent_id=agent)
 
 
-async def roll(folder: Path, events: Callable[[Tx], None], limit: int, rows: int) -> tuple[list[float], int]:
-    """Every pending event rolled, LIMIT events and ROWS rows a write at most: each write's ms on the writer, and
-    the most rows one wrote (events marked, clocks and deltas)."""
+async def roll(folder: Path, events: Callable[[Tx], None], limit: int,
+               rows: int) -> tuple[list[float], int, float]:
+    """Every pending event rolled, LIMIT events and ROWS rows a write at most: each write's ms on the writer, the
+    most rows one wrote (events marked, clocks and deltas), and the process's CPU us per event rolled."""
     db = open_database(f"sqlite:///{folder / f'{limit}-{rows}.db'}")
     await migrate(db)
     await db.write(events)
     held: list[float] = []
-    most = 0
+    most = folded = 0
+    cpu = time.process_time()
     while (batch := await db.read(lambda tx: rollup.plan(tx, RULES, "9999", limit, rows))) is not None:
         def write(tx: Tx, b: rollup._Batch = batch) -> int:
             t = time.perf_counter()
@@ -72,31 +75,32 @@ async def roll(folder: Path, events: Callable[[Tx], None], limit: int, rows: int
             held.append((time.perf_counter() - t) * 1000)
             return n
 
-        await db.write(write)
+        folded += await db.write(write)
         most = max(most, len(batch.ids) + len(batch.clocks) + batch.deltas.size())
+    cpu = time.process_time() - cpu
     await db.close()
-    return held, most
+    return held, most, cpu * 1e6 / max(folded, 1)
 
 
 async def run(repeat: int) -> None:
     print(f"reports roller writes on SQLite, median of {repeat} runs per row; load {os.getloadavg()}")
     print(f"  {'mix':<44} {'writes':>7} {'rows/write max':>15} {'longest ms':>11} {'median ms':>10} "
-          f"{'sum ms':>8} {'longest x':>10} {'sum x':>7}")
+          f"{'sum ms':>8} {'longest x':>10} {'sum x':>7} {'cpu us/event':>13}")
     with tempfile.TemporaryDirectory() as d:
         for name, events in (("a busy second (3,650 events)", live_second), ("a day and a half (10,000)", spread)):
-            figures: dict[str, list[tuple[int, int, float, float, float]]] = {"one write": [], "slices": []}
+            figures: dict[str, list[tuple[int, int, float, float, float, float]]] = {"one write": [], "slices": []}
             for i in range(repeat):
                 for kind, (limit, rows) in (("one write", (5000, 10**9)),
                                             ("slices", (rollup.BATCH, rollup.SLICE_ROWS))):
                     folder = Path(d) / f"{name[:3]}{i}{kind[0]}"
                     folder.mkdir()
-                    held, most = await roll(folder, events, limit, rows)
-                    figures[kind].append((len(held), most, max(held), statistics.median(held), sum(held)))
-            base = [statistics.median(f[k] for f in figures["one write"]) for k in range(5)]
+                    held, most, cpu = await roll(folder, events, limit, rows)
+                    figures[kind].append((len(held), most, max(held), statistics.median(held), sum(held), cpu))
             for kind, rows_ in figures.items():
-                med = [statistics.median(f[k] for f in rows_) for k in range(5)]
+                med = [statistics.median(f[k] for f in rows_) for k in range(6)]
+                base = [statistics.median(f[k] for f in figures["one write"]) for k in range(6)]
                 print(f"  {name + ', ' + kind:<44} {med[0]:>7.0f} {med[1]:>15.0f} {med[2]:>11.1f} {med[3]:>10.1f} "
-                      f"{med[4]:>8.0f} {med[2] / base[2]:>10.3f} {med[4] / base[4]:>7.2f}")
+                      f"{med[4]:>8.0f} {med[2] / base[2]:>10.3f} {med[4] / base[4]:>7.2f} {med[5]:>13.1f}")
     print(f"  load {os.getloadavg()}")
 
 

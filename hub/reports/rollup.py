@@ -11,9 +11,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any, ClassVar
 
 import orjson
@@ -66,17 +68,46 @@ def customer_values(sums: dict[str, list[float]]) -> tuple[float, ...]:
     none = [0, 0.0]
     return (*(int(sums.get(m, none)[0]) for m in CUSTOMER_METRICS), *(sums.get(m, none)[1] for m in CUSTOMER_TIMED))
 
+
+_TIMED = frozenset(CUSTOMER_TIMED)
+
+
+@lru_cache(maxsize=1024)
+def _shape(metrics: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(columns, metrics, timed metrics, untimed metrics) of a customer row with METRICS, in column order."""
+    ordered = tuple(m for m in CUSTOMER_METRICS if m in metrics)
+    timed = tuple(m for m in ordered if m in _TIMED)
+    return ((*(f"n_{m}" for m in ordered), *(f"t_{m}" for m in timed)), ordered, timed,
+            tuple(m for m in ordered if m not in _TIMED))
+
+
+def customer_columns(sums: dict[str, list[float]]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The report_customer_rollups columns SUMS adds to, and what it adds: n_<metric> for each of its metrics and
+    t_<metric> for each timed one. customer_values without the zeros (a column left out keeps its value, as adding 0
+    to it would), refused alike."""
+    columns, ordered, timed, untimed = _shape(tuple(sums))
+    if len(ordered) != len(sums) or any(sums[m][1] for m in untimed):
+        customer_values(sums)  # raises, naming what has no column
+    return columns, (*[int(sums[m][0]) for m in ordered], *[sums[m][1] for m in timed])
+
 # Events newer than this may still have company committing with lower ids (PostgreSQL hands out ids before commit):
 # the roller leaves them for its next round so a conversation's events are folded in the order they happened.
 SETTLE_SECONDS = {"sqlite": 0.0, "postgresql": 2.0}
 #: events one slice reads at most
 BATCH = 500
-#: events a slice reads first; each further page is twice the last (see plan)
-FIRST_PAGE = 16
 #: rows one slice writes at most, give or take its last event's (events marked rolled, rows upserted, keyword counts):
 #: a slice holds the SQLite writer, which every inbound acknowledgement shares, for a few ms (about 1,000 rows took
 #: 4 ms on a quiet 2-core machine); counted, not timed, so a slice's bounds are the same on every run
 SLICE_ROWS = 500
+#: events a slice reads at a time, with what folding them reads besides (their conversations' clocks and labels,
+#: message texts, last resolves): a slice often fills its SLICE_ROWS after a hundred events, so reading all of BATCH's
+#: up front read five times what it folded
+LOOKUP = 64
+#: events a slice reads first (then LOOKUP at a time): an email's words fill a slice after one to three emails, so a
+#: first read of LOOKUP emails read their texts to fold two of them
+FIRST_PAGE = 16
+#: rows one multi-row statement writes at most
+ROWS_A_STATEMENT = 100
 _LOCK = segment_rollups.LOCK  # PostgreSQL advisory lock: one roller at a time across hub processes
 
 
@@ -126,6 +157,13 @@ class _Clock:
         "conversation_id", "customer_id", "channel", "queue", "agent_id", "opened_at", "first_response_at",
         "awaiting_since", "answered", "resolved_at",
     )
+
+    def row(self) -> tuple[Any, ...]:
+        """The clocks as report_conversations keeps them (COLUMNS)."""
+        return _CLOCK_ROW(self)
+
+
+_CLOCK_ROW = attrgetter(*_Clock.COLUMNS)
 
 
 def parse_time(s: str) -> datetime:
@@ -178,6 +216,10 @@ class _Deltas:
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
         self._weeks: dict[str, str] = {}
+        #: keyword rows these deltas write (size() asks after every event)
+        self._words = 0
+        #: (metric, hour, channel, queue, agent, labels) -> the rows an add of it adds to (many events share them)
+        self._targets: dict[tuple[Any, ...], list[list[float]]] = {}
 
     def day(self, at: str) -> str:
         hour = at[:13]
@@ -200,7 +242,9 @@ class _Deltas:
         counts = self.keywords.get(key)
         if counts is None:
             counts = self.keywords[key] = Counter()
+        before = len(counts)
         counts.update(words)  # counted in C, not a dictionary step per word in Python
+        self._words += (len(counts) - before) * (1 + bool(channel) + bool(queue))  # as keyword_slices gives them
 
     def keyword_slices(self) -> Iterator[tuple[str, str, str, Counter[str]]]:
         """(dim, value, week, word -> n): the keyword counts for everything, per channel and per queue (the same
@@ -227,25 +271,26 @@ class _Deltas:
 
     def size(self) -> int:
         """Rows these deltas write (as _save does: one upsert a row, a keyword count a row per dim)."""
-        words = sum(len(counts) for *_, counts in self.keyword_slices())
         return (len(self.rows) + len(self.customers) + len(self.contacts) + len(self.ratings) + len(self.channels)
-                + words)
+                + self._words)
 
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         day = self.day(at)
         if c.customer_id is not None:
             self.customer(c.customer_id, "hour", at[:13], metric, total)
             self.customer(c.customer_id, "day", day, metric, total)
-        buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
-        values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
-                  ("agent", "" if agent is None else str(agent)), *(("label", name) for name in c.labels))
-        for grain, bucket in buckets:
-            for dim, value in values:
-                if dim != "all" and value == "":
-                    continue
-                row = self.rows.setdefault((grain, dim, metric, bucket, value), [0, 0.0])
-                row[0] += 1
-                row[1] += total
+        key = (metric, at[:13], c.channel, c.queue, agent, c.labels)
+        targets = self._targets.get(key)
+        if targets is None:
+            buckets = (("hour", at[:13]), ("day", day), ("month", day[:7]))
+            values = (("all", ""), ("channel", c.channel), ("queue", c.queue),
+                      ("agent", "" if agent is None else str(agent)), *(("label", name) for name in c.labels))
+            targets = self._targets[key] = [self.rows.setdefault((grain, dim, metric, bucket, value), [0, 0.0])
+                                            for grain, bucket in buckets for dim, value in values
+                                            if dim == "all" or value != ""]
+        for row in targets:
+            row[0] += 1
+            row[1] += total
 
 
 def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callable[[int, int], str | None]) -> None:
@@ -258,7 +303,7 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
         c.channel = str(e["channel"])
     if e["queue"] and kind in ("opened", "reopened", "assigned", "transferred", "overflowed"):
         c.queue = str(e["queue"])
-    channel_of_event = replace(c, channel=str(e["channel"])) if e["channel"] else c
+    channel_of_event = replace(c, channel=str(e["channel"])) if e["channel"] and e["channel"] != c.channel else c
     if kind in ("opened", "reopened"):
         before = last_resolved(c.customer_id or 0, c.conversation_id) if kind == "opened" else c.resolved_at
         c.opened_at, c.first_response_at, c.awaiting_since, c.answered, c.resolved_at = at, None, None, 0, None
@@ -336,9 +381,55 @@ def _fold(e: Row, c: _Clock, d: _Deltas, rules: RollRules, last_resolved: Callab
             d.add("abandoned", at, c, None, _seconds(c.opened_at, at) or 0.0)
 
 
-def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _insert(tx: Tx, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """HEAD VALUES (...), (...) TAIL: ROWS in statements of up to ROWS_A_STATEMENT rows (a statement a row cost more
+    in Python and driver steps than the row's own write). An upsert's rows must have distinct keys in one statement
+    (PostgreSQL updates a row once per statement): see _rounds."""
+    if not rows:
+        return
+    one = "(" + ", ".join("?" for _ in rows[0]) + ")"
+    for chunk in _chunks(rows, ROWS_A_STATEMENT):
+        tx.exec(f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", [v for row in chunk for v in row])
+
+
+def _rounds(rows: Iterable[tuple[Hashable, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+    """ROWS (key, row) in rounds where no key comes twice, each key's rows in successive rounds: written a round at a
+    time, they add up in the order given, as a statement a row did (two customers merged into the same survivor)."""
+    rounds: list[list[tuple[Any, ...]]] = []
+    seen: Counter[Hashable] = Counter()
+    for key, row in rows:
+        n = seen[key]
+        seen[key] += 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    return rounds
+
+
+def _survivors(tx: Tx, ids: Iterable[int]) -> dict[int, int]:
+    """Each of IDS as hub.history.merge.survivor gives it, in one query for the customers never merged."""
+    out: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        marks = ", ".join("?" for _ in chunk)
+        merged = {int(r["id"]) for r in tx.all(
+            f"SELECT id FROM customers WHERE id IN ({marks}) AND merged_into IS NOT NULL", chunk)}
+        out.update((c, survivor(tx, c) if c in merged else c) for c in chunk)
+    return out
+
+
+def _kept_in_segments(tx: Tx, ids: Iterable[int]) -> set[int]:
+    """Which of IDS some saved segment keeps (report_segment_members)."""
+    out: set[int] = set()
+    for chunk in _chunks(sorted(set(ids))):
+        marks = ", ".join("?" for _ in chunk)
+        out.update(int(r["customer_id"]) for r in tx.all(
+            f"SELECT DISTINCT customer_id FROM report_segment_members WHERE customer_id IN ({marks})", chunk))
+    return out
 
 
 def _load_clocks(tx: Tx, ids: Iterable[int]) -> dict[int, _Clock]:
@@ -353,51 +444,48 @@ def _load_clocks(tx: Tx, ids: Iterable[int]) -> dict[int, _Clock]:
 
 def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
     cols = _Clock.COLUMNS
-    sets = ", ".join(f"{k} = excluded.{k}" for k in cols[1:])
-    for c in clocks:
-        tx.exec(
-            f"INSERT INTO report_conversations ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
-            f"ON CONFLICT (conversation_id) DO UPDATE SET {sets}",
-            tuple(getattr(c, k) for k in cols),
-        )
-    for (grain, dim, metric, bucket, value), (n, total) in deltas.rows.items():
-        tx.exec(
-            "INSERT INTO report_rollups (grain, dim, metric, bucket, value, n, total) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    _insert(tx, f"INSERT INTO report_conversations ({', '.join(cols)})",
+            [tuple(getattr(c, k) for k in cols) for c in clocks],
+            f"ON CONFLICT (conversation_id) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in cols[1:])}")
+    _insert(tx, "INSERT INTO report_rollups (grain, dim, metric, bucket, value, n, total)",
+            [(*key, int(n), total) for key, (n, total) in deltas.rows.items()],
             "ON CONFLICT (grain, dim, value, metric, bucket) DO UPDATE SET n = report_rollups.n + excluded.n, "
-            "total = report_rollups.total + excluded.total",
-            (grain, dim, metric, bucket, value, int(n), total),
-        )
-    merged: dict[int, int] = {}
-    for (customer_id, grain, bucket), sums in sorted(deltas.customers.items()):
-        if customer_id not in merged:
-            merged[customer_id] = survivor(tx, customer_id)
-        values = customer_values(sums)
-        tx.exec(ADD_CUSTOMER_ROW, (merged[customer_id], grain, bucket, *values))
-        # and to the segments the customer is kept in, so each stays the sum of its members' rows
-        tx.exec(segment_rollups.ADD_TO_SEGMENTS, (grain, bucket, *values, merged[customer_id]))
-    # Each customer's contacts, for segments: an event names the customer it came from, who may since have been
-    # merged into another (hub.history.merge moves the facts kept so far; these follow).
-    for customer_id, (n, last) in deltas.contacts.items():
-        tx.exec(
-            "INSERT INTO customer_stats (customer_id, contacts, last_contact_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (customer_id) DO UPDATE SET contacts = customer_stats.contacts + excluded.contacts, "
-            f"last_contact_at = {LATER.format(c='last_contact_at')}",
-            (survivor(tx, customer_id), n, last),
-        )
-    for customer_id, (n, total) in deltas.ratings.items():
-        tx.exec(
-            "INSERT INTO customer_stats (customer_id, csat_answers, csat_total) VALUES (?, ?, ?) "
-            "ON CONFLICT (customer_id) DO UPDATE SET csat_answers = customer_stats.csat_answers + "
-            "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total",
-            (survivor(tx, customer_id), n, total),
-        )
+            "total = report_rollups.total + excluded.total")
+    # An event names the customer it came from, who may since have been merged into another (hub.history.merge
+    # moves the facts kept so far; these follow).
+    merged = _survivors(tx, [*(c for c, _, _ in deltas.customers), *deltas.contacts, *deltas.ratings,
+                             *(c for c, _ in deltas.channels)])
+    customers = [((merged[c], grain, bucket), sums) for (c, grain, bucket), sums in sorted(deltas.customers.items())]
+    for each in _rounds(((key, (*key, sums)) for key, sums in customers)):
+        by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for who, grain, bucket, sums in each:
+            columns, values = customer_columns(sums)
+            by_columns.setdefault(columns, []).append((who, grain, bucket, *values))
+        for columns, rows in by_columns.items():
+            _insert(tx, f"INSERT INTO report_customer_rollups (customer_id, grain, bucket, {', '.join(columns)})",
+                    rows, "ON CONFLICT (customer_id, grain, bucket) DO UPDATE SET "
+                    + ", ".join(f"{c} = report_customer_rollups.{c} + excluded.{c}" for c in columns))
+    # and to the segments each customer is kept in, so each stays the sum of its members' rows
+    kept = _kept_in_segments(tx, (who for (who, _, _), _ in customers))
+    for (who, grain, bucket), sums in customers:
+        if who in kept:
+            tx.exec(segment_rollups.ADD_TO_SEGMENTS, (grain, bucket, *customer_values(sums), who))
+    # Each customer's contacts, satisfaction answers and channels, for segments.
+    for each in _rounds((merged[c], (merged[c], n, last)) for c, (n, last) in deltas.contacts.items()):
+        _insert(tx, "INSERT INTO customer_stats (customer_id, contacts, last_contact_at)", each,
+                "ON CONFLICT (customer_id) DO UPDATE SET contacts = customer_stats.contacts + excluded.contacts, "
+                f"last_contact_at = {LATER.format(c='last_contact_at')}")
+    for each in _rounds((merged[c], (merged[c], n, total)) for c, (n, total) in deltas.ratings.items()):
+        _insert(tx, "INSERT INTO customer_stats (customer_id, csat_answers, csat_total)", each,
+                "ON CONFLICT (customer_id) DO UPDATE SET csat_answers = customer_stats.csat_answers + "
+                "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total")
     # Varied text (email) makes about 25 rows an email: each slice's counts go as one JSON object, unpacked and
     # upserted by the database in one statement, not a statement (and Python tuple) per row.
     for dim, value, week, counts in deltas.keyword_slices():
         tx.exec(ADD_KEYWORDS[tx.dialect], (dim, value, week, orjson.dumps(counts).decode()))
-    for customer_id, channel in sorted(deltas.channels):
-        tx.exec("INSERT INTO customer_channels (customer_id, channel) VALUES (?, ?) "
-                "ON CONFLICT (customer_id, channel) DO NOTHING", (survivor(tx, customer_id), channel))
+    _insert(tx, "INSERT INTO customer_channels (customer_id, channel)",
+            sorted({(merged[c], channel) for c, channel in deltas.channels}),
+            "ON CONFLICT (customer_id, channel) DO NOTHING")
 
 
 @dataclass
@@ -430,69 +518,119 @@ def _texts(tx: Tx, events: list[Row]) -> dict[int, str]:
     return out
 
 
+def _last_resolves(tx: Tx, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
+    """For each (customer, conversation): when another conversation of the customer was last resolved, as the
+    roller kept it (None: never)."""
+    out: dict[tuple[int, int], str | None] = {}
+    for chunk in _chunks(sorted(set(pairs)), 250):
+        for r in tx.all(
+            "SELECT v.column1 AS customer_id, v.column2 AS conversation_id, (SELECT MAX(r.resolved_at) FROM "
+            "report_conversations r WHERE r.customer_id = v.column1 AND r.conversation_id <> v.column2 AND "
+            f"r.resolved_at IS NOT NULL) AS at FROM (VALUES {', '.join('(?, ?)' for _ in chunk)}) AS v",
+            [x for pair in chunk for x in pair],
+        ):
+            out[(int(r["customer_id"]), int(r["conversation_id"]))] = str(r["at"]) if r["at"] else None
+    return out
+
+
+class _Lookups:
+    """What folding a slice's events reads besides the events, read LOOKUP events at a time (a query of each kind):
+    their conversations' clocks and labels, the texts of customer messages, and for each conversation a customer's
+    message opened, the customer's last resolve before it. All from the slice's one snapshot."""
+
+    def __init__(self, tx: Tx, keywords: bool) -> None:
+        self.tx, self.keywords = tx, keywords
+        self.clocks: dict[int, _Clock] = {}
+        #: each clock as report_conversations had it (a clock folded back to that needs no write)
+        self.kept: dict[int, tuple[Any, ...]] = {}
+        self.labels: dict[int, list[str]] = {}
+        self.texts: dict[int, str] = {}
+        self.resolved: dict[tuple[int, int], str | None] = {}
+
+    def read(self, events: list[Row]) -> None:
+        """Read what EVENTS need and was not read yet (a clock already folded into is never read again)."""
+        new = sorted({int(e["conversation_id"]) for e in events} - self.labels.keys())
+        clocks = _load_clocks(self.tx, new)
+        self.clocks.update(clocks)
+        self.kept.update((cid, c.row()) for cid, c in clocks.items())
+        # A conversation's figures count under each label it has when they are rolled (seconds after they happen).
+        self.labels.update(labels.of_many(self.tx, "conversation", new))
+        if self.keywords:
+            self.texts.update(_texts(self.tx, events))
+        self.resolved.update(_last_resolves(self.tx, (
+            (int(e["customer_id"]), int(e["conversation_id"])) for e in events
+            if e["type"] == "opened" and e["customer_id"] is not None)))
+
+    def last_resolved(self, customer_id: int, conversation_id: int) -> str | None:
+        key = (customer_id, conversation_id)
+        if key not in self.resolved:  # a customer the event did not name: its conversation's, as kept
+            self.resolved.update(_last_resolves(self.tx, [key]))
+        return self.resolved[key]
+
+
+def settled(dialect: str) -> str:
+    """The newest time an event may have to be folded now (SETTLE_SECONDS ago)."""
+    return format_time(utcnow() - timedelta(seconds=SETTLE_SECONDS.get(dialect, 0.0)))
+
+
+def _unrolled(tx: Tx, cutoff: str, after: int, limit: int) -> list[Row]:
+    return tx.all(
+        "SELECT id, conversation_id, customer_id, type, at, channel, queue, agent_id, seconds, message_id "
+        "FROM conversation_events WHERE rolled = 0 AND at <= ? AND id > ? ORDER BY id LIMIT ?",
+        (cutoff, after, limit),
+    )
+
+
 def plan(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH,
          rows: int = SLICE_ROWS) -> _Batch | None:
     """Read up to LIMIT unrolled events at or before CUTOFF and fold them in memory (nothing is written), oldest
-    first, until what the slice will write reaches ROWS; the events left over are the next slice's. The events are
-    read a page at a time (FIRST_PAGE, then twice as many each time) with what folding them needs (clocks, labels,
-    texts): a slice of emails, whose words fill it after a few events, reads about what it folds, not LIMIT events
-    and their texts."""
-    if cutoff is None:
-        cutoff = format_time(utcnow() - timedelta(seconds=SETTLE_SECONDS.get(tx.dialect, 0.0)))
-    clocks: dict[int, _Clock] = {}
-    labelled: dict[int, list[str]] = {}
-    texts: dict[int, str] = {}
+    first, until what the slice will write reaches ROWS; the events left over are the next slice's. Events are read
+    FIRST_PAGE, then LOOKUP at a time, each page with what folding it needs (_Lookups)."""
+    cutoff = cutoff or settled(tx.dialect)
+    events = _unrolled(tx, cutoff, 0, min(FIRST_PAGE, limit))
+    if not events:
+        return None
+    if not rules.business_hours:
+        # The config's hours win; without them, the stored default's (read here, so a rebuild and the incremental
+        # roller read the same, and a change applies from the next batch on).
+        rules = replace(rules, stored_hours=automation_hours.load(tx, automation_hours.DEFAULT))
+    looked = _Lookups(tx, rules.keywords)
     resolved_here: dict[int, tuple[int, str]] = {}  # customer -> (conversation, resolved at), this batch
 
     def last_resolved(customer_id: int, conversation_id: int) -> str | None:
         here = resolved_here.get(customer_id)
         if here is not None and here[0] != conversation_id:
             return here[1]
-        row = tx.one("SELECT MAX(resolved_at) AS at FROM report_conversations WHERE customer_id = ? "
-                     "AND conversation_id <> ? AND resolved_at IS NOT NULL", (customer_id, conversation_id))
-        return str(row["at"]) if row and row["at"] else None
+        return looked.last_resolved(customer_id, conversation_id)
 
     deltas = _Deltas(rules)
     folded: list[int] = []
-    touched: dict[int, _Clock] = {}
-    after, page, read = 0, FIRST_PAGE, 0
-    while read < limit:
-        events = tx.all(
-            "SELECT id, conversation_id, customer_id, type, at, channel, queue, agent_id, seconds, message_id "
-            "FROM conversation_events WHERE rolled = 0 AND at <= ? AND id > ? ORDER BY id LIMIT ?",
-            (cutoff, after, min(page, limit - read)),
-        )
-        if not events:
-            break
-        if not read and not rules.business_hours:
-            # The config's hours win; without them, the stored default's (read here, so a rebuild and the
-            # incremental roller read the same, and a change applies from the next batch on).
-            rules = replace(rules, stored_hours=automation_hours.load(tx, automation_hours.DEFAULT))
-            deltas = _Deltas(rules)
-        read, after, page = read + len(events), int(events[-1]["id"]), page * 2
-        new = sorted({int(e["conversation_id"]) for e in events} - labelled.keys())
-        clocks.update(_load_clocks(tx, new))
-        # A conversation's figures count under each label it has when they are rolled (seconds after they happen).
-        labelled.update(labels.of_many(tx, "conversation", new))
-        if rules.keywords:
-            texts.update(_texts(tx, events))
+    changed: dict[int, _Clock] = {}  # the clocks to write: new ones, and those the events moved
+    read = 0
+    while events:
+        read += len(events)
+        looked.read(events)
         for e in events:
-            if folded and len(folded) + len(touched) + deltas.size() >= rows:
-                return _Batch(folded, list(touched.values()), deltas)  # full: its writes stay short (SLICE_ROWS)
+            if folded and len(folded) + len(changed) + deltas.size() >= rows:
+                return _Batch(folded, list(changed.values()), deltas)  # full: its writes stay short (SLICE_ROWS)
             folded.append(int(e["id"]))
             cid = int(e["conversation_id"])
-            c = clocks.get(cid)
+            c = looked.clocks.get(cid)
             if c is None:
-                c = clocks[cid] = _Clock(cid)
-            touched[cid] = c
-            c.labels = tuple(labelled.get(cid, ()))
+                c = looked.clocks[cid] = _Clock(cid)
+            c.labels = tuple(looked.labels.get(cid, ()))
             _fold(e, c, deltas, rules, last_resolved)
-            text = texts.get(e["message_id"]) if e["message_id"] is not None else None
+            if c.row() != looked.kept.get(cid):
+                changed[cid] = c
+            else:
+                changed.pop(cid, None)
+            text = looked.texts.get(e["message_id"]) if e["message_id"] is not None else None
             if text:
                 deltas.words(terms(text, rules.phrases), str(e["at"]), str(e["channel"] or c.channel), c.queue)
             if e["type"] == "resolved" and c.customer_id is not None and c.resolved_at is not None:
                 resolved_here[c.customer_id] = (cid, c.resolved_at)
-    return _Batch(folded, list(touched.values()), deltas) if folded else None
+        events = _unrolled(tx, cutoff, int(events[-1]["id"]), min(LOOKUP, limit - read)) if read < limit else []
+    return _Batch(folded, list(changed.values()), deltas)
 
 
 def commit(tx: Tx, batch: _Batch) -> int:
@@ -517,10 +655,13 @@ def roll(tx: Tx, rules: RollRules, cutoff: str | None = None, limit: int = BATCH
 
 
 async def catch_up(db: Database, rules: RollRules, cutoff: str | None = None) -> int:
-    """Roll until nothing is left (up to CUTOFF); returns how many events were folded. Each slice is read and folded
-    on a reader and written in one short write (SLICE_ROWS), so the inbound path waits on the writer as little as
-    possible; a slice's events are marked rolled in the transaction that adds their figures, so a crash between
-    slices (fail point `reports.between_slices`) loses or repeats nothing."""
+    """Roll until nothing is left up to CUTOFF (default: the events settled when it starts; those recorded while it
+    rolls are the next round's, so under steady traffic it does not chase each slice's newcomers in slices of a
+    few events, each costing a slice's reads and write); returns how many events were folded. Each slice is read
+    and folded on a reader and written in one short write (SLICE_ROWS), so the inbound path waits on the writer as
+    little as possible; a slice's events are marked rolled in the transaction that adds their figures, so a crash
+    between slices (fail point `reports.between_slices`) loses or repeats nothing."""
+    cutoff = cutoff or settled(db.dialect)
     done = 0
     raced = 0
     while True:
