@@ -13,11 +13,12 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.automation.runner import ACTED_PER_BATCH
 from hub.config import Settings
-from hub.history.db import Params, Row, Tx
+from hub.history.db import Tx
 from hub.keys import AUTOMATION, DB, INGEST, ROUTER, SETTINGS
 from hub.model import Identity, Inbound, format_time, utcnow
 from hub.reports.rollup import RollRules, catch_up
 from tests.api.client import Api, inbound
+from tests.counting import CountingTx
 from tests.waiting import eventually
 
 FAST = {"HUB_AUTOMATION__POLL_INTERVAL_SECONDS": "0.1", "HUB_WEBHOOKS__POLL_INTERVAL_SECONDS": "0.1"}
@@ -162,29 +163,6 @@ async def test_a_replayed_event_does_not_act_twice(api: Api) -> None:
     assert sum(1 for o in again if o is not None) == 1 and all(not o.messages for o in again if o is not None)
     detail = await conversation(api, first["conversation"]["id"])
     assert [m["text"] for m in detail["messages"] if m["meta"].get("automatic")] == ["Got it"]
-
-
-class CountingTx:
-    """A transaction that counts the statements run through it (the writer thread's cost per event)."""
-
-    def __init__(self, tx: Tx) -> None:
-        self.tx, self.dialect, self.for_update, self.statements = tx, tx.dialect, tx.for_update, 0
-
-    def one(self, sql: str, params: Params = ()) -> Row | None:
-        self.statements += 1
-        return self.tx.one(sql, params)
-
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
-        self.statements += 1
-        return self.tx.all(sql, params)
-
-    def exec(self, sql: str, params: Params = ()) -> int:
-        self.statements += 1
-        return self.tx.exec(sql, params)
-
-    def script(self, sql: str) -> None:
-        self.statements += 1
-        self.tx.script(sql)
 
 
 async def test_events_no_rule_can_act_on_are_done_together_in_a_few_statements(api: Api) -> None:

@@ -28,6 +28,7 @@ from hub.reports.events import record, record_reply
 from hub.reports.hours import business_seconds
 from hub.reports.rollup import SLICE_ROWS, RollRules, catch_up, rebuild, roll
 from hub.reports.schema import CUSTOMER_METRICS, CUSTOMER_TIMED
+from tests.counting import CountingTx
 
 RULES = RollRules(time_zone="Europe/Berlin", business_hours=("mon-fri 09:00-17:00",),
                   repeat_window=timedelta(days=7), sla_wait={"support": 60.0, "sales": 30.0},
@@ -158,32 +159,6 @@ async def test_rebuild_equals_the_incremental_rollups_whatever_the_slices(db: Da
 T = TypeVar("T")
 
 
-class _CountingTx:
-    """A transaction that counts its statements and the rows they wrote."""
-
-    def __init__(self, tx: Tx) -> None:
-        self.tx, self.dialect, self.for_update = tx, tx.dialect, tx.for_update
-        self.statements = self.rows = 0
-
-    def one(self, sql: str, params: Any = ()) -> Any:
-        self.statements += 1
-        return self.tx.one(sql, params)
-
-    def all(self, sql: str, params: Any = ()) -> Any:
-        self.statements += 1
-        return self.tx.all(sql, params)
-
-    def exec(self, sql: str, params: Any = ()) -> int:
-        self.statements += 1
-        n = self.tx.exec(sql, params)
-        self.rows += max(n, 0)
-        return n
-
-    def script(self, sql: str) -> None:
-        self.statements += 1
-        self.tx.script(sql)
-
-
 class _CountedWrites:
     """The store, with every write transaction's statements and rows written kept (reads pass through)."""
 
@@ -196,7 +171,7 @@ class _CountedWrites:
 
     async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
         def run(tx: Tx) -> T:
-            counting = _CountingTx(tx)
+            counting = CountingTx(tx)
             out = fn(counting)
             self.writes.append((counting.statements, counting.rows))
             return out
@@ -470,7 +445,7 @@ async def test_an_agents_reply_records_the_stored_deadline(db: Database) -> None
         ("message_out", None, None), ("message_out", 1, 1234.5)]
 
 
-class _RecordingTx(_CountingTx):
+class _RecordingTx(CountingTx):
     """A counting transaction that also keeps each write's table and the rows it wrote."""
 
     def __init__(self, tx: Tx) -> None:
@@ -501,7 +476,7 @@ async def test_a_slice_reads_and_writes_in_statements_of_many_rows(db: Database)
     reads: list[int] = []
 
     def planned(tx: Tx) -> rollup._Batch | None:
-        counting = _CountingTx(tx)
+        counting = CountingTx(tx)
         batch = rollup.plan(counting, RULES, "9999")
         reads.append(counting.statements)
         return batch

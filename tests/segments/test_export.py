@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from hub.history.db import Database, Params, Row, Tx
+from hub.history.db import Database, Tx
 from hub.keys import DB
 from hub.segments import api as segments_api
 from hub.segments import export, segment_store
 from hub.segments.criteria import Criteria, cuts
 from tests.api.client import Api
+from tests.counting import CountingTx
 
 NOW = "2026-12-01T10:00:00.000000Z"
 # customer id: (name or None for no customers row, order_value, csat_answers, csat_total, identities oldest first)
@@ -66,28 +67,6 @@ def as_csv_writer_makes_it(tx: Tx, criteria: Criteria) -> str:
     return out.getvalue()
 
 
-class Counted:
-    """A Tx that counts the statements run through it."""
-
-    def __init__(self, tx: Tx) -> None:
-        self.tx, self.dialect, self.for_update, self.statements = tx, tx.dialect, tx.for_update, 0
-
-    def one(self, sql: str, params: Params = ()) -> Row | None:
-        self.statements += 1
-        return self.tx.one(sql, params)
-
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
-        self.statements += 1
-        return self.tx.all(sql, params)
-
-    def exec(self, sql: str, params: Params = ()) -> int:
-        self.statements += 1
-        return self.tx.exec(sql, params)
-
-    def script(self, sql: str) -> None:
-        self.tx.script(sql)
-
-
 async def test_the_export_is_byte_for_byte_the_csv_writers(db: Database) -> None:
     await db.write(seed)
     everyone = Criteria()
@@ -123,7 +102,7 @@ async def test_a_segment_with_criteria_is_exported_in_one_statement_a_chunk(db: 
     buyers = Criteria.model_validate({"orders": {"min": 1}, "order_value": {"min": 100, "max": 1e14}})  # 1, 3, 7, 9
 
     def export_counted(tx: Tx) -> tuple[str, str, list[int]]:
-        counted = Counted(tx)
+        counted = CountingTx(tx)
         bounds = cuts(tx)
         edges = export.edges(counted, buyers, 2, bounds)
         assert counted.statements == 1
