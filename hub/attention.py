@@ -332,12 +332,14 @@ class Attention:
         failed: list[str] = []
 
         def record(tx: Tx, res: IngestResult | IngestFailed) -> None:
+            # Each run says all of the outcome: a write may run twice (hub.history.db._undoable), and only the last
+            # run's rows are kept.
             if isinstance(res, IngestFailed):
-                failed[:] = [f"failed: {res.reason}"]
+                stored[:], failed[:] = [], [f"failed: {res.reason}"]
                 return  # the event stays flagged with the reason; nothing was attached
             _write_action(tx, journal_id, "attach", actor, note, f"stored on {target}'s timeline", res.message.id,
                           "done")
-            stored[:] = [res.message.id]
+            stored[:], failed[:] = [res.message.id], []
 
         refused = await self._store(journal_id, r, inbound, record)
         if refused is not None or not stored:
