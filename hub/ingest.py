@@ -262,15 +262,18 @@ class Ingest:
         """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
         what the statements wrote and returned, not read back (the hot path: every statement counts)."""
         queue, priority = place
-        customer, _created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
+        customer, created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
         customer_id = customer.id
         # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
         touched = True
         started: tuple[float, float] | None = None  # the first-response clock this message starts
         # A reply inside a known thread (email) joins that conversation while it is open, whoever sent it.
         threaded = None
-        # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work.
-        answer = None if inbound.meta.get("automatic") else csat_surveys.answer_for(tx, customer_id, inbound, now)
+        # A survey's answer goes on the surveyed conversation and leaves it resolved: it opens no work. A customer
+        # created just now has been sent no survey, and has no conversation nor survey to close (below).
+        answer = None
+        if not inbound.meta.get("automatic") and not created:
+            answer = csat_surveys.answer_for(tx, customer_id, inbound, now)
         thread = inbound.thread_conversation_id
         if answer is None and thread is None and inbound.thread_refs:
             # Looked up here, in the transaction, so a reply finds the email it answers earlier in the same batch.
@@ -291,7 +294,7 @@ class Ingest:
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
-                self.settings.conversations.reopen_window_seconds, now,
+                self.settings.conversations.reopen_window_seconds, now, new_customer=created,
             )
             if how in ("opened", "reopened") and self.first_response is not None:
                 started = self.first_response(tx, conv.queue or queue)
@@ -339,7 +342,7 @@ class Ingest:
         conversation_events.record_inbound(tx, conv, how, inbound.channel, customer_id, now, message_id)
         if answer is not None:
             csat_answers.record(tx, *answer, message_id, now, self.settings.csat.low_score)
-        elif how in ("opened", "reopened"):
+        elif how in ("opened", "reopened") and not created:
             csat_surveys.close_open(tx, customer_id, now)
         max_bytes = self.settings.ingest.max_attachment_bytes
         files: list[Attachment] = []

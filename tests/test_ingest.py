@@ -15,6 +15,7 @@ from hub.history.db import Database, Tx
 from hub.ingest import Ingest, _journal
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time, utcnow
+from tests.counting import CountingTx
 
 
 @pytest.fixture
@@ -158,3 +159,32 @@ async def test_customer_html_is_sanitized_on_the_way_in_body_and_kept_original(d
         assert html is not None and "hi" in html
         assert "script" not in html and "onclick" not in html and "javascript:" not in html
     assert "old" in stored.meta["email"]["full_html"] and stored.meta["email"]["subject"] == "s"
+
+
+async def test_a_new_customers_message_looks_for_no_conversation_or_survey_they_cannot_have(
+    db: Database, settings: Settings
+) -> None:
+    """A customer created in the message's own transaction has no conversation to join, reopen or lock, and no
+    survey to answer or close: their message opens one without looking (two statements of fifteen on SQLite, three
+    on PostgreSQL). Bounds: the statements of one event's journaling and processing, a new customer's, then a known
+    customer's reply that joins."""
+    ingest = Ingest(db, settings, MemoryBus(), Metrics())
+    now = format_time(utcnow())
+
+    def counted(ext: str) -> Callable[[Tx], tuple[int, IngestResult]]:
+        def run(tx: Tx) -> tuple[int, IngestResult]:
+            counting = CountingTx(tx)
+            outcome = ingest._journal_and_apply(counting, ingest._prepared(Arrival("sms", inbound(ext), {}, None)), now)
+            assert isinstance(outcome, IngestResult)
+            return counting.statements, outcome
+
+        return run
+
+    statements, opened = await db.write(counted("SM1"))
+    assert opened.conversation_how == "opened" and opened.conversation.status == "open"
+    assert statements <= 13, statements
+    statements, joined = await db.write(counted("SM2"))
+    assert joined.conversation_how == "joined" and joined.conversation.id == opened.conversation.id
+    assert statements <= (9 if db.dialect == "sqlite" else 10), statements  # PostgreSQL: the customer's lock
+    rows = await db.read(lambda tx: tx.all("SELECT customer_id, status FROM conversations"))
+    assert [(r["customer_id"], r["status"]) for r in rows] == [(opened.customer.id, "open")]

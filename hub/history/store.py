@@ -252,11 +252,16 @@ def join_or_open(
     business_line: str | None,
     reopen_window_seconds: float,
     now: str,
+    new_customer: bool = False,
 ) -> tuple[Conversation, str]:
-    """The customer's open conversation, or one opened (or reopened) for this message.
+    """The customer's open conversation, or one opened (or reopened) for this message. NEW_CUSTOMER: created in this
+    transaction (customer_for_identity said so), so they have no conversation to join, reopen or lock yet: opened
+    without looking (ids are never reused: AUTOINCREMENT, identity columns).
 
     Returns (conversation, how) where how is "joined", "opened" or "reopened".
     """
+    if new_customer:
+        return _open(tx, customer_id, channel, queue, business_line, now), "opened"
     if tx.dialect == "postgresql":
         # Serialize per customer so two processes never both open a conversation for them.
         tx.one("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
@@ -284,13 +289,17 @@ def join_or_open(
                 )
                 assert reopened is not None
                 return _conversation(reopened), "reopened"
+    return _open(tx, customer_id, channel, queue, business_line, now), "opened"
+
+
+def _open(tx: Tx, customer_id: int, channel: str, queue: str, business_line: str | None, now: str) -> Conversation:
     row = tx.one(
         "INSERT INTO conversations (customer_id, status, channel, queue, business_line, last_inbound_channel, "
         f"created_at, updated_at) VALUES (?, 'open', ?, ?, ?, ?, ?, ?) RETURNING {CONVERSATION_COLUMNS}",
         (customer_id, channel, queue, business_line, channel, now, now),
     )
     assert row is not None
-    return _conversation(row), "opened"
+    return _conversation(row)
 
 
 def record_without_routing(
