@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 import redis.exceptions
 from aiohttp import web
@@ -80,6 +81,16 @@ def parse_json(raw: bytes | str) -> Any:
     """RAW as JSON, or BadBody(400) that says why not; strings in it are clean text (no NUL, which PostgreSQL
     cannot hold, no lone surrogates) and it nests at most MAX_JSON_DEPTH deep."""
     try:
+        # orjson first, a tenth of json's cost on every request. What it refuses (NaN, 1e400, escaped lone
+        # surrogates, a BOM, invalid UTF-8, deep nesting) and any body with a float (orjson reads an integer past
+        # 64 bits as one) go through `json` as before: the same values, or the same answer.
+        data = orjson.loads(raw or b"null")
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if not _check_json(data):
+            return data
+    try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadBody(400, f"malformed JSON: {e}") from None
@@ -89,7 +100,9 @@ def parse_json(raw: bytes | str) -> Any:
     return data
 
 
-def _check_json(data: Any) -> None:
+def _check_json(data: Any) -> bool:
+    """Raises BadBody for what parse_json refuses; returns whether DATA holds a float."""
+    floats = False
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, where, depth = stack.pop()
@@ -108,6 +121,9 @@ def _check_json(data: Any) -> None:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 raise BadBody(422, f"{where or '(body)'}: contains a lone surrogate, not text") from None
+        elif isinstance(value, float):
+            floats = True
+    return floats
 
 
 async def _read_up_to(request: web.Request, max_bytes: int) -> bytes:
