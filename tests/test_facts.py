@@ -17,9 +17,9 @@ from hub.channels.api import ApiChannel
 from hub.channels.base import Channel, Fact
 from hub.config import ApiChannelSettings, Settings
 from hub.events import MemoryBus
+from hub.facts import apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx
-from hub.facts import apply_waiting
 from hub.ingest import Ingest
 from hub.journal import FLAGGED, listing
 from hub.journal import write as journal_write

@@ -1,9 +1,10 @@
-"""Request bodies read by hub.api.errors.parse_json: orjson on the fast path, with the values and answers `json` gave."""
+"""Request bodies read by hub.api.errors.parse_json: orjson on the fast path, the values and answers of `json`."""
 
 from __future__ import annotations
 
 import json
 import math
+
 import pytest
 
 from hub.api.errors import BadBody, parse_json
