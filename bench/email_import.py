@@ -91,6 +91,20 @@ The import is no faster (two alternating pairs at load 9-11: hub process 1.11-1.
 the roller, always behind during an import, takes what share it gets; its commit (keyword rows, 1.44 ms an email
 in bench.email_store) is now its cost. With the roller off the hub process is at 0.86 ms an email; 0.8x needs
 0.40-0.50. Missed (docs/email.md, "Fifth round").
+
+Sixth round: py-spy with --gil leaves out SQLite's own work (done without the lock), so the CPU of each thread was
+read from /proc: at f4abee3 the roller was half of the hub process (writer 5.1 s with it on, 1.9 s off, 5,000
+emails), its commit of keyword rows above all. A keyword count now weighs a quarter of a row in a slice's
+SLICE_ROWS (rollup.KEYWORDS_A_ROW), so a slice folds about eight emails instead of one or two. The CPU to done
+hides that (the roller, behind during the import, takes the same share and folds more), so this benchmark now also
+prints the hub process's CPU until the roller has folded every email: 2.33-2.53 ms before, 1.34-1.91 after (three
+alternating pairs, load 8-13). py-spy with --profile-gil after (load 4-5; 710/s, parse alone 1,085/s; hub process
+0.85 ms an email to done, 1.46 until rolled, the roller caught up at done):
+
+    event loop 371 (ingest_batch 76, _Protocol.data_received 52, roll_forever 26, executor submits 53 on top),
+    db writer 186 (the batch transactions 135, roller commit 31)
+
+Missed: the import at 0.18-0.69x of the parse-only rate (docs/email.md, "Sixth round").
 """
 
 from __future__ import annotations
