@@ -97,8 +97,8 @@ read from /proc: at f4abee3 the roller was half of the hub process (writer 5.1 s
 emails), its commit of keyword rows above all. A keyword count now weighs a quarter of a row in a slice's
 SLICE_ROWS (rollup.KEYWORDS_A_ROW), so a slice folds about eight emails instead of one or two. The CPU to done
 hides that (the roller, behind during the import, takes the same share and folds more), so this benchmark now also
-prints the hub process's CPU until the roller has folded every email: 2.33-2.53 ms before, 1.34-1.91 after (three
-alternating pairs, load 8-13). py-spy with --profile-gil after (load 4-5; 710/s, parse alone 1,085/s; hub process
+prints the hub process's CPU until the roller has folded every email: 2.25-2.53 ms before, 1.34-1.91 after (four
+alternating pairs, load 4-13). py-spy with --profile-gil after (load 4-5; 710/s, parse alone 1,085/s; hub process
 0.85 ms an email to done, 1.46 until rolled, the roller caught up at done):
 
     event loop 371 (ingest_batch 76, _Protocol.data_received 52, roll_forever 26, executor submits 53 on top),

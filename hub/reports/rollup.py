@@ -100,9 +100,10 @@ BATCH = 500
 #: 4 ms on a quiet 2-core machine); counted, not timed, so a slice's bounds are the same on every run
 SLICE_ROWS = 500
 #: keyword counts that weigh one row in SLICE_ROWS: a keyword count is one entry of a JSON object the database unpacks
-#: and upserts in one statement (ADD_KEYWORDS), which holds the writer about a quarter as long as a row built in Python
-#: and bound by the driver (docs/email.md, "Sixth round"); counted as a whole row, an email's 350 counts filled a slice
-#: after one or two emails, whose writes then merged nothing across emails
+#: and upserts in one statement (ADD_KEYWORDS), a quarter to a third of the writer's time of a row built in Python and
+#: bound by the driver (a slice of emails holds the writer 3.4 ms at the median, one of other rows 2.4-2.9;
+#: docs/email.md, "Sixth round"); counted as whole rows, an email's 350 counts filled a slice after one or two
+#: emails, whose writes then merged nothing across emails
 KEYWORDS_A_ROW = 4
 #: events a slice reads at a time, with what folding them reads besides (their conversations' clocks and labels,
 #: message texts, last resolves): a slice often fills its SLICE_ROWS after a hundred events, so reading all of BATCH's

@@ -263,10 +263,10 @@ class _SliceCountingTx(CountingTx):
 
 async def test_a_slice_of_emails_merges_the_words_of_several(db: Database, settings: Settings) -> None:
     """A keyword count weighs 1/KEYWORDS_A_ROW of a row in a slice's SLICE_ROWS (the database upserts them from one
-    JSON object, in about a quarter of a row's time on the writer): a slice folds several emails, so what they share
-    is written once (counted as whole rows, an email's counts filled a slice after one or two emails and every write
-    merged nothing). The other rows of a slice stay within SLICE_ROWS, its keyword counts within KEYWORDS_A_ROW times
-    that, each give or take its last event's."""
+    JSON object, in a quarter to a third of a row's time on the writer): a slice folds several emails, so what they
+    share is written once (counted as whole rows, an email's counts filled a slice after one or two emails and every
+    write merged nothing). The other rows of a slice stay within SLICE_ROWS, its keyword counts within KEYWORDS_A_ROW
+    times that, each give or take its last event's."""
     mail = _Mail(db, settings)
     await mail.send(40)
     slices: list[tuple[int, int, int]] = []  # (events, keyword rows, other rows) per slice
