@@ -91,6 +91,20 @@ The import is no faster (two alternating pairs at load 9-11: hub process 1.11-1.
 the roller, always behind during an import, takes what share it gets; its commit (keyword rows, 1.44 ms an email
 in bench.email_store) is now its cost. With the roller off the hub process is at 0.86 ms an email; 0.8x needs
 0.40-0.50. Missed (docs/email.md, "Fifth round").
+
+Sixth round: py-spy with --gil leaves out SQLite's own work (done without the lock), so the CPU of each thread was
+read from /proc: at f4abee3 the roller was half of the hub process (writer 5.1 s with it on, 1.9 s off, 5,000
+emails), its commit of keyword rows above all. A keyword count now weighs a quarter of a row in a slice's
+SLICE_ROWS (rollup.KEYWORDS_A_ROW), so a slice folds about eight emails instead of one or two. The CPU to done
+hides that (the roller, behind during the import, takes the same share and folds more), so this benchmark now also
+prints the hub process's CPU until the roller has folded every email: 2.25-2.53 ms before, 1.34-1.91 after (four
+alternating pairs, load 4-13). py-spy with --profile-gil after (load 4-5; 710/s, parse alone 1,085/s; hub process
+0.85 ms an email to done, 1.46 until rolled, the roller caught up at done):
+
+    event loop 371 (ingest_batch 76, _Protocol.data_received 52, roll_forever 26, executor submits 53 on top),
+    db writer 186 (the batch transactions 135, roller commit 31)
+
+Missed: the import at 0.18-0.69x of the parse-only rate (docs/email.md, "Sixth round").
 """
 
 from __future__ import annotations
@@ -302,6 +316,12 @@ async def probe(url: str, token: str, until: asyncio.Event, out: Probe, every: f
                 await asyncio.wait_for(until.wait(), every)
 
 
+async def unrolled(db: Database) -> int:
+    """Conversation events the reports roller has not folded yet."""
+    row = await db.read(lambda tx: tx.one("SELECT COUNT(*) AS n FROM conversation_events WHERE rolled = 0"))
+    return int(row["n"]) if row is not None else 0
+
+
 async def counts(db: Database) -> tuple[int, int]:
     """(emails on timelines, emails flagged) so far."""
 
@@ -421,6 +441,14 @@ async def run(args: argparse.Namespace) -> Result:
                         await asyncio.sleep(0.05)
                 done.set()
                 await prober
+                # The reports roller folds what was imported behind the import, taking the share of the process it
+                # gets while behind: the process's CPU until it has caught up is what an email costs in all (a
+                # cheaper roller folds more during the import at the same share, which the CPU to done hides).
+                behind = left = await unrolled(db)
+                while left and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                    left = await unrolled(db)
+                rolled_cpu = process_cpu(hub.proc.pid, children=False) - own_ready
                 # The same request on the idle hub: what "quick" means on this machine right now.
                 idle_done = asyncio.Event()
                 idle_task = asyncio.create_task(probe(hub.url, token, idle_done, idle, every=0.02))
@@ -439,6 +467,8 @@ async def run(args: argparse.Namespace) -> Result:
             # The process that is the bottleneck when cores are free: its CPU per email bounds the import's rate.
             meta["hub_process_cpu_ms"] = own_cpu / n * 1000
             meta["parse_worker_cpu_ms"] = (hub_cpu - own_cpu) / n * 1000
+            meta["unrolled_at_done"] = behind
+            meta["hub_process_rolled_cpu_ms"] = rolled_cpu / n * 1000
             stored, flagged = await counts(db)
             automatic = await automatic_count(db)
             # Every email reaches a timeline; the auto-replies among them are marked automatic.
@@ -493,6 +523,9 @@ def table(r: Result) -> str:
         f"{m.get('parse_worker_cpu_ms', 0.0):.3f} ms: on free cores at most "
         f"{_ratio(r.parse.cpu_ms or 0.0, max(m.get('hub_process_cpu_ms', 0.0), m.get('parse_worker_cpu_ms', 0.0))):.3f}"
         f" x the parse-only rate",
+        f"  CPU per email in the hub process until the reports roller has folded it too "
+        f"{m.get('hub_process_rolled_cpu_ms', 0.0):.3f} ms ({m.get('unrolled_at_done', 0):,} events left to fold at "
+        f"done)",
         "",
         "API request GET /api/v1/conversations?limit=20 (ms)",
     ]

@@ -99,6 +99,12 @@ BATCH = 500
 #: a slice holds the SQLite writer, which every inbound acknowledgement shares, for a few ms (about 1,000 rows took
 #: 4 ms on a quiet 2-core machine); counted, not timed, so a slice's bounds are the same on every run
 SLICE_ROWS = 500
+#: keyword counts that weigh one row in SLICE_ROWS: a keyword count is one entry of a JSON object the database unpacks
+#: and upserts in one statement (ADD_KEYWORDS), a quarter to a third of the writer's time of a row built in Python and
+#: bound by the driver (a slice of emails holds the writer 3.4 ms at the median, one of other rows 2.4-2.9;
+#: docs/email.md, "Sixth round"); counted as whole rows, an email's 350 counts filled a slice after one or two
+#: emails, whose writes then merged nothing across emails
+KEYWORDS_A_ROW = 4
 #: events a slice reads at a time, with what folding them reads besides (their conversations' clocks and labels,
 #: message texts, last resolves): a slice often fills its SLICE_ROWS after a hundred events, so reading all of BATCH's
 #: up front read five times what it folded
@@ -270,9 +276,10 @@ class _Deltas:
         mine[1] += total
 
     def size(self) -> int:
-        """Rows these deltas write (as _save does: one upsert a row, a keyword count a row per dim)."""
+        """Rows these deltas write, as SLICE_ROWS counts them (as _save does: one upsert a row; a keyword count per
+        dim, KEYWORDS_A_ROW of them to a row)."""
         return (len(self.rows) + len(self.customers) + len(self.contacts) + len(self.ratings) + len(self.channels)
-                + self._words)
+                + self._words // KEYWORDS_A_ROW)
 
     def add(self, metric: str, at: str, c: _Clock, agent: int | None, total: float = 0.0) -> None:
         day = self.day(at)

@@ -24,7 +24,8 @@ from hub.metrics import Metrics
 from hub.model import Identity, Inbound, format_time
 from hub.reports import query
 from hub.reports.keywords import runs, terms
-from hub.reports.rollup import FIRST_PAGE, RollRules, plan, rebuild, roll
+from hub.reports.rollup import FIRST_PAGE, KEYWORDS_A_ROW, SLICE_ROWS, RollRules, plan, rebuild, roll
+from tests.counting import CountingTx
 
 RULES = RollRules(time_zone="Europe/Madrid")
 
@@ -241,5 +242,48 @@ async def test_a_slice_of_emails_reads_about_the_events_it_folds(db: Database, s
     while done := await db.write(lambda tx: roll(tx, RULES, cutoff="9999")):
         rolled += done
     assert rolled == 80
+    expected: Counter[str] = Counter(t for text in mail.sent for t in terms(text))
+    assert {word: n for dim, _value, _week, word, n in await keywords(db) if dim == "all"} == dict(expected)
+
+
+class _SliceCountingTx(CountingTx):
+    """A transaction that counts the rows its statements wrote, keyword counts apart from the rest."""
+
+    def __init__(self, tx: Tx) -> None:
+        super().__init__(tx)
+        self.keyword_rows = 0
+
+    def exec(self, sql: str, params: Params = ()) -> int:
+        n = super().exec(sql, params)
+        if "report_keywords" in sql:
+            self.keyword_rows += n
+            self.rows -= n
+        return n
+
+
+async def test_a_slice_of_emails_merges_the_words_of_several(db: Database, settings: Settings) -> None:
+    """A keyword count weighs 1/KEYWORDS_A_ROW of a row in a slice's SLICE_ROWS (the database upserts them from one
+    JSON object, in a quarter to a third of a row's time on the writer): a slice folds several emails, so what they
+    share is written once (counted as whole rows, an email's counts filled a slice after one or two emails and every
+    write merged nothing). The other rows of a slice stay within SLICE_ROWS, its keyword counts within KEYWORDS_A_ROW
+    times that, each give or take its last event's."""
+    mail = _Mail(db, settings)
+    await mail.send(40)
+    slices: list[tuple[int, int, int]] = []  # (events, keyword rows, other rows) per slice
+
+    def roll_counted(tx: Tx) -> int:
+        counting = _SliceCountingTx(tx)
+        done = roll(counting, RULES, cutoff="9999")
+        if done:
+            slices.append((done, counting.keyword_rows, counting.rows))
+        return done
+
+    while await db.write(roll_counted):
+        pass
+    assert sum(events for events, _, _ in slices) == 40
+    a_message = max(len(terms(text)) for text in mail.sent) * 3  # every dim of one message's terms
+    assert all(other <= SLICE_ROWS + 100 for _, _, other in slices), slices
+    assert all(words <= KEYWORDS_A_ROW * SLICE_ROWS + a_message for _, words, _ in slices), slices
+    assert len(slices) <= 40 // 5, slices  # five or more emails a slice (two or three before)
     expected: Counter[str] = Counter(t for text in mail.sent for t in terms(text))
     assert {word: n for dim, _value, _week, word, n in await keywords(db) if dim == "all"} == dict(expected)
