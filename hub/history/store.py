@@ -774,8 +774,10 @@ def _fts_prefix(tx: Tx, term: str) -> str:
     FTS5 reads a prefix query (`"refund"*`) by merging the doclists of every word it matches into one list in memory
     before the first row, so its cost follows the number of matching messages (a third of them for "refund"), not
     the page. The same matches as an OR of those words (`("refund" OR "refunds")`) are read lazily, newest first, a
-    page costing about a page. The stored words come from the index's vocabulary (migration 118), one seek each;
-    a prefix that begins more than PREFIX_WORDS of them (what a short prefix does) keeps the prefix query. Only
+    page costing about a page. The stored words come from the index's vocabulary (migration 118), one seek each
+    (the seek past the last one reads that word's doclist pages, without decoding them: FTS5 has no index entry for
+    a page of doclist alone); a prefix that begins more than PREFIX_WORDS of them (what a short prefix does) keeps
+    the prefix query, whose merge then costs less than an OR of so many words. Only
     plain ASCII words are expanded: those FTS5 tokenizes to themselves, so the words found are exactly the ones the
     prefix query would match."""
     if not _ASCII_WORD.fullmatch(term):
