@@ -3,7 +3,7 @@ however many conversations are open, customers known and messages stored: counte
 (the same whatever else the machine is doing), at one size and at four times it. A condition evaluated before the
 LIMIT, a sort of every match, or a substring test on every customer (what the trigram indexes of migration 92
 replaced) grows with the size. FTS5 reads its own pages outside the virtual machine, so those reads are not in the
-count: bench.inbox times them."""
+count: what FTS5 holds in memory for a common word's search is measured by SQLite's own memory counter instead."""
 
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ def _sqlite_memory(path: str, work: Callable[[Tx], object]) -> int:
         conn.close()
 
 async def _messages(tmp_path: Path, count: int) -> str:
-    """A migrated database whose COUNT messages were stored one by one (as the hub stores them, through the FTS5
-    triggers), every one holding "refund" and some a longer word beginning with it."""
+    """A migrated database whose COUNT messages were inserted row by row through the FTS5 triggers (in one
+    transaction), each holding a word beginning with "refund" (half "refund" itself, half "refunds" or "refunded")."""
     path = tmp_path / f"messages-{count}.db"
     db = open_database(f"sqlite:///{path}")
     await migrate(db)
@@ -147,9 +147,9 @@ async def _messages(tmp_path: Path, count: int) -> str:
 
 async def test_a_common_word_search_holds_no_list_of_its_matches(tmp_path: Path) -> None:
     """A search word is a prefix; FTS5 reads a prefix query by merging every matching message into one list in memory
-    before the first row (the whole index of "refund", in every message here), so store.search_messages reads it as
-    the few stored words it begins, which FTS5 walks newest first and stops after the page. At four times the
-    messages the prefix query held 2.5-3.9 times the memory; this holds 1.0-1.5 times."""
+    before the first row (every message here matches "refund"), so store.search_messages reads it as the few stored
+    words it begins, which FTS5 walks newest first and leaves after the page. At four times the messages the prefix
+    query held 2.5-3.9 times the memory; this holds 1.0-1.5 times."""
     small, large = await _messages(tmp_path, 25_000), await _messages(tmp_path, 100_000)
     for q in ("refund", "refunde", "ref order"):
         def work(tx: Tx, q: str = q) -> object:
