@@ -777,9 +777,8 @@ def _fts_prefix(tx: Tx, term: str) -> str:
     page costing about a page. The stored words come from the index's vocabulary (migration 118), one seek each
     (the seek past the last one reads that word's doclist pages, without decoding them: FTS5 has no index entry for
     a page of doclist alone); a prefix that begins more than PREFIX_WORDS of them (what a short prefix does) keeps
-    the prefix query, whose merge then costs less than an OR of so many words. Only
-    plain ASCII words are expanded: those FTS5 tokenizes to themselves, so the words found are exactly the ones the
-    prefix query would match."""
+    the prefix query, whose merge then costs less than an OR of so many words. Only plain ASCII words are expanded:
+    FTS5 tokenizes those to themselves, so the words found are exactly the ones the prefix query would match."""
     if not _ASCII_WORD.fullmatch(term):
         return f'"{term}"*'
     found: list[str] = []
