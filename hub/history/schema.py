@@ -683,6 +683,21 @@ MIGRATIONS.append(
     )
 )
 
+# Message search on SQLite (migration 118): the words messages_fts holds, in order, read by store._fts_prefix to
+# search a prefix as the few words it begins. An fts5vocab table stores nothing: it reads messages_fts's own index,
+# and its 'instance' form answers "the first word from here" with one seek (the 'row' form counts every message of
+# each word first). PostgreSQL searches by its own plan (migration 111).
+_TYPES["sqlite"]["fts_words"] = "CREATE VIRTUAL TABLE messages_fts_words USING fts5vocab(messages_fts, 'instance')"
+_TYPES["postgresql"]["fts_words"] = ""
+MIGRATIONS.append(
+    (
+        118,
+        "message search on SQLite: the index's words (an fts5vocab table) so that a search word is read as the "
+        "stored words it begins, not as a prefix whose matches FTS5 merges in memory before the first row",
+        "{fts_words}",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 

@@ -772,6 +772,37 @@ def search_terms(q: str) -> list[str]:
     return re.findall(r"[^\W_]+", q.lower().translate(_FOLD))[:8]
 
 
+#: A search word that begins at most this many stored words is searched as those words (see _fts_prefix).
+PREFIX_WORDS = 64
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _fts_prefix(tx: Tx, term: str) -> str:
+    """SQLite: an FTS5 query matching the messages that hold a word beginning with TERM ("" if no stored word does).
+
+    FTS5 reads a prefix query (`"refund"*`) by merging the doclists of every word it matches into one list in memory
+    before the first row, so its cost follows the number of matching messages (a third of them for "refund"), not
+    the page. The same matches as an OR of those words (`("refund" OR "refunds")`) are read lazily, newest first, a
+    page costing about a page. The stored words come from the index's vocabulary (migration 118), one seek each
+    (the seek past the last one reads that word's doclist pages, without decoding them: FTS5 has no index entry for
+    a page of doclist alone); a prefix that begins more than PREFIX_WORDS of them (what a short prefix does) keeps
+    the prefix query, whose merge then costs less than an OR of so many words. Only plain ASCII words are expanded:
+    FTS5 tokenizes those to themselves, so the words found are exactly the ones the prefix query would match."""
+    if not _ASCII_WORD.fullmatch(term):
+        return f'"{term}"*'
+    found: list[str] = []
+    row = tx.one("SELECT term FROM messages_fts_words WHERE term >= ? LIMIT 1", (term,))
+    while row is not None and str(row["term"]).startswith(term):
+        if len(found) == PREFIX_WORDS:
+            return f'"{term}"*'
+        found.append(str(row["term"]))
+        # The next stored word: nothing sorts between a word and itself followed by NUL.
+        row = tx.one("SELECT term FROM messages_fts_words WHERE term >= ? LIMIT 1", (found[-1] + "\x00",))
+    if not found:
+        return ""
+    return "(" + " OR ".join('"' + word.replace('"', '""') + '"' for word in found) + ")"
+
+
 def search_messages(
     tx: Tx, q: str, visible_queues: Sequence[str] | None, visible_agent: int | None, limit: int
 ) -> list[Message]:
@@ -796,6 +827,9 @@ def search_messages(
         # FTS5 walks its doclists backwards for this order.
         sql = (f"SELECT {columns} FROM messages_fts f JOIN messages m ON m.id = f.rowid WHERE messages_fts MATCH ? "
                f"AND {served} AND m.kind <> 'event' ORDER BY f.rowid DESC LIMIT ?")
-        query = " ".join(f'"{t}"*' for t in terms)
+        words = [_fts_prefix(tx, t) for t in terms]
+        if "" in words:
+            return []  # a word no stored word begins with: nothing holds them all
+        query = " AND ".join(words)
     rows = tx.all(sql, (query, *served_params, limit))
     return _messages(tx, rows)

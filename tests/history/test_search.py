@@ -3,6 +3,7 @@ required, edits re-indexed, and an agent finds only messages of their queues and
 
 from __future__ import annotations
 
+import random
 import shutil
 from collections.abc import Callable
 from functools import partial
@@ -141,3 +142,93 @@ async def test_the_same_messages_on_sqlite_and_postgresql(
 
 def _move(tx: Tx, conversation: int, queue: str) -> None:
     tx.exec("UPDATE conversations SET queue = ? WHERE id = ?", (queue, conversation))
+
+
+# Words many stored words begin with: the forms of one word, words that begin others, a numbered tail (more than
+# store.PREFIX_WORDS of it begin "w1"), letters FTS5 folds and keeps, and words of other scripts.
+_VARIANTS = ("refund", "refunds", "refunded", "refundable", "refunding", "ref", "re", "return", "r2d2", "Řefund",
+             "refundé", "refundł", "café", "cafés", "caffeine", "ρεφ", "ρεφουντ", "заказ", "заказы", "order",
+             "orders", "ordered", "o", *(f"w{n}" for n in range(200)))
+
+
+def _old_query(tx: Tx, q: str, limit: int) -> list[int]:
+    """What message search ran before migration 118: every word a prefix query of FTS5's."""
+    terms = store.search_terms(q)
+    if not terms:
+        return []
+    rows = tx.all("SELECT m.id FROM messages_fts f JOIN messages m ON m.id = f.rowid WHERE messages_fts MATCH ? "
+                  "AND m.kind <> 'event' ORDER BY f.rowid DESC LIMIT ?", (" ".join(f'"{t}"*' for t in terms), limit))
+    return [int(r["id"]) for r in rows]
+
+
+async def test_a_prefix_finds_the_pages_fts5s_prefix_query_found(
+    _sqlite_migrated_template: Path, tmp_path: Path, make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite searches a word as the stored words it begins (store._fts_prefix): the same messages, in the same order,
+    as FTS5's prefix query, for every prefix of every word, alone and in pairs, in every page size and scope."""
+    path = tmp_path / "variants.db"
+    shutil.copyfile(_sqlite_migrated_template, path)
+    url = f"sqlite:///{path}"
+    db = open_database(url)
+    try:
+        await migrate(db)
+        ingest = Ingest(db, make_settings(url), MemoryBus(), Metrics())
+        rng = random.Random(18)
+        for i in range(400):
+            stored = await ingest.ingest(_in(f"phone:+1415555{i % 40:04d}", " ".join(rng.choices(_VARIANTS, k=4))))
+            if i % 40 == 7:
+                await db.write(partial(_move, conversation=stored.conversation.id, queue="sales"))
+        # Words left only in the index's history: edited away, so FTS5 holds their deletions too.
+        edited = await ingest.ingest(_in("phone:+14155550999", "refundzzz wzzz"))
+        now = format_time(utcnow())
+        await db.write(lambda tx: store.edit_message(tx, edited.message.id, "order", now, now))
+
+        words = sorted({w for v in _VARIANTS for w in store.search_terms(v)} | {"refundzzz", "wzzz"})
+        queries = sorted({w[:n] for w in words for n in range(1, len(w) + 1)})
+        queries += [f"{a} {b}" for a, b in zip(queries, rng.sample(queries, len(queries)), strict=True)]
+        queries += ["refund order", "ref w1", "w1 w10", "w order", "refundzzz", "café order", "zzz", "re re"]
+
+        def compare(tx: Tx) -> int:
+            found = 0
+            for q in queries:
+                for limit in (5, 20, 1000):
+                    new = [m.id for m in store.search_messages(tx, q, None, None, limit)]
+                    assert new == _old_query(tx, q, limit), (q, limit)
+                    found += bool(new)
+            return found
+
+        assert await db.read(compare) > len(queries)  # most queries find something
+        # Both ways of reading a word were taken: its few stored words, or FTS5's prefix query for a short one.
+        expanded = await db.read(lambda tx: [store._fts_prefix(tx, w) for w in ("refund", "w1", "w19", "refundzzz")])
+        assert expanded == [
+            '("refund" OR "refundable" OR "refunde" OR "refunded" OR "refunding" OR "refunds" OR "refundł")',
+            '"w1"*',
+            '(' + " OR ".join(f'"w19{n}"' for n in ["", *range(10)]) + ')',
+            "",
+        ]
+        # Agents' scopes, against the prefix query itself (every word read as FTS5's prefix query).
+        scoped = [(q, queues) for q in queries[::7] for queues in (["support"], ["sales"], [])]
+        mine = await db.read(lambda tx: [[m.id for m in store.search_messages(tx, q, queues, 999, 20)]
+                                         for q, queues in scoped])
+        monkeypatch.setattr(store, "PREFIX_WORDS", 0)
+        theirs = await db.read(lambda tx: [[m.id for m in store.search_messages(tx, q, queues, 999, 20)]
+                                           for q, queues in scoped])
+        assert mine == theirs and sum(map(bool, mine)) > len(scoped) // 5
+    finally:
+        await db.close()
+
+
+async def test_a_search_in_the_transaction_that_stored_the_message_finds_it(db: Database, ingest: Ingest) -> None:
+    """FTS5 holds a transaction's new words in memory until it commits: its vocabulary must see them too."""
+    await ingest.ingest(_in("phone:+14155550100", "refund please"))
+
+    def store_and_search(tx: Tx) -> list[str]:
+        customer = tx.one("SELECT customer_id, conversation_id FROM messages")
+        assert customer is not None
+        tx.exec("INSERT INTO messages (conversation_id, customer_id, channel, direction, kind, text, status, "
+                "created_at, updated_at) VALUES (?, ?, 'api', 'in', 'text', 'refundable now', 'received', ?, ?)",
+                (customer["conversation_id"], customer["customer_id"], format_time(utcnow()), format_time(utcnow())))
+        return [m.text for m in store.search_messages(tx, "refunda", None, None, 20)]
+
+    assert await db.write(store_and_search) == ["refundable now"]
