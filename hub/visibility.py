@@ -84,3 +84,14 @@ def work_condition(p: Principal, alias: str = "") -> tuple[str, list[Any]]:
         return "1 = 1", []
     marks = ", ".join("?" for _ in p.queues) or "NULL"
     return f"({alias}queue IN ({marks}) OR {alias}agent_id = ?)", [*p.queues, p.agent_id]
+
+
+def work_parts(p: Principal, alias: str = "") -> list[tuple[str, list[Any]]] | None:
+    """work_condition as the conditions whose union it is (one per queue, then the agent's own), each on one index
+    (conversations_active_queue, conversations_active_agent); None when P sees everything (no condition at all)."""
+    if sees_everything(p):
+        return None
+    parts: list[tuple[str, list[Any]]] = [(f"{alias}queue = ?", [q]) for q in p.queues]
+    if p.agent_id is not None:  # `agent_id = NULL` holds for no row
+        parts.append((f"{alias}agent_id = ?", [p.agent_id]))
+    return parts
