@@ -128,15 +128,16 @@ def page(p: Principal, view: View, now: datetime, limit: int) -> tuple[str, list
                 "c.id DESC LIMIT ?", [*params, *work_params, limit])
     if not parts:
         return "SELECT c.* FROM conversations c WHERE 1 = 0", []
-    # UNION, not UNION ALL: a conversation in P's queue and with P is in two parts.
+    # Each part in inbox order from its own index, merged: PostgreSQL's Merge Append and SQLite's merge of a
+    # compound SELECT stop once the page is full. The parts are disjoint (UNION ALL, nothing read twice to drop it).
     merged: list[str] = []
     merged_params: list[Any] = []
     for n, (part, part_params) in enumerate(parts):
-        merged.append(f"SELECT * FROM (SELECT c.id, c.updated_at FROM conversations c WHERE {sql} AND {part} "
+        merged.append(f"SELECT * FROM (SELECT c.* FROM conversations c WHERE {sql} AND {part} "
                       f"ORDER BY c.updated_at DESC, c.id DESC LIMIT ?) p{n}")
         merged_params += [*params, *part_params, limit]
-    return (f"SELECT c.* FROM conversations c WHERE c.id IN (SELECT id FROM ({' UNION '.join(merged)}) m "
-            "ORDER BY updated_at DESC, id DESC LIMIT ?)", [*merged_params, limit])
+    return (f"SELECT * FROM ({' UNION ALL '.join(merged)}) c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            [*merged_params, limit])
 
 
 def count(tx: Tx, p: Principal, view: View, now: datetime) -> int:
