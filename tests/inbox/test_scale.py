@@ -64,6 +64,8 @@ def _works(shape: Shape) -> dict[str, Callable[[Tx], object]]:
     return {
         "agent's inbox": lambda tx: _inbox(tx, mine, 50, {}),
         "supervisor's inbox": lambda tx: _inbox(tx, sup, 50, {}),
+        "supervisor's one queue": lambda tx: _inbox(tx, sup, 50, {}, views.View("f", "F", "filter",
+                                                                               ViewFilters(queue="q03"))),
         "agent's search, a common word": lambda tx: store.search_messages(tx, "refund", mine.queues, agent, 20),
         "supervisor's search, a common word": lambda tx: store.search_messages(tx, "refund", sup.queues, boss, 20),
     }
