@@ -184,11 +184,11 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
     # scale a condition evaluated before the LIMIT runs for every open conversation.
     page, params = views.page(p, view or views.ALL, utcnow(), limit)
     # One statement for the page, its last messages and identities (each a round trip on PostgreSQL); the inner
-    # LIMIT keeps PostgreSQL from merging it into the joins, so last_id and identity_id are computed once a row.
+    # LIMIT keeps PostgreSQL from merging it into the join, so last_id is computed once a row.
     rows = tx.all(
         "SELECT x.*, lm.channel AS last_channel, lm.direction AS last_direction, lm.kind AS last_kind, "
-        "lm.text AS last_text, lm.meta AS last_meta, lm.status AS last_status, lm.created_at AS last_created_at, "
-        "i.kind AS identity_kind, i.value AS identity_value FROM ("
+        "lm.text AS last_text, lm.meta AS last_meta, lm.status AS last_status, lm.created_at AS last_created_at "
+        "FROM ("
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
         "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, c.respond_by, cu.name AS customer_name, "
         "EXISTS (SELECT 1 FROM messages m "
@@ -197,9 +197,11 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
         # What was said last, not the hub's own lines ("Snoozed until …", "Reopened by …"); and who to show.
         "(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.kind NOT IN ('note', 'event') "
         "ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS last_id, "
-        "(SELECT i.id FROM identities i WHERE i.customer_id = c.customer_id ORDER BY i.id LIMIT 1) AS identity_id "
+        # "kind:value" in one probe (a kind has no colon), not an id looked up again.
+        "(SELECT i.kind || ':' || i.value FROM identities i WHERE i.customer_id = c.customer_id ORDER BY i.id "
+        "LIMIT 1) AS identity "
         f"FROM ({page}) c JOIN customers cu ON cu.id = c.customer_id LIMIT ?) x "
-        "LEFT JOIN messages lm ON lm.id = x.last_id LEFT JOIN identities i ON i.id = x.identity_id "
+        "LEFT JOIN messages lm ON lm.id = x.last_id "
         "ORDER BY x.updated_at DESC, x.id DESC",
         (*params, limit),
     )
@@ -215,7 +217,8 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
                        "kind": r["last_kind"], "text": str(r["last_text"])[:160], "status": r["last_status"],
                        "subject": meta.get("subject") if isinstance(meta, dict) else None,
                        "created_at": r["last_created_at"]}
-        ident = (str(r["identity_kind"]), str(r["identity_value"])) if r["identity_id"] is not None else None
+        kind, _, value = str(r["identity"]).partition(":")
+        ident = (kind, value) if r["identity"] is not None else None
         # When the first agent reply is due (epoch seconds), while none has been sent: the console marks it late.
         # The deadline routing stored as it entered its queue (business hours counted); one opened before
         # deadlines were stored: its arrival plus the queue's target.
