@@ -84,3 +84,19 @@ def work_condition(p: Principal, alias: str = "") -> tuple[str, list[Any]]:
         return "1 = 1", []
     marks = ", ".join("?" for _ in p.queues) or "NULL"
     return f"({alias}queue IN ({marks}) OR {alias}agent_id = ?)", [*p.queues, p.agent_id]
+
+
+def work_parts(p: Principal, alias: str = "") -> list[tuple[str, list[Any]]] | None:
+    """work_condition as disjoint conditions whose union it is (one per queue, then the agent's own outside them),
+    each read from one index (conversations_active_queue, conversations_active_agent); None when P sees everything
+    (no condition at all)."""
+    if sees_everything(p):
+        return None
+    queues = list(dict.fromkeys(p.queues))
+    parts: list[tuple[str, list[Any]]] = [(f"{alias}queue = ?", [q]) for q in queues]
+    if p.agent_id is not None:  # `agent_id = NULL` holds for no row
+        # Outside P's queues only, so that no conversation is in two parts.
+        outside = (f" AND ({alias}queue IS NULL OR {alias}queue NOT IN ({', '.join('?' for _ in queues)}))"
+                   if queues else "")
+        parts.append((f"{alias}agent_id = ?{outside}", [p.agent_id, *queues]))
+    return parts

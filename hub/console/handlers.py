@@ -25,8 +25,9 @@ from hub.console.sessions import SESSIONS, SignInError
 from hub.console.throttle import Throttled
 from hub.customer_profile import display_name
 from hub.events import Event
-from hub.history.db import Row, Tx
+from hub.history.db import Tx
 from hub.inbox import labels, views
+from hub.json_codec import json_response
 from hub.keys import BUS, CHANNELS, DB, METRICS, SETTINGS
 from hub.model import CHANNEL_IDENTITY_KIND, IDENTITY_KINDS, parse_time, utcnow
 
@@ -175,23 +176,19 @@ async def sign_out(request: web.Request) -> web.Response:
 # -- inbox -----------------------------------------------------------------------------------------------------
 
 
-def _by_id(tx: Tx, select: str, ids: list[Any]) -> dict[Any, Row]:
-    """SELECT's rows whose id is one of IDS (None skipped), by id."""
-    wanted = sorted({i for i in ids if i is not None})
-    if not wanted:
-        return {}
-    rows = tx.all(f"{select} WHERE id IN ({', '.join('?' for _ in wanted)})", wanted)
-    return {r["id"]: r for r in rows}
-
-
 def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: views.View | None = None,
            ) -> list[dict[str, Any]]:
     """TARGETS: each queue's first-response target in seconds (0: none). VIEW: which list (default: all open)."""
-    # The work list: what the principal may act on (hub.visibility), not every customer they may read.
-    where, params = views.where(p, view or views.ALL, utcnow())
-    # The page is chosen first (in index order: conversations_active), and only its rows are looked into: at a
-    # center's scale a condition evaluated before the LIMIT runs for every open conversation.
+    # The work list: what the principal may act on (hub.visibility), not every customer they may read. The page is
+    # chosen first (views.page: from the indexes in inbox order), and only its rows are looked into: at a center's
+    # scale a condition evaluated before the LIMIT runs for every open conversation.
+    page, params = views.page(p, view or views.ALL, utcnow(), limit)
+    # One statement for the page, its last messages and identities (each a round trip on PostgreSQL); the inner
+    # LIMIT keeps PostgreSQL from merging it into the join, so last_id is computed once a row.
     rows = tx.all(
+        "SELECT x.*, lm.channel AS last_channel, lm.direction AS last_direction, lm.kind AS last_kind, "
+        "lm.text AS last_text, lm.meta AS last_meta, lm.status AS last_status, lm.created_at AS last_created_at "
+        "FROM ("
         "SELECT c.id, c.customer_id, c.status, c.channel, c.queue, c.agent_id, c.created_at, c.updated_at, "
         "c.last_inbound_channel, c.snoozed_until, c.snoozed_by, c.respond_by, cu.name AS customer_name, "
         "EXISTS (SELECT 1 FROM messages m "
@@ -200,27 +197,28 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
         # What was said last, not the hub's own lines ("Snoozed until …", "Reopened by …"); and who to show.
         "(SELECT m.id FROM messages m WHERE m.conversation_id = c.id AND m.kind NOT IN ('note', 'event') "
         "ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS last_id, "
-        "(SELECT i.id FROM identities i WHERE i.customer_id = c.customer_id ORDER BY i.id LIMIT 1) AS identity_id "
-        f"FROM (SELECT c.* FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?) c "
-        "JOIN customers cu ON cu.id = c.customer_id ORDER BY c.updated_at DESC, c.id DESC",
+        # "kind:value" in one probe (a kind has no colon), not an id looked up again.
+        "(SELECT i.kind || ':' || i.value FROM identities i WHERE i.customer_id = c.customer_id ORDER BY i.id "
+        "LIMIT 1) AS identity "
+        f"FROM ({page}) c JOIN customers cu ON cu.id = c.customer_id LIMIT ?) x "
+        "LEFT JOIN messages lm ON lm.id = x.last_id "
+        "ORDER BY x.updated_at DESC, x.id DESC",
         (*params, limit),
     )
     out = []
-    conv_labels = labels.of_many(tx, "conversation", [int(r["id"]) for r in rows])
-    customer_labels = labels.of_many(tx, "customer", list({int(r["customer_id"]) for r in rows}))
-    # One query each for the page's last messages and identities, not two per row (a round trip each on PostgreSQL).
-    lasts = _by_id(tx, "SELECT id, channel, direction, kind, text, meta, status, created_at FROM messages",
-                   [r["last_id"] for r in rows])
-    idents = _by_id(tx, "SELECT id, kind, value FROM identities", [r["identity_id"] for r in rows])
+    conv_labels, customer_labels = labels.of_page(tx, [int(r["id"]) for r in rows],
+                                                  list({int(r["customer_id"]) for r in rows}))
     for r in rows:
-        last, ident = lasts.get(r["last_id"]), idents.get(r["identity_id"])
         preview = None
-        if last is not None:
-            meta = json.loads(last["meta"] or "{}")
-            preview = {"id": last["id"], "channel": last["channel"], "direction": last["direction"],
-                       "kind": last["kind"], "text": str(last["text"])[:160], "status": last["status"],
+        if r["last_id"] is not None:
+            # Most messages have no meta ("{}"): parse only what has some.
+            meta = json.loads(r["last_meta"]) if r["last_meta"] and r["last_meta"] != "{}" else {}
+            preview = {"id": r["last_id"], "channel": r["last_channel"], "direction": r["last_direction"],
+                       "kind": r["last_kind"], "text": str(r["last_text"])[:160], "status": r["last_status"],
                        "subject": meta.get("subject") if isinstance(meta, dict) else None,
-                       "created_at": last["created_at"]}
+                       "created_at": r["last_created_at"]}
+        kind, _, value = str(r["identity"]).partition(":")
+        ident = (kind, value) if r["identity"] is not None else None
         # When the first agent reply is due (epoch seconds), while none has been sent: the console marks it late.
         # The deadline routing stored as it entered its queue (business hours counted); one opened before
         # deadlines were stored: its arrival plus the queue's target.
@@ -239,8 +237,8 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
             "snooze": {"until": r["snoozed_until"], "owner": r["snoozed_by"]} if r["status"] == "snoozed" else None,
             "customer": {"id": r["customer_id"], "name": r["customer_name"],
                          "display_name": display_name(int(r["customer_id"]), str(r["customer_name"]),
-                                                      [(str(ident["kind"]), str(ident["value"]))] if ident else []),
-                         "identity": f"{ident['kind']}:{ident['value']}" if ident else None,
+                                                      [ident] if ident else []),
+                         "identity": f"{ident[0]}:{ident[1]}" if ident else None,
                          "labels": customer_labels[int(r["customer_id"])]},
             "last_message": preview,
         })
@@ -253,8 +251,7 @@ async def inbox(request: web.Request) -> web.Response:
     targets = {name: q.first_response for name, q in request.app[SETTINGS].routing.queues.items()}
     view = await view_routes.requested_view(request)
     items = await request.app[DB].read(lambda tx: _inbox(tx, p, 200, targets, view))
-    return web.json_response({"items": items, "server_time": time.time(),
-                              "view": views.to_json(view) if view else None})
+    return json_response({"items": items, "server_time": time.time(), "view": views.to_json(view) if view else None})
 
 
 def routes() -> list[web.AbstractRouteDef]:

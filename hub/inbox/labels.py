@@ -75,3 +75,20 @@ def move_customer(tx: Tx, survivor: int, merged: int) -> None:
     tx.exec("INSERT INTO customer_labels (customer_id, label) SELECT ?, label FROM customer_labels "
             "WHERE customer_id = ? ON CONFLICT (customer_id, label) DO NOTHING", (survivor, merged))
     tx.exec("DELETE FROM customer_labels WHERE customer_id = ?", (merged,))
+
+
+def of_page(tx: Tx, conversation_ids: list[int], customer_ids: list[int]) -> tuple[dict[int, list[str]],
+                                                                                   dict[int, list[str]]]:
+    """of_many for an inbox page's conversations and customers, in one query (a round trip on PostgreSQL)."""
+    conversations: dict[int, list[str]] = {i: [] for i in conversation_ids}
+    customers: dict[int, list[str]] = {i: [] for i in customer_ids}
+    if not conversation_ids:
+        return conversations, customers
+    conv_marks, cust_marks = ", ".join("?" for _ in conversation_ids), ", ".join("?" for _ in customer_ids)
+    rows = tx.all(f"SELECT 'conversation' AS target, conversation_id AS id, label FROM conversation_labels "
+                  f"WHERE conversation_id IN ({conv_marks}) UNION ALL SELECT 'customer', customer_id, label "
+                  f"FROM customer_labels WHERE customer_id IN ({cust_marks}) ORDER BY label",
+                  [*conversation_ids, *customer_ids])
+    for r in rows:
+        (conversations if r["target"] == "conversation" else customers)[int(r["id"])].append(str(r["label"]))
+    return conversations, customers

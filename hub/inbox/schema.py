@@ -1,4 +1,4 @@
-"""Migrations 80-82: labels, snooze and saved views; 91: the indexes the inbox and search need at scale."""
+"""Migrations 80-82: labels, snooze and saved views; 91 and 119: the indexes the inbox and search need at scale."""
 
 from __future__ import annotations
 
@@ -66,6 +66,21 @@ CREATE INDEX conversations_active ON conversations (updated_at, id, queue, agent
     WHERE status IN ('open', 'assigned');
 CREATE INDEX conversations_queue_customer ON conversations (queue, customer_id);
 CREATE INDEX conversations_agent_customer ON conversations (agent_id, customer_id)
+""",
+    )
+)
+
+# An inbox page by queue and by agent (docs/performance.md, "The inbox's page at 100,000 open conversations").
+MIGRATIONS.append(
+    (
+        119,
+        "inbox pages: each queue's and each agent's active conversations in inbox order, so a page of one queue, of "
+        "Mine, or of an agent's few queues reads its first rows instead of every active conversation",
+        """
+CREATE INDEX conversations_active_queue ON conversations (queue, updated_at, id)
+    WHERE status IN ('open', 'assigned');
+CREATE INDEX conversations_active_agent ON conversations (agent_id, updated_at, id)
+    WHERE status IN ('open', 'assigned')
 """,
     )
 )

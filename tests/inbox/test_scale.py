@@ -10,19 +10,23 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from bench.inbox import Shape, load
 from hub.api.auth import Principal
+from hub.api.schemas import ViewFilters
 from hub.console.handlers import _inbox
 from hub.history import store
-from hub.history.db import Tx, _SqliteTx, open_database
+from hub.history.db import Database, Tx, _SqliteTx, open_database
 from hub.history.schema import migrate
+from hub.inbox import views
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -62,6 +66,8 @@ def _works(shape: Shape) -> dict[str, Callable[[Tx], object]]:
     return {
         "agent's inbox": lambda tx: _inbox(tx, mine, 50, {}),
         "supervisor's inbox": lambda tx: _inbox(tx, sup, 50, {}),
+        "supervisor's one queue": lambda tx: _inbox(tx, sup, 50, {}, views.View("f", "F", "filter",
+                                                                               ViewFilters(queue="q03"))),
         "agent's search, a common word": lambda tx: store.search_messages(tx, "refund", mine.queues, agent, 20),
         "supervisor's search, a common word": lambda tx: store.search_messages(tx, "refund", sup.queues, boss, 20),
     }
@@ -157,3 +163,63 @@ async def test_a_common_word_search_holds_no_list_of_its_matches(tmp_path: Path)
 
         a, b = _sqlite_memory(small, work), _sqlite_memory(large, work)
         assert a > 0 and b / a < 2, (q, a, b)
+class _FirstStatement:
+    """A transaction that runs nothing and keeps the first statement it is given (the inbox's page)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect, self.for_update = dialect, ""
+        self.sql, self.params = "", []
+
+    def all(self, sql: str, params: Any = ()) -> list[Any]:
+        if not self.sql:
+            self.sql, self.params = sql, list(params)
+        return []
+
+    def one(self, sql: str, params: Any = ()) -> None:
+        self.all(sql, params)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_an_inbox_page_reads_at_most_a_page_of_conversations_per_part_on_postgresql(
+        db: Database, db_url: str) -> None:
+    """Rows of `conversations` the inbox's statement reads (EXPLAIN ANALYZE: the same however busy the machine is),
+    at a center of 25 queues: an agent's work list (two queues and their own) at most a page from each part, Mine,
+    a supervisor's one queue and their whole inbox a page. Before migration 119 the agent's page walked every
+    active conversation in inbox order until a page of theirs was found: a twelfth of them are (625 rows read)."""
+    shape = Shape.of(argparse.Namespace(conversations=3000, messages=120_000, agents=100, queues=25))
+    load(db_url, shape, 7, NOW)
+    agent, boss, limit = 1, shape.agents, 50
+    mine = Principal(0, "agent", agent, tuple(shape.agent_queues(agent)))
+    sup = Principal(0, "supervisor", boss, tuple(shape.agent_queues(boss)))
+    cases = {
+        "agent's work list": (mine, None, (len(mine.queues) + 1) * limit),
+        "agent's Mine": (mine, views.View("mine", "Mine", "builtin", ViewFilters(agent_id=agent)), limit),
+        "supervisor's one queue": (sup, views.View("f", "F", "filter", ViewFilters(queue="q07")), limit),
+        "supervisor's whole inbox": (sup, None, limit),
+    }
+
+    def rows_read(tx: Tx) -> dict[str, int]:
+        out = {}
+        for name, (p, view, _) in cases.items():
+            first = _FirstStatement(tx.dialect)
+            _inbox(cast(Tx, first), p, limit, {}, view)
+            row = tx.one(f"EXPLAIN (ANALYZE, FORMAT JSON) {first.sql}", first.params)
+            assert row is not None
+            plan = next(iter(row.values()))
+            out[name] = _conversation_rows_read((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+        return out
+
+    read = await db.read(rows_read)
+    for name, (_, _, bound) in cases.items():
+        assert 0 < read[name] <= bound, (name, read)
+
+
+def _conversation_rows_read(plan: dict[str, Any]) -> int:
+    """Rows of `conversations` a PostgreSQL plan read: what each scan of it returned or filtered out, every loop."""
+    own = 0
+    if plan.get("Relation Name") == "conversations":
+        own = (plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
+               + plan.get("Rows Removed by Index Recheck", 0)) * plan["Actual Loops"]
+    return own + sum(_conversation_rows_read(p) for p in plan.get("Plans", []))
+
+
