@@ -168,7 +168,8 @@ class _FirstStatement:
 
     def __init__(self, dialect: str) -> None:
         self.dialect, self.for_update = dialect, ""
-        self.sql, self.params = "", []
+        self.sql: str = ""
+        self.params: list[Any] = []
 
     def all(self, sql: str, params: Any = ()) -> list[Any]:
         if not self.sql:
