@@ -113,9 +113,10 @@ def apply_waiting(
 ) -> int:
     """Apply the facts that arrived before CHANNEL's message EXTERNAL_ID was recorded (call in the transaction that
     records it). Returns how many were applied."""
+    # The constant LIKE is migration 117's index predicate, which PostgreSQL reads only when the query states it.
     rows = tx.all(
-        "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE ? ESCAPE '!' "
-        "ORDER BY id",
+        "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE 'fact:%' "
+        "AND dedupe_key LIKE ? ESCAPE '!' ORDER BY id",
         (channel, like_prefix(fact_key_prefix(external_id))),
     )
     n = 0

@@ -17,13 +17,15 @@ from hub.channels.api import ApiChannel
 from hub.channels.base import Channel, Fact
 from hub.config import ApiChannelSettings, Settings
 from hub.events import MemoryBus
+from hub.facts import apply_waiting
 from hub.history import store
-from hub.history.db import Database
+from hub.history.db import Database, Tx
 from hub.ingest import Ingest
 from hub.journal import FLAGGED, listing
 from hub.metrics import Metrics
 from hub.model import Identity, Inbound, Message
 from hub.outbox import Outbox
+from tests.counting import CountingTx
 
 SECRET = "webhook-secret"
 SENT_ID = "partner-1"  # the id the partner's webhook gives the first message it receives
@@ -158,3 +160,27 @@ async def test_a_fact_about_an_inbound_message_waits_for_it(db: Database, world:
         "applied in the transaction that stored the message"
     )
     assert [r["status"] for r in await fact_rows(db)] == ["done"]
+
+
+async def test_the_look_up_of_waiting_facts_reads_their_own_index_on_postgresql(db: Database) -> None:
+    """Every inbound message asks for the facts waiting for it. On PostgreSQL that look-up read every journal key of
+    the channel (a LIKE prefix cannot use the default collation's index), more with each message; migration 117
+    indexes the pending facts apart."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite reads its status index: its pending rows are the few pending now")
+    plans: list[str] = []
+
+    class Explaining(CountingTx):
+        def all(self, sql: str, params: Any = ()) -> Any:
+            plans.extend(str(r["QUERY PLAN"]) for r in self.tx.all("EXPLAIN " + sql, params))
+            return super().all(sql, params)
+
+    def backlog(tx: Tx) -> None:
+        # Inbound events journaled and not yet processed (a burst, or a restart's recovery): pending, not facts.
+        tx.exec("INSERT INTO journal (channel, dedupe_key, payload, status, received_at) SELECT 'sms', 'SM' || n, "
+                "'{}', 'pending', '2026-01-01T00:00:00Z' FROM generate_series(1, 5000) AS n")
+        tx.exec("ANALYZE journal")
+
+    await db.write(backlog)
+    await db.write(lambda tx: apply_waiting(Explaining(tx), "sms", "SM1", "2026-01-01T00:00:00Z"))
+    assert any("journal_waiting_facts" in line for line in plans), plans

@@ -683,6 +683,25 @@ MIGRATIONS.append(
     )
 )
 
+# Facts waiting for their message (117), looked up by every inbound message (hub.facts.apply_waiting): on
+# PostgreSQL the LIKE on the key could not use the (channel, dedupe_key) index (a prefix needs the C collation or
+# text_pattern_ops), so each look-up read every key of the channel, and the pending rows' index entries stay until a
+# vacuum. The index holds pending facts only: inbound events never enter it. SQLite reads its status index, whose
+# pending rows are the few that are pending now.
+_TYPES["postgresql"]["waiting_facts"] = (
+    "CREATE INDEX journal_waiting_facts ON journal (channel, dedupe_key text_pattern_ops) "
+    "WHERE status = 'pending' AND dedupe_key LIKE 'fact:%'"
+)
+_TYPES["sqlite"]["waiting_facts"] = ""
+MIGRATIONS.append(
+    (
+        117,
+        "journal: facts waiting for their message indexed apart (PostgreSQL), so each inbound message finds its "
+        "waiting facts without reading the channel's whole journal",
+        "{waiting_facts}",
+    )
+)
+
 # Automation and outbound webhooks (50-59) keep their scripts beside their code.
 from hub.automation.schema import MIGRATIONS as _AUTOMATION  # noqa: E402
 
