@@ -427,7 +427,7 @@ class PostgresDatabase:
     statements (docs/performance.md). Groups run side by side on all but one of the pool's threads (one at a time
     waited for the GIL after each round trip, and PostgreSQL sat idle); reads and background writes (the reports
     roller's slices: nobody waits on them, and they are long) run on the pool too, each in a transaction of its
-    own. A write that raises rolls back alone:
+    own, and a group queues the next one behind those submitted meanwhile. A write that raises rolls back alone:
     the group is rolled back and runs again with a savepoint per write (see _undoable). A deadlock or serialization
     failure reruns the whole group, as it reran a write alone: a write may run twice, only its last run commits."""
 
@@ -474,18 +474,22 @@ class PostgresDatabase:
                 attempt += 1
 
     def _drain(self) -> None:
-        """On a pool thread: group-commits the waiting writes until none is left (see the class)."""
-        while True:
-            with self._lock:
-                batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
-                if not batch:
-                    self._draining -= 1
-                    return
-            try:
-                outcomes = [(item, value, err) for item, (value, err) in zip(batch, self._group(batch), strict=True)]
-            except Exception as e:  # the transaction itself failed: none of the batch is durable
-                outcomes = [(item, None, e) for item in batch]
-            _wake(outcomes)
+        """On a pool thread: group-commits the writes waiting (see the class), then queues itself again behind the
+        reads submitted meanwhile, so that under a steady flow of writes the groups never keep reads off the pool."""
+        with self._lock:
+            batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+            if not batch:
+                self._draining -= 1
+                return
+        try:
+            outcomes = [(item, value, err) for item, (value, err) in zip(batch, self._group(batch), strict=True)]
+        except Exception as e:  # the transaction itself failed: none of the batch is durable
+            outcomes = [(item, None, e) for item in batch]
+        _wake(outcomes)
+        try:
+            self._pool.submit(self._drain)
+        except RuntimeError:  # closing: the pool takes no more work, so the writes still waiting go here
+            self._drain()
 
     def _group(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
         """Runs BATCH in one transaction and commits it: each write's (value, None), or (None, exception) for a write

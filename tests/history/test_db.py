@@ -337,6 +337,34 @@ async def test_postgres_group_commit_runs_waiting_writes_in_one_transaction_and_
         await db.close()
 
 
+async def test_postgres_group_commits_let_reads_waiting_for_the_pool_go_between_them(pg_url: str) -> None:
+    """A steady flow of writes never keeps reads off the pool: after each group the writes still waiting queue
+    behind the reads submitted meanwhile."""
+    db = PostgresDatabase(pg_url, pool_size=1)  # one thread for groups and reads alike
+    order: list[str] = []
+    release = threading.Event()
+
+    def blocker(tx: Tx) -> None:
+        order.append("blocker")
+        release.wait(10)
+
+    def write(name: str) -> Any:
+        return lambda tx: order.append(name)
+
+    try:
+        first = asyncio.ensure_future(db.write(blocker))
+        await asyncio.sleep(0.05)
+        read = asyncio.ensure_future(db.read(lambda tx: order.append("read")))
+        await asyncio.sleep(0.01)
+        writes = [asyncio.ensure_future(db.write(write(f"w{i}"))) for i in range(3)]
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(first, read, *writes)
+        assert order == ["blocker", "read", "w0", "w1", "w2"]
+    finally:
+        await db.close()
+
+
 def test_a_script_splits_at_semicolons_but_inside_a_trigger_body_or_a_function_body() -> None:
     """Migrations are scripts: a SQLite trigger's BEGIN ... END and a PostgreSQL function's $$ ... $$ body are one
     statement each, semicolons and all; a PostgreSQL trigger (no body of its own) ends at its semicolon."""
