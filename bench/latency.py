@@ -6,9 +6,9 @@ not slow the sender down and queueing shows in the figures.
 Runs in the benchmark process (aiohttp client), not in a separate generator: the rate is low, and the socket and the
 senders must share one clock.
 
-The baseline of the same run: the durable floor (the bare handler that answers after one SQLite commit) posted to the
-same way, at the same rate, just before: its answer time is the least any durable path takes on this machine at that
-moment (on a shared machine, the load average moves it by tens of ms).
+The baseline of the same run: the durable floor (the bare handler that answers after one commit to the run's
+database, SQLite or PostgreSQL) posted to the same way, at the same rate, just before: its answer time is the least
+any durable path takes on this machine at that moment (on a shared machine, the load average moves it by tens of ms).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def _inbound(r: InboundResult, database: str) -> list[str]:
         return (f"  {name:<44}{x.rps:>9,.0f}{ratio:>8.3f}{vs_floor}{x.p50_ms:>9.2f}{x.p99_ms:>9.2f}{p99_floor:>8}"
                 f"{x.cpu_ms_per_response:>11.3f}{cpu_floor:>8}{x.non_2xx:>9,}{x.socket_errors:>8,}")
 
-    engine = "PostgreSQL" if database.startswith("postgres") else "SQLite"
+    engine = _engine(database)
     rows = [row("bare aiohttp handler (baseline)", base)]
     if floor is not None:
         rows.append(row(f"bare + 1 {engine} commit (durable floor)", floor))
@@ -123,7 +123,12 @@ def _others(r: InboundResult) -> list[str]:
     return lines
 
 
-def _latency(rs: list[LatencyResult]) -> list[str]:
+def _engine(database: str) -> str:
+    """The floor's database, by name, from the run's meta."""
+    return "PostgreSQL" if database.startswith("postgres") else "SQLite"
+
+
+def _latency(rs: list[LatencyResult], database: str) -> list[str]:
     lines = [
         "What an agent feels: the POST of a customer's message -> its message.created on the events WebSocket of an",
         "agent in that queue, open loop at half the hub's maximum inbound rate (from the run above)",
@@ -138,7 +143,8 @@ def _latency(rs: list[LatencyResult]) -> list[str]:
         lines.append(f"  {r.source:<32}{r.achieved:>8,.0f}{r.sent:>7,}{r.arrived:>9,}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
                      f"{r.max_ms:>9.2f}{r.ack_p50_ms:>9.2f}{r.ack_p99_ms:>9.2f}{ratio}   {verdict}"
                      + (f" (socket lagged {r.lagged}x)" if r.lagged else ""))
-    lines.append("  ack: the POST's own answer, for comparison; floor: the bare handler with one SQLite commit, posted")
+    lines.append(f"  ack: the POST's own answer, for comparison; floor: the bare handler with one {_engine(database)} "
+                 "commit, posted")
     lines.append("  to the same way at the same rate just before (the least a durable answer took here then)")
     return lines
 
@@ -188,7 +194,7 @@ def table(
     if inbound is not None:
         lines += [*_inbound(inbound, database), ""]
     if latency:
-        lines += [*_latency(latency), ""]
+        lines += [*_latency(latency, database), ""]
     if timeline is not None:
         lines += [*_timeline(timeline), ""]
     lines.append("Targets")

@@ -126,11 +126,11 @@ def apply_waiting(
             (channel, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)),
         )
     else:
-        # PostgreSQL: each message commits alone, so the pending rows are only facts still waiting; and with a
-        # collation other than C a range on text is no prefix.
+        # PostgreSQL: with a collation other than C a range on text is no prefix, so a LIKE; the constant LIKE is
+        # migration 117's index predicate, which PostgreSQL reads only when the query states it.
         rows = tx.all(
-            "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE ? "
-            "ESCAPE '!' ORDER BY id",
+            "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE 'fact:%' "
+            "AND dedupe_key LIKE ? ESCAPE '!' ORDER BY id",
             (channel, like_prefix(prefix)),
         )
     n = 0

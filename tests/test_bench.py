@@ -108,6 +108,19 @@ def test_table_states_each_target() -> None:
     assert "MISSED" in table(meta, inbound, None)
 
 
+def test_the_latency_table_names_the_floors_database() -> None:
+    from bench.latency import FLOOR_SOURCE, LatencyResult
+
+    rows = [LatencyResult(FLOOR_SOURCE, 100, 100, 500, 500, 500, 5, 9, 12, 5, 9, 0),
+            LatencyResult("POST /api/v1/inbound", 100, 100, 500, 500, 500, 8, 20, 30, 7, 15, 0)]
+    for database, engine in (("postgresql", "PostgreSQL"), ("sqlite (fresh temporary file)", "SQLite")):
+        meta = {"started": "now", "database": database, "cpus": 2, "load_average": "0", "python": "3",
+                "aiohttp": "3", "commit": "x"}
+        text = table(meta, None, None, rows)
+        assert f"floor: the bare handler with one {engine} commit" in text
+        assert ("SQLite" in text) == (engine == "SQLite")
+
+
 def test_table_states_what_reports_cost_against_the_hub_with_the_roller_off() -> None:
     from bench.inbound import REPORTS_OFF, Check
 

@@ -210,3 +210,27 @@ async def test_waiting_facts_are_found_by_their_key_not_among_every_pending_even
     assert stored.message.text == "for in-2"
     waiting = {r["dedupe_key"]: r["status"] for r in await fact_rows(db)}
     assert waiting == {"fact:in-2:amend:t": "done", "fact:in-2:x:amend:t": "pending", "fact:IN-2:amend:t": "pending"}
+
+
+async def test_the_look_up_of_waiting_facts_reads_their_own_index_on_postgresql(db: Database) -> None:
+    """Every inbound message asks for the facts waiting for it. On PostgreSQL that look-up read every journal key of
+    the channel (a LIKE prefix cannot use the default collation's index), more with each message; migration 117
+    indexes the pending facts apart."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite seeks its (channel, dedupe_key) index by a range: the test above")
+    plans: list[str] = []
+
+    class Explaining(CountingTx):
+        def all(self, sql: str, params: Any = ()) -> Any:
+            plans.extend(str(r["QUERY PLAN"]) for r in self.tx.all("EXPLAIN " + sql, params))
+            return super().all(sql, params)
+
+    def backlog(tx: Tx) -> None:
+        # Inbound events journaled and not yet processed (a burst, or a restart's recovery): pending, not facts.
+        tx.exec("INSERT INTO journal (channel, dedupe_key, payload, status, received_at) SELECT 'sms', 'SM' || n, "
+                "'{}', 'pending', '2026-01-01T00:00:00Z' FROM generate_series(1, 5000) AS n")
+        tx.exec("ANALYZE journal")
+
+    await db.write(backlog)
+    await db.write(lambda tx: apply_waiting(Explaining(tx), "sms", "SM1", "2026-01-01T00:00:00Z"))
+    assert any("journal_waiting_facts" in line for line in plans), plans

@@ -163,6 +163,16 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             fut.set_result(value)
 
 
+def _wake(outcomes: list[tuple[_Pending, Any, BaseException | None]]) -> None:
+    """Hands each write's outcome back to its event loop, with one wake-up per loop for the whole batch: each
+    call_soon_threadsafe writes to the loop's self-pipe, a system call that also hands the GIL over."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for (_fn, fut, loop), value, err in outcomes:
+        by_loop.setdefault(loop, []).append((fut, value, err))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle, settled)
+
+
 class SqliteDatabase:
     """WAL mode; one writer thread (SQLite allows one writer) and a few reader threads with their own connections.
 
@@ -378,6 +388,9 @@ class _PgTx:
 
     def __init__(self, conn: Any, careful: bool = True) -> None:
         self._c = conn
+        # One cursor for the whole transaction: Connection.execute makes a new one per statement, a third of the
+        # client's CPU for a short statement (every row is fetched before the next statement runs).
+        self._cur = conn.cursor()
         self._careful = careful
 
     @staticmethod
@@ -386,14 +399,14 @@ class _PgTx:
         return sql.replace("%", "%%").replace("?", "%s")
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
-        row: Row | None = self._c.execute(self._sql(sql), params).fetchone()
+        row: Row | None = self._cur.execute(self._sql(sql), params).fetchone()
         return row
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(self._c.execute(self._sql(sql), params).fetchall())
+        return list(self._cur.execute(self._sql(sql), params).fetchall())
 
     def exec(self, sql: str, params: Params = ()) -> int:
-        rc: int = self._c.execute(self._sql(sql), params).rowcount
+        rc: int = self._cur.execute(self._sql(sql), params).rowcount
         return rc
 
     def script(self, sql: str) -> None:
@@ -405,7 +418,18 @@ class _PgTx:
 
 
 class PostgresDatabase:
-    """A small pool of threads, each with its own psycopg connection, reconnected when broken."""
+    """A small pool of threads, each with its own psycopg connection, reconnected when broken.
+
+    Writes are group-committed, as on SQLite (see SqliteDatabase): every write waiting when the pool gets to it runs
+    in one transaction on one connection, and no caller hears back before the shared COMMIT. A message's write is
+    about ten short statements; its own transaction added a BEGIN and a COMMIT (two more round trips and a WAL flush),
+    and a thread hop and a wake-up of the event loop each, which on PostgreSQL cost as much hub CPU as the
+    statements (docs/performance.md). Groups run side by side on all but one of the pool's threads (one at a time
+    waited for the GIL after each round trip, and PostgreSQL sat idle); reads and background writes (the reports
+    roller's slices: nobody waits on them, and they are long) run on the pool too, each in a transaction of its
+    own, and a group queues the next one behind those submitted meanwhile. A write that raises rolls back alone:
+    the group is rolled back and runs again with a savepoint per write (see _undoable). A deadlock or serialization
+    failure reruns the whole group, as it reran a write alone: a write may run twice, only its last run commits."""
 
     dialect = "postgresql"
 
@@ -415,6 +439,11 @@ class PostgresDatabase:
         self._local = threading.local()
         self._conns: list[Any] = []
         self._lock = threading.Lock()
+        self._pending: list[_Pending] = []
+        # Groups run side by side on this many threads (one is left to reads and background writes): a group waits
+        # for the GIL after each of its round trips, so one at a time left PostgreSQL idle (see the class).
+        self._lanes = max(1, pool_size - 1)
+        self._draining = 0
 
     def _conn(self) -> Any:
         import psycopg
@@ -444,6 +473,61 @@ class PostgresDatabase:
                 time.sleep(random.uniform(0.005, 0.05) * attempt)
                 attempt += 1
 
+    def _drain(self) -> None:
+        """On a pool thread: group-commits the writes waiting (see the class), then queues itself again behind the
+        reads submitted meanwhile, so that under a steady flow of writes the groups never keep reads off the pool."""
+        with self._lock:
+            batch, self._pending = self._pending[:GROUP_COMMIT_MAX], self._pending[GROUP_COMMIT_MAX:]
+            if not batch:
+                self._draining -= 1
+                return
+        try:
+            outcomes = [(item, value, err) for item, (value, err) in zip(batch, self._group(batch), strict=True)]
+        except Exception as e:  # the transaction itself failed: none of the batch is durable
+            outcomes = [(item, None, e) for item in batch]
+        _wake(outcomes)
+        try:
+            self._pool.submit(self._drain)
+        except RuntimeError:  # closing: the pool takes no more work, so the writes still waiting go here
+            self._drain()
+
+    def _group(self, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+        """Runs BATCH in one transaction and commits it: each write's (value, None), or (None, exception) for a write
+        that raised, rolled back alone. Raises when the transaction itself fails."""
+        attempt = 1
+        while True:
+            try:
+                return self._group_once(self._conn(), batch)
+            except Exception as e:
+                if not retryable(e) or attempt == 3:
+                    raise
+                log.info("transaction aborted by PostgreSQL (%s); running its %d writes again", type(e).__name__,
+                         len(batch))
+                time.sleep(random.uniform(0.005, 0.05) * attempt)
+                attempt += 1
+
+    @staticmethod
+    def _group_once(conn: Any, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
+        try:
+            with conn.transaction():  # without savepoints first: see _undoable
+                return [(fn(_PgTx(conn, careful=False)), None) for fn, _fut, _loop in batch]
+        except (Exception, _Redo) as e:
+            if conn.broken or (isinstance(e, Exception) and retryable(e)):
+                raise
+            if len(batch) == 1 and isinstance(e, Exception):
+                return [(None, e)]  # alone: nothing of it is kept, as with a savepoint of its own
+        done: list[tuple[Any, BaseException | None]] = []
+        with conn.transaction():
+            for fn, _fut, _loop in batch:
+                try:
+                    with conn.transaction():  # a savepoint: rolled back when the write raises
+                        done.append((fn(_PgTx(conn)), None))
+                except Exception as e:
+                    if retryable(e):
+                        raise  # the whole group runs again
+                    done.append((None, e))
+        return done
+
     def _run_read(self, fn: Callable[[Tx], T]) -> T:
         import psycopg
 
@@ -461,8 +545,17 @@ class PostgresDatabase:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_read, fn)
 
     async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
-        # Each write has a connection and transaction of its own here: BACKGROUND changes nothing.
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
+        loop = asyncio.get_running_loop()
+        if background:  # alone, beside the group: see the class
+            return await loop.run_in_executor(self._pool, self._run, fn)
+        fut: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._pending.append((fn, fut, loop))
+            start = self._draining < self._lanes
+            self._draining += start
+        if start:
+            self._pool.submit(self._drain)
+        return await fut
 
     async def ping(self) -> bool:
         import psycopg

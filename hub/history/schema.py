@@ -683,6 +683,25 @@ MIGRATIONS.append(
     )
 )
 
+# Facts waiting for their message (117), looked up by every inbound message (hub.facts.apply_waiting): on
+# PostgreSQL the LIKE on the key could not use the (channel, dedupe_key) index (a prefix needs the C collation or
+# text_pattern_ops), so each look-up read every key of the channel, and the pending rows' index entries stay until a
+# vacuum. The index holds pending facts only: inbound events never enter it. SQLite seeks its (channel, dedupe_key)
+# index by a range (no collation there).
+_TYPES["postgresql"]["waiting_facts"] = (
+    "CREATE INDEX journal_waiting_facts ON journal (channel, dedupe_key text_pattern_ops) "
+    "WHERE status = 'pending' AND dedupe_key LIKE 'fact:%'"
+)
+_TYPES["sqlite"]["waiting_facts"] = ""
+MIGRATIONS.append(
+    (
+        117,
+        "journal: facts waiting for their message indexed apart (PostgreSQL), so each inbound message finds its "
+        "waiting facts without reading the channel's whole journal",
+        "{waiting_facts}",
+    )
+)
+
 # Message search on SQLite (migration 118): the words messages_fts holds, in order, read by store._fts_prefix to
 # search a prefix as the few words it begins. An fts5vocab table stores nothing: it reads messages_fts's own index,
 # and its 'instance' form answers "the first word from here" with one seek (the 'row' form counts every message of
