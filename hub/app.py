@@ -96,7 +96,15 @@ log = logging.getLogger("hub.app")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+#: labelled series remembered by the metrics middleware: routes are few, but a method is whatever a client sends
+_SERIES_REMEMBERED = 1000
+
+
 def _metrics_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    # prometheus_client's labels() validates and locks on every call: each request's series are looked up once.
+    counters: dict[tuple[str, str, int], Any] = {}
+    latencies: dict[str, Any] = {}
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
@@ -111,8 +119,19 @@ def _metrics_middleware(metrics: Metrics) -> Callable[..., Awaitable[web.StreamR
             status = e.status
             raise
         finally:
-            metrics.http_requests.labels(route, request.method, str(status)).inc()
-            metrics.http_latency.labels(route).observe(time.perf_counter() - start)
+            key = (route, request.method, status)
+            counter = counters.get(key)
+            if counter is None:
+                counter = metrics.http_requests.labels(route, request.method, str(status))
+                if len(counters) < _SERIES_REMEMBERED:
+                    counters[key] = counter
+            counter.inc()
+            latency = latencies.get(route)
+            if latency is None:
+                latency = metrics.http_latency.labels(route)
+                if len(latencies) < _SERIES_REMEMBERED:
+                    latencies[route] = latency
+            latency.observe(time.perf_counter() - start)
 
     return middleware
 

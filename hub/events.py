@@ -9,7 +9,7 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,14 +41,19 @@ class Subscription(Protocol):
     def close(self) -> None: ...
 
 
+#: which events a subscriber acts on; the others are not queued for it, so it is not woken for them
+Wants = Callable[[Event], bool]
+
+
 class EventBus(Protocol):
     async def publish(self, event: Event) -> None: ...
-    def subscribe(self) -> Subscription: ...
+    def subscribe(self, wants: Wants | None = None) -> Subscription: ...
 
 
 class _MemorySubscription:
-    def __init__(self, bus: MemoryBus, size: int) -> None:
+    def __init__(self, bus: MemoryBus, size: int, wants: Wants | None = None) -> None:
         self._bus = bus
+        self.wants = wants
         self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
         # Set when events were dropped because this subscriber fell behind; it must re-sync from the API.
         self.lagged = False
@@ -78,10 +83,12 @@ class MemoryBus:
 
     async def publish(self, event: Event) -> None:
         for sub in list(self.subscribers):
-            sub.offer(event)
+            if sub.wants is None or sub.wants(event):
+                sub.offer(event)
 
-    def subscribe(self) -> _MemorySubscription:
-        sub = _MemorySubscription(self, self._buffer)
+    def subscribe(self, wants: Wants | None = None) -> _MemorySubscription:
+        """Every event from now on, or only those WANTS says yes to (a subscriber lags only when those overflow)."""
+        sub = _MemorySubscription(self, self._buffer, wants)
         self.subscribers.add(sub)
         return sub
 
@@ -126,8 +133,8 @@ class RedisBus:
             self._outgoing.put_nowait(wire)
             log.warning("event bus: Redis is not keeping up; an event was dropped for other hub processes")
 
-    def subscribe(self) -> _MemorySubscription:
-        return self.local.subscribe()
+    def subscribe(self, wants: Wants | None = None) -> _MemorySubscription:
+        return self.local.subscribe(wants)
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._read_forever(), name="hub-events-redis-read"),

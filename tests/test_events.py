@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from hub.config import load_settings
 from hub.events import Event, MemoryBus, RedisBus, Subscription, open_bus
+from hub.keys import AUTH, BUS
 
 
 @pytest.fixture
@@ -86,3 +89,50 @@ def test_config_chooses_the_backend() -> None:
     s = load_settings(None, environ={"HUB_EVENTS__BACKEND": "redis", "HUB_EVENTS__CHANNEL": "hub:x:events"})
     bus = open_bus(s)
     assert isinstance(bus, RedisBus) and bus.channel == "hub:x:events"
+
+
+async def test_a_subscriber_is_offered_only_what_it_wants_and_lags_only_on_that() -> None:
+    bus = MemoryBus(buffer=2)
+    typing_only = bus.subscribe(lambda e: e.type == "typing")
+    everything = bus.subscribe()
+    for n in range(5):
+        await bus.publish(Event("message.created", {"n": n}))
+    await bus.publish(Event("typing", {"n": 5}))
+    assert (await take(typing_only)).data == {"n": 5}
+    assert typing_only.queue.empty() and not typing_only.lagged, "five unwanted events neither queued nor dropped"
+    assert everything.lagged and [(await take(everything)).data["n"] for _ in range(2)] == [4, 5]
+
+
+async def test_an_inbound_message_wakes_none_of_the_hubs_own_subscribers_but_automation(
+    client: TestClient[Any, Any],
+) -> None:
+    bus = client.app[BUS]
+    assert isinstance(bus, MemoryBus)
+    subs = list(bus.subscribers)
+    assert len(subs) == 4  # routing, automation, snooze and the token cache: no console socket is open
+    inbound = Event("message.created", {"message": {"direction": "in", "kind": "text", "agent_id": None},
+                                        "conversation": {"status": "open"}})
+    woken = [s for s in subs if s.wants is None or s.wants(inbound)]
+    assert len(woken) == 1, "only automation's pass runs for every message"
+    reply = Event("message.created", {"message": {"direction": "out", "kind": "text", "agent_id": 3},
+                                      "conversation": {"status": "assigned"}})
+    assert sum(1 for s in subs if s.wants is None or s.wants(reply)) == 2, "routing stops the first-response clock"
+    snoozed = Event("message.created", {"message": {"direction": "in", "kind": "text", "agent_id": None},
+                                        "conversation": {"status": "snoozed"}})
+    assert sum(1 for s in subs if s.wants is None or s.wants(snoozed)) == 2, "the snooze waker looks now"
+
+
+async def test_a_lagging_token_cache_forgets_on_the_next_event_of_any_kind(
+    client: TestClient[Any, Any], admin_headers: dict[str, str],
+) -> None:
+    auth, bus = client.app[AUTH], client.app[BUS]
+    assert isinstance(bus, MemoryBus)
+    assert (await client.get("/api/v1/tokens", headers=admin_headers)).status == 200
+    assert auth._cache, "the admin token's verification is remembered"
+    bus.mark_lagged()  # as after a Redis reconnect: a revocation may have been missed
+    await bus.publish(Event("message.created", {"message": {"direction": "in"}}))
+    for _ in range(100):
+        if not auth._cache:
+            break
+        await asyncio.sleep(0.01)
+    assert not auth._cache, "every remembered token is asked of the store again"

@@ -34,6 +34,24 @@ async def test_metrics_can_live_on_their_own_address(make_settings: Callable[...
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def test_every_request_is_counted_in_its_own_series(make_settings: Callable[..., Settings],
+                                                           aiohttp_client: Any) -> None:
+    # The middleware remembers each series it looked up: repeats must still land in the right one.
+    app = build_app(make_settings(HUB_METRICS__TOKEN=TOKEN))
+    client = await aiohttp_client(app)
+    for _ in range(3):
+        assert (await client.get("/healthz")).status == 200
+    for _ in range(2):
+        assert (await client.get("/no-such-page")).status == 404
+    assert (await client.head("/healthz")).status == 200
+    text = await (await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).text()
+    assert 'hub_http_requests_total{method="GET",route="/healthz",status="200"} 3.0' in text
+    assert 'hub_http_requests_total{method="HEAD",route="/healthz",status="200"} 1.0' in text
+    assert 'hub_http_requests_total{method="GET",route="unmatched",status="404"} 2.0' in text
+    assert 'hub_http_request_seconds_count{route="/healthz"} 4.0' in text
+    assert 'hub_http_request_seconds_count{route="unmatched"} 2.0' in text
+
+
 @pytest.mark.parametrize(("env", "needle"), [
     ({"HUB_METRICS__TOKEN": "short"}, "metrics.token"),
     ({"HUB_METRICS__LISTEN": "9108"}, "metrics.listen"),

@@ -176,7 +176,9 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 async def forget_on_events(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: tokens revoked and agents changed by another hub process stop working here at once too."""
-    sub = app[BUS].subscribe()
+    # Not woken for every message; a lagging subscription (events dropped, Redis reconnected) takes the next event
+    # of any type, so the cache is still dropped as soon as the hub hears anything.
+    sub = app[BUS].subscribe(lambda event: sub.lagged or event.type in (TOKEN_REVOKED, AGENT_UPDATED))
 
     async def run() -> None:
         async for event in sub:

@@ -409,12 +409,11 @@ class Runner:
 
     async def watch_bus(self) -> None:
         """Wake up when the bus says something happened (in any process, with the Redis bus)."""
-        sub = self.bus.subscribe()
+        sub = self.bus.subscribe(lambda event: event.type in WAKING)
         try:
-            async for event in sub:
-                if event.type in WAKING:
-                    self.wake.set()
-                    self._on_deliveries()
+            async for _ in sub:
+                self.wake.set()
+                self._on_deliveries()
         finally:
             sub.close()
 

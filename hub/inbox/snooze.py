@@ -137,6 +137,13 @@ async def after_snooze(db: Database, bus: EventBus, router: Router, snoozed: Sno
     await bus.publish(Event("conversation.snoozed", {"conversation": snoozed.conversation.to_json()}))
 
 
+def _wakes_a_snoozed(event: Event) -> bool:
+    """A customer's message on a snoozed conversation: what Waker.listen acts on."""
+    m = event.data.get("message") if event.type == "message.created" else None
+    c = event.data.get("conversation") if event.type == "message.created" else None
+    return isinstance(m, dict) and m.get("direction") == "in" and isinstance(c, dict) and c.get("status") == "snoozed"
+
+
 class Waker:
     """Wakes due conversations, in every process, from the store."""
 
@@ -174,13 +181,9 @@ class Waker:
 
     async def listen(self) -> None:
         """A customer's message may have made a snoozed conversation due: look now, not at the next poll."""
-        sub = self.bus.subscribe()
+        sub = self.bus.subscribe(_wakes_a_snoozed)  # not woken for every other message
         try:
-            async for event in sub:
-                m = event.data.get("message") if event.type == "message.created" else None
-                c = event.data.get("conversation") if event.type == "message.created" else None
-                if isinstance(m, dict) and m.get("direction") == "in" and isinstance(c, dict) \
-                        and c.get("status") == "snoozed":
-                    self.nudge.set()
+            async for _ in sub:
+                self.nudge.set()
         finally:
             sub.close()

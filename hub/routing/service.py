@@ -86,6 +86,15 @@ def contact_of(inbound: Inbound) -> Contact:
     )
 
 
+def _routing_learns_from(event: Event) -> bool:
+    """What Router.watch_events acts on: a customer merge, or an agent's message sent to the customer."""
+    if event.type == "customer.merged":
+        return True
+    m = event.data.get("message") if event.type == "message.created" else None
+    return isinstance(m, dict) and m.get("direction") == "out" and m.get("agent_id") is not None \
+        and m.get("kind") not in ("note", "event")
+
+
 def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str, depth: int = 0) -> None:
     """DEPTH: how many rule actions led to EVENTS (hub.event_log.CAUSE_DEPTH, read in the task that decided)."""
     for e in events:
@@ -497,7 +506,8 @@ class Router:
         (message.created: out, not a note, by an agent) stops its conversation's first-response clock; a customer
         merge that closed a conversation takes it out of routing. With a Redis bus every process hears every event;
         the state acts on the first, so the others decide nothing."""
-        sub = self.bus.subscribe()
+        # Every inbound message is published too: routing is not woken for those.
+        sub = self.bus.subscribe(_routing_learns_from)
         try:
             async for event in sub:
                 if event.type == "customer.merged":
@@ -506,11 +516,7 @@ class Router:
                     except Exception:
                         log.exception("routing: could not let go of a conversation closed by a merge")
                     continue
-                m = event.data.get("message") if event.type == "message.created" else None
-                if not isinstance(m, dict) or m.get("direction") != "out" or m.get("agent_id") is None:
-                    continue
-                if m.get("kind") in ("note", "event"):
-                    continue
+                m = event.data["message"]
                 try:
                     await self._apply(await self.engine.responded(int(m["conversation_id"]), int(m["agent_id"])))
                 except Exception:  # one bad event or a Redis blip must not end the watch
