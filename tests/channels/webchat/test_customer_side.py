@@ -69,7 +69,7 @@ async def test_nobody_available_offers_a_form_that_lands_on_the_timeline(
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             await page.goto(hub.make_url("/chat").human_repr())
-            await page.wait_for_selector(".hc-panel[data-availability=away]", timeout=30_000)
+            await page.wait_for_selector(".hc-panel[data-state=online][data-availability=away]", timeout=30_000)
             assert "No one is available right now" in await page.inner_text(".hc-status")
             assert "few minutes" not in await page.inner_text(".hc-panel")
             assert await page.is_visible(".hc-offline") and await page.is_hidden(".hc-composer")
@@ -115,7 +115,8 @@ async def test_closed_outside_business_hours(aiohttp_client: Any, make_settings:
         try:
             page = await browser.new_page(viewport={"width": 480, "height": 760}, timezone_id="UTC")
             await page.goto(hub.make_url("/chat").human_repr())
-            await page.wait_for_selector(".hc-panel[data-availability=closed]", timeout=30_000)
+            # The header tells availability once the socket is up ("Connecting…" before): wait for both.
+            await page.wait_for_selector(".hc-panel[data-state=online][data-availability=closed]", timeout=30_000)
             status = await page.inner_text(".hc-status")
             assert status.startswith("We're closed · back ") and "9:00" in status, status
             assert await page.is_visible(".hc-offline")
