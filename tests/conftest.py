@@ -215,10 +215,36 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: every key prefix this session handed out (see _sweep_prefixes)
+_PREFIXES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_prefixes() -> Iterator[None]:
+    """At the end of the run, deletes what is left under this session's prefixes: a hub a test started may write
+    once more after the test's own clean-up (a reconciler pass's epoch key, a last offer) while it shuts down."""
+    yield
+    if not _PREFIXES:
+        return
+    import redis
+
+    r = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
+    try:
+        left = [k for k in r.scan_iter("hub-test:*", count=1000) if k.decode()[: len("hub-test:") + 11] in _PREFIXES]
+        if left:
+            r.delete(*left)
+    except redis.RedisError:
+        pass  # no Redis here: nothing was written
+    finally:
+        r.close()
+
+
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    """A Redis key prefix of this test's own; whatever it wrote under it is deleted afterwards."""
+    """A Redis key prefix of this test's own; whatever it wrote under it is deleted afterwards (and at the end of
+    the run, what a hub still shutting down wrote after that)."""
     prefix = f"hub-test:{uuid.uuid4().hex[:10]}:"
+    _PREFIXES.add(prefix)
     yield prefix
     import redis.asyncio as redis
 

@@ -78,17 +78,23 @@ async def test_lost_postgres_connections_give_503_then_recover(
     body = {"identity": "phone:+14155550100", "text": "before"}
     assert (await client.post("/api/v1/inbound", json=body, headers=headers)).status == 201
     assert _kill_other_connections(pg_url) >= 1
-    statuses = []
-    for i in range(6):
+    statuses: list[int] = []
+    # Each of the pool's two connections was dropped and says so once, when it is next used: which write meets the
+    # second depends on which pool thread takes it (PostgreSQL's group commit hands its turn from thread to thread).
+    # So write until four in a row have been stored since the last 503.
+    for i in range(12):
         resp = await client.post("/api/v1/inbound", json={**body, "text": f"after {i}", "external_id": f"x{i}"},
                                  headers=headers)
         statuses.append(resp.status)
         if resp.status == 503:
             data = await resp.json()
             assert "retry" in data["error"]["message"] and resp.headers["Retry-After"] == "5"
+        if len(statuses) >= 4 and statuses[-4:] == [201] * 4 and 503 in statuses:
+            break
     assert 500 not in statuses
     assert 503 in statuses, "a write on a dropped connection must say retry (not silently succeed or 500)"
-    assert statuses[-1] == 201, statuses
+    assert statuses.count(503) <= 2, ("at most once per pooled connection", statuses)
+    assert statuses[-4:] == [201] * 4, statuses
     ready = await client.get("/readyz")
     assert ready.status == 200
 
