@@ -238,7 +238,7 @@ def _inbox(tx: Tx, p: Principal, limit: int, targets: dict[str, float], view: vi
             "customer": {"id": r["customer_id"], "name": r["customer_name"],
                          "display_name": display_name(int(r["customer_id"]), str(r["customer_name"]),
                                                       [ident] if ident else []),
-                         "identity": f"{ident[0]}:{ident[1]}" if ident else None,
+                         "identity": r["identity"],  # "kind:value" as read, or None
                          "labels": customer_labels[int(r["customer_id"])]},
             "last_message": preview,
         })
