@@ -27,6 +27,7 @@ from hub.routing.config import RoutingConfig, RoutingConfigError
 from hub.routing.engine import Engine
 from hub.routing.events import (
     Assigned,
+    FirstResponded,
     Offered,
     OfferTimedOut,
     Overflowed,
@@ -134,6 +135,14 @@ def _apply_to_store(tx: Tx, events: list[RoutingEvent], now: str, depth: int = 0
         elif isinstance(e, PresenceChanged):
             tx.exec("UPDATE agents SET presence = ? WHERE id = ?", (e.presence, e.agent))
             presence_log.record(tx, int(e.agent), e.presence, now)
+
+
+def _writes_to_store(e: RoutingEvent) -> bool:
+    """Whether _apply_to_store or decisions.record writes anything for E (each of their branches is listed here)."""
+    if isinstance(e, Resolved):
+        return e.agent is None and not e.snoozed  # an abandon: reports and the wall count it
+    return isinstance(e, Offered | Assigned | SlaBreached | Rejected | OfferTimedOut | Overflowed | Transferred
+                      | PresenceChanged | FirstResponded)
 
 
 class Router:
@@ -404,15 +413,19 @@ class Router:
                 events += await self.engine.responded(e.conversation, e.agent)
         if op:
             fail_points.hit(f"{op}.after_state")
-        now = format_time(utcnow())
-        sla_wait = {name: q.sla_wait for name, q in self.settings.routing.queues.items()}
-        depth = event_log.CAUSE_DEPTH.get()  # here: the write runs in the store's thread, outside this context
+        if any(_writes_to_store(e) for e in events):
+            now = format_time(utcnow())
+            sla_wait = {name: q.sla_wait for name, q in self.settings.routing.queues.items()}
+            depth = event_log.CAUSE_DEPTH.get()  # here: the write runs in the store's thread, outside this context
 
-        def write(tx: Tx) -> None:
-            _apply_to_store(tx, events, now, depth)
-            decisions.record(tx, events, now, sla_wait)  # the wall's figures, in the same transaction
+            def write(tx: Tx) -> None:
+                _apply_to_store(tx, events, now, depth)
+                decisions.record(tx, events, now, sla_wait)  # the wall's figures, in the same transaction
 
-        await self.db.write(write)
+            await self.db.write(write)
+        # else: e.g. a new conversation queued with no agent free to take it (the inbound path's common case): its
+        # queue, priority and deadline committed with its message, and an empty transaction would be a second group
+        # commit that the message's acknowledgement waits for
         if op:
             fail_points.hit(f"{op}.after_store")
         for e in events:

@@ -286,10 +286,13 @@ class Solo:
 
 
 @pytest.mark.parametrize("point", ["accept.after_state", "reject.after_state", "transfer.after_state",
-                                   "resolve.after_store", "timeout.after_state"])
+                                   "resolve.after_store", "timeout.after_state", "enqueue.before_state",
+                                   "enqueue.after_state"])
 async def test_the_embedded_hub_killed_mid_decision(point: str, tmp_path: Path) -> None:
     """SQLite and memory routing: killed between the two writes of a decision and started again, the hub's routing
-    is the store's again, and the conversation goes on to its end."""
+    is the store's again, and the conversation goes on to its end. `enqueue.*`: the inbound message that opens the
+    conversation is committed, and the process dies before routing's state has it (or, an agent free, before the
+    offer it decided is stored)."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         c = Solo(tmp_path, session)
         hub = await c.start(HUB_FAIL_POINTS=f"{point}:kill")
@@ -298,19 +301,31 @@ async def test_the_embedded_hub_killed_mid_decision(point: str, tmp_path: Path) 
             for token in agents.values():
                 await c.ok(hub, "/api/v1/agents/me/presence", token, {"presence": "available"})
             body = {"identity": "phone:+14155550100", "text": "my parcel is late"}
-            conv = int((await c.ok(hub, "/api/v1/inbound", admin, body, expect=201))["conversation"]["id"])
-            first = await offered_in(c.db_url, conv)
+            if point.startswith("enqueue."):
+                # Killed before it answers: the message is in the store (committed first), unacknowledged.
+                with pytest.raises(aiohttp.ClientError):
+                    await c.call(hub, "POST", "/api/v1/inbound", admin, body)
+                assert await hub.wait_exit() == -9, f"not killed at {point}:\n{hub.tail()}"
+                rows = query(c.db_url, "SELECT c.id, c.status, c.offered_to FROM conversations c "
+                                       "JOIN messages m ON m.conversation_id = c.id WHERE m.text = 'my parcel is late'")
+                assert [(r[1], r[2]) for r in rows] == [("open", None)], rows
+                conv = int(rows[0][0])
+            else:
+                conv = int((await c.ok(hub, "/api/v1/inbound", admin, body, expect=201))["conversation"]["id"])
+                first = await offered_in(c.db_url, conv)
             if point in ("transfer.after_state", "resolve.after_store"):
                 await c.ok(hub, f"/api/v1/conversations/{conv}/accept", agents[first])
-            action = {"accept.after_state": ("accept", {}, agents[first]),
-                      "reject.after_state": ("reject", {}, agents[first]),
-                      "transfer.after_state": ("transfer", {"queue": "sales"}, admin),
-                      "resolve.after_store": ("resolve", {}, agents[first])}.get(point)
+            action = None if point.startswith("enqueue.") else {
+                "accept.after_state": ("accept", {}, agents[first]),
+                "reject.after_state": ("reject", {}, agents[first]),
+                "transfer.after_state": ("transfer", {"queue": "sales"}, admin),
+                "resolve.after_store": ("resolve", {}, agents[first])}.get(point)
             if action is not None:
                 verb, body, token = action
                 with pytest.raises(aiohttp.ClientError):
                     await c.call(hub, "POST", f"/api/v1/conversations/{conv}/{verb}", token, body)
-            assert await hub.wait_exit() == -9, f"not killed at {point}:\n{hub.tail()}"  # a timeout: by its ticker
+            if not point.startswith("enqueue."):
+                assert await hub.wait_exit() == -9, f"not killed at {point}:\n{hub.tail()}"  # a timeout: by its ticker
 
             await c.start()
 

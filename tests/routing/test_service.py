@@ -4,10 +4,11 @@ reject, transfer, stats, and re-queueing after a restart. Memory and Redis backe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -16,10 +17,31 @@ from hub.agents import add_agent
 from hub.api.auth import create_token
 from hub.app import build_app
 from hub.config import Settings
+from hub.history import decisions
+from hub.history.db import Database, Tx
 from hub.keys import BUS, DB, ROUTER
+from hub.routing.events import (
+    Assigned,
+    CallbackRequested,
+    Escalated,
+    FirstResponded,
+    Offered,
+    OfferTimedOut,
+    Overflowed,
+    PresenceChanged,
+    Queued,
+    Rejected,
+    Resolved,
+    RoutingEvent,
+    SlaBreached,
+    Transferred,
+    Unparked,
+    WrapUpEnded,
+)
 from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
+T = TypeVar("T")
 QUEUES = json.dumps({"support": {"title": "Support", "offer_timeout": 30},
                      "sales": {"title": "Sales", "offer_timeout": 30}})
 RULES = json.dumps([{"queue": "sales", "keywords": ["price", "quote"], "name": "sales words"}])
@@ -252,3 +274,104 @@ async def test_a_merge_that_closes_a_conversation_takes_it_out_of_routing(
 
 async def _equals(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
+
+
+@contextlib.contextmanager
+def writes_by_task(db: Database) -> Iterator[list[tuple[asyncio.Task[Any] | None, str]]]:
+    """Each write transaction the store is asked for meanwhile, as (the asking task, the write's name): a spy, each
+    still runs as it would."""
+    calls: list[tuple[asyncio.Task[Any] | None, str]] = []
+    write = db.write
+
+    async def counted(fn: Callable[[Tx], T], background: bool = False) -> T:
+        calls.append((asyncio.current_task(), fn.__qualname__))
+        result: T = await write(fn, background)
+        return result
+
+    db.write = counted  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        db.write = write  # type: ignore[method-assign]
+
+
+async def test_a_message_that_opens_a_conversation_no_agent_can_take_now_is_answered_after_one_commit(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """Its queue, priority and first-response deadline commit with the message (the store is routing's truth);
+    queueing it changes only the routing state, so nothing is left for a second transaction that the answer would
+    wait for. The answer still means queued: the queue counts it at once. A later message joins, one commit too."""
+    await agent(client, "Alice", ["support"])  # offline: nobody can take it now
+    db = client.app[DB]
+    for n, (identity, how) in enumerate([("phone:+14155550100", "opened"), ("phone:+14155550100", "joined"),
+                                         ("email:raj@example.com", "opened")], start=1):
+        with writes_by_task(db) as writes:
+            answer = await inbound(client, admin_headers, identity, f"message {n}")
+        assert answer["conversation"]["status"] == "open", answer
+        # the request's own writes (the hub's background tasks write meanwhile too, in their own tasks)
+        ingest_task = next(task for task, name in writes if name.startswith("Ingest."))
+        mine = [name for task, name in writes if task is ingest_task]
+        assert mine == ["Ingest.ingest_batch.<locals>.run"], (how, mine)
+        queues = {q["name"]: q for q in (await get(client, "/api/v1/queues", admin_headers))["items"]}
+        assert queues["support"]["waiting"] == (1 if n < 3 else 2), queues["support"]
+
+
+async def test_an_offer_made_as_a_conversation_is_queued_is_stored_before_the_answer(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    """With an agent free, queueing decides an offer, and the offer is the store's to hold (reports, the wall, a
+    rebuilt state): that write is routing's own, after the message's commit, and the answer waits for it."""
+    alice, alice_h = await agent(client, "Alice", ["support"])
+    await post(client, "/api/v1/agents/me/presence", alice_h, {"presence": "available"})
+    db = client.app[DB]
+    with writes_by_task(db) as writes:
+        answer = await inbound(client, admin_headers, "telegram:1111111", "hello")
+    ingest_task = next(task for task, name in writes if name.startswith("Ingest."))
+    assert [name for task, name in writes if task is ingest_task] == [
+        "Ingest.ingest_batch.<locals>.run", "Router._apply.<locals>.write"]
+    assert await _offered(client, answer["conversation"]["id"]) == alice
+
+
+def _every_event(conversation: int, agent_id: int) -> list[RoutingEvent]:
+    """One of each routing event (two of Resolved and SlaBreached, whose writes depend on a field)."""
+    c, a, q = conversation, agent_id, "support"
+    return [
+        Queued(c, q, 0, None), Offered(c, a, q, "sms", 1.0), Assigned(c, a, q, "sms", 2.0),
+        Rejected(c, a, q), OfferTimedOut(c, a, q), PresenceChanged(a, "away", "agent"), Escalated(c, q, 1),
+        Overflowed(c, q, "sales", 1), CallbackRequested(c, q, 1), Transferred(c, q, a, "sales", None, "note"),
+        Resolved(c, q, None, None), Resolved(c, q, a, None), Resolved(c, q, None, None, snoozed=True),
+        WrapUpEnded(a), Unparked(c, q), FirstResponded(c, q, a, 3.0, 60.0, True),
+        SlaBreached(c, q, "first_response", 60.0, 61.0), SlaBreached(c, q, "answer", 60.0, 61.0),
+    ]
+
+
+async def test_a_routing_decision_skips_the_store_only_when_it_has_nothing_to_write(db: Database) -> None:
+    """Router._apply asks the store for no transaction when its decisions write nothing (a conversation queued with
+    no agent free): that list must hold exactly the events whose store writes run no statement."""
+    from hub.channels.base import IngestResult
+    from hub.events import MemoryBus
+    from hub.ingest import Ingest
+    from hub.metrics import Metrics
+    from hub.model import Identity, Inbound
+    from hub.routing.service import _apply_to_store, _writes_to_store
+    from tests.counting import CountingTx
+
+    settings = Settings()
+    agent_row = await add_agent(db, "Alice", "alice@example.com", "long password", "agent", [])
+    opened = await Ingest(db, settings, MemoryBus(), Metrics()).ingest(
+        Inbound(channel="sms", identity=Identity("phone", "+14155550100"), text="hi"))
+    assert isinstance(opened, IngestResult)
+    events = _every_event(opened.conversation.id, agent_row.id)
+    assert {type(e) for e in events} == set(_subclasses(RoutingEvent)), "an event is missing here"
+    for e in events:
+        def run(tx: Tx, e: RoutingEvent = e) -> int:
+            counting = CountingTx(tx)
+            _apply_to_store(counting, [e], "2026-12-08T00:00:00.000000Z")  # type: ignore[arg-type]
+            decisions.record(counting, [e], "2026-12-08T00:00:00.000000Z", {"support": 30.0})  # type: ignore[arg-type]
+            return counting.statements
+
+        assert (await db.write(run) > 0) == _writes_to_store(e), e
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [s for sub in cls.__subclasses__() for s in (sub, *_subclasses(sub))]
