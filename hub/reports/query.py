@@ -4,7 +4,7 @@ docs/reports.md defines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -338,20 +338,33 @@ def keyword_weeks(lo: datetime, hi: datetime, business_tz: ZoneInfo) -> KeywordW
     return KeywordWeeks((first - timedelta(weeks=weeks)).isoformat(), first.isoformat(), end.isoformat(), weeks)
 
 
+#: the rows of report_keywords_by_queue that make one slice's counts (its value the parameter)
+_KEYWORD_SLICE = {"all": "", "channel": " AND channel = ?", "queue": " AND queue = ?"}
+
+
 def keyword_counts(tx: Tx, dim: str, value: str, lo: str, hi: str, at_least: int | None,
                    words: Iterable[str] = ()) -> dict[str, int]:
-    """Word -> messages that had it, in the weeks [LO, HI) of one slice: the words counted AT_LEAST times (None:
-    none), and WORDS whatever their count."""
-    sql = "SELECT word, SUM(n) AS n FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? "
+    """Word -> messages that had it, in the weeks [LO, HI) of one slice (DIM "all", "channel" or "queue"): the words
+    counted AT_LEAST times (None: none), and WORDS whatever their count. The counts are kept by week, channel and
+    queue (migration 114) and summed here, with what report_keywords kept per slice before that."""
+    cut = _KEYWORD_SLICE[dim]
+    cut_params: tuple[str, ...] = (value,) if cut else ()
+
+    def query(tail: str, chunk: Sequence[str] = ()) -> tuple[str, tuple[Any, ...]]:
+        among = f" AND word IN ({', '.join('?' for _ in chunk)})" if chunk else ""
+        return ("SELECT word, SUM(n) AS n FROM (SELECT word, n FROM report_keywords WHERE dim = ? AND value = ? AND "
+                f"week >= ? AND week < ?{among} UNION ALL SELECT word, n FROM report_keywords_by_queue WHERE "
+                f"week >= ? AND week < ?{cut}{among}) AS k GROUP BY word {tail}",
+                (dim, value, lo, hi, *chunk, lo, hi, *cut_params, *chunk))
+
     out: dict[str, int] = {}
     if at_least is not None:
-        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql + "GROUP BY word HAVING SUM(n) >= ?",
-                                                              (dim, value, lo, hi, at_least))}
+        sql, params = query("HAVING SUM(n) >= ?")
+        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql, (*params, at_least))}
     rest = sorted(set(words) - set(out))
     for i in range(0, len(rest), 500):
-        chunk = rest[i : i + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for r in tx.all(sql + f"AND word IN ({marks}) GROUP BY word", (dim, value, lo, hi, *chunk)):
+        sql, params = query("", rest[i : i + 500])
+        for r in tx.all(sql, params):
             out[str(r["word"])] = int(r["n"])
     return out
 
