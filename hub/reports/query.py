@@ -348,23 +348,29 @@ def keyword_counts(tx: Tx, dim: str, value: str, lo: str, hi: str, at_least: int
     counted AT_LEAST times (None: none), and WORDS whatever their count. The counts are kept by week, channel and
     queue (migration 114) and summed here, with what report_keywords kept per slice before that."""
     cut = _KEYWORD_SLICE[dim]
-    cut_params: tuple[str, ...] = (value,) if cut else ()
+    params: tuple[Any, ...] = (lo, hi, value) if cut else (lo, hi)
+    kept = f"SELECT word, n FROM report_keywords_by_queue WHERE week >= ? AND week < ?{cut}"
+    old = (dim, value, lo, hi)
+    if tx.one("SELECT 1 AS one FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? LIMIT 1",
+              old) is not None:
+        # Weeks counted before migration 114: their rows added to the new ones (a union the database cannot fold
+        # into the sum, so only when there are such rows).
+        kept = f"SELECT word, n FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? " \
+               f"UNION ALL {kept}"
+        params = (*old, *params)
 
     def query(tail: str, chunk: Sequence[str] = ()) -> tuple[str, tuple[Any, ...]]:
-        among = f" AND word IN ({', '.join('?' for _ in chunk)})" if chunk else ""
-        return ("SELECT word, SUM(n) AS n FROM (SELECT word, n FROM report_keywords WHERE dim = ? AND value = ? AND "
-                f"week >= ? AND week < ?{among} UNION ALL SELECT word, n FROM report_keywords_by_queue WHERE "
-                f"week >= ? AND week < ?{cut}{among}) AS k GROUP BY word {tail}",
-                (dim, value, lo, hi, *chunk, lo, hi, *cut_params, *chunk))
+        among = f"WHERE word IN ({', '.join('?' for _ in chunk)}) " if chunk else ""
+        return f"SELECT word, SUM(n) AS n FROM ({kept}) AS k {among}GROUP BY word {tail}", (*params, *chunk)
 
     out: dict[str, int] = {}
     if at_least is not None:
-        sql, params = query("HAVING SUM(n) >= ?")
-        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql, (*params, at_least))}
+        sql, args = query("HAVING SUM(n) >= ?")
+        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql, (*args, at_least))}
     rest = sorted(set(words) - set(out))
     for i in range(0, len(rest), 500):
-        sql, params = query("", rest[i : i + 500])
-        for r in tx.all(sql, params):
+        sql, args = query("", rest[i : i + 500])
+        for r in tx.all(sql, args):
             out[str(r["word"])] = int(r["n"])
     return out
 
