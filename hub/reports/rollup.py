@@ -2,8 +2,8 @@
 queue and agent), keeping each conversation's clocks (opened, first response, awaiting a reply) in
 report_conversations. Reports read only the rollups, so a year of figures costs a few thousand rows, not a scan of
 messages. It also counts the keywords of customers' messages by week, channel and queue (report_keywords_by_queue,
-for keyword trends), and keeps each customer's figures and each saved segment's (hub.reports.segment_rollups), for reports by segment.
-`rebuild` recomputes everything from the events: the incremental figures must equal it."""
+for keyword trends), and keeps each customer's figures and each saved segment's (hub.reports.segment_rollups), for
+reports by segment. `rebuild` recomputes everything from the events: the incremental figures must equal it."""
 
 from __future__ import annotations
 
