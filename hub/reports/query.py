@@ -4,7 +4,7 @@ docs/reports.md defines."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -338,20 +338,39 @@ def keyword_weeks(lo: datetime, hi: datetime, business_tz: ZoneInfo) -> KeywordW
     return KeywordWeeks((first - timedelta(weeks=weeks)).isoformat(), first.isoformat(), end.isoformat(), weeks)
 
 
+#: the rows of report_keywords_by_queue that make one slice's counts (its value the parameter)
+_KEYWORD_SLICE = {"all": "", "channel": " AND channel = ?", "queue": " AND queue = ?"}
+
+
 def keyword_counts(tx: Tx, dim: str, value: str, lo: str, hi: str, at_least: int | None,
                    words: Iterable[str] = ()) -> dict[str, int]:
-    """Word -> messages that had it, in the weeks [LO, HI) of one slice: the words counted AT_LEAST times (None:
-    none), and WORDS whatever their count."""
-    sql = "SELECT word, SUM(n) AS n FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? "
+    """Word -> messages that had it, in the weeks [LO, HI) of one slice (DIM "all", "channel" or "queue"): the words
+    counted AT_LEAST times (None: none), and WORDS whatever their count. The counts are kept by week, channel and
+    queue (migration 114) and summed here, with what report_keywords kept per slice before that."""
+    cut = _KEYWORD_SLICE[dim]
+    params: tuple[Any, ...] = (lo, hi, value) if cut else (lo, hi)
+    kept = f"SELECT word, n FROM report_keywords_by_queue WHERE week >= ? AND week < ?{cut}"
+    old = (dim, value, lo, hi)
+    if tx.one("SELECT 1 AS one FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? LIMIT 1",
+              old) is not None:
+        # Weeks counted before migration 114: their rows added to the new ones (a union the database cannot fold
+        # into the sum, so only when there are such rows).
+        kept = f"SELECT word, n FROM report_keywords WHERE dim = ? AND value = ? AND week >= ? AND week < ? " \
+               f"UNION ALL {kept}"
+        params = (*old, *params)
+
+    def query(tail: str, chunk: Sequence[str] = ()) -> tuple[str, tuple[Any, ...]]:
+        among = f"WHERE word IN ({', '.join('?' for _ in chunk)}) " if chunk else ""
+        return f"SELECT word, SUM(n) AS n FROM ({kept}) AS k {among}GROUP BY word {tail}", (*params, *chunk)
+
     out: dict[str, int] = {}
     if at_least is not None:
-        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql + "GROUP BY word HAVING SUM(n) >= ?",
-                                                              (dim, value, lo, hi, at_least))}
+        sql, args = query("HAVING SUM(n) >= ?")
+        out = {str(r["word"]): int(r["n"]) for r in tx.all(sql, (*args, at_least))}
     rest = sorted(set(words) - set(out))
     for i in range(0, len(rest), 500):
-        chunk = rest[i : i + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for r in tx.all(sql + f"AND word IN ({marks}) GROUP BY word", (dim, value, lo, hi, *chunk)):
+        sql, args = query("", rest[i : i + 500])
+        for r in tx.all(sql, args):
             out[str(r["word"])] = int(r["n"])
     return out
 

@@ -1,9 +1,9 @@
 """The roller: folds new conversation events into report_rollups (counts and sums per hour, day and month, by channel,
 queue and agent), keeping each conversation's clocks (opened, first response, awaiting a reply) in
 report_conversations. Reports read only the rollups, so a year of figures costs a few thousand rows, not a scan of
-messages. It also counts the keywords of customers' messages by week (report_keywords, for keyword trends), and
-keeps each customer's figures and each saved segment's (hub.reports.segment_rollups), for reports by segment.
-`rebuild` recomputes everything from the events: the incremental figures must equal it."""
+messages. It also counts the keywords of customers' messages by week, channel and queue (report_keywords_by_queue,
+for keyword trends), and keeps each customer's figures and each saved segment's (hub.reports.segment_rollups), for
+reports by segment. `rebuild` recomputes everything from the events: the incremental figures must equal it."""
 
 from __future__ import annotations
 
@@ -48,11 +48,14 @@ ADD_CUSTOMER_ROW = (
     f"DO UPDATE SET {', '.join(f'{c} = report_customer_rollups.{c} + excluded.{c}' for c in CUSTOMER_COLUMNS)}"
 )
 
-#: add (dim, value, week, {word: n, ...} as JSON) to the keyword counts, by dialect ("WHERE true": SQLite's upsert
-#: after a SELECT needs a WHERE to parse)
+#: add (week, channel, queue, {word: n, ...} as JSON) to the keyword counts, by dialect ("WHERE true": SQLite's
+#: upsert after a SELECT needs a WHERE to parse). A count is kept once, by week, channel and queue: the counts for
+#: everything, a channel or a queue are the sums of these rows, made when a trend is read (query.keyword_counts),
+#: not written three times per word of every message
 ADD_KEYWORDS = {
-    dialect: f"INSERT INTO report_keywords (dim, value, week, word, n) SELECT ?, ?, ?, key, {n} FROM {each} "
-             "ON CONFLICT (dim, value, week, word) DO UPDATE SET n = report_keywords.n + excluded.n"
+    dialect: "INSERT INTO report_keywords_by_queue (week, channel, queue, word, n) "
+             f"SELECT ?, ?, ?, key, {n} FROM {each} ON CONFLICT (week, channel, queue, word) "
+             "DO UPDATE SET n = report_keywords_by_queue.n + excluded.n"
     for dialect, n, each in (("sqlite", "value", "json_each(?) WHERE true"),
                              ("postgresql", "value::bigint", "json_each_text(?::json)"))
 }
@@ -109,9 +112,10 @@ KEYWORDS_A_ROW = 4
 #: message texts, last resolves): a slice often fills its SLICE_ROWS after a hundred events, so reading all of BATCH's
 #: up front read five times what it folded
 LOOKUP = 64
-#: events a slice reads first (then LOOKUP at a time): an email's words fill a slice after one to three emails, so a
-#: first read of LOOKUP emails read their texts to fold two of them
-FIRST_PAGE = 16
+#: events a slice reads first (then LOOKUP at a time): a slice of emails is full after a few dozen (each writes about
+#: a hundred keyword counts and a few dozen other rows), so a first read of LOOKUP emails read their texts to fold
+#: half of them, and one of 16 read a second page of 64 to fold 24
+FIRST_PAGE = 32
 #: rows one multi-row statement writes at most
 ROWS_A_STATEMENT = 100
 _LOCK = segment_rollups.LOCK  # PostgreSQL advisory lock: one roller at a time across hub processes
@@ -217,7 +221,7 @@ class _Deltas:
         #: (customer, grain, bucket) -> metric -> [n, total]: the same figures by customer, per UTC hour and per
         #: business day, for reports by segment
         self.customers: dict[tuple[int, str, str], dict[str, list[float]]] = {}
-        #: (week, channel, queue) -> word -> messages that had it: the keyword counts, kept per dim by _save
+        #: (week, channel, queue) -> word -> messages that had it: the keyword counts, a row each (ADD_KEYWORDS)
         self.keywords: dict[tuple[str, str, str], Counter[str]] = {}
         self.tz = zone(rules.time_zone)
         self._days: dict[str, str] = {}
@@ -250,15 +254,7 @@ class _Deltas:
             counts = self.keywords[key] = Counter()
         before = len(counts)
         counts.update(words)  # counted in C, not a dictionary step per word in Python
-        self._words += (len(counts) - before) * (1 + bool(channel) + bool(queue))  # as keyword_slices gives them
-
-    def keyword_slices(self) -> Iterator[tuple[str, str, str, Counter[str]]]:
-        """(dim, value, week, word -> n): the keyword counts for everything, per channel and per queue (the same
-        (dim, value, week) may come more than once: the writes add up)."""
-        for (week, channel, queue), counts in self.keywords.items():
-            for dim, value in (("all", ""), ("channel", channel), ("queue", queue)):
-                if dim == "all" or value:
-                    yield dim, value, week, counts
+        self._words += len(counts) - before
 
     def contact(self, customer_id: int, at: str, channel: str) -> None:
         n, last = self.contacts.get(customer_id, (0, at))
@@ -276,8 +272,8 @@ class _Deltas:
         mine[1] += total
 
     def size(self) -> int:
-        """Rows these deltas write, as SLICE_ROWS counts them (as _save does: one upsert a row; a keyword count per
-        dim, KEYWORDS_A_ROW of them to a row)."""
+        """Rows these deltas write, as SLICE_ROWS counts them (as _save does: one upsert a row; a keyword count,
+        KEYWORDS_A_ROW of them to a row)."""
         return (len(self.rows) + len(self.customers) + len(self.contacts) + len(self.ratings) + len(self.channels)
                 + self._words // KEYWORDS_A_ROW)
 
@@ -486,10 +482,10 @@ def _save(tx: Tx, clocks: Iterable[_Clock], deltas: _Deltas) -> None:
         _insert(tx, "INSERT INTO customer_stats (customer_id, csat_answers, csat_total)", each,
                 "ON CONFLICT (customer_id) DO UPDATE SET csat_answers = customer_stats.csat_answers + "
                 "excluded.csat_answers, csat_total = customer_stats.csat_total + excluded.csat_total")
-    # Varied text (email) makes about 25 rows an email: each slice's counts go as one JSON object, unpacked and
-    # upserted by the database in one statement, not a statement (and Python tuple) per row.
-    for dim, value, week, counts in deltas.keyword_slices():
-        tx.exec(ADD_KEYWORDS[tx.dialect], (dim, value, week, orjson.dumps(counts).decode()))
+    # Varied text (email) makes a hundred terms an email: each (week, channel, queue)'s counts go as one JSON
+    # object, unpacked and upserted by the database in one statement, not a statement (and Python tuple) per row.
+    for (week, channel, queue), counts in deltas.keywords.items():
+        tx.exec(ADD_KEYWORDS[tx.dialect], (week, channel, queue, orjson.dumps(counts).decode()))
     _insert(tx, "INSERT INTO customer_channels (customer_id, channel)",
             sorted({(merged[c], channel) for c, channel in deltas.channels}),
             "ON CONFLICT (customer_id, channel) DO NOTHING")
@@ -695,7 +691,8 @@ async def rebuild(db: Database, rules: RollRules) -> int:
         tx.exec("DELETE FROM report_customer_rollups")
         tx.exec("DELETE FROM report_segment_rollups")  # and their members: the refresh below keeps them again
         tx.exec("DELETE FROM report_segment_members")
-        tx.exec("DELETE FROM report_keywords")
+        tx.exec("DELETE FROM report_keywords")  # what was counted before migration 114, read with the rest
+        tx.exec("DELETE FROM report_keywords_by_queue")
         tx.exec("UPDATE customer_stats SET contacts = 0, last_contact_at = NULL, csat_answers = 0, csat_total = 0")
         tx.exec("DELETE FROM customer_channels")
         recompute_orders(tx)

@@ -1,6 +1,6 @@
-"""Migrations 94-97, 110 and 112: each customer's report figures by hour and day, and each saved segment's (reports
-sliced by segment), the agents' presence history (staffing: agents needed against agents available), and the
-keywords of customer messages by week (keyword trends)."""
+"""Migrations 94-97, 110, 112 and 114: each customer's report figures by hour and day, and each saved segment's
+(reports sliced by segment), the agents' presence history (staffing: agents needed against agents available), and
+the keywords of customer messages by week (keyword trends)."""
 
 from __future__ import annotations
 
@@ -106,6 +106,22 @@ CREATE TABLE report_segment_rollups (
     bucket TEXT NOT NULL,
 {_COLUMNS},
     PRIMARY KEY (segment_id, grain, bucket)
+)
+""",
+    ),
+    (
+        114,
+        "reports: keyword counts kept once, by week, channel and queue (the counts for everything, a channel or a "
+        "queue are their sums, made when a trend is read), not once per slice: a third of the rows the roller "
+        "wrote for every message; report_keywords keeps what was counted before this version and is read with them",
+        """
+CREATE TABLE report_keywords_by_queue (
+    week TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    word TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (week, channel, queue, word)
 )
 """,
     ),
