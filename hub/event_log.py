@@ -37,6 +37,11 @@ VERSION = 1
 COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, status, created_at"
 
 
+#: true when some subscription may want an event (wanting() reads which): returned by the statement that logs it, so
+#: the common case, no subscription at all, costs no statement of its own
+_SUBSCRIBED = "EXISTS (SELECT 1 FROM webhook_subscriptions WHERE enabled = 1 OR disabled_reason IS NOT NULL)"
+
+
 def record(
     tx: Tx, type_: str, conversation_id: int, now: str, *, message_id: int | None = None, depth: int = 0,
     automatic: bool = False,
@@ -46,18 +51,33 @@ def record(
     DEPTH is how many rule actions led here (0: a person or a customer did it). AUTOMATIC: the event's message is
     marked `meta.automatic` (an auto-reply), so rules leave it alone. The payload (what webhooks carry: the
     conversation, message and customer as they are now) is written only when a subscription wants the event."""
-    assert type_ in TYPES, type_
-    row = tx.one(
-        "INSERT INTO hub_events (type, conversation_id, message_id, depth, automatic, status, created_at) "
-        "VALUES (?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
-        (type_, conversation_id, message_id, depth, int(automatic), now),
-    )
-    assert row is not None
-    event_id = int(row["id"])
-    fail_points.hit("event.before_deliveries")
-    if enqueue.for_event(tx, event_id, type_, conversation_id, now):
-        snapshot(tx, event_id)
+    (event_id,) = record_all(tx, [(type_, message_id, automatic)], conversation_id, now, depth=depth)
     return event_id
+
+
+def record_all(
+    tx: Tx, events: list[tuple[str, int | None, bool]], conversation_id: int, now: str, *, depth: int = 0
+) -> list[int]:
+    """Log EVENTS, (type, message id, automatic) each, about one conversation as `record` does, in one statement
+    (an inbound message that opens its conversation logs two); returns their ids, in order."""
+    for type_, _message_id, _automatic in events:
+        assert type_ in TYPES, type_
+    rows = tx.all(
+        "INSERT INTO hub_events (type, conversation_id, message_id, depth, automatic, status, created_at) VALUES "
+        + ", ".join("(?, ?, ?, ?, ?, 'pending', ?)" for _ in events) + f" RETURNING id, {_SUBSCRIBED} AS subscribed",
+        [p for type_, message_id, automatic in events
+         for p in (type_, conversation_id, message_id, depth, int(automatic), now)],
+    )
+    # Ids are given in the order of the rows (rules run in id order: an opened conversation before its message);
+    # RETURNING's own order is not promised.
+    ids = sorted(int(r["id"]) for r in rows)
+    assert len(ids) == len(events)
+    fail_points.hit("event.before_deliveries")
+    if any(r["subscribed"] for r in rows):
+        for event_id, (type_, _message_id, _automatic) in zip(ids, events, strict=True):
+            if enqueue.for_event(tx, event_id, type_, conversation_id, now):
+                snapshot(tx, event_id)
+    return ids
 
 
 def resolve(tx: Tx, conversation_id: int, now: str, *, agent_id: int | None = None, depth: int = 0) -> Conversation:

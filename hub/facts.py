@@ -108,31 +108,38 @@ def _apply(
     return FactResult(journal_id, "applied" if changed else "unchanged", None, message_id)
 
 
-def apply_waiting(
-    tx: Tx, channel: str, external_id: str, now: str, rules: Mapping[str, FactRule] = NO_RULES
-) -> int:
-    """Apply the facts that arrived before CHANNEL's message EXTERNAL_ID was recorded (call in the transaction that
-    records it). Returns how many were applied."""
+def _waiting(dialect: str, channel: str, external_id: str) -> tuple[str, tuple[str, ...]]:
+    """The condition on journal rows of the facts waiting for CHANNEL's message EXTERNAL_ID, and its parameters:
+    every one of them, and maybe others (apply_waiting compares the id after)."""
     prefix = fact_key_prefix(external_id)
-    if tx.dialect == "sqlite":
+    if dialect == "sqlite":
         # A seek on the journal's unique (channel, dedupe_key) index: the keys that start with PREFIX are exactly
         # those in [PREFIX, PREFIX with its last character, ':', raised by one) in SQLite's byte order. By status
         # (LIKE can use no index) it scanned every pending row, and every event of a group commit is pending until
         # it is done: a batch of 32 read 32 rows for each of its messages. (`+status`: never by the status index,
         # whatever an ANALYZE may say.)
-        rows = tx.all(
-            "SELECT id, payload FROM journal WHERE channel = ? AND dedupe_key >= ? AND dedupe_key < ? "
-            "AND +status = 'pending' ORDER BY id",
-            (channel, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)),
-        )
-    else:
-        # PostgreSQL: with a collation other than C a range on text is no prefix, so a LIKE; the constant LIKE is
-        # migration 117's index predicate, which PostgreSQL reads only when the query states it.
-        rows = tx.all(
-            "SELECT id, payload FROM journal WHERE status = 'pending' AND channel = ? AND dedupe_key LIKE 'fact:%' "
-            "AND dedupe_key LIKE ? ESCAPE '!' ORDER BY id",
-            (channel, like_prefix(prefix)),
-        )
+        return ("channel = ? AND dedupe_key >= ? AND dedupe_key < ? AND +status = 'pending'",
+                (channel, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
+    # PostgreSQL: with a collation other than C a range on text is no prefix, so a LIKE; the constant LIKE is
+    # migration 117's index predicate, which PostgreSQL reads only when the query states it.
+    return ("status = 'pending' AND channel = ? AND dedupe_key LIKE 'fact:%' AND dedupe_key LIKE ? ESCAPE '!'",
+            (channel, like_prefix(prefix)))
+
+
+def any_waiting(dialect: str, channel: str, external_id: str) -> tuple[str, tuple[str, ...]]:
+    """An SQL expression (and its parameters), true when a fact may be waiting for CHANNEL's message EXTERNAL_ID: for
+    the statement that records the message to return, so that apply_waiting runs only then (nearly never)."""
+    where, params = _waiting(dialect, channel, external_id)
+    return f"EXISTS (SELECT 1 FROM journal WHERE {where})", params
+
+
+def apply_waiting(
+    tx: Tx, channel: str, external_id: str, now: str, rules: Mapping[str, FactRule] = NO_RULES
+) -> int:
+    """Apply the facts that arrived before CHANNEL's message EXTERNAL_ID was recorded (call in the transaction that
+    records it). Returns how many were applied."""
+    where, params = _waiting(tx.dialect, channel, external_id)
+    rows = tx.all(f"SELECT id, payload FROM journal WHERE {where} ORDER BY id", params)
     n = 0
     for row in rows:
         body = json.loads(row["payload"])

@@ -14,13 +14,13 @@ from typing import Any
 
 import orjson
 
-from hub import event_log
+from hub import event_log, journal
 from hub.channels.base import Arrival, ChannelRules, Fact, Flagged, IngestFailed, IngestResult, Outcome
 from hub.config import Settings
 from hub.csat import answers as csat_answers
 from hub.csat import surveys as csat_surveys
 from hub.events import Event, EventBus
-from hub.facts import Facts, apply_waiting
+from hub.facts import Facts, any_waiting, apply_waiting
 from hub.history import store
 from hub.history.db import Database, Tx, retryable
 from hub.html_safety import sanitized
@@ -62,6 +62,16 @@ class _Prepared:
     queue_error: str | None = None
     code: str = ""
     reason: str = ""
+
+
+@dataclass
+class _Unjournaled:
+    """A new event, journaled with its outcome when its processing ends (hub.journal.insert)."""
+
+    channel: str
+    key: str
+    payload: str
+    fingerprint: str | None
 
 
 def _load(tx: Tx, journal_id: int, message_id: int, duplicate: bool, how: str) -> IngestResult:
@@ -172,14 +182,23 @@ class Ingest:
                          reason=reason)
 
     def _journal_and_apply(self, tx: Tx, p: _Prepared, now: str) -> Outcome:
-        journaled = _journal(tx, p.channel, p.key, p.payload, now, p.fingerprint)
+        # A new event is journaled once, with its outcome, at the end of its processing (one row written once, not
+        # pending then done): both commit in this transaction, before the provider hears back, or neither does.
+        journaled = journal.find(tx, p.channel, p.key, p.fingerprint)
         if p.inbound is None:
+            if journaled.status == journal.NEW:
+                journal_id, _ = journal.insert(tx, p.channel, journaled.key, p.payload, now, p.fingerprint,
+                                               "rejected", error=p.reason, reason=p.code)
+                return Flagged(journal_id, p.code, p.reason, True)
             if journaled.status == "pending":
                 tx.exec("UPDATE journal SET status = 'rejected', error = ?, reason = ? WHERE id = ?",
                         (p.reason, p.code, journaled.id))
-            return Flagged(journaled.id, p.code, p.reason, journaled.inserted)
-        return self._apply(tx, journaled.id, p.inbound, p.place, p.queue_error, now, fresh=journaled.inserted,
-                           reused=journaled.reused)
+            return Flagged(journaled.id, p.code, p.reason, False)
+        new = None
+        if journaled.status == journal.NEW:
+            new = _Unjournaled(p.channel, journaled.key, p.payload, p.fingerprint)
+        return self._apply(tx, journaled.id, p.inbound, p.place, p.queue_error, now, reused=journaled.reused,
+                           new=new)
 
     async def _settle(self, p: _Prepared, outcome: Outcome) -> None:
         """After the commit: count, publish and route one event's outcome."""
@@ -229,10 +248,11 @@ class Ingest:
 
     def _apply(
         self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, queue_error: str | None, now: str,
-        fresh: bool = False, reused: bool = False,
+        reused: bool = False, new: _Unjournaled | None = None,
     ) -> IngestResult | IngestFailed:
-        """REUSED: the event's provider id is held by another event with other content (see hub.journal.write)."""
-        if not fresh:  # a row we did not just insert (and so lock): lock it and see whether it is done
+        """Process the event journaled as JOURNAL_ID, or NEW, not journaled yet: journaled here with its outcome.
+        REUSED: the event's provider id is held by another event with other content (see hub.journal.write)."""
+        if new is None:  # a row journaled before: lock it and see whether it is done
             row = tx.one("SELECT status, message_id, dedupe_key FROM journal WHERE id = ?" + tx.for_update,
                          (journal_id,))
             assert row is not None
@@ -244,23 +264,30 @@ class Ingest:
         if reason is None:
             try:
                 with tx.undoable():  # a failed processing leaves nothing but the raw event, flagged below
-                    return self._store(tx, journal_id, inbound, place, reused, now)
+                    return self._store(tx, journal_id, inbound, place, reused, now, new)
             except Exception as e:
                 if retryable(e):
                     raise  # the database runs the whole transaction again; this is not the event's fault
                 reason = f"{type(e).__name__}: {e}"
-                log.exception("inbound event %d failed; kept in the journal for `hub events replay`", journal_id)
-        tx.exec(
-            "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
-            (reason, journal_id),
-        )
+                log.exception("inbound %s event %s failed; kept in the journal for `hub events replay`",
+                              inbound.channel, new.key if new is not None else journal_id)
+        if new is not None:
+            journal_id, _ = journal.insert(tx, new.channel, new.key, new.payload, now, new.fingerprint, "failed",
+                                           error=reason)
+        else:
+            tx.exec(
+                "UPDATE journal SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+                (reason, journal_id),
+            )
         return IngestFailed(journal_id, reason)
 
     def _store(
-        self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, reused: bool, now: str
+        self, tx: Tx, journal_id: int, inbound: Inbound, place: Place, reused: bool, now: str,
+        new: _Unjournaled | None = None,
     ) -> IngestResult:
-        """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
-        what the statements wrote and returned, not read back (the hot path: every statement counts)."""
+        """Identity -> conversation -> message -> attachments; journals the event done (NEW: inserts its row) or
+        marks its row done. The result is built from what the statements wrote and returned, not read back (the hot
+        path: every statement counts)."""
         queue, priority = place
         customer, created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
         customer_id = customer.id
@@ -354,19 +381,32 @@ class Ingest:
             file_id = store.insert_attachment(tx, message_id, a.filename, a.content_type, data, a.url, status, why)
             files.append(Attachment(file_id, message_id, a.filename, a.content_type, len(data) if data else 0,
                                     status, a.url, why))
+        events: list[tuple[str, int | None, bool]] = []
         if how in ("opened", "reopened"):  # not "recorded": an auto-reply kept without opening work for anyone
-            event_log.record(tx, f"conversation.{how}", conv.id, now)
+            events.append((f"conversation.{how}", None, False))
         # A survey's answer is left to rules on csat.received: an out-of-hours reply to a "5" would be noise.
-        event_log.record(tx, "message.received", conv.id, now, message_id=message_id,
-                         automatic=bool(meta.get("automatic")) or answer is not None)
+        events.append(("message.received", message_id, bool(meta.get("automatic")) or answer is not None))
+        event_log.record_all(tx, events, conv.id, now)
+        # Facts that came in while the message waited (e.g. a call's status while the call waited for a replay):
+        # whether any may wait is asked by the journal's statement (nearly never: no statement of its own).
+        waiting, waiting_params = "", tuple[str, ...]()
+        if inbound.external_id:
+            waiting, waiting_params = any_waiting(tx.dialect, inbound.channel, inbound.external_id)
+        if new is not None:
+            journal_id, any_waited = journal.insert(
+                tx, new.channel, new.key, new.payload, now, new.fingerprint, "done", message_id=message_id,
+                also=waiting, also_params=waiting_params,
+            )
+        else:
+            row = tx.one(
+                "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
+                f"error = NULL WHERE id = ? RETURNING {waiting or 'NULL'} AS also",
+                (message_id, now, journal_id, *waiting_params),
+            )
+            any_waited = row["also"] if row is not None else None
         amended = 0
-        if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
+        if inbound.external_id and any_waited:
             amended = apply_waiting(tx, inbound.channel, inbound.external_id, now, self.facts.rules)
-        tx.exec(
-            "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
-            "error = NULL WHERE id = ?",
-            (message_id, now, journal_id),
-        )
         if amended:
             msg = store.message(tx, message_id)  # changed by a waiting fact
         else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hub.history.db import Row, Tx
+from hub.history.db import Conflict, Row, Tx
 
 #: what an operator has to look at: events that could not be processed, and events that could not be read
 FLAGGED = ("failed", "rejected")
@@ -50,6 +50,51 @@ def write(tx: Tx, channel: str, key: str, payload: str, now: str, fingerprint: s
         again.reused = True
         return again
     return Journaled(int(old["id"]), str(old["status"]), old["message_id"], key=key)
+
+
+#: Journaled.status of an event not journaled yet (find): the caller inserts it with its outcome (insert)
+NEW = "new"
+
+
+def find(tx: Tx, channel: str, key: str, fingerprint: str | None = None) -> Journaled:
+    """The event journaled under (CHANNEL, KEY), as `write` would find it, or one with status NEW naming the key to
+    insert it under (`insert`, later in the same transaction). The inbound path journals an event once, with its
+    outcome, instead of pending and then done: the row and the processing commit together either way."""
+    old = tx.one(
+        "SELECT id, status, message_id, fingerprint FROM journal WHERE channel = ? AND dedupe_key = ?",
+        (channel, key),
+    )
+    if old is None:
+        return Journaled(0, NEW, None, key=key)
+    if fingerprint is not None and old["fingerprint"] is not None and old["fingerprint"] != fingerprint:
+        again = find(tx, channel, f"{key}#{fingerprint}", fingerprint)
+        again.reused = True
+        return again
+    return Journaled(int(old["id"]), str(old["status"]), old["message_id"], key=key)
+
+
+def insert(
+    tx: Tx, channel: str, key: str, payload: str, now: str, fingerprint: str | None, status: str, *,
+    message_id: int | None = None, error: str | None = None, reason: str | None = None, also: str = "",
+    also_params: tuple[Any, ...] = (),
+) -> tuple[int, Any]:
+    """Journal an event `find` said is NEW, with its outcome (STATUS, and MESSAGE_ID or ERROR and REASON): one row
+    written once. ALSO: an expression (with ALSO_PARAMS) the statement returns beside the id, so a look-up the caller
+    needs costs no statement of its own. Returns (id, ALSO's value or None).
+
+    Raises Conflict when another transaction journaled the same key since `find` looked (PostgreSQL, where
+    transactions run side by side; SQLite's writer runs one at a time): the database runs the transaction again,
+    and `find` then sees that event."""
+    row = tx.one(
+        "INSERT INTO journal (channel, dedupe_key, payload, status, received_at, fingerprint, message_id, error, "
+        "reason, processed_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, dedupe_key) "
+        f"DO NOTHING RETURNING id{', ' + also + ' AS also' if also else ''}",
+        (channel, key, payload, status, now, fingerprint, message_id, error, reason, now if status == "done" else None,
+         int(status in ("done", "failed")), *also_params),
+    )
+    if row is None:
+        raise Conflict(f"{channel} event {key} was journaled by another transaction meanwhile")
+    return int(row["id"]), row["also"] if also else None
 
 
 def like_prefix(prefix: str) -> str:

@@ -573,11 +573,18 @@ class PostgresDatabase:
             self._conns.clear()
 
 
+class Conflict(Exception):
+    """A write found that another transaction committed, since the write looked, a row it was about to insert (a
+    unique key): run the transaction again whole, as after a deadlock, and the write then sees that row. Only where
+    transactions run side by side (PostgreSQL); SQLite's one writer sees every commit before it starts."""
+
+
 def retryable(e: BaseException) -> bool:
-    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict: run it again whole."""
+    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict, or a write met a Conflict:
+    run it again whole."""
     import psycopg.errors
 
-    return isinstance(e, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+    return isinstance(e, Conflict | psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
 
 
 def open_database(url: str, pool_size: int = 4, sqlite_synchronous: str = "normal") -> Database:
