@@ -112,7 +112,6 @@ def _plain_text_object(raw: bytes | str, data: Any) -> bool:
             and (b"\\u" not in raw or (b"\\u0000" not in raw and b"\\ud" not in raw and b"\\uD" not in raw)))
 
 
-
 def _check_json(data: Any) -> bool:
     """Raises BadBody for what parse_json refuses; returns whether DATA holds a float."""
     floats = False
