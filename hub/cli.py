@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Here, not at the top: a worker process the hub spawns (email parsing) imports this module as its parent's
     # main module, and the web server's imports would cost it 0.3 s of CPU at every start.
     from hub.app import build_app
-    from hub.serve import run_server
+    from hub.serve import run, run_server
     from hub.workers import die_with_parent, run_supervisor, worker_count
 
     settings = _settings(args)
@@ -92,8 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         started = serving
     app = build_app(settings)
-    asyncio.run(run_server(app, settings.server.host, settings.server.port, settings.server.shutdown_timeout_seconds,
-                           started=started, reuse_port=supervised))
+    run(run_server(app, settings.server.host, settings.server.port, settings.server.shutdown_timeout_seconds,
+                   started=started, reuse_port=supervised), settings.server.event_loop)
     return 0
 
 
@@ -306,13 +306,14 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub.config import load_settings
     from hub.demo.runner import run_demo
+    from hub.serve import run
 
     # The demo reads HUB_* like serve does (HUB_SERVER__PORT, HUB_SERVER__HOST, HUB_SERVER__LOG_LEVEL...).
     server = load_settings(None).server  # a bad value is a ConfigError, reported by main()
     _setup_logging(server.log_level)
     host = server.host if args.host is None else args.host
     port = server.port if args.port is None else args.port
-    return asyncio.run(run_demo(Path(args.data), host, port, traffic=not args.no_traffic))
+    return run(run_demo(Path(args.data), host, port, traffic=not args.no_traffic), server.event_loop)
 
 
 def _workers(value: str) -> int | Literal["auto"]:

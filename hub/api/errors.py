@@ -88,7 +88,7 @@ def parse_json(raw: bytes | str) -> Any:
     except orjson.JSONDecodeError:
         pass
     else:
-        if not _check_json(data):
+        if _plain_text_object(raw, data) or not _check_json(data):
             return data
     try:
         data = json.loads(raw or b"null")
@@ -98,6 +98,18 @@ def parse_json(raw: bytes | str) -> Any:
         raise BadBody(400, f"the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
     _check_json(data)
     return data
+
+
+#: the one value type of a plain text object
+_TEXT = frozenset({str})
+
+
+def _plain_text_object(raw: bytes | str, data: Any) -> bool:
+    """Whether DATA, read by orjson from RAW, is an object of strings that _check_json would pass without a walk
+    (the usual inbound body): no nesting, no float, and no escape in RAW that could make a NUL or a lone surrogate
+    (orjson refuses both as raw bytes: a control character, invalid UTF-8)."""
+    return (isinstance(raw, bytes) and type(data) is dict and set(map(type, data.values())) <= _TEXT
+            and (b"\\u" not in raw or (b"\\u0000" not in raw and b"\\ud" not in raw and b"\\uD" not in raw)))
 
 
 def _check_json(data: Any) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from itertools import chain
 
 import psycopg
 from aiohttp import web
@@ -36,14 +37,25 @@ def unclean(text: str) -> str | None:
 
 
 def _check_request(request: web.Request) -> web.Response | None:
-    for name, value in request.headers.items():
-        why = unclean(name) or unclean(value)
-        if why:
-            return error(400, f"header {name!r} {why}")
+    # Every header at once first: ASCII without a NUL is clean, and nearly every request is (aiohttp decodes bytes
+    # that are not UTF-8 as surrogates, which are not ASCII). Only the others are looked at one by one.
+    headers = "".join(chain.from_iterable(request.headers.items()))
+    if not headers.isascii() or "\x00" in headers:
+        refused = _check_headers(request)
+        if refused is not None:
+            return refused
     for name, value in request.query.items():
         why = unclean(name) or unclean(value)
         if why:
             return error(400, f"query parameter {name.encode('utf-8', 'replace').decode()!r} {why}")
+    return None
+
+
+def _check_headers(request: web.Request) -> web.Response | None:
+    for name, value in request.headers.items():
+        why = unclean(name) or unclean(value)
+        if why:
+            return error(400, f"header {name!r} {why}")
     return None
 
 

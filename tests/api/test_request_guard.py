@@ -108,6 +108,23 @@ async def test_non_utf8_bytes_in_credentials_are_refused(client: Client, no_trac
     no_tracebacks()
 
 
+async def test_headers_in_utf8_beyond_ascii_pass_and_the_query_is_still_checked(
+        client: Client, no_tracebacks: Callable[[], None]) -> None:
+    """The guard reads all headers at once when they are ASCII; clean UTF-8 ones take the slower look and pass, and
+    the query string is checked after either."""
+    token = await create_token(client.app[DB], "admin")
+    head = (b"GET /api/v1/queues%s HTTP/1.1\r\nHost: x\r\nX-Caller: Zo\xc3\xab\r\n"
+            b"Authorization: Bearer " + token.encode())
+    status, data = await raw(client, head.replace(b"%s", b""))
+    assert status == 200, data
+    status, data = await raw(client, head.replace(b"%s", b"?q=a%00b"))
+    refused(status, data, 400)
+    assert "query parameter 'q' contains a NUL" in data["error"]["message"], data
+    status, data = await raw(client, head.replace(b"%s", b"?q=a%00b").replace(b"X-Caller: Zo\xc3\xab\r\n", b""))
+    refused(status, data, 400)
+    no_tracebacks()
+
+
 async def test_a_csrf_header_with_non_utf8_bytes_is_refused(client: Client, no_tracebacks: Callable[[], None]) -> None:
     await add_agent(client.app[DB], "Ann", "ann@example.com", "ann-password-1", "admin", ["support"])
     resp = await client.post("/console/session", json={"email": "ann@example.com", "password": "ann-password-1"})
