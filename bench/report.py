@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.inbound import REPORTS_OFF, TARGET_REPORTS_RATIO, InboundResult
-from bench.latency import FLOOR_SOURCE, LatencyResult
+from bench.latency import CUSTOMERS, FLOOR_SOURCE, LatencyResult
 from bench.latency import TARGET_P99_MS as LATENCY_P99_MS
 from bench.load import LoadResult
 from bench.timeline import TARGET_P99_MS, TimelineResult, Timing
@@ -143,9 +143,13 @@ def _latency(rs: list[LatencyResult], database: str) -> list[str]:
         lines.append(f"  {r.source:<32}{r.achieved:>8,.0f}{r.sent:>7,}{r.arrived:>9,}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
                      f"{r.max_ms:>9.2f}{r.ack_p50_ms:>9.2f}{r.ack_p99_ms:>9.2f}{ratio}   {verdict}"
                      + (f" (socket lagged {r.lagged}x)" if r.lagged else ""))
+        if r.source != FLOOR_SOURCE:
+            lines.append(f"    p99 of the first message of each of {CUSTOMERS} new customers {r.new_p99_ms:.2f} ms, "
+                         f"of the known customers' {r.known_p99_ms:.2f} ms")
     lines.append(f"  ack: the POST's own answer, for comparison; floor: the bare handler with one {_engine(database)} "
                  "commit, posted")
-    lines.append("  to the same way at the same rate just before (the least a durable answer took here then)")
+    lines.append("  to the same way at the same rate just before (the least a durable answer took here then). A source")
+    lines.append("  starts with its new customers: a burst costlier than the mix the maximum rate was measured with")
     return lines
 
 

@@ -112,13 +112,16 @@ def test_the_latency_table_names_the_floors_database() -> None:
     from bench.latency import FLOOR_SOURCE, LatencyResult
 
     rows = [LatencyResult(FLOOR_SOURCE, 100, 100, 500, 500, 500, 5, 9, 12, 5, 9, 0),
-            LatencyResult("POST /api/v1/inbound", 100, 100, 500, 500, 500, 8, 20, 30, 7, 15, 0)]
+            LatencyResult("POST /api/v1/inbound", 100, 100, 500, 500, 500, 8, 20, 30, 7, 15, 0, 40, 12)]
     for database, engine in (("postgresql", "PostgreSQL"), ("sqlite (fresh temporary file)", "SQLite")):
         meta = {"started": "now", "database": database, "cpus": 2, "load_average": "0", "python": "3",
                 "aiohttp": "3", "commit": "x"}
         text = table(meta, None, None, rows)
         assert f"floor: the bare handler with one {engine} commit" in text
         assert ("SQLite" in text) == (engine == "SQLite")
+        # the source's tail, split: its burst of new customers, then the known ones (not for the floor's row)
+        assert text.count("p99 of the first message of each of 500 new customers") == 1
+        assert "new customers 40.00 ms, of the known customers' 12.00 ms" in text
 
 
 def test_table_states_what_reports_cost_against_the_hub_with_the_roller_off() -> None:
@@ -210,6 +213,8 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     for r in results["latency"]:
         assert r["sent"] > 0 and r["acked"] == r["sent"] and 0 < r["arrived"] <= r["sent"], r
         assert r["arrived"] == r["sent"] or r["lagged"] > 0, r
+        if r["source"] != "floor: bare + 1 commit, answer":  # a quick run's few messages are all new customers'
+            assert r["new_p99_ms"] > 0, r
     assert set(results["timeline"]["http"]) == {"first page", "deep pages (cursor)", "newest first",
                                                 "newest first, deep"}
     assert set(results["targets"]) == {

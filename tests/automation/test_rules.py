@@ -11,7 +11,7 @@ import pytest
 
 from hub.agents import add_agent
 from hub.api.auth import create_token
-from hub.automation.runner import ACTED_PER_BATCH
+from hub.automation.runner import ACTED_PER_BATCH, WAKE_SETTLE_SECONDS
 from hub.config import Settings
 from hub.history.db import Tx
 from hub.keys import AUTOMATION, DB, INGEST, ROUTER, SETTINGS
@@ -190,6 +190,24 @@ async def test_events_no_rule_can_act_on_are_done_together_in_a_few_statements(a
     assert statements <= 5, statements
     detail = await api.call("GET", "/api/v1/automation/rules/{id}", f"/api/v1/automation/rules/{rule['id']}")
     assert detail["runs"] == 0
+
+
+async def test_a_flow_of_messages_is_handled_in_batches_not_one_write_each(api: Api) -> None:
+    """Woken by each message, the runner ran a write transaction of its own for every one or two of them (on the
+    writer the acknowledgements share); woken, it now lets the messages right behind join the batch."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(40):
+        await inbound(api, f"phone:+1415555{i:04d}", "hello", f"flow{i}")
+    elapsed = loop.time() - start
+    await eventually(lambda: settled(api), what="events handled")
+    # A batch marks its events done with one UPDATE, at one time: the distinct times are the batches.
+    row = await api.client.app[DB].read(lambda tx: tx.one(
+        "SELECT COUNT(DISTINCT processed_at) AS n FROM hub_events WHERE type = 'message.received'"))
+    assert row is not None
+    # A pass after each settle, each of a batch or a few (the events that came during its write): bounded by the
+    # time the messages took, whatever the machine's speed (about one per message before).
+    assert int(row["n"]) <= 3 * (elapsed / WAKE_SETTLE_SECONDS + 1) and int(row["n"]) < 40, (row["n"], elapsed)
 
 
 async def test_dry_run_shows_what_would_have_matched_and_changes_nothing(api: Api) -> None:
