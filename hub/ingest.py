@@ -302,7 +302,7 @@ class Ingest:
                 # The routing rule's priority and the first-response deadline, in the store before routing or a rule
                 # sees the conversation: the one truth a rebuilt routing state reads back (an automation rule's
                 # set_priority changes the priority). A reopened one's old deadline goes, replaced by its new one.
-                tx.exec("UPDATE conversations SET priority = ?, respond_by = ? WHERE id = ?",
+                tx.put("UPDATE conversations SET priority = ?, respond_by = ? WHERE id = ?",
                         (priority, started[1] if started else None, conv.id))
         meta = dict(inbound.meta)
         meta.pop(ANSWER_META, None)
@@ -362,7 +362,7 @@ class Ingest:
         amended = 0
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
             amended = apply_waiting(tx, inbound.channel, inbound.external_id, now, self.facts.rules)
-        tx.exec(
+        tx.put(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),

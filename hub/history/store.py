@@ -264,7 +264,7 @@ def join_or_open(
         return _open(tx, customer_id, channel, queue, business_line, now), "opened"
     if tx.dialect == "postgresql":
         # Serialize per customer so two processes never both open a conversation for them.
-        tx.one("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
+        tx.put("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
     # At most one open conversation per customer (conversations_one_open): join it in the same statement.
     current = tx.one(
         f"UPDATE conversations SET last_inbound_channel = ?, updated_at = ?, {WAKE_ON_MESSAGE} WHERE customer_id = ? "
@@ -429,7 +429,7 @@ def insert_message(
     )
     assert row is not None
     if touch_conversation:
-        tx.exec("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+        tx.put("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
     return int(row["id"])
 
 
