@@ -144,7 +144,9 @@ class Ingest:
             now = format_time(utcnow())
             return [self._journal_and_apply(tx, p, now) for p in prepared]
 
-        outcomes = await self.db.write(run)
+        # One event locks one customer: its identity orders it in a PostgreSQL group (see Database.write).
+        alone = prepared[0].inbound if len(prepared) == 1 else None
+        outcomes = await self.db.write(run, order=str(alone.identity) if alone is not None else "")
         for p, outcome in zip(prepared, outcomes, strict=True):
             await self._settle(p, outcome)
         return outcomes
