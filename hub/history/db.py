@@ -563,7 +563,9 @@ class PostgresDatabase:
             cause = e if isinstance(e, Exception) else e.__cause__
             assert isinstance(cause, Exception)
             if conn.broken or retryable(cause):
-                raise cause
+                if cause is e:
+                    raise
+                raise cause from None
             if len(batch) == 1 and isinstance(e, Exception):
                 return [(None, e)]  # alone: nothing of it is kept, as with a savepoint of its own
         done: list[tuple[Any, BaseException | None]] = []
