@@ -264,7 +264,8 @@ class Ingest:
         """Identity -> conversation -> message -> attachments; marks the journal row done. The result is built from
         what the statements wrote and returned, not read back (the hot path: every statement counts)."""
         queue, priority = place
-        customer, created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
+        # A known customer is locked as they are found (join_or_open needs the lock): one statement for both.
+        customer, created = store.customer_for_identity(tx, inbound.identity, inbound.name, now, lock=True)
         customer_id = customer.id
         # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
         touched = True
@@ -296,7 +297,7 @@ class Ingest:
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
-                self.settings.conversations.reopen_window_seconds, now, new_customer=created,
+                self.settings.conversations.reopen_window_seconds, now, new_customer=created, customer_locked=True,
             )
             if how in ("opened", "reopened") and self.first_response is not None:
                 started = self.first_response(tx, conv.queue or queue)
@@ -304,7 +305,7 @@ class Ingest:
                 # The routing rule's priority and the first-response deadline, in the store before routing or a rule
                 # sees the conversation: the one truth a rebuilt routing state reads back (an automation rule's
                 # set_priority changes the priority). A reopened one's old deadline goes, replaced by its new one.
-                tx.put("UPDATE conversations SET priority = ?, respond_by = ? WHERE id = ?",
+                tx.exec("UPDATE conversations SET priority = ?, respond_by = ? WHERE id = ?",
                         (priority, started[1] if started else None, conv.id))
         meta = dict(inbound.meta)
         meta.pop(ANSWER_META, None)
@@ -364,7 +365,7 @@ class Ingest:
         amended = 0
         if inbound.external_id:  # e.g. a call's status that came in while the call itself waited for a replay
             amended = apply_waiting(tx, inbound.channel, inbound.external_id, now, self.facts.rules)
-        tx.put(
+        tx.exec(
             "UPDATE journal SET status = 'done', message_id = ?, processed_at = ?, attempts = attempts + 1, "
             "error = NULL WHERE id = ?",
             (message_id, now, journal_id),

@@ -30,10 +30,6 @@ class CountingTx:
         self.rows += max(n, 0)
         return n
 
-    def put(self, sql: str, params: Any = ()) -> None:
-        self.statements += 1
-        self.tx.put(sql, params)
-
     def script(self, sql: str) -> None:
         self.statements += 1
         self.tx.script(sql)

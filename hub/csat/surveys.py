@@ -145,7 +145,7 @@ def answer_for(tx: Tx, customer_id: int, inbound: Inbound, now: str) -> tuple[Su
 def close_open(tx: Tx, customer_id: int, now: str) -> None:
     """The customer started something new: a number they send from now on is an ordinary message (it would be
     ambiguous), so their open surveys stop taking answers."""
-    tx.put("UPDATE csat_surveys SET expires_at = ? WHERE customer_id = ? AND status IN ('sent', 'answered') "
+    tx.exec("UPDATE csat_surveys SET expires_at = ? WHERE customer_id = ? AND status IN ('sent', 'answered') "
             "AND expires_at > ?", (now, customer_id, now))
 
 

@@ -36,10 +36,6 @@ class Tx(Protocol):
     def one(self, sql: str, params: Params = ()) -> Row | None: ...
     def all(self, sql: str, params: Params = ()) -> list[Row]: ...
     def exec(self, sql: str, params: Params = ()) -> int: ...
-    #: a statement whose result the write never reads: on PostgreSQL a group sends it without waiting for its answer
-    #: (pipeline mode), so it shares the round trip of the next statement that waits; its error, if any, is raised
-    #: there or at the COMMIT, and the group runs again with a savepoint per write (see PostgresDatabase)
-    def put(self, sql: str, params: Params = ()) -> None: ...
     def script(self, sql: str) -> None: ...
     #: a block whose writes are undone when it raises, the transaction going on (see _undoable)
     def undoable(self) -> AbstractContextManager[None]: ...
@@ -107,9 +103,6 @@ class _SqliteTx:
 
     def exec(self, sql: str, params: Params = ()) -> int:
         return self._c.execute(sql, params).rowcount
-
-    def put(self, sql: str, params: Params = ()) -> None:
-        self._c.execute(sql, params)
 
     def script(self, sql: str) -> None:
         for stmt in _statements(sql):
@@ -398,16 +391,12 @@ class _PgTx:
     dialect = "postgresql"
     for_update = " FOR UPDATE"
 
-    def __init__(self, conn: Any, careful: bool = True, pipeline: Any = None) -> None:
+    def __init__(self, conn: Any, careful: bool = True) -> None:
         self._c = conn
         # One cursor for the whole transaction: Connection.execute makes a new one per statement, a third of the
         # client's CPU for a short statement (every row is fetched before the next statement runs).
         self._cur = conn.cursor()
         self._careful = careful
-        # PIPELINE: the group's psycopg pipeline (PostgresDatabase._pipelined): put() only queues its statement, on a
-        # cursor of its own (its answer, when it comes, must not land on the cursor a read is about to fetch from).
-        self._pipeline = pipeline
-        self._put_cur = conn.cursor() if pipeline is not None else self._cur
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -422,14 +411,8 @@ class _PgTx:
         return list(self._cur.execute(self._sql(sql), params).fetchall())
 
     def exec(self, sql: str, params: Params = ()) -> int:
-        cur = self._cur.execute(self._sql(sql), params)
-        if self._pipeline is not None:
-            self._pipeline.sync()  # its row count is read: wait for it (and for every statement queued before it)
-        rc: int = cur.rowcount
+        rc: int = self._cur.execute(self._sql(sql), params).rowcount
         return rc
-
-    def put(self, sql: str, params: Params = ()) -> None:
-        self._put_cur.execute(self._sql(sql), params)
 
     def script(self, sql: str) -> None:
         for stmt in _statements(sql):
@@ -535,28 +518,11 @@ class PostgresDatabase:
                 attempt += 1
 
     @staticmethod
-    def _pipelined(conn: Any, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
-        """BATCH in one transaction, in pipeline mode and without savepoints (see _undoable): a statement whose
-        result no write reads (Tx.put) goes out with the next one that waits, one round trip for both, instead of a
-        round trip, and a GIL hand-over, of its own. Any error fails the whole run (which write's statement it was
-        may be known only later): the caller runs the batch again with a savepoint per write, without pipeline."""
-        with conn.pipeline() as pipeline:
-            tx = _PgTx(conn, careful=False, pipeline=pipeline)  # one for the batch: its cursors serve every write
-            try:
-                done: list[tuple[Any, BaseException | None]] = [(fn(tx), None) for fn, _fut, _loop, _order in batch]
-                conn.commit()  # in pipeline mode: COMMIT and a sync, which raises any error still on its way
-            except BaseException:
-                try:
-                    conn.rollback()
-                except Exception as e:  # a broken connection: the error that broke it goes on to the caller
-                    log.debug("rollback after a failed group: %s", e)
-                raise
-        return done
-
-    @staticmethod
     def _group_once(conn: Any, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
         try:
-            return PostgresDatabase._pipelined(conn, batch)
+            with conn.transaction():  # without savepoints first: see _undoable
+                tx = _PgTx(conn, careful=False)  # one for the group: its cursor serves every write
+                return [(fn(tx), None) for fn, _fut, _loop, _order in batch]
         except (Exception, _Redo) as e:
             # An error met inside an undoable block arrives as a _Redo (raised from it): a deadlock or a broken
             # connection there goes on to _group as it would from outside one.

@@ -51,7 +51,7 @@ def record(
 ) -> None:
     if type not in TYPES:
         raise ValueError(f"unknown conversation event {type!r}")
-    tx.put(
+    tx.exec(
         "INSERT INTO conversation_events (conversation_id, customer_id, type, at, channel, queue, agent_id, seconds, "
         "message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (conversation_id, customer_id, type, at, channel, queue or "", agent_id, seconds, message_id),

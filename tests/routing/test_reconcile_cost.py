@@ -55,7 +55,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cost]:
         return run
 
     for tx_class in (history_db._SqliteTx, history_db._PgTx):
-        for name in ("one", "all", "exec", "put"):
+        for name in ("one", "all", "exec"):
             monkeypatch.setattr(tx_class, name, counting(getattr(tx_class, name)))
     real_send = AbstractConnection.send_packed_command
 
