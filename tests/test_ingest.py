@@ -166,8 +166,8 @@ async def test_a_new_customers_message_looks_for_no_conversation_or_survey_they_
 ) -> None:
     """A customer created in the message's own transaction has no conversation to join, reopen or lock, and no
     survey to answer or close: their message opens one without looking (two statements of fifteen on SQLite, three
-    on PostgreSQL, before the subscriptions were asked in the hub event's INSERT). Bounds: the statements of one event's journaling and processing, a new customer's, then a known
-    customer's reply that joins."""
+    on PostgreSQL, before the subscriptions were asked in the hub event's INSERT). Bounds: the statements of one
+    event's journaling and processing, a new customer's, then a known customer's reply that joins."""
     ingest = Ingest(db, settings, MemoryBus(), Metrics())
     now = format_time(utcnow())
 
