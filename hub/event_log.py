@@ -14,7 +14,7 @@ from hub.history import store
 from hub.history.db import Row, Tx
 from hub.model import Conversation
 from hub.reports import events as conversation_events
-from hub.webhooks import enqueue
+from hub.webhooks import enqueue, subscriptions
 
 #: the event types rules and webhooks can name (payload version 1; docs/webhooks.md)
 TYPES = (
@@ -39,7 +39,7 @@ COLUMNS = "id, type, conversation_id, message_id, depth, automatic, payload, sta
 
 #: true when some subscription may want an event (wanting() reads which): returned by the statement that logs it, so
 #: the common case, no subscription at all, costs no statement of its own
-_SUBSCRIBED = "EXISTS (SELECT 1 FROM webhook_subscriptions WHERE enabled = 1 OR disabled_reason IS NOT NULL)"
+_SUBSCRIBED = f"EXISTS ({subscriptions.TAKING})"
 
 
 def record(

@@ -154,7 +154,9 @@ class Ingest:
             now = format_time(utcnow())
             return [self._journal_and_apply(tx, p, now) for p in prepared]
 
-        outcomes = await self.db.write(run)
+        # One event locks one customer: its identity orders it in a PostgreSQL group (see Database.write).
+        alone = prepared[0].inbound if len(prepared) == 1 else None
+        outcomes = await self.db.write(run, order=str(alone.identity) if alone is not None else "")
         for p, outcome in zip(prepared, outcomes, strict=True):
             await self._settle(p, outcome)
         return outcomes
@@ -289,7 +291,8 @@ class Ingest:
         marks its row done. The result is built from what the statements wrote and returned, not read back (the hot
         path: every statement counts)."""
         queue, priority = place
-        customer, created = store.customer_for_identity(tx, inbound.identity, inbound.name, now)
+        # A known customer is locked as they are found (join_or_open needs the lock): one statement for both.
+        customer, created = store.customer_for_identity(tx, inbound.identity, inbound.name, now, lock=True)
         customer_id = customer.id
         # join_or_open and join_thread set the conversation's updated_at to NOW in the statement that finds it
         touched = True
@@ -321,7 +324,7 @@ class Ingest:
         else:
             conv, how = store.join_or_open(
                 tx, customer_id, inbound.channel, queue, inbound.business_line,
-                self.settings.conversations.reopen_window_seconds, now, new_customer=created,
+                self.settings.conversations.reopen_window_seconds, now, new_customer=created, customer_locked=True,
             )
             if how in ("opened", "reopened") and self.first_response is not None:
                 started = self.first_response(tx, conv.queue or queue)

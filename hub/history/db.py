@@ -78,7 +78,10 @@ class Database(Protocol):
     async def read(self, fn: Callable[[Tx], T]) -> T: ...
     #: BACKGROUND: work nobody waits on (the reports roller, automation): SQLite runs it in a transaction of its own,
     #: after the writes waiting before it (see SqliteDatabase)
-    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T: ...
+    #: ORDER: what the write locks first, when it is one thing (the inbound path: the customer's identity). A
+    #: PostgreSQL group runs its writes in this order (those without one first), so that two groups side by side take
+    #: those locks in the same order and never wait on each other in a circle (see PostgresDatabase)
+    async def write(self, fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -150,7 +153,8 @@ CHECKPOINT_SECONDS = 1.0
 #: past this many WAL pages (4 KB) the commit checkpoints, as SQLite does by default at 1,000: see SqliteDatabase
 WAL_BACKSTOP_PAGES = 10_000
 
-_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+#: a write waiting for its group: its function, its future, the future's loop, and its ORDER (see Database.write)
+_Pending = tuple[Callable[[Tx], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop, str]
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -167,7 +171,7 @@ def _wake(outcomes: list[tuple[_Pending, Any, BaseException | None]]) -> None:
     """Hands each write's outcome back to its event loop, with one wake-up per loop for the whole batch: each
     call_soon_threadsafe writes to the loop's self-pipe, a system call that also hands the GIL over."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
-    for (_fn, fut, loop), value, err in outcomes:
+    for (_fn, fut, loop, _order), value, err in outcomes:
         by_loop.setdefault(loop, []).append((fut, value, err))
     for loop, settled in by_loop.items():
         loop.call_soon_threadsafe(_settle, settled)
@@ -255,11 +259,12 @@ class SqliteDatabase:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._run, fn, "BEGIN")
 
-    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            (self._background if background else self._pending).append((fn, fut, loop))
+            # ORDER is not needed: one writer, so a group never waits on another's locks.
+            (self._background if background else self._pending).append((fn, fut, loop, order))
             start, self._draining = not self._draining, True
         if start:
             self._writer.submit(self._drain)
@@ -287,7 +292,7 @@ class SqliteDatabase:
             # One wake-up per event loop for the whole batch: each call_soon_threadsafe writes to the loop's
             # self-pipe, a system call that also hands the GIL over, which per write cost as much as a statement.
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
-            for (_fn, fut, loop), value, err in outcomes:
+            for (_fn, fut, loop, _order), value, err in outcomes:
                 by_loop.setdefault(loop, []).append((fut, value, err))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle, settled)
@@ -302,7 +307,7 @@ class SqliteDatabase:
         try:
             try:
                 done: list[tuple[Any, BaseException | None]] = [
-                    (fn(_SqliteTx(conn, careful=False)), None) for fn, _fut, _loop in batch
+                    (fn(_SqliteTx(conn, careful=False)), None) for fn, _fut, _loop, _order in batch
                 ]
             except (Exception, _Redo) as e:
                 if conn.in_transaction:
@@ -311,7 +316,7 @@ class SqliteDatabase:
                     return [(None, e)]  # alone: nothing of it is kept, as with a savepoint of its own
                 conn.execute("BEGIN IMMEDIATE")
                 done = []
-                for fn, _fut, _loop in batch:
+                for fn, _fut, _loop, _order in batch:
                     conn.execute("SAVEPOINT hub_write")
                     try:
                         done.append((fn(_SqliteTx(conn)), None))
@@ -429,7 +434,11 @@ class PostgresDatabase:
     roller's slices: nobody waits on them, and they are long) run on the pool too, each in a transaction of its
     own, and a group queues the next one behind those submitted meanwhile. A write that raises rolls back alone:
     the group is rolled back and runs again with a savepoint per write (see _undoable). A deadlock or serialization
-    failure reruns the whole group, as it reran a write alone: a write may run twice, only its last run commits."""
+    failure reruns the whole group, as it reran a write alone: a write may run twice, only its last run commits.
+    A group holds its locks until its COMMIT, so two groups side by side (in one process or in two) that locked two
+    customers in opposite order would wait on each other until PostgreSQL's deadlock check (deadlock_timeout, 1 s)
+    aborted one: a group runs its writes in their ORDER (Database.write), which the inbound path sets to the
+    customer's identity, so that groups take customers' locks in one order."""
 
     dialect = "postgresql"
 
@@ -481,6 +490,8 @@ class PostgresDatabase:
             if not batch:
                 self._draining -= 1
                 return
+        # In ORDER (stable: writes with the same order, or none, keep their turn): see Database.write.
+        batch.sort(key=lambda item: item[3])
         try:
             outcomes = [(item, value, err) for item, (value, err) in zip(batch, self._group(batch), strict=True)]
         except Exception as e:  # the transaction itself failed: none of the batch is durable
@@ -510,15 +521,22 @@ class PostgresDatabase:
     def _group_once(conn: Any, batch: list[_Pending]) -> list[tuple[Any, BaseException | None]]:
         try:
             with conn.transaction():  # without savepoints first: see _undoable
-                return [(fn(_PgTx(conn, careful=False)), None) for fn, _fut, _loop in batch]
+                tx = _PgTx(conn, careful=False)  # one for the group: its cursor serves every write
+                return [(fn(tx), None) for fn, _fut, _loop, _order in batch]
         except (Exception, _Redo) as e:
-            if conn.broken or (isinstance(e, Exception) and retryable(e)):
-                raise
+            # An error met inside an undoable block arrives as a _Redo (raised from it): a deadlock or a broken
+            # connection there goes on to _group as it would from outside one.
+            cause = e if isinstance(e, Exception) else e.__cause__
+            assert isinstance(cause, Exception)
+            if conn.broken or retryable(cause):
+                if cause is e:
+                    raise
+                raise cause from None
             if len(batch) == 1 and isinstance(e, Exception):
                 return [(None, e)]  # alone: nothing of it is kept, as with a savepoint of its own
         done: list[tuple[Any, BaseException | None]] = []
         with conn.transaction():
-            for fn, _fut, _loop in batch:
+            for fn, _fut, _loop, _order in batch:
                 try:
                     with conn.transaction():  # a savepoint: rolled back when the write raises
                         done.append((fn(_PgTx(conn)), None))
@@ -544,13 +562,13 @@ class PostgresDatabase:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_read, fn)
 
-    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T:
         loop = asyncio.get_running_loop()
         if background:  # alone, beside the group: see the class
             return await loop.run_in_executor(self._pool, self._run, fn)
         fut: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._pending.append((fn, fut, loop))
+            self._pending.append((fn, fut, loop, order))
             start = self._draining < self._lanes
             self._draining += start
         if start:

@@ -96,13 +96,16 @@ def _create_customer(tx: Tx, ident: Identity, name: str | None, now: str) -> tup
     return new_id, True
 
 
-def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -> tuple[Customer, bool]:
+def customer_for_identity(
+    tx: Tx, ident: Identity, name: str | None, now: str, lock: bool = False
+) -> tuple[Customer, bool]:
     """The customer owning IDENT with all their identities, created if new; a known customer without a name gets
-    NAME. One statement for a known customer (the inbound path's common case). Returns (customer, created)."""
+    NAME. One statement for a known customer (the inbound path's common case). LOCK: a known customer's row is
+    locked in the same statement (join_or_open's customer_locked). Returns (customer, created)."""
     rows = tx.all(
         "SELECT c.id, c.name, c.created_at, c.merged_into, o.kind, o.value FROM identities i "
         "JOIN customers c ON c.id = i.customer_id JOIN identities o ON o.customer_id = c.id "
-        "WHERE i.kind = ? AND i.value = ? ORDER BY o.id",
+        "WHERE i.kind = ? AND i.value = ? ORDER BY o.id" + (tx.for_update + " OF c" if lock and tx.for_update else ""),
         (ident.kind, ident.value),
     )
     if rows:
@@ -117,7 +120,10 @@ def customer_for_identity(tx: Tx, ident: Identity, name: str | None, now: str) -
     customer_id, created = _create_customer(tx, ident, name, now)
     if created:
         return Customer(customer_id, name or "", now, [ident], None), True
-    return customer(tx, customer_id), False  # another process created them between our look-up and insert
+    # Another process created them between our look-up and insert.
+    if lock and tx.for_update:
+        tx.one("SELECT id FROM customers WHERE id = ?" + tx.for_update, (customer_id,))
+    return customer(tx, customer_id), False
 
 
 #: Customer search reads the trigram indexes (migration 92) for text this long or longer; shorter text has no
@@ -253,17 +259,20 @@ def join_or_open(
     reopen_window_seconds: float,
     now: str,
     new_customer: bool = False,
+    customer_locked: bool = False,
 ) -> tuple[Conversation, str]:
     """The customer's open conversation, or one opened (or reopened) for this message. NEW_CUSTOMER: created in this
     transaction (customer_for_identity said so), so they have no conversation to join, reopen or lock yet: opened
-    without looking (ids are never reused: AUTOINCREMENT, identity columns).
+    without looking (ids are never reused: AUTOINCREMENT, identity columns). CUSTOMER_LOCKED: the caller locked the
+    customer's row already, in an earlier statement (customer_for_identity's LOCK).
 
     Returns (conversation, how) where how is "joined", "opened" or "reopened".
     """
     if new_customer:
         return _open(tx, customer_id, channel, queue, business_line, now), "opened"
-    if tx.dialect == "postgresql":
-        # Serialize per customer so two processes never both open a conversation for them.
+    if tx.dialect == "postgresql" and not customer_locked:
+        # Serialize per customer so two processes never both open a conversation for them. (A statement before the
+        # UPDATE below: that one must start after the lock is granted, to see a conversation opened meanwhile.)
         tx.one("SELECT id FROM customers WHERE id = ? FOR UPDATE", (customer_id,))
     # At most one open conversation per customer (conversations_one_open): join it in the same statement.
     current = tx.one(

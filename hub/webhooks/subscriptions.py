@@ -84,9 +84,12 @@ def disable(tx: Tx, subscription_id: int, reason: str, now: str) -> None:
     )
 
 
+#: the subscriptions that take deliveries: the enabled ones, and those the hub disabled after persistent failure
+#: (their deliveries wait, so fixing the receiver and enabling it again loses nothing)
+TAKING = "SELECT id, events FROM webhook_subscriptions WHERE enabled = 1 OR disabled_reason IS NOT NULL"
+
+
 def wanting(tx: Tx, event_type: str) -> list[int]:
-    """The subscriptions that want EVENT_TYPE ("*" wants every type): the enabled ones, and those the hub disabled
-    after persistent failure (their deliveries wait, so fixing the receiver and enabling it again loses nothing)."""
-    rows = tx.all("SELECT id, events FROM webhook_subscriptions WHERE enabled = 1 OR disabled_reason IS NOT NULL "
-                  "ORDER BY id")
+    """The subscriptions (of TAKING) that want EVENT_TYPE ("*" wants every type)."""
+    rows = tx.all(TAKING + " ORDER BY id")
     return [int(r["id"]) for r in rows if {event_type, "*"} & set(json.loads(r["events"]))]

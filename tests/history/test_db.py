@@ -371,6 +371,46 @@ async def test_postgres_group_commits_let_reads_waiting_for_the_pool_go_between_
         await db.close()
 
 
+async def test_postgres_groups_side_by_side_lock_in_the_writes_order_and_never_deadlock(
+    pg_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two groups running side by side (two workers here), each with a write that locks customer a and one that
+    locks customer b, submitted in opposite order: each group runs its writes in their ORDER, so both lock a before
+    b, and the second waits for the first's COMMIT instead of for PostgreSQL's deadlock check (1 s), after which
+    one group ran again."""
+    one, two = PostgresDatabase(pg_url, pool_size=2), PostgresDatabase(pg_url, pool_size=2)  # one group at a time
+    await one.write(lambda tx: tx.script("CREATE TABLE c (name TEXT PRIMARY KEY); INSERT INTO c VALUES ('a'), ('b')"))
+    release = threading.Event()
+    runs: list[str] = []
+
+    def blocker(tx: Tx) -> None:
+        release.wait(10)  # holds its database's group thread while the two writes queue: they run as one group
+
+    def lock(name: str) -> Any:
+        def fn(tx: Tx) -> None:
+            runs.append(name)
+            tx.one("SELECT name FROM c WHERE name = ?" + tx.for_update, (name,))
+            tx.one("SELECT pg_sleep(0.2)")  # the other group takes its first lock meanwhile
+        return fn
+
+    caplog.set_level("INFO", logger="hub.db")
+    try:
+        blockers = [asyncio.ensure_future(db.write(blocker)) for db in (one, two)]
+        await asyncio.sleep(0.05)
+        writes = [asyncio.ensure_future(one.write(lock("b"), order="b")),
+                  asyncio.ensure_future(one.write(lock("a"), order="a")),
+                  asyncio.ensure_future(two.write(lock("a"), order="a")),
+                  asyncio.ensure_future(two.write(lock("b"), order="b"))]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(*blockers, *writes)
+        assert "aborted by PostgreSQL" not in caplog.text
+        assert sorted(runs) == ["a", "a", "b", "b"]  # each write ran once: no group ran again
+    finally:
+        await one.close()
+        await two.close()
+
+
 def test_a_script_splits_at_semicolons_but_inside_a_trigger_body_or_a_function_body() -> None:
     """Migrations are scripts: a SQLite trigger's BEGIN ... END and a PostgreSQL function's $$ ... $$ body are one
     statement each, semicolons and all; a PostgreSQL trigger (no body of its own) ends at its semicolon."""

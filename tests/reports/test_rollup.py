@@ -169,14 +169,14 @@ class _CountedWrites:
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.read(fn)
 
-    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
+    async def write(self, fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T:
         def run(tx: Tx) -> T:
             counting = CountingTx(tx)
             out = fn(counting)
             self.writes.append((counting.statements, counting.rows))
             return out
 
-        return await self.db.write(run, background)
+        return await self.db.write(run, background, order)
 
     async def ping(self) -> bool:
         return await self.db.ping()
@@ -557,8 +557,8 @@ class _Traffic(_CountedWrites):
         super().__init__(db)
         self.newcomers = newcomers
 
-    async def write(self, fn: Callable[[Tx], T], background: bool = False) -> T:
-        out = await super().write(fn, background)
+    async def write(self, fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T:
+        out = await super().write(fn, background, order)
         if self.newcomers > 0:
             self.newcomers -= 1
             await self.db.write(lambda tx: record(tx, "message_in", 1, format_time(utcnow()), customer_id=2,

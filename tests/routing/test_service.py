@@ -283,9 +283,9 @@ def writes_by_task(db: Database) -> Iterator[list[tuple[asyncio.Task[Any] | None
     calls: list[tuple[asyncio.Task[Any] | None, str]] = []
     write = db.write
 
-    async def counted(fn: Callable[[Tx], T], background: bool = False) -> T:
+    async def counted(fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T:
         calls.append((asyncio.current_task(), fn.__qualname__))
-        result: T = await write(fn, background)
+        result: T = await write(fn, background, order)
         return result
 
     db.write = counted  # type: ignore[method-assign]

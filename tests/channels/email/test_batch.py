@@ -53,9 +53,9 @@ def counting_writes(w: EmailWorld) -> Iterator[list[int]]:
     calls: list[int] = []
     write = w.db.write
 
-    async def counted(fn: Callable[[Tx], T]) -> T:
+    async def counted(fn: Callable[[Tx], T], background: bool = False, order: str = "") -> T:
         calls.append(1)
-        result: T = await write(fn)
+        result: T = await write(fn, background, order)
         return result
 
     w.db.write = counted
