@@ -209,9 +209,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cost]:
 def _counting_writes(db: Database, cost: Cost, monkeypatch: pytest.MonkeyPatch) -> None:
     real = db.write
 
-    async def write(fn: Callable[[Tx], Any]) -> Any:
+    async def write(fn: Callable[[Tx], Any], background: bool = False, order: str = "") -> Any:
         cost.writes += 1
-        return await real(fn)
+        return await real(fn, background, order)
 
     monkeypatch.setattr(db, "write", write)
 
